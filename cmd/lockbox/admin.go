@@ -1,0 +1,139 @@
+package main
+
+import (
+	cryptorand "crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/lockbox-dev/lockbox/internal/client"
+	"github.com/lockbox-dev/lockbox/internal/config"
+	"github.com/lockbox-dev/lockbox/internal/keyring"
+)
+
+// domainFrom picks the server address: the flag, then LOCKBOX_API_URL,
+// INFISICAL_API_URL or INFISICAL_DOMAIN, then the local default.
+func domainFrom(flag string, getenv func(string) string) string {
+	for _, v := range []string{flag, getenv("LOCKBOX_API_URL"), getenv("INFISICAL_API_URL"), getenv("INFISICAL_DOMAIN")} {
+		if v != "" {
+			return v
+		}
+	}
+	return "http://127.0.0.1:8080"
+}
+
+func newBootstrapCmd(getenv func(string) string, stdout io.Writer) *cobra.Command {
+	var email, password, org, domain, output string
+	cmd := &cobra.Command{
+		Use:   "bootstrap --email EMAIL --password PASSWORD --organization NAME",
+		Short: "Set up a fresh instance and print the admin identity's token",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if password == "" {
+				password = getenv("LOCKBOX_BOOTSTRAP_PASSWORD")
+			}
+			if email == "" || password == "" || org == "" {
+				return errors.New("--email, --password (or LOCKBOX_BOOTSTRAP_PASSWORD) and --organization are required")
+			}
+			c := client.New(domainFrom(domain, getenv), "")
+			res, err := c.Bootstrap(cmd.Context(), email, password, org)
+			if err != nil {
+				return err
+			}
+			if output == "json" {
+				enc := json.NewEncoder(stdout)
+				enc.SetIndent("", "  ")
+				return enc.Encode(res)
+			}
+			_, err = fmt.Fprintln(stdout, res.Identity.Credentials.Token)
+			return err
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&email, "email", "", "admin user's email")
+	f.StringVar(&password, "password", "", "admin user's password")
+	f.StringVar(&org, "organization", "", "organization name")
+	f.StringVar(&domain, "domain", "", "server URL (default $LOCKBOX_API_URL or http://127.0.0.1:8080)")
+	f.StringVar(&output, "output", "token", "token (print only the token) or json")
+	return cmd
+}
+
+func newRotateRootKeyCmd(getenv func(string) string, stdout, stderr io.Writer) *cobra.Command {
+	return &cobra.Command{
+		Use:   "rotate-root-key",
+		Short: "Re-wrap every data key under a new root key",
+		Long: `Re-wrap every data key under a new root key, in one transaction.
+
+With a generated root key file (no LOCKBOX_ROOT_KEY), a new key is generated and
+root.key is replaced after the database commits. With LOCKBOX_ROOT_KEY, the new key
+must be given in LOCKBOX_NEW_ROOT_KEY; afterwards start servers with it.
+Running servers keep working (data keys themselves do not change).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := config.Load(getenv, nil, os.ReadFile)
+			if err != nil {
+				return &exitError{2, fmt.Errorf("bad configuration: %s", oneLine(err))}
+			}
+			log := slog.New(slog.NewJSONHandler(stderr, nil))
+			oldRoot := cfg.RootKeyBytes()
+			fileMode := oldRoot == nil
+			if fileMode {
+				oldRoot, _, err = keyring.LoadOrCreateRootKey(cfg.DataDir)
+				if err != nil {
+					return &exitError{2, err}
+				}
+			}
+			var newRoot []byte
+			if v := strings.TrimSpace(getenv("LOCKBOX_NEW_ROOT_KEY")); v != "" {
+				newRoot, err = base64.StdEncoding.DecodeString(v)
+				if err != nil || len(newRoot) != keyring.KeySize {
+					return &exitError{2, errors.New("LOCKBOX_NEW_ROOT_KEY: want the base64 encoding of exactly 32 bytes")}
+				}
+			} else if fileMode {
+				newRoot = make([]byte, keyring.KeySize)
+				if _, err := randRead(newRoot); err != nil {
+					return err
+				}
+			} else {
+				return &exitError{2, errors.New("LOCKBOX_NEW_ROOT_KEY is required when LOCKBOX_ROOT_KEY is set")}
+			}
+			db, _, err := openDeps(cmd.Context(), cfg, log)
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			pending := filepath.Join(cfg.DataDir, keyring.RootKeyFile+".new")
+			if fileMode {
+				// Keep the new key on disk before the database depends on it.
+				if err := os.WriteFile(pending, []byte(base64.StdEncoding.EncodeToString(newRoot)+"\n"), 0o600); err != nil {
+					return err
+				}
+			}
+			n, err := db.RotateRootKey(cmd.Context(), func(keys []keyring.WrappedKey) ([]keyring.WrappedKey, string, error) {
+				return keyring.Rewrap(keys, oldRoot, newRoot)
+			})
+			if err != nil {
+				os.Remove(pending)
+				return err
+			}
+			if fileMode {
+				if err := keyring.WriteRootKeyFile(cfg.DataDir, newRoot); err != nil {
+					return fmt.Errorf("database rotated, but writing root.key failed (the new key is in %s): %w", pending, err)
+				}
+				os.Remove(pending)
+			}
+			fmt.Fprintf(stdout, "re-wrapped %d data keys under the new root key\n", n)
+			return nil
+		},
+	}
+}
+
+func randRead(b []byte) (int, error) { return cryptorand.Read(b) }

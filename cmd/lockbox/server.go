@@ -1,0 +1,135 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/lockbox-dev/lockbox/internal/app"
+	"github.com/lockbox-dev/lockbox/internal/config"
+	"github.com/lockbox-dev/lockbox/internal/keyring"
+	"github.com/lockbox-dev/lockbox/internal/store"
+)
+
+func newServerCmd(getenv func(string) string, stdout, stderr io.Writer) *cobra.Command {
+	return &cobra.Command{
+		Use:                "server [flags]",
+		Short:              "Run the API server",
+		Long:               "Run the API server. Settings (environment variable, flag):\n\n" + config.Usage(),
+		DisableFlagParsing: true,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			for _, a := range args {
+				if a == "-h" || a == "--help" || a == "-help" {
+					return cmd.Help()
+				}
+			}
+			cfg, err := config.Load(getenv, args, os.ReadFile)
+			if err != nil {
+				return &exitError{2, fmt.Errorf("bad configuration: %s", oneLine(err))}
+			}
+			return serve(cmd.Context(), cfg, stdout, stderr)
+		},
+	}
+}
+
+// oneLine joins a multi-error into one line.
+func oneLine(err error) string {
+	s := err.Error()
+	out := make([]byte, 0, len(s))
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\n' {
+			out = append(out, "; "...)
+			continue
+		}
+		out = append(out, s[i])
+	}
+	return string(out)
+}
+
+// openDeps opens the root key, database and keyring for cfg. Failures are exit code 2.
+func openDeps(ctx context.Context, cfg config.Config, log *slog.Logger) (*store.DB, *keyring.Keyring, error) {
+	root := cfg.RootKeyBytes()
+	if root == nil {
+		var created bool
+		var err error
+		root, created, err = keyring.LoadOrCreateRootKey(cfg.DataDir)
+		if err != nil {
+			return nil, nil, &exitError{2, err}
+		}
+		if created {
+			log.Warn("GENERATED A NEW ROOT KEY: without it the database cannot be decrypted. Back it up, or set LOCKBOX_ROOT_KEY and remove the file.",
+				"file", cfg.DataDir+"/"+keyring.RootKeyFile)
+		}
+	}
+	db, err := store.Open(ctx, store.Options{URL: string(cfg.DatabaseURL), Dir: cfg.DataDir, MaxConns: cfg.DBMaxConns})
+	if err != nil {
+		return nil, nil, &exitError{2, err}
+	}
+	kr, err := keyring.New(root, db)
+	if err != nil {
+		db.Close()
+		return nil, nil, &exitError{2, err}
+	}
+	// Prove the root key opens this database's keys before serving anything.
+	if _, err := kr.SystemKey(ctx, "jwt"); err != nil {
+		db.Close()
+		return nil, nil, &exitError{2, errors.New("the root key does not open this database's keys (wrong LOCKBOX_ROOT_KEY or root.key?)")}
+	}
+	return db, kr, nil
+}
+
+func serve(ctx context.Context, cfg config.Config, stdout, stderr io.Writer) error {
+	start := time.Now()
+	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	db, kr, err := openDeps(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+
+	srv := app.New(db, kr, app.Options{
+		Version:       version,
+		MaxBodyBytes:  cfg.MaxBodyBytes,
+		AuthRateLimit: cfg.AuthRateLimit,
+		Logger:        log,
+	})
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return &exitError{2, fmt.Errorf("listen on %s: %v", cfg.Listen, err)}
+	}
+	hs := &http.Server{
+		Handler:           srv,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	log.Info("lockbox listening", "addr", ln.Addr().String(), "database", db.Engine(), "version", version,
+		"startup", time.Since(start).String())
+	fmt.Fprintf(stdout, "lockbox %s listening on http://%s (%s)\n", version, ln.Addr(), db.Engine())
+
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: finishing in-flight requests")
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	log.Info("stopped")
+	return nil
+}

@@ -1,0 +1,95 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+
+	"github.com/lockbox-dev/lockbox/internal/errs"
+)
+
+// errorBody is Infisical's error shape. Message is a string, or for a 422 an
+// array of issues as zod reports them.
+type errorBody struct {
+	ReqID      string `json:"reqId"`
+	StatusCode int    `json:"statusCode"`
+	Message    any    `json:"message"`
+	Error      string `json:"error"`
+	Details    any    `json:"details,omitempty"`
+}
+
+// validationIssue is one entry of a 422 message, in zod's shape.
+type validationIssue struct {
+	Code    string   `json:"code"`
+	Path    []string `json:"path"`
+	Message string   `json:"message"`
+}
+
+var kindStatus = map[errs.Kind]struct {
+	status int
+	name   string
+}{
+	errs.Internal:     {http.StatusInternalServerError, "InternalServerError"},
+	errs.Invalid:      {http.StatusBadRequest, "BadRequest"},
+	errs.Validation:   {http.StatusUnprocessableEntity, "ValidationFailure"},
+	errs.Unauthorized: {http.StatusUnauthorized, "UnauthorizedError"},
+	errs.Forbidden:    {http.StatusForbidden, "ForbiddenError"},
+	errs.NotFound:     {http.StatusNotFound, "NotFound"},
+	errs.Conflict:     {http.StatusConflict, "Conflict"},
+	errs.TooLarge:     {http.StatusRequestEntityTooLarge, "PayloadTooLarge"},
+	errs.RateLimited:  {http.StatusTooManyRequests, "RateLimitExceeded"},
+	errs.Unavailable:  {http.StatusServiceUnavailable, "ServiceUnavailable"},
+}
+
+// writeError renders err in Infisical's shape. Internal errors are logged with
+// the request id; the client sees a fixed message.
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	reqID := requestID(r.Context())
+	kind := errs.KindOf(err)
+	ks, ok := kindStatus[kind]
+	if !ok {
+		ks = kindStatus[errs.Internal]
+		kind = errs.Internal
+	}
+	body := errorBody{ReqID: reqID, StatusCode: ks.status, Error: ks.name}
+	if kind == errs.Internal {
+		s.log.ErrorContext(r.Context(), "internal error", "reqId", reqID, "route", r.Pattern, "err", err.Error())
+		body.Message = "Something went wrong"
+	} else {
+		e, _ := errors.AsType[*errs.Error](err)
+		body.Message = e.Message
+		if e.Code != "" {
+			body.Error = e.Code
+		}
+		body.Details = e.Details
+		if kind == errs.Validation {
+			path, _ := e.Details.([]string)
+			if path == nil {
+				path = []string{}
+			}
+			body.Message = []validationIssue{{Code: "custom", Path: path, Message: e.Message}}
+			body.Details = nil
+		}
+		if kind == errs.RateLimited {
+			w.Header().Set("Retry-After", "60")
+		}
+	}
+	writeJSON(w, ks.status, body)
+}
+
+// writeJSON writes v as the JSON response with the given status.
+func writeJSON(w http.ResponseWriter, status int, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		slog.Error("encode response", "err", err)
+		w.Header().Set("Content-Type", "application/json; charset=utf-8")
+		w.WriteHeader(http.StatusInternalServerError)
+		w.Write([]byte(`{"statusCode":500,"message":"Something went wrong","error":"InternalServerError"}`))
+		return nil
+	}
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	w.Write(append(b, '\n'))
+	return nil
+}

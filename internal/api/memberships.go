@@ -1,0 +1,7 @@
+package api
+
+import "net/http"
+
+// membershipRoutes serves project identity memberships and custom project roles.
+func (s *Server) membershipRoutes(m *http.ServeMux) {
+}

@@ -1,0 +1,7 @@
+package api
+
+import "net/http"
+
+// projectRoutes serves organizations' projects, environments and folders.
+func (s *Server) projectRoutes(m *http.ServeMux) {
+}

@@ -1,0 +1,39 @@
+package api
+
+import (
+	"github.com/lockbox-dev/lockbox/internal/audit"
+	"github.com/lockbox-dev/lockbox/internal/authz"
+	"github.com/lockbox-dev/lockbox/internal/identity"
+	"github.com/lockbox-dev/lockbox/internal/project"
+)
+
+// Services are the domain services the API calls.
+type Services struct {
+	Identity    *identity.Service
+	Identities  *identity.Admin
+	Projects    *project.Service
+	Memberships *project.Memberships
+	Roles       *authz.Roles
+	Audit       *audit.Service
+}
+
+// routes is the whole API surface. Trailing slashes are stripped before
+// matching, so each route also answers with one.
+func (s *Server) routes() {
+	m := s.mux
+	m.Handle("GET /api/status", s.handle(s.status))
+	m.Handle("GET /metrics", s.metricsHandler())
+
+	// Bootstrap and human login.
+	m.Handle("POST /api/v1/admin/bootstrap", s.limited(s.handle(s.bootstrap)))
+	m.Handle("POST /api/v3/auth/login", s.limited(s.handle(s.userLogin)))
+	m.Handle("POST /api/v3/auth/select-organization", s.authed(s.selectOrganization))
+	m.Handle("GET /api/v1/organization", s.authed(s.orgList))
+
+	s.projectRoutes(m)
+	s.identityRoutes(m)
+	s.membershipRoutes(m)
+
+	// Audit log.
+	m.Handle("GET /api/v1/organization/audit-logs", s.authed(s.auditLogs))
+}

@@ -1,0 +1,314 @@
+// Package api is lockbox's HTTP edge: Infisical's REST API on a standard
+// library ServeMux. Handlers decode, call one domain function and encode;
+// only this package knows HTTP statuses.
+package api
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/lockbox-dev/lockbox/internal/authz"
+	"github.com/lockbox-dev/lockbox/internal/errs"
+)
+
+// Health is what /api/status reports on.
+type Health interface {
+	Ping(ctx context.Context) error
+	SchemaVersion(ctx context.Context) (int64, error)
+	Engine() string
+}
+
+// Authenticator turns a bearer token into an actor.
+type Authenticator interface {
+	Authenticate(ctx context.Context, token string, ip, userAgent string) (authz.Actor, error)
+}
+
+// Options configures a Server.
+type Options struct {
+	Version       string
+	MaxBodyBytes  int64
+	AuthRateLimit int // requests per minute per IP on login and bootstrap
+	Logger        *slog.Logger
+	Health        Health
+	Auth          Authenticator
+	Services      Services
+	Registry      *prometheus.Registry // nil: a new one
+}
+
+// Server is the HTTP API.
+type Server struct {
+	mux      *http.ServeMux
+	handler  http.Handler
+	log      *slog.Logger
+	version  string
+	maxBody  int64
+	health   Health
+	auth     Authenticator
+	svc      Services
+	authRate *ipLimiter
+	reg      *prometheus.Registry
+	requests *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+}
+
+// New builds the server and its routes.
+func New(o Options) *Server {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.MaxBodyBytes == 0 {
+		o.MaxBodyBytes = 1 << 20
+	}
+	if o.AuthRateLimit == 0 {
+		o.AuthRateLimit = 60
+	}
+	if o.Registry == nil {
+		o.Registry = prometheus.NewRegistry()
+		o.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
+	s := &Server{
+		mux:      http.NewServeMux(),
+		log:      o.Logger,
+		version:  o.Version,
+		maxBody:  o.MaxBodyBytes,
+		health:   o.Health,
+		auth:     o.Auth,
+		svc:      o.Services,
+		authRate: newIPLimiter(o.AuthRateLimit, time.Minute),
+		reg:      o.Registry,
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "lockbox_http_requests_total", Help: "HTTP requests by route, method and status code.",
+		}, []string{"route", "method", "code"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "lockbox_http_request_duration_seconds", Help: "HTTP request latency by route.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+		}, []string{"route"}),
+	}
+	s.reg.MustRegister(s.requests, s.latency)
+	s.routes()
+	s.handler = s.withRequestID(s.withAccessLog(s.withRecover(http.HandlerFunc(s.dispatch))))
+	return s
+}
+
+// Registry is where the server's metrics live; other packages may add to it.
+func (s *Server) Registry() *prometheus.Registry { return s.reg }
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
+
+// dispatch normalises the path, answers unmatched routes with JSON 404/405,
+// and limits request bodies.
+func (s *Server) dispatch(w http.ResponseWriter, r *http.Request) {
+	if p := r.URL.Path; len(p) > 1 && strings.HasSuffix(p, "/") {
+		r.URL.Path = strings.TrimRight(p, "/")
+		if r.URL.Path == "" {
+			r.URL.Path = "/"
+		}
+		r.URL.RawPath = ""
+	}
+	h, pattern := s.mux.Handler(r)
+	if pattern == "" {
+		// Let the mux write its 405 headers (Allow) into a recorder, then send our body.
+		rec := &statusRecorder{header: http.Header{}}
+		h.ServeHTTP(rec, r)
+		if rec.status == http.StatusMethodNotAllowed {
+			w.Header().Set("Allow", rec.header.Get("Allow"))
+			writeJSON(w, http.StatusMethodNotAllowed, errorBody{ReqID: requestID(r.Context()), StatusCode: 405,
+				Message: fmt.Sprintf("Route %s:%s not found", r.Method, r.URL.Path), Error: "MethodNotAllowed"})
+			return
+		}
+		writeJSON(w, http.StatusNotFound, errorBody{ReqID: requestID(r.Context()), StatusCode: 404,
+			Message: fmt.Sprintf("Route %s:%s not found", r.Method, r.URL.Path), Error: "NotFound"})
+		return
+	}
+	if r.Body != nil {
+		r.Body = http.MaxBytesReader(w, r.Body, s.maxBody)
+	}
+	s.mux.ServeHTTP(w, r)
+}
+
+type statusRecorder struct {
+	header http.Header
+	status int
+}
+
+func (r *statusRecorder) Header() http.Header         { return r.header }
+func (r *statusRecorder) Write(b []byte) (int, error) { return len(b), nil }
+func (r *statusRecorder) WriteHeader(code int)        { r.status = code }
+
+// handle adapts a handler that returns an error.
+func (s *Server) handle(h func(http.ResponseWriter, *http.Request) error) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := h(w, r); err != nil {
+			s.writeError(w, r, err)
+		}
+	})
+}
+
+type ctxKey int
+
+const (
+	keyRequestID ctxKey = iota
+	keyActor
+)
+
+func requestID(ctx context.Context) string {
+	id, _ := ctx.Value(keyRequestID).(string)
+	return id
+}
+
+func newRequestID() string {
+	const alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+	b := make([]byte, 16)
+	rand.Read(b)
+	for i := range b {
+		b[i] = alphabet[int(b[i])%len(alphabet)]
+	}
+	return "req-" + string(b)
+}
+
+func (s *Server) withRequestID(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := newRequestID()
+		w.Header().Set("X-Request-Id", id)
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), keyRequestID, id)))
+	})
+}
+
+type loggingWriter struct {
+	http.ResponseWriter
+	status int
+	bytes  int
+}
+
+func (w *loggingWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *loggingWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	n, err := w.ResponseWriter.Write(b)
+	w.bytes += n
+	return n, err
+}
+
+func (w *loggingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// withAccessLog logs one line per request: never a body, header, query or token.
+func (s *Server) withAccessLog(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		lw := &loggingWriter{ResponseWriter: w}
+		next.ServeHTTP(lw, r)
+		d := time.Since(start)
+		route := r.Pattern
+		if route == "" {
+			route = "unmatched"
+		}
+		if lw.status == 0 {
+			lw.status = http.StatusOK
+		}
+		s.requests.WithLabelValues(route, r.Method, fmt.Sprint(lw.status)).Inc()
+		s.latency.WithLabelValues(route).Observe(d.Seconds())
+		s.log.LogAttrs(r.Context(), slog.LevelInfo, "request",
+			slog.String("reqId", requestID(r.Context())),
+			slog.String("method", r.Method),
+			slog.String("route", route),
+			slog.String("path", r.URL.Path),
+			slog.Int("status", lw.status),
+			slog.Int("bytes", lw.bytes),
+			slog.Duration("duration", d),
+			slog.String("ip", clientIP(r)),
+		)
+	})
+}
+
+func (s *Server) withRecover(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if p := recover(); p != nil {
+				if p == http.ErrAbortHandler {
+					panic(p)
+				}
+				s.log.ErrorContext(r.Context(), "panic", "reqId", requestID(r.Context()), "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+				s.writeError(w, r, fmt.Errorf("panic: %v", p))
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+// clientIP is the connection's peer address. Forwarded headers are not trusted.
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// authed requires a valid bearer token and puts the actor in the context.
+func (s *Server) authed(h func(http.ResponseWriter, *http.Request) error) http.Handler {
+	return s.handle(func(w http.ResponseWriter, r *http.Request) error {
+		tok, err := bearer(r)
+		if err != nil {
+			return err
+		}
+		actor, err := s.auth.Authenticate(r.Context(), tok, clientIP(r), r.UserAgent())
+		if err != nil {
+			return err
+		}
+		return h(w, r.WithContext(context.WithValue(r.Context(), keyActor, actor)))
+	})
+}
+
+// actorFrom returns the authenticated actor; only handlers behind authed call it.
+func actorFrom(ctx context.Context) authz.Actor {
+	a, _ := ctx.Value(keyActor).(authz.Actor)
+	return a
+}
+
+// bearer extracts the token from "Authorization: Bearer <token>" (scheme case-insensitive).
+func bearer(r *http.Request) (string, error) {
+	h := r.Header.Get("Authorization")
+	if h == "" {
+		return "", errs.Unauthorizedf("Token missing")
+	}
+	scheme, tok, ok := strings.Cut(h, " ")
+	tok = strings.TrimSpace(tok)
+	if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
+		return "", errs.Unauthorizedf("Authorization header must be 'Bearer <token>'")
+	}
+	return tok, nil
+}
+
+// limited applies the per-IP auth rate limit.
+func (s *Server) limited(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !s.authRate.allow(clientIP(r), time.Now()) {
+			s.writeError(w, r, errs.RateLimitedf("Rate limit exceeded. Please try again in 60 seconds"))
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+func (s *Server) metricsHandler() http.Handler {
+	return promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{})
+}

@@ -1,0 +1,157 @@
+// Package apptest starts a real lockbox API (real store, real keyring) on a
+// loopback httptest server for end-to-end tests, and bootstraps it.
+package apptest
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/lockbox-dev/lockbox/internal/app"
+	"github.com/lockbox-dev/lockbox/internal/client"
+	"github.com/lockbox-dev/lockbox/internal/keyring"
+	"github.com/lockbox-dev/lockbox/internal/store"
+	"github.com/lockbox-dev/lockbox/internal/store/storetest"
+)
+
+// Env is a running server.
+type Env struct {
+	URL     string
+	DB      *store.DB
+	Keyring *keyring.Keyring
+	Server  *httptest.Server
+	// Set by Bootstrap:
+	Token      string // the admin identity's token
+	OrgID      string
+	IdentityID string
+	UserEmail  string
+	Password   string
+}
+
+// Options tune Start.
+type Options struct {
+	AuthRateLimit int   // default: high enough not to interfere
+	MaxBodyBytes  int64 // default 1 MiB
+	Log           io.Writer
+}
+
+// Start runs a server on a fresh database of engine d, closed at cleanup.
+func Start(t testing.TB, d store.Dialect, opts ...Options) *Env {
+	t.Helper()
+	var o Options
+	if len(opts) > 0 {
+		o = opts[0]
+	}
+	if o.AuthRateLimit == 0 {
+		o.AuthRateLimit = 100000
+	}
+	if o.Log == nil {
+		o.Log = io.Discard
+	}
+	db := storetest.Open(t, d)
+	root := make([]byte, keyring.KeySize)
+	rand.Read(root)
+	kr, err := keyring.New(root, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := app.New(db, kr, app.Options{Version: "test", MaxBodyBytes: o.MaxBodyBytes, AuthRateLimit: o.AuthRateLimit,
+		Logger: slog.New(slog.NewJSONHandler(o.Log, nil))})
+	hs := httptest.NewServer(srv)
+	t.Cleanup(hs.Close)
+	return &Env{URL: hs.URL, DB: db, Keyring: kr, Server: hs}
+}
+
+// Bootstrapped starts a server and bootstraps it.
+func Bootstrapped(t testing.TB, d store.Dialect, opts ...Options) *Env {
+	t.Helper()
+	e := Start(t, d, opts...)
+	e.UserEmail, e.Password = "admin@example.com", "correct horse battery staple"
+	res, err := client.New(e.URL, "").Bootstrap(context.Background(), e.UserEmail, e.Password, "Acme")
+	if err != nil {
+		t.Fatalf("bootstrap: %v", err)
+	}
+	e.Token, e.OrgID, e.IdentityID = res.Identity.Credentials.Token, res.Organization.ID, res.Identity.ID
+	return e
+}
+
+// Client returns an API client using token.
+func (e *Env) Client(token string) *client.Client { return client.New(e.URL, token) }
+
+// Response is a raw HTTP answer.
+type Response struct {
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
+// JSON decodes the body into a generic map (fails the test if it is not an object).
+func (r Response) JSON(t testing.TB) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(r.Body, &m); err != nil {
+		t.Fatalf("response is not a JSON object: %v\n%s", err, r.Body)
+	}
+	return m
+}
+
+// Decode decodes the body into v.
+func (r Response) Decode(t testing.TB, v any) {
+	t.Helper()
+	if err := json.Unmarshal(r.Body, v); err != nil {
+		t.Fatalf("decode response: %v\n%s", err, r.Body)
+	}
+}
+
+// Do sends a raw request. body may be nil, a string/[]byte (sent as is) or a
+// value (JSON-encoded). token may be empty.
+func (e *Env) Do(t testing.TB, method, path, token string, body any) Response {
+	t.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		rd = bytes.NewReader([]byte(b))
+	case []byte:
+		rd = bytes.NewReader(b)
+	default:
+		buf, err := json.Marshal(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rd = bytes.NewReader(buf)
+	}
+	req, err := http.NewRequest(method, e.URL+path, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return Response{Status: resp.StatusCode, Header: resp.Header, Body: b}
+}
+
+// Must sends a request and fails the test unless the status is want.
+func (e *Env) Must(t testing.TB, want int, method, path, token string, body any) Response {
+	t.Helper()
+	r := e.Do(t, method, path, token, body)
+	if r.Status != want {
+		t.Fatalf("%s %s: status %d, want %d\n%s", method, path, r.Status, want, r.Body)
+	}
+	return r
+}

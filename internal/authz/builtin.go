@@ -1,0 +1,123 @@
+package authz
+
+import "slices"
+
+// all actions of a subject, for admin roles.
+func allActions(subject string) []string { return slices.Clone(projectSubjects[subject].actions) }
+
+func rule(subject string, actions ...string) Rule { return Rule{Subject: subject, Actions: actions} }
+
+var builtinProject = map[string][]Rule{
+	"admin":     projectAdmin(),
+	"member":    projectMember(),
+	"viewer":    projectViewer(),
+	"no-access": {},
+}
+
+func projectAdmin() []Rule {
+	subjects := make([]string, 0, len(projectSubjects))
+	for s := range projectSubjects {
+		subjects = append(subjects, s)
+	}
+	slices.Sort(subjects)
+	out := make([]Rule, 0, len(subjects))
+	for _, s := range subjects {
+		out = append(out, rule(s, allActions(s)...))
+	}
+	return out
+}
+
+// projectMember follows Infisical's member role: full control of secrets and
+// the things around them, read access to the project's administration.
+func projectMember() []Rule {
+	return []Rule{
+		rule(SubSecrets, allActions(SubSecrets)...),
+		rule(SubFolders, generic...),
+		rule(SubImports, generic...),
+		rule(SubDynamicSecrets, allActions(SubDynamicSecrets)...),
+		rule(SubSecretRollback, ActRead, ActCreate),
+		rule(SubEnvironments, generic...),
+		rule(SubTags, generic...),
+		rule(SubIntegrations, generic...),
+		rule(SubWebhooks, generic...),
+		rule(SubIdentity, generic...),
+		rule(SubRole, ActRead),
+		rule(SubMember, ActRead),
+		rule(SubGroups, ActRead),
+		rule(SubSettings, ActRead),
+		rule(SubAuditLogs, ActRead),
+		rule(SubIPAllowList, ActRead),
+		rule(SubWorkspace, ActRead),
+	}
+}
+
+// projectViewer may read everything and change nothing.
+func projectViewer() []Rule {
+	return []Rule{
+		rule(SubSecrets, ActRead, ActDescribeSecret, ActReadValue),
+		rule(SubFolders, ActRead),
+		rule(SubImports, ActRead),
+		rule(SubDynamicSecrets, ActRead),
+		rule(SubSecretRollback, ActRead),
+		rule(SubEnvironments, ActRead),
+		rule(SubTags, ActRead),
+		rule(SubIntegrations, ActRead),
+		rule(SubWebhooks, ActRead),
+		rule(SubIdentity, ActRead),
+		rule(SubRole, ActRead),
+		rule(SubMember, ActRead),
+		rule(SubGroups, ActRead),
+		rule(SubSettings, ActRead),
+		rule(SubAuditLogs, ActRead),
+		rule(SubIPAllowList, ActRead),
+		rule(SubWorkspace, ActRead),
+	}
+}
+
+var orgIdentityActions = []string{ActRead, ActCreate, ActEdit, ActDelete, ActGrantPrivileges, ActRevokeAuth, ActCreateToken, ActGetToken, ActDeleteToken}
+
+var builtinOrg = map[string][]Rule{
+	"admin": {
+		rule(SubWorkspace, ActRead, ActCreate, ActEdit, ActDelete),
+		rule(SubProject, ActRead, ActCreate, ActEdit, ActDelete),
+		rule(SubIdentity, orgIdentityActions...),
+		rule(SubRole, generic...),
+		rule(SubMember, generic...),
+		rule(SubGroups, generic...),
+		rule(SubSettings, generic...),
+		rule(SubAuditLogs, ActRead),
+		rule(SubKMS, generic...),
+	},
+	"member": {
+		rule(SubWorkspace, ActRead, ActCreate),
+		rule(SubProject, ActRead, ActCreate),
+		rule(SubIdentity, ActRead),
+		rule(SubRole, ActRead),
+		rule(SubMember, ActRead),
+		rule(SubGroups, ActRead),
+		rule(SubSettings, ActRead),
+		rule(SubAuditLogs, ActRead),
+	},
+	"no-access": {},
+}
+
+// ProjectRoleRules returns a built-in project role's rules.
+func ProjectRoleRules(slug string) ([]Rule, bool) {
+	r, ok := builtinProject[slug]
+	return slices.Clone(r), ok
+}
+
+// OrgRoleRules returns a built-in organization role's rules.
+func OrgRoleRules(slug string) ([]Rule, bool) {
+	r, ok := builtinOrg[slug]
+	return slices.Clone(r), ok
+}
+
+// reservedProjectSlugs cannot be taken by custom roles.
+var reservedProjectSlugs = []string{"admin", "member", "viewer", "no-access", "custom", "ssh-host-bootstrapper", "cryptographic-operator"}
+
+// IsBuiltinProjectRole reports whether slug is a built-in or reserved project role.
+func IsBuiltinProjectRole(slug string) bool { return slices.Contains(reservedProjectSlugs, slug) }
+
+// IsBuiltinOrgRole reports whether slug is a built-in organization role.
+func IsBuiltinOrgRole(slug string) bool { _, ok := builtinOrg[slug]; return ok }

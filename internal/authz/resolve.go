@@ -1,0 +1,106 @@
+package authz
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/lockbox-dev/lockbox/internal/errs"
+)
+
+// Grant is one role an actor holds in a project: a built-in role slug, or a
+// custom role whose rules are given as JSON.
+type Grant struct {
+	Role        string
+	Permissions []byte // custom role rules (v2 JSON); nil for built-in roles
+}
+
+// Memberships is the storage view the resolver needs.
+type Memberships interface {
+	// OrgRole returns the actor's role slug in org, or errs.NotFound if it is not a member.
+	OrgRole(ctx context.Context, orgID string, kind ActorKind, actorID string) (string, error)
+	// ProjectGrants returns the project's organization and the roles the actor
+	// holds in it at time now (temporary roles outside their window are left
+	// out). errs.NotFound if the project does not exist.
+	ProjectGrants(ctx context.Context, projectID string, kind ActorKind, actorID string, now time.Time) (orgID string, grants []Grant, err error)
+}
+
+// Resolver turns an actor into its permission sets.
+type Resolver struct {
+	m   Memberships
+	now func() time.Time
+}
+
+// NewResolver returns a resolver over m; now nil means time.Now.
+func NewResolver(m Memberships, now func() time.Time) *Resolver {
+	if now == nil {
+		now = time.Now
+	}
+	return &Resolver{m: m, now: now}
+}
+
+// OrgRole returns the actor's organization role slug.
+func (r *Resolver) OrgRole(ctx context.Context, actor Actor) (string, error) {
+	if actor.OrgID == "" {
+		return "", errs.Unauthorizedf("Select an organization first")
+	}
+	role, err := r.m.OrgRole(ctx, actor.OrgID, actor.Kind, actor.ID)
+	if errs.Is(err, errs.NotFound) {
+		return "", errs.Forbiddenf("You are not a member of this organization")
+	}
+	return role, err
+}
+
+// OrgPermissions returns what the actor may do in its organization.
+func (r *Resolver) OrgPermissions(ctx context.Context, actor Actor) (Set, error) {
+	role, err := r.OrgRole(ctx, actor)
+	if err != nil {
+		return Set{}, err
+	}
+	rules, ok := OrgRoleRules(role)
+	if !ok {
+		return Set{}, nil
+	}
+	return NewSet(rules), nil
+}
+
+// ProjectPermissions returns what the actor may do in a project. A project of
+// another organization is reported as not found. Organization admins hold the
+// project admin role in every project of their organization.
+func (r *Resolver) ProjectPermissions(ctx context.Context, actor Actor, projectID string) (Set, error) {
+	role, err := r.OrgRole(ctx, actor)
+	if err != nil {
+		return Set{}, err
+	}
+	orgID, grants, err := r.m.ProjectGrants(ctx, projectID, actor.Kind, actor.ID, r.now())
+	if errs.Is(err, errs.NotFound) || (err == nil && orgID != actor.OrgID) {
+		return Set{}, errs.NotFoundf("Project with ID '%s' not found", projectID)
+	}
+	if err != nil {
+		return Set{}, err
+	}
+	if role == "admin" {
+		admin, _ := ProjectRoleRules("admin")
+		return NewSet(admin), nil
+	}
+	if len(grants) == 0 {
+		return Set{}, errs.Forbiddenf("You are not a member of project %s", projectID).WithCode("PermissionDenied")
+	}
+	sets := make([][]Rule, 0, len(grants))
+	for _, g := range grants {
+		if g.Permissions != nil {
+			rules, err := ParseRules(g.Permissions)
+			if err != nil {
+				return Set{}, errs.Internalf(err, "stored custom role %s is invalid", g.Role)
+			}
+			sets = append(sets, rules)
+			continue
+		}
+		rules, ok := ProjectRoleRules(g.Role)
+		if !ok {
+			return Set{}, errs.Internalf(fmt.Errorf("unknown role %q", g.Role), "resolve project role")
+		}
+		sets = append(sets, rules)
+	}
+	return NewSet(sets...), nil
+}

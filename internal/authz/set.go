@@ -1,0 +1,422 @@
+// Package authz decides what an actor may do: Infisical's permission rules
+// (subject, actions, conditions, inverted rules) evaluated as CASL does, the
+// built-in roles, and the resolution of an actor's roles into a rule set.
+package authz
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/lockbox-dev/lockbox/internal/errs"
+)
+
+// Action is a permission action such as "read".
+type Action = string
+
+// Subject is a permission subject such as "secrets".
+type Subject = string
+
+// Actions.
+const (
+	ActRead             = "read"
+	ActCreate           = "create"
+	ActEdit             = "edit"
+	ActDelete           = "delete"
+	ActDescribeSecret   = "describeSecret"
+	ActReadValue        = "readValue"
+	ActLease            = "lease"
+	ActCreateToken      = "create-token"
+	ActGetToken         = "get-token"
+	ActDeleteToken      = "delete-token"
+	ActRevokeAuth       = "revoke-auth"
+	ActGrantPrivileges  = "grant-privileges"
+	ActAssumePrivileges = "assume-privileges"
+)
+
+// Subjects.
+const (
+	SubSecrets        = "secrets"
+	SubFolders        = "secret-folders"
+	SubImports        = "secret-imports"
+	SubDynamicSecrets = "dynamic-secrets"
+	SubEnvironments   = "environments"
+	SubTags           = "tags"
+	SubRole           = "role"
+	SubMember         = "member"
+	SubGroups         = "groups"
+	SubIdentity       = "identity"
+	SubWorkspace      = "workspace"
+	SubSettings       = "settings"
+	SubAuditLogs      = "audit-logs"
+	SubSecretRollback = "secret-rollback"
+	SubIntegrations   = "integrations"
+	SubWebhooks       = "webhooks"
+	SubIPAllowList    = "ip-allowlist"
+	SubKMS            = "kms"
+	SubProject        = "project"
+)
+
+var generic = []string{ActRead, ActCreate, ActEdit, ActDelete}
+
+// projectSubjects lists each project subject with its actions and the
+// condition keys its rules may use.
+var projectSubjects = map[string]struct {
+	actions    []string
+	conditions []string
+}{
+	SubSecrets:        {[]string{ActRead, ActDescribeSecret, ActReadValue, ActCreate, ActEdit, ActDelete}, []string{"environment", "secretPath", "secretName", "secretTags"}},
+	SubFolders:        {generic, []string{"environment", "secretPath"}},
+	SubImports:        {generic, []string{"environment", "secretPath"}},
+	SubDynamicSecrets: {append(slices.Clone(generic), ActLease), []string{"environment", "secretPath"}},
+	SubSecretRollback: {[]string{ActRead, ActCreate}, nil},
+	SubEnvironments:   {generic, nil},
+	SubTags:           {generic, nil},
+	SubRole:           {generic, nil},
+	SubMember:         {append(slices.Clone(generic), ActGrantPrivileges, ActAssumePrivileges), nil},
+	SubGroups:         {append(slices.Clone(generic), ActGrantPrivileges), nil},
+	SubIdentity: {append(slices.Clone(generic), ActGrantPrivileges, ActAssumePrivileges, ActRevokeAuth, ActCreateToken, ActGetToken, ActDeleteToken),
+		[]string{"identityId"}},
+	SubWorkspace:    {[]string{ActEdit, ActDelete, ActRead}, nil},
+	SubSettings:     {generic, nil},
+	SubAuditLogs:    {generic, nil},
+	SubIntegrations: {generic, nil},
+	SubWebhooks:     {generic, nil},
+	SubIPAllowList:  {generic, nil},
+	SubKMS:          {generic, nil},
+}
+
+// Fields describe the object acted on, for conditions. A zero field means "not known".
+type Fields struct {
+	Environment string
+	SecretPath  string
+	SecretName  string
+	SecretTags  []string
+	IdentityID  string
+}
+
+func (f *Fields) value(key string) string {
+	switch key {
+	case "environment":
+		return f.Environment
+	case "secretPath":
+		return f.SecretPath
+	case "secretName":
+		return f.SecretName
+	case "identityId":
+		return f.IdentityID
+	}
+	return ""
+}
+
+// Operator is one comparison of a condition.
+type Operator struct {
+	Op    string   // "$eq", "$neq", "$in", "$glob"
+	Value string   // for $eq, $neq, $glob
+	In    []string // for $in
+	glob  *glob
+}
+
+// Condition is the set of operators on one field; all must hold.
+type Condition []Operator
+
+// Conditions maps a field name to its condition.
+type Conditions map[string]Condition
+
+// Rule is one permission rule in Infisical's v2 JSON form.
+type Rule struct {
+	Subject    string
+	Actions    []string
+	Conditions Conditions
+	Inverted   bool
+}
+
+type wireRule struct {
+	Subject    string                     `json:"subject"`
+	Action     json.RawMessage            `json:"action"`
+	Conditions map[string]json.RawMessage `json:"conditions,omitempty"`
+	Inverted   bool                       `json:"inverted,omitempty"`
+}
+
+// MarshalJSON writes the v2 form: action as an array, conditions as given.
+func (r Rule) MarshalJSON() ([]byte, error) {
+	type outRule struct {
+		Subject    string         `json:"subject"`
+		Action     []string       `json:"action"`
+		Conditions map[string]any `json:"conditions,omitempty"`
+		Inverted   bool           `json:"inverted,omitempty"`
+	}
+	o := outRule{Subject: r.Subject, Action: r.Actions, Inverted: r.Inverted}
+	if len(r.Conditions) > 0 {
+		o.Conditions = map[string]any{}
+		for k, c := range r.Conditions {
+			m := map[string]any{}
+			for _, op := range c {
+				if op.Op == "$in" {
+					m[op.Op] = op.In
+				} else {
+					m[op.Op] = op.Value
+				}
+			}
+			o.Conditions[k] = m
+		}
+	}
+	return json.Marshal(o)
+}
+
+// UnmarshalJSON reads one rule without validating it against the subject table.
+func (r *Rule) UnmarshalJSON(b []byte) error {
+	rules, err := parseRule(b, -1)
+	if err != nil {
+		return err
+	}
+	*r = rules
+	return nil
+}
+
+func invalid(i int, format string, args ...any) error {
+	msg := fmt.Sprintf(format, args...)
+	e := errs.Invalidf("permission %d: %s", i, msg)
+	if i < 0 {
+		e = errs.Invalidf("permission: %s", msg)
+	}
+	e.Details = []string{"permissions", fmt.Sprint(max(i, 0))}
+	return e
+}
+
+func parseRule(b []byte, i int) (Rule, error) {
+	var w wireRule
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if err := dec.Decode(&w); err != nil {
+		return Rule{}, invalid(i, "not a rule object")
+	}
+	r := Rule{Subject: strings.TrimSpace(w.Subject), Inverted: w.Inverted}
+	if r.Subject == "" {
+		return Rule{}, invalid(i, "subject is required")
+	}
+	var one string
+	if err := json.Unmarshal(w.Action, &one); err == nil {
+		r.Actions = []string{one}
+	} else if err := json.Unmarshal(w.Action, &r.Actions); err != nil || len(r.Actions) == 0 {
+		return Rule{}, invalid(i, "action must be a string or a non-empty array of strings")
+	}
+	for k, raw := range w.Conditions {
+		c, err := parseCondition(k, raw)
+		if err != nil {
+			return Rule{}, invalid(i, "condition %q: %v", k, err)
+		}
+		if r.Conditions == nil {
+			r.Conditions = Conditions{}
+		}
+		r.Conditions[k] = c
+	}
+	return r, nil
+}
+
+func parseCondition(key string, raw json.RawMessage) (Condition, error) {
+	var s string
+	if err := json.Unmarshal(raw, &s); err == nil {
+		if key == "secretTags" {
+			return nil, fmt.Errorf("secretTags supports only $in")
+		}
+		return Condition{{Op: "$eq", Value: s}}, checkValue(key, "$eq", s)
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &m); err != nil || len(m) == 0 {
+		return nil, fmt.Errorf("want a string or an object of operators")
+	}
+	ops := make([]string, 0, len(m))
+	for op := range m {
+		ops = append(ops, op)
+	}
+	slices.Sort(ops)
+	var c Condition
+	for _, op := range ops {
+		v := m[op]
+		switch op {
+		case "$eq", "$neq", "$glob":
+			var s string
+			if err := json.Unmarshal(v, &s); err != nil {
+				return nil, fmt.Errorf("%s wants a string", op)
+			}
+			if err := checkValue(key, op, s); err != nil {
+				return nil, err
+			}
+			o := Operator{Op: op, Value: s}
+			if op == "$glob" {
+				g, err := compileGlob(s)
+				if err != nil {
+					return nil, err
+				}
+				o.glob = g
+			}
+			c = append(c, o)
+		case "$in":
+			var in []string
+			if err := json.Unmarshal(v, &in); err != nil {
+				return nil, fmt.Errorf("$in wants an array of strings")
+			}
+			for _, s := range in {
+				if err := checkValue(key, op, s); err != nil {
+					return nil, err
+				}
+			}
+			c = append(c, Operator{Op: op, In: in})
+		default:
+			return nil, fmt.Errorf("unknown operator %q", op)
+		}
+	}
+	if key == "secretTags" {
+		for _, o := range c {
+			if o.Op != "$in" {
+				return nil, fmt.Errorf("secretTags supports only $in")
+			}
+		}
+	}
+	return c, nil
+}
+
+func checkValue(key, op, v string) error {
+	if key == "secretPath" && op != "$glob" && !strings.HasPrefix(v, "/") {
+		return fmt.Errorf("secretPath must start with /")
+	}
+	return nil
+}
+
+// ParseRules decodes and validates a JSON array of v2 rules for a project
+// role. Bad rules are a 422 naming the rule.
+func ParseRules(raw []byte) ([]Rule, error) {
+	var items []json.RawMessage
+	if err := json.Unmarshal(raw, &items); err != nil {
+		return nil, errs.Invalidf("permissions must be an array of rules")
+	}
+	out := make([]Rule, 0, len(items))
+	for i, it := range items {
+		r, err := parseRule(it, i)
+		if err != nil {
+			return nil, err
+		}
+		spec, ok := projectSubjects[r.Subject]
+		if !ok {
+			return nil, invalid(i, "unknown subject %q", r.Subject)
+		}
+		for _, a := range r.Actions {
+			if !slices.Contains(spec.actions, a) {
+				return nil, invalid(i, "action %q is not valid for subject %q", a, r.Subject)
+			}
+		}
+		for k := range r.Conditions {
+			if !slices.Contains(spec.conditions, k) {
+				return nil, invalid(i, "condition %q is not valid for subject %q", k, r.Subject)
+			}
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// Set is a compiled, immutable collection of rules from one or more roles.
+// The zero Set allows nothing.
+type Set struct {
+	rules []Rule
+}
+
+// NewSet joins rule lists, in order.
+func NewSet(rules ...[]Rule) Set {
+	var all []Rule
+	for _, rs := range rules {
+		all = append(all, rs...)
+	}
+	return Set{rules: all}
+}
+
+// Rules returns the set's rules.
+func (s Set) Rules() []Rule { return slices.Clone(s.rules) }
+
+// Can reports whether action on subject is allowed. With f nil it asks
+// whether the action is allowed on some object of the subject: conditions are
+// ignored and only unconditional inverted rules deny, as in CASL. Otherwise
+// the last rule that matches the action, subject and f decides.
+func (s Set) Can(action Action, subject Subject, f *Fields) bool {
+	for i := len(s.rules) - 1; i >= 0; i-- {
+		r := &s.rules[i]
+		if r.Subject != subject || !slices.Contains(r.Actions, action) {
+			continue
+		}
+		if f == nil {
+			if r.Inverted && len(r.Conditions) > 0 {
+				continue
+			}
+			return !r.Inverted
+		}
+		if r.matches(f) {
+			return !r.Inverted
+		}
+	}
+	return false
+}
+
+// Check is Can, reporting a denial as 403 PermissionDenied.
+func (s Set) Check(action Action, subject Subject, f *Fields) error {
+	if s.Can(action, subject, f) {
+		return nil
+	}
+	return errs.PermissionDenied(action, subject)
+}
+
+func (r *Rule) matches(f *Fields) bool {
+	for key, c := range r.Conditions {
+		if key == "secretTags" {
+			if !tagsMatch(c, f.SecretTags) {
+				return false
+			}
+			continue
+		}
+		v := f.value(key)
+		for i := range c {
+			if !c[i].match(v) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func tagsMatch(c Condition, tags []string) bool {
+	for _, o := range c {
+		hit := false
+		for _, t := range tags {
+			if slices.Contains(o.In, t) {
+				hit = true
+				break
+			}
+		}
+		if !hit {
+			return false
+		}
+	}
+	return true
+}
+
+func (o *Operator) match(v string) bool {
+	switch o.Op {
+	case "$eq":
+		return v == o.Value
+	case "$neq":
+		return v != o.Value
+	case "$in":
+		return slices.Contains(o.In, v)
+	case "$glob":
+		if o.glob == nil {
+			g, err := compileGlob(o.Value)
+			if err != nil {
+				return false
+			}
+			o.glob = g
+		}
+		return o.glob.match(v)
+	}
+	return false
+}

@@ -1,0 +1,228 @@
+package authz_test
+
+import (
+	"encoding/json"
+	"testing"
+
+	"github.com/lockbox-dev/lockbox/internal/authz"
+	"github.com/lockbox-dev/lockbox/internal/errs"
+)
+
+func mustRules(t testing.TB, js string) []authz.Rule {
+	t.Helper()
+	r, err := authz.ParseRules([]byte(js))
+	if err != nil {
+		t.Fatalf("ParseRules(%s): %v", js, err)
+	}
+	return r
+}
+
+func builtin(t testing.TB, slug string) authz.Set {
+	t.Helper()
+	r, ok := authz.ProjectRoleRules(slug)
+	if !ok {
+		t.Fatalf("no built-in role %q", slug)
+	}
+	return authz.NewSet(r)
+}
+
+func TestViewerReadsButCannotWrite(t *testing.T) {
+	v := builtin(t, "viewer")
+	f := &authz.Fields{Environment: "dev", SecretPath: "/"}
+	if !v.Can(authz.ActRead, authz.SubSecrets, f) || !v.Can(authz.ActRead, authz.SubFolders, f) {
+		t.Fatal("viewer cannot read")
+	}
+	for _, a := range []string{authz.ActCreate, authz.ActEdit, authz.ActDelete} {
+		for _, s := range []string{authz.SubSecrets, authz.SubFolders, authz.SubEnvironments, authz.SubImports} {
+			if v.Can(a, s, f) {
+				t.Errorf("viewer can %s %s", a, s)
+			}
+		}
+	}
+	err := v.Check(authz.ActCreate, authz.SubSecrets, f)
+	e, ok := err.(*errs.Error)
+	if !ok || e.Kind != errs.Forbidden || e.Code != "PermissionDenied" || e.Message != "You are not allowed to create on secrets" {
+		t.Fatalf("denial = %#v", err)
+	}
+}
+
+func TestBuiltinRoles(t *testing.T) {
+	f := &authz.Fields{Environment: "prod", SecretPath: "/x"}
+	if !builtin(t, "admin").Can(authz.ActDelete, authz.SubRole, nil) || !builtin(t, "admin").Can(authz.ActCreate, authz.SubSecrets, f) {
+		t.Error("admin lacks rights")
+	}
+	m := builtin(t, "member")
+	if !m.Can(authz.ActCreate, authz.SubSecrets, f) || m.Can(authz.ActCreate, authz.SubRole, nil) || m.Can(authz.ActDelete, authz.SubWorkspace, nil) {
+		t.Error("member rights wrong")
+	}
+	if builtin(t, "no-access").Can(authz.ActRead, authz.SubSecrets, f) {
+		t.Error("no-access can read")
+	}
+	if (authz.Set{}).Can(authz.ActRead, authz.SubSecrets, nil) {
+		t.Error("zero Set allows")
+	}
+	if _, ok := authz.ProjectRoleRules("root"); ok {
+		t.Error("unknown role found")
+	}
+	if !authz.IsBuiltinProjectRole("custom") || authz.IsBuiltinProjectRole("deployer") {
+		t.Error("IsBuiltinProjectRole")
+	}
+	org, _ := authz.OrgRoleRules("member")
+	if s := authz.NewSet(org); !s.Can(authz.ActCreate, authz.SubWorkspace, nil) || s.Can(authz.ActCreate, authz.SubIdentity, nil) {
+		t.Error("org member rights wrong")
+	}
+}
+
+func TestGlobScopedRole(t *testing.T) {
+	s := authz.NewSet(mustRules(t, `[{"subject":"secrets","action":["read","create","edit","delete"],
+		"conditions":{"environment":"dev","secretPath":{"$glob":"/app/**"}}}]`))
+	cases := []struct {
+		name, env, path string
+		want            bool
+	}{
+		{"app itself in dev", "dev", "/app", true},
+		{"deep under app in dev", "dev", "/app/x/y", true},
+		{"root in dev", "dev", "/", false},
+		{"sibling prefix in dev", "dev", "/application", false},
+		{"app in prod", "prod", "/app/x", false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if got := s.Can(authz.ActCreate, authz.SubSecrets, &authz.Fields{Environment: c.env, SecretPath: c.path}); got != c.want {
+				t.Fatalf("Can = %v, want %v", got, c.want)
+			}
+		})
+	}
+	if s.Can(authz.ActRead, authz.SubFolders, &authz.Fields{Environment: "dev", SecretPath: "/app"}) {
+		t.Fatal("rule for secrets grants folders")
+	}
+	if !s.Can(authz.ActRead, authz.SubSecrets, nil) {
+		t.Fatal("subject-level check ignores conditions")
+	}
+}
+
+func TestInvertedRuleOrder(t *testing.T) {
+	allow := `{"subject":"secrets","action":"read"}`
+	deny := `{"subject":"secrets","action":"read","inverted":true,"conditions":{"environment":"prod"}}`
+	later := authz.NewSet(mustRules(t, "["+allow+","+deny+"]"))
+	prod, dev := &authz.Fields{Environment: "prod", SecretPath: "/"}, &authz.Fields{Environment: "dev", SecretPath: "/"}
+	if later.Can(authz.ActRead, authz.SubSecrets, prod) || !later.Can(authz.ActRead, authz.SubSecrets, dev) {
+		t.Fatal("an inverted rule after an allow must deny its objects only")
+	}
+	if !later.Can(authz.ActRead, authz.SubSecrets, nil) {
+		t.Fatal("a conditional inverted rule must not deny at subject level")
+	}
+	earlier := authz.NewSet(mustRules(t, "["+deny+","+allow+"]"))
+	if !earlier.Can(authz.ActRead, authz.SubSecrets, prod) {
+		t.Fatal("a later allow overrides an earlier inverted rule")
+	}
+	// Rules from two roles: the second role's rules come later.
+	deny2 := mustRules(t, `[{"subject":"secrets","action":"read","inverted":true}]`)
+	if authz.NewSet(mustRules(t, "["+allow+"]"), deny2).Can(authz.ActRead, authz.SubSecrets, nil) {
+		t.Fatal("unconditional inverted rule must deny at subject level")
+	}
+}
+
+func TestOperators(t *testing.T) {
+	cases := []struct {
+		name  string
+		cond  string
+		field authz.Fields
+		want  bool
+	}{
+		{"eq string", `{"environment":"dev"}`, authz.Fields{Environment: "dev"}, true},
+		{"eq mismatch", `{"environment":{"$eq":"dev"}}`, authz.Fields{Environment: "prod"}, false},
+		{"neq", `{"environment":{"$neq":"prod"}}`, authz.Fields{Environment: "dev"}, true},
+		{"neq same", `{"environment":{"$neq":"prod"}}`, authz.Fields{Environment: "prod"}, false},
+		{"in", `{"environment":{"$in":["dev","staging"]}}`, authz.Fields{Environment: "staging"}, true},
+		{"not in", `{"environment":{"$in":["dev","staging"]}}`, authz.Fields{Environment: "prod"}, false},
+		{"glob star one segment", `{"secretPath":{"$glob":"/a/*"}}`, authz.Fields{SecretPath: "/a/b/c"}, false},
+		{"glob braces", `{"secretName":{"$glob":"{DB,API}_*"}}`, authz.Fields{SecretName: "API_KEY"}, true},
+		{"glob class", `{"secretName":{"$glob":"KEY_[0-9]"}}`, authz.Fields{SecretName: "KEY_7"}, true},
+		{"two keys both hold", `{"environment":"dev","secretName":"A"}`, authz.Fields{Environment: "dev", SecretName: "A"}, true},
+		{"two keys one fails", `{"environment":"dev","secretName":"A"}`, authz.Fields{Environment: "dev", SecretName: "B"}, false},
+		{"tags in", `{"secretTags":{"$in":["prod-db"]}}`, authz.Fields{SecretTags: []string{"x", "prod-db"}}, true},
+		{"tags none", `{"secretTags":{"$in":["prod-db"]}}`, authz.Fields{SecretTags: []string{"x"}}, false},
+		{"two operators both hold", `{"environment":{"$neq":"prod","$in":["dev","prod"]}}`, authz.Fields{Environment: "dev"}, true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			s := authz.NewSet(mustRules(t, `[{"subject":"secrets","action":"read","conditions":`+c.cond+`}]`))
+			if got := s.Can(authz.ActRead, authz.SubSecrets, &c.field); got != c.want {
+				t.Fatalf("Can = %v, want %v", got, c.want)
+			}
+		})
+	}
+}
+
+func TestParseRulesRejects(t *testing.T) {
+	cases := map[string]string{
+		"not an array":            `{"subject":"secrets"}`,
+		"unknown subject":         `[{"subject":"nukes","action":"read"}]`,
+		"unknown action":          `[{"subject":"secrets","action":"launch"}]`,
+		"empty actions":           `[{"subject":"secrets","action":[]}]`,
+		"missing subject":         `[{"action":"read"}]`,
+		"unknown operator":        `[{"subject":"secrets","action":"read","conditions":{"environment":{"$regex":"x"}}}]`,
+		"condition not for subj":  `[{"subject":"environments","action":"read","conditions":{"environment":"dev"}}]`,
+		"relative secretPath":     `[{"subject":"secrets","action":"read","conditions":{"secretPath":"app"}}]`,
+		"bad glob":                `[{"subject":"secrets","action":"read","conditions":{"secretPath":{"$glob":"/a/[b"}}}]`,
+		"unclosed brace":          `[{"subject":"secrets","action":"read","conditions":{"secretName":{"$glob":"{a,b"}}}]`,
+		"tags with eq":            `[{"subject":"secrets","action":"read","conditions":{"secretTags":"x"}}]`,
+		"in with non-strings":     `[{"subject":"secrets","action":"read","conditions":{"environment":{"$in":[1]}}}]`,
+		"action of wrong type":    `[{"subject":"secrets","action":5}]`,
+		"identity cond on secret": `[{"subject":"secrets","action":"read","conditions":{"identityId":"x"}}]`,
+	}
+	for name, js := range cases {
+		t.Run(name, func(t *testing.T) {
+			_, err := authz.ParseRules([]byte(js))
+			if !errs.Is(err, errs.Validation) {
+				t.Fatalf("err = %v, want a validation error", err)
+			}
+		})
+	}
+	if r, err := authz.ParseRules([]byte(`[]`)); err != nil || len(r) != 0 {
+		t.Fatalf("empty list: %v %v", r, err)
+	}
+}
+
+func TestRulesRoundTripJSON(t *testing.T) {
+	in := mustRules(t, `[{"subject":"secrets","action":"read","conditions":{"environment":"dev","secretPath":{"$glob":"/a/**"}}},
+		{"subject":"secret-folders","action":["read","create"],"inverted":true}]`)
+	b, err := json.Marshal(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := mustRules(t, string(b))
+	s1, s2 := authz.NewSet(in), authz.NewSet(out)
+	for _, f := range []authz.Fields{{Environment: "dev", SecretPath: "/a/b"}, {Environment: "prod", SecretPath: "/a"}, {Environment: "dev", SecretPath: "/"}} {
+		for _, sub := range []string{authz.SubSecrets, authz.SubFolders} {
+			if s1.Can(authz.ActRead, sub, &f) != s2.Can(authz.ActRead, sub, &f) {
+				t.Fatalf("round trip changed the decision for %v on %s: %s", f, sub, b)
+			}
+		}
+	}
+	if !json.Valid(b) || string(b)[0] != '[' {
+		t.Fatalf("bad JSON %s", b)
+	}
+}
+
+func BenchmarkCheck(b *testing.B) {
+	s := authz.NewSet(mustRules(b, `[
+		{"subject":"secrets","action":["read","describeSecret","readValue"],"conditions":{"environment":{"$in":["dev","staging"]},"secretPath":{"$glob":"/app/**"}}},
+		{"subject":"secrets","action":["create","edit","delete"],"conditions":{"environment":"dev","secretPath":{"$glob":"/app/*/config"}}},
+		{"subject":"secrets","action":"read","inverted":true,"conditions":{"secretName":{"$glob":"ROOT_*"}}},
+		{"subject":"secret-folders","action":["read","create"],"conditions":{"environment":"dev","secretPath":{"$glob":"/app/**"}}},
+		{"subject":"secret-imports","action":"read","conditions":{"environment":"dev"}},
+		{"subject":"dynamic-secrets","action":["read","lease"],"conditions":{"environment":"dev","secretPath":{"$glob":"/db/**"}}},
+		{"subject":"environments","action":"read"},
+		{"subject":"tags","action":"read"},
+		{"subject":"role","action":"read"},
+		{"subject":"workspace","action":"read"}]`))
+	f := &authz.Fields{Environment: "dev", SecretPath: "/app/service/config", SecretName: "DB_URL"}
+	b.ReportAllocs()
+	for b.Loop() {
+		if !s.Can(authz.ActRead, authz.SubSecrets, f) {
+			b.Fatal("denied")
+		}
+	}
+}

@@ -1,0 +1,136 @@
+// Package client is a Go client of lockbox's HTTP API (which is Infisical's),
+// used by the lockbox CLI and by end-to-end tests.
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// Client calls one lockbox server.
+type Client struct {
+	// BaseURL is the server's address, e.g. http://127.0.0.1:8080 (with or without /api).
+	BaseURL string
+	// Token is sent as a bearer token when set.
+	Token string
+	HTTP  *http.Client
+}
+
+// New returns a client for baseURL.
+func New(baseURL, token string) *Client {
+	return &Client{BaseURL: baseURL, Token: token, HTTP: &http.Client{Timeout: 30 * time.Second}}
+}
+
+// APIError is a non-2xx answer in Infisical's error shape.
+type APIError struct {
+	StatusCode int
+	Name       string
+	Message    string
+	ReqID      string
+}
+
+func (e *APIError) Error() string {
+	return fmt.Sprintf("%d %s: %s (request id %s)", e.StatusCode, e.Name, e.Message, e.ReqID)
+}
+
+func (c *Client) url(path string) string {
+	base := strings.TrimRight(c.BaseURL, "/")
+	base = strings.TrimSuffix(base, "/api")
+	return base + path
+}
+
+// Do sends method path with body (JSON-encoded unless nil) and decodes a 2xx
+// response into out (if not nil).
+func (c *Client) Do(ctx context.Context, method, path string, body, out any) error {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.url(path), rd)
+	if err != nil {
+		return err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+	}
+	req.Header.Set("User-Agent", "lockbox-cli")
+	hc := c.HTTP
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode/100 != 2 {
+		var eb struct {
+			StatusCode int             `json:"statusCode"`
+			Message    json.RawMessage `json:"message"`
+			Error      string          `json:"error"`
+			ReqID      string          `json:"reqId"`
+		}
+		json.Unmarshal(b, &eb)
+		msg := string(eb.Message)
+		var s string
+		if json.Unmarshal(eb.Message, &s) == nil {
+			msg = s
+		}
+		if msg == "" {
+			msg = http.StatusText(resp.StatusCode)
+		}
+		return &APIError{StatusCode: resp.StatusCode, Name: eb.Error, Message: msg, ReqID: eb.ReqID}
+	}
+	if out != nil {
+		if err := json.Unmarshal(b, out); err != nil {
+			return fmt.Errorf("decode %s %s response: %w", method, path, err)
+		}
+	}
+	return nil
+}
+
+// BootstrapResponse is the answer of POST /api/v1/admin/bootstrap.
+type BootstrapResponse struct {
+	Message string `json:"message"`
+	User    struct {
+		ID    string `json:"id"`
+		Email string `json:"email"`
+	} `json:"user"`
+	Organization struct {
+		ID   string `json:"id"`
+		Name string `json:"name"`
+		Slug string `json:"slug"`
+	} `json:"organization"`
+	Identity struct {
+		ID          string `json:"id"`
+		Name        string `json:"name"`
+		Credentials struct {
+			Token string `json:"token"`
+		} `json:"credentials"`
+	} `json:"identity"`
+}
+
+// Bootstrap sets up a fresh instance.
+func (c *Client) Bootstrap(ctx context.Context, email, password, organization string) (BootstrapResponse, error) {
+	var out BootstrapResponse
+	err := c.Do(ctx, http.MethodPost, "/api/v1/admin/bootstrap", map[string]string{
+		"email": email, "password": password, "organization": organization}, &out)
+	return out, err
+}

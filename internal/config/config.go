@@ -1,0 +1,211 @@
+// Package config turns flags and environment variables into one validated Config.
+// Nothing else in lockbox reads the environment after start-up.
+package config
+
+import (
+	"encoding/base64"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Secret is a string that never prints itself.
+type Secret string
+
+func (Secret) String() string                 { return "[redacted]" }
+func (Secret) LogValue() slog.Value           { return slog.StringValue("[redacted]") }
+func (s Secret) GoString() string             { return s.String() }
+func (s Secret) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// Config is everything the server needs to start.
+type Config struct {
+	Listen       string     // LOCKBOX_LISTEN / --listen
+	DataDir      string     // LOCKBOX_DATA_DIR / --data-dir
+	DatabaseURL  Secret     // LOCKBOX_DATABASE_URL / --database-url; empty = embedded SQLite
+	RootKey      Secret     // LOCKBOX_ROOT_KEY: base64 of 32 bytes; empty = generated key file in DataDir (SQLite only)
+	LogLevel     slog.Level // LOCKBOX_LOG_LEVEL / --log-level
+	MaxBodyBytes int64      // LOCKBOX_MAX_BODY_BYTES / --max-body-bytes
+	// AuthRateLimit is the number of login and bootstrap requests one IP may make per minute.
+	AuthRateLimit   int           // LOCKBOX_AUTH_RATE_LIMIT / --auth-rate-limit
+	ShutdownTimeout time.Duration // LOCKBOX_SHUTDOWN_TIMEOUT / --shutdown-timeout
+	DBMaxConns      int           // LOCKBOX_DB_MAX_CONNS / --db-max-conns (PostgreSQL pool size)
+}
+
+// Default returns the configuration used when nothing is set.
+func Default() Config {
+	return Config{
+		Listen:          "127.0.0.1:8080",
+		DataDir:         "./lockbox-data",
+		LogLevel:        slog.LevelInfo,
+		MaxBodyBytes:    1 << 20,
+		AuthRateLimit:   60,
+		ShutdownTimeout: 15 * time.Second,
+		DBMaxConns:      20,
+	}
+}
+
+// Postgres reports whether the configuration selects PostgreSQL.
+func (c Config) Postgres() bool { return c.DatabaseURL != "" }
+
+// RootKeyBytes decodes RootKey; it is valid after Validate.
+func (c Config) RootKeyBytes() []byte {
+	if c.RootKey == "" {
+		return nil
+	}
+	b, _ := base64.StdEncoding.DecodeString(strings.TrimSpace(string(c.RootKey)))
+	return b
+}
+
+// Validate reports every problem with c at once.
+func (c Config) Validate() error {
+	var problems []error
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		problems = append(problems, fmt.Errorf("listen address %q: want host:port", c.Listen))
+	}
+	if c.DataDir == "" && !c.Postgres() {
+		problems = append(problems, errors.New("data dir must not be empty"))
+	}
+	if c.DatabaseURL != "" {
+		u, err := url.Parse(string(c.DatabaseURL))
+		if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+			// Never echo the URL: it may hold a password.
+			problems = append(problems, errors.New("database url: want postgres://user:pass@host:port/db"))
+		}
+	}
+	if c.RootKey != "" {
+		b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(c.RootKey)))
+		if err != nil || len(b) != 32 {
+			problems = append(problems, errors.New("LOCKBOX_ROOT_KEY: want the base64 encoding of exactly 32 bytes (openssl rand -base64 32)"))
+		}
+	}
+	if c.RootKey == "" && c.Postgres() {
+		problems = append(problems, errors.New("LOCKBOX_ROOT_KEY is required with PostgreSQL (a generated key file would differ between nodes)"))
+	}
+	if c.MaxBodyBytes < 1024 {
+		problems = append(problems, errors.New("max body bytes must be at least 1024"))
+	}
+	if c.AuthRateLimit < 1 {
+		problems = append(problems, errors.New("auth rate limit must be at least 1 per minute"))
+	}
+	if c.ShutdownTimeout <= 0 {
+		problems = append(problems, errors.New("shutdown timeout must be positive"))
+	}
+	if c.DBMaxConns < 2 {
+		problems = append(problems, errors.New("db max conns must be at least 2"))
+	}
+	return errors.Join(problems...)
+}
+
+// variable is one setting: its environment name, flag name, and how to set it.
+type variable struct {
+	env, flag, usage string
+	secret           bool
+	set              func(c *Config, v string) error
+}
+
+func variables() []variable {
+	return []variable{
+		{"LOCKBOX_LISTEN", "listen", "address to listen on", false, func(c *Config, v string) error { c.Listen = v; return nil }},
+		{"LOCKBOX_DATA_DIR", "data-dir", "directory for the SQLite database and generated root key", false, func(c *Config, v string) error { c.DataDir = v; return nil }},
+		{"LOCKBOX_DATABASE_URL", "database-url", "postgres:// URL; empty uses embedded SQLite", true, func(c *Config, v string) error { c.DatabaseURL = Secret(v); return nil }},
+		{"LOCKBOX_ROOT_KEY", "", "base64 of the 32-byte root key", true, func(c *Config, v string) error { c.RootKey = Secret(v); return nil }},
+		{"LOCKBOX_LOG_LEVEL", "log-level", "debug, info, warn or error", false, func(c *Config, v string) error { return c.LogLevel.UnmarshalText([]byte(v)) }},
+		{"LOCKBOX_MAX_BODY_BYTES", "max-body-bytes", "largest accepted request body", false, intSetter(func(c *Config, n int) { c.MaxBodyBytes = int64(n) })},
+		{"LOCKBOX_AUTH_RATE_LIMIT", "auth-rate-limit", "login and bootstrap requests per minute per IP", false, intSetter(func(c *Config, n int) { c.AuthRateLimit = n })},
+		{"LOCKBOX_SHUTDOWN_TIMEOUT", "shutdown-timeout", "how long shutdown waits for in-flight requests", false, func(c *Config, v string) error {
+			d, err := time.ParseDuration(v)
+			c.ShutdownTimeout = d
+			return err
+		}},
+		{"LOCKBOX_DB_MAX_CONNS", "db-max-conns", "PostgreSQL connection pool size", false, intSetter(func(c *Config, n int) { c.DBMaxConns = n })},
+	}
+}
+
+func intSetter(f func(*Config, int)) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return errors.New("want an integer")
+		}
+		f(c, n)
+		return nil
+	}
+}
+
+// Load builds a Config from defaults, then the environment (through getenv), then
+// args (flags win). It validates the result. A *_FILE variant of each environment
+// variable names a file holding the value.
+func Load(getenv func(string) string, args []string, readFile func(string) ([]byte, error)) (Config, error) {
+	c := Default()
+	var problems []error
+	for _, v := range variables() {
+		val := getenv(v.env)
+		if f := getenv(v.env + "_FILE"); val == "" && f != "" && readFile != nil {
+			b, err := readFile(f)
+			if err != nil {
+				problems = append(problems, fmt.Errorf("%s_FILE: %v", v.env, err))
+				continue
+			}
+			val = strings.TrimSpace(string(b))
+		}
+		if val == "" {
+			continue
+		}
+		if err := v.set(&c, val); err != nil {
+			problems = append(problems, describe(v, val, err))
+		}
+	}
+	fs := FlagSet(&c, &problems)
+	if err := fs.Parse(args); err != nil {
+		problems = append(problems, err)
+	}
+	if len(problems) > 0 {
+		return c, errors.Join(problems...)
+	}
+	return c, c.Validate()
+}
+
+func describe(v variable, val string, err error) error {
+	if v.secret {
+		return fmt.Errorf("%s: %v", v.env, err)
+	}
+	return fmt.Errorf("%s=%q: %v", v.env, val, err)
+}
+
+// FlagSet returns the command-line flags, which write into c; problems collects bad values.
+func FlagSet(c *Config, problems *[]error) *flag.FlagSet {
+	fs := flag.NewFlagSet("server", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	for _, v := range variables() {
+		if v.flag == "" {
+			continue
+		}
+		fs.Func(v.flag, v.usage+" ($"+v.env+")", func(val string) error {
+			if err := v.set(c, val); err != nil {
+				*problems = append(*problems, fmt.Errorf("--%s: %v", v.flag, err))
+			}
+			return nil
+		})
+	}
+	return fs
+}
+
+// Usage lists the settings for help text.
+func Usage() string {
+	var b strings.Builder
+	for _, v := range variables() {
+		fl := ""
+		if v.flag != "" {
+			fl = "--" + v.flag
+		}
+		fmt.Fprintf(&b, "  %-26s %-20s %s\n", v.env, fl, v.usage)
+	}
+	return b.String()
+}

@@ -1,0 +1,99 @@
+package config_test
+
+import (
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"testing"
+
+	"github.com/lockbox-dev/lockbox/internal/config"
+)
+
+func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func TestDefaults(t *testing.T) {
+	c, err := config.Load(env(nil), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Listen != "127.0.0.1:8080" || c.DataDir != "./lockbox-data" || c.Postgres() || c.MaxBodyBytes != 1<<20 {
+		t.Fatalf("defaults %+v", c)
+	}
+}
+
+func TestFlagsOverrideEnv(t *testing.T) {
+	c, err := config.Load(env(map[string]string{"LOCKBOX_LISTEN": "127.0.0.1:1", "LOCKBOX_DATA_DIR": "/env"}),
+		[]string{"--listen", "127.0.0.1:2"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Listen != "127.0.0.1:2" || c.DataDir != "/env" {
+		t.Fatalf("got %+v", c)
+	}
+}
+
+func TestFileVariant(t *testing.T) {
+	key := base64.StdEncoding.EncodeToString(make([]byte, 32))
+	read := func(p string) ([]byte, error) {
+		if p == "/run/key" {
+			return []byte(key + "\n"), nil
+		}
+		return nil, errors.New("no such file")
+	}
+	c, err := config.Load(env(map[string]string{"LOCKBOX_ROOT_KEY_FILE": "/run/key"}), nil, read)
+	if err != nil || len(c.RootKeyBytes()) != 32 {
+		t.Fatalf("root key from file: %v", err)
+	}
+	if _, err := config.Load(env(map[string]string{"LOCKBOX_ROOT_KEY_FILE": "/missing"}), nil, read); err == nil {
+		t.Fatal("missing file accepted")
+	}
+}
+
+func TestInvalidSettings(t *testing.T) {
+	good := base64.StdEncoding.EncodeToString(make([]byte, 32))
+	cases := []struct {
+		name string
+		env  map[string]string
+		args []string
+		want string
+	}{
+		{"short root key", map[string]string{"LOCKBOX_ROOT_KEY": base64.StdEncoding.EncodeToString(make([]byte, 16))}, nil, "LOCKBOX_ROOT_KEY"},
+		{"root key not base64", map[string]string{"LOCKBOX_ROOT_KEY": "%%%"}, nil, "LOCKBOX_ROOT_KEY"},
+		{"bad listen", nil, []string{"--listen", "nope"}, "listen"},
+		{"mysql url", map[string]string{"LOCKBOX_DATABASE_URL": "mysql://x", "LOCKBOX_ROOT_KEY": good}, nil, "database url"},
+		{"postgres without root key", map[string]string{"LOCKBOX_DATABASE_URL": "postgres://u:p@h/db"}, nil, "required with PostgreSQL"},
+		{"bad int", map[string]string{"LOCKBOX_MAX_BODY_BYTES": "lots"}, nil, "LOCKBOX_MAX_BODY_BYTES"},
+		{"bad duration", nil, []string{"--shutdown-timeout", "soon"}, "shutdown-timeout"},
+		{"unknown flag", nil, []string{"--nope"}, "nope"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := config.Load(env(c.env), c.args, nil)
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("err = %v, want it to mention %q", err, c.want)
+			}
+		})
+	}
+}
+
+func TestSecretsNeverPrint(t *testing.T) {
+	c, err := config.Load(env(map[string]string{"LOCKBOX_DATABASE_URL": "postgres://u:hunter2@h/db",
+		"LOCKBOX_ROOT_KEY": base64.StdEncoding.EncodeToString([]byte("0123456789abcdef0123456789abcdef"))}), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	slog.New(slog.NewJSONHandler(&b, nil)).Info("cfg", "url", c.DatabaseURL, "key", c.RootKey)
+	out := fmt.Sprintf("%v %+v %#v %s", c, c, c, b.String())
+	for _, s := range []string{"hunter2", "MDEyMzQ1"} {
+		if strings.Contains(out, s) {
+			t.Fatalf("secret %q printed: %s", s, out)
+		}
+	}
+	_, err = config.Load(env(map[string]string{"LOCKBOX_DATABASE_URL": "mysql://u:hunter2@h/db", "LOCKBOX_ROOT_KEY": "x"}), nil, nil)
+	if err == nil || strings.Contains(err.Error(), "hunter2") {
+		t.Fatalf("error leaks the url: %v", err)
+	}
+}

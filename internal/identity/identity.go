@@ -1,0 +1,145 @@
+// Package identity authenticates machines and people: machine identities with
+// their auth methods and access tokens, human users with passwords and
+// sessions, and the one-time bootstrap of an instance.
+package identity
+
+import (
+	"net/netip"
+	"time"
+)
+
+// Identity is a machine identity of an organization.
+type Identity struct {
+	ID                  string
+	OrgID               string
+	Name                string
+	HasDeleteProtection bool
+	AuthMethods         []string
+	Metadata            []Metadata
+	CreatedAt           time.Time
+	UpdatedAt           time.Time
+}
+
+// Metadata is a key/value label on an identity.
+type Metadata struct {
+	ID    string
+	Key   string
+	Value string
+}
+
+// TrustedIP is an allowed source network, stored as Infisical stores it.
+type TrustedIP struct {
+	IPAddress string // address part, e.g. "0.0.0.0"
+	Type      string // "ipv4" or "ipv6"
+	Prefix    int    // CIDR prefix length
+}
+
+// Prefix returns the network as a netip.Prefix.
+func (t TrustedIP) Net() (netip.Prefix, error) {
+	a, err := netip.ParseAddr(t.IPAddress)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	return a.Prefix(t.Prefix)
+}
+
+// AnyIP is the default trusted list: every IPv4 and IPv6 address.
+var AnyIP = []TrustedIP{{"0.0.0.0", "ipv4", 0}, {"::", "ipv6", 0}}
+
+// ParseTrustedIP parses "1.2.3.4", "10.0.0.0/8" or "::/0".
+func ParseTrustedIP(s string) (TrustedIP, bool) {
+	if p, err := netip.ParsePrefix(s); err == nil {
+		p = p.Masked()
+		return TrustedIP{p.Addr().String(), ipType(p.Addr()), p.Bits()}, true
+	}
+	if a, err := netip.ParseAddr(s); err == nil {
+		a = a.Unmap()
+		return TrustedIP{a.String(), ipType(a), a.BitLen()}, true
+	}
+	return TrustedIP{}, false
+}
+
+func ipType(a netip.Addr) string {
+	if a.Is4() || a.Is4In6() {
+		return "ipv4"
+	}
+	return "ipv6"
+}
+
+// IPAllowed reports whether ip is inside one of list. An empty list allows nothing.
+func IPAllowed(list []TrustedIP, ip string) bool {
+	a, err := netip.ParseAddr(ip)
+	if err != nil {
+		return false
+	}
+	a = a.Unmap()
+	for _, t := range list {
+		p, err := t.Net()
+		if err == nil && p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// TokenAuth is the Token Auth configuration of an identity.
+type TokenAuth struct {
+	ID                      string
+	IdentityID              string
+	AccessTokenTTL          int64 // seconds; 0 = no TTL
+	AccessTokenMaxTTL       int64
+	AccessTokenNumUsesLimit int64
+	AccessTokenTrustedIPs   []TrustedIP
+	CreatedAt               time.Time
+	UpdatedAt               time.Time
+}
+
+// AccessToken is the record behind a machine-identity bearer token.
+type AccessToken struct {
+	ID             string
+	IdentityID     string
+	AuthMethod     string
+	Name           string
+	ClientSecretID string
+	TTL            int64
+	MaxTTL         int64
+	Period         int64
+	NumUses        int64
+	NumUsesLimit   int64
+	TrustedIPs     []TrustedIP
+	LastUsedAt     *time.Time
+	LastRenewedAt  *time.Time
+	Revoked        bool
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
+}
+
+// User is a human account.
+type User struct {
+	ID           string
+	Email        string
+	Username     string
+	FirstName    string
+	LastName     string
+	SuperAdmin   bool
+	PasswordHash string
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
+}
+
+// Session is a human login; OrgID is empty until an organization is selected.
+type Session struct {
+	ID        string
+	UserID    string
+	OrgID     string
+	Revoked   bool
+	CreatedAt time.Time
+	ExpiresAt time.Time
+}
+
+// Auth method names as Infisical spells them.
+const (
+	MethodTokenAuth     = "token-auth"
+	MethodUniversalAuth = "universal-auth"
+	MethodEmail         = "email"
+)

@@ -1,0 +1,310 @@
+package identity
+
+import (
+	"context"
+	"crypto/rand"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/lockbox-dev/lockbox/internal/audit"
+	"github.com/lockbox-dev/lockbox/internal/authz"
+	"github.com/lockbox-dev/lockbox/internal/errs"
+	"github.com/lockbox-dev/lockbox/internal/keyring"
+	"github.com/lockbox-dev/lockbox/internal/project"
+)
+
+// Store is the storage the identity service needs.
+type Store interface {
+	// Bootstrap writes the first user, organization and admin identity. It
+	// reports errs.Conflict if the instance was already set up.
+	Bootstrap(ctx context.Context, b BootstrapRecord) error
+	// AccessTokenByID returns the token with its identity's org and name.
+	AccessTokenByID(ctx context.Context, id string) (AccessToken, IdentityRef, error)
+	// ConsumeAccessTokenUse counts one use of a token with a use limit; it
+	// reports false when the limit is already reached or the token is revoked.
+	ConsumeAccessTokenUse(ctx context.Context, id string) (bool, error)
+	UserByEmail(ctx context.Context, email string) (User, error)
+	UserByID(ctx context.Context, id string) (User, error)
+	CreateSession(ctx context.Context, s Session) error
+	SessionByID(ctx context.Context, id string) (Session, error)
+	// UserOrgs lists the organizations the user is a member of.
+	UserOrgs(ctx context.Context, userID string) ([]project.Org, error)
+}
+
+// IdentityRef is an identity's name and the organization it is a member of.
+type IdentityRef struct {
+	OrgID string
+	Name  string
+}
+
+// BootstrapRecord is everything bootstrap creates, written in one transaction.
+type BootstrapRecord struct {
+	User        User
+	Org         project.Org
+	OrgDataKey  []byte
+	RootKeyID   string
+	Identity    Identity
+	TokenAuth   TokenAuth
+	AccessToken AccessToken
+	Event       audit.Event
+}
+
+// Service implements authentication and bootstrap.
+type Service struct {
+	store Store
+	keys  *keyring.Keyring
+	now   func() time.Time
+
+	once   sync.Once
+	sig    signer
+	sigErr error
+}
+
+// NewService returns an identity service.
+func NewService(st Store, kr *keyring.Keyring, now func() time.Time) *Service {
+	if now == nil {
+		now = time.Now
+	}
+	return &Service{store: st, keys: kr, now: now}
+}
+
+func (s *Service) signer(ctx context.Context) (signer, error) {
+	s.once.Do(func() {
+		k, err := s.keys.SystemKey(ctx, "jwt")
+		s.sig, s.sigErr = signer{k}, err
+	})
+	return s.sig, s.sigErr
+}
+
+// NewID returns a new time-ordered identifier.
+func NewID() string { return uuid.Must(uuid.NewV7()).String() }
+
+// BootstrapResult is what bootstrap returns, once.
+type BootstrapResult struct {
+	User     User
+	Org      project.Org
+	Identity Identity
+	Token    string
+}
+
+// Bootstrap sets up a fresh instance: an admin user, an organization, and an
+// admin machine identity with a Token Auth token. It succeeds exactly once per
+// instance, even under concurrent calls.
+func (s *Service) Bootstrap(ctx context.Context, email, password, orgName, ip, userAgent string) (BootstrapResult, error) {
+	email = strings.ToLower(strings.TrimSpace(email))
+	orgName = strings.TrimSpace(orgName)
+	switch {
+	case email == "" || !strings.Contains(email, "@") || strings.ContainsAny(email, " \t\r\n"):
+		return BootstrapResult{}, fieldErr("email", "Invalid email")
+	case strings.TrimSpace(password) == "":
+		return BootstrapResult{}, fieldErr("password", "String must contain at least 1 character(s)")
+	case len(password) > 1024:
+		return BootstrapResult{}, fieldErr("password", "String must contain at most 1024 character(s)")
+	case orgName == "":
+		return BootstrapResult{}, fieldErr("organization", "String must contain at least 1 character(s)")
+	case len(orgName) > 64:
+		return BootstrapResult{}, fieldErr("organization", "String must contain at most 64 character(s)")
+	}
+	sig, err := s.signer(ctx)
+	if err != nil {
+		return BootstrapResult{}, err
+	}
+	now := s.now().UTC().Truncate(time.Microsecond)
+	slug := project.Slugify(orgName)
+	if slug == "" {
+		slug = "org"
+	}
+	slug += "-" + project.RandomSuffix(4)
+	rec := BootstrapRecord{
+		User: User{ID: NewID(), Email: email, Username: email, FirstName: "Admin", LastName: "User",
+			SuperAdmin: true, PasswordHash: HashPassword(password), CreatedAt: now, UpdatedAt: now},
+		Org:       project.Org{ID: NewID(), Name: orgName, Slug: slug, CreatedAt: now, UpdatedAt: now},
+		RootKeyID: s.keys.RootKeyID(),
+	}
+	rec.OrgDataKey, err = s.keys.NewDataKey(keyring.Org(rec.Org.ID))
+	if err != nil {
+		return BootstrapResult{}, err
+	}
+	rec.Identity = Identity{ID: NewID(), OrgID: rec.Org.ID, Name: "Instance Admin Identity",
+		AuthMethods: []string{MethodTokenAuth}, CreatedAt: now, UpdatedAt: now}
+	rec.TokenAuth = TokenAuth{ID: NewID(), IdentityID: rec.Identity.ID, AccessTokenTrustedIPs: AnyIP, CreatedAt: now, UpdatedAt: now}
+	rec.AccessToken = AccessToken{ID: NewID(), IdentityID: rec.Identity.ID, AuthMethod: MethodTokenAuth,
+		Name: "Instance Admin Token", TrustedIPs: AnyIP, CreatedAt: now, UpdatedAt: now}
+	actor := authz.Actor{Kind: authz.ActorUser, ID: rec.User.ID, OrgID: rec.Org.ID, Name: email, IP: ip, UserAgent: userAgent}
+	rec.Event = audit.New(actor, "bootstrap-instance", map[string]any{"organizationId": rec.Org.ID, "identityId": rec.Identity.ID})
+	if err := s.store.Bootstrap(ctx, rec); err != nil {
+		if errs.Is(err, errs.Conflict) {
+			return BootstrapResult{}, errs.BadRequest("Instance has already been set up")
+		}
+		return BootstrapResult{}, err
+	}
+	tok, err := sig.sign(claims{AuthTokenType: TypeIdentityAccessToken, IdentityID: rec.Identity.ID,
+		IdentityAccessTokenID: rec.AccessToken.ID, AuthMethod: MethodTokenAuth}, now, lifetime(0, 0, now, now))
+	if err != nil {
+		return BootstrapResult{}, err
+	}
+	return BootstrapResult{User: rec.User, Org: rec.Org, Identity: rec.Identity, Token: tok}, nil
+}
+
+func fieldErr(name, msg string) error {
+	e := errs.Invalidf("%s", msg)
+	e.Details = []string{name}
+	return e
+}
+
+// Authenticate verifies a bearer token and returns its actor. Every request
+// re-checks the token's record, so revocation is immediate.
+func (s *Service) Authenticate(ctx context.Context, tok, ip, userAgent string) (authz.Actor, error) {
+	sig, err := s.signer(ctx)
+	if err != nil {
+		return authz.Actor{}, err
+	}
+	now := s.now()
+	c, err := sig.parse(tok, now)
+	if err != nil {
+		return authz.Actor{}, err
+	}
+	switch c.AuthTokenType {
+	case TypeIdentityAccessToken:
+		return s.authIdentity(ctx, c, now, ip, userAgent)
+	case TypeUserAccessToken:
+		return s.authUser(ctx, c, now, ip, userAgent)
+	}
+	return authz.Actor{}, tokenMalformed()
+}
+
+func (s *Service) authIdentity(ctx context.Context, c claims, now time.Time, ip, ua string) (authz.Actor, error) {
+	t, ref, err := s.store.AccessTokenByID(ctx, c.IdentityAccessTokenID)
+	if errs.Is(err, errs.NotFound) || (err == nil && (t.Revoked || t.IdentityID != c.IdentityID)) {
+		return authz.Actor{}, errs.Unauthorizedf("No identity access token found")
+	}
+	if err != nil {
+		return authz.Actor{}, err
+	}
+	if t.TTL > 0 {
+		from := t.CreatedAt
+		if t.LastRenewedAt != nil {
+			from = *t.LastRenewedAt
+		}
+		if !now.Before(from.Add(time.Duration(t.TTL) * time.Second)) {
+			return authz.Actor{}, errs.Unauthorizedf("Failed to authenticate: access token has expired")
+		}
+	}
+	if t.MaxTTL > 0 && t.Period == 0 && !now.Before(t.CreatedAt.Add(time.Duration(t.MaxTTL)*time.Second)) {
+		return authz.Actor{}, errs.Unauthorizedf("Failed to authenticate: access token has reached its max TTL")
+	}
+	if !IPAllowed(t.TrustedIPs, ip) {
+		return authz.Actor{}, errs.Forbiddenf("You are not allowed to access this resource from the current IP address")
+	}
+	if t.NumUsesLimit > 0 {
+		ok, err := s.store.ConsumeAccessTokenUse(ctx, t.ID)
+		if err != nil {
+			return authz.Actor{}, err
+		}
+		if !ok {
+			return authz.Actor{}, errs.Unauthorizedf("Failed to authorize: token usage limit reached")
+		}
+	}
+	return authz.Actor{Kind: authz.ActorIdentity, ID: t.IdentityID, OrgID: ref.OrgID, Name: ref.Name,
+		TokenID: t.ID, AuthMethod: t.AuthMethod, IP: ip, UserAgent: ua}, nil
+}
+
+// SessionLifetime is how long a human session lives.
+const SessionLifetime = 10 * 24 * time.Hour
+
+func (s *Service) authUser(ctx context.Context, c claims, now time.Time, ip, ua string) (authz.Actor, error) {
+	sess, err := s.store.SessionByID(ctx, c.TokenVersionID)
+	if errs.Is(err, errs.NotFound) || (err == nil && (sess.Revoked || sess.UserID != c.UserID || !now.Before(sess.ExpiresAt))) {
+		return authz.Actor{}, errs.Unauthorizedf("Session is no longer valid")
+	}
+	if err != nil {
+		return authz.Actor{}, err
+	}
+	u, err := s.store.UserByID(ctx, sess.UserID)
+	if err != nil {
+		if errs.Is(err, errs.NotFound) {
+			return authz.Actor{}, errs.Unauthorizedf("Session is no longer valid")
+		}
+		return authz.Actor{}, err
+	}
+	return authz.Actor{Kind: authz.ActorUser, ID: u.ID, OrgID: sess.OrgID, Name: u.Email,
+		TokenID: sess.ID, AuthMethod: MethodEmail, IP: ip, UserAgent: ua}, nil
+}
+
+// Login checks a user's email and password and returns a session token that
+// is not yet scoped to an organization.
+func (s *Service) Login(ctx context.Context, email, password string) (string, error) {
+	email = strings.ToLower(strings.TrimSpace(email))
+	if email == "" || password == "" {
+		return "", errs.Invalidf("email and password are required")
+	}
+	u, err := s.store.UserByEmail(ctx, email)
+	if err != nil && !errs.Is(err, errs.NotFound) {
+		return "", err
+	}
+	hash := u.PasswordHash
+	if err != nil {
+		hash = dummyHash
+	}
+	if !CheckPassword(hash, password) || u.ID == "" {
+		return "", errs.BadRequest("Invalid credentials")
+	}
+	return s.newSession(ctx, u.ID, "")
+}
+
+// SelectOrganization exchanges a session token for one scoped to orgID, of
+// which the user must be a member.
+func (s *Service) SelectOrganization(ctx context.Context, actor authz.Actor, orgID string) (string, error) {
+	if actor.Kind != authz.ActorUser {
+		return "", errs.Forbiddenf("Only users can select an organization")
+	}
+	orgs, err := s.store.UserOrgs(ctx, actor.ID)
+	if err != nil {
+		return "", err
+	}
+	for _, o := range orgs {
+		if o.ID == orgID {
+			return s.newSession(ctx, actor.ID, orgID)
+		}
+	}
+	return "", errs.Forbiddenf("User is not a member of organization %s", orgID)
+}
+
+// UserOrgs lists the organizations of a user actor.
+func (s *Service) UserOrgs(ctx context.Context, actor authz.Actor) ([]project.Org, error) {
+	if actor.Kind != authz.ActorUser {
+		return nil, errs.Forbiddenf("Only users can list their organizations")
+	}
+	return s.store.UserOrgs(ctx, actor.ID)
+}
+
+func (s *Service) newSession(ctx context.Context, userID, orgID string) (string, error) {
+	sig, err := s.signer(ctx)
+	if err != nil {
+		return "", err
+	}
+	now := s.now().UTC().Truncate(time.Microsecond)
+	sess := Session{ID: NewID(), UserID: userID, OrgID: orgID, CreatedAt: now, ExpiresAt: now.Add(SessionLifetime)}
+	if err := s.store.CreateSession(ctx, sess); err != nil {
+		return "", err
+	}
+	return sig.sign(claims{AuthTokenType: TypeUserAccessToken, UserID: userID, TokenVersionID: sess.ID,
+		OrganizationID: orgID, AuthMethod: MethodEmail}, now, SessionLifetime)
+}
+
+// randomHex returns n random bytes as lowercase hex.
+func randomHex(n int) string {
+	const hexdigits = "0123456789abcdef"
+	b := make([]byte, n)
+	rand.Read(b)
+	out := make([]byte, 2*n)
+	for i, c := range b {
+		out[2*i], out[2*i+1] = hexdigits[c>>4], hexdigits[c&15]
+	}
+	return string(out)
+}
+
+var _ = randomHex

@@ -1,0 +1,142 @@
+package keyring_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/lockbox-dev/lockbox/internal/errs"
+	"github.com/lockbox-dev/lockbox/internal/keyring"
+	"github.com/lockbox-dev/lockbox/internal/store"
+	"github.com/lockbox-dev/lockbox/internal/store/storetest"
+)
+
+func newKey() []byte {
+	k := make([]byte, keyring.KeySize)
+	rand.Read(k)
+	return k
+}
+
+func TestSealOpenBindsRowAndOwner(t *testing.T) {
+	storetest.ForEachEngine(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		kr, err := keyring.New(newKey(), db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		projA, projB := keyring.Project("a"), keyring.Project("b")
+		for _, o := range []keyring.Owner{projA, projB} {
+			w, err := kr.NewDataKey(o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := db.CreateDataKey(ctx, o, w, kr.RootKeyID()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ct, err := kr.Seal(ctx, projA, []byte("s3cret"), keyring.AD("secrets", "value", "row1"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Contains(ct, []byte("s3cret")) {
+			t.Fatal("ciphertext contains the plaintext")
+		}
+		pt, err := kr.Open(ctx, projA, ct, keyring.AD("secrets", "value", "row1"))
+		if err != nil || string(pt) != "s3cret" {
+			t.Fatalf("open = %q, %v", pt, err)
+		}
+		cases := []struct {
+			name  string
+			owner keyring.Owner
+			ad    string
+		}{
+			{"moved to another row", projA, keyring.AD("secrets", "value", "row2")},
+			{"moved to another column", projA, keyring.AD("secrets", "comment", "row1")},
+			{"moved to another project", projB, keyring.AD("secrets", "value", "row1")},
+		}
+		for _, c := range cases {
+			if _, err := kr.Open(ctx, c.owner, ct, c.ad); err == nil {
+				t.Errorf("%s: opened", c.name)
+			}
+		}
+		// A keyring with another root key cannot unwrap the stored data key.
+		other, _ := keyring.New(newKey(), db)
+		if _, err := other.Open(ctx, projA, ct, keyring.AD("secrets", "value", "row1")); err == nil {
+			t.Error("opened with a different root key")
+		}
+	})
+}
+
+func TestRotateRootKeyRewrapsAndEverythingStillReads(t *testing.T) {
+	storetest.ForEachEngine(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		oldRoot, newRoot := newKey(), newKey()
+		kr, _ := keyring.New(oldRoot, db)
+		o := keyring.Org("org1")
+		w, _ := kr.NewDataKey(o)
+		if err := db.CreateDataKey(ctx, o, w, kr.RootKeyID()); err != nil {
+			t.Fatal(err)
+		}
+		sys1, err := kr.SystemKey(ctx, "jwt")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ct, _ := kr.Seal(ctx, o, []byte("value"), "t|c|1")
+
+		n, err := db.RotateRootKey(ctx, func(keys []keyring.WrappedKey) ([]keyring.WrappedKey, string, error) {
+			return keyring.Rewrap(keys, oldRoot, newRoot)
+		})
+		if err != nil || n != 2 {
+			t.Fatalf("rotate: n=%d err=%v", n, err)
+		}
+		fresh, _ := keyring.New(newRoot, db)
+		pt, err := fresh.Open(ctx, o, ct, "t|c|1")
+		if err != nil || string(pt) != "value" {
+			t.Fatalf("after rotation open = %q, %v", pt, err)
+		}
+		sys2, err := fresh.SystemKey(ctx, "jwt")
+		if err != nil || !bytes.Equal(sys1, sys2) {
+			t.Fatalf("system key changed across rotation (err %v)", err)
+		}
+		stale, _ := keyring.New(oldRoot, db)
+		if _, err := stale.Open(ctx, o, ct, "t|c|1"); err == nil {
+			t.Fatal("old root key still opens data keys after rotation")
+		}
+		// Rotating with the wrong current key changes nothing.
+		_, err = db.RotateRootKey(ctx, func(keys []keyring.WrappedKey) ([]keyring.WrappedKey, string, error) {
+			return keyring.Rewrap(keys, oldRoot, newKey())
+		})
+		if !errs.Is(err, errs.Invalid) {
+			t.Fatalf("rotate with wrong key: %v", err)
+		}
+		if _, err := fresh.Open(ctx, o, ct, "t|c|1"); err != nil {
+			t.Fatalf("failed rotation damaged keys: %v", err)
+		}
+	})
+}
+
+func TestRootKeyFile(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	k1, created, err := keyring.LoadOrCreateRootKey(dir)
+	if err != nil || !created || len(k1) != keyring.KeySize {
+		t.Fatalf("create: %v %v %d", created, err, len(k1))
+	}
+	fi, err := os.Stat(filepath.Join(dir, keyring.RootKeyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Fatalf("root key file mode %v, want 0600", fi.Mode().Perm())
+	}
+	k2, created, err := keyring.LoadOrCreateRootKey(dir)
+	if err != nil || created || !bytes.Equal(k1, k2) {
+		t.Fatalf("reload: created=%v err=%v equal=%v", created, err, bytes.Equal(k1, k2))
+	}
+	os.WriteFile(filepath.Join(dir, keyring.RootKeyFile), []byte("not base64!"), 0o600)
+	if _, _, err := keyring.LoadOrCreateRootKey(dir); err == nil {
+		t.Fatal("malformed key file accepted")
+	}
+}

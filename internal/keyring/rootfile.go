@@ -1,0 +1,67 @@
+package keyring
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// RootKeyFile is the name of the generated root key inside the data directory.
+const RootKeyFile = "root.key"
+
+// LoadOrCreateRootKey reads dir/root.key, creating it (mode 0600) with a fresh
+// random key if it does not exist. created reports whether it was made now.
+func LoadOrCreateRootKey(dir string) (key []byte, created bool, err error) {
+	path := filepath.Join(dir, RootKeyFile)
+	b, err := os.ReadFile(path)
+	if err == nil {
+		key, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(b)))
+		if err != nil || len(key) != KeySize {
+			return nil, false, fmt.Errorf("root key file %s is malformed", path)
+		}
+		return key, false, nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return nil, false, fmt.Errorf("read root key file: %w", err)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, false, fmt.Errorf("data dir: %w", err)
+	}
+	key = make([]byte, KeySize)
+	rand.Read(key)
+	if err := WriteRootKeyFile(dir, key); err != nil {
+		return nil, false, err
+	}
+	return key, true, nil
+}
+
+// WriteRootKeyFile replaces dir/root.key atomically with key (mode 0600).
+func WriteRootKeyFile(dir string, key []byte) error {
+	path := filepath.Join(dir, RootKeyFile)
+	tmp, err := os.CreateTemp(dir, ".root.key-*")
+	if err != nil {
+		return fmt.Errorf("write root key file: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(0o600); err != nil {
+		tmp.Close()
+		return err
+	}
+	if _, err := tmp.WriteString(base64.StdEncoding.EncodeToString(key) + "\n"); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}

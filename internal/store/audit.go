@@ -1,0 +1,109 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+
+	"github.com/google/uuid"
+
+	"github.com/lockbox-dev/lockbox/internal/audit"
+)
+
+var _ audit.Store = (*DB)(nil)
+
+func newID() string { return uuid.Must(uuid.NewV7()).String() }
+
+// insertAudit appends ev in tx, stamping its id and time.
+func (tx *Tx) insertAudit(ctx context.Context, ev audit.Event) error {
+	if ev.ID == "" {
+		ev.ID = newID()
+	}
+	am, _ := json.Marshal(orEmpty(ev.ActorMetadata))
+	em, _ := json.Marshal(orEmpty(ev.Metadata))
+	if ev.UserAgentType == "" {
+		ev.UserAgentType = audit.UserAgentType(ev.UserAgent)
+	}
+	_, err := tx.exec(ctx, `INSERT INTO audit_logs (id, org_id, project_id, project_name, actor_type, actor_id, actor_metadata,
+		event_type, event_metadata, ip_address, user_agent, user_agent_type, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		ev.ID, ev.OrgID, nullStr(ev.ProjectID), nullStr(ev.ProjectName), ev.ActorType, ev.ActorID, string(am),
+		ev.Type, string(em), ev.IP, ev.UserAgent, ev.UserAgentType, ts(tx.Now))
+	return dbErr(err, "insert audit event")
+}
+
+// insertAudits appends each event.
+func (tx *Tx) insertAudits(ctx context.Context, evs ...audit.Event) error {
+	for _, ev := range evs {
+		if err := tx.insertAudit(ctx, ev); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func orEmpty(m map[string]any) map[string]any {
+	if m == nil {
+		return map[string]any{}
+	}
+	return m
+}
+
+func nullStr(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+// AuditEvents lists events matching f, newest first.
+func (db *DB) AuditEvents(ctx context.Context, f audit.Filter) ([]audit.Event, error) {
+	var where []string
+	var args []any
+	add := func(cond string, a ...any) { where = append(where, cond); args = append(args, a...) }
+	add("org_id = ?", f.OrgID)
+	if f.ProjectID != "" {
+		add("project_id = ?", f.ProjectID)
+	}
+	if len(f.EventTypes) > 0 {
+		ph := strings.TrimSuffix(strings.Repeat("?, ", len(f.EventTypes)), ", ")
+		a := make([]any, len(f.EventTypes))
+		for i, t := range f.EventTypes {
+			a[i] = t
+		}
+		add("event_type IN ("+ph+")", a...)
+	}
+	if f.ActorType != "" {
+		add("actor_type = ?", f.ActorType)
+	}
+	if f.ActorID != "" {
+		add("actor_id = ?", f.ActorID)
+	}
+	if !f.Start.IsZero() {
+		add("created_at >= ?", ts(f.Start))
+	}
+	if !f.End.IsZero() {
+		add("created_at <= ?", ts(f.End))
+	}
+	args = append(args, f.Limit, f.Offset)
+	rows, err := db.readq(ctx, `SELECT id, org_id, COALESCE(project_id, ''), COALESCE(project_name, ''), actor_type, actor_id,
+		actor_metadata, event_type, event_metadata, ip_address, user_agent, user_agent_type, created_at
+		FROM audit_logs WHERE `+strings.Join(where, " AND ")+` ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?`, args...)
+	if err != nil {
+		return nil, dbErr(err, "AuditEvents")
+	}
+	defer rows.Close()
+	var out []audit.Event
+	for rows.Next() {
+		var ev audit.Event
+		var am, em string
+		if err := rows.Scan(&ev.ID, &ev.OrgID, &ev.ProjectID, &ev.ProjectName, &ev.ActorType, &ev.ActorID, &am,
+			&ev.Type, &em, &ev.IP, &ev.UserAgent, &ev.UserAgentType, timeCol{&ev.CreatedAt}); err != nil {
+			return nil, dbErr(err, "scan audit event")
+		}
+		json.Unmarshal([]byte(am), &ev.ActorMetadata)
+		json.Unmarshal([]byte(em), &ev.Metadata)
+		out = append(out, ev)
+	}
+	return out, dbErr(rows.Err(), "AuditEvents")
+}

@@ -1,0 +1,241 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+
+	"github.com/lockbox-dev/lockbox/internal/errs"
+	"github.com/lockbox-dev/lockbox/internal/identity"
+	"github.com/lockbox-dev/lockbox/internal/keyring"
+	"github.com/lockbox-dev/lockbox/internal/project"
+)
+
+// Bootstrap writes the instance's first user, org, admin identity and token.
+// The server_config row is inserted first: a second bootstrap, even a racing
+// one, fails on its primary key and changes nothing.
+func (db *DB) Bootstrap(ctx context.Context, b identity.BootstrapRecord) error {
+	return db.Transact(ctx, func(tx *Tx) error {
+		if _, err := tx.exec(ctx, `INSERT INTO server_config (id, admin_identity_id, initialized_at) VALUES (1, ?, ?)`,
+			b.Identity.ID, ts(tx.Now)); err != nil {
+			return dbErr(err, "claim server config")
+		}
+		if err := tx.insertUser(ctx, b.User); err != nil {
+			return err
+		}
+		if err := tx.insertOrg(ctx, b.Org); err != nil {
+			return err
+		}
+		if err := tx.insertDataKey(ctx, keyring.Org(b.Org.ID), b.OrgDataKey, b.RootKeyID); err != nil {
+			return err
+		}
+		if err := tx.insertOrgMembership(ctx, b.Org.ID, b.User.ID, "", "admin"); err != nil {
+			return err
+		}
+		if err := tx.insertIdentity(ctx, b.Identity); err != nil {
+			return err
+		}
+		if err := tx.insertOrgMembership(ctx, b.Org.ID, "", b.Identity.ID, "admin"); err != nil {
+			return err
+		}
+		if err := tx.insertTokenAuth(ctx, b.TokenAuth); err != nil {
+			return err
+		}
+		if err := tx.insertAccessToken(ctx, b.AccessToken); err != nil {
+			return err
+		}
+		return tx.insertAudit(ctx, b.Event)
+	})
+}
+
+// Initialized reports whether the instance has been bootstrapped.
+func (db *DB) Initialized(ctx context.Context) (bool, error) {
+	var n int
+	err := db.readRow(ctx, `SELECT COUNT(*) FROM server_config`).Scan(&n)
+	return n > 0, dbErr(err, "Initialized")
+}
+
+func (tx *Tx) insertUser(ctx context.Context, u identity.User) error {
+	_, err := tx.exec(ctx, `INSERT INTO users (id, email, username, first_name, last_name, password_hash, super_admin, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, u.ID, u.Email, u.Username, u.FirstName, u.LastName, u.PasswordHash, u.SuperAdmin, ts(u.CreatedAt), ts(u.UpdatedAt))
+	if IsUniqueViolation(err) {
+		return errs.BadRequest("User already exists")
+	}
+	return dbErr(err, "insert user")
+}
+
+func (tx *Tx) insertOrg(ctx context.Context, o project.Org) error {
+	_, err := tx.exec(ctx, `INSERT INTO orgs (id, name, slug, created_at, updated_at) VALUES (?, ?, ?, ?, ?)`,
+		o.ID, o.Name, o.Slug, ts(o.CreatedAt), ts(o.UpdatedAt))
+	return dbErr(err, "insert org")
+}
+
+func (tx *Tx) insertOrgMembership(ctx context.Context, orgID, userID, identityID, role string) error {
+	_, err := tx.exec(ctx, `INSERT INTO org_memberships (id, org_id, user_id, identity_id, role, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?)`, newID(), orgID, nullStr(userID), nullStr(identityID), role, ts(tx.Now), ts(tx.Now))
+	return dbErr(err, "insert org membership")
+}
+
+func (tx *Tx) insertIdentity(ctx context.Context, i identity.Identity) error {
+	_, err := tx.exec(ctx, `INSERT INTO identities (id, org_id, name, has_delete_protection, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)`,
+		i.ID, i.OrgID, i.Name, i.HasDeleteProtection, ts(i.CreatedAt), ts(i.UpdatedAt))
+	if err != nil {
+		return dbErr(err, "insert identity")
+	}
+	for _, m := range i.Metadata {
+		if m.ID == "" {
+			m.ID = newID()
+		}
+		if _, err := tx.exec(ctx, `INSERT INTO identity_metadata (id, identity_id, key, value) VALUES (?, ?, ?, ?)`, m.ID, i.ID, m.Key, m.Value); err != nil {
+			return dbErr(err, "insert identity metadata")
+		}
+	}
+	return nil
+}
+
+func ipsJSON(ips []identity.TrustedIP) string {
+	type wire struct {
+		IPAddress string `json:"ipAddress"`
+		Type      string `json:"type"`
+		Prefix    int    `json:"prefix"`
+	}
+	out := make([]wire, len(ips))
+	for i, ip := range ips {
+		out[i] = wire{ip.IPAddress, ip.Type, ip.Prefix}
+	}
+	b, _ := json.Marshal(out)
+	return string(b)
+}
+
+func parseIPs(s string) []identity.TrustedIP {
+	var in []struct {
+		IPAddress string `json:"ipAddress"`
+		Type      string `json:"type"`
+		Prefix    int    `json:"prefix"`
+	}
+	json.Unmarshal([]byte(s), &in)
+	out := make([]identity.TrustedIP, len(in))
+	for i, w := range in {
+		out[i] = identity.TrustedIP{IPAddress: w.IPAddress, Type: w.Type, Prefix: w.Prefix}
+	}
+	return out
+}
+
+func (tx *Tx) insertTokenAuth(ctx context.Context, t identity.TokenAuth) error {
+	_, err := tx.exec(ctx, `INSERT INTO identity_token_auths (id, identity_id, access_token_ttl, access_token_max_ttl,
+		access_token_num_uses_limit, access_token_trusted_ips, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		t.ID, t.IdentityID, t.AccessTokenTTL, t.AccessTokenMaxTTL, t.AccessTokenNumUsesLimit, ipsJSON(t.AccessTokenTrustedIPs), ts(t.CreatedAt), ts(t.UpdatedAt))
+	if IsUniqueViolation(err) {
+		return errs.BadRequest("Failed to add token auth to already configured identity")
+	}
+	return dbErr(err, "insert token auth")
+}
+
+func (tx *Tx) insertAccessToken(ctx context.Context, t identity.AccessToken) error {
+	_, err := tx.exec(ctx, `INSERT INTO identity_access_tokens (id, identity_id, auth_method, name, client_secret_id,
+		access_token_ttl, access_token_max_ttl, access_token_period, num_uses, num_uses_limit, trusted_ips, revoked, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, FALSE, ?, ?)`,
+		t.ID, t.IdentityID, t.AuthMethod, t.Name, nullStr(t.ClientSecretID), t.TTL, t.MaxTTL, t.Period, t.NumUsesLimit,
+		ipsJSON(t.TrustedIPs), ts(t.CreatedAt), ts(t.UpdatedAt))
+	return dbErr(err, "insert access token")
+}
+
+const accessTokenCols = `t.id, t.identity_id, t.auth_method, t.name, COALESCE(t.client_secret_id, ''), t.access_token_ttl,
+	t.access_token_max_ttl, t.access_token_period, t.num_uses, t.num_uses_limit, t.trusted_ips, t.last_used_at,
+	t.last_renewed_at, t.revoked, t.created_at, t.updated_at`
+
+func scanAccessToken(sc interface{ Scan(...any) error }, t *identity.AccessToken, extra ...any) error {
+	var ips string
+	dest := []any{&t.ID, &t.IdentityID, &t.AuthMethod, &t.Name, &t.ClientSecretID, &t.TTL, &t.MaxTTL, &t.Period,
+		&t.NumUses, &t.NumUsesLimit, &ips, optTimeCol{&t.LastUsedAt}, optTimeCol{&t.LastRenewedAt}, &t.Revoked,
+		timeCol{&t.CreatedAt}, timeCol{&t.UpdatedAt}}
+	if err := sc.Scan(append(dest, extra...)...); err != nil {
+		return err
+	}
+	t.TrustedIPs = parseIPs(ips)
+	return nil
+}
+
+// AccessTokenByID returns a token with its identity's org and name, in one query.
+func (db *DB) AccessTokenByID(ctx context.Context, id string) (identity.AccessToken, identity.IdentityRef, error) {
+	var t identity.AccessToken
+	var ref identity.IdentityRef
+	row := db.readRow(ctx, `SELECT `+accessTokenCols+`, i.org_id, i.name FROM identity_access_tokens t
+		JOIN identities i ON i.id = t.identity_id
+		JOIN org_memberships m ON m.identity_id = i.id AND m.org_id = i.org_id
+		WHERE t.id = ?`, id)
+	if err := scanAccessToken(row, &t, &ref.OrgID, &ref.Name); err != nil {
+		return t, ref, dbErr(err, "AccessTokenByID")
+	}
+	return t, ref, nil
+}
+
+// ConsumeAccessTokenUse counts one use with a single conditional UPDATE, so
+// concurrent requests can never exceed the limit.
+func (db *DB) ConsumeAccessTokenUse(ctx context.Context, id string) (bool, error) {
+	now := db.Now()
+	res, err := db.exec(ctx, `UPDATE identity_access_tokens SET num_uses = num_uses + 1, last_used_at = ?
+		WHERE id = ? AND revoked = FALSE AND (num_uses_limit = 0 OR num_uses < num_uses_limit)`, ts(now), id)
+	if err != nil {
+		return false, dbErr(err, "ConsumeAccessTokenUse")
+	}
+	n, err := res.RowsAffected()
+	return n == 1, dbErr(err, "ConsumeAccessTokenUse")
+}
+
+const userCols = `id, email, username, first_name, last_name, password_hash, super_admin, created_at, updated_at`
+
+func scanUser(sc interface{ Scan(...any) error }, u *identity.User) error {
+	return sc.Scan(&u.ID, &u.Email, &u.Username, &u.FirstName, &u.LastName, &u.PasswordHash, &u.SuperAdmin,
+		timeCol{&u.CreatedAt}, timeCol{&u.UpdatedAt})
+}
+
+// UserByEmail finds a user by lowercased email.
+func (db *DB) UserByEmail(ctx context.Context, email string) (identity.User, error) {
+	var u identity.User
+	err := scanUser(db.readRow(ctx, `SELECT `+userCols+` FROM users WHERE email = ?`, email), &u)
+	return u, dbErr(err, "UserByEmail")
+}
+
+// UserByID finds a user.
+func (db *DB) UserByID(ctx context.Context, id string) (identity.User, error) {
+	var u identity.User
+	err := scanUser(db.readRow(ctx, `SELECT `+userCols+` FROM users WHERE id = ?`, id), &u)
+	return u, dbErr(err, "UserByID")
+}
+
+// CreateSession stores a human session.
+func (db *DB) CreateSession(ctx context.Context, s identity.Session) error {
+	_, err := db.exec(ctx, `INSERT INTO user_sessions (id, user_id, org_id, revoked, created_at, expires_at) VALUES (?, ?, ?, FALSE, ?, ?)`,
+		s.ID, s.UserID, nullStr(s.OrgID), ts(s.CreatedAt), ts(s.ExpiresAt))
+	return dbErr(err, "CreateSession")
+}
+
+// SessionByID finds a session.
+func (db *DB) SessionByID(ctx context.Context, id string) (identity.Session, error) {
+	var s identity.Session
+	err := db.readRow(ctx, `SELECT id, user_id, COALESCE(org_id, ''), revoked, created_at, expires_at FROM user_sessions WHERE id = ?`, id).
+		Scan(&s.ID, &s.UserID, &s.OrgID, &s.Revoked, timeCol{&s.CreatedAt}, timeCol{&s.ExpiresAt})
+	return s, dbErr(err, "SessionByID")
+}
+
+// UserOrgs lists the organizations a user belongs to.
+func (db *DB) UserOrgs(ctx context.Context, userID string) ([]project.Org, error) {
+	rows, err := db.readq(ctx, `SELECT o.id, o.name, o.slug, o.created_at, o.updated_at FROM orgs o
+		JOIN org_memberships m ON m.org_id = o.id WHERE m.user_id = ? ORDER BY o.created_at`, userID)
+	if err != nil {
+		return nil, dbErr(err, "UserOrgs")
+	}
+	defer rows.Close()
+	var out []project.Org
+	for rows.Next() {
+		var o project.Org
+		if err := rows.Scan(&o.ID, &o.Name, &o.Slug, timeCol{&o.CreatedAt}, timeCol{&o.UpdatedAt}); err != nil {
+			return nil, dbErr(err, "scan org")
+		}
+		out = append(out, o)
+	}
+	return out, dbErr(rows.Err(), "UserOrgs")
+}
+
+// Engine names the database engine for /api/status.
+func (db *DB) Engine() string { return string(db.dialect) }

@@ -1,0 +1,350 @@
+// Package store keeps lockbox's state in SQLite (embedded default) or PostgreSQL,
+// with one set of queries and migrations per dialect. It implements the storage
+// interfaces the domain packages declare.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	_ "github.com/jackc/pgx/v5/stdlib" // registers "pgx"
+	"github.com/pressly/goose/v3"
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/lockbox-dev/lockbox/internal/errs"
+)
+
+//go:embed migrations
+var migrations embed.FS
+
+// Dialect names a SQL engine.
+type Dialect string
+
+const (
+	SQLite   Dialect = "sqlite"
+	Postgres Dialect = "postgres"
+)
+
+// Options selects and tunes the database.
+type Options struct {
+	// URL is a postgres:// URL; empty selects SQLite in Dir.
+	URL string
+	// Dir holds the SQLite file.
+	Dir string
+	// MaxConns bounds the PostgreSQL pool and the SQLite reader pool.
+	MaxConns int
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// DB is an open, migrated database.
+type DB struct {
+	dialect Dialect
+	write   *sql.DB // SQLite: the single writer connection; PostgreSQL: the pool
+	read    *sql.DB // SQLite: read-only pool; PostgreSQL: same as write
+	now     func() time.Time
+	path    string
+}
+
+// Open connects, checks the connection and applies pending migrations.
+func Open(ctx context.Context, o Options) (*DB, error) {
+	if o.MaxConns < 2 {
+		o.MaxConns = 10
+	}
+	db := &DB{now: o.Now}
+	if db.now == nil {
+		db.now = time.Now
+	}
+	if o.URL != "" {
+		db.dialect = Postgres
+		p, err := sql.Open("pgx", o.URL)
+		if err != nil {
+			return nil, errors.New("open postgres: bad database url")
+		}
+		p.SetMaxOpenConns(o.MaxConns)
+		p.SetMaxIdleConns(o.MaxConns)
+		p.SetConnMaxIdleTime(5 * time.Minute)
+		db.write, db.read = p, p
+	} else {
+		db.dialect = SQLite
+		if err := os.MkdirAll(o.Dir, 0o700); err != nil {
+			return nil, fmt.Errorf("data dir %s: %w", o.Dir, err)
+		}
+		db.path = filepath.Join(o.Dir, "lockbox.db")
+		common := "?_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_time_format=sqlite"
+		w, err := sql.Open("sqlite", "file:"+db.path+common+"&_pragma=journal_mode(WAL)&_txlock=immediate")
+		if err != nil {
+			return nil, err
+		}
+		w.SetMaxOpenConns(1) // SQLite has one writer; queue here, not in busy retries
+		db.write = w
+		// Readers are opened after the writer has switched the file to WAL.
+	}
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := db.write.PingContext(pctx); err != nil {
+		db.Close()
+		return nil, connectError(db.dialect, err)
+	}
+	if db.dialect == SQLite {
+		r, err := sql.Open("sqlite", "file:"+db.path+"?_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_pragma=query_only(1)&_time_format=sqlite")
+		if err != nil {
+			db.Close()
+			return nil, err
+		}
+		r.SetMaxOpenConns(o.MaxConns)
+		r.SetMaxIdleConns(o.MaxConns)
+		db.read = r
+	}
+	if err := db.migrate(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+// connectError describes a failed connection without echoing a DSN or password.
+func connectError(d Dialect, err error) error {
+	if d == SQLite {
+		return fmt.Errorf("open sqlite: %v", err)
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return fmt.Errorf("connect to postgres: %s (%s)", pgErr.Message, pgErr.Code)
+	}
+	var ce *pgconn.ConnectError
+	if errors.As(err, &ce) {
+		return errors.New("connect to postgres: server unreachable or refused the connection")
+	}
+	return errors.New("connect to postgres: failed")
+}
+
+func (db *DB) provider() (*goose.Provider, error) {
+	sub, err := fs.Sub(migrations, "migrations/"+string(db.dialect))
+	if err != nil {
+		return nil, err
+	}
+	d := goose.DialectSQLite3
+	if db.dialect == Postgres {
+		d = goose.DialectPostgres
+	}
+	return goose.NewProvider(d, db.write, sub)
+}
+
+func (db *DB) migrate(ctx context.Context) error {
+	p, err := db.provider()
+	if err != nil {
+		return fmt.Errorf("migrations: %w", err)
+	}
+	if _, err := p.Up(ctx); err != nil {
+		return fmt.Errorf("apply migrations: %w", err)
+	}
+	return nil
+}
+
+// SchemaVersion reports the newest applied migration.
+func (db *DB) SchemaVersion(ctx context.Context) (int64, error) {
+	p, err := db.provider()
+	if err != nil {
+		return 0, err
+	}
+	return p.GetDBVersion(ctx)
+}
+
+// Dialect reports the engine in use.
+func (db *DB) Dialect() Dialect { return db.dialect }
+
+// Path is the SQLite file, or "" on PostgreSQL.
+func (db *DB) Path() string { return db.path }
+
+// Now is the store's clock, truncated to microseconds as stored.
+func (db *DB) Now() time.Time { return db.now().UTC().Truncate(time.Microsecond) }
+
+// Ping checks the database is reachable.
+func (db *DB) Ping(ctx context.Context) error { return db.read.PingContext(ctx) }
+
+// Close closes every connection.
+func (db *DB) Close() error {
+	var e1, e2 error
+	if db.read != nil && db.read != db.write {
+		e1 = db.read.Close()
+	}
+	if db.write != nil {
+		e2 = db.write.Close()
+	}
+	return errors.Join(e1, e2)
+}
+
+// q rewrites ?-placeholders for the dialect. Queries are written with ? and
+// never contain a literal question mark.
+func (db *DB) q(query string) string {
+	if db.dialect != Postgres {
+		return query
+	}
+	var b strings.Builder
+	b.Grow(len(query) + 16)
+	n := 0
+	for i := 0; i < len(query); i++ {
+		if query[i] == '?' {
+			n++
+			fmt.Fprintf(&b, "$%d", n)
+			continue
+		}
+		b.WriteByte(query[i])
+	}
+	return b.String()
+}
+
+// queryer is what both *sql.DB and *sql.Tx offer.
+type queryer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// Tx is one transaction; Now is fixed for its duration.
+type Tx struct {
+	db  *DB
+	tx  *sql.Tx
+	Now time.Time
+}
+
+func (t *Tx) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	return t.tx.ExecContext(ctx, t.db.q(query), args...)
+}
+
+func (t *Tx) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	return t.tx.QueryContext(ctx, t.db.q(query), args...)
+}
+
+func (t *Tx) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
+	return t.tx.QueryRowContext(ctx, t.db.q(query), args...)
+}
+
+// Transact runs fn in a read-write transaction, committing when fn returns nil.
+// PostgreSQL serialization failures and deadlocks are retried.
+func (db *DB) Transact(ctx context.Context, fn func(*Tx) error) error {
+	for attempt := 0; ; attempt++ {
+		err := db.transactOnce(ctx, fn)
+		if err == nil || attempt >= 4 || !retryable(err) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Duration(attempt+1) * 5 * time.Millisecond):
+		}
+	}
+}
+
+func (db *DB) transactOnce(ctx context.Context, fn func(*Tx) error) (err error) {
+	sqlTx, err := db.write.BeginTx(ctx, nil)
+	if err != nil {
+		return errs.Internalf(err, "begin transaction")
+	}
+	t := &Tx{db: db, tx: sqlTx, Now: db.Now()}
+	defer func() {
+		if p := recover(); p != nil {
+			sqlTx.Rollback()
+			panic(p)
+		}
+		if err != nil {
+			sqlTx.Rollback()
+		}
+	}()
+	if err := fn(t); err != nil {
+		return err
+	}
+	if err := sqlTx.Commit(); err != nil {
+		return dbErr(err, "commit")
+	}
+	return nil
+}
+
+func retryable(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgErr.Code == "40001" || pgErr.Code == "40P01"
+	}
+	return false
+}
+
+// readq reads outside a transaction, from the reader pool.
+func (db *DB) readq(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	return db.read.QueryContext(ctx, db.q(query), args...)
+}
+
+func (db *DB) readRow(ctx context.Context, query string, args ...any) *sql.Row {
+	return db.read.QueryRowContext(ctx, db.q(query), args...)
+}
+
+// exec runs one statement in its own transaction on the writer.
+func (db *DB) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	return db.write.ExecContext(ctx, db.q(query), args...)
+}
+
+// IsUniqueViolation reports whether err is a unique-constraint failure on either engine.
+func IsUniqueViolation(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgErr.Code == "23505"
+	}
+	var sqErr *sqlite.Error
+	if errors.As(err, &sqErr) {
+		c := sqErr.Code()
+		return c == sqlite3.SQLITE_CONSTRAINT_UNIQUE || c == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
+	}
+	return false
+}
+
+// IsForeignKeyViolation reports whether err is a foreign-key failure on either engine.
+func IsForeignKeyViolation(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgErr.Code == "23503"
+	}
+	var sqErr *sqlite.Error
+	if errors.As(err, &sqErr) {
+		return sqErr.Code() == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY
+	}
+	return false
+}
+
+// dbErr maps driver errors to kinds: no rows → NotFound, unique → Conflict,
+// anything else → Internal with context for the log.
+func dbErr(err error, op string) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, sql.ErrNoRows):
+		return &errs.Error{Kind: errs.NotFound, Message: "not found", Err: err}
+	case IsUniqueViolation(err):
+		return &errs.Error{Kind: errs.Conflict, Message: "already exists", Err: err}
+	}
+	if _, ok := errors.AsType[*errs.Error](err); ok {
+		return err
+	}
+	return errs.Internalf(err, "%s", op)
+}
+
+// errNoRows reports a missing row through dbErr as NotFound.
+var errNoRows = sql.ErrNoRows
+
+// forUpdate locks selected rows on PostgreSQL; SQLite's single writer
+// already serialises write transactions.
+func (db *DB) forUpdate() string {
+	if db.dialect == Postgres {
+		return " FOR UPDATE"
+	}
+	return ""
+}

@@ -1,0 +1,74 @@
+package store_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/lockbox-dev/lockbox/internal/store"
+	"github.com/lockbox-dev/lockbox/internal/store/storetest"
+)
+
+func TestMigrationsMatchAcrossDialects(t *testing.T) {
+	names := func(dir string) []string {
+		var out []string
+		entries, err := os.ReadDir(filepath.Join("migrations", dir))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range entries {
+			out = append(out, e.Name())
+		}
+		return out
+	}
+	sq, pg := names("sqlite"), names("postgres")
+	if !slices.Equal(sq, pg) {
+		t.Fatalf("migration files differ:\nsqlite:   %v\npostgres: %v", sq, pg)
+	}
+	if len(sq) == 0 {
+		t.Fatal("no migrations")
+	}
+}
+
+func TestOpenTwiceIsNoop(t *testing.T) {
+	for _, d := range storetest.Engines {
+		t.Run(string(d), func(t *testing.T) {
+			opts := storetest.Options(t, d)
+			ctx := context.Background()
+			db, err := store.Open(ctx, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			v1, err := db.SchemaVersion(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			db.Close()
+			if v1 < 1 {
+				t.Fatalf("schema version %d after first open", v1)
+			}
+			db, err = store.Open(ctx, opts)
+			if err != nil {
+				t.Fatalf("second open: %v", err)
+			}
+			defer db.Close()
+			v2, _ := db.SchemaVersion(ctx)
+			if v2 != v1 {
+				t.Fatalf("schema version changed on second open: %d -> %d", v1, v2)
+			}
+		})
+	}
+}
+
+func TestOpenUnreachablePostgresSaysSoWithoutPassword(t *testing.T) {
+	_, err := store.Open(context.Background(), store.Options{URL: "postgres://u:hunter2@127.0.0.1:1/db?sslmode=disable&connect_timeout=2"})
+	if err == nil {
+		t.Fatal("open of an unreachable server succeeded")
+	}
+	if got := err.Error(); strings.Contains(got, "hunter2") {
+		t.Fatalf("error leaks the password: %s", got)
+	}
+}
