@@ -9,12 +9,14 @@ import (
 
 // Services are the domain services the API calls.
 type Services struct {
-	Identity    *identity.Service
-	Identities  *identity.Admin
-	Projects    *project.Service
-	Memberships *project.Memberships
-	Roles       *authz.Roles
-	Audit       *audit.Service
+	Identity      *identity.Service
+	Tokens        *identity.Tokens
+	UniversalAuth *identity.UA
+	Identities    *identity.Admin
+	Projects      *project.Service
+	Memberships   *project.Memberships
+	Roles         *authz.Roles
+	Audit         *audit.Service
 }
 
 // routes is the whole API surface. Trailing slashes are stripped before
@@ -33,6 +35,8 @@ func (s *Server) routes() {
 	s.projectRoutes(m)
 	s.identityRoutes(m)
 	s.membershipRoutes(m)
+	s.universalRoutes(m)
+	s.tokenRoutes(m)
 
 	// Audit log.
 	m.Handle("GET /api/v1/organization/audit-logs", s.authed(s.auditLogs))

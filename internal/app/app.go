@@ -25,13 +25,16 @@ type Options struct {
 // New builds the API server over an open database and keyring.
 func New(db *store.DB, kr *keyring.Keyring, o Options) *api.Server {
 	az := authz.NewResolver(db, nil)
+	idsvc := identity.NewService(db, kr, nil)
 	svc := api.Services{
-		Identity:    identity.NewService(db, kr, nil),
-		Identities:  identity.NewAdmin(db, az, nil),
-		Projects:    project.NewService(db, az, kr, nil),
-		Memberships: project.NewMemberships(db, az, nil),
-		Roles:       authz.NewRoles(db, az, nil),
-		Audit:       audit.NewService(db, az, nil),
+		Identity:      idsvc,
+		Tokens:        identity.NewTokens(db, idsvc),
+		UniversalAuth: identity.NewUA(db, az, idsvc),
+		Identities:    identity.NewAdmin(db, az, nil),
+		Projects:      project.NewService(db, az, kr, nil),
+		Memberships:   project.NewMemberships(db, az, nil),
+		Roles:         authz.NewRoles(db, az, nil),
+		Audit:         audit.NewService(db, az, nil),
 	}
 	return api.New(api.Options{
 		Version:       o.Version,

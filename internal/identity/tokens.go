@@ -34,9 +34,12 @@ type claims struct {
 
 type signer struct{ key []byte }
 
+// sign issues c valid from now for lifetime, both in whole seconds as JWT
+// times are, so exp-iat equals the expiresIn reported to the client.
 func (s signer) sign(c claims, now time.Time, lifetime time.Duration) (string, error) {
+	now = now.Truncate(time.Second)
 	c.IssuedAt = jwt.NewNumericDate(now)
-	c.ExpiresAt = jwt.NewNumericDate(now.Add(lifetime))
+	c.ExpiresAt = jwt.NewNumericDate(now.Add(lifetime.Truncate(time.Second)))
 	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString(s.key)
 	if err != nil {
 		return "", errs.Internalf(err, "sign token")

@@ -1,0 +1,109 @@
+package identity
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"github.com/lockbox-dev/lockbox/internal/authz"
+	"github.com/lockbox-dev/lockbox/internal/errs"
+	"github.com/lockbox-dev/lockbox/internal/project"
+)
+
+// RenewStore is the storage renewal and revocation need.
+type RenewStore interface {
+	AccessTokenByID(ctx context.Context, id string) (AccessToken, IdentityRef, error)
+	// RenewAccessToken sets last_renewed_at on a token that is not revoked; false if it is.
+	RenewAccessToken(ctx context.Context, id string, now time.Time) (bool, error)
+	// RevokeAccessToken revokes a token; false if it was missing or already revoked.
+	RevokeAccessToken(ctx context.Context, id string) (bool, error)
+	OrgByID(ctx context.Context, id string) (project.Org, error)
+}
+
+// Tokens renews and revokes machine-identity access tokens.
+type Tokens struct {
+	svc   *Service
+	store RenewStore
+}
+
+// NewTokens returns the token service; svc signs the renewed tokens.
+func NewTokens(st RenewStore, svc *Service) *Tokens { return &Tokens{svc: svc, store: st} }
+
+// parseIdentityToken verifies an identity access token's signature and expiry.
+func (s *Service) parseIdentityToken(ctx context.Context, tok string, now time.Time) (claims, error) {
+	sig, err := s.signer(ctx)
+	if err != nil {
+		return claims{}, err
+	}
+	c, err := sig.parse(strings.TrimSpace(tok), now)
+	if err != nil {
+		return claims{}, err
+	}
+	if c.AuthTokenType != TypeIdentityAccessToken {
+		return claims{}, errs.BadRequest("Only identity access tokens can be renewed")
+	}
+	return c, nil
+}
+
+// Renew issues a new JWT for the same token record, starting a new TTL. It
+// never runs past the max TTL: near the end it issues a shorter token, and
+// after it, none.
+func (tk *Tokens) Renew(ctx context.Context, tok string) (LoginResult, error) {
+	s, st := tk.svc, tk.store
+	now := s.now().UTC().Truncate(time.Microsecond)
+	c, err := s.parseIdentityToken(ctx, tok, now)
+	if err != nil {
+		return LoginResult{}, err
+	}
+	t, _, err := st.AccessTokenByID(ctx, c.IdentityAccessTokenID)
+	if errs.Is(err, errs.NotFound) || (err == nil && (t.Revoked || t.IdentityID != c.IdentityID)) {
+		return LoginResult{}, errs.Unauthorizedf("No identity access token found")
+	}
+	if err != nil {
+		return LoginResult{}, err
+	}
+	if t.NumUsesLimit > 0 && t.NumUses >= t.NumUsesLimit {
+		return LoginResult{}, errs.Unauthorizedf("Unable to renew because access token usage limit reached")
+	}
+	if t.Period == 0 && t.MaxTTL > 0 && !now.Before(t.CreatedAt.Add(time.Duration(t.MaxTTL)*time.Second)) {
+		return LoginResult{}, errs.Unauthorizedf("Failed to renew MI access token due to Max TTL expiration")
+	}
+	ok, err := st.RenewAccessToken(ctx, t.ID, now)
+	if err != nil {
+		return LoginResult{}, err
+	}
+	if !ok {
+		return LoginResult{}, errs.Unauthorizedf("No identity access token found")
+	}
+	return s.issue(ctx, t, now)
+}
+
+// Revoke revokes the token record behind a JWT; it works at once for every copy.
+func (tk *Tokens) Revoke(ctx context.Context, tok string) error {
+	s, st := tk.svc, tk.store
+	now := s.now().UTC()
+	c, err := s.parseIdentityToken(ctx, tok, now)
+	if errs.Is(err, errs.Invalid) {
+		return errs.Unauthorizedf("Only identity access tokens can be revoked")
+	}
+	if err != nil {
+		return err
+	}
+	ok, err := st.RevokeAccessToken(ctx, c.IdentityAccessTokenID)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return errs.Unauthorizedf("No identity access token found")
+	}
+	return nil
+}
+
+// Details returns the organization of an identity actor.
+func (tk *Tokens) Details(ctx context.Context, actor authz.Actor) (project.Org, error) {
+	st := tk.store
+	if actor.Kind != authz.ActorIdentity {
+		return project.Org{}, errs.Forbiddenf("Only machine identities have identity details")
+	}
+	return st.OrgByID(ctx, actor.OrgID)
+}

@@ -1,0 +1,229 @@
+package identity
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/lockbox-dev/lockbox/internal/audit"
+	"github.com/lockbox-dev/lockbox/internal/authz"
+	"github.com/lockbox-dev/lockbox/internal/errs"
+)
+
+// UniversalAuth is the client-id/client-secret login configuration of an identity.
+type UniversalAuth struct {
+	ID                         string
+	IdentityID                 string
+	ClientID                   string
+	AccessTokenTTL             int64
+	AccessTokenMaxTTL          int64
+	AccessTokenNumUsesLimit    int64
+	AccessTokenPeriod          int64
+	ClientSecretTrustedIPs     []TrustedIP
+	AccessTokenTrustedIPs      []TrustedIP
+	LockoutEnabled             bool
+	LockoutThreshold           int
+	LockoutDurationSeconds     int
+	LockoutCounterResetSeconds int
+	CreatedAt                  time.Time
+	UpdatedAt                  time.Time
+}
+
+// ClientSecret is a Universal Auth client secret; its plaintext is never stored.
+type ClientSecret struct {
+	ID           string
+	IdentityUAID string
+	Description  string
+	Prefix       string
+	NumUses      int64
+	NumUsesLimit int64
+	TTL          int64 // seconds from CreatedAt; 0 = never expires
+	Revoked      bool
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
+}
+
+// Expired reports whether the secret's TTL has run out at now.
+func (c ClientSecret) Expired(now time.Time) bool {
+	return c.TTL > 0 && !now.Before(c.CreatedAt.Add(time.Duration(c.TTL)*time.Second))
+}
+
+// Exhausted reports whether the secret's use limit is reached.
+func (c ClientSecret) Exhausted() bool { return c.NumUsesLimit > 0 && c.NumUses >= c.NumUsesLimit }
+
+// Lockout is the failed-login state of one Universal Auth configuration.
+type Lockout struct {
+	FailedAttempts int
+	CounterResetAt time.Time
+	LockedUntil    *time.Time
+}
+
+// UAStore is the storage Universal Auth needs.
+type UAStore interface {
+	// UAIdentity returns an identity with the organization it belongs to.
+	UAIdentity(ctx context.Context, identityID string) (Identity, error)
+	CreateUniversalAuth(ctx context.Context, ua UniversalAuth, ev audit.Event) error
+	UniversalAuthByIdentity(ctx context.Context, identityID string) (UniversalAuth, error)
+	UniversalAuthByClientID(ctx context.Context, clientID string) (UniversalAuth, error)
+	UpdateUniversalAuth(ctx context.Context, ua UniversalAuth, ev audit.Event) error
+	// DeleteUniversalAuth removes the configuration, its secrets and revokes every
+	// token issued through it.
+	DeleteUniversalAuth(ctx context.Context, identityID string, ev audit.Event) error
+	CreateClientSecret(ctx context.Context, cs ClientSecret, hash string, ev audit.Event) error
+	ClientSecrets(ctx context.Context, uaID string) ([]ClientSecret, error)
+	ClientSecretByID(ctx context.Context, uaID, id string) (ClientSecret, error)
+	// RevokeClientSecret marks the secret revoked and revokes its tokens.
+	RevokeClientSecret(ctx context.Context, uaID, id string, ev audit.Event) (ClientSecret, error)
+	ClientSecretByHash(ctx context.Context, uaID, hash string) (ClientSecret, error)
+	Lockout(ctx context.Context, uaID string) (Lockout, error)
+	// RecordFailedLogin counts a failure, locking the configuration when the
+	// threshold is reached; it returns the new state.
+	RecordFailedLogin(ctx context.Context, ua UniversalAuth, now time.Time) (Lockout, error)
+	ClearLockout(ctx context.Context, uaID string, ev *audit.Event) (int, error)
+	// LoginWithClientSecret consumes one use of the secret with a conditional
+	// update and, in the same transaction, stores the token, clears the
+	// lockout and records the login. It reports false when the secret is
+	// revoked, expired or out of uses at that instant.
+	LoginWithClientSecret(ctx context.Context, cs ClientSecret, tok AccessToken, ev audit.Event) (bool, error)
+}
+
+// UA implements Universal Auth: configuration, client secrets and login.
+type UA struct {
+	store UAStore
+	authz Authorizer
+	svc   *Service
+	now   func() time.Time
+
+	once    sync.Once
+	hmacKey []byte
+	keyErr  error
+}
+
+// NewUA returns the Universal Auth service; svc signs the tokens.
+func NewUA(st UAStore, az Authorizer, svc *Service) *UA {
+	return &UA{store: st, authz: az, svc: svc, now: svc.now}
+}
+
+func (u *UA) hash(ctx context.Context, secret string) (string, error) {
+	u.once.Do(func() { u.hmacKey, u.keyErr = u.svc.keys.SystemKey(ctx, "client-secret-hmac") })
+	if u.keyErr != nil {
+		return "", u.keyErr
+	}
+	m := hmac.New(sha256.New, u.hmacKey)
+	m.Write([]byte(secret))
+	return hex.EncodeToString(m.Sum(nil)), nil
+}
+
+// LoginResult is a fresh access token.
+type LoginResult struct {
+	AccessToken       string
+	ExpiresIn         int64
+	AccessTokenMaxTTL int64
+}
+
+// PeriodicMaxTTL is what Infisical reports as the max TTL of periodic tokens
+// (a stand-in for "none" that keeps old clients renewing).
+const PeriodicMaxTTL = 1000000000
+
+// Login exchanges a client ID and secret for an access token. Finding the
+// secret is one indexed lookup of its keyed hash, whatever the number of
+// secrets; use limits are exact under concurrency.
+func (u *UA) Login(ctx context.Context, clientID, clientSecret, ip, userAgent string) (LoginResult, error) {
+	clientID, clientSecret = strings.TrimSpace(clientID), strings.TrimSpace(clientSecret)
+	invalid := errs.Unauthorizedf("Invalid credentials")
+	if clientID == "" || clientSecret == "" {
+		return LoginResult{}, invalid
+	}
+	h, err := u.hash(ctx, clientSecret)
+	if err != nil {
+		return LoginResult{}, err
+	}
+	if _, err := uuid.Parse(clientID); err != nil {
+		return LoginResult{}, invalid
+	}
+	ua, err := u.store.UniversalAuthByClientID(ctx, clientID)
+	if errs.Is(err, errs.NotFound) {
+		return LoginResult{}, invalid
+	}
+	if err != nil {
+		return LoginResult{}, err
+	}
+	if !IPAllowed(ua.ClientSecretTrustedIPs, ip) {
+		return LoginResult{}, errs.Forbiddenf("You are not allowed to access this resource from the current IP address")
+	}
+	now := u.now().UTC().Truncate(time.Microsecond)
+	if ua.LockoutEnabled {
+		lo, err := u.store.Lockout(ctx, ua.ID)
+		if err != nil && !errs.Is(err, errs.NotFound) {
+			return LoginResult{}, err
+		}
+		if lo.LockedUntil != nil && now.Before(*lo.LockedUntil) {
+			return LoginResult{}, errs.Unauthorizedf("This identity auth method is temporarily locked, please try again later")
+		}
+	}
+	cs, err := u.store.ClientSecretByHash(ctx, ua.ID, h)
+	if errs.Is(err, errs.NotFound) || (err == nil && cs.Revoked) {
+		if ua.LockoutEnabled {
+			if _, err := u.store.RecordFailedLogin(ctx, ua, now); err != nil {
+				return LoginResult{}, err
+			}
+		}
+		return LoginResult{}, invalid
+	}
+	if err != nil {
+		return LoginResult{}, err
+	}
+	if cs.Expired(now) {
+		return LoginResult{}, errs.Unauthorizedf("Access denied due to expired client secret")
+	}
+	if cs.Exhausted() {
+		return LoginResult{}, errs.Unauthorizedf("Access denied due to client secret usage limit reached")
+	}
+	ident, err := u.store.UAIdentity(ctx, ua.IdentityID)
+	if err != nil {
+		return LoginResult{}, err
+	}
+	tok := AccessToken{ID: NewID(), IdentityID: ua.IdentityID, AuthMethod: MethodUniversalAuth, ClientSecretID: cs.ID,
+		TTL: ua.AccessTokenTTL, MaxTTL: ua.AccessTokenMaxTTL, Period: ua.AccessTokenPeriod, NumUsesLimit: ua.AccessTokenNumUsesLimit,
+		TrustedIPs: ua.AccessTokenTrustedIPs, CreatedAt: now, UpdatedAt: now}
+	actor := authz.Actor{Kind: authz.ActorIdentity, ID: ident.ID, OrgID: ident.OrgID, Name: ident.Name, IP: ip, UserAgent: userAgent}
+	ev := audit.New(actor, "login-identity-universal-auth", map[string]any{"clientSecretId": cs.ID, "identityId": ident.ID,
+		"identityAccessTokenId": tok.ID, "identityUniversalAuthId": ua.ID})
+	ok, err := u.store.LoginWithClientSecret(ctx, cs, tok, ev)
+	if err != nil {
+		return LoginResult{}, err
+	}
+	if !ok {
+		return LoginResult{}, errs.Unauthorizedf("Access denied due to client secret usage limit reached")
+	}
+	return u.svc.issue(ctx, tok, now)
+}
+
+// issue signs a token for the record tok at now, bounded by its max TTL.
+func (s *Service) issue(ctx context.Context, tok AccessToken, now time.Time) (LoginResult, error) {
+	sig, err := s.signer(ctx)
+	if err != nil {
+		return LoginResult{}, err
+	}
+	ttl, maxTTL := tok.TTL, tok.MaxTTL
+	reportedMax := maxTTL
+	if tok.Period > 0 {
+		ttl, maxTTL, reportedMax = tok.Period, 0, PeriodicMaxTTL
+	}
+	life := lifetime(ttl, maxTTL, tok.CreatedAt, now).Truncate(time.Second)
+	if life <= 0 {
+		return LoginResult{}, errs.Unauthorizedf("Cannot renew: identity access token has reached its max TTL")
+	}
+	jwtTok, err := sig.sign(claims{AuthTokenType: TypeIdentityAccessToken, IdentityID: tok.IdentityID,
+		IdentityAccessTokenID: tok.ID, ClientSecretID: tok.ClientSecretID, AuthMethod: tok.AuthMethod}, now, life)
+	if err != nil {
+		return LoginResult{}, err
+	}
+	return LoginResult{AccessToken: jwtTok, ExpiresIn: int64(life / time.Second), AccessTokenMaxTTL: reportedMax}, nil
+}

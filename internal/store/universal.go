@@ -1,0 +1,253 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"time"
+
+	"github.com/lockbox-dev/lockbox/internal/audit"
+	"github.com/lockbox-dev/lockbox/internal/identity"
+)
+
+var _ identity.UAStore = (*DB)(nil)
+
+// UAIdentity returns an identity and its organization.
+func (db *DB) UAIdentity(ctx context.Context, id string) (identity.Identity, error) {
+	var i identity.Identity
+	err := db.readRow(ctx, `SELECT id, org_id, name, has_delete_protection, created_at, updated_at FROM identities WHERE id = ?`, id).
+		Scan(&i.ID, &i.OrgID, &i.Name, &i.HasDeleteProtection, timeCol{&i.CreatedAt}, timeCol{&i.UpdatedAt})
+	return i, dbErr(err, "UAIdentity")
+}
+
+const uaCols = `id, identity_id, client_id, access_token_ttl, access_token_max_ttl, access_token_num_uses_limit,
+	access_token_period, client_secret_trusted_ips, access_token_trusted_ips, lockout_enabled, lockout_threshold,
+	lockout_duration_seconds, lockout_counter_reset_seconds, created_at, updated_at`
+
+func scanUA(sc interface{ Scan(...any) error }) (identity.UniversalAuth, error) {
+	var ua identity.UniversalAuth
+	var csIPs, atIPs string
+	err := sc.Scan(&ua.ID, &ua.IdentityID, &ua.ClientID, &ua.AccessTokenTTL, &ua.AccessTokenMaxTTL, &ua.AccessTokenNumUsesLimit,
+		&ua.AccessTokenPeriod, &csIPs, &atIPs, &ua.LockoutEnabled, &ua.LockoutThreshold, &ua.LockoutDurationSeconds,
+		&ua.LockoutCounterResetSeconds, timeCol{&ua.CreatedAt}, timeCol{&ua.UpdatedAt})
+	ua.ClientSecretTrustedIPs, ua.AccessTokenTrustedIPs = parseIPs(csIPs), parseIPs(atIPs)
+	return ua, err
+}
+
+// CreateUniversalAuth stores a new configuration; Conflict if the identity has one.
+func (db *DB) CreateUniversalAuth(ctx context.Context, ua identity.UniversalAuth, ev audit.Event) error {
+	return db.Transact(ctx, func(tx *Tx) error {
+		_, err := tx.exec(ctx, `INSERT INTO identity_universal_auths (`+uaCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			ua.ID, ua.IdentityID, ua.ClientID, ua.AccessTokenTTL, ua.AccessTokenMaxTTL, ua.AccessTokenNumUsesLimit,
+			ua.AccessTokenPeriod, ipsJSON(ua.ClientSecretTrustedIPs), ipsJSON(ua.AccessTokenTrustedIPs), ua.LockoutEnabled,
+			ua.LockoutThreshold, ua.LockoutDurationSeconds, ua.LockoutCounterResetSeconds, ts(tx.Now), ts(tx.Now))
+		if err != nil {
+			return dbErr(err, "CreateUniversalAuth")
+		}
+		return tx.insertAudit(ctx, ev)
+	})
+}
+
+// UniversalAuthByIdentity returns an identity's configuration.
+func (db *DB) UniversalAuthByIdentity(ctx context.Context, identityID string) (identity.UniversalAuth, error) {
+	ua, err := scanUA(db.readRow(ctx, `SELECT `+uaCols+` FROM identity_universal_auths WHERE identity_id = ?`, identityID))
+	return ua, dbErr(err, "UniversalAuthByIdentity")
+}
+
+// UniversalAuthByClientID returns the configuration with that client ID.
+func (db *DB) UniversalAuthByClientID(ctx context.Context, clientID string) (identity.UniversalAuth, error) {
+	ua, err := scanUA(db.readRow(ctx, `SELECT `+uaCols+` FROM identity_universal_auths WHERE client_id = ?`, clientID))
+	return ua, dbErr(err, "UniversalAuthByClientID")
+}
+
+// UpdateUniversalAuth writes a changed configuration.
+func (db *DB) UpdateUniversalAuth(ctx context.Context, ua identity.UniversalAuth, ev audit.Event) error {
+	return db.Transact(ctx, func(tx *Tx) error {
+		_, err := tx.exec(ctx, `UPDATE identity_universal_auths SET access_token_ttl = ?, access_token_max_ttl = ?,
+			access_token_num_uses_limit = ?, access_token_period = ?, client_secret_trusted_ips = ?, access_token_trusted_ips = ?,
+			lockout_enabled = ?, lockout_threshold = ?, lockout_duration_seconds = ?, lockout_counter_reset_seconds = ?, updated_at = ?
+			WHERE id = ?`, ua.AccessTokenTTL, ua.AccessTokenMaxTTL, ua.AccessTokenNumUsesLimit, ua.AccessTokenPeriod,
+			ipsJSON(ua.ClientSecretTrustedIPs), ipsJSON(ua.AccessTokenTrustedIPs), ua.LockoutEnabled, ua.LockoutThreshold,
+			ua.LockoutDurationSeconds, ua.LockoutCounterResetSeconds, ts(tx.Now), ua.ID)
+		if err != nil {
+			return dbErr(err, "UpdateUniversalAuth")
+		}
+		return tx.insertAudit(ctx, ev)
+	})
+}
+
+// DeleteUniversalAuth removes the configuration (secrets cascade) and revokes its tokens.
+func (db *DB) DeleteUniversalAuth(ctx context.Context, identityID string, ev audit.Event) error {
+	return db.Transact(ctx, func(tx *Tx) error {
+		if _, err := tx.exec(ctx, `UPDATE identity_access_tokens SET revoked = TRUE, updated_at = ?
+			WHERE identity_id = ? AND auth_method = 'universal-auth' AND revoked = FALSE`, ts(tx.Now), identityID); err != nil {
+			return dbErr(err, "revoke universal auth tokens")
+		}
+		if _, err := tx.exec(ctx, `DELETE FROM identity_universal_auths WHERE identity_id = ?`, identityID); err != nil {
+			return dbErr(err, "DeleteUniversalAuth")
+		}
+		return tx.insertAudit(ctx, ev)
+	})
+}
+
+const csCols = `id, identity_ua_id, description, prefix, num_uses, num_uses_limit, ttl, revoked, created_at, updated_at`
+
+func scanCS(sc interface{ Scan(...any) error }) (identity.ClientSecret, error) {
+	var c identity.ClientSecret
+	err := sc.Scan(&c.ID, &c.IdentityUAID, &c.Description, &c.Prefix, &c.NumUses, &c.NumUsesLimit, &c.TTL, &c.Revoked,
+		timeCol{&c.CreatedAt}, timeCol{&c.UpdatedAt})
+	return c, err
+}
+
+// CreateClientSecret stores a secret's keyed hash.
+func (db *DB) CreateClientSecret(ctx context.Context, cs identity.ClientSecret, hash string, ev audit.Event) error {
+	return db.Transact(ctx, func(tx *Tx) error {
+		_, err := tx.exec(ctx, `INSERT INTO identity_ua_client_secrets (id, identity_ua_id, description, secret_hash, prefix,
+			num_uses, num_uses_limit, ttl, revoked, created_at, updated_at) VALUES (?, ?, ?, ?, ?, 0, ?, ?, FALSE, ?, ?)`,
+			cs.ID, cs.IdentityUAID, cs.Description, hash, cs.Prefix, cs.NumUsesLimit, cs.TTL, ts(cs.CreatedAt), ts(cs.UpdatedAt))
+		if err != nil {
+			return dbErr(err, "CreateClientSecret")
+		}
+		return tx.insertAudit(ctx, ev)
+	})
+}
+
+// ClientSecrets lists a configuration's secrets, newest first.
+func (db *DB) ClientSecrets(ctx context.Context, uaID string) ([]identity.ClientSecret, error) {
+	rows, err := db.readq(ctx, `SELECT `+csCols+` FROM identity_ua_client_secrets WHERE identity_ua_id = ? ORDER BY created_at DESC, id DESC`, uaID)
+	if err != nil {
+		return nil, dbErr(err, "ClientSecrets")
+	}
+	defer rows.Close()
+	var out []identity.ClientSecret
+	for rows.Next() {
+		c, err := scanCS(rows)
+		if err != nil {
+			return nil, dbErr(err, "scan client secret")
+		}
+		out = append(out, c)
+	}
+	return out, dbErr(rows.Err(), "ClientSecrets")
+}
+
+// ClientSecretByID returns one secret of a configuration.
+func (db *DB) ClientSecretByID(ctx context.Context, uaID, id string) (identity.ClientSecret, error) {
+	c, err := scanCS(db.readRow(ctx, `SELECT `+csCols+` FROM identity_ua_client_secrets WHERE identity_ua_id = ? AND id = ?`, uaID, id))
+	return c, dbErr(err, "ClientSecretByID")
+}
+
+// ClientSecretByHash finds a configuration's secret by its keyed hash (unique index).
+func (db *DB) ClientSecretByHash(ctx context.Context, uaID, hash string) (identity.ClientSecret, error) {
+	c, err := scanCS(db.readRow(ctx, `SELECT `+csCols+` FROM identity_ua_client_secrets WHERE secret_hash = ? AND identity_ua_id = ?`, hash, uaID))
+	return c, dbErr(err, "ClientSecretByHash")
+}
+
+// RevokeClientSecret revokes a secret and every token issued from it, in one transaction.
+func (db *DB) RevokeClientSecret(ctx context.Context, uaID, id string, ev audit.Event) (identity.ClientSecret, error) {
+	var c identity.ClientSecret
+	err := db.Transact(ctx, func(tx *Tx) error {
+		res, err := tx.exec(ctx, `UPDATE identity_ua_client_secrets SET revoked = TRUE, updated_at = ? WHERE identity_ua_id = ? AND id = ?`,
+			ts(tx.Now), uaID, id)
+		if err != nil {
+			return dbErr(err, "RevokeClientSecret")
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return dbErr(errNoRows, "RevokeClientSecret")
+		}
+		if _, err := tx.exec(ctx, `UPDATE identity_access_tokens SET revoked = TRUE, updated_at = ? WHERE client_secret_id = ? AND revoked = FALSE`,
+			ts(tx.Now), id); err != nil {
+			return dbErr(err, "revoke client secret tokens")
+		}
+		c, err = scanCS(tx.queryRow(ctx, `SELECT `+csCols+` FROM identity_ua_client_secrets WHERE id = ?`, id))
+		if err != nil {
+			return dbErr(err, "RevokeClientSecret")
+		}
+		return tx.insertAudit(ctx, ev)
+	})
+	return c, err
+}
+
+// Lockout returns a configuration's failed-login state.
+func (db *DB) Lockout(ctx context.Context, uaID string) (identity.Lockout, error) {
+	var l identity.Lockout
+	err := db.readRow(ctx, `SELECT failed_attempts, counter_reset_at, locked_until FROM identity_ua_lockouts WHERE identity_ua_id = ?`, uaID).
+		Scan(&l.FailedAttempts, timeCol{&l.CounterResetAt}, optTimeCol{&l.LockedUntil})
+	return l, dbErr(err, "Lockout")
+}
+
+// RecordFailedLogin counts one failure atomically: the counter restarts after
+// its reset window, and reaching the threshold locks the configuration.
+func (db *DB) RecordFailedLogin(ctx context.Context, ua identity.UniversalAuth, now time.Time) (identity.Lockout, error) {
+	var l identity.Lockout
+	err := db.Transact(ctx, func(tx *Tx) error {
+		err := tx.queryRow(ctx, `SELECT failed_attempts, counter_reset_at, locked_until FROM identity_ua_lockouts WHERE identity_ua_id = ?`+tx.db.forUpdate(), ua.ID).
+			Scan(&l.FailedAttempts, timeCol{&l.CounterResetAt}, optTimeCol{&l.LockedUntil})
+		exists := err == nil
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return dbErr(err, "RecordFailedLogin")
+		}
+		if !exists || !now.Before(l.CounterResetAt) || (l.LockedUntil != nil && !now.Before(*l.LockedUntil)) {
+			l = identity.Lockout{}
+		}
+		l.FailedAttempts++
+		l.CounterResetAt = now.Add(time.Duration(ua.LockoutCounterResetSeconds) * time.Second)
+		if l.FailedAttempts >= ua.LockoutThreshold {
+			until := now.Add(time.Duration(ua.LockoutDurationSeconds) * time.Second)
+			l.LockedUntil = &until
+		}
+		_, err = tx.exec(ctx, `INSERT INTO identity_ua_lockouts (identity_ua_id, failed_attempts, counter_reset_at, locked_until)
+			VALUES (?, ?, ?, ?) ON CONFLICT (identity_ua_id) DO UPDATE SET failed_attempts = excluded.failed_attempts,
+			counter_reset_at = excluded.counter_reset_at, locked_until = excluded.locked_until`,
+			ua.ID, l.FailedAttempts, ts(l.CounterResetAt), tsp(l.LockedUntil))
+		return dbErr(err, "RecordFailedLogin")
+	})
+	return l, err
+}
+
+// ClearLockout deletes a configuration's lockout state; ev, if given, is recorded.
+func (db *DB) ClearLockout(ctx context.Context, uaID string, ev *audit.Event) (int, error) {
+	var n int64
+	err := db.Transact(ctx, func(tx *Tx) error {
+		res, err := tx.exec(ctx, `DELETE FROM identity_ua_lockouts WHERE identity_ua_id = ?`, uaID)
+		if err != nil {
+			return dbErr(err, "ClearLockout")
+		}
+		n, _ = res.RowsAffected()
+		if ev != nil {
+			return tx.insertAudit(ctx, *ev)
+		}
+		return nil
+	})
+	return int(n), err
+}
+
+// LoginWithClientSecret consumes one use with a single conditional UPDATE (so
+// concurrent logins can never exceed the limit), then stores the token,
+// clears the lockout and records the login, all in one transaction.
+func (db *DB) LoginWithClientSecret(ctx context.Context, cs identity.ClientSecret, tok identity.AccessToken, ev audit.Event) (bool, error) {
+	ok := false
+	err := db.Transact(ctx, func(tx *Tx) error {
+		res, err := tx.exec(ctx, `UPDATE identity_ua_client_secrets SET num_uses = num_uses + 1, last_used_at = ?
+			WHERE id = ? AND revoked = FALSE AND (num_uses_limit = 0 OR num_uses < num_uses_limit)
+			AND (ttl = 0 OR created_at + ttl * 1000000 > ?)`, ts(tx.Now), cs.ID, ts(tx.Now))
+		if err != nil {
+			return dbErr(err, "consume client secret use")
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			return nil
+		}
+		ok = true
+		if err := tx.insertAccessToken(ctx, tok); err != nil {
+			return err
+		}
+		if _, err := tx.exec(ctx, `DELETE FROM identity_ua_lockouts WHERE identity_ua_id = ?`, cs.IdentityUAID); err != nil {
+			return dbErr(err, "clear lockout")
+		}
+		if _, err := tx.exec(ctx, `UPDATE org_memberships SET last_login_auth_method = 'universal-auth', last_login_time = ?
+			WHERE identity_id = ?`, ts(tx.Now), tok.IdentityID); err != nil {
+			return dbErr(err, "record login")
+		}
+		return tx.insertAudit(ctx, ev)
+	})
+	return ok, err
+}
