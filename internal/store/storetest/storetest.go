@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
+	"fmt"
 	"net/url"
 	"os"
 	"testing"
@@ -32,45 +33,59 @@ func PGAdminURL() string {
 	return DefaultPGURL
 }
 
-// RequirePG returns a URL of a new empty PostgreSQL database that is dropped at
-// cleanup. Without a reachable server it skips, except under CI=true, where it fails.
-func RequirePG(t testing.TB) string {
-	t.Helper()
-	admin := PGAdminURL()
-	db, err := sql.Open("pgx", admin)
+// CreateDatabase creates a new, uniquely named, empty database on the server
+// at adminURL and returns its URL and a function that drops it.
+func CreateDatabase(ctx context.Context, adminURL string) (string, func() error, error) {
+	db, err := sql.Open("pgx", adminURL)
 	if err != nil {
-		t.Fatalf("storetest: bad LOCKBOX_TEST_PG_URL: %v", err)
+		return "", nil, fmt.Errorf("bad PostgreSQL url: %w", err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("storetest: PostgreSQL is required under CI=true and is unreachable: %v", err)
-		}
-		t.Skipf("storetest: PostgreSQL unreachable, skipping (set CI=true to fail instead): %v", err)
+		return "", nil, fmt.Errorf("PostgreSQL unreachable: %w", err)
 	}
 	b := make([]byte, 6)
 	rand.Read(b)
 	name := "lockbox_test_" + hex.EncodeToString(b)
 	if _, err := db.ExecContext(ctx, "CREATE DATABASE "+name); err != nil {
 		db.Close()
-		t.Fatalf("storetest: create database: %v", err)
+		return "", nil, fmt.Errorf("create database: %w", err)
 	}
-	t.Cleanup(func() {
+	drop := func() error {
+		defer db.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
-		if _, err := db.ExecContext(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
-			t.Errorf("storetest: drop database %s: %v", name, err)
-		}
-		db.Close()
-	})
-	u, err := url.Parse(admin)
+		_, err := db.ExecContext(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
+		return err
+	}
+	u, err := url.Parse(adminURL)
 	if err != nil {
-		t.Fatalf("storetest: parse url: %v", err)
+		drop()
+		return "", nil, err
 	}
 	u.Path = "/" + name
-	return u.String()
+	return u.String(), drop, nil
+}
+
+// RequirePG returns a URL of a new empty PostgreSQL database that is dropped at
+// cleanup. Without a reachable server it skips, except under CI=true, where it fails.
+func RequirePG(t testing.TB) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	u, drop, err := CreateDatabase(ctx, PGAdminURL())
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("storetest: PostgreSQL is required under CI=true: %v", err)
+		}
+		t.Skipf("storetest: skipping (set CI=true to fail instead): %v", err)
+	}
+	t.Cleanup(func() {
+		if err := drop(); err != nil {
+			t.Errorf("storetest: drop database: %v", err)
+		}
+	})
+	return u
 }
 
 // Options returns store options for a fresh database of the given engine.
