@@ -342,3 +342,25 @@ func TestRenewNeverPassesMaxTTLAndRevoke(t *testing.T) {
 		assertError(t, e.Do(t, "POST", "/api/v1/auth/token/renew", "", map[string]string{"accessToken": "garbage"}), 403, "TokenError")
 	})
 }
+
+func TestLockoutHoldsAcrossServerProcesses(t *testing.T) {
+	a := apptest.Bootstrapped(t, store.Postgres)
+	b := apptest.Start(t, store.Postgres, apptest.Options{Share: a})
+	clientID := uaSetup(t, a, map[string]any{"lockoutThreshold": 2})
+	secret, _ := newSecret(t, a, map[string]any{})
+	login(t, a, clientID, strings.Repeat("f", 64))
+	login(t, b, clientID, strings.Repeat("f", 64))
+	for _, e := range []*apptest.Env{a, b} {
+		r, _ := login(t, e, clientID, secret)
+		if m := assertError(t, r, 401, "UnauthorizedError"); !strings.Contains(fmt.Sprint(m["message"]), "locked") {
+			t.Fatalf("not locked on %s: %v", e.URL, m["message"])
+		}
+	}
+	// A token issued by one node is honoured, and its revocation seen, by the other.
+	e := a
+	e.Must(t, 200, "POST", "/api/v1/auth/universal-auth/identities/"+e.IdentityID+"/clear-lockouts", e.Token, nil)
+	_, tok := login(t, a, clientID, secret)
+	b.Must(t, 200, "GET", "/api/v1/identities/details", tok.AccessToken, nil)
+	a.Must(t, 200, "POST", "/api/v1/auth/token/revoke", "", map[string]string{"accessToken": tok.AccessToken})
+	assertError(t, b.Do(t, "GET", "/api/v1/identities/details", tok.AccessToken, nil), 401, "UnauthorizedError")
+}

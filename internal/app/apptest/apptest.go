@@ -32,6 +32,9 @@ type Env struct {
 	IdentityID string
 	UserEmail  string
 	Password   string
+
+	opts store.Options
+	root []byte
 }
 
 // Options tune Start.
@@ -39,6 +42,9 @@ type Options struct {
 	AuthRateLimit int   // default: high enough not to interfere
 	MaxBodyBytes  int64 // default 1 MiB
 	Log           io.Writer
+	// Share starts the server on another Env's database and root key, as a
+	// second node of the same instance.
+	Share *Env
 }
 
 // Start runs a server on a fresh database of engine d, closed at cleanup.
@@ -54,9 +60,27 @@ func Start(t testing.TB, d store.Dialect, opts ...Options) *Env {
 	if o.Log == nil {
 		o.Log = io.Discard
 	}
-	db := storetest.Open(t, d)
+	var db *store.DB
 	root := make([]byte, keyring.KeySize)
-	rand.Read(root)
+	if o.Share != nil {
+		var err error
+		db, err = store.Open(context.Background(), o.Share.opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		copy(root, o.Share.root)
+	} else {
+		opts := storetest.Options(t, d)
+		var err error
+		db, err = store.Open(context.Background(), opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		rand.Read(root)
+		o.Share = &Env{opts: opts, root: root}
+	}
 	kr, err := keyring.New(root, db)
 	if err != nil {
 		t.Fatal(err)
@@ -65,7 +89,12 @@ func Start(t testing.TB, d store.Dialect, opts ...Options) *Env {
 		Logger: slog.New(slog.NewJSONHandler(o.Log, nil))})
 	hs := httptest.NewServer(srv)
 	t.Cleanup(hs.Close)
-	return &Env{URL: hs.URL, DB: db, Keyring: kr, Server: hs}
+	e := &Env{URL: hs.URL, DB: db, Keyring: kr, Server: hs, opts: o.Share.opts, root: root}
+	if o.Share.Token != "" {
+		e.Token, e.OrgID, e.IdentityID = o.Share.Token, o.Share.OrgID, o.Share.IdentityID
+		e.UserEmail, e.Password = o.Share.UserEmail, o.Share.Password
+	}
+	return e
 }
 
 // Bootstrapped starts a server and bootstraps it.
