@@ -60,6 +60,10 @@ type Server struct {
 	reg      *prometheus.Registry
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
+
+	// projectLists maps the last segment of GET /api/v1/projects/{id}/{sub}
+	// to its handler (see projectSubGet).
+	projectLists map[string]func(http.ResponseWriter, *http.Request) error
 }
 
 // New builds the server and its routes.
@@ -78,15 +82,16 @@ func New(o Options) *Server {
 		o.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}
 	s := &Server{
-		mux:      http.NewServeMux(),
-		log:      o.Logger,
-		version:  o.Version,
-		maxBody:  o.MaxBodyBytes,
-		health:   o.Health,
-		auth:     o.Auth,
-		svc:      o.Services,
-		authRate: newIPLimiter(o.AuthRateLimit, time.Minute),
-		reg:      o.Registry,
+		mux:          http.NewServeMux(),
+		log:          o.Logger,
+		version:      o.Version,
+		maxBody:      o.MaxBodyBytes,
+		health:       o.Health,
+		auth:         o.Auth,
+		svc:          o.Services,
+		authRate:     newIPLimiter(o.AuthRateLimit, time.Minute),
+		reg:          o.Registry,
+		projectLists: map[string]func(http.ResponseWriter, *http.Request) error{},
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "lockbox_http_requests_total", Help: "HTTP requests by route, method and status code.",
 		}, []string{"route", "method", "code"}),

@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/lockbox-dev/lockbox/internal/audit"
 	"github.com/lockbox-dev/lockbox/internal/authz"
 	"github.com/lockbox-dev/lockbox/internal/keyring"
 )
@@ -12,10 +13,37 @@ import (
 type Authorizer interface {
 	OrgPermissions(ctx context.Context, actor authz.Actor) (authz.Set, error)
 	ProjectPermissions(ctx context.Context, actor authz.Actor, projectID string) (authz.Set, error)
+	OrgRole(ctx context.Context, actor authz.Actor) (string, error)
 }
 
-// Store is the storage the project service needs.
+// Store is the storage the project service needs. Each write takes the
+// audit event that records it, to be written in the same transaction.
 type Store interface {
+	// CreateProject writes the project, its environments with their root
+	// folders, its data key and the creator's admin membership.
+	CreateProject(ctx context.Context, p Project, dataKey []byte, rootKeyID string, creator authz.Actor, ev audit.Event) error
+	ProjectByID(ctx context.Context, id string) (Project, error)
+	ProjectBySlug(ctx context.Context, slug string) (Project, error)
+	// Projects lists the org's projects; with memberOnly, only those the actor is a member of.
+	Projects(ctx context.Context, orgID string, memberOnly bool, kind authz.ActorKind, actorID string) ([]Project, error)
+	UpdateProject(ctx context.Context, p Project, ev audit.Event) error
+	DeleteProject(ctx context.Context, id string, ev audit.Event) error
+
+	CreateEnvironment(ctx context.Context, env Environment, ev audit.Event) error
+	Environments(ctx context.Context, projectID string) ([]Environment, error)
+	UpdateEnvironment(ctx context.Context, env Environment, ev audit.Event) error
+	DeleteEnvironment(ctx context.Context, env Environment, ev audit.Event) error
+
+	// FolderByPath finds the folder at a normalised path in an environment.
+	FolderByPath(ctx context.Context, envID, path string) (Folder, error)
+	FolderByID(ctx context.Context, envID, id string) (Folder, error)
+	ChildFolders(ctx context.Context, parentID string) ([]Folder, error)
+	// CreateFolder creates the folder name under parentPath, creating any
+	// missing folders on parentPath first.
+	CreateFolder(ctx context.Context, envID, parentPath string, f Folder, ev audit.Event) (Folder, error)
+	UpdateFolder(ctx context.Context, f Folder, ev audit.Event) error
+	// DeleteFolder deletes a folder and its whole subtree.
+	DeleteFolder(ctx context.Context, f Folder, ev audit.Event) error
 }
 
 // Service manages projects, environments and folders.

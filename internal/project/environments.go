@@ -1,0 +1,155 @@
+package project
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"github.com/lockbox-dev/lockbox/internal/audit"
+	"github.com/lockbox-dev/lockbox/internal/authz"
+	"github.com/lockbox-dev/lockbox/internal/errs"
+)
+
+// Environment is one stage of a project (dev, staging, prod, ...).
+type Environment struct {
+	ID        string
+	ProjectID string
+	Name      string
+	Slug      string
+	Position  int
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+func envNotFound(id string) error { return errs.NotFoundf("Environment with ID '%s' not found", id) }
+
+func findEnv(envs []Environment, match func(Environment) bool) (Environment, bool) {
+	for _, e := range envs {
+		if match(e) {
+			return e, true
+		}
+	}
+	return Environment{}, false
+}
+
+// EnvironmentChange is a create or update request; nil fields are absent.
+type EnvironmentChange struct {
+	Name     *string
+	Slug     *string
+	Position *int
+}
+
+func (c EnvironmentChange) apply(env *Environment) error {
+	if c.Name != nil {
+		n := strings.TrimSpace(*c.Name)
+		if n == "" || len(n) > 64 {
+			return invalidField("name", "name must be 1 to 64 characters")
+		}
+		env.Name = n
+	}
+	if c.Slug != nil {
+		if !ValidSlug(*c.Slug, 1, 64) {
+			return invalidField("slug", "slug must be 1 to 64 lowercase letters, digits and hyphens")
+		}
+		env.Slug = *c.Slug
+	}
+	if c.Position != nil {
+		if *c.Position < 1 {
+			return invalidField("position", "position must be at least 1")
+		}
+		env.Position = *c.Position
+	}
+	return nil
+}
+
+// CreateEnvironment adds an environment (with its root folder) to a project.
+func (s *Service) CreateEnvironment(ctx context.Context, actor authz.Actor, projectID string, c EnvironmentChange) (Environment, error) {
+	p, _, err := s.load(ctx, actor, projectID, authz.ActCreate, authz.SubEnvironments)
+	if err != nil {
+		return Environment{}, err
+	}
+	if c.Name == nil || c.Slug == nil {
+		if c.Name == nil {
+			return Environment{}, invalidField("name", "Required")
+		}
+		return Environment{}, invalidField("slug", "Required")
+	}
+	now := s.now().UTC().Truncate(time.Microsecond)
+	env := Environment{ID: newID(), ProjectID: p.ID, Position: len(p.Environments) + 1, CreatedAt: now, UpdatedAt: now}
+	for _, e := range p.Environments {
+		env.Position = max(env.Position, e.Position+1)
+	}
+	if err := c.apply(&env); err != nil {
+		return Environment{}, err
+	}
+	if _, dup := findEnv(p.Environments, func(e Environment) bool { return e.Slug == env.Slug }); dup {
+		return Environment{}, errs.BadRequest("Environment with slug '%s' already exists", env.Slug)
+	}
+	ev := audit.New(actor, "create-environment", map[string]any{"name": env.Name, "slug": env.Slug}).InProject(p.ID, p.Name)
+	if err := s.store.CreateEnvironment(ctx, env, ev); err != nil {
+		if errs.Is(err, errs.Conflict) {
+			return Environment{}, errs.BadRequest("Environment with slug '%s' already exists", env.Slug)
+		}
+		return Environment{}, err
+	}
+	return env, nil
+}
+
+// Environments lists a project's environments by position.
+func (s *Service) Environments(ctx context.Context, actor authz.Actor, projectID string) ([]Environment, error) {
+	p, _, err := s.load(ctx, actor, projectID, authz.ActRead, authz.SubEnvironments)
+	return p.Environments, err
+}
+
+// GetEnvironment returns one environment by id.
+func (s *Service) GetEnvironment(ctx context.Context, actor authz.Actor, projectID, envID string) (Environment, error) {
+	p, _, err := s.load(ctx, actor, projectID, authz.ActRead, authz.SubEnvironments)
+	if err != nil {
+		return Environment{}, err
+	}
+	env, ok := findEnv(p.Environments, func(e Environment) bool { return e.ID == envID })
+	if !ok {
+		return Environment{}, envNotFound(envID)
+	}
+	return env, nil
+}
+
+// UpdateEnvironment renames, re-slugs or moves an environment.
+func (s *Service) UpdateEnvironment(ctx context.Context, actor authz.Actor, projectID, envID string, c EnvironmentChange) (Environment, error) {
+	p, _, err := s.load(ctx, actor, projectID, authz.ActEdit, authz.SubEnvironments)
+	if err != nil {
+		return Environment{}, err
+	}
+	old, ok := findEnv(p.Environments, func(e Environment) bool { return e.ID == envID })
+	if !ok {
+		return Environment{}, envNotFound(envID)
+	}
+	env := old
+	if err := c.apply(&env); err != nil {
+		return Environment{}, err
+	}
+	if _, dup := findEnv(p.Environments, func(e Environment) bool { return e.Slug == env.Slug && e.ID != env.ID }); dup {
+		return Environment{}, errs.BadRequest("Environment with slug '%s' already exists", env.Slug)
+	}
+	env.UpdatedAt = s.now().UTC().Truncate(time.Microsecond)
+	ev := audit.New(actor, "update-environment", map[string]any{"oldName": old.Name, "oldSlug": old.Slug, "oldPos": old.Position,
+		"newName": env.Name, "newSlug": env.Slug, "newPos": env.Position}).InProject(p.ID, p.Name)
+	if err := s.store.UpdateEnvironment(ctx, env, ev); err != nil {
+		return Environment{}, err
+	}
+	return env, nil
+}
+
+// DeleteEnvironment removes an environment and everything in it.
+func (s *Service) DeleteEnvironment(ctx context.Context, actor authz.Actor, projectID, envID string) (Environment, error) {
+	p, _, err := s.load(ctx, actor, projectID, authz.ActDelete, authz.SubEnvironments)
+	if err != nil {
+		return Environment{}, err
+	}
+	env, ok := findEnv(p.Environments, func(e Environment) bool { return e.ID == envID })
+	if !ok {
+		return Environment{}, envNotFound(envID)
+	}
+	ev := audit.New(actor, "delete-environment", map[string]any{"name": env.Name, "slug": env.Slug}).InProject(p.ID, p.Name)
+	return env, s.store.DeleteEnvironment(ctx, env, ev)
+}

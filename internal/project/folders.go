@@ -1,0 +1,306 @@
+package project
+
+import (
+	"context"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/lockbox-dev/lockbox/internal/audit"
+	"github.com/lockbox-dev/lockbox/internal/authz"
+	"github.com/lockbox-dev/lockbox/internal/errs"
+)
+
+// Folder is a node of an environment's folder tree; the root folder has no parent.
+type Folder struct {
+	ID          string
+	EnvID       string
+	ParentID    string
+	Name        string
+	Description string
+	Version     int
+	Path        string // the folder's own path, e.g. "/a/b"
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
+}
+
+// RootFolderName is the name of every environment's root folder.
+const RootFolderName = "root"
+
+var folderName = regexp.MustCompile(`^[a-zA-Z0-9_-]{1,64}$`)
+
+// ValidFolderName reports whether s is a folder name Infisical accepts.
+func ValidFolderName(s string) bool { return folderName.MatchString(s) }
+
+// NormalizePath cleans a folder path: it must start with "/", duplicate and
+// trailing slashes are dropped, and every segment must be a valid folder name
+// (so "." and ".." are rejected). The root is "/".
+func NormalizePath(p string) (string, error) {
+	p = strings.TrimSpace(p)
+	if p == "" {
+		return "/", nil
+	}
+	if !strings.HasPrefix(p, "/") {
+		return "", invalidField("path", "Path must start with /")
+	}
+	var segs []string
+	for _, s := range strings.Split(p, "/") {
+		if s == "" {
+			continue
+		}
+		if !ValidFolderName(s) {
+			return "", invalidField("path", "Path segment %q is not a valid folder name (letters, digits, - and _ only)", truncate(s, 64))
+		}
+		segs = append(segs, s)
+	}
+	if len(segs) > 32 {
+		return "", invalidField("path", "Path is deeper than 32 folders")
+	}
+	return "/" + strings.Join(segs, "/"), nil
+}
+
+// Segments splits a normalised path into folder names; "/" has none.
+func Segments(path string) []string {
+	if path == "/" {
+		return nil
+	}
+	return strings.Split(strings.TrimPrefix(path, "/"), "/")
+}
+
+// JoinPath appends a folder name to a normalised path.
+func JoinPath(parent, name string) string {
+	if parent == "/" {
+		return "/" + name
+	}
+	return parent + "/" + name
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
+
+// FolderRef names an environment and path in a project.
+type FolderRef struct {
+	ProjectID string
+	Env       string // environment slug
+	Path      string
+}
+
+// projectEnv loads a project the actor belongs to, one of its environments,
+// and the actor's permissions there. Permission on folders is checked by the
+// caller, on the path it acts on.
+func (s *Service) projectEnv(ctx context.Context, actor authz.Actor, projectID, envSlug string) (Project, Environment, authz.Set, error) {
+	if projectID == "" {
+		return Project{}, Environment{}, authz.Set{}, invalidField("workspaceId", "Required")
+	}
+	if envSlug == "" {
+		return Project{}, Environment{}, authz.Set{}, invalidField("environment", "Required")
+	}
+	if _, err := uuid.Parse(projectID); err != nil {
+		return Project{}, Environment{}, authz.Set{}, projectNotFound(projectID)
+	}
+	perms, err := s.authz.ProjectPermissions(ctx, actor, projectID)
+	if err != nil {
+		return Project{}, Environment{}, authz.Set{}, err
+	}
+	p, err := s.store.ProjectByID(ctx, projectID)
+	if errs.Is(err, errs.NotFound) {
+		return Project{}, Environment{}, authz.Set{}, projectNotFound(projectID)
+	}
+	if err != nil {
+		return Project{}, Environment{}, authz.Set{}, err
+	}
+	env, ok := findEnv(p.Environments, func(e Environment) bool { return e.Slug == envSlug })
+	if !ok {
+		return Project{}, Environment{}, authz.Set{}, errs.NotFoundf("Environment with slug '%s' in project '%s' not found", truncate(envSlug, 64), p.ID)
+	}
+	return p, env, perms, nil
+}
+
+func checkFolders(perms authz.Set, action string, env Environment, path string) error {
+	return perms.Check(action, authz.SubFolders, &authz.Fields{Environment: env.Slug, SecretPath: path})
+}
+
+// ResolveFolder finds the folder at path in a project's environment. It checks
+// no permission: callers check their own subject.
+func (s *Service) ResolveFolder(ctx context.Context, projectID, envSlug, path string) (Folder, Environment, error) {
+	path, err := NormalizePath(path)
+	if err != nil {
+		return Folder{}, Environment{}, err
+	}
+	p, err := s.store.ProjectByID(ctx, projectID)
+	if err != nil {
+		return Folder{}, Environment{}, err
+	}
+	env, ok := findEnv(p.Environments, func(e Environment) bool { return e.Slug == envSlug })
+	if !ok {
+		return Folder{}, Environment{}, errs.NotFoundf("Environment with slug '%s' not found", envSlug)
+	}
+	f, err := s.store.FolderByPath(ctx, env.ID, path)
+	if errs.Is(err, errs.NotFound) {
+		return Folder{}, Environment{}, errs.NotFoundf("Folder with path '%s' in environment '%s' not found", path, envSlug)
+	}
+	return f, env, err
+}
+
+func folderMeta(env Environment, f Folder) map[string]any {
+	return map[string]any{"environment": env.Slug, "folderId": f.ID, "folderName": f.Name, "folderPath": f.Path}
+}
+
+// ListFolders returns the folders directly under ref.Path.
+func (s *Service) ListFolders(ctx context.Context, actor authz.Actor, ref FolderRef) ([]Folder, error) {
+	path, err := NormalizePath(ref.Path)
+	if err != nil {
+		return nil, err
+	}
+	_, env, perms, err := s.projectEnv(ctx, actor, ref.ProjectID, ref.Env)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkFolders(perms, authz.ActRead, env, path); err != nil {
+		return nil, err
+	}
+	parent, err := s.store.FolderByPath(ctx, env.ID, path)
+	if errs.Is(err, errs.NotFound) {
+		return nil, errs.NotFoundf("Folder with path '%s' in environment '%s' not found", path, env.Slug)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return s.store.ChildFolders(ctx, parent.ID)
+}
+
+// CreateFolder creates folder name under ref.Path, creating missing parents.
+func (s *Service) CreateFolder(ctx context.Context, actor authz.Actor, ref FolderRef, name, description string) (Folder, error) {
+	path, err := NormalizePath(ref.Path)
+	if err != nil {
+		return Folder{}, err
+	}
+	p, env, perms, err := s.projectEnv(ctx, actor, ref.ProjectID, ref.Env)
+	if err != nil {
+		return Folder{}, err
+	}
+	if err := checkFolders(perms, authz.ActCreate, env, path); err != nil {
+		return Folder{}, err
+	}
+	name = strings.TrimSpace(name)
+	if !ValidFolderName(name) {
+		return Folder{}, invalidField("name", "Folder name must be 1 to 64 letters, digits, - or _")
+	}
+	now := s.now().UTC().Truncate(time.Microsecond)
+	f := Folder{ID: newID(), EnvID: env.ID, Name: name, Description: strings.TrimSpace(description), Version: 1,
+		Path: JoinPath(path, name), CreatedAt: now, UpdatedAt: now}
+	ev := audit.New(actor, "create-folder", folderMeta(env, f)).InProject(p.ID, p.Name)
+	f, err = s.store.CreateFolder(ctx, env.ID, path, f, ev)
+	if errs.Is(err, errs.Conflict) {
+		return Folder{}, errs.BadRequest("Folder with name '%s' already exists in '%s'", name, path)
+	}
+	return f, err
+}
+
+// folderIn finds a folder by id, or by name under ref.Path.
+func (s *Service) folderIn(ctx context.Context, env Environment, path, idOrName string) (Folder, error) {
+	if _, err := uuid.Parse(idOrName); err == nil {
+		f, err := s.store.FolderByID(ctx, env.ID, idOrName)
+		if err == nil || !errs.Is(err, errs.NotFound) {
+			return f, err
+		}
+	}
+	if !ValidFolderName(idOrName) {
+		return Folder{}, errs.NotFoundf("Folder '%s' not found", truncate(idOrName, 64))
+	}
+	f, err := s.store.FolderByPath(ctx, env.ID, JoinPath(path, idOrName))
+	if errs.Is(err, errs.NotFound) {
+		return Folder{}, errs.NotFoundf("Folder '%s' not found in '%s'", idOrName, path)
+	}
+	return f, err
+}
+
+// parentPath is the path of the folder that holds f.
+func parentPath(f Folder) string {
+	i := strings.LastIndex(f.Path, "/")
+	if i <= 0 {
+		return "/"
+	}
+	return f.Path[:i]
+}
+
+// UpdateFolder renames a folder (given by id, or by name under ref.Path).
+// The permission is checked on the path that holds the folder.
+func (s *Service) UpdateFolder(ctx context.Context, actor authz.Actor, ref FolderRef, idOrName, newName, description string) (Folder, error) {
+	path, err := NormalizePath(ref.Path)
+	if err != nil {
+		return Folder{}, err
+	}
+	p, env, perms, err := s.projectEnv(ctx, actor, ref.ProjectID, ref.Env)
+	if err != nil {
+		return Folder{}, err
+	}
+	if !perms.Can(authz.ActEdit, authz.SubFolders, nil) {
+		return Folder{}, errs.PermissionDenied(authz.ActEdit, authz.SubFolders)
+	}
+	newName = strings.TrimSpace(newName)
+	if !ValidFolderName(newName) {
+		return Folder{}, invalidField("name", "Folder name must be 1 to 64 letters, digits, - or _")
+	}
+	f, err := s.folderIn(ctx, env, path, idOrName)
+	if err != nil {
+		return Folder{}, err
+	}
+	if f.ParentID == "" {
+		return Folder{}, errs.BadRequest("The root folder cannot be renamed")
+	}
+	if err := checkFolders(perms, authz.ActEdit, env, parentPath(f)); err != nil {
+		return Folder{}, err
+	}
+	old := f
+	f.Name, f.Version = newName, f.Version+1
+	if description != "" {
+		f.Description = description
+	}
+	f.Path = JoinPath(parentPath(old), newName)
+	f.UpdatedAt = s.now().UTC().Truncate(time.Microsecond)
+	meta := folderMeta(env, f)
+	meta["oldFolderName"] = old.Name
+	ev := audit.New(actor, "update-folder", meta).InProject(p.ID, p.Name)
+	if err := s.store.UpdateFolder(ctx, f, ev); err != nil {
+		if errs.Is(err, errs.Conflict) {
+			return Folder{}, errs.BadRequest("Folder with name '%s' already exists in '%s'", newName, parentPath(f))
+		}
+		return Folder{}, err
+	}
+	return f, nil
+}
+
+// DeleteFolder deletes a folder (given by id, or by name under ref.Path) and
+// its whole subtree. The permission is checked on the path that holds it.
+func (s *Service) DeleteFolder(ctx context.Context, actor authz.Actor, ref FolderRef, idOrName string) (Folder, error) {
+	path, err := NormalizePath(ref.Path)
+	if err != nil {
+		return Folder{}, err
+	}
+	p, env, perms, err := s.projectEnv(ctx, actor, ref.ProjectID, ref.Env)
+	if err != nil {
+		return Folder{}, err
+	}
+	if !perms.Can(authz.ActDelete, authz.SubFolders, nil) {
+		return Folder{}, errs.PermissionDenied(authz.ActDelete, authz.SubFolders)
+	}
+	f, err := s.folderIn(ctx, env, path, idOrName)
+	if err != nil {
+		return Folder{}, err
+	}
+	if f.ParentID == "" {
+		return Folder{}, errs.BadRequest("The root folder cannot be deleted")
+	}
+	if err := checkFolders(perms, authz.ActDelete, env, parentPath(f)); err != nil {
+		return Folder{}, err
+	}
+	ev := audit.New(actor, "delete-folder", folderMeta(env, f)).InProject(p.ID, p.Name)
+	return f, s.store.DeleteFolder(ctx, f, ev)
+}

@@ -1,0 +1,242 @@
+package project
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/lockbox-dev/lockbox/internal/audit"
+	"github.com/lockbox-dev/lockbox/internal/authz"
+	"github.com/lockbox-dev/lockbox/internal/errs"
+	"github.com/lockbox-dev/lockbox/internal/keyring"
+)
+
+// Project is a set of environments holding secrets, owned by an organization.
+type Project struct {
+	ID                  string
+	OrgID               string
+	Name                string
+	Slug                string
+	Description         string
+	Type                string
+	AutoCapitalization  bool
+	HasDeleteProtection bool
+	Version             int
+	Environments        []Environment
+	CreatedAt           time.Time
+	UpdatedAt           time.Time
+}
+
+// Project types Infisical knows.
+var projectTypes = []string{"secret-manager", "cert-manager", "kms", "ssh", "secret-scanning", "pam", "ai"}
+
+// DefaultEnvironments are created with a project unless asked not to.
+var DefaultEnvironments = []struct{ Name, Slug string }{{"Development", "dev"}, {"Staging", "staging"}, {"Production", "prod"}}
+
+// NewProject is a create request; empty fields take defaults.
+type NewProject struct {
+	Name                string
+	Description         string
+	Slug                string
+	Type                string
+	NoDefaultEnvs       bool
+	HasDeleteProtection bool
+}
+
+func newID() string { return uuid.Must(uuid.NewV7()).String() }
+
+func invalidField(field, format string, args ...any) error {
+	e := errs.Invalidf(format, args...)
+	e.Details = []string{field}
+	return e
+}
+
+// CreateProject creates a project in the actor's organization; the actor
+// becomes its admin.
+func (s *Service) CreateProject(ctx context.Context, actor authz.Actor, req NewProject) (Project, error) {
+	perms, err := s.authz.OrgPermissions(ctx, actor)
+	if err != nil {
+		return Project{}, err
+	}
+	if err := perms.Check(authz.ActCreate, authz.SubWorkspace, nil); err != nil {
+		return Project{}, err
+	}
+	name := strings.TrimSpace(req.Name)
+	if name == "" || len(name) > 64 {
+		return Project{}, invalidField("projectName", "projectName must be 1 to 64 characters")
+	}
+	slug := strings.TrimSpace(req.Slug)
+	if slug == "" {
+		base := Slugify(name)
+		if len(base) > 28 {
+			base = strings.Trim(base[:28], "-")
+		}
+		if base == "" {
+			base = "project"
+		}
+		slug = base + "-" + RandomSuffix(6)
+	} else if !ValidSlug(slug, 5, 36) {
+		return Project{}, invalidField("slug", "slug must be 5 to 36 lowercase letters, digits and hyphens")
+	}
+	typ := req.Type
+	if typ == "" {
+		typ = "secret-manager"
+	}
+	if !contains(projectTypes, typ) {
+		return Project{}, invalidField("type", "type must be one of %s", strings.Join(projectTypes, ", "))
+	}
+	now := s.now().UTC().Truncate(time.Microsecond)
+	p := Project{ID: newID(), OrgID: actor.OrgID, Name: name, Slug: slug, Description: strings.TrimSpace(req.Description),
+		Type: typ, HasDeleteProtection: req.HasDeleteProtection, Version: 3, CreatedAt: now, UpdatedAt: now}
+	if !req.NoDefaultEnvs {
+		for i, d := range DefaultEnvironments {
+			p.Environments = append(p.Environments, Environment{ID: newID(), ProjectID: p.ID, Name: d.Name, Slug: d.Slug,
+				Position: i + 1, CreatedAt: now, UpdatedAt: now})
+		}
+	}
+	wrapped, err := s.keys.NewDataKey(keyring.Project(p.ID))
+	if err != nil {
+		return Project{}, err
+	}
+	ev := audit.New(actor, "create-project", map[string]any{"projectId": p.ID, "name": p.Name, "slug": p.Slug}).InProject(p.ID, p.Name)
+	if err := s.store.CreateProject(ctx, p, wrapped, s.keys.RootKeyID(), actor, ev); err != nil {
+		s.keys.Forget(keyring.Project(p.ID))
+		if errs.Is(err, errs.Conflict) {
+			return Project{}, errs.BadRequest("A project with the slug '%s' already exists", slug)
+		}
+		return Project{}, err
+	}
+	return p, nil
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+func projectNotFound(id string) error { return errs.NotFoundf("Project with ID '%s' not found", id) }
+
+// load returns the project with id and the actor's permissions in it, after
+// checking action on subject. Another organization's project is not found.
+func (s *Service) load(ctx context.Context, actor authz.Actor, id, action, subject string) (Project, authz.Set, error) {
+	if _, err := uuid.Parse(id); err != nil {
+		return Project{}, authz.Set{}, projectNotFound(id)
+	}
+	perms, err := s.authz.ProjectPermissions(ctx, actor, id)
+	if err != nil {
+		return Project{}, authz.Set{}, err
+	}
+	if err := perms.Check(action, subject, nil); err != nil {
+		return Project{}, authz.Set{}, err
+	}
+	p, err := s.store.ProjectByID(ctx, id)
+	if errs.Is(err, errs.NotFound) {
+		return Project{}, authz.Set{}, projectNotFound(id)
+	}
+	return p, perms, err
+}
+
+// Get returns a project the actor may read.
+func (s *Service) Get(ctx context.Context, actor authz.Actor, id string) (Project, error) {
+	p, _, err := s.load(ctx, actor, id, authz.ActRead, authz.SubWorkspace)
+	return p, err
+}
+
+// IDBySlug resolves a project slug within the actor's organization.
+func (s *Service) IDBySlug(ctx context.Context, actor authz.Actor, slug string) (string, error) {
+	p, err := s.store.ProjectBySlug(ctx, slug)
+	if errs.Is(err, errs.NotFound) || (err == nil && p.OrgID != actor.OrgID) {
+		return "", errs.NotFoundf("Project with slug '%s' not found", slug)
+	}
+	return p.ID, err
+}
+
+// GetBySlug returns a project by its slug.
+func (s *Service) GetBySlug(ctx context.Context, actor authz.Actor, slug string) (Project, error) {
+	id, err := s.IDBySlug(ctx, actor, slug)
+	if err != nil {
+		return Project{}, err
+	}
+	return s.Get(ctx, actor, id)
+}
+
+// List returns the projects of the actor's organization it can see: all of
+// them for organization admins, otherwise those it is a member of.
+func (s *Service) List(ctx context.Context, actor authz.Actor) ([]Project, error) {
+	role, err := s.authz.OrgRole(ctx, actor)
+	if err != nil {
+		return nil, err
+	}
+	return s.store.Projects(ctx, actor.OrgID, role != "admin", actor.Kind, actor.ID)
+}
+
+// ProjectUpdate changes a project; nil fields stay.
+type ProjectUpdate struct {
+	Name                *string
+	Description         *string
+	Slug                *string
+	AutoCapitalization  *bool
+	HasDeleteProtection *bool
+}
+
+// Update changes a project's settings.
+func (s *Service) Update(ctx context.Context, actor authz.Actor, id string, u ProjectUpdate) (Project, error) {
+	p, _, err := s.load(ctx, actor, id, authz.ActEdit, authz.SubWorkspace)
+	if err != nil {
+		return Project{}, err
+	}
+	if u.Name != nil {
+		n := strings.TrimSpace(*u.Name)
+		if n == "" || len(n) > 64 {
+			return Project{}, invalidField("name", "name must be 1 to 64 characters")
+		}
+		p.Name = n
+	}
+	if u.Description != nil {
+		p.Description = strings.TrimSpace(*u.Description)
+	}
+	if u.Slug != nil && *u.Slug != p.Slug {
+		if !ValidSlug(*u.Slug, 5, 36) {
+			return Project{}, invalidField("slug", "slug must be 5 to 36 lowercase letters, digits and hyphens")
+		}
+		p.Slug = *u.Slug
+	}
+	if u.AutoCapitalization != nil {
+		p.AutoCapitalization = *u.AutoCapitalization
+	}
+	if u.HasDeleteProtection != nil {
+		p.HasDeleteProtection = *u.HasDeleteProtection
+	}
+	p.UpdatedAt = s.now().UTC().Truncate(time.Microsecond)
+	ev := audit.New(actor, "update-project", map[string]any{"projectId": p.ID, "name": p.Name, "slug": p.Slug}).InProject(p.ID, p.Name)
+	if err := s.store.UpdateProject(ctx, p, ev); err != nil {
+		if errs.Is(err, errs.Conflict) {
+			return Project{}, errs.BadRequest("A project with the slug '%s' already exists", p.Slug)
+		}
+		return Project{}, err
+	}
+	return p, nil
+}
+
+// Delete removes a project with everything in it, unless it is delete-protected.
+func (s *Service) Delete(ctx context.Context, actor authz.Actor, id string) (Project, error) {
+	p, _, err := s.load(ctx, actor, id, authz.ActDelete, authz.SubWorkspace)
+	if err != nil {
+		return Project{}, err
+	}
+	if p.HasDeleteProtection {
+		return Project{}, errs.BadRequest("Project '%s' has delete protection; turn it off before deleting the project", p.Slug)
+	}
+	ev := audit.New(actor, "delete-project", map[string]any{"projectId": p.ID, "name": p.Name, "slug": p.Slug}).InProject(p.ID, p.Name)
+	if err := s.store.DeleteProject(ctx, p.ID, ev); err != nil {
+		return Project{}, err
+	}
+	s.keys.Forget(keyring.Project(p.ID))
+	return p, nil
+}

@@ -1,0 +1,345 @@
+package store
+
+import (
+	"context"
+	"strings"
+
+	"github.com/lockbox-dev/lockbox/internal/audit"
+	"github.com/lockbox-dev/lockbox/internal/authz"
+	"github.com/lockbox-dev/lockbox/internal/errs"
+	"github.com/lockbox-dev/lockbox/internal/keyring"
+	"github.com/lockbox-dev/lockbox/internal/project"
+)
+
+var _ project.Store = (*DB)(nil)
+
+const projectCols = `id, org_id, name, slug, description, type, auto_capitalization, has_delete_protection, version, created_at, updated_at`
+
+func scanProject(sc interface{ Scan(...any) error }) (project.Project, error) {
+	var p project.Project
+	err := sc.Scan(&p.ID, &p.OrgID, &p.Name, &p.Slug, &p.Description, &p.Type, &p.AutoCapitalization, &p.HasDeleteProtection,
+		&p.Version, timeCol{&p.CreatedAt}, timeCol{&p.UpdatedAt})
+	return p, err
+}
+
+// CreateProject writes a project with its environments, root folders, data
+// key, the creator's admin membership and the audit event, in one transaction.
+func (db *DB) CreateProject(ctx context.Context, p project.Project, dataKey []byte, rootKeyID string, creator authz.Actor, ev audit.Event) error {
+	return db.Transact(ctx, func(tx *Tx) error {
+		_, err := tx.exec(ctx, `INSERT INTO projects (`+projectCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			p.ID, p.OrgID, p.Name, p.Slug, p.Description, p.Type, p.AutoCapitalization, p.HasDeleteProtection, p.Version,
+			ts(p.CreatedAt), ts(p.UpdatedAt))
+		if err != nil {
+			return dbErr(err, "insert project")
+		}
+		for _, env := range p.Environments {
+			if err := tx.insertEnvironment(ctx, env); err != nil {
+				return err
+			}
+		}
+		if err := tx.insertDataKey(ctx, keyring.Project(p.ID), dataKey, rootKeyID); err != nil {
+			return err
+		}
+		userID, identityID := "", creator.ID
+		if creator.Kind == authz.ActorUser {
+			userID, identityID = creator.ID, ""
+		}
+		if _, err := tx.insertProjectMembership(ctx, p.ID, userID, identityID, []project.MembershipRole{{Role: "admin"}}); err != nil {
+			return err
+		}
+		return tx.insertAudit(ctx, ev)
+	})
+}
+
+func (tx *Tx) insertEnvironment(ctx context.Context, env project.Environment) error {
+	_, err := tx.exec(ctx, `INSERT INTO environments (id, project_id, name, slug, position, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		env.ID, env.ProjectID, env.Name, env.Slug, env.Position, ts(env.CreatedAt), ts(env.UpdatedAt))
+	if err != nil {
+		return dbErr(err, "insert environment")
+	}
+	_, err = tx.exec(ctx, `INSERT INTO folders (id, env_id, parent_id, name, version, created_at, updated_at) VALUES (?, ?, NULL, ?, 1, ?, ?)`,
+		newID(), env.ID, project.RootFolderName, ts(env.CreatedAt), ts(env.UpdatedAt))
+	return dbErr(err, "insert root folder")
+}
+
+func (db *DB) projectWithEnvs(ctx context.Context, where string, arg any) (project.Project, error) {
+	p, err := scanProject(db.readRow(ctx, `SELECT `+projectCols+` FROM projects WHERE `+where, arg))
+	if err != nil {
+		return p, dbErr(err, "project")
+	}
+	p.Environments, err = db.Environments(ctx, p.ID)
+	return p, err
+}
+
+// ProjectByID returns a project with its environments.
+func (db *DB) ProjectByID(ctx context.Context, id string) (project.Project, error) {
+	return db.projectWithEnvs(ctx, "id = ?", id)
+}
+
+// ProjectBySlug returns a project with its environments.
+func (db *DB) ProjectBySlug(ctx context.Context, slug string) (project.Project, error) {
+	return db.projectWithEnvs(ctx, "slug = ?", slug)
+}
+
+// Projects lists an organization's projects, optionally only the actor's, oldest first.
+func (db *DB) Projects(ctx context.Context, orgID string, memberOnly bool, kind authz.ActorKind, actorID string) ([]project.Project, error) {
+	q := `SELECT ` + projectCols + ` FROM projects WHERE org_id = ?`
+	args := []any{orgID}
+	if memberOnly {
+		q += ` AND id IN (SELECT project_id FROM project_memberships WHERE ` + memberCol(kind) + ` = ?)`
+		args = append(args, actorID)
+	}
+	rows, err := db.readq(ctx, q+` ORDER BY created_at, id`, args...)
+	if err != nil {
+		return nil, dbErr(err, "Projects")
+	}
+	var out []project.Project
+	for rows.Next() {
+		p, err := scanProject(rows)
+		if err != nil {
+			rows.Close()
+			return nil, dbErr(err, "scan project")
+		}
+		out = append(out, p)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, dbErr(err, "Projects")
+	}
+	for i := range out {
+		if out[i].Environments, err = db.Environments(ctx, out[i].ID); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// UpdateProject writes a project's settings.
+func (db *DB) UpdateProject(ctx context.Context, p project.Project, ev audit.Event) error {
+	return db.Transact(ctx, func(tx *Tx) error {
+		_, err := tx.exec(ctx, `UPDATE projects SET name = ?, slug = ?, description = ?, auto_capitalization = ?,
+			has_delete_protection = ?, updated_at = ? WHERE id = ?`,
+			p.Name, p.Slug, p.Description, p.AutoCapitalization, p.HasDeleteProtection, ts(p.UpdatedAt), p.ID)
+		if err != nil {
+			return dbErr(err, "UpdateProject")
+		}
+		return tx.insertAudit(ctx, ev)
+	})
+}
+
+// DeleteProject deletes a project, everything in it (cascades) and its data key.
+func (db *DB) DeleteProject(ctx context.Context, id string, ev audit.Event) error {
+	return db.Transact(ctx, func(tx *Tx) error {
+		// Membership roles reference custom roles without cascade; remove them first.
+		if _, err := tx.exec(ctx, `DELETE FROM project_membership_roles WHERE membership_id IN
+			(SELECT id FROM project_memberships WHERE project_id = ?)`, id); err != nil {
+			return dbErr(err, "delete membership roles")
+		}
+		if _, err := tx.exec(ctx, `DELETE FROM projects WHERE id = ?`, id); err != nil {
+			return dbErr(err, "DeleteProject")
+		}
+		if _, err := tx.exec(ctx, `DELETE FROM data_keys WHERE owner_type = ? AND owner_id = ?`, keyring.OwnerProject, id); err != nil {
+			return dbErr(err, "delete data key")
+		}
+		return tx.insertAudit(ctx, ev)
+	})
+}
+
+// CreateEnvironment adds an environment with its root folder.
+func (db *DB) CreateEnvironment(ctx context.Context, env project.Environment, ev audit.Event) error {
+	return db.Transact(ctx, func(tx *Tx) error {
+		if err := tx.insertEnvironment(ctx, env); err != nil {
+			return err
+		}
+		return tx.insertAudit(ctx, ev)
+	})
+}
+
+// Environments lists a project's environments by position.
+func (db *DB) Environments(ctx context.Context, projectID string) ([]project.Environment, error) {
+	rows, err := db.readq(ctx, `SELECT id, project_id, name, slug, position, created_at, updated_at FROM environments
+		WHERE project_id = ? ORDER BY position, created_at`, projectID)
+	if err != nil {
+		return nil, dbErr(err, "Environments")
+	}
+	defer rows.Close()
+	out := []project.Environment{}
+	for rows.Next() {
+		var e project.Environment
+		if err := rows.Scan(&e.ID, &e.ProjectID, &e.Name, &e.Slug, &e.Position, timeCol{&e.CreatedAt}, timeCol{&e.UpdatedAt}); err != nil {
+			return nil, dbErr(err, "scan environment")
+		}
+		out = append(out, e)
+	}
+	return out, dbErr(rows.Err(), "Environments")
+}
+
+// UpdateEnvironment writes an environment.
+func (db *DB) UpdateEnvironment(ctx context.Context, env project.Environment, ev audit.Event) error {
+	return db.Transact(ctx, func(tx *Tx) error {
+		_, err := tx.exec(ctx, `UPDATE environments SET name = ?, slug = ?, position = ?, updated_at = ? WHERE id = ?`,
+			env.Name, env.Slug, env.Position, ts(env.UpdatedAt), env.ID)
+		if err != nil {
+			return dbErr(err, "UpdateEnvironment")
+		}
+		return tx.insertAudit(ctx, ev)
+	})
+}
+
+// DeleteEnvironment deletes an environment and its folders.
+func (db *DB) DeleteEnvironment(ctx context.Context, env project.Environment, ev audit.Event) error {
+	return db.Transact(ctx, func(tx *Tx) error {
+		if _, err := tx.exec(ctx, `DELETE FROM environments WHERE id = ?`, env.ID); err != nil {
+			return dbErr(err, "DeleteEnvironment")
+		}
+		return tx.insertAudit(ctx, ev)
+	})
+}
+
+const folderCols = `id, env_id, COALESCE(parent_id, ''), name, description, version, created_at, updated_at`
+
+func scanFolder(sc interface{ Scan(...any) error }) (project.Folder, error) {
+	var f project.Folder
+	err := sc.Scan(&f.ID, &f.EnvID, &f.ParentID, &f.Name, &f.Description, &f.Version, timeCol{&f.CreatedAt}, timeCol{&f.UpdatedAt})
+	return f, err
+}
+
+type rowQueryer func(ctx context.Context, query string, args ...any) interface{ Scan(...any) error }
+
+func (db *DB) rowq() rowQueryer {
+	return func(ctx context.Context, q string, args ...any) interface{ Scan(...any) error } {
+		return db.readRow(ctx, q, args...)
+	}
+}
+
+func (tx *Tx) rowq() rowQueryer {
+	return func(ctx context.Context, q string, args ...any) interface{ Scan(...any) error } {
+		return tx.queryRow(ctx, q, args...)
+	}
+}
+
+// walk resolves a normalised path segment by segment from the root folder.
+// It returns the deepest folder found and how many segments it matched.
+func walk(ctx context.Context, q rowQueryer, envID, path string) (project.Folder, int, error) {
+	f, err := scanFolder(q(ctx, `SELECT `+folderCols+` FROM folders WHERE env_id = ? AND parent_id IS NULL`, envID))
+	if err != nil {
+		return f, 0, dbErr(err, "root folder")
+	}
+	f.Path = "/"
+	segs := project.Segments(path)
+	for i, name := range segs {
+		child, err := scanFolder(q(ctx, `SELECT `+folderCols+` FROM folders WHERE parent_id = ? AND name = ?`, f.ID, name))
+		if err != nil {
+			if errs.Is(dbErr(err, "walk"), errs.NotFound) {
+				return f, i, nil
+			}
+			return f, i, dbErr(err, "walk")
+		}
+		child.Path = project.JoinPath(f.Path, name)
+		f = child
+	}
+	return f, len(segs), nil
+}
+
+// FolderByPath finds the folder at a normalised path.
+func (db *DB) FolderByPath(ctx context.Context, envID, path string) (project.Folder, error) {
+	f, n, err := walk(ctx, db.rowq(), envID, path)
+	if err != nil {
+		return project.Folder{}, err
+	}
+	if n != len(project.Segments(path)) {
+		return project.Folder{}, errs.NotFoundf("folder %s not found", path)
+	}
+	return f, nil
+}
+
+// FolderByID finds a folder of an environment and computes its path.
+func (db *DB) FolderByID(ctx context.Context, envID, id string) (project.Folder, error) {
+	f, err := scanFolder(db.readRow(ctx, `SELECT `+folderCols+` FROM folders WHERE env_id = ? AND id = ?`, envID, id))
+	if err != nil {
+		return f, dbErr(err, "FolderByID")
+	}
+	var names []string
+	for p := f; p.ParentID != ""; {
+		names = append(names, p.Name)
+		if p, err = scanFolder(db.readRow(ctx, `SELECT `+folderCols+` FROM folders WHERE id = ?`, p.ParentID)); err != nil {
+			return f, dbErr(err, "folder parent")
+		}
+	}
+	for i, j := 0, len(names)-1; i < j; i, j = i+1, j-1 {
+		names[i], names[j] = names[j], names[i]
+	}
+	f.Path = "/" + strings.Join(names, "/")
+	return f, nil
+}
+
+// ChildFolders lists the folders directly under parentID, by name.
+func (db *DB) ChildFolders(ctx context.Context, parentID string) ([]project.Folder, error) {
+	rows, err := db.readq(ctx, `SELECT `+folderCols+` FROM folders WHERE parent_id = ? ORDER BY name`, parentID)
+	if err != nil {
+		return nil, dbErr(err, "ChildFolders")
+	}
+	defer rows.Close()
+	out := []project.Folder{}
+	for rows.Next() {
+		f, err := scanFolder(rows)
+		if err != nil {
+			return nil, dbErr(err, "scan folder")
+		}
+		out = append(out, f)
+	}
+	return out, dbErr(rows.Err(), "ChildFolders")
+}
+
+func (tx *Tx) insertFolder(ctx context.Context, f project.Folder) error {
+	_, err := tx.exec(ctx, `INSERT INTO folders (id, env_id, parent_id, name, description, version, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, f.ID, f.EnvID, f.ParentID, f.Name, f.Description, f.Version, ts(f.CreatedAt), ts(f.UpdatedAt))
+	return dbErr(err, "insert folder")
+}
+
+// CreateFolder creates f under parentPath, creating the missing folders of
+// parentPath first, all in one transaction.
+func (db *DB) CreateFolder(ctx context.Context, envID, parentPath string, f project.Folder, ev audit.Event) (project.Folder, error) {
+	err := db.Transact(ctx, func(tx *Tx) error {
+		parent, n, err := walk(ctx, tx.rowq(), envID, parentPath)
+		if err != nil {
+			return err
+		}
+		for _, name := range project.Segments(parentPath)[n:] {
+			mid := project.Folder{ID: newID(), EnvID: envID, ParentID: parent.ID, Name: name, Version: 1,
+				Path: project.JoinPath(parent.Path, name), CreatedAt: tx.Now, UpdatedAt: tx.Now}
+			if err := tx.insertFolder(ctx, mid); err != nil {
+				return err
+			}
+			parent = mid
+		}
+		f.EnvID, f.ParentID = envID, parent.ID
+		if err := tx.insertFolder(ctx, f); err != nil {
+			return err
+		}
+		return tx.insertAudit(ctx, ev)
+	})
+	return f, err
+}
+
+// UpdateFolder writes a folder's name, description and version.
+func (db *DB) UpdateFolder(ctx context.Context, f project.Folder, ev audit.Event) error {
+	return db.Transact(ctx, func(tx *Tx) error {
+		_, err := tx.exec(ctx, `UPDATE folders SET name = ?, description = ?, version = ?, updated_at = ? WHERE id = ?`,
+			f.Name, f.Description, f.Version, ts(f.UpdatedAt), f.ID)
+		if err != nil {
+			return dbErr(err, "UpdateFolder")
+		}
+		return tx.insertAudit(ctx, ev)
+	})
+}
+
+// DeleteFolder deletes a folder; its subtree goes with it (ON DELETE CASCADE).
+func (db *DB) DeleteFolder(ctx context.Context, f project.Folder, ev audit.Event) error {
+	return db.Transact(ctx, func(tx *Tx) error {
+		if _, err := tx.exec(ctx, `DELETE FROM folders WHERE id = ?`, f.ID); err != nil {
+			return dbErr(err, "DeleteFolder")
+		}
+		return tx.insertAudit(ctx, ev)
+	})
+}
