@@ -30,7 +30,7 @@ func New(db *store.DB, kr *keyring.Keyring, o Options) *api.Server {
 		Identity:      idsvc,
 		Tokens:        identity.NewTokens(db, idsvc),
 		UniversalAuth: identity.NewUA(db, az, idsvc),
-		Identities:    identity.NewAdmin(db, az, nil),
+		Identities:    identity.NewAdmin(db, az, idsvc),
 		Projects:      project.NewService(db, az, kr, nil),
 		Memberships:   project.NewMemberships(db, az, nil),
 		Roles:         authz.NewRoles(db, az, nil),

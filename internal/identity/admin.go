@@ -2,32 +2,279 @@ package identity
 
 import (
 	"context"
+	"strings"
 	"time"
 
+	"github.com/google/uuid"
+
+	"github.com/lockbox-dev/lockbox/internal/audit"
 	"github.com/lockbox-dev/lockbox/internal/authz"
+	"github.com/lockbox-dev/lockbox/internal/errs"
 )
 
 // Authorizer resolves what an actor may do.
 type Authorizer interface {
 	OrgPermissions(ctx context.Context, actor authz.Actor) (authz.Set, error)
-	ProjectPermissions(ctx context.Context, actor authz.Actor, projectID string) (authz.Set, error)
+	OrgRole(ctx context.Context, actor authz.Actor) (string, error)
+}
+
+// OrgIdentity is an identity seen through its organization membership.
+type OrgIdentity struct {
+	Identity
+	MembershipID        string
+	Role                string
+	LastLoginAuthMethod string
+	LastLoginTime       *time.Time
+	MembershipCreatedAt time.Time
+	MembershipUpdatedAt time.Time
 }
 
 // AdminStore is the storage identity administration needs.
 type AdminStore interface {
+	CreateIdentity(ctx context.Context, i Identity, role string, ev audit.Event) error
+	OrgIdentity(ctx context.Context, orgID, id string) (OrgIdentity, error)
+	OrgIdentities(ctx context.Context, orgID string, offset, limit int) ([]OrgIdentity, int, error)
+	// UpdateIdentity writes name, delete protection, role and, when metadata
+	// is not nil, replaces the metadata.
+	UpdateIdentity(ctx context.Context, i Identity, role string, metadata []Metadata, ev audit.Event) error
+	DeleteIdentity(ctx context.Context, id string, ev audit.Event) error
+
+	TokenAuth(ctx context.Context, identityID string) (TokenAuth, error)
+	CreateTokenAuth(ctx context.Context, ta TokenAuth, ev audit.Event) error
+	UpdateTokenAuth(ctx context.Context, ta TokenAuth, ev audit.Event) error
+	// DeleteTokenAuth removes the configuration and revokes its tokens.
+	DeleteTokenAuth(ctx context.Context, identityID string, ev audit.Event) error
+	CreateAccessToken(ctx context.Context, t AccessToken, ev audit.Event) error
+	AccessTokens(ctx context.Context, identityID, authMethod string, offset, limit int) ([]AccessToken, error)
+	AccessTokenByID(ctx context.Context, id string) (AccessToken, IdentityRef, error)
+	RenameAccessToken(ctx context.Context, id, name string, ev audit.Event) error
+	// RevokeAccessTokenWithEvent revokes a live token; false if it was not live.
+	RevokeAccessTokenWithEvent(ctx context.Context, id string, ev audit.Event) (bool, error)
 }
 
-// Admin manages machine identities and their organization roles.
+// Admin manages machine identities, their organization roles and Token Auth.
 type Admin struct {
 	store AdminStore
 	authz Authorizer
+	svc   *Service
 	now   func() time.Time
 }
 
-// NewAdmin returns the identity administration service.
-func NewAdmin(st AdminStore, az Authorizer, now func() time.Time) *Admin {
-	if now == nil {
-		now = time.Now
+// NewAdmin returns the identity administration service; svc signs tokens.
+func NewAdmin(st AdminStore, az Authorizer, svc *Service) *Admin {
+	return &Admin{store: st, authz: az, svc: svc, now: svc.now}
+}
+
+var orgRoles = []string{"admin", "member", "no-access"}
+
+func validOrgRole(r string) bool {
+	for _, v := range orgRoles {
+		if v == r {
+			return true
+		}
 	}
-	return &Admin{store: st, authz: az, now: now}
+	return false
+}
+
+func boundaryError() error {
+	return errs.Forbiddenf("Failed to grant a role with more privileges than your own").WithCode("PermissionBoundaryError")
+}
+
+// checkGrant enforces the privilege boundary: only organization admins may
+// give the admin role.
+func (a *Admin) checkGrant(ctx context.Context, actor authz.Actor, role string) error {
+	if !validOrgRole(role) {
+		return errs.BadRequest("Role '%s' does not exist (use admin, member or no-access)", role)
+	}
+	if role != "admin" {
+		return nil
+	}
+	mine, err := a.authz.OrgRole(ctx, actor)
+	if err != nil {
+		return err
+	}
+	if mine != "admin" {
+		return boundaryError()
+	}
+	return nil
+}
+
+func (a *Admin) check(ctx context.Context, actor authz.Actor, action, identityID string) error {
+	perms, err := a.authz.OrgPermissions(ctx, actor)
+	if err != nil {
+		return err
+	}
+	var f *authz.Fields
+	if identityID != "" {
+		f = &authz.Fields{IdentityID: identityID}
+	}
+	return perms.Check(action, authz.SubIdentity, f)
+}
+
+func identityNotFound(id string) error {
+	return errs.NotFoundf("Failed to find identity with ID %s", id)
+}
+
+// get loads an identity of the actor's organization after checking action.
+func (a *Admin) get(ctx context.Context, actor authz.Actor, id, action string) (OrgIdentity, error) {
+	if err := a.check(ctx, actor, action, id); err != nil {
+		return OrgIdentity{}, err
+	}
+	if _, err := uuid.Parse(id); err != nil {
+		return OrgIdentity{}, identityNotFound(id)
+	}
+	oi, err := a.store.OrgIdentity(ctx, actor.OrgID, id)
+	if errs.Is(err, errs.NotFound) {
+		return OrgIdentity{}, identityNotFound(id)
+	}
+	return oi, err
+}
+
+// NewIdentity is a create request.
+type NewIdentity struct {
+	OrgID               string
+	Name                string
+	Role                string
+	HasDeleteProtection bool
+	Metadata            []Metadata
+}
+
+func checkMetadata(md []Metadata) ([]Metadata, error) {
+	out := make([]Metadata, 0, len(md))
+	for _, m := range md {
+		k := strings.TrimSpace(m.Key)
+		if k == "" || len(k) > 255 || len(m.Value) > 1020 {
+			return nil, errs.Invalidf("metadata keys must be 1 to 255 characters and values at most 1020")
+		}
+		out = append(out, Metadata{ID: NewID(), Key: k, Value: m.Value})
+	}
+	return out, nil
+}
+
+func checkName(name string) (string, error) {
+	name = strings.TrimSpace(name)
+	if name == "" || len(name) > 64 {
+		e := errs.Invalidf("name must be 1 to 64 characters")
+		e.Details = []string{"name"}
+		return "", e
+	}
+	return name, nil
+}
+
+// Create makes an identity in the actor's organization with an org role.
+func (a *Admin) Create(ctx context.Context, actor authz.Actor, req NewIdentity) (OrgIdentity, error) {
+	if err := a.check(ctx, actor, authz.ActCreate, ""); err != nil {
+		return OrgIdentity{}, err
+	}
+	if req.OrgID != "" && req.OrgID != actor.OrgID {
+		return OrgIdentity{}, errs.Forbiddenf("You can only create identities in your own organization")
+	}
+	name, err := checkName(req.Name)
+	if err != nil {
+		return OrgIdentity{}, err
+	}
+	if req.Role == "" {
+		req.Role = "no-access"
+	}
+	if err := a.checkGrant(ctx, actor, req.Role); err != nil {
+		return OrgIdentity{}, err
+	}
+	md, err := checkMetadata(req.Metadata)
+	if err != nil {
+		return OrgIdentity{}, err
+	}
+	now := a.now().UTC().Truncate(time.Microsecond)
+	i := Identity{ID: NewID(), OrgID: actor.OrgID, Name: name, HasDeleteProtection: req.HasDeleteProtection, Metadata: md,
+		AuthMethods: []string{}, CreatedAt: now, UpdatedAt: now}
+	ev := audit.New(actor, "create-identity", map[string]any{"identityId": i.ID, "name": i.Name, "hasDeleteProtection": i.HasDeleteProtection})
+	if err := a.store.CreateIdentity(ctx, i, req.Role, ev); err != nil {
+		return OrgIdentity{}, err
+	}
+	return a.store.OrgIdentity(ctx, actor.OrgID, i.ID)
+}
+
+// Get returns an identity of the actor's organization.
+func (a *Admin) Get(ctx context.Context, actor authz.Actor, id string) (OrgIdentity, error) {
+	return a.get(ctx, actor, id, authz.ActRead)
+}
+
+// List returns the identities of an organization, which must be the actor's.
+func (a *Admin) List(ctx context.Context, actor authz.Actor, orgID string, offset, limit int) ([]OrgIdentity, int, error) {
+	if err := a.check(ctx, actor, authz.ActRead, ""); err != nil {
+		return nil, 0, err
+	}
+	if orgID != "" && orgID != actor.OrgID {
+		return nil, 0, errs.Forbiddenf("You can only list identities of your own organization")
+	}
+	return a.store.OrgIdentities(ctx, actor.OrgID, offset, limit)
+}
+
+// IdentityUpdate changes an identity; nil fields stay.
+type IdentityUpdate struct {
+	Name                *string
+	Role                *string
+	HasDeleteProtection *bool
+	Metadata            *[]Metadata
+}
+
+// Update changes an identity's name, role, delete protection or metadata.
+func (a *Admin) Update(ctx context.Context, actor authz.Actor, id string, u IdentityUpdate) (OrgIdentity, error) {
+	oi, err := a.get(ctx, actor, id, authz.ActEdit)
+	if err != nil {
+		return OrgIdentity{}, err
+	}
+	if u.Name != nil {
+		if oi.Name, err = checkName(*u.Name); err != nil {
+			return OrgIdentity{}, err
+		}
+	}
+	role := oi.Role
+	if u.Role != nil && *u.Role != role {
+		if err := a.checkGrant(ctx, actor, *u.Role); err != nil {
+			return OrgIdentity{}, err
+		}
+		if oi.Role == "admin" {
+			if err := a.checkGrant(ctx, actor, "admin"); err != nil {
+				return OrgIdentity{}, err
+			}
+		}
+		role = *u.Role
+	}
+	if u.HasDeleteProtection != nil {
+		oi.HasDeleteProtection = *u.HasDeleteProtection
+	}
+	var md []Metadata
+	if u.Metadata != nil {
+		if md, err = checkMetadata(*u.Metadata); err != nil {
+			return OrgIdentity{}, err
+		}
+	}
+	oi.UpdatedAt = a.now().UTC().Truncate(time.Microsecond)
+	ev := audit.New(actor, "update-identity", map[string]any{"identityId": oi.ID, "name": oi.Name, "hasDeleteProtection": oi.HasDeleteProtection})
+	if err := a.store.UpdateIdentity(ctx, oi.Identity, role, md, ev); err != nil {
+		return OrgIdentity{}, err
+	}
+	return a.store.OrgIdentity(ctx, actor.OrgID, oi.ID)
+}
+
+// Delete removes an identity; its memberships and tokens go with it, so its
+// tokens stop working at once. Delete protection and deleting oneself are refused.
+func (a *Admin) Delete(ctx context.Context, actor authz.Actor, id string) (OrgIdentity, error) {
+	oi, err := a.get(ctx, actor, id, authz.ActDelete)
+	if err != nil {
+		return OrgIdentity{}, err
+	}
+	if oi.HasDeleteProtection {
+		return OrgIdentity{}, errs.BadRequest("Identity has delete protection; turn it off before deleting the identity")
+	}
+	if actor.Kind == authz.ActorIdentity && actor.ID == oi.ID {
+		return OrgIdentity{}, errs.BadRequest("An identity cannot delete itself")
+	}
+	if oi.Role == "admin" {
+		if err := a.checkGrant(ctx, actor, "admin"); err != nil {
+			return OrgIdentity{}, err
+		}
+	}
+	ev := audit.New(actor, "delete-identity", map[string]any{"identityId": oi.ID, "name": oi.Name})
+	return oi, a.store.DeleteIdentity(ctx, oi.ID, ev)
 }

@@ -184,3 +184,20 @@ func (e *Env) Must(t testing.TB, want int, method, path, token string, body any)
 	}
 	return r
 }
+
+// NewIdentity creates an identity with an organization role through the API
+// (as the bootstrap admin), gives it Token Auth and returns its id and a token.
+func (e *Env) NewIdentity(t testing.TB, name, orgRole string) (id, token string) {
+	t.Helper()
+	var created struct {
+		Identity struct{ ID string } `json:"identity"`
+	}
+	e.Must(t, 200, "POST", "/api/v1/identities", e.Token, map[string]any{"name": name, "organizationId": e.OrgID, "role": orgRole}).Decode(t, &created)
+	id = created.Identity.ID
+	e.Must(t, 200, "POST", "/api/v1/auth/token-auth/identities/"+id, e.Token, map[string]any{})
+	var tok struct {
+		AccessToken string `json:"accessToken"`
+	}
+	e.Must(t, 200, "POST", "/api/v1/auth/token-auth/identities/"+id+"/tokens", e.Token, map[string]any{"name": "test"}).Decode(t, &tok)
+	return id, tok.AccessToken
+}

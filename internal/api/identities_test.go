@@ -1,0 +1,153 @@
+package api_test
+
+import (
+	"slices"
+	"testing"
+
+	"github.com/lockbox-dev/lockbox/internal/app/apptest"
+	"github.com/lockbox-dev/lockbox/internal/store"
+)
+
+func TestIdentityCRUDAndTerraformShapes(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, d store.Dialect) {
+		e := apptest.Bootstrapped(t, d)
+		var created struct {
+			Identity struct {
+				ID, Name, OrgID     string
+				HasDeleteProtection bool
+				AuthMethods         []string
+				Metadata            []struct{ ID, Key, Value string }
+			}
+		}
+		e.Must(t, 200, "POST", "/api/v1/identities", e.Token, map[string]any{"name": " ci-runner ", "organizationId": e.OrgID,
+			"role": "member", "hasDeleteProtection": true, "metadata": []map[string]string{{"key": "team", "value": "infra"}}}).Decode(t, &created)
+		id := created.Identity.ID
+		if created.Identity.Name != "ci-runner" || created.Identity.OrgID != e.OrgID || !created.Identity.HasDeleteProtection ||
+			len(created.Identity.AuthMethods) != 0 || len(created.Identity.Metadata) != 1 || created.Identity.Metadata[0].Key != "team" {
+			t.Fatalf("created %+v", created)
+		}
+		// The nested shape Terraform reads.
+		var got struct {
+			Identity struct {
+				Role     string
+				OrgID    string
+				Metadata []struct{ Key, Value string }
+				Identity struct {
+					ID, Name            string
+					HasDeleteProtection bool
+					AuthMethods         []string
+				}
+			}
+		}
+		e.Must(t, 200, "POST", "/api/v1/auth/token-auth/identities/"+id, e.Token, map[string]any{})
+		e.Must(t, 200, "POST", "/api/v1/auth/universal-auth/identities/"+id, e.Token, map[string]any{})
+		e.Must(t, 200, "GET", "/api/v1/identities/"+id, e.Token, nil).Decode(t, &got)
+		gi := got.Identity
+		if gi.Role != "member" || gi.Identity.ID != id || gi.Identity.Name != "ci-runner" || !gi.Identity.HasDeleteProtection ||
+			!slices.Equal(gi.Identity.AuthMethods, []string{"token-auth", "universal-auth"}) || gi.Metadata[0].Value != "infra" {
+			t.Fatalf("nested get %+v", got)
+		}
+		var list struct {
+			Identities []struct{ Identity struct{ ID string } }
+			TotalCount int
+		}
+		e.Must(t, 200, "GET", "/api/v1/identities?orgId="+e.OrgID, e.Token, nil).Decode(t, &list)
+		if list.TotalCount != 2 || len(list.Identities) != 2 {
+			t.Fatalf("list %+v", list)
+		}
+		assertError(t, e.Do(t, "GET", "/api/v1/identities?orgId=someone-else", e.Token, nil), 403, "ForbiddenError")
+
+		// Terraform's PATCH sends the id and every field.
+		var upd struct{ Identity struct{ Name string } }
+		e.Must(t, 200, "PATCH", "/api/v1/identities/"+id, e.Token, map[string]any{"identityId": id, "name": "runner",
+			"hasDeleteProtection": true, "role": "no-access", "metadata": []map[string]string{}}).Decode(t, &upd)
+		e.Must(t, 200, "GET", "/api/v1/identities/"+id, e.Token, nil).Decode(t, &got)
+		if upd.Identity.Name != "runner" || got.Identity.Role != "no-access" || len(got.Identity.Metadata) != 0 {
+			t.Fatalf("after patch %+v / %+v", upd, got)
+		}
+		assertError(t, e.Do(t, "DELETE", "/api/v1/identities/"+id, e.Token, nil), 400, "BadRequest")
+		e.Must(t, 200, "PATCH", "/api/v1/identities/"+id, e.Token, map[string]any{"hasDeleteProtection": false})
+		e.Must(t, 200, "DELETE", "/api/v1/identities/"+id, e.Token, nil)
+		for _, path := range []string{"/api/v1/identities/" + id, "/api/v1/identities/00000000-0000-0000-0000-000000000000", "/api/v1/identities/nope"} {
+			assertError(t, e.Do(t, "GET", path, e.Token, nil), 404, "NotFound")
+		}
+		// An identity cannot delete itself.
+		assertError(t, e.Do(t, "DELETE", "/api/v1/identities/"+e.IdentityID, e.Token, nil), 400, "BadRequest")
+		var evs struct{ AuditLogs []any }
+		e.Must(t, 200, "GET", "/api/v1/organization/audit-logs?eventType=create-identity,update-identity,delete-identity", e.Token, nil).Decode(t, &evs)
+		if len(evs.AuditLogs) != 4 {
+			t.Fatalf("identity audit events %d, want 4", len(evs.AuditLogs))
+		}
+	})
+}
+
+func TestIdentityValidationAndBoundary(t *testing.T) {
+	e := apptest.Bootstrapped(t, store.SQLite)
+	assertError(t, e.Do(t, "POST", "/api/v1/identities", e.Token, map[string]any{"organizationId": e.OrgID}), 422, "ValidationFailure")
+	assertError(t, e.Do(t, "POST", "/api/v1/identities", e.Token, map[string]any{"name": "x", "role": "root"}), 400, "BadRequest")
+	assertError(t, e.Do(t, "POST", "/api/v1/identities", e.Token, map[string]any{"name": "x", "organizationId": "other"}), 403, "ForbiddenError")
+	// A member can read identities but not create them; a no-access identity cannot read them.
+	_, member := e.NewIdentity(t, "member", "member")
+	e.Must(t, 200, "GET", "/api/v1/identities", member, nil)
+	assertError(t, e.Do(t, "POST", "/api/v1/identities", member, map[string]any{"name": "x", "role": "admin"}), 403, "PermissionDenied")
+	_, none := e.NewIdentity(t, "none", "no-access")
+	assertError(t, e.Do(t, "GET", "/api/v1/identities", none, nil), 403, "PermissionDenied")
+	assertError(t, e.Do(t, "GET", "/api/v1/identities/"+e.IdentityID, none, nil), 403, "PermissionDenied")
+}
+
+func TestTokenAuthTokens(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, d store.Dialect) {
+		e := apptest.Bootstrapped(t, d)
+		id, tok := e.NewIdentity(t, "deployer", "member")
+		base := "/api/v1/auth/token-auth/identities/" + id
+		ta := e.Must(t, 200, "GET", base, e.Token, nil).JSON(t)["identityTokenAuth"].(map[string]any)
+		if ta["accessTokenTTL"] != 2592000.0 || ta["identityId"] != id {
+			t.Fatalf("token auth %v", ta)
+		}
+		assertError(t, e.Do(t, "POST", base, e.Token, map[string]any{}), 400, "BadRequest")
+		assertError(t, e.Do(t, "PATCH", base, e.Token, map[string]any{"accessTokenMaxTTL": 10}), 422, "ValidationFailure")
+		e.Must(t, 200, "PATCH", base, e.Token, map[string]any{"accessTokenTTL": 60, "accessTokenMaxTTL": 120})
+		var made struct {
+			AccessToken       string
+			ExpiresIn         int64
+			AccessTokenMaxTTL int64
+			TokenType         string
+			TokenData         struct {
+				ID, Name, AuthMethod string
+				AccessTokenTTL       int64
+			}
+		}
+		e.Must(t, 200, "POST", base+"/tokens", e.Token, map[string]any{"name": "second"}).Decode(t, &made)
+		if made.ExpiresIn != 60 || made.AccessTokenMaxTTL != 120 || made.TokenData.Name != "second" || made.TokenData.AuthMethod != "token-auth" {
+			t.Fatalf("token %+v", made)
+		}
+		c := jwtClaims(t, made.AccessToken)
+		if c["exp"].(float64)-c["iat"].(float64) != 60 {
+			t.Fatalf("exp-iat = %v, want 60", c["exp"].(float64)-c["iat"].(float64))
+		}
+		e.Must(t, 200, "GET", "/api/v1/identities", made.AccessToken, nil)
+		var list struct{ Tokens []struct{ ID, Name string } }
+		e.Must(t, 200, "GET", base+"/tokens", e.Token, nil).Decode(t, &list)
+		if len(list.Tokens) != 2 {
+			t.Fatalf("tokens %+v", list)
+		}
+		tokURL := "/api/v1/auth/token-auth/tokens/" + made.TokenData.ID
+		if e.Must(t, 200, "PATCH", tokURL, e.Token, map[string]any{"name": "renamed"}).JSON(t)["token"].(map[string]any)["name"] != "renamed" {
+			t.Fatal("rename")
+		}
+		e.Must(t, 200, "POST", tokURL+"/revoke", e.Token, nil)
+		assertError(t, e.Do(t, "GET", "/api/v1/identities", made.AccessToken, nil), 401, "UnauthorizedError")
+		assertError(t, e.Do(t, "POST", tokURL+"/revoke", e.Token, nil), 404, "NotFound")
+		if e.Must(t, 200, "GET", tokURL, e.Token, nil).JSON(t)["token"].(map[string]any)["isAccessTokenRevoked"] != true {
+			t.Fatal("revoked token not marked")
+		}
+		// Removing token auth revokes the remaining tokens at once.
+		e.Must(t, 200, "GET", "/api/v1/identities", tok, nil)
+		e.Must(t, 200, "DELETE", base, e.Token, nil)
+		assertError(t, e.Do(t, "GET", "/api/v1/identities", tok, nil), 401, "UnauthorizedError")
+		// Deleting an identity kills its tokens too.
+		id2, tok2 := e.NewIdentity(t, "doomed", "member")
+		e.Must(t, 200, "DELETE", "/api/v1/identities/"+id2, e.Token, nil)
+		assertError(t, e.Do(t, "GET", "/api/v1/identities", tok2, nil), 401, "UnauthorizedError")
+	})
+}

@@ -1,0 +1,270 @@
+package store
+
+import (
+	"context"
+	"strings"
+
+	"github.com/lockbox-dev/lockbox/internal/audit"
+	"github.com/lockbox-dev/lockbox/internal/identity"
+)
+
+var _ identity.AdminStore = (*DB)(nil)
+
+// authMethodsSQL lists an identity's attached auth methods; a new method is one more UNION line.
+const authMethodsSQL = `SELECT identity_id, 'token-auth' FROM identity_token_auths WHERE identity_id IN (%s)
+	UNION ALL SELECT identity_id, 'universal-auth' FROM identity_universal_auths WHERE identity_id IN (%s)`
+
+// CreateIdentity writes an identity, its metadata and its org membership.
+func (db *DB) CreateIdentity(ctx context.Context, i identity.Identity, role string, ev audit.Event) error {
+	return db.Transact(ctx, func(tx *Tx) error {
+		if err := tx.insertIdentity(ctx, i); err != nil {
+			return err
+		}
+		if err := tx.insertOrgMembership(ctx, i.OrgID, "", i.ID, role); err != nil {
+			return err
+		}
+		return tx.insertAudit(ctx, ev)
+	})
+}
+
+const orgIdentityCols = `i.id, i.org_id, i.name, i.has_delete_protection, i.created_at, i.updated_at,
+	m.id, m.role, COALESCE(m.last_login_auth_method, ''), m.last_login_time, m.created_at, m.updated_at`
+
+func scanOrgIdentity(sc interface{ Scan(...any) error }) (identity.OrgIdentity, error) {
+	var oi identity.OrgIdentity
+	err := sc.Scan(&oi.ID, &oi.OrgID, &oi.Name, &oi.HasDeleteProtection, timeCol{&oi.CreatedAt}, timeCol{&oi.UpdatedAt},
+		&oi.MembershipID, &oi.Role, &oi.LastLoginAuthMethod, optTimeCol{&oi.LastLoginTime},
+		timeCol{&oi.MembershipCreatedAt}, timeCol{&oi.MembershipUpdatedAt})
+	return oi, err
+}
+
+// fillIdentities loads auth methods and metadata for a page of identities in two queries.
+func (db *DB) fillIdentities(ctx context.Context, list []identity.OrgIdentity) error {
+	if len(list) == 0 {
+		return nil
+	}
+	idx := map[string]int{}
+	args := make([]any, 0, len(list))
+	for i := range list {
+		idx[list[i].ID] = i
+		list[i].AuthMethods, list[i].Metadata = []string{}, []identity.Metadata{}
+		args = append(args, list[i].ID)
+	}
+	ph := strings.TrimSuffix(strings.Repeat("?, ", len(args)), ", ")
+	rows, err := db.readq(ctx, strings.ReplaceAll(authMethodsSQL, "%s", ph), append(append([]any{}, args...), args...)...)
+	if err != nil {
+		return dbErr(err, "auth methods")
+	}
+	for rows.Next() {
+		var id, m string
+		if err := rows.Scan(&id, &m); err != nil {
+			rows.Close()
+			return dbErr(err, "scan auth method")
+		}
+		list[idx[id]].AuthMethods = append(list[idx[id]].AuthMethods, m)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return dbErr(err, "auth methods")
+	}
+	rows, err = db.readq(ctx, `SELECT id, identity_id, key, value FROM identity_metadata WHERE identity_id IN (`+ph+`) ORDER BY key, id`, args...)
+	if err != nil {
+		return dbErr(err, "metadata")
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var m identity.Metadata
+		var id string
+		if err := rows.Scan(&m.ID, &id, &m.Key, &m.Value); err != nil {
+			return dbErr(err, "scan metadata")
+		}
+		list[idx[id]].Metadata = append(list[idx[id]].Metadata, m)
+	}
+	return dbErr(rows.Err(), "metadata")
+}
+
+// OrgIdentity returns an identity of an organization with its membership.
+func (db *DB) OrgIdentity(ctx context.Context, orgID, id string) (identity.OrgIdentity, error) {
+	oi, err := scanOrgIdentity(db.readRow(ctx, `SELECT `+orgIdentityCols+` FROM identities i
+		JOIN org_memberships m ON m.identity_id = i.id AND m.org_id = i.org_id WHERE i.org_id = ? AND i.id = ?`, orgID, id))
+	if err != nil {
+		return oi, dbErr(err, "OrgIdentity")
+	}
+	list := []identity.OrgIdentity{oi}
+	err = db.fillIdentities(ctx, list)
+	return list[0], err
+}
+
+// OrgIdentities lists an organization's identities by name, with the total count.
+func (db *DB) OrgIdentities(ctx context.Context, orgID string, offset, limit int) ([]identity.OrgIdentity, int, error) {
+	var total int
+	if err := db.readRow(ctx, `SELECT COUNT(*) FROM identities WHERE org_id = ?`, orgID).Scan(&total); err != nil {
+		return nil, 0, dbErr(err, "count identities")
+	}
+	rows, err := db.readq(ctx, `SELECT `+orgIdentityCols+` FROM identities i
+		JOIN org_memberships m ON m.identity_id = i.id AND m.org_id = i.org_id
+		WHERE i.org_id = ? ORDER BY i.name, i.id LIMIT ? OFFSET ?`, orgID, limit, offset)
+	if err != nil {
+		return nil, 0, dbErr(err, "OrgIdentities")
+	}
+	list := []identity.OrgIdentity{}
+	for rows.Next() {
+		oi, err := scanOrgIdentity(rows)
+		if err != nil {
+			rows.Close()
+			return nil, 0, dbErr(err, "scan identity")
+		}
+		list = append(list, oi)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, 0, dbErr(err, "OrgIdentities")
+	}
+	return list, total, db.fillIdentities(ctx, list)
+}
+
+// UpdateIdentity writes an identity's fields and org role; non-nil metadata replaces the set.
+func (db *DB) UpdateIdentity(ctx context.Context, i identity.Identity, role string, metadata []identity.Metadata, ev audit.Event) error {
+	return db.Transact(ctx, func(tx *Tx) error {
+		if _, err := tx.exec(ctx, `UPDATE identities SET name = ?, has_delete_protection = ?, updated_at = ? WHERE id = ?`,
+			i.Name, i.HasDeleteProtection, ts(i.UpdatedAt), i.ID); err != nil {
+			return dbErr(err, "UpdateIdentity")
+		}
+		if _, err := tx.exec(ctx, `UPDATE org_memberships SET role = ?, updated_at = ? WHERE identity_id = ? AND org_id = ?`,
+			role, ts(tx.Now), i.ID, i.OrgID); err != nil {
+			return dbErr(err, "update identity role")
+		}
+		if metadata != nil {
+			if _, err := tx.exec(ctx, `DELETE FROM identity_metadata WHERE identity_id = ?`, i.ID); err != nil {
+				return dbErr(err, "replace metadata")
+			}
+			for _, m := range metadata {
+				if _, err := tx.exec(ctx, `INSERT INTO identity_metadata (id, identity_id, key, value) VALUES (?, ?, ?, ?)`,
+					m.ID, i.ID, m.Key, m.Value); err != nil {
+					return dbErr(err, "insert metadata")
+				}
+			}
+		}
+		return tx.insertAudit(ctx, ev)
+	})
+}
+
+// DeleteIdentity deletes an identity; memberships and tokens cascade.
+func (db *DB) DeleteIdentity(ctx context.Context, id string, ev audit.Event) error {
+	return db.Transact(ctx, func(tx *Tx) error {
+		if _, err := tx.exec(ctx, `DELETE FROM project_membership_roles WHERE membership_id IN
+			(SELECT id FROM project_memberships WHERE identity_id = ?)`, id); err != nil {
+			return dbErr(err, "delete membership roles")
+		}
+		if _, err := tx.exec(ctx, `DELETE FROM identities WHERE id = ?`, id); err != nil {
+			return dbErr(err, "DeleteIdentity")
+		}
+		return tx.insertAudit(ctx, ev)
+	})
+}
+
+const tokenAuthCols = `id, identity_id, access_token_ttl, access_token_max_ttl, access_token_num_uses_limit, access_token_trusted_ips, created_at, updated_at`
+
+// TokenAuth returns an identity's Token Auth configuration.
+func (db *DB) TokenAuth(ctx context.Context, identityID string) (identity.TokenAuth, error) {
+	var ta identity.TokenAuth
+	var ips string
+	err := db.readRow(ctx, `SELECT `+tokenAuthCols+` FROM identity_token_auths WHERE identity_id = ?`, identityID).
+		Scan(&ta.ID, &ta.IdentityID, &ta.AccessTokenTTL, &ta.AccessTokenMaxTTL, &ta.AccessTokenNumUsesLimit, &ips,
+			timeCol{&ta.CreatedAt}, timeCol{&ta.UpdatedAt})
+	ta.AccessTokenTrustedIPs = parseIPs(ips)
+	return ta, dbErr(err, "TokenAuth")
+}
+
+// CreateTokenAuth stores a Token Auth configuration.
+func (db *DB) CreateTokenAuth(ctx context.Context, ta identity.TokenAuth, ev audit.Event) error {
+	return db.Transact(ctx, func(tx *Tx) error {
+		if err := tx.insertTokenAuth(ctx, ta); err != nil {
+			return err
+		}
+		return tx.insertAudit(ctx, ev)
+	})
+}
+
+// UpdateTokenAuth writes a Token Auth configuration.
+func (db *DB) UpdateTokenAuth(ctx context.Context, ta identity.TokenAuth, ev audit.Event) error {
+	return db.Transact(ctx, func(tx *Tx) error {
+		if _, err := tx.exec(ctx, `UPDATE identity_token_auths SET access_token_ttl = ?, access_token_max_ttl = ?,
+			access_token_num_uses_limit = ?, access_token_trusted_ips = ?, updated_at = ? WHERE id = ?`,
+			ta.AccessTokenTTL, ta.AccessTokenMaxTTL, ta.AccessTokenNumUsesLimit, ipsJSON(ta.AccessTokenTrustedIPs), ts(ta.UpdatedAt), ta.ID); err != nil {
+			return dbErr(err, "UpdateTokenAuth")
+		}
+		return tx.insertAudit(ctx, ev)
+	})
+}
+
+// DeleteTokenAuth removes the configuration and revokes its tokens in one transaction.
+func (db *DB) DeleteTokenAuth(ctx context.Context, identityID string, ev audit.Event) error {
+	return db.Transact(ctx, func(tx *Tx) error {
+		if _, err := tx.exec(ctx, `UPDATE identity_access_tokens SET revoked = TRUE, updated_at = ?
+			WHERE identity_id = ? AND auth_method = 'token-auth' AND revoked = FALSE`, ts(tx.Now), identityID); err != nil {
+			return dbErr(err, "revoke token auth tokens")
+		}
+		if _, err := tx.exec(ctx, `DELETE FROM identity_token_auths WHERE identity_id = ?`, identityID); err != nil {
+			return dbErr(err, "DeleteTokenAuth")
+		}
+		return tx.insertAudit(ctx, ev)
+	})
+}
+
+// CreateAccessToken stores a token record.
+func (db *DB) CreateAccessToken(ctx context.Context, t identity.AccessToken, ev audit.Event) error {
+	return db.Transact(ctx, func(tx *Tx) error {
+		if err := tx.insertAccessToken(ctx, t); err != nil {
+			return err
+		}
+		return tx.insertAudit(ctx, ev)
+	})
+}
+
+// AccessTokens lists an identity's tokens of one auth method, most recently updated first.
+func (db *DB) AccessTokens(ctx context.Context, identityID, authMethod string, offset, limit int) ([]identity.AccessToken, error) {
+	rows, err := db.readq(ctx, `SELECT `+accessTokenCols+` FROM identity_access_tokens t
+		WHERE t.identity_id = ? AND t.auth_method = ? ORDER BY t.updated_at DESC, t.id DESC LIMIT ? OFFSET ?`,
+		identityID, authMethod, limit, offset)
+	if err != nil {
+		return nil, dbErr(err, "AccessTokens")
+	}
+	defer rows.Close()
+	out := []identity.AccessToken{}
+	for rows.Next() {
+		var t identity.AccessToken
+		if err := scanAccessToken(rows, &t); err != nil {
+			return nil, dbErr(err, "scan access token")
+		}
+		out = append(out, t)
+	}
+	return out, dbErr(rows.Err(), "AccessTokens")
+}
+
+// RenameAccessToken sets a token's name.
+func (db *DB) RenameAccessToken(ctx context.Context, id, name string, ev audit.Event) error {
+	return db.Transact(ctx, func(tx *Tx) error {
+		if _, err := tx.exec(ctx, `UPDATE identity_access_tokens SET name = ?, updated_at = ? WHERE id = ?`, name, ts(tx.Now), id); err != nil {
+			return dbErr(err, "RenameAccessToken")
+		}
+		return tx.insertAudit(ctx, ev)
+	})
+}
+
+// RevokeAccessTokenWithEvent revokes a live token and records ev.
+func (db *DB) RevokeAccessTokenWithEvent(ctx context.Context, id string, ev audit.Event) (bool, error) {
+	ok := false
+	err := db.Transact(ctx, func(tx *Tx) error {
+		res, err := tx.exec(ctx, `UPDATE identity_access_tokens SET revoked = TRUE, updated_at = ? WHERE id = ? AND revoked = FALSE`, ts(tx.Now), id)
+		if err != nil {
+			return dbErr(err, "RevokeAccessToken")
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			return nil
+		}
+		ok = true
+		return tx.insertAudit(ctx, ev)
+	})
+	return ok, err
+}
