@@ -1,7 +1,307 @@
 package api
 
-import "net/http"
+import (
+	"encoding/json"
+	"net/http"
+	"time"
+
+	"github.com/lockbox-dev/lockbox/internal/authz"
+	"github.com/lockbox-dev/lockbox/internal/project"
+)
 
 // membershipRoutes serves project identity memberships and custom project roles.
 func (s *Server) membershipRoutes(m *http.ServeMux) {
+	for _, base := range []string{"/api/v1/projects/{projectId}/identity-memberships", "/api/v2/workspace/{projectId}/identity-memberships"} {
+		m.Handle("POST "+base+"/{identityId}", s.authed(s.membershipAdd))
+		m.Handle("GET "+base+"/{identityId}", s.authed(s.membershipGet))
+		m.Handle("PATCH "+base+"/{identityId}", s.authed(s.membershipUpdate))
+		m.Handle("DELETE "+base+"/{identityId}", s.authed(s.membershipRemove))
+	}
+	m.Handle("GET /api/v2/workspace/{projectId}/identity-memberships", s.authed(s.membershipList))
+	s.projectLists["identity-memberships"] = s.membershipList
+
+	const roles = "/api/v1/projects/{projectId}/roles"
+	m.Handle("POST "+roles, s.authed(s.roleCreate))
+	s.projectLists["roles"] = s.roleList
+	m.Handle("PATCH "+roles+"/{roleId}", s.authed(s.roleUpdate))
+	m.Handle("DELETE "+roles+"/{roleId}", s.authed(s.roleDelete))
+	m.Handle("GET "+roles+"/slug/{roleSlug}", s.authed(s.roleGetBySlug))
+}
+
+type wireMembershipRole struct {
+	ID                       string  `json:"id"`
+	Role                     string  `json:"role"`
+	CustomRoleID             *string `json:"customRoleId"`
+	CustomRoleName           *string `json:"customRoleName"`
+	CustomRoleSlug           *string `json:"customRoleSlug"`
+	IsTemporary              bool    `json:"isTemporary"`
+	TemporaryMode            *string `json:"temporaryMode"`
+	TemporaryRange           *string `json:"temporaryRange"`
+	TemporaryAccessStartTime *string `json:"temporaryAccessStartTime"`
+	TemporaryAccessEndTime   *string `json:"temporaryAccessEndTime"`
+	CreatedAt                string  `json:"createdAt"`
+	UpdatedAt                string  `json:"updatedAt"`
+}
+
+func toWireRoles(roles []project.MembershipRole) []wireMembershipRole {
+	out := make([]wireMembershipRole, len(roles))
+	for i, r := range roles {
+		out[i] = wireMembershipRole{ID: r.ID, Role: r.Role, CustomRoleID: strPtr(r.CustomRoleID), CustomRoleName: strPtr(r.CustomRoleName),
+			CustomRoleSlug: strPtr(r.CustomRoleSlug), IsTemporary: r.IsTemporary, TemporaryMode: strPtr(r.TemporaryMode),
+			TemporaryRange: strPtr(r.TemporaryRange), TemporaryAccessStartTime: optTime(r.TemporaryAccessStartTime),
+			TemporaryAccessEndTime: optTime(r.TemporaryAccessEndTime), CreatedAt: rfc3339(r.CreatedAt), UpdatedAt: rfc3339(r.UpdatedAt)}
+	}
+	return out
+}
+
+type wireMembership struct {
+	ID                  string               `json:"id"`
+	IdentityID          string               `json:"identityId"`
+	ProjectID           string               `json:"projectId"`
+	Roles               []wireMembershipRole `json:"roles"`
+	LastLoginAuthMethod *string              `json:"lastLoginAuthMethod"`
+	LastLoginTime       *string              `json:"lastLoginTime"`
+	CreatedAt           string               `json:"createdAt"`
+	UpdatedAt           string               `json:"updatedAt"`
+	Identity            struct {
+		ID          string   `json:"id"`
+		Name        string   `json:"name"`
+		AuthMethods []string `json:"authMethods"`
+	} `json:"identity"`
+	Project struct {
+		ID   string `json:"id"`
+		Name string `json:"name"`
+	} `json:"project"`
+}
+
+func toWireMembership(m project.Membership) wireMembership {
+	w := wireMembership{ID: m.ID, IdentityID: m.IdentityID, ProjectID: m.ProjectID, Roles: toWireRoles(m.Roles),
+		LastLoginAuthMethod: strPtr(m.LastLoginAuthMethod), LastLoginTime: optTime(m.LastLoginTime),
+		CreatedAt: rfc3339(m.CreatedAt), UpdatedAt: rfc3339(m.UpdatedAt)}
+	w.Identity.ID, w.Identity.Name, w.Identity.AuthMethods = m.IdentityID, m.IdentityName, m.IdentityAuthMethods
+	w.Project.ID, w.Project.Name = m.ProjectID, m.ProjectName
+	return w
+}
+
+func writeMembership(w http.ResponseWriter, m project.Membership) error {
+	return writeJSON(w, http.StatusOK, struct {
+		IdentityMembership wireMembership `json:"identityMembership"`
+	}{toWireMembership(m)})
+}
+
+type roleGrantIn struct {
+	Role                     string `json:"role"`
+	IsTemporary              bool   `json:"isTemporary"`
+	TemporaryMode            string `json:"temporaryMode"`
+	TemporaryRange           string `json:"temporaryRange"`
+	TemporaryAccessStartTime string `json:"temporaryAccessStartTime"`
+}
+
+type membershipRequest struct {
+	Role  string        `json:"role"`
+	Roles []roleGrantIn `json:"roles"`
+}
+
+func (q membershipRequest) grants(defaultRole string) ([]project.RoleGrant, error) {
+	in := q.Roles
+	if len(in) == 0 && q.Role != "" {
+		in = []roleGrantIn{{Role: q.Role}}
+	}
+	if len(in) == 0 && defaultRole != "" {
+		in = []roleGrantIn{{Role: defaultRole}}
+	}
+	out := make([]project.RoleGrant, len(in))
+	for i, g := range in {
+		var start time.Time
+		if g.TemporaryAccessStartTime != "" {
+			t, err := time.Parse(time.RFC3339Nano, g.TemporaryAccessStartTime)
+			if err != nil {
+				return nil, field("temporaryAccessStartTime", "Invalid datetime")
+			}
+			if t.Year() > 1 { // Terraform sends 0001-01-01T00:00:00Z for "none"
+				start = t
+			}
+		}
+		out[i] = project.RoleGrant{Role: g.Role, IsTemporary: g.IsTemporary, TemporaryMode: g.TemporaryMode,
+			TemporaryRange: g.TemporaryRange, TemporaryAccessStartTime: start}
+	}
+	return out, nil
+}
+
+func (s *Server) membershipAdd(w http.ResponseWriter, r *http.Request) error {
+	var req membershipRequest
+	if err := s.decode(r, &req); err != nil {
+		return err
+	}
+	grants, err := req.grants("no-access")
+	if err != nil {
+		return err
+	}
+	m, err := s.svc.Memberships.Add(r.Context(), actorFrom(r.Context()), r.PathValue("projectId"), r.PathValue("identityId"), grants)
+	if err != nil {
+		return err
+	}
+	return writeMembership(w, m)
+}
+
+func (s *Server) membershipGet(w http.ResponseWriter, r *http.Request) error {
+	m, err := s.svc.Memberships.Get(r.Context(), actorFrom(r.Context()), r.PathValue("projectId"), r.PathValue("identityId"))
+	if err != nil {
+		return err
+	}
+	return writeMembership(w, m)
+}
+
+func (s *Server) membershipList(w http.ResponseWriter, r *http.Request) error {
+	offset, err := queryInt(r, 0, 0, 1<<30, "offset")
+	if err != nil {
+		return err
+	}
+	limit, err := queryInt(r, 100, 1, 20000, "limit")
+	if err != nil {
+		return err
+	}
+	list, total, err := s.svc.Memberships.List(r.Context(), actorFrom(r.Context()), r.PathValue("projectId"), offset, limit)
+	if err != nil {
+		return err
+	}
+	out := make([]wireMembership, len(list))
+	for i, m := range list {
+		out[i] = toWireMembership(m)
+	}
+	return writeJSON(w, http.StatusOK, struct {
+		IdentityMemberships []wireMembership `json:"identityMemberships"`
+		TotalCount          int              `json:"totalCount"`
+	}{out, total})
+}
+
+func (s *Server) membershipUpdate(w http.ResponseWriter, r *http.Request) error {
+	var req membershipRequest
+	if err := s.decode(r, &req); err != nil {
+		return err
+	}
+	grants, err := req.grants("")
+	if err != nil {
+		return err
+	}
+	m, err := s.svc.Memberships.UpdateRoles(r.Context(), actorFrom(r.Context()), r.PathValue("projectId"), r.PathValue("identityId"), grants)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, struct {
+		Roles              []wireMembershipRole `json:"roles"`
+		IdentityMembership wireMembership       `json:"identityMembership"`
+	}{toWireRoles(m.Roles), toWireMembership(m)})
+}
+
+func (s *Server) membershipRemove(w http.ResponseWriter, r *http.Request) error {
+	m, err := s.svc.Memberships.Remove(r.Context(), actorFrom(r.Context()), r.PathValue("projectId"), r.PathValue("identityId"))
+	if err != nil {
+		return err
+	}
+	return writeMembership(w, m)
+}
+
+type wireRole struct {
+	ID          string       `json:"id"`
+	ProjectID   string       `json:"projectId"`
+	Slug        string       `json:"slug"`
+	Name        string       `json:"name"`
+	Description string       `json:"description"`
+	Permissions []authz.Rule `json:"permissions,omitempty"`
+	CreatedAt   *string      `json:"createdAt"`
+	UpdatedAt   *string      `json:"updatedAt"`
+}
+
+func toWireRole(r project.Role, withPermissions bool) wireRole {
+	w := wireRole{ID: r.ID, ProjectID: r.ProjectID, Slug: r.Slug, Name: r.Name, Description: r.Description,
+		CreatedAt: optTime(&r.CreatedAt), UpdatedAt: optTime(&r.UpdatedAt)}
+	if withPermissions {
+		w.Permissions = r.Permissions
+		if w.Permissions == nil {
+			w.Permissions = []authz.Rule{}
+		}
+	}
+	return w
+}
+
+func writeRole(w http.ResponseWriter, r project.Role) error {
+	return writeJSON(w, http.StatusOK, struct {
+		Role wireRole `json:"role"`
+	}{toWireRole(r, true)})
+}
+
+type roleRequest struct {
+	Slug        *string         `json:"slug"`
+	Name        *string         `json:"name"`
+	Description *string         `json:"description"`
+	Permissions json.RawMessage `json:"permissions"`
+}
+
+func (q roleRequest) change() project.RoleChange {
+	c := project.RoleChange{Slug: q.Slug, Name: q.Name, Description: q.Description}
+	if len(q.Permissions) > 0 && string(q.Permissions) != "null" {
+		c.Permissions = q.Permissions
+	}
+	if c.Slug != nil && *c.Slug == "" {
+		c.Slug = nil
+	}
+	if c.Name != nil && *c.Name == "" {
+		c.Name = nil
+	}
+	return c
+}
+
+func (s *Server) roleCreate(w http.ResponseWriter, r *http.Request) error {
+	var req roleRequest
+	if err := s.decode(r, &req); err != nil {
+		return err
+	}
+	role, err := s.svc.Roles.Create(r.Context(), actorFrom(r.Context()), r.PathValue("projectId"), req.change())
+	if err != nil {
+		return err
+	}
+	return writeRole(w, role)
+}
+
+func (s *Server) roleUpdate(w http.ResponseWriter, r *http.Request) error {
+	var req roleRequest
+	if err := s.decode(r, &req); err != nil {
+		return err
+	}
+	role, err := s.svc.Roles.Update(r.Context(), actorFrom(r.Context()), r.PathValue("projectId"), r.PathValue("roleId"), req.change())
+	if err != nil {
+		return err
+	}
+	return writeRole(w, role)
+}
+
+func (s *Server) roleDelete(w http.ResponseWriter, r *http.Request) error {
+	role, err := s.svc.Roles.Delete(r.Context(), actorFrom(r.Context()), r.PathValue("projectId"), r.PathValue("roleId"))
+	if err != nil {
+		return err
+	}
+	return writeRole(w, role)
+}
+
+func (s *Server) roleList(w http.ResponseWriter, r *http.Request) error {
+	roles, err := s.svc.Roles.List(r.Context(), actorFrom(r.Context()), r.PathValue("projectId"))
+	if err != nil {
+		return err
+	}
+	out := make([]wireRole, len(roles))
+	for i, role := range roles {
+		out[i] = toWireRole(role, false)
+	}
+	return writeJSON(w, http.StatusOK, struct {
+		Roles []wireRole `json:"roles"`
+	}{out})
+}
+
+func (s *Server) roleGetBySlug(w http.ResponseWriter, r *http.Request) error {
+	role, err := s.svc.Roles.GetBySlug(r.Context(), actorFrom(r.Context()), r.PathValue("projectId"), r.PathValue("roleSlug"))
+	if err != nil {
+		return err
+	}
+	return writeRole(w, role)
 }

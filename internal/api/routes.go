@@ -2,7 +2,6 @@ package api
 
 import (
 	"github.com/lockbox-dev/lockbox/internal/audit"
-	"github.com/lockbox-dev/lockbox/internal/authz"
 	"github.com/lockbox-dev/lockbox/internal/identity"
 	"github.com/lockbox-dev/lockbox/internal/project"
 )
@@ -15,7 +14,7 @@ type Services struct {
 	Identities    *identity.Admin
 	Projects      *project.Service
 	Memberships   *project.Memberships
-	Roles         *authz.Roles
+	Roles         *project.Roles
 	Audit         *audit.Service
 }
 

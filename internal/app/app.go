@@ -33,7 +33,7 @@ func New(db *store.DB, kr *keyring.Keyring, o Options) *api.Server {
 		Identities:    identity.NewAdmin(db, az, idsvc),
 		Projects:      project.NewService(db, az, kr, nil),
 		Memberships:   project.NewMemberships(db, az, nil),
-		Roles:         authz.NewRoles(db, az, nil),
+		Roles:         project.NewRoles(db, az, nil),
 		Audit:         audit.NewService(db, az, nil),
 	}
 	return api.New(api.Options{

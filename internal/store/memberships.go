@@ -2,6 +2,9 @@ package store
 
 import (
 	"context"
+	"strings"
+
+	"github.com/lockbox-dev/lockbox/internal/audit"
 
 	"github.com/lockbox-dev/lockbox/internal/project"
 )
@@ -33,4 +36,161 @@ func (tx *Tx) insertMembershipRoles(ctx context.Context, membershipID string, ro
 		}
 	}
 	return nil
+}
+
+var _ project.MembershipStore = (*DB)(nil)
+
+// IdentityOrg returns the organization an identity belongs to.
+func (db *DB) IdentityOrg(ctx context.Context, identityID string) (string, error) {
+	var org string
+	err := db.readRow(ctx, `SELECT org_id FROM identities WHERE id = ?`, identityID).Scan(&org)
+	return org, dbErr(err, "IdentityOrg")
+}
+
+// CustomRoleBySlug finds a project's custom role.
+func (db *DB) CustomRoleBySlug(ctx context.Context, projectID, slug string) (project.CustomRole, error) {
+	var r project.CustomRole
+	err := db.readRow(ctx, `SELECT id, slug, name FROM project_roles WHERE project_id = ? AND slug = ?`, projectID, slug).Scan(&r.ID, &r.Slug, &r.Name)
+	return r, dbErr(err, "CustomRoleBySlug")
+}
+
+// AddIdentityMembership adds an identity to a project with roles.
+func (db *DB) AddIdentityMembership(ctx context.Context, projectID, identityID string, roles []project.MembershipRole, ev audit.Event) error {
+	return db.Transact(ctx, func(tx *Tx) error {
+		if _, err := tx.insertProjectMembership(ctx, projectID, "", identityID, roles); err != nil {
+			return err
+		}
+		return tx.insertAudit(ctx, ev)
+	})
+}
+
+const membershipCols = `m.id, m.project_id, p.name, m.identity_id, i.name, COALESCE(m.last_login_auth_method, ''), m.last_login_time, m.created_at, m.updated_at`
+
+const membershipFrom = ` FROM project_memberships m JOIN projects p ON p.id = m.project_id JOIN identities i ON i.id = m.identity_id`
+
+func scanMembership(sc interface{ Scan(...any) error }) (project.Membership, error) {
+	var m project.Membership
+	err := sc.Scan(&m.ID, &m.ProjectID, &m.ProjectName, &m.IdentityID, &m.IdentityName, &m.LastLoginAuthMethod,
+		optTimeCol{&m.LastLoginTime}, timeCol{&m.CreatedAt}, timeCol{&m.UpdatedAt})
+	return m, err
+}
+
+// fillMemberships loads the roles and identity auth methods of memberships.
+func (db *DB) fillMemberships(ctx context.Context, list []project.Membership) error {
+	if len(list) == 0 {
+		return nil
+	}
+	idx := map[string]int{}
+	byIdentity := map[string][]int{}
+	ids, identityIDs := make([]any, 0, len(list)), make([]any, 0, len(list))
+	for i := range list {
+		idx[list[i].ID] = i
+		list[i].Roles, list[i].IdentityAuthMethods = []project.MembershipRole{}, []string{}
+		ids = append(ids, list[i].ID)
+		byIdentity[list[i].IdentityID] = append(byIdentity[list[i].IdentityID], i)
+		identityIDs = append(identityIDs, list[i].IdentityID)
+	}
+	ph := strings.TrimSuffix(strings.Repeat("?, ", len(ids)), ", ")
+	rows, err := db.readq(ctx, `SELECT r.id, r.membership_id, r.role, COALESCE(r.custom_role_id, ''), COALESCE(cr.slug, ''), COALESCE(cr.name, ''),
+		r.is_temporary, COALESCE(r.temporary_mode, ''), COALESCE(r.temporary_range, ''), r.temporary_access_start_time,
+		r.temporary_access_end_time, r.created_at, r.updated_at
+		FROM project_membership_roles r LEFT JOIN project_roles cr ON cr.id = r.custom_role_id
+		WHERE r.membership_id IN (`+ph+`) ORDER BY r.created_at, r.id`, ids...)
+	if err != nil {
+		return dbErr(err, "membership roles")
+	}
+	for rows.Next() {
+		var r project.MembershipRole
+		var mid string
+		if err := rows.Scan(&r.ID, &mid, &r.Role, &r.CustomRoleID, &r.CustomRoleSlug, &r.CustomRoleName, &r.IsTemporary,
+			&r.TemporaryMode, &r.TemporaryRange, optTimeCol{&r.TemporaryAccessStartTime}, optTimeCol{&r.TemporaryAccessEndTime},
+			timeCol{&r.CreatedAt}, timeCol{&r.UpdatedAt}); err != nil {
+			rows.Close()
+			return dbErr(err, "scan membership role")
+		}
+		list[idx[mid]].Roles = append(list[idx[mid]].Roles, r)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return dbErr(err, "membership roles")
+	}
+	iph := strings.TrimSuffix(strings.Repeat("?, ", len(identityIDs)), ", ")
+	rows, err = db.readq(ctx, strings.ReplaceAll(authMethodsSQL, "%s", iph), append(append([]any{}, identityIDs...), identityIDs...)...)
+	if err != nil {
+		return dbErr(err, "auth methods")
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id, method string
+		if err := rows.Scan(&id, &method); err != nil {
+			return dbErr(err, "scan auth method")
+		}
+		for _, i := range byIdentity[id] {
+			list[i].IdentityAuthMethods = append(list[i].IdentityAuthMethods, method)
+		}
+	}
+	return dbErr(rows.Err(), "auth methods")
+}
+
+// IdentityMembership returns an identity's membership of a project.
+func (db *DB) IdentityMembership(ctx context.Context, projectID, identityID string) (project.Membership, error) {
+	m, err := scanMembership(db.readRow(ctx, `SELECT `+membershipCols+membershipFrom+` WHERE m.project_id = ? AND m.identity_id = ?`, projectID, identityID))
+	if err != nil {
+		return m, dbErr(err, "IdentityMembership")
+	}
+	list := []project.Membership{m}
+	err = db.fillMemberships(ctx, list)
+	return list[0], err
+}
+
+// IdentityMemberships lists a project's identity memberships with the total count.
+func (db *DB) IdentityMemberships(ctx context.Context, projectID string, offset, limit int) ([]project.Membership, int, error) {
+	var total int
+	if err := db.readRow(ctx, `SELECT COUNT(*) FROM project_memberships WHERE project_id = ? AND identity_id IS NOT NULL`, projectID).Scan(&total); err != nil {
+		return nil, 0, dbErr(err, "count memberships")
+	}
+	rows, err := db.readq(ctx, `SELECT `+membershipCols+membershipFrom+` WHERE m.project_id = ? ORDER BY i.name, m.id LIMIT ? OFFSET ?`, projectID, limit, offset)
+	if err != nil {
+		return nil, 0, dbErr(err, "IdentityMemberships")
+	}
+	list := []project.Membership{}
+	for rows.Next() {
+		m, err := scanMembership(rows)
+		if err != nil {
+			rows.Close()
+			return nil, 0, dbErr(err, "scan membership")
+		}
+		list = append(list, m)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, 0, dbErr(err, "IdentityMemberships")
+	}
+	return list, total, db.fillMemberships(ctx, list)
+}
+
+// ReplaceMembershipRoles swaps a membership's roles.
+func (db *DB) ReplaceMembershipRoles(ctx context.Context, membershipID string, roles []project.MembershipRole, ev audit.Event) error {
+	return db.Transact(ctx, func(tx *Tx) error {
+		if _, err := tx.exec(ctx, `DELETE FROM project_membership_roles WHERE membership_id = ?`, membershipID); err != nil {
+			return dbErr(err, "delete roles")
+		}
+		if err := tx.insertMembershipRoles(ctx, membershipID, roles); err != nil {
+			return err
+		}
+		if _, err := tx.exec(ctx, `UPDATE project_memberships SET updated_at = ? WHERE id = ?`, ts(tx.Now), membershipID); err != nil {
+			return dbErr(err, "touch membership")
+		}
+		return tx.insertAudit(ctx, ev)
+	})
+}
+
+// DeleteMembership removes a membership and its roles.
+func (db *DB) DeleteMembership(ctx context.Context, membershipID string, ev audit.Event) error {
+	return db.Transact(ctx, func(tx *Tx) error {
+		if _, err := tx.exec(ctx, `DELETE FROM project_memberships WHERE id = ?`, membershipID); err != nil {
+			return dbErr(err, "DeleteMembership")
+		}
+		return tx.insertAudit(ctx, ev)
+	})
 }
