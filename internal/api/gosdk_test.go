@@ -57,3 +57,32 @@ func TestGoSDKUniversalAuthLoginRenewRevoke(t *testing.T) {
 		assertError(t, e.Do(t, "GET", "/api/v1/identities/details", renewed.AccessToken, nil), 401, "UnauthorizedError")
 	})
 }
+
+func TestGoSDKFoldersWithUniversalAuth(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, d store.Dialect) {
+		e := apptest.Bootstrapped(t, d)
+		p := createProject(t, e, e.Token, map[string]any{"projectName": "sdk"})
+		clientID := uaSetup(t, e, map[string]any{})
+		secret, _ := newSecret(t, e, map[string]any{})
+		sdk := newSDK(t, e)
+		if _, err := sdk.Auth().UniversalAuthLogin(clientID, secret); err != nil {
+			t.Fatal(err)
+		}
+		made, err := sdk.Folders().Create(infisical.CreateFolderOptions{ProjectID: p.ID, Environment: "dev", Name: "svc", Path: "/apps"})
+		if err != nil || made.Name != "svc" || made.ID == "" || made.CreatedAt.IsZero() || made.ParentID == "" {
+			t.Fatalf("SDK create folder: %+v %v", made, err)
+		}
+		list, err := sdk.Folders().List(infisical.ListFoldersOptions{ProjectID: p.ID, Environment: "dev", Path: "/apps"})
+		if err != nil || len(list) != 1 || list[0].ID != made.ID || list[0].EnvironmentID == "" {
+			t.Fatalf("SDK list folders: %+v %v", list, err)
+		}
+		del, err := sdk.Folders().Delete(infisical.DeleteFolderOptions{ProjectID: p.ID, Environment: "dev", FolderID: made.ID, Path: "/apps"})
+		if err != nil || del.ID != made.ID {
+			t.Fatalf("SDK delete folder: %+v %v", del, err)
+		}
+		_, err = sdk.Folders().List(infisical.ListFoldersOptions{ProjectID: p.ID, Environment: "nope"})
+		if err == nil || !strings.Contains(err.Error(), "404") {
+			t.Fatalf("SDK error for an unknown environment: %v", err)
+		}
+	})
+}
