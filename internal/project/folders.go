@@ -230,32 +230,45 @@ func parentPath(f Folder) string {
 	return f.Path[:i]
 }
 
-// UpdateFolder renames a folder (given by id, or by name under ref.Path).
-// The permission is checked on the path that holds the folder.
-func (s *Service) UpdateFolder(ctx context.Context, actor authz.Actor, ref FolderRef, idOrName, newName, description string) (Folder, error) {
+// target finds the folder an update or delete names (by id, or by name under
+// ref.Path) and checks action on the path that holds it. The root folder
+// cannot be the target.
+func (s *Service) target(ctx context.Context, actor authz.Actor, ref FolderRef, idOrName, action string) (Project, Environment, Folder, error) {
 	path, err := NormalizePath(ref.Path)
 	if err != nil {
-		return Folder{}, err
+		return Project{}, Environment{}, Folder{}, err
 	}
 	p, env, perms, err := s.projectEnv(ctx, actor, ref.ProjectID, ref.Env)
 	if err != nil {
-		return Folder{}, err
+		return Project{}, Environment{}, Folder{}, err
 	}
-	if !perms.Can(authz.ActEdit, authz.SubFolders, nil) {
-		return Folder{}, errs.PermissionDenied(authz.ActEdit, authz.SubFolders)
+	// Refuse early an actor that may not act on folders anywhere, so it
+	// cannot probe which folders exist.
+	if !perms.Can(action, authz.SubFolders, nil) {
+		return Project{}, Environment{}, Folder{}, errs.PermissionDenied(action, authz.SubFolders)
 	}
+	f, err := s.folderIn(ctx, env, path, idOrName)
+	if err != nil {
+		return Project{}, Environment{}, Folder{}, err
+	}
+	if f.ParentID == "" {
+		return Project{}, Environment{}, Folder{}, errs.BadRequest("The root folder cannot be changed or deleted")
+	}
+	if err := checkFolders(perms, action, env, parentPath(f)); err != nil {
+		return Project{}, Environment{}, Folder{}, err
+	}
+	return p, env, f, nil
+}
+
+// UpdateFolder renames a folder (given by id, or by name under ref.Path).
+// The permission is checked on the path that holds the folder.
+func (s *Service) UpdateFolder(ctx context.Context, actor authz.Actor, ref FolderRef, idOrName, newName, description string) (Folder, error) {
 	newName = strings.TrimSpace(newName)
 	if !ValidFolderName(newName) {
 		return Folder{}, invalidField("name", "Folder name must be 1 to 64 letters, digits, - or _")
 	}
-	f, err := s.folderIn(ctx, env, path, idOrName)
+	p, env, f, err := s.target(ctx, actor, ref, idOrName, authz.ActEdit)
 	if err != nil {
-		return Folder{}, err
-	}
-	if f.ParentID == "" {
-		return Folder{}, errs.BadRequest("The root folder cannot be renamed")
-	}
-	if err := checkFolders(perms, authz.ActEdit, env, parentPath(f)); err != nil {
 		return Folder{}, err
 	}
 	old := f
@@ -280,25 +293,8 @@ func (s *Service) UpdateFolder(ctx context.Context, actor authz.Actor, ref Folde
 // DeleteFolder deletes a folder (given by id, or by name under ref.Path) and
 // its whole subtree. The permission is checked on the path that holds it.
 func (s *Service) DeleteFolder(ctx context.Context, actor authz.Actor, ref FolderRef, idOrName string) (Folder, error) {
-	path, err := NormalizePath(ref.Path)
+	p, env, f, err := s.target(ctx, actor, ref, idOrName, authz.ActDelete)
 	if err != nil {
-		return Folder{}, err
-	}
-	p, env, perms, err := s.projectEnv(ctx, actor, ref.ProjectID, ref.Env)
-	if err != nil {
-		return Folder{}, err
-	}
-	if !perms.Can(authz.ActDelete, authz.SubFolders, nil) {
-		return Folder{}, errs.PermissionDenied(authz.ActDelete, authz.SubFolders)
-	}
-	f, err := s.folderIn(ctx, env, path, idOrName)
-	if err != nil {
-		return Folder{}, err
-	}
-	if f.ParentID == "" {
-		return Folder{}, errs.BadRequest("The root folder cannot be deleted")
-	}
-	if err := checkFolders(perms, authz.ActDelete, env, parentPath(f)); err != nil {
 		return Folder{}, err
 	}
 	ev := audit.New(actor, "delete-folder", folderMeta(env, f)).InProject(p.ID, p.Name)
