@@ -4,6 +4,7 @@ import (
 	"github.com/lockbox-dev/lockbox/internal/audit"
 	"github.com/lockbox-dev/lockbox/internal/identity"
 	"github.com/lockbox-dev/lockbox/internal/project"
+	"github.com/lockbox-dev/lockbox/internal/secret"
 )
 
 // Services are the domain services the API calls.
@@ -15,6 +16,7 @@ type Services struct {
 	Projects      *project.Service
 	Memberships   *project.Memberships
 	Roles         *project.Roles
+	Secrets       *secret.Service
 	Audit         *audit.Service
 }
 
@@ -36,6 +38,7 @@ func (s *Server) routes() {
 	s.membershipRoutes(m)
 	s.universalRoutes(m)
 	s.tokenRoutes(m)
+	s.secretRoutes(m)
 
 	// Audit log.
 	m.Handle("GET /api/v1/organization/audit-logs", s.authed(s.auditLogs))

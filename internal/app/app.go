@@ -11,6 +11,7 @@ import (
 	"github.com/lockbox-dev/lockbox/internal/identity"
 	"github.com/lockbox-dev/lockbox/internal/keyring"
 	"github.com/lockbox-dev/lockbox/internal/project"
+	"github.com/lockbox-dev/lockbox/internal/secret"
 	"github.com/lockbox-dev/lockbox/internal/store"
 )
 
@@ -26,12 +27,14 @@ type Options struct {
 func New(db *store.DB, kr *keyring.Keyring, o Options) *api.Server {
 	az := authz.NewResolver(db, nil)
 	idsvc := identity.NewService(db, kr, nil)
+	projects := project.NewService(db, az, kr, nil)
 	svc := api.Services{
 		Identity:      idsvc,
 		Tokens:        identity.NewTokens(db, idsvc),
 		UniversalAuth: identity.NewUA(db, az, idsvc),
 		Identities:    identity.NewAdmin(db, az, idsvc),
-		Projects:      project.NewService(db, az, kr, nil),
+		Projects:      projects,
+		Secrets:       secret.NewService(db, projects, az, kr, nil),
 		Memberships:   project.NewMemberships(db, az, nil),
 		Roles:         project.NewRoles(db, az, nil),
 		Audit:         audit.NewService(db, az, nil),

@@ -148,6 +148,12 @@ func (s *Service) ResolveFolder(ctx context.Context, projectID, envSlug, path st
 	return f, env, err
 }
 
+// ChildFolders lists the folders directly under folderID. It checks no
+// permission: callers check their own subject.
+func (s *Service) ChildFolders(ctx context.Context, folderID string) ([]Folder, error) {
+	return s.store.ChildFolders(ctx, folderID)
+}
+
 func folderMeta(env Environment, f Folder) map[string]any {
 	return map[string]any{"environment": env.Slug, "folderId": f.ID, "folderName": f.Name, "folderPath": f.Path}
 }

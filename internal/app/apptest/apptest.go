@@ -110,6 +110,9 @@ func Bootstrapped(t testing.TB, d store.Dialect, opts ...Options) *Env {
 	return e
 }
 
+// DBURL is the PostgreSQL URL of the server's database ("" on SQLite).
+func (e *Env) DBURL() string { return e.opts.URL }
+
 // Client returns an API client using token.
 func (e *Env) Client(token string) *client.Client { return client.New(e.URL, token) }
 

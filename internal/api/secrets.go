@@ -1,0 +1,219 @@
+package api
+
+import (
+	"net/http"
+
+	"github.com/lockbox-dev/lockbox/internal/secret"
+)
+
+// secretRoutes serves secrets: the v3 "raw" API the SDKs use and v4 the CLI uses.
+func (s *Server) secretRoutes(m *http.ServeMux) {
+	m.Handle("GET /api/v3/secrets/raw", s.authed(s.secretList))
+	m.Handle("GET /api/v3/secrets/raw/{secretName}", s.authed(s.secretGet))
+	m.Handle("POST /api/v3/secrets/raw/{secretName}", s.authed(s.secretCreate))
+	m.Handle("PATCH /api/v3/secrets/raw/{secretName}", s.authed(s.secretUpdate))
+	m.Handle("DELETE /api/v3/secrets/raw/{secretName}", s.authed(s.secretDelete))
+	m.Handle("POST /api/v3/secrets/batch/raw", s.authed(s.secretBatchCreate))
+	m.Handle("GET /api/v4/secrets", s.authed(s.secretList))
+	m.Handle("GET /api/v4/secrets/{secretName}", s.authed(s.secretGet))
+	m.Handle("POST /api/v4/secrets/{secretName}", s.authed(s.secretCreate))
+	m.Handle("PATCH /api/v4/secrets/{secretName}", s.authed(s.secretUpdate))
+	m.Handle("DELETE /api/v4/secrets/{secretName}", s.authed(s.secretDelete))
+	m.Handle("POST /api/v4/secrets/batch", s.authed(s.secretBatchCreate))
+}
+
+type wireSecret struct {
+	ID                    string `json:"id"`
+	LegacyID              string `json:"_id"`
+	Workspace             string `json:"workspace"`
+	Environment           string `json:"environment"`
+	SecretPath            string `json:"secretPath"`
+	Version               int    `json:"version"`
+	Type                  string `json:"type"`
+	SecretKey             string `json:"secretKey"`
+	SecretValue           string `json:"secretValue"`
+	SecretValueHidden     bool   `json:"secretValueHidden"`
+	SecretComment         string `json:"secretComment"`
+	SkipMultilineEncoding bool   `json:"skipMultilineEncoding"`
+	Tags                  []any  `json:"tags"`
+	SecretMetadata        []any  `json:"secretMetadata"`
+	CreatedAt             string `json:"createdAt"`
+	UpdatedAt             string `json:"updatedAt"`
+}
+
+func toWireSecret(sec secret.Secret) wireSecret {
+	return wireSecret{ID: sec.ID, LegacyID: sec.ID, Workspace: sec.ProjectID, Environment: sec.Env, SecretPath: sec.Path,
+		Version: sec.Version, Type: sec.Type, SecretKey: sec.Key, SecretValue: sec.Value, SecretValueHidden: sec.ValueHidden,
+		SecretComment: sec.Comment, SkipMultilineEncoding: sec.SkipMultiline, Tags: []any{}, SecretMetadata: []any{},
+		CreatedAt: rfc3339(sec.CreatedAt), UpdatedAt: rfc3339(sec.UpdatedAt)}
+}
+
+func writeSecret(w http.ResponseWriter, sec secret.Secret) error {
+	return writeJSON(w, http.StatusOK, struct {
+		Secret wireSecret `json:"secret"`
+	}{toWireSecret(sec)})
+}
+
+// scopeQuery reads the project, environment and path with every spelling clients use.
+func scopeQuery(r *http.Request) secret.Scope {
+	return secret.Scope{ProjectID: query(r, "workspaceId", "projectId"), Env: query(r, "environment"),
+		Path: first(query(r, "secretPath", "path"), "/")}
+}
+
+func readOptions(r *http.Request) (secret.ReadOptions, error) {
+	var o secret.ReadOptions
+	var err error
+	if o.Expand, err = queryBool(r, false, "expandSecretReferences"); err != nil {
+		return o, err
+	}
+	view, err := queryBool(r, true, "viewSecretValue")
+	if err != nil {
+		return o, err
+	}
+	o.HideValue = !view
+	if o.Recursive, err = queryBool(r, false, "recursive"); err != nil {
+		return o, err
+	}
+	if _, err = queryBool(r, false, "include_imports", "includeImports"); err != nil {
+		return o, err
+	}
+	if query(r, "includePersonalOverrides") != "" {
+		if o.PersonalOverrides, err = queryBool(r, false, "includePersonalOverrides"); err != nil {
+			return o, err
+		}
+		o.SharedOnly = !o.PersonalOverrides
+	}
+	return o, nil
+}
+
+func (s *Server) secretList(w http.ResponseWriter, r *http.Request) error {
+	o, err := readOptions(r)
+	if err != nil {
+		return err
+	}
+	secs, err := s.svc.Secrets.List(r.Context(), actorFrom(r.Context()), scopeQuery(r), o)
+	if err != nil {
+		return err
+	}
+	out := make([]wireSecret, len(secs))
+	for i, sec := range secs {
+		out[i] = toWireSecret(sec)
+	}
+	return writeJSON(w, http.StatusOK, struct {
+		Secrets []wireSecret `json:"secrets"`
+		Imports []any        `json:"imports"`
+	}{out, []any{}})
+}
+
+func (s *Server) secretGet(w http.ResponseWriter, r *http.Request) error {
+	o, err := readOptions(r)
+	if err != nil {
+		return err
+	}
+	v, err := queryInt(r, 0, 1, 1<<30, "version")
+	if err != nil {
+		return err
+	}
+	sec, err := s.svc.Secrets.Get(r.Context(), actorFrom(r.Context()), scopeQuery(r), r.PathValue("secretName"),
+		secret.GetOptions{ReadOptions: o, Type: query(r, "type"), Version: v})
+	if err != nil {
+		return err
+	}
+	return writeSecret(w, sec)
+}
+
+// secretBody is the write body of v3 raw and v4 routes.
+type secretBody struct {
+	WorkspaceID           string  `json:"workspaceId"`
+	ProjectID             string  `json:"projectId"`
+	Environment           string  `json:"environment"`
+	SecretPath            string  `json:"secretPath"`
+	Type                  string  `json:"type"`
+	SecretValue           *string `json:"secretValue"`
+	SecretComment         *string `json:"secretComment"`
+	SkipMultilineEncoding *bool   `json:"skipMultilineEncoding"`
+	NewSecretName         *string `json:"newSecretName"`
+}
+
+func (b secretBody) scope() secret.Scope {
+	return secret.Scope{ProjectID: first(b.WorkspaceID, b.ProjectID), Env: b.Environment, Path: first(b.SecretPath, "/")}
+}
+
+func deref[T any](p *T) T {
+	var zero T
+	if p == nil {
+		return zero
+	}
+	return *p
+}
+
+func (s *Server) secretCreate(w http.ResponseWriter, r *http.Request) error {
+	var req secretBody
+	if err := s.decode(r, &req); err != nil {
+		return err
+	}
+	if req.SecretValue == nil {
+		return field("secretValue", "Required")
+	}
+	secs, err := s.svc.Secrets.Create(r.Context(), actorFrom(r.Context()), req.scope(), []secret.New{{Key: r.PathValue("secretName"),
+		Value: *req.SecretValue, Comment: deref(req.SecretComment), Type: req.Type, SkipMultiline: deref(req.SkipMultilineEncoding)}})
+	if err != nil {
+		return err
+	}
+	return writeSecret(w, secs[0])
+}
+
+func (s *Server) secretUpdate(w http.ResponseWriter, r *http.Request) error {
+	var req secretBody
+	if err := s.decode(r, &req); err != nil {
+		return err
+	}
+	sec, err := s.svc.Secrets.Update(r.Context(), actorFrom(r.Context()), req.scope(), r.PathValue("secretName"), secret.Change{
+		Type: req.Type, NewKey: req.NewSecretName, Value: req.SecretValue, Comment: req.SecretComment, SkipMultiline: req.SkipMultilineEncoding})
+	if err != nil {
+		return err
+	}
+	return writeSecret(w, sec)
+}
+
+func (s *Server) secretDelete(w http.ResponseWriter, r *http.Request) error {
+	var req secretBody
+	if err := s.decode(r, &req); err != nil {
+		return err
+	}
+	sec, err := s.svc.Secrets.Delete(r.Context(), actorFrom(r.Context()), req.scope(), r.PathValue("secretName"), req.Type)
+	if err != nil {
+		return err
+	}
+	return writeSecret(w, sec)
+}
+
+func (s *Server) secretBatchCreate(w http.ResponseWriter, r *http.Request) error {
+	var req struct {
+		secretBody
+		Secrets []struct {
+			SecretKey             string `json:"secretKey"`
+			SecretValue           string `json:"secretValue"`
+			SecretComment         string `json:"secretComment"`
+			SkipMultilineEncoding bool   `json:"skipMultilineEncoding"`
+		} `json:"secrets"`
+	}
+	if err := s.decode(r, &req); err != nil {
+		return err
+	}
+	items := make([]secret.New, len(req.Secrets))
+	for i, it := range req.Secrets {
+		items[i] = secret.New{Key: it.SecretKey, Value: it.SecretValue, Comment: it.SecretComment, SkipMultiline: it.SkipMultilineEncoding}
+	}
+	secs, err := s.svc.Secrets.Create(r.Context(), actorFrom(r.Context()), req.scope(), items)
+	if err != nil {
+		return err
+	}
+	out := make([]wireSecret, len(secs))
+	for i, sec := range secs {
+		out[i] = toWireSecret(sec)
+	}
+	return writeJSON(w, http.StatusOK, struct {
+		Secrets []wireSecret `json:"secrets"`
+	}{out})
+}

@@ -1,0 +1,366 @@
+package secret
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/lockbox-dev/lockbox/internal/audit"
+	"github.com/lockbox-dev/lockbox/internal/authz"
+	"github.com/lockbox-dev/lockbox/internal/errs"
+	"github.com/lockbox-dev/lockbox/internal/project"
+)
+
+// folderEntry is one folder read by List.
+type folderEntry struct {
+	folder project.Folder
+	path   string
+}
+
+// List returns the secrets of a folder (and, recursively, of its subfolders)
+// that the actor may see. Values it may not read are hidden; a folder the
+// actor cannot read at all is a 403.
+func (s *Service) List(ctx context.Context, actor authz.Actor, sc Scope, o ReadOptions) ([]Secret, error) {
+	f, env, perms, err := s.folder(ctx, actor, sc)
+	if err != nil {
+		return nil, err
+	}
+	if !perms.Can(authz.ActRead, authz.SubSecrets, nil) && !perms.Can(authz.ActDescribeSecret, authz.SubSecrets, nil) {
+		return nil, errs.PermissionDenied(authz.ActRead, authz.SubSecrets)
+	}
+	folders := []folderEntry{{f, f.Path}}
+	if o.Recursive {
+		for i := 0; i < len(folders); i++ {
+			kids, err := s.folders.ChildFolders(ctx, folders[i].folder.ID)
+			if err != nil {
+				return nil, err
+			}
+			for _, k := range kids {
+				folders = append(folders, folderEntry{k, project.JoinPath(folders[i].path, k.Name)})
+			}
+		}
+	}
+	rd := &reader{s: s, actor: actor, perms: perms, project: sc.ProjectID, cache: map[string]map[string]Secret{}}
+	var out []Secret
+	seenAny := false
+	for _, fe := range folders {
+		sealed, err := s.store.FolderSecrets(ctx, fe.folder.ID, userOf(actor))
+		if err != nil {
+			return nil, err
+		}
+		var secs []Secret
+		for _, sl := range sealed {
+			if o.SharedOnly && sl.Type == Personal {
+				continue
+			}
+			describe, value := canSee(perms, env.Slug, fe.path, sl.Key)
+			if !describe {
+				continue
+			}
+			seenAny = true
+			sec, err := s.open(ctx, sl, env.Slug, fe.path)
+			if err != nil {
+				return nil, err
+			}
+			if !value || o.HideValue {
+				sec.Value, sec.ValueHidden = HiddenValue, true
+			}
+			secs = append(secs, sec)
+		}
+		if o.PersonalOverrides {
+			secs = overridePersonal(secs)
+		}
+		for i := range secs {
+			if o.Expand && !secs[i].ValueHidden {
+				if err := rd.expand(ctx, &secs[i]); err != nil {
+					return nil, err
+				}
+			}
+		}
+		out = append(out, secs...)
+	}
+	if !seenAny && len(out) == 0 && !perms.Can(authz.ActRead, authz.SubSecrets, fields(env.Slug, f.Path, "")) &&
+		!perms.Can(authz.ActDescribeSecret, authz.SubSecrets, fields(env.Slug, f.Path, "")) {
+		return nil, errs.PermissionDenied(authz.ActRead, authz.SubSecrets)
+	}
+	if out == nil {
+		out = []Secret{}
+	}
+	return out, nil
+}
+
+// overridePersonal keeps, per key, the personal secret when there is one.
+func overridePersonal(secs []Secret) []Secret {
+	personal := map[string]bool{}
+	for _, s := range secs {
+		if s.Type == Personal {
+			personal[s.Key] = true
+		}
+	}
+	return slices.DeleteFunc(secs, func(s Secret) bool { return s.Type == Shared && personal[s.Key] })
+}
+
+func notFound(key string) error { return errs.NotFoundf("Secret with name '%s' not found", key) }
+
+// GetOptions select one secret.
+type GetOptions struct {
+	ReadOptions
+	Type    string
+	Version int // 0 = current
+}
+
+// Get returns one secret by name, optionally at an older version.
+func (s *Service) Get(ctx context.Context, actor authz.Actor, sc Scope, key string, o GetOptions) (Secret, error) {
+	f, env, perms, err := s.folder(ctx, actor, sc)
+	if err != nil {
+		return Secret{}, err
+	}
+	describe, value := canSee(perms, env.Slug, f.Path, key)
+	if !describe {
+		return Secret{}, errs.PermissionDenied(authz.ActRead, authz.SubSecrets)
+	}
+	typ := o.Type
+	if typ == "" {
+		typ = Shared
+	}
+	if typ != Shared && typ != Personal {
+		return Secret{}, invalidField("type", "type must be shared or personal")
+	}
+	user := userOf(actor)
+	if typ == Personal && user == "" {
+		return Secret{}, notFound(key)
+	}
+	if typ == Shared {
+		user = ""
+	}
+	sl, err := s.store.SecretByKey(ctx, f.ID, key, typ, user)
+	if errs.Is(err, errs.NotFound) {
+		return Secret{}, notFound(key)
+	}
+	if err != nil {
+		return Secret{}, err
+	}
+	if o.Version > 0 && o.Version != sl.Version {
+		if sl, err = s.store.SecretVersion(ctx, sl.ID, o.Version); errs.Is(err, errs.NotFound) {
+			return Secret{}, errs.NotFoundf("Secret '%s' has no version %d", key, o.Version)
+		} else if err != nil {
+			return Secret{}, err
+		}
+	}
+	sec, err := s.open(ctx, sl, env.Slug, f.Path)
+	if err != nil {
+		return Secret{}, err
+	}
+	if !value || o.HideValue {
+		sec.Value, sec.ValueHidden = HiddenValue, true
+	} else if o.Expand {
+		rd := &reader{s: s, actor: actor, perms: perms, project: sc.ProjectID, cache: map[string]map[string]Secret{}}
+		if err := rd.expand(ctx, &sec); err != nil {
+			return Secret{}, err
+		}
+	}
+	return sec, nil
+}
+
+// New describes a secret to create.
+type New struct {
+	Key           string
+	Value         string
+	Comment       string
+	Type          string
+	SkipMultiline bool
+}
+
+func (s *Service) prepare(actor authz.Actor, perms authz.Set, f project.Folder, env project.Environment, n New, now time.Time) (Secret, error) {
+	n.Key = strings.TrimSpace(n.Key)
+	if err := ValidateKey(n.Key); err != nil {
+		return Secret{}, err
+	}
+	if err := checkValue(n.Value); err != nil {
+		return Secret{}, err
+	}
+	if err := perms.Check(authz.ActCreate, authz.SubSecrets, fields(env.Slug, f.Path, n.Key)); err != nil {
+		return Secret{}, err
+	}
+	typ := n.Type
+	if typ == "" {
+		typ = Shared
+	}
+	sec := Secret{ID: uuid.Must(uuid.NewV7()).String(), ProjectID: env.ProjectID, Env: env.Slug, Path: f.Path, FolderID: f.ID,
+		Key: n.Key, Type: typ, Version: 1, Value: normalizeValue(n.Value), Comment: strings.TrimSpace(n.Comment),
+		SkipMultiline: n.SkipMultiline, CreatedAt: now, UpdatedAt: now}
+	switch typ {
+	case Shared:
+	case Personal:
+		if actor.Kind != authz.ActorUser {
+			return Secret{}, errs.BadRequest("Must be user to create personal secret")
+		}
+		sec.UserID = actor.ID
+	default:
+		return Secret{}, invalidField("type", "type must be shared or personal")
+	}
+	return sec, nil
+}
+
+func event(actor authz.Actor, typ string, p Secret) audit.Event {
+	return audit.New(actor, typ, map[string]any{"environment": p.Env, "secretPath": p.Path, "secretId": p.ID,
+		"secretKey": p.Key, "secretVersion": p.Version}).InProject(p.ProjectID, "")
+}
+
+// Create makes secrets in one folder, all or none.
+func (s *Service) Create(ctx context.Context, actor authz.Actor, sc Scope, items []New) ([]Secret, error) {
+	if len(items) == 0 {
+		return nil, invalidField("secrets", "At least one secret is required")
+	}
+	f, env, perms, err := s.folder(ctx, actor, sc)
+	if err != nil {
+		return nil, err
+	}
+	now := s.now().UTC().Truncate(time.Microsecond)
+	out := make([]Secret, 0, len(items))
+	sealed := make([]Sealed, 0, len(items))
+	evs := make([]audit.Event, 0, len(items))
+	seen := map[string]bool{}
+	for _, n := range items {
+		sec, err := s.prepare(actor, perms, f, env, n, now)
+		if err != nil {
+			return nil, err
+		}
+		if seen[sec.Key+"\x00"+sec.Type] {
+			return nil, errs.BadRequest("Secret '%s' appears twice in the request", sec.Key)
+		}
+		seen[sec.Key+"\x00"+sec.Type] = true
+		if sec.Type == Personal {
+			if _, err := s.store.SecretByKey(ctx, f.ID, sec.Key, Shared, ""); errs.Is(err, errs.NotFound) {
+				return nil, errs.BadRequest("Failed to create personal secret override for no corresponding shared secret")
+			} else if err != nil {
+				return nil, err
+			}
+		}
+		sl, err := s.seal(ctx, sec)
+		if err != nil {
+			return nil, err
+		}
+		out, sealed = append(out, sec), append(sealed, sl)
+		evs = append(evs, event(actor, "create-secret", sec))
+	}
+	if err := s.store.CreateSecrets(ctx, sealed, string(actor.Kind), actor.ID, evs); err != nil {
+		if errs.Is(err, errs.Conflict) {
+			return nil, errs.BadRequest("Secret already exists")
+		}
+		return nil, err
+	}
+	return out, nil
+}
+
+// Change describes an update; nil fields stay.
+type Change struct {
+	Type          string
+	NewKey        *string
+	Value         *string
+	Comment       *string
+	SkipMultiline *bool
+}
+
+// Update writes a new version of a secret.
+func (s *Service) Update(ctx context.Context, actor authz.Actor, sc Scope, key string, c Change) (Secret, error) {
+	f, env, perms, err := s.folder(ctx, actor, sc)
+	if err != nil {
+		return Secret{}, err
+	}
+	if err := perms.Check(authz.ActEdit, authz.SubSecrets, fields(env.Slug, f.Path, key)); err != nil {
+		return Secret{}, err
+	}
+	typ, user := c.Type, ""
+	if typ == "" {
+		typ = Shared
+	}
+	if typ == Personal {
+		if user = userOf(actor); user == "" {
+			return Secret{}, errs.BadRequest("Must be user to update personal secret")
+		}
+	}
+	sl, err := s.store.SecretByKey(ctx, f.ID, key, typ, user)
+	if errs.Is(err, errs.NotFound) {
+		return Secret{}, notFound(key)
+	}
+	if err != nil {
+		return Secret{}, err
+	}
+	sec, err := s.open(ctx, sl, env.Slug, f.Path)
+	if err != nil {
+		return Secret{}, err
+	}
+	if c.NewKey != nil && *c.NewKey != "" && *c.NewKey != sec.Key {
+		nk := strings.TrimSpace(*c.NewKey)
+		if err := ValidateKey(nk); err != nil {
+			return Secret{}, err
+		}
+		if err := perms.Check(authz.ActCreate, authz.SubSecrets, fields(env.Slug, f.Path, nk)); err != nil {
+			return Secret{}, err
+		}
+		if _, err := s.store.SecretByKey(ctx, f.ID, nk, sec.Type, sec.UserID); err == nil {
+			return Secret{}, errs.BadRequest("A secret named '%s' already exists in this folder", nk)
+		} else if !errs.Is(err, errs.NotFound) {
+			return Secret{}, err
+		}
+		sec.Key = nk
+	}
+	if c.Value != nil {
+		if err := checkValue(*c.Value); err != nil {
+			return Secret{}, err
+		}
+		sec.Value = normalizeValue(*c.Value)
+	}
+	if c.Comment != nil {
+		sec.Comment = strings.TrimSpace(*c.Comment)
+	}
+	if c.SkipMultiline != nil {
+		sec.SkipMultiline = *c.SkipMultiline
+	}
+	sec.Version++
+	sec.UpdatedAt = s.now().UTC().Truncate(time.Microsecond)
+	nsl, err := s.seal(ctx, sec)
+	if err != nil {
+		return Secret{}, err
+	}
+	if err := s.store.UpdateSecret(ctx, nsl, string(actor.Kind), actor.ID, event(actor, "update-secret", sec)); err != nil {
+		return Secret{}, err
+	}
+	return sec, nil
+}
+
+// Delete removes a secret with its history.
+func (s *Service) Delete(ctx context.Context, actor authz.Actor, sc Scope, key, typ string) (Secret, error) {
+	f, env, perms, err := s.folder(ctx, actor, sc)
+	if err != nil {
+		return Secret{}, err
+	}
+	if err := perms.Check(authz.ActDelete, authz.SubSecrets, fields(env.Slug, f.Path, key)); err != nil {
+		return Secret{}, err
+	}
+	if typ == "" {
+		typ = Shared
+	}
+	user := ""
+	if typ == Personal {
+		if user = userOf(actor); user == "" {
+			return Secret{}, notFound(key)
+		}
+	}
+	sl, err := s.store.SecretByKey(ctx, f.ID, key, typ, user)
+	if errs.Is(err, errs.NotFound) {
+		return Secret{}, notFound(key)
+	}
+	if err != nil {
+		return Secret{}, err
+	}
+	sec, err := s.open(ctx, sl, env.Slug, f.Path)
+	if err != nil {
+		return Secret{}, err
+	}
+	return sec, s.store.DeleteSecret(ctx, sec.ID, event(actor, "delete-secret", sec))
+}

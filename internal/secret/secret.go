@@ -1,0 +1,317 @@
+// Package secret stores and serves secrets: values sealed with the project's
+// data key, a version per write, ${...} references expanded on read, and a
+// permission check on every secret touched.
+package secret
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+
+	"github.com/lockbox-dev/lockbox/internal/audit"
+	"github.com/lockbox-dev/lockbox/internal/authz"
+	"github.com/lockbox-dev/lockbox/internal/errs"
+	"github.com/lockbox-dev/lockbox/internal/keyring"
+	"github.com/lockbox-dev/lockbox/internal/project"
+)
+
+// Secret types.
+const (
+	Shared   = "shared"
+	Personal = "personal"
+)
+
+// MaxValueBytes bounds a secret value (the request body limit applies too).
+const MaxValueBytes = 512 << 10
+
+// Secret is a decrypted secret as the caller may see it.
+type Secret struct {
+	ID            string
+	ProjectID     string
+	Env           string // environment slug
+	Path          string // folder path
+	FolderID      string
+	Key           string
+	Type          string
+	UserID        string
+	Version       int
+	Value         string
+	ValueHidden   bool
+	Comment       string
+	SkipMultiline bool
+	CreatedAt     time.Time
+	UpdatedAt     time.Time
+}
+
+// Sealed is a secret as stored: value and comment encrypted.
+type Sealed struct {
+	ID            string
+	ProjectID     string
+	FolderID      string
+	Key           string
+	Type          string
+	UserID        string
+	Version       int
+	Value         []byte
+	Comment       []byte
+	SkipMultiline bool
+	CreatedAt     time.Time
+	UpdatedAt     time.Time
+}
+
+// Store is the storage secrets need.
+type Store interface {
+	// FolderSecrets lists a folder's shared secrets and, if userID is set, that user's personal ones.
+	FolderSecrets(ctx context.Context, folderID, userID string) ([]Sealed, error)
+	SecretByKey(ctx context.Context, folderID, key, typ, userID string) (Sealed, error)
+	SecretByID(ctx context.Context, id string) (Sealed, error)
+	// SecretVersion returns a secret as it was at version v.
+	SecretVersion(ctx context.Context, id string, v int) (Sealed, error)
+	// CreateSecrets writes new secrets (version 1 and its history row) and the events.
+	CreateSecrets(ctx context.Context, ss []Sealed, actorType, actorID string, evs []audit.Event) error
+	// UpdateSecret writes s as version s.Version if the stored version is s.Version-1.
+	UpdateSecret(ctx context.Context, s Sealed, actorType, actorID string, ev audit.Event) error
+	DeleteSecret(ctx context.Context, id string, ev audit.Event) error
+}
+
+// Folders resolves folders; project.Service implements it.
+type Folders interface {
+	ResolveFolder(ctx context.Context, projectID, envSlug, path string) (project.Folder, project.Environment, error)
+	ChildFolders(ctx context.Context, folderID string) ([]project.Folder, error)
+}
+
+// Authorizer resolves an actor's permissions in a project.
+type Authorizer interface {
+	ProjectPermissions(ctx context.Context, actor authz.Actor, projectID string) (authz.Set, error)
+}
+
+// Service implements secrets.
+type Service struct {
+	store   Store
+	folders Folders
+	authz   Authorizer
+	keys    *keyring.Keyring
+	now     func() time.Time
+}
+
+// NewService returns the secret service.
+func NewService(st Store, folders Folders, az Authorizer, kr *keyring.Keyring, now func() time.Time) *Service {
+	if now == nil {
+		now = time.Now
+	}
+	return &Service{store: st, folders: folders, authz: az, keys: kr, now: now}
+}
+
+// Scope names a folder of a project's environment.
+type Scope struct {
+	ProjectID string
+	Env       string
+	Path      string
+}
+
+func sealAD(id string, version int, column string) string {
+	return keyring.AD("secrets", column, id+"@"+strconv.Itoa(version))
+}
+
+func (s *Service) seal(ctx context.Context, sec Secret) (Sealed, error) {
+	o := keyring.Project(sec.ProjectID)
+	v, err := s.keys.Seal(ctx, o, []byte(sec.Value), sealAD(sec.ID, sec.Version, "value"))
+	if err != nil {
+		return Sealed{}, err
+	}
+	c, err := s.keys.Seal(ctx, o, []byte(sec.Comment), sealAD(sec.ID, sec.Version, "comment"))
+	if err != nil {
+		return Sealed{}, err
+	}
+	return Sealed{ID: sec.ID, ProjectID: sec.ProjectID, FolderID: sec.FolderID, Key: sec.Key, Type: sec.Type, UserID: sec.UserID,
+		Version: sec.Version, Value: v, Comment: c, SkipMultiline: sec.SkipMultiline, CreatedAt: sec.CreatedAt, UpdatedAt: sec.UpdatedAt}, nil
+}
+
+func (s *Service) open(ctx context.Context, sl Sealed, env, path string) (Secret, error) {
+	o := keyring.Project(sl.ProjectID)
+	v, err := s.keys.Open(ctx, o, sl.Value, sealAD(sl.ID, sl.Version, "value"))
+	if err != nil {
+		return Secret{}, err
+	}
+	c, err := s.keys.Open(ctx, o, sl.Comment, sealAD(sl.ID, sl.Version, "comment"))
+	if err != nil {
+		return Secret{}, err
+	}
+	return Secret{ID: sl.ID, ProjectID: sl.ProjectID, Env: env, Path: path, FolderID: sl.FolderID, Key: sl.Key, Type: sl.Type,
+		UserID: sl.UserID, Version: sl.Version, Value: string(v), Comment: string(c), SkipMultiline: sl.SkipMultiline,
+		CreatedAt: sl.CreatedAt, UpdatedAt: sl.UpdatedAt}, nil
+}
+
+// ValidateKey checks a secret name: non-empty, at most 256 bytes of valid
+// UTF-8, no spaces, slashes, colons or control characters.
+func ValidateKey(k string) error {
+	if k == "" || len(k) > 256 || !utf8.ValidString(k) {
+		return invalidField("secretKey", "Secret name must be 1 to 256 characters")
+	}
+	for _, r := range k {
+		if r == '/' || r == ':' || r == ' ' || r < 0x20 || r == 0x7f {
+			return invalidField("secretKey", "Secret name must not contain spaces, '/', ':' or control characters")
+		}
+	}
+	return nil
+}
+
+func invalidField(field, format string, args ...any) error {
+	e := errs.Invalidf(format, args...)
+	e.Details = []string{field}
+	return e
+}
+
+func checkValue(v string) error {
+	if len(v) > MaxValueBytes {
+		return invalidField("secretValue", "Secret value must be at most %d bytes", MaxValueBytes)
+	}
+	if !utf8.ValidString(v) {
+		return invalidField("secretValue", "Secret value must be valid UTF-8")
+	}
+	return nil
+}
+
+// normalizeValue trims a value as Infisical does, keeping one trailing newline.
+func normalizeValue(v string) string {
+	nl := strings.HasSuffix(v, "\n")
+	v = strings.TrimSpace(v)
+	if nl && v != "" {
+		v += "\n"
+	}
+	return v
+}
+
+// folder resolves a scope for an actor: the project must be visible to it.
+func (s *Service) folder(ctx context.Context, actor authz.Actor, sc Scope) (project.Folder, project.Environment, authz.Set, error) {
+	if sc.ProjectID == "" {
+		return project.Folder{}, project.Environment{}, authz.Set{}, invalidField("workspaceId", "Missing project id")
+	}
+	if sc.Env == "" {
+		return project.Folder{}, project.Environment{}, authz.Set{}, invalidField("environment", "Missing environment")
+	}
+	if _, err := uuid.Parse(sc.ProjectID); err != nil {
+		return project.Folder{}, project.Environment{}, authz.Set{}, errs.NotFoundf("Project with ID '%s' not found", sc.ProjectID)
+	}
+	perms, err := s.authz.ProjectPermissions(ctx, actor, sc.ProjectID)
+	if err != nil {
+		return project.Folder{}, project.Environment{}, authz.Set{}, err
+	}
+	f, env, err := s.folders.ResolveFolder(ctx, sc.ProjectID, sc.Env, sc.Path)
+	if err != nil {
+		return project.Folder{}, project.Environment{}, authz.Set{}, err
+	}
+	return f, env, perms, nil
+}
+
+func fields(env, path, key string) *authz.Fields {
+	return &authz.Fields{Environment: env, SecretPath: path, SecretName: key}
+}
+
+// canSee reports whether the actor may see a secret exists, and its value.
+func canSee(perms authz.Set, env, path, key string) (describe, value bool) {
+	f := fields(env, path, key)
+	read := perms.Can(authz.ActRead, authz.SubSecrets, f)
+	value = read || perms.Can(authz.ActReadValue, authz.SubSecrets, f)
+	describe = read || value || perms.Can(authz.ActDescribeSecret, authz.SubSecrets, f)
+	return describe, value
+}
+
+func userOf(actor authz.Actor) string {
+	if actor.Kind == authz.ActorUser {
+		return actor.ID
+	}
+	return ""
+}
+
+// ReadOptions tune reads.
+type ReadOptions struct {
+	Expand    bool
+	HideValue bool // viewSecretValue=false
+	Recursive bool
+	// PersonalOnlyOverride: personal secrets replace shared ones of the same key
+	// instead of being listed beside them.
+	PersonalOverrides bool
+	SharedOnly        bool
+}
+
+// HiddenValue replaces a value the caller may not read.
+const HiddenValue = "<hidden-by-infisical>"
+
+// reader expands references for one request, checking readValue on each target.
+type reader struct {
+	s       *Service
+	actor   authz.Actor
+	perms   authz.Set
+	project string
+	cache   map[string]map[string]Secret // env:path -> key -> secret
+}
+
+func (rd *reader) lookup(ctx context.Context, env, path, key string) (string, bool, bool, error) {
+	path, err := project.NormalizePath(path)
+	if err != nil {
+		return "", false, false, nil
+	}
+	ck := env + ":" + path
+	secs, ok := rd.cache[ck]
+	if !ok {
+		f, _, err := rd.s.folders.ResolveFolder(ctx, rd.project, env, path)
+		if errs.Is(err, errs.NotFound) {
+			rd.cache[ck] = map[string]Secret{}
+			return "", false, false, nil
+		}
+		if err != nil {
+			return "", false, false, err
+		}
+		sealed, err := rd.s.store.FolderSecrets(ctx, f.ID, userOf(rd.actor))
+		if err != nil {
+			return "", false, false, err
+		}
+		secs = map[string]Secret{}
+		for _, sl := range sealed {
+			if sl.Type == Personal {
+				continue
+			}
+			sec, err := rd.s.open(ctx, sl, env, path)
+			if err != nil {
+				return "", false, false, err
+			}
+			secs[sec.Key] = sec
+		}
+		for _, sl := range sealed { // personal overrides win for their owner
+			if sl.Type == Personal {
+				sec, err := rd.s.open(ctx, sl, env, path)
+				if err != nil {
+					return "", false, false, err
+				}
+				secs[sec.Key] = sec
+			}
+		}
+		rd.cache[ck] = secs
+	}
+	sec, ok := secs[key]
+	if !ok {
+		return "", false, false, nil
+	}
+	if _, value := canSee(rd.perms, env, path, key); !value {
+		e := errs.Forbiddenf("Failed to expand one or more secret references: you cannot read %s in %s:%s", key, env, path).WithCode("PermissionDenied")
+		return "", false, false, e
+	}
+	return sec.Value, sec.SkipMultiline, true, nil
+}
+
+func (rd *reader) expand(ctx context.Context, sec *Secret) error {
+	v, err := Expand(ctx, sec.Value, sec.Env, sec.Path, rd.lookup)
+	if err != nil {
+		return err
+	}
+	if sec.SkipMultiline && v != sec.Value && strings.Contains(v, "\n") {
+		v = `"` + strings.ReplaceAll(v, "\n", `\n`) + `"`
+	}
+	sec.Value = v
+	return nil
+}

@@ -1,0 +1,119 @@
+package store
+
+import (
+	"context"
+
+	"github.com/lockbox-dev/lockbox/internal/audit"
+	"github.com/lockbox-dev/lockbox/internal/errs"
+	"github.com/lockbox-dev/lockbox/internal/secret"
+)
+
+var _ secret.Store = (*DB)(nil)
+
+const secretCols = `id, project_id, folder_id, key, type, COALESCE(user_id, ''), version, value, comment, skip_multiline_encoding, created_at, updated_at`
+
+func scanSecret(sc interface{ Scan(...any) error }) (secret.Sealed, error) {
+	var s secret.Sealed
+	err := sc.Scan(&s.ID, &s.ProjectID, &s.FolderID, &s.Key, &s.Type, &s.UserID, &s.Version, &s.Value, &s.Comment,
+		&s.SkipMultiline, timeCol{&s.CreatedAt}, timeCol{&s.UpdatedAt})
+	return s, err
+}
+
+// FolderSecrets lists a folder's shared secrets and userID's personal ones, by key.
+func (db *DB) FolderSecrets(ctx context.Context, folderID, userID string) ([]secret.Sealed, error) {
+	rows, err := db.readq(ctx, `SELECT `+secretCols+` FROM secrets WHERE folder_id = ? AND (type = 'shared' OR user_id = ?)
+		ORDER BY key, type DESC`, folderID, userID)
+	if err != nil {
+		return nil, dbErr(err, "FolderSecrets")
+	}
+	defer rows.Close()
+	var out []secret.Sealed
+	for rows.Next() {
+		s, err := scanSecret(rows)
+		if err != nil {
+			return nil, dbErr(err, "scan secret")
+		}
+		out = append(out, s)
+	}
+	return out, dbErr(rows.Err(), "FolderSecrets")
+}
+
+// SecretByKey finds a shared secret (userID empty) or a user's personal one.
+func (db *DB) SecretByKey(ctx context.Context, folderID, key, typ, userID string) (secret.Sealed, error) {
+	q := `SELECT ` + secretCols + ` FROM secrets WHERE folder_id = ? AND key = ? AND type = ?`
+	args := []any{folderID, key, typ}
+	if typ == secret.Personal {
+		q += ` AND user_id = ?`
+		args = append(args, userID)
+	}
+	s, err := scanSecret(db.readRow(ctx, q, args...))
+	return s, dbErr(err, "SecretByKey")
+}
+
+// SecretByID finds a secret.
+func (db *DB) SecretByID(ctx context.Context, id string) (secret.Sealed, error) {
+	s, err := scanSecret(db.readRow(ctx, `SELECT `+secretCols+` FROM secrets WHERE id = ?`, id))
+	return s, dbErr(err, "SecretByID")
+}
+
+// SecretVersion returns a secret as it was at version v.
+func (db *DB) SecretVersion(ctx context.Context, id string, v int) (secret.Sealed, error) {
+	s, err := scanSecret(db.readRow(ctx, `SELECT s.id, s.project_id, s.folder_id, h.key, s.type, COALESCE(s.user_id, ''), h.version,
+		h.value, h.comment, h.skip_multiline_encoding, s.created_at, h.created_at
+		FROM secret_versions h JOIN secrets s ON s.id = h.secret_id WHERE h.secret_id = ? AND h.version = ?`, id, v))
+	return s, dbErr(err, "SecretVersion")
+}
+
+func (tx *Tx) insertSecretVersion(ctx context.Context, s secret.Sealed, actorType, actorID string) error {
+	_, err := tx.exec(ctx, `INSERT INTO secret_versions (id, secret_id, version, key, value, comment, skip_multiline_encoding,
+		actor_type, actor_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		newID(), s.ID, s.Version, s.Key, s.Value, s.Comment, s.SkipMultiline, actorType, actorID, ts(s.UpdatedAt))
+	return dbErr(err, "insert secret version")
+}
+
+// CreateSecrets writes new secrets with their first history rows, all or none.
+func (db *DB) CreateSecrets(ctx context.Context, ss []secret.Sealed, actorType, actorID string, evs []audit.Event) error {
+	return db.Transact(ctx, func(tx *Tx) error {
+		for _, s := range ss {
+			if _, err := tx.exec(ctx, `INSERT INTO secrets (id, project_id, folder_id, key, type, user_id, version, value, comment,
+				skip_multiline_encoding, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+				s.ID, s.ProjectID, s.FolderID, s.Key, s.Type, nullStr(s.UserID), s.Version, s.Value, s.Comment, s.SkipMultiline,
+				ts(s.CreatedAt), ts(s.UpdatedAt)); err != nil {
+				return dbErr(err, "insert secret")
+			}
+			if err := tx.insertSecretVersion(ctx, s, actorType, actorID); err != nil {
+				return err
+			}
+		}
+		return tx.insertAudits(ctx, evs...)
+	})
+}
+
+// UpdateSecret writes s as its next version; a concurrent writer that got
+// there first makes this a Conflict rather than a lost update.
+func (db *DB) UpdateSecret(ctx context.Context, s secret.Sealed, actorType, actorID string, ev audit.Event) error {
+	return db.Transact(ctx, func(tx *Tx) error {
+		res, err := tx.exec(ctx, `UPDATE secrets SET key = ?, version = ?, value = ?, comment = ?, skip_multiline_encoding = ?, updated_at = ?
+			WHERE id = ? AND version = ?`, s.Key, s.Version, s.Value, s.Comment, s.SkipMultiline, ts(s.UpdatedAt), s.ID, s.Version-1)
+		if err != nil {
+			return dbErr(err, "UpdateSecret")
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			return errs.Conflictf("secret %s was changed concurrently; retry", s.Key)
+		}
+		if err := tx.insertSecretVersion(ctx, s, actorType, actorID); err != nil {
+			return err
+		}
+		return tx.insertAudit(ctx, ev)
+	})
+}
+
+// DeleteSecret deletes a secret and its history.
+func (db *DB) DeleteSecret(ctx context.Context, id string, ev audit.Event) error {
+	return db.Transact(ctx, func(tx *Tx) error {
+		if _, err := tx.exec(ctx, `DELETE FROM secrets WHERE id = ?`, id); err != nil {
+			return dbErr(err, "DeleteSecret")
+		}
+		return tx.insertAudit(ctx, ev)
+	})
+}
