@@ -39,6 +39,7 @@ func (s *Server) routes() {
 	s.universalRoutes(m)
 	s.tokenRoutes(m)
 	s.secretRoutes(m)
+	s.importTagRoutes(m)
 
 	// Audit log.
 	m.Handle("GET /api/v1/organization/audit-logs", s.authed(s.auditLogs))

@@ -1,7 +1,11 @@
 package api
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"net/http"
+	"strings"
 
 	"github.com/lockbox-dev/lockbox/internal/secret"
 )
@@ -23,28 +27,28 @@ func (s *Server) secretRoutes(m *http.ServeMux) {
 }
 
 type wireSecret struct {
-	ID                    string `json:"id"`
-	LegacyID              string `json:"_id"`
-	Workspace             string `json:"workspace"`
-	Environment           string `json:"environment"`
-	SecretPath            string `json:"secretPath"`
-	Version               int    `json:"version"`
-	Type                  string `json:"type"`
-	SecretKey             string `json:"secretKey"`
-	SecretValue           string `json:"secretValue"`
-	SecretValueHidden     bool   `json:"secretValueHidden"`
-	SecretComment         string `json:"secretComment"`
-	SkipMultilineEncoding bool   `json:"skipMultilineEncoding"`
-	Tags                  []any  `json:"tags"`
-	SecretMetadata        []any  `json:"secretMetadata"`
-	CreatedAt             string `json:"createdAt"`
-	UpdatedAt             string `json:"updatedAt"`
+	ID                    string    `json:"id"`
+	LegacyID              string    `json:"_id"`
+	Workspace             string    `json:"workspace"`
+	Environment           string    `json:"environment"`
+	SecretPath            string    `json:"secretPath"`
+	Version               int       `json:"version"`
+	Type                  string    `json:"type"`
+	SecretKey             string    `json:"secretKey"`
+	SecretValue           string    `json:"secretValue"`
+	SecretValueHidden     bool      `json:"secretValueHidden"`
+	SecretComment         string    `json:"secretComment"`
+	SkipMultilineEncoding bool      `json:"skipMultilineEncoding"`
+	Tags                  []wireTag `json:"tags"`
+	SecretMetadata        []any     `json:"secretMetadata"`
+	CreatedAt             string    `json:"createdAt"`
+	UpdatedAt             string    `json:"updatedAt"`
 }
 
 func toWireSecret(sec secret.Secret) wireSecret {
 	return wireSecret{ID: sec.ID, LegacyID: sec.ID, Workspace: sec.ProjectID, Environment: sec.Env, SecretPath: sec.Path,
 		Version: sec.Version, Type: sec.Type, SecretKey: sec.Key, SecretValue: sec.Value, SecretValueHidden: sec.ValueHidden,
-		SecretComment: sec.Comment, SkipMultilineEncoding: sec.SkipMultiline, Tags: []any{}, SecretMetadata: []any{},
+		SecretComment: sec.Comment, SkipMultilineEncoding: sec.SkipMultiline, Tags: toWireTags(sec.Tags), SecretMetadata: []any{},
 		CreatedAt: rfc3339(sec.CreatedAt), UpdatedAt: rfc3339(sec.UpdatedAt)}
 }
 
@@ -56,8 +60,8 @@ func writeSecret(w http.ResponseWriter, sec secret.Secret) error {
 
 // scopeQuery reads the project, environment and path with every spelling clients use.
 func scopeQuery(r *http.Request) secret.Scope {
-	return secret.Scope{ProjectID: query(r, "workspaceId", "projectId"), Env: query(r, "environment"),
-		Path: first(query(r, "secretPath", "path"), "/")}
+	return secret.Scope{ProjectID: query(r, "workspaceId", "projectId"), ProjectSlug: query(r, "workspaceSlug", "projectSlug"),
+		Env: query(r, "environment"), Path: first(query(r, "secretPath", "path"), "/")}
 }
 
 func readOptions(r *http.Request) (secret.ReadOptions, error) {
@@ -74,8 +78,15 @@ func readOptions(r *http.Request) (secret.ReadOptions, error) {
 	if o.Recursive, err = queryBool(r, false, "recursive"); err != nil {
 		return o, err
 	}
-	if _, err = queryBool(r, false, "include_imports", "includeImports"); err != nil {
+	if o.IncludeImports, err = queryBool(r, false, "include_imports", "includeImports"); err != nil {
 		return o, err
+	}
+	if ts := query(r, "tagSlugs"); ts != "" {
+		for _, t := range strings.Split(ts, ",") {
+			if t = strings.TrimSpace(t); t != "" {
+				o.TagSlugs = append(o.TagSlugs, t)
+			}
+		}
 	}
 	if query(r, "includePersonalOverrides") != "" {
 		if o.PersonalOverrides, err = queryBool(r, false, "includePersonalOverrides"); err != nil {
@@ -91,18 +102,54 @@ func (s *Server) secretList(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	secs, err := s.svc.Secrets.List(r.Context(), actorFrom(r.Context()), scopeQuery(r), o)
+	res, err := s.svc.Secrets.List(r.Context(), actorFrom(r.Context()), scopeQuery(r), o)
 	if err != nil {
 		return err
 	}
+	type wireImport struct {
+		SecretPath  string       `json:"secretPath"`
+		Environment string       `json:"environment"`
+		FolderID    string       `json:"folderId"`
+		Secrets     []wireSecret `json:"secrets"`
+	}
+	body := struct {
+		Secrets []wireSecret `json:"secrets"`
+		Imports []wireImport `json:"imports,omitempty"`
+	}{Secrets: toWireSecrets(res.Secrets)}
+	if o.IncludeImports {
+		body.Imports = make([]wireImport, len(res.Imports))
+		for i, im := range res.Imports {
+			body.Imports[i] = wireImport{im.Path, im.Env, im.FolderID, toWireSecrets(im.Secrets)}
+		}
+	}
+	return writeWithETag(w, r, body)
+}
+
+func toWireSecrets(secs []secret.Secret) []wireSecret {
 	out := make([]wireSecret, len(secs))
 	for i, sec := range secs {
 		out[i] = toWireSecret(sec)
 	}
-	return writeJSON(w, http.StatusOK, struct {
-		Secrets []wireSecret `json:"secrets"`
-		Imports []any        `json:"imports"`
-	}{out, []any{}})
+	return out
+}
+
+// writeWithETag answers 304 when the client's If-None-Match names this body.
+func writeWithETag(w http.ResponseWriter, r *http.Request, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	sum := sha256.Sum256(b)
+	etag := `W/"` + hex.EncodeToString(sum[:16]) + `"`
+	w.Header().Set("ETag", etag)
+	if inm := r.Header.Get("If-None-Match"); inm != "" && (inm == etag || strings.Trim(inm, `W/"`) == strings.Trim(etag, `W/"`)) {
+		w.WriteHeader(http.StatusNotModified)
+		return nil
+	}
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(http.StatusOK)
+	_, err = w.Write(append(b, '\n'))
+	return err
 }
 
 func (s *Server) secretGet(w http.ResponseWriter, r *http.Request) error {
@@ -124,19 +171,21 @@ func (s *Server) secretGet(w http.ResponseWriter, r *http.Request) error {
 
 // secretBody is the write body of v3 raw and v4 routes.
 type secretBody struct {
-	WorkspaceID           string  `json:"workspaceId"`
-	ProjectID             string  `json:"projectId"`
-	Environment           string  `json:"environment"`
-	SecretPath            string  `json:"secretPath"`
-	Type                  string  `json:"type"`
-	SecretValue           *string `json:"secretValue"`
-	SecretComment         *string `json:"secretComment"`
-	SkipMultilineEncoding *bool   `json:"skipMultilineEncoding"`
-	NewSecretName         *string `json:"newSecretName"`
+	WorkspaceID           string    `json:"workspaceId"`
+	ProjectID             string    `json:"projectId"`
+	Environment           string    `json:"environment"`
+	SecretPath            string    `json:"secretPath"`
+	Type                  string    `json:"type"`
+	SecretValue           *string   `json:"secretValue"`
+	SecretComment         *string   `json:"secretComment"`
+	SkipMultilineEncoding *bool     `json:"skipMultilineEncoding"`
+	NewSecretName         *string   `json:"newSecretName"`
+	TagIDs                *[]string `json:"tagIds"`
+	ProjectSlug           string    `json:"projectSlug"`
 }
 
 func (b secretBody) scope() secret.Scope {
-	return secret.Scope{ProjectID: first(b.WorkspaceID, b.ProjectID), Env: b.Environment, Path: first(b.SecretPath, "/")}
+	return secret.Scope{ProjectID: first(b.WorkspaceID, b.ProjectID), ProjectSlug: b.ProjectSlug, Env: b.Environment, Path: first(b.SecretPath, "/")}
 }
 
 func deref[T any](p *T) T {
@@ -156,7 +205,8 @@ func (s *Server) secretCreate(w http.ResponseWriter, r *http.Request) error {
 		return field("secretValue", "Required")
 	}
 	secs, err := s.svc.Secrets.Create(r.Context(), actorFrom(r.Context()), req.scope(), []secret.New{{Key: r.PathValue("secretName"),
-		Value: *req.SecretValue, Comment: deref(req.SecretComment), Type: req.Type, SkipMultiline: deref(req.SkipMultilineEncoding)}})
+		Value: *req.SecretValue, Comment: deref(req.SecretComment), Type: req.Type, SkipMultiline: deref(req.SkipMultilineEncoding),
+		TagIDs: deref(req.TagIDs)}})
 	if err != nil {
 		return err
 	}
@@ -169,7 +219,8 @@ func (s *Server) secretUpdate(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	sec, err := s.svc.Secrets.Update(r.Context(), actorFrom(r.Context()), req.scope(), r.PathValue("secretName"), secret.Change{
-		Type: req.Type, NewKey: req.NewSecretName, Value: req.SecretValue, Comment: req.SecretComment, SkipMultiline: req.SkipMultilineEncoding})
+		Type: req.Type, NewKey: req.NewSecretName, Value: req.SecretValue, Comment: req.SecretComment, SkipMultiline: req.SkipMultilineEncoding,
+		TagIDs: req.TagIDs})
 	if err != nil {
 		return err
 	}
@@ -192,10 +243,11 @@ func (s *Server) secretBatchCreate(w http.ResponseWriter, r *http.Request) error
 	var req struct {
 		secretBody
 		Secrets []struct {
-			SecretKey             string `json:"secretKey"`
-			SecretValue           string `json:"secretValue"`
-			SecretComment         string `json:"secretComment"`
-			SkipMultilineEncoding bool   `json:"skipMultilineEncoding"`
+			SecretKey             string   `json:"secretKey"`
+			SecretValue           string   `json:"secretValue"`
+			SecretComment         string   `json:"secretComment"`
+			SkipMultilineEncoding bool     `json:"skipMultilineEncoding"`
+			TagIDs                []string `json:"tagIds"`
 		} `json:"secrets"`
 	}
 	if err := s.decode(r, &req); err != nil {
@@ -203,17 +255,13 @@ func (s *Server) secretBatchCreate(w http.ResponseWriter, r *http.Request) error
 	}
 	items := make([]secret.New, len(req.Secrets))
 	for i, it := range req.Secrets {
-		items[i] = secret.New{Key: it.SecretKey, Value: it.SecretValue, Comment: it.SecretComment, SkipMultiline: it.SkipMultilineEncoding}
+		items[i] = secret.New{Key: it.SecretKey, Value: it.SecretValue, Comment: it.SecretComment, SkipMultiline: it.SkipMultilineEncoding, TagIDs: it.TagIDs}
 	}
 	secs, err := s.svc.Secrets.Create(r.Context(), actorFrom(r.Context()), req.scope(), items)
 	if err != nil {
 		return err
 	}
-	out := make([]wireSecret, len(secs))
-	for i, sec := range secs {
-		out[i] = toWireSecret(sec)
-	}
 	return writeJSON(w, http.StatusOK, struct {
 		Secrets []wireSecret `json:"secrets"`
-	}{out})
+	}{toWireSecrets(secs)})
 }

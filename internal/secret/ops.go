@@ -20,23 +20,46 @@ type folderEntry struct {
 	path   string
 }
 
+// Result is a listing: the folder's own secrets and, when asked, the imported ones.
+type Result struct {
+	Secrets []Secret
+	Imports []ImportedSecrets
+}
+
 // List returns the secrets of a folder (and, recursively, of its subfolders)
-// that the actor may see. Values it may not read are hidden; a folder the
-// actor cannot read at all is a 403.
-func (s *Service) List(ctx context.Context, actor authz.Actor, sc Scope, o ReadOptions) ([]Secret, error) {
-	f, env, perms, err := s.folder(ctx, actor, sc)
+// that the actor may see, optionally with its imports. Values it may not read
+// are hidden; a folder the actor cannot read at all is a 403. The read is audited.
+func (s *Service) List(ctx context.Context, actor authz.Actor, sc Scope, o ReadOptions) (Result, error) {
+	secs, imps, err := s.list(ctx, actor, sc, o)
 	if err != nil {
-		return nil, err
+		return Result{}, err
+	}
+	if len(o.TagSlugs) > 0 {
+		secs = slices.DeleteFunc(secs, func(sec Secret) bool {
+			return !slices.ContainsFunc(sec.Tags, func(t Tag) bool { return slices.Contains(o.TagSlugs, t.Slug) })
+		})
+	}
+	ev := audit.New(actor, "get-secrets", map[string]any{"environment": sc.Env, "secretPath": sc.Path, "numberOfSecrets": len(secs)}).InProject(sc.ProjectID, "")
+	if err := s.store.AppendAudit(ctx, ev); err != nil {
+		return Result{}, err
+	}
+	return Result{Secrets: secs, Imports: imps}, nil
+}
+
+func (s *Service) list(ctx context.Context, actor authz.Actor, sc Scope, o ReadOptions) ([]Secret, []ImportedSecrets, error) {
+	f, env, perms, err := s.folder(ctx, actor, &sc)
+	if err != nil {
+		return nil, nil, err
 	}
 	if !perms.Can(authz.ActRead, authz.SubSecrets, nil) && !perms.Can(authz.ActDescribeSecret, authz.SubSecrets, nil) {
-		return nil, errs.PermissionDenied(authz.ActRead, authz.SubSecrets)
+		return nil, nil, errs.PermissionDenied(authz.ActRead, authz.SubSecrets)
 	}
 	folders := []folderEntry{{f, f.Path}}
 	if o.Recursive {
 		for i := 0; i < len(folders); i++ {
 			kids, err := s.folders.ChildFolders(ctx, folders[i].folder.ID)
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			for _, k := range kids {
 				folders = append(folders, folderEntry{k, project.JoinPath(folders[i].path, k.Name)})
@@ -49,7 +72,7 @@ func (s *Service) List(ctx context.Context, actor authz.Actor, sc Scope, o ReadO
 	for _, fe := range folders {
 		sealed, err := s.store.FolderSecrets(ctx, fe.folder.ID, userOf(actor))
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		var secs []Secret
 		for _, sl := range sealed {
@@ -63,7 +86,7 @@ func (s *Service) List(ctx context.Context, actor authz.Actor, sc Scope, o ReadO
 			seenAny = true
 			sec, err := s.open(ctx, sl, env.Slug, fe.path)
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			if !value || o.HideValue {
 				sec.Value, sec.ValueHidden = HiddenValue, true
@@ -76,7 +99,7 @@ func (s *Service) List(ctx context.Context, actor authz.Actor, sc Scope, o ReadO
 		for i := range secs {
 			if o.Expand && !secs[i].ValueHidden {
 				if err := rd.expand(ctx, &secs[i]); err != nil {
-					return nil, err
+					return nil, nil, err
 				}
 			}
 		}
@@ -84,12 +107,45 @@ func (s *Service) List(ctx context.Context, actor authz.Actor, sc Scope, o ReadO
 	}
 	if !seenAny && len(out) == 0 && !perms.Can(authz.ActRead, authz.SubSecrets, fields(env.Slug, f.Path, "")) &&
 		!perms.Can(authz.ActDescribeSecret, authz.SubSecrets, fields(env.Slug, f.Path, "")) {
-		return nil, errs.PermissionDenied(authz.ActRead, authz.SubSecrets)
+		return nil, nil, errs.PermissionDenied(authz.ActRead, authz.SubSecrets)
 	}
 	if out == nil {
 		out = []Secret{}
 	}
-	return out, nil
+	if err := s.fillTags(ctx, out); err != nil {
+		return nil, nil, err
+	}
+	var imps []ImportedSecrets
+	if o.IncludeImports {
+		if imps, err = s.imported(ctx, perms, sc.ProjectID, f.ID, o, rd); err != nil {
+			return nil, nil, err
+		}
+		for i := range imps {
+			if err := s.fillTags(ctx, imps[i].Secrets); err != nil {
+				return nil, nil, err
+			}
+		}
+	}
+	return out, imps, nil
+}
+
+// fillTags loads the tags of secrets.
+func (s *Service) fillTags(ctx context.Context, secs []Secret) error {
+	if len(secs) == 0 {
+		return nil
+	}
+	ids := make([]string, len(secs))
+	for i := range secs {
+		ids[i] = secs[i].ID
+	}
+	tags, err := s.tags.SecretTags(ctx, ids)
+	if err != nil {
+		return err
+	}
+	for i := range secs {
+		secs[i].Tags = tags[secs[i].ID]
+	}
+	return nil
 }
 
 // overridePersonal keeps, per key, the personal secret when there is one.
@@ -114,7 +170,7 @@ type GetOptions struct {
 
 // Get returns one secret by name, optionally at an older version.
 func (s *Service) Get(ctx context.Context, actor authz.Actor, sc Scope, key string, o GetOptions) (Secret, error) {
-	f, env, perms, err := s.folder(ctx, actor, sc)
+	f, env, perms, err := s.folder(ctx, actor, &sc)
 	if err != nil {
 		return Secret{}, err
 	}
@@ -137,6 +193,9 @@ func (s *Service) Get(ctx context.Context, actor authz.Actor, sc Scope, key stri
 		user = ""
 	}
 	sl, err := s.store.SecretByKey(ctx, f.ID, key, typ, user)
+	if errs.Is(err, errs.NotFound) && o.IncludeImports && typ == Shared && o.Version == 0 {
+		return s.getImported(ctx, actor, perms, sc, f.ID, key, o)
+	}
 	if errs.Is(err, errs.NotFound) {
 		return Secret{}, notFound(key)
 	}
@@ -162,11 +221,40 @@ func (s *Service) Get(ctx context.Context, actor authz.Actor, sc Scope, key stri
 			return Secret{}, err
 		}
 	}
-	return sec, nil
+	return s.auditedRead(ctx, actor, sec)
+}
+
+func (s *Service) auditedRead(ctx context.Context, actor authz.Actor, sec Secret) (Secret, error) {
+	list := []Secret{sec}
+	if err := s.fillTags(ctx, list); err != nil {
+		return Secret{}, err
+	}
+	if err := s.store.AppendAudit(ctx, event(actor, "get-secret", sec)); err != nil {
+		return Secret{}, err
+	}
+	return list[0], nil
+}
+
+// getImported finds key among the folder's imports; the last import wins.
+func (s *Service) getImported(ctx context.Context, actor authz.Actor, perms authz.Set, sc Scope, folderID, key string, o GetOptions) (Secret, error) {
+	rd := &reader{s: s, actor: actor, perms: perms, project: sc.ProjectID, cache: map[string]map[string]Secret{}}
+	imps, err := s.imported(ctx, perms, sc.ProjectID, folderID, o.ReadOptions, rd)
+	if err != nil {
+		return Secret{}, err
+	}
+	for i := len(imps) - 1; i >= 0; i-- {
+		for _, sec := range imps[i].Secrets {
+			if sec.Key == key {
+				return s.auditedRead(ctx, actor, sec)
+			}
+		}
+	}
+	return Secret{}, notFound(key)
 }
 
 // New describes a secret to create.
 type New struct {
+	TagIDs        []string
 	Key           string
 	Value         string
 	Comment       string
@@ -215,7 +303,7 @@ func (s *Service) Create(ctx context.Context, actor authz.Actor, sc Scope, items
 	if len(items) == 0 {
 		return nil, invalidField("secrets", "At least one secret is required")
 	}
-	f, env, perms, err := s.folder(ctx, actor, sc)
+	f, env, perms, err := s.folder(ctx, actor, &sc)
 	if err != nil {
 		return nil, err
 	}
@@ -244,6 +332,11 @@ func (s *Service) Create(ctx context.Context, actor authz.Actor, sc Scope, items
 		if err != nil {
 			return nil, err
 		}
+		if len(n.TagIDs) > 0 {
+			if sl.TagIDs, err = s.resolveTagIDs(ctx, sec.ProjectID, n.TagIDs); err != nil {
+				return nil, err
+			}
+		}
 		out, sealed = append(out, sec), append(sealed, sl)
 		evs = append(evs, event(actor, "create-secret", sec))
 	}
@@ -253,11 +346,12 @@ func (s *Service) Create(ctx context.Context, actor authz.Actor, sc Scope, items
 		}
 		return nil, err
 	}
-	return out, nil
+	return out, s.fillTags(ctx, out)
 }
 
 // Change describes an update; nil fields stay.
 type Change struct {
+	TagIDs        *[]string
 	Type          string
 	NewKey        *string
 	Value         *string
@@ -267,7 +361,7 @@ type Change struct {
 
 // Update writes a new version of a secret.
 func (s *Service) Update(ctx context.Context, actor authz.Actor, sc Scope, key string, c Change) (Secret, error) {
-	f, env, perms, err := s.folder(ctx, actor, sc)
+	f, env, perms, err := s.folder(ctx, actor, &sc)
 	if err != nil {
 		return Secret{}, err
 	}
@@ -327,15 +421,25 @@ func (s *Service) Update(ctx context.Context, actor authz.Actor, sc Scope, key s
 	if err != nil {
 		return Secret{}, err
 	}
+	if c.TagIDs != nil {
+		if nsl.TagIDs, err = s.resolveTagIDs(ctx, sec.ProjectID, *c.TagIDs); err != nil {
+			return Secret{}, err
+		}
+		if nsl.TagIDs == nil {
+			nsl.TagIDs = []string{}
+		}
+	}
 	if err := s.store.UpdateSecret(ctx, nsl, string(actor.Kind), actor.ID, event(actor, "update-secret", sec)); err != nil {
 		return Secret{}, err
 	}
-	return sec, nil
+	list := []Secret{sec}
+	err = s.fillTags(ctx, list)
+	return list[0], err
 }
 
 // Delete removes a secret with its history.
 func (s *Service) Delete(ctx context.Context, actor authz.Actor, sc Scope, key, typ string) (Secret, error) {
-	f, env, perms, err := s.folder(ctx, actor, sc)
+	f, env, perms, err := s.folder(ctx, actor, &sc)
 	if err != nil {
 		return Secret{}, err
 	}

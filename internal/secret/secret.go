@@ -43,6 +43,7 @@ type Secret struct {
 	ValueHidden   bool
 	Comment       string
 	SkipMultiline bool
+	Tags          []Tag
 	CreatedAt     time.Time
 	UpdatedAt     time.Time
 }
@@ -59,8 +60,10 @@ type Sealed struct {
 	Value         []byte
 	Comment       []byte
 	SkipMultiline bool
-	CreatedAt     time.Time
-	UpdatedAt     time.Time
+	// TagIDs, when not nil, replaces the secret's tags on write.
+	TagIDs    []string
+	CreatedAt time.Time
+	UpdatedAt time.Time
 }
 
 // Store is the storage secrets need.
@@ -76,12 +79,17 @@ type Store interface {
 	// UpdateSecret writes s as version s.Version if the stored version is s.Version-1.
 	UpdateSecret(ctx context.Context, s Sealed, actorType, actorID string, ev audit.Event) error
 	DeleteSecret(ctx context.Context, id string, ev audit.Event) error
+	// AppendAudit records an event that changes nothing (a read).
+	AppendAudit(ctx context.Context, ev audit.Event) error
+	TagStore
+	ImportStore
 }
 
 // Folders resolves folders; project.Service implements it.
 type Folders interface {
 	ResolveFolder(ctx context.Context, projectID, envSlug, path string) (project.Folder, project.Environment, error)
 	ChildFolders(ctx context.Context, folderID string) ([]project.Folder, error)
+	IDBySlug(ctx context.Context, actor authz.Actor, slug string) (string, error)
 }
 
 // Authorizer resolves an actor's permissions in a project.
@@ -92,6 +100,7 @@ type Authorizer interface {
 // Service implements secrets.
 type Service struct {
 	store   Store
+	tags    TagStore
 	folders Folders
 	authz   Authorizer
 	keys    *keyring.Keyring
@@ -103,14 +112,15 @@ func NewService(st Store, folders Folders, az Authorizer, kr *keyring.Keyring, n
 	if now == nil {
 		now = time.Now
 	}
-	return &Service{store: st, folders: folders, authz: az, keys: kr, now: now}
+	return &Service{store: st, tags: st, folders: folders, authz: az, keys: kr, now: now}
 }
 
 // Scope names a folder of a project's environment.
 type Scope struct {
-	ProjectID string
-	Env       string
-	Path      string
+	ProjectID   string
+	ProjectSlug string // used when ProjectID is empty
+	Env         string
+	Path        string
 }
 
 func sealAD(id string, version int, column string) string {
@@ -187,7 +197,14 @@ func normalizeValue(v string) string {
 }
 
 // folder resolves a scope for an actor: the project must be visible to it.
-func (s *Service) folder(ctx context.Context, actor authz.Actor, sc Scope) (project.Folder, project.Environment, authz.Set, error) {
+func (s *Service) folder(ctx context.Context, actor authz.Actor, sc *Scope) (project.Folder, project.Environment, authz.Set, error) {
+	if sc.ProjectID == "" && sc.ProjectSlug != "" {
+		id, err := s.folders.IDBySlug(ctx, actor, sc.ProjectSlug)
+		if err != nil {
+			return project.Folder{}, project.Environment{}, authz.Set{}, err
+		}
+		sc.ProjectID = id
+	}
 	if sc.ProjectID == "" {
 		return project.Folder{}, project.Environment{}, authz.Set{}, invalidField("workspaceId", "Missing project id")
 	}
@@ -237,6 +254,8 @@ type ReadOptions struct {
 	// instead of being listed beside them.
 	PersonalOverrides bool
 	SharedOnly        bool
+	IncludeImports    bool
+	TagSlugs          []string // only secrets with one of these tags
 }
 
 // HiddenValue replaces a value the caller may not read.

@@ -84,6 +84,9 @@ func (db *DB) CreateSecrets(ctx context.Context, ss []secret.Sealed, actorType, 
 			if err := tx.insertSecretVersion(ctx, s, actorType, actorID); err != nil {
 				return err
 			}
+			if err := tx.setSecretTags(ctx, s.ID, s.TagIDs); err != nil {
+				return err
+			}
 		}
 		return tx.insertAudits(ctx, evs...)
 	})
@@ -102,6 +105,9 @@ func (db *DB) UpdateSecret(ctx context.Context, s secret.Sealed, actorType, acto
 			return errs.Conflictf("secret %s was changed concurrently; retry", s.Key)
 		}
 		if err := tx.insertSecretVersion(ctx, s, actorType, actorID); err != nil {
+			return err
+		}
+		if err := tx.setSecretTags(ctx, s.ID, s.TagIDs); err != nil {
 			return err
 		}
 		return tx.insertAudit(ctx, ev)

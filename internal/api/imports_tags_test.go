@@ -1,0 +1,193 @@
+package api_test
+
+import (
+	"errors"
+	"net/http"
+	"testing"
+
+	infisical "github.com/infisical/go-sdk"
+	sdkerrors "github.com/infisical/go-sdk/packages/errors"
+
+	"github.com/lockbox-dev/lockbox/internal/app/apptest"
+	"github.com/lockbox-dev/lockbox/internal/store"
+)
+
+func addImport(t *testing.T, e *apptest.Env, projectID, env, path, fromEnv, fromPath string) string {
+	t.Helper()
+	var out struct{ SecretImport struct{ ID string } }
+	e.Must(t, 200, "POST", "/api/v1/secret-imports", e.Token, map[string]any{"workspaceId": projectID, "environment": env, "path": path,
+		"import": map[string]any{"environment": fromEnv, "path": fromPath}}).Decode(t, &out)
+	return out.SecretImport.ID
+}
+
+func TestSecretImportsMergedIntoReads(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, d store.Dialect) {
+		e := apptest.Bootstrapped(t, d)
+		p := createProject(t, e, e.Token, map[string]any{"projectName": "imports"})
+		putSecret(t, e, e.Token, p.ID, "staging", "/", "SHARED", "from-staging")
+		putSecret(t, e, e.Token, p.ID, "staging", "/", "ONLY_STAGING", "s")
+		putSecret(t, e, e.Token, p.ID, "prod", "/", "SHARED", "from-prod")
+		putSecret(t, e, e.Token, p.ID, "prod", "/", "NESTED_SOURCE", "${SHARED}")
+		putSecret(t, e, e.Token, p.ID, "dev", "/", "OWN", "own")
+		first := addImport(t, e, p.ID, "dev", "/", "staging", "/")
+		addImport(t, e, p.ID, "dev", "/", "prod", "/")
+		// prod imports staging too (nested, and a cycle back is ignored).
+		addImport(t, e, p.ID, "prod", "/", "staging", "/")
+		addImport(t, e, p.ID, "staging", "/", "dev", "/")
+		assertError(t, e.Do(t, "POST", "/api/v1/secret-imports", e.Token, map[string]any{"workspaceId": p.ID, "environment": "dev", "path": "/",
+			"import": map[string]any{"environment": "staging", "path": "/"}}), 400, "BadRequest")
+		assertError(t, e.Do(t, "POST", "/api/v1/secret-imports", e.Token, map[string]any{"workspaceId": p.ID, "environment": "dev", "path": "/",
+			"import": map[string]any{"environment": "nope", "path": "/"}}), 404, "NotFound")
+
+		var list struct {
+			Secrets []secretOut
+			Imports []struct {
+				Environment, SecretPath string
+				Secrets                 []secretOut
+			}
+		}
+		e.Must(t, 200, "GET", "/api/v3/secrets/raw?workspaceId="+p.ID+"&environment=dev&include_imports=true&expandSecretReferences=true", e.Token, nil).Decode(t, &list)
+		if len(list.Secrets) != 1 || len(list.Imports) < 2 || list.Imports[0].Environment != "staging" || list.Imports[1].Environment != "prod" {
+			t.Fatalf("list with imports %+v", list)
+		}
+		for _, s := range list.Imports[1].Secrets {
+			if s.SecretKey == "NESTED_SOURCE" && s.SecretValue != "from-prod" {
+				t.Fatalf("imported secret expanded in its own folder: %q", s.SecretValue)
+			}
+		}
+		// Without the flag, no imports.
+		var plain map[string]any
+		e.Must(t, 200, "GET", "/api/v3/secrets/raw?workspaceId="+p.ID+"&environment=dev", e.Token, nil).Decode(t, &plain)
+		if _, ok := plain["imports"]; ok {
+			t.Fatalf("imports without include_imports: %v", plain)
+		}
+		// Get by name: own first, then the last import wins.
+		var got struct{ Secret secretOut }
+		e.Must(t, 200, "GET", "/api/v3/secrets/raw/SHARED?workspaceId="+p.ID+"&environment=dev&include_imports=true", e.Token, nil).Decode(t, &got)
+		if got.Secret.SecretValue != "from-prod" {
+			t.Fatalf("precedence: got %q, want the last import's value", got.Secret.SecretValue)
+		}
+		e.Must(t, 200, "GET", "/api/v3/secrets/raw/ONLY_STAGING?workspaceId="+p.ID+"&environment=dev&includeImports=true", e.Token, nil)
+		assertError(t, e.Do(t, "GET", "/api/v3/secrets/raw/ONLY_STAGING?workspaceId="+p.ID+"&environment=dev", e.Token, nil), 404, "NotFound")
+		// Reorder, list, delete.
+		e.Must(t, 200, "PATCH", "/api/v1/secret-imports/"+first, e.Token, map[string]any{"workspaceId": p.ID, "environment": "dev", "path": "/",
+			"import": map[string]any{"position": 9}})
+		e.Must(t, 200, "GET", "/api/v3/secrets/raw/SHARED?workspaceId="+p.ID+"&environment=dev&include_imports=true", e.Token, nil).Decode(t, &got)
+		if got.Secret.SecretValue != "from-staging" {
+			t.Fatalf("after moving staging last: %q", got.Secret.SecretValue)
+		}
+		var imps struct{ SecretImports []struct{ ID string } }
+		e.Must(t, 200, "GET", "/api/v1/secret-imports?workspaceId="+p.ID+"&environment=dev&path=/", e.Token, nil).Decode(t, &imps)
+		if len(imps.SecretImports) != 2 || imps.SecretImports[1].ID != first {
+			t.Fatalf("imports list %+v", imps)
+		}
+		e.Must(t, 200, "DELETE", "/api/v1/secret-imports/"+first, e.Token, map[string]any{"workspaceId": p.ID, "environment": "dev", "path": "/"})
+		assertError(t, e.Do(t, "DELETE", "/api/v1/secret-imports/"+first, e.Token, map[string]any{"workspaceId": p.ID, "environment": "dev", "path": "/"}), 404, "NotFound")
+	})
+}
+
+func TestTagsAndTagFilter(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, d store.Dialect) {
+		e := apptest.Bootstrapped(t, d)
+		p := createProject(t, e, e.Token, map[string]any{"projectName": "tags"})
+		base := "/api/v1/projects/" + p.ID + "/tags"
+		assertError(t, e.Do(t, "GET", base+"/slug/db", e.Token, nil), 404, "NotFound") // what the CLI checks before creating
+		var tag struct {
+			Tag struct{ ID, Slug, Name string }
+		}
+		e.Must(t, 200, "POST", base, e.Token, map[string]any{"slug": "db", "color": ""}).Decode(t, &tag)
+		if tag.Tag.Slug != "db" || tag.Tag.Name != "db" {
+			t.Fatalf("tag %+v", tag)
+		}
+		assertError(t, e.Do(t, "POST", base, e.Token, map[string]any{"slug": "db"}), 400, "BadRequest")
+		assertError(t, e.Do(t, "POST", base, e.Token, map[string]any{"slug": "Not A Slug"}), 422, "ValidationFailure")
+		e.Must(t, 200, "GET", base+"/slug/db", e.Token, nil)
+		e.Must(t, 200, "POST", "/api/v3/secrets/raw/TAGGED", e.Token, map[string]any{"workspaceId": p.ID, "environment": "dev",
+			"secretValue": "x", "tagIds": []string{tag.Tag.ID}})
+		putSecret(t, e, e.Token, p.ID, "dev", "/", "PLAIN", "y")
+		assertError(t, e.Do(t, "POST", "/api/v3/secrets/raw/BADTAG", e.Token, map[string]any{"workspaceId": p.ID, "environment": "dev",
+			"secretValue": "x", "tagIds": []string{"00000000-0000-0000-0000-000000000000"}}), 404, "NotFound")
+		var list struct {
+			Secrets []struct {
+				SecretKey string
+				Tags      []struct{ ID, Slug string }
+			}
+		}
+		e.Must(t, 200, "GET", "/api/v3/secrets/raw?workspaceId="+p.ID+"&environment=dev&tagSlugs=db", e.Token, nil).Decode(t, &list)
+		if len(list.Secrets) != 1 || list.Secrets[0].SecretKey != "TAGGED" || list.Secrets[0].Tags[0].Slug != "db" {
+			t.Fatalf("tag filter %+v", list)
+		}
+		// Untag through PATCH with an empty list, then delete the tag.
+		e.Must(t, 200, "PATCH", "/api/v3/secrets/raw/TAGGED", e.Token, map[string]any{"workspaceId": p.ID, "environment": "dev", "tagIds": []string{}})
+		e.Must(t, 200, "GET", "/api/v3/secrets/raw?workspaceId="+p.ID+"&environment=dev&tagSlugs=db", e.Token, nil).Decode(t, &list)
+		if len(list.Secrets) != 0 {
+			t.Fatalf("untagged secret still matches: %+v", list)
+		}
+		e.Must(t, 200, "PATCH", base+"/"+tag.Tag.ID, e.Token, map[string]any{"slug": "database"})
+		var tags struct{ Tags []struct{ Slug string } }
+		e.Must(t, 200, "GET", base, e.Token, nil).Decode(t, &tags)
+		if len(tags.Tags) != 1 || tags.Tags[0].Slug != "database" {
+			t.Fatalf("tags %+v", tags)
+		}
+		e.Must(t, 200, "DELETE", base+"/"+tag.Tag.ID, e.Token, nil)
+		assertError(t, e.Do(t, "GET", base+"/"+tag.Tag.ID, e.Token, nil), 404, "NotFound")
+	})
+}
+
+func TestListETagAndReadAudit(t *testing.T) {
+	e := apptest.Bootstrapped(t, store.SQLite)
+	p := createProject(t, e, e.Token, map[string]any{"projectName": "etag"})
+	putSecret(t, e, e.Token, p.ID, "dev", "/", "A", "1")
+	path := "/api/v3/secrets/raw?workspaceId=" + p.ID + "&environment=dev"
+	r := e.Must(t, 200, "GET", path, e.Token, nil)
+	etag := r.Header.Get("ETag")
+	if etag == "" {
+		t.Fatal("no ETag")
+	}
+	req, _ := http.NewRequest("GET", e.URL+path, nil)
+	req.Header.Set("Authorization", "Bearer "+e.Token)
+	req.Header.Set("If-None-Match", etag)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != 304 {
+		t.Fatalf("If-None-Match: %v %v", resp.StatusCode, err)
+	}
+	resp.Body.Close()
+	putSecret(t, e, e.Token, p.ID, "dev", "/", "B", "2")
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("after a change: %v %v", resp.StatusCode, err)
+	}
+	resp.Body.Close()
+
+	// The Go SDK turns the 304 into NotModifiedError.
+	clientID := uaSetup(t, e, map[string]any{})
+	secret, _ := newSecret(t, e, map[string]any{})
+	sdk := newSDK(t, e)
+	if _, err := sdk.Auth().UniversalAuthLogin(clientID, secret); err != nil {
+		t.Fatal(err)
+	}
+	res, err := sdk.Secrets().ListSecrets(infisical.ListSecretsOptions{ProjectID: p.ID, Environment: "dev"})
+	if err != nil || res.ETag == "" {
+		t.Fatalf("SDK list: %+v %v", res, err)
+	}
+	_, err = sdk.Secrets().ListSecrets(infisical.ListSecretsOptions{ProjectID: p.ID, Environment: "dev", IfNoneMatch: res.ETag})
+	var nm *sdkerrors.NotModifiedError
+	if !errors.As(err, &nm) {
+		t.Fatalf("SDK list with If-None-Match: %v (%T), want NotModifiedError", err, err)
+	}
+
+	var evs struct {
+		AuditLogs []struct {
+			Event struct{ Metadata map[string]any }
+		}
+	}
+	e.Must(t, 200, "GET", "/api/v1/organization/audit-logs?eventType=get-secrets&projectId="+p.ID, e.Token, nil).Decode(t, &evs)
+	if len(evs.AuditLogs) < 4 {
+		t.Fatalf("get-secrets events %d", len(evs.AuditLogs))
+	}
+	e.Must(t, 200, "GET", "/api/v3/secrets/raw/A?workspaceId="+p.ID+"&environment=dev", e.Token, nil)
+	e.Must(t, 200, "GET", "/api/v1/organization/audit-logs?eventType=get-secret&projectId="+p.ID, e.Token, nil).Decode(t, &evs)
+	if len(evs.AuditLogs) != 1 || evs.AuditLogs[0].Event.Metadata["secretKey"] != "A" {
+		t.Fatalf("get-secret events %+v", evs)
+	}
+}

@@ -1,0 +1,244 @@
+package secret
+
+import (
+	"context"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/lockbox-dev/lockbox/internal/audit"
+	"github.com/lockbox-dev/lockbox/internal/authz"
+	"github.com/lockbox-dev/lockbox/internal/errs"
+	"github.com/lockbox-dev/lockbox/internal/project"
+)
+
+// MaxImportDepth bounds how deep imports of imports are followed.
+const MaxImportDepth = 10
+
+// Import makes a folder read the shared secrets of another environment and path.
+type Import struct {
+	ID        string
+	FolderID  string
+	EnvID     string
+	EnvSlug   string
+	EnvName   string
+	Path      string
+	Position  int
+	Version   int
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// ImportStore is the storage imports need.
+type ImportStore interface {
+	CreateImport(ctx context.Context, imp Import, ev audit.Event) error
+	// Imports lists a folder's imports by position.
+	Imports(ctx context.Context, folderID string) ([]Import, error)
+	ImportByID(ctx context.Context, folderID, id string) (Import, error)
+	UpdateImport(ctx context.Context, imp Import, ev audit.Event) error
+	DeleteImport(ctx context.Context, imp Import, ev audit.Event) error
+}
+
+// ImportedSecrets is one import's contribution to a read.
+type ImportedSecrets struct {
+	Env      string
+	Path     string
+	FolderID string
+	Secrets  []Secret
+}
+
+// Target names what an import reads.
+type Target struct {
+	Env  string
+	Path string
+}
+
+func (s *Service) importScope(ctx context.Context, actor authz.Actor, sc Scope, action string) (project.Folder, project.Environment, authz.Set, error) {
+	f, env, perms, err := s.folder(ctx, actor, &sc)
+	if err != nil {
+		return f, env, perms, err
+	}
+	err = perms.Check(action, authz.SubImports, &authz.Fields{Environment: env.Slug, SecretPath: f.Path})
+	return f, env, perms, err
+}
+
+func importEvent(actor authz.Actor, typ string, sc Scope, imp Import) audit.Event {
+	return audit.New(actor, typ, map[string]any{"environment": sc.Env, "secretPath": sc.Path, "secretImportId": imp.ID,
+		"importFromEnvironment": imp.EnvSlug, "importFromSecretPath": imp.Path}).InProject(sc.ProjectID, "")
+}
+
+// CreateImport makes the folder of sc import the shared secrets of target.
+func (s *Service) CreateImport(ctx context.Context, actor authz.Actor, sc Scope, target Target) (Import, error) {
+	f, env, _, err := s.importScope(ctx, actor, sc, authz.ActCreate)
+	if err != nil {
+		return Import{}, err
+	}
+	if target.Env == "" {
+		return Import{}, invalidField("import.environment", "Required")
+	}
+	tf, tenv, err := s.folders.ResolveFolder(ctx, sc.ProjectID, target.Env, first(target.Path, "/"))
+	if err != nil {
+		return Import{}, err
+	}
+	if tf.ID == f.ID {
+		return Import{}, errs.BadRequest("A folder cannot import itself")
+	}
+	existing, err := s.store.Imports(ctx, f.ID)
+	if err != nil {
+		return Import{}, err
+	}
+	now := s.now().UTC().Truncate(time.Microsecond)
+	imp := Import{ID: uuid.Must(uuid.NewV7()).String(), FolderID: f.ID, EnvID: tenv.ID, EnvSlug: tenv.Slug, EnvName: tenv.Name,
+		Path: tf.Path, Position: len(existing) + 1, Version: 1, CreatedAt: now, UpdatedAt: now}
+	for _, e := range existing {
+		imp.Position = max(imp.Position, e.Position+1)
+	}
+	sc.Env, sc.Path = env.Slug, f.Path
+	if err := s.store.CreateImport(ctx, imp, importEvent(actor, "create-secret-import", sc, imp)); err != nil {
+		if errs.Is(err, errs.Conflict) {
+			return Import{}, errs.BadRequest("This folder already imports %s:%s", tenv.Slug, tf.Path)
+		}
+		return Import{}, err
+	}
+	return imp, nil
+}
+
+// ListImports returns a folder's imports by position.
+func (s *Service) ListImports(ctx context.Context, actor authz.Actor, sc Scope) ([]Import, error) {
+	f, _, _, err := s.importScope(ctx, actor, sc, authz.ActRead)
+	if err != nil {
+		return nil, err
+	}
+	return s.store.Imports(ctx, f.ID)
+}
+
+func (s *Service) importIn(ctx context.Context, folderID, id string) (Import, error) {
+	imp, err := s.store.ImportByID(ctx, folderID, id)
+	if errs.Is(err, errs.NotFound) {
+		return Import{}, errs.NotFoundf("Secret import with ID '%s' not found", truncate(id, 64))
+	}
+	return imp, err
+}
+
+// ImportChange moves an import or points it elsewhere; zero fields stay.
+type ImportChange struct {
+	Env      string
+	Path     string
+	Position int
+}
+
+// UpdateImport changes an import's target or position.
+func (s *Service) UpdateImport(ctx context.Context, actor authz.Actor, sc Scope, id string, c ImportChange) (Import, error) {
+	f, _, _, err := s.importScope(ctx, actor, sc, authz.ActEdit)
+	if err != nil {
+		return Import{}, err
+	}
+	imp, err := s.importIn(ctx, f.ID, id)
+	if err != nil {
+		return Import{}, err
+	}
+	if c.Env != "" || c.Path != "" {
+		tf, tenv, err := s.folders.ResolveFolder(ctx, sc.ProjectID, first(c.Env, imp.EnvSlug), first(c.Path, imp.Path))
+		if err != nil {
+			return Import{}, err
+		}
+		imp.EnvID, imp.EnvSlug, imp.EnvName, imp.Path = tenv.ID, tenv.Slug, tenv.Name, tf.Path
+	}
+	if c.Position < 0 {
+		return Import{}, invalidField("import.position", "position must be positive")
+	}
+	if c.Position > 0 {
+		imp.Position = c.Position
+	}
+	imp.Version++
+	imp.UpdatedAt = s.now().UTC().Truncate(time.Microsecond)
+	return imp, s.store.UpdateImport(ctx, imp, importEvent(actor, "update-secret-import", sc, imp))
+}
+
+// DeleteImport removes an import.
+func (s *Service) DeleteImport(ctx context.Context, actor authz.Actor, sc Scope, id string) (Import, error) {
+	f, _, _, err := s.importScope(ctx, actor, sc, authz.ActDelete)
+	if err != nil {
+		return Import{}, err
+	}
+	imp, err := s.importIn(ctx, f.ID, id)
+	if err != nil {
+		return Import{}, err
+	}
+	return imp, s.store.DeleteImport(ctx, imp, importEvent(actor, "delete-secret-import", sc, imp))
+}
+
+// imported reads the shared secrets the folder imports, breadth first, to
+// MaxImportDepth, each env:path once. Secrets the actor may not see are left
+// out; values it may not read are hidden.
+func (s *Service) imported(ctx context.Context, perms authz.Set, projectID, folderID string, o ReadOptions, rd *reader) ([]ImportedSecrets, error) {
+	type item struct {
+		imp   Import
+		depth int
+	}
+	top, err := s.store.Imports(ctx, folderID)
+	if err != nil {
+		return nil, err
+	}
+	var queue []item
+	for _, imp := range top {
+		queue = append(queue, item{imp, 1})
+	}
+	seen := map[string]bool{}
+	var out []ImportedSecrets
+	for len(queue) > 0 {
+		it := queue[0]
+		queue = queue[1:]
+		key := it.imp.EnvSlug + "=" + it.imp.Path
+		if seen[key] || it.depth > MaxImportDepth {
+			continue
+		}
+		seen[key] = true
+		f, _, err := s.folders.ResolveFolder(ctx, projectID, it.imp.EnvSlug, it.imp.Path)
+		if errs.Is(err, errs.NotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		sealed, err := s.store.FolderSecrets(ctx, f.ID, "")
+		if err != nil {
+			return nil, err
+		}
+		block := ImportedSecrets{Env: it.imp.EnvSlug, Path: f.Path, FolderID: f.ID, Secrets: []Secret{}}
+		for _, sl := range sealed {
+			describe, value := canSee(perms, it.imp.EnvSlug, f.Path, sl.Key)
+			if sl.Type != Shared || !describe {
+				continue
+			}
+			sec, err := s.open(ctx, sl, it.imp.EnvSlug, f.Path)
+			if err != nil {
+				return nil, err
+			}
+			if !value || o.HideValue {
+				sec.Value, sec.ValueHidden = HiddenValue, true
+			} else if o.Expand {
+				if err := rd.expand(ctx, &sec); err != nil {
+					return nil, err
+				}
+			}
+			block.Secrets = append(block.Secrets, sec)
+		}
+		out = append(out, block)
+		nested, err := s.store.Imports(ctx, f.ID)
+		if err != nil {
+			return nil, err
+		}
+		for _, n := range nested {
+			queue = append(queue, item{n, it.depth + 1})
+		}
+	}
+	return out, nil
+}
+
+func first(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}

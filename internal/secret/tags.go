@@ -1,0 +1,194 @@
+package secret
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/lockbox-dev/lockbox/internal/audit"
+	"github.com/lockbox-dev/lockbox/internal/authz"
+	"github.com/lockbox-dev/lockbox/internal/errs"
+	"github.com/lockbox-dev/lockbox/internal/project"
+)
+
+// Tag labels secrets of a project.
+type Tag struct {
+	ID                 string
+	ProjectID          string
+	Slug               string
+	Name               string
+	Color              string
+	CreatedBy          string
+	CreatedByActorType string
+	CreatedAt          time.Time
+	UpdatedAt          time.Time
+}
+
+// TagStore is the storage tags need.
+type TagStore interface {
+	CreateTag(ctx context.Context, t Tag, ev audit.Event) error
+	Tags(ctx context.Context, projectID string) ([]Tag, error)
+	TagByID(ctx context.Context, projectID, id string) (Tag, error)
+	TagBySlug(ctx context.Context, projectID, slug string) (Tag, error)
+	UpdateTag(ctx context.Context, t Tag, ev audit.Event) error
+	DeleteTag(ctx context.Context, t Tag, ev audit.Event) error
+	// SecretTags returns the tags of each secret.
+	SecretTags(ctx context.Context, secretIDs []string) (map[string][]Tag, error)
+}
+
+func (s *Service) tagPerms(ctx context.Context, actor authz.Actor, projectID, action string) error {
+	if _, err := uuid.Parse(projectID); err != nil {
+		return errs.NotFoundf("Project with ID '%s' not found", projectID)
+	}
+	perms, err := s.authz.ProjectPermissions(ctx, actor, projectID)
+	if err != nil {
+		return err
+	}
+	return perms.Check(action, authz.SubTags, nil)
+}
+
+func tagNotFound(what string) error { return errs.NotFoundf("Tag %s not found", what) }
+
+// TagChange is a create or update request; nil fields stay.
+type TagChange struct {
+	Slug  *string
+	Name  *string
+	Color *string
+}
+
+func (c TagChange) apply(t *Tag) error {
+	if c.Slug != nil {
+		if !project.ValidSlug(*c.Slug, 1, 64) {
+			return invalidField("slug", "slug must be 1 to 64 lowercase letters, digits and hyphens")
+		}
+		t.Slug = *c.Slug
+	}
+	if c.Name != nil && strings.TrimSpace(*c.Name) != "" {
+		t.Name = strings.TrimSpace(*c.Name)
+	}
+	if t.Name == "" {
+		t.Name = t.Slug
+	}
+	if c.Color != nil {
+		if len(*c.Color) > 32 {
+			return invalidField("color", "color must be at most 32 characters")
+		}
+		t.Color = *c.Color
+	}
+	return nil
+}
+
+// CreateTag adds a tag to a project.
+func (s *Service) CreateTag(ctx context.Context, actor authz.Actor, projectID string, c TagChange) (Tag, error) {
+	if err := s.tagPerms(ctx, actor, projectID, authz.ActCreate); err != nil {
+		return Tag{}, err
+	}
+	if c.Slug == nil {
+		return Tag{}, invalidField("slug", "Required")
+	}
+	now := s.now().UTC().Truncate(time.Microsecond)
+	t := Tag{ID: uuid.Must(uuid.NewV7()).String(), ProjectID: projectID, CreatedBy: actor.ID, CreatedByActorType: string(actor.Kind),
+		CreatedAt: now, UpdatedAt: now}
+	if err := c.apply(&t); err != nil {
+		return Tag{}, err
+	}
+	ev := audit.New(actor, "create-tag", map[string]any{"tagId": t.ID, "slug": t.Slug}).InProject(projectID, "")
+	if err := s.tags.CreateTag(ctx, t, ev); err != nil {
+		if errs.Is(err, errs.Conflict) {
+			return Tag{}, errs.BadRequest("A tag with the slug '%s' already exists", t.Slug)
+		}
+		return Tag{}, err
+	}
+	return t, nil
+}
+
+// Tags lists a project's tags.
+func (s *Service) Tags(ctx context.Context, actor authz.Actor, projectID string) ([]Tag, error) {
+	if err := s.tagPerms(ctx, actor, projectID, authz.ActRead); err != nil {
+		return nil, err
+	}
+	return s.tags.Tags(ctx, projectID)
+}
+
+// Tag returns a tag by id or, with bySlug, by slug.
+func (s *Service) Tag(ctx context.Context, actor authz.Actor, projectID, ref string, bySlug bool) (Tag, error) {
+	if err := s.tagPerms(ctx, actor, projectID, authz.ActRead); err != nil {
+		return Tag{}, err
+	}
+	var t Tag
+	var err error
+	if bySlug {
+		t, err = s.tags.TagBySlug(ctx, projectID, ref)
+	} else {
+		t, err = s.tags.TagByID(ctx, projectID, ref)
+	}
+	if errs.Is(err, errs.NotFound) {
+		return Tag{}, tagNotFound("'" + truncate(ref, 64) + "'")
+	}
+	return t, err
+}
+
+// UpdateTag changes a tag's slug, name or color.
+func (s *Service) UpdateTag(ctx context.Context, actor authz.Actor, projectID, id string, c TagChange) (Tag, error) {
+	if err := s.tagPerms(ctx, actor, projectID, authz.ActEdit); err != nil {
+		return Tag{}, err
+	}
+	t, err := s.tags.TagByID(ctx, projectID, id)
+	if errs.Is(err, errs.NotFound) {
+		return Tag{}, tagNotFound("'" + truncate(id, 64) + "'")
+	}
+	if err != nil {
+		return Tag{}, err
+	}
+	if err := c.apply(&t); err != nil {
+		return Tag{}, err
+	}
+	t.UpdatedAt = s.now().UTC().Truncate(time.Microsecond)
+	ev := audit.New(actor, "update-tag", map[string]any{"tagId": t.ID, "slug": t.Slug}).InProject(projectID, "")
+	if err := s.tags.UpdateTag(ctx, t, ev); err != nil {
+		if errs.Is(err, errs.Conflict) {
+			return Tag{}, errs.BadRequest("A tag with the slug '%s' already exists", t.Slug)
+		}
+		return Tag{}, err
+	}
+	return t, nil
+}
+
+// DeleteTag removes a tag from the project and from its secrets.
+func (s *Service) DeleteTag(ctx context.Context, actor authz.Actor, projectID, id string) (Tag, error) {
+	if err := s.tagPerms(ctx, actor, projectID, authz.ActDelete); err != nil {
+		return Tag{}, err
+	}
+	t, err := s.tags.TagByID(ctx, projectID, id)
+	if errs.Is(err, errs.NotFound) {
+		return Tag{}, tagNotFound("'" + truncate(id, 64) + "'")
+	}
+	if err != nil {
+		return Tag{}, err
+	}
+	ev := audit.New(actor, "delete-tag", map[string]any{"tagId": t.ID, "slug": t.Slug}).InProject(projectID, "")
+	return t, s.tags.DeleteTag(ctx, t, ev)
+}
+
+// resolveTagIDs checks tag ids belong to the project.
+func (s *Service) resolveTagIDs(ctx context.Context, projectID string, ids []string) ([]string, error) {
+	out := make([]string, 0, len(ids))
+	for _, id := range ids {
+		if _, err := s.tags.TagByID(ctx, projectID, id); errs.Is(err, errs.NotFound) {
+			return nil, errs.NotFoundf("Tag not found: %s", truncate(id, 64))
+		} else if err != nil {
+			return nil, err
+		}
+		out = append(out, id)
+	}
+	return out, nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
