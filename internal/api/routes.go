@@ -40,6 +40,7 @@ func (s *Server) routes() {
 	s.tokenRoutes(m)
 	s.secretRoutes(m)
 	s.importTagRoutes(m)
+	s.secretHistoryRoutes(m)
 
 	// Audit log.
 	m.Handle("GET /api/v1/organization/audit-logs", s.authed(s.auditLogs))

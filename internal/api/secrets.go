@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/lockbox-dev/lockbox/internal/secret"
@@ -264,4 +265,110 @@ func (s *Server) secretBatchCreate(w http.ResponseWriter, r *http.Request) error
 	return writeJSON(w, http.StatusOK, struct {
 		Secrets []wireSecret `json:"secrets"`
 	}{toWireSecrets(secs)})
+}
+
+// secretHistoryRoutes serves secrets by id, batch updates and deletes, and versions.
+func (s *Server) secretHistoryRoutes(m *http.ServeMux) {
+	m.Handle("GET /api/v3/secrets/raw/id/{secretId}", s.authed(s.secretGetByID))
+	m.Handle("GET /api/v4/secrets/id/{secretId}", s.authed(s.secretGetByID))
+	m.Handle("PATCH /api/v3/secrets/batch/raw", s.authed(s.secretBatchUpdate))
+	m.Handle("PATCH /api/v4/secrets/batch", s.authed(s.secretBatchUpdate))
+	m.Handle("DELETE /api/v3/secrets/batch/raw", s.authed(s.secretBatchDelete))
+	m.Handle("DELETE /api/v4/secrets/batch", s.authed(s.secretBatchDelete))
+	m.Handle("GET /api/v1/secret/{secretId}/secret-versions", s.authed(s.secretVersions))
+	m.Handle("POST /api/v1/secret/{secretId}/secret-versions/{version}/rollback", s.authed(s.secretRollback))
+}
+
+func (s *Server) secretGetByID(w http.ResponseWriter, r *http.Request) error {
+	sec, err := s.svc.Secrets.GetByID(r.Context(), actorFrom(r.Context()), r.PathValue("secretId"))
+	if err != nil {
+		return err
+	}
+	return writeSecret(w, sec)
+}
+
+type batchItemBody struct {
+	SecretKey             string    `json:"secretKey"`
+	SecretPath            string    `json:"secretPath"`
+	Type                  string    `json:"type"`
+	SecretValue           *string   `json:"secretValue"`
+	SecretComment         *string   `json:"secretComment"`
+	SkipMultilineEncoding *bool     `json:"skipMultilineEncoding"`
+	NewSecretName         *string   `json:"newSecretName"`
+	TagIDs                *[]string `json:"tagIds"`
+}
+
+type batchBody struct {
+	secretBody
+	Mode    string          `json:"mode"`
+	Secrets []batchItemBody `json:"secrets"`
+}
+
+func (b batchBody) items() []secret.BatchItem {
+	out := make([]secret.BatchItem, len(b.Secrets))
+	for i, it := range b.Secrets {
+		out[i] = secret.BatchItem{Key: it.SecretKey, Path: it.SecretPath, Change: secret.Change{Type: it.Type, NewKey: it.NewSecretName,
+			Value: it.SecretValue, Comment: it.SecretComment, SkipMultiline: it.SkipMultilineEncoding, TagIDs: it.TagIDs}}
+	}
+	return out
+}
+
+func writeSecrets(w http.ResponseWriter, secs []secret.Secret) error {
+	return writeJSON(w, http.StatusOK, struct {
+		Secrets []wireSecret `json:"secrets"`
+	}{toWireSecrets(secs)})
+}
+
+func (s *Server) secretBatchUpdate(w http.ResponseWriter, r *http.Request) error {
+	var req batchBody
+	if err := s.decode(r, &req); err != nil {
+		return err
+	}
+	secs, err := s.svc.Secrets.UpdateMany(r.Context(), actorFrom(r.Context()), req.scope(), req.Mode, req.items())
+	if err != nil {
+		return err
+	}
+	return writeSecrets(w, secs)
+}
+
+func (s *Server) secretBatchDelete(w http.ResponseWriter, r *http.Request) error {
+	var req batchBody
+	if err := s.decode(r, &req); err != nil {
+		return err
+	}
+	secs, err := s.svc.Secrets.DeleteMany(r.Context(), actorFrom(r.Context()), req.scope(), req.items())
+	if err != nil {
+		return err
+	}
+	return writeSecrets(w, secs)
+}
+
+func (s *Server) secretVersions(w http.ResponseWriter, r *http.Request) error {
+	offset, err := queryInt(r, 0, 0, 1<<30, "offset")
+	if err != nil {
+		return err
+	}
+	limit, err := queryInt(r, 20, 1, 100, "limit")
+	if err != nil {
+		return err
+	}
+	secs, err := s.svc.Secrets.Versions(r.Context(), actorFrom(r.Context()), r.PathValue("secretId"), offset, limit)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, struct {
+		SecretVersions []wireSecret `json:"secretVersions"`
+	}{toWireSecrets(secs)})
+}
+
+func (s *Server) secretRollback(w http.ResponseWriter, r *http.Request) error {
+	v, err := strconv.Atoi(r.PathValue("version"))
+	if err != nil || v < 1 {
+		return field("version", "version must be a positive integer")
+	}
+	sec, err := s.svc.Secrets.Rollback(r.Context(), actorFrom(r.Context()), r.PathValue("secretId"), v)
+	if err != nil {
+		return err
+	}
+	return writeSecret(w, sec)
 }

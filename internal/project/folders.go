@@ -148,6 +148,12 @@ func (s *Service) ResolveFolder(ctx context.Context, projectID, envSlug, path st
 	return f, env, err
 }
 
+// FolderLocation returns a folder (with its path) and its environment. It
+// checks no permission: callers check their own subject.
+func (s *Service) FolderLocation(ctx context.Context, folderID string) (Folder, Environment, error) {
+	return s.store.FolderLocation(ctx, folderID)
+}
+
 // ChildFolders lists the folders directly under folderID. It checks no
 // permission: callers check their own subject.
 func (s *Service) ChildFolders(ctx context.Context, folderID string) ([]Folder, error) {

@@ -42,6 +42,8 @@ type Store interface {
 	// missing folders on parentPath first.
 	CreateFolder(ctx context.Context, envID, parentPath string, f Folder, ev audit.Event) (Folder, error)
 	UpdateFolder(ctx context.Context, f Folder, ev audit.Event) error
+	// FolderLocation returns a folder (with its path) and its environment.
+	FolderLocation(ctx context.Context, id string) (Folder, Environment, error)
 	// DeleteFolder deletes a folder and its whole subtree.
 	DeleteFolder(ctx context.Context, f Folder, ev audit.Event) error
 }

@@ -79,6 +79,8 @@ type Store interface {
 	// UpdateSecret writes s as version s.Version if the stored version is s.Version-1.
 	UpdateSecret(ctx context.Context, s Sealed, actorType, actorID string, ev audit.Event) error
 	DeleteSecret(ctx context.Context, id string, ev audit.Event) error
+	// SecretVersions lists a secret's history, newest first.
+	SecretVersions(ctx context.Context, id string, offset, limit int) ([]Sealed, error)
 	// AppendAudit records an event that changes nothing (a read).
 	AppendAudit(ctx context.Context, ev audit.Event) error
 	TagStore
@@ -90,6 +92,7 @@ type Folders interface {
 	ResolveFolder(ctx context.Context, projectID, envSlug, path string) (project.Folder, project.Environment, error)
 	ChildFolders(ctx context.Context, folderID string) ([]project.Folder, error)
 	IDBySlug(ctx context.Context, actor authz.Actor, slug string) (string, error)
+	FolderLocation(ctx context.Context, folderID string) (project.Folder, project.Environment, error)
 }
 
 // Authorizer resolves an actor's permissions in a project.

@@ -343,3 +343,16 @@ func (db *DB) DeleteFolder(ctx context.Context, f project.Folder, ev audit.Event
 		return tx.insertAudit(ctx, ev)
 	})
 }
+
+// FolderLocation returns a folder (with its path) and its environment.
+func (db *DB) FolderLocation(ctx context.Context, id string) (project.Folder, project.Environment, error) {
+	var e project.Environment
+	err := db.readRow(ctx, `SELECT e.id, e.project_id, e.name, e.slug, e.position, e.created_at, e.updated_at
+		FROM folders f JOIN environments e ON e.id = f.env_id WHERE f.id = ?`, id).
+		Scan(&e.ID, &e.ProjectID, &e.Name, &e.Slug, &e.Position, timeCol{&e.CreatedAt}, timeCol{&e.UpdatedAt})
+	if err != nil {
+		return project.Folder{}, e, dbErr(err, "FolderLocation")
+	}
+	f, err := db.FolderByID(ctx, e.ID, id)
+	return f, e, err
+}

@@ -123,3 +123,23 @@ func (db *DB) DeleteSecret(ctx context.Context, id string, ev audit.Event) error
 		return tx.insertAudit(ctx, ev)
 	})
 }
+
+// SecretVersions lists a secret's history, newest first.
+func (db *DB) SecretVersions(ctx context.Context, id string, offset, limit int) ([]secret.Sealed, error) {
+	rows, err := db.readq(ctx, `SELECT s.id, s.project_id, s.folder_id, h.key, s.type, COALESCE(s.user_id, ''), h.version,
+		h.value, h.comment, h.skip_multiline_encoding, s.created_at, h.created_at
+		FROM secret_versions h JOIN secrets s ON s.id = h.secret_id WHERE h.secret_id = ? ORDER BY h.version DESC LIMIT ? OFFSET ?`, id, limit, offset)
+	if err != nil {
+		return nil, dbErr(err, "SecretVersions")
+	}
+	defer rows.Close()
+	var out []secret.Sealed
+	for rows.Next() {
+		s, err := scanSecret(rows)
+		if err != nil {
+			return nil, dbErr(err, "scan secret version")
+		}
+		out = append(out, s)
+	}
+	return out, dbErr(rows.Err(), "SecretVersions")
+}

@@ -1,0 +1,213 @@
+package secret
+
+import (
+	"context"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/lockbox-dev/lockbox/internal/authz"
+	"github.com/lockbox-dev/lockbox/internal/errs"
+	"github.com/lockbox-dev/lockbox/internal/project"
+)
+
+// byID loads a secret by id with its location and the actor's permissions.
+func (s *Service) byID(ctx context.Context, actor authz.Actor, id string) (Sealed, project.Folder, project.Environment, authz.Set, error) {
+	notFound := errs.NotFoundf("Secret with ID '%s' not found", truncate(id, 64))
+	if _, err := uuid.Parse(id); err != nil {
+		return Sealed{}, project.Folder{}, project.Environment{}, authz.Set{}, notFound
+	}
+	sl, err := s.store.SecretByID(ctx, id)
+	if errs.Is(err, errs.NotFound) {
+		return Sealed{}, project.Folder{}, project.Environment{}, authz.Set{}, notFound
+	}
+	if err != nil {
+		return Sealed{}, project.Folder{}, project.Environment{}, authz.Set{}, err
+	}
+	perms, err := s.authz.ProjectPermissions(ctx, actor, sl.ProjectID)
+	if errs.Is(err, errs.NotFound) {
+		return Sealed{}, project.Folder{}, project.Environment{}, authz.Set{}, notFound
+	}
+	if err != nil {
+		return Sealed{}, project.Folder{}, project.Environment{}, authz.Set{}, err
+	}
+	if sl.Type == Personal && sl.UserID != userOf(actor) {
+		return Sealed{}, project.Folder{}, project.Environment{}, authz.Set{}, notFound
+	}
+	f, env, err := s.folders.FolderLocation(ctx, sl.FolderID)
+	return sl, f, env, perms, err
+}
+
+// GetByID returns a secret by id (what Terraform reads).
+func (s *Service) GetByID(ctx context.Context, actor authz.Actor, id string) (Secret, error) {
+	sl, f, env, perms, err := s.byID(ctx, actor, id)
+	if err != nil {
+		return Secret{}, err
+	}
+	describe, value := canSee(perms, env.Slug, f.Path, sl.Key)
+	if !describe {
+		return Secret{}, errs.PermissionDenied(authz.ActRead, authz.SubSecrets)
+	}
+	sec, err := s.open(ctx, sl, env.Slug, f.Path)
+	if err != nil {
+		return Secret{}, err
+	}
+	if !value {
+		sec.Value, sec.ValueHidden = HiddenValue, true
+	}
+	return s.auditedRead(ctx, actor, sec)
+}
+
+// Versions lists a secret's versions, newest first.
+func (s *Service) Versions(ctx context.Context, actor authz.Actor, id string, offset, limit int) ([]Secret, error) {
+	sl, f, env, perms, err := s.byID(ctx, actor, id)
+	if err != nil {
+		return nil, err
+	}
+	if err := perms.Check(authz.ActRead, authz.SubSecretRollback, nil); err != nil {
+		return nil, err
+	}
+	_, value := canSee(perms, env.Slug, f.Path, sl.Key)
+	hist, err := s.store.SecretVersions(ctx, sl.ID, offset, limit)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Secret, 0, len(hist))
+	for _, h := range hist {
+		sec, err := s.open(ctx, h, env.Slug, f.Path)
+		if err != nil {
+			return nil, err
+		}
+		if !value {
+			sec.Value, sec.ValueHidden = HiddenValue, true
+		}
+		out = append(out, sec)
+	}
+	return out, nil
+}
+
+// Rollback writes a new version whose key, value, comment and encoding are
+// those of version v.
+func (s *Service) Rollback(ctx context.Context, actor authz.Actor, id string, v int) (Secret, error) {
+	sl, f, env, perms, err := s.byID(ctx, actor, id)
+	if err != nil {
+		return Secret{}, err
+	}
+	if err := perms.Check(authz.ActCreate, authz.SubSecretRollback, nil); err != nil {
+		return Secret{}, err
+	}
+	if err := perms.Check(authz.ActEdit, authz.SubSecrets, fields(env.Slug, f.Path, sl.Key)); err != nil {
+		return Secret{}, err
+	}
+	old, err := s.store.SecretVersion(ctx, sl.ID, v)
+	if errs.Is(err, errs.NotFound) {
+		return Secret{}, errs.NotFoundf("Secret has no version %d", v)
+	}
+	if err != nil {
+		return Secret{}, err
+	}
+	prev, err := s.open(ctx, old, env.Slug, f.Path)
+	if err != nil {
+		return Secret{}, err
+	}
+	sec, err := s.open(ctx, sl, env.Slug, f.Path)
+	if err != nil {
+		return Secret{}, err
+	}
+	if prev.Key != sec.Key {
+		if _, err := s.store.SecretByKey(ctx, f.ID, prev.Key, sec.Type, sec.UserID); err == nil {
+			return Secret{}, errs.BadRequest("Cannot roll back: a secret named '%s' exists in this folder", prev.Key)
+		}
+	}
+	sec.Key, sec.Value, sec.Comment, sec.SkipMultiline = prev.Key, prev.Value, prev.Comment, prev.SkipMultiline
+	sec.Version++
+	sec.UpdatedAt = s.now().UTC().Truncate(time.Microsecond)
+	nsl, err := s.seal(ctx, sec)
+	if err != nil {
+		return Secret{}, err
+	}
+	ev := event(actor, "secret-rollback", sec)
+	ev.Metadata["rolledBackToVersion"] = v
+	if err := s.store.UpdateSecret(ctx, nsl, string(actor.Kind), actor.ID, ev); err != nil {
+		return Secret{}, err
+	}
+	return sec, nil
+}
+
+// BatchItem is one entry of a batch update.
+type BatchItem struct {
+	Key  string
+	Path string // overrides the batch's path when set
+	Change
+}
+
+// Batch modes for updates of missing secrets.
+const (
+	FailOnNotFound = "failOnNotFound"
+	Upsert         = "upsert"
+	Ignore         = "ignore"
+)
+
+// UpdateMany applies changes one secret at a time; a missing secret fails,
+// is created (upsert) or is skipped (ignore). It stops at the first error.
+func (s *Service) UpdateMany(ctx context.Context, actor authz.Actor, sc Scope, mode string, items []BatchItem) ([]Secret, error) {
+	if len(items) == 0 {
+		return nil, invalidField("secrets", "At least one secret is required")
+	}
+	if mode == "" {
+		mode = FailOnNotFound
+	}
+	if mode != FailOnNotFound && mode != Upsert && mode != Ignore {
+		return nil, invalidField("mode", "mode must be failOnNotFound, upsert or ignore")
+	}
+	var out []Secret
+	for _, it := range items {
+		isc := sc
+		if it.Path != "" {
+			isc.Path = it.Path
+		}
+		sec, err := s.Update(ctx, actor, isc, it.Key, it.Change)
+		if errs.Is(err, errs.NotFound) && mode != FailOnNotFound && it.Value != nil {
+			if mode == Ignore {
+				continue
+			}
+			var created []Secret
+			created, err = s.Create(ctx, actor, isc, []New{{Key: it.Key, Value: *it.Value, Comment: deref(it.Comment),
+				Type: it.Type, SkipMultiline: deref(it.SkipMultiline)}})
+			if err == nil {
+				sec = created[0]
+			}
+		} else if errs.Is(err, errs.NotFound) && mode == Ignore {
+			continue
+		}
+		if err != nil {
+			return out, err
+		}
+		out = append(out, sec)
+	}
+	return out, nil
+}
+
+// DeleteMany deletes secrets one at a time, stopping at the first error.
+func (s *Service) DeleteMany(ctx context.Context, actor authz.Actor, sc Scope, keys []BatchItem) ([]Secret, error) {
+	if len(keys) == 0 {
+		return nil, invalidField("secrets", "At least one secret is required")
+	}
+	var out []Secret
+	for _, it := range keys {
+		sec, err := s.Delete(ctx, actor, sc, it.Key, it.Type)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, sec)
+	}
+	return out, nil
+}
+
+func deref[T any](p *T) T {
+	var zero T
+	if p == nil {
+		return zero
+	}
+	return *p
+}
