@@ -50,8 +50,8 @@ func main() {
 }
 
 func run() error {
-	scenario := flag.String("scenario", "login", "login")
-	secrets := flag.Int("secrets", 1, "client secrets on the identity (login)")
+	scenario := flag.String("scenario", "login", "login or secrets-list")
+	secrets := flag.Int("secrets", 1, "client secrets on the identity (login) or secrets in the folder (secrets-list)")
 	conc := flag.Int("c", 8, "concurrent clients")
 	dur := flag.Duration("d", 10*time.Second, "duration of the measured run")
 	db := flag.String("db", "sqlite", "sqlite or postgres (own server only)")
@@ -76,6 +76,8 @@ func run() error {
 	switch *scenario {
 	case "login":
 		op, err = prepareLogin(ctx, c, url, boot.Identity.ID, *secrets)
+	case "secrets-list":
+		op, err = prepareSecretsList(ctx, c, url, *secrets)
 	default:
 		return fmt.Errorf("unknown scenario %q", *scenario)
 	}
@@ -156,6 +158,59 @@ func prepareLogin(ctx context.Context, c *client.Client, url, identityID string,
 	body, _ := json.Marshal(map[string]string{"clientId": ua.IdentityUniversalAuth.ClientID, "clientSecret": secret})
 	return func(hc *http.Client) error {
 		resp, err := hc.Post(url+"/api/v1/auth/universal-auth/login", "application/json", bytes.NewReader(body))
+		if err != nil {
+			return err
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return fmt.Errorf("status %d", resp.StatusCode)
+		}
+		return nil
+	}, nil
+}
+
+// prepareSecretsList makes a project whose dev root holds n secrets, a fifth of
+// them with two references each, and one import of staging (10 secrets); the
+// operation lists dev with references expanded and imports included.
+func prepareSecretsList(ctx context.Context, c *client.Client, url string, n int) (func(*http.Client) error, error) {
+	var p struct {
+		Project struct{ ID string } `json:"project"`
+	}
+	if err := c.Do(ctx, "POST", "/api/v1/projects", map[string]any{"projectName": "bench"}, &p); err != nil {
+		return nil, err
+	}
+	id := p.Project.ID
+	batch := func(env string, items []map[string]any) error {
+		return c.Do(ctx, "POST", "/api/v3/secrets/batch/raw", map[string]any{"workspaceId": id, "environment": env, "secretPath": "/", "secrets": items}, nil)
+	}
+	var dev, staging []map[string]any
+	for i := range n {
+		v := fmt.Sprintf("value-%d-%s", i, "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx")
+		if i%5 == 4 {
+			v = fmt.Sprintf("postgres://${KEY_%d}:${staging.IMPORTED_%d}@db/%d", i-1, i%10, i)
+		}
+		dev = append(dev, map[string]any{"secretKey": fmt.Sprintf("KEY_%d", i), "secretValue": v})
+	}
+	for i := range 10 {
+		staging = append(staging, map[string]any{"secretKey": fmt.Sprintf("IMPORTED_%d", i), "secretValue": fmt.Sprintf("imp-%d", i)})
+	}
+	if err := batch("dev", dev); err != nil {
+		return nil, err
+	}
+	if err := batch("staging", staging); err != nil {
+		return nil, err
+	}
+	if err := c.Do(ctx, "POST", "/api/v1/secret-imports", map[string]any{"workspaceId": id, "environment": "dev", "path": "/",
+		"import": map[string]any{"environment": "staging", "path": "/"}}, nil); err != nil {
+		return nil, err
+	}
+	target := url + "/api/v3/secrets/raw?workspaceId=" + id + "&environment=dev&secretPath=/&expandSecretReferences=true&include_imports=true"
+	token := c.Token
+	return func(hc *http.Client) error {
+		req, _ := http.NewRequest("GET", target, nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := hc.Do(req)
 		if err != nil {
 			return err
 		}

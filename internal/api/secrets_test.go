@@ -7,10 +7,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	infisical "github.com/infisical/go-sdk"
+	"github.com/infisical/go-sdk/packages/models"
 
 	"github.com/lockbox-dev/lockbox/internal/app/apptest"
 	"github.com/lockbox-dev/lockbox/internal/store"
@@ -275,6 +277,13 @@ func TestGoSDKSecrets(t *testing.T) {
 			if s.SecretKey == "URL" && s.SecretValue != "https://h/k1" {
 				t.Fatalf("SDK expanded URL = %q", s.SecretValue)
 			}
+		}
+		// Imports through the SDK: an imported secret appears in the merged list.
+		putSecret(t, e, e.Token, p.ID, "staging", "/", "FROM_STAGING", "st")
+		addImport(t, e, p.ID, "dev", "/", "staging", "/")
+		merged, err := sdk.Secrets().List(infisical.ListSecretsOptions{ProjectID: p.ID, Environment: "dev", IncludeImports: true})
+		if err != nil || !slices.ContainsFunc(merged, func(s models.Secret) bool { return s.SecretKey == "FROM_STAGING" && s.SecretValue == "st" }) {
+			t.Fatalf("SDK list with imports: %+v %v", merged, err)
 		}
 		upd, err := sdk.Secrets().Update(infisical.UpdateSecretOptions{SecretKey: "API_KEY", ProjectID: p.ID, Environment: "dev", NewSecretValue: "k2"})
 		if err != nil || upd.SecretValue != "k2" || upd.Version != 2 {
