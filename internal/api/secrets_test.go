@@ -131,6 +131,8 @@ func TestSecretsBadInput(t *testing.T) {
 	}{
 		{"space in name", "HAS%20SPACE", body(), 422, "ValidationFailure"},
 		{"colon in name", "A:B", body(), 422, "ValidationFailure"},
+		{"slash in name", "A%2FB", body(), 422, "ValidationFailure"},
+		{"raw slash in name", "A/B", body(), 404, "NotFound"},
 		{"path traversal", "K", body("secretPath", "/a/../b"), 422, "ValidationFailure"},
 		{"unknown environment", "K", body("environment", "nope"), 404, "NotFound"},
 		{"missing folder", "K", body("secretPath", "/does/not/exist"), 404, "NotFound"},
