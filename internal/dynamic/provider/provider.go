@@ -1,0 +1,123 @@
+// Package provider defines what a dynamic-secret target must do and keeps the
+// registry of built-in targets, by the type names Infisical uses.
+package provider
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+)
+
+// Provider creates and removes short-lived credentials in one target system.
+type Provider interface {
+	// Validate checks the target is reachable with the configured admin credentials.
+	Validate(ctx context.Context) error
+	// Create makes the credential described by req. Calling it again with the
+	// same req.Username after a crash must be safe.
+	Create(ctx context.Context, req CreateRequest) (CreateResponse, error)
+	// Revoke removes the credential. Revoking one that no longer exists is success.
+	Revoke(ctx context.Context, req RevokeRequest) error
+}
+
+// Renewer is implemented by providers whose credentials carry their own expiry.
+type Renewer interface {
+	Renew(ctx context.Context, req RenewRequest) error
+}
+
+// CreateRequest describes a credential to make.
+type CreateRequest struct {
+	Username   string
+	Password   string
+	Expiration time.Time
+}
+
+// CreateResponse is what the lease hands to the client (Infisical's lease "data").
+type CreateResponse struct {
+	Data map[string]string
+}
+
+// RevokeRequest names a credential to remove.
+type RevokeRequest struct {
+	Username string
+}
+
+// RenewRequest moves a credential's expiry.
+type RenewRequest struct {
+	Username   string
+	Expiration time.Time
+}
+
+// Input describes one provider input, so that validation, redaction and
+// documentation share one source.
+type Input struct {
+	Name     string
+	Required bool
+	Secret   bool // never returned in clear
+	Doc      string
+}
+
+// Factory decodes inputs strictly (unknown fields are an error) and validates
+// them without contacting the target.
+type Factory func(inputs json.RawMessage) (Provider, error)
+
+// Registration is a provider type.
+type Registration struct {
+	Type   string
+	New    Factory
+	Inputs []Input
+}
+
+var (
+	mu       sync.RWMutex
+	registry = map[string]Registration{}
+)
+
+// Register adds a provider type; it panics on an empty or duplicate name, like sql.Register.
+func Register(r Registration) {
+	mu.Lock()
+	defer mu.Unlock()
+	if r.Type == "" || r.New == nil {
+		panic("provider: Register with empty type or nil factory")
+	}
+	if _, dup := registry[r.Type]; dup {
+		panic(fmt.Sprintf("provider: Register called twice for %q", r.Type))
+	}
+	registry[r.Type] = r
+}
+
+// Lookup finds a provider type.
+func Lookup(typ string) (Registration, bool) {
+	mu.RLock()
+	defer mu.RUnlock()
+	r, ok := registry[typ]
+	return r, ok
+}
+
+// Types lists the registered provider types.
+func Types() []string {
+	mu.RLock()
+	defer mu.RUnlock()
+	out := make([]string, 0, len(registry))
+	for t := range registry {
+		out = append(out, t)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Redact returns inputs with every secret input replaced, for display.
+func (r Registration) Redact(inputs map[string]any) map[string]any {
+	out := make(map[string]any, len(inputs))
+	for k, v := range inputs {
+		out[k] = v
+	}
+	for _, in := range r.Inputs {
+		if _, ok := out[in.Name]; ok && in.Secret {
+			out[in.Name] = "******"
+		}
+	}
+	return out
+}

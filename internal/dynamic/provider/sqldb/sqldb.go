@@ -1,0 +1,289 @@
+// Package sqldb is the "sql-database" dynamic-secret provider: database users
+// created and dropped in PostgreSQL or MySQL/MariaDB from templated statements.
+package sqldb
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
+
+	"github.com/lockbox-dev/lockbox/internal/dynamic/provider"
+)
+
+func init() {
+	provider.Register(provider.Registration{Type: "sql-database", New: New, Inputs: Inputs})
+}
+
+// Inputs are the provider's inputs, as Infisical names them.
+var Inputs = []provider.Input{
+	{Name: "client", Required: true, Doc: `"postgres", or "mysql2" (also "mysql"; MariaDB counts)`},
+	{Name: "host", Required: true, Doc: "database host"},
+	{Name: "port", Required: true, Doc: "database port"},
+	{Name: "database", Required: true, Doc: "database the users are granted on"},
+	{Name: "username", Required: true, Doc: "admin user that creates and drops users"},
+	{Name: "password", Required: true, Secret: true, Doc: "admin password"},
+	{Name: "creationStatement", Doc: "statements run to create a user; {{username}}, {{password}}, {{expiration}}, {{database}}"},
+	{Name: "revocationStatement", Doc: "statements run to drop a user"},
+	{Name: "renewStatement", Doc: "statements run to move a user's expiry"},
+	{Name: "ca", Doc: "PEM CA certificate; when set the connection uses TLS and verifies the server"},
+}
+
+// Config is the decoded inputs.
+type Config struct {
+	Client              string      `json:"client"`
+	Host                string      `json:"host"`
+	Port                json.Number `json:"port"`
+	Database            string      `json:"database"`
+	Username            string      `json:"username"`
+	Password            string      `json:"password"`
+	CreationStatement   string      `json:"creationStatement"`
+	RevocationStatement string      `json:"revocationStatement"`
+	RenewStatement      string      `json:"renewStatement"`
+	CA                  string      `json:"ca"`
+	// Accepted for compatibility with Infisical's clients; not used.
+	SSLEnabled           *bool           `json:"sslEnabled,omitempty"`
+	GatewayID            *string         `json:"gatewayId,omitempty"`
+	PasswordRequirements json.RawMessage `json:"passwordRequirements,omitempty"`
+}
+
+// Default statements per client.
+var defaults = map[string][3]string{
+	"postgres": {
+		`CREATE ROLE "{{username}}" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';
+GRANT CONNECT ON DATABASE "{{database}}" TO "{{username}}";
+GRANT USAGE ON SCHEMA public TO "{{username}}";
+GRANT SELECT ON ALL TABLES IN SCHEMA public TO "{{username}}";`,
+		`DROP OWNED BY "{{username}}"; DROP ROLE IF EXISTS "{{username}}";`,
+		`ALTER ROLE "{{username}}" VALID UNTIL '{{expiration}}';`,
+	},
+	"mysql": {
+		"CREATE USER '{{username}}'@'%' IDENTIFIED BY '{{password}}';\nGRANT SELECT ON `{{database}}`.* TO '{{username}}'@'%';",
+		"DROP USER IF EXISTS '{{username}}'@'%';",
+		"",
+	},
+}
+
+// SQL is a configured provider.
+type SQL struct {
+	cfg    Config
+	flavor string // "postgres" or "mysql"
+}
+
+var _ provider.Provider = (*SQL)(nil)
+var _ provider.Renewer = (*SQL)(nil)
+
+// New decodes inputs strictly and validates them without connecting.
+func New(inputs json.RawMessage) (provider.Provider, error) {
+	var c Config
+	dec := json.NewDecoder(bytes.NewReader(inputs))
+	dec.DisallowUnknownFields()
+	dec.UseNumber()
+	if err := dec.Decode(&c); err != nil {
+		return nil, fmt.Errorf("sql-database inputs: %v", err)
+	}
+	var problems []string
+	flavor := ""
+	switch strings.ToLower(c.Client) {
+	case "postgres", "postgresql", "pg":
+		flavor = "postgres"
+	case "mysql2", "mysql", "mariadb":
+		flavor = "mysql"
+	default:
+		problems = append(problems, fmt.Sprintf("client %q is not supported (use postgres or mysql2)", c.Client))
+	}
+	for name, v := range map[string]string{"host": c.Host, "database": c.Database, "username": c.Username} {
+		if strings.TrimSpace(v) == "" {
+			problems = append(problems, name+" is required")
+		}
+	}
+	if p, err := strconv.Atoi(c.Port.String()); err != nil || p < 1 || p > 65535 {
+		problems = append(problems, "port must be a number from 1 to 65535")
+	}
+	if c.CA != "" && !x509.NewCertPool().AppendCertsFromPEM([]byte(c.CA)) {
+		problems = append(problems, "ca is not a PEM certificate")
+	}
+	if len(problems) > 0 {
+		return nil, errors.New("sql-database inputs: " + strings.Join(problems, "; "))
+	}
+	d := defaults[flavor]
+	if strings.TrimSpace(c.CreationStatement) == "" {
+		c.CreationStatement = d[0]
+	}
+	if strings.TrimSpace(c.RevocationStatement) == "" {
+		c.RevocationStatement = d[1]
+	}
+	if strings.TrimSpace(c.RenewStatement) == "" {
+		c.RenewStatement = d[2]
+	}
+	return &SQL{cfg: c, flavor: flavor}, nil
+}
+
+// safeValue is what may be substituted into a statement: the server generates
+// usernames and passwords from this alphabet, so no quoting context can be broken.
+var safeValue = regexp.MustCompile(`^[a-zA-Z0-9_.\-]{1,128}$`)
+
+func (s *SQL) render(stmt, username, password string, exp time.Time) (string, error) {
+	if !safeValue.MatchString(username) || (password != "" && !safeValue.MatchString(password)) {
+		return "", errors.New("username and password must use letters, digits, '_', '.' and '-' only")
+	}
+	db := s.cfg.Database
+	if s.flavor == "postgres" {
+		db = strings.ReplaceAll(db, `"`, `""`)
+	} else {
+		db = strings.ReplaceAll(db, "`", "``")
+	}
+	return strings.NewReplacer("{{username}}", username, "{{password}}", password,
+		"{{expiration}}", exp.UTC().Format("2006-01-02 15:04:05+00"), "{{database}}", db).Replace(stmt), nil
+}
+
+func (s *SQL) open() (*sql.DB, error) {
+	addr := net.JoinHostPort(s.cfg.Host, s.cfg.Port.String())
+	var tlsConf *tls.Config
+	if s.cfg.CA != "" {
+		pool := x509.NewCertPool()
+		pool.AppendCertsFromPEM([]byte(s.cfg.CA))
+		tlsConf = &tls.Config{RootCAs: pool, ServerName: s.cfg.Host, MinVersion: tls.VersionTLS12}
+	}
+	if s.flavor == "postgres" {
+		pc, err := pgx.ParseConfig("")
+		if err != nil {
+			return nil, err
+		}
+		pc.Host, pc.User, pc.Password, pc.Database = s.cfg.Host, s.cfg.Username, s.cfg.Password, s.cfg.Database
+		port, _ := strconv.Atoi(s.cfg.Port.String())
+		pc.Port = uint16(port)
+		pc.TLSConfig = tlsConf
+		pc.Fallbacks = nil
+		pc.ConnectTimeout = 10 * time.Second
+		pc.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol // multi-statement templates
+		return stdlib.OpenDB(*pc), nil
+	}
+	mc := mysql.NewConfig()
+	mc.User, mc.Passwd, mc.Net, mc.Addr, mc.DBName = s.cfg.Username, s.cfg.Password, "tcp", addr, s.cfg.Database
+	mc.MultiStatements = true
+	mc.Timeout = 10 * time.Second
+	if tlsConf != nil {
+		name := "lockbox-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+		if err := mysql.RegisterTLSConfig(name, tlsConf); err != nil {
+			return nil, err
+		}
+		mc.TLSConfig = name
+	}
+	conn, err := mysql.NewConnector(mc)
+	if err != nil {
+		return nil, err
+	}
+	return sql.OpenDB(conn), nil
+}
+
+// describe turns a driver error into text safe to store and show: the
+// server's message, with anything shaped like URL credentials removed. The
+// admin password is never part of a driver's error text.
+func describe(op string, err error) error {
+	return fmt.Errorf("%s: %s", op, passwordInURL.ReplaceAllString(err.Error(), "://***@"))
+}
+
+var passwordInURL = regexp.MustCompile(`://[^@/\s]*@`)
+
+func (s *SQL) exec(ctx context.Context, op, stmt string) error {
+	db, err := s.open()
+	if err != nil {
+		return describe(op, err)
+	}
+	defer db.Close()
+	if _, err := db.ExecContext(ctx, stmt); err != nil {
+		return describe(op, err)
+	}
+	return nil
+}
+
+// Validate connects with the admin credentials.
+func (s *SQL) Validate(ctx context.Context) error {
+	db, err := s.open()
+	if err != nil {
+		return describe("connect", err)
+	}
+	defer db.Close()
+	if err := db.PingContext(ctx); err != nil {
+		return describe("connect", err)
+	}
+	return nil
+}
+
+func (s *SQL) exists(ctx context.Context, username string) (bool, error) {
+	db, err := s.open()
+	if err != nil {
+		return false, describe("look up user", err)
+	}
+	defer db.Close()
+	q := `SELECT COUNT(*) FROM pg_roles WHERE rolname = $1`
+	if s.flavor == "mysql" {
+		q = `SELECT COUNT(*) FROM mysql.user WHERE User = ?`
+	}
+	var n int
+	if err := db.QueryRowContext(ctx, q, username).Scan(&n); err != nil {
+		return false, describe("look up user", err)
+	}
+	return n > 0, nil
+}
+
+// Create runs the creation statements. A user left by an earlier attempt
+// with the same name is dropped first, so a retry after a crash is safe.
+func (s *SQL) Create(ctx context.Context, req provider.CreateRequest) (provider.CreateResponse, error) {
+	if _, err := s.render("", req.Username, req.Password, req.Expiration); err != nil {
+		return provider.CreateResponse{}, err
+	}
+	if err := s.Revoke(ctx, provider.RevokeRequest{Username: req.Username}); err != nil {
+		return provider.CreateResponse{}, err
+	}
+	stmt, err := s.render(s.cfg.CreationStatement, req.Username, req.Password, req.Expiration)
+	if err != nil {
+		return provider.CreateResponse{}, err
+	}
+	if err := s.exec(ctx, "create user", stmt); err != nil {
+		return provider.CreateResponse{}, err
+	}
+	return provider.CreateResponse{Data: map[string]string{"DB_USERNAME": req.Username, "DB_PASSWORD": req.Password}}, nil
+}
+
+// Revoke runs the revocation statements if the user exists.
+func (s *SQL) Revoke(ctx context.Context, req provider.RevokeRequest) error {
+	if _, err := s.render("", req.Username, "", time.Time{}); err != nil {
+		return err
+	}
+	ok, err := s.exists(ctx, req.Username)
+	if err != nil || !ok {
+		return err
+	}
+	stmt, err := s.render(s.cfg.RevocationStatement, req.Username, "", time.Time{})
+	if err != nil {
+		return err
+	}
+	return s.exec(ctx, "drop user", stmt)
+}
+
+// Renew runs the renew statements (none by default on MySQL).
+func (s *SQL) Renew(ctx context.Context, req provider.RenewRequest) error {
+	if strings.TrimSpace(s.cfg.RenewStatement) == "" {
+		return nil
+	}
+	stmt, err := s.render(s.cfg.RenewStatement, req.Username, "", req.Expiration)
+	if err != nil {
+		return err
+	}
+	return s.exec(ctx, "renew user", stmt)
+}

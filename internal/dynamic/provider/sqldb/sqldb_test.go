@@ -1,0 +1,212 @@
+package sqldb_test
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"encoding/json"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+	_ "github.com/jackc/pgx/v5/stdlib"
+
+	"github.com/lockbox-dev/lockbox/internal/dynamic/provider"
+	"github.com/lockbox-dev/lockbox/internal/dynamic/provider/sqldb"
+)
+
+func suffix() string {
+	b := make([]byte, 5)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// target is a real database server with a fresh database for the test.
+type target struct {
+	client   string
+	inputs   map[string]any
+	admin    *sql.DB
+	canLogin func(t *testing.T, user, pass string) error
+	validTo  func(t *testing.T, user string) time.Time // zero when the engine keeps no expiry
+}
+
+func need(t *testing.T, err error, what string) {
+	t.Helper()
+	if err == nil {
+		return
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("%s is required under CI=true: %v", what, err)
+	}
+	t.Skipf("%s unreachable: %v", what, err)
+}
+
+func postgresTarget(t *testing.T) target {
+	admin, err := sql.Open("pgx", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable")
+	if err == nil {
+		err = admin.Ping()
+	}
+	need(t, err, "PostgreSQL")
+	db := "lockbox_dyn_" + suffix()
+	if _, err := admin.Exec("CREATE DATABASE " + db); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { admin.Exec("DROP DATABASE IF EXISTS " + db + " WITH (FORCE)"); admin.Close() })
+	return target{
+		client: "postgres",
+		inputs: map[string]any{"client": "postgres", "host": "127.0.0.1", "port": 5432, "database": db, "username": "postgres", "password": ""},
+		admin:  admin,
+		canLogin: func(t *testing.T, user, pass string) error {
+			c, err := sql.Open("pgx", "postgres://"+user+":"+pass+"@127.0.0.1:5432/"+db+"?sslmode=disable")
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			return c.Ping()
+		},
+		validTo: func(t *testing.T, user string) time.Time {
+			var v time.Time
+			if err := admin.QueryRow(`SELECT rolvaliduntil FROM pg_roles WHERE rolname = $1`, user).Scan(&v); err != nil {
+				t.Fatal(err)
+			}
+			return v
+		},
+	}
+}
+
+func mysqlTarget(t *testing.T) target {
+	admin, err := sql.Open("mysql", "root@tcp(127.0.0.1:3306)/")
+	if err == nil {
+		err = admin.Ping()
+	}
+	need(t, err, "MariaDB")
+	db := "lockbox_dyn_" + suffix()
+	if _, err := admin.Exec("CREATE DATABASE " + db); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { admin.Exec("DROP DATABASE IF EXISTS " + db); admin.Close() })
+	return target{
+		client: "mysql2",
+		inputs: map[string]any{"client": "mysql2", "host": "127.0.0.1", "port": "3306", "database": db, "username": "root", "password": ""},
+		admin:  admin,
+		canLogin: func(t *testing.T, user, pass string) error {
+			cfg := mysql.NewConfig()
+			cfg.User, cfg.Passwd, cfg.Net, cfg.Addr, cfg.DBName = user, pass, "tcp", "127.0.0.1:3306", db
+			c, err := sql.Open("mysql", cfg.FormatDSN())
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			return c.Ping()
+		},
+	}
+}
+
+func newProvider(t *testing.T, inputs map[string]any) provider.Provider {
+	t.Helper()
+	b, _ := json.Marshal(inputs)
+	reg, ok := provider.Lookup("sql-database")
+	if !ok {
+		t.Fatal("sql-database not registered")
+	}
+	p, err := reg.New(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestSQLDatabaseAgainstRealServers(t *testing.T) {
+	for name, mk := range map[string]func(*testing.T) target{"postgres": postgresTarget, "mariadb": mysqlTarget} {
+		t.Run(name, func(t *testing.T) {
+			tg := mk(t)
+			ctx := context.Background()
+			p := newProvider(t, tg.inputs)
+			if err := p.Validate(ctx); err != nil {
+				t.Fatalf("validate: %v", err)
+			}
+			for _, bad := range []string{`x'; DROP TABLE t; --`, `a"b`, "a b", ""} {
+				if _, err := p.Create(ctx, provider.CreateRequest{Username: bad, Password: "p"}); err == nil || !strings.Contains(err.Error(), "letters, digits") {
+					t.Fatalf("unsafe username %q: %v", bad, err)
+				}
+			}
+			user, pass := "lbx_"+suffix(), "Pw"+suffix()+suffix()
+			t.Cleanup(func() { p.Revoke(context.Background(), provider.RevokeRequest{Username: user}) })
+			exp := time.Now().Add(time.Hour).Truncate(time.Second)
+			res, err := p.Create(ctx, provider.CreateRequest{Username: user, Password: pass, Expiration: exp})
+			if err != nil {
+				t.Fatalf("create: %v", err)
+			}
+			if res.Data["DB_USERNAME"] != user || res.Data["DB_PASSWORD"] != pass {
+				t.Fatalf("data %v", res.Data)
+			}
+			if err := tg.canLogin(t, user, pass); err != nil {
+				t.Fatalf("login with the new credentials: %v", err)
+			}
+			if tg.client == "mysql2" {
+				if err := tg.canLogin(t, user, "wrong-password"); err == nil {
+					t.Fatal("a wrong password logs in")
+				}
+			}
+			if tg.validTo != nil {
+				if got := tg.validTo(t, user); !got.Equal(exp) {
+					t.Fatalf("VALID UNTIL %v, want %v", got, exp)
+				}
+				later := exp.Add(time.Hour)
+				if err := p.(provider.Renewer).Renew(ctx, provider.RenewRequest{Username: user, Expiration: later}); err != nil {
+					t.Fatal(err)
+				}
+				if got := tg.validTo(t, user); !got.Equal(later) {
+					t.Fatalf("after renew VALID UNTIL %v, want %v", got, later)
+				}
+			}
+			// Creating the same user again (a retry after a crash) is safe.
+			if _, err := p.Create(ctx, provider.CreateRequest{Username: user, Password: pass, Expiration: exp}); err != nil {
+				t.Fatalf("create again: %v", err)
+			}
+			if err := p.Revoke(ctx, provider.RevokeRequest{Username: user}); err != nil {
+				t.Fatalf("revoke: %v", err)
+			}
+			if err := tg.canLogin(t, user, pass); err == nil {
+				t.Fatal("revoked user still logs in")
+			}
+			if err := p.Revoke(ctx, provider.RevokeRequest{Username: user}); err != nil {
+				t.Fatalf("revoking a user that is gone must succeed: %v", err)
+			}
+		})
+	}
+}
+
+func TestSQLDatabaseInputs(t *testing.T) {
+	reg, _ := provider.Lookup("sql-database")
+	bad := []string{
+		`{"client":"oracle","host":"h","port":1,"database":"d","username":"u","password":"p"}`,
+		`{"client":"postgres","host":"","port":1,"database":"d","username":"u","password":"p"}`,
+		`{"client":"postgres","host":"h","port":0,"database":"d","username":"u","password":"p"}`,
+		`{"client":"postgres","host":"h","port":1,"database":"d","username":"u","password":"p","pasword":"typo"}`,
+		`{"client":"postgres","host":"h","port":1,"database":"d","username":"u","password":"p","ca":"not pem"}`,
+		`not json`,
+	}
+	for _, in := range bad {
+		if _, err := reg.New(json.RawMessage(in)); err == nil {
+			t.Errorf("accepted %s", in)
+		}
+	}
+	p, err := reg.New(json.RawMessage(`{"client":"mysql","host":"127.0.0.1","port":"1","database":"d","username":"u","password":"hunter2"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = p.Validate(context.Background())
+	if err == nil || strings.Contains(err.Error(), "hunter2") {
+		t.Fatalf("unreachable target: %v", err)
+	}
+	if red := reg.Redact(map[string]any{"password": "hunter2", "host": "h"}); red["password"] == "hunter2" || red["host"] != "h" {
+		t.Fatalf("redact %v", red)
+	}
+	if len(sqldb.Inputs) == 0 {
+		t.Fatal("no inputs declared")
+	}
+}
