@@ -131,7 +131,10 @@ func startServer(d store.Dialect) (string, func(), error) {
 	}
 	hs := &http.Server{Handler: srv}
 	go hs.Serve(ln)
+	wctx, stopWorker := context.WithCancel(context.Background())
+	go srv.Worker.Run(wctx)
 	return "http://" + ln.Addr().String(), func() {
+		stopWorker()
 		hs.Close()
 		db.Close()
 		for _, f := range slices.Backward(cleanup) {

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -115,6 +116,10 @@ func serve(ctx context.Context, cfg config.Config, stdout, stderr io.Writer) err
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
+	wctx, stopWorker := context.WithCancel(context.Background())
+	var workers sync.WaitGroup
+	workers.Go(func() { srv.Worker.Run(wctx) })
+	defer func() { stopWorker(); workers.Wait() }()
 	log.Info("lockbox listening", "addr", ln.Addr().String(), "database", db.Engine(), "version", version,
 		"startup", time.Since(start).String())
 	fmt.Fprintf(stdout, "lockbox %s listening on http://%s (%s)\n", version, ln.Addr(), db.Engine())

@@ -2,6 +2,7 @@ package api
 
 import (
 	"github.com/lockbox-dev/lockbox/internal/audit"
+	"github.com/lockbox-dev/lockbox/internal/dynamic"
 	"github.com/lockbox-dev/lockbox/internal/identity"
 	"github.com/lockbox-dev/lockbox/internal/project"
 	"github.com/lockbox-dev/lockbox/internal/secret"
@@ -17,6 +18,7 @@ type Services struct {
 	Memberships   *project.Memberships
 	Roles         *project.Roles
 	Secrets       *secret.Service
+	Dynamic       *dynamic.Service
 	Audit         *audit.Service
 }
 
@@ -41,6 +43,7 @@ func (s *Server) routes() {
 	s.secretRoutes(m)
 	s.importTagRoutes(m)
 	s.secretHistoryRoutes(m)
+	s.dynamicRoutes(m)
 
 	// Audit log.
 	m.Handle("GET /api/v1/organization/audit-logs", s.authed(s.auditLogs))

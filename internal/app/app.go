@@ -1,13 +1,20 @@
 // Package app wires lockbox together: the store, the keyring, the domain
-// services and the HTTP API. The server command and end-to-end tests share it.
+// services, the HTTP API and the lease worker. The server command and
+// end-to-end tests share it.
 package app
 
 import (
+	"context"
 	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/lockbox-dev/lockbox/internal/api"
 	"github.com/lockbox-dev/lockbox/internal/audit"
 	"github.com/lockbox-dev/lockbox/internal/authz"
+	"github.com/lockbox-dev/lockbox/internal/dynamic"
+	_ "github.com/lockbox-dev/lockbox/internal/dynamic/provider/all" // built-in providers
 	"github.com/lockbox-dev/lockbox/internal/identity"
 	"github.com/lockbox-dev/lockbox/internal/keyring"
 	"github.com/lockbox-dev/lockbox/internal/project"
@@ -23,11 +30,22 @@ type Options struct {
 	Logger        *slog.Logger
 }
 
-// New builds the API server over an open database and keyring.
-func New(db *store.DB, kr *keyring.Keyring, o Options) *api.Server {
+// App is a wired lockbox node.
+type App struct {
+	*api.Server
+	// Worker revokes due leases; run it with Run(ctx) for the life of the node.
+	Worker *dynamic.Worker
+}
+
+// New builds the API server and lease worker over an open database and keyring.
+func New(db *store.DB, kr *keyring.Keyring, o Options) *App {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
 	az := authz.NewResolver(db, nil)
 	idsvc := identity.NewService(db, kr, nil)
 	projects := project.NewService(db, az, kr, nil)
+	dyn := dynamic.NewService(db, projects, az, kr, nil)
 	svc := api.Services{
 		Identity:      idsvc,
 		Tokens:        identity.NewTokens(db, idsvc),
@@ -35,11 +53,12 @@ func New(db *store.DB, kr *keyring.Keyring, o Options) *api.Server {
 		Identities:    identity.NewAdmin(db, az, idsvc),
 		Projects:      projects,
 		Secrets:       secret.NewService(db, projects, az, kr, nil),
+		Dynamic:       dyn,
 		Memberships:   project.NewMemberships(db, az, nil),
 		Roles:         project.NewRoles(db, az, nil),
 		Audit:         audit.NewService(db, az, nil),
 	}
-	return api.New(api.Options{
+	srv := api.New(api.Options{
 		Version:       o.Version,
 		MaxBodyBytes:  o.MaxBodyBytes,
 		AuthRateLimit: o.AuthRateLimit,
@@ -48,4 +67,46 @@ func New(db *store.DB, kr *keyring.Keyring, o Options) *api.Server {
 		Auth:          svc.Identity,
 		Services:      svc,
 	})
+	dyn.SetMetrics(newLeaseMetrics(srv.Registry(), db))
+	return &App{Server: srv, Worker: dynamic.NewWorker(dyn, o.Logger)}
+}
+
+// leaseMetrics exposes the lease engine to Prometheus.
+type leaseMetrics struct {
+	revocations *prometheus.CounterVec
+	lag         prometheus.Histogram
+}
+
+func newLeaseMetrics(reg *prometheus.Registry, db *store.DB) *leaseMetrics {
+	m := &leaseMetrics{
+		revocations: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "lockbox_lease_revocations_total",
+			Help: "Lease revocations by outcome."}, []string{"outcome"}),
+		lag: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "lockbox_lease_revocation_lag_seconds",
+			Help:    "Time from a lease's expiry to its successful revocation by the worker.",
+			Buckets: []float64{.01, .05, .1, .25, .5, .75, 1, 2, 5, 10, 30, 60}}),
+	}
+	active := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "lockbox_leases_active", Help: "Leases currently active."},
+		func() float64 {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			n, err := db.CountLeases(ctx, dynamic.Active)
+			if err != nil {
+				return -1
+			}
+			return float64(n)
+		})
+	reg.MustRegister(m.revocations, m.lag, active)
+	return m
+}
+
+// Revoked implements dynamic.Metrics.
+func (m *leaseMetrics) Revoked(ok bool, lag time.Duration) {
+	if !ok {
+		m.revocations.WithLabelValues("failed").Inc()
+		return
+	}
+	m.revocations.WithLabelValues("ok").Inc()
+	if lag > 0 {
+		m.lag.Observe(lag.Seconds())
+	}
 }

@@ -57,7 +57,7 @@ func projectViewer() []Rule {
 		rule(SubSecrets, ActRead, ActDescribeSecret, ActReadValue),
 		rule(SubFolders, ActRead),
 		rule(SubImports, ActRead),
-		rule(SubDynamicSecrets, ActRead),
+		rule(SubDynamicSecrets, ActRead, ActReadRootCredential),
 		rule(SubSecretRollback, ActRead),
 		rule(SubEnvironments, ActRead),
 		rule(SubTags, ActRead),

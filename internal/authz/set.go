@@ -34,6 +34,11 @@ const (
 	ActRevokeAuth       = "revoke-auth"
 	ActGrantPrivileges  = "grant-privileges"
 	ActAssumePrivileges = "assume-privileges"
+
+	ActReadRootCredential   = "read-root-credential"
+	ActCreateRootCredential = "create-root-credential"
+	ActEditRootCredential   = "edit-root-credential"
+	ActDeleteRootCredential = "delete-root-credential"
 )
 
 // Subjects.
@@ -67,10 +72,11 @@ var projectSubjects = map[string]struct {
 	actions    []string
 	conditions []string
 }{
-	SubSecrets:        {[]string{ActRead, ActDescribeSecret, ActReadValue, ActCreate, ActEdit, ActDelete}, []string{"environment", "secretPath", "secretName", "secretTags"}},
-	SubFolders:        {generic, []string{"environment", "secretPath"}},
-	SubImports:        {generic, []string{"environment", "secretPath"}},
-	SubDynamicSecrets: {append(slices.Clone(generic), ActLease), []string{"environment", "secretPath"}},
+	SubSecrets: {[]string{ActRead, ActDescribeSecret, ActReadValue, ActCreate, ActEdit, ActDelete}, []string{"environment", "secretPath", "secretName", "secretTags"}},
+	SubFolders: {generic, []string{"environment", "secretPath"}},
+	SubImports: {generic, []string{"environment", "secretPath"}},
+	SubDynamicSecrets: {append(slices.Clone(generic), ActLease, ActReadRootCredential, ActCreateRootCredential,
+		ActEditRootCredential, ActDeleteRootCredential), []string{"environment", "secretPath"}},
 	SubSecretRollback: {[]string{ActRead, ActCreate}, nil},
 	SubEnvironments:   {generic, nil},
 	SubTags:           {generic, nil},

@@ -88,7 +88,10 @@ func Start(t testing.TB, d store.Dialect, opts ...Options) *Env {
 	srv := app.New(db, kr, app.Options{Version: "test", MaxBodyBytes: o.MaxBodyBytes, AuthRateLimit: o.AuthRateLimit,
 		Logger: slog.New(slog.NewJSONHandler(o.Log, nil))})
 	hs := httptest.NewServer(srv)
-	t.Cleanup(hs.Close)
+	wctx, stop := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { srv.Worker.Run(wctx); close(done) }()
+	t.Cleanup(func() { stop(); <-done; hs.Close() })
 	e := &Env{URL: hs.URL, DB: db, Keyring: kr, Server: hs, opts: o.Share.opts, root: root}
 	if o.Share.Token != "" {
 		e.Token, e.OrgID, e.IdentityID = o.Share.Token, o.Share.OrgID, o.Share.IdentityID

@@ -1,0 +1,327 @@
+package api_test
+
+import (
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+	infisical "github.com/infisical/go-sdk"
+
+	"github.com/lockbox-dev/lockbox/internal/app/apptest"
+	"github.com/lockbox-dev/lockbox/internal/store"
+)
+
+func randHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// mariaDB gives a fresh database on the machine's MariaDB, dropped at cleanup.
+func mariaDB(t *testing.T) (*sql.DB, string) {
+	t.Helper()
+	admin, err := sql.Open("mysql", "root@tcp(127.0.0.1:3306)/")
+	if err == nil {
+		err = admin.Ping()
+	}
+	if err != nil {
+		t.Fatalf("MariaDB at 127.0.0.1:3306 is required: %v", err)
+	}
+	name := "lockbox_dyn_" + randHex(5)
+	if _, err := admin.Exec("CREATE DATABASE " + name); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { admin.Exec("DROP DATABASE IF EXISTS " + name); admin.Close() })
+	return admin, name
+}
+
+func mysqlUserExists(t *testing.T, admin *sql.DB, user string) bool {
+	t.Helper()
+	var n int
+	if err := admin.QueryRow(`SELECT COUNT(*) FROM mysql.user WHERE User = ?`, user).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n > 0
+}
+
+func mysqlLogin(user, pass, db string) error {
+	cfg := mysql.NewConfig()
+	cfg.User, cfg.Passwd, cfg.Net, cfg.Addr, cfg.DBName = user, pass, "tcp", "127.0.0.1:3306", db
+	c, err := sql.Open("mysql", cfg.FormatDSN())
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	return c.Ping()
+}
+
+// proxy forwards a loopback port to target until cut, and can be restored on the same port.
+type proxy struct {
+	mu     sync.Mutex
+	addr   string
+	target string
+	ln     net.Listener
+	conns  []net.Conn
+}
+
+func newProxy(t *testing.T, target string) *proxy {
+	p := &proxy{target: target}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.addr = ln.Addr().String()
+	p.serve(ln)
+	t.Cleanup(p.cut)
+	return p
+}
+
+func (p *proxy) serve(ln net.Listener) {
+	p.mu.Lock()
+	p.ln = ln
+	p.mu.Unlock()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			up, err := net.Dial("tcp", p.target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns = append(p.conns, c, up)
+			p.mu.Unlock()
+			go func() { io.Copy(up, c); up.Close() }()
+			go func() { io.Copy(c, up); c.Close() }()
+		}
+	}()
+}
+
+// cut closes the listener and every connection: the target refuses connections.
+func (p *proxy) cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ln != nil {
+		p.ln.Close()
+		p.ln = nil
+	}
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
+}
+
+func (p *proxy) restore(t *testing.T) {
+	ln, err := net.Listen("tcp", p.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.serve(ln)
+}
+
+type leaseOut struct {
+	Lease struct {
+		ID, ExternalEntityID, ExpireAt, Status string
+		StatusDetails                          *string
+	}
+	Data map[string]string
+}
+
+func createDynamic(t *testing.T, e *apptest.Env, slug, name, host, port, db string, extra map[string]any) {
+	t.Helper()
+	body := map[string]any{"projectSlug": slug, "environmentSlug": "dev", "path": "/", "name": name, "defaultTTL": "1h", "maxTTL": "2h",
+		"provider": map[string]any{"type": "sql-database", "inputs": map[string]any{"client": "mysql2", "host": host, "port": port,
+			"database": db, "username": "root", "password": ""}}}
+	for k, v := range extra {
+		body[k] = v
+	}
+	e.Must(t, 200, "POST", "/api/v1/dynamic-secrets", e.Token, body)
+}
+
+func waitFor(t *testing.T, d time.Duration, cond func() bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for time.Since(start) < d {
+		if cond() {
+			return time.Since(start)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("condition not met within %v", d)
+	return 0
+}
+
+func TestDynamicSecretLeaseLifecycleMariaDB(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, d store.Dialect) {
+		admin, db := mariaDB(t)
+		e := apptest.Bootstrapped(t, d)
+		p := createProject(t, e, e.Token, map[string]any{"projectName": "dyn"})
+		assertError(t, e.Do(t, "POST", "/api/v1/dynamic-secrets", e.Token, map[string]any{"projectSlug": p.Slug, "environmentSlug": "dev",
+			"name": "bad", "defaultTTL": "1h", "provider": map[string]any{"type": "sql-database", "inputs": map[string]any{
+				"client": "mysql2", "host": "127.0.0.1", "port": 1, "database": db, "username": "root", "password": "hunter2"}}}), 400, "BadRequest")
+		assertError(t, e.Do(t, "POST", "/api/v1/dynamic-secrets", e.Token, map[string]any{"projectSlug": p.Slug, "environmentSlug": "dev",
+			"name": "typo", "defaultTTL": "1h", "provider": map[string]any{"type": "sql-database", "inputs": map[string]any{
+				"client": "mysql2", "host": "127.0.0.1", "port": 3306, "database": db, "username": "root", "pasword": "x"}}}), 400, "BadRequest")
+		createDynamic(t, e, p.Slug, "mariadb", "127.0.0.1", "3306", db, nil)
+		got := e.Must(t, 200, "GET", "/api/v1/dynamic-secrets/mariadb?projectSlug="+p.Slug+"&environmentSlug=dev&path=/", e.Token, nil).JSON(t)
+		in := got["dynamicSecret"].(map[string]any)["inputs"].(map[string]any)
+		if in["password"] != "******" || in["host"] != "127.0.0.1" {
+			t.Fatalf("inputs %v", in)
+		}
+
+		var l leaseOut
+		e.Must(t, 200, "POST", "/api/v1/dynamic-secrets/leases", e.Token, map[string]any{"dynamicSecretName": "mariadb", "projectSlug": p.Slug,
+			"environmentSlug": "dev", "path": "/", "ttl": "", "config": nil}).Decode(t, &l)
+		user, pass := l.Data["DB_USERNAME"], l.Data["DB_PASSWORD"]
+		if l.Lease.Status != "active" || user == "" || l.Lease.ExternalEntityID != user || len(pass) < 32 {
+			t.Fatalf("lease %+v", l)
+		}
+		if err := mysqlLogin(user, pass, db); err != nil {
+			t.Fatalf("lease credentials do not log in: %v", err)
+		}
+		exp, _ := time.Parse(time.RFC3339, l.Lease.ExpireAt)
+		if d := time.Until(exp); d < 59*time.Minute || d > 61*time.Minute {
+			t.Fatalf("default TTL: expires in %v", d)
+		}
+		q := "?projectSlug=" + p.Slug + "&environmentSlug=dev&path=/"
+		scope := map[string]any{"projectSlug": p.Slug, "environmentSlug": "dev", "path": "/"}
+		var list struct{ Leases []struct{ ID string } }
+		e.Must(t, 200, "GET", "/api/v1/dynamic-secrets/mariadb/leases"+q, e.Token, nil).Decode(t, &list)
+		if len(list.Leases) != 1 || list.Leases[0].ID != l.Lease.ID {
+			t.Fatalf("leases %+v", list)
+		}
+		// Renew within max TTL; past it is a 400.
+		renew := func(ttl string) apptest.Response {
+			b := map[string]any{"ttl": ttl}
+			for k, v := range scope {
+				b[k] = v
+			}
+			return e.Do(t, "POST", "/api/v1/dynamic-secrets/leases/"+l.Lease.ID+"/renew", e.Token, b)
+		}
+		if r := renew("90m"); r.Status != 200 {
+			t.Fatalf("renew: %d %s", r.Status, r.Body)
+		}
+		assertError(t, renew("3h"), 400, "BadRequest")
+		assertError(t, e.Do(t, "POST", "/api/v1/dynamic-secrets/leases", e.Token, map[string]any{"dynamicSecretName": "mariadb",
+			"projectSlug": p.Slug, "environmentSlug": "dev", "ttl": "3h"}), 400, "BadRequest")
+		assertError(t, e.Do(t, "POST", "/api/v1/dynamic-secrets/leases", e.Token, map[string]any{"dynamicSecretName": "mariadb",
+			"projectSlug": p.Slug, "environmentSlug": "dev", "ttl": "soon"}), 422, "ValidationFailure")
+
+		// Revoke: the user is gone.
+		var rv leaseOut
+		e.Must(t, 200, "DELETE", "/api/v1/dynamic-secrets/leases/"+l.Lease.ID, e.Token, scope).Decode(t, &rv)
+		if rv.Lease.Status != "revoked" || mysqlUserExists(t, admin, user) {
+			t.Fatalf("after revoke: %+v, user exists %v", rv.Lease, mysqlUserExists(t, admin, user))
+		}
+		if err := mysqlLogin(user, pass, db); err == nil {
+			t.Fatal("revoked credentials still log in")
+		}
+
+		// Expiry: a short lease is revoked by the worker soon after expireAt.
+		e.Must(t, 200, "POST", "/api/v1/dynamic-secrets/leases", e.Token, map[string]any{"dynamicSecretName": "mariadb",
+			"projectSlug": p.Slug, "environmentSlug": "dev", "ttl": "2s"}).Decode(t, &l)
+		exp, _ = time.Parse(time.RFC3339, l.Lease.ExpireAt)
+		waitFor(t, 15*time.Second, func() bool { return !mysqlUserExists(t, admin, l.Data["DB_USERNAME"]) })
+		t.Logf("revoked %v after expireAt (RFC 3339 second resolution)", time.Since(exp).Round(time.Millisecond))
+
+		// Deleting the dynamic secret revokes its live leases first.
+		e.Must(t, 200, "POST", "/api/v1/dynamic-secrets/leases", e.Token, map[string]any{"dynamicSecretName": "mariadb",
+			"projectSlug": p.Slug, "environmentSlug": "dev"}).Decode(t, &l)
+		e.Must(t, 200, "DELETE", "/api/v1/dynamic-secrets/mariadb", e.Token, scope)
+		if mysqlUserExists(t, admin, l.Data["DB_USERNAME"]) {
+			t.Fatal("deleting the dynamic secret left its lease's user")
+		}
+		assertError(t, e.Do(t, "GET", "/api/v1/dynamic-secrets/mariadb"+q, e.Token, nil), 404, "NotFound")
+	})
+}
+
+func TestLeaseRevocationSurvivesTargetOutage(t *testing.T) {
+	admin, db := mariaDB(t)
+	e := apptest.Bootstrapped(t, store.SQLite)
+	p := createProject(t, e, e.Token, map[string]any{"projectName": "outage"})
+	px := newProxy(t, "127.0.0.1:3306")
+	host, port, _ := net.SplitHostPort(px.addr)
+	createDynamic(t, e, p.Slug, "flaky", host, port, db, nil)
+	var l leaseOut
+	e.Must(t, 200, "POST", "/api/v1/dynamic-secrets/leases", e.Token, map[string]any{"dynamicSecretName": "flaky",
+		"projectSlug": p.Slug, "environmentSlug": "dev", "ttl": "1s"}).Decode(t, &l)
+	user := l.Data["DB_USERNAME"]
+	px.cut()
+	q := "?projectSlug=" + p.Slug + "&environmentSlug=dev&path=/"
+	var got struct {
+		Lease struct {
+			Status        string
+			StatusDetails *string
+		}
+	}
+	waitFor(t, 15*time.Second, func() bool {
+		e.Must(t, 200, "GET", "/api/v1/dynamic-secrets/leases/"+l.Lease.ID+q, e.Token, nil).Decode(t, &got)
+		return got.Lease.Status == "revoke_failed"
+	})
+	if got.Lease.StatusDetails == nil || !strings.Contains(*got.Lease.StatusDetails, "retrying") {
+		t.Fatalf("statusDetails %v", got.Lease.StatusDetails)
+	}
+	if !mysqlUserExists(t, admin, user) {
+		t.Fatal("user vanished while the target was down?")
+	}
+	px.restore(t)
+	waitFor(t, 30*time.Second, func() bool { return !mysqlUserExists(t, admin, user) })
+	e.Must(t, 200, "GET", "/api/v1/dynamic-secrets/leases/"+l.Lease.ID+q, e.Token, nil).Decode(t, &got)
+	if got.Lease.Status != "revoked" {
+		t.Fatalf("after recovery: %+v", got.Lease)
+	}
+}
+
+func TestGoSDKLeases(t *testing.T) {
+	admin, db := mariaDB(t)
+	e := apptest.Bootstrapped(t, store.Postgres)
+	p := createProject(t, e, e.Token, map[string]any{"projectName": "sdk-leases"})
+	createDynamic(t, e, p.Slug, "mysql", "127.0.0.1", "3306", db, nil)
+	clientID := uaSetup(t, e, map[string]any{})
+	secret, _ := newSecret(t, e, map[string]any{})
+	sdk := newSDK(t, e)
+	if _, err := sdk.Auth().UniversalAuthLogin(clientID, secret); err != nil {
+		t.Fatal(err)
+	}
+	ds, err := sdk.DynamicSecrets().GetByName(infisical.GetDynamicSecretRootCredentialByNameOptions{DynamicSecretName: "mysql", ProjectSlug: p.Slug,
+		EnvironmentSlug: "dev", SecretPath: "/"})
+	if err != nil || ds.Name != "mysql" || ds.Type != "sql-database" || ds.DefaultTTL != "1h" || ds.CreatedAt.IsZero() {
+		t.Fatalf("SDK get dynamic secret: %+v %v", ds, err)
+	}
+	data, dsec, lease, err := sdk.DynamicSecrets().Leases().Create(infisical.CreateDynamicSecretLeaseOptions{DynamicSecretName: "mysql",
+		ProjectSlug: p.Slug, EnvironmentSlug: "dev", SecretPath: "/"})
+	if err != nil || lease.Id == "" || lease.ExpireAt.IsZero() || dsec.Id != ds.Id {
+		t.Fatalf("SDK lease create: %+v %+v %v", lease, dsec, err)
+	}
+	creds := data
+	if err := mysqlLogin(creds["DB_USERNAME"].(string), creds["DB_PASSWORD"].(string), db); err != nil {
+		t.Fatalf("SDK lease credentials: %v", err)
+	}
+	byID, err := sdk.DynamicSecrets().Leases().GetById(infisical.GetDynamicSecretLeaseByIdOptions{LeaseId: lease.Id, ProjectSlug: p.Slug,
+		EnvironmentSlug: "dev", SecretPath: "/"})
+	if err != nil || byID.Id != lease.Id || byID.DynamicSecret.Name != "mysql" {
+		t.Fatalf("SDK lease get: %+v %v", byID, err)
+	}
+	renewed, err := sdk.DynamicSecrets().Leases().RenewById(infisical.RenewDynamicSecretLeaseOptions{LeaseId: lease.Id, TTL: "90m",
+		ProjectSlug: p.Slug, EnvironmentSlug: "dev", SecretPath: "/"})
+	if err != nil || !renewed.ExpireAt.After(lease.ExpireAt) {
+		t.Fatalf("SDK renew: %+v %v", renewed, err)
+	}
+	if _, err := sdk.DynamicSecrets().Leases().DeleteById(infisical.DeleteDynamicSecretLeaseOptions{LeaseId: lease.Id, ProjectSlug: p.Slug,
+		EnvironmentSlug: "dev", SecretPath: "/"}); err != nil {
+		t.Fatalf("SDK revoke: %v", err)
+	}
+	if mysqlUserExists(t, admin, creds["DB_USERNAME"].(string)) {
+		t.Fatal("SDK revoke left the user")
+	}
+}

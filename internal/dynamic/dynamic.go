@@ -1,0 +1,527 @@
+// Package dynamic issues short-lived credentials in other systems: dynamic
+// secrets (a provider and its admin inputs) and their leases, whose rows are
+// written before any credential exists and revoked by a worker on every node.
+package dynamic
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/lockbox-dev/lockbox/internal/audit"
+	"github.com/lockbox-dev/lockbox/internal/authz"
+	"github.com/lockbox-dev/lockbox/internal/dynamic/provider"
+	"github.com/lockbox-dev/lockbox/internal/errs"
+	"github.com/lockbox-dev/lockbox/internal/keyring"
+	"github.com/lockbox-dev/lockbox/internal/project"
+)
+
+// Secret is a dynamic secret: how to make credentials in one target.
+type Secret struct {
+	ID               string
+	ProjectID        string
+	FolderID         string
+	Env              string
+	Path             string
+	Name             string
+	Type             string
+	Inputs           json.RawMessage // decrypted; never logged
+	DefaultTTL       string
+	MaxTTL           string
+	UsernameTemplate string
+	Metadata         []Metadata
+	Status           string
+	StatusDetails    string
+	CreatedAt        time.Time
+	UpdatedAt        time.Time
+}
+
+// Metadata is a key/value label.
+type Metadata struct {
+	Key   string `json:"key"`
+	Value string `json:"value"`
+}
+
+// Lease states.
+const (
+	Creating     = "creating"
+	Active       = "active"
+	Revoking     = "revoking"
+	Revoked      = "revoked"
+	RevokeFailed = "revoke_failed"
+)
+
+// Lease is one issued credential.
+type Lease struct {
+	ID              string
+	DynamicSecretID string
+	ProjectID       string
+	Username        string
+	Data            map[string]string // decrypted credentials; empty until active
+	Config          json.RawMessage
+	Status          string
+	StatusDetails   string
+	ExpireAt        time.Time
+	DueAt           time.Time
+	Attempts        int
+	CreatedAt       time.Time
+	UpdatedAt       time.Time
+}
+
+// SealedSecret and SealedLease are what the store keeps.
+type SealedSecret struct {
+	Secret
+	SealedInputs []byte
+}
+
+// SealedLease is a lease with its credentials encrypted.
+type SealedLease struct {
+	Lease
+	SealedData []byte
+}
+
+// Store is the storage dynamic secrets need.
+type Store interface {
+	CreateDynamicSecret(ctx context.Context, s SealedSecret, ev audit.Event) error
+	DynamicSecretByName(ctx context.Context, folderID, name string) (SealedSecret, error)
+	DynamicSecretByID(ctx context.Context, id string) (SealedSecret, error)
+	DynamicSecrets(ctx context.Context, folderID string) ([]SealedSecret, error)
+	UpdateDynamicSecret(ctx context.Context, s SealedSecret, ev audit.Event) error
+	// DeleteDynamicSecret deletes it with its (already revoked) lease rows.
+	DeleteDynamicSecret(ctx context.Context, id string, ev audit.Event) error
+
+	// InsertLease commits a lease row in state creating, before the target is touched.
+	InsertLease(ctx context.Context, l SealedLease, ev audit.Event) error
+	// ActivateLease records the credentials of a created lease.
+	ActivateLease(ctx context.Context, id string, data []byte, dueAt time.Time) error
+	LeaseByID(ctx context.Context, id string) (SealedLease, error)
+	// Leases lists a dynamic secret's leases that are not revoked.
+	Leases(ctx context.Context, dynamicSecretID string) ([]SealedLease, error)
+	// RenewLease moves an active lease's expiry.
+	RenewLease(ctx context.Context, id string, expireAt time.Time, ev audit.Event) error
+	// ClaimLease marks one live lease revoking until claimUntil; false if it is not live.
+	ClaimLease(ctx context.Context, id string, claimUntil time.Time) (bool, error)
+	// ClaimDueLeases marks up to limit due leases revoking until claimUntil
+	// (FOR UPDATE SKIP LOCKED on PostgreSQL) and returns them.
+	ClaimDueLeases(ctx context.Context, now, claimUntil time.Time, limit int) ([]SealedLease, error)
+	// FinishRevoke records a revocation outcome: ok → revoked; otherwise
+	// revoke_failed with details, retried at retryAt.
+	FinishRevoke(ctx context.Context, id string, ok bool, details string, retryAt time.Time) error
+	// NextDue is the earliest due time of live work, or zero.
+	NextDue(ctx context.Context) (time.Time, error)
+	CountLeases(ctx context.Context, status string) (int, error)
+	// AppendAudit records an event in its own transaction.
+	AppendAudit(ctx context.Context, ev audit.Event) error
+}
+
+// Folders resolves folders; project.Service implements it.
+type Folders interface {
+	ResolveFolder(ctx context.Context, projectID, envSlug, path string) (project.Folder, project.Environment, error)
+	IDBySlug(ctx context.Context, actor authz.Actor, slug string) (string, error)
+}
+
+// Authorizer resolves an actor's permissions in a project.
+type Authorizer interface {
+	ProjectPermissions(ctx context.Context, actor authz.Actor, projectID string) (authz.Set, error)
+}
+
+// Metrics receives lease engine events; nil-safe no-op when absent.
+type Metrics interface {
+	Revoked(ok bool, lag time.Duration)
+}
+
+// Service implements dynamic secrets and leases.
+type Service struct {
+	store   Store
+	folders Folders
+	authz   Authorizer
+	keys    *keyring.Keyring
+	now     func() time.Time
+	wake    chan struct{}
+	metrics Metrics
+}
+
+// NewService returns the dynamic secret service.
+func NewService(st Store, folders Folders, az Authorizer, kr *keyring.Keyring, now func() time.Time) *Service {
+	if now == nil {
+		now = time.Now
+	}
+	return &Service{store: st, folders: folders, authz: az, keys: kr, now: now, wake: make(chan struct{}, 1)}
+}
+
+// SetMetrics installs a metrics sink.
+func (s *Service) SetMetrics(m Metrics) { s.metrics = m }
+
+// Scope addresses a folder the way dynamic-secret clients do: by project slug.
+type Scope struct {
+	ProjectSlug string
+	ProjectID   string
+	Env         string
+	Path        string
+}
+
+func invalidField(field, format string, args ...any) error {
+	e := errs.Invalidf(format, args...)
+	e.Details = []string{field}
+	return e
+}
+
+func (s *Service) resolve(ctx context.Context, actor authz.Actor, sc Scope) (project.Folder, project.Environment, authz.Set, string, error) {
+	pid := sc.ProjectID
+	if pid == "" {
+		if sc.ProjectSlug == "" {
+			return project.Folder{}, project.Environment{}, authz.Set{}, "", invalidField("projectSlug", "Required")
+		}
+		var err error
+		if pid, err = s.folders.IDBySlug(ctx, actor, sc.ProjectSlug); err != nil {
+			return project.Folder{}, project.Environment{}, authz.Set{}, "", err
+		}
+	}
+	if sc.Env == "" {
+		return project.Folder{}, project.Environment{}, authz.Set{}, "", invalidField("environmentSlug", "Required")
+	}
+	perms, err := s.authz.ProjectPermissions(ctx, actor, pid)
+	if err != nil {
+		return project.Folder{}, project.Environment{}, authz.Set{}, "", err
+	}
+	path := sc.Path
+	if path == "" {
+		path = "/"
+	}
+	f, env, err := s.folders.ResolveFolder(ctx, pid, sc.Env, path)
+	if err != nil {
+		return project.Folder{}, project.Environment{}, authz.Set{}, "", err
+	}
+	return f, env, perms, pid, nil
+}
+
+func check(perms authz.Set, action string, env project.Environment, f project.Folder) error {
+	return perms.Check(action, authz.SubDynamicSecrets, &authz.Fields{Environment: env.Slug, SecretPath: f.Path})
+}
+
+func inputsAD(id string) string { return keyring.AD("dynamic_secrets", "inputs", id) }
+
+func (s *Service) open(ctx context.Context, ss SealedSecret, env, path string) (Secret, error) {
+	b, err := s.keys.Open(ctx, keyring.Project(ss.ProjectID), ss.SealedInputs, inputsAD(ss.ID))
+	if err != nil {
+		return Secret{}, err
+	}
+	sec := ss.Secret
+	sec.Inputs, sec.Env, sec.Path = b, env, path
+	return sec, nil
+}
+
+// NewSecret is a create request.
+type NewSecret struct {
+	Name             string
+	Type             string
+	Inputs           json.RawMessage
+	DefaultTTL       string
+	MaxTTL           string
+	UsernameTemplate string
+	Metadata         []Metadata
+}
+
+func validName(n string) bool { return project.ValidSlug(n, 1, 64) }
+
+// instantiate decodes inputs with the provider's factory and tests the connection.
+func instantiate(ctx context.Context, typ string, inputs json.RawMessage) (provider.Provider, error) {
+	reg, ok := provider.Lookup(typ)
+	if !ok {
+		return nil, invalidField("provider.type", "Unknown provider type %q (known: %s)", truncate(typ, 32), strings.Join(provider.Types(), ", "))
+	}
+	p, err := reg.New(inputs)
+	if err != nil {
+		return nil, errs.BadRequest("%s", err.Error())
+	}
+	return p, nil
+}
+
+func validate(ctx context.Context, p provider.Provider) error {
+	vctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	if err := p.Validate(vctx); err != nil {
+		return errs.BadRequest("Failed to connect with provider: %s", truncate(err.Error(), 400))
+	}
+	return nil
+}
+
+func checkTTLs(defTTL, maxTTL string) error {
+	d, err := ParseTTL(defTTL)
+	if err != nil {
+		return err
+	}
+	if maxTTL != "" {
+		m, err := ParseTTL(maxTTL)
+		if err != nil {
+			return err
+		}
+		if d > m {
+			return invalidField("defaultTTL", "defaultTTL cannot be larger than maxTTL")
+		}
+	}
+	return nil
+}
+
+func secretEvent(actor authz.Actor, typ string, sec Secret) audit.Event {
+	return audit.New(actor, typ, map[string]any{"dynamicSecretId": sec.ID, "dynamicSecretName": sec.Name,
+		"dynamicSecretType": sec.Type, "environment": sec.Env, "secretPath": sec.Path}).InProject(sec.ProjectID, "")
+}
+
+// Create makes a dynamic secret after checking its inputs against the target.
+func (s *Service) Create(ctx context.Context, actor authz.Actor, sc Scope, n NewSecret) (Secret, error) {
+	f, env, perms, pid, err := s.resolve(ctx, actor, sc)
+	if err != nil {
+		return Secret{}, err
+	}
+	if err := check(perms, authz.ActCreateRootCredential, env, f); err != nil {
+		if err2 := check(perms, authz.ActCreate, env, f); err2 != nil {
+			return Secret{}, err
+		}
+	}
+	n.Name = strings.ToLower(strings.TrimSpace(n.Name))
+	if !validName(n.Name) {
+		return Secret{}, invalidField("name", "name must be 1 to 64 lowercase letters, digits and hyphens")
+	}
+	if err := checkTTLs(n.DefaultTTL, n.MaxTTL); err != nil {
+		return Secret{}, err
+	}
+	if err := checkTemplate(n.UsernameTemplate); err != nil {
+		return Secret{}, err
+	}
+	p, err := instantiate(ctx, n.Type, n.Inputs)
+	if err != nil {
+		return Secret{}, err
+	}
+	if _, err := s.store.DynamicSecretByName(ctx, f.ID, n.Name); err == nil {
+		return Secret{}, errs.BadRequest("Provided dynamic secret already exists under the folder")
+	}
+	if err := validate(ctx, p); err != nil {
+		return Secret{}, err
+	}
+	now := s.now().UTC().Truncate(time.Microsecond)
+	sec := Secret{ID: uuid.Must(uuid.NewV7()).String(), ProjectID: pid, FolderID: f.ID, Env: env.Slug, Path: f.Path, Name: n.Name,
+		Type: n.Type, Inputs: n.Inputs, DefaultTTL: n.DefaultTTL, MaxTTL: n.MaxTTL, UsernameTemplate: n.UsernameTemplate,
+		Metadata: n.Metadata, CreatedAt: now, UpdatedAt: now}
+	sealed, err := s.keys.Seal(ctx, keyring.Project(pid), n.Inputs, inputsAD(sec.ID))
+	if err != nil {
+		return Secret{}, err
+	}
+	if err := s.store.CreateDynamicSecret(ctx, SealedSecret{Secret: sec, SealedInputs: sealed}, secretEvent(actor, "create-dynamic-secret", sec)); err != nil {
+		if errs.Is(err, errs.Conflict) {
+			return Secret{}, errs.BadRequest("Provided dynamic secret already exists under the folder")
+		}
+		return Secret{}, err
+	}
+	return sec, nil
+}
+
+func (s *Service) byName(ctx context.Context, actor authz.Actor, sc Scope, name, action string) (Secret, authz.Set, error) {
+	f, env, perms, _, err := s.resolve(ctx, actor, sc)
+	if err != nil {
+		return Secret{}, authz.Set{}, err
+	}
+	if err := check(perms, action, env, f); err != nil {
+		return Secret{}, authz.Set{}, err
+	}
+	ss, err := s.store.DynamicSecretByName(ctx, f.ID, strings.ToLower(name))
+	if errs.Is(err, errs.NotFound) {
+		return Secret{}, authz.Set{}, errs.NotFoundf("Dynamic secret with name '%s' in folder with path '%s' not found", truncate(name, 64), f.Path)
+	}
+	if err != nil {
+		return Secret{}, authz.Set{}, err
+	}
+	sec, err := s.open(ctx, ss, env.Slug, f.Path)
+	return sec, perms, err
+}
+
+// Get returns a dynamic secret (its inputs are redacted by the caller's view).
+func (s *Service) Get(ctx context.Context, actor authz.Actor, sc Scope, name string) (Secret, error) {
+	sec, _, err := s.byName(ctx, actor, sc, name, authz.ActReadRootCredential)
+	return sec, err
+}
+
+// List returns a folder's dynamic secrets.
+func (s *Service) List(ctx context.Context, actor authz.Actor, sc Scope) ([]Secret, error) {
+	f, env, perms, _, err := s.resolve(ctx, actor, sc)
+	if err != nil {
+		return nil, err
+	}
+	if err := check(perms, authz.ActReadRootCredential, env, f); err != nil {
+		return nil, err
+	}
+	all, err := s.store.DynamicSecrets(ctx, f.ID)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Secret, 0, len(all))
+	for _, ss := range all {
+		sec := ss.Secret
+		sec.Env, sec.Path = env.Slug, f.Path
+		out = append(out, sec)
+	}
+	return out, nil
+}
+
+// Change is an update; nil fields stay. Inputs are merged over the stored ones.
+type Change struct {
+	Inputs           json.RawMessage
+	DefaultTTL       *string
+	MaxTTL           *string
+	NewName          *string
+	UsernameTemplate *string
+	Metadata         *[]Metadata
+}
+
+// Update changes a dynamic secret, re-checking the target when inputs change.
+func (s *Service) Update(ctx context.Context, actor authz.Actor, sc Scope, name string, c Change) (Secret, error) {
+	sec, _, err := s.byName(ctx, actor, sc, name, authz.ActEditRootCredential)
+	if err != nil {
+		return Secret{}, err
+	}
+	if len(c.Inputs) > 0 && string(c.Inputs) != "null" {
+		var stored, patch map[string]json.RawMessage
+		if err := json.Unmarshal(sec.Inputs, &stored); err != nil {
+			return Secret{}, errs.Internalf(err, "stored inputs")
+		}
+		if err := json.Unmarshal(c.Inputs, &patch); err != nil {
+			return Secret{}, invalidField("data.inputs", "inputs must be an object")
+		}
+		for k, v := range patch {
+			stored[k] = v
+		}
+		merged, _ := json.Marshal(stored)
+		p, err := instantiate(ctx, sec.Type, merged)
+		if err != nil {
+			return Secret{}, err
+		}
+		if err := validate(ctx, p); err != nil {
+			return Secret{}, err
+		}
+		sec.Inputs = merged
+	}
+	if c.DefaultTTL != nil && *c.DefaultTTL != "" {
+		sec.DefaultTTL = *c.DefaultTTL
+	}
+	if c.MaxTTL != nil {
+		sec.MaxTTL = *c.MaxTTL
+	}
+	if err := checkTTLs(sec.DefaultTTL, sec.MaxTTL); err != nil {
+		return Secret{}, err
+	}
+	if c.UsernameTemplate != nil {
+		if err := checkTemplate(*c.UsernameTemplate); err != nil {
+			return Secret{}, err
+		}
+		sec.UsernameTemplate = *c.UsernameTemplate
+	}
+	if c.Metadata != nil {
+		sec.Metadata = *c.Metadata
+	}
+	if c.NewName != nil && *c.NewName != "" && *c.NewName != sec.Name {
+		nn := strings.ToLower(strings.TrimSpace(*c.NewName))
+		if !validName(nn) {
+			return Secret{}, invalidField("data.newName", "name must be 1 to 64 lowercase letters, digits and hyphens")
+		}
+		if _, err := s.store.DynamicSecretByName(ctx, sec.FolderID, nn); err == nil {
+			return Secret{}, errs.BadRequest("Provided dynamic secret already exists under the folder")
+		}
+		sec.Name = nn
+	}
+	sec.Status, sec.StatusDetails = "", ""
+	sec.UpdatedAt = s.now().UTC().Truncate(time.Microsecond)
+	sealed, err := s.keys.Seal(ctx, keyring.Project(sec.ProjectID), sec.Inputs, inputsAD(sec.ID))
+	if err != nil {
+		return Secret{}, err
+	}
+	return sec, s.store.UpdateDynamicSecret(ctx, SealedSecret{Secret: sec, SealedInputs: sealed}, secretEvent(actor, "update-dynamic-secret", sec))
+}
+
+// Delete revokes every live lease of a dynamic secret, then deletes it. If a
+// revocation fails the secret stays (400) unless forced; forced deletion
+// leaves credentials that could not be revoked in the target.
+func (s *Service) Delete(ctx context.Context, actor authz.Actor, sc Scope, name string, forced bool) (Secret, error) {
+	sec, _, err := s.byName(ctx, actor, sc, name, authz.ActDeleteRootCredential)
+	if err != nil {
+		return Secret{}, err
+	}
+	leases, err := s.store.Leases(ctx, sec.ID)
+	if err != nil {
+		return Secret{}, err
+	}
+	for _, l := range leases {
+		got, err := s.revokeNow(ctx, sec, l.Lease, forced)
+		if err != nil {
+			return Secret{}, err
+		}
+		if got.Status != Revoked {
+			return Secret{}, errs.BadRequest("Failed to revoke lease %s (%s); retry, or delete with isForced", got.ID, got.StatusDetails)
+		}
+	}
+	return sec, s.store.DeleteDynamicSecret(ctx, sec.ID, secretEvent(actor, "delete-dynamic-secret", sec))
+}
+
+// Username templates: {{randomUsername}}, {{unixTimestamp}}, {{identity.name}}.
+func checkTemplate(t string) error {
+	if len(t) > 255 {
+		return invalidField("usernameTemplate", "usernameTemplate must be at most 255 characters")
+	}
+	rest := t
+	for {
+		i := strings.Index(rest, "{{")
+		if i < 0 {
+			break
+		}
+		j := strings.Index(rest[i:], "}}")
+		if j < 0 {
+			return invalidField("usernameTemplate", "unclosed {{ in usernameTemplate")
+		}
+		switch strings.TrimSpace(rest[i+2 : i+j]) {
+		case "randomUsername", "unixTimestamp", "identity.name":
+		default:
+			return invalidField("usernameTemplate", "usernameTemplate may use {{randomUsername}}, {{unixTimestamp}} and {{identity.name}}")
+		}
+		rest = rest[i+j+2:]
+	}
+	return nil
+}
+
+const lowerAlnum = "abcdefghijklmnopqrstuvwxyz0123456789"
+const alnum = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+
+func random(alphabet string, n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	for i := range b {
+		b[i] = alphabet[int(b[i])%len(alphabet)]
+	}
+	return string(b)
+}
+
+// username renders the template; characters a database cannot take are
+// replaced with '_', and the result is at most 32 characters (MySQL's limit).
+func username(tmpl, identityName string, now time.Time) string {
+	if strings.TrimSpace(tmpl) == "" {
+		tmpl = "lbx_{{randomUsername}}"
+	}
+	out := strings.NewReplacer("{{randomUsername}}", random(lowerAlnum, 20), "{{ randomUsername }}", random(lowerAlnum, 20),
+		"{{unixTimestamp}}", strconv.FormatInt(now.Unix(), 10), "{{identity.name}}", identityName).Replace(tmpl)
+	b := []byte(out)
+	for i, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '.') {
+			b[i] = '_'
+		}
+	}
+	if len(b) > 32 {
+		b = b[:32]
+	}
+	if len(b) == 0 {
+		return "lbx_" + random(lowerAlnum, 20)
+	}
+	return string(b)
+}

@@ -1,0 +1,285 @@
+package dynamic
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/lockbox-dev/lockbox/internal/audit"
+	"github.com/lockbox-dev/lockbox/internal/authz"
+	"github.com/lockbox-dev/lockbox/internal/dynamic/provider"
+	"github.com/lockbox-dev/lockbox/internal/errs"
+	"github.com/lockbox-dev/lockbox/internal/keyring"
+)
+
+// CreatingTimeout is how long a lease may stay in state creating before the
+// worker assumes its creator died and revokes whatever it may have made.
+const CreatingTimeout = 2 * time.Minute
+
+// ProviderTimeout bounds one call to a target.
+const ProviderTimeout = 20 * time.Second
+
+func dataAD(id string) string { return keyring.AD("dynamic_leases", "data", id) }
+
+func leaseEvent(actor authz.Actor, typ string, sec Secret, l Lease) audit.Event {
+	return audit.New(actor, typ, map[string]any{"dynamicSecretId": sec.ID, "dynamicSecretName": sec.Name, "leaseId": l.ID,
+		"leaseExternalEntityId": l.Username, "environment": sec.Env, "secretPath": sec.Path}).InProject(sec.ProjectID, "")
+}
+
+func (s *Service) provider(sec Secret) (provider.Provider, error) {
+	reg, ok := provider.Lookup(sec.Type)
+	if !ok {
+		return nil, errs.BadRequest("Unknown provider type %q", sec.Type)
+	}
+	p, err := reg.New(sec.Inputs)
+	if err != nil {
+		return nil, errs.BadRequest("%s", err.Error())
+	}
+	return p, nil
+}
+
+// wakeWorker nudges this node's worker to re-read the next due time.
+func (s *Service) wakeWorker() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// CreateLease issues a credential. The lease row is committed in state
+// creating before the provider is called, so a crash at any point leaves a
+// row the worker will revoke; it becomes active once the credential exists.
+func (s *Service) CreateLease(ctx context.Context, actor authz.Actor, sc Scope, name, ttl string, config json.RawMessage) (Lease, Secret, error) {
+	sec, _, err := s.byName(ctx, actor, sc, name, authz.ActLease)
+	if err != nil {
+		return Lease{}, Secret{}, err
+	}
+	if ttl == "" {
+		ttl = sec.DefaultTTL
+	}
+	d, err := ParseTTL(ttl)
+	if err != nil {
+		return Lease{}, Secret{}, err
+	}
+	if sec.MaxTTL != "" {
+		if m, err := ParseTTL(sec.MaxTTL); err == nil && d > m {
+			return Lease{}, Secret{}, errs.BadRequest("TTL cannot be larger than max TTL")
+		}
+	}
+	p, err := s.provider(sec)
+	if err != nil {
+		return Lease{}, Secret{}, err
+	}
+	now := s.now().UTC().Truncate(time.Microsecond)
+	l := Lease{ID: uuid.Must(uuid.NewV7()).String(), DynamicSecretID: sec.ID, ProjectID: sec.ProjectID,
+		Username: username(sec.UsernameTemplate, actor.Name, now), Config: config, Status: Creating,
+		ExpireAt: now.Add(d), DueAt: now.Add(CreatingTimeout), CreatedAt: now, UpdatedAt: now}
+	if len(l.Config) == 0 || string(l.Config) == "null" {
+		l.Config = json.RawMessage("{}")
+	}
+	if err := s.store.InsertLease(ctx, SealedLease{Lease: l}, leaseEvent(actor, "create-dynamic-secret-lease", sec, l)); err != nil {
+		return Lease{}, Secret{}, err
+	}
+	s.wakeWorker()
+	pctx, cancel := context.WithTimeout(ctx, ProviderTimeout)
+	defer cancel()
+	res, err := p.Create(pctx, provider.CreateRequest{Username: l.Username, Password: random(alnum, 48), Expiration: l.ExpireAt})
+	if err != nil {
+		// Revoke whatever part of the credential may exist, now, through the worker.
+		s.store.FinishRevoke(context.WithoutCancel(ctx), l.ID, false, "creation failed: "+truncate(err.Error(), 200), now)
+		s.wakeWorker()
+		return Lease{}, Secret{}, errs.BadRequest("Failed to create lease: %s", truncate(err.Error(), 400))
+	}
+	data, _ := json.Marshal(res.Data)
+	sealed, err := s.keys.Seal(ctx, keyring.Project(sec.ProjectID), data, dataAD(l.ID))
+	if err != nil {
+		return Lease{}, Secret{}, err
+	}
+	if err := s.store.ActivateLease(context.WithoutCancel(ctx), l.ID, sealed, l.ExpireAt); err != nil {
+		return Lease{}, Secret{}, err
+	}
+	s.wakeWorker()
+	l.Status, l.Data, l.DueAt = Active, res.Data, l.ExpireAt
+	return l, sec, nil
+}
+
+func leaseNotFound(id string) error {
+	return errs.NotFoundf("Dynamic secret lease with ID '%s' not found", truncate(id, 64))
+}
+
+// lease loads a lease of a dynamic secret in the scope's folder.
+func (s *Service) lease(ctx context.Context, actor authz.Actor, sc Scope, id string) (Lease, Secret, error) {
+	if _, err := uuid.Parse(id); err != nil {
+		return Lease{}, Secret{}, leaseNotFound(id)
+	}
+	sl, err := s.store.LeaseByID(ctx, id)
+	if errs.Is(err, errs.NotFound) {
+		return Lease{}, Secret{}, leaseNotFound(id)
+	}
+	if err != nil {
+		return Lease{}, Secret{}, err
+	}
+	f, env, perms, _, err := s.resolve(ctx, actor, sc)
+	if err != nil {
+		return Lease{}, Secret{}, err
+	}
+	if err := check(perms, authz.ActLease, env, f); err != nil {
+		return Lease{}, Secret{}, err
+	}
+	ss, err := s.store.DynamicSecretByID(ctx, sl.DynamicSecretID)
+	if err != nil || ss.FolderID != f.ID {
+		return Lease{}, Secret{}, leaseNotFound(id)
+	}
+	sec, err := s.open(ctx, ss, env.Slug, f.Path)
+	return sl.Lease, sec, err
+}
+
+// GetLease returns a lease (without its credentials) and its dynamic secret.
+func (s *Service) GetLease(ctx context.Context, actor authz.Actor, sc Scope, id string) (Lease, Secret, error) {
+	return s.lease(ctx, actor, sc, id)
+}
+
+// Leases lists a dynamic secret's leases that are not revoked.
+func (s *Service) Leases(ctx context.Context, actor authz.Actor, sc Scope, name string) ([]Lease, error) {
+	sec, _, err := s.byName(ctx, actor, sc, name, authz.ActLease)
+	if err != nil {
+		return nil, err
+	}
+	all, err := s.store.Leases(ctx, sec.ID)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Lease, len(all))
+	for i, l := range all {
+		out[i] = l.Lease
+	}
+	return out, nil
+}
+
+// RenewLease moves an active lease's expiry to now+ttl (default TTL when
+// empty), never past its creation plus the max TTL, and tells the target.
+func (s *Service) RenewLease(ctx context.Context, actor authz.Actor, sc Scope, id, ttl string) (Lease, error) {
+	l, sec, err := s.lease(ctx, actor, sc, id)
+	if err != nil {
+		return Lease{}, err
+	}
+	if l.Status != Active {
+		return Lease{}, errs.BadRequest("Lease %s is %s and cannot be renewed", l.ID, l.Status)
+	}
+	if ttl == "" {
+		ttl = sec.DefaultTTL
+	}
+	d, err := ParseTTL(ttl)
+	if err != nil {
+		return Lease{}, err
+	}
+	now := s.now().UTC().Truncate(time.Microsecond)
+	exp := now.Add(d)
+	if sec.MaxTTL != "" {
+		if m, err := ParseTTL(sec.MaxTTL); err == nil && exp.After(l.CreatedAt.Add(m)) {
+			return Lease{}, errs.BadRequest("The requested renewal would exceed the maximum allowed lease duration. Please choose a shorter TTL")
+		}
+	}
+	p, err := s.provider(sec)
+	if err != nil {
+		return Lease{}, err
+	}
+	if r, ok := p.(provider.Renewer); ok {
+		pctx, cancel := context.WithTimeout(ctx, ProviderTimeout)
+		defer cancel()
+		if err := r.Renew(pctx, provider.RenewRequest{Username: l.Username, Expiration: exp}); err != nil {
+			return Lease{}, errs.BadRequest("Failed to renew lease: %s", truncate(err.Error(), 400))
+		}
+	}
+	if err := s.store.RenewLease(ctx, l.ID, exp, leaseEvent(actor, "renew-dynamic-secret-lease", sec, l)); err != nil {
+		return Lease{}, err
+	}
+	s.wakeWorker()
+	l.ExpireAt, l.DueAt, l.UpdatedAt = exp, exp, now
+	return l, nil
+}
+
+// RevokeLease revokes a lease now. A failed revocation leaves the lease in
+// revoke_failed (retried by the worker) unless forced, which records it as
+// revoked anyway.
+func (s *Service) RevokeLease(ctx context.Context, actor authz.Actor, sc Scope, id string, forced bool) (Lease, error) {
+	l, sec, err := s.lease(ctx, actor, sc, id)
+	if err != nil {
+		return Lease{}, err
+	}
+	if l.Status == Revoked {
+		return l, nil
+	}
+	got, err := s.revokeNow(ctx, sec, l, forced)
+	if err != nil {
+		return Lease{}, err
+	}
+	return got, s.store.AppendAudit(ctx, leaseEvent(actor, "delete-dynamic-secret-lease", sec, got))
+}
+
+// revokeNow claims a live lease, revokes it through the provider and records the outcome.
+func (s *Service) revokeNow(ctx context.Context, sec Secret, l Lease, forced bool) (Lease, error) {
+	now := s.now().UTC()
+	ok, err := s.store.ClaimLease(ctx, l.ID, now.Add(ProviderTimeout+10*time.Second))
+	if err != nil {
+		return Lease{}, err
+	}
+	if !ok {
+		cur, err := s.store.LeaseByID(ctx, l.ID)
+		return cur.Lease, err
+	}
+	rerr := s.revokeWith(ctx, sec, l)
+	details := ""
+	if rerr != nil {
+		details = truncate(rerr.Error(), 250)
+		if forced {
+			details = "forced: " + details
+		}
+	}
+	success := rerr == nil || forced
+	if err := s.store.FinishRevoke(context.WithoutCancel(ctx), l.ID, success, details, now.Add(backoff(l.Attempts+1))); err != nil {
+		return Lease{}, err
+	}
+	if s.metrics != nil {
+		s.metrics.Revoked(rerr == nil, 0)
+	}
+	cur, err := s.store.LeaseByID(ctx, l.ID)
+	return cur.Lease, err
+}
+
+func (s *Service) revokeWith(ctx context.Context, sec Secret, l Lease) error {
+	p, err := s.provider(sec)
+	if err != nil {
+		return err
+	}
+	pctx, cancel := context.WithTimeout(ctx, ProviderTimeout)
+	defer cancel()
+	return p.Revoke(pctx, provider.RevokeRequest{Username: l.Username})
+}
+
+// backoff is the wait before retry n: 1s, 2s, 4s ... capped at 5 minutes.
+func backoff(n int) time.Duration {
+	if n < 1 {
+		n = 1
+	}
+	if n > 9 {
+		return 5 * time.Minute
+	}
+	d := time.Second << (n - 1)
+	return min(d, 5*time.Minute)
+}
+
+// LeaseData decrypts a lease's credentials (only at creation are they returned).
+func (s *Service) LeaseData(ctx context.Context, sl SealedLease) (map[string]string, error) {
+	if len(sl.SealedData) == 0 {
+		return nil, nil
+	}
+	b, err := s.keys.Open(ctx, keyring.Project(sl.ProjectID), sl.SealedData, dataAD(sl.ID))
+	if err != nil {
+		return nil, err
+	}
+	var m map[string]string
+	return m, json.Unmarshal(b, &m)
+}

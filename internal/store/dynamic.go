@@ -1,0 +1,243 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+
+	"github.com/lockbox-dev/lockbox/internal/audit"
+	"github.com/lockbox-dev/lockbox/internal/dynamic"
+)
+
+var _ dynamic.Store = (*DB)(nil)
+
+const dynCols = `id, project_id, folder_id, name, type, inputs, default_ttl, max_ttl, username_template, metadata, status, status_details, created_at, updated_at`
+
+func scanDyn(sc interface{ Scan(...any) error }) (dynamic.SealedSecret, error) {
+	var s dynamic.SealedSecret
+	var md string
+	err := sc.Scan(&s.ID, &s.ProjectID, &s.FolderID, &s.Name, &s.Type, &s.SealedInputs, &s.DefaultTTL, &s.MaxTTL, &s.UsernameTemplate,
+		&md, &s.Status, &s.StatusDetails, timeCol{&s.CreatedAt}, timeCol{&s.UpdatedAt})
+	json.Unmarshal([]byte(md), &s.Metadata)
+	return s, err
+}
+
+func metadataJSON(md []dynamic.Metadata) string {
+	if md == nil {
+		md = []dynamic.Metadata{}
+	}
+	b, _ := json.Marshal(md)
+	return string(b)
+}
+
+// CreateDynamicSecret stores a dynamic secret.
+func (db *DB) CreateDynamicSecret(ctx context.Context, s dynamic.SealedSecret, ev audit.Event) error {
+	return db.Transact(ctx, func(tx *Tx) error {
+		if _, err := tx.exec(ctx, `INSERT INTO dynamic_secrets (`+dynCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			s.ID, s.ProjectID, s.FolderID, s.Name, s.Type, s.SealedInputs, s.DefaultTTL, s.MaxTTL, s.UsernameTemplate,
+			metadataJSON(s.Metadata), s.Status, s.StatusDetails, ts(s.CreatedAt), ts(s.UpdatedAt)); err != nil {
+			return dbErr(err, "CreateDynamicSecret")
+		}
+		return tx.insertAudit(ctx, ev)
+	})
+}
+
+// DynamicSecretByName finds a folder's dynamic secret.
+func (db *DB) DynamicSecretByName(ctx context.Context, folderID, name string) (dynamic.SealedSecret, error) {
+	s, err := scanDyn(db.readRow(ctx, `SELECT `+dynCols+` FROM dynamic_secrets WHERE folder_id = ? AND name = ?`, folderID, name))
+	return s, dbErr(err, "DynamicSecretByName")
+}
+
+// DynamicSecretByID finds a dynamic secret.
+func (db *DB) DynamicSecretByID(ctx context.Context, id string) (dynamic.SealedSecret, error) {
+	s, err := scanDyn(db.readRow(ctx, `SELECT `+dynCols+` FROM dynamic_secrets WHERE id = ?`, id))
+	return s, dbErr(err, "DynamicSecretByID")
+}
+
+// DynamicSecrets lists a folder's dynamic secrets by name.
+func (db *DB) DynamicSecrets(ctx context.Context, folderID string) ([]dynamic.SealedSecret, error) {
+	rows, err := db.readq(ctx, `SELECT `+dynCols+` FROM dynamic_secrets WHERE folder_id = ? ORDER BY name`, folderID)
+	if err != nil {
+		return nil, dbErr(err, "DynamicSecrets")
+	}
+	defer rows.Close()
+	var out []dynamic.SealedSecret
+	for rows.Next() {
+		s, err := scanDyn(rows)
+		if err != nil {
+			return nil, dbErr(err, "scan dynamic secret")
+		}
+		out = append(out, s)
+	}
+	return out, dbErr(rows.Err(), "DynamicSecrets")
+}
+
+// UpdateDynamicSecret writes a dynamic secret.
+func (db *DB) UpdateDynamicSecret(ctx context.Context, s dynamic.SealedSecret, ev audit.Event) error {
+	return db.Transact(ctx, func(tx *Tx) error {
+		if _, err := tx.exec(ctx, `UPDATE dynamic_secrets SET name = ?, inputs = ?, default_ttl = ?, max_ttl = ?, username_template = ?,
+			metadata = ?, status = ?, status_details = ?, updated_at = ? WHERE id = ?`, s.Name, s.SealedInputs, s.DefaultTTL, s.MaxTTL,
+			s.UsernameTemplate, metadataJSON(s.Metadata), s.Status, s.StatusDetails, ts(s.UpdatedAt), s.ID); err != nil {
+			return dbErr(err, "UpdateDynamicSecret")
+		}
+		return tx.insertAudit(ctx, ev)
+	})
+}
+
+// DeleteDynamicSecret deletes a dynamic secret and its lease rows.
+func (db *DB) DeleteDynamicSecret(ctx context.Context, id string, ev audit.Event) error {
+	return db.Transact(ctx, func(tx *Tx) error {
+		if _, err := tx.exec(ctx, `DELETE FROM dynamic_leases WHERE dynamic_secret_id = ?`, id); err != nil {
+			return dbErr(err, "delete leases")
+		}
+		if _, err := tx.exec(ctx, `DELETE FROM dynamic_secrets WHERE id = ?`, id); err != nil {
+			return dbErr(err, "DeleteDynamicSecret")
+		}
+		return tx.insertAudit(ctx, ev)
+	})
+}
+
+const leaseCols = `id, dynamic_secret_id, project_id, username, data, config, status, status_details, expire_at, due_at, attempts, created_at, updated_at`
+
+func scanLease(sc interface{ Scan(...any) error }) (dynamic.SealedLease, error) {
+	var l dynamic.SealedLease
+	var cfg string
+	err := sc.Scan(&l.ID, &l.DynamicSecretID, &l.ProjectID, &l.Username, &l.SealedData, &cfg, &l.Status, &l.StatusDetails,
+		timeCol{&l.ExpireAt}, timeCol{&l.DueAt}, &l.Attempts, timeCol{&l.CreatedAt}, timeCol{&l.UpdatedAt})
+	l.Config = json.RawMessage(cfg)
+	return l, err
+}
+
+// InsertLease commits a new lease row (state creating) with its audit event.
+func (db *DB) InsertLease(ctx context.Context, l dynamic.SealedLease, ev audit.Event) error {
+	return db.Transact(ctx, func(tx *Tx) error {
+		if _, err := tx.exec(ctx, `INSERT INTO dynamic_leases (`+leaseCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)`,
+			l.ID, l.DynamicSecretID, l.ProjectID, l.Username, l.SealedData, string(l.Config), l.Status, l.StatusDetails,
+			ts(l.ExpireAt), ts(l.DueAt), ts(l.CreatedAt), ts(l.UpdatedAt)); err != nil {
+			return dbErr(err, "InsertLease")
+		}
+		return tx.insertAudit(ctx, ev)
+	})
+}
+
+// ActivateLease stores the credentials and makes the lease active, due at expiry.
+func (db *DB) ActivateLease(ctx context.Context, id string, data []byte, dueAt time.Time) error {
+	now := db.Now()
+	_, err := db.exec(ctx, `UPDATE dynamic_leases SET status = 'active', data = ?, due_at = ?, updated_at = ? WHERE id = ? AND status = 'creating'`,
+		data, ts(dueAt), ts(now), id)
+	return dbErr(err, "ActivateLease")
+}
+
+// LeaseByID finds a lease.
+func (db *DB) LeaseByID(ctx context.Context, id string) (dynamic.SealedLease, error) {
+	l, err := scanLease(db.readRow(ctx, `SELECT `+leaseCols+` FROM dynamic_leases WHERE id = ?`, id))
+	return l, dbErr(err, "LeaseByID")
+}
+
+// Leases lists a dynamic secret's leases that are not revoked, oldest first.
+func (db *DB) Leases(ctx context.Context, dynamicSecretID string) ([]dynamic.SealedLease, error) {
+	rows, err := db.readq(ctx, `SELECT `+leaseCols+` FROM dynamic_leases WHERE dynamic_secret_id = ? AND status <> 'revoked' ORDER BY created_at, id`, dynamicSecretID)
+	if err != nil {
+		return nil, dbErr(err, "Leases")
+	}
+	defer rows.Close()
+	var out []dynamic.SealedLease
+	for rows.Next() {
+		l, err := scanLease(rows)
+		if err != nil {
+			return nil, dbErr(err, "scan lease")
+		}
+		out = append(out, l)
+	}
+	return out, dbErr(rows.Err(), "Leases")
+}
+
+// RenewLease moves an active lease's expiry and due time.
+func (db *DB) RenewLease(ctx context.Context, id string, expireAt time.Time, ev audit.Event) error {
+	return db.Transact(ctx, func(tx *Tx) error {
+		res, err := tx.exec(ctx, `UPDATE dynamic_leases SET expire_at = ?, due_at = ?, updated_at = ? WHERE id = ? AND status = 'active'`,
+			ts(expireAt), ts(expireAt), ts(tx.Now), id)
+		if err != nil {
+			return dbErr(err, "RenewLease")
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			return dbErr(errNoRows, "RenewLease")
+		}
+		return tx.insertAudit(ctx, ev)
+	})
+}
+
+// ClaimLease marks one live lease revoking until claimUntil.
+func (db *DB) ClaimLease(ctx context.Context, id string, claimUntil time.Time) (bool, error) {
+	now := db.Now()
+	res, err := db.exec(ctx, `UPDATE dynamic_leases SET status = 'revoking', due_at = ?, updated_at = ?
+		WHERE id = ? AND status IN ('creating', 'active', 'revoke_failed')`, ts(claimUntil), ts(now), id)
+	if err != nil {
+		return false, dbErr(err, "ClaimLease")
+	}
+	n, _ := res.RowsAffected()
+	return n == 1, nil
+}
+
+// ClaimDueLeases takes up to limit leases whose due time has passed and marks
+// them revoking until claimUntil, so no other node takes them meanwhile; a
+// node that dies mid-revocation leaves claims that expire and are retaken.
+func (db *DB) ClaimDueLeases(ctx context.Context, now, claimUntil time.Time, limit int) ([]dynamic.SealedLease, error) {
+	var out []dynamic.SealedLease
+	err := db.Transact(ctx, func(tx *Tx) error {
+		out = nil
+		rows, err := tx.query(ctx, `UPDATE dynamic_leases SET status = 'revoking', due_at = ?, updated_at = ?
+			WHERE id IN (SELECT id FROM dynamic_leases WHERE status <> 'revoked' AND due_at <= ? ORDER BY due_at LIMIT ?`+db.skipLocked()+`)
+			RETURNING `+leaseCols, ts(claimUntil), ts(now), ts(now), limit)
+		if err != nil {
+			return dbErr(err, "ClaimDueLeases")
+		}
+		defer rows.Close()
+		for rows.Next() {
+			l, err := scanLease(rows)
+			if err != nil {
+				return dbErr(err, "scan claimed lease")
+			}
+			out = append(out, l)
+		}
+		return dbErr(rows.Err(), "ClaimDueLeases")
+	})
+	return out, err
+}
+
+// skipLocked lets PostgreSQL workers on several nodes claim disjoint rows;
+// SQLite has one writer, so there is nothing to skip.
+func (db *DB) skipLocked() string {
+	if db.dialect == Postgres {
+		return " FOR UPDATE SKIP LOCKED"
+	}
+	return ""
+}
+
+// FinishRevoke records a revocation outcome.
+func (db *DB) FinishRevoke(ctx context.Context, id string, ok bool, details string, retryAt time.Time) error {
+	now := db.Now()
+	var err error
+	if ok {
+		_, err = db.exec(ctx, `UPDATE dynamic_leases SET status = 'revoked', status_details = ?, data = NULL, updated_at = ? WHERE id = ?`,
+			details, ts(now), id)
+	} else {
+		_, err = db.exec(ctx, `UPDATE dynamic_leases SET status = 'revoke_failed', status_details = ?, attempts = attempts + 1,
+			due_at = ?, updated_at = ? WHERE id = ? AND status <> 'revoked'`, details, ts(retryAt), ts(now), id)
+	}
+	return dbErr(err, "FinishRevoke")
+}
+
+// NextDue is the earliest due time among live leases.
+func (db *DB) NextDue(ctx context.Context) (time.Time, error) {
+	var t time.Time
+	err := db.readRow(ctx, `SELECT MIN(due_at) FROM dynamic_leases WHERE status <> 'revoked'`).Scan(timeCol{&t})
+	return t, dbErr(err, "NextDue")
+}
+
+// CountLeases counts leases in a state.
+func (db *DB) CountLeases(ctx context.Context, status string) (int, error) {
+	var n int
+	err := db.readRow(ctx, `SELECT COUNT(*) FROM dynamic_leases WHERE status = ?`, status).Scan(&n)
+	return n, dbErr(err, "CountLeases")
+}
