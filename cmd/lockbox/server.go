@@ -97,10 +97,11 @@ func serve(ctx context.Context, cfg config.Config, stdout, stderr io.Writer) err
 	defer db.Close()
 
 	srv := app.New(db, kr, app.Options{
-		Version:       version,
-		MaxBodyBytes:  cfg.MaxBodyBytes,
-		AuthRateLimit: cfg.AuthRateLimit,
-		Logger:        log,
+		Version:              version,
+		MaxBodyBytes:         cfg.MaxBodyBytes,
+		AuthRateLimit:        cfg.AuthRateLimit,
+		Logger:               log,
+		LeaseCreatingTimeout: cfg.LeaseCreatingTimeout,
 	})
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {

@@ -28,6 +28,8 @@ type Options struct {
 	MaxBodyBytes  int64
 	AuthRateLimit int
 	Logger        *slog.Logger
+	// LeaseCreatingTimeout overrides dynamic.DefaultCreatingTimeout when set.
+	LeaseCreatingTimeout time.Duration
 }
 
 // App is a wired lockbox node.
@@ -46,6 +48,9 @@ func New(db *store.DB, kr *keyring.Keyring, o Options) *App {
 	idsvc := identity.NewService(db, kr, nil)
 	projects := project.NewService(db, az, kr, nil)
 	dyn := dynamic.NewService(db, projects, az, kr, nil)
+	if o.LeaseCreatingTimeout > 0 {
+		dyn.CreatingTimeout = o.LeaseCreatingTimeout
+	}
 	svc := api.Services{
 		Identity:      idsvc,
 		Tokens:        identity.NewTokens(db, idsvc),

@@ -36,18 +36,22 @@ type Config struct {
 	AuthRateLimit   int           // LOCKBOX_AUTH_RATE_LIMIT / --auth-rate-limit
 	ShutdownTimeout time.Duration // LOCKBOX_SHUTDOWN_TIMEOUT / --shutdown-timeout
 	DBMaxConns      int           // LOCKBOX_DB_MAX_CONNS / --db-max-conns (PostgreSQL pool size)
+	// LeaseCreatingTimeout is how long a lease may stay 'creating' before the
+	// worker revokes it as abandoned (its creator crashed).
+	LeaseCreatingTimeout time.Duration // LOCKBOX_LEASE_CREATING_TIMEOUT / --lease-creating-timeout
 }
 
 // Default returns the configuration used when nothing is set.
 func Default() Config {
 	return Config{
-		Listen:          "127.0.0.1:8080",
-		DataDir:         "./lockbox-data",
-		LogLevel:        slog.LevelInfo,
-		MaxBodyBytes:    1 << 20,
-		AuthRateLimit:   60,
-		ShutdownTimeout: 15 * time.Second,
-		DBMaxConns:      20,
+		Listen:               "127.0.0.1:8080",
+		DataDir:              "./lockbox-data",
+		LogLevel:             slog.LevelInfo,
+		MaxBodyBytes:         1 << 20,
+		AuthRateLimit:        60,
+		ShutdownTimeout:      15 * time.Second,
+		DBMaxConns:           20,
+		LeaseCreatingTimeout: 2 * time.Minute,
 	}
 }
 
@@ -97,6 +101,10 @@ func (c Config) Validate() error {
 	if c.ShutdownTimeout <= 0 {
 		problems = append(problems, errors.New("shutdown timeout must be positive"))
 	}
+	if c.LeaseCreatingTimeout < time.Second {
+		// Shorter than the provider timeout (20s) is safe but makes slow creations fail.
+		problems = append(problems, errors.New("lease creating timeout must be at least 1s"))
+	}
 	if c.DBMaxConns < 2 {
 		problems = append(problems, errors.New("db max conns must be at least 2"))
 	}
@@ -125,6 +133,11 @@ func variables() []variable {
 			return err
 		}},
 		{"LOCKBOX_DB_MAX_CONNS", "db-max-conns", "PostgreSQL connection pool size", false, intSetter(func(c *Config, n int) { c.DBMaxConns = n })},
+		{"LOCKBOX_LEASE_CREATING_TIMEOUT", "lease-creating-timeout", "how long a lease may stay 'creating' before it is revoked as abandoned", false, func(c *Config, v string) error {
+			d, err := time.ParseDuration(v)
+			c.LeaseCreatingTimeout = d
+			return err
+		}},
 	}
 }
 

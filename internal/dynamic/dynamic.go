@@ -97,8 +97,9 @@ type Store interface {
 
 	// InsertLease commits a lease row in state creating, before the target is touched.
 	InsertLease(ctx context.Context, l SealedLease, ev audit.Event) error
-	// ActivateLease records the credentials of a created lease.
-	ActivateLease(ctx context.Context, id string, data []byte, dueAt time.Time) error
+	// ActivateLease records the credentials of a created lease; false if the
+	// lease stopped being 'creating' meanwhile.
+	ActivateLease(ctx context.Context, id string, data []byte, dueAt time.Time) (bool, error)
 	LeaseByID(ctx context.Context, id string) (SealedLease, error)
 	// Leases lists a dynamic secret's leases that are not revoked.
 	Leases(ctx context.Context, dynamicSecretID string) ([]SealedLease, error)
@@ -144,6 +145,9 @@ type Service struct {
 	now     func() time.Time
 	wake    chan struct{}
 	metrics Metrics
+
+	// CreatingTimeout: see DefaultCreatingTimeout. It must exceed ProviderTimeout.
+	CreatingTimeout time.Duration
 }
 
 // NewService returns the dynamic secret service.
@@ -151,7 +155,8 @@ func NewService(st Store, folders Folders, az Authorizer, kr *keyring.Keyring, n
 	if now == nil {
 		now = time.Now
 	}
-	return &Service{store: st, folders: folders, authz: az, keys: kr, now: now, wake: make(chan struct{}, 1)}
+	return &Service{store: st, folders: folders, authz: az, keys: kr, now: now, wake: make(chan struct{}, 1),
+		CreatingTimeout: DefaultCreatingTimeout}
 }
 
 // SetMetrics installs a metrics sink.

@@ -14,9 +14,9 @@ import (
 	"github.com/lockbox-dev/lockbox/internal/keyring"
 )
 
-// CreatingTimeout is how long a lease may stay in state creating before the
-// worker assumes its creator died and revokes whatever it may have made.
-const CreatingTimeout = 2 * time.Minute
+// DefaultCreatingTimeout is how long a lease may stay in state creating
+// before the worker assumes its creator died and revokes whatever it made.
+const DefaultCreatingTimeout = 2 * time.Minute
 
 // ProviderTimeout bounds one call to a target.
 const ProviderTimeout = 20 * time.Second
@@ -75,7 +75,7 @@ func (s *Service) CreateLease(ctx context.Context, actor authz.Actor, sc Scope, 
 	now := s.now().UTC().Truncate(time.Microsecond)
 	l := Lease{ID: uuid.Must(uuid.NewV7()).String(), DynamicSecretID: sec.ID, ProjectID: sec.ProjectID,
 		Username: username(sec.UsernameTemplate, actor.Name, now), Config: config, Status: Creating,
-		ExpireAt: now.Add(d), DueAt: now.Add(CreatingTimeout), CreatedAt: now, UpdatedAt: now}
+		ExpireAt: now.Add(d), DueAt: now.Add(s.CreatingTimeout), CreatedAt: now, UpdatedAt: now}
 	if len(l.Config) == 0 || string(l.Config) == "null" {
 		l.Config = json.RawMessage("{}")
 	}
@@ -97,8 +97,18 @@ func (s *Service) CreateLease(ctx context.Context, actor authz.Actor, sc Scope, 
 	if err != nil {
 		return Lease{}, Secret{}, err
 	}
-	if err := s.store.ActivateLease(context.WithoutCancel(ctx), l.ID, sealed, l.ExpireAt); err != nil {
+	ok, err := s.store.ActivateLease(context.WithoutCancel(ctx), l.ID, sealed, l.ExpireAt)
+	if err != nil {
 		return Lease{}, Secret{}, err
+	}
+	if !ok {
+		// The worker already treated this lease as abandoned and may have run
+		// its revocation before the credential existed: remove it again now.
+		if rerr := s.revokeWith(context.WithoutCancel(ctx), sec, l); rerr != nil {
+			s.store.FinishRevoke(context.WithoutCancel(ctx), l.ID, false, "abandoned during creation: "+truncate(rerr.Error(), 200), now)
+			s.wakeWorker()
+		}
+		return Lease{}, Secret{}, errs.Unavailablef("Lease creation took longer than the creating timeout and was abandoned; try again")
 	}
 	s.wakeWorker()
 	l.Status, l.Data, l.DueAt = Active, res.Data, l.ExpireAt

@@ -90,6 +90,9 @@ func PermissionDenied(action, subject string) *Error {
 // WithCode returns e with its wire error name set to code.
 func (e *Error) WithCode(code string) *Error { e.Code = code; return e }
 
+// Unavailablef reports a temporary failure (503).
+func Unavailablef(format string, args ...any) *Error { return newf(Unavailable, format, args) }
+
 // Wrap adds context to a non-nil *errp, keeping its kind: defer errs.Wrap(&err, "CreateProject").
 func Wrap(errp *error, op string) {
 	if *errp != nil {

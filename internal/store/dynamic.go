@@ -120,12 +120,18 @@ func (db *DB) InsertLease(ctx context.Context, l dynamic.SealedLease, ev audit.E
 	})
 }
 
-// ActivateLease stores the credentials and makes the lease active, due at expiry.
-func (db *DB) ActivateLease(ctx context.Context, id string, data []byte, dueAt time.Time) error {
+// ActivateLease stores the credentials and makes a creating lease active,
+// due at expiry. It reports false if the lease is no longer creating (the
+// worker took it as abandoned).
+func (db *DB) ActivateLease(ctx context.Context, id string, data []byte, dueAt time.Time) (bool, error) {
 	now := db.Now()
-	_, err := db.exec(ctx, `UPDATE dynamic_leases SET status = 'active', data = ?, due_at = ?, updated_at = ? WHERE id = ? AND status = 'creating'`,
+	res, err := db.exec(ctx, `UPDATE dynamic_leases SET status = 'active', data = ?, due_at = ?, updated_at = ? WHERE id = ? AND status = 'creating'`,
 		data, ts(dueAt), ts(now), id)
-	return dbErr(err, "ActivateLease")
+	if err != nil {
+		return false, dbErr(err, "ActivateLease")
+	}
+	n, _ := res.RowsAffected()
+	return n == 1, nil
 }
 
 // LeaseByID finds a lease.
