@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -18,10 +19,15 @@ import (
 	"net/http"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
+	_ "github.com/jackc/pgx/v5/stdlib"
+	_ "modernc.org/sqlite"
+
 	"github.com/lockbox-dev/lockbox/internal/app"
+	"github.com/lockbox-dev/lockbox/internal/audit"
 	"github.com/lockbox-dev/lockbox/internal/client"
 	"github.com/lockbox-dev/lockbox/internal/keyring"
 	"github.com/lockbox-dev/lockbox/internal/store"
@@ -50,7 +56,8 @@ func main() {
 }
 
 func run() error {
-	scenario := flag.String("scenario", "login", "login or secrets-list")
+	scenario := flag.String("scenario", "login", "login, secrets-list, lease-create, revoke-lag or startup")
+	leases := flag.Int("leases", 10000, "lease rows (revoke-lag, startup)")
 	secrets := flag.Int("secrets", 1, "client secrets on the identity (login) or secrets in the folder (secrets-list)")
 	conc := flag.Int("c", 8, "concurrent clients")
 	dur := flag.Duration("d", 10*time.Second, "duration of the measured run")
@@ -60,7 +67,27 @@ func run() error {
 	if *dur > 10*time.Minute || *conc < 1 || *conc > 1024 {
 		return errors.New("-d at most 10m, -c between 1 and 1024")
 	}
-	url, stop, err := startServer(store.Dialect(*db))
+	switch *scenario {
+	case "lease-create":
+		res, err := runLeaseCreate(*conc, *dur, *db)
+		if err != nil {
+			return err
+		}
+		return report(res, *asJSON)
+	case "revoke-lag":
+		res, err := runRevokeLag(*leases, *db)
+		if err != nil {
+			return err
+		}
+		return report([]result{res}, *asJSON)
+	case "startup":
+		res, err := runStartup(*leases)
+		if err != nil {
+			return err
+		}
+		return report([]result{res}, *asJSON)
+	}
+	_, url, stop, err := start(store.Dialect(*db), true)
 	if err != nil {
 		return err
 	}
@@ -86,61 +113,109 @@ func run() error {
 	}
 	res := drive(op, *conc, *dur)
 	res.Scenario, res.Database, res.Secrets = *scenario, *db, *secrets
-	if *asJSON {
-		return json.NewEncoder(os.Stdout).Encode(res)
+	return report([]result{res}, *asJSON)
+}
+
+func report(rs []result, asJSON bool) error {
+	if asJSON {
+		return json.NewEncoder(os.Stdout).Encode(rs)
 	}
-	fmt.Printf("%-8s %-8s %8s %4s %9s %7s %10s %8s %8s %8s\n", "scenario", "db", "secrets", "c", "requests", "errors", "req/s", "p50 ms", "p95 ms", "p99 ms")
-	fmt.Printf("%-8s %-8s %8d %4d %9d %7d %10.0f %8.2f %8.2f %8.2f\n", res.Scenario, res.Database, res.Secrets, res.Concurrency,
-		res.Requests, res.Errors, res.PerSecond, res.P50ms, res.P95ms, res.P99ms)
+	fmt.Printf("%-26s %-8s %8s %4s %9s %7s %10s %9s %9s %9s\n", "scenario", "db", "secrets", "c", "requests", "errors", "req/s", "p50 ms", "p95 ms", "p99 ms")
+	for _, r := range rs {
+		fmt.Printf("%-26s %-8s %8d %4d %9d %7d %10.0f %9.2f %9.2f %9.2f\n", r.Scenario, r.Database, r.Secrets, r.Concurrency,
+			r.Requests, r.Errors, r.PerSecond, r.P50ms, r.P95ms, r.P99ms)
+	}
 	return nil
 }
 
-// startServer runs lockbox in this process on a loopback port, on a fresh database.
-func startServer(d store.Dialect) (string, func(), error) {
+// benchApp is a lockbox node running in this process.
+type benchApp struct {
+	app *app.App
+	db  *store.DB
+	raw *sql.DB // direct access for seeding, on the same database
+}
+
+// start runs lockbox in this process on a loopback port, on a fresh database;
+// with worker, the lease worker runs too.
+func start(d store.Dialect, worker bool) (*benchApp, string, func(), error) {
 	opts := store.Options{MaxConns: 20}
 	var cleanup []func()
+	driver, dsn := "", ""
 	switch d {
 	case store.SQLite:
 		dir, err := os.MkdirTemp("", "lockbox-bench-")
 		if err != nil {
-			return "", nil, err
+			return nil, "", nil, err
 		}
 		opts.Dir = dir
 		cleanup = append(cleanup, func() { os.RemoveAll(dir) })
 	case store.Postgres:
 		u, drop, err := storetest.CreateDatabase(context.Background(), storetest.PGAdminURL())
 		if err != nil {
-			return "", nil, err
+			return nil, "", nil, err
 		}
 		opts.URL = u
+		driver, dsn = "pgx", u
 		cleanup = append(cleanup, func() { drop() })
 	default:
-		return "", nil, fmt.Errorf("unknown database %q", d)
+		return nil, "", nil, fmt.Errorf("unknown database %q", d)
 	}
 	db, err := store.Open(context.Background(), opts)
 	if err != nil {
-		return "", nil, err
+		return nil, "", nil, err
+	}
+	if d == store.SQLite {
+		driver, dsn = "sqlite", "file:"+db.Path()+"?_pragma=busy_timeout(10000)"
+	}
+	raw, err := sql.Open(driver, dsn)
+	if err != nil {
+		return nil, "", nil, err
 	}
 	root := make([]byte, keyring.KeySize)
 	rand.Read(root)
 	kr, _ := keyring.New(root, db)
-	srv := app.New(db, kr, app.Options{Version: "bench", AuthRateLimit: 1 << 30, Logger: slog.New(slog.NewJSONHandler(io.Discard, nil))})
+	a := app.New(db, kr, app.Options{Version: "bench", AuthRateLimit: 1 << 30, Logger: slog.New(slog.NewJSONHandler(io.Discard, nil))})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return "", nil, err
+		return nil, "", nil, err
 	}
-	hs := &http.Server{Handler: srv}
+	hs := &http.Server{Handler: a}
 	go hs.Serve(ln)
 	wctx, stopWorker := context.WithCancel(context.Background())
-	go srv.Worker.Run(wctx)
-	return "http://" + ln.Addr().String(), func() {
+	if worker {
+		go a.Worker.Run(wctx)
+	}
+	return &benchApp{app: a, db: db, raw: raw}, "http://" + ln.Addr().String(), func() {
 		stopWorker()
 		hs.Close()
+		raw.Close()
 		db.Close()
 		for _, f := range slices.Backward(cleanup) {
 			f()
 		}
 	}, nil
+}
+
+// rebind turns ? placeholders into $n on PostgreSQL.
+func rebind(db *store.DB, q string) string {
+	if db.Dialect() != store.Postgres {
+		return q
+	}
+	var b strings.Builder
+	n := 0
+	for _, c := range q {
+		if c == '?' {
+			n++
+			fmt.Fprintf(&b, "$%d", n)
+			continue
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
+}
+
+func auditEvent() audit.Event {
+	return audit.Event{OrgID: "bench", ActorType: "platform", ActorID: "bench", Type: "bench-seed"}
 }
 
 func prepareLogin(ctx context.Context, c *client.Client, url, identityID string, n int) (func(*http.Client) error, error) {

@@ -113,6 +113,8 @@ type Store interface {
 	// FinishRevoke records a revocation outcome: ok → revoked; otherwise
 	// revoke_failed with details, retried at retryAt.
 	FinishRevoke(ctx context.Context, id string, ok bool, details string, retryAt time.Time) error
+	// RevokedMany marks leases revoked in one write.
+	RevokedMany(ctx context.Context, ids []string) error
 	// NextDue is the earliest due time of live work, or zero.
 	NextDue(ctx context.Context) (time.Time, error)
 	CountLeases(ctx context.Context, status string) (int, error)

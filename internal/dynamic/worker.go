@@ -4,6 +4,8 @@ import (
 	"context"
 	"log/slog"
 	"time"
+
+	"github.com/lockbox-dev/lockbox/internal/dynamic/provider"
 )
 
 // Worker revokes due leases: expired active ones, stale creating ones and
@@ -24,7 +26,7 @@ func NewWorker(svc *Service, log *slog.Logger) *Worker {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Worker{svc: svc, log: log, MaxWait: time.Second, Batch: 50}
+	return &Worker{svc: svc, log: log, MaxWait: time.Second, Batch: 200}
 }
 
 // Run works until ctx is done. It sleeps until the next due lease (or a
@@ -63,6 +65,77 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 }
 
+func (w *Worker) revokeGroup(ctx context.Context, dsID string, leases []SealedLease) {
+	s := w.svc
+	ss, err := s.store.DynamicSecretByID(ctx, dsID)
+	var sec Secret
+	if err == nil {
+		sec, err = s.open(ctx, ss, "", "")
+	}
+	if err == nil && len(leases) > 1 {
+		if p, perr := s.provider(sec); perr == nil {
+			if br, ok := p.(provider.BatchRevoker); ok {
+				names := make([]string, len(leases))
+				for i, l := range leases {
+					names[i] = l.Username
+				}
+				pctx, cancel := context.WithTimeout(ctx, ProviderTimeout)
+				berr := br.RevokeMany(pctx, names)
+				cancel()
+				if berr == nil {
+					ids := make([]string, len(leases))
+					for i, l := range leases {
+						ids[i] = l.ID
+					}
+					if err := s.store.RevokedMany(context.WithoutCancel(ctx), ids); err != nil {
+						w.log.Error("lease worker: record outcomes", "err", err.Error())
+						return
+					}
+					done := s.now().UTC()
+					for _, l := range leases {
+						if s.metrics != nil {
+							s.metrics.Revoked(true, max(0, done.Sub(l.ExpireAt)))
+						}
+					}
+					return
+				}
+				w.log.Warn("batch revocation failed; revoking one by one", "dynamicSecret", dsID, "err", truncate(berr.Error(), 250))
+			}
+		}
+	}
+	for _, l := range leases {
+		rerr := err
+		if rerr == nil {
+			rerr = s.revokeWith(ctx, sec, l.Lease)
+		}
+		w.record(ctx, l, rerr)
+	}
+}
+
+// record stores one revocation outcome and feeds the metrics.
+func (w *Worker) record(ctx context.Context, l SealedLease, rerr error) {
+	s := w.svc
+	details := ""
+	if rerr != nil {
+		details = truncate(rerr.Error(), 250) + " - retrying automatically"
+	}
+	done := s.now().UTC()
+	if err := s.store.FinishRevoke(context.WithoutCancel(ctx), l.ID, rerr == nil, details, done.Add(backoff(l.Attempts+1))); err != nil {
+		w.log.Error("lease worker: record outcome", "lease", l.ID, "err", err.Error())
+		return
+	}
+	if s.metrics != nil {
+		lag := time.Duration(0)
+		if l.ExpireAt.Before(done) {
+			lag = done.Sub(l.ExpireAt)
+		}
+		s.metrics.Revoked(rerr == nil, lag)
+	}
+	if rerr != nil {
+		w.log.Warn("lease revocation failed", "lease", l.ID, "attempt", l.Attempts+1, "err", details)
+	}
+}
+
 // Tick claims and processes one batch of due leases; it reports how many.
 func (w *Worker) Tick(ctx context.Context) (int, error) {
 	s := w.svc
@@ -71,38 +144,18 @@ func (w *Worker) Tick(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	// Group by dynamic secret so a provider that can revoke many credentials
+	// in one round trip does so; any failure falls back to one by one.
+	groups := map[string][]SealedLease{}
+	var order []string
 	for _, l := range claimed {
-		ss, err := s.store.DynamicSecretByID(ctx, l.DynamicSecretID)
-		if err != nil {
-			w.log.Error("lease worker: dynamic secret", "lease", l.ID, "err", err.Error())
-			continue
+		if _, ok := groups[l.DynamicSecretID]; !ok {
+			order = append(order, l.DynamicSecretID)
 		}
-		sec, err := s.open(ctx, ss, "", "")
-		var rerr error
-		if err != nil {
-			rerr = err
-		} else {
-			rerr = s.revokeWith(ctx, sec, l.Lease)
-		}
-		details := ""
-		if rerr != nil {
-			details = truncate(rerr.Error(), 250) + " - retrying automatically"
-		}
-		done := s.now().UTC()
-		if err := s.store.FinishRevoke(context.WithoutCancel(ctx), l.ID, rerr == nil, details, done.Add(backoff(l.Attempts+1))); err != nil {
-			w.log.Error("lease worker: record outcome", "lease", l.ID, "err", err.Error())
-			continue
-		}
-		lag := time.Duration(0)
-		if l.Status == Active || l.ExpireAt.Before(done) {
-			lag = done.Sub(l.ExpireAt)
-		}
-		if s.metrics != nil {
-			s.metrics.Revoked(rerr == nil, lag)
-		}
-		if rerr != nil {
-			w.log.Warn("lease revocation failed", "lease", l.ID, "attempt", l.Attempts+1, "err", details)
-		}
+		groups[l.DynamicSecretID] = append(groups[l.DynamicSecretID], l)
+	}
+	for _, id := range order {
+		w.revokeGroup(ctx, id, groups[id])
 	}
 	return len(claimed), nil
 }

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"time"
 
 	"github.com/lockbox-dev/lockbox/internal/audit"
@@ -232,6 +233,20 @@ func (db *DB) FinishRevoke(ctx context.Context, id string, ok bool, details stri
 			due_at = ?, updated_at = ? WHERE id = ? AND status <> 'revoked'`, details, ts(retryAt), ts(now), id)
 	}
 	return dbErr(err, "FinishRevoke")
+}
+
+// RevokedMany marks leases revoked in one statement.
+func (db *DB) RevokedMany(ctx context.Context, ids []string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	args := []any{ts(db.Now())}
+	for _, id := range ids {
+		args = append(args, id)
+	}
+	_, err := db.exec(ctx, `UPDATE dynamic_leases SET status = 'revoked', status_details = '', data = NULL, updated_at = ?
+		WHERE id IN (`+strings.TrimSuffix(strings.Repeat("?, ", len(ids)), ", ")+`)`, args...)
+	return dbErr(err, "RevokedMany")
 }
 
 // NextDue is the earliest due time among live leases.

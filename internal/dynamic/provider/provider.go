@@ -27,6 +27,12 @@ type Renewer interface {
 	Renew(ctx context.Context, req RenewRequest) error
 }
 
+// BatchRevoker is implemented by providers that can remove many credentials
+// in one round trip. Users that no longer exist are skipped.
+type BatchRevoker interface {
+	RevokeMany(ctx context.Context, usernames []string) error
+}
+
 // CreateRequest describes a credential to make.
 type CreateRequest struct {
 	Username   string

@@ -5,6 +5,7 @@ package sqldb
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"database/sql"
@@ -15,6 +16,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
@@ -85,6 +87,7 @@ type SQL struct {
 
 var _ provider.Provider = (*SQL)(nil)
 var _ provider.Renewer = (*SQL)(nil)
+var _ provider.BatchRevoker = (*SQL)(nil)
 
 // New decodes inputs strictly and validates them without connecting.
 func New(inputs json.RawMessage) (provider.Provider, error) {
@@ -150,7 +153,34 @@ func (s *SQL) render(stmt, username, password string, exp time.Time) (string, er
 		"{{expiration}}", exp.UTC().Format("2006-01-02 15:04:05+00"), "{{database}}", db).Replace(stmt), nil
 }
 
+// pools keeps one connection pool per distinct target and admin credentials,
+// so leases do not pay a connection set-up each. Idle connections close after
+// a minute; a pool for inputs that changed simply goes idle.
+var pools = struct {
+	sync.Mutex
+	m map[[32]byte]*sql.DB
+}{m: map[[32]byte]*sql.DB{}}
+
 func (s *SQL) open() (*sql.DB, error) {
+	key := sha256.Sum256([]byte(strings.Join([]string{s.flavor, s.cfg.Host, s.cfg.Port.String(), s.cfg.Database,
+		s.cfg.Username, s.cfg.Password, s.cfg.CA}, "\x00")))
+	pools.Lock()
+	defer pools.Unlock()
+	if db, ok := pools.m[key]; ok {
+		return db, nil
+	}
+	db, err := s.connect()
+	if err != nil {
+		return nil, err
+	}
+	db.SetMaxOpenConns(8)
+	db.SetMaxIdleConns(2)
+	db.SetConnMaxIdleTime(time.Minute)
+	pools.m[key] = db
+	return db, nil
+}
+
+func (s *SQL) connect() (*sql.DB, error) {
 	addr := net.JoinHostPort(s.cfg.Host, s.cfg.Port.String())
 	var tlsConf *tls.Config
 	if s.cfg.CA != "" {
@@ -199,12 +229,19 @@ func describe(op string, err error) error {
 
 var passwordInURL = regexp.MustCompile(`://[^@/\s]*@`)
 
+// pgLock serialises statement runs on one PostgreSQL cluster: concurrent
+// GRANT ... ON DATABASE fails with "tuple concurrently updated". The lock is
+// transaction-scoped, so it ends with the template's implicit transaction.
+const pgLock = "SELECT pg_advisory_xact_lock(7435108);\n"
+
 func (s *SQL) exec(ctx context.Context, op, stmt string) error {
+	if s.flavor == "postgres" {
+		stmt = pgLock + stmt
+	}
 	db, err := s.open()
 	if err != nil {
 		return describe(op, err)
 	}
-	defer db.Close()
 	if _, err := db.ExecContext(ctx, stmt); err != nil {
 		return describe(op, err)
 	}
@@ -217,7 +254,6 @@ func (s *SQL) Validate(ctx context.Context) error {
 	if err != nil {
 		return describe("connect", err)
 	}
-	defer db.Close()
 	if err := db.PingContext(ctx); err != nil {
 		return describe("connect", err)
 	}
@@ -229,7 +265,6 @@ func (s *SQL) exists(ctx context.Context, username string) (bool, error) {
 	if err != nil {
 		return false, describe("look up user", err)
 	}
-	defer db.Close()
 	q := `SELECT COUNT(*) FROM pg_roles WHERE rolname = $1`
 	if s.flavor == "mysql" {
 		q = `SELECT COUNT(*) FROM mysql.user WHERE User = ?`
@@ -274,6 +309,77 @@ func (s *SQL) Revoke(ctx context.Context, req provider.RevokeRequest) error {
 		return err
 	}
 	return s.exec(ctx, "drop user", stmt)
+}
+
+// RevokeMany runs the revocation statements of every listed user that
+// exists, in one exec (one transaction on PostgreSQL).
+func (s *SQL) RevokeMany(ctx context.Context, usernames []string) error {
+	for _, u := range usernames {
+		if _, err := s.render("", u, "", time.Time{}); err != nil {
+			return err
+		}
+	}
+	db, err := s.open()
+	if err != nil {
+		return describe("look up users", err)
+	}
+	q := `SELECT rolname FROM pg_roles WHERE rolname = ANY($1)`
+	args := []any{usernames}
+	if s.flavor == "mysql" {
+		q = `SELECT DISTINCT User FROM mysql.user WHERE User IN (` + strings.TrimSuffix(strings.Repeat("?,", len(usernames)), ",") + `)`
+		args = make([]any, len(usernames))
+		for i, u := range usernames {
+			args[i] = u
+		}
+	}
+	rows, err := db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return describe("look up users", err)
+	}
+	var present []string
+	for rows.Next() {
+		var u string
+		if err := rows.Scan(&u); err != nil {
+			rows.Close()
+			return describe("look up users", err)
+		}
+		present = append(present, u)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return describe("look up users", err)
+	}
+	if len(present) == 0 {
+		return nil
+	}
+	var stmts strings.Builder
+	if s.cfg.RevocationStatement == defaults[s.flavor][1] {
+		// The default statements take lists: one catalog pass for the batch.
+		quoted := make([]string, len(present))
+		for i, u := range present {
+			if s.flavor == "postgres" {
+				quoted[i] = `"` + u + `"`
+			} else {
+				quoted[i] = "'" + u + "'@'%'"
+			}
+		}
+		list := strings.Join(quoted, ", ")
+		if s.flavor == "postgres" {
+			stmts.WriteString("DROP OWNED BY " + list + "; DROP ROLE IF EXISTS " + list + ";")
+		} else {
+			stmts.WriteString("DROP USER IF EXISTS " + list + ";")
+		}
+		return s.exec(ctx, "drop users", stmts.String())
+	}
+	for _, u := range present {
+		st, err := s.render(s.cfg.RevocationStatement, u, "", time.Time{})
+		if err != nil {
+			return err
+		}
+		stmts.WriteString(st)
+		stmts.WriteString("\n")
+	}
+	return s.exec(ctx, "drop users", stmts.String())
 }
 
 // Renew runs the renew statements (none by default on MySQL).

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -208,5 +209,32 @@ func TestSQLDatabaseInputs(t *testing.T) {
 	}
 	if len(sqldb.Inputs) == 0 {
 		t.Fatal("no inputs declared")
+	}
+}
+
+// Concurrent GRANT ... ON DATABASE fails in PostgreSQL ("tuple concurrently
+// updated") unless the provider serialises its statements.
+func TestConcurrentCreatesOnPostgres(t *testing.T) {
+	tg := postgresTarget(t)
+	p := newProvider(t, tg.inputs)
+	ctx := context.Background()
+	const n = 16
+	errs := make(chan error, n)
+	users := make([]string, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		users[i] = "lbx_c" + suffix()
+		t.Cleanup(func() { p.Revoke(context.Background(), provider.RevokeRequest{Username: users[i]}) })
+		wg.Go(func() {
+			_, err := p.Create(ctx, provider.CreateRequest{Username: users[i], Password: "Pw" + suffix(), Expiration: time.Now().Add(time.Hour)})
+			errs <- err
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatalf("concurrent create: %v", err)
+		}
 	}
 }

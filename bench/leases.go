@@ -1,0 +1,296 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/lockbox-dev/lockbox/internal/app"
+	"github.com/lockbox-dev/lockbox/internal/client"
+	"github.com/lockbox-dev/lockbox/internal/dynamic"
+	"github.com/lockbox-dev/lockbox/internal/keyring"
+	"github.com/lockbox-dev/lockbox/internal/store"
+)
+
+const pgAdmin = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
+
+// pgTarget makes a database on the local PostgreSQL for leases to grant on;
+// cleanup drops it and every role with the returned prefix.
+func pgTarget() (dbName, prefix string, cleanup func(), err error) {
+	admin, err := sql.Open("pgx", pgAdmin)
+	if err != nil {
+		return "", "", nil, err
+	}
+	b := make([]byte, 4)
+	rand.Read(b)
+	tag := hex.EncodeToString(b)
+	dbName, prefix = "lockbox_bench_"+tag, "b"+tag+"_"
+	if _, err := admin.Exec("CREATE DATABASE " + dbName); err != nil {
+		return "", "", nil, err
+	}
+	return dbName, prefix, func() {
+		rows, _ := admin.Query(`SELECT rolname FROM pg_roles WHERE starts_with(rolname, $1)`, prefix)
+		var names []string
+		for rows != nil && rows.Next() {
+			var n string
+			rows.Scan(&n)
+			names = append(names, n)
+		}
+		for _, n := range names {
+			admin.Exec(fmt.Sprintf(`DROP OWNED BY "%s"; DROP ROLE IF EXISTS "%s"`, n, n))
+		}
+		admin.Exec("DROP DATABASE IF EXISTS " + dbName + " WITH (FORCE)")
+		admin.Close()
+	}, nil
+}
+
+func createPGDynamic(ctx context.Context, c *client.Client, dbName, prefix string) (slug string, err error) {
+	var p struct {
+		Project struct{ Slug string } `json:"project"`
+	}
+	if err := c.Do(ctx, "POST", "/api/v1/projects", map[string]any{"projectName": "bench-dyn"}, &p); err != nil {
+		return "", err
+	}
+	err = c.Do(ctx, "POST", "/api/v1/dynamic-secrets", map[string]any{"projectSlug": p.Project.Slug, "environmentSlug": "dev", "path": "/",
+		"name": "pg", "defaultTTL": "1h", "usernameTemplate": prefix + "{{randomUsername}}",
+		"provider": map[string]any{"type": "sql-database", "inputs": map[string]any{"client": "postgres", "host": "127.0.0.1",
+			"port": 5432, "database": dbName, "username": "postgres", "password": ""}}}, nil)
+	return p.Project.Slug, err
+}
+
+// runLeaseCreate measures lease creations through the API, then the bare
+// CREATE ROLE + GRANT the provider runs, against the same PostgreSQL.
+func runLeaseCreate(conc int, d time.Duration, engine string) ([]result, error) {
+	dbName, prefix, cleanup, err := pgTarget()
+	if err != nil {
+		return nil, err
+	}
+	defer cleanup()
+	srv, url, stop, err := start(store.Dialect(engine), true)
+	if err != nil {
+		return nil, err
+	}
+	defer stop()
+	_ = srv
+	ctx := context.Background()
+	c := client.New(url, "")
+	boot, err := c.Bootstrap(ctx, "bench@example.com", "bench-password", "Bench")
+	if err != nil {
+		return nil, err
+	}
+	c.Token = boot.Identity.Credentials.Token
+	slug, err := createPGDynamic(ctx, c, dbName, prefix)
+	if err != nil {
+		return nil, err
+	}
+	body := fmt.Sprintf(`{"dynamicSecretName":"pg","projectSlug":%q,"environmentSlug":"dev","path":"/","ttl":"1h"}`, slug)
+	api := drive(func(hc *http.Client) error {
+		req, _ := http.NewRequest("POST", url+"/api/v1/dynamic-secrets/leases", strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := hc.Do(req)
+		if err != nil {
+			return err
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return fmt.Errorf("status %d", resp.StatusCode)
+		}
+		return nil
+	}, conc, d)
+	api.Scenario, api.Database = "lease-create (API)", engine
+
+	target, err := sql.Open("pgx", "postgres://postgres@127.0.0.1:5432/"+dbName+"?sslmode=disable")
+	if err != nil {
+		return nil, err
+	}
+	defer target.Close()
+	target.SetMaxOpenConns(conc)
+	var n atomic.Int64
+	bare := drive(func(*http.Client) error {
+		u := fmt.Sprintf("%sbare%d", prefix, n.Add(1))
+		_, err := target.Exec(fmt.Sprintf(`SELECT pg_advisory_xact_lock(7435108); CREATE ROLE "%s" WITH LOGIN PASSWORD 'Pw0123456789abcdefghij' VALID UNTIL '2099-01-01';
+GRANT CONNECT ON DATABASE "%s" TO "%s"; GRANT USAGE ON SCHEMA public TO "%s"; GRANT SELECT ON ALL TABLES IN SCHEMA public TO "%s";`,
+			u, dbName, u, u, u))
+		return err
+	}, conc, d)
+	bare.Scenario, bare.Database = "lease-create (bare SQL)", "postgres"
+	// The bare run takes the same advisory lock the provider does: without it
+	// concurrent GRANT ... ON DATABASE fails ("tuple concurrently updated").
+	return []result{api, bare}, nil
+}
+
+// runRevokeLag makes n real roles and active leases that all expire at the
+// same instant, starts the worker, and reports how long after expiry each
+// lease was revoked.
+func runRevokeLag(n int, engine string) (result, error) {
+	dbName, prefix, cleanup, err := pgTarget()
+	if err != nil {
+		return result{}, err
+	}
+	defer cleanup()
+	a, url, stop, err := start(store.Dialect(engine), false)
+	if err != nil {
+		return result{}, err
+	}
+	defer stop()
+	ctx := context.Background()
+	c := client.New(url, "")
+	boot, err := c.Bootstrap(ctx, "bench@example.com", "bench-password", "Bench")
+	if err != nil {
+		return result{}, err
+	}
+	c.Token = boot.Identity.Credentials.Token
+	if _, err := createPGDynamic(ctx, c, dbName, prefix); err != nil {
+		return result{}, err
+	}
+	var dsID, projectID string
+	if err := a.raw.QueryRowContext(ctx, `SELECT id, project_id FROM dynamic_secrets`).Scan(&dsID, &projectID); err != nil {
+		return result{}, err
+	}
+	// Real roles, made in batches.
+	target, err := sql.Open("pgx", "postgres://postgres@127.0.0.1:5432/"+dbName+"?sslmode=disable")
+	if err != nil {
+		return result{}, err
+	}
+	defer target.Close()
+	for i := 0; i < n; i += 500 {
+		var b strings.Builder
+		for j := i; j < min(i+500, n); j++ {
+			fmt.Fprintf(&b, `CREATE ROLE "%slag%d" LOGIN; GRANT CONNECT ON DATABASE "%s" TO "%slag%d";`, prefix, j, dbName, prefix, j)
+		}
+		if _, err := target.Exec(b.String()); err != nil {
+			return result{}, err
+		}
+	}
+	now := time.Now().UTC()
+	for i := range n {
+		l := dynamic.SealedLease{Lease: dynamic.Lease{ID: fmt.Sprintf("00000000-0000-7000-8000-%012d", i), DynamicSecretID: dsID,
+			ProjectID: projectID, Username: fmt.Sprintf("%slag%d", prefix, i), Config: []byte("{}"), Status: dynamic.Active,
+			ExpireAt: now.Add(time.Hour), DueAt: now.Add(time.Hour), CreatedAt: now, UpdatedAt: now}}
+		if err := a.db.InsertLease(ctx, l, auditEvent()); err != nil {
+			return result{}, err
+		}
+	}
+	expire := time.Now().Add(time.Second).UTC().Truncate(time.Millisecond)
+	if _, err := a.raw.ExecContext(ctx, rebind(a.db, `UPDATE dynamic_leases SET expire_at = ?, due_at = ?`), expire.UnixMicro(), expire.UnixMicro()); err != nil {
+		return result{}, err
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { a.app.Worker.Run(wctx); close(done) }()
+	for {
+		var left int
+		a.raw.QueryRowContext(ctx, `SELECT COUNT(*) FROM dynamic_leases WHERE status <> 'revoked'`).Scan(&left)
+		if left == 0 {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	rows, err := a.raw.QueryContext(ctx, `SELECT updated_at - expire_at FROM dynamic_leases`)
+	if err != nil {
+		return result{}, err
+	}
+	var lags []time.Duration
+	for rows.Next() {
+		var us int64
+		rows.Scan(&us)
+		lags = append(lags, time.Duration(us)*time.Microsecond)
+	}
+	rows.Close()
+	slices.Sort(lags)
+	pct := func(p float64) float64 { return float64(lags[int(float64(len(lags)-1)*p)].Microseconds()) / 1000 }
+	return result{Scenario: "revoke-lag", Database: engine, Requests: len(lags), P50ms: pct(.5), P95ms: pct(.95), P99ms: pct(.99),
+		Seconds: lags[len(lags)-1].Seconds(), PerSecond: float64(len(lags)) / max(lags[len(lags)-1].Seconds(), 0.001)}, nil
+}
+
+// runStartup times a server start (open, migrate, key check, wiring, first
+// status answer) on a SQLite database holding n lease rows.
+func runStartup(n int) (result, error) {
+	dir, err := os.MkdirTemp("", "lockbox-startup-")
+	if err != nil {
+		return result{}, err
+	}
+	defer os.RemoveAll(dir)
+	root := make([]byte, keyring.KeySize)
+	rand.Read(root)
+	db, err := store.Open(context.Background(), store.Options{Dir: dir})
+	if err != nil {
+		return result{}, err
+	}
+	raw, err := sql.Open("sqlite", "file:"+db.Path()+"?_pragma=busy_timeout(10000)")
+	if err != nil {
+		return result{}, err
+	}
+	now := time.Now().UnixMicro()
+	stmts := []string{
+		`INSERT INTO orgs (id, name, slug, created_at, updated_at) VALUES ('o', 'o', 'o', 0, 0)`,
+		`INSERT INTO projects (id, org_id, name, slug, type, created_at, updated_at) VALUES ('p', 'o', 'p', 'p', 'secret-manager', 0, 0)`,
+		`INSERT INTO environments (id, project_id, name, slug, position, created_at, updated_at) VALUES ('e', 'p', 'e', 'e', 1, 0, 0)`,
+		`INSERT INTO folders (id, env_id, name, created_at, updated_at) VALUES ('f', 'e', 'root', 0, 0)`,
+		`INSERT INTO dynamic_secrets (id, project_id, folder_id, name, type, inputs, default_ttl, created_at, updated_at) VALUES ('d', 'p', 'f', 'd', 'sql-database', x'00', '1h', 0, 0)`,
+		fmt.Sprintf(`WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < %d)
+		INSERT INTO dynamic_leases (id, dynamic_secret_id, project_id, username, status, expire_at, due_at, created_at, updated_at)
+		SELECT 'lease-' || i, 'd', 'p', 'user' || i, 'active', %d, %d, %d, %d FROM n`, n, now+int64(time.Hour/time.Microsecond), now+int64(time.Hour/time.Microsecond), now, now),
+	}
+	if n == 0 {
+		stmts = stmts[:5]
+	}
+	for _, s := range stmts {
+		if _, err := raw.Exec(s); err != nil {
+			return result{}, fmt.Errorf("seed: %w", err)
+		}
+	}
+	var got int
+	if err := raw.QueryRow(`SELECT COUNT(*) FROM dynamic_leases`).Scan(&got); err != nil || got != n {
+		return result{}, fmt.Errorf("seeded %d lease rows, want %d (%v)", got, n, err)
+	}
+	raw.Close()
+	db.Close()
+	// The measured start: what `lockbox server` does before it answers.
+	begin := time.Now()
+	db, err = store.Open(context.Background(), store.Options{Dir: dir})
+	if err != nil {
+		return result{}, err
+	}
+	defer db.Close()
+	kr, _ := keyring.New(root, db)
+	if _, err := kr.SystemKey(context.Background(), "jwt"); err != nil {
+		return result{}, err
+	}
+	a := app.New(db, kr, app.Options{Logger: slog.New(slog.NewJSONHandler(io.Discard, nil))})
+	rec := &statusWriter{h: http.Header{}}
+	req, _ := http.NewRequest("GET", "/api/status", nil)
+	a.ServeHTTP(rec, req)
+	if rec.code != 200 {
+		return result{}, errors.New("status did not answer 200")
+	}
+	took := time.Since(begin)
+	return result{Scenario: fmt.Sprintf("startup with %d leases", n), Database: "sqlite", Requests: 1, Seconds: took.Seconds(),
+		P50ms: float64(took.Microseconds()) / 1000}, nil
+}
+
+type statusWriter struct {
+	h    http.Header
+	code int
+	mu   sync.Mutex
+}
+
+func (w *statusWriter) Header() http.Header         { return w.h }
+func (w *statusWriter) Write(b []byte) (int, error) { return len(b), nil }
+func (w *statusWriter) WriteHeader(c int)           { w.mu.Lock(); w.code = c; w.mu.Unlock() }
