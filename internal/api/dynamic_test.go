@@ -232,7 +232,12 @@ func TestDynamicSecretLeaseLifecycleMariaDB(t *testing.T) {
 			"projectSlug": p.Slug, "environmentSlug": "dev", "ttl": "2s"}).Decode(t, &l)
 		exp, _ = time.Parse(time.RFC3339, l.Lease.ExpireAt)
 		waitFor(t, 15*time.Second, func() bool { return !mysqlUserExists(t, admin, l.Data["DB_USERNAME"]) })
-		t.Logf("revoked %v after expireAt (RFC 3339 second resolution)", time.Since(exp).Round(time.Millisecond))
+		t.Logf("revoked %v after expireAt", time.Since(exp).Round(time.Millisecond))
+		waitFor(t, 5*time.Second, func() bool {
+			m := string(e.Must(t, 200, "GET", "/metrics", "", nil).Body)
+			return strings.Contains(m, `lockbox_lease_revocations_total{outcome="ok"}`) &&
+				strings.Contains(m, "lockbox_lease_revocation_lag_seconds_count 1") && strings.Contains(m, "lockbox_leases_active 0")
+		})
 
 		// Deleting the dynamic secret revokes its live leases first.
 		e.Must(t, 200, "POST", "/api/v1/dynamic-secrets/leases", e.Token, map[string]any{"dynamicSecretName": "mariadb",
@@ -273,6 +278,15 @@ func TestLeaseRevocationSurvivesTargetOutage(t *testing.T) {
 	}
 	if !mysqlUserExists(t, admin, user) {
 		t.Fatal("user vanished while the target was down?")
+	}
+	// A dynamic secret whose lease cannot be revoked is not deleted, unless forced.
+	m := assertError(t, e.Do(t, "DELETE", "/api/v1/dynamic-secrets/flaky", e.Token, map[string]any{"projectSlug": p.Slug,
+		"environmentSlug": "dev", "path": "/"}), 400, "BadRequest")
+	if !strings.Contains(m["message"].(string), "isForced") {
+		t.Fatalf("message %v", m["message"])
+	}
+	if !strings.Contains(string(e.Must(t, 200, "GET", "/metrics", "", nil).Body), `lockbox_lease_revocations_total{outcome="failed"}`) {
+		t.Fatal("failed revocations are not counted")
 	}
 	px.restore(t)
 	waitFor(t, 30*time.Second, func() bool { return !mysqlUserExists(t, admin, user) })
