@@ -41,6 +41,9 @@ func pgTarget() (dbName, prefix string, cleanup func(), err error) {
 		return "", "", nil, err
 	}
 	return dbName, prefix, func() {
+		// The database first: it holds the roles' schema and table grants,
+		// which DROP OWNED run elsewhere cannot remove.
+		admin.Exec("DROP DATABASE IF EXISTS " + dbName + " WITH (FORCE)")
 		rows, _ := admin.Query(`SELECT rolname FROM pg_roles WHERE starts_with(rolname, $1)`, prefix)
 		var names []string
 		for rows != nil && rows.Next() {
@@ -49,9 +52,10 @@ func pgTarget() (dbName, prefix string, cleanup func(), err error) {
 			names = append(names, n)
 		}
 		for _, n := range names {
-			admin.Exec(fmt.Sprintf(`DROP OWNED BY "%s"; DROP ROLE IF EXISTS "%s"`, n, n))
+			if _, err := admin.Exec(fmt.Sprintf(`DROP OWNED BY "%s"; DROP ROLE IF EXISTS "%s"`, n, n)); err != nil {
+				fmt.Fprintln(os.Stderr, "bench: cleanup of role", n, "failed:", err)
+			}
 		}
-		admin.Exec("DROP DATABASE IF EXISTS " + dbName + " WITH (FORCE)")
 		admin.Close()
 	}, nil
 }

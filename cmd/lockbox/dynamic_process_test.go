@@ -37,11 +37,14 @@ func pgTarget(t *testing.T) (*sql.DB, string, string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		// Whatever the test left (it should be nothing), remove it.
-		for _, r := range roles(t, admin, prefix) {
-			admin.Exec(fmt.Sprintf(`DROP OWNED BY "%s"; DROP ROLE IF EXISTS "%s"`, r, r))
-		}
+		// Whatever the test left (it should be nothing), remove it: the
+		// database first, as it holds the roles' grants.
 		admin.Exec("DROP DATABASE IF EXISTS " + db + " WITH (FORCE)")
+		for _, r := range roles(t, admin, prefix) {
+			if _, err := admin.Exec(fmt.Sprintf(`DROP OWNED BY "%s"; DROP ROLE IF EXISTS "%s"`, r, r)); err != nil {
+				t.Errorf("cleanup of role %s: %v", r, err)
+			}
+		}
 		admin.Close()
 	})
 	return admin, db, prefix
