@@ -233,9 +233,9 @@ func (s *Server) leaseCreate(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	return writeJSON(w, http.StatusOK, struct {
-		Lease         wireLease         `json:"lease"`
-		DynamicSecret wireDynamic       `json:"dynamicSecret"`
-		Data          map[string]string `json:"data"`
+		Lease         wireLease      `json:"lease"`
+		DynamicSecret wireDynamic    `json:"dynamicSecret"`
+		Data          map[string]any `json:"data"`
 	}{toWireLease(l), toWireDynamic(sec, false), l.Data})
 }
 

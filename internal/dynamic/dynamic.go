@@ -62,7 +62,7 @@ type Lease struct {
 	DynamicSecretID string
 	ProjectID       string
 	Username        string
-	Data            map[string]string // decrypted credentials; empty until active
+	Data            map[string]any // decrypted credentials; empty until active
 	Config          json.RawMessage
 	Status          string
 	StatusDetails   string

@@ -282,7 +282,7 @@ func backoff(n int) time.Duration {
 }
 
 // LeaseData decrypts a lease's credentials (only at creation are they returned).
-func (s *Service) LeaseData(ctx context.Context, sl SealedLease) (map[string]string, error) {
+func (s *Service) LeaseData(ctx context.Context, sl SealedLease) (map[string]any, error) {
 	if len(sl.SealedData) == 0 {
 		return nil, nil
 	}
@@ -290,6 +290,6 @@ func (s *Service) LeaseData(ctx context.Context, sl SealedLease) (map[string]str
 	if err != nil {
 		return nil, err
 	}
-	var m map[string]string
+	var m map[string]any
 	return m, json.Unmarshal(b, &m)
 }

@@ -3,10 +3,16 @@
 package provider
 
 import (
+	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"regexp"
 	"sort"
+	"strconv"
 	"sync"
 	"time"
 )
@@ -42,7 +48,7 @@ type CreateRequest struct {
 
 // CreateResponse is what the lease hands to the client (Infisical's lease "data").
 type CreateResponse struct {
-	Data map[string]string
+	Data map[string]any
 }
 
 // RevokeRequest names a credential to remove.
@@ -126,4 +132,40 @@ func (r Registration) Redact(inputs map[string]any) map[string]any {
 		}
 	}
 	return out
+}
+
+// Decode decodes a provider's inputs strictly: unknown fields are an error,
+// numbers stay json.Number.
+func Decode(typ string, inputs json.RawMessage, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(inputs))
+	dec.DisallowUnknownFields()
+	dec.UseNumber()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("%s inputs: %v", typ, err)
+	}
+	return nil
+}
+
+// SafeValue is what a provider may substitute into a statement or template:
+// the server generates usernames and passwords from this alphabet, so no
+// quoting context of the target's language can be broken.
+var SafeValue = regexp.MustCompile(`^[a-zA-Z0-9_.\-]{1,128}$`)
+
+// TLSConfig is a client TLS configuration that trusts only the PEM CA
+// certificates in caPEM and checks the server's name.
+func TLSConfig(caPEM, serverName string) (*tls.Config, error) {
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM([]byte(caPEM)) {
+		return nil, errors.New("ca is not a PEM certificate")
+	}
+	return &tls.Config{RootCAs: pool, ServerName: serverName, MinVersion: tls.VersionTLS12}, nil
+}
+
+// Port parses a port number input.
+func Port(n json.Number) (int, error) {
+	p, err := strconv.Atoi(n.String())
+	if err != nil || p < 1 || p > 65535 {
+		return 0, errors.New("port must be a number from 1 to 65535")
+	}
+	return p, nil
 }

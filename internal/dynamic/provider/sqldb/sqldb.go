@@ -3,11 +3,9 @@
 package sqldb
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
-	"crypto/x509"
 	"database/sql"
 	"encoding/json"
 	"errors"
@@ -92,11 +90,8 @@ var _ provider.BatchRevoker = (*SQL)(nil)
 // New decodes inputs strictly and validates them without connecting.
 func New(inputs json.RawMessage) (provider.Provider, error) {
 	var c Config
-	dec := json.NewDecoder(bytes.NewReader(inputs))
-	dec.DisallowUnknownFields()
-	dec.UseNumber()
-	if err := dec.Decode(&c); err != nil {
-		return nil, fmt.Errorf("sql-database inputs: %v", err)
+	if err := provider.Decode("sql-database", inputs, &c); err != nil {
+		return nil, err
 	}
 	var problems []string
 	flavor := ""
@@ -113,11 +108,13 @@ func New(inputs json.RawMessage) (provider.Provider, error) {
 			problems = append(problems, name+" is required")
 		}
 	}
-	if p, err := strconv.Atoi(c.Port.String()); err != nil || p < 1 || p > 65535 {
-		problems = append(problems, "port must be a number from 1 to 65535")
+	if _, err := provider.Port(c.Port); err != nil {
+		problems = append(problems, err.Error())
 	}
-	if c.CA != "" && !x509.NewCertPool().AppendCertsFromPEM([]byte(c.CA)) {
-		problems = append(problems, "ca is not a PEM certificate")
+	if c.CA != "" {
+		if _, err := provider.TLSConfig(c.CA, c.Host); err != nil {
+			problems = append(problems, err.Error())
+		}
 	}
 	if len(problems) > 0 {
 		return nil, errors.New("sql-database inputs: " + strings.Join(problems, "; "))
@@ -135,12 +132,8 @@ func New(inputs json.RawMessage) (provider.Provider, error) {
 	return &SQL{cfg: c, flavor: flavor}, nil
 }
 
-// safeValue is what may be substituted into a statement: the server generates
-// usernames and passwords from this alphabet, so no quoting context can be broken.
-var safeValue = regexp.MustCompile(`^[a-zA-Z0-9_.\-]{1,128}$`)
-
 func (s *SQL) render(stmt, username, password string, exp time.Time) (string, error) {
-	if !safeValue.MatchString(username) || (password != "" && !safeValue.MatchString(password)) {
+	if !provider.SafeValue.MatchString(username) || (password != "" && !provider.SafeValue.MatchString(password)) {
 		return "", errors.New("username and password must use letters, digits, '_', '.' and '-' only")
 	}
 	db := s.cfg.Database
@@ -184,9 +177,10 @@ func (s *SQL) connect() (*sql.DB, error) {
 	addr := net.JoinHostPort(s.cfg.Host, s.cfg.Port.String())
 	var tlsConf *tls.Config
 	if s.cfg.CA != "" {
-		pool := x509.NewCertPool()
-		pool.AppendCertsFromPEM([]byte(s.cfg.CA))
-		tlsConf = &tls.Config{RootCAs: pool, ServerName: s.cfg.Host, MinVersion: tls.VersionTLS12}
+		var err error
+		if tlsConf, err = provider.TLSConfig(s.cfg.CA, s.cfg.Host); err != nil {
+			return nil, err
+		}
 	}
 	if s.flavor == "postgres" {
 		pc, err := pgx.ParseConfig("")
@@ -292,7 +286,7 @@ func (s *SQL) Create(ctx context.Context, req provider.CreateRequest) (provider.
 	if err := s.exec(ctx, "create user", stmt); err != nil {
 		return provider.CreateResponse{}, err
 	}
-	return provider.CreateResponse{Data: map[string]string{"DB_USERNAME": req.Username, "DB_PASSWORD": req.Password}}, nil
+	return provider.CreateResponse{Data: map[string]any{"DB_USERNAME": req.Username, "DB_PASSWORD": req.Password}}, nil
 }
 
 // Revoke runs the revocation statements if the user exists.
