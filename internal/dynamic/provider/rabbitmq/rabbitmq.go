@@ -1,0 +1,205 @@
+// Package rabbitmq is the "rabbit-mq" dynamic-secret provider: RabbitMQ users
+// created and deleted through the management plugin's HTTP API, with tags and
+// permissions on one virtual host.
+package rabbitmq
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/lockbox-dev/lockbox/internal/dynamic/provider"
+)
+
+func init() {
+	provider.Register(provider.Registration{Type: "rabbit-mq", New: New, Inputs: Inputs})
+}
+
+// Tag marks every user this provider creates, next to the configured tags.
+const Tag = "lockbox-user"
+
+// Inputs are the provider's inputs, as Infisical names them.
+var Inputs = []provider.Input{
+	{Name: "host", Required: true, Doc: "management API base, with scheme and without port: http://rabbit.internal or https://..."},
+	{Name: "port", Required: true, Doc: "management API port (15672; 15671 for TLS)"},
+	{Name: "username", Required: true, Doc: "admin user (needs the administrator tag)"},
+	{Name: "password", Required: true, Secret: true, Doc: "admin password"},
+	{Name: "tags", Doc: "user tags, e.g. [\"monitoring\"]; " + Tag + " is always added"},
+	{Name: "virtualHost", Required: true, Doc: `{"name": "/", "permissions": {"configure": "regex", "write": "regex", "read": "regex"}}`},
+	{Name: "ca", Doc: "PEM CA certificate for an https host; the server is verified against it"},
+}
+
+// Permissions are RabbitMQ's three permission patterns.
+type Permissions struct {
+	Configure string `json:"configure"`
+	Write     string `json:"write"`
+	Read      string `json:"read"`
+}
+
+// VirtualHost is where the user gets its permissions.
+type VirtualHost struct {
+	Name        string       `json:"name"`
+	Permissions *Permissions `json:"permissions"`
+}
+
+// Config is the decoded inputs.
+type Config struct {
+	Host        string       `json:"host"`
+	Port        json.Number  `json:"port"`
+	Username    string       `json:"username"`
+	Password    string       `json:"password"`
+	Tags        []string     `json:"tags"`
+	VirtualHost *VirtualHost `json:"virtualHost"`
+	CA          string       `json:"ca"`
+}
+
+// RabbitMQ is a configured provider.
+type RabbitMQ struct {
+	cfg  Config
+	base string // scheme://host:port/api
+	http *http.Client
+}
+
+var _ provider.Provider = (*RabbitMQ)(nil)
+
+// New decodes and validates the inputs without connecting.
+func New(inputs json.RawMessage) (provider.Provider, error) {
+	var c Config
+	if err := provider.Decode("rabbit-mq", inputs, &c); err != nil {
+		return nil, err
+	}
+	var problems []string
+	u, err := url.Parse(strings.TrimRight(strings.TrimSpace(c.Host), "/"))
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" || u.Port() != "" || u.Path != "" || u.User != nil || u.RawQuery != "" {
+		problems = append(problems, "host must be an http:// or https:// URL with no port, path or credentials (the port is its own input)")
+	}
+	port, err := provider.Port(c.Port)
+	if err != nil {
+		problems = append(problems, err.Error())
+	}
+	if strings.TrimSpace(c.Username) == "" {
+		problems = append(problems, "username is required")
+	}
+	for _, tag := range c.Tags {
+		if tag == "" || strings.ContainsAny(tag, ", ") {
+			problems = append(problems, "tags must be non-empty and hold no comma or space")
+			break
+		}
+	}
+	if c.VirtualHost == nil || strings.TrimSpace(c.VirtualHost.Name) == "" {
+		problems = append(problems, "virtualHost.name is required")
+	} else if p := c.VirtualHost.Permissions; p == nil || p.Configure == "" || p.Write == "" || p.Read == "" {
+		problems = append(problems, `virtualHost.permissions needs configure, write and read patterns (".*" for all, "^$" for none)`)
+	}
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	if c.CA != "" {
+		if u == nil || u.Scheme != "https" {
+			problems = append(problems, "ca needs an https:// host")
+		} else if t, err := provider.TLSConfig(c.CA, u.Hostname()); err != nil {
+			problems = append(problems, err.Error())
+		} else {
+			transport.TLSClientConfig = t
+		}
+	}
+	if len(problems) > 0 {
+		return nil, errors.New("rabbit-mq inputs: " + strings.Join(problems, "; "))
+	}
+	transport.MaxIdleConnsPerHost = 4
+	transport.IdleConnTimeout = time.Minute
+	return &RabbitMQ{cfg: c, base: fmt.Sprintf("%s://%s:%d/api", u.Scheme, u.Hostname(), port),
+		http: &http.Client{Timeout: 10 * time.Second, Transport: transport,
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}, nil
+}
+
+// call makes one management API request; a status outside ok is an error
+// carrying RabbitMQ's reason (never the request body, which may hold a password).
+func (r *RabbitMQ) call(ctx context.Context, method, path string, body any, ok ...int) (int, error) {
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, r.base+path, rd)
+	if err != nil {
+		return 0, err
+	}
+	req.SetBasicAuth(r.cfg.Username, r.cfg.Password)
+	req.Header.Set("Content-Type", "application/json")
+	res, err := r.http.Do(req)
+	if err != nil {
+		var uerr *url.Error
+		if errors.As(err, &uerr) {
+			err = uerr.Err // the URL is known; keep the cause
+		}
+		return 0, fmt.Errorf("%s %s: %v", method, path, err)
+	}
+	defer res.Body.Close()
+	for _, s := range ok {
+		if res.StatusCode == s {
+			io.Copy(io.Discard, io.LimitReader(res.Body, 1<<16))
+			return res.StatusCode, nil
+		}
+	}
+	var e struct{ Error, Reason string }
+	json.NewDecoder(io.LimitReader(res.Body, 1<<16)).Decode(&e)
+	msg := strings.TrimSpace(e.Error + ": " + e.Reason)
+	if msg == ":" {
+		msg = ""
+	}
+	return res.StatusCode, fmt.Errorf("%s %s: %s %s", method, path, res.Status, msg)
+}
+
+// Validate checks the admin credentials and that the virtual host exists.
+func (r *RabbitMQ) Validate(ctx context.Context) error {
+	if _, err := r.call(ctx, http.MethodGet, "/whoami", nil, 200); err != nil {
+		return fmt.Errorf("connect: %v", err)
+	}
+	if _, err := r.call(ctx, http.MethodGet, "/vhosts/"+url.PathEscape(r.cfg.VirtualHost.Name), nil, 200); err != nil {
+		return fmt.Errorf("virtual host %q: %v", r.cfg.VirtualHost.Name, err)
+	}
+	return nil
+}
+
+func safe(vals ...string) error {
+	for _, v := range vals {
+		if !provider.SafeValue.MatchString(v) {
+			return errors.New("username and password must use letters, digits, '_', '.' and '-' only")
+		}
+	}
+	return nil
+}
+
+// Create makes the user and grants its permissions.
+func (r *RabbitMQ) Create(ctx context.Context, req provider.CreateRequest) (provider.CreateResponse, error) {
+	if err := safe(req.Username, req.Password); err != nil {
+		return provider.CreateResponse{}, err
+	}
+	tags := append(append([]string{}, r.cfg.Tags...), Tag)
+	user := "/users/" + url.PathEscape(req.Username)
+	if _, err := r.call(ctx, http.MethodPut, user, map[string]any{"password": req.Password, "tags": strings.Join(tags, ",")}, 201, 204); err != nil {
+		return provider.CreateResponse{}, fmt.Errorf("create user: %v", err)
+	}
+	perm := "/permissions/" + url.PathEscape(r.cfg.VirtualHost.Name) + "/" + url.PathEscape(req.Username)
+	if _, err := r.call(ctx, http.MethodPut, perm, r.cfg.VirtualHost.Permissions, 201, 204); err != nil {
+		return provider.CreateResponse{}, fmt.Errorf("set permissions: %v", err)
+	}
+	return provider.CreateResponse{Data: map[string]any{"DB_USERNAME": req.Username, "DB_PASSWORD": req.Password}}, nil
+}
+
+// Revoke deletes the user; RabbitMQ closes the connections it still has open.
+// A user that does not exist is success. (The API's bulk delete refuses a list
+// naming a missing user, so users are deleted one by one.)
+func (r *RabbitMQ) Revoke(ctx context.Context, req provider.RevokeRequest) error {
+	if err := safe(req.Username); err != nil {
+		return err
+	}
+	_, err := r.call(ctx, http.MethodDelete, "/users/"+url.PathEscape(req.Username), nil, 204, 404)
+	return err
+}

@@ -1,0 +1,285 @@
+// Package redis is the "redis" dynamic-secret provider: ACL users created and
+// removed in Redis (6 or newer) with templated commands.
+//
+// Templates are tokenised before anything is substituted: commands are
+// separated by ';' or new lines, arguments by white space, and each
+// placeholder is replaced inside its own argument. A generated value can
+// therefore never add an argument or a command.
+package redis
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/lockbox-dev/lockbox/internal/dynamic/provider"
+)
+
+func init() {
+	provider.Register(provider.Registration{Type: "redis", New: New, Inputs: Inputs})
+	goredis.SetLogger(slogLogger{})
+}
+
+// slogLogger sends go-redis's own messages (pool dial failures and such) to
+// slog at debug level instead of the standard logger on stderr; failures that
+// matter reach the lease as errors anyway.
+type slogLogger struct{}
+
+func (slogLogger) Printf(ctx context.Context, format string, v ...any) {
+	slog.DebugContext(ctx, "redis provider: "+fmt.Sprintf(format, v...))
+}
+
+// Inputs are the provider's inputs, as Infisical names them.
+var Inputs = []provider.Input{
+	{Name: "host", Required: true, Doc: "Redis host"},
+	{Name: "port", Required: true, Doc: "Redis port"},
+	{Name: "username", Required: true, Doc: "admin ACL user (\"default\" on a server without ACL users)"},
+	{Name: "password", Secret: true, Doc: "admin password (may be empty)"},
+	{Name: "creationStatement", Doc: "commands creating a user; {{username}}, {{password}}, {{expiration}}. Default: " + DefaultCreation},
+	{Name: "revocationStatement", Doc: "commands removing a user; {{username}}. Default: " + DefaultRevocation},
+	{Name: "renewStatement", Doc: "commands run on renew; {{username}}, {{expiration}}. Default: none"},
+	{Name: "ca", Doc: "PEM CA certificate; when set the connection uses TLS and verifies the server against it"},
+	{Name: "tlsEnabled", Doc: "use TLS with the system's CA certificates (implied by ca)"},
+}
+
+// Default statements (Infisical's).
+const (
+	DefaultCreation   = "ACL SETUSER {{username}} on >{{password}} ~* &* +@all"
+	DefaultRevocation = "ACL DELUSER {{username}}"
+)
+
+// Config is the decoded inputs.
+type Config struct {
+	Host                string      `json:"host"`
+	Port                json.Number `json:"port"`
+	Username            string      `json:"username"`
+	Password            string      `json:"password"`
+	CreationStatement   string      `json:"creationStatement"`
+	RevocationStatement string      `json:"revocationStatement"`
+	RenewStatement      string      `json:"renewStatement"`
+	CA                  string      `json:"ca"`
+	TLSEnabled          bool        `json:"tlsEnabled"`
+}
+
+// Redis is a configured provider.
+type Redis struct {
+	cfg                     Config
+	tls                     *tls.Config
+	create, revoke, renewal [][]string
+}
+
+var (
+	_ provider.Provider     = (*Redis)(nil)
+	_ provider.Renewer      = (*Redis)(nil)
+	_ provider.BatchRevoker = (*Redis)(nil)
+)
+
+var placeholder = regexp.MustCompile(`\{\{\s*([^{}]*?)\s*\}\}`)
+
+// parse tokenises a template and checks it uses only the allowed variables.
+func parse(what, tmpl string, allowed ...string) ([][]string, error) {
+	var cmds [][]string
+	for _, line := range strings.FieldsFunc(tmpl, func(r rune) bool { return r == ';' || r == '\n' }) {
+		args := strings.Fields(line)
+		if len(args) == 0 {
+			continue
+		}
+		for _, a := range args {
+			for _, m := range placeholder.FindAllStringSubmatch(a, -1) {
+				ok := false
+				for _, v := range allowed {
+					ok = ok || m[1] == v
+				}
+				if !ok {
+					return nil, fmt.Errorf("%s: {{%s}} is not available (use %s)", what, m[1], "{{"+strings.Join(allowed, "}}, {{")+"}}")
+				}
+			}
+		}
+		cmds = append(cmds, args)
+	}
+	if len(cmds) == 0 && what != "renewStatement" {
+		return nil, fmt.Errorf("%s has no command", what)
+	}
+	return cmds, nil
+}
+
+// New decodes and validates the inputs without connecting.
+func New(inputs json.RawMessage) (provider.Provider, error) {
+	var c Config
+	if err := provider.Decode("redis", inputs, &c); err != nil {
+		return nil, err
+	}
+	var problems []string
+	if strings.TrimSpace(c.Host) == "" {
+		problems = append(problems, "host is required")
+	}
+	if strings.TrimSpace(c.Username) == "" {
+		problems = append(problems, "username is required")
+	}
+	if _, err := provider.Port(c.Port); err != nil {
+		problems = append(problems, err.Error())
+	}
+	r := &Redis{cfg: c}
+	if c.CA != "" {
+		t, err := provider.TLSConfig(c.CA, c.Host)
+		if err != nil {
+			problems = append(problems, err.Error())
+		}
+		r.tls = t
+	} else if c.TLSEnabled {
+		r.tls = &tls.Config{ServerName: c.Host, MinVersion: tls.VersionTLS12}
+	}
+	if strings.TrimSpace(c.CreationStatement) == "" {
+		c.CreationStatement = DefaultCreation
+	}
+	if strings.TrimSpace(c.RevocationStatement) == "" {
+		c.RevocationStatement = DefaultRevocation
+	}
+	var err error
+	if r.create, err = parse("creationStatement", c.CreationStatement, "username", "password", "expiration"); err != nil {
+		problems = append(problems, err.Error())
+	}
+	if r.revoke, err = parse("revocationStatement", c.RevocationStatement, "username"); err != nil {
+		problems = append(problems, err.Error())
+	}
+	if r.renewal, err = parse("renewStatement", c.RenewStatement, "username", "expiration"); err != nil {
+		problems = append(problems, err.Error())
+	}
+	if len(problems) > 0 {
+		return nil, errors.New("redis inputs: " + strings.Join(problems, "; "))
+	}
+	r.cfg = c
+	return r, nil
+}
+
+// render substitutes vars into each argument of cmds.
+func render(cmds [][]string, vars map[string]string) [][]any {
+	out := make([][]any, len(cmds))
+	for i, c := range cmds {
+		args := make([]any, len(c))
+		for j, a := range c {
+			args[j] = placeholder.ReplaceAllStringFunc(a, func(m string) string {
+				return vars[placeholder.FindStringSubmatch(m)[1]]
+			})
+		}
+		out[i] = args
+	}
+	return out
+}
+
+// clients keeps one client (with its own small pool) per distinct target and
+// admin credentials.
+var clients = struct {
+	sync.Mutex
+	m map[[32]byte]*goredis.Client
+}{m: map[[32]byte]*goredis.Client{}}
+
+func (r *Redis) client() *goredis.Client {
+	key := sha256.Sum256([]byte(strings.Join([]string{r.cfg.Host, r.cfg.Port.String(), r.cfg.Username, r.cfg.Password,
+		r.cfg.CA, strconv.FormatBool(r.tls != nil)}, "\x00")))
+	clients.Lock()
+	defer clients.Unlock()
+	if c, ok := clients.m[key]; ok {
+		return c
+	}
+	c := goredis.NewClient(&goredis.Options{
+		Addr:     net.JoinHostPort(r.cfg.Host, r.cfg.Port.String()),
+		Username: r.cfg.Username, Password: r.cfg.Password, TLSConfig: r.tls,
+		DialTimeout: 10 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second,
+		PoolSize: 4, MinIdleConns: 0, ConnMaxIdleTime: time.Minute, MaxRetries: 1,
+		DisableIdentity: true, // no CLIENT SETINFO: older servers reject it
+	})
+	clients.m[key] = c
+	return c
+}
+
+// run sends cmds as one MULTI/EXEC. Errors are reported without arguments,
+// which may hold a password.
+func (r *Redis) run(ctx context.Context, op string, cmds [][]any) error {
+	if len(cmds) == 0 {
+		return nil
+	}
+	res, err := r.client().TxPipelined(ctx, func(p goredis.Pipeliner) error {
+		for _, c := range cmds {
+			p.Do(ctx, c...)
+		}
+		return nil
+	})
+	if err != nil {
+		for i, c := range res {
+			if c.Err() != nil {
+				return fmt.Errorf("%s: command %d (%v): %v", op, i+1, cmds[i][0], c.Err())
+			}
+		}
+		return fmt.Errorf("%s: %v", op, err)
+	}
+	return nil
+}
+
+// Validate connects with the admin credentials.
+func (r *Redis) Validate(ctx context.Context) error {
+	if err := r.client().Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("connect: %v", err)
+	}
+	return nil
+}
+
+func safe(vals ...string) error {
+	for _, v := range vals {
+		if !provider.SafeValue.MatchString(v) {
+			return errors.New("username and password must use letters, digits, '_', '.' and '-' only")
+		}
+	}
+	return nil
+}
+
+// Create runs the creation commands.
+func (r *Redis) Create(ctx context.Context, req provider.CreateRequest) (provider.CreateResponse, error) {
+	if err := safe(req.Username, req.Password); err != nil {
+		return provider.CreateResponse{}, err
+	}
+	cmds := render(r.create, map[string]string{"username": req.Username, "password": req.Password,
+		"expiration": req.Expiration.UTC().Format(time.RFC3339)})
+	if err := r.run(ctx, "create user", cmds); err != nil {
+		return provider.CreateResponse{}, err
+	}
+	return provider.CreateResponse{Data: map[string]any{"DB_USERNAME": req.Username, "DB_PASSWORD": req.Password}}, nil
+}
+
+// Revoke runs the revocation commands (ACL DELUSER of a missing user is a no-op).
+func (r *Redis) Revoke(ctx context.Context, req provider.RevokeRequest) error {
+	return r.RevokeMany(ctx, []string{req.Username})
+}
+
+// RevokeMany revokes several users in one MULTI/EXEC.
+func (r *Redis) RevokeMany(ctx context.Context, usernames []string) error {
+	var cmds [][]any
+	for _, u := range usernames {
+		if err := safe(u); err != nil {
+			return err
+		}
+		cmds = append(cmds, render(r.revoke, map[string]string{"username": u})...)
+	}
+	return r.run(ctx, "remove user", cmds)
+}
+
+// Renew runs the renew commands, if any.
+func (r *Redis) Renew(ctx context.Context, req provider.RenewRequest) error {
+	if err := safe(req.Username); err != nil {
+		return err
+	}
+	return r.run(ctx, "renew user", render(r.renewal, map[string]string{"username": req.Username,
+		"expiration": req.Expiration.UTC().Format(time.RFC3339)}))
+}

@@ -1,0 +1,214 @@
+package redis_test
+
+import (
+	"context"
+	"encoding/json"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/lockbox-dev/lockbox/internal/dynamic/provider"
+	"github.com/lockbox-dev/lockbox/internal/dynamic/provider/redis"
+	"github.com/lockbox-dev/lockbox/internal/testsvc"
+)
+
+func newProvider(t *testing.T, inputs map[string]any) provider.Provider {
+	t.Helper()
+	b, _ := json.Marshal(inputs)
+	p, err := redis.New(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// auth tries the credentials on a fresh connection.
+func auth(addr, user, pass string, opts ...func(*goredis.Options)) error {
+	o := &goredis.Options{Addr: addr, Username: user, Password: pass, MaxRetries: -1, DisableIdentity: true}
+	for _, f := range opts {
+		f(o)
+	}
+	c := goredis.NewClient(o)
+	defer c.Close()
+	return c.Ping(context.Background()).Err()
+}
+
+func aclUsers(t *testing.T, prefix string) []string {
+	t.Helper()
+	c := goredis.NewClient(&goredis.Options{Addr: "127.0.0.1:6379", DisableIdentity: true})
+	defer c.Close()
+	users, err := c.ACLUsers(context.Background()).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, u := range users {
+		if strings.HasPrefix(u, prefix) {
+			out = append(out, u)
+		}
+	}
+	return out
+}
+
+func TestCreateAuthRevoke(t *testing.T) {
+	host, port := testsvc.Redis(t)
+	addr := host + ":" + strconv.Itoa(port)
+	ctx := context.Background()
+	p := newProvider(t, map[string]any{"host": host, "port": port, "username": "default", "password": ""})
+	if err := p.Validate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	prefix := "lbx" + testsvc.Suffix()
+	t.Cleanup(func() {
+		if left := aclUsers(t, prefix); len(left) > 0 {
+			p.(provider.BatchRevoker).RevokeMany(ctx, left)
+			t.Errorf("users left behind: %v", left)
+		}
+	})
+	user, pass := prefix+"a", "Pw"+testsvc.Suffix()+testsvc.Suffix()
+	res, err := p.Create(ctx, provider.CreateRequest{Username: user, Password: pass, Expiration: time.Now().Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Data["DB_USERNAME"] != user || res.Data["DB_PASSWORD"] != pass {
+		t.Fatalf("data %v", res.Data)
+	}
+	if err := auth(addr, user, pass); err != nil {
+		t.Fatalf("new user cannot AUTH: %v", err)
+	}
+	if err := auth(addr, user, "wrong"); err == nil {
+		t.Fatal("wrong password accepted")
+	}
+	if err := p.Revoke(ctx, provider.RevokeRequest{Username: user}); err != nil {
+		t.Fatal(err)
+	}
+	if err := auth(addr, user, pass); err == nil {
+		t.Fatal("revoked user can still AUTH")
+	}
+	// Revoking again, or a user that never existed, is success.
+	if err := p.Revoke(ctx, provider.RevokeRequest{Username: user}); err != nil {
+		t.Fatal(err)
+	}
+
+	// A batch: three users in one MULTI, one of which is already gone.
+	var names []string
+	for i := range 3 {
+		n := prefix + "b" + strconv.Itoa(i)
+		names = append(names, n)
+		if _, err := p.Create(ctx, provider.CreateRequest{Username: n, Password: pass}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := aclUsers(t, prefix); len(got) != 3 {
+		t.Fatalf("users %v", got)
+	}
+	if err := p.(provider.BatchRevoker).RevokeMany(ctx, append(names, prefix+"missing")); err != nil {
+		t.Fatal(err)
+	}
+	if got := aclUsers(t, prefix); len(got) != 0 {
+		t.Fatalf("after batch revoke: %v", got)
+	}
+}
+
+// Custom statements with a read-only key pattern; a renew statement runs.
+func TestCustomStatementsAndRenew(t *testing.T) {
+	host, port := testsvc.Redis(t)
+	addr := host + ":" + strconv.Itoa(port)
+	ctx := context.Background()
+	prefix := "lbx" + testsvc.Suffix()
+	p := newProvider(t, map[string]any{"host": host, "port": strconv.Itoa(port), "username": "default",
+		"creationStatement":   "ACL SETUSER {{username}} on >{{password}} ~" + prefix + ":* +get;\nACL SETUSER {{username}} +ping",
+		"revocationStatement": "ACL DELUSER {{username}}",
+		"renewStatement":      "ACL SETUSER {{username}} ~renewed:*"})
+	user, pass := prefix+"c", "Pw"+testsvc.Suffix()
+	t.Cleanup(func() { p.Revoke(ctx, provider.RevokeRequest{Username: user}) })
+	if _, err := p.Create(ctx, provider.CreateRequest{Username: user, Password: pass}); err != nil {
+		t.Fatal(err)
+	}
+	c := goredis.NewClient(&goredis.Options{Addr: addr, Username: user, Password: pass, DisableIdentity: true})
+	defer c.Close()
+	if err := c.Get(ctx, prefix+":x").Err(); err != goredis.Nil {
+		t.Fatalf("GET in the pattern: %v", err)
+	}
+	if err := c.Set(ctx, prefix+":x", "1", 0).Err(); err == nil || !strings.Contains(err.Error(), "NOPERM") {
+		t.Fatalf("SET should be refused: %v", err)
+	}
+	if err := p.(provider.Renewer).Renew(ctx, provider.RenewRequest{Username: user, Expiration: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Get(ctx, "renewed:x").Err(); err != goredis.Nil {
+		t.Fatalf("renew statement did not run: %v", err)
+	}
+}
+
+func TestTLS(t *testing.T) {
+	cert := testsvc.NewCert(t)
+	port := testsvc.StartRedisTLS(t, cert)
+	ctx := context.Background()
+	p := newProvider(t, map[string]any{"host": "127.0.0.1", "port": port, "username": "default", "ca": cert.CAPEM})
+	if err := p.Validate(ctx); err != nil {
+		t.Fatalf("TLS with the CA: %v", err)
+	}
+	user, pass := "lbx"+testsvc.Suffix(), "Pw"+testsvc.Suffix()
+	if _, err := p.Create(ctx, provider.CreateRequest{Username: user, Password: pass}); err != nil {
+		t.Fatal(err)
+	}
+	tlsConf, _ := provider.TLSConfig(cert.CAPEM, "127.0.0.1")
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	if err := auth(addr, user, pass, func(o *goredis.Options) { o.TLSConfig = tlsConf }); err != nil {
+		t.Fatalf("lease user over TLS: %v", err)
+	}
+	// Without the CA the server's certificate is not trusted; without TLS the server does not answer.
+	for _, in := range []map[string]any{
+		{"host": "127.0.0.1", "port": port, "username": "default", "tlsEnabled": true},
+		{"host": "127.0.0.1", "port": port, "username": "default"},
+	} {
+		cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		err := newProvider(t, in).Validate(cctx)
+		cancel()
+		if err == nil {
+			t.Fatalf("%v connected", in)
+		}
+	}
+}
+
+func TestInvalidInputs(t *testing.T) {
+	for _, in := range []string{
+		`{}`,
+		`{"host":"127.0.0.1","port":6379}`,
+		`{"host":"127.0.0.1","port":0,"username":"default"}`,
+		`{"host":"127.0.0.1","port":"x","username":"default"}`,
+		`{"host":"","port":6379,"username":"default"}`,
+		`{"host":"127.0.0.1","port":6379,"username":"default","ca":"not pem"}`,
+		`{"host":"127.0.0.1","port":6379,"username":"default","creationStatement":"ACL SETUSER {{username}} on >{{password}} ~{{database}}"}`,
+		`{"host":"127.0.0.1","port":6379,"username":"default","revocationStatement":"ACL DELUSER {{password}}"}`,
+		`{"host":"127.0.0.1","port":6379,"username":"default","creationStatement":" ; "}`,
+		`{"host":"127.0.0.1","port":6379,"username":"default","sslEnabled":true}`,
+	} {
+		if _, err := redis.New(json.RawMessage(in)); err == nil {
+			t.Errorf("accepted %s", in)
+		}
+	}
+	// Generated values that could break out of an argument are refused before any command is sent.
+	p := newProvider(t, map[string]any{"host": "127.0.0.1", "port": 1, "username": "default"})
+	for _, u := range []string{"a b", "a;FLUSHALL", "", "x\nFLUSHALL"} {
+		if _, err := p.Create(context.Background(), provider.CreateRequest{Username: u, Password: "pw"}); err == nil ||
+			!strings.Contains(err.Error(), "letters, digits") {
+			t.Errorf("username %q: %v", u, err)
+		}
+	}
+}
+
+func TestUnreachableTargetFailsQuickly(t *testing.T) {
+	p := newProvider(t, map[string]any{"host": "127.0.0.1", "port": testsvc.FreePort(t), "username": "default", "password": "s3cret-admin"})
+	err := p.Revoke(context.Background(), provider.RevokeRequest{Username: "someone"})
+	if err == nil {
+		t.Fatal("revoke against nothing succeeded")
+	}
+	if strings.Contains(err.Error(), "s3cret-admin") {
+		t.Fatalf("error leaks the admin password: %v", err)
+	}
+}
