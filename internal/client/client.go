@@ -48,17 +48,27 @@ func (c *Client) url(path string) string {
 // Do sends method path with body (JSON-encoded unless nil) and decodes a 2xx
 // response into out (if not nil).
 func (c *Client) Do(ctx context.Context, method, path string, body, out any) error {
+	_, _, err := c.Request(ctx, method, path, nil, body, out)
+	return err
+}
+
+// Request is Do with extra request headers; it returns the status and the
+// response headers. A 304 is not an error (out is left alone).
+func (c *Client) Request(ctx context.Context, method, path string, header http.Header, body, out any) (int, http.Header, error) {
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
 		if err != nil {
-			return err
+			return 0, nil, err
 		}
 		rd = bytes.NewReader(b)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, c.url(path), rd)
 	if err != nil {
-		return err
+		return 0, nil, err
+	}
+	for k, v := range header {
+		req.Header[k] = v
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
@@ -73,12 +83,15 @@ func (c *Client) Do(ctx context.Context, method, path string, body, out any) err
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
-		return err
+		return 0, nil, err
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
-		return err
+		return resp.StatusCode, resp.Header, err
+	}
+	if resp.StatusCode == http.StatusNotModified {
+		return resp.StatusCode, resp.Header, nil
 	}
 	if resp.StatusCode/100 != 2 {
 		var eb struct {
@@ -96,14 +109,14 @@ func (c *Client) Do(ctx context.Context, method, path string, body, out any) err
 		if msg == "" {
 			msg = http.StatusText(resp.StatusCode)
 		}
-		return &APIError{StatusCode: resp.StatusCode, Name: eb.Error, Message: msg, ReqID: eb.ReqID}
+		return resp.StatusCode, resp.Header, &APIError{StatusCode: resp.StatusCode, Name: eb.Error, Message: msg, ReqID: eb.ReqID}
 	}
 	if out != nil {
 		if err := json.Unmarshal(b, out); err != nil {
-			return fmt.Errorf("decode %s %s response: %w", method, path, err)
+			return resp.StatusCode, resp.Header, fmt.Errorf("decode %s %s response: %w", method, path, err)
 		}
 	}
-	return nil
+	return resp.StatusCode, resp.Header, nil
 }
 
 // BootstrapResponse is the answer of POST /api/v1/admin/bootstrap.
