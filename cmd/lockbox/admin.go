@@ -3,7 +3,6 @@ package main
 import (
 	cryptorand "crypto/rand"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -19,41 +19,42 @@ import (
 	"github.com/lockbox-dev/lockbox/internal/keyring"
 )
 
-// domainFrom picks the server address: the flag, then LOCKBOX_API_URL,
-// INFISICAL_API_URL or INFISICAL_DOMAIN, then the local default.
-func domainFrom(flag string, getenv func(string) string) string {
-	for _, v := range []string{flag, getenv("LOCKBOX_API_URL"), getenv("INFISICAL_API_URL"), getenv("INFISICAL_DOMAIN")} {
-		if v != "" {
-			return v
-		}
-	}
-	return "http://127.0.0.1:8080"
-}
-
-func newBootstrapCmd(getenv func(string) string, stdout io.Writer) *cobra.Command {
-	var email, password, org, domain, output string
+func (c *cli) newBootstrapCmd() *cobra.Command {
+	var email, password, org string
+	var wait time.Duration
 	cmd := &cobra.Command{
 		Use:   "bootstrap --email EMAIL --password PASSWORD --organization NAME",
 		Short: "Set up a fresh instance and print the admin identity's token",
-		Args:  cobra.NoArgs,
+		Long: `Set up a fresh instance: the admin user, the organization and an admin machine
+identity, whose token is printed (the whole answer with --output json). Waits
+up to --wait for a server that is still starting.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if password == "" {
-				password = getenv("LOCKBOX_BOOTSTRAP_PASSWORD")
+				password = c.getenv("LOCKBOX_BOOTSTRAP_PASSWORD")
 			}
 			if email == "" || password == "" || org == "" {
 				return errors.New("--email, --password (or LOCKBOX_BOOTSTRAP_PASSWORD) and --organization are required")
 			}
-			c := client.New(domainFrom(domain, getenv), "")
-			res, err := c.Bootstrap(cmd.Context(), email, password, org)
+			cl := client.New(c.domainFor(nil), "")
+			deadline := time.Now().Add(wait)
+			var res client.BootstrapResponse
+			var err error
+			for {
+				res, err = cl.Bootstrap(cmd.Context(), email, password, org)
+				var ae *client.APIError
+				if err == nil || errors.As(err, &ae) || time.Now().After(deadline) {
+					break
+				}
+				time.Sleep(100 * time.Millisecond) // not answering yet: starting up
+			}
 			if err != nil {
 				return err
 			}
-			if output == "json" {
-				enc := json.NewEncoder(stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(res)
+			if c.output == "json" {
+				return c.print(res, nil, nil)
 			}
-			_, err = fmt.Fprintln(stdout, res.Identity.Credentials.Token)
+			_, err = fmt.Fprintln(c.stdout, res.Identity.Credentials.Token)
 			return err
 		},
 	}
@@ -61,8 +62,7 @@ func newBootstrapCmd(getenv func(string) string, stdout io.Writer) *cobra.Comman
 	f.StringVar(&email, "email", "", "admin user's email")
 	f.StringVar(&password, "password", "", "admin user's password")
 	f.StringVar(&org, "organization", "", "organization name")
-	f.StringVar(&domain, "domain", "", "server URL (default $LOCKBOX_API_URL or http://127.0.0.1:8080)")
-	f.StringVar(&output, "output", "token", "token (print only the token) or json")
+	f.DurationVar(&wait, "wait", 10*time.Second, "how long to wait for the server to answer")
 	return cmd
 }
 

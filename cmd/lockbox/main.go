@@ -26,7 +26,12 @@ type exitError struct {
 	err  error
 }
 
-func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Error() string {
+	if e.err == nil {
+		return fmt.Sprintf("exit status %d", e.code)
+	}
+	return e.err.Error()
+}
 func (e *exitError) Unwrap() error { return e.err }
 
 // run executes the command line; it returns the process exit code.
@@ -35,7 +40,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	root.SetArgs(args)
 	if err := root.ExecuteContext(ctx); err != nil {
 		if ee, ok := err.(*exitError); ok {
-			fmt.Fprintln(stderr, "lockbox:", ee.err)
+			if ee.err != nil {
+				fmt.Fprintln(stderr, "lockbox:", ee.err)
+			}
 			return ee.code
 		}
 		fmt.Fprintln(stderr, "lockbox:", err)

@@ -16,12 +16,28 @@ func newRootCmd(getenv func(string) string, stdin io.Reader, stdout, stderr io.W
 	root.SetIn(stdin)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(
-		newServerCmd(getenv, stdout, stderr),
-		newBootstrapCmd(getenv, stdout),
-		newRotateRootKeyCmd(getenv, stdout, stderr),
-		newVersionCmd(stdout),
-	)
+	c := &cli{getenv: getenv, stdin: stdin, stdout: stdout, stderr: stderr}
+	pf := root.PersistentFlags()
+	pf.StringVar(&c.domain, "domain", "", "server URL (default $LOCKBOX_API_URL, $INFISICAL_API_URL, the saved session's, or http://127.0.0.1:8080)")
+	pf.StringVar(&c.token, "token", "", "access token (default $LOCKBOX_TOKEN or $INFISICAL_TOKEN, then the saved session)")
+	pf.StringVarP(&c.output, "output", "o", "table", "table or json")
+	root.PersistentPreRunE = c.checkOutput
+	root.AddGroup(&cobra.Group{ID: "use", Title: "Secrets:"}, &cobra.Group{ID: "admin", Title: "Administration:"},
+		&cobra.Group{ID: "server", Title: "Server:"})
+	for _, g := range []struct {
+		id   string
+		cmds []*cobra.Command
+	}{
+		{"use", []*cobra.Command{c.newLoginCmd(), c.newLogoutCmd(), c.newRunCmd(), c.newExportCmd(), c.newSecretsCmd(), c.newFoldersCmd(), c.newDynamicCmd()}},
+		{"admin", []*cobra.Command{c.newProjectsCmd(), c.newEnvironmentsCmd(), c.newIdentitiesCmd(), c.newAuditLogsCmd(), c.newBootstrapCmd()}},
+		{"server", []*cobra.Command{newServerCmd(getenv, stdout, stderr), newRotateRootKeyCmd(getenv, stdout, stderr)}},
+	} {
+		for _, cmd := range g.cmds {
+			cmd.GroupID = g.id
+			root.AddCommand(cmd)
+		}
+	}
+	root.AddCommand(newVersionCmd(stdout))
 	return root
 }
 
