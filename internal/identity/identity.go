@@ -46,13 +46,21 @@ func (t TrustedIP) Net() (netip.Prefix, error) {
 // AnyIP is the default trusted list: every IPv4 and IPv6 address.
 var AnyIP = []TrustedIP{{"0.0.0.0", "ipv4", 0}, {"::", "ipv6", 0}}
 
-// ParseTrustedIP parses "1.2.3.4", "10.0.0.0/8" or "::/0".
+// ParseTrustedIP parses "1.2.3.4", "10.0.0.0/8" or "::/0". An IPv4-mapped
+// IPv6 network (::ffff:10.0.0.0/104) becomes the IPv4 network it means, as
+// client addresses are compared unmapped; zoned addresses are refused.
 func ParseTrustedIP(s string) (TrustedIP, bool) {
 	if p, err := netip.ParsePrefix(s); err == nil {
+		if a := p.Addr(); a.Is4In6() {
+			if p.Bits() < 96 {
+				return TrustedIP{}, false
+			}
+			p = netip.PrefixFrom(a.Unmap(), p.Bits()-96)
+		}
 		p = p.Masked()
 		return TrustedIP{p.Addr().String(), ipType(p.Addr()), p.Bits()}, true
 	}
-	if a, err := netip.ParseAddr(s); err == nil {
+	if a, err := netip.ParseAddr(s); err == nil && a.Zone() == "" {
 		a = a.Unmap()
 		return TrustedIP{a.String(), ipType(a), a.BitLen()}, true
 	}
