@@ -10,7 +10,7 @@ import (
 )
 
 // dynamicRoutes serves dynamic secrets and their leases.
-func (s *Server) dynamicRoutes(m *http.ServeMux) {
+func (s *Server) dynamicRoutes(m *routeMux) {
 	const base = "/api/v1/dynamic-secrets"
 	m.Handle("POST "+base, s.authed(s.dynCreate))
 	m.Handle("GET "+base, s.authed(s.dynList))

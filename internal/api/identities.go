@@ -7,7 +7,7 @@ import (
 )
 
 // identityRoutes serves machine identities and Token Auth.
-func (s *Server) identityRoutes(m *http.ServeMux) {
+func (s *Server) identityRoutes(m *routeMux) {
 	m.Handle("POST /api/v1/identities", s.authed(s.identityCreate))
 	m.Handle("GET /api/v1/identities", s.authed(s.identityList))
 	m.Handle("GET /api/v1/identities/{identityId}", s.authed(s.identityGet))

@@ -7,7 +7,7 @@ import (
 )
 
 // importTagRoutes serves secret imports and project tags.
-func (s *Server) importTagRoutes(m *http.ServeMux) {
+func (s *Server) importTagRoutes(m *routeMux) {
 	for _, base := range []string{"/api/v1/secret-imports", "/api/v2/secret-imports"} {
 		m.Handle("POST "+base, s.authed(s.importCreate))
 		m.Handle("GET "+base, s.authed(s.importList))

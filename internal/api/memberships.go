@@ -10,7 +10,7 @@ import (
 )
 
 // membershipRoutes serves project identity memberships and custom project roles.
-func (s *Server) membershipRoutes(m *http.ServeMux) {
+func (s *Server) membershipRoutes(m *routeMux) {
 	for _, base := range []string{"/api/v1/projects/{projectId}/identity-memberships", "/api/v2/workspace/{projectId}/identity-memberships"} {
 		m.Handle("POST "+base+"/{identityId}", s.authed(s.membershipAdd))
 		m.Handle("GET "+base+"/{identityId}", s.authed(s.membershipGet))

@@ -8,7 +8,7 @@ import (
 )
 
 // projectRoutes serves organizations' projects, environments and folders.
-func (s *Server) projectRoutes(m *http.ServeMux) {
+func (s *Server) projectRoutes(m *routeMux) {
 	m.Handle("POST /api/v1/projects", s.authed(s.projectCreate))
 	m.Handle("POST /api/v2/workspace", s.authed(s.projectCreate))
 	m.Handle("GET /api/v1/projects", s.authed(s.projectList))

@@ -1,6 +1,8 @@
 package api
 
 import (
+	"net/http"
+
 	"github.com/lockbox-dev/lockbox/internal/audit"
 	"github.com/lockbox-dev/lockbox/internal/dynamic"
 	"github.com/lockbox-dev/lockbox/internal/identity"
@@ -25,7 +27,7 @@ type Services struct {
 // routes is the whole API surface. Trailing slashes are stripped before
 // matching, so each route also answers with one.
 func (s *Server) routes() {
-	m := s.mux
+	m := &routeMux{s.mux, &s.patterns}
 	m.Handle("GET /api/status", s.handle(s.status))
 	m.Handle("GET /metrics", s.metricsHandler())
 
@@ -48,3 +50,18 @@ func (s *Server) routes() {
 	// Audit log.
 	m.Handle("GET /api/v1/organization/audit-logs", s.authed(s.auditLogs))
 }
+
+// routeMux records every pattern it registers, so tests can walk the whole
+// API surface (Patterns).
+type routeMux struct {
+	*http.ServeMux
+	patterns *[]string
+}
+
+func (m *routeMux) Handle(pattern string, h http.Handler) {
+	*m.patterns = append(*m.patterns, pattern)
+	m.ServeMux.Handle(pattern, h)
+}
+
+// Patterns lists every route, as "METHOD /path/{param}".
+func (s *Server) Patterns() []string { return append([]string(nil), s.patterns...) }

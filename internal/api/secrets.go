@@ -12,7 +12,7 @@ import (
 )
 
 // secretRoutes serves secrets: the v3 "raw" API the SDKs use and v4 the CLI uses.
-func (s *Server) secretRoutes(m *http.ServeMux) {
+func (s *Server) secretRoutes(m *routeMux) {
 	m.Handle("GET /api/v3/secrets/raw", s.authed(s.secretList))
 	m.Handle("GET /api/v3/secrets/raw/{secretName}", s.authed(s.secretGet))
 	m.Handle("POST /api/v3/secrets/raw/{secretName}", s.authed(s.secretCreate))
@@ -268,7 +268,7 @@ func (s *Server) secretBatchCreate(w http.ResponseWriter, r *http.Request) error
 }
 
 // secretHistoryRoutes serves secrets by id, batch updates and deletes, and versions.
-func (s *Server) secretHistoryRoutes(m *http.ServeMux) {
+func (s *Server) secretHistoryRoutes(m *routeMux) {
 	m.Handle("GET /api/v3/secrets/raw/id/{secretId}", s.authed(s.secretGetByID))
 	m.Handle("GET /api/v4/secrets/id/{secretId}", s.authed(s.secretGetByID))
 	m.Handle("PATCH /api/v3/secrets/batch/raw", s.authed(s.secretBatchUpdate))

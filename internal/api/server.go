@@ -64,6 +64,7 @@ type Server struct {
 	// projectLists maps the last segment of GET /api/v1/projects/{id}/{sub}
 	// to its handler (see projectSubGet).
 	projectLists map[string]func(http.ResponseWriter, *http.Request) error
+	patterns     []string // every registered route (Patterns)
 }
 
 // New builds the server and its routes.

@@ -5,7 +5,7 @@ import (
 )
 
 // tokenRoutes serves access-token renewal and revocation, and identity details.
-func (s *Server) tokenRoutes(m *http.ServeMux) {
+func (s *Server) tokenRoutes(m *routeMux) {
 	m.Handle("POST /api/v1/auth/token/renew", s.limited(s.handle(s.tokenRenew)))
 	m.Handle("POST /api/v1/auth/token/revoke", s.limited(s.handle(s.tokenRevoke)))
 	m.Handle("GET /api/v1/identities/details", s.authed(s.identityDetails))

@@ -7,7 +7,7 @@ import (
 )
 
 // universalRoutes serves Universal Auth: configuration, client secrets and login.
-func (s *Server) universalRoutes(m *http.ServeMux) {
+func (s *Server) universalRoutes(m *routeMux) {
 	m.Handle("POST /api/v1/auth/universal-auth/login", s.limited(s.handle(s.uaLogin)))
 	const base = "/api/v1/auth/universal-auth/identities/{identityId}"
 	m.Handle("POST "+base, s.authed(s.uaAttach))

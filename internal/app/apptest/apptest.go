@@ -26,6 +26,7 @@ type Env struct {
 	DB      *store.DB
 	Keyring *keyring.Keyring
 	Server  *httptest.Server
+	App     *app.App
 	// Set by Bootstrap:
 	Token      string // the admin identity's token
 	OrgID      string
@@ -92,7 +93,7 @@ func Start(t testing.TB, d store.Dialect, opts ...Options) *Env {
 	done := make(chan struct{})
 	go func() { srv.Worker.Run(wctx); close(done) }()
 	t.Cleanup(func() { stop(); <-done; hs.Close() })
-	e := &Env{URL: hs.URL, DB: db, Keyring: kr, Server: hs, opts: o.Share.opts, root: root}
+	e := &Env{URL: hs.URL, DB: db, Keyring: kr, Server: hs, App: srv, opts: o.Share.opts, root: root}
 	if o.Share.Token != "" {
 		e.Token, e.OrgID, e.IdentityID = o.Share.Token, o.Share.OrgID, o.Share.IdentityID
 		e.UserEmail, e.Password = o.Share.UserEmail, o.Share.Password
