@@ -2,6 +2,8 @@
 // one), prepares a scenario and reports throughput and latency percentiles.
 //
 //	go run ./bench -scenario login -secrets 1000 -c 16 -d 10s -db sqlite
+//	go run ./bench -scenario mixed -c 64 -d 60s -rounds 2 -restart term -db postgres
+//	go run ./bench -scenario secret-get -url http://127.0.0.1:8080 -token "$TOKEN"
 package main
 
 import (
@@ -56,14 +58,21 @@ func main() {
 }
 
 func run() error {
-	scenario := flag.String("scenario", "login", "login, secrets-list, lease-create, revoke-lag or startup")
+	scenario := flag.String("scenario", "login", "login, secrets-list, secret-get, mixed, lease-create, revoke-lag or startup")
 	leases := flag.Int("leases", 10000, "lease rows (revoke-lag, startup)")
 	secrets := flag.Int("secrets", 1, "client secrets on the identity (login) or secrets in the folder (secrets-list)")
 	conc := flag.Int("c", 8, "concurrent clients")
 	dur := flag.Duration("d", 10*time.Second, "duration of the measured run")
 	db := flag.String("db", "sqlite", "sqlite or postgres (own server only)")
 	asJSON := flag.Bool("json", false, "print JSON instead of a table")
+	target := flag.String("url", "", "target this server instead of starting one (login, secrets-list, secret-get, mixed)")
+	token := flag.String("token", "", "admin token for -url (default: bootstrap the server)")
+	rounds := flag.Int("rounds", 1, "mixed: rounds of -d each; server goroutines and memory are read after each")
+	restart := flag.String("restart", "", "mixed: restart the server half-way through round 1 with SIGTERM (term) or SIGKILL (kill)")
 	flag.Parse()
+	if *restart != "" && *restart != "term" && *restart != "kill" {
+		return errors.New("-restart is term or kill")
+	}
 	if *dur > 10*time.Minute || *conc < 1 || *conc > 1024 {
 		return errors.New("-d at most 10m, -c between 1 and 1024")
 	}
@@ -86,25 +95,61 @@ func run() error {
 			return err
 		}
 		return report([]result{res}, *asJSON)
+	case "mixed":
+		if *rounds < 1 || *rounds > 10 {
+			return errors.New("-rounds from 1 to 10")
+		}
+		rs, err := runMixed(*db, *target, *token, *conc, *dur, *rounds, *restart)
+		if err != nil {
+			return err
+		}
+		return reportMixed(rs, *asJSON)
 	}
-	_, url, stop, err := start(store.Dialect(*db), true)
-	if err != nil {
-		return err
+	url := *target
+	if url == "" {
+		var stop func()
+		var err error
+		_, url, stop, err = start(store.Dialect(*db), true)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	} else {
+		*db = "url"
 	}
-	defer stop()
 	ctx := context.Background()
-	c := client.New(url, "")
-	boot, err := c.Bootstrap(ctx, "bench@example.com", "bench-password", "Bench")
-	if err != nil {
-		return err
+	c := client.New(url, *token)
+	if *token == "" {
+		boot, err := c.Bootstrap(ctx, "bench@example.com", "bench-password", "Bench")
+		if err != nil {
+			return fmt.Errorf("bootstrap (give -token for a server already set up): %w", err)
+		}
+		c.Token = boot.Identity.Credentials.Token
 	}
-	c.Token = boot.Identity.Credentials.Token
 	var op func(*http.Client) error
+	var err error
 	switch *scenario {
 	case "login":
-		op, err = prepareLogin(ctx, c, url, boot.Identity.ID, *secrets)
+		var det struct {
+			IdentityDetails struct {
+				Organization struct{ ID string } `json:"organization"`
+			} `json:"identityDetails"`
+		}
+		if err := c.Do(ctx, "GET", "/api/v1/identities/details", nil, &det); err != nil {
+			return err
+		}
+		var id struct {
+			Identity struct{ ID string } `json:"identity"`
+		}
+		if err := c.Do(ctx, "POST", "/api/v1/identities", map[string]any{"name": "bench-login", "organizationId": det.IdentityDetails.Organization.ID,
+			"role": "no-access"}, &id); err != nil {
+			return err
+		}
+		op, err = prepareLogin(ctx, c, url, id.Identity.ID, *secrets)
 	case "secrets-list":
-		op, err = prepareSecretsList(ctx, c, url, *secrets)
+		op, err = prepareSecretsList(ctx, c, url, *secrets, "")
+	case "secret-get":
+		op, err = prepareSecretsList(ctx, c, url, *secrets, "KEY_4")
 	default:
 		return fmt.Errorf("unknown scenario %q", *scenario)
 	}
@@ -251,7 +296,13 @@ func prepareLogin(ctx context.Context, c *client.Client, url, identityID string,
 // prepareSecretsList makes a project whose dev root holds n secrets, a fifth of
 // them with two references each, and one import of staging (10 secrets); the
 // operation lists dev with references expanded and imports included.
-func prepareSecretsList(ctx context.Context, c *client.Client, url string, n int) (func(*http.Client) error, error) {
+//
+// With get set, the operation reads that one secret by name instead (with its
+// references expanded).
+func prepareSecretsList(ctx context.Context, c *client.Client, url string, n int, get string) (func(*http.Client) error, error) {
+	if get != "" && n < 5 {
+		n = 5 // KEY_4 is the first secret with references
+	}
 	var p struct {
 		Project struct{ ID string } `json:"project"`
 	}
@@ -284,6 +335,9 @@ func prepareSecretsList(ctx context.Context, c *client.Client, url string, n int
 		return nil, err
 	}
 	target := url + "/api/v3/secrets/raw?workspaceId=" + id + "&environment=dev&secretPath=/&expandSecretReferences=true&include_imports=true"
+	if get != "" {
+		target = url + "/api/v3/secrets/raw/" + get + "?workspaceId=" + id + "&environment=dev&secretPath=/&expandSecretReferences=true&include_imports=true"
+	}
 	token := c.Token
 	return func(hc *http.Client) error {
 		req, _ := http.NewRequest("GET", target, nil)
