@@ -22,6 +22,7 @@ import (
 	"github.com/lockbox-dev/lockbox/internal/dynamic"
 	"github.com/lockbox-dev/lockbox/internal/keyring"
 	"github.com/lockbox-dev/lockbox/internal/store"
+	"github.com/lockbox-dev/lockbox/internal/store/storetest"
 )
 
 const pgAdmin = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
@@ -225,7 +226,7 @@ func runRevokeLag(n int, engine string) (result, error) {
 
 // runStartup times a server start (open, migrate, key check, wiring, first
 // status answer) on a SQLite database holding n lease rows.
-func runStartup(n int) (result, error) {
+func runStartup(n int, engine string) (result, error) {
 	dir, err := os.MkdirTemp("", "lockbox-startup-")
 	if err != nil {
 		return result{}, err
@@ -233,11 +234,25 @@ func runStartup(n int) (result, error) {
 	defer os.RemoveAll(dir)
 	root := make([]byte, keyring.KeySize)
 	rand.Read(root)
-	db, err := store.Open(context.Background(), store.Options{Dir: dir})
+	opts := store.Options{Dir: dir}
+	if engine == string(store.Postgres) {
+		u, drop, err := storetest.CreateDatabase(context.Background(), storetest.PGAdminURL())
+		if err != nil {
+			return result{}, err
+		}
+		defer drop()
+		opts = store.Options{URL: u, MaxConns: 20}
+	}
+	db, err := store.Open(context.Background(), opts)
 	if err != nil {
 		return result{}, err
 	}
-	raw, err := sql.Open("sqlite", "file:"+db.Path()+"?_pragma=busy_timeout(10000)")
+	var raw *sql.DB
+	if opts.URL != "" {
+		raw, err = sql.Open("pgx", opts.URL)
+	} else {
+		raw, err = sql.Open("sqlite", "file:"+db.Path()+"?_pragma=busy_timeout(10000)")
+	}
 	if err != nil {
 		return result{}, err
 	}
@@ -251,6 +266,12 @@ func runStartup(n int) (result, error) {
 		fmt.Sprintf(`WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < %d)
 		INSERT INTO dynamic_leases (id, dynamic_secret_id, project_id, username, status, expire_at, due_at, created_at, updated_at)
 		SELECT 'lease-' || i, 'd', 'p', 'user' || i, 'active', %d, %d, %d, %d FROM n`, n, now+int64(time.Hour/time.Microsecond), now+int64(time.Hour/time.Microsecond), now, now),
+	}
+	if opts.URL != "" {
+		stmts[4] = strings.Replace(stmts[4], "x'00'", `'\x00'::bytea`, 1)
+		stmts[5] = fmt.Sprintf(`INSERT INTO dynamic_leases (id, dynamic_secret_id, project_id, username, status, expire_at, due_at, created_at, updated_at)
+		SELECT 'lease-' || i, 'd', 'p', 'user' || i, 'active', %d, %d, %d, %d FROM generate_series(1, %d) AS i`,
+			now+int64(time.Hour/time.Microsecond), now+int64(time.Hour/time.Microsecond), now, now, n)
 	}
 	if n == 0 {
 		stmts = stmts[:5]
@@ -268,7 +289,7 @@ func runStartup(n int) (result, error) {
 	db.Close()
 	// The measured start: what `lockbox server` does before it answers.
 	begin := time.Now()
-	db, err = store.Open(context.Background(), store.Options{Dir: dir})
+	db, err = store.Open(context.Background(), opts)
 	if err != nil {
 		return result{}, err
 	}
@@ -285,7 +306,7 @@ func runStartup(n int) (result, error) {
 		return result{}, errors.New("status did not answer 200")
 	}
 	took := time.Since(begin)
-	return result{Scenario: fmt.Sprintf("startup with %d leases", n), Database: "sqlite", Requests: 1, Seconds: took.Seconds(),
+	return result{Scenario: fmt.Sprintf("startup with %d leases", n), Database: engine, Requests: 1, Seconds: took.Seconds(),
 		P50ms: float64(took.Microseconds()) / 1000}, nil
 }
 

@@ -90,7 +90,7 @@ func run() error {
 		}
 		return report([]result{res}, *asJSON)
 	case "startup":
-		res, err := runStartup(*leases)
+		res, err := runStartup(*leases, *db)
 		if err != nil {
 			return err
 		}
