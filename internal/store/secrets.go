@@ -19,10 +19,16 @@ func scanSecret(sc interface{ Scan(...any) error }) (secret.Sealed, error) {
 	return s, err
 }
 
+// The hot read queries; plan_test.go checks they use an index on SQLite.
+var (
+	qFolderSecrets = `SELECT ` + secretCols + ` FROM secrets WHERE folder_id = ? AND (type = 'shared' OR user_id = ?)
+		ORDER BY key, type DESC`
+	qSecretByKey = `SELECT ` + secretCols + ` FROM secrets WHERE folder_id = ? AND key = ? AND type = ?`
+)
+
 // FolderSecrets lists a folder's shared secrets and userID's personal ones, by key.
 func (db *DB) FolderSecrets(ctx context.Context, folderID, userID string) ([]secret.Sealed, error) {
-	rows, err := db.readq(ctx, `SELECT `+secretCols+` FROM secrets WHERE folder_id = ? AND (type = 'shared' OR user_id = ?)
-		ORDER BY key, type DESC`, folderID, userID)
+	rows, err := db.readq(ctx, qFolderSecrets, folderID, userID)
 	if err != nil {
 		return nil, dbErr(err, "FolderSecrets")
 	}
@@ -40,7 +46,7 @@ func (db *DB) FolderSecrets(ctx context.Context, folderID, userID string) ([]sec
 
 // SecretByKey finds a shared secret (userID empty) or a user's personal one.
 func (db *DB) SecretByKey(ctx context.Context, folderID, key, typ, userID string) (secret.Sealed, error) {
-	q := `SELECT ` + secretCols + ` FROM secrets WHERE folder_id = ? AND key = ? AND type = ?`
+	q := qSecretByKey
 	args := []any{folderID, key, typ}
 	if typ == secret.Personal {
 		q += ` AND user_id = ?`
