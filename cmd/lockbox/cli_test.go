@@ -235,6 +235,19 @@ func TestCLISecretsLoginRunExport(t *testing.T) {
 		t.Fatalf("session not renewed: %v -> %v", s1.ExpiresAt, s2.ExpiresAt)
 	}
 
+	// Folders, and --recursive picks up a secret in a subfolder.
+	c.must(nil, append([]string{"folders", "create", "app"}, p...)...)
+	if out := c.must(nil, append([]string{"folders"}, p...)...); !strings.Contains(out, "app") {
+		t.Fatalf("folders:\n%s", out)
+	}
+	c.must(nil, append([]string{"secrets", "set", "--path", "/app", "NESTED=deep"}, p...)...)
+	if r := c.run(nil, append(append([]string{"run", "--recursive"}, p...), "--", "sh", "-c", `printf '%s' "$NESTED"`)...); r.code != 0 || r.stdout != "deep" {
+		t.Fatalf("run --recursive: %+v", r)
+	}
+	if r := c.run(nil, append(append([]string{"run"}, p...), "--", "sh", "-c", `printf '%s' "${NESTED-unset}"`)...); r.stdout != "unset" {
+		t.Fatalf("run without --recursive sees a subfolder's secret: %+v", r)
+	}
+
 	// Audit log, filtered.
 	var logs []struct {
 		Event struct{ Type string }
@@ -256,6 +269,19 @@ func TestCLISecretsLoginRunExport(t *testing.T) {
 		if out := c.must(nil, "completion", sh); !strings.Contains(out, "lockbox") {
 			t.Fatalf("completion %s", sh)
 		}
+	}
+
+	// A revoked client secret no longer logs in.
+	var secrets []struct{ ID, Description string }
+	json.Unmarshal([]byte(c.must(admin, "identities", "client-secrets", "list", id, "-o", "json")), &secrets)
+	if len(secrets) != 1 {
+		t.Fatalf("client secrets: %+v", secrets)
+	}
+	if out := c.must(admin, "identities", "client-secrets", "revoke", id, secrets[0].ID); !strings.Contains(out, "true") {
+		t.Fatalf("revoke output:\n%s", out)
+	}
+	if r := c.run(nil, "login", "--client-id", clientID, "--client-secret", secret, "--plain"); r.code == 0 || !strings.Contains(r.stderr, "request id") {
+		t.Fatalf("login with a revoked client secret: %+v", r)
 	}
 
 	// Logout revokes the token and removes the file.
