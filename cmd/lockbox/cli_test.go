@@ -36,7 +36,16 @@ func (e *cliEnv) env(extra ...string) []string {
 			env = append(env, kv)
 		}
 	}
-	env = append(env, "LOCKBOX_API_URL=http://"+e.addr, "LOCKBOX_CONFIG_DIR="+e.config)
+	own := []string{"LOCKBOX_API_URL=http://" + e.addr, "LOCKBOX_CONFIG_DIR=" + e.config}
+	for _, kv := range append(append([]string{}, e.extra...), extra...) {
+		if strings.HasPrefix(kv, "INFISICAL_API_URL=") || strings.HasPrefix(kv, "INFISICAL_DOMAIN=") {
+			own = own[1:] // the test names the server the Infisical way
+		}
+		if strings.HasPrefix(kv, "LOCKBOX_CONFIG_DIR=") {
+			own = own[:len(own)-1]
+		}
+	}
+	env = append(env, own...)
 	return append(append(env, e.extra...), extra...)
 }
 
@@ -269,6 +278,14 @@ func TestCLISecretsLoginRunExport(t *testing.T) {
 		if out := c.must(nil, "completion", sh); !strings.Contains(out, "lockbox") {
 			t.Fatalf("completion %s", sh)
 		}
+	}
+
+	// Infisical's variables alone: the server from INFISICAL_API_URL (with /api), a Universal Auth
+	// login per command from INFISICAL_UNIVERSAL_AUTH_CLIENT_ID/SECRET, no saved session.
+	infisicalEnv := []string{"INFISICAL_API_URL=http://" + addr + "/api", "LOCKBOX_CONFIG_DIR=" + t.TempDir(),
+		"INFISICAL_UNIVERSAL_AUTH_CLIENT_ID=" + clientID, "INFISICAL_UNIVERSAL_AUTH_CLIENT_SECRET=" + secret}
+	if got := c.must(infisicalEnv, append([]string{"secrets", "get", "GREETING", "--plain"}, p...)...); got != "hi\n" {
+		t.Fatalf("with Infisical's variables: %q", got)
 	}
 
 	// A revoked client secret no longer logs in.
