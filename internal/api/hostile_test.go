@@ -25,16 +25,22 @@ var (
 	volatileTables  = map[string]bool{"identity_ua_lockouts": true, "goose_db_version": true}
 )
 
-// digest hashes every row of every table of the SQLite database, so "no data
-// changed" is checked on the whole database, audit log included.
+// digest hashes every row of every table of the database (SQLite or
+// PostgreSQL), so "no data changed" is checked on the whole database, audit
+// log included.
 func digest(t *testing.T, e *apptest.Env) map[string]string {
 	t.Helper()
-	db, err := sql.Open("sqlite", "file:"+e.DB.Path()+"?mode=ro&_pragma=busy_timeout(5000)")
+	driver, dsn, list := "sqlite", "file:"+e.DB.Path()+"?mode=ro&_pragma=busy_timeout(5000)",
+		`SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'`
+	if e.DB.Dialect() == store.Postgres {
+		driver, dsn, list = "pgx", e.DBURL(), `SELECT tablename FROM pg_tables WHERE schemaname = 'public'`
+	}
+	db, err := sql.Open(driver, dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	rows, err := db.Query(`SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'`)
+	rows, err := db.Query(list)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,8 +123,8 @@ type hostileWorld struct {
 	ids              map[string]string // path parameter -> a real id in project B (another project's ids)
 }
 
-func newHostileWorld(t *testing.T) hostileWorld {
-	e := apptest.Bootstrapped(t, store.SQLite)
+func newHostileWorld(t *testing.T, d store.Dialect) hostileWorld {
+	e := apptest.Bootstrapped(t, d)
 	w := hostileWorld{e: e, ids: map[string]string{}}
 	w.a = createProject(t, e, e.Token, map[string]any{"projectName": "alpha"})
 	w.b = createProject(t, e, e.Token, map[string]any{"projectName": "bravo"})
@@ -184,7 +190,10 @@ func public(path string) bool {
 }
 
 func TestHostileInputEveryEndpoint(t *testing.T) {
-	w := newHostileWorld(t)
+	forEachEngine(t, func(t *testing.T, d store.Dialect) { hostileSuite(t, newHostileWorld(t, d)) })
+}
+
+func hostileSuite(t *testing.T, w hostileWorld) {
 	e := w.e
 	patterns := e.App.Patterns()
 	if len(patterns) < 80 {
@@ -376,4 +385,41 @@ func TestHostileHeaders(t *testing.T) {
 	if r := e.Do(t, "GET", "/api/status", "", nil); r.Status != 200 {
 		t.Fatalf("unhealthy: %d", r.Status)
 	}
+}
+
+// NUL characters are valid JSON ("\u0000") but PostgreSQL cannot store them in
+// text: no write may answer 5xx for them, on either engine, and what is
+// accepted reads back unchanged.
+func TestNULInJSONStrings(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, d store.Dialect) {
+		e := apptest.Bootstrapped(t, d)
+		p := createProject(t, e, e.Token, map[string]any{"projectName": "nul"})
+		for _, c := range []struct {
+			method, path string
+			body         string
+		}{
+			{"POST", "/api/v1/projects", `{"projectName":"a\u0000b"}`},
+			{"POST", "/api/v3/secrets/raw/NUL_VALUE", `{"workspaceId":"` + p.ID + `","environment":"dev","secretValue":"a\u0000b","secretComment":"c\u0000"}`},
+			{"POST", "/api/v3/secrets/raw/A%00B", `{"workspaceId":"` + p.ID + `","environment":"dev","secretValue":"v"}`},
+			{"POST", "/api/v1/folders", `{"workspaceId":"` + p.ID + `","environment":"dev","path":"/","name":"a\u0000b"}`},
+			{"POST", "/api/v1/identities", `{"name":"a\u0000b","organizationId":"` + e.OrgID + `","role":"member"}`},
+			{"POST", "/api/v1/projects/" + p.ID + "/tags", `{"slug":"a\u0000b","color":"#fff"}`},
+			{"POST", "/api/v1/projects/" + p.ID + "/environments", `{"name":"a\u0000b","slug":"nul"}`},
+		} {
+			r := e.Do(t, c.method, c.path, e.Token, c.body)
+			if r.Status >= 500 {
+				t.Errorf("%s %s: %d %s", c.method, c.path, r.Status, r.Body)
+			} else if r.Status >= 400 {
+				checkShape(t, c.method+" "+c.path, r)
+			}
+		}
+		// A secret value is sealed (bytes), so NUL survives on both engines.
+		var got struct {
+			Secret struct{ SecretValue, SecretComment string }
+		}
+		e.Must(t, 200, "GET", "/api/v3/secrets/raw/NUL_VALUE?workspaceId="+p.ID+"&environment=dev", e.Token, nil).Decode(t, &got)
+		if got.Secret.SecretValue != "a\x00b" || got.Secret.SecretComment != "c\x00" {
+			t.Fatalf("value with NUL read back as %q / %q", got.Secret.SecretValue, got.Secret.SecretComment)
+		}
+	})
 }

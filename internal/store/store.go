@@ -307,6 +307,13 @@ func IsUniqueViolation(err error) bool {
 	return false
 }
 
+// isBadText reports PostgreSQL refusing a text value: NUL bytes and invalid
+// UTF-8 (SQLite stores or compares them as they are).
+func isBadText(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && (pgErr.Code == "22021" || pgErr.Code == "22P05")
+}
+
 // IsForeignKeyViolation reports whether err is a foreign-key failure on either engine.
 func IsForeignKeyViolation(err error) bool {
 	var pgErr *pgconn.PgError
@@ -330,6 +337,8 @@ func dbErr(err error, op string) error {
 		return &errs.Error{Kind: errs.NotFound, Message: "not found", Err: err}
 	case IsUniqueViolation(err):
 		return &errs.Error{Kind: errs.Conflict, Message: "already exists", Err: err}
+	case isBadText(err):
+		return &errs.Error{Kind: errs.Invalid, Message: "The request holds text PostgreSQL cannot store (a NUL character or invalid UTF-8)", Err: err}
 	}
 	if _, ok := errors.AsType[*errs.Error](err); ok {
 		return err
