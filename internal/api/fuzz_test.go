@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"encoding/json"
+	"os"
 	"strings"
 	"testing"
 
@@ -11,9 +12,14 @@ import (
 
 // FuzzRequestDecoders sends arbitrary bodies and parameters to every route that
 // reads a body or a query, as the admin: whatever the input, the answer is
-// never a 5xx, and a 4xx is in Infisical's error shape.
+// never a 5xx, and a 4xx is in Infisical's error shape. It runs on SQLite, or
+// on PostgreSQL with LOCKBOX_FUZZ_ENGINE=postgres.
 func FuzzRequestDecoders(f *testing.F) {
-	e := apptest.Bootstrapped(f, store.SQLite)
+	engine := store.SQLite
+	if os.Getenv("LOCKBOX_FUZZ_ENGINE") == string(store.Postgres) {
+		engine = store.Postgres
+	}
+	e := apptest.Bootstrapped(f, engine)
 	p := createProjectTB(f, e)
 	var routes []string
 	for _, pat := range e.App.Patterns() {
