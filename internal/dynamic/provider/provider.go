@@ -146,10 +146,21 @@ func Decode(typ string, inputs json.RawMessage, v any) error {
 	return nil
 }
 
-// SafeValue is what a provider may substitute into a statement or template:
+// safeValue is what a provider may substitute into a statement or template:
 // the server generates usernames and passwords from this alphabet, so no
 // quoting context of the target's language can be broken.
-var SafeValue = regexp.MustCompile(`^[a-zA-Z0-9_.\-]{1,128}$`)
+var safeValue = regexp.MustCompile(`^[a-zA-Z0-9_.\-]{1,128}$`)
+
+// CheckSafe refuses any value outside the generated-credential alphabet; every
+// provider calls it before a value reaches a target's language.
+func CheckSafe(vals ...string) error {
+	for _, v := range vals {
+		if !safeValue.MatchString(v) {
+			return errors.New("username and password must use letters, digits, '_', '.' and '-' only")
+		}
+	}
+	return nil
+}
 
 // TLSConfig is a client TLS configuration that trusts only the PEM CA
 // certificates in caPEM and checks the server's name.

@@ -274,8 +274,8 @@ func randomPassword() string {
 
 // Create adds the user (dynamic) or sets a new password (static).
 func (l *LDAP) Create(ctx context.Context, req provider.CreateRequest) (provider.CreateResponse, error) {
-	if !provider.SafeValue.MatchString(req.Username) || !provider.SafeValue.MatchString(req.Password) {
-		return provider.CreateResponse{}, errors.New("username and password must use letters, digits, '_', '.' and '-' only")
+	if err := provider.CheckSafe(req.Username, req.Password); err != nil {
+		return provider.CreateResponse{}, err
 	}
 	if l.cfg.CredentialType == "static" {
 		dns, err := l.run(ctx, l.cfg.RotationLDIF, "", req.Password, false)
@@ -303,8 +303,8 @@ func (l *LDAP) Revoke(ctx context.Context, req provider.RevokeRequest) error {
 		_, err := l.run(ctx, l.cfg.RotationLDIF, "", randomPassword(), false)
 		return err
 	}
-	if !provider.SafeValue.MatchString(req.Username) {
-		return errors.New("username must use letters, digits, '_', '.' and '-' only")
+	if err := provider.CheckSafe(req.Username); err != nil {
+		return err
 	}
 	_, err := l.run(ctx, l.cfg.RevocationLDIF, req.Username, "", true)
 	return err

@@ -6,6 +6,8 @@ package rabbitmq
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,6 +15,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/lockbox-dev/lockbox/internal/dynamic/provider"
@@ -98,24 +101,44 @@ func New(inputs json.RawMessage) (provider.Provider, error) {
 	} else if p := c.VirtualHost.Permissions; p == nil || p.Configure == "" || p.Write == "" || p.Read == "" {
 		problems = append(problems, `virtualHost.permissions needs configure, write and read patterns (".*" for all, "^$" for none)`)
 	}
-	transport := http.DefaultTransport.(*http.Transport).Clone()
+	var tlsConf *tls.Config
 	if c.CA != "" {
 		if u == nil || u.Scheme != "https" {
 			problems = append(problems, "ca needs an https:// host")
-		} else if t, err := provider.TLSConfig(c.CA, u.Hostname()); err != nil {
+		} else if tlsConf, err = provider.TLSConfig(c.CA, u.Hostname()); err != nil {
 			problems = append(problems, err.Error())
-		} else {
-			transport.TLSClientConfig = t
 		}
 	}
 	if len(problems) > 0 {
 		return nil, errors.New("rabbit-mq inputs: " + strings.Join(problems, "; "))
 	}
+	return &RabbitMQ{cfg: c, base: fmt.Sprintf("%s://%s:%d/api", u.Scheme, u.Hostname(), port),
+		http: sharedClient(c.CA, u.Hostname(), tlsConf)}, nil
+}
+
+// clients keeps one HTTP client (and its idle connections) per trust
+// configuration: the lease engine builds a provider for every operation, and
+// a transport per operation would never reuse a connection.
+var clients = struct {
+	sync.Mutex
+	m map[[32]byte]*http.Client
+}{m: map[[32]byte]*http.Client{}}
+
+func sharedClient(caPEM, host string, tlsConf *tls.Config) *http.Client {
+	key := sha256.Sum256([]byte(caPEM + "\x00" + host))
+	clients.Lock()
+	defer clients.Unlock()
+	if c, ok := clients.m[key]; ok {
+		return c
+	}
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	transport.TLSClientConfig = tlsConf
 	transport.MaxIdleConnsPerHost = 4
 	transport.IdleConnTimeout = time.Minute
-	return &RabbitMQ{cfg: c, base: fmt.Sprintf("%s://%s:%d/api", u.Scheme, u.Hostname(), port),
-		http: &http.Client{Timeout: 10 * time.Second, Transport: transport,
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}, nil
+	c := &http.Client{Timeout: 10 * time.Second, Transport: transport,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	clients.m[key] = c
+	return c
 }
 
 // call makes one management API request; a status outside ok is an error
@@ -167,18 +190,9 @@ func (r *RabbitMQ) Validate(ctx context.Context) error {
 	return nil
 }
 
-func safe(vals ...string) error {
-	for _, v := range vals {
-		if !provider.SafeValue.MatchString(v) {
-			return errors.New("username and password must use letters, digits, '_', '.' and '-' only")
-		}
-	}
-	return nil
-}
-
 // Create makes the user and grants its permissions.
 func (r *RabbitMQ) Create(ctx context.Context, req provider.CreateRequest) (provider.CreateResponse, error) {
-	if err := safe(req.Username, req.Password); err != nil {
+	if err := provider.CheckSafe(req.Username, req.Password); err != nil {
 		return provider.CreateResponse{}, err
 	}
 	tags := append(append([]string{}, r.cfg.Tags...), Tag)
@@ -197,7 +211,7 @@ func (r *RabbitMQ) Create(ctx context.Context, req provider.CreateRequest) (prov
 // A user that does not exist is success. (The API's bulk delete refuses a list
 // naming a missing user, so users are deleted one by one.)
 func (r *RabbitMQ) Revoke(ctx context.Context, req provider.RevokeRequest) error {
-	if err := safe(req.Username); err != nil {
+	if err := provider.CheckSafe(req.Username); err != nil {
 		return err
 	}
 	_, err := r.call(ctx, http.MethodDelete, "/users/"+url.PathEscape(req.Username), nil, 204, 404)

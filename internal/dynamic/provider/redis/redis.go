@@ -236,18 +236,9 @@ func (r *Redis) Validate(ctx context.Context) error {
 	return nil
 }
 
-func safe(vals ...string) error {
-	for _, v := range vals {
-		if !provider.SafeValue.MatchString(v) {
-			return errors.New("username and password must use letters, digits, '_', '.' and '-' only")
-		}
-	}
-	return nil
-}
-
 // Create runs the creation commands.
 func (r *Redis) Create(ctx context.Context, req provider.CreateRequest) (provider.CreateResponse, error) {
-	if err := safe(req.Username, req.Password); err != nil {
+	if err := provider.CheckSafe(req.Username, req.Password); err != nil {
 		return provider.CreateResponse{}, err
 	}
 	cmds := render(r.create, map[string]string{"username": req.Username, "password": req.Password,
@@ -267,7 +258,7 @@ func (r *Redis) Revoke(ctx context.Context, req provider.RevokeRequest) error {
 func (r *Redis) RevokeMany(ctx context.Context, usernames []string) error {
 	var cmds [][]any
 	for _, u := range usernames {
-		if err := safe(u); err != nil {
+		if err := provider.CheckSafe(u); err != nil {
 			return err
 		}
 		cmds = append(cmds, render(r.revoke, map[string]string{"username": u})...)
@@ -277,7 +268,7 @@ func (r *Redis) RevokeMany(ctx context.Context, usernames []string) error {
 
 // Renew runs the renew commands, if any.
 func (r *Redis) Renew(ctx context.Context, req provider.RenewRequest) error {
-	if err := safe(req.Username); err != nil {
+	if err := provider.CheckSafe(req.Username); err != nil {
 		return err
 	}
 	return r.run(ctx, "renew user", render(r.renewal, map[string]string{"username": req.Username,

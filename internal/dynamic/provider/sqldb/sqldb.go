@@ -133,8 +133,12 @@ func New(inputs json.RawMessage) (provider.Provider, error) {
 }
 
 func (s *SQL) render(stmt, username, password string, exp time.Time) (string, error) {
-	if !provider.SafeValue.MatchString(username) || (password != "" && !provider.SafeValue.MatchString(password)) {
-		return "", errors.New("username and password must use letters, digits, '_', '.' and '-' only")
+	vals := []string{username}
+	if password != "" {
+		vals = append(vals, password)
+	}
+	if err := provider.CheckSafe(vals...); err != nil {
+		return "", err
 	}
 	db := s.cfg.Database
 	if s.flavor == "postgres" {

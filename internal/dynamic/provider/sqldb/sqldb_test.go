@@ -2,11 +2,8 @@ package sqldb_test
 
 import (
 	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
 	"encoding/json"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -17,13 +14,8 @@ import (
 
 	"github.com/lockbox-dev/lockbox/internal/dynamic/provider"
 	"github.com/lockbox-dev/lockbox/internal/dynamic/provider/sqldb"
+	"github.com/lockbox-dev/lockbox/internal/testsvc"
 )
-
-func suffix() string {
-	b := make([]byte, 5)
-	rand.Read(b)
-	return hex.EncodeToString(b)
-}
 
 // target is a real database server with a fresh database for the test.
 type target struct {
@@ -34,24 +26,13 @@ type target struct {
 	validTo  func(t *testing.T, user string) time.Time // zero when the engine keeps no expiry
 }
 
-func need(t *testing.T, err error, what string) {
-	t.Helper()
-	if err == nil {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("%s is required under CI=true: %v", what, err)
-	}
-	t.Skipf("%s unreachable: %v", what, err)
-}
-
 func postgresTarget(t *testing.T) target {
 	admin, err := sql.Open("pgx", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable")
 	if err == nil {
 		err = admin.Ping()
 	}
-	need(t, err, "PostgreSQL")
-	db := "lockbox_dyn_" + suffix()
+	testsvc.Need(t, err, "PostgreSQL")
+	db := "lockbox_dyn_" + testsvc.Suffix()
 	if _, err := admin.Exec("CREATE DATABASE " + db); err != nil {
 		t.Fatal(err)
 	}
@@ -83,8 +64,8 @@ func mysqlTarget(t *testing.T) target {
 	if err == nil {
 		err = admin.Ping()
 	}
-	need(t, err, "MariaDB")
-	db := "lockbox_dyn_" + suffix()
+	testsvc.Need(t, err, "MariaDB")
+	db := "lockbox_dyn_" + testsvc.Suffix()
 	if _, err := admin.Exec("CREATE DATABASE " + db); err != nil {
 		t.Fatal(err)
 	}
@@ -134,7 +115,7 @@ func TestSQLDatabaseAgainstRealServers(t *testing.T) {
 					t.Fatalf("unsafe username %q: %v", bad, err)
 				}
 			}
-			user, pass := "lbx_"+suffix(), "Pw"+suffix()+suffix()
+			user, pass := "lbx_"+testsvc.Suffix(), "Pw"+testsvc.Suffix()+testsvc.Suffix()
 			t.Cleanup(func() { p.Revoke(context.Background(), provider.RevokeRequest{Username: user}) })
 			exp := time.Now().Add(time.Hour).Truncate(time.Second)
 			res, err := p.Create(ctx, provider.CreateRequest{Username: user, Password: pass, Expiration: exp})
@@ -223,10 +204,10 @@ func TestConcurrentCreatesOnPostgres(t *testing.T) {
 	users := make([]string, n)
 	var wg sync.WaitGroup
 	for i := range n {
-		users[i] = "lbx_c" + suffix()
+		users[i] = "lbx_c" + testsvc.Suffix()
 		t.Cleanup(func() { p.Revoke(context.Background(), provider.RevokeRequest{Username: users[i]}) })
 		wg.Go(func() {
-			_, err := p.Create(ctx, provider.CreateRequest{Username: users[i], Password: "Pw" + suffix(), Expiration: time.Now().Add(time.Hour)})
+			_, err := p.Create(ctx, provider.CreateRequest{Username: users[i], Password: "Pw" + testsvc.Suffix(), Expiration: time.Now().Add(time.Hour)})
 			errs <- err
 		})
 	}
