@@ -102,19 +102,7 @@ func runLeaseCreate(conc int, d time.Duration, engine string) ([]result, error) 
 	}
 	body := fmt.Sprintf(`{"dynamicSecretName":"pg","projectSlug":%q,"environmentSlug":"dev","path":"/","ttl":"1h"}`, slug)
 	api := drive(func(hc *http.Client) error {
-		req, _ := http.NewRequest("POST", url+"/api/v1/dynamic-secrets/leases", strings.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+c.Token)
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := hc.Do(req)
-		if err != nil {
-			return err
-		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != 200 {
-			return fmt.Errorf("status %d", resp.StatusCode)
-		}
-		return nil
+		return send(hc, "POST", url+"/api/v1/dynamic-secrets/leases", c.Token, body)
 	}, conc, d)
 	api.Scenario, api.Database = "lease-create (API)", engine
 

@@ -7,7 +7,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"database/sql"
@@ -130,22 +129,7 @@ func run() error {
 	var err error
 	switch *scenario {
 	case "login":
-		var det struct {
-			IdentityDetails struct {
-				Organization struct{ ID string } `json:"organization"`
-			} `json:"identityDetails"`
-		}
-		if err := c.Do(ctx, "GET", "/api/v1/identities/details", nil, &det); err != nil {
-			return err
-		}
-		var id struct {
-			Identity struct{ ID string } `json:"identity"`
-		}
-		if err := c.Do(ctx, "POST", "/api/v1/identities", map[string]any{"name": "bench-login", "organizationId": det.IdentityDetails.Organization.ID,
-			"role": "no-access"}, &id); err != nil {
-			return err
-		}
-		op, err = prepareLogin(ctx, c, url, id.Identity.ID, *secrets)
+		op, err = prepareLogin(ctx, c, url, *secrets)
 	case "secrets-list":
 		op, err = prepareSecretsList(ctx, c, url, *secrets, "")
 	case "secret-get":
@@ -263,34 +247,73 @@ func auditEvent() audit.Event {
 	return audit.Event{OrgID: "bench", ActorType: "platform", ActorID: "bench", Type: "bench-seed"}
 }
 
-func prepareLogin(ctx context.Context, c *client.Client, url, identityID string, n int) (func(*http.Client) error, error) {
+// loginIdentity makes a no-access machine identity with Universal Auth
+// (lockout off) and n client secrets; it returns the client ID and the last secret.
+func loginIdentity(ctx context.Context, c *client.Client, name string, n int) (clientID, secret string, err error) {
+	org, err := c.IdentityOrgID(ctx)
+	if err != nil {
+		return "", "", err
+	}
+	var id struct {
+		Identity struct{ ID string } `json:"identity"`
+	}
+	if err := c.Do(ctx, "POST", "/api/v1/identities", map[string]any{"name": name, "organizationId": org, "role": "no-access"}, &id); err != nil {
+		return "", "", err
+	}
 	var ua struct {
 		IdentityUniversalAuth struct{ ClientID string } `json:"identityUniversalAuth"`
 	}
-	if err := c.Do(ctx, "POST", "/api/v1/auth/universal-auth/identities/"+identityID, map[string]any{"lockoutEnabled": false}, &ua); err != nil {
-		return nil, err
+	if err := c.Do(ctx, "POST", "/api/v1/auth/universal-auth/identities/"+id.Identity.ID, map[string]any{"lockoutEnabled": false}, &ua); err != nil {
+		return "", "", err
 	}
-	var secret string
 	for range n {
 		var cs struct{ ClientSecret string }
-		if err := c.Do(ctx, "POST", "/api/v1/auth/universal-auth/identities/"+identityID+"/client-secrets", map[string]any{}, &cs); err != nil {
-			return nil, err
+		if err := c.Do(ctx, "POST", "/api/v1/auth/universal-auth/identities/"+id.Identity.ID+"/client-secrets", map[string]any{}, &cs); err != nil {
+			return "", "", err
 		}
 		secret = cs.ClientSecret
 	}
-	body, _ := json.Marshal(map[string]string{"clientId": ua.IdentityUniversalAuth.ClientID, "clientSecret": secret})
+	return ua.IdentityUniversalAuth.ClientID, secret, nil
+}
+
+func prepareLogin(ctx context.Context, c *client.Client, url string, n int) (func(*http.Client) error, error) {
+	clientID, secret, err := loginIdentity(ctx, c, "bench-login", n)
+	if err != nil {
+		return nil, err
+	}
+	body, _ := json.Marshal(map[string]string{"clientId": clientID, "clientSecret": secret})
 	return func(hc *http.Client) error {
-		resp, err := hc.Post(url+"/api/v1/auth/universal-auth/login", "application/json", bytes.NewReader(body))
-		if err != nil {
-			return err
-		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != 200 {
-			return fmt.Errorf("status %d", resp.StatusCode)
-		}
-		return nil
+		return send(hc, "POST", url+"/api/v1/auth/universal-auth/login", "", string(body))
 	}, nil
+}
+
+// send makes one request (a JSON body unless empty, a bearer token unless
+// empty) and fails unless it answers 200.
+func send(hc *http.Client, method, url, token, body string) error {
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, url, rd)
+	if err != nil {
+		return err
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return err
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		return fmt.Errorf("status %d", resp.StatusCode)
+	}
+	return nil
 }
 
 // prepareSecretsList makes a project whose dev root holds n secrets, a fifth of
@@ -339,20 +362,7 @@ func prepareSecretsList(ctx context.Context, c *client.Client, url string, n int
 		target = url + "/api/v3/secrets/raw/" + get + "?workspaceId=" + id + "&environment=dev&secretPath=/&expandSecretReferences=true&include_imports=true"
 	}
 	token := c.Token
-	return func(hc *http.Client) error {
-		req, _ := http.NewRequest("GET", target, nil)
-		req.Header.Set("Authorization", "Bearer "+token)
-		resp, err := hc.Do(req)
-		if err != nil {
-			return err
-		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != 200 {
-			return fmt.Errorf("status %d", resp.StatusCode)
-		}
-		return nil
-	}, nil
+	return func(hc *http.Client) error { return send(hc, "GET", target, token, "") }, nil
 }
 
 // drive runs op from conc goroutines for d after a one-second warm-up.
@@ -387,7 +397,11 @@ func drive(op func(*http.Client) error, conc int, d time.Duration) result {
 		})
 	}
 	wg.Wait()
-	el := time.Since(start)
+	return summarize(lat, conc, time.Since(start), errCount)
+}
+
+// summarize turns latencies into a result: throughput and p50/p95/p99 in ms.
+func summarize(lat []time.Duration, conc int, el time.Duration, errCount int) result {
 	slices.Sort(lat)
 	pct := func(p float64) float64 {
 		if len(lat) == 0 {

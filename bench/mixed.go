@@ -181,32 +181,11 @@ func prepareMixed(ctx context.Context, c *client.Client, url string, keys int) (
 	if err := c.Do(ctx, "POST", "/api/v1/folders", map[string]any{"workspaceId": p.Project.ID, "environment": "dev", "path": "/", "name": "w"}, nil); err != nil {
 		return mixedSetup{}, err
 	}
-	var id struct {
-		Identity struct{ ID string } `json:"identity"`
-	}
-	var det struct {
-		IdentityDetails struct {
-			Organization struct{ ID string } `json:"organization"`
-		} `json:"identityDetails"`
-	}
-	if err := c.Do(ctx, "GET", "/api/v1/identities/details", nil, &det); err != nil {
+	clientID, secret, err := loginIdentity(ctx, c, "mixed-login", 1)
+	if err != nil {
 		return mixedSetup{}, err
 	}
-	if err := c.Do(ctx, "POST", "/api/v1/identities", map[string]any{"name": "mixed-login", "organizationId": det.IdentityDetails.Organization.ID,
-		"role": "no-access"}, &id); err != nil {
-		return mixedSetup{}, err
-	}
-	var ua struct {
-		IdentityUniversalAuth struct{ ClientID string } `json:"identityUniversalAuth"`
-	}
-	if err := c.Do(ctx, "POST", "/api/v1/auth/universal-auth/identities/"+id.Identity.ID, map[string]any{"lockoutEnabled": false}, &ua); err != nil {
-		return mixedSetup{}, err
-	}
-	var cs struct{ ClientSecret string }
-	if err := c.Do(ctx, "POST", "/api/v1/auth/universal-auth/identities/"+id.Identity.ID+"/client-secrets", map[string]any{}, &cs); err != nil {
-		return mixedSetup{}, err
-	}
-	return mixedSetup{url: url, token: c.Token, project: p.Project.ID, clientID: ua.IdentityUniversalAuth.ClientID, secret: cs.ClientSecret, keys: keys}, nil
+	return mixedSetup{url: url, token: c.Token, project: p.Project.ID, clientID: clientID, secret: secret, keys: keys}, nil
 }
 
 // mixedRound is the outcome of one round of the mixed scenario.
@@ -265,6 +244,7 @@ func runMixedRound(ms mixedSetup, round, conc int, d time.Duration, restart func
 				var req *http.Request
 				kind := randN(100)
 				key, val := "", ""
+				authed := true // everything but the login carries the admin token
 				switch {
 				case kind < 45:
 					req, _ = http.NewRequest("GET", ms.url+"/api/v3/secrets/raw/KEY_"+strconv.FormatInt(randN(int64(ms.keys)), 10)+"?"+q, nil)
@@ -282,8 +262,9 @@ func runMixedRound(ms mixedSetup, round, conc int, d time.Duration, restart func
 					req, _ = http.NewRequest("POST", ms.url+"/api/v1/auth/universal-auth/login", strings.NewReader(string(loginBody)))
 					req.Header.Set("Content-Type", "application/json")
 					r.Logins++
+					authed = false
 				}
-				if req.Header.Get("Content-Type") == "" || key != "" {
+				if authed {
 					req.Header.Set("Authorization", "Bearer "+ms.token)
 				}
 				t0 := time.Now()
@@ -344,17 +325,7 @@ func runMixedRound(ms mixedSetup, round, conc int, d time.Duration, restart func
 		windowMu.Unlock()
 	}
 	wg.Wait()
-	el := time.Since(begin)
-	slices.Sort(lat)
-	pct := func(p float64) float64 {
-		if len(lat) == 0 {
-			return 0
-		}
-		return float64(lat[int(float64(len(lat)-1)*p)].Microseconds()) / 1000
-	}
-	out.result = result{Concurrency: conc, Seconds: el.Seconds(), Requests: len(lat),
-		Errors: out.Errors5xx + out.ErrorsOther + out.RestartWindowErrors, PerSecond: float64(len(lat)) / el.Seconds(),
-		P50ms: pct(.50), P95ms: pct(.95), P99ms: pct(.99)}
+	out.result = summarize(lat, conc, time.Since(begin), out.Errors5xx+out.ErrorsOther+out.RestartWindowErrors)
 	return out
 }
 

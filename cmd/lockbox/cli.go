@@ -132,19 +132,6 @@ func (c *cli) domainFor(s *session) string {
 	return "http://127.0.0.1:8080"
 }
 
-type loginResponse struct {
-	AccessToken       string `json:"accessToken"`
-	ExpiresIn         int64  `json:"expiresIn"`
-	AccessTokenMaxTTL int64  `json:"accessTokenMaxTTL"`
-	TokenType         string `json:"tokenType"`
-}
-
-func universalAuthLogin(ctx context.Context, cl *client.Client, id, secret string) (loginResponse, error) {
-	var out loginResponse
-	err := cl.Do(ctx, http.MethodPost, "/api/v1/auth/universal-auth/login", map[string]string{"clientId": id, "clientSecret": secret}, &out)
-	return out, err
-}
-
 // client returns an authenticated client. The token comes from --token, then
 // LOCKBOX_TOKEN / INFISICAL_TOKEN, then a Universal Auth login with the
 // client ID and secret in the environment, then the saved session, which is
@@ -166,7 +153,7 @@ func (c *cli) client(ctx context.Context) (*client.Client, error) {
 	id := c.envFirst("LOCKBOX_UNIVERSAL_AUTH_CLIENT_ID", "INFISICAL_UNIVERSAL_AUTH_CLIENT_ID")
 	secret := c.envFirst("LOCKBOX_UNIVERSAL_AUTH_CLIENT_SECRET", "INFISICAL_UNIVERSAL_AUTH_CLIENT_SECRET")
 	if id != "" && secret != "" {
-		res, err := universalAuthLogin(ctx, cl, id, secret)
+		res, err := cl.UniversalAuthLogin(ctx, id, secret)
 		if err != nil {
 			return nil, fmt.Errorf("universal auth login with the client ID in the environment: %w", err)
 		}
@@ -185,7 +172,7 @@ func (c *cli) client(ctx context.Context) (*client.Client, error) {
 	}
 	cl.Token = s.Token
 	if s.TTL > 0 && s.ExpiresAt.Sub(now) < time.Duration(s.TTL)*time.Second/3 {
-		var res loginResponse
+		var res client.LoginResponse
 		err := cl.Do(ctx, http.MethodPost, "/api/v1/auth/token/renew", map[string]string{"accessToken": s.Token}, &res)
 		if err == nil && res.AccessToken != "" {
 			s.Token, s.ExpiresAt = res.AccessToken, now.Add(time.Duration(res.ExpiresIn)*time.Second)

@@ -177,15 +177,8 @@ func orgID(ctx context.Context, cl *client.Client, flag string) (string, error) 
 	if flag != "" {
 		return flag, nil
 	}
-	var d struct {
-		IdentityDetails struct {
-			Organization struct {
-				ID string `json:"id"`
-			} `json:"organization"`
-		} `json:"identityDetails"`
-	}
-	if err := cl.Do(ctx, http.MethodGet, "/api/v1/identities/details", nil, &d); err == nil && d.IdentityDetails.Organization.ID != "" {
-		return d.IdentityDetails.Organization.ID, nil
+	if id, err := cl.IdentityOrgID(ctx); err == nil && id != "" {
+		return id, nil
 	}
 	var orgs struct {
 		Organizations []struct {

@@ -41,7 +41,7 @@ for export INFISICAL_TOKEN=$(lockbox login ... --plain).`,
 			}
 			s, _ := c.loadSession()
 			cl := client.New(c.domainFor(s), "")
-			res, err := universalAuthLogin(cmd.Context(), cl, id, secret)
+			res, err := cl.UniversalAuthLogin(cmd.Context(), id, secret)
 			if err != nil {
 				return err
 			}

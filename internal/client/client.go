@@ -147,3 +147,31 @@ func (c *Client) Bootstrap(ctx context.Context, email, password, organization st
 		"email": email, "password": password, "organization": organization}, &out)
 	return out, err
 }
+
+// LoginResponse is the answer of a machine-identity login or token renewal.
+type LoginResponse struct {
+	AccessToken       string `json:"accessToken"`
+	ExpiresIn         int64  `json:"expiresIn"`
+	AccessTokenMaxTTL int64  `json:"accessTokenMaxTTL"`
+	TokenType         string `json:"tokenType"`
+}
+
+// UniversalAuthLogin exchanges a client ID and secret for an access token.
+func (c *Client) UniversalAuthLogin(ctx context.Context, clientID, clientSecret string) (LoginResponse, error) {
+	var out LoginResponse
+	err := c.Do(ctx, http.MethodPost, "/api/v1/auth/universal-auth/login", map[string]string{"clientId": clientID, "clientSecret": clientSecret}, &out)
+	return out, err
+}
+
+// IdentityOrgID is the organization of the machine identity whose token the client holds.
+func (c *Client) IdentityOrgID(ctx context.Context) (string, error) {
+	var d struct {
+		IdentityDetails struct {
+			Organization struct {
+				ID string `json:"id"`
+			} `json:"organization"`
+		} `json:"identityDetails"`
+	}
+	err := c.Do(ctx, http.MethodGet, "/api/v1/identities/details", nil, &d)
+	return d.IdentityDetails.Organization.ID, err
+}
