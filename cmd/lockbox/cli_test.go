@@ -78,9 +78,30 @@ func (e *cliEnv) must(extra []string, args ...string) string {
 	e.t.Helper()
 	r := e.run(extra, args...)
 	if r.code != 0 {
-		e.t.Fatalf("lockbox %s: exit %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), r.code, r.stdout, r.stderr)
+		e.t.Fatalf("lockbox %s: exit %d\nstdout: %s\nstderr: %s", redact(strings.Join(args, " ")), r.code, redact(r.stdout), redact(r.stderr))
 	}
 	return r.stdout
+}
+
+var jwtRE = regexp.MustCompile(`eyJ[\w-]+\.[\w-]+\.[\w-]+`)
+
+// redact keeps access tokens out of a failing test's output.
+func redact(s string) string { return jwtRE.ReplaceAllString(s, "<token>") }
+
+// waitExit waits for a started command, failing the test instead of hanging
+// if it does not exit.
+func waitExit(t *testing.T, cmd *exec.Cmd, d time.Duration) error {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(d):
+		cmd.Process.Kill()
+		t.Fatalf("%s did not exit within %v", cmd.Path, d)
+		return nil
+	}
 }
 
 // adminSetup bootstraps the server and returns the admin token and a project ID.
@@ -349,7 +370,7 @@ func TestCLIRunForwardsSignalsAndWatches(t *testing.T) {
 	cmd, out := start(append(append([]string{"run"}, p...), "--", "sh", "-c", `trap 'echo got-term; exit 42' TERM; echo ready; while :; do sleep 0.05; done`)...)
 	waitOut(out, "ready")
 	cmd.Process.Signal(syscall.SIGTERM)
-	err := cmd.Wait()
+	err := waitExit(t, cmd, 10*time.Second)
 	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 42 || !strings.Contains(out.String(), "got-term") {
 		t.Fatalf("after SIGTERM: %v\n%s", err, out.String())
 	}
@@ -363,7 +384,7 @@ func TestCLIRunForwardsSignalsAndWatches(t *testing.T) {
 		t.Fatalf("restarted without a change:\n%s", out.String())
 	}
 	cmd.Process.Signal(syscall.SIGINT)
-	if err := cmd.Wait(); err == nil {
+	if err := waitExit(t, cmd, 10*time.Second); err == nil {
 		t.Fatal("child killed by SIGINT should make a non-zero exit")
 	}
 }
@@ -454,12 +475,12 @@ func TestReadmeWalkthrough(t *testing.T) {
 	select {
 	case err = <-done:
 	case <-time.After(60 * time.Second):
-		t.Fatalf("walk-through hung:\n%s\n%s", read(outF), read(errF))
+		t.Fatalf("walk-through hung:\n%s\n%s", redact(read(outF)), redact(read(errF)))
 	}
 	if err != nil {
-		t.Fatalf("walk-through failed: %v\nstdout:\n%s\nstderr:\n%s", err, read(outF), read(errF))
+		t.Fatalf("walk-through failed: %v\nstdout:\n%s\nstderr:\n%s", err, redact(read(outF)), redact(read(errF)))
 	}
 	if out := read(outF); !strings.Contains(out, "\nGREETING=hello\n") || !strings.Contains(out, "DB_URL=postgres://db.internal/app") {
-		t.Fatalf("the last command's environment has no GREETING:\n%s", out)
+		t.Fatalf("the last command's environment has no GREETING:\n%s", redact(out))
 	}
 }

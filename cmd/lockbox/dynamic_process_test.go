@@ -72,7 +72,9 @@ type dynEnv struct {
 	name string
 }
 
-func setupDynamic(t *testing.T, addr, db, prefix string, creation string) dynEnv {
+// bootstrapProject sets up the server at addr and makes a project; it returns
+// a client holding the admin token and the project's slug.
+func bootstrapProject(t *testing.T, addr, name string) (*client.Client, string) {
 	t.Helper()
 	ctx := context.Background()
 	c := client.New("http://"+addr, "")
@@ -85,11 +87,18 @@ func setupDynamic(t *testing.T, addr, db, prefix string, creation string) dynEnv
 	var p struct {
 		Project struct{ Slug string } `json:"project"`
 	}
-	if err := c.Do(ctx, "POST", "/api/v1/projects", map[string]any{"projectName": "crash"}, &p); err != nil {
+	if err := c.Do(ctx, "POST", "/api/v1/projects", map[string]any{"projectName": name}, &p); err != nil {
 		t.Fatal(err)
 	}
-	e := dynEnv{c: c, slug: p.Project.Slug, name: "pg"}
-	err = c.Do(ctx, "POST", "/api/v1/dynamic-secrets", map[string]any{"projectSlug": e.slug, "environmentSlug": "dev", "path": "/",
+	return c, p.Project.Slug
+}
+
+func setupDynamic(t *testing.T, addr, db, prefix string, creation string) dynEnv {
+	t.Helper()
+	ctx := context.Background()
+	c, slug := bootstrapProject(t, addr, "crash")
+	e := dynEnv{c: c, slug: slug, name: "pg"}
+	err := c.Do(ctx, "POST", "/api/v1/dynamic-secrets", map[string]any{"projectSlug": e.slug, "environmentSlug": "dev", "path": "/",
 		"name": e.name, "defaultTTL": "1h", "usernameTemplate": prefix + "{{randomUsername}}",
 		"provider": map[string]any{"type": "sql-database", "inputs": map[string]any{"client": "postgres", "host": "127.0.0.1",
 			"port": 5432, "database": db, "username": "postgres", "password": "", "creationStatement": creation}}}, nil)

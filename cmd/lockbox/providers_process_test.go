@@ -16,7 +16,6 @@ import (
 	goldap "github.com/go-ldap/ldap/v3"
 	goredis "github.com/redis/go-redis/v9"
 
-	"github.com/lockbox-dev/lockbox/internal/client"
 	"github.com/lockbox-dev/lockbox/internal/testsvc"
 )
 
@@ -119,19 +118,7 @@ func TestCrashWithRedisAndLDAPLeases(t *testing.T) {
 	dir := t.TempDir()
 	addr, cmd, _, _ := startServer(t, dir, nil, "--lease-creating-timeout", "2s")
 	ctx := context.Background()
-	c := client.New("http://"+addr, "")
-	c.HTTP.Timeout = 5 * time.Second
-	boot, err := c.Bootstrap(ctx, "a@b.co", "pw", "Acme")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.Token = boot.Identity.Credentials.Token
-	var p struct {
-		Project struct{ Slug string } `json:"project"`
-	}
-	if err := c.Do(ctx, "POST", "/api/v1/projects", map[string]any{"projectName": "crash-providers"}, &p); err != nil {
-		t.Fatal(err)
-	}
+	c, slug := bootstrapProject(t, addr, "crash-providers")
 	slow := slowProxy(t, "127.0.0.1:6379", 300*time.Millisecond)
 	host, port, _ := net.SplitHostPort(slow)
 	for name, prov := range map[string]map[string]any{
@@ -140,13 +127,13 @@ func TestCrashWithRedisAndLDAPLeases(t *testing.T) {
 			"creationLdif":   "dn: uid={{Username}}," + srv.People + "\nobjectClass: inetOrgPerson\ncn: x\nsn: x\nuserPassword: {{Password}}\n",
 			"revocationLdif": "dn: uid={{Username}}," + srv.People + "\nchangetype: delete\n"}},
 	} {
-		if err := c.Do(ctx, "POST", "/api/v1/dynamic-secrets", map[string]any{"projectSlug": p.Project.Slug, "environmentSlug": "dev",
+		if err := c.Do(ctx, "POST", "/api/v1/dynamic-secrets", map[string]any{"projectSlug": slug, "environmentSlug": "dev",
 			"path": "/", "name": name, "defaultTTL": "1h", "usernameTemplate": prefix + "{{randomUsername}}", "provider": prov}, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
 	lease := func(ctx context.Context, name, ttl string) error {
-		return c.Do(ctx, "POST", "/api/v1/dynamic-secrets/leases", map[string]any{"dynamicSecretName": name, "projectSlug": p.Project.Slug,
+		return c.Do(ctx, "POST", "/api/v1/dynamic-secrets/leases", map[string]any{"dynamicSecretName": name, "projectSlug": slug,
 			"environmentSlug": "dev", "path": "/", "ttl": ttl}, nil)
 	}
 	for range 5 {
