@@ -28,6 +28,8 @@ type cli struct {
 	domain string // --domain
 	token  string // --token
 	output string // --output: table or json
+
+	api *client.Client // set by the first client call of a command
 }
 
 // envFirst returns the first non-empty environment variable of names.
@@ -132,11 +134,31 @@ func (c *cli) domainFor(s *session) string {
 	return "http://127.0.0.1:8080"
 }
 
-// client returns an authenticated client. The token comes from --token, then
+// call sends one request with the command's authenticated client.
+func (c *cli) call(ctx context.Context, method, path string, body, out any) error {
+	cl, err := c.client(ctx)
+	if err != nil {
+		return err
+	}
+	return cl.Do(ctx, method, path, body, out)
+}
+
+// client returns an authenticated client, made once per command. The token comes from --token, then
 // LOCKBOX_TOKEN / INFISICAL_TOKEN, then a Universal Auth login with the
 // client ID and secret in the environment, then the saved session, which is
 // renewed when less than a third of its lifetime is left.
 func (c *cli) client(ctx context.Context) (*client.Client, error) {
+	if c.api != nil {
+		return c.api, nil
+	}
+	cl, err := c.newClient(ctx)
+	if err == nil {
+		c.api = cl
+	}
+	return cl, err
+}
+
+func (c *cli) newClient(ctx context.Context) (*client.Client, error) {
 	s, err := c.loadSession()
 	if err != nil {
 		return nil, err

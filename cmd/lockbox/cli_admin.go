@@ -30,10 +30,6 @@ func (c *cli) newProjectsCmd() *cobra.Command {
 		Short: "Create a project (with the dev, staging and prod environments)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := c.client(cmd.Context())
-			if err != nil {
-				return err
-			}
 			body := map[string]any{"projectName": args[0]}
 			if slug != "" {
 				body["slug"] = slug
@@ -41,7 +37,7 @@ func (c *cli) newProjectsCmd() *cobra.Command {
 			var out struct {
 				Project projectOut `json:"project"`
 			}
-			if err := cl.Do(cmd.Context(), http.MethodPost, "/api/v1/projects", body, &out); err != nil {
+			if err := c.call(cmd.Context(), http.MethodPost, "/api/v1/projects", body, &out); err != nil {
 				return err
 			}
 			if plain {
@@ -59,14 +55,10 @@ func (c *cli) newProjectsCmd() *cobra.Command {
 		Short: "List the projects you can see",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := c.client(cmd.Context())
-			if err != nil {
-				return err
-			}
 			var out struct {
 				Projects []projectOut `json:"projects"`
 			}
-			if err := cl.Do(cmd.Context(), http.MethodGet, "/api/v1/projects", nil, &out); err != nil {
+			if err := c.call(cmd.Context(), http.MethodGet, "/api/v1/projects", nil, &out); err != nil {
 				return err
 			}
 			rows := make([][]string, len(out.Projects))
@@ -126,14 +118,10 @@ func (c *cli) newEnvironmentsCmd() *cobra.Command {
 		Short: "Create an environment",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := c.client(cmd.Context())
-			if err != nil {
-				return err
-			}
 			var out struct {
 				Environment envOut `json:"environment"`
 			}
-			if err := cl.Do(cmd.Context(), http.MethodPost, "/api/v1/projects/"+pathEscape(projectID)+"/environments",
+			if err := c.call(cmd.Context(), http.MethodPost, "/api/v1/projects/"+pathEscape(projectID)+"/environments",
 				map[string]any{"name": args[0], "slug": slug}, &out); err != nil {
 				return err
 			}
@@ -277,10 +265,6 @@ func (c *cli) newUACmd() *cobra.Command {
 		Short: "Attach Universal Auth to an identity; prints its client ID",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := c.client(cmd.Context())
-			if err != nil {
-				return err
-			}
 			body := map[string]any{}
 			if cmd.Flags().Changed("access-token-ttl") {
 				body["accessTokenTTL"] = ttl
@@ -298,7 +282,7 @@ func (c *cli) newUACmd() *cobra.Command {
 					AccessTokenMaxTTL int64  `json:"accessTokenMaxTTL"`
 				} `json:"identityUniversalAuth"`
 			}
-			if err := cl.Do(cmd.Context(), http.MethodPost, "/api/v1/auth/universal-auth/identities/"+pathEscape(args[0]), body, &out); err != nil {
+			if err := c.call(cmd.Context(), http.MethodPost, "/api/v1/auth/universal-auth/identities/"+pathEscape(args[0]), body, &out); err != nil {
 				return err
 			}
 			if plain {
@@ -346,15 +330,11 @@ func (c *cli) newClientSecretsCmd() *cobra.Command {
 		Short: "Create a client secret (shown once)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := c.client(cmd.Context())
-			if err != nil {
-				return err
-			}
 			var out struct {
 				ClientSecret     string          `json:"clientSecret"`
 				ClientSecretData clientSecretOut `json:"clientSecretData"`
 			}
-			if err := cl.Do(cmd.Context(), http.MethodPost, "/api/v1/auth/universal-auth/identities/"+pathEscape(args[0])+"/client-secrets",
+			if err := c.call(cmd.Context(), http.MethodPost, "/api/v1/auth/universal-auth/identities/"+pathEscape(args[0])+"/client-secrets",
 				map[string]any{"description": desc, "numUsesLimit": uses, "ttl": ttl}, &out); err != nil {
 				return err
 			}
@@ -374,14 +354,10 @@ func (c *cli) newClientSecretsCmd() *cobra.Command {
 		Short: "List client secrets (never their values)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := c.client(cmd.Context())
-			if err != nil {
-				return err
-			}
 			var out struct {
 				ClientSecretData []clientSecretOut `json:"clientSecretData"`
 			}
-			if err := cl.Do(cmd.Context(), http.MethodGet, "/api/v1/auth/universal-auth/identities/"+pathEscape(args[0])+"/client-secrets", nil, &out); err != nil {
+			if err := c.call(cmd.Context(), http.MethodGet, "/api/v1/auth/universal-auth/identities/"+pathEscape(args[0])+"/client-secrets", nil, &out); err != nil {
 				return err
 			}
 			rows := make([][]string, len(out.ClientSecretData))
@@ -396,14 +372,10 @@ func (c *cli) newClientSecretsCmd() *cobra.Command {
 		Short: "Revoke a client secret",
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := c.client(cmd.Context())
-			if err != nil {
-				return err
-			}
 			var out struct {
 				ClientSecretData clientSecretOut `json:"clientSecretData"`
 			}
-			if err := cl.Do(cmd.Context(), http.MethodPost, "/api/v1/auth/universal-auth/identities/"+pathEscape(args[0])+"/client-secrets/"+pathEscape(args[1])+"/revoke", nil, &out); err != nil {
+			if err := c.call(cmd.Context(), http.MethodPost, "/api/v1/auth/universal-auth/identities/"+pathEscape(args[0])+"/client-secrets/"+pathEscape(args[1])+"/revoke", nil, &out); err != nil {
 				return err
 			}
 			return c.print(out.ClientSecretData, csHeader, [][]string{csRow(out.ClientSecretData)})
@@ -437,10 +409,6 @@ func (c *cli) newAuditLogsCmd() *cobra.Command {
 				}
 				q.Set(k, t.UTC().Format(time.RFC3339))
 			}
-			cl, err := c.client(cmd.Context())
-			if err != nil {
-				return err
-			}
 			var out struct {
 				AuditLogs []struct {
 					CreatedAt string  `json:"createdAt"`
@@ -456,7 +424,7 @@ func (c *cli) newAuditLogsCmd() *cobra.Command {
 					} `json:"actor"`
 				} `json:"auditLogs"`
 			}
-			if err := cl.Do(cmd.Context(), http.MethodGet, "/api/v1/organization/audit-logs?"+q.Encode(), nil, &out); err != nil {
+			if err := c.call(cmd.Context(), http.MethodGet, "/api/v1/organization/audit-logs?"+q.Encode(), nil, &out); err != nil {
 				return err
 			}
 			rows := make([][]string, len(out.AuditLogs))

@@ -206,11 +206,9 @@ func (c *cli) newLeaseCmd() *cobra.Command {
 	sc.flags(create)
 	create.Flags().StringVar(&ttl, "ttl", "", "lease TTL (default: the dynamic secret's default TTL)")
 
-	renew := &cobra.Command{
-		Use:   "renew LEASE_ID",
-		Short: "Extend a lease to now + --ttl",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
+	// change runs one request on a lease and prints the lease it answers.
+	change := func(method, suffix string, body func(scope map[string]any) map[string]any) func(*cobra.Command, []string) error {
+		return func(cmd *cobra.Command, args []string) error {
 			cl, b, err := c.dynScope(cmd.Context(), sc)
 			if err != nil {
 				return err
@@ -218,11 +216,17 @@ func (c *cli) newLeaseCmd() *cobra.Command {
 			var out struct {
 				Lease leaseOut `json:"lease"`
 			}
-			if err := cl.Do(cmd.Context(), http.MethodPost, "/api/v1/dynamic-secrets/leases/"+pathEscape(args[0])+"/renew", with(b, "ttl", ttl), &out); err != nil {
+			if err := cl.Do(cmd.Context(), method, "/api/v1/dynamic-secrets/leases/"+pathEscape(args[0])+suffix, body(b), &out); err != nil {
 				return err
 			}
 			return c.print(out.Lease, leaseHeader, [][]string{leaseRow(out.Lease)})
-		},
+		}
+	}
+	renew := &cobra.Command{
+		Use:   "renew LEASE_ID",
+		Short: "Extend a lease to now + --ttl",
+		Args:  cobra.ExactArgs(1),
+		RunE:  change(http.MethodPost, "/renew", func(b map[string]any) map[string]any { return with(b, "ttl", ttl) }),
 	}
 	sc.flags(renew)
 	renew.Flags().StringVar(&ttl, "ttl", "", "new TTL from now")
@@ -231,19 +235,7 @@ func (c *cli) newLeaseCmd() *cobra.Command {
 		Use:   "revoke LEASE_ID",
 		Short: "Revoke a lease now",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, b, err := c.dynScope(cmd.Context(), sc)
-			if err != nil {
-				return err
-			}
-			var out struct {
-				Lease leaseOut `json:"lease"`
-			}
-			if err := cl.Do(cmd.Context(), http.MethodDelete, "/api/v1/dynamic-secrets/leases/"+pathEscape(args[0]), b, &out); err != nil {
-				return err
-			}
-			return c.print(out.Lease, leaseHeader, [][]string{leaseRow(out.Lease)})
-		},
+		RunE:  change(http.MethodDelete, "", func(b map[string]any) map[string]any { return b }),
 	}
 	sc.flags(revoke)
 

@@ -144,10 +144,6 @@ func (c *cli) newSecretsCmd() *cobra.Command {
 		Short: "Print secrets by name",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := c.client(cmd.Context())
-			if err != nil {
-				return err
-			}
 			var found []secretItem
 			for _, name := range args {
 				var out struct {
@@ -155,7 +151,7 @@ func (c *cli) newSecretsCmd() *cobra.Command {
 				}
 				q := url.Values{"workspaceId": {o.projectID}, "environment": {o.env}, "secretPath": {o.path},
 					"expandSecretReferences": {"true"}, "include_imports": {strconv.FormatBool(o.imports)}}
-				if err := cl.Do(cmd.Context(), http.MethodGet, "/api/v3/secrets/raw/"+pathEscape(name)+"?"+q.Encode(), nil, &out); err != nil {
+				if err := c.call(cmd.Context(), http.MethodGet, "/api/v3/secrets/raw/"+pathEscape(name)+"?"+q.Encode(), nil, &out); err != nil {
 					return err
 				}
 				found = append(found, out.Secret)
@@ -188,19 +184,15 @@ func (c *cli) newSecretsCmd() *cobra.Command {
 			if len(pairs) == 0 {
 				return errors.New("nothing to set: give KEY=VALUE arguments or --file")
 			}
-			cl, err := c.client(cmd.Context())
-			if err != nil {
-				return err
-			}
 			var rows [][]string
 			for _, p := range pairs {
 				body := map[string]any{"workspaceId": o.projectID, "environment": o.env, "secretPath": o.path, "secretValue": p.value, "type": "shared"}
 				action := "updated"
-				err := cl.Do(cmd.Context(), http.MethodPatch, "/api/v3/secrets/raw/"+pathEscape(p.key), body, nil)
+				err := c.call(cmd.Context(), http.MethodPatch, "/api/v3/secrets/raw/"+pathEscape(p.key), body, nil)
 				var ae *client.APIError
 				if errors.As(err, &ae) && ae.StatusCode == http.StatusNotFound {
 					action = "created"
-					err = cl.Do(cmd.Context(), http.MethodPost, "/api/v3/secrets/raw/"+pathEscape(p.key), body, nil)
+					err = c.call(cmd.Context(), http.MethodPost, "/api/v3/secrets/raw/"+pathEscape(p.key), body, nil)
 				}
 				if err != nil {
 					return fmt.Errorf("%s: %w", p.key, err)
@@ -218,14 +210,10 @@ func (c *cli) newSecretsCmd() *cobra.Command {
 		Short: "Delete secrets",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := c.client(cmd.Context())
-			if err != nil {
-				return err
-			}
 			var rows [][]string
 			for _, name := range args {
 				body := map[string]any{"workspaceId": o.projectID, "environment": o.env, "secretPath": o.path, "type": "shared"}
-				if err := cl.Do(cmd.Context(), http.MethodDelete, "/api/v3/secrets/raw/"+pathEscape(name), body, nil); err != nil {
+				if err := c.call(cmd.Context(), http.MethodDelete, "/api/v3/secrets/raw/"+pathEscape(name), body, nil); err != nil {
 					return fmt.Errorf("%s: %w", name, err)
 				}
 				rows = append(rows, []string{name, "deleted"})
@@ -528,17 +516,13 @@ func (c *cli) newFoldersCmd() *cobra.Command {
 		Short: "Create a folder in --path",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := c.client(cmd.Context())
-			if err != nil {
-				return err
-			}
 			var out struct {
 				Folder struct {
 					ID   string `json:"id"`
 					Name string `json:"name"`
 				} `json:"folder"`
 			}
-			if err := cl.Do(cmd.Context(), http.MethodPost, "/api/v1/folders", map[string]any{"workspaceId": sc.projectID,
+			if err := c.call(cmd.Context(), http.MethodPost, "/api/v1/folders", map[string]any{"workspaceId": sc.projectID,
 				"environment": sc.env, "path": sc.path, "name": args[0]}, &out); err != nil {
 				return err
 			}
@@ -551,11 +535,7 @@ func (c *cli) newFoldersCmd() *cobra.Command {
 		Short: "Delete a folder in --path, with everything in it",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := c.client(cmd.Context())
-			if err != nil {
-				return err
-			}
-			if err := cl.Do(cmd.Context(), http.MethodDelete, "/api/v1/folders/"+pathEscape(args[0]), map[string]any{"workspaceId": sc.projectID,
+			if err := c.call(cmd.Context(), http.MethodDelete, "/api/v1/folders/"+pathEscape(args[0]), map[string]any{"workspaceId": sc.projectID,
 				"environment": sc.env, "path": sc.path}, nil); err != nil {
 				return err
 			}
