@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/csv"
 	"encoding/json"
 	"os"
@@ -14,6 +15,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/lockbox-dev/lockbox/internal/client"
 )
 
 // cliEnv runs the built binary as a user would, against one server, with a
@@ -263,6 +266,21 @@ func TestCLISecretsLoginRunExport(t *testing.T) {
 	s2 := readSession()
 	if s2.Token == s1.Token || !s2.ExpiresAt.After(s1.ExpiresAt) {
 		t.Fatalf("session not renewed: %v -> %v", s1.ExpiresAt, s2.ExpiresAt)
+	}
+
+	// Imported secrets come with the folder's own unless --include-imports=false.
+	c.must(nil, "secrets", "set", "ONLY_STAGING=imported", "--projectId", project, "--env", "staging")
+	adminClient := client.New("http://"+addr, strings.TrimPrefix(admin[0], "INFISICAL_TOKEN="))
+	if err := adminClient.Do(context.Background(), "POST", "/api/v1/secret-imports", map[string]any{"workspaceId": project, "environment": "dev",
+		"path": "/", "import": map[string]any{"environment": "staging", "path": "/"}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	show := []string{"--", "sh", "-c", `printf '%s|%s' "${ONLY_STAGING-unset}" "$GREETING"`}
+	if r := c.run(nil, append(append([]string{"run"}, p...), show...)...); r.stdout != "imported|hi" {
+		t.Fatalf("run with imports: %+v", r)
+	}
+	if r := c.run(nil, append(append([]string{"run", "--include-imports=false"}, p...), show...)...); r.stdout != "unset|hi" {
+		t.Fatalf("run --include-imports=false: %+v", r)
 	}
 
 	// Folders, and --recursive picks up a secret in a subfolder.

@@ -20,7 +20,7 @@ func FuzzRequestDecoders(f *testing.F) {
 		engine = store.Postgres
 	}
 	e := apptest.Bootstrapped(f, engine)
-	p := createProjectTB(f, e)
+	p := createProject(f, e, e.Token, map[string]any{"projectName": "fuzz"}).ID
 	var routes []string
 	for _, pat := range e.App.Patterns() {
 		if !strings.HasPrefix(pat, "GET /metrics") && !strings.Contains(pat, "/admin/bootstrap") {
@@ -74,10 +74,4 @@ func validHeaderSafe(s string) bool {
 		}
 	}
 	return true
-}
-
-func createProjectTB(tb testing.TB, e *apptest.Env) string {
-	var out struct{ Project struct{ ID string } }
-	e.Must(tb, 200, "POST", "/api/v1/projects", e.Token, map[string]any{"projectName": "fuzz"}).Decode(tb, &out)
-	return out.Project.ID
 }

@@ -15,7 +15,7 @@ type projectOut struct {
 	Environments                                                []struct{ ID, Name, Slug string }
 }
 
-func createProject(t *testing.T, e *apptest.Env, token string, body map[string]any) projectOut {
+func createProject(t testing.TB, e *apptest.Env, token string, body map[string]any) projectOut {
 	t.Helper()
 	var out struct{ Project projectOut }
 	e.Must(t, 200, "POST", "/api/v1/projects", token, body).Decode(t, &out)
