@@ -377,14 +377,7 @@ func (s *Service) Update(ctx context.Context, actor authz.Actor, sc Scope, key s
 			return Secret{}, errs.BadRequest("Must be user to update personal secret")
 		}
 	}
-	sl, err := s.store.SecretByKey(ctx, f.ID, key, typ, user)
-	if errs.Is(err, errs.NotFound) {
-		return Secret{}, notFound(key)
-	}
-	if err != nil {
-		return Secret{}, err
-	}
-	sec, err := s.open(ctx, sl, env.Slug, f.Path)
+	sec, err := s.openByKey(ctx, f, env.Slug, key, typ, user)
 	if err != nil {
 		return Secret{}, err
 	}
@@ -455,6 +448,16 @@ func (s *Service) Delete(ctx context.Context, actor authz.Actor, sc Scope, key, 
 			return Secret{}, notFound(key)
 		}
 	}
+	sec, err := s.openByKey(ctx, f, env.Slug, key, typ, user)
+	if err != nil {
+		return Secret{}, err
+	}
+	return sec, s.store.DeleteSecret(ctx, sec.ID, event(actor, "delete-secret", sec))
+}
+
+// openByKey loads and decrypts the current version of key in folder f; a
+// missing secret is Infisical's "not found" message.
+func (s *Service) openByKey(ctx context.Context, f project.Folder, envSlug, key, typ, user string) (Secret, error) {
 	sl, err := s.store.SecretByKey(ctx, f.ID, key, typ, user)
 	if errs.Is(err, errs.NotFound) {
 		return Secret{}, notFound(key)
@@ -462,9 +465,5 @@ func (s *Service) Delete(ctx context.Context, actor authz.Actor, sc Scope, key, 
 	if err != nil {
 		return Secret{}, err
 	}
-	sec, err := s.open(ctx, sl, env.Slug, f.Path)
-	if err != nil {
-		return Secret{}, err
-	}
-	return sec, s.store.DeleteSecret(ctx, sec.ID, event(actor, "delete-secret", sec))
+	return s.open(ctx, sl, envSlug, f.Path)
 }
