@@ -291,3 +291,37 @@ func TestRedisLeaseRevocationSurvivesOutage(t *testing.T) {
 		t.Fatalf("after recovery: %s", st)
 	}
 }
+
+// A target that quotes the failing statement back must not carry the generated
+// password into the answer or the lease's status.
+func TestFailedCreationDoesNotEchoThePassword(t *testing.T) {
+	host, port := testsvc.Redis(t)
+	_, db := mariaDB(t)
+	s := newDynScope(t, store.SQLite)
+	// Redis answers "Error in ACL SETUSER modifier '<the password>'"; MariaDB "... near 'USERX ... BY '<password>''".
+	s.create(t, "redis-bad", "redis", map[string]any{"host": host, "port": port, "username": "default",
+		"creationStatement": "ACL SETUSER {{username}} on {{password}}"})
+	createDynamic(t, s.e, s.slug, "maria-bad", "127.0.0.1", "3306", db, map[string]any{"provider": map[string]any{"type": "sql-database",
+		"inputs": map[string]any{"client": "mysql2", "host": "127.0.0.1", "port": 3306, "database": db, "username": "root", "password": "",
+			"creationStatement": "CREATE USERX '{{username}}'@'%' IDENTIFIED BY '{{password}}';"}}})
+	for name, want := range map[string]string{"redis-bad": "modifier '******'", "maria-bad": "IDENTIFIED BY '******"} {
+		m := assertError(t, s.e.Do(t, "POST", "/api/v1/dynamic-secrets/leases", s.e.Token, s.body(map[string]any{"dynamicSecretName": name})), 400, "BadRequest")
+		msg := m["message"].(string)
+		if !strings.Contains(msg, want) {
+			t.Fatalf("%s: the password the target quoted back is not masked: %s", name, msg)
+		}
+		var list struct {
+			Leases []struct{ StatusDetails *string }
+		}
+		s.e.Must(t, 200, "GET", "/api/v1/dynamic-secrets/"+name+"/leases"+s.q(), s.e.Token, nil).Decode(t, &list)
+		for _, l := range list.Leases {
+			// The status holds the same (masked) text, cut shorter.
+			if l.StatusDetails == nil {
+				continue
+			}
+			if d, ok := strings.CutPrefix(*l.StatusDetails, "creation failed: "); ok && !strings.HasPrefix(strings.TrimPrefix(msg, "Failed to create lease: "), d) {
+				t.Fatalf("%s: lease status details %q are not the masked message %q", name, *l.StatusDetails, msg)
+			}
+		}
+	}
+}

@@ -3,6 +3,8 @@ package dynamic
 import (
 	"context"
 	"encoding/json"
+	"regexp"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -85,12 +87,17 @@ func (s *Service) CreateLease(ctx context.Context, actor authz.Actor, sc Scope, 
 	s.wakeWorker()
 	pctx, cancel := context.WithTimeout(ctx, ProviderTimeout)
 	defer cancel()
-	res, err := p.Create(pctx, provider.CreateRequest{Username: l.Username, Password: random(alnum, 48), Expiration: l.ExpireAt})
+	password := random(alnum, 48)
+	res, err := p.Create(pctx, provider.CreateRequest{Username: l.Username, Password: password, Expiration: l.ExpireAt})
 	if err != nil {
+		// A target may quote the failing statement back (MySQL's "near '…'",
+		// Redis's "Error in ACL SETUSER modifier '…'"): the generated password
+		// never goes further than this.
+		msg := scrub(err.Error(), password)
 		// Revoke whatever part of the credential may exist, now, through the worker.
-		s.store.FinishRevoke(context.WithoutCancel(ctx), l.ID, false, "creation failed: "+truncate(err.Error(), 200), now)
+		s.store.FinishRevoke(context.WithoutCancel(ctx), l.ID, false, "creation failed: "+truncate(msg, 200), now)
 		s.wakeWorker()
-		return Lease{}, Secret{}, errs.BadRequest("Failed to create lease: %s", truncate(err.Error(), 400))
+		return Lease{}, Secret{}, errs.BadRequest("Failed to create lease: %s", truncate(msg, 400))
 	}
 	data, _ := json.Marshal(res.Data)
 	sealed, err := s.keys.Seal(ctx, keyring.Project(sec.ProjectID), data, dataAD(l.ID))
@@ -113,6 +120,20 @@ func (s *Service) CreateLease(ctx context.Context, actor authz.Actor, sc Scope, 
 	s.wakeWorker()
 	l.Status, l.Data, l.DueAt = Active, res.Data, l.ExpireAt
 	return l, sec, nil
+}
+
+// passwordPiece is a run long enough to be a piece of a generated password.
+var passwordPiece = regexp.MustCompile(`[A-Za-z0-9]{6,}`)
+
+// scrub masks every run of msg that is part of password: targets quote
+// statements back whole or cut short (MariaDB stops after 80 characters).
+func scrub(msg, password string) string {
+	return passwordPiece.ReplaceAllStringFunc(msg, func(run string) string {
+		if strings.Contains(password, run) {
+			return "******"
+		}
+		return run
+	})
 }
 
 func leaseNotFound(id string) error {
