@@ -66,7 +66,7 @@ func (s *Service) list(ctx context.Context, actor authz.Actor, sc Scope, o ReadO
 			}
 		}
 	}
-	rd := &reader{s: s, actor: actor, perms: perms, project: sc.ProjectID, cache: map[string]map[string]Secret{}}
+	rd := s.newReader(actor, perms, sc.ProjectID)
 	var out []Secret
 	seenAny := false
 	for _, fe := range folders {
@@ -216,7 +216,7 @@ func (s *Service) Get(ctx context.Context, actor authz.Actor, sc Scope, key stri
 	if !value || o.HideValue {
 		sec.Value, sec.ValueHidden = HiddenValue, true
 	} else if o.Expand {
-		rd := &reader{s: s, actor: actor, perms: perms, project: sc.ProjectID, cache: map[string]map[string]Secret{}}
+		rd := s.newReader(actor, perms, sc.ProjectID)
 		if err := rd.expand(ctx, &sec); err != nil {
 			return Secret{}, err
 		}
@@ -237,7 +237,7 @@ func (s *Service) auditedRead(ctx context.Context, actor authz.Actor, sec Secret
 
 // getImported finds key among the folder's imports; the last import wins.
 func (s *Service) getImported(ctx context.Context, actor authz.Actor, perms authz.Set, sc Scope, folderID, key string, o GetOptions) (Secret, error) {
-	rd := &reader{s: s, actor: actor, perms: perms, project: sc.ProjectID, cache: map[string]map[string]Secret{}}
+	rd := s.newReader(actor, perms, sc.ProjectID)
 	imps, err := s.imported(ctx, perms, sc.ProjectID, folderID, o.ReadOptions, rd)
 	if err != nil {
 		return Secret{}, err
@@ -337,6 +337,9 @@ func (s *Service) Create(ctx context.Context, actor authz.Actor, sc Scope, items
 				return nil, err
 			}
 		}
+		if err := s.checkExpansion(ctx, actor, perms, sec); err != nil {
+			return nil, err
+		}
 		out, sealed = append(out, sec), append(sealed, sl)
 		evs = append(evs, event(actor, "create-secret", sec))
 	}
@@ -401,6 +404,9 @@ func (s *Service) Update(ctx context.Context, actor authz.Actor, sc Scope, key s
 			return Secret{}, err
 		}
 		sec.Value = normalizeValue(*c.Value)
+		if err := s.checkExpansion(ctx, actor, perms, sec); err != nil {
+			return Secret{}, err
+		}
 	}
 	if c.Comment != nil {
 		sec.Comment = strings.TrimSpace(*c.Comment)

@@ -2,6 +2,8 @@ package secret
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"regexp"
 	"strings"
 
@@ -11,7 +13,24 @@ import (
 // MaxReferenceDepth bounds how deep ${...} references are followed.
 const MaxReferenceDepth = 10
 
+// Expansion budget: what one request may make the server do by expanding
+// references. Every reference substituted counts once against MaxExpandRefs and
+// its substituted bytes against MaxExpandBytes, whether its value came from the
+// request's memo or not; each distinct reference is looked up and expanded once
+// per request.
+const (
+	MaxExpandBytes = 16 << 20
+	MaxExpandRefs  = 20000
+	// MaxRefsPerValue bounds the references one value may hold; larger values
+	// are refused on write.
+	MaxRefsPerValue = 500
+)
+
 var refRE = regexp.MustCompile(`\$\{([a-zA-Z0-9_.\-]+)\}`)
+
+// errBudget is returned, wrapped in an *errs.Error naming the secret, when an
+// expansion exceeds its budget.
+var errBudget = errors.New("reference expansion budget exceeded")
 
 // Ref is a parsed reference: ${KEY} (same folder), ${env.KEY} (root of env)
 // or ${env.a.b.KEY} (folder /a/b of env).
@@ -30,59 +49,142 @@ func ParseRef(s string) Ref {
 	return Ref{Env: parts[0], Path: "/" + strings.Join(parts[1:len(parts)-1], "/"), Key: parts[len(parts)-1]}
 }
 
+// CountRefs reports how many ${...} references value holds.
+func CountRefs(value string) int {
+	if !strings.Contains(value, "${") {
+		return 0
+	}
+	return len(refRE.FindAllStringIndex(value, -1))
+}
+
 // Lookup finds the value of the secret key in env at path, checking the
 // caller may read it. ok is false when there is no such secret (the
 // reference is then left as written).
 type Lookup func(ctx context.Context, env, path, key string) (value string, skipMultiline bool, ok bool, err error)
 
 // Expand replaces the references in value, found in env at path, following
-// references in referenced values up to MaxReferenceDepth. A cycle or a
-// chain deeper than the limit is a 400.
+// references in referenced values up to MaxReferenceDepth, within a fresh
+// budget. A cycle, a chain deeper than the limit or an exceeded budget is a 400.
 func Expand(ctx context.Context, value, env, path string, lookup Lookup) (string, error) {
-	return expand(ctx, value, env, path, lookup, map[string]bool{}, 0)
+	x := NewExpander(lookup)
+	return x.Expand(ctx, value, env, path)
 }
 
-func expand(ctx context.Context, value, env, path string, lookup Lookup, stack map[string]bool, depth int) (string, error) {
+// Expander expands references for one request: its budget and memo are
+// shared by every value it expands. It is not safe for concurrent use.
+type Expander struct {
+	lookup   Lookup
+	maxBytes int
+	maxRefs  int
+	bytes    int
+	refs     int
+	memo     map[string]memoValue
+	stack    map[string]bool
+}
+
+type memoValue struct {
+	value  string
+	found  bool
+	height int // how many levels of references lie below value
+}
+
+// NewExpander returns an expander with the default budget.
+func NewExpander(lookup Lookup) *Expander {
+	return &Expander{lookup: lookup, maxBytes: MaxExpandBytes, maxRefs: MaxExpandRefs,
+		memo: map[string]memoValue{}, stack: map[string]bool{}}
+}
+
+// WithBudget sets the expander's limits (for tests and benchmarks).
+func (x *Expander) WithBudget(maxBytes, maxRefs int) *Expander {
+	x.maxBytes, x.maxRefs = maxBytes, maxRefs
+	return x
+}
+
+// Expand replaces the references in value, found in env at path.
+func (x *Expander) Expand(ctx context.Context, value, env, path string) (string, error) {
+	out, _, err := x.expand(ctx, value, env, path, 0)
+	if errors.Is(err, errBudget) {
+		e := errs.BadRequest("%s", x.budgetMessage())
+		e.Err = errBudget
+		return "", e
+	}
+	return out, err
+}
+
+// expand returns value expanded and the height of its reference tree.
+func (x *Expander) expand(ctx context.Context, value, env, path string, depth int) (string, int, error) {
 	if !strings.Contains(value, "${") {
-		return value, nil
+		return value, 0, nil
+	}
+	locs := refRE.FindAllStringSubmatchIndex(value, -1)
+	if len(locs) == 0 {
+		return value, 0, nil
 	}
 	if depth >= MaxReferenceDepth {
-		return "", errs.BadRequest("Secret reference chain is deeper than %d", MaxReferenceDepth)
+		return "", 0, errDepth()
 	}
-	var firstErr error
-	out := refRE.ReplaceAllStringFunc(value, func(m string) string {
-		if firstErr != nil {
-			return m
+	var b strings.Builder
+	last, height := 0, 1
+	for _, l := range locs {
+		if err := ctx.Err(); err != nil {
+			return "", 0, err
 		}
-		r := ParseRef(m[2 : len(m)-1])
+		inner := value[l[2]:l[3]]
+		r := ParseRef(inner)
 		tEnv, tPath := env, path
 		if r.Env != "" {
 			tEnv, tPath = r.Env, r.Path
 		}
 		id := tEnv + ":" + tPath + ":" + r.Key
-		if stack[id] {
-			firstErr = errs.BadRequest("Secret reference cycle detected at ${%s}", m[2:len(m)-1])
-			return m
+		if x.stack[id] {
+			return "", 0, errs.BadRequest("Secret reference cycle detected at ${%s}", truncate(inner, 128))
 		}
-		v, _, ok, err := lookup(ctx, tEnv, tPath, r.Key)
-		if err != nil {
-			firstErr = err
-			return m
+		x.refs++
+		if x.refs > x.maxRefs {
+			return "", 0, errBudget
 		}
-		if !ok {
-			return m
+		m, seen := x.memo[id]
+		if !seen {
+			v, _, ok, err := x.lookup(ctx, tEnv, tPath, r.Key)
+			if err != nil {
+				return "", 0, err
+			}
+			h := 0
+			if ok {
+				x.stack[id] = true
+				v, h, err = x.expand(ctx, v, tEnv, tPath, depth+1)
+				delete(x.stack, id)
+				if err != nil {
+					return "", 0, err
+				}
+			}
+			m = memoValue{value: v, found: ok, height: h}
+			x.memo[id] = m
+		} else if depth+1+m.height > MaxReferenceDepth {
+			return "", 0, errDepth() // reached deeper here than where it was first expanded
 		}
-		stack[id] = true
-		v, err = expand(ctx, v, tEnv, tPath, lookup, stack, depth+1)
-		delete(stack, id)
-		if err != nil {
-			firstErr = err
-			return m
+		height = max(height, 1+m.height)
+		sub := value[l[0]:l[1]]
+		if m.found {
+			sub = m.value
 		}
-		return v
-	})
-	if firstErr != nil {
-		return "", firstErr
+		x.bytes += len(sub)
+		if x.bytes > x.maxBytes {
+			return "", 0, errBudget
+		}
+		b.Grow(l[0] - last + len(sub))
+		b.WriteString(value[last:l[0]])
+		b.WriteString(sub)
+		last = l[1]
 	}
-	return out, nil
+	b.WriteString(value[last:])
+	return b.String(), height, nil
+}
+
+func (x *Expander) budgetMessage() string {
+	return fmt.Sprintf("secret reference expansion exceeds the limit of %d bytes or %d references per request", x.maxBytes, x.maxRefs)
+}
+
+func errDepth() error {
+	return errs.BadRequest("Secret reference chain is deeper than %d", MaxReferenceDepth)
 }

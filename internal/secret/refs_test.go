@@ -102,3 +102,78 @@ func FuzzExpand(f *testing.F) {
 		}
 	})
 }
+
+// countingLookup counts lookups per reference.
+type countingLookup struct {
+	fakeSecrets
+	n map[string]int
+}
+
+func (c *countingLookup) lookup(ctx context.Context, env, path, key string) (string, bool, bool, error) {
+	c.n[env+":"+path+":"+key]++
+	return c.fakeSecrets.lookup(ctx, env, path, key)
+}
+
+func TestExpandBudgetAndMemo(t *testing.T) {
+	ctx := context.Background()
+	// Five levels of 100 references: 10^10 bytes if expanded in full.
+	c := &countingLookup{fakeSecrets: fakeSecrets{"dev:/:L5": "y"}, n: map[string]int{}}
+	for i := 1; i <= 4; i++ {
+		c.fakeSecrets[fmt.Sprintf("dev:/:L%d", i)] = strings.Repeat(fmt.Sprintf("${L%d}", i+1), 100)
+	}
+	_, err := secret.Expand(ctx, "${L1}", "dev", "/", c.lookup)
+	if !errs.Is(err, errs.Invalid) || !strings.Contains(err.Error(), "limit") {
+		t.Fatalf("five levels: %v, want the budget error", err)
+	}
+	for k, n := range c.n {
+		if n != 1 {
+			t.Errorf("%s looked up %d times; each reference is looked up once per request", k, n)
+		}
+	}
+	// Within budget, memoised values are reused and the result is exact.
+	c.n = map[string]int{}
+	x := secret.NewExpander(c.lookup)
+	got, err := x.Expand(ctx, "${L3}", "dev", "/")
+	if err != nil || got != strings.Repeat("y", 100*100) {
+		t.Fatalf("three levels: %d bytes, %v", len(got), err)
+	}
+	// The budget is shared by every value one expander expands.
+	x = secret.NewExpander(c.lookup).WithBudget(25000, 1<<20) // one ${L3} costs 20,100 bytes (100 + 10,000 + 10,000)
+	if _, err := x.Expand(ctx, "${L3}", "dev", "/"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := x.Expand(ctx, "${L3}", "dev", "/"); !errs.Is(err, errs.Invalid) {
+		t.Fatalf("second expansion over a shared budget: %v", err)
+	}
+	// The reference count is a budget too.
+	x = secret.NewExpander(c.lookup).WithBudget(1<<30, 50)
+	if _, err := x.Expand(ctx, "${L4}", "dev", "/"); !errs.Is(err, errs.Invalid) {
+		t.Fatalf("100 references over a budget of 50: %v", err)
+	}
+	// A chain that reaches a memoised value deeper than where it was first
+	// expanded still honours MaxReferenceDepth.
+	deep := fakeSecrets{}
+	for i := range secret.MaxReferenceDepth {
+		deep[fmt.Sprintf("dev:/:K%d", i)] = fmt.Sprintf("${K%d}", i+1)
+	}
+	deep[fmt.Sprintf("dev:/:K%d", secret.MaxReferenceDepth)] = "end"
+	x = secret.NewExpander(deep.lookup)
+	if got, err := x.Expand(ctx, "${K1}", "dev", "/"); err != nil || got != "end" {
+		t.Fatalf("K1: %q, %v", got, err)
+	}
+	if _, err := x.Expand(ctx, "${K0}", "dev", "/"); err == nil {
+		t.Fatal("K0 is one level too deep, even with K1 memoised")
+	}
+	if _, err := secret.Expand(ctx, "${K0}", "dev", "/", deep.lookup); err == nil {
+		t.Fatal("K0 is one level too deep")
+	}
+}
+
+func TestExpandHonoursContext(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	s := fakeSecrets{"dev:/:A": "a"}
+	if _, err := secret.Expand(ctx, "${A}${A}", "dev", "/", s.lookup); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled request: %v", err)
+	}
+}

@@ -5,6 +5,7 @@ package secret
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"strings"
 	"time"
@@ -186,6 +187,26 @@ func checkValue(v string) error {
 	if !utf8.ValidString(v) {
 		return invalidField("secretValue", "Secret value must be valid UTF-8")
 	}
+	if n := CountRefs(v); n > MaxRefsPerValue {
+		return invalidField("secretValue", "Secret value holds %d references; at most %d are allowed", n, MaxRefsPerValue)
+	}
+	return nil
+}
+
+// checkExpansion refuses a value whose expansion, as the writer would read it,
+// exceeds the per-request budget. Other expansion failures (a reference the
+// writer cannot read, one that does not exist yet) do not stop a write.
+func (s *Service) checkExpansion(ctx context.Context, actor authz.Actor, perms authz.Set, sec Secret) error {
+	if !strings.Contains(sec.Value, "${") {
+		return nil
+	}
+	err := s.newReader(actor, perms, sec.ProjectID).expand(ctx, &sec)
+	if err != nil && errors.Is(err, errBudget) {
+		return invalidField("secretValue", "Secret '%s' would expand beyond the limit of %d bytes or %d references", sec.Key, MaxExpandBytes, MaxExpandRefs)
+	}
+	if ctxErr := ctx.Err(); ctxErr != nil {
+		return ctxErr
+	}
 	return nil
 }
 
@@ -271,6 +292,13 @@ type reader struct {
 	perms   authz.Set
 	project string
 	cache   map[string]map[string]Secret // env:path -> key -> secret
+	x       *Expander                    // budget and memo shared by the whole request
+}
+
+func (s *Service) newReader(actor authz.Actor, perms authz.Set, projectID string) *reader {
+	rd := &reader{s: s, actor: actor, perms: perms, project: projectID, cache: map[string]map[string]Secret{}}
+	rd.x = NewExpander(rd.lookup)
+	return rd
 }
 
 func (rd *reader) lookup(ctx context.Context, env, path, key string) (string, bool, bool, error) {
@@ -327,7 +355,12 @@ func (rd *reader) lookup(ctx context.Context, env, path, key string) (string, bo
 }
 
 func (rd *reader) expand(ctx context.Context, sec *Secret) error {
-	v, err := Expand(ctx, sec.Value, sec.Env, sec.Path, rd.lookup)
+	v, err := rd.x.Expand(ctx, sec.Value, sec.Env, sec.Path)
+	if errors.Is(err, errBudget) {
+		e := errs.BadRequest("Cannot expand the references of secret '%s' (%s:%s): %s", sec.Key, sec.Env, sec.Path, rd.x.budgetMessage())
+		e.Err = errBudget
+		return e
+	}
 	if err != nil {
 		return err
 	}
