@@ -82,3 +82,132 @@ func TestHostileExpansionBombsAreRefused(t *testing.T) {
 		}
 	})
 }
+
+// customRole creates a project role with rules and makes a new identity a
+// member with it, returning the identity's token.
+func customRole(t *testing.T, e *apptest.Env, projectID, slug string, rules []map[string]any) string {
+	t.Helper()
+	e.Must(t, 200, "POST", "/api/v1/projects/"+projectID+"/roles", e.Token, map[string]any{"slug": slug, "name": slug, "permissions": rules})
+	id, tok := e.NewIdentity(t, slug+"-holder", "member")
+	addMember(t, e, projectID, id, map[string]any{"role": slug})
+	return tok
+}
+
+func secretID(t *testing.T, e *apptest.Env, projectID, env, key string) string {
+	t.Helper()
+	var out struct{ Secret secretOut }
+	e.Must(t, 200, "GET", "/api/v3/secrets/raw/"+key+"?"+secretQ(projectID, env, "/"), e.Token, nil).Decode(t, &out)
+	return out.Secret.ID
+}
+
+// TestHostileTagRuleHidesTaggedValues: an inverted readValue rule on
+// secretTags hides a tagged secret's value on every read path.
+func TestHostileTagRuleHidesTaggedValues(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, d store.Dialect) {
+		e := apptest.Bootstrapped(t, d)
+		p := createProject(t, e, e.Token, map[string]any{"projectName": "tagged"})
+		var tag struct{ Tag struct{ ID string } }
+		e.Must(t, 200, "POST", "/api/v1/projects/"+p.ID+"/tags", e.Token, map[string]any{"slug": "sensitive", "color": "#f00"}).Decode(t, &tag)
+		e.Must(t, 200, "POST", "/api/v3/secrets/raw/KEY", e.Token, map[string]any{"workspaceId": p.ID, "environment": "dev",
+			"secretValue": "top-secret-value", "tagIds": []string{tag.Tag.ID}})
+		putSecret(t, e, e.Token, p.ID, "dev", "/", "PLAIN", "plain-value")
+		putSecret(t, e, e.Token, p.ID, "dev", "/", "REF", "via-${KEY}")
+		e.Must(t, 200, "POST", "/api/v1/folders", e.Token, folder(p.ID, "dev", "/", "imp"))
+		addImport(t, e, p.ID, "dev", "/imp", "dev", "/")
+		tok := customRole(t, e, p.ID, "no-sensitive", []map[string]any{
+			{"subject": "secrets", "action": []string{"read", "describeSecret", "readValue", "create", "edit"}},
+			{"subject": "secret-imports", "action": []string{"read"}},
+			{"subject": "secret-rollback", "action": []string{"read"}},
+			{"subject": "secrets", "action": []string{"read", "readValue"}, "inverted": true, "conditions": map[string]any{"secretTags": map[string]any{"$in": []string{"sensitive"}}}},
+		})
+		leak := func(what string, r apptest.Response) {
+			t.Helper()
+			if strings.Contains(string(r.Body), "top-secret-value") {
+				t.Errorf("%s leaks the tagged value: %.300s", what, r.Body)
+			}
+		}
+		q := secretQ(p.ID, "dev", "/")
+		r := e.Must(t, 200, "GET", "/api/v3/secrets/raw?"+q, tok, nil)
+		leak("list", r)
+		if !strings.Contains(string(r.Body), "plain-value") || !strings.Contains(string(r.Body), `"secretKey":"KEY"`) {
+			t.Fatalf("list lost the untagged value or the tagged key: %.400s", r.Body)
+		}
+		leak("get", e.Must(t, 200, "GET", "/api/v3/secrets/raw/KEY?"+q, tok, nil))
+		leak("get by id", e.Must(t, 200, "GET", "/api/v3/secrets/raw/id/"+secretID(t, e, p.ID, "dev", "KEY"), tok, nil))
+		leak("versions", e.Do(t, "GET", "/api/v1/secret/"+secretID(t, e, p.ID, "dev", "KEY")+"/secret-versions", tok, nil))
+		leak("imports", e.Must(t, 200, "GET", "/api/v3/secrets/raw?"+secretQ(p.ID, "dev", "/imp")+"&include_imports=true", tok, nil))
+		leak("import by name", e.Do(t, "GET", "/api/v3/secrets/raw/KEY?"+secretQ(p.ID, "dev", "/imp")+"&include_imports=true", tok, nil))
+		assertError(t, e.Do(t, "GET", "/api/v3/secrets/raw/REF?"+q+"&expandSecretReferences=true", tok, nil), 403, "PermissionDenied")
+		assertError(t, e.Do(t, "GET", "/api/v3/secrets/raw?"+q+"&expandSecretReferences=true", tok, nil), 403, "PermissionDenied")
+		leak("update", e.Must(t, 200, "PATCH", "/api/v3/secrets/raw/KEY", tok, map[string]any{"workspaceId": p.ID, "environment": "dev", "secretComment": "x"}))
+		// Tagging a secret with a tag one's rules deny is refused like any write they deny.
+		e.Must(t, 200, "POST", "/api/v1/projects/"+p.ID+"/roles", e.Token, map[string]any{"slug": "untagged-only", "name": "u", "permissions": []map[string]any{
+			{"subject": "secrets", "action": []string{"read", "describeSecret", "readValue", "create", "edit"}},
+			{"subject": "secrets", "action": []string{"create", "edit"}, "inverted": true, "conditions": map[string]any{"secretTags": map[string]any{"$in": []string{"sensitive"}}}},
+		}})
+		id2, tok2 := e.NewIdentity(t, "untagged", "member")
+		addMember(t, e, p.ID, id2, map[string]any{"role": "untagged-only"})
+		assertError(t, e.Do(t, "PATCH", "/api/v3/secrets/raw/KEY", tok2, map[string]any{"workspaceId": p.ID, "environment": "dev", "secretValue": "mine"}), 403, "PermissionDenied")
+		assertError(t, e.Do(t, "PATCH", "/api/v3/secrets/raw/PLAIN", tok2, map[string]any{"workspaceId": p.ID, "environment": "dev", "tagIds": []string{tag.Tag.ID}}), 403, "PermissionDenied")
+		assertError(t, e.Do(t, "POST", "/api/v3/secrets/raw/NEWTAGGED", tok2, map[string]any{"workspaceId": p.ID, "environment": "dev", "secretValue": "v", "tagIds": []string{tag.Tag.ID}}), 403, "PermissionDenied")
+		e.Must(t, 200, "PATCH", "/api/v3/secrets/raw/PLAIN", tok2, map[string]any{"workspaceId": p.ID, "environment": "dev", "secretValue": "changed"})
+		// Conditions the server cannot evaluate are refused when the role is saved.
+		for _, c := range []map[string]any{
+			{"subject": "dynamic-secrets", "action": "read", "conditions": map[string]any{"secretTags": map[string]any{"$in": []string{"x"}}}},
+			{"subject": "secret-folders", "action": "read", "conditions": map[string]any{"secretName": "x"}},
+			{"subject": "secrets", "action": "read", "conditions": map[string]any{"secretTags": "x"}},
+			{"subject": "secrets", "action": "read", "conditions": map[string]any{"metadata": map[string]any{"$in": []string{"x"}}}},
+		} {
+			assertError(t, e.Do(t, "POST", "/api/v1/projects/"+p.ID+"/roles", e.Token, map[string]any{"slug": "bad-cond", "name": "b",
+				"permissions": []map[string]any{c}}), 422, "ValidationFailure")
+		}
+	})
+}
+
+// TestHostileWriteOnlyRoleReadsNothing: a role with create, edit and delete
+// but no read gets no value or comment back from any write.
+func TestHostileWriteOnlyRoleReadsNothing(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, d store.Dialect) {
+		e := apptest.Bootstrapped(t, d)
+		p := createProject(t, e, e.Token, map[string]any{"projectName": "write-only"})
+		for _, k := range []string{"A", "B", "C", "D"} {
+			e.Must(t, 200, "POST", "/api/v3/secrets/raw/"+k, e.Token, map[string]any{"workspaceId": p.ID, "environment": "dev",
+				"secretValue": "value-of-" + k, "secretComment": "comment-of-" + k})
+		}
+		idA := secretID(t, e, p.ID, "dev", "A")
+		e.Must(t, 200, "PATCH", "/api/v3/secrets/raw/A", e.Token, map[string]any{"workspaceId": p.ID, "environment": "dev", "secretValue": "second"})
+		tok := customRole(t, e, p.ID, "writer", []map[string]any{
+			{"subject": "secrets", "action": []string{"create", "edit", "delete"}},
+			{"subject": "secret-rollback", "action": []string{"read", "create"}},
+		})
+		leak := func(what string, r apptest.Response) {
+			t.Helper()
+			if r.Status >= 500 || strings.Contains(string(r.Body), "value-of-") || strings.Contains(string(r.Body), "comment-of-") {
+				t.Errorf("%s: %d leaks a value or comment: %.300s", what, r.Status, r.Body)
+			}
+		}
+		body := map[string]any{"workspaceId": p.ID, "environment": "dev"}
+		assertError(t, e.Do(t, "GET", "/api/v3/secrets/raw/B?"+secretQ(p.ID, "dev", "/"), tok, nil), 403, "PermissionDenied")
+		leak("comment-only PATCH", e.Must(t, 200, "PATCH", "/api/v3/secrets/raw/B", tok, map[string]any{"workspaceId": p.ID, "environment": "dev", "skipMultilineEncoding": true}))
+		leak("batch PATCH", e.Must(t, 200, "PATCH", "/api/v3/secrets/batch/raw", tok, map[string]any{"workspaceId": p.ID, "environment": "dev",
+			"secrets": []map[string]any{{"secretKey": "C", "skipMultilineEncoding": true}}}))
+		leak("rollback", e.Must(t, 200, "POST", "/api/v1/secret/"+idA+"/secret-versions/1/rollback", tok, nil))
+		leak("versions", e.Do(t, "GET", "/api/v1/secret/"+idA+"/secret-versions", tok, nil))
+		assertError(t, e.Do(t, "GET", "/api/v1/secret/"+idA+"/secret-versions", tok, nil), 403, "PermissionDenied")
+		leak("DELETE", e.Must(t, 200, "DELETE", "/api/v3/secrets/raw/B", tok, body))
+		leak("batch DELETE", e.Must(t, 200, "DELETE", "/api/v3/secrets/batch/raw", tok, map[string]any{"workspaceId": p.ID, "environment": "dev",
+			"secrets": []map[string]any{{"secretKey": "C"}}}))
+		leak("v4 DELETE", e.Must(t, 200, "DELETE", "/api/v4/secrets/D", tok, map[string]any{"projectId": p.ID, "environment": "dev"}))
+		r := e.Must(t, 200, "POST", "/api/v3/secrets/raw/NEW", tok, map[string]any{"workspaceId": p.ID, "environment": "dev", "secretValue": "value-of-new"})
+		leak("create", r)
+		if !strings.Contains(string(r.Body), `"secretValueHidden":true`) {
+			t.Fatalf("create response does not say the value is hidden: %s", r.Body)
+		}
+		// The admin still reads everything, the rollback included.
+		var got struct{ Secret secretOut }
+		e.Must(t, 200, "GET", "/api/v3/secrets/raw/A?"+secretQ(p.ID, "dev", "/"), e.Token, nil).Decode(t, &got)
+		if got.Secret.SecretValue != "value-of-A" || got.Secret.SecretComment != "comment-of-A" {
+			t.Fatalf("after rollback %+v", got.Secret)
+		}
+	})
+}

@@ -364,6 +364,18 @@ func (s Set) Can(action Action, subject Subject, f *Fields) bool {
 	return false
 }
 
+// UsesCondition reports whether any rule on subject has a condition on field.
+func (s Set) UsesCondition(subject Subject, field string) bool {
+	for i := range s.rules {
+		if s.rules[i].Subject == subject {
+			if _, ok := s.rules[i].Conditions[field]; ok {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // Check is Can, reporting a denial as 403 PermissionDenied.
 func (s Set) Check(action Action, subject Subject, f *Fields) error {
 	if s.Can(action, subject, f) {

@@ -38,27 +38,42 @@ func (s *Service) byID(ctx context.Context, actor authz.Actor, id string) (Seale
 	return sl, f, env, perms, err
 }
 
+// describable loads sl's tags and checks the actor may describe sl.
+func (s *Service) describable(ctx context.Context, perms authz.Set, sl Sealed, env, path string) ([]Tag, bool, error) {
+	tags, err := s.loadTags(ctx, []Sealed{sl})
+	if err != nil {
+		return nil, false, err
+	}
+	describe, value := canSee(perms, env, path, sl.Key, tags[sl.ID])
+	if !describe {
+		return nil, false, errs.PermissionDenied(authz.ActRead, authz.SubSecrets)
+	}
+	return tags[sl.ID], value, nil
+}
+
 // GetByID returns a secret by id (what Terraform reads).
 func (s *Service) GetByID(ctx context.Context, actor authz.Actor, id string) (Secret, error) {
 	sl, f, env, perms, err := s.byID(ctx, actor, id)
 	if err != nil {
 		return Secret{}, err
 	}
-	describe, value := canSee(perms, env.Slug, f.Path, sl.Key)
-	if !describe {
-		return Secret{}, errs.PermissionDenied(authz.ActRead, authz.SubSecrets)
+	tags, value, err := s.describable(ctx, perms, sl, env.Slug, f.Path)
+	if err != nil {
+		return Secret{}, err
 	}
 	sec, err := s.open(ctx, sl, env.Slug, f.Path)
 	if err != nil {
 		return Secret{}, err
 	}
+	sec.Tags = tags
 	if !value {
 		sec.Value, sec.ValueHidden = HiddenValue, true
 	}
 	return s.auditedRead(ctx, actor, sec)
 }
 
-// Versions lists a secret's versions, newest first.
+// Versions lists a secret's versions, newest first. The caller must be
+// allowed to read rollbacks and to describe the secret.
 func (s *Service) Versions(ctx context.Context, actor authz.Actor, id string, offset, limit int) ([]Secret, error) {
 	sl, f, env, perms, err := s.byID(ctx, actor, id)
 	if err != nil {
@@ -67,7 +82,10 @@ func (s *Service) Versions(ctx context.Context, actor authz.Actor, id string, of
 	if err := perms.Check(authz.ActRead, authz.SubSecretRollback, nil); err != nil {
 		return nil, err
 	}
-	_, value := canSee(perms, env.Slug, f.Path, sl.Key)
+	_, value, err := s.describable(ctx, perms, sl, env.Slug, f.Path)
+	if err != nil {
+		return nil, err
+	}
 	hist, err := s.store.SecretVersions(ctx, sl.ID, offset, limit)
 	if err != nil {
 		return nil, err
@@ -96,7 +114,11 @@ func (s *Service) Rollback(ctx context.Context, actor authz.Actor, id string, v 
 	if err := perms.Check(authz.ActCreate, authz.SubSecretRollback, nil); err != nil {
 		return Secret{}, err
 	}
-	if err := perms.Check(authz.ActEdit, authz.SubSecrets, fields(env.Slug, f.Path, sl.Key)); err != nil {
+	tags, err := s.loadTags(ctx, []Sealed{sl})
+	if err != nil {
+		return Secret{}, err
+	}
+	if err := perms.Check(authz.ActEdit, authz.SubSecrets, fields(env.Slug, f.Path, sl.Key, tags[sl.ID])); err != nil {
 		return Secret{}, err
 	}
 	old, err := s.store.SecretVersion(ctx, sl.ID, v)
@@ -114,7 +136,11 @@ func (s *Service) Rollback(ctx context.Context, actor authz.Actor, id string, v 
 	if err != nil {
 		return Secret{}, err
 	}
+	sec.Tags = tags[sl.ID]
 	if prev.Key != sec.Key {
+		if err := perms.Check(authz.ActCreate, authz.SubSecrets, fields(env.Slug, f.Path, prev.Key, sec.Tags)); err != nil {
+			return Secret{}, err
+		}
 		if _, err := s.store.SecretByKey(ctx, f.ID, prev.Key, sec.Type, sec.UserID); err == nil {
 			return Secret{}, errs.BadRequest("Cannot roll back: a secret named '%s' exists in this folder", prev.Key)
 		}
@@ -131,7 +157,7 @@ func (s *Service) Rollback(ctx context.Context, actor authz.Actor, id string, v 
 	if err := s.store.UpdateSecret(ctx, nsl, string(actor.Kind), actor.ID, ev); err != nil {
 		return Secret{}, err
 	}
-	return sec, nil
+	return visible(perms, sec), nil
 }
 
 // BatchItem is one entry of a batch update.

@@ -205,9 +205,13 @@ func (s *Service) imported(ctx context.Context, perms authz.Set, projectID, fold
 		if err != nil {
 			return nil, err
 		}
+		tags, err := s.loadTags(ctx, sealed)
+		if err != nil {
+			return nil, err
+		}
 		block := ImportedSecrets{Env: it.imp.EnvSlug, Path: f.Path, FolderID: f.ID, Secrets: []Secret{}}
 		for _, sl := range sealed {
-			describe, value := canSee(perms, it.imp.EnvSlug, f.Path, sl.Key)
+			describe, value := canSee(perms, it.imp.EnvSlug, f.Path, sl.Key, tags[sl.ID])
 			if sl.Type != Shared || !describe {
 				continue
 			}
@@ -215,6 +219,7 @@ func (s *Service) imported(ctx context.Context, perms authz.Set, projectID, fold
 			if err != nil {
 				return nil, err
 			}
+			sec.Tags = tags[sl.ID]
 			if !value || o.HideValue {
 				sec.Value, sec.ValueHidden = HiddenValue, true
 			} else if o.Expand {

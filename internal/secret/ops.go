@@ -74,12 +74,16 @@ func (s *Service) list(ctx context.Context, actor authz.Actor, sc Scope, o ReadO
 		if err != nil {
 			return nil, nil, err
 		}
+		tags, err := s.loadTags(ctx, sealed)
+		if err != nil {
+			return nil, nil, err
+		}
 		var secs []Secret
 		for _, sl := range sealed {
 			if o.SharedOnly && sl.Type == Personal {
 				continue
 			}
-			describe, value := canSee(perms, env.Slug, fe.path, sl.Key)
+			describe, value := canSee(perms, env.Slug, fe.path, sl.Key, tags[sl.ID])
 			if !describe {
 				continue
 			}
@@ -88,6 +92,7 @@ func (s *Service) list(ctx context.Context, actor authz.Actor, sc Scope, o ReadO
 			if err != nil {
 				return nil, nil, err
 			}
+			sec.Tags = tags[sl.ID]
 			if !value || o.HideValue {
 				sec.Value, sec.ValueHidden = HiddenValue, true
 			}
@@ -105,47 +110,20 @@ func (s *Service) list(ctx context.Context, actor authz.Actor, sc Scope, o ReadO
 		}
 		out = append(out, secs...)
 	}
-	if !seenAny && len(out) == 0 && !perms.Can(authz.ActRead, authz.SubSecrets, fields(env.Slug, f.Path, "")) &&
-		!perms.Can(authz.ActDescribeSecret, authz.SubSecrets, fields(env.Slug, f.Path, "")) {
+	if !seenAny && len(out) == 0 && !perms.Can(authz.ActRead, authz.SubSecrets, fields(env.Slug, f.Path, "", nil)) &&
+		!perms.Can(authz.ActDescribeSecret, authz.SubSecrets, fields(env.Slug, f.Path, "", nil)) {
 		return nil, nil, errs.PermissionDenied(authz.ActRead, authz.SubSecrets)
 	}
 	if out == nil {
 		out = []Secret{}
-	}
-	if err := s.fillTags(ctx, out); err != nil {
-		return nil, nil, err
 	}
 	var imps []ImportedSecrets
 	if o.IncludeImports {
 		if imps, err = s.imported(ctx, perms, sc.ProjectID, f.ID, o, rd); err != nil {
 			return nil, nil, err
 		}
-		for i := range imps {
-			if err := s.fillTags(ctx, imps[i].Secrets); err != nil {
-				return nil, nil, err
-			}
-		}
 	}
 	return out, imps, nil
-}
-
-// fillTags loads the tags of secrets.
-func (s *Service) fillTags(ctx context.Context, secs []Secret) error {
-	if len(secs) == 0 {
-		return nil
-	}
-	ids := make([]string, len(secs))
-	for i := range secs {
-		ids[i] = secs[i].ID
-	}
-	tags, err := s.tags.SecretTags(ctx, ids)
-	if err != nil {
-		return err
-	}
-	for i := range secs {
-		secs[i].Tags = tags[secs[i].ID]
-	}
-	return nil
 }
 
 // overridePersonal keeps, per key, the personal secret when there is one.
@@ -168,15 +146,12 @@ type GetOptions struct {
 	Version int // 0 = current
 }
 
-// Get returns one secret by name, optionally at an older version.
+// Get returns one secret by name, optionally at an older version. The
+// caller must be allowed to describe the secret, its tags considered.
 func (s *Service) Get(ctx context.Context, actor authz.Actor, sc Scope, key string, o GetOptions) (Secret, error) {
 	f, env, perms, err := s.folder(ctx, actor, &sc)
 	if err != nil {
 		return Secret{}, err
-	}
-	describe, value := canSee(perms, env.Slug, f.Path, key)
-	if !describe {
-		return Secret{}, errs.PermissionDenied(authz.ActRead, authz.SubSecrets)
 	}
 	typ := o.Type
 	if typ == "" {
@@ -184,6 +159,9 @@ func (s *Service) Get(ctx context.Context, actor authz.Actor, sc Scope, key stri
 	}
 	if typ != Shared && typ != Personal {
 		return Secret{}, invalidField("type", "type must be shared or personal")
+	}
+	if !perms.Can(authz.ActRead, authz.SubSecrets, nil) && !perms.Can(authz.ActDescribeSecret, authz.SubSecrets, nil) {
+		return Secret{}, errs.PermissionDenied(authz.ActRead, authz.SubSecrets)
 	}
 	user := userOf(actor)
 	if typ == Personal && user == "" {
@@ -193,14 +171,25 @@ func (s *Service) Get(ctx context.Context, actor authz.Actor, sc Scope, key stri
 		user = ""
 	}
 	sl, err := s.store.SecretByKey(ctx, f.ID, key, typ, user)
-	if errs.Is(err, errs.NotFound) && o.IncludeImports && typ == Shared && o.Version == 0 {
-		return s.getImported(ctx, actor, perms, sc, f.ID, key, o)
-	}
 	if errs.Is(err, errs.NotFound) {
+		if describe, _ := canSee(perms, env.Slug, f.Path, key, nil); !describe && !perms.UsesCondition(authz.SubSecrets, "secretTags") {
+			return Secret{}, errs.PermissionDenied(authz.ActRead, authz.SubSecrets)
+		}
+		if o.IncludeImports && typ == Shared && o.Version == 0 {
+			return s.getImported(ctx, actor, perms, sc, f.ID, key, o)
+		}
 		return Secret{}, notFound(key)
 	}
 	if err != nil {
 		return Secret{}, err
+	}
+	tags, err := s.loadTags(ctx, []Sealed{sl})
+	if err != nil {
+		return Secret{}, err
+	}
+	describe, value := canSee(perms, env.Slug, f.Path, key, tags[sl.ID])
+	if !describe {
+		return Secret{}, errs.PermissionDenied(authz.ActRead, authz.SubSecrets)
 	}
 	if o.Version > 0 && o.Version != sl.Version {
 		if sl, err = s.store.SecretVersion(ctx, sl.ID, o.Version); errs.Is(err, errs.NotFound) {
@@ -213,26 +202,23 @@ func (s *Service) Get(ctx context.Context, actor authz.Actor, sc Scope, key stri
 	if err != nil {
 		return Secret{}, err
 	}
+	sec.Tags = tags[sl.ID]
 	if !value || o.HideValue {
 		sec.Value, sec.ValueHidden = HiddenValue, true
 	} else if o.Expand {
-		rd := s.newReader(actor, perms, sc.ProjectID)
-		if err := rd.expand(ctx, &sec); err != nil {
+		if err := s.newReader(actor, perms, sc.ProjectID).expand(ctx, &sec); err != nil {
 			return Secret{}, err
 		}
 	}
 	return s.auditedRead(ctx, actor, sec)
 }
 
+// auditedRead records the read of sec, whose tags are loaded.
 func (s *Service) auditedRead(ctx context.Context, actor authz.Actor, sec Secret) (Secret, error) {
-	list := []Secret{sec}
-	if err := s.fillTags(ctx, list); err != nil {
-		return Secret{}, err
-	}
 	if err := s.store.AppendAudit(ctx, event(actor, "get-secret", sec)); err != nil {
 		return Secret{}, err
 	}
-	return list[0], nil
+	return sec, nil
 }
 
 // getImported finds key among the folder's imports; the last import wins.
@@ -262,7 +248,7 @@ type New struct {
 	SkipMultiline bool
 }
 
-func (s *Service) prepare(actor authz.Actor, perms authz.Set, f project.Folder, env project.Environment, n New, now time.Time) (Secret, error) {
+func (s *Service) prepare(actor authz.Actor, perms authz.Set, f project.Folder, env project.Environment, n New, tags []Tag, now time.Time) (Secret, error) {
 	n.Key = strings.TrimSpace(n.Key)
 	if err := ValidateKey(n.Key); err != nil {
 		return Secret{}, err
@@ -270,7 +256,7 @@ func (s *Service) prepare(actor authz.Actor, perms authz.Set, f project.Folder, 
 	if err := checkValue(n.Value); err != nil {
 		return Secret{}, err
 	}
-	if err := perms.Check(authz.ActCreate, authz.SubSecrets, fields(env.Slug, f.Path, n.Key)); err != nil {
+	if err := perms.Check(authz.ActCreate, authz.SubSecrets, fields(env.Slug, f.Path, n.Key, tags)); err != nil {
 		return Secret{}, err
 	}
 	typ := n.Type
@@ -279,7 +265,7 @@ func (s *Service) prepare(actor authz.Actor, perms authz.Set, f project.Folder, 
 	}
 	sec := Secret{ID: uuid.Must(uuid.NewV7()).String(), ProjectID: env.ProjectID, Env: env.Slug, Path: f.Path, FolderID: f.ID,
 		Key: n.Key, Type: typ, Version: 1, Value: normalizeValue(n.Value), Comment: strings.TrimSpace(n.Comment),
-		SkipMultiline: n.SkipMultiline, CreatedAt: now, UpdatedAt: now}
+		SkipMultiline: n.SkipMultiline, Tags: tags, CreatedAt: now, UpdatedAt: now}
 	switch typ {
 	case Shared:
 	case Personal:
@@ -313,7 +299,13 @@ func (s *Service) Create(ctx context.Context, actor authz.Actor, sc Scope, items
 	evs := make([]audit.Event, 0, len(items))
 	seen := map[string]bool{}
 	for _, n := range items {
-		sec, err := s.prepare(actor, perms, f, env, n, now)
+		var tags []Tag
+		if len(n.TagIDs) > 0 {
+			if tags, err = s.resolveTags(ctx, env.ProjectID, n.TagIDs); err != nil {
+				return nil, err
+			}
+		}
+		sec, err := s.prepare(actor, perms, f, env, n, tags, now)
 		if err != nil {
 			return nil, err
 		}
@@ -332,10 +324,8 @@ func (s *Service) Create(ctx context.Context, actor authz.Actor, sc Scope, items
 		if err != nil {
 			return nil, err
 		}
-		if len(n.TagIDs) > 0 {
-			if sl.TagIDs, err = s.resolveTagIDs(ctx, sec.ProjectID, n.TagIDs); err != nil {
-				return nil, err
-			}
+		if len(tags) > 0 {
+			sl.TagIDs = tagIDs(tags)
 		}
 		if err := s.checkExpansion(ctx, actor, perms, sec); err != nil {
 			return nil, err
@@ -349,7 +339,7 @@ func (s *Service) Create(ctx context.Context, actor authz.Actor, sc Scope, items
 		}
 		return nil, err
 	}
-	return out, s.fillTags(ctx, out)
+	return visibleAll(perms, out), nil
 }
 
 // Change describes an update; nil fields stay.
@@ -362,13 +352,15 @@ type Change struct {
 	SkipMultiline *bool
 }
 
-// Update writes a new version of a secret.
+// Update writes a new version of a secret. Edit is checked on the secret as
+// it is (its tags included) and, when the change renames or retags it, as it
+// will be.
 func (s *Service) Update(ctx context.Context, actor authz.Actor, sc Scope, key string, c Change) (Secret, error) {
 	f, env, perms, err := s.folder(ctx, actor, &sc)
 	if err != nil {
 		return Secret{}, err
 	}
-	if err := perms.Check(authz.ActEdit, authz.SubSecrets, fields(env.Slug, f.Path, key)); err != nil {
+	if err := perms.Check(authz.ActEdit, authz.SubSecrets, nil); err != nil {
 		return Secret{}, err
 	}
 	typ, user := c.Type, ""
@@ -381,7 +373,15 @@ func (s *Service) Update(ctx context.Context, actor authz.Actor, sc Scope, key s
 		}
 	}
 	sec, err := s.openByKey(ctx, f, env.Slug, key, typ, user)
+	if errs.Is(err, errs.NotFound) {
+		if err := perms.Check(authz.ActEdit, authz.SubSecrets, fields(env.Slug, f.Path, key, nil)); err != nil && !perms.UsesCondition(authz.SubSecrets, "secretTags") {
+			return Secret{}, err
+		}
+	}
 	if err != nil {
+		return Secret{}, err
+	}
+	if err := perms.Check(authz.ActEdit, authz.SubSecrets, fields(env.Slug, f.Path, sec.Key, sec.Tags)); err != nil {
 		return Secret{}, err
 	}
 	if c.NewKey != nil && *c.NewKey != "" && *c.NewKey != sec.Key {
@@ -389,7 +389,7 @@ func (s *Service) Update(ctx context.Context, actor authz.Actor, sc Scope, key s
 		if err := ValidateKey(nk); err != nil {
 			return Secret{}, err
 		}
-		if err := perms.Check(authz.ActCreate, authz.SubSecrets, fields(env.Slug, f.Path, nk)); err != nil {
+		if err := perms.Check(authz.ActCreate, authz.SubSecrets, fields(env.Slug, f.Path, nk, sec.Tags)); err != nil {
 			return Secret{}, err
 		}
 		if _, err := s.store.SecretByKey(ctx, f.ID, nk, sec.Type, sec.UserID); err == nil {
@@ -398,6 +398,16 @@ func (s *Service) Update(ctx context.Context, actor authz.Actor, sc Scope, key s
 			return Secret{}, err
 		}
 		sec.Key = nk
+	}
+	var newTags []Tag
+	if c.TagIDs != nil {
+		if newTags, err = s.resolveTags(ctx, sec.ProjectID, *c.TagIDs); err != nil {
+			return Secret{}, err
+		}
+		if err := perms.Check(authz.ActEdit, authz.SubSecrets, fields(env.Slug, f.Path, sec.Key, newTags)); err != nil {
+			return Secret{}, err
+		}
+		sec.Tags = newTags
 	}
 	if c.Value != nil {
 		if err := checkValue(*c.Value); err != nil {
@@ -421,19 +431,12 @@ func (s *Service) Update(ctx context.Context, actor authz.Actor, sc Scope, key s
 		return Secret{}, err
 	}
 	if c.TagIDs != nil {
-		if nsl.TagIDs, err = s.resolveTagIDs(ctx, sec.ProjectID, *c.TagIDs); err != nil {
-			return Secret{}, err
-		}
-		if nsl.TagIDs == nil {
-			nsl.TagIDs = []string{}
-		}
+		nsl.TagIDs = tagIDs(newTags)
 	}
 	if err := s.store.UpdateSecret(ctx, nsl, string(actor.Kind), actor.ID, event(actor, "update-secret", sec)); err != nil {
 		return Secret{}, err
 	}
-	list := []Secret{sec}
-	err = s.fillTags(ctx, list)
-	return list[0], err
+	return visible(perms, sec), nil
 }
 
 // Delete removes a secret with its history.
@@ -442,7 +445,7 @@ func (s *Service) Delete(ctx context.Context, actor authz.Actor, sc Scope, key, 
 	if err != nil {
 		return Secret{}, err
 	}
-	if err := perms.Check(authz.ActDelete, authz.SubSecrets, fields(env.Slug, f.Path, key)); err != nil {
+	if err := perms.Check(authz.ActDelete, authz.SubSecrets, nil); err != nil {
 		return Secret{}, err
 	}
 	if typ == "" {
@@ -455,10 +458,18 @@ func (s *Service) Delete(ctx context.Context, actor authz.Actor, sc Scope, key, 
 		}
 	}
 	sec, err := s.openByKey(ctx, f, env.Slug, key, typ, user)
+	if errs.Is(err, errs.NotFound) {
+		if err := perms.Check(authz.ActDelete, authz.SubSecrets, fields(env.Slug, f.Path, key, nil)); err != nil && !perms.UsesCondition(authz.SubSecrets, "secretTags") {
+			return Secret{}, err
+		}
+	}
 	if err != nil {
 		return Secret{}, err
 	}
-	return sec, s.store.DeleteSecret(ctx, sec.ID, event(actor, "delete-secret", sec))
+	if err := perms.Check(authz.ActDelete, authz.SubSecrets, fields(env.Slug, f.Path, sec.Key, sec.Tags)); err != nil {
+		return Secret{}, err
+	}
+	return visible(perms, sec), s.store.DeleteSecret(ctx, sec.ID, event(actor, "delete-secret", sec))
 }
 
 // openByKey loads and decrypts the current version of key in folder f; a
@@ -471,5 +482,11 @@ func (s *Service) openByKey(ctx context.Context, f project.Folder, envSlug, key,
 	if err != nil {
 		return Secret{}, err
 	}
-	return s.open(ctx, sl, envSlug, f.Path)
+	sec, err := s.open(ctx, sl, envSlug, f.Path)
+	if err != nil {
+		return Secret{}, err
+	}
+	tags, err := s.loadTags(ctx, []Sealed{sl})
+	sec.Tags = tags[sl.ID]
+	return sec, err
 }

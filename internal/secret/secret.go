@@ -249,13 +249,13 @@ func (s *Service) folder(ctx context.Context, actor authz.Actor, sc *Scope) (pro
 	return f, env, perms, nil
 }
 
-func fields(env, path, key string) *authz.Fields {
-	return &authz.Fields{Environment: env, SecretPath: path, SecretName: key}
+func fields(env, path, key string, tags []Tag) *authz.Fields {
+	return &authz.Fields{Environment: env, SecretPath: path, SecretName: key, SecretTags: tagSlugs(tags)}
 }
 
 // canSee reports whether the actor may see a secret exists, and its value.
-func canSee(perms authz.Set, env, path, key string) (describe, value bool) {
-	f := fields(env, path, key)
+func canSee(perms authz.Set, env, path, key string, tags []Tag) (describe, value bool) {
+	f := fields(env, path, key, tags)
 	read := perms.Can(authz.ActRead, authz.SubSecrets, f)
 	value = read || perms.Can(authz.ActReadValue, authz.SubSecrets, f)
 	describe = read || value || perms.Can(authz.ActDescribeSecret, authz.SubSecrets, f)
@@ -284,6 +284,27 @@ type ReadOptions struct {
 
 // HiddenValue replaces a value the caller may not read.
 const HiddenValue = "<hidden-by-infisical>"
+
+// visible is sec as the caller may see it in any response, a write's
+// included: the value hidden without readValue, and the comment and tags too
+// without describeSecret.
+func visible(perms authz.Set, sec Secret) Secret {
+	describe, value := canSee(perms, sec.Env, sec.Path, sec.Key, sec.Tags)
+	if !value {
+		sec.Value, sec.ValueHidden = HiddenValue, true
+	}
+	if !describe {
+		sec.Comment, sec.Tags = "", []Tag{}
+	}
+	return sec
+}
+
+func visibleAll(perms authz.Set, secs []Secret) []Secret {
+	for i := range secs {
+		secs[i] = visible(perms, secs[i])
+	}
+	return secs
+}
 
 // reader expands references for one request, checking readValue on each target.
 type reader struct {
@@ -321,6 +342,12 @@ func (rd *reader) lookup(ctx context.Context, env, path, key string) (string, bo
 		if err != nil {
 			return "", false, false, err
 		}
+		var tags map[string][]Tag
+		if rd.perms.UsesCondition(authz.SubSecrets, "secretTags") {
+			if tags, err = rd.s.loadTags(ctx, sealed); err != nil {
+				return "", false, false, err
+			}
+		}
 		secs = map[string]Secret{}
 		for _, sl := range sealed {
 			if sl.Type == Personal {
@@ -330,6 +357,7 @@ func (rd *reader) lookup(ctx context.Context, env, path, key string) (string, bo
 			if err != nil {
 				return "", false, false, err
 			}
+			sec.Tags = tags[sl.ID]
 			secs[sec.Key] = sec
 		}
 		for _, sl := range sealed { // personal overrides win for their owner
@@ -338,6 +366,7 @@ func (rd *reader) lookup(ctx context.Context, env, path, key string) (string, bo
 				if err != nil {
 					return "", false, false, err
 				}
+				sec.Tags = tags[sl.ID]
 				secs[sec.Key] = sec
 			}
 		}
@@ -347,7 +376,7 @@ func (rd *reader) lookup(ctx context.Context, env, path, key string) (string, bo
 	if !ok {
 		return "", false, false, nil
 	}
-	if _, value := canSee(rd.perms, env, path, key); !value {
+	if _, value := canSee(rd.perms, env, path, key, sec.Tags); !value {
 		e := errs.Forbiddenf("Failed to expand one or more secret references: you cannot read %s in %s:%s", key, env, path).WithCode("PermissionDenied")
 		return "", false, false, e
 	}

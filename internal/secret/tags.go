@@ -172,18 +172,50 @@ func (s *Service) DeleteTag(ctx context.Context, actor authz.Actor, projectID, i
 	return t, s.tags.DeleteTag(ctx, t, ev)
 }
 
-// resolveTagIDs checks tag ids belong to the project.
-func (s *Service) resolveTagIDs(ctx context.Context, projectID string, ids []string) ([]string, error) {
-	out := make([]string, 0, len(ids))
+// resolveTags checks tag ids belong to the project and returns the tags.
+func (s *Service) resolveTags(ctx context.Context, projectID string, ids []string) ([]Tag, error) {
+	out := make([]Tag, 0, len(ids))
 	for _, id := range ids {
-		if _, err := s.tags.TagByID(ctx, projectID, id); errs.Is(err, errs.NotFound) {
+		t, err := s.tags.TagByID(ctx, projectID, id)
+		if errs.Is(err, errs.NotFound) {
 			return nil, errs.NotFoundf("Tag not found: %s", truncate(id, 64))
 		} else if err != nil {
 			return nil, err
 		}
-		out = append(out, id)
+		out = append(out, t)
 	}
 	return out, nil
+}
+
+func tagIDs(tags []Tag) []string {
+	out := make([]string, len(tags))
+	for i, t := range tags {
+		out[i] = t.ID
+	}
+	return out
+}
+
+func tagSlugs(tags []Tag) []string {
+	if len(tags) == 0 {
+		return nil
+	}
+	out := make([]string, len(tags))
+	for i, t := range tags {
+		out[i] = t.Slug
+	}
+	return out
+}
+
+// loadTags returns the tags of sealed secrets by secret id.
+func (s *Service) loadTags(ctx context.Context, sealed []Sealed) (map[string][]Tag, error) {
+	if len(sealed) == 0 {
+		return nil, nil
+	}
+	ids := make([]string, len(sealed))
+	for i := range sealed {
+		ids[i] = sealed[i].ID
+	}
+	return s.tags.SecretTags(ctx, ids)
 }
 
 func truncate(s string, n int) string {
