@@ -211,3 +211,75 @@ func TestHostileWriteOnlyRoleReadsNothing(t *testing.T) {
 		}
 	})
 }
+
+// TestHostileMemberCannotDemoteOrRemoveAdmin: changing or removing a
+// membership needs permissions covering the target's roles, and a project
+// keeps its last admin.
+func TestHostileMemberCannotDemoteOrRemoveAdmin(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, d store.Dialect) {
+		e := apptest.Bootstrapped(t, d)
+		p := createProject(t, e, e.Token, map[string]any{"projectName": "coup"})
+		ms := "/api/v1/projects/" + p.ID + "/identity-memberships/"
+		adminID, adminTok := e.NewIdentity(t, "proj-admin", "member")
+		addMember(t, e, p.ID, adminID, map[string]any{"role": "admin"})
+		memberID, memberTok := e.NewIdentity(t, "mallory", "member")
+		addMember(t, e, p.ID, memberID, map[string]any{"role": "member"})
+		otherID, _ := e.NewIdentity(t, "bob", "member")
+		addMember(t, e, p.ID, otherID, map[string]any{"role": "member"})
+
+		assertError(t, e.Do(t, "PATCH", ms+adminID, memberTok, map[string]any{"roles": []map[string]any{{"role": "viewer"}}}), 403, "PermissionBoundaryError")
+		assertError(t, e.Do(t, "DELETE", ms+adminID, memberTok, nil), 403, "PermissionBoundaryError")
+		assertError(t, e.Do(t, "PATCH", ms+e.IdentityID, memberTok, map[string]any{"roles": []map[string]any{{"role": "no-access"}}}), 403, "PermissionBoundaryError")
+		// A member may manage what it covers: another member, down to viewer.
+		e.Must(t, 200, "PATCH", ms+otherID, memberTok, map[string]any{"roles": []map[string]any{{"role": "viewer"}}})
+		// A custom role with conditions does not cover a member's unconditional rules.
+		e.Must(t, 200, "POST", "/api/v1/projects/"+p.ID+"/roles", e.Token, map[string]any{"slug": "dev-manager", "name": "d", "permissions": []map[string]any{
+			{"subject": "identity", "action": []string{"read", "create", "edit", "delete", "grant-privileges"}},
+			{"subject": "secrets", "action": []string{"read"}, "conditions": map[string]any{"environment": "dev"}},
+		}})
+		mgrID, mgrTok := e.NewIdentity(t, "dev-mgr", "member")
+		addMember(t, e, p.ID, mgrID, map[string]any{"role": "dev-manager"})
+		assertError(t, e.Do(t, "DELETE", ms+memberID, mgrTok, nil), 403, "PermissionBoundaryError")
+		assertError(t, e.Do(t, "PATCH", ms+otherID, mgrTok, map[string]any{"roles": []map[string]any{{"role": "member"}}}), 403, "PermissionBoundaryError")
+
+		// The admin is still an admin.
+		var got struct {
+			IdentityMembership struct{ Roles []struct{ Role string } }
+		}
+		e.Must(t, 200, "GET", ms+adminID, e.Token, nil).Decode(t, &got)
+		if len(got.IdentityMembership.Roles) != 1 || got.IdentityMembership.Roles[0].Role != "admin" {
+			t.Fatalf("admin membership after the attempts: %+v", got)
+		}
+		// The last admin stays: with two admins one may go, then not the other.
+		e.Must(t, 200, "DELETE", ms+e.IdentityID, adminTok, nil)
+		assertError(t, e.Do(t, "PATCH", ms+adminID, adminTok, map[string]any{"roles": []map[string]any{{"role": "member"}}}), 400, "BadRequest")
+		assertError(t, e.Do(t, "DELETE", ms+adminID, adminTok, nil), 400, "BadRequest")
+		// A temporary admin role does not count as keeping an admin.
+		assertError(t, e.Do(t, "PATCH", ms+adminID, adminTok, map[string]any{"roles": []map[string]any{
+			{"role": "admin", "isTemporary": true, "temporaryMode": "relative", "temporaryRange": "1h"}}}), 400, "BadRequest")
+		// Two admins removing each other at once: one of them stays.
+		admin2ID, admin2Tok := e.NewIdentity(t, "proj-admin-2", "member")
+		addMember(t, e, p.ID, admin2ID, map[string]any{"role": "admin"})
+		var wg sync.WaitGroup
+		var st [2]int
+		wg.Go(func() { st[0] = e.Do(t, "DELETE", ms+admin2ID, adminTok, nil).Status })
+		wg.Go(func() { st[1] = e.Do(t, "DELETE", ms+adminID, admin2Tok, nil).Status })
+		wg.Wait()
+		if st[0]+st[1] != 200+400 && st[0]+st[1] != 200+403 && st[0]+st[1] != 200+404 {
+			t.Fatalf("concurrent removal of the last two admins: %v; want one success", st)
+		}
+		var list struct {
+			IdentityMemberships []struct{ Roles []struct{ Role string } }
+		}
+		e.Must(t, 200, "GET", "/api/v1/projects/"+p.ID+"/identity-memberships", e.Token, nil).Decode(t, &list)
+		admins := 0
+		for _, m := range list.IdentityMemberships {
+			if len(m.Roles) > 0 && m.Roles[0].Role == "admin" {
+				admins++
+			}
+		}
+		if admins != 1 {
+			t.Fatalf("%d admins after concurrent removals", admins)
+		}
+	})
+}

@@ -438,3 +438,79 @@ func (o *Operator) match(v string) bool {
 	}
 	return false
 }
+
+// Covers reports whether s allows everything other allows, conditions
+// included, so that an actor holding s may hand out or take away other. It is
+// conservative: it may answer false for sets that are in fact covered, never
+// true for one that is not. A rule of other is covered by a rule of s on the
+// same subject and action whose conditions it implies (each of the s rule's
+// conditions appears in it unchanged); every rule of s that denies that
+// action must be matched by an at least as broad denial in other, placed
+// after the rule it restricts.
+func (s Set) Covers(other Set) bool {
+	for i, rb := range other.rules {
+		if rb.Inverted {
+			continue
+		}
+		for _, a := range rb.Actions {
+			granted := false
+			for _, ra := range s.rules {
+				if !ra.Inverted && ra.Subject == rb.Subject && slices.Contains(ra.Actions, a) && implies(rb.Conditions, ra.Conditions) {
+					granted = true
+					break
+				}
+			}
+			if !granted {
+				return false
+			}
+			for _, ia := range s.rules {
+				if !ia.Inverted || ia.Subject != rb.Subject || !slices.Contains(ia.Actions, a) {
+					continue
+				}
+				denied := false
+				for _, ib := range other.rules[i+1:] {
+					if ib.Inverted && ib.Subject == rb.Subject && slices.Contains(ib.Actions, a) && implies(ia.Conditions, ib.Conditions) {
+						denied = true
+						break
+					}
+				}
+				if !denied {
+					return false
+				}
+			}
+		}
+	}
+	return true
+}
+
+// implies reports whether conditions b hold wherever conditions a do: every
+// condition of b is also a condition of a, unchanged.
+func implies(a, b Conditions) bool {
+	for k, cb := range b {
+		ca, ok := a[k]
+		if !ok || !sameCondition(ca, cb) {
+			return false
+		}
+	}
+	return true
+}
+
+func sameCondition(a, b Condition) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for _, oa := range a {
+		if !slices.ContainsFunc(b, func(ob Operator) bool {
+			if oa.Op != ob.Op || oa.Value != ob.Value || len(oa.In) != len(ob.In) {
+				return false
+			}
+			x, y := slices.Clone(oa.In), slices.Clone(ob.In)
+			slices.Sort(x)
+			slices.Sort(y)
+			return slices.Equal(x, y)
+		}) {
+			return false
+		}
+	}
+	return true
+}

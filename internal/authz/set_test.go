@@ -226,3 +226,49 @@ func BenchmarkCheck(b *testing.B) {
 		}
 	}
 }
+
+func TestCovers(t *testing.T) {
+	role := func(name string) authz.Set {
+		r, ok := authz.ProjectRoleRules(name)
+		if !ok {
+			t.Fatalf("no role %s", name)
+		}
+		return authz.NewSet(r)
+	}
+	custom := func(js string) authz.Set {
+		r, err := authz.ParseRules([]byte(js))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return authz.NewSet(r)
+	}
+	devOnly := custom(`[{"subject":"secrets","action":["read","edit"],"conditions":{"environment":"dev"}}]`)
+	anyEnv := custom(`[{"subject":"secrets","action":["read","edit"]}]`)
+	noProd := custom(`[{"subject":"secrets","action":["read","edit"]},{"subject":"secrets","action":["read"],"inverted":true,"conditions":{"environment":"prod"}}]`)
+	noProdOrStaging := custom(`[{"subject":"secrets","action":["read"]},{"subject":"secrets","action":["read"],"inverted":true,"conditions":{"environment":"prod"}}]`)
+	denyBefore := custom(`[{"subject":"secrets","action":["read"],"inverted":true,"conditions":{"environment":"prod"}},{"subject":"secrets","action":["read"]}]`)
+	cases := []struct {
+		name   string
+		s, o   authz.Set
+		covers bool
+	}{
+		{"admin covers admin", role("admin"), role("admin"), true},
+		{"admin covers member", role("admin"), role("member"), true},
+		{"member covers viewer", role("member"), role("viewer"), true},
+		{"member covers member", role("member"), role("member"), true},
+		{"member does not cover admin", role("member"), role("admin"), false},
+		{"viewer does not cover member", role("viewer"), role("member"), false},
+		{"anything covers no-access", role("viewer"), role("no-access"), true},
+		{"unconditional covers conditional", anyEnv, devOnly, true},
+		{"conditional does not cover unconditional", devOnly, anyEnv, false},
+		{"a denial in s must be in other", noProd, anyEnv, false},
+		{"the same denial is covered", noProd, noProdOrStaging, true},
+		{"a denial placed before the grant does not restrict it", noProd, denyBefore, false},
+		{"member does not cover a role without the member's denial", noProd, role("viewer"), false},
+	}
+	for _, c := range cases {
+		if got := c.s.Covers(c.o); got != c.covers {
+			t.Errorf("%s: Covers = %v", c.name, got)
+		}
+	}
+}

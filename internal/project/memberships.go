@@ -56,11 +56,14 @@ type MembershipStore interface {
 	// IdentityOrg returns the organization of an identity.
 	IdentityOrg(ctx context.Context, identityID string) (string, error)
 	CustomRoleBySlug(ctx context.Context, projectID, slug string) (CustomRole, error)
+	ProjectRole(ctx context.Context, projectID, id string) (Role, error)
 	AddIdentityMembership(ctx context.Context, projectID, identityID string, roles []MembershipRole, ev audit.Event) error
 	IdentityMembership(ctx context.Context, projectID, identityID string) (Membership, error)
 	IdentityMemberships(ctx context.Context, projectID string, offset, limit int) ([]Membership, int, error)
-	ReplaceMembershipRoles(ctx context.Context, membershipID string, roles []MembershipRole, ev audit.Event) error
-	DeleteMembership(ctx context.Context, membershipID string, ev audit.Event) error
+	// ReplaceMembershipRoles and DeleteMembership refuse (errs.Invalid) to
+	// leave a project that has a permanent admin without one.
+	ReplaceMembershipRoles(ctx context.Context, projectID, membershipID string, roles []MembershipRole, ev audit.Event) error
+	DeleteMembership(ctx context.Context, projectID, membershipID string, ev audit.Event) error
 }
 
 // Memberships manages which identities belong to a project, with which roles.
@@ -131,7 +134,7 @@ func (m *Memberships) resolveRoles(ctx context.Context, perms authz.Set, project
 		}
 		if r.Role == "admin" || r.Role == "custom" {
 			if !perms.Can(authz.ActGrantPrivileges, authz.SubIdentity, nil) {
-				return nil, errs.Forbiddenf("Failed to grant role '%s': it can hold privileges you do not have", g.Role).WithCode("PermissionBoundaryError")
+				return nil, boundaryError("grant role '%s': it can hold privileges you do not have", g.Role)
 			}
 		}
 		if g.IsTemporary {
@@ -150,6 +153,45 @@ func (m *Memberships) resolveRoles(ctx context.Context, perms authz.Set, project
 		out = append(out, r)
 	}
 	return out, nil
+}
+
+func boundaryError(format string, args ...any) error {
+	return errs.Forbiddenf("Failed to "+format, args...).WithCode("PermissionBoundaryError")
+}
+
+// roleSet is the permission set of roles, temporary ones included whatever
+// their window.
+func (m *Memberships) roleSet(ctx context.Context, projectID string, roles []MembershipRole) (authz.Set, error) {
+	lists := make([][]authz.Rule, 0, len(roles))
+	for _, r := range roles {
+		if r.Role == "custom" {
+			cr, err := m.store.ProjectRole(ctx, projectID, r.CustomRoleID)
+			if err != nil {
+				return authz.Set{}, err
+			}
+			lists = append(lists, cr.Permissions)
+			continue
+		}
+		rules, ok := authz.ProjectRoleRules(r.Role)
+		if !ok {
+			return authz.Set{}, errs.Internalf(nil, "unknown role %q", r.Role)
+		}
+		lists = append(lists, rules)
+	}
+	return authz.NewSet(lists...), nil
+}
+
+// checkBoundary refuses a membership change unless the actor's permissions
+// cover the roles concerned (conditions included).
+func (m *Memberships) checkBoundary(ctx context.Context, perms authz.Set, projectID, what string, roles []MembershipRole) error {
+	set, err := m.roleSet(ctx, projectID, roles)
+	if err != nil {
+		return err
+	}
+	if !perms.Covers(set) {
+		return boundaryError("%s: the roles concerned hold privileges you do not have", what)
+	}
+	return nil
 }
 
 func membershipNotFound(identityID string) error {
@@ -197,6 +239,9 @@ func (m *Memberships) Add(ctx context.Context, actor authz.Actor, projectID, ide
 	}
 	roles, err := m.resolveRoles(ctx, perms, p.ID, grants)
 	if err != nil {
+		return Membership{}, err
+	}
+	if err := m.checkBoundary(ctx, perms, p.ID, "add the membership", roles); err != nil {
 		return Membership{}, err
 	}
 	ev := audit.New(actor, "create-identity-project-membership", map[string]any{"identityId": identityID, "roles": roleSlugs(roles)}).InProject(p.ID, p.Name)
@@ -253,12 +298,18 @@ func (m *Memberships) UpdateRoles(ctx context.Context, actor authz.Actor, projec
 	if err != nil {
 		return Membership{}, err
 	}
+	if err := m.checkBoundary(ctx, perms, p.ID, "change the membership", ms.Roles); err != nil {
+		return Membership{}, err
+	}
 	roles, err := m.resolveRoles(ctx, perms, p.ID, grants)
 	if err != nil {
 		return Membership{}, err
 	}
+	if err := m.checkBoundary(ctx, perms, p.ID, "change the membership", roles); err != nil {
+		return Membership{}, err
+	}
 	ev := audit.New(actor, "update-identity-project-membership", map[string]any{"identityId": identityID, "roles": roleSlugs(roles)}).InProject(p.ID, p.Name)
-	if err := m.store.ReplaceMembershipRoles(ctx, ms.ID, roles, ev); err != nil {
+	if err := m.store.ReplaceMembershipRoles(ctx, p.ID, ms.ID, roles, ev); err != nil {
 		return Membership{}, err
 	}
 	return m.store.IdentityMembership(ctx, p.ID, identityID)
@@ -266,7 +317,7 @@ func (m *Memberships) UpdateRoles(ctx context.Context, actor authz.Actor, projec
 
 // Remove ends an identity's membership of a project.
 func (m *Memberships) Remove(ctx context.Context, actor authz.Actor, projectID, identityID string) (Membership, error) {
-	p, _, err := m.load(ctx, actor, projectID, identityID, authz.ActDelete)
+	p, perms, err := m.load(ctx, actor, projectID, identityID, authz.ActDelete)
 	if err != nil {
 		return Membership{}, err
 	}
@@ -277,6 +328,9 @@ func (m *Memberships) Remove(ctx context.Context, actor authz.Actor, projectID, 
 	if err != nil {
 		return Membership{}, err
 	}
+	if err := m.checkBoundary(ctx, perms, p.ID, "remove the membership", ms.Roles); err != nil {
+		return Membership{}, err
+	}
 	ev := audit.New(actor, "delete-identity-project-membership", map[string]any{"identityId": identityID}).InProject(p.ID, p.Name)
-	return ms, m.store.DeleteMembership(ctx, ms.ID, ev)
+	return ms, m.store.DeleteMembership(ctx, p.ID, ms.ID, ev)
 }

@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/lockbox-dev/lockbox/internal/audit"
+	"github.com/lockbox-dev/lockbox/internal/errs"
 
 	"github.com/lockbox-dev/lockbox/internal/project"
 )
@@ -169,9 +170,49 @@ func (db *DB) IdentityMemberships(ctx context.Context, projectID string, offset,
 	return list, total, db.fillMemberships(ctx, list)
 }
 
+// projectAdmins counts the memberships of a project holding a permanent admin role.
+func (tx *Tx) projectAdmins(ctx context.Context, projectID string) (int, error) {
+	var n int
+	err := tx.queryRow(ctx, `SELECT COUNT(DISTINCT m.id) FROM project_memberships m
+		JOIN project_membership_roles r ON r.membership_id = m.id
+		WHERE m.project_id = ? AND r.role = 'admin' AND NOT r.is_temporary`, projectID).Scan(&n)
+	return n, dbErr(err, "projectAdmins")
+}
+
+// keepingAdmin runs change and refuses it if it leaves a project that had a
+// permanent admin without one. The project row is locked first, so two
+// concurrent changes cannot each remove one of the last two admins.
+func (tx *Tx) keepingAdmin(ctx context.Context, projectID string, change func() error) error {
+	var id string
+	if err := tx.queryRow(ctx, `SELECT id FROM projects WHERE id = ?`+tx.db.forUpdate(), projectID).Scan(&id); err != nil {
+		return dbErr(err, "lock project")
+	}
+	before, err := tx.projectAdmins(ctx, projectID)
+	if err != nil {
+		return err
+	}
+	if err := change(); err != nil {
+		return err
+	}
+	after, err := tx.projectAdmins(ctx, projectID)
+	if err != nil {
+		return err
+	}
+	if before > 0 && after == 0 {
+		return errs.BadRequest("The last admin of a project cannot be removed or demoted")
+	}
+	return nil
+}
+
 // ReplaceMembershipRoles swaps a membership's roles.
-func (db *DB) ReplaceMembershipRoles(ctx context.Context, membershipID string, roles []project.MembershipRole, ev audit.Event) error {
+func (db *DB) ReplaceMembershipRoles(ctx context.Context, projectID, membershipID string, roles []project.MembershipRole, ev audit.Event) error {
 	return db.Transact(ctx, func(tx *Tx) error {
+		return tx.keepingAdmin(ctx, projectID, func() error { return tx.replaceRoles(ctx, membershipID, roles, ev) })
+	})
+}
+
+func (tx *Tx) replaceRoles(ctx context.Context, membershipID string, roles []project.MembershipRole, ev audit.Event) error {
+	{
 		if _, err := tx.exec(ctx, `DELETE FROM project_membership_roles WHERE membership_id = ?`, membershipID); err != nil {
 			return dbErr(err, "delete roles")
 		}
@@ -182,15 +223,17 @@ func (db *DB) ReplaceMembershipRoles(ctx context.Context, membershipID string, r
 			return dbErr(err, "touch membership")
 		}
 		return tx.insertAudit(ctx, ev)
-	})
+	}
 }
 
 // DeleteMembership removes a membership and its roles.
-func (db *DB) DeleteMembership(ctx context.Context, membershipID string, ev audit.Event) error {
+func (db *DB) DeleteMembership(ctx context.Context, projectID, membershipID string, ev audit.Event) error {
 	return db.Transact(ctx, func(tx *Tx) error {
-		if _, err := tx.exec(ctx, `DELETE FROM project_memberships WHERE id = ?`, membershipID); err != nil {
-			return dbErr(err, "DeleteMembership")
-		}
-		return tx.insertAudit(ctx, ev)
+		return tx.keepingAdmin(ctx, projectID, func() error {
+			if _, err := tx.exec(ctx, `DELETE FROM project_memberships WHERE id = ?`, membershipID); err != nil {
+				return dbErr(err, "DeleteMembership")
+			}
+			return tx.insertAudit(ctx, ev)
+		})
 	})
 }
