@@ -16,6 +16,7 @@ import (
 
 	"github.com/lockbox-dev/lockbox/internal/app"
 	"github.com/lockbox-dev/lockbox/internal/config"
+	"github.com/lockbox-dev/lockbox/internal/dynamic"
 	"github.com/lockbox-dev/lockbox/internal/keyring"
 	"github.com/lockbox-dev/lockbox/internal/store"
 )
@@ -96,7 +97,12 @@ func serve(ctx context.Context, cfg config.Config, stdout, stderr io.Writer) err
 	}
 	defer db.Close()
 
+	targets, err := dynamic.ParseTargetPolicy(cfg.DynamicTargetsAllow, cfg.DynamicTargetsDeny)
+	if err != nil {
+		return &exitError{2, fmt.Errorf("dynamic secret targets: %v", err)}
+	}
 	srv := app.New(db, kr, app.Options{
+		TargetPolicy:         targets,
 		Version:              version,
 		MaxBodyBytes:         cfg.MaxBodyBytes,
 		AuthRateLimit:        cfg.AuthRateLimit,

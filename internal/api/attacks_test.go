@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -282,4 +283,97 @@ func TestHostileMemberCannotDemoteOrRemoveAdmin(t *testing.T) {
 			t.Fatalf("%d admins after concurrent removals", admins)
 		}
 	})
+}
+
+// pgDynamic is a sql-database dynamic secret on the machine's PostgreSQL
+// (which trusts loopback, so any admin password connects).
+func pgDynamic(name string, inputs map[string]any) map[string]any {
+	in := map[string]any{"client": "postgres", "host": "127.0.0.1", "port": 5432, "database": "postgres", "username": "postgres", "password": "stored-admin-pw"}
+	for k, v := range inputs {
+		if v == nil {
+			delete(in, k)
+		} else {
+			in[k] = v
+		}
+	}
+	return map[string]any{"name": name, "defaultTTL": "1h", "provider": map[string]any{"type": "sql-database", "inputs": in}}
+}
+
+// TestHostileEditRootCredentialCannotExfiltrate: moving a dynamic secret's
+// target needs its password sent again, changing statements needs
+// create-root-credential, connection errors say nothing about the target,
+// and input names cannot dodge redaction by case.
+func TestHostileEditRootCredentialCannotExfiltrate(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, d store.Dialect) {
+		e := apptest.Bootstrapped(t, d)
+		p := createProject(t, e, e.Token, map[string]any{"projectName": "exfil"})
+		sc := dynScope{e: e, slug: p.Slug}
+		e.Must(t, 200, "POST", "/api/v1/dynamic-secrets", e.Token, sc.body(pgDynamic("pg", nil)))
+		tok := customRole(t, e, p.ID, "dyn-editor", []map[string]any{
+			{"subject": "dynamic-secrets", "action": []string{"read-root-credential", "edit-root-credential"}},
+		})
+		upd := func(tok string, inputs map[string]any) apptest.Response {
+			return e.Do(t, "PATCH", "/api/v1/dynamic-secrets/pg", tok, sc.body(map[string]any{"data": map[string]any{"inputs": inputs}}))
+		}
+		// Moving the target (host, port, database, client) without the password.
+		for _, in := range []map[string]any{{"host": "localhost"}, {"port": 5433}, {"database": "template1"}, {"host": "localhost", "password": "******"}} {
+			r := upd(tok, in)
+			if r.Status != 422 || !strings.Contains(string(r.Body), "password again") {
+				t.Errorf("update %v: %d %.300s; want 422 asking for the password", in, r.Status, r.Body)
+			}
+		}
+		// With the password it is a configuration change like any other.
+		e.Must(t, 200, "PATCH", "/api/v1/dynamic-secrets/pg", tok, sc.body(map[string]any{"data": map[string]any{"inputs": map[string]any{"host": "localhost", "password": "new-pw"}}}))
+		// Statements need create-root-credential.
+		assertError(t, upd(tok, map[string]any{"creationStatement": `CREATE ROLE "{{username}}" SUPERUSER LOGIN PASSWORD '{{password}}';`}), 403, "PermissionDenied")
+		e.Must(t, 200, "PATCH", "/api/v1/dynamic-secrets/pg", e.Token, sc.body(map[string]any{"data": map[string]any{"inputs": map[string]any{
+			"creationStatement": `CREATE ROLE "{{username}}" LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';`}}}))
+		// A closed port: the client learns nothing about the target.
+		r := upd(e.Token, map[string]any{"port": 1, "password": "x"})
+		if r.Status != 400 || strings.Contains(strings.ToLower(string(r.Body)), "connection refused") || strings.Contains(string(r.Body), "127.0.0.1:1") {
+			t.Fatalf("closed port: %d %s", r.Status, r.Body)
+		}
+		var evs struct {
+			AuditLogs []struct {
+				Event struct {
+					Type     string
+					Metadata map[string]any
+				}
+			}
+		}
+		e.Must(t, 200, "GET", "/api/v1/organization/audit-logs?eventType=update-dynamic-secret-failed", e.Token, nil).Decode(t, &evs)
+		if len(evs.AuditLogs) != 1 || !strings.Contains(fmt.Sprint(evs.AuditLogs[0].Event.Metadata["reason"]), "refused") {
+			t.Fatalf("failed update audit: %+v", evs)
+		}
+		// An input named in another case is stored under its declared name and masked.
+		e.Must(t, 200, "POST", "/api/v1/dynamic-secrets", e.Token, sc.body(pgDynamic("cased", map[string]any{"password": nil, "PASSWORD": "case-dodge-pw"})))
+		got := e.Must(t, 200, "GET", "/api/v1/dynamic-secrets/cased"+sc.q(), tok, nil)
+		if strings.Contains(string(got.Body), "case-dodge-pw") || !strings.Contains(string(got.Body), `"password":"******"`) {
+			t.Fatalf("cased input: %s", got.Body)
+		}
+		assertError(t, e.Do(t, "POST", "/api/v1/dynamic-secrets", e.Token, sc.body(pgDynamic("twice", map[string]any{"Password": "a"}))), 422, "ValidationFailure")
+	})
+}
+
+// TestHostileTargetPolicy: the deny list (proved with loopback entries) and
+// the default denial of link-local and metadata addresses stop a dynamic
+// secret before any connection.
+func TestHostileTargetPolicy(t *testing.T) {
+	e := apptest.Bootstrapped(t, store.SQLite, apptest.Options{TargetsDeny: "127.0.0.0/8,localhost"})
+	p := createProject(t, e, e.Token, map[string]any{"projectName": "ssrf"})
+	sc := dynScope{e: e, slug: p.Slug}
+	for _, host := range []string{"127.0.0.1", "127.0.0.2", "localhost", "LOCALHOST.", "::ffff:127.0.0.1", "169.254.169.254", "fd00:ec2::254"} {
+		r := e.Do(t, "POST", "/api/v1/dynamic-secrets", e.Token, sc.body(pgDynamic("pg", map[string]any{"host": host})))
+		if r.Status != 400 || !strings.Contains(string(r.Body), "target policy") {
+			t.Errorf("host %s: %d %.300s; want the policy's 400", host, r.Status, r.Body)
+		}
+	}
+	// An allow list admits only what it names.
+	e2 := apptest.Bootstrapped(t, store.SQLite, apptest.Options{TargetsAllow: "127.0.0.2/32"})
+	p2 := createProject(t, e2, e2.Token, map[string]any{"projectName": "allow"})
+	sc2 := dynScope{e: e2, slug: p2.Slug}
+	assertError(t, e2.Do(t, "POST", "/api/v1/dynamic-secrets", e2.Token, sc2.body(pgDynamic("pg", nil))), 400, "BadRequest")
+	e3 := apptest.Bootstrapped(t, store.SQLite, apptest.Options{TargetsAllow: "127.0.0.0/8"})
+	p3 := createProject(t, e3, e3.Token, map[string]any{"projectName": "allow"})
+	e3.Must(t, 200, "POST", "/api/v1/dynamic-secrets", e3.Token, dynScope{e: e3, slug: p3.Slug}.body(pgDynamic("pg", nil)))
 }

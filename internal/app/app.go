@@ -30,6 +30,9 @@ type Options struct {
 	Logger        *slog.Logger
 	// LeaseCreatingTimeout overrides dynamic.DefaultCreatingTimeout when set.
 	LeaseCreatingTimeout time.Duration
+	// TargetPolicy limits the hosts dynamic secrets connect to; nil denies
+	// dynamic.DefaultDeny only.
+	TargetPolicy *dynamic.TargetPolicy
 }
 
 // App is a wired lockbox node.
@@ -51,6 +54,8 @@ func New(db *store.DB, kr *keyring.Keyring, o Options) *App {
 	if o.LeaseCreatingTimeout > 0 {
 		dyn.CreatingTimeout = o.LeaseCreatingTimeout
 	}
+	dyn.SetTargetPolicy(o.TargetPolicy)
+	dyn.SetLogger(o.Logger)
 	svc := api.Services{
 		Identity:      idsvc,
 		Tokens:        identity.NewTokens(db, idsvc),

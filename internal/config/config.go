@@ -39,6 +39,10 @@ type Config struct {
 	// LeaseCreatingTimeout is how long a lease may stay 'creating' before the
 	// worker revokes it as abandoned (its creator crashed).
 	LeaseCreatingTimeout time.Duration // LOCKBOX_LEASE_CREATING_TIMEOUT / --lease-creating-timeout
+	// DynamicTargetsAllow and DynamicTargetsDeny are comma-separated CIDRs,
+	// addresses and host names dynamic secrets may (not) connect to.
+	DynamicTargetsAllow string // LOCKBOX_DYNAMIC_TARGETS_ALLOW / --dynamic-targets-allow
+	DynamicTargetsDeny  string // LOCKBOX_DYNAMIC_TARGETS_DENY / --dynamic-targets-deny
 }
 
 // Default returns the configuration used when nothing is set.
@@ -138,6 +142,8 @@ func variables() []variable {
 			c.LeaseCreatingTimeout = d
 			return err
 		}},
+		{"LOCKBOX_DYNAMIC_TARGETS_ALLOW", "dynamic-targets-allow", "CIDRs and host names dynamic secrets may connect to (empty: any not denied)", false, func(c *Config, v string) error { c.DynamicTargetsAllow = v; return nil }},
+		{"LOCKBOX_DYNAMIC_TARGETS_DENY", "dynamic-targets-deny", "CIDRs and host names dynamic secrets may not connect to, besides link-local and metadata addresses", false, func(c *Config, v string) error { c.DynamicTargetsDeny = v; return nil }},
 	}
 }
 

@@ -7,6 +7,10 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
+	"log/slog"
+	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -147,6 +151,8 @@ type Service struct {
 	now     func() time.Time
 	wake    chan struct{}
 	metrics Metrics
+	targets *TargetPolicy
+	log     *slog.Logger
 
 	// CreatingTimeout: see DefaultCreatingTimeout. It must exceed ProviderTimeout.
 	CreatingTimeout time.Duration
@@ -160,6 +166,20 @@ func NewService(st Store, folders Folders, az Authorizer, kr *keyring.Keyring, n
 	return &Service{store: st, folders: folders, authz: az, keys: kr, now: now, wake: make(chan struct{}, 1),
 		CreatingTimeout: DefaultCreatingTimeout}
 }
+
+// SetLogger sets where failures whose detail clients do not see are logged.
+func (s *Service) SetLogger(l *slog.Logger) { s.log = l }
+
+func (s *Service) logger() *slog.Logger {
+	if s.log == nil {
+		return slog.Default()
+	}
+	return s.log
+}
+
+// SetTargetPolicy installs the policy of which hosts dynamic secrets may
+// connect to; without one, DefaultDeny applies.
+func (s *Service) SetTargetPolicy(p *TargetPolicy) { s.targets = p }
 
 // SetMetrics installs a metrics sink.
 func (s *Service) SetMetrics(m Metrics) { s.metrics = m }
@@ -249,13 +269,50 @@ func instantiate(ctx context.Context, typ string, inputs json.RawMessage) (provi
 	return p, nil
 }
 
-func validate(ctx context.Context, p provider.Provider) error {
+// canonical re-encodes inputs under the provider's declared names, so that
+// what is stored, merged and redacted is what the provider decodes.
+func canonical(typ string, inputs json.RawMessage) (map[string]json.RawMessage, error) {
+	reg, ok := provider.Lookup(typ)
+	if !ok {
+		return nil, invalidField("provider.type", "Unknown provider type %q (known: %s)", truncate(typ, 32), strings.Join(provider.Types(), ", "))
+	}
+	m, err := reg.Canonical(inputs)
+	if err != nil {
+		return nil, invalidField("provider.inputs", "%s", err.Error())
+	}
+	return m, nil
+}
+
+// errTarget is what a client learns when the target cannot be reached or
+// refuses the admin credentials: the detail (which would make the server a
+// port scanner) goes to the server log and the audit log.
+var errTarget = "Failed to connect with provider: the target could not be reached or did not accept the configured credentials (the detail is in the server log)"
+
+// validate tests the connection; a failure is logged and audited with its
+// detail and reported to the client without it.
+func (s *Service) validate(ctx context.Context, actor authz.Actor, p provider.Provider, sec Secret, op string) error {
 	vctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	if err := p.Validate(vctx); err != nil {
-		return errs.BadRequest("Failed to connect with provider: %s", truncate(err.Error(), 400))
+	err := s.targets.Check(vctx, p)
+	if err == nil {
+		err = p.Validate(vctx)
+	} else {
+		err = &policyError{err}
 	}
-	return nil
+	if err == nil {
+		return nil
+	}
+	detail := truncate(err.Error(), 400)
+	s.logger().WarnContext(ctx, "dynamic secret target check failed", "op", op, "dynamicSecret", sec.Name, "type", sec.Type, "error", detail)
+	ev := secretEvent(actor, op+"-dynamic-secret-failed", sec)
+	ev.Metadata["reason"] = detail
+	if aerr := s.store.AppendAudit(ctx, ev); aerr != nil {
+		s.logger().ErrorContext(ctx, "audit of a failed dynamic secret check", "error", aerr)
+	}
+	if pe, ok := errors.AsType[*policyError](err); ok {
+		return errs.BadRequest("%s", pe.Error())
+	}
+	return errs.BadRequest("%s", errTarget)
 }
 
 func checkTTLs(defTTL, maxTTL string) error {
@@ -301,6 +358,11 @@ func (s *Service) Create(ctx context.Context, actor authz.Actor, sc Scope, n New
 	if err := checkTemplate(n.UsernameTemplate); err != nil {
 		return Secret{}, err
 	}
+	m, err := canonical(n.Type, n.Inputs)
+	if err != nil {
+		return Secret{}, err
+	}
+	n.Inputs, _ = json.Marshal(m)
 	p, err := instantiate(ctx, n.Type, n.Inputs)
 	if err != nil {
 		return Secret{}, err
@@ -308,13 +370,13 @@ func (s *Service) Create(ctx context.Context, actor authz.Actor, sc Scope, n New
 	if _, err := s.store.DynamicSecretByName(ctx, f.ID, n.Name); err == nil {
 		return Secret{}, errs.BadRequest("Provided dynamic secret already exists under the folder")
 	}
-	if err := validate(ctx, p); err != nil {
-		return Secret{}, err
-	}
 	now := s.now().UTC().Truncate(time.Microsecond)
 	sec := Secret{ID: uuid.Must(uuid.NewV7()).String(), ProjectID: pid, FolderID: f.ID, Env: env.Slug, Path: f.Path, Name: n.Name,
 		Type: n.Type, Inputs: n.Inputs, DefaultTTL: n.DefaultTTL, MaxTTL: n.MaxTTL, UsernameTemplate: n.UsernameTemplate,
 		Metadata: n.Metadata, CreatedAt: now, UpdatedAt: now}
+	if err := s.validate(ctx, actor, p, sec, "create"); err != nil {
+		return Secret{}, err
+	}
 	sealed, err := s.keys.Seal(ctx, keyring.Project(pid), n.Inputs, inputsAD(sec.ID))
 	if err != nil {
 		return Secret{}, err
@@ -385,19 +447,60 @@ type Change struct {
 	Metadata         *[]Metadata
 }
 
-// Update changes a dynamic secret, re-checking the target when inputs change.
+// Update changes a dynamic secret, re-checking the target when inputs
+// change. Inputs are merged over the stored ones, with two rules that keep
+// edit-root-credential from reaching further than the stored credential:
+// changing where it goes (a Target input) requires sending every stored
+// Secret input again, and changing what runs with it (a Statement input)
+// requires create-root-credential. A masked value sent back means unchanged.
 func (s *Service) Update(ctx context.Context, actor authz.Actor, sc Scope, name string, c Change) (Secret, error) {
-	sec, _, err := s.byName(ctx, actor, sc, name, authz.ActEditRootCredential)
+	sec, perms, err := s.byName(ctx, actor, sc, name, authz.ActEditRootCredential)
 	if err != nil {
 		return Secret{}, err
 	}
 	if len(c.Inputs) > 0 && string(c.Inputs) != "null" {
-		var stored, patch map[string]json.RawMessage
-		if err := json.Unmarshal(sec.Inputs, &stored); err != nil {
+		reg, _ := provider.Lookup(sec.Type)
+		stored, err := canonical(sec.Type, sec.Inputs)
+		if err != nil {
 			return Secret{}, errs.Internalf(err, "stored inputs")
 		}
-		if err := json.Unmarshal(c.Inputs, &patch); err != nil {
-			return Secret{}, invalidField("data.inputs", "inputs must be an object")
+		patch, err := canonical(sec.Type, c.Inputs)
+		if err != nil {
+			return Secret{}, invalidField("data.inputs", "inputs must be an object with the provider's fields")
+		}
+		var moved, changedStmt []string
+		for k, v := range patch {
+			in, _ := reg.Input(k)
+			if in.Secret && string(v) == `"`+provider.Masked+`"` {
+				delete(patch, k)
+				continue
+			}
+			if sameJSON(stored[k], v) {
+				continue
+			}
+			if in.Target {
+				moved = append(moved, k)
+			}
+			if in.Statement {
+				changedStmt = append(changedStmt, k)
+			}
+		}
+		if len(moved) > 0 {
+			for _, in := range reg.Inputs {
+				if _, had := stored[in.Name]; in.Secret && had {
+					if _, sent := patch[in.Name]; !sent {
+						slices.Sort(moved)
+						return Secret{}, invalidField("data.inputs."+in.Name, "Changing %s requires sending %s again", strings.Join(moved, ", "), in.Name)
+					}
+				}
+			}
+		}
+		if len(changedStmt) > 0 {
+			f := &authz.Fields{Environment: sec.Env, SecretPath: sec.Path}
+			if err := perms.Check(authz.ActCreateRootCredential, authz.SubDynamicSecrets, f); err != nil {
+				slices.Sort(changedStmt)
+				return Secret{}, errs.Forbiddenf("Changing %s requires permission to create root credentials", strings.Join(changedStmt, ", ")).WithCode("PermissionDenied")
+			}
 		}
 		for k, v := range patch {
 			stored[k] = v
@@ -407,7 +510,7 @@ func (s *Service) Update(ctx context.Context, actor authz.Actor, sc Scope, name 
 		if err != nil {
 			return Secret{}, err
 		}
-		if err := validate(ctx, p); err != nil {
+		if err := s.validate(ctx, actor, p, sec, "update"); err != nil {
 			return Secret{}, err
 		}
 		sec.Inputs = merged
@@ -471,6 +574,18 @@ func (s *Service) Delete(ctx context.Context, actor authz.Actor, sc Scope, name 
 		}
 	}
 	return sec, s.store.DeleteDynamicSecret(ctx, sec.ID, secretEvent(actor, "delete-dynamic-secret", sec))
+}
+
+// sameJSON reports whether two JSON values are equal.
+func sameJSON(a, b json.RawMessage) bool {
+	if a == nil || b == nil {
+		return a == nil && b == nil
+	}
+	var x, y any
+	if json.Unmarshal(a, &x) != nil || json.Unmarshal(b, &y) != nil {
+		return false
+	}
+	return reflect.DeepEqual(x, y)
 }
 
 // Username templates: {{randomUsername}}, {{unixTimestamp}}, {{identity.name}}.

@@ -74,6 +74,9 @@ func (s *Service) CreateLease(ctx context.Context, actor authz.Actor, sc Scope, 
 	if err != nil {
 		return Lease{}, Secret{}, err
 	}
+	if err := s.targets.Check(ctx, p); err != nil {
+		return Lease{}, Secret{}, errs.BadRequest("%s", err.Error())
+	}
 	now := s.now().UTC().Truncate(time.Microsecond)
 	l := Lease{ID: uuid.Must(uuid.NewV7()).String(), DynamicSecretID: sec.ID, ProjectID: sec.ProjectID,
 		Username: username(sec.UsernameTemplate, actor.Name, now), Config: config, Status: Creating,

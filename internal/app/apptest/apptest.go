@@ -15,6 +15,7 @@ import (
 
 	"github.com/lockbox-dev/lockbox/internal/app"
 	"github.com/lockbox-dev/lockbox/internal/client"
+	"github.com/lockbox-dev/lockbox/internal/dynamic"
 	"github.com/lockbox-dev/lockbox/internal/keyring"
 	"github.com/lockbox-dev/lockbox/internal/store"
 	"github.com/lockbox-dev/lockbox/internal/store/storetest"
@@ -46,6 +47,8 @@ type Options struct {
 	// Share starts the server on another Env's database and root key, as a
 	// second node of the same instance.
 	Share *Env
+	// TargetsAllow and TargetsDeny set the dynamic-secret target policy.
+	TargetsAllow, TargetsDeny string
 }
 
 // Start runs a server on a fresh database of engine d, closed at cleanup.
@@ -86,7 +89,11 @@ func Start(t testing.TB, d store.Dialect, opts ...Options) *Env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := app.New(db, kr, app.Options{Version: "test", MaxBodyBytes: o.MaxBodyBytes, AuthRateLimit: o.AuthRateLimit,
+	targets, err := dynamic.ParseTargetPolicy(o.TargetsAllow, o.TargetsDeny)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := app.New(db, kr, app.Options{TargetPolicy: targets, Version: "test", MaxBodyBytes: o.MaxBodyBytes, AuthRateLimit: o.AuthRateLimit,
 		Logger: slog.New(slog.NewJSONHandler(o.Log, nil))})
 	hs := httptest.NewServer(srv)
 	wctx, stop := context.WithCancel(context.Background())

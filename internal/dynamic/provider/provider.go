@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -31,6 +32,13 @@ type Provider interface {
 // Renewer is implemented by providers whose credentials carry their own expiry.
 type Renewer interface {
 	Renew(ctx context.Context, req RenewRequest) error
+}
+
+// Targeter is implemented by providers that connect to hosts: Targets
+// returns each host name or IP address they would connect to, so that the
+// server's target policy can be applied before any connection.
+type Targeter interface {
+	Targets() []string
 }
 
 // BatchRevoker is implemented by providers that can remove many credentials
@@ -68,7 +76,13 @@ type Input struct {
 	Name     string
 	Required bool
 	Secret   bool // never returned in clear
-	Doc      string
+	// Target marks an input that says where the credentials go (host, port,
+	// database, CA, URL): changing it requires sending the Secret inputs again.
+	Target bool
+	// Statement marks an input run with the admin's rights (creation
+	// statements, LDIF, tags): changing it requires create-root-credential.
+	Statement bool
+	Doc       string
 }
 
 // Factory decodes inputs strictly (unknown fields are an error) and validates
@@ -128,10 +142,51 @@ func (r Registration) Redact(inputs map[string]any) map[string]any {
 	}
 	for _, in := range r.Inputs {
 		if _, ok := out[in.Name]; ok && in.Secret {
-			out[in.Name] = "******"
+			out[in.Name] = Masked
 		}
 	}
 	return out
+}
+
+// Masked is what Redact shows for a secret input. Sent back in an update, it
+// means "unchanged".
+const Masked = "******"
+
+// Canonical decodes inputs into a map keyed by the declared input names:
+// a key that matches a declared name in another case is renamed to it (Go's
+// JSON decoding matches field names case-insensitively, so "Password" would
+// otherwise authenticate yet escape redaction). Two keys naming one input are
+// an error. Unknown keys are kept for the factory's strict decoding to refuse.
+func (r Registration) Canonical(inputs json.RawMessage) (map[string]json.RawMessage, error) {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(inputs, &m); err != nil || m == nil {
+		return nil, errors.New("inputs must be an object")
+	}
+	out := make(map[string]json.RawMessage, len(m))
+	for k, v := range m {
+		name := k
+		for _, in := range r.Inputs {
+			if strings.EqualFold(in.Name, k) {
+				name = in.Name
+				break
+			}
+		}
+		if _, dup := out[name]; dup {
+			return nil, fmt.Errorf("input %q is given twice (names are case-insensitive)", name)
+		}
+		out[name] = v
+	}
+	return out, nil
+}
+
+// Input returns the declared input called name.
+func (r Registration) Input(name string) (Input, bool) {
+	for _, in := range r.Inputs {
+		if in.Name == name {
+			return in, true
+		}
+	}
+	return Input{}, false
 }
 
 // Decode decodes a provider's inputs strictly: unknown fields are an error,

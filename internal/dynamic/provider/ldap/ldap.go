@@ -35,15 +35,15 @@ func init() {
 
 // Inputs are the provider's inputs, as Infisical names them.
 var Inputs = []provider.Input{
-	{Name: "url", Required: true, Doc: "ldap://host:389 or ldaps://host:636"},
+	{Name: "url", Target: true, Required: true, Doc: "ldap://host:389 or ldaps://host:636"},
 	{Name: "binddn", Required: true, Doc: "DN of the admin entry that adds and deletes users"},
 	{Name: "bindpass", Required: true, Secret: true, Doc: "its password"},
-	{Name: "ca", Doc: "PEM CA certificate: ldaps:// verifies against it; with ldap:// the connection is upgraded with StartTLS"},
+	{Name: "ca", Target: true, Doc: "PEM CA certificate: ldaps:// verifies against it; with ldap:// the connection is upgraded with StartTLS"},
 	{Name: "credentialType", Doc: `"dynamic" (default) or "static"`},
-	{Name: "creationLdif", Doc: "dynamic: LDIF run to create a user; {{Username}}, {{Password}}, {{EncodedPassword}}"},
-	{Name: "revocationLdif", Doc: "dynamic: LDIF run to remove it; {{Username}}"},
-	{Name: "rollbackLdif", Doc: "dynamic: LDIF run when creation fails part-way; {{Username}}"},
-	{Name: "rotationLdif", Doc: "static: LDIF that sets the password of the entry named by its dn:; {{Password}}, {{EncodedPassword}}"},
+	{Name: "creationLdif", Statement: true, Doc: "dynamic: LDIF run to create a user; {{Username}}, {{Password}}, {{EncodedPassword}}"},
+	{Name: "revocationLdif", Statement: true, Doc: "dynamic: LDIF run to remove it; {{Username}}"},
+	{Name: "rollbackLdif", Statement: true, Doc: "dynamic: LDIF run when creation fails part-way; {{Username}}"},
+	{Name: "rotationLdif", Statement: true, Doc: "static: LDIF that sets the password of the entry named by its dn:; {{Password}}, {{EncodedPassword}}"},
 }
 
 // Config is the decoded inputs.
@@ -309,3 +309,6 @@ func (l *LDAP) Revoke(ctx context.Context, req provider.RevokeRequest) error {
 	_, err := l.run(ctx, l.cfg.RevocationLDIF, req.Username, "", true)
 	return err
 }
+
+// Targets is the directory's host.
+func (l *LDAP) Targets() []string { return []string{l.u.Hostname()} }

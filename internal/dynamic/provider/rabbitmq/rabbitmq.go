@@ -30,13 +30,13 @@ const Tag = "lockbox-user"
 
 // Inputs are the provider's inputs, as Infisical names them.
 var Inputs = []provider.Input{
-	{Name: "host", Required: true, Doc: "management API base, with scheme and without port: http://rabbit.internal or https://..."},
-	{Name: "port", Required: true, Doc: "management API port (15672; 15671 for TLS)"},
+	{Name: "host", Target: true, Required: true, Doc: "management API base, with scheme and without port: http://rabbit.internal or https://..."},
+	{Name: "port", Target: true, Required: true, Doc: "management API port (15672; 15671 for TLS)"},
 	{Name: "username", Required: true, Doc: "admin user (needs the administrator tag)"},
 	{Name: "password", Required: true, Secret: true, Doc: "admin password"},
-	{Name: "tags", Doc: "user tags, e.g. [\"monitoring\"]; " + Tag + " is always added"},
-	{Name: "virtualHost", Required: true, Doc: `{"name": "/", "permissions": {"configure": "regex", "write": "regex", "read": "regex"}}`},
-	{Name: "ca", Doc: "PEM CA certificate for an https host; the server is verified against it"},
+	{Name: "tags", Statement: true, Doc: "user tags, e.g. [\"monitoring\"]; " + Tag + " is always added"},
+	{Name: "virtualHost", Statement: true, Required: true, Doc: `{"name": "/", "permissions": {"configure": "regex", "write": "regex", "read": "regex"}}`},
+	{Name: "ca", Target: true, Doc: "PEM CA certificate for an https host; the server is verified against it"},
 }
 
 // Permissions are RabbitMQ's three permission patterns.
@@ -216,4 +216,13 @@ func (r *RabbitMQ) Revoke(ctx context.Context, req provider.RevokeRequest) error
 	}
 	_, err := r.call(ctx, http.MethodDelete, "/users/"+url.PathEscape(req.Username), nil, 204, 404)
 	return err
+}
+
+// Targets is the management API's host.
+func (r *RabbitMQ) Targets() []string {
+	u, err := url.Parse(r.base)
+	if err != nil {
+		return []string{r.cfg.Host}
+	}
+	return []string{u.Hostname()}
 }

@@ -43,15 +43,15 @@ func (slogLogger) Printf(ctx context.Context, format string, v ...any) {
 
 // Inputs are the provider's inputs, as Infisical names them.
 var Inputs = []provider.Input{
-	{Name: "host", Required: true, Doc: "Redis host"},
-	{Name: "port", Required: true, Doc: "Redis port"},
+	{Name: "host", Target: true, Required: true, Doc: "Redis host"},
+	{Name: "port", Target: true, Required: true, Doc: "Redis port"},
 	{Name: "username", Required: true, Doc: "admin ACL user (\"default\" on a server without ACL users)"},
 	{Name: "password", Secret: true, Doc: "admin password (may be empty)"},
-	{Name: "creationStatement", Doc: "commands creating a user; {{username}}, {{password}}, {{expiration}}. Default: " + DefaultCreation},
-	{Name: "revocationStatement", Doc: "commands removing a user; {{username}}. Default: " + DefaultRevocation},
-	{Name: "renewStatement", Doc: "commands run on renew; {{username}}, {{expiration}}. Default: none"},
-	{Name: "ca", Doc: "PEM CA certificate; when set the connection uses TLS and verifies the server against it"},
-	{Name: "tlsEnabled", Doc: "use TLS with the system's CA certificates (implied by ca)"},
+	{Name: "creationStatement", Statement: true, Doc: "commands creating a user; {{username}}, {{password}}, {{expiration}}. Default: " + DefaultCreation},
+	{Name: "revocationStatement", Statement: true, Doc: "commands removing a user; {{username}}. Default: " + DefaultRevocation},
+	{Name: "renewStatement", Statement: true, Doc: "commands run on renew; {{username}}, {{expiration}}. Default: none"},
+	{Name: "ca", Target: true, Doc: "PEM CA certificate; when set the connection uses TLS and verifies the server against it"},
+	{Name: "tlsEnabled", Target: true, Doc: "use TLS with the system's CA certificates (implied by ca)"},
 }
 
 // Default statements (Infisical's).
@@ -274,3 +274,6 @@ func (r *Redis) Renew(ctx context.Context, req provider.RenewRequest) error {
 	return r.run(ctx, "renew user", render(r.renewal, map[string]string{"username": req.Username,
 		"expiration": req.Expiration.UTC().Format(time.RFC3339)}))
 }
+
+// Targets is the Redis host.
+func (r *Redis) Targets() []string { return []string{r.cfg.Host} }

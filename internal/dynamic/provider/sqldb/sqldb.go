@@ -30,16 +30,16 @@ func init() {
 
 // Inputs are the provider's inputs, as Infisical names them.
 var Inputs = []provider.Input{
-	{Name: "client", Required: true, Doc: `"postgres", or "mysql2" (also "mysql"; MariaDB counts)`},
-	{Name: "host", Required: true, Doc: "database host"},
-	{Name: "port", Required: true, Doc: "database port"},
-	{Name: "database", Required: true, Doc: "database the users are granted on"},
+	{Name: "client", Target: true, Required: true, Doc: `"postgres", or "mysql2" (also "mysql"; MariaDB counts)`},
+	{Name: "host", Target: true, Required: true, Doc: "database host"},
+	{Name: "port", Target: true, Required: true, Doc: "database port"},
+	{Name: "database", Target: true, Required: true, Doc: "database the users are granted on"},
 	{Name: "username", Required: true, Doc: "admin user that creates and drops users"},
 	{Name: "password", Required: true, Secret: true, Doc: "admin password"},
-	{Name: "creationStatement", Doc: "statements run to create a user; {{username}}, {{password}}, {{expiration}}, {{database}}"},
-	{Name: "revocationStatement", Doc: "statements run to drop a user"},
-	{Name: "renewStatement", Doc: "statements run to move a user's expiry"},
-	{Name: "ca", Doc: "PEM CA certificate; when set the connection uses TLS and verifies the server"},
+	{Name: "creationStatement", Statement: true, Doc: "statements run to create a user; {{username}}, {{password}}, {{expiration}}, {{database}}"},
+	{Name: "revocationStatement", Statement: true, Doc: "statements run to drop a user"},
+	{Name: "renewStatement", Statement: true, Doc: "statements run to move a user's expiry"},
+	{Name: "ca", Target: true, Doc: "PEM CA certificate; when set the connection uses TLS and verifies the server"},
 }
 
 // Config is the decoded inputs.
@@ -391,3 +391,6 @@ func (s *SQL) Renew(ctx context.Context, req provider.RenewRequest) error {
 	}
 	return s.exec(ctx, "renew user", stmt)
 }
+
+// Targets is the database host.
+func (s *SQL) Targets() []string { return []string{s.cfg.Host} }

@@ -1,0 +1,148 @@
+package dynamic
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"strings"
+
+	"github.com/lockbox-dev/lockbox/internal/dynamic/provider"
+)
+
+// DefaultDeny is always denied as a dynamic-secret target: link-local
+// addresses, where cloud metadata services live (169.254.169.254,
+// fd00:ec2::254).
+var DefaultDeny = []string{"169.254.0.0/16", "fe80::/10", "fd00:ec2::254/128"}
+
+// TargetPolicy decides which hosts dynamic secrets may connect to. Deny wins
+// over allow; with an allow list, a target must match it (by host name, or
+// with every address it resolves to inside an allowed network). The zero
+// policy denies DefaultDeny only.
+type TargetPolicy struct {
+	allowNets, denyNets   []netip.Prefix
+	allowHosts, denyHosts []string
+	lookup                func(ctx context.Context, host string) ([]netip.Addr, error)
+}
+
+// ParseTargetPolicy parses comma-separated lists of CIDRs, IP addresses and
+// host names ("db.internal", or "*.internal" for every name below it).
+func ParseTargetPolicy(allow, deny string) (*TargetPolicy, error) {
+	p := &TargetPolicy{}
+	var errList []error
+	add := func(list string, nets *[]netip.Prefix, hosts *[]string) {
+		for _, e := range strings.Split(list, ",") {
+			e = strings.ToLower(strings.TrimSpace(e))
+			if e == "" {
+				continue
+			}
+			if pf, err := netip.ParsePrefix(e); err == nil {
+				*nets = append(*nets, pf.Masked())
+			} else if a, err := netip.ParseAddr(e); err == nil {
+				*nets = append(*nets, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+			} else if validHostPattern(e) {
+				*hosts = append(*hosts, strings.TrimSuffix(e, "."))
+			} else {
+				errList = append(errList, fmt.Errorf("%q is not a CIDR, an IP address or a host name", e))
+			}
+		}
+	}
+	add(allow, &p.allowNets, &p.allowHosts)
+	add(strings.Join(DefaultDeny, ",")+","+deny, &p.denyNets, &p.denyHosts)
+	return p, errors.Join(errList...)
+}
+
+func validHostPattern(s string) bool {
+	s = strings.TrimPrefix(s, "*.")
+	if s == "" || len(s) > 253 || strings.ContainsAny(s, "/:*") {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '.' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+func hostMatches(patterns []string, host string) bool {
+	for _, p := range patterns {
+		if rest, ok := strings.CutPrefix(p, "*."); ok {
+			if strings.HasSuffix(host, "."+rest) {
+				return true
+			}
+		} else if host == p {
+			return true
+		}
+	}
+	return false
+}
+
+func inAny(nets []netip.Prefix, a netip.Addr) bool {
+	for _, n := range nets {
+		if n.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// Check refuses a provider whose targets the policy denies. Host names are
+// resolved here; a provider without targets (totp) passes.
+func (p *TargetPolicy) Check(ctx context.Context, prov provider.Provider) error {
+	t, ok := prov.(provider.Targeter)
+	if !ok {
+		return nil
+	}
+	if p == nil {
+		p, _ = ParseTargetPolicy("", "")
+	}
+	for _, host := range t.Targets() {
+		if err := p.checkHost(ctx, host); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (p *TargetPolicy) checkHost(ctx context.Context, host string) error {
+	host = strings.TrimSuffix(strings.ToLower(strings.Trim(host, "[]")), ".")
+	denied := fmt.Errorf("target %q is not allowed by this server's dynamic-secret target policy", host)
+	if hostMatches(p.denyHosts, host) {
+		return denied
+	}
+	var addrs []netip.Addr
+	if a, err := netip.ParseAddr(host); err == nil {
+		addrs = []netip.Addr{a}
+	} else {
+		lookup := p.lookup
+		if lookup == nil {
+			lookup = func(ctx context.Context, h string) ([]netip.Addr, error) {
+				return net.DefaultResolver.LookupNetIP(ctx, "ip", h)
+			}
+		}
+		if addrs, err = lookup(ctx, host); err != nil {
+			return fmt.Errorf("resolve %q: %w", host, err)
+		}
+	}
+	allowed := len(p.allowNets) == 0 && len(p.allowHosts) == 0 || hostMatches(p.allowHosts, host)
+	inAllowed := len(addrs) > 0
+	for _, a := range addrs {
+		a = a.Unmap().WithZone("")
+		if inAny(p.denyNets, a) {
+			return denied
+		}
+		inAllowed = inAllowed && inAny(p.allowNets, a)
+	}
+	if !allowed && !inAllowed {
+		return denied
+	}
+	return nil
+}
+
+// policyError marks a target refused by policy: its message is safe to show.
+type policyError struct{ err error }
+
+func (e *policyError) Error() string { return e.err.Error() }
+func (e *policyError) Unwrap() error { return e.err }
