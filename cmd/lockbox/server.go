@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -75,6 +76,9 @@ func openDeps(ctx context.Context, cfg config.Config, log *slog.Logger) (*store.
 	if err != nil {
 		return nil, nil, &exitError{2, err}
 	}
+	if !cfg.Postgres() {
+		warnLoosePermissions(log, cfg.DataDir)
+	}
 	kr, err := keyring.New(root, db)
 	if err != nil {
 		db.Close()
@@ -86,6 +90,23 @@ func openDeps(ctx context.Context, cfg config.Config, log *slog.Logger) (*store.
 		return nil, nil, &exitError{2, errors.New("the root key does not open this database's keys (wrong LOCKBOX_ROOT_KEY or root.key?)")}
 	}
 	return db, kr, nil
+}
+
+// warnLoosePermissions warns when group or others may enter the data dir or
+// open a file lockbox keeps in it. lockbox creates them 0700 and 0600 but does
+// not change modes an operator chose.
+func warnLoosePermissions(log *slog.Logger, dir string) {
+	if fi, err := os.Stat(dir); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		log.Warn("the data dir is accessible to group or others: chmod 700 it",
+			"dir", dir, "mode", fmt.Sprintf("%04o", fi.Mode().Perm()))
+	}
+	for _, name := range []string{keyring.RootKeyFile, store.SQLiteFile, store.SQLiteFile + "-wal", store.SQLiteFile + "-shm"} {
+		path := filepath.Join(dir, name)
+		if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&^0o600 != 0 {
+			log.Warn("a data file's mode is wider than 0600: chmod 600 it",
+				"file", path, "mode", fmt.Sprintf("%04o", fi.Mode().Perm()))
+		}
+	}
 }
 
 func serve(ctx context.Context, cfg config.Config, stdout, stderr io.Writer) error {

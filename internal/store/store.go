@@ -35,6 +35,10 @@ const (
 	Postgres Dialect = "postgres"
 )
 
+// SQLiteFile is the database file's name in the data dir; SQLite keeps its
+// write-ahead log and shared-memory index beside it with -wal and -shm appended.
+const SQLiteFile = "lockbox.db"
+
 // Options selects and tunes the database.
 type Options struct {
 	// URL is a postgres:// URL; empty selects SQLite in Dir.
@@ -80,7 +84,10 @@ func Open(ctx context.Context, o Options) (*DB, error) {
 		if err := os.MkdirAll(o.Dir, 0o700); err != nil {
 			return nil, fmt.Errorf("data dir %s: %w", o.Dir, err)
 		}
-		db.path = filepath.Join(o.Dir, "lockbox.db")
+		db.path = filepath.Join(o.Dir, SQLiteFile)
+		if err := createPrivate(db.path); err != nil {
+			return nil, err
+		}
 		common := "?_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_time_format=sqlite"
 		w, err := sql.Open("sqlite", "file:"+db.path+common+"&_pragma=journal_mode(WAL)&_txlock=immediate")
 		if err != nil {
@@ -110,7 +117,32 @@ func Open(ctx context.Context, o Options) (*DB, error) {
 		db.Close()
 		return nil, err
 	}
+	if db.dialect == SQLite {
+		// SQLite creates -wal and -shm with the main file's mode, so they are
+		// 0600 when it is. Narrow any left wider (say, by an older version);
+		// the main file itself is the operator's, and start-up warns about it.
+		for _, suffix := range []string{"-wal", "-shm"} {
+			if fi, err := os.Stat(db.path + suffix); err == nil && fi.Mode().Perm()&^0o600 != 0 {
+				os.Chmod(db.path+suffix, 0o600)
+			}
+		}
+	}
 	return db, nil
+}
+
+// createPrivate creates an empty path with mode 0600 unless it exists. SQLite
+// would create it 0644 (its default, whatever the umask allows) and give that
+// mode to the -wal and -shm files it makes beside it; an empty file is a new
+// database to it.
+func createPrivate(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("create database file: %w", err)
+	}
+	return f.Close()
 }
 
 // connectError describes a failed connection without echoing a DSN or password.
