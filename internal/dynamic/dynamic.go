@@ -627,11 +627,16 @@ func random(alphabet string, n int) string {
 
 // username renders the template; characters a database cannot take are
 // replaced with '_', and the result is at most 32 characters (MySQL's limit).
+// It always carries a random part, so that no template (such as
+// "{{identity.name}}" alone) can name a principal that already exists: when
+// the template has none, or truncation would cut it, at most 23 characters
+// of the rendered name are kept and "_" and 8 random characters added.
 func username(tmpl, identityName string, now time.Time) string {
 	if strings.TrimSpace(tmpl) == "" {
 		tmpl = "lbx_{{randomUsername}}"
 	}
-	out := strings.NewReplacer("{{randomUsername}}", random(lowerAlnum, 20), "{{ randomUsername }}", random(lowerAlnum, 20),
+	rnd := random(lowerAlnum, 20)
+	out := strings.NewReplacer("{{randomUsername}}", rnd, "{{ randomUsername }}", rnd,
 		"{{unixTimestamp}}", strconv.FormatInt(now.Unix(), 10), "{{identity.name}}", identityName).Replace(tmpl)
 	b := []byte(out)
 	for i, c := range b {
@@ -639,11 +644,14 @@ func username(tmpl, identityName string, now time.Time) string {
 			b[i] = '_'
 		}
 	}
-	if len(b) > 32 {
-		b = b[:32]
-	}
-	if len(b) == 0 {
-		return "lbx_" + random(lowerAlnum, 20)
+	if len(b) > 32 || !strings.Contains(string(b), rnd) {
+		if len(b) > 23 {
+			b = b[:23]
+		}
+		if len(b) > 0 {
+			b = append(b, '_')
+		}
+		b = append(b, random(lowerAlnum, 8)...)
 	}
 	return string(b)
 }

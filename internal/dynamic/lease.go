@@ -3,6 +3,7 @@ package dynamic
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"regexp"
 	"strings"
 	"time"
@@ -97,6 +98,11 @@ func (s *Service) CreateLease(ctx context.Context, actor authz.Actor, sc Scope, 
 		// Redis's "Error in ACL SETUSER modifier '…'"): the generated password
 		// never goes further than this.
 		msg := scrub(err.Error(), password)
+		if errors.Is(err, provider.ErrExists) {
+			// Not ours: nothing was created, and nothing may be revoked.
+			s.store.FinishRevoke(context.WithoutCancel(ctx), l.ID, true, "not created: "+truncate(msg, 200), now)
+			return Lease{}, Secret{}, errs.Conflictf("Failed to create lease: %s", truncate(msg, 400))
+		}
 		// Revoke whatever part of the credential may exist, now, through the worker.
 		s.store.FinishRevoke(context.WithoutCancel(ctx), l.ID, false, "creation failed: "+truncate(msg, 200), now)
 		s.wakeWorker()

@@ -2,6 +2,7 @@ package dynamic
 
 import (
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -42,4 +43,21 @@ func FuzzParseTTL(f *testing.F) {
 			t.Fatalf("ParseTTL(%q) = %v, but %ds gives %v, %v", s, d, d/time.Second, again, err)
 		}
 	})
+}
+
+func TestUsernameAlwaysHasARandomPart(t *testing.T) {
+	now := time.Unix(1700000000, 0)
+	for _, c := range []struct{ tmpl, identity, prefix string }{
+		{"", "x", "lbx_"},
+		{"{{identity.name}}", "victim", "victim_"},
+		{"{{identity.name}}", strings.Repeat("a", 40), strings.Repeat("a", 23) + "_"},
+		{"{{identity.name}}-{{randomUsername}}", strings.Repeat("b", 30), strings.Repeat("b", 23) + "_"},
+		{"app_{{unixTimestamp}}", "x", "app_1700000000_"},
+		{"fixed", "x", "fixed_"},
+	} {
+		a, b := username(c.tmpl, c.identity, now), username(c.tmpl, c.identity, now)
+		if a == b || len(a) > 32 || !strings.HasPrefix(a, c.prefix) || len(a) < len(c.prefix)+8 {
+			t.Errorf("username(%q, %q) = %q, %q; want %q plus a random part, at most 32 bytes", c.tmpl, c.identity, a, b, c.prefix)
+		}
+	}
 }

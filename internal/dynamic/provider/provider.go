@@ -22,12 +22,21 @@ import (
 type Provider interface {
 	// Validate checks the target is reachable with the configured admin credentials.
 	Validate(ctx context.Context) error
-	// Create makes the credential described by req. Calling it again with the
-	// same req.Username after a crash must be safe.
+	// Create makes the credential described by req. A lease only ever
+	// creates a principal that does not exist: when one named req.Username
+	// exists, Create changes nothing and returns an error wrapping ErrExists.
 	Create(ctx context.Context, req CreateRequest) (CreateResponse, error)
-	// Revoke removes the credential. Revoking one that no longer exists is success.
+	// Revoke removes the credential. Revoking one that no longer exists is
+	// success; one the provider can tell it did not create is refused with an
+	// error wrapping ErrNotOwned.
 	Revoke(ctx context.Context, req RevokeRequest) error
 }
+
+// ErrExists reports that Create found a principal of the requested name.
+var ErrExists = errors.New("a principal with this name already exists in the target; it was left untouched")
+
+// ErrNotOwned reports that Revoke found a principal lockbox did not create.
+var ErrNotOwned = errors.New("the principal was not created by lockbox; it was left untouched")
 
 // Renewer is implemented by providers whose credentials carry their own expiry.
 type Renewer interface {

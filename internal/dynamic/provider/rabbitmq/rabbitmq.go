@@ -14,6 +14,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -197,6 +198,12 @@ func (r *RabbitMQ) Create(ctx context.Context, req provider.CreateRequest) (prov
 	}
 	tags := append(append([]string{}, r.cfg.Tags...), Tag)
 	user := "/users/" + url.PathEscape(req.Username)
+	// A PUT of an existing user overwrites it: refuse instead.
+	if st, err := r.call(ctx, http.MethodGet, user, nil, 200, 404); err != nil {
+		return provider.CreateResponse{}, fmt.Errorf("look up user: %v", err)
+	} else if st == 200 {
+		return provider.CreateResponse{}, fmt.Errorf("user %s: %w", req.Username, provider.ErrExists)
+	}
 	if _, err := r.call(ctx, http.MethodPut, user, map[string]any{"password": req.Password, "tags": strings.Join(tags, ",")}, 201, 204); err != nil {
 		return provider.CreateResponse{}, fmt.Errorf("create user: %v", err)
 	}
@@ -214,8 +221,56 @@ func (r *RabbitMQ) Revoke(ctx context.Context, req provider.RevokeRequest) error
 	if err := provider.CheckSafe(req.Username); err != nil {
 		return err
 	}
-	_, err := r.call(ctx, http.MethodDelete, "/users/"+url.PathEscape(req.Username), nil, 204, 404)
+	user := "/users/" + url.PathEscape(req.Username)
+	tags, found, err := r.userTags(ctx, user)
+	if err != nil || !found {
+		return err
+	}
+	if !slices.Contains(tags, Tag) {
+		return fmt.Errorf("user %s: %w", req.Username, provider.ErrNotOwned)
+	}
+	_, err = r.call(ctx, http.MethodDelete, user, nil, 204, 404)
 	return err
+}
+
+// userTags reads a user's tags (an array, or a comma-separated string on
+// older servers).
+func (r *RabbitMQ) userTags(ctx context.Context, user string) ([]string, bool, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.base+user, nil)
+	if err != nil {
+		return nil, false, err
+	}
+	req.SetBasicAuth(r.cfg.Username, r.cfg.Password)
+	res, err := r.http.Do(req)
+	if err != nil {
+		var uerr *url.Error
+		if errors.As(err, &uerr) {
+			err = uerr.Err
+		}
+		return nil, false, fmt.Errorf("GET %s: %v", user, err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode == http.StatusNotFound {
+		return nil, false, nil
+	}
+	if res.StatusCode != http.StatusOK {
+		return nil, false, fmt.Errorf("GET %s: %s", user, res.Status)
+	}
+	var u struct{ Tags json.RawMessage }
+	if err := json.NewDecoder(io.LimitReader(res.Body, 1<<16)).Decode(&u); err != nil {
+		return nil, false, fmt.Errorf("GET %s: %v", user, err)
+	}
+	var tags []string
+	if json.Unmarshal(u.Tags, &tags) != nil {
+		var s string
+		json.Unmarshal(u.Tags, &s)
+		for _, t := range strings.Split(s, ",") {
+			if t = strings.TrimSpace(t); t != "" {
+				tags = append(tags, t)
+			}
+		}
+	}
+	return tags, true, nil
 }
 
 // Targets is the management API's host.

@@ -3,6 +3,7 @@ package rabbitmq_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/url"
 	"strings"
@@ -192,5 +193,38 @@ func TestInvalidInputs(t *testing.T) {
 		if _, err := rabbitmq.New(b); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
+	}
+}
+
+// TestNeverTakesOverAUser: Create refuses a user that exists (a PUT would
+// overwrite it) and Revoke refuses one without lockbox's tag.
+func TestNeverTakesOverAUser(t *testing.T) {
+	_, mgmt := testsvc.RabbitMQ(t)
+	ctx := context.Background()
+	p := newProvider(t, inputs(map[string]any{"configure": "^$", "write": "^$", "read": "^$"}))
+	user := "someone" + testsvc.Suffix()
+	call := func(method, body string) int {
+		req, _ := http.NewRequest(method, mgmt+"/api/users/"+user, strings.NewReader(body))
+		req.SetBasicAuth("guest", "guest")
+		req.Header.Set("Content-Type", "application/json")
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}
+	if st := call("PUT", `{"password":"theirs","tags":"monitoring"}`); st != 201 && st != 204 {
+		t.Fatalf("PUT: %d", st)
+	}
+	t.Cleanup(func() { call("DELETE", "") })
+	if _, err := p.Create(ctx, provider.CreateRequest{Username: user, Password: "mine" + testsvc.Suffix()}); !errors.Is(err, provider.ErrExists) {
+		t.Fatalf("create over an existing user: %v", err)
+	}
+	if err := p.Revoke(ctx, provider.RevokeRequest{Username: user}); !errors.Is(err, provider.ErrNotOwned) {
+		t.Fatalf("revoke of a user lockbox did not create: %v", err)
+	}
+	if got := userTags(t, mgmt, user); len(got) != 1 || got[0] != "monitoring" {
+		t.Fatalf("the user's tags after the attempts: %v", got)
 	}
 }

@@ -54,9 +54,11 @@ var Inputs = []provider.Input{
 	{Name: "tlsEnabled", Target: true, Doc: "use TLS with the system's CA certificates (implied by ca)"},
 }
 
-// Default statements (Infisical's).
+// Default statements. Unlike Infisical's +@all, a lessee gets no @admin or
+// @dangerous command: with ACL SETUSER it could make a user that outlives
+// the lease, with CONFIG or DEBUG take over the server.
 const (
-	DefaultCreation   = "ACL SETUSER {{username}} on >{{password}} ~* &* +@all"
+	DefaultCreation   = "ACL SETUSER {{username}} on >{{password}} ~* &* +@all -@admin -@dangerous"
 	DefaultRevocation = "ACL DELUSER {{username}}"
 )
 
@@ -240,6 +242,13 @@ func (r *Redis) Validate(ctx context.Context) error {
 func (r *Redis) Create(ctx context.Context, req provider.CreateRequest) (provider.CreateResponse, error) {
 	if err := provider.CheckSafe(req.Username, req.Password); err != nil {
 		return provider.CreateResponse{}, err
+	}
+	// ACL SETUSER on an existing user widens it: refuse instead.
+	switch err := r.client().Do(ctx, "ACL", "GETUSER", req.Username).Err(); {
+	case err == nil:
+		return provider.CreateResponse{}, fmt.Errorf("user %s: %w", req.Username, provider.ErrExists)
+	case !errors.Is(err, goredis.Nil):
+		return provider.CreateResponse{}, fmt.Errorf("look up user: %v", err)
 	}
 	cmds := render(r.create, map[string]string{"username": req.Username, "password": req.Password,
 		"expiration": req.Expiration.UTC().Format(time.RFC3339)})

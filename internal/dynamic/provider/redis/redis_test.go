@@ -3,6 +3,8 @@ package redis_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"testing"
@@ -210,5 +212,51 @@ func TestUnreachableTargetFailsQuickly(t *testing.T) {
 	}
 	if strings.Contains(err.Error(), "s3cret-admin") {
 		t.Fatalf("error leaks the admin password: %v", err)
+	}
+}
+
+// TestNeverWidensAnExistingUser: ACL SETUSER on an existing user would add
+// the lease's rules to it; Create refuses instead.
+func TestNeverWidensAnExistingUser(t *testing.T) {
+	host, port := testsvc.Redis(t)
+	ctx := context.Background()
+	p := newProvider(t, map[string]any{"host": host, "port": port, "username": "default", "password": ""})
+	user := "someone" + testsvc.Suffix()
+	c := goredis.NewClient(&goredis.Options{Addr: host + ":" + strconv.Itoa(port), DisableIdentity: true})
+	t.Cleanup(func() { c.Do(context.Background(), "ACL", "DELUSER", user); c.Close() })
+	if err := c.Do(ctx, "ACL", "SETUSER", user, "on", ">theirs", "~app:*", "+get").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Create(ctx, provider.CreateRequest{Username: user, Password: "mine" + testsvc.Suffix()}); !errors.Is(err, provider.ErrExists) {
+		t.Fatalf("create over an existing user: %v", err)
+	}
+	got, err := c.Do(ctx, "ACL", "GETUSER", user).Result()
+	if err != nil || strings.Contains(fmt.Sprint(got), "+@all") {
+		t.Fatalf("the user after the attempt: %v, %v", got, err)
+	}
+}
+
+// TestDefaultRulesExcludeAdminCommands: a lease made with the default
+// statement cannot create users or reconfigure the server.
+func TestDefaultRulesExcludeAdminCommands(t *testing.T) {
+	host, port := testsvc.Redis(t)
+	ctx := context.Background()
+	addr := host + ":" + strconv.Itoa(port)
+	p := newProvider(t, map[string]any{"host": host, "port": port, "username": "default", "password": ""})
+	user, pass := "lbx"+testsvc.Suffix(), "Pw"+testsvc.Suffix()+testsvc.Suffix()
+	if _, err := p.Create(ctx, provider.CreateRequest{Username: user, Password: pass, Expiration: time.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Revoke(context.Background(), provider.RevokeRequest{Username: user}) })
+	c := goredis.NewClient(&goredis.Options{Addr: addr, Username: user, Password: pass, DisableIdentity: true})
+	defer c.Close()
+	if err := c.Set(ctx, "lbx-test-"+user, "v", time.Minute).Err(); err != nil {
+		t.Fatalf("an ordinary command: %v", err)
+	}
+	c.Del(ctx, "lbx-test-"+user)
+	for _, cmd := range [][]any{{"ACL", "SETUSER", user + "x", "on", ">p", "+@all"}, {"CONFIG", "GET", "maxmemory"}, {"KEYS", "lbx-nothing-*"}} {
+		if err := c.Do(ctx, cmd...).Err(); err == nil || !strings.Contains(err.Error(), "NOPERM") {
+			t.Errorf("%v: %v, want NOPERM", cmd[0], err)
+		}
 	}
 }

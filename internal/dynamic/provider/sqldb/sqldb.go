@@ -280,8 +280,11 @@ func (s *SQL) Create(ctx context.Context, req provider.CreateRequest) (provider.
 	if _, err := s.render("", req.Username, req.Password, req.Expiration); err != nil {
 		return provider.CreateResponse{}, err
 	}
-	if err := s.Revoke(ctx, provider.RevokeRequest{Username: req.Username}); err != nil {
+	switch ok, err := s.exists(ctx, req.Username); {
+	case err != nil:
 		return provider.CreateResponse{}, err
+	case ok:
+		return provider.CreateResponse{}, fmt.Errorf("user %s: %w", req.Username, provider.ErrExists)
 	}
 	stmt, err := s.render(s.cfg.CreationStatement, req.Username, req.Password, req.Expiration)
 	if err != nil {

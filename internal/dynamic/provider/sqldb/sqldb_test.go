@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"strings"
 	"sync"
 	"testing"
@@ -145,9 +146,13 @@ func TestSQLDatabaseAgainstRealServers(t *testing.T) {
 					t.Fatalf("after renew VALID UNTIL %v, want %v", got, later)
 				}
 			}
-			// Creating the same user again (a retry after a crash) is safe.
-			if _, err := p.Create(ctx, provider.CreateRequest{Username: user, Password: pass, Expiration: exp}); err != nil {
-				t.Fatalf("create again: %v", err)
+			// A lease never takes over a user that exists: creating it again is
+			// refused and leaves it as it was.
+			if _, err := p.Create(ctx, provider.CreateRequest{Username: user, Password: "Other" + testsvc.Suffix(), Expiration: exp}); !errors.Is(err, provider.ErrExists) {
+				t.Fatalf("create again: %v, want ErrExists", err)
+			}
+			if err := tg.canLogin(t, user, pass); err != nil {
+				t.Fatalf("the user no longer logs in after a refused create: %v", err)
 			}
 			if err := p.Revoke(ctx, provider.RevokeRequest{Username: user}); err != nil {
 				t.Fatalf("revoke: %v", err)

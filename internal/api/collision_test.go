@@ -1,0 +1,128 @@
+package api_test
+
+import (
+	"context"
+	"database/sql"
+	"net/http"
+	"strings"
+	"testing"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/lockbox-dev/lockbox/internal/app/apptest"
+	"github.com/lockbox-dev/lockbox/internal/store"
+	"github.com/lockbox-dev/lockbox/internal/testsvc"
+)
+
+// TestHostileLeaseNameCollision: a lessee named like an existing principal,
+// with "{{identity.name}}" as the username template, gets a principal of its
+// own; the existing one (a PostgreSQL role owning a table, a Redis ACL user,
+// a RabbitMQ user) is untouched by the lease and by its revocation.
+func TestHostileLeaseNameCollision(t *testing.T) {
+	testsvc.Redis(t)
+	testsvc.RabbitMQ(t)
+	ctx := context.Background()
+	victim := "victim_" + testsvc.Suffix()
+	e := apptest.Bootstrapped(t, store.SQLite)
+	p := createProject(t, e, e.Token, map[string]any{"projectName": "collide"})
+	sc := dynScope{e: e, slug: p.Slug}
+	lesseeID, lessee := e.NewIdentity(t, victim, "member")
+	addMember(t, e, p.ID, lesseeID, map[string]any{"role": "member"})
+
+	// The victims.
+	pg, err := sql.Open("pgx", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable")
+	testsvc.Need(t, err, "PostgreSQL")
+	t.Cleanup(func() { pg.Close() }) // after the cleanups below, which use it
+	testsvc.Need(t, pg.PingContext(ctx), "PostgreSQL")
+	for _, q := range []string{`CREATE ROLE "` + victim + `" LOGIN PASSWORD 'victim-pw'`, `CREATE TABLE ` + victim + `_data (x int)`,
+		`ALTER TABLE ` + victim + `_data OWNER TO "` + victim + `"`} {
+		if _, err := pg.ExecContext(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() {
+		pg.ExecContext(ctx, `DROP TABLE IF EXISTS `+victim+`_data`)
+		pg.ExecContext(ctx, `DROP ROLE IF EXISTS "`+victim+`"`)
+	})
+	rdb := goredis.NewClient(&goredis.Options{Addr: "127.0.0.1:6379", DisableIdentity: true})
+	t.Cleanup(func() { rdb.Close() })
+	if err := rdb.Do(ctx, "ACL", "SETUSER", victim, "on", ">victim-pw", "~app:*", "+get").Err(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rdb.Do(context.Background(), "ACL", "DELUSER", victim) })
+	rabbit := func(method string, body string) int {
+		req, _ := http.NewRequest(method, "http://127.0.0.1:15672/api/users/"+victim, strings.NewReader(body))
+		req.SetBasicAuth("guest", "guest")
+		req.Header.Set("Content-Type", "application/json")
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}
+	if st := rabbit("PUT", `{"password":"victim-pw","tags":""}`); st != 201 && st != 204 {
+		t.Fatalf("create rabbit victim: %d", st)
+	}
+	t.Cleanup(func() { rabbit("DELETE", "") })
+
+	tmpl := map[string]any{"usernameTemplate": "{{identity.name}}"}
+	e.Must(t, 200, "POST", "/api/v1/dynamic-secrets", e.Token, sc.body(mergeMaps(pgDynamic("pg", map[string]any{"password": "x"}), tmpl)))
+	e.Must(t, 200, "POST", "/api/v1/dynamic-secrets", e.Token, sc.body(mergeMaps(map[string]any{"name": "redis", "defaultTTL": "1h",
+		"provider": map[string]any{"type": "redis", "inputs": map[string]any{"host": "127.0.0.1", "port": 6379, "username": "default", "password": ""}}}, tmpl)))
+	e.Must(t, 200, "POST", "/api/v1/dynamic-secrets", e.Token, sc.body(mergeMaps(map[string]any{"name": "mq", "defaultTTL": "1h",
+		"provider": map[string]any{"type": "rabbit-mq", "inputs": map[string]any{"host": "http://127.0.0.1", "port": 15672, "username": "guest", "password": "guest",
+			"virtualHost": map[string]any{"name": "/", "permissions": map[string]any{"configure": "^$", "write": "^$", "read": "^$"}}}}}, tmpl)))
+	for _, name := range []string{"pg", "redis", "mq"} {
+		var l anyLease
+		e.Must(t, 200, "POST", "/api/v1/dynamic-secrets/leases", lessee, sc.body(map[string]any{"dynamicSecretName": name})).Decode(t, &l)
+		if l.Lease.ExternalEntityID == victim || !strings.HasPrefix(l.Lease.ExternalEntityID, victim) {
+			t.Fatalf("%s: lease principal %q; want %q with a random part", name, l.Lease.ExternalEntityID, victim)
+		}
+		e.Must(t, 200, "DELETE", "/api/v1/dynamic-secrets/leases/"+l.Lease.ID, lessee, sc.body(nil))
+	}
+	var owner string
+	if err := pg.QueryRowContext(ctx, `SELECT tableowner FROM pg_tables WHERE tablename = $1`, victim+"_data").Scan(&owner); err != nil || owner != victim {
+		t.Fatalf("victim's table: owner %q, %v", owner, err)
+	}
+	rules, err := rdb.Do(ctx, "ACL", "GETUSER", victim).Result()
+	if err != nil || !strings.Contains(strings.Join(flatten(rules), " "), "+get") || strings.Contains(strings.Join(flatten(rules), " "), "+@all") {
+		t.Fatalf("redis victim after the leases: %v, %v", rules, err)
+	}
+	if st := rabbit("GET", ""); st != 200 {
+		t.Fatalf("rabbit victim after the leases: %d", st)
+	}
+}
+
+func mergeMaps(a, b map[string]any) map[string]any {
+	out := map[string]any{}
+	for k, v := range a {
+		out[k] = v
+	}
+	for k, v := range b {
+		out[k] = v
+	}
+	return out
+}
+
+// flatten turns a nested RESP reply into its strings.
+func flatten(v any) []string {
+	switch x := v.(type) {
+	case string:
+		return []string{x}
+	case []any:
+		var out []string
+		for _, e := range x {
+			out = append(out, flatten(e)...)
+		}
+		return out
+	case map[any]any:
+		var out []string
+		for k, e := range x {
+			out = append(out, flatten(k)...)
+			out = append(out, flatten(e)...)
+		}
+		return out
+	}
+	return nil
+}
