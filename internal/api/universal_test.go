@@ -255,6 +255,70 @@ func TestLockoutHoldsAndClears(t *testing.T) {
 	})
 }
 
+// TestLockoutIsExactUnderConcurrency: with threshold 3, of many concurrent
+// wrong-secret logins exactly 3 are checked against the secrets and fail as
+// invalid; every other one is refused as locked.
+func TestLockoutIsExactUnderConcurrency(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, d store.Dialect) {
+		e := apptest.Bootstrapped(t, d)
+		clientID := uaSetup(t, e, map[string]any{"lockoutThreshold": 3, "lockoutDurationSeconds": 300,
+			"lockoutCounterResetSeconds": 300})
+		secret, _ := newSecret(t, e, map[string]any{})
+		const n = 20
+		msgs := make([]string, n)
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for i := range n {
+			wg.Go(func() {
+				<-start
+				r, _ := login(t, e, clientID, strings.Repeat("f", 64))
+				if r.Status != 401 {
+					msgs[i] = fmt.Sprintf("status %d", r.Status)
+					return
+				}
+				msgs[i], _ = r.JSON(t)["message"].(string)
+			})
+		}
+		close(start)
+		wg.Wait()
+		count := map[string]int{}
+		for _, m := range msgs {
+			count[m]++
+		}
+		const locked = "This identity auth method is temporarily locked, please try again later"
+		if count["Invalid credentials"] != 3 || count[locked] != n-3 {
+			t.Fatalf("answers %v, want exactly 3 x invalid credentials and %d x locked", count, n-3)
+		}
+		if r, _ := login(t, e, clientID, secret); r.Status != 401 {
+			t.Fatalf("right secret while locked: %d", r.Status)
+		}
+	})
+}
+
+// TestLockoutNotCountedForUsedUpSecret: a right but used-up secret is not a
+// guess, so it does not count toward the lockout.
+func TestLockoutNotCountedForUsedUpSecret(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, d store.Dialect) {
+		e := apptest.Bootstrapped(t, d)
+		clientID := uaSetup(t, e, map[string]any{"lockoutThreshold": 2, "lockoutDurationSeconds": 300})
+		used, _ := newSecret(t, e, map[string]any{"numUsesLimit": 1})
+		good, _ := newSecret(t, e, map[string]any{})
+		if r, _ := login(t, e, clientID, used); r.Status != 200 {
+			t.Fatalf("first use: %d", r.Status)
+		}
+		for range 3 {
+			r, _ := login(t, e, clientID, used)
+			if m := assertError(t, r, 401, "UnauthorizedError"); !strings.Contains(m["message"].(string), "usage limit") {
+				t.Fatalf("used-up secret: %v", m["message"])
+			}
+		}
+		login(t, e, clientID, strings.Repeat("f", 64))
+		if r, _ := login(t, e, clientID, good); r.Status != 200 {
+			t.Fatalf("one wrong secret below threshold 2 locked: %d %s", r.Status, r.Body)
+		}
+	})
+}
+
 func TestUniversalAuthValidation(t *testing.T) {
 	e := apptest.Bootstrapped(t, store.SQLite)
 	base := "/api/v1/auth/universal-auth/identities/" + e.IdentityID

@@ -57,11 +57,12 @@ func (c ClientSecret) Expired(now time.Time) bool {
 // Exhausted reports whether the secret's use limit is reached.
 func (c ClientSecret) Exhausted() bool { return c.NumUsesLimit > 0 && c.NumUses >= c.NumUsesLimit }
 
-// Lockout is the failed-login state of one Universal Auth configuration.
-type Lockout struct {
-	FailedAttempts int
-	CounterResetAt time.Time
-	LockedUntil    *time.Time
+// LockoutPolicy is when repeated failed logins lock an account: Threshold
+// failures, each within CounterReset of the previous one, lock it for Duration.
+type LockoutPolicy struct {
+	Threshold    int
+	Duration     time.Duration
+	CounterReset time.Duration
 }
 
 // UAStore is the storage Universal Auth needs.
@@ -81,10 +82,14 @@ type UAStore interface {
 	// RevokeClientSecret marks the secret revoked and revokes its tokens.
 	RevokeClientSecret(ctx context.Context, uaID, id string, ev audit.Event) (ClientSecret, error)
 	ClientSecretByHash(ctx context.Context, uaID, hash string) (ClientSecret, error)
-	Lockout(ctx context.Context, uaID string) (Lockout, error)
-	// RecordFailedLogin counts a failure, locking the configuration when the
-	// threshold is reached; it returns the new state.
-	RecordFailedLogin(ctx context.Context, ua UniversalAuth, now time.Time) (Lockout, error)
+	// ReserveLoginAttempt counts one attempt before its secret is checked, in
+	// one atomic conditional statement; it reports false, changing nothing,
+	// when the configuration is locked at now. The attempt that reaches the
+	// threshold locks it, so at most threshold attempts are ever checked.
+	ReserveLoginAttempt(ctx context.Context, ua UniversalAuth, now time.Time) (bool, error)
+	// ReleaseLoginAttempt takes back a reservation whose attempt did not fail
+	// on a wrong secret, lifting the lock the reservation may have set.
+	ReleaseLoginAttempt(ctx context.Context, ua UniversalAuth) error
 	ClearLockout(ctx context.Context, uaID string, ev *audit.Event) (int, error)
 	// LoginWithClientSecret consumes one use of the secret with a conditional
 	// update and, in the same transaction, stores the token, clears the
@@ -158,36 +163,44 @@ func (u *UA) Login(ctx context.Context, clientID, clientSecret, ip, userAgent st
 		return LoginResult{}, errs.Forbiddenf("You are not allowed to access this resource from the current IP address")
 	}
 	now := u.now().UTC().Truncate(time.Microsecond)
+	// With lockout on, the attempt is counted before the secret is looked
+	// at (a success clears the count), so concurrent wrong secrets cannot
+	// slip past the threshold between a check and an increment.
 	if ua.LockoutEnabled {
-		lo, err := u.store.Lockout(ctx, ua.ID)
-		if err != nil && !errs.Is(err, errs.NotFound) {
+		ok, err := u.store.ReserveLoginAttempt(ctx, ua, now)
+		if err != nil {
 			return LoginResult{}, err
 		}
-		if lo.LockedUntil != nil && now.Before(*lo.LockedUntil) {
+		if !ok {
 			return LoginResult{}, errs.Unauthorizedf("This identity auth method is temporarily locked, please try again later")
 		}
 	}
-	cs, err := u.store.ClientSecretByHash(ctx, ua.ID, h)
-	if errs.Is(err, errs.NotFound) || (err == nil && cs.Revoked) {
+	// release takes back the reservation of an attempt that did not fail on
+	// a wrong secret; a wrong secret keeps it as the failure it is.
+	release := func(e error) error {
 		if ua.LockoutEnabled {
-			if _, err := u.store.RecordFailedLogin(ctx, ua, now); err != nil {
-				return LoginResult{}, err
+			if err := u.store.ReleaseLoginAttempt(context.WithoutCancel(ctx), ua); err != nil {
+				return err
 			}
 		}
+		return e
+	}
+	cs, err := u.store.ClientSecretByHash(ctx, ua.ID, h)
+	if errs.Is(err, errs.NotFound) || (err == nil && cs.Revoked) {
 		return LoginResult{}, invalid
 	}
 	if err != nil {
-		return LoginResult{}, err
+		return LoginResult{}, release(err)
 	}
 	if cs.Expired(now) {
-		return LoginResult{}, errs.Unauthorizedf("Access denied due to expired client secret")
+		return LoginResult{}, release(errs.Unauthorizedf("Access denied due to expired client secret"))
 	}
 	if cs.Exhausted() {
-		return LoginResult{}, errs.Unauthorizedf("Access denied due to client secret usage limit reached")
+		return LoginResult{}, release(errs.Unauthorizedf("Access denied due to client secret usage limit reached"))
 	}
 	ident, err := u.store.UAIdentity(ctx, ua.IdentityID)
 	if err != nil {
-		return LoginResult{}, err
+		return LoginResult{}, release(err)
 	}
 	tok := AccessToken{ID: NewID(), IdentityID: ua.IdentityID, AuthMethod: MethodUniversalAuth, ClientSecretID: cs.ID,
 		TTL: ua.AccessTokenTTL, MaxTTL: ua.AccessTokenMaxTTL, Period: ua.AccessTokenPeriod, NumUsesLimit: ua.AccessTokenNumUsesLimit,
@@ -197,10 +210,10 @@ func (u *UA) Login(ctx context.Context, clientID, clientSecret, ip, userAgent st
 		"identityAccessTokenId": tok.ID, "identityUniversalAuthId": ua.ID})
 	ok, err := u.store.LoginWithClientSecret(ctx, cs, tok, ev)
 	if err != nil {
-		return LoginResult{}, err
+		return LoginResult{}, release(err)
 	}
 	if !ok {
-		return LoginResult{}, errs.Unauthorizedf("Access denied due to client secret usage limit reached")
+		return LoginResult{}, release(errs.Unauthorizedf("Access denied due to client secret usage limit reached"))
 	}
 	return u.svc.issue(ctx, tok, now)
 }

@@ -2,8 +2,6 @@ package store
 
 import (
 	"context"
-	"database/sql"
-	"errors"
 	"time"
 
 	"github.com/lockbox-dev/lockbox/internal/audit"
@@ -167,41 +165,61 @@ func (db *DB) RevokeClientSecret(ctx context.Context, uaID, id string, ev audit.
 	return c, err
 }
 
-// Lockout returns a configuration's failed-login state.
-func (db *DB) Lockout(ctx context.Context, uaID string) (identity.Lockout, error) {
-	var l identity.Lockout
-	err := db.readRow(ctx, `SELECT failed_attempts, counter_reset_at, locked_until FROM identity_ua_lockouts WHERE identity_ua_id = ?`, uaID).
-		Scan(&l.FailedAttempts, timeCol{&l.CounterResetAt}, optTimeCol{&l.LockedUntil})
-	return l, dbErr(err, "Lockout")
+// ReserveLoginAttempt counts one login attempt before its secret is checked,
+// in one conditional upsert: a configuration that is locked at now is left
+// untouched and the reservation refused; otherwise the counter (restarted
+// after its reset window or an expired lock) grows by one, and the attempt
+// that reaches the threshold sets the lock. So at most threshold attempts are
+// ever checked against a secret before the lock, however many run at once.
+func (db *DB) ReserveLoginAttempt(ctx context.Context, ua identity.UniversalAuth, now time.Time) (bool, error) {
+	return db.reserveAttempt(ctx, "identity_ua_lockouts", "identity_ua_id", ua.ID, identity.LockoutPolicy{
+		Threshold:    ua.LockoutThreshold,
+		Duration:     time.Duration(ua.LockoutDurationSeconds) * time.Second,
+		CounterReset: time.Duration(ua.LockoutCounterResetSeconds) * time.Second,
+	}, now)
 }
 
-// RecordFailedLogin counts one failure atomically: the counter restarts after
-// its reset window, and reaching the threshold locks the configuration.
-func (db *DB) RecordFailedLogin(ctx context.Context, ua identity.UniversalAuth, now time.Time) (identity.Lockout, error) {
-	var l identity.Lockout
-	err := db.Transact(ctx, func(tx *Tx) error {
-		err := tx.queryRow(ctx, `SELECT failed_attempts, counter_reset_at, locked_until FROM identity_ua_lockouts WHERE identity_ua_id = ?`+tx.db.forUpdate(), ua.ID).
-			Scan(&l.FailedAttempts, timeCol{&l.CounterResetAt}, optTimeCol{&l.LockedUntil})
-		exists := err == nil
-		if err != nil && !errors.Is(err, sql.ErrNoRows) {
-			return dbErr(err, "RecordFailedLogin")
-		}
-		if !exists || !now.Before(l.CounterResetAt) || (l.LockedUntil != nil && !now.Before(*l.LockedUntil)) {
-			l = identity.Lockout{}
-		}
-		l.FailedAttempts++
-		l.CounterResetAt = now.Add(time.Duration(ua.LockoutCounterResetSeconds) * time.Second)
-		if l.FailedAttempts >= ua.LockoutThreshold {
-			until := now.Add(time.Duration(ua.LockoutDurationSeconds) * time.Second)
-			l.LockedUntil = &until
-		}
-		_, err = tx.exec(ctx, `INSERT INTO identity_ua_lockouts (identity_ua_id, failed_attempts, counter_reset_at, locked_until)
-			VALUES (?, ?, ?, ?) ON CONFLICT (identity_ua_id) DO UPDATE SET failed_attempts = excluded.failed_attempts,
-			counter_reset_at = excluded.counter_reset_at, locked_until = excluded.locked_until`,
-			ua.ID, l.FailedAttempts, ts(l.CounterResetAt), tsp(l.LockedUntil))
-		return dbErr(err, "RecordFailedLogin")
-	})
-	return l, err
+// ReleaseLoginAttempt takes back a reservation whose attempt was not a wrong
+// secret (an expired or used-up secret), lifting the lock it may have set.
+func (db *DB) ReleaseLoginAttempt(ctx context.Context, ua identity.UniversalAuth) error {
+	return db.releaseAttempt(ctx, "identity_ua_lockouts", "identity_ua_id", ua.ID, ua.LockoutThreshold)
+}
+
+// reserveAttempt is the one statement behind every lockout counter: table has
+// columns key, failed_attempts, counter_reset_at and locked_until.
+func (db *DB) reserveAttempt(ctx context.Context, table, keyCol, key string, p identity.LockoutPolicy, now time.Time) (bool, error) {
+	until := ts(now.Add(p.Duration))
+	var first any // locked_until of a fresh row
+	if p.Threshold <= 1 {
+		first = until
+	}
+	// The SET expressions read the row as it was; the counter restarts when its
+	// window has passed or when a (necessarily expired) lock is on the row.
+	restart := table + `.counter_reset_at <= ? OR ` + table + `.locked_until IS NOT NULL`
+	res, err := db.exec(ctx, `INSERT INTO `+table+` (`+keyCol+`, failed_attempts, counter_reset_at, locked_until)
+		VALUES (?, 1, ?, CAST(? AS BIGINT)) ON CONFLICT (`+keyCol+`) DO UPDATE SET
+		failed_attempts = CASE WHEN `+restart+` THEN 1 ELSE `+table+`.failed_attempts + 1 END,
+		counter_reset_at = excluded.counter_reset_at,
+		locked_until = CASE WHEN (CASE WHEN `+restart+` THEN 1 ELSE `+table+`.failed_attempts + 1 END) >= ?
+			THEN CAST(? AS BIGINT) ELSE NULL END
+		WHERE `+table+`.locked_until IS NULL OR `+table+`.locked_until <= ?`,
+		key, ts(now.Add(p.CounterReset)), first,
+		ts(now), ts(now), p.Threshold, until, ts(now))
+	if err != nil {
+		return false, dbErr(err, "reserve login attempt")
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, dbErr(err, "reserve login attempt")
+	}
+	return n == 1, nil
+}
+
+func (db *DB) releaseAttempt(ctx context.Context, table, keyCol, key string, threshold int) error {
+	_, err := db.exec(ctx, `UPDATE `+table+` SET failed_attempts = failed_attempts - 1,
+		locked_until = CASE WHEN failed_attempts - 1 < ? THEN NULL ELSE locked_until END
+		WHERE `+keyCol+` = ? AND failed_attempts > 0`, threshold, key)
+	return dbErr(err, "release login attempt")
 }
 
 // ClearLockout deletes a configuration's lockout state; ev, if given, is recorded.
