@@ -123,12 +123,13 @@ func serve(ctx context.Context, cfg config.Config, stdout, stderr io.Writer) err
 		return &exitError{2, fmt.Errorf("dynamic secret targets: %v", err)}
 	}
 	srv := app.New(db, kr, app.Options{
-		TargetPolicy:         targets,
-		Version:              version,
-		MaxBodyBytes:         cfg.MaxBodyBytes,
-		AuthRateLimit:        cfg.AuthRateLimit,
-		Logger:               log,
-		LeaseCreatingTimeout: cfg.LeaseCreatingTimeout,
+		TargetPolicy:            targets,
+		Version:                 version,
+		MaxBodyBytes:            cfg.MaxBodyBytes,
+		AuthRateLimit:           cfg.AuthRateLimit,
+		PasswordHashConcurrency: cfg.PasswordHashConcurrency,
+		Logger:                  log,
+		LeaseCreatingTimeout:    cfg.LeaseCreatingTimeout,
 	})
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"strconv"
 
 	"github.com/lockbox-dev/lockbox/internal/errs"
 )
@@ -72,7 +73,11 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 			body.Details = nil
 		}
 		if kind == errs.RateLimited {
-			w.Header().Set("Retry-After", "60")
+			retry := 60
+			if e.RetryAfter > 0 {
+				retry = e.RetryAfter
+			}
+			w.Header().Set("Retry-After", strconv.Itoa(retry))
 		}
 	}
 	writeJSON(w, ks.status, body)

@@ -27,7 +27,13 @@ type Options struct {
 	Version       string
 	MaxBodyBytes  int64
 	AuthRateLimit int
-	Logger        *slog.Logger
+	// PasswordHashConcurrency caps concurrent argon2id hashes; 0 means
+	// identity.DefaultPasswordHashConcurrency.
+	PasswordHashConcurrency int
+	// PasswordHasher, when set, is used instead of one built from
+	// PasswordHashConcurrency (tests hold its slots).
+	PasswordHasher *identity.PasswordHasher
+	Logger         *slog.Logger
 	// LeaseCreatingTimeout overrides dynamic.DefaultCreatingTimeout when set.
 	LeaseCreatingTimeout time.Duration
 	// TargetPolicy limits the hosts dynamic secrets connect to; nil denies
@@ -49,6 +55,12 @@ func New(db *store.DB, kr *keyring.Keyring, o Options) *App {
 	}
 	az := authz.NewResolver(db, nil)
 	idsvc := identity.NewService(db, kr, nil)
+	switch {
+	case o.PasswordHasher != nil:
+		idsvc.Hasher = o.PasswordHasher
+	case o.PasswordHashConcurrency > 0:
+		idsvc.Hasher = identity.NewPasswordHasher(o.PasswordHashConcurrency)
+	}
 	projects := project.NewService(db, az, kr, nil)
 	dyn := dynamic.NewService(db, projects, az, kr, nil)
 	if o.LeaseCreatingTimeout > 0 {

@@ -35,7 +35,10 @@ type Config struct {
 	// AuthRateLimit is the number of login and bootstrap requests one IP may make per minute.
 	AuthRateLimit   int           // LOCKBOX_AUTH_RATE_LIMIT / --auth-rate-limit
 	ShutdownTimeout time.Duration // LOCKBOX_SHUTDOWN_TIMEOUT / --shutdown-timeout
-	DBMaxConns      int           // LOCKBOX_DB_MAX_CONNS / --db-max-conns (PostgreSQL pool size)
+	// PasswordHashConcurrency caps the argon2id hashes (19 MiB each) running at
+	// once; password logins finding every slot busy are answered 429.
+	PasswordHashConcurrency int // LOCKBOX_PASSWORD_HASH_CONCURRENCY / --password-hash-concurrency
+	DBMaxConns              int // LOCKBOX_DB_MAX_CONNS / --db-max-conns (PostgreSQL pool size)
 	// LeaseCreatingTimeout is how long a lease may stay 'creating' before the
 	// worker revokes it as abandoned (its creator crashed).
 	LeaseCreatingTimeout time.Duration // LOCKBOX_LEASE_CREATING_TIMEOUT / --lease-creating-timeout
@@ -48,14 +51,15 @@ type Config struct {
 // Default returns the configuration used when nothing is set.
 func Default() Config {
 	return Config{
-		Listen:               "127.0.0.1:8080",
-		DataDir:              "./lockbox-data",
-		LogLevel:             slog.LevelInfo,
-		MaxBodyBytes:         1 << 20,
-		AuthRateLimit:        60,
-		ShutdownTimeout:      15 * time.Second,
-		DBMaxConns:           20,
-		LeaseCreatingTimeout: 2 * time.Minute,
+		Listen:                  "127.0.0.1:8080",
+		DataDir:                 "./lockbox-data",
+		LogLevel:                slog.LevelInfo,
+		MaxBodyBytes:            1 << 20,
+		AuthRateLimit:           60,
+		PasswordHashConcurrency: 4,
+		ShutdownTimeout:         15 * time.Second,
+		DBMaxConns:              20,
+		LeaseCreatingTimeout:    2 * time.Minute,
 	}
 }
 
@@ -102,6 +106,9 @@ func (c Config) Validate() error {
 	if c.AuthRateLimit < 1 {
 		problems = append(problems, errors.New("auth rate limit must be at least 1 per minute"))
 	}
+	if c.PasswordHashConcurrency < 1 || c.PasswordHashConcurrency > 1024 {
+		problems = append(problems, errors.New("password hash concurrency must be between 1 and 1024"))
+	}
 	if c.ShutdownTimeout <= 0 {
 		problems = append(problems, errors.New("shutdown timeout must be positive"))
 	}
@@ -131,6 +138,7 @@ func variables() []variable {
 		{"LOCKBOX_LOG_LEVEL", "log-level", "debug, info, warn or error", false, func(c *Config, v string) error { return c.LogLevel.UnmarshalText([]byte(v)) }},
 		{"LOCKBOX_MAX_BODY_BYTES", "max-body-bytes", "largest accepted request body", false, intSetter(func(c *Config, n int) { c.MaxBodyBytes = int64(n) })},
 		{"LOCKBOX_AUTH_RATE_LIMIT", "auth-rate-limit", "login and bootstrap requests per minute per IP", false, intSetter(func(c *Config, n int) { c.AuthRateLimit = n })},
+		{"LOCKBOX_PASSWORD_HASH_CONCURRENCY", "password-hash-concurrency", "password hashes (19 MiB each) run at once; excess logins get 429", false, intSetter(func(c *Config, n int) { c.PasswordHashConcurrency = n })},
 		{"LOCKBOX_SHUTDOWN_TIMEOUT", "shutdown-timeout", "how long shutdown waits for in-flight requests", false, func(c *Config, v string) error {
 			d, err := time.ParseDuration(v)
 			c.ShutdownTimeout = d

@@ -18,7 +18,8 @@ func TestDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Listen != "127.0.0.1:8080" || c.DataDir != "./lockbox-data" || c.Postgres() || c.MaxBodyBytes != 1<<20 {
+	if c.Listen != "127.0.0.1:8080" || c.DataDir != "./lockbox-data" || c.Postgres() || c.MaxBodyBytes != 1<<20 ||
+		c.PasswordHashConcurrency != 4 {
 		t.Fatalf("defaults %+v", c)
 	}
 }
@@ -31,6 +32,17 @@ func TestFlagsOverrideEnv(t *testing.T) {
 	}
 	if c.Listen != "127.0.0.1:2" || c.DataDir != "/env" {
 		t.Fatalf("got %+v", c)
+	}
+}
+
+func TestPasswordHashConcurrency(t *testing.T) {
+	c, err := config.Load(env(map[string]string{"LOCKBOX_PASSWORD_HASH_CONCURRENCY": "2"}), nil, nil)
+	if err != nil || c.PasswordHashConcurrency != 2 {
+		t.Fatalf("env: %v %d", err, c.PasswordHashConcurrency)
+	}
+	c, err = config.Load(env(nil), []string{"--password-hash-concurrency", "8"}, nil)
+	if err != nil || c.PasswordHashConcurrency != 8 {
+		t.Fatalf("flag: %v %d", err, c.PasswordHashConcurrency)
 	}
 }
 
@@ -67,6 +79,7 @@ func TestInvalidSettings(t *testing.T) {
 		{"bad int", map[string]string{"LOCKBOX_MAX_BODY_BYTES": "lots"}, nil, "LOCKBOX_MAX_BODY_BYTES"},
 		{"bad duration", nil, []string{"--shutdown-timeout", "soon"}, "shutdown-timeout"},
 		{"unknown flag", nil, []string{"--nope"}, "nope"},
+		{"no password hash slot", map[string]string{"LOCKBOX_PASSWORD_HASH_CONCURRENCY": "0"}, nil, "password hash concurrency"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

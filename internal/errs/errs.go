@@ -33,7 +33,10 @@ type Error struct {
 	Code string
 	// Details is optional structured data that is safe to show a client.
 	Details any
-	Err     error
+	// RetryAfter, in seconds, is sent as Retry-After with a RateLimited
+	// error; 0 means the API's default.
+	RetryAfter int
+	Err        error
 }
 
 func (e *Error) Error() string {

@@ -1,13 +1,18 @@
 package identity
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/base64"
 	"fmt"
 	"strings"
+	"sync"
+	"time"
 
 	"golang.org/x/crypto/argon2"
+
+	"github.com/lockbox-dev/lockbox/internal/errs"
 )
 
 // argon2id parameters (OWASP's second recommendation: 19 MiB, 2 passes, 1 lane).
@@ -18,7 +23,8 @@ const (
 	argonKeyLen  = 32
 )
 
-// HashPassword returns an argon2id hash in the PHC string format.
+// HashPassword returns an argon2id hash in the PHC string format. It runs
+// unthrottled: servers go through a PasswordHasher.
 func HashPassword(pw string) string {
 	salt := make([]byte, 16)
 	rand.Read(salt)
@@ -28,7 +34,8 @@ func HashPassword(pw string) string {
 		enc.EncodeToString(salt), enc.EncodeToString(key))
 }
 
-// CheckPassword reports whether pw matches hash, in constant time.
+// CheckPassword reports whether pw matches hash, in constant time. It runs
+// unthrottled: servers take a PasswordHasher slot around it.
 func CheckPassword(hash, pw string) bool {
 	parts := strings.Split(hash, "$")
 	if len(parts) != 6 || parts[1] != "argon2id" {
@@ -52,3 +59,61 @@ func CheckPassword(hash, pw string) bool {
 // dummyHash is checked against when a user does not exist, so a login costs the
 // same whether or not the email is known.
 var dummyHash = HashPassword("lockbox-timing-equaliser")
+
+// DefaultPasswordHashConcurrency is how many argon2id hashes run at once
+// unless configured: each holds argonMemory (19 MiB) while it runs.
+const DefaultPasswordHashConcurrency = 4
+
+// passwordHashWait is how long a password check waits for a free slot before
+// it is refused as rate limited.
+const passwordHashWait = 100 * time.Millisecond
+
+// PasswordHasher runs argon2id with at most a fixed number of hashes at once,
+// so unauthenticated requests cannot exhaust memory. A login that finds every
+// slot busy for passwordHashWait is refused with errs.RateLimited. The zero
+// value is not usable; use NewPasswordHasher.
+type PasswordHasher struct {
+	slots chan struct{}
+}
+
+// NewPasswordHasher returns a hasher running at most n hashes at once (n < 1 means 1).
+func NewPasswordHasher(n int) *PasswordHasher {
+	return &PasswordHasher{slots: make(chan struct{}, max(n, 1))}
+}
+
+// Acquire takes a hashing slot, waiting briefly, and returns the function
+// that gives it back. It reports errs.RateLimited when no slot frees in time.
+func (h *PasswordHasher) Acquire(ctx context.Context) (release func(), err error) {
+	ctx, cancel := context.WithTimeout(ctx, passwordHashWait)
+	defer cancel()
+	return h.acquire(ctx)
+}
+
+// acquire waits for a slot as long as ctx lives.
+func (h *PasswordHasher) acquire(ctx context.Context) (release func(), err error) {
+	select {
+	case h.slots <- struct{}{}:
+	default:
+		select {
+		case h.slots <- struct{}{}:
+		case <-ctx.Done():
+			e := errs.RateLimitedf("Too many concurrent password logins, please try again shortly")
+			e.RetryAfter = 1
+			return nil, e
+		}
+	}
+	var once sync.Once
+	return func() { once.Do(func() { <-h.slots }) }, nil
+}
+
+// Hash returns an argon2id hash of pw, holding a slot while it runs. It
+// waits for a slot as long as ctx lives (it serves bootstrap, which runs once
+// per instance); waiting costs no hashing memory.
+func (h *PasswordHasher) Hash(ctx context.Context, pw string) (string, error) {
+	release, err := h.acquire(ctx)
+	if err != nil {
+		return "", err
+	}
+	defer release()
+	return HashPassword(pw), nil
+}

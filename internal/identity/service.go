@@ -32,6 +32,8 @@ type Store interface {
 	SessionByID(ctx context.Context, id string) (Session, error)
 	// UserOrgs lists the organizations the user is a member of.
 	UserOrgs(ctx context.Context, userID string) ([]project.Org, error)
+	// Initialized reports whether the instance has been bootstrapped.
+	Initialized(ctx context.Context) (bool, error)
 }
 
 // IdentityRef is an identity's name and the organization it is a member of.
@@ -58,17 +60,20 @@ type Service struct {
 	keys  *keyring.Keyring
 	now   func() time.Time
 
+	// Hasher bounds the argon2id work of password logins and bootstrap.
+	Hasher *PasswordHasher
+
 	once   sync.Once
 	sig    signer
 	sigErr error
 }
 
-// NewService returns an identity service.
+// NewService returns an identity service with DefaultPasswordHashConcurrency.
 func NewService(st Store, kr *keyring.Keyring, now func() time.Time) *Service {
 	if now == nil {
 		now = time.Now
 	}
-	return &Service{store: st, keys: kr, now: now}
+	return &Service{store: st, keys: kr, now: now, Hasher: NewPasswordHasher(DefaultPasswordHashConcurrency)}
 }
 
 func (s *Service) signer(ctx context.Context) (signer, error) {
@@ -112,6 +117,17 @@ func (s *Service) Bootstrap(ctx context.Context, email, password, orgName, ip, u
 	if err != nil {
 		return BootstrapResult{}, err
 	}
+	// A set-up instance refuses without hashing; a racing bootstrap is
+	// refused by the store.
+	if done, err := s.store.Initialized(ctx); err != nil {
+		return BootstrapResult{}, err
+	} else if done {
+		return BootstrapResult{}, errAlreadySetUp()
+	}
+	hash, err := s.Hasher.Hash(ctx, password)
+	if err != nil {
+		return BootstrapResult{}, err
+	}
 	now := s.now().UTC().Truncate(time.Microsecond)
 	slug := project.Slugify(orgName)
 	if slug == "" {
@@ -120,7 +136,7 @@ func (s *Service) Bootstrap(ctx context.Context, email, password, orgName, ip, u
 	slug += "-" + project.RandomSuffix(4)
 	rec := BootstrapRecord{
 		User: User{ID: NewID(), Email: email, Username: email, FirstName: "Admin", LastName: "User",
-			SuperAdmin: true, PasswordHash: HashPassword(password), CreatedAt: now, UpdatedAt: now},
+			SuperAdmin: true, PasswordHash: hash, CreatedAt: now, UpdatedAt: now},
 		Org:       project.Org{ID: NewID(), Name: orgName, Slug: slug, CreatedAt: now, UpdatedAt: now},
 		RootKeyID: s.keys.RootKeyID(),
 	}
@@ -137,7 +153,7 @@ func (s *Service) Bootstrap(ctx context.Context, email, password, orgName, ip, u
 	rec.Event = audit.New(actor, "bootstrap-instance", map[string]any{"organizationId": rec.Org.ID, "identityId": rec.Identity.ID})
 	if err := s.store.Bootstrap(ctx, rec); err != nil {
 		if errs.Is(err, errs.Conflict) {
-			return BootstrapResult{}, errs.BadRequest("Instance has already been set up")
+			return BootstrapResult{}, errAlreadySetUp()
 		}
 		return BootstrapResult{}, err
 	}
@@ -148,6 +164,8 @@ func (s *Service) Bootstrap(ctx context.Context, email, password, orgName, ip, u
 	}
 	return BootstrapResult{User: rec.User, Org: rec.Org, Identity: rec.Identity, Token: tok}, nil
 }
+
+func errAlreadySetUp() error { return errs.BadRequest("Instance has already been set up") }
 
 func fieldErr(name, msg string) error {
 	e := errs.Invalidf("%s", msg)
@@ -235,12 +253,19 @@ func (s *Service) authUser(ctx context.Context, c claims, now time.Time, ip, ua 
 }
 
 // Login checks a user's email and password and returns a session token that
-// is not yet scoped to an organization.
+// is not yet scoped to an organization. The hash runs in a Hasher slot, or
+// the login fails as rate limited; unknown emails are hashed against a dummy
+// in a slot alike, so the time does not tell whether an account exists.
 func (s *Service) Login(ctx context.Context, email, password string) (string, error) {
 	email = strings.ToLower(strings.TrimSpace(email))
 	if email == "" || password == "" {
 		return "", errs.Invalidf("email and password are required")
 	}
+	release, err := s.Hasher.Acquire(ctx)
+	if err != nil {
+		return "", err
+	}
+	defer release()
 	u, err := s.store.UserByEmail(ctx, email)
 	if err != nil && !errs.Is(err, errs.NotFound) {
 		return "", err
@@ -249,7 +274,9 @@ func (s *Service) Login(ctx context.Context, email, password string) (string, er
 	if err != nil {
 		hash = dummyHash
 	}
-	if !CheckPassword(hash, password) || u.ID == "" {
+	match := CheckPassword(hash, password)
+	release()
+	if !match || u.ID == "" {
 		return "", errs.BadRequest("Invalid credentials")
 	}
 	return s.newSession(ctx, u.ID, "")

@@ -16,6 +16,7 @@ import (
 	"github.com/lockbox-dev/lockbox/internal/app"
 	"github.com/lockbox-dev/lockbox/internal/client"
 	"github.com/lockbox-dev/lockbox/internal/dynamic"
+	"github.com/lockbox-dev/lockbox/internal/identity"
 	"github.com/lockbox-dev/lockbox/internal/keyring"
 	"github.com/lockbox-dev/lockbox/internal/store"
 	"github.com/lockbox-dev/lockbox/internal/store/storetest"
@@ -43,7 +44,9 @@ type Env struct {
 type Options struct {
 	AuthRateLimit int   // default: high enough not to interfere
 	MaxBodyBytes  int64 // default 1 MiB
-	Log           io.Writer
+	// PasswordHasher replaces the server's (a test can hold its slots).
+	PasswordHasher *identity.PasswordHasher
+	Log            io.Writer
 	// Share starts the server on another Env's database and root key, as a
 	// second node of the same instance.
 	Share *Env
@@ -94,7 +97,7 @@ func Start(t testing.TB, d store.Dialect, opts ...Options) *Env {
 		t.Fatal(err)
 	}
 	srv := app.New(db, kr, app.Options{TargetPolicy: targets, Version: "test", MaxBodyBytes: o.MaxBodyBytes, AuthRateLimit: o.AuthRateLimit,
-		Logger: slog.New(slog.NewJSONHandler(o.Log, nil))})
+		PasswordHasher: o.PasswordHasher, Logger: slog.New(slog.NewJSONHandler(o.Log, nil))})
 	hs := httptest.NewServer(srv)
 	wctx, stop := context.WithCancel(context.Background())
 	done := make(chan struct{})
