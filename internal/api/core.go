@@ -113,7 +113,7 @@ func (s *Server) userLogin(w http.ResponseWriter, r *http.Request) error {
 	if err := s.decode(r, &req); err != nil {
 		return err
 	}
-	tok, err := s.svc.Identity.Login(r.Context(), req.Email, req.Password)
+	tok, err := s.svc.Identity.Login(r.Context(), req.Email, req.Password, clientIP(r), r.UserAgent())
 	if err != nil {
 		return err
 	}

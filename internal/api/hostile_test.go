@@ -22,7 +22,7 @@ import (
 // (token use counters), and tables that change on failed logins by design.
 var (
 	volatileColumns = map[string]bool{"identity_access_tokens.num_uses": true, "identity_access_tokens.last_used_at": true}
-	volatileTables  = map[string]bool{"identity_ua_lockouts": true, "goose_db_version": true}
+	volatileTables  = map[string]bool{"identity_ua_lockouts": true, "user_login_lockouts": true, "goose_db_version": true}
 )
 
 // digest hashes every row of every table of the database (SQLite or

@@ -2,7 +2,11 @@ package identity
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
 	"strings"
 	"sync"
 	"time"
@@ -34,6 +38,19 @@ type Store interface {
 	UserOrgs(ctx context.Context, userID string) ([]project.Org, error)
 	// Initialized reports whether the instance has been bootstrapped.
 	Initialized(ctx context.Context) (bool, error)
+	// ReserveUserLoginAttempt counts one password login of the email keyed by
+	// emailHash before the password is checked, in one atomic conditional
+	// statement, and returns its number in the current window; it reports
+	// false, changing nothing, while the email is locked. The attempt that
+	// reaches the threshold sets the lock.
+	ReserveUserLoginAttempt(ctx context.Context, emailHash string, p LockoutPolicy, now time.Time) (int, bool, error)
+	// ReleaseUserLoginAttempt takes back a reservation whose password was
+	// never judged, lifting the lock it may have set.
+	ReleaseUserLoginAttempt(ctx context.Context, emailHash string, threshold int) error
+	// ClearUserLoginAttempts forgets an email's failed logins.
+	ClearUserLoginAttempts(ctx context.Context, emailHash string) error
+	// RecordFailedUserLogin appends evs and prunes lapsed counters.
+	RecordFailedUserLogin(ctx context.Context, now time.Time, evs []audit.Event) error
 }
 
 // IdentityRef is an identity's name and the organization it is a member of.
@@ -54,6 +71,10 @@ type BootstrapRecord struct {
 	Event       audit.Event
 }
 
+// DefaultUserLockout locks an email for 15 minutes after 5 failed password
+// logins, each within 15 minutes of the one before.
+var DefaultUserLockout = LockoutPolicy{Threshold: 5, Duration: 15 * time.Minute, CounterReset: 15 * time.Minute}
+
 // Service implements authentication and bootstrap.
 type Service struct {
 	store Store
@@ -62,18 +83,26 @@ type Service struct {
 
 	// Hasher bounds the argon2id work of password logins and bootstrap.
 	Hasher *PasswordHasher
+	// UserLockout is the lockout of password logins.
+	UserLockout LockoutPolicy
 
 	once   sync.Once
 	sig    signer
 	sigErr error
+
+	emailOnce sync.Once
+	emailKey  []byte
+	emailErr  error
 }
 
-// NewService returns an identity service with DefaultPasswordHashConcurrency.
+// NewService returns an identity service with DefaultPasswordHashConcurrency
+// and DefaultUserLockout.
 func NewService(st Store, kr *keyring.Keyring, now func() time.Time) *Service {
 	if now == nil {
 		now = time.Now
 	}
-	return &Service{store: st, keys: kr, now: now, Hasher: NewPasswordHasher(DefaultPasswordHashConcurrency)}
+	return &Service{store: st, keys: kr, now: now, Hasher: NewPasswordHasher(DefaultPasswordHashConcurrency),
+		UserLockout: DefaultUserLockout}
 }
 
 func (s *Service) signer(ctx context.Context) (signer, error) {
@@ -253,22 +282,38 @@ func (s *Service) authUser(ctx context.Context, c claims, now time.Time, ip, ua 
 }
 
 // Login checks a user's email and password and returns a session token that
-// is not yet scoped to an organization. The hash runs in a Hasher slot, or
-// the login fails as rate limited; unknown emails are hashed against a dummy
-// in a slot alike, so the time does not tell whether an account exists.
-func (s *Service) Login(ctx context.Context, email, password string) (string, error) {
+// is not yet scoped to an organization.
+//
+// Each attempt takes a Hasher slot (or fails as rate limited) and is counted
+// against the email's lockout before the password is hashed; a locked email
+// is refused without hashing. Unknown emails are hashed against a dummy and
+// counted and locked alike, so neither the time nor the answer tells whether
+// an account exists. A success clears the count.
+func (s *Service) Login(ctx context.Context, email, password, ip, userAgent string) (string, error) {
 	email = strings.ToLower(strings.TrimSpace(email))
 	if email == "" || password == "" {
 		return "", errs.Invalidf("email and password are required")
+	}
+	key, err := s.emailHash(ctx, email)
+	if err != nil {
+		return "", err
 	}
 	release, err := s.Hasher.Acquire(ctx)
 	if err != nil {
 		return "", err
 	}
 	defer release()
+	now := s.now().UTC().Truncate(time.Microsecond)
+	n, ok, err := s.store.ReserveUserLoginAttempt(ctx, key, s.UserLockout, now)
+	if err != nil {
+		return "", err
+	}
+	if !ok {
+		return "", errs.Unauthorizedf("This account is temporarily locked, please try again later")
+	}
 	u, err := s.store.UserByEmail(ctx, email)
 	if err != nil && !errs.Is(err, errs.NotFound) {
-		return "", err
+		return "", s.giveBack(ctx, key, err)
 	}
 	hash := u.PasswordHash
 	if err != nil {
@@ -277,9 +322,64 @@ func (s *Service) Login(ctx context.Context, email, password string) (string, er
 	match := CheckPassword(hash, password)
 	release()
 	if !match || u.ID == "" {
+		if err := s.failedLogin(ctx, u, n, now, ip, userAgent); err != nil {
+			return "", err
+		}
 		return "", errs.BadRequest("Invalid credentials")
 	}
-	return s.newSession(ctx, u.ID, "")
+	tok, err := s.newSession(ctx, u.ID, "")
+	if err != nil {
+		return "", s.giveBack(ctx, key, err)
+	}
+	if err := s.store.ClearUserLoginAttempts(ctx, key); err != nil {
+		return "", err
+	}
+	return tok, nil
+}
+
+// giveBack takes back the lockout reservation of a login that failed for a
+// reason other than its password, and returns cause.
+func (s *Service) giveBack(ctx context.Context, key string, cause error) error {
+	if err := s.store.ReleaseUserLoginAttempt(context.WithoutCancel(ctx), key, s.UserLockout.Threshold); err != nil {
+		return errors.Join(cause, err)
+	}
+	return cause
+}
+
+// failedLogin audits a wrong password of the n-th attempt in the window, in
+// every organization of the user, and prunes lapsed counters. Unknown emails
+// are not audited: what was typed may be anything, a password included. No
+// event carries the password.
+func (s *Service) failedLogin(ctx context.Context, u User, n int, now time.Time, ip, userAgent string) error {
+	var evs []audit.Event
+	if u.ID != "" {
+		orgs, err := s.store.UserOrgs(ctx, u.ID)
+		if err != nil {
+			return err
+		}
+		locked := n >= s.UserLockout.Threshold
+		for _, o := range orgs {
+			actor := authz.Actor{Kind: authz.ActorUser, ID: u.ID, OrgID: o.ID, Name: u.Email, IP: ip, UserAgent: userAgent}
+			evs = append(evs, audit.New(actor, "user-login-failed", map[string]any{"userId": u.ID,
+				"failedAttempts": n, "locked": locked}))
+			if locked {
+				evs = append(evs, audit.New(actor, "user-login-locked", map[string]any{"userId": u.ID,
+					"lockedUntil": now.Add(s.UserLockout.Duration).Format(time.RFC3339)}))
+			}
+		}
+	}
+	return s.store.RecordFailedUserLogin(ctx, now, evs)
+}
+
+// emailHash keys the lockout of an email without storing the email.
+func (s *Service) emailHash(ctx context.Context, email string) (string, error) {
+	s.emailOnce.Do(func() { s.emailKey, s.emailErr = s.keys.SystemKey(ctx, "login-lockout-hmac") })
+	if s.emailErr != nil {
+		return "", s.emailErr
+	}
+	m := hmac.New(sha256.New, s.emailKey)
+	m.Write([]byte(email))
+	return hex.EncodeToString(m.Sum(nil)), nil
 }
 
 // SelectOrganization exchanges a session token for one scoped to orgID, of

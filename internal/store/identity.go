@@ -3,7 +3,9 @@ package store
 import (
 	"context"
 	"encoding/json"
+	"time"
 
+	"github.com/lockbox-dev/lockbox/internal/audit"
 	"github.com/lockbox-dev/lockbox/internal/errs"
 	"github.com/lockbox-dev/lockbox/internal/identity"
 	"github.com/lockbox-dev/lockbox/internal/keyring"
@@ -239,3 +241,35 @@ func (db *DB) UserOrgs(ctx context.Context, userID string) ([]project.Org, error
 
 // Engine names the database engine for /api/status.
 func (db *DB) Engine() string { return string(db.dialect) }
+
+// ReserveUserLoginAttempt counts one password login for the email keyed by
+// emailHash before the password is checked, in one conditional upsert (see
+// reserveAttempt); it reports false, changing nothing, while the email is locked.
+func (db *DB) ReserveUserLoginAttempt(ctx context.Context, emailHash string, p identity.LockoutPolicy, now time.Time) (int, bool, error) {
+	return db.reserveAttempt(ctx, "user_login_lockouts", "email_hash", emailHash, p, now)
+}
+
+// ReleaseUserLoginAttempt takes back a reservation whose password was never
+// judged, lifting the lock it may have set.
+func (db *DB) ReleaseUserLoginAttempt(ctx context.Context, emailHash string, threshold int) error {
+	return db.releaseAttempt(ctx, "user_login_lockouts", "email_hash", emailHash, threshold)
+}
+
+// ClearUserLoginAttempts forgets an email's failed logins (after a success).
+func (db *DB) ClearUserLoginAttempts(ctx context.Context, emailHash string) error {
+	_, err := db.exec(ctx, `DELETE FROM user_login_lockouts WHERE email_hash = ?`, emailHash)
+	return dbErr(err, "ClearUserLoginAttempts")
+}
+
+// RecordFailedUserLogin appends evs and prunes the counters that have lapsed
+// at now (window passed, no lock in force), which keeps the table as small as
+// the failures of the last window.
+func (db *DB) RecordFailedUserLogin(ctx context.Context, now time.Time, evs []audit.Event) error {
+	return db.Transact(ctx, func(tx *Tx) error {
+		if _, err := tx.exec(ctx, `DELETE FROM user_login_lockouts WHERE counter_reset_at <= ?
+			AND (locked_until IS NULL OR locked_until <= ?)`, ts(now), ts(now)); err != nil {
+			return dbErr(err, "prune login lockouts")
+		}
+		return tx.insertAudits(ctx, evs...)
+	})
+}

@@ -2,6 +2,8 @@ package store
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"time"
 
 	"github.com/lockbox-dev/lockbox/internal/audit"
@@ -172,11 +174,12 @@ func (db *DB) RevokeClientSecret(ctx context.Context, uaID, id string, ev audit.
 // that reaches the threshold sets the lock. So at most threshold attempts are
 // ever checked against a secret before the lock, however many run at once.
 func (db *DB) ReserveLoginAttempt(ctx context.Context, ua identity.UniversalAuth, now time.Time) (bool, error) {
-	return db.reserveAttempt(ctx, "identity_ua_lockouts", "identity_ua_id", ua.ID, identity.LockoutPolicy{
+	_, ok, err := db.reserveAttempt(ctx, "identity_ua_lockouts", "identity_ua_id", ua.ID, identity.LockoutPolicy{
 		Threshold:    ua.LockoutThreshold,
 		Duration:     time.Duration(ua.LockoutDurationSeconds) * time.Second,
 		CounterReset: time.Duration(ua.LockoutCounterResetSeconds) * time.Second,
 	}, now)
+	return ok, err
 }
 
 // ReleaseLoginAttempt takes back a reservation whose attempt was not a wrong
@@ -186,8 +189,9 @@ func (db *DB) ReleaseLoginAttempt(ctx context.Context, ua identity.UniversalAuth
 }
 
 // reserveAttempt is the one statement behind every lockout counter: table has
-// columns key, failed_attempts, counter_reset_at and locked_until.
-func (db *DB) reserveAttempt(ctx context.Context, table, keyCol, key string, p identity.LockoutPolicy, now time.Time) (bool, error) {
+// columns keyCol, failed_attempts, counter_reset_at and locked_until. It
+// returns the attempt's number in the current window, or false when locked.
+func (db *DB) reserveAttempt(ctx context.Context, table, keyCol, key string, p identity.LockoutPolicy, now time.Time) (int, bool, error) {
 	until := ts(now.Add(p.Duration))
 	var first any // locked_until of a fresh row
 	if p.Threshold <= 1 {
@@ -196,23 +200,24 @@ func (db *DB) reserveAttempt(ctx context.Context, table, keyCol, key string, p i
 	// The SET expressions read the row as it was; the counter restarts when its
 	// window has passed or when a (necessarily expired) lock is on the row.
 	restart := table + `.counter_reset_at <= ? OR ` + table + `.locked_until IS NOT NULL`
-	res, err := db.exec(ctx, `INSERT INTO `+table+` (`+keyCol+`, failed_attempts, counter_reset_at, locked_until)
+	var n int
+	err := db.write.QueryRowContext(ctx, db.q(`INSERT INTO `+table+` (`+keyCol+`, failed_attempts, counter_reset_at, locked_until)
 		VALUES (?, 1, ?, CAST(? AS BIGINT)) ON CONFLICT (`+keyCol+`) DO UPDATE SET
 		failed_attempts = CASE WHEN `+restart+` THEN 1 ELSE `+table+`.failed_attempts + 1 END,
 		counter_reset_at = excluded.counter_reset_at,
 		locked_until = CASE WHEN (CASE WHEN `+restart+` THEN 1 ELSE `+table+`.failed_attempts + 1 END) >= ?
 			THEN CAST(? AS BIGINT) ELSE NULL END
-		WHERE `+table+`.locked_until IS NULL OR `+table+`.locked_until <= ?`,
+		WHERE `+table+`.locked_until IS NULL OR `+table+`.locked_until <= ?
+		RETURNING failed_attempts`),
 		key, ts(now.Add(p.CounterReset)), first,
-		ts(now), ts(now), p.Threshold, until, ts(now))
-	if err != nil {
-		return false, dbErr(err, "reserve login attempt")
+		ts(now), ts(now), p.Threshold, until, ts(now)).Scan(&n)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, false, nil
 	}
-	n, err := res.RowsAffected()
 	if err != nil {
-		return false, dbErr(err, "reserve login attempt")
+		return 0, false, dbErr(err, "reserve login attempt")
 	}
-	return n == 1, nil
+	return n, true, nil
 }
 
 func (db *DB) releaseAttempt(ctx context.Context, table, keyCol, key string, threshold int) error {
