@@ -5,6 +5,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/lockbox-dev/lockbox/internal/app/apptest"
 	"github.com/lockbox-dev/lockbox/internal/store"
@@ -376,4 +377,71 @@ func TestHostileTargetPolicy(t *testing.T) {
 	e3 := apptest.Bootstrapped(t, store.SQLite, apptest.Options{TargetsAllow: "127.0.0.0/8"})
 	p3 := createProject(t, e3, e3.Token, map[string]any{"projectName": "allow"})
 	e3.Must(t, 200, "POST", "/api/v1/dynamic-secrets", e3.Token, dynScope{e: e3, slug: p3.Slug}.body(pgDynamic("pg", nil)))
+}
+
+// TestAuditRecordsSecurityEvents: denials, failed and successful logins,
+// token renew and self-revoke, reads of versions and dynamic-secret configs,
+// and the worker's revocations are in the audit log, without secrets.
+func TestAuditRecordsSecurityEvents(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, d store.Dialect) {
+		e := apptest.Bootstrapped(t, d)
+		p := createProject(t, e, e.Token, map[string]any{"projectName": "audited"})
+		viewerID, viewer := e.NewIdentity(t, "viewer", "member")
+		addMember(t, e, p.ID, viewerID, map[string]any{"role": "viewer"})
+		assertError(t, e.Do(t, "POST", "/api/v3/secrets/raw/X", viewer, map[string]any{"workspaceId": p.ID, "environment": "dev", "secretValue": "v"}), 403, "PermissionDenied")
+
+		clientID := uaSetup(t, e, map[string]any{})
+		secret, _ := newSecret(t, e, map[string]any{})
+		if r, _ := login(t, e, clientID, "wrong-"+secret[:10]); r.Status != 401 {
+			t.Fatalf("wrong secret: %d", r.Status)
+		}
+		_, tok := login(t, e, clientID, secret)
+		e.Must(t, 200, "POST", "/api/v1/auth/token/renew", "", map[string]any{"accessToken": tok.AccessToken})
+		e.Must(t, 200, "POST", "/api/v1/auth/token/revoke", "", map[string]any{"accessToken": tok.AccessToken})
+		e.Must(t, 200, "POST", "/api/v3/auth/login", "", map[string]string{"email": e.UserEmail, "password": e.Password})
+		assertError(t, e.Do(t, "POST", "/api/v3/auth/login", "", map[string]string{"email": e.UserEmail, "password": "wrong-password"}), 400, "BadRequest")
+
+		putSecret(t, e, e.Token, p.ID, "dev", "/", "K", "v1")
+		e.Must(t, 200, "GET", "/api/v1/secret/"+secretID(t, e, p.ID, "dev", "K")+"/secret-versions", e.Token, nil)
+		sc := dynScope{e: e, slug: p.Slug}
+		sc.create(t, "otp", "totp", map[string]any{"configType": "manual", "secret": "GEZDGNBVGY3TQOJQ"})
+		sc.inputs(t, "otp")
+		l := sc.lease(t, "otp", "1s")
+		waitFor(t, 20*time.Second, func() bool { return sc.leaseStatus(t, l.Lease.ID) == "revoked" })
+
+		var got struct {
+			AuditLogs []struct {
+				ProjectID string
+				Event     struct {
+					Type     string
+					Metadata map[string]any
+				}
+			}
+		}
+		r := e.Must(t, 200, "GET", "/api/v1/organization/audit-logs?limit=1000", e.Token, nil)
+		r.Decode(t, &got)
+		if strings.Contains(string(r.Body), secret) || strings.Contains(string(r.Body), e.Password) || strings.Contains(string(r.Body), "wrong-password") {
+			t.Fatal("the audit log holds a secret or password")
+		}
+		seen := map[string]map[string]any{}
+		for _, a := range got.AuditLogs {
+			seen[a.Event.Type] = a.Event.Metadata
+		}
+		for _, typ := range []string{"permission-denied", "login-identity-universal-auth-failed", "login-identity-universal-auth",
+			"renew-identity-access-token", "revoke-identity-access-token", "user-login", "user-login-failed", "get-secret-versions",
+			"get-dynamic-secret", "revoke-dynamic-secret-lease"} {
+			if _, ok := seen[typ]; !ok {
+				t.Errorf("no %s event", typ)
+			}
+		}
+		if m := seen["permission-denied"]; m != nil && (m["method"] != "POST" || !strings.Contains(fmt.Sprint(m["route"]), "/api/v3/secrets/raw/")) {
+			t.Errorf("permission-denied metadata %v", m)
+		}
+		if m := seen["login-identity-universal-auth-failed"]; m != nil && m["reason"] != "Invalid credentials" {
+			t.Errorf("failed login metadata %v", m)
+		}
+		if m := seen["revoke-dynamic-secret-lease"]; m != nil && m["outcome"] != "revoked" {
+			t.Errorf("worker revocation metadata %v", m)
+		}
+	})
 }

@@ -56,7 +56,11 @@ func digest(t *testing.T, e *apptest.Env) map[string]string {
 		if volatileTables[tb] {
 			continue
 		}
-		rs, err := db.Query("SELECT * FROM " + tb)
+		q := "SELECT * FROM " + tb
+		if tb == "audit_logs" { // denials and failed logins are recorded, as they should be
+			q += " WHERE event_type NOT IN ('permission-denied', 'login-identity-universal-auth-failed', 'user-login-failed', 'user-login-locked')"
+		}
+		rs, err := db.Query(q)
 		if err != nil {
 			t.Fatal(err)
 		}

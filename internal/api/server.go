@@ -6,6 +6,7 @@ package api
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -280,7 +281,13 @@ func (s *Server) authed(h func(http.ResponseWriter, *http.Request) error) http.H
 		if err != nil {
 			return err
 		}
-		return h(w, r.WithContext(context.WithValue(r.Context(), keyActor, actor)))
+		err = h(w, r.WithContext(context.WithValue(r.Context(), keyActor, actor)))
+		if e, ok := errors.AsType[*errs.Error](err); ok && e.Kind == errs.Forbidden && s.svc.Audit != nil {
+			if aerr := s.svc.Audit.Denied(r.Context(), actor, r.Method, r.Pattern, e.Message); aerr != nil {
+				s.log.ErrorContext(r.Context(), "audit of a denied request", "err", aerr.Error())
+			}
+		}
+		return err
 	})
 }
 

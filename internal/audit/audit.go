@@ -97,6 +97,8 @@ type Filter struct {
 // Store reads the log. Events are written by the stores of the changes they describe.
 type Store interface {
 	AuditEvents(ctx context.Context, f Filter) ([]Event, error)
+	// AppendAudit records an event in its own transaction.
+	AppendAudit(ctx context.Context, ev Event) error
 }
 
 // Authorizer checks organization-level permissions.
@@ -117,6 +119,13 @@ func NewService(st Store, az Authorizer, now func() time.Time) *Service {
 		now = time.Now
 	}
 	return &Service{store: st, authz: az, now: now}
+}
+
+// Denied records that actor was refused action on a route: what it tried,
+// never its body. Reads and writes alike are recorded.
+func (s *Service) Denied(ctx context.Context, actor authz.Actor, method, route, reason string) error {
+	ev := New(actor, "permission-denied", map[string]any{"method": method, "route": route, "reason": reason})
+	return s.store.AppendAudit(context.WithoutCancel(ctx), ev)
 }
 
 // MaxRange is the longest time range one query may cover.

@@ -412,7 +412,10 @@ func (s *Service) byName(ctx context.Context, actor authz.Actor, sc Scope, name,
 // Get returns a dynamic secret (its inputs are redacted by the caller's view).
 func (s *Service) Get(ctx context.Context, actor authz.Actor, sc Scope, name string) (Secret, error) {
 	sec, _, err := s.byName(ctx, actor, sc, name, authz.ActReadRootCredential)
-	return sec, err
+	if err != nil {
+		return Secret{}, err
+	}
+	return sec, s.store.AppendAudit(ctx, secretEvent(actor, "get-dynamic-secret", sec))
 }
 
 // List returns a folder's dynamic secrets.

@@ -2,6 +2,7 @@ package dynamic
 
 import (
 	"context"
+	"github.com/lockbox-dev/lockbox/internal/authz"
 	"log/slog"
 	"time"
 
@@ -96,6 +97,7 @@ func (w *Worker) revokeGroup(ctx context.Context, dsID string, leases []SealedLe
 						if s.metrics != nil {
 							s.metrics.Revoked(true, max(0, done.Sub(l.ExpireAt)))
 						}
+						w.audit(ctx, sec, l.Lease, "")
 					}
 					return
 				}
@@ -133,6 +135,27 @@ func (w *Worker) record(ctx context.Context, l SealedLease, rerr error) {
 	}
 	if rerr != nil {
 		w.log.Warn("lease revocation failed", "lease", l.ID, "attempt", l.Attempts+1, "err", details)
+	}
+	sec, err := s.store.DynamicSecretByID(ctx, l.DynamicSecretID)
+	if err != nil {
+		sec.ID, sec.ProjectID = l.DynamicSecretID, l.ProjectID
+	}
+	w.audit(ctx, sec.Secret, l.Lease, details)
+}
+
+// audit records the worker's revocation of a lease and its outcome; failed
+// is empty on success.
+func (w *Worker) audit(ctx context.Context, sec Secret, l Lease, failed string) {
+	if sec.ProjectID == "" {
+		sec.ProjectID = l.ProjectID
+	}
+	ev := leaseEvent(authz.Actor{}, "revoke-dynamic-secret-lease", sec, l)
+	ev.Metadata["outcome"] = "revoked"
+	if failed != "" {
+		ev.Metadata["outcome"], ev.Metadata["reason"] = "failed", failed
+	}
+	if err := w.svc.store.AppendAudit(context.WithoutCancel(ctx), ev); err != nil {
+		w.log.Error("lease worker: audit", "lease", l.ID, "err", err.Error())
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lockbox-dev/lockbox/internal/audit"
 	"github.com/lockbox-dev/lockbox/internal/authz"
 	"github.com/lockbox-dev/lockbox/internal/errs"
 	"github.com/lockbox-dev/lockbox/internal/project"
@@ -18,6 +19,8 @@ type RenewStore interface {
 	// RevokeAccessToken revokes a token; false if it was missing or already revoked.
 	RevokeAccessToken(ctx context.Context, id string) (bool, error)
 	OrgByID(ctx context.Context, id string) (project.Org, error)
+	// AppendAudit records an event in its own transaction.
+	AppendAudit(ctx context.Context, ev audit.Event) error
 }
 
 // Tokens renews and revokes machine-identity access tokens.
@@ -55,7 +58,7 @@ func (tk *Tokens) Renew(ctx context.Context, tok string) (LoginResult, error) {
 	if err != nil {
 		return LoginResult{}, err
 	}
-	t, _, err := st.AccessTokenByID(ctx, c.IdentityAccessTokenID)
+	t, ref, err := st.AccessTokenByID(ctx, c.IdentityAccessTokenID)
 	if errs.Is(err, errs.NotFound) || (err == nil && (t.Revoked || t.IdentityID != c.IdentityID)) {
 		return LoginResult{}, errs.Unauthorizedf("No identity access token found")
 	}
@@ -74,6 +77,11 @@ func (tk *Tokens) Renew(ctx context.Context, tok string) (LoginResult, error) {
 	}
 	if !ok {
 		return LoginResult{}, errs.Unauthorizedf("No identity access token found")
+	}
+	actor := authz.Actor{Kind: authz.ActorIdentity, ID: t.IdentityID, OrgID: ref.OrgID, Name: ref.Name}
+	if err := st.AppendAudit(ctx, audit.New(actor, "renew-identity-access-token", map[string]any{"identityId": t.IdentityID,
+		"identityAccessTokenId": t.ID})); err != nil {
+		return LoginResult{}, err
 	}
 	return s.issue(ctx, t, now)
 }
@@ -95,6 +103,11 @@ func (tk *Tokens) Revoke(ctx context.Context, tok string) error {
 	}
 	if !ok {
 		return errs.Unauthorizedf("No identity access token found")
+	}
+	if t, ref, err := st.AccessTokenByID(ctx, c.IdentityAccessTokenID); err == nil {
+		actor := authz.Actor{Kind: authz.ActorIdentity, ID: t.IdentityID, OrgID: ref.OrgID, Name: ref.Name}
+		return st.AppendAudit(ctx, audit.New(actor, "revoke-identity-access-token", map[string]any{"identityId": t.IdentityID,
+			"identityAccessTokenId": t.ID}))
 	}
 	return nil
 }

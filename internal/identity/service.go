@@ -51,6 +51,8 @@ type Store interface {
 	ClearUserLoginAttempts(ctx context.Context, emailHash string) error
 	// RecordFailedUserLogin appends evs and prunes lapsed counters.
 	RecordFailedUserLogin(ctx context.Context, now time.Time, evs []audit.Event) error
+	// AppendAudit records an event in its own transaction.
+	AppendAudit(ctx context.Context, ev audit.Event) error
 }
 
 // IdentityRef is an identity's name and the organization it is a member of.
@@ -333,6 +335,16 @@ func (s *Service) Login(ctx context.Context, email, password, ip, userAgent stri
 	}
 	if err := s.store.ClearUserLoginAttempts(ctx, key); err != nil {
 		return "", err
+	}
+	orgs, err := s.store.UserOrgs(ctx, u.ID)
+	if err != nil {
+		return "", err
+	}
+	for _, o := range orgs {
+		actor := authz.Actor{Kind: authz.ActorUser, ID: u.ID, OrgID: o.ID, Name: u.Email, IP: ip, UserAgent: userAgent}
+		if err := s.store.AppendAudit(ctx, audit.New(actor, "user-login", map[string]any{"userId": u.ID})); err != nil {
+			return "", err
+		}
 	}
 	return tok, nil
 }

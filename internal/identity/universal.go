@@ -5,6 +5,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"strings"
 	"sync"
 	"time"
@@ -67,6 +68,8 @@ type LockoutPolicy struct {
 
 // UAStore is the storage Universal Auth needs.
 type UAStore interface {
+	// AppendAudit records an event in its own transaction.
+	AppendAudit(ctx context.Context, ev audit.Event) error
 	// UAIdentity returns an identity with the organization it belongs to.
 	UAIdentity(ctx context.Context, identityID string) (Identity, error)
 	CreateUniversalAuth(ctx context.Context, ua UniversalAuth, ev audit.Event) error
@@ -139,7 +142,13 @@ const PeriodicMaxTTL = 1000000000
 // Login exchanges a client ID and secret for an access token. Finding the
 // secret is one indexed lookup of its keyed hash, whatever the number of
 // secrets; use limits are exact under concurrency.
-func (u *UA) Login(ctx context.Context, clientID, clientSecret, ip, userAgent string) (LoginResult, error) {
+func (u *UA) Login(ctx context.Context, clientID, clientSecret, ip, userAgent string) (res LoginResult, err error) {
+	var failed *UniversalAuth // known once the client ID names a configuration
+	defer func() {
+		if err != nil && failed != nil {
+			u.auditFailure(ctx, *failed, ip, userAgent, err)
+		}
+	}()
 	clientID, clientSecret = strings.TrimSpace(clientID), strings.TrimSpace(clientSecret)
 	invalid := errs.Unauthorizedf("Invalid credentials")
 	if clientID == "" || clientSecret == "" {
@@ -159,6 +168,7 @@ func (u *UA) Login(ctx context.Context, clientID, clientSecret, ip, userAgent st
 	if err != nil {
 		return LoginResult{}, err
 	}
+	failed = &ua
 	if !IPAllowed(ua.ClientSecretTrustedIPs, ip) {
 		return LoginResult{}, errs.Forbiddenf("You are not allowed to access this resource from the current IP address")
 	}
@@ -216,6 +226,24 @@ func (u *UA) Login(ctx context.Context, clientID, clientSecret, ip, userAgent st
 		return LoginResult{}, release(errs.Unauthorizedf("Access denied due to client secret usage limit reached"))
 	}
 	return u.svc.issue(ctx, tok, now)
+}
+
+// auditFailure records a failed login of a known configuration with its
+// reason (the error's client message; never the secret), in the identity's
+// organization. It is best effort: the login has failed either way.
+func (u *UA) auditFailure(ctx context.Context, ua UniversalAuth, ip, userAgent string, cause error) {
+	ctx = context.WithoutCancel(ctx)
+	ident, err := u.store.UAIdentity(ctx, ua.IdentityID)
+	if err != nil {
+		return
+	}
+	reason := "internal error"
+	if e, ok := errors.AsType[*errs.Error](cause); ok && e.Kind != errs.Internal {
+		reason = e.Message
+	}
+	actor := authz.Actor{Kind: authz.ActorIdentity, ID: ident.ID, OrgID: ident.OrgID, Name: ident.Name, IP: ip, UserAgent: userAgent}
+	u.store.AppendAudit(ctx, audit.New(actor, "login-identity-universal-auth-failed", map[string]any{"identityId": ident.ID,
+		"identityUniversalAuthId": ua.ID, "reason": reason}))
 }
 
 // issue signs a token for the record tok at now, bounded by its max TTL.

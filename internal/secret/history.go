@@ -6,6 +6,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/lockbox-dev/lockbox/internal/audit"
 	"github.com/lockbox-dev/lockbox/internal/authz"
 	"github.com/lockbox-dev/lockbox/internal/errs"
 	"github.com/lockbox-dev/lockbox/internal/project"
@@ -84,6 +85,11 @@ func (s *Service) Versions(ctx context.Context, actor authz.Actor, id string, of
 	}
 	_, value, err := s.describable(ctx, perms, sl, env.Slug, f.Path)
 	if err != nil {
+		return nil, err
+	}
+	ev := audit.New(actor, "get-secret-versions", map[string]any{"environment": env.Slug, "secretPath": f.Path, "secretId": sl.ID,
+		"secretKey": sl.Key}).InProject(sl.ProjectID, "")
+	if err := s.store.AppendAudit(ctx, ev); err != nil {
 		return nil, err
 	}
 	hist, err := s.store.SecretVersions(ctx, sl.ID, offset, limit)

@@ -26,8 +26,8 @@ func (tx *Tx) insertAudit(ctx context.Context, ev audit.Event) error {
 	}
 	_, err := tx.exec(ctx, `INSERT INTO audit_logs (id, org_id, project_id, project_name, actor_type, actor_id, actor_metadata,
 		event_type, event_metadata, ip_address, user_agent, user_agent_type, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		ev.ID, ev.OrgID, nullStr(ev.ProjectID), nullStr(ev.ProjectName), ev.ActorType, ev.ActorID, string(am),
+		VALUES (?, COALESCE(NULLIF(?, ''), (SELECT org_id FROM projects WHERE id = ?), ''), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		ev.ID, ev.OrgID, nullStr(ev.ProjectID), nullStr(ev.ProjectID), nullStr(ev.ProjectName), ev.ActorType, ev.ActorID, string(am),
 		ev.Type, string(em), ev.IP, ev.UserAgent, ev.UserAgentType, ts(tx.Now))
 	return dbErr(err, "insert audit event")
 }
