@@ -130,6 +130,7 @@ func serve(ctx context.Context, cfg config.Config, stdout, stderr io.Writer) err
 		PasswordHashConcurrency: cfg.PasswordHashConcurrency,
 		Logger:                  log,
 		LeaseCreatingTimeout:    cfg.LeaseCreatingTimeout,
+		TrustedProxies:          cfg.TrustedProxies,
 	})
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {

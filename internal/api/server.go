@@ -9,8 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
+	"net/netip"
 	"runtime/debug"
 	"strings"
 	"time"
@@ -45,22 +45,26 @@ type Options struct {
 	Auth          Authenticator
 	Services      Services
 	Registry      *prometheus.Registry // nil: a new one
+	// TrustedProxies are the peers whose X-Forwarded-For and X-Real-IP
+	// headers name the client; empty trusts none (clientIP).
+	TrustedProxies []netip.Prefix
 }
 
 // Server is the HTTP API.
 type Server struct {
-	mux      *http.ServeMux
-	handler  http.Handler
-	log      *slog.Logger
-	version  string
-	maxBody  int64
-	health   Health
-	auth     Authenticator
-	svc      Services
-	authRate *ipLimiter
-	reg      *prometheus.Registry
-	requests *prometheus.CounterVec
-	latency  *prometheus.HistogramVec
+	mux            *http.ServeMux
+	handler        http.Handler
+	log            *slog.Logger
+	version        string
+	maxBody        int64
+	health         Health
+	auth           Authenticator
+	svc            Services
+	authRate       *ipLimiter
+	trustedProxies []netip.Prefix
+	reg            *prometheus.Registry
+	requests       *prometheus.CounterVec
+	latency        *prometheus.HistogramVec
 
 	// projectLists maps the last segment of GET /api/v1/projects/{id}/{sub}
 	// to its handler (see projectSubGet).
@@ -84,16 +88,17 @@ func New(o Options) *Server {
 		o.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}
 	s := &Server{
-		mux:          http.NewServeMux(),
-		log:          o.Logger,
-		version:      o.Version,
-		maxBody:      o.MaxBodyBytes,
-		health:       o.Health,
-		auth:         o.Auth,
-		svc:          o.Services,
-		authRate:     newIPLimiter(o.AuthRateLimit, time.Minute),
-		reg:          o.Registry,
-		projectLists: map[string]func(http.ResponseWriter, *http.Request) error{},
+		mux:            http.NewServeMux(),
+		log:            o.Logger,
+		version:        o.Version,
+		maxBody:        o.MaxBodyBytes,
+		health:         o.Health,
+		auth:           o.Auth,
+		svc:            o.Services,
+		authRate:       newIPLimiter(o.AuthRateLimit, time.Minute),
+		trustedProxies: o.TrustedProxies,
+		reg:            o.Registry,
+		projectLists:   map[string]func(http.ResponseWriter, *http.Request) error{},
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "lockbox_http_requests_total", Help: "HTTP requests by route, method and status code.",
 		}, []string{"route", "method", "code"}),
@@ -104,7 +109,7 @@ func New(o Options) *Server {
 	}
 	s.reg.MustRegister(s.requests, s.latency)
 	s.routes()
-	s.handler = s.withRequestID(s.withAccessLog(s.withRecover(http.HandlerFunc(s.dispatch))))
+	s.handler = s.withRequestID(s.withClientIP(s.withAccessLog(s.withRecover(http.HandlerFunc(s.dispatch)))))
 	return s
 }
 
@@ -168,6 +173,7 @@ type ctxKey int
 const (
 	keyRequestID ctxKey = iota
 	keyActor
+	keyClientIP
 )
 
 func requestID(ctx context.Context) string {
@@ -259,15 +265,6 @@ func (s *Server) withRecover(next http.Handler) http.Handler {
 		}()
 		next.ServeHTTP(w, r)
 	})
-}
-
-// clientIP is the connection's peer address. Forwarded headers are not trusted.
-func clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }
 
 // authed requires a valid bearer token and puts the actor in the context.

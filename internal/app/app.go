@@ -6,6 +6,7 @@ package app
 import (
 	"context"
 	"log/slog"
+	"net/netip"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -39,6 +40,9 @@ type Options struct {
 	// TargetPolicy limits the hosts dynamic secrets connect to; nil denies
 	// dynamic.DefaultDeny only.
 	TargetPolicy *dynamic.TargetPolicy
+	// TrustedProxies are the reverse proxies whose forwarded-for headers are
+	// believed (api.Options.TrustedProxies).
+	TrustedProxies []netip.Prefix
 }
 
 // App is a wired lockbox node.
@@ -81,13 +85,14 @@ func New(db *store.DB, kr *keyring.Keyring, o Options) *App {
 		Audit:         audit.NewService(db, az, nil),
 	}
 	srv := api.New(api.Options{
-		Version:       o.Version,
-		MaxBodyBytes:  o.MaxBodyBytes,
-		AuthRateLimit: o.AuthRateLimit,
-		Logger:        o.Logger,
-		Health:        db,
-		Auth:          svc.Identity,
-		Services:      svc,
+		Version:        o.Version,
+		MaxBodyBytes:   o.MaxBodyBytes,
+		AuthRateLimit:  o.AuthRateLimit,
+		Logger:         o.Logger,
+		Health:         db,
+		Auth:           svc.Identity,
+		Services:       svc,
+		TrustedProxies: o.TrustedProxies,
 	})
 	dyn.SetMetrics(newLeaseMetrics(srv.Registry(), db))
 	return &App{Server: srv, Worker: dynamic.NewWorker(dyn, o.Logger)}

@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -46,6 +47,9 @@ type Config struct {
 	// addresses and host names dynamic secrets may (not) connect to.
 	DynamicTargetsAllow string // LOCKBOX_DYNAMIC_TARGETS_ALLOW / --dynamic-targets-allow
 	DynamicTargetsDeny  string // LOCKBOX_DYNAMIC_TARGETS_DENY / --dynamic-targets-deny
+	// TrustedProxies are the peers whose X-Forwarded-For and X-Real-IP headers
+	// are believed; empty trusts none and the client is the TCP peer.
+	TrustedProxies []netip.Prefix // LOCKBOX_TRUSTED_PROXIES / --trusted-proxies
 }
 
 // Default returns the configuration used when nothing is set.
@@ -152,7 +156,41 @@ func variables() []variable {
 		}},
 		{"LOCKBOX_DYNAMIC_TARGETS_ALLOW", "dynamic-targets-allow", "CIDRs and host names dynamic secrets may connect to (empty: any not denied)", false, func(c *Config, v string) error { c.DynamicTargetsAllow = v; return nil }},
 		{"LOCKBOX_DYNAMIC_TARGETS_DENY", "dynamic-targets-deny", "CIDRs and host names dynamic secrets may not connect to, besides link-local and metadata addresses", false, func(c *Config, v string) error { c.DynamicTargetsDeny = v; return nil }},
+		{"LOCKBOX_TRUSTED_PROXIES", "trusted-proxies", "CIDRs and addresses of reverse proxies whose X-Forwarded-For / X-Real-IP are believed (empty: none)", false, func(c *Config, v string) (err error) {
+			c.TrustedProxies, err = ParsePrefixes(v)
+			return err
+		}},
 	}
+}
+
+// ParsePrefixes parses a comma-separated list of CIDRs and addresses; an
+// address stands for itself alone (/32 or /128). IPv4-mapped IPv6 forms are
+// stored as IPv4, so they match the addresses the server compares them with.
+func ParsePrefixes(v string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for f := range strings.SplitSeq(v, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		if p, err := netip.ParsePrefix(f); err == nil {
+			if a := p.Addr(); a.Is4In6() {
+				if p.Bits() < 96 {
+					return nil, fmt.Errorf("%q: an IPv4-mapped prefix needs at least 96 bits", f)
+				}
+				p = netip.PrefixFrom(a.Unmap(), p.Bits()-96)
+			}
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(f)
+		if err != nil || a.Zone() != "" {
+			return nil, fmt.Errorf("%q: want a CIDR or an IP address", f)
+		}
+		a = a.Unmap()
+		out = append(out, netip.PrefixFrom(a, a.BitLen()))
+	}
+	return out, nil
 }
 
 func intSetter(f func(*Config, int)) func(*Config, string) error {

@@ -80,6 +80,8 @@ func TestInvalidSettings(t *testing.T) {
 		{"bad duration", nil, []string{"--shutdown-timeout", "soon"}, "shutdown-timeout"},
 		{"unknown flag", nil, []string{"--nope"}, "nope"},
 		{"no password hash slot", map[string]string{"LOCKBOX_PASSWORD_HASH_CONCURRENCY": "0"}, nil, "password hash concurrency"},
+		{"bad trusted proxy", map[string]string{"LOCKBOX_TRUSTED_PROXIES": "10.0.0.0/8, proxy.example"}, nil, "LOCKBOX_TRUSTED_PROXIES"},
+		{"trusted proxy with zone", nil, []string{"--trusted-proxies", "fe80::1%eth0"}, "trusted-proxies"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -108,5 +110,21 @@ func TestSecretsNeverPrint(t *testing.T) {
 	_, err = config.Load(env(map[string]string{"LOCKBOX_DATABASE_URL": "mysql://u:hunter2@h/db", "LOCKBOX_ROOT_KEY": "x"}), nil, nil)
 	if err == nil || strings.Contains(err.Error(), "hunter2") {
 		t.Fatalf("error leaks the url: %v", err)
+	}
+}
+
+func TestTrustedProxies(t *testing.T) {
+	c, err := config.Load(env(nil), nil, nil)
+	if err != nil || len(c.TrustedProxies) != 0 {
+		t.Fatalf("default trusts %v (%v), want none", c.TrustedProxies, err)
+	}
+	c, err = config.Load(env(map[string]string{"LOCKBOX_TRUSTED_PROXIES": "192.0.2.7"}),
+		[]string{"--trusted-proxies", " 10.1.2.3/8, 127.0.0.1 ,::ffff:198.51.100.0/120,2001:db8::/32,"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"10.0.0.0/8", "127.0.0.1/32", "198.51.100.0/24", "2001:db8::/32"}
+	if fmt.Sprint(c.TrustedProxies) != fmt.Sprint(want) {
+		t.Fatalf("trusted proxies %v, want %v (the flag replaces the variable)", c.TrustedProxies, want)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"testing"
 
 	"github.com/lockbox-dev/lockbox/internal/app"
@@ -52,6 +53,9 @@ type Options struct {
 	Share *Env
 	// TargetsAllow and TargetsDeny set the dynamic-secret target policy.
 	TargetsAllow, TargetsDeny string
+	// TrustedProxies are the peers whose X-Forwarded-For / X-Real-IP are
+	// believed; the test client's peer is 127.0.0.1.
+	TrustedProxies []netip.Prefix
 }
 
 // Start runs a server on a fresh database of engine d, closed at cleanup.
@@ -97,7 +101,7 @@ func Start(t testing.TB, d store.Dialect, opts ...Options) *Env {
 		t.Fatal(err)
 	}
 	srv := app.New(db, kr, app.Options{TargetPolicy: targets, Version: "test", MaxBodyBytes: o.MaxBodyBytes, AuthRateLimit: o.AuthRateLimit,
-		PasswordHasher: o.PasswordHasher, Logger: slog.New(slog.NewJSONHandler(o.Log, nil))})
+		PasswordHasher: o.PasswordHasher, Logger: slog.New(slog.NewJSONHandler(o.Log, nil)), TrustedProxies: o.TrustedProxies})
 	hs := httptest.NewServer(srv)
 	wctx, stop := context.WithCancel(context.Background())
 	done := make(chan struct{})

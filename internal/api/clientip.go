@@ -1,0 +1,98 @@
+package api
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+)
+
+// clientIP is the request's client address as withClientIP resolved it. The
+// rate limiter, trusted-IP checks, audit events and the access log all read it
+// here, so they cannot disagree.
+func clientIP(r *http.Request) string {
+	if ip, ok := r.Context().Value(keyClientIP).(string); ok {
+		return ip
+	}
+	return peerHost(r.RemoteAddr) // outside the middleware: never a header
+}
+
+// withClientIP resolves the client address once per request (clientIP).
+func (s *Server) withClientIP(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ip := resolveClientIP(r, s.trustedProxies)
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), keyClientIP, ip)))
+	})
+}
+
+// resolveClientIP returns the TCP peer's address unless the peer is a trusted
+// proxy. Then X-Forwarded-For is walked from the right, skipping trusted
+// proxies: the first untrusted address is the client. Without
+// X-Forwarded-For, X-Real-IP names the client. An unparsable entry ends the
+// walk at the last trusted hop, which is the most that can be vouched for.
+func resolveClientIP(r *http.Request, trusted []netip.Prefix) string {
+	peer, err := netip.ParseAddr(peerHost(r.RemoteAddr))
+	if err != nil {
+		return peerHost(r.RemoteAddr)
+	}
+	peer = peer.Unmap()
+	if !inPrefixes(trusted, peer) {
+		return peer.String()
+	}
+	if xff := r.Header.Values("X-Forwarded-For"); len(xff) > 0 {
+		hops := strings.Split(strings.Join(xff, ","), ",")
+		ip := peer
+		for i := len(hops) - 1; i >= 0; i-- {
+			a, ok := parseHop(hops[i])
+			if !ok {
+				break
+			}
+			ip = a
+			if !inPrefixes(trusted, ip) {
+				break
+			}
+		}
+		return ip.String()
+	}
+	if a, ok := parseHop(r.Header.Get("X-Real-IP")); ok {
+		return a.String()
+	}
+	return peer.String()
+}
+
+// parseHop parses one forwarded address: "192.0.2.1", "2001:db8::1",
+// "192.0.2.1:443" or "[2001:db8::1]:443".
+func parseHop(s string) (netip.Addr, bool) {
+	s = strings.TrimSpace(s)
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		ap, err := netip.ParseAddrPort(s)
+		if err != nil {
+			return netip.Addr{}, false
+		}
+		a = ap.Addr()
+	}
+	if a.Zone() != "" {
+		return netip.Addr{}, false
+	}
+	return a.Unmap(), true
+}
+
+func inPrefixes(list []netip.Prefix, a netip.Addr) bool {
+	for _, p := range list {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// peerHost is the host part of a RemoteAddr.
+func peerHost(remoteAddr string) string {
+	host, _, err := net.SplitHostPort(remoteAddr)
+	if err != nil {
+		return remoteAddr
+	}
+	return host
+}

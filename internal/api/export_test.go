@@ -1,0 +1,4 @@
+package api
+
+// ResolveClientIP exposes resolveClientIP to the external tests.
+var ResolveClientIP = resolveClientIP
