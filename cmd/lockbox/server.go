@@ -131,11 +131,14 @@ func serve(ctx context.Context, cfg config.Config, stdout, stderr io.Writer) err
 		Logger:                  log,
 		LeaseCreatingTimeout:    cfg.LeaseCreatingTimeout,
 		TrustedProxies:          cfg.TrustedProxies,
+		MetricsToken:            string(cfg.MetricsToken),
+		SeparateMetrics:         cfg.MetricsListen != "",
 	})
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return &exitError{2, fmt.Errorf("listen on %s: %v", cfg.Listen, err)}
 	}
+	errc := make(chan error, 2)
 	hs := &http.Server{
 		Handler:           srv,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -144,7 +147,25 @@ func serve(ctx context.Context, cfg config.Config, stdout, stderr io.Writer) err
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	errc := make(chan error, 1)
+	servers := []*http.Server{hs}
+	if cfg.MetricsListen != "" {
+		mln, err := net.Listen("tcp", cfg.MetricsListen)
+		if err != nil {
+			ln.Close()
+			return &exitError{2, fmt.Errorf("listen on %s (metrics): %v", cfg.MetricsListen, err)}
+		}
+		ms := &http.Server{
+			Handler:           srv.MetricsHandler(),
+			ReadHeaderTimeout: 10 * time.Second,
+			ReadTimeout:       30 * time.Second,
+			WriteTimeout:      30 * time.Second,
+			IdleTimeout:       120 * time.Second,
+			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		}
+		servers = append(servers, ms)
+		go func() { errc <- ms.Serve(mln) }()
+		log.Info("metrics listening", "addr", mln.Addr().String())
+	}
 	go func() { errc <- hs.Serve(ln) }()
 	wctx, stopWorker := context.WithCancel(context.Background())
 	var workers sync.WaitGroup
@@ -156,13 +177,22 @@ func serve(ctx context.Context, cfg config.Config, stdout, stderr io.Writer) err
 
 	select {
 	case err := <-errc:
+		for _, s := range servers {
+			s.Close()
+		}
 		return err
 	case <-ctx.Done():
 	}
 	log.Info("shutting down: finishing in-flight requests")
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
-	if err := hs.Shutdown(sctx); err != nil {
+	var shut sync.WaitGroup
+	shutErrs := make([]error, len(servers))
+	for i, s := range servers {
+		shut.Go(func() { shutErrs[i] = s.Shutdown(sctx) })
+	}
+	shut.Wait()
+	if err := errors.Join(shutErrs...); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	log.Info("stopped")

@@ -29,7 +29,9 @@ type Services struct {
 func (s *Server) routes() {
 	m := &routeMux{s.mux, &s.patterns}
 	m.Handle("GET /api/status", s.handle(s.status))
-	m.Handle("GET /metrics", s.metricsHandler())
+	if !s.separateMetrics {
+		m.Handle("GET /metrics", s.metricsHandler())
+	}
 
 	// Bootstrap and human login.
 	m.Handle("POST /api/v1/admin/bootstrap", s.limited(s.handle(s.bootstrap)))

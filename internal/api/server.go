@@ -17,7 +17,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/lockbox-dev/lockbox/internal/authz"
 	"github.com/lockbox-dev/lockbox/internal/errs"
@@ -48,23 +47,30 @@ type Options struct {
 	// TrustedProxies are the peers whose X-Forwarded-For and X-Real-IP
 	// headers name the client; empty trusts none (clientIP).
 	TrustedProxies []netip.Prefix
+	// MetricsToken, when set, is the bearer token GET /metrics requires.
+	MetricsToken string
+	// SeparateMetrics leaves /metrics off the API (404 there); serve
+	// MetricsHandler on a listener of its own instead.
+	SeparateMetrics bool
 }
 
 // Server is the HTTP API.
 type Server struct {
-	mux            *http.ServeMux
-	handler        http.Handler
-	log            *slog.Logger
-	version        string
-	maxBody        int64
-	health         Health
-	auth           Authenticator
-	svc            Services
-	authRate       *ipLimiter
-	trustedProxies []netip.Prefix
-	reg            *prometheus.Registry
-	requests       *prometheus.CounterVec
-	latency        *prometheus.HistogramVec
+	mux             *http.ServeMux
+	handler         http.Handler
+	log             *slog.Logger
+	version         string
+	maxBody         int64
+	health          Health
+	auth            Authenticator
+	svc             Services
+	authRate        *ipLimiter
+	trustedProxies  []netip.Prefix
+	metricsToken    string
+	separateMetrics bool
+	reg             *prometheus.Registry
+	requests        *prometheus.CounterVec
+	latency         *prometheus.HistogramVec
 
 	// projectLists maps the last segment of GET /api/v1/projects/{id}/{sub}
 	// to its handler (see projectSubGet).
@@ -88,17 +94,19 @@ func New(o Options) *Server {
 		o.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}
 	s := &Server{
-		mux:            http.NewServeMux(),
-		log:            o.Logger,
-		version:        o.Version,
-		maxBody:        o.MaxBodyBytes,
-		health:         o.Health,
-		auth:           o.Auth,
-		svc:            o.Services,
-		authRate:       newIPLimiter(o.AuthRateLimit, time.Minute),
-		trustedProxies: o.TrustedProxies,
-		reg:            o.Registry,
-		projectLists:   map[string]func(http.ResponseWriter, *http.Request) error{},
+		mux:             http.NewServeMux(),
+		log:             o.Logger,
+		version:         o.Version,
+		maxBody:         o.MaxBodyBytes,
+		health:          o.Health,
+		auth:            o.Auth,
+		svc:             o.Services,
+		authRate:        newIPLimiter(o.AuthRateLimit, time.Minute),
+		trustedProxies:  o.TrustedProxies,
+		metricsToken:    o.MetricsToken,
+		separateMetrics: o.SeparateMetrics,
+		reg:             o.Registry,
+		projectLists:    map[string]func(http.ResponseWriter, *http.Request) error{},
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "lockbox_http_requests_total", Help: "HTTP requests by route, method and status code.",
 		}, []string{"route", "method", "code"}),
@@ -317,8 +325,4 @@ func (s *Server) limited(h http.Handler) http.Handler {
 		}
 		h.ServeHTTP(w, r)
 	})
-}
-
-func (s *Server) metricsHandler() http.Handler {
-	return promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{})
 }

@@ -43,6 +43,9 @@ type Options struct {
 	// TrustedProxies are the reverse proxies whose forwarded-for headers are
 	// believed (api.Options.TrustedProxies).
 	TrustedProxies []netip.Prefix
+	// MetricsToken and SeparateMetrics: see api.Options.
+	MetricsToken    string
+	SeparateMetrics bool
 }
 
 // App is a wired lockbox node.
@@ -85,14 +88,16 @@ func New(db *store.DB, kr *keyring.Keyring, o Options) *App {
 		Audit:         audit.NewService(db, az, nil),
 	}
 	srv := api.New(api.Options{
-		Version:        o.Version,
-		MaxBodyBytes:   o.MaxBodyBytes,
-		AuthRateLimit:  o.AuthRateLimit,
-		Logger:         o.Logger,
-		Health:         db,
-		Auth:           svc.Identity,
-		Services:       svc,
-		TrustedProxies: o.TrustedProxies,
+		Version:         o.Version,
+		MaxBodyBytes:    o.MaxBodyBytes,
+		AuthRateLimit:   o.AuthRateLimit,
+		Logger:          o.Logger,
+		Health:          db,
+		Auth:            svc.Identity,
+		Services:        svc,
+		TrustedProxies:  o.TrustedProxies,
+		MetricsToken:    o.MetricsToken,
+		SeparateMetrics: o.SeparateMetrics,
 	})
 	dyn.SetMetrics(newLeaseMetrics(srv.Registry(), db))
 	return &App{Server: srv, Worker: dynamic.NewWorker(dyn, o.Logger)}

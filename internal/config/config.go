@@ -50,6 +50,11 @@ type Config struct {
 	// TrustedProxies are the peers whose X-Forwarded-For and X-Real-IP headers
 	// are believed; empty trusts none and the client is the TCP peer.
 	TrustedProxies []netip.Prefix // LOCKBOX_TRUSTED_PROXIES / --trusted-proxies
+	// MetricsToken, when set, is the bearer token GET /metrics requires.
+	MetricsToken Secret // LOCKBOX_METRICS_TOKEN (no flag: it would show in ps)
+	// MetricsListen, when set, is the only address serving /metrics; the
+	// API listener then answers 404 for it.
+	MetricsListen string // LOCKBOX_METRICS_LISTEN / --metrics-listen
 }
 
 // Default returns the configuration used when nothing is set.
@@ -84,6 +89,13 @@ func (c Config) Validate() error {
 	var problems []error
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		problems = append(problems, fmt.Errorf("listen address %q: want host:port", c.Listen))
+	}
+	if c.MetricsListen != "" {
+		if _, _, err := net.SplitHostPort(c.MetricsListen); err != nil {
+			problems = append(problems, fmt.Errorf("metrics listen address %q: want host:port", c.MetricsListen))
+		} else if c.MetricsListen == c.Listen {
+			problems = append(problems, errors.New("metrics listen address must differ from the listen address"))
+		}
 	}
 	if c.DataDir == "" && !c.Postgres() {
 		problems = append(problems, errors.New("data dir must not be empty"))
@@ -160,6 +172,8 @@ func variables() []variable {
 			c.TrustedProxies, err = ParsePrefixes(v)
 			return err
 		}},
+		{"LOCKBOX_METRICS_TOKEN", "", "bearer token GET /metrics requires (empty: none)", true, func(c *Config, v string) error { c.MetricsToken = Secret(v); return nil }},
+		{"LOCKBOX_METRICS_LISTEN", "metrics-listen", "separate address serving /metrics, e.g. 127.0.0.1:9090 (empty: /metrics on the API listener)", false, func(c *Config, v string) error { c.MetricsListen = v; return nil }},
 	}
 }
 

@@ -81,6 +81,8 @@ func TestInvalidSettings(t *testing.T) {
 		{"unknown flag", nil, []string{"--nope"}, "nope"},
 		{"no password hash slot", map[string]string{"LOCKBOX_PASSWORD_HASH_CONCURRENCY": "0"}, nil, "password hash concurrency"},
 		{"bad trusted proxy", map[string]string{"LOCKBOX_TRUSTED_PROXIES": "10.0.0.0/8, proxy.example"}, nil, "LOCKBOX_TRUSTED_PROXIES"},
+		{"bad metrics listen", nil, []string{"--metrics-listen", "9090"}, "metrics listen"},
+		{"metrics on the api address", map[string]string{"LOCKBOX_METRICS_LISTEN": "127.0.0.1:8080"}, nil, "must differ"},
 		{"trusted proxy with zone", nil, []string{"--trusted-proxies", "fe80::1%eth0"}, "trusted-proxies"},
 	}
 	for _, c := range cases {
@@ -100,9 +102,10 @@ func TestSecretsNeverPrint(t *testing.T) {
 		t.Fatal(err)
 	}
 	var b strings.Builder
-	slog.New(slog.NewJSONHandler(&b, nil)).Info("cfg", "url", c.DatabaseURL, "key", c.RootKey)
+	c.MetricsToken = "metrics-hunter3"
+	slog.New(slog.NewJSONHandler(&b, nil)).Info("cfg", "url", c.DatabaseURL, "key", c.RootKey, "metrics", c.MetricsToken)
 	out := fmt.Sprintf("%v %+v %#v %s", c, c, c, b.String())
-	for _, s := range []string{"hunter2", "MDEyMzQ1"} {
+	for _, s := range []string{"hunter2", "MDEyMzQ1", "hunter3"} {
 		if strings.Contains(out, s) {
 			t.Fatalf("secret %q printed: %s", s, out)
 		}
@@ -126,5 +129,16 @@ func TestTrustedProxies(t *testing.T) {
 	want := []string{"10.0.0.0/8", "127.0.0.1/32", "198.51.100.0/24", "2001:db8::/32"}
 	if fmt.Sprint(c.TrustedProxies) != fmt.Sprint(want) {
 		t.Fatalf("trusted proxies %v, want %v (the flag replaces the variable)", c.TrustedProxies, want)
+	}
+}
+
+func TestMetricsSettings(t *testing.T) {
+	read := func(p string) ([]byte, error) { return []byte("s3cret\n"), nil }
+	c, err := config.Load(env(map[string]string{"LOCKBOX_METRICS_TOKEN_FILE": "/run/metrics", "LOCKBOX_METRICS_LISTEN": "127.0.0.1:9090"}), nil, read)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.MetricsToken != "s3cret" || c.MetricsListen != "127.0.0.1:9090" {
+		t.Fatalf("metrics settings %q %q", string(c.MetricsToken), c.MetricsListen)
 	}
 }

@@ -56,6 +56,9 @@ type Options struct {
 	// TrustedProxies are the peers whose X-Forwarded-For / X-Real-IP are
 	// believed; the test client's peer is 127.0.0.1.
 	TrustedProxies []netip.Prefix
+	// MetricsToken and SeparateMetrics: see api.Options.
+	MetricsToken    string
+	SeparateMetrics bool
 }
 
 // Start runs a server on a fresh database of engine d, closed at cleanup.
@@ -101,7 +104,8 @@ func Start(t testing.TB, d store.Dialect, opts ...Options) *Env {
 		t.Fatal(err)
 	}
 	srv := app.New(db, kr, app.Options{TargetPolicy: targets, Version: "test", MaxBodyBytes: o.MaxBodyBytes, AuthRateLimit: o.AuthRateLimit,
-		PasswordHasher: o.PasswordHasher, Logger: slog.New(slog.NewJSONHandler(o.Log, nil)), TrustedProxies: o.TrustedProxies})
+		PasswordHasher: o.PasswordHasher, Logger: slog.New(slog.NewJSONHandler(o.Log, nil)), TrustedProxies: o.TrustedProxies,
+		MetricsToken: o.MetricsToken, SeparateMetrics: o.SeparateMetrics})
 	hs := httptest.NewServer(srv)
 	wctx, stop := context.WithCancel(context.Background())
 	done := make(chan struct{})
