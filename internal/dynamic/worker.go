@@ -38,6 +38,9 @@ func (w *Worker) Run(ctx context.Context) error {
 		if err != nil && ctx.Err() == nil {
 			w.log.Error("lease worker", "err", err.Error())
 		}
+		// Close provider connection pools that have gone unused, even when no
+		// provider is used again to sweep them.
+		provider.SweepIdle()
 		if ctx.Err() != nil {
 			return nil
 		}

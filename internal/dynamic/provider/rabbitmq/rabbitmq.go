@@ -16,7 +16,6 @@ import (
 	"net/url"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/lockbox-dev/lockbox/internal/dynamic/provider"
@@ -67,8 +66,9 @@ type Config struct {
 // RabbitMQ is a configured provider.
 type RabbitMQ struct {
 	cfg  Config
-	base string // scheme://host:port/api
-	http *http.Client
+	base string      // scheme://host:port/api
+	host string      // host name the CA is checked against
+	tls  *tls.Config // nil: the system roots
 }
 
 var _ provider.Provider = (*RabbitMQ)(nil)
@@ -114,32 +114,27 @@ func New(inputs json.RawMessage) (provider.Provider, error) {
 		return nil, errors.New("rabbit-mq inputs: " + strings.Join(problems, "; "))
 	}
 	return &RabbitMQ{cfg: c, base: fmt.Sprintf("%s://%s:%d/api", u.Scheme, u.Hostname(), port),
-		http: sharedClient(c.CA, u.Hostname(), tlsConf)}, nil
+		host: u.Hostname(), tls: tlsConf}, nil
 }
 
 // clients keeps one HTTP client (and its idle connections) per trust
 // configuration: the lease engine builds a provider for every operation, and
-// a transport per operation would never reuse a connection.
-var clients = struct {
-	sync.Mutex
-	m map[[32]byte]*http.Client
-}{m: map[[32]byte]*http.Client{}}
+// a transport per operation would never reuse a connection. A client unused
+// for provider.DefaultIdle is dropped and its connections closed.
+var clients = provider.NewIdlePool(func(c *http.Client) { c.CloseIdleConnections() })
 
-func sharedClient(caPEM, host string, tlsConf *tls.Config) *http.Client {
-	key := sha256.Sum256([]byte(caPEM + "\x00" + host))
-	clients.Lock()
-	defer clients.Unlock()
-	if c, ok := clients.m[key]; ok {
-		return c
-	}
-	transport := http.DefaultTransport.(*http.Transport).Clone()
-	transport.TLSClientConfig = tlsConf
-	transport.MaxIdleConnsPerHost = 4
-	transport.IdleConnTimeout = time.Minute
-	c := &http.Client{Timeout: 10 * time.Second, Transport: transport,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	clients.m[key] = c
-	return c
+// client returns the HTTP client for r's trust configuration and the func to
+// call when done with it.
+func (r *RabbitMQ) client() (*http.Client, func(), error) {
+	key := sha256.Sum256([]byte(r.cfg.CA + "\x00" + r.host))
+	return clients.Acquire(key, func() (*http.Client, error) {
+		transport := http.DefaultTransport.(*http.Transport).Clone()
+		transport.TLSClientConfig = r.tls
+		transport.MaxIdleConnsPerHost = 4
+		transport.IdleConnTimeout = time.Minute
+		return &http.Client{Timeout: 10 * time.Second, Transport: transport,
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}, nil
+	})
 }
 
 // call makes one management API request; a status outside ok is an error
@@ -156,7 +151,12 @@ func (r *RabbitMQ) call(ctx context.Context, method, path string, body any, ok .
 	}
 	req.SetBasicAuth(r.cfg.Username, r.cfg.Password)
 	req.Header.Set("Content-Type", "application/json")
-	res, err := r.http.Do(req)
+	hc, release, err := r.client()
+	if err != nil {
+		return 0, err
+	}
+	defer release()
+	res, err := hc.Do(req)
 	if err != nil {
 		var uerr *url.Error
 		if errors.As(err, &uerr) {
@@ -241,7 +241,12 @@ func (r *RabbitMQ) userTags(ctx context.Context, user string) ([]string, bool, e
 		return nil, false, err
 	}
 	req.SetBasicAuth(r.cfg.Username, r.cfg.Password)
-	res, err := r.http.Do(req)
+	hc, release, err := r.client()
+	if err != nil {
+		return nil, false, err
+	}
+	defer release()
+	res, err := hc.Do(req)
 	if err != nil {
 		var uerr *url.Error
 		if errors.As(err, &uerr) {

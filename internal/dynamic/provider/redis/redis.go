@@ -19,7 +19,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -182,29 +181,22 @@ func render(cmds [][]string, vars map[string]string) [][]any {
 }
 
 // clients keeps one client (with its own small pool) per distinct target and
-// admin credentials.
-var clients = struct {
-	sync.Mutex
-	m map[[32]byte]*goredis.Client
-}{m: map[[32]byte]*goredis.Client{}}
+// admin credentials; one unused for provider.DefaultIdle is closed and dropped.
+var clients = provider.NewIdlePool(func(c *goredis.Client) { c.Close() })
 
-func (r *Redis) client() *goredis.Client {
+// client returns the client for r's inputs and the func to call when done with it.
+func (r *Redis) client() (*goredis.Client, func(), error) {
 	key := sha256.Sum256([]byte(strings.Join([]string{r.cfg.Host, r.cfg.Port.String(), r.cfg.Username, r.cfg.Password,
 		r.cfg.CA, strconv.FormatBool(r.tls != nil)}, "\x00")))
-	clients.Lock()
-	defer clients.Unlock()
-	if c, ok := clients.m[key]; ok {
-		return c
-	}
-	c := goredis.NewClient(&goredis.Options{
-		Addr:     net.JoinHostPort(r.cfg.Host, r.cfg.Port.String()),
-		Username: r.cfg.Username, Password: r.cfg.Password, TLSConfig: r.tls,
-		DialTimeout: 10 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second,
-		PoolSize: 4, MinIdleConns: 0, ConnMaxIdleTime: time.Minute, MaxRetries: 1,
-		DisableIdentity: true, // no CLIENT SETINFO: older servers reject it
+	return clients.Acquire(key, func() (*goredis.Client, error) {
+		return goredis.NewClient(&goredis.Options{
+			Addr:     net.JoinHostPort(r.cfg.Host, r.cfg.Port.String()),
+			Username: r.cfg.Username, Password: r.cfg.Password, TLSConfig: r.tls,
+			DialTimeout: 10 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second,
+			PoolSize: 4, MinIdleConns: 0, ConnMaxIdleTime: time.Minute, MaxRetries: 1,
+			DisableIdentity: true, // no CLIENT SETINFO: older servers reject it
+		}), nil
 	})
-	clients.m[key] = c
-	return c
 }
 
 // run sends cmds as one MULTI/EXEC. Errors are reported without arguments,
@@ -213,7 +205,12 @@ func (r *Redis) run(ctx context.Context, op string, cmds [][]any) error {
 	if len(cmds) == 0 {
 		return nil
 	}
-	res, err := r.client().TxPipelined(ctx, func(p goredis.Pipeliner) error {
+	c, release, err := r.client()
+	if err != nil {
+		return fmt.Errorf("%s: %v", op, err)
+	}
+	defer release()
+	res, err := c.TxPipelined(ctx, func(p goredis.Pipeliner) error {
 		for _, c := range cmds {
 			p.Do(ctx, c...)
 		}
@@ -232,7 +229,12 @@ func (r *Redis) run(ctx context.Context, op string, cmds [][]any) error {
 
 // Validate connects with the admin credentials.
 func (r *Redis) Validate(ctx context.Context) error {
-	if err := r.client().Ping(ctx).Err(); err != nil {
+	c, release, err := r.client()
+	if err != nil {
+		return fmt.Errorf("connect: %v", err)
+	}
+	defer release()
+	if err := c.Ping(ctx).Err(); err != nil {
 		return fmt.Errorf("connect: %v", err)
 	}
 	return nil
@@ -244,7 +246,13 @@ func (r *Redis) Create(ctx context.Context, req provider.CreateRequest) (provide
 		return provider.CreateResponse{}, err
 	}
 	// ACL SETUSER on an existing user widens it: refuse instead.
-	switch err := r.client().Do(ctx, "ACL", "GETUSER", req.Username).Err(); {
+	c, release, err := r.client()
+	if err != nil {
+		return provider.CreateResponse{}, err
+	}
+	err = c.Do(ctx, "ACL", "GETUSER", req.Username).Err()
+	release()
+	switch {
 	case err == nil:
 		return provider.CreateResponse{}, fmt.Errorf("user %s: %w", req.Username, provider.ErrExists)
 	case !errors.Is(err, goredis.Nil):

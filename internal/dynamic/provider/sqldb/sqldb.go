@@ -14,7 +14,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
@@ -152,29 +151,24 @@ func (s *SQL) render(stmt, username, password string, exp time.Time) (string, er
 
 // pools keeps one connection pool per distinct target and admin credentials,
 // so leases do not pay a connection set-up each. Idle connections close after
-// a minute; a pool for inputs that changed simply goes idle.
-var pools = struct {
-	sync.Mutex
-	m map[[32]byte]*sql.DB
-}{m: map[[32]byte]*sql.DB{}}
+// a minute; a pool unused for provider.DefaultIdle (its dynamic secret was
+// deleted or its inputs changed) is closed and dropped with its credentials.
+var pools = provider.NewIdlePool(func(db *sql.DB) { db.Close() })
 
-func (s *SQL) open() (*sql.DB, error) {
+// open returns the pool for s's inputs and the func to call when done with it.
+func (s *SQL) open() (*sql.DB, func(), error) {
 	key := sha256.Sum256([]byte(strings.Join([]string{s.flavor, s.cfg.Host, s.cfg.Port.String(), s.cfg.Database,
 		s.cfg.Username, s.cfg.Password, s.cfg.CA}, "\x00")))
-	pools.Lock()
-	defer pools.Unlock()
-	if db, ok := pools.m[key]; ok {
+	return pools.Acquire(key, func() (*sql.DB, error) {
+		db, err := s.connect()
+		if err != nil {
+			return nil, err
+		}
+		db.SetMaxOpenConns(8)
+		db.SetMaxIdleConns(2)
+		db.SetConnMaxIdleTime(time.Minute)
 		return db, nil
-	}
-	db, err := s.connect()
-	if err != nil {
-		return nil, err
-	}
-	db.SetMaxOpenConns(8)
-	db.SetMaxIdleConns(2)
-	db.SetConnMaxIdleTime(time.Minute)
-	pools.m[key] = db
-	return db, nil
+	})
 }
 
 func (s *SQL) connect() (*sql.DB, error) {
@@ -204,13 +198,7 @@ func (s *SQL) connect() (*sql.DB, error) {
 	mc.User, mc.Passwd, mc.Net, mc.Addr, mc.DBName = s.cfg.Username, s.cfg.Password, "tcp", addr, s.cfg.Database
 	mc.MultiStatements = true
 	mc.Timeout = 10 * time.Second
-	if tlsConf != nil {
-		name := "lockbox-" + strconv.FormatInt(time.Now().UnixNano(), 36)
-		if err := mysql.RegisterTLSConfig(name, tlsConf); err != nil {
-			return nil, err
-		}
-		mc.TLSConfig = name
-	}
+	mc.TLS = tlsConf // not RegisterTLSConfig: that registry would outlive evicted pools
 	conn, err := mysql.NewConnector(mc)
 	if err != nil {
 		return nil, err
@@ -236,10 +224,11 @@ func (s *SQL) exec(ctx context.Context, op, stmt string) error {
 	if s.flavor == "postgres" {
 		stmt = pgLock + stmt
 	}
-	db, err := s.open()
+	db, release, err := s.open()
 	if err != nil {
 		return describe(op, err)
 	}
+	defer release()
 	if _, err := db.ExecContext(ctx, stmt); err != nil {
 		return describe(op, err)
 	}
@@ -248,10 +237,11 @@ func (s *SQL) exec(ctx context.Context, op, stmt string) error {
 
 // Validate connects with the admin credentials.
 func (s *SQL) Validate(ctx context.Context) error {
-	db, err := s.open()
+	db, release, err := s.open()
 	if err != nil {
 		return describe("connect", err)
 	}
+	defer release()
 	if err := db.PingContext(ctx); err != nil {
 		return describe("connect", err)
 	}
@@ -259,10 +249,11 @@ func (s *SQL) Validate(ctx context.Context) error {
 }
 
 func (s *SQL) exists(ctx context.Context, username string) (bool, error) {
-	db, err := s.open()
+	db, release, err := s.open()
 	if err != nil {
 		return false, describe("look up user", err)
 	}
+	defer release()
 	q := `SELECT COUNT(*) FROM pg_roles WHERE rolname = $1`
 	if s.flavor == "mysql" {
 		q = `SELECT COUNT(*) FROM mysql.user WHERE User = ?`
@@ -320,10 +311,11 @@ func (s *SQL) RevokeMany(ctx context.Context, usernames []string) error {
 			return err
 		}
 	}
-	db, err := s.open()
+	db, release, err := s.open()
 	if err != nil {
 		return describe("look up users", err)
 	}
+	defer release()
 	q := `SELECT rolname FROM pg_roles WHERE rolname = ANY($1)`
 	args := []any{usernames}
 	if s.flavor == "mysql" {

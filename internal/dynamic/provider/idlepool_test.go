@@ -1,0 +1,121 @@
+package provider_test
+
+import (
+	"errors"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/lockbox-dev/lockbox/internal/dynamic/provider"
+)
+
+// fakeClock is a settable clock safe for concurrent reads.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *fakeClock) Add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+type conn struct {
+	name   string
+	closed bool
+}
+
+func TestIdlePoolEvictsIdleKeepsUsed(t *testing.T) {
+	clock := &fakeClock{t: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}
+	var closed []string
+	p := provider.NewIdlePool(func(c *conn) { c.closed = true; closed = append(closed, c.name) })
+	p.SetClock(clock.Now, time.Minute)
+	opens := 0
+	get := func(name string) (*conn, func()) {
+		t.Helper()
+		c, release, err := p.Acquire([32]byte{name[0]}, func() (*conn, error) { opens++; return &conn{name: name}, nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c, release
+	}
+
+	a, rel := get("a")
+	rel()
+	b, rel := get("b")
+	rel()
+	if again, rel := get("a"); again != a || opens != 2 {
+		t.Fatalf("a second acquisition opened another value (opens %d)", opens)
+	} else {
+		rel()
+	}
+
+	// "b" goes idle for the whole duration; "a" is used half-way through.
+	clock.Add(40 * time.Second)
+	_, rel = get("a")
+	rel()
+	clock.Add(30 * time.Second)
+	p.Sweep()
+	if !b.closed || a.closed || p.Len() != 1 || !slices.Equal(closed, []string{"b"}) {
+		t.Fatalf("after b's idle time: a closed %v, b closed %v, len %d, closed %v", a.closed, b.closed, p.Len(), closed)
+	}
+
+	// An acquired value is never evicted, however long it is held...
+	held, release := get("a")
+	clock.Add(time.Hour)
+	p.Sweep()
+	if held.closed || p.Len() != 1 {
+		t.Fatal("a value in use was evicted")
+	}
+	// ...and its idle time starts at release. Acquire sweeps, too.
+	release()
+	release() // a second call is harmless
+	clock.Add(59 * time.Second)
+	p.Sweep()
+	if held.closed {
+		t.Fatal("evicted before its idle time since release")
+	}
+	clock.Add(time.Second)
+	c, rel := get("c")
+	defer rel()
+	if !held.closed || c.closed || p.Len() != 1 {
+		t.Fatalf("Acquire did not sweep: a closed %v, len %d", held.closed, p.Len())
+	}
+
+	// A reopened key gets a fresh value.
+	if a2, rel := get("a"); a2 == held || a2.closed {
+		t.Fatal("evicted value handed out again")
+	} else {
+		rel()
+	}
+}
+
+func TestIdlePoolOpenError(t *testing.T) {
+	p := provider.NewIdlePool(func(*conn) {})
+	boom := errors.New("boom")
+	if _, _, err := p.Acquire([32]byte{1}, func() (*conn, error) { return nil, boom }); err != boom || p.Len() != 0 {
+		t.Fatalf("err %v, len %d", err, p.Len())
+	}
+}
+
+func TestSweepIdleSweepsEveryPool(t *testing.T) {
+	clock := &fakeClock{t: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}
+	var pools []*provider.IdlePool[*conn]
+	for range 2 {
+		p := provider.NewIdlePool(func(c *conn) { c.closed = true })
+		p.SetClock(clock.Now, time.Minute)
+		_, rel, _ := p.Acquire([32]byte{}, func() (*conn, error) { return &conn{}, nil })
+		rel()
+		pools = append(pools, p)
+	}
+	clock.Add(time.Minute)
+	provider.SweepIdle()
+	for i, p := range pools {
+		if p.Len() != 0 {
+			t.Fatalf("pool %d not swept", i)
+		}
+	}
+}

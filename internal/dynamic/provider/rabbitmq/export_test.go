@@ -1,0 +1,13 @@
+package rabbitmq
+
+import (
+	"net/http"
+
+	"github.com/lockbox-dev/lockbox/internal/dynamic/provider"
+)
+
+// Clients is the shared client cache, for eviction tests.
+var Clients = clients
+
+// Client acquires p's HTTP client.
+func Client(p provider.Provider) (*http.Client, func(), error) { return p.(*RabbitMQ).client() }

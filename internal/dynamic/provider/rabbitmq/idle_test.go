@@ -1,0 +1,90 @@
+package rabbitmq_test
+
+import (
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/lockbox-dev/lockbox/internal/dynamic/provider"
+	"github.com/lockbox-dev/lockbox/internal/dynamic/provider/rabbitmq"
+)
+
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *fakeClock) Add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// connServer is a loopback HTTP server that signals when a client connection closes.
+func connServer(t *testing.T) (*httptest.Server, chan struct{}) {
+	closed := make(chan struct{}, 10)
+	s := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	s.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		if st == http.StateClosed {
+			closed <- struct{}{}
+		}
+	}
+	s.Start()
+	t.Cleanup(s.Close)
+	return s, closed
+}
+
+func TestIdleClientIsDroppedUsedClientKept(t *testing.T) {
+	clock := &fakeClock{t: time.Now()}
+	rabbitmq.Clients.SetClock(clock.Now, time.Minute)
+	t.Cleanup(func() { rabbitmq.Clients.SetClock(time.Now, provider.DefaultIdle) })
+
+	used := newProvider(t, inputs(map[string]any{"configure": ".*", "write": ".*", "read": ".*"}))
+	in := inputs(map[string]any{"configure": ".*", "write": ".*", "read": ".*"})
+	in["host"] = "http://localhost" // another key; never dialled by name
+	idle := newProvider(t, in)
+	usedSrv, usedClosed := connServer(t)
+	idleSrv, idleClosed := connServer(t)
+
+	get := func(p provider.Provider, url string) *http.Client {
+		t.Helper()
+		c, rel, err := rabbitmq.Client(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rel()
+		res, err := c.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return c
+	}
+	usedC := get(used, usedSrv.URL)
+	idleC := get(idle, idleSrv.URL)
+
+	clock.Add(40 * time.Second)
+	get(used, usedSrv.URL)
+	clock.Add(30 * time.Second)
+	rabbitmq.Clients.Sweep()
+	select {
+	case <-idleClosed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the idle client's connection was not closed")
+	}
+	select {
+	case <-usedClosed:
+		t.Fatal("the used client's connection was closed")
+	case <-time.After(100 * time.Millisecond):
+	}
+	if c := get(used, usedSrv.URL); c != usedC {
+		t.Fatal("the used client was replaced")
+	}
+	if c := get(idle, idleSrv.URL); c == idleC {
+		t.Fatal("the evicted client was handed out again")
+	}
+}
