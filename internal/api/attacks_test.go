@@ -142,6 +142,22 @@ func TestHostileTagRuleHidesTaggedValues(t *testing.T) {
 		assertError(t, e.Do(t, "GET", "/api/v3/secrets/raw/REF?"+q+"&expandSecretReferences=true", tok, nil), 403, "PermissionDenied")
 		assertError(t, e.Do(t, "GET", "/api/v3/secrets/raw?"+q+"&expandSecretReferences=true", tok, nil), 403, "PermissionDenied")
 		leak("update", e.Must(t, 200, "PATCH", "/api/v3/secrets/raw/KEY", tok, map[string]any{"workspaceId": p.ID, "environment": "dev", "secretComment": "x"}))
+		// Untagging it, or renaming it, would make it readable: refused.
+		assertError(t, e.Do(t, "PATCH", "/api/v3/secrets/raw/KEY", tok, map[string]any{"workspaceId": p.ID, "environment": "dev", "tagIds": []string{}}), 403, "PermissionDenied")
+		leak("get after the refused untag", e.Must(t, 200, "GET", "/api/v3/secrets/raw/KEY?"+q, tok, nil))
+		// A role granted only on tagged secrets cannot tell a missing name from one it may not see.
+		tagOnly := customRole(t, e, p.ID, "public-only", []map[string]any{
+			{"subject": "secrets", "action": []string{"read", "edit", "delete"}, "conditions": map[string]any{"secretTags": map[string]any{"$in": []string{"public"}}}},
+		})
+		for _, r := range []apptest.Response{e.Do(t, "GET", "/api/v3/secrets/raw/PLAIN?"+q, tagOnly, nil), e.Do(t, "GET", "/api/v3/secrets/raw/NO_SUCH?"+q, tagOnly, nil),
+			e.Do(t, "PATCH", "/api/v3/secrets/raw/NO_SUCH", tagOnly, map[string]any{"workspaceId": p.ID, "environment": "dev", "secretValue": "x"}),
+			e.Do(t, "DELETE", "/api/v3/secrets/raw/NO_SUCH", tagOnly, map[string]any{"workspaceId": p.ID, "environment": "dev"})} {
+			assertError(t, r, 403, "PermissionDenied")
+		}
+		// Upserted secrets keep the tags they are given.
+		e.Must(t, 200, "PATCH", "/api/v3/secrets/batch/raw", e.Token, map[string]any{"workspaceId": p.ID, "environment": "dev", "mode": "upsert",
+			"secrets": []map[string]any{{"secretKey": "UPSERTED", "secretValue": "top-secret-value", "tagIds": []string{tag.Tag.ID}}}})
+		leak("upserted tagged secret", e.Must(t, 200, "GET", "/api/v3/secrets/raw/UPSERTED?"+q, tok, nil))
 		// Tagging a secret with a tag one's rules deny is refused like any write they deny.
 		e.Must(t, 200, "POST", "/api/v1/projects/"+p.ID+"/roles", e.Token, map[string]any{"slug": "untagged-only", "name": "u", "permissions": []map[string]any{
 			{"subject": "secrets", "action": []string{"read", "describeSecret", "readValue", "create", "edit"}},
@@ -444,4 +460,28 @@ func TestAuditRecordsSecurityEvents(t *testing.T) {
 			t.Errorf("worker revocation metadata %v", m)
 		}
 	})
+}
+
+// TestHostileRenameCannotReveal: a role that reads only PUBLIC_* and may
+// edit everything cannot rename (or roll back) a secret into what it reads,
+// and its version list hides values of versions named outside it.
+func TestHostileRenameCannotReveal(t *testing.T) {
+	e := apptest.Bootstrapped(t, store.SQLite)
+	p := createProject(t, e, e.Token, map[string]any{"projectName": "rename"})
+	putSecret(t, e, e.Token, p.ID, "dev", "/", "DB_PASSWORD", "hidden-pw")
+	id := secretID(t, e, p.ID, "dev", "DB_PASSWORD")
+	// Version 2 is named PUBLIC_X: the admin renamed it, then renamed it back (version 3).
+	e.Must(t, 200, "PATCH", "/api/v3/secrets/raw/DB_PASSWORD", e.Token, map[string]any{"workspaceId": p.ID, "environment": "dev", "newSecretName": "PUBLIC_X"})
+	e.Must(t, 200, "PATCH", "/api/v3/secrets/raw/PUBLIC_X", e.Token, map[string]any{"workspaceId": p.ID, "environment": "dev", "newSecretName": "DB_PASSWORD"})
+	tok := customRole(t, e, p.ID, "public-reader", []map[string]any{
+		{"subject": "secrets", "action": []string{"describeSecret", "edit", "create"}},
+		{"subject": "secrets", "action": []string{"read", "readValue"}, "conditions": map[string]any{"secretName": map[string]any{"$glob": "PUBLIC_*"}}},
+		{"subject": "secret-rollback", "action": []string{"read", "create"}},
+	})
+	assertError(t, e.Do(t, "PATCH", "/api/v3/secrets/raw/DB_PASSWORD", tok, map[string]any{"workspaceId": p.ID, "environment": "dev", "newSecretName": "PUBLIC_Y"}), 403, "PermissionDenied")
+	assertError(t, e.Do(t, "POST", "/api/v1/secret/"+id+"/secret-versions/2/rollback", tok, nil), 403, "PermissionDenied")
+	r := e.Must(t, 200, "GET", "/api/v1/secret/"+id+"/secret-versions", tok, nil)
+	if strings.Contains(string(r.Body), "hidden-pw") {
+		t.Fatalf("versions leak the value: %s", r.Body)
+	}
 }

@@ -83,7 +83,7 @@ func (s *Service) Versions(ctx context.Context, actor authz.Actor, id string, of
 	if err := perms.Check(authz.ActRead, authz.SubSecretRollback, nil); err != nil {
 		return nil, err
 	}
-	_, value, err := s.describable(ctx, perms, sl, env.Slug, f.Path)
+	tags, value, err := s.describable(ctx, perms, sl, env.Slug, f.Path)
 	if err != nil {
 		return nil, err
 	}
@@ -102,6 +102,10 @@ func (s *Service) Versions(ctx context.Context, actor authz.Actor, id string, of
 		if err != nil {
 			return nil, err
 		}
+		// A value is shown only if the caller may read it both as the
+		// secret is now and as that version was named (current tags).
+		sec.Tags = tags
+		sec = visible(perms, sec)
 		if !value {
 			sec.Value, sec.ValueHidden = HiddenValue, true
 		}
@@ -151,7 +155,11 @@ func (s *Service) Rollback(ctx context.Context, actor authz.Actor, id string, v 
 			return Secret{}, errs.BadRequest("Cannot roll back: a secret named '%s' exists in this folder", prev.Key)
 		}
 	}
+	before := sec
 	sec.Key, sec.Value, sec.Comment, sec.SkipMultiline = prev.Key, prev.Value, prev.Comment, prev.SkipMultiline
+	if err := noReveal(perms, before, sec); err != nil {
+		return Secret{}, err
+	}
 	sec.Version++
 	sec.UpdatedAt = s.now().UTC().Truncate(time.Microsecond)
 	nsl, err := s.seal(ctx, sec)
@@ -205,7 +213,7 @@ func (s *Service) UpdateMany(ctx context.Context, actor authz.Actor, sc Scope, m
 			}
 			var created []Secret
 			created, err = s.Create(ctx, actor, isc, []New{{Key: it.Key, Value: *it.Value, Comment: deref(it.Comment),
-				Type: it.Type, SkipMultiline: deref(it.SkipMultiline)}})
+				Type: it.Type, SkipMultiline: deref(it.SkipMultiline), TagIDs: derefSlice(it.TagIDs)}})
 			if err == nil {
 				sec = created[0]
 			}
@@ -234,6 +242,13 @@ func (s *Service) DeleteMany(ctx context.Context, actor authz.Actor, sc Scope, k
 		out = append(out, sec)
 	}
 	return out, nil
+}
+
+func derefSlice(p *[]string) []string {
+	if p == nil {
+		return nil
+	}
+	return *p
 }
 
 func deref[T any](p *T) T {

@@ -172,7 +172,7 @@ func (s *Service) Get(ctx context.Context, actor authz.Actor, sc Scope, key stri
 	}
 	sl, err := s.store.SecretByKey(ctx, f.ID, key, typ, user)
 	if errs.Is(err, errs.NotFound) {
-		if describe, _ := canSee(perms, env.Slug, f.Path, key, nil); !describe && !perms.UsesCondition(authz.SubSecrets, "secretTags") {
+		if describe, _ := canSee(perms, env.Slug, f.Path, key, nil); !describe {
 			return Secret{}, errs.PermissionDenied(authz.ActRead, authz.SubSecrets)
 		}
 		if o.IncludeImports && typ == Shared && o.Version == 0 {
@@ -374,7 +374,7 @@ func (s *Service) Update(ctx context.Context, actor authz.Actor, sc Scope, key s
 	}
 	sec, err := s.openByKey(ctx, f, env.Slug, key, typ, user)
 	if errs.Is(err, errs.NotFound) {
-		if err := perms.Check(authz.ActEdit, authz.SubSecrets, fields(env.Slug, f.Path, key, nil)); err != nil && !perms.UsesCondition(authz.SubSecrets, "secretTags") {
+		if err := perms.Check(authz.ActEdit, authz.SubSecrets, fields(env.Slug, f.Path, key, nil)); err != nil {
 			return Secret{}, err
 		}
 	}
@@ -384,6 +384,7 @@ func (s *Service) Update(ctx context.Context, actor authz.Actor, sc Scope, key s
 	if err := perms.Check(authz.ActEdit, authz.SubSecrets, fields(env.Slug, f.Path, sec.Key, sec.Tags)); err != nil {
 		return Secret{}, err
 	}
+	before := sec
 	if c.NewKey != nil && *c.NewKey != "" && *c.NewKey != sec.Key {
 		nk := strings.TrimSpace(*c.NewKey)
 		if err := ValidateKey(nk); err != nil {
@@ -424,6 +425,9 @@ func (s *Service) Update(ctx context.Context, actor authz.Actor, sc Scope, key s
 	if c.SkipMultiline != nil {
 		sec.SkipMultiline = *c.SkipMultiline
 	}
+	if err := noReveal(perms, before, sec); err != nil {
+		return Secret{}, err
+	}
 	sec.Version++
 	sec.UpdatedAt = s.now().UTC().Truncate(time.Microsecond)
 	nsl, err := s.seal(ctx, sec)
@@ -437,6 +441,18 @@ func (s *Service) Update(ctx context.Context, actor authz.Actor, sc Scope, key s
 		return Secret{}, err
 	}
 	return visible(perms, sec), nil
+}
+
+// noReveal refuses a change (a rename, a retag, a rollback to another name)
+// after which the caller could read more of the secret than before: a role
+// that hides tagged values must not untag one to read it.
+func noReveal(perms authz.Set, before, after Secret) error {
+	d0, v0 := canSee(perms, before.Env, before.Path, before.Key, before.Tags)
+	d1, v1 := canSee(perms, after.Env, after.Path, after.Key, after.Tags)
+	if (v1 && !v0) || (d1 && !d0) {
+		return errs.Forbiddenf("This change would let you read a secret you cannot read now").WithCode("PermissionDenied")
+	}
+	return nil
 }
 
 // Delete removes a secret with its history.
@@ -459,7 +475,7 @@ func (s *Service) Delete(ctx context.Context, actor authz.Actor, sc Scope, key, 
 	}
 	sec, err := s.openByKey(ctx, f, env.Slug, key, typ, user)
 	if errs.Is(err, errs.NotFound) {
-		if err := perms.Check(authz.ActDelete, authz.SubSecrets, fields(env.Slug, f.Path, key, nil)); err != nil && !perms.UsesCondition(authz.SubSecrets, "secretTags") {
+		if err := perms.Check(authz.ActDelete, authz.SubSecrets, fields(env.Slug, f.Path, key, nil)); err != nil {
 			return Secret{}, err
 		}
 	}
