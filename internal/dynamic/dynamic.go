@@ -177,6 +177,12 @@ func (s *Service) logger() *slog.Logger {
 	return s.log
 }
 
+// dialCtx returns ctx carrying the target policy's address check, which
+// every provider connection applies to the address it dials.
+func (s *Service) dialCtx(ctx context.Context) context.Context {
+	return provider.WithChecker(ctx, s.targets)
+}
+
 // SetTargetPolicy installs the policy of which hosts dynamic secrets may
 // connect to; without one, DefaultDeny applies.
 func (s *Service) SetTargetPolicy(p *TargetPolicy) { s.targets = p }
@@ -295,9 +301,7 @@ func (s *Service) validate(ctx context.Context, actor authz.Actor, p provider.Pr
 	defer cancel()
 	err := s.targets.Check(vctx, p)
 	if err == nil {
-		err = p.Validate(vctx)
-	} else {
-		err = &policyError{err}
+		err = p.Validate(s.dialCtx(vctx))
 	}
 	if err == nil {
 		return nil

@@ -76,7 +76,10 @@ func (s *Service) CreateLease(ctx context.Context, actor authz.Actor, sc Scope, 
 		return Lease{}, Secret{}, err
 	}
 	if err := s.targets.Check(ctx, p); err != nil {
-		return Lease{}, Secret{}, errs.BadRequest("%s", err.Error())
+		if pe, ok := errors.AsType[*policyError](err); ok {
+			return Lease{}, Secret{}, errs.BadRequest("%s", pe.Error())
+		}
+		return Lease{}, Secret{}, errs.BadRequest("Failed to create lease: the target's name could not be resolved")
 	}
 	now := s.now().UTC().Truncate(time.Microsecond)
 	l := Lease{ID: uuid.Must(uuid.NewV7()).String(), DynamicSecretID: sec.ID, ProjectID: sec.ProjectID,
@@ -89,7 +92,7 @@ func (s *Service) CreateLease(ctx context.Context, actor authz.Actor, sc Scope, 
 		return Lease{}, Secret{}, err
 	}
 	s.wakeWorker()
-	pctx, cancel := context.WithTimeout(ctx, ProviderTimeout)
+	pctx, cancel := context.WithTimeout(s.dialCtx(ctx), ProviderTimeout)
 	defer cancel()
 	password := random(alnum, 48)
 	res, err := p.Create(pctx, provider.CreateRequest{Username: l.Username, Password: password, Expiration: l.ExpireAt})
@@ -227,7 +230,7 @@ func (s *Service) RenewLease(ctx context.Context, actor authz.Actor, sc Scope, i
 		return Lease{}, err
 	}
 	if r, ok := p.(provider.Renewer); ok {
-		pctx, cancel := context.WithTimeout(ctx, ProviderTimeout)
+		pctx, cancel := context.WithTimeout(s.dialCtx(ctx), ProviderTimeout)
 		defer cancel()
 		if err := r.Renew(pctx, provider.RenewRequest{Username: l.Username, Expiration: exp}); err != nil {
 			return Lease{}, errs.BadRequest("Failed to renew lease: %s", truncate(err.Error(), 400))
@@ -279,6 +282,9 @@ func (s *Service) revokeNow(ctx context.Context, sec Secret, l Lease, forced boo
 		}
 	}
 	success := rerr == nil || forced
+	if errors.Is(rerr, provider.ErrNotOwned) {
+		details, success = "not revoked: "+truncate(rerr.Error(), 250), true
+	}
 	if err := s.store.FinishRevoke(context.WithoutCancel(ctx), l.ID, success, details, now.Add(backoff(l.Attempts+1))); err != nil {
 		return Lease{}, err
 	}

@@ -108,7 +108,7 @@ func (p *TargetPolicy) Check(ctx context.Context, prov provider.Provider) error 
 
 func (p *TargetPolicy) checkHost(ctx context.Context, host string) error {
 	host = strings.TrimSuffix(strings.ToLower(strings.Trim(host, "[]")), ".")
-	denied := fmt.Errorf("target %q is not allowed by this server's dynamic-secret target policy", host)
+	denied := &policyError{fmt.Errorf("target %q is not allowed by this server's dynamic-secret target policy", host)}
 	if hostMatches(p.denyHosts, host) {
 		return denied
 	}
@@ -123,7 +123,7 @@ func (p *TargetPolicy) checkHost(ctx context.Context, host string) error {
 			}
 		}
 		if addrs, err = lookup(ctx, host); err != nil {
-			return fmt.Errorf("resolve %q: %w", host, err)
+			return fmt.Errorf("resolve %q: %w", host, err) // not a policy error: its detail stays in the log
 		}
 	}
 	allowed := len(p.allowNets) == 0 && len(p.allowHosts) == 0 || hostMatches(p.allowHosts, host)
@@ -136,6 +136,26 @@ func (p *TargetPolicy) checkHost(ctx context.Context, host string) error {
 		inAllowed = inAllowed && inAny(p.allowNets, a)
 	}
 	if !allowed && !inAllowed {
+		return denied
+	}
+	return nil
+}
+
+// CheckAddr is the check made on every address a provider is about to
+// connect to, after name resolution, so that a name that resolves
+// differently at connection time (DNS rebinding) still cannot reach a denied
+// address. With an allow list of host names only, names were checked before
+// connecting and any address passes here.
+func (p *TargetPolicy) CheckAddr(a netip.Addr) error {
+	if p == nil {
+		p, _ = ParseTargetPolicy("", "")
+	}
+	a = a.Unmap().WithZone("")
+	denied := &policyError{fmt.Errorf("address %s is not allowed by this server's dynamic-secret target policy", a)}
+	if inAny(p.denyNets, a) {
+		return denied
+	}
+	if len(p.allowNets) > 0 && len(p.allowHosts) == 0 && !inAny(p.allowNets, a) {
 		return denied
 	}
 	return nil

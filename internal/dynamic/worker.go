@@ -2,6 +2,7 @@ package dynamic
 
 import (
 	"context"
+	"errors"
 	"github.com/lockbox-dev/lockbox/internal/authz"
 	"log/slog"
 	"time"
@@ -120,12 +121,16 @@ func (w *Worker) revokeGroup(ctx context.Context, dsID string, leases []SealedLe
 // record stores one revocation outcome and feeds the metrics.
 func (w *Worker) record(ctx context.Context, l SealedLease, rerr error) {
 	s := w.svc
-	details := ""
-	if rerr != nil {
+	details, ok := "", rerr == nil
+	switch {
+	case errors.Is(rerr, provider.ErrNotOwned):
+		// Not lockbox's to remove: the lease ends, the principal stays.
+		details, ok = "not revoked: "+truncate(rerr.Error(), 250), true
+	case rerr != nil:
 		details = truncate(rerr.Error(), 250) + " - retrying automatically"
 	}
 	done := s.now().UTC()
-	if err := s.store.FinishRevoke(context.WithoutCancel(ctx), l.ID, rerr == nil, details, done.Add(backoff(l.Attempts+1))); err != nil {
+	if err := s.store.FinishRevoke(context.WithoutCancel(ctx), l.ID, ok, details, done.Add(backoff(l.Attempts+1))); err != nil {
 		w.log.Error("lease worker: record outcome", "lease", l.ID, "err", err.Error())
 		return
 	}

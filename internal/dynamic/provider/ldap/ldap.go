@@ -17,7 +17,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/url"
 	"regexp"
 	"strings"
@@ -181,8 +180,7 @@ func render(tmpl, username, password string) string {
 }
 
 func (l *LDAP) connect(ctx context.Context) (*ldap.Conn, error) {
-	d := &net.Dialer{Timeout: 10 * time.Second}
-	opts := []ldap.DialOpt{ldap.DialWithDialer(d)}
+	opts := []ldap.DialOpt{ldap.DialWithDialer(provider.NetDialer(provider.CheckerFrom(ctx)))} // the target policy
 	if l.u.Scheme == "ldaps" {
 		opts = append(opts, ldap.DialWithTLSConfig(l.tls))
 	}

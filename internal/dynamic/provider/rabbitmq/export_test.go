@@ -1,6 +1,8 @@
 package rabbitmq
 
 import (
+	"context"
+
 	"net/http"
 
 	"github.com/lockbox-dev/lockbox/internal/dynamic/provider"
@@ -10,4 +12,6 @@ import (
 var Clients = clients
 
 // Client acquires p's HTTP client.
-func Client(p provider.Provider) (*http.Client, func(), error) { return p.(*RabbitMQ).client() }
+func Client(p provider.Provider) (*http.Client, func(), error) {
+	return p.(*RabbitMQ).client(context.Background())
+}

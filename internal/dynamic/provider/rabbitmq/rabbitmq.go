@@ -125,11 +125,13 @@ var clients = provider.NewIdlePool(func(c *http.Client) { c.CloseIdleConnections
 
 // client returns the HTTP client for r's trust configuration and the func to
 // call when done with it.
-func (r *RabbitMQ) client() (*http.Client, func(), error) {
-	key := sha256.Sum256([]byte(r.cfg.CA + "\x00" + r.host))
+func (r *RabbitMQ) client(ctx context.Context) (*http.Client, func(), error) {
+	checker := provider.CheckerFrom(ctx)
+	key := sha256.Sum256([]byte(r.cfg.CA + "\x00" + r.host + "\x00" + provider.PoolKey(checker)))
 	return clients.Acquire(key, func() (*http.Client, error) {
 		transport := http.DefaultTransport.(*http.Transport).Clone()
 		transport.TLSClientConfig = r.tls
+		transport.DialContext = provider.DialFunc(checker) // the target policy, on the address dialled
 		transport.MaxIdleConnsPerHost = 4
 		transport.IdleConnTimeout = time.Minute
 		return &http.Client{Timeout: 10 * time.Second, Transport: transport,
@@ -151,7 +153,7 @@ func (r *RabbitMQ) call(ctx context.Context, method, path string, body any, ok .
 	}
 	req.SetBasicAuth(r.cfg.Username, r.cfg.Password)
 	req.Header.Set("Content-Type", "application/json")
-	hc, release, err := r.client()
+	hc, release, err := r.client(ctx)
 	if err != nil {
 		return 0, err
 	}
@@ -241,7 +243,7 @@ func (r *RabbitMQ) userTags(ctx context.Context, user string) ([]string, bool, e
 		return nil, false, err
 	}
 	req.SetBasicAuth(r.cfg.Username, r.cfg.Password)
-	hc, release, err := r.client()
+	hc, release, err := r.client(ctx)
 	if err != nil {
 		return nil, false, err
 	}

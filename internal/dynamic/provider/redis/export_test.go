@@ -1,6 +1,8 @@
 package redis
 
 import (
+	"context"
+
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/lockbox-dev/lockbox/internal/dynamic/provider"
@@ -10,4 +12,6 @@ import (
 var Clients = clients
 
 // Client acquires p's client.
-func Client(p provider.Provider) (*goredis.Client, func(), error) { return p.(*Redis).client() }
+func Client(p provider.Provider) (*goredis.Client, func(), error) {
+	return p.(*Redis).client(context.Background())
+}

@@ -185,18 +185,33 @@ func render(cmds [][]string, vars map[string]string) [][]any {
 var clients = provider.NewIdlePool(func(c *goredis.Client) { c.Close() })
 
 // client returns the client for r's inputs and the func to call when done with it.
-func (r *Redis) client() (*goredis.Client, func(), error) {
+func (r *Redis) client(ctx context.Context) (*goredis.Client, func(), error) {
+	checker := provider.CheckerFrom(ctx)
 	key := sha256.Sum256([]byte(strings.Join([]string{r.cfg.Host, r.cfg.Port.String(), r.cfg.Username, r.cfg.Password,
-		r.cfg.CA, strconv.FormatBool(r.tls != nil)}, "\x00")))
+		r.cfg.CA, strconv.FormatBool(r.tls != nil), provider.PoolKey(checker)}, "\x00")))
 	return clients.Acquire(key, func() (*goredis.Client, error) {
 		return goredis.NewClient(&goredis.Options{
 			Addr:     net.JoinHostPort(r.cfg.Host, r.cfg.Port.String()),
 			Username: r.cfg.Username, Password: r.cfg.Password, TLSConfig: r.tls,
+			Dialer:      r.dialer(checker),
 			DialTimeout: 10 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second,
 			PoolSize: 4, MinIdleConns: 0, ConnMaxIdleTime: time.Minute, MaxRetries: 1,
 			DisableIdentity: true, // no CLIENT SETINFO: older servers reject it
 		}), nil
 	})
+}
+
+// dial connects through provider's dialer, which applies the target policy
+// to the address dialled (go-redis's own dialer would not), with TLS when
+// configured.
+func (r *Redis) dialer(c provider.AddrChecker) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	d := provider.NetDialer(c)
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if r.tls == nil {
+			return d.DialContext(ctx, network, addr)
+		}
+		return (&tls.Dialer{NetDialer: d, Config: r.tls}).DialContext(ctx, network, addr)
+	}
 }
 
 // run sends cmds as one MULTI/EXEC. Errors are reported without arguments,
@@ -205,7 +220,7 @@ func (r *Redis) run(ctx context.Context, op string, cmds [][]any) error {
 	if len(cmds) == 0 {
 		return nil
 	}
-	c, release, err := r.client()
+	c, release, err := r.client(ctx)
 	if err != nil {
 		return fmt.Errorf("%s: %v", op, err)
 	}
@@ -229,7 +244,7 @@ func (r *Redis) run(ctx context.Context, op string, cmds [][]any) error {
 
 // Validate connects with the admin credentials.
 func (r *Redis) Validate(ctx context.Context) error {
-	c, release, err := r.client()
+	c, release, err := r.client(ctx)
 	if err != nil {
 		return fmt.Errorf("connect: %v", err)
 	}
@@ -246,7 +261,7 @@ func (r *Redis) Create(ctx context.Context, req provider.CreateRequest) (provide
 		return provider.CreateResponse{}, err
 	}
 	// ACL SETUSER on an existing user widens it: refuse instead.
-	c, release, err := r.client()
+	c, release, err := r.client(ctx)
 	if err != nil {
 		return provider.CreateResponse{}, err
 	}

@@ -1,6 +1,8 @@
 package sqldb
 
 import (
+	"context"
+
 	"database/sql"
 
 	"github.com/lockbox-dev/lockbox/internal/dynamic/provider"
@@ -10,4 +12,4 @@ import (
 var Pools = pools
 
 // Open acquires p's connection pool.
-func Open(p provider.Provider) (*sql.DB, func(), error) { return p.(*SQL).open() }
+func Open(p provider.Provider) (*sql.DB, func(), error) { return p.(*SQL).open(context.Background()) }

@@ -156,11 +156,12 @@ func (s *SQL) render(stmt, username, password string, exp time.Time) (string, er
 var pools = provider.NewIdlePool(func(db *sql.DB) { db.Close() })
 
 // open returns the pool for s's inputs and the func to call when done with it.
-func (s *SQL) open() (*sql.DB, func(), error) {
+func (s *SQL) open(ctx context.Context) (*sql.DB, func(), error) {
+	checker := provider.CheckerFrom(ctx)
 	key := sha256.Sum256([]byte(strings.Join([]string{s.flavor, s.cfg.Host, s.cfg.Port.String(), s.cfg.Database,
-		s.cfg.Username, s.cfg.Password, s.cfg.CA}, "\x00")))
+		s.cfg.Username, s.cfg.Password, s.cfg.CA, provider.PoolKey(checker)}, "\x00")))
 	return pools.Acquire(key, func() (*sql.DB, error) {
-		db, err := s.connect()
+		db, err := s.connect(checker)
 		if err != nil {
 			return nil, err
 		}
@@ -171,7 +172,7 @@ func (s *SQL) open() (*sql.DB, func(), error) {
 	})
 }
 
-func (s *SQL) connect() (*sql.DB, error) {
+func (s *SQL) connect(checker provider.AddrChecker) (*sql.DB, error) {
 	addr := net.JoinHostPort(s.cfg.Host, s.cfg.Port.String())
 	var tlsConf *tls.Config
 	if s.cfg.CA != "" {
@@ -191,6 +192,7 @@ func (s *SQL) connect() (*sql.DB, error) {
 		pc.TLSConfig = tlsConf
 		pc.Fallbacks = nil
 		pc.ConnectTimeout = 10 * time.Second
+		pc.DialFunc = provider.DialFunc(checker)                  // the target policy, on the address dialled
 		pc.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol // multi-statement templates
 		return stdlib.OpenDB(*pc), nil
 	}
@@ -198,6 +200,7 @@ func (s *SQL) connect() (*sql.DB, error) {
 	mc.User, mc.Passwd, mc.Net, mc.Addr, mc.DBName = s.cfg.Username, s.cfg.Password, "tcp", addr, s.cfg.Database
 	mc.MultiStatements = true
 	mc.Timeout = 10 * time.Second
+	mc.DialFunc = provider.DialFunc(checker)
 	mc.TLS = tlsConf // not RegisterTLSConfig: that registry would outlive evicted pools
 	conn, err := mysql.NewConnector(mc)
 	if err != nil {
@@ -224,7 +227,7 @@ func (s *SQL) exec(ctx context.Context, op, stmt string) error {
 	if s.flavor == "postgres" {
 		stmt = pgLock + stmt
 	}
-	db, release, err := s.open()
+	db, release, err := s.open(ctx)
 	if err != nil {
 		return describe(op, err)
 	}
@@ -237,7 +240,7 @@ func (s *SQL) exec(ctx context.Context, op, stmt string) error {
 
 // Validate connects with the admin credentials.
 func (s *SQL) Validate(ctx context.Context) error {
-	db, release, err := s.open()
+	db, release, err := s.open(ctx)
 	if err != nil {
 		return describe("connect", err)
 	}
@@ -249,7 +252,7 @@ func (s *SQL) Validate(ctx context.Context) error {
 }
 
 func (s *SQL) exists(ctx context.Context, username string) (bool, error) {
-	db, release, err := s.open()
+	db, release, err := s.open(ctx)
 	if err != nil {
 		return false, describe("look up user", err)
 	}
@@ -311,7 +314,7 @@ func (s *SQL) RevokeMany(ctx context.Context, usernames []string) error {
 			return err
 		}
 	}
-	db, release, err := s.open()
+	db, release, err := s.open(ctx)
 	if err != nil {
 		return describe("look up users", err)
 	}
