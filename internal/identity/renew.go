@@ -2,6 +2,7 @@ package identity
 
 import (
 	"context"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -79,10 +80,9 @@ func (tk *Tokens) Renew(ctx context.Context, tok string) (LoginResult, error) {
 		return LoginResult{}, errs.Unauthorizedf("No identity access token found")
 	}
 	actor := authz.Actor{Kind: authz.ActorIdentity, ID: t.IdentityID, OrgID: ref.OrgID, Name: ref.Name}
-	if err := st.AppendAudit(ctx, audit.New(actor, "renew-identity-access-token", map[string]any{"identityId": t.IdentityID,
-		"identityAccessTokenId": t.ID})); err != nil {
-		return LoginResult{}, err
-	}
+	// The token is renewed whatever happens to its audit event.
+	auditBestEffort(ctx, st.AppendAudit, audit.New(actor, "renew-identity-access-token", map[string]any{"identityId": t.IdentityID,
+		"identityAccessTokenId": t.ID}))
 	return s.issue(ctx, t, now)
 }
 
@@ -106,10 +106,18 @@ func (tk *Tokens) Revoke(ctx context.Context, tok string) error {
 	}
 	if t, ref, err := st.AccessTokenByID(ctx, c.IdentityAccessTokenID); err == nil {
 		actor := authz.Actor{Kind: authz.ActorIdentity, ID: t.IdentityID, OrgID: ref.OrgID, Name: ref.Name}
-		return st.AppendAudit(ctx, audit.New(actor, "revoke-identity-access-token", map[string]any{"identityId": t.IdentityID,
+		auditBestEffort(ctx, st.AppendAudit, audit.New(actor, "revoke-identity-access-token", map[string]any{"identityId": t.IdentityID,
 			"identityAccessTokenId": t.ID}))
 	}
 	return nil
+}
+
+// auditBestEffort records an event of something already done: a failure to
+// record it is logged, and the caller still gets its result.
+func auditBestEffort(ctx context.Context, appendAudit func(context.Context, audit.Event) error, ev audit.Event) {
+	if err := appendAudit(context.WithoutCancel(ctx), ev); err != nil {
+		slog.ErrorContext(ctx, "audit event lost", "type", ev.Type, "err", err.Error())
+	}
 }
 
 // Details returns the organization of an identity actor.

@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"log/slog"
 	"strings"
 	"sync"
 	"time"
@@ -338,13 +339,11 @@ func (s *Service) Login(ctx context.Context, email, password, ip, userAgent stri
 	}
 	orgs, err := s.store.UserOrgs(ctx, u.ID)
 	if err != nil {
-		return "", err
+		slog.ErrorContext(ctx, "audit of a login lost", "err", err.Error())
 	}
 	for _, o := range orgs {
 		actor := authz.Actor{Kind: authz.ActorUser, ID: u.ID, OrgID: o.ID, Name: u.Email, IP: ip, UserAgent: userAgent}
-		if err := s.store.AppendAudit(ctx, audit.New(actor, "user-login", map[string]any{"userId": u.ID})); err != nil {
-			return "", err
-		}
+		auditBestEffort(ctx, s.store.AppendAudit, audit.New(actor, "user-login", map[string]any{"userId": u.ID}))
 	}
 	return tok, nil
 }
