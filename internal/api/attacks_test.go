@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"sync"
@@ -8,6 +9,9 @@ import (
 	"time"
 
 	"github.com/lockbox-dev/lockbox/internal/app/apptest"
+	"github.com/lockbox-dev/lockbox/internal/audit"
+	"github.com/lockbox-dev/lockbox/internal/errs"
+	"github.com/lockbox-dev/lockbox/internal/project"
 	"github.com/lockbox-dev/lockbox/internal/store"
 )
 
@@ -484,4 +488,31 @@ func TestHostileRenameCannotReveal(t *testing.T) {
 	if strings.Contains(string(r.Body), "hidden-pw") {
 		t.Fatalf("versions leak the value: %s", r.Body)
 	}
+}
+
+// TestMembershipChangeRefusedIfRolesChangedMeanwhile: the store applies a
+// membership change only to the roles the permission check saw.
+func TestMembershipChangeRefusedIfRolesChangedMeanwhile(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, d store.Dialect) {
+		e := apptest.Bootstrapped(t, d)
+		p := createProject(t, e, e.Token, map[string]any{"projectName": "race"})
+		id, _ := e.NewIdentity(t, "target", "member")
+		addMember(t, e, p.ID, id, map[string]any{"role": "member"})
+		ms, err := e.DB.IdentityMembership(context.Background(), p.ID, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stale := []string{"00000000-0000-0000-0000-000000000000"}
+		viewer := []project.MembershipRole{{Role: "viewer"}}
+		if err := e.DB.ReplaceMembershipRoles(context.Background(), p.ID, ms.ID, stale, viewer, audit.Event{}); !errs.Is(err, errs.Conflict) {
+			t.Fatalf("replace with stale roles: %v", err)
+		}
+		if err := e.DB.DeleteMembership(context.Background(), p.ID, ms.ID, stale, audit.Event{}); !errs.Is(err, errs.Conflict) {
+			t.Fatalf("delete with stale roles: %v", err)
+		}
+		current := []string{ms.Roles[0].ID}
+		if err := e.DB.ReplaceMembershipRoles(context.Background(), p.ID, ms.ID, current, viewer, audit.Event{Type: "test", ActorType: "platform"}); err != nil {
+			t.Fatalf("replace with current roles: %v", err)
+		}
+	})
 }

@@ -62,8 +62,10 @@ type MembershipStore interface {
 	IdentityMemberships(ctx context.Context, projectID string, offset, limit int) ([]Membership, int, error)
 	// ReplaceMembershipRoles and DeleteMembership refuse (errs.Invalid) to
 	// leave a project that has a permanent admin without one.
-	ReplaceMembershipRoles(ctx context.Context, projectID, membershipID string, roles []MembershipRole, ev audit.Event) error
-	DeleteMembership(ctx context.Context, projectID, membershipID string, ev audit.Event) error
+	// Both refuse (errs.Conflict) when the membership's role ids are no
+	// longer expect, the roles the caller's permission check was made on.
+	ReplaceMembershipRoles(ctx context.Context, projectID, membershipID string, expect []string, roles []MembershipRole, ev audit.Event) error
+	DeleteMembership(ctx context.Context, projectID, membershipID string, expect []string, ev audit.Event) error
 }
 
 // Memberships manages which identities belong to a project, with which roles.
@@ -254,6 +256,14 @@ func (m *Memberships) Add(ctx context.Context, actor authz.Actor, projectID, ide
 	return m.store.IdentityMembership(ctx, p.ID, identityID)
 }
 
+func roleIDs(roles []MembershipRole) []string {
+	out := make([]string, len(roles))
+	for i, r := range roles {
+		out[i] = r.ID
+	}
+	return out
+}
+
 func roleSlugs(roles []MembershipRole) []string {
 	out := make([]string, len(roles))
 	for i, r := range roles {
@@ -309,7 +319,7 @@ func (m *Memberships) UpdateRoles(ctx context.Context, actor authz.Actor, projec
 		return Membership{}, err
 	}
 	ev := audit.New(actor, "update-identity-project-membership", map[string]any{"identityId": identityID, "roles": roleSlugs(roles)}).InProject(p.ID, p.Name)
-	if err := m.store.ReplaceMembershipRoles(ctx, p.ID, ms.ID, roles, ev); err != nil {
+	if err := m.store.ReplaceMembershipRoles(ctx, p.ID, ms.ID, roleIDs(ms.Roles), roles, ev); err != nil {
 		return Membership{}, err
 	}
 	return m.store.IdentityMembership(ctx, p.ID, identityID)
@@ -332,5 +342,5 @@ func (m *Memberships) Remove(ctx context.Context, actor authz.Actor, projectID, 
 		return Membership{}, err
 	}
 	ev := audit.New(actor, "delete-identity-project-membership", map[string]any{"identityId": identityID}).InProject(p.ID, p.Name)
-	return ms, m.store.DeleteMembership(ctx, p.ID, ms.ID, ev)
+	return ms, m.store.DeleteMembership(ctx, p.ID, ms.ID, roleIDs(ms.Roles), ev)
 }

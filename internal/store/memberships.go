@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"slices"
 	"strings"
 
 	"github.com/lockbox-dev/lockbox/internal/audit"
@@ -204,11 +205,45 @@ func (tx *Tx) keepingAdmin(ctx context.Context, projectID string, change func() 
 	return nil
 }
 
-// ReplaceMembershipRoles swaps a membership's roles.
-func (db *DB) ReplaceMembershipRoles(ctx context.Context, projectID, membershipID string, roles []project.MembershipRole, ev audit.Event) error {
+// ReplaceMembershipRoles swaps a membership's roles, if they are still
+// expect (the role ids the caller's check was made on).
+func (db *DB) ReplaceMembershipRoles(ctx context.Context, projectID, membershipID string, expect []string, roles []project.MembershipRole, ev audit.Event) error {
 	return db.Transact(ctx, func(tx *Tx) error {
-		return tx.keepingAdmin(ctx, projectID, func() error { return tx.replaceRoles(ctx, membershipID, roles, ev) })
+		return tx.keepingAdmin(ctx, projectID, func() error {
+			if err := tx.rolesUnchanged(ctx, membershipID, expect); err != nil {
+				return err
+			}
+			return tx.replaceRoles(ctx, membershipID, roles, ev)
+		})
 	})
+}
+
+// rolesUnchanged reports a Conflict unless the membership's role ids are
+// expect; it runs after keepingAdmin has locked the project.
+func (tx *Tx) rolesUnchanged(ctx context.Context, membershipID string, expect []string) error {
+	rows, err := tx.query(ctx, `SELECT id FROM project_membership_roles WHERE membership_id = ?`, membershipID)
+	if err != nil {
+		return dbErr(err, "membership roles")
+	}
+	defer rows.Close()
+	var got []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return dbErr(err, "membership roles")
+		}
+		got = append(got, id)
+	}
+	if err := rows.Err(); err != nil {
+		return dbErr(err, "membership roles")
+	}
+	want := slices.Clone(expect)
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		return errs.Conflictf("The membership changed while this request was checked; try again")
+	}
+	return nil
 }
 
 func (tx *Tx) replaceRoles(ctx context.Context, membershipID string, roles []project.MembershipRole, ev audit.Event) error {
@@ -227,9 +262,12 @@ func (tx *Tx) replaceRoles(ctx context.Context, membershipID string, roles []pro
 }
 
 // DeleteMembership removes a membership and its roles.
-func (db *DB) DeleteMembership(ctx context.Context, projectID, membershipID string, ev audit.Event) error {
+func (db *DB) DeleteMembership(ctx context.Context, projectID, membershipID string, expect []string, ev audit.Event) error {
 	return db.Transact(ctx, func(tx *Tx) error {
 		return tx.keepingAdmin(ctx, projectID, func() error {
+			if err := tx.rolesUnchanged(ctx, membershipID, expect); err != nil {
+				return err
+			}
 			if _, err := tx.exec(ctx, `DELETE FROM project_memberships WHERE id = ?`, membershipID); err != nil {
 				return dbErr(err, "DeleteMembership")
 			}
