@@ -90,8 +90,7 @@ type memoValue struct {
 
 // NewExpander returns an expander with the default budget.
 func NewExpander(lookup Lookup) *Expander {
-	return &Expander{lookup: lookup, maxBytes: MaxExpandBytes, maxRefs: MaxExpandRefs,
-		memo: map[string]memoValue{}, stack: map[string]bool{}}
+	return &Expander{lookup: lookup, maxBytes: MaxExpandBytes, maxRefs: MaxExpandRefs}
 }
 
 // WithBudget sets the expander's limits (for tests and benchmarks).
@@ -145,6 +144,9 @@ func (x *Expander) expand(ctx context.Context, value, env, path string, depth in
 		}
 		m, seen := x.memo[id]
 		if !seen {
+			if x.memo == nil {
+				x.memo, x.stack = map[string]memoValue{}, map[string]bool{}
+			}
 			v, _, ok, err := x.lookup(ctx, tEnv, tPath, r.Key)
 			if err != nil {
 				return "", 0, err
