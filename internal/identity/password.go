@@ -58,7 +58,10 @@ func CheckPassword(hash, pw string) bool {
 
 // dummyHash is checked against when a user does not exist, so a login costs the
 // same whether or not the email is known.
-var dummyHash = HashPassword("lockbox-timing-equaliser")
+//
+// It is made on first use, not at package initialisation, where it cost every
+// CLI command ~100 ms of argon2id before doing anything.
+var dummyHash = sync.OnceValue(func() string { return HashPassword("lockbox-timing-equaliser") })
 
 // DefaultPasswordHashConcurrency is how many argon2id hashes run at once
 // unless configured: each holds argonMemory (19 MiB) while it runs.

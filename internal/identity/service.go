@@ -320,7 +320,7 @@ func (s *Service) Login(ctx context.Context, email, password, ip, userAgent stri
 	}
 	hash := u.PasswordHash
 	if err != nil {
-		hash = dummyHash
+		hash = dummyHash()
 	}
 	match := CheckPassword(hash, password)
 	release()
