@@ -3,7 +3,6 @@ package api_test
 import (
 	"context"
 	"database/sql"
-	"net/http"
 	"strings"
 	"testing"
 
@@ -50,17 +49,7 @@ func TestHostileLeaseNameCollision(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { rdb.Do(context.Background(), "ACL", "DELUSER", victim) })
-	rabbit := func(method string, body string) int {
-		req, _ := http.NewRequest(method, "http://127.0.0.1:15672/api/users/"+victim, strings.NewReader(body))
-		req.SetBasicAuth("guest", "guest")
-		req.Header.Set("Content-Type", "application/json")
-		res, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		res.Body.Close()
-		return res.StatusCode
-	}
+	rabbit := func(method, body string) int { return testsvc.RabbitAPI(t, method, "/users/"+victim, body) }
 	if st := rabbit("PUT", `{"password":"victim-pw","tags":""}`); st != 201 && st != 204 {
 		t.Fatalf("create rabbit victim: %d", st)
 	}

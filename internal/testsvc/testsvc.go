@@ -216,3 +216,21 @@ func (l *LDAP) Exists(t testing.TB, dn string) bool {
 	}
 	return true
 }
+
+// RabbitAPI sends one request to the machine's RabbitMQ management API as
+// guest and returns the status.
+func RabbitAPI(t testing.TB, method, path, body string) int {
+	t.Helper()
+	req, err := http.NewRequest(method, "http://127.0.0.1:15672/api"+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.SetBasicAuth("guest", "guest")
+	req.Header.Set("Content-Type", "application/json")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	return res.StatusCode
+}

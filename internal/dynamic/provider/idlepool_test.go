@@ -3,25 +3,12 @@ package provider_test
 import (
 	"errors"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/lockbox-dev/lockbox/internal/dynamic/provider"
+	"github.com/lockbox-dev/lockbox/internal/dynamic/provider/providertest"
 )
-
-// fakeClock is a settable clock safe for concurrent reads.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *fakeClock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
 
 type conn struct {
 	name   string
@@ -29,7 +16,7 @@ type conn struct {
 }
 
 func TestIdlePoolEvictsIdleKeepsUsed(t *testing.T) {
-	clock := &fakeClock{t: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}
+	clock := providertest.NewClock(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
 	var closed []string
 	p := provider.NewIdlePool(func(c *conn) { c.closed = true; closed = append(closed, c.name) })
 	p.SetClock(clock.Now, time.Minute)
@@ -102,7 +89,7 @@ func TestIdlePoolOpenError(t *testing.T) {
 }
 
 func TestSweepIdleSweepsEveryPool(t *testing.T) {
-	clock := &fakeClock{t: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}
+	clock := providertest.NewClock(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
 	var pools []*provider.IdlePool[*conn]
 	for range 2 {
 		p := provider.NewIdlePool(func(c *conn) { c.closed = true })

@@ -4,25 +4,13 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/lockbox-dev/lockbox/internal/dynamic/provider"
+	"github.com/lockbox-dev/lockbox/internal/dynamic/provider/providertest"
 	"github.com/lockbox-dev/lockbox/internal/dynamic/provider/rabbitmq"
 )
-
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *fakeClock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
 
 // connServer is a loopback HTTP server that signals when a client connection closes.
 func connServer(t *testing.T) (*httptest.Server, chan struct{}) {
@@ -39,7 +27,7 @@ func connServer(t *testing.T) (*httptest.Server, chan struct{}) {
 }
 
 func TestIdleClientIsDroppedUsedClientKept(t *testing.T) {
-	clock := &fakeClock{t: time.Now()}
+	clock := providertest.NewClock(time.Now())
 	rabbitmq.Clients.SetClock(clock.Now, time.Minute)
 	t.Cleanup(func() { rabbitmq.Clients.SetClock(time.Now, provider.DefaultIdle) })
 

@@ -203,17 +203,7 @@ func TestNeverTakesOverAUser(t *testing.T) {
 	ctx := context.Background()
 	p := newProvider(t, inputs(map[string]any{"configure": "^$", "write": "^$", "read": "^$"}))
 	user := "someone" + testsvc.Suffix()
-	call := func(method, body string) int {
-		req, _ := http.NewRequest(method, mgmt+"/api/users/"+user, strings.NewReader(body))
-		req.SetBasicAuth("guest", "guest")
-		req.Header.Set("Content-Type", "application/json")
-		res, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		res.Body.Close()
-		return res.StatusCode
-	}
+	call := func(method, body string) int { return testsvc.RabbitAPI(t, method, "/users/"+user, body) }
 	if st := call("PUT", `{"password":"theirs","tags":"monitoring"}`); st != 201 && st != 204 {
 		t.Fatalf("PUT: %d", st)
 	}

@@ -2,32 +2,20 @@ package redis_test
 
 import (
 	"errors"
-	"sync"
 	"testing"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/lockbox-dev/lockbox/internal/dynamic/provider"
+	"github.com/lockbox-dev/lockbox/internal/dynamic/provider/providertest"
 	"github.com/lockbox-dev/lockbox/internal/dynamic/provider/redis"
 	"github.com/lockbox-dev/lockbox/internal/testsvc"
 )
 
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *fakeClock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 func TestIdleClientIsClosedUsedClientKept(t *testing.T) {
 	host, port := testsvc.Redis(t)
-	clock := &fakeClock{t: time.Now()}
+	clock := providertest.NewClock(time.Now())
 	redis.Clients.SetClock(clock.Now, time.Minute)
 	t.Cleanup(func() { redis.Clients.SetClock(time.Now, provider.DefaultIdle) })
 	ctx := t.Context()

@@ -2,29 +2,17 @@ package sqldb_test
 
 import (
 	"maps"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/lockbox-dev/lockbox/internal/dynamic/provider"
+	"github.com/lockbox-dev/lockbox/internal/dynamic/provider/providertest"
 	"github.com/lockbox-dev/lockbox/internal/dynamic/provider/sqldb"
 )
 
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *fakeClock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 func TestIdlePoolIsClosedUsedPoolKept(t *testing.T) {
 	tg := postgresTarget(t)
-	clock := &fakeClock{t: time.Now()}
+	clock := providertest.NewClock(time.Now())
 	sqldb.Pools.SetClock(clock.Now, time.Minute)
 	t.Cleanup(func() { sqldb.Pools.SetClock(time.Now, provider.DefaultIdle) })
 
