@@ -516,3 +516,24 @@ func TestMembershipChangeRefusedIfRolesChangedMeanwhile(t *testing.T) {
 		}
 	})
 }
+
+// TestIdentityConditionLimitsMembershipList: a role that reads one identity
+// lists that membership only.
+func TestIdentityConditionLimitsMembershipList(t *testing.T) {
+	e := apptest.Bootstrapped(t, store.SQLite)
+	p := createProject(t, e, e.Token, map[string]any{"projectName": "one-identity"})
+	seenID, _ := e.NewIdentity(t, "seen", "member")
+	addMember(t, e, p.ID, seenID, map[string]any{"role": "viewer"})
+	tok := customRole(t, e, p.ID, "one-reader", []map[string]any{
+		{"subject": "identity", "action": []string{"read"}, "conditions": map[string]any{"identityId": seenID}},
+	})
+	var list struct {
+		IdentityMemberships []struct{ IdentityID string }
+		TotalCount          int
+	}
+	e.Must(t, 200, "GET", "/api/v1/projects/"+p.ID+"/identity-memberships", tok, nil).Decode(t, &list)
+	if list.TotalCount != 1 || len(list.IdentityMemberships) != 1 || list.IdentityMemberships[0].IdentityID != seenID {
+		t.Fatalf("list %+v; want only %s", list, seenID)
+	}
+	assertError(t, e.Do(t, "GET", "/api/v1/projects/"+p.ID+"/identity-memberships/"+e.IdentityID, tok, nil), 403, "PermissionDenied")
+}

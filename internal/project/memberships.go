@@ -3,6 +3,7 @@ package project
 import (
 	"context"
 	"regexp"
+	"slices"
 	"strconv"
 	"time"
 
@@ -288,11 +289,26 @@ func (m *Memberships) Get(ctx context.Context, actor authz.Actor, projectID, ide
 }
 
 // List returns a project's identity memberships.
+// With identityId conditions on the caller's identity rules, only the
+// memberships it may read are listed (and counted).
 func (m *Memberships) List(ctx context.Context, actor authz.Actor, projectID string, offset, limit int) ([]Membership, int, error) {
-	if _, _, err := m.load(ctx, actor, projectID, "", authz.ActRead); err != nil {
+	_, perms, err := m.load(ctx, actor, projectID, "", authz.ActRead)
+	if err != nil {
 		return nil, 0, err
 	}
-	return m.store.IdentityMemberships(ctx, projectID, offset, limit)
+	if !perms.UsesCondition(authz.SubIdentity, "identityId") {
+		return m.store.IdentityMemberships(ctx, projectID, offset, limit)
+	}
+	all, _, err := m.store.IdentityMemberships(ctx, projectID, 0, 1<<30)
+	if err != nil {
+		return nil, 0, err
+	}
+	all = slices.DeleteFunc(all, func(ms Membership) bool {
+		return !perms.Can(authz.ActRead, authz.SubIdentity, &authz.Fields{IdentityID: ms.IdentityID})
+	})
+	total := len(all)
+	all = all[min(offset, total):]
+	return all[:min(limit, len(all))], total, nil
 }
 
 // UpdateRoles replaces the roles of a membership.
