@@ -116,9 +116,10 @@ type Store interface {
 	ClaimDueLeases(ctx context.Context, now, claimUntil time.Time, limit int) ([]SealedLease, error)
 	// FinishRevoke records a revocation outcome: ok → revoked; otherwise
 	// revoke_failed with details, retried at retryAt.
-	FinishRevoke(ctx context.Context, id string, ok bool, details string, retryAt time.Time) error
-	// RevokedMany marks leases revoked in one write.
-	RevokedMany(ctx context.Context, ids []string) error
+	// evs are recorded in the same transaction.
+	FinishRevoke(ctx context.Context, id string, ok bool, details string, retryAt time.Time, evs ...audit.Event) error
+	// RevokedMany marks leases revoked in one write, with evs.
+	RevokedMany(ctx context.Context, ids []string, evs ...audit.Event) error
 	// NextDue is the earliest due time of live work, or zero.
 	NextDue(ctx context.Context) (time.Time, error)
 	CountLeases(ctx context.Context, status string) (int, error)

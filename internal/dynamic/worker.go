@@ -3,6 +3,7 @@ package dynamic
 import (
 	"context"
 	"errors"
+	"github.com/lockbox-dev/lockbox/internal/audit"
 	"github.com/lockbox-dev/lockbox/internal/authz"
 	"log/slog"
 	"time"
@@ -92,7 +93,11 @@ func (w *Worker) revokeGroup(ctx context.Context, dsID string, leases []SealedLe
 					for i, l := range leases {
 						ids[i] = l.ID
 					}
-					if err := s.store.RevokedMany(context.WithoutCancel(ctx), ids); err != nil {
+					evs := make([]audit.Event, len(leases))
+					for i, l := range leases {
+						evs[i] = revokeEvent(sec, l.Lease, "")
+					}
+					if err := s.store.RevokedMany(context.WithoutCancel(ctx), ids, evs...); err != nil {
 						w.log.Error("lease worker: record outcomes", "err", err.Error())
 						return
 					}
@@ -101,7 +106,6 @@ func (w *Worker) revokeGroup(ctx context.Context, dsID string, leases []SealedLe
 						if s.metrics != nil {
 							s.metrics.Revoked(true, max(0, done.Sub(l.ExpireAt)))
 						}
-						w.audit(ctx, sec, l.Lease, "")
 					}
 					return
 				}
@@ -129,8 +133,13 @@ func (w *Worker) record(ctx context.Context, l SealedLease, rerr error) {
 	case rerr != nil:
 		details = truncate(rerr.Error(), 250) + " - retrying automatically"
 	}
+	sec, err := s.store.DynamicSecretByID(ctx, l.DynamicSecretID)
+	if err != nil {
+		sec.ID, sec.ProjectID = l.DynamicSecretID, l.ProjectID
+	}
 	done := s.now().UTC()
-	if err := s.store.FinishRevoke(context.WithoutCancel(ctx), l.ID, ok, details, done.Add(backoff(l.Attempts+1))); err != nil {
+	ev := revokeEvent(sec.Secret, l.Lease, details)
+	if err := s.store.FinishRevoke(context.WithoutCancel(ctx), l.ID, ok, details, done.Add(backoff(l.Attempts+1)), ev); err != nil {
 		w.log.Error("lease worker: record outcome", "lease", l.ID, "err", err.Error())
 		return
 	}
@@ -144,16 +153,11 @@ func (w *Worker) record(ctx context.Context, l SealedLease, rerr error) {
 	if rerr != nil {
 		w.log.Warn("lease revocation failed", "lease", l.ID, "attempt", l.Attempts+1, "err", details)
 	}
-	sec, err := s.store.DynamicSecretByID(ctx, l.DynamicSecretID)
-	if err != nil {
-		sec.ID, sec.ProjectID = l.DynamicSecretID, l.ProjectID
-	}
-	w.audit(ctx, sec.Secret, l.Lease, details)
 }
 
-// audit records the worker's revocation of a lease and its outcome; failed
-// is empty on success.
-func (w *Worker) audit(ctx context.Context, sec Secret, l Lease, failed string) {
+// revokeEvent is the audit event of the worker's revocation of a lease and
+// its outcome; failed is empty on success.
+func revokeEvent(sec Secret, l Lease, failed string) audit.Event {
 	if sec.ProjectID == "" {
 		sec.ProjectID = l.ProjectID
 	}
@@ -162,9 +166,7 @@ func (w *Worker) audit(ctx context.Context, sec Secret, l Lease, failed string) 
 	if failed != "" {
 		ev.Metadata["outcome"], ev.Metadata["reason"] = "failed", failed
 	}
-	if err := w.svc.store.AppendAudit(context.WithoutCancel(ctx), ev); err != nil {
-		w.log.Error("lease worker: audit", "lease", l.ID, "err", err.Error())
-	}
+	return ev
 }
 
 // Tick claims and processes one batch of due leases; it reports how many.

@@ -222,31 +222,41 @@ func (db *DB) skipLocked() string {
 }
 
 // FinishRevoke records a revocation outcome.
-func (db *DB) FinishRevoke(ctx context.Context, id string, ok bool, details string, retryAt time.Time) error {
-	now := db.Now()
-	var err error
-	if ok {
-		_, err = db.exec(ctx, `UPDATE dynamic_leases SET status = 'revoked', status_details = ?, data = NULL, updated_at = ? WHERE id = ?`,
-			details, ts(now), id)
-	} else {
-		_, err = db.exec(ctx, `UPDATE dynamic_leases SET status = 'revoke_failed', status_details = ?, attempts = attempts + 1,
+func (db *DB) FinishRevoke(ctx context.Context, id string, ok bool, details string, retryAt time.Time, evs ...audit.Event) error {
+	return db.Transact(ctx, func(tx *Tx) error {
+		now := tx.Now
+		var err error
+		if ok {
+			_, err = tx.exec(ctx, `UPDATE dynamic_leases SET status = 'revoked', status_details = ?, data = NULL, updated_at = ? WHERE id = ?`,
+				details, ts(now), id)
+		} else {
+			_, err = tx.exec(ctx, `UPDATE dynamic_leases SET status = 'revoke_failed', status_details = ?, attempts = attempts + 1,
 			due_at = ?, updated_at = ? WHERE id = ? AND status <> 'revoked'`, details, ts(retryAt), ts(now), id)
-	}
-	return dbErr(err, "FinishRevoke")
+		}
+		if err != nil {
+			return dbErr(err, "FinishRevoke")
+		}
+		return tx.insertAudits(ctx, evs...)
+	})
 }
 
 // RevokedMany marks leases revoked in one statement.
-func (db *DB) RevokedMany(ctx context.Context, ids []string) error {
+func (db *DB) RevokedMany(ctx context.Context, ids []string, evs ...audit.Event) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	args := []any{ts(db.Now())}
-	for _, id := range ids {
-		args = append(args, id)
-	}
-	_, err := db.exec(ctx, `UPDATE dynamic_leases SET status = 'revoked', status_details = '', data = NULL, updated_at = ?
+	return db.Transact(ctx, func(tx *Tx) error {
+		args := []any{ts(tx.Now)}
+		for _, id := range ids {
+			args = append(args, id)
+		}
+		_, err := tx.exec(ctx, `UPDATE dynamic_leases SET status = 'revoked', status_details = '', data = NULL, updated_at = ?
 		WHERE id IN (`+strings.TrimSuffix(strings.Repeat("?, ", len(ids)), ", ")+`)`, args...)
-	return dbErr(err, "RevokedMany")
+		if err != nil {
+			return dbErr(err, "RevokedMany")
+		}
+		return tx.insertAudits(ctx, evs...)
+	})
 }
 
 // NextDue is the earliest due time among live leases.
