@@ -31,16 +31,17 @@ var kindStatus = map[errs.Kind]struct {
 	status int
 	name   string
 }{
-	errs.Internal:     {http.StatusInternalServerError, "InternalServerError"},
-	errs.Invalid:      {http.StatusBadRequest, "BadRequest"},
-	errs.Validation:   {http.StatusUnprocessableEntity, "ValidationFailure"},
-	errs.Unauthorized: {http.StatusUnauthorized, "UnauthorizedError"},
-	errs.Forbidden:    {http.StatusForbidden, "ForbiddenError"},
-	errs.NotFound:     {http.StatusNotFound, "NotFound"},
-	errs.Conflict:     {http.StatusConflict, "Conflict"},
-	errs.TooLarge:     {http.StatusRequestEntityTooLarge, "PayloadTooLarge"},
-	errs.RateLimited:  {http.StatusTooManyRequests, "RateLimitExceeded"},
-	errs.Unavailable:  {http.StatusServiceUnavailable, "ServiceUnavailable"},
+	errs.Internal:           {http.StatusInternalServerError, "InternalServerError"},
+	errs.Invalid:            {http.StatusBadRequest, "BadRequest"},
+	errs.Validation:         {http.StatusUnprocessableEntity, "ValidationFailure"},
+	errs.Unauthorized:       {http.StatusUnauthorized, "UnauthorizedError"},
+	errs.Forbidden:          {http.StatusForbidden, "ForbiddenError"},
+	errs.NotFound:           {http.StatusNotFound, "NotFound"},
+	errs.Conflict:           {http.StatusConflict, "Conflict"},
+	errs.TooLarge:           {http.StatusRequestEntityTooLarge, "PayloadTooLarge"},
+	errs.RateLimited:        {http.StatusTooManyRequests, "RateLimitExceeded"},
+	errs.Unavailable:        {http.StatusServiceUnavailable, "ServiceUnavailable"},
+	errs.PreconditionFailed: {http.StatusPreconditionFailed, "PreconditionFailed"},
 }
 
 // writeError renders err in Infisical's shape. Internal errors are logged with

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/lockbox-dev/lockbox/internal/errs"
 	"github.com/lockbox-dev/lockbox/internal/secret"
 )
 
@@ -53,7 +54,13 @@ func toWireSecret(sec secret.Secret) wireSecret {
 		CreatedAt: rfc3339(sec.CreatedAt), UpdatedAt: rfc3339(sec.UpdatedAt)}
 }
 
+// secretETag is the entity tag of one secret: its version, quoted. It is
+// what If-Match names to make an update conditional.
+func secretETag(sec secret.Secret) string { return `"` + strconv.Itoa(sec.Version) + `"` }
+
+// writeSecret answers one secret with its ETag.
 func writeSecret(w http.ResponseWriter, sec secret.Secret) error {
+	w.Header().Set("ETag", secretETag(sec))
 	return writeJSON(w, http.StatusOK, struct {
 		Secret wireSecret `json:"secret"`
 	}{toWireSecret(sec)})
@@ -215,17 +222,52 @@ func (s *Server) secretCreate(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) secretUpdate(w http.ResponseWriter, r *http.Request) error {
-	var req secretBody
+	var req struct {
+		secretBody
+		// Version (lockbox's) makes the update conditional on the current version.
+		Version int `json:"version"`
+	}
 	if err := s.decode(r, &req); err != nil {
 		return err
 	}
+	if req.Version < 0 {
+		return field("version", "version must be a positive integer")
+	}
 	sec, err := s.svc.Secrets.Update(r.Context(), actorFrom(r.Context()), req.scope(), r.PathValue("secretName"), secret.Change{
 		Type: req.Type, NewKey: req.NewSecretName, Value: req.SecretValue, Comment: req.SecretComment, SkipMultiline: req.SkipMultilineEncoding,
-		TagIDs: req.TagIDs})
+		TagIDs: req.TagIDs, IfMatch: ifMatchVersions(r), Version: req.Version})
 	if err != nil {
 		return err
 	}
 	return writeSecret(w, sec)
+}
+
+// ifMatchVersions reads If-Match as the versions it names: nil when it is
+// absent or "*" (any current version will do), else the versions of the
+// listed entity tags. A weak tag compares by its value, as compressing
+// proxies weaken tags in passing; a tag lockbox did not make names nothing.
+func ifMatchVersions(r *http.Request) []int {
+	hs := r.Header.Values("If-Match")
+	if len(hs) == 0 {
+		return nil
+	}
+	out := []int{}
+	for _, h := range hs {
+		for tag := range strings.SplitSeq(h, ",") {
+			tag = strings.TrimSpace(tag)
+			if tag == "*" {
+				return nil
+			}
+			tag = strings.TrimPrefix(tag, "W/")
+			if len(tag) < 2 || tag[0] != '"' || tag[len(tag)-1] != '"' {
+				continue
+			}
+			if v, err := strconv.Atoi(tag[1 : len(tag)-1]); err == nil && v > 0 {
+				out = append(out, v)
+			}
+		}
+	}
+	return out
 }
 
 func (s *Server) secretDelete(w http.ResponseWriter, r *http.Request) error {
@@ -237,7 +279,9 @@ func (s *Server) secretDelete(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return writeSecret(w, sec)
+	return writeJSON(w, http.StatusOK, struct {
+		Secret wireSecret `json:"secret"`
+	}{toWireSecret(sec)})
 }
 
 func (s *Server) secretBatchCreate(w http.ResponseWriter, r *http.Request) error {
@@ -323,6 +367,10 @@ func (s *Server) secretBatchUpdate(w http.ResponseWriter, r *http.Request) error
 	var req batchBody
 	if err := s.decode(r, &req); err != nil {
 		return err
+	}
+	if r.Header.Get("If-Match") != "" {
+		// Batch items are blind writes; refusing beats ignoring a precondition.
+		return errs.BadRequest("If-Match applies to the update of one secret; batch updates are unconditional")
 	}
 	secs, err := s.svc.Secrets.UpdateMany(r.Context(), actorFrom(r.Context()), req.scope(), req.Mode, req.items())
 	if err != nil {

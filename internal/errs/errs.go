@@ -11,16 +11,17 @@ import (
 type Kind uint8
 
 const (
-	Internal     Kind = iota // logged in full; the client sees a fixed message
-	Invalid                  // 400: the request is well-formed but not acceptable
-	Validation               // 422: the request does not match the schema
-	Unauthorized             // 401: no or bad credentials
-	Forbidden                // 403: authenticated, but not allowed
-	NotFound                 // 404
-	Conflict                 // 409
-	TooLarge                 // 413
-	RateLimited              // 429
-	Unavailable              // 503
+	Internal           Kind = iota // logged in full; the client sees a fixed message
+	Invalid                        // 400: the request is well-formed but not acceptable
+	Validation                     // 422: the request does not match the schema
+	Unauthorized                   // 401: no or bad credentials
+	Forbidden                      // 403: authenticated, but not allowed
+	NotFound                       // 404
+	Conflict                       // 409
+	TooLarge                       // 413
+	RateLimited                    // 429
+	Unavailable                    // 503
+	PreconditionFailed             // 412: a conditional request's precondition (If-Match) does not hold
 )
 
 // Error is a failure whose Message is safe to show a client; Err is for logs only.
@@ -80,6 +81,11 @@ func NotFoundf(format string, args ...any) *Error { return newf(NotFound, format
 
 // Conflictf reports a clash with existing state (409).
 func Conflictf(format string, args ...any) *Error { return newf(Conflict, format, args) }
+
+// PreconditionFailedf reports a conditional request whose precondition does not hold (412).
+func PreconditionFailedf(format string, args ...any) *Error {
+	return newf(PreconditionFailed, format, args)
+}
 
 // RateLimitedf reports too many requests (429).
 func RateLimitedf(format string, args ...any) *Error { return newf(RateLimited, format, args) }

@@ -115,8 +115,20 @@ func (s *Service) Versions(ctx context.Context, actor authz.Actor, id string, of
 }
 
 // Rollback writes a new version whose key, value, comment and encoding are
-// those of version v.
+// those of version v. Like a blind Update, it is applied on top of whatever
+// version is current when it is written, never refused for a write that
+// landed first.
 func (s *Service) Rollback(ctx context.Context, actor authz.Actor, id string, v int) (Secret, error) {
+	var out Secret
+	err := retryStale(ctx, func() (err error) {
+		out, err = s.rollback(ctx, actor, id, v)
+		return err
+	})
+	return out, err
+}
+
+// rollback is one try of Rollback against the secret as it is now.
+func (s *Service) rollback(ctx context.Context, actor authz.Actor, id string, v int) (Secret, error) {
 	sl, f, env, perms, err := s.byID(ctx, actor, id)
 	if err != nil {
 		return Secret{}, err

@@ -2,6 +2,8 @@ package secret
 
 import (
 	"context"
+	"errors"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"time"
@@ -350,11 +352,23 @@ type Change struct {
 	Value         *string
 	Comment       *string
 	SkipMultiline *bool
+	// IfMatch, when not nil, makes the update conditional: it applies only
+	// if the secret's current version is one of these (an empty list matches
+	// none), else it fails with PreconditionFailed.
+	IfMatch []int
+	// Version, when positive, makes the update conditional: it applies only
+	// if the secret's current version is this one, else it fails with Conflict.
+	Version int
 }
 
 // Update writes a new version of a secret. Edit is checked on the secret as
 // it is (its tags included) and, when the change renames or retags it, as it
 // will be.
+//
+// An update without IfMatch or Version is blind: it never fails because
+// another write landed first. It is applied to the secret as it is when it is
+// written, every check above included, so concurrent blind updates each make
+// a version and the last one wins.
 func (s *Service) Update(ctx context.Context, actor authz.Actor, sc Scope, key string, c Change) (Secret, error) {
 	f, env, perms, err := s.folder(ctx, actor, &sc)
 	if err != nil {
@@ -372,6 +386,16 @@ func (s *Service) Update(ctx context.Context, actor authz.Actor, sc Scope, key s
 			return Secret{}, errs.BadRequest("Must be user to update personal secret")
 		}
 	}
+	var out Secret
+	err = retryStale(ctx, func() (err error) {
+		out, err = s.update(ctx, actor, perms, f, env, key, typ, user, c)
+		return err
+	})
+	return out, err
+}
+
+// update is one try of Update against the secret as it is now.
+func (s *Service) update(ctx context.Context, actor authz.Actor, perms authz.Set, f project.Folder, env project.Environment, key, typ, user string, c Change) (Secret, error) {
 	sec, err := s.openByKey(ctx, f, env.Slug, key, typ, user)
 	if errs.Is(err, errs.NotFound) {
 		if err := perms.Check(authz.ActEdit, authz.SubSecrets, fields(env.Slug, f.Path, key, nil)); err != nil {
@@ -384,7 +408,14 @@ func (s *Service) Update(ctx context.Context, actor authz.Actor, sc Scope, key s
 	if err := perms.Check(authz.ActEdit, authz.SubSecrets, fields(env.Slug, f.Path, sec.Key, sec.Tags)); err != nil {
 		return Secret{}, err
 	}
+	if c.IfMatch != nil && !slices.Contains(c.IfMatch, sec.Version) {
+		return Secret{}, errs.PreconditionFailedf("Secret '%s' is at version %d, which If-Match does not name", sec.Key, sec.Version)
+	}
+	if c.Version > 0 && c.Version != sec.Version {
+		return Secret{}, errs.Conflictf("Secret '%s' is at version %d, not %d", sec.Key, sec.Version, c.Version)
+	}
 	before := sec
+	renamed := false
 	if c.NewKey != nil && *c.NewKey != "" && *c.NewKey != sec.Key {
 		nk := strings.TrimSpace(*c.NewKey)
 		if err := ValidateKey(nk); err != nil {
@@ -394,11 +425,11 @@ func (s *Service) Update(ctx context.Context, actor authz.Actor, sc Scope, key s
 			return Secret{}, err
 		}
 		if _, err := s.store.SecretByKey(ctx, f.ID, nk, sec.Type, sec.UserID); err == nil {
-			return Secret{}, errs.BadRequest("A secret named '%s' already exists in this folder", nk)
+			return Secret{}, renameTaken(nk)
 		} else if !errs.Is(err, errs.NotFound) {
 			return Secret{}, err
 		}
-		sec.Key = nk
+		sec.Key, renamed = nk, nk != before.Key
 	}
 	var newTags []Tag
 	if c.TagIDs != nil {
@@ -437,10 +468,44 @@ func (s *Service) Update(ctx context.Context, actor authz.Actor, sc Scope, key s
 	if c.TagIDs != nil {
 		nsl.TagIDs = tagIDs(newTags)
 	}
-	if err := s.store.UpdateSecret(ctx, nsl, string(actor.Kind), actor.ID, event(actor, "update-secret", sec)); err != nil {
+	err = s.store.UpdateSecret(ctx, nsl, string(actor.Kind), actor.ID, event(actor, "update-secret", sec))
+	if renamed && errs.Is(err, errs.Conflict) && !errors.Is(err, ErrStale) {
+		// The new name was taken between the check above and the write.
+		return Secret{}, renameTaken(sec.Key)
+	}
+	if err != nil {
 		return Secret{}, err
 	}
 	return visible(perms, sec), nil
+}
+
+func renameTaken(key string) error {
+	return errs.BadRequest("A secret named '%s' already exists in this folder", key)
+}
+
+// retryStale runs write until it fails for another reason than ErrStale or
+// succeeds. Each ErrStale means another write to the secret committed
+// between this try's read and its write, so while some try fails another
+// succeeds: n writers racing for one secret all finish within n rounds, and
+// a try only waits for writes that landed meanwhile. Waits are jittered so
+// the losers do not collide again in lockstep; ctx bounds the whole, and its
+// end returns the last ErrStale (a 409).
+func retryStale(ctx context.Context, write func() error) error {
+	wait := time.Millisecond
+	for {
+		err := write()
+		if !errors.Is(err, ErrStale) {
+			return err
+		}
+		t := time.NewTimer(rand.N(wait) + time.Microsecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+		wait = min(2*wait, 32*time.Millisecond)
+	}
 }
 
 // noReveal refuses a change (a rename, a retag, a rollback to another name)

@@ -77,7 +77,9 @@ type Store interface {
 	SecretVersion(ctx context.Context, id string, v int) (Sealed, error)
 	// CreateSecrets writes new secrets (version 1 and its history row) and the events.
 	CreateSecrets(ctx context.Context, ss []Sealed, actorType, actorID string, evs []audit.Event) error
-	// UpdateSecret writes s as version s.Version if the stored version is s.Version-1.
+	// UpdateSecret writes s as version s.Version if the stored version is
+	// s.Version-1; otherwise (another write landed first, or a delete) it
+	// fails with an error wrapping ErrStale and writes nothing.
 	UpdateSecret(ctx context.Context, s Sealed, actorType, actorID string, ev audit.Event) error
 	DeleteSecret(ctx context.Context, id string, ev audit.Event) error
 	// SecretVersions lists a secret's history, newest first.
@@ -87,6 +89,10 @@ type Store interface {
 	TagStore
 	ImportStore
 }
+
+// ErrStale is wrapped by a Store's refusal to write a version on top of one
+// that is no longer current.
+var ErrStale = errors.New("secret changed since it was read")
 
 // Folders resolves folders; project.Service implements it.
 type Folders interface {

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/lockbox-dev/lockbox/internal/audit"
 	"github.com/lockbox-dev/lockbox/internal/errs"
@@ -99,7 +100,8 @@ func (db *DB) CreateSecrets(ctx context.Context, ss []secret.Sealed, actorType, 
 }
 
 // UpdateSecret writes s as its next version; a concurrent writer that got
-// there first makes this a Conflict rather than a lost update.
+// there first (or a delete) makes this a Conflict wrapping secret.ErrStale
+// rather than a lost update.
 func (db *DB) UpdateSecret(ctx context.Context, s secret.Sealed, actorType, actorID string, ev audit.Event) error {
 	return db.Transact(ctx, func(tx *Tx) error {
 		res, err := tx.exec(ctx, `UPDATE secrets SET key = ?, version = ?, value = ?, comment = ?, skip_multiline_encoding = ?, updated_at = ?
@@ -108,7 +110,7 @@ func (db *DB) UpdateSecret(ctx context.Context, s secret.Sealed, actorType, acto
 			return dbErr(err, "UpdateSecret")
 		}
 		if n, _ := res.RowsAffected(); n != 1 {
-			return errs.Conflictf("secret %s was changed concurrently; retry", s.Key)
+			return &errs.Error{Kind: errs.Conflict, Message: fmt.Sprintf("Secret '%s' was changed concurrently; retry", s.Key), Err: secret.ErrStale}
 		}
 		if err := tx.insertSecretVersion(ctx, s, actorType, actorID); err != nil {
 			return err
