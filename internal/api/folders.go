@@ -98,3 +98,27 @@ func (s *Server) folderDelete(w http.ResponseWriter, r *http.Request) error {
 	}
 	return writeFolder(w, f)
 }
+
+// wireFolderDetail is a folder read by id: Terraform reads projectId, path
+// and the environment from it.
+type wireFolderDetail struct {
+	wireFolder
+	ProjectID   string `json:"projectId"`
+	Environment struct {
+		EnvID   string `json:"envId"`
+		EnvName string `json:"envName"`
+		EnvSlug string `json:"envSlug"`
+	} `json:"environment"`
+}
+
+func (s *Server) folderGet(w http.ResponseWriter, r *http.Request) error {
+	f, env, err := s.svc.Projects.GetFolder(r.Context(), actorFrom(r.Context()), r.PathValue("folderId"))
+	if err != nil {
+		return err
+	}
+	d := wireFolderDetail{wireFolder: toWireFolder(f), ProjectID: env.ProjectID}
+	d.Environment.EnvID, d.Environment.EnvName, d.Environment.EnvSlug = env.ID, env.Name, env.Slug
+	return writeJSON(w, http.StatusOK, struct {
+		Folder wireFolderDetail `json:"folder"`
+	}{d})
+}

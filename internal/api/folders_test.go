@@ -108,3 +108,72 @@ func TestFolderBadInput(t *testing.T) {
 		t.Fatalf("bad input created folders: %v", got)
 	}
 }
+
+// Terraform reads a folder in state by id (GET /api/v1/folders/{id}); the v2
+// routes take projectId and answer the same shapes.
+func TestFolderByIDAndV2Routes(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, d store.Dialect) {
+		e := apptest.Bootstrapped(t, d)
+		p := createProject(t, e, e.Token, map[string]any{"projectName": "folders-v2"})
+		var c struct{ Folder struct{ ID, Name string } }
+		e.Must(t, 200, "POST", "/api/v2/folders", e.Token, map[string]any{"projectId": p.ID, "environment": "staging", "name": "svc",
+			"path": "/apps", "description": "the service"}).Decode(t, &c)
+		type detail struct {
+			Folder struct {
+				ID, Name, EnvID, ProjectID, Path, Description string
+				Environment                                   struct{ EnvID, EnvName, EnvSlug string }
+			}
+		}
+		for _, v := range []string{"v1", "v2"} {
+			var got detail
+			e.Must(t, 200, "GET", "/api/"+v+"/folders/"+c.Folder.ID, e.Token, nil).Decode(t, &got)
+			f := got.Folder
+			if f.ID != c.Folder.ID || f.Name != "svc" || f.ProjectID != p.ID || f.Path != "/apps/svc" || f.Description != "the service" ||
+				f.EnvID == "" || f.Environment.EnvID != f.EnvID || f.Environment.EnvSlug != "staging" || f.Environment.EnvName != "Staging" {
+				t.Fatalf("%s folder by id: %+v", v, f)
+			}
+		}
+		var list struct{ Folders []struct{ ID, Name string } }
+		e.Must(t, 200, "GET", "/api/v2/folders?projectId="+p.ID+"&environment=staging&path=/apps", e.Token, nil).Decode(t, &list)
+		if len(list.Folders) != 1 || list.Folders[0].ID != c.Folder.ID {
+			t.Fatalf("v2 list %+v", list)
+		}
+		var up struct{ Folder struct{ ID, Name string } }
+		e.Must(t, 200, "PATCH", "/api/v2/folders/"+c.Folder.ID, e.Token, map[string]any{"projectId": p.ID, "environment": "staging",
+			"name": "renamed", "path": "/apps"}).Decode(t, &up)
+		if up.Folder.ID != c.Folder.ID || up.Folder.Name != "renamed" {
+			t.Fatalf("v2 update %+v", up)
+		}
+		var got detail
+		e.Must(t, 200, "GET", "/api/v1/folders/"+c.Folder.ID, e.Token, nil).Decode(t, &got)
+		if got.Folder.Path != "/apps/renamed" {
+			t.Fatalf("path after rename %q", got.Folder.Path)
+		}
+
+		// A viewer reads by id but cannot write through v2; a member of another
+		// project does not find the folder at all.
+		vid, viewer := e.NewIdentity(t, "viewer", "member")
+		addMember(t, e, p.ID, vid, map[string]any{"role": "viewer"})
+		e.Must(t, 200, "GET", "/api/v1/folders/"+c.Folder.ID, viewer, nil)
+		assertError(t, e.Do(t, "POST", "/api/v2/folders", viewer, map[string]any{"projectId": p.ID, "environment": "staging", "name": "x"}), 403, "PermissionDenied")
+		assertError(t, e.Do(t, "PATCH", "/api/v2/folders/"+c.Folder.ID, viewer, map[string]any{"projectId": p.ID, "environment": "staging",
+			"name": "hijack", "path": "/apps"}), 403, "PermissionDenied")
+		other := createProject(t, e, e.Token, map[string]any{"projectName": "other"})
+		oid, outsider := e.NewIdentity(t, "outsider", "member")
+		addMember(t, e, other.ID, oid, map[string]any{"role": "admin"})
+		assertError(t, e.Do(t, "GET", "/api/v1/folders/"+c.Folder.ID, outsider, nil), 404, "NotFound")
+		assertError(t, e.Do(t, "GET", "/api/v2/folders/"+c.Folder.ID, outsider, nil), 404, "NotFound")
+		assertError(t, e.Do(t, "GET", "/api/v2/folders?projectId="+p.ID+"&environment=staging", outsider, nil), 403, "PermissionDenied")
+		e.Must(t, 200, "GET", "/api/v1/folders/"+c.Folder.ID, e.Token, nil).Decode(t, &got)
+		if got.Folder.Name != "renamed" {
+			t.Fatalf("denied writes changed the folder: %+v", got.Folder)
+		}
+
+		// Unknown, malformed and deleted ids are 404 (Terraform then drops the state).
+		for _, id := range []string{"00000000-0000-0000-0000-000000000000", "not-a-uuid"} {
+			assertError(t, e.Do(t, "GET", "/api/v1/folders/"+id, e.Token, nil), 404, "NotFound")
+		}
+		e.Must(t, 200, "DELETE", "/api/v2/folders/"+c.Folder.ID, e.Token, map[string]any{"projectId": p.ID, "environment": "staging", "path": "/apps"})
+		assertError(t, e.Do(t, "GET", "/api/v1/folders/"+c.Folder.ID, e.Token, nil), 404, "NotFound")
+	})
+}

@@ -33,11 +33,13 @@ func (s *Server) projectRoutes(m *routeMux) {
 		m.Handle("DELETE "+base+"/{envId}", s.authed(s.envDelete))
 	}
 
-	m.Handle("GET /api/v1/folders", s.authed(s.folderList))
-	m.Handle("POST /api/v1/folders", s.authed(s.folderCreate))
-	m.Handle("PATCH /api/v1/folders/{folderId}", s.authed(s.folderUpdate))
-	m.Handle("DELETE /api/v1/folders/{folderId}", s.authed(s.folderDelete))
-	m.Handle("DELETE /api/v2/folders/{folderId}", s.authed(s.folderDelete))
+	for _, base := range []string{"/api/v1/folders", "/api/v2/folders"} {
+		m.Handle("GET "+base, s.authed(s.folderList))
+		m.Handle("POST "+base, s.authed(s.folderCreate))
+		m.Handle("GET "+base+"/{folderId}", s.authed(s.folderGet))
+		m.Handle("PATCH "+base+"/{folderId}", s.authed(s.folderUpdate))
+		m.Handle("DELETE "+base+"/{folderId}", s.authed(s.folderDelete))
+	}
 }
 
 type wireEnvRef struct {

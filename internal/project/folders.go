@@ -312,3 +312,42 @@ func (s *Service) DeleteFolder(ctx context.Context, actor authz.Actor, ref Folde
 	ev := audit.New(actor, "delete-folder", folderMeta(env, f)).InProject(p.ID, p.Name)
 	return f, s.store.DeleteFolder(ctx, f, ev)
 }
+
+func folderNotFound(id string) error {
+	return errs.NotFoundf("Folder with ID '%s' not found", truncate(id, 64))
+}
+
+// memberPerms returns the actor's permissions in the project a resource
+// named by id alone belongs to. An actor that is not a member (or is of
+// another organization) gets notFound, so ids cannot be probed.
+func (s *Service) memberPerms(ctx context.Context, actor authz.Actor, projectID string, notFound error) (authz.Set, error) {
+	perms, err := s.authz.ProjectPermissions(ctx, actor, projectID)
+	if errs.Is(err, errs.NotFound) || errs.Is(err, errs.Forbidden) {
+		return authz.Set{}, notFound
+	}
+	return perms, err
+}
+
+// GetFolder returns a folder by id, with its path and environment. The actor
+// needs read on folders at the folder's own path; to a non-member of its
+// project the folder does not exist.
+func (s *Service) GetFolder(ctx context.Context, actor authz.Actor, id string) (Folder, Environment, error) {
+	if _, err := uuid.Parse(id); err != nil {
+		return Folder{}, Environment{}, folderNotFound(id)
+	}
+	f, env, err := s.store.FolderLocation(ctx, id)
+	if errs.Is(err, errs.NotFound) {
+		return Folder{}, Environment{}, folderNotFound(id)
+	}
+	if err != nil {
+		return Folder{}, Environment{}, err
+	}
+	perms, err := s.memberPerms(ctx, actor, env.ProjectID, folderNotFound(id))
+	if err != nil {
+		return Folder{}, Environment{}, err
+	}
+	if err := checkFolders(perms, authz.ActRead, env, f.Path); err != nil {
+		return Folder{}, Environment{}, err
+	}
+	return f, env, nil
+}
