@@ -14,8 +14,8 @@ func (s *Server) importTagRoutes(m *routeMux) {
 		m.Handle("PATCH "+base+"/{importId}", s.authed(s.importUpdate))
 		m.Handle("DELETE "+base+"/{importId}", s.authed(s.importDelete))
 	}
-	s.projectLists["tags"] = s.tagList
-	m.Handle("GET /api/v1/workspace/{projectId}/tags", s.authed(s.tagList))
+	m.HandleSub(s.projectLists, "GET /api/v1/projects/{projectId}/tags", s.tagList)
+	m.HandleSub(s.workspaceLists, "GET /api/v1/workspace/{projectId}/tags", s.tagList)
 	for _, base := range []string{"/api/v1/projects/{projectId}/tags", "/api/v1/workspace/{projectId}/tags"} {
 		m.Handle("POST "+base, s.authed(s.tagCreate))
 		m.Handle("GET "+base+"/{tagId}", s.authed(s.tagGet))

@@ -18,11 +18,11 @@ func (s *Server) membershipRoutes(m *routeMux) {
 		m.Handle("DELETE "+base+"/{identityId}", s.authed(s.membershipRemove))
 	}
 	m.Handle("GET /api/v2/workspace/{projectId}/identity-memberships", s.authed(s.membershipList))
-	s.projectLists["identity-memberships"] = s.membershipList
+	m.HandleSub(s.projectLists, "GET /api/v1/projects/{projectId}/identity-memberships", s.membershipList)
 
 	const roles = "/api/v1/projects/{projectId}/roles"
 	m.Handle("POST "+roles, s.authed(s.roleCreate))
-	s.projectLists["roles"] = s.roleList
+	m.HandleSub(s.projectLists, "GET /api/v1/projects/{projectId}/roles", s.roleList)
 	m.Handle("PATCH "+roles+"/{roleId}", s.authed(s.roleUpdate))
 	m.Handle("DELETE "+roles+"/{roleId}", s.authed(s.roleDelete))
 	m.Handle("GET "+roles+"/slug/{roleSlug}", s.authed(s.roleGetBySlug))

@@ -18,14 +18,18 @@ func (s *Server) projectRoutes(m *routeMux) {
 	// "/api/v1/projects/slug/{slug}" and "/api/v1/projects/{projectId}/<list>"
 	// overlap, which ServeMux rejects; one route serves both (projectSubGet).
 	m.Handle("GET /api/v1/projects/{projectId}/{sub}", s.authed(s.projectSubGet))
-	s.projectLists["environments"] = s.envList
+	m.HandleSub(s.projectLists, "GET /api/v1/projects/{projectId}/environments", s.envList)
+	// Likewise "/api/v1/workspace/environments/{envId}" and "/api/v1/workspace/{projectId}/<list>".
+	m.Handle("GET /api/v1/workspace/{projectId}/{sub}", s.authed(s.workspaceSubGet))
+	m.HandleSub(s.workspaceLists, "GET /api/v1/workspace/{projectId}/environments", s.envList)
+	m.Handle("GET /api/v1/workspace/environments/{envId}", s.authed(s.envGetByID))
+	m.Handle("GET /api/v1/projects/{projectId}/environments/slug/{slug}", s.authed(s.envGetBySlug))
 	m.Handle("GET /api/v2/workspace/{slug}", s.authed(s.projectGetBySlug))
 	m.Handle("PATCH /api/v1/projects/{projectId}", s.authed(s.projectUpdate))
 	m.Handle("PATCH /api/v2/workspace/{slug}", s.authed(s.projectUpdateBySlug))
 	m.Handle("DELETE /api/v1/projects/{projectId}", s.authed(s.projectDelete))
 	m.Handle("DELETE /api/v2/workspace/{slug}", s.authed(s.projectDeleteBySlug))
 
-	m.Handle("GET /api/v1/workspace/{projectId}/environments", s.authed(s.envList))
 	for _, base := range []string{"/api/v1/projects/{projectId}/environments", "/api/v1/workspace/{projectId}/environments"} {
 		m.Handle("POST "+base, s.authed(s.envCreate))
 		m.Handle("GET "+base+"/{envId}", s.authed(s.envGet))
@@ -163,6 +167,15 @@ func (s *Server) projectSubGet(w http.ResponseWriter, r *http.Request) error {
 		return s.projectGetBySlug(w, r)
 	}
 	if h, ok := s.projectLists[r.PathValue("sub")]; ok {
+		return h(w, r)
+	}
+	return errs.NotFoundf("Route GET:%s not found", r.URL.Path)
+}
+
+// workspaceSubGet serves the list endpoints under a project registered in
+// s.workspaceLists.
+func (s *Server) workspaceSubGet(w http.ResponseWriter, r *http.Request) error {
+	if h, ok := s.workspaceLists[r.PathValue("sub")]; ok {
 		return h(w, r)
 	}
 	return errs.NotFoundf("Route GET:%s not found", r.URL.Path)
@@ -347,4 +360,27 @@ func (s *Server) envDelete(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	return writeEnvChange(w, "Successfully deleted environment", e)
+}
+
+func (s *Server) envGetByID(w http.ResponseWriter, r *http.Request) error {
+	e, err := s.svc.Projects.EnvironmentByID(r.Context(), actorFrom(r.Context()), r.PathValue("envId"))
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, struct {
+		Environment wireEnvironment `json:"environment"`
+	}{toWireEnv(e)})
+}
+
+// envGetBySlug answers with the environment itself, which Terraform reads,
+// and the same object under "environment".
+func (s *Server) envGetBySlug(w http.ResponseWriter, r *http.Request) error {
+	e, err := s.svc.Projects.EnvironmentBySlug(r.Context(), actorFrom(r.Context()), r.PathValue("projectId"), r.PathValue("slug"))
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, struct {
+		wireEnvironment
+		Environment wireEnvironment `json:"environment"`
+	}{toWireEnv(e), toWireEnv(e)})
 }

@@ -2,6 +2,7 @@ package api
 
 import (
 	"net/http"
+	"strings"
 
 	"github.com/lockbox-dev/lockbox/internal/audit"
 	"github.com/lockbox-dev/lockbox/internal/dynamic"
@@ -63,6 +64,15 @@ type routeMux struct {
 func (m *routeMux) Handle(pattern string, h http.Handler) {
 	*m.patterns = append(*m.patterns, pattern)
 	m.ServeMux.Handle(pattern, h)
+}
+
+// HandleSub serves pattern, whose last segment is a literal, through a
+// wildcard route that looks the segment up in subs (ServeMux rejects some
+// overlapping patterns: see projectSubGet). Patterns lists it like any route.
+func (m *routeMux) HandleSub(subs map[string]func(http.ResponseWriter, *http.Request) error, pattern string,
+	h func(http.ResponseWriter, *http.Request) error) {
+	*m.patterns = append(*m.patterns, pattern)
+	subs[pattern[strings.LastIndexByte(pattern, '/')+1:]] = h
 }
 
 // Patterns lists every route, as "METHOD /path/{param}".

@@ -75,7 +75,9 @@ type Server struct {
 	// projectLists maps the last segment of GET /api/v1/projects/{id}/{sub}
 	// to its handler (see projectSubGet).
 	projectLists map[string]func(http.ResponseWriter, *http.Request) error
-	patterns     []string // every registered route (Patterns)
+	// workspaceLists does the same for GET /api/v1/workspace/{id}/{sub}.
+	workspaceLists map[string]func(http.ResponseWriter, *http.Request) error
+	patterns       []string // every registered route (Patterns)
 }
 
 // New builds the server and its routes.
@@ -107,6 +109,7 @@ func New(o Options) *Server {
 		separateMetrics: o.SeparateMetrics,
 		reg:             o.Registry,
 		projectLists:    map[string]func(http.ResponseWriter, *http.Request) error{},
+		workspaceLists:  map[string]func(http.ResponseWriter, *http.Request) error{},
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "lockbox_http_requests_total", Help: "HTTP requests by route, method and status code.",
 		}, []string{"route", "method", "code"}),

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/lockbox-dev/lockbox/internal/audit"
 	"github.com/lockbox-dev/lockbox/internal/authz"
 	"github.com/lockbox-dev/lockbox/internal/errs"
@@ -110,6 +112,42 @@ func (s *Service) GetEnvironment(ctx context.Context, actor authz.Actor, project
 	env, ok := findEnv(p.Environments, func(e Environment) bool { return e.ID == envID })
 	if !ok {
 		return Environment{}, envNotFound(envID)
+	}
+	return env, nil
+}
+
+// EnvironmentByID returns an environment by id alone. To a non-member of its
+// project the environment does not exist.
+func (s *Service) EnvironmentByID(ctx context.Context, actor authz.Actor, envID string) (Environment, error) {
+	if _, err := uuid.Parse(envID); err != nil {
+		return Environment{}, envNotFound(truncate(envID, 64))
+	}
+	env, err := s.store.EnvironmentByID(ctx, envID)
+	if errs.Is(err, errs.NotFound) {
+		return Environment{}, envNotFound(envID)
+	}
+	if err != nil {
+		return Environment{}, err
+	}
+	perms, err := s.memberPerms(ctx, actor, env.ProjectID, envNotFound(envID))
+	if err != nil {
+		return Environment{}, err
+	}
+	if err := perms.Check(authz.ActRead, authz.SubEnvironments, nil); err != nil {
+		return Environment{}, err
+	}
+	return env, nil
+}
+
+// EnvironmentBySlug returns one environment of a project by slug.
+func (s *Service) EnvironmentBySlug(ctx context.Context, actor authz.Actor, projectID, slug string) (Environment, error) {
+	p, _, err := s.load(ctx, actor, projectID, authz.ActRead, authz.SubEnvironments)
+	if err != nil {
+		return Environment{}, err
+	}
+	env, ok := findEnv(p.Environments, func(e Environment) bool { return e.Slug == slug })
+	if !ok {
+		return Environment{}, errs.NotFoundf("Environment with slug '%s' in project '%s' not found", truncate(slug, 64), p.ID)
 	}
 	return env, nil
 }

@@ -31,6 +31,7 @@ type Store interface {
 
 	CreateEnvironment(ctx context.Context, env Environment, ev audit.Event) error
 	Environments(ctx context.Context, projectID string) ([]Environment, error)
+	EnvironmentByID(ctx context.Context, id string) (Environment, error)
 	UpdateEnvironment(ctx context.Context, env Environment, ev audit.Event) error
 	DeleteEnvironment(ctx context.Context, env Environment, ev audit.Event) error
 

@@ -174,6 +174,14 @@ func (db *DB) Environments(ctx context.Context, projectID string) ([]project.Env
 	return out, dbErr(rows.Err(), "Environments")
 }
 
+// EnvironmentByID returns an environment by id alone.
+func (db *DB) EnvironmentByID(ctx context.Context, id string) (project.Environment, error) {
+	var e project.Environment
+	err := db.readRow(ctx, `SELECT id, project_id, name, slug, position, created_at, updated_at FROM environments WHERE id = ?`, id).
+		Scan(&e.ID, &e.ProjectID, &e.Name, &e.Slug, &e.Position, timeCol{&e.CreatedAt}, timeCol{&e.UpdatedAt})
+	return e, dbErr(err, "EnvironmentByID")
+}
+
 // UpdateEnvironment writes an environment.
 func (db *DB) UpdateEnvironment(ctx context.Context, env project.Environment, ev audit.Event) error {
 	return db.Transact(ctx, func(tx *Tx) error {
