@@ -20,12 +20,38 @@ func (s *Server) membershipRoutes(m *routeMux) {
 	m.Handle("GET /api/v2/workspace/{projectId}/identity-memberships", s.authed(s.membershipList))
 	m.HandleSub(s.projectLists, "GET /api/v1/projects/{projectId}/identity-memberships", s.membershipList)
 
-	const roles = "/api/v1/projects/{projectId}/roles"
-	m.Handle("POST "+roles, s.authed(s.roleCreate))
 	m.HandleSub(s.projectLists, "GET /api/v1/projects/{projectId}/roles", s.roleList)
-	m.Handle("PATCH "+roles+"/{roleId}", s.authed(s.roleUpdate))
-	m.Handle("DELETE "+roles+"/{roleId}", s.authed(s.roleDelete))
-	m.Handle("GET "+roles+"/slug/{roleSlug}", s.authed(s.roleGetBySlug))
+	m.Handle("GET /api/v2/workspace/{projectId}/roles", s.authed(s.roleList))
+	for _, roles := range []string{"/api/v1/projects/{projectId}/roles", "/api/v2/workspace/{projectId}/roles"} {
+		m.Handle("POST "+roles, s.authed(s.roleCreate))
+		m.Handle("PATCH "+roles+"/{roleId}", s.authed(s.roleUpdate))
+		m.Handle("DELETE "+roles+"/{roleId}", s.authed(s.roleDelete))
+		m.Handle("GET "+roles+"/slug/{roleSlug}", s.authed(s.roleGetBySlug))
+	}
+	m.Handle("GET /api/v1/projects/roles/{roleId}", s.authed(s.roleGet))
+	// The legacy routes name the project by slug.
+	const legacy = "/api/v1/workspace/{projectSlug}/roles"
+	m.Handle("POST "+legacy, s.authed(s.bySlug(s.roleCreate)))
+	m.HandleSub(s.workspaceLists, "GET "+legacy, func(w http.ResponseWriter, r *http.Request) error {
+		r.SetPathValue("projectSlug", r.PathValue("projectId")) // served by GET /api/v1/workspace/{projectId}/{sub}
+		return s.bySlug(s.roleList)(w, r)
+	})
+	m.Handle("PATCH "+legacy+"/{roleId}", s.authed(s.bySlug(s.roleUpdate)))
+	m.Handle("DELETE "+legacy+"/{roleId}", s.authed(s.bySlug(s.roleDelete)))
+	m.Handle("GET "+legacy+"/slug/{roleSlug}", s.authed(s.bySlug(s.roleGetBySlug)))
+}
+
+// bySlug resolves the {projectSlug} of a legacy route into the {projectId}
+// that h reads. Another organization's project is not found.
+func (s *Server) bySlug(h func(http.ResponseWriter, *http.Request) error) func(http.ResponseWriter, *http.Request) error {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		id, err := s.svc.Projects.IDBySlug(r.Context(), actorFrom(r.Context()), r.PathValue("projectSlug"))
+		if err != nil {
+			return err
+		}
+		r.SetPathValue("projectId", id)
+		return h(w, r)
+	}
 }
 
 type wireMembershipRole struct {
@@ -300,6 +326,14 @@ func (s *Server) roleList(w http.ResponseWriter, r *http.Request) error {
 
 func (s *Server) roleGetBySlug(w http.ResponseWriter, r *http.Request) error {
 	role, err := s.svc.Roles.GetBySlug(r.Context(), actorFrom(r.Context()), r.PathValue("projectId"), r.PathValue("roleSlug"))
+	if err != nil {
+		return err
+	}
+	return writeRole(w, role)
+}
+
+func (s *Server) roleGet(w http.ResponseWriter, r *http.Request) error {
+	role, err := s.svc.Roles.GetByID(r.Context(), actorFrom(r.Context()), r.PathValue("roleId"))
 	if err != nil {
 		return err
 	}

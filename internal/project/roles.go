@@ -31,6 +31,8 @@ type RoleStore interface {
 	CreateProjectRole(ctx context.Context, r Role, permissions string, ev audit.Event) error
 	ProjectRole(ctx context.Context, projectID, id string) (Role, error)
 	ProjectRoleBySlug(ctx context.Context, projectID, slug string) (Role, error)
+	// ProjectRoleByID finds a custom role by id alone, in any project.
+	ProjectRoleByID(ctx context.Context, id string) (Role, error)
 	ProjectRoles(ctx context.Context, projectID string) ([]Role, error)
 	UpdateProjectRole(ctx context.Context, r Role, permissions string, ev audit.Event) error
 	// DeleteProjectRole deletes a role; errs.Conflict while a membership uses it.
@@ -240,4 +242,31 @@ func (rs *Roles) GetBySlug(ctx context.Context, actor authz.Actor, projectID, sl
 		return Role{}, errs.NotFoundf("Role with slug '%s' not found", truncate(slug, 64))
 	}
 	return r, err
+}
+
+// GetByID returns a custom role by id alone. To a non-member of the role's
+// project the role does not exist; a member needs read on roles. Built-in
+// roles have no id of their own here: they are read by slug.
+func (rs *Roles) GetByID(ctx context.Context, actor authz.Actor, roleID string) (Role, error) {
+	if _, err := uuid.Parse(roleID); err != nil {
+		return Role{}, roleNotFound(truncate(roleID, 64))
+	}
+	r, err := rs.store.ProjectRoleByID(ctx, roleID)
+	if errs.Is(err, errs.NotFound) {
+		return Role{}, roleNotFound(roleID)
+	}
+	if err != nil {
+		return Role{}, err
+	}
+	perms, err := rs.authz.ProjectPermissions(ctx, actor, r.ProjectID)
+	if errs.Is(err, errs.NotFound) || errs.Is(err, errs.Forbidden) {
+		return Role{}, roleNotFound(roleID)
+	}
+	if err != nil {
+		return Role{}, err
+	}
+	if err := perms.Check(authz.ActRead, authz.SubRole, nil); err != nil {
+		return Role{}, err
+	}
+	return r, nil
 }

@@ -42,6 +42,12 @@ func (db *DB) ProjectRole(ctx context.Context, projectID, id string) (project.Ro
 	return r, dbErr(err, "ProjectRole")
 }
 
+// ProjectRoleByID returns a custom role by id alone.
+func (db *DB) ProjectRoleByID(ctx context.Context, id string) (project.Role, error) {
+	r, err := scanRole(db.readRow(ctx, `SELECT `+roleCols+` FROM project_roles WHERE id = ?`, id))
+	return r, dbErr(err, "ProjectRoleByID")
+}
+
 // ProjectRoleBySlug returns a project's custom role by slug.
 func (db *DB) ProjectRoleBySlug(ctx context.Context, projectID, slug string) (project.Role, error) {
 	r, err := scanRole(db.readRow(ctx, `SELECT `+roleCols+` FROM project_roles WHERE project_id = ? AND slug = ?`, projectID, slug))
