@@ -2,6 +2,7 @@ package api
 
 import (
 	"net/http"
+	"strings"
 
 	"github.com/lockbox-dev/lockbox/internal/secret"
 )
@@ -150,7 +151,18 @@ func toWireTags(ts []secret.Tag) []wireTag {
 	return out
 }
 
-func writeTag(w http.ResponseWriter, t secret.Tag) error {
+// legacyTagKeys reports a /workspace/ tag route: Infisical wraps its answers
+// in workspaceTag and workspaceTags, which Terraform reads; lockbox sends the
+// /projects/ keys (tag, tags) too.
+func legacyTagKeys(r *http.Request) bool { return strings.HasPrefix(r.URL.Path, "/api/v1/workspace/") }
+
+func writeTag(w http.ResponseWriter, r *http.Request, t secret.Tag) error {
+	if legacyTagKeys(r) {
+		return writeJSON(w, http.StatusOK, struct {
+			Tag          wireTag `json:"tag"`
+			WorkspaceTag wireTag `json:"workspaceTag"`
+		}{toWireTag(t), toWireTag(t)})
+	}
 	return writeJSON(w, http.StatusOK, struct {
 		Tag wireTag `json:"tag"`
 	}{toWireTag(t)})
@@ -179,13 +191,19 @@ func (s *Server) tagCreate(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return writeTag(w, t)
+	return writeTag(w, r, t)
 }
 
 func (s *Server) tagList(w http.ResponseWriter, r *http.Request) error {
 	list, err := s.svc.Secrets.Tags(r.Context(), actorFrom(r.Context()), r.PathValue("projectId"))
 	if err != nil {
 		return err
+	}
+	if legacyTagKeys(r) {
+		return writeJSON(w, http.StatusOK, struct {
+			Tags          []wireTag `json:"tags"`
+			WorkspaceTags []wireTag `json:"workspaceTags"`
+		}{toWireTags(list), toWireTags(list)})
 	}
 	return writeJSON(w, http.StatusOK, struct {
 		Tags []wireTag `json:"tags"`
@@ -197,7 +215,7 @@ func (s *Server) tagGet(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return writeTag(w, t)
+	return writeTag(w, r, t)
 }
 
 func (s *Server) tagGetBySlug(w http.ResponseWriter, r *http.Request) error {
@@ -205,7 +223,7 @@ func (s *Server) tagGetBySlug(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return writeTag(w, t)
+	return writeTag(w, r, t)
 }
 
 func (s *Server) tagUpdate(w http.ResponseWriter, r *http.Request) error {
@@ -217,7 +235,7 @@ func (s *Server) tagUpdate(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return writeTag(w, t)
+	return writeTag(w, r, t)
 }
 
 func (s *Server) tagDelete(w http.ResponseWriter, r *http.Request) error {
@@ -225,5 +243,5 @@ func (s *Server) tagDelete(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return writeTag(w, t)
+	return writeTag(w, r, t)
 }

@@ -191,3 +191,60 @@ func TestListETagAndReadAudit(t *testing.T) {
 		t.Fatalf("get-secret events %+v", evs)
 	}
 }
+
+// Terraform's tag resource uses the /workspace/ routes and reads the tag
+// under workspaceTag(s); the /projects/ routes keep tag(s) alone.
+func TestWorkspaceTagKeys(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, d store.Dialect) {
+		e := apptest.Bootstrapped(t, d)
+		p := createProject(t, e, e.Token, map[string]any{"projectName": "tags"})
+		ws := "/api/v1/workspace/" + p.ID + "/tags"
+		type tag struct{ ID, Slug, Name, Color, ProjectID string }
+		type one struct{ Tag, WorkspaceTag tag }
+		var c one
+		e.Must(t, 200, "POST", ws, e.Token, map[string]any{"name": "Database", "slug": "db", "color": "#f00", "projectId": p.ID}).Decode(t, &c)
+		if c.WorkspaceTag.ID == "" || c.WorkspaceTag != c.Tag || c.WorkspaceTag.Slug != "db" || c.WorkspaceTag.ProjectID != p.ID {
+			t.Fatalf("create %+v", c)
+		}
+		id := c.WorkspaceTag.ID
+		for _, path := range []string{ws + "/" + id, ws + "/slug/db"} {
+			var got one
+			e.Must(t, 200, "GET", path, e.Token, nil).Decode(t, &got)
+			if got.WorkspaceTag.ID != id || got.Tag.ID != id {
+				t.Fatalf("%s: %+v", path, got)
+			}
+		}
+		var list struct{ Tags, WorkspaceTags []tag }
+		e.Must(t, 200, "GET", ws, e.Token, nil).Decode(t, &list)
+		if len(list.WorkspaceTags) != 1 || list.WorkspaceTags[0].ID != id || len(list.Tags) != 1 {
+			t.Fatalf("list %+v", list)
+		}
+		var up one
+		e.Must(t, 200, "PATCH", ws+"/"+id, e.Token, map[string]any{"name": "DB", "color": "#0f0", "projectId": p.ID, "tagId": id}).Decode(t, &up)
+		if up.WorkspaceTag.Name != "DB" || up.WorkspaceTag.Color != "#0f0" {
+			t.Fatalf("update %+v", up)
+		}
+		// The /projects/ routes answer with tag(s) only.
+		pm := e.Must(t, 200, "GET", "/api/v1/projects/"+p.ID+"/tags/"+id, e.Token, nil).JSON(t)
+		if _, ok := pm["workspaceTag"]; ok || pm["tag"] == nil {
+			t.Fatalf("/projects/ tag keys: %v", pm)
+		}
+		// A viewer reads but cannot write; a member of another project reads nothing.
+		vid, viewer := e.NewIdentity(t, "viewer", "member")
+		addMember(t, e, p.ID, vid, map[string]any{"role": "viewer"})
+		e.Must(t, 200, "GET", ws+"/"+id, viewer, nil)
+		assertError(t, e.Do(t, "POST", ws, viewer, map[string]any{"slug": "x", "color": "#fff"}), 403, "PermissionDenied")
+		assertError(t, e.Do(t, "PATCH", ws+"/"+id, viewer, map[string]any{"name": "hijacked"}), 403, "PermissionDenied")
+		assertError(t, e.Do(t, "DELETE", ws+"/"+id, viewer, nil), 403, "PermissionDenied")
+		other := createProject(t, e, e.Token, map[string]any{"projectName": "other"})
+		oid, outsider := e.NewIdentity(t, "outsider", "member")
+		addMember(t, e, other.ID, oid, map[string]any{"role": "admin"})
+		assertError(t, e.Do(t, "GET", ws, outsider, nil), 403, "PermissionDenied")
+		assertError(t, e.Do(t, "GET", ws+"/"+id, outsider, nil), 403, "PermissionDenied")
+		// Another project's tag id is not found through this project's routes.
+		assertError(t, e.Do(t, "GET", "/api/v1/workspace/"+other.ID+"/tags/"+id, e.Token, nil), 404, "NotFound")
+		e.Must(t, 200, "DELETE", ws+"/"+id, e.Token, nil)
+		assertError(t, e.Do(t, "GET", ws+"/"+id, e.Token, nil), 404, "NotFound")
+		assertError(t, e.Do(t, "GET", ws+"/slug/db", e.Token, nil), 404, "NotFound")
+	})
+}
