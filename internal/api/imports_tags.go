@@ -12,6 +12,7 @@ func (s *Server) importTagRoutes(m *routeMux) {
 	for _, base := range []string{"/api/v1/secret-imports", "/api/v2/secret-imports"} {
 		m.Handle("POST "+base, s.authed(s.importCreate))
 		m.Handle("GET "+base, s.authed(s.importList))
+		m.Handle("GET "+base+"/{importId}", s.authed(s.importGet))
 		m.Handle("PATCH "+base+"/{importId}", s.authed(s.importUpdate))
 		m.Handle("DELETE "+base+"/{importId}", s.authed(s.importDelete))
 	}
@@ -99,6 +100,25 @@ func (s *Server) importList(w http.ResponseWriter, r *http.Request) error {
 		Message       string             `json:"message"`
 		SecretImports []wireSecretImport `json:"secretImports"`
 	}{"Successfully fetched secret imports", out})
+}
+
+// wireImportDetail is an import read by id: Terraform reads projectId,
+// secretPath and environment (where the import lives) from it.
+type wireImportDetail struct {
+	wireSecretImport
+	ProjectID   string        `json:"projectId"`
+	SecretPath  string        `json:"secretPath"`
+	Environment wireImportEnv `json:"environment"`
+}
+
+func (s *Server) importGet(w http.ResponseWriter, r *http.Request) error {
+	loc, err := s.svc.Secrets.GetImport(r.Context(), actorFrom(r.Context()), r.PathValue("importId"))
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, struct {
+		SecretImport wireImportDetail `json:"secretImport"`
+	}{wireImportDetail{toWireImport(loc.Import), loc.Env.ProjectID, loc.Folder.Path, wireImportEnv{loc.Env.ID, loc.Env.Name, loc.Env.Slug}}})
 }
 
 func (s *Server) importUpdate(w http.ResponseWriter, r *http.Request) error {

@@ -248,3 +248,54 @@ func TestWorkspaceTagKeys(t *testing.T) {
 		assertError(t, e.Do(t, "GET", ws+"/slug/db", e.Token, nil), 404, "NotFound")
 	})
 }
+
+// Terraform reads a secret import in state by id alone, and where it lives.
+func TestSecretImportByID(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, d store.Dialect) {
+		e := apptest.Bootstrapped(t, d)
+		p := createProject(t, e, e.Token, map[string]any{"projectName": "import-by-id"})
+		e.Must(t, 200, "POST", "/api/v1/folders", e.Token, folder(p.ID, "dev", "/", "app"))
+		id := addImport(t, e, p.ID, "dev", "/app", "prod", "/")
+		type env struct{ ID, Name, Slug string }
+		type detail struct {
+			SecretImport struct {
+				ID, SecretPath, ImportPath, ProjectID string
+				IsReplication                         bool
+				ImportEnv, Environment                env
+			}
+		}
+		for _, v := range []string{"v1", "v2"} {
+			var got detail
+			e.Must(t, 200, "GET", "/api/"+v+"/secret-imports/"+id, e.Token, nil).Decode(t, &got)
+			si := got.SecretImport
+			if si.ID != id || si.SecretPath != "/app" || si.ImportPath != "/" || si.ProjectID != p.ID || si.IsReplication ||
+				si.ImportEnv.Slug != "prod" || si.ImportEnv.Name != "Production" || si.ImportEnv.ID == "" ||
+				si.Environment.Slug != "dev" || si.Environment.Name != "Development" || si.Environment.ID == "" {
+				t.Fatalf("%s import by id: %+v", v, si)
+			}
+		}
+		// A viewer reads it but cannot change it; a member of another project does not find it.
+		vid, viewer := e.NewIdentity(t, "viewer", "member")
+		addMember(t, e, p.ID, vid, map[string]any{"role": "viewer"})
+		e.Must(t, 200, "GET", "/api/v1/secret-imports/"+id, viewer, nil)
+		scope := map[string]any{"workspaceId": p.ID, "environment": "dev", "path": "/app"}
+		assertError(t, e.Do(t, "PATCH", "/api/v1/secret-imports/"+id, viewer, mergeMaps(scope, map[string]any{"import": map[string]any{"environment": "staging"}})), 403, "PermissionDenied")
+		assertError(t, e.Do(t, "DELETE", "/api/v1/secret-imports/"+id, viewer, scope), 403, "PermissionDenied")
+		other := createProject(t, e, e.Token, map[string]any{"projectName": "other"})
+		oid, outsider := e.NewIdentity(t, "outsider", "member")
+		addMember(t, e, other.ID, oid, map[string]any{"role": "admin"})
+		assertError(t, e.Do(t, "GET", "/api/v1/secret-imports/"+id, outsider, nil), 404, "NotFound")
+		assertError(t, e.Do(t, "GET", "/api/v2/secret-imports/"+id, outsider, nil), 404, "NotFound")
+		var got detail
+		e.Must(t, 200, "GET", "/api/v1/secret-imports/"+id, e.Token, nil).Decode(t, &got)
+		if got.SecretImport.ImportEnv.Slug != "prod" {
+			t.Fatalf("denied writes changed the import: %+v", got.SecretImport)
+		}
+		// Unknown, malformed and deleted ids: 404.
+		for _, bad := range []string{"00000000-0000-0000-0000-000000000000", "nope"} {
+			assertError(t, e.Do(t, "GET", "/api/v1/secret-imports/"+bad, e.Token, nil), 404, "NotFound")
+		}
+		e.Must(t, 200, "DELETE", "/api/v1/secret-imports/"+id, e.Token, scope)
+		assertError(t, e.Do(t, "GET", "/api/v1/secret-imports/"+id, e.Token, nil), 404, "NotFound")
+	})
+}

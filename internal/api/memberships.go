@@ -56,6 +56,7 @@ func (s *Server) bySlug(h func(http.ResponseWriter, *http.Request) error) func(h
 
 type wireMembershipRole struct {
 	ID                       string  `json:"id"`
+	ProjectMembershipID      string  `json:"projectMembershipId"`
 	Role                     string  `json:"role"`
 	CustomRoleID             *string `json:"customRoleId"`
 	CustomRoleName           *string `json:"customRoleName"`
@@ -69,10 +70,10 @@ type wireMembershipRole struct {
 	UpdatedAt                string  `json:"updatedAt"`
 }
 
-func toWireRoles(roles []project.MembershipRole) []wireMembershipRole {
+func toWireRoles(membershipID string, roles []project.MembershipRole) []wireMembershipRole {
 	out := make([]wireMembershipRole, len(roles))
 	for i, r := range roles {
-		out[i] = wireMembershipRole{ID: r.ID, Role: r.Role, CustomRoleID: strPtr(r.CustomRoleID), CustomRoleName: strPtr(r.CustomRoleName),
+		out[i] = wireMembershipRole{ID: r.ID, ProjectMembershipID: membershipID, Role: r.Role, CustomRoleID: strPtr(r.CustomRoleID), CustomRoleName: strPtr(r.CustomRoleName),
 			CustomRoleSlug: strPtr(r.CustomRoleSlug), IsTemporary: r.IsTemporary, TemporaryMode: strPtr(r.TemporaryMode),
 			TemporaryRange: strPtr(r.TemporaryRange), TemporaryAccessStartTime: optTime(r.TemporaryAccessStartTime),
 			TemporaryAccessEndTime: optTime(r.TemporaryAccessEndTime), CreatedAt: rfc3339(r.CreatedAt), UpdatedAt: rfc3339(r.UpdatedAt)}
@@ -90,9 +91,10 @@ type wireMembership struct {
 	CreatedAt           string               `json:"createdAt"`
 	UpdatedAt           string               `json:"updatedAt"`
 	Identity            struct {
-		ID          string   `json:"id"`
-		Name        string   `json:"name"`
-		AuthMethods []string `json:"authMethods"`
+		ID                  string   `json:"id"`
+		Name                string   `json:"name"`
+		HasDeleteProtection bool     `json:"hasDeleteProtection"`
+		AuthMethods         []string `json:"authMethods"`
 	} `json:"identity"`
 	Project struct {
 		ID   string `json:"id"`
@@ -101,10 +103,11 @@ type wireMembership struct {
 }
 
 func toWireMembership(m project.Membership) wireMembership {
-	w := wireMembership{ID: m.ID, IdentityID: m.IdentityID, ProjectID: m.ProjectID, Roles: toWireRoles(m.Roles),
+	w := wireMembership{ID: m.ID, IdentityID: m.IdentityID, ProjectID: m.ProjectID, Roles: toWireRoles(m.ID, m.Roles),
 		LastLoginAuthMethod: strPtr(m.LastLoginAuthMethod), LastLoginTime: optTime(m.LastLoginTime),
 		CreatedAt: rfc3339(m.CreatedAt), UpdatedAt: rfc3339(m.UpdatedAt)}
 	w.Identity.ID, w.Identity.Name, w.Identity.AuthMethods = m.IdentityID, m.IdentityName, m.IdentityAuthMethods
+	w.Identity.HasDeleteProtection = m.IdentityHasDeleteProtection
 	w.Project.ID, w.Project.Name = m.ProjectID, m.ProjectName
 	return w
 }
@@ -217,7 +220,7 @@ func (s *Server) membershipUpdate(w http.ResponseWriter, r *http.Request) error 
 	return writeJSON(w, http.StatusOK, struct {
 		Roles              []wireMembershipRole `json:"roles"`
 		IdentityMembership wireMembership       `json:"identityMembership"`
-	}{toWireRoles(m.Roles), toWireMembership(m)})
+	}{toWireRoles(m.ID, m.Roles), toWireMembership(m)})
 }
 
 func (s *Server) membershipRemove(w http.ResponseWriter, r *http.Request) error {

@@ -39,11 +39,13 @@ type Membership struct {
 	IdentityID          string
 	IdentityName        string
 	IdentityAuthMethods []string
-	Roles               []MembershipRole
-	LastLoginAuthMethod string
-	LastLoginTime       *time.Time
-	CreatedAt           time.Time
-	UpdatedAt           time.Time
+	// IdentityHasDeleteProtection is the identity's own setting.
+	IdentityHasDeleteProtection bool
+	Roles                       []MembershipRole
+	LastLoginAuthMethod         string
+	LastLoginTime               *time.Time
+	CreatedAt                   time.Time
+	UpdatedAt                   time.Time
 }
 
 // CustomRole names a project's custom role.

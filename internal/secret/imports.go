@@ -35,6 +35,8 @@ type ImportStore interface {
 	// Imports lists a folder's imports by position.
 	Imports(ctx context.Context, folderID string) ([]Import, error)
 	ImportByID(ctx context.Context, folderID, id string) (Import, error)
+	// ImportWithID finds an import by id alone, in any folder.
+	ImportWithID(ctx context.Context, id string) (Import, error)
 	UpdateImport(ctx context.Context, imp Import, ev audit.Event) error
 	DeleteImport(ctx context.Context, imp Import, ev audit.Event) error
 }
@@ -118,6 +120,48 @@ func (s *Service) importIn(ctx context.Context, folderID, id string) (Import, er
 		return Import{}, errs.NotFoundf("Secret import with ID '%s' not found", truncate(id, 64))
 	}
 	return imp, err
+}
+
+// ImportLocation is an import read by id alone, with where it lives.
+type ImportLocation struct {
+	Import
+	Folder project.Folder      // the folder that imports
+	Env    project.Environment // the folder's environment
+}
+
+// GetImport returns an import by id alone. The actor needs read on imports
+// at the importing folder; to a non-member of its project the import does
+// not exist.
+func (s *Service) GetImport(ctx context.Context, actor authz.Actor, id string) (ImportLocation, error) {
+	notFound := errs.NotFoundf("Secret import with ID '%s' not found", truncate(id, 64))
+	if _, err := uuid.Parse(id); err != nil {
+		return ImportLocation{}, notFound
+	}
+	imp, err := s.store.ImportWithID(ctx, id)
+	if errs.Is(err, errs.NotFound) {
+		return ImportLocation{}, notFound
+	}
+	if err != nil {
+		return ImportLocation{}, err
+	}
+	f, env, err := s.folders.FolderLocation(ctx, imp.FolderID)
+	if errs.Is(err, errs.NotFound) {
+		return ImportLocation{}, notFound
+	}
+	if err != nil {
+		return ImportLocation{}, err
+	}
+	perms, err := s.authz.ProjectPermissions(ctx, actor, env.ProjectID)
+	if errs.Is(err, errs.NotFound) || errs.Is(err, errs.Forbidden) {
+		return ImportLocation{}, notFound
+	}
+	if err != nil {
+		return ImportLocation{}, err
+	}
+	if err := perms.Check(authz.ActRead, authz.SubImports, &authz.Fields{Environment: env.Slug, SecretPath: f.Path}); err != nil {
+		return ImportLocation{}, err
+	}
+	return ImportLocation{Import: imp, Folder: f, Env: env}, nil
 }
 
 // ImportChange moves an import or points it elsewhere; zero fields stay.

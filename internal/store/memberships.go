@@ -66,13 +66,13 @@ func (db *DB) AddIdentityMembership(ctx context.Context, projectID, identityID s
 	})
 }
 
-const membershipCols = `m.id, m.project_id, p.name, m.identity_id, i.name, COALESCE(m.last_login_auth_method, ''), m.last_login_time, m.created_at, m.updated_at`
+const membershipCols = `m.id, m.project_id, p.name, m.identity_id, i.name, i.has_delete_protection, COALESCE(m.last_login_auth_method, ''), m.last_login_time, m.created_at, m.updated_at`
 
 const membershipFrom = ` FROM project_memberships m JOIN projects p ON p.id = m.project_id JOIN identities i ON i.id = m.identity_id`
 
 func scanMembership(sc interface{ Scan(...any) error }) (project.Membership, error) {
 	var m project.Membership
-	err := sc.Scan(&m.ID, &m.ProjectID, &m.ProjectName, &m.IdentityID, &m.IdentityName, &m.LastLoginAuthMethod,
+	err := sc.Scan(&m.ID, &m.ProjectID, &m.ProjectName, &m.IdentityID, &m.IdentityName, &m.IdentityHasDeleteProtection, &m.LastLoginAuthMethod,
 		optTimeCol{&m.LastLoginTime}, timeCol{&m.CreatedAt}, timeCol{&m.UpdatedAt})
 	return m, err
 }

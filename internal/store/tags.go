@@ -178,6 +178,13 @@ func (db *DB) ImportByID(ctx context.Context, folderID, id string) (secret.Impor
 	return im, dbErr(err, "ImportByID")
 }
 
+// ImportWithID finds an import by id alone, in any folder.
+func (db *DB) ImportWithID(ctx context.Context, id string) (secret.Import, error) {
+	im, err := scanImport(db.readRow(ctx, `SELECT `+importCols+` FROM secret_imports i JOIN environments e ON e.id = i.import_env_id
+		WHERE i.id = ?`, id))
+	return im, dbErr(err, "ImportWithID")
+}
+
 // UpdateImport writes an import.
 func (db *DB) UpdateImport(ctx context.Context, im secret.Import, ev audit.Event) error {
 	return db.Transact(ctx, func(tx *Tx) error {
