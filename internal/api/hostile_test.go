@@ -148,6 +148,8 @@ func newHostileWorld(t *testing.T, d store.Dialect) hostileWorld {
 	e.Must(t, 200, "GET", "/api/v1/folders?workspaceId="+w.b.ID+"&environment=dev", e.Token, nil).Decode(t, &folders)
 	var role struct{ Role struct{ ID string } }
 	e.Must(t, 200, "POST", "/api/v1/projects/"+w.b.ID+"/roles", e.Token, map[string]any{"slug": "bravo-role", "name": "b"}).Decode(t, &role)
+	var ms struct{ IdentityMemberships []struct{ ID string } }
+	e.Must(t, 200, "GET", "/api/v2/workspace/"+w.b.ID+"/identity-memberships", e.Token, nil).Decode(t, &ms)
 	var imp struct{ SecretImport struct{ ID string } }
 	e.Must(t, 200, "POST", "/api/v1/secret-imports", e.Token, map[string]any{"workspaceId": w.b.ID, "environment": "dev", "path": "/app",
 		"import": map[string]any{"environment": "prod", "path": "/"}}).Decode(t, &imp)
@@ -168,7 +170,7 @@ func newHostileWorld(t *testing.T, d store.Dialect) hostileWorld {
 	e.Must(t, 200, "POST", "/api/v1/auth/token/revoke", "", map[string]any{"accessToken": w.revoked})
 	w.ids = map[string]string{"projectId": w.b.ID, "workspaceId": w.b.ID, "secretId": sec.Secret.ID, "tagId": tag.Tag.ID,
 		"envId": envs.Environments[0].ID, "leaseId": lease.Lease.ID, "slug": w.b.Slug, "name": "otp", "secretName": "DB_PASSWORD",
-		"identityId": memberID, "folderId": folders.Folders[0].ID, "roleId": role.Role.ID, "importId": imp.SecretImport.ID,
+		"identityId": memberID, "folderId": folders.Folders[0].ID, "roleId": role.Role.ID, "importId": imp.SecretImport.ID, "membershipId": ms.IdentityMemberships[0].ID,
 		"projectSlug": w.b.Slug, "roleSlug": "bravo-role", "tagSlug": "bravo-tag"}
 	time.Sleep(1100 * time.Millisecond) // the short token expires
 	return w

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/lockbox-dev/lockbox/internal/authz"
+	"github.com/lockbox-dev/lockbox/internal/errs"
 	"github.com/lockbox-dev/lockbox/internal/project"
 )
 
@@ -17,11 +18,15 @@ func (s *Server) membershipRoutes(m *routeMux) {
 		m.Handle("PATCH "+base+"/{identityId}", s.authed(s.membershipUpdate))
 		m.Handle("DELETE "+base+"/{identityId}", s.authed(s.membershipRemove))
 	}
-	m.Handle("GET /api/v2/workspace/{projectId}/identity-memberships", s.authed(s.membershipList))
+	// "/api/v2/workspace/identity-memberships/{membershipId}" overlaps the lists
+	// under "/api/v2/workspace/{projectId}", which one wildcard route serves.
+	m.Handle("GET /api/v2/workspace/{projectId}/{sub}", s.authed(s.workspaceV2SubGet))
+	m.HandleSub(s.workspaceV2Lists, "GET /api/v2/workspace/{projectId}/identity-memberships", s.membershipList)
+	m.Handle("GET /api/v2/workspace/identity-memberships/{membershipId}", s.authed(s.membershipGetByID))
 	m.HandleSub(s.projectLists, "GET /api/v1/projects/{projectId}/identity-memberships", s.membershipList)
 
 	m.HandleSub(s.projectLists, "GET /api/v1/projects/{projectId}/roles", s.roleList)
-	m.Handle("GET /api/v2/workspace/{projectId}/roles", s.authed(s.roleList))
+	m.HandleSub(s.workspaceV2Lists, "GET /api/v2/workspace/{projectId}/roles", s.roleList)
 	for _, roles := range []string{"/api/v1/projects/{projectId}/roles", "/api/v2/workspace/{projectId}/roles"} {
 		m.Handle("POST "+roles, s.authed(s.roleCreate))
 		m.Handle("PATCH "+roles+"/{roleId}", s.authed(s.roleUpdate))
@@ -175,6 +180,23 @@ func (s *Server) membershipAdd(w http.ResponseWriter, r *http.Request) error {
 
 func (s *Server) membershipGet(w http.ResponseWriter, r *http.Request) error {
 	m, err := s.svc.Memberships.Get(r.Context(), actorFrom(r.Context()), r.PathValue("projectId"), r.PathValue("identityId"))
+	if err != nil {
+		return err
+	}
+	return writeMembership(w, m)
+}
+
+// workspaceV2SubGet serves the list endpoints under a project registered in
+// s.workspaceV2Lists.
+func (s *Server) workspaceV2SubGet(w http.ResponseWriter, r *http.Request) error {
+	if h, ok := s.workspaceV2Lists[r.PathValue("sub")]; ok {
+		return h(w, r)
+	}
+	return errs.NotFoundf("Route GET:%s not found", r.URL.Path)
+}
+
+func (s *Server) membershipGetByID(w http.ResponseWriter, r *http.Request) error {
+	m, err := s.svc.Memberships.GetByID(r.Context(), actorFrom(r.Context()), r.PathValue("membershipId"))
 	if err != nil {
 		return err
 	}

@@ -47,11 +47,35 @@ func TestIdentityMembershipTerraformShape(t *testing.T) {
 				t.Fatalf("custom role %+v", r)
 			}
 		}
+		// Terraform imports a membership by its own id.
+		var byID struct {
+			IdentityMembership struct {
+				ID, IdentityID string
+				Project        struct{ ID string }
+			}
+		}
+		e.Must(t, 200, "GET", "/api/v2/workspace/identity-memberships/"+m.ID, e.Token, nil).Decode(t, &byID)
+		if byID.IdentityMembership.ID != m.ID || byID.IdentityMembership.IdentityID != id || byID.IdentityMembership.Project.ID != p.ID {
+			t.Fatalf("by membership id %+v", byID)
+		}
+		var list struct {
+			IdentityMemberships []struct{ ID string }
+			TotalCount          int
+		}
+		e.Must(t, 200, "GET", "/api/v2/workspace/"+p.ID+"/identity-memberships", e.Token, nil).Decode(t, &list)
+		if list.TotalCount != 2 { // the admin and the deployer
+			t.Fatalf("v2 list %+v", list)
+		}
+		assertError(t, e.Do(t, "GET", "/api/v2/workspace/identity-memberships/00000000-0000-0000-0000-000000000000", e.Token, nil), 404, "NotFound")
+		assertError(t, e.Do(t, "GET", "/api/v2/workspace/identity-memberships/nope", e.Token, nil), 404, "NotFound")
+		assertError(t, e.Do(t, "GET", "/api/v2/workspace/"+p.ID+"/nothing", e.Token, nil), 404, "NotFound")
+
 		// A member of another project reads nothing here; unknown identities are 404.
 		other := createProject(t, e, e.Token, map[string]any{"projectName": "other"})
 		oid, outsider := e.NewIdentity(t, "outsider", "member")
 		addMember(t, e, other.ID, oid, map[string]any{"role": "admin"})
 		assertError(t, e.Do(t, "GET", path, outsider, nil), 403, "PermissionDenied")
+		assertError(t, e.Do(t, "GET", "/api/v2/workspace/identity-memberships/"+m.ID, outsider, nil), 404, "NotFound")
 		assertError(t, e.Do(t, "GET", "/api/v2/workspace/"+p.ID+"/identity-memberships/00000000-0000-0000-0000-000000000000", e.Token, nil), 404, "NotFound")
 		assertError(t, e.Do(t, "GET", "/api/v2/workspace/"+p.ID+"/identity-memberships/"+oid, e.Token, nil), 404, "NotFound")
 	})

@@ -77,7 +77,9 @@ type Server struct {
 	projectLists map[string]func(http.ResponseWriter, *http.Request) error
 	// workspaceLists does the same for GET /api/v1/workspace/{id}/{sub}.
 	workspaceLists map[string]func(http.ResponseWriter, *http.Request) error
-	patterns       []string // every registered route (Patterns)
+	// workspaceV2Lists does the same for GET /api/v2/workspace/{id}/{sub}.
+	workspaceV2Lists map[string]func(http.ResponseWriter, *http.Request) error
+	patterns         []string // every registered route (Patterns)
 }
 
 // New builds the server and its routes.
@@ -96,20 +98,21 @@ func New(o Options) *Server {
 		o.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}
 	s := &Server{
-		mux:             http.NewServeMux(),
-		log:             o.Logger,
-		version:         o.Version,
-		maxBody:         o.MaxBodyBytes,
-		health:          o.Health,
-		auth:            o.Auth,
-		svc:             o.Services,
-		authRate:        newIPLimiter(o.AuthRateLimit, time.Minute),
-		trustedProxies:  o.TrustedProxies,
-		metricsToken:    o.MetricsToken,
-		separateMetrics: o.SeparateMetrics,
-		reg:             o.Registry,
-		projectLists:    map[string]func(http.ResponseWriter, *http.Request) error{},
-		workspaceLists:  map[string]func(http.ResponseWriter, *http.Request) error{},
+		mux:              http.NewServeMux(),
+		log:              o.Logger,
+		version:          o.Version,
+		maxBody:          o.MaxBodyBytes,
+		health:           o.Health,
+		auth:             o.Auth,
+		svc:              o.Services,
+		authRate:         newIPLimiter(o.AuthRateLimit, time.Minute),
+		trustedProxies:   o.TrustedProxies,
+		metricsToken:     o.MetricsToken,
+		separateMetrics:  o.SeparateMetrics,
+		reg:              o.Registry,
+		projectLists:     map[string]func(http.ResponseWriter, *http.Request) error{},
+		workspaceLists:   map[string]func(http.ResponseWriter, *http.Request) error{},
+		workspaceV2Lists: map[string]func(http.ResponseWriter, *http.Request) error{},
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "lockbox_http_requests_total", Help: "HTTP requests by route, method and status code.",
 		}, []string{"route", "method", "code"}),

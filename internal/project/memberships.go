@@ -63,6 +63,8 @@ type MembershipStore interface {
 	AddIdentityMembership(ctx context.Context, projectID, identityID string, roles []MembershipRole, ev audit.Event) error
 	IdentityMembership(ctx context.Context, projectID, identityID string) (Membership, error)
 	IdentityMemberships(ctx context.Context, projectID string, offset, limit int) ([]Membership, int, error)
+	// IdentityMembershipByID finds an identity membership by its own id, in any project.
+	IdentityMembershipByID(ctx context.Context, membershipID string) (Membership, error)
 	// ReplaceMembershipRoles and DeleteMembership refuse (errs.Invalid) to
 	// leave a project that has a permanent admin without one.
 	// Both refuse (errs.Conflict) when the membership's role ids are no
@@ -288,6 +290,28 @@ func (m *Memberships) Get(ctx context.Context, actor authz.Actor, projectID, ide
 		return Membership{}, membershipNotFound(identityID)
 	}
 	return ms, err
+}
+
+// GetByID returns an identity membership by its own id, with the checks of
+// Get. To a non-member of its project the membership does not exist.
+func (m *Memberships) GetByID(ctx context.Context, actor authz.Actor, membershipID string) (Membership, error) {
+	notFound := errs.NotFoundf("Identity membership with ID '%s' not found", truncate(membershipID, 64))
+	if _, err := uuid.Parse(membershipID); err != nil {
+		return Membership{}, notFound
+	}
+	ms, err := m.store.IdentityMembershipByID(ctx, membershipID)
+	if errs.Is(err, errs.NotFound) {
+		return Membership{}, notFound
+	}
+	if err != nil {
+		return Membership{}, err
+	}
+	if _, err := m.authz.ProjectPermissions(ctx, actor, ms.ProjectID); errs.Is(err, errs.NotFound) || errs.Is(err, errs.Forbidden) {
+		return Membership{}, notFound
+	} else if err != nil {
+		return Membership{}, err
+	}
+	return m.Get(ctx, actor, ms.ProjectID, ms.IdentityID)
 }
 
 // List returns a project's identity memberships.

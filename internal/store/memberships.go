@@ -145,6 +145,17 @@ func (db *DB) IdentityMembership(ctx context.Context, projectID, identityID stri
 	return list[0], err
 }
 
+// IdentityMembershipByID returns an identity membership by its own id.
+func (db *DB) IdentityMembershipByID(ctx context.Context, membershipID string) (project.Membership, error) {
+	m, err := scanMembership(db.readRow(ctx, `SELECT `+membershipCols+membershipFrom+` WHERE m.id = ?`, membershipID))
+	if err != nil {
+		return m, dbErr(err, "IdentityMembershipByID")
+	}
+	list := []project.Membership{m}
+	err = db.fillMemberships(ctx, list)
+	return list[0], err
+}
+
 // IdentityMemberships lists a project's identity memberships with the total count.
 func (db *DB) IdentityMemberships(ctx context.Context, projectID string, offset, limit int) ([]project.Membership, int, error) {
 	var total int
