@@ -344,7 +344,12 @@ func TestHostileEditRootCredentialCannotExfiltrate(t *testing.T) {
 			}
 		}
 		// With the password it is a configuration change like any other.
-		e.Must(t, 200, "PATCH", "/api/v1/dynamic-secrets/pg", tok, sc.body(map[string]any{"data": map[string]any{"inputs": map[string]any{"host": "localhost", "password": "new-pw"}}}))
+		// The update answers with the inputs (Terraform compares them), in clear for a caller
+		// allowed to read the root credential.
+		r0 := e.Must(t, 200, "PATCH", "/api/v1/dynamic-secrets/pg", tok, sc.body(map[string]any{"data": map[string]any{"inputs": map[string]any{"host": "localhost", "password": "new-pw"}}}))
+		if !strings.Contains(string(r0.Body), `"host":"localhost"`) || !strings.Contains(string(r0.Body), `"password":"new-pw"`) {
+			t.Fatalf("update response inputs: %s", r0.Body)
+		}
 		// Statements need create-root-credential.
 		assertError(t, upd(tok, map[string]any{"creationStatement": `CREATE ROLE "{{username}}" SUPERUSER LOGIN PASSWORD '{{password}}';`}), 403, "PermissionDenied")
 		e.Must(t, 200, "PATCH", "/api/v1/dynamic-secrets/pg", e.Token, sc.body(map[string]any{"data": map[string]any{"inputs": map[string]any{
@@ -368,7 +373,9 @@ func TestHostileEditRootCredentialCannotExfiltrate(t *testing.T) {
 		}
 		// An input named in another case is stored under its declared name and masked.
 		e.Must(t, 200, "POST", "/api/v1/dynamic-secrets", e.Token, sc.body(pgDynamic("cased", map[string]any{"password": nil, "PASSWORD": "case-dodge-pw"})))
-		got := e.Must(t, 200, "GET", "/api/v1/dynamic-secrets/cased"+sc.q(), tok, nil)
+		viewerID, viewer := e.NewIdentity(t, "exfil-viewer", "member")
+		addMember(t, e, p.ID, viewerID, map[string]any{"role": "viewer"})
+		got := e.Must(t, 200, "GET", "/api/v1/dynamic-secrets/cased"+sc.q(), viewer, nil)
 		if strings.Contains(string(got.Body), "case-dodge-pw") || !strings.Contains(string(got.Body), `"password":"******"`) {
 			t.Fatalf("cased input: %s", got.Body)
 		}
@@ -423,7 +430,7 @@ func TestAuditRecordsSecurityEvents(t *testing.T) {
 
 		putSecret(t, e, e.Token, p.ID, "dev", "/", "K", "v1")
 		e.Must(t, 200, "GET", "/api/v1/secret/"+secretID(t, e, p.ID, "dev", "K")+"/secret-versions", e.Token, nil)
-		sc := dynScope{e: e, slug: p.Slug}
+		sc := dynScope{e: e, slug: p.Slug, viewer: viewer}
 		sc.create(t, "otp", "totp", map[string]any{"configType": "manual", "secret": "GEZDGNBVGY3TQOJQ"})
 		sc.inputs(t, "otp")
 		l := sc.lease(t, "otp", "1s")

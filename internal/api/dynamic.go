@@ -41,8 +41,9 @@ type wireDynamic struct {
 	UpdatedAt        string             `json:"updatedAt"`
 }
 
-// toWireDynamic renders a dynamic secret; withInputs adds its inputs with
-// every secret input (admin passwords) redacted.
+// toWireDynamic renders a dynamic secret; withInputs adds its inputs, with
+// every secret input (admin passwords) masked unless the caller may read the
+// root credential (as Infisical does, so Terraform's comparison converges).
 func toWireDynamic(sec dynamic.Secret, withInputs bool) wireDynamic {
 	w := wireDynamic{ID: sec.ID, Name: sec.Name, Version: 1, Type: sec.Type, DefaultTTL: sec.DefaultTTL, MaxTTL: strPtr(sec.MaxTTL),
 		FolderID: sec.FolderID, Status: strPtr(sec.Status), StatusDetails: strPtr(sec.StatusDetails),
@@ -53,7 +54,7 @@ func toWireDynamic(sec dynamic.Secret, withInputs bool) wireDynamic {
 	if withInputs && len(sec.Inputs) > 0 {
 		var in map[string]any
 		if json.Unmarshal(sec.Inputs, &in) == nil {
-			if reg, ok := provider.Lookup(sec.Type); ok {
+			if reg, ok := provider.Lookup(sec.Type); ok && !sec.RootCredentialVisible {
 				in = reg.Redact(in)
 			}
 			w.Inputs = in
@@ -185,7 +186,7 @@ func (s *Server) dynUpdate(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return writeDynamic(w, sec, false)
+	return writeDynamic(w, sec, true)
 }
 
 func (s *Server) dynDelete(w http.ResponseWriter, r *http.Request) error {
@@ -200,7 +201,7 @@ func (s *Server) dynDelete(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return writeDynamic(w, sec, false)
+	return writeDynamic(w, sec, true)
 }
 
 func (s *Server) dynSubGet(w http.ResponseWriter, r *http.Request) error {

@@ -173,10 +173,18 @@ func TestDynamicSecretLeaseLifecycleMariaDB(t *testing.T) {
 			"name": "typo", "defaultTTL": "1h", "provider": map[string]any{"type": "sql-database", "inputs": map[string]any{
 				"client": "mysql2", "host": "127.0.0.1", "port": 3306, "database": db, "username": "root", "pasword": "x"}}}), 400, "BadRequest")
 		createDynamic(t, e, p.Slug, "mariadb", "127.0.0.1", "3306", db, nil)
+		// The admin may read the root credential: inputs in clear (as Infisical,
+		// for Terraform's comparison); a viewer may not: masked.
 		got := e.Must(t, 200, "GET", "/api/v1/dynamic-secrets/mariadb?projectSlug="+p.Slug+"&environmentSlug=dev&path=/", e.Token, nil).JSON(t)
 		in := got["dynamicSecret"].(map[string]any)["inputs"].(map[string]any)
-		if in["password"] != "******" || in["host"] != "127.0.0.1" {
+		if in["password"] != "" || in["host"] != "127.0.0.1" {
 			t.Fatalf("inputs %v", in)
+		}
+		viewerID, viewer := e.NewIdentity(t, "dyn-viewer", "member")
+		addMember(t, e, p.ID, viewerID, map[string]any{"role": "viewer"})
+		got = e.Must(t, 200, "GET", "/api/v1/dynamic-secrets/mariadb?projectSlug="+p.Slug+"&environmentSlug=dev&path=/", viewer, nil).JSON(t)
+		if in := got["dynamicSecret"].(map[string]any)["inputs"].(map[string]any); in["password"] != "******" || in["host"] != "127.0.0.1" {
+			t.Fatalf("inputs as a viewer %v", in)
 		}
 
 		var l leaseOut

@@ -34,14 +34,17 @@ type anyLease struct {
 
 // dynScope is the project/environment/path triple of a test's dynamic secrets.
 type dynScope struct {
-	e    *apptest.Env
-	slug string
+	e      *apptest.Env
+	slug   string
+	viewer string // a project viewer's token: it sees secret inputs masked
 }
 
 func newDynScope(t *testing.T, d store.Dialect) dynScope {
 	e := apptest.Bootstrapped(t, d)
 	p := createProject(t, e, e.Token, map[string]any{"projectName": "providers"})
-	return dynScope{e: e, slug: p.Slug}
+	id, viewer := e.NewIdentity(t, "viewer", "member")
+	addMember(t, e, p.ID, id, map[string]any{"role": "viewer"})
+	return dynScope{e: e, slug: p.Slug, viewer: viewer}
 }
 
 func (s dynScope) q() string { return "?projectSlug=" + s.slug + "&environmentSlug=dev&path=/" }
@@ -60,10 +63,12 @@ func (s dynScope) create(t *testing.T, name, typ string, inputs map[string]any) 
 		"maxTTL": "2h", "provider": map[string]any{"type": typ, "inputs": inputs}}))
 }
 
-// inputs reads the dynamic secret back; secret inputs must be masked.
+// inputs reads the dynamic secret back as a viewer, who may not read the
+// root credential: secret inputs must be masked. (The admin reads them in
+// clear, as Infisical's callers with read-root-credential do.)
 func (s dynScope) inputs(t *testing.T, name string) map[string]any {
 	t.Helper()
-	got := s.e.Must(t, 200, "GET", "/api/v1/dynamic-secrets/"+name+s.q(), s.e.Token, nil).JSON(t)
+	got := s.e.Must(t, 200, "GET", "/api/v1/dynamic-secrets/"+name+s.q(), s.viewer, nil).JSON(t)
 	return got["dynamicSecret"].(map[string]any)["inputs"].(map[string]any)
 }
 

@@ -51,13 +51,15 @@ func projectMember() []Rule {
 	}
 }
 
-// projectViewer may read everything and change nothing.
+// projectViewer may read everything and change nothing, except the root
+// credentials of dynamic secrets (their admin passwords), which Infisical's
+// viewer may read.
 func projectViewer() []Rule {
 	return []Rule{
 		rule(SubSecrets, ActRead, ActDescribeSecret, ActReadValue),
 		rule(SubFolders, ActRead),
 		rule(SubImports, ActRead),
-		rule(SubDynamicSecrets, ActRead, ActReadRootCredential),
+		rule(SubDynamicSecrets, ActRead), // not read-root-credential: the admin passwords
 		rule(SubSecretRollback, ActRead),
 		rule(SubEnvironments, ActRead),
 		rule(SubTags, ActRead),

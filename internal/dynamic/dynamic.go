@@ -43,6 +43,10 @@ type Secret struct {
 	StatusDetails    string
 	CreatedAt        time.Time
 	UpdatedAt        time.Time
+	// RootCredentialVisible is set on a secret returned to a caller allowed
+	// to read its root credential: Inputs may be shown in clear. Everyone
+	// else gets its secret inputs masked.
+	RootCredentialVisible bool
 }
 
 // Metadata is a key/value label.
@@ -392,16 +396,21 @@ func (s *Service) Create(ctx context.Context, actor authz.Actor, sc Scope, n New
 		}
 		return Secret{}, err
 	}
+	sec.RootCredentialVisible = check(perms, authz.ActReadRootCredential, env, f) == nil
 	return sec, nil
 }
 
-func (s *Service) byName(ctx context.Context, actor authz.Actor, sc Scope, name, action string) (Secret, authz.Set, error) {
+// byName loads a dynamic secret the actor may act on with action (or, when
+// given, any of the alternatives).
+func (s *Service) byName(ctx context.Context, actor authz.Actor, sc Scope, name, action string, alternatives ...string) (Secret, authz.Set, error) {
 	f, env, perms, _, err := s.resolve(ctx, actor, sc)
 	if err != nil {
 		return Secret{}, authz.Set{}, err
 	}
 	if err := check(perms, action, env, f); err != nil {
-		return Secret{}, authz.Set{}, err
+		if !slices.ContainsFunc(alternatives, func(a string) bool { return check(perms, a, env, f) == nil }) {
+			return Secret{}, authz.Set{}, err
+		}
 	}
 	ss, err := s.store.DynamicSecretByName(ctx, f.ID, strings.ToLower(name))
 	if errs.Is(err, errs.NotFound) {
@@ -411,12 +420,14 @@ func (s *Service) byName(ctx context.Context, actor authz.Actor, sc Scope, name,
 		return Secret{}, authz.Set{}, err
 	}
 	sec, err := s.open(ctx, ss, env.Slug, f.Path)
+	sec.RootCredentialVisible = check(perms, authz.ActReadRootCredential, env, f) == nil
 	return sec, perms, err
 }
 
 // Get returns a dynamic secret (its inputs are redacted by the caller's view).
+// Get needs read; its inputs are in clear only for read-root-credential.
 func (s *Service) Get(ctx context.Context, actor authz.Actor, sc Scope, name string) (Secret, error) {
-	sec, _, err := s.byName(ctx, actor, sc, name, authz.ActReadRootCredential)
+	sec, _, err := s.byName(ctx, actor, sc, name, authz.ActRead, authz.ActReadRootCredential)
 	if err != nil {
 		return Secret{}, err
 	}
@@ -429,8 +440,10 @@ func (s *Service) List(ctx context.Context, actor authz.Actor, sc Scope) ([]Secr
 	if err != nil {
 		return nil, err
 	}
-	if err := check(perms, authz.ActReadRootCredential, env, f); err != nil {
-		return nil, err
+	if err := check(perms, authz.ActRead, env, f); err != nil {
+		if check(perms, authz.ActReadRootCredential, env, f) != nil {
+			return nil, err
+		}
 	}
 	all, err := s.store.DynamicSecrets(ctx, f.ID)
 	if err != nil {
