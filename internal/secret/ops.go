@@ -370,6 +370,10 @@ type Change struct {
 // written, every check above included, so concurrent blind updates each make
 // a version and the last one wins.
 func (s *Service) Update(ctx context.Context, actor authz.Actor, sc Scope, key string, c Change) (Secret, error) {
+	typ, err := secretType(c.Type)
+	if err != nil {
+		return Secret{}, err
+	}
 	f, env, perms, err := s.folder(ctx, actor, &sc)
 	if err != nil {
 		return Secret{}, err
@@ -377,10 +381,7 @@ func (s *Service) Update(ctx context.Context, actor authz.Actor, sc Scope, key s
 	if err := perms.Check(authz.ActEdit, authz.SubSecrets, nil); err != nil {
 		return Secret{}, err
 	}
-	typ, user := c.Type, ""
-	if typ == "" {
-		typ = Shared
-	}
+	user := ""
 	if typ == Personal {
 		if user = userOf(actor); user == "" {
 			return Secret{}, errs.BadRequest("Must be user to update personal secret")
@@ -521,7 +522,13 @@ func noReveal(perms authz.Set, before, after Secret) error {
 }
 
 // Delete removes a secret with its history.
+// A personal secret is a user's: an identity asking for one is a 400, as in
+// Infisical (the CLI's `secrets delete` sends type personal unless told otherwise).
 func (s *Service) Delete(ctx context.Context, actor authz.Actor, sc Scope, key, typ string) (Secret, error) {
+	typ, err := secretType(typ)
+	if err != nil {
+		return Secret{}, err
+	}
 	f, env, perms, err := s.folder(ctx, actor, &sc)
 	if err != nil {
 		return Secret{}, err
@@ -529,13 +536,10 @@ func (s *Service) Delete(ctx context.Context, actor authz.Actor, sc Scope, key, 
 	if err := perms.Check(authz.ActDelete, authz.SubSecrets, nil); err != nil {
 		return Secret{}, err
 	}
-	if typ == "" {
-		typ = Shared
-	}
 	user := ""
 	if typ == Personal {
 		if user = userOf(actor); user == "" {
-			return Secret{}, notFound(key)
+			return Secret{}, errs.BadRequest("Must be user to delete personal secret")
 		}
 	}
 	sec, err := s.openByKey(ctx, f, env.Slug, key, typ, user)
@@ -551,6 +555,18 @@ func (s *Service) Delete(ctx context.Context, actor authz.Actor, sc Scope, key, 
 		return Secret{}, err
 	}
 	return visible(perms, sec), s.store.DeleteSecret(ctx, sec.ID, event(actor, "delete-secret", sec))
+}
+
+// secretType is typ with its default (shared); a type that is neither shared
+// nor personal is a validation failure, as Infisical's schema makes it.
+func secretType(typ string) (string, error) {
+	switch typ {
+	case "":
+		return Shared, nil
+	case Shared, Personal:
+		return typ, nil
+	}
+	return "", invalidField("type", "type must be shared or personal")
 }
 
 // openByKey loads and decrypts the current version of key in folder f; a
