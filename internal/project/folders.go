@@ -2,6 +2,7 @@ package project
 
 import (
 	"context"
+	"errors"
 	"regexp"
 	"strings"
 	"time"
@@ -126,8 +127,15 @@ func checkFolders(perms authz.Set, action string, env Environment, path string) 
 	return perms.Check(action, authz.SubFolders, &authz.Fields{Environment: env.Slug, SecretPath: path})
 }
 
+// ErrNoFolder is wrapped by the NotFound of ResolveFolder when the
+// environment exists but no folder has the path. Infisical lists such a path
+// as empty, and `infisical run --path /new` relies on it.
+var ErrNoFolder = errors.New("no folder at this path")
+
 // ResolveFolder finds the folder at path in a project's environment. It checks
-// no permission: callers check their own subject.
+// no permission: callers check their own subject. When only the folder is
+// missing, the error wraps ErrNoFolder and the environment is returned with a
+// Folder that has the normalised Path and no ID.
 func (s *Service) ResolveFolder(ctx context.Context, projectID, envSlug, path string) (Folder, Environment, error) {
 	path, err := NormalizePath(path)
 	if err != nil {
@@ -143,7 +151,9 @@ func (s *Service) ResolveFolder(ctx context.Context, projectID, envSlug, path st
 	}
 	f, err := s.store.FolderByPath(ctx, env.ID, path)
 	if errs.Is(err, errs.NotFound) {
-		return Folder{}, Environment{}, errs.NotFoundf("Folder with path '%s' in environment '%s' not found", path, envSlug)
+		e := errs.NotFoundf("Folder with path '%s' in environment '%s' not found", path, envSlug)
+		e.Err = ErrNoFolder
+		return Folder{EnvID: env.ID, Path: path}, env, e
 	}
 	return f, env, err
 }
@@ -164,7 +174,8 @@ func folderMeta(env Environment, f Folder) map[string]any {
 	return map[string]any{"environment": env.Slug, "folderId": f.ID, "folderName": f.Name, "folderPath": f.Path}
 }
 
-// ListFolders returns the folders directly under ref.Path.
+// ListFolders returns the folders directly under ref.Path; a path that does
+// not exist (yet) has none, as in Infisical.
 func (s *Service) ListFolders(ctx context.Context, actor authz.Actor, ref FolderRef) ([]Folder, error) {
 	path, err := NormalizePath(ref.Path)
 	if err != nil {
@@ -179,7 +190,7 @@ func (s *Service) ListFolders(ctx context.Context, actor authz.Actor, ref Folder
 	}
 	parent, err := s.store.FolderByPath(ctx, env.ID, path)
 	if errs.Is(err, errs.NotFound) {
-		return nil, errs.NotFoundf("Folder with path '%s' in environment '%s' not found", path, env.Slug)
+		return []Folder{}, nil
 	}
 	if err != nil {
 		return nil, err

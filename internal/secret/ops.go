@@ -50,13 +50,20 @@ func (s *Service) List(ctx context.Context, actor authz.Actor, sc Scope, o ReadO
 
 func (s *Service) list(ctx context.Context, actor authz.Actor, sc Scope, o ReadOptions) ([]Secret, []ImportedSecrets, error) {
 	f, env, perms, err := s.folder(ctx, actor, &sc)
-	if err != nil {
+	// A path with no folder yet lists as empty (Infisical's answer, which
+	// `infisical run --path /new` relies on); the permission checks below
+	// still apply to it.
+	missing := errors.Is(err, project.ErrNoFolder)
+	if err != nil && !missing {
 		return nil, nil, err
 	}
 	if !perms.Can(authz.ActRead, authz.SubSecrets, nil) && !perms.Can(authz.ActDescribeSecret, authz.SubSecrets, nil) {
 		return nil, nil, errs.PermissionDenied(authz.ActRead, authz.SubSecrets)
 	}
 	folders := []folderEntry{{f, f.Path}}
+	if missing {
+		folders = nil
+	}
 	if o.Recursive {
 		for i := 0; i < len(folders); i++ {
 			kids, err := s.folders.ChildFolders(ctx, folders[i].folder.ID)
@@ -120,7 +127,7 @@ func (s *Service) list(ctx context.Context, actor authz.Actor, sc Scope, o ReadO
 		out = []Secret{}
 	}
 	var imps []ImportedSecrets
-	if o.IncludeImports {
+	if o.IncludeImports && !missing {
 		if imps, err = s.imported(ctx, perms, sc.ProjectID, f.ID, o, rd); err != nil {
 			return nil, nil, err
 		}

@@ -227,6 +227,8 @@ func normalizeValue(v string) string {
 }
 
 // folder resolves a scope for an actor: the project must be visible to it.
+// When only the folder is missing the error wraps project.ErrNoFolder and the
+// environment, the permissions and a Folder with just its Path come with it.
 func (s *Service) folder(ctx context.Context, actor authz.Actor, sc *Scope) (project.Folder, project.Environment, authz.Set, error) {
 	if sc.ProjectID == "" && sc.ProjectSlug != "" {
 		id, err := s.folders.IDBySlug(ctx, actor, sc.ProjectSlug)
@@ -249,6 +251,9 @@ func (s *Service) folder(ctx context.Context, actor authz.Actor, sc *Scope) (pro
 		return project.Folder{}, project.Environment{}, authz.Set{}, err
 	}
 	f, env, err := s.folders.ResolveFolder(ctx, sc.ProjectID, sc.Env, sc.Path)
+	if errors.Is(err, project.ErrNoFolder) {
+		return project.Folder{Path: f.Path, EnvID: env.ID}, env, perms, err
+	}
 	if err != nil {
 		return project.Folder{}, project.Environment{}, authz.Set{}, err
 	}
