@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"testing"
+	"time"
 
 	"github.com/lockbox-dev/lockbox/internal/app/apptest"
 	"github.com/lockbox-dev/lockbox/internal/store"
@@ -109,5 +110,85 @@ func TestMissingFolderListsEmpty(t *testing.T) {
 		// An outsider learns nothing about which paths exist.
 		_, out := e.NewIdentity(t, "outsider", "member")
 		assertError(t, e.Do(t, "GET", "/api/v4/secrets?"+base+"&secretPath=/new", out, nil), 403, "PermissionDenied")
+	})
+}
+
+// TestLeaseRenewExtendsFromExpiry: Infisical's renew adds the TTL to the
+// current expiry and refuses to pass creation + max TTL; deleting a lease that
+// is already revoked is a 404.
+func TestLeaseRenewExtendsFromExpiry(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, d store.Dialect) {
+		e := apptest.Bootstrapped(t, d)
+		p := createProject(t, e, e.Token, map[string]any{"projectName": "renew"})
+		scope := map[string]any{"projectSlug": p.Slug, "environmentSlug": "dev", "path": "/"}
+		with := func(extra map[string]any) map[string]any {
+			m := map[string]any{}
+			for k, v := range scope {
+				m[k] = v
+			}
+			for k, v := range extra {
+				m[k] = v
+			}
+			return m
+		}
+		e.Must(t, 200, "POST", "/api/v1/dynamic-secrets", e.Token, with(map[string]any{"name": "otp", "defaultTTL": "1h", "maxTTL": "3h",
+			"provider": map[string]any{"type": "totp", "inputs": map[string]any{"configType": "manual", "secret": "GEZDGNBVGY3TQOJQ"}}}))
+		var l struct {
+			Lease struct{ ID, ExpireAt, CreatedAt string }
+		}
+		e.Must(t, 200, "POST", "/api/v1/dynamic-secrets/leases", e.Token, with(map[string]any{"dynamicSecretName": "otp"})).Decode(t, &l)
+		created, _ := time.Parse(time.RFC3339, l.Lease.CreatedAt)
+		exp0, _ := time.Parse(time.RFC3339, l.Lease.ExpireAt)
+		if d := exp0.Sub(created); d < 59*time.Minute || d > 61*time.Minute {
+			t.Fatalf("lease of 1h expires after %v", d)
+		}
+		renew := func(ttl string) apptest.Response {
+			return e.Do(t, "POST", "/api/v1/dynamic-secrets/leases/"+l.Lease.ID+"/renew", e.Token, with(map[string]any{"ttl": ttl}))
+		}
+		expiry := func(r apptest.Response) time.Time {
+			t.Helper()
+			var got struct{ Lease struct{ ExpireAt string } }
+			r.Decode(t, &got)
+			at, err := time.Parse(time.RFC3339, got.Lease.ExpireAt)
+			if err != nil {
+				t.Fatalf("expireAt %q", got.Lease.ExpireAt)
+			}
+			return at
+		}
+		// 60 minutes left, renewed by 30: 90 minutes left, not 30.
+		r := renew("30m")
+		if r.Status != 200 {
+			t.Fatalf("renew: %d %s", r.Status, r.Body)
+		}
+		if got, want := expiry(r), exp0.Add(30*time.Minute); got.Sub(want).Abs() > time.Second {
+			t.Fatalf("renew 30m: expires %v, want %v", got, want)
+		}
+		// Again: the TTLs add up (1h + 30m + 1h = 2h30 from creation).
+		if got, want := expiry(e.Must(t, 200, "POST", "/api/v1/dynamic-secrets/leases/"+l.Lease.ID+"/renew", e.Token,
+			with(map[string]any{"ttl": "1h"}))), exp0.Add(90*time.Minute); got.Sub(want).Abs() > time.Second {
+			t.Fatalf("second renew: expires %v, want %v", got, want)
+		}
+		// One more hour would end at 3h30, past creation + max TTL (3h): refused, nothing changes.
+		m := assertError(t, renew("1h"), 400, "BadRequest")
+		if m["message"] != "The requested renewal would exceed the maximum allowed lease duration. Please choose a shorter TTL" {
+			t.Fatalf("message %v", m["message"])
+		}
+		var got struct{ Lease struct{ ExpireAt string } }
+		e.Must(t, 200, "GET", "/api/v1/dynamic-secrets/leases/"+l.Lease.ID+"?projectSlug="+p.Slug+"&environmentSlug=dev&path=/", e.Token, nil).Decode(t, &got)
+		if at, _ := time.Parse(time.RFC3339, got.Lease.ExpireAt); at.Sub(exp0.Add(90*time.Minute)).Abs() > time.Second {
+			t.Fatalf("refused renewal moved the expiry to %v", at)
+		}
+		// Up to exactly the max TTL is allowed; the default TTL applies when ttl is empty.
+		if got, want := expiry(e.Must(t, 200, "POST", "/api/v1/dynamic-secrets/leases/"+l.Lease.ID+"/renew", e.Token,
+			with(map[string]any{"ttl": "30m"}))), exp0.Add(2*time.Hour); got.Sub(want).Abs() > time.Second {
+			t.Fatalf("renew to max: expires %v, want %v", got, want)
+		}
+		assertError(t, renew(""), 400, "BadRequest")
+
+		// Revoke once; the second delete finds nothing, as in Infisical.
+		e.Must(t, 200, "DELETE", "/api/v1/dynamic-secrets/leases/"+l.Lease.ID, e.Token, scope)
+		assertError(t, e.Do(t, "DELETE", "/api/v1/dynamic-secrets/leases/"+l.Lease.ID, e.Token, scope), 404, "NotFound")
+		assertError(t, e.Do(t, "DELETE", "/api/v1/dynamic-secrets/leases/"+l.Lease.ID, e.Token, with(map[string]any{"isForced": true})), 404, "NotFound")
+		assertError(t, renew("1m"), 400, "BadRequest")
 	})
 }

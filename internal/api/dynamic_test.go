@@ -208,7 +208,7 @@ func TestDynamicSecretLeaseLifecycleMariaDB(t *testing.T) {
 		if len(list.Leases) != 1 || list.Leases[0].ID != l.Lease.ID {
 			t.Fatalf("leases %+v", list)
 		}
-		// Renew within max TTL; past it is a 400.
+		// Renew adds to the current expiry (1h + 30m) within max TTL (2h); past it is a 400.
 		renew := func(ttl string) apptest.Response {
 			b := map[string]any{"ttl": ttl}
 			for k, v := range scope {
@@ -216,10 +216,10 @@ func TestDynamicSecretLeaseLifecycleMariaDB(t *testing.T) {
 			}
 			return e.Do(t, "POST", "/api/v1/dynamic-secrets/leases/"+l.Lease.ID+"/renew", e.Token, b)
 		}
-		if r := renew("90m"); r.Status != 200 {
+		if r := renew("30m"); r.Status != 200 {
 			t.Fatalf("renew: %d %s", r.Status, r.Body)
 		}
-		assertError(t, renew("3h"), 400, "BadRequest")
+		assertError(t, renew("1h"), 400, "BadRequest")
 		assertError(t, e.Do(t, "POST", "/api/v1/dynamic-secrets/leases", e.Token, map[string]any{"dynamicSecretName": "mariadb",
 			"projectSlug": p.Slug, "environmentSlug": "dev", "ttl": "3h"}), 400, "BadRequest")
 		assertError(t, e.Do(t, "POST", "/api/v1/dynamic-secrets/leases", e.Token, map[string]any{"dynamicSecretName": "mariadb",
@@ -335,7 +335,7 @@ func TestGoSDKLeases(t *testing.T) {
 	if err != nil || byID.Id != lease.Id || byID.DynamicSecret.Name != "mysql" {
 		t.Fatalf("SDK lease get: %+v %v", byID, err)
 	}
-	renewed, err := sdk.DynamicSecrets().Leases().RenewById(infisical.RenewDynamicSecretLeaseOptions{LeaseId: lease.Id, TTL: "90m",
+	renewed, err := sdk.DynamicSecrets().Leases().RenewById(infisical.RenewDynamicSecretLeaseOptions{LeaseId: lease.Id, TTL: "30m",
 		ProjectSlug: p.Slug, EnvironmentSlug: "dev", SecretPath: "/"})
 	if err != nil || !renewed.ExpireAt.After(lease.ExpireAt) {
 		t.Fatalf("SDK renew: %+v %v", renewed, err)

@@ -111,8 +111,10 @@ type Store interface {
 	LeaseByID(ctx context.Context, id string) (SealedLease, error)
 	// Leases lists a dynamic secret's leases that are not revoked.
 	Leases(ctx context.Context, dynamicSecretID string) ([]SealedLease, error)
-	// RenewLease moves an active lease's expiry.
-	RenewLease(ctx context.Context, id string, expireAt time.Time, ev audit.Event) error
+	// RenewLease moves an active lease's expiry from from to expireAt; NotFound
+	// if the lease is no longer active or its expiry is no longer from (a
+	// concurrent renewal), so two renewals never count as one.
+	RenewLease(ctx context.Context, id string, from, expireAt time.Time, ev audit.Event) error
 	// ClaimLease marks one live lease revoking until claimUntil; false if it is not live.
 	ClaimLease(ctx context.Context, id string, claimUntil time.Time) (bool, error)
 	// ClaimDueLeases marks up to limit due leases revoking until claimUntil

@@ -201,8 +201,9 @@ func (s *Service) Leases(ctx context.Context, actor authz.Actor, sc Scope, name 
 	return out, nil
 }
 
-// RenewLease moves an active lease's expiry to now+ttl (default TTL when
-// empty), never past its creation plus the max TTL, and tells the target.
+// RenewLease extends an active lease as Infisical does: the new expiry is the
+// current one plus ttl (the default TTL when empty), refused when it would
+// pass the lease's creation plus the max TTL. It tells the target too.
 func (s *Service) RenewLease(ctx context.Context, actor authz.Actor, sc Scope, id, ttl string) (Lease, error) {
 	l, sec, err := s.lease(ctx, actor, sc, id)
 	if err != nil {
@@ -219,7 +220,11 @@ func (s *Service) RenewLease(ctx context.Context, actor authz.Actor, sc Scope, i
 		return Lease{}, err
 	}
 	now := s.now().UTC().Truncate(time.Microsecond)
-	exp := now.Add(d)
+	if !l.ExpireAt.After(now) {
+		// Due for revocation: the worker may be revoking it already.
+		return Lease{}, errs.BadRequest("Lease %s has expired and cannot be renewed", l.ID)
+	}
+	exp := l.ExpireAt.Add(d)
 	if sec.MaxTTL != "" {
 		if m, err := ParseTTL(sec.MaxTTL); err == nil && exp.After(l.CreatedAt.Add(m)) {
 			return Lease{}, errs.BadRequest("The requested renewal would exceed the maximum allowed lease duration. Please choose a shorter TTL")
@@ -236,7 +241,10 @@ func (s *Service) RenewLease(ctx context.Context, actor authz.Actor, sc Scope, i
 			return Lease{}, errs.BadRequest("Failed to renew lease: %s", truncate(err.Error(), 400))
 		}
 	}
-	if err := s.store.RenewLease(ctx, l.ID, exp, leaseEvent(actor, "renew-dynamic-secret-lease", sec, l)); err != nil {
+	if err := s.store.RenewLease(ctx, l.ID, l.ExpireAt, exp, leaseEvent(actor, "renew-dynamic-secret-lease", sec, l)); err != nil {
+		if errs.Is(err, errs.NotFound) {
+			return Lease{}, errs.Conflictf("Lease %s was renewed or revoked meanwhile; try again", l.ID)
+		}
 		return Lease{}, err
 	}
 	s.wakeWorker()
@@ -246,14 +254,15 @@ func (s *Service) RenewLease(ctx context.Context, actor authz.Actor, sc Scope, i
 
 // RevokeLease revokes a lease now. A failed revocation leaves the lease in
 // revoke_failed (retried by the worker) unless forced, which records it as
-// revoked anyway.
+// revoked anyway. A lease already revoked is not found, as in Infisical,
+// which deletes the row on revocation.
 func (s *Service) RevokeLease(ctx context.Context, actor authz.Actor, sc Scope, id string, forced bool) (Lease, error) {
 	l, sec, err := s.lease(ctx, actor, sc, id)
 	if err != nil {
 		return Lease{}, err
 	}
 	if l.Status == Revoked {
-		return l, nil
+		return Lease{}, leaseNotFound(id)
 	}
 	got, err := s.revokeNow(ctx, sec, l, forced)
 	if err != nil {

@@ -159,11 +159,13 @@ func (db *DB) Leases(ctx context.Context, dynamicSecretID string) ([]dynamic.Sea
 	return out, dbErr(rows.Err(), "Leases")
 }
 
-// RenewLease moves an active lease's expiry and due time.
-func (db *DB) RenewLease(ctx context.Context, id string, expireAt time.Time, ev audit.Event) error {
+// RenewLease moves an active lease's expiry and due time from from to
+// expireAt; a lease no longer active or no longer expiring at from is NotFound.
+func (db *DB) RenewLease(ctx context.Context, id string, from, expireAt time.Time, ev audit.Event) error {
 	return db.Transact(ctx, func(tx *Tx) error {
-		res, err := tx.exec(ctx, `UPDATE dynamic_leases SET expire_at = ?, due_at = ?, updated_at = ? WHERE id = ? AND status = 'active'`,
-			ts(expireAt), ts(expireAt), ts(tx.Now), id)
+		res, err := tx.exec(ctx, `UPDATE dynamic_leases SET expire_at = ?, due_at = ?, updated_at = ?
+			WHERE id = ? AND status = 'active' AND expire_at = ?`,
+			ts(expireAt), ts(expireAt), ts(tx.Now), id, ts(from))
 		if err != nil {
 			return dbErr(err, "RenewLease")
 		}
