@@ -79,7 +79,8 @@ func fetch(ctx context.Context, cl *client.Client, o fetchOpts, etag string) (*s
 
 // flatten merges a list into KEY → value: imported secrets first (later
 // imports win, as in Infisical), then the folder's own; with --recursive, a
-// key in a folder closer to --path wins over the same key deeper down.
+// key in a deeper folder wins over the same key closer to --path, as with
+// Infisical's CLI.
 func flatten(l *secretList) ([]string, map[string]string) {
 	vals := map[string]string{}
 	for _, imp := range l.Imports {
@@ -88,7 +89,7 @@ func flatten(l *secretList) ([]string, map[string]string) {
 		}
 	}
 	own := append([]secretItem(nil), l.Secrets...)
-	sort.SliceStable(own, func(i, j int) bool { return depth(own[i].SecretPath) > depth(own[j].SecretPath) })
+	sort.SliceStable(own, func(i, j int) bool { return depth(own[i].SecretPath) < depth(own[j].SecretPath) })
 	for _, s := range own {
 		vals[s.SecretKey] = s.SecretValue
 	}

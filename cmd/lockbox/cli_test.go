@@ -288,11 +288,13 @@ func TestCLISecretsLoginRunExport(t *testing.T) {
 	if out := c.must(nil, append([]string{"folders"}, p...)...); !strings.Contains(out, "app") {
 		t.Fatalf("folders:\n%s", out)
 	}
-	c.must(nil, append([]string{"secrets", "set", "--path", "/app", "NESTED=deep"}, p...)...)
-	if r := c.run(nil, append(append([]string{"run", "--recursive"}, p...), "--", "sh", "-c", `printf '%s' "$NESTED"`)...); r.code != 0 || r.stdout != "deep" {
+	c.must(nil, append([]string{"secrets", "set", "--path", "/app", "NESTED=deep", "TWICE=deep"}, p...)...)
+	c.must(nil, append([]string{"secrets", "set", "TWICE=top"}, p...)...)
+	// A key at two depths: the deeper one wins, as with Infisical's CLI.
+	if r := c.run(nil, append(append([]string{"run", "--recursive"}, p...), "--", "sh", "-c", `printf '%s|%s' "$NESTED" "$TWICE"`)...); r.code != 0 || r.stdout != "deep|deep" {
 		t.Fatalf("run --recursive: %+v", r)
 	}
-	if r := c.run(nil, append(append([]string{"run"}, p...), "--", "sh", "-c", `printf '%s' "${NESTED-unset}"`)...); r.stdout != "unset" {
+	if r := c.run(nil, append(append([]string{"run"}, p...), "--", "sh", "-c", `printf '%s|%s' "${NESTED-unset}" "$TWICE"`)...); r.stdout != "unset|top" {
 		t.Fatalf("run without --recursive sees a subfolder's secret: %+v", r)
 	}
 

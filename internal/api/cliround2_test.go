@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"slices"
 	"testing"
 	"time"
 
@@ -190,5 +191,58 @@ func TestLeaseRenewExtendsFromExpiry(t *testing.T) {
 		assertError(t, e.Do(t, "DELETE", "/api/v1/dynamic-secrets/leases/"+l.Lease.ID, e.Token, scope), 404, "NotFound")
 		assertError(t, e.Do(t, "DELETE", "/api/v1/dynamic-secrets/leases/"+l.Lease.ID, e.Token, with(map[string]any{"isForced": true})), 404, "NotFound")
 		assertError(t, renew("1m"), 400, "BadRequest")
+	})
+}
+
+// TestRecursiveListDeeperWinsAndFolderPaths: GET /api/v1/folders gives each
+// folder's full path; a recursive list is ordered by key and, for a key at
+// several depths, shallowest first, so that a client keeping the last of each
+// key (the Infisical CLI's run and export) takes the deepest, as against Infisical.
+func TestRecursiveListDeeperWinsAndFolderPaths(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, d store.Dialect) {
+		e := apptest.Bootstrapped(t, d)
+		p := createProject(t, e, e.Token, map[string]any{"projectName": "recursive"})
+		e.Must(t, 200, "POST", "/api/v1/folders", e.Token, folder(p.ID, "dev", "/a", "b"))
+		e.Must(t, 200, "POST", "/api/v1/folders", e.Token, folder(p.ID, "dev", "/", "c"))
+		// Created deepest first, so insertion order cannot be what orders them.
+		putSecret(t, e, e.Token, p.ID, "dev", "/a/b", "X", "ab")
+		putSecret(t, e, e.Token, p.ID, "dev", "/a", "X", "a")
+		putSecret(t, e, e.Token, p.ID, "dev", "/", "X", "root")
+		putSecret(t, e, e.Token, p.ID, "dev", "/c", "A", "c")
+		putSecret(t, e, e.Token, p.ID, "dev", "/a/b", "Z", "z")
+
+		var fl struct{ Folders []struct{ Name, Path string } }
+		e.Must(t, 200, "GET", "/api/v1/folders?workspaceId="+p.ID+"&environment=dev&path=/", e.Token, nil).Decode(t, &fl)
+		if len(fl.Folders) != 2 || fl.Folders[0].Path != "/a" || fl.Folders[1].Path != "/c" {
+			t.Fatalf("root folders %+v", fl.Folders)
+		}
+		e.Must(t, 200, "GET", "/api/v1/folders?workspaceId="+p.ID+"&environment=dev&path=/a/", e.Token, nil).Decode(t, &fl)
+		if len(fl.Folders) != 1 || fl.Folders[0].Name != "b" || fl.Folders[0].Path != "/a/b" {
+			t.Fatalf("folders of /a %+v", fl.Folders)
+		}
+
+		for _, u := range []string{"/api/v4/secrets?projectId=", "/api/v3/secrets/raw?workspaceId="} {
+			var list struct{ Secrets []secretOut }
+			e.Must(t, 200, "GET", u+p.ID+"&environment=dev&secretPath=/&recursive=true", e.Token, nil).Decode(t, &list)
+			got := list.Secrets
+			var order []string
+			last := map[string]string{}
+			for _, s := range got {
+				order = append(order, s.SecretKey+"@"+s.SecretPath)
+				last[s.SecretKey] = s.SecretValue
+			}
+			want := []string{"A@/c", "X@/", "X@/a", "X@/a/b", "Z@/a/b"}
+			if !slices.Equal(order, want) {
+				t.Fatalf("recursive order %v, want %v", order, want)
+			}
+			if last["X"] != "ab" {
+				t.Fatalf("last X is %q, want the deepest", last["X"])
+			}
+			// From /a down: the same rule.
+			got = listSecrets(t, e, e.Token, "workspaceId="+p.ID+"&environment=dev&secretPath=/a&recursive=true")
+			if len(got) != 3 || got[0].SecretPath != "/a" || got[1].SecretPath != "/a/b" || got[1].SecretKey != "X" {
+				t.Fatalf("recursive from /a %+v", got)
+			}
+		}
 	})
 }

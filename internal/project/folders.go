@@ -174,8 +174,8 @@ func folderMeta(env Environment, f Folder) map[string]any {
 	return map[string]any{"environment": env.Slug, "folderId": f.ID, "folderName": f.Name, "folderPath": f.Path}
 }
 
-// ListFolders returns the folders directly under ref.Path; a path that does
-// not exist (yet) has none, as in Infisical.
+// ListFolders returns the folders directly under ref.Path, each with its
+// full path; a path that does not exist (yet) has none, as in Infisical.
 func (s *Service) ListFolders(ctx context.Context, actor authz.Actor, ref FolderRef) ([]Folder, error) {
 	path, err := NormalizePath(ref.Path)
 	if err != nil {
@@ -195,7 +195,11 @@ func (s *Service) ListFolders(ctx context.Context, actor authz.Actor, ref Folder
 	if err != nil {
 		return nil, err
 	}
-	return s.store.ChildFolders(ctx, parent.ID)
+	kids, err := s.store.ChildFolders(ctx, parent.ID)
+	for i := range kids {
+		kids[i].Path = JoinPath(path, kids[i].Name)
+	}
+	return kids, err
 }
 
 // CreateFolder creates folder name under ref.Path, creating missing parents.

@@ -123,6 +123,9 @@ func (s *Service) list(ctx context.Context, actor authz.Actor, sc Scope, o ReadO
 		!perms.Can(authz.ActDescribeSecret, authz.SubSecrets, fields(env.Slug, f.Path, "", nil)) {
 		return nil, nil, errs.PermissionDenied(authz.ActRead, authz.SubSecrets)
 	}
+	if o.Recursive {
+		byKeyThenDepth(out)
+	}
 	if out == nil {
 		out = []Secret{}
 	}
@@ -133,6 +136,24 @@ func (s *Service) list(ctx context.Context, actor authz.Actor, sc Scope, o ReadO
 		}
 	}
 	return out, imps, nil
+}
+
+// byKeyThenDepth orders a recursive listing as Infisical does, by key, and
+// makes explicit the tie Infisical leaves to its database: a key found at
+// several depths is listed shallowest first. Clients (the Infisical CLI's
+// run, export and secrets) keep the last of each key, so the deepest folder
+// wins, as it does against Infisical. Within a folder the order is kept
+// (a personal override after its shared secret).
+func byKeyThenDepth(secs []Secret) {
+	slices.SortStableFunc(secs, func(a, b Secret) int {
+		if c := strings.Compare(a.Key, b.Key); c != 0 {
+			return c
+		}
+		if c := len(project.Segments(a.Path)) - len(project.Segments(b.Path)); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Path, b.Path)
+	})
 }
 
 // overridePersonal keeps, per key, the personal secret when there is one.
