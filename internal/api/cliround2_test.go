@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -243,6 +244,55 @@ func TestRecursiveListDeeperWinsAndFolderPaths(t *testing.T) {
 			if len(got) != 3 || got[0].SecretPath != "/a" || got[1].SecretPath != "/a/b" || got[1].SecretKey != "X" {
 				t.Fatalf("recursive from /a %+v", got)
 			}
+		}
+	})
+}
+
+// TestLoginOrganizationSlug: `infisical login --organization-slug` (the Go
+// SDK's organizationSlug; newer Infisical's subOrganizationName) that is not
+// the identity's organization is refused, not ignored. The check runs after
+// the credentials, costs no use of the client secret and counts no lockout.
+func TestLoginOrganizationSlug(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, d store.Dialect) {
+		e := apptest.Bootstrapped(t, d)
+		clientID := uaSetup(t, e, map[string]any{"lockoutEnabled": true, "lockoutThreshold": 2})
+		secret, secretID := newSecret(t, e, map[string]any{"numUsesLimit": 2})
+		var det struct {
+			IdentityDetails struct{ Organization struct{ Slug string } }
+		}
+		e.Must(t, 200, "GET", "/api/v1/identities/details", e.Token, nil).Decode(t, &det)
+		slug := det.IdentityDetails.Organization.Slug
+		if slug == "" {
+			t.Fatal("no organization slug")
+		}
+		login := func(extra map[string]any) apptest.Response {
+			b := map[string]any{"clientId": clientID, "clientSecret": secret}
+			for k, v := range extra {
+				b[k] = v
+			}
+			return e.Do(t, "POST", "/api/v1/auth/universal-auth/login", "", b)
+		}
+		for _, bad := range []map[string]any{{"organizationSlug": "someone-else"}, {"subOrganizationName": "child-org"}} {
+			for range 3 { // more than the lockout threshold: not counted as failures
+				m := assertError(t, login(bad), 400, "BadRequest")
+				if msg, _ := m["message"].(string); !strings.Contains(msg, "is not this identity's organization") {
+					t.Fatalf("message %q", msg)
+				}
+			}
+		}
+		// Wrong credentials still answer as before, whatever the slug.
+		r := e.Do(t, "POST", "/api/v1/auth/universal-auth/login", "", map[string]any{"clientId": clientID,
+			"clientSecret": "wrong", "organizationSlug": "someone-else"})
+		assertError(t, r, 401, "UnauthorizedError")
+		// Empty and the identity's own slug are fine; both uses of the secret are still there.
+		e.Must(t, 200, "POST", "/api/v1/auth/universal-auth/login", "", map[string]any{"clientId": clientID, "clientSecret": secret, "organizationSlug": ""})
+		e.Must(t, 200, "POST", "/api/v1/auth/universal-auth/login", "", map[string]any{"clientId": clientID, "clientSecret": secret, "organizationSlug": slug})
+		var cs struct {
+			ClientSecretData struct{ ClientSecretNumUses int }
+		}
+		e.Must(t, 200, "GET", "/api/v1/auth/universal-auth/identities/"+e.IdentityID+"/client-secrets/"+secretID, e.Token, nil).Decode(t, &cs)
+		if cs.ClientSecretData.ClientSecretNumUses != 2 {
+			t.Fatalf("uses %d, want 2 (refused logins cost none)", cs.ClientSecretData.ClientSecretNumUses)
 		}
 	})
 }

@@ -36,6 +36,10 @@ func (s *Server) uaLogin(w http.ResponseWriter, r *http.Request) error {
 	var req struct {
 		ClientID     string `json:"clientId"`
 		ClientSecret string `json:"clientSecret"`
+		// The Go SDK (so the CLI's --organization-slug) sends
+		// organizationSlug; newer Infisical names it subOrganizationName.
+		OrganizationSlug    string `json:"organizationSlug"`
+		SubOrganizationName string `json:"subOrganizationName"`
 	}
 	if err := s.decode(r, &req); err != nil {
 		return err
@@ -46,7 +50,8 @@ func (s *Server) uaLogin(w http.ResponseWriter, r *http.Request) error {
 	if req.ClientSecret == "" {
 		return field("clientSecret", "Required")
 	}
-	res, err := s.svc.UniversalAuth.Login(r.Context(), req.ClientID, req.ClientSecret, clientIP(r), r.UserAgent())
+	res, err := s.svc.UniversalAuth.Login(r.Context(), req.ClientID, req.ClientSecret,
+		first(req.OrganizationSlug, req.SubOrganizationName), clientIP(r), r.UserAgent())
 	if err != nil {
 		return err
 	}

@@ -56,7 +56,7 @@ func BenchmarkUniversalAuthLogin(b *testing.B) {
 			ctx := context.Background()
 			b.ResetTimer()
 			for b.Loop() {
-				if _, err := ua.Login(ctx, clientID, secret, "127.0.0.1", "bench"); err != nil {
+				if _, err := ua.Login(ctx, clientID, secret, "", "127.0.0.1", "bench"); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -15,6 +15,7 @@ import (
 	"github.com/lockbox-dev/lockbox/internal/audit"
 	"github.com/lockbox-dev/lockbox/internal/authz"
 	"github.com/lockbox-dev/lockbox/internal/errs"
+	"github.com/lockbox-dev/lockbox/internal/project"
 )
 
 // UniversalAuth is the client-id/client-secret login configuration of an identity.
@@ -72,6 +73,7 @@ type UAStore interface {
 	AppendAudit(ctx context.Context, ev audit.Event) error
 	// UAIdentity returns an identity with the organization it belongs to.
 	UAIdentity(ctx context.Context, identityID string) (Identity, error)
+	OrgByID(ctx context.Context, id string) (project.Org, error)
 	CreateUniversalAuth(ctx context.Context, ua UniversalAuth, ev audit.Event) error
 	UniversalAuthByIdentity(ctx context.Context, identityID string) (UniversalAuth, error)
 	UniversalAuthByClientID(ctx context.Context, clientID string) (UniversalAuth, error)
@@ -141,8 +143,9 @@ const PeriodicMaxTTL = 1000000000
 
 // Login exchanges a client ID and secret for an access token. Finding the
 // secret is one indexed lookup of its keyed hash, whatever the number of
-// secrets; use limits are exact under concurrency.
-func (u *UA) Login(ctx context.Context, clientID, clientSecret, ip, userAgent string) (res LoginResult, err error) {
+// secrets; use limits are exact under concurrency. A non-empty orgSlug must
+// be the slug of the identity's organization.
+func (u *UA) Login(ctx context.Context, clientID, clientSecret, orgSlug, ip, userAgent string) (res LoginResult, err error) {
 	var failed *UniversalAuth // known once the client ID names a configuration
 	defer func() {
 		if err != nil && failed != nil {
@@ -212,6 +215,9 @@ func (u *UA) Login(ctx context.Context, clientID, clientSecret, ip, userAgent st
 	if err != nil {
 		return LoginResult{}, release(err)
 	}
+	if err := u.checkOrgSlug(ctx, ident, orgSlug); err != nil {
+		return LoginResult{}, release(err)
+	}
 	tok := AccessToken{ID: NewID(), IdentityID: ua.IdentityID, AuthMethod: MethodUniversalAuth, ClientSecretID: cs.ID,
 		TTL: ua.AccessTokenTTL, MaxTTL: ua.AccessTokenMaxTTL, Period: ua.AccessTokenPeriod, NumUsesLimit: ua.AccessTokenNumUsesLimit,
 		TrustedIPs: ua.AccessTokenTrustedIPs, CreatedAt: now, UpdatedAt: now}
@@ -226,6 +232,31 @@ func (u *UA) Login(ctx context.Context, clientID, clientSecret, ip, userAgent st
 		return LoginResult{}, release(errs.Unauthorizedf("Access denied due to client secret usage limit reached"))
 	}
 	return u.svc.issue(ctx, tok, now)
+}
+
+// checkOrgSlug refuses a login that asks to be scoped to an organization
+// other than the identity's own. Infisical scopes such a login to a
+// sub-organization; lockbox has none, and ignoring the slug would hand out a
+// token for an organization the caller did not ask for. Empty means the
+// identity's organization. It runs only once the credentials are proven, so
+// it tells a stranger nothing.
+func (u *UA) checkOrgSlug(ctx context.Context, ident Identity, slug string) error {
+	slug = strings.TrimSpace(slug)
+	if slug == "" {
+		return nil
+	}
+	org, err := u.store.OrgByID(ctx, ident.OrgID)
+	if err != nil {
+		return err
+	}
+	if org.Slug == slug {
+		return nil
+	}
+	if len(slug) > 64 {
+		slug = slug[:64]
+	}
+	return errs.BadRequest("Organization '%s' is not this identity's organization (lockbox has no sub-organizations): "+
+		"leave the organization slug empty or name the identity's own organization", slug)
 }
 
 // auditFailure records a failed login of a known configuration with its
