@@ -21,8 +21,9 @@ import (
 // volatile are columns that legitimately change on any authenticated request
 // (token use counters), and tables that change on failed logins by design.
 var (
-	volatileColumns = map[string]bool{"identity_access_tokens.num_uses": true, "identity_access_tokens.last_used_at": true}
-	volatileTables  = map[string]bool{"identity_ua_lockouts": true, "user_login_lockouts": true, "goose_db_version": true}
+	volatileColumns = map[string]bool{"identity_access_tokens.num_uses": true, "identity_access_tokens.last_used_at": true,
+		"service_tokens.last_used": true}
+	volatileTables = map[string]bool{"identity_ua_lockouts": true, "user_login_lockouts": true, "goose_db_version": true}
 )
 
 // digest hashes every row of every table of the database (SQLite or
@@ -153,6 +154,10 @@ func newHostileWorld(t *testing.T, d store.Dialect) hostileWorld {
 	var imp struct{ SecretImport struct{ ID string } }
 	e.Must(t, 200, "POST", "/api/v1/secret-imports", e.Token, map[string]any{"workspaceId": w.b.ID, "environment": "dev", "path": "/app",
 		"import": map[string]any{"environment": "prod", "path": "/"}}).Decode(t, &imp)
+	var st struct{ ServiceTokenData struct{ ID string } }
+	e.Must(t, 200, "POST", "/api/v2/service-token", e.Token, map[string]any{"name": "bravo-st", "workspaceId": w.b.ID,
+		"scopes": []any{map[string]any{"environment": "dev", "secretPath": "/"}}, "expiresIn": nil, "permissions": []string{"read", "write"},
+		"encryptedKey": "", "iv": "", "tag": ""}).Decode(t, &st)
 	var lease struct{ Lease struct{ ID string } }
 	e.Must(t, 200, "POST", "/api/v1/dynamic-secrets/leases", e.Token, map[string]any{"dynamicSecretName": "otp", "projectSlug": w.b.Slug,
 		"environmentSlug": "dev", "path": "/"}).Decode(t, &lease)
@@ -171,7 +176,7 @@ func newHostileWorld(t *testing.T, d store.Dialect) hostileWorld {
 	w.ids = map[string]string{"projectId": w.b.ID, "workspaceId": w.b.ID, "secretId": sec.Secret.ID, "tagId": tag.Tag.ID,
 		"envId": envs.Environments[0].ID, "leaseId": lease.Lease.ID, "slug": w.b.Slug, "name": "otp", "secretName": "DB_PASSWORD",
 		"identityId": memberID, "folderId": folders.Folders[0].ID, "roleId": role.Role.ID, "importId": imp.SecretImport.ID, "membershipId": ms.IdentityMemberships[0].ID,
-		"projectSlug": w.b.Slug, "roleSlug": "bravo-role", "tagSlug": "bravo-tag"}
+		"projectSlug": w.b.Slug, "roleSlug": "bravo-role", "tagSlug": "bravo-tag", "serviceTokenId": st.ServiceTokenData.ID}
 	time.Sleep(1100 * time.Millisecond) // the short token expires
 	return w
 }
@@ -321,7 +326,9 @@ func hostileSuite(t *testing.T, w hostileWorld) {
 		// Missing, wrong, expired and revoked tokens.
 		if !public(path) {
 			forged := "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJpZGVudGl0eUlkIjoieCIsImV4cCI6OTk5OTk5OTk5OX0.c2lnbmF0dXJl"
-			for name, tok := range map[string]string{"missing": "", "garbage": "not-a-token", "forged": forged, "expired": w.expired, "revoked": w.revoked} {
+			forgedST := "st." + w.ids["serviceTokenId"] + "." + strings.Repeat("0", 64)
+			for name, tok := range map[string]string{"missing": "", "garbage": "not-a-token", "forged": forged, "expired": w.expired, "revoked": w.revoked,
+				"forged service": forgedST, "garbage service": "st.x"} {
 				var body any
 				if method != "GET" {
 					body = "{}"

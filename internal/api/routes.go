@@ -17,6 +17,7 @@ type Services struct {
 	Tokens        *identity.Tokens
 	UniversalAuth *identity.UA
 	Identities    *identity.Admin
+	ServiceTokens *identity.ServiceTokens
 	Projects      *project.Service
 	Memberships   *project.Memberships
 	Roles         *project.Roles
@@ -45,6 +46,7 @@ func (s *Server) routes() {
 	s.membershipRoutes(m)
 	s.universalRoutes(m)
 	s.tokenRoutes(m)
+	s.serviceTokenRoutes(m)
 	s.secretRoutes(m)
 	s.importTagRoutes(m)
 	s.secretHistoryRoutes(m)

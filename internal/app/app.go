@@ -75,11 +75,13 @@ func New(db *store.DB, kr *keyring.Keyring, o Options) *App {
 	}
 	dyn.SetTargetPolicy(o.TargetPolicy)
 	dyn.SetLogger(o.Logger)
+	idsvc.ServiceTokens = identity.NewServiceTokens(db, az, projects, idsvc)
 	svc := api.Services{
 		Identity:      idsvc,
 		Tokens:        identity.NewTokens(db, idsvc),
 		UniversalAuth: identity.NewUA(db, az, idsvc),
 		Identities:    identity.NewAdmin(db, az, idsvc),
+		ServiceTokens: idsvc.ServiceTokens,
 		Projects:      projects,
 		Secrets:       secret.NewService(db, projects, az, kr, nil),
 		Dynamic:       dyn,

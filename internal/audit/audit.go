@@ -49,6 +49,8 @@ func New(actor authz.Actor, typ string, metadata map[string]any) Event {
 		ev.ActorMetadata = map[string]any{"identityId": actor.ID, "name": actor.Name}
 	case authz.ActorUser:
 		ev.ActorMetadata = map[string]any{"userId": actor.ID, "email": actor.Name, "username": actor.Name}
+	case authz.ActorServiceToken:
+		ev.ActorMetadata = map[string]any{"serviceId": actor.ID, "name": actor.Name}
 	default:
 		ev.ActorType = "platform"
 		ev.ActorMetadata = map[string]any{}

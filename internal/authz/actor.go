@@ -6,6 +6,9 @@ type ActorKind string
 const (
 	ActorUser     ActorKind = "user"
 	ActorIdentity ActorKind = "identity"
+	// ActorServiceToken is a legacy Infisical service token ("st.<id>.<secret>"):
+	// it acts in one project only, with the rules its scopes grant.
+	ActorServiceToken ActorKind = "service"
 )
 
 // Actor is an authenticated principal together with where the request came from.
@@ -23,4 +26,22 @@ type Actor struct {
 
 	IP        string
 	UserAgent string
+
+	// Service is what a service token may reach; set only for ActorServiceToken.
+	Service *ServiceScope
+}
+
+// ServiceScope is the reach of a service token: one project and, in it,
+// the rules built from the token's scopes (ServiceTokenRules).
+type ServiceScope struct {
+	ProjectID string
+	Rules     []Rule
+	// Scopes are the token's (environment, secretPath) pairs as created.
+	Scopes []TokenScope
+}
+
+// TokenScope is one environment and secret path a service token reaches.
+type TokenScope struct {
+	Environment string
+	SecretPath  string
 }

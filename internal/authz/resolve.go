@@ -41,6 +41,9 @@ func NewResolver(m Memberships, now func() time.Time) *Resolver {
 
 // OrgRole returns the actor's organization role slug.
 func (r *Resolver) OrgRole(ctx context.Context, actor Actor) (string, error) {
+	if actor.Kind == ActorServiceToken {
+		return "", errs.Forbiddenf("Service tokens cannot act on the organization").WithCode("PermissionDenied")
+	}
 	if actor.OrgID == "" {
 		return "", errs.Unauthorizedf("Select an organization first")
 	}
@@ -67,7 +70,16 @@ func (r *Resolver) OrgPermissions(ctx context.Context, actor Actor) (Set, error)
 // ProjectPermissions returns what the actor may do in a project. A project of
 // another organization is reported as not found. Organization admins hold the
 // project admin role in every project of their organization.
+//
+// A service token has its scope's rules in its own project and nothing
+// anywhere else: another project is not found.
 func (r *Resolver) ProjectPermissions(ctx context.Context, actor Actor, projectID string) (Set, error) {
+	if actor.Kind == ActorServiceToken {
+		if actor.Service == nil || actor.Service.ProjectID != projectID {
+			return Set{}, errs.NotFoundf("Project with ID '%s' not found", projectID)
+		}
+		return NewSet(actor.Service.Rules), nil
+	}
 	role, err := r.OrgRole(ctx, actor)
 	if err != nil {
 		return Set{}, err

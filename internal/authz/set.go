@@ -62,6 +62,7 @@ const (
 	SubIPAllowList    = "ip-allowlist"
 	SubKMS            = "kms"
 	SubProject        = "project"
+	SubServiceTokens  = "service-tokens"
 )
 
 var generic = []string{ActRead, ActCreate, ActEdit, ActDelete}
@@ -85,13 +86,14 @@ var projectSubjects = map[string]struct {
 	SubGroups:         {append(slices.Clone(generic), ActGrantPrivileges), nil},
 	SubIdentity: {append(slices.Clone(generic), ActGrantPrivileges, ActAssumePrivileges, ActRevokeAuth, ActCreateToken, ActGetToken, ActDeleteToken),
 		[]string{"identityId"}},
-	SubWorkspace:    {[]string{ActEdit, ActDelete, ActRead}, nil},
-	SubSettings:     {generic, nil},
-	SubAuditLogs:    {generic, nil},
-	SubIntegrations: {generic, nil},
-	SubWebhooks:     {generic, nil},
-	SubIPAllowList:  {generic, nil},
-	SubKMS:          {generic, nil},
+	SubWorkspace:     {[]string{ActEdit, ActDelete, ActRead}, nil},
+	SubSettings:      {generic, nil},
+	SubAuditLogs:     {generic, nil},
+	SubIntegrations:  {generic, nil},
+	SubWebhooks:      {generic, nil},
+	SubIPAllowList:   {generic, nil},
+	SubKMS:           {generic, nil},
+	SubServiceTokens: {generic, nil},
 }
 
 // Fields describe the object acted on, for conditions. A zero field means "not known".

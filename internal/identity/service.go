@@ -88,6 +88,8 @@ type Service struct {
 	Hasher *PasswordHasher
 	// UserLockout is the lockout of password logins.
 	UserLockout LockoutPolicy
+	// ServiceTokens authenticates "st." bearer tokens; nil refuses them.
+	ServiceTokens *ServiceTokens
 
 	once   sync.Once
 	sig    signer
@@ -208,6 +210,12 @@ func fieldErr(name, msg string) error {
 // Authenticate verifies a bearer token and returns its actor. Every request
 // re-checks the token's record, so revocation is immediate.
 func (s *Service) Authenticate(ctx context.Context, tok, ip, userAgent string) (authz.Actor, error) {
+	if strings.HasPrefix(tok, ServiceTokenPrefix) {
+		if s.ServiceTokens == nil {
+			return authz.Actor{}, errs.Unauthorizedf("Invalid service token")
+		}
+		return s.ServiceTokens.Authenticate(ctx, tok, ip, userAgent)
+	}
 	sig, err := s.signer(ctx)
 	if err != nil {
 		return authz.Actor{}, err

@@ -31,7 +31,15 @@ type Result struct {
 // List returns the secrets of a folder (and, recursively, of its subfolders)
 // that the actor may see, optionally with its imports. Values it may not read
 // are hidden; a folder the actor cannot read at all is a 403. The read is audited.
+//
+// A service token with exactly one scope whose path is no glob lists that
+// scope whatever the query names, as Infisical does.
 func (s *Service) List(ctx context.Context, actor authz.Actor, sc Scope, o ReadOptions) (Result, error) {
+	if st := actor.Service; actor.Kind == authz.ActorServiceToken && st != nil && len(st.Scopes) == 1 &&
+		!strings.ContainsAny(st.Scopes[0].SecretPath, "*?{}[]") {
+		sc.ProjectID, sc.ProjectSlug = st.ProjectID, ""
+		sc.Env, sc.Path = st.Scopes[0].Environment, st.Scopes[0].SecretPath
+	}
 	secs, imps, err := s.list(ctx, actor, sc, o)
 	if err != nil {
 		return Result{}, err

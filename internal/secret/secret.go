@@ -230,6 +230,9 @@ func normalizeValue(v string) string {
 // When only the folder is missing the error wraps project.ErrNoFolder and the
 // environment, the permissions and a Folder with just its Path come with it.
 func (s *Service) folder(ctx context.Context, actor authz.Actor, sc *Scope) (project.Folder, project.Environment, authz.Set, error) {
+	if sc.ProjectID == "" && sc.ProjectSlug == "" && actor.Kind == authz.ActorServiceToken && actor.Service != nil {
+		sc.ProjectID = actor.Service.ProjectID // a service token's project is implied
+	}
 	if sc.ProjectID == "" && sc.ProjectSlug != "" {
 		id, err := s.folders.IDBySlug(ctx, actor, sc.ProjectSlug)
 		if err != nil {
