@@ -147,6 +147,7 @@ func serve(ctx context.Context, cfg config.Config, stdout, stderr io.Writer) err
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+	hs.RegisterOnShutdown(srv.CloseStreams)
 	servers := []*http.Server{hs}
 	if cfg.MetricsListen != "" {
 		mln, err := net.Listen("tcp", cfg.MetricsListen)
@@ -170,6 +171,7 @@ func serve(ctx context.Context, cfg config.Config, stdout, stderr io.Writer) err
 	wctx, stopWorker := context.WithCancel(context.Background())
 	var workers sync.WaitGroup
 	workers.Go(func() { srv.Worker.Run(wctx) })
+	workers.Go(func() { srv.Events.Run(wctx) })
 	defer func() { stopWorker(); workers.Wait() }()
 	log.Info("lockbox listening", "addr", ln.Addr().String(), "database", db.Engine(), "version", version,
 		"startup", time.Since(start).String())

@@ -51,6 +51,7 @@ func (s *Server) routes() {
 	s.importTagRoutes(m)
 	s.secretHistoryRoutes(m)
 	s.dynamicRoutes(m)
+	s.eventRoutes(m)
 
 	// Audit log.
 	m.Handle("GET /api/v1/organization/audit-logs", s.authed(s.auditLogs))

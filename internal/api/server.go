@@ -80,6 +80,10 @@ type Server struct {
 	// workspaceV2Lists does the same for GET /api/v2/workspace/{id}/{sub}.
 	workspaceV2Lists map[string]func(http.ResponseWriter, *http.Request) error
 	patterns         []string // every registered route (Patterns)
+
+	// streams is cancelled by CloseStreams: open event streams end.
+	streams      context.Context
+	closeStreams context.CancelFunc
 }
 
 // New builds the server and its routes.
@@ -121,11 +125,17 @@ func New(o Options) *Server {
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
 		}, []string{"route"}),
 	}
+	s.streams, s.closeStreams = context.WithCancel(context.Background())
 	s.reg.MustRegister(s.requests, s.latency)
 	s.routes()
 	s.handler = s.withRequestID(s.withClientIP(s.withAccessLog(s.withRecover(http.HandlerFunc(s.dispatch)))))
 	return s
 }
+
+// CloseStreams ends every open event stream, now and later. Register it with
+// http.Server.RegisterOnShutdown: Shutdown waits for handlers, and a stream's
+// handler only returns when its stream ends.
+func (s *Server) CloseStreams() { s.closeStreams() }
 
 // Registry is where the server's metrics live; other packages may add to it.
 func (s *Server) Registry() *prometheus.Registry { return s.reg }

@@ -16,6 +16,7 @@ import (
 	"github.com/lockbox-dev/lockbox/internal/authz"
 	"github.com/lockbox-dev/lockbox/internal/dynamic"
 	_ "github.com/lockbox-dev/lockbox/internal/dynamic/provider/all" // built-in providers
+	"github.com/lockbox-dev/lockbox/internal/events"
 	"github.com/lockbox-dev/lockbox/internal/identity"
 	"github.com/lockbox-dev/lockbox/internal/keyring"
 	"github.com/lockbox-dev/lockbox/internal/project"
@@ -53,6 +54,9 @@ type App struct {
 	*api.Server
 	// Worker revokes due leases; run it with Run(ctx) for the life of the node.
 	Worker *dynamic.Worker
+	// Events carries secret events between nodes; run it with Run(ctx) for
+	// the life of the node (on SQLite Run returns at once).
+	Events *store.EventFeed
 }
 
 // New builds the API server and lease worker over an open database and keyring.
@@ -76,6 +80,9 @@ func New(db *store.DB, kr *keyring.Keyring, o Options) *App {
 	dyn.SetTargetPolicy(o.TargetPolicy)
 	dyn.SetLogger(o.Logger)
 	idsvc.ServiceTokens = identity.NewServiceTokens(db, az, projects, idsvc)
+	feed := store.NewEventFeed(db, events.NewBroker(0), o.Logger)
+	secrets := secret.NewService(db, projects, az, kr, nil)
+	secrets.SetFeed(feed)
 	svc := api.Services{
 		Identity:      idsvc,
 		Tokens:        identity.NewTokens(db, idsvc),
@@ -83,7 +90,7 @@ func New(db *store.DB, kr *keyring.Keyring, o Options) *App {
 		Identities:    identity.NewAdmin(db, az, idsvc),
 		ServiceTokens: idsvc.ServiceTokens,
 		Projects:      projects,
-		Secrets:       secret.NewService(db, projects, az, kr, nil),
+		Secrets:       secrets,
 		Dynamic:       dyn,
 		Memberships:   project.NewMemberships(db, az, nil),
 		Roles:         project.NewRoles(db, az, nil),
@@ -102,7 +109,7 @@ func New(db *store.DB, kr *keyring.Keyring, o Options) *App {
 		SeparateMetrics: o.SeparateMetrics,
 	})
 	dyn.SetMetrics(newLeaseMetrics(srv.Registry(), db))
-	return &App{Server: srv, Worker: dynamic.NewWorker(dyn, o.Logger)}
+	return &App{Server: srv, Worker: dynamic.NewWorker(dyn, o.Logger), Events: feed}
 }
 
 // leaseMetrics exposes the lease engine to Prometheus.

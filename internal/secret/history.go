@@ -9,6 +9,7 @@ import (
 	"github.com/lockbox-dev/lockbox/internal/audit"
 	"github.com/lockbox-dev/lockbox/internal/authz"
 	"github.com/lockbox-dev/lockbox/internal/errs"
+	"github.com/lockbox-dev/lockbox/internal/events"
 	"github.com/lockbox-dev/lockbox/internal/project"
 )
 
@@ -183,6 +184,7 @@ func (s *Service) rollback(ctx context.Context, actor authz.Actor, id string, v 
 	if err := s.store.UpdateSecret(ctx, nsl, string(actor.Kind), actor.ID, ev); err != nil {
 		return Secret{}, err
 	}
+	s.publish(ctx, events.SecretUpdate, sec)
 	return visible(perms, sec), nil
 }
 

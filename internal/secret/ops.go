@@ -13,6 +13,7 @@ import (
 	"github.com/lockbox-dev/lockbox/internal/audit"
 	"github.com/lockbox-dev/lockbox/internal/authz"
 	"github.com/lockbox-dev/lockbox/internal/errs"
+	"github.com/lockbox-dev/lockbox/internal/events"
 	"github.com/lockbox-dev/lockbox/internal/project"
 )
 
@@ -377,6 +378,7 @@ func (s *Service) Create(ctx context.Context, actor authz.Actor, sc Scope, items
 		}
 		return nil, err
 	}
+	s.publish(ctx, events.SecretCreate, out...)
 	return visibleAll(perms, out), nil
 }
 
@@ -513,6 +515,7 @@ func (s *Service) update(ctx context.Context, actor authz.Actor, perms authz.Set
 	if err != nil {
 		return Secret{}, err
 	}
+	s.publish(ctx, events.SecretUpdate, sec)
 	return visible(perms, sec), nil
 }
 
@@ -590,7 +593,11 @@ func (s *Service) Delete(ctx context.Context, actor authz.Actor, sc Scope, key, 
 	if err := perms.Check(authz.ActDelete, authz.SubSecrets, fields(env.Slug, f.Path, sec.Key, sec.Tags)); err != nil {
 		return Secret{}, err
 	}
-	return visible(perms, sec), s.store.DeleteSecret(ctx, sec.ID, event(actor, "delete-secret", sec))
+	if err := s.store.DeleteSecret(ctx, sec.ID, event(actor, "delete-secret", sec)); err != nil {
+		return Secret{}, err
+	}
+	s.publish(ctx, events.SecretDelete, sec)
+	return visible(perms, sec), nil
 }
 
 // secretType is typ with its default (shared); a type that is neither shared

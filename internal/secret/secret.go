@@ -115,6 +115,7 @@ type Service struct {
 	authz   Authorizer
 	keys    *keyring.Keyring
 	now     func() time.Time
+	feed    Feed // nil: no events
 }
 
 // NewService returns the secret service.

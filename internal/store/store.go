@@ -58,6 +58,7 @@ type DB struct {
 	read    *sql.DB // SQLite: read-only pool; PostgreSQL: same as write
 	now     func() time.Time
 	path    string
+	url     string // PostgreSQL: for connections outside the pool (LISTEN)
 }
 
 // Open connects, checks the connection and applies pending migrations.
@@ -71,6 +72,7 @@ func Open(ctx context.Context, o Options) (*DB, error) {
 	}
 	if o.URL != "" {
 		db.dialect = Postgres
+		db.url = o.URL
 		p, err := sql.Open("pgx", o.URL)
 		if err != nil {
 			return nil, errors.New("open postgres: bad database url")

@@ -13,6 +13,7 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/lockbox-dev/lockbox/internal/app"
 	"github.com/lockbox-dev/lockbox/internal/client"
@@ -108,9 +109,15 @@ func Start(t testing.TB, d store.Dialect, opts ...Options) *Env {
 		MetricsToken: o.MetricsToken, SeparateMetrics: o.SeparateMetrics})
 	hs := httptest.NewServer(srv)
 	wctx, stop := context.WithCancel(context.Background())
-	done := make(chan struct{})
+	done, evDone := make(chan struct{}), make(chan struct{})
 	go func() { srv.Worker.Run(wctx); close(done) }()
-	t.Cleanup(func() { stop(); <-done; hs.Close() })
+	go func() { srv.Events.Run(wctx); close(evDone) }()
+	t.Cleanup(func() { srv.CloseStreams(); stop(); <-done; <-evDone; hs.Close() })
+	select {
+	case <-srv.Events.Ready():
+	case <-time.After(10 * time.Second):
+		t.Fatal("event feed did not connect")
+	}
 	e := &Env{URL: hs.URL, DB: db, Keyring: kr, Server: hs, App: srv, opts: o.Share.opts, root: root}
 	if o.Share.Token != "" {
 		e.Token, e.OrgID, e.IdentityID = o.Share.Token, o.Share.OrgID, o.Share.IdentityID

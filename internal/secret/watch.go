@@ -1,0 +1,232 @@
+package secret
+
+import (
+	"context"
+	"path"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/lockbox-dev/lockbox/internal/authz"
+	"github.com/lockbox-dev/lockbox/internal/errs"
+	"github.com/lockbox-dev/lockbox/internal/events"
+	"github.com/lockbox-dev/lockbox/internal/project"
+)
+
+// Feed carries secret events between writers and subscribers, on every node;
+// store.EventFeed implements it.
+type Feed interface {
+	// Publish announces changes that have committed; it never fails the write.
+	Publish(ctx context.Context, evs []events.Event)
+	// Subscribe returns a subscription to the events match accepts, until ctx ends.
+	Subscribe(ctx context.Context, match func(events.Event) bool) (*events.Subscription, error)
+}
+
+// SetFeed makes the service announce every committed create, update and
+// delete of a shared secret on f, and lets Watch subscribe to it.
+func (s *Service) SetFeed(f Feed) { s.feed = f }
+
+// PermissionRefresh is how often a watch re-reads its actor's permissions.
+var PermissionRefresh = time.Minute
+
+// WatchRule registers one event type, optionally only in one environment and
+// in the folders whose path matches a glob ("*" one segment, "**" any depth).
+type WatchRule struct {
+	Type events.Type
+	Env  string // empty: every environment
+	Path string // empty: every folder
+}
+
+// Watch subscribes actor to the secret events of a project that its rules
+// register, until ctx ends. Each rule must point where the actor may see
+// secrets (403 otherwise), and each event is delivered only if the actor may
+// see that the secret exists (describe, read or readValue on it); permissions
+// are re-read every PermissionRefresh, and a watch whose rules are no longer
+// allowed ends with a Forbidden error.
+func (s *Service) Watch(ctx context.Context, actor authz.Actor, projectID string, rules []WatchRule) (*events.Subscription, error) {
+	if s.feed == nil {
+		return nil, errs.BadRequest("Event subscriptions are not available on this server")
+	}
+	if projectID == "" {
+		return nil, invalidField("projectId", "Missing project id")
+	}
+	if _, err := uuid.Parse(projectID); err != nil {
+		return nil, errs.NotFoundf("Project with ID '%s' not found", projectID)
+	}
+	if len(rules) == 0 || len(rules) > 10 {
+		return nil, invalidField("register", "Register 1 to 10 events")
+	}
+	for i, r := range rules {
+		if !events.Known(r.Type) {
+			return nil, invalidField("register", "Unknown event %q", truncate(string(r.Type), 64))
+		}
+		if len(r.Env) > 64 || strings.ContainsAny(r.Env, "/\x00") {
+			return nil, invalidField("environmentSlug", "Invalid environment slug")
+		}
+		p, err := normalizeGlob(r.Path)
+		if err != nil {
+			return nil, err
+		}
+		rules[i].Path = p
+	}
+	perms, err := s.watchPerms(ctx, actor, projectID, rules)
+	if err != nil {
+		return nil, err
+	}
+	var cur atomic.Pointer[authz.Set]
+	cur.Store(&perms)
+	sub, err := s.feed.Subscribe(ctx, func(ev events.Event) bool {
+		return ev.ProjectID == projectID && watchMatch(*cur.Load(), rules, ev)
+	})
+	if err != nil {
+		e := errs.Unavailablef("Event subscriptions are unavailable right now; retry")
+		e.Err = err
+		return nil, e
+	}
+	go func() {
+		t := time.NewTicker(PermissionRefresh)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			p, err := s.watchPerms(ctx, actor, projectID, rules)
+			if ctx.Err() != nil {
+				return
+			}
+			if err != nil {
+				sub.Stop(errs.Forbiddenf("Permission to these events was revoked"))
+				return
+			}
+			cur.Store(&p)
+		}
+	}()
+	return sub, nil
+}
+
+// watchPerms resolves the actor's permissions and checks that each rule
+// points where some secret may be seen.
+func (s *Service) watchPerms(ctx context.Context, actor authz.Actor, projectID string, rules []WatchRule) (authz.Set, error) {
+	perms, err := s.authz.ProjectPermissions(ctx, actor, projectID)
+	if err != nil {
+		return authz.Set{}, err
+	}
+	for _, r := range rules {
+		var f *authz.Fields
+		if r.Env != "" {
+			f = &authz.Fields{Environment: r.Env, SecretPath: globBase(r.Path)}
+		}
+		if !perms.Can(authz.ActRead, authz.SubSecrets, f) && !perms.Can(authz.ActReadValue, authz.SubSecrets, f) &&
+			!perms.Can(authz.ActDescribeSecret, authz.SubSecrets, f) {
+			return authz.Set{}, errs.PermissionDenied(authz.ActDescribeSecret, authz.SubSecrets)
+		}
+	}
+	return perms, nil
+}
+
+func watchMatch(perms authz.Set, rules []WatchRule, ev events.Event) bool {
+	for _, r := range rules {
+		if r.Type != ev.Type || (r.Env != "" && r.Env != ev.Env) || (r.Path != "" && !globMatch(r.Path, ev.Path)) {
+			continue
+		}
+		f := &authz.Fields{Environment: ev.Env, SecretPath: ev.Path, SecretName: ev.Key, SecretTags: ev.Tags}
+		return perms.Can(authz.ActRead, authz.SubSecrets, f) || perms.Can(authz.ActReadValue, authz.SubSecrets, f) ||
+			perms.Can(authz.ActDescribeSecret, authz.SubSecrets, f)
+	}
+	return false
+}
+
+// normalizeGlob cleans a folder path whose segments may be "*", "**" or
+// folder names with "*" in them; empty stays empty (every folder).
+func normalizeGlob(p string) (string, error) {
+	p = strings.TrimSpace(p)
+	if p == "" {
+		return "", nil
+	}
+	if !strings.HasPrefix(p, "/") || len(p) > 1024 {
+		return "", invalidField("secretPath", "Secret path must start with / and be at most 1024 characters")
+	}
+	var segs []string
+	for _, sg := range strings.Split(p, "/") {
+		if sg == "" {
+			continue
+		}
+		if !project.ValidFolderName(strings.ReplaceAll(sg, "*", "x")) {
+			return "", invalidField("secretPath", "Secret path segment %q is not a folder name or a glob", truncate(sg, 64))
+		}
+		segs = append(segs, sg)
+	}
+	return "/" + strings.Join(segs, "/"), nil
+}
+
+// globBase is the part of a glob before its first wildcard segment.
+func globBase(p string) string {
+	if p == "" {
+		return "/"
+	}
+	var segs []string
+	for _, sg := range strings.Split(p[1:], "/") {
+		if strings.Contains(sg, "*") {
+			break
+		}
+		if sg != "" {
+			segs = append(segs, sg)
+		}
+	}
+	return "/" + strings.Join(segs, "/")
+}
+
+// globMatch matches a folder path against a normalized glob.
+func globMatch(glob, p string) bool {
+	return segMatch(splitPath(glob), splitPath(p))
+}
+
+func splitPath(p string) []string {
+	p = strings.Trim(p, "/")
+	if p == "" {
+		return nil
+	}
+	return strings.Split(p, "/")
+}
+
+func segMatch(g, p []string) bool {
+	for len(g) > 0 {
+		if g[0] == "**" {
+			for i := 0; i <= len(p); i++ {
+				if segMatch(g[1:], p[i:]) {
+					return true
+				}
+			}
+			return false
+		}
+		if len(p) == 0 {
+			return false
+		}
+		if ok, _ := path.Match(g[0], p[0]); !ok {
+			return false
+		}
+		g, p = g[1:], p[1:]
+	}
+	return len(p) == 0
+}
+
+// publish announces committed changes to shared secrets (personal overrides
+// are their owner's business).
+func (s *Service) publish(ctx context.Context, typ events.Type, secs ...Secret) {
+	if s.feed == nil {
+		return
+	}
+	evs := make([]events.Event, 0, len(secs))
+	for _, sec := range secs {
+		if sec.Type == Personal {
+			continue
+		}
+		evs = append(evs, events.Event{Type: typ, ProjectID: sec.ProjectID, Env: sec.Env, Path: sec.Path, Key: sec.Key,
+			Tags: tagSlugs(sec.Tags), Version: sec.Version})
+	}
+	s.feed.Publish(ctx, evs)
+}
