@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"net/http"
 	"strings"
@@ -301,4 +302,35 @@ func TestProjectEventsAcrossNodes(t *testing.T) {
 		t.Logf("%s written on node 1 (request %s), received on node 2 %s after the response", typ, committed.Sub(start), lag)
 	}
 	t.Logf("worst lag from node 1's response to node 2's event: %s", worst)
+}
+
+func TestProjectEventsFeedLossEndsStreamsAndRecovers(t *testing.T) {
+	e := apptest.Bootstrapped(t, store.Postgres)
+	p := createProject(t, e, e.Token, map[string]any{"projectName": "flaky-feed"})
+	s := subscribe(t, e, e.Token, register(p.ID, "", ""))
+	// Kill this database's LISTEN connection, as a PostgreSQL failover or a
+	// network cut would.
+	db, err := sql.Open("pgx", e.DBURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var n int
+	if err := db.QueryRow(`SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+		WHERE datname = current_database() AND query LIKE 'LISTEN%'`).Scan(&n); err != nil || n != 1 {
+		t.Fatalf("terminated %d LISTEN connections: %v", n, err)
+	}
+	ev := s.next(t, 5*time.Second)
+	if ev.Type != "error" || !strings.Contains(ev.Raw, "interrupted") {
+		t.Fatalf("want an error event, got %s", ev.Raw)
+	}
+	select {
+	case <-s.done:
+	case <-time.After(2 * time.Second):
+		t.Fatal("stream still open after its error event")
+	}
+	// A new subscription is granted once the feed is back, and sees writes.
+	again := subscribe(t, e, e.Token, register(p.ID, "", ""))
+	putSecret(t, e, e.Token, p.ID, "dev", "/", "AFTER", "v")
+	checkEvent(t, again.next(t, 2*time.Second), "secret:create", "dev", "/", "AFTER")
 }

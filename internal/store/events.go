@@ -130,9 +130,12 @@ func (f *EventFeed) Run(ctx context.Context) {
 	}
 	backoff := 50 * time.Millisecond
 	for ctx.Err() == nil {
-		err := f.listen(ctx)
+		live, err := f.listen(ctx)
 		if ctx.Err() != nil {
 			return
+		}
+		if live {
+			backoff = 50 * time.Millisecond
 		}
 		f.log.Warn("event feed lost; reconnecting", "err", err.Error(), "in", backoff.String())
 		select {
@@ -144,16 +147,18 @@ func (f *EventFeed) Run(ctx context.Context) {
 	}
 }
 
-func (f *EventFeed) listen(ctx context.Context) error {
+// listen holds one LISTEN connection until it fails; live reports whether it
+// got as far as listening.
+func (f *EventFeed) listen(ctx context.Context) (live bool, err error) {
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	conn, err := pgx.Connect(cctx, f.db.url)
 	cancel()
 	if err != nil {
-		return connectError(Postgres, err)
+		return false, connectError(Postgres, err)
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 	if _, err := conn.Exec(ctx, "LISTEN "+EventsChannel); err != nil {
-		return err
+		return false, err
 	}
 	f.mu.Lock()
 	close(f.up)
@@ -167,7 +172,7 @@ func (f *EventFeed) listen(ctx context.Context) error {
 	for {
 		n, err := conn.WaitForNotification(ctx)
 		if err != nil {
-			return err
+			return true, err
 		}
 		var p notifyPayload
 		if err := json.Unmarshal([]byte(n.Payload), &p); err != nil {
