@@ -29,6 +29,9 @@ func (s *Server) projectRoutes(m *routeMux) {
 	m.Handle("PATCH /api/v2/workspace/{slug}", s.authed(s.projectUpdateBySlug))
 	m.Handle("DELETE /api/v1/projects/{projectId}", s.authed(s.projectDelete))
 	m.Handle("DELETE /api/v2/workspace/{slug}", s.authed(s.projectDeleteBySlug))
+	m.Handle("PATCH /api/v1/workspace/{projectId}", s.authed(s.workspaceUpdate))
+	m.Handle("DELETE /api/v1/workspace/{projectId}", s.authed(s.workspaceDelete))
+	m.Handle("PUT /api/v1/workspace/{projectSlug}/audit-logs-retention", s.authed(s.projectAuditLogsRetention))
 
 	for _, base := range []string{"/api/v1/projects/{projectId}/environments", "/api/v1/workspace/{projectId}/environments"} {
 		m.Handle("POST "+base, s.authed(s.envCreate))
@@ -78,7 +81,16 @@ func toWireProject(p project.Project) wireProject {
 	}
 	return wireProject{ID: p.ID, LegacyID: p.ID, Name: p.Name, Slug: p.Slug, Description: p.Description, Type: p.Type,
 		OrgID: p.OrgID, Version: p.Version, AutoCapitalization: p.AutoCapitalization, HasDeleteProtection: p.HasDeleteProtection,
-		Environments: envs, CreatedAt: rfc3339(p.CreatedAt), UpdatedAt: rfc3339(p.UpdatedAt)}
+		AuditLogsRetentionDays: retentionDays(p), Environments: envs, CreatedAt: rfc3339(p.CreatedAt), UpdatedAt: rfc3339(p.UpdatedAt)}
+}
+
+// retentionDays is a project's audit log retention, null when unset.
+func retentionDays(p project.Project) *int {
+	if p.AuditLogsRetentionDays == 0 {
+		return nil
+	}
+	d := p.AuditLogsRetentionDays
+	return &d
 }
 
 type projectBody struct {
@@ -246,6 +258,45 @@ func (s *Server) projectDelete(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	return writeJSON(w, http.StatusOK, projectBody{toWireProject(p)})
+}
+
+// workspaceUpdate is PATCH /api/v1/workspace/{projectId}: Infisical's
+// by-id update, answered as {message, workspace}.
+func (s *Server) workspaceUpdate(w http.ResponseWriter, r *http.Request) error {
+	return s.updateProject(w, r, r.PathValue("projectId"), true)
+}
+
+// workspaceDelete is DELETE /api/v1/workspace/{projectId}, answered as {workspace}.
+func (s *Server) workspaceDelete(w http.ResponseWriter, r *http.Request) error {
+	p, err := s.svc.Projects.Delete(r.Context(), actorFrom(r.Context()), r.PathValue("projectId"))
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, struct {
+		Workspace wireProject `json:"workspace"`
+	}{toWireProject(p)})
+}
+
+// projectAuditLogsRetention stores the project's audit log retention (it
+// does not prune yet), answered as {message, workspace}.
+func (s *Server) projectAuditLogsRetention(w http.ResponseWriter, r *http.Request) error {
+	var req struct {
+		AuditLogsRetentionDays *int `json:"auditLogsRetentionDays"`
+	}
+	if err := s.decode(r, &req); err != nil {
+		return err
+	}
+	if req.AuditLogsRetentionDays == nil {
+		return field("auditLogsRetentionDays", "Required")
+	}
+	p, err := s.svc.Projects.SetAuditLogsRetention(r.Context(), actorFrom(r.Context()), r.PathValue("projectSlug"), *req.AuditLogsRetentionDays)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, struct {
+		Message   string      `json:"message"`
+		Workspace wireProject `json:"workspace"`
+	}{"Successfully updated project's audit logs retention period", toWireProject(p)})
 }
 
 func (s *Server) projectDeleteBySlug(w http.ResponseWriter, r *http.Request) error {

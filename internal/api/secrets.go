@@ -29,29 +29,79 @@ func (s *Server) secretRoutes(m *routeMux) {
 }
 
 type wireSecret struct {
-	ID                    string    `json:"id"`
-	LegacyID              string    `json:"_id"`
-	Workspace             string    `json:"workspace"`
-	Environment           string    `json:"environment"`
-	SecretPath            string    `json:"secretPath"`
-	Version               int       `json:"version"`
-	Type                  string    `json:"type"`
-	SecretKey             string    `json:"secretKey"`
-	SecretValue           string    `json:"secretValue"`
-	SecretValueHidden     bool      `json:"secretValueHidden"`
-	SecretComment         string    `json:"secretComment"`
-	SkipMultilineEncoding bool      `json:"skipMultilineEncoding"`
-	Tags                  []wireTag `json:"tags"`
-	SecretMetadata        []any     `json:"secretMetadata"`
-	CreatedAt             string    `json:"createdAt"`
-	UpdatedAt             string    `json:"updatedAt"`
+	ID                    string     `json:"id"`
+	LegacyID              string     `json:"_id"`
+	Workspace             string     `json:"workspace"`
+	Environment           string     `json:"environment"`
+	SecretPath            string     `json:"secretPath"`
+	Version               int        `json:"version"`
+	Type                  string     `json:"type"`
+	SecretKey             string     `json:"secretKey"`
+	SecretValue           string     `json:"secretValue"`
+	SecretValueHidden     bool       `json:"secretValueHidden"`
+	SecretComment         string     `json:"secretComment"`
+	SkipMultilineEncoding bool       `json:"skipMultilineEncoding"`
+	Tags                  []wireTag  `json:"tags"`
+	SecretMetadata        []wireMeta `json:"secretMetadata"`
+	// SecretReminderRepeatDays and SecretReminderNote are null without a reminder.
+	SecretReminderRepeatDays *int     `json:"secretReminderRepeatDays"`
+	SecretReminderNote       *string  `json:"secretReminderNote"`
+	SecretReminderRecipients []string `json:"secretReminderRecipients"`
+	CreatedAt                string   `json:"createdAt"`
+	UpdatedAt                string   `json:"updatedAt"`
+}
+
+// wireMeta is one metadata entry. Lockbox seals all metadata at rest, so
+// isEncrypted (Infisical's per-entry flag) is accepted and always answered false.
+type wireMeta struct {
+	Key         string `json:"key"`
+	Value       string `json:"value"`
+	IsEncrypted bool   `json:"isEncrypted"`
 }
 
 func toWireSecret(sec secret.Secret) wireSecret {
-	return wireSecret{ID: sec.ID, LegacyID: sec.ID, Workspace: sec.ProjectID, Environment: sec.Env, SecretPath: sec.Path,
+	md := make([]wireMeta, len(sec.Metadata))
+	for i, m := range sec.Metadata {
+		md[i] = wireMeta{Key: m.Key, Value: m.Value}
+	}
+	out := wireSecret{ID: sec.ID, LegacyID: sec.ID, Workspace: sec.ProjectID, Environment: sec.Env, SecretPath: sec.Path,
 		Version: sec.Version, Type: sec.Type, SecretKey: sec.Key, SecretValue: sec.Value, SecretValueHidden: sec.ValueHidden,
-		SecretComment: sec.Comment, SkipMultilineEncoding: sec.SkipMultiline, Tags: toWireTags(sec.Tags), SecretMetadata: []any{},
-		CreatedAt: rfc3339(sec.CreatedAt), UpdatedAt: rfc3339(sec.UpdatedAt)}
+		SecretComment: sec.Comment, SkipMultilineEncoding: sec.SkipMultiline, Tags: toWireTags(sec.Tags), SecretMetadata: md,
+		SecretReminderRecipients: sec.Reminder.Recipients, CreatedAt: rfc3339(sec.CreatedAt), UpdatedAt: rfc3339(sec.UpdatedAt)}
+	if out.SecretReminderRecipients == nil {
+		out.SecretReminderRecipients = []string{}
+	}
+	if sec.Reminder.RepeatDays > 0 {
+		d := sec.Reminder.RepeatDays
+		out.SecretReminderRepeatDays = &d
+	}
+	if sec.Reminder.Note != "" {
+		n := sec.Reminder.Note
+		out.SecretReminderNote = &n
+	}
+	return out
+}
+
+// extrasBody is the metadata and reminder part of a write body; absent
+// fields (and null ones) leave the secret's unchanged on an update.
+type extrasBody struct {
+	SecretMetadata           *[]wireMeta `json:"secretMetadata"`
+	SecretReminderRepeatDays *int        `json:"secretReminderRepeatDays"`
+	SecretReminderNote       *string     `json:"secretReminderNote"`
+	SecretReminderRecipients *[]string   `json:"secretReminderRecipients"`
+}
+
+func (b extrasBody) extras() secret.Extras {
+	x := secret.Extras{ReminderRepeatDays: b.SecretReminderRepeatDays, ReminderNote: b.SecretReminderNote,
+		ReminderRecipients: b.SecretReminderRecipients}
+	if b.SecretMetadata != nil {
+		md := make([]secret.MetaEntry, len(*b.SecretMetadata))
+		for i, m := range *b.SecretMetadata {
+			md[i] = secret.MetaEntry{Key: m.Key, Value: m.Value}
+		}
+		x.Metadata = &md
+	}
+	return x
 }
 
 // secretETag is the entity tag of one secret: its version, quoted. It is
@@ -190,6 +240,7 @@ type secretBody struct {
 	NewSecretName         *string   `json:"newSecretName"`
 	TagIDs                *[]string `json:"tagIds"`
 	ProjectSlug           string    `json:"projectSlug"`
+	extrasBody
 }
 
 func (b secretBody) scope() secret.Scope {
@@ -214,7 +265,7 @@ func (s *Server) secretCreate(w http.ResponseWriter, r *http.Request) error {
 	}
 	secs, err := s.svc.Secrets.Create(r.Context(), actorFrom(r.Context()), req.scope(), []secret.New{{Key: r.PathValue("secretName"),
 		Value: *req.SecretValue, Comment: deref(req.SecretComment), Type: req.Type, SkipMultiline: deref(req.SkipMultilineEncoding),
-		TagIDs: deref(req.TagIDs)}})
+		TagIDs: deref(req.TagIDs), Extras: req.extras()}})
 	if err != nil {
 		return err
 	}
@@ -235,7 +286,7 @@ func (s *Server) secretUpdate(w http.ResponseWriter, r *http.Request) error {
 	}
 	sec, err := s.svc.Secrets.Update(r.Context(), actorFrom(r.Context()), req.scope(), r.PathValue("secretName"), secret.Change{
 		Type: req.Type, NewKey: req.NewSecretName, Value: req.SecretValue, Comment: req.SecretComment, SkipMultiline: req.SkipMultilineEncoding,
-		TagIDs: req.TagIDs, IfMatch: ifMatchVersions(r), Version: req.Version})
+		TagIDs: req.TagIDs, Extras: req.extras(), IfMatch: ifMatchVersions(r), Version: req.Version})
 	if err != nil {
 		return err
 	}
@@ -293,6 +344,7 @@ func (s *Server) secretBatchCreate(w http.ResponseWriter, r *http.Request) error
 			SecretComment         string   `json:"secretComment"`
 			SkipMultilineEncoding bool     `json:"skipMultilineEncoding"`
 			TagIDs                []string `json:"tagIds"`
+			extrasBody
 		} `json:"secrets"`
 	}
 	if err := s.decode(r, &req); err != nil {
@@ -300,7 +352,8 @@ func (s *Server) secretBatchCreate(w http.ResponseWriter, r *http.Request) error
 	}
 	items := make([]secret.New, len(req.Secrets))
 	for i, it := range req.Secrets {
-		items[i] = secret.New{Key: it.SecretKey, Value: it.SecretValue, Comment: it.SecretComment, SkipMultiline: it.SkipMultilineEncoding, TagIDs: it.TagIDs}
+		items[i] = secret.New{Key: it.SecretKey, Value: it.SecretValue, Comment: it.SecretComment, SkipMultiline: it.SkipMultilineEncoding,
+			TagIDs: it.TagIDs, Extras: it.extras()}
 	}
 	secs, err := s.svc.Secrets.Create(r.Context(), actorFrom(r.Context()), req.scope(), items)
 	if err != nil {
@@ -340,6 +393,7 @@ type batchItemBody struct {
 	SkipMultilineEncoding *bool     `json:"skipMultilineEncoding"`
 	NewSecretName         *string   `json:"newSecretName"`
 	TagIDs                *[]string `json:"tagIds"`
+	extrasBody
 }
 
 type batchBody struct {
@@ -352,7 +406,8 @@ func (b batchBody) items() []secret.BatchItem {
 	out := make([]secret.BatchItem, len(b.Secrets))
 	for i, it := range b.Secrets {
 		out[i] = secret.BatchItem{Key: it.SecretKey, Path: it.SecretPath, Change: secret.Change{Type: it.Type, NewKey: it.NewSecretName,
-			Value: it.SecretValue, Comment: it.SecretComment, SkipMultiline: it.SkipMultilineEncoding, TagIDs: it.TagIDs}}
+			Value: it.SecretValue, Comment: it.SecretComment, SkipMultiline: it.SkipMultilineEncoding, TagIDs: it.TagIDs,
+			Extras: it.extras()}}
 	}
 	return out
 }

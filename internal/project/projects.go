@@ -24,9 +24,12 @@ type Project struct {
 	AutoCapitalization  bool
 	HasDeleteProtection bool
 	Version             int
-	Environments        []Environment
-	CreatedAt           time.Time
-	UpdatedAt           time.Time
+	// AuditLogsRetentionDays is the project's audit log retention setting,
+	// 0 when unset. It is stored and returned; nothing prunes by it yet.
+	AuditLogsRetentionDays int
+	Environments           []Environment
+	CreatedAt              time.Time
+	UpdatedAt              time.Time
 }
 
 // Project types Infisical knows.
@@ -238,5 +241,32 @@ func (s *Service) Delete(ctx context.Context, actor authz.Actor, id string) (Pro
 		return Project{}, err
 	}
 	s.keys.Forget(keyring.Project(p.ID))
+	return p, nil
+}
+
+// MaxAuditLogsRetentionDays bounds a project's audit log retention setting.
+const MaxAuditLogsRetentionDays = 3650
+
+// SetAuditLogsRetention stores the audit log retention of the project with
+// slug (0 clears it). It needs edit on the project's settings. Audit logs are
+// not pruned by it yet.
+func (s *Service) SetAuditLogsRetention(ctx context.Context, actor authz.Actor, slug string, days int) (Project, error) {
+	if days < 0 || days > MaxAuditLogsRetentionDays {
+		return Project{}, invalidField("auditLogsRetentionDays", "auditLogsRetentionDays must be 0 to %d", MaxAuditLogsRetentionDays)
+	}
+	id, err := s.IDBySlug(ctx, actor, slug)
+	if err != nil {
+		return Project{}, err
+	}
+	p, _, err := s.load(ctx, actor, id, authz.ActEdit, authz.SubSettings)
+	if err != nil {
+		return Project{}, err
+	}
+	p.AuditLogsRetentionDays = days
+	p.UpdatedAt = s.now().UTC().Truncate(time.Microsecond)
+	ev := audit.New(actor, "update-project-audit-logs-retention", map[string]any{"projectId": p.ID, "auditLogsRetentionDays": days}).InProject(p.ID, p.Name)
+	if err := s.store.UpdateProject(ctx, p, ev); err != nil {
+		return Project{}, err
+	}
 	return p, nil
 }

@@ -115,10 +115,10 @@ func (s *Service) Versions(ctx context.Context, actor authz.Actor, id string, of
 	return out, nil
 }
 
-// Rollback writes a new version whose key, value, comment and encoding are
-// those of version v. Like a blind Update, it is applied on top of whatever
-// version is current when it is written, never refused for a write that
-// landed first.
+// Rollback writes a new version whose key, value, comment, encoding,
+// metadata and reminder are those of version v. Like a blind Update, it is
+// applied on top of whatever version is current when it is written, never
+// refused for a write that landed first.
 func (s *Service) Rollback(ctx context.Context, actor authz.Actor, id string, v int) (Secret, error) {
 	var out Secret
 	err := retryStale(ctx, func() (err error) {
@@ -170,6 +170,7 @@ func (s *Service) rollback(ctx context.Context, actor authz.Actor, id string, v 
 	}
 	before := sec
 	sec.Key, sec.Value, sec.Comment, sec.SkipMultiline = prev.Key, prev.Value, prev.Comment, prev.SkipMultiline
+	sec.Metadata, sec.Reminder = prev.Metadata, prev.Reminder
 	if err := noReveal(perms, before, sec); err != nil {
 		return Secret{}, err
 	}
@@ -227,7 +228,7 @@ func (s *Service) UpdateMany(ctx context.Context, actor authz.Actor, sc Scope, m
 			}
 			var created []Secret
 			created, err = s.Create(ctx, actor, isc, []New{{Key: it.Key, Value: *it.Value, Comment: deref(it.Comment),
-				Type: it.Type, SkipMultiline: deref(it.SkipMultiline), TagIDs: derefSlice(it.TagIDs)}})
+				Type: it.Type, SkipMultiline: deref(it.SkipMultiline), TagIDs: derefSlice(it.TagIDs), Extras: it.Extras}})
 			if err == nil {
 				sec = created[0]
 			}

@@ -285,6 +285,7 @@ type New struct {
 	Comment       string
 	Type          string
 	SkipMultiline bool
+	Extras
 }
 
 func (s *Service) prepare(actor authz.Actor, perms authz.Set, f project.Folder, env project.Environment, n New, tags []Tag, now time.Time) (Secret, error) {
@@ -304,7 +305,11 @@ func (s *Service) prepare(actor authz.Actor, perms authz.Set, f project.Folder, 
 	}
 	sec := Secret{ID: uuid.Must(uuid.NewV7()).String(), ProjectID: env.ProjectID, Env: env.Slug, Path: f.Path, FolderID: f.ID,
 		Key: n.Key, Type: typ, Version: 1, Value: normalizeValue(n.Value), Comment: strings.TrimSpace(n.Comment),
-		SkipMultiline: n.SkipMultiline, Tags: tags, CreatedAt: now, UpdatedAt: now}
+		SkipMultiline: n.SkipMultiline, Tags: tags, Metadata: []MetaEntry{}, Reminder: Reminder{Recipients: []string{}},
+		CreatedAt: now, UpdatedAt: now}
+	if err := applyExtras(&sec, n.Extras); err != nil {
+		return Secret{}, err
+	}
 	switch typ {
 	case Shared:
 	case Personal:
@@ -390,6 +395,7 @@ type Change struct {
 	Value         *string
 	Comment       *string
 	SkipMultiline *bool
+	Extras
 	// IfMatch, when not nil, makes the update conditional: it applies only
 	// if the secret's current version is one of these (an empty list matches
 	// none), else it fails with PreconditionFailed.
@@ -494,6 +500,9 @@ func (s *Service) update(ctx context.Context, actor authz.Actor, perms authz.Set
 	}
 	if c.SkipMultiline != nil {
 		sec.SkipMultiline = *c.SkipMultiline
+	}
+	if err := applyExtras(&sec, c.Extras); err != nil {
+		return Secret{}, err
 	}
 	if err := noReveal(perms, before, sec); err != nil {
 		return Secret{}, err

@@ -5,7 +5,10 @@ package secret
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -45,8 +48,24 @@ type Secret struct {
 	Comment       string
 	SkipMultiline bool
 	Tags          []Tag
+	Metadata      []MetaEntry
+	Reminder      Reminder
 	CreatedAt     time.Time
 	UpdatedAt     time.Time
+}
+
+// MetaEntry is one key/value pair of a secret's metadata.
+type MetaEntry struct {
+	Key   string
+	Value string
+}
+
+// Reminder is a secret's rotation reminder. It is stored and returned only:
+// lockbox sends no mail. RepeatDays 0 means no reminder.
+type Reminder struct {
+	RepeatDays int
+	Note       string
+	Recipients []string // user ids
 }
 
 // Sealed is a secret as stored: value and comment encrypted.
@@ -61,6 +80,12 @@ type Sealed struct {
 	Value         []byte
 	Comment       []byte
 	SkipMultiline bool
+	// Metadata is the sealed JSON of the metadata entries and ReminderNote
+	// the sealed note; empty (never sealed) means none.
+	Metadata           []byte
+	ReminderNote       []byte
+	ReminderRepeatDays int
+	ReminderRecipients []string
 	// TagIDs, when not nil, replaces the secret's tags on write.
 	TagIDs    []string
 	CreatedAt time.Time
@@ -148,8 +173,60 @@ func (s *Service) seal(ctx context.Context, sec Secret) (Sealed, error) {
 	if err != nil {
 		return Sealed{}, err
 	}
+	md, err := json.Marshal(metaJSON(sec.Metadata))
+	if err != nil {
+		return Sealed{}, err
+	}
+	m, err := s.keys.Seal(ctx, o, md, sealAD(sec.ID, sec.Version, "metadata"))
+	if err != nil {
+		return Sealed{}, err
+	}
+	n, err := s.keys.Seal(ctx, o, []byte(sec.Reminder.Note), sealAD(sec.ID, sec.Version, "reminderNote"))
+	if err != nil {
+		return Sealed{}, err
+	}
 	return Sealed{ID: sec.ID, ProjectID: sec.ProjectID, FolderID: sec.FolderID, Key: sec.Key, Type: sec.Type, UserID: sec.UserID,
-		Version: sec.Version, Value: v, Comment: c, SkipMultiline: sec.SkipMultiline, CreatedAt: sec.CreatedAt, UpdatedAt: sec.UpdatedAt}, nil
+		Version: sec.Version, Value: v, Comment: c, SkipMultiline: sec.SkipMultiline, Metadata: m, ReminderNote: n,
+		ReminderRepeatDays: sec.Reminder.RepeatDays, ReminderRecipients: slices.Clone(sec.Reminder.Recipients),
+		CreatedAt: sec.CreatedAt, UpdatedAt: sec.UpdatedAt}, nil
+}
+
+// metaJSON is the sealed form of metadata: a JSON list of {key, value}.
+type metaJSON []MetaEntry
+
+func (m metaJSON) MarshalJSON() ([]byte, error) {
+	type entry struct {
+		K string `json:"key"`
+		V string `json:"value"`
+	}
+	out := make([]entry, len(m))
+	for i, e := range m {
+		out[i] = entry{e.Key, e.Value}
+	}
+	return json.Marshal(out)
+}
+
+func (m *metaJSON) UnmarshalJSON(b []byte) error {
+	var in []struct {
+		K string `json:"key"`
+		V string `json:"value"`
+	}
+	if err := json.Unmarshal(b, &in); err != nil {
+		return err
+	}
+	*m = make(metaJSON, len(in))
+	for i, e := range in {
+		(*m)[i] = MetaEntry{e.K, e.V}
+	}
+	return nil
+}
+
+// openOptional opens a column that rows written before it existed hold empty.
+func (s *Service) openOptional(ctx context.Context, sl Sealed, b []byte, column string) ([]byte, error) {
+	if len(b) == 0 {
+		return nil, nil
+	}
+	return s.keys.Open(ctx, keyring.Project(sl.ProjectID), b, sealAD(sl.ID, sl.Version, column))
 }
 
 func (s *Service) open(ctx context.Context, sl Sealed, env, path string) (Secret, error) {
@@ -162,8 +239,27 @@ func (s *Service) open(ctx context.Context, sl Sealed, env, path string) (Secret
 	if err != nil {
 		return Secret{}, err
 	}
+	md, err := s.openOptional(ctx, sl, sl.Metadata, "metadata")
+	if err != nil {
+		return Secret{}, err
+	}
+	meta := metaJSON{}
+	if len(md) > 0 {
+		if err := json.Unmarshal(md, &meta); err != nil {
+			return Secret{}, fmt.Errorf("decode metadata of secret %s: %w", sl.ID, err)
+		}
+	}
+	note, err := s.openOptional(ctx, sl, sl.ReminderNote, "reminderNote")
+	if err != nil {
+		return Secret{}, err
+	}
+	recipients := slices.Clone(sl.ReminderRecipients)
+	if recipients == nil {
+		recipients = []string{}
+	}
 	return Secret{ID: sl.ID, ProjectID: sl.ProjectID, Env: env, Path: path, FolderID: sl.FolderID, Key: sl.Key, Type: sl.Type,
 		UserID: sl.UserID, Version: sl.Version, Value: string(v), Comment: string(c), SkipMultiline: sl.SkipMultiline,
+		Metadata: []MetaEntry(meta), Reminder: Reminder{RepeatDays: sl.ReminderRepeatDays, Note: string(note), Recipients: recipients},
 		CreatedAt: sl.CreatedAt, UpdatedAt: sl.UpdatedAt}, nil
 }
 
@@ -310,6 +406,7 @@ func visible(perms authz.Set, sec Secret) Secret {
 	}
 	if !describe {
 		sec.Comment, sec.Tags = "", []Tag{}
+		sec.Metadata, sec.Reminder = []MetaEntry{}, Reminder{Recipients: []string{}}
 	}
 	return sec
 }

@@ -13,12 +13,13 @@ import (
 
 var _ project.Store = (*DB)(nil)
 
-const projectCols = `id, org_id, name, slug, description, type, auto_capitalization, has_delete_protection, version, created_at, updated_at`
+const projectCols = `id, org_id, name, slug, description, type, auto_capitalization, has_delete_protection, version,
+	audit_logs_retention_days, created_at, updated_at`
 
 func scanProject(sc interface{ Scan(...any) error }) (project.Project, error) {
 	var p project.Project
 	err := sc.Scan(&p.ID, &p.OrgID, &p.Name, &p.Slug, &p.Description, &p.Type, &p.AutoCapitalization, &p.HasDeleteProtection,
-		&p.Version, timeCol{&p.CreatedAt}, timeCol{&p.UpdatedAt})
+		&p.Version, &p.AuditLogsRetentionDays, timeCol{&p.CreatedAt}, timeCol{&p.UpdatedAt})
 	return p, err
 }
 
@@ -26,9 +27,9 @@ func scanProject(sc interface{ Scan(...any) error }) (project.Project, error) {
 // key, the creator's admin membership and the audit event, in one transaction.
 func (db *DB) CreateProject(ctx context.Context, p project.Project, dataKey []byte, rootKeyID string, creator authz.Actor, ev audit.Event) error {
 	return db.Transact(ctx, func(tx *Tx) error {
-		_, err := tx.exec(ctx, `INSERT INTO projects (`+projectCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		_, err := tx.exec(ctx, `INSERT INTO projects (`+projectCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			p.ID, p.OrgID, p.Name, p.Slug, p.Description, p.Type, p.AutoCapitalization, p.HasDeleteProtection, p.Version,
-			ts(p.CreatedAt), ts(p.UpdatedAt))
+			p.AuditLogsRetentionDays, ts(p.CreatedAt), ts(p.UpdatedAt))
 		if err != nil {
 			return dbErr(err, "insert project")
 		}
@@ -118,8 +119,8 @@ func (db *DB) Projects(ctx context.Context, orgID string, memberOnly bool, kind 
 func (db *DB) UpdateProject(ctx context.Context, p project.Project, ev audit.Event) error {
 	return db.Transact(ctx, func(tx *Tx) error {
 		_, err := tx.exec(ctx, `UPDATE projects SET name = ?, slug = ?, description = ?, auto_capitalization = ?,
-			has_delete_protection = ?, updated_at = ? WHERE id = ?`,
-			p.Name, p.Slug, p.Description, p.AutoCapitalization, p.HasDeleteProtection, ts(p.UpdatedAt), p.ID)
+			has_delete_protection = ?, audit_logs_retention_days = ?, updated_at = ? WHERE id = ?`,
+			p.Name, p.Slug, p.Description, p.AutoCapitalization, p.HasDeleteProtection, p.AuditLogsRetentionDays, ts(p.UpdatedAt), p.ID)
 		if err != nil {
 			return dbErr(err, "UpdateProject")
 		}

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 
 	"github.com/lockbox-dev/lockbox/internal/audit"
@@ -11,13 +12,35 @@ import (
 
 var _ secret.Store = (*DB)(nil)
 
-const secretCols = `id, project_id, folder_id, key, type, COALESCE(user_id, ''), version, value, comment, skip_multiline_encoding, created_at, updated_at`
+const secretCols = `id, project_id, folder_id, key, type, COALESCE(user_id, ''), version, value, comment, skip_multiline_encoding,
+	metadata, reminder_note, reminder_repeat_days, reminder_recipients, created_at, updated_at`
+
+// historyCols are secretCols of a history row h joined with its secret s.
+const historyCols = `s.id, s.project_id, s.folder_id, h.key, s.type, COALESCE(s.user_id, ''), h.version,
+	h.value, h.comment, h.skip_multiline_encoding, h.metadata, h.reminder_note, h.reminder_repeat_days, h.reminder_recipients,
+	s.created_at, h.created_at`
 
 func scanSecret(sc interface{ Scan(...any) error }) (secret.Sealed, error) {
 	var s secret.Sealed
+	var recipients string
 	err := sc.Scan(&s.ID, &s.ProjectID, &s.FolderID, &s.Key, &s.Type, &s.UserID, &s.Version, &s.Value, &s.Comment,
-		&s.SkipMultiline, timeCol{&s.CreatedAt}, timeCol{&s.UpdatedAt})
-	return s, err
+		&s.SkipMultiline, &s.Metadata, &s.ReminderNote, &s.ReminderRepeatDays, &recipients, timeCol{&s.CreatedAt}, timeCol{&s.UpdatedAt})
+	if err != nil {
+		return s, err
+	}
+	if err := json.Unmarshal([]byte(recipients), &s.ReminderRecipients); err != nil {
+		return s, fmt.Errorf("decode reminder recipients of secret %s: %w", s.ID, err)
+	}
+	return s, nil
+}
+
+// recipientsJSON encodes reminder recipients for their TEXT column.
+func recipientsJSON(ids []string) string {
+	if len(ids) == 0 {
+		return "[]"
+	}
+	b, _ := json.Marshal(ids) // a []string always encodes
+	return string(b)
 }
 
 // The hot read queries; plan_test.go checks they use an index on SQLite.
@@ -65,16 +88,17 @@ func (db *DB) SecretByID(ctx context.Context, id string) (secret.Sealed, error) 
 
 // SecretVersion returns a secret as it was at version v.
 func (db *DB) SecretVersion(ctx context.Context, id string, v int) (secret.Sealed, error) {
-	s, err := scanSecret(db.readRow(ctx, `SELECT s.id, s.project_id, s.folder_id, h.key, s.type, COALESCE(s.user_id, ''), h.version,
-		h.value, h.comment, h.skip_multiline_encoding, s.created_at, h.created_at
+	s, err := scanSecret(db.readRow(ctx, `SELECT `+historyCols+`
 		FROM secret_versions h JOIN secrets s ON s.id = h.secret_id WHERE h.secret_id = ? AND h.version = ?`, id, v))
 	return s, dbErr(err, "SecretVersion")
 }
 
 func (tx *Tx) insertSecretVersion(ctx context.Context, s secret.Sealed, actorType, actorID string) error {
 	_, err := tx.exec(ctx, `INSERT INTO secret_versions (id, secret_id, version, key, value, comment, skip_multiline_encoding,
-		actor_type, actor_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		newID(), s.ID, s.Version, s.Key, s.Value, s.Comment, s.SkipMultiline, actorType, actorID, ts(s.UpdatedAt))
+		metadata, reminder_note, reminder_repeat_days, reminder_recipients, actor_type, actor_id, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		newID(), s.ID, s.Version, s.Key, s.Value, s.Comment, s.SkipMultiline, nonNil(s.Metadata), nonNil(s.ReminderNote),
+		s.ReminderRepeatDays, recipientsJSON(s.ReminderRecipients), actorType, actorID, ts(s.UpdatedAt))
 	return dbErr(err, "insert secret version")
 }
 
@@ -83,8 +107,10 @@ func (db *DB) CreateSecrets(ctx context.Context, ss []secret.Sealed, actorType, 
 	return db.Transact(ctx, func(tx *Tx) error {
 		for _, s := range ss {
 			if _, err := tx.exec(ctx, `INSERT INTO secrets (id, project_id, folder_id, key, type, user_id, version, value, comment,
-				skip_multiline_encoding, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+				skip_multiline_encoding, metadata, reminder_note, reminder_repeat_days, reminder_recipients, created_at, updated_at)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 				s.ID, s.ProjectID, s.FolderID, s.Key, s.Type, nullStr(s.UserID), s.Version, s.Value, s.Comment, s.SkipMultiline,
+				nonNil(s.Metadata), nonNil(s.ReminderNote), s.ReminderRepeatDays, recipientsJSON(s.ReminderRecipients),
 				ts(s.CreatedAt), ts(s.UpdatedAt)); err != nil {
 				return dbErr(err, "insert secret")
 			}
@@ -104,8 +130,11 @@ func (db *DB) CreateSecrets(ctx context.Context, ss []secret.Sealed, actorType, 
 // rather than a lost update.
 func (db *DB) UpdateSecret(ctx context.Context, s secret.Sealed, actorType, actorID string, ev audit.Event) error {
 	return db.Transact(ctx, func(tx *Tx) error {
-		res, err := tx.exec(ctx, `UPDATE secrets SET key = ?, version = ?, value = ?, comment = ?, skip_multiline_encoding = ?, updated_at = ?
-			WHERE id = ? AND version = ?`, s.Key, s.Version, s.Value, s.Comment, s.SkipMultiline, ts(s.UpdatedAt), s.ID, s.Version-1)
+		res, err := tx.exec(ctx, `UPDATE secrets SET key = ?, version = ?, value = ?, comment = ?, skip_multiline_encoding = ?,
+			metadata = ?, reminder_note = ?, reminder_repeat_days = ?, reminder_recipients = ?, updated_at = ?
+			WHERE id = ? AND version = ?`, s.Key, s.Version, s.Value, s.Comment, s.SkipMultiline,
+			nonNil(s.Metadata), nonNil(s.ReminderNote), s.ReminderRepeatDays, recipientsJSON(s.ReminderRecipients),
+			ts(s.UpdatedAt), s.ID, s.Version-1)
 		if err != nil {
 			return dbErr(err, "UpdateSecret")
 		}
@@ -134,8 +163,7 @@ func (db *DB) DeleteSecret(ctx context.Context, id string, ev audit.Event) error
 
 // SecretVersions lists a secret's history, newest first.
 func (db *DB) SecretVersions(ctx context.Context, id string, offset, limit int) ([]secret.Sealed, error) {
-	rows, err := db.readq(ctx, `SELECT s.id, s.project_id, s.folder_id, h.key, s.type, COALESCE(s.user_id, ''), h.version,
-		h.value, h.comment, h.skip_multiline_encoding, s.created_at, h.created_at
+	rows, err := db.readq(ctx, `SELECT `+historyCols+`
 		FROM secret_versions h JOIN secrets s ON s.id = h.secret_id WHERE h.secret_id = ? ORDER BY h.version DESC LIMIT ? OFFSET ?`, id, limit, offset)
 	if err != nil {
 		return nil, dbErr(err, "SecretVersions")
@@ -150,4 +178,12 @@ func (db *DB) SecretVersions(ctx context.Context, id string, offset, limit int) 
 		out = append(out, s)
 	}
 	return out, dbErr(rows.Err(), "SecretVersions")
+}
+
+// nonNil keeps a NOT NULL blob column from receiving NULL.
+func nonNil(b []byte) []byte {
+	if b == nil {
+		return []byte{}
+	}
+	return b
 }
