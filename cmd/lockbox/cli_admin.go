@@ -68,7 +68,38 @@ func (c *cli) newProjectsCmd() *cobra.Command {
 			return c.print(out.Projects, []string{"ID", "NAME", "SLUG"}, rows)
 		},
 	}
-	cmd.AddCommand(create, list)
+	var role string
+	addIdentity := &cobra.Command{
+		Use:   "add-identity PROJECT_ID IDENTITY_ID [--role ROLE]",
+		Short: "Make a machine identity a member of a project (role: admin, member, viewer, no-access or a custom role's slug)",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var out struct {
+				IdentityMembership struct {
+					ID    string `json:"id"`
+					Roles []struct {
+						Role           string  `json:"role"`
+						CustomRoleSlug *string `json:"customRoleSlug"`
+					} `json:"roles"`
+				} `json:"identityMembership"`
+			}
+			path := "/api/v1/projects/" + pathEscape(args[0]) + "/identity-memberships/" + pathEscape(args[1])
+			if err := c.call(cmd.Context(), http.MethodPost, path, map[string]any{"role": role}, &out); err != nil {
+				return err
+			}
+			m := out.IdentityMembership
+			roles := make([]string, len(m.Roles))
+			for i, r := range m.Roles {
+				roles[i] = r.Role
+				if r.CustomRoleSlug != nil && *r.CustomRoleSlug != "" {
+					roles[i] = *r.CustomRoleSlug
+				}
+			}
+			return c.print(m, []string{"MEMBERSHIP", "ROLES"}, [][]string{{m.ID, strings.Join(roles, ",")}})
+		},
+	}
+	addIdentity.Flags().StringVar(&role, "role", "member", "project role")
+	cmd.AddCommand(create, list, addIdentity)
 	return cmd
 }
 

@@ -139,6 +139,14 @@ func TestCLISecretsLoginRunExport(t *testing.T) {
 	if out := c.must(admin, "environments", "list", "--projectId", project); strings.Contains(out, "qa ") {
 		t.Fatalf("qa not deleted:\n%s", out)
 	}
+	// An identity with the organization's member role reads a project once added to it.
+	mid := strings.TrimSpace(c.must(admin, "identities", "create", "reader", "--role", "member", "--plain"))
+	if out := c.must(admin, "projects", "add-identity", project, mid, "--role", "viewer"); !strings.Contains(out, "viewer") {
+		t.Fatalf("add-identity:\n%s", out)
+	}
+	if r := c.run(admin, "projects", "add-identity", project, mid); r.code == 0 || !strings.Contains(r.stderr, "already a member") {
+		t.Fatalf("adding a member twice: exit %d, %s", r.code, r.stderr)
+	}
 	id := strings.TrimSpace(c.must(admin, "identities", "create", "ci", "--role", "admin", "--plain"))
 	if !strings.Contains(c.must(admin, "identities", "list"), "ci") {
 		t.Fatal("identity not listed")
