@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"bytes"
+	"log/slog"
 	"net/http"
 	"strings"
 	"sync"
@@ -273,3 +274,20 @@ func (s *syncBuffer) Write(p []byte) (int, error) {
 	return s.b.Write(p)
 }
 func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+// TestLogsExplainRefusalsAndDebugQueries: every 4xx is logged with its
+// message and request id; at debug the query is logged, tokens masked.
+func TestLogsExplainRefusalsAndDebugQueries(t *testing.T) {
+	var buf syncBuffer
+	e := apptest.Bootstrapped(t, store.SQLite, apptest.Options{Log: &buf, LogLevel: slog.LevelDebug})
+	r := e.Do(t, "GET", "/api/v3/secrets/raw?workspaceId=00000000-0000-0000-0000-000000000000&environment=dev&accessToken=planted-tok", e.Token, nil)
+	m := assertError(t, r, 404, "NotFound")
+	logs := buf.String()
+	if !strings.Contains(logs, `"msg":"request refused"`) || !strings.Contains(logs, m["reqId"].(string)) ||
+		!strings.Contains(logs, "not found") {
+		t.Fatalf("no refusal line with the request id and message:\n%s", logs)
+	}
+	if !strings.Contains(logs, "environment=dev") || strings.Contains(logs, "planted-tok") {
+		t.Fatalf("debug query line missing, or it shows the token:\n%s", logs)
+	}
+}

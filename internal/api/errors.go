@@ -60,6 +60,10 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		body.Message = "Something went wrong"
 	} else {
 		e, _ := errors.AsType[*errs.Error](err)
+		// A client's message is safe to log (it never carries a secret), and
+		// with the request id it lets a user match a client's failure to a cause.
+		s.log.InfoContext(r.Context(), "request refused", "reqId", reqID, "route", r.Pattern, "status", ks.status,
+			"error", first(e.Code, ks.name), "message", e.Message)
 		body.Message = e.Message
 		if e.Code != "" {
 			body.Error = e.Code

@@ -11,6 +11,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"net/url"
+	"regexp"
 	"runtime/debug"
 	"strings"
 	"time"
@@ -263,7 +265,7 @@ func (s *Server) withAccessLog(next http.Handler) http.Handler {
 		}
 		s.requests.WithLabelValues(route, r.Method, fmt.Sprint(lw.status)).Inc()
 		s.latency.WithLabelValues(route).Observe(d.Seconds())
-		s.log.LogAttrs(r.Context(), slog.LevelInfo, "request",
+		attrs := []slog.Attr{
 			slog.String("reqId", requestID(r.Context())),
 			slog.String("method", r.Method),
 			slog.String("route", route),
@@ -272,8 +274,27 @@ func (s *Server) withAccessLog(next http.Handler) http.Handler {
 			slog.Int("bytes", lw.bytes),
 			slog.Duration("duration", d),
 			slog.String("ip", clientIP(r)),
-		)
+		}
+		if r.URL.RawQuery != "" && s.log.Enabled(r.Context(), slog.LevelDebug) {
+			attrs = append(attrs, slog.String("query", redactQuery(r.URL.Query())))
+		}
+		s.log.LogAttrs(r.Context(), slog.LevelInfo, "request", attrs...)
 	})
+}
+
+// sensitiveParam matches query parameters whose values are never logged.
+var sensitiveParam = regexp.MustCompile(`(?i)token|password|secretvalue|clientsecret|credential|key$`)
+
+// redactQuery renders a query for the debug log, with sensitive values masked.
+func redactQuery(q url.Values) string {
+	for k, vs := range q {
+		if sensitiveParam.MatchString(k) {
+			for i := range vs {
+				vs[i] = "[redacted]"
+			}
+		}
+	}
+	return q.Encode()
 }
 
 func (s *Server) withRecover(next http.Handler) http.Handler {

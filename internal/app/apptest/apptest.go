@@ -49,6 +49,7 @@ type Options struct {
 	// PasswordHasher replaces the server's (a test can hold its slots).
 	PasswordHasher *identity.PasswordHasher
 	Log            io.Writer
+	LogLevel       slog.Level // of the server's log; default info
 	// Share starts the server on another Env's database and root key, as a
 	// second node of the same instance.
 	Share *Env
@@ -105,7 +106,7 @@ func Start(t testing.TB, d store.Dialect, opts ...Options) *Env {
 		t.Fatal(err)
 	}
 	srv := app.New(db, kr, app.Options{TargetPolicy: targets, Version: "test", MaxBodyBytes: o.MaxBodyBytes, AuthRateLimit: o.AuthRateLimit,
-		PasswordHasher: o.PasswordHasher, Logger: slog.New(slog.NewJSONHandler(o.Log, nil)), TrustedProxies: o.TrustedProxies,
+		PasswordHasher: o.PasswordHasher, Logger: slog.New(slog.NewJSONHandler(o.Log, &slog.HandlerOptions{Level: o.LogLevel})), TrustedProxies: o.TrustedProxies,
 		MetricsToken: o.MetricsToken, SeparateMetrics: o.SeparateMetrics})
 	hs := httptest.NewServer(srv)
 	wctx, stop := context.WithCancel(context.Background())
