@@ -96,6 +96,22 @@ func TestBadSettingsExitTwoWithOneLine(t *testing.T) {
 }
 
 // startServer runs `lockbox server` with args in dir and waits until it serves.
+// stopServer sends SIGTERM and fails unless the server exits cleanly within 20 s.
+func stopServer(t *testing.T, cmd *exec.Cmd, stderr *syncBuffer) {
+	t.Helper()
+	cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("exit after SIGTERM: %v\n%s", err, stderr.String())
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("server did not stop on SIGTERM")
+	}
+}
+
 func startServer(t *testing.T, dir string, env []string, args ...string) (addr string, cmd *exec.Cmd, stderr *syncBuffer, startup time.Duration) {
 	t.Helper()
 	addr = freeAddr(t)
@@ -147,17 +163,7 @@ func TestServerStartsWithNoFlagsAndStopsGracefully(t *testing.T) {
 	if !strings.Contains(stderr.String(), "GENERATED A NEW ROOT KEY") {
 		t.Fatalf("no loud warning about the generated key:\n%s", stderr.String())
 	}
-	cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("exit after SIGTERM: %v\n%s", err, stderr.String())
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("server did not stop on SIGTERM")
-	}
+	stopServer(t, cmd, stderr)
 	// A second start reuses the key and the database (migrations are a no-op).
 	_, _, stderr2, _ := startServer(t, dir, nil)
 	if strings.Contains(stderr2.String(), "GENERATED A NEW ROOT KEY") {

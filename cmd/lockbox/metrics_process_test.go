@@ -4,9 +4,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 )
 
 func TestMetricsOnSeparateListenerWithToken(t *testing.T) {
@@ -43,17 +41,7 @@ func TestMetricsOnSeparateListenerWithToken(t *testing.T) {
 		t.Fatalf("the metrics listener serves the API: %d", code)
 	}
 
-	cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("exit after SIGTERM: %v\n%s", err, stderr.String())
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("server did not stop on SIGTERM")
-	}
+	stopServer(t, cmd, stderr)
 	if _, err := http.Get("http://" + maddr + "/metrics"); err == nil {
 		t.Fatal("metrics listener still open after shutdown")
 	}
