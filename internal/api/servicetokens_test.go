@@ -150,6 +150,10 @@ func TestServiceTokenWrites(t *testing.T) {
 		if one.Secret.SecretValue != "two" {
 			t.Fatalf("written value %q", one.Secret.SecretValue)
 		}
+		// Infisical's CLI sends "st.<id>.<secret>.<key>" (it refuses three parts): the key is ignored.
+		e.Must(t, 200, "PATCH", "/api/v3/secrets/raw/WRITTEN", tok+".e2ee-key", body("two"))
+		e.Must(t, 200, "GET", "/api/v2/service-token", tok+".e2ee-key", nil)
+		e.Must(t, 200, "GET", "/api/v1/workspace/"+p.ID, tok, nil) // the CLI reads the project's slug
 		e.Must(t, 200, "POST", "/api/v4/secrets/GONE", tok, body("x"))
 		e.Must(t, 200, "DELETE", "/api/v4/secrets/GONE", tok, map[string]any{"workspaceId": p.ID, "environment": "dev", "secretPath": "/app"})
 		// Writes outside the scope are refused.

@@ -19,7 +19,8 @@ func ScopePattern(path string) string {
 // scope, reading (read, describeSecret, readValue) and, with write, creating,
 // editing and deleting secrets, folders and imports, each conditioned on the
 // scope's environment ($eq) and path ($glob, ScopePattern). A token without
-// read or write gets no rules. It fails on a path that is not a valid glob.
+// read or write gets no rules; any other may also read its project and its
+// environments. It fails on a path that is not a valid glob.
 func ServiceTokenRules(scopes []TokenScope, read, write bool) ([]Rule, error) {
 	var out []Rule
 	for _, sc := range scopes {
@@ -45,6 +46,11 @@ func ServiceTokenRules(scopes []TokenScope, read, write bool) ([]Rule, error) {
 				out = append(out, Rule{Subject: sub, Actions: []string{ActCreate, ActEdit, ActDelete}, Conditions: cond()})
 			}
 		}
+	}
+	if len(out) > 0 {
+		// The project itself (name, slug, environments): Infisical's CLI reads it
+		// before some commands, e.g. to find a project's slug.
+		out = append(out, Rule{Subject: SubWorkspace, Actions: []string{ActRead}}, Rule{Subject: SubEnvironments, Actions: []string{ActRead}})
 	}
 	return out, nil
 }

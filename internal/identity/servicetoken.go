@@ -281,10 +281,13 @@ func (s *ServiceTokens) Self(ctx context.Context, actor authz.Actor) (ServiceTok
 
 // Authenticate checks "st.<id>.<secret>": the row is found by id and the
 // secret's keyed hash compared in constant time. Unknown, deleted, expired
-// and wrong tokens are all 401.
+// and wrong tokens are all 401. A fourth part ("st.<id>.<secret>.<key>", the
+// end-to-end key Infisical's clients append and its CLI requires) is
+// ignored, as Infisical's server does.
 func (s *ServiceTokens) Authenticate(ctx context.Context, tok, ip, userAgent string) (authz.Actor, error) {
 	bad := errs.Unauthorizedf("Invalid service token")
 	id, secret, ok := strings.Cut(strings.TrimPrefix(tok, ServiceTokenPrefix), ".")
+	secret, _, _ = strings.Cut(secret, ".")
 	if !ok || secret == "" || len(secret) > 256 {
 		return authz.Actor{}, bad
 	}
