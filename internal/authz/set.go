@@ -154,7 +154,7 @@ func (r Rule) MarshalJSON() ([]byte, error) {
 		Subject    string         `json:"subject"`
 		Action     []string       `json:"action"`
 		Conditions map[string]any `json:"conditions,omitempty"`
-		Inverted   bool           `json:"inverted,omitempty"`
+		Inverted   bool           `json:"inverted"` // always: Terraform reads a missing key as a change
 	}
 	o := outRule{Subject: r.Subject, Action: r.Actions, Inverted: r.Inverted}
 	if len(r.Conditions) > 0 {

@@ -2,6 +2,7 @@ package authz_test
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 
 	"github.com/lockbox-dev/lockbox/internal/authz"
@@ -270,5 +271,14 @@ func TestCovers(t *testing.T) {
 		if got := c.s.Covers(c.o); got != c.covers {
 			t.Errorf("%s: Covers = %v", c.name, got)
 		}
+	}
+}
+
+// TestRuleJSONAlwaysHasInverted: Terraform's provider fills inverted only
+// when the key is present, so a rule without it never re-plans clean.
+func TestRuleJSONAlwaysHasInverted(t *testing.T) {
+	b, err := json.Marshal(authz.Rule{Subject: "secrets", Actions: []string{"read"}})
+	if err != nil || !strings.Contains(string(b), `"inverted":false`) {
+		t.Fatalf("rule JSON %s, %v", b, err)
 	}
 }
