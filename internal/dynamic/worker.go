@@ -170,9 +170,13 @@ func revokeEvent(sec Secret, l Lease, failed string) audit.Event {
 }
 
 // Tick claims and processes one batch of due leases; it reports how many.
+// With nothing due it only reads: an idle server makes no database write.
 func (w *Worker) Tick(ctx context.Context) (int, error) {
 	s := w.svc
 	now := s.now().UTC()
+	if next, err := s.store.NextDue(ctx); err == nil && (next.IsZero() || next.After(now)) {
+		return 0, nil
+	}
 	claimed, err := s.store.ClaimDueLeases(ctx, now, now.Add(ProviderTimeout+10*time.Second), w.Batch)
 	if err != nil {
 		return 0, err
