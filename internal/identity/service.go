@@ -2,9 +2,7 @@ package identity
 
 import (
 	"context"
-	"crypto/hmac"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"log/slog"
@@ -95,9 +93,7 @@ type Service struct {
 	sig    signer
 	sigErr error
 
-	emailOnce sync.Once
-	emailKey  []byte
-	emailErr  error
+	emails keyedHash // keys the lockout of an email without storing it
 }
 
 // NewService returns an identity service with DefaultPasswordHashConcurrency
@@ -107,7 +103,7 @@ func NewService(st Store, kr *keyring.Keyring, now func() time.Time) *Service {
 		now = time.Now
 	}
 	return &Service{store: st, keys: kr, now: now, Hasher: NewPasswordHasher(DefaultPasswordHashConcurrency),
-		UserLockout: DefaultUserLockout}
+		UserLockout: DefaultUserLockout, emails: keyedHash{purpose: "login-lockout-hmac"}}
 }
 
 func (s *Service) signer(ctx context.Context) (signer, error) {
@@ -392,13 +388,8 @@ func (s *Service) failedLogin(ctx context.Context, u User, n int, now time.Time,
 
 // emailHash keys the lockout of an email without storing the email.
 func (s *Service) emailHash(ctx context.Context, email string) (string, error) {
-	s.emailOnce.Do(func() { s.emailKey, s.emailErr = s.keys.SystemKey(ctx, "login-lockout-hmac") })
-	if s.emailErr != nil {
-		return "", s.emailErr
-	}
-	m := hmac.New(sha256.New, s.emailKey)
-	m.Write([]byte(email))
-	return hex.EncodeToString(m.Sum(nil)), nil
+	h, err := s.emails.sum(ctx, s.keys, email)
+	return hex.EncodeToString(h), err
 }
 
 // SelectOrganization exchanges a session token for one scoped to orgID, of

@@ -3,11 +3,9 @@ package identity
 import (
 	"context"
 	"crypto/hmac"
-	"crypto/sha256"
 	"encoding/hex"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -82,25 +80,17 @@ type ServiceTokens struct {
 	svc   *Service
 	now   func() time.Time
 
-	once    sync.Once
-	hmacKey []byte
-	keyErr  error
+	secrets keyedHash
 }
 
 // NewServiceTokens returns the service-token service; svc holds the keyring.
 func NewServiceTokens(st ServiceTokenStore, az ProjectAuthorizer, envs EnvResolver, svc *Service) *ServiceTokens {
-	return &ServiceTokens{store: st, authz: az, envs: envs, svc: svc, now: svc.now}
+	return &ServiceTokens{store: st, authz: az, envs: envs, svc: svc, now: svc.now, secrets: keyedHash{purpose: "service-token-hmac"}}
 }
 
 // hash is the secret's HMAC-SHA256 under a key derived from the root key.
 func (s *ServiceTokens) hash(ctx context.Context, secret string) ([]byte, error) {
-	s.once.Do(func() { s.hmacKey, s.keyErr = s.svc.keys.SystemKey(ctx, "service-token-hmac") })
-	if s.keyErr != nil {
-		return nil, s.keyErr
-	}
-	m := hmac.New(sha256.New, s.hmacKey)
-	m.Write([]byte(secret))
-	return m.Sum(nil), nil
+	return s.secrets.sum(ctx, s.svc.keys, secret)
 }
 
 // NewServiceToken is a create request. EncryptedKey, IV and Tag of

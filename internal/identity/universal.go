@@ -2,12 +2,9 @@ package identity
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -110,24 +107,17 @@ type UA struct {
 	svc   *Service
 	now   func() time.Time
 
-	once    sync.Once
-	hmacKey []byte
-	keyErr  error
+	secrets keyedHash
 }
 
 // NewUA returns the Universal Auth service; svc signs the tokens.
 func NewUA(st UAStore, az Authorizer, svc *Service) *UA {
-	return &UA{store: st, authz: az, svc: svc, now: svc.now}
+	return &UA{store: st, authz: az, svc: svc, now: svc.now, secrets: keyedHash{purpose: "client-secret-hmac"}}
 }
 
 func (u *UA) hash(ctx context.Context, secret string) (string, error) {
-	u.once.Do(func() { u.hmacKey, u.keyErr = u.svc.keys.SystemKey(ctx, "client-secret-hmac") })
-	if u.keyErr != nil {
-		return "", u.keyErr
-	}
-	m := hmac.New(sha256.New, u.hmacKey)
-	m.Write([]byte(secret))
-	return hex.EncodeToString(m.Sum(nil)), nil
+	h, err := u.secrets.sum(ctx, u.svc.keys, secret)
+	return hex.EncodeToString(h), err
 }
 
 // LoginResult is a fresh access token.
