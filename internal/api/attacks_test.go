@@ -12,6 +12,7 @@ import (
 	"github.com/lockbox-dev/lockbox/internal/audit"
 	"github.com/lockbox-dev/lockbox/internal/errs"
 	"github.com/lockbox-dev/lockbox/internal/project"
+	"github.com/lockbox-dev/lockbox/internal/secret"
 	"github.com/lockbox-dev/lockbox/internal/store"
 )
 
@@ -27,24 +28,21 @@ func secretQ(projectID, env, path string) string {
 // an order that passes the write-time checks (each reference is written before
 // what it points to exists) and proves a viewer's expanding read is a 400
 // naming the secret, while other clients are served meanwhile.
-const maxRefs = 500 // secret.MaxRefsPerValue
-
 func TestHostileExpansionBombsAreRefused(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, d store.Dialect) {
 		e := apptest.Bootstrapped(t, d)
 		p := createProject(t, e, e.Token, map[string]any{"projectName": "bombs"})
-		viewerID, viewer := e.NewIdentity(t, "viewer", "member")
-		addMember(t, e, p.ID, viewerID, map[string]any{"role": "viewer"})
+		_, viewer := projectMember(t, e, p.ID, "viewer", "viewer")
 
 		// Shape 1: a 400 kB value referenced 500 times by one secret (200 MB).
 		e.Must(t, 200, "POST", "/api/v1/folders", e.Token, folder(p.ID, "dev", "/", "wide"))
-		putSecret(t, e, e.Token, p.ID, "dev", "/wide", "WIDE", strings.Repeat("${BIG}", maxRefs))
+		putSecret(t, e, e.Token, p.ID, "dev", "/wide", "WIDE", strings.Repeat("${BIG}", secret.MaxRefsPerValue))
 		putSecret(t, e, e.Token, p.ID, "dev", "/wide", "BIG", strings.Repeat("x", 400<<10))
 
 		// Shape 2: five levels, each value referencing the next 500 times.
 		e.Must(t, 200, "POST", "/api/v1/folders", e.Token, folder(p.ID, "dev", "/", "deep"))
 		for i := 1; i <= 4; i++ {
-			putSecret(t, e, e.Token, p.ID, "dev", "/deep", "L"+string(rune('0'+i)), strings.Repeat("${L"+string(rune('1'+i))+"}", maxRefs))
+			putSecret(t, e, e.Token, p.ID, "dev", "/deep", "L"+string(rune('0'+i)), strings.Repeat("${L"+string(rune('1'+i))+"}", secret.MaxRefsPerValue))
 		}
 		putSecret(t, e, e.Token, p.ID, "dev", "/deep", "L5", strings.Repeat("y", 100))
 		putSecret(t, e, e.Token, p.ID, "dev", "/", "FINE", "ok")
@@ -82,9 +80,9 @@ func TestHostileExpansionBombsAreRefused(t *testing.T) {
 			t.Fatalf("write of an exploding value: %d %.300s", r.Status, r.Body)
 		}
 		r = e.Do(t, "PATCH", "/api/v3/secrets/raw/FINE", e.Token, map[string]any{"workspaceId": p.ID, "environment": "dev",
-			"secretValue": strings.Repeat("${A}", maxRefs+1)})
+			"secretValue": strings.Repeat("${A}", secret.MaxRefsPerValue+1)})
 		if r.Status != 422 {
-			t.Fatalf("write of %d references: %d %.300s", maxRefs+1, r.Status, r.Body)
+			t.Fatalf("write of %d references: %d %.300s", secret.MaxRefsPerValue+1, r.Status, r.Body)
 		}
 	})
 }
@@ -167,8 +165,7 @@ func TestHostileTagRuleHidesTaggedValues(t *testing.T) {
 			{"subject": "secrets", "action": []string{"read", "describeSecret", "readValue", "create", "edit"}},
 			{"subject": "secrets", "action": []string{"create", "edit"}, "inverted": true, "conditions": map[string]any{"secretTags": map[string]any{"$in": []string{"sensitive"}}}},
 		}})
-		id2, tok2 := e.NewIdentity(t, "untagged", "member")
-		addMember(t, e, p.ID, id2, map[string]any{"role": "untagged-only"})
+		_, tok2 := projectMember(t, e, p.ID, "untagged", "untagged-only")
 		assertError(t, e.Do(t, "PATCH", "/api/v3/secrets/raw/KEY", tok2, map[string]any{"workspaceId": p.ID, "environment": "dev", "secretValue": "mine"}), 403, "PermissionDenied")
 		assertError(t, e.Do(t, "PATCH", "/api/v3/secrets/raw/PLAIN", tok2, map[string]any{"workspaceId": p.ID, "environment": "dev", "tagIds": []string{tag.Tag.ID}}), 403, "PermissionDenied")
 		assertError(t, e.Do(t, "POST", "/api/v3/secrets/raw/NEWTAGGED", tok2, map[string]any{"workspaceId": p.ID, "environment": "dev", "secretValue": "v", "tagIds": []string{tag.Tag.ID}}), 403, "PermissionDenied")
@@ -242,12 +239,9 @@ func TestHostileMemberCannotDemoteOrRemoveAdmin(t *testing.T) {
 		e := apptest.Bootstrapped(t, d)
 		p := createProject(t, e, e.Token, map[string]any{"projectName": "coup"})
 		ms := "/api/v1/projects/" + p.ID + "/identity-memberships/"
-		adminID, adminTok := e.NewIdentity(t, "proj-admin", "member")
-		addMember(t, e, p.ID, adminID, map[string]any{"role": "admin"})
-		memberID, memberTok := e.NewIdentity(t, "mallory", "member")
-		addMember(t, e, p.ID, memberID, map[string]any{"role": "member"})
-		otherID, _ := e.NewIdentity(t, "bob", "member")
-		addMember(t, e, p.ID, otherID, map[string]any{"role": "member"})
+		adminID, adminTok := projectMember(t, e, p.ID, "proj-admin", "admin")
+		memberID, memberTok := projectMember(t, e, p.ID, "mallory", "member")
+		otherID, _ := projectMember(t, e, p.ID, "bob", "member")
 
 		assertError(t, e.Do(t, "PATCH", ms+adminID, memberTok, map[string]any{"roles": []map[string]any{{"role": "viewer"}}}), 403, "PermissionBoundaryError")
 		assertError(t, e.Do(t, "DELETE", ms+adminID, memberTok, nil), 403, "PermissionBoundaryError")
@@ -259,8 +253,7 @@ func TestHostileMemberCannotDemoteOrRemoveAdmin(t *testing.T) {
 			{"subject": "identity", "action": []string{"read", "create", "edit", "delete", "grant-privileges"}},
 			{"subject": "secrets", "action": []string{"read"}, "conditions": map[string]any{"environment": "dev"}},
 		}})
-		mgrID, mgrTok := e.NewIdentity(t, "dev-mgr", "member")
-		addMember(t, e, p.ID, mgrID, map[string]any{"role": "dev-manager"})
+		_, mgrTok := projectMember(t, e, p.ID, "dev-mgr", "dev-manager")
 		assertError(t, e.Do(t, "DELETE", ms+memberID, mgrTok, nil), 403, "PermissionBoundaryError")
 		assertError(t, e.Do(t, "PATCH", ms+otherID, mgrTok, map[string]any{"roles": []map[string]any{{"role": "member"}}}), 403, "PermissionBoundaryError")
 
@@ -280,8 +273,7 @@ func TestHostileMemberCannotDemoteOrRemoveAdmin(t *testing.T) {
 		assertError(t, e.Do(t, "PATCH", ms+adminID, adminTok, map[string]any{"roles": []map[string]any{
 			{"role": "admin", "isTemporary": true, "temporaryMode": "relative", "temporaryRange": "1h"}}}), 400, "BadRequest")
 		// Two admins removing each other at once: one of them stays.
-		admin2ID, admin2Tok := e.NewIdentity(t, "proj-admin-2", "member")
-		addMember(t, e, p.ID, admin2ID, map[string]any{"role": "admin"})
+		admin2ID, admin2Tok := projectMember(t, e, p.ID, "proj-admin-2", "admin")
 		var wg sync.WaitGroup
 		var st [2]int
 		wg.Go(func() { st[0] = e.Do(t, "DELETE", ms+admin2ID, adminTok, nil).Status })
@@ -373,8 +365,7 @@ func TestHostileEditRootCredentialCannotExfiltrate(t *testing.T) {
 		}
 		// An input named in another case is stored under its declared name and masked.
 		e.Must(t, 200, "POST", "/api/v1/dynamic-secrets", e.Token, sc.body(pgDynamic("cased", map[string]any{"password": nil, "PASSWORD": "case-dodge-pw"})))
-		viewerID, viewer := e.NewIdentity(t, "exfil-viewer", "member")
-		addMember(t, e, p.ID, viewerID, map[string]any{"role": "viewer"})
+		_, viewer := projectMember(t, e, p.ID, "exfil-viewer", "viewer")
 		got := e.Must(t, 200, "GET", "/api/v1/dynamic-secrets/cased"+sc.q(), viewer, nil)
 		if strings.Contains(string(got.Body), "case-dodge-pw") || !strings.Contains(string(got.Body), `"password":"******"`) {
 			t.Fatalf("cased input: %s", got.Body)
@@ -413,8 +404,7 @@ func TestAuditRecordsSecurityEvents(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, d store.Dialect) {
 		e := apptest.Bootstrapped(t, d)
 		p := createProject(t, e, e.Token, map[string]any{"projectName": "audited"})
-		viewerID, viewer := e.NewIdentity(t, "viewer", "member")
-		addMember(t, e, p.ID, viewerID, map[string]any{"role": "viewer"})
+		_, viewer := projectMember(t, e, p.ID, "viewer", "viewer")
 		assertError(t, e.Do(t, "POST", "/api/v3/secrets/raw/X", viewer, map[string]any{"workspaceId": p.ID, "environment": "dev", "secretValue": "v"}), 403, "PermissionDenied")
 
 		clientID := uaSetup(t, e, map[string]any{})
@@ -503,8 +493,7 @@ func TestMembershipChangeRefusedIfRolesChangedMeanwhile(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, d store.Dialect) {
 		e := apptest.Bootstrapped(t, d)
 		p := createProject(t, e, e.Token, map[string]any{"projectName": "race"})
-		id, _ := e.NewIdentity(t, "target", "member")
-		addMember(t, e, p.ID, id, map[string]any{"role": "member"})
+		id, _ := projectMember(t, e, p.ID, "target", "member")
 		ms, err := e.DB.IdentityMembership(context.Background(), p.ID, id)
 		if err != nil {
 			t.Fatal(err)
@@ -529,8 +518,7 @@ func TestMembershipChangeRefusedIfRolesChangedMeanwhile(t *testing.T) {
 func TestIdentityConditionLimitsMembershipList(t *testing.T) {
 	e := apptest.Bootstrapped(t, store.SQLite)
 	p := createProject(t, e, e.Token, map[string]any{"projectName": "one-identity"})
-	seenID, _ := e.NewIdentity(t, "seen", "member")
-	addMember(t, e, p.ID, seenID, map[string]any{"role": "viewer"})
+	seenID, _ := projectMember(t, e, p.ID, "seen", "viewer")
 	tok := customRole(t, e, p.ID, "one-reader", []map[string]any{
 		{"subject": "identity", "action": []string{"read"}, "conditions": map[string]any{"identityId": seenID}},
 	})

@@ -14,6 +14,15 @@ func addMember(t *testing.T, e *apptest.Env, projectID, identityID string, roles
 	e.Must(t, 200, "POST", "/api/v1/projects/"+projectID+"/identity-memberships/"+identityID, e.Token, map[string]any{"roles": roles})
 }
 
+// projectMember makes a new identity (organization role member) a member of
+// a project with role, returning its id and token.
+func projectMember(t *testing.T, e *apptest.Env, projectID, name, role string) (id, token string) {
+	t.Helper()
+	id, token = e.NewIdentity(t, name, "member")
+	addMember(t, e, projectID, id, map[string]any{"role": role})
+	return id, token
+}
+
 func folder(projectID, env, path, name string) map[string]any {
 	return map[string]any{"workspaceId": projectID, "environment": env, "path": path, "name": name}
 }
@@ -23,8 +32,7 @@ func TestViewerReadsButCannotWrite(t *testing.T) {
 		e := apptest.Bootstrapped(t, d)
 		p := createProject(t, e, e.Token, map[string]any{"projectName": "viewed"})
 		e.Must(t, 200, "POST", "/api/v1/folders", e.Token, folder(p.ID, "dev", "/", "existing"))
-		id, tok := e.NewIdentity(t, "viewer", "member")
-		addMember(t, e, p.ID, id, map[string]any{"role": "viewer"})
+		_, tok := projectMember(t, e, p.ID, "viewer", "viewer")
 
 		e.Must(t, 200, "GET", "/api/v1/projects/"+p.ID, tok, nil)
 		if got := folderNames(t, e, tok, p.ID, "dev", "/"); len(got) != 1 {
@@ -49,8 +57,7 @@ func TestMemberOfProjectACannotSeeProjectB(t *testing.T) {
 		a := createProject(t, e, e.Token, map[string]any{"projectName": "alpha"})
 		b := createProject(t, e, e.Token, map[string]any{"projectName": "bravo"})
 		e.Must(t, 200, "POST", "/api/v1/folders", e.Token, folder(b.ID, "dev", "/", "secret-stuff"))
-		id, tok := e.NewIdentity(t, "alpha-dev", "member")
-		addMember(t, e, a.ID, id, map[string]any{"role": "member"})
+		_, tok := projectMember(t, e, a.ID, "alpha-dev", "member")
 
 		e.Must(t, 200, "GET", "/api/v1/projects/"+a.ID, tok, nil)
 		e.Must(t, 200, "POST", "/api/v1/folders", tok, folder(a.ID, "dev", "/", "mine"))
@@ -79,8 +86,7 @@ func TestGlobScopedCustomRole(t *testing.T) {
 		e.Must(t, 200, "POST", "/api/v1/projects/"+p.ID+"/roles", e.Token, map[string]any{"slug": "app-dev", "name": "App (dev)",
 			"permissions": []map[string]any{{"subject": "secret-folders", "action": []string{"read", "create", "edit", "delete"},
 				"conditions": map[string]any{"environment": "dev", "secretPath": map[string]any{"$glob": "/app/**"}}}}}).Decode(t, &role)
-		id, tok := e.NewIdentity(t, "app-bot", "member")
-		addMember(t, e, p.ID, id, map[string]any{"role": "app-dev"})
+		id, tok := projectMember(t, e, p.ID, "app-bot", "app-dev")
 
 		e.Must(t, 200, "POST", "/api/v1/folders", e.Token, folder(p.ID, "dev", "/", "app"))
 		e.Must(t, 200, "POST", "/api/v1/folders", e.Token, folder(p.ID, "prod", "/", "app"))
@@ -110,8 +116,7 @@ func TestInvertedRuleAndTemporaryRoles(t *testing.T) {
 				{"subject": "secret-folders", "action": []string{"read", "create"}},
 				{"subject": "secret-folders", "action": []string{"read", "create"}, "inverted": true, "conditions": map[string]any{"environment": "prod"}},
 			}})
-		id, tok := e.NewIdentity(t, "careful", "member")
-		addMember(t, e, p.ID, id, map[string]any{"role": "no-prod"})
+		_, tok := projectMember(t, e, p.ID, "careful", "no-prod")
 		e.Must(t, 200, "POST", "/api/v1/folders", tok, folder(p.ID, "staging", "/", "ok"))
 		assertError(t, e.Do(t, "POST", "/api/v1/folders", tok, folder(p.ID, "prod", "/", "nope")), 403, "PermissionDenied")
 

@@ -102,8 +102,7 @@ func TestMissingFolderListsEmpty(t *testing.T) {
 				{"subject": "secrets", "action": []string{"read"}, "conditions": map[string]any{"environment": "dev", "secretPath": map[string]any{"$glob": "/app/**"}}},
 				{"subject": "secret-folders", "action": []string{"read"}, "conditions": map[string]any{"environment": "dev", "secretPath": map[string]any{"$glob": "/app/**"}}},
 			}})
-		id, tok := e.NewIdentity(t, "app-reader", "member")
-		addMember(t, e, p.ID, id, map[string]any{"role": "app-only"})
+		_, tok := projectMember(t, e, p.ID, "app-reader", "app-only")
 		e.Must(t, 200, "GET", "/api/v4/secrets?"+base+"&secretPath=/app/new", tok, nil)
 		e.Must(t, 200, "GET", "/api/v1/folders?"+base+"&path=/app/new", tok, nil)
 		assertError(t, e.Do(t, "GET", "/api/v4/secrets?"+base+"&secretPath=/other/new", tok, nil), 403, "PermissionDenied")

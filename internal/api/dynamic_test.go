@@ -180,8 +180,7 @@ func TestDynamicSecretLeaseLifecycleMariaDB(t *testing.T) {
 		if in["password"] != "" || in["host"] != "127.0.0.1" {
 			t.Fatalf("inputs %v", in)
 		}
-		viewerID, viewer := e.NewIdentity(t, "dyn-viewer", "member")
-		addMember(t, e, p.ID, viewerID, map[string]any{"role": "viewer"})
+		_, viewer := projectMember(t, e, p.ID, "dyn-viewer", "viewer")
 		got = e.Must(t, 200, "GET", "/api/v1/dynamic-secrets/mariadb?projectSlug="+p.Slug+"&environmentSlug=dev&path=/", viewer, nil).JSON(t)
 		if in := got["dynamicSecret"].(map[string]any)["inputs"].(map[string]any); in["password"] != "******" || in["host"] != "127.0.0.1" {
 			t.Fatalf("inputs as a viewer %v", in)

@@ -45,19 +45,16 @@ func TestEnvironmentByIDAndSlug(t *testing.T) {
 		assertError(t, e.Do(t, "GET", "/api/v1/workspace/"+p.ID+"/nothing", e.Token, nil), 404, "NotFound")
 
 		// A viewer reads both; a member of another project finds neither.
-		vid, viewer := e.NewIdentity(t, "viewer", "member")
-		addMember(t, e, p.ID, vid, map[string]any{"role": "viewer"})
+		_, viewer := projectMember(t, e, p.ID, "viewer", "viewer")
 		e.Must(t, 200, "GET", "/api/v1/workspace/environments/"+c.Environment.ID, viewer, nil)
 		e.Must(t, 200, "GET", "/api/v1/projects/"+p.ID+"/environments/slug/qa", viewer, nil)
 		assertError(t, e.Do(t, "PATCH", "/api/v1/workspace/"+p.ID+"/environments/"+c.Environment.ID, viewer, map[string]any{"name": "x"}), 403, "PermissionDenied")
 		other := createProject(t, e, e.Token, map[string]any{"projectName": "other"})
-		oid, outsider := e.NewIdentity(t, "outsider", "member")
-		addMember(t, e, other.ID, oid, map[string]any{"role": "admin"})
+		_, outsider := projectMember(t, e, other.ID, "outsider", "admin")
 		assertError(t, e.Do(t, "GET", "/api/v1/workspace/environments/"+c.Environment.ID, outsider, nil), 404, "NotFound")
 		assertError(t, e.Do(t, "GET", "/api/v1/projects/"+p.ID+"/environments/slug/qa", outsider, nil), 403, "PermissionDenied")
 		// A role without environment read is refused by id too.
-		nid, noAccess := e.NewIdentity(t, "no-access", "member")
-		addMember(t, e, p.ID, nid, map[string]any{"role": "no-access"})
+		_, noAccess := projectMember(t, e, p.ID, "no-access", "no-access")
 		assertError(t, e.Do(t, "GET", "/api/v1/workspace/environments/"+c.Environment.ID, noAccess, nil), 403, "PermissionDenied")
 
 		// Unknown and deleted: 404.

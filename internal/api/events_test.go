@@ -212,8 +212,7 @@ func TestProjectEventsPermissions(t *testing.T) {
 		// Not a member, and a member without access.
 		_, outsider := e.NewIdentity(t, "outsider", "member")
 		assertError(t, e.Do(t, "POST", "/api/v1/events/subscribe/project-events", outsider, body), 403, "PermissionDenied")
-		id, none := e.NewIdentity(t, "no-access", "member")
-		addMember(t, e, p.ID, id, map[string]any{"role": "no-access"})
+		_, none := projectMember(t, e, p.ID, "no-access", "no-access")
 		assertError(t, e.Do(t, "POST", "/api/v1/events/subscribe/project-events", none, body), 403, "PermissionDenied")
 
 		// Read in prod only: dev is refused; a project-wide subscription only

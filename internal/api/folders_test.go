@@ -155,15 +155,13 @@ func TestFolderByIDAndV2Routes(t *testing.T) {
 
 		// A viewer reads by id but cannot write through v2; a member of another
 		// project does not find the folder at all.
-		vid, viewer := e.NewIdentity(t, "viewer", "member")
-		addMember(t, e, p.ID, vid, map[string]any{"role": "viewer"})
+		_, viewer := projectMember(t, e, p.ID, "viewer", "viewer")
 		e.Must(t, 200, "GET", "/api/v1/folders/"+c.Folder.ID, viewer, nil)
 		assertError(t, e.Do(t, "POST", "/api/v2/folders", viewer, map[string]any{"projectId": p.ID, "environment": "staging", "name": "x"}), 403, "PermissionDenied")
 		assertError(t, e.Do(t, "PATCH", "/api/v2/folders/"+c.Folder.ID, viewer, map[string]any{"projectId": p.ID, "environment": "staging",
 			"name": "hijack", "path": "/apps"}), 403, "PermissionDenied")
 		other := createProject(t, e, e.Token, map[string]any{"projectName": "other"})
-		oid, outsider := e.NewIdentity(t, "outsider", "member")
-		addMember(t, e, other.ID, oid, map[string]any{"role": "admin"})
+		_, outsider := projectMember(t, e, other.ID, "outsider", "admin")
 		assertError(t, e.Do(t, "GET", "/api/v1/folders/"+c.Folder.ID, outsider, nil), 404, "NotFound")
 		assertError(t, e.Do(t, "GET", "/api/v2/folders/"+c.Folder.ID, outsider, nil), 404, "NotFound")
 		assertError(t, e.Do(t, "GET", "/api/v2/folders?projectId="+p.ID+"&environment=staging", outsider, nil), 403, "PermissionDenied")

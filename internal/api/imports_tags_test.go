@@ -230,15 +230,13 @@ func TestWorkspaceTagKeys(t *testing.T) {
 			t.Fatalf("/projects/ tag keys: %v", pm)
 		}
 		// A viewer reads but cannot write; a member of another project reads nothing.
-		vid, viewer := e.NewIdentity(t, "viewer", "member")
-		addMember(t, e, p.ID, vid, map[string]any{"role": "viewer"})
+		_, viewer := projectMember(t, e, p.ID, "viewer", "viewer")
 		e.Must(t, 200, "GET", ws+"/"+id, viewer, nil)
 		assertError(t, e.Do(t, "POST", ws, viewer, map[string]any{"slug": "x", "color": "#fff"}), 403, "PermissionDenied")
 		assertError(t, e.Do(t, "PATCH", ws+"/"+id, viewer, map[string]any{"name": "hijacked"}), 403, "PermissionDenied")
 		assertError(t, e.Do(t, "DELETE", ws+"/"+id, viewer, nil), 403, "PermissionDenied")
 		other := createProject(t, e, e.Token, map[string]any{"projectName": "other"})
-		oid, outsider := e.NewIdentity(t, "outsider", "member")
-		addMember(t, e, other.ID, oid, map[string]any{"role": "admin"})
+		_, outsider := projectMember(t, e, other.ID, "outsider", "admin")
 		assertError(t, e.Do(t, "GET", ws, outsider, nil), 403, "PermissionDenied")
 		assertError(t, e.Do(t, "GET", ws+"/"+id, outsider, nil), 403, "PermissionDenied")
 		// Another project's tag id is not found through this project's routes.
@@ -275,15 +273,13 @@ func TestSecretImportByID(t *testing.T) {
 			}
 		}
 		// A viewer reads it but cannot change it; a member of another project does not find it.
-		vid, viewer := e.NewIdentity(t, "viewer", "member")
-		addMember(t, e, p.ID, vid, map[string]any{"role": "viewer"})
+		_, viewer := projectMember(t, e, p.ID, "viewer", "viewer")
 		e.Must(t, 200, "GET", "/api/v1/secret-imports/"+id, viewer, nil)
 		scope := map[string]any{"workspaceId": p.ID, "environment": "dev", "path": "/app"}
 		assertError(t, e.Do(t, "PATCH", "/api/v1/secret-imports/"+id, viewer, mergeMaps(scope, map[string]any{"import": map[string]any{"environment": "staging"}})), 403, "PermissionDenied")
 		assertError(t, e.Do(t, "DELETE", "/api/v1/secret-imports/"+id, viewer, scope), 403, "PermissionDenied")
 		other := createProject(t, e, e.Token, map[string]any{"projectName": "other"})
-		oid, outsider := e.NewIdentity(t, "outsider", "member")
-		addMember(t, e, other.ID, oid, map[string]any{"role": "admin"})
+		_, outsider := projectMember(t, e, other.ID, "outsider", "admin")
 		assertError(t, e.Do(t, "GET", "/api/v1/secret-imports/"+id, outsider, nil), 404, "NotFound")
 		assertError(t, e.Do(t, "GET", "/api/v2/secret-imports/"+id, outsider, nil), 404, "NotFound")
 		var got detail

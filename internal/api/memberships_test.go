@@ -72,8 +72,7 @@ func TestIdentityMembershipTerraformShape(t *testing.T) {
 
 		// A member of another project reads nothing here; unknown identities are 404.
 		other := createProject(t, e, e.Token, map[string]any{"projectName": "other"})
-		oid, outsider := e.NewIdentity(t, "outsider", "member")
-		addMember(t, e, other.ID, oid, map[string]any{"role": "admin"})
+		oid, outsider := projectMember(t, e, other.ID, "outsider", "admin")
 		assertError(t, e.Do(t, "GET", path, outsider, nil), 403, "PermissionDenied")
 		assertError(t, e.Do(t, "GET", "/api/v2/workspace/identity-memberships/"+m.ID, outsider, nil), 404, "NotFound")
 		assertError(t, e.Do(t, "GET", "/api/v2/workspace/"+p.ID+"/identity-memberships/00000000-0000-0000-0000-000000000000", e.Token, nil), 404, "NotFound")

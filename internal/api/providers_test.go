@@ -42,8 +42,7 @@ type dynScope struct {
 func newDynScope(t *testing.T, d store.Dialect) dynScope {
 	e := apptest.Bootstrapped(t, d)
 	p := createProject(t, e, e.Token, map[string]any{"projectName": "providers"})
-	id, viewer := e.NewIdentity(t, "viewer", "member")
-	addMember(t, e, p.ID, id, map[string]any{"role": "viewer"})
+	_, viewer := projectMember(t, e, p.ID, "viewer", "viewer")
 	return dynScope{e: e, slug: p.Slug, viewer: viewer}
 }
 

@@ -59,8 +59,7 @@ func TestProjectRolesV2LegacyAndByID(t *testing.T) {
 		assertError(t, e.Do(t, "GET", "/api/v1/projects/roles/"+lc.Role.ID, e.Token, nil), 404, "NotFound")
 
 		// A viewer reads but cannot write; a member of another project finds nothing.
-		vid, viewer := e.NewIdentity(t, "viewer", "member")
-		addMember(t, e, p.ID, vid, map[string]any{"role": "viewer"})
+		_, viewer := projectMember(t, e, p.ID, "viewer", "viewer")
 		e.Must(t, 200, "GET", "/api/v1/projects/roles/"+r.ID, viewer, nil)
 		e.Must(t, 200, "GET", v2+"/slug/deployer", viewer, nil)
 		body := map[string]any{"slug": "mine", "name": "m", "permissions": []any{}}
@@ -71,8 +70,7 @@ func TestProjectRolesV2LegacyAndByID(t *testing.T) {
 		assertError(t, e.Do(t, "DELETE", v2+"/"+r.ID, viewer, nil), 403, "PermissionDenied")
 		assertError(t, e.Do(t, "DELETE", legacy+"/"+r.ID, viewer, nil), 403, "PermissionDenied")
 		other := createProject(t, e, e.Token, map[string]any{"projectName": "other"})
-		oid, outsider := e.NewIdentity(t, "outsider", "member")
-		addMember(t, e, other.ID, oid, map[string]any{"role": "admin"})
+		_, outsider := projectMember(t, e, other.ID, "outsider", "admin")
 		assertError(t, e.Do(t, "GET", "/api/v1/projects/roles/"+r.ID, outsider, nil), 404, "NotFound")
 		assertError(t, e.Do(t, "GET", v2+"/slug/deployer", outsider, nil), 403, "PermissionDenied")
 		assertError(t, e.Do(t, "GET", legacy+"/slug/deployer", outsider, nil), 403, "PermissionDenied")

@@ -166,8 +166,7 @@ func TestSecretPermissions(t *testing.T) {
 		putSecret(t, e, e.Token, a.ID, "prod", "/", "PROD_KEY", "prod")
 		putSecret(t, e, e.Token, b.ID, "dev", "/", "B_KEY", "b")
 
-		viewerID, viewer := e.NewIdentity(t, "viewer", "member")
-		addMember(t, e, a.ID, viewerID, map[string]any{"role": "viewer"})
+		_, viewer := projectMember(t, e, a.ID, "viewer", "viewer")
 		if got := listSecrets(t, e, viewer, "workspaceId="+a.ID+"&environment=dev"); len(got) != 1 || got[0].SecretValue != "root" {
 			t.Fatalf("viewer reads %+v", got)
 		}
@@ -182,8 +181,7 @@ func TestSecretPermissions(t *testing.T) {
 		e.Must(t, 200, "POST", "/api/v1/projects/"+a.ID+"/roles", e.Token, map[string]any{"slug": "app-only", "name": "App",
 			"permissions": []map[string]any{{"subject": "secrets", "action": []string{"read", "create", "edit", "delete"},
 				"conditions": map[string]any{"environment": "dev", "secretPath": map[string]any{"$glob": "/app/**"}}}}})
-		appID, app := e.NewIdentity(t, "app", "member")
-		addMember(t, e, a.ID, appID, map[string]any{"role": "app-only"})
+		_, app := projectMember(t, e, a.ID, "app", "app-only")
 		if got := listSecrets(t, e, app, "workspaceId="+a.ID+"&environment=dev&secretPath=/app"); len(got) != 1 || got[0].SecretValue != "app" {
 			t.Fatalf("app role reads %+v", got)
 		}

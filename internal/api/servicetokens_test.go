@@ -223,8 +223,7 @@ func TestServiceTokenOtherProject(t *testing.T) {
 		}
 		// A member of A without service-token rights in B cannot delete B's tokens.
 		bt := createServiceToken(t, e, b.ID, nil, []string{"read"}, [2]string{"dev", "/"})
-		id, member := e.NewIdentity(t, "a-member", "member")
-		addMember(t, e, a.ID, id, map[string]any{"role": "member"})
+		_, member := projectMember(t, e, a.ID, "a-member", "member")
 		if r := e.Do(t, "DELETE", "/api/v2/service-token/"+bt.ServiceTokenData.ID, member, nil); r.Status != 403 && r.Status != 404 {
 			t.Fatalf("member of A deletes B's token: %d %s", r.Status, r.Body)
 		}

@@ -13,8 +13,7 @@ func TestWorkspaceUpdateDeleteAndAuditLogsRetention(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, d store.Dialect) {
 		e := apptest.Bootstrapped(t, d)
 		p := createProject(t, e, e.Token, map[string]any{"projectName": "settings", "slug": "settings-proj"})
-		viewerID, viewer := e.NewIdentity(t, "viewer", "member")
-		addMember(t, e, p.ID, viewerID, map[string]any{"role": "viewer"})
+		_, viewer := projectMember(t, e, p.ID, "viewer", "viewer")
 		ws := "/api/v1/workspace/" + p.ID
 		retention := "/api/v1/workspace/" + p.Slug + "/audit-logs-retention"
 
