@@ -193,25 +193,28 @@ func splitPath(p string) []string {
 	return strings.Split(p, "/")
 }
 
+// segMatch reports whether the glob segments g match the path segments p.
+// m[i][j] says whether g[i:] matches p[j:]; filling it from the end makes the
+// work len(g)×len(p) whatever the number of "**" (trying every split of each
+// "**" recursively was exponential in them, under the broker's lock).
 func segMatch(g, p []string) bool {
-	for len(g) > 0 {
-		if g[0] == "**" {
-			for i := 0; i <= len(p); i++ {
-				if segMatch(g[1:], p[i:]) {
-					return true
-				}
-			}
-			return false
-		}
-		if len(p) == 0 {
-			return false
-		}
-		if ok, _ := path.Match(g[0], p[0]); !ok {
-			return false
-		}
-		g, p = g[1:], p[1:]
+	m := make([][]bool, len(g)+1)
+	for i := range m {
+		m[i] = make([]bool, len(p)+1)
 	}
-	return len(p) == 0
+	m[len(g)][len(p)] = true
+	for i := len(g) - 1; i >= 0; i-- {
+		for j := len(p); j >= 0; j-- {
+			switch {
+			case g[i] == "**":
+				m[i][j] = m[i+1][j] || (j < len(p) && m[i][j+1])
+			case j < len(p):
+				ok, _ := path.Match(g[i], p[j])
+				m[i][j] = ok && m[i+1][j+1]
+			}
+		}
+	}
+	return m[0][0]
 }
 
 // publish announces committed changes to shared secrets (personal overrides
