@@ -485,6 +485,17 @@ func TestHostileRenameCannotReveal(t *testing.T) {
 	if strings.Contains(string(r.Body), "hidden-pw") {
 		t.Fatalf("versions leak the value: %s", r.Body)
 	}
+	// Renamed into what the role reads, with a new value: the old version, named
+	// DB_PASSWORD, stays hidden when read by version through the new name.
+	e.Must(t, 200, "PATCH", "/api/v3/secrets/raw/DB_PASSWORD", e.Token, map[string]any{"workspaceId": p.ID, "environment": "dev",
+		"newSecretName": "PUBLIC_Z", "secretValue": "public-now"})
+	r = e.Must(t, 200, "GET", "/api/v3/secrets/raw/PUBLIC_Z?"+secretQ(p.ID, "dev", "/")+"&version=1", tok, nil)
+	if strings.Contains(string(r.Body), "hidden-pw") {
+		t.Fatalf("get by version leaks the value: %s", r.Body)
+	}
+	if r := e.Must(t, 200, "GET", "/api/v3/secrets/raw/PUBLIC_Z?"+secretQ(p.ID, "dev", "/"), tok, nil); !strings.Contains(string(r.Body), "public-now") {
+		t.Fatalf("the current value is readable: %s", r.Body)
+	}
 }
 
 // TestMembershipChangeRefusedIfRolesChangedMeanwhile: the store applies a

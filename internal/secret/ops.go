@@ -242,6 +242,12 @@ func (s *Service) Get(ctx context.Context, actor authz.Actor, sc Scope, key stri
 		return Secret{}, err
 	}
 	sec.Tags = tags[sl.ID]
+	if o.Version > 0 {
+		// An older version may have had another name: as in Versions, its
+		// value shows only if readable both now and under that name.
+		old := visible(perms, sec)
+		sec.Comment, sec.Tags, value = old.Comment, old.Tags, value && !old.ValueHidden
+	}
 	if !value || o.HideValue {
 		sec.Value, sec.ValueHidden = HiddenValue, true
 	} else if o.Expand {
