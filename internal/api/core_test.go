@@ -280,14 +280,14 @@ func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return 
 func TestLogsExplainRefusalsAndDebugQueries(t *testing.T) {
 	var buf syncBuffer
 	e := apptest.Bootstrapped(t, store.SQLite, apptest.Options{Log: &buf, LogLevel: slog.LevelDebug})
-	r := e.Do(t, "GET", "/api/v3/secrets/raw?workspaceId=00000000-0000-0000-0000-000000000000&environment=dev&accessToken=planted-tok", e.Token, nil)
+	r := e.Do(t, "GET", "/api/v3/secrets/raw?workspaceId=00000000-0000-0000-0000-000000000000&environment=dev&accessToken=planted-tok&client_secret=planted-cs&secret=planted-s", e.Token, nil)
 	m := assertError(t, r, 404, "NotFound")
 	logs := buf.String()
 	if !strings.Contains(logs, `"msg":"request refused"`) || !strings.Contains(logs, m["reqId"].(string)) ||
 		!strings.Contains(logs, "not found") {
 		t.Fatalf("no refusal line with the request id and message:\n%s", logs)
 	}
-	if !strings.Contains(logs, "environment=dev") || strings.Contains(logs, "planted-tok") {
+	if !strings.Contains(logs, "environment=dev") || strings.Contains(logs, "planted-") {
 		t.Fatalf("debug query line missing, or it shows the token:\n%s", logs)
 	}
 }

@@ -282,13 +282,14 @@ func (s *Server) withAccessLog(next http.Handler) http.Handler {
 	})
 }
 
-// sensitiveParam matches query parameters whose values are never logged.
-var sensitiveParam = regexp.MustCompile(`(?i)token|password|secretvalue|clientsecret|credential|key$`)
+// sensitiveParam matches query parameter names, lower-cased without '_' and
+// '-', whose values are never logged.
+var sensitiveParam = regexp.MustCompile(`token|password|secretvalue|clientsecret|credential|key$|^secret$`)
 
 // redactQuery renders a query for the debug log, with sensitive values masked.
 func redactQuery(q url.Values) string {
 	for k, vs := range q {
-		if sensitiveParam.MatchString(k) {
+		if sensitiveParam.MatchString(strings.NewReplacer("_", "", "-", "").Replace(strings.ToLower(k))) {
 			for i := range vs {
 				vs[i] = "[redacted]"
 			}
