@@ -76,7 +76,7 @@ func TestPostgresLeasePasswordIsChecked(t *testing.T) {
 		t.Fatalf("create: %v", err)
 	}
 	if res.Data["DB_USERNAME"] != user || res.Data["DB_PASSWORD"] != pass {
-		t.Fatalf("lease data %v", res.Data)
+		t.Fatalf("lease data: username %v, password matches %v", res.Data["DB_USERNAME"], res.Data["DB_PASSWORD"] == pass)
 	}
 	mustLogin("the lease's password", user, pass)
 	mustBeRefused("a wrong password", user, "wrong-"+pass)
