@@ -228,7 +228,7 @@ func (s *Service) UpdateMany(ctx context.Context, actor authz.Actor, sc Scope, m
 			}
 			var created []Secret
 			created, err = s.Create(ctx, actor, isc, []New{{Key: it.Key, Value: *it.Value, Comment: deref(it.Comment),
-				Type: it.Type, SkipMultiline: deref(it.SkipMultiline), TagIDs: derefSlice(it.TagIDs), Extras: it.Extras}})
+				Type: it.Type, SkipMultiline: deref(it.SkipMultiline), TagIDs: deref(it.TagIDs), Extras: it.Extras}})
 			if err == nil {
 				sec = created[0]
 			}
@@ -257,13 +257,6 @@ func (s *Service) DeleteMany(ctx context.Context, actor authz.Actor, sc Scope, k
 		out = append(out, sec)
 	}
 	return out, nil
-}
-
-func derefSlice(p *[]string) []string {
-	if p == nil {
-		return nil
-	}
-	return *p
 }
 
 func deref[T any](p *T) T {
