@@ -118,12 +118,13 @@ func (w *Worker) revokeGroup(ctx context.Context, dsID string, leases []SealedLe
 		if rerr == nil {
 			rerr = s.revokeWith(ctx, sec, l.Lease)
 		}
-		w.record(ctx, l, rerr)
+		w.record(ctx, sec, l, rerr)
 	}
 }
 
-// record stores one revocation outcome and feeds the metrics.
-func (w *Worker) record(ctx context.Context, l SealedLease, rerr error) {
+// record stores one revocation outcome and feeds the metrics; sec is the
+// lease's dynamic secret as the group loaded it (zero if it could not be).
+func (w *Worker) record(ctx context.Context, sec Secret, l SealedLease, rerr error) {
 	s := w.svc
 	details, ok := "", rerr == nil
 	switch {
@@ -133,12 +134,8 @@ func (w *Worker) record(ctx context.Context, l SealedLease, rerr error) {
 	case rerr != nil:
 		details = truncate(rerr.Error(), 250) + " - retrying automatically"
 	}
-	sec, err := s.store.DynamicSecretByID(ctx, l.DynamicSecretID)
-	if err != nil {
-		sec.ID, sec.ProjectID = l.DynamicSecretID, l.ProjectID
-	}
 	done := s.now().UTC()
-	ev := revokeEvent(sec.Secret, l.Lease, details)
+	ev := revokeEvent(sec, l.Lease, details)
 	if err := s.store.FinishRevoke(context.WithoutCancel(ctx), l.ID, ok, details, done.Add(backoff(l.Attempts+1)), ev); err != nil {
 		w.log.Error("lease worker: record outcome", "lease", l.ID, "err", err.Error())
 		return
@@ -158,8 +155,8 @@ func (w *Worker) record(ctx context.Context, l SealedLease, rerr error) {
 // revokeEvent is the audit event of the worker's revocation of a lease and
 // its outcome; failed is empty on success.
 func revokeEvent(sec Secret, l Lease, failed string) audit.Event {
-	if sec.ProjectID == "" {
-		sec.ProjectID = l.ProjectID
+	if sec.ID == "" {
+		sec.ID, sec.ProjectID = l.DynamicSecretID, l.ProjectID
 	}
 	ev := leaseEvent(authz.Actor{}, "revoke-dynamic-secret-lease", sec, l)
 	ev.Metadata["outcome"] = "revoked"
