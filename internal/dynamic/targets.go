@@ -26,6 +26,9 @@ type TargetPolicy struct {
 	lookup                func(ctx context.Context, host string) ([]netip.Addr, error)
 }
 
+// defaultPolicy is the nil policy's: DefaultDeny only.
+var defaultPolicy, _ = ParseTargetPolicy("", "")
+
 // ParseTargetPolicy parses comma-separated lists of CIDRs, IP addresses and
 // host names ("db.internal", or "*.internal" for every name below it).
 func ParseTargetPolicy(allow, deny string) (*TargetPolicy, error) {
@@ -96,7 +99,7 @@ func (p *TargetPolicy) Check(ctx context.Context, prov provider.Provider) error 
 		return nil
 	}
 	if p == nil {
-		p, _ = ParseTargetPolicy("", "")
+		p = defaultPolicy
 	}
 	for _, host := range t.Targets() {
 		if err := p.checkHost(ctx, host); err != nil {
@@ -148,7 +151,7 @@ func (p *TargetPolicy) checkHost(ctx context.Context, host string) error {
 // connecting and any address passes here.
 func (p *TargetPolicy) CheckAddr(a netip.Addr) error {
 	if p == nil {
-		p, _ = ParseTargetPolicy("", "")
+		p = defaultPolicy
 	}
 	a = a.Unmap().WithZone("")
 	denied := &policyError{fmt.Errorf("address %s is not allowed by this server's dynamic-secret target policy", a)}
