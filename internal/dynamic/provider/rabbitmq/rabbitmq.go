@@ -281,10 +281,4 @@ func (r *RabbitMQ) userTags(ctx context.Context, user string) ([]string, bool, e
 }
 
 // Targets is the management API's host.
-func (r *RabbitMQ) Targets() []string {
-	u, err := url.Parse(r.base)
-	if err != nil {
-		return []string{r.cfg.Host}
-	}
-	return []string{u.Hostname()}
-}
+func (r *RabbitMQ) Targets() []string { return []string{r.host} }
