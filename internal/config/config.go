@@ -15,6 +15,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/lockbox-dev/lockbox/internal/netaddr"
 )
 
 // Secret is a string that never prints itself.
@@ -187,22 +189,11 @@ func ParsePrefixes(v string) ([]netip.Prefix, error) {
 		if f == "" {
 			continue
 		}
-		if p, err := netip.ParsePrefix(f); err == nil {
-			if a := p.Addr(); a.Is4In6() {
-				if p.Bits() < 96 {
-					return nil, fmt.Errorf("%q: an IPv4-mapped prefix needs at least 96 bits", f)
-				}
-				p = netip.PrefixFrom(a.Unmap(), p.Bits()-96)
-			}
-			out = append(out, p.Masked())
-			continue
+		p, err := netaddr.ParsePrefix(f)
+		if err != nil {
+			return nil, err
 		}
-		a, err := netip.ParseAddr(f)
-		if err != nil || a.Zone() != "" {
-			return nil, fmt.Errorf("%q: want a CIDR or an IP address", f)
-		}
-		a = a.Unmap()
-		out = append(out, netip.PrefixFrom(a, a.BitLen()))
+		out = append(out, p)
 	}
 	return out, nil
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/lockbox-dev/lockbox/internal/dynamic/provider"
+	"github.com/lockbox-dev/lockbox/internal/netaddr"
 )
 
 // DefaultDeny is always denied as a dynamic-secret target: link-local
@@ -40,10 +41,8 @@ func ParseTargetPolicy(allow, deny string) (*TargetPolicy, error) {
 			if e == "" {
 				continue
 			}
-			if pf, err := netip.ParsePrefix(e); err == nil {
-				*nets = append(*nets, pf.Masked())
-			} else if a, err := netip.ParseAddr(e); err == nil {
-				*nets = append(*nets, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+			if pf, err := netaddr.ParsePrefix(e); err == nil {
+				*nets = append(*nets, pf)
 			} else if validHostPattern(e) {
 				*hosts = append(*hosts, strings.TrimSuffix(e, "."))
 			} else {

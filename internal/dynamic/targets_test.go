@@ -34,6 +34,7 @@ func TestTargetPolicy(t *testing.T) {
 		{"db.internal", "", "127.0.0.5", false},
 		{"169.254.0.0/16", "", "169.254.169.254", false}, // deny wins
 		{"127.0.0.1", "", "[::ffff:127.0.0.1]", true},
+		{"", "::ffff:127.0.0.0/104", "127.0.0.1", false}, // an IPv4-mapped network is its IPv4 network
 	}
 	for _, c := range cases {
 		p, err := ParseTargetPolicy(c.allow, c.deny)

@@ -6,6 +6,8 @@ package identity
 import (
 	"net/netip"
 	"time"
+
+	"github.com/lockbox-dev/lockbox/internal/netaddr"
 )
 
 // Identity is a machine identity of an organization.
@@ -50,21 +52,11 @@ var AnyIP = []TrustedIP{{"0.0.0.0", "ipv4", 0}, {"::", "ipv6", 0}}
 // IPv6 network (::ffff:10.0.0.0/104) becomes the IPv4 network it means, as
 // client addresses are compared unmapped; zoned addresses are refused.
 func ParseTrustedIP(s string) (TrustedIP, bool) {
-	if p, err := netip.ParsePrefix(s); err == nil {
-		if a := p.Addr(); a.Is4In6() {
-			if p.Bits() < 96 {
-				return TrustedIP{}, false
-			}
-			p = netip.PrefixFrom(a.Unmap(), p.Bits()-96)
-		}
-		p = p.Masked()
-		return TrustedIP{p.Addr().String(), ipType(p.Addr()), p.Bits()}, true
+	p, err := netaddr.ParsePrefix(s)
+	if err != nil {
+		return TrustedIP{}, false
 	}
-	if a, err := netip.ParseAddr(s); err == nil && a.Zone() == "" {
-		a = a.Unmap()
-		return TrustedIP{a.String(), ipType(a), a.BitLen()}, true
-	}
-	return TrustedIP{}, false
+	return TrustedIP{p.Addr().String(), ipType(p.Addr()), p.Bits()}, true
 }
 
 func ipType(a netip.Addr) string {

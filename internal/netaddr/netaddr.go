@@ -1,0 +1,30 @@
+// Package netaddr parses the networks lockbox's settings name (trusted IPs,
+// trusted proxies, dynamic-secret targets): a CIDR or an address, an
+// IPv4-mapped network meaning its IPv4 network, zones refused.
+package netaddr
+
+import (
+	"fmt"
+	"net/netip"
+)
+
+// ParsePrefix parses a CIDR, or an address as the prefix of that one host.
+// "::ffff:10.0.0.0/104" is 10.0.0.0/8 (clients are compared unmapped); an
+// IPv4-mapped prefix shorter than /96 and a zoned address are errors.
+func ParsePrefix(s string) (netip.Prefix, error) {
+	if p, err := netip.ParsePrefix(s); err == nil {
+		if a := p.Addr(); a.Is4In6() {
+			if p.Bits() < 96 {
+				return netip.Prefix{}, fmt.Errorf("%q: an IPv4-mapped prefix needs at least 96 bits", s)
+			}
+			p = netip.PrefixFrom(a.Unmap(), p.Bits()-96)
+		}
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil || a.Zone() != "" {
+		return netip.Prefix{}, fmt.Errorf("%q: want a CIDR or an IP address", s)
+	}
+	a = a.Unmap()
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}
