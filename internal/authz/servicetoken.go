@@ -5,11 +5,14 @@ import (
 	"strings"
 )
 
+// IsGlob reports whether a secretPath holds glob syntax.
+func IsGlob(path string) bool { return strings.ContainsAny(path, "*?{}[]") }
+
 // ScopePattern is the secretPath glob a service-token scope grants: a plain
 // path reaches itself and every folder below it ("/app" → "/app/**", "/" →
 // "/**"); a path that is already a glob is taken as written.
 func ScopePattern(path string) string {
-	if strings.ContainsAny(path, "*?{}[]") {
+	if IsGlob(path) {
 		return path
 	}
 	return strings.TrimSuffix(path, "/") + "/**"

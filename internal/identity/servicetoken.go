@@ -147,7 +147,7 @@ func (s *ServiceTokens) Create(ctx context.Context, actor authz.Actor, req NewSe
 		if env == "" {
 			return ServiceToken{}, "", invalidST("scopes", "scope environment is required")
 		}
-		if !strings.ContainsAny(path, "*?{}[]") {
+		if !authz.IsGlob(path) {
 			np, err := project.NormalizePath(path)
 			if err != nil {
 				return ServiceToken{}, "", invalidST("scopes", "scope secretPath is invalid")

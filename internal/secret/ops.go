@@ -37,7 +37,7 @@ type Result struct {
 // scope whatever the query names, as Infisical does.
 func (s *Service) List(ctx context.Context, actor authz.Actor, sc Scope, o ReadOptions) (Result, error) {
 	if st := actor.Service; actor.Kind == authz.ActorServiceToken && st != nil && len(st.Scopes) == 1 &&
-		!strings.ContainsAny(st.Scopes[0].SecretPath, "*?{}[]") {
+		!authz.IsGlob(st.Scopes[0].SecretPath) {
 		sc.ProjectID, sc.ProjectSlug = st.ProjectID, ""
 		sc.Env, sc.Path = st.Scopes[0].Environment, st.Scopes[0].SecretPath
 	}
