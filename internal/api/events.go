@@ -62,9 +62,6 @@ func (s *Server) subscribeProjectEvents(w http.ResponseWriter, r *http.Request) 
 	if req.ProjectID == "" {
 		return field("projectId", "Required")
 	}
-	if len(req.Register) == 0 || len(req.Register) > 10 {
-		return field("register", "Register 1 to 10 events")
-	}
 	rules := make([]secret.WatchRule, len(req.Register))
 	for i, reg := range req.Register {
 		rules[i].Type = events.Type(reg.Event)
