@@ -87,17 +87,22 @@ func (s *Service) list(ctx context.Context, actor authz.Actor, sc Scope, o ReadO
 	rd := s.newReader(actor, perms, sc.ProjectID)
 	var out []Secret
 	seenAny := false
-	for _, fe := range folders {
-		sealed, err := s.store.FolderSecrets(ctx, fe.folder.ID, userOf(actor))
-		if err != nil {
+	// Every folder's rows first, so that one query loads the tags of all.
+	rows := make([][]Sealed, len(folders))
+	var all []Sealed
+	for i, fe := range folders {
+		if rows[i], err = s.store.FolderSecrets(ctx, fe.folder.ID, userOf(actor)); err != nil {
 			return nil, nil, err
 		}
-		tags, err := s.loadTags(ctx, sealed)
-		if err != nil {
-			return nil, nil, err
-		}
+		all = append(all, rows[i]...)
+	}
+	tags, err := s.loadTags(ctx, all)
+	if err != nil {
+		return nil, nil, err
+	}
+	for i, fe := range folders {
 		var secs []Secret
-		for _, sl := range sealed {
+		for _, sl := range rows[i] {
 			if o.SharedOnly && sl.Type == Personal {
 				continue
 			}
