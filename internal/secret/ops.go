@@ -348,6 +348,7 @@ func (s *Service) Create(ctx context.Context, actor authz.Actor, sc Scope, items
 	if err != nil {
 		return nil, err
 	}
+	rd := s.newReader(actor, perms, env.ProjectID) // reused by every item's expansion check
 	now := s.now().UTC().Truncate(time.Microsecond)
 	out := make([]Secret, 0, len(items))
 	sealed := make([]Sealed, 0, len(items))
@@ -382,7 +383,7 @@ func (s *Service) Create(ctx context.Context, actor authz.Actor, sc Scope, items
 		if len(tags) > 0 {
 			sl.TagIDs = tagIDs(tags)
 		}
-		if err := s.checkExpansion(ctx, actor, perms, sec); err != nil {
+		if err := s.checkExpansion(ctx, rd, sec); err != nil {
 			return nil, err
 		}
 		out, sealed = append(out, sec), append(sealed, sl)
@@ -502,7 +503,7 @@ func (s *Service) update(ctx context.Context, actor authz.Actor, perms authz.Set
 			return Secret{}, err
 		}
 		sec.Value = normalizeValue(*c.Value)
-		if err := s.checkExpansion(ctx, actor, perms, sec); err != nil {
+		if err := s.checkExpansion(ctx, s.newReader(actor, perms, sec.ProjectID), sec); err != nil {
 			return Secret{}, err
 		}
 	}

@@ -303,15 +303,17 @@ func checkValue(v string) error {
 	return nil
 }
 
-// checkExpansion refuses a value whose expansion, as the writer would read it,
+// checkExpansion refuses a value whose expansion, as the writer would read it
+// through rd, exceeds the per-value budget; rd's folder cache is reused
+// across a batch, its budget is not.
 // exceeds the per-request budget. Other expansion failures (a reference the
 // writer cannot read, one that does not exist yet) do not stop a write.
-func (s *Service) checkExpansion(ctx context.Context, actor authz.Actor, perms authz.Set, sec Secret) error {
+func (s *Service) checkExpansion(ctx context.Context, rd *reader, sec Secret) error {
 	if !strings.Contains(sec.Value, "${") {
 		return nil
 	}
-	err := s.newReader(actor, perms, sec.ProjectID).expand(ctx, &sec)
-	if err != nil && errors.Is(err, errBudget) {
+	rd.x = NewExpander(rd.lookup)
+	if err := rd.expand(ctx, &sec); errors.Is(err, errBudget) {
 		return invalidField("secretValue", "Secret '%s' would expand beyond the limit of %d bytes or %d references", sec.Key, MaxExpandBytes, MaxExpandRefs)
 	}
 	if ctxErr := ctx.Err(); ctxErr != nil {
