@@ -36,7 +36,7 @@ func NewWorker(svc *Service, log *slog.Logger) *Worker {
 // wake-up from this node), never longer than MaxWait.
 func (w *Worker) Run(ctx context.Context) error {
 	for {
-		n, err := w.Tick(ctx)
+		n, idle, err := w.tick(ctx)
 		if err != nil && ctx.Err() == nil {
 			w.log.Error("lease worker", "err", err.Error())
 		}
@@ -48,7 +48,11 @@ func (w *Worker) Run(ctx context.Context) error {
 		}
 		wait := w.MaxWait
 		if n < w.Batch {
-			if next, err := w.svc.store.NextDue(ctx); err == nil && !next.IsZero() {
+			next := idle.next
+			if !idle.known { // a claim ran: what is due next has changed
+				next, _ = w.svc.store.NextDue(ctx)
+			}
+			if !next.IsZero() {
 				if d := time.Until(next); d < wait {
 					wait = d
 				}
@@ -169,14 +173,27 @@ func revokeEvent(sec Secret, l Lease, failed string) audit.Event {
 // Tick claims and processes one batch of due leases; it reports how many.
 // With nothing due it only reads: an idle server makes no database write.
 func (w *Worker) Tick(ctx context.Context) (int, error) {
+	n, _, err := w.tick(ctx)
+	return n, err
+}
+
+// nextDue is when the next lease is due (zero: none), if a tick knows it.
+type nextDue struct {
+	next  time.Time
+	known bool
+}
+
+// tick is Tick; when nothing was due it also reports when the next lease is,
+// which Run waits for without reading it again.
+func (w *Worker) tick(ctx context.Context) (int, nextDue, error) {
 	s := w.svc
 	now := s.now().UTC()
 	if next, err := s.store.NextDue(ctx); err == nil && (next.IsZero() || next.After(now)) {
-		return 0, nil
+		return 0, nextDue{next, true}, nil
 	}
 	claimed, err := s.store.ClaimDueLeases(ctx, now, now.Add(ProviderTimeout+10*time.Second), w.Batch)
 	if err != nil {
-		return 0, err
+		return 0, nextDue{}, err
 	}
 	// Group by dynamic secret so a provider that can revoke many credentials
 	// in one round trip does so; any failure falls back to one by one.
@@ -191,5 +208,5 @@ func (w *Worker) Tick(ctx context.Context) (int, error) {
 	for _, id := range order {
 		w.revokeGroup(ctx, id, groups[id])
 	}
-	return len(claimed), nil
+	return len(claimed), nextDue{}, nil
 }
