@@ -142,6 +142,11 @@ func (r *RabbitMQ) client(ctx context.Context) (*http.Client, func(), error) {
 // call makes one management API request; a status outside ok is an error
 // carrying RabbitMQ's reason (never the request body, which may hold a password).
 func (r *RabbitMQ) call(ctx context.Context, method, path string, body any, ok ...int) (int, error) {
+	return r.callInto(ctx, method, path, body, nil, ok...)
+}
+
+// callInto is call, decoding a 200 answer into out when out is not nil.
+func (r *RabbitMQ) callInto(ctx context.Context, method, path string, body, out any, ok ...int) (int, error) {
 	var rd io.Reader
 	if body != nil {
 		b, _ := json.Marshal(body)
@@ -169,6 +174,11 @@ func (r *RabbitMQ) call(ctx context.Context, method, path string, body any, ok .
 	defer res.Body.Close()
 	for _, s := range ok {
 		if res.StatusCode == s {
+			if out != nil && s == http.StatusOK {
+				if err := json.NewDecoder(io.LimitReader(res.Body, 1<<16)).Decode(out); err != nil {
+					return s, fmt.Errorf("%s %s: %v", method, path, err)
+				}
+			}
 			io.Copy(io.Discard, io.LimitReader(res.Body, 1<<16))
 			return res.StatusCode, nil
 		}
@@ -238,34 +248,10 @@ func (r *RabbitMQ) Revoke(ctx context.Context, req provider.RevokeRequest) error
 // userTags reads a user's tags (an array, or a comma-separated string on
 // older servers).
 func (r *RabbitMQ) userTags(ctx context.Context, user string) ([]string, bool, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.base+user, nil)
-	if err != nil {
-		return nil, false, err
-	}
-	req.SetBasicAuth(r.cfg.Username, r.cfg.Password)
-	hc, release, err := r.client(ctx)
-	if err != nil {
-		return nil, false, err
-	}
-	defer release()
-	res, err := hc.Do(req)
-	if err != nil {
-		var uerr *url.Error
-		if errors.As(err, &uerr) {
-			err = uerr.Err
-		}
-		return nil, false, fmt.Errorf("GET %s: %v", user, err)
-	}
-	defer res.Body.Close()
-	if res.StatusCode == http.StatusNotFound {
-		return nil, false, nil
-	}
-	if res.StatusCode != http.StatusOK {
-		return nil, false, fmt.Errorf("GET %s: %s", user, res.Status)
-	}
 	var u struct{ Tags json.RawMessage }
-	if err := json.NewDecoder(io.LimitReader(res.Body, 1<<16)).Decode(&u); err != nil {
-		return nil, false, fmt.Errorf("GET %s: %v", user, err)
+	st, err := r.callInto(ctx, http.MethodGet, user, nil, &u, http.StatusOK, http.StatusNotFound)
+	if err != nil || st == http.StatusNotFound {
+		return nil, false, err
 	}
 	var tags []string
 	if json.Unmarshal(u.Tags, &tags) != nil {
