@@ -24,33 +24,58 @@ func (db *DB) OrgRole(ctx context.Context, orgID string, kind authz.ActorKind, a
 	return role, dbErr(err, "OrgRole")
 }
 
-// ProjectGrants returns the project's org and the actor's roles in it that are in force at now.
-func (db *DB) ProjectGrants(ctx context.Context, projectID string, kind authz.ActorKind, actorID string, now time.Time) (string, []authz.Grant, error) {
-	var orgID string
-	if err := db.readRow(ctx, `SELECT org_id FROM projects WHERE id = ?`, projectID).Scan(&orgID); err != nil {
-		return "", nil, dbErr(err, "ProjectGrants")
-	}
-	rows, err := db.readq(ctx, `SELECT r.role, cr.permissions FROM project_memberships m
-		JOIN project_membership_roles r ON r.membership_id = m.id
+// ProjectGrants returns the project's org and the actor's roles in it that
+// are in force at now, and the next moment after now at which a temporary
+// role starts or ends (zero if none will): one query.
+func (db *DB) ProjectGrants(ctx context.Context, projectID string, kind authz.ActorKind, actorID string, now time.Time) (string, []authz.Grant, time.Time, error) {
+	rows, err := db.readq(ctx, `SELECT p.org_id, r.role, cr.permissions, r.is_temporary, r.temporary_access_start_time, r.temporary_access_end_time
+		FROM projects p
+		LEFT JOIN project_memberships m ON m.project_id = p.id AND m.`+memberCol(kind)+` = ?
+		LEFT JOIN project_membership_roles r ON r.membership_id = m.id
 		LEFT JOIN project_roles cr ON cr.id = r.custom_role_id
-		WHERE m.project_id = ? AND m.`+memberCol(kind)+` = ?
-		  AND (r.is_temporary = FALSE OR (r.temporary_access_start_time <= ? AND r.temporary_access_end_time > ?))`,
-		projectID, actorID, ts(now), ts(now))
+		WHERE p.id = ?`, actorID, projectID)
 	if err != nil {
-		return "", nil, dbErr(err, "ProjectGrants")
+		return "", nil, time.Time{}, dbErr(err, "ProjectGrants")
 	}
 	defer rows.Close()
+	var orgID string
 	var out []authz.Grant
-	for rows.Next() {
-		var g authz.Grant
-		var perms *string
-		if err := rows.Scan(&g.Role, &perms); err != nil {
-			return "", nil, dbErr(err, "scan grant")
+	var next time.Time
+	found := false
+	soonest := func(t time.Time) {
+		if t.After(now) && (next.IsZero() || t.Before(next)) {
+			next = t
 		}
+	}
+	for rows.Next() {
+		found = true
+		var role, perms *string
+		var temporary *bool
+		var start, end time.Time
+		if err := rows.Scan(&orgID, &role, &perms, &temporary, timeCol{&start}, timeCol{&end}); err != nil {
+			return "", nil, time.Time{}, dbErr(err, "scan grant")
+		}
+		if role == nil {
+			continue // the project, with no membership of the actor
+		}
+		if temporary != nil && *temporary {
+			soonest(start)
+			soonest(end)
+			if start.IsZero() || end.IsZero() || start.After(now) || !end.After(now) {
+				continue
+			}
+		}
+		g := authz.Grant{Role: *role}
 		if perms != nil {
 			g.Permissions = []byte(*perms)
 		}
 		out = append(out, g)
 	}
-	return orgID, out, dbErr(rows.Err(), "ProjectGrants")
+	if err := rows.Err(); err != nil {
+		return "", nil, time.Time{}, dbErr(err, "ProjectGrants")
+	}
+	if !found {
+		return "", nil, time.Time{}, dbErr(errNoRows, "ProjectGrants")
+	}
+	return orgID, out, next, nil
 }

@@ -111,7 +111,7 @@ func scanLease(sc interface{ Scan(...any) error }) (dynamic.SealedLease, error) 
 
 // InsertLease commits a new lease row (state creating) with its audit event.
 func (db *DB) InsertLease(ctx context.Context, l dynamic.SealedLease, ev audit.Event) error {
-	return db.Transact(ctx, func(tx *Tx) error {
+	return db.transactQuiet(ctx, func(tx *Tx) error {
 		if _, err := tx.exec(ctx, `INSERT INTO dynamic_leases (`+leaseCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)`,
 			l.ID, l.DynamicSecretID, l.ProjectID, l.Username, l.SealedData, string(l.Config), l.Status, l.StatusDetails,
 			ts(l.ExpireAt), ts(l.DueAt), ts(l.CreatedAt), ts(l.UpdatedAt)); err != nil {
@@ -126,7 +126,7 @@ func (db *DB) InsertLease(ctx context.Context, l dynamic.SealedLease, ev audit.E
 // worker took it as abandoned).
 func (db *DB) ActivateLease(ctx context.Context, id string, data []byte, dueAt time.Time) (bool, error) {
 	now := db.Now()
-	res, err := db.exec(ctx, `UPDATE dynamic_leases SET status = 'active', data = ?, due_at = ?, updated_at = ? WHERE id = ? AND status = 'creating'`,
+	res, err := db.execQuiet(ctx, `UPDATE dynamic_leases SET status = 'active', data = ?, due_at = ?, updated_at = ? WHERE id = ? AND status = 'creating'`,
 		data, ts(dueAt), ts(now), id)
 	if err != nil {
 		return false, dbErr(err, "ActivateLease")
@@ -162,7 +162,7 @@ func (db *DB) Leases(ctx context.Context, dynamicSecretID string) ([]dynamic.Sea
 // RenewLease moves an active lease's expiry and due time from from to
 // expireAt; a lease no longer active or no longer expiring at from is NotFound.
 func (db *DB) RenewLease(ctx context.Context, id string, from, expireAt time.Time, ev audit.Event) error {
-	return db.Transact(ctx, func(tx *Tx) error {
+	return db.transactQuiet(ctx, func(tx *Tx) error {
 		res, err := tx.exec(ctx, `UPDATE dynamic_leases SET expire_at = ?, due_at = ?, updated_at = ?
 			WHERE id = ? AND status = 'active' AND expire_at = ?`,
 			ts(expireAt), ts(expireAt), ts(tx.Now), id, ts(from))
@@ -179,7 +179,7 @@ func (db *DB) RenewLease(ctx context.Context, id string, from, expireAt time.Tim
 // ClaimLease marks one live lease revoking until claimUntil.
 func (db *DB) ClaimLease(ctx context.Context, id string, claimUntil time.Time) (bool, error) {
 	now := db.Now()
-	res, err := db.exec(ctx, `UPDATE dynamic_leases SET status = 'revoking', due_at = ?, updated_at = ?
+	res, err := db.execQuiet(ctx, `UPDATE dynamic_leases SET status = 'revoking', due_at = ?, updated_at = ?
 		WHERE id = ? AND status IN ('creating', 'active', 'revoke_failed')`, ts(claimUntil), ts(now), id)
 	if err != nil {
 		return false, dbErr(err, "ClaimLease")
@@ -193,7 +193,7 @@ func (db *DB) ClaimLease(ctx context.Context, id string, claimUntil time.Time) (
 // node that dies mid-revocation leaves claims that expire and are retaken.
 func (db *DB) ClaimDueLeases(ctx context.Context, now, claimUntil time.Time, limit int) ([]dynamic.SealedLease, error) {
 	var out []dynamic.SealedLease
-	err := db.Transact(ctx, func(tx *Tx) error {
+	err := db.transactQuiet(ctx, func(tx *Tx) error {
 		out = nil
 		rows, err := tx.query(ctx, `UPDATE dynamic_leases SET status = 'revoking', due_at = ?, updated_at = ?
 			WHERE id IN (SELECT id FROM dynamic_leases WHERE status <> 'revoked' AND due_at <= ? ORDER BY due_at LIMIT ?`+db.skipLocked()+`)
@@ -225,7 +225,7 @@ func (db *DB) skipLocked() string {
 
 // FinishRevoke records a revocation outcome.
 func (db *DB) FinishRevoke(ctx context.Context, id string, ok bool, details string, retryAt time.Time, evs ...audit.Event) error {
-	return db.Transact(ctx, func(tx *Tx) error {
+	return db.transactQuiet(ctx, func(tx *Tx) error {
 		now := tx.Now
 		var err error
 		if ok {
@@ -247,7 +247,7 @@ func (db *DB) RevokedMany(ctx context.Context, ids []string, evs ...audit.Event)
 	if len(ids) == 0 {
 		return nil
 	}
-	return db.Transact(ctx, func(tx *Tx) error {
+	return db.transactQuiet(ctx, func(tx *Tx) error {
 		args := []any{ts(tx.Now)}
 		for _, id := range ids {
 			args = append(args, id)

@@ -74,7 +74,7 @@ func (f *EventFeed) Publish(ctx context.Context, evs []events.Event) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	// One transaction: its notifications are delivered together, in order.
-	err := f.db.Transact(ctx, func(tx *Tx) error {
+	err := f.db.transactQuiet(ctx, func(tx *Tx) error {
 		for _, ev := range evs {
 			b, err := json.Marshal(notifyPayload{ev.Type, ev.ProjectID, ev.Env, ev.Path, ev.Key, ev.Tags, ev.Version})
 			if err != nil {

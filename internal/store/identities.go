@@ -214,7 +214,7 @@ func (db *DB) DeleteTokenAuth(ctx context.Context, identityID string, ev audit.E
 
 // CreateAccessToken stores a token record.
 func (db *DB) CreateAccessToken(ctx context.Context, t identity.AccessToken, ev audit.Event) error {
-	return db.Transact(ctx, func(tx *Tx) error {
+	return db.transactQuiet(ctx, func(tx *Tx) error {
 		if err := tx.insertAccessToken(ctx, t); err != nil {
 			return err
 		}

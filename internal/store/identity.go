@@ -175,7 +175,7 @@ func (db *DB) AccessTokenByID(ctx context.Context, id string) (identity.AccessTo
 // concurrent requests can never exceed the limit.
 func (db *DB) ConsumeAccessTokenUse(ctx context.Context, id string) (bool, error) {
 	now := db.Now()
-	res, err := db.exec(ctx, `UPDATE identity_access_tokens SET num_uses = num_uses + 1, last_used_at = ?
+	res, err := db.execQuiet(ctx, `UPDATE identity_access_tokens SET num_uses = num_uses + 1, last_used_at = ?
 		WHERE id = ? AND revoked = FALSE AND (num_uses_limit = 0 OR num_uses < num_uses_limit)`, ts(now), id)
 	if err != nil {
 		return false, dbErr(err, "ConsumeAccessTokenUse")
@@ -207,7 +207,7 @@ func (db *DB) UserByID(ctx context.Context, id string) (identity.User, error) {
 
 // CreateSession stores a human session.
 func (db *DB) CreateSession(ctx context.Context, s identity.Session) error {
-	_, err := db.exec(ctx, `INSERT INTO user_sessions (id, user_id, org_id, revoked, created_at, expires_at) VALUES (?, ?, ?, FALSE, ?, ?)`,
+	_, err := db.execQuiet(ctx, `INSERT INTO user_sessions (id, user_id, org_id, revoked, created_at, expires_at) VALUES (?, ?, ?, FALSE, ?, ?)`,
 		s.ID, s.UserID, nullStr(s.OrgID), ts(s.CreatedAt), ts(s.ExpiresAt))
 	return dbErr(err, "CreateSession")
 }
@@ -257,7 +257,7 @@ func (db *DB) ReleaseUserLoginAttempt(ctx context.Context, emailHash string, thr
 
 // ClearUserLoginAttempts forgets an email's failed logins (after a success).
 func (db *DB) ClearUserLoginAttempts(ctx context.Context, emailHash string) error {
-	_, err := db.exec(ctx, `DELETE FROM user_login_lockouts WHERE email_hash = ?`, emailHash)
+	_, err := db.execQuiet(ctx, `DELETE FROM user_login_lockouts WHERE email_hash = ?`, emailHash)
 	return dbErr(err, "ClearUserLoginAttempts")
 }
 
@@ -265,7 +265,7 @@ func (db *DB) ClearUserLoginAttempts(ctx context.Context, emailHash string) erro
 // at now (window passed, no lock in force), which keeps the table as small as
 // the failures of the last window.
 func (db *DB) RecordFailedUserLogin(ctx context.Context, now time.Time, evs []audit.Event) error {
-	return db.Transact(ctx, func(tx *Tx) error {
+	return db.transactQuiet(ctx, func(tx *Tx) error {
 		if _, err := tx.exec(ctx, `DELETE FROM user_login_lockouts WHERE counter_reset_at <= ?
 			AND (locked_until IS NULL OR locked_until <= ?)`, ts(now), ts(now)); err != nil {
 			return dbErr(err, "prune login lockouts")

@@ -111,6 +111,6 @@ func (db *DB) DeleteServiceToken(ctx context.Context, id string, ev audit.Event)
 
 // TouchServiceToken records a token's last use.
 func (db *DB) TouchServiceToken(ctx context.Context, id string, now time.Time) error {
-	_, err := db.exec(ctx, `UPDATE service_tokens SET last_used = ? WHERE id = ?`, ts(now), id)
+	_, err := db.execQuiet(ctx, `UPDATE service_tokens SET last_used = ? WHERE id = ?`, ts(now), id)
 	return dbErr(err, "TouchServiceToken")
 }

@@ -10,9 +10,11 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	mathrand "math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -59,6 +61,9 @@ type DB struct {
 	now     func() time.Time
 	path    string
 	url     string // PostgreSQL: for connections outside the pool (LISTEN)
+
+	epochStmt *sql.Stmt    // reads the cache epoch (cache.Source)
+	onChange  atomic.Value // func(): called after a change commits (SetOnChange)
 }
 
 // Open connects, checks the connection and applies pending migrations.
@@ -118,6 +123,11 @@ func Open(ctx context.Context, o Options) (*DB, error) {
 	if err := db.migrate(ctx); err != nil {
 		db.Close()
 		return nil, err
+	}
+	var err error
+	if db.epochStmt, err = db.read.PrepareContext(ctx, `SELECT CAST(COALESCE(SUM(n), 0) AS BIGINT) FROM cache_epoch`); err != nil {
+		db.Close()
+		return nil, dbErr(err, "prepare epoch read")
 	}
 	if db.dialect == SQLite {
 		// SQLite creates -wal and -shm with the main file's mode, so they are
@@ -209,6 +219,9 @@ func (db *DB) Ping(ctx context.Context) error { return db.read.PingContext(ctx) 
 
 // Close closes every connection.
 func (db *DB) Close() error {
+	if db.epochStmt != nil {
+		db.epochStmt.Close()
+	}
 	var e1, e2 error
 	if db.read != nil && db.read != db.write {
 		e1 = db.read.Close()
@@ -265,11 +278,48 @@ func (t *Tx) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
 	return t.tx.QueryRowContext(ctx, t.db.q(query), args...)
 }
 
+// Epoch reads the change counter that caches are checked against (package
+// cache): the sum of cache_epoch's rows, which every changing transaction
+// adds to before it commits.
+func (db *DB) Epoch(ctx context.Context) (uint64, error) {
+	var n int64
+	if err := db.epochStmt.QueryRowContext(ctx).Scan(&n); err != nil {
+		return 0, dbErr(err, "read cache epoch")
+	}
+	return uint64(n), nil
+}
+
+// SetOnChange sets fn to be called after each transaction that changed what
+// caches may hold has committed (the node's cache.Gen.Changed).
+func (db *DB) SetOnChange(fn func()) { db.onChange.Store(fn) }
+
+// BumpEpoch marks every node's caches out of date, as a changing
+// transaction does: for changes made to the database by other means.
+func (db *DB) BumpEpoch(ctx context.Context) error {
+	return db.Transact(ctx, func(*Tx) error { return nil })
+}
+
+// epochShards is the number of cache_epoch rows (migration 00010).
+const epochShards = 16
+
 // Transact runs fn in a read-write transaction, committing when fn returns nil.
-// PostgreSQL serialization failures and deadlocks are retried.
+// PostgreSQL serialization failures and deadlocks are retried. The
+// transaction advances the cache epoch: every node's caches miss from its
+// commit on. Writes to rows no cache holds (audit events, new tokens, lease
+// bookkeeping, counters) use transactQuiet instead.
 func (db *DB) Transact(ctx context.Context, fn func(*Tx) error) error {
+	return db.transact(ctx, false, fn)
+}
+
+// transactQuiet is Transact for a transaction that changes nothing a cache
+// holds: it leaves the cache epoch alone, so readers keep their caches.
+func (db *DB) transactQuiet(ctx context.Context, fn func(*Tx) error) error {
+	return db.transact(ctx, true, fn)
+}
+
+func (db *DB) transact(ctx context.Context, quiet bool, fn func(*Tx) error) error {
 	for attempt := 0; ; attempt++ {
-		err := db.transactOnce(ctx, fn)
+		err := db.transactOnce(ctx, quiet, fn)
 		if err == nil || attempt >= 4 || !retryable(err) {
 			return err
 		}
@@ -281,7 +331,7 @@ func (db *DB) Transact(ctx context.Context, fn func(*Tx) error) error {
 	}
 }
 
-func (db *DB) transactOnce(ctx context.Context, fn func(*Tx) error) (err error) {
+func (db *DB) transactOnce(ctx context.Context, quiet bool, fn func(*Tx) error) (err error) {
 	sqlTx, err := db.write.BeginTx(ctx, nil)
 	if err != nil {
 		return errs.Internalf(err, "begin transaction")
@@ -299,8 +349,20 @@ func (db *DB) transactOnce(ctx context.Context, fn func(*Tx) error) (err error) 
 	if err := fn(t); err != nil {
 		return err
 	}
+	if !quiet {
+		// Last, so that on PostgreSQL the shard's row lock is held only
+		// for the commit itself.
+		if _, err := t.exec(ctx, `UPDATE cache_epoch SET n = n + 1 WHERE shard = ?`, mathrand.IntN(epochShards)); err != nil {
+			return dbErr(err, "advance cache epoch")
+		}
+	}
 	if err := sqlTx.Commit(); err != nil {
 		return dbErr(err, "commit")
+	}
+	if !quiet {
+		if fn, _ := db.onChange.Load().(func()); fn != nil {
+			fn()
+		}
 	}
 	return nil
 }
@@ -322,8 +384,19 @@ func (db *DB) readRow(ctx context.Context, query string, args ...any) *sql.Row {
 	return db.read.QueryRowContext(ctx, db.q(query), args...)
 }
 
-// exec runs one statement in its own transaction on the writer.
-func (db *DB) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+// exec runs one statement in its own transaction on the writer, advancing
+// the cache epoch as Transact does.
+func (db *DB) exec(ctx context.Context, query string, args ...any) (res sql.Result, err error) {
+	err = db.Transact(ctx, func(tx *Tx) error {
+		res, err = tx.exec(ctx, query, args...)
+		return err
+	})
+	return res, err
+}
+
+// execQuiet runs one statement that changes nothing a cache holds in its own
+// transaction on the writer.
+func (db *DB) execQuiet(ctx context.Context, query string, args ...any) (sql.Result, error) {
 	return db.write.ExecContext(ctx, db.q(query), args...)
 }
 

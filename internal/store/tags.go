@@ -129,7 +129,7 @@ func (tx *Tx) setSecretTags(ctx context.Context, secretID string, ids []string) 
 
 // AppendAudit records one event in its own transaction.
 func (db *DB) AppendAudit(ctx context.Context, ev audit.Event) error {
-	return db.Transact(ctx, func(tx *Tx) error { return tx.insertAudit(ctx, ev) })
+	return db.transactQuiet(ctx, func(tx *Tx) error { return tx.insertAudit(ctx, ev) })
 }
 
 const importCols = `i.id, i.folder_id, i.import_env_id, e.slug, e.name, i.import_path, i.position, i.version, i.created_at, i.updated_at`

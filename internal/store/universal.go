@@ -221,7 +221,7 @@ func (db *DB) reserveAttempt(ctx context.Context, table, keyCol, key string, p i
 }
 
 func (db *DB) releaseAttempt(ctx context.Context, table, keyCol, key string, threshold int) error {
-	_, err := db.exec(ctx, `UPDATE `+table+` SET failed_attempts = failed_attempts - 1,
+	_, err := db.execQuiet(ctx, `UPDATE `+table+` SET failed_attempts = failed_attempts - 1,
 		locked_until = CASE WHEN failed_attempts - 1 < ? THEN NULL ELSE locked_until END
 		WHERE `+keyCol+` = ? AND failed_attempts > 0`, threshold, key)
 	return dbErr(err, "release login attempt")
@@ -249,7 +249,7 @@ func (db *DB) ClearLockout(ctx context.Context, uaID string, ev *audit.Event) (i
 // clears the lockout and records the login, all in one transaction.
 func (db *DB) LoginWithClientSecret(ctx context.Context, cs identity.ClientSecret, tok identity.AccessToken, ev audit.Event) (bool, error) {
 	ok := false
-	err := db.Transact(ctx, func(tx *Tx) error {
+	err := db.transactQuiet(ctx, func(tx *Tx) error {
 		res, err := tx.exec(ctx, `UPDATE identity_ua_client_secrets SET num_uses = num_uses + 1, last_used_at = ?
 			WHERE id = ? AND revoked = FALSE AND (num_uses_limit = 0 OR num_uses < num_uses_limit)
 			AND (ttl = 0 OR created_at + ttl * 1000000 > ?)`, ts(tx.Now), cs.ID, ts(tx.Now))
