@@ -164,6 +164,18 @@ func (s *Server) secretList(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	// The same result answers every request of this actor until something
+	// changes: encode it, and hash the encoding, once.
+	enc, err := res.Memo.Do("v3-list imports="+strconv.FormatBool(o.IncludeImports), func() (any, error) {
+		return encodeWithETag(secretListBody(res, o.IncludeImports))
+	})
+	if err != nil {
+		return err
+	}
+	return writeEncoded(w, r, enc.(encoded))
+}
+
+func secretListBody(res secret.Result, withImports bool) any {
 	type wireImport struct {
 		SecretPath  string       `json:"secretPath"`
 		Environment string       `json:"environment"`
@@ -174,13 +186,13 @@ func (s *Server) secretList(w http.ResponseWriter, r *http.Request) error {
 		Secrets []wireSecret `json:"secrets"`
 		Imports []wireImport `json:"imports,omitempty"`
 	}{Secrets: toWireSecrets(res.Secrets)}
-	if o.IncludeImports {
+	if withImports {
 		body.Imports = make([]wireImport, len(res.Imports))
 		for i, im := range res.Imports {
 			body.Imports[i] = wireImport{im.Path, im.Env, im.FolderID, toWireSecrets(im.Secrets)}
 		}
 	}
-	return writeWithETag(w, r, body)
+	return body
 }
 
 func toWireSecrets(secs []secret.Secret) []wireSecret {
@@ -191,22 +203,40 @@ func toWireSecrets(secs []secret.Secret) []wireSecret {
 	return out
 }
 
+// encoded is a JSON body, newline-terminated, with its entity tag.
+type encoded struct {
+	body []byte
+	etag string
+}
+
+func encodeWithETag(v any) (encoded, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return encoded{}, err
+	}
+	sum := sha256.Sum256(b)
+	return encoded{append(b, '\n'), `W/"` + hex.EncodeToString(sum[:16]) + `"`}, nil
+}
+
 // writeWithETag answers 304 when the client's If-None-Match names this body.
 func writeWithETag(w http.ResponseWriter, r *http.Request, v any) error {
-	b, err := json.Marshal(v)
+	enc, err := encodeWithETag(v)
 	if err != nil {
 		return err
 	}
-	sum := sha256.Sum256(b)
-	etag := `W/"` + hex.EncodeToString(sum[:16]) + `"`
-	w.Header().Set("ETag", etag)
-	if inm := r.Header.Get("If-None-Match"); inm != "" && (inm == etag || strings.Trim(inm, `W/"`) == strings.Trim(etag, `W/"`)) {
+	return writeEncoded(w, r, enc)
+}
+
+func writeEncoded(w http.ResponseWriter, r *http.Request, enc encoded) error {
+	h := w.Header()
+	h["Etag"] = []string{enc.etag}
+	if inm := r.Header.Get("If-None-Match"); inm != "" && (inm == enc.etag || strings.Trim(inm, `W/"`) == strings.Trim(enc.etag, `W/"`)) {
 		w.WriteHeader(http.StatusNotModified)
 		return nil
 	}
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	h["Content-Type"] = []string{"application/json; charset=utf-8"}
 	w.WriteHeader(http.StatusOK)
-	_, err = w.Write(append(b, '\n'))
+	_, err := w.Write(enc.body)
 	return err
 }
 

@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/lockbox-dev/lockbox/internal/authz"
+	"github.com/lockbox-dev/lockbox/internal/cache"
 	"github.com/lockbox-dev/lockbox/internal/errs"
 )
 
@@ -54,6 +55,9 @@ type Options struct {
 	// SeparateMetrics leaves /metrics off the API (404 there); serve
 	// MetricsHandler on a listener of its own instead.
 	SeparateMetrics bool
+	// Cache is the node's cache generation: each authenticated request
+	// begins by checking it against the database (nil: no caching).
+	Cache *cache.Gen
 }
 
 // Server is the HTTP API.
@@ -66,6 +70,7 @@ type Server struct {
 	health          Health
 	auth            Authenticator
 	svc             Services
+	cache           *cache.Gen
 	authRate        *ipLimiter
 	trustedProxies  []netip.Prefix
 	metricsToken    string
@@ -111,6 +116,7 @@ func New(o Options) *Server {
 		health:           o.Health,
 		auth:             o.Auth,
 		svc:              o.Services,
+		cache:            o.Cache,
 		authRate:         newIPLimiter(o.AuthRateLimit, time.Minute),
 		trustedProxies:   o.TrustedProxies,
 		metricsToken:     o.MetricsToken,
@@ -319,6 +325,13 @@ func (s *Server) authed(h func(http.ResponseWriter, *http.Request) error) http.H
 		tok, err := bearer(r)
 		if err != nil {
 			return err
+		}
+		// Caches answer this request only once the database's change
+		// counter has been read: nothing committed before now is missed.
+		if ctx, err := s.cache.Begin(r.Context()); err == nil {
+			r = r.WithContext(ctx)
+		} else {
+			s.log.DebugContext(r.Context(), "cache epoch unreadable; request served uncached", "err", err.Error())
 		}
 		actor, err := s.auth.Authenticate(r.Context(), tok, clientIP(r), r.UserAgent())
 		if err != nil {

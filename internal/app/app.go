@@ -14,6 +14,7 @@ import (
 	"github.com/lockbox-dev/lockbox/internal/api"
 	"github.com/lockbox-dev/lockbox/internal/audit"
 	"github.com/lockbox-dev/lockbox/internal/authz"
+	"github.com/lockbox-dev/lockbox/internal/cache"
 	"github.com/lockbox-dev/lockbox/internal/dynamic"
 	_ "github.com/lockbox-dev/lockbox/internal/dynamic/provider/all" // built-in providers
 	"github.com/lockbox-dev/lockbox/internal/events"
@@ -57,6 +58,8 @@ type App struct {
 	// Events carries secret events between nodes; run it with Run(ctx) for
 	// the life of the node (on SQLite Run returns at once).
 	Events *store.EventFeed
+	// Cache is the node's cache generation (package cache).
+	Cache *cache.Gen
 }
 
 // New builds the API server and lease worker over an open database and keyring.
@@ -64,8 +67,12 @@ func New(db *store.DB, kr *keyring.Keyring, o Options) *App {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	gen := cache.New(db)
+	db.SetOnChange(gen.Changed)
 	az := authz.NewResolver(db, nil)
+	az.SetCache(gen)
 	idsvc := identity.NewService(db, kr, nil)
+	idsvc.SetCache(gen)
 	switch {
 	case o.PasswordHasher != nil:
 		idsvc.Hasher = o.PasswordHasher
@@ -82,6 +89,7 @@ func New(db *store.DB, kr *keyring.Keyring, o Options) *App {
 	idsvc.ServiceTokens = identity.NewServiceTokens(db, az, projects, idsvc)
 	feed := store.NewEventFeed(db, events.NewBroker(0), o.Logger)
 	secrets := secret.NewService(db, projects, az, kr, nil)
+	secrets.SetCache(gen)
 	secrets.SetFeed(feed)
 	svc := api.Services{
 		Identity:      idsvc,
@@ -107,9 +115,10 @@ func New(db *store.DB, kr *keyring.Keyring, o Options) *App {
 		TrustedProxies:  o.TrustedProxies,
 		MetricsToken:    o.MetricsToken,
 		SeparateMetrics: o.SeparateMetrics,
+		Cache:           gen,
 	})
 	dyn.SetMetrics(newLeaseMetrics(srv.Registry(), db))
-	return &App{Server: srv, Worker: dynamic.NewWorker(dyn, o.Logger), Events: feed}
+	return &App{Server: srv, Worker: dynamic.NewWorker(dyn, o.Logger), Events: feed, Cache: gen}
 }
 
 // leaseMetrics exposes the lease engine to Prometheus.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/lockbox-dev/lockbox/internal/cache"
 	"github.com/lockbox-dev/lockbox/internal/errs"
 )
 
@@ -21,14 +22,44 @@ type Memberships interface {
 	OrgRole(ctx context.Context, orgID string, kind ActorKind, actorID string) (string, error)
 	// ProjectGrants returns the project's organization and the roles the actor
 	// holds in it at time now (temporary roles outside their window are left
-	// out). errs.NotFound if the project does not exist.
-	ProjectGrants(ctx context.Context, projectID string, kind ActorKind, actorID string, now time.Time) (orgID string, grants []Grant, err error)
+	// out), and the next moment a temporary role starts or ends (zero: none).
+	// errs.NotFound if the project does not exist.
+	ProjectGrants(ctx context.Context, projectID string, kind ActorKind, actorID string, now time.Time) (orgID string, grants []Grant, next time.Time, err error)
 }
 
 // Resolver turns an actor into its permission sets.
 type Resolver struct {
 	m   Memberships
 	now func() time.Time
+
+	// Cached lookups (SetCache); nil: read each time.
+	orgRoles *cache.Map[memberKey, string]
+	grants   *cache.Map[memberKey, projectGrants]
+}
+
+// memberKey names an actor in an organization or a project.
+type memberKey struct {
+	scope string // organization or project id
+	kind  ActorKind
+	id    string
+}
+
+type projectGrants struct {
+	orgID     string
+	set       Set
+	notMember bool // neither an organization admin nor holding a role in force
+}
+
+// MaxCachedGrants bounds the memberships a node keeps resolved in memory.
+const MaxCachedGrants = 100_000
+
+// SetCache keeps organization roles and resolved project permission sets in
+// memory in generation g; a change to any membership, role or project moves
+// the generation, and a set holding a temporary role is kept only until the
+// role's window opens or closes.
+func (r *Resolver) SetCache(g *cache.Gen) {
+	r.orgRoles = cache.NewMap[memberKey, string](g, MaxCachedGrants)
+	r.grants = cache.NewMap[memberKey, projectGrants](g, MaxCachedGrants)
 }
 
 // NewResolver returns a resolver over m; now nil means time.Now.
@@ -47,7 +78,10 @@ func (r *Resolver) OrgRole(ctx context.Context, actor Actor) (string, error) {
 	if actor.OrgID == "" {
 		return "", errs.Unauthorizedf("Select an organization first")
 	}
-	role, err := r.m.OrgRole(ctx, actor.OrgID, actor.Kind, actor.ID)
+	role, err := cache.Load(ctx, r.orgRoles, memberKey{actor.OrgID, actor.Kind, actor.ID}, r.now(), func(ctx context.Context) (string, time.Time, error) {
+		role, err := r.m.OrgRole(ctx, actor.OrgID, actor.Kind, actor.ID)
+		return role, time.Time{}, err
+	})
 	if errs.Is(err, errs.NotFound) {
 		return "", errs.Forbiddenf("You are not a member of this organization")
 	}
@@ -84,19 +118,36 @@ func (r *Resolver) ProjectPermissions(ctx context.Context, actor Actor, projectI
 	if err != nil {
 		return Set{}, err
 	}
-	orgID, grants, err := r.m.ProjectGrants(ctx, projectID, actor.Kind, actor.ID, r.now())
-	if errs.Is(err, errs.NotFound) || (err == nil && orgID != actor.OrgID) {
+	now := r.now()
+	pg, err := cache.Load(ctx, r.grants, memberKey{projectID, actor.Kind, actor.ID}, now, func(ctx context.Context) (projectGrants, time.Time, error) {
+		orgID, grants, next, err := r.m.ProjectGrants(ctx, projectID, actor.Kind, actor.ID, now)
+		if err != nil {
+			return projectGrants{}, next, err
+		}
+		if role != "admin" && len(grants) == 0 {
+			return projectGrants{orgID: orgID, notMember: true}, next, nil
+		}
+		set, err := projectSet(role, grants)
+		return projectGrants{orgID: orgID, set: set}, next, err
+	})
+	if errs.Is(err, errs.NotFound) || (err == nil && pg.orgID != actor.OrgID) {
 		return Set{}, errs.NotFoundf("Project with ID '%s' not found", projectID)
 	}
 	if err != nil {
 		return Set{}, err
 	}
+	if pg.notMember {
+		return Set{}, errs.Forbiddenf("You are not a member of project %s", projectID).WithCode("PermissionDenied")
+	}
+	return pg.set, nil
+}
+
+// projectSet is the permission set of an actor of organization role role
+// holding grants in a project.
+func projectSet(role string, grants []Grant) (Set, error) {
 	if role == "admin" {
 		admin, _ := ProjectRoleRules("admin")
 		return NewSet(admin), nil
-	}
-	if len(grants) == 0 {
-		return Set{}, errs.Forbiddenf("You are not a member of project %s", projectID).WithCode("PermissionDenied")
 	}
 	sets := make([][]Rule, 0, len(grants))
 	for _, g := range grants {

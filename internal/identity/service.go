@@ -14,6 +14,7 @@ import (
 
 	"github.com/lockbox-dev/lockbox/internal/audit"
 	"github.com/lockbox-dev/lockbox/internal/authz"
+	"github.com/lockbox-dev/lockbox/internal/cache"
 	"github.com/lockbox-dev/lockbox/internal/errs"
 	"github.com/lockbox-dev/lockbox/internal/keyring"
 	"github.com/lockbox-dev/lockbox/internal/project"
@@ -94,6 +95,31 @@ type Service struct {
 	sigErr error
 
 	emails keyedHash // keys the lockout of an email without storing it
+
+	// Verified token and session rows by id (SetCache); nil: read each time.
+	tokens   *cache.Map[string, tokenRow]
+	sessions *cache.Map[string, sessionRow]
+}
+
+type tokenRow struct {
+	t   AccessToken
+	ref IdentityRef
+}
+
+type sessionRow struct {
+	s Session
+	u User
+}
+
+// MaxCachedTokens bounds the access tokens and sessions a node keeps in memory.
+const MaxCachedTokens = 100_000
+
+// SetCache keeps token and session rows in memory in generation g, so that a
+// request with a known token reads nothing; revoking, renewing or deleting
+// anything moves the generation.
+func (s *Service) SetCache(g *cache.Gen) {
+	s.tokens = cache.NewMap[string, tokenRow](g, MaxCachedTokens)
+	s.sessions = cache.NewMap[string, sessionRow](g, MaxCachedTokens)
 }
 
 // NewService returns an identity service with DefaultPasswordHashConcurrency
@@ -231,7 +257,11 @@ func (s *Service) Authenticate(ctx context.Context, tok, ip, userAgent string) (
 }
 
 func (s *Service) authIdentity(ctx context.Context, c claims, now time.Time, ip, ua string) (authz.Actor, error) {
-	t, ref, err := s.store.AccessTokenByID(ctx, c.IdentityAccessTokenID)
+	row, err := cache.Load(ctx, s.tokens, c.IdentityAccessTokenID, now, func(ctx context.Context) (tokenRow, time.Time, error) {
+		t, ref, err := s.store.AccessTokenByID(ctx, c.IdentityAccessTokenID)
+		return tokenRow{t, ref}, time.Time{}, err
+	})
+	t, ref := row.t, row.ref
 	if errs.Is(err, errs.NotFound) || (err == nil && (t.Revoked || t.IdentityID != c.IdentityID)) {
 		return authz.Actor{}, errs.Unauthorizedf("No identity access token found")
 	}
@@ -270,18 +300,19 @@ func (s *Service) authIdentity(ctx context.Context, c claims, now time.Time, ip,
 const SessionLifetime = 10 * 24 * time.Hour
 
 func (s *Service) authUser(ctx context.Context, c claims, now time.Time, ip, ua string) (authz.Actor, error) {
-	sess, err := s.store.SessionByID(ctx, c.TokenVersionID)
+	row, err := cache.Load(ctx, s.sessions, c.TokenVersionID, now, func(ctx context.Context) (sessionRow, time.Time, error) {
+		sess, err := s.store.SessionByID(ctx, c.TokenVersionID)
+		if err != nil {
+			return sessionRow{}, time.Time{}, err
+		}
+		u, err := s.store.UserByID(ctx, sess.UserID)
+		return sessionRow{sess, u}, time.Time{}, err
+	})
+	sess, u := row.s, row.u
 	if errs.Is(err, errs.NotFound) || (err == nil && (sess.Revoked || sess.UserID != c.UserID || !now.Before(sess.ExpiresAt))) {
 		return authz.Actor{}, errs.Unauthorizedf("Session is no longer valid")
 	}
 	if err != nil {
-		return authz.Actor{}, err
-	}
-	u, err := s.store.UserByID(ctx, sess.UserID)
-	if err != nil {
-		if errs.Is(err, errs.NotFound) {
-			return authz.Actor{}, errs.Unauthorizedf("Session is no longer valid")
-		}
 		return authz.Actor{}, err
 	}
 	return authz.Actor{Kind: authz.ActorUser, ID: u.ID, OrgID: sess.OrgID, Name: u.Email,

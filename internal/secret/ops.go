@@ -12,6 +12,7 @@ import (
 
 	"github.com/lockbox-dev/lockbox/internal/audit"
 	"github.com/lockbox-dev/lockbox/internal/authz"
+	"github.com/lockbox-dev/lockbox/internal/cache"
 	"github.com/lockbox-dev/lockbox/internal/errs"
 	"github.com/lockbox-dev/lockbox/internal/events"
 	"github.com/lockbox-dev/lockbox/internal/project"
@@ -27,6 +28,53 @@ type folderEntry struct {
 type Result struct {
 	Secrets []Secret
 	Imports []ImportedSecrets
+	// Memo keeps what is derived from a cached result (its encoded body),
+	// shared by every request the result answers; nil when not cached.
+	// Secrets and Imports are shared the same way: read them, never change
+	// them.
+	Memo *cache.Memo
+}
+
+// listKey is a listing as asked by one actor.
+type listKey struct {
+	kind      authz.ActorKind
+	actor     string
+	scope     Scope
+	opts      readFlags
+	tagSlugs  string
+	getKey    string // Get: the secret's key
+	getType   string
+	version   int
+	isGetting bool
+}
+
+func readKey(actor authz.Actor, sc Scope, o ReadOptions) listKey {
+	return listKey{kind: actor.Kind, actor: actor.ID, scope: sc, tagSlugs: strings.Join(o.TagSlugs, "\x00"),
+		opts: readFlags{o.Expand, o.HideValue, o.Recursive, o.PersonalOverrides, o.SharedOnly, o.IncludeImports}}
+}
+
+// readFlags are ReadOptions but the tags, comparable.
+type readFlags struct {
+	expand, hideValue, recursive, personalOverrides, sharedOnly, includeImports bool
+}
+
+// cachedRead is a listing or a secret as it was answered, with the project
+// it was found in (for the audit event of each later answer).
+type cachedRead struct {
+	res       Result
+	sec       Secret
+	projectID string
+}
+
+// MaxCachedReads bounds the listings and secrets a node keeps in memory.
+const MaxCachedReads = 10_000
+
+// SetCache keeps listings and single-secret reads, as each actor was
+// answered, in memory in generation g: any change to secrets, folders,
+// imports, tags, memberships or roles moves the generation. Every answer is
+// still audited.
+func (s *Service) SetCache(g *cache.Gen) {
+	s.reads = cache.NewMap[listKey, cachedRead](g, MaxCachedReads)
 }
 
 // List returns the secrets of a folder (and, recursively, of its subfolders)
@@ -41,23 +89,32 @@ func (s *Service) List(ctx context.Context, actor authz.Actor, sc Scope, o ReadO
 		sc.ProjectID, sc.ProjectSlug = st.ProjectID, ""
 		sc.Env, sc.Path = st.Scopes[0].Environment, st.Scopes[0].SecretPath
 	}
-	secs, imps, err := s.list(ctx, actor, sc, o)
+	c, err := cache.Load(ctx, s.reads, readKey(actor, sc, o), s.now(), func(ctx context.Context) (cachedRead, time.Time, error) {
+		sc := sc
+		secs, imps, err := s.list(ctx, actor, &sc, o)
+		if err != nil {
+			return cachedRead{}, time.Time{}, err
+		}
+		if len(o.TagSlugs) > 0 {
+			secs = slices.DeleteFunc(secs, func(sec Secret) bool {
+				return !slices.ContainsFunc(sec.Tags, func(t Tag) bool { return slices.Contains(o.TagSlugs, t.Slug) })
+			})
+		}
+		return cachedRead{res: Result{Secrets: secs, Imports: imps, Memo: &cache.Memo{}}, projectID: sc.ProjectID}, time.Time{}, nil
+	})
 	if err != nil {
 		return Result{}, err
 	}
-	if len(o.TagSlugs) > 0 {
-		secs = slices.DeleteFunc(secs, func(sec Secret) bool {
-			return !slices.ContainsFunc(sec.Tags, func(t Tag) bool { return slices.Contains(o.TagSlugs, t.Slug) })
-		})
-	}
-	ev := audit.New(actor, "get-secrets", map[string]any{"environment": sc.Env, "secretPath": sc.Path, "numberOfSecrets": len(secs)}).InProject(sc.ProjectID, "")
+	ev := audit.New(actor, "get-secrets", map[string]any{"environment": sc.Env, "secretPath": sc.Path, "numberOfSecrets": len(c.res.Secrets)}).InProject(c.projectID, "")
 	if err := s.store.AppendAudit(ctx, ev); err != nil {
 		return Result{}, err
 	}
-	return Result{Secrets: secs, Imports: imps}, nil
+	return c.res, nil
 }
 
-func (s *Service) list(ctx context.Context, actor authz.Actor, sc Scope, o ReadOptions) ([]Secret, []ImportedSecrets, error) {
+func (s *Service) list(ctx context.Context, actor authz.Actor, scp *Scope, o ReadOptions) ([]Secret, []ImportedSecrets, error) {
+	sc := *scp
+	defer func() { scp.ProjectID = sc.ProjectID }()
 	f, env, perms, err := s.folder(ctx, actor, &sc)
 	// A path with no folder yet lists as empty (Infisical's answer, which
 	// `infisical run --path /new` relies on); the permission checks below
@@ -191,8 +248,22 @@ type GetOptions struct {
 }
 
 // Get returns one secret by name, optionally at an older version. The
-// caller must be allowed to describe the secret, its tags considered.
+// caller must be allowed to describe the secret, its tags considered. The
+// read is audited.
 func (s *Service) Get(ctx context.Context, actor authz.Actor, sc Scope, key string, o GetOptions) (Secret, error) {
+	k := readKey(actor, sc, o.ReadOptions)
+	k.isGetting, k.getKey, k.getType, k.version = true, key, o.Type, o.Version
+	c, err := cache.Load(ctx, s.reads, k, s.now(), func(ctx context.Context) (cachedRead, time.Time, error) {
+		sec, err := s.get(ctx, actor, sc, key, o)
+		return cachedRead{sec: sec}, time.Time{}, err
+	})
+	if err != nil {
+		return Secret{}, err
+	}
+	return s.auditedRead(ctx, actor, c.sec)
+}
+
+func (s *Service) get(ctx context.Context, actor authz.Actor, sc Scope, key string, o GetOptions) (Secret, error) {
 	f, env, perms, err := s.folder(ctx, actor, &sc)
 	if err != nil {
 		return Secret{}, err
@@ -260,7 +331,7 @@ func (s *Service) Get(ctx context.Context, actor authz.Actor, sc Scope, key stri
 			return Secret{}, err
 		}
 	}
-	return s.auditedRead(ctx, actor, sec)
+	return sec, nil
 }
 
 // auditedRead records the read of sec, whose tags are loaded.
@@ -281,7 +352,7 @@ func (s *Service) getImported(ctx context.Context, actor authz.Actor, perms auth
 	for i := len(imps) - 1; i >= 0; i-- {
 		for _, sec := range imps[i].Secrets {
 			if sec.Key == key {
-				return s.auditedRead(ctx, actor, sec)
+				return sec, nil
 			}
 		}
 	}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/lockbox-dev/lockbox/internal/audit"
 	"github.com/lockbox-dev/lockbox/internal/authz"
+	"github.com/lockbox-dev/lockbox/internal/cache"
 	"github.com/lockbox-dev/lockbox/internal/errs"
 	"github.com/lockbox-dev/lockbox/internal/keyring"
 	"github.com/lockbox-dev/lockbox/internal/project"
@@ -141,6 +142,8 @@ type Service struct {
 	keys    *keyring.Keyring
 	now     func() time.Time
 	feed    Feed // nil: no events
+
+	reads *cache.Map[listKey, cachedRead] // SetCache; nil: read each time
 }
 
 // NewService returns the secret service.

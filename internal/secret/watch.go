@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/lockbox-dev/lockbox/internal/authz"
+	"github.com/lockbox-dev/lockbox/internal/cache"
 	"github.com/lockbox-dev/lockbox/internal/errs"
 	"github.com/lockbox-dev/lockbox/internal/events"
 	"github.com/lockbox-dev/lockbox/internal/project"
@@ -86,6 +87,8 @@ func (s *Service) Watch(ctx context.Context, actor authz.Actor, projectID string
 		return nil, e
 	}
 	go func() {
+		// The stream outlives the request's cache check: read afresh.
+		ctx := cache.Unsynced(ctx)
 		t := time.NewTicker(PermissionRefresh)
 		defer t.Stop()
 		for {

@@ -1,0 +1,21 @@
+package secret
+
+import (
+	"reflect"
+	"testing"
+)
+
+// TestReadKeyCoversEveryOption: a cached read is keyed by every option that
+// shapes it. A new ReadOptions or GetOptions field must join listKey (and
+// this count), or reads that differ in it would share an answer.
+func TestReadKeyCoversEveryOption(t *testing.T) {
+	if n := reflect.TypeFor[ReadOptions]().NumField(); n != reflect.TypeFor[readFlags]().NumField()+1 {
+		t.Fatalf("ReadOptions has %d fields; readKey knows %d flags and the tag slugs", n, reflect.TypeFor[readFlags]().NumField())
+	}
+	if n := reflect.TypeFor[GetOptions]().NumField(); n != 3 {
+		t.Fatalf("GetOptions has %d fields; Get's key knows ReadOptions, Type and Version", n)
+	}
+	if n := reflect.TypeFor[Scope]().NumField(); n != 4 {
+		t.Fatalf("Scope has %d fields; listKey holds the whole Scope, check it still names a read exactly", n)
+	}
+}
