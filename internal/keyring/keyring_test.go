@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/lockbox-dev/lockbox/internal/errs"
@@ -138,5 +141,55 @@ func TestRootKeyFile(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, keyring.RootKeyFile), []byte("not base64!"), 0o600)
 	if _, _, err := keyring.LoadOrCreateRootKey(dir); err == nil {
 		t.Fatal("malformed key file accepted")
+	}
+}
+
+func TestReadRootKeyFile(t *testing.T) {
+	dir := t.TempDir()
+	k, _, err := keyring.LoadOrCreateRootKey(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := keyring.ReadRootKeyFile(filepath.Join(dir, keyring.RootKeyFile))
+	if err != nil || !bytes.Equal(got, k) {
+		t.Fatalf("read: %v, same key %v", err, bytes.Equal(got, k))
+	}
+	if _, err := keyring.ReadRootKeyFile(filepath.Join(dir, "missing")); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("missing file: %v, want fs.ErrNotExist", err)
+	}
+	short := filepath.Join(dir, "short")
+	os.WriteFile(short, []byte("c2hvcnQ=\n"), 0o600)
+	if _, err := keyring.ReadRootKeyFile(short); err == nil || !strings.Contains(err.Error(), "malformed") {
+		t.Fatalf("a 5-byte key: %v", err)
+	}
+}
+
+func TestCheckRootKey(t *testing.T) {
+	root := newKey()
+	kr, err := keyring.New(root, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys []keyring.WrappedKey
+	for _, o := range []keyring.Owner{keyring.Org("o"), keyring.Project("p")} {
+		w, err := kr.NewDataKey(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys = append(keys, keyring.WrappedKey{Owner: o, Wrapped: w})
+	}
+	if err := keyring.CheckRootKey(root, keys); err != nil {
+		t.Fatalf("the right key: %v", err)
+	}
+	if err := keyring.CheckRootKey(newKey(), keys); err == nil || !strings.Contains(err.Error(), "org/o") {
+		t.Fatalf("another key: %v, want it to name org/o", err)
+	}
+	// A wrapped key moved to another owner does not open.
+	moved := []keyring.WrappedKey{keys[0], {Owner: keyring.Project("q"), Wrapped: keys[1].Wrapped}}
+	if err := keyring.CheckRootKey(root, moved); err == nil || !strings.Contains(err.Error(), "project/q") {
+		t.Fatalf("a key under another owner: %v", err)
+	}
+	if err := keyring.CheckRootKey(root[:16], keys); err == nil {
+		t.Fatal("a 16-byte root key accepted")
 	}
 }

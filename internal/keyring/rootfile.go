@@ -17,17 +17,12 @@ const RootKeyFile = "root.key"
 // LoadOrCreateRootKey reads dir/root.key, creating it (mode 0600) with a fresh
 // random key if it does not exist. created reports whether it was made now.
 func LoadOrCreateRootKey(dir string) (key []byte, created bool, err error) {
-	path := filepath.Join(dir, RootKeyFile)
-	b, err := os.ReadFile(path)
+	key, err = ReadRootKeyFile(filepath.Join(dir, RootKeyFile))
 	if err == nil {
-		key, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(b)))
-		if err != nil || len(key) != KeySize {
-			return nil, false, fmt.Errorf("root key file %s is malformed", path)
-		}
 		return key, false, nil
 	}
 	if !errors.Is(err, fs.ErrNotExist) {
-		return nil, false, fmt.Errorf("read root key file: %w", err)
+		return nil, false, err
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, false, fmt.Errorf("data dir: %w", err)
@@ -38,6 +33,35 @@ func LoadOrCreateRootKey(dir string) (key []byte, created bool, err error) {
 		return nil, false, err
 	}
 	return key, true, nil
+}
+
+// ReadRootKeyFile reads a root key file (the base64 of KeySize bytes, as
+// WriteRootKeyFile writes it). A missing file is an fs.ErrNotExist error.
+func ReadRootKeyFile(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read root key file: %w", err)
+	}
+	key, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(b)))
+	if err != nil || len(key) != KeySize {
+		return nil, fmt.Errorf("root key file %s is malformed", path)
+	}
+	return key, nil
+}
+
+// CheckRootKey reports whether root opens every key in keys. The error names
+// the first data key that does not open, and never holds key material.
+func CheckRootKey(root []byte, keys []WrappedKey) error {
+	a, _, err := rootAEAD(root)
+	if err != nil {
+		return err
+	}
+	for _, wk := range keys {
+		if _, err := open(a, wk.Wrapped, wrapAD(wk.Owner)); err != nil {
+			return fmt.Errorf("the root key does not open data key %s/%s", wk.Owner.Type, wk.Owner.ID)
+		}
+	}
+	return nil
 }
 
 // WriteRootKeyFile replaces dir/root.key atomically with key (mode 0600).
