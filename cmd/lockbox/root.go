@@ -30,7 +30,8 @@ func newRootCmd(getenv func(string) string, stdin io.Reader, stdout, stderr io.W
 	}{
 		{"use", []*cobra.Command{c.newLoginCmd(), c.newLogoutCmd(), c.newRunCmd(), c.newExportCmd(), c.newSecretsCmd(), c.newFoldersCmd(), c.newDynamicCmd()}},
 		{"admin", []*cobra.Command{c.newProjectsCmd(), c.newEnvironmentsCmd(), c.newIdentitiesCmd(), c.newAuditLogsCmd(), c.newBootstrapCmd()}},
-		{"server", []*cobra.Command{newServerCmd(getenv, stdout, stderr), newRotateRootKeyCmd(getenv, stdout, stderr)}},
+		{"server", []*cobra.Command{newServerCmd(getenv, stdout, stderr), newRotateRootKeyCmd(getenv, stdout, stderr),
+			newBackupCmd(getenv, stdout, stderr), newRestoreCmd(getenv, stdout, stderr)}},
 	} {
 		for _, cmd := range g.cmds {
 			cmd.GroupID = g.id
