@@ -244,3 +244,22 @@ func TestReadsLeaveTheCachesWarm(t *testing.T) {
 		}
 	})
 }
+
+// TestCachedTokenStillExpires: a token answered from the caches (its JWT
+// and its row) stops working when its TTL ends, with no write in between.
+func TestCachedTokenStillExpires(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, d store.Dialect) {
+		e := apptest.Bootstrapped(t, d)
+		id, _ := e.NewIdentity(t, "short-lived", "admin")
+		e.Must(t, 200, "PATCH", "/api/v1/auth/token-auth/identities/"+id, e.Token, map[string]any{"accessTokenTTL": 2, "accessTokenMaxTTL": 2})
+		var tok struct{ AccessToken string }
+		e.Must(t, 200, "POST", "/api/v1/auth/token-auth/identities/"+id+"/tokens", e.Token, map[string]any{"name": "short"}).Decode(t, &tok)
+		issued := time.Now()
+		e.Must(t, 200, "GET", "/api/v1/identities/details", tok.AccessToken, nil)
+		cached(t, e, func() { e.Must(t, 200, "GET", "/api/v1/identities/details", tok.AccessToken, nil) })
+		time.Sleep(time.Until(issued.Add(2100 * time.Millisecond)))
+		if r := e.Do(t, "GET", "/api/v1/identities/details", tok.AccessToken, nil); r.Status != 401 && r.Status != 403 {
+			t.Fatalf("expired token answered from the cache: %d %s", r.Status, r.Body)
+		}
+	})
+}

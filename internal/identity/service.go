@@ -3,6 +3,7 @@ package identity
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"log/slog"
@@ -96,7 +97,9 @@ type Service struct {
 
 	emails keyedHash // keys the lockout of an email without storing it
 
-	// Verified token and session rows by id (SetCache); nil: read each time.
+	// Verified JWTs by digest, and token and session rows by id
+	// (SetCache); nil: verify and read each time.
+	verified *cache.Map[[sha256.Size]byte, claims]
 	tokens   *cache.Map[string, tokenRow]
 	sessions *cache.Map[string, sessionRow]
 }
@@ -118,6 +121,7 @@ const MaxCachedTokens = 100_000
 // request with a known token reads nothing; revoking, renewing or deleting
 // anything moves the generation.
 func (s *Service) SetCache(g *cache.Gen) {
+	s.verified = cache.NewMap[[sha256.Size]byte, claims](g, MaxCachedTokens)
 	s.tokens = cache.NewMap[string, tokenRow](g, MaxCachedTokens)
 	s.sessions = cache.NewMap[string, sessionRow](g, MaxCachedTokens)
 }
@@ -243,7 +247,15 @@ func (s *Service) Authenticate(ctx context.Context, tok, ip, userAgent string) (
 		return authz.Actor{}, err
 	}
 	now := s.now()
-	c, err := sig.parse(tok, now)
+	// A JWT that verified once verifies again until it expires: keyed by
+	// its digest, so that looking one up compares no token bytes.
+	c, err := cache.Load(ctx, s.verified, sha256.Sum256([]byte(tok)), now, func(context.Context) (claims, time.Time, error) {
+		c, err := sig.parse(tok, now)
+		if err != nil || c.ExpiresAt == nil {
+			return c, time.Time{}, err
+		}
+		return c, c.ExpiresAt.Time, nil
+	})
 	if err != nil {
 		return authz.Actor{}, err
 	}
