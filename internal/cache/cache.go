@@ -106,20 +106,32 @@ func (g *Gen) synced(ctx context.Context) bool {
 }
 
 // Map is one cache: values by key, valid for one generation and, per entry,
-// until an optional deadline. It holds at most max entries; when full, an
-// arbitrary entry makes room.
+// until an optional deadline. It holds at most max entries (and, with
+// Sized, at most a budget of bytes); when full, arbitrary entries make room.
 type Map[K comparable, V any] struct {
 	g   *Gen
 	max int
 
-	mu  sync.RWMutex
-	gen uint64
-	m   map[K]entry[V]
+	size     func(V) int // Sized: a value's approximate bytes
+	maxBytes int
+
+	mu    sync.RWMutex
+	gen   uint64
+	m     map[K]entry[V]
+	bytes int
 }
 
 type entry[V any] struct {
 	v     V
 	until time.Time // zero: for the whole generation
+	bytes int
+}
+
+// Sized bounds m to maxBytes as size measures its values; a value larger
+// than the whole budget is not kept. It returns m.
+func (m *Map[K, V]) Sized(maxBytes int, size func(V) int) *Map[K, V] {
+	m.size, m.maxBytes = size, maxBytes
+	return m
 }
 
 // NewMap returns an empty cache of at most max entries in generation g. A
@@ -179,15 +191,34 @@ func (m *Map[K, V]) Put(stamp uint64, k K, v V, until time.Time) {
 	}
 	if m.gen != stamp {
 		clear(m.m)
-		m.gen = stamp
+		m.gen, m.bytes = stamp, 0
 	}
-	if _, ok := m.m[k]; !ok && len(m.m) >= m.max {
-		for old := range m.m {
-			delete(m.m, old)
-			break
+	n := 0
+	if m.size != nil {
+		if n = m.size(v); n > m.maxBytes {
+			return
 		}
 	}
-	m.m[k] = entry[V]{v, until}
+	if old, ok := m.m[k]; ok {
+		delete(m.m, k)
+		m.bytes -= old.bytes
+	}
+	for old, e := range m.m {
+		if len(m.m) < m.max && (m.size == nil || m.bytes+n <= m.maxBytes) {
+			break
+		}
+		delete(m.m, old)
+		m.bytes -= e.bytes
+	}
+	m.m[k] = entry[V]{v, until, n}
+	m.bytes += n
+}
+
+// Bytes reports the bytes held as Sized measures them.
+func (m *Map[K, V]) Bytes() int {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.bytes
 }
 
 // Len reports the entries held, current or not.

@@ -151,6 +151,20 @@ func TestErrorsAreNotCachedAndSizeIsBounded(t *testing.T) {
 	if m.Len() > 3 {
 		t.Fatalf("map holds %d entries, bound 3", m.Len())
 	}
+	sized := NewMap[int, string](g, 100).Sized(10, func(s string) int { return len(s) })
+	for i := range 10 {
+		Load(ctx, sized, i, time.Now(), func(context.Context) (string, time.Time, error) { return "abcd", time.Time{}, nil })
+		if sized.Bytes() > 10 {
+			t.Fatalf("sized map holds %d bytes, budget 10", sized.Bytes())
+		}
+	}
+	Load(ctx, sized, 99, time.Now(), func(context.Context) (string, time.Time, error) { return "far too large", time.Time{}, nil })
+	if _, ok := sized.Get(ctx, 99, time.Now()); ok || sized.Bytes() > 10 {
+		t.Fatal("a value over the whole budget was kept")
+	}
+	if sized.Len() != 2 {
+		t.Fatalf("sized map holds %d values of 4 bytes, want 2 within 10", sized.Len())
+	}
 }
 
 func TestMemoComputesOnce(t *testing.T) {

@@ -66,15 +66,45 @@ type cachedRead struct {
 	projectID string
 }
 
-// MaxCachedReads bounds the listings and secrets a node keeps in memory.
-const MaxCachedReads = 10_000
+// MaxCachedReads and MaxCachedReadBytes bound the listings and secrets a
+// node keeps in memory (their encoded bodies counted).
+const (
+	MaxCachedReads     = 10_000
+	MaxCachedReadBytes = 128 << 20
+)
+
+// readBytes estimates what a cached read holds: its secrets, and as much
+// again for the encoded body kept beside a listing.
+func readBytes(c cachedRead) int {
+	n := secretBytes(c.sec)
+	for _, s := range c.res.Secrets {
+		n += secretBytes(s)
+	}
+	for _, im := range c.res.Imports {
+		for _, s := range im.Secrets {
+			n += secretBytes(s)
+		}
+	}
+	return 2 * n
+}
+
+func secretBytes(s Secret) int {
+	n := 512 + len(s.Key) + len(s.Value) + len(s.Comment) + len(s.Path) + len(s.Reminder.Note)
+	for _, t := range s.Tags {
+		n += 64 + len(t.Slug) + len(t.Name)
+	}
+	for _, m := range s.Metadata {
+		n += 64 + len(m.Key) + len(m.Value)
+	}
+	return n
+}
 
 // SetCache keeps listings and single-secret reads, as each actor was
 // answered, in memory in generation g: any change to secrets, folders,
 // imports, tags, memberships or roles moves the generation. Every answer is
 // still audited.
 func (s *Service) SetCache(g *cache.Gen) {
-	s.reads = cache.NewMap[listKey, cachedRead](g, MaxCachedReads)
+	s.reads = cache.NewMap[listKey, cachedRead](g, MaxCachedReads).Sized(MaxCachedReadBytes, readBytes)
 }
 
 // List returns the secrets of a folder (and, recursively, of its subfolders)
