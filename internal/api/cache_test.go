@@ -215,6 +215,11 @@ func TestCachedReadsAreAllAudited(t *testing.T) {
 				t.Fatalf("%s: %d audit events for %d reads", typ, len(out.AuditLogs), want)
 			}
 		}
+		metrics := string(e.Must(t, 200, "GET", "/metrics", "", nil).Body)
+		if !strings.Contains(metrics, "lockbox_cache_misses_total") || strings.Contains(metrics, "lockbox_cache_hits_total 0\n") ||
+			!strings.Contains(metrics, "lockbox_cache_hits_total ") {
+			t.Fatalf("metrics do not count the cache hits:\n%.3000s", metrics)
+		}
 	})
 }
 

@@ -118,6 +118,13 @@ func New(db *store.DB, kr *keyring.Keyring, o Options) *App {
 		Cache:           gen,
 	})
 	dyn.SetMetrics(newLeaseMetrics(srv.Registry(), db))
+	srv.Registry().MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "lockbox_cache_hits_total",
+			Help: "Read-path lookups answered from the node's caches (docs/architecture.md)."},
+			func() float64 { h, _ := gen.Stats(); return float64(h) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "lockbox_cache_misses_total",
+			Help: "Read-path lookups that read the database."},
+			func() float64 { _, m := gen.Stats(); return float64(m) }))
 	return &App{Server: srv, Worker: dynamic.NewWorker(dyn, o.Logger), Events: feed, Cache: gen}
 }
 
