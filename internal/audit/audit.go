@@ -99,7 +99,7 @@ type Filter struct {
 // Store reads the log. Events are written by the stores of the changes they describe.
 type Store interface {
 	AuditEvents(ctx context.Context, f Filter) ([]Event, error)
-	// AppendAudit records an event in its own transaction.
+	// AppendAudit records an event that goes with no change; it returns once the event is committed.
 	AppendAudit(ctx context.Context, ev Event) error
 }
 

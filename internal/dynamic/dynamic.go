@@ -129,7 +129,7 @@ type Store interface {
 	// NextDue is the earliest due time of live work, or zero.
 	NextDue(ctx context.Context) (time.Time, error)
 	CountLeases(ctx context.Context, status string) (int, error)
-	// AppendAudit records an event in its own transaction.
+	// AppendAudit records an event that goes with no change; it returns once the event is committed.
 	AppendAudit(ctx context.Context, ev audit.Event) error
 }
 

@@ -20,7 +20,7 @@ type RenewStore interface {
 	// RevokeAccessToken revokes a token; false if it was missing or already revoked.
 	RevokeAccessToken(ctx context.Context, id string) (bool, error)
 	OrgByID(ctx context.Context, id string) (project.Org, error)
-	// AppendAudit records an event in its own transaction.
+	// AppendAudit records an event that goes with no change; it returns once the event is committed.
 	AppendAudit(ctx context.Context, ev audit.Event) error
 }
 

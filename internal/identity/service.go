@@ -52,7 +52,7 @@ type Store interface {
 	ClearUserLoginAttempts(ctx context.Context, emailHash string) error
 	// RecordFailedUserLogin appends evs and prunes lapsed counters.
 	RecordFailedUserLogin(ctx context.Context, now time.Time, evs []audit.Event) error
-	// AppendAudit records an event in its own transaction.
+	// AppendAudit records an event that goes with no change; it returns once the event is committed.
 	AppendAudit(ctx context.Context, ev audit.Event) error
 }
 

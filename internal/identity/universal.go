@@ -66,7 +66,7 @@ type LockoutPolicy struct {
 
 // UAStore is the storage Universal Auth needs.
 type UAStore interface {
-	// AppendAudit records an event in its own transaction.
+	// AppendAudit records an event that goes with no change; it returns once the event is committed.
 	AppendAudit(ctx context.Context, ev audit.Event) error
 	// UAIdentity returns an identity with the organization it belongs to.
 	UAIdentity(ctx context.Context, identityID string) (Identity, error)

@@ -110,7 +110,7 @@ type Store interface {
 	DeleteSecret(ctx context.Context, id string, ev audit.Event) error
 	// SecretVersions lists a secret's history, newest first.
 	SecretVersions(ctx context.Context, id string, offset, limit int) ([]Sealed, error)
-	// AppendAudit records an event that changes nothing (a read).
+	// AppendAudit records an event that changes nothing (a read); it returns once the event is committed.
 	AppendAudit(ctx context.Context, ev audit.Event) error
 	TagStore
 	ImportStore

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -14,8 +15,18 @@ var _ audit.Store = (*DB)(nil)
 
 func newID() string { return uuid.Must(uuid.NewV7()).String() }
 
-// insertAudit appends ev in tx, stamping its id and time.
-func (tx *Tx) insertAudit(ctx context.Context, ev audit.Event) error {
+// auditInsert is the INSERT of audit events; auditRow is one row of its
+// VALUES, taking the auditCols values auditArgs makes. An empty org is the
+// project's.
+const (
+	auditCols   = 14
+	auditInsert = `INSERT INTO audit_logs (id, org_id, project_id, project_name, actor_type, actor_id, actor_metadata,
+		event_type, event_metadata, ip_address, user_agent, user_agent_type, created_at) VALUES `
+	auditRow = `(?, COALESCE(NULLIF(?, ''), (SELECT org_id FROM projects WHERE id = ?), ''), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+)
+
+// auditArgs appends the values of ev's row, stamping its id, to args.
+func auditArgs(args []any, ev audit.Event, now time.Time) []any {
 	if ev.ID == "" {
 		ev.ID = newID()
 	}
@@ -24,11 +35,13 @@ func (tx *Tx) insertAudit(ctx context.Context, ev audit.Event) error {
 	if ev.UserAgentType == "" {
 		ev.UserAgentType = audit.UserAgentType(ev.UserAgent)
 	}
-	_, err := tx.exec(ctx, `INSERT INTO audit_logs (id, org_id, project_id, project_name, actor_type, actor_id, actor_metadata,
-		event_type, event_metadata, ip_address, user_agent, user_agent_type, created_at)
-		VALUES (?, COALESCE(NULLIF(?, ''), (SELECT org_id FROM projects WHERE id = ?), ''), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		ev.ID, ev.OrgID, nullStr(ev.ProjectID), nullStr(ev.ProjectID), nullStr(ev.ProjectName), ev.ActorType, ev.ActorID, string(am),
-		ev.Type, string(em), ev.IP, ev.UserAgent, ev.UserAgentType, ts(tx.Now))
+	return append(args, ev.ID, ev.OrgID, nullStr(ev.ProjectID), nullStr(ev.ProjectID), nullStr(ev.ProjectName), ev.ActorType, ev.ActorID,
+		string(am), ev.Type, string(em), ev.IP, ev.UserAgent, ev.UserAgentType, ts(now))
+}
+
+// insertAudit appends ev in tx, stamping its id and time.
+func (tx *Tx) insertAudit(ctx context.Context, ev audit.Event) error {
+	_, err := tx.exec(ctx, auditInsert+auditRow, auditArgs(nil, ev, tx.Now)...)
 	return dbErr(err, "insert audit event")
 }
 

@@ -2,11 +2,16 @@ package store_test
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/lockbox-dev/lockbox/internal/audit"
+	"github.com/lockbox-dev/lockbox/internal/errs"
+	"github.com/lockbox-dev/lockbox/internal/store"
 	"github.com/lockbox-dev/lockbox/internal/store/storetest"
 )
 
@@ -16,6 +21,200 @@ func readEvent(org, marker string) audit.Event {
 		ActorMetadata: map[string]any{"identityId": "bench-identity", "name": "bench"}, Type: "get-secrets",
 		Metadata: map[string]any{"environment": "dev", "secretPath": "/", "numberOfSecrets": 100, "marker": marker},
 		IP:       "127.0.0.1", UserAgent: "lockbox-bench/" + marker}
+}
+
+// openAudit opens a fresh database of engine d and, beside it, a connection
+// of its own to the same database.
+func openAudit(t *testing.T, d store.Dialect) (*store.DB, store.Options, *sql.DB) {
+	t.Helper()
+	opts := storetest.Options(t, d)
+	db, err := store.Open(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	driver, dsn := "pgx", opts.URL
+	if d == store.SQLite {
+		driver, dsn = "sqlite", "file:"+db.Path()+"?_pragma=busy_timeout(10000)"
+	}
+	raw, err := sql.Open(driver, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw.SetMaxOpenConns(1)
+	t.Cleanup(func() { raw.Close() })
+	return db, opts, raw
+}
+
+// holdAuditWrites keeps audit rows from being written until release is
+// called: SQLite's write lock, or a lock on PostgreSQL's audit_logs table.
+func holdAuditWrites(t *testing.T, d store.Dialect, raw *sql.DB) (release func()) {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := raw.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hold := "BEGIN IMMEDIATE"
+	if d == store.Postgres {
+		hold = "BEGIN; LOCK TABLE audit_logs IN SHARE ROW EXCLUSIVE MODE"
+	}
+	if _, err := conn.ExecContext(ctx, hold); err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	release = func() {
+		once.Do(func() {
+			if _, err := conn.ExecContext(ctx, "COMMIT"); err != nil {
+				t.Error(err)
+			}
+			conn.Close()
+		})
+	}
+	t.Cleanup(release)
+	return release
+}
+
+// waitQueue waits until db's audit queue satisfies ok.
+func waitQueue(t *testing.T, db *store.DB, what string, ok func(queued int, leading, closed bool) bool) {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		if ok(db.AuditQueue()) {
+			return
+		}
+	}
+	q, l, c := db.AuditQueue()
+	t.Fatalf("audit queue never reached %s (queued %d, leading %v, closed %v)", what, q, l, c)
+}
+
+// appendQueued starts AppendAudit of evs while writes are held: the first
+// leads a batch of its own, the others queue behind it. It returns the
+// callers' errors once they have all returned.
+func appendQueued(t *testing.T, db *store.DB, evs []audit.Event) (wait func() []error) {
+	t.Helper()
+	errs := make([]error, len(evs))
+	var wg sync.WaitGroup
+	wg.Go(func() { errs[0] = db.AppendAudit(context.Background(), evs[0]) })
+	waitQueue(t, db, "a leader writing", func(q int, l, _ bool) bool { return l && q == 0 })
+	for i := 1; i < len(evs); i++ {
+		wg.Go(func() { errs[i] = db.AppendAudit(context.Background(), evs[i]) })
+	}
+	waitQueue(t, db, "all queued", func(q int, _, _ bool) bool { return q == len(evs)-1 })
+	return func() []error { wg.Wait(); return errs }
+}
+
+func countAudit(t *testing.T, db *store.DB, org string) map[string]int {
+	t.Helper()
+	evs, err := db.AuditEvents(context.Background(), audit.Filter{OrgID: org, Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := map[string]int{}
+	for _, ev := range evs {
+		n[fmt.Sprint(ev.Metadata["marker"])]++
+	}
+	return n
+}
+
+// Events appended while a batch is being written are written together in
+// the next one: 50 events, two commits. One of them PostgreSQL refuses (a
+// User-Agent that is not UTF-8): it fails alone, the others are written.
+func TestAppendAuditGroupsQueuedEvents(t *testing.T) {
+	for _, d := range storetest.Engines {
+		t.Run(string(d), func(t *testing.T) {
+			db, _, raw := openAudit(t, d)
+			release := holdAuditWrites(t, d, raw)
+			evs := make([]audit.Event, 50)
+			for i := range evs {
+				evs[i] = readEvent("org-g", fmt.Sprint(i))
+			}
+			evs[17].UserAgent = "bad\xff"
+			wait := appendQueued(t, db, evs)
+			release()
+			got := wait()
+			rows := countAudit(t, db, "org-g")
+			for i, err := range got {
+				if i == 17 && d == store.Postgres {
+					if !errs.Is(err, errs.Invalid) {
+						t.Errorf("event with a non-UTF-8 User-Agent: %v, want an Invalid error", err)
+					}
+					if rows["17"] != 0 {
+						t.Errorf("event 17 stored %d times", rows["17"])
+					}
+					continue
+				}
+				if err != nil {
+					t.Errorf("event %d: %v", i, err)
+				}
+				if rows[fmt.Sprint(i)] != 1 {
+					t.Errorf("event %d stored %d times", i, rows[fmt.Sprint(i)])
+				}
+			}
+			if c := db.AuditCommits(); c != 2 {
+				t.Errorf("%d batches for a lone event and 49 queued behind it, want 2", c)
+			}
+		})
+	}
+}
+
+// Close writes the events already queued before it closes the connections,
+// and refuses new ones.
+func TestCloseWritesQueuedAuditEvents(t *testing.T) {
+	for _, d := range storetest.Engines {
+		t.Run(string(d), func(t *testing.T) {
+			db, opts, raw := openAudit(t, d)
+			release := holdAuditWrites(t, d, raw)
+			evs := make([]audit.Event, 20)
+			for i := range evs {
+				evs[i] = readEvent("org-c", fmt.Sprint(i))
+			}
+			wait := appendQueued(t, db, evs)
+			closed := make(chan error, 1)
+			go func() { closed <- db.Close() }()
+			waitQueue(t, db, "closed", func(_ int, _, c bool) bool { return c })
+			if err := db.AppendAudit(context.Background(), readEvent("org-c", "late")); err == nil {
+				t.Error("AppendAudit after Close began succeeded")
+			}
+			release()
+			for i, err := range wait() {
+				if err != nil {
+					t.Errorf("event %d: %v", i, err)
+				}
+			}
+			if err := <-closed; err != nil {
+				t.Fatal(err)
+			}
+			db, err := store.Open(context.Background(), opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			rows := countAudit(t, db, "org-c")
+			for i := range evs {
+				if rows[fmt.Sprint(i)] != 1 {
+					t.Errorf("event %d stored %d times", i, rows[fmt.Sprint(i)])
+				}
+			}
+			if rows["late"] != 0 {
+				t.Error("the event appended after Close was stored")
+			}
+		})
+	}
+}
+
+// A caller whose request has ended still has its event written: the write
+// does not inherit the cancellation.
+func TestAppendAuditOutlivesItsContext(t *testing.T) {
+	storetest.ForEachEngine(t, func(t *testing.T, db *store.DB) {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		if err := db.AppendAudit(ctx, readEvent("org-x", "cancelled")); err != nil {
+			t.Fatalf("AppendAudit with an ended context: %v", err)
+		}
+		if n := countAudit(t, db, "org-x")["cancelled"]; n != 1 {
+			t.Fatalf("event stored %d times", n)
+		}
+	})
 }
 
 // BenchmarkAppendAudit appends read events from 16 goroutines at once (on two
@@ -37,6 +236,7 @@ func BenchmarkAppendAudit(b *testing.B) {
 					}
 				}
 			})
+			b.ReportMetric(float64(b.N)/float64(max(db.AuditCommits(), 1)), "events/commit")
 		})
 	}
 }

@@ -61,6 +61,7 @@ type DB struct {
 	now     func() time.Time
 	path    string
 	url     string // PostgreSQL: for connections outside the pool (LISTEN)
+	audit   auditGroup
 
 	epochStmt *sql.Stmt    // reads the cache epoch (cache.Source)
 	onChange  atomic.Value // func(): called after a change commits (SetOnChange)
@@ -217,8 +218,9 @@ func (db *DB) Now() time.Time { return db.now().UTC().Truncate(time.Microsecond)
 // Ping checks the database is reachable.
 func (db *DB) Ping(ctx context.Context) error { return db.read.PingContext(ctx) }
 
-// Close closes every connection.
+// Close writes the audit events still queued, then closes every connection.
 func (db *DB) Close() error {
+	db.closeAudit()
 	if db.epochStmt != nil {
 		db.epochStmt.Close()
 	}

@@ -127,11 +127,6 @@ func (tx *Tx) setSecretTags(ctx context.Context, secretID string, ids []string) 
 	return nil
 }
 
-// AppendAudit records one event in its own transaction.
-func (db *DB) AppendAudit(ctx context.Context, ev audit.Event) error {
-	return db.transactQuiet(ctx, func(tx *Tx) error { return tx.insertAudit(ctx, ev) })
-}
-
 const importCols = `i.id, i.folder_id, i.import_env_id, e.slug, e.name, i.import_path, i.position, i.version, i.created_at, i.updated_at`
 
 func scanImport(sc interface{ Scan(...any) error }) (secret.Import, error) {
