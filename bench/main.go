@@ -22,6 +22,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib"
@@ -57,7 +58,7 @@ func main() {
 }
 
 func run() error {
-	scenario := flag.String("scenario", "login", "login, secrets-list, secret-get, mixed, lease-create, revoke-lag or startup")
+	scenario := flag.String("scenario", "login", "login, secrets-list, secret-get, secret-create, mixed, lease-create, revoke-lag or startup")
 	leases := flag.Int("leases", 10000, "lease rows (revoke-lag, startup)")
 	secrets := flag.Int("secrets", 1, "client secrets on the identity (login) or secrets in the folder (secrets-list)")
 	conc := flag.Int("c", 8, "concurrent clients")
@@ -134,6 +135,8 @@ func run() error {
 		op, err = prepareSecretsList(ctx, c, url, *secrets, "")
 	case "secret-get":
 		op, err = prepareSecretsList(ctx, c, url, *secrets, "KEY_4")
+	case "secret-create":
+		op, err = prepareSecretCreate(ctx, c, url)
 	default:
 		return fmt.Errorf("unknown scenario %q", *scenario)
 	}
@@ -363,6 +366,24 @@ func prepareSecretsList(ctx context.Context, c *client.Client, url string, n int
 	}
 	token := c.Token
 	return func(hc *http.Client) error { return send(hc, "GET", target, token, "") }, nil
+}
+
+// prepareSecretCreate makes an empty project; the operation creates a new
+// secret in its dev root, each under a key of its own.
+func prepareSecretCreate(ctx context.Context, c *client.Client, url string) (func(*http.Client) error, error) {
+	var p struct {
+		Project struct{ ID string } `json:"project"`
+	}
+	if err := c.Do(ctx, "POST", "/api/v1/projects", map[string]any{"projectName": "bench-writes"}, &p); err != nil {
+		return nil, err
+	}
+	body, _ := json.Marshal(map[string]any{"workspaceId": p.Project.ID, "environment": "dev", "secretPath": "/",
+		"secretValue": "value-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"})
+	token := c.Token
+	var n atomic.Int64
+	return func(hc *http.Client) error {
+		return send(hc, "POST", fmt.Sprintf("%s/api/v3/secrets/raw/NEW_%d", url, n.Add(1)), token, string(body))
+	}, nil
 }
 
 // drive runs op from conc goroutines for d after a one-second warm-up.
