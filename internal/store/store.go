@@ -96,7 +96,9 @@ func Open(ctx context.Context, o Options) (*DB, error) {
 		if err := createPrivate(db.path); err != nil {
 			return nil, err
 		}
-		common := "?_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_time_format=sqlite"
+		// synchronous(FULL): each commit syncs the write-ahead log, so an
+		// acknowledged write survives a power loss, as on PostgreSQL.
+		common := "?_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_pragma=synchronous(FULL)&_time_format=sqlite"
 		w, err := sql.Open("sqlite", "file:"+db.path+common+"&_pragma=journal_mode(WAL)&_txlock=immediate")
 		if err != nil {
 			return nil, err

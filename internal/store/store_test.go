@@ -72,3 +72,16 @@ func TestOpenUnreachablePostgresSaysSoWithoutPassword(t *testing.T) {
 		t.Fatalf("error leaks the password: %s", got)
 	}
 }
+
+// SQLite's writer syncs the write-ahead log at every commit (synchronous=FULL),
+// so an acknowledged write survives a power loss, not only a crash of the process.
+func TestSQLiteWriterSyncsEveryCommit(t *testing.T) {
+	db := storetest.Open(t, store.SQLite)
+	got, err := db.WriterPragma(context.Background(), "synchronous")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != "2" { // 0 OFF, 1 NORMAL, 2 FULL, 3 EXTRA
+		t.Fatalf("writer runs with synchronous=%s, want 2 (FULL)", got)
+	}
+}
