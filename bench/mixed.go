@@ -198,6 +198,10 @@ type mixedRound struct {
 	RestartSeconds        float64        // from the stop signal to the first answer of the new process
 	OtherKinds            map[string]int // what the errors outside the window were
 	acked                 map[string]string
+	began                 time.Time
+	// readsAcked holds the User-Agent, unique per request, of every read
+	// answered 200, and whether it was answered before the restart began.
+	readsAcked map[string]bool
 }
 
 func randN(n int64) int64 {
@@ -206,9 +210,10 @@ func randN(n int64) int64 {
 }
 
 // runMixedRound drives 90% reads (half single-secret gets, half 100-secret
-// lists), 9% writes (each a new secret in /w, remembered when acknowledged)
-// and 1% logins from conc clients for d. restart, if set, is called at d/2
-// and returns when the new server answers.
+// lists, each with a User-Agent of its own and remembered when answered), 9%
+// writes (each a new secret in /w, remembered when acknowledged) and 1% logins
+// from conc clients for d. restart, if set, is called at d/2 and returns when
+// the new server answers.
 func runMixedRound(ms mixedSetup, round, conc int, d time.Duration, restart func()) mixedRound {
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: conc}, Timeout: 30 * time.Second}
 	defer hc.CloseIdleConnections()
@@ -229,7 +234,12 @@ func runMixedRound(ms mixedSetup, round, conc int, d time.Duration, restart func
 		return !t1.Before(winStart) && t0.Before(end.Add(time.Second))
 	}
 	var mu sync.Mutex
-	out := mixedRound{acked: map[string]string{}, OtherKinds: map[string]int{}}
+	beforeWindow := func(t time.Time) bool {
+		windowMu.RLock()
+		defer windowMu.RUnlock()
+		return winStart.IsZero() || t.Before(winStart)
+	}
+	out := mixedRound{acked: map[string]string{}, OtherKinds: map[string]int{}, readsAcked: map[string]bool{}, began: time.Now()}
 	var lat []time.Duration
 	deadline := time.Now().Add(d)
 	begin := time.Now()
@@ -239,18 +249,21 @@ func runMixedRound(ms mixedSetup, round, conc int, d time.Duration, restart func
 			var mine []time.Duration
 			var r mixedRound
 			acked := map[string]string{}
+			readsAcked := map[string]bool{}
 			kinds := map[string]int{}
 			for n := 0; time.Now().Before(deadline); n++ {
 				var req *http.Request
 				kind := randN(100)
-				key, val := "", ""
+				key, val, ua := "", "", ""
 				authed := true // everything but the login carries the admin token
 				switch {
 				case kind < 45:
 					req, _ = http.NewRequest("GET", ms.url+"/api/v3/secrets/raw/KEY_"+strconv.FormatInt(randN(int64(ms.keys)), 10)+"?"+q, nil)
+					ua = fmt.Sprintf("lockbox-mixed/%d-%d-%d", round, w, n)
 					r.Reads++
 				case kind < 90:
 					req, _ = http.NewRequest("GET", ms.url+"/api/v3/secrets/raw?"+q, nil)
+					ua = fmt.Sprintf("lockbox-mixed/%d-%d-%d", round, w, n)
 					r.Reads++
 				case kind < 99:
 					key, val = fmt.Sprintf("W%d_%d_%d", round, w, n), fmt.Sprintf("v-%d-%d-%d", w, n, randN(1<<40))
@@ -267,6 +280,9 @@ func runMixedRound(ms mixedSetup, round, conc int, d time.Duration, restart func
 				if authed {
 					req.Header.Set("Authorization", "Bearer "+ms.token)
 				}
+				if ua != "" {
+					req.Header.Set("User-Agent", ua)
+				}
 				t0 := time.Now()
 				resp, err := hc.Do(req)
 				status := 0
@@ -281,6 +297,9 @@ func runMixedRound(ms mixedSetup, round, conc int, d time.Duration, restart func
 					mine = append(mine, t1.Sub(t0))
 					if key != "" {
 						acked[key] = val
+					}
+					if ua != "" {
+						readsAcked[ua] = beforeWindow(t1)
 					}
 				case inWindow(t0, t1):
 					r.RestartWindowErrors++
@@ -306,6 +325,9 @@ func runMixedRound(ms mixedSetup, round, conc int, d time.Duration, restart func
 			out.RestartWindowErrors += r.RestartWindowErrors
 			for k, v := range acked {
 				out.acked[k] = v
+			}
+			for k, v := range readsAcked {
+				out.readsAcked[k] = v
 			}
 			for k, v := range kinds {
 				out.OtherKinds[k] += v
@@ -350,6 +372,36 @@ func lostWrites(ctx context.Context, c *client.Client, project string, acked map
 	return lost, nil
 }
 
+// unauditedReads counts the answered reads (by their User-Agents) that have
+// no get-secret or get-secrets event in the project's audit log.
+func unauditedReads(ctx context.Context, c *client.Client, project string, since time.Time, answered map[string]bool) (int, error) {
+	seen := make(map[string]bool, len(answered))
+	q := url.Values{"projectId": {project}, "eventType": {"get-secret,get-secrets"}, "limit": {"1000"},
+		"startDate": {since.Add(-time.Minute).UTC().Format(time.RFC3339Nano)}}
+	for offset := 0; ; offset += 1000 {
+		q.Set("offset", strconv.Itoa(offset))
+		var page struct {
+			AuditLogs []struct{ UserAgent string } `json:"auditLogs"`
+		}
+		if err := c.Do(ctx, "GET", "/api/v1/organization/audit-logs?"+q.Encode(), nil, &page); err != nil {
+			return 0, fmt.Errorf("read the audit log: %w", err)
+		}
+		for _, l := range page.AuditLogs {
+			seen[l.UserAgent] = true
+		}
+		if len(page.AuditLogs) < 1000 {
+			break
+		}
+	}
+	missing := 0
+	for ua := range answered {
+		if !seen[ua] {
+			missing++
+		}
+	}
+	return missing, nil
+}
+
 // mixedReport is what -scenario mixed prints.
 type mixedReport struct {
 	Scenario            string         `json:"scenario"`
@@ -372,6 +424,9 @@ type mixedReport struct {
 	RestartSeconds      float64        `json:"restartSeconds"`
 	AckedWrites         int            `json:"ackedWrites"`
 	LostWrites          int            `json:"lostWrites"`
+	AckedReads          int            `json:"ackedReads"`         // reads answered 200 in the round
+	ReadsBeforeRestart  int            `json:"readsBeforeRestart"` // of those, answered before the restart began
+	UnauditedReads      int            `json:"unauditedReads"`     // answered reads without their audit event
 	ErrorKinds          map[string]int `json:"errorKinds,omitempty"`
 	Goroutines          float64        `json:"goroutinesAfter"`
 	HeapInuseMB         float64        `json:"heapInuseMBAfter"`
@@ -436,6 +491,16 @@ func runMixed(db, targetURL, token string, conc int, d time.Duration, rounds int
 		if err != nil {
 			return nil, err
 		}
+		unaudited, err := unauditedReads(ctx, c, ms.project, r.began, r.readsAcked)
+		if err != nil {
+			return nil, err
+		}
+		beforeRestart := 0
+		for _, before := range r.readsAcked {
+			if before && restart != nil {
+				beforeRestart++
+			}
+		}
 		time.Sleep(2 * time.Second) // let idle connections and their goroutines go
 		g, heap, rss, err := serverMetrics(u)
 		if err != nil {
@@ -445,6 +510,7 @@ func runMixed(db, targetURL, token string, conc int, d time.Duration, rounds int
 			Seconds: r.Seconds, OK: r.Requests, PerSecond: r.PerSecond, P50ms: r.P50ms, P95ms: r.P95ms, P99ms: r.P99ms,
 			Reads: r.Reads, Writes: r.Writes, Logins: r.Logins, Errors5xx: r.Errors5xx, ErrorsOther: r.ErrorsOther,
 			RestartWindowErrors: r.RestartWindowErrors, RestartSeconds: r.RestartSeconds, AckedWrites: len(acked), LostWrites: lost,
+			AckedReads: len(r.readsAcked), ReadsBeforeRestart: beforeRestart, UnauditedReads: unaudited,
 			ErrorKinds: r.OtherKinds, Goroutines: g, HeapInuseMB: heap, RSSMB: rss})
 	}
 	return reports, nil
@@ -454,12 +520,12 @@ func reportMixed(rs []mixedReport, asJSON bool) error {
 	if asJSON {
 		return json.NewEncoder(os.Stdout).Encode(rs)
 	}
-	fmt.Printf("%-8s %5s %8s %4s %8s %7s %7s %7s %7s %6s %6s %9s %7s %6s %6s %6s %6s %7s\n", "db", "round", "restart", "c", "ok/s", "p50ms",
-		"p95ms", "p99ms", "writes", "logins", "5xx", "otherErr", "winErr", "restS", "acked", "lost", "gorout", "heapMB")
+	fmt.Printf("%-8s %5s %8s %4s %8s %7s %7s %7s %7s %6s %6s %9s %7s %6s %6s %6s %7s %7s %6s %7s\n", "db", "round", "restart", "c", "ok/s", "p50ms",
+		"p95ms", "p99ms", "writes", "logins", "5xx", "otherErr", "winErr", "restS", "acked", "lost", "readsOK", "noAudit", "gorout", "heapMB")
 	for _, r := range rs {
-		fmt.Printf("%-8s %5d %8s %4d %8.0f %7.2f %7.2f %7.2f %7d %6d %6d %9d %7d %6.2f %6d %6d %6.0f %7.1f\n", r.Database, r.Round, r.Restarted,
+		fmt.Printf("%-8s %5d %8s %4d %8.0f %7.2f %7.2f %7.2f %7d %6d %6d %9d %7d %6.2f %6d %6d %7d %7d %6.0f %7.1f\n", r.Database, r.Round, r.Restarted,
 			r.Concurrency, r.PerSecond, r.P50ms, r.P95ms, r.P99ms, r.Writes, r.Logins, r.Errors5xx, r.ErrorsOther, r.RestartWindowErrors,
-			r.RestartSeconds, r.AckedWrites, r.LostWrites, r.Goroutines, r.HeapInuseMB)
+			r.RestartSeconds, r.AckedWrites, r.LostWrites, r.AckedReads, r.UnauditedReads, r.Goroutines, r.HeapInuseMB)
 		for k, n := range r.ErrorKinds {
 			fmt.Printf("         error outside the restart window: %dx %s\n", n, k)
 		}
