@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -233,4 +234,26 @@ func (e *Env) NewIdentity(t testing.TB, name, orgRole string) (id, token string)
 	}
 	e.Must(t, 200, "POST", "/api/v1/auth/token-auth/identities/"+id+"/tokens", e.Token, map[string]any{"name": "test"}).Decode(t, &tok)
 	return id, tok.AccessToken
+}
+
+// SeedFolder creates a project (as the bootstrap admin) whose dev root
+// folder holds n secrets K000, K001, …; every fifth value refers to the next
+// two keys, the read-path benchmarks' shape. It returns the project id.
+func (e *Env) SeedFolder(t testing.TB, name string, n int) string {
+	t.Helper()
+	var p struct {
+		Project struct{ ID string } `json:"project"`
+	}
+	e.Must(t, 200, "POST", "/api/v1/projects", e.Token, map[string]any{"projectName": name}).Decode(t, &p)
+	batch := make([]map[string]any, n)
+	for i := range batch {
+		v := fmt.Sprintf("value-%03d", i)
+		if i%5 == 0 {
+			v = fmt.Sprintf("${K%03d}-${K%03d}", (i+1)%n, (i+2)%n)
+		}
+		batch[i] = map[string]any{"secretKey": fmt.Sprintf("K%03d", i), "secretValue": v}
+	}
+	e.Must(t, 200, "POST", "/api/v3/secrets/batch/raw", e.Token, map[string]any{"workspaceId": p.Project.ID,
+		"environment": "dev", "secretPath": "/", "secrets": batch})
+	return p.Project.ID
 }
