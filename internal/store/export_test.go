@@ -1,6 +1,60 @@
 package store
 
-import "context"
+import (
+	"context"
+	"strings"
+)
+
+// Hot read queries, for the plan tests.
+var (
+	QFolderSecrets = qFolderSecrets
+	QSecretByKey   = qSecretByKey
+)
+
+// Explain returns the engine's plan of query, one line per step. On
+// PostgreSQL sequential and bitmap scans are switched off for it, so the plan
+// shows what the best index can do whatever the table's size; a Sort in it
+// means no index hands the rows over in order.
+func (db *DB) Explain(ctx context.Context, query string, args ...any) ([]string, error) {
+	tx, err := db.read.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback()
+	prefix := "EXPLAIN QUERY PLAN "
+	if db.dialect == Postgres {
+		prefix = "EXPLAIN "
+		if _, err := tx.ExecContext(ctx, `SET LOCAL enable_seqscan = off`); err != nil {
+			return nil, err
+		}
+		if _, err := tx.ExecContext(ctx, `SET LOCAL enable_bitmapscan = off`); err != nil {
+			return nil, err
+		}
+	}
+	rows, err := tx.QueryContext(ctx, prefix+db.q(query), args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	cols, err := rows.Columns()
+	if err != nil {
+		return nil, err
+	}
+	var plan []string
+	for rows.Next() {
+		vals := make([]any, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			return nil, err
+		}
+		line, _ := vals[len(vals)-1].(string) // SQLite: id, parent, notused, detail
+		plan = append(plan, strings.TrimSpace(line))
+	}
+	return plan, rows.Err()
+}
 
 // AuditCommits counts the audit batches written so far.
 func (db *DB) AuditCommits() int64 { return db.audit.commits.Load() }
