@@ -17,10 +17,38 @@ func memberCol(k authz.ActorKind) string {
 	return "user_id"
 }
 
+// byMember is a query in two forms: for a user's membership column and for
+// an identity's.
+type byMember [2]string
+
+func memberQuery(f func(col string) string) byMember { return byMember{f("user_id"), f("identity_id")} }
+
+// of is the form for an actor of kind k.
+func (q byMember) of(k authz.ActorKind) string {
+	if k == authz.ActorIdentity {
+		return q[1]
+	}
+	return q[0]
+}
+
+var (
+	qOrgRole = memberQuery(func(col string) string {
+		return `SELECT role FROM org_memberships WHERE org_id = ? AND ` + col + ` = ?`
+	})
+	qProjectGrants = memberQuery(func(col string) string {
+		return `SELECT p.org_id, r.role, cr.permissions, r.is_temporary, r.temporary_access_start_time, r.temporary_access_end_time
+		FROM projects p
+		LEFT JOIN project_memberships m ON m.project_id = p.id AND m.` + col + ` = ?
+		LEFT JOIN project_membership_roles r ON r.membership_id = m.id
+		LEFT JOIN project_roles cr ON cr.id = r.custom_role_id
+		WHERE p.id = ?`
+	})
+)
+
 // OrgRole returns an actor's role in an organization.
 func (db *DB) OrgRole(ctx context.Context, orgID string, kind authz.ActorKind, actorID string) (string, error) {
 	var role string
-	err := db.readRow(ctx, `SELECT role FROM org_memberships WHERE org_id = ? AND `+memberCol(kind)+` = ?`, orgID, actorID).Scan(&role)
+	err := db.readRow(ctx, qOrgRole.of(kind), orgID, actorID).Scan(&role)
 	return role, dbErr(err, "OrgRole")
 }
 
@@ -28,12 +56,7 @@ func (db *DB) OrgRole(ctx context.Context, orgID string, kind authz.ActorKind, a
 // are in force at now, and the next moment after now at which a temporary
 // role starts or ends (zero if none will): one query.
 func (db *DB) ProjectGrants(ctx context.Context, projectID string, kind authz.ActorKind, actorID string, now time.Time) (string, []authz.Grant, time.Time, error) {
-	rows, err := db.readq(ctx, `SELECT p.org_id, r.role, cr.permissions, r.is_temporary, r.temporary_access_start_time, r.temporary_access_end_time
-		FROM projects p
-		LEFT JOIN project_memberships m ON m.project_id = p.id AND m.`+memberCol(kind)+` = ?
-		LEFT JOIN project_membership_roles r ON r.membership_id = m.id
-		LEFT JOIN project_roles cr ON cr.id = r.custom_role_id
-		WHERE p.id = ?`, actorID, projectID)
+	rows, err := db.readq(ctx, qProjectGrants.of(kind), actorID, projectID)
 	if err != nil {
 		return "", nil, time.Time{}, dbErr(err, "ProjectGrants")
 	}

@@ -5,12 +5,6 @@ import (
 	"strings"
 )
 
-// Hot read queries, for the plan tests.
-var (
-	QFolderSecrets = qFolderSecrets
-	QSecretByKey   = qSecretByKey
-)
-
 // Explain returns the engine's plan of query, one line per step. On
 // PostgreSQL sequential and bitmap scans are switched off for it, so the plan
 // shows what the best index can do whatever the table's size; a Sort in it
@@ -55,6 +49,9 @@ func (db *DB) Explain(ctx context.Context, query string, args ...any) ([]string,
 	}
 	return plan, rows.Err()
 }
+
+// HotReads are the read path's prepared statements, for the plan tests.
+var HotReads = hotReads
 
 // AuditCommits counts the audit batches written so far.
 func (db *DB) AuditCommits() int64 { return db.audit.commits.Load() }

@@ -157,14 +157,16 @@ func scanAccessToken(sc interface{ Scan(...any) error }, t *identity.AccessToken
 	return nil
 }
 
+const qAccessTokenByID = `SELECT ` + accessTokenCols + `, i.org_id, i.name FROM identity_access_tokens t
+	JOIN identities i ON i.id = t.identity_id
+	JOIN org_memberships m ON m.identity_id = i.id AND m.org_id = i.org_id
+	WHERE t.id = ?`
+
 // AccessTokenByID returns a token with its identity's org and name, in one query.
 func (db *DB) AccessTokenByID(ctx context.Context, id string) (identity.AccessToken, identity.IdentityRef, error) {
 	var t identity.AccessToken
 	var ref identity.IdentityRef
-	row := db.readRow(ctx, `SELECT `+accessTokenCols+`, i.org_id, i.name FROM identity_access_tokens t
-		JOIN identities i ON i.id = t.identity_id
-		JOIN org_memberships m ON m.identity_id = i.id AND m.org_id = i.org_id
-		WHERE t.id = ?`, id)
+	row := db.readRow(ctx, qAccessTokenByID, id)
 	if err := scanAccessToken(row, &t, &ref.OrgID, &ref.Name); err != nil {
 		return t, ref, dbErr(err, "AccessTokenByID")
 	}
@@ -198,10 +200,12 @@ func (db *DB) UserByEmail(ctx context.Context, email string) (identity.User, err
 	return u, dbErr(err, "UserByEmail")
 }
 
+const qUserByID = `SELECT ` + userCols + ` FROM users WHERE id = ?`
+
 // UserByID finds a user.
 func (db *DB) UserByID(ctx context.Context, id string) (identity.User, error) {
 	var u identity.User
-	err := scanUser(db.readRow(ctx, `SELECT `+userCols+` FROM users WHERE id = ?`, id), &u)
+	err := scanUser(db.readRow(ctx, qUserByID, id), &u)
 	return u, dbErr(err, "UserByID")
 }
 
@@ -212,10 +216,12 @@ func (db *DB) CreateSession(ctx context.Context, s identity.Session) error {
 	return dbErr(err, "CreateSession")
 }
 
+const qSessionByID = `SELECT id, user_id, COALESCE(org_id, ''), revoked, created_at, expires_at FROM user_sessions WHERE id = ?`
+
 // SessionByID finds a session.
 func (db *DB) SessionByID(ctx context.Context, id string) (identity.Session, error) {
 	var s identity.Session
-	err := db.readRow(ctx, `SELECT id, user_id, COALESCE(org_id, ''), revoked, created_at, expires_at FROM user_sessions WHERE id = ?`, id).
+	err := db.readRow(ctx, qSessionByID, id).
 		Scan(&s.ID, &s.UserID, &s.OrgID, &s.Revoked, timeCol{&s.CreatedAt}, timeCol{&s.ExpiresAt})
 	return s, dbErr(err, "SessionByID")
 }

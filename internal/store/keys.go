@@ -9,10 +9,12 @@ import (
 
 var _ keyring.Store = (*DB)(nil)
 
+const qDataKey = `SELECT wrapped FROM data_keys WHERE owner_type = ? AND owner_id = ?`
+
 // DataKey returns o's wrapped data key.
 func (db *DB) DataKey(ctx context.Context, o keyring.Owner) ([]byte, error) {
 	var b []byte
-	err := db.readRow(ctx, `SELECT wrapped FROM data_keys WHERE owner_type = ? AND owner_id = ?`, o.Type, o.ID).Scan(&b)
+	err := db.readRow(ctx, qDataKey, o.Type, o.ID).Scan(&b)
 	if err != nil {
 		return nil, dbErr(err, "DataKey")
 	}

@@ -63,8 +63,13 @@ func (tx *Tx) insertEnvironment(ctx context.Context, env project.Environment) er
 	return dbErr(err, "insert root folder")
 }
 
-func (db *DB) projectWithEnvs(ctx context.Context, where string, arg any) (project.Project, error) {
-	p, err := scanProject(db.readRow(ctx, `SELECT `+projectCols+` FROM projects WHERE `+where, arg))
+const (
+	qProjectByID   = `SELECT ` + projectCols + ` FROM projects WHERE id = ?`
+	qProjectBySlug = `SELECT ` + projectCols + ` FROM projects WHERE slug = ?`
+)
+
+func (db *DB) projectWithEnvs(ctx context.Context, query string, arg any) (project.Project, error) {
+	p, err := scanProject(db.readRow(ctx, query, arg))
 	if err != nil {
 		return p, dbErr(err, "project")
 	}
@@ -74,12 +79,12 @@ func (db *DB) projectWithEnvs(ctx context.Context, where string, arg any) (proje
 
 // ProjectByID returns a project with its environments.
 func (db *DB) ProjectByID(ctx context.Context, id string) (project.Project, error) {
-	return db.projectWithEnvs(ctx, "id = ?", id)
+	return db.projectWithEnvs(ctx, qProjectByID, id)
 }
 
 // ProjectBySlug returns a project with its environments.
 func (db *DB) ProjectBySlug(ctx context.Context, slug string) (project.Project, error) {
-	return db.projectWithEnvs(ctx, "slug = ?", slug)
+	return db.projectWithEnvs(ctx, qProjectBySlug, slug)
 }
 
 // Projects lists an organization's projects, optionally only the actor's, oldest first.
@@ -156,10 +161,12 @@ func (db *DB) CreateEnvironment(ctx context.Context, env project.Environment, ev
 	})
 }
 
+const qEnvironments = `SELECT id, project_id, name, slug, position, created_at, updated_at FROM environments
+	WHERE project_id = ? ORDER BY position, created_at`
+
 // Environments lists a project's environments by position.
 func (db *DB) Environments(ctx context.Context, projectID string) ([]project.Environment, error) {
-	rows, err := db.readq(ctx, `SELECT id, project_id, name, slug, position, created_at, updated_at FROM environments
-		WHERE project_id = ? ORDER BY position, created_at`, projectID)
+	rows, err := db.readq(ctx, qEnvironments, projectID)
 	if err != nil {
 		return nil, dbErr(err, "Environments")
 	}
@@ -227,17 +234,22 @@ func (tx *Tx) rowq() rowQueryer {
 	}
 }
 
+const (
+	qRootFolder  = `SELECT ` + folderCols + ` FROM folders WHERE env_id = ? AND parent_id IS NULL`
+	qChildFolder = `SELECT ` + folderCols + ` FROM folders WHERE parent_id = ? AND name = ?`
+)
+
 // walk resolves a normalised path segment by segment from the root folder.
 // It returns the deepest folder found and how many segments it matched.
 func walk(ctx context.Context, q rowQueryer, envID, path string) (project.Folder, int, error) {
-	f, err := scanFolder(q(ctx, `SELECT `+folderCols+` FROM folders WHERE env_id = ? AND parent_id IS NULL`, envID))
+	f, err := scanFolder(q(ctx, qRootFolder, envID))
 	if err != nil {
 		return f, 0, dbErr(err, "root folder")
 	}
 	f.Path = "/"
 	segs := project.Segments(path)
 	for i, name := range segs {
-		child, err := scanFolder(q(ctx, `SELECT `+folderCols+` FROM folders WHERE parent_id = ? AND name = ?`, f.ID, name))
+		child, err := scanFolder(q(ctx, qChildFolder, f.ID, name))
 		if err != nil {
 			if errs.Is(dbErr(err, "walk"), errs.NotFound) {
 				return f, i, nil

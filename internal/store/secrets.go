@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 
@@ -43,11 +44,12 @@ func recipientsJSON(ids []string) string {
 	return string(b)
 }
 
-// The hot read queries; plan_test.go checks they use an index on SQLite.
-var (
+const (
 	qFolderSecrets = `SELECT ` + secretCols + ` FROM secrets WHERE folder_id = ? AND (type = 'shared' OR user_id = ?)
 		ORDER BY key, type DESC`
-	qSecretByKey = `SELECT ` + secretCols + ` FROM secrets WHERE folder_id = ? AND key = ? AND type = ?`
+	qSecretByKey         = `SELECT ` + secretCols + ` FROM secrets WHERE folder_id = ? AND key = ? AND type = ?`
+	qPersonalSecretByKey = qSecretByKey + ` AND user_id = ?`
+	qSecretByID          = `SELECT ` + secretCols + ` FROM secrets WHERE id = ?`
 )
 
 // FolderSecrets lists a folder's shared secrets and userID's personal ones, by key.
@@ -70,19 +72,19 @@ func (db *DB) FolderSecrets(ctx context.Context, folderID, userID string) ([]sec
 
 // SecretByKey finds a shared secret (userID empty) or a user's personal one.
 func (db *DB) SecretByKey(ctx context.Context, folderID, key, typ, userID string) (secret.Sealed, error) {
-	q := qSecretByKey
-	args := []any{folderID, key, typ}
+	var row *sql.Row
 	if typ == secret.Personal {
-		q += ` AND user_id = ?`
-		args = append(args, userID)
+		row = db.readRow(ctx, qPersonalSecretByKey, folderID, key, typ, userID)
+	} else {
+		row = db.readRow(ctx, qSecretByKey, folderID, key, typ)
 	}
-	s, err := scanSecret(db.readRow(ctx, q, args...))
+	s, err := scanSecret(row)
 	return s, dbErr(err, "SecretByKey")
 }
 
 // SecretByID finds a secret.
 func (db *DB) SecretByID(ctx context.Context, id string) (secret.Sealed, error) {
-	s, err := scanSecret(db.readRow(ctx, `SELECT `+secretCols+` FROM secrets WHERE id = ?`, id))
+	s, err := scanSecret(db.readRow(ctx, qSecretByID, id))
 	return s, dbErr(err, "SecretByID")
 }
 

@@ -87,11 +87,13 @@ func (db *DB) ServiceTokens(ctx context.Context, projectID string) ([]identity.S
 	return out, dbErr(rows.Err(), "ServiceTokens")
 }
 
+const qServiceTokenByID = `SELECT ` + stCols + `, t.secret_hash FROM service_tokens t
+	JOIN projects p ON p.id = t.project_id WHERE t.id = ?`
+
 // ServiceTokenByID returns a service token and its secret's keyed hash.
 func (db *DB) ServiceTokenByID(ctx context.Context, id string) (identity.ServiceToken, string, error) {
 	var hash string
-	t, err := scanST(db.readRow(ctx, `SELECT `+stCols+`, t.secret_hash FROM service_tokens t
-		JOIN projects p ON p.id = t.project_id WHERE t.id = ?`, id), &hash)
+	t, err := scanST(db.readRow(ctx, qServiceTokenByID, id), &hash)
 	return t, hash, dbErr(err, "ServiceTokenByID")
 }
 

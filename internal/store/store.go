@@ -13,7 +13,7 @@ import (
 	mathrand "math/rand/v2"
 	"os"
 	"path/filepath"
-	"strings"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -63,8 +63,9 @@ type DB struct {
 	url     string // PostgreSQL: for connections outside the pool (LISTEN)
 	audit   auditGroup
 
-	epochStmt *sql.Stmt    // reads the cache epoch (cache.Source)
-	onChange  atomic.Value // func(): called after a change commits (SetOnChange)
+	epochStmt *sql.Stmt          // reads the cache epoch (cache.Source)
+	hot       map[string]hotStmt // hotReads by query text; read-only after Open
+	onChange  atomic.Value       // func(): called after a change commits (SetOnChange)
 }
 
 // Open connects, checks the connection and applies pending migrations.
@@ -131,6 +132,10 @@ func Open(ctx context.Context, o Options) (*DB, error) {
 	if db.epochStmt, err = db.read.PrepareContext(ctx, `SELECT CAST(COALESCE(SUM(n), 0) AS BIGINT) FROM cache_epoch`); err != nil {
 		db.Close()
 		return nil, dbErr(err, "prepare epoch read")
+	}
+	if err := db.prepareHot(ctx); err != nil {
+		db.Close()
+		return nil, err
 	}
 	if db.dialect == SQLite {
 		// SQLite creates -wal and -shm with the main file's mode, so they are
@@ -226,6 +231,7 @@ func (db *DB) Close() error {
 	if db.epochStmt != nil {
 		db.epochStmt.Close()
 	}
+	db.closeHot()
 	var e1, e2 error
 	if db.read != nil && db.read != db.write {
 		e1 = db.read.Close()
@@ -242,18 +248,17 @@ func (db *DB) q(query string) string {
 	if db.dialect != Postgres {
 		return query
 	}
-	var b strings.Builder
-	b.Grow(len(query) + 16)
+	b := make([]byte, 0, len(query)+16)
 	n := 0
 	for i := 0; i < len(query); i++ {
 		if query[i] == '?' {
 			n++
-			fmt.Fprintf(&b, "$%d", n)
+			b = strconv.AppendInt(append(b, '$'), int64(n), 10)
 			continue
 		}
-		b.WriteByte(query[i])
+		b = append(b, query[i])
 	}
-	return b.String()
+	return string(b)
 }
 
 // queryer is what both *sql.DB and *sql.Tx offer.
@@ -377,15 +382,6 @@ func retryable(err error) bool {
 		return pgErr.Code == "40001" || pgErr.Code == "40P01"
 	}
 	return false
-}
-
-// readq reads outside a transaction, from the reader pool.
-func (db *DB) readq(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	return db.read.QueryContext(ctx, db.q(query), args...)
-}
-
-func (db *DB) readRow(ctx context.Context, query string, args ...any) *sql.Row {
-	return db.read.QueryRowContext(ctx, db.q(query), args...)
 }
 
 // exec runs one statement in its own transaction on the writer, advancing

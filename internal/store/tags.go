@@ -147,10 +147,12 @@ func (db *DB) CreateImport(ctx context.Context, im secret.Import, ev audit.Event
 	})
 }
 
+const qImports = `SELECT ` + importCols + ` FROM secret_imports i JOIN environments e ON e.id = i.import_env_id
+	WHERE i.folder_id = ? ORDER BY i.position, i.created_at`
+
 // Imports lists a folder's imports by position.
 func (db *DB) Imports(ctx context.Context, folderID string) ([]secret.Import, error) {
-	rows, err := db.readq(ctx, `SELECT `+importCols+` FROM secret_imports i JOIN environments e ON e.id = i.import_env_id
-		WHERE i.folder_id = ? ORDER BY i.position, i.created_at`, folderID)
+	rows, err := db.readq(ctx, qImports, folderID)
 	if err != nil {
 		return nil, dbErr(err, "Imports")
 	}
