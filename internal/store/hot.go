@@ -23,7 +23,7 @@ var hotReads = []string{
 	qOrgRole[0], qOrgRole[1], qProjectGrants[0], qProjectGrants[1],
 	qProjectByID, qEnvironments, qRootFolder, qChildFolder,
 	qFolderSecrets, qSecretByKey, qPersonalSecretByKey, qSecretByID,
-	qImports, qDataKey,
+	qProjectHasTags, qImports, qDataKey,
 }
 
 // hotStmt is a hot read in the form its engine runs fastest.

@@ -31,7 +31,7 @@ func TestHotReadsUseAnIndex(t *testing.T) {
 			switch db.Dialect() {
 			case store.SQLite:
 				for _, line := range plan {
-					if strings.HasPrefix(line, "SCAN ") {
+					if strings.HasPrefix(line, "SCAN ") && line != "SCAN CONSTANT ROW" {
 						t.Errorf("%.80s… scans a table: %s", name, joined)
 					}
 				}

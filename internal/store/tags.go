@@ -78,6 +78,15 @@ func (db *DB) DeleteTag(ctx context.Context, t secret.Tag, ev audit.Event) error
 	})
 }
 
+const qProjectHasTags = `SELECT EXISTS (SELECT 1 FROM secret_tags WHERE project_id = ?)`
+
+// ProjectHasTags reports whether a project has any tag.
+func (db *DB) ProjectHasTags(ctx context.Context, projectID string) (bool, error) {
+	var has bool
+	err := db.readRow(ctx, qProjectHasTags, projectID).Scan(&has)
+	return has, dbErr(err, "ProjectHasTags")
+}
+
 // SecretTags returns each secret's tags, by slug.
 func (db *DB) SecretTags(ctx context.Context, secretIDs []string) (map[string][]secret.Tag, error) {
 	out := map[string][]secret.Tag{}
