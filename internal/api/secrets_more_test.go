@@ -117,5 +117,18 @@ func TestPersonalOverrides(t *testing.T) {
 		if got.Secret.SecretValue != "pg://app:shared-pass@db" {
 			t.Fatalf("identity expansion %q", got.Secret.SecretValue)
 		}
+		// So do expanding listings, whichever rows they list.
+		for _, c := range []struct{ token, extra, want string }{
+			{user, "", "pg://app:my-pass@db"},
+			{user, "&includePersonalOverrides=true", "pg://app:my-pass@db"},
+			{user, "&includePersonalOverrides=false", "pg://app:my-pass@db"},
+			{e.Token, "", "pg://app:shared-pass@db"},
+		} {
+			for _, s := range listSecrets(t, e, c.token, "workspaceId="+p.ID+"&environment=dev&expandSecretReferences=true"+c.extra) {
+				if s.SecretKey == "URL" && s.SecretValue != c.want {
+					t.Errorf("listing%s: URL = %q, want %q", c.extra, s.SecretValue, c.want)
+				}
+			}
+		}
 	})
 }

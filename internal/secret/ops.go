@@ -187,27 +187,43 @@ func (s *Service) list(ctx context.Context, actor authz.Actor, scp *Scope, o Rea
 	if err != nil {
 		return nil, nil, err
 	}
+	listed := make([][]Secret, len(folders))
 	for i, fe := range folders {
-		var secs []Secret
+		// To expand, every row of the folder is opened once and handed to
+		// the reader as well, so that references into the listed folders
+		// are resolved without reading them again.
+		var all map[string]Secret
+		if o.Expand {
+			all = make(map[string]Secret, len(rows[i]))
+		}
 		for _, sl := range rows[i] {
-			if o.SharedOnly && sl.Type == Personal {
-				continue
-			}
 			describe, value := canSee(perms, env.Slug, fe.path, sl.Key, tags[sl.ID])
-			if !describe {
+			listable := describe && (!o.SharedOnly || sl.Type != Personal)
+			if !listable && all == nil {
 				continue
 			}
-			seenAny = true
 			sec, err := s.open(ctx, sl, env.Slug, fe.path)
 			if err != nil {
 				return nil, nil, err
 			}
 			sec.Tags = tags[sl.ID]
+			if _, dup := all[sec.Key]; all != nil && (!dup || sl.Type == Personal) {
+				all[sec.Key] = sec // personal overrides win for their owner, as in reader.lookup
+			}
+			if !listable {
+				continue
+			}
+			seenAny = true
 			if !value || o.HideValue {
 				sec.Value, sec.ValueHidden = HiddenValue, true
 			}
-			secs = append(secs, sec)
+			listed[i] = append(listed[i], sec)
 		}
+		if all != nil {
+			rd.cache[env.Slug+":"+fe.path] = all
+		}
+	}
+	for _, secs := range listed {
 		if o.PersonalOverrides {
 			secs = overridePersonal(secs)
 		}

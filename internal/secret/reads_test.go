@@ -1,0 +1,114 @@
+package secret_test
+
+import (
+	"context"
+	"slices"
+	"sync/atomic"
+	"testing"
+
+	"github.com/lockbox-dev/lockbox/internal/app/apptest"
+	"github.com/lockbox-dev/lockbox/internal/authz"
+	"github.com/lockbox-dev/lockbox/internal/project"
+	"github.com/lockbox-dev/lockbox/internal/secret"
+	"github.com/lockbox-dev/lockbox/internal/store"
+	"github.com/lockbox-dev/lockbox/internal/store/storetest"
+)
+
+// counting is the real store, counting reads of folders' rows and of
+// secrets' tag links.
+type counting struct {
+	*store.DB
+	rowReads, linkReads atomic.Int64
+}
+
+func (c *counting) FolderSecrets(ctx context.Context, folderID, userID string) ([]secret.Sealed, error) {
+	c.rowReads.Add(1)
+	return c.DB.FolderSecrets(ctx, folderID, userID)
+}
+
+func (c *counting) SecretTags(ctx context.Context, ids []string) (map[string][]secret.Tag, error) {
+	c.linkReads.Add(1)
+	return c.DB.SecretTags(ctx, ids)
+}
+
+// newCounted returns a secret service without caches over a counting store,
+// and the bootstrap admin as its actor.
+func newCounted(e *apptest.Env) (*secret.Service, *counting, authz.Actor) {
+	st := &counting{DB: e.DB}
+	az := authz.NewResolver(e.DB, nil)
+	svc := secret.NewService(st, project.NewService(e.DB, az, e.Keyring, nil), az, e.Keyring, nil)
+	return svc, st, authz.Actor{Kind: authz.ActorIdentity, ID: e.IdentityID, OrgID: e.OrgID, Name: "admin"}
+}
+
+// A listing reads the tag links only when the project has a tag, and a
+// secret given a tag is listed with it.
+func TestListReadsTagLinksOnlyWhenTheProjectHasTags(t *testing.T) {
+	for _, d := range storetest.Engines {
+		t.Run(string(d), func(t *testing.T) {
+			e := apptest.Bootstrapped(t, d)
+			pid := e.SeedFolder(t, "tags", 10)
+			svc, st, actor := newCounted(e)
+			sc := secret.Scope{ProjectID: pid, Env: "dev", Path: "/"}
+			ctx := context.Background()
+			tagsOf := func() map[string][]string {
+				t.Helper()
+				res, err := svc.List(ctx, actor, sc, secret.ReadOptions{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				out := map[string][]string{}
+				for _, s := range res.Secrets {
+					for _, tg := range s.Tags {
+						out[s.Key] = append(out[s.Key], tg.Slug)
+					}
+				}
+				return out
+			}
+
+			if got := tagsOf(); len(got) != 0 || st.linkReads.Load() != 0 {
+				t.Fatalf("project without tags: tags %v, %d reads of tag links (want none)", got, st.linkReads.Load())
+			}
+			slug := "prod"
+			tag, err := svc.CreateTag(ctx, actor, pid, secret.TagChange{Slug: &slug})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := tagsOf(); len(got) != 0 || st.linkReads.Load() != 1 {
+				t.Fatalf("project with an unused tag: tags %v, %d reads of tag links (want 1)", got, st.linkReads.Load())
+			}
+			if _, err := svc.Update(ctx, actor, sc, "K001", secret.Change{TagIDs: &[]string{tag.ID}}); err != nil {
+				t.Fatal(err)
+			}
+			if got := tagsOf(); len(got) != 1 || !slices.Equal(got["K001"], []string{"prod"}) {
+				t.Fatalf("K001 tagged prod: listed tags %v", got)
+			}
+		})
+	}
+}
+
+// An expanding listing resolves references into the folder it lists from
+// the rows it has read, without reading the folder again.
+func TestExpandingListReadsTheFolderOnce(t *testing.T) {
+	for _, d := range storetest.Engines {
+		t.Run(string(d), func(t *testing.T) {
+			e := apptest.Bootstrapped(t, d)
+			pid := e.SeedFolder(t, "refs", 10) // K000 = ${K001}-${K002}, K005 = ${K006}-${K007}
+			svc, st, actor := newCounted(e)
+			res, err := svc.List(context.Background(), actor, secret.Scope{ProjectID: pid, Env: "dev", Path: "/"},
+				secret.ReadOptions{Expand: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := map[string]string{}
+			for _, s := range res.Secrets {
+				got[s.Key] = s.Value
+			}
+			if got["K000"] != "value-001-value-002" || got["K005"] != "value-006-value-007" || got["K001"] != "value-001" {
+				t.Fatalf("expanded values %v", got)
+			}
+			if n := st.rowReads.Load(); n != 1 {
+				t.Fatalf("the folder's rows were read %d times, want 1", n)
+			}
+		})
+	}
+}
