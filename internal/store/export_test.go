@@ -51,6 +51,8 @@ func (db *DB) Explain(ctx context.Context, query string, args ...any) ([]string,
 }
 
 // HotReads are the read path's prepared statements, for the plan tests.
+func (db *DB) HotReads() []string { return hotReads(db.dialect) }
+
 var HotReads = hotReads
 
 // AuditCommits counts the audit batches written so far.

@@ -18,13 +18,18 @@ import (
 // readq and readRow use the prepared form of any query whose text is listed
 // here and run any other query as it comes. TestHotReadsUseAnIndex checks
 // each one's plan on both engines.
-var hotReads = []string{
-	qAccessTokenByID, qSessionByID, qUserByID, qServiceTokenByID,
-	qOrgRole[0], qOrgRole[1], qProjectGrants[0], qProjectGrants[1],
-	qProjectByID, qEnvironments, qRootFolder, qChildFolder,
-	qFolderSecrets, qSecretByKey, qPersonalSecretByKey, qSecretByID,
-	qProjectHasTags, qImports, qDataKey,
+func hotReads(d Dialect) []string {
+	return []string{
+		qAccessTokenByID, qSessionByID, qUserByID, qServiceTokenByID,
+		qOrgRole[0], qOrgRole[1], qProjectGrants[0], qProjectGrants[1],
+		qProjectByID, qEnvironments, qRootFolder, qChildFolder,
+		qFolderSecrets, qSecretByKey, qPersonalSecretByKey, qSecretByID,
+		qProjectHasTags, qSecretTags[d], qImports, qDataKey,
+	}
 }
+
+// byDialect is a query whose text differs between the engines.
+type byDialect map[Dialect]string
 
 // hotStmt is a hot read in the form its engine runs fastest.
 type hotStmt struct {
@@ -34,8 +39,9 @@ type hotStmt struct {
 
 // prepareHot prepares hotReads; Close closes them.
 func (db *DB) prepareHot(ctx context.Context) error {
-	db.hot = make(map[string]hotStmt, len(hotReads))
-	for _, q := range hotReads {
+	qs := hotReads(db.dialect)
+	db.hot = make(map[string]hotStmt, len(qs))
+	for _, q := range qs {
 		if db.dialect == Postgres {
 			db.hot[q] = hotStmt{text: db.q(q)}
 			continue

@@ -17,10 +17,10 @@ import (
 // miss's CPU on SQLite.
 func TestHotReadsUseAnIndex(t *testing.T) {
 	storetest.ForEachEngine(t, func(t *testing.T, db *store.DB) {
-		for _, q := range store.HotReads {
+		for _, q := range db.HotReads() {
 			args := make([]any, strings.Count(q, "?"))
 			for i := range args {
-				args[i] = "x"
+				args[i] = `["x"]` // a text value, and a JSON array where one is expected
 			}
 			plan, err := db.Explain(context.Background(), q, args...)
 			if err != nil {
@@ -31,7 +31,7 @@ func TestHotReadsUseAnIndex(t *testing.T) {
 			switch db.Dialect() {
 			case store.SQLite:
 				for _, line := range plan {
-					if strings.HasPrefix(line, "SCAN ") && line != "SCAN CONSTANT ROW" {
+					if strings.HasPrefix(line, "SCAN ") && line != "SCAN CONSTANT ROW" && !strings.HasPrefix(line, "SCAN json_each") {
 						t.Errorf("%.80s… scans a table: %s", name, joined)
 					}
 				}

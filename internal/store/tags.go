@@ -2,6 +2,8 @@ package store
 
 import (
 	"context"
+	"encoding/json"
+	"slices"
 	"strings"
 
 	"github.com/lockbox-dev/lockbox/internal/audit"
@@ -87,35 +89,48 @@ func (db *DB) ProjectHasTags(ctx context.Context, projectID string) (bool, error
 	return has, dbErr(err, "ProjectHasTags")
 }
 
+// qSecretTags lists the tag links of the secrets whose ids are the JSON
+// array bound to its one placeholder. Its text is the same for any number of
+// secrets, so it is prepared once (hotReads), where an IN list of
+// placeholders is a new statement for each length.
+var qSecretTags = byDialect{
+	SQLite: `SELECT l.secret_id, t.id, t.project_id, t.slug, t.name, t.color, t.created_by, t.created_by_actor_type,
+	t.created_at, t.updated_at FROM secret_tag_links l JOIN secret_tags t ON t.id = l.tag_id
+	WHERE l.secret_id IN (SELECT value FROM json_each(?))`,
+	Postgres: `SELECT l.secret_id, t.id, t.project_id, t.slug, t.name, t.color, t.created_by, t.created_by_actor_type,
+	t.created_at, t.updated_at FROM secret_tag_links l JOIN secret_tags t ON t.id = l.tag_id
+	WHERE l.secret_id IN (SELECT jsonb_array_elements_text(CAST(? AS jsonb)))`,
+}
+
 // SecretTags returns each secret's tags, by slug.
 func (db *DB) SecretTags(ctx context.Context, secretIDs []string) (map[string][]secret.Tag, error) {
 	out := map[string][]secret.Tag{}
-	for start := 0; start < len(secretIDs); start += 500 {
-		chunk := secretIDs[start:min(start+500, len(secretIDs))]
-		args := make([]any, len(chunk))
-		for i, id := range chunk {
-			args[i] = id
+	if len(secretIDs) == 0 {
+		return out, nil
+	}
+	ids, err := json.Marshal(secretIDs)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := db.readq(ctx, qSecretTags[db.dialect], string(ids))
+	if err != nil {
+		return nil, dbErr(err, "SecretTags")
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var sid string
+		var t secret.Tag
+		if err := rows.Scan(&sid, &t.ID, &t.ProjectID, &t.Slug, &t.Name, &t.Color, &t.CreatedBy, &t.CreatedByActorType,
+			timeCol{&t.CreatedAt}, timeCol{&t.UpdatedAt}); err != nil {
+			return nil, dbErr(err, "scan secret tag")
 		}
-		rows, err := db.readq(ctx, `SELECT l.secret_id, t.id, t.project_id, t.slug, t.name, t.color, t.created_by, t.created_by_actor_type,
-			t.created_at, t.updated_at FROM secret_tag_links l JOIN secret_tags t ON t.id = l.tag_id
-			WHERE l.secret_id IN (`+strings.TrimSuffix(strings.Repeat("?, ", len(chunk)), ", ")+`) ORDER BY t.slug`, args...)
-		if err != nil {
-			return nil, dbErr(err, "SecretTags")
-		}
-		for rows.Next() {
-			var sid string
-			var t secret.Tag
-			if err := rows.Scan(&sid, &t.ID, &t.ProjectID, &t.Slug, &t.Name, &t.Color, &t.CreatedBy, &t.CreatedByActorType,
-				timeCol{&t.CreatedAt}, timeCol{&t.UpdatedAt}); err != nil {
-				rows.Close()
-				return nil, dbErr(err, "scan secret tag")
-			}
-			out[sid] = append(out[sid], t)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return nil, dbErr(err, "SecretTags")
-		}
+		out[sid] = append(out[sid], t)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, dbErr(err, "SecretTags")
+	}
+	for _, tags := range out {
+		slices.SortFunc(tags, func(a, b secret.Tag) int { return strings.Compare(a.Slug, b.Slug) })
 	}
 	return out, nil
 }
