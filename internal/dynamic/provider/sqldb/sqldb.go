@@ -10,8 +10,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -319,63 +321,154 @@ func (s *SQL) RevokeMany(ctx context.Context, usernames []string) error {
 		return describe("look up users", err)
 	}
 	defer release()
-	q := `SELECT rolname FROM pg_roles WHERE rolname = ANY($1)`
-	args := []any{usernames}
-	if s.flavor == "mysql" {
-		q = `SELECT DISTINCT User FROM mysql.user WHERE User IN (` + strings.TrimSuffix(strings.Repeat("?,", len(usernames)), ",") + `)`
-		args = make([]any, len(usernames))
-		for i, u := range usernames {
-			args[i] = u
-		}
+	stmt, err := s.revokeManyStmt(ctx, db, usernames)
+	if err != nil || stmt == "" {
+		return err
 	}
-	rows, err := db.QueryContext(ctx, q, args...)
-	if err != nil {
-		return describe("look up users", err)
-	}
+	return s.exec(ctx, "drop users", stmt)
+}
+
+// revokeManyStmt is what RevokeMany runs for usernames: empty when none exists.
+func (s *SQL) revokeManyStmt(ctx context.Context, db *sql.DB, usernames []string) (string, error) {
+	batched := s.cfg.RevocationStatement == defaults[s.flavor][1]
 	var present []string
-	for rows.Next() {
-		var u string
-		if err := rows.Scan(&u); err != nil {
-			rows.Close()
-			return describe("look up users", err)
-		}
-		present = append(present, u)
+	var grants map[string][]string // PostgreSQL, batched: object -> the users holding privileges on it
+	var err error
+	switch {
+	case s.flavor == "mysql":
+		present, err = s.presentMySQL(ctx, db, usernames)
+	case batched:
+		present, grants, err = pgGrants(ctx, db, usernames)
+	default:
+		present, err = s.presentPG(ctx, db, usernames)
 	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return describe("look up users", err)
+	if err != nil {
+		return "", describe("look up users", err)
 	}
 	if len(present) == 0 {
-		return nil
+		return "", nil
 	}
 	var stmts strings.Builder
-	if s.cfg.RevocationStatement == defaults[s.flavor][1] {
-		// The default statements take lists: one catalog pass for the batch.
+	if !batched {
+		for _, u := range present {
+			st, err := s.render(s.cfg.RevocationStatement, u, "", time.Time{})
+			if err != nil {
+				return "", err
+			}
+			stmts.WriteString(st)
+			stmts.WriteString("\n")
+		}
+		return stmts.String(), nil
+	}
+	// The default statements take lists: one catalog pass for the batch.
+	if s.flavor == "mysql" {
 		quoted := make([]string, len(present))
 		for i, u := range present {
-			if s.flavor == "postgres" {
-				quoted[i] = `"` + u + `"`
-			} else {
-				quoted[i] = "'" + u + "'@'%'"
-			}
+			quoted[i] = "'" + u + "'@'%'"
 		}
-		list := strings.Join(quoted, ", ")
-		if s.flavor == "postgres" {
-			stmts.WriteString("DROP OWNED BY " + list + "; DROP ROLE IF EXISTS " + list + ";")
-		} else {
-			stmts.WriteString("DROP USER IF EXISTS " + list + ";")
-		}
-		return s.exec(ctx, "drop users", stmts.String())
+		return "DROP USER IF EXISTS " + strings.Join(quoted, ", ") + ";", nil
 	}
-	for _, u := range present {
-		st, err := s.render(s.cfg.RevocationStatement, u, "", time.Time{})
-		if err != nil {
-			return err
-		}
-		stmts.WriteString(st)
-		stmts.WriteString("\n")
+	// DROP OWNED BY a, b, … removes each user's privileges on an object with
+	// a REVOKE of its own: for every (user, object) PostgreSQL rewrites the
+	// object's whole ACL (the database's holds an entry per live lease) and
+	// scans all the object's pg_shdepend rows. One REVOKE per object for the
+	// whole batch rewrites each ACL once. DROP OWNED then finds only what is
+	// left (objects the users own, privileges granted by another role, other
+	// kinds of object), so the end state is the same: no privilege, nothing
+	// owned, no role.
+	for _, obj := range slices.Sorted(maps.Keys(grants)) {
+		stmts.WriteString("REVOKE ALL ON " + obj + " FROM " + pgList(grants[obj]) + ";\n")
 	}
-	return s.exec(ctx, "drop users", stmts.String())
+	list := pgList(present)
+	stmts.WriteString("DROP OWNED BY " + list + "; DROP ROLE IF EXISTS " + list + ";")
+	return stmts.String(), nil
+}
+
+// pgList quotes safe role names (provider.CheckSafe) as a list.
+func pgList(names []string) string {
+	quoted := make([]string, len(names))
+	for i, u := range names {
+		quoted[i] = `"` + u + `"`
+	}
+	return strings.Join(quoted, ", ")
+}
+
+func (s *SQL) presentMySQL(ctx context.Context, db *sql.DB, usernames []string) ([]string, error) {
+	args := make([]any, len(usernames))
+	for i, u := range usernames {
+		args[i] = u
+	}
+	return column(db.QueryContext(ctx, `SELECT DISTINCT User FROM mysql.user WHERE User IN (`+
+		strings.TrimSuffix(strings.Repeat("?,", len(usernames)), ",")+`)`, args...))
+}
+
+func (s *SQL) presentPG(ctx context.Context, db *sql.DB, usernames []string) ([]string, error) {
+	return column(db.QueryContext(ctx, `SELECT rolname FROM pg_roles WHERE rolname = ANY($1)`, usernames))
+}
+
+// column reads a one-column result.
+func column(rows *sql.Rows, err error) ([]string, error) {
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var v string
+		if err := rows.Scan(&v); err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
+
+// pgUserGrants lists the listed roles that exist and, for each, the objects
+// of this database (and the database itself) it holds privileges on, named
+// as REVOKE takes them; obj is empty for a role without any, and other kinds
+// of object are left to DROP OWNED. pg_shdepend is read by its index on the
+// role.
+const pgUserGrants = `SELECT r.rolname, COALESCE(o.obj, '')
+FROM pg_roles r LEFT JOIN LATERAL (
+	SELECT CASE d.classid
+		WHEN 'pg_database'::regclass THEN 'DATABASE ' || quote_ident(db.datname)
+		WHEN 'pg_namespace'::regclass THEN 'SCHEMA ' || quote_ident(n.nspname)
+		WHEN 'pg_class'::regclass THEN CASE WHEN c.relkind = 'S' THEN 'SEQUENCE ' ELSE 'TABLE ' END || c.oid::regclass::text
+	END AS obj
+	FROM pg_shdepend d
+	LEFT JOIN pg_database db ON d.classid = 'pg_database'::regclass AND db.oid = d.objid
+	LEFT JOIN pg_namespace n ON d.classid = 'pg_namespace'::regclass AND n.oid = d.objid
+	LEFT JOIN pg_class c ON d.classid = 'pg_class'::regclass AND c.oid = d.objid
+	WHERE d.refclassid = 'pg_authid'::regclass AND d.refobjid = r.oid AND d.deptype = 'a'
+		AND d.dbid IN (0, (SELECT oid FROM pg_database WHERE datname = current_database()))
+) o ON true
+WHERE r.rolname = ANY($1)`
+
+// pgGrants runs pgUserGrants: the roles that exist, and per object the
+// roles holding privileges on it.
+func pgGrants(ctx context.Context, db *sql.DB, usernames []string) ([]string, map[string][]string, error) {
+	rows, err := db.QueryContext(ctx, pgUserGrants, usernames)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer rows.Close()
+	var present []string
+	seen := map[string]bool{}
+	grants := map[string][]string{}
+	for rows.Next() {
+		var u, obj string
+		if err := rows.Scan(&u, &obj); err != nil {
+			return nil, nil, err
+		}
+		if !seen[u] {
+			seen[u] = true
+			present = append(present, u)
+		}
+		if obj != "" && !slices.Contains(grants[obj], u) {
+			grants[obj] = append(grants[obj], u)
+		}
+	}
+	return present, grants, rows.Err()
 }
 
 // Renew runs the renew statements (none by default on MySQL).
