@@ -19,7 +19,6 @@ import (
 
 	"github.com/lockbox-dev/lockbox/internal/app"
 	"github.com/lockbox-dev/lockbox/internal/client"
-	"github.com/lockbox-dev/lockbox/internal/dynamic"
 	"github.com/lockbox-dev/lockbox/internal/keyring"
 	"github.com/lockbox-dev/lockbox/internal/store"
 	"github.com/lockbox-dev/lockbox/internal/store/storetest"
@@ -30,21 +29,30 @@ const pgAdmin = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
 // pgTarget makes a database on the local PostgreSQL for leases to grant on;
 // cleanup drops it and every role with the returned prefix.
 func pgTarget() (dbName, prefix string, cleanup func(), err error) {
-	admin, err := sql.Open("pgx", pgAdmin)
+	names, prefix, cleanup, err := pgTargets(1)
 	if err != nil {
 		return "", "", nil, err
+	}
+	return names[0], prefix, cleanup, nil
+}
+
+// pgTargets makes n databases on the local PostgreSQL for leases to grant on;
+// cleanup drops them and every role with the returned prefix.
+func pgTargets(n int) (dbNames []string, prefix string, cleanup func(), err error) {
+	admin, err := sql.Open("pgx", pgAdmin)
+	if err != nil {
+		return nil, "", nil, err
 	}
 	b := make([]byte, 4)
 	rand.Read(b)
 	tag := hex.EncodeToString(b)
-	dbName, prefix = "lockbox_bench_"+tag, "b"+tag+"_"
-	if _, err := admin.Exec("CREATE DATABASE " + dbName); err != nil {
-		return "", "", nil, err
-	}
-	return dbName, prefix, func() {
-		// The database first: it holds the roles' schema and table grants,
+	prefix = "b" + tag + "_"
+	cleanup = func() {
+		// The databases first: they hold the roles' schema and table grants,
 		// which DROP OWNED run elsewhere cannot remove.
-		admin.Exec("DROP DATABASE IF EXISTS " + dbName + " WITH (FORCE)")
+		for _, db := range dbNames {
+			admin.Exec("DROP DATABASE IF EXISTS " + db + " WITH (FORCE)")
+		}
 		rows, _ := admin.Query(`SELECT rolname FROM pg_roles WHERE starts_with(rolname, $1)`, prefix)
 		var names []string
 		for rows != nil && rows.Next() {
@@ -58,7 +66,16 @@ func pgTarget() (dbName, prefix string, cleanup func(), err error) {
 			}
 		}
 		admin.Close()
-	}, nil
+	}
+	for i := range n {
+		name := fmt.Sprintf("lockbox_bench_%s_%d", tag, i)
+		if _, err := admin.Exec("CREATE DATABASE " + name); err != nil {
+			cleanup()
+			return nil, "", nil, err
+		}
+		dbNames = append(dbNames, name)
+	}
+	return dbNames, prefix, cleanup, nil
 }
 
 func createPGDynamic(ctx context.Context, c *client.Client, dbName, prefix string) (slug string, err error) {
@@ -68,11 +85,15 @@ func createPGDynamic(ctx context.Context, c *client.Client, dbName, prefix strin
 	if err := c.Do(ctx, "POST", "/api/v1/projects", map[string]any{"projectName": "bench-dyn"}, &p); err != nil {
 		return "", err
 	}
-	err = c.Do(ctx, "POST", "/api/v1/dynamic-secrets", map[string]any{"projectSlug": p.Project.Slug, "environmentSlug": "dev", "path": "/",
-		"name": "pg", "defaultTTL": "1h", "usernameTemplate": prefix + "{{randomUsername}}",
+	return p.Project.Slug, addPGDynamic(ctx, c, p.Project.Slug, "pg", dbName, prefix)
+}
+
+// addPGDynamic makes a sql-database dynamic secret named name on dbName.
+func addPGDynamic(ctx context.Context, c *client.Client, slug, name, dbName, prefix string) error {
+	return c.Do(ctx, "POST", "/api/v1/dynamic-secrets", map[string]any{"projectSlug": slug, "environmentSlug": "dev", "path": "/",
+		"name": name, "defaultTTL": "1h", "usernameTemplate": prefix + "{{randomUsername}}",
 		"provider": map[string]any{"type": "sql-database", "inputs": map[string]any{"client": "postgres", "host": "127.0.0.1",
 			"port": 5432, "database": dbName, "username": "postgres", "password": ""}}}, nil)
-	return p.Project.Slug, err
 }
 
 // runLeaseCreate measures lease creations through the API, then the bare
@@ -126,11 +147,17 @@ GRANT CONNECT ON DATABASE "%s" TO "%s"; GRANT USAGE ON SCHEMA public TO "%s"; GR
 	return []result{api, bare}, nil
 }
 
-// runRevokeLag makes n real roles and active leases that all expire at the
-// same instant, starts the worker, and reports how long after expiry each
-// lease was revoked.
-func runRevokeLag(n int, engine string) (result, error) {
-	dbName, prefix, cleanup, err := pgTarget()
+// runRevokeLag makes n real roles and active leases, spread over targets
+// dynamic secrets (one database each on the local PostgreSQL), that all
+// expire at the same instant, starts the worker, and reports how long after
+// expiry each lease was revoked. Every role holds CONNECT on its database,
+// as the default creation statement grants, so the database's ACL has one
+// entry per lease; none may survive the run.
+func runRevokeLag(n, targets int, engine string) (result, error) {
+	if targets < 1 || targets > n {
+		return result{}, errors.New("-targets from 1 to -leases")
+	}
+	dbNames, prefix, cleanup, err := pgTargets(targets)
 	if err != nil {
 		return result{}, err
 	}
@@ -147,36 +174,69 @@ func runRevokeLag(n int, engine string) (result, error) {
 		return result{}, err
 	}
 	c.Token = boot.Identity.Credentials.Token
-	if _, err := createPGDynamic(ctx, c, dbName, prefix); err != nil {
-		return result{}, err
-	}
-	var dsID, projectID string
-	if err := a.raw.QueryRowContext(ctx, `SELECT id, project_id FROM dynamic_secrets`).Scan(&dsID, &projectID); err != nil {
-		return result{}, err
-	}
-	// Real roles, made in batches.
-	target, err := sql.Open("pgx", "postgres://postgres@127.0.0.1:5432/"+dbName+"?sslmode=disable")
+	slug, err := createPGDynamic(ctx, c, dbNames[0], prefix)
 	if err != nil {
 		return result{}, err
 	}
-	defer target.Close()
-	for i := 0; i < n; i += 500 {
-		var b strings.Builder
-		for j := i; j < min(i+500, n); j++ {
-			fmt.Fprintf(&b, `CREATE ROLE "%slag%d" LOGIN; GRANT CONNECT ON DATABASE "%s" TO "%slag%d";`, prefix, j, dbName, prefix, j)
-		}
-		if _, err := target.Exec(b.String()); err != nil {
+	for i := 1; i < targets; i++ {
+		if err := addPGDynamic(ctx, c, slug, fmt.Sprintf("pg%d", i), dbNames[i], prefix); err != nil {
 			return result{}, err
 		}
 	}
-	now := time.Now().UTC()
-	for i := range n {
-		l := dynamic.SealedLease{Lease: dynamic.Lease{ID: fmt.Sprintf("00000000-0000-7000-8000-%012d", i), DynamicSecretID: dsID,
-			ProjectID: projectID, Username: fmt.Sprintf("%slag%d", prefix, i), Config: []byte("{}"), Status: dynamic.Active,
-			ExpireAt: now.Add(time.Hour), DueAt: now.Add(time.Hour), CreatedAt: now, UpdatedAt: now}}
-		if err := a.db.InsertLease(ctx, l, auditEvent()); err != nil {
+	dsIDs := make([]string, targets)
+	var projectID string
+	for i := range targets {
+		name := "pg"
+		if i > 0 {
+			name = fmt.Sprintf("pg%d", i)
+		}
+		if err := a.raw.QueryRowContext(ctx, rebind(a.db, `SELECT id, project_id FROM dynamic_secrets WHERE name = ?`), name).Scan(&dsIDs[i], &projectID); err != nil {
 			return result{}, err
 		}
+	}
+	// Real roles, made and granted 500 at a time (one ACL rewrite per GRANT);
+	// lease i is on target i % targets.
+	for t, dbName := range dbNames {
+		target, err := sql.Open("pgx", "postgres://postgres@127.0.0.1:5432/"+dbName+"?sslmode=disable")
+		if err != nil {
+			return result{}, err
+		}
+		var mine []int
+		for i := t; i < n; i += targets {
+			mine = append(mine, i)
+		}
+		for chunk := range slices.Chunk(mine, 500) {
+			var b strings.Builder
+			names := make([]string, len(chunk))
+			for k, i := range chunk {
+				names[k] = fmt.Sprintf(`"%slag%d"`, prefix, i)
+				fmt.Fprintf(&b, "CREATE ROLE %s LOGIN;", names[k])
+			}
+			fmt.Fprintf(&b, `GRANT CONNECT ON DATABASE "%s" TO %s;`, dbName, strings.Join(names, ", "))
+			if _, err := target.Exec(b.String()); err != nil {
+				target.Close()
+				return result{}, err
+			}
+		}
+		target.Close()
+	}
+	now := time.Now().UTC()
+	tx, err := a.raw.BeginTx(ctx, nil)
+	if err != nil {
+		return result{}, err
+	}
+	ins := rebind(a.db, `INSERT INTO dynamic_leases (id, dynamic_secret_id, project_id, username, config, status, status_details,
+		expire_at, due_at, attempts, created_at, updated_at) VALUES (?, ?, ?, ?, '{}', 'active', '', ?, ?, 0, ?, ?)`)
+	later := now.Add(time.Hour).UnixMicro()
+	for i := range n {
+		if _, err := tx.ExecContext(ctx, ins, fmt.Sprintf("00000000-0000-7000-8000-%012d", i), dsIDs[i%targets], projectID,
+			fmt.Sprintf("%slag%d", prefix, i), later, later, now.UnixMicro(), now.UnixMicro()); err != nil {
+			tx.Rollback()
+			return result{}, err
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return result{}, err
 	}
 	expire := time.Now().Add(time.Second).UTC().Truncate(time.Millisecond)
 	if _, err := a.raw.ExecContext(ctx, rebind(a.db, `UPDATE dynamic_leases SET expire_at = ?, due_at = ?`), expire.UnixMicro(), expire.UnixMicro()); err != nil {
@@ -185,16 +245,32 @@ func runRevokeLag(n int, engine string) (result, error) {
 	wctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() { a.app.Worker.Run(wctx); close(done) }()
+	deadline := time.Now().Add(10 * time.Minute)
 	for {
 		var left int
 		a.raw.QueryRowContext(ctx, `SELECT COUNT(*) FROM dynamic_leases WHERE status <> 'revoked'`).Scan(&left)
 		if left == 0 {
 			break
 		}
+		if time.Now().After(deadline) {
+			cancel()
+			<-done
+			return result{}, fmt.Errorf("%d leases not revoked after 10 minutes", left)
+		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	cancel()
 	<-done
+	admin, err := sql.Open("pgx", pgAdmin)
+	if err != nil {
+		return result{}, err
+	}
+	var survivors int
+	err = admin.QueryRowContext(ctx, `SELECT COUNT(*) FROM pg_roles WHERE starts_with(rolname, $1)`, prefix).Scan(&survivors)
+	admin.Close()
+	if err != nil || survivors > 0 {
+		return result{}, fmt.Errorf("%d roles survived their revoked leases (%v)", survivors, err)
+	}
 	rows, err := a.raw.QueryContext(ctx, `SELECT updated_at - expire_at FROM dynamic_leases`)
 	if err != nil {
 		return result{}, err
@@ -208,8 +284,9 @@ func runRevokeLag(n int, engine string) (result, error) {
 	rows.Close()
 	slices.Sort(lags)
 	pct := func(p float64) float64 { return float64(lags[int(float64(len(lags)-1)*p)].Microseconds()) / 1000 }
-	return result{Scenario: "revoke-lag", Database: engine, Requests: len(lags), P50ms: pct(.5), P95ms: pct(.95), P99ms: pct(.99),
-		Seconds: lags[len(lags)-1].Seconds(), PerSecond: float64(len(lags)) / max(lags[len(lags)-1].Seconds(), 0.001)}, nil
+	last := lags[len(lags)-1]
+	return result{Scenario: "revoke-lag", Database: engine, Secrets: targets, Requests: len(lags), P50ms: pct(.5), P95ms: pct(.95), P99ms: pct(.99),
+		Seconds: last.Seconds(), PerSecond: float64(len(lags)) / max(last.Seconds(), 0.001)}, nil
 }
 
 // runStartup times a server start (open, migrate, key check, wiring, first

@@ -60,6 +60,7 @@ func main() {
 func run() error {
 	scenario := flag.String("scenario", "login", "login, secrets-list, secret-get, secret-create, mixed, lease-create, revoke-lag or startup")
 	leases := flag.Int("leases", 10000, "lease rows (revoke-lag, startup)")
+	targets := flag.Int("targets", 1, "revoke-lag: dynamic secrets the leases are spread over, each on its own database of the local PostgreSQL")
 	secrets := flag.Int("secrets", 1, "client secrets on the identity (login) or secrets in the folder (secrets-list)")
 	conc := flag.Int("c", 8, "concurrent clients")
 	dur := flag.Duration("d", 10*time.Second, "duration of the measured run")
@@ -84,11 +85,17 @@ func run() error {
 		}
 		return report(res, *asJSON)
 	case "revoke-lag":
-		res, err := runRevokeLag(*leases, *db)
+		res, err := runRevokeLag(*leases, *targets, *db)
 		if err != nil {
 			return err
 		}
-		return report([]result{res}, *asJSON)
+		if *asJSON {
+			return report([]result{res}, true)
+		}
+		fmt.Printf("%-12s %-8s %7s %7s %9s %9s %9s %9s %9s\n", "scenario", "db", "targets", "leases", "revoked/s", "p50 ms", "p95 ms", "p99 ms", "max ms")
+		fmt.Printf("%-12s %-8s %7d %7d %9.0f %9.1f %9.1f %9.1f %9.1f\n", res.Scenario, res.Database, res.Secrets, res.Requests,
+			res.PerSecond, res.P50ms, res.P95ms, res.P99ms, res.Seconds*1000)
+		return nil
 	case "startup":
 		res, err := runStartup(*leases, *db)
 		if err != nil {
