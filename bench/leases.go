@@ -153,7 +153,7 @@ GRANT CONNECT ON DATABASE "%s" TO "%s"; GRANT USAGE ON SCHEMA public TO "%s"; GR
 // expiry each lease was revoked. Every role holds CONNECT on its database,
 // as the default creation statement grants, so the database's ACL has one
 // entry per lease; none may survive the run.
-func runRevokeLag(n, targets int, engine string) (result, error) {
+func runRevokeLag(n, targets, parallel, batch int, engine string) (result, error) {
 	if targets < 1 || targets > n {
 		return result{}, errors.New("-targets from 1 to -leases")
 	}
@@ -242,6 +242,7 @@ func runRevokeLag(n, targets int, engine string) (result, error) {
 	if _, err := a.raw.ExecContext(ctx, rebind(a.db, `UPDATE dynamic_leases SET expire_at = ?, due_at = ?`), expire.UnixMicro(), expire.UnixMicro()); err != nil {
 		return result{}, err
 	}
+	setWorker(a.app.Worker, parallel, batch)
 	wctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() { a.app.Worker.Run(wctx); close(done) }()

@@ -117,17 +117,21 @@ type Store interface {
 	RenewLease(ctx context.Context, id string, from, expireAt time.Time, ev audit.Event) error
 	// ClaimLease marks one live lease revoking until claimUntil; false if it is not live.
 	ClaimLease(ctx context.Context, id string, claimUntil time.Time) (bool, error)
-	// ClaimDueLeases marks up to limit due leases revoking until claimUntil
-	// (FOR UPDATE SKIP LOCKED on PostgreSQL) and returns them.
-	ClaimDueLeases(ctx context.Context, now, claimUntil time.Time, limit int) ([]SealedLease, error)
+	// ClaimDueLeases marks up to limit due leases of a dynamic secret revoking
+	// until claimUntil (FOR UPDATE SKIP LOCKED on PostgreSQL) and returns them.
+	ClaimDueLeases(ctx context.Context, dynamicSecretID string, now, claimUntil time.Time, limit int) ([]SealedLease, error)
+	// DueSecrets lists up to limit dynamic secrets, other than except, with
+	// leases due at now, the longest-due first. It only reads.
+	DueSecrets(ctx context.Context, now time.Time, except []string, limit int) ([]string, error)
 	// FinishRevoke records a revocation outcome: ok → revoked; otherwise
 	// revoke_failed with details, retried at retryAt.
 	// evs are recorded in the same transaction.
 	FinishRevoke(ctx context.Context, id string, ok bool, details string, retryAt time.Time, evs ...audit.Event) error
 	// RevokedMany marks leases revoked in one write, with evs.
 	RevokedMany(ctx context.Context, ids []string, evs ...audit.Event) error
-	// NextDue is the earliest due time of live work, or zero.
-	NextDue(ctx context.Context) (time.Time, error)
+	// NextDue is the earliest due time of live work of dynamic secrets other
+	// than except, or zero.
+	NextDue(ctx context.Context, except ...string) (time.Time, error)
 	CountLeases(ctx context.Context, status string) (int, error)
 	// AppendAudit records an event that goes with no change; it returns once the event is committed.
 	AppendAudit(ctx context.Context, ev audit.Event) error

@@ -21,12 +21,12 @@ type claimCounter struct {
 	claims atomic.Int64
 }
 
-func (c *claimCounter) ClaimDueLeases(ctx context.Context, now, until time.Time, limit int) ([]dynamic.SealedLease, error) {
+func (c *claimCounter) ClaimDueLeases(ctx context.Context, dsID string, now, until time.Time, limit int) ([]dynamic.SealedLease, error) {
 	c.claims.Add(1)
-	return c.DB.ClaimDueLeases(ctx, now, until, limit)
+	return c.DB.ClaimDueLeases(ctx, dsID, now, until, limit)
 }
 
-// TestIdleWorkerDoesNotWrite: with no lease due, ticks only read.
+// TestIdleWorkerDoesNotWrite: with no lease due, ticks and Run only read.
 func TestIdleWorkerDoesNotWrite(t *testing.T) {
 	for _, d := range storetest.Engines {
 		t.Run(string(d), func(t *testing.T) {
@@ -45,6 +45,11 @@ func TestIdleWorkerDoesNotWrite(t *testing.T) {
 					t.Fatalf("tick: %d, %v", n, err)
 				}
 			}
+			// Run's rounds too: a few dozen with a short MaxWait.
+			w.MaxWait = 10 * time.Millisecond
+			ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+			defer cancel()
+			w.Run(ctx)
 			if n := st.claims.Load(); n != 0 {
 				t.Fatalf("%d claim transactions with no lease due", n)
 			}

@@ -3,17 +3,26 @@ package dynamic
 import (
 	"context"
 	"errors"
-	"github.com/lockbox-dev/lockbox/internal/audit"
-	"github.com/lockbox-dev/lockbox/internal/authz"
 	"log/slog"
+	"maps"
+	"slices"
+	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/lockbox-dev/lockbox/internal/audit"
+	"github.com/lockbox-dev/lockbox/internal/authz"
 	"github.com/lockbox-dev/lockbox/internal/dynamic/provider"
 )
 
 // Worker revokes due leases: expired active ones, stale creating ones and
 // failed revocations whose retry time has come. One runs on every server
 // process; claims in the database keep them from doing the same work twice.
+//
+// Dynamic secrets are worked on in parallel, up to Parallel at once, so a
+// slow or unreachable target delays only its own leases. Each one's leases
+// are claimed and revoked a batch at a time, in one call to its target when
+// the provider can (one connection revokes many users).
 type Worker struct {
 	svc *Service
 	log *slog.Logger
@@ -22,6 +31,8 @@ type Worker struct {
 	MaxWait time.Duration
 	// Batch is how many leases one claim takes.
 	Batch int
+	// Parallel is how many dynamic secrets are revoked at once.
+	Parallel int
 }
 
 // NewWorker returns the revocation worker of svc.
@@ -29,17 +40,20 @@ func NewWorker(svc *Service, log *slog.Logger) *Worker {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Worker{svc: svc, log: log, MaxWait: time.Second, Batch: 200}
+	return &Worker{svc: svc, log: log, MaxWait: time.Second, Batch: 200, Parallel: 8}
 }
 
-// Run works until ctx is done. It sleeps until the next due lease (or a
-// wake-up from this node), never longer than MaxWait.
+// Run works until ctx is done. It hands each dynamic secret with due leases
+// to a goroutine of its own (up to Parallel), which revokes them batch after
+// batch until none is due, and otherwise sleeps until the next due lease of
+// a secret not being worked on, a wake-up from this node or the end of a
+// secret's work, never longer than MaxWait. With nothing due it only reads.
 func (w *Worker) Run(ctx context.Context) error {
+	busy := map[string]bool{}
+	done := make(chan string, max(w.Parallel, 1)) // one send per goroutine: never blocks
+	var wg sync.WaitGroup
+	defer wg.Wait()
 	for {
-		n, idle, err := w.tick(ctx)
-		if err != nil && ctx.Err() == nil {
-			w.log.Error("lease worker", "err", err.Error())
-		}
 		// Close provider connection pools that have gone unused, even when no
 		// provider is used again to sweep them.
 		provider.SweepIdle()
@@ -47,32 +61,83 @@ func (w *Worker) Run(ctx context.Context) error {
 			return nil
 		}
 		wait := w.MaxWait
-		if n < w.Batch {
-			next := idle.next
-			if !idle.known { // a claim ran: what is due next has changed
-				next, _ = w.svc.store.NextDue(ctx)
+		next, err := w.svc.store.NextDue(ctx, slices.Collect(maps.Keys(busy))...)
+		now := w.svc.now().UTC()
+		switch {
+		case err != nil:
+			if ctx.Err() == nil {
+				w.log.Error("lease worker", "err", err.Error())
 			}
-			if !next.IsZero() {
-				if d := time.Until(next); d < wait {
-					wait = d
-				}
+		case next.IsZero():
+		case next.After(now):
+			wait = min(wait, next.Sub(now))
+		case len(busy) < max(w.Parallel, 1):
+			ids, err := w.svc.store.DueSecrets(ctx, now, slices.Collect(maps.Keys(busy)), max(w.Parallel, 1)-len(busy))
+			if err != nil && ctx.Err() == nil {
+				w.log.Error("lease worker", "err", err.Error())
 			}
-		} else {
-			wait = 0
-		}
-		if wait <= 0 {
-			continue
+			for _, id := range ids {
+				busy[id] = true
+				wg.Go(func() {
+					w.drain(ctx, id)
+					done <- id
+				})
+			}
+			if len(ids) > 0 {
+				continue // what is due next, apart from these, has changed
+			}
 		}
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			return nil
+		case id := <-done:
+			delete(busy, id)
 		case <-w.svc.wake:
-			t.Stop()
 		case <-t.C:
 		}
+		t.Stop()
+		for len(done) > 0 {
+			delete(busy, <-done)
+		}
 	}
+}
+
+// drain revokes a dynamic secret's due leases, a batch at a time, until a
+// claim finds fewer than a batch.
+func (w *Worker) drain(ctx context.Context, dsID string) {
+	for ctx.Err() == nil {
+		n, err := w.claimAndRevoke(ctx, dsID)
+		if err != nil {
+			if ctx.Err() == nil {
+				w.log.Error("lease worker: claim", "dynamicSecret", dsID, "err", err.Error())
+				// Keep the slot a moment: Run would hand the secret straight back.
+				t := time.NewTimer(w.MaxWait)
+				select {
+				case <-ctx.Done():
+				case <-t.C:
+				}
+				t.Stop()
+			}
+			return
+		}
+		if n < w.Batch {
+			return
+		}
+	}
+}
+
+// claimAndRevoke claims one batch of a dynamic secret's due leases and
+// revokes them; it reports how many it claimed.
+func (w *Worker) claimAndRevoke(ctx context.Context, dsID string) (int, error) {
+	now := w.svc.now().UTC()
+	claimed, err := w.svc.store.ClaimDueLeases(ctx, dsID, now, now.Add(ProviderTimeout+10*time.Second), w.Batch)
+	if err != nil || len(claimed) == 0 {
+		return 0, err
+	}
+	w.revokeGroup(ctx, dsID, claimed)
+	return len(claimed), nil
 }
 
 func (w *Worker) revokeGroup(ctx context.Context, dsID string, leases []SealedLease) {
@@ -170,43 +235,29 @@ func revokeEvent(sec Secret, l Lease, failed string) audit.Event {
 	return ev
 }
 
-// Tick claims and processes one batch of due leases; it reports how many.
+// Tick claims and processes one batch of due leases of each dynamic secret
+// that has some (up to Parallel, in parallel); it reports how many leases.
 // With nothing due it only reads: an idle server makes no database write.
 func (w *Worker) Tick(ctx context.Context) (int, error) {
-	n, _, err := w.tick(ctx)
-	return n, err
-}
-
-// nextDue is when the next lease is due (zero: none), if a tick knows it.
-type nextDue struct {
-	next  time.Time
-	known bool
-}
-
-// tick is Tick; when nothing was due it also reports when the next lease is,
-// which Run waits for without reading it again.
-func (w *Worker) tick(ctx context.Context) (int, nextDue, error) {
 	s := w.svc
 	now := s.now().UTC()
-	if next, err := s.store.NextDue(ctx); err == nil && (next.IsZero() || next.After(now)) {
-		return 0, nextDue{next, true}, nil
+	if next, err := s.store.NextDue(ctx); err != nil || next.IsZero() || next.After(now) {
+		return 0, err
 	}
-	claimed, err := s.store.ClaimDueLeases(ctx, now, now.Add(ProviderTimeout+10*time.Second), w.Batch)
+	ids, err := s.store.DueSecrets(ctx, now, nil, max(w.Parallel, 1))
 	if err != nil {
-		return 0, nextDue{}, err
+		return 0, err
 	}
-	// Group by dynamic secret so a provider that can revoke many credentials
-	// in one round trip does so; any failure falls back to one by one.
-	groups := map[string][]SealedLease{}
-	var order []string
-	for _, l := range claimed {
-		if _, ok := groups[l.DynamicSecretID]; !ok {
-			order = append(order, l.DynamicSecretID)
-		}
-		groups[l.DynamicSecretID] = append(groups[l.DynamicSecretID], l)
+	var total atomic.Int64
+	errs := make([]error, len(ids))
+	var wg sync.WaitGroup
+	for i, id := range ids {
+		wg.Go(func() {
+			n, err := w.claimAndRevoke(ctx, id)
+			total.Add(int64(n))
+			errs[i] = err
+		})
 	}
-	for _, id := range order {
-		w.revokeGroup(ctx, id, groups[id])
-	}
-	return len(claimed), nextDue{}, nil
+	wg.Wait()
+	return int(total.Load()), errors.Join(errs...)
 }

@@ -188,16 +188,18 @@ func (db *DB) ClaimLease(ctx context.Context, id string, claimUntil time.Time) (
 	return n == 1, nil
 }
 
-// ClaimDueLeases takes up to limit leases whose due time has passed and marks
-// them revoking until claimUntil, so no other node takes them meanwhile; a
-// node that dies mid-revocation leaves claims that expire and are retaken.
-func (db *DB) ClaimDueLeases(ctx context.Context, now, claimUntil time.Time, limit int) ([]dynamic.SealedLease, error) {
+// ClaimDueLeases takes up to limit leases of one dynamic secret whose due
+// time has passed and marks them revoking until claimUntil, so no other node
+// takes them meanwhile; a node that dies mid-revocation leaves claims that
+// expire and are retaken.
+func (db *DB) ClaimDueLeases(ctx context.Context, dynamicSecretID string, now, claimUntil time.Time, limit int) ([]dynamic.SealedLease, error) {
 	var out []dynamic.SealedLease
 	err := db.transactQuiet(ctx, func(tx *Tx) error {
 		out = nil
 		rows, err := tx.query(ctx, `UPDATE dynamic_leases SET status = 'revoking', due_at = ?, updated_at = ?
-			WHERE id IN (SELECT id FROM dynamic_leases WHERE status <> 'revoked' AND due_at <= ? ORDER BY due_at LIMIT ?`+db.skipLocked()+`)
-			RETURNING `+leaseCols, ts(claimUntil), ts(now), ts(now), limit)
+			WHERE id IN (SELECT id FROM dynamic_leases WHERE status <> 'revoked' AND due_at <= ? AND dynamic_secret_id = ?
+				ORDER BY due_at LIMIT ?`+db.skipLocked()+`)
+			RETURNING `+leaseCols, ts(claimUntil), ts(now), ts(now), dynamicSecretID, limit)
 		if err != nil {
 			return dbErr(err, "ClaimDueLeases")
 		}
@@ -212,6 +214,39 @@ func (db *DB) ClaimDueLeases(ctx context.Context, now, claimUntil time.Time, lim
 		return dbErr(rows.Err(), "ClaimDueLeases")
 	})
 	return out, err
+}
+
+// DueSecrets lists up to limit dynamic secrets, other than except, that have
+// leases due at now, the one with the longest-due lease first.
+func (db *DB) DueSecrets(ctx context.Context, now time.Time, except []string, limit int) ([]string, error) {
+	args := []any{ts(now)}
+	for _, id := range except {
+		args = append(args, id)
+	}
+	args = append(args, limit)
+	rows, err := db.readq(ctx, `SELECT dynamic_secret_id FROM dynamic_leases WHERE status <> 'revoked' AND due_at <= ?`+notIn(len(except))+`
+		GROUP BY dynamic_secret_id ORDER BY MIN(due_at), dynamic_secret_id LIMIT ?`, args...)
+	if err != nil {
+		return nil, dbErr(err, "DueSecrets")
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, dbErr(err, "DueSecrets")
+		}
+		out = append(out, id)
+	}
+	return out, dbErr(rows.Err(), "DueSecrets")
+}
+
+// notIn is the condition that excludes n dynamic secret ids, given as arguments.
+func notIn(n int) string {
+	if n == 0 {
+		return ""
+	}
+	return ` AND dynamic_secret_id NOT IN (` + strings.TrimSuffix(strings.Repeat("?, ", n), ", ") + `)`
 }
 
 // skipLocked lets PostgreSQL workers on several nodes claim disjoint rows;
@@ -261,10 +296,14 @@ func (db *DB) RevokedMany(ctx context.Context, ids []string, evs ...audit.Event)
 	})
 }
 
-// NextDue is the earliest due time among live leases.
-func (db *DB) NextDue(ctx context.Context) (time.Time, error) {
+// NextDue is the earliest due time among live leases of dynamic secrets other than except.
+func (db *DB) NextDue(ctx context.Context, except ...string) (time.Time, error) {
+	args := make([]any, len(except))
+	for i, id := range except {
+		args[i] = id
+	}
 	var t time.Time
-	err := db.readRow(ctx, `SELECT MIN(due_at) FROM dynamic_leases WHERE status <> 'revoked'`).Scan(timeCol{&t})
+	err := db.readRow(ctx, `SELECT MIN(due_at) FROM dynamic_leases WHERE status <> 'revoked'`+notIn(len(except)), args...).Scan(timeCol{&t})
 	return t, dbErr(err, "NextDue")
 }
 

@@ -73,3 +73,14 @@ func (db *DB) WriterPragma(ctx context.Context, name string) (string, error) {
 	err := db.write.QueryRowContext(ctx, "PRAGMA "+name).Scan(&v)
 	return v, err
 }
+
+
+// ExecForTest runs a write statement (? placeholders) outside any
+// transaction, for tests that seed rows the API has no method for.
+func (db *DB) ExecForTest(ctx context.Context, query string, args ...any) error {
+	_, err := db.exec(ctx, query, args...)
+	return err
+}
+
+// NewID is the store's id generator.
+func NewID() string { return newID() }

@@ -62,6 +62,8 @@ type Options struct {
 	// MetricsToken and SeparateMetrics: see api.Options.
 	MetricsToken    string
 	SeparateMetrics bool
+	// WorkerBatch, when set, is how many leases the lease worker claims at once.
+	WorkerBatch int
 }
 
 // Start runs a server on a fresh database of engine d, closed at cleanup.
@@ -109,6 +111,9 @@ func Start(t testing.TB, d store.Dialect, opts ...Options) *Env {
 	srv := app.New(db, kr, app.Options{TargetPolicy: targets, Version: "test", MaxBodyBytes: o.MaxBodyBytes, AuthRateLimit: o.AuthRateLimit,
 		PasswordHasher: o.PasswordHasher, Logger: slog.New(slog.NewJSONHandler(o.Log, &slog.HandlerOptions{Level: o.LogLevel})), TrustedProxies: o.TrustedProxies,
 		MetricsToken: o.MetricsToken, SeparateMetrics: o.SeparateMetrics})
+	if o.WorkerBatch > 0 {
+		srv.Worker.Batch = o.WorkerBatch
+	}
 	hs := httptest.NewServer(srv)
 	wctx, stop := context.WithCancel(context.Background())
 	done, evDone := make(chan struct{}), make(chan struct{})

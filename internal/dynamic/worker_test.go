@@ -1,0 +1,320 @@
+package dynamic_test
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib"
+
+	"github.com/lockbox-dev/lockbox/internal/app/apptest"
+	"github.com/lockbox-dev/lockbox/internal/audit"
+	"github.com/lockbox-dev/lockbox/internal/dynamic"
+	"github.com/lockbox-dev/lockbox/internal/store/storetest"
+	"github.com/lockbox-dev/lockbox/internal/testsvc"
+)
+
+const pgAdmin = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
+
+// pgLockKey is the advisory lock the sql-database provider takes around its
+// statements on PostgreSQL: a test that holds it in a target database stalls
+// every revocation there, as a slow target would.
+const pgLockKey = 7435108
+
+// pgTargets makes n databases on the machine's PostgreSQL and a role name
+// prefix for the leases on them; cleanup drops the databases and every role
+// with the prefix.
+func pgTargets(t *testing.T, n int) (dbs []string, prefix string, admin *sql.DB) {
+	t.Helper()
+	admin, err := sql.Open("pgx", pgAdmin)
+	if err == nil {
+		err = admin.Ping()
+	}
+	testsvc.Need(t, err, "PostgreSQL")
+	tag := testsvc.Suffix()
+	prefix = "lbxw" + tag[:6] + "_"
+	t.Cleanup(func() {
+		for _, db := range dbs {
+			admin.Exec("DROP DATABASE IF EXISTS " + db + " WITH (FORCE)")
+		}
+		rows, _ := admin.Query(`SELECT rolname FROM pg_roles WHERE starts_with(rolname, $1)`, prefix)
+		var names []string
+		for rows != nil && rows.Next() {
+			var r string
+			rows.Scan(&r)
+			names = append(names, r)
+		}
+		for _, r := range names {
+			admin.Exec(fmt.Sprintf(`DROP OWNED BY "%s"; DROP ROLE IF EXISTS "%s"`, r, r))
+		}
+		admin.Close()
+	})
+	for i := range n {
+		db := fmt.Sprintf("lockbox_dyn_%s_%d", tag, i)
+		if _, err := admin.Exec("CREATE DATABASE " + db); err != nil {
+			t.Fatal(err)
+		}
+		dbs = append(dbs, db)
+	}
+	return dbs, prefix, admin
+}
+
+func roleExists(t *testing.T, admin *sql.DB, name string) bool {
+	t.Helper()
+	var n int
+	if err := admin.QueryRow(`SELECT COUNT(*) FROM pg_roles WHERE rolname = $1`, name).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n > 0
+}
+
+type scope struct {
+	e    *apptest.Env
+	slug string
+	id   string
+}
+
+func newProject(t *testing.T, e *apptest.Env) scope {
+	t.Helper()
+	var p struct{ Project struct{ ID, Slug string } }
+	e.Must(t, 200, "POST", "/api/v1/projects", e.Token, map[string]any{"projectName": "leases"}).Decode(t, &p)
+	return scope{e: e, slug: p.Project.Slug, id: p.Project.ID}
+}
+
+// addPG makes a sql-database dynamic secret on database db at addr.
+func (s scope) addPG(t *testing.T, name, addr, db, prefix string) {
+	t.Helper()
+	host, port, _ := net.SplitHostPort(addr)
+	s.e.Must(t, 200, "POST", "/api/v1/dynamic-secrets", s.e.Token, map[string]any{"projectSlug": s.slug, "environmentSlug": "dev",
+		"path": "/", "name": name, "defaultTTL": "1h", "usernameTemplate": prefix + "{{randomUsername}}",
+		"provider": map[string]any{"type": "sql-database", "inputs": map[string]any{"client": "postgres", "host": host,
+			"port": port, "database": db, "username": "postgres", "password": ""}}})
+}
+
+// lease creates a lease of the named dynamic secret; it returns its id and user.
+func (s scope) lease(t *testing.T, name, ttl string) (id, user string) {
+	t.Helper()
+	var l struct {
+		Lease struct{ ID string }
+		Data  map[string]string
+	}
+	s.e.Must(t, 200, "POST", "/api/v1/dynamic-secrets/leases", s.e.Token, map[string]any{"dynamicSecretName": name,
+		"projectSlug": s.slug, "environmentSlug": "dev", "path": "/", "ttl": ttl}).Decode(t, &l)
+	return l.Lease.ID, l.Data["DB_USERNAME"]
+}
+
+func (s scope) status(t *testing.T, leaseID string) dynamic.SealedLease {
+	t.Helper()
+	l, err := s.e.DB.LeaseByID(context.Background(), leaseID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(90 * time.Second); !cond(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within 90 s", what)
+		}
+	}
+}
+
+// TestWorkerRevokesTargetsInParallel: a revocation on target A does not wait
+// for one stuck on target B. B's lease is due first and its revocation
+// blocks (the test holds the provider's lock in B's database); A's lease,
+// due later, must be revoked while B's is still waiting. A worker that
+// revokes one dynamic secret after the other revokes A only once B's attempt
+// has timed out (ProviderTimeout) and been recorded as failed.
+func TestWorkerRevokesTargetsInParallel(t *testing.T) {
+	for _, d := range storetest.Engines {
+		t.Run(string(d), func(t *testing.T) {
+			t.Parallel()
+			dbs, prefix, admin := pgTargets(t, 2)
+			e := apptest.Bootstrapped(t, d)
+			s := newProject(t, e)
+			s.addPG(t, "fast", "127.0.0.1:5432", dbs[0], prefix)
+			s.addPG(t, "slow", "127.0.0.1:5432", dbs[1], prefix)
+			ctx := context.Background()
+			slowDB, err := sql.Open("pgx", "postgres://postgres@127.0.0.1:5432/"+dbs[1]+"?sslmode=disable")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer slowDB.Close()
+			hold, err := slowDB.Conn(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer hold.Close()
+
+			slowID, slowUser := s.lease(t, "slow", "5s")
+			if _, err := hold.ExecContext(ctx, `SELECT pg_advisory_lock($1)`, pgLockKey); err != nil {
+				t.Fatal(err)
+			}
+			fastID, fastUser := s.lease(t, "fast", "8s")
+
+			waitUntil(t, "the lease on A revoked", func() bool { return s.status(t, fastID).Status == dynamic.Revoked })
+			if got := s.status(t, slowID); got.Status != dynamic.Revoking {
+				t.Fatalf("when A's lease was revoked, B's was %s (%s): A waited for B", got.Status, got.StatusDetails)
+			}
+			var waiting int
+			if err := admin.QueryRow(`SELECT COUNT(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database
+				WHERE l.locktype = 'advisory' AND NOT l.granted AND d.datname = $1`, dbs[1]).Scan(&waiting); err != nil {
+				t.Fatal(err)
+			}
+			if waiting != 1 {
+				t.Fatalf("%d statements waiting on B when A's lease was revoked, want 1", waiting)
+			}
+			if roleExists(t, admin, fastUser) || !roleExists(t, admin, slowUser) {
+				t.Fatalf("roles: A's exists %v, B's exists %v", roleExists(t, admin, fastUser), roleExists(t, admin, slowUser))
+			}
+
+			if _, err := hold.ExecContext(ctx, `SELECT pg_advisory_unlock($1)`, pgLockKey); err != nil {
+				t.Fatal(err)
+			}
+			waitUntil(t, "the lease on B revoked", func() bool { return s.status(t, slowID).Status == dynamic.Revoked })
+			if roleExists(t, admin, slowUser) {
+				t.Fatal("B's role survived its revoked lease")
+			}
+		})
+	}
+}
+
+// TestWorkerBatchesEndInTheRightStates: leases of three dynamic secrets,
+// claimed two at a time, end as they must: revoked with their roles gone
+// (one role already dropped by hand counts as revoked), or, on a target that
+// is down, revoke_failed with a retry scheduled and the role untouched; each
+// outcome is audited.
+func TestWorkerBatchesEndInTheRightStates(t *testing.T) {
+	for _, d := range storetest.Engines {
+		t.Run(string(d), func(t *testing.T) {
+			t.Parallel()
+			dbs, prefix, admin := pgTargets(t, 3)
+			e := apptest.Bootstrapped(t, d, apptest.Options{WorkerBatch: 2})
+			s := newProject(t, e)
+			px := newProxy(t, "127.0.0.1:5432")
+			s.addPG(t, "one", "127.0.0.1:5432", dbs[0], prefix)
+			s.addPG(t, "two", "127.0.0.1:5432", dbs[1], prefix)
+			s.addPG(t, "down", px.addr, dbs[2], prefix)
+			type lease struct{ id, user string }
+			var ok, down []lease
+			for _, n := range []struct {
+				name string
+				n    int
+			}{{"one", 5}, {"two", 3}, {"down", 2}} {
+				for range n.n {
+					id, user := s.lease(t, n.name, "6s")
+					if n.name == "down" {
+						down = append(down, lease{id, user})
+					} else {
+						ok = append(ok, lease{id, user})
+					}
+				}
+			}
+			px.cut() // before the leases expire: "down" was created last
+			one, err := sql.Open("pgx", "postgres://postgres@127.0.0.1:5432/"+dbs[0]+"?sslmode=disable")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer one.Close()
+			if _, err := one.Exec(fmt.Sprintf(`DROP OWNED BY "%s"; DROP ROLE "%s"`, ok[0].user, ok[0].user)); err != nil {
+				t.Fatal(err)
+			}
+
+			waitUntil(t, "every lease revoked or failed", func() bool {
+				for _, l := range ok {
+					if s.status(t, l.id).Status != dynamic.Revoked {
+						return false
+					}
+				}
+				for _, l := range down {
+					if s.status(t, l.id).Status != dynamic.RevokeFailed {
+						return false
+					}
+				}
+				return true
+			})
+			for _, l := range ok {
+				if roleExists(t, admin, l.user) {
+					t.Errorf("role %s survived its revoked lease", l.user)
+				}
+			}
+			for _, l := range down {
+				got := s.status(t, l.id)
+				if got.Attempts < 1 || !got.DueAt.After(got.UpdatedAt) || !strings.Contains(got.StatusDetails, "retrying") {
+					t.Errorf("failed lease: attempts %d, due %v after %v, details %q", got.Attempts, got.DueAt, got.UpdatedAt, got.StatusDetails)
+				}
+				if !roleExists(t, admin, l.user) {
+					t.Errorf("role %s of a lease that failed to revoke is gone", l.user)
+				}
+			}
+			evs, err := e.DB.AuditEvents(context.Background(), audit.Filter{OrgID: e.OrgID, ProjectID: s.id,
+				EventTypes: []string{"revoke-dynamic-secret-lease"}, Limit: 1000})
+			if err != nil {
+				t.Fatal(err)
+			}
+			outcomes := map[string]int{}
+			for _, ev := range evs {
+				outcomes[fmt.Sprint(ev.Metadata["outcome"])]++
+			}
+			if outcomes["revoked"] != len(ok) || outcomes["failed"] < len(down) {
+				t.Fatalf("audited outcomes %v, want %d revoked and at least %d failed", outcomes, len(ok), len(down))
+			}
+		})
+	}
+}
+
+// proxy forwards a loopback port to target until cut: then the target
+// refuses connections, as a server that is down.
+type proxy struct {
+	addr  string
+	mu    sync.Mutex
+	ln    net.Listener
+	conns []net.Conn
+}
+
+func newProxy(t *testing.T, target string) *proxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &proxy{addr: ln.Addr().String(), ln: ln}
+	t.Cleanup(p.cut)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			up, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns = append(p.conns, c, up)
+			p.mu.Unlock()
+			go func() { io.Copy(up, c); up.Close() }()
+			go func() { io.Copy(c, up); c.Close() }()
+		}
+	}()
+	return p
+}
+
+func (p *proxy) cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.ln.Close()
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
+}

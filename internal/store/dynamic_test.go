@@ -1,0 +1,256 @@
+package store_test
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/lockbox-dev/lockbox/internal/audit"
+	"github.com/lockbox-dev/lockbox/internal/dynamic"
+	"github.com/lockbox-dev/lockbox/internal/store"
+	"github.com/lockbox-dev/lockbox/internal/store/storetest"
+)
+
+// orgOf is the organisation of a seeded project.
+func orgOf(t testing.TB, db *store.DB, projectID string) string {
+	t.Helper()
+	return projectID
+}
+
+// seedSecrets makes a project (in an organisation of the same id) with one
+// dynamic secret per name, returning their ids.
+func seedSecrets(t testing.TB, db *store.DB, names ...string) (projectID string, ids []string) {
+	t.Helper()
+	ctx := context.Background()
+	projectID = store.NewID()
+	err := func() error {
+		org, env, folder := projectID, store.NewID(), store.NewID() // orgOf relies on the organisation's id
+		for _, q := range []struct {
+			sql  string
+			args []any
+		}{
+			{`INSERT INTO orgs (id, name, slug, created_at, updated_at) VALUES (?, 'o', ?, 0, 0)`, []any{org, org}},
+			{`INSERT INTO projects (id, org_id, name, slug, type, created_at, updated_at) VALUES (?, ?, 'p', ?, 'secret-manager', 0, 0)`, []any{projectID, org, projectID}},
+			{`INSERT INTO environments (id, project_id, name, slug, position, created_at, updated_at) VALUES (?, ?, 'e', 'e', 1, 0, 0)`, []any{env, projectID}},
+			{`INSERT INTO folders (id, env_id, name, created_at, updated_at) VALUES (?, ?, 'root', 0, 0)`, []any{folder, env}},
+		} {
+			if err := db.ExecForTest(ctx, q.sql, q.args...); err != nil {
+				return err
+			}
+		}
+		for _, n := range names {
+			id := store.NewID()
+			ids = append(ids, id)
+			if err := db.ExecForTest(ctx, `INSERT INTO dynamic_secrets (id, project_id, folder_id, name, type, inputs, default_ttl, created_at, updated_at)
+				VALUES (?, ?, ?, ?, 'sql-database', ?, '1h', 0, 0)`, id, projectID, folder, n, []byte{0}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return projectID, ids
+}
+
+func insertLease(t testing.TB, db *store.DB, projectID, dsID, status string, due time.Time) string {
+	t.Helper()
+	id := store.NewID()
+	now := time.Now().UTC()
+	l := dynamic.SealedLease{Lease: dynamic.Lease{ID: id, DynamicSecretID: dsID, ProjectID: projectID, Username: "u" + id[len(id)-8:],
+		Config: []byte("{}"), Status: status, ExpireAt: due, DueAt: due, CreatedAt: now, UpdatedAt: now}}
+	if err := db.InsertLease(context.Background(), l, audit.Event{Type: "create-dynamic-secret-lease"}); err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+func leaseIDs(ls []dynamic.SealedLease) []string {
+	out := make([]string, len(ls))
+	for i, l := range ls {
+		out[i] = l.ID
+	}
+	slices.Sort(out)
+	return out
+}
+
+// TestLeaseClaimsPerDynamicSecret: the worker's reads and claims are per
+// dynamic secret; claims take due live leases of that secret only, in
+// batches, and a batch's outcomes are recorded with its audit events, on
+// both engines.
+func TestLeaseClaimsPerDynamicSecret(t *testing.T) {
+	for _, d := range storetest.Engines {
+		t.Run(string(d), func(t *testing.T) {
+			db := storetest.Open(t, d)
+			ctx := context.Background()
+			pid, ids := seedSecrets(t, db, "a", "b", "c")
+			a, b, c := ids[0], ids[1], ids[2]
+			now := time.Now().UTC().Truncate(time.Microsecond)
+			var aDue []string
+			for i := range 5 {
+				aDue = append(aDue, insertLease(t, db, pid, a, dynamic.Active, now.Add(-time.Duration(5-i)*time.Second)))
+			}
+			insertLease(t, db, pid, a, dynamic.Active, now.Add(time.Hour))                    // not due
+			insertLease(t, db, pid, a, dynamic.Revoked, now.Add(-time.Hour))                  // done
+			bFirst := insertLease(t, db, pid, b, dynamic.RevokeFailed, now.Add(-time.Minute)) // longest due
+			insertLease(t, db, pid, b, dynamic.Creating, now.Add(-time.Second))
+			insertLease(t, db, pid, c, dynamic.Active, now.Add(time.Minute))
+
+			if got, err := db.DueSecrets(ctx, now, nil, 10); err != nil || !slices.Equal(got, []string{b, a}) {
+				t.Fatalf("due secrets %v (%v), want [b a] = %v", got, err, []string{b, a})
+			}
+			if got, _ := db.DueSecrets(ctx, now, []string{b}, 10); !slices.Equal(got, []string{a}) {
+				t.Fatalf("due secrets except b: %v", got)
+			}
+			if got, _ := db.DueSecrets(ctx, now, nil, 1); !slices.Equal(got, []string{b}) {
+				t.Fatalf("due secrets, limit 1: %v", got)
+			}
+			if next, _ := db.NextDue(ctx); !next.Equal(now.Add(-time.Minute)) {
+				t.Fatalf("next due %v", next)
+			}
+			if next, _ := db.NextDue(ctx, b); !next.Equal(now.Add(-5 * time.Second)) {
+				t.Fatalf("next due except b %v", next)
+			}
+			if next, _ := db.NextDue(ctx, a, b); !next.Equal(now.Add(time.Minute)) {
+				t.Fatalf("next due except a and b %v", next)
+			}
+
+			until := now.Add(30 * time.Second)
+			first, err := db.ClaimDueLeases(ctx, a, now, until, 3)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := slices.Sorted(slices.Values(aDue[:3])); !slices.Equal(leaseIDs(first), want) {
+				t.Fatalf("first claim of a: %v, want the 3 longest due %v", leaseIDs(first), want)
+			}
+			for _, l := range first {
+				if l.Status != dynamic.Revoking || l.DynamicSecretID != a {
+					t.Fatalf("claimed %+v", l.Lease)
+				}
+			}
+			second, _ := db.ClaimDueLeases(ctx, a, now, until, 3)
+			if want := slices.Sorted(slices.Values(aDue[3:])); !slices.Equal(leaseIDs(second), want) {
+				t.Fatalf("second claim of a: %v, want %v", leaseIDs(second), want)
+			}
+			if third, _ := db.ClaimDueLeases(ctx, a, now, until, 3); len(third) != 0 {
+				t.Fatalf("third claim of a took %d leases", len(third))
+			}
+			if got, _ := db.DueSecrets(ctx, now, nil, 10); !slices.Equal(got, []string{b}) {
+				t.Fatalf("due secrets after a's claims: %v", got)
+			}
+
+			evs := make([]audit.Event, len(first))
+			for i := range evs {
+				evs[i] = audit.Event{Type: "revoke-dynamic-secret-lease", ProjectID: pid}
+			}
+			if err := db.RevokedMany(ctx, leaseIDs(first), evs...); err != nil {
+				t.Fatal(err)
+			}
+			if err := db.FinishRevoke(ctx, second[0].ID, false, "boom - retrying automatically", now.Add(time.Second),
+				audit.Event{Type: "revoke-dynamic-secret-lease", ProjectID: pid}); err != nil {
+				t.Fatal(err)
+			}
+			for _, l := range first {
+				got, _ := db.LeaseByID(ctx, l.ID)
+				if got.Status != dynamic.Revoked || got.SealedData != nil {
+					t.Fatalf("after RevokedMany: %s %v", got.Status, got.SealedData)
+				}
+			}
+			failed, _ := db.LeaseByID(ctx, second[0].ID)
+			if failed.Status != dynamic.RevokeFailed || failed.Attempts != 1 || !failed.DueAt.Equal(now.Add(time.Second)) {
+				t.Fatalf("after a failure: %s, attempt %d, due %v", failed.Status, failed.Attempts, failed.DueAt)
+			}
+			var events int
+			all, err := db.AuditEvents(ctx, audit.Filter{OrgID: orgOf(t, db, pid), ProjectID: pid, EventTypes: []string{"revoke-dynamic-secret-lease"}, Limit: 100})
+			if events = len(all); err != nil || events != 4 {
+				t.Fatalf("%d revocation events (%v), want 4", events, err)
+			}
+			if n, _ := db.CountLeases(ctx, dynamic.Revoking); n != 1 {
+				t.Fatalf("%d leases still claimed, want 1", n)
+			}
+			if got, _ := db.ClaimDueLeases(ctx, b, now, until, 10); len(got) != 2 || !slices.Contains(leaseIDs(got), bFirst) {
+				t.Fatalf("claim of b: %v", leaseIDs(got))
+			}
+		})
+	}
+}
+
+// TestClaimSkipsLockedLeases: on PostgreSQL a claim passes over leases
+// another node's claim holds, so nodes claim disjoint batches.
+func TestClaimSkipsLockedLeases(t *testing.T) {
+	url := storetest.RequirePG(t)
+	db, err := store.Open(context.Background(), store.Options{URL: url, MaxConns: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ctx := context.Background()
+	pid, ids := seedSecrets(t, db, "a")
+	now := time.Now().UTC()
+	var all []string
+	for i := range 4 {
+		all = append(all, insertLease(t, db, pid, ids[0], dynamic.Active, now.Add(-time.Duration(4-i)*time.Second)))
+	}
+	other, err := sql.Open("pgx", url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	tx, err := other.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `SELECT id FROM dynamic_leases WHERE id IN ($1, $2) FOR UPDATE`, all[0], all[1]); err != nil {
+		t.Fatal(err)
+	}
+	got, err := db.ClaimDueLeases(ctx, ids[0], now, now.Add(time.Minute), 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := slices.Sorted(slices.Values(all[2:])); !slices.Equal(leaseIDs(got), want) {
+		t.Fatalf("claimed %v while two were locked, want %v", leaseIDs(got), want)
+	}
+}
+
+// BenchmarkLeaseBatch is the store's part of revoking a batch of 200 leases:
+// the claim, then the outcome with 200 audit events.
+func BenchmarkLeaseBatch(b *testing.B) {
+	for _, d := range storetest.Engines {
+		b.Run(string(d), func(b *testing.B) {
+			db := storetest.Open(b, d)
+			ctx := context.Background()
+			pid, ids := seedSecrets(b, db, "a")
+			const batch = 200
+			now := time.Now().UTC()
+			for i := range b.N * batch {
+				if err := db.ExecForTest(ctx, `INSERT INTO dynamic_leases (id, dynamic_secret_id, project_id, username, status, expire_at, due_at, created_at, updated_at)
+					VALUES (?, ?, ?, ?, 'active', ?, ?, 0, 0)`, store.NewID(), ids[0], pid, fmt.Sprint("u", i), now.UnixMicro(), now.UnixMicro()); err != nil {
+					b.Fatal(err)
+				}
+			}
+			evs := make([]audit.Event, batch)
+			for i := range evs {
+				evs[i] = audit.Event{Type: "revoke-dynamic-secret-lease", ProjectID: pid, Metadata: map[string]any{"leaseId": i}}
+			}
+			var claiming time.Duration
+			b.ResetTimer()
+			for range b.N {
+				start := time.Now()
+				claimed, err := db.ClaimDueLeases(ctx, ids[0], now, now.Add(time.Minute), batch)
+				if err != nil || len(claimed) != batch {
+					b.Fatalf("claimed %d: %v", len(claimed), err)
+				}
+				claiming += time.Since(start)
+				if err := db.RevokedMany(ctx, leaseIDs(claimed), evs...); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(claiming.Microseconds())/1000/float64(b.N), "claim-ms/op")
+		})
+	}
+}
