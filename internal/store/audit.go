@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"strings"
 	"time"
 
@@ -45,11 +46,18 @@ func (tx *Tx) insertAudit(ctx context.Context, ev audit.Event) error {
 	return dbErr(err, "insert audit event")
 }
 
-// insertAudits appends each event.
+// insertAudits appends each event, up to 200 rows per statement (a batch of
+// revoked leases is one statement, not one round trip per lease).
 func (tx *Tx) insertAudits(ctx context.Context, evs ...audit.Event) error {
-	for _, ev := range evs {
-		if err := tx.insertAudit(ctx, ev); err != nil {
-			return err
+	for chunk := range slices.Chunk(evs, 200) {
+		rows := make([]string, len(chunk))
+		args := make([]any, 0, auditCols*len(chunk))
+		for i, ev := range chunk {
+			rows[i] = auditRow
+			args = auditArgs(args, ev, tx.Now)
+		}
+		if _, err := tx.exec(ctx, auditInsert+strings.Join(rows, ", "), args...); err != nil {
+			return dbErr(err, "insert audit event")
 		}
 	}
 	return nil
