@@ -3,6 +3,7 @@ package sqldb_test
 import (
 	"context"
 	"database/sql"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -52,7 +53,8 @@ func TestRevokeManyPostgres(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	all := strings.Join([]string{`"` + users[0] + `"`, `"` + users[1] + `"`, `"` + users[2] + `"`, `"` + users[3] + `"`}, ", ")
+	sorted := slices.Sorted(slices.Values(users))
+	all := `"` + strings.Join(sorted, `", "`) + `"`
 	for _, want := range []string{
 		`REVOKE ALL ON DATABASE ` + db + ` FROM ` + all + `;`,
 		`REVOKE ALL ON SCHEMA public FROM ` + all + `;`,

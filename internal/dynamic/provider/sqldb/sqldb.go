@@ -466,6 +466,11 @@ func pgGrants(ctx context.Context, db *sql.DB, usernames []string) ([]string, ma
 			grants[obj] = append(grants[obj], u)
 		}
 	}
+	// In name order, so that a batch's statement does not depend on the plan.
+	slices.Sort(present)
+	for _, users := range grants {
+		slices.Sort(users)
+	}
 	return present, grants, rows.Err()
 }
 
