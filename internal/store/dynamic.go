@@ -188,6 +188,11 @@ func (db *DB) ClaimLease(ctx context.Context, id string, claimUntil time.Time) (
 	return n == 1, nil
 }
 
+// qDueLeases selects the ids of a dynamic secret's leases due at a time, up
+// to a limit, longest due first (index dynamic_leases_secret_due).
+const qDueLeases = `SELECT id FROM dynamic_leases WHERE dynamic_secret_id = ? AND status <> 'revoked' AND due_at <= ?
+	ORDER BY due_at LIMIT ?`
+
 // ClaimDueLeases takes up to limit leases of one dynamic secret whose due
 // time has passed and marks them revoking until claimUntil, so no other node
 // takes them meanwhile; a node that dies mid-revocation leaves claims that
@@ -197,9 +202,8 @@ func (db *DB) ClaimDueLeases(ctx context.Context, dynamicSecretID string, now, c
 	err := db.transactQuiet(ctx, func(tx *Tx) error {
 		out = nil
 		rows, err := tx.query(ctx, `UPDATE dynamic_leases SET status = 'revoking', due_at = ?, updated_at = ?
-			WHERE id IN (SELECT id FROM dynamic_leases WHERE status <> 'revoked' AND due_at <= ? AND dynamic_secret_id = ?
-				ORDER BY due_at LIMIT ?`+db.skipLocked()+`)
-			RETURNING `+leaseCols, ts(claimUntil), ts(now), ts(now), dynamicSecretID, limit)
+			WHERE id IN (`+qDueLeases+db.skipLocked()+`)
+			RETURNING `+leaseCols, ts(claimUntil), ts(now), dynamicSecretID, ts(now), limit)
 		if err != nil {
 			return dbErr(err, "ClaimDueLeases")
 		}

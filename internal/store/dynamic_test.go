@@ -3,7 +3,6 @@ package store_test
 import (
 	"context"
 	"database/sql"
-	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -218,7 +217,8 @@ func TestClaimSkipsLockedLeases(t *testing.T) {
 }
 
 // BenchmarkLeaseBatch is the store's part of revoking a batch of 200 leases:
-// the claim, then the outcome with 200 audit events.
+// the claim, then the outcome with 200 audit events, for a dynamic secret
+// that already had 100,000 leases (revoked, as old leases are).
 func BenchmarkLeaseBatch(b *testing.B) {
 	for _, d := range storetest.Engines {
 		b.Run(string(d), func(b *testing.B) {
@@ -227,12 +227,15 @@ func BenchmarkLeaseBatch(b *testing.B) {
 			pid, ids := seedSecrets(b, db, "a")
 			const batch = 200
 			now := time.Now().UTC()
-			for i := range b.N * batch {
-				if err := db.ExecForTest(ctx, `INSERT INTO dynamic_leases (id, dynamic_secret_id, project_id, username, status, expire_at, due_at, created_at, updated_at)
-					VALUES (?, ?, ?, ?, 'active', ?, ?, 0, 0)`, store.NewID(), ids[0], pid, fmt.Sprint("u", i), now.UnixMicro(), now.UnixMicro()); err != nil {
+			seed := func(prefix, status string, n int) {
+				if err := db.ExecForTest(ctx, `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?)
+					INSERT INTO dynamic_leases (id, dynamic_secret_id, project_id, username, status, expire_at, due_at, created_at, updated_at)
+					SELECT ? || i, ?, ?, ? || i, ?, ?, ?, 0, 0 FROM n`, n, prefix, ids[0], pid, prefix, status, now.UnixMicro(), now.UnixMicro()); err != nil {
 					b.Fatal(err)
 				}
 			}
+			seed("old", dynamic.Revoked, 100000)
+			seed("due", dynamic.Active, b.N*batch)
 			evs := make([]audit.Event, batch)
 			for i := range evs {
 				evs[i] = audit.Event{Type: "revoke-dynamic-secret-lease", ProjectID: pid, Metadata: map[string]any{"leaseId": i}}
