@@ -150,12 +150,16 @@ GRANT CONNECT ON DATABASE "%s" TO "%s"; GRANT USAGE ON SCHEMA public TO "%s"; GR
 // runRevokeLag makes n real roles and active leases, spread over targets
 // dynamic secrets (one database each on the local PostgreSQL), that all
 // expire at the same instant, starts the worker, and reports how long after
-// expiry each lease was revoked. Every role holds CONNECT on its database,
-// as the default creation statement grants, so the database's ACL has one
-// entry per lease; none may survive the run.
-func runRevokeLag(n, targets, parallel, batch int, engine string) (result, error) {
+// expiry each lease was revoked. With grant "connect" every role holds
+// CONNECT on its database, as the default creation statement grants, so the
+// database's ACL has one entry per lease; with "group" the roles are members
+// of one role that holds it. No lease's role may survive the run.
+func runRevokeLag(n, targets, parallel, batch int, grant, engine string) (result, error) {
 	if targets < 1 || targets > n {
 		return result{}, errors.New("-targets from 1 to -leases")
+	}
+	if grant != "connect" && grant != "group" {
+		return result{}, errors.New("-grant is connect or group")
 	}
 	dbNames, prefix, cleanup, err := pgTargets(targets)
 	if err != nil {
@@ -201,6 +205,13 @@ func runRevokeLag(n, targets, parallel, batch int, engine string) (result, error
 		if err != nil {
 			return result{}, err
 		}
+		group := fmt.Sprintf(`"%sgroup%d"`, prefix, t)
+		if grant == "group" {
+			if _, err := target.Exec(fmt.Sprintf(`CREATE ROLE %s NOLOGIN; GRANT CONNECT ON DATABASE "%s" TO %s`, group, dbName, group)); err != nil {
+				target.Close()
+				return result{}, err
+			}
+		}
 		var mine []int
 		for i := t; i < n; i += targets {
 			mine = append(mine, i)
@@ -212,7 +223,11 @@ func runRevokeLag(n, targets, parallel, batch int, engine string) (result, error
 				names[k] = fmt.Sprintf(`"%slag%d"`, prefix, i)
 				fmt.Fprintf(&b, "CREATE ROLE %s LOGIN;", names[k])
 			}
-			fmt.Fprintf(&b, `GRANT CONNECT ON DATABASE "%s" TO %s;`, dbName, strings.Join(names, ", "))
+			if grant == "group" {
+				fmt.Fprintf(&b, `GRANT %s TO %s;`, group, strings.Join(names, ", "))
+			} else {
+				fmt.Fprintf(&b, `GRANT CONNECT ON DATABASE "%s" TO %s;`, dbName, strings.Join(names, ", "))
+			}
 			if _, err := target.Exec(b.String()); err != nil {
 				target.Close()
 				return result{}, err
@@ -267,7 +282,7 @@ func runRevokeLag(n, targets, parallel, batch int, engine string) (result, error
 		return result{}, err
 	}
 	var survivors int
-	err = admin.QueryRowContext(ctx, `SELECT COUNT(*) FROM pg_roles WHERE starts_with(rolname, $1)`, prefix).Scan(&survivors)
+	err = admin.QueryRowContext(ctx, `SELECT COUNT(*) FROM pg_roles WHERE starts_with(rolname, $1) AND rolcanlogin`, prefix).Scan(&survivors)
 	admin.Close()
 	if err != nil || survivors > 0 {
 		return result{}, fmt.Errorf("%d roles survived their revoked leases (%v)", survivors, err)
