@@ -105,10 +105,13 @@ func (w *Worker) Run(ctx context.Context) error {
 }
 
 // drain revokes a dynamic secret's due leases, a batch at a time, until a
-// claim finds fewer than a batch.
+// claim finds fewer than a batch. A batch's outcome is recorded while the
+// next batch is claimed and revoked, one recording at a time.
 func (w *Worker) drain(ctx context.Context, dsID string) {
+	var recording sync.WaitGroup
+	defer recording.Wait()
 	for ctx.Err() == nil {
-		n, err := w.claimAndRevoke(ctx, dsID)
+		claimed, err := w.claim(ctx, dsID)
 		if err != nil {
 			if ctx.Err() == nil {
 				w.log.Error("lease worker: claim", "dynamicSecret", dsID, "err", err.Error())
@@ -122,25 +125,44 @@ func (w *Worker) drain(ctx context.Context, dsID string) {
 			}
 			return
 		}
-		if n < w.Batch {
+		if len(claimed) == 0 {
+			return
+		}
+		record := w.revokeGroup(ctx, dsID, claimed)
+		recording.Wait()
+		if record != nil {
+			recording.Go(record)
+		}
+		if len(claimed) < w.Batch {
 			return
 		}
 	}
 }
 
-// claimAndRevoke claims one batch of a dynamic secret's due leases and
-// revokes them; it reports how many it claimed.
-func (w *Worker) claimAndRevoke(ctx context.Context, dsID string) (int, error) {
+// claim claims one batch of a dynamic secret's due leases.
+func (w *Worker) claim(ctx context.Context, dsID string) ([]SealedLease, error) {
 	now := w.svc.now().UTC()
-	claimed, err := w.svc.store.ClaimDueLeases(ctx, dsID, now, now.Add(ProviderTimeout+10*time.Second), w.Batch)
+	return w.svc.store.ClaimDueLeases(ctx, dsID, now, now.Add(ProviderTimeout+10*time.Second), w.Batch)
+}
+
+// claimAndRevoke claims one batch of a dynamic secret's due leases, revokes
+// them and records the outcome; it reports how many it claimed.
+func (w *Worker) claimAndRevoke(ctx context.Context, dsID string) (int, error) {
+	claimed, err := w.claim(ctx, dsID)
 	if err != nil || len(claimed) == 0 {
 		return 0, err
 	}
-	w.revokeGroup(ctx, dsID, claimed)
+	if record := w.revokeGroup(ctx, dsID, claimed); record != nil {
+		record()
+	}
 	return len(claimed), nil
 }
 
-func (w *Worker) revokeGroup(ctx context.Context, dsID string, leases []SealedLease) {
+// revokeGroup revokes claimed leases of one dynamic secret: all in one call
+// to the target when the provider can, else (or if that fails) one by one.
+// One by one, it records each outcome itself and returns nil; after a batch
+// call it returns the recording of the batch's success, for the caller to run.
+func (w *Worker) revokeGroup(ctx context.Context, dsID string, leases []SealedLease) (record func()) {
 	s := w.svc
 	ss, err := s.store.DynamicSecretByID(ctx, dsID)
 	var sec Secret
@@ -158,25 +180,7 @@ func (w *Worker) revokeGroup(ctx context.Context, dsID string, leases []SealedLe
 				berr := br.RevokeMany(pctx, names)
 				cancel()
 				if berr == nil {
-					ids := make([]string, len(leases))
-					for i, l := range leases {
-						ids[i] = l.ID
-					}
-					evs := make([]audit.Event, len(leases))
-					for i, l := range leases {
-						evs[i] = revokeEvent(sec, l.Lease, "")
-					}
-					if err := s.store.RevokedMany(context.WithoutCancel(ctx), ids, evs...); err != nil {
-						w.log.Error("lease worker: record outcomes", "err", err.Error())
-						return
-					}
-					done := s.now().UTC()
-					for _, l := range leases {
-						if s.metrics != nil {
-							s.metrics.Revoked(true, max(0, done.Sub(l.ExpireAt)))
-						}
-					}
-					return
+					return func() { w.recordRevoked(context.WithoutCancel(ctx), sec, leases) }
 				}
 				w.log.Warn("batch revocation failed; revoking one by one", "dynamicSecret", dsID, "err", truncate(berr.Error(), 250))
 			}
@@ -188,6 +192,29 @@ func (w *Worker) revokeGroup(ctx context.Context, dsID string, leases []SealedLe
 			rerr = s.revokeWith(ctx, sec, l.Lease)
 		}
 		w.record(ctx, sec, l, rerr)
+	}
+	return nil
+}
+
+// recordRevoked records a batch of leases revoked, with their audit events,
+// and feeds the metrics. Should it fail, the claims expire and the leases
+// are revoked again (revocation is idempotent).
+func (w *Worker) recordRevoked(ctx context.Context, sec Secret, leases []SealedLease) {
+	s := w.svc
+	ids := make([]string, len(leases))
+	evs := make([]audit.Event, len(leases))
+	for i, l := range leases {
+		ids[i], evs[i] = l.ID, revokeEvent(sec, l.Lease, "")
+	}
+	if err := s.store.RevokedMany(ctx, ids, evs...); err != nil {
+		w.log.Error("lease worker: record outcomes", "dynamicSecret", sec.ID, "err", err.Error())
+		return
+	}
+	if s.metrics != nil {
+		done := s.now().UTC()
+		for _, l := range leases {
+			s.metrics.Revoked(true, max(0, done.Sub(l.ExpireAt)))
+		}
 	}
 }
 
