@@ -74,7 +74,6 @@ func (db *DB) WriterPragma(ctx context.Context, name string) (string, error) {
 	return v, err
 }
 
-
 // ExecForTest runs a write statement (? placeholders) outside any
 // transaction, for tests that seed rows the API has no method for.
 func (db *DB) ExecForTest(ctx context.Context, query string, args ...any) error {
