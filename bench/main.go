@@ -19,6 +19,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -73,6 +74,8 @@ func run() error {
 	token := flag.String("token", "", "admin token for -url (default: bootstrap the server)")
 	rounds := flag.Int("rounds", 1, "mixed: rounds of -d each; server goroutines and memory are read after each")
 	restart := flag.String("restart", "", "mixed: restart the server half-way through round 1 with SIGTERM (term) or SIGKILL (kill)")
+	flag.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the measured run to this file (login, secrets-list, secret-get, ceiling: "+
+		"client and in-process server together)")
 	flag.Parse()
 	if *restart != "" && *restart != "term" && *restart != "kill" {
 		return errors.New("-restart is term or kill")
@@ -396,12 +399,25 @@ func prepareSecretCreate(ctx context.Context, c *client.Client, url string) (fun
 	}, nil
 }
 
+// cpuProfile is -cpuprofile: where drive writes a CPU profile of its measured run.
+var cpuProfile string
+
 // drive runs op from conc goroutines for d after a one-second warm-up.
 func drive(op func(*http.Client) error, conc int, d time.Duration) result {
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: conc}, Timeout: 30 * time.Second}
 	warm := time.Now().Add(time.Second)
 	for time.Now().Before(warm) {
 		op(hc)
+	}
+	if cpuProfile != "" {
+		if f, err := os.Create(cpuProfile); err != nil {
+			fmt.Fprintln(os.Stderr, "bench: cpu profile:", err)
+		} else if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(os.Stderr, "bench: cpu profile:", err)
+			f.Close()
+		} else {
+			defer func() { pprof.StopCPUProfile(); f.Close() }()
+		}
 	}
 	var mu sync.Mutex
 	var lat []time.Duration
