@@ -12,7 +12,6 @@ import (
 	"github.com/lockbox-dev/lockbox/internal/audit"
 	"github.com/lockbox-dev/lockbox/internal/authz"
 	"github.com/lockbox-dev/lockbox/internal/errs"
-	"github.com/lockbox-dev/lockbox/internal/project"
 )
 
 // UniversalAuth is the client-id/client-secret login configuration of an identity.
@@ -64,16 +63,31 @@ type LockoutPolicy struct {
 	CounterReset time.Duration
 }
 
+// UALogin is what one login attempt reads, in one query: the configuration
+// named by the client ID, its identity, the slug of the identity's
+// organization, the configuration's client secret with the presented keyed
+// hash, if there is one, and the end of the configuration's lock.
+type UALogin struct {
+	UA          UniversalAuth
+	Identity    Identity
+	OrgSlug     string
+	Secret      ClientSecret
+	Found       bool      // Secret is set: a secret of UA has the presented hash
+	LockedUntil time.Time // zero when not locked
+}
+
 // UAStore is the storage Universal Auth needs.
 type UAStore interface {
 	// AppendAudit records an event that goes with no change; it returns once the event is committed.
 	AppendAudit(ctx context.Context, ev audit.Event) error
 	// UAIdentity returns an identity with the organization it belongs to.
 	UAIdentity(ctx context.Context, identityID string) (Identity, error)
-	OrgByID(ctx context.Context, id string) (project.Org, error)
 	CreateUniversalAuth(ctx context.Context, ua UniversalAuth, ev audit.Event) error
 	UniversalAuthByIdentity(ctx context.Context, identityID string) (UniversalAuth, error)
-	UniversalAuthByClientID(ctx context.Context, clientID string) (UniversalAuth, error)
+	// UniversalAuthLogin reads what a login with clientID and the secret
+	// whose keyed hash is hash needs; NotFound when no configuration has
+	// that client ID (Found false when only the secret is unknown).
+	UniversalAuthLogin(ctx context.Context, clientID, hash string) (UALogin, error)
 	UpdateUniversalAuth(ctx context.Context, ua UniversalAuth, ev audit.Event) error
 	// DeleteUniversalAuth removes the configuration, its secrets and revokes every
 	// token issued through it.
@@ -83,21 +97,23 @@ type UAStore interface {
 	ClientSecretByID(ctx context.Context, uaID, id string) (ClientSecret, error)
 	// RevokeClientSecret marks the secret revoked and revokes its tokens.
 	RevokeClientSecret(ctx context.Context, uaID, id string, ev audit.Event) (ClientSecret, error)
-	ClientSecretByHash(ctx context.Context, uaID, hash string) (ClientSecret, error)
-	// ReserveLoginAttempt counts one attempt before its secret is checked, in
+	// ReserveLoginAttempt counts one attempt before its answer is given, in
 	// one atomic conditional statement; it reports false, changing nothing,
 	// when the configuration is locked at now. The attempt that reaches the
-	// threshold locks it, so at most threshold attempts are ever checked.
+	// threshold locks it, so at most threshold attempts are ever answered
+	// other than "locked".
 	ReserveLoginAttempt(ctx context.Context, ua UniversalAuth, now time.Time) (bool, error)
 	// ReleaseLoginAttempt takes back a reservation whose attempt did not fail
 	// on a wrong secret, lifting the lock the reservation may have set.
 	ReleaseLoginAttempt(ctx context.Context, ua UniversalAuth) error
 	ClearLockout(ctx context.Context, uaID string, ev *audit.Event) (int, error)
-	// LoginWithClientSecret consumes one use of the secret with a conditional
+	// LoginWithClientSecret consumes one use of l.Secret with a conditional
 	// update and, in the same transaction, stores the token, clears the
-	// lockout and records the login. It reports false when the secret is
-	// revoked, expired or out of uses at that instant.
-	LoginWithClientSecret(ctx context.Context, cs ClientSecret, tok AccessToken, ev audit.Event) (bool, error)
+	// lockout, notes the login on the identity's membership and records ev.
+	// It reports false, changing nothing, when at that instant the secret is
+	// revoked, expired or out of uses or, with lockout enabled on l.UA, the
+	// configuration is locked.
+	LoginWithClientSecret(ctx context.Context, l UALogin, tok AccessToken, ev audit.Event) (bool, error)
 }
 
 // UA implements Universal Auth: configuration, client secrets and login.
@@ -135,8 +151,16 @@ const PeriodicMaxTTL = 1000000000
 // secret is one indexed lookup of its keyed hash, whatever the number of
 // secrets; use limits are exact under concurrency. A non-empty orgSlug must
 // be the slug of the identity's organization.
+//
+// A login that passes every check is one read and one write: the write
+// consumes the use only if the configuration is not locked, so it needs no
+// reservation. With lockout enabled, every other answer is given only after
+// the attempt has been reserved (ReserveLoginAttempt), so at most the
+// threshold of wrong secrets are ever answered as wrong, and a configuration
+// locked when read costs a right secret the same read and reservation as a
+// wrong one: neither the answer nor the work tells them apart.
 func (u *UA) Login(ctx context.Context, clientID, clientSecret, orgSlug, ip, userAgent string) (res LoginResult, err error) {
-	var failed *UniversalAuth // known once the client ID names a configuration
+	var failed *UALogin // known once the client ID names a configuration
 	defer func() {
 		if err != nil && failed != nil {
 			u.auditFailure(ctx, *failed, ip, userAgent, err)
@@ -154,92 +178,86 @@ func (u *UA) Login(ctx context.Context, clientID, clientSecret, orgSlug, ip, use
 	if _, err := uuid.Parse(clientID); err != nil {
 		return LoginResult{}, invalid
 	}
-	ua, err := u.store.UniversalAuthByClientID(ctx, clientID)
+	l, err := u.store.UniversalAuthLogin(ctx, clientID, h)
 	if errs.Is(err, errs.NotFound) {
 		return LoginResult{}, invalid
 	}
 	if err != nil {
 		return LoginResult{}, err
 	}
-	failed = &ua
+	failed = &l
+	ua, cs := l.UA, l.Secret
 	if !IPAllowed(ua.ClientSecretTrustedIPs, ip) {
 		return LoginResult{}, errs.Forbiddenf("You are not allowed to access this resource from the current IP address")
 	}
 	now := u.now().UTC().Truncate(time.Microsecond)
-	// With lockout on, the attempt is counted before the secret is looked
-	// at (a success clears the count), so concurrent wrong secrets cannot
-	// slip past the threshold between a check and an increment.
-	if ua.LockoutEnabled {
-		ok, err := u.store.ReserveLoginAttempt(ctx, ua, now)
+	locked := errs.Unauthorizedf("This identity auth method is temporarily locked, please try again later")
+	wrong := !l.Found || cs.Revoked
+	var refusal error
+	switch {
+	case wrong:
+		refusal = invalid
+	case cs.Expired(now):
+		refusal = errs.Unauthorizedf("Access denied due to expired client secret")
+	case cs.Exhausted():
+		refusal = errs.Unauthorizedf("Access denied due to client secret usage limit reached")
+	case ua.LockoutEnabled && now.Before(l.LockedUntil):
+		refusal = locked // answered, like any attempt, after the reservation below
+	default:
+		refusal = checkOrgSlug(l, orgSlug)
+	}
+	if refusal == nil {
+		tok := AccessToken{ID: NewID(), IdentityID: ua.IdentityID, AuthMethod: MethodUniversalAuth, ClientSecretID: cs.ID,
+			TTL: ua.AccessTokenTTL, MaxTTL: ua.AccessTokenMaxTTL, Period: ua.AccessTokenPeriod, NumUsesLimit: ua.AccessTokenNumUsesLimit,
+			TrustedIPs: ua.AccessTokenTrustedIPs, CreatedAt: now, UpdatedAt: now}
+		ident := l.Identity
+		actor := authz.Actor{Kind: authz.ActorIdentity, ID: ident.ID, OrgID: ident.OrgID, Name: ident.Name, IP: ip, UserAgent: userAgent}
+		ev := audit.New(actor, "login-identity-universal-auth", map[string]any{"clientSecretId": cs.ID, "identityId": ident.ID,
+			"identityAccessTokenId": tok.ID, "identityUniversalAuthId": ua.ID})
+		ok, err := u.store.LoginWithClientSecret(ctx, l, tok, ev)
 		if err != nil {
 			return LoginResult{}, err
 		}
-		if !ok {
-			return LoginResult{}, errs.Unauthorizedf("This identity auth method is temporarily locked, please try again later")
+		if ok {
+			return u.svc.issue(ctx, tok, now)
 		}
+		// Locked, or the secret was revoked or used up since it was read.
+		refusal = errs.Unauthorizedf("Access denied due to client secret usage limit reached")
 	}
-	// release takes back the reservation of an attempt that did not fail on
-	// a wrong secret; a wrong secret keeps it as the failure it is.
-	release := func(e error) error {
-		if ua.LockoutEnabled {
-			if err := u.store.ReleaseLoginAttempt(context.WithoutCancel(ctx), ua); err != nil {
-				return err
-			}
-		}
-		return e
+	if !ua.LockoutEnabled {
+		return LoginResult{}, refusal
 	}
-	cs, err := u.store.ClientSecretByHash(ctx, ua.ID, h)
-	if errs.Is(err, errs.NotFound) || (err == nil && cs.Revoked) {
-		return LoginResult{}, invalid
-	}
+	// The attempt is counted before it is answered (a success clears the
+	// count), so concurrent wrong secrets cannot slip past the threshold
+	// between a check and an increment.
+	ok, err := u.store.ReserveLoginAttempt(ctx, ua, now)
 	if err != nil {
-		return LoginResult{}, release(err)
-	}
-	if cs.Expired(now) {
-		return LoginResult{}, release(errs.Unauthorizedf("Access denied due to expired client secret"))
-	}
-	if cs.Exhausted() {
-		return LoginResult{}, release(errs.Unauthorizedf("Access denied due to client secret usage limit reached"))
-	}
-	ident, err := u.store.UAIdentity(ctx, ua.IdentityID)
-	if err != nil {
-		return LoginResult{}, release(err)
-	}
-	if err := u.checkOrgSlug(ctx, ident, orgSlug); err != nil {
-		return LoginResult{}, release(err)
-	}
-	tok := AccessToken{ID: NewID(), IdentityID: ua.IdentityID, AuthMethod: MethodUniversalAuth, ClientSecretID: cs.ID,
-		TTL: ua.AccessTokenTTL, MaxTTL: ua.AccessTokenMaxTTL, Period: ua.AccessTokenPeriod, NumUsesLimit: ua.AccessTokenNumUsesLimit,
-		TrustedIPs: ua.AccessTokenTrustedIPs, CreatedAt: now, UpdatedAt: now}
-	actor := authz.Actor{Kind: authz.ActorIdentity, ID: ident.ID, OrgID: ident.OrgID, Name: ident.Name, IP: ip, UserAgent: userAgent}
-	ev := audit.New(actor, "login-identity-universal-auth", map[string]any{"clientSecretId": cs.ID, "identityId": ident.ID,
-		"identityAccessTokenId": tok.ID, "identityUniversalAuthId": ua.ID})
-	ok, err := u.store.LoginWithClientSecret(ctx, cs, tok, ev)
-	if err != nil {
-		return LoginResult{}, release(err)
+		return LoginResult{}, err
 	}
 	if !ok {
-		return LoginResult{}, release(errs.Unauthorizedf("Access denied due to client secret usage limit reached"))
+		return LoginResult{}, locked
 	}
-	return u.svc.issue(ctx, tok, now)
+	if wrong {
+		return LoginResult{}, refusal // a guess: the reservation stays as the failure it is
+	}
+	// Not a guess (an expired or used-up secret, another organization, a
+	// lock lifted since it was read): take the reservation back.
+	if err := u.store.ReleaseLoginAttempt(context.WithoutCancel(ctx), ua); err != nil {
+		return LoginResult{}, err
+	}
+	return LoginResult{}, refusal
 }
 
 // checkOrgSlug refuses a login that asks to be scoped to an organization
 // other than the identity's own. Infisical scopes such a login to a
 // sub-organization; lockbox has none, and ignoring the slug would hand out a
 // token for an organization the caller did not ask for. Empty means the
-// identity's organization. It runs only once the credentials are proven, so
-// it tells a stranger nothing.
-func (u *UA) checkOrgSlug(ctx context.Context, ident Identity, slug string) error {
+// identity's organization. It runs only once the credentials are proven (and,
+// under lockout, is answered only once the attempt is reserved), so it tells
+// a stranger nothing.
+func checkOrgSlug(l UALogin, slug string) error {
 	slug = strings.TrimSpace(slug)
-	if slug == "" {
-		return nil
-	}
-	org, err := u.store.OrgByID(ctx, ident.OrgID)
-	if err != nil {
-		return err
-	}
-	if org.Slug == slug {
+	if slug == "" || l.OrgSlug == slug {
 		return nil
 	}
 	if len(slug) > 64 {
@@ -252,12 +270,9 @@ func (u *UA) checkOrgSlug(ctx context.Context, ident Identity, slug string) erro
 // auditFailure records a failed login of a known configuration with its
 // reason (the error's client message; never the secret), in the identity's
 // organization. It is best effort: the login has failed either way.
-func (u *UA) auditFailure(ctx context.Context, ua UniversalAuth, ip, userAgent string, cause error) {
+func (u *UA) auditFailure(ctx context.Context, l UALogin, ip, userAgent string, cause error) {
 	ctx = context.WithoutCancel(ctx)
-	ident, err := u.store.UAIdentity(ctx, ua.IdentityID)
-	if err != nil {
-		return
-	}
+	ident, ua := l.Identity, l.UA
 	reason := "internal error"
 	if e, ok := errors.AsType[*errs.Error](cause); ok && e.Kind != errs.Internal {
 		reason = e.Message

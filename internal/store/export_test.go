@@ -83,3 +83,11 @@ func (db *DB) ExecForTest(ctx context.Context, query string, args ...any) error 
 
 // NewID is the store's id generator.
 func NewID() string { return newID() }
+
+// LoginGroupState reports whether a group of logins is committing and how
+// many logins wait for the next one.
+func (db *DB) LoginGroupState() (running bool, queued int) {
+	db.logins.mu.Lock()
+	defer db.logins.mu.Unlock()
+	return db.logins.running, len(db.logins.queue)
+}

@@ -133,12 +133,21 @@ func (tx *Tx) insertTokenAuth(ctx context.Context, t identity.TokenAuth) error {
 }
 
 func (tx *Tx) insertAccessToken(ctx context.Context, t identity.AccessToken) error {
-	_, err := tx.exec(ctx, `INSERT INTO identity_access_tokens (id, identity_id, auth_method, name, client_secret_id,
-		access_token_ttl, access_token_max_ttl, access_token_period, num_uses, num_uses_limit, trusted_ips, revoked, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, FALSE, ?, ?)`,
-		t.ID, t.IdentityID, t.AuthMethod, t.Name, nullStr(t.ClientSecretID), t.TTL, t.MaxTTL, t.Period, t.NumUsesLimit,
-		ipsJSON(t.TrustedIPs), ts(t.CreatedAt), ts(t.UpdatedAt))
+	_, err := tx.exec(ctx, `INSERT INTO identity_access_tokens (`+newTokenCols+`) VALUES (`+newTokenVals+`)`, newTokenArgs(t)...)
 	return dbErr(err, "insert access token")
+}
+
+// newTokenCols are the columns a new access token row sets, newTokenVals
+// the expressions that fill them from newTokenArgs.
+const (
+	newTokenCols = `id, identity_id, auth_method, name, client_secret_id, access_token_ttl, access_token_max_ttl,
+		access_token_period, num_uses, num_uses_limit, trusted_ips, revoked, created_at, updated_at`
+	newTokenVals = `?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, FALSE, ?, ?`
+)
+
+func newTokenArgs(t identity.AccessToken) []any {
+	return []any{t.ID, t.IdentityID, t.AuthMethod, t.Name, nullStr(t.ClientSecretID), t.TTL, t.MaxTTL, t.Period, t.NumUsesLimit,
+		ipsJSON(t.TrustedIPs), ts(t.CreatedAt), ts(t.UpdatedAt)}
 }
 
 const accessTokenCols = `t.id, t.identity_id, t.auth_method, t.name, COALESCE(t.client_secret_id, ''), t.access_token_ttl,

@@ -66,6 +66,8 @@ type DB struct {
 	epochStmt *sql.Stmt          // reads the cache epoch (cache.Source)
 	hot       map[string]hotStmt // hotReads by query text; read-only after Open
 	onChange  atomic.Value       // func(): called after a change commits (SetOnChange)
+
+	logins loginGroup // Universal Auth logins waiting to commit together (login.go)
 }
 
 // Open connects, checks the connection and applies pending migrations.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/lockbox-dev/lockbox/internal/audit"
@@ -24,12 +25,13 @@ const uaCols = `id, identity_id, client_id, access_token_ttl, access_token_max_t
 	access_token_period, client_secret_trusted_ips, access_token_trusted_ips, lockout_enabled, lockout_threshold,
 	lockout_duration_seconds, lockout_counter_reset_seconds, created_at, updated_at`
 
-func scanUA(sc interface{ Scan(...any) error }) (identity.UniversalAuth, error) {
+// scanUA scans uaCols and then the extra destinations.
+func scanUA(sc interface{ Scan(...any) error }, extra ...any) (identity.UniversalAuth, error) {
 	var ua identity.UniversalAuth
 	var csIPs, atIPs string
-	err := sc.Scan(&ua.ID, &ua.IdentityID, &ua.ClientID, &ua.AccessTokenTTL, &ua.AccessTokenMaxTTL, &ua.AccessTokenNumUsesLimit,
+	err := sc.Scan(append([]any{&ua.ID, &ua.IdentityID, &ua.ClientID, &ua.AccessTokenTTL, &ua.AccessTokenMaxTTL, &ua.AccessTokenNumUsesLimit,
 		&ua.AccessTokenPeriod, &csIPs, &atIPs, &ua.LockoutEnabled, &ua.LockoutThreshold, &ua.LockoutDurationSeconds,
-		&ua.LockoutCounterResetSeconds, timeCol{&ua.CreatedAt}, timeCol{&ua.UpdatedAt})
+		&ua.LockoutCounterResetSeconds, timeCol{&ua.CreatedAt}, timeCol{&ua.UpdatedAt}}, extra...)...)
 	ua.ClientSecretTrustedIPs, ua.AccessTokenTrustedIPs = parseIPs(csIPs), parseIPs(atIPs)
 	return ua, err
 }
@@ -54,10 +56,44 @@ func (db *DB) UniversalAuthByIdentity(ctx context.Context, identityID string) (i
 	return ua, dbErr(err, "UniversalAuthByIdentity")
 }
 
-// UniversalAuthByClientID returns the configuration with that client ID.
-func (db *DB) UniversalAuthByClientID(ctx context.Context, clientID string) (identity.UniversalAuth, error) {
-	ua, err := scanUA(db.readRow(ctx, `SELECT `+uaCols+` FROM identity_universal_auths WHERE client_id = ?`, clientID))
-	return ua, dbErr(err, "UniversalAuthByClientID")
+// UniversalAuthLogin reads, in one query on the unique client id and
+// secret hash indexes, the configuration with clientID, its identity, the
+// identity's organization slug, the configuration's client secret whose
+// keyed hash is hash (Found false when it has none) and its lock.
+func (db *DB) UniversalAuthLogin(ctx context.Context, clientID, hash string) (identity.UALogin, error) {
+	var l identity.UALogin
+	var csID string
+	ua, err := scanUA(db.readRow(ctx, `SELECT `+qualify("ua", uaCols)+`,
+		i.name, i.org_id, i.has_delete_protection, i.created_at, i.updated_at, o.slug,
+		COALESCE(cs.id, ''), COALESCE(cs.description, ''), COALESCE(cs.prefix, ''), COALESCE(cs.num_uses, 0),
+		COALESCE(cs.num_uses_limit, 0), COALESCE(cs.ttl, 0), COALESCE(cs.revoked, FALSE), cs.created_at, cs.updated_at,
+		lk.locked_until
+		FROM identity_universal_auths ua
+		JOIN identities i ON i.id = ua.identity_id
+		JOIN orgs o ON o.id = i.org_id
+		LEFT JOIN identity_ua_client_secrets cs ON cs.secret_hash = ? AND cs.identity_ua_id = ua.id
+		LEFT JOIN identity_ua_lockouts lk ON lk.identity_ua_id = ua.id
+		WHERE ua.client_id = ?`, hash, clientID),
+		&l.Identity.Name, &l.Identity.OrgID, &l.Identity.HasDeleteProtection, timeCol{&l.Identity.CreatedAt}, timeCol{&l.Identity.UpdatedAt},
+		&l.OrgSlug, &csID, &l.Secret.Description, &l.Secret.Prefix, &l.Secret.NumUses, &l.Secret.NumUsesLimit, &l.Secret.TTL,
+		&l.Secret.Revoked, timeCol{&l.Secret.CreatedAt}, timeCol{&l.Secret.UpdatedAt}, timeCol{&l.LockedUntil})
+	if err != nil {
+		return identity.UALogin{}, dbErr(err, "UniversalAuthLogin")
+	}
+	l.UA, l.Identity.ID = ua, ua.IdentityID
+	if csID != "" {
+		l.Found, l.Secret.ID, l.Secret.IdentityUAID = true, csID, ua.ID
+	}
+	return l, nil
+}
+
+// qualify prefixes each column of a comma-separated list with alias.
+func qualify(alias, cols string) string {
+	parts := strings.Split(cols, ",")
+	for i, c := range parts {
+		parts[i] = alias + "." + strings.TrimSpace(c)
+	}
+	return strings.Join(parts, ", ")
 }
 
 // UpdateUniversalAuth writes a changed configuration.
@@ -134,12 +170,6 @@ func (db *DB) ClientSecrets(ctx context.Context, uaID string) ([]identity.Client
 func (db *DB) ClientSecretByID(ctx context.Context, uaID, id string) (identity.ClientSecret, error) {
 	c, err := scanCS(db.readRow(ctx, `SELECT `+csCols+` FROM identity_ua_client_secrets WHERE identity_ua_id = ? AND id = ?`, uaID, id))
 	return c, dbErr(err, "ClientSecretByID")
-}
-
-// ClientSecretByHash finds a configuration's secret by its keyed hash (unique index).
-func (db *DB) ClientSecretByHash(ctx context.Context, uaID, hash string) (identity.ClientSecret, error) {
-	c, err := scanCS(db.readRow(ctx, `SELECT `+csCols+` FROM identity_ua_client_secrets WHERE secret_hash = ? AND identity_ua_id = ?`, hash, uaID))
-	return c, dbErr(err, "ClientSecretByHash")
 }
 
 // RevokeClientSecret revokes a secret and every token issued from it, in one transaction.
@@ -242,35 +272,4 @@ func (db *DB) ClearLockout(ctx context.Context, uaID string, ev *audit.Event) (i
 		return nil
 	})
 	return int(n), err
-}
-
-// LoginWithClientSecret consumes one use with a single conditional UPDATE (so
-// concurrent logins can never exceed the limit), then stores the token,
-// clears the lockout and records the login, all in one transaction.
-func (db *DB) LoginWithClientSecret(ctx context.Context, cs identity.ClientSecret, tok identity.AccessToken, ev audit.Event) (bool, error) {
-	ok := false
-	err := db.transactQuiet(ctx, func(tx *Tx) error {
-		res, err := tx.exec(ctx, `UPDATE identity_ua_client_secrets SET num_uses = num_uses + 1, last_used_at = ?
-			WHERE id = ? AND revoked = FALSE AND (num_uses_limit = 0 OR num_uses < num_uses_limit)
-			AND (ttl = 0 OR created_at + ttl * 1000000 > ?)`, ts(tx.Now), cs.ID, ts(tx.Now))
-		if err != nil {
-			return dbErr(err, "consume client secret use")
-		}
-		if n, _ := res.RowsAffected(); n != 1 {
-			return nil
-		}
-		ok = true
-		if err := tx.insertAccessToken(ctx, tok); err != nil {
-			return err
-		}
-		if _, err := tx.exec(ctx, `DELETE FROM identity_ua_lockouts WHERE identity_ua_id = ?`, cs.IdentityUAID); err != nil {
-			return dbErr(err, "clear lockout")
-		}
-		if _, err := tx.exec(ctx, `UPDATE org_memberships SET last_login_auth_method = 'universal-auth', last_login_time = ?
-			WHERE identity_id = ?`, ts(tx.Now), tok.IdentityID); err != nil {
-			return dbErr(err, "record login")
-		}
-		return tx.insertAudit(ctx, ev)
-	})
-	return ok, err
 }

@@ -1,0 +1,297 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/lockbox-dev/lockbox/internal/audit"
+	"github.com/lockbox-dev/lockbox/internal/errs"
+	"github.com/lockbox-dev/lockbox/internal/identity"
+)
+
+// Universal Auth logins are committed in groups. Every login consumes a use
+// of its client secret with a conditional update of the secret's row, and
+// holds that row's lock until its commit is durable; logins sharing a secret
+// (a fleet of machines with one credential) would commit one after the other,
+// at one disk flush each. Instead, the logins that arrive while a group is
+// committing wait and form the next group: one transaction that grants uses in
+// arrival order up to each secret's limit and writes every granted login's
+// token row, audit event and membership note, then answers all of them. Use
+// limits, lockouts and revocations are checked inside that transaction, on
+// locked rows, exactly as for a single login; a login is answered only after
+// its group has committed.
+
+// maxLoginGroup bounds one group (and so one statement's parameters).
+const maxLoginGroup = 64
+
+// loginGroup queues logins for the next group. It runs no goroutine: the
+// login that finds no group committing commits one, and hands over to the
+// first login that queued meanwhile.
+type loginGroup struct {
+	mu      sync.Mutex
+	queue   []*loginReq
+	running bool
+}
+
+type loginReq struct {
+	l   identity.UALogin
+	tok identity.AccessToken
+	ev  audit.Event
+
+	ok  bool
+	err error
+	// wake receives false when the request is answered, true when it is to
+	// commit the next group.
+	wake chan bool
+}
+
+// LoginWithClientSecret consumes one use of l.Secret with a conditional
+// update (so concurrent logins can never exceed the limit, nor pass a lock)
+// and, in the same transaction, stores the token, clears the lockout, notes
+// the login on the identity's membership and records ev. Concurrent logins
+// share one transaction (see loginGroup); on PostgreSQL it is one statement.
+func (db *DB) LoginWithClientSecret(ctx context.Context, l identity.UALogin, tok identity.AccessToken, ev audit.Event) (bool, error) {
+	r := &loginReq{l: l, tok: tok, ev: ev, wake: make(chan bool, 1)}
+	g := &db.logins
+	g.mu.Lock()
+	g.queue = append(g.queue, r)
+	lead := !g.running
+	g.running = true
+	g.mu.Unlock()
+	if !lead && !<-r.wake {
+		return r.ok, r.err
+	}
+	// r leads: it is first in the queue, so in the group it takes.
+	g.mu.Lock()
+	n := min(len(g.queue), maxLoginGroup)
+	group := g.queue[:n:n]
+	g.queue = g.queue[n:]
+	g.mu.Unlock()
+
+	// Whatever happens to the group, its logins are answered and the next
+	// group gets a leader.
+	committed := false
+	defer func() {
+		if !committed { // a panic: the others get an error, not a hang
+			for _, o := range group {
+				o.ok, o.err = false, errs.Internalf(nil, "login group aborted")
+			}
+		}
+		g.mu.Lock()
+		if len(g.queue) > 0 {
+			g.queue[0].wake <- true
+		} else {
+			g.running = false
+		}
+		g.mu.Unlock()
+		for _, o := range group[1:] {
+			o.wake <- false
+		}
+	}()
+	// The group is committed for every login in it: a cancelled request
+	// must not fail the others, and a stuck database must not hold them forever.
+	gctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	db.commitLogins(gctx, group)
+	committed = true
+	return r.ok, r.err
+}
+
+// commitLogins commits a group, setting each request's outcome. A group
+// that fails is retried one login at a time, so one bad login (say, of an
+// identity deleted meanwhile) cannot fail the others.
+func (db *DB) commitLogins(ctx context.Context, group []*loginReq) {
+	err := db.commitLoginGroup(ctx, group)
+	if err == nil {
+		return
+	}
+	if len(group) == 1 {
+		group[0].ok, group[0].err = false, err
+		return
+	}
+	for _, r := range group {
+		r.ok = false
+		r.err = db.commitLoginGroup(ctx, []*loginReq{r})
+	}
+}
+
+func (db *DB) commitLoginGroup(ctx context.Context, group []*loginReq) error {
+	if db.dialect == Postgres {
+		for attempt := 0; ; attempt++ {
+			err := db.pgLoginGroup(ctx, group)
+			if err == nil || attempt >= 4 || !retryable(err) {
+				return err
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(time.Duration(attempt+1) * 5 * time.Millisecond):
+			}
+		}
+	}
+	// Quiet: a login changes nothing a cache holds (new token rows, counts).
+	return db.transactQuiet(ctx, func(tx *Tx) error {
+		for _, r := range group {
+			r.ok = false
+		}
+		for _, r := range group {
+			ok, err := tx.login(ctx, r.l, r.tok, r.ev)
+			if err != nil {
+				return err
+			}
+			r.ok = ok
+		}
+		return nil
+	})
+}
+
+// login is one login in tx: SQLite's single writer makes each conditional
+// update see every login committed or made before it in this transaction.
+func (tx *Tx) login(ctx context.Context, l identity.UALogin, tok identity.AccessToken, ev audit.Event) (bool, error) {
+	res, err := tx.exec(ctx, `UPDATE identity_ua_client_secrets SET num_uses = num_uses + 1, last_used_at = ?
+		WHERE id = ? AND revoked = FALSE AND (num_uses_limit = 0 OR num_uses < num_uses_limit)
+		AND (ttl = 0 OR created_at + ttl * 1000000 > ?)
+		AND NOT (? AND EXISTS (SELECT 1 FROM identity_ua_lockouts WHERE identity_ua_id = ? AND locked_until > ?))`,
+		ts(tx.Now), l.Secret.ID, ts(tx.Now), l.UA.LockoutEnabled, l.UA.ID, ts(tx.Now))
+	if err != nil {
+		return false, dbErr(err, "consume client secret use")
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		return false, nil
+	}
+	if err := tx.insertAccessToken(ctx, tok); err != nil {
+		return false, err
+	}
+	if _, err := tx.exec(ctx, `DELETE FROM identity_ua_lockouts WHERE identity_ua_id = ?`, l.UA.ID); err != nil {
+		return false, dbErr(err, "clear lockout")
+	}
+	if _, err := tx.exec(ctx, `UPDATE org_memberships SET last_login_auth_method = 'universal-auth', last_login_time = ?
+		WHERE org_id = ? AND identity_id = ?`, ts(tx.Now), l.Identity.OrgID, tok.IdentityID); err != nil {
+		return false, dbErr(err, "record login")
+	}
+	return true, tx.insertAudit(ctx, ev)
+}
+
+// pgLoginCols are the columns of one login in pgLoginGroup's req list.
+var pgLoginCols = []struct{ name, typ string }{
+	{"ord", "INT"}, {"secret_id", "TEXT"}, {"ua_id", "TEXT"}, {"lockout", "BOOLEAN"}, {"org_id", "TEXT"},
+	{"token_id", "TEXT"}, {"identity_id", "TEXT"}, {"ttl", "BIGINT"}, {"max_ttl", "BIGINT"}, {"period", "BIGINT"},
+	{"uses_limit", "BIGINT"}, {"trusted_ips", "TEXT"}, {"created_at", "BIGINT"},
+	// The audit event, in auditArgs' order.
+	{"event_id", "TEXT"}, {"event_org_id", "TEXT"}, {"event_project_org", "TEXT"}, {"project_id", "TEXT"}, {"project_name", "TEXT"},
+	{"actor_type", "TEXT"}, {"actor_id", "TEXT"}, {"actor_metadata", "TEXT"}, {"event_type", "TEXT"}, {"event_metadata", "TEXT"},
+	{"ip_address", "TEXT"}, {"user_agent", "TEXT"}, {"user_agent_type", "TEXT"}, {"event_at", "BIGINT"},
+}
+
+// pgLoginGroupSQL[n] commits a group of n logins in one statement (so one
+// round trip and one transaction), given the group's time and then
+// pgLoginCols for each login (PostgreSQL placeholders: this is its
+// dialect); it returns the ord of each login granted.
+//
+// cur locks the group's consumable secrets and reads them as they are now
+// (READ COMMITTED: after waiting for a concurrent login, the newest version),
+// so the grants are exact whatever commits concurrently; used then sets each
+// count from that locked value. Data-modifying WITH parts always run to
+// completion, and see what granted holds once.
+var pgLoginGroupSQL = func() (q [maxLoginGroup + 1]string) {
+	for n := 1; n <= maxLoginGroup; n++ {
+		q[n] = pgLoginGroupQuery(n)
+	}
+	return q
+}()
+
+func pgLoginGroupQuery(n int) string {
+	var cols, rows strings.Builder
+	for i, c := range pgLoginCols {
+		if i > 0 {
+			cols.WriteString(", ")
+		}
+		cols.WriteString(c.name)
+	}
+	p := 1 // $1 is the clock
+	for r := range n {
+		if r > 0 {
+			rows.WriteString(", ")
+		}
+		rows.WriteString("(")
+		for i, c := range pgLoginCols {
+			if i > 0 {
+				rows.WriteString(", ")
+			}
+			p++
+			fmt.Fprintf(&rows, "CAST($%d AS %s)", p, c.typ)
+		}
+		rows.WriteString(")")
+	}
+	return `WITH clock (t) AS (VALUES (CAST($1 AS BIGINT))
+), req (` + cols.String() + `) AS (VALUES ` + rows.String() + `
+), cur AS (
+	SELECT id, num_uses, num_uses_limit FROM identity_ua_client_secrets
+	WHERE id IN (SELECT secret_id FROM req) AND revoked = FALSE AND (ttl = 0 OR created_at + ttl * 1000000 > (SELECT t FROM clock))
+	ORDER BY id FOR UPDATE
+), granted AS (
+	-- Logins not locked out, in order, up to the uses each secret has left.
+	SELECT r.* FROM (
+		SELECT req.*, ROW_NUMBER() OVER (PARTITION BY secret_id ORDER BY ord) AS nth FROM req
+		WHERE NOT (lockout AND EXISTS (SELECT 1 FROM identity_ua_lockouts l
+			WHERE l.identity_ua_id = req.ua_id AND l.locked_until > (SELECT t FROM clock)))
+	) r JOIN cur ON cur.id = r.secret_id
+	WHERE cur.num_uses_limit = 0 OR r.nth <= cur.num_uses_limit - cur.num_uses
+), used AS (
+	UPDATE identity_ua_client_secrets s SET num_uses = cur.num_uses + g.n, last_used_at = (SELECT t FROM clock)
+	FROM cur JOIN (SELECT secret_id, COUNT(*) AS n FROM granted GROUP BY secret_id) g ON g.secret_id = cur.id
+	WHERE s.id = cur.id
+), token AS (
+	INSERT INTO identity_access_tokens (id, identity_id, auth_method, name, client_secret_id, access_token_ttl,
+		access_token_max_ttl, access_token_period, num_uses, num_uses_limit, trusted_ips, revoked, created_at, updated_at)
+	SELECT token_id, identity_id, '` + identity.MethodUniversalAuth + `', '', secret_id, ttl, max_ttl, period, 0, uses_limit,
+		trusted_ips, FALSE, created_at, created_at FROM granted
+), unlocked AS (
+	DELETE FROM identity_ua_lockouts WHERE identity_ua_id IN (SELECT ua_id FROM granted)
+), seen AS (
+	UPDATE org_memberships SET last_login_auth_method = '` + identity.MethodUniversalAuth + `', last_login_time = (SELECT t FROM clock)
+	WHERE (org_id, identity_id) IN (SELECT org_id, identity_id FROM granted)
+), event AS (
+	INSERT INTO audit_logs (id, org_id, project_id, project_name, actor_type, actor_id, actor_metadata, event_type,
+		event_metadata, ip_address, user_agent, user_agent_type, created_at)
+	SELECT event_id, COALESCE(NULLIF(event_org_id, ''), (SELECT org_id FROM projects WHERE id = event_project_org), ''),
+		project_id, project_name, actor_type, actor_id, actor_metadata, event_type, event_metadata, ip_address,
+		user_agent, user_agent_type, event_at FROM granted
+)
+SELECT ord FROM granted`
+}
+
+// pgLoginGroup commits group with pgLoginGroupSQL.
+func (db *DB) pgLoginGroup(ctx context.Context, group []*loginReq) error {
+	now := db.Now()
+	args := []any{ts(now)}
+	for i, r := range group {
+		l, t, ev := r.l, r.tok, r.ev
+		args = append(args, i, l.Secret.ID, l.UA.ID, l.UA.LockoutEnabled, l.Identity.OrgID,
+			t.ID, t.IdentityID, t.TTL, t.MaxTTL, t.Period, t.NumUsesLimit, ipsJSON(t.TrustedIPs), ts(t.CreatedAt))
+		args = auditArgs(args, ev, now)
+	}
+	rows, err := db.write.QueryContext(ctx, pgLoginGroupSQL[len(group)], args...)
+	if err != nil {
+		return dbErr(err, "LoginWithClientSecret")
+	}
+	defer rows.Close()
+	granted := make([]bool, len(group))
+	for rows.Next() {
+		var ord int
+		if err := rows.Scan(&ord); err != nil {
+			return dbErr(err, "LoginWithClientSecret")
+		}
+		granted[ord] = true
+	}
+	if err := rows.Err(); err != nil {
+		return dbErr(err, "LoginWithClientSecret")
+	}
+	for i, r := range group {
+		r.ok = granted[i]
+	}
+	return nil
+}
