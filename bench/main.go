@@ -4,6 +4,7 @@
 //	go run ./bench -scenario login -secrets 1000 -c 16 -d 10s -db sqlite
 //	go run ./bench -scenario mixed -c 64 -d 60s -rounds 2 -restart term -db postgres
 //	go run ./bench -scenario secret-get -url http://127.0.0.1:8080 -token "$TOKEN"
+//	go run ./bench -scenario ceiling -secrets 100 -c 16 -d 5s -expand=false -imports=false
 package main
 
 import (
@@ -59,18 +60,20 @@ func main() {
 }
 
 func run() error {
-	scenario := flag.String("scenario", "login", "login, secrets-list, secret-get, secret-create, mixed, lease-create, revoke-lag or startup")
+	scenario := flag.String("scenario", "login", "login, secrets-list, secret-get, ceiling, secret-create, mixed, lease-create, revoke-lag or startup")
 	leases := flag.Int("leases", 10000, "lease rows (revoke-lag, startup)")
 	parallel := flag.Int("parallel", 0, "revoke-lag: dynamic secrets the worker revokes at once (0: its default)")
 	batch := flag.Int("batch", 0, "revoke-lag: leases per claim (0: the worker's default)")
 	grant := flag.String("grant", "connect", "revoke-lag: connect (each role is granted CONNECT on its database, as the default creation statement does) or group (roles are members of one role per database that holds CONNECT)")
 	targets := flag.Int("targets", 1, "revoke-lag: dynamic secrets the leases are spread over, each on its own database of the local PostgreSQL")
-	secrets := flag.Int("secrets", 1, "client secrets on the identity (login) or secrets in the folder (secrets-list)")
+	secrets := flag.Int("secrets", 1, "client secrets on the identity (login) or secrets in the folder (secrets-list, secret-get, ceiling)")
+	expand := flag.Bool("expand", true, "secrets-list, secret-get, ceiling: ask for secret references expanded")
+	imports := flag.Bool("imports", true, "secrets-list, secret-get, ceiling: ask for imported secrets included")
 	conc := flag.Int("c", 8, "concurrent clients")
 	dur := flag.Duration("d", 10*time.Second, "duration of the measured run")
 	db := flag.String("db", "sqlite", "sqlite or postgres (own server only)")
 	asJSON := flag.Bool("json", false, "print JSON instead of a table")
-	target := flag.String("url", "", "target this server instead of starting one (login, secrets-list, secret-get, mixed)")
+	target := flag.String("url", "", "target this server instead of starting one (login, secrets-list, secret-get, ceiling, mixed)")
 	token := flag.String("token", "", "admin token for -url (default: bootstrap the server)")
 	rounds := flag.Int("rounds", 1, "mixed: rounds of -d each; server goroutines and memory are read after each")
 	restart := flag.String("restart", "", "mixed: restart the server half-way through round 1 with SIGTERM (term) or SIGKILL (kill)")
@@ -119,14 +122,14 @@ func run() error {
 		return reportMixed(rs, *asJSON)
 	}
 	url := *target
+	stop := func() {}
+	defer func() { stop() }() // the ceiling stops lockbox early
 	if url == "" {
-		var stop func()
 		var err error
 		_, url, stop, err = start(store.Dialect(*db), true)
 		if err != nil {
 			return err
 		}
-		defer stop()
 	} else {
 		*db = "url"
 	}
@@ -144,20 +147,45 @@ func run() error {
 	switch *scenario {
 	case "login":
 		op, err = prepareLogin(ctx, c, url, *secrets)
-	case "secrets-list":
-		op, err = prepareSecretsList(ctx, c, url, *secrets, "")
-	case "secret-get":
-		op, err = prepareSecretsList(ctx, c, url, *secrets, "KEY_4")
 	case "secret-create":
 		op, err = prepareSecretCreate(ctx, c, url)
+	case "secrets-list", "secret-get", "ceiling":
+		get := ""
+		if *scenario == "secret-get" {
+			get = "KEY_4"
+		}
+		var rq listRequest
+		rq, err = prepareSecretsList(ctx, c, url, *secrets, listQuery{get: get, expand: *expand, imports: *imports})
+		if err != nil {
+			break
+		}
+		op = rq.op
+		if *scenario == "ceiling" {
+			var stopCeiling func()
+			op, stopCeiling, err = prepareCeiling(rq)
+			if err != nil {
+				break
+			}
+			defer stopCeiling()
+			stop() // lockbox's part is done: the measured run is the ceiling's alone
+			stop = func() {}
+		}
 	default:
-		return fmt.Errorf("unknown scenario %q", *scenario)
+		err = fmt.Errorf("unknown scenario %q", *scenario)
 	}
 	if err != nil {
 		return err
 	}
 	res := drive(op, *conc, *dur)
 	res.Scenario, res.Database, res.Secrets = *scenario, *db, *secrets
+	if *scenario == "secrets-list" || *scenario == "secret-get" || *scenario == "ceiling" {
+		if !*expand {
+			res.Scenario += " -expand=false"
+		}
+		if !*imports {
+			res.Scenario += " -imports=false"
+		}
+	}
 	return report([]result{res}, *asJSON)
 }
 
@@ -165,9 +193,9 @@ func report(rs []result, asJSON bool) error {
 	if asJSON {
 		return json.NewEncoder(os.Stdout).Encode(rs)
 	}
-	fmt.Printf("%-26s %-8s %8s %4s %9s %7s %10s %9s %9s %9s\n", "scenario", "db", "secrets", "c", "requests", "errors", "req/s", "p50 ms", "p95 ms", "p99 ms")
+	fmt.Printf("%-42s %-8s %8s %4s %9s %7s %10s %9s %9s %9s\n", "scenario", "db", "secrets", "c", "requests", "errors", "req/s", "p50 ms", "p95 ms", "p99 ms")
 	for _, r := range rs {
-		fmt.Printf("%-26s %-8s %8d %4d %9d %7d %10.0f %9.2f %9.2f %9.2f\n", r.Scenario, r.Database, r.Secrets, r.Concurrency,
+		fmt.Printf("%-42s %-8s %8d %4d %9d %7d %10.0f %9.2f %9.2f %9.2f\n", r.Scenario, r.Database, r.Secrets, r.Concurrency,
 			r.Requests, r.Errors, r.PerSecond, r.P50ms, r.P95ms, r.P99ms)
 	}
 	return nil
@@ -332,21 +360,31 @@ func send(hc *http.Client, method, url, token, body string) error {
 	return nil
 }
 
+// listQuery is what the secrets-list, secret-get and ceiling scenarios ask:
+// one secret by name (get) or the whole folder, with references expanded
+// and imports included or not.
+type listQuery struct {
+	get             string
+	expand, imports bool
+}
+
+// listRequest is the read those scenarios repeat.
+type listRequest struct{ url, token string }
+
+func (rq listRequest) op(hc *http.Client) error { return send(hc, "GET", rq.url, rq.token, "") }
+
 // prepareSecretsList makes a project whose dev root holds n secrets, a fifth of
 // them with two references each, and one import of staging (10 secrets); the
-// operation lists dev with references expanded and imports included.
-//
-// With get set, the operation reads that one secret by name instead (with its
-// references expanded).
-func prepareSecretsList(ctx context.Context, c *client.Client, url string, n int, get string) (func(*http.Client) error, error) {
-	if get != "" && n < 5 {
+// request lists dev (or reads q.get from it) as q asks.
+func prepareSecretsList(ctx context.Context, c *client.Client, url string, n int, q listQuery) (listRequest, error) {
+	if q.get != "" && n < 5 {
 		n = 5 // KEY_4 is the first secret with references
 	}
 	var p struct {
 		Project struct{ ID string } `json:"project"`
 	}
 	if err := c.Do(ctx, "POST", "/api/v1/projects", map[string]any{"projectName": "bench"}, &p); err != nil {
-		return nil, err
+		return listRequest{}, err
 	}
 	id := p.Project.ID
 	batch := func(env string, items []map[string]any) error {
@@ -364,21 +402,65 @@ func prepareSecretsList(ctx context.Context, c *client.Client, url string, n int
 		staging = append(staging, map[string]any{"secretKey": fmt.Sprintf("IMPORTED_%d", i), "secretValue": fmt.Sprintf("imp-%d", i)})
 	}
 	if err := batch("dev", dev); err != nil {
-		return nil, err
+		return listRequest{}, err
 	}
 	if err := batch("staging", staging); err != nil {
-		return nil, err
+		return listRequest{}, err
 	}
 	if err := c.Do(ctx, "POST", "/api/v1/secret-imports", map[string]any{"workspaceId": id, "environment": "dev", "path": "/",
 		"import": map[string]any{"environment": "staging", "path": "/"}}, nil); err != nil {
-		return nil, err
+		return listRequest{}, err
 	}
-	target := url + "/api/v3/secrets/raw?workspaceId=" + id + "&environment=dev&secretPath=/&expandSecretReferences=true&include_imports=true"
-	if get != "" {
-		target = url + "/api/v3/secrets/raw/" + get + "?workspaceId=" + id + "&environment=dev&secretPath=/&expandSecretReferences=true&include_imports=true"
+	path := "/api/v3/secrets/raw"
+	if q.get != "" {
+		path += "/" + q.get
 	}
-	token := c.Token
-	return func(hc *http.Client) error { return send(hc, "GET", target, token, "") }, nil
+	target := fmt.Sprintf("%s%s?workspaceId=%s&environment=dev&secretPath=/&expandSecretReferences=%t&include_imports=%t",
+		url, path, id, q.expand, q.imports)
+	return listRequest{url: target, token: c.Token}, nil
+}
+
+// prepareCeiling fetches rq's answer from lockbox once and serves it from
+// memory on a loopback port through the same HTTP stack (net/http), with
+// lockbox's headers; the operation asks it what rq asks lockbox (same path,
+// query and token), so client and server do the same HTTP work with none of
+// lockbox's.
+func prepareCeiling(rq listRequest) (op func(*http.Client) error, stop func(), err error) {
+	req, err := http.NewRequest("GET", rq.url, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+rq.token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, nil, err
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return nil, nil, err
+	}
+	if resp.StatusCode != 200 {
+		return nil, nil, fmt.Errorf("ceiling: lockbox answered %d", resp.StatusCode)
+	}
+	header := resp.Header.Clone()
+	header.Del("Date")
+	header.Del("Content-Length")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, nil, err
+	}
+	hs := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for k, v := range header {
+			w.Header()[k] = v
+		}
+		w.Write(body)
+	})}
+	go hs.Serve(ln)
+	u := req.URL
+	u.Host = ln.Addr().String()
+	ceiling := listRequest{url: u.String(), token: rq.token}
+	return ceiling.op, func() { hs.Close() }, nil
 }
 
 // prepareSecretCreate makes an empty project; the operation creates a new
