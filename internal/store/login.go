@@ -148,31 +148,40 @@ func (db *DB) commitLoginGroup(ctx context.Context, group []*loginReq) error {
 	})
 }
 
+// SQLite's login statements, prepared once (prepared.go).
+const (
+	sqliteConsumeUse = `UPDATE identity_ua_client_secrets SET num_uses = num_uses + 1, last_used_at = ?
+		WHERE id = ? AND revoked = FALSE AND (num_uses_limit = 0 OR num_uses < num_uses_limit)
+		AND (ttl = 0 OR created_at + ttl * 1000000 > ?)
+		AND NOT (? AND EXISTS (SELECT 1 FROM identity_ua_lockouts WHERE identity_ua_id = ? AND locked_until > ?))`
+	sqliteInsertToken  = `INSERT INTO identity_access_tokens (` + newTokenCols + `) VALUES (` + newTokenVals + `)`
+	sqliteClearLockout = `DELETE FROM identity_ua_lockouts WHERE identity_ua_id = ?`
+	sqliteNoteLogin    = `UPDATE org_memberships SET last_login_auth_method = '` + identity.MethodUniversalAuth + `',
+		last_login_time = ? WHERE org_id = ? AND identity_id = ?`
+	sqliteInsertAudit = auditInsert + auditRow
+)
+
 // login is one login in tx: SQLite's single writer makes each conditional
 // update see every login committed or made before it in this transaction.
 func (tx *Tx) login(ctx context.Context, l identity.UALogin, tok identity.AccessToken, ev audit.Event) (bool, error) {
-	res, err := tx.exec(ctx, `UPDATE identity_ua_client_secrets SET num_uses = num_uses + 1, last_used_at = ?
-		WHERE id = ? AND revoked = FALSE AND (num_uses_limit = 0 OR num_uses < num_uses_limit)
-		AND (ttl = 0 OR created_at + ttl * 1000000 > ?)
-		AND NOT (? AND EXISTS (SELECT 1 FROM identity_ua_lockouts WHERE identity_ua_id = ? AND locked_until > ?))`,
-		ts(tx.Now), l.Secret.ID, ts(tx.Now), l.UA.LockoutEnabled, l.UA.ID, ts(tx.Now))
+	res, err := tx.execPrepared(ctx, sqliteConsumeUse, ts(tx.Now), l.Secret.ID, ts(tx.Now), l.UA.LockoutEnabled, l.UA.ID, ts(tx.Now))
 	if err != nil {
 		return false, dbErr(err, "consume client secret use")
 	}
 	if n, _ := res.RowsAffected(); n != 1 {
 		return false, nil
 	}
-	if err := tx.insertAccessToken(ctx, tok); err != nil {
-		return false, err
+	if _, err := tx.execPrepared(ctx, sqliteInsertToken, newTokenArgs(tok)...); err != nil {
+		return false, dbErr(err, "insert access token")
 	}
-	if _, err := tx.exec(ctx, `DELETE FROM identity_ua_lockouts WHERE identity_ua_id = ?`, l.UA.ID); err != nil {
+	if _, err := tx.execPrepared(ctx, sqliteClearLockout, l.UA.ID); err != nil {
 		return false, dbErr(err, "clear lockout")
 	}
-	if _, err := tx.exec(ctx, `UPDATE org_memberships SET last_login_auth_method = 'universal-auth', last_login_time = ?
-		WHERE org_id = ? AND identity_id = ?`, ts(tx.Now), l.Identity.OrgID, tok.IdentityID); err != nil {
+	if _, err := tx.execPrepared(ctx, sqliteNoteLogin, ts(tx.Now), l.Identity.OrgID, tok.IdentityID); err != nil {
 		return false, dbErr(err, "record login")
 	}
-	return true, tx.insertAudit(ctx, ev)
+	_, err = tx.execPrepared(ctx, sqliteInsertAudit, auditArgs(nil, ev, tx.Now)...)
+	return true, dbErr(err, "insert audit event")
 }
 
 // pgLoginCols are the columns of one login in pgLoginGroup's req list.

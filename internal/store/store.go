@@ -67,7 +67,8 @@ type DB struct {
 	hot       map[string]hotStmt // hotReads by query text; read-only after Open
 	onChange  atomic.Value       // func(): called after a change commits (SetOnChange)
 
-	logins loginGroup // Universal Auth logins waiting to commit together (login.go)
+	logins loginGroup    // Universal Auth logins waiting to commit together (login.go)
+	stmts  preparedStmts // SQLite: hot statements prepared once (prepared.go)
 }
 
 // Open connects, checks the connection and applies pending migrations.
@@ -138,6 +139,12 @@ func Open(ctx context.Context, o Options) (*DB, error) {
 	if err := db.prepareHot(ctx); err != nil {
 		db.Close()
 		return nil, err
+	}
+	if db.dialect == SQLite {
+		if err := db.prepareHot(ctx); err != nil {
+			db.Close()
+			return nil, err
+		}
 	}
 	if db.dialect == SQLite {
 		// SQLite creates -wal and -shm with the main file's mode, so they are

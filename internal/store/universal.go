@@ -63,17 +63,7 @@ func (db *DB) UniversalAuthByIdentity(ctx context.Context, identityID string) (i
 func (db *DB) UniversalAuthLogin(ctx context.Context, clientID, hash string) (identity.UALogin, error) {
 	var l identity.UALogin
 	var csID string
-	ua, err := scanUA(db.readRow(ctx, `SELECT `+qualify("ua", uaCols)+`,
-		i.name, i.org_id, i.has_delete_protection, i.created_at, i.updated_at, o.slug,
-		COALESCE(cs.id, ''), COALESCE(cs.description, ''), COALESCE(cs.prefix, ''), COALESCE(cs.num_uses, 0),
-		COALESCE(cs.num_uses_limit, 0), COALESCE(cs.ttl, 0), COALESCE(cs.revoked, FALSE), cs.created_at, cs.updated_at,
-		lk.locked_until
-		FROM identity_universal_auths ua
-		JOIN identities i ON i.id = ua.identity_id
-		JOIN orgs o ON o.id = i.org_id
-		LEFT JOIN identity_ua_client_secrets cs ON cs.secret_hash = ? AND cs.identity_ua_id = ua.id
-		LEFT JOIN identity_ua_lockouts lk ON lk.identity_ua_id = ua.id
-		WHERE ua.client_id = ?`, hash, clientID),
+	ua, err := scanUA(db.readRowPrepared(ctx, uaLoginQuery, hash, clientID),
 		&l.Identity.Name, &l.Identity.OrgID, &l.Identity.HasDeleteProtection, timeCol{&l.Identity.CreatedAt}, timeCol{&l.Identity.UpdatedAt},
 		&l.OrgSlug, &csID, &l.Secret.Description, &l.Secret.Prefix, &l.Secret.NumUses, &l.Secret.NumUsesLimit, &l.Secret.TTL,
 		&l.Secret.Revoked, timeCol{&l.Secret.CreatedAt}, timeCol{&l.Secret.UpdatedAt}, timeCol{&l.LockedUntil})
@@ -86,6 +76,18 @@ func (db *DB) UniversalAuthLogin(ctx context.Context, clientID, hash string) (id
 	}
 	return l, nil
 }
+
+var uaLoginQuery = `SELECT ` + qualify("ua", uaCols) + `,
+	i.name, i.org_id, i.has_delete_protection, i.created_at, i.updated_at, o.slug,
+	COALESCE(cs.id, ''), COALESCE(cs.description, ''), COALESCE(cs.prefix, ''), COALESCE(cs.num_uses, 0),
+	COALESCE(cs.num_uses_limit, 0), COALESCE(cs.ttl, 0), COALESCE(cs.revoked, FALSE), cs.created_at, cs.updated_at,
+	lk.locked_until
+	FROM identity_universal_auths ua
+	JOIN identities i ON i.id = ua.identity_id
+	JOIN orgs o ON o.id = i.org_id
+	LEFT JOIN identity_ua_client_secrets cs ON cs.secret_hash = ? AND cs.identity_ua_id = ua.id
+	LEFT JOIN identity_ua_lockouts lk ON lk.identity_ua_id = ua.id
+	WHERE ua.client_id = ?`
 
 // qualify prefixes each column of a comma-separated list with alias.
 func qualify(alias, cols string) string {
