@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"strings"
 	"sync"
@@ -133,19 +134,7 @@ func (db *DB) commitLoginGroup(ctx context.Context, group []*loginReq) error {
 		}
 	}
 	// Quiet: a login changes nothing a cache holds (new token rows, counts).
-	return db.transactQuiet(ctx, func(tx *Tx) error {
-		for _, r := range group {
-			r.ok = false
-		}
-		for _, r := range group {
-			ok, err := tx.login(ctx, r.l, r.tok, r.ev)
-			if err != nil {
-				return err
-			}
-			r.ok = ok
-		}
-		return nil
-	})
+	return db.transactQuiet(ctx, func(tx *Tx) error { return tx.sqliteLoginGroup(ctx, group) })
 }
 
 // SQLite's login statements, prepared once (prepared.go).
@@ -161,27 +150,55 @@ const (
 	sqliteInsertAudit = auditInsert + auditRow
 )
 
-// login is one login in tx: SQLite's single writer makes each conditional
-// update see every login committed or made before it in this transaction.
-func (tx *Tx) login(ctx context.Context, l identity.UALogin, tok identity.AccessToken, ev audit.Event) (bool, error) {
-	res, err := tx.execPrepared(ctx, sqliteConsumeUse, ts(tx.Now), l.Secret.ID, ts(tx.Now), l.UA.LockoutEnabled, l.UA.ID, ts(tx.Now))
-	if err != nil {
-		return false, dbErr(err, "consume client secret use")
+// sqliteLoginGroup writes a group in tx, in arrival order: SQLite's single
+// writer makes each login's conditional update see every use taken before
+// it. Like PostgreSQL's statement, it checks every lock before clearing any,
+// and clears each configuration's lockout and notes each identity's login
+// once for the group.
+func (tx *Tx) sqliteLoginGroup(ctx context.Context, group []*loginReq) error {
+	var st [5]*sql.Stmt
+	for i, q := range []string{sqliteConsumeUse, sqliteInsertToken, sqliteInsertAudit, sqliteClearLockout, sqliteNoteLogin} {
+		var err error
+		if st[i], err = tx.prepared(ctx, q); err != nil {
+			return dbErr(err, "prepare login statement")
+		}
 	}
-	if n, _ := res.RowsAffected(); n != 1 {
-		return false, nil
+	consume, insertToken, insertAudit, clearLockout, noteLogin := st[0], st[1], st[2], st[3], st[4]
+	type member struct{ org, identity string }
+	uas, members := map[string]bool{}, map[member]bool{}
+	for _, r := range group {
+		r.ok = false
 	}
-	if _, err := tx.execPrepared(ctx, sqliteInsertToken, newTokenArgs(tok)...); err != nil {
-		return false, dbErr(err, "insert access token")
+	for _, r := range group {
+		l, tok := r.l, r.tok
+		res, err := consume.ExecContext(ctx, ts(tx.Now), l.Secret.ID, ts(tx.Now), l.UA.LockoutEnabled, l.UA.ID, ts(tx.Now))
+		if err != nil {
+			return dbErr(err, "consume client secret use")
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			continue
+		}
+		if _, err := insertToken.ExecContext(ctx, newTokenArgs(tok)...); err != nil {
+			return dbErr(err, "insert access token")
+		}
+		if _, err := insertAudit.ExecContext(ctx, auditArgs(nil, r.ev, tx.Now)...); err != nil {
+			return dbErr(err, "insert audit event")
+		}
+		r.ok = true
+		uas[l.UA.ID] = true
+		members[member{l.Identity.OrgID, tok.IdentityID}] = true
 	}
-	if _, err := tx.execPrepared(ctx, sqliteClearLockout, l.UA.ID); err != nil {
-		return false, dbErr(err, "clear lockout")
+	for ua := range uas {
+		if _, err := clearLockout.ExecContext(ctx, ua); err != nil {
+			return dbErr(err, "clear lockout")
+		}
 	}
-	if _, err := tx.execPrepared(ctx, sqliteNoteLogin, ts(tx.Now), l.Identity.OrgID, tok.IdentityID); err != nil {
-		return false, dbErr(err, "record login")
+	for m := range members {
+		if _, err := noteLogin.ExecContext(ctx, ts(tx.Now), m.org, m.identity); err != nil {
+			return dbErr(err, "record login")
+		}
 	}
-	_, err = tx.execPrepared(ctx, sqliteInsertAudit, auditArgs(nil, ev, tx.Now)...)
-	return true, dbErr(err, "insert audit event")
+	return nil
 }
 
 // pgLoginCols are the columns of one login in pgLoginGroup's req list.

@@ -52,11 +52,11 @@ func (db *DB) readRowPrepared(ctx context.Context, query string, args ...any) *s
 	return db.readRow(ctx, query, args...)
 }
 
-// execPrepared is exec, with query's prepared statement if it has one (the
-// transaction reuses the statement its connection has prepared).
-func (t *Tx) execPrepared(ctx context.Context, query string, args ...any) (sql.Result, error) {
+// prepared returns query as a statement of t: the one its connection has
+// prepared if query is a hot statement, else one prepared for t alone.
+func (t *Tx) prepared(ctx context.Context, query string) (*sql.Stmt, error) {
 	if s, ok := t.db.stmts.write[query]; ok {
-		return t.tx.StmtContext(ctx, s).ExecContext(ctx, args...)
+		return t.tx.StmtContext(ctx, s), nil
 	}
-	return t.exec(ctx, query, args...)
+	return t.tx.PrepareContext(ctx, t.db.q(query))
 }
