@@ -18,13 +18,13 @@ type preparedStmts struct {
 	read, write map[string]*sql.Stmt // by query text; fixed after Open
 }
 
-// hotReads and hotWrites are the statements prepareHot prepares.
+// loginReads and loginWrites are the statements prepareLogin prepares.
 var (
-	hotReads  = []string{uaLoginQuery}
-	hotWrites = []string{sqliteConsumeUse, sqliteInsertToken, sqliteClearLockout, sqliteNoteLogin, sqliteInsertAudit}
+	loginReads  = []string{uaLoginQuery}
+	loginWrites = []string{sqliteConsumeUse, sqliteInsertToken, sqliteClearLockout, sqliteNoteLogin, sqliteInsertAudit}
 )
 
-func (db *DB) prepareHot(ctx context.Context) error {
+func (db *DB) prepareLogin(ctx context.Context) error {
 	prepare := func(pool *sql.DB, queries []string) (map[string]*sql.Stmt, error) {
 		m := make(map[string]*sql.Stmt, len(queries))
 		for _, q := range queries {
@@ -37,10 +37,10 @@ func (db *DB) prepareHot(ctx context.Context) error {
 		return m, nil
 	}
 	var err error
-	if db.stmts.read, err = prepare(db.read, hotReads); err != nil {
+	if db.stmts.read, err = prepare(db.read, loginReads); err != nil {
 		return err
 	}
-	db.stmts.write, err = prepare(db.write, hotWrites)
+	db.stmts.write, err = prepare(db.write, loginWrites)
 	return err
 }
 

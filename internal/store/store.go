@@ -141,7 +141,7 @@ func Open(ctx context.Context, o Options) (*DB, error) {
 		return nil, err
 	}
 	if db.dialect == SQLite {
-		if err := db.prepareHot(ctx); err != nil {
+		if err := db.prepareLogin(ctx); err != nil {
 			db.Close()
 			return nil, err
 		}
