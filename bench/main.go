@@ -73,11 +73,11 @@ func run() error {
 	dur := flag.Duration("d", 10*time.Second, "duration of the measured run")
 	db := flag.String("db", "sqlite", "sqlite or postgres (own server only)")
 	asJSON := flag.Bool("json", false, "print JSON instead of a table")
-	target := flag.String("url", "", "target this server instead of starting one (login, secrets-list, secret-get, ceiling, mixed)")
+	target := flag.String("url", "", "target this server instead of starting one (login, secrets-list, secret-get, ceiling, secret-create, mixed)")
 	token := flag.String("token", "", "admin token for -url (default: bootstrap the server)")
 	rounds := flag.Int("rounds", 1, "mixed: rounds of -d each; server goroutines and memory are read after each")
 	restart := flag.String("restart", "", "mixed: restart the server half-way through round 1 with SIGTERM (term) or SIGKILL (kill)")
-	flag.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the measured run to this file (login, secrets-list, secret-get, ceiling: "+
+	flag.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the measured run to this file (login, secrets-list, secret-get, ceiling, secret-create: "+
 		"client and in-process server together)")
 	flag.Parse()
 	if *restart != "" && *restart != "term" && *restart != "kill" {
