@@ -121,17 +121,7 @@ func (db *DB) commitLogins(ctx context.Context, group []*loginReq) {
 
 func (db *DB) commitLoginGroup(ctx context.Context, group []*loginReq) error {
 	if db.dialect == Postgres {
-		for attempt := 0; ; attempt++ {
-			err := db.pgLoginGroup(ctx, group)
-			if err == nil || attempt >= 4 || !retryable(err) {
-				return err
-			}
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-time.After(time.Duration(attempt+1) * 5 * time.Millisecond):
-			}
-		}
+		return withRetries(ctx, func() error { return db.pgLoginGroup(ctx, group) })
 	}
 	// Quiet: a login changes nothing a cache holds (new token rows, counts).
 	return db.transactQuiet(ctx, func(tx *Tx) error { return tx.sqliteLoginGroup(ctx, group) })

@@ -336,8 +336,14 @@ func (db *DB) transactQuiet(ctx context.Context, fn func(*Tx) error) error {
 }
 
 func (db *DB) transact(ctx context.Context, quiet bool, fn func(*Tx) error) error {
+	return withRetries(ctx, func() error { return db.transactOnce(ctx, quiet, fn) })
+}
+
+// withRetries runs once until it succeeds or fails other than by a
+// PostgreSQL serialization failure or deadlock, five times at most.
+func withRetries(ctx context.Context, once func() error) error {
 	for attempt := 0; ; attempt++ {
-		err := db.transactOnce(ctx, quiet, fn)
+		err := once()
 		if err == nil || attempt >= 4 || !retryable(err) {
 			return err
 		}
