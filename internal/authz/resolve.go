@@ -37,11 +37,14 @@ type Resolver struct {
 	grants   *cache.Map[memberKey, projectGrants]
 }
 
-// memberKey names an actor in an organization or a project.
+// memberKey names an actor in an organization or a project, as seen from
+// the organization its session is in: the answer depends on that
+// organization's role (a user may be admin of one and not of another).
 type memberKey struct {
 	scope string // organization or project id
 	kind  ActorKind
 	id    string
+	org   string // the actor's session organization
 }
 
 type projectGrants struct {
@@ -78,7 +81,7 @@ func (r *Resolver) OrgRole(ctx context.Context, actor Actor) (string, error) {
 	if actor.OrgID == "" {
 		return "", errs.Unauthorizedf("Select an organization first")
 	}
-	role, err := cache.Load(ctx, r.orgRoles, memberKey{actor.OrgID, actor.Kind, actor.ID}, r.now(), func(ctx context.Context) (string, time.Time, error) {
+	role, err := cache.Load(ctx, r.orgRoles, memberKey{actor.OrgID, actor.Kind, actor.ID, actor.OrgID}, r.now(), func(ctx context.Context) (string, time.Time, error) {
 		role, err := r.m.OrgRole(ctx, actor.OrgID, actor.Kind, actor.ID)
 		return role, time.Time{}, err
 	})
@@ -119,7 +122,7 @@ func (r *Resolver) ProjectPermissions(ctx context.Context, actor Actor, projectI
 		return Set{}, err
 	}
 	now := r.now()
-	pg, err := cache.Load(ctx, r.grants, memberKey{projectID, actor.Kind, actor.ID}, now, func(ctx context.Context) (projectGrants, time.Time, error) {
+	pg, err := cache.Load(ctx, r.grants, memberKey{projectID, actor.Kind, actor.ID, actor.OrgID}, now, func(ctx context.Context) (projectGrants, time.Time, error) {
 		orgID, grants, next, err := r.m.ProjectGrants(ctx, projectID, actor.Kind, actor.ID, now)
 		if err != nil {
 			return projectGrants{}, next, err

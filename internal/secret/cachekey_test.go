@@ -3,6 +3,8 @@ package secret
 import (
 	"reflect"
 	"testing"
+
+	"github.com/lockbox-dev/lockbox/internal/authz"
 )
 
 // TestReadKeyCoversEveryOption: a cached read is keyed by every option that
@@ -17,5 +19,17 @@ func TestReadKeyCoversEveryOption(t *testing.T) {
 	}
 	if n := reflect.TypeFor[Scope]().NumField(); n != 4 {
 		t.Fatalf("Scope has %d fields; listKey holds the whole Scope, check it still names a read exactly", n)
+	}
+}
+
+// TestReadKeyNamesTheSessionOrg: the same user in a session of another
+// organization sees other projects (and slugs resolve in its own org), so
+// its reads must not share cached answers.
+func TestReadKeyNamesTheSessionOrg(t *testing.T) {
+	a := authz.Actor{Kind: authz.ActorUser, ID: "u", OrgID: "A"}
+	b := a
+	b.OrgID = "B"
+	if readKey(a, Scope{ProjectID: "P"}, ReadOptions{}) == readKey(b, Scope{ProjectID: "P"}, ReadOptions{}) {
+		t.Fatal("one key for the same user's sessions in two organizations")
 	}
 }

@@ -39,6 +39,7 @@ type Result struct {
 type listKey struct {
 	kind      authz.ActorKind
 	actor     string
+	org       string // the session's organization: another one sees other projects
 	scope     Scope
 	opts      readFlags
 	tagSlugs  string
@@ -49,7 +50,7 @@ type listKey struct {
 }
 
 func readKey(actor authz.Actor, sc Scope, o ReadOptions) listKey {
-	return listKey{kind: actor.Kind, actor: actor.ID, scope: sc, tagSlugs: strings.Join(o.TagSlugs, "\x00"),
+	return listKey{kind: actor.Kind, actor: actor.ID, org: actor.OrgID, scope: sc, tagSlugs: strings.Join(o.TagSlugs, "\x00"),
 		opts: readFlags{o.Expand, o.HideValue, o.Recursive, o.PersonalOverrides, o.SharedOnly, o.IncludeImports}}
 }
 
