@@ -15,19 +15,9 @@ func TestLeaseClaimUsesItsIndex(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	rows, err := db.read.QueryContext(context.Background(), "EXPLAIN QUERY PLAN "+qDueLeases, "s", 1, 200)
+	plan, err := db.Explain(context.Background(), qDueLeases, "s", 1, 200)
 	if err != nil {
 		t.Fatal(err)
-	}
-	defer rows.Close()
-	var plan []string
-	for rows.Next() {
-		var id, parent, notused int
-		var detail string
-		if err := rows.Scan(&id, &parent, &notused, &detail); err != nil {
-			t.Fatal(err)
-		}
-		plan = append(plan, detail)
 	}
 	joined := strings.Join(plan, "; ")
 	if !strings.Contains(joined, "dynamic_leases_secret_due") || strings.Contains(joined, "TEMP B-TREE") {
