@@ -25,6 +25,7 @@ func hotReads(d Dialect) []string {
 		qProjectByID, qEnvironments, qRootFolder, qChildFolder,
 		qFolderSecrets, qSecretByKey, qPersonalSecretByKey, qSecretByID,
 		qProjectHasTags, qSecretTags[d], qImports, qDataKey,
+		uaLoginQuery,
 	}
 }
 

@@ -67,8 +67,8 @@ type DB struct {
 	hot       map[string]hotStmt // hotReads by query text; read-only after Open
 	onChange  atomic.Value       // func(): called after a change commits (SetOnChange)
 
-	logins loginGroup    // Universal Auth logins waiting to commit together (login.go)
-	stmts  preparedStmts // SQLite: hot statements prepared once (prepared.go)
+	logins     loginGroup           // Universal Auth logins waiting to commit together (login.go)
+	loginStmts map[string]*sql.Stmt // SQLite: the login's writes, prepared once (prepared.go)
 }
 
 // Open connects, checks the connection and applies pending migrations.

@@ -63,7 +63,7 @@ func (db *DB) UniversalAuthByIdentity(ctx context.Context, identityID string) (i
 func (db *DB) UniversalAuthLogin(ctx context.Context, clientID, hash string) (identity.UALogin, error) {
 	var l identity.UALogin
 	var csID string
-	ua, err := scanUA(db.readRowPrepared(ctx, uaLoginQuery, hash, clientID),
+	ua, err := scanUA(db.readRow(ctx, uaLoginQuery, hash, clientID),
 		&l.Identity.Name, &l.Identity.OrgID, &l.Identity.HasDeleteProtection, timeCol{&l.Identity.CreatedAt}, timeCol{&l.Identity.UpdatedAt},
 		&l.OrgSlug, &csID, &l.Secret.Description, &l.Secret.Prefix, &l.Secret.NumUses, &l.Secret.NumUsesLimit, &l.Secret.TTL,
 		&l.Secret.Revoked, timeCol{&l.Secret.CreatedAt}, timeCol{&l.Secret.UpdatedAt}, timeCol{&l.LockedUntil})
