@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"errors"
-	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -118,8 +117,8 @@ func (db *DB) writeAuditBatch(ctx context.Context, batch []*auditWaiter) {
 	}
 }
 
-// insertAuditBatch inserts the events of batch. PostgreSQL gets one multi-row
-// INSERT: one round trip, and pgx prepares the statement of each batch size
+// insertAuditBatch inserts the events of batch. PostgreSQL gets multi-row
+// INSERTs (insertAudits, 200 rows each): one round trip for most batches, and pgx prepares the statement of each size
 // once per connection. SQLite gets one prepared statement run per event: it
 // runs in-process, and compiling a multi-row statement (a subquery per row)
 // costs it more than running one compiled row at a time. Measured per event,
@@ -130,7 +129,7 @@ func (tx *Tx) insertAuditBatch(ctx context.Context, batch []*auditWaiter) error 
 		return tx.insertAudit(ctx, batch[0].ev)
 	}
 	if tx.db.dialect == SQLite {
-		st, err := tx.tx.PrepareContext(ctx, auditInsert+auditRow)
+		st, err := tx.prepared(ctx, sqliteInsertAudit) // prepared once at Open
 		if err != nil {
 			return dbErr(err, "prepare audit insert")
 		}
@@ -144,19 +143,11 @@ func (tx *Tx) insertAuditBatch(ctx context.Context, batch []*auditWaiter) error 
 		}
 		return nil
 	}
-	var q strings.Builder
-	q.Grow(len(auditInsert) + len(batch)*(len(auditRow)+2))
-	q.WriteString(auditInsert)
-	args := make([]any, 0, auditCols*len(batch))
+	evs := make([]audit.Event, len(batch))
 	for i, w := range batch {
-		if i > 0 {
-			q.WriteString(", ")
-		}
-		q.WriteString(auditRow)
-		args = auditArgs(args, w.ev, tx.Now)
+		evs[i] = w.ev
 	}
-	_, err := tx.exec(ctx, q.String(), args...)
-	return dbErr(err, "insert audit events")
+	return tx.insertAudits(ctx, evs...)
 }
 
 // closeAudit refuses new events and waits until the queued ones are written.
