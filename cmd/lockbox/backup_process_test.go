@@ -284,6 +284,8 @@ func TestRestoreChecksTheRootKey(t *testing.T) {
 	wrongFile := filepath.Join(t.TempDir(), "wrong.key")
 	os.WriteFile(wrongFile, []byte(wrong+"\n"), 0o600)
 	target := filepath.Join(t.TempDir(), "restored")
+	// What a failure prints never shows the secrets this test looks for.
+	redact := strings.NewReplacer("hunter2", "<redacted>", wrong, "<redacted wrong key>", key, "<redacted key>").Replace
 	for _, c := range []struct {
 		name string
 		env  []string
@@ -298,20 +300,20 @@ func TestRestoreChecksTheRootKey(t *testing.T) {
 	} {
 		s, code := run(c.env, append([]string{"restore", "--from", out, "--data-dir", target}, c.args...)...)
 		if code != c.code || !strings.Contains(s, c.want) {
-			t.Fatalf("%s: exit %d, want %d and %q:\n%s", c.name, code, c.code, c.want, s)
+			t.Fatalf("%s: exit %d, want %d and %q:\n%s", c.name, code, c.code, c.want, redact(s))
 		}
 		if strings.Contains(s, "hunter2") || strings.Contains(s, wrong) {
-			t.Fatalf("%s: the output leaks a secret:\n%s", c.name, s)
+			t.Fatalf("%s: the output leaks a secret:\n%s", c.name, redact(s))
 		}
 		if _, err := os.Stat(target); !os.IsNotExist(err) {
 			t.Fatalf("%s: the refused restore left %s: %v", c.name, target, err)
 		}
 	}
 	if s, code := run([]string{"LOCKBOX_DATABASE_URL=postgres://u:hunter2@127.0.0.1:1/db"}, "backup", "--out", filepath.Join(t.TempDir(), "pg")); code != 2 || !strings.Contains(s, "pg_dump -Fc") || strings.Contains(s, "hunter2") {
-		t.Fatalf("backup on PostgreSQL: exit %d\n%s", code, s)
+		t.Fatalf("backup on PostgreSQL: exit %d\n%s", code, redact(s))
 	}
 	if s, code := run([]string{"LOCKBOX_ROOT_KEY=" + key}, "restore", "--from", out, "--data-dir", target); code != 0 || !strings.Contains(s, "LOCKBOX_ROOT_KEY opens every data key") {
-		t.Fatalf("restore with the right key: exit %d\n%s", code, s)
+		t.Fatalf("restore with the right key: exit %d\n%s", code, redact(s))
 	}
 	if _, err := os.Stat(filepath.Join(target, keyring.RootKeyFile)); !os.IsNotExist(err) {
 		t.Fatalf("restore with LOCKBOX_ROOT_KEY wrote a root key file: %v", err)
