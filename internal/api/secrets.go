@@ -218,15 +218,7 @@ func encodeWithETag(v any) (encoded, error) {
 	return encoded{append(b, '\n'), `W/"` + hex.EncodeToString(sum[:16]) + `"`}, nil
 }
 
-// writeWithETag answers 304 when the client's If-None-Match names this body.
-func writeWithETag(w http.ResponseWriter, r *http.Request, v any) error {
-	enc, err := encodeWithETag(v)
-	if err != nil {
-		return err
-	}
-	return writeEncoded(w, r, enc)
-}
-
+// writeEncoded answers enc, or 304 when the client's If-None-Match names it.
 func writeEncoded(w http.ResponseWriter, r *http.Request, enc encoded) error {
 	h := w.Header()
 	h["Etag"] = []string{enc.etag}
