@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -26,7 +27,8 @@ const (
 	auditRow = `(?, COALESCE(NULLIF(?, ''), (SELECT org_id FROM projects WHERE id = ?), ''), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 )
 
-// auditArgs appends the values of ev's row, stamping its id, to args.
+// auditArgs appends the values of ev's row, stamping its id, to args. The
+// last value is its time, now; insertAuditRows sets it to the transaction's.
 func auditArgs(args []any, ev audit.Event, now time.Time) []any {
 	if ev.ID == "" {
 		ev.ID = newID()
@@ -42,21 +44,75 @@ func auditArgs(args []any, ev audit.Event, now time.Time) []any {
 
 // insertAudit appends ev in tx, stamping its id and time.
 func (tx *Tx) insertAudit(ctx context.Context, ev audit.Event) error {
-	_, err := tx.exec(ctx, auditInsert+auditRow, auditArgs(nil, ev, tx.Now)...)
-	return dbErr(err, "insert audit event")
+	return tx.insertAudits(ctx, ev)
 }
 
-// insertAudits appends each event, up to 200 rows per statement (a batch of
-// revoked leases is one statement, not one round trip per lease).
+// insertAudits appends each event, stamping its id and time.
 func (tx *Tx) insertAudits(ctx context.Context, evs ...audit.Event) error {
-	for chunk := range slices.Chunk(evs, 200) {
-		rows := make([]string, len(chunk))
-		args := make([]any, 0, auditCols*len(chunk))
-		for i, ev := range chunk {
-			rows[i] = auditRow
-			args = auditArgs(args, ev, tx.Now)
+	rows := make([][]any, len(evs))
+	for i, ev := range evs {
+		rows[i] = auditArgs(make([]any, 0, auditCols), ev, tx.Now)
+	}
+	return tx.insertAuditRows(ctx, rows)
+}
+
+// maxPGAuditBatch bounds the rows of one PostgreSQL audit INSERT.
+const maxPGAuditBatch = 200
+
+// auditInsertSQL is the INSERT of n audit rows (1 <= n <= maxPGAuditBatch),
+// each text built the first time it is used.
+func auditInsertSQL(n int) string { return auditInsertTexts[n]() }
+
+var auditInsertTexts = func() (q [maxPGAuditBatch + 1]func() string) {
+	for n := 1; n <= maxPGAuditBatch; n++ {
+		q[n] = sync.OnceValue(func() string { return auditInsert + strings.TrimSuffix(strings.Repeat(auditRow+", ", n), ", ") })
+	}
+	return q
+}()
+
+// stampAuditRows sets the time of each row of auditArgs values.
+func stampAuditRows(rows [][]any, now time.Time) {
+	t := ts(now)
+	for _, r := range rows {
+		r[auditCols-1] = t
+	}
+}
+
+// sqliteAuditChunk is the rows of SQLite's multi-row audit INSERT, prepared
+// once at Open (prepared.go).
+const sqliteAuditChunk = 16
+
+var sqliteInsertAudits = auditInsertSQL(sqliteAuditChunk)
+
+// insertAuditRows inserts rows of auditArgs values, each stamped with the
+// transaction's time. PostgreSQL gets multi-row INSERTs of up to maxPGAuditBatch rows
+// (one round trip for most batches; pgx prepares each size once per
+// connection). SQLite runs statements prepared at Open: one of
+// sqliteAuditChunk rows while that many remain, then one row at a time —
+// compiling a multi-row statement each time would cost more than it saves.
+func (tx *Tx) insertAuditRows(ctx context.Context, rows [][]any) error {
+	stampAuditRows(rows, tx.Now)
+	if tx.db.dialect == SQLite {
+		for len(rows) > 0 {
+			q, n := sqliteInsertAudit, 1
+			if len(rows) >= sqliteAuditChunk {
+				q, n = sqliteInsertAudits, sqliteAuditChunk
+			}
+			st, err := tx.prepared(ctx, q)
+			if err != nil {
+				return dbErr(err, "prepare audit insert")
+			}
+			_, err = st.ExecContext(ctx, slices.Concat(rows[:n]...)...)
+			st.Close()
+			if err != nil {
+				return dbErr(err, "insert audit event")
+			}
+			rows = rows[n:]
 		}
-		if _, err := tx.exec(ctx, auditInsert+strings.Join(rows, ", "), args...); err != nil {
+		return nil
+	}
+	for chunk := range slices.Chunk(rows, maxPGAuditBatch) {
+		if _, err := tx.exec(ctx, auditInsertSQL(len(chunk)), slices.Concat(chunk...)...); err != nil {
 			return dbErr(err, "insert audit event")
 		}
 	}

@@ -75,8 +75,9 @@ func holdAuditWrites(t *testing.T, d store.Dialect, raw *sql.DB) (release func()
 	return release
 }
 
-// waitQueue waits until db's audit queue satisfies ok.
-func waitQueue(t *testing.T, db *store.DB, what string, ok func(queued int, leading, closed bool) bool) {
+// waitQueue waits until db's audit queue satisfies ok: events queued, groups
+// being written, whether Close has begun.
+func waitQueue(t *testing.T, db *store.DB, what string, ok func(queued, writing int, closed bool) bool) {
 	t.Helper()
 	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
 		if ok(db.AuditQueue()) {
@@ -84,22 +85,25 @@ func waitQueue(t *testing.T, db *store.DB, what string, ok func(queued int, lead
 		}
 	}
 	q, l, c := db.AuditQueue()
-	t.Fatalf("audit queue never reached %s (queued %d, leading %v, closed %v)", what, q, l, c)
+	t.Fatalf("audit queue never reached %s (queued %d, writing %d, closed %v)", what, q, l, c)
 }
 
-// appendQueued starts AppendAudit of evs while writes are held: the first
-// leads a batch of its own, the others queue behind it. It returns the
+// appendQueued starts AppendAudit of evs one after the other while writes
+// are held: each of the first db.AuditWriters() is taken at once by an idle
+// writer, a group of its own; the others queue behind them. It returns the
 // callers' errors once they have all returned.
 func appendQueued(t *testing.T, db *store.DB, evs []audit.Event) (wait func() []error) {
 	t.Helper()
 	errs := make([]error, len(evs))
 	var wg sync.WaitGroup
-	wg.Go(func() { errs[0] = db.AppendAudit(context.Background(), evs[0]) })
-	waitQueue(t, db, "a leader writing", func(q int, l, _ bool) bool { return l && q == 0 })
-	for i := 1; i < len(evs); i++ {
+	w := db.AuditWriters()
+	for i := range evs {
 		wg.Go(func() { errs[i] = db.AppendAudit(context.Background(), evs[i]) })
+		writing := min(i+1, w)
+		waitQueue(t, db, fmt.Sprintf("%d writing and %d queued", writing, i+1-writing), func(q, l int, _ bool) bool {
+			return l == writing && q == i+1-writing
+		})
 	}
-	waitQueue(t, db, "all queued", func(q int, _, _ bool) bool { return q == len(evs)-1 })
 	return func() []error { wg.Wait(); return errs }
 }
 
@@ -116,8 +120,9 @@ func countAudit(t *testing.T, db *store.DB, org string) map[string]int {
 	return n
 }
 
-// Events appended while a batch is being written are written together in
-// the next one: 50 events, two commits. One of them PostgreSQL refuses (a
+// Events appended while every writer holds a batch are written together in
+// the next one: 50 events, one commit for each writer's lone event and one
+// for the 46 or 49 queued behind them. One of them PostgreSQL refuses (a
 // User-Agent that is not UTF-8): it fails alone, the others are written.
 func TestAppendAuditGroupsQueuedEvents(t *testing.T) {
 	for _, d := range storetest.Engines {
@@ -150,8 +155,8 @@ func TestAppendAuditGroupsQueuedEvents(t *testing.T) {
 					t.Errorf("event %d stored %d times", i, rows[fmt.Sprint(i)])
 				}
 			}
-			if c := db.AuditCommits(); c != 2 {
-				t.Errorf("%d batches for a lone event and 49 queued behind it, want 2", c)
+			if c, w := db.AuditCommits(), db.AuditWriters(); c != int64(w)+1 {
+				t.Errorf("%d batches for %d lone events and the others queued behind them, want %d", c, w, w+1)
 			}
 		})
 	}
@@ -171,7 +176,7 @@ func TestCloseWritesQueuedAuditEvents(t *testing.T) {
 			wait := appendQueued(t, db, evs)
 			closed := make(chan error, 1)
 			go func() { closed <- db.Close() }()
-			waitQueue(t, db, "closed", func(_ int, _, c bool) bool { return c })
+			waitQueue(t, db, "closed", func(_, _ int, c bool) bool { return c })
 			if err := db.AppendAudit(context.Background(), readEvent("org-c", "late")); err == nil {
 				t.Error("AppendAudit after Close began succeeded")
 			}

@@ -58,14 +58,12 @@ var HotReads = hotReads
 // AuditCommits counts the audit batches written so far.
 func (db *DB) AuditCommits() int64 { return db.audit.commits.Load() }
 
-// AuditQueue reports the audit events waiting for a batch, whether a batch is
+// AuditQueue reports the audit events waiting for a batch, how many batches are
 // being written and whether Close has begun.
-func (db *DB) AuditQueue() (queued int, leading, closed bool) {
-	g := &db.audit
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return len(g.queue), g.leading, g.closed
-}
+func (db *DB) AuditQueue() (queued, writing int, closed bool) { return db.audit.state() }
+
+// AuditWriters is how many audit groups commit at once.
+func (db *DB) AuditWriters() int { return auditWriters(db.dialect) }
 
 // WriterPragma reads a PRAGMA on SQLite's writer connection.
 func (db *DB) WriterPragma(ctx context.Context, name string) (string, error) {
@@ -87,7 +85,6 @@ func NewID() string { return newID() }
 // LoginGroupState reports whether a group of logins is committing and how
 // many logins wait for the next one.
 func (db *DB) LoginGroupState() (running bool, queued int) {
-	db.logins.mu.Lock()
-	defer db.logins.mu.Unlock()
-	return db.logins.running, len(db.logins.queue)
+	queued, writing, _ := db.logins.state()
+	return writing > 0, queued
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/lockbox-dev/lockbox/internal/audit"
 	"github.com/lockbox-dev/lockbox/internal/errs"
@@ -28,15 +27,6 @@ import (
 // maxLoginGroup bounds one group (and so one statement's parameters).
 const maxLoginGroup = 64
 
-// loginGroup queues logins for the next group. It runs no goroutine: the
-// login that finds no group committing commits one, and hands over to the
-// first login that queued meanwhile.
-type loginGroup struct {
-	mu      sync.Mutex
-	queue   []*loginReq
-	running bool
-}
-
 type loginReq struct {
 	l   identity.UALogin
 	tok identity.AccessToken
@@ -44,61 +34,23 @@ type loginReq struct {
 
 	ok  bool
 	err error
-	// wake receives false when the request is answered, true when it is to
-	// commit the next group.
-	wake chan bool
 }
 
 // LoginWithClientSecret consumes one use of l.Secret with a conditional
 // update (so concurrent logins can never exceed the limit, nor pass a lock)
 // and, in the same transaction, stores the token, clears the lockout, notes
 // the login on the identity's membership and records ev. Concurrent logins
-// share one transaction (see loginGroup); on PostgreSQL it is one statement.
+// share one transaction (db.logins, a committer); on PostgreSQL it is one
+// statement. The group is committed for every login in it: a cancelled
+// request does not fail the others.
 func (db *DB) LoginWithClientSecret(ctx context.Context, l identity.UALogin, tok identity.AccessToken, ev audit.Event) (bool, error) {
-	r := &loginReq{l: l, tok: tok, ev: ev, wake: make(chan bool, 1)}
-	g := &db.logins
-	g.mu.Lock()
-	g.queue = append(g.queue, r)
-	lead := !g.running
-	g.running = true
-	g.mu.Unlock()
-	if !lead && !<-r.wake {
-		return r.ok, r.err
-	}
-	// r leads: it is first in the queue, so in the group it takes.
-	g.mu.Lock()
-	n := min(len(g.queue), maxLoginGroup)
-	group := g.queue[:n:n]
-	g.queue = g.queue[n:]
-	g.mu.Unlock()
-
-	// Whatever happens to the group, its logins are answered and the next
-	// group gets a leader.
-	committed := false
-	defer func() {
-		if !committed { // a panic: the others get an error, not a hang
-			for _, o := range group {
-				o.ok, o.err = false, errs.Internalf(nil, "login group aborted")
-			}
-		}
-		g.mu.Lock()
-		if len(g.queue) > 0 {
-			g.queue[0].wake <- true
-		} else {
-			g.running = false
-		}
-		g.mu.Unlock()
-		for _, o := range group[1:] {
-			o.wake <- false
-		}
-	}()
-	// The group is committed for every login in it: a cancelled request
-	// must not fail the others, and a stuck database must not hold them forever.
-	gctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-	defer cancel()
-	db.commitLogins(gctx, group)
-	committed = true
+	r := &loginReq{l: l, tok: tok, ev: ev}
+	db.logins.do(r)
 	return r.ok, r.err
+}
+
+func failLogin(r *loginReq, err error) {
+	r.ok, r.err = false, errs.Internalf(err, "login group aborted")
 }
 
 // commitLogins commits a group, setting each request's outcome. A group

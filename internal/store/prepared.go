@@ -12,7 +12,7 @@ import (
 // because the writer's pool has one connection: preparing one inside a
 // transaction would wait for itself. (The login's read is one of hotReads;
 // on PostgreSQL pgx keeps each connection's statements prepared.)
-var loginWrites = []string{sqliteConsumeUse, sqliteInsertToken, sqliteClearLockout, sqliteNoteLogin, sqliteInsertAudit}
+var loginWrites = []string{sqliteConsumeUse, sqliteInsertToken, sqliteClearLockout, sqliteNoteLogin, sqliteInsertAudit, sqliteInsertAudits}
 
 func (db *DB) prepareLogin(ctx context.Context) error {
 	db.loginStmts = make(map[string]*sql.Stmt, len(loginWrites))

@@ -60,14 +60,14 @@ type DB struct {
 	read    *sql.DB // SQLite: read-only pool; PostgreSQL: same as write
 	now     func() time.Time
 	path    string
-	url     string // PostgreSQL: for connections outside the pool (LISTEN)
-	audit   auditGroup
+	url     string                 // PostgreSQL: for connections outside the pool (LISTEN)
+	audit   committer[auditWaiter] // audit events waiting to commit together (auditgroup.go)
 
 	epochStmt *sql.Stmt          // reads the cache epoch (cache.Source)
 	hot       map[string]hotStmt // hotReads by query text; read-only after Open
 	onChange  atomic.Value       // func(): called after a change commits (SetOnChange)
 
-	logins     loginGroup           // Universal Auth logins waiting to commit together (login.go)
+	logins     committer[loginReq]  // Universal Auth logins waiting to commit together (login.go)
 	loginStmts map[string]*sql.Stmt // SQLite: the login's writes, prepared once (prepared.go)
 }
 
@@ -146,6 +146,11 @@ func Open(ctx context.Context, o Options) (*DB, error) {
 			return nil, err
 		}
 	}
+	// PostgreSQL commits audit groups side by side (its own group commit
+	// flushes them together); logins commit one group at a time, in arrival
+	// order, on both engines.
+	db.audit.start(auditWriters(db.dialect), maxAuditBatch(db.dialect), db.writeAuditBatch, failAudit)
+	db.logins.start(1, maxLoginGroup, db.commitLogins, failLogin)
 	if db.dialect == SQLite {
 		// SQLite creates -wal and -shm with the main file's mode, so they are
 		// 0600 when it is. Narrow any left wider (say, by an older version);
@@ -236,7 +241,8 @@ func (db *DB) Ping(ctx context.Context) error { return db.read.PingContext(ctx) 
 
 // Close writes the audit events still queued, then closes every connection.
 func (db *DB) Close() error {
-	db.closeAudit()
+	db.audit.close()
+	db.logins.close()
 	if db.epochStmt != nil {
 		db.epochStmt.Close()
 	}
