@@ -161,6 +161,7 @@ func newHostileWorld(t *testing.T, d store.Dialect) hostileWorld {
 	var lease struct{ Lease struct{ ID string } }
 	e.Must(t, 200, "POST", "/api/v1/dynamic-secrets/leases", e.Token, map[string]any{"dynamicSecretName": "otp", "projectSlug": w.b.Slug,
 		"environmentSlug": "dev", "path": "/"}).Decode(t, &lease)
+	kmsKey := createKMSKey(t, e, e.Token, w.b.ID, "bravo-kms", "encrypt-decrypt", "aes-256-gcm")
 	memberID, memberTok := e.NewIdentity(t, "member-a", "member")
 	e.Must(t, 200, "POST", "/api/v1/projects/"+w.a.ID+"/identity-memberships/"+memberID, e.Token, map[string]any{"role": "member"})
 	w.memberA = memberTok
@@ -176,7 +177,8 @@ func newHostileWorld(t *testing.T, d store.Dialect) hostileWorld {
 	w.ids = map[string]string{"projectId": w.b.ID, "workspaceId": w.b.ID, "secretId": sec.Secret.ID, "tagId": tag.Tag.ID,
 		"envId": envs.Environments[0].ID, "leaseId": lease.Lease.ID, "slug": w.b.Slug, "name": "otp", "secretName": "DB_PASSWORD",
 		"identityId": memberID, "folderId": folders.Folders[0].ID, "roleId": role.Role.ID, "importId": imp.SecretImport.ID, "membershipId": ms.IdentityMemberships[0].ID,
-		"projectSlug": w.b.Slug, "roleSlug": "bravo-role", "tagSlug": "bravo-tag", "serviceTokenId": st.ServiceTokenData.ID}
+		"projectSlug": w.b.Slug, "roleSlug": "bravo-role", "tagSlug": "bravo-tag", "serviceTokenId": st.ServiceTokenData.ID,
+		"keyId": kmsKey.ID, "keyName": kmsKey.Name}
 	time.Sleep(1100 * time.Millisecond) // the short token expires
 	return w
 }

@@ -7,6 +7,7 @@ import (
 	"github.com/lockbox-dev/lockbox/internal/audit"
 	"github.com/lockbox-dev/lockbox/internal/dynamic"
 	"github.com/lockbox-dev/lockbox/internal/identity"
+	"github.com/lockbox-dev/lockbox/internal/kms"
 	"github.com/lockbox-dev/lockbox/internal/project"
 	"github.com/lockbox-dev/lockbox/internal/secret"
 )
@@ -24,6 +25,7 @@ type Services struct {
 	Secrets       *secret.Service
 	Dynamic       *dynamic.Service
 	Audit         *audit.Service
+	KMS           *kms.Service
 }
 
 // routes is the whole API surface. Trailing slashes are stripped before
@@ -52,6 +54,7 @@ func (s *Server) routes() {
 	s.secretHistoryRoutes(m)
 	s.dynamicRoutes(m)
 	s.eventRoutes(m)
+	s.kmsRoutes(m)
 
 	// Audit log.
 	m.Handle("GET /api/v1/organization/audit-logs", s.authed(s.auditLogs))

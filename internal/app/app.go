@@ -20,6 +20,7 @@ import (
 	"github.com/lockbox-dev/lockbox/internal/events"
 	"github.com/lockbox-dev/lockbox/internal/identity"
 	"github.com/lockbox-dev/lockbox/internal/keyring"
+	"github.com/lockbox-dev/lockbox/internal/kms"
 	"github.com/lockbox-dev/lockbox/internal/project"
 	"github.com/lockbox-dev/lockbox/internal/secret"
 	"github.com/lockbox-dev/lockbox/internal/store"
@@ -91,6 +92,8 @@ func New(db *store.DB, kr *keyring.Keyring, o Options) *App {
 	secrets := secret.NewService(db, projects, az, kr, nil)
 	secrets.SetCache(gen)
 	secrets.SetFeed(feed)
+	keys := kms.NewService(db, az, kr, nil)
+	keys.SetCache(gen)
 	svc := api.Services{
 		Identity:      idsvc,
 		Tokens:        identity.NewTokens(db, idsvc),
@@ -103,6 +106,7 @@ func New(db *store.DB, kr *keyring.Keyring, o Options) *App {
 		Memberships:   project.NewMemberships(db, az, nil),
 		Roles:         project.NewRoles(db, az, nil),
 		Audit:         audit.NewService(db, az, nil),
+		KMS:           keys,
 	}
 	srv := api.New(api.Options{
 		Version:         o.Version,

@@ -12,6 +12,8 @@ var builtinProject = map[string][]Rule{
 	"member":    projectMember(),
 	"viewer":    projectViewer(),
 	"no-access": {},
+	// cryptographic-operator uses KMS keys and nothing else, as Infisical's.
+	"cryptographic-operator": {rule(SubCmek, ActEncrypt, ActDecrypt, ActSign, ActVerify)},
 }
 
 func projectAdmin() []Rule {
@@ -49,6 +51,7 @@ func projectMember() []Rule {
 		rule(SubAuditLogs, ActRead),
 		rule(SubIPAllowList, ActRead),
 		rule(SubWorkspace, ActRead),
+		rule(SubCmek, ActRead, ActCreate, ActEdit, ActDelete, ActEncrypt, ActDecrypt, ActSign, ActVerify, ActRotate),
 	}
 }
 
@@ -75,6 +78,7 @@ func projectViewer() []Rule {
 		rule(SubAuditLogs, ActRead),
 		rule(SubIPAllowList, ActRead),
 		rule(SubWorkspace, ActRead),
+		rule(SubCmek, ActRead),
 	}
 }
 

@@ -39,6 +39,14 @@ const (
 	ActCreateRootCredential = "create-root-credential"
 	ActEditRootCredential   = "edit-root-credential"
 	ActDeleteRootCredential = "delete-root-credential"
+
+	// KMS key ("cmek") actions.
+	ActEncrypt          = "encrypt"
+	ActDecrypt          = "decrypt"
+	ActSign             = "sign"
+	ActVerify           = "verify"
+	ActRotate           = "rotate"
+	ActExportPrivateKey = "export-private-key"
 )
 
 // Subjects.
@@ -63,6 +71,9 @@ const (
 	SubKMS            = "kms"
 	SubProject        = "project"
 	SubServiceTokens  = "service-tokens"
+	// SubCmek is the project's KMS keys (Infisical's "customer managed
+	// encryption keys"); SubKMS is the project's own KMS settings.
+	SubCmek = "cmek"
 )
 
 var generic = []string{ActRead, ActCreate, ActEdit, ActDelete}
@@ -94,6 +105,7 @@ var projectSubjects = map[string]struct {
 	SubIPAllowList:   {generic, nil},
 	SubKMS:           {generic, nil},
 	SubServiceTokens: {generic, nil},
+	SubCmek:          {append(slices.Clone(generic), ActEncrypt, ActDecrypt, ActSign, ActVerify, ActRotate, ActExportPrivateKey), nil},
 }
 
 // Fields describe the object acted on, for conditions. A zero field means "not known".

@@ -114,6 +114,13 @@ func ParseRange(s string) (time.Duration, bool) {
 	return time.Duration(n) * unit, true
 }
 
+// isBuiltinRole reports whether role is a predefined project role
+// (cryptographic-operator included).
+func isBuiltinRole(role string) bool {
+	_, ok := authz.ProjectRoleRules(role)
+	return ok
+}
+
 // resolveRoles validates requested roles and checks the actor may grant them:
 // built-in roles other than admin need identity create; admin and custom
 // roles need grant-privileges (the privilege boundary).
@@ -126,7 +133,7 @@ func (m *Memberships) resolveRoles(ctx context.Context, perms authz.Set, project
 	for _, g := range grants {
 		r := MembershipRole{ID: newID(), Role: g.Role, CreatedAt: now, UpdatedAt: now}
 		switch {
-		case g.Role == "admin" || g.Role == "member" || g.Role == "viewer" || g.Role == "no-access":
+		case isBuiltinRole(g.Role):
 		case g.Role == "":
 			return nil, invalidField("roles", "role is required")
 		default:
