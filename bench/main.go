@@ -5,6 +5,7 @@
 //	go run ./bench -scenario mixed -c 64 -d 60s -rounds 2 -restart term -db postgres
 //	go run ./bench -scenario secret-get -url http://127.0.0.1:8080 -token "$TOKEN"
 //	go run ./bench -scenario ceiling -secrets 100 -c 16 -d 5s -expand=false -imports=false
+//	go run ./bench -scenario kms-encrypt -c 16 -d 10s -db postgres
 package main
 
 import (
@@ -60,7 +61,8 @@ func main() {
 }
 
 func run() error {
-	scenario := flag.String("scenario", "login", "login, secrets-list, secret-get, ceiling, secret-create, mixed, lease-create, revoke-lag or startup")
+	scenario := flag.String("scenario", "login", "login, secrets-list, secret-get, ceiling, secret-create, kms-encrypt, kms-decrypt, kms-sign, kms-verify, mixed, lease-create, revoke-lag or startup")
+	kmsRSA := flag.Bool("rsa", false, "kms-sign, kms-verify: an RSA_4096 key (RSASSA_PSS_SHA_256) instead of ECC_NIST_P256 (ECDSA_SHA_256)")
 	leases := flag.Int("leases", 10000, "lease rows (revoke-lag, startup)")
 	parallel := flag.Int("parallel", 0, "revoke-lag: dynamic secrets the worker revokes at once (0: its default)")
 	batch := flag.Int("batch", 0, "revoke-lag: leases per claim (0: the worker's default)")
@@ -149,6 +151,8 @@ func run() error {
 		op, err = prepareLogin(ctx, c, url, *secrets)
 	case "secret-create":
 		op, err = prepareSecretCreate(ctx, c, url)
+	case "kms-encrypt", "kms-decrypt", "kms-sign", "kms-verify":
+		op, err = prepareKMS(ctx, c, url, *scenario, *kmsRSA)
 	case "secrets-list", "secret-get", "ceiling":
 		get := ""
 		if *scenario == "secret-get" {
@@ -178,6 +182,9 @@ func run() error {
 	}
 	res := drive(op, *conc, *dur)
 	res.Scenario, res.Database, res.Secrets = *scenario, *db, *secrets
+	if *kmsRSA && (*scenario == "kms-sign" || *scenario == "kms-verify") {
+		res.Scenario += " -rsa"
+	}
 	if *scenario == "secrets-list" || *scenario == "secret-get" || *scenario == "ceiling" {
 		if !*expand {
 			res.Scenario += " -expand=false"
