@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/lockbox-dev/lockbox/internal/app/apptest"
+	"github.com/lockbox-dev/lockbox/internal/kms"
 	"github.com/lockbox-dev/lockbox/internal/store"
 )
 
@@ -283,22 +284,34 @@ func TestKMSRefusals(t *testing.T) {
 			t.Fatalf("member decrypts %q", got)
 		}
 		ctB := kmsEncrypt(t, e, e.Token, kb.ID, []byte("bravo"))
+		// Named by id, B's key is not found: its id neither confirms it exists
+		// nor names its project.
+		byID := map[string]apptest.Response{}
+		for _, op := range []struct{ method, path string }{
+			{"POST", "/decrypt"}, {"POST", "/encrypt"}, {"GET", ""}, {"PATCH", ""}, {"DELETE", ""}, {"POST", "/rotate"},
+			{"POST", "/rewrap"}, {"POST", "/sign"}, {"POST", "/verify"}, {"GET", "/public-key"}, {"GET", "/signing-algorithms"},
+		} {
+			byID[op.method+" "+op.path] = e.Do(t, op.method, "/api/v1/kms/keys/"+kb.ID+op.path, memberA, map[string]any{
+				"ciphertext": ctB, "plaintext": "eA==", "isDisabled": true, "data": "eA==", "signature": "eA==",
+				"signingAlgorithm": "ECDSA_SHA_256"})
+		}
+		for op, r := range byID {
+			assertError(t, r, 404, "NotFound")
+			if strings.Contains(string(r.Body), b.ID) {
+				t.Fatalf("member of A, %s on B's key: the answer names project B: %s", op, r.Body)
+			}
+		}
+		// Named by project, B answers that A's member is not one of its members.
 		for _, r := range []apptest.Response{
-			e.Do(t, "POST", "/api/v1/kms/keys/"+kb.ID+"/decrypt", memberA, map[string]any{"ciphertext": ctB}),
-			e.Do(t, "POST", "/api/v1/kms/keys/"+kb.ID+"/encrypt", memberA, map[string]any{"plaintext": "eA=="}),
-			e.Do(t, "GET", "/api/v1/kms/keys/"+kb.ID, memberA, nil),
 			e.Do(t, "GET", "/api/v1/kms/keys/key-name/bravo-key?projectId="+b.ID, memberA, nil),
 			e.Do(t, "GET", "/api/v1/kms/keys?projectId="+b.ID, memberA, nil),
-			e.Do(t, "PATCH", "/api/v1/kms/keys/"+kb.ID, memberA, map[string]any{"isDisabled": true}),
-			e.Do(t, "DELETE", "/api/v1/kms/keys/"+kb.ID, memberA, nil),
 			e.Do(t, "POST", "/api/v1/kms/keys", memberA, map[string]any{"projectId": b.ID, "name": "intruder"}),
 		} {
-			if r.Status != 403 && r.Status != 404 {
-				t.Fatalf("member of A on B's key: %d %s", r.Status, r.Body)
-			}
-			if strings.Contains(string(r.Body), base64.StdEncoding.EncodeToString([]byte("bravo"))) {
-				t.Fatal("leaked plaintext")
-			}
+			assertError(t, r, 403, "PermissionDenied")
+		}
+		// B's key is untouched, and still decrypts.
+		if got := kmsDecrypt(t, e, e.Token, kb.ID, ctB); string(got) != "bravo" {
+			t.Fatalf("B's key after A's member tried it: %q", got)
 		}
 		// A viewer reads keys but may not encrypt, decrypt, change or delete them.
 		_, viewer := projectMember(t, e, a.ID, "viewer-a", "viewer")
@@ -430,6 +443,25 @@ func TestKMSRotateRewrapDelete(t *testing.T) {
 // The encrypt and decrypt path reads nothing from the database once warm
 // (the token, the permission set, the key row and its unwrapped material
 // are cached), and a change on another node is seen on the next request.
+// A key has at most kms.MaxKeyVersions versions: rotating past them is a
+// 400, and every version still decrypts.
+func TestKMSRotationIsBounded(t *testing.T) {
+	e := apptest.Bootstrapped(t, store.SQLite)
+	p := createProject(t, e, e.Token, map[string]any{"projectName": "bounded"})
+	k := createKMSKey(t, e, e.Token, p.ID, "many", "encrypt-decrypt", "aes-256-gcm")
+	first := kmsEncrypt(t, e, e.Token, k.ID, []byte("v1"))
+	for v := 2; v <= kms.MaxKeyVersions; v++ {
+		e.Must(t, 200, "POST", "/api/v1/kms/keys/"+k.ID+"/rotate", e.Token, nil)
+	}
+	r := assertError(t, e.Do(t, "POST", "/api/v1/kms/keys/"+k.ID+"/rotate", e.Token, nil), 400, "BadRequest")
+	if !strings.Contains(fmt.Sprint(r["message"]), "versions") {
+		t.Fatalf("rotation past the bound: %v", r)
+	}
+	if got := kmsDecrypt(t, e, e.Token, k.ID, first); string(got) != "v1" {
+		t.Fatalf("version 1 after %d rotations: %q", kms.MaxKeyVersions-1, got)
+	}
+}
+
 func TestKMSHotPathIsCachedAndExact(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, d store.Dialect) {
 		e := apptest.Bootstrapped(t, d)

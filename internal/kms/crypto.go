@@ -360,7 +360,9 @@ func (m *Material) Verify(sa SigningAlgorithm, data, sig []byte, isDigest bool) 
 	case m.ec != nil:
 		return ecdsa.VerifyASN1(&m.ec.PublicKey, d, sig), nil
 	case strings.HasPrefix(string(sa), "RSASSA_PSS_"):
-		return rsa.VerifyPSS(&m.rsa.PublicKey, h, d, sig, &rsa.PSSOptions{SaltLength: h.Size()}) == nil, nil
+		// Any salt length verifies (OpenSSL and others sign with the longest);
+		// lockbox signs with the hash's length.
+		return rsa.VerifyPSS(&m.rsa.PublicKey, h, d, sig, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthAuto}) == nil, nil
 	default:
 		return rsa.VerifyPKCS1v15(&m.rsa.PublicKey, h, d, sig) == nil, nil
 	}

@@ -3,6 +3,7 @@ package kms
 import (
 	"context"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -155,6 +156,44 @@ func checkDescription(d string) error {
 	return nil
 }
 
+func duplicateName(name, projectID string) error {
+	return errs.BadRequest("A KMS key with the name %q already exists for the project with ID %q", name, projectID)
+}
+
+// Bounds on what one member can make a project hold.
+const (
+	MaxKeysPerProject = 1000
+	MaxKeyVersions    = 100 // versions of one key; rotate refuses more
+)
+
+// genSlots bounds the key generations running at once (an RSA-4096 key is
+// about a second of one core), so that members creating keys in a loop
+// cannot take every core from the requests being served.
+var genSlots = make(chan struct{}, max(1, runtime.GOMAXPROCS(0)/2))
+
+// genWait is how long a generation waits for a slot before it is refused.
+const genWait = 2 * time.Second
+
+// generate makes new key material for a, holding a generation slot; it
+// reports errs.RateLimited when none frees within genWait.
+func generate(ctx context.Context, a Algorithm) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, genWait)
+	defer cancel()
+	select {
+	case genSlots <- struct{}{}:
+	case <-ctx.Done():
+		e := errs.RateLimitedf("Too many KMS keys are being generated at once, please try again shortly")
+		e.RetryAfter = 1
+		return nil, e
+	}
+	defer func() { <-genSlots }()
+	raw, err := Generate(a)
+	if err != nil {
+		return nil, errs.Internalf(err, "generate %s key", a)
+	}
+	return raw, nil
+}
+
 func keyNotFound(id string) error { return errs.NotFoundf("Key with ID '%s' not found", id) }
 
 func event(actor authz.Actor, typ string, k Key, md map[string]any) audit.Event {
@@ -169,8 +208,19 @@ func event(actor authz.Actor, typ string, k Key, md map[string]any) audit.Event 
 // action on KMS keys. A project the actor cannot see at all is reported as
 // notFound.
 func (s *Service) permissions(ctx context.Context, actor authz.Actor, projectID, action string, notFound func() error) error {
+	return s.check(ctx, actor, projectID, action, notFound, false)
+}
+
+// keyPermissions is permissions for a key named by id: a key of a project
+// the actor is not a member of is not found either, so that its id neither
+// confirms the key exists nor names its project.
+func (s *Service) keyPermissions(ctx context.Context, actor authz.Actor, projectID, action string, id string) error {
+	return s.check(ctx, actor, projectID, action, func() error { return keyNotFound(id) }, true)
+}
+
+func (s *Service) check(ctx context.Context, actor authz.Actor, projectID, action string, notFound func() error, hideNonMember bool) error {
 	perms, err := s.authz.ProjectPermissions(ctx, actor, projectID)
-	if errs.Is(err, errs.NotFound) {
+	if errs.Is(err, errs.NotFound) || (hideNonMember && errs.Is(err, errs.Forbidden)) {
 		return notFound()
 	}
 	if err != nil {
@@ -209,9 +259,21 @@ func (s *Service) Create(ctx context.Context, actor authz.Actor, nk NewKey) (Key
 	if err := s.permissions(ctx, actor, nk.ProjectID, authz.ActCreate, projectNotFound); err != nil {
 		return Key{}, err
 	}
-	raw, err := Generate(alg)
+	// The cheap refusals come before generating: an RSA key is about a
+	// second of CPU. (The store's unique name still decides a race.)
+	if _, err := s.store.KMSKeyByName(ctx, nk.ProjectID, nk.Name); err == nil {
+		return Key{}, duplicateName(nk.Name, nk.ProjectID)
+	} else if !errs.Is(err, errs.NotFound) {
+		return Key{}, err
+	}
+	if _, n, err := s.store.KMSKeys(ctx, nk.ProjectID, ListOptions{Limit: 1}); err != nil {
+		return Key{}, err
+	} else if n >= MaxKeysPerProject {
+		return Key{}, errs.BadRequest("The project has %d KMS keys, the most it may have; delete one first", n)
+	}
+	raw, err := generate(ctx, alg)
 	if err != nil {
-		return Key{}, errs.Internalf(err, "generate %s key", alg)
+		return Key{}, err
 	}
 	defer clear(raw)
 	now := s.now().UTC().Truncate(time.Microsecond)
@@ -225,7 +287,7 @@ func (s *Service) Create(ctx context.Context, actor authz.Actor, nk NewKey) (Key
 		"encryptionAlgorithm": string(alg), "keyUsage": string(usage)})
 	err = s.store.CreateKMSKey(ctx, k, SealedVersion{KeyID: k.ID, Version: 1, Material: sealed, CreatedAt: now}, ev)
 	if errs.Is(err, errs.Conflict) {
-		return Key{}, errs.BadRequest("A KMS key with the name %q already exists for the project with ID %q", k.Name, k.ProjectID)
+		return Key{}, duplicateName(k.Name, k.ProjectID)
 	}
 	if err != nil {
 		return Key{}, err
@@ -255,7 +317,7 @@ func (s *Service) authorized(ctx context.Context, actor authz.Actor, id, action 
 	if err != nil {
 		return Key{}, err
 	}
-	if err := s.permissions(ctx, actor, k.ProjectID, action, func() error { return keyNotFound(id) }); err != nil {
+	if err := s.keyPermissions(ctx, actor, k.ProjectID, action, id); err != nil {
 		return Key{}, err
 	}
 	return k, nil
@@ -410,7 +472,7 @@ func (s *Service) Update(ctx context.Context, actor authz.Actor, id string, u Up
 	k.UpdatedAt = s.now().UTC().Truncate(time.Microsecond)
 	err = s.store.UpdateKMSKey(ctx, k, event(actor, "update-cmek", k, md))
 	if errs.Is(err, errs.Conflict) {
-		return Key{}, errs.BadRequest("A KMS key with the name %q already exists for the project with ID %q", k.Name, k.ProjectID)
+		return Key{}, duplicateName(k.Name, k.ProjectID)
 	}
 	if errs.Is(err, errs.NotFound) {
 		return Key{}, keyNotFound(id)
@@ -491,9 +553,12 @@ func (s *Service) Rotate(ctx context.Context, actor authz.Actor, id string) (Key
 	if err := enabledFor(k, EncryptDecrypt); err != nil {
 		return Key{}, err
 	}
-	raw, err := Generate(k.Algorithm)
+	if k.Version >= MaxKeyVersions {
+		return Key{}, errs.BadRequest("Key with ID '%s' has %d versions, the most a key may have; create a new key", id, k.Version)
+	}
+	raw, err := generate(ctx, k.Algorithm)
 	if err != nil {
-		return Key{}, errs.Internalf(err, "generate %s key", k.Algorithm)
+		return Key{}, err
 	}
 	defer clear(raw)
 	next := k.Version + 1
@@ -525,7 +590,7 @@ func (s *Service) Rewrap(ctx context.Context, actor authz.Actor, id string, ciph
 	if err != nil {
 		return nil, 0, err
 	}
-	if err := s.permissions(ctx, actor, k.ProjectID, authz.ActEncrypt, func() error { return keyNotFound(id) }); err != nil {
+	if err := s.keyPermissions(ctx, actor, k.ProjectID, authz.ActEncrypt, id); err != nil {
 		return nil, 0, err
 	}
 	pt, from, err := s.open(ctx, k, ciphertext)
