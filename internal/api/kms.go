@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/lockbox-dev/lockbox/internal/errs"
@@ -11,7 +12,7 @@ import (
 )
 
 // kmsRoutes serves KMS keys: Infisical's /api/v1/kms routes, plus lockbox's
-// own rotate and rewrap.
+// own rotate, rewrap and version retirement.
 func (s *Server) kmsRoutes(m *routeMux) {
 	const base = "/api/v1/kms/keys"
 	m.Handle("POST "+base, s.authed(s.kmsCreate))
@@ -42,6 +43,25 @@ func (s *Server) kmsRoutes(m *routeMux) {
 	// lockbox only: key versions.
 	m.Handle("POST "+base+"/{keyId}/rotate", s.authed(s.kmsRotate))
 	m.Handle("POST "+base+"/{keyId}/rewrap", s.authed(s.kmsRewrap))
+	m.Handle("DELETE "+base+"/{keyId}/versions/{version}", s.authed(s.kmsRetireVersion))
+}
+
+// kmsRetireVersion (lockbox only) destroys an older version's material.
+func (s *Server) kmsRetireVersion(w http.ResponseWriter, r *http.Request) error {
+	v, err := strconv.Atoi(r.PathValue("version"))
+	if err != nil || v < 1 {
+		e := errs.Invalidf("version must be a positive whole number")
+		e.Details = []string{"version"}
+		return e
+	}
+	k, err := s.svc.KMS.RetireVersion(r.Context(), actorFrom(r.Context()), r.PathValue("keyId"), v)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, struct {
+		Key            wireKMSKey `json:"key"`
+		RetiredVersion int        `json:"retiredVersion"`
+	}{toWireKMSKey(k), v})
 }
 
 type wireKMSKey struct {

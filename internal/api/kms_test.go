@@ -389,6 +389,30 @@ func TestKMSRotateRewrapDelete(t *testing.T) {
 		if !strings.HasSuffix(string(raw), "\x00\x00\x00\x03v02") || string(kmsDecrypt(t, e, e.Token, k.ID, rw.Ciphertext)) != "first" {
 			t.Fatalf("rewrapped ciphertext %q", raw)
 		}
+		// Retiring: the newest version cannot be; an older one can, once, and
+		// its ciphertexts then never decrypt again, while the rewrapped one does.
+		assertError(t, e.Do(t, "DELETE", "/api/v1/kms/keys/"+k.ID+"/versions/3", e.Token, nil), 400, "BadRequest")
+		assertError(t, e.Do(t, "DELETE", "/api/v1/kms/keys/"+k.ID+"/versions/9", e.Token, nil), 404, "NotFound")
+		assertError(t, e.Do(t, "DELETE", "/api/v1/kms/keys/"+k.ID+"/versions/x", e.Token, nil), 422, "ValidationFailure")
+		_, viewerTok := projectMember(t, e, p.ID, "viewer-r", "viewer")
+		assertError(t, e.Do(t, "DELETE", "/api/v1/kms/keys/"+k.ID+"/versions/1", viewerTok, nil), 403, "PermissionDenied")
+		if string(kmsDecrypt(t, e, e.Token, k.ID, v1)) != "first" {
+			t.Fatal("a refused retirement destroyed version 1")
+		}
+		var retired struct {
+			Key            kmsKeyOut
+			RetiredVersion int
+		}
+		e.Must(t, 200, "DELETE", "/api/v1/kms/keys/"+k.ID+"/versions/1", e.Token, nil).Decode(t, &retired)
+		if retired.RetiredVersion != 1 || retired.Key.Version != 3 {
+			t.Fatalf("retired %+v", retired)
+		}
+		assertError(t, e.Do(t, "POST", "/api/v1/kms/keys/"+k.ID+"/decrypt", e.Token, map[string]any{"ciphertext": v1}), 400, "BadRequest")
+		assertError(t, e.Do(t, "DELETE", "/api/v1/kms/keys/"+k.ID+"/versions/1", e.Token, nil), 404, "NotFound")
+		if string(kmsDecrypt(t, e, e.Token, k.ID, rw.Ciphertext)) != "first" || string(kmsDecrypt(t, e, e.Token, k.ID, v3)) != "third" {
+			t.Fatal("a retirement of version 1 broke version 3")
+		}
+
 		// A ciphertext naming a version the key does not have yet is a 400.
 		future := append(append(raw[:len(raw)-7:len(raw)-7], 0, 0, 0, 4), "v02"...)
 		assertError(t, e.Do(t, "POST", "/api/v1/kms/keys/"+k.ID+"/decrypt", e.Token, map[string]any{"ciphertext": base64.StdEncoding.EncodeToString(future)}), 400, "BadRequest")
@@ -419,7 +443,7 @@ func TestKMSRotateRewrapDelete(t *testing.T) {
 				}
 			}
 		}
-		if seen["create-cmek"] != 1 || seen["cmek-encrypt"] != 2 || seen["cmek-rotate"] != 2 || seen["cmek-rewrap"] != 1 || seen["cmek-decrypt"] != 3 {
+		if seen["create-cmek"] != 1 || seen["cmek-encrypt"] != 2 || seen["cmek-rotate"] != 2 || seen["cmek-rewrap"] != 1 || seen["cmek-decrypt"] != 6 || seen["cmek-retire-version"] != 1 {
 			t.Fatalf("audit events %v", seen)
 		}
 

@@ -73,6 +73,9 @@ type Store interface {
 	// AddKMSKeyVersion makes v its key's newest version, provided the key's
 	// version is still v.Version-1; errs.Conflict otherwise (a concurrent rotation).
 	AddKMSKeyVersion(ctx context.Context, v SealedVersion, ev audit.Event) error
+	// RetireKMSKeyVersion deletes an older version's material; NotFound if
+	// the key has no such version or it is the newest.
+	RetireKMSKeyVersion(ctx context.Context, keyID string, version int, ev audit.Event) error
 	// AppendAudit records an event that goes with no change; it returns once the event is committed.
 	AppendAudit(ctx context.Context, ev audit.Event) error
 }
@@ -579,6 +582,31 @@ func (s *Service) Rotate(ctx context.Context, actor authz.Actor, id string) (Key
 		return Key{}, err
 	}
 	k.Version, k.UpdatedAt = next, now
+	return k, nil
+}
+
+// RetireVersion destroys the material of one of an encryption key's older
+// versions, once its ciphertexts have been rewrapped: they can never be
+// decrypted again. The newest version, which encrypts, cannot be retired.
+// Destroying material needs delete.
+func (s *Service) RetireVersion(ctx context.Context, actor authz.Actor, id string, version int) (Key, error) {
+	k, err := s.authorized(ctx, actor, id, authz.ActDelete)
+	if err != nil {
+		return Key{}, err
+	}
+	noVersion := func() error { return errs.NotFoundf("Key with ID '%s' has no version %d", id, version) }
+	if version < 1 || version > k.Version {
+		return Key{}, noVersion()
+	}
+	if version == k.Version {
+		return Key{}, errs.BadRequest("Version %d is the newest version of key with ID '%s', the one that encrypts; rotate the key before retiring it", version, id)
+	}
+	ev := event(actor, "cmek-retire-version", k, map[string]any{"version": version})
+	if err := s.store.RetireKMSKeyVersion(ctx, k.ID, version, ev); errs.Is(err, errs.NotFound) {
+		return Key{}, noVersion()
+	} else if err != nil {
+		return Key{}, err
+	}
 	return k, nil
 }
 

@@ -125,6 +125,23 @@ func (db *DB) DeleteKMSKey(ctx context.Context, id string, ev audit.Event) error
 	})
 }
 
+// RetireKMSKeyVersion deletes one version's material, provided it is not
+// the key's newest; NotFound when the key has no such version (or never
+// had, or it is retired already).
+func (db *DB) RetireKMSKeyVersion(ctx context.Context, keyID string, version int, ev audit.Event) error {
+	return db.Transact(ctx, func(tx *Tx) error {
+		res, err := tx.exec(ctx, `DELETE FROM kms_key_versions WHERE key_id = ? AND version = ?
+			AND version < (SELECT version FROM kms_keys WHERE id = ?)`, keyID, version, keyID)
+		if err != nil {
+			return dbErr(err, "RetireKMSKeyVersion")
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return dbErr(errNoRows, "RetireKMSKeyVersion")
+		}
+		return tx.insertAudit(ctx, ev)
+	})
+}
+
 // KMSKeyVersion reads one version's sealed material.
 func (db *DB) KMSKeyVersion(ctx context.Context, keyID string, version int) (kms.SealedVersion, error) {
 	v := kms.SealedVersion{KeyID: keyID, Version: version}
