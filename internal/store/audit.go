@@ -78,27 +78,37 @@ func stampAuditRows(rows [][]any, now time.Time) {
 	}
 }
 
-// sqliteAuditChunk is the rows of SQLite's multi-row audit INSERT, prepared
-// once at Open (prepared.go).
-const sqliteAuditChunk = 16
+// sqliteAuditChunks are the row counts of SQLite's multi-row audit INSERTs,
+// largest first, each prepared once at Open (prepared.go).
+var sqliteAuditChunks = []int{16, 8, 4, 2}
 
-var sqliteInsertAudits = auditInsertSQL(sqliteAuditChunk)
+var sqliteInsertAudits = func() map[int]string {
+	m := map[int]string{1: sqliteInsertAudit}
+	for _, n := range sqliteAuditChunks {
+		m[n] = auditInsertSQL(n)
+	}
+	return m
+}()
 
 // insertAuditRows inserts rows of auditArgs values, each stamped with the
 // transaction's time. PostgreSQL gets multi-row INSERTs of up to maxPGAuditBatch rows
 // (one round trip for most batches; pgx prepares each size once per
-// connection). SQLite runs statements prepared at Open: one of
-// sqliteAuditChunk rows while that many remain, then one row at a time —
-// compiling a multi-row statement each time would cost more than it saves.
+// connection). SQLite runs statements prepared at Open, the largest of
+// sqliteAuditChunks that fits the rows left each time (7 rows: 4, 2, 1):
+// compiling a multi-row statement for each size would cost more than it
+// saves, and one statement of 4 rows costs less than 4 of one.
 func (tx *Tx) insertAuditRows(ctx context.Context, rows [][]any) error {
 	stampAuditRows(rows, tx.Now)
 	if tx.db.dialect == SQLite {
 		for len(rows) > 0 {
-			q, n := sqliteInsertAudit, 1
-			if len(rows) >= sqliteAuditChunk {
-				q, n = sqliteInsertAudits, sqliteAuditChunk
+			n := 1
+			for _, c := range sqliteAuditChunks {
+				if len(rows) >= c {
+					n = c
+					break
+				}
 			}
-			st, err := tx.prepared(ctx, q)
+			st, err := tx.prepared(ctx, sqliteInsertAudits[n])
 			if err != nil {
 				return dbErr(err, "prepare audit insert")
 			}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"maps"
+	"slices"
 )
 
 // SQLite's writer prepares the login's statements once at Open: database/sql
@@ -12,7 +14,8 @@ import (
 // because the writer's pool has one connection: preparing one inside a
 // transaction would wait for itself. (The login's read is one of hotReads;
 // on PostgreSQL pgx keeps each connection's statements prepared.)
-var loginWrites = []string{sqliteConsumeUse, sqliteInsertToken, sqliteClearLockout, sqliteNoteLogin, sqliteInsertAudit, sqliteInsertAudits}
+var loginWrites = append([]string{sqliteConsumeUse, sqliteInsertToken, sqliteClearLockout, sqliteNoteLogin},
+	slices.Collect(maps.Values(sqliteInsertAudits))...)
 
 func (db *DB) prepareLogin(ctx context.Context) error {
 	db.loginStmts = make(map[string]*sql.Stmt, len(loginWrites))
