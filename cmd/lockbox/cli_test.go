@@ -60,8 +60,15 @@ type result struct {
 // run executes lockbox args; extra are KEY=VALUE environment additions.
 func (e *cliEnv) run(extra []string, args ...string) result {
 	e.t.Helper()
+	return e.runIn(nil, extra, args...)
+}
+
+// runIn is run with stdin as the command's standard input.
+func (e *cliEnv) runIn(stdin []byte, extra []string, args ...string) result {
+	e.t.Helper()
 	cmd := exec.Command(binary, args...)
 	cmd.Env = e.env(extra...)
+	cmd.Stdin = bytes.NewReader(stdin)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()

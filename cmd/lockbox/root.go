@@ -28,7 +28,7 @@ func newRootCmd(getenv func(string) string, stdin io.Reader, stdout, stderr io.W
 		id   string
 		cmds []*cobra.Command
 	}{
-		{"use", []*cobra.Command{c.newLoginCmd(), c.newLogoutCmd(), c.newRunCmd(), c.newExportCmd(), c.newSecretsCmd(), c.newFoldersCmd(), c.newDynamicCmd()}},
+		{"use", []*cobra.Command{c.newLoginCmd(), c.newLogoutCmd(), c.newRunCmd(), c.newExportCmd(), c.newSecretsCmd(), c.newFoldersCmd(), c.newDynamicCmd(), c.newKMSCmd()}},
 		{"admin", []*cobra.Command{c.newProjectsCmd(), c.newEnvironmentsCmd(), c.newIdentitiesCmd(), c.newAuditLogsCmd(), c.newBootstrapCmd()}},
 		{"server", []*cobra.Command{newServerCmd(getenv, stdout, stderr), newRotateRootKeyCmd(getenv, stdout, stderr),
 			newBackupCmd(getenv, stdout, stderr), newRestoreCmd(getenv, stdout, stderr)}},
