@@ -150,7 +150,7 @@ func (c *cli) printLine(s string, v any) error {
 func (c *cli) newKMSCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "kms", Short: "Encrypt, decrypt, sign and verify with keys that never leave the server"}
 	cmd.AddCommand(c.newKMSKeysCmd(), c.newKMSEncryptCmd(), c.newKMSDecryptCmd(), c.newKMSSignCmd(), c.newKMSVerifyCmd(),
-		c.newKMSPublicKeyCmd(), c.newKMSSigningAlgorithmsCmd())
+		c.newKMSPublicKeyCmd(), c.newKMSSigningAlgorithmsCmd(), c.newKMSRewrapCmd())
 	return cmd
 }
 
@@ -287,7 +287,64 @@ func (c *cli) newKMSKeysCmd() *cobra.Command {
 		RunE:  byID((*client.Client).KMSRotateKey),
 	}
 
-	cmd.AddCommand(create, list, get, del, rotate)
+	var yesRetire bool
+	retire := &cobra.Command{
+		Use:   "retire-version KEY_ID VERSION --yes",
+		Short: "Destroy an older version once its ciphertexts are rewrapped; they never decrypt again (lockbox only)",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			v, err := strconv.Atoi(args[1])
+			if err != nil || v < 1 {
+				return fmt.Errorf("VERSION must be a positive whole number, not %q", args[1])
+			}
+			if !yesRetire {
+				return errors.New("retiring a version destroys it: nothing it encrypted can ever be decrypted again; rewrap first (lockbox kms rewrap), then pass --yes")
+			}
+			cl, err := c.client(cmd.Context())
+			if err != nil {
+				return err
+			}
+			k, err := cl.KMSRetireVersion(cmd.Context(), args[0], v)
+			if err != nil {
+				return err
+			}
+			return c.printKey(k)
+		},
+	}
+	retire.Flags().BoolVar(&yesRetire, "yes", false, "confirm that the version's ciphertexts become undecryptable")
+
+	cmd.AddCommand(create, list, get, del, rotate, retire)
+	return cmd
+}
+
+func (c *cli) newKMSRewrapCmd() *cobra.Command {
+	var f ioFlags
+	cmd := &cobra.Command{
+		Use:   "rewrap (KEY_ID | --name NAME --project ID) [FILE]",
+		Short: "Re-encrypt a base64 ciphertext from FILE or standard input under the key's newest version; the plaintext stays on the server (lockbox only)",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cl, id, rest, err := c.resolveKey(cmd.Context(), f.ref, args)
+			if err != nil {
+				return err
+			}
+			in, err := c.readInput(rest, f.in, maxB64Input)
+			if err != nil {
+				return err
+			}
+			ct, err := decodeB64("ciphertext", in)
+			if err != nil {
+				return err
+			}
+			out, version, err := cl.KMSRewrap(cmd.Context(), id, ct)
+			if err != nil {
+				return err
+			}
+			s := base64.StdEncoding.EncodeToString(out)
+			return c.printLine(s, map[string]any{"keyId": id, "ciphertext": s, "version": version})
+		},
+	}
+	cmd.Args = f.ref.args(1)
+	f.flags(cmd, "")
 	return cmd
 }
 

@@ -125,6 +125,33 @@ func TestCLIKMSEncryptDecrypt(t *testing.T) {
 		t.Fatalf("decrypt of a version-2 ciphertext: %q %s", r.stdout, r.stderr)
 	}
 
+	// Rewrap moves the version-1 ciphertext to version 2; version 1 can then
+	// be retired (with --yes only), after which only the rewrapped one decrypts.
+	var rw struct {
+		KeyID, Ciphertext string
+		Version           int
+	}
+	json.Unmarshal([]byte(c.must(admin, "kms", "rewrap", k.ID, ctFile, "-o", "json")), &rw)
+	if rw.Version != 2 || rw.Ciphertext == "" {
+		t.Fatalf("rewrap: %+v", rw)
+	}
+	if r := c.run(admin, "kms", "keys", "retire-version", k.ID, "1"); r.code == 0 || !strings.Contains(r.stderr, "--yes") {
+		t.Fatalf("retire-version without --yes: exit %d, %s", r.code, r.stderr)
+	}
+	if r := c.runIn([]byte(ct1), admin, "kms", "decrypt", k.ID, "--raw"); r.code != 0 {
+		t.Fatalf("a refused retire-version destroyed version 1: %s", r.stderr)
+	}
+	if r := c.run(admin, "kms", "keys", "retire-version", k.ID, "2", "--yes"); r.code == 0 || !strings.Contains(r.stderr, "newest version") {
+		t.Fatalf("retiring the newest version: exit %d, %s", r.code, r.stderr)
+	}
+	c.must(admin, "kms", "keys", "retire-version", k.ID, "1", "--yes")
+	if r := c.runIn([]byte(ct1), admin, "kms", "decrypt", k.ID, "--raw"); r.code == 0 {
+		t.Fatal("a ciphertext of a retired version still decrypts")
+	}
+	if r := c.runIn([]byte(rw.Ciphertext), admin, "kms", "decrypt", k.ID, "--raw"); r.code != 0 || r.stdout != string(pt) {
+		t.Fatalf("the rewrapped ciphertext after retiring version 1: exit %d, %q, %s", r.code, r.stdout, r.stderr)
+	}
+
 	// Refusals print the server's message and exit non-zero.
 	tampered := []byte(ct1)
 	tampered[5] ^= 1

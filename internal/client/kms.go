@@ -100,6 +100,26 @@ func (c *Client) KMSRotateKey(ctx context.Context, id string) (KMSKey, error) {
 	return c.kmsKey(ctx, http.MethodPost, kmsKeyPath(id, "/rotate"), nil)
 }
 
+// KMSRetireVersion destroys an older version of a key (a lockbox route):
+// its ciphertexts can never be decrypted again.
+func (c *Client) KMSRetireVersion(ctx context.Context, id string, version int) (KMSKey, error) {
+	return c.kmsKey(ctx, http.MethodDelete, kmsKeyPath(id, "/versions/"+strconv.Itoa(version)), nil)
+}
+
+// KMSRewrap re-encrypts a ciphertext of any version under the key's newest
+// (a lockbox route); the plaintext stays on the server.
+func (c *Client) KMSRewrap(ctx context.Context, id string, ciphertext []byte) ([]byte, int, error) {
+	var out struct {
+		Ciphertext string `json:"ciphertext"`
+		Version    int    `json:"version"`
+	}
+	if err := c.Do(ctx, http.MethodPost, kmsKeyPath(id, "/rewrap"), map[string]string{"ciphertext": b64(ciphertext)}, &out); err != nil {
+		return nil, 0, err
+	}
+	ct, err := b64Answer("ciphertext", out.Ciphertext)
+	return ct, out.Version, err
+}
+
 // b64Answer decodes a base64 field of a response.
 func b64Answer(name, v string) ([]byte, error) {
 	b, err := base64.StdEncoding.DecodeString(v)
