@@ -7,7 +7,8 @@
 // the counter in the same transaction (store.DB does it in Transact), so the
 // counter and the change become visible together on every node. Each request
 // starts with Begin, which reads the counter (one indexed read of a few
-// rows); if it moved since this node last looked, every cache of the node is
+// rows, shared by concurrent requests that all arrived before it started);
+// if it moved since this node last looked, every cache of the node is
 // out of date at once. A change committed before a request began is therefore
 // seen by that request on every node, with no time window, and a node that
 // writes sees its own change even within the request that made it
@@ -44,8 +45,23 @@ type Gen struct {
 	seen uint64 // the database counter last read
 	read bool   // seen holds a reading
 
+	// Reads of the counter shared by concurrent Begins (epoch).
+	rmu     sync.Mutex
+	running *epochRead // the read in flight, if any
+	queued  *epochRead // the next read, waited for by the Begins that arrived during running
+
 	hits, misses atomic.Uint64
 }
+
+// epochRead is one read of the database counter.
+type epochRead struct {
+	done chan struct{}
+	e    uint64
+	err  error
+}
+
+// sharedReadTimeout bounds a read of the counter made for several Begins.
+const sharedReadTimeout = 10 * time.Second
 
 // New returns a generation over src.
 func New(src Source) *Gen {
@@ -64,7 +80,7 @@ func (g *Gen) Begin(ctx context.Context) (context.Context, error) {
 	if g == nil {
 		return ctx, nil
 	}
-	e, err := g.src.Epoch(ctx)
+	e, err := g.epoch(ctx)
 	if err != nil {
 		return ctx, err
 	}
@@ -78,6 +94,52 @@ func (g *Gen) Begin(ctx context.Context) (context.Context, error) {
 	}
 	g.mu.Unlock()
 	return context.WithValue(ctx, ctxKey{}, g), nil
+}
+
+// epoch reads the database counter on behalf of a Begin, sharing reads
+// between concurrent Begins without ever answering one with a reading taken
+// before it arrived: with no read in flight it reads at once; otherwise the
+// read in flight may have started before it arrived, so it waits for the
+// next one, which starts as soon as that read ends and serves every Begin
+// that arrived meanwhile. Under load, one read serves many requests and each
+// still sees every change committed before it began.
+func (g *Gen) epoch(ctx context.Context) (uint64, error) {
+	g.rmu.Lock()
+	if g.running == nil {
+		r := &epochRead{done: make(chan struct{})}
+		g.running = r
+		g.rmu.Unlock()
+		g.readEpoch(ctx, r)
+		return r.e, r.err
+	}
+	if g.queued == nil {
+		g.queued = &epochRead{done: make(chan struct{})}
+	}
+	r := g.queued
+	g.rmu.Unlock()
+	select {
+	case <-r.done:
+		return r.e, r.err
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+}
+
+// readEpoch makes read r, then starts the queued read, if any.
+func (g *Gen) readEpoch(ctx context.Context, r *epochRead) {
+	r.e, r.err = g.src.Epoch(ctx)
+	g.rmu.Lock()
+	next := g.queued
+	g.queued, g.running = nil, next
+	g.rmu.Unlock()
+	close(r.done)
+	if next != nil {
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), sharedReadTimeout)
+			defer cancel()
+			g.readEpoch(ctx, next)
+		}()
+	}
 }
 
 // Changed starts a new generation after this node committed a change, so

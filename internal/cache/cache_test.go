@@ -206,3 +206,85 @@ func BenchmarkHit(b *testing.B) {
 		}
 	})
 }
+
+// gatedCounter is a counter whose reads block until released, and which
+// counts them.
+type gatedCounter struct {
+	n       atomic.Uint64
+	reads   atomic.Int64
+	started chan struct{} // one value per read begun
+	release chan struct{} // one value lets one read finish
+}
+
+func (c *gatedCounter) Epoch(context.Context) (uint64, error) {
+	c.reads.Add(1)
+	v := c.n.Load() // the counter as it is when the read starts
+	c.started <- struct{}{}
+	<-c.release
+	return v, nil
+}
+
+// A Begin arriving while a read is in flight is not answered by it (that
+// read may predate a change committed before the Begin): it waits for the
+// next read, which every Begin arriving meanwhile shares.
+func TestBeginsShareReadsButNeverAnOlderOne(t *testing.T) {
+	src := &gatedCounter{started: make(chan struct{}, 16), release: make(chan struct{})}
+	g := New(src)
+	m := NewMap[string, int](g, 10)
+	now := time.Now()
+
+	// A first Begin starts a read of counter 0 and is held in it.
+	first := make(chan context.Context)
+	go func() { ctx, _ := g.Begin(context.Background()); first <- ctx }()
+	<-src.started
+	// A change commits on another node; then ten requests begin.
+	src.n.Store(1)
+	var wg sync.WaitGroup
+	ctxs := make([]context.Context, 10)
+	for i := range ctxs {
+		wg.Go(func() {
+			ctx, err := g.Begin(context.Background())
+			if err != nil {
+				t.Error(err)
+			}
+			ctxs[i] = ctx
+		})
+	}
+	waitFor(t, func() bool {
+		g.rmu.Lock()
+		defer g.rmu.Unlock()
+		return g.queued != nil
+	})
+	time.Sleep(10 * time.Millisecond) // let the other Begins queue behind the first read
+	src.release <- struct{}{}         // the first read answers 0, to the first Begin only
+	ctx0 := <-first
+	stamp, ok := m.Stamp(ctx0)
+	if !ok {
+		t.Fatal("the first Begin's context is not synchronised")
+	}
+	m.Put(stamp, "k", 0, time.Time{}) // cached as of counter 0
+	if _, ok := m.Get(ctx0, "k", now); !ok {
+		t.Fatal("the value is not served to the Begin that read counter 0")
+	}
+	<-src.started // the shared second read, begun after all ten
+	src.release <- struct{}{}
+	wg.Wait()
+	for i, ctx := range ctxs {
+		if _, ok := m.Get(ctx, "k", now); ok {
+			t.Fatalf("Begin %d, which arrived after the change, was served the value cached before it", i)
+		}
+	}
+	if r := src.reads.Load(); r != 2 {
+		t.Fatalf("%d reads of the counter for eleven Begins, want 2 (one, then one shared by the ten)", r)
+	}
+}
+
+func waitFor(t *testing.T, ok func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		if ok() {
+			return
+		}
+	}
+	t.Fatal("condition never held")
+}
