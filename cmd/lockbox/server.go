@@ -9,8 +9,10 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -134,9 +136,31 @@ func serve(ctx context.Context, cfg config.Config, stdout, stderr io.Writer) err
 		MetricsToken:            string(cfg.MetricsToken),
 		SeparateMetrics:         cfg.MetricsListen != "",
 	})
+	var tlsf *tlsFiles
+	if cfg.TLS() {
+		if tlsf, err = newTLSFiles(cfg); err != nil {
+			return &exitError{2, err}
+		}
+	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return &exitError{2, fmt.Errorf("listen on %s: %v", cfg.Listen, err)}
+	}
+	scheme := "http"
+	if tlsf != nil {
+		scheme = "https"
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
+		go func() {
+			for range hup {
+				if err := tlsf.reload(); err != nil {
+					log.Error("TLS reload failed; still serving the previous certificate", "err", err.Error())
+				} else {
+					log.Info("TLS certificate reloaded")
+				}
+			}
+		}()
 	}
 	errc := make(chan error, 2)
 	hs := &http.Server{
@@ -146,6 +170,9 @@ func serve(ctx context.Context, cfg config.Config, stdout, stderr io.Writer) err
 		WriteTimeout:      60 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	if tlsf != nil {
+		hs.TLSConfig = tlsf.config()
 	}
 	hs.RegisterOnShutdown(srv.CloseStreams)
 	servers := []*http.Server{hs}
@@ -167,15 +194,21 @@ func serve(ctx context.Context, cfg config.Config, stdout, stderr io.Writer) err
 		go func() { errc <- ms.Serve(mln) }()
 		log.Info("metrics listening", "addr", mln.Addr().String())
 	}
-	go func() { errc <- hs.Serve(ln) }()
+	go func() {
+		if tlsf != nil {
+			errc <- hs.ServeTLS(ln, "", "") // the certificate comes from TLSConfig
+			return
+		}
+		errc <- hs.Serve(ln)
+	}()
 	wctx, stopWorker := context.WithCancel(context.Background())
 	var workers sync.WaitGroup
 	workers.Go(func() { srv.Worker.Run(wctx) })
 	workers.Go(func() { srv.Events.Run(wctx) })
 	defer func() { stopWorker(); workers.Wait() }()
-	log.Info("lockbox listening", "addr", ln.Addr().String(), "database", db.Engine(), "version", version,
+	log.Info("lockbox listening", "addr", ln.Addr().String(), "tls", tlsf != nil, "database", db.Engine(), "version", version,
 		"startup", time.Since(start).String())
-	fmt.Fprintf(stdout, "lockbox %s listening on http://%s (%s)\n", version, ln.Addr(), db.Engine())
+	fmt.Fprintf(stdout, "lockbox %s listening on %s://%s (%s)\n", version, scheme, ln.Addr(), db.Engine())
 
 	select {
 	case err := <-errc:

@@ -57,7 +57,17 @@ type Config struct {
 	// MetricsListen, when set, is the only address serving /metrics; the
 	// API listener then answers 404 for it.
 	MetricsListen string // LOCKBOX_METRICS_LISTEN / --metrics-listen
+	// TLSCertFile and TLSKeyFile, when set, make the API listener serve TLS
+	// (1.2 or later) with that PEM certificate chain and key, re-read on
+	// SIGHUP. TLSClientCAFile, when set, verifies client certificates
+	// against those CAs when a client presents one (none is still allowed).
+	TLSCertFile     string // LOCKBOX_TLS_CERT_FILE / --tls-cert-file
+	TLSKeyFile      string // LOCKBOX_TLS_KEY_FILE / --tls-key-file
+	TLSClientCAFile string // LOCKBOX_TLS_CLIENT_CA_FILE / --tls-client-ca-file
 }
+
+// TLS reports whether the API listener serves TLS.
+func (c Config) TLS() bool { return c.TLSCertFile != "" }
 
 // Default returns the configuration used when nothing is set.
 func Default() Config {
@@ -137,6 +147,12 @@ func (c Config) Validate() error {
 	if c.DBMaxConns < 2 {
 		problems = append(problems, errors.New("db max conns must be at least 2"))
 	}
+	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
+		problems = append(problems, errors.New("TLS needs both a certificate file and a key file (LOCKBOX_TLS_CERT_FILE, LOCKBOX_TLS_KEY_FILE)"))
+	}
+	if c.TLSClientCAFile != "" && c.TLSCertFile == "" {
+		problems = append(problems, errors.New("a TLS client CA file needs the server to serve TLS (LOCKBOX_TLS_CERT_FILE, LOCKBOX_TLS_KEY_FILE)"))
+	}
 	return errors.Join(problems...)
 }
 
@@ -175,6 +191,9 @@ func variables() []variable {
 			return err
 		}},
 		{"LOCKBOX_METRICS_TOKEN", "", "bearer token GET /metrics requires (empty: none)", true, func(c *Config, v string) error { c.MetricsToken = Secret(v); return nil }},
+		{"LOCKBOX_TLS_CERT_FILE", "tls-cert-file", "PEM certificate chain: serve the API over TLS (re-read on SIGHUP)", false, func(c *Config, v string) error { c.TLSCertFile = v; return nil }},
+		{"LOCKBOX_TLS_KEY_FILE", "tls-key-file", "PEM private key of the TLS certificate", false, func(c *Config, v string) error { c.TLSKeyFile = v; return nil }},
+		{"LOCKBOX_TLS_CLIENT_CA_FILE", "tls-client-ca-file", "PEM CAs that client certificates are verified against when a client presents one", false, func(c *Config, v string) error { c.TLSClientCAFile = v; return nil }},
 		{"LOCKBOX_METRICS_LISTEN", "metrics-listen", "separate address serving /metrics, e.g. 127.0.0.1:9090 (empty: /metrics on the API listener)", false, func(c *Config, v string) error { c.MetricsListen = v; return nil }},
 	}
 }
