@@ -29,6 +29,11 @@ func (s *Server) decode(r *http.Request, v any) error {
 	if !utf8.Valid(body) {
 		return errs.BadRequest("Body is not valid UTF-8")
 	}
+	return decodeJSON(body, v)
+}
+
+// decodeJSON is decode's unmarshalling, for a body already read.
+func decodeJSON(body []byte, v any) error {
 	if err := json.Unmarshal(body, v); err != nil {
 		if te, ok := errors.AsType[*json.UnmarshalTypeError](err); ok {
 			e := errs.Invalidf("Expected %s, received %s", te.Type.String(), te.Value)

@@ -19,13 +19,15 @@ type Services struct {
 	UniversalAuth *identity.UA
 	Identities    *identity.Admin
 	ServiceTokens *identity.ServiceTokens
-	Projects      *project.Service
-	Memberships   *project.Memberships
-	Roles         *project.Roles
-	Secrets       *secret.Service
-	Dynamic       *dynamic.Service
-	Audit         *audit.Service
-	KMS           *kms.Service
+	// AuthMethods serves the registered login methods (JWT, OIDC, ...); nil: none.
+	AuthMethods *identity.Methods
+	Projects    *project.Service
+	Memberships *project.Memberships
+	Roles       *project.Roles
+	Secrets     *secret.Service
+	Dynamic     *dynamic.Service
+	Audit       *audit.Service
+	KMS         *kms.Service
 }
 
 // routes is the whole API surface. Trailing slashes are stripped before
@@ -47,6 +49,7 @@ func (s *Server) routes() {
 	s.identityRoutes(m)
 	s.membershipRoutes(m)
 	s.universalRoutes(m)
+	s.authMethodRoutes(m)
 	s.tokenRoutes(m)
 	s.serviceTokenRoutes(m)
 	s.secretRoutes(m)

@@ -13,6 +13,8 @@ import (
 
 	"github.com/lockbox-dev/lockbox/internal/api"
 	"github.com/lockbox-dev/lockbox/internal/audit"
+	"github.com/lockbox-dev/lockbox/internal/authmethod"
+	_ "github.com/lockbox-dev/lockbox/internal/authmethod/all" // the built-in login methods
 	"github.com/lockbox-dev/lockbox/internal/authz"
 	"github.com/lockbox-dev/lockbox/internal/cache"
 	"github.com/lockbox-dev/lockbox/internal/dynamic"
@@ -43,6 +45,9 @@ type Options struct {
 	// TargetPolicy limits the hosts dynamic secrets connect to; nil denies
 	// dynamic.DefaultDeny only.
 	TargetPolicy *dynamic.TargetPolicy
+	// AuthFetchLoopback lets login methods fetch keys from loopback
+	// addresses (tests only; a server never does).
+	AuthFetchLoopback bool
 	// TrustedProxies are the reverse proxies whose forwarded-for headers are
 	// believed (api.Options.TrustedProxies).
 	TrustedProxies []netip.Prefix
@@ -94,11 +99,14 @@ func New(db *store.DB, kr *keyring.Keyring, o Options) *App {
 	secrets.SetFeed(feed)
 	keys := kms.NewService(db, az, kr, nil)
 	keys.SetCache(gen)
+	admin := identity.NewAdmin(db, az, idsvc)
 	svc := api.Services{
 		Identity:      idsvc,
 		Tokens:        identity.NewTokens(db, idsvc),
 		UniversalAuth: identity.NewUA(db, az, idsvc),
-		Identities:    identity.NewAdmin(db, az, idsvc),
+		Identities:    admin,
+		AuthMethods: identity.NewMethods(db, admin, idsvc, authmethod.Env{Policy: o.TargetPolicy,
+			Loopback: o.AuthFetchLoopback}),
 		ServiceTokens: idsvc.ServiceTokens,
 		Projects:      projects,
 		Secrets:       secrets,

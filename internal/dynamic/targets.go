@@ -108,6 +108,17 @@ func (p *TargetPolicy) Check(ctx context.Context, prov provider.Provider) error 
 	return nil
 }
 
+// CheckHost refuses a host name or address the policy denies, resolving
+// names; it is also the limit on what login methods fetch (JWKS, OIDC
+// discovery), so an administrator of an identity cannot make the server reach
+// what its dynamic secrets may not.
+func (p *TargetPolicy) CheckHost(ctx context.Context, host string) error {
+	if p == nil {
+		p = defaultPolicy
+	}
+	return p.checkHost(ctx, host)
+}
+
 func (p *TargetPolicy) checkHost(ctx context.Context, host string) error {
 	host = strings.TrimSuffix(strings.ToLower(strings.Trim(host, "[]")), ".")
 	denied := &policyError{fmt.Errorf("target %q is not allowed by this server's dynamic-secret target policy", host)}

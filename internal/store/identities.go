@@ -10,9 +10,22 @@ import (
 
 var _ identity.AdminStore = (*DB)(nil)
 
-// authMethodsSQL lists an identity's attached auth methods; a new method is one more UNION line.
+// authMethodsSQL lists an identity's attached auth methods; a method with a
+// table of its own is one more UNION line, one of identity_auth_configs none.
 const authMethodsSQL = `SELECT identity_id, 'token-auth' FROM identity_token_auths WHERE identity_id IN (%s)
-	UNION ALL SELECT identity_id, 'universal-auth' FROM identity_universal_auths WHERE identity_id IN (%s)`
+	UNION ALL SELECT identity_id, 'universal-auth' FROM identity_universal_auths WHERE identity_id IN (%s)
+	UNION ALL SELECT identity_id, method FROM identity_auth_configs WHERE identity_id IN (%s)`
+
+// authMethodsQuery is authMethodsSQL for ids, with its arguments.
+func authMethodsQuery(ids []any) (string, []any) {
+	ph := strings.TrimSuffix(strings.Repeat("?, ", len(ids)), ", ")
+	n := strings.Count(authMethodsSQL, "%s")
+	args := make([]any, 0, n*len(ids))
+	for range n {
+		args = append(args, ids...)
+	}
+	return strings.ReplaceAll(authMethodsSQL, "%s", ph), args
+}
 
 // CreateIdentity writes an identity, its metadata and its org membership.
 func (db *DB) CreateIdentity(ctx context.Context, i identity.Identity, role string, ev audit.Event) error {
@@ -51,7 +64,8 @@ func (db *DB) fillIdentities(ctx context.Context, list []identity.OrgIdentity) e
 		args = append(args, list[i].ID)
 	}
 	ph := strings.TrimSuffix(strings.Repeat("?, ", len(args)), ", ")
-	rows, err := db.readq(ctx, strings.ReplaceAll(authMethodsSQL, "%s", ph), append(append([]any{}, args...), args...)...)
+	q, qargs := authMethodsQuery(args)
+	rows, err := db.readq(ctx, q, qargs...)
 	if err != nil {
 		return dbErr(err, "auth methods")
 	}

@@ -116,8 +116,8 @@ func (db *DB) fillMemberships(ctx context.Context, list []project.Membership) er
 	if err := rows.Err(); err != nil {
 		return dbErr(err, "membership roles")
 	}
-	iph := strings.TrimSuffix(strings.Repeat("?, ", len(identityIDs)), ", ")
-	rows, err = db.readq(ctx, strings.ReplaceAll(authMethodsSQL, "%s", iph), append(append([]any{}, identityIDs...), identityIDs...)...)
+	q, qargs := authMethodsQuery(identityIDs)
+	rows, err = db.readq(ctx, q, qargs...)
 	if err != nil {
 		return dbErr(err, "auth methods")
 	}

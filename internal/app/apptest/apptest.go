@@ -110,7 +110,7 @@ func Start(t testing.TB, d store.Dialect, opts ...Options) *Env {
 	}
 	srv := app.New(db, kr, app.Options{TargetPolicy: targets, Version: "test", MaxBodyBytes: o.MaxBodyBytes, AuthRateLimit: o.AuthRateLimit,
 		PasswordHasher: o.PasswordHasher, Logger: slog.New(slog.NewJSONHandler(o.Log, &slog.HandlerOptions{Level: o.LogLevel})), TrustedProxies: o.TrustedProxies,
-		MetricsToken: o.MetricsToken, SeparateMetrics: o.SeparateMetrics})
+		MetricsToken: o.MetricsToken, SeparateMetrics: o.SeparateMetrics, AuthFetchLoopback: true})
 	if o.WorkerBatch > 0 {
 		srv.Worker.Batch = o.WorkerBatch
 	}

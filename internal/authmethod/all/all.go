@@ -1,0 +1,6 @@
+// Package all registers the built-in machine-identity login methods.
+package all
+
+import (
+	_ "github.com/lockbox-dev/lockbox/internal/authmethod/jwtauth" // jwt-auth
+)

@@ -1,0 +1,126 @@
+// Package authmethod defines what a machine-identity login method that trusts
+// a credential from the workload's platform (a JWT, an OIDC token, ...) must
+// do, and keeps the registry of built-in methods by the names Infisical uses.
+package authmethod
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"sort"
+	"sync"
+	"time"
+)
+
+// Method verifies the credential a workload presents at login against one
+// identity's configuration. It is built once per stored configuration and
+// reused for every login, so it may cache (signing keys, discovery).
+type Method interface {
+	// Verify checks credential and returns what it proves. A credential that
+	// fails a check is refused with an error from Refuse; any other error is
+	// internal (logged, never shown).
+	Verify(ctx context.Context, credential string) (Verified, error)
+}
+
+// Verified is what a credential proved.
+type Verified struct {
+	// Metadata is claim values the configuration maps to names
+	// (claimMetadataMapping), recorded with the login.
+	Metadata map[string]string
+}
+
+// Refusal is a credential that failed a check. Message is safe to show the
+// client: it names the check and never contains the credential; Err, if any,
+// is for the log.
+type Refusal struct {
+	Check   string // issuer, audience, claim, subject, expiry, signature, token, keys
+	Message string
+	Err     error
+}
+
+func (r *Refusal) Error() string { return r.Message }
+func (r *Refusal) Unwrap() error { return r.Err }
+
+// Refuse returns a Refusal for check with a message built from format.
+func Refuse(check, format string, args ...any) *Refusal {
+	return &Refusal{Check: check, Message: fmt.Sprintf(format, args...)}
+}
+
+// Policy limits the hosts a method may fetch from (JWKS, discovery); the
+// server's dynamic-secret target policy implements it.
+type Policy interface {
+	// CheckHost refuses a host name or address before any connection.
+	CheckHost(ctx context.Context, host string) error
+	// CheckAddr refuses an address about to be dialed (after resolution).
+	CheckAddr(a netip.Addr) error
+}
+
+// Env is what the server gives every method.
+type Env struct {
+	Policy Policy           // nil: no limit beyond the method's own checks
+	Now    func() time.Time // nil: time.Now
+	// Loopback lets fetches reach loopback addresses; only tests set it.
+	// (Without it a method never dials 127.0.0.0/8 or ::1.)
+	Loopback bool
+}
+
+// Clock returns e.Now, or time.Now.
+func (e Env) Clock() func() time.Time {
+	if e.Now == nil {
+		return time.Now
+	}
+	return e.Now
+}
+
+// Registration is a login method.
+type Registration struct {
+	Name        string // route and authMethods name: "jwt-auth"
+	DisplayName string // "JWT Auth"
+	WireKey     string // response object: "identityJwtAuth"
+	// Configure validates body, an attach request when old is nil and
+	// otherwise an update whose absent fields keep old's values, and returns
+	// the configuration to store. body also holds the shared token settings,
+	// which it ignores. Its errors are errs values fit for the client.
+	Configure func(ctx context.Context, env Env, old, body json.RawMessage) (json.RawMessage, error)
+	// New returns the method for a stored configuration.
+	New func(env Env, cfg json.RawMessage) (Method, error)
+}
+
+var (
+	mu       sync.RWMutex
+	registry = map[string]Registration{}
+)
+
+// Register adds a method; it panics on an empty or duplicate name, like sql.Register.
+func Register(r Registration) {
+	mu.Lock()
+	defer mu.Unlock()
+	if r.Name == "" || r.WireKey == "" || r.Configure == nil || r.New == nil {
+		panic("authmethod: Register with an empty name or function")
+	}
+	if _, dup := registry[r.Name]; dup {
+		panic("authmethod: Register called twice for " + r.Name)
+	}
+	registry[r.Name] = r
+}
+
+// Lookup returns the method registered as name.
+func Lookup(name string) (Registration, bool) {
+	mu.RLock()
+	defer mu.RUnlock()
+	r, ok := registry[name]
+	return r, ok
+}
+
+// All returns every registered method, by name.
+func All() []Registration {
+	mu.RLock()
+	defer mu.RUnlock()
+	out := make([]Registration, 0, len(registry))
+	for _, r := range registry {
+		out = append(out, r)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}

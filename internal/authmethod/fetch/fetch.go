@@ -1,0 +1,158 @@
+// Package fetch makes the outbound requests of login methods (JWKS, OIDC
+// discovery): only to http(s) URLs an administrator configured (or that the
+// configured issuer names), under the server's target policy checked on every
+// address dialed, with timeouts, no redirects, no proxy and a size limit.
+package fetch
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/lockbox-dev/lockbox/internal/authmethod"
+	"github.com/lockbox-dev/lockbox/internal/errs"
+)
+
+// Limits of one fetch.
+const (
+	MaxBody = 1 << 20 // bytes of a response body
+	Timeout = 10 * time.Second
+)
+
+// CheckURL validates an administrator-configured URL: absolute http or https,
+// with a host, without user information, whose host the server's policy
+// allows. field names it in the error.
+func CheckURL(ctx context.Context, env authmethod.Env, field, raw string) (*url.URL, error) {
+	u, err := url.Parse(strings.TrimSpace(raw))
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil || u.Opaque != "" {
+		e := errs.Invalidf("%s must be an http or https URL", field)
+		e.Details = []string{field}
+		return nil, e
+	}
+	if err := checkHost(ctx, env, u.Hostname()); err != nil {
+		return nil, errs.BadRequest("%s: %v", field, err)
+	}
+	return u, nil
+}
+
+func checkHost(ctx context.Context, env authmethod.Env, host string) error {
+	if a, err := netip.ParseAddr(strings.Trim(host, "[]")); err == nil {
+		if err := checkAddr(env, a); err != nil {
+			return err
+		}
+	} else if strings.EqualFold(host, "localhost") && !env.Loopback {
+		return errors.New("loopback addresses are not allowed")
+	}
+	if env.Policy == nil {
+		return nil
+	}
+	return env.Policy.CheckHost(ctx, host)
+}
+
+func checkAddr(env authmethod.Env, a netip.Addr) error {
+	a = a.Unmap().WithZone("")
+	if (a.IsLoopback() && !env.Loopback) || a.IsUnspecified() || a.IsMulticast() {
+		return fmt.Errorf("address %s is not allowed", a)
+	}
+	if env.Policy != nil {
+		return env.Policy.CheckAddr(a)
+	}
+	return nil
+}
+
+// ParseCA parses a PEM bundle of CA certificates; field names it in errors.
+func ParseCA(field, caPEM string) (*x509.CertPool, error) {
+	if strings.TrimSpace(caPEM) == "" {
+		return nil, nil
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM([]byte(caPEM)) {
+		e := errs.Invalidf("%s must hold PEM certificates", field)
+		e.Details = []string{field}
+		return nil, e
+	}
+	return pool, nil
+}
+
+// Client fetches documents for one method configuration.
+type Client struct {
+	env authmethod.Env
+	hc  *http.Client
+}
+
+// NewClient returns a client that trusts caPEM's certificates, or the system's
+// roots when caPEM is empty.
+func NewClient(env authmethod.Env, caPEM string) (*Client, error) {
+	pool, err := ParseCA("caCert", caPEM)
+	if err != nil {
+		return nil, err
+	}
+	d := &net.Dialer{Timeout: 5 * time.Second, Control: func(_, address string, _ syscall.RawConn) error {
+		ap, err := netip.ParseAddrPort(address)
+		if err != nil {
+			return err
+		}
+		return checkAddr(env, ap.Addr())
+	}}
+	tr := &http.Transport{
+		Proxy:                 nil, // a proxy would dial for us, past the address check
+		DialContext:           d.DialContext,
+		TLSClientConfig:       &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
+		TLSHandshakeTimeout:   5 * time.Second,
+		ResponseHeaderTimeout: 5 * time.Second,
+		MaxIdleConnsPerHost:   2,
+		IdleConnTimeout:       90 * time.Second,
+	}
+	hc := &http.Client{Transport: tr, Timeout: Timeout,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	return &Client{env: env, hc: hc}, nil
+}
+
+// GetJSON fetches u and decodes its JSON body into v. Its errors name the
+// URL's host, never a body.
+func (c *Client) GetJSON(ctx context.Context, u string, v any) error {
+	pu, err := url.Parse(u)
+	if err != nil || (pu.Scheme != "https" && pu.Scheme != "http") || pu.Host == "" {
+		return fmt.Errorf("fetch: %q is not an http(s) URL", u)
+	}
+	if err := checkHost(ctx, c.env, pu.Hostname()); err != nil {
+		return fmt.Errorf("fetch %s: %w", pu.Host, err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, pu.String(), nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return fmt.Errorf("fetch %s: %w", pu.Host, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("fetch %s%s: status %d (redirects are not followed)", pu.Host, pu.Path, resp.StatusCode)
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxBody+1))
+	if err != nil {
+		return fmt.Errorf("fetch %s: %w", pu.Host, err)
+	}
+	if len(body) > MaxBody {
+		return fmt.Errorf("fetch %s%s: response larger than %d bytes", pu.Host, pu.Path, MaxBody)
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		return fmt.Errorf("fetch %s%s: not JSON: %w", pu.Host, pu.Path, err)
+	}
+	return nil
+}

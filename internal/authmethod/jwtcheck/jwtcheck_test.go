@@ -1,0 +1,114 @@
+package jwtcheck_test
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lockbox-dev/lockbox/internal/authmethod"
+	"github.com/lockbox-dev/lockbox/internal/authmethod/jwtcheck"
+)
+
+func TestMatch(t *testing.T) {
+	cases := []struct {
+		pattern, s string
+		want       bool
+	}{
+		{"org/app", "org/app", true},
+		{"org/*", "org/app", true},
+		{"org/*", "org/app/fork", false},
+		{"org/**", "org/app/fork", true},
+		{"repo:org/*:ref:main", "repo:org/app:ref:main", true},
+		{"repo:org/*:ref:main", "repo:org/app:ref:dev", false},
+		{"a?c", "abc", true},
+		{"a?c", "a/c", false},
+		{"*", "", true},
+		{"*", "x/y", false},
+		{"[a]", "[a]", true}, // brackets are literal here; equal strings always match
+		{"prod", "production", false},
+		{"**/main", "refs/heads/main", true},
+	}
+	for _, c := range cases {
+		if got := jwtcheck.Match(c.pattern, c.s); got != c.want {
+			t.Errorf("Match(%q, %q) = %v, want %v", c.pattern, c.s, got, c.want)
+		}
+	}
+}
+
+func TestMatchIsLinear(t *testing.T) {
+	// Backtracking globs are exponential in stars; this finishes at once.
+	p := strings.Repeat("*a", 200) + "b"
+	if jwtcheck.Match(p, strings.Repeat("a", 5000)) {
+		t.Fatal("matched")
+	}
+}
+
+func edJWKS(kid string) (jwtcheck.JWKS, ed25519.PublicKey) {
+	pub, _, _ := ed25519.GenerateKey(rand.Reader)
+	return jwtcheck.JWKS{Keys: []jwtcheck.JWK{{Kty: "OKP", Crv: "Ed25519", Kid: kid, X: base64.RawURLEncoding.EncodeToString(pub)}}}, pub
+}
+
+func TestKeyCacheRefreshesOnUnknownKidRateLimited(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	doc, _ := edJWKS("k1")
+	fetches := 0
+	var fail error
+	kc := &jwtcheck.KeyCache{Now: func() time.Time { return now }, Fetch: func(context.Context) (jwtcheck.JWKS, error) {
+		fetches++
+		return doc, fail
+	}}
+	ctx := context.Background()
+	if ks, err := kc.Keys(ctx, "k1"); err != nil || len(ks) != 1 || fetches != 1 {
+		t.Fatalf("first use: %v %v fetches=%d", ks, err, fetches)
+	}
+	kc.Keys(ctx, "k1")
+	if fetches != 1 {
+		t.Fatal("a known kid fetched again")
+	}
+	// The issuer rotates: a token with k2 arrives within the rate limit and is refused without a fetch.
+	doc, _ = edJWKS("k2")
+	now = now.Add(5 * time.Second)
+	if _, err := kc.Keys(ctx, "k2"); !isRefusal(err, "signature") || fetches != 1 {
+		t.Fatalf("unknown kid within the limit: %v fetches=%d", err, fetches)
+	}
+	// Once the limit has passed, the unknown kid refreshes the set.
+	now = now.Add(jwtcheck.KeysMinRefresh)
+	if ks, err := kc.Keys(ctx, "k2"); err != nil || len(ks) != 1 || fetches != 2 {
+		t.Fatalf("refresh on unknown kid: %v fetches=%d", err, fetches)
+	}
+	// Made-up kids cannot make it fetch more than once per interval.
+	for i := range 20 {
+		now = now.Add(time.Second)
+		kc.Keys(ctx, "made-up-"+string(rune('a'+i)))
+	}
+	if fetches > 2+20/int(jwtcheck.KeysMinRefresh/time.Second)+1 {
+		t.Fatalf("%d fetches for 20 made-up kids in 20s", fetches)
+	}
+	// Keys past their age are fetched again; if that fails, stale keys still serve.
+	now = now.Add(jwtcheck.KeysMaxAge + time.Minute)
+	fail = errors.New("issuer down")
+	before := fetches
+	if _, err := kc.Keys(ctx, "k2"); err != nil || fetches != before+1 {
+		t.Fatalf("stale keys on a failed refresh: %v fetches=%d", err, fetches-before)
+	}
+}
+
+func TestKeyCacheFetchFailureIsARefusal(t *testing.T) {
+	kc := &jwtcheck.KeyCache{Now: time.Now, Fetch: func(context.Context) (jwtcheck.JWKS, error) {
+		return jwtcheck.JWKS{}, errors.New("connection refused")
+	}}
+	_, err := kc.Keys(context.Background(), "k")
+	if !isRefusal(err, "signature") || strings.Contains(err.Error(), "connection refused") {
+		t.Fatalf("%v", err)
+	}
+}
+
+func isRefusal(err error, check string) bool {
+	r, ok := errors.AsType[*authmethod.Refusal](err)
+	return ok && r.Check == check
+}

@@ -1,0 +1,303 @@
+package identity
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/lockbox-dev/lockbox/internal/audit"
+	"github.com/lockbox-dev/lockbox/internal/authmethod"
+	"github.com/lockbox-dev/lockbox/internal/authz"
+	"github.com/lockbox-dev/lockbox/internal/errs"
+)
+
+// AuthConfig is an identity's configuration of a registered login method
+// (package authmethod): the shared token settings, and the method's own
+// configuration as the method stores it.
+type AuthConfig struct {
+	ID                      string
+	IdentityID              string
+	Method                  string // registered name, e.g. "jwt-auth"
+	Config                  json.RawMessage
+	AccessTokenTTL          int64
+	AccessTokenMaxTTL       int64
+	AccessTokenNumUsesLimit int64
+	AccessTokenTrustedIPs   []TrustedIP
+	CreatedAt               time.Time
+	UpdatedAt               time.Time
+}
+
+// MethodStore is the storage registered login methods need.
+type MethodStore interface {
+	// AppendAudit records an event that goes with no change.
+	AppendAudit(ctx context.Context, ev audit.Event) error
+	// CreateAuthConfig stores c; Conflict when the identity has that method.
+	CreateAuthConfig(ctx context.Context, c AuthConfig, ev audit.Event) error
+	AuthConfig(ctx context.Context, identityID, method string) (AuthConfig, error)
+	// AuthConfigLogin reads a configuration with its identity, in one query.
+	AuthConfigLogin(ctx context.Context, identityID, method string) (AuthConfig, Identity, error)
+	UpdateAuthConfig(ctx context.Context, c AuthConfig, ev audit.Event) error
+	// DeleteAuthConfig removes the configuration and revokes its tokens.
+	DeleteAuthConfig(ctx context.Context, identityID, method string, ev audit.Event) error
+	// LoginWithAuthConfig stores tok, notes the login and records ev, in one transaction.
+	LoginWithAuthConfig(ctx context.Context, tok AccessToken, orgID string, ev audit.Event) error
+}
+
+// Methods serves every registered login method (JWT, OIDC, ...):
+// configuration on an identity and login, with Universal Auth's rules
+// (trusted IPs, token settings, audit of every attempt).
+type Methods struct {
+	store MethodStore
+	admin *Admin
+	svc   *Service
+	env   authmethod.Env
+	now   func() time.Time
+
+	mu    sync.Mutex
+	built map[string]builtMethod // by configuration id
+}
+
+type builtMethod struct {
+	updatedAt time.Time
+	m         authmethod.Method
+}
+
+// maxBuiltMethods bounds the methods (and their key caches) kept in memory.
+const maxBuiltMethods = 10_000
+
+// NewMethods returns the service of registered login methods. env is passed
+// to every method (its target policy limits what they fetch).
+func NewMethods(st MethodStore, admin *Admin, svc *Service, env authmethod.Env) *Methods {
+	if env.Now == nil {
+		env.Now = svc.now
+	}
+	return &Methods{store: st, admin: admin, svc: svc, env: env, now: svc.now, built: map[string]builtMethod{}}
+}
+
+// TokenSettings are the shared settings of a method's tokens; nil fields are absent.
+type TokenSettings struct {
+	AccessTokenTTL          *int64
+	AccessTokenMaxTTL       *int64
+	AccessTokenNumUsesLimit *int64
+	AccessTokenTrustedIPs   []string
+}
+
+func lookupMethod(name string) (authmethod.Registration, error) {
+	r, ok := authmethod.Lookup(name)
+	if !ok {
+		return r, errs.NotFoundf("Auth method %s is not supported", name)
+	}
+	return r, nil
+}
+
+func (c *AuthConfig) apply(s TokenSettings) error {
+	ta := TokenAuth{AccessTokenTTL: c.AccessTokenTTL, AccessTokenMaxTTL: c.AccessTokenMaxTTL,
+		AccessTokenNumUsesLimit: c.AccessTokenNumUsesLimit, AccessTokenTrustedIPs: c.AccessTokenTrustedIPs}
+	if err := (TokenAuthConfig{AccessTokenTTL: s.AccessTokenTTL, AccessTokenMaxTTL: s.AccessTokenMaxTTL,
+		AccessTokenNumUsesLimit: s.AccessTokenNumUsesLimit, AccessTokenTrustedIPs: s.AccessTokenTrustedIPs}).apply(&ta); err != nil {
+		return err
+	}
+	c.AccessTokenTTL, c.AccessTokenMaxTTL = ta.AccessTokenTTL, ta.AccessTokenMaxTTL
+	c.AccessTokenNumUsesLimit, c.AccessTokenTrustedIPs = ta.AccessTokenNumUsesLimit, ta.AccessTokenTrustedIPs
+	return nil
+}
+
+func (m *Methods) event(actor authz.Actor, verb string, c AuthConfig) audit.Event {
+	return audit.New(actor, verb+"-identity-"+c.Method, map[string]any{"identityId": c.IdentityID,
+		"accessTokenTTL": c.AccessTokenTTL, "accessTokenMaxTTL": c.AccessTokenMaxTTL, "config": json.RawMessage(c.Config)})
+}
+
+// Attach adds method to an identity with Infisical's defaults (30-day
+// tokens usable from any address). body is the request, whose method fields
+// the method validates.
+func (m *Methods) Attach(ctx context.Context, actor authz.Actor, method, identityID string, s TokenSettings, body json.RawMessage) (AuthConfig, error) {
+	reg, err := lookupMethod(method)
+	if err != nil {
+		return AuthConfig{}, err
+	}
+	oi, err := m.admin.get(ctx, actor, identityID, authz.ActCreate)
+	if err != nil {
+		return AuthConfig{}, err
+	}
+	now := m.now().UTC().Truncate(time.Microsecond)
+	c := AuthConfig{ID: NewID(), IdentityID: oi.ID, Method: method, AccessTokenTTL: 2592000, AccessTokenMaxTTL: 2592000,
+		AccessTokenTrustedIPs: AnyIP, CreatedAt: now, UpdatedAt: now}
+	if err := c.apply(s); err != nil {
+		return AuthConfig{}, err
+	}
+	if c.Config, err = reg.Configure(ctx, m.env, nil, body); err != nil {
+		return AuthConfig{}, err
+	}
+	if err := m.store.CreateAuthConfig(ctx, c, m.event(actor, "add", c)); err != nil {
+		if errs.Is(err, errs.Conflict) {
+			return AuthConfig{}, errs.BadRequest("Failed to add %s to already configured identity", reg.DisplayName)
+		}
+		return AuthConfig{}, err
+	}
+	return c, nil
+}
+
+func (m *Methods) config(ctx context.Context, actor authz.Actor, method, identityID, action string) (authmethod.Registration, AuthConfig, error) {
+	reg, err := lookupMethod(method)
+	if err != nil {
+		return reg, AuthConfig{}, err
+	}
+	oi, err := m.admin.get(ctx, actor, identityID, action)
+	if err != nil {
+		return reg, AuthConfig{}, err
+	}
+	c, err := m.store.AuthConfig(ctx, oi.ID, method)
+	if errs.Is(err, errs.NotFound) {
+		return reg, AuthConfig{}, errs.BadRequest("The identity does not have %s attached", reg.DisplayName)
+	}
+	return reg, c, err
+}
+
+// Update changes an identity's configuration of method; absent fields keep their values.
+func (m *Methods) Update(ctx context.Context, actor authz.Actor, method, identityID string, s TokenSettings, body json.RawMessage) (AuthConfig, error) {
+	reg, c, err := m.config(ctx, actor, method, identityID, authz.ActEdit)
+	if err != nil {
+		return AuthConfig{}, err
+	}
+	if err := c.apply(s); err != nil {
+		return AuthConfig{}, err
+	}
+	if c.Config, err = reg.Configure(ctx, m.env, c.Config, body); err != nil {
+		return AuthConfig{}, err
+	}
+	c.UpdatedAt = m.now().UTC().Truncate(time.Microsecond)
+	return c, m.store.UpdateAuthConfig(ctx, c, m.event(actor, "update", c))
+}
+
+// Get returns an identity's configuration of method.
+func (m *Methods) Get(ctx context.Context, actor authz.Actor, method, identityID string) (AuthConfig, error) {
+	_, c, err := m.config(ctx, actor, method, identityID, authz.ActRead)
+	return c, err
+}
+
+// Remove deletes an identity's configuration of method and revokes every
+// token issued through it.
+func (m *Methods) Remove(ctx context.Context, actor authz.Actor, method, identityID string) (AuthConfig, error) {
+	_, c, err := m.config(ctx, actor, method, identityID, authz.ActEdit)
+	if err != nil {
+		return AuthConfig{}, err
+	}
+	ev := audit.New(actor, "revoke-identity-"+method, map[string]any{"identityId": c.IdentityID})
+	if err := m.store.DeleteAuthConfig(ctx, c.IdentityID, method, ev); err != nil {
+		return AuthConfig{}, err
+	}
+	m.mu.Lock()
+	delete(m.built, c.ID)
+	m.mu.Unlock()
+	return c, nil
+}
+
+// method returns the built method of c, building it once per version of c.
+func (m *Methods) method(reg authmethod.Registration, c AuthConfig) (authmethod.Method, error) {
+	m.mu.Lock()
+	b, ok := m.built[c.ID]
+	m.mu.Unlock()
+	if ok && b.updatedAt.Equal(c.UpdatedAt) {
+		return b.m, nil
+	}
+	meth, err := reg.New(m.env, c.Config)
+	if err != nil {
+		return nil, errs.Internalf(err, "build %s method", c.Method)
+	}
+	m.mu.Lock()
+	if len(m.built) >= maxBuiltMethods {
+		clear(m.built)
+	}
+	m.built[c.ID] = builtMethod{c.UpdatedAt, meth}
+	m.mu.Unlock()
+	return meth, nil
+}
+
+// Login exchanges a credential from the workload's platform for an access
+// token of identityID, through its configuration of method. A refused
+// credential is 401 with a message naming the check that failed; every
+// attempt on a configured identity is audited, with the reason when refused.
+func (m *Methods) Login(ctx context.Context, method, identityID, credential, ip, userAgent string) (res LoginResult, err error) {
+	reg, err := lookupMethod(method)
+	if err != nil {
+		return LoginResult{}, err
+	}
+	notConfigured := errs.NotFoundf("%s method not found for identity, did you configure %s?", reg.DisplayName, reg.DisplayName)
+	if _, perr := uuid.Parse(identityID); perr != nil {
+		return LoginResult{}, notConfigured
+	}
+	c, ident, err := m.store.AuthConfigLogin(ctx, identityID, method)
+	if errs.Is(err, errs.NotFound) {
+		return LoginResult{}, notConfigured
+	}
+	if err != nil {
+		return LoginResult{}, err
+	}
+	actor := authz.Actor{Kind: authz.ActorIdentity, ID: ident.ID, OrgID: ident.OrgID, Name: ident.Name, IP: ip, UserAgent: userAgent}
+	var check string
+	defer func() {
+		if err != nil {
+			m.auditFailure(ctx, actor, c, check, err)
+		}
+	}()
+	// Before the credential is looked at: a caller outside the trusted
+	// networks gets nothing it could use, and makes the server fetch nothing.
+	if !IPAllowed(c.AccessTokenTrustedIPs, ip) {
+		check = "trusted-ip"
+		return LoginResult{}, errs.Forbiddenf("You are not allowed to access this resource from the current IP address")
+	}
+	meth, err := m.method(reg, c)
+	if err != nil {
+		return LoginResult{}, err
+	}
+	v, err := meth.Verify(ctx, credential)
+	if r, ok := errors.AsType[*authmethod.Refusal](err); ok {
+		check = r.Check
+		if r.Err != nil {
+			slog.WarnContext(ctx, "login refused", "method", method, "identityId", ident.ID, "check", r.Check, "detail", r.Err.Error())
+		}
+		return LoginResult{}, errs.Unauthorizedf("%s", r.Message)
+	}
+	if err != nil {
+		return LoginResult{}, errs.Internalf(err, "verify %s credential", method)
+	}
+	now := m.now().UTC().Truncate(time.Microsecond)
+	tok := AccessToken{ID: NewID(), IdentityID: ident.ID, AuthMethod: method, TTL: c.AccessTokenTTL, MaxTTL: c.AccessTokenMaxTTL,
+		NumUsesLimit: c.AccessTokenNumUsesLimit, TrustedIPs: c.AccessTokenTrustedIPs, CreatedAt: now, UpdatedAt: now}
+	md := map[string]any{"identityId": ident.ID, "identityAccessTokenId": tok.ID, reg.WireKey + "Id": c.ID}
+	if len(v.Metadata) > 0 {
+		md["claimMetadata"] = v.Metadata
+	}
+	if err := m.store.LoginWithAuthConfig(ctx, tok, ident.OrgID, audit.New(actor, "login-identity-"+method, md)); err != nil {
+		return LoginResult{}, err
+	}
+	return m.svc.issue(ctx, tok, now)
+}
+
+// auditFailure records a refused login with its reason (the client's
+// message, never the credential); best effort, the login has failed either way.
+func (m *Methods) auditFailure(ctx context.Context, actor authz.Actor, c AuthConfig, check string, cause error) {
+	reason := "internal error"
+	if e, ok := errors.AsType[*errs.Error](cause); ok && e.Kind != errs.Internal {
+		reason = e.Message
+	}
+	md := map[string]any{"identityId": c.IdentityID, "authConfigId": c.ID, "reason": reason}
+	if check != "" {
+		md["check"] = check
+	}
+	m.store.AppendAudit(context.WithoutCancel(ctx), audit.New(actor, "login-identity-"+c.Method+"-failed", md))
+}
+
+// MethodNames are the registered login methods.
+func MethodNames() []string {
+	var out []string
+	for _, r := range authmethod.All() {
+		out = append(out, r.Name)
+	}
+	return out
+}

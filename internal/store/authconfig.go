@@ -1,0 +1,110 @@
+package store
+
+import (
+	"context"
+
+	"github.com/lockbox-dev/lockbox/internal/audit"
+	"github.com/lockbox-dev/lockbox/internal/errs"
+	"github.com/lockbox-dev/lockbox/internal/identity"
+)
+
+var _ identity.MethodStore = (*DB)(nil)
+
+const authConfigCols = `c.id, c.identity_id, c.method, c.config, c.access_token_ttl, c.access_token_max_ttl,
+	c.access_token_num_uses_limit, c.access_token_trusted_ips, c.created_at, c.updated_at`
+
+func scanAuthConfig(sc interface{ Scan(...any) error }, extra ...any) (identity.AuthConfig, error) {
+	var c identity.AuthConfig
+	var cfg, ips string
+	err := sc.Scan(append([]any{&c.ID, &c.IdentityID, &c.Method, &cfg, &c.AccessTokenTTL, &c.AccessTokenMaxTTL,
+		&c.AccessTokenNumUsesLimit, &ips, timeCol{&c.CreatedAt}, timeCol{&c.UpdatedAt}}, extra...)...)
+	c.Config, c.AccessTokenTrustedIPs = []byte(cfg), parseIPs(ips)
+	return c, err
+}
+
+// CreateAuthConfig stores a method configuration; Conflict if the identity has one of that method.
+func (db *DB) CreateAuthConfig(ctx context.Context, c identity.AuthConfig, ev audit.Event) error {
+	return db.Transact(ctx, func(tx *Tx) error {
+		_, err := tx.exec(ctx, `INSERT INTO identity_auth_configs (id, identity_id, method, config, access_token_ttl,
+			access_token_max_ttl, access_token_num_uses_limit, access_token_trusted_ips, created_at, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, c.ID, c.IdentityID, c.Method, string(c.Config), c.AccessTokenTTL,
+			c.AccessTokenMaxTTL, c.AccessTokenNumUsesLimit, ipsJSON(c.AccessTokenTrustedIPs), ts(c.CreatedAt), ts(c.UpdatedAt))
+		if IsUniqueViolation(err) {
+			return errs.Conflictf("the identity already has this auth method")
+		}
+		if err != nil {
+			return dbErr(err, "CreateAuthConfig")
+		}
+		return tx.insertAudit(ctx, ev)
+	})
+}
+
+// AuthConfig returns an identity's configuration of method.
+func (db *DB) AuthConfig(ctx context.Context, identityID, method string) (identity.AuthConfig, error) {
+	c, err := scanAuthConfig(db.readRow(ctx, `SELECT `+authConfigCols+` FROM identity_auth_configs c
+		WHERE c.identity_id = ? AND c.method = ?`, identityID, method))
+	return c, dbErr(err, "AuthConfig")
+}
+
+// AuthConfigLogin returns, in one query, an identity's configuration of
+// method with the identity (and its organization) it belongs to.
+func (db *DB) AuthConfigLogin(ctx context.Context, identityID, method string) (identity.AuthConfig, identity.Identity, error) {
+	var i identity.Identity
+	c, err := scanAuthConfig(db.readRow(ctx, `SELECT `+authConfigCols+`, i.name, i.org_id FROM identity_auth_configs c
+		JOIN identities i ON i.id = c.identity_id WHERE c.identity_id = ? AND c.method = ?`, identityID, method),
+		&i.Name, &i.OrgID)
+	i.ID = c.IdentityID
+	return c, i, dbErr(err, "AuthConfigLogin")
+}
+
+// UpdateAuthConfig writes a changed configuration.
+func (db *DB) UpdateAuthConfig(ctx context.Context, c identity.AuthConfig, ev audit.Event) error {
+	return db.Transact(ctx, func(tx *Tx) error {
+		res, err := tx.exec(ctx, `UPDATE identity_auth_configs SET config = ?, access_token_ttl = ?, access_token_max_ttl = ?,
+			access_token_num_uses_limit = ?, access_token_trusted_ips = ?, updated_at = ? WHERE id = ?`, string(c.Config),
+			c.AccessTokenTTL, c.AccessTokenMaxTTL, c.AccessTokenNumUsesLimit, ipsJSON(c.AccessTokenTrustedIPs), ts(c.UpdatedAt), c.ID)
+		if err != nil {
+			return dbErr(err, "UpdateAuthConfig")
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return dbErr(errNoRows, "UpdateAuthConfig")
+		}
+		return tx.insertAudit(ctx, ev)
+	})
+}
+
+// DeleteAuthConfig removes an identity's configuration of method and revokes
+// every token issued through it, in one transaction.
+func (db *DB) DeleteAuthConfig(ctx context.Context, identityID, method string, ev audit.Event) error {
+	return db.Transact(ctx, func(tx *Tx) error {
+		if _, err := tx.exec(ctx, `UPDATE identity_access_tokens SET revoked = TRUE, updated_at = ?
+			WHERE identity_id = ? AND auth_method = ? AND revoked = FALSE`, ts(tx.Now), identityID, method); err != nil {
+			return dbErr(err, "revoke auth method tokens")
+		}
+		res, err := tx.exec(ctx, `DELETE FROM identity_auth_configs WHERE identity_id = ? AND method = ?`, identityID, method)
+		if err != nil {
+			return dbErr(err, "DeleteAuthConfig")
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return dbErr(errNoRows, "DeleteAuthConfig")
+		}
+		return tx.insertAudit(ctx, ev)
+	})
+}
+
+// LoginWithAuthConfig stores a token issued by a login, notes the login on
+// the identity's membership of orgID and records ev, in one transaction.
+// Nothing is consumed at login (use limits are the token's), so no lock or
+// grouping is needed.
+func (db *DB) LoginWithAuthConfig(ctx context.Context, tok identity.AccessToken, orgID string, ev audit.Event) error {
+	return db.transactQuiet(ctx, func(tx *Tx) error {
+		if err := tx.insertAccessToken(ctx, tok); err != nil {
+			return err
+		}
+		if _, err := tx.exec(ctx, `UPDATE org_memberships SET last_login_auth_method = ?, last_login_time = ?
+			WHERE org_id = ? AND identity_id = ?`, tok.AuthMethod, ts(tx.Now), orgID, tok.IdentityID); err != nil {
+			return dbErr(err, "record login")
+		}
+		return tx.insertAudit(ctx, ev)
+	})
+}
