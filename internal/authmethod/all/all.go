@@ -2,5 +2,6 @@
 package all
 
 import (
-	_ "github.com/lockbox-dev/lockbox/internal/authmethod/jwtauth" // jwt-auth
+	_ "github.com/lockbox-dev/lockbox/internal/authmethod/jwtauth"  // jwt-auth
+	_ "github.com/lockbox-dev/lockbox/internal/authmethod/oidcauth" // oidc-auth
 )

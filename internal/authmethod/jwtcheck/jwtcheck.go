@@ -147,22 +147,23 @@ func anyMatch(patterns, vs []string) bool {
 	return false
 }
 
-// Lookup returns the claim at a dot path ("a.b.c"); nil if absent.
+// Lookup returns the claim at a dot path ("a.b.c"); nil if absent. A key
+// that itself holds dots ("kubernetes.io") is found too.
 func Lookup(c map[string]any, path string) any {
 	if v, ok := c[path]; ok {
 		return v
 	}
-	var cur any = c
-	for _, part := range strings.Split(path, ".") {
-		m, ok := cur.(map[string]any)
-		if !ok {
-			return nil
+	for i := 0; i < len(path); i++ {
+		if path[i] != '.' {
+			continue
 		}
-		if cur, ok = m[part]; !ok {
-			return nil
+		if sub, ok := c[path[:i]].(map[string]any); ok {
+			if v := Lookup(sub, path[i+1:]); v != nil {
+				return v
+			}
 		}
 	}
-	return cur
+	return nil
 }
 
 // values is a claim as the strings a policy compares: a string, number or

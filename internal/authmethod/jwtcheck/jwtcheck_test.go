@@ -112,3 +112,12 @@ func isRefusal(err error, check string) bool {
 	r, ok := errors.AsType[*authmethod.Refusal](err)
 	return ok && r.Check == check
 }
+
+func TestLookupDotPaths(t *testing.T) {
+	c := map[string]any{"a": map[string]any{"b": "x"}, "kubernetes.io": map[string]any{"namespace": "apps"}, "c.d": "flat"}
+	for path, want := range map[string]any{"a.b": "x", "kubernetes.io.namespace": "apps", "c.d": "flat", "a.z": nil, "z": nil} {
+		if got := jwtcheck.Lookup(c, path); got != want {
+			t.Errorf("Lookup(%q) = %v, want %v", path, got, want)
+		}
+	}
+}
