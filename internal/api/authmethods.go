@@ -33,6 +33,9 @@ func (s *Server) methodLogin(reg authmethod.Registration) func(http.ResponseWrit
 		var req struct {
 			IdentityID string `json:"identityId"`
 			JWT        string `json:"jwt"`
+			// As for Universal Auth: the Go SDK sends organizationSlug.
+			OrganizationSlug    string `json:"organizationSlug"`
+			SubOrganizationName string `json:"subOrganizationName"`
 		}
 		if err := s.decode(r, &req); err != nil {
 			return err
@@ -43,7 +46,8 @@ func (s *Server) methodLogin(reg authmethod.Registration) func(http.ResponseWrit
 		if req.JWT == "" {
 			return field("jwt", "Required")
 		}
-		res, err := s.svc.AuthMethods.Login(r.Context(), reg.Name, req.IdentityID, req.JWT, clientIP(r), r.UserAgent())
+		res, err := s.svc.AuthMethods.Login(r.Context(), reg.Name, req.IdentityID, req.JWT,
+			first(req.OrganizationSlug, req.SubOrganizationName), clientIP(r), r.UserAgent())
 		if err != nil {
 			return err
 		}

@@ -380,3 +380,26 @@ func TestJWTAuthJWKSCachesKeys(t *testing.T) {
 		assertRefused(t, r, "signature", "")
 	})
 }
+
+// A login asking for another organization is refused after the token is
+// verified, as Universal Auth refuses it (lockbox has no sub-organizations).
+func TestJWTAuthOrganizationSlug(t *testing.T) {
+	e := apptest.Bootstrapped(t, store.SQLite)
+	id, _ := e.NewIdentity(t, "slugged", "member")
+	s := newTokenSigner(t, "ed", "")
+	e.Must(t, 200, "POST", "/api/v1/auth/jwt-auth/identities/"+id, e.Token, map[string]any{"configurationType": "static",
+		"publicKeys": []string{s.publicPEM(t)}})
+	var det struct {
+		IdentityDetails struct{ Organization struct{ Slug string } }
+	}
+	e.Must(t, 200, "GET", "/api/v1/identities/details", e.Token, nil).Decode(t, &det)
+	tok := s.sign(t, workloadClaims())
+	r := e.Do(t, "POST", "/api/v1/auth/jwt-auth/login", "", map[string]string{"identityId": id, "jwt": tok, "organizationSlug": "someone-else"})
+	assertError(t, r, 400, "BadRequest")
+	for _, slug := range []string{"", det.IdentityDetails.Organization.Slug} {
+		r := e.Do(t, "POST", "/api/v1/auth/jwt-auth/login", "", map[string]string{"identityId": id, "jwt": tok, "organizationSlug": slug})
+		if r.Status != 200 {
+			t.Fatalf("slug %q: %d %s", slug, r.Status, r.Body)
+		}
+	}
+}

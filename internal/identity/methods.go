@@ -39,8 +39,9 @@ type MethodStore interface {
 	// CreateAuthConfig stores c; Conflict when the identity has that method.
 	CreateAuthConfig(ctx context.Context, c AuthConfig, ev audit.Event) error
 	AuthConfig(ctx context.Context, identityID, method string) (AuthConfig, error)
-	// AuthConfigLogin reads a configuration with its identity, in one query.
-	AuthConfigLogin(ctx context.Context, identityID, method string) (AuthConfig, Identity, error)
+	// AuthConfigLogin reads a configuration with its identity and the slug
+	// of the identity's organization, in one query.
+	AuthConfigLogin(ctx context.Context, identityID, method string) (AuthConfig, Identity, string, error)
 	UpdateAuthConfig(ctx context.Context, c AuthConfig, ev audit.Event) error
 	// DeleteAuthConfig removes the configuration and revokes its tokens.
 	DeleteAuthConfig(ctx context.Context, identityID, method string, ev audit.Event) error
@@ -222,7 +223,9 @@ func (m *Methods) method(reg authmethod.Registration, c AuthConfig) (authmethod.
 // token of identityID, through its configuration of method. A refused
 // credential is 401 with a message naming the check that failed; every
 // attempt on a configured identity is audited, with the reason when refused.
-func (m *Methods) Login(ctx context.Context, method, identityID, credential, ip, userAgent string) (res LoginResult, err error) {
+// A non-empty orgSlug must be the slug of the identity's organization, as
+// for Universal Auth.
+func (m *Methods) Login(ctx context.Context, method, identityID, credential, orgSlug, ip, userAgent string) (res LoginResult, err error) {
 	reg, err := lookupMethod(method)
 	if err != nil {
 		return LoginResult{}, err
@@ -231,7 +234,7 @@ func (m *Methods) Login(ctx context.Context, method, identityID, credential, ip,
 	if _, perr := uuid.Parse(identityID); perr != nil {
 		return LoginResult{}, notConfigured
 	}
-	c, ident, err := m.store.AuthConfigLogin(ctx, identityID, method)
+	c, ident, ownSlug, err := m.store.AuthConfigLogin(ctx, identityID, method)
 	if errs.Is(err, errs.NotFound) {
 		return LoginResult{}, notConfigured
 	}
@@ -265,6 +268,10 @@ func (m *Methods) Login(ctx context.Context, method, identityID, credential, ip,
 	}
 	if err != nil {
 		return LoginResult{}, errs.Internalf(err, "verify %s credential", method)
+	}
+	if err := checkOrgSlug(ownSlug, orgSlug); err != nil {
+		check = "organization"
+		return LoginResult{}, err
 	}
 	now := m.now().UTC().Truncate(time.Microsecond)
 	tok := AccessToken{ID: NewID(), IdentityID: ident.ID, AuthMethod: method, TTL: c.AccessTokenTTL, MaxTTL: c.AccessTokenMaxTTL,

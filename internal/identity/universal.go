@@ -204,7 +204,7 @@ func (u *UA) Login(ctx context.Context, clientID, clientSecret, orgSlug, ip, use
 	case ua.LockoutEnabled && now.Before(l.LockedUntil):
 		refusal = locked // answered, like any attempt, after the reservation below
 	default:
-		refusal = checkOrgSlug(l, orgSlug)
+		refusal = checkOrgSlug(l.OrgSlug, orgSlug)
 	}
 	if refusal == nil {
 		tok := AccessToken{ID: NewID(), IdentityID: ua.IdentityID, AuthMethod: MethodUniversalAuth, ClientSecretID: cs.ID,
@@ -255,9 +255,9 @@ func (u *UA) Login(ctx context.Context, clientID, clientSecret, orgSlug, ip, use
 // identity's organization. It runs only once the credentials are proven (and,
 // under lockout, is answered only once the attempt is reserved), so it tells
 // a stranger nothing.
-func checkOrgSlug(l UALogin, slug string) error {
+func checkOrgSlug(own, slug string) error {
 	slug = strings.TrimSpace(slug)
-	if slug == "" || l.OrgSlug == slug {
+	if slug == "" || own == slug {
 		return nil
 	}
 	if len(slug) > 64 {

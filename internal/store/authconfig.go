@@ -47,14 +47,16 @@ func (db *DB) AuthConfig(ctx context.Context, identityID, method string) (identi
 }
 
 // AuthConfigLogin returns, in one query, an identity's configuration of
-// method with the identity (and its organization) it belongs to.
-func (db *DB) AuthConfigLogin(ctx context.Context, identityID, method string) (identity.AuthConfig, identity.Identity, error) {
+// method with the identity it belongs to and its organization's slug.
+func (db *DB) AuthConfigLogin(ctx context.Context, identityID, method string) (identity.AuthConfig, identity.Identity, string, error) {
 	var i identity.Identity
-	c, err := scanAuthConfig(db.readRow(ctx, `SELECT `+authConfigCols+`, i.name, i.org_id FROM identity_auth_configs c
-		JOIN identities i ON i.id = c.identity_id WHERE c.identity_id = ? AND c.method = ?`, identityID, method),
-		&i.Name, &i.OrgID)
+	var slug string
+	c, err := scanAuthConfig(db.readRow(ctx, `SELECT `+authConfigCols+`, i.name, i.org_id, o.slug FROM identity_auth_configs c
+		JOIN identities i ON i.id = c.identity_id JOIN orgs o ON o.id = i.org_id
+		WHERE c.identity_id = ? AND c.method = ?`, identityID, method),
+		&i.Name, &i.OrgID, &slug)
 	i.ID = c.IdentityID
-	return c, i, dbErr(err, "AuthConfigLogin")
+	return c, i, slug, dbErr(err, "AuthConfigLogin")
 }
 
 // UpdateAuthConfig writes a changed configuration.
