@@ -62,7 +62,9 @@ func checkHost(ctx context.Context, env authmethod.Env, host string) error {
 
 func checkAddr(env authmethod.Env, a netip.Addr) error {
 	a = a.Unmap().WithZone("")
-	if (a.IsLoopback() && !env.Loopback) || a.IsUnspecified() || a.IsMulticast() {
+	// Refused whatever the policy: the server's own host, and link-local
+	// addresses where cloud metadata services answer.
+	if (a.IsLoopback() && !env.Loopback) || a.IsUnspecified() || a.IsMulticast() || a.IsLinkLocalUnicast() {
 		return fmt.Errorf("address %s is not allowed", a)
 	}
 	if env.Policy != nil {

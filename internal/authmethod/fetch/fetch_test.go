@@ -1,0 +1,93 @@
+package fetch_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/lockbox-dev/lockbox/internal/authmethod"
+	"github.com/lockbox-dev/lockbox/internal/authmethod/fetch"
+	"github.com/lockbox-dev/lockbox/internal/dynamic"
+)
+
+// denyAtDial passes every host name and refuses every address: what a name
+// that resolves to a denied address at connection time (DNS rebinding) meets.
+type denyAtDial struct{}
+
+func (denyAtDial) CheckHost(context.Context, string) error { return nil }
+func (denyAtDial) CheckAddr(a netip.Addr) error            { return errors.New("denied " + a.String()) }
+
+func TestGetJSONLimits(t *testing.T) {
+	var hits atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		switch r.URL.Path {
+		case "/ok":
+			w.Write([]byte(`{"keys":[]}`))
+		case "/big":
+			w.Write([]byte(`{"pad":"` + strings.Repeat("x", fetch.MaxBody) + `"}`))
+		case "/redirect":
+			http.Redirect(w, r, "/ok", http.StatusFound)
+		}
+	}))
+	defer srv.Close()
+	ctx := context.Background()
+	var v map[string]any
+	get := func(env authmethod.Env, path string) error {
+		c, err := fetch.NewClient(env, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.GetJSON(ctx, srv.URL+path, &v)
+	}
+	loop := authmethod.Env{Loopback: true}
+	if err := get(loop, "/ok"); err != nil {
+		t.Fatalf("ok: %v", err)
+	}
+	if err := get(loop, "/big"); err == nil || !strings.Contains(err.Error(), "larger than") {
+		t.Fatalf("big body: %v", err)
+	}
+	before := hits.Load()
+	if err := get(loop, "/redirect"); err == nil || hits.Load() != before+1 {
+		t.Fatalf("redirect followed or accepted: %v (hits %d)", err, hits.Load()-before)
+	}
+
+	// Outside tests loopback is never dialed, and the target policy is applied
+	// to the name and to every address dialed.
+	before = hits.Load()
+	if err := get(authmethod.Env{}, "/ok"); err == nil {
+		t.Fatal("loopback fetched without Loopback")
+	}
+	deny, err := dynamic.ParseTargetPolicy("", "127.0.0.0/8")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := get(authmethod.Env{Loopback: true, Policy: deny}, "/ok"); err == nil || !strings.Contains(err.Error(), "not allowed") {
+		t.Fatalf("denied by policy: %v", err)
+	}
+	if err := get(authmethod.Env{Loopback: true, Policy: denyAtDial{}}, "/ok"); err == nil || !strings.Contains(err.Error(), "denied 127.0.0.1") {
+		t.Fatalf("denied at dial: %v", err)
+	}
+	if hits.Load() != before {
+		t.Fatalf("%d refused fetches reached the server", hits.Load()-before)
+	}
+}
+
+func TestCheckURL(t *testing.T) {
+	ctx := context.Background()
+	env := authmethod.Env{}
+	for _, u := range []string{"ftp://x/keys", "https://user:pw@example.com/keys", "/relative", "https://127.0.0.1/keys",
+		"http://169.254.169.254/latest", "http://localhost:8080/keys", "https://[::1]/keys", "http://0.0.0.0/"} {
+		if _, err := fetch.CheckURL(ctx, env, "jwksUrl", u); err == nil {
+			t.Errorf("%s accepted", u)
+		}
+	}
+	if _, err := fetch.CheckURL(ctx, env, "jwksUrl", "https://10.1.2.3/keys"); err != nil {
+		t.Errorf("a private address is allowed unless the policy denies it: %v", err)
+	}
+}
