@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -402,4 +403,30 @@ func TestJWTAuthOrganizationSlug(t *testing.T) {
 			t.Fatalf("slug %q: %d %s", slug, r.Status, r.Body)
 		}
 	}
+}
+
+// A JWT-issued token's use limit is exact under concurrency, as every token's is.
+func TestJWTAuthTokenUseLimitIsExactUnderConcurrency(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, d store.Dialect) {
+		e := apptest.Bootstrapped(t, d)
+		id, _ := e.NewIdentity(t, "jwt-concurrent", "member")
+		s := newTokenSigner(t, "ed", "")
+		e.Must(t, 200, "POST", "/api/v1/auth/jwt-auth/identities/"+id, e.Token, map[string]any{"configurationType": "static",
+			"publicKeys": []string{s.publicPEM(t)}, "accessTokenNumUsesLimit": 5})
+		_, out := methodLogin(t, e, "jwt-auth", id, s.sign(t, workloadClaims()))
+		const n = 40
+		statuses := make([]int, n)
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Go(func() { statuses[i] = e.Do(t, "GET", "/api/v1/identities/details", out.AccessToken, nil).Status })
+		}
+		wg.Wait()
+		count := map[int]int{}
+		for _, st := range statuses {
+			count[st]++
+		}
+		if count[200] != 5 || count[401] != n-5 {
+			t.Fatalf("statuses %v, want exactly 5 x 200", count)
+		}
+	})
 }

@@ -121,3 +121,17 @@ func TestLookupDotPaths(t *testing.T) {
 		}
 	}
 }
+
+func TestKeyCacheKeysWithoutKid(t *testing.T) {
+	doc, _ := edJWKS("")
+	fetches := 0
+	kc := &jwtcheck.KeyCache{Now: time.Now, Fetch: func(context.Context) (jwtcheck.JWKS, error) { fetches++; return doc, nil }}
+	for _, kid := range []string{"", "any", "other"} {
+		if ks, err := kc.Keys(context.Background(), kid); err != nil || len(ks) != 1 {
+			t.Fatalf("kid %q: %v %v", kid, ks, err)
+		}
+	}
+	if fetches != 1 {
+		t.Fatalf("%d fetches", fetches)
+	}
+}

@@ -233,6 +233,11 @@ func (c *KeyCache) lookup(kid string, stale bool) ([]crypto.PublicKey, bool) {
 		}
 		return c.set.all, true
 	}
-	ks, ok := c.set.byKid[kid]
+	if ks, ok := c.set.byKid[kid]; ok {
+		return ks, true
+	}
+	// A token may name a kid the set does not (keys published without
+	// one): those keys are tried, and the signature decides.
+	ks, ok := c.set.byKid[""]
 	return ks, ok
 }
