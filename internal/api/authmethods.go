@@ -30,6 +30,10 @@ func (s *Server) authMethodRoutes(m *routeMux) {
 
 func (s *Server) methodLogin(reg authmethod.Registration) func(http.ResponseWriter, *http.Request) error {
 	return func(w http.ResponseWriter, r *http.Request) error {
+		var raw json.RawMessage
+		if err := s.decode(r, &raw); err != nil {
+			return err
+		}
 		var req struct {
 			IdentityID string `json:"identityId"`
 			JWT        string `json:"jwt"`
@@ -37,16 +41,21 @@ func (s *Server) methodLogin(reg authmethod.Registration) func(http.ResponseWrit
 			OrganizationSlug    string `json:"organizationSlug"`
 			SubOrganizationName string `json:"subOrganizationName"`
 		}
-		if err := s.decode(r, &req); err != nil {
+		if err := decodeJSON(raw, &req); err != nil {
 			return err
 		}
 		if req.IdentityID == "" {
 			return field("identityId", "Required")
 		}
-		if req.JWT == "" {
+		if req.JWT == "" && !reg.NoToken {
 			return field("jwt", "Required")
 		}
-		res, err := s.svc.AuthMethods.Login(r.Context(), reg.Name, req.IdentityID, req.JWT,
+		cred := authmethod.Credential{Token: req.JWT, Body: raw}
+		if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 {
+			// Only a chain the listener verified against its client CAs.
+			cred.PeerCertificates = r.TLS.VerifiedChains[0]
+		}
+		res, err := s.svc.AuthMethods.Login(r.Context(), reg.Name, req.IdentityID, cred,
 			first(req.OrganizationSlug, req.SubOrganizationName), clientIP(r), r.UserAgent())
 		if err != nil {
 			return err

@@ -5,6 +5,7 @@ package authmethod
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"net/netip"
@@ -21,6 +22,36 @@ type Method interface {
 	// fails a check is refused with an error from Refuse; any other error is
 	// internal (logged, never shown).
 	Verify(ctx context.Context, credential string) (Verified, error)
+}
+
+// Credential is everything a login request presents.
+type Credential struct {
+	// Token is the request's "jwt" field: the credential of token methods
+	// (JWT, OIDC, Kubernetes, GCP, Azure), given to Method.Verify.
+	Token string
+	// Body is the whole login request body, for methods whose credential is
+	// other fields (LDAP's username and password, AWS's signed request).
+	Body json.RawMessage
+	// PeerCertificates is the client's TLS certificate chain, leaf first, as
+	// lockbox's own TLS listener verified it against its client CAs; empty
+	// when the client presented none or lockbox does not serve TLS.
+	PeerCertificates []*x509.Certificate
+}
+
+// RequestVerifier is a Method whose credential is more than a token: it is
+// given the whole Credential, and its Verify is not called. Its
+// Registration's TokenField is empty.
+type RequestVerifier interface {
+	VerifyRequest(ctx context.Context, c Credential) (Verified, error)
+}
+
+// VerifyCredential checks c with m: VerifyRequest when m has it, else Verify
+// of c.Token.
+func VerifyCredential(ctx context.Context, m Method, c Credential) (Verified, error) {
+	if rv, ok := m.(RequestVerifier); ok {
+		return rv.VerifyRequest(ctx, c)
+	}
+	return m.Verify(ctx, c.Token)
 }
 
 // Verified is what a credential proved.
@@ -78,6 +109,9 @@ type Registration struct {
 	Name        string // route and authMethods name: "jwt-auth"
 	DisplayName string // "JWT Auth"
 	WireKey     string // response object: "identityJwtAuth"
+	// NoToken marks a method whose login needs no "jwt" field (its Method is
+	// a RequestVerifier); for the others a login without one is a 422.
+	NoToken bool
 	// Configure validates body, an attach request when old is nil and
 	// otherwise an update whose absent fields keep old's values, and returns
 	// the configuration to store. body also holds the shared token settings,

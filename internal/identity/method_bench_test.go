@@ -84,12 +84,12 @@ func benchToken(b *testing.B, m jwt.SigningMethod, k crypto.Signer, iss, kid str
 
 func runLogins(b *testing.B, m *identity.Methods, method, id, tok string) {
 	ctx := context.Background()
-	if _, err := m.Login(ctx, method, id, tok, "", "127.0.0.1", "bench"); err != nil {
+	if _, err := m.Login(ctx, method, id, authmethod.Credential{Token: tok}, "", "127.0.0.1", "bench"); err != nil {
 		b.Fatal(err) // the first login fetches what it caches
 	}
 	b.ResetTimer()
 	for b.Loop() {
-		if _, err := m.Login(ctx, method, id, tok, "", "127.0.0.1", "bench"); err != nil {
+		if _, err := m.Login(ctx, method, id, authmethod.Credential{Token: tok}, "", "127.0.0.1", "bench"); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -225,7 +225,7 @@ func (m *Methods) method(reg authmethod.Registration, c AuthConfig) (authmethod.
 // attempt on a configured identity is audited, with the reason when refused.
 // A non-empty orgSlug must be the slug of the identity's organization, as
 // for Universal Auth.
-func (m *Methods) Login(ctx context.Context, method, identityID, credential, orgSlug, ip, userAgent string) (res LoginResult, err error) {
+func (m *Methods) Login(ctx context.Context, method, identityID string, credential authmethod.Credential, orgSlug, ip, userAgent string) (res LoginResult, err error) {
 	reg, err := lookupMethod(method)
 	if err != nil {
 		return LoginResult{}, err
@@ -258,7 +258,7 @@ func (m *Methods) Login(ctx context.Context, method, identityID, credential, org
 	if err != nil {
 		return LoginResult{}, err
 	}
-	v, err := meth.Verify(ctx, credential)
+	v, err := authmethod.VerifyCredential(ctx, meth, credential)
 	if r, ok := errors.AsType[*authmethod.Refusal](err); ok {
 		check = r.Check
 		if r.Err != nil {
