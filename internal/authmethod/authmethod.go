@@ -119,6 +119,12 @@ type Registration struct {
 	Configure func(ctx context.Context, env Env, old, body json.RawMessage) (json.RawMessage, error)
 	// New returns the method for a stored configuration.
 	New func(env Env, cfg json.RawMessage) (Method, error)
+	// Secret names the configuration's top-level fields that are secret (a
+	// reviewer token, a bind password). The server seals them with the
+	// organization's data key before storing, gives Configure and New their
+	// plaintext, and never returns them to a client or writes them to the
+	// audit log.
+	Secret []string
 }
 
 var (

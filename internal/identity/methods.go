@@ -131,61 +131,96 @@ func (m *Methods) Attach(ctx context.Context, actor authz.Actor, method, identit
 	if err := c.apply(s); err != nil {
 		return AuthConfig{}, err
 	}
-	if c.Config, err = reg.Configure(ctx, m.env, nil, body); err != nil {
+	plain, err := reg.Configure(ctx, m.env, nil, body)
+	if err != nil {
 		return AuthConfig{}, err
 	}
-	if err := m.store.CreateAuthConfig(ctx, c, m.event(actor, "add", c)); err != nil {
+	if c.Config, err = m.sealConfig(ctx, reg, oi.OrgID, c.ID, plain); err != nil {
+		return AuthConfig{}, err
+	}
+	shown := c
+	if shown.Config, err = redactConfig(reg, plain); err != nil {
+		return AuthConfig{}, err
+	}
+	if err := m.store.CreateAuthConfig(ctx, c, m.event(actor, "add", shown)); err != nil {
 		if errs.Is(err, errs.Conflict) {
 			return AuthConfig{}, errs.BadRequest("Failed to add %s to already configured identity", reg.DisplayName)
 		}
 		return AuthConfig{}, err
 	}
-	return c, nil
+	return shown, nil
 }
 
-func (m *Methods) config(ctx context.Context, actor authz.Actor, method, identityID, action string) (authmethod.Registration, AuthConfig, error) {
+// config returns the stored configuration (secret fields sealed) and the
+// identity's organization.
+func (m *Methods) config(ctx context.Context, actor authz.Actor, method, identityID, action string) (authmethod.Registration, AuthConfig, string, error) {
 	reg, err := lookupMethod(method)
 	if err != nil {
-		return reg, AuthConfig{}, err
+		return reg, AuthConfig{}, "", err
 	}
 	oi, err := m.admin.get(ctx, actor, identityID, action)
 	if err != nil {
-		return reg, AuthConfig{}, err
+		return reg, AuthConfig{}, "", err
 	}
 	c, err := m.store.AuthConfig(ctx, oi.ID, method)
 	if errs.Is(err, errs.NotFound) {
-		return reg, AuthConfig{}, errs.BadRequest("The identity does not have %s attached", reg.DisplayName)
+		return reg, AuthConfig{}, "", errs.BadRequest("The identity does not have %s attached", reg.DisplayName)
 	}
-	return reg, c, err
+	return reg, c, oi.OrgID, err
+}
+
+// shown is c as clients see it, without secret fields.
+func shown(reg authmethod.Registration, c AuthConfig) (AuthConfig, error) {
+	var err error
+	c.Config, err = redactConfig(reg, c.Config)
+	return c, err
 }
 
 // Update changes an identity's configuration of method; absent fields keep their values.
 func (m *Methods) Update(ctx context.Context, actor authz.Actor, method, identityID string, s TokenSettings, body json.RawMessage) (AuthConfig, error) {
-	reg, c, err := m.config(ctx, actor, method, identityID, authz.ActEdit)
+	reg, c, orgID, err := m.config(ctx, actor, method, identityID, authz.ActEdit)
 	if err != nil {
 		return AuthConfig{}, err
 	}
 	if err := c.apply(s); err != nil {
 		return AuthConfig{}, err
 	}
-	if c.Config, err = reg.Configure(ctx, m.env, c.Config, body); err != nil {
+	old, err := m.openConfig(ctx, reg, orgID, c.ID, c.Config)
+	if err != nil {
+		return AuthConfig{}, err
+	}
+	plain, err := reg.Configure(ctx, m.env, old, body)
+	if err != nil {
+		return AuthConfig{}, err
+	}
+	if c.Config, err = m.sealConfig(ctx, reg, orgID, c.ID, plain); err != nil {
 		return AuthConfig{}, err
 	}
 	c.UpdatedAt = m.now().UTC().Truncate(time.Microsecond)
-	return c, m.store.UpdateAuthConfig(ctx, c, m.event(actor, "update", c))
+	pub, err := shown(reg, c)
+	if err != nil {
+		return AuthConfig{}, err
+	}
+	return pub, m.store.UpdateAuthConfig(ctx, c, m.event(actor, "update", pub))
 }
 
 // Get returns an identity's configuration of method.
 func (m *Methods) Get(ctx context.Context, actor authz.Actor, method, identityID string) (AuthConfig, error) {
-	_, c, err := m.config(ctx, actor, method, identityID, authz.ActRead)
-	return c, err
+	reg, c, _, err := m.config(ctx, actor, method, identityID, authz.ActRead)
+	if err != nil {
+		return AuthConfig{}, err
+	}
+	return shown(reg, c)
 }
 
 // Remove deletes an identity's configuration of method and revokes every
 // token issued through it.
 func (m *Methods) Remove(ctx context.Context, actor authz.Actor, method, identityID string) (AuthConfig, error) {
-	_, c, err := m.config(ctx, actor, method, identityID, authz.ActEdit)
+	reg, c, _, err := m.config(ctx, actor, method, identityID, authz.ActEdit)
 	if err != nil {
+		return AuthConfig{}, err
+	}
+	if c, err = shown(reg, c); err != nil {
 		return AuthConfig{}, err
 	}
 	ev := audit.New(actor, "revoke-identity-"+method, map[string]any{"identityId": c.IdentityID})
@@ -198,15 +233,20 @@ func (m *Methods) Remove(ctx context.Context, actor authz.Actor, method, identit
 	return c, nil
 }
 
-// method returns the built method of c, building it once per version of c.
-func (m *Methods) method(reg authmethod.Registration, c AuthConfig) (authmethod.Method, error) {
+// method returns the built method of c (of an identity in orgID), building
+// it once per version of c.
+func (m *Methods) method(ctx context.Context, reg authmethod.Registration, orgID string, c AuthConfig) (authmethod.Method, error) {
 	m.mu.Lock()
 	b, ok := m.built[c.ID]
 	m.mu.Unlock()
 	if ok && b.updatedAt.Equal(c.UpdatedAt) {
 		return b.m, nil
 	}
-	meth, err := reg.New(m.env, c.Config)
+	plain, err := m.openConfig(ctx, reg, orgID, c.ID, c.Config)
+	if err != nil {
+		return nil, err
+	}
+	meth, err := reg.New(m.env, plain)
 	if err != nil {
 		return nil, errs.Internalf(err, "build %s method", c.Method)
 	}
@@ -254,7 +294,7 @@ func (m *Methods) Login(ctx context.Context, method, identityID string, credenti
 		check = "trusted-ip"
 		return LoginResult{}, errs.Forbiddenf("You are not allowed to access this resource from the current IP address")
 	}
-	meth, err := m.method(reg, c)
+	meth, err := m.method(ctx, reg, ident.OrgID, c)
 	if err != nil {
 		return LoginResult{}, err
 	}
