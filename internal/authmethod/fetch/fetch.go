@@ -1,10 +1,11 @@
 // Package fetch makes the outbound requests of login methods (JWKS, OIDC
-// discovery): only to http(s) URLs an administrator configured (or that the
+// discovery, Kubernetes TokenReviews): only to http(s) URLs an administrator configured (or that the
 // configured issuer names), under the server's target policy checked on every
 // address dialed, with timeouts, no redirects, no proxy and a size limit.
 package fetch
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -124,6 +125,31 @@ func NewClient(env authmethod.Env, caPEM string) (*Client, error) {
 // GetJSON fetches u and decodes its JSON body into v. Its errors name the
 // URL's host, never a body.
 func (c *Client) GetJSON(ctx context.Context, u string, v any) error {
+	return c.do(ctx, http.MethodGet, u, nil, nil, v)
+}
+
+// StatusError is an answer whose status is not a success; the body is not read.
+type StatusError struct {
+	Host, Path string
+	Code       int
+}
+
+func (e *StatusError) Error() string {
+	return fmt.Sprintf("fetch %s%s: status %d (redirects are not followed)", e.Host, e.Path, e.Code)
+}
+
+// PostJSON posts body, encoded as JSON, to u with header (an Authorization
+// header, say) and decodes a 2xx answer's JSON body into v. Any other status
+// is a *StatusError. Its errors name the URL's host, never a body or a header.
+func (c *Client) PostJSON(ctx context.Context, u string, header http.Header, body, v any) error {
+	b, err := json.Marshal(body)
+	if err != nil {
+		return err
+	}
+	return c.do(ctx, http.MethodPost, u, header, b, v)
+}
+
+func (c *Client) do(ctx context.Context, method, u string, header http.Header, body []byte, v any) error {
 	pu, err := url.Parse(u)
 	if err != nil || (pu.Scheme != "https" && pu.Scheme != "http") || pu.Host == "" {
 		return fmt.Errorf("fetch: %q is not an http(s) URL", u)
@@ -133,27 +159,38 @@ func (c *Client) GetJSON(ctx context.Context, u string, v any) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, Timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, pu.String(), nil)
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, pu.String(), rd)
 	if err != nil {
 		return err
 	}
+	for k, vs := range header {
+		req.Header[k] = vs
+	}
 	req.Header.Set("Accept", "application/json")
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		return fmt.Errorf("fetch %s: %w", pu.Host, err)
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("fetch %s%s: status %d (redirects are not followed)", pu.Host, pu.Path, resp.StatusCode)
+	ok := resp.StatusCode == http.StatusOK || (method != http.MethodGet && resp.StatusCode/100 == 2)
+	if !ok {
+		return &StatusError{Host: pu.Host, Path: pu.Path, Code: resp.StatusCode}
 	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxBody+1))
+	data, err := io.ReadAll(io.LimitReader(resp.Body, MaxBody+1))
 	if err != nil {
 		return fmt.Errorf("fetch %s: %w", pu.Host, err)
 	}
-	if len(body) > MaxBody {
+	if len(data) > MaxBody {
 		return fmt.Errorf("fetch %s%s: response larger than %d bytes", pu.Host, pu.Path, MaxBody)
 	}
-	if err := json.Unmarshal(body, v); err != nil {
+	if err := json.Unmarshal(data, v); err != nil {
 		return fmt.Errorf("fetch %s%s: not JSON: %w", pu.Host, pu.Path, err)
 	}
 	return nil
