@@ -214,7 +214,7 @@ func orgID(ctx context.Context, cl *client.Client, flag string) (string, error) 
 }
 
 func (c *cli) newIdentitiesCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "identities", Short: "Machine identities, their Universal Auth and client secrets"}
+	cmd := &cobra.Command{Use: "identities", Short: "Machine identities, their login methods and client secrets"}
 	var org, role string
 	var plain bool
 	create := &cobra.Command{
@@ -284,6 +284,7 @@ func (c *cli) newIdentitiesCmd() *cobra.Command {
 	}
 	list.Flags().StringVar(&org, "org-id", "", "organization ID (default: yours)")
 	cmd.AddCommand(create, list, c.newUACmd(), c.newClientSecretsCmd())
+	cmd.AddCommand(c.newAuthMethodCmds()...)
 	return cmd
 }
 

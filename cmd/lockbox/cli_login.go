@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -12,36 +13,101 @@ import (
 	"github.com/lockbox-dev/lockbox/internal/client"
 )
 
+// defaultServiceAccountTokenPath is where Kubernetes mounts a pod's
+// service-account token.
+const defaultServiceAccountTokenPath = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+
 func (c *cli) newLoginCmd() *cobra.Command {
-	var method, id, secret string
+	var method, id, secret, identityID, jwt, saTokenPath, ldapUser, ldapPass string
 	var plain bool
 	cmd := &cobra.Command{
-		Use:   "login --method universal-auth --client-id ID --client-secret SECRET",
+		Use:   "login --method METHOD [flags]",
 		Short: "Log in as a machine identity and save the session",
-		Long: `Log in with Universal Auth and save the session (server, token, expiry) in
+		Long: `Log in as a machine identity and save the session (server, token, expiry) in
 $LOCKBOX_CONFIG_DIR/session.json (default ~/.config/lockbox/session.json), mode
 0600. Later commands use it and renew it when less than a third of its
-lifetime is left. The client ID and secret may also come from
-INFISICAL_UNIVERSAL_AUTH_CLIENT_ID / INFISICAL_UNIVERSAL_AUTH_CLIENT_SECRET
-(or LOCKBOX_UNIVERSAL_AUTH_CLIENT_ID / _SECRET). --plain prints only the token,
-for export INFISICAL_TOKEN=$(lockbox login ... --plain).`,
+lifetime is left. --plain prints only the token, for
+export INFISICAL_TOKEN=$(lockbox login ... --plain). Methods and their flags,
+as Infisical's CLI names them:
+
+  universal-auth  --client-id, --client-secret (or INFISICAL_UNIVERSAL_AUTH_CLIENT_ID / _SECRET)
+  jwt-auth        --machine-identity-id, --jwt (or INFISICAL_MACHINE_IDENTITY_ID, INFISICAL_JWT)
+  oidc-auth       --machine-identity-id, --jwt
+  kubernetes      --machine-identity-id, --service-account-token-path
+                  (default ` + defaultServiceAccountTokenPath + `)
+  ldap-auth       --machine-identity-id, --ldap-username, --ldap-password
+                  (or LOCKBOX_LDAP_USERNAME / LOCKBOX_LDAP_PASSWORD)
+
+The cloud methods (aws-iam, gcp-id-token, gcp-iam, azure) sign with the
+cloud's own credentials; use an Infisical SDK or CLI for them.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if method != "universal-auth" {
-				return fmt.Errorf("--method %q is not supported (universal-auth)", method)
-			}
-			if id == "" {
-				id = c.envFirst("LOCKBOX_UNIVERSAL_AUTH_CLIENT_ID", "INFISICAL_UNIVERSAL_AUTH_CLIENT_ID")
-			}
-			if secret == "" {
-				secret = c.envFirst("LOCKBOX_UNIVERSAL_AUTH_CLIENT_SECRET", "INFISICAL_UNIVERSAL_AUTH_CLIENT_SECRET")
-			}
-			if id == "" || secret == "" {
-				return errors.New("--client-id and --client-secret (or INFISICAL_UNIVERSAL_AUTH_CLIENT_ID / _SECRET) are required")
-			}
 			s, _ := c.loadSession()
 			cl := client.New(c.domainFor(s), "")
-			res, err := cl.UniversalAuthLogin(cmd.Context(), id, secret)
+			if identityID == "" {
+				identityID = c.envFirst("LOCKBOX_MACHINE_IDENTITY_ID", "INFISICAL_MACHINE_IDENTITY_ID")
+			}
+			needID := func() error {
+				if identityID == "" {
+					return fmt.Errorf("--machine-identity-id (or INFISICAL_MACHINE_IDENTITY_ID) is required with --method %s", method)
+				}
+				return nil
+			}
+			var res client.LoginResponse
+			var err error
+			switch method {
+			case "universal-auth":
+				if id == "" {
+					id = c.envFirst("LOCKBOX_UNIVERSAL_AUTH_CLIENT_ID", "INFISICAL_UNIVERSAL_AUTH_CLIENT_ID")
+				}
+				if secret == "" {
+					secret = c.envFirst("LOCKBOX_UNIVERSAL_AUTH_CLIENT_SECRET", "INFISICAL_UNIVERSAL_AUTH_CLIENT_SECRET")
+				}
+				if id == "" || secret == "" {
+					return errors.New("--client-id and --client-secret (or INFISICAL_UNIVERSAL_AUTH_CLIENT_ID / _SECRET) are required")
+				}
+				res, err = cl.UniversalAuthLogin(cmd.Context(), id, secret)
+			case "jwt-auth", "oidc-auth":
+				if err := needID(); err != nil {
+					return err
+				}
+				if jwt == "" {
+					jwt = c.envFirst("LOCKBOX_JWT", "INFISICAL_JWT")
+				}
+				if jwt == "" {
+					return fmt.Errorf("--jwt (or INFISICAL_JWT) is required with --method %s", method)
+				}
+				res, err = cl.MethodLogin(cmd.Context(), method, map[string]string{"identityId": identityID, "jwt": jwt})
+			case "kubernetes":
+				if err := needID(); err != nil {
+					return err
+				}
+				tok, rerr := os.ReadFile(saTokenPath)
+				if rerr != nil {
+					return fmt.Errorf("read the service-account token: %v", rerr)
+				}
+				res, err = cl.MethodLogin(cmd.Context(), "kubernetes-auth", map[string]string{"identityId": identityID,
+					"jwt": strings.TrimSpace(string(tok))})
+			case "ldap-auth":
+				if err := needID(); err != nil {
+					return err
+				}
+				if ldapUser == "" {
+					ldapUser = c.envFirst("LOCKBOX_LDAP_USERNAME")
+				}
+				if ldapPass == "" {
+					ldapPass = c.envFirst("LOCKBOX_LDAP_PASSWORD")
+				}
+				if ldapUser == "" || ldapPass == "" {
+					return errors.New("--ldap-username and --ldap-password (or LOCKBOX_LDAP_USERNAME / _PASSWORD) are required with --method ldap-auth")
+				}
+				res, err = cl.MethodLogin(cmd.Context(), "ldap-auth", map[string]string{"identityId": identityID,
+					"username": ldapUser, "password": ldapPass})
+			case "aws-iam", "gcp-id-token", "gcp-iam", "azure":
+				return fmt.Errorf("--method %s signs with the cloud's own credentials, which lockbox's CLI does not carry; log in with an Infisical SDK or CLI", method)
+			default:
+				return fmt.Errorf("--method %q is not supported (universal-auth, jwt-auth, oidc-auth, kubernetes, ldap-auth)", method)
+			}
 			if err != nil {
 				return err
 			}
@@ -63,6 +129,11 @@ for export INFISICAL_TOKEN=$(lockbox login ... --plain).`,
 	f.StringVar(&method, "method", "universal-auth", "login method")
 	f.StringVar(&id, "client-id", "", "Universal Auth client ID")
 	f.StringVar(&secret, "client-secret", "", "Universal Auth client secret")
+	f.StringVar(&identityID, "machine-identity-id", "", "the machine identity's id (every method but universal-auth)")
+	f.StringVar(&jwt, "jwt", "", "the token to log in with (jwt-auth, oidc-auth)")
+	f.StringVar(&saTokenPath, "service-account-token-path", defaultServiceAccountTokenPath, "file holding the service-account token (kubernetes)")
+	f.StringVar(&ldapUser, "ldap-username", "", "LDAP username (ldap-auth)")
+	f.StringVar(&ldapPass, "ldap-password", "", "LDAP password (ldap-auth; prefer LOCKBOX_LDAP_PASSWORD: flags show in ps)")
 	f.BoolVar(&plain, "plain", false, "print only the access token")
 	return cmd
 }

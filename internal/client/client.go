@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 )
@@ -160,6 +161,14 @@ type LoginResponse struct {
 func (c *Client) UniversalAuthLogin(ctx context.Context, clientID, clientSecret string) (LoginResponse, error) {
 	var out LoginResponse
 	err := c.Do(ctx, http.MethodPost, "/api/v1/auth/universal-auth/login", map[string]string{"clientId": clientID, "clientSecret": clientSecret}, &out)
+	return out, err
+}
+
+// MethodLogin logs in with a platform login method (jwt-auth, oidc-auth,
+// kubernetes-auth, ldap-auth, ...): body is the method's login request.
+func (c *Client) MethodLogin(ctx context.Context, method string, body map[string]string) (LoginResponse, error) {
+	var out LoginResponse
+	err := c.Do(ctx, http.MethodPost, "/api/v1/auth/"+url.PathEscape(method)+"/login", body, &out)
 	return out, err
 }
 
