@@ -61,7 +61,7 @@ func main() {
 }
 
 func run() error {
-	scenario := flag.String("scenario", "login", "login, secrets-list, secret-get, ceiling, secret-create, kms-encrypt, kms-decrypt, kms-sign, kms-verify, mixed, lease-create, revoke-lag or startup")
+	scenario := flag.String("scenario", "login", "login, jwt-login, secrets-list, secret-get, ceiling, secret-create, kms-encrypt, kms-decrypt, kms-sign, kms-verify, mixed, lease-create, revoke-lag or startup")
 	kmsRSA := flag.Bool("rsa", false, "kms-sign, kms-verify: an RSA_4096 key (RSASSA_PSS_SHA_256) instead of ECC_NIST_P256 (ECDSA_SHA_256)")
 	leases := flag.Int("leases", 10000, "lease rows (revoke-lag, startup)")
 	parallel := flag.Int("parallel", 0, "revoke-lag: dynamic secrets the worker revokes at once (0: its default)")
@@ -149,6 +149,8 @@ func run() error {
 	switch *scenario {
 	case "login":
 		op, err = prepareLogin(ctx, c, url, *secrets)
+	case "jwt-login":
+		op, err = prepareJWTLogin(ctx, c, url)
 	case "secret-create":
 		op, err = prepareSecretCreate(ctx, c, url)
 	case "kms-encrypt", "kms-decrypt", "kms-sign", "kms-verify":

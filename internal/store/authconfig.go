@@ -99,14 +99,53 @@ func (db *DB) DeleteAuthConfig(ctx context.Context, identityID, method string, e
 // Nothing is consumed at login (use limits are the token's), so no lock or
 // grouping is needed.
 func (db *DB) LoginWithAuthConfig(ctx context.Context, tok identity.AccessToken, orgID string, ev audit.Event) error {
-	return db.transactQuiet(ctx, func(tx *Tx) error {
-		if err := tx.insertAccessToken(ctx, tok); err != nil {
-			return err
+	r := &methodLogin{tok: tok, orgID: orgID, ev: ev}
+	db.methodLogins.do(r)
+	return r.err
+}
+
+// methodLogin is one platform-method login waiting for its group commit:
+// concurrent logins (JWT, OIDC, Kubernetes, ...) share one transaction, as
+// Universal Auth's do, and each is answered once it is durable.
+type methodLogin struct {
+	tok   identity.AccessToken
+	orgID string
+	ev    audit.Event
+	err   error
+}
+
+func failMethodLogin(r *methodLogin, err error) { r.err = errs.Internalf(err, "record login") }
+
+// writeMethodLogins commits a group of logins; when the group fails, each
+// is tried again on its own, so one bad login fails only itself.
+func (db *DB) writeMethodLogins(ctx context.Context, group []*methodLogin) {
+	err := db.transactQuiet(ctx, func(tx *Tx) error {
+		for _, r := range group {
+			if err := tx.methodLogin(ctx, r); err != nil {
+				return err
+			}
 		}
-		if _, err := tx.exec(ctx, `UPDATE org_memberships SET last_login_auth_method = ?, last_login_time = ?
-			WHERE org_id = ? AND identity_id = ?`, tok.AuthMethod, ts(tx.Now), orgID, tok.IdentityID); err != nil {
-			return dbErr(err, "record login")
-		}
-		return tx.insertAudit(ctx, ev)
+		return nil
 	})
+	if err != nil && len(group) > 1 {
+		for _, r := range group {
+			r.err = db.transactQuiet(ctx, func(tx *Tx) error { return tx.methodLogin(ctx, r) })
+		}
+		return
+	}
+	for _, r := range group {
+		r.err = err
+	}
+}
+
+// methodLogin stores a login's token, notes it on the membership and records its event.
+func (tx *Tx) methodLogin(ctx context.Context, r *methodLogin) error {
+	if err := tx.insertAccessToken(ctx, r.tok); err != nil {
+		return err
+	}
+	if _, err := tx.exec(ctx, `UPDATE org_memberships SET last_login_auth_method = ?, last_login_time = ?
+		WHERE org_id = ? AND identity_id = ?`, r.tok.AuthMethod, ts(tx.Now), r.orgID, r.tok.IdentityID); err != nil {
+		return dbErr(err, "record login")
+	}
+	return tx.insertAudit(ctx, r.ev)
 }

@@ -67,8 +67,10 @@ type DB struct {
 	hot       map[string]hotStmt // hotReads by query text; read-only after Open
 	onChange  atomic.Value       // func(): called after a change commits (SetOnChange)
 
-	logins     committer[loginReq]  // Universal Auth logins waiting to commit together (login.go)
-	loginStmts map[string]*sql.Stmt // SQLite: the login's writes, prepared once (prepared.go)
+	logins committer[loginReq] // Universal Auth logins waiting to commit together (login.go)
+	// methodLogins are platform-method logins waiting to commit together (authconfig.go).
+	methodLogins committer[methodLogin]
+	loginStmts   map[string]*sql.Stmt // SQLite: the login's writes, prepared once (prepared.go)
 }
 
 // Open connects, checks the connection and applies pending migrations.
@@ -146,11 +148,13 @@ func Open(ctx context.Context, o Options) (*DB, error) {
 			return nil, err
 		}
 	}
-	// PostgreSQL commits audit groups side by side (its own group commit
-	// flushes them together); logins commit one group at a time, in arrival
-	// order, on both engines.
+	// PostgreSQL commits audit groups and platform-method logins side by side
+	// (its own group commit flushes them together); Universal Auth logins
+	// commit one group at a time, in arrival order (use limits), on both
+	// engines.
 	db.audit.start(auditWriters(db.dialect), maxAuditBatch(db.dialect), db.writeAuditBatch, failAudit)
 	db.logins.start(1, maxLoginGroup, db.commitLogins, failLogin)
+	db.methodLogins.start(auditWriters(db.dialect), maxLoginGroup, db.writeMethodLogins, failMethodLogin)
 	if db.dialect == SQLite {
 		// SQLite creates -wal and -shm with the main file's mode, so they are
 		// 0600 when it is. Narrow any left wider (say, by an older version);
@@ -243,6 +247,7 @@ func (db *DB) Ping(ctx context.Context) error { return db.read.PingContext(ctx) 
 func (db *DB) Close() error {
 	db.audit.close()
 	db.logins.close()
+	db.methodLogins.close()
 	if db.epochStmt != nil {
 		db.epochStmt.Close()
 	}
