@@ -5,6 +5,7 @@ package app
 
 import (
 	"context"
+	"crypto/x509"
 	"log/slog"
 	"net/netip"
 	"time"
@@ -48,6 +49,10 @@ type Options struct {
 	// AuthFetchLoopback lets login methods fetch keys from loopback
 	// addresses (tests only; a server never does).
 	AuthFetchLoopback bool
+	// AuthFetchResolve and AuthFetchRootCAs are authmethod.Env's test hooks
+	// (Resolve, RootCAs): a public name served by a local server.
+	AuthFetchResolve map[string]netip.AddrPort
+	AuthFetchRootCAs *x509.CertPool
 	// TrustedProxies are the reverse proxies whose forwarded-for headers are
 	// believed (api.Options.TrustedProxies).
 	TrustedProxies []netip.Prefix
@@ -106,7 +111,7 @@ func New(db *store.DB, kr *keyring.Keyring, o Options) *App {
 		UniversalAuth: identity.NewUA(db, az, idsvc),
 		Identities:    admin,
 		AuthMethods: identity.NewMethods(db, admin, idsvc, authmethod.Env{Policy: o.TargetPolicy,
-			Loopback: o.AuthFetchLoopback}),
+			Loopback: o.AuthFetchLoopback, Resolve: o.AuthFetchResolve, RootCAs: o.AuthFetchRootCAs}),
 		ServiceTokens: idsvc.ServiceTokens,
 		Projects:      projects,
 		Secrets:       secrets,

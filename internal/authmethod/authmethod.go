@@ -94,6 +94,14 @@ type Env struct {
 	// Loopback lets fetches reach loopback addresses; only tests set it.
 	// (Without it a method never dials 127.0.0.0/8 or ::1.)
 	Loopback bool
+	// Resolve maps host names to the loopback address dialed in their place,
+	// whatever the port; only tests set it (and only with Loopback), to serve
+	// a public name a client signs for, such as sts.us-east-1.amazonaws.com,
+	// from a local server. The host policy is then checked on that address.
+	Resolve map[string]netip.AddrPort
+	// RootCAs, when set, replaces the system's roots for configurations that
+	// name no CA of their own; only tests set it.
+	RootCAs *x509.CertPool
 }
 
 // Clock returns e.Now, or time.Now.

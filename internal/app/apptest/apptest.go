@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -64,6 +65,10 @@ type Options struct {
 	SeparateMetrics bool
 	// WorkerBatch, when set, is how many leases the lease worker claims at once.
 	WorkerBatch int
+	// AuthResolve and AuthRootCAs let login methods reach a public name
+	// (sts.us-east-1.amazonaws.com) served by a local TLS server of the test.
+	AuthResolve map[string]netip.AddrPort
+	AuthRootCAs *x509.CertPool
 }
 
 // Start runs a server on a fresh database of engine d, closed at cleanup.
@@ -110,7 +115,8 @@ func Start(t testing.TB, d store.Dialect, opts ...Options) *Env {
 	}
 	srv := app.New(db, kr, app.Options{TargetPolicy: targets, Version: "test", MaxBodyBytes: o.MaxBodyBytes, AuthRateLimit: o.AuthRateLimit,
 		PasswordHasher: o.PasswordHasher, Logger: slog.New(slog.NewJSONHandler(o.Log, &slog.HandlerOptions{Level: o.LogLevel})), TrustedProxies: o.TrustedProxies,
-		MetricsToken: o.MetricsToken, SeparateMetrics: o.SeparateMetrics, AuthFetchLoopback: true})
+		MetricsToken: o.MetricsToken, SeparateMetrics: o.SeparateMetrics, AuthFetchLoopback: true,
+		AuthFetchResolve: o.AuthResolve, AuthFetchRootCAs: o.AuthRootCAs})
 	if o.WorkerBatch > 0 {
 		srv.Worker.Batch = o.WorkerBatch
 	}

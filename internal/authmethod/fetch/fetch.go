@@ -1,5 +1,5 @@
 // Package fetch makes the outbound requests of login methods (JWKS, OIDC
-// discovery, Kubernetes TokenReviews): only to http(s) URLs an administrator configured (or that the
+// discovery, Kubernetes TokenReviews, AWS STS): only to http(s) URLs an administrator configured (or that the
 // configured issuer names), under the server's target policy checked on every
 // address dialed, with timeouts, no redirects, no proxy and a size limit.
 package fetch
@@ -47,7 +47,19 @@ func CheckURL(ctx context.Context, env authmethod.Env, field, raw string) (*url.
 	return u, nil
 }
 
+// resolved is the test address that stands for host, if Env.Resolve names it.
+func resolved(env authmethod.Env, host string) (netip.AddrPort, bool) {
+	if !env.Loopback || env.Resolve == nil {
+		return netip.AddrPort{}, false
+	}
+	ap, ok := env.Resolve[strings.ToLower(strings.TrimSuffix(host, "."))]
+	return ap, ok
+}
+
 func checkHost(ctx context.Context, env authmethod.Env, host string) error {
+	if ap, ok := resolved(env, host); ok {
+		host = ap.Addr().String()
+	}
 	if a, err := netip.ParseAddr(strings.Trim(host, "[]")); err == nil {
 		if err := checkAddr(env, a); err != nil {
 			return err
@@ -101,6 +113,9 @@ func NewClient(env authmethod.Env, caPEM string) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
+	if pool == nil {
+		pool = env.RootCAs // nil outside tests: the system's roots
+	}
 	d := &net.Dialer{Timeout: 5 * time.Second, Control: func(_, address string, _ syscall.RawConn) error {
 		ap, err := netip.ParseAddrPort(address)
 		if err != nil {
@@ -109,8 +124,15 @@ func NewClient(env authmethod.Env, caPEM string) (*Client, error) {
 		return checkAddr(env, ap.Addr())
 	}}
 	tr := &http.Transport{
-		Proxy:                 nil, // a proxy would dial for us, past the address check
-		DialContext:           d.DialContext,
+		Proxy: nil, // a proxy would dial for us, past the address check
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			if host, _, err := net.SplitHostPort(addr); err == nil {
+				if ap, ok := resolved(env, host); ok {
+					addr = ap.String()
+				}
+			}
+			return d.DialContext(ctx, network, addr)
+		},
 		TLSClientConfig:       &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
 		TLSHandshakeTimeout:   5 * time.Second,
 		ResponseHeaderTimeout: 5 * time.Second,
@@ -125,7 +147,7 @@ func NewClient(env authmethod.Env, caPEM string) (*Client, error) {
 // GetJSON fetches u and decodes its JSON body into v. Its errors name the
 // URL's host, never a body.
 func (c *Client) GetJSON(ctx context.Context, u string, v any) error {
-	return c.do(ctx, http.MethodGet, u, nil, nil, v)
+	return c.doJSON(ctx, http.MethodGet, u, nil, nil, v)
 }
 
 // StatusError is an answer whose status is not a success; the body is not read.
@@ -146,16 +168,37 @@ func (c *Client) PostJSON(ctx context.Context, u string, header http.Header, bod
 	if err != nil {
 		return err
 	}
-	return c.do(ctx, http.MethodPost, u, header, b, v)
+	return c.doJSON(ctx, http.MethodPost, u, header, b, v)
 }
 
-func (c *Client) do(ctx context.Context, method, u string, header http.Header, body []byte, v any) error {
+// Send sends body with exactly header (a "Host" header sets the request's
+// host, as a signed request names it; Content-Length is body's) and returns
+// a 2xx answer's body; any other status is a *StatusError. It is for
+// requests a client signed, such as an AWS GetCallerIdentity, which must
+// arrive unchanged. Its errors name the URL's host, never a body or a header.
+func (c *Client) Send(ctx context.Context, method, u string, header http.Header, body []byte) ([]byte, error) {
+	return c.do(ctx, method, u, header, body, false)
+}
+
+func (c *Client) doJSON(ctx context.Context, method, u string, header http.Header, body []byte, v any) error {
+	data, err := c.do(ctx, method, u, header, body, true)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		pu, _ := url.Parse(u)
+		return fmt.Errorf("fetch %s%s: not JSON: %w", pu.Host, pu.Path, err)
+	}
+	return nil
+}
+
+func (c *Client) do(ctx context.Context, method, u string, header http.Header, body []byte, isJSON bool) ([]byte, error) {
 	pu, err := url.Parse(u)
 	if err != nil || (pu.Scheme != "https" && pu.Scheme != "http") || pu.Host == "" {
-		return fmt.Errorf("fetch: %q is not an http(s) URL", u)
+		return nil, fmt.Errorf("fetch: %q is not an http(s) URL", u)
 	}
 	if err := checkHost(ctx, c.env, pu.Hostname()); err != nil {
-		return fmt.Errorf("fetch %s: %w", pu.Host, err)
+		return nil, fmt.Errorf("fetch %s: %w", pu.Host, err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, Timeout)
 	defer cancel()
@@ -165,33 +208,38 @@ func (c *Client) do(ctx context.Context, method, u string, header http.Header, b
 	}
 	req, err := http.NewRequestWithContext(ctx, method, pu.String(), rd)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	for k, vs := range header {
+		if strings.EqualFold(k, "Host") {
+			if len(vs) > 0 {
+				req.Host = vs[0]
+			}
+			continue
+		}
 		req.Header[k] = vs
 	}
-	req.Header.Set("Accept", "application/json")
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
+	if isJSON {
+		req.Header.Set("Accept", "application/json")
+		if body != nil {
+			req.Header.Set("Content-Type", "application/json")
+		}
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		return fmt.Errorf("fetch %s: %w", pu.Host, err)
+		return nil, fmt.Errorf("fetch %s: %w", pu.Host, err)
 	}
 	defer resp.Body.Close()
 	ok := resp.StatusCode == http.StatusOK || (method != http.MethodGet && resp.StatusCode/100 == 2)
 	if !ok {
-		return &StatusError{Host: pu.Host, Path: pu.Path, Code: resp.StatusCode}
+		return nil, &StatusError{Host: pu.Host, Path: pu.Path, Code: resp.StatusCode}
 	}
 	data, err := io.ReadAll(io.LimitReader(resp.Body, MaxBody+1))
 	if err != nil {
-		return fmt.Errorf("fetch %s: %w", pu.Host, err)
+		return nil, fmt.Errorf("fetch %s: %w", pu.Host, err)
 	}
 	if len(data) > MaxBody {
-		return fmt.Errorf("fetch %s%s: response larger than %d bytes", pu.Host, pu.Path, MaxBody)
+		return nil, fmt.Errorf("fetch %s%s: response larger than %d bytes", pu.Host, pu.Path, MaxBody)
 	}
-	if err := json.Unmarshal(data, v); err != nil {
-		return fmt.Errorf("fetch %s%s: not JSON: %w", pu.Host, pu.Path, err)
-	}
-	return nil
+	return data, nil
 }
