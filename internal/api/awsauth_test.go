@@ -20,6 +20,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"os"
+	"os/exec"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -272,6 +274,42 @@ func TestGoSDKAWSAuthLoginReadSecret(t *testing.T) {
 		_, err = newSDK(t, e).Auth().AwsIamAuthLogin(id)
 		if err == nil || !strings.Contains(err.Error(), "401") || !strings.Contains(err.Error(), "principal ARN not allowed") {
 			t.Fatalf("SDK refused login: %v", err)
+		}
+	})
+}
+
+// The real Node SDK 5.0.2 logs in with auth().awsIamAuth.login() (signed by
+// @smithy/signature-v4 for sts.us-east-1.amazonaws.com from the
+// environment's credentials) and reads a secret, as the Go SDK does above.
+func TestNodeSDKAWSIAMLogin(t *testing.T) {
+	dir := nodeSDKDir(t)
+	setAWSEnv(t)
+	forEachEngine(t, func(t *testing.T, d store.Dialect) {
+		sts := newLocalSTS(t)
+		e := apptest.Bootstrapped(t, d, sts.options())
+		p := createProject(t, e, e.Token, map[string]any{"projectName": "node-aws-login"})
+		putSecret(t, e, e.Token, p.ID, "dev", "/", "DB_PASSWORD", "from-node-aws")
+		id, _ := projectMember(t, e, p.ID, "node-ec2-app", "viewer")
+		e.Must(t, 200, "POST", "/api/v1/auth/aws-auth/identities/"+id, e.Token, map[string]any{
+			"allowedAccountIds": "123456789012", "allowedPrincipalArns": "arn:aws:iam::123456789012:role/app-*"})
+		cmd := exec.Command("node", "awsiam.mjs")
+		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), "LOCKBOX_URL="+e.URL, "IDENTITY_ID="+id, "PROJECT_ID="+p.ID)
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("node awsiam.mjs: %v\n%s", err, stderr.String())
+		}
+		var got struct {
+			LoggedIn bool
+			Value    string
+		}
+		if err := json.Unmarshal(out, &got); err != nil || !got.LoggedIn || got.Value != "from-node-aws" {
+			t.Fatalf("node output %q: %v", out, err)
+		}
+		if sts.hits.Load() != 1 {
+			t.Fatalf("STS hits %d, want the one login", sts.hits.Load())
 		}
 	})
 }
