@@ -2,7 +2,9 @@
 package all
 
 import (
-	_ "github.com/lockbox-dev/lockbox/internal/authmethod/awsauth"  // aws-auth
+	_ "github.com/lockbox-dev/lockbox/internal/authmethod/awsauth" // aws-auth
+
+	_ "github.com/lockbox-dev/lockbox/internal/authmethod/gcpauth"  // gcp-auth
 	_ "github.com/lockbox-dev/lockbox/internal/authmethod/jwtauth"  // jwt-auth
 	_ "github.com/lockbox-dev/lockbox/internal/authmethod/k8sauth"  // kubernetes-auth
 	_ "github.com/lockbox-dev/lockbox/internal/authmethod/oidcauth" // oidc-auth
