@@ -40,7 +40,7 @@ type Credential struct {
 
 // RequestVerifier is a Method whose credential is more than a token: it is
 // given the whole Credential, and its Verify is not called. Its
-// Registration's TokenField is empty.
+// Registration sets NoToken when its login needs no "jwt" field.
 type RequestVerifier interface {
 	VerifyRequest(ctx context.Context, c Credential) (Verified, error)
 }
