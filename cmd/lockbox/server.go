@@ -133,6 +133,7 @@ func serve(ctx context.Context, cfg config.Config, stdout, stderr io.Writer) err
 		Logger:                  log,
 		LeaseCreatingTimeout:    cfg.LeaseCreatingTimeout,
 		TrustedProxies:          cfg.TrustedProxies,
+		CertHeader:              cfg.TLSClientCertHeader,
 		MetricsToken:            string(cfg.MetricsToken),
 		SeparateMetrics:         cfg.MetricsListen != "",
 	})

@@ -55,6 +55,10 @@ func (s *Server) methodLogin(reg authmethod.Registration) func(http.ResponseWrit
 			// Only a chain the listener verified against its client CAs.
 			cred.PeerCertificates = r.TLS.VerifiedChains[0]
 		}
+		if v := r.Header.Get(s.clientCertHdr); v != "" && s.peerIsTrustedProxy(r) {
+			// Any other peer could write the header itself.
+			cred.ProxyCertificate = v
+		}
 		res, err := s.svc.AuthMethods.Login(r.Context(), reg.Name, req.IdentityID, cred,
 			first(req.OrganizationSlug, req.SubOrganizationName), clientIP(r), r.UserAgent())
 		if err != nil {

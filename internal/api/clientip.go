@@ -61,6 +61,13 @@ func resolveClientIP(r *http.Request, trusted []netip.Prefix) string {
 	return peer.String()
 }
 
+// peerIsTrustedProxy reports whether the request's TCP peer itself (not an
+// address it forwards) is a trusted proxy.
+func (s *Server) peerIsTrustedProxy(r *http.Request) bool {
+	peer, err := netip.ParseAddr(peerHost(r.RemoteAddr))
+	return err == nil && inPrefixes(s.trustedProxies, peer.Unmap())
+}
+
 // parseHop parses one forwarded address: "192.0.2.1", "2001:db8::1",
 // "192.0.2.1:443" or "[2001:db8::1]:443".
 func parseHop(s string) (netip.Addr, bool) {

@@ -50,6 +50,10 @@ type Options struct {
 	// TrustedProxies are the peers whose X-Forwarded-For and X-Real-IP
 	// headers name the client; empty trusts none (clientIP).
 	TrustedProxies []netip.Prefix
+	// CertHeader is the header in which a trusted proxy forwards a
+	// client certificate for certificate login (authmethod.Credential's
+	// ProxyCertificate); empty: Infisical's x-identity-tls-cert-auth-client-cert.
+	CertHeader string
 	// MetricsToken, when set, is the bearer token GET /metrics requires.
 	MetricsToken string
 	// SeparateMetrics leaves /metrics off the API (404 there); serve
@@ -73,6 +77,7 @@ type Server struct {
 	cache           *cache.Gen
 	authRate        *ipLimiter
 	trustedProxies  []netip.Prefix
+	clientCertHdr   string
 	metricsToken    string
 	separateMetrics bool
 	reg             *prometheus.Registry
@@ -101,6 +106,9 @@ func New(o Options) *Server {
 	if o.MaxBodyBytes == 0 {
 		o.MaxBodyBytes = 1 << 20
 	}
+	if o.CertHeader == "" {
+		o.CertHeader = "x-identity-tls-cert-auth-client-cert"
+	}
 	if o.AuthRateLimit == 0 {
 		o.AuthRateLimit = 60
 	}
@@ -119,6 +127,7 @@ func New(o Options) *Server {
 		cache:            o.Cache,
 		authRate:         newIPLimiter(o.AuthRateLimit, time.Minute),
 		trustedProxies:   o.TrustedProxies,
+		clientCertHdr:    o.CertHeader,
 		metricsToken:     o.MetricsToken,
 		separateMetrics:  o.SeparateMetrics,
 		reg:              o.Registry,

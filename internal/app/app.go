@@ -56,6 +56,8 @@ type Options struct {
 	// TrustedProxies are the reverse proxies whose forwarded-for headers are
 	// believed (api.Options.TrustedProxies).
 	TrustedProxies []netip.Prefix
+	// CertHeader is api.Options.CertHeader.
+	CertHeader string
 	// MetricsToken and SeparateMetrics: see api.Options.
 	MetricsToken    string
 	SeparateMetrics bool
@@ -130,6 +132,7 @@ func New(db *store.DB, kr *keyring.Keyring, o Options) *App {
 		Auth:            svc.Identity,
 		Services:        svc,
 		TrustedProxies:  o.TrustedProxies,
+		CertHeader:      o.CertHeader,
 		MetricsToken:    o.MetricsToken,
 		SeparateMetrics: o.SeparateMetrics,
 		Cache:           gen,

@@ -36,6 +36,11 @@ type Credential struct {
 	// lockbox's own TLS listener verified it against its client CAs; empty
 	// when the client presented none or lockbox does not serve TLS.
 	PeerCertificates []*x509.Certificate
+	// ProxyCertificate is the client certificate a TLS-terminating proxy
+	// forwarded in the server's client-certificate header, as sent (URL-
+	// encoded PEM, as nginx's $ssl_client_escaped_cert). The server sets it
+	// only when the request's TCP peer is a trusted proxy; it is not verified.
+	ProxyCertificate string
 }
 
 // RequestVerifier is a Method whose credential is more than a token: it is

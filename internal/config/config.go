@@ -64,7 +64,15 @@ type Config struct {
 	TLSCertFile     string // LOCKBOX_TLS_CERT_FILE / --tls-cert-file
 	TLSKeyFile      string // LOCKBOX_TLS_KEY_FILE / --tls-key-file
 	TLSClientCAFile string // LOCKBOX_TLS_CLIENT_CA_FILE / --tls-client-ca-file
+	// TLSClientCertHeader is the request header in which a trusted proxy
+	// (TrustedProxies) forwards the client certificate it verified, for
+	// certificate login; from any other peer the header is ignored.
+	TLSClientCertHeader string // LOCKBOX_TLS_CLIENT_CERT_HEADER / --tls-client-cert-header
 }
+
+// DefaultClientCertHeader is Infisical's default header for a forwarded
+// client certificate (IDENTITY_TLS_CERT_AUTH_CLIENT_CERTIFICATE_HEADER_KEY).
+const DefaultClientCertHeader = "x-identity-tls-cert-auth-client-cert"
 
 // TLS reports whether the API listener serves TLS.
 func (c Config) TLS() bool { return c.TLSCertFile != "" }
@@ -81,6 +89,7 @@ func Default() Config {
 		ShutdownTimeout:         15 * time.Second,
 		DBMaxConns:              20,
 		LeaseCreatingTimeout:    2 * time.Minute,
+		TLSClientCertHeader:     DefaultClientCertHeader,
 	}
 }
 
@@ -150,6 +159,9 @@ func (c Config) Validate() error {
 	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
 		problems = append(problems, errors.New("TLS needs both a certificate file and a key file (LOCKBOX_TLS_CERT_FILE, LOCKBOX_TLS_KEY_FILE)"))
 	}
+	if !validHeaderName(c.TLSClientCertHeader) {
+		problems = append(problems, errors.New("the TLS client certificate header must be an HTTP header name of letters, digits and dashes (LOCKBOX_TLS_CLIENT_CERT_HEADER)"))
+	}
 	if c.TLSClientCAFile != "" && c.TLSCertFile == "" {
 		problems = append(problems, errors.New("a TLS client CA file needs the server to serve TLS (LOCKBOX_TLS_CERT_FILE, LOCKBOX_TLS_KEY_FILE)"))
 	}
@@ -194,6 +206,7 @@ func variables() []variable {
 		{"LOCKBOX_TLS_CERT_FILE", "tls-cert-file", "PEM certificate chain: serve the API over TLS (re-read on SIGHUP)", false, func(c *Config, v string) error { c.TLSCertFile = v; return nil }},
 		{"LOCKBOX_TLS_KEY_FILE", "tls-key-file", "PEM private key of the TLS certificate", false, func(c *Config, v string) error { c.TLSKeyFile = v; return nil }},
 		{"LOCKBOX_TLS_CLIENT_CA_FILE", "tls-client-ca-file", "PEM CAs that client certificates are verified against when a client presents one", false, func(c *Config, v string) error { c.TLSClientCAFile = v; return nil }},
+		{"LOCKBOX_TLS_CLIENT_CERT_HEADER", "tls-client-cert-header", "header in which a trusted proxy forwards the client certificate for TLS certificate login", false, func(c *Config, v string) error { c.TLSClientCertHeader = v; return nil }},
 		{"LOCKBOX_METRICS_LISTEN", "metrics-listen", "separate address serving /metrics, e.g. 127.0.0.1:9090 (empty: /metrics on the API listener)", false, func(c *Config, v string) error { c.MetricsListen = v; return nil }},
 	}
 }
@@ -297,4 +310,18 @@ func Usage() string {
 		fmt.Fprintf(&b, "  %-26s %-20s %s\n", v.env, fl, v.usage)
 	}
 	return b.String()
+}
+
+// validHeaderName reports whether s is a header name of letters, digits and
+// dashes (a subset of RFC 9110's tokens that every proxy can set).
+func validHeaderName(s string) bool {
+	if s == "" || len(s) > 128 {
+		return false
+	}
+	for _, r := range s {
+		if !(r == '-' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
+			return false
+		}
+	}
+	return true
 }

@@ -84,6 +84,7 @@ func TestInvalidSettings(t *testing.T) {
 		{"bad metrics listen", nil, []string{"--metrics-listen", "9090"}, "metrics listen"},
 		{"metrics on the api address", map[string]string{"LOCKBOX_METRICS_LISTEN": "127.0.0.1:8080"}, nil, "must differ"},
 		{"trusted proxy with zone", nil, []string{"--trusted-proxies", "fe80::1%eth0"}, "trusted-proxies"},
+		{"bad client cert header", map[string]string{"LOCKBOX_TLS_CLIENT_CERT_HEADER": "x-cert: evil"}, nil, "LOCKBOX_TLS_CLIENT_CERT_HEADER"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -140,5 +141,16 @@ func TestMetricsSettings(t *testing.T) {
 	}
 	if c.MetricsToken != "s3cret" || c.MetricsListen != "127.0.0.1:9090" {
 		t.Fatalf("metrics settings %q %q", string(c.MetricsToken), c.MetricsListen)
+	}
+}
+
+func TestClientCertHeader(t *testing.T) {
+	c, err := config.Load(env(nil), nil, nil)
+	if err != nil || c.TLSClientCertHeader != "x-identity-tls-cert-auth-client-cert" {
+		t.Fatalf("default %q, %v", c.TLSClientCertHeader, err)
+	}
+	c, err = config.Load(env(map[string]string{"LOCKBOX_TLS_CLIENT_CERT_HEADER": "X-SSL-Client-Cert"}), nil, nil)
+	if err != nil || c.TLSClientCertHeader != "X-SSL-Client-Cert" {
+		t.Fatalf("set %q, %v", c.TLSClientCertHeader, err)
 	}
 }

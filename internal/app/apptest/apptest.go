@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
@@ -60,6 +61,14 @@ type Options struct {
 	// TrustedProxies are the peers whose X-Forwarded-For / X-Real-IP are
 	// believed; the test client's peer is 127.0.0.1.
 	TrustedProxies []netip.Prefix
+	// CertHeader is the header a trusted proxy forwards a client certificate
+	// in (api.Options.CertHeader).
+	CertHeader string
+	// ClientCAs, when set, makes the server serve TLS as lockbox server does
+	// with LOCKBOX_TLS_CLIENT_CA_FILE: TLS 1.2+, a client certificate
+	// optional but verified against these CAs (VerifyClientCertIfGiven).
+	// Do then speaks TLS without a client certificate; TLSClient presents one.
+	ClientCAs *x509.CertPool
 	// MetricsToken and SeparateMetrics: see api.Options.
 	MetricsToken    string
 	SeparateMetrics bool
@@ -116,11 +125,17 @@ func Start(t testing.TB, d store.Dialect, opts ...Options) *Env {
 	srv := app.New(db, kr, app.Options{TargetPolicy: targets, Version: "test", MaxBodyBytes: o.MaxBodyBytes, AuthRateLimit: o.AuthRateLimit,
 		PasswordHasher: o.PasswordHasher, Logger: slog.New(slog.NewJSONHandler(o.Log, &slog.HandlerOptions{Level: o.LogLevel})), TrustedProxies: o.TrustedProxies,
 		MetricsToken: o.MetricsToken, SeparateMetrics: o.SeparateMetrics, AuthFetchLoopback: true,
-		AuthFetchResolve: o.AuthResolve, AuthFetchRootCAs: o.AuthRootCAs})
+		AuthFetchResolve: o.AuthResolve, AuthFetchRootCAs: o.AuthRootCAs, CertHeader: o.CertHeader})
 	if o.WorkerBatch > 0 {
 		srv.Worker.Batch = o.WorkerBatch
 	}
-	hs := httptest.NewServer(srv)
+	hs := httptest.NewUnstartedServer(srv)
+	if o.ClientCAs != nil {
+		hs.TLS = &tls.Config{MinVersion: tls.VersionTLS12, ClientCAs: o.ClientCAs, ClientAuth: tls.VerifyClientCertIfGiven}
+		hs.StartTLS()
+	} else {
+		hs.Start()
+	}
 	wctx, stop := context.WithCancel(context.Background())
 	done, evDone := make(chan struct{}), make(chan struct{})
 	go func() { srv.Worker.Run(wctx); close(done) }()
@@ -211,13 +226,26 @@ func (e *Env) Do(t testing.TB, method, path, token string, body any) Response {
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	cl := http.DefaultClient
+	if e.Server.TLS != nil {
+		cl = e.Server.Client()
+	}
+	resp, err := cl.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, path, err)
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return Response{Status: resp.StatusCode, Header: resp.Header, Body: b}
+}
+
+// TLSClient is a client of a server started with ClientCAs that trusts its
+// certificate and presents cert (always, whatever CAs the server names).
+func (e *Env) TLSClient(cert tls.Certificate) *http.Client {
+	cl := e.Server.Client()
+	tr := cl.Transport.(*http.Transport).Clone()
+	tr.TLSClientConfig.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &cert, nil }
+	return &http.Client{Transport: tr, Timeout: cl.Timeout}
 }
 
 // Must sends a request and fails the test unless the status is want.
