@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -132,6 +133,7 @@ func Start(t testing.TB, d store.Dialect, opts ...Options) *Env {
 	hs := httptest.NewUnstartedServer(srv)
 	if o.ClientCAs != nil {
 		hs.TLS = &tls.Config{MinVersion: tls.VersionTLS12, ClientCAs: o.ClientCAs, ClientAuth: tls.VerifyClientCertIfGiven}
+		hs.Config.ErrorLog = log.New(io.Discard, "", 0) // refused handshakes are expected
 		hs.StartTLS()
 	} else {
 		hs.Start()
@@ -159,7 +161,7 @@ func Bootstrapped(t testing.TB, d store.Dialect, opts ...Options) *Env {
 	t.Helper()
 	e := Start(t, d, opts...)
 	e.UserEmail, e.Password = "admin@example.com", "correct horse battery staple"
-	res, err := client.New(e.URL, "").Bootstrap(context.Background(), e.UserEmail, e.Password, "Acme")
+	res, err := e.Client("").Bootstrap(context.Background(), e.UserEmail, e.Password, "Acme")
 	if err != nil {
 		t.Fatalf("bootstrap: %v", err)
 	}
@@ -171,7 +173,13 @@ func Bootstrapped(t testing.TB, d store.Dialect, opts ...Options) *Env {
 func (e *Env) DBURL() string { return e.opts.URL }
 
 // Client returns an API client using token.
-func (e *Env) Client(token string) *client.Client { return client.New(e.URL, token) }
+func (e *Env) Client(token string) *client.Client {
+	c := client.New(e.URL, token)
+	if e.Server.TLS != nil {
+		c.HTTP = e.Server.Client()
+	}
+	return c
+}
 
 // Response is a raw HTTP answer.
 type Response struct {
