@@ -56,6 +56,17 @@ func resolved(env authmethod.Env, host string) (netip.AddrPort, bool) {
 	return ap, ok
 }
 
+// CheckHost refuses a configured host name or address (of a URL that is not
+// http, such as an LDAP server's) as CheckURL refuses an http URL's: by the
+// server's target policy, and loopback unless env allows it. field names it
+// in the error.
+func CheckHost(ctx context.Context, env authmethod.Env, field, host string) error {
+	if err := checkHost(ctx, env, host); err != nil {
+		return errs.BadRequest("%s: %v", field, err)
+	}
+	return nil
+}
+
 func checkHost(ctx context.Context, env authmethod.Env, host string) error {
 	if ap, ok := resolved(env, host); ok {
 		host = ap.Addr().String()
@@ -100,6 +111,20 @@ func ParseCA(field, caPEM string) (*x509.CertPool, error) {
 	return pool, nil
 }
 
+// Dialer returns a dialer that checks every address it is about to connect
+// to (after resolution) as fetches do: the target policy, and never
+// link-local, multicast or, unless env allows it, loopback addresses. Methods
+// that speak another protocol than HTTP (LDAP) dial with it.
+func Dialer(env authmethod.Env) *net.Dialer {
+	return &net.Dialer{Timeout: 5 * time.Second, Control: func(_, address string, _ syscall.RawConn) error {
+		ap, err := netip.ParseAddrPort(address)
+		if err != nil {
+			return err
+		}
+		return checkAddr(env, ap.Addr())
+	}}
+}
+
 // Client fetches documents for one method configuration.
 type Client struct {
 	env authmethod.Env
@@ -116,13 +141,7 @@ func NewClient(env authmethod.Env, caPEM string) (*Client, error) {
 	if pool == nil {
 		pool = env.RootCAs // nil outside tests: the system's roots
 	}
-	d := &net.Dialer{Timeout: 5 * time.Second, Control: func(_, address string, _ syscall.RawConn) error {
-		ap, err := netip.ParseAddrPort(address)
-		if err != nil {
-			return err
-		}
-		return checkAddr(env, ap.Addr())
-	}}
+	d := Dialer(env)
 	tr := &http.Transport{
 		Proxy: nil, // a proxy would dial for us, past the address check
 		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {

@@ -3,6 +3,7 @@ package fetch_test
 import (
 	"context"
 	"errors"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -89,5 +90,33 @@ func TestCheckURL(t *testing.T) {
 	}
 	if _, err := fetch.CheckURL(ctx, env, "jwksUrl", "https://10.1.2.3/keys"); err != nil {
 		t.Errorf("a private address is allowed unless the policy denies it: %v", err)
+	}
+}
+
+func TestDialerAndCheckHost(t *testing.T) {
+	ctx := context.Background()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	if _, err := fetch.Dialer(authmethod.Env{}).DialContext(ctx, "tcp", ln.Addr().String()); err == nil {
+		t.Fatal("the dialer reached loopback without Env.Loopback")
+	}
+	if _, err := fetch.Dialer(authmethod.Env{Loopback: true, Policy: denyAtDial{}}).DialContext(ctx, "tcp", ln.Addr().String()); err == nil {
+		t.Fatal("the dialer ignored the policy")
+	}
+	c, err := fetch.Dialer(authmethod.Env{Loopback: true}).DialContext(ctx, "tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatalf("loopback allowed: %v", err)
+	}
+	c.Close()
+	for _, h := range []string{"127.0.0.1", "localhost", "169.254.169.254", "::1"} {
+		if err := fetch.CheckHost(ctx, authmethod.Env{}, "url", h); err == nil {
+			t.Errorf("%s accepted", h)
+		}
+	}
+	if err := fetch.CheckHost(ctx, authmethod.Env{}, "url", "ldap.example.com"); err != nil {
+		t.Errorf("a name is for the policy to judge: %v", err)
 	}
 }
