@@ -73,6 +73,11 @@ type Refusal struct {
 	Check   string // issuer, audience, claim, subject, expiry, signature, token, keys
 	Message string
 	Err     error
+	// Guess marks a credential that was simply wrong (an unknown user, a bad
+	// password): with a Locker method it counts towards the lockout. Other
+	// refusals (a malformed request, a check after the password was proven)
+	// do not.
+	Guess bool
 }
 
 func (r *Refusal) Error() string { return r.Message }
@@ -81,6 +86,25 @@ func (r *Refusal) Unwrap() error { return r.Err }
 // Refuse returns a Refusal for check with a message built from format.
 func Refuse(check, format string, args ...any) *Refusal {
 	return &Refusal{Check: check, Message: fmt.Sprintf(format, args...)}
+}
+
+// Lockout is when repeated wrong guesses lock a subject: Threshold guesses,
+// each within CounterReset of the previous one, lock it for Duration.
+type Lockout struct {
+	Threshold    int
+	Duration     time.Duration
+	CounterReset time.Duration
+}
+
+// Locker is a Method whose credential can be guessed (a password). The server
+// counts each attempt on a subject before verifying it and keeps the count of
+// those refused as a Guess; once the subject is locked it refuses its logins
+// without calling the method, and a success clears the count.
+type Locker interface {
+	// LockoutOf returns the subject c is counted under (LDAP: the username,
+	// normalized) and the policy; ok is false when the configuration has the
+	// lockout off or c names no subject.
+	LockoutOf(c Credential) (subject string, p Lockout, ok bool)
 }
 
 // Policy limits the hosts a method may fetch from (JWKS, discovery); the

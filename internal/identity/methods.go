@@ -2,6 +2,7 @@ package identity
 
 import (
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -47,6 +48,21 @@ type MethodStore interface {
 	DeleteAuthConfig(ctx context.Context, identityID, method string, ev audit.Event) error
 	// LoginWithAuthConfig stores tok, notes the login and records ev, in one transaction.
 	LoginWithAuthConfig(ctx context.Context, tok AccessToken, orgID string, ev audit.Event) error
+
+	// The lockout of methods whose credential can be guessed (Locker) keeps
+	// its counters in the table of the human login lockout: keys are keyed
+	// hashes under their own purpose, prefixed "m:<identity id>:", so they
+	// never meet an email's.
+
+	// ReserveUserLoginAttempt counts one attempt on key before it is judged;
+	// false, changing nothing, while key is locked.
+	ReserveUserLoginAttempt(ctx context.Context, key string, p LockoutPolicy, now time.Time) (int, bool, error)
+	// ReleaseUserLoginAttempt takes back a reservation whose attempt was not a guess.
+	ReleaseUserLoginAttempt(ctx context.Context, key string, threshold int) error
+	// ClearUserLoginAttempts forgets key's attempts (after a success).
+	ClearUserLoginAttempts(ctx context.Context, key string) error
+	// RecordFailedUserLogin records evs and prunes lapsed counters.
+	RecordFailedUserLogin(ctx context.Context, now time.Time, evs []audit.Event) error
 }
 
 // Methods serves every registered login method (JWT, OIDC, ...):
@@ -61,6 +77,8 @@ type Methods struct {
 
 	mu    sync.Mutex
 	built map[string]builtMethod // by configuration id
+
+	lockKeys keyedHash // keys the lockout of a Locker method's subject
 }
 
 type builtMethod struct {
@@ -77,7 +95,8 @@ func NewMethods(st MethodStore, admin *Admin, svc *Service, env authmethod.Env) 
 	if env.Now == nil {
 		env.Now = svc.now
 	}
-	return &Methods{store: st, admin: admin, svc: svc, env: env, now: svc.now, built: map[string]builtMethod{}}
+	return &Methods{store: st, admin: admin, svc: svc, env: env, now: svc.now, built: map[string]builtMethod{},
+		lockKeys: keyedHash{purpose: "auth-method-lockout-hmac"}}
 }
 
 // TokenSettings are the shared settings of a method's tokens; nil fields are absent.
@@ -283,9 +302,10 @@ func (m *Methods) Login(ctx context.Context, method, identityID string, credenti
 	}
 	actor := authz.Actor{Kind: authz.ActorIdentity, ID: ident.ID, OrgID: ident.OrgID, Name: ident.Name, IP: ip, UserAgent: userAgent}
 	var check string
+	attempt := 0 // of a guess counted towards a lockout
 	defer func() {
 		if err != nil {
-			m.auditFailure(ctx, actor, c, check, err)
+			m.auditFailure(ctx, actor, c, check, attempt, err)
 		}
 	}()
 	// Before the credential is looked at: a caller outside the trusted
@@ -298,9 +318,33 @@ func (m *Methods) Login(ctx context.Context, method, identityID string, credenti
 	if err != nil {
 		return LoginResult{}, err
 	}
-	v, err := authmethod.VerifyCredential(ctx, meth, credential)
+	lk, err := m.reserve(ctx, meth, credential, ident.ID, method)
+	if err != nil {
+		return LoginResult{}, err
+	}
+	if lk != nil && lk.locked {
+		check = "lockout"
+		return LoginResult{}, errs.Unauthorizedf("This identity auth method is temporarily locked, please try again later")
+	}
+	v, verr := authmethod.VerifyCredential(ctx, meth, credential)
+	if lk != nil {
+		r, refused := errors.AsType[*authmethod.Refusal](verr)
+		guess := refused && r.Guess
+		if guess {
+			attempt = lk.n
+		}
+		defer func() { m.settle(ctx, lk, err == nil, guess) }()
+	}
+	return m.verified(ctx, reg, c, ident, ownSlug, orgSlug, actor, v, verr, &check)
+}
+
+// verified finishes a login whose credential was verified (err nil) or
+// refused: it names the failed check in *check and issues the token.
+func (m *Methods) verified(ctx context.Context, reg authmethod.Registration, c AuthConfig, ident Identity, ownSlug, orgSlug string,
+	actor authz.Actor, v authmethod.Verified, err error, check *string) (LoginResult, error) {
+	method := reg.Name
 	if r, ok := errors.AsType[*authmethod.Refusal](err); ok {
-		check = r.Check
+		*check = r.Check
 		if r.Err != nil {
 			slog.WarnContext(ctx, "login refused", "method", method, "identityId", ident.ID, "check", r.Check, "detail", r.Err.Error())
 		}
@@ -310,7 +354,7 @@ func (m *Methods) Login(ctx context.Context, method, identityID string, credenti
 		return LoginResult{}, errs.Internalf(err, "verify %s credential", method)
 	}
 	if err := checkOrgSlug(ownSlug, orgSlug); err != nil {
-		check = "organization"
+		*check = "organization"
 		return LoginResult{}, err
 	}
 	now := m.now().UTC().Truncate(time.Microsecond)
@@ -328,7 +372,8 @@ func (m *Methods) Login(ctx context.Context, method, identityID string, credenti
 
 // auditFailure records a refused login with its reason (the client's
 // message, never the credential); best effort, the login has failed either way.
-func (m *Methods) auditFailure(ctx context.Context, actor authz.Actor, c AuthConfig, check string, cause error) {
+// attempt, when not 0, is the guess's number in its lockout window.
+func (m *Methods) auditFailure(ctx context.Context, actor authz.Actor, c AuthConfig, check string, attempt int, cause error) {
 	reason := "internal error"
 	if e, ok := errors.AsType[*errs.Error](cause); ok && e.Kind != errs.Internal {
 		reason = e.Message
@@ -337,7 +382,64 @@ func (m *Methods) auditFailure(ctx context.Context, actor authz.Actor, c AuthCon
 	if check != "" {
 		md["check"] = check
 	}
+	if attempt > 0 {
+		md["failedAttempts"] = attempt
+	}
 	m.store.AppendAudit(context.WithoutCancel(ctx), audit.New(actor, "login-identity-"+c.Method+"-failed", md))
+}
+
+// methodLock is the lockout state of one login attempt of a Locker method.
+type methodLock struct {
+	key    string
+	policy LockoutPolicy
+	n      int  // the attempt's number in the current window
+	locked bool // the subject was locked: nothing was reserved
+}
+
+// reserve counts an attempt of credential against its subject's lockout
+// before it is verified, so concurrent guesses cannot slip past the
+// threshold between a check and an increment. It returns nil when meth has
+// no lockout for credential.
+func (m *Methods) reserve(ctx context.Context, meth authmethod.Method, credential authmethod.Credential, identityID, method string) (*methodLock, error) {
+	lk, ok := meth.(authmethod.Locker)
+	if !ok {
+		return nil, nil
+	}
+	subject, p, on := lk.LockoutOf(credential)
+	if !on {
+		return nil, nil
+	}
+	h, err := m.lockKeys.sum(ctx, m.svc.keys, identityID+"\x00"+method+"\x00"+subject)
+	if err != nil {
+		return nil, err
+	}
+	l := &methodLock{key: "m:" + identityID + ":" + hex.EncodeToString(h),
+		policy: LockoutPolicy{Threshold: p.Threshold, Duration: p.Duration, CounterReset: p.CounterReset}}
+	n, ok, err := m.store.ReserveUserLoginAttempt(ctx, l.key, l.policy, m.now().UTC().Truncate(time.Microsecond))
+	if err != nil {
+		return nil, err
+	}
+	l.n, l.locked = n, !ok
+	return l, nil
+}
+
+// settle ends a reservation: a success clears the subject's count, a guess
+// keeps its reservation as the failure it is (and prunes lapsed counters),
+// any other outcome takes it back. Best effort: the answer is already decided.
+func (m *Methods) settle(ctx context.Context, l *methodLock, success, guess bool) {
+	ctx = context.WithoutCancel(ctx)
+	var err error
+	switch {
+	case success:
+		err = m.store.ClearUserLoginAttempts(ctx, l.key)
+	case guess:
+		err = m.store.RecordFailedUserLogin(ctx, m.now().UTC().Truncate(time.Microsecond), nil)
+	default:
+		err = m.store.ReleaseUserLoginAttempt(ctx, l.key, l.policy.Threshold)
+	}
+	if err != nil {
+		slog.ErrorContext(ctx, "settle a login lockout", "err", err.Error())
+	}
 }
 
 // MethodNames are the registered login methods.
