@@ -60,3 +60,31 @@ func TestGoSDKJWTAndOIDCAuthLoginReadSecret(t *testing.T) {
 		}
 	})
 }
+
+// The real Go SDK v0.8.0 logs in with LDAP Auth (its LdapAuthLogin) against
+// a throwaway slapd and reads a secret with the token.
+func TestGoSDKLDAPAuthLoginReadSecret(t *testing.T) {
+	dir := newDirectory(t)
+	forEachEngine(t, func(t *testing.T, d store.Dialect) {
+		e := apptest.Bootstrapped(t, d)
+		p := createProject(t, e, e.Token, map[string]any{"projectName": "sdk-ldap-login"})
+		putSecret(t, e, e.Token, p.ID, "dev", "/", "DB_PASSWORD", "s3cret-from-lockbox")
+		id, _ := projectMember(t, e, p.ID, "ldap-job", "viewer")
+		e.Must(t, 200, "POST", "/api/v1/auth/ldap-auth/identities/"+id, e.Token, dir.config(nil))
+
+		sdk := newSDK(t, e)
+		cred, err := sdk.Auth().LdapAuthLogin(id, "alice", dir.pw["alice"])
+		if err != nil || cred.AccessToken == "" || cred.TokenType != "Bearer" || cred.ExpiresIn != 2592000 {
+			t.Fatalf("SDK login: %+v %v", cred, err)
+		}
+		got, err := sdk.Secrets().Retrieve(infisical.RetrieveSecretOptions{SecretKey: "DB_PASSWORD", ProjectID: p.ID, Environment: "dev"})
+		if err != nil || got.SecretValue != "s3cret-from-lockbox" {
+			t.Fatalf("SDK read: %+v %v", got, err)
+		}
+		_, err = newSDK(t, e).Auth().LdapAuthLogin(id, "alice", "wrong")
+		if err == nil || !strings.Contains(err.Error(), "401") || !strings.Contains(err.Error(), "Invalid credentials") ||
+			strings.Contains(err.Error(), "wrong") {
+			t.Fatalf("SDK refused login: %v", err)
+		}
+	})
+}
