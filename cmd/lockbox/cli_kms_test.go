@@ -153,8 +153,11 @@ func TestCLIKMSEncryptDecrypt(t *testing.T) {
 	}
 
 	// Refusals print the server's message and exit non-zero.
-	tampered := []byte(ct1)
-	tampered[5] ^= 1
+	// One bit of the ciphertext's bytes changed, still valid base64 (a bit
+	// flipped in the base64 text itself may make a character that is not).
+	raw1, _ := base64.StdEncoding.DecodeString(ct1)
+	raw1[5] ^= 1
+	tampered := []byte(base64.StdEncoding.EncodeToString(raw1))
 	for _, tc := range []struct {
 		name  string
 		stdin []byte
