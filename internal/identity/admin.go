@@ -127,7 +127,33 @@ func (a *Admin) get(ctx context.Context, actor authz.Actor, id, action string) (
 	if errs.Is(err, errs.NotFound) {
 		return OrgIdentity{}, identityNotFound(id)
 	}
-	return oi, err
+	if err != nil {
+		return OrgIdentity{}, err
+	}
+	if action != authz.ActRead {
+		if err := guardAdminTarget(ctx, a.authz, actor, oi.Role); err != nil {
+			return OrgIdentity{}, err
+		}
+	}
+	return oi, nil
+}
+
+// guardAdminTarget refuses an actor who is not an organization admin any
+// change to an identity whose organization role is admin — its login
+// methods, client secrets and tokens included: whoever could attach their
+// own key or mint a token for it would act with more rights than their own.
+func guardAdminTarget(ctx context.Context, az Authorizer, actor authz.Actor, targetRole string) error {
+	if targetRole != "admin" {
+		return nil
+	}
+	mine, err := az.OrgRole(ctx, actor)
+	if err != nil {
+		return err
+	}
+	if mine != "admin" {
+		return errs.Forbiddenf("Failed to change an identity with a more privileged role than your own").WithCode("PermissionBoundaryError")
+	}
+	return nil
 }
 
 // NewIdentity is a create request.

@@ -49,6 +49,15 @@ func (u *UA) identityFor(ctx context.Context, actor authz.Actor, identityID, act
 	if err := perms.Check(action, authz.SubIdentity, &authz.Fields{IdentityID: identityID}); err != nil {
 		return Identity{}, err
 	}
+	if action != authz.ActRead {
+		role, err := u.authz.OrgRole(ctx, authz.Actor{Kind: authz.ActorIdentity, ID: ident.ID, OrgID: actor.OrgID})
+		if err != nil && !errs.Is(err, errs.Forbidden) {
+			return Identity{}, err
+		}
+		if err := guardAdminTarget(ctx, u.authz, actor, role); err != nil {
+			return Identity{}, err
+		}
+	}
 	return ident, nil
 }
 
