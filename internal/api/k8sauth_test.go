@@ -225,6 +225,13 @@ func TestKubernetesAuthLoginAndChecks(t *testing.T) {
 
 		// An update that does not name the reviewer token keeps the sealed one.
 		e.Must(t, 200, "PATCH", base, e.Token, map[string]any{"tokenReviewerJwt": testReviewer})
+		// Pointing the review at another host needs the reviewer token again:
+		// an editor who cannot read it must not have it sent elsewhere.
+		r = e.Do(t, "PATCH", base, e.Token, map[string]any{"kubernetesHost": "https://127.0.0.2:6443"})
+		assertError(t, r, 422, "ValidationFailure")
+		if !strings.Contains(string(r.Body), "tokenReviewerJwt must be given again") {
+			t.Fatalf("host change without the reviewer token: %s", r.Body)
+		}
 		e.Must(t, 200, "PATCH", base, e.Token, map[string]any{"allowedNames": "web, api-*"})
 		if r, _ := methodLogin(t, e, "kubernetes-auth", id, "sa-staging"); r.Status != 200 {
 			t.Fatalf("login after partial update: %d %s", r.Status, r.Body)

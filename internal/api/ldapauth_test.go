@@ -196,6 +196,13 @@ func TestLDAPAuthBindPassIsNeverShown(t *testing.T) {
 		if r, _ := ldapLogin(t, e, id, "alice", dir.pw["alice"]); r.Status != 200 {
 			t.Fatalf("login after updates: %d %s", r.Status, r.Body)
 		}
+		// Pointing the bind at another directory needs bindPass again: an
+		// editor who cannot read it must not have it sent elsewhere.
+		r0 := e.Do(t, "PATCH", base, e.Token, map[string]any{"url": "ldap://127.0.0.2:389"})
+		assertError(t, r0, 422, "ValidationFailure")
+		if !strings.Contains(string(r0.Body), "bindPass must be given again") {
+			t.Fatalf("url change without bindPass: %s", r0.Body)
+		}
 		// A wrong bindPass is refused when saved: lockbox binds with it.
 		r := e.Do(t, "PATCH", base, e.Token, map[string]any{"bindPass": "wrong"})
 		assertError(t, r, 400, "BadRequest")

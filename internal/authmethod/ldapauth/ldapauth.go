@@ -119,6 +119,16 @@ func Configure(ctx context.Context, env authmethod.Env, old, body json.RawMessag
 	set(&c.LDAPCACertificate, p.LDAPCACertificate)
 	if p.BindPass != nil && *p.BindPass != "" { // an empty bindPass on update keeps the sealed one
 		c.BindPass = *p.BindPass
+	} else if old != nil && c.BindPass != "" {
+		// The sealed bind password goes only to the directory it was given
+		// for: an update that points the bind at another URL must give it
+		// again, or an editor who cannot read it could have it sent to a
+		// directory of theirs.
+		var was Config
+		json.Unmarshal(old, &was)
+		if was.URL != c.URL {
+			return nil, field("bindPass", "bindPass must be given again when url changes")
+		}
 	}
 	if p.AllowedFields != nil {
 		c.AllowedFields = *p.AllowedFields
