@@ -37,8 +37,10 @@ func Parse(ctx context.Context, tok string, keys KeyFunc, now time.Time) (jwt.Ma
 	if len(tok) > MaxTokenBytes {
 		return nil, authmethod.Refuse("token", "Access denied: the token is larger than %d bytes", MaxTokenBytes)
 	}
+	// exp is required: a signed token without one, once leaked, would log
+	// in for ever (Infisical accepts such tokens; lockbox does not).
 	p := jwt.NewParser(jwt.WithValidMethods(Algorithms), jwt.WithLeeway(Leeway), jwt.WithIssuedAt(),
-		jwt.WithTimeFunc(func() time.Time { return now }))
+		jwt.WithExpirationRequired(), jwt.WithTimeFunc(func() time.Time { return now }))
 	claims := jwt.MapClaims{}
 	_, err := p.ParseWithClaims(tok, claims, func(t *jwt.Token) (any, error) {
 		kid, _ := t.Header["kid"].(string)
@@ -63,6 +65,8 @@ func Parse(ctx context.Context, tok string, keys KeyFunc, now time.Time) (jwt.Ma
 		return nil, authmethod.Refuse("token", "Access denied: the token is not a valid JWT")
 	case errors.Is(err, jwt.ErrTokenSignatureInvalid), errors.Is(err, jwt.ErrTokenUnverifiable), errors.Is(err, jwt.ErrInvalidKeyType):
 		return nil, &authmethod.Refusal{Check: "signature", Message: "Access denied: signature verification failed", Err: err}
+	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
+		return nil, authmethod.Refuse("expiry", "Access denied: the token has no expiry (exp)")
 	case errors.Is(err, jwt.ErrTokenExpired):
 		return nil, authmethod.Refuse("expiry", "Access denied: the token has expired")
 	case errors.Is(err, jwt.ErrTokenNotValidYet), errors.Is(err, jwt.ErrTokenUsedBeforeIssued):

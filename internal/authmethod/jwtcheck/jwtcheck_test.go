@@ -2,6 +2,7 @@ package jwtcheck_test
 
 import (
 	"context"
+	"crypto"
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/base64"
@@ -9,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/lockbox-dev/lockbox/internal/authmethod"
 	"github.com/lockbox-dev/lockbox/internal/authmethod/jwtcheck"
@@ -133,5 +136,28 @@ func TestKeyCacheKeysWithoutKid(t *testing.T) {
 	}
 	if fetches != 1 {
 		t.Fatalf("%d fetches", fetches)
+	}
+}
+
+// A token without exp is refused (check "expiry"); the same token with one
+// is accepted.
+func TestParseRequiresExp(t *testing.T) {
+	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
+	keys := func(context.Context, string) ([]crypto.PublicKey, error) { return []crypto.PublicKey{pub}, nil }
+	now := time.Now()
+	sign := func(c jwt.MapClaims) string {
+		s, err := jwt.NewWithClaims(jwt.SigningMethodEdDSA, c).SignedString(priv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	_, err := jwtcheck.Parse(context.Background(), sign(jwt.MapClaims{"iss": "i", "sub": "s"}), keys, now)
+	r, ok := errors.AsType[*authmethod.Refusal](err)
+	if !ok || r.Check != "expiry" || !strings.Contains(r.Message, "no expiry") {
+		t.Fatalf("token without exp: %v", err)
+	}
+	if _, err := jwtcheck.Parse(context.Background(), sign(jwt.MapClaims{"iss": "i", "exp": now.Add(time.Minute).Unix()}), keys, now); err != nil {
+		t.Fatalf("token with exp: %v", err)
 	}
 }
