@@ -52,7 +52,9 @@ type Options struct {
 	TrustedProxies []netip.Prefix
 	// CertHeader is the header in which a trusted proxy forwards a
 	// client certificate for certificate login (authmethod.Credential's
-	// ProxyCertificate); empty: Infisical's x-identity-tls-cert-auth-client-cert.
+	// ProxyCertificate); empty: no header is read. It is opt-in because
+	// whoever can send it from a trusted-proxy address can present any
+	// certificate (leaf certificates are not secret).
 	CertHeader string
 	// MetricsToken, when set, is the bearer token GET /metrics requires.
 	MetricsToken string
@@ -105,9 +107,6 @@ func New(o Options) *Server {
 	}
 	if o.MaxBodyBytes == 0 {
 		o.MaxBodyBytes = 1 << 20
-	}
-	if o.CertHeader == "" {
-		o.CertHeader = "x-identity-tls-cert-auth-client-cert"
 	}
 	if o.AuthRateLimit == 0 {
 		o.AuthRateLimit = 60

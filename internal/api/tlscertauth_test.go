@@ -211,7 +211,8 @@ func TestTLSCertAuthFromAProxyHeader(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, d store.Dialect) {
 		root := newCertCA(t, "root CA")
 		inter := issueCA(t, "issuing CA", root)
-		e := apptest.Bootstrapped(t, d, apptest.Options{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}})
+		e := apptest.Bootstrapped(t, d, apptest.Options{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")},
+			CertHeader: "x-identity-tls-cert-auth-client-cert"})
 		id, _ := e.NewIdentity(t, "proxied", "member")
 		e.Must(t, 200, "POST", "/api/v1/auth/tls-cert-auth/identities/"+id, e.Token,
 			map[string]any{"caCertificate": root.pem, "allowedCommonNames": "svc"})
@@ -259,7 +260,8 @@ func TestTLSCertAuthFromAProxyHeader(t *testing.T) {
 		}
 
 		// The same header from a peer that is not a trusted proxy is ignored.
-		u := apptest.Bootstrapped(t, d, apptest.Options{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}})
+		u := apptest.Bootstrapped(t, d, apptest.Options{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")},
+			CertHeader: "x-identity-tls-cert-auth-client-cert"})
 		uid, _ := u.NewIdentity(t, "unproxied", "member")
 		u.Must(t, 200, "POST", "/api/v1/auth/tls-cert-auth/identities/"+uid, u.Token, map[string]any{"caCertificate": root.pem})
 		r, _ = certLogin(t, u, nil, uid, hdr(leaf.pem, inter.pem))
@@ -268,8 +270,18 @@ func TestTLSCertAuthFromAProxyHeader(t *testing.T) {
 }
 
 // A server setting names the header; Infisical's default is then ignored.
+// With no setting, no header is read at all, even from a trusted proxy: the
+// header is opt-in, since anyone sending from a trusted-proxy address could
+// present any certificate.
 func TestTLSCertAuthHeaderIsASetting(t *testing.T) {
 	ca := newCertCA(t, "ca")
+	off := apptest.Bootstrapped(t, store.SQLite, apptest.Options{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}})
+	oid, _ := off.NewIdentity(t, "no-header", "member")
+	off.Must(t, 200, "POST", "/api/v1/auth/tls-cert-auth/identities/"+oid, off.Token, map[string]any{"caCertificate": ca.pem})
+	ov := url.PathEscape(ca.validClient(t, "any").pem)
+	r0, _ := certLogin(t, off, nil, oid, http.Header{"X-Identity-Tls-Cert-Auth-Client-Cert": {ov}})
+	assertRefused(t, r0, "no client certificate", "")
+
 	e := apptest.Bootstrapped(t, store.SQLite, apptest.Options{CertHeader: "X-SSL-Client-Cert",
 		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}})
 	id, _ := e.NewIdentity(t, "hdr", "member")

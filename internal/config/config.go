@@ -89,7 +89,6 @@ func Default() Config {
 		ShutdownTimeout:         15 * time.Second,
 		DBMaxConns:              20,
 		LeaseCreatingTimeout:    2 * time.Minute,
-		TLSClientCertHeader:     DefaultClientCertHeader,
 	}
 }
 
@@ -159,7 +158,7 @@ func (c Config) Validate() error {
 	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
 		problems = append(problems, errors.New("TLS needs both a certificate file and a key file (LOCKBOX_TLS_CERT_FILE, LOCKBOX_TLS_KEY_FILE)"))
 	}
-	if !validHeaderName(c.TLSClientCertHeader) {
+	if c.TLSClientCertHeader != "" && !validHeaderName(c.TLSClientCertHeader) {
 		problems = append(problems, errors.New("the TLS client certificate header must be an HTTP header name of letters, digits and dashes (LOCKBOX_TLS_CLIENT_CERT_HEADER)"))
 	}
 	if c.TLSClientCAFile != "" && c.TLSCertFile == "" {
@@ -206,7 +205,7 @@ func variables() []variable {
 		{"LOCKBOX_TLS_CERT_FILE", "tls-cert-file", "PEM certificate chain: serve the API over TLS (re-read on SIGHUP)", false, func(c *Config, v string) error { c.TLSCertFile = v; return nil }},
 		{"LOCKBOX_TLS_KEY_FILE", "tls-key-file", "PEM private key of the TLS certificate", false, func(c *Config, v string) error { c.TLSKeyFile = v; return nil }},
 		{"LOCKBOX_TLS_CLIENT_CA_FILE", "tls-client-ca-file", "PEM CAs that client certificates are verified against when a client presents one", false, func(c *Config, v string) error { c.TLSClientCAFile = v; return nil }},
-		{"LOCKBOX_TLS_CLIENT_CERT_HEADER", "tls-client-cert-header", "header in which a trusted proxy forwards the client certificate for TLS certificate login", false, func(c *Config, v string) error { c.TLSClientCertHeader = v; return nil }},
+		{"LOCKBOX_TLS_CLIENT_CERT_HEADER", "tls-client-cert-header", "header in which a trusted proxy forwards the client certificate for TLS certificate login (empty: none is read; Infisical's is x-identity-tls-cert-auth-client-cert)", false, func(c *Config, v string) error { c.TLSClientCertHeader = v; return nil }},
 		{"LOCKBOX_METRICS_LISTEN", "metrics-listen", "separate address serving /metrics, e.g. 127.0.0.1:9090 (empty: /metrics on the API listener)", false, func(c *Config, v string) error { c.MetricsListen = v; return nil }},
 	}
 }

@@ -146,7 +146,7 @@ func TestMetricsSettings(t *testing.T) {
 
 func TestClientCertHeader(t *testing.T) {
 	c, err := config.Load(env(nil), nil, nil)
-	if err != nil || c.TLSClientCertHeader != "x-identity-tls-cert-auth-client-cert" {
+	if err != nil || c.TLSClientCertHeader != "" { // opt-in: no header is read by default
 		t.Fatalf("default %q, %v", c.TLSClientCertHeader, err)
 	}
 	c, err = config.Load(env(map[string]string{"LOCKBOX_TLS_CLIENT_CERT_HEADER": "X-SSL-Client-Cert"}), nil, nil)
