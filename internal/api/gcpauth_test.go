@@ -239,7 +239,7 @@ func TestGCPAuthUseLimitAndTrustedIPs(t *testing.T) {
 		g := newGoogleKeys(t)
 		base := "/api/v1/auth/gcp-auth/identities/" + id
 		e.Must(t, 200, "POST", base, e.Token, map[string]any{"type": "gce", "certsUrl": g.srv.URL + "/oauth2/v1/certs",
-			"caCert": g.caPEM, "accessTokenNumUsesLimit": 1, "accessTokenTrustedIps": []map[string]string{{"ipAddress": "192.0.2.0/24"}}})
+			"caCert": g.caPEM, "allowedProjects": "proj-1", "accessTokenNumUsesLimit": 1, "accessTokenTrustedIps": []map[string]string{{"ipAddress": "192.0.2.0/24"}}})
 		tok := g.google.sign(t, gceClaims(id))
 		r, _ := methodLogin(t, e, "gcp-auth", id, tok)
 		assertError(t, r, 403, "ForbiddenError")
@@ -267,6 +267,8 @@ func TestGCPAuthConfigurationIsValidated(t *testing.T) {
 		"not a URL":       {"type": "gce", "certsUrl": "ftp://x"},
 		"bad CA":          {"type": "gce", "caCert": "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----"},
 		"accounts a list": {"type": "gce", "allowedServiceAccounts": []string{"a"}},
+		"no bound":        {"type": "gce"},
+		"empty bounds":    {"type": "iam", "allowedServiceAccounts": " ", "allowedProjects": ""},
 	} {
 		if r := e.Do(t, "POST", base, e.Token, body); r.Status != 422 {
 			t.Fatalf("%s: %d %s", name, r.Status, r.Body)
@@ -276,8 +278,14 @@ func TestGCPAuthConfigurationIsValidated(t *testing.T) {
 		"serviceAccountCertsUrl": "http://169.254.169.254/x509/"}), 400, "BadRequest")
 	// Without key URLs the configuration is Google's, with nothing fetched at attach.
 	var att struct{ IdentityGcpAuth map[string]any }
-	e.Must(t, 200, "POST", base, e.Token, map[string]any{"type": "iam"}).Decode(t, &att)
+	e.Must(t, 200, "POST", base, e.Token, map[string]any{"type": "iam", "allowedProjects": "proj-1"}).Decode(t, &att)
 	if att.IdentityGcpAuth["certsUrl"] != "" || !strings.Contains(string(e.Do(t, "GET", base, e.Token, nil).Body), `"type":"iam"`) {
 		t.Fatalf("attach answer %v", att.IdentityGcpAuth)
+	}
+	// An update may not remove the last bound.
+	r := e.Do(t, "PATCH", base, e.Token, map[string]any{"allowedProjects": ""})
+	assertError(t, r, 422, "ValidationFailure")
+	if !strings.Contains(string(r.Body), "any Google Cloud workload") {
+		t.Fatalf("clearing the bounds: %s", r.Body)
 	}
 }

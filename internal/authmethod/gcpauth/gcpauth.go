@@ -140,8 +140,17 @@ func (c *Config) validate(ctx context.Context, env authmethod.Env) error {
 			return err
 		}
 	}
-	_, err := fetch.ParseCA("caCert", c.CACert)
-	return err
+	if _, err := fetch.ParseCA("caCert", c.CACert); err != nil {
+		return err
+	}
+	// Google signs an ID token for any VM that asks, with any audience, and
+	// any service account can sign its own JWT: with neither bound, anyone on
+	// Google Cloud who knows the identity's id could log in as it (Infisical
+	// allows that configuration; lockbox does not).
+	if c.AllowedServiceAccounts == "" && c.AllowedProjects == "" {
+		return field("allowedServiceAccounts", "allowedServiceAccounts or allowedProjects is required: without either, any Google Cloud workload could log in")
+	}
+	return nil
 }
 
 // serviceAccountEmail is what an iam token's subject must look like before
