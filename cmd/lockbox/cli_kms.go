@@ -317,21 +317,28 @@ func (c *cli) newKMSKeysCmd() *cobra.Command {
 	return cmd
 }
 
+// readCiphertext resolves the key named by f or args and reads the base64
+// ciphertext from the FILE argument, --in or standard input (decrypt, rewrap).
+func (c *cli) readCiphertext(cmd *cobra.Command, f ioFlags, args []string) (*client.Client, string, []byte, error) {
+	cl, id, rest, err := c.resolveKey(cmd.Context(), f.ref, args)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	in, err := c.readInput(rest, f.in, maxB64Input)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	ct, err := decodeB64("ciphertext", in)
+	return cl, id, ct, err
+}
+
 func (c *cli) newKMSRewrapCmd() *cobra.Command {
 	var f ioFlags
 	cmd := &cobra.Command{
 		Use:   "rewrap (KEY_ID | --name NAME --project ID) [FILE]",
 		Short: "Re-encrypt a base64 ciphertext from FILE or standard input under the key's newest version; the plaintext stays on the server (lockbox only)",
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, id, rest, err := c.resolveKey(cmd.Context(), f.ref, args)
-			if err != nil {
-				return err
-			}
-			in, err := c.readInput(rest, f.in, maxB64Input)
-			if err != nil {
-				return err
-			}
-			ct, err := decodeB64("ciphertext", in)
+			cl, id, ct, err := c.readCiphertext(cmd, f, args)
 			if err != nil {
 				return err
 			}
@@ -397,15 +404,7 @@ func (c *cli) newKMSDecryptCmd() *cobra.Command {
 		Use:   "decrypt (KEY_ID | --name NAME --project ID) [FILE] [--raw]",
 		Short: "Decrypt a base64 ciphertext from FILE or standard input; prints the plaintext in base64, or as is with --raw",
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, id, rest, err := c.resolveKey(cmd.Context(), f.ref, args)
-			if err != nil {
-				return err
-			}
-			in, err := c.readInput(rest, f.in, maxB64Input)
-			if err != nil {
-				return err
-			}
-			ct, err := decodeB64("ciphertext", in)
+			cl, id, ct, err := c.readCiphertext(cmd, f, args)
 			if err != nil {
 				return err
 			}
