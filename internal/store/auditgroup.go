@@ -20,8 +20,7 @@ func maxAuditBatch(d Dialect) int {
 
 // auditWaiter is one AppendAudit call waiting for its group commit.
 type auditWaiter struct {
-	ev   audit.Event
-	args []any // ev's row (auditArgs), made by the caller: the writer only runs statements
+	args []any // the event's row (auditArgs), made by the caller: the writer only runs statements
 	err  error
 }
 
@@ -33,7 +32,7 @@ type auditWaiter struct {
 // with ctx: a caller whose request is cancelled still waits for its event
 // to be written.
 func (db *DB) AppendAudit(ctx context.Context, ev audit.Event) error {
-	w := &auditWaiter{ev: ev, args: auditArgs(make([]any, 0, auditCols), ev, time.Time{})}
+	w := &auditWaiter{args: auditArgs(make([]any, 0, auditCols), ev, time.Time{})}
 	db.audit.do(w)
 	return w.err
 }
