@@ -48,11 +48,7 @@ func decodeJSON(body []byte, v any) error {
 }
 
 // field makes a 422 about one request field.
-func field(name, format string, args ...any) error {
-	e := errs.Invalidf(format, args...)
-	e.Details = []string{name}
-	return e
-}
+func field(name, format string, args ...any) error { return errs.Fieldf(name, format, args...) }
 
 // query returns the first non-empty value among the given spellings of a query parameter.
 func query(r *http.Request, names ...string) string {

@@ -70,6 +70,14 @@ func BadRequest(format string, args ...any) *Error { return newf(Invalid, format
 // Invalidf reports a schema failure (422 ValidationFailure).
 func Invalidf(format string, args ...any) *Error { return newf(Validation, format, args) }
 
+// Fieldf reports an invalid request field (422) whose name goes in Details,
+// where clients point at the field.
+func Fieldf(name, format string, args ...any) *Error {
+	e := newf(Validation, format, args)
+	e.Details = []string{name}
+	return e
+}
+
 // Unauthorizedf reports missing or bad credentials (401).
 func Unauthorizedf(format string, args ...any) *Error { return newf(Unauthorized, format, args) }
 

@@ -57,12 +57,6 @@ type patch struct {
 	AllowedAccountIds    *string `json:"allowedAccountIds"`
 }
 
-func field(name, format string, args ...any) error {
-	e := errs.Invalidf(format, args...)
-	e.Details = []string{name}
-	return e
-}
-
 var (
 	accountRe = regexp.MustCompile(`^\d{12}$`)
 	// arnRe is Infisical's accepted pattern set: users, roles and assumed
@@ -105,24 +99,24 @@ func Configure(ctx context.Context, env authmethod.Env, old, body json.RawMessag
 	}
 	if p.AllowedAccountIds != nil {
 		if len(*p.AllowedAccountIds) > maxList {
-			return nil, field("allowedAccountIds", "allowedAccountIds must be at most %d characters", maxList)
+			return nil, errs.Fieldf("allowedAccountIds", "allowedAccountIds must be at most %d characters", maxList)
 		}
 		ids := split(*p.AllowedAccountIds)
 		for _, id := range ids {
 			if !accountRe.MatchString(id) {
-				return nil, field("allowedAccountIds", "Each account ID must be a 12-digit number.")
+				return nil, errs.Fieldf("allowedAccountIds", "Each account ID must be a 12-digit number.")
 			}
 		}
 		c.AllowedAccountIds = strings.Join(ids, ", ")
 	}
 	if p.AllowedPrincipalArns != nil {
 		if len(*p.AllowedPrincipalArns) > maxList {
-			return nil, field("allowedPrincipalArns", "allowedPrincipalArns must be at most %d characters", maxList)
+			return nil, errs.Fieldf("allowedPrincipalArns", "allowedPrincipalArns must be at most %d characters", maxList)
 		}
 		arns := split(*p.AllowedPrincipalArns)
 		for _, a := range arns {
 			if !arnRe.MatchString(a) {
-				return nil, field("allowedPrincipalArns", "Each ARN must be in the format of 'arn:aws:iam::123456789012:user/UserName', "+
+				return nil, errs.Fieldf("allowedPrincipalArns", "Each ARN must be in the format of 'arn:aws:iam::123456789012:user/UserName', "+
 					"'arn:aws:iam::123456789012:role/RoleName', 'arn:aws:iam::123456789012:*' or "+
 					"'arn:aws:sts::123456789012:assumed-role/RoleName' (GovCloud's arn:aws-us-gov: too)")
 			}
@@ -130,7 +124,7 @@ func Configure(ctx context.Context, env authmethod.Env, old, body json.RawMessag
 		c.AllowedPrincipalArns = strings.Join(arns, ", ")
 	}
 	if len(c.STSEndpoint) > maxEndpoint {
-		return nil, field("stsEndpoint", "stsEndpoint must be at most %d characters", maxEndpoint)
+		return nil, errs.Fieldf("stsEndpoint", "stsEndpoint must be at most %d characters", maxEndpoint)
 	}
 	u, err := fetch.CheckURL(ctx, env, "stsEndpoint", c.STSEndpoint)
 	if err != nil {
@@ -138,7 +132,7 @@ func Configure(ctx context.Context, env authmethod.Env, old, body json.RawMessag
 	}
 	// The client's signed request (valid for 15 minutes) travels to it.
 	if u.Scheme != "https" {
-		return nil, field("stsEndpoint", "stsEndpoint must be an https URL")
+		return nil, errs.Fieldf("stsEndpoint", "stsEndpoint must be an https URL")
 	}
 	return json.Marshal(c)
 }

@@ -50,12 +50,6 @@ type patch struct {
 	CACert                     *string `json:"caCert"`
 }
 
-func field(name, format string, args ...any) error {
-	e := errs.Invalidf(format, args...)
-	e.Details = []string{name}
-	return e
-}
-
 const maxText = 16 << 10
 
 // tenantID is a tenant's id (a GUID) or one of its domain names: it goes
@@ -73,7 +67,7 @@ func Configure(ctx context.Context, env authmethod.Env, old, body json.RawMessag
 	var p patch
 	if err := json.Unmarshal(body, &p); err != nil {
 		if te, ok := err.(*json.UnmarshalTypeError); ok {
-			return nil, field(te.Field, "%s must be a %s", te.Field, te.Type)
+			return nil, errs.Fieldf(te.Field, "%s must be a %s", te.Field, te.Type)
 		}
 		return nil, errs.BadRequest("Invalid Azure Auth configuration")
 	}
@@ -99,14 +93,14 @@ func (c *Config) validate(ctx context.Context, env authmethod.Env) error {
 	for _, s := range []struct{ name, v string }{{"tenantId", c.TenantID}, {"resource", c.Resource},
 		{"allowedServicePrincipalIds", c.AllowedServicePrincipalIDs}, {"authorityHost", c.AuthorityHost}, {"caCert", c.CACert}} {
 		if len(s.v) > maxText {
-			return field(s.name, "%s must be at most %d characters", s.name, maxText)
+			return errs.Fieldf(s.name, "%s must be at most %d characters", s.name, maxText)
 		}
 	}
 	if !tenantID.MatchString(c.TenantID) {
-		return field("tenantId", "tenantId must be a tenant id or domain name")
+		return errs.Fieldf("tenantId", "tenantId must be a tenant id or domain name")
 	}
 	if c.Resource == "" {
-		return field("resource", "resource is required")
+		return errs.Fieldf("resource", "resource is required")
 	}
 	if c.AuthorityHost != "" {
 		if _, err := fetch.CheckURL(ctx, env, "authorityHost", c.AuthorityHost); err != nil {

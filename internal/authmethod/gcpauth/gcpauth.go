@@ -71,12 +71,6 @@ type patch struct {
 	CACert                 *string `json:"caCert"`
 }
 
-func field(name, format string, args ...any) error {
-	e := errs.Invalidf(format, args...)
-	e.Details = []string{name}
-	return e
-}
-
 const maxText = 16 << 10
 
 // Configure validates an attach (old nil) or an update over old.
@@ -90,7 +84,7 @@ func Configure(ctx context.Context, env authmethod.Env, old, body json.RawMessag
 	var p patch
 	if err := json.Unmarshal(body, &p); err != nil {
 		if te, ok := err.(*json.UnmarshalTypeError); ok {
-			return nil, field(te.Field, "%s must be a %s", te.Field, te.Type)
+			return nil, errs.Fieldf(te.Field, "%s must be a %s", te.Field, te.Type)
 		}
 		return nil, errs.BadRequest("Invalid GCP Auth configuration")
 	}
@@ -121,16 +115,16 @@ func (c *Config) validate(ctx context.Context, env authmethod.Env) error {
 		{"allowedProjects", c.AllowedProjects}, {"allowedZones", c.AllowedZones}, {"certsUrl", c.CertsURL},
 		{"serviceAccountCertsUrl", c.ServiceAccountCertsURL}, {"caCert", c.CACert}} {
 		if len(s.v) > maxText {
-			return field(s.name, "%s must be at most %d characters", s.name, maxText)
+			return errs.Fieldf(s.name, "%s must be at most %d characters", s.name, maxText)
 		}
 	}
 	if c.Type != GCE && c.Type != IAM {
-		return field("type", "type must be one of gce, iam")
+		return errs.Fieldf("type", "type must be one of gce, iam")
 	}
 	// An IAM token says nothing of a zone: a zone bound there could never
 	// be checked, and an ignored bound is worse than a refused one.
 	if c.Type == IAM && c.AllowedZones != "" {
-		return field("allowedZones", "allowedZones applies to type gce only")
+		return errs.Fieldf("allowedZones", "allowedZones applies to type gce only")
 	}
 	for _, u := range []struct{ name, v string }{{"certsUrl", c.CertsURL}, {"serviceAccountCertsUrl", c.ServiceAccountCertsURL}} {
 		if u.v == "" {
@@ -148,7 +142,7 @@ func (c *Config) validate(ctx context.Context, env authmethod.Env) error {
 	// Google Cloud who knows the identity's id could log in as it (Infisical
 	// allows that configuration; lockbox does not).
 	if c.AllowedServiceAccounts == "" && c.AllowedProjects == "" {
-		return field("allowedServiceAccounts", "allowedServiceAccounts or allowedProjects is required: without either, any Google Cloud workload could log in")
+		return errs.Fieldf("allowedServiceAccounts", "allowedServiceAccounts or allowedProjects is required: without either, any Google Cloud workload could log in")
 	}
 	return nil
 }

@@ -51,12 +51,6 @@ type patch struct {
 	BoundSubject      *string            `json:"boundSubject"`
 }
 
-func field(name, format string, args ...any) error {
-	e := errs.Invalidf(format, args...)
-	e.Details = []string{name}
-	return e
-}
-
 // Limits of a configuration.
 const (
 	maxKeys   = 20
@@ -115,21 +109,21 @@ func (c *Config) validate(ctx context.Context, env authmethod.Env) error {
 	for _, s := range []struct{ name, v string }{{"jwksUrl", c.JwksURL}, {"jwksCaCert", c.JwksCACert},
 		{"boundIssuer", c.BoundIssuer}, {"boundAudiences", c.BoundAudiences}, {"boundSubject", c.BoundSubject}} {
 		if len(s.v) > maxText {
-			return field(s.name, "%s must be at most %d characters", s.name, maxText)
+			return errs.Fieldf(s.name, "%s must be at most %d characters", s.name, maxText)
 		}
 	}
 	if len(c.BoundClaims) > maxClaims {
-		return field("boundClaims", "boundClaims may hold at most %d claims", maxClaims)
+		return errs.Fieldf("boundClaims", "boundClaims may hold at most %d claims", maxClaims)
 	}
 	for k, v := range c.BoundClaims {
 		if k == "" || v == "" || len(k) > 256 || len(v) > maxText {
-			return field("boundClaims", "boundClaims needs non-empty claim names and values")
+			return errs.Fieldf("boundClaims", "boundClaims needs non-empty claim names and values")
 		}
 	}
 	switch c.ConfigurationType {
 	case JWKS:
 		if c.JwksURL == "" {
-			return field("jwksUrl", "jwksUrl is required with configurationType jwks")
+			return errs.Fieldf("jwksUrl", "jwksUrl is required with configurationType jwks")
 		}
 		if _, err := fetch.CheckURL(ctx, env, "jwksUrl", c.JwksURL); err != nil {
 			return err
@@ -139,21 +133,21 @@ func (c *Config) validate(ctx context.Context, env authmethod.Env) error {
 		}
 	case Static:
 		if len(c.PublicKeys) == 0 {
-			return field("publicKeys", "publicKeys needs at least one key with configurationType static")
+			return errs.Fieldf("publicKeys", "publicKeys needs at least one key with configurationType static")
 		}
 		if len(c.PublicKeys) > maxKeys {
-			return field("publicKeys", "publicKeys may hold at most %d keys", maxKeys)
+			return errs.Fieldf("publicKeys", "publicKeys may hold at most %d keys", maxKeys)
 		}
 		for i, k := range c.PublicKeys {
 			if len(k) > maxText {
-				return field("publicKeys", "publicKeys[%d] is too long", i)
+				return errs.Fieldf("publicKeys", "publicKeys[%d] is too long", i)
 			}
 			if _, err := jwtcheck.ParsePEMKey(k); err != nil {
-				return field("publicKeys", "publicKeys[%d] is not a usable PEM public key: %v", i, err)
+				return errs.Fieldf("publicKeys", "publicKeys[%d] is not a usable PEM public key: %v", i, err)
 			}
 		}
 	default:
-		return field("configurationType", "configurationType must be %q or %q", Static, JWKS)
+		return errs.Fieldf("configurationType", "configurationType must be %q or %q", Static, JWKS)
 	}
 	return nil
 }

@@ -54,12 +54,6 @@ type patch struct {
 	TokenReviewMode   *string `json:"tokenReviewMode"`
 }
 
-func field(name, format string, args ...any) error {
-	e := errs.Invalidf(format, args...)
-	e.Details = []string{name}
-	return e
-}
-
 // maxText bounds every configuration field.
 const maxText = 16 << 10
 
@@ -110,7 +104,7 @@ func Configure(ctx context.Context, env authmethod.Env, old, body json.RawMessag
 		var was Config
 		json.Unmarshal(old, &was)
 		if was.KubernetesHost != c.KubernetesHost {
-			return nil, field("tokenReviewerJwt", "tokenReviewerJwt must be given again when kubernetesHost changes")
+			return nil, errs.Fieldf("tokenReviewerJwt", "tokenReviewerJwt must be given again when kubernetesHost changes")
 		}
 	}
 	if err := c.validate(ctx, env); err != nil {
@@ -124,21 +118,21 @@ func (c *Config) validate(ctx context.Context, env authmethod.Env) error {
 		{"tokenReviewerJwt", c.TokenReviewerJWT}, {"allowedNamespaces", c.AllowedNamespaces},
 		{"allowedNames", c.AllowedNames}, {"allowedAudience", c.AllowedAudience}} {
 		if len(s.v) > maxText {
-			return field(s.name, "%s must be at most %d characters", s.name, maxText)
+			return errs.Fieldf(s.name, "%s must be at most %d characters", s.name, maxText)
 		}
 	}
 	if c.TokenReviewMode != ModeAPI {
-		return field("tokenReviewMode", "tokenReviewMode must be %q (gateway token review is not supported)", ModeAPI)
+		return errs.Fieldf("tokenReviewMode", "tokenReviewMode must be %q (gateway token review is not supported)", ModeAPI)
 	}
 	if c.KubernetesHost == "" {
-		return field("kubernetesHost", "kubernetesHost is required")
+		return errs.Fieldf("kubernetesHost", "kubernetesHost is required")
 	}
 	u, err := fetch.CheckURL(ctx, env, "kubernetesHost", c.KubernetesHost)
 	if err != nil {
 		return err
 	}
 	if u.RawQuery != "" || u.Fragment != "" {
-		return field("kubernetesHost", "kubernetesHost must not have a query or fragment")
+		return errs.Fieldf("kubernetesHost", "kubernetesHost must not have a query or fragment")
 	}
 	if _, err := fetch.ParseCA("caCert", c.CACert); err != nil {
 		return err

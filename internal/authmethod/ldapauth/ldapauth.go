@@ -71,12 +71,6 @@ type patch struct {
 	LockoutCounterResetSeconds *int            `json:"lockoutCounterResetSeconds"`
 }
 
-func field(name, format string, args ...any) error {
-	e := errs.Invalidf(format, args...)
-	e.Details = []string{name}
-	return e
-}
-
 // Limits of a configuration and of a login.
 const (
 	maxText       = 16 << 10
@@ -127,7 +121,7 @@ func Configure(ctx context.Context, env authmethod.Env, old, body json.RawMessag
 		var was Config
 		json.Unmarshal(old, &was)
 		if was.URL != c.URL {
-			return nil, field("bindPass", "bindPass must be given again when url changes")
+			return nil, errs.Fieldf("bindPass", "bindPass must be given again when url changes")
 		}
 	}
 	if p.AllowedFields != nil {
@@ -154,7 +148,7 @@ func Configure(ctx context.Context, env authmethod.Env, old, body json.RawMessag
 			continue
 		}
 		if *n.v < n.min || *n.v > n.max {
-			return nil, field(n.name, "%s must be between %d and %d", n.name, n.min, n.max)
+			return nil, errs.Fieldf(n.name, "%s must be between %d and %d", n.name, n.min, n.max)
 		}
 		*n.dst = *n.v
 	}
@@ -180,12 +174,12 @@ func (c *Config) validate(ctx context.Context, env authmethod.Env) error {
 	for _, s := range []struct{ name, v string }{{"url", c.URL}, {"bindDN", c.BindDN}, {"bindPass", c.BindPass},
 		{"searchBase", c.SearchBase}, {"searchFilter", c.SearchFilter}, {"ldapCaCertificate", c.LDAPCACertificate}} {
 		if len(s.v) > maxText {
-			return field(s.name, "%s must be at most %d characters", s.name, maxText)
+			return errs.Fieldf(s.name, "%s must be at most %d characters", s.name, maxText)
 		}
 	}
 	u, err := parseURL(c.URL)
 	if err != nil {
-		return field("url", "url must be ldap://host[:port] or ldaps://host[:port]")
+		return errs.Fieldf("url", "url must be ldap://host[:port] or ldaps://host[:port]")
 	}
 	if err := fetch.CheckHost(ctx, env, "url", u.Hostname()); err != nil {
 		return err
@@ -194,26 +188,26 @@ func (c *Config) validate(ctx context.Context, env authmethod.Env) error {
 		return err
 	}
 	if dn, err := ldap.ParseDN(c.BindDN); err != nil || len(dn.RDNs) == 0 {
-		return field("bindDN", "bindDN must be a DN")
+		return errs.Fieldf("bindDN", "bindDN must be a DN")
 	}
 	if strings.TrimSpace(c.BindPass) == "" {
-		return field("bindPass", "bindPass is required")
+		return errs.Fieldf("bindPass", "bindPass is required")
 	}
 	if dn, err := ldap.ParseDN(c.SearchBase); err != nil || len(dn.RDNs) == 0 {
-		return field("searchBase", "searchBase must be a DN")
+		return errs.Fieldf("searchBase", "searchBase must be a DN")
 	}
 	if !strings.Contains(c.SearchFilter, Placeholder) {
-		return field("searchFilter", "searchFilter must contain %s", Placeholder)
+		return errs.Fieldf("searchFilter", "searchFilter must contain %s", Placeholder)
 	}
 	if _, err := ldap.CompileFilter(filter(c.SearchFilter, "sample*)(user")); err != nil {
-		return field("searchFilter", "Invalid LDAP search filter: %v", err)
+		return errs.Fieldf("searchFilter", "Invalid LDAP search filter: %v", err)
 	}
 	if len(c.AllowedFields) > maxFields {
-		return field("allowedFields", "allowedFields may hold at most %d fields", maxFields)
+		return errs.Fieldf("allowedFields", "allowedFields may hold at most %d fields", maxFields)
 	}
 	for _, f := range c.AllowedFields {
 		if f.Key == "" || f.Value == "" || len(f.Key) > 256 || len(f.Value) > maxText {
-			return field("allowedFields", "allowedFields needs a non-empty key and value in each field")
+			return errs.Fieldf("allowedFields", "allowedFields needs a non-empty key and value in each field")
 		}
 	}
 	return nil

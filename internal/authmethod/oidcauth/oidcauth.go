@@ -43,12 +43,6 @@ type patch struct {
 	BoundSubject         *string            `json:"boundSubject"`
 }
 
-func field(name, format string, args ...any) error {
-	e := errs.Invalidf(format, args...)
-	e.Details = []string{name}
-	return e
-}
-
 const (
 	maxClaims = 50
 	maxText   = 16 << 10
@@ -65,7 +59,7 @@ func Configure(ctx context.Context, env authmethod.Env, old, body json.RawMessag
 	var p patch
 	if err := json.Unmarshal(body, &p); err != nil {
 		if te, ok := err.(*json.UnmarshalTypeError); ok {
-			return nil, field(te.Field, "%s must be a %s", te.Field, te.Type)
+			return nil, errs.Fieldf(te.Field, "%s must be a %s", te.Field, te.Type)
 		}
 		return nil, errs.BadRequest("Invalid OIDC Auth configuration")
 	}
@@ -102,22 +96,22 @@ func (c *Config) validate(ctx context.Context, env authmethod.Env) error {
 	for _, s := range []struct{ name, v string }{{"oidcDiscoveryUrl", c.OIDCDiscoveryURL}, {"caCert", c.CACert},
 		{"boundIssuer", c.BoundIssuer}, {"boundAudiences", c.BoundAudiences}, {"boundSubject", c.BoundSubject}} {
 		if len(s.v) > maxText {
-			return field(s.name, "%s must be at most %d characters", s.name, maxText)
+			return errs.Fieldf(s.name, "%s must be at most %d characters", s.name, maxText)
 		}
 	}
 	if c.OIDCDiscoveryURL == "" {
-		return field("oidcDiscoveryUrl", "oidcDiscoveryUrl is required")
+		return errs.Fieldf("oidcDiscoveryUrl", "oidcDiscoveryUrl is required")
 	}
 	if c.BoundIssuer == "" {
-		return field("boundIssuer", "boundIssuer is required")
+		return errs.Fieldf("boundIssuer", "boundIssuer is required")
 	}
 	for name, m := range map[string]map[string]string{"boundClaims": c.BoundClaims, "claimMetadataMapping": c.ClaimMetadataMapping} {
 		if len(m) > maxClaims {
-			return field(name, "%s may hold at most %d entries", name, maxClaims)
+			return errs.Fieldf(name, "%s may hold at most %d entries", name, maxClaims)
 		}
 		for k, v := range m {
 			if k == "" || v == "" || len(k) > 256 || len(v) > maxText {
-				return field(name, "%s needs non-empty names and values", name)
+				return errs.Fieldf(name, "%s needs non-empty names and values", name)
 			}
 		}
 	}

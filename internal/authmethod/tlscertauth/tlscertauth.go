@@ -48,12 +48,6 @@ const (
 	maxProxyPEM = 32 << 10
 )
 
-func field(name, format string, args ...any) error {
-	e := errs.Invalidf(format, args...)
-	e.Details = []string{name}
-	return e
-}
-
 // Configure validates an attach (old nil) or an update over old.
 func Configure(_ context.Context, _ authmethod.Env, old, body json.RawMessage) (json.RawMessage, error) {
 	var c Config
@@ -72,7 +66,7 @@ func Configure(_ context.Context, _ authmethod.Env, old, body json.RawMessage) (
 	if len(p.AllowedCommonNames) > 0 {
 		var names *string
 		if err := json.Unmarshal(p.AllowedCommonNames, &names); err != nil {
-			return nil, field("allowedCommonNames", "allowedCommonNames must be a string")
+			return nil, errs.Fieldf("allowedCommonNames", "allowedCommonNames must be a string")
 		}
 		c.AllowedCommonNames = nil
 		if names != nil {
@@ -82,16 +76,16 @@ func Configure(_ context.Context, _ authmethod.Env, old, body json.RawMessage) (
 		}
 	}
 	if c.CACertificate == "" {
-		return nil, field("caCertificate", "caCertificate is required")
+		return nil, errs.Fieldf("caCertificate", "caCertificate is required")
 	}
 	if len(c.CACertificate) > maxCA {
-		return nil, field("caCertificate", "caCertificate must be at most %d characters", maxCA)
+		return nil, errs.Fieldf("caCertificate", "caCertificate must be at most %d characters", maxCA)
 	}
 	if _, err := parseCA(c.CACertificate); err != nil {
-		return nil, field("caCertificate", "Invalid CA Certificate: %v", err)
+		return nil, errs.Fieldf("caCertificate", "Invalid CA Certificate: %v", err)
 	}
 	if c.AllowedCommonNames != nil && len(*c.AllowedCommonNames) > maxNames {
-		return nil, field("allowedCommonNames", "allowedCommonNames must be at most %d characters", maxNames)
+		return nil, errs.Fieldf("allowedCommonNames", "allowedCommonNames must be at most %d characters", maxNames)
 	}
 	return json.Marshal(c)
 }
