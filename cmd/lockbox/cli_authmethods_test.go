@@ -67,9 +67,6 @@ func TestCLIJWTAuthAttachAndLogin(t *testing.T) {
 	if r := c.run(nil, "login", "--method", "kubernetes", "--machine-identity-id", id, "--service-account-token-path", filepath.Join(t.TempDir(), "none")); r.code == 0 || !strings.Contains(r.stderr, "service-account token") {
 		t.Fatalf("kubernetes login without a token file: exit %d, %s", r.code, r.stderr)
 	}
-	if r := c.run(nil, "login", "--method", "aws-iam", "--machine-identity-id", id); r.code == 0 || !strings.Contains(r.stderr, "Infisical SDK") {
-		t.Fatalf("aws-iam login: exit %d, %s", r.code, r.stderr)
-	}
 
 	c.must(admin, "identities", "jwt-auth", "revoke", id)
 	if r := c.run(nil, "login", "--method", "jwt-auth", "--machine-identity-id", id, "--jwt", sign("https://ci.example")); r.code == 0 {

@@ -19,6 +19,7 @@ const defaultServiceAccountTokenPath = "/var/run/secrets/kubernetes.io/serviceac
 
 func (c *cli) newLoginCmd() *cobra.Command {
 	var method, id, secret, identityID, jwt, saTokenPath, ldapUser, ldapPass string
+	var stsEndpoint, gcpKeyPath, azureResource, azureClientID string
 	var plain bool
 	cmd := &cobra.Command{
 		Use:   "login --method METHOD [flags]",
@@ -38,8 +39,19 @@ as Infisical's CLI names them:
   ldap-auth       --machine-identity-id, --ldap-username, --ldap-password
                   (or LOCKBOX_LDAP_USERNAME / LOCKBOX_LDAP_PASSWORD)
 
-The cloud methods (aws-iam, gcp-id-token, gcp-iam, azure) sign with the
-cloud's own credentials; use an Infisical SDK or CLI for them.`,
+  aws-iam         --machine-identity-id; signs STS GetCallerIdentity with the AWS
+                  credentials the environment gives (AWS_* variables, shared
+                  config, web identity, container or instance role) for the
+                  region's STS host, or for --aws-sts-endpoint
+  gcp-id-token    --machine-identity-id; the instance identity token from the GCE
+                  metadata server (GCE_METADATA_HOST overrides its address)
+  gcp-iam         --machine-identity-id, --service-account-key-file-path (or
+                  INFISICAL_GCP_IAM_SERVICE_ACCOUNT_KEY_FILE_PATH); signs the
+                  token with the key file itself, no call to Google
+  azure           --machine-identity-id, --azure-resource (default
+                  ` + defaultAzureResource + `), --azure-client-id for a user-assigned
+                  identity; the token from Azure's instance metadata service
+                  (LOCKBOX_AZURE_IMDS_URL overrides its address)`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			s, _ := c.loadSession()
@@ -103,10 +115,47 @@ cloud's own credentials; use an Infisical SDK or CLI for them.`,
 				}
 				res, err = cl.MethodLogin(cmd.Context(), "ldap-auth", map[string]string{"identityId": identityID,
 					"username": ldapUser, "password": ldapPass})
-			case "aws-iam", "gcp-id-token", "gcp-iam", "azure":
-				return fmt.Errorf("--method %s signs with the cloud's own credentials, which lockbox's CLI does not carry; log in with an Infisical SDK or CLI", method)
+			case "aws-iam":
+				if err := needID(); err != nil {
+					return err
+				}
+				body, berr := awsIAMLoginBody(cmd.Context(), identityID, stsEndpoint)
+				if berr != nil {
+					return berr
+				}
+				res, err = cl.MethodLogin(cmd.Context(), "aws-auth", body)
+			case "gcp-id-token", "gcp-iam":
+				if err := needID(); err != nil {
+					return err
+				}
+				var tok string
+				var terr error
+				if method == "gcp-id-token" {
+					tok, terr = gcpIDToken(cmd.Context(), identityID)
+				} else {
+					if gcpKeyPath == "" {
+						gcpKeyPath = c.envFirst("INFISICAL_GCP_IAM_SERVICE_ACCOUNT_KEY_FILE_PATH", "GOOGLE_APPLICATION_CREDENTIALS")
+					}
+					if gcpKeyPath == "" {
+						return errors.New("--service-account-key-file-path (or INFISICAL_GCP_IAM_SERVICE_ACCOUNT_KEY_FILE_PATH) is required with --method gcp-iam")
+					}
+					tok, terr = gcpIAMToken(gcpKeyPath, identityID)
+				}
+				if terr != nil {
+					return terr
+				}
+				res, err = cl.MethodLogin(cmd.Context(), "gcp-auth", map[string]string{"identityId": identityID, "jwt": tok})
+			case "azure":
+				if err := needID(); err != nil {
+					return err
+				}
+				tok, terr := azureToken(cmd.Context(), azureResource, azureClientID)
+				if terr != nil {
+					return terr
+				}
+				res, err = cl.MethodLogin(cmd.Context(), "azure-auth", map[string]string{"identityId": identityID, "jwt": tok})
 			default:
-				return fmt.Errorf("--method %q is not supported (universal-auth, jwt-auth, oidc-auth, kubernetes, ldap-auth)", method)
+				return fmt.Errorf("--method %q is not supported (universal-auth, jwt-auth, oidc-auth, kubernetes, ldap-auth, aws-iam, gcp-id-token, gcp-iam, azure)", method)
 			}
 			if err != nil {
 				return err
@@ -134,6 +183,10 @@ cloud's own credentials; use an Infisical SDK or CLI for them.`,
 	f.StringVar(&saTokenPath, "service-account-token-path", defaultServiceAccountTokenPath, "file holding the service-account token (kubernetes)")
 	f.StringVar(&ldapUser, "ldap-username", "", "LDAP username (ldap-auth)")
 	f.StringVar(&ldapPass, "ldap-password", "", "LDAP password (ldap-auth; prefer LOCKBOX_LDAP_PASSWORD: flags show in ps)")
+	f.StringVar(&stsEndpoint, "aws-sts-endpoint", "", "STS endpoint to sign for (aws-iam; default the region's)")
+	f.StringVar(&gcpKeyPath, "service-account-key-file-path", "", "service-account key file (gcp-iam)")
+	f.StringVar(&azureResource, "azure-resource", defaultAzureResource, "resource to ask a token for (azure)")
+	f.StringVar(&azureClientID, "azure-client-id", "", "client id of a user-assigned managed identity (azure)")
 	f.BoolVar(&plain, "plain", false, "print only the access token")
 	return cmd
 }

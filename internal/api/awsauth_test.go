@@ -1,29 +1,16 @@
 package api_test
 
 import (
-	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/hmac"
-	"crypto/rand"
 	"crypto/sha256"
-	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
-	"math/big"
 	"net/http"
-	"net/http/httptest"
-	"net/netip"
 	"os"
 	"os/exec"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -33,131 +20,26 @@ import (
 
 	"github.com/lockbox-dev/lockbox/internal/app/apptest"
 	"github.com/lockbox-dev/lockbox/internal/store"
+	"github.com/lockbox-dev/lockbox/internal/testsvc/cloudtest"
 )
 
-// The AWS principal of the tests: an EC2 instance's role session.
 const (
-	stsHost       = "sts.us-east-1.amazonaws.com" // the Go SDK signs for sts.<AWS_REGION>.amazonaws.com
-	awsAccount    = "123456789012"
-	awsAccessKey  = "AKIDLOCKBOXTEST00001"
-	awsSecretKey  = "lockbox-test-secret-access-key/0123456789"
-	awsCallerARN  = "arn:aws:sts::123456789012:assumed-role/app-web/i-0abc123"
-	awsCallerUser = "AROAEXAMPLEID:i-0abc123"
-	getCallerBody = "Action=GetCallerIdentity&Version=2011-06-15"
+	stsHost       = cloudtest.STSHost
+	awsAccount    = cloudtest.AWSAccount
+	awsAccessKey  = cloudtest.AWSAccessKey
+	awsSecretKey  = cloudtest.AWSSecretKey
+	awsCallerARN  = cloudtest.AWSCallerARN
+	getCallerBody = cloudtest.GetCallerBody
 )
 
-// localSTS answers GetCallerIdentity for requests signed with the test
-// credentials, as AWS STS does: it recomputes the SigV4 signature with the
-// AWS SDK for Go v2's own signer over the request as received (host, signed
-// headers, body) and refuses a wrong signature, a date more than 15 minutes
-// off, another host or another action, so a login succeeds only if lockbox
-// forwarded the client's signed request unchanged.
-type localSTS struct {
-	hits  atomic.Int64
-	srv   *httptest.Server
-	roots *x509.CertPool
-}
+var (
+	newLocalSTS  = cloudtest.NewSTS
+	tlsServerFor = cloudtest.TLSServerFor
+)
 
-func newLocalSTS(t *testing.T) *localSTS {
-	t.Helper()
-	s := &localSTS{}
-	s.srv, s.roots = tlsServerFor(t, stsHost, http.HandlerFunc(s.serve))
-	return s
-}
-
-// options points the server's names for stsHost and the default global
-// endpoint (checked when a configuration is saved) at the local endpoint,
-// so no name is ever looked up.
-func (s *localSTS) options() apptest.Options {
-	ap := netip.MustParseAddrPort(s.srv.Listener.Addr().String())
-	return apptest.Options{AuthRootCAs: s.roots, AuthResolve: map[string]netip.AddrPort{stsHost: ap, "sts.amazonaws.com": ap}}
-}
-
-func stsError(w http.ResponseWriter, status int, code string) {
-	w.WriteHeader(status)
-	fmt.Fprintf(w, `<ErrorResponse><Error><Type>Sender</Type><Code>%s</Code></Error></ErrorResponse>`, code)
-}
-
-func (s *localSTS) serve(w http.ResponseWriter, r *http.Request) {
-	s.hits.Add(1)
-	body, _ := io.ReadAll(r.Body)
-	if r.Method != http.MethodPost || r.Host != stsHost {
-		stsError(w, 403, "SignatureDoesNotMatch")
-		return
-	}
-	auth := r.Header.Get("Authorization")
-	rest, _ := strings.CutPrefix(auth, "AWS4-HMAC-SHA256 ")
-	var cred, signed string
-	for _, f := range strings.Split(rest, ",") {
-		k, v, _ := strings.Cut(strings.TrimSpace(f), "=")
-		switch k {
-		case "Credential":
-			cred = v
-		case "SignedHeaders":
-			signed = v
-		}
-	}
-	scope := strings.Split(cred, "/")
-	if len(scope) != 5 || scope[0] != awsAccessKey {
-		stsError(w, 403, "InvalidClientTokenId")
-		return
-	}
-	at, err := time.Parse("20060102T150405Z", r.Header.Get("X-Amz-Date"))
-	if err != nil || time.Since(at).Abs() > 15*time.Minute {
-		stsError(w, 403, "SignatureDoesNotMatch") // AWS: "Signature expired"
-		return
-	}
-	// Re-sign the request as received with the AWS SDK's signer.
-	again, _ := http.NewRequest(r.Method, "https://"+r.Host+r.URL.RequestURI(), bytes.NewReader(body))
-	for _, h := range strings.Split(signed, ";") {
-		if h != "host" && h != "content-length" {
-			again.Header[http.CanonicalHeaderKey(h)] = r.Header.Values(h)
-		}
-	}
-	sum := sha256.Sum256(body)
-	creds := aws.Credentials{AccessKeyID: awsAccessKey, SecretAccessKey: awsSecretKey}
-	if err := v4.NewSigner().SignHTTP(r.Context(), creds, again, hex.EncodeToString(sum[:]), "sts", scope[2], at); err != nil ||
-		!hmac.Equal([]byte(again.Header.Get("Authorization")), []byte(auth)) {
-		stsError(w, 403, "SignatureDoesNotMatch")
-		return
-	}
-	if string(body) != getCallerBody {
-		stsError(w, 400, "InvalidAction")
-		return
-	}
-	w.Header().Set("Content-Type", "text/xml")
-	fmt.Fprintf(w, `<GetCallerIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">
-  <GetCallerIdentityResult><Arn>%s</Arn><UserId>%s</UserId><Account>%s</Account></GetCallerIdentityResult>
-  <ResponseMetadata><RequestId>01234567-89ab-cdef-0123-456789abcdef</RequestId></ResponseMetadata>
-</GetCallerIdentityResponse>`, awsCallerARN, awsCallerUser, awsAccount)
-}
-
-// tlsServerFor starts a TLS server whose certificate, from a fresh CA,
-// names host, and returns the CA as a pool.
-func tlsServerFor(t *testing.T, host string, h http.Handler) (*httptest.Server, *x509.CertPool) {
-	t.Helper()
-	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	ca := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "lockbox test CA"}, IsCA: true,
-		BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
-	caDER, err := x509.CreateCertificate(rand.Reader, ca, ca, caKey.Public(), caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	caCert, _ := x509.ParseCertificate(caDER)
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	leaf := &x509.Certificate{SerialNumber: big.NewInt(2), DNSNames: []string{host}, NotBefore: ca.NotBefore, NotAfter: ca.NotAfter,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
-	der, err := x509.CreateCertificate(rand.Reader, leaf, caCert, key.Public(), caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewUnstartedServer(h)
-	srv.TLS = &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}
-	srv.StartTLS()
-	t.Cleanup(srv.Close)
-	pool := x509.NewCertPool()
-	pool.AddCert(caCert)
-	return srv, pool
+// stsOptions points the server's names for the STS hosts at the local endpoint.
+func stsOptions(s *cloudtest.STS) apptest.Options {
+	return apptest.Options{AuthRootCAs: s.Roots, AuthResolve: s.Resolve()}
 }
 
 // signed is a GetCallerIdentity request as a client signs it.
@@ -245,7 +127,7 @@ func TestGoSDKAWSAuthLoginReadSecret(t *testing.T) {
 	setAWSEnv(t)
 	forEachEngine(t, func(t *testing.T, d store.Dialect) {
 		sts := newLocalSTS(t)
-		e := apptest.Bootstrapped(t, d, sts.options())
+		e := apptest.Bootstrapped(t, d, stsOptions(sts))
 		p := createProject(t, e, e.Token, map[string]any{"projectName": "sdk-aws-login"})
 		putSecret(t, e, e.Token, p.ID, "dev", "/", "DB_PASSWORD", "s3cret-from-lockbox")
 		id, _ := projectMember(t, e, p.ID, "ec2-app", "viewer")
@@ -261,8 +143,8 @@ func TestGoSDKAWSAuthLoginReadSecret(t *testing.T) {
 		if err != nil || cred.AccessToken == "" || cred.TokenType != "Bearer" {
 			t.Fatalf("SDK login: %+v %v", cred, err)
 		}
-		if sts.hits.Load() != 1 {
-			t.Fatalf("STS hits %d", sts.hits.Load())
+		if sts.Hits.Load() != 1 {
+			t.Fatalf("STS hits %d", sts.Hits.Load())
 		}
 		got, err := sdk.Secrets().Retrieve(infisical.RetrieveSecretOptions{SecretKey: "DB_PASSWORD", ProjectID: p.ID, Environment: "dev"})
 		if err != nil || got.SecretValue != "s3cret-from-lockbox" {
@@ -286,7 +168,7 @@ func TestNodeSDKAWSIAMLogin(t *testing.T) {
 	setAWSEnv(t)
 	forEachEngine(t, func(t *testing.T, d store.Dialect) {
 		sts := newLocalSTS(t)
-		e := apptest.Bootstrapped(t, d, sts.options())
+		e := apptest.Bootstrapped(t, d, stsOptions(sts))
 		p := createProject(t, e, e.Token, map[string]any{"projectName": "node-aws-login"})
 		putSecret(t, e, e.Token, p.ID, "dev", "/", "DB_PASSWORD", "from-node-aws")
 		id, _ := projectMember(t, e, p.ID, "node-ec2-app", "viewer")
@@ -308,8 +190,8 @@ func TestNodeSDKAWSIAMLogin(t *testing.T) {
 		if err := json.Unmarshal(out, &got); err != nil || !got.LoggedIn || got.Value != "from-node-aws" {
 			t.Fatalf("node output %q: %v", out, err)
 		}
-		if sts.hits.Load() != 1 {
-			t.Fatalf("STS hits %d, want the one login", sts.hits.Load())
+		if sts.Hits.Load() != 1 {
+			t.Fatalf("STS hits %d, want the one login", sts.Hits.Load())
 		}
 	})
 }
@@ -317,7 +199,7 @@ func TestNodeSDKAWSIAMLogin(t *testing.T) {
 func TestAWSAuthRefusals(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, d store.Dialect) {
 		sts := newLocalSTS(t)
-		e := apptest.Bootstrapped(t, d, sts.options())
+		e := apptest.Bootstrapped(t, d, stsOptions(sts))
 		id, _ := e.NewIdentity(t, "ec2", "member")
 		base := "/api/v1/auth/aws-auth/identities/" + id
 		e.Must(t, 200, "POST", base, e.Token, map[string]any{"allowedAccountIds": awsAccount,
@@ -346,10 +228,10 @@ func TestAWSAuthRefusals(t *testing.T) {
 			{"wrong secret key", "STS refused", signed{secret: "not-the-secret"}, true},
 			{"host header rewritten", "STS refused", signed{host: "sts.attacker.example", sentHost: stsHost}, true},
 		} {
-			before := sts.hits.Load()
+			before := sts.Hits.Load()
 			r, _ := awsLogin(t, e, c.req.login(t, id))
 			assertRefused(t, r, c.check, awsSecretKey)
-			if got := sts.hits.Load() - before; got != map[bool]int64{false: 0, true: 1}[c.forwarded] {
+			if got := sts.Hits.Load() - before; got != map[bool]int64{false: 0, true: 1}[c.forwarded] {
 				t.Fatalf("%s: %d requests reached STS", c.name, got)
 			}
 		}
@@ -403,7 +285,7 @@ func TestAWSAuthRefusals(t *testing.T) {
 // An explicit stsEndpoint accepts requests signed for its host only.
 func TestAWSAuthExplicitEndpoint(t *testing.T) {
 	sts := newLocalSTS(t)
-	e := apptest.Bootstrapped(t, store.SQLite, sts.options())
+	e := apptest.Bootstrapped(t, store.SQLite, stsOptions(sts))
 	id, _ := e.NewIdentity(t, "regional", "member")
 	e.Must(t, 200, "POST", "/api/v1/auth/aws-auth/identities/"+id, e.Token, map[string]any{"stsEndpoint": "https://" + stsHost + "/"})
 	if r, _ := awsLogin(t, e, signed{}.login(t, id)); r.Status != 200 {
@@ -423,22 +305,22 @@ func TestAWSAuthExplicitEndpoint(t *testing.T) {
 			t.Fatalf("%s: %d %s", name, r.Status, r.Body)
 		}
 	}
-	if sts.hits.Load() != 1 {
-		t.Fatalf("STS hits %d", sts.hits.Load())
+	if sts.Hits.Load() != 1 {
+		t.Fatalf("STS hits %d", sts.Hits.Load())
 	}
 }
 
 func TestAWSAuthUseLimitAndTrustedIPs(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, d store.Dialect) {
 		sts := newLocalSTS(t)
-		e := apptest.Bootstrapped(t, d, sts.options())
+		e := apptest.Bootstrapped(t, d, stsOptions(sts))
 		id, _ := e.NewIdentity(t, "limited", "member")
 		base := "/api/v1/auth/aws-auth/identities/" + id
 		e.Must(t, 200, "POST", base, e.Token, map[string]any{"accessTokenNumUsesLimit": 2,
 			"accessTokenTrustedIps": []map[string]string{{"ipAddress": "10.0.0.0/8"}}})
 		r, _ := awsLogin(t, e, signed{}.login(t, id))
 		assertError(t, r, 403, "ForbiddenError")
-		if sts.hits.Load() != 0 {
+		if sts.Hits.Load() != 0 {
 			t.Fatal("a caller outside the trusted IPs made the server call STS")
 		}
 		e.Must(t, 200, "PATCH", base, e.Token, map[string]any{"accessTokenTrustedIps": []map[string]string{{"ipAddress": "127.0.0.1"}}})

@@ -1,12 +1,7 @@
 package api_test
 
 import (
-	"encoding/json"
-	"encoding/pem"
-	"net/http"
-	"net/http/httptest"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -14,80 +9,37 @@ import (
 
 	"github.com/lockbox-dev/lockbox/internal/app/apptest"
 	"github.com/lockbox-dev/lockbox/internal/store"
+	"github.com/lockbox-dev/lockbox/internal/testsvc/cloudtest"
 )
 
 const (
-	azureTenant    = "72f988bf-86f1-41af-91ab-2d7cd011db47"
-	azurePrincipal = "5c0b7e5c-3d2a-4f36-9a5e-1b2c3d4e5f60"
-	azureResource  = "https://management.azure.com/"
+	azureTenant    = cloudtest.AzureTenant
+	azurePrincipal = cloudtest.AzurePrincipal
+	azureResource  = cloudtest.AzureResource
 )
 
-// entraIssuer stands in for login.microsoftonline.com on loopback, over
-// TLS with its own certificate: each tenant's v1 OpenID configuration
-// (issuer https://sts.windows.net/<tenant>/) and key set, counting fetches.
-type entraIssuer struct {
-	srv       *httptest.Server
-	caPEM     string
-	signer    tokenSigner
-	discovery atomic.Int64
-	keys      atomic.Int64
-}
-
-func newEntraIssuer(t *testing.T) *entraIssuer {
-	t.Helper()
-	a := &entraIssuer{signer: newTokenSigner(t, "rsa", "entra-1")}
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /{tenant}/.well-known/openid-configuration", func(w http.ResponseWriter, r *http.Request) {
-		a.discovery.Add(1)
-		tenant := r.PathValue("tenant")
-		json.NewEncoder(w).Encode(map[string]any{"issuer": "https://sts.windows.net/" + tenant + "/",
-			"jwks_uri": a.srv.URL + "/common/discovery/keys", "token_endpoint": a.srv.URL + "/" + tenant + "/oauth2/token"})
-	})
-	mux.HandleFunc("GET /common/discovery/keys", func(w http.ResponseWriter, r *http.Request) {
-		a.keys.Add(1)
-		k := a.signer.jwk()
-		k["x5t"] = a.signer.kid
-		json.NewEncoder(w).Encode(map[string]any{"keys": []any{k}})
-	})
-	a.srv = httptest.NewTLSServer(mux)
-	t.Cleanup(a.srv.Close)
-	a.caPEM = string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: a.srv.Certificate().Raw}))
-	return a
-}
-
-// azureClaims are a managed identity's v1 access token for the resource
-// (asked for without the trailing slash, as a custom resource is).
-func azureClaims() jwt.MapClaims {
-	now := time.Now()
-	return jwt.MapClaims{"aud": "https://management.azure.com", "iss": "https://sts.windows.net/" + azureTenant + "/",
-		"iat": now.Unix(), "nbf": now.Unix(), "exp": now.Add(time.Hour).Unix(), "appid": "a1b2", "appidacr": "2",
-		"idp": "https://sts.windows.net/" + azureTenant + "/", "oid": azurePrincipal, "sub": azurePrincipal,
-		"tid": azureTenant, "ver": "1.0"}
-}
-
-func (a *entraIssuer) config() map[string]any {
-	return map[string]any{"tenantId": azureTenant, "resource": azureResource,
-		"allowedServicePrincipalIds": azurePrincipal + ", 00000000-0000-0000-0000-0000000000aa",
-		"authorityHost":              a.srv.URL + "/", "caCert": a.caPEM}
-}
+var (
+	newEntraIssuer = cloudtest.NewEntra
+	azureClaims    = cloudtest.AzureClaims
+)
 
 func TestAzureAuthLoginAndBounds(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, d store.Dialect) {
 		e := apptest.Bootstrapped(t, d)
 		id, _ := e.NewIdentity(t, "azure-vm", "member")
 		a := newEntraIssuer(t)
-		cfg := a.config()
+		cfg := a.Config()
 		cfg["accessTokenTTL"] = 90
 		var att struct{ IdentityAzureAuth map[string]any }
 		e.Must(t, 200, "POST", "/api/v1/auth/azure-auth/identities/"+id, e.Token, cfg).Decode(t, &att)
 		if got := att.IdentityAzureAuth; got["tenantId"] != azureTenant || got["resource"] != azureResource ||
-			got["authorityHost"] != a.srv.URL || got["accessTokenTTL"] != 90.0 {
+			got["authorityHost"] != a.Srv.URL || got["accessTokenTTL"] != 90.0 {
 			t.Fatalf("attach answer %v", got)
 		}
 		for i := range 3 {
 			// The body the Go SDK's AzureAuthLogin sends.
 			r := e.Do(t, "POST", "/api/v1/auth/azure-auth/login", "", map[string]string{"identityId": id,
-				"jwt": a.signer.sign(t, azureClaims()), "organizationSlug": ""})
+				"jwt": a.Signer.Sign(t, azureClaims()), "organizationSlug": ""})
 			if r.Status != 200 {
 				t.Fatalf("login %d: %d %s", i, r.Status, r.Body)
 			}
@@ -100,8 +52,8 @@ func TestAzureAuthLoginAndBounds(t *testing.T) {
 				e.Must(t, 200, "GET", "/api/v1/identities/details", out.AccessToken, nil)
 			}
 		}
-		if a.discovery.Load() != 1 || a.keys.Load() != 1 {
-			t.Fatalf("fetches for 3 logins: discovery %d, keys %d; want 1 and 1", a.discovery.Load(), a.keys.Load())
+		if a.Discovery.Load() != 1 || a.Keys.Load() != 1 {
+			t.Fatalf("fetches for 3 logins: discovery %d, keys %d; want 1 and 1", a.Discovery.Load(), a.Keys.Load())
 		}
 
 		claims := func(f func(c jwt.MapClaims)) jwt.MapClaims {
@@ -113,15 +65,15 @@ func TestAzureAuthLoginAndBounds(t *testing.T) {
 		noExp := azureClaims()
 		delete(noExp, "exp")
 		refused := []struct{ name, check, tok string }{
-			{"issuer", "issuer", a.signer.sign(t, claims(func(c jwt.MapClaims) {
+			{"issuer", "issuer", a.Signer.Sign(t, claims(func(c jwt.MapClaims) {
 				c["iss"] = "https://sts.windows.net/11111111-1111-1111-1111-111111111111/"
 			}))},
-			{"audience", "audience", a.signer.sign(t, claims(func(c jwt.MapClaims) { c["aud"] = "https://vault.azure.net" }))},
-			{"signature", "signature", forged.sign(t, azureClaims())},
-			{"expired", "expired", a.signer.sign(t, claims(func(c jwt.MapClaims) { c["exp"] = time.Now().Add(-time.Hour).Unix() }))},
-			{"no expiry", "expiry", a.signer.sign(t, noExp)},
-			{"tenant", "tenant", a.signer.sign(t, claims(func(c jwt.MapClaims) { c["tid"] = "11111111-1111-1111-1111-111111111111" }))},
-			{"service principal", "service principal", a.signer.sign(t, claims(func(c jwt.MapClaims) {
+			{"audience", "audience", a.Signer.Sign(t, claims(func(c jwt.MapClaims) { c["aud"] = "https://vault.azure.net" }))},
+			{"signature", "signature", forged.Sign(t, azureClaims())},
+			{"expired", "expired", a.Signer.Sign(t, claims(func(c jwt.MapClaims) { c["exp"] = time.Now().Add(-time.Hour).Unix() }))},
+			{"no expiry", "expiry", a.Signer.Sign(t, noExp)},
+			{"tenant", "tenant", a.Signer.Sign(t, claims(func(c jwt.MapClaims) { c["tid"] = "11111111-1111-1111-1111-111111111111" }))},
+			{"service principal", "service principal", a.Signer.Sign(t, claims(func(c jwt.MapClaims) {
 				c["oid"] = "99999999-9999-9999-9999-999999999999"
 			}))},
 		}
@@ -164,14 +116,14 @@ func TestAzureAuthUseLimitAndTrustedIPs(t *testing.T) {
 		id, _ := e.NewIdentity(t, "azure-limited", "member")
 		a := newEntraIssuer(t)
 		base := "/api/v1/auth/azure-auth/identities/" + id
-		cfg := a.config()
+		cfg := a.Config()
 		cfg["accessTokenNumUsesLimit"] = 1
 		cfg["accessTokenTrustedIps"] = []map[string]string{{"ipAddress": "192.0.2.0/24"}}
 		e.Must(t, 200, "POST", base, e.Token, cfg)
-		tok := a.signer.sign(t, azureClaims())
+		tok := a.Signer.Sign(t, azureClaims())
 		r, _ := methodLogin(t, e, "azure-auth", id, tok)
 		assertError(t, r, 403, "ForbiddenError")
-		if a.discovery.Load() != 0 {
+		if a.Discovery.Load() != 0 {
 			t.Fatal("a caller from an untrusted address made the server fetch")
 		}
 		e.Must(t, 200, "PATCH", base, e.Token, map[string]any{"accessTokenTrustedIps": []map[string]string{{"ipAddress": "127.0.0.0/8"}}})

@@ -21,7 +21,7 @@ func TestGoSDKJWTAndOIDCAuthLoginReadSecret(t *testing.T) {
 		jwtID, _ := projectMember(t, e, p.ID, "ci-job", "viewer")
 		signer := newTokenSigner(t, "ec", "")
 		jcfg := boundedJWTConfig()
-		jcfg["configurationType"], jcfg["publicKeys"] = "static", []string{signer.publicPEM(t)}
+		jcfg["configurationType"], jcfg["publicKeys"] = "static", []string{signer.PublicPEM(t)}
 		e.Must(t, 200, "POST", "/api/v1/auth/jwt-auth/identities/"+jwtID, e.Token, jcfg)
 
 		oidcID, _ := projectMember(t, e, p.ID, "k8s-pod", "viewer")
@@ -34,10 +34,10 @@ func TestGoSDKJWTAndOIDCAuthLoginReadSecret(t *testing.T) {
 			login func(sdk infisical.InfisicalClientInterface) (infisical.MachineIdentityCredential, error)
 		}{
 			{"jwt", func(sdk infisical.InfisicalClientInterface) (infisical.MachineIdentityCredential, error) {
-				return sdk.Auth().JwtAuthLogin(jwtID, signer.sign(t, workloadClaims()))
+				return sdk.Auth().JwtAuthLogin(jwtID, signer.Sign(t, workloadClaims()))
 			}},
 			{"oidc", func(sdk infisical.InfisicalClientInterface) (infisical.MachineIdentityCredential, error) {
-				return sdk.Auth().OidcAuthLogin(oidcID, idp.sign(t, iss.idClaims()))
+				return sdk.Auth().OidcAuthLogin(oidcID, idp.Sign(t, iss.idClaims()))
 			}},
 		} {
 			sdk := newSDK(t, e)
@@ -54,7 +54,7 @@ func TestGoSDKJWTAndOIDCAuthLoginReadSecret(t *testing.T) {
 		// A refused token surfaces the server's reason through the SDK's error.
 		bad := workloadClaims()
 		bad["iss"] = "https://elsewhere.example"
-		_, err := newSDK(t, e).Auth().JwtAuthLogin(jwtID, signer.sign(t, bad))
+		_, err := newSDK(t, e).Auth().JwtAuthLogin(jwtID, signer.Sign(t, bad))
 		if err == nil || !strings.Contains(err.Error(), "401") || !strings.Contains(err.Error(), "issuer mismatch") {
 			t.Fatalf("SDK refused login: %v", err)
 		}

@@ -1,18 +1,12 @@
 package api_test
 
 import (
-	"crypto"
-	"crypto/ecdsa"
-	"crypto/ed25519"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
-	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
-	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -25,71 +19,13 @@ import (
 
 	"github.com/lockbox-dev/lockbox/internal/app/apptest"
 	"github.com/lockbox-dev/lockbox/internal/store"
+	"github.com/lockbox-dev/lockbox/internal/testsvc/cloudtest"
 )
 
-// tokenSigner is a workload's token issuer: a key, its algorithm and kid.
-type tokenSigner struct {
-	method jwt.SigningMethod
-	key    crypto.Signer
-	kid    string
-}
+// tokenSigner is a workload's token issuer (cloudtest.Signer).
+type tokenSigner = cloudtest.Signer
 
-func newTokenSigner(t testing.TB, kind, kid string) tokenSigner {
-	t.Helper()
-	switch kind {
-	case "rsa":
-		k, err := rsa.GenerateKey(rand.Reader, 2048)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return tokenSigner{jwt.SigningMethodRS256, k, kid}
-	case "ec":
-		k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		return tokenSigner{jwt.SigningMethodES256, k, kid}
-	case "ed":
-		_, k, _ := ed25519.GenerateKey(rand.Reader)
-		return tokenSigner{jwt.SigningMethodEdDSA, k, kid}
-	}
-	t.Fatalf("kind %s", kind)
-	return tokenSigner{}
-}
-
-func (s tokenSigner) publicPEM(t testing.TB) string {
-	t.Helper()
-	der, err := x509.MarshalPKIXPublicKey(s.key.Public())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
-}
-
-// jwk is the key as a JWKS member.
-func (s tokenSigner) jwk() map[string]any {
-	b64 := base64.RawURLEncoding.EncodeToString
-	switch k := s.key.Public().(type) {
-	case *rsa.PublicKey:
-		return map[string]any{"kty": "RSA", "kid": s.kid, "use": "sig", "alg": "RS256", "n": b64(k.N.Bytes()), "e": b64(big.NewInt(int64(k.E)).Bytes())}
-	case *ecdsa.PublicKey:
-		b, _ := k.Bytes()
-		return map[string]any{"kty": "EC", "kid": s.kid, "crv": "P-256", "x": b64(b[1:33]), "y": b64(b[33:])}
-	case ed25519.PublicKey:
-		return map[string]any{"kty": "OKP", "kid": s.kid, "crv": "Ed25519", "x": b64(k)}
-	}
-	return nil
-}
-
-func (s tokenSigner) sign(t testing.TB, c jwt.MapClaims) string {
-	t.Helper()
-	tok := jwt.NewWithClaims(s.method, c)
-	if s.kid != "" {
-		tok.Header["kid"] = s.kid
-	}
-	out, err := tok.SignedString(s.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
+var newTokenSigner = cloudtest.NewSigner
 
 // workloadClaims are claims inside every bound of boundedJWTConfig.
 func workloadClaims() jwt.MapClaims {
@@ -140,7 +76,7 @@ func TestJWTAuthStaticKeysLoginAndBounds(t *testing.T) {
 		rs, es, ed := newTokenSigner(t, "rsa", ""), newTokenSigner(t, "ec", ""), newTokenSigner(t, "ed", "")
 		cfg := boundedJWTConfig()
 		cfg["configurationType"] = "static"
-		cfg["publicKeys"] = []string{rs.publicPEM(t), es.publicPEM(t), ed.publicPEM(t)}
+		cfg["publicKeys"] = []string{rs.PublicPEM(t), es.PublicPEM(t), ed.PublicPEM(t)}
 		cfg["accessTokenTTL"], cfg["accessTokenMaxTTL"] = 600, 1200
 		var att struct {
 			IdentityJwtAuth map[string]any `json:"identityJwtAuth"`
@@ -162,9 +98,9 @@ func TestJWTAuthStaticKeysLoginAndBounds(t *testing.T) {
 		}
 
 		for _, s := range []tokenSigner{rs, es, ed} {
-			r, out := methodLogin(t, e, "jwt-auth", id, s.sign(t, workloadClaims()))
+			r, out := methodLogin(t, e, "jwt-auth", id, s.Sign(t, workloadClaims()))
 			if r.Status != 200 || out.ExpiresIn != 600 || out.AccessTokenMaxTTL != 1200 || out.TokenType != "Bearer" {
-				t.Fatalf("%s login: %d %s", s.method.Alg(), r.Status, r.Body)
+				t.Fatalf("%s login: %d %s", s.Method.Alg(), r.Status, r.Body)
 			}
 			if c := jwtClaims(t, out.AccessToken); c["authMethod"] != "jwt-auth" || c["identityId"] != id {
 				t.Fatalf("token claims %v", c)
@@ -172,27 +108,27 @@ func TestJWTAuthStaticKeysLoginAndBounds(t *testing.T) {
 			e.Must(t, 200, "GET", "/api/v1/identities/details", out.AccessToken, nil)
 		}
 		// A release branch matches the second policy value's glob.
-		if r, _ := methodLogin(t, e, "jwt-auth", id, rs.sign(t, withClaims(func(c jwt.MapClaims) { c["ref"] = "refs/heads/release/v2" }))); r.Status != 200 {
+		if r, _ := methodLogin(t, e, "jwt-auth", id, rs.Sign(t, withClaims(func(c jwt.MapClaims) { c["ref"] = "refs/heads/release/v2" }))); r.Status != 200 {
 			t.Fatalf("glob login: %d %s", r.Status, r.Body)
 		}
 
 		other := newTokenSigner(t, "rsa", "")
-		hsKey := []byte(rs.publicPEM(t))
+		hsKey := []byte(rs.PublicPEM(t))
 		hs, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, workloadClaims()).SignedString(hsKey)
 		refused := []struct {
 			name, check, tok string
 		}{
-			{"issuer", "issuer", rs.sign(t, withClaims(func(c jwt.MapClaims) { c["iss"] = "https://evil.example" }))},
-			{"audience", "audience", rs.sign(t, withClaims(func(c jwt.MapClaims) { c["aud"] = "someone-else" }))},
-			{"no audience", "audience", rs.sign(t, withClaims(func(c jwt.MapClaims) { delete(c, "aud") }))},
-			{"claim", "claim mismatch for field repo", rs.sign(t, withClaims(func(c jwt.MapClaims) { c["repo"] = "evil/app" }))},
-			{"claim glob stops at slash", "claim mismatch for field repo", rs.sign(t, withClaims(func(c jwt.MapClaims) { c["repo"] = "org/app/fork" }))},
-			{"nested claim", "claim mismatch for field ctx.env", rs.sign(t, withClaims(func(c jwt.MapClaims) { c["ctx"] = map[string]any{"env": "dev"} }))},
-			{"missing claim", "has no ref field", rs.sign(t, withClaims(func(c jwt.MapClaims) { delete(c, "ref") }))},
-			{"subject", "subject", rs.sign(t, withClaims(func(c jwt.MapClaims) { c["sub"] = "repo:evil/app:ref:main" }))},
-			{"expired", "expired", rs.sign(t, withClaims(func(c jwt.MapClaims) { c["exp"] = time.Now().Add(-10 * time.Minute).Unix() }))},
-			{"not yet valid", "not valid yet", rs.sign(t, withClaims(func(c jwt.MapClaims) { c["nbf"] = time.Now().Add(10 * time.Minute).Unix() }))},
-			{"wrong signature", "signature", other.sign(t, workloadClaims())},
+			{"issuer", "issuer", rs.Sign(t, withClaims(func(c jwt.MapClaims) { c["iss"] = "https://evil.example" }))},
+			{"audience", "audience", rs.Sign(t, withClaims(func(c jwt.MapClaims) { c["aud"] = "someone-else" }))},
+			{"no audience", "audience", rs.Sign(t, withClaims(func(c jwt.MapClaims) { delete(c, "aud") }))},
+			{"claim", "claim mismatch for field repo", rs.Sign(t, withClaims(func(c jwt.MapClaims) { c["repo"] = "evil/app" }))},
+			{"claim glob stops at slash", "claim mismatch for field repo", rs.Sign(t, withClaims(func(c jwt.MapClaims) { c["repo"] = "org/app/fork" }))},
+			{"nested claim", "claim mismatch for field ctx.env", rs.Sign(t, withClaims(func(c jwt.MapClaims) { c["ctx"] = map[string]any{"env": "dev"} }))},
+			{"missing claim", "has no ref field", rs.Sign(t, withClaims(func(c jwt.MapClaims) { delete(c, "ref") }))},
+			{"subject", "subject", rs.Sign(t, withClaims(func(c jwt.MapClaims) { c["sub"] = "repo:evil/app:ref:main" }))},
+			{"expired", "expired", rs.Sign(t, withClaims(func(c jwt.MapClaims) { c["exp"] = time.Now().Add(-10 * time.Minute).Unix() }))},
+			{"not yet valid", "not valid yet", rs.Sign(t, withClaims(func(c jwt.MapClaims) { c["nbf"] = time.Now().Add(10 * time.Minute).Unix() }))},
+			{"wrong signature", "signature", other.Sign(t, workloadClaims())},
 			{"HS256 with the public key as secret", "signature", hs},
 			{"none", "signature", noneToken(t)},
 			{"malformed", "not a valid JWT", "not-a-jwt"},
@@ -249,9 +185,9 @@ func TestJWTAuthUseLimitTrustedIPsAndRevoke(t *testing.T) {
 		id, _ := e.NewIdentity(t, "limited", "member")
 		s := newTokenSigner(t, "ec", "")
 		base := "/api/v1/auth/jwt-auth/identities/" + id
-		e.Must(t, 200, "POST", base, e.Token, map[string]any{"configurationType": "static", "publicKeys": []string{s.publicPEM(t)},
+		e.Must(t, 200, "POST", base, e.Token, map[string]any{"configurationType": "static", "publicKeys": []string{s.PublicPEM(t)},
 			"accessTokenNumUsesLimit": 2, "accessTokenTrustedIps": []map[string]string{{"ipAddress": "10.0.0.0/8"}}})
-		tok := s.sign(t, workloadClaims())
+		tok := s.Sign(t, workloadClaims())
 		r, _ := methodLogin(t, e, "jwt-auth", id, tok)
 		assertError(t, r, 403, "ForbiddenError")
 
@@ -298,7 +234,7 @@ func TestJWTAuthConfigurationIsValidated(t *testing.T) {
 	weak, _ := rsa.GenerateKey(rand.Reader, 1024)
 	weakDER, _ := x509.MarshalPKIXPublicKey(&weak.PublicKey)
 	for name, body := range map[string]map[string]any{
-		"no type":          {"publicKeys": []string{s.publicPEM(t)}},
+		"no type":          {"publicKeys": []string{s.PublicPEM(t)}},
 		"unknown type":     {"configurationType": "magic"},
 		"static, no keys":  {"configurationType": "static"},
 		"static, bad PEM":  {"configurationType": "static", "publicKeys": []string{"not a key"}},
@@ -306,7 +242,7 @@ func TestJWTAuthConfigurationIsValidated(t *testing.T) {
 		"jwks, no URL":     {"configurationType": "jwks"},
 		"jwks, not http":   {"configurationType": "jwks", "jwksUrl": "file:///etc/passwd"},
 		"jwks, bad CA":     {"configurationType": "jwks", "jwksUrl": "https://127.0.0.1:1/keys", "jwksCaCert": "nope"},
-		"ttl over max":     {"configurationType": "static", "publicKeys": []string{s.publicPEM(t)}, "accessTokenTTL": 100, "accessTokenMaxTTL": 10},
+		"ttl over max":     {"configurationType": "static", "publicKeys": []string{s.PublicPEM(t)}, "accessTokenTTL": 100, "accessTokenMaxTTL": 10},
 	} {
 		if r := e.Do(t, "POST", base, e.Token, body); r.Status != 422 {
 			t.Fatalf("%s: %d %s", name, r.Status, r.Body)
@@ -315,10 +251,10 @@ func TestJWTAuthConfigurationIsValidated(t *testing.T) {
 	// Cloud metadata addresses are denied by the target policy, as for dynamic secrets.
 	assertError(t, e.Do(t, "POST", base, e.Token, map[string]any{"configurationType": "jwks", "jwksUrl": "http://169.254.169.254/keys"}), 400, "BadRequest")
 	// A member may not configure login methods.
-	assertError(t, e.Do(t, "POST", base, memberTok, map[string]any{"configurationType": "static", "publicKeys": []string{s.publicPEM(t)}}), 403, "PermissionDenied")
-	e.Must(t, 200, "POST", base, e.Token, map[string]any{"configurationType": "static", "publicKeys": []string{s.publicPEM(t)}})
-	assertError(t, e.Do(t, "POST", base, e.Token, map[string]any{"configurationType": "static", "publicKeys": []string{s.publicPEM(t)}}), 400, "BadRequest")
-	r, _ := methodLogin(t, e, "jwt-auth", "not-a-uuid", s.sign(t, workloadClaims()))
+	assertError(t, e.Do(t, "POST", base, memberTok, map[string]any{"configurationType": "static", "publicKeys": []string{s.PublicPEM(t)}}), 403, "PermissionDenied")
+	e.Must(t, 200, "POST", base, e.Token, map[string]any{"configurationType": "static", "publicKeys": []string{s.PublicPEM(t)}})
+	assertError(t, e.Do(t, "POST", base, e.Token, map[string]any{"configurationType": "static", "publicKeys": []string{s.PublicPEM(t)}}), 400, "BadRequest")
+	r, _ := methodLogin(t, e, "jwt-auth", "not-a-uuid", s.Sign(t, workloadClaims()))
 	assertError(t, r, 404, "NotFound")
 	assertError(t, e.Do(t, "POST", "/api/v1/auth/jwt-auth/login", "", map[string]string{"identityId": id}), 422, "ValidationFailure")
 }
@@ -331,7 +267,7 @@ func jwksServer(t *testing.T, signers ...tokenSigner) (srv *httptest.Server, caP
 		fetches.Add(1)
 		var keys []map[string]any
 		for _, s := range signers {
-			keys = append(keys, s.jwk())
+			keys = append(keys, s.JWK())
 		}
 		json.NewEncoder(w).Encode(map[string]any{"keys": keys})
 	}))
@@ -350,14 +286,14 @@ func TestJWTAuthJWKSCachesKeys(t *testing.T) {
 		cfg["configurationType"], cfg["jwksUrl"] = "jwks", srv.URL+"/keys"
 		// Without the CA the issuer's certificate is not trusted.
 		e.Must(t, 200, "POST", "/api/v1/auth/jwt-auth/identities/"+id, e.Token, cfg)
-		r, _ := methodLogin(t, e, "jwt-auth", id, rs.sign(t, workloadClaims()))
+		r, _ := methodLogin(t, e, "jwt-auth", id, rs.Sign(t, workloadClaims()))
 		assertRefused(t, r, "signing keys could not be fetched", "")
 		cfg["jwksCaCert"] = ca
 		e.Must(t, 200, "PATCH", "/api/v1/auth/jwt-auth/identities/"+id, e.Token, cfg)
 		fetches.Store(0)
 		for i := range 5 {
 			s := []tokenSigner{rs, ed}[i%2]
-			if r, _ := methodLogin(t, e, "jwt-auth", id, s.sign(t, workloadClaims())); r.Status != 200 {
+			if r, _ := methodLogin(t, e, "jwt-auth", id, s.Sign(t, workloadClaims())); r.Status != 200 {
 				t.Fatalf("login %d: %d %s", i, r.Status, r.Body)
 			}
 		}
@@ -369,7 +305,7 @@ func TestJWTAuthJWKSCachesKeys(t *testing.T) {
 		// show the refresh itself).
 		stranger := newTokenSigner(t, "rsa", "k-unknown")
 		for range 3 {
-			r, _ := methodLogin(t, e, "jwt-auth", id, stranger.sign(t, workloadClaims()))
+			r, _ := methodLogin(t, e, "jwt-auth", id, stranger.Sign(t, workloadClaims()))
 			assertRefused(t, r, "signing key", "")
 		}
 		if n := fetches.Load(); n != 1 {
@@ -377,7 +313,7 @@ func TestJWTAuthJWKSCachesKeys(t *testing.T) {
 		}
 		// A token whose kid is known but signed by another key fails on the signature.
 		forged := newTokenSigner(t, "rsa", "k-rsa")
-		r, _ = methodLogin(t, e, "jwt-auth", id, forged.sign(t, workloadClaims()))
+		r, _ = methodLogin(t, e, "jwt-auth", id, forged.Sign(t, workloadClaims()))
 		assertRefused(t, r, "signature", "")
 	})
 }
@@ -389,12 +325,12 @@ func TestJWTAuthOrganizationSlug(t *testing.T) {
 	id, _ := e.NewIdentity(t, "slugged", "member")
 	s := newTokenSigner(t, "ed", "")
 	e.Must(t, 200, "POST", "/api/v1/auth/jwt-auth/identities/"+id, e.Token, map[string]any{"configurationType": "static",
-		"publicKeys": []string{s.publicPEM(t)}})
+		"publicKeys": []string{s.PublicPEM(t)}})
 	var det struct {
 		IdentityDetails struct{ Organization struct{ Slug string } }
 	}
 	e.Must(t, 200, "GET", "/api/v1/identities/details", e.Token, nil).Decode(t, &det)
-	tok := s.sign(t, workloadClaims())
+	tok := s.Sign(t, workloadClaims())
 	r := e.Do(t, "POST", "/api/v1/auth/jwt-auth/login", "", map[string]string{"identityId": id, "jwt": tok, "organizationSlug": "someone-else"})
 	assertError(t, r, 400, "BadRequest")
 	for _, slug := range []string{"", det.IdentityDetails.Organization.Slug} {
@@ -412,8 +348,8 @@ func TestJWTAuthTokenUseLimitIsExactUnderConcurrency(t *testing.T) {
 		id, _ := e.NewIdentity(t, "jwt-concurrent", "member")
 		s := newTokenSigner(t, "ed", "")
 		e.Must(t, 200, "POST", "/api/v1/auth/jwt-auth/identities/"+id, e.Token, map[string]any{"configurationType": "static",
-			"publicKeys": []string{s.publicPEM(t)}, "accessTokenNumUsesLimit": 5})
-		_, out := methodLogin(t, e, "jwt-auth", id, s.sign(t, workloadClaims()))
+			"publicKeys": []string{s.PublicPEM(t)}, "accessTokenNumUsesLimit": 5})
+		_, out := methodLogin(t, e, "jwt-auth", id, s.Sign(t, workloadClaims()))
 		const n = 40
 		statuses := make([]int, n)
 		var wg sync.WaitGroup

@@ -40,7 +40,7 @@ func newOIDCIssuer(t *testing.T, signers ...tokenSigner) *oidcIssuer {
 		o.jwks.Add(1)
 		var keys []map[string]any
 		for _, s := range o.signers {
-			keys = append(keys, s.jwk())
+			keys = append(keys, s.JWK())
 		}
 		json.NewEncoder(w).Encode(map[string]any{"keys": keys})
 	})
@@ -90,7 +90,7 @@ func TestOIDCAuthLoginBoundsAndKeyCache(t *testing.T) {
 
 		for i := range 6 {
 			s := []tokenSigner{rs, es}[i%2]
-			r, out := methodLogin(t, e, "oidc-auth", id, s.sign(t, iss.idClaims()))
+			r, out := methodLogin(t, e, "oidc-auth", id, s.Sign(t, iss.idClaims()))
 			if r.Status != 200 || out.ExpiresIn != 300 || out.TokenType != "Bearer" {
 				t.Fatalf("login %d: %d %s", i, r.Status, r.Body)
 			}
@@ -119,15 +119,15 @@ func TestOIDCAuthLoginBoundsAndKeyCache(t *testing.T) {
 		}
 		unknown := newTokenSigner(t, "rsa", "r1") // known kid, other key
 		refused := []struct{ name, check, tok string }{
-			{"issuer", "issuer", rs.sign(t, claims(func(c jwt.MapClaims) { c["iss"] = "https://other.example" }))},
-			{"audience", "audience", rs.sign(t, claims(func(c jwt.MapClaims) { c["aud"] = []string{"a", "b"} }))},
-			{"claim", "claim mismatch for field kubernetes.io.namespace", rs.sign(t, claims(func(c jwt.MapClaims) {
+			{"issuer", "issuer", rs.Sign(t, claims(func(c jwt.MapClaims) { c["iss"] = "https://other.example" }))},
+			{"audience", "audience", rs.Sign(t, claims(func(c jwt.MapClaims) { c["aud"] = []string{"a", "b"} }))},
+			{"claim", "claim mismatch for field kubernetes.io.namespace", rs.Sign(t, claims(func(c jwt.MapClaims) {
 				c["kubernetes.io"] = map[string]any{"namespace": "kube-system"}
 			}))},
-			{"subject", "subject", rs.sign(t, claims(func(c jwt.MapClaims) { c["sub"] = "system:serviceaccount:kube-system:admin" }))},
-			{"expired", "expired", rs.sign(t, claims(func(c jwt.MapClaims) { c["exp"] = time.Now().Add(-time.Hour).Unix() }))},
-			{"wrong signature", "signature", unknown.sign(t, iss.idClaims())},
-			{"mapped claim missing", "has no team field", rs.sign(t, claims(func(c jwt.MapClaims) { delete(c, "team") }))},
+			{"subject", "subject", rs.Sign(t, claims(func(c jwt.MapClaims) { c["sub"] = "system:serviceaccount:kube-system:admin" }))},
+			{"expired", "expired", rs.Sign(t, claims(func(c jwt.MapClaims) { c["exp"] = time.Now().Add(-time.Hour).Unix() }))},
+			{"wrong signature", "signature", unknown.Sign(t, iss.idClaims())},
+			{"mapped claim missing", "has no team field", rs.Sign(t, claims(func(c jwt.MapClaims) { delete(c, "team") }))},
 		}
 		for _, c := range refused {
 			r, _ := methodLogin(t, e, "oidc-auth", id, c.tok)
@@ -163,7 +163,7 @@ func TestOIDCAuthTLSUseLimitAndTrustedIPs(t *testing.T) {
 		cfg["accessTokenNumUsesLimit"] = 1
 		cfg["accessTokenTrustedIps"] = []map[string]string{{"ipAddress": "192.0.2.0/24"}}
 		e.Must(t, 200, "POST", base, e.Token, cfg)
-		tok := s.sign(t, iss.idClaims())
+		tok := s.Sign(t, iss.idClaims())
 		r, _ := methodLogin(t, e, "oidc-auth", id, tok)
 		assertError(t, r, 403, "ForbiddenError")
 		if iss.discovery.Load() != 0 {
