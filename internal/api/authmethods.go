@@ -25,6 +25,22 @@ func (s *Server) authMethodRoutes(m *routeMux) {
 		m.Handle("PATCH "+id, s.authed(s.methodConfig(reg, s.svc.AuthMethods.Update)))
 		m.Handle("GET "+id, s.authed(s.methodRead(reg, s.svc.AuthMethods.Get)))
 		m.Handle("DELETE "+id, s.authed(s.methodRead(reg, s.svc.AuthMethods.Remove)))
+		if reg.Lockout {
+			m.Handle("POST "+id+"/clear-lockouts", s.authed(s.methodClearLockouts(reg)))
+		}
+	}
+}
+
+// methodClearLockouts answers Infisical's {"deleted": n}.
+func (s *Server) methodClearLockouts(reg authmethod.Registration) func(http.ResponseWriter, *http.Request) error {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		n, err := s.svc.AuthMethods.ClearLockouts(r.Context(), actorFrom(r.Context()), reg.Name, r.PathValue("identityId"))
+		if err != nil {
+			return err
+		}
+		return writeJSON(w, http.StatusOK, struct {
+			Deleted int `json:"deleted"`
+		}{n})
 	}
 }
 

@@ -304,10 +304,44 @@ func TestLDAPAuthLockout(t *testing.T) {
 		if seen["lockout"] != n-3+2+1 || seen["password"] != 3 {
 			t.Fatalf("audited checks %v", seen)
 		}
-		// Turning the lockout off lets the right password in.
-		e.Must(t, 200, "PATCH", "/api/v1/auth/ldap-auth/identities/"+id, e.Token, map[string]any{"lockoutEnabled": false})
+		// Turning the lockout off lets the right password in, and back on,
+		// the count is still there.
+		base := "/api/v1/auth/ldap-auth/identities/" + id
+		e.Must(t, 200, "PATCH", base, e.Token, map[string]any{"lockoutEnabled": false})
 		if r, _ := ldapLogin(t, e, id, "alice", dir.pw["alice"]); r.Status != 200 {
 			t.Fatalf("lockout off: %d %s", r.Status, r.Body)
+		}
+		e.Must(t, 200, "PATCH", base, e.Token, map[string]any{"lockoutEnabled": true})
+		if r, _ := ldapLogin(t, e, id, "nobody", "x"); r.Status != 401 {
+			t.Fatalf("nobody after the lockout is back on: %d %s", r.Status, r.Body)
+		}
+
+		// clear-lockouts lifts them (alice's and nobody's), for whoever may
+		// edit the identity only; another identity's lockouts stay.
+		other, _ := e.NewIdentity(t, "ldap-other", "member")
+		e.Must(t, 200, "POST", "/api/v1/auth/ldap-auth/identities/"+other, e.Token, dir.config(map[string]any{"lockoutEnabled": true, "lockoutThreshold": 1}))
+		ldapLogin(t, e, other, "alice", "wrong")
+		_, memberTok := e.NewIdentity(t, "ldap-reader", "member")
+		assertError(t, e.Do(t, "POST", base+"/clear-lockouts", memberTok, nil), 403, "PermissionDenied")
+		var cleared struct{ Deleted int }
+		e.Must(t, 200, "POST", base+"/clear-lockouts", e.Token, nil).Decode(t, &cleared)
+		if cleared.Deleted != 2 {
+			t.Fatalf("cleared %d lockouts, want alice's and nobody's", cleared.Deleted)
+		}
+		if r, _ := ldapLogin(t, e, id, "nobody", "x"); assertError(t, r, 401, "UnauthorizedError")["message"] != "Invalid credentials" {
+			t.Fatalf("nobody after clear: %s", r.Body)
+		}
+		if r, _ := ldapLogin(t, e, other, "alice", dir.pw["alice"]); assertError(t, r, 401, "UnauthorizedError")["message"] != locked {
+			t.Fatalf("the other identity's lockout was lifted: %s", r.Body)
+		}
+		e.Must(t, 200, "GET", "/api/v1/organization/audit-logs?eventType=clear-identity-ldap-auth-lockouts", e.Token, nil).Decode(t, &evs)
+		if len(evs.AuditLogs) != 1 {
+			t.Fatalf("clear-lockouts audited %d times", len(evs.AuditLogs))
+		}
+		// Methods without a lockout have no such route.
+		jwtID, _ := e.NewIdentity(t, "jwt-nolock", "member")
+		if r := e.Do(t, "POST", "/api/v1/auth/jwt-auth/identities/"+jwtID+"/clear-lockouts", e.Token, nil); r.Status != 404 {
+			t.Fatalf("jwt-auth clear-lockouts: %d", r.Status)
 		}
 	})
 }

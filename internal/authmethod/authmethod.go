@@ -156,6 +156,9 @@ type Registration struct {
 	Configure func(ctx context.Context, env Env, old, body json.RawMessage) (json.RawMessage, error)
 	// New returns the method for a stored configuration.
 	New func(env Env, cfg json.RawMessage) (Method, error)
+	// Lockout is set when the method is a Locker: the server then serves
+	// POST .../identities/{identityId}/clear-lockouts for it.
+	Lockout bool
 	// Secret names the configuration's top-level fields that are secret (a
 	// reviewer token, a bind password). The server seals them with the
 	// organization's data key before storing, gives Configure and New their

@@ -51,8 +51,8 @@ type MethodStore interface {
 
 	// The lockout of methods whose credential can be guessed (Locker) keeps
 	// its counters in the table of the human login lockout: keys are keyed
-	// hashes under their own purpose, prefixed "m:<identity id>:", so they
-	// never meet an email's.
+	// hashes under their own purpose, prefixed "m:<identity id>:<method>:",
+	// so they never meet an email's.
 
 	// ReserveUserLoginAttempt counts one attempt on key before it is judged;
 	// false, changing nothing, while key is locked.
@@ -63,6 +63,10 @@ type MethodStore interface {
 	ClearUserLoginAttempts(ctx context.Context, key string) error
 	// RecordFailedUserLogin records evs and prunes lapsed counters.
 	RecordFailedUserLogin(ctx context.Context, now time.Time, evs []audit.Event) error
+	// ClearUserLoginAttemptsPrefix forgets the attempts of every key that
+	// starts with prefix and records ev, in one transaction; it returns how
+	// many keys it forgot.
+	ClearUserLoginAttemptsPrefix(ctx context.Context, prefix string, ev audit.Event) (int, error)
 }
 
 // Methods serves every registered login method (JWT, OIDC, ...):
@@ -413,7 +417,7 @@ func (m *Methods) reserve(ctx context.Context, meth authmethod.Method, credentia
 	if err != nil {
 		return nil, err
 	}
-	l := &methodLock{key: "m:" + identityID + ":" + hex.EncodeToString(h),
+	l := &methodLock{key: lockPrefix(identityID, method) + hex.EncodeToString(h),
 		policy: LockoutPolicy{Threshold: p.Threshold, Duration: p.Duration, CounterReset: p.CounterReset}}
 	n, ok, err := m.store.ReserveUserLoginAttempt(ctx, l.key, l.policy, m.now().UTC().Truncate(time.Microsecond))
 	if err != nil {
@@ -421,6 +425,24 @@ func (m *Methods) reserve(ctx context.Context, meth authmethod.Method, credentia
 	}
 	l.n, l.locked = n, !ok
 	return l, nil
+}
+
+// lockPrefix begins the lockout keys of an identity's method.
+func lockPrefix(identityID, method string) string { return "m:" + identityID + ":" + method + ":" }
+
+// ClearLockouts lifts every lockout of an identity's method (LDAP: one per
+// username), as Infisical's clear-lockouts does, and returns how many it
+// lifted. It needs the right to edit the identity.
+func (m *Methods) ClearLockouts(ctx context.Context, actor authz.Actor, method, identityID string) (int, error) {
+	reg, c, _, err := m.config(ctx, actor, method, identityID, authz.ActEdit)
+	if err != nil {
+		return 0, err
+	}
+	if !reg.Lockout {
+		return 0, errs.BadRequest("%s has no lockout", reg.DisplayName)
+	}
+	ev := audit.New(actor, "clear-identity-"+method+"-lockouts", map[string]any{"identityId": c.IdentityID})
+	return m.store.ClearUserLoginAttemptsPrefix(ctx, lockPrefix(c.IdentityID, method), ev)
 }
 
 // settle ends a reservation: a success clears the subject's count, a guess

@@ -276,6 +276,21 @@ func (db *DB) ClearUserLoginAttempts(ctx context.Context, emailHash string) erro
 	return dbErr(err, "ClearUserLoginAttempts")
 }
 
+// ClearUserLoginAttemptsPrefix forgets the counters of every key beginning
+// with prefix (an identity's method lockouts) and records ev.
+func (db *DB) ClearUserLoginAttemptsPrefix(ctx context.Context, prefix string, ev audit.Event) (int, error) {
+	var n int64
+	err := db.Transact(ctx, func(tx *Tx) error {
+		res, err := tx.exec(ctx, `DELETE FROM user_login_lockouts WHERE substr(email_hash, 1, ?) = ?`, len(prefix), prefix)
+		if err != nil {
+			return dbErr(err, "ClearUserLoginAttemptsPrefix")
+		}
+		n, _ = res.RowsAffected()
+		return tx.insertAudit(ctx, ev)
+	})
+	return int(n), err
+}
+
 // RecordFailedUserLogin appends evs and prunes the counters that have lapsed
 // at now (window passed, no lock in force), which keeps the table as small as
 // the failures of the last window.

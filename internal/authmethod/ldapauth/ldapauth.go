@@ -24,7 +24,7 @@ import (
 
 func init() {
 	authmethod.Register(authmethod.Registration{Name: "ldap-auth", DisplayName: "LDAP Auth", WireKey: "identityLdapAuth",
-		NoToken: true, Secret: []string{"bindPass"}, Configure: Configure, New: New})
+		NoToken: true, Secret: []string{"bindPass"}, Configure: Configure, New: New, Lockout: true})
 }
 
 // Placeholder is where the escaped username goes in the search filter.
