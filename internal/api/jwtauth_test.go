@@ -242,6 +242,7 @@ func TestJWTAuthConfigurationIsValidated(t *testing.T) {
 		"jwks, no URL":     {"configurationType": "jwks"},
 		"jwks, not http":   {"configurationType": "jwks", "jwksUrl": "file:///etc/passwd"},
 		"jwks, bad CA":     {"configurationType": "jwks", "jwksUrl": "https://127.0.0.1:1/keys", "jwksCaCert": "nope"},
+		"jwks, no bound":   {"configurationType": "jwks", "jwksUrl": "https://127.0.0.1:1/keys", "boundIssuer": "https://ci.example"},
 		"ttl over max":     {"configurationType": "static", "publicKeys": []string{s.PublicPEM(t)}, "accessTokenTTL": 100, "accessTokenMaxTTL": 10},
 	} {
 		if r := e.Do(t, "POST", base, e.Token, body); r.Status != 422 {

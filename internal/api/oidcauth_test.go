@@ -192,10 +192,12 @@ func TestOIDCAuthConfigurationIsValidated(t *testing.T) {
 		"not a URL":        {"oidcDiscoveryUrl": "ftp://x", "boundIssuer": "x"},
 		"bad CA":           {"oidcDiscoveryUrl": "https://127.0.0.1:1", "boundIssuer": "x", "caCert": "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----"},
 		"claims not text":  {"oidcDiscoveryUrl": "https://127.0.0.1:1", "boundIssuer": "x", "boundClaims": map[string]any{"a": 1}},
+		// An issuer's tokens for anyone it serves would log in.
+		"no bound": {"oidcDiscoveryUrl": "https://127.0.0.1:1", "boundIssuer": "x", "boundAudiences": " "},
 	} {
 		if r := e.Do(t, "POST", base, e.Token, body); r.Status != 422 {
 			t.Fatalf("%s: %d %s", name, r.Status, r.Body)
 		}
 	}
-	assertError(t, e.Do(t, "POST", base, e.Token, map[string]any{"oidcDiscoveryUrl": "http://169.254.169.254", "boundIssuer": "x"}), 400, "BadRequest")
+	assertError(t, e.Do(t, "POST", base, e.Token, map[string]any{"oidcDiscoveryUrl": "http://169.254.169.254", "boundIssuer": "x", "boundSubject": "x"}), 400, "BadRequest")
 }

@@ -131,6 +131,12 @@ func (c *Config) validate(ctx context.Context, env authmethod.Env) error {
 		if _, err := fetch.ParseCA("jwksCaCert", c.JwksCACert); err != nil {
 			return err
 		}
+		// A published key set (a CI service's, a cloud's) signs tokens for
+		// everyone it serves: which of them may log in must be said.
+		if c.BoundAudiences == "" && c.BoundSubject == "" && len(c.BoundClaims) == 0 {
+			return errs.Fieldf("boundAudiences", "boundAudiences, boundSubject or boundClaims is required with configurationType jwks: "+
+				"without one, every token the key set signs, for anyone, would log in")
+		}
 	case Static:
 		if len(c.PublicKeys) == 0 {
 			return errs.Fieldf("publicKeys", "publicKeys needs at least one key with configurationType static")

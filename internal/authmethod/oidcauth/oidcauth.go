@@ -105,6 +105,12 @@ func (c *Config) validate(ctx context.Context, env authmethod.Env) error {
 	if c.BoundIssuer == "" {
 		return errs.Fieldf("boundIssuer", "boundIssuer is required")
 	}
+	// An OpenID provider (a CI service, a cloud, a shared IdP) issues tokens
+	// for everyone it serves: which of them may log in must be said.
+	if c.BoundAudiences == "" && c.BoundSubject == "" && len(c.BoundClaims) == 0 {
+		return errs.Fieldf("boundAudiences", "boundAudiences, boundSubject or boundClaims is required: "+
+			"without one, every token the issuer signs, for anyone, would log in")
+	}
 	for name, m := range map[string]map[string]string{"boundClaims": c.BoundClaims, "claimMetadataMapping": c.ClaimMetadataMapping} {
 		if len(m) > maxClaims {
 			return errs.Fieldf(name, "%s may hold at most %d entries", name, maxClaims)
