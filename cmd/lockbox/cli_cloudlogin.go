@@ -54,15 +54,21 @@ func awsIAMLoginBody(ctx context.Context, identityID, endpoint string) (map[stri
 		endpoint = "https://sts." + cfg.Region + ".amazonaws.com/"
 	}
 	u, err := url.Parse(endpoint)
-	if err != nil || u.Scheme != "https" || u.Host == "" {
-		return nil, fmt.Errorf("--aws-sts-endpoint must be an https URL, got %q", endpoint)
+	if err != nil || u.Scheme != "https" || u.Hostname() == "" || u.User != nil {
+		return nil, errors.New("--aws-sts-endpoint must be an https URL without user information")
 	}
+	// The host as SigV4 signs it (no default port), which the Host header
+	// sent to the server must equal.
+	host := strings.ToLower(u.Hostname())
+	if p := u.Port(); p != "" && p != "443" {
+		host += ":" + p
+	}
+	u.Host = host
 	region := cfg.Region
 	if r, ok := stsRegion(u.Hostname()); ok {
 		region = r
-	}
-	if region == "" {
-		region = "us-east-1"
+	} else if u.Hostname() == "sts.amazonaws.com" || region == "" {
+		region = "us-east-1" // the global endpoint's region
 	}
 	creds, err := cfg.Credentials.Retrieve(ctx)
 	if err != nil {
@@ -77,7 +83,7 @@ func awsIAMLoginBody(ctx context.Context, identityID, endpoint string) (map[stri
 	if err := v4.NewSigner().SignHTTP(ctx, creds, req, hex.EncodeToString(sum[:]), "sts", region, time.Now()); err != nil {
 		return nil, fmt.Errorf("sign the STS request: %v", err)
 	}
-	headers := map[string]string{"Host": u.Host, "Content-Length": fmt.Sprint(len(stsBody))}
+	headers := map[string]string{"Host": host, "Content-Length": fmt.Sprint(len(stsBody))}
 	for k, v := range req.Header {
 		headers[k] = v[0]
 	}

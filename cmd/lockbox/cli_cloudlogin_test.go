@@ -60,8 +60,17 @@ func TestCLIAWSIAMLogin(t *testing.T) {
 	if sts.Hits.Load() != 1 {
 		t.Fatalf("STS hits %d, want 1", sts.Hits.Load())
 	}
-	// The same request signed for the global endpoint by flag.
-	c.must(awsEnv, "login", "--method", "aws-iam", "--machine-identity-id", id, "--aws-sts-endpoint", "https://"+cloudtest.STSHost+"/", "--plain")
+	// Signed for the global endpoint (the identity's default stsEndpoint)
+	// from another region: the scope is the global endpoint's region,
+	// us-east-1, which the stand-in STS, like AWS, insists on; a default
+	// port is signed as AWS signs it, without it.
+	euEnv := append(cloudtest.AWSEnv(t.TempDir()), "AWS_REGION=eu-west-1")
+	for _, ep := range []string{"https://sts.amazonaws.com/", "https://STS.amazonaws.com:443/"} {
+		loginWorks(t, e, c.must(euEnv, "login", "--method", "aws-iam", "--machine-identity-id", id, "--aws-sts-endpoint", ep, "--plain"), id, "aws-auth")
+	}
+	if r := c.run(euEnv, "login", "--method", "aws-iam", "--machine-identity-id", id, "--aws-sts-endpoint", "https://user:pw@sts.amazonaws.com/"); r.code == 0 || strings.Contains(r.stderr, "pw") {
+		t.Fatalf("endpoint with user information: exit %d, %s", r.code, r.stderr)
+	}
 
 	// A wrong secret key: STS refuses the signature, the login fails.
 	wrong := append(cloudtest.AWSEnv(t.TempDir()), "AWS_SECRET_ACCESS_KEY=not-the-key")
@@ -113,20 +122,21 @@ func TestCLIGCPLogins(t *testing.T) {
 	gce, _ := e.NewIdentity(t, "gce-vm", "member")
 	e.Must(t, 200, "POST", "/api/v1/auth/gcp-auth/identities/"+gce, e.Token, map[string]any{"type": "gce",
 		"allowedServiceAccounts": cloudtest.GCPAccount, "certsUrl": g.Srv.URL + "/oauth2/v1/certs", "caCert": g.CAPEM})
+	var audience atomic.Value
 	md, served := metadataServer(t, "/computeMetadata/v1/instance/service-accounts/default/identity", "Metadata-Flavor", "Google",
 		func(r *http.Request) string {
 			if r.URL.Query().Get("format") != "full" {
 				return "not-full"
 			}
+			audience.Store(r.URL.Query().Get("audience"))
 			return g.Google.Sign(t, cloudtest.GCEClaims(r.URL.Query().Get("audience")))
 		})
 	mdEnv := []string{"GCE_METADATA_HOST=" + strings.TrimPrefix(md.URL, "http://")}
 	loginWorks(t, e, c.must(mdEnv, "login", "--method", "gcp-id-token", "--machine-identity-id", gce, "--plain"), gce, "gcp-auth")
-	if served.Load() != 1 {
-		t.Fatalf("metadata answered %d times", served.Load())
+	if served.Load() != 1 || audience.Load() != gce {
+		t.Fatalf("metadata answered %d times, for audience %v", served.Load(), audience.Load())
 	}
-	// The token's audience is the identity asked for: another identity's
-	// configuration refuses it.
+	// A bound's refusal reaches the user with its reason.
 	other, _ := e.NewIdentity(t, "other-vm", "member")
 	e.Must(t, 200, "POST", "/api/v1/auth/gcp-auth/identities/"+other, e.Token, map[string]any{"type": "gce",
 		"allowedServiceAccounts": "someone@proj-1.iam.gserviceaccount.com", "certsUrl": g.Srv.URL + "/oauth2/v1/certs", "caCert": g.CAPEM})

@@ -46,7 +46,8 @@ as Infisical's CLI names them:
   gcp-id-token    --machine-identity-id; the instance identity token from the GCE
                   metadata server (GCE_METADATA_HOST overrides its address)
   gcp-iam         --machine-identity-id, --service-account-key-file-path (or
-                  INFISICAL_GCP_IAM_SERVICE_ACCOUNT_KEY_FILE_PATH); signs the
+                  INFISICAL_GCP_IAM_SERVICE_ACCOUNT_KEY_FILE_PATH, then
+                  GOOGLE_APPLICATION_CREDENTIALS); signs the
                   token with the key file itself, no call to Google
   azure           --machine-identity-id, --azure-resource (default
                   ` + defaultAzureResource + `), --azure-client-id for a user-assigned
@@ -137,7 +138,7 @@ as Infisical's CLI names them:
 						gcpKeyPath = c.envFirst("INFISICAL_GCP_IAM_SERVICE_ACCOUNT_KEY_FILE_PATH", "GOOGLE_APPLICATION_CREDENTIALS")
 					}
 					if gcpKeyPath == "" {
-						return errors.New("--service-account-key-file-path (or INFISICAL_GCP_IAM_SERVICE_ACCOUNT_KEY_FILE_PATH) is required with --method gcp-iam")
+						return errors.New("--service-account-key-file-path (or INFISICAL_GCP_IAM_SERVICE_ACCOUNT_KEY_FILE_PATH, GOOGLE_APPLICATION_CREDENTIALS) is required with --method gcp-iam")
 					}
 					tok, terr = gcpIAMToken(gcpKeyPath, identityID)
 				}

@@ -32,10 +32,7 @@ const (
 	getCallerBody = cloudtest.GetCallerBody
 )
 
-var (
-	newLocalSTS  = cloudtest.NewSTS
-	tlsServerFor = cloudtest.TLSServerFor
-)
+var newLocalSTS = cloudtest.NewSTS
 
 // stsOptions points the server's names for the STS hosts at the local endpoint.
 func stsOptions(s *cloudtest.STS) apptest.Options {

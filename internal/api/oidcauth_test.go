@@ -193,7 +193,8 @@ func TestOIDCAuthConfigurationIsValidated(t *testing.T) {
 		"bad CA":           {"oidcDiscoveryUrl": "https://127.0.0.1:1", "boundIssuer": "x", "caCert": "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----"},
 		"claims not text":  {"oidcDiscoveryUrl": "https://127.0.0.1:1", "boundIssuer": "x", "boundClaims": map[string]any{"a": 1}},
 		// An issuer's tokens for anyone it serves would log in.
-		"no bound": {"oidcDiscoveryUrl": "https://127.0.0.1:1", "boundIssuer": "x", "boundAudiences": " "},
+		"no bound":       {"oidcDiscoveryUrl": "https://127.0.0.1:1", "boundIssuer": "x", "boundAudiences": " "},
+		"wildcard bound": {"oidcDiscoveryUrl": "https://127.0.0.1:1", "boundIssuer": "x", "boundSubject": "**", "boundAudiences": "*"},
 	} {
 		if r := e.Do(t, "POST", base, e.Token, body); r.Status != 422 {
 			t.Fatalf("%s: %d %s", name, r.Status, r.Body)

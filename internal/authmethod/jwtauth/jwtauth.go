@@ -133,8 +133,8 @@ func (c *Config) validate(ctx context.Context, env authmethod.Env) error {
 		}
 		// A published key set (a CI service's, a cloud's) signs tokens for
 		// everyone it serves: which of them may log in must be said.
-		if c.BoundAudiences == "" && c.BoundSubject == "" && len(c.BoundClaims) == 0 {
-			return errs.Fieldf("boundAudiences", "boundAudiences, boundSubject or boundClaims is required with configurationType jwks: "+
+		if !jwtcheck.Bounded(c.BoundAudiences, c.BoundSubject, c.BoundClaims) {
+			return errs.Fieldf("boundAudiences", "boundAudiences, boundSubject or boundClaims is required with configurationType jwks, and not only wildcards: "+
 				"without one, every token the key set signs, for anyone, would log in")
 		}
 	case Static:

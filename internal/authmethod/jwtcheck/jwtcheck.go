@@ -97,6 +97,33 @@ func SplitPolicy(s string) []string {
 // JoinPolicy is the stored form of a policy list, as Infisical stores it.
 func JoinPolicy(s string) string { return strings.Join(SplitPolicy(s), ", ") }
 
+// Restricts reports whether a comma-separated policy narrows anything: some
+// alternative given and none made only of wildcards and slashes ("*", "**",
+// "*/*"), which would match every value.
+func Restricts(policy string) bool {
+	alts := SplitPolicy(policy)
+	for _, a := range alts {
+		if strings.Trim(a, "*?/") == "" {
+			return false
+		}
+	}
+	return len(alts) > 0
+}
+
+// Bounded reports whether audiences, subject or one of claims restricts who
+// may log in (Restricts), beyond the issuer.
+func Bounded(audiences, subject string, claims map[string]string) bool {
+	if Restricts(audiences) || Restricts(subject) {
+		return true
+	}
+	for _, v := range claims {
+		if Restricts(v) {
+			return true
+		}
+	}
+	return false
+}
+
 // Check refuses claims outside b, naming the first bound that fails (and
 // the claim's name, never its value).
 func (b Bounds) Check(c jwt.MapClaims) error {

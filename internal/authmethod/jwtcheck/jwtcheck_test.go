@@ -161,3 +161,24 @@ func TestParseRequiresExp(t *testing.T) {
 		t.Fatalf("token with exp: %v", err)
 	}
 }
+
+func TestBoundedNeedsALiteral(t *testing.T) {
+	for _, c := range []struct {
+		aud, sub string
+		claims   map[string]string
+		want     bool
+	}{
+		{"", "", nil, false},
+		{" , ", "", nil, false},
+		{"*", "**", map[string]string{"repository": "*/*"}, false},
+		{"lockbox, *", "", nil, false}, // one alternative lets every audience in
+		{"lockbox", "", nil, true},
+		{"", "repo:acme/*", nil, true},
+		{"", "", map[string]string{"repository": "*/*", "ref": "refs/heads/main"}, true},
+		{"?", "", nil, false},
+	} {
+		if got := jwtcheck.Bounded(c.aud, c.sub, c.claims); got != c.want {
+			t.Errorf("Bounded(%q, %q, %v) = %v", c.aud, c.sub, c.claims, got)
+		}
+	}
+}

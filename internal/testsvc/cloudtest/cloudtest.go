@@ -108,8 +108,8 @@ func (s Signer) Sign(t testing.TB, c jwt.MapClaims) string {
 }
 
 // TLSServerFor starts a TLS server whose certificate, from a fresh CA,
-// names host, and returns the CA as a pool.
-func TLSServerFor(t testing.TB, host string, h http.Handler) (*httptest.Server, *x509.CertPool) {
+// names hosts, and returns the CA as a pool.
+func TLSServerFor(t testing.TB, h http.Handler, hosts ...string) (*httptest.Server, *x509.CertPool) {
 	t.Helper()
 	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	ca := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "lockbox test CA"}, IsCA: true,
@@ -120,7 +120,7 @@ func TLSServerFor(t testing.TB, host string, h http.Handler) (*httptest.Server, 
 	}
 	caCert, _ := x509.ParseCertificate(caDER)
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	leaf := &x509.Certificate{SerialNumber: big.NewInt(2), DNSNames: []string{host}, NotBefore: ca.NotBefore, NotAfter: ca.NotAfter,
+	leaf := &x509.Certificate{SerialNumber: big.NewInt(2), DNSNames: hosts, NotBefore: ca.NotBefore, NotAfter: ca.NotAfter,
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
 	der, err := x509.CreateCertificate(rand.Reader, leaf, caCert, key.Public(), caKey)
 	if err != nil {

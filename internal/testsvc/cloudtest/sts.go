@@ -23,6 +23,7 @@ import (
 // The AWS principal of the tests: an EC2 instance's role session.
 const (
 	STSHost       = "sts.us-east-1.amazonaws.com" // the Go SDK signs for sts.<AWS_REGION>.amazonaws.com
+	STSGlobalHost = "sts.amazonaws.com"           // the global endpoint, in us-east-1
 	AWSAccount    = "123456789012"
 	AWSAccessKey  = "AKIDLOCKBOXTEST00001"
 	AWSSecretKey  = "lockbox-test-secret-access-key/0123456789"
@@ -35,7 +36,8 @@ const (
 // credentials, as AWS STS does: it recomputes the SigV4 signature with the
 // AWS SDK for Go v2's own signer over the request as received (host, signed
 // headers, body) and refuses a wrong signature, a date more than 15 minutes
-// off, another host or another action, so a login succeeds only if lockbox
+// off, a scope of another region than its hosts' (us-east-1), another host
+// or another action, so a login succeeds only if lockbox
 // forwarded the client's signed request unchanged.
 type STS struct {
 	Hits  atomic.Int64
@@ -47,7 +49,7 @@ type STS struct {
 func NewSTS(t testing.TB) *STS {
 	t.Helper()
 	s := &STS{}
-	s.Srv, s.Roots = TLSServerFor(t, STSHost, http.HandlerFunc(s.serve))
+	s.Srv, s.Roots = TLSServerFor(t, http.HandlerFunc(s.serve), STSHost, STSGlobalHost)
 	return s
 }
 
@@ -55,7 +57,7 @@ func NewSTS(t testing.TB) *STS {
 // configuration is saved) to the local endpoint, so no name is ever looked up.
 func (s *STS) Resolve() map[string]netip.AddrPort {
 	ap := netip.MustParseAddrPort(s.Srv.Listener.Addr().String())
-	return map[string]netip.AddrPort{STSHost: ap, "sts.amazonaws.com": ap}
+	return map[string]netip.AddrPort{STSHost: ap, STSGlobalHost: ap}
 }
 
 func stsError(w http.ResponseWriter, status int, code string) {
@@ -66,7 +68,7 @@ func stsError(w http.ResponseWriter, status int, code string) {
 func (s *STS) serve(w http.ResponseWriter, r *http.Request) {
 	s.Hits.Add(1)
 	body, _ := io.ReadAll(r.Body)
-	if r.Method != http.MethodPost || r.Host != STSHost {
+	if r.Method != http.MethodPost || (r.Host != STSHost && r.Host != STSGlobalHost) {
 		stsError(w, 403, "SignatureDoesNotMatch")
 		return
 	}
@@ -85,6 +87,10 @@ func (s *STS) serve(w http.ResponseWriter, r *http.Request) {
 	scope := strings.Split(cred, "/")
 	if len(scope) != 5 || scope[0] != AWSAccessKey {
 		stsError(w, 403, "InvalidClientTokenId")
+		return
+	}
+	if scope[2] != "us-east-1" {
+		stsError(w, 403, "SignatureDoesNotMatch") // AWS: "Credential should be scoped to a valid region"
 		return
 	}
 	at, err := time.Parse("20060102T150405Z", r.Header.Get("X-Amz-Date"))
