@@ -24,7 +24,7 @@ type projectOut struct {
 func (c *cli) newProjectsCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "projects", Short: "Create and list projects"}
 	var plain bool
-	var slug string
+	var slug, template string
 	create := &cobra.Command{
 		Use:   "create NAME",
 		Short: "Create a project (with the dev, staging and prod environments)",
@@ -33,6 +33,9 @@ func (c *cli) newProjectsCmd() *cobra.Command {
 			body := map[string]any{"projectName": args[0]}
 			if slug != "" {
 				body["slug"] = slug
+			}
+			if template != "" {
+				body["template"] = template
 			}
 			var out struct {
 				Project projectOut `json:"project"`
@@ -50,6 +53,7 @@ func (c *cli) newProjectsCmd() *cobra.Command {
 	}
 	create.Flags().BoolVar(&plain, "plain", false, "print only the new project's ID")
 	create.Flags().StringVar(&slug, "slug", "", "slug (default: from the name)")
+	create.Flags().StringVar(&template, "template", "", "start from this project template's environments and roles (lockbox project-templates)")
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "List the projects you can see",

@@ -105,6 +105,7 @@ func (s *Server) projectCreate(w http.ResponseWriter, r *http.Request) error {
 		Type                    string `json:"type"`
 		ShouldCreateDefaultEnvs *bool  `json:"shouldCreateDefaultEnvs"`
 		HasDeleteProtection     bool   `json:"hasDeleteProtection"`
+		Template                string `json:"template"`
 	}
 	if err := s.decode(r, &req); err != nil {
 		return err
@@ -114,7 +115,8 @@ func (s *Server) projectCreate(w http.ResponseWriter, r *http.Request) error {
 	}
 	p, err := s.svc.Projects.CreateProject(r.Context(), actorFrom(r.Context()), project.NewProject{
 		Name: req.ProjectName, Description: req.ProjectDescription, Slug: req.Slug, Type: req.Type,
-		NoDefaultEnvs: req.ShouldCreateDefaultEnvs != nil && !*req.ShouldCreateDefaultEnvs, HasDeleteProtection: req.HasDeleteProtection})
+		NoDefaultEnvs: req.ShouldCreateDefaultEnvs != nil && !*req.ShouldCreateDefaultEnvs, HasDeleteProtection: req.HasDeleteProtection,
+		Template: req.Template})
 	if err != nil {
 		return err
 	}

@@ -28,6 +28,10 @@ type Services struct {
 	Dynamic     *dynamic.Service
 	Audit       *audit.Service
 	KMS         *kms.Service
+	// Privileges serves identity-specific (additional) privileges.
+	Privileges *project.Privileges
+	// Templates serves project templates.
+	Templates *project.Templates
 }
 
 // routes is the whole API surface. Trailing slashes are stripped before
@@ -58,6 +62,8 @@ func (s *Server) routes() {
 	s.dynamicRoutes(m)
 	s.eventRoutes(m)
 	s.kmsRoutes(m)
+	s.privilegeRoutes(m)
+	s.templateRoutes(m)
 
 	// Audit log.
 	m.Handle("GET /api/v1/organization/audit-logs", s.authed(s.auditLogs))

@@ -61,6 +61,12 @@ type Options struct {
 	// MetricsToken and SeparateMetrics: see api.Options.
 	MetricsToken    string
 	SeparateMetrics bool
+	// Clock, when set, is the time permissions are resolved at, that the
+	// caches built on them (secret reads, KMS keys) are checked against, and
+	// that memberships, privileges and templates are stamped with (tests
+	// move it to see temporary access end); nil means time.Now. Tokens and
+	// leases keep the real time.
+	Clock func() time.Time
 }
 
 // App is a wired lockbox node.
@@ -82,7 +88,7 @@ func New(db *store.DB, kr *keyring.Keyring, o Options) *App {
 	}
 	gen := cache.New(db)
 	db.SetOnChange(gen.Changed)
-	az := authz.NewResolver(db, nil)
+	az := authz.NewResolver(db, o.Clock)
 	az.SetCache(gen)
 	idsvc := identity.NewService(db, kr, nil)
 	idsvc.SetCache(gen)
@@ -93,6 +99,8 @@ func New(db *store.DB, kr *keyring.Keyring, o Options) *App {
 		idsvc.Hasher = identity.NewPasswordHasher(o.PasswordHashConcurrency)
 	}
 	projects := project.NewService(db, az, kr, nil)
+	templates := project.NewTemplates(db, az, o.Clock)
+	projects.SetTemplates(templates)
 	dyn := dynamic.NewService(db, projects, az, kr, nil)
 	if o.LeaseCreatingTimeout > 0 {
 		dyn.CreatingTimeout = o.LeaseCreatingTimeout
@@ -101,10 +109,10 @@ func New(db *store.DB, kr *keyring.Keyring, o Options) *App {
 	dyn.SetLogger(o.Logger)
 	idsvc.ServiceTokens = identity.NewServiceTokens(db, az, projects, idsvc)
 	feed := store.NewEventFeed(db, events.NewBroker(0), o.Logger)
-	secrets := secret.NewService(db, projects, az, kr, nil)
+	secrets := secret.NewService(db, projects, az, kr, o.Clock)
 	secrets.SetCache(gen)
 	secrets.SetFeed(feed)
-	keys := kms.NewService(db, az, kr, nil)
+	keys := kms.NewService(db, az, kr, o.Clock)
 	keys.SetCache(gen)
 	admin := identity.NewAdmin(db, az, idsvc)
 	svc := api.Services{
@@ -118,7 +126,9 @@ func New(db *store.DB, kr *keyring.Keyring, o Options) *App {
 		Projects:      projects,
 		Secrets:       secrets,
 		Dynamic:       dyn,
-		Memberships:   project.NewMemberships(db, az, nil),
+		Memberships:   project.NewMemberships(db, az, o.Clock),
+		Privileges:    project.NewPrivileges(db, az, o.Clock),
+		Templates:     templates,
 		Roles:         project.NewRoles(db, az, nil),
 		Audit:         audit.NewService(db, az, nil),
 		KMS:           keys,

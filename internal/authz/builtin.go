@@ -95,6 +95,7 @@ var builtinOrg = map[string][]Rule{
 		rule(SubSettings, generic...),
 		rule(SubAuditLogs, ActRead),
 		rule(SubKMS, generic...),
+		rule(SubProjectTemplates, generic...),
 	},
 	"member": {
 		rule(SubWorkspace, ActRead, ActCreate),

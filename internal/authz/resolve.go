@@ -22,7 +22,10 @@ type Memberships interface {
 	OrgRole(ctx context.Context, orgID string, kind ActorKind, actorID string) (string, error)
 	// ProjectGrants returns the project's organization and the roles the actor
 	// holds in it at time now (temporary roles outside their window are left
-	// out), and the next moment a temporary role starts or ends (zero: none).
+	// out), then its additional privileges in force at now as grants with
+	// Permissions (their rules come after the roles' rules, so a privilege's
+	// inverted rule can narrow a role), and the next moment a temporary role
+	// or privilege starts or ends (zero: none).
 	// errs.NotFound if the project does not exist.
 	ProjectGrants(ctx context.Context, projectID string, kind ActorKind, actorID string, now time.Time) (orgID string, grants []Grant, next time.Time, err error)
 }

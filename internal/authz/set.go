@@ -74,6 +74,8 @@ const (
 	// SubCmek is the project's KMS keys (Infisical's "customer managed
 	// encryption keys"); SubKMS is the project's own KMS settings.
 	SubCmek = "cmek"
+	// SubProjectTemplates is the organization's project templates.
+	SubProjectTemplates = "project-templates"
 )
 
 var generic = []string{ActRead, ActCreate, ActEdit, ActDelete}

@@ -28,8 +28,11 @@ type Project struct {
 	// 0 when unset. It is stored and returned; nothing prunes by it yet.
 	AuditLogsRetentionDays int
 	Environments           []Environment
-	CreatedAt              time.Time
-	UpdatedAt              time.Time
+	// Roles are custom roles created together with the project (from a
+	// template); CreateProject writes them, reads leave it empty.
+	Roles     []Role
+	CreatedAt time.Time
+	UpdatedAt time.Time
 }
 
 // Project types Infisical knows.
@@ -46,6 +49,10 @@ type NewProject struct {
 	Type                string
 	NoDefaultEnvs       bool
 	HasDeleteProtection bool
+	// Template names a project template of the organization whose
+	// environments and roles the project starts with; "" or "default" is
+	// the built-in one.
+	Template string
 }
 
 func newID() string { return uuid.Must(uuid.NewV7()).String() }
@@ -90,10 +97,26 @@ func (s *Service) CreateProject(ctx context.Context, actor authz.Actor, req NewP
 	if !contains(projectTypes, typ) {
 		return Project{}, invalidField("type", "type must be one of %s", strings.Join(projectTypes, ", "))
 	}
+	tmpl, err := s.template(ctx, actor, req.Template, req.Type)
+	if err != nil {
+		return Project{}, err
+	}
+	if tmpl != nil {
+		typ = tmpl.Type
+	}
 	now := s.now().UTC().Truncate(time.Microsecond)
 	p := Project{ID: newID(), OrgID: actor.OrgID, Name: name, Slug: slug, Description: strings.TrimSpace(req.Description),
 		Type: typ, HasDeleteProtection: req.HasDeleteProtection, Version: 3, CreatedAt: now, UpdatedAt: now}
-	if !req.NoDefaultEnvs {
+	if tmpl != nil {
+		for _, e := range tmpl.Environments {
+			p.Environments = append(p.Environments, Environment{ID: newID(), ProjectID: p.ID, Name: e.Name, Slug: e.Slug,
+				Position: e.Position, CreatedAt: now, UpdatedAt: now})
+		}
+		for _, r := range tmpl.Roles {
+			p.Roles = append(p.Roles, Role{ID: newID(), ProjectID: p.ID, Slug: r.Slug, Name: r.Name, Permissions: r.Permissions,
+				CreatedAt: now, UpdatedAt: now})
+		}
+	} else if !req.NoDefaultEnvs {
 		for i, d := range DefaultEnvironments {
 			p.Environments = append(p.Environments, Environment{ID: newID(), ProjectID: p.ID, Name: d.Name, Slug: d.Slug,
 				Position: i + 1, CreatedAt: now, UpdatedAt: now})
@@ -112,6 +135,26 @@ func (s *Service) CreateProject(ctx context.Context, actor authz.Actor, req NewP
 		return Project{}, err
 	}
 	return p, nil
+}
+
+// template returns the stored template a project is created with, or nil
+// for none or the built-in one. A template of another type than the one
+// asked for is refused.
+func (s *Service) template(ctx context.Context, actor authz.Actor, name, typ string) (*Template, error) {
+	if name == "" || name == DefaultTemplateName {
+		return nil, nil
+	}
+	if s.templates == nil {
+		return nil, errs.BadRequest("Project templates are not available")
+	}
+	t, err := s.templates.byName(ctx, actor, name)
+	if err != nil {
+		return nil, err
+	}
+	if typ != "" && typ != t.Type {
+		return nil, errs.BadRequest("Project type %s does not match the template's type %s", typ, t.Type)
+	}
+	return &t, nil
 }
 
 func contains(list []string, s string) bool {

@@ -55,7 +55,12 @@ type Service struct {
 	authz Authorizer
 	keys  *keyring.Keyring
 	now   func() time.Time
+
+	templates *Templates // SetTemplates; nil: only the built-in template
 }
+
+// SetTemplates lets projects be created from the templates ts manages.
+func (s *Service) SetTemplates(ts *Templates) { s.templates = ts }
 
 // NewService returns a project service.
 func NewService(st Store, az Authorizer, kr *keyring.Keyring, now func() time.Time) *Service {

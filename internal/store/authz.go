@@ -2,6 +2,8 @@ package store
 
 import (
 	"context"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/lockbox-dev/lockbox/internal/authz"
@@ -36,12 +38,18 @@ var (
 		return `SELECT role FROM org_memberships WHERE org_id = ? AND ` + col + ` = ?`
 	})
 	qProjectGrants = memberQuery(func(col string) string {
-		return `SELECT p.org_id, r.role, cr.permissions, r.is_temporary, r.temporary_access_start_time, r.temporary_access_end_time
+		return `SELECT p.org_id, r.role, cr.permissions, r.is_temporary, r.temporary_access_start_time, r.temporary_access_end_time, 0, r.id
 		FROM projects p
 		LEFT JOIN project_memberships m ON m.project_id = p.id AND m.` + col + ` = ?
 		LEFT JOIN project_membership_roles r ON r.membership_id = m.id
 		LEFT JOIN project_roles cr ON cr.id = r.custom_role_id
-		WHERE p.id = ?`
+		WHERE p.id = ?
+		UNION ALL
+		SELECT p.org_id, 'privilege', v.permissions, v.is_temporary, v.temporary_access_start_time, v.temporary_access_end_time, 1, v.id
+		FROM project_memberships m
+		JOIN projects p ON p.id = m.project_id
+		JOIN project_membership_privileges v ON v.membership_id = m.id
+		WHERE m.project_id = ? AND m.` + col + ` = ?`
 	})
 )
 
@@ -53,16 +61,23 @@ func (db *DB) OrgRole(ctx context.Context, orgID string, kind authz.ActorKind, a
 }
 
 // ProjectGrants returns the project's org and the actor's roles in it that
-// are in force at now, and the next moment after now at which a temporary
-// role starts or ends (zero if none will): one query.
+// are in force at now, followed by its additional privileges in force at now
+// (grants named "privilege" carrying their rules), and the next moment after
+// now at which a temporary role or privilege starts or ends (zero if none
+// will): one query.
 func (db *DB) ProjectGrants(ctx context.Context, projectID string, kind authz.ActorKind, actorID string, now time.Time) (string, []authz.Grant, time.Time, error) {
-	rows, err := db.readq(ctx, qProjectGrants.of(kind), actorID, projectID)
+	rows, err := db.readq(ctx, qProjectGrants.of(kind), actorID, projectID, projectID, actorID)
 	if err != nil {
 		return "", nil, time.Time{}, dbErr(err, "ProjectGrants")
 	}
 	defer rows.Close()
 	var orgID string
 	var out []authz.Grant
+	type privilegeGrant struct {
+		id string
+		g  authz.Grant
+	}
+	var privileges []privilegeGrant
 	var next time.Time
 	found := false
 	soonest := func(t time.Time) {
@@ -75,7 +90,9 @@ func (db *DB) ProjectGrants(ctx context.Context, projectID string, kind authz.Ac
 		var role, perms *string
 		var temporary *bool
 		var start, end time.Time
-		if err := rows.Scan(&orgID, &role, &perms, &temporary, timeCol{&start}, timeCol{&end}); err != nil {
+		var rank int
+		var rowID *string
+		if err := rows.Scan(&orgID, &role, &perms, &temporary, timeCol{&start}, timeCol{&end}, &rank, &rowID); err != nil {
 			return "", nil, time.Time{}, dbErr(err, "scan grant")
 		}
 		if role == nil {
@@ -92,6 +109,10 @@ func (db *DB) ProjectGrants(ctx context.Context, projectID string, kind authz.Ac
 		if perms != nil {
 			g.Permissions = []byte(*perms)
 		}
+		if rank == 1 {
+			privileges = append(privileges, privilegeGrant{*rowID, g})
+			continue
+		}
 		out = append(out, g)
 	}
 	if err := rows.Err(); err != nil {
@@ -99,6 +120,12 @@ func (db *DB) ProjectGrants(ctx context.Context, projectID string, kind authz.Ac
 	}
 	if !found {
 		return "", nil, time.Time{}, dbErr(errNoRows, "ProjectGrants")
+	}
+	// Privileges after roles, oldest first (ids are time-ordered), sorted
+	// here so that the query needs no sort.
+	slices.SortFunc(privileges, func(a, b privilegeGrant) int { return strings.Compare(a.id, b.id) })
+	for _, p := range privileges {
+		out = append(out, p.g)
 	}
 	return orgID, out, next, nil
 }

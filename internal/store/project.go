@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"strings"
 
 	"github.com/lockbox-dev/lockbox/internal/audit"
@@ -36,6 +37,16 @@ func (db *DB) CreateProject(ctx context.Context, p project.Project, dataKey []by
 		for _, env := range p.Environments {
 			if err := tx.insertEnvironment(ctx, env); err != nil {
 				return err
+			}
+		}
+		for _, r := range p.Roles {
+			perms, err := json.Marshal(r.Permissions)
+			if err != nil {
+				return errs.Internalf(err, "encode rules")
+			}
+			if _, err := tx.exec(ctx, `INSERT INTO project_roles (`+roleCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+				r.ID, r.ProjectID, r.Slug, r.Name, r.Description, string(perms), ts(r.CreatedAt), ts(r.UpdatedAt)); err != nil {
+				return dbErr(err, "insert project role")
 			}
 		}
 		if err := tx.insertDataKey(ctx, keyring.Project(p.ID), dataKey, rootKeyID); err != nil {

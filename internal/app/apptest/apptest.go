@@ -79,6 +79,8 @@ type Options struct {
 	// (sts.us-east-1.amazonaws.com) served by a local TLS server of the test.
 	AuthResolve map[string]netip.AddrPort
 	AuthRootCAs *x509.CertPool
+	// Clock is app.Options.Clock: the time permissions are resolved at.
+	Clock func() time.Time
 }
 
 // Start runs a server on a fresh database of engine d, closed at cleanup.
@@ -126,7 +128,7 @@ func Start(t testing.TB, d store.Dialect, opts ...Options) *Env {
 	srv := app.New(db, kr, app.Options{TargetPolicy: targets, Version: "test", MaxBodyBytes: o.MaxBodyBytes, AuthRateLimit: o.AuthRateLimit,
 		PasswordHasher: o.PasswordHasher, Logger: slog.New(slog.NewJSONHandler(o.Log, &slog.HandlerOptions{Level: o.LogLevel})), TrustedProxies: o.TrustedProxies,
 		MetricsToken: o.MetricsToken, SeparateMetrics: o.SeparateMetrics, AuthFetchLoopback: true,
-		AuthFetchResolve: o.AuthResolve, AuthFetchRootCAs: o.AuthRootCAs, CertHeader: o.CertHeader})
+		AuthFetchResolve: o.AuthResolve, AuthFetchRootCAs: o.AuthRootCAs, CertHeader: o.CertHeader, Clock: o.Clock})
 	if o.WorkerBatch > 0 {
 		srv.Worker.Batch = o.WorkerBatch
 	}

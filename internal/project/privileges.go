@@ -1,0 +1,344 @@
+package project
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/lockbox-dev/lockbox/internal/audit"
+	"github.com/lockbox-dev/lockbox/internal/authz"
+	"github.com/lockbox-dev/lockbox/internal/errs"
+)
+
+// Privilege is an additional privilege: permission rules one project member
+// holds beyond its roles (Infisical's identity- and user-specific
+// privileges). It belongs to a project membership, of an identity or a user.
+// A temporary privilege holds only between its start and end times; the
+// resolver checks them each time it resolves permissions (authz), so it
+// stops working at its end with no job to run.
+type Privilege struct {
+	ID           string
+	Slug         string
+	MembershipID string
+	ProjectID    string
+	IdentityID   string // set for an identity's membership
+	UserID       string // set for a user's membership
+	Permissions  []authz.Rule
+
+	IsTemporary              bool
+	TemporaryMode            string // "relative"
+	TemporaryRange           string // e.g. "1h"
+	TemporaryAccessStartTime *time.Time
+	TemporaryAccessEndTime   *time.Time
+
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// PrivilegeStore is the storage additional privileges need.
+type PrivilegeStore interface {
+	ProjectByID(ctx context.Context, id string) (Project, error)
+	IdentityMembership(ctx context.Context, projectID, identityID string) (Membership, error)
+	// CreatePrivilege writes p; errs.Conflict when its membership already
+	// has a privilege of that slug.
+	CreatePrivilege(ctx context.Context, p Privilege, permissions string, ev audit.Event) error
+	// PrivilegeByID finds a privilege in any project, with its ProjectID
+	// and member filled in.
+	PrivilegeByID(ctx context.Context, id string) (Privilege, error)
+	PrivilegeBySlug(ctx context.Context, membershipID, slug string) (Privilege, error)
+	Privileges(ctx context.Context, membershipID string) ([]Privilege, error)
+	// UpdatePrivilege rewrites p; errs.Conflict on a slug taken by another
+	// privilege of the membership.
+	UpdatePrivilege(ctx context.Context, p Privilege, permissions string, ev audit.Event) error
+	DeletePrivilege(ctx context.Context, p Privilege, ev audit.Event) error
+}
+
+// Privileges manages additional privileges of identities in projects.
+type Privileges struct {
+	store PrivilegeStore
+	authz Authorizer
+	now   func() time.Time
+}
+
+// NewPrivileges returns the additional-privilege service; now nil means time.Now.
+func NewPrivileges(st PrivilegeStore, az Authorizer, now func() time.Time) *Privileges {
+	if now == nil {
+		now = time.Now
+	}
+	return &Privileges{store: st, authz: az, now: now}
+}
+
+// TemporaryAccess is the time window requested for a privilege.
+type TemporaryAccess struct {
+	IsTemporary bool
+	Mode        string    // "relative" (the only mode); "" means relative
+	Range       string    // e.g. "1h"
+	Start       time.Time // zero: now (create) or unchanged (update)
+}
+
+// NewPrivilege is a create request.
+type NewPrivilege struct {
+	ProjectID   string
+	IdentityID  string
+	Slug        string // empty: a random one
+	Permissions json.RawMessage
+	Temporary   TemporaryAccess
+}
+
+// PrivilegeChange is an update; nil fields stay as they are.
+type PrivilegeChange struct {
+	Slug        *string
+	Permissions json.RawMessage
+	Temporary   *TemporaryAccess
+}
+
+func privilegeNotFound(id string) error {
+	return errs.NotFoundf("Identity privilege with ID '%s' not found", truncate(id, 64))
+}
+
+// member checks action on the identity in the project and returns the
+// project, the actor's permissions and the identity's membership.
+func (ps *Privileges) member(ctx context.Context, actor authz.Actor, projectID, identityID, action string) (Project, authz.Set, Membership, error) {
+	if _, err := uuid.Parse(projectID); err != nil {
+		return Project{}, authz.Set{}, Membership{}, projectNotFound(truncate(projectID, 64))
+	}
+	perms, err := ps.authz.ProjectPermissions(ctx, actor, projectID)
+	if err != nil {
+		return Project{}, authz.Set{}, Membership{}, err
+	}
+	if err := perms.Check(action, authz.SubIdentity, &authz.Fields{IdentityID: identityID}); err != nil {
+		return Project{}, authz.Set{}, Membership{}, err
+	}
+	p, err := ps.store.ProjectByID(ctx, projectID)
+	if errs.Is(err, errs.NotFound) {
+		return Project{}, authz.Set{}, Membership{}, projectNotFound(projectID)
+	}
+	if err != nil {
+		return Project{}, authz.Set{}, Membership{}, err
+	}
+	notMember := errs.NotFoundf("Failed to find identity with ID %s in project %s", truncate(identityID, 64), projectID)
+	if _, err := uuid.Parse(identityID); err != nil {
+		return Project{}, authz.Set{}, Membership{}, notMember
+	}
+	ms, err := ps.store.IdentityMembership(ctx, projectID, identityID)
+	if errs.Is(err, errs.NotFound) {
+		return Project{}, authz.Set{}, Membership{}, notMember
+	}
+	return p, perms, ms, err
+}
+
+// checkGrant is the privilege boundary: changing an identity's privileges
+// needs grant-privileges on it, and the actor must hold every rule it hands
+// out or takes away (Covers, conditions included).
+func checkGrant(perms authz.Set, identityID string, rules ...[]authz.Rule) error {
+	if !perms.Can(authz.ActGrantPrivileges, authz.SubIdentity, &authz.Fields{IdentityID: identityID}) {
+		return boundaryError("change the privileges of identity %s: it needs the grant-privileges permission on identities", identityID)
+	}
+	for _, r := range rules {
+		if !perms.Covers(authz.NewSet(r)) {
+			return boundaryError("change the privileges of identity %s: the privilege holds permissions you do not have", identityID)
+		}
+	}
+	return nil
+}
+
+// window validates t and returns the privilege's temporary fields, given
+// the previous ones (for an update) to fill what t leaves out.
+func (ps *Privileges) window(t TemporaryAccess, prev *Privilege) (mode, rng string, start, end *time.Time, err error) {
+	if !t.IsTemporary {
+		return "", "", nil, nil, nil
+	}
+	if t.Mode != "" && t.Mode != "relative" {
+		return "", "", nil, nil, invalidField("temporaryMode", "temporaryMode must be relative")
+	}
+	rng = t.Range
+	if rng == "" && prev != nil && prev.IsTemporary {
+		rng = prev.TemporaryRange
+	}
+	d, ok := ParseRange(rng)
+	if !ok {
+		return "", "", nil, nil, invalidField("temporaryRange", "temporaryRange must be a duration such as 30m, 1h or 1d")
+	}
+	s := t.Start.UTC().Truncate(time.Microsecond)
+	if t.Start.IsZero() {
+		s = ps.now().UTC().Truncate(time.Microsecond)
+		if prev != nil && prev.TemporaryAccessStartTime != nil {
+			s = *prev.TemporaryAccessStartTime
+		}
+	}
+	e := s.Add(d)
+	return "relative", rng, &s, &e, nil
+}
+
+func encodeRules(rules []authz.Rule) (string, error) {
+	if rules == nil {
+		rules = []authz.Rule{}
+	}
+	b, err := json.Marshal(rules)
+	if err != nil {
+		return "", errs.Internalf(err, "encode rules")
+	}
+	return string(b), nil
+}
+
+// Create gives an identity member of a project an additional privilege.
+func (ps *Privileges) Create(ctx context.Context, actor authz.Actor, req NewPrivilege) (Privilege, error) {
+	p, perms, ms, err := ps.member(ctx, actor, req.ProjectID, req.IdentityID, authz.ActEdit)
+	if err != nil {
+		return Privilege{}, err
+	}
+	slug := req.Slug
+	if slug == "" {
+		slug = RandomSuffix(12)
+	} else if !ValidSlug(slug, 1, 60) {
+		return Privilege{}, invalidField("slug", "slug must be 1 to 60 lowercase letters, digits and hyphens")
+	}
+	if len(req.Permissions) == 0 {
+		return Privilege{}, invalidField("permissions", "Required")
+	}
+	rules, err := authz.ParseRules(req.Permissions)
+	if err != nil {
+		return Privilege{}, err
+	}
+	if err := checkGrant(perms, ms.IdentityID, rules); err != nil {
+		return Privilege{}, err
+	}
+	mode, rng, start, end, err := ps.window(req.Temporary, nil)
+	if err != nil {
+		return Privilege{}, err
+	}
+	now := ps.now().UTC().Truncate(time.Microsecond)
+	pv := Privilege{ID: newID(), Slug: slug, MembershipID: ms.ID, ProjectID: p.ID, IdentityID: ms.IdentityID, Permissions: rules,
+		IsTemporary: req.Temporary.IsTemporary, TemporaryMode: mode, TemporaryRange: rng, TemporaryAccessStartTime: start,
+		TemporaryAccessEndTime: end, CreatedAt: now, UpdatedAt: now}
+	enc, err := encodeRules(rules)
+	if err != nil {
+		return Privilege{}, err
+	}
+	ev := audit.New(actor, "create-identity-specific-privilege", map[string]any{"identityId": ms.IdentityID, "privilegeId": pv.ID,
+		"slug": pv.Slug, "isTemporary": pv.IsTemporary}).InProject(p.ID, p.Name)
+	if err := ps.store.CreatePrivilege(ctx, pv, enc, ev); err != nil {
+		if errs.Is(err, errs.Conflict) {
+			return Privilege{}, errs.BadRequest("Additional privilege with provided slug already exists")
+		}
+		return Privilege{}, err
+	}
+	return pv, nil
+}
+
+// byID loads a privilege of an identity and checks action on that identity
+// in its project. To a non-member of the project the privilege does not exist.
+func (ps *Privileges) byID(ctx context.Context, actor authz.Actor, id, action string) (Project, authz.Set, Privilege, error) {
+	if _, err := uuid.Parse(id); err != nil {
+		return Project{}, authz.Set{}, Privilege{}, privilegeNotFound(id)
+	}
+	pv, err := ps.store.PrivilegeByID(ctx, id)
+	if errs.Is(err, errs.NotFound) || (err == nil && pv.IdentityID == "") {
+		return Project{}, authz.Set{}, Privilege{}, privilegeNotFound(id)
+	}
+	if err != nil {
+		return Project{}, authz.Set{}, Privilege{}, err
+	}
+	if _, err := ps.authz.ProjectPermissions(ctx, actor, pv.ProjectID); errs.Is(err, errs.NotFound) || errs.Is(err, errs.Forbidden) {
+		return Project{}, authz.Set{}, Privilege{}, privilegeNotFound(id)
+	} else if err != nil {
+		return Project{}, authz.Set{}, Privilege{}, err
+	}
+	p, perms, _, err := ps.member(ctx, actor, pv.ProjectID, pv.IdentityID, action)
+	if errs.Is(err, errs.NotFound) {
+		return Project{}, authz.Set{}, Privilege{}, privilegeNotFound(id)
+	}
+	return p, perms, pv, err
+}
+
+// Get returns a privilege by id.
+func (ps *Privileges) Get(ctx context.Context, actor authz.Actor, id string) (Privilege, error) {
+	_, _, pv, err := ps.byID(ctx, actor, id, authz.ActRead)
+	return pv, err
+}
+
+// GetBySlug returns an identity's privilege in a project by slug.
+func (ps *Privileges) GetBySlug(ctx context.Context, actor authz.Actor, projectID, identityID, slug string) (Privilege, error) {
+	_, _, ms, err := ps.member(ctx, actor, projectID, identityID, authz.ActRead)
+	if err != nil {
+		return Privilege{}, err
+	}
+	pv, err := ps.store.PrivilegeBySlug(ctx, ms.ID, slug)
+	if errs.Is(err, errs.NotFound) {
+		return Privilege{}, errs.NotFoundf("Identity additional privilege with slug '%s' not found", truncate(slug, 64))
+	}
+	return pv, err
+}
+
+// List returns an identity's privileges in a project.
+func (ps *Privileges) List(ctx context.Context, actor authz.Actor, projectID, identityID string) ([]Privilege, error) {
+	_, _, ms, err := ps.member(ctx, actor, projectID, identityID, authz.ActRead)
+	if err != nil {
+		return nil, err
+	}
+	return ps.store.Privileges(ctx, ms.ID)
+}
+
+// Update changes a privilege: its slug, rules or time window.
+func (ps *Privileges) Update(ctx context.Context, actor authz.Actor, id string, c PrivilegeChange) (Privilege, error) {
+	p, perms, pv, err := ps.byID(ctx, actor, id, authz.ActEdit)
+	if err != nil {
+		return Privilege{}, err
+	}
+	if c.Slug != nil && *c.Slug != "" && *c.Slug != pv.Slug {
+		if !ValidSlug(*c.Slug, 1, 60) {
+			return Privilege{}, invalidField("slug", "slug must be 1 to 60 lowercase letters, digits and hyphens")
+		}
+		pv.Slug = *c.Slug
+	}
+	old := pv.Permissions
+	if len(c.Permissions) > 0 && string(c.Permissions) != "null" {
+		rules, err := authz.ParseRules(c.Permissions)
+		if err != nil {
+			return Privilege{}, err
+		}
+		pv.Permissions = rules
+	}
+	if err := checkGrant(perms, pv.IdentityID, old, pv.Permissions); err != nil {
+		return Privilege{}, err
+	}
+	if c.Temporary != nil {
+		prev := pv
+		mode, rng, start, end, err := ps.window(*c.Temporary, &prev)
+		if err != nil {
+			return Privilege{}, err
+		}
+		pv.IsTemporary, pv.TemporaryMode, pv.TemporaryRange = c.Temporary.IsTemporary, mode, rng
+		pv.TemporaryAccessStartTime, pv.TemporaryAccessEndTime = start, end
+	}
+	pv.UpdatedAt = ps.now().UTC().Truncate(time.Microsecond)
+	enc, err := encodeRules(pv.Permissions)
+	if err != nil {
+		return Privilege{}, err
+	}
+	ev := audit.New(actor, "update-identity-specific-privilege", map[string]any{"identityId": pv.IdentityID, "privilegeId": pv.ID,
+		"slug": pv.Slug, "isTemporary": pv.IsTemporary}).InProject(p.ID, p.Name)
+	if err := ps.store.UpdatePrivilege(ctx, pv, enc, ev); err != nil {
+		if errs.Is(err, errs.Conflict) {
+			return Privilege{}, errs.BadRequest("Additional privilege with provided slug already exists")
+		}
+		return Privilege{}, err
+	}
+	return pv, nil
+}
+
+// Delete removes a privilege.
+func (ps *Privileges) Delete(ctx context.Context, actor authz.Actor, id string) (Privilege, error) {
+	p, perms, pv, err := ps.byID(ctx, actor, id, authz.ActEdit)
+	if err != nil {
+		return Privilege{}, err
+	}
+	if err := checkGrant(perms, pv.IdentityID, pv.Permissions); err != nil {
+		return Privilege{}, err
+	}
+	ev := audit.New(actor, "delete-identity-specific-privilege", map[string]any{"identityId": pv.IdentityID, "privilegeId": pv.ID,
+		"slug": pv.Slug}).InProject(p.ID, p.Name)
+	return pv, ps.store.DeletePrivilege(ctx, pv, ev)
+}

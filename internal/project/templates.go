@@ -1,0 +1,467 @@
+package project
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/lockbox-dev/lockbox/internal/audit"
+	"github.com/lockbox-dev/lockbox/internal/authz"
+	"github.com/lockbox-dev/lockbox/internal/errs"
+)
+
+// Template is a project template of an organization: the environments and
+// custom roles a project created with its name starts with. Environments nil
+// means none. The built-in "default" template (DefaultTemplate) is not stored.
+type Template struct {
+	ID           string
+	OrgID        string
+	Name         string
+	Description  string
+	Type         string
+	Roles        []TemplateRole
+	Environments []TemplateEnvironment
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
+}
+
+// TemplateRole is a custom role of a template.
+type TemplateRole struct {
+	Name        string
+	Slug        string
+	Permissions []authz.Rule
+}
+
+// TemplateEnvironment is an environment of a template; positions run from 1.
+type TemplateEnvironment struct {
+	Name     string
+	Slug     string
+	Position int
+}
+
+// DefaultTemplateName names the built-in template, which creates the default
+// environments and no custom roles.
+const DefaultTemplateName = "default"
+
+// DefaultTemplateID is the fixed id Infisical gives its built-in template.
+const DefaultTemplateID = "b11b49a9-09a9-4443-916a-4246f9ff2c69"
+
+// DefaultTemplate is the built-in template of a project type.
+func DefaultTemplate(orgID, typ string) Template {
+	t := Template{ID: DefaultTemplateID, OrgID: orgID, Name: DefaultTemplateName, Type: typ,
+		Description: "Infisical's " + typ + " default project template"}
+	if typ == "secret-manager" {
+		for i, d := range DefaultEnvironments {
+			t.Environments = append(t.Environments, TemplateEnvironment{Name: d.Name, Slug: d.Slug, Position: i + 1})
+		}
+	}
+	return t
+}
+
+// PredefinedTemplateRoles are the built-in roles every template lists
+// before its own.
+func PredefinedTemplateRoles() []TemplateRole {
+	var out []TemplateRole
+	for _, r := range BuiltinRoles("") {
+		out = append(out, TemplateRole{Name: r.Name, Slug: r.Slug, Permissions: r.Permissions})
+	}
+	return out
+}
+
+// TemplateStore is the storage project templates need. Roles and
+// environments travel as JSON; environments "" is NULL (none).
+type TemplateStore interface {
+	// CreateTemplate writes t; errs.Conflict when its organization has a
+	// template of that name.
+	CreateTemplate(ctx context.Context, t Template, roles, environments string, ev audit.Event) error
+	TemplateByID(ctx context.Context, id string) (Template, error)
+	TemplateByName(ctx context.Context, orgID, name string) (Template, error)
+	// Templates lists an organization's templates by name; typ "" lists all.
+	Templates(ctx context.Context, orgID, typ string) ([]Template, error)
+	UpdateTemplate(ctx context.Context, t Template, roles, environments string, ev audit.Event) error
+	DeleteTemplate(ctx context.Context, t Template, ev audit.Event) error
+}
+
+// Templates manages project templates.
+type Templates struct {
+	store TemplateStore
+	authz Authorizer
+	now   func() time.Time
+}
+
+// NewTemplates returns the project template service; now nil means time.Now.
+func NewTemplates(st TemplateStore, az Authorizer, now func() time.Time) *Templates {
+	if now == nil {
+		now = time.Now
+	}
+	return &Templates{store: st, authz: az, now: now}
+}
+
+// TemplateChange is a create or update request; nil fields are absent.
+// Roles and Environments are JSON arrays as Infisical's API takes them;
+// Environments "null" clears them.
+type TemplateChange struct {
+	Name         *string
+	Description  *string
+	Type         *string
+	Roles        json.RawMessage
+	Environments json.RawMessage
+}
+
+// maxTemplateJSON bounds a template's roles and its environments, as Infisical's.
+const maxTemplateJSON = 32 << 10
+
+var reservedRoleNames = []string{"custom", "admin", "viewer", "member", "no access"}
+
+func (ts *Templates) check(ctx context.Context, actor authz.Actor, action string) error {
+	perms, err := ts.authz.OrgPermissions(ctx, actor)
+	if err != nil {
+		return err
+	}
+	return perms.Check(action, authz.SubProjectTemplates, nil)
+}
+
+func parseTemplateRoles(raw json.RawMessage) ([]TemplateRole, error) {
+	if len(raw) > maxTemplateJSON {
+		return nil, invalidField("roles", "Size limit exceeded")
+	}
+	var in []struct {
+		Name        string          `json:"name"`
+		Slug        string          `json:"slug"`
+		Permissions json.RawMessage `json:"permissions"`
+	}
+	if err := json.Unmarshal(raw, &in); err != nil {
+		return nil, invalidField("roles", "roles must be an array of {name, slug, permissions}")
+	}
+	out := make([]TemplateRole, 0, len(in))
+	slugs, names := map[string]bool{}, map[string]bool{}
+	for _, r := range in {
+		name := strings.TrimSpace(r.Name)
+		switch {
+		case name == "" || len(name) > 64:
+			return nil, invalidField("roles", "role name must be 1 to 64 characters")
+		case !ValidSlug(r.Slug, 1, 64):
+			return nil, invalidField("roles", "role slug must be 1 to 64 lowercase letters, digits and hyphens")
+		case authz.IsBuiltinProjectRole(r.Slug):
+			return nil, invalidField("roles", "Role slug %q is reserved", r.Slug)
+		case contains(reservedRoleNames, strings.ToLower(name)):
+			return nil, invalidField("roles", "Role name %q is reserved", name)
+		case slugs[r.Slug]:
+			return nil, invalidField("roles", "Role slugs must be unique")
+		case names[name]:
+			return nil, invalidField("roles", "Role names must be unique")
+		}
+		slugs[r.Slug], names[name] = true, true
+		if len(r.Permissions) == 0 {
+			r.Permissions = json.RawMessage("[]")
+		}
+		rules, err := authz.ParseRules(r.Permissions)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, TemplateRole{Name: name, Slug: r.Slug, Permissions: rules})
+	}
+	return out, nil
+}
+
+func parseTemplateEnvironments(raw json.RawMessage) ([]TemplateEnvironment, error) {
+	if len(raw) > maxTemplateJSON {
+		return nil, invalidField("environments", "Size limit exceeded")
+	}
+	var in []TemplateEnvironment
+	var wire []struct {
+		Name     string `json:"name"`
+		Slug     string `json:"slug"`
+		Position int    `json:"position"`
+	}
+	if err := json.Unmarshal(raw, &wire); err != nil {
+		return nil, invalidField("environments", "environments must be an array of {name, slug, position}")
+	}
+	slugs, names, positions := map[string]bool{}, map[string]bool{}, map[int]bool{}
+	for _, e := range wire {
+		name := strings.TrimSpace(e.Name)
+		switch {
+		case name == "" || len(name) > 64:
+			return nil, invalidField("environments", "environment name must be 1 to 64 characters")
+		case !ValidSlug(e.Slug, 1, 64):
+			return nil, invalidField("environments", "environment slug must be 1 to 64 lowercase letters, digits and hyphens")
+		case names[name]:
+			return nil, invalidField("environments", "Environment names must be unique")
+		case slugs[e.Slug]:
+			return nil, invalidField("environments", "Environment slugs must be unique")
+		case e.Position < 1 || e.Position > len(wire) || positions[e.Position]:
+			return nil, invalidField("environments", "One or more of the positions specified is invalid. Positions must be sequential starting from 1.")
+		}
+		slugs[e.Slug], names[name], positions[e.Position] = true, true, true
+		in = append(in, TemplateEnvironment{Name: name, Slug: e.Slug, Position: e.Position})
+	}
+	if in == nil {
+		in = []TemplateEnvironment{}
+	}
+	return in, nil
+}
+
+func isNull(raw json.RawMessage) bool {
+	s := strings.TrimSpace(string(raw))
+	return s == "" || s == "null"
+}
+
+// apply validates c into t; create says whether t is new.
+func (c TemplateChange) apply(t *Template, create bool) error {
+	if c.Name != nil {
+		n := strings.TrimSpace(*c.Name)
+		if !ValidSlug(n, 1, 64) {
+			return invalidField("name", "name must be 1 to 64 lowercase letters, digits and hyphens")
+		}
+		if n == DefaultTemplateName {
+			return invalidField("name", "The requested project template name is reserved.")
+		}
+		t.Name = n
+	} else if create {
+		return invalidField("name", "Required")
+	}
+	if c.Description != nil {
+		d := strings.TrimSpace(*c.Description)
+		if len(d) > 256 {
+			return invalidField("description", "description must be at most 256 characters")
+		}
+		t.Description = d
+	}
+	if create {
+		if c.Type == nil || *c.Type == "" {
+			return invalidField("type", "Required")
+		}
+		if !contains(projectTypes, *c.Type) || *c.Type == "ai" {
+			return invalidField("type", "type must be one of secret-manager, cert-manager, kms, ssh, secret-scanning, pam")
+		}
+		t.Type = *c.Type
+	}
+	if !isNull(c.Roles) {
+		roles, err := parseTemplateRoles(c.Roles)
+		if err != nil {
+			return err
+		}
+		t.Roles = roles
+	} else if create {
+		t.Roles = []TemplateRole{}
+	}
+	if c.Environments != nil {
+		if isNull(c.Environments) {
+			t.Environments = nil
+		} else {
+			envs, err := parseTemplateEnvironments(c.Environments)
+			if err != nil {
+				return err
+			}
+			if t.Type != "secret-manager" {
+				return errs.BadRequest("Cannot configure environments for non-SecretManager project templates")
+			}
+			t.Environments = envs
+		}
+	}
+	return nil
+}
+
+func encodeTemplate(t Template) (roles, envs string, err error) {
+	type wireRole struct {
+		Name        string       `json:"name"`
+		Slug        string       `json:"slug"`
+		Permissions []authz.Rule `json:"permissions"`
+	}
+	type wireEnv struct {
+		Name     string `json:"name"`
+		Slug     string `json:"slug"`
+		Position int    `json:"position"`
+	}
+	rs := make([]wireRole, len(t.Roles))
+	for i, r := range t.Roles {
+		perms := r.Permissions
+		if perms == nil {
+			perms = []authz.Rule{}
+		}
+		rs[i] = wireRole{r.Name, r.Slug, perms}
+	}
+	b, err := json.Marshal(rs)
+	if err != nil {
+		return "", "", errs.Internalf(err, "encode template roles")
+	}
+	if t.Environments == nil {
+		return string(b), "", nil
+	}
+	es := make([]wireEnv, len(t.Environments))
+	for i, e := range t.Environments {
+		es[i] = wireEnv{e.Name, e.Slug, e.Position}
+	}
+	eb, err := json.Marshal(es)
+	if err != nil {
+		return "", "", errs.Internalf(err, "encode template environments")
+	}
+	return string(b), string(eb), nil
+}
+
+// DecodeTemplate fills t's roles and environments from their stored JSON
+// (environments "" is none), for the store.
+func DecodeTemplate(t *Template, roles, environments string) error {
+	var rs []struct {
+		Name        string       `json:"name"`
+		Slug        string       `json:"slug"`
+		Permissions []authz.Rule `json:"permissions"`
+	}
+	if err := json.Unmarshal([]byte(roles), &rs); err != nil {
+		return errs.Internalf(err, "stored roles of template %s", t.ID)
+	}
+	t.Roles = make([]TemplateRole, len(rs))
+	for i, r := range rs {
+		t.Roles[i] = TemplateRole{Name: r.Name, Slug: r.Slug, Permissions: r.Permissions}
+	}
+	if environments == "" {
+		t.Environments = nil
+		return nil
+	}
+	var es []struct {
+		Name     string `json:"name"`
+		Slug     string `json:"slug"`
+		Position int    `json:"position"`
+	}
+	if err := json.Unmarshal([]byte(environments), &es); err != nil {
+		return errs.Internalf(err, "stored environments of template %s", t.ID)
+	}
+	t.Environments = make([]TemplateEnvironment, len(es))
+	for i, e := range es {
+		t.Environments[i] = TemplateEnvironment{Name: e.Name, Slug: e.Slug, Position: e.Position}
+	}
+	return nil
+}
+
+// Create adds a template to the actor's organization.
+func (ts *Templates) Create(ctx context.Context, actor authz.Actor, c TemplateChange) (Template, error) {
+	if err := ts.check(ctx, actor, authz.ActCreate); err != nil {
+		return Template{}, err
+	}
+	now := ts.now().UTC().Truncate(time.Microsecond)
+	t := Template{ID: newID(), OrgID: actor.OrgID, CreatedAt: now, UpdatedAt: now}
+	if err := c.apply(&t, true); err != nil {
+		return Template{}, err
+	}
+	roles, envs, err := encodeTemplate(t)
+	if err != nil {
+		return Template{}, err
+	}
+	ev := audit.New(actor, "create-project-template", map[string]any{"templateId": t.ID, "name": t.Name, "type": t.Type})
+	if err := ts.store.CreateTemplate(ctx, t, roles, envs, ev); err != nil {
+		if errs.Is(err, errs.Conflict) {
+			return Template{}, errs.BadRequest("A project template with the name %q already exists.", t.Name)
+		}
+		return Template{}, err
+	}
+	return t, nil
+}
+
+func templateNotFound(id string) error {
+	return errs.NotFoundf("Could not find project template with ID %s", truncate(id, 64))
+}
+
+// byID returns a stored template of the actor's organization after checking action.
+func (ts *Templates) byID(ctx context.Context, actor authz.Actor, id, action string) (Template, error) {
+	if err := ts.check(ctx, actor, action); err != nil {
+		return Template{}, err
+	}
+	if _, err := uuid.Parse(id); err != nil {
+		return Template{}, templateNotFound(id)
+	}
+	t, err := ts.store.TemplateByID(ctx, id)
+	if errs.Is(err, errs.NotFound) || (err == nil && t.OrgID != actor.OrgID) {
+		return Template{}, templateNotFound(id)
+	}
+	return t, err
+}
+
+// Get returns a template by id; the built-in one is read through List.
+func (ts *Templates) Get(ctx context.Context, actor authz.Actor, id string) (Template, error) {
+	if id == DefaultTemplateID {
+		if err := ts.check(ctx, actor, authz.ActRead); err != nil {
+			return Template{}, err
+		}
+		return DefaultTemplate(actor.OrgID, "secret-manager"), nil
+	}
+	return ts.byID(ctx, actor, id, authz.ActRead)
+}
+
+// List returns the built-in templates (one per project type, or of typ)
+// followed by the organization's own.
+func (ts *Templates) List(ctx context.Context, actor authz.Actor, typ string) ([]Template, error) {
+	if err := ts.check(ctx, actor, authz.ActRead); err != nil {
+		return nil, err
+	}
+	if typ != "" && !contains(projectTypes, typ) {
+		return nil, invalidField("type", "type must be one of %s", strings.Join(projectTypes, ", "))
+	}
+	var out []Template
+	for _, pt := range projectTypes {
+		if pt == "ssh" || (typ != "" && pt != typ) {
+			continue
+		}
+		out = append(out, DefaultTemplate(actor.OrgID, pt))
+	}
+	own, err := ts.store.Templates(ctx, actor.OrgID, typ)
+	if err != nil {
+		return nil, err
+	}
+	return append(out, own...), nil
+}
+
+// Update changes a template.
+func (ts *Templates) Update(ctx context.Context, actor authz.Actor, id string, c TemplateChange) (Template, error) {
+	if id == DefaultTemplateID {
+		return Template{}, errs.BadRequest("The default project template cannot be changed")
+	}
+	t, err := ts.byID(ctx, actor, id, authz.ActEdit)
+	if err != nil {
+		return Template{}, err
+	}
+	if err := c.apply(&t, false); err != nil {
+		return Template{}, err
+	}
+	t.UpdatedAt = ts.now().UTC().Truncate(time.Microsecond)
+	roles, envs, err := encodeTemplate(t)
+	if err != nil {
+		return Template{}, err
+	}
+	ev := audit.New(actor, "update-project-template", map[string]any{"templateId": t.ID, "name": t.Name})
+	if err := ts.store.UpdateTemplate(ctx, t, roles, envs, ev); err != nil {
+		if errs.Is(err, errs.Conflict) {
+			return Template{}, errs.BadRequest("A project template with the name %q already exists.", t.Name)
+		}
+		return Template{}, err
+	}
+	return t, nil
+}
+
+// Delete removes a template; projects made from it keep what it gave them.
+func (ts *Templates) Delete(ctx context.Context, actor authz.Actor, id string) (Template, error) {
+	if id == DefaultTemplateID {
+		return Template{}, errs.BadRequest("The default project template cannot be deleted")
+	}
+	t, err := ts.byID(ctx, actor, id, authz.ActDelete)
+	if err != nil {
+		return Template{}, err
+	}
+	ev := audit.New(actor, "delete-project-template", map[string]any{"templateId": t.ID, "name": t.Name})
+	return t, ts.store.DeleteTemplate(ctx, t, ev)
+}
+
+// byName returns the template a project is created with, checking the
+// actor may read templates. Another organization's template is not found.
+func (ts *Templates) byName(ctx context.Context, actor authz.Actor, name string) (Template, error) {
+	if err := ts.check(ctx, actor, authz.ActRead); err != nil {
+		return Template{}, err
+	}
+	t, err := ts.store.TemplateByName(ctx, actor.OrgID, name)
+	if errs.Is(err, errs.NotFound) {
+		return Template{}, errs.NotFoundf("Could not find project template with Name %q", truncate(name, 64))
+	}
+	return t, err
+}

@@ -1,0 +1,93 @@
+package store
+
+import (
+	"context"
+
+	"github.com/lockbox-dev/lockbox/internal/audit"
+	"github.com/lockbox-dev/lockbox/internal/errs"
+	"github.com/lockbox-dev/lockbox/internal/project"
+)
+
+var _ project.TemplateStore = (*DB)(nil)
+
+const templateCols = `id, org_id, name, description, type, roles, COALESCE(environments, ''), created_at, updated_at`
+
+func scanTemplate(sc interface{ Scan(...any) error }) (project.Template, error) {
+	var t project.Template
+	var roles, envs string
+	if err := sc.Scan(&t.ID, &t.OrgID, &t.Name, &t.Description, &t.Type, &roles, &envs, timeCol{&t.CreatedAt}, timeCol{&t.UpdatedAt}); err != nil {
+		return t, err
+	}
+	return t, project.DecodeTemplate(&t, roles, envs)
+}
+
+// CreateTemplate stores a project template.
+func (db *DB) CreateTemplate(ctx context.Context, t project.Template, roles, environments string, ev audit.Event) error {
+	return db.Transact(ctx, func(tx *Tx) error {
+		if _, err := tx.exec(ctx, `INSERT INTO project_templates (id, org_id, name, description, type, roles, environments, created_at, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, t.ID, t.OrgID, t.Name, t.Description, t.Type, roles, nullStr(environments),
+			ts(t.CreatedAt), ts(t.UpdatedAt)); err != nil {
+			return dbErr(err, "CreateTemplate")
+		}
+		return tx.insertAudit(ctx, ev)
+	})
+}
+
+// TemplateByID returns a template by id.
+func (db *DB) TemplateByID(ctx context.Context, id string) (project.Template, error) {
+	t, err := scanTemplate(db.readRow(ctx, `SELECT `+templateCols+` FROM project_templates WHERE id = ?`, id))
+	return t, dbErr(err, "TemplateByID")
+}
+
+// TemplateByName returns an organization's template by name.
+func (db *DB) TemplateByName(ctx context.Context, orgID, name string) (project.Template, error) {
+	t, err := scanTemplate(db.readRow(ctx, `SELECT `+templateCols+` FROM project_templates WHERE org_id = ? AND name = ?`, orgID, name))
+	return t, dbErr(err, "TemplateByName")
+}
+
+// Templates lists an organization's templates by name, of one type unless typ is "".
+func (db *DB) Templates(ctx context.Context, orgID, typ string) ([]project.Template, error) {
+	rows, err := db.readq(ctx, `SELECT `+templateCols+` FROM project_templates WHERE org_id = ? AND (? = '' OR type = ?) ORDER BY name`, orgID, typ, typ)
+	if err != nil {
+		return nil, dbErr(err, "Templates")
+	}
+	defer rows.Close()
+	var out []project.Template
+	for rows.Next() {
+		t, err := scanTemplate(rows)
+		if err != nil {
+			return nil, dbErr(err, "scan template")
+		}
+		out = append(out, t)
+	}
+	return out, dbErr(rows.Err(), "Templates")
+}
+
+// UpdateTemplate rewrites a template.
+func (db *DB) UpdateTemplate(ctx context.Context, t project.Template, roles, environments string, ev audit.Event) error {
+	return db.Transact(ctx, func(tx *Tx) error {
+		res, err := tx.exec(ctx, `UPDATE project_templates SET name = ?, description = ?, roles = ?, environments = ?, updated_at = ? WHERE id = ?`,
+			t.Name, t.Description, roles, nullStr(environments), ts(t.UpdatedAt), t.ID)
+		if err != nil {
+			return dbErr(err, "UpdateTemplate")
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return errs.NotFoundf("Could not find project template with ID %s", t.ID)
+		}
+		return tx.insertAudit(ctx, ev)
+	})
+}
+
+// DeleteTemplate deletes a template.
+func (db *DB) DeleteTemplate(ctx context.Context, t project.Template, ev audit.Event) error {
+	return db.Transact(ctx, func(tx *Tx) error {
+		res, err := tx.exec(ctx, `DELETE FROM project_templates WHERE id = ?`, t.ID)
+		if err != nil {
+			return dbErr(err, "DeleteTemplate")
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return errs.NotFoundf("Could not find project template with ID %s", t.ID)
+		}
+		return tx.insertAudit(ctx, ev)
+	})
+}
