@@ -192,6 +192,12 @@ func TestPrivilegeRule(t *testing.T) {
 		assertError(t, e.Do(t, "DELETE", privilegesV2+"/"+wide.ID, granter, nil), 403, "PermissionBoundaryError")
 		assertError(t, e.Do(t, "PATCH", privilegesV2+"/"+wide.ID, granter, map[string]any{"permissions": readFolder("/app")}), 403, "PermissionBoundaryError")
 		e.Must(t, 200, "DELETE", privilegesV2+"/"+pv.ID, granter, nil)
+		// Lifting a denial gives back what it denied: only to one who holds it.
+		denyEdit := createPrivilege(t, e, e.Token, body([]map[string]any{{"subject": "secrets", "action": []string{"edit"}, "inverted": true}}))
+		assertError(t, e.Do(t, "DELETE", privilegesV2+"/"+denyEdit.ID, granter, nil), 403, "PermissionBoundaryError")
+		denyRead := createPrivilege(t, e, e.Token, body([]map[string]any{{"subject": "secrets", "action": []string{"read"}, "inverted": true,
+			"conditions": map[string]any{"environment": "dev"}}}))
+		e.Must(t, 200, "DELETE", privilegesV2+"/"+denyRead.ID, granter, nil)
 		// A viewer may read privileges but not delete them.
 		e.Must(t, 200, "GET", privilegesV2+"/"+wide.ID, viewer, nil)
 		assertError(t, e.Do(t, "DELETE", privilegesV2+"/"+wide.ID, viewer, nil), 403, "PermissionDenied")
@@ -208,6 +214,19 @@ func TestPrivilegeRule(t *testing.T) {
 		assertError(t, e.Do(t, "POST", privilegesV1+"/permanent", adminA, map[string]any{"identityId": target, "projectSlug": p.Slug,
 			"permissions": readFolder("/app")}), 403, "PermissionDenied")
 		e.Must(t, 200, "GET", privilegesV2+"/"+wide.ID, e.Token, nil)
+
+		// A privilege's rules come after the role's: an inverted one narrows it.
+		vid, vtok := projectMember(t, e, p.ID, "narrowed-viewer", "viewer")
+		listSecrets(t, e, vtok, secretQ(p.ID, "dev", "/other"))
+		createPrivilege(t, e, e.Token, map[string]any{"identityId": vid, "projectId": p.ID, "permissions": []map[string]any{
+			{"subject": "secrets", "action": []string{"read", "describeSecret", "readValue"}, "inverted": true,
+				"conditions": map[string]any{"secretPath": "/other"}}}})
+		assertError(t, e.Do(t, "GET", "/api/v3/secrets/raw?"+secretQ(p.ID, "dev", "/other"), vtok, nil), 403, "PermissionDenied")
+		listSecrets(t, e, vtok, secretQ(p.ID, "dev", "/app"))
+
+		// Privileges live in the membership: removing the member removes them.
+		e.Must(t, 200, "DELETE", "/api/v1/projects/"+p.ID+"/identity-memberships/"+target, e.Token, nil)
+		assertError(t, e.Do(t, "GET", privilegesV2+"/"+wide.ID, e.Token, nil), 404, "NotFound")
 	})
 }
 

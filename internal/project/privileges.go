@@ -129,9 +129,22 @@ func (ps *Privileges) member(ctx context.Context, actor authz.Actor, projectID, 
 	return p, perms, ms, err
 }
 
+// lifted returns rules with their denials made grants: taking away a
+// privilege that denies something gives the member back what it denied, so
+// the actor must hold that too.
+func lifted(rules []authz.Rule) []authz.Rule {
+	out := make([]authz.Rule, len(rules))
+	for i, r := range rules {
+		r.Inverted = false
+		out[i] = r
+	}
+	return out
+}
+
 // checkGrant is the privilege boundary: changing an identity's privileges
 // needs grant-privileges on it, and the actor must hold every rule it hands
-// out or takes away (Covers, conditions included).
+// out or takes away (Covers, conditions included). Callers pass a removed
+// privilege's rules through lifted.
 func checkGrant(perms authz.Set, identityID string, rules ...[]authz.Rule) error {
 	if !perms.Can(authz.ActGrantPrivileges, authz.SubIdentity, &authz.Fields{IdentityID: identityID}) {
 		return boundaryError("change the privileges of identity %s: it needs the grant-privileges permission on identities", identityID)
@@ -301,7 +314,7 @@ func (ps *Privileges) Update(ctx context.Context, actor authz.Actor, id string, 
 		}
 		pv.Permissions = rules
 	}
-	if err := checkGrant(perms, pv.IdentityID, old, pv.Permissions); err != nil {
+	if err := checkGrant(perms, pv.IdentityID, lifted(old), pv.Permissions); err != nil {
 		return Privilege{}, err
 	}
 	if c.Temporary != nil {
@@ -335,7 +348,7 @@ func (ps *Privileges) Delete(ctx context.Context, actor authz.Actor, id string) 
 	if err != nil {
 		return Privilege{}, err
 	}
-	if err := checkGrant(perms, pv.IdentityID, pv.Permissions); err != nil {
+	if err := checkGrant(perms, pv.IdentityID, lifted(pv.Permissions)); err != nil {
 		return Privilege{}, err
 	}
 	ev := audit.New(actor, "delete-identity-specific-privilege", map[string]any{"identityId": pv.IdentityID, "privilegeId": pv.ID,
