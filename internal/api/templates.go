@@ -32,6 +32,12 @@ type wireTemplateEnv struct {
 	Position int    `json:"position"`
 }
 
+type wireTemplateID struct {
+	IdentityID   string   `json:"identityId"`
+	IdentityName string   `json:"identityName"`
+	Roles        []string `json:"roles"`
+}
+
 type wireTemplate struct {
 	ID                       string             `json:"id"`
 	Name                     string             `json:"name"`
@@ -42,7 +48,7 @@ type wireTemplate struct {
 	Environments             []wireTemplateEnv  `json:"environments"`
 	Users                    []any              `json:"users"`
 	Groups                   []any              `json:"groups"`
-	Identities               []any              `json:"identities"`
+	Identities               []wireTemplateID   `json:"identities"`
 	ProjectManagedIdentities []any              `json:"projectManagedIdentities"`
 	CreatedAt                string             `json:"createdAt"`
 	UpdatedAt                string             `json:"updatedAt"`
@@ -51,7 +57,10 @@ type wireTemplate struct {
 // toWireTemplate lists the predefined roles before the template's own, as Infisical does.
 func toWireTemplate(t project.Template) wireTemplate {
 	w := wireTemplate{ID: t.ID, Name: t.Name, Description: t.Description, Type: t.Type, OrgID: t.OrgID,
-		Users: []any{}, Groups: []any{}, Identities: []any{}, CreatedAt: rfc3339(t.CreatedAt), UpdatedAt: rfc3339(t.UpdatedAt)}
+		Users: []any{}, Groups: []any{}, Identities: []wireTemplateID{}, CreatedAt: rfc3339(t.CreatedAt), UpdatedAt: rfc3339(t.UpdatedAt)}
+	for _, ti := range t.Identities {
+		w.Identities = append(w.Identities, wireTemplateID{ti.IdentityID, ti.IdentityName, ti.Roles})
+	}
 	for _, r := range append(project.PredefinedTemplateRoles(), t.Roles...) {
 		perms := r.Permissions
 		if perms == nil {
@@ -89,19 +98,21 @@ type templateIn struct {
 	ProjectManagedIdentities json.RawMessage `json:"projectManagedIdentities"`
 }
 
-// change refuses members in a template: lockbox applies environments and
-// roles only (an empty list or null is accepted, as Terraform sends them).
+// change refuses users, groups and project-managed identities in a
+// template: lockbox applies environments, roles and organization identities
+// only (an empty list or null is accepted, as Terraform sends them).
 func (in templateIn) change() (project.TemplateChange, error) {
-	for name, raw := range map[string]json.RawMessage{"users": in.Users, "groups": in.Groups, "identities": in.Identities,
+	for name, raw := range map[string]json.RawMessage{"users": in.Users, "groups": in.Groups,
 		"projectManagedIdentities": in.ProjectManagedIdentities} {
 		if s := strings.TrimSpace(string(raw)); s != "" && s != "null" && s != "[]" {
 			var list []json.RawMessage
 			if err := json.Unmarshal(raw, &list); err != nil || len(list) > 0 {
-				return project.TemplateChange{}, field(name, "Project templates with %s are not supported; templates hold environments and roles", name)
+				return project.TemplateChange{}, field(name, "Project templates with %s are not supported; templates hold environments, roles and identities", name)
 			}
 		}
 	}
-	return project.TemplateChange{Name: in.Name, Description: in.Description, Type: in.Type, Roles: in.Roles, Environments: in.Environments}, nil
+	return project.TemplateChange{Name: in.Name, Description: in.Description, Type: in.Type, Roles: in.Roles, Environments: in.Environments,
+		Identities: in.Identities}, nil
 }
 
 func (s *Server) templateCreate(w http.ResponseWriter, r *http.Request) error {

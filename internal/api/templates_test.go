@@ -18,7 +18,11 @@ type templateOut struct {
 		Name, Slug string
 		Position   int
 	}
-	Users, Groups, Identities []any
+	Users, Groups []any
+	Identities    []struct {
+		IdentityID, IdentityName string
+		Roles                    []string
+	}
 }
 
 func (t templateOut) roleSlugs() []string {
@@ -35,18 +39,21 @@ func (t templateOut) roleSlugs() []string {
 func TestProjectTemplates(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, d store.Dialect) {
 		e := apptest.Bootstrapped(t, d)
+		bot, botTok := e.NewIdentity(t, "ci-bot", "member")
+		idents := []map[string]any{{"identityId": bot, "roles": []string{"auditor"}}}
 		body := map[string]any{"name": "backend", "description": "for services", "type": "secret-manager",
 			"environments": []map[string]any{{"name": "Alpha", "slug": "alpha", "position": 1}, {"name": "Beta", "slug": "beta", "position": 2}},
 			"roles": []map[string]any{{"name": "Auditor", "slug": "auditor", "permissions": []map[string]any{
 				{"subject": "secrets", "action": []string{"read", "describeSecret"}}}}},
-			"identities": []any{}, "users": []any{}, "groups": []any{}}
+			"identities": idents, "users": []any{}, "groups": []any{}}
 		var out struct{ ProjectTemplate templateOut }
 		e.Must(t, 200, "POST", "/api/v1/project-templates", e.Token, body).Decode(t, &out)
 		tp := out.ProjectTemplate
 		if tp.ID == "" || tp.Name != "backend" || tp.Type != "secret-manager" || tp.OrgID != e.OrgID || tp.Description != "for services" ||
 			len(tp.Environments) != 2 || tp.Environments[1].Slug != "beta" || tp.Environments[1].Position != 2 ||
 			!slices.Equal(tp.roleSlugs(), []string{"admin", "member", "viewer", "no-access", "auditor"}) ||
-			len(tp.Roles[4].Permissions) != 1 || tp.Users == nil || tp.CreatedAt == "" {
+			len(tp.Roles[4].Permissions) != 1 || tp.Users == nil || tp.CreatedAt == "" || len(tp.Identities) != 1 ||
+			tp.Identities[0].IdentityID != bot || tp.Identities[0].IdentityName != "ci-bot" || !slices.Equal(tp.Identities[0].Roles, []string{"auditor"}) {
 			t.Fatalf("template %+v", tp)
 		}
 		e.Must(t, 200, "GET", "/api/v1/project-templates/"+tp.ID, e.Token, nil).Decode(t, &out)
@@ -65,8 +72,8 @@ func TestProjectTemplates(t *testing.T) {
 			"description": "changed", "type": "secret-manager", "environments": body["environments"],
 			"roles": []map[string]any{{"name": "Auditor", "slug": "auditor", "permissions": []map[string]any{
 				{"subject": "secrets", "action": []string{"read", "describeSecret", "readValue"}, "conditions": map[string]any{"environment": "alpha"}}}}},
-			"identities": []any{}, "users": []any{}, "groups": []any{}}).Decode(t, &out)
-		if out.ProjectTemplate.Description != "changed" || len(out.ProjectTemplate.Roles) != 5 {
+			"identities": idents, "users": []any{}, "groups": []any{}}).Decode(t, &out)
+		if out.ProjectTemplate.Description != "changed" || len(out.ProjectTemplate.Roles) != 5 || len(out.ProjectTemplate.Identities) != 1 {
 			t.Fatalf("patched %+v", out)
 		}
 
@@ -87,7 +94,17 @@ func TestProjectTemplates(t *testing.T) {
 		}
 		putSecret(t, e, e.Token, p.ID, "alpha", "/", "K", "v")
 		putSecret(t, e, e.Token, p.ID, "beta", "/", "K", "v")
-		_, auditor := projectMember(t, e, p.ID, "auditor", "auditor")
+		// The template's identity is a member with the template's role.
+		auditor := botTok
+		var ms struct {
+			IdentityMembership struct {
+				Roles []struct{ Role, CustomRoleSlug string }
+			}
+		}
+		e.Must(t, 200, "GET", "/api/v1/projects/"+p.ID+"/identity-memberships/"+bot, e.Token, nil).Decode(t, &ms)
+		if r := ms.IdentityMembership.Roles; len(r) != 1 || r[0].Role != "custom" || r[0].CustomRoleSlug != "auditor" {
+			t.Fatalf("templated membership %+v", ms)
+		}
 		if got := listSecrets(t, e, auditor, secretQ(p.ID, "alpha", "/")); len(got) != 1 || got[0].SecretValue != "v" {
 			t.Fatalf("auditor in alpha %+v", got)
 		}
@@ -110,10 +127,31 @@ func TestProjectTemplates(t *testing.T) {
 			{"name": "bad-positions", "type": "secret-manager", "environments": []map[string]any{{"name": "A", "slug": "a", "position": 2}}},
 			{"name": "dup-envs", "type": "secret-manager", "environments": []map[string]any{{"name": "A", "slug": "a", "position": 1}, {"name": "B", "slug": "a", "position": 2}}},
 			{"name": "with-users", "type": "secret-manager", "users": []map[string]any{{"username": "a@b.c", "roles": []string{"admin"}}}},
+			{"name": "dup-identities", "type": "secret-manager", "identities": []map[string]any{{"identityId": bot, "roles": []string{"viewer"}},
+				{"identityId": bot, "roles": []string{"admin"}}}},
+			{"name": "no-roles", "type": "secret-manager", "identities": []map[string]any{{"identityId": bot, "roles": []string{}}}},
 		} {
 			assertError(t, e.Do(t, "POST", "/api/v1/project-templates", e.Token, bad), 422, "ValidationFailure")
 		}
 		assertError(t, e.Do(t, "POST", "/api/v1/project-templates", e.Token, map[string]any{"name": "backend", "type": "secret-manager"}), 400, "BadRequest")
+		for _, ids := range []map[string]any{
+			{"identityId": "00000000-0000-0000-0000-000000000000", "roles": []string{"viewer"}},
+			{"identityId": bot, "roles": []string{"auditor"}}, // no such role in this template
+		} {
+			assertError(t, e.Do(t, "POST", "/api/v1/project-templates", e.Token, map[string]any{"name": "bad-identities", "type": "secret-manager",
+				"identities": []map[string]any{ids}}), 400, "BadRequest")
+		}
+		// An identity deleted after the template was saved is left out.
+		gone, _ := e.NewIdentity(t, "gone", "member")
+		var t2 struct{ ProjectTemplate templateOut }
+		e.Must(t, 200, "POST", "/api/v1/project-templates", e.Token, map[string]any{"name": "with-gone", "type": "secret-manager",
+			"identities": []map[string]any{{"identityId": gone, "roles": []string{"viewer"}}}}).Decode(t, &t2)
+		e.Must(t, 200, "DELETE", "/api/v1/identities/"+gone, e.Token, nil)
+		e.Must(t, 200, "GET", "/api/v1/project-templates/"+t2.ProjectTemplate.ID, e.Token, nil).Decode(t, &t2)
+		if len(t2.ProjectTemplate.Identities) != 0 {
+			t.Fatalf("deleted identity still in the template: %+v", t2.ProjectTemplate.Identities)
+		}
+		createProject(t, e, e.Token, map[string]any{"projectName": "after-gone", "template": "with-gone"})
 		assertError(t, e.Do(t, "POST", "/api/v1/project-templates", e.Token, map[string]any{"name": "kms-envs", "type": "kms",
 			"environments": body["environments"]}), 400, "BadRequest")
 

@@ -2,6 +2,7 @@ package project
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"time"
 
@@ -28,9 +29,11 @@ type Project struct {
 	// 0 when unset. It is stored and returned; nothing prunes by it yet.
 	AuditLogsRetentionDays int
 	Environments           []Environment
-	// Roles are custom roles created together with the project (from a
-	// template); CreateProject writes them, reads leave it empty.
+	// Roles are custom roles, and Members identity memberships, created
+	// together with the project (from a template); CreateProject writes
+	// them, reads leave them empty.
 	Roles     []Role
+	Members   []InitialMember
 	CreatedAt time.Time
 	UpdatedAt time.Time
 }
@@ -116,6 +119,7 @@ func (s *Service) CreateProject(ctx context.Context, actor authz.Actor, req NewP
 			p.Roles = append(p.Roles, Role{ID: newID(), ProjectID: p.ID, Slug: r.Slug, Name: r.Name, Permissions: r.Permissions,
 				CreatedAt: now, UpdatedAt: now})
 		}
+		p.Members = templateMembers(actor, tmpl, p, now)
 	} else if !req.NoDefaultEnvs {
 		for i, d := range DefaultEnvironments {
 			p.Environments = append(p.Environments, Environment{ID: newID(), ProjectID: p.ID, Name: d.Name, Slug: d.Slug,
@@ -135,6 +139,35 @@ func (s *Service) CreateProject(ctx context.Context, actor authz.Actor, req NewP
 		return Project{}, err
 	}
 	return p, nil
+}
+
+// InitialMember is an identity made a member of a project as the project is
+// created.
+type InitialMember struct {
+	IdentityID string
+	Roles      []MembershipRole
+}
+
+// templateMembers turns a template's identities into memberships of p,
+// whose Roles are the template's roles as created. The creator, already
+// the project's admin, is left out.
+func templateMembers(actor authz.Actor, t *Template, p Project, now time.Time) []InitialMember {
+	var out []InitialMember
+	for _, ti := range t.Identities {
+		if actor.Kind == authz.ActorIdentity && ti.IdentityID == actor.ID {
+			continue
+		}
+		m := InitialMember{IdentityID: ti.IdentityID}
+		for _, slug := range ti.Roles {
+			r := MembershipRole{ID: newID(), Role: slug, CreatedAt: now, UpdatedAt: now}
+			if i := slices.IndexFunc(p.Roles, func(cr Role) bool { return cr.Slug == slug }); i >= 0 {
+				r.Role, r.CustomRoleID, r.CustomRoleSlug, r.CustomRoleName = "custom", p.Roles[i].ID, p.Roles[i].Slug, p.Roles[i].Name
+			}
+			m.Roles = append(m.Roles, r)
+		}
+		out = append(out, m)
+	}
+	return out
 }
 
 // template returns the stored template a project is created with, or nil

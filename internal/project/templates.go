@@ -3,6 +3,7 @@ package project
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"strings"
 	"time"
 
@@ -13,9 +14,10 @@ import (
 	"github.com/lockbox-dev/lockbox/internal/errs"
 )
 
-// Template is a project template of an organization: the environments and
-// custom roles a project created with its name starts with. Environments nil
-// means none. The built-in "default" template (DefaultTemplate) is not stored.
+// Template is a project template of an organization: the environments,
+// custom roles and identity memberships a project created with its name
+// starts with. Environments nil means none. The built-in "default" template
+// (DefaultTemplate) is not stored.
 type Template struct {
 	ID           string
 	OrgID        string
@@ -24,8 +26,20 @@ type Template struct {
 	Type         string
 	Roles        []TemplateRole
 	Environments []TemplateEnvironment
-	CreatedAt    time.Time
-	UpdatedAt    time.Time
+	// Identities are made members of the project with their roles
+	// (predefined slugs or the template's own); identities deleted since
+	// the template was saved are left out when it is read.
+	Identities []TemplateIdentity
+	CreatedAt  time.Time
+	UpdatedAt  time.Time
+}
+
+// TemplateIdentity is an identity of the organization and the roles it gets
+// in a project made from the template.
+type TemplateIdentity struct {
+	IdentityID   string
+	IdentityName string // filled when read
+	Roles        []string
 }
 
 // TemplateRole is a custom role of a template.
@@ -71,18 +85,26 @@ func PredefinedTemplateRoles() []TemplateRole {
 	return out
 }
 
-// TemplateStore is the storage project templates need. Roles and
-// environments travel as JSON; environments "" is NULL (none).
+// TemplateStore is the storage project templates need. Roles, environments
+// and identities travel as JSON (TemplateJSON); "" is NULL (none).
 type TemplateStore interface {
 	// CreateTemplate writes t; errs.Conflict when its organization has a
 	// template of that name.
-	CreateTemplate(ctx context.Context, t Template, roles, environments string, ev audit.Event) error
+	CreateTemplate(ctx context.Context, t Template, j TemplateJSON, ev audit.Event) error
 	TemplateByID(ctx context.Context, id string) (Template, error)
 	TemplateByName(ctx context.Context, orgID, name string) (Template, error)
 	// Templates lists an organization's templates by name; typ "" lists all.
 	Templates(ctx context.Context, orgID, typ string) ([]Template, error)
-	UpdateTemplate(ctx context.Context, t Template, roles, environments string, ev audit.Event) error
+	UpdateTemplate(ctx context.Context, t Template, j TemplateJSON, ev audit.Event) error
 	DeleteTemplate(ctx context.Context, t Template, ev audit.Event) error
+	// IdentityNames returns the names of those of ids that are identities of org.
+	IdentityNames(ctx context.Context, orgID string, ids []string) (map[string]string, error)
+}
+
+// TemplateJSON is a template's stored roles, environments and identities;
+// "" is NULL.
+type TemplateJSON struct {
+	Roles, Environments, Identities string
 }
 
 // Templates manages project templates.
@@ -109,6 +131,7 @@ type TemplateChange struct {
 	Type         *string
 	Roles        json.RawMessage
 	Environments json.RawMessage
+	Identities   json.RawMessage
 }
 
 // maxTemplateJSON bounds a template's roles and its environments, as Infisical's.
@@ -204,6 +227,62 @@ func parseTemplateEnvironments(raw json.RawMessage) ([]TemplateEnvironment, erro
 	return in, nil
 }
 
+func parseTemplateIdentities(raw json.RawMessage) ([]TemplateIdentity, error) {
+	if len(raw) > maxTemplateJSON {
+		return nil, invalidField("identities", "Size limit exceeded")
+	}
+	var wire []struct {
+		IdentityID string   `json:"identityId"`
+		Roles      []string `json:"roles"`
+	}
+	if err := json.Unmarshal(raw, &wire); err != nil {
+		return nil, invalidField("identities", "identities must be an array of {identityId, roles}")
+	}
+	seen := map[string]bool{}
+	out := []TemplateIdentity{}
+	for _, w := range wire {
+		if _, err := uuid.Parse(w.IdentityID); err != nil {
+			return nil, invalidField("identities", "identityId must be a UUID")
+		}
+		if seen[w.IdentityID] {
+			return nil, invalidField("identities", "Identity IDs must be unique")
+		}
+		seen[w.IdentityID] = true
+		if len(w.Roles) == 0 {
+			return nil, invalidField("identities", "each identity needs at least one role")
+		}
+		ti := TemplateIdentity{IdentityID: w.IdentityID}
+		for _, r := range w.Roles {
+			r = strings.TrimSpace(r)
+			if r == "" {
+				return nil, invalidField("identities", "role slugs must not be empty")
+			}
+			ti.Roles = append(ti.Roles, r)
+		}
+		out = append(out, ti)
+	}
+	return out, nil
+}
+
+// predefinedTemplateSlugs are the role slugs a template's identities may
+// hold besides the template's own roles.
+var predefinedTemplateSlugs = []string{"admin", "member", "viewer", "no-access"}
+
+// checkIdentityRoles refuses identities holding a role that is neither
+// predefined nor one of t's roles.
+func checkIdentityRoles(t Template) error {
+	for _, ti := range t.Identities {
+		for _, r := range ti.Roles {
+			if contains(predefinedTemplateSlugs, r) || slices.ContainsFunc(t.Roles, func(tr TemplateRole) bool { return tr.Slug == r }) {
+				continue
+			}
+			return errs.BadRequest("Identity %s references invalid role slug %q. Role must be a predefined role or defined in the template roles.",
+				ti.IdentityID, truncate(r, 64))
+		}
+	}
+	return nil
+}
+
 func isNull(raw json.RawMessage) bool {
 	s := strings.TrimSpace(string(raw))
 	return s == "" || s == "null"
@@ -262,77 +341,140 @@ func (c TemplateChange) apply(t *Template, create bool) error {
 			t.Environments = envs
 		}
 	}
-	return nil
+	if !isNull(c.Identities) {
+		ids, err := parseTemplateIdentities(c.Identities)
+		if err != nil {
+			return err
+		}
+		t.Identities = ids
+	} else if c.Identities != nil {
+		t.Identities = nil
+	}
+	return checkIdentityRoles(*t)
 }
 
-func encodeTemplate(t Template) (roles, envs string, err error) {
-	type wireRole struct {
-		Name        string       `json:"name"`
-		Slug        string       `json:"slug"`
-		Permissions []authz.Rule `json:"permissions"`
-	}
-	type wireEnv struct {
-		Name     string `json:"name"`
-		Slug     string `json:"slug"`
-		Position int    `json:"position"`
-	}
-	rs := make([]wireRole, len(t.Roles))
+type wireTemplateRole struct {
+	Name        string       `json:"name"`
+	Slug        string       `json:"slug"`
+	Permissions []authz.Rule `json:"permissions"`
+}
+
+type wireTemplateEnv struct {
+	Name     string `json:"name"`
+	Slug     string `json:"slug"`
+	Position int    `json:"position"`
+}
+
+type wireTemplateIdentity struct {
+	IdentityID string   `json:"identityId"`
+	Roles      []string `json:"roles"`
+}
+
+func encodeTemplate(t Template) (TemplateJSON, error) {
+	var j TemplateJSON
+	rs := make([]wireTemplateRole, len(t.Roles))
 	for i, r := range t.Roles {
 		perms := r.Permissions
 		if perms == nil {
 			perms = []authz.Rule{}
 		}
-		rs[i] = wireRole{r.Name, r.Slug, perms}
+		rs[i] = wireTemplateRole{r.Name, r.Slug, perms}
 	}
 	b, err := json.Marshal(rs)
 	if err != nil {
-		return "", "", errs.Internalf(err, "encode template roles")
+		return j, errs.Internalf(err, "encode template roles")
 	}
-	if t.Environments == nil {
-		return string(b), "", nil
+	j.Roles = string(b)
+	if t.Environments != nil {
+		es := make([]wireTemplateEnv, len(t.Environments))
+		for i, e := range t.Environments {
+			es[i] = wireTemplateEnv{e.Name, e.Slug, e.Position}
+		}
+		b, err := json.Marshal(es)
+		if err != nil {
+			return j, errs.Internalf(err, "encode template environments")
+		}
+		j.Environments = string(b)
 	}
-	es := make([]wireEnv, len(t.Environments))
-	for i, e := range t.Environments {
-		es[i] = wireEnv{e.Name, e.Slug, e.Position}
+	if len(t.Identities) > 0 {
+		is := make([]wireTemplateIdentity, len(t.Identities))
+		for i, ti := range t.Identities {
+			is[i] = wireTemplateIdentity{ti.IdentityID, ti.Roles}
+		}
+		b, err := json.Marshal(is)
+		if err != nil {
+			return j, errs.Internalf(err, "encode template identities")
+		}
+		j.Identities = string(b)
 	}
-	eb, err := json.Marshal(es)
-	if err != nil {
-		return "", "", errs.Internalf(err, "encode template environments")
-	}
-	return string(b), string(eb), nil
+	return j, nil
 }
 
-// DecodeTemplate fills t's roles and environments from their stored JSON
-// (environments "" is none), for the store.
-func DecodeTemplate(t *Template, roles, environments string) error {
-	var rs []struct {
-		Name        string       `json:"name"`
-		Slug        string       `json:"slug"`
-		Permissions []authz.Rule `json:"permissions"`
-	}
-	if err := json.Unmarshal([]byte(roles), &rs); err != nil {
+// DecodeTemplate fills t's roles, environments and identities from their
+// stored JSON ("" is none), for the store.
+func DecodeTemplate(t *Template, j TemplateJSON) error {
+	var rs []wireTemplateRole
+	if err := json.Unmarshal([]byte(j.Roles), &rs); err != nil {
 		return errs.Internalf(err, "stored roles of template %s", t.ID)
 	}
 	t.Roles = make([]TemplateRole, len(rs))
 	for i, r := range rs {
 		t.Roles[i] = TemplateRole{Name: r.Name, Slug: r.Slug, Permissions: r.Permissions}
 	}
-	if environments == "" {
-		t.Environments = nil
+	t.Environments = nil
+	if j.Environments != "" {
+		var es []wireTemplateEnv
+		if err := json.Unmarshal([]byte(j.Environments), &es); err != nil {
+			return errs.Internalf(err, "stored environments of template %s", t.ID)
+		}
+		t.Environments = make([]TemplateEnvironment, len(es))
+		for i, e := range es {
+			t.Environments[i] = TemplateEnvironment{Name: e.Name, Slug: e.Slug, Position: e.Position}
+		}
+	}
+	t.Identities = nil
+	if j.Identities != "" {
+		var is []wireTemplateIdentity
+		if err := json.Unmarshal([]byte(j.Identities), &is); err != nil {
+			return errs.Internalf(err, "stored identities of template %s", t.ID)
+		}
+		for _, ti := range is {
+			t.Identities = append(t.Identities, TemplateIdentity{IdentityID: ti.IdentityID, Roles: ti.Roles})
+		}
+	}
+	return nil
+}
+
+// named fills the names of t's identities, leaving out those that are no
+// longer identities of its organization. With strict, such an identity is
+// an error instead (a template being saved).
+func (ts *Templates) named(ctx context.Context, t *Template, strict bool) error {
+	if len(t.Identities) == 0 {
 		return nil
 	}
-	var es []struct {
-		Name     string `json:"name"`
-		Slug     string `json:"slug"`
-		Position int    `json:"position"`
+	ids := make([]string, len(t.Identities))
+	for i, ti := range t.Identities {
+		ids[i] = ti.IdentityID
 	}
-	if err := json.Unmarshal([]byte(environments), &es); err != nil {
-		return errs.Internalf(err, "stored environments of template %s", t.ID)
+	names, err := ts.store.IdentityNames(ctx, t.OrgID, ids)
+	if err != nil {
+		return err
 	}
-	t.Environments = make([]TemplateEnvironment, len(es))
-	for i, e := range es {
-		t.Environments[i] = TemplateEnvironment{Name: e.Name, Slug: e.Slug, Position: e.Position}
+	var missing []string
+	kept := t.Identities[:0]
+	for _, ti := range t.Identities {
+		name, ok := names[ti.IdentityID]
+		if !ok {
+			missing = append(missing, ti.IdentityID)
+			continue
+		}
+		ti.IdentityName = name
+		kept = append(kept, ti)
 	}
+	if strict && len(missing) > 0 {
+		return errs.BadRequest("The following identities do not exist in this organization: %s", strings.Join(missing, ", "))
+	}
+	t.Identities = kept
 	return nil
 }
 
@@ -346,12 +488,15 @@ func (ts *Templates) Create(ctx context.Context, actor authz.Actor, c TemplateCh
 	if err := c.apply(&t, true); err != nil {
 		return Template{}, err
 	}
-	roles, envs, err := encodeTemplate(t)
+	if err := ts.named(ctx, &t, true); err != nil {
+		return Template{}, err
+	}
+	j, err := encodeTemplate(t)
 	if err != nil {
 		return Template{}, err
 	}
 	ev := audit.New(actor, "create-project-template", map[string]any{"templateId": t.ID, "name": t.Name, "type": t.Type})
-	if err := ts.store.CreateTemplate(ctx, t, roles, envs, ev); err != nil {
+	if err := ts.store.CreateTemplate(ctx, t, j, ev); err != nil {
 		if errs.Is(err, errs.Conflict) {
 			return Template{}, errs.BadRequest("A project template with the name %q already exists.", t.Name)
 		}
@@ -376,7 +521,10 @@ func (ts *Templates) byID(ctx context.Context, actor authz.Actor, id, action str
 	if errs.Is(err, errs.NotFound) || (err == nil && t.OrgID != actor.OrgID) {
 		return Template{}, templateNotFound(id)
 	}
-	return t, err
+	if err != nil {
+		return Template{}, err
+	}
+	return t, ts.named(ctx, &t, false)
 }
 
 // Get returns a template by id; the built-in one is read through List.
@@ -410,6 +558,11 @@ func (ts *Templates) List(ctx context.Context, actor authz.Actor, typ string) ([
 	if err != nil {
 		return nil, err
 	}
+	for i := range own {
+		if err := ts.named(ctx, &own[i], false); err != nil {
+			return nil, err
+		}
+	}
 	return append(out, own...), nil
 }
 
@@ -425,13 +578,16 @@ func (ts *Templates) Update(ctx context.Context, actor authz.Actor, id string, c
 	if err := c.apply(&t, false); err != nil {
 		return Template{}, err
 	}
+	if err := ts.named(ctx, &t, c.Identities != nil); err != nil {
+		return Template{}, err
+	}
 	t.UpdatedAt = ts.now().UTC().Truncate(time.Microsecond)
-	roles, envs, err := encodeTemplate(t)
+	j, err := encodeTemplate(t)
 	if err != nil {
 		return Template{}, err
 	}
 	ev := audit.New(actor, "update-project-template", map[string]any{"templateId": t.ID, "name": t.Name})
-	if err := ts.store.UpdateTemplate(ctx, t, roles, envs, ev); err != nil {
+	if err := ts.store.UpdateTemplate(ctx, t, j, ev); err != nil {
 		if errs.Is(err, errs.Conflict) {
 			return Template{}, errs.BadRequest("A project template with the name %q already exists.", t.Name)
 		}
@@ -463,5 +619,8 @@ func (ts *Templates) byName(ctx context.Context, actor authz.Actor, name string)
 	if errs.Is(err, errs.NotFound) {
 		return Template{}, errs.NotFoundf("Could not find project template with Name %q", truncate(name, 64))
 	}
-	return t, err
+	if err != nil {
+		return Template{}, err
+	}
+	return t, ts.named(ctx, &t, false)
 }

@@ -59,6 +59,11 @@ func (db *DB) CreateProject(ctx context.Context, p project.Project, dataKey []by
 		if _, err := tx.insertProjectMembership(ctx, p.ID, userID, identityID, []project.MembershipRole{{Role: "admin"}}); err != nil {
 			return err
 		}
+		for _, m := range p.Members {
+			if _, err := tx.insertProjectMembership(ctx, p.ID, "", m.IdentityID, m.Roles); err != nil {
+				return err
+			}
+		}
 		return tx.insertAudit(ctx, ev)
 	})
 }

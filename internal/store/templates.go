@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"strings"
 
 	"github.com/lockbox-dev/lockbox/internal/audit"
 	"github.com/lockbox-dev/lockbox/internal/errs"
@@ -10,23 +11,24 @@ import (
 
 var _ project.TemplateStore = (*DB)(nil)
 
-const templateCols = `id, org_id, name, description, type, roles, COALESCE(environments, ''), created_at, updated_at`
+const templateCols = `id, org_id, name, description, type, roles, COALESCE(environments, ''), COALESCE(identities, ''), created_at, updated_at`
 
 func scanTemplate(sc interface{ Scan(...any) error }) (project.Template, error) {
 	var t project.Template
-	var roles, envs string
-	if err := sc.Scan(&t.ID, &t.OrgID, &t.Name, &t.Description, &t.Type, &roles, &envs, timeCol{&t.CreatedAt}, timeCol{&t.UpdatedAt}); err != nil {
+	var j project.TemplateJSON
+	if err := sc.Scan(&t.ID, &t.OrgID, &t.Name, &t.Description, &t.Type, &j.Roles, &j.Environments, &j.Identities,
+		timeCol{&t.CreatedAt}, timeCol{&t.UpdatedAt}); err != nil {
 		return t, err
 	}
-	return t, project.DecodeTemplate(&t, roles, envs)
+	return t, project.DecodeTemplate(&t, j)
 }
 
 // CreateTemplate stores a project template.
-func (db *DB) CreateTemplate(ctx context.Context, t project.Template, roles, environments string, ev audit.Event) error {
+func (db *DB) CreateTemplate(ctx context.Context, t project.Template, j project.TemplateJSON, ev audit.Event) error {
 	return db.Transact(ctx, func(tx *Tx) error {
-		if _, err := tx.exec(ctx, `INSERT INTO project_templates (id, org_id, name, description, type, roles, environments, created_at, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, t.ID, t.OrgID, t.Name, t.Description, t.Type, roles, nullStr(environments),
-			ts(t.CreatedAt), ts(t.UpdatedAt)); err != nil {
+		if _, err := tx.exec(ctx, `INSERT INTO project_templates (id, org_id, name, description, type, roles, environments, identities,
+			created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, t.ID, t.OrgID, t.Name, t.Description, t.Type, j.Roles,
+			nullStr(j.Environments), nullStr(j.Identities), ts(t.CreatedAt), ts(t.UpdatedAt)); err != nil {
 			return dbErr(err, "CreateTemplate")
 		}
 		return tx.insertAudit(ctx, ev)
@@ -64,10 +66,10 @@ func (db *DB) Templates(ctx context.Context, orgID, typ string) ([]project.Templ
 }
 
 // UpdateTemplate rewrites a template.
-func (db *DB) UpdateTemplate(ctx context.Context, t project.Template, roles, environments string, ev audit.Event) error {
+func (db *DB) UpdateTemplate(ctx context.Context, t project.Template, j project.TemplateJSON, ev audit.Event) error {
 	return db.Transact(ctx, func(tx *Tx) error {
-		res, err := tx.exec(ctx, `UPDATE project_templates SET name = ?, description = ?, roles = ?, environments = ?, updated_at = ? WHERE id = ?`,
-			t.Name, t.Description, roles, nullStr(environments), ts(t.UpdatedAt), t.ID)
+		res, err := tx.exec(ctx, `UPDATE project_templates SET name = ?, description = ?, roles = ?, environments = ?, identities = ?,
+			updated_at = ? WHERE id = ?`, t.Name, t.Description, j.Roles, nullStr(j.Environments), nullStr(j.Identities), ts(t.UpdatedAt), t.ID)
 		if err != nil {
 			return dbErr(err, "UpdateTemplate")
 		}
@@ -90,4 +92,29 @@ func (db *DB) DeleteTemplate(ctx context.Context, t project.Template, ev audit.E
 		}
 		return tx.insertAudit(ctx, ev)
 	})
+}
+
+// IdentityNames returns the names of those of ids that are identities of org.
+func (db *DB) IdentityNames(ctx context.Context, orgID string, ids []string) (map[string]string, error) {
+	out := make(map[string]string, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	args := []any{orgID}
+	for _, id := range ids {
+		args = append(args, id)
+	}
+	rows, err := db.readq(ctx, `SELECT id, name FROM identities WHERE org_id = ? AND id IN (?`+strings.Repeat(", ?", len(ids)-1)+`)`, args...)
+	if err != nil {
+		return nil, dbErr(err, "IdentityNames")
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id, name string
+		if err := rows.Scan(&id, &name); err != nil {
+			return nil, dbErr(err, "scan identity name")
+		}
+		out[id] = name
+	}
+	return out, dbErr(rows.Err(), "IdentityNames")
 }

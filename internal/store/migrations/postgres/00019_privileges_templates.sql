@@ -19,9 +19,9 @@ CREATE TABLE project_membership_privileges (
     UNIQUE (membership_id, slug)
 );
 
--- Project templates of an organization: environments and custom roles
--- (v2 JSON) applied to a project created with the template's name.
--- environments NULL: the template leaves the default environments.
+-- Project templates of an organization: environments, custom roles (v2
+-- JSON) and identity memberships ([{identityId, roles}]) applied to a
+-- project created with the template's name. environments NULL: none.
 CREATE TABLE project_templates (
     id            TEXT PRIMARY KEY,
     org_id        TEXT NOT NULL REFERENCES orgs(id) ON DELETE CASCADE,
@@ -30,6 +30,7 @@ CREATE TABLE project_templates (
     type          TEXT NOT NULL,
     roles         TEXT NOT NULL,
     environments  TEXT,
+    identities    TEXT,
     created_at    BIGINT NOT NULL,
     updated_at    BIGINT NOT NULL,
     UNIQUE (org_id, name)
