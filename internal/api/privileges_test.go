@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -144,6 +145,25 @@ func TestIdentityPrivilegeReadsExactlyOneFolderMore(t *testing.T) {
 			422, "ValidationFailure")
 		assertError(t, e.Do(t, "POST", privilegesV1+"/temporary", e.Token, map[string]any{"identityId": id, "projectSlug": p.Slug,
 			"permissions": readFolder("/app")}), 422, "ValidationFailure")
+		// Audited, with no rules in the event.
+		var logs struct {
+			AuditLogs []struct {
+				Event struct {
+					Type     string
+					Metadata map[string]any
+				}
+			}
+		}
+		e.Must(t, 200, "GET", "/api/v1/organization/audit-logs?projectId="+p.ID+"&eventType=create-identity-specific-privilege", e.Token, nil).Decode(t, &logs)
+		if len(logs.AuditLogs) != 2 || logs.AuditLogs[0].Event.Metadata["identityId"] != id || logs.AuditLogs[0].Event.Metadata["permissions"] != nil {
+			t.Fatalf("audit events %+v", logs)
+		}
+		// A member holds at most 100 privileges.
+		for i := range 100 {
+			createPrivilege(t, e, e.Token, map[string]any{"identityId": id, "projectId": p.ID, "slug": fmt.Sprintf("p%d", i), "permissions": readFolder("/app")})
+		}
+		assertError(t, e.Do(t, "POST", privilegesV2, e.Token, map[string]any{"identityId": id, "projectId": p.ID, "permissions": readFolder("/app")}),
+			400, "BadRequest")
 		stranger, _ := e.NewIdentity(t, "stranger", "member")
 		assertError(t, e.Do(t, "POST", privilegesV2, e.Token, map[string]any{"identityId": stranger, "projectId": p.ID,
 			"permissions": readFolder("/app")}), 404, "NotFound")

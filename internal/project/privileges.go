@@ -37,12 +37,17 @@ type Privilege struct {
 	UpdatedAt time.Time
 }
 
+// MaxPrivileges bounds the additional privileges of one project member:
+// every permission check that misses the cache reads them all.
+const MaxPrivileges = 100
+
 // PrivilegeStore is the storage additional privileges need.
 type PrivilegeStore interface {
 	ProjectByID(ctx context.Context, id string) (Project, error)
 	IdentityMembership(ctx context.Context, projectID, identityID string) (Membership, error)
 	// CreatePrivilege writes p; errs.Conflict when its membership already
-	// has a privilege of that slug.
+	// has a privilege of that slug, errs.NotFound when the membership is
+	// gone, a 400 when it holds MaxPrivileges already.
 	CreatePrivilege(ctx context.Context, p Privilege, permissions string, ev audit.Event) error
 	// PrivilegeByID finds a privilege in any project, with its ProjectID
 	// and member filled in.
@@ -235,6 +240,9 @@ func (ps *Privileges) Create(ctx context.Context, actor authz.Actor, req NewPriv
 	if err := ps.store.CreatePrivilege(ctx, pv, enc, ev); err != nil {
 		if errs.Is(err, errs.Conflict) {
 			return Privilege{}, errs.BadRequest("Additional privilege with provided slug already exists")
+		}
+		if errs.Is(err, errs.NotFound) {
+			return Privilege{}, errs.NotFoundf("Failed to find identity with ID %s in project %s", ms.IdentityID, p.ID)
 		}
 		return Privilege{}, err
 	}

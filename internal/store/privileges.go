@@ -32,8 +32,21 @@ func scanPrivilege(sc interface{ Scan(...any) error }) (project.Privilege, error
 }
 
 // CreatePrivilege stores an additional privilege of a project membership.
+// The membership's row is locked first, so that it cannot go meanwhile
+// (errs.NotFound) and concurrent creates count its privileges exactly.
 func (db *DB) CreatePrivilege(ctx context.Context, p project.Privilege, permissions string, ev audit.Event) error {
 	return db.Transact(ctx, func(tx *Tx) error {
+		var id string
+		if err := tx.queryRow(ctx, `SELECT id FROM project_memberships WHERE id = ?`+db.forUpdate(), p.MembershipID).Scan(&id); err != nil {
+			return dbErr(err, "lock membership")
+		}
+		var n int
+		if err := tx.queryRow(ctx, `SELECT COUNT(*) FROM project_membership_privileges WHERE membership_id = ?`, p.MembershipID).Scan(&n); err != nil {
+			return dbErr(err, "count privileges")
+		}
+		if n >= project.MaxPrivileges {
+			return errs.BadRequest("A project member holds at most %d additional privileges", project.MaxPrivileges)
+		}
 		if _, err := tx.exec(ctx, `INSERT INTO project_membership_privileges (id, membership_id, slug, permissions, is_temporary,
 			temporary_mode, temporary_range, temporary_access_start_time, temporary_access_end_time, created_at, updated_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
