@@ -53,8 +53,8 @@ type NewProject struct {
 	NoDefaultEnvs       bool
 	HasDeleteProtection bool
 	// Template names a project template of the organization whose
-	// environments and roles the project starts with; "" or "default" is
-	// the built-in one.
+	// environments, roles and identity members the project starts with; ""
+	// or "default" is the built-in one.
 	Template string
 }
 
