@@ -9,6 +9,10 @@ const (
 	// ActorServiceToken is a legacy Infisical service token ("st.<id>.<secret>"):
 	// it acts in one project only, with the rules its scopes grant.
 	ActorServiceToken ActorKind = "service"
+	// ActorPlatform is the server itself acting in a project (a scheduled
+	// secret rotation writing the secrets it maps). No request ever carries
+	// it: only code on the server builds it.
+	ActorPlatform ActorKind = "platform"
 )
 
 // Actor is an authenticated principal together with where the request came from.

@@ -52,6 +52,7 @@ func projectMember() []Rule {
 		rule(SubIPAllowList, ActRead),
 		rule(SubWorkspace, ActRead),
 		rule(SubCmek, ActRead, ActCreate, ActEdit, ActDelete, ActEncrypt, ActDecrypt, ActSign, ActVerify, ActRotate),
+		rule(SubSecretRotation, allActions(SubSecretRotation)...),
 	}
 }
 
@@ -79,6 +80,7 @@ func projectViewer() []Rule {
 		rule(SubIPAllowList, ActRead),
 		rule(SubWorkspace, ActRead),
 		rule(SubCmek, ActRead),
+		rule(SubSecretRotation, ActRead),
 	}
 }
 
@@ -96,6 +98,7 @@ var builtinOrg = map[string][]Rule{
 		rule(SubAuditLogs, ActRead),
 		rule(SubKMS, generic...),
 		rule(SubProjectTemplates, generic...),
+		rule(SubAppConnections, ActRead, ActCreate, ActEdit, ActDelete, ActConnect),
 	},
 	"member": {
 		rule(SubWorkspace, ActRead, ActCreate),
@@ -106,6 +109,8 @@ var builtinOrg = map[string][]Rule{
 		rule(SubGroups, ActRead),
 		rule(SubSettings, ActRead),
 		rule(SubAuditLogs, ActRead),
+		// As Infisical's member: may use the organization's connections, not see or change them.
+		rule(SubAppConnections, ActConnect),
 	},
 	"no-access": {},
 }

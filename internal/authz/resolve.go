@@ -120,6 +120,19 @@ func (r *Resolver) ProjectPermissions(ctx context.Context, actor Actor, projectI
 		}
 		return NewSet(actor.Service.Rules), nil
 	}
+	if actor.Kind == ActorPlatform {
+		// The server acting in a project of its actor's organization: the
+		// project admin's rules there, nothing in another organization.
+		orgID, _, _, err := r.m.ProjectGrants(ctx, projectID, actor.Kind, actor.ID, r.now())
+		if errs.Is(err, errs.NotFound) || (err == nil && (orgID != actor.OrgID || orgID == "")) {
+			return Set{}, errs.NotFoundf("Project with ID '%s' not found", projectID)
+		}
+		if err != nil {
+			return Set{}, err
+		}
+		admin, _ := ProjectRoleRules("admin")
+		return NewSet(admin), nil
+	}
 	role, err := r.OrgRole(ctx, actor)
 	if err != nil {
 		return Set{}, err

@@ -47,6 +47,13 @@ const (
 	ActVerify           = "verify"
 	ActRotate           = "rotate"
 	ActExportPrivateKey = "export-private-key"
+
+	// Secret rotation ("secret-rotation") actions.
+	ActReadGeneratedCredentials = "read-generated-credentials"
+	ActRotateSecrets            = "rotate-secrets"
+
+	// ActConnect is the use of an app connection by a rotation ("app-connections").
+	ActConnect = "connect"
 )
 
 // Subjects.
@@ -76,6 +83,12 @@ const (
 	SubCmek = "cmek"
 	// SubProjectTemplates is the organization's project templates.
 	SubProjectTemplates = "project-templates"
+	// SubSecretRotation is a project's secret rotations (their settings, the
+	// credentials they generate, rotate-now).
+	SubSecretRotation = "secret-rotation"
+	// SubAppConnections is an organization subject: the admin credentials
+	// that rotations act with.
+	SubAppConnections = "app-connections"
 )
 
 var generic = []string{ActRead, ActCreate, ActEdit, ActDelete}
@@ -108,6 +121,8 @@ var projectSubjects = map[string]struct {
 	SubKMS:           {generic, nil},
 	SubServiceTokens: {generic, nil},
 	SubCmek:          {append(slices.Clone(generic), ActEncrypt, ActDecrypt, ActSign, ActVerify, ActRotate, ActExportPrivateKey), nil},
+	SubSecretRotation: {append(slices.Clone(generic), ActReadGeneratedCredentials, ActRotateSecrets),
+		[]string{"environment", "secretPath"}},
 }
 
 // Fields describe the object acted on, for conditions. A zero field means "not known".
