@@ -1,0 +1,509 @@
+// Package appconn keeps app connections: an organization's admin credentials
+// for a system (PostgreSQL, MySQL/MariaDB, LDAP, Redis) that secret rotations
+// act with, as Infisical's /api/v1/app-connections. Credentials are sealed
+// with the organization's data key, validated by connecting on every create
+// and update (under the server's target policy), and never returned.
+package appconn
+
+import (
+	"context"
+	"encoding/json"
+	"net/netip"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/lockbox-dev/lockbox/internal/audit"
+	"github.com/lockbox-dev/lockbox/internal/authz"
+	"github.com/lockbox-dev/lockbox/internal/errs"
+	"github.com/lockbox-dev/lockbox/internal/keyring"
+)
+
+// Apps lockbox connects to, as Infisical names them.
+const (
+	Postgres = "postgres"
+	MySQL    = "mysql"
+	LDAP     = "ldap"
+	Redis    = "redis"
+)
+
+// Methods is each app's one supported method.
+var Methods = map[string]string{
+	Postgres: "username-and-password",
+	MySQL:    "username-and-password",
+	Redis:    "username-and-password",
+	LDAP:     "simple-bind",
+}
+
+// Apps lists the supported apps, sorted.
+func Apps() []string { return []string{LDAP, MySQL, Postgres, Redis} }
+
+// Credentials are what a connection connects with. The stored form is JSON
+// (hence the tags): all of it sealed, and all but Password in the clear.
+type Credentials struct {
+	Host     string `json:"host,omitempty"`
+	Port     int    `json:"port,omitempty"`
+	Database string `json:"database,omitempty"`
+	Username string `json:"username,omitempty"`
+	Password string `json:"password,omitempty"`
+	// LDAP.
+	Provider string `json:"provider,omitempty"` // "openldap" or "active-directory"
+	URL      string `json:"url,omitempty"`
+	DN       string `json:"dn,omitempty"`
+	// TLS: with SSLEnabled (or an ldaps URL) the server's certificate is
+	// verified against SSLCertificate (PEM CA), or the system roots.
+	SSLEnabled     bool   `json:"sslEnabled,omitempty"`
+	SSLCertificate string `json:"sslCertificate,omitempty"`
+}
+
+// Public is c without its password, as shown to clients.
+func (c Credentials) Public() Credentials {
+	c.Password = ""
+	return c
+}
+
+// Connection describes a connection; its credentials hold no password.
+type Connection struct {
+	ID          string
+	OrgID       string
+	App         string
+	Method      string
+	Name        string
+	Description string
+	Credentials Credentials // without Password
+	Version     int
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
+}
+
+// CredentialsAD binds a connection's sealed credentials to its row.
+func CredentialsAD(id string) string { return keyring.AD("app_connections", "credentials", id) }
+
+// Store is the storage connections need.
+type Store interface {
+	// CreateAppConnection stores c; errs.Conflict when the org has one of that name.
+	CreateAppConnection(ctx context.Context, c Connection, sealed []byte, ev audit.Event) error
+	// AppConnection finds a connection by id with its sealed credentials.
+	AppConnection(ctx context.Context, id string) (Connection, []byte, error)
+	AppConnectionByName(ctx context.Context, orgID, name string) (Connection, []byte, error)
+	// AppConnections lists an org's connections of app (empty: every app) by name.
+	AppConnections(ctx context.Context, orgID, app string) ([]Connection, error)
+	// UpdateAppConnection writes name, description, credentials and version.
+	UpdateAppConnection(ctx context.Context, c Connection, sealed []byte, ev audit.Event) error
+	// DeleteAppConnection deletes a connection; errs.Conflict while a rotation uses it.
+	DeleteAppConnection(ctx context.Context, id string, ev audit.Event) error
+}
+
+// Authorizer resolves an actor's organization permissions.
+type Authorizer interface {
+	OrgPermissions(ctx context.Context, actor authz.Actor) (authz.Set, error)
+}
+
+// Policy is the server's target policy (dynamic.TargetPolicy): hosts are
+// checked before connecting, and every dialled address as it is dialled
+// (by package target).
+type Policy interface {
+	CheckHost(ctx context.Context, host string) error
+	CheckAddr(netip.Addr) error
+}
+
+// Dialer connects to a system with credentials and proves them
+// (target.Systems, which holds the dials to the target policy).
+type Dialer interface {
+	Ping(ctx context.Context, app string, c Credentials) error
+}
+
+// Service manages app connections.
+type Service struct {
+	store  Store
+	authz  Authorizer
+	keys   *keyring.Keyring
+	dialer Dialer
+	now    func() time.Time
+}
+
+// NewService returns the service; now nil means time.Now.
+func NewService(st Store, az Authorizer, kr *keyring.Keyring, d Dialer, now func() time.Time) *Service {
+	if now == nil {
+		now = time.Now
+	}
+	return &Service{store: st, authz: az, keys: kr, dialer: d, now: now}
+}
+
+// New is what Create needs.
+type New struct {
+	App         string
+	Method      string
+	Name        string
+	Description string
+	Credentials json.RawMessage
+}
+
+// Update changes a connection; nil fields stay as they are. Credentials, when
+// given, replace the stored ones whole, except that an empty password keeps
+// the stored password.
+type Update struct {
+	Name        *string
+	Description *string
+	Credentials json.RawMessage
+}
+
+var nameRE = regexp.MustCompile(`^[a-z0-9]+(?:-[a-z0-9]+)*$`)
+
+func checkName(name string) error {
+	if len(name) < 1 || len(name) > 64 || !nameRE.MatchString(name) {
+		return errs.Fieldf("name", "Name must be 1 to 64 lowercase letters, digits and hyphens (a slug)")
+	}
+	return nil
+}
+
+func checkApp(app string) error {
+	if _, ok := Methods[app]; !ok {
+		return errs.Fieldf("app", "App connection %q is not supported (use %s)", app, strings.Join(Apps(), ", "))
+	}
+	return nil
+}
+
+func notFound(app, id string) error {
+	return errs.NotFoundf("Could not find %s Connection with ID %s", app, id)
+}
+
+func (s *Service) check(ctx context.Context, actor authz.Actor, action string) error {
+	perms, err := s.authz.OrgPermissions(ctx, actor)
+	if err != nil {
+		return err
+	}
+	return perms.Check(action, authz.SubAppConnections, nil)
+}
+
+func event(actor authz.Actor, typ string, c Connection) audit.Event {
+	return audit.New(actor, typ, map[string]any{"connectionId": c.ID, "app": c.App, "name": c.Name})
+}
+
+// decode parses credentials for app strictly and checks them without connecting.
+func decode(app string, raw json.RawMessage) (Credentials, error) {
+	var c Credentials
+	if len(raw) == 0 || string(raw) == "null" {
+		return c, errs.Fieldf("credentials", "credentials are required")
+	}
+	d := json.NewDecoder(strings.NewReader(string(raw)))
+	d.DisallowUnknownFields()
+	var in struct {
+		Credentials
+		// Accepted for compatibility with Infisical's clients.
+		SSLRejectUnauthorized *bool  `json:"sslRejectUnauthorized"`
+		Port                  any    `json:"port"`
+		TLSEnabled            *bool  `json:"tlsEnabled"`
+		GatewayID             string `json:"gatewayId"`
+	}
+	if err := d.Decode(&in); err != nil {
+		return c, errs.Fieldf("credentials", "credentials are not valid for %s: %s", app, jsonProblem(err))
+	}
+	c = in.Credentials
+	if in.SSLRejectUnauthorized != nil && !*in.SSLRejectUnauthorized {
+		return c, errs.Fieldf("credentials.sslRejectUnauthorized", "lockbox always verifies the server's certificate: sslRejectUnauthorized cannot be false")
+	}
+	switch p := in.Port.(type) {
+	case nil:
+	case float64:
+		if p != float64(int(p)) || p < 1 || p > 65535 {
+			return c, errs.Fieldf("credentials.port", "port must be a number from 1 to 65535")
+		}
+		c.Port = int(p)
+	case string:
+		n := 0
+		for _, r := range p {
+			if r < '0' || r > '9' || n > 65535 {
+				n = -1
+				break
+			}
+			n = n*10 + int(r-'0')
+		}
+		if n < 1 || n > 65535 {
+			return c, errs.Fieldf("credentials.port", "port must be a number from 1 to 65535")
+		}
+		c.Port = n
+	default:
+		return c, errs.Fieldf("credentials.port", "port must be a number from 1 to 65535")
+	}
+	c.Host = strings.TrimSpace(c.Host)
+	need := func(field, v string) error {
+		if strings.TrimSpace(v) == "" {
+			return errs.Fieldf("credentials."+field, "credentials.%s is required", field)
+		}
+		return nil
+	}
+	var problems []error
+	switch app {
+	case Postgres, MySQL:
+		problems = append(problems, need("host", c.Host), need("database", c.Database), need("username", c.Username), need("password", c.Password))
+		if c.Port == 0 {
+			c.Port = map[string]int{Postgres: 5432, MySQL: 3306}[app]
+		}
+	case Redis:
+		problems = append(problems, need("host", c.Host))
+		if c.Port == 0 {
+			c.Port = 6379
+		}
+	case LDAP:
+		problems = append(problems, need("url", c.URL), need("dn", c.DN), need("password", c.Password))
+		if c.Provider == "" {
+			c.Provider = "openldap"
+		}
+		if c.Provider != "openldap" && c.Provider != "active-directory" {
+			problems = append(problems, errs.Fieldf("credentials.provider", "provider must be openldap or active-directory"))
+		}
+		if c.URL != "" {
+			if _, err := ldapURL(c.URL); err != nil {
+				problems = append(problems, errs.Fieldf("credentials.url", "%s", err.Error()))
+			}
+		}
+	}
+	for _, p := range problems {
+		if p != nil {
+			return c, p
+		}
+	}
+	if c.SSLCertificate != "" {
+		if _, err := tlsConfig(c, ""); err != nil {
+			return c, errs.Fieldf("credentials.sslCertificate", "sslCertificate is not a PEM certificate")
+		}
+	}
+	if len(c.Host) > 253 || len(c.Database) > 128 || len(c.Username) > 128 || len(c.Password) > 1024 || len(c.DN) > 1024 || len(c.URL) > 1024 || len(c.SSLCertificate) > 65536 {
+		return c, errs.Fieldf("credentials", "a credentials field is too long")
+	}
+	return c, nil
+}
+
+func jsonProblem(err error) string {
+	msg := err.Error()
+	if i := strings.Index(msg, "unknown field"); i >= 0 {
+		return msg[i:]
+	}
+	return "malformed JSON object"
+}
+
+// Create validates credentials by connecting, then stores the connection sealed.
+func (s *Service) Create(ctx context.Context, actor authz.Actor, n New) (Connection, error) {
+	if err := s.check(ctx, actor, authz.ActCreate); err != nil {
+		return Connection{}, err
+	}
+	if err := checkApp(n.App); err != nil {
+		return Connection{}, err
+	}
+	if n.Method == "" {
+		n.Method = Methods[n.App]
+	}
+	if n.Method != Methods[n.App] {
+		return Connection{}, errs.Fieldf("method", "method must be %q for %s", Methods[n.App], n.App)
+	}
+	n.Name, n.Description = strings.TrimSpace(n.Name), strings.TrimSpace(n.Description)
+	if err := checkName(n.Name); err != nil {
+		return Connection{}, err
+	}
+	if len(n.Description) > 256 {
+		return Connection{}, errs.Fieldf("description", "description must be at most 256 characters")
+	}
+	creds, err := decode(n.App, n.Credentials)
+	if err != nil {
+		return Connection{}, err
+	}
+	if err := s.validate(ctx, n.App, creds); err != nil {
+		return Connection{}, err
+	}
+	now := s.now().UTC()
+	c := Connection{ID: uuid.NewString(), OrgID: actor.OrgID, App: n.App, Method: n.Method, Name: n.Name,
+		Description: n.Description, Credentials: creds.Public(), Version: 1, CreatedAt: now, UpdatedAt: now}
+	sealed, err := s.seal(ctx, c, creds)
+	if err != nil {
+		return Connection{}, err
+	}
+	err = s.store.CreateAppConnection(ctx, c, sealed, event(actor, "create-app-connection", c))
+	if errs.Is(err, errs.Conflict) {
+		return Connection{}, errs.BadRequest("An App Connection with the name %q already exists", n.Name)
+	}
+	return c, err
+}
+
+func (s *Service) seal(ctx context.Context, c Connection, creds Credentials) ([]byte, error) {
+	b, err := json.Marshal(creds)
+	if err != nil {
+		return nil, errs.Internalf(err, "encode credentials")
+	}
+	return s.keys.Seal(ctx, keyring.Org(c.OrgID), b, CredentialsAD(c.ID))
+}
+
+// validate connects with creds; a failure is a 400 whose message names the
+// target's complaint, never the password.
+func (s *Service) validate(ctx context.Context, app string, creds Credentials) error {
+	ctx, cancel := context.WithTimeout(ctx, DialTimeout)
+	defer cancel()
+	if err := s.dialer.Ping(ctx, app, creds); err != nil {
+		return errs.BadRequest("Unable to validate connection: %s", Redact(err.Error(), creds.Password))
+	}
+	return nil
+}
+
+// get loads a connection of the actor's org; another org's is not found.
+func (s *Service) get(ctx context.Context, actor authz.Actor, app, id string) (Connection, []byte, error) {
+	c, sealed, err := s.store.AppConnection(ctx, id)
+	if errs.Is(err, errs.NotFound) || (err == nil && (c.OrgID != actor.OrgID || (app != "" && c.App != app))) {
+		return Connection{}, nil, notFound(app, id)
+	}
+	return c, sealed, err
+}
+
+// Get returns a connection of app by id.
+func (s *Service) Get(ctx context.Context, actor authz.Actor, app, id string) (Connection, error) {
+	if err := s.check(ctx, actor, authz.ActRead); err != nil {
+		return Connection{}, err
+	}
+	c, _, err := s.get(ctx, actor, app, id)
+	return c, err
+}
+
+// GetByName returns a connection of app by name.
+func (s *Service) GetByName(ctx context.Context, actor authz.Actor, app, name string) (Connection, error) {
+	if err := s.check(ctx, actor, authz.ActRead); err != nil {
+		return Connection{}, err
+	}
+	c, _, err := s.store.AppConnectionByName(ctx, actor.OrgID, name)
+	if errs.Is(err, errs.NotFound) || (err == nil && c.App != app) {
+		return Connection{}, errs.NotFoundf("Could not find %s Connection with name %s", app, name)
+	}
+	return c, err
+}
+
+// List returns the org's connections of app (empty: all apps).
+func (s *Service) List(ctx context.Context, actor authz.Actor, app string) ([]Connection, error) {
+	if err := s.check(ctx, actor, authz.ActRead); err != nil {
+		return nil, err
+	}
+	if app != "" {
+		if err := checkApp(app); err != nil {
+			return nil, err
+		}
+	}
+	return s.store.AppConnections(ctx, actor.OrgID, app)
+}
+
+// Update changes a connection, validating new credentials by connecting.
+func (s *Service) Update(ctx context.Context, actor authz.Actor, app, id string, u Update) (Connection, error) {
+	if err := s.check(ctx, actor, authz.ActEdit); err != nil {
+		return Connection{}, err
+	}
+	c, sealed, err := s.get(ctx, actor, app, id)
+	if err != nil {
+		return Connection{}, err
+	}
+	if u.Name != nil {
+		name := strings.TrimSpace(*u.Name)
+		if err := checkName(name); err != nil {
+			return Connection{}, err
+		}
+		c.Name = name
+	}
+	if u.Description != nil {
+		d := strings.TrimSpace(*u.Description)
+		if len(d) > 256 {
+			return Connection{}, errs.Fieldf("description", "description must be at most 256 characters")
+		}
+		c.Description = d
+	}
+	if len(u.Credentials) > 0 && string(u.Credentials) != "null" {
+		old, err := s.open(ctx, c, sealed)
+		if err != nil {
+			return Connection{}, err
+		}
+		var probe struct {
+			Password *string `json:"password"`
+		}
+		_ = json.Unmarshal(u.Credentials, &probe)
+		raw := u.Credentials
+		if probe.Password == nil || *probe.Password == "" {
+			// Keep the stored password: merge it in before decoding.
+			var m map[string]any
+			if json.Unmarshal(raw, &m) == nil && m != nil && old.Password != "" {
+				m["password"] = old.Password
+				raw, _ = json.Marshal(m)
+			}
+		}
+		creds, err := decode(c.App, raw)
+		if err != nil {
+			return Connection{}, err
+		}
+		if err := s.validate(ctx, c.App, creds); err != nil {
+			return Connection{}, err
+		}
+		c.Credentials = creds.Public()
+		if sealed, err = s.seal(ctx, c, creds); err != nil {
+			return Connection{}, err
+		}
+		c.Version++
+	}
+	c.UpdatedAt = s.now().UTC()
+	err = s.store.UpdateAppConnection(ctx, c, sealed, event(actor, "update-app-connection", c))
+	if errs.Is(err, errs.Conflict) {
+		return Connection{}, errs.BadRequest("An App Connection with the name %q already exists", c.Name)
+	}
+	return c, err
+}
+
+// Delete deletes a connection no rotation uses.
+func (s *Service) Delete(ctx context.Context, actor authz.Actor, app, id string) (Connection, error) {
+	if err := s.check(ctx, actor, authz.ActDelete); err != nil {
+		return Connection{}, err
+	}
+	c, _, err := s.get(ctx, actor, app, id)
+	if err != nil {
+		return Connection{}, err
+	}
+	err = s.store.DeleteAppConnection(ctx, id, event(actor, "delete-app-connection", c))
+	if errs.Is(err, errs.Conflict) {
+		return Connection{}, errs.BadRequest("Cannot delete %s Connection %s: secret rotations use it; delete them first", c.App, c.Name)
+	}
+	return c, err
+}
+
+// Use checks that actor may use connection id (of app) in a rotation and
+// returns it: it must be in the actor's org and the actor must hold
+// app-connections connect.
+func (s *Service) Use(ctx context.Context, actor authz.Actor, app, id string) (Connection, error) {
+	c, _, err := s.get(ctx, actor, "", id)
+	if err != nil {
+		return Connection{}, err
+	}
+	if err := s.check(ctx, actor, authz.ActConnect); err != nil {
+		return Connection{}, err
+	}
+	if !slices.Contains([]string{app}, c.App) {
+		return Connection{}, errs.BadRequest("Connection %s is a %s connection; this rotation needs %s", id, c.App, app)
+	}
+	return c, nil
+}
+
+// Open returns a connection with its full credentials, for a rotation acting
+// with it (no permission check: the rotation was authorized when made).
+func (s *Service) Open(ctx context.Context, id string) (Connection, Credentials, error) {
+	c, sealed, err := s.store.AppConnection(ctx, id)
+	if err != nil {
+		return Connection{}, Credentials{}, err
+	}
+	creds, err := s.open(ctx, c, sealed)
+	return c, creds, err
+}
+
+func (s *Service) open(ctx context.Context, c Connection, sealed []byte) (Credentials, error) {
+	b, err := s.keys.Open(ctx, keyring.Org(c.OrgID), sealed, CredentialsAD(c.ID))
+	if err != nil {
+		return Credentials{}, errs.Internalf(err, "open app connection %s", c.ID)
+	}
+	var creds Credentials
+	if err := json.Unmarshal(b, &creds); err != nil {
+		return Credentials{}, errs.Internalf(err, "decode app connection %s", c.ID)
+	}
+	return creds, nil
+}

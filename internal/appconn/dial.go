@@ -1,0 +1,62 @@
+package appconn
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"net/url"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// DialTimeout bounds one connection attempt and the work done on it.
+const DialTimeout = 15 * time.Second
+
+// Redact removes the given secrets, and anything shaped like URL
+// credentials, from a driver's error text.
+func Redact(msg string, secrets ...string) string {
+	for _, s := range secrets {
+		if s != "" {
+			msg = strings.ReplaceAll(msg, s, "***")
+		}
+	}
+	msg = passwordInURL.ReplaceAllString(msg, "://***@")
+	if len(msg) > 500 {
+		msg = msg[:500]
+	}
+	return msg
+}
+
+var passwordInURL = regexp.MustCompile(`://[^@/\s]*@`)
+
+func tlsConfig(c Credentials, serverName string) (*tls.Config, error) {
+	conf := &tls.Config{ServerName: serverName, MinVersion: tls.VersionTLS12}
+	if c.SSLCertificate != "" {
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM([]byte(c.SSLCertificate)) {
+			return nil, errors.New("sslCertificate is not a PEM certificate")
+		}
+		conf.RootCAs = pool
+	}
+	return conf, nil
+}
+
+func ldapURL(s string) (*url.URL, error) {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "ldap" && u.Scheme != "ldaps") || u.Hostname() == "" {
+		return nil, errors.New("url must be ldap://host[:port] or ldaps://host[:port]")
+	}
+	return u, nil
+}
+
+// Host is the host a connection with c reaches.
+func Host(app string, c Credentials) string {
+	if app == LDAP {
+		if u, err := ldapURL(c.URL); err == nil {
+			return u.Hostname()
+		}
+		return ""
+	}
+	return c.Host
+}

@@ -1,0 +1,319 @@
+// Package target connects to the systems app connections name (PostgreSQL,
+// MySQL/MariaDB, LDAP, Redis) and changes passwords in them for secret
+// rotations. Every dial is held to the server's target policy, on the
+// address dialled. It is the adapter behind appconn.Dialer and
+// rotation.Target.
+package target
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/go-ldap/ldap/v3"
+	"github.com/go-sql-driver/mysql"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/lockbox-dev/lockbox/internal/appconn"
+	"github.com/lockbox-dev/lockbox/internal/dynamic/provider"
+)
+
+// DialTimeout bounds one connection attempt.
+const DialTimeout = appconn.DialTimeout
+
+func tlsConfig(c appconn.Credentials, serverName string) (*tls.Config, error) {
+	conf := &tls.Config{ServerName: serverName, MinVersion: tls.VersionTLS12}
+	if c.SSLCertificate != "" {
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM([]byte(c.SSLCertificate)) {
+			return nil, errors.New("sslCertificate is not a PEM certificate")
+		}
+		conf.RootCAs = pool
+	}
+	return conf, nil
+}
+
+func ldapURL(s string) (*url.URL, error) {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "ldap" && u.Scheme != "ldaps") || u.Hostname() == "" {
+		return nil, errors.New("url must be ldap://host[:port] or ldaps://host[:port]")
+	}
+	return u, nil
+}
+
+// checkHost applies the policy to the host before any connection.
+func checkHost(ctx context.Context, p appconn.Policy, app string, c appconn.Credentials) error {
+	return p.CheckHost(ctx, appconn.Host(app, c))
+}
+
+// OpenSQL opens a database handle for app (postgres or mysql) as user with
+// password (empty: the connection's own), every dial held to p. The caller
+// closes it.
+func OpenSQL(ctx context.Context, p appconn.Policy, app string, c appconn.Credentials, user, password string) (*sql.DB, error) {
+	if err := checkHost(ctx, p, app, c); err != nil {
+		return nil, err
+	}
+	if user == "" {
+		user, password = c.Username, c.Password
+	}
+	var tlsConf *tls.Config
+	if c.SSLEnabled {
+		var err error
+		if tlsConf, err = tlsConfig(c, c.Host); err != nil {
+			return nil, err
+		}
+	}
+	switch app {
+	case appconn.Postgres:
+		pc, err := pgx.ParseConfig("")
+		if err != nil {
+			return nil, err
+		}
+		pc.Host, pc.Port, pc.User, pc.Password, pc.Database = c.Host, uint16(c.Port), user, password, c.Database
+		pc.TLSConfig, pc.Fallbacks = tlsConf, nil
+		pc.ConnectTimeout = DialTimeout
+		pc.DialFunc = provider.DialFunc(p)
+		pc.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
+		db := stdlib.OpenDB(*pc)
+		db.SetMaxOpenConns(1)
+		return db, nil
+	case appconn.MySQL:
+		mc := mysql.NewConfig()
+		mc.User, mc.Passwd, mc.Net, mc.Addr, mc.DBName = user, password, "tcp", net.JoinHostPort(c.Host, strconv.Itoa(c.Port)), c.Database
+		mc.Timeout = DialTimeout
+		mc.DialFunc = provider.DialFunc(p)
+		mc.TLS = tlsConf
+		conn, err := mysql.NewConnector(mc)
+		if err != nil {
+			return nil, err
+		}
+		db := sql.OpenDB(conn)
+		db.SetMaxOpenConns(1)
+		return db, nil
+	}
+	return nil, fmt.Errorf("%s is not a SQL app", app)
+}
+
+// RedisClient returns a client of the Redis server as user with password
+// (empty user: the connection's own). The caller closes it.
+func RedisClient(ctx context.Context, p appconn.Policy, c appconn.Credentials, user, password string) (*goredis.Client, error) {
+	if err := checkHost(ctx, p, appconn.Redis, c); err != nil {
+		return nil, err
+	}
+	if user == "" {
+		user, password = c.Username, c.Password
+	}
+	var tlsConf *tls.Config
+	if c.SSLEnabled {
+		var err error
+		if tlsConf, err = tlsConfig(c, c.Host); err != nil {
+			return nil, err
+		}
+	}
+	d := provider.NetDialer(p)
+	return goredis.NewClient(&goredis.Options{
+		Addr:     net.JoinHostPort(c.Host, strconv.Itoa(c.Port)),
+		Username: user, Password: password,
+		Dialer: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			if tlsConf == nil {
+				return d.DialContext(ctx, network, addr)
+			}
+			return (&tls.Dialer{NetDialer: d, Config: tlsConf}).DialContext(ctx, network, addr)
+		},
+		DialTimeout: DialTimeout, ReadTimeout: DialTimeout, WriteTimeout: DialTimeout,
+		PoolSize: 1, MaxRetries: 0, DisableIdentity: true,
+	}), nil
+}
+
+// LDAPBind connects to the LDAP server and binds as dn with password (empty
+// dn: the connection's own). The caller closes the connection.
+func LDAPBind(ctx context.Context, p appconn.Policy, c appconn.Credentials, dn, password string) (*ldap.Conn, error) {
+	if err := checkHost(ctx, p, appconn.LDAP, c); err != nil {
+		return nil, err
+	}
+	if dn == "" {
+		dn, password = c.DN, c.Password
+	}
+	u, err := ldapURL(c.URL)
+	if err != nil {
+		return nil, err
+	}
+	opts := []ldap.DialOpt{ldap.DialWithDialer(provider.NetDialer(p))}
+	tlsConf, err := tlsConfig(c, u.Hostname())
+	if err != nil {
+		return nil, err
+	}
+	if u.Scheme == "ldaps" {
+		opts = append(opts, ldap.DialWithTLSConfig(tlsConf))
+	}
+	conn, err := ldap.DialURL(u.Scheme+"://"+u.Host, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("connect: %v", err)
+	}
+	conn.SetTimeout(DialTimeout)
+	if u.Scheme == "ldap" && c.SSLEnabled {
+		if err := conn.StartTLS(tlsConf); err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("StartTLS: %v", err)
+		}
+	}
+	if err := conn.Bind(dn, password); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("bind as %s: %v", dn, err)
+	}
+	return conn, nil
+}
+
+// Ping connects to app with creds and proves them.
+func Ping(ctx context.Context, p appconn.Policy, app string, c appconn.Credentials) error {
+	switch app {
+	case appconn.Postgres, appconn.MySQL:
+		db, err := OpenSQL(ctx, p, app, c, "", "")
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		return db.PingContext(ctx)
+	case appconn.Redis:
+		cl, err := RedisClient(ctx, p, c, "", "")
+		if err != nil {
+			return err
+		}
+		defer cl.Close()
+		return cl.Ping(ctx).Err()
+	case appconn.LDAP:
+		conn, err := LDAPBind(ctx, p, c, "", "")
+		if err != nil {
+			return err
+		}
+		return conn.Close()
+	}
+	return fmt.Errorf("unsupported app %s", app)
+}
+
+// SetPassword makes password user's in the target; running it twice with
+// the same password is harmless.
+func SetPassword(ctx context.Context, p appconn.Policy, app string, admin appconn.Credentials, scope, user, password string) error {
+	if err := provider.CheckSafe(password); err != nil {
+		return err
+	}
+	switch app {
+	case appconn.Postgres, appconn.MySQL:
+		db, err := OpenSQL(ctx, p, app, admin, "", "")
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		stmt := `ALTER ROLE "` + strings.ReplaceAll(user, `"`, `""`) + `" WITH PASSWORD '` + password + `'`
+		if app == appconn.MySQL {
+			stmt = "ALTER USER '" + user + "'@'%' IDENTIFIED BY '" + password + "'"
+		}
+		if _, err := db.ExecContext(ctx, stmt); err != nil {
+			return fmt.Errorf("set the password of %s: %v", user, err)
+		}
+		return nil
+	case appconn.Redis:
+		c, err := RedisClient(ctx, p, admin, "", "")
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		args := []any{"ACL", "SETUSER", user, "on", "resetpass", ">" + password}
+		for _, tok := range strings.Fields(scope) {
+			args = append(args, tok)
+		}
+		if err := c.Do(ctx, args...).Err(); err != nil {
+			return fmt.Errorf("set the password of %s: %v", user, err)
+		}
+		return nil
+	case appconn.LDAP:
+		c, err := LDAPBind(ctx, p, admin, "", "")
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		m := ldap.NewModifyRequest(user, nil)
+		if admin.Provider == "active-directory" {
+			m.Replace("unicodePwd", []string{encodeADPassword(password)})
+		} else {
+			m.Replace("userPassword", []string{password})
+		}
+		if err := c.Modify(m); err != nil {
+			return fmt.Errorf("set the password of %s: %v", user, err)
+		}
+		return nil
+	}
+	return fmt.Errorf("unsupported app %s", app)
+}
+
+// encodeADPassword is unicodePwd's value: the quoted password in UTF-16LE.
+func encodeADPassword(p string) string {
+	q := `"` + p + `"`
+	b := make([]byte, 0, 2*len(q))
+	for _, c := range q { // the password alphabet is ASCII
+		b = append(b, byte(c), 0)
+	}
+	return string(b)
+}
+
+// CheckLogin proves user logs in with password.
+func CheckLogin(ctx context.Context, p appconn.Policy, app string, admin appconn.Credentials, user, password string) error {
+	switch app {
+	case appconn.Postgres, appconn.MySQL:
+		db, err := OpenSQL(ctx, p, app, admin, user, password)
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		var one int
+		if err := db.QueryRowContext(ctx, "SELECT 1").Scan(&one); err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		return nil
+	case appconn.Redis:
+		c, err := RedisClient(ctx, p, admin, user, password)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		// Logged in: a user whose rules do not allow PING is refused it, not the login.
+		if err := c.Ping(ctx).Err(); err != nil && !strings.HasPrefix(err.Error(), "NOPERM") {
+			return err
+		}
+		return nil
+	case appconn.LDAP:
+		c, err := LDAPBind(ctx, p, admin, user, password)
+		if err != nil {
+			return err
+		}
+		return c.Close()
+	}
+	return fmt.Errorf("unsupported app %s", app)
+}
+
+// Systems is the adapter: appconn.Dialer and rotation's Target, under one policy.
+type Systems struct{ Policy appconn.Policy }
+
+// Ping implements appconn.Dialer.
+func (s Systems) Ping(ctx context.Context, app string, c appconn.Credentials) error {
+	return Ping(ctx, s.Policy, app, c)
+}
+
+// SetPassword implements rotation.Target.
+func (s Systems) SetPassword(ctx context.Context, app string, admin appconn.Credentials, scope, user, password string) error {
+	return SetPassword(provider.WithChecker(ctx, s.Policy), s.Policy, app, admin, scope, user, password)
+}
+
+// CheckLogin implements rotation.Target.
+func (s Systems) CheckLogin(ctx context.Context, app string, admin appconn.Credentials, user, password string) error {
+	return CheckLogin(ctx, s.Policy, app, admin, user, password)
+}
