@@ -4,11 +4,13 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/lockbox-dev/lockbox/internal/appconn"
 	"github.com/lockbox-dev/lockbox/internal/audit"
 	"github.com/lockbox-dev/lockbox/internal/dynamic"
 	"github.com/lockbox-dev/lockbox/internal/identity"
 	"github.com/lockbox-dev/lockbox/internal/kms"
 	"github.com/lockbox-dev/lockbox/internal/project"
+	"github.com/lockbox-dev/lockbox/internal/rotation"
 	"github.com/lockbox-dev/lockbox/internal/secret"
 )
 
@@ -32,6 +34,9 @@ type Services struct {
 	Privileges *project.Privileges
 	// Templates serves project templates.
 	Templates *project.Templates
+	// AppConnections and Rotations serve app connections and secret rotations; nil: not served.
+	AppConnections *appconn.Service
+	Rotations      *rotation.Service
 }
 
 // routes is the whole API surface. Trailing slashes are stripped before
@@ -64,6 +69,12 @@ func (s *Server) routes() {
 	s.kmsRoutes(m)
 	s.privilegeRoutes(m)
 	s.templateRoutes(m)
+	if s.svc.AppConnections != nil {
+		s.appConnRoutes(m)
+	}
+	if s.svc.Rotations != nil {
+		s.rotationRoutes(m)
+	}
 
 	// Audit log.
 	m.Handle("GET /api/v1/organization/audit-logs", s.authed(s.auditLogs))

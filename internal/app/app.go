@@ -13,6 +13,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/lockbox-dev/lockbox/internal/api"
+	"github.com/lockbox-dev/lockbox/internal/appconn"
+	"github.com/lockbox-dev/lockbox/internal/appconn/target"
 	"github.com/lockbox-dev/lockbox/internal/audit"
 	"github.com/lockbox-dev/lockbox/internal/authmethod"
 	_ "github.com/lockbox-dev/lockbox/internal/authmethod/all" // the built-in login methods
@@ -25,6 +27,7 @@ import (
 	"github.com/lockbox-dev/lockbox/internal/keyring"
 	"github.com/lockbox-dev/lockbox/internal/kms"
 	"github.com/lockbox-dev/lockbox/internal/project"
+	"github.com/lockbox-dev/lockbox/internal/rotation"
 	"github.com/lockbox-dev/lockbox/internal/secret"
 	"github.com/lockbox-dev/lockbox/internal/store"
 )
@@ -74,6 +77,10 @@ type App struct {
 	*api.Server
 	// Worker revokes due leases; run it with Run(ctx) for the life of the node.
 	Worker *dynamic.Worker
+	// Rotations runs due secret rotations; run it with Run(ctx) for the life of the node.
+	Rotations *rotation.Worker
+	// RotationService is the rotations' service (tests set its Hook and clock).
+	RotationService *rotation.Service
 	// Events carries secret events between nodes; run it with Run(ctx) for
 	// the life of the node (on SQLite Run returns at once).
 	Events *store.EventFeed
@@ -114,6 +121,9 @@ func New(db *store.DB, kr *keyring.Keyring, o Options) *App {
 	secrets.SetFeed(feed)
 	keys := kms.NewService(db, az, kr, o.Clock)
 	keys.SetCache(gen)
+	systems := target.Systems{Policy: o.TargetPolicy}
+	conns := appconn.NewService(db, az, kr, systems, nil)
+	rots := rotation.NewService(db, az, kr, conns, systems, secrets, nil, o.Logger)
 	admin := identity.NewAdmin(db, az, idsvc)
 	svc := api.Services{
 		Identity:      idsvc,
@@ -132,6 +142,9 @@ func New(db *store.DB, kr *keyring.Keyring, o Options) *App {
 		Roles:         project.NewRoles(db, az, nil),
 		Audit:         audit.NewService(db, az, nil),
 		KMS:           keys,
+
+		AppConnections: conns,
+		Rotations:      rots,
 	}
 	srv := api.New(api.Options{
 		Version:         o.Version,
@@ -155,7 +168,8 @@ func New(db *store.DB, kr *keyring.Keyring, o Options) *App {
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "lockbox_cache_misses_total",
 			Help: "Read-path lookups that read the database."},
 			func() float64 { _, m := gen.Stats(); return float64(m) }))
-	return &App{Server: srv, Worker: dynamic.NewWorker(dyn, o.Logger), Events: feed, Cache: gen}
+	return &App{Server: srv, Worker: dynamic.NewWorker(dyn, o.Logger), Rotations: rotation.NewWorker(rots, o.Logger),
+		RotationService: rots, Events: feed, Cache: gen}
 }
 
 // leaseMetrics exposes the lease engine to Prometheus.

@@ -1,0 +1,720 @@
+// Package rotation keeps secret rotations (Infisical's secret rotations v2):
+// static credentials in a target system, changed on a schedule through an app
+// connection and written into ordinary secrets.
+//
+// Databases and Redis rotate dual phase: two principals alternate, and a
+// rotation changes the password of the one the secrets do not name, writes
+// the secrets, then makes it the active one, so what an application read
+// before keeps working until the rotation after. The order is crash-safe: the
+// new password is recorded (sealed) before the target is changed, the secrets
+// are written only after the target accepts it, and a run that dies is
+// finished by the next with the same password.
+package rotation
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"log/slog"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/lockbox-dev/lockbox/internal/appconn"
+	"github.com/lockbox-dev/lockbox/internal/audit"
+	"github.com/lockbox-dev/lockbox/internal/authz"
+	"github.com/lockbox-dev/lockbox/internal/errs"
+	"github.com/lockbox-dev/lockbox/internal/keyring"
+	"github.com/lockbox-dev/lockbox/internal/secret"
+)
+
+// Rotation types and the app each acts on.
+var Types = map[string]string{
+	"postgres-credentials": appconn.Postgres,
+	"mysql-credentials":    appconn.MySQL,
+	"redis-credentials":    appconn.Redis,
+	"ldap-password":        appconn.LDAP,
+}
+
+// Statuses.
+const (
+	Pending = "pending"
+	Success = "success"
+	Failed  = "failed"
+)
+
+// Parameters are a rotation's type-specific settings.
+type Parameters struct {
+	Username1       string // databases, redis: the two principals
+	Username2       string
+	DN              string // ldap-password: the entry whose password rotates
+	PermissionScope string // redis-credentials: ACL rules of both users
+}
+
+// Mapping names the secrets a rotation writes.
+type Mapping struct {
+	Username string // databases, redis
+	Password string
+	DN       string // ldap-password
+}
+
+// Rotation is a rotation's settings and status.
+type Rotation struct {
+	ID              string
+	OrgID           string
+	ProjectID       string
+	ConnectionID    string
+	Type            string
+	Name            string
+	Description     string
+	Environment     string
+	SecretPath      string
+	Parameters      Parameters
+	Mapping         Mapping
+	AutoRotate      bool
+	IntervalDays    int
+	RotateAtHours   int
+	RotateAtMinutes int
+
+	ActiveIndex     int
+	Status          string
+	LastMessage     string
+	LastRotatedAt   *time.Time
+	LastAttemptedAt *time.Time
+	LastManual      bool
+	NextRotationAt  *time.Time
+	Attempts        int
+	Rotations       int
+	CreatedAt       time.Time
+	UpdatedAt       time.Time
+
+	// Filled on reads: the connection's app and name.
+	ConnectionApp  string
+	ConnectionName string
+}
+
+// State is a rotation with its sealed working state.
+type State struct {
+	Rotation
+	// Credentials is the sealed JSON of the two generated credentials
+	// ([]Credential, index = principal); nil before the first rotation.
+	Credentials []byte
+	// Pending is the sealed password a run is setting on principal
+	// PendingIndex; nil when no run is under way or unfinished.
+	Pending      []byte
+	PendingIndex int
+	DueAt        *time.Time
+	// Claim is the token of the run holding the row (ClaimRotation).
+	Claim string
+}
+
+// Credential is one generated principal and its password.
+type Credential struct {
+	Username string `json:"username"`
+	Password string `json:"password"`
+}
+
+// Outcome is what a run records.
+type Outcome struct {
+	OK             bool
+	ActiveIndex    int
+	Credentials    []byte
+	Message        string
+	At             time.Time
+	NextRotationAt *time.Time
+	DueAt          *time.Time
+	Manual         bool
+	KeepPending    bool
+}
+
+// AD binds a rotation's sealed columns to its row.
+func AD(id, column string) string { return keyring.AD("secret_rotations", column, id) }
+
+// Store is the storage rotations need.
+type Store interface {
+	// CreateRotation stores st; errs.Conflict on a taken name at its path.
+	CreateRotation(ctx context.Context, st State, ev audit.Event) error
+	Rotation(ctx context.Context, id string) (State, error)
+	// Rotations lists a project's rotations (typ empty: every type) by name.
+	Rotations(ctx context.Context, projectID, typ string) ([]State, error)
+	// UpdateRotation writes the settings of r and dueAt.
+	UpdateRotation(ctx context.Context, r Rotation, dueAt *time.Time, ev audit.Event) error
+	DeleteRotation(ctx context.Context, id string, ev audit.Event) error
+	// ClaimRotation claims rotation id for a run with token claim until
+	// until, unless another run holds an unexpired claim (ok false).
+	ClaimRotation(ctx context.Context, id, claim string, now, until time.Time) (st State, ok bool, err error)
+	// ClaimDueRotations claims up to limit rotations whose due time has
+	// passed and that no run holds, each with its own token.
+	ClaimDueRotations(ctx context.Context, now, until time.Time, limit int) ([]State, error)
+	// NextRotationDue is the earliest due time (zero: none).
+	NextRotationDue(ctx context.Context) (time.Time, error)
+	// SetRotationPending records the password a run is about to set and
+	// makes the rotation due when the claim ends (a run that dies is then
+	// finished by another), provided claim still holds the row
+	// (errs.Conflict otherwise).
+	SetRotationPending(ctx context.Context, id, claim string, sealed []byte, index int) error
+	// FinishRotation records a run's outcome and releases the claim,
+	// provided claim still holds the row (errs.Conflict otherwise).
+	FinishRotation(ctx context.Context, id, claim string, o Outcome, ev audit.Event) error
+}
+
+// Authorizer resolves an actor's project permissions.
+type Authorizer interface {
+	ProjectPermissions(ctx context.Context, actor authz.Actor, projectID string) (authz.Set, error)
+}
+
+// Secrets writes and deletes the mapped secrets (secret.Service).
+type Secrets interface {
+	UpdateMany(ctx context.Context, actor authz.Actor, sc secret.Scope, mode string, items []secret.BatchItem) ([]secret.Secret, error)
+	DeleteMany(ctx context.Context, actor authz.Actor, sc secret.Scope, keys []secret.BatchItem) ([]secret.Secret, error)
+}
+
+// Connections is the app connections service.
+type Connections interface {
+	Use(ctx context.Context, actor authz.Actor, app, id string) (appconn.Connection, error)
+	Open(ctx context.Context, id string) (appconn.Connection, appconn.Credentials, error)
+}
+
+// Target changes and proves passwords in the systems connections reach
+// (target.Systems).
+type Target interface {
+	// SetPassword makes password user's; running it twice is harmless.
+	// scope is a Redis user's ACL rules.
+	SetPassword(ctx context.Context, app string, admin appconn.Credentials, scope, user, password string) error
+	// CheckLogin proves user logs in with password.
+	CheckLogin(ctx context.Context, app string, admin appconn.Credentials, user, password string) error
+}
+
+// Service manages rotations and runs them.
+type Service struct {
+	store   Store
+	authz   Authorizer
+	keys    *keyring.Keyring
+	conns   Connections
+	target  Target
+	secrets Secrets
+	now     func() time.Time
+	log     *slog.Logger
+
+	// ClaimTTL is how long a run holds a rotation; a node that dies
+	// mid-run leaves a claim that expires after it.
+	ClaimTTL time.Duration
+	// Hook, when set (tests), is called after each step of a run ("pending",
+	// "target", "secrets"); an error stops the run there as if the process
+	// died: nothing more is recorded and the claim stays until it expires.
+	Hook func(step string) error
+}
+
+// NewService returns the service; now nil means time.Now.
+func NewService(st Store, az Authorizer, kr *keyring.Keyring, conns Connections, tg Target, secrets Secrets, now func() time.Time, log *slog.Logger) *Service {
+	if now == nil {
+		now = time.Now
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Service{store: st, authz: az, keys: kr, conns: conns, target: tg, secrets: secrets, now: now, log: log, ClaimTTL: 2 * time.Minute}
+}
+
+// SetClock replaces the service's clock (tests).
+func (s *Service) SetClock(now func() time.Time) {
+	if now == nil {
+		now = time.Now
+	}
+	s.now = now
+}
+
+// New is what Create needs.
+type New struct {
+	Type            string
+	ProjectID       string
+	Name            string
+	Description     string
+	ConnectionID    string
+	Environment     string
+	SecretPath      string
+	Parameters      json.RawMessage
+	SecretsMapping  json.RawMessage
+	AutoRotate      *bool // nil: true
+	IntervalDays    int
+	RotateAtHours   int
+	RotateAtMinutes int
+}
+
+// Update changes a rotation; nil fields stay as they are.
+type Update struct {
+	Name            *string
+	Description     *string
+	AutoRotate      *bool
+	IntervalDays    *int
+	RotateAtHours   *int
+	RotateAtMinutes *int
+	SecretsMapping  json.RawMessage
+}
+
+var (
+	slugRE     = regexp.MustCompile(`^[a-z0-9]+(?:-[a-z0-9]+)*$`)
+	userRE     = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,62}$`)
+	secretKeyR = regexp.MustCompile(`^[A-Za-z0-9_.\-]{1,256}$`)
+)
+
+func checkType(typ string) error {
+	if _, ok := Types[typ]; !ok {
+		return errs.Fieldf("type", "Secret rotation type %q is not supported (use postgres-credentials, mysql-credentials, redis-credentials or ldap-password)", typ)
+	}
+	return nil
+}
+
+func checkSchedule(days, h, m int) error {
+	if days < 1 || days > 365 {
+		return errs.Fieldf("rotationInterval", "rotationInterval must be a whole number of days from 1 to 365")
+	}
+	if h < 0 || h > 23 {
+		return errs.Fieldf("rotateAtUtc.hours", "rotateAtUtc.hours must be from 0 to 23")
+	}
+	if m < 0 || m > 59 {
+		return errs.Fieldf("rotateAtUtc.minutes", "rotateAtUtc.minutes must be from 0 to 59")
+	}
+	return nil
+}
+
+func decodeStrict(raw json.RawMessage, field string, v any) error {
+	if len(raw) == 0 || string(raw) == "null" {
+		return errs.Fieldf(field, "%s is required", field)
+	}
+	d := json.NewDecoder(strings.NewReader(string(raw)))
+	d.DisallowUnknownFields()
+	if err := d.Decode(v); err != nil {
+		msg := err.Error()
+		if i := strings.Index(msg, "unknown field"); i >= 0 {
+			return errs.Fieldf(field, "%s: %s", field, msg[i:])
+		}
+		return errs.Fieldf(field, "%s must be an object of strings", field)
+	}
+	return nil
+}
+
+func parseParameters(typ, name string, raw json.RawMessage) (Parameters, error) {
+	var in struct {
+		Username1            string          `json:"username1"`
+		Username2            string          `json:"username2"`
+		DN                   string          `json:"dn"`
+		PermissionScope      string          `json:"permissionScope"`
+		PasswordRequirements json.RawMessage `json:"passwordRequirements"` // accepted; lockbox generates 32 letters and digits
+		RotationMethod       string          `json:"rotationMethod"`
+	}
+	if err := decodeStrict(raw, "parameters", &in); err != nil {
+		return Parameters{}, err
+	}
+	p := Parameters{Username1: strings.TrimSpace(in.Username1), Username2: strings.TrimSpace(in.Username2),
+		DN: strings.TrimSpace(in.DN), PermissionScope: strings.TrimSpace(in.PermissionScope)}
+	switch typ {
+	case "ldap-password":
+		if p.DN == "" || len(p.DN) > 1024 {
+			return p, errs.Fieldf("parameters.dn", "parameters.dn is required (the entry whose password rotates)")
+		}
+		if in.RotationMethod != "" && in.RotationMethod != "connection-principal" {
+			return p, errs.Fieldf("parameters.rotationMethod", "only connection-principal is supported")
+		}
+	case "redis-credentials":
+		if p.PermissionScope == "" {
+			return p, errs.Fieldf("parameters.permissionScope", "parameters.permissionScope is required (ACL rules such as \"~* +@read\")")
+		}
+		if err := checkScope(p.PermissionScope); err != nil {
+			return p, err
+		}
+		if p.Username1 == "" {
+			p.Username1 = name + "-1"
+		}
+		if p.Username2 == "" {
+			p.Username2 = name + "-2"
+		}
+		fallthrough
+	default:
+		for f, u := range map[string]string{"username1": p.Username1, "username2": p.Username2} {
+			if !userRE.MatchString(u) {
+				return p, errs.Fieldf("parameters."+f, "parameters.%s must be a user name of 1 to 63 letters, digits, '_', '.' and '-'", f)
+			}
+		}
+		if p.Username1 == p.Username2 {
+			return p, errs.Fieldf("parameters.username2", "parameters.username1 and username2 must be two different users")
+		}
+	}
+	return p, nil
+}
+
+// checkScope refuses ACL rules that would touch passwords or reset a user.
+func checkScope(scope string) error {
+	for _, tok := range strings.Fields(scope) {
+		low := strings.ToLower(tok)
+		if strings.ContainsAny(tok[:1], "<>#!") || low == "nopass" || low == "resetpass" || low == "reset" || low == "off" || len(tok) > 256 {
+			return errs.Fieldf("parameters.permissionScope", "parameters.permissionScope may hold only key, channel and command rules (not %q)", tok)
+		}
+	}
+	return nil
+}
+
+func parseMapping(typ string, raw json.RawMessage) (Mapping, error) {
+	var in struct {
+		Username string `json:"username"`
+		Password string `json:"password"`
+		DN       string `json:"dn"`
+	}
+	if err := decodeStrict(raw, "secretsMapping", &in); err != nil {
+		return Mapping{}, err
+	}
+	m := Mapping{Username: strings.TrimSpace(in.Username), Password: strings.TrimSpace(in.Password), DN: strings.TrimSpace(in.DN)}
+	first, firstName := m.Username, "username"
+	if typ == "ldap-password" {
+		first, firstName = m.DN, "dn"
+	}
+	if !secretKeyR.MatchString(first) {
+		return m, errs.Fieldf("secretsMapping."+firstName, "secretsMapping.%s must be a secret name", firstName)
+	}
+	if !secretKeyR.MatchString(m.Password) {
+		return m, errs.Fieldf("secretsMapping.password", "secretsMapping.password must be a secret name")
+	}
+	if first == m.Password {
+		return m, errs.Fieldf("secretsMapping.password", "secretsMapping must name two different secrets")
+	}
+	return m, nil
+}
+
+func normPath(p string) (string, error) {
+	p = strings.TrimSpace(p)
+	if p == "" {
+		p = "/"
+	}
+	if !strings.HasPrefix(p, "/") || len(p) > 1024 {
+		return "", errs.Fieldf("secretPath", "secretPath must start with /")
+	}
+	if len(p) > 1 {
+		p = strings.TrimSuffix(p, "/")
+	}
+	return p, nil
+}
+
+func notFound(id string) error {
+	return errs.NotFoundf("Could not find Secret Rotation with ID %s", id)
+}
+
+// check resolves the actor's permissions in projectID and checks action on
+// secret-rotation at env/path. hide reports a project the actor is not a
+// member of as notFound.
+func (s *Service) check(ctx context.Context, actor authz.Actor, projectID, action, env, path string, nf func() error) (authz.Set, error) {
+	perms, err := s.authz.ProjectPermissions(ctx, actor, projectID)
+	if nf != nil && (errs.Is(err, errs.NotFound) || errs.Is(err, errs.Forbidden)) {
+		return authz.Set{}, nf()
+	}
+	if err != nil {
+		return authz.Set{}, err
+	}
+	return perms, perms.Check(action, authz.SubSecretRotation, &authz.Fields{Environment: env, SecretPath: path})
+}
+
+// nextAt is the first rotation time interval days after from, at h:m UTC.
+func nextAt(from time.Time, days, h, m int) time.Time {
+	d := from.UTC().AddDate(0, 0, days)
+	return time.Date(d.Year(), d.Month(), d.Day(), h, m, 0, 0, time.UTC)
+}
+
+func (s *Service) event(actor authz.Actor, typ string, r Rotation, md map[string]any) audit.Event {
+	if md == nil {
+		md = map[string]any{}
+	}
+	md["rotationId"], md["type"], md["name"] = r.ID, r.Type, r.Name
+	md["environment"], md["secretPath"], md["connectionId"] = r.Environment, r.SecretPath, r.ConnectionID
+	ev := audit.New(actor, typ, md).InProject(r.ProjectID, r.Environment)
+	if ev.OrgID == "" {
+		ev.OrgID = r.OrgID
+	}
+	return ev
+}
+
+// platform is the actor a rotation writes its secrets as.
+func platform(r Rotation) authz.Actor {
+	return authz.Actor{Kind: authz.ActorPlatform, ID: "secret-rotation:" + r.ID, OrgID: r.OrgID, Name: "secret rotation " + r.Name}
+}
+
+// Create stores a rotation and runs its first rotation at once (Infisical
+// issues credentials on create); if that fails the rotation is not kept.
+func (s *Service) Create(ctx context.Context, actor authz.Actor, n New) (Rotation, error) {
+	if err := checkType(n.Type); err != nil {
+		return Rotation{}, err
+	}
+	if strings.TrimSpace(n.ProjectID) == "" {
+		return Rotation{}, errs.Fieldf("projectId", "projectId is required")
+	}
+	n.Name = strings.TrimSpace(n.Name)
+	if len(n.Name) < 1 || len(n.Name) > 32 || !slugRE.MatchString(n.Name) {
+		return Rotation{}, errs.Fieldf("name", "name must be 1 to 32 lowercase letters, digits and hyphens (a slug)")
+	}
+	if len(n.Description) > 256 {
+		return Rotation{}, errs.Fieldf("description", "description must be at most 256 characters")
+	}
+	n.Environment = strings.TrimSpace(n.Environment)
+	if n.Environment == "" {
+		return Rotation{}, errs.Fieldf("environment", "environment is required")
+	}
+	path, err := normPath(n.SecretPath)
+	if err != nil {
+		return Rotation{}, err
+	}
+	if err := checkSchedule(n.IntervalDays, n.RotateAtHours, n.RotateAtMinutes); err != nil {
+		return Rotation{}, err
+	}
+	params, err := parseParameters(n.Type, n.Name, n.Parameters)
+	if err != nil {
+		return Rotation{}, err
+	}
+	mapping, err := parseMapping(n.Type, n.SecretsMapping)
+	if err != nil {
+		return Rotation{}, err
+	}
+	perms, err := s.check(ctx, actor, n.ProjectID, authz.ActCreate, n.Environment, path, nil)
+	if err != nil {
+		return Rotation{}, err
+	}
+	// Nobody makes a rotation write secrets they could not write themselves.
+	for _, a := range []string{authz.ActCreate, authz.ActEdit} {
+		for _, key := range []string{mapping.Username + mapping.DN, mapping.Password} {
+			if err := perms.Check(a, authz.SubSecrets, &authz.Fields{Environment: n.Environment, SecretPath: path, SecretName: key}); err != nil {
+				return Rotation{}, err
+			}
+		}
+	}
+	conn, err := s.conns.Use(ctx, actor, Types[n.Type], n.ConnectionID)
+	if err != nil {
+		return Rotation{}, err
+	}
+	now := s.now().UTC()
+	auto := n.AutoRotate == nil || *n.AutoRotate
+	st := State{Rotation: Rotation{ID: uuid.NewString(), OrgID: actor.OrgID, ProjectID: n.ProjectID, ConnectionID: conn.ID,
+		Type: n.Type, Name: n.Name, Description: strings.TrimSpace(n.Description), Environment: n.Environment, SecretPath: path,
+		Parameters: params, Mapping: mapping, AutoRotate: auto, IntervalDays: n.IntervalDays,
+		RotateAtHours: n.RotateAtHours, RotateAtMinutes: n.RotateAtMinutes, ActiveIndex: 1, Status: Pending,
+		CreatedAt: now, UpdatedAt: now, ConnectionApp: conn.App, ConnectionName: conn.Name}}
+	err = s.store.CreateRotation(ctx, st, s.event(actor, "create-secret-rotation", st.Rotation, nil))
+	if errs.Is(err, errs.Conflict) {
+		return Rotation{}, errs.BadRequest("A secret rotation with the name %q already exists at %s in %s", n.Name, path, n.Environment)
+	}
+	if err != nil {
+		return Rotation{}, err
+	}
+	if err := s.runNow(ctx, actor, st.ID, false); err != nil {
+		// Not kept: the principals' passwords may have changed, but no secret names them.
+		_ = s.store.DeleteRotation(context.WithoutCancel(ctx), st.ID, s.event(actor, "delete-secret-rotation", st.Rotation, map[string]any{"reason": "first rotation failed"}))
+		return Rotation{}, err
+	}
+	got, err := s.store.Rotation(ctx, st.ID)
+	return got.Rotation, err
+}
+
+func (s *Service) load(ctx context.Context, actor authz.Actor, typ, id, action string) (State, error) {
+	st, err := s.store.Rotation(ctx, id)
+	if errs.Is(err, errs.NotFound) || (err == nil && ((typ != "" && st.Type != typ) || st.OrgID != actor.OrgID)) {
+		return State{}, notFound(id)
+	}
+	if err != nil {
+		return State{}, err
+	}
+	if _, err := s.check(ctx, actor, st.ProjectID, action, st.Environment, st.SecretPath, func() error { return notFound(id) }); err != nil {
+		return State{}, err
+	}
+	return st, nil
+}
+
+// Get returns a rotation of typ by id.
+func (s *Service) Get(ctx context.Context, actor authz.Actor, typ, id string) (Rotation, error) {
+	st, err := s.load(ctx, actor, typ, id, authz.ActRead)
+	return st.Rotation, err
+}
+
+// GeneratedCredentials returns a rotation's two generated credentials and
+// which is active (Infisical's generated-credentials).
+func (s *Service) GeneratedCredentials(ctx context.Context, actor authz.Actor, typ, id string) ([]Credential, Rotation, error) {
+	st, err := s.load(ctx, actor, typ, id, authz.ActReadGeneratedCredentials)
+	if err != nil {
+		return nil, Rotation{}, err
+	}
+	creds, err := s.openCreds(ctx, st)
+	return creds, st.Rotation, err
+}
+
+// List returns a project's rotations of typ (empty: all) the actor may read.
+func (s *Service) List(ctx context.Context, actor authz.Actor, projectID, typ string) ([]Rotation, error) {
+	if typ != "" {
+		if err := checkType(typ); err != nil {
+			return nil, err
+		}
+	}
+	if strings.TrimSpace(projectID) == "" {
+		return nil, errs.Fieldf("projectId", "projectId is required")
+	}
+	perms, err := s.authz.ProjectPermissions(ctx, actor, projectID)
+	if err != nil {
+		return nil, err
+	}
+	sts, err := s.store.Rotations(ctx, projectID, typ)
+	if err != nil {
+		return nil, err
+	}
+	out := []Rotation{}
+	for _, st := range sts {
+		if perms.Can(authz.ActRead, authz.SubSecretRotation, &authz.Fields{Environment: st.Environment, SecretPath: st.SecretPath}) {
+			out = append(out, st.Rotation)
+		}
+	}
+	return out, nil
+}
+
+// Update changes a rotation's settings.
+func (s *Service) Update(ctx context.Context, actor authz.Actor, typ, id string, u Update) (Rotation, error) {
+	st, err := s.load(ctx, actor, typ, id, authz.ActEdit)
+	if err != nil {
+		return Rotation{}, err
+	}
+	r := st.Rotation
+	if u.Name != nil {
+		name := strings.TrimSpace(*u.Name)
+		if len(name) < 1 || len(name) > 32 || !slugRE.MatchString(name) {
+			return Rotation{}, errs.Fieldf("name", "name must be 1 to 32 lowercase letters, digits and hyphens (a slug)")
+		}
+		r.Name = name
+	}
+	if u.Description != nil {
+		if len(*u.Description) > 256 {
+			return Rotation{}, errs.Fieldf("description", "description must be at most 256 characters")
+		}
+		r.Description = strings.TrimSpace(*u.Description)
+	}
+	if u.AutoRotate != nil {
+		r.AutoRotate = *u.AutoRotate
+	}
+	if u.IntervalDays != nil {
+		r.IntervalDays = *u.IntervalDays
+	}
+	if u.RotateAtHours != nil {
+		r.RotateAtHours = *u.RotateAtHours
+	}
+	if u.RotateAtMinutes != nil {
+		r.RotateAtMinutes = *u.RotateAtMinutes
+	}
+	if err := checkSchedule(r.IntervalDays, r.RotateAtHours, r.RotateAtMinutes); err != nil {
+		return Rotation{}, err
+	}
+	if len(u.SecretsMapping) > 0 && string(u.SecretsMapping) != "null" {
+		if r.Mapping, err = parseMapping(r.Type, u.SecretsMapping); err != nil {
+			return Rotation{}, err
+		}
+	}
+	// The schedule follows the settings; a pending or failed run keeps its retry time.
+	due := st.DueAt
+	r.NextRotationAt = nil
+	if r.LastRotatedAt != nil && r.AutoRotate {
+		next := nextAt(*r.LastRotatedAt, r.IntervalDays, r.RotateAtHours, r.RotateAtMinutes)
+		r.NextRotationAt = &next
+	}
+	if st.Pending == nil && r.Status != Failed {
+		due = r.NextRotationAt
+	}
+	r.UpdatedAt = s.now().UTC()
+	err = s.store.UpdateRotation(ctx, r, due, s.event(actor, "update-secret-rotation", r, nil))
+	if errs.Is(err, errs.Conflict) {
+		return Rotation{}, errs.BadRequest("A secret rotation with the name %q already exists at %s in %s", r.Name, r.SecretPath, r.Environment)
+	}
+	return r, err
+}
+
+// Delete deletes a rotation; with deleteSecrets its mapped secrets go too.
+func (s *Service) Delete(ctx context.Context, actor authz.Actor, typ, id string, deleteSecrets bool) (Rotation, error) {
+	st, err := s.load(ctx, actor, typ, id, authz.ActDelete)
+	if err != nil {
+		return Rotation{}, err
+	}
+	if deleteSecrets {
+		keys := []secret.BatchItem{{Key: st.Mapping.Username + st.Mapping.DN}, {Key: st.Mapping.Password}}
+		if _, err := s.secrets.DeleteMany(ctx, actor, secret.Scope{ProjectID: st.ProjectID, Env: st.Environment, Path: st.SecretPath}, keys); err != nil && !errs.Is(err, errs.NotFound) {
+			return Rotation{}, err
+		}
+	}
+	if err := s.store.DeleteRotation(ctx, id, s.event(actor, "delete-secret-rotation", st.Rotation, map[string]any{"deleteSecrets": deleteSecrets})); err != nil {
+		return Rotation{}, err
+	}
+	return st.Rotation, nil
+}
+
+// RotateNow runs a rotation at once (Infisical's rotate-secrets).
+func (s *Service) RotateNow(ctx context.Context, actor authz.Actor, typ, id string) (Rotation, error) {
+	if _, err := s.load(ctx, actor, typ, id, authz.ActRotateSecrets); err != nil {
+		return Rotation{}, err
+	}
+	if err := s.runNow(ctx, actor, id, true); err != nil {
+		return Rotation{}, err
+	}
+	st, err := s.store.Rotation(ctx, id)
+	return st.Rotation, err
+}
+
+// runNow claims rotation id and runs it; a failure is reported as a 400
+// with the target's complaint (it is also recorded on the rotation).
+func (s *Service) runNow(ctx context.Context, actor authz.Actor, id string, manual bool) error {
+	now := s.now().UTC()
+	st, ok, err := s.store.ClaimRotation(ctx, id, uuid.NewString(), now, now.Add(s.ClaimTTL))
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return errs.Conflictf("A rotation of this secret rotation is already in progress; try again shortly")
+	}
+	if err := s.run(ctx, actor, st, manual); err != nil {
+		if e, ok := err.(*errs.Error); ok && e.Kind != errs.Internal {
+			return err
+		}
+		if errs.Is(err, errs.Internal) && isCrash(err) {
+			return err
+		}
+		return errs.BadRequest("Failed to rotate secrets: %s", err.Error())
+	}
+	return nil
+}
+
+// genPassword is 32 random letters and digits (190 bits): safe unquoted in
+// every target's language.
+func genPassword() string {
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+	b := make([]byte, 32)
+	rand.Read(b)
+	for i := range b {
+		for b[i] >= 248 { // 248 = 4*62: keep the choice uniform
+			rand.Read(b[i : i+1])
+		}
+		b[i] = alphabet[int(b[i])%len(alphabet)]
+	}
+	return string(b)
+}
+
+func (s *Service) openCreds(ctx context.Context, st State) ([]Credential, error) {
+	creds := make([]Credential, 2)
+	if st.Credentials == nil {
+		return creds, nil
+	}
+	b, err := s.keys.Open(ctx, keyring.Project(st.ProjectID), st.Credentials, AD(st.ID, "credentials"))
+	if err != nil {
+		return nil, errs.Internalf(err, "open rotation credentials")
+	}
+	if err := json.Unmarshal(b, &creds); err != nil || len(creds) != 2 {
+		return nil, errs.Internalf(err, "decode rotation credentials")
+	}
+	return creds, nil
+}
+
+// principals are the two principals a rotation alternates.
+func principals(r Rotation) [2]string {
+	if r.Type == "ldap-password" {
+		return [2]string{r.Parameters.DN, r.Parameters.DN}
+	}
+	return [2]string{r.Parameters.Username1, r.Parameters.Username2}
+}

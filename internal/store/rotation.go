@@ -1,0 +1,255 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/lockbox-dev/lockbox/internal/audit"
+	"github.com/lockbox-dev/lockbox/internal/errs"
+	"github.com/lockbox-dev/lockbox/internal/rotation"
+)
+
+var _ rotation.Store = (*DB)(nil)
+
+const rotCols = `r.id, r.org_id, r.project_id, r.connection_id, r.type, r.name, r.description, r.environment, r.secret_path,
+	r.parameters, r.secrets_mapping, r.auto_rotate, r.rotation_interval, r.rotate_at_hours, r.rotate_at_minutes,
+	r.active_index, r.credentials, r.pending_password, r.pending_index, r.status, r.last_message, r.last_rotated_at,
+	r.last_attempted_at, r.last_manual, r.next_rotation_at, r.due_at, r.attempts, r.claimed_by, r.rotations,
+	r.created_at, r.updated_at, c.app, c.name`
+
+const rotFrom = ` FROM secret_rotations r JOIN app_connections c ON c.id = r.connection_id`
+
+type rotParams struct {
+	Username1       string `json:"username1,omitempty"`
+	Username2       string `json:"username2,omitempty"`
+	DN              string `json:"dn,omitempty"`
+	PermissionScope string `json:"permissionScope,omitempty"`
+}
+
+type rotMapping struct {
+	Username string `json:"username,omitempty"`
+	Password string `json:"password,omitempty"`
+	DN       string `json:"dn,omitempty"`
+}
+
+func scanRotation(sc interface{ Scan(...any) error }) (rotation.State, error) {
+	var st rotation.State
+	r := &st.Rotation
+	var params, mapping string
+	err := sc.Scan(&r.ID, &r.OrgID, &r.ProjectID, &r.ConnectionID, &r.Type, &r.Name, &r.Description, &r.Environment, &r.SecretPath,
+		&params, &mapping, &r.AutoRotate, &r.IntervalDays, &r.RotateAtHours, &r.RotateAtMinutes,
+		&r.ActiveIndex, &st.Credentials, &st.Pending, &st.PendingIndex, &r.Status, &r.LastMessage, optTimeCol{&r.LastRotatedAt},
+		optTimeCol{&r.LastAttemptedAt}, &r.LastManual, optTimeCol{&r.NextRotationAt}, optTimeCol{&st.DueAt}, &r.Attempts, &st.Claim, &r.Rotations,
+		timeCol{&r.CreatedAt}, timeCol{&r.UpdatedAt}, &r.ConnectionApp, &r.ConnectionName)
+	if err != nil {
+		return st, err
+	}
+	var p rotParams
+	var m rotMapping
+	if err := json.Unmarshal([]byte(params), &p); err != nil {
+		return st, errs.Internalf(err, "decode rotation parameters")
+	}
+	if err := json.Unmarshal([]byte(mapping), &m); err != nil {
+		return st, errs.Internalf(err, "decode rotation mapping")
+	}
+	r.Parameters = rotation.Parameters(p)
+	r.Mapping = rotation.Mapping(m)
+	return st, nil
+}
+
+func jsonText(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}
+
+// CreateRotation stores st with ev.
+func (db *DB) CreateRotation(ctx context.Context, st rotation.State, ev audit.Event) error {
+	r := st.Rotation
+	return db.Transact(ctx, func(tx *Tx) error {
+		if _, err := tx.exec(ctx, `INSERT INTO secret_rotations (id, org_id, project_id, connection_id, type, name, description,
+			environment, secret_path, parameters, secrets_mapping, auto_rotate, rotation_interval, rotate_at_hours, rotate_at_minutes,
+			active_index, status, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			r.ID, r.OrgID, r.ProjectID, r.ConnectionID, r.Type, r.Name, r.Description, r.Environment, r.SecretPath,
+			jsonText(rotParams(r.Parameters)), jsonText(rotMapping(r.Mapping)), r.AutoRotate, r.IntervalDays, r.RotateAtHours, r.RotateAtMinutes,
+			r.ActiveIndex, r.Status, ts(r.CreatedAt), ts(r.UpdatedAt)); err != nil {
+			return dbErr(err, "CreateRotation")
+		}
+		return tx.insertAudit(ctx, ev)
+	})
+}
+
+// Rotation finds a rotation by id.
+func (db *DB) Rotation(ctx context.Context, id string) (rotation.State, error) {
+	st, err := scanRotation(db.readRow(ctx, `SELECT `+rotCols+rotFrom+` WHERE r.id = ?`, id))
+	return st, dbErr(err, "Rotation")
+}
+
+// Rotations lists a project's rotations of typ (empty: all).
+func (db *DB) Rotations(ctx context.Context, projectID, typ string) ([]rotation.State, error) {
+	q, args := `SELECT `+rotCols+rotFrom+` WHERE r.project_id = ?`, []any{projectID}
+	if typ != "" {
+		q, args = q+` AND r.type = ?`, append(args, typ)
+	}
+	rows, err := db.readq(ctx, q+` ORDER BY r.name, r.id LIMIT 1000`, args...)
+	if err != nil {
+		return nil, dbErr(err, "Rotations")
+	}
+	defer rows.Close()
+	var out []rotation.State
+	for rows.Next() {
+		st, err := scanRotation(rows)
+		if err != nil {
+			return nil, dbErr(err, "scan rotation")
+		}
+		out = append(out, st)
+	}
+	return out, dbErr(rows.Err(), "Rotations")
+}
+
+// UpdateRotation writes r's settings and due time with ev.
+func (db *DB) UpdateRotation(ctx context.Context, r rotation.Rotation, dueAt *time.Time, ev audit.Event) error {
+	return db.Transact(ctx, func(tx *Tx) error {
+		res, err := tx.exec(ctx, `UPDATE secret_rotations SET name = ?, description = ?, secrets_mapping = ?, auto_rotate = ?,
+			rotation_interval = ?, rotate_at_hours = ?, rotate_at_minutes = ?, next_rotation_at = ?, due_at = ?, updated_at = ? WHERE id = ?`,
+			r.Name, r.Description, jsonText(rotMapping(r.Mapping)), r.AutoRotate, r.IntervalDays, r.RotateAtHours, r.RotateAtMinutes,
+			tsp(r.NextRotationAt), tsp(dueAt), ts(r.UpdatedAt), r.ID)
+		if err != nil {
+			return dbErr(err, "UpdateRotation")
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return dbErr(errNoRows, "UpdateRotation")
+		}
+		return tx.insertAudit(ctx, ev)
+	})
+}
+
+// DeleteRotation deletes a rotation with ev.
+func (db *DB) DeleteRotation(ctx context.Context, id string, ev audit.Event) error {
+	return db.Transact(ctx, func(tx *Tx) error {
+		res, err := tx.exec(ctx, `DELETE FROM secret_rotations WHERE id = ?`, id)
+		if err != nil {
+			return dbErr(err, "DeleteRotation")
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return dbErr(errNoRows, "DeleteRotation")
+		}
+		return tx.insertAudit(ctx, ev)
+	})
+}
+
+// ClaimRotation claims one rotation for a run, unless a live claim holds it.
+func (db *DB) ClaimRotation(ctx context.Context, id, claim string, now, until time.Time) (rotation.State, bool, error) {
+	var st rotation.State
+	ok := false
+	err := db.transactQuiet(ctx, func(tx *Tx) error {
+		res, err := tx.exec(ctx, `UPDATE secret_rotations SET claimed_by = ?, claim_until = ? WHERE id = ? AND claim_until <= ?`,
+			claim, ts(until), id, ts(now))
+		if err != nil {
+			return dbErr(err, "ClaimRotation")
+		}
+		n, _ := res.RowsAffected()
+		if ok = n == 1; !ok {
+			return nil
+		}
+		st, err = scanRotation(tx.queryRow(ctx, `SELECT `+rotCols+rotFrom+` WHERE r.id = ?`, id))
+		return dbErr(err, "ClaimRotation")
+	})
+	return st, ok, err
+}
+
+// ClaimDueRotations claims up to limit due rotations no live claim holds.
+func (db *DB) ClaimDueRotations(ctx context.Context, now, until time.Time, limit int) ([]rotation.State, error) {
+	var out []rotation.State
+	err := db.transactQuiet(ctx, func(tx *Tx) error {
+		out = nil
+		rows, err := tx.query(ctx, `SELECT id FROM secret_rotations WHERE due_at <= ? AND claim_until <= ?
+			ORDER BY due_at, id LIMIT ?`+db.skipLocked(), ts(now), ts(now), limit)
+		if err != nil {
+			return dbErr(err, "ClaimDueRotations")
+		}
+		var ids []string
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return dbErr(err, "ClaimDueRotations")
+			}
+			ids = append(ids, id)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return dbErr(err, "ClaimDueRotations")
+		}
+		for _, id := range ids {
+			claim := uuid.NewString()
+			// The condition again: on PostgreSQL a row another node claimed
+			// between our read and this update is skipped.
+			res, err := tx.exec(ctx, `UPDATE secret_rotations SET claimed_by = ?, claim_until = ? WHERE id = ? AND claim_until <= ? AND due_at <= ?`,
+				claim, ts(until), id, ts(now), ts(now))
+			if err != nil {
+				return dbErr(err, "ClaimDueRotations")
+			}
+			if n, _ := res.RowsAffected(); n == 0 {
+				continue
+			}
+			st, err := scanRotation(tx.queryRow(ctx, `SELECT `+rotCols+rotFrom+` WHERE r.id = ?`, id))
+			if err != nil {
+				return dbErr(err, "ClaimDueRotations")
+			}
+			out = append(out, st)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// NextRotationDue is the earliest due time of any rotation (zero: none).
+func (db *DB) NextRotationDue(ctx context.Context) (time.Time, error) {
+	var t time.Time
+	err := db.readRow(ctx, `SELECT MIN(CASE WHEN claim_until > due_at THEN claim_until ELSE due_at END) FROM secret_rotations WHERE due_at IS NOT NULL`).Scan(timeCol{&t})
+	return t, dbErr(err, "NextRotationDue")
+}
+
+// SetRotationPending records the password a run is about to set; the
+// rotation falls due when the claim ends, so a run that dies is finished.
+func (db *DB) SetRotationPending(ctx context.Context, id, claim string, sealed []byte, index int) error {
+	res, err := db.execQuiet(ctx, `UPDATE secret_rotations SET pending_password = ?, pending_index = ?, due_at = claim_until WHERE id = ? AND claimed_by = ?`,
+		sealed, index, id, claim)
+	if err != nil {
+		return dbErr(err, "SetRotationPending")
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return errs.Conflictf("the rotation was claimed by another run")
+	}
+	return nil
+}
+
+// FinishRotation records a run's outcome and releases its claim.
+func (db *DB) FinishRotation(ctx context.Context, id, claim string, o rotation.Outcome, ev audit.Event) error {
+	return db.transactQuiet(ctx, func(tx *Tx) error {
+		var res interface{ RowsAffected() (int64, error) }
+		var err error
+		if o.OK {
+			res, err = tx.exec(ctx, `UPDATE secret_rotations SET active_index = ?, credentials = ?, pending_password = NULL,
+				status = 'success', last_message = '', last_rotated_at = ?, last_attempted_at = ?, last_manual = ?,
+				next_rotation_at = ?, due_at = ?, attempts = 0, rotations = rotations + 1, claimed_by = '', claim_until = 0, updated_at = ?
+				WHERE id = ? AND claimed_by = ?`,
+				o.ActiveIndex, o.Credentials, ts(o.At), ts(o.At), o.Manual, tsp(o.NextRotationAt), tsp(o.DueAt), ts(o.At), id, claim)
+		} else {
+			res, err = tx.exec(ctx, `UPDATE secret_rotations SET status = 'failed', last_message = ?, last_attempted_at = ?,
+				last_manual = ?, due_at = ?, attempts = attempts + 1, claimed_by = '', claim_until = 0, updated_at = ?
+				WHERE id = ? AND claimed_by = ?`,
+				o.Message, ts(o.At), o.Manual, tsp(o.DueAt), ts(o.At), id, claim)
+		}
+		if err != nil {
+			return dbErr(err, "FinishRotation")
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return errs.Conflictf("the rotation was claimed by another run")
+		}
+		return tx.insertAudit(ctx, ev)
+	})
+}
