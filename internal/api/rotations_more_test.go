@@ -1,0 +1,218 @@
+package api_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/go-ldap/ldap/v3"
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/lockbox-dev/lockbox/internal/app/apptest"
+	"github.com/lockbox-dev/lockbox/internal/store"
+	"github.com/lockbox-dev/lockbox/internal/testsvc"
+)
+
+func createConn(t *testing.T, e *apptest.Env, token, app, name string, creds map[string]any) string {
+	t.Helper()
+	var out struct{ AppConnection struct{ ID string } }
+	e.Must(t, 200, "POST", "/api/v1/app-connections/"+app, token, map[string]any{"name": name, "credentials": creds}).Decode(t, &out)
+	return out.AppConnection.ID
+}
+
+// TestRedisRotationDualPhase: two ACL users alternate; the previous password
+// keeps working until the rotation after.
+func TestRedisRotationDualPhase(t *testing.T) {
+	host, port := testsvc.Redis(t)
+	forEachEngine(t, func(t *testing.T, d store.Dialect) {
+		e := apptest.Bootstrapped(t, d)
+		p := createProject(t, e, e.Token, map[string]any{"projectName": "cache"})
+		sfx := testsvc.Suffix()
+		users := []string{"rot-" + sfx + "-1", "rot-" + sfx + "-2"}
+		admin := goredis.NewClient(&goredis.Options{Addr: "127.0.0.1:6379"})
+		t.Cleanup(func() { admin.Do(context.Background(), "ACL", "DELUSER", users[0], users[1]); admin.Close() })
+		login := func(u, pw string) error {
+			c := goredis.NewClient(&goredis.Options{Addr: "127.0.0.1:6379", Username: u, Password: pw, DisableIdentity: true, MaxRetries: 0})
+			defer c.Close()
+			return c.Ping(context.Background()).Err()
+		}
+		connID := createConn(t, e, e.Token, "redis", "cache", map[string]any{"host": host, "port": port})
+		// ACL rules that would touch passwords are refused.
+		assertError(t, e.Do(t, "POST", "/api/v2/secret-rotations/redis-credentials", e.Token, map[string]any{"name": "bad", "projectId": p.ID,
+			"connectionId": connID, "environment": "dev", "secretPath": "/", "rotationInterval": 1,
+			"parameters": map[string]string{"permissionScope": "~* +@all nopass"}, "secretsMapping": map[string]string{"username": "U", "password": "P"}}), 422, "ValidationFailure")
+		var rot struct{ SecretRotation rotOut }
+		e.Must(t, 200, "POST", "/api/v2/secret-rotations/redis-credentials", e.Token, map[string]any{"name": "cache", "projectId": p.ID,
+			"connectionId": connID, "environment": "dev", "secretPath": "/", "rotationInterval": 1,
+			"parameters":     map[string]string{"permissionScope": "~app:* +get +set +ping", "username1": users[0], "username2": users[1]},
+			"secretsMapping": map[string]string{"username": "REDIS_USER", "password": "REDIS_PASS"}}).Decode(t, &rot)
+		read := func() (string, string) {
+			u, _ := secretValue(t, e, p.ID, "REDIS_USER")
+			pw, _ := secretValue(t, e, p.ID, "REDIS_PASS")
+			return u, pw
+		}
+		u1, p1 := read()
+		if u1 != users[0] || login(u1, p1) != nil {
+			t.Fatalf("first credentials %q do not work", u1)
+		}
+		e.Must(t, 200, "POST", "/api/v2/secret-rotations/redis-credentials/"+rot.SecretRotation.ID+"/rotate-secrets", e.Token, nil)
+		u2, p2 := read()
+		if u2 != users[1] || login(u2, p2) != nil || login(u1, p1) != nil {
+			t.Fatalf("after one rotation both %q and %q must log in", u1, u2)
+		}
+		e.Must(t, 200, "POST", "/api/v2/secret-rotations/redis-credentials/"+rot.SecretRotation.ID+"/rotate-secrets", e.Token, nil)
+		u3, p3 := read()
+		if u3 != users[0] || login(u3, p3) != nil || login(u2, p2) != nil {
+			t.Fatal("after two rotations the newest two must log in")
+		}
+		if login(u1, p1) == nil {
+			t.Fatal("the oldest password still logs in")
+		}
+		// The ACL rules were applied: a key outside the scope is refused.
+		c := goredis.NewClient(&goredis.Options{Addr: "127.0.0.1:6379", Username: u3, Password: p3, DisableIdentity: true})
+		defer c.Close()
+		if err := c.Get(context.Background(), "other:key").Err(); err == nil || !strings.Contains(err.Error(), "NOPERM") {
+			t.Fatalf("GET outside the scope: %v", err)
+		}
+	})
+}
+
+// TestLDAPPasswordRotation: the bound entry's password changes in slapd.
+func TestLDAPPasswordRotation(t *testing.T) {
+	l := testsvc.StartLDAP(t)
+	c, err := l.Bind(l.BindDN, l.BindPass)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dn := "uid=app," + l.People
+	add := ldap.NewAddRequest(dn, nil)
+	add.Attribute("objectClass", []string{"inetOrgPerson"})
+	add.Attribute("uid", []string{"app"})
+	add.Attribute("cn", []string{"app"})
+	add.Attribute("sn", []string{"app"})
+	add.Attribute("userPassword", []string{"initial"})
+	if err := c.Add(add); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	forEachEngine(t, func(t *testing.T, d store.Dialect) {
+		e := apptest.Bootstrapped(t, d)
+		p := createProject(t, e, e.Token, map[string]any{"projectName": "dir"})
+		connID := createConn(t, e, e.Token, "ldap", "dir", map[string]any{"provider": "openldap", "url": l.URL, "dn": l.BindDN, "password": l.BindPass})
+		var rot struct{ SecretRotation rotOut }
+		e.Must(t, 200, "POST", "/api/v2/secret-rotations/ldap-password", e.Token, map[string]any{"name": "app", "projectId": p.ID,
+			"connectionId": connID, "environment": "dev", "secretPath": "/", "rotationInterval": 7,
+			"parameters": map[string]string{"dn": dn}, "secretsMapping": map[string]string{"dn": "LDAP_DN", "password": "LDAP_PASS"}}).Decode(t, &rot)
+		gotDN, p1 := secretValue(t, e, p.ID, "LDAP_DN")
+		_ = p1
+		pw1, _ := secretValue(t, e, p.ID, "LDAP_PASS")
+		if gotDN != dn {
+			t.Fatalf("LDAP_DN %q", gotDN)
+		}
+		if c, err := l.Bind(dn, pw1); err != nil {
+			t.Fatalf("bind with the rotated password: %v", err)
+		} else {
+			c.Close()
+		}
+		if _, err := l.Bind(dn, "initial"); err == nil {
+			t.Fatal("the initial password still binds")
+		}
+		e.Must(t, 200, "POST", "/api/v2/secret-rotations/ldap-password/"+rot.SecretRotation.ID+"/rotate-secrets", e.Token, nil)
+		pw2, v := secretValue(t, e, p.ID, "LDAP_PASS")
+		if pw2 == pw1 || v != 2 {
+			t.Fatalf("LDAP_PASS version %d", v)
+		}
+		if c, err := l.Bind(dn, pw2); err != nil {
+			t.Fatalf("bind with the new password: %v", err)
+		} else {
+			c.Close()
+		}
+		if _, err := l.Bind(dn, pw1); err == nil {
+			t.Fatal("the previous password still binds")
+		}
+	})
+}
+
+// TestRotationAuthorization: app connections are the org admin's; a viewer
+// reads rotations but changes nothing; another project's identity sees
+// nothing; a connection of another org cannot be used.
+func TestRotationAuthorization(t *testing.T) {
+	host, port := testsvc.Redis(t)
+	forEachEngine(t, func(t *testing.T, d store.Dialect) {
+		e := apptest.Bootstrapped(t, d)
+		a := createProject(t, e, e.Token, map[string]any{"projectName": "a"})
+		b := createProject(t, e, e.Token, map[string]any{"projectName": "b"})
+		sfx := testsvc.Suffix()
+		admin := goredis.NewClient(&goredis.Options{Addr: "127.0.0.1:6379"})
+		t.Cleanup(func() {
+			admin.Do(context.Background(), "ACL", "DELUSER", "az-"+sfx+"-1", "az-"+sfx+"-2")
+			admin.Close()
+		})
+		creds := map[string]any{"host": host, "port": port}
+		connID := createConn(t, e, e.Token, "redis", "cache", creds)
+
+		// An org member may not see or change connections.
+		_, member := e.NewIdentity(t, "org-member", "member")
+		assertError(t, e.Do(t, "POST", "/api/v1/app-connections/redis", member, map[string]any{"name": "mine", "credentials": creds}), 403, "PermissionDenied")
+		assertError(t, e.Do(t, "GET", "/api/v1/app-connections", member, nil), 403, "PermissionDenied")
+		assertError(t, e.Do(t, "PATCH", "/api/v1/app-connections/redis/"+connID, member, map[string]any{"name": "x"}), 403, "PermissionDenied")
+		assertError(t, e.Do(t, "DELETE", "/api/v1/app-connections/redis/"+connID, member, nil), 403, "PermissionDenied")
+		// Bad input is a 422, an unknown app a 422, a link-local target refused by policy.
+		assertError(t, e.Do(t, "POST", "/api/v1/app-connections/oracle", e.Token, map[string]any{"name": "x", "credentials": creds}), 422, "ValidationFailure")
+		assertError(t, e.Do(t, "POST", "/api/v1/app-connections/redis", e.Token, map[string]any{"name": "x", "credentials": map[string]any{"host": host, "port": 70000}}), 422, "ValidationFailure")
+		r := e.Do(t, "POST", "/api/v1/app-connections/redis", e.Token, map[string]any{"name": "meta", "credentials": map[string]any{"host": "169.254.169.254", "port": 6379}})
+		assertError(t, r, 400, "BadRequest")
+		if !strings.Contains(string(r.Body), "policy") {
+			t.Fatalf("policy refusal: %s", r.Body)
+		}
+
+		body := map[string]any{"name": "cache", "projectId": a.ID, "connectionId": connID, "environment": "dev", "secretPath": "/", "rotationInterval": 1,
+			"parameters":     map[string]string{"permissionScope": "+ping", "username1": "az-" + sfx + "-1", "username2": "az-" + sfx + "-2"},
+			"secretsMapping": map[string]string{"username": "U", "password": "P"}}
+		_, viewer := projectMember(t, e, a.ID, "viewer-a", "viewer")
+		assertError(t, e.Do(t, "POST", "/api/v2/secret-rotations/redis-credentials", viewer, body), 403, "PermissionDenied")
+		var rot struct{ SecretRotation rotOut }
+		e.Must(t, 200, "POST", "/api/v2/secret-rotations/redis-credentials", e.Token, body).Decode(t, &rot)
+		id := rot.SecretRotation.ID
+		base := "/api/v2/secret-rotations/redis-credentials/" + id
+		e.Must(t, 200, "GET", base, viewer, nil)
+		e.Must(t, 200, "GET", "/api/v2/secret-rotations?projectId="+a.ID, viewer, nil)
+		assertError(t, e.Do(t, "GET", base+"/generated-credentials", viewer, nil), 403, "PermissionDenied")
+		assertError(t, e.Do(t, "POST", base+"/rotate-secrets", viewer, nil), 403, "PermissionDenied")
+		assertError(t, e.Do(t, "PATCH", base, viewer, map[string]any{"rotationInterval": 2}), 403, "PermissionDenied")
+		assertError(t, e.Do(t, "DELETE", base, viewer, nil), 403, "PermissionDenied")
+
+		// An admin of project B only: A's rotation does not exist for it.
+		_, other := projectMember(t, e, b.ID, "admin-b", "admin")
+		assertError(t, e.Do(t, "GET", base, other, nil), 404, "NotFound")
+		assertError(t, e.Do(t, "POST", base+"/rotate-secrets", other, nil), 404, "NotFound")
+		assertError(t, e.Do(t, "GET", "/api/v2/secret-rotations?projectId="+a.ID, other, nil), 403, "PermissionDenied")
+		// The wrong type in the path is not found.
+		assertError(t, e.Do(t, "GET", "/api/v2/secret-rotations/postgres-credentials/"+id, e.Token, nil), 404, "NotFound")
+
+		// A project member (org member) may use the org's connection, and
+		// sees the generated credentials; the secrets were written as the
+		// platform, with history.
+		_, pm := projectMember(t, e, b.ID, "member-b", "member")
+		body2 := map[string]any{}
+		for k, v := range body {
+			body2[k] = v
+		}
+		body2["projectId"] = b.ID
+		body2["parameters"] = map[string]string{"permissionScope": "+ping", "username1": "az-" + sfx + "-1", "username2": "az-" + sfx + "-2"}
+		e.Must(t, 200, "POST", "/api/v2/secret-rotations/redis-credentials", pm, body2).Decode(t, &rot)
+		var gc struct {
+			GeneratedCredentials []map[string]string
+			ActiveIndex          int
+		}
+		e.Must(t, 200, "GET", "/api/v2/secret-rotations/redis-credentials/"+rot.SecretRotation.ID+"/generated-credentials", pm, nil).Decode(t, &gc)
+		if len(gc.GeneratedCredentials) != 1 || gc.GeneratedCredentials[0]["username"] != "az-"+sfx+"-1" || len(gc.GeneratedCredentials[0]["password"]) != 32 {
+			t.Fatalf("generated credentials %+v", gc)
+		}
+		// Audit: the rotation's events are recorded.
+		if b := e.Must(t, 200, "GET", "/api/v1/organization/audit-logs?limit=100", e.Token, nil).Body; !strings.Contains(string(b), "rotate-secret-rotation") ||
+			!strings.Contains(string(b), "create-app-connection") {
+			t.Fatalf("audit log lacks rotation events")
+		}
+	})
+}
