@@ -132,6 +132,7 @@ func serve(ctx context.Context, cfg config.Config, stdout, stderr io.Writer) err
 		PasswordHashConcurrency: cfg.PasswordHashConcurrency,
 		Logger:                  log,
 		LeaseCreatingTimeout:    cfg.LeaseCreatingTimeout,
+		RotationClaimTimeout:    cfg.RotationClaimTimeout,
 		TrustedProxies:          cfg.TrustedProxies,
 		CertHeader:              cfg.TLSClientCertHeader,
 		MetricsToken:            string(cfg.MetricsToken),

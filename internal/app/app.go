@@ -46,6 +46,8 @@ type Options struct {
 	Logger         *slog.Logger
 	// LeaseCreatingTimeout overrides dynamic.DefaultCreatingTimeout when set.
 	LeaseCreatingTimeout time.Duration
+	// RotationClaimTimeout overrides the rotation service's ClaimTTL when set.
+	RotationClaimTimeout time.Duration
 	// TargetPolicy limits the hosts dynamic secrets connect to; nil denies
 	// dynamic.DefaultDeny only.
 	TargetPolicy *dynamic.TargetPolicy
@@ -124,6 +126,9 @@ func New(db *store.DB, kr *keyring.Keyring, o Options) *App {
 	systems := target.Systems{Policy: o.TargetPolicy}
 	conns := appconn.NewService(db, az, kr, systems, nil)
 	rots := rotation.NewService(db, az, kr, conns, systems, secrets, nil, o.Logger)
+	if o.RotationClaimTimeout > 0 {
+		rots.ClaimTTL = o.RotationClaimTimeout
+	}
 	admin := identity.NewAdmin(db, az, idsvc)
 	svc := api.Services{
 		Identity:      idsvc,

@@ -45,6 +45,10 @@ type Config struct {
 	// LeaseCreatingTimeout is how long a lease may stay 'creating' before the
 	// worker revokes it as abandoned (its creator crashed).
 	LeaseCreatingTimeout time.Duration // LOCKBOX_LEASE_CREATING_TIMEOUT / --lease-creating-timeout
+	// RotationClaimTimeout is how long a secret rotation run holds its
+	// rotation; a run that dies (a node killed mid-rotation) is finished by
+	// another node after it.
+	RotationClaimTimeout time.Duration // LOCKBOX_ROTATION_CLAIM_TIMEOUT / --rotation-claim-timeout
 	// DynamicTargetsAllow and DynamicTargetsDeny are comma-separated CIDRs,
 	// addresses and host names dynamic secrets may (not) connect to.
 	DynamicTargetsAllow string // LOCKBOX_DYNAMIC_TARGETS_ALLOW / --dynamic-targets-allow
@@ -89,6 +93,7 @@ func Default() Config {
 		ShutdownTimeout:         15 * time.Second,
 		DBMaxConns:              20,
 		LeaseCreatingTimeout:    2 * time.Minute,
+		RotationClaimTimeout:    2 * time.Minute,
 	}
 }
 
@@ -152,6 +157,11 @@ func (c Config) Validate() error {
 		// Shorter than the provider timeout (20s) is safe but makes slow creations fail.
 		problems = append(problems, errors.New("lease creating timeout must be at least 1s"))
 	}
+	if c.RotationClaimTimeout < time.Second {
+		// A run longer than the claim could be taken over by another node mid-way
+		// (harmless: same password, FinishRotation checks the claim), so short is allowed.
+		problems = append(problems, errors.New("rotation claim timeout must be at least 1s"))
+	}
 	if c.DBMaxConns < 2 {
 		problems = append(problems, errors.New("db max conns must be at least 2"))
 	}
@@ -193,6 +203,11 @@ func variables() []variable {
 		{"LOCKBOX_LEASE_CREATING_TIMEOUT", "lease-creating-timeout", "how long a lease may stay 'creating' before it is revoked as abandoned", false, func(c *Config, v string) error {
 			d, err := time.ParseDuration(v)
 			c.LeaseCreatingTimeout = d
+			return err
+		}},
+		{"LOCKBOX_ROTATION_CLAIM_TIMEOUT", "rotation-claim-timeout", "how long a secret rotation run holds its rotation before another node may finish it", false, func(c *Config, v string) error {
+			d, err := time.ParseDuration(v)
+			c.RotationClaimTimeout = d
 			return err
 		}},
 		{"LOCKBOX_DYNAMIC_TARGETS_ALLOW", "dynamic-targets-allow", "CIDRs and host names dynamic secrets may connect to (empty: any not denied)", false, func(c *Config, v string) error { c.DynamicTargetsAllow = v; return nil }},
