@@ -15,6 +15,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"regexp"
 	"strings"
@@ -143,7 +144,8 @@ type Store interface {
 	UpdateRotation(ctx context.Context, r Rotation, dueAt *time.Time, ev audit.Event) error
 	DeleteRotation(ctx context.Context, id string, ev audit.Event) error
 	// ClaimRotation claims rotation id for a run with token claim until
-	// until, unless another run holds an unexpired claim (ok false).
+	// until, unless another run holds an unexpired claim (ok false). A
+	// claimed rotation is due when the claim ends.
 	ClaimRotation(ctx context.Context, id, claim string, now, until time.Time) (st State, ok bool, err error)
 	// ClaimDueRotations claims up to limit rotations whose due time has
 	// passed and that no run holds, each with its own token.
@@ -670,12 +672,10 @@ func (s *Service) runNow(ctx context.Context, actor authz.Actor, id string, manu
 		return errs.Conflictf("A rotation of this secret rotation is already in progress; try again shortly")
 	}
 	if err := s.run(ctx, actor, st, manual); err != nil {
-		if e, ok := err.(*errs.Error); ok && e.Kind != errs.Internal {
-			return err
+		if _, typed := errors.AsType[*errs.Error](err); typed || isCrash(err) {
+			return err // an internal one is logged in full and answered generically
 		}
-		if errs.Is(err, errs.Internal) && isCrash(err) {
-			return err
-		}
+		// The target's complaint, passwords already removed.
 		return errs.BadRequest("Failed to rotate secrets: %s", err.Error())
 	}
 	return nil

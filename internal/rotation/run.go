@@ -64,7 +64,7 @@ func (s *Service) run(ctx context.Context, actor authz.Actor, st State, manual b
 		ev.Metadata["outcome"] = "success"
 	} else {
 		msg := err.Error()
-		if e, ok := err.(*errs.Error); ok && e.Kind == errs.Internal {
+		if e, ok := errors.AsType[*errs.Error](err); ok && e.Kind == errs.Internal {
 			s.log.Error("secret rotation", "rotation", r.ID, "err", msg)
 			msg = "internal error"
 		}

@@ -141,12 +141,15 @@ func (db *DB) DeleteRotation(ctx context.Context, id string, ev audit.Event) err
 }
 
 // ClaimRotation claims one rotation for a run, unless a live claim holds it.
+// A claimed rotation is due when its claim ends (the run that finishes
+// moves due_at on), so a run that dies is taken up again, and due_at alone
+// (indexed) says when a worker next has work.
 func (db *DB) ClaimRotation(ctx context.Context, id, claim string, now, until time.Time) (rotation.State, bool, error) {
 	var st rotation.State
 	ok := false
 	err := db.transactQuiet(ctx, func(tx *Tx) error {
-		res, err := tx.exec(ctx, `UPDATE secret_rotations SET claimed_by = ?, claim_until = ? WHERE id = ? AND claim_until <= ?`,
-			claim, ts(until), id, ts(now))
+		res, err := tx.exec(ctx, `UPDATE secret_rotations SET claimed_by = ?, claim_until = ?, due_at = ? WHERE id = ? AND claim_until <= ?`,
+			claim, ts(until), ts(until), id, ts(now))
 		if err != nil {
 			return dbErr(err, "ClaimRotation")
 		}
@@ -187,8 +190,8 @@ func (db *DB) ClaimDueRotations(ctx context.Context, now, until time.Time, limit
 			claim := uuid.NewString()
 			// The condition again: on PostgreSQL a row another node claimed
 			// between our read and this update is skipped.
-			res, err := tx.exec(ctx, `UPDATE secret_rotations SET claimed_by = ?, claim_until = ? WHERE id = ? AND claim_until <= ? AND due_at <= ?`,
-				claim, ts(until), id, ts(now), ts(now))
+			res, err := tx.exec(ctx, `UPDATE secret_rotations SET claimed_by = ?, claim_until = ?, due_at = ? WHERE id = ? AND claim_until <= ? AND due_at <= ?`,
+				claim, ts(until), ts(until), id, ts(now), ts(now))
 			if err != nil {
 				return dbErr(err, "ClaimDueRotations")
 			}
@@ -209,7 +212,7 @@ func (db *DB) ClaimDueRotations(ctx context.Context, now, until time.Time, limit
 // NextRotationDue is the earliest due time of any rotation (zero: none).
 func (db *DB) NextRotationDue(ctx context.Context) (time.Time, error) {
 	var t time.Time
-	err := db.readRow(ctx, `SELECT MIN(CASE WHEN claim_until > due_at THEN claim_until ELSE due_at END) FROM secret_rotations WHERE due_at IS NOT NULL`).Scan(timeCol{&t})
+	err := db.readRow(ctx, `SELECT MIN(due_at) FROM secret_rotations WHERE due_at IS NOT NULL`).Scan(timeCol{&t})
 	return t, dbErr(err, "NextRotationDue")
 }
 

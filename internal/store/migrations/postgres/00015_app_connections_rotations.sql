@@ -23,10 +23,11 @@ CREATE TABLE app_connections (
 -- the password it is about to set (pending_password, sealed with the
 -- project's data key) for the inactive principal, then changes it in the
 -- target, then writes the secrets, then flips active_index and clears
--- pending_password in one update. A run that dies leaves pending_password
--- set and due_at unmoved: the next claim sets the same password again and
--- finishes. due_at is when the worker next acts (next rotation, or retry
--- after a failure with backoff); claimed_by/claim_until keep one node on it.
+-- pending_password in one update. due_at is when a worker next acts: the
+-- next rotation, a retry after a failure (with backoff), or, while a run
+-- holds the row (claimed_by, claim_until), the end of its claim: a run that
+-- dies leaves pending_password set and the row due when the claim ends, and
+-- the next run sets the same password again and finishes.
 CREATE TABLE secret_rotations (
     id                          TEXT PRIMARY KEY,
     org_id                      TEXT NOT NULL,
