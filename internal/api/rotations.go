@@ -29,6 +29,7 @@ type wireAppConn struct {
 	App                          string              `json:"app"`
 	Method                       string              `json:"method"`
 	Credentials                  appconn.Credentials `json:"credentials"`
+	CredentialsHash              string              `json:"credentialsHash"`
 	Version                      int                 `json:"version"`
 	OrgID                        string              `json:"orgId"`
 	ProjectID                    *string             `json:"projectId"`
@@ -44,7 +45,7 @@ func toWireAppConn(c appconn.Connection) wireAppConn {
 		d = &c.Description
 	}
 	return wireAppConn{ID: c.ID, Name: c.Name, Description: d, App: c.App, Method: c.Method, Credentials: c.Credentials.Public(),
-		Version: c.Version, OrgID: c.OrgID, CreatedAt: rfc3339(c.CreatedAt), UpdatedAt: rfc3339(c.UpdatedAt)}
+		CredentialsHash: c.CredentialsHash, Version: c.Version, OrgID: c.OrgID, CreatedAt: rfc3339(c.CreatedAt), UpdatedAt: rfc3339(c.UpdatedAt)}
 }
 
 func writeAppConn(w http.ResponseWriter, c appconn.Connection) error {
@@ -145,7 +146,19 @@ func (s *Server) rotationRoutes(m *routeMux) {
 	m.Handle("GET "+base+"/{type}", s.authed(s.rotationList))
 	m.Handle("POST "+base+"/{type}", s.authed(s.rotationCreate))
 	m.Handle("GET "+base+"/{type}/{rotationId}", s.authed(s.rotationGet))
-	m.Handle("GET "+base+"/{type}/{rotationId}/generated-credentials", s.authed(s.rotationCredentials))
+	// GET rotation-name/{name} and GET {rotationId}/generated-credentials
+	// overlap for ServeMux; one route serves both.
+	m.Handle("GET "+base+"/{type}/{rotationId}/{sub}", s.authed(func(w http.ResponseWriter, r *http.Request) error {
+		switch {
+		case r.PathValue("rotationId") == "rotation-name":
+			r.SetPathValue("name", r.PathValue("sub"))
+			return s.rotationGetByName(w, r)
+		case r.PathValue("sub") == "generated-credentials":
+			return s.rotationCredentials(w, r)
+		}
+		return errs.NotFoundf("Route GET:%s not found", r.URL.Path)
+	}))
+	*m.patterns = append(*m.patterns, "GET "+base+"/{type}/rotation-name/{name}", "GET "+base+"/{type}/{rotationId}/generated-credentials")
 	m.Handle("PATCH "+base+"/{type}/{rotationId}", s.authed(s.rotationUpdate))
 	m.Handle("DELETE "+base+"/{type}/{rotationId}", s.authed(s.rotationDelete))
 	m.Handle("POST "+base+"/{type}/{rotationId}/rotate-secrets", s.authed(s.rotationRotate))
@@ -276,6 +289,15 @@ func (s *Server) rotationCreate(w http.ResponseWriter, r *http.Request) error {
 
 func (s *Server) rotationGet(w http.ResponseWriter, r *http.Request) error {
 	rt, err := s.svc.Rotations.Get(r.Context(), actorFrom(r.Context()), r.PathValue("type"), r.PathValue("rotationId"))
+	if err != nil {
+		return err
+	}
+	return writeRotation(w, rt)
+}
+
+func (s *Server) rotationGetByName(w http.ResponseWriter, r *http.Request) error {
+	rt, err := s.svc.Rotations.GetByName(r.Context(), actorFrom(r.Context()), r.PathValue("type"), query(r, "projectId", "workspaceId"),
+		query(r, "environment"), query(r, "secretPath"), r.PathValue("name"))
 	if err != nil {
 		return err
 	}

@@ -159,6 +159,23 @@ func testRotation(t *testing.T, d store.Dialect, tg rotTarget) {
 		t.Fatalf("connection %s", r.Body)
 	}
 	connID := conn.AppConnection["id"].(string)
+	hash, _ := conn.AppConnection["credentialsHash"].(string)
+	var again struct{ AppConnection map[string]any }
+	e.Must(t, 200, "GET", "/api/v1/app-connections/"+tg.app+"/"+connID, e.Token, nil).Decode(t, &again)
+	if len(hash) != 64 || again.AppConnection["credentialsHash"] != hash {
+		t.Fatalf("credentialsHash %q then %v: must be stable", hash, again.AppConnection["credentialsHash"])
+	}
+	// New credentials (the same, re-sent) are validated and change the hash; a name-only change does not.
+	e.Must(t, 200, "PATCH", "/api/v1/app-connections/"+tg.app+"/"+connID, e.Token, map[string]any{"credentials": tg.creds}).Decode(t, &again)
+	if again.AppConnection["credentialsHash"] == hash || again.AppConnection["version"] != float64(2) {
+		t.Fatalf("after a credentials update %v", again.AppConnection)
+	}
+	hash = again.AppConnection["credentialsHash"].(string)
+	e.Must(t, 200, "PATCH", "/api/v1/app-connections/"+tg.app+"/"+connID, e.Token, map[string]any{"description": "admin"}).Decode(t, &again)
+	if again.AppConnection["credentialsHash"] != hash {
+		t.Fatal("a description change moved credentialsHash")
+	}
+	assertError(t, e.Do(t, "PATCH", "/api/v1/app-connections/"+tg.app+"/"+connID, e.Token, map[string]any{"credentials": bad}), 400, "BadRequest")
 	for _, path := range []string{"/api/v1/app-connections", "/api/v1/app-connections/" + tg.app, "/api/v1/app-connections/" + tg.app + "/" + connID,
 		"/api/v1/app-connections/" + tg.app + "/connection-name/admin"} {
 		if b := e.Must(t, 200, "GET", path, e.Token, nil).Body; strings.Contains(string(b), pass) || !strings.Contains(string(b), connID) {
@@ -176,6 +193,11 @@ func testRotation(t *testing.T, d store.Dialect, tg rotTarget) {
 		!strings.HasSuffix(*rot.SecretRotation.NextRotationAt, "T03:15:00.000Z") {
 		t.Fatalf("rotation %+v", rot.SecretRotation)
 	}
+	byName := e.Must(t, 200, "GET", "/api/v2/secret-rotations/"+tg.typ+"/rotation-name/db?projectId="+p.ID+"&environment=dev&secretPath=/", e.Token, nil)
+	if !strings.Contains(string(byName.Body), id) {
+		t.Fatalf("rotation-name: %s", byName.Body)
+	}
+	assertError(t, e.Do(t, "GET", "/api/v2/secret-rotations/"+tg.typ+"/rotation-name/nope?projectId="+p.ID+"&environment=dev", e.Token, nil), 404, "NotFound")
 	read := func() (string, string) {
 		u, _ := secretValue(t, e, p.ID, "DB_USER")
 		pw, _ := secretValue(t, e, p.ID, "DB_PASS")

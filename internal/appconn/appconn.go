@@ -7,6 +7,8 @@ package appconn
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"net/netip"
 	"regexp"
@@ -74,9 +76,18 @@ type Connection struct {
 	Name        string
 	Description string
 	Credentials Credentials // without Password
-	Version     int
-	CreatedAt   time.Time
-	UpdatedAt   time.Time
+	// CredentialsHash changes whenever the credentials do (a digest of
+	// their ciphertext, which reveals nothing of them): Terraform's drift check.
+	CredentialsHash string
+	Version         int
+	CreatedAt       time.Time
+	UpdatedAt       time.Time
+}
+
+// HashSealed is the CredentialsHash of sealed credentials.
+func HashSealed(sealed []byte) string {
+	h := sha256.Sum256(sealed)
+	return hex.EncodeToString(h[:])
 }
 
 // CredentialsAD binds a connection's sealed credentials to its row.
@@ -321,6 +332,7 @@ func (s *Service) Create(ctx context.Context, actor authz.Actor, n New) (Connect
 	if err != nil {
 		return Connection{}, err
 	}
+	c.CredentialsHash = HashSealed(sealed)
 	err = s.store.CreateAppConnection(ctx, c, sealed, event(actor, "create-app-connection", c))
 	if errs.Is(err, errs.Conflict) {
 		return Connection{}, errs.BadRequest("An App Connection with the name %q already exists", n.Name)
@@ -442,6 +454,7 @@ func (s *Service) Update(ctx context.Context, actor authz.Actor, app, id string,
 		if sealed, err = s.seal(ctx, c, creds); err != nil {
 			return Connection{}, err
 		}
+		c.CredentialsHash = HashSealed(sealed)
 		c.Version++
 	}
 	c.UpdatedAt = s.now().UTC()

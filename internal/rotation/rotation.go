@@ -534,6 +534,27 @@ func (s *Service) Get(ctx context.Context, actor authz.Actor, typ, id string) (R
 	return st.Rotation, err
 }
 
+// GetByName returns the rotation of typ called name at env and path.
+func (s *Service) GetByName(ctx context.Context, actor authz.Actor, typ, projectID, env, path, name string) (Rotation, error) {
+	if err := checkType(typ); err != nil {
+		return Rotation{}, err
+	}
+	path, err := normPath(path)
+	if err != nil {
+		return Rotation{}, err
+	}
+	rs, err := s.List(ctx, actor, projectID, typ)
+	if err != nil {
+		return Rotation{}, err
+	}
+	for _, r := range rs {
+		if r.Name == name && r.Environment == env && r.SecretPath == path {
+			return r, nil
+		}
+	}
+	return Rotation{}, errs.NotFoundf("Could not find Secret Rotation with name %s", name)
+}
+
 // GeneratedCredentials returns a rotation's two generated credentials and
 // which is active (Infisical's generated-credentials).
 func (s *Service) GeneratedCredentials(ctx context.Context, actor authz.Actor, typ, id string) ([]Credential, Rotation, error) {

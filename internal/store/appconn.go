@@ -20,6 +20,7 @@ func scanAppConn(sc interface{ Scan(...any) error }) (appconn.Connection, []byte
 	err := sc.Scan(&c.ID, &c.OrgID, &c.App, &c.Method, &c.Name, &c.Description, &config, &c.Version,
 		timeCol{&c.CreatedAt}, timeCol{&c.UpdatedAt}, &sealed)
 	if err == nil {
+		c.CredentialsHash = appconn.HashSealed(sealed)
 		if jerr := json.Unmarshal([]byte(config), &c.Credentials); jerr != nil {
 			return c, nil, errs.Internalf(jerr, "decode app connection config")
 		}
