@@ -204,6 +204,9 @@ func public(path string) bool {
 	if strings.HasPrefix(path, "/api/v1/auth/") && strings.HasSuffix(path, "-auth/login") {
 		return true // every machine-identity login method
 	}
+	if strings.HasPrefix(path, "/api/v1/pki/crl/") {
+		return true // a CA's CRL, for relying parties
+	}
 	for _, p := range []string{"/api/status", "/metrics", "/api/v1/admin/bootstrap", "/api/v3/auth/login", "/api/v1/auth/universal-auth/login",
 		"/api/v1/auth/token/renew", "/api/v1/auth/token/revoke"} {
 		if path == p {

@@ -9,6 +9,7 @@ import (
 	"github.com/lockbox-dev/lockbox/internal/dynamic"
 	"github.com/lockbox-dev/lockbox/internal/identity"
 	"github.com/lockbox-dev/lockbox/internal/kms"
+	"github.com/lockbox-dev/lockbox/internal/pki"
 	"github.com/lockbox-dev/lockbox/internal/project"
 	"github.com/lockbox-dev/lockbox/internal/rotation"
 	"github.com/lockbox-dev/lockbox/internal/secret"
@@ -37,6 +38,7 @@ type Services struct {
 	// AppConnections and Rotations serve app connections and secret rotations; nil: not served.
 	AppConnections *appconn.Service
 	Rotations      *rotation.Service
+	PKI            *pki.Service
 }
 
 // routes is the whole API surface. Trailing slashes are stripped before
@@ -75,6 +77,7 @@ func (s *Server) routes() {
 	if s.svc.Rotations != nil {
 		s.rotationRoutes(m)
 	}
+	s.pkiRoutes(m)
 
 	// Audit log.
 	m.Handle("GET /api/v1/organization/audit-logs", s.authed(s.auditLogs))

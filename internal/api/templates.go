@@ -38,7 +38,7 @@ type wireTemplateID struct {
 	Roles        []string `json:"roles"`
 }
 
-type wireTemplate struct {
+type wireProjectTemplate struct {
 	ID                       string             `json:"id"`
 	Name                     string             `json:"name"`
 	Description              string             `json:"description"`
@@ -54,9 +54,9 @@ type wireTemplate struct {
 	UpdatedAt                string             `json:"updatedAt"`
 }
 
-// toWireTemplate lists the predefined roles before the template's own, as Infisical does.
-func toWireTemplate(t project.Template) wireTemplate {
-	w := wireTemplate{ID: t.ID, Name: t.Name, Description: t.Description, Type: t.Type, OrgID: t.OrgID,
+// toWireProjectTemplate lists the predefined roles before the template's own, as Infisical does.
+func toWireProjectTemplate(t project.Template) wireProjectTemplate {
+	w := wireProjectTemplate{ID: t.ID, Name: t.Name, Description: t.Description, Type: t.Type, OrgID: t.OrgID,
 		Users: []any{}, Groups: []any{}, Identities: []wireTemplateID{}, CreatedAt: rfc3339(t.CreatedAt), UpdatedAt: rfc3339(t.UpdatedAt)}
 	for _, ti := range t.Identities {
 		w.Identities = append(w.Identities, wireTemplateID{ti.IdentityID, ti.IdentityName, ti.Roles})
@@ -80,10 +80,10 @@ func toWireTemplate(t project.Template) wireTemplate {
 	return w
 }
 
-func writeTemplate(w http.ResponseWriter, t project.Template) error {
+func writeProjectTemplate(w http.ResponseWriter, t project.Template) error {
 	return writeJSON(w, http.StatusOK, struct {
-		ProjectTemplate wireTemplate `json:"projectTemplate"`
-	}{toWireTemplate(t)})
+		ProjectTemplate wireProjectTemplate `json:"projectTemplate"`
+	}{toWireProjectTemplate(t)})
 }
 
 type templateIn struct {
@@ -128,7 +128,7 @@ func (s *Server) templateCreate(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return writeTemplate(w, t)
+	return writeProjectTemplate(w, t)
 }
 
 func (s *Server) templateList(w http.ResponseWriter, r *http.Request) error {
@@ -136,12 +136,12 @@ func (s *Server) templateList(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	out := make([]wireTemplate, len(list))
+	out := make([]wireProjectTemplate, len(list))
 	for i, t := range list {
-		out[i] = toWireTemplate(t)
+		out[i] = toWireProjectTemplate(t)
 	}
 	return writeJSON(w, http.StatusOK, struct {
-		ProjectTemplates []wireTemplate `json:"projectTemplates"`
+		ProjectTemplates []wireProjectTemplate `json:"projectTemplates"`
 	}{out})
 }
 
@@ -150,7 +150,7 @@ func (s *Server) templateGet(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return writeTemplate(w, t)
+	return writeProjectTemplate(w, t)
 }
 
 func (s *Server) templateUpdate(w http.ResponseWriter, r *http.Request) error {
@@ -167,7 +167,7 @@ func (s *Server) templateUpdate(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return writeTemplate(w, t)
+	return writeProjectTemplate(w, t)
 }
 
 func (s *Server) templateDelete(w http.ResponseWriter, r *http.Request) error {
@@ -175,5 +175,5 @@ func (s *Server) templateDelete(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return writeTemplate(w, t)
+	return writeProjectTemplate(w, t)
 }

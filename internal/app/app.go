@@ -26,6 +26,7 @@ import (
 	"github.com/lockbox-dev/lockbox/internal/identity"
 	"github.com/lockbox-dev/lockbox/internal/keyring"
 	"github.com/lockbox-dev/lockbox/internal/kms"
+	"github.com/lockbox-dev/lockbox/internal/pki"
 	"github.com/lockbox-dev/lockbox/internal/project"
 	"github.com/lockbox-dev/lockbox/internal/rotation"
 	"github.com/lockbox-dev/lockbox/internal/secret"
@@ -150,6 +151,7 @@ func New(db *store.DB, kr *keyring.Keyring, o Options) *App {
 
 		AppConnections: conns,
 		Rotations:      rots,
+		PKI:            pki.NewService(db, az, kr, nil),
 	}
 	srv := api.New(api.Options{
 		Version:         o.Version,

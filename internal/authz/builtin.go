@@ -53,6 +53,11 @@ func projectMember() []Rule {
 		rule(SubWorkspace, ActRead),
 		rule(SubCmek, ActRead, ActCreate, ActEdit, ActDelete, ActEncrypt, ActDecrypt, ActSign, ActVerify, ActRotate),
 		rule(SubSecretRotation, allActions(SubSecretRotation)...),
+		// PKI as Infisical's member: issue and revoke certificates, read CAs and templates.
+		rule(SubCertificateAuthorities, ActRead),
+		rule(SubCertificates, allActions(SubCertificates)...),
+		rule(SubCertificateTemplates, ActRead),
+		rule(SubPkiAlerts, generic...),
 	}
 }
 
@@ -81,6 +86,10 @@ func projectViewer() []Rule {
 		rule(SubWorkspace, ActRead),
 		rule(SubCmek, ActRead),
 		rule(SubSecretRotation, ActRead),
+		rule(SubCertificateAuthorities, ActRead),
+		rule(SubCertificates, ActRead),
+		rule(SubCertificateTemplates, ActRead),
+		rule(SubPkiAlerts, ActRead),
 	}
 }
 

@@ -54,6 +54,9 @@ const (
 
 	// ActConnect is the use of an app connection by a rotation ("app-connections").
 	ActConnect = "connect"
+	// ActReadPrivateKey reads the private key of a certificate lockbox
+	// generated (its bundle), as Infisical's certificates "read-private-key".
+	ActReadPrivateKey = "read-private-key"
 )
 
 // Subjects.
@@ -89,6 +92,13 @@ const (
 	// SubAppConnections is an organization subject: the admin credentials
 	// that rotations act with.
 	SubAppConnections = "app-connections"
+
+	// PKI: a project's certificate authorities, the certificates they
+	// issue, the templates that bound issuance, and expiry alerts.
+	SubCertificateAuthorities = "certificate-authorities"
+	SubCertificates           = "certificates"
+	SubCertificateTemplates   = "certificate-templates"
+	SubPkiAlerts              = "pki-alerts"
 )
 
 var generic = []string{ActRead, ActCreate, ActEdit, ActDelete}
@@ -123,6 +133,11 @@ var projectSubjects = map[string]struct {
 	SubCmek:          {append(slices.Clone(generic), ActEncrypt, ActDecrypt, ActSign, ActVerify, ActRotate, ActExportPrivateKey), nil},
 	SubSecretRotation: {append(slices.Clone(generic), ActReadGeneratedCredentials, ActRotateSecrets),
 		[]string{"environment", "secretPath"}},
+
+	SubCertificateAuthorities: {generic, nil},
+	SubCertificates:           {append(slices.Clone(generic), ActReadPrivateKey), nil},
+	SubCertificateTemplates:   {generic, nil},
+	SubPkiAlerts:              {generic, nil},
 }
 
 // Fields describe the object acted on, for conditions. A zero field means "not known".

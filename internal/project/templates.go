@@ -90,13 +90,13 @@ func PredefinedTemplateRoles() []TemplateRole {
 type TemplateStore interface {
 	// CreateTemplate writes t; errs.Conflict when its organization has a
 	// template of that name.
-	CreateTemplate(ctx context.Context, t Template, j TemplateJSON, ev audit.Event) error
+	CreateProjectTemplate(ctx context.Context, t Template, j TemplateJSON, ev audit.Event) error
 	TemplateByID(ctx context.Context, id string) (Template, error)
 	TemplateByName(ctx context.Context, orgID, name string) (Template, error)
 	// Templates lists an organization's templates by name; typ "" lists all.
-	Templates(ctx context.Context, orgID, typ string) ([]Template, error)
-	UpdateTemplate(ctx context.Context, t Template, j TemplateJSON, ev audit.Event) error
-	DeleteTemplate(ctx context.Context, t Template, ev audit.Event) error
+	ProjectTemplates(ctx context.Context, orgID, typ string) ([]Template, error)
+	UpdateProjectTemplate(ctx context.Context, t Template, j TemplateJSON, ev audit.Event) error
+	DeleteProjectTemplate(ctx context.Context, t Template, ev audit.Event) error
 	// IdentityNames returns the names of those of ids that are identities of org.
 	IdentityNames(ctx context.Context, orgID string, ids []string) (map[string]string, error)
 }
@@ -496,7 +496,7 @@ func (ts *Templates) Create(ctx context.Context, actor authz.Actor, c TemplateCh
 		return Template{}, err
 	}
 	ev := audit.New(actor, "create-project-template", map[string]any{"templateId": t.ID, "name": t.Name, "type": t.Type})
-	if err := ts.store.CreateTemplate(ctx, t, j, ev); err != nil {
+	if err := ts.store.CreateProjectTemplate(ctx, t, j, ev); err != nil {
 		if errs.Is(err, errs.Conflict) {
 			return Template{}, errs.BadRequest("A project template with the name %q already exists.", t.Name)
 		}
@@ -554,7 +554,7 @@ func (ts *Templates) List(ctx context.Context, actor authz.Actor, typ string) ([
 		}
 		out = append(out, DefaultTemplate(actor.OrgID, pt))
 	}
-	own, err := ts.store.Templates(ctx, actor.OrgID, typ)
+	own, err := ts.store.ProjectTemplates(ctx, actor.OrgID, typ)
 	if err != nil {
 		return nil, err
 	}
@@ -587,7 +587,7 @@ func (ts *Templates) Update(ctx context.Context, actor authz.Actor, id string, c
 		return Template{}, err
 	}
 	ev := audit.New(actor, "update-project-template", map[string]any{"templateId": t.ID, "name": t.Name})
-	if err := ts.store.UpdateTemplate(ctx, t, j, ev); err != nil {
+	if err := ts.store.UpdateProjectTemplate(ctx, t, j, ev); err != nil {
 		if errs.Is(err, errs.Conflict) {
 			return Template{}, errs.BadRequest("A project template with the name %q already exists.", t.Name)
 		}
@@ -606,7 +606,7 @@ func (ts *Templates) Delete(ctx context.Context, actor authz.Actor, id string) (
 		return Template{}, err
 	}
 	ev := audit.New(actor, "delete-project-template", map[string]any{"templateId": t.ID, "name": t.Name})
-	return t, ts.store.DeleteTemplate(ctx, t, ev)
+	return t, ts.store.DeleteProjectTemplate(ctx, t, ev)
 }
 
 // byName returns the template a project is created with, checking the

@@ -13,7 +13,7 @@ var _ project.TemplateStore = (*DB)(nil)
 
 const templateCols = `id, org_id, name, description, type, roles, COALESCE(environments, ''), COALESCE(identities, ''), created_at, updated_at`
 
-func scanTemplate(sc interface{ Scan(...any) error }) (project.Template, error) {
+func scanProjectTemplate(sc interface{ Scan(...any) error }) (project.Template, error) {
 	var t project.Template
 	var j project.TemplateJSON
 	if err := sc.Scan(&t.ID, &t.OrgID, &t.Name, &t.Description, &t.Type, &j.Roles, &j.Environments, &j.Identities,
@@ -24,7 +24,7 @@ func scanTemplate(sc interface{ Scan(...any) error }) (project.Template, error) 
 }
 
 // CreateTemplate stores a project template.
-func (db *DB) CreateTemplate(ctx context.Context, t project.Template, j project.TemplateJSON, ev audit.Event) error {
+func (db *DB) CreateProjectTemplate(ctx context.Context, t project.Template, j project.TemplateJSON, ev audit.Event) error {
 	return db.Transact(ctx, func(tx *Tx) error {
 		if _, err := tx.exec(ctx, `INSERT INTO project_templates (id, org_id, name, description, type, roles, environments, identities,
 			created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, t.ID, t.OrgID, t.Name, t.Description, t.Type, j.Roles,
@@ -37,18 +37,18 @@ func (db *DB) CreateTemplate(ctx context.Context, t project.Template, j project.
 
 // TemplateByID returns a template by id.
 func (db *DB) TemplateByID(ctx context.Context, id string) (project.Template, error) {
-	t, err := scanTemplate(db.readRow(ctx, `SELECT `+templateCols+` FROM project_templates WHERE id = ?`, id))
+	t, err := scanProjectTemplate(db.readRow(ctx, `SELECT `+templateCols+` FROM project_templates WHERE id = ?`, id))
 	return t, dbErr(err, "TemplateByID")
 }
 
 // TemplateByName returns an organization's template by name.
 func (db *DB) TemplateByName(ctx context.Context, orgID, name string) (project.Template, error) {
-	t, err := scanTemplate(db.readRow(ctx, `SELECT `+templateCols+` FROM project_templates WHERE org_id = ? AND name = ?`, orgID, name))
+	t, err := scanProjectTemplate(db.readRow(ctx, `SELECT `+templateCols+` FROM project_templates WHERE org_id = ? AND name = ?`, orgID, name))
 	return t, dbErr(err, "TemplateByName")
 }
 
 // Templates lists an organization's templates by name, of one type unless typ is "".
-func (db *DB) Templates(ctx context.Context, orgID, typ string) ([]project.Template, error) {
+func (db *DB) ProjectTemplates(ctx context.Context, orgID, typ string) ([]project.Template, error) {
 	rows, err := db.readq(ctx, `SELECT `+templateCols+` FROM project_templates WHERE org_id = ? AND (? = '' OR type = ?) ORDER BY name`, orgID, typ, typ)
 	if err != nil {
 		return nil, dbErr(err, "Templates")
@@ -56,7 +56,7 @@ func (db *DB) Templates(ctx context.Context, orgID, typ string) ([]project.Templ
 	defer rows.Close()
 	var out []project.Template
 	for rows.Next() {
-		t, err := scanTemplate(rows)
+		t, err := scanProjectTemplate(rows)
 		if err != nil {
 			return nil, dbErr(err, "scan template")
 		}
@@ -66,7 +66,7 @@ func (db *DB) Templates(ctx context.Context, orgID, typ string) ([]project.Templ
 }
 
 // UpdateTemplate rewrites a template.
-func (db *DB) UpdateTemplate(ctx context.Context, t project.Template, j project.TemplateJSON, ev audit.Event) error {
+func (db *DB) UpdateProjectTemplate(ctx context.Context, t project.Template, j project.TemplateJSON, ev audit.Event) error {
 	return db.Transact(ctx, func(tx *Tx) error {
 		res, err := tx.exec(ctx, `UPDATE project_templates SET name = ?, description = ?, roles = ?, environments = ?, identities = ?,
 			updated_at = ? WHERE id = ?`, t.Name, t.Description, j.Roles, nullStr(j.Environments), nullStr(j.Identities), ts(t.UpdatedAt), t.ID)
@@ -81,7 +81,7 @@ func (db *DB) UpdateTemplate(ctx context.Context, t project.Template, j project.
 }
 
 // DeleteTemplate deletes a template.
-func (db *DB) DeleteTemplate(ctx context.Context, t project.Template, ev audit.Event) error {
+func (db *DB) DeleteProjectTemplate(ctx context.Context, t project.Template, ev audit.Event) error {
 	return db.Transact(ctx, func(tx *Tx) error {
 		res, err := tx.exec(ctx, `DELETE FROM project_templates WHERE id = ?`, t.ID)
 		if err != nil {
