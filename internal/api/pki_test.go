@@ -305,6 +305,28 @@ func TestPKIRevocationAndCRL(t *testing.T) {
 			t.Fatalf("openssl -crl_check accepts the revoked certificate: %s", out2)
 		}
 
+		// A revocation whose CRL was never made (its node died in between)
+		// reaches the CRL at the next read: the CA counts revocations and
+		// the stored CRL says how many it covers.
+		oldCRL := e.Must(t, 200, "GET", "/api/v1/pki/crl/"+inter.ID, "", nil).Body // one entry
+		late := issue(t, e, e.Token, inter.ID, map[string]any{"commonName": "late.example.com", "ttl": "1h", "keyAlgorithm": "ec-prime256v1"})
+		e.Must(t, 200, "POST", "/api/v1/pki/certificates/"+late.SerialNumber+"/revoke", e.Token, nil)
+		blob := fmt.Sprintf("X'%x'", oldCRL)
+		if d == store.Postgres {
+			blob = fmt.Sprintf("decode('%x', 'hex')", oldCRL)
+		}
+		rawExec(t, e, `UPDATE pki_cas SET crl = `+blob+`, crl_rev = crl_rev - 1 WHERE id = '`+inter.ID+`'`)
+		if crl, err = x509.ParseRevocationList(oldCRL); err != nil || len(crl.RevokedCertificateEntries) != 1 {
+			t.Fatalf("old CRL %v %v", crl, err)
+		}
+		r = e.Must(t, 200, "GET", "/api/v1/pki/crl/"+inter.ID, "", nil)
+		if crl, err = x509.ParseRevocationList(r.Body); err != nil || len(crl.RevokedCertificateEntries) != 2 {
+			t.Fatalf("CRL after a lost update: %v %v", crl, err)
+		}
+		if n := countRows(t, e, `SELECT COUNT(*) FROM pki_cas WHERE crl_rev = revocation_rev AND id = '`+inter.ID+`'`); n != 1 {
+			t.Fatalf("the CRL read did not catch up")
+		}
+
 		// Unknown or malformed CRL ids are 404; a pending CA has no CRL.
 		pending := createCA(t, e, e.Token, map[string]any{"projectId": p.ID, "type": "intermediate", "commonName": "Pending", "keyAlgorithm": "ec-prime256v1"})
 		for _, id := range []string{"00000000-0000-0000-0000-000000000000", "nope", pending.ID} {
@@ -584,6 +606,53 @@ func TestPKIExpiringCertificates(t *testing.T) {
 		e.Must(t, 200, "GET", "/api/v1/pki/certificates?projectId="+p.ID, e.Token, nil).Decode(t, &out)
 		if out.TotalCount != 3 || len(out.Certificates) != 3 {
 			t.Fatalf("list %+v", out)
+		}
+	})
+}
+
+// Revocations racing each other all reach the CRL: each re-signs it under a
+// compare-and-set on the CRL number, and a loser signs again.
+func TestPKIConcurrentRevocationsAllReachTheCRL(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, d store.Dialect) {
+		e := apptest.Bootstrapped(t, d)
+		p := createProject(t, e, e.Token, map[string]any{"projectName": "race"})
+		root := rootCA(t, e, p.ID, "Race Root", "ec-prime256v1")
+		const n = 8
+		serials := make([]string, n)
+		for i := range serials {
+			serials[i] = issue(t, e, e.Token, root.ID, map[string]any{"commonName": fmt.Sprintf("c%d.example.com", i), "ttl": "1h",
+				"keyAlgorithm": "ec-prime256v1"}).SerialNumber
+		}
+		e.Must(t, 200, "GET", "/api/v1/pki/crl/"+root.ID, "", nil) // a first CRL, to race against
+		errc := make(chan error, n)
+		for _, s := range serials {
+			go func() {
+				r := e.Do(t, "POST", "/api/v1/pki/certificates/"+s+"/revoke", e.Token, map[string]any{"revocationReason": "SUPERSEDED"})
+				if r.Status != 200 {
+					errc <- fmt.Errorf("revoke %s: %d %s", s, r.Status, r.Body)
+					return
+				}
+				errc <- nil
+			}()
+		}
+		for range n {
+			if err := <-errc; err != nil {
+				t.Fatal(err)
+			}
+		}
+		r := e.Must(t, 200, "GET", "/api/v1/pki/crl/"+root.ID+"/der", "", nil)
+		crl, err := x509.ParseRevocationList(r.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		on := map[string]bool{}
+		for _, entry := range crl.RevokedCertificateEntries {
+			on[fmt.Sprintf("%x", entry.SerialNumber)] = true
+		}
+		for _, s := range serials {
+			if !on[strings.TrimLeft(s, "0")] {
+				t.Fatalf("revoked %s missing from the CRL (%d entries)", s, len(on))
+			}
 		}
 	})
 }

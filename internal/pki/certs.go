@@ -340,7 +340,7 @@ func (s *Service) Revoke(ctx context.Context, actor authz.Actor, serial, reason 
 	if reasonName == "" {
 		reasonName = "UNSPECIFIED"
 	}
-	err = s.store.RevokeCertificate(ctx, c.ID, at, code, certEvent(actor, "revoke-cert", c, map[string]any{"revocationReason": reasonName}))
+	err = s.store.RevokeCertificate(ctx, c.ID, c.CAID, at, code, certEvent(actor, "revoke-cert", c, map[string]any{"revocationReason": reasonName}))
 	if errs.Is(err, errs.Conflict) {
 		return Certificate{}, errs.BadRequest("Certificate with serial number '%s' is revoked already", c.SerialNumber)
 	}
@@ -348,13 +348,9 @@ func (s *Service) Revoke(ctx context.Context, actor authz.Actor, serial, reason 
 		return Certificate{}, err
 	}
 	c.Status, c.RevokedAt, c.RevocationReason, c.UpdatedAt = CertRevoked, &at, code, at
-	ca, err := s.store.CA(ctx, c.CAID)
-	if err != nil {
-		return Certificate{}, err
-	}
-	if _, err := s.rebuildCRL(ctx, ca); err != nil {
-		return Certificate{}, err
-	}
+	// The CRL is made again now. Should that fail, the revocation stands
+	// and the next read of the CRL makes it (it sees a revocation it lacks).
+	_, _ = s.currentCRL(ctx, c.CAID)
 	return c, nil
 }
 
@@ -398,12 +394,52 @@ func (s *Service) Expiring(ctx context.Context, actor authz.Actor, projectID str
 	return s.store.ExpiringCertificates(ctx, projectID, now, now.Add(time.Duration(days)*24*time.Hour), MaxExpiringList)
 }
 
-// rebuildCRL signs a new CRL of the CA's revoked certificates and stores it,
-// unless another writer stored a newer one first, then tries again.
-func (s *Service) rebuildCRL(ctx context.Context, ca CA) (CRL, error) {
-	if ca.Certificate == "" {
-		return CRL{}, errs.NotFoundf("CA with ID '%s' has no certificate yet, so no CRL", ca.ID)
+// currentCRL returns the CA's stored CRL when it covers every revocation
+// and is younger than CRLRefresh; else it signs a new one and stores it,
+// unless a writer stored one covering as much first. CRL numbers grow with
+// time (microseconds), so racing writers never reuse one.
+func (s *Service) currentCRL(ctx context.Context, caID string) ([]byte, error) {
+	var ca CA
+	for range 5 {
+		st, err := s.store.CACRL(ctx, caID)
+		if err != nil {
+			return nil, err
+		}
+		now := s.clock()
+		if st.DER != nil && st.Rev >= st.CARev && now.Sub(st.ThisUpdate) < CRLRefresh {
+			return st.DER, nil
+		}
+		if ca.ID == "" {
+			if ca, err = s.store.CA(ctx, caID); err != nil {
+				return nil, err
+			}
+			if ca.Certificate == "" {
+				return nil, errs.NotFoundf("CRL with ID '%s' not found", caID)
+			}
+		}
+		// Revocations committed up to st.CARev are all in this list.
+		revoked, err := s.store.RevokedCertificates(ctx, caID)
+		if err != nil {
+			return nil, err
+		}
+		crl, err := s.signCRL(ctx, ca, revoked, max(now.UnixMicro(), st.Number+1), now)
+		if err != nil {
+			return nil, err
+		}
+		crl.Rev = st.CARev
+		err = s.store.SetCACRL(ctx, crl)
+		if errs.Is(err, errs.Conflict) {
+			continue // a newer CRL was stored meanwhile: check it
+		}
+		if err != nil {
+			return nil, err
+		}
+		return crl.DER, nil
 	}
+	return nil, errs.Conflictf("The CRL of CA with ID '%s' is being updated; try again", caID)
+}
+
+func (s *Service) signCRL(ctx context.Context, ca CA, revoked []Certificate, number int64, now time.Time) (CRL, error) {
 	cac, err := caCert(ca)
 	if err != nil {
 		return CRL{}, err
@@ -412,68 +448,38 @@ func (s *Service) rebuildCRL(ctx context.Context, ca CA) (CRL, error) {
 	if err != nil {
 		return CRL{}, err
 	}
-	for range 5 {
-		prev, err := s.store.CACRL(ctx, ca.ID)
-		if err != nil && !errs.Is(err, errs.NotFound) {
-			return CRL{}, err
-		}
-		revoked, err := s.store.RevokedCertificates(ctx, ca.ID)
-		if err != nil {
-			return CRL{}, err
-		}
-		entries := make([]x509.RevocationListEntry, 0, len(revoked))
-		for _, c := range revoked {
-			n, ok := new(big.Int).SetString(c.SerialNumber, 16)
-			if !ok || c.RevokedAt == nil {
-				continue
-			}
-			entries = append(entries, x509.RevocationListEntry{SerialNumber: n, RevocationTime: *c.RevokedAt, ReasonCode: c.RevocationReason})
-		}
-		now := s.clock()
-		crl := CRL{CAID: ca.ID, Number: prev.Number + 1, ThisUpdate: now, NextUpdate: now.Add(CRLLifetime)}
-		if crl.NextUpdate.After(cac.NotAfter) {
-			crl.NextUpdate = cac.NotAfter
-		}
-		crl.DER, err = x509.CreateRevocationList(rand.Reader, &x509.RevocationList{Number: big.NewInt(crl.Number),
-			ThisUpdate: crl.ThisUpdate, NextUpdate: crl.NextUpdate, RevokedCertificateEntries: entries}, cac, signer)
-		if err != nil {
-			return CRL{}, errs.Internalf(err, "sign CRL")
-		}
-		err = s.store.SetCACRL(ctx, crl, prev.Number)
-		if errs.Is(err, errs.Conflict) {
+	entries := make([]x509.RevocationListEntry, 0, len(revoked))
+	for _, c := range revoked {
+		n, ok := new(big.Int).SetString(c.SerialNumber, 16)
+		if !ok || c.RevokedAt == nil {
 			continue
 		}
-		return crl, err
+		entries = append(entries, x509.RevocationListEntry{SerialNumber: n, RevocationTime: *c.RevokedAt, ReasonCode: c.RevocationReason})
 	}
-	return CRL{}, errs.Conflictf("The CRL of CA with ID '%s' is being updated; try again", ca.ID)
+	crl := CRL{CAID: ca.ID, Number: number, ThisUpdate: now, NextUpdate: now.Add(CRLLifetime)}
+	if crl.NextUpdate.After(cac.NotAfter) {
+		crl.NextUpdate = cac.NotAfter
+	}
+	crl.DER, err = x509.CreateRevocationList(rand.Reader, &x509.RevocationList{Number: big.NewInt(crl.Number),
+		ThisUpdate: crl.ThisUpdate, NextUpdate: crl.NextUpdate, RevokedCertificateEntries: entries}, cac, signer)
+	if err != nil {
+		return CRL{}, errs.Internalf(err, "sign CRL")
+	}
+	return crl, nil
 }
 
 // CRL returns a CA's current CRL (DER) to anyone: it names only serial
-// numbers. A stored CRL is served until it is CRLRefresh old, so readers
-// cannot make the CA sign more often than that.
+// numbers. A stored CRL that covers every revocation is served until it is
+// CRLRefresh old, so readers cannot make the CA sign more often than that.
 func (s *Service) CRL(ctx context.Context, caID string) ([]byte, error) {
 	if _, err := uuid.Parse(caID); err != nil {
 		return nil, errs.NotFoundf("CRL with ID '%s' not found", caID)
 	}
-	crl, err := s.store.CACRL(ctx, caID)
-	if err == nil && s.clock().Sub(crl.ThisUpdate) < CRLRefresh {
-		return crl.DER, nil
-	}
-	if err != nil && !errs.Is(err, errs.NotFound) {
-		return nil, err
-	}
-	ca, err := s.store.CA(ctx, caID)
+	der, err := s.currentCRL(ctx, caID)
 	if errs.Is(err, errs.NotFound) {
 		return nil, errs.NotFoundf("CRL with ID '%s' not found", caID)
 	}
-	if err != nil {
-		return nil, err
-	}
-	if ca.Certificate == "" {
-		return nil, errs.NotFoundf("CRL with ID '%s' not found", caID)
-	}
-	crl, err = s.rebuildCRL(ctx, ca)
-	return crl.DER, err
+	return der, err
 }
 
 // CACRL is CRL for a member who may read the CA, by CA id.

@@ -60,13 +60,16 @@ type CA struct {
 	UpdatedAt     time.Time
 }
 
-// CRL is a CA's current certificate revocation list.
+// CRL is a CA's stored certificate revocation list. Rev is the count of
+// the CA's revocations it covers; CARev, as read, the CA's count now.
 type CRL struct {
 	CAID       string
 	Number     int64
-	DER        []byte
+	DER        []byte // nil: none made yet
 	ThisUpdate time.Time
 	NextUpdate time.Time
+	Rev        int64
+	CARev      int64
 }
 
 // Certificate states.
@@ -141,11 +144,12 @@ type Store interface {
 	UpdateCA(ctx context.Context, ca CA, from CAStatus, ev audit.Event) error
 	// DeleteCA deletes a CA with its certificates and templates.
 	DeleteCA(ctx context.Context, id string, ev audit.Event) error
-	// CACRL returns the CA's stored CRL; errs.NotFound when none was made yet.
+	// CACRL returns the CA's stored CRL (DER nil when none was made yet)
+	// and the CA's revocation count.
 	CACRL(ctx context.Context, caID string) (CRL, error)
-	// SetCACRL stores crl provided the stored CRL's number is still prev
-	// (0: none); errs.Conflict otherwise.
-	SetCACRL(ctx context.Context, crl CRL, prev int64) error
+	// SetCACRL stores crl provided the stored CRL covers no more revocations
+	// (Rev) and has a lower number; errs.Conflict otherwise.
+	SetCACRL(ctx context.Context, crl CRL) error
 
 	CreateCertificate(ctx context.Context, c Certificate, ev audit.Event) error
 	CertificateBySerial(ctx context.Context, serial string) (Certificate, error)
@@ -153,9 +157,10 @@ type Store interface {
 	Certificates(ctx context.Context, projectID string, offset, limit int) ([]Certificate, int, error)
 	// RevokedCertificates lists a CA's revoked certificates.
 	RevokedCertificates(ctx context.Context, caID string) ([]Certificate, error)
-	// RevokeCertificate marks an active certificate revoked with ev;
-	// errs.Conflict when it is revoked already.
-	RevokeCertificate(ctx context.Context, id string, at time.Time, reason int, ev audit.Event) error
+	// RevokeCertificate marks an active certificate of CA caID revoked and
+	// counts the revocation on the CA, with ev; errs.Conflict when it is
+	// revoked already.
+	RevokeCertificate(ctx context.Context, id, caID string, at time.Time, reason int, ev audit.Event) error
 	DeleteCertificate(ctx context.Context, id string, ev audit.Event) error
 	// ExpiringCertificates lists a project's active certificates whose
 	// notAfter lies in [from, to], soonest first, at most limit.

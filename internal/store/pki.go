@@ -101,27 +101,20 @@ func (db *DB) DeleteCA(ctx context.Context, id string, ev audit.Event) error {
 	})
 }
 
-// CACRL returns a CA's stored CRL.
+// CACRL returns a CA's stored CRL and revocation count.
 func (db *DB) CACRL(ctx context.Context, caID string) (pki.CRL, error) {
 	c := pki.CRL{CAID: caID}
-	var der []byte
-	err := db.readRow(ctx, `SELECT crl, crl_number, crl_this_update, crl_next_update FROM pki_cas WHERE id = ?`, caID).
-		Scan(&der, &c.Number, timeCol{&c.ThisUpdate}, timeCol{&c.NextUpdate})
-	if err != nil {
-		return pki.CRL{}, dbErr(err, "CACRL")
-	}
-	if der == nil {
-		return pki.CRL{Number: c.Number}, &errs.Error{Kind: errs.NotFound, Message: "no CRL yet"}
-	}
-	c.DER = der
-	return c, nil
+	err := db.readRow(ctx, `SELECT crl, crl_number, crl_this_update, crl_next_update, crl_rev, revocation_rev FROM pki_cas WHERE id = ?`, caID).
+		Scan(&c.DER, &c.Number, timeCol{&c.ThisUpdate}, timeCol{&c.NextUpdate}, &c.Rev, &c.CARev)
+	return c, dbErr(err, "CACRL")
 }
 
-// SetCACRL stores a CA's CRL provided the stored number is still prev.
-func (db *DB) SetCACRL(ctx context.Context, c pki.CRL, prev int64) error {
+// SetCACRL stores a CA's CRL provided the stored one covers no more
+// revocations and has a lower number.
+func (db *DB) SetCACRL(ctx context.Context, c pki.CRL) error {
 	return db.Transact(ctx, func(tx *Tx) error {
-		res, err := tx.exec(ctx, `UPDATE pki_cas SET crl = ?, crl_number = ?, crl_this_update = ?, crl_next_update = ?
-			WHERE id = ? AND crl_number = ?`, c.DER, c.Number, ts(c.ThisUpdate), ts(c.NextUpdate), c.CAID, prev)
+		res, err := tx.exec(ctx, `UPDATE pki_cas SET crl = ?, crl_number = ?, crl_this_update = ?, crl_next_update = ?, crl_rev = ?
+			WHERE id = ? AND crl_rev <= ? AND crl_number < ?`, c.DER, c.Number, ts(c.ThisUpdate), ts(c.NextUpdate), c.Rev, c.CAID, c.Rev, c.Number)
 		if err != nil {
 			return dbErr(err, "SetCACRL")
 		}
@@ -210,7 +203,7 @@ func (db *DB) RevokedCertificates(ctx context.Context, caID string) ([]pki.Certi
 }
 
 // RevokeCertificate marks an active certificate revoked with ev.
-func (db *DB) RevokeCertificate(ctx context.Context, id string, at time.Time, reason int, ev audit.Event) error {
+func (db *DB) RevokeCertificate(ctx context.Context, id, caID string, at time.Time, reason int, ev audit.Event) error {
 	return db.Transact(ctx, func(tx *Tx) error {
 		res, err := tx.exec(ctx, `UPDATE pki_certificates SET status = ?, revoked_at = ?, revocation_reason = ?, updated_at = ?
 			WHERE id = ? AND status = ?`, pki.CertRevoked, ts(at), reason, ts(at), id, pki.CertActive)
@@ -219,6 +212,9 @@ func (db *DB) RevokeCertificate(ctx context.Context, id string, at time.Time, re
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
 			return &errs.Error{Kind: errs.Conflict, Message: "certificate revoked already"}
+		}
+		if _, err := tx.exec(ctx, `UPDATE pki_cas SET revocation_rev = revocation_rev + 1 WHERE id = ?`, caID); err != nil {
+			return dbErr(err, "count revocation")
 		}
 		return tx.insertAudit(ctx, ev)
 	})

@@ -28,6 +28,10 @@ CREATE TABLE pki_cas (
     private_key      BYTEA NOT NULL,
     crl              BYTEA,
     crl_number       BIGINT NOT NULL DEFAULT 0,
+    -- revocation_rev counts the CA's revocations; crl_rev is the count the
+    -- stored CRL covers. A CRL behind is made again when next read.
+    revocation_rev   BIGINT NOT NULL DEFAULT 0,
+    crl_rev          BIGINT NOT NULL DEFAULT 0,
     crl_this_update  BIGINT,
     crl_next_update  BIGINT,
     created_at       BIGINT NOT NULL,

@@ -1,0 +1,128 @@
+package pki
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"testing"
+	"time"
+
+	"github.com/lockbox-dev/lockbox/internal/errs"
+)
+
+// Key generation holds one of genSlots; with every slot taken, a generation
+// waits genWait and is refused with a 429, and runs again once one frees.
+func TestGenerationIsBounded(t *testing.T) {
+	for range cap(genSlots) {
+		genSlots <- struct{}{}
+	}
+	start := time.Now()
+	_, err := generate(context.Background(), ECP256)
+	if !errs.Is(err, errs.RateLimited) {
+		t.Fatalf("generate with every slot taken: %v, want RateLimited", err)
+	}
+	if d := time.Since(start); d < genWait/2 {
+		t.Fatalf("refused after %v, before waiting for a slot", d)
+	}
+	<-genSlots
+	k, err := generate(context.Background(), ECP256)
+	if err != nil || algorithmOf(k.Public()) != ECP256 {
+		t.Fatalf("generate with a free slot: %v", err)
+	}
+	for range cap(genSlots) - 1 {
+		<-genSlots
+	}
+	if len(genSlots) != 0 {
+		t.Fatalf("%d slots still held after generate returned", len(genSlots))
+	}
+}
+
+func TestGlobs(t *testing.T) {
+	for _, c := range []struct {
+		globs, v string
+		want     bool
+	}{
+		{"*.example.com", "www.example.com", true},
+		{"*.example.com", "a.b.example.com", false},
+		{"**.example.com", "a.b.example.com", true},
+		{"*.example.com", "example.com", false},
+		{"*.example.com", "www.example.com.evil.org", false},
+		{"*.example.com", "wwwXexample.com", false}, // the dot is literal
+		{"api.example.com, *.internal", "db.internal", true},
+		{"127.0.0.*", "127.0.0.1", true},
+		{"127.0.0.*", "127.0.1.1", false},
+		{"spiffe://example.com/**", "spiffe://example.com/ns/api", true},
+		{"", "anything", false},
+		{"*", "", true},
+	} {
+		if got := globsMatch(c.globs, c.v); got != c.want {
+			t.Errorf("globsMatch(%q, %q) = %v, want %v", c.globs, c.v, got, c.want)
+		}
+	}
+}
+
+func TestParseTTL(t *testing.T) {
+	for in, want := range map[string]time.Duration{"3600": time.Hour, "90m": 90 * time.Minute, "24h": 24 * time.Hour, "30d": 30 * 24 * time.Hour,
+		"2w": 14 * 24 * time.Hour, "1y": 365*24*time.Hour + 6*time.Hour, "10s": 10 * time.Second} {
+		if got, err := ParseTTL("ttl", in); err != nil || got != want {
+			t.Errorf("ParseTTL(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "0", "-1h", "1x", "h", "1.5h", "10ms", "99999999999999999999", "4000d", "11y"} {
+		if _, err := ParseTTL("ttl", in); !errs.Is(err, errs.Validation) {
+			t.Errorf("ParseTTL(%q): %v, want a validation error", in, err)
+		}
+	}
+}
+
+func TestAltNames(t *testing.T) {
+	for in, typ := range map[string]string{"a.example.com": SANDNS, "*.example.com": SANDNS, "10.0.0.1": SANIP, "::1": SANIP,
+		"ops@example.com": SANEmail, "https://example.com/x": SANURI} {
+		a := DetectAltName(in)
+		if a.Type != typ {
+			t.Errorf("DetectAltName(%q) = %s, want %s", in, a.Type, typ)
+		}
+		if _, err := checkAltNames([]AltName{a}); err != nil {
+			t.Errorf("checkAltNames(%q): %v", in, err)
+		}
+	}
+	for _, a := range []AltName{{SANDNS, "bad host"}, {SANDNS, "a..b"}, {SANDNS, "a.*.b"}, {SANIP, "300.1.1.1"}, {SANEmail, "no-at"},
+		{SANURI, "not a uri"}, {"x400", "x"}, {SANDNS, ""}} {
+		if _, err := checkAltNames([]AltName{a}); !errs.Is(err, errs.Validation) {
+			t.Errorf("checkAltNames(%+v): %v, want a validation error", a, err)
+		}
+	}
+}
+
+// BenchmarkSignLeafECP256 is the CPU of one issuance of an ECDSA P-256
+// certificate by an ECDSA P-256 CA: the leaf key, the signature, the PKCS#8
+// encoding (no storage, no sealing).
+func BenchmarkSignLeafECP256(b *testing.B) {
+	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	serial, _ := newSerial()
+	caT := caTemplate(serial, pkix.Name{CommonName: "bench root"}, time.Now(), time.Now().Add(time.Hour*24*365), -1)
+	caDER, err := x509.CreateCertificate(rand.Reader, caT, caT, caKey.Public(), caKey)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ca, _ := x509.ParseCertificate(caDER)
+	b.ReportAllocs()
+	for b.Loop() {
+		k, err := GenerateKey(ECP256)
+		if err != nil {
+			b.Fatal(err)
+		}
+		sn, _ := newSerial()
+		t := &x509.Certificate{SerialNumber: sn, Subject: pkix.Name{CommonName: "svc.example.com"}, DNSNames: []string{"svc.example.com"},
+			NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour), KeyUsage: x509.KeyUsageDigitalSignature, BasicConstraintsValid: true}
+		if _, err := x509.CreateCertificate(rand.Reader, t, ca, k.Public(), caKey); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := MarshalKey(k); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
