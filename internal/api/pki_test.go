@@ -656,3 +656,62 @@ func TestPKIConcurrentRevocationsAllReachTheCRL(t *testing.T) {
 		}
 	})
 }
+
+// An intermediate signed by a CA lockbox knows nothing of: openssl makes
+// the external root and signs the intermediate's CSR; lockbox imports the
+// result, issues under it, and openssl verifies the chain to the external root.
+func TestPKIExternalCAWithOpenSSL(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, d store.Dialect) {
+		e := apptest.Bootstrapped(t, d)
+		p := createProject(t, e, e.Token, map[string]any{"projectName": "external"})
+		dir := t.TempDir()
+		extKey, extPEM := filepath.Join(dir, "ext.key"), filepath.Join(dir, "ext.pem")
+		if out, ok := openssl(t, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", extKey,
+			"-out", extPEM, "-subj", "/CN=External Root", "-days", "30", "-addext", "basicConstraints=critical,CA:TRUE",
+			"-addext", "keyUsage=critical,keyCertSign,cRLSign", "-addext", "subjectKeyIdentifier=hash"); !ok {
+			t.Fatalf("openssl req: %s", out)
+		}
+		inter := createCA(t, e, e.Token, map[string]any{"projectId": p.ID, "type": "intermediate", "commonName": "Issued Externally",
+			"keyAlgorithm": "ec-prime256v1"})
+		var csr struct{ CSR string }
+		e.Must(t, 200, "GET", "/api/v1/pki/ca/"+inter.ID+"/csr", e.Token, nil).Decode(t, &csr)
+		csrFile := writeFile(t, dir, "inter.csr", csr.CSR)
+		sign := func(name, ext string) string {
+			t.Helper()
+			out := filepath.Join(dir, name+".pem")
+			if o, ok := openssl(t, "x509", "-req", "-in", csrFile, "-CA", extPEM, "-CAkey", extKey, "-set_serial", "4242", "-days", "10",
+				"-out", out, "-extfile", writeFile(t, dir, name+".cnf", ext)); !ok {
+				t.Fatalf("openssl x509 -req: %s", o)
+			}
+			b, _ := os.ReadFile(out)
+			return string(b)
+		}
+		extRoot, _ := os.ReadFile(extPEM)
+		notCA := sign("not-ca", "basicConstraints=critical,CA:FALSE\nsubjectKeyIdentifier=hash\n")
+		assertError(t, e.Do(t, "POST", "/api/v1/pki/ca/"+inter.ID+"/import-certificate", e.Token, map[string]any{
+			"certificate": notCA, "certificateChain": string(extRoot)}), 422, "ValidationFailure")
+		good := sign("inter", "basicConstraints=critical,CA:TRUE,pathlen:0\nkeyUsage=critical,keyCertSign,cRLSign,digitalSignature\n"+
+			"subjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n")
+		e.Must(t, 200, "POST", "/api/v1/pki/ca/"+inter.ID+"/import-certificate", e.Token, map[string]any{
+			"certificate": good, "certificateChain": string(extRoot)})
+		var got struct{ CA caOut }
+		e.Must(t, 200, "GET", "/api/v1/pki/ca/"+inter.ID, e.Token, nil).Decode(t, &got)
+		if got.CA.Status != "active" || got.CA.ParentCAID != nil || got.CA.MaxPathLength != 0 || got.CA.SerialNumber == nil {
+			t.Fatalf("imported %+v", got.CA)
+		}
+		leaf := issue(t, e, e.Token, inter.ID, map[string]any{"commonName": "ext.example.com", "ttl": "1h", "keyAlgorithm": "ec-prime256v1"})
+		if out, ok := openssl(t, "verify", "-CAfile", extPEM, "-untrusted", writeFile(t, dir, "chain.pem", leaf.CertificateChain),
+			writeFile(t, dir, "leaf.pem", leaf.Certificate)); !ok {
+			t.Fatalf("openssl verify to the external root: %s", out)
+		}
+		// Its CRL is signed by the imported certificate's key and parses.
+		r := e.Must(t, 200, "GET", "/api/v1/pki/crl/"+inter.ID+"/der", "", nil)
+		crl, err := x509.ParseRevocationList(r.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := crl.CheckSignatureFrom(parsePEMCert(t, good)); err != nil {
+			t.Fatalf("CRL signature: %v", err)
+		}
+	})
+}

@@ -457,7 +457,7 @@ func (s *Service) signCRL(ctx context.Context, ca CA, revoked []Certificate, num
 		entries = append(entries, x509.RevocationListEntry{SerialNumber: n, RevocationTime: *c.RevokedAt, ReasonCode: c.RevocationReason})
 	}
 	crl := CRL{CAID: ca.ID, Number: number, ThisUpdate: now, NextUpdate: now.Add(CRLLifetime)}
-	if crl.NextUpdate.After(cac.NotAfter) {
+	if crl.NextUpdate.After(cac.NotAfter) && cac.NotAfter.After(now) {
 		crl.NextUpdate = cac.NotAfter
 	}
 	crl.DER, err = x509.CreateRevocationList(rand.Reader, &x509.RevocationList{Number: big.NewInt(crl.Number),

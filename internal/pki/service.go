@@ -631,6 +631,12 @@ func (s *Service) ImportCertificate(ctx context.Context, actor authz.Actor, id, 
 	if !c.IsCA || !c.BasicConstraintsValid {
 		return CA{}, errs.Fieldf("certificate", "The certificate is not a CA certificate")
 	}
+	if c.KeyUsage != 0 && (c.KeyUsage&x509.KeyUsageCertSign == 0 || c.KeyUsage&x509.KeyUsageCRLSign == 0) {
+		return CA{}, errs.Fieldf("certificate", "The certificate's key usage must allow signing certificates and CRLs")
+	}
+	if len(c.SubjectKeyId) == 0 {
+		return CA{}, errs.Fieldf("certificate", "The certificate has no subject key identifier, which CRLs need")
+	}
 	now := s.clock()
 	if !c.NotAfter.After(now) {
 		return CA{}, errs.Fieldf("certificate", "The certificate has expired")
