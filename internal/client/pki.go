@@ -109,7 +109,9 @@ type PKITemplate struct {
 
 const pkiBase = "/api/v1/pki"
 
-func pkiPath(kind, id, suffix string) string { return pkiBase + "/" + kind + "/" + url.PathEscape(id) + suffix }
+func pkiPath(kind, id, suffix string) string {
+	return pkiBase + "/" + kind + "/" + url.PathEscape(id) + suffix
+}
 
 func (c *Client) pkiCA(ctx context.Context, method, path string, body any) (PKICA, error) {
 	var out struct {
