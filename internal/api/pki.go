@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/lockbox-dev/lockbox/internal/pki"
 )
 
@@ -48,10 +50,34 @@ func (s *Server) pkiRoutes(m *routeMux) {
 
 	m.Handle("GET /api/v1/pki/alerts/expiring-certificates", s.authed(s.pkiExpiring))
 
+	// Infisical's project lists, the project named by slug (or id).
+	m.HandleSub(s.workspaceV2Lists, "GET /api/v2/workspace/{projectId}/cas", s.pkiWorkspaceList(s.pkiCAList))
+	m.HandleSub(s.workspaceV2Lists, "GET /api/v2/workspace/{projectId}/certificates", s.pkiWorkspaceList(s.pkiCertList))
+	m.HandleSub(s.workspaceV2Lists, "GET /api/v2/workspace/{projectId}/certificate-templates", s.pkiWorkspaceList(s.pkiTemplateList))
+
 	// The CRL is public: relying parties fetch it without credentials.
 	// The CRL id is the CA's id.
 	m.Handle("GET /api/v1/pki/crl/{crlId}", s.handle(s.pkiCRL))
 	m.Handle("GET /api/v1/pki/crl/{crlId}/der", s.handle(s.pkiCRL))
+}
+
+// pkiWorkspaceList serves list under /api/v2/workspace/{slug}/...: the
+// project, named by slug or id, becomes the projectId query parameter.
+func (s *Server) pkiWorkspaceList(list func(http.ResponseWriter, *http.Request) error) func(http.ResponseWriter, *http.Request) error {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		ref := r.PathValue("projectId")
+		if _, err := uuid.Parse(ref); err != nil {
+			p, err := s.svc.Projects.GetBySlug(r.Context(), actorFrom(r.Context()), ref)
+			if err != nil {
+				return err
+			}
+			ref = p.ID
+		}
+		q := r.URL.Query()
+		q.Set("projectId", ref)
+		r.URL.RawQuery = q.Encode()
+		return list(w, r)
+	}
 }
 
 func optString(v string) *string {

@@ -603,6 +603,19 @@ func TestPKIExpiringCertificates(t *testing.T) {
 			t.Fatalf("expiring within 90 days: %+v", out)
 		}
 		assertError(t, e.Do(t, "GET", "/api/v1/pki/alerts/expiring-certificates?projectId="+p.ID+"&days=0", e.Token, nil), 422, "ValidationFailure")
+		// Infisical's project lists, by slug or id.
+		for _, ref := range []string{p.Slug, p.ID} {
+			e.Must(t, 200, "GET", "/api/v2/workspace/"+ref+"/certificates?limit=2", e.Token, nil).Decode(t, &out)
+			if out.TotalCount != 3 || len(out.Certificates) != 2 {
+				t.Fatalf("workspace certificates by %s: %+v", ref, out)
+			}
+			var cas struct{ CAs []caOut }
+			e.Must(t, 200, "GET", "/api/v2/workspace/"+ref+"/cas", e.Token, nil).Decode(t, &cas)
+			if len(cas.CAs) != 1 || cas.CAs[0].ID != root.ID {
+				t.Fatalf("workspace cas by %s: %+v", ref, cas)
+			}
+			e.Must(t, 200, "GET", "/api/v2/workspace/"+ref+"/certificate-templates", e.Token, nil)
+		}
 		e.Must(t, 200, "GET", "/api/v1/pki/certificates?projectId="+p.ID, e.Token, nil).Decode(t, &out)
 		if out.TotalCount != 3 || len(out.Certificates) != 3 {
 			t.Fatalf("list %+v", out)
