@@ -392,7 +392,7 @@ func (c *cli) newPKICertsCmd() *cobra.Command {
 			return c.printLine("revoked "+serial+" at "+at, map[string]string{"serialNumber": serial, "revokedAt": at})
 		})}
 	revoke.Flags().StringVar(&reason, "reason", "", "UNSPECIFIED, KEY_COMPROMISE, CA_COMPROMISE, AFFILIATION_CHANGED, SUPERSEDED, CESSATION_OF_OPERATION, ...")
-	del := &cobra.Command{Use: "delete SERIAL", Short: "Delete a certificate's record (revoke it first if it must stop working)", Args: cobra.ExactArgs(1),
+	del := &cobra.Command{Use: "delete SERIAL", Short: "Delete a certificate's record (revoke it to stop it working; a revoked one can go once expired)", Args: cobra.ExactArgs(1),
 		RunE: c.oneArg(func(ctx context.Context, cl *client.Client, serial string) error {
 			x, err := cl.PKIDeleteCertificate(ctx, serial)
 			if err != nil {

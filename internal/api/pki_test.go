@@ -264,6 +264,8 @@ func TestPKIRevocationAndCRL(t *testing.T) {
 			t.Fatalf("revoke %+v", out)
 		}
 		assertError(t, e.Do(t, "POST", "/api/v1/pki/certificates/"+bad.SerialNumber+"/revoke", e.Token, nil), 400, "BadRequest")
+		// A revoked certificate cannot be deleted before it expires: that would take it off the CRL.
+		assertError(t, e.Do(t, "DELETE", "/api/v1/pki/certificates/"+bad.SerialNumber, e.Token, nil), 400, "BadRequest")
 		var c struct{ Certificate certOut }
 		e.Must(t, 200, "GET", "/api/v1/pki/certificates/"+bad.SerialNumber, e.Token, nil).Decode(t, &c)
 		if c.Certificate.Status != "revoked" || c.Certificate.RevokedAt == nil || c.Certificate.RevocationReason == nil || *c.Certificate.RevocationReason != 1 {

@@ -87,11 +87,10 @@ func (s *Service) checkLeaf(ca CA, tmpl *Template, r IssueRequest) (leaf, error)
 	if l.sans, err = checkAltNames(r.AltNames); err != nil {
 		return l, err
 	}
-	leafUsage := true
-	if l.keyUsages, err = checkUsages("keyUsages", r.KeyUsages, leafUsage); err != nil {
+	if l.keyUsages, err = checkUsages("keyUsages", r.KeyUsages, true); err != nil {
 		return l, err
 	}
-	if l.extKUs, err = checkUsages("extendedKeyUsages", r.ExtendedKeyUsages, leafUsage); err != nil {
+	if l.extKUs, err = checkUsages("extendedKeyUsages", r.ExtendedKeyUsages, true); err != nil {
 		return l, err
 	}
 	now := s.clock()
@@ -354,13 +353,18 @@ func (s *Service) Revoke(ctx context.Context, actor authz.Actor, serial, reason 
 	return c, nil
 }
 
-// DeleteCertificate deletes a certificate's record. It stays valid until it
-// expires unless it was revoked first; a revoked one stays on the CRL only
-// while its record exists, so delete revoked certificates after they expire.
+// DeleteCertificate deletes a certificate's record. An active certificate
+// stays valid until it expires (revoke it to stop it); a revoked one is
+// kept until it expires, since the CRL is made from the records and
+// deleting one would take it off the CRL.
 func (s *Service) DeleteCertificate(ctx context.Context, actor authz.Actor, serial string) (Certificate, error) {
 	c, err := s.certificate(ctx, actor, serial, authz.ActDelete)
 	if err != nil {
 		return Certificate{}, err
+	}
+	if c.Status == CertRevoked && c.NotAfter.After(s.clock()) {
+		return Certificate{}, errs.BadRequest("Certificate with serial number '%s' is revoked and stays on its CA's CRL until it expires (%s); it can be deleted then",
+			c.SerialNumber, c.NotAfter.Format(time.RFC3339))
 	}
 	return c, s.store.DeleteCertificate(ctx, c.ID, certEvent(actor, "delete-cert", c, nil))
 }
