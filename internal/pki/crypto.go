@@ -23,12 +23,10 @@ type KeyAlgorithm string
 
 // Key algorithms.
 const (
-	RSA2048  KeyAlgorithm = "rsa-2048"
-	RSA4096  KeyAlgorithm = "rsa-4096"
-	ECP256   KeyAlgorithm = "ec-prime256v1"
-	ECP384   KeyAlgorithm = "ec-secp384r1"
-	AlgNone  KeyAlgorithm = ""
-	defaultA              = RSA2048
+	RSA2048 KeyAlgorithm = "rsa-2048"
+	RSA4096 KeyAlgorithm = "rsa-4096"
+	ECP256  KeyAlgorithm = "ec-prime256v1"
+	ECP384  KeyAlgorithm = "ec-secp384r1"
 )
 
 // ParseKeyAlgorithm checks a key algorithm name; empty means def.
