@@ -453,7 +453,7 @@ func (s *Server) issueRequest(r *http.Request, caID string) (pki.IssueRequest, e
 	return out, nil
 }
 
-func writeIssued(w http.ResponseWriter, out pki.Issued) error {
+func writePKIIssued(w http.ResponseWriter, out pki.Issued) error {
 	body := map[string]string{"certificate": out.Certificate, "certificateChain": out.Chain,
 		"issuingCaCertificate": out.IssuingCA, "serialNumber": out.SerialNumber}
 	if out.PrivateKey != "" {
@@ -475,7 +475,7 @@ func (s *Server) pkiIssueWith(caID string) func(http.ResponseWriter, *http.Reque
 		if err != nil {
 			return err
 		}
-		return writeIssued(w, out)
+		return writePKIIssued(w, out)
 	}
 }
 
@@ -492,7 +492,7 @@ func (s *Server) pkiSignWith(caID string) func(http.ResponseWriter, *http.Reques
 		if err != nil {
 			return err
 		}
-		return writeIssued(w, out)
+		return writePKIIssued(w, out)
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/lockbox-dev/lockbox/internal/project"
 	"github.com/lockbox-dev/lockbox/internal/rotation"
 	"github.com/lockbox-dev/lockbox/internal/secret"
+	"github.com/lockbox-dev/lockbox/internal/sshca"
 )
 
 // Services are the domain services the API calls.
@@ -39,6 +40,7 @@ type Services struct {
 	AppConnections *appconn.Service
 	Rotations      *rotation.Service
 	PKI            *pki.Service
+	SSH            *sshca.Service
 }
 
 // routes is the whole API surface. Trailing slashes are stripped before
@@ -78,6 +80,7 @@ func (s *Server) routes() {
 		s.rotationRoutes(m)
 	}
 	s.pkiRoutes(m)
+	s.sshRoutes(m)
 
 	// Audit log.
 	m.Handle("GET /api/v1/organization/audit-logs", s.authed(s.auditLogs))

@@ -30,6 +30,7 @@ import (
 	"github.com/lockbox-dev/lockbox/internal/project"
 	"github.com/lockbox-dev/lockbox/internal/rotation"
 	"github.com/lockbox-dev/lockbox/internal/secret"
+	"github.com/lockbox-dev/lockbox/internal/sshca"
 	"github.com/lockbox-dev/lockbox/internal/store"
 )
 
@@ -152,6 +153,7 @@ func New(db *store.DB, kr *keyring.Keyring, o Options) *App {
 		AppConnections: conns,
 		Rotations:      rots,
 		PKI:            pki.NewService(db, az, kr, nil),
+		SSH:            sshca.NewService(db, az, kr, nil),
 	}
 	srv := api.New(api.Options{
 		Version:         o.Version,

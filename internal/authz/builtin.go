@@ -14,6 +14,9 @@ var builtinProject = map[string][]Rule{
 	"no-access": {},
 	// cryptographic-operator uses KMS keys and nothing else, as Infisical's.
 	"cryptographic-operator": {rule(SubCmek, ActEncrypt, ActDecrypt, ActSign, ActVerify)},
+	// ssh-host-bootstrapper registers SSH hosts and issues their host
+	// certificates, and nothing else, as Infisical's.
+	"ssh-host-bootstrapper": {rule(SubSshHosts, ActCreate, ActIssueHostCert)},
 }
 
 func projectAdmin() []Rule {
@@ -58,6 +61,12 @@ func projectMember() []Rule {
 		rule(SubCertificates, allActions(SubCertificates)...),
 		rule(SubCertificateTemplates, ActRead),
 		rule(SubPkiAlerts, generic...),
+		// SSH: members use the project's CAs (sign, issue) and manage hosts;
+		// creating or deleting CAs and templates is for admins.
+		rule(SubSshCAs, ActRead),
+		rule(SubSshCertificates, ActRead, ActCreate),
+		rule(SubSshCertTemplates, ActRead),
+		rule(SubSshHosts, allActions(SubSshHosts)...),
 	}
 }
 
@@ -90,6 +99,10 @@ func projectViewer() []Rule {
 		rule(SubCertificates, ActRead),
 		rule(SubCertificateTemplates, ActRead),
 		rule(SubPkiAlerts, ActRead),
+		rule(SubSshCAs, ActRead),
+		rule(SubSshCertificates, ActRead),
+		rule(SubSshCertTemplates, ActRead),
+		rule(SubSshHosts, ActRead),
 	}
 }
 

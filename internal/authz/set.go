@@ -57,6 +57,8 @@ const (
 	// ActReadPrivateKey reads the private key of a certificate lockbox
 	// generated (its bundle), as Infisical's certificates "read-private-key".
 	ActReadPrivateKey = "read-private-key"
+	// SSH host actions.
+	ActIssueHostCert = "issue-host-cert"
 )
 
 // Subjects.
@@ -99,6 +101,12 @@ const (
 	SubCertificates           = "certificates"
 	SubCertificateTemplates   = "certificate-templates"
 	SubPkiAlerts              = "pki-alerts"
+	// SSH certificate authorities, the certificates they issue, the
+	// templates that bound them, and registered SSH hosts.
+	SubSshCAs           = "ssh-certificate-authorities"
+	SubSshCertificates  = "ssh-certificates"
+	SubSshCertTemplates = "ssh-certificate-templates"
+	SubSshHosts         = "ssh-hosts"
 )
 
 var generic = []string{ActRead, ActCreate, ActEdit, ActDelete}
@@ -138,6 +146,10 @@ var projectSubjects = map[string]struct {
 	SubCertificates:           {append(slices.Clone(generic), ActReadPrivateKey), nil},
 	SubCertificateTemplates:   {generic, nil},
 	SubPkiAlerts:              {generic, nil},
+	SubSshCAs:                 {generic, nil},
+	SubSshCertificates:        {generic, nil},
+	SubSshCertTemplates:       {generic, nil},
+	SubSshHosts:               {append(slices.Clone(generic), ActIssueHostCert), []string{"hostname"}},
 }
 
 // Fields describe the object acted on, for conditions. A zero field means "not known".
@@ -147,6 +159,7 @@ type Fields struct {
 	SecretName  string
 	SecretTags  []string
 	IdentityID  string
+	Hostname    string // an SSH host's
 }
 
 func (f *Fields) value(key string) string {
@@ -159,6 +172,8 @@ func (f *Fields) value(key string) string {
 		return f.SecretName
 	case "identityId":
 		return f.IdentityID
+	case "hostname":
+		return f.Hostname
 	}
 	return ""
 }

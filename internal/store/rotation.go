@@ -60,7 +60,7 @@ func scanRotation(sc interface{ Scan(...any) error }) (rotation.State, error) {
 	return st, nil
 }
 
-func jsonText(v any) string {
+func rotationJSON(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
 }
@@ -73,7 +73,7 @@ func (db *DB) CreateRotation(ctx context.Context, st rotation.State, ev audit.Ev
 			environment, secret_path, parameters, secrets_mapping, auto_rotate, rotation_interval, rotate_at_hours, rotate_at_minutes,
 			active_index, status, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			r.ID, r.OrgID, r.ProjectID, r.ConnectionID, r.Type, r.Name, r.Description, r.Environment, r.SecretPath,
-			jsonText(rotParams(r.Parameters)), jsonText(rotMapping(r.Mapping)), r.AutoRotate, r.IntervalDays, r.RotateAtHours, r.RotateAtMinutes,
+			rotationJSON(rotParams(r.Parameters)), rotationJSON(rotMapping(r.Mapping)), r.AutoRotate, r.IntervalDays, r.RotateAtHours, r.RotateAtMinutes,
 			r.ActiveIndex, r.Status, ts(r.CreatedAt), ts(r.UpdatedAt)); err != nil {
 			return dbErr(err, "CreateRotation")
 		}
@@ -114,7 +114,7 @@ func (db *DB) UpdateRotation(ctx context.Context, r rotation.Rotation, dueAt *ti
 	return db.Transact(ctx, func(tx *Tx) error {
 		res, err := tx.exec(ctx, `UPDATE secret_rotations SET name = ?, description = ?, secrets_mapping = ?, auto_rotate = ?,
 			rotation_interval = ?, rotate_at_hours = ?, rotate_at_minutes = ?, next_rotation_at = ?, due_at = ?, updated_at = ? WHERE id = ?`,
-			r.Name, r.Description, jsonText(rotMapping(r.Mapping)), r.AutoRotate, r.IntervalDays, r.RotateAtHours, r.RotateAtMinutes,
+			r.Name, r.Description, rotationJSON(rotMapping(r.Mapping)), r.AutoRotate, r.IntervalDays, r.RotateAtHours, r.RotateAtMinutes,
 			tsp(r.NextRotationAt), tsp(dueAt), ts(r.UpdatedAt), r.ID)
 		if err != nil {
 			return dbErr(err, "UpdateRotation")

@@ -1,0 +1,559 @@
+package api
+
+import (
+	"net/http"
+
+	"github.com/lockbox-dev/lockbox/internal/sshca"
+)
+
+// sshRoutes serves SSH certificate authorities, certificate templates,
+// certificates and hosts: Infisical's /api/v1/ssh routes. The CA public
+// keys are served without authentication, as Infisical serves them (they
+// are what servers and clients are told to trust), under the per-IP rate
+// limit of the login routes.
+func (s *Server) sshRoutes(m *routeMux) {
+	const ca, tpl, host = "/api/v1/ssh/ca", "/api/v1/ssh/certificate-templates", "/api/v1/ssh/hosts"
+	m.Handle("POST "+ca, s.authed(s.sshCACreate))
+	m.Handle("GET "+ca+"/{sshCaId}", s.authed(s.sshCAGet))
+	m.Handle("PATCH "+ca+"/{sshCaId}", s.authed(s.sshCAUpdate))
+	m.Handle("DELETE "+ca+"/{sshCaId}", s.authed(s.sshCADelete))
+	m.Handle("GET "+ca+"/{sshCaId}/public-key", s.limited(s.handle(s.sshCAPublicKey)))
+	m.Handle("GET "+ca+"/{sshCaId}/certificate-templates", s.authed(s.sshCATemplates))
+
+	m.Handle("POST "+tpl, s.authed(s.sshTemplateCreate))
+	m.Handle("GET "+tpl+"/{certificateTemplateId}", s.authed(s.sshTemplateGet))
+	m.Handle("PATCH "+tpl+"/{certificateTemplateId}", s.authed(s.sshTemplateUpdate))
+	m.Handle("DELETE "+tpl+"/{certificateTemplateId}", s.authed(s.sshTemplateDelete))
+
+	m.Handle("POST /api/v1/ssh/certificates/sign", s.authed(s.sshSign))
+	m.Handle("POST /api/v1/ssh/certificates/issue", s.authed(s.sshIssue))
+
+	m.Handle("GET "+host, s.authed(s.sshHostList))
+	m.Handle("POST "+host, s.authed(s.sshHostCreate))
+	m.Handle("GET "+host+"/{sshHostId}", s.authed(s.sshHostGet))
+	m.Handle("PATCH "+host+"/{sshHostId}", s.authed(s.sshHostUpdate))
+	m.Handle("DELETE "+host+"/{sshHostId}", s.authed(s.sshHostDelete))
+	m.Handle("POST "+host+"/{sshHostId}/issue-user-cert", s.authed(s.sshHostIssueUserCert))
+	m.Handle("POST "+host+"/{sshHostId}/issue-host-cert", s.authed(s.sshHostIssueHostCert))
+	m.Handle("GET "+host+"/{sshHostId}/user-ca-public-key", s.limited(s.handle(s.sshHostCAPublicKey(true))))
+	m.Handle("GET "+host+"/{sshHostId}/host-ca-public-key", s.limited(s.handle(s.sshHostCAPublicKey(false))))
+
+	// A project's SSH objects, under both of Infisical's project prefixes.
+	for _, l := range []struct {
+		subs   map[string]func(http.ResponseWriter, *http.Request) error
+		prefix string
+	}{{s.projectLists, "GET /api/v1/projects/{projectId}/"}, {s.workspaceV2Lists, "GET /api/v2/workspace/{projectId}/"}} {
+		m.HandleSub(l.subs, l.prefix+"ssh-cas", s.sshProjectCAs)
+		m.HandleSub(l.subs, l.prefix+"ssh-certificate-templates", s.sshProjectTemplates)
+		m.HandleSub(l.subs, l.prefix+"ssh-certificates", s.sshProjectCerts)
+		m.HandleSub(l.subs, l.prefix+"ssh-hosts", s.sshProjectHosts)
+	}
+}
+
+type wireSSHCA struct {
+	ID           string `json:"id"`
+	ProjectID    string `json:"projectId"`
+	Status       string `json:"status"`
+	FriendlyName string `json:"friendlyName"`
+	KeyAlgorithm string `json:"keyAlgorithm"`
+	KeySource    string `json:"keySource"`
+	PublicKey    string `json:"publicKey"`
+	CreatedAt    string `json:"createdAt"`
+	UpdatedAt    string `json:"updatedAt"`
+}
+
+func toWireSSHCA(ca sshca.CA) wireSSHCA {
+	return wireSSHCA{ID: ca.ID, ProjectID: ca.ProjectID, Status: ca.Status, FriendlyName: ca.FriendlyName,
+		KeyAlgorithm: string(ca.KeyAlgorithm), KeySource: "internal", PublicKey: ca.PublicKey,
+		CreatedAt: rfc3339(ca.CreatedAt), UpdatedAt: rfc3339(ca.UpdatedAt)}
+}
+
+func writeSSHCA(w http.ResponseWriter, ca sshca.CA) error {
+	return writeJSON(w, http.StatusOK, struct {
+		CA wireSSHCA `json:"ca"`
+	}{toWireSSHCA(ca)})
+}
+
+// writeText answers with a text/plain body, as Infisical answers a route
+// whose response is a string.
+func writeText(w http.ResponseWriter, s string) error {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(http.StatusOK)
+	_, err := w.Write([]byte(s))
+	return err
+}
+
+func (s *Server) sshCACreate(w http.ResponseWriter, r *http.Request) error {
+	var req struct {
+		ProjectID    string `json:"projectId"`
+		FriendlyName string `json:"friendlyName"`
+		KeyAlgorithm string `json:"keyAlgorithm"`
+	}
+	if err := s.decode(r, &req); err != nil {
+		return err
+	}
+	if req.KeyAlgorithm == "" {
+		req.KeyAlgorithm = string(sshca.RSA2048) // Infisical's default
+	}
+	ca, err := s.svc.SSH.CreateCA(r.Context(), actorFrom(r.Context()), sshca.NewCA{ProjectID: req.ProjectID,
+		FriendlyName: req.FriendlyName, KeyAlgorithm: req.KeyAlgorithm})
+	if err != nil {
+		return err
+	}
+	return writeSSHCA(w, ca)
+}
+
+func (s *Server) sshCAGet(w http.ResponseWriter, r *http.Request) error {
+	ca, err := s.svc.SSH.GetCA(r.Context(), actorFrom(r.Context()), r.PathValue("sshCaId"))
+	if err != nil {
+		return err
+	}
+	return writeSSHCA(w, ca)
+}
+
+func (s *Server) sshCAUpdate(w http.ResponseWriter, r *http.Request) error {
+	var req struct {
+		FriendlyName *string `json:"friendlyName"`
+		Status       *string `json:"status"`
+	}
+	if err := s.decode(r, &req); err != nil {
+		return err
+	}
+	ca, err := s.svc.SSH.UpdateCA(r.Context(), actorFrom(r.Context()), r.PathValue("sshCaId"),
+		sshca.CAUpdate{FriendlyName: req.FriendlyName, Status: req.Status})
+	if err != nil {
+		return err
+	}
+	return writeSSHCA(w, ca)
+}
+
+func (s *Server) sshCADelete(w http.ResponseWriter, r *http.Request) error {
+	ca, err := s.svc.SSH.DeleteCA(r.Context(), actorFrom(r.Context()), r.PathValue("sshCaId"))
+	if err != nil {
+		return err
+	}
+	return writeSSHCA(w, ca)
+}
+
+func (s *Server) sshCAPublicKey(w http.ResponseWriter, r *http.Request) error {
+	pk, err := s.svc.SSH.CAPublicKey(r.Context(), r.PathValue("sshCaId"))
+	if err != nil {
+		return err
+	}
+	return writeText(w, pk+"\n")
+}
+
+func (s *Server) sshCATemplates(w http.ResponseWriter, r *http.Request) error {
+	_, ts, err := s.svc.SSH.CATemplates(r.Context(), actorFrom(r.Context()), r.PathValue("sshCaId"))
+	if err != nil {
+		return err
+	}
+	return writeTemplates(w, ts)
+}
+
+func (s *Server) sshProjectCAs(w http.ResponseWriter, r *http.Request) error {
+	cas, err := s.svc.SSH.ListCAs(r.Context(), actorFrom(r.Context()), r.PathValue("projectId"))
+	if err != nil {
+		return err
+	}
+	out := make([]wireSSHCA, len(cas))
+	for i, ca := range cas {
+		out[i] = toWireSSHCA(ca)
+	}
+	return writeJSON(w, http.StatusOK, struct {
+		CAs []wireSSHCA `json:"cas"`
+	}{out})
+}
+
+type wireSSHTemplate struct {
+	ID                    string            `json:"id"`
+	ProjectID             string            `json:"projectId"`
+	SshCaID               string            `json:"sshCaId"`
+	Status                string            `json:"status"`
+	Name                  string            `json:"name"`
+	TTL                   string            `json:"ttl"`
+	MaxTTL                string            `json:"maxTTL"`
+	AllowedUsers          []string          `json:"allowedUsers"`
+	AllowedHosts          []string          `json:"allowedHosts"`
+	AllowUserCertificates bool              `json:"allowUserCertificates"`
+	AllowHostCertificates bool              `json:"allowHostCertificates"`
+	AllowCustomKeyIds     bool              `json:"allowCustomKeyIds"`
+	Extensions            map[string]string `json:"extensions"`
+	CriticalOptions       map[string]string `json:"criticalOptions"`
+	CreatedAt             string            `json:"createdAt"`
+	UpdatedAt             string            `json:"updatedAt"`
+}
+
+func toWireSSHTemplate(t sshca.Template) wireSSHTemplate {
+	return wireSSHTemplate{ID: t.ID, ProjectID: t.ProjectID, SshCaID: t.CAID, Status: t.Status, Name: t.Name, TTL: t.TTL, MaxTTL: t.MaxTTL,
+		AllowedUsers: t.AllowedUsers, AllowedHosts: t.AllowedHosts, AllowUserCertificates: t.AllowUserCerts,
+		AllowHostCertificates: t.AllowHostCerts, AllowCustomKeyIds: t.AllowCustomKeyIDs, Extensions: t.Extensions,
+		CriticalOptions: t.CriticalOptions, CreatedAt: rfc3339(t.CreatedAt), UpdatedAt: rfc3339(t.UpdatedAt)}
+}
+
+func writeTemplates(w http.ResponseWriter, ts []sshca.Template) error {
+	out := make([]wireSSHTemplate, len(ts))
+	for i, t := range ts {
+		out[i] = toWireSSHTemplate(t)
+	}
+	return writeJSON(w, http.StatusOK, struct {
+		CertificateTemplates []wireSSHTemplate `json:"certificateTemplates"`
+	}{out})
+}
+
+// templateRequest is the body of template create and update.
+type templateRequest struct {
+	SshCaID               string             `json:"sshCaId"`
+	Name                  *string            `json:"name"`
+	Status                *string            `json:"status"`
+	TTL                   *string            `json:"ttl"`
+	MaxTTL                *string            `json:"maxTTL"`
+	AllowedUsers          *[]string          `json:"allowedUsers"`
+	AllowedHosts          *[]string          `json:"allowedHosts"`
+	AllowUserCertificates *bool              `json:"allowUserCertificates"`
+	AllowHostCertificates *bool              `json:"allowHostCertificates"`
+	AllowCustomKeyIds     *bool              `json:"allowCustomKeyIds"`
+	Extensions            map[string]string  `json:"extensions"`
+	CriticalOptions       *map[string]string `json:"criticalOptions"`
+}
+
+func (t templateRequest) input() sshca.TemplateInput {
+	in := sshca.TemplateInput{CAID: t.SshCaID, Name: t.Name, Status: t.Status, TTL: t.TTL, MaxTTL: t.MaxTTL,
+		AllowUserCerts: t.AllowUserCertificates, AllowHostCerts: t.AllowHostCertificates, AllowCustomKeyIDs: t.AllowCustomKeyIds,
+		Extensions: t.Extensions}
+	if t.AllowedUsers != nil {
+		in.AllowedUsers, in.SetUsers = *t.AllowedUsers, true
+	}
+	if t.AllowedHosts != nil {
+		in.AllowedHosts, in.SetHosts = *t.AllowedHosts, true
+	}
+	if t.CriticalOptions != nil {
+		in.CriticalOptions, in.SetCritical = *t.CriticalOptions, true
+	}
+	return in
+}
+
+func (s *Server) sshTemplateCreate(w http.ResponseWriter, r *http.Request) error {
+	var req templateRequest
+	if err := s.decode(r, &req); err != nil {
+		return err
+	}
+	if req.AllowUserCertificates == nil || req.AllowHostCertificates == nil || req.AllowCustomKeyIds == nil {
+		return field("allowUserCertificates", "allowUserCertificates, allowHostCertificates and allowCustomKeyIds are required")
+	}
+	if req.AllowedUsers == nil || req.AllowedHosts == nil {
+		return field("allowedUsers", "allowedUsers and allowedHosts are required (they may be empty)")
+	}
+	t, err := s.svc.SSH.CreateTemplate(r.Context(), actorFrom(r.Context()), req.input())
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, toWireSSHTemplate(t))
+}
+
+func (s *Server) sshTemplateGet(w http.ResponseWriter, r *http.Request) error {
+	t, err := s.svc.SSH.GetTemplate(r.Context(), actorFrom(r.Context()), r.PathValue("certificateTemplateId"))
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, toWireSSHTemplate(t))
+}
+
+func (s *Server) sshTemplateUpdate(w http.ResponseWriter, r *http.Request) error {
+	var req templateRequest
+	if err := s.decode(r, &req); err != nil {
+		return err
+	}
+	in := req.input()
+	in.CAID = ""
+	t, err := s.svc.SSH.UpdateTemplate(r.Context(), actorFrom(r.Context()), r.PathValue("certificateTemplateId"), in)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, toWireSSHTemplate(t))
+}
+
+func (s *Server) sshTemplateDelete(w http.ResponseWriter, r *http.Request) error {
+	t, err := s.svc.SSH.DeleteTemplate(r.Context(), actorFrom(r.Context()), r.PathValue("certificateTemplateId"))
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, toWireSSHTemplate(t))
+}
+
+func (s *Server) sshProjectTemplates(w http.ResponseWriter, r *http.Request) error {
+	ts, err := s.svc.SSH.ListTemplates(r.Context(), actorFrom(r.Context()), r.PathValue("projectId"))
+	if err != nil {
+		return err
+	}
+	return writeTemplates(w, ts)
+}
+
+// certRequest is the body of sign and issue.
+type certRequest struct {
+	CertificateTemplateID string   `json:"certificateTemplateId"`
+	PublicKey             string   `json:"publicKey"`
+	KeyAlgorithm          string   `json:"keyAlgorithm"`
+	CertType              string   `json:"certType"`
+	Principals            []string `json:"principals"`
+	TTL                   string   `json:"ttl"`
+	KeyID                 string   `json:"keyId"`
+}
+
+func (c certRequest) domain() sshca.CertRequest {
+	return sshca.CertRequest{TemplateID: c.CertificateTemplateID, PublicKey: c.PublicKey, KeyAlg: c.KeyAlgorithm, CertType: c.CertType,
+		Principals: c.Principals, TTL: c.TTL, KeyID: c.KeyID}
+}
+
+type wireSigned struct {
+	SerialNumber string `json:"serialNumber"`
+	SignedKey    string `json:"signedKey"`
+}
+
+type wireIssued struct {
+	SerialNumber string `json:"serialNumber"`
+	SignedKey    string `json:"signedKey"`
+	PrivateKey   string `json:"privateKey"`
+	PublicKey    string `json:"publicKey"`
+	KeyAlgorithm string `json:"keyAlgorithm"`
+}
+
+func writeIssued(w http.ResponseWriter, out sshca.Issued) error {
+	// The private key is in this response only: nothing stores it.
+	w.Header().Set("Cache-Control", "no-store")
+	return writeJSON(w, http.StatusOK, wireIssued{SerialNumber: out.Cert.Serial, SignedKey: out.SignedKey,
+		PrivateKey: out.PrivateKey, PublicKey: out.PublicKey, KeyAlgorithm: string(out.KeyAlg)})
+}
+
+func (s *Server) sshSign(w http.ResponseWriter, r *http.Request) error {
+	var req certRequest
+	if err := s.decode(r, &req); err != nil {
+		return err
+	}
+	out, err := s.svc.SSH.Sign(r.Context(), actorFrom(r.Context()), req.domain())
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, wireSigned{SerialNumber: out.Cert.Serial, SignedKey: out.SignedKey})
+}
+
+func (s *Server) sshIssue(w http.ResponseWriter, r *http.Request) error {
+	var req certRequest
+	if err := s.decode(r, &req); err != nil {
+		return err
+	}
+	req.PublicKey = ""
+	out, err := s.svc.SSH.Issue(r.Context(), actorFrom(r.Context()), req.domain())
+	if err != nil {
+		return err
+	}
+	return writeIssued(w, out)
+}
+
+type wireSSHCert struct {
+	ID           string   `json:"id"`
+	SshCaID      string   `json:"sshCaId"`
+	TemplateID   *string  `json:"sshCertificateTemplateId"`
+	HostID       *string  `json:"sshHostId"`
+	SerialNumber string   `json:"serialNumber"`
+	CertType     string   `json:"certType"`
+	Principals   []string `json:"principals"`
+	KeyID        string   `json:"keyId"`
+	NotBefore    string   `json:"notBefore"`
+	NotAfter     string   `json:"notAfter"`
+	CreatedAt    string   `json:"createdAt"`
+	UpdatedAt    string   `json:"updatedAt"`
+}
+
+func optional(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+func (s *Server) sshProjectCerts(w http.ResponseWriter, r *http.Request) error {
+	offset, err := queryInt(r, 0, 0, 1<<30, "offset")
+	if err != nil {
+		return err
+	}
+	limit, err := queryInt(r, 25, 1, 100, "limit")
+	if err != nil {
+		return err
+	}
+	cs, total, err := s.svc.SSH.ListCerts(r.Context(), actorFrom(r.Context()), r.PathValue("projectId"), offset, limit)
+	if err != nil {
+		return err
+	}
+	out := make([]wireSSHCert, len(cs))
+	for i, c := range cs {
+		out[i] = wireSSHCert{ID: c.ID, SshCaID: c.CAID, TemplateID: optional(c.TemplateID), HostID: optional(c.HostID),
+			SerialNumber: c.Serial, CertType: string(c.Type), Principals: c.Principals, KeyID: c.KeyID,
+			NotBefore: rfc3339(c.NotBefore), NotAfter: rfc3339(c.NotAfter), CreatedAt: rfc3339(c.CreatedAt), UpdatedAt: rfc3339(c.CreatedAt)}
+	}
+	return writeJSON(w, http.StatusOK, struct {
+		Certificates []wireSSHCert `json:"certificates"`
+		TotalCount   int           `json:"totalCount"`
+	}{out, total})
+}
+
+type wireAllowedPrincipals struct {
+	Usernames []string `json:"usernames"`
+}
+
+type wireLoginMapping struct {
+	LoginUser         string                `json:"loginUser"`
+	AllowedPrincipals wireAllowedPrincipals `json:"allowedPrincipals"`
+}
+
+type wireSSHHost struct {
+	ID            string             `json:"id"`
+	ProjectID     string             `json:"projectId"`
+	Hostname      string             `json:"hostname"`
+	Alias         string             `json:"alias"`
+	UserCertTtl   string             `json:"userCertTtl"`
+	HostCertTtl   string             `json:"hostCertTtl"`
+	UserSshCaID   string             `json:"userSshCaId"`
+	HostSshCaID   string             `json:"hostSshCaId"`
+	LoginMappings []wireLoginMapping `json:"loginMappings"`
+	CreatedAt     string             `json:"createdAt"`
+	UpdatedAt     string             `json:"updatedAt"`
+}
+
+func toWireSSHHost(h sshca.Host) wireSSHHost {
+	ms := make([]wireLoginMapping, len(h.LoginMappings))
+	for i, m := range h.LoginMappings {
+		ms[i] = wireLoginMapping{LoginUser: m.LoginUser, AllowedPrincipals: wireAllowedPrincipals{Usernames: m.Principals}}
+	}
+	return wireSSHHost{ID: h.ID, ProjectID: h.ProjectID, Hostname: h.Hostname, Alias: h.Alias, UserCertTtl: h.UserCertTTL,
+		HostCertTtl: h.HostCertTTL, UserSshCaID: h.UserCAID, HostSshCaID: h.HostCAID, LoginMappings: ms,
+		CreatedAt: rfc3339(h.CreatedAt), UpdatedAt: rfc3339(h.UpdatedAt)}
+}
+
+func writeHosts(w http.ResponseWriter, hs []sshca.Host) error {
+	out := make([]wireSSHHost, len(hs))
+	for i, h := range hs {
+		out[i] = toWireSSHHost(h)
+	}
+	return writeJSON(w, http.StatusOK, out)
+}
+
+// hostRequest is the body of host create and update.
+type hostRequest struct {
+	ProjectID     string              `json:"projectId"`
+	Hostname      *string             `json:"hostname"`
+	Alias         *string             `json:"alias"`
+	UserCertTtl   *string             `json:"userCertTtl"`
+	HostCertTtl   *string             `json:"hostCertTtl"`
+	UserSshCaID   string              `json:"userSshCaId"`
+	HostSshCaID   string              `json:"hostSshCaId"`
+	LoginMappings *[]wireLoginMapping `json:"loginMappings"`
+}
+
+func (h hostRequest) input() sshca.HostInput {
+	in := sshca.HostInput{ProjectID: h.ProjectID, Hostname: h.Hostname, Alias: h.Alias, UserCertTTL: h.UserCertTtl,
+		HostCertTTL: h.HostCertTtl, UserCAID: h.UserSshCaID, HostCAID: h.HostSshCaID}
+	if h.LoginMappings != nil {
+		in.SetMappings = true
+		for _, m := range *h.LoginMappings {
+			in.LoginMappings = append(in.LoginMappings, sshca.LoginMapping{LoginUser: m.LoginUser, Principals: m.AllowedPrincipals.Usernames})
+		}
+	}
+	return in
+}
+
+func (s *Server) sshHostList(w http.ResponseWriter, r *http.Request) error {
+	hs, err := s.svc.SSH.ListHosts(r.Context(), actorFrom(r.Context()))
+	if err != nil {
+		return err
+	}
+	return writeHosts(w, hs)
+}
+
+func (s *Server) sshProjectHosts(w http.ResponseWriter, r *http.Request) error {
+	hs, err := s.svc.SSH.ListProjectHosts(r.Context(), actorFrom(r.Context()), r.PathValue("projectId"))
+	if err != nil {
+		return err
+	}
+	return writeHosts(w, hs)
+}
+
+func (s *Server) sshHostCreate(w http.ResponseWriter, r *http.Request) error {
+	var req hostRequest
+	if err := s.decode(r, &req); err != nil {
+		return err
+	}
+	h, err := s.svc.SSH.CreateHost(r.Context(), actorFrom(r.Context()), req.input())
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, toWireSSHHost(h))
+}
+
+func (s *Server) sshHostGet(w http.ResponseWriter, r *http.Request) error {
+	h, err := s.svc.SSH.GetHost(r.Context(), actorFrom(r.Context()), r.PathValue("sshHostId"))
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, toWireSSHHost(h))
+}
+
+func (s *Server) sshHostUpdate(w http.ResponseWriter, r *http.Request) error {
+	var req hostRequest
+	if err := s.decode(r, &req); err != nil {
+		return err
+	}
+	in := req.input()
+	in.ProjectID, in.UserCAID, in.HostCAID = "", "", ""
+	h, err := s.svc.SSH.UpdateHost(r.Context(), actorFrom(r.Context()), r.PathValue("sshHostId"), in)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, toWireSSHHost(h))
+}
+
+func (s *Server) sshHostDelete(w http.ResponseWriter, r *http.Request) error {
+	h, err := s.svc.SSH.DeleteHost(r.Context(), actorFrom(r.Context()), r.PathValue("sshHostId"))
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, toWireSSHHost(h))
+}
+
+func (s *Server) sshHostIssueUserCert(w http.ResponseWriter, r *http.Request) error {
+	var req struct {
+		LoginUser string `json:"loginUser"`
+	}
+	if err := s.decode(r, &req); err != nil {
+		return err
+	}
+	_, out, err := s.svc.SSH.IssueHostUserCert(r.Context(), actorFrom(r.Context()), r.PathValue("sshHostId"), req.LoginUser)
+	if err != nil {
+		return err
+	}
+	return writeIssued(w, out)
+}
+
+func (s *Server) sshHostIssueHostCert(w http.ResponseWriter, r *http.Request) error {
+	var req struct {
+		PublicKey string `json:"publicKey"`
+	}
+	if err := s.decode(r, &req); err != nil {
+		return err
+	}
+	_, out, err := s.svc.SSH.IssueHostHostCert(r.Context(), actorFrom(r.Context()), r.PathValue("sshHostId"), req.PublicKey)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, wireSigned{SerialNumber: out.Cert.Serial, SignedKey: out.SignedKey})
+}
+
+func (s *Server) sshHostCAPublicKey(user bool) func(http.ResponseWriter, *http.Request) error {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		pk, err := s.svc.SSH.HostCAPublicKey(r.Context(), r.PathValue("sshHostId"), user)
+		if err != nil {
+			return err
+		}
+		return writeText(w, pk+"\n")
+	}
+}

@@ -1,0 +1,328 @@
+package api_test
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/lockbox-dev/lockbox/internal/app/apptest"
+	"github.com/lockbox-dev/lockbox/internal/audit"
+	"github.com/lockbox-dev/lockbox/internal/store"
+)
+
+type sshCAOut struct {
+	ID, ProjectID, Status, FriendlyName, KeyAlgorithm, KeySource, PublicKey, CreatedAt, UpdatedAt string
+}
+
+type sshTemplateOut struct {
+	ID, ProjectID, SshCaID, Status, Name, TTL, MaxTTL string
+	AllowedUsers, AllowedHosts                        []string
+	AllowUserCertificates, AllowHostCertificates      bool
+	AllowCustomKeyIds                                 bool
+	Extensions, CriticalOptions                       map[string]string
+}
+
+type sshIssuedOut struct {
+	SerialNumber, SignedKey, PrivateKey, PublicKey, KeyAlgorithm string
+}
+
+func createSSHCA(t testing.TB, e *apptest.Env, token, projectID, alg string) sshCAOut {
+	t.Helper()
+	var out struct{ CA sshCAOut }
+	e.Must(t, 200, "POST", "/api/v1/ssh/ca", token, map[string]any{"projectId": projectID, "friendlyName": "ca " + alg, "keyAlgorithm": alg}).Decode(t, &out)
+	return out.CA
+}
+
+func createSSHTemplate(t testing.TB, e *apptest.Env, token string, body map[string]any) sshTemplateOut {
+	t.Helper()
+	b := map[string]any{"allowedUsers": []string{}, "allowedHosts": []string{}, "allowUserCertificates": true,
+		"allowHostCertificates": true, "allowCustomKeyIds": false}
+	for k, v := range body {
+		b[k] = v
+	}
+	var out sshTemplateOut
+	e.Must(t, 200, "POST", "/api/v1/ssh/certificate-templates", token, b).Decode(t, &out)
+	return out
+}
+
+// newSSHKey returns a fresh ed25519 public key in authorized_keys form.
+func newSSHKey(t testing.TB) (string, ssh.PublicKey) {
+	t.Helper()
+	pub, _, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := ssh.NewPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(ssh.MarshalAuthorizedKey(k)), k
+}
+
+// parseSSHCert reads a signedKey and checks that ca signed it.
+func parseSSHCert(t testing.TB, signed, caPublicKey string) *ssh.Certificate {
+	t.Helper()
+	k, _, _, _, err := ssh.ParseAuthorizedKey([]byte(signed))
+	if err != nil {
+		t.Fatalf("signedKey %q: %v", signed, err)
+	}
+	c, ok := k.(*ssh.Certificate)
+	if !ok {
+		t.Fatalf("signedKey is a %T", k)
+	}
+	ca, _, _, _, err := ssh.ParseAuthorizedKey([]byte(caPublicKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(c.SignatureKey.Marshal()) != string(ca.Marshal()) {
+		t.Fatalf("certificate signed by %s, want the CA", ssh.FingerprintSHA256(c.SignatureKey))
+	}
+	return c
+}
+
+func TestSSHCAsTemplatesAndCertificates(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, d store.Dialect) {
+		e := apptest.Bootstrapped(t, d)
+		p := createProject(t, e, e.Token, map[string]any{"projectName": "ssh"})
+		ca := createSSHCA(t, e, e.Token, p.ID, "ED25519")
+		if ca.ID == "" || ca.ProjectID != p.ID || ca.Status != "active" || ca.KeyAlgorithm != "ED25519" || ca.KeySource != "internal" ||
+			!strings.HasPrefix(ca.PublicKey, "ssh-ed25519 ") || ca.FriendlyName != "ca ED25519" {
+			t.Fatalf("created CA %+v", ca)
+		}
+		// The public key is served without a token; the CA itself is not.
+		pk := e.Must(t, 200, "GET", "/api/v1/ssh/ca/"+ca.ID+"/public-key", "", nil)
+		if string(pk.Body) != ca.PublicKey+"\n" || !strings.HasPrefix(pk.Header.Get("Content-Type"), "text/plain") {
+			t.Fatalf("public key %q %q", pk.Body, pk.Header.Get("Content-Type"))
+		}
+		assertError(t, e.Do(t, "GET", "/api/v1/ssh/ca/"+ca.ID, "", nil), 401, "UnauthorizedError")
+		assertError(t, e.Do(t, "GET", "/api/v1/ssh/ca/00000000-0000-0000-0000-000000000000/public-key", "", nil), 404, "NotFound")
+		var got struct{ CA sshCAOut }
+		e.Must(t, 200, "GET", "/api/v1/ssh/ca/"+ca.ID, e.Token, nil).Decode(t, &got)
+		if got.CA != ca {
+			t.Fatalf("get %+v, want %+v", got.CA, ca)
+		}
+		for _, u := range []string{"/api/v1/projects/" + p.ID + "/ssh-cas", "/api/v2/workspace/" + p.ID + "/ssh-cas"} {
+			var list struct{ CAs []sshCAOut }
+			e.Must(t, 200, "GET", u, e.Token, nil).Decode(t, &list)
+			if len(list.CAs) != 1 || list.CAs[0].ID != ca.ID {
+				t.Fatalf("%s: %+v", u, list)
+			}
+		}
+		for alg, want := range map[string]string{"EC_prime256v1": "ecdsa-sha2-nistp256 ", "EC_secp384r1": "ecdsa-sha2-nistp384 ",
+			"RSA_2048": "ssh-rsa ", "rsa-2048": "ssh-rsa "} {
+			c := createSSHCA(t, e, e.Token, p.ID, alg)
+			if c.KeyAlgorithm != strings.ReplaceAll(strings.Replace(alg, "rsa", "RSA", 1), "-", "_") || !strings.HasPrefix(c.PublicKey, want) {
+				t.Fatalf("%s CA: %+v", alg, c)
+			}
+		}
+		assertError(t, e.Do(t, "POST", "/api/v1/ssh/ca", e.Token, map[string]any{"projectId": p.ID, "keyAlgorithm": "DSA"}), 422, "ValidationFailure")
+		// Infisical's default algorithm is RSA 2048.
+		var def struct{ CA sshCAOut }
+		e.Must(t, 200, "POST", "/api/v1/ssh/ca", e.Token, map[string]any{"projectId": p.ID}).Decode(t, &def)
+		if def.CA.KeyAlgorithm != "RSA_2048" || !strings.HasPrefix(def.CA.PublicKey, "ssh-rsa ") {
+			t.Fatalf("default CA %+v", def.CA)
+		}
+
+		tpl := createSSHTemplate(t, e, e.Token, map[string]any{"sshCaId": ca.ID, "name": "deployers", "ttl": "1h", "maxTTL": "2h",
+			"allowedUsers": []string{"deploy", "ops-*"}, "allowedHosts": []string{"*.example.com"},
+			"criticalOptions": map[string]string{"source-address": "127.0.0.1/32, ::1"}})
+		if tpl.SshCaID != ca.ID || tpl.ProjectID != p.ID || tpl.Status != "active" || tpl.MaxTTL != "2h" || len(tpl.AllowedUsers) != 2 ||
+			tpl.Extensions["permit-pty"] != "" || len(tpl.Extensions) != 5 || tpl.CriticalOptions["source-address"] != "127.0.0.1/32,::1" {
+			t.Fatalf("template %+v", tpl)
+		}
+		var tpls struct{ CertificateTemplates []sshTemplateOut }
+		e.Must(t, 200, "GET", "/api/v1/ssh/ca/"+ca.ID+"/certificate-templates", e.Token, nil).Decode(t, &tpls)
+		if len(tpls.CertificateTemplates) != 1 || tpls.CertificateTemplates[0].ID != tpl.ID {
+			t.Fatalf("CA templates %+v", tpls)
+		}
+		for name, body := range map[string]map[string]any{
+			"bad name":         {"name": "Not A Slug"},
+			"ttl over max":     {"name": "x", "ttl": "3h", "maxTTL": "2h"},
+			"bad pattern":      {"name": "x", "allowedUsers": []string{"root; rm"}},
+			"bad extension":    {"name": "x", "extensions": map[string]string{"permit-everything": ""}},
+			"bad option":       {"name": "x", "criticalOptions": map[string]string{"source-address": "not-an-address"}},
+			"unknown option":   {"name": "x", "criticalOptions": map[string]string{"no-such-option": ""}},
+			"bad ttl":          {"name": "x", "ttl": "soon"},
+			"ca missing":       {"name": "x", "sshCaId": ""},
+			"standard ext val": {"name": "x", "extensions": map[string]string{"permit-pty": "yes"}},
+		} {
+			b := map[string]any{"sshCaId": ca.ID, "allowedUsers": []string{}, "allowedHosts": []string{}, "allowUserCertificates": true,
+				"allowHostCertificates": true, "allowCustomKeyIds": false}
+			for k, v := range body {
+				b[k] = v
+			}
+			if r := e.Do(t, "POST", "/api/v1/ssh/certificate-templates", e.Token, b); r.Status != 422 {
+				t.Fatalf("template with %s: %d %s", name, r.Status, r.Body)
+			}
+		}
+		assertError(t, e.Do(t, "POST", "/api/v1/ssh/certificate-templates", e.Token, map[string]any{"sshCaId": ca.ID, "name": "deployers",
+			"allowedUsers": []string{}, "allowedHosts": []string{}, "allowUserCertificates": true, "allowHostCertificates": true,
+			"allowCustomKeyIds": false}), 400, "BadRequest")
+
+		// Sign a user key.
+		pubText, pub := newSSHKey(t)
+		var signed struct{ SerialNumber, SignedKey string }
+		start := time.Now()
+		e.Must(t, 200, "POST", "/api/v1/ssh/certificates/sign", e.Token, map[string]any{"certificateTemplateId": tpl.ID, "publicKey": pubText,
+			"principals": []string{"deploy", "ops-alice", "deploy"}, "ttl": "30m"}).Decode(t, &signed)
+		c := parseSSHCert(t, signed.SignedKey, ca.PublicKey)
+		if c.CertType != ssh.UserCert || strings.Join(c.ValidPrincipals, ",") != "deploy,ops-alice" || c.KeyId != "identity-"+e.IdentityID ||
+			string(c.Key.Marshal()) != string(pub.Marshal()) || signed.SerialNumber == "" || signed.SerialNumber != itoa(c.Serial) {
+			t.Fatalf("signed certificate %+v (serial %s)", c, signed.SerialNumber)
+		}
+		if before := time.Unix(int64(c.ValidBefore), 0); before.Before(start.Add(29*time.Minute)) || before.After(time.Now().Add(31*time.Minute)) {
+			t.Fatalf("valid before %v", before)
+		}
+		if _, ok := c.Permissions.Extensions["permit-pty"]; !ok || c.Permissions.CriticalOptions["source-address"] != "127.0.0.1/32,::1" {
+			t.Fatalf("permissions %+v", c.Permissions)
+		}
+		checker := ssh.CertChecker{SupportedCriticalOptions: []string{"source-address"}, IsUserAuthority: func(k ssh.PublicKey) bool { return string(k.Marshal()) == string(c.SignatureKey.Marshal()) }}
+		if err := checker.CheckCert("deploy", c); err != nil {
+			t.Fatalf("x/crypto/ssh refuses the certificate: %v", err)
+		}
+		// A host key through the same template, for a name below example.com.
+		e.Must(t, 200, "POST", "/api/v1/ssh/certificates/sign", e.Token, map[string]any{"certificateTemplateId": tpl.ID, "publicKey": pubText,
+			"certType": "host", "principals": []string{"web.eu.example.com"}}).Decode(t, &signed)
+		if hc := parseSSHCert(t, signed.SignedKey, ca.PublicKey); hc.CertType != ssh.HostCert || len(hc.Permissions.Extensions) != 0 ||
+			time.Unix(int64(hc.ValidBefore), 0).After(time.Now().Add(61*time.Minute)) {
+			t.Fatalf("host certificate %+v", hc)
+		}
+
+		// What the template refuses.
+		sign := func(body map[string]any) apptest.Response {
+			b := map[string]any{"certificateTemplateId": tpl.ID, "publicKey": pubText, "principals": []string{"deploy"}}
+			for k, v := range body {
+				b[k] = v
+			}
+			return e.Do(t, "POST", "/api/v1/ssh/certificates/sign", e.Token, b)
+		}
+		for name, c := range map[string]struct {
+			body   map[string]any
+			status int
+		}{
+			"principal not allowed":    {map[string]any{"principals": []string{"root"}}, 400},
+			"wildcard principal":       {map[string]any{"principals": []string{"ops-*"}}, 422},
+			"host outside the domain":  {map[string]any{"certType": "host", "principals": []string{"web.example.org"}}, 400},
+			"ttl over the maximum":     {map[string]any{"ttl": "3h"}, 400},
+			"custom key id":            {map[string]any{"keyId": "me"}, 400},
+			"no principals":            {map[string]any{"principals": []string{}}, 422},
+			"bad cert type":            {map[string]any{"certType": "both"}, 422},
+			"not a public key":         {map[string]any{"publicKey": "ssh-ed25519 AAAA"}, 422},
+			"a private key":            {map[string]any{"publicKey": "-----BEGIN OPENSSH PRIVATE KEY-----"}, 422},
+			"unknown template":         {map[string]any{"certificateTemplateId": "00000000-0000-0000-0000-000000000000"}, 404},
+			"malformed template id":    {map[string]any{"certificateTemplateId": "x"}, 404},
+			"missing template id":      {map[string]any{"certificateTemplateId": ""}, 422},
+			"too many principals":      {map[string]any{"principals": strings.Split(strings.Repeat("deploy,", 65)[:7*65-1], ",")}, 422},
+			"principal with a newline": {map[string]any{"principals": []string{"deploy\nroot"}}, 422},
+			"a certificate as the key": {map[string]any{"publicKey": signed.SignedKey}, 422},
+		} {
+			if r := sign(c.body); r.Status != c.status {
+				t.Fatalf("%s: %d %s, want %d", name, r.Status, r.Body, c.status)
+			}
+		}
+		// Custom key ids, once the template allows them; then a disabled template signs nothing.
+		e.Must(t, 200, "PATCH", "/api/v1/ssh/certificate-templates/"+tpl.ID, e.Token, map[string]any{"allowCustomKeyIds": true})
+		sign(map[string]any{"keyId": "alice@laptop"}).Decode(t, &signed)
+		if parseSSHCert(t, signed.SignedKey, ca.PublicKey).KeyId != "alice@laptop" {
+			t.Fatal("custom key id not used")
+		}
+		e.Must(t, 200, "PATCH", "/api/v1/ssh/certificate-templates/"+tpl.ID, e.Token, map[string]any{"status": "disabled"})
+		assertError(t, sign(nil), 400, "BadRequest")
+		e.Must(t, 200, "PATCH", "/api/v1/ssh/certificate-templates/"+tpl.ID, e.Token, map[string]any{"status": "active"})
+		// A disabled CA signs nothing either.
+		e.Must(t, 200, "PATCH", "/api/v1/ssh/ca/"+ca.ID, e.Token, map[string]any{"status": "disabled"})
+		assertError(t, sign(nil), 400, "BadRequest")
+		assertError(t, e.Do(t, "PATCH", "/api/v1/ssh/ca/"+ca.ID, e.Token, map[string]any{"status": "paused"}), 422, "ValidationFailure")
+		e.Must(t, 200, "PATCH", "/api/v1/ssh/ca/"+ca.ID, e.Token, map[string]any{"status": "active"})
+
+		// Issue key pairs of every algorithm.
+		for _, alg := range []string{"ED25519", "EC_prime256v1", "EC_secp384r1", "RSA_2048", ""} {
+			var out sshIssuedOut
+			r := e.Must(t, 200, "POST", "/api/v1/ssh/certificates/issue", e.Token, map[string]any{"certificateTemplateId": tpl.ID,
+				"keyAlgorithm": alg, "principals": []string{"ops-bob"}})
+			r.Decode(t, &out)
+			if r.Header.Get("Cache-Control") != "no-store" {
+				t.Fatalf("issue response may be cached: %q", r.Header.Get("Cache-Control"))
+			}
+			want := alg
+			if want == "" {
+				want = "ED25519"
+			}
+			c := parseSSHCert(t, out.SignedKey, ca.PublicKey)
+			priv, err := ssh.ParsePrivateKey([]byte(out.PrivateKey))
+			if err != nil || out.KeyAlgorithm != want || !strings.HasPrefix(out.PrivateKey, "-----BEGIN OPENSSH PRIVATE KEY-----") {
+				t.Fatalf("%s private key: %v %+v", alg, err, out)
+			}
+			if string(priv.PublicKey().Marshal()) != string(c.Key.Marshal()) || strings.TrimSpace(out.PublicKey) != strings.TrimSpace(string(ssh.MarshalAuthorizedKey(c.Key))) {
+				t.Fatalf("%s: the certificate is not for the issued key", alg)
+			}
+		}
+		assertError(t, e.Do(t, "POST", "/api/v1/ssh/certificates/issue", e.Token, map[string]any{"certificateTemplateId": tpl.ID,
+			"keyAlgorithm": "DSA_1024", "principals": []string{"deploy"}}), 422, "ValidationFailure")
+
+		// An RSA CA signs with rsa-sha2-512, which OpenSSH accepts.
+		rsaCA := createSSHCA(t, e, e.Token, p.ID, "RSA_2048")
+		rsaTpl := createSSHTemplate(t, e, e.Token, map[string]any{"sshCaId": rsaCA.ID, "name": "rsa", "allowedUsers": []string{"*"}})
+		e.Must(t, 200, "POST", "/api/v1/ssh/certificates/sign", e.Token, map[string]any{"certificateTemplateId": rsaTpl.ID,
+			"publicKey": pubText, "principals": []string{"anyone"}}).Decode(t, &signed)
+		if rc := parseSSHCert(t, signed.SignedKey, rsaCA.PublicKey); rc.Signature.Format != ssh.KeyAlgoRSASHA512 {
+			t.Fatalf("RSA CA signature format %q", rc.Signature.Format)
+		}
+
+		// Serials are unique; every issuance is recorded and audited, no private key anywhere.
+		serials := map[string]bool{}
+		for range 20 {
+			sign(nil).Decode(t, &signed)
+			if serials[signed.SerialNumber] {
+				t.Fatalf("serial %s issued twice", signed.SerialNumber)
+			}
+			serials[signed.SerialNumber] = true
+		}
+		var certs struct {
+			Certificates []struct {
+				SerialNumber, CertType, KeyID, SshCaID string
+				Principals                             []string
+			}
+			TotalCount int
+		}
+		e.Must(t, 200, "GET", "/api/v1/projects/"+p.ID+"/ssh-certificates?limit=100", e.Token, nil).Decode(t, &certs)
+		const issued = 1 + 1 + 1 + 5 + 1 + 20
+		if certs.TotalCount != issued || len(certs.Certificates) != issued || !serials[certs.Certificates[0].SerialNumber] {
+			t.Fatalf("certificate records: %d %+v", certs.TotalCount, certs.Certificates[:1])
+		}
+		evs, err := e.DB.AuditEvents(context.Background(), audit.Filter{OrgID: e.OrgID, ProjectID: p.ID, Limit: 1000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		counts := map[string]int{}
+		for _, ev := range evs {
+			counts[ev.Type]++
+			b, _ := json.Marshal(ev)
+			if strings.Contains(string(b), "PRIVATE KEY") {
+				t.Fatalf("audit event %s holds a private key", ev.Type)
+			}
+		}
+		if counts["sign-ssh-key"] != 1+1+1+1+20 || counts["issue-ssh-creds"] != 5 || counts["create-ssh-ca"] != 7 || counts["create-ssh-certificate-template"] != 2 {
+			t.Fatalf("audit counts %v", counts)
+		}
+
+		// Deleting a template stops its use; a CA goes with its templates.
+		e.Must(t, 200, "DELETE", "/api/v1/ssh/certificate-templates/"+rsaTpl.ID, e.Token, nil)
+		assertError(t, e.Do(t, "POST", "/api/v1/ssh/certificates/sign", e.Token, map[string]any{"certificateTemplateId": rsaTpl.ID,
+			"publicKey": pubText, "principals": []string{"anyone"}}), 404, "NotFound")
+		e.Must(t, 200, "DELETE", "/api/v1/ssh/ca/"+ca.ID, e.Token, nil)
+		assertError(t, e.Do(t, "GET", "/api/v1/ssh/certificate-templates/"+tpl.ID, e.Token, nil), 404, "NotFound")
+		assertError(t, e.Do(t, "GET", "/api/v1/ssh/ca/"+ca.ID+"/public-key", "", nil), 404, "NotFound")
+	})
+}
+
+func itoa(n uint64) string {
+	b, _ := json.Marshal(n)
+	return string(b)
+}

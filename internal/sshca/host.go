@@ -1,0 +1,455 @@
+package sshca
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/lockbox-dev/lockbox/internal/audit"
+	"github.com/lockbox-dev/lockbox/internal/authz"
+	"github.com/lockbox-dev/lockbox/internal/errs"
+)
+
+// Host is a registered SSH host: the CAs that sign its user and host
+// certificates and who may log in to it as which login user.
+type Host struct {
+	ID            string
+	OrgID         string
+	ProjectID     string
+	Hostname      string
+	Alias         string
+	UserCertTTL   string // validity of user certificates issued for it
+	HostCertTTL   string // validity of its host certificates
+	UserCAID      string
+	HostCAID      string
+	LoginMappings []LoginMapping
+	CreatedAt     time.Time
+	UpdatedAt     time.Time
+}
+
+// LoginMapping lets principals log in as LoginUser. A principal names an
+// actor: an identity by id, a user by id or email.
+type LoginMapping struct {
+	LoginUser  string
+	Principals []string
+}
+
+// HostInput creates or (nil fields unchanged) updates a host.
+type HostInput struct {
+	ProjectID     string // create only
+	Hostname      *string
+	Alias         *string
+	UserCertTTL   *string // default "8h"
+	HostCertTTL   *string // default "1y"
+	UserCAID      string  // create only
+	HostCAID      string  // create only
+	LoginMappings []LoginMapping
+	SetMappings   bool // LoginMappings was given
+}
+
+// Bounds on a host's login mappings.
+const (
+	MaxLoginMappings       = 100
+	MaxMappingPrincipals   = 100
+	MaxHostsListed         = 1000
+	defaultUserCertTTL     = "8h"
+	defaultHostCertTTL     = "1y"
+	maxLoginUserLen        = 32
+	maxMappingPrincipalLen = 255
+)
+
+func checkHostname(s string) (string, error) {
+	s = strings.TrimSpace(s)
+	if s == "" || len(s) > 253 || !hostnameRE.MatchString(s) {
+		return "", errs.Fieldf("hostname", "Hostname must be a valid hostname")
+	}
+	return strings.ToLower(s), nil
+}
+
+func checkMappings(ms []LoginMapping) ([]LoginMapping, error) {
+	if len(ms) > MaxLoginMappings {
+		return nil, errs.Fieldf("loginMappings", "At most %d login mappings", MaxLoginMappings)
+	}
+	out := make([]LoginMapping, 0, len(ms))
+	for _, m := range ms {
+		u := strings.TrimSpace(m.LoginUser)
+		if u == "" || len(u) > maxLoginUserLen || !principalRE.MatchString(u) {
+			return nil, errs.Fieldf("loginMappings", "Login user %q is not a valid user name", clip(u))
+		}
+		if slices.ContainsFunc(out, func(o LoginMapping) bool { return o.LoginUser == u }) {
+			return nil, errs.Fieldf("loginMappings", "Login user %q is mapped twice", u)
+		}
+		if len(m.Principals) > MaxMappingPrincipals {
+			return nil, errs.Fieldf("loginMappings", "At most %d principals per login user", MaxMappingPrincipals)
+		}
+		ps := []string{}
+		for _, p := range m.Principals {
+			p = strings.TrimSpace(p)
+			if p == "" || len(p) > maxMappingPrincipalLen || strings.ContainsFunc(p, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+				return nil, errs.Fieldf("loginMappings", "Principal %q of login user %q is invalid", clip(p), u)
+			}
+			if !slices.Contains(ps, p) {
+				ps = append(ps, p)
+			}
+		}
+		out = append(out, LoginMapping{LoginUser: u, Principals: ps})
+	}
+	return out, nil
+}
+
+// actorPrincipals are the names by which a login mapping may name actor.
+func actorPrincipals(actor authz.Actor) []string {
+	ps := []string{actor.ID}
+	if actor.Kind == authz.ActorUser && actor.Name != "" {
+		ps = append(ps, actor.Name)
+	}
+	return ps
+}
+
+// mayLogIn reports whether actor is a principal of h's mapping for loginUser
+// ("" for any).
+func (h Host) mayLogIn(actor authz.Actor, loginUser string) bool {
+	ps := actorPrincipals(actor)
+	for _, m := range h.LoginMappings {
+		if (loginUser == "" || m.LoginUser == loginUser) && slices.ContainsFunc(m.Principals, func(p string) bool {
+			return slices.Contains(ps, p)
+		}) {
+			return true
+		}
+	}
+	return false
+}
+
+func hostEvent(actor authz.Actor, typ string, h Host, full bool) audit.Event {
+	md := map[string]any{"sshHostId": h.ID, "hostname": h.Hostname}
+	if full {
+		md["userCertTtl"], md["hostCertTtl"], md["userSshCaId"], md["hostSshCaId"] = h.UserCertTTL, h.HostCertTTL, h.UserCAID, h.HostCAID
+		ms := make([]map[string]any, len(h.LoginMappings))
+		for i, m := range h.LoginMappings {
+			ms[i] = map[string]any{"loginUser": m.LoginUser, "allowedPrincipals": map[string]any{"usernames": m.Principals}}
+		}
+		md["loginMappings"] = ms
+	}
+	return audit.New(actor, typ, md).InProject(h.ProjectID, "")
+}
+
+// hostFields are a host's fields for permission conditions.
+func hostFields(hostname string) *authz.Fields { return &authz.Fields{Hostname: hostname} }
+
+// checkGrant refuses to let an actor who cannot have certificates issued in
+// the project decide who logs in to a host: a login mapping is a standing
+// grant of user certificates from the host's user CA.
+func checkGrant(p authz.Set) error {
+	if err := p.Check(authz.ActCreate, authz.SubSshCertificates, nil); err != nil {
+		return errs.Forbiddenf("Setting a host's login mappings or CAs grants SSH certificates; it needs permission to create ssh-certificates in the project")
+	}
+	return nil
+}
+
+// CreateHost registers a host.
+func (s *Service) CreateHost(ctx context.Context, actor authz.Actor, in HostInput) (Host, error) {
+	pid, err := projectID(in.ProjectID)
+	if err != nil {
+		return Host{}, err
+	}
+	if in.Hostname == nil {
+		return Host{}, errs.Fieldf("hostname", "hostname is required")
+	}
+	now := s.stamp()
+	h := Host{ID: uuid.NewString(), OrgID: actor.OrgID, ProjectID: pid, UserCertTTL: defaultUserCertTTL, HostCertTTL: defaultHostCertTTL,
+		LoginMappings: []LoginMapping{}, CreatedAt: now, UpdatedAt: now}
+	if err := in.apply(&h); err != nil {
+		return Host{}, err
+	}
+	p, err := s.perms(ctx, actor, pid, func() error { return projectNotFound(pid) }, false)
+	if err != nil {
+		return Host{}, err
+	}
+	if err := p.Check(authz.ActCreate, authz.SubSshHosts, hostFields(h.Hostname)); err != nil {
+		return Host{}, err
+	}
+	if len(h.LoginMappings) > 0 {
+		if err := checkGrant(p); err != nil {
+			return Host{}, err
+		}
+	}
+	for _, c := range []struct{ field, id string }{{"userSshCaId", in.UserCAID}, {"hostSshCaId", in.HostCAID}} {
+		id := strings.TrimSpace(c.id)
+		if id == "" {
+			return Host{}, errs.Fieldf(c.field, "%s is required", c.field)
+		}
+		ca, err := s.ca(ctx, id)
+		if err == nil && ca.ProjectID != pid {
+			err = caNotFound(id)
+		}
+		if errs.Is(err, errs.NotFound) {
+			return Host{}, errs.BadRequest("SSH CA with ID '%s' not found in project '%s'", id, pid)
+		}
+		if err != nil {
+			return Host{}, err
+		}
+		if c.field == "userSshCaId" {
+			h.UserCAID = ca.ID
+		} else {
+			h.HostCAID = ca.ID
+		}
+	}
+	if hs, err := s.store.SSHHosts(ctx, actor.OrgID, pid, MaxHostsPerProject); err != nil {
+		return Host{}, err
+	} else if len(hs) >= MaxHostsPerProject {
+		return Host{}, errs.BadRequest("The project has %d SSH hosts, the most it may have", len(hs))
+	}
+	err = s.store.CreateSSHHost(ctx, h, hostEvent(actor, "create-ssh-host", h, true))
+	if errs.Is(err, errs.Conflict) {
+		return Host{}, errs.BadRequest("An SSH host named %q already exists in the project", h.Hostname)
+	}
+	return h, err
+}
+
+func (in HostInput) apply(h *Host) error {
+	var err error
+	if in.Hostname != nil {
+		if h.Hostname, err = checkHostname(*in.Hostname); err != nil {
+			return err
+		}
+	}
+	if in.Alias != nil {
+		a := strings.TrimSpace(*in.Alias)
+		if len(a) > MaxNameLen || strings.ContainsFunc(a, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+			return errs.Fieldf("alias", "alias must be at most %d characters", MaxNameLen)
+		}
+		h.Alias = a
+	}
+	if in.UserCertTTL != nil {
+		h.UserCertTTL = strings.TrimSpace(*in.UserCertTTL)
+	}
+	if in.HostCertTTL != nil {
+		h.HostCertTTL = strings.TrimSpace(*in.HostCertTTL)
+	}
+	if _, err := parseTTL("userCertTtl", h.UserCertTTL); err != nil {
+		return err
+	}
+	if _, err := parseTTL("hostCertTtl", h.HostCertTTL); err != nil {
+		return err
+	}
+	if in.SetMappings {
+		if h.LoginMappings, err = checkMappings(in.LoginMappings); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// host reads a host; a malformed id is not found.
+func (s *Service) host(ctx context.Context, id string) (Host, error) {
+	if _, err := uuid.Parse(id); err != nil {
+		return Host{}, hostNotFound(id)
+	}
+	h, err := s.store.SSHHost(ctx, id)
+	if errs.Is(err, errs.NotFound) {
+		return Host{}, hostNotFound(id)
+	}
+	return h, err
+}
+
+// authorizedHost reads a host and checks action on it. A host of a project
+// the actor is not a member of is not found.
+func (s *Service) authorizedHost(ctx context.Context, actor authz.Actor, id, action string) (Host, authz.Set, error) {
+	h, err := s.host(ctx, id)
+	if err != nil {
+		return Host{}, authz.Set{}, err
+	}
+	p, err := s.perms(ctx, actor, h.ProjectID, func() error { return hostNotFound(id) }, true)
+	if err != nil {
+		return Host{}, authz.Set{}, err
+	}
+	return h, p, p.Check(action, authz.SubSshHosts, hostFields(h.Hostname))
+}
+
+// GetHost returns a host by id.
+func (s *Service) GetHost(ctx context.Context, actor authz.Actor, id string) (Host, error) {
+	h, _, err := s.authorizedHost(ctx, actor, id, authz.ActRead)
+	if err != nil {
+		return Host{}, err
+	}
+	return h, s.store.AppendAudit(ctx, hostEvent(actor, "get-ssh-host", h, false))
+}
+
+// ListHosts returns the hosts of the actor's organization that it may read
+// or log in to, across its projects.
+func (s *Service) ListHosts(ctx context.Context, actor authz.Actor) ([]Host, error) {
+	all, err := s.store.SSHHosts(ctx, actor.OrgID, "", MaxHostsListed)
+	if err != nil {
+		return nil, err
+	}
+	perms := map[string]*authz.Set{} // nil: not a member
+	out := []Host{}
+	for _, h := range all {
+		p, seen := perms[h.ProjectID]
+		if !seen {
+			set, err := s.authz.ProjectPermissions(ctx, actor, h.ProjectID)
+			switch {
+			case err == nil:
+				p = &set
+			case errs.Is(err, errs.NotFound) || errs.Is(err, errs.Forbidden):
+			default:
+				return nil, err
+			}
+			perms[h.ProjectID] = p
+		}
+		if p != nil && (p.Can(authz.ActRead, authz.SubSshHosts, hostFields(h.Hostname)) || h.mayLogIn(actor, "")) {
+			out = append(out, h)
+		}
+	}
+	return out, nil
+}
+
+// ListProjectHosts returns a project's hosts that the actor may read.
+func (s *Service) ListProjectHosts(ctx context.Context, actor authz.Actor, project string) ([]Host, error) {
+	pid, err := projectID(project)
+	if err != nil {
+		return nil, err
+	}
+	p, err := s.perms(ctx, actor, pid, func() error { return projectNotFound(pid) }, false)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.Check(authz.ActRead, authz.SubSshHosts, nil); err != nil {
+		return nil, err
+	}
+	all, err := s.store.SSHHosts(ctx, "", pid, MaxHostsPerProject)
+	if err != nil {
+		return nil, err
+	}
+	out := []Host{}
+	for _, h := range all {
+		if p.Can(authz.ActRead, authz.SubSshHosts, hostFields(h.Hostname)) {
+			out = append(out, h)
+		}
+	}
+	return out, nil
+}
+
+// UpdateHost changes a host. Renaming needs edit on both names.
+func (s *Service) UpdateHost(ctx context.Context, actor authz.Actor, id string, in HostInput) (Host, error) {
+	h, p, err := s.authorizedHost(ctx, actor, id, authz.ActEdit)
+	if err != nil {
+		return Host{}, err
+	}
+	if err := in.apply(&h); err != nil {
+		return Host{}, err
+	}
+	if err := p.Check(authz.ActEdit, authz.SubSshHosts, hostFields(h.Hostname)); err != nil {
+		return Host{}, err
+	}
+	if in.SetMappings {
+		if err := checkGrant(p); err != nil {
+			return Host{}, err
+		}
+	}
+	h.UpdatedAt = s.stamp()
+	err = s.store.UpdateSSHHost(ctx, h, hostEvent(actor, "update-ssh-host", h, true))
+	switch {
+	case errs.Is(err, errs.Conflict):
+		return Host{}, errs.BadRequest("An SSH host named %q already exists in the project", h.Hostname)
+	case errs.Is(err, errs.NotFound):
+		return Host{}, hostNotFound(id)
+	}
+	return h, err
+}
+
+// DeleteHost deletes a host.
+func (s *Service) DeleteHost(ctx context.Context, actor authz.Actor, id string) (Host, error) {
+	h, _, err := s.authorizedHost(ctx, actor, id, authz.ActDelete)
+	if err != nil {
+		return Host{}, err
+	}
+	err = s.store.DeleteSSHHost(ctx, id, hostEvent(actor, "delete-ssh-host", h, false))
+	if errs.Is(err, errs.NotFound) {
+		return Host{}, hostNotFound(id)
+	}
+	return h, err
+}
+
+// HostCAPublicKey returns the public key of a host's user CA (user true) or
+// host CA, to anyone: servers fetch the first into TrustedUserCAKeys,
+// clients the second into known_hosts.
+func (s *Service) HostCAPublicKey(ctx context.Context, id string, user bool) (string, error) {
+	h, err := s.host(ctx, id)
+	if err != nil {
+		return "", err
+	}
+	caID := h.HostCAID
+	if user {
+		caID = h.UserCAID
+	}
+	return s.CAPublicKey(ctx, caID)
+}
+
+// IssueHostUserCert makes a key pair and a user certificate for loginUser on
+// a host, for an actor its login mappings allow.
+func (s *Service) IssueHostUserCert(ctx context.Context, actor authz.Actor, id, loginUser string) (Host, Issued, error) {
+	loginUser = strings.TrimSpace(loginUser)
+	if loginUser == "" {
+		return Host{}, Issued{}, errs.Fieldf("loginUser", "loginUser is required")
+	}
+	h, err := s.host(ctx, id)
+	if err != nil {
+		return Host{}, Issued{}, err
+	}
+	if _, err := s.perms(ctx, actor, h.ProjectID, func() error { return hostNotFound(id) }, true); err != nil {
+		return Host{}, Issued{}, err
+	}
+	if !h.mayLogIn(actor, loginUser) {
+		return Host{}, Issued{}, errs.Forbiddenf("You are not allowed to login as %s on this host", clip(loginUser))
+	}
+	ttl, err := parseTTL("userCertTtl", h.UserCertTTL)
+	if err != nil {
+		return Host{}, Issued{}, errs.Internalf(err, "host %s user TTL", h.ID)
+	}
+	p, err := s.hostPrepared(ctx, h, h.UserCAID, CertSpec{Type: UserCert, KeyID: string(actor.Kind) + "-" + actor.ID,
+		Principals: []string{loginUser}, Extensions: DefaultExtensions()}, ttl)
+	if err != nil {
+		return Host{}, Issued{}, err
+	}
+	out, err := s.issueWithKey(ctx, actor, p, ED25519, "issue-ssh-host-user-cert", map[string]any{"loginUser": loginUser})
+	return h, out, err
+}
+
+// IssueHostHostCert signs a host's public key as its host certificate.
+func (s *Service) IssueHostHostCert(ctx context.Context, actor authz.Actor, id, publicKey string) (Host, Issued, error) {
+	key, err := ParsePublicKey(publicKey)
+	if err != nil {
+		return Host{}, Issued{}, err
+	}
+	h, _, err := s.authorizedHost(ctx, actor, id, authz.ActIssueHostCert)
+	if err != nil {
+		return Host{}, Issued{}, err
+	}
+	ttl, err := parseTTL("hostCertTtl", h.HostCertTTL)
+	if err != nil {
+		return Host{}, Issued{}, errs.Internalf(err, "host %s host TTL", h.ID)
+	}
+	p, err := s.hostPrepared(ctx, h, h.HostCAID, CertSpec{Type: HostCert, KeyID: "host-" + h.ID, Principals: []string{h.Hostname}}, ttl)
+	if err != nil {
+		return Host{}, Issued{}, err
+	}
+	out, err := s.sign(ctx, actor, p, key, "issue-ssh-host-host-cert", nil)
+	return h, out, err
+}
+
+func (s *Service) hostPrepared(ctx context.Context, h Host, caID string, spec CertSpec, ttl time.Duration) (prepared, error) {
+	ca, err := s.ca(ctx, caID)
+	if err != nil {
+		return prepared{}, err
+	}
+	signer, err := s.signer(ctx, ca)
+	if err != nil {
+		return prepared{}, err
+	}
+	return prepared{ca: ca, signer: signer, hostID: h.ID, spec: spec, ttl: ttl,
+		auditMD: map[string]any{"sshHostId": h.ID, "hostname": h.Hostname}}, nil
+}
