@@ -206,6 +206,8 @@ func public(path string) bool {
 	}
 	if strings.HasPrefix(path, "/api/v1/pki/crl/") {
 		return true // a CA's CRL, for relying parties
+	if strings.HasPrefix(path, "/api/v1/ssh/") && strings.HasSuffix(path, "public-key") {
+		return true // SSH CA public keys, served to anyone as Infisical serves them
 	}
 	for _, p := range []string{"/api/status", "/metrics", "/api/v1/admin/bootstrap", "/api/v3/auth/login", "/api/v1/auth/universal-auth/login",
 		"/api/v1/auth/token/renew", "/api/v1/auth/token/revoke"} {

@@ -326,3 +326,149 @@ func itoa(n uint64) string {
 	b, _ := json.Marshal(n)
 	return string(b)
 }
+
+type sshHostOut struct {
+	ID, ProjectID, Hostname, Alias, UserCertTtl, HostCertTtl, UserSshCaID, HostSshCaID string
+	LoginMappings                                                                      []struct {
+		LoginUser         string
+		AllowedPrincipals struct{ Usernames []string }
+	}
+}
+
+func TestSSHAuthorization(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, d store.Dialect) {
+		e := apptest.Bootstrapped(t, d)
+		a := createProject(t, e, e.Token, map[string]any{"projectName": "ssh-a"})
+		b := createProject(t, e, e.Token, map[string]any{"projectName": "ssh-b"})
+		caA, caB := createSSHCA(t, e, e.Token, a.ID, "ED25519"), createSSHCA(t, e, e.Token, b.ID, "ED25519")
+		tplA := createSSHTemplate(t, e, e.Token, map[string]any{"sshCaId": caA.ID, "name": "a", "allowedUsers": []string{"*"}})
+		tplB := createSSHTemplate(t, e, e.Token, map[string]any{"sshCaId": caB.ID, "name": "b", "allowedUsers": []string{"*"}})
+		viewerID, viewer := projectMember(t, e, a.ID, "ssh-viewer", "viewer")
+		memberID, member := projectMember(t, e, a.ID, "ssh-member", "member")
+		_, boot := projectMember(t, e, a.ID, "ssh-bootstrapper", "ssh-host-bootstrapper")
+		pubText, _ := newSSHKey(t)
+		signA := func(tok, tpl string) apptest.Response {
+			return e.Do(t, "POST", "/api/v1/ssh/certificates/sign", tok, map[string]any{"certificateTemplateId": tpl, "publicKey": pubText,
+				"principals": []string{"deploy"}})
+		}
+
+		// A viewer reads but cannot sign, issue or change anything.
+		e.Must(t, 200, "GET", "/api/v1/ssh/ca/"+caA.ID, viewer, nil)
+		e.Must(t, 200, "GET", "/api/v1/ssh/certificate-templates/"+tplA.ID, viewer, nil)
+		assertError(t, signA(viewer, tplA.ID), 403, "PermissionDenied")
+		assertError(t, e.Do(t, "POST", "/api/v1/ssh/certificates/issue", viewer, map[string]any{"certificateTemplateId": tplA.ID,
+			"principals": []string{"deploy"}}), 403, "PermissionDenied")
+		assertError(t, e.Do(t, "POST", "/api/v1/ssh/ca", viewer, map[string]any{"projectId": a.ID, "keyAlgorithm": "ED25519"}), 403, "PermissionDenied")
+		assertError(t, e.Do(t, "PATCH", "/api/v1/ssh/ca/"+caA.ID, viewer, map[string]any{"status": "disabled"}), 403, "PermissionDenied")
+		assertError(t, e.Do(t, "PATCH", "/api/v1/ssh/certificate-templates/"+tplA.ID, viewer, map[string]any{"maxTTL": "10y"}), 403, "PermissionDenied")
+		assertError(t, e.Do(t, "DELETE", "/api/v1/ssh/ca/"+caA.ID, viewer, nil), 403, "PermissionDenied")
+
+		// A member signs with project A's CA, but may not create CAs or
+		// widen templates (the bounds are the admins').
+		e.Must(t, 200, "POST", "/api/v1/ssh/certificates/sign", member, map[string]any{"certificateTemplateId": tplA.ID, "publicKey": pubText,
+			"principals": []string{"deploy"}})
+		assertError(t, e.Do(t, "POST", "/api/v1/ssh/ca", member, map[string]any{"projectId": a.ID, "keyAlgorithm": "ED25519"}), 403, "PermissionDenied")
+		assertError(t, e.Do(t, "PATCH", "/api/v1/ssh/certificate-templates/"+tplA.ID, member, map[string]any{"maxTTL": "10y"}), 403, "PermissionDenied")
+		assertError(t, e.Do(t, "POST", "/api/v1/ssh/certificate-templates", member, map[string]any{"sshCaId": caA.ID, "name": "mine",
+			"allowedUsers": []string{"*"}, "allowedHosts": []string{"*"}, "allowUserCertificates": true, "allowHostCertificates": true,
+			"allowCustomKeyIds": true}), 403, "PermissionDenied")
+
+		// Project A's identities cannot reach project B's CA, template or list: not found.
+		assertError(t, signA(member, tplB.ID), 404, "NotFound")
+		assertError(t, e.Do(t, "GET", "/api/v1/ssh/ca/"+caB.ID, member, nil), 404, "NotFound")
+		assertError(t, e.Do(t, "GET", "/api/v1/ssh/ca/"+caB.ID+"/certificate-templates", member, nil), 404, "NotFound")
+		assertError(t, e.Do(t, "GET", "/api/v1/ssh/certificate-templates/"+tplB.ID, member, nil), 404, "NotFound")
+		assertError(t, e.Do(t, "DELETE", "/api/v1/ssh/ca/"+caB.ID, member, nil), 404, "NotFound")
+		assertError(t, e.Do(t, "POST", "/api/v1/ssh/certificate-templates", member, map[string]any{"sshCaId": caB.ID, "name": "x",
+			"allowedUsers": []string{}, "allowedHosts": []string{}, "allowUserCertificates": true, "allowHostCertificates": true,
+			"allowCustomKeyIds": true}), 404, "NotFound")
+		if r := e.Do(t, "GET", "/api/v1/projects/"+b.ID+"/ssh-cas", member, nil); r.Status != 403 && r.Status != 404 {
+			t.Fatalf("member of A lists B's CAs: %d %s", r.Status, r.Body)
+		}
+		if r := e.Do(t, "POST", "/api/v1/ssh/ca", member, map[string]any{"projectId": b.ID}); r.Status != 403 && r.Status != 404 {
+			t.Fatalf("member of A creates a CA in B: %d %s", r.Status, r.Body)
+		}
+
+		// Hosts: a host of A cannot use B's CA.
+		assertError(t, e.Do(t, "POST", "/api/v1/ssh/hosts", e.Token, map[string]any{"projectId": a.ID, "hostname": "web1.example.com",
+			"userSshCaId": caB.ID, "hostSshCaId": caA.ID}), 400, "BadRequest")
+		var host sshHostOut
+		e.Must(t, 200, "POST", "/api/v1/ssh/hosts", member, map[string]any{"projectId": a.ID, "hostname": "Web1.Example.com", "alias": "web",
+			"userSshCaId": caA.ID, "hostSshCaId": caA.ID, "userCertTtl": "1h",
+			"loginMappings": []map[string]any{{"loginUser": "deploy", "allowedPrincipals": map[string]any{"usernames": []string{memberID}}}}}).Decode(t, &host)
+		if host.Hostname != "web1.example.com" || host.UserCertTtl != "1h" || host.HostCertTtl != "1y" || len(host.LoginMappings) != 1 ||
+			host.LoginMappings[0].AllowedPrincipals.Usernames[0] != memberID {
+			t.Fatalf("host %+v", host)
+		}
+		assertError(t, e.Do(t, "POST", "/api/v1/ssh/hosts", member, map[string]any{"projectId": a.ID, "hostname": "web1.example.com",
+			"userSshCaId": caA.ID, "hostSshCaId": caA.ID}), 400, "BadRequest")
+		assertError(t, e.Do(t, "POST", "/api/v1/ssh/hosts", member, map[string]any{"projectId": a.ID, "hostname": "not a host!",
+			"userSshCaId": caA.ID, "hostSshCaId": caA.ID}), 422, "ValidationFailure")
+
+		// The mapped member gets a certificate for deploy; nobody else does,
+		// and nobody gets one for another login user.
+		var creds sshIssuedOut
+		e.Must(t, 200, "POST", "/api/v1/ssh/hosts/"+host.ID+"/issue-user-cert", member, map[string]any{"loginUser": "deploy"}).Decode(t, &creds)
+		uc := parseSSHCert(t, creds.SignedKey, caA.PublicKey)
+		if strings.Join(uc.ValidPrincipals, ",") != "deploy" || uc.KeyId != "identity-"+memberID || creds.KeyAlgorithm != "ED25519" || creds.PrivateKey == "" ||
+			time.Unix(int64(uc.ValidBefore), 0).After(time.Now().Add(61*time.Minute)) {
+			t.Fatalf("host user certificate %+v %+v", uc, creds)
+		}
+		assertError(t, e.Do(t, "POST", "/api/v1/ssh/hosts/"+host.ID+"/issue-user-cert", member, map[string]any{"loginUser": "root"}), 403, "ForbiddenError")
+		assertError(t, e.Do(t, "POST", "/api/v1/ssh/hosts/"+host.ID+"/issue-user-cert", viewer, map[string]any{"loginUser": "deploy"}), 403, "ForbiddenError")
+		assertError(t, e.Do(t, "POST", "/api/v1/ssh/hosts/"+host.ID+"/issue-user-cert", e.Token, map[string]any{"loginUser": "deploy"}), 403, "ForbiddenError")
+
+		// A viewer cannot add itself to a host's login mappings, nor issue its host certificate.
+		assertError(t, e.Do(t, "PATCH", "/api/v1/ssh/hosts/"+host.ID, viewer, map[string]any{"loginMappings": []map[string]any{
+			{"loginUser": "root", "allowedPrincipals": map[string]any{"usernames": []string{viewerID}}}}}), 403, "PermissionDenied")
+		assertError(t, e.Do(t, "POST", "/api/v1/ssh/hosts/"+host.ID+"/issue-host-cert", viewer, map[string]any{"publicKey": pubText}), 403, "PermissionDenied")
+
+		// The bootstrapper registers hosts and issues their host
+		// certificates, but grants no logins and signs nothing else.
+		var bh sshHostOut
+		e.Must(t, 200, "POST", "/api/v1/ssh/hosts", boot, map[string]any{"projectId": a.ID, "hostname": "db1.example.com",
+			"userSshCaId": caA.ID, "hostSshCaId": caA.ID}).Decode(t, &bh)
+		var hc struct{ SerialNumber, SignedKey string }
+		e.Must(t, 200, "POST", "/api/v1/ssh/hosts/"+bh.ID+"/issue-host-cert", boot, map[string]any{"publicKey": pubText}).Decode(t, &hc)
+		if c := parseSSHCert(t, hc.SignedKey, caA.PublicKey); c.CertType != ssh.HostCert || strings.Join(c.ValidPrincipals, ",") != "db1.example.com" ||
+			c.KeyId != "host-"+bh.ID || itoa(c.Serial) != hc.SerialNumber {
+			t.Fatalf("host certificate %+v", c)
+		}
+		assertError(t, e.Do(t, "POST", "/api/v1/ssh/hosts", boot, map[string]any{"projectId": a.ID, "hostname": "db2.example.com",
+			"userSshCaId": caA.ID, "hostSshCaId": caA.ID, "loginMappings": []map[string]any{{"loginUser": "root",
+				"allowedPrincipals": map[string]any{"usernames": []string{"x"}}}}}), 403, "ForbiddenError")
+		assertError(t, signA(boot, tplA.ID), 403, "PermissionDenied")
+
+		// Another project's host: not found, to member and bootstrapper alike.
+		hostB := sshHostOut{}
+		e.Must(t, 200, "POST", "/api/v1/ssh/hosts", e.Token, map[string]any{"projectId": b.ID, "hostname": "b.example.com",
+			"userSshCaId": caB.ID, "hostSshCaId": caB.ID}).Decode(t, &hostB)
+		for _, tok := range []string{member, boot} {
+			assertError(t, e.Do(t, "GET", "/api/v1/ssh/hosts/"+hostB.ID, tok, nil), 404, "NotFound")
+			assertError(t, e.Do(t, "POST", "/api/v1/ssh/hosts/"+hostB.ID+"/issue-host-cert", tok, map[string]any{"publicKey": pubText}), 404, "NotFound")
+			assertError(t, e.Do(t, "POST", "/api/v1/ssh/hosts/"+hostB.ID+"/issue-user-cert", tok, map[string]any{"loginUser": "deploy"}), 404, "NotFound")
+			assertError(t, e.Do(t, "DELETE", "/api/v1/ssh/hosts/"+hostB.ID, tok, nil), 404, "NotFound")
+		}
+		// The host lists: the org-wide list shows each actor what it may read or log in to.
+		var list []sshHostOut
+		e.Must(t, 200, "GET", "/api/v1/ssh/hosts", member, nil).Decode(t, &list)
+		if len(list) != 2 || list[0].Hostname != "db1.example.com" || list[1].Hostname != "web1.example.com" {
+			t.Fatalf("member's hosts %+v", list)
+		}
+		e.Must(t, 200, "GET", "/api/v1/ssh/hosts", e.Token, nil).Decode(t, &list)
+		if len(list) != 3 {
+			t.Fatalf("admin's hosts %+v", list)
+		}
+		e.Must(t, 200, "GET", "/api/v1/projects/"+a.ID+"/ssh-hosts", viewer, nil).Decode(t, &list)
+		if len(list) != 2 {
+			t.Fatalf("viewer's project hosts %+v", list)
+		}
+		// A CA a host uses cannot be deleted; the host's public keys are public.
+		assertError(t, e.Do(t, "DELETE", "/api/v1/ssh/ca/"+caA.ID, e.Token, nil), 400, "BadRequest")
+		if r := e.Must(t, 200, "GET", "/api/v1/ssh/hosts/"+host.ID+"/user-ca-public-key", "", nil); string(r.Body) != caA.PublicKey+"\n" {
+			t.Fatalf("user CA public key %q", r.Body)
+		}
+		e.Must(t, 200, "DELETE", "/api/v1/ssh/hosts/"+host.ID, member, nil)
+		assertError(t, e.Do(t, "GET", "/api/v1/ssh/hosts/"+host.ID, member, nil), 404, "NotFound")
+	})
+}
