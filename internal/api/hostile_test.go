@@ -162,6 +162,11 @@ func newHostileWorld(t *testing.T, d store.Dialect) hostileWorld {
 	e.Must(t, 200, "POST", "/api/v1/dynamic-secrets/leases", e.Token, map[string]any{"dynamicSecretName": "otp", "projectSlug": w.b.Slug,
 		"environmentSlug": "dev", "path": "/"}).Decode(t, &lease)
 	kmsKey := createKMSKey(t, e, e.Token, w.b.ID, "bravo-kms", "encrypt-decrypt", "aes-256-gcm")
+	sshCA := createSSHCA(t, e, e.Token, w.b.ID, "ED25519")
+	sshTpl := createSSHTemplate(t, e, e.Token, map[string]any{"sshCaId": sshCA.ID, "name": "bravo-ssh", "allowedUsers": []string{"*"}})
+	var sshHost struct{ ID string }
+	e.Must(t, 200, "POST", "/api/v1/ssh/hosts", e.Token, map[string]any{"projectId": w.b.ID, "hostname": "bravo.example.com",
+		"userSshCaId": sshCA.ID, "hostSshCaId": sshCA.ID}).Decode(t, &sshHost)
 	memberID, memberTok := e.NewIdentity(t, "member-a", "member")
 	e.Must(t, 200, "POST", "/api/v1/projects/"+w.a.ID+"/identity-memberships/"+memberID, e.Token, map[string]any{"role": "member"})
 	w.memberA = memberTok
@@ -178,7 +183,7 @@ func newHostileWorld(t *testing.T, d store.Dialect) hostileWorld {
 		"envId": envs.Environments[0].ID, "leaseId": lease.Lease.ID, "slug": w.b.Slug, "name": "otp", "secretName": "DB_PASSWORD",
 		"identityId": memberID, "folderId": folders.Folders[0].ID, "roleId": role.Role.ID, "importId": imp.SecretImport.ID, "membershipId": ms.IdentityMemberships[0].ID,
 		"projectSlug": w.b.Slug, "roleSlug": "bravo-role", "tagSlug": "bravo-tag", "serviceTokenId": st.ServiceTokenData.ID,
-		"keyId": kmsKey.ID, "keyName": kmsKey.Name}
+		"keyId": kmsKey.ID, "keyName": kmsKey.Name, "sshCaId": sshCA.ID, "certificateTemplateId": sshTpl.ID, "sshHostId": sshHost.ID}
 	time.Sleep(1100 * time.Millisecond) // the short token expires
 	return w
 }
@@ -282,7 +287,7 @@ func hostileSuite(t *testing.T, w hostileWorld) {
 					// Identities and their auth methods belong to the organization, not to
 					// a project (an org member may read them, as in Infisical).
 					orgLevel := strings.Contains(path, "/identities") || strings.HasPrefix(path, "/api/v1/auth/")
-					if (method == "GET" || method == "DELETE") && !orgLevel {
+					if (method == "GET" || method == "DELETE") && !orgLevel && !public(path) {
 						// Another project's resource by a member of A: never served, never changed.
 						r := e.Do(t, method, p+"?workspaceId="+w.b.ID+"&projectId="+w.b.ID+"&projectSlug="+w.b.Slug+"&environment=dev&environmentSlug=dev",
 							w.memberA, map[string]any{"workspaceId": w.b.ID, "projectSlug": w.b.Slug, "environment": "dev", "environmentSlug": "dev"})
