@@ -472,3 +472,46 @@ func TestSSHAuthorization(t *testing.T) {
 		assertError(t, e.Do(t, "GET", "/api/v1/ssh/hosts/"+host.ID, member, nil), 404, "NotFound")
 	})
 }
+
+// A custom role's hostname condition scopes what it may do to hosts.
+func TestSSHHostnameCondition(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, d store.Dialect) {
+		e := apptest.Bootstrapped(t, d)
+		p := createProject(t, e, e.Token, map[string]any{"projectName": "ssh-scoped"})
+		ca := createSSHCA(t, e, e.Token, p.ID, "ED25519")
+		e.Must(t, 200, "POST", "/api/v1/projects/"+p.ID+"/roles", e.Token, map[string]any{"slug": "prod-hosts", "name": "Prod hosts",
+			"permissions": []map[string]any{{"subject": "ssh-hosts", "action": []string{"read", "create", "issue-host-cert"},
+				"conditions": map[string]any{"hostname": map[string]any{"$glob": "*.prod.example.com"}}}}})
+		_, tok := projectMember(t, e, p.ID, "prod-bot", "prod-hosts")
+		add := func(tok, name string) apptest.Response {
+			return e.Do(t, "POST", "/api/v1/ssh/hosts", tok, map[string]any{"projectId": p.ID, "hostname": name, "userSshCaId": ca.ID, "hostSshCaId": ca.ID})
+		}
+		var prod, dev sshHostOut
+		add(tok, "web.prod.example.com").Decode(t, &prod)
+		if prod.ID == "" {
+			t.Fatal("the scoped role could not add a prod host")
+		}
+		assertError(t, add(tok, "web.dev.example.com"), 403, "PermissionDenied")
+		add(e.Token, "web.dev.example.com").Decode(t, &dev)
+		pubText, _ := newSSHKey(t)
+		e.Must(t, 200, "POST", "/api/v1/ssh/hosts/"+prod.ID+"/issue-host-cert", tok, map[string]any{"publicKey": pubText})
+		assertError(t, e.Do(t, "POST", "/api/v1/ssh/hosts/"+dev.ID+"/issue-host-cert", tok, map[string]any{"publicKey": pubText}), 403, "PermissionDenied")
+		assertError(t, e.Do(t, "GET", "/api/v1/ssh/hosts/"+dev.ID, tok, nil), 403, "PermissionDenied")
+		var list []sshHostOut
+		e.Must(t, 200, "GET", "/api/v1/projects/"+p.ID+"/ssh-hosts", tok, nil).Decode(t, &list)
+		if len(list) != 1 || list[0].ID != prod.ID {
+			t.Fatalf("scoped list %+v", list)
+		}
+		e.Must(t, 200, "GET", "/api/v1/ssh/hosts", tok, nil).Decode(t, &list)
+		if len(list) != 1 || list[0].ID != prod.ID {
+			t.Fatalf("scoped org list %+v", list)
+		}
+		// Renaming a host out of the role's reach is refused even with edit on the old name.
+		e.Must(t, 200, "POST", "/api/v1/projects/"+p.ID+"/roles", e.Token, map[string]any{"slug": "prod-editor", "name": "Prod editor",
+			"permissions": []map[string]any{{"subject": "ssh-hosts", "action": []string{"read", "edit"},
+				"conditions": map[string]any{"hostname": map[string]any{"$glob": "*.prod.example.com"}}}}})
+		_, editor := projectMember(t, e, p.ID, "prod-editor", "prod-editor")
+		assertError(t, e.Do(t, "PATCH", "/api/v1/ssh/hosts/"+prod.ID, editor, map[string]any{"hostname": "web.dev2.example.com"}), 403, "PermissionDenied")
+		e.Must(t, 200, "PATCH", "/api/v1/ssh/hosts/"+prod.ID, editor, map[string]any{"hostname": "api.prod.example.com", "alias": "api"})
+	})
+}
