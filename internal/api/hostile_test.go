@@ -211,6 +211,7 @@ func public(path string) bool {
 	}
 	if strings.HasPrefix(path, "/api/v1/pki/crl/") {
 		return true // a CA's CRL, for relying parties
+	}
 	if strings.HasPrefix(path, "/api/v1/ssh/") && strings.HasSuffix(path, "public-key") {
 		return true // SSH CA public keys, served to anyone as Infisical serves them
 	}

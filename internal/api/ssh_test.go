@@ -515,3 +515,34 @@ func TestSSHHostnameCondition(t *testing.T) {
 		e.Must(t, 200, "PATCH", "/api/v1/ssh/hosts/"+prod.ID, editor, map[string]any{"hostname": "api.prod.example.com", "alias": "api"})
 	})
 }
+
+// A node that has signed with a CA and template (both cached) sees another
+// node disable the CA or narrow the template at once.
+func TestSSHCachedSignerFollowsOtherNodes(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, d store.Dialect) {
+		e1 := apptest.Bootstrapped(t, d)
+		e2 := apptest.Start(t, d, apptest.Options{Share: e1})
+		p := createProject(t, e1, e1.Token, map[string]any{"projectName": "ssh-nodes"})
+		ca := createSSHCA(t, e1, e1.Token, p.ID, "ED25519")
+		tpl := createSSHTemplate(t, e1, e1.Token, map[string]any{"sshCaId": ca.ID, "name": "nodes", "allowedUsers": []string{"deploy", "ops"}})
+		pubText, _ := newSSHKey(t)
+		sign := func(principal string) apptest.Response {
+			return e1.Do(t, "POST", "/api/v1/ssh/certificates/sign", e1.Token, map[string]any{"certificateTemplateId": tpl.ID,
+				"publicKey": pubText, "principals": []string{principal}})
+		}
+		for range 3 {
+			if r := sign("ops"); r.Status != 200 {
+				t.Fatalf("sign: %d %s", r.Status, r.Body)
+			}
+		}
+		e2.Must(t, 200, "PATCH", "/api/v1/ssh/certificate-templates/"+tpl.ID, e2.Token, map[string]any{"allowedUsers": []string{"deploy"}})
+		assertError(t, sign("ops"), 400, "BadRequest")
+		if r := sign("deploy"); r.Status != 200 {
+			t.Fatalf("sign deploy: %d %s", r.Status, r.Body)
+		}
+		e2.Must(t, 200, "PATCH", "/api/v1/ssh/ca/"+ca.ID, e2.Token, map[string]any{"status": "disabled"})
+		assertError(t, sign("deploy"), 400, "BadRequest")
+		e2.Must(t, 200, "DELETE", "/api/v1/ssh/ca/"+ca.ID, e2.Token, nil)
+		assertError(t, sign("deploy"), 404, "NotFound")
+	})
+}

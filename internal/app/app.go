@@ -131,6 +131,8 @@ func New(db *store.DB, kr *keyring.Keyring, o Options) *App {
 	if o.RotationClaimTimeout > 0 {
 		rots.ClaimTTL = o.RotationClaimTimeout
 	}
+	sshCAs := sshca.NewService(db, az, kr, nil)
+	sshCAs.SetCache(gen)
 	admin := identity.NewAdmin(db, az, idsvc)
 	svc := api.Services{
 		Identity:      idsvc,
@@ -153,7 +155,7 @@ func New(db *store.DB, kr *keyring.Keyring, o Options) *App {
 		AppConnections: conns,
 		Rotations:      rots,
 		PKI:            pki.NewService(db, az, kr, nil),
-		SSH:            sshca.NewService(db, az, kr, nil),
+		SSH:            sshCAs,
 	}
 	srv := api.New(api.Options{
 		Version:         o.Version,

@@ -101,10 +101,7 @@ func (s *Service) prepare(ctx context.Context, actor authz.Actor, r CertRequest)
 	if _, err := uuid.Parse(id); err != nil {
 		return prepared{}, templateNotFound(id)
 	}
-	tpl, err := s.store.SSHTemplate(ctx, id)
-	if errs.Is(err, errs.NotFound) {
-		return prepared{}, templateNotFound(id)
-	}
+	tpl, err := s.loadTemplate(ctx, id)
 	if err != nil {
 		return prepared{}, err
 	}
@@ -141,11 +138,7 @@ func (s *Service) prepare(ctx context.Context, actor authz.Actor, r CertRequest)
 	if keyID == "" {
 		keyID = string(actor.Kind) + "-" + actor.ID
 	}
-	ca, err := s.ca(ctx, tpl.CAID)
-	if err != nil {
-		return prepared{}, err
-	}
-	signer, err := s.signer(ctx, ca)
+	ca, signer, err := s.signer(ctx, tpl.CAID)
 	if err != nil {
 		return prepared{}, err
 	}

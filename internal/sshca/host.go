@@ -442,11 +442,7 @@ func (s *Service) IssueHostHostCert(ctx context.Context, actor authz.Actor, id, 
 }
 
 func (s *Service) hostPrepared(ctx context.Context, h Host, caID string, spec CertSpec, ttl time.Duration) (prepared, error) {
-	ca, err := s.ca(ctx, caID)
-	if err != nil {
-		return prepared{}, err
-	}
-	signer, err := s.signer(ctx, ca)
+	ca, signer, err := s.signer(ctx, caID)
 	if err != nil {
 		return prepared{}, err
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/lockbox-dev/lockbox/internal/audit"
 	"github.com/lockbox-dev/lockbox/internal/authz"
+	"github.com/lockbox-dev/lockbox/internal/cache"
 	"github.com/lockbox-dev/lockbox/internal/errs"
 	"github.com/lockbox-dev/lockbox/internal/keyring"
 )
@@ -134,6 +135,29 @@ type Service struct {
 	// generation waits at most slotWait for one, then is refused with 429.
 	slots    chan struct{}
 	slotWait time.Duration
+
+	// Cached (SetCache): CAs with their opened private keys, and templates,
+	// by id, for the signing path. They die with the cache generation, so a
+	// CA disabled or deleted, or a template narrowed, on any node is never
+	// used from memory afterwards.
+	signers   *cache.Map[string, *caSigner]
+	templates *cache.Map[string, Template]
+}
+
+// caSigner is a CA and, if it is active, its opened private key.
+type caSigner struct {
+	ca     CA
+	signer ssh.Signer
+}
+
+// MaxCached bounds the CAs, and separately the templates, a node keeps in memory.
+const MaxCached = 10_000
+
+// SetCache keeps CAs (with their opened keys) and templates in memory in
+// generation g (docs/architecture.md).
+func (s *Service) SetCache(g *cache.Gen) {
+	s.signers = cache.NewMap[string, *caSigner](g, MaxCached)
+	s.templates = cache.NewMap[string, Template](g, MaxCached)
 }
 
 // NewService returns the SSH CA service; now nil means time.Now.
@@ -419,25 +443,42 @@ func (s *Service) CATemplates(ctx context.Context, actor authz.Actor, id string)
 	return ca, ts, s.store.AppendAudit(ctx, caEvent(actor, "get-ssh-ca-certificate-templates", ca, nil))
 }
 
-// signer opens a CA's private key. The CA must be active.
-func (s *Service) signer(ctx context.Context, ca CA) (ssh.Signer, error) {
-	if ca.Status != Active {
-		return nil, errs.BadRequest("SSH CA with ID '%s' is disabled", ca.ID)
+// signer returns a CA and its opened private key, from the cache when it
+// can. The CA must be active.
+func (s *Service) signer(ctx context.Context, id string) (CA, ssh.Signer, error) {
+	if _, err := uuid.Parse(id); err != nil {
+		return CA{}, nil, caNotFound(id)
 	}
-	sealed, err := s.store.SSHCAPrivateKey(ctx, ca.ID)
+	e, err := cache.Load(ctx, s.signers, id, s.now(), func(ctx context.Context) (*caSigner, time.Time, error) {
+		ca, err := s.store.SSHCA(ctx, id)
+		if err != nil || ca.Status != Active {
+			return &caSigner{ca: ca}, time.Time{}, err
+		}
+		sealed, err := s.store.SSHCAPrivateKey(ctx, ca.ID)
+		if err != nil {
+			return nil, time.Time{}, err
+		}
+		raw, err := s.keys.Open(ctx, keyring.Project(ca.ProjectID), sealed, PrivateKeyAD(ca.ID))
+		if err != nil {
+			return nil, time.Time{}, err
+		}
+		defer clear(raw)
+		sg, err := parsePrivate(raw)
+		if err != nil {
+			return nil, time.Time{}, errs.Internalf(err, "load SSH CA %s key", ca.ID)
+		}
+		return &caSigner{ca: ca, signer: sg}, time.Time{}, nil
+	})
+	if errs.Is(err, errs.NotFound) {
+		return CA{}, nil, caNotFound(id)
+	}
 	if err != nil {
-		return nil, err
+		return CA{}, nil, err
 	}
-	raw, err := s.keys.Open(ctx, keyring.Project(ca.ProjectID), sealed, PrivateKeyAD(ca.ID))
-	if err != nil {
-		return nil, err
+	if e.signer == nil {
+		return CA{}, nil, errs.BadRequest("SSH CA with ID '%s' is disabled", id)
 	}
-	defer clear(raw)
-	sg, err := parsePrivate(raw)
-	if err != nil {
-		return nil, errs.Internalf(err, "load SSH CA %s key", ca.ID)
-	}
-	return sg, nil
+	return e.ca, e.signer, nil
 }
 
 // serialString renders a serial as Infisical does: decimal.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/lockbox-dev/lockbox/internal/audit"
 	"github.com/lockbox-dev/lockbox/internal/authz"
+	"github.com/lockbox-dev/lockbox/internal/cache"
 	"github.com/lockbox-dev/lockbox/internal/dynamic"
 	"github.com/lockbox-dev/lockbox/internal/errs"
 )
@@ -163,15 +164,24 @@ func (s *Service) CreateTemplate(ctx context.Context, actor authz.Actor, in Temp
 	return t, err
 }
 
-// template reads a template and checks action on templates in its project.
-func (s *Service) template(ctx context.Context, actor authz.Actor, id, action string) (Template, error) {
+// loadTemplate reads a template by id, from the cache when it can.
+func (s *Service) loadTemplate(ctx context.Context, id string) (Template, error) {
 	if _, err := uuid.Parse(id); err != nil {
 		return Template{}, templateNotFound(id)
 	}
-	t, err := s.store.SSHTemplate(ctx, id)
+	t, err := cache.Load(ctx, s.templates, id, s.now(), func(ctx context.Context) (Template, time.Time, error) {
+		t, err := s.store.SSHTemplate(ctx, id)
+		return t, time.Time{}, err
+	})
 	if errs.Is(err, errs.NotFound) {
 		return Template{}, templateNotFound(id)
 	}
+	return t, err
+}
+
+// template reads a template and checks action on templates in its project.
+func (s *Service) template(ctx context.Context, actor authz.Actor, id, action string) (Template, error) {
+	t, err := s.loadTemplate(ctx, id)
 	if err != nil {
 		return Template{}, err
 	}

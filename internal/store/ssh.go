@@ -220,9 +220,10 @@ func (db *DB) DeleteSSHTemplate(ctx context.Context, id string, ev audit.Event) 
 const sshCertCols = `id, project_id, ssh_ca_id, template_id, host_id, serial, cert_type, principals, key_id, not_before, not_after, created_at`
 
 // RecordSSHCert stores an issued certificate's record with ev; errs.Conflict
-// if its CA already issued the serial.
+// if its CA already issued the serial. No cache holds certificate records,
+// so issuing one leaves every node's caches alone.
 func (db *DB) RecordSSHCert(ctx context.Context, c sshca.Cert, ev audit.Event) error {
-	return db.Transact(ctx, func(tx *Tx) error {
+	return db.transactQuiet(ctx, func(tx *Tx) error {
 		if _, err := tx.exec(ctx, `INSERT INTO ssh_certificates (`+sshCertCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			c.ID, c.ProjectID, c.CAID, nullStr(c.TemplateID), nullStr(c.HostID), c.Serial, string(c.Type), jsonText(c.Principals), c.KeyID,
 			ts(c.NotBefore), ts(c.NotAfter), ts(c.CreatedAt)); err != nil {
