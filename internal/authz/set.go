@@ -146,10 +146,12 @@ var projectSubjects = map[string]struct {
 	SubCertificates:           {append(slices.Clone(generic), ActReadPrivateKey), nil},
 	SubCertificateTemplates:   {generic, nil},
 	SubPkiAlerts:              {generic, nil},
-	SubSshCAs:                 {generic, nil},
-	SubSshCertificates:        {generic, nil},
-	SubSshCertTemplates:       {generic, nil},
-	SubSshHosts:               {append(slices.Clone(generic), ActIssueHostCert), []string{"hostname"}},
+
+	// SSH certificates.
+	SubSshCAs:           {generic, nil},
+	SubSshCertificates:  {generic, nil},
+	SubSshCertTemplates: {generic, nil},
+	SubSshHosts:         {append(slices.Clone(generic), ActIssueHostCert), []string{"hostname"}},
 }
 
 // Fields describe the object acted on, for conditions. A zero field means "not known".
