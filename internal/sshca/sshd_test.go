@@ -137,6 +137,22 @@ func TestOpenSSHAcceptsLockboxCertificates(t *testing.T) {
 	c.post("/api/v1/ssh/hosts/"+host.ID+"/issue-user-cert", map[string]any{"loginUser": me}, &hostUser)
 	accepts("host-login-mapping", hostUser)
 
+	// The template's critical options reach sshd: force-command replaces the
+	// command; a source-address the client is not in refuses the login.
+	optTpl := func(name string, opts map[string]string) string {
+		var tpl struct{ ID string }
+		c.post("/api/v1/ssh/certificate-templates", map[string]any{"sshCaId": userCA, "name": name, "allowedUsers": []string{me},
+			"allowedHosts": []string{}, "allowUserCertificates": true, "allowHostCertificates": false, "allowCustomKeyIds": false,
+			"criticalOptions": opts}, &tpl)
+		return tpl.ID
+	}
+	if out, err := login("forced", issue(optTpl("forced", map[string]string{"force-command": "echo forced-by-lockbox"}), me, ""), knownHosts); err != nil ||
+		strings.TrimSpace(out) != "forced-by-lockbox" {
+		t.Fatalf("force-command: %v %q", err, out)
+	}
+	accepts("source-loopback", issue(optTpl("from-loopback", map[string]string{"source-address": "127.0.0.0/8"}), me, ""))
+	refuses("source-elsewhere", issue(optTpl("from-elsewhere", map[string]string{"source-address": "10.0.0.0/8"}), me, ""), knownHosts, "Permission denied")
+
 	refuses("other-principal", issue(tpl, "someone-else", ""), knownHosts, "Permission denied")
 	if !strings.Contains(sshd.Log(), "name is not a listed principal") {
 		t.Fatalf("sshd did not refuse the principal:\n%s", sshd.Log())
