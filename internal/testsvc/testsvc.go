@@ -1,6 +1,6 @@
 // Package testsvc gives tests the machine's real services (Redis, RabbitMQ with
-// its management API) and a throwaway OpenLDAP slapd of their own. A missing
-// service skips the test locally and fails it under CI=true.
+// its management API) and a throwaway OpenLDAP slapd and OpenSSH sshd of their
+// own. A missing service skips the test locally and fails it under CI=true.
 package testsvc
 
 import (
