@@ -293,7 +293,26 @@ func (c *cli) newSSHCACmd() *cobra.Command {
 			return c.print(ca, sshCAHeader, [][]string{sshCARow(ca)})
 		},
 	}
-	cmd.AddCommand(create, list, get, pk, del)
+	status := func(use, short, st string) *cobra.Command {
+		return &cobra.Command{
+			Use:   use + " CA_ID",
+			Short: short,
+			Args:  cobra.ExactArgs(1),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				cl, err := c.client(cmd.Context())
+				if err != nil {
+					return err
+				}
+				ca, err := cl.SSHSetCAStatus(cmd.Context(), args[0], st)
+				if err != nil {
+					return err
+				}
+				return c.print(ca, sshCAHeader, [][]string{sshCARow(ca)})
+			},
+		}
+	}
+	cmd.AddCommand(create, list, get, pk, del, status("disable", "Stop a CA signing anything (reversible)", "disabled"),
+		status("enable", "Let a disabled CA sign again", "active"))
 	return cmd
 }
 
@@ -370,7 +389,23 @@ func (c *cli) newSSHTemplateCmd() *cobra.Command {
 		},
 	}
 	projectFlag(list, &project)
-	cmd.AddCommand(create, list)
+	del := &cobra.Command{
+		Use:   "delete TEMPLATE_ID",
+		Short: "Delete a template",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cl, err := c.client(cmd.Context())
+			if err != nil {
+				return err
+			}
+			t, err := cl.SSHDeleteTemplate(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			return c.print(t, sshTemplateHeader, [][]string{sshTemplateRow(t)})
+		},
+	}
+	cmd.AddCommand(create, list, del)
 	return cmd
 }
 
@@ -538,6 +573,22 @@ func (c *cli) newSSHHostCmd() *cobra.Command {
 		},
 	}
 	caKey.Flags().BoolVar(&user, "user", false, "the user CA's key instead of the host CA's")
-	cmd.AddCommand(add, list, login, hostCert, caKey)
+	del := &cobra.Command{
+		Use:   "delete HOST_ID",
+		Short: "Delete a host",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cl, err := c.client(cmd.Context())
+			if err != nil {
+				return err
+			}
+			h, err := cl.SSHDeleteHost(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			return c.print(h, sshHostHeader, [][]string{sshHostRow(h)})
+		},
+	}
+	cmd.AddCommand(add, list, login, hostCert, caKey, del)
 	return cmd
 }

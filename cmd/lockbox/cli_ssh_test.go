@@ -130,4 +130,23 @@ func TestCLISSHSignIssueAndHosts(t *testing.T) {
 	if out := c.must(nil, "ssh", "host", "ca-public-key", host.ID, "--user"); strings.TrimSpace(out) != ca.PublicKey {
 		t.Fatalf("host ca-public-key: %q", out)
 	}
+
+	// A disabled CA signs nothing until enabled; a CA goes once its host and templates are gone.
+	c.must(admin, "ssh", "ca", "disable", ca.ID)
+	if r := c.run(admin, "ssh", "sign", pubFile, "--template", tpl.ID, "--principal", "deploy", "--out", "-"); r.code == 0 || !strings.Contains(r.stderr, "disabled") {
+		t.Fatalf("sign with a disabled CA: exit %d %s", r.code, r.stderr)
+	}
+	c.must(admin, "ssh", "ca", "enable", ca.ID)
+	if out := c.must(admin, "ssh", "sign", pubFile, "--template", tpl.ID, "--principal", "deploy", "--out", "-"); !strings.Contains(out, "-cert-v01@openssh.com ") {
+		t.Fatalf("sign --out -: %q", out)
+	}
+	if r := c.run(admin, "ssh", "ca", "delete", ca.ID); r.code == 0 || !strings.Contains(r.stderr, "used by an SSH host") {
+		t.Fatalf("delete of a CA in use: exit %d %s", r.code, r.stderr)
+	}
+	c.must(admin, "ssh", "host", "delete", host.ID)
+	c.must(admin, "ssh", "template", "delete", tpl.ID)
+	c.must(admin, "ssh", "ca", "delete", ca.ID)
+	if out := c.must(admin, "ssh", "ca", "list", "--project", project, "-o", "json"); strings.TrimSpace(out) != "[]" {
+		t.Fatalf("CAs left: %s", out)
+	}
 }

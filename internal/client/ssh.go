@@ -108,6 +108,11 @@ func (c *Client) SSHDeleteCA(ctx context.Context, id string) (SSHCA, error) {
 	return c.sshCA(ctx, http.MethodDelete, sshCAPath(id, ""), nil)
 }
 
+// SSHSetCAStatus enables ("active") or disables ("disabled") a CA.
+func (c *Client) SSHSetCAStatus(ctx context.Context, id, status string) (SSHCA, error) {
+	return c.sshCA(ctx, http.MethodPatch, sshCAPath(id, ""), map[string]string{"status": status})
+}
+
 // SSHCAs lists a project's CAs.
 func (c *Client) SSHCAs(ctx context.Context, projectID string) ([]SSHCA, error) {
 	var out struct {
@@ -121,6 +126,13 @@ func (c *Client) SSHCAs(ctx context.Context, projectID string) ([]SSHCA, error) 
 func (c *Client) SSHCreateTemplate(ctx context.Context, t SSHTemplate) (SSHTemplate, error) {
 	var out SSHTemplate
 	err := c.Do(ctx, http.MethodPost, "/api/v1/ssh/certificate-templates", t, &out)
+	return out, err
+}
+
+// SSHDeleteTemplate deletes a certificate template.
+func (c *Client) SSHDeleteTemplate(ctx context.Context, id string) (SSHTemplate, error) {
+	var out SSHTemplate
+	err := c.Do(ctx, http.MethodDelete, "/api/v1/ssh/certificate-templates/"+url.PathEscape(id), nil, &out)
 	return out, err
 }
 
