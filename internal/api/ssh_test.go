@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/json"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -545,4 +546,60 @@ func TestSSHCachedSignerFollowsOtherNodes(t *testing.T) {
 		e2.Must(t, 200, "DELETE", "/api/v1/ssh/ca/"+ca.ID, e2.Token, nil)
 		assertError(t, sign("deploy"), 404, "NotFound")
 	})
+}
+
+// Issued private keys reach the client and nothing else: not the server's
+// log (at debug), not the audit log, not the certificate records.
+func TestSSHPrivateKeysStayOutOfLogs(t *testing.T) {
+	var buf syncBuffer
+	e := apptest.Bootstrapped(t, store.SQLite, apptest.Options{Log: &buf, LogLevel: slog.LevelDebug})
+	p := createProject(t, e, e.Token, map[string]any{"projectName": "ssh-logs"})
+	ca := createSSHCA(t, e, e.Token, p.ID, "ED25519")
+	tpl := createSSHTemplate(t, e, e.Token, map[string]any{"sshCaId": ca.ID, "name": "logs", "allowedUsers": []string{"deploy"}})
+	var keys []string
+	for _, alg := range []string{"ED25519", "RSA_2048"} {
+		var out sshIssuedOut
+		e.Must(t, 200, "POST", "/api/v1/ssh/certificates/issue", e.Token, map[string]any{"certificateTemplateId": tpl.ID, "keyAlgorithm": alg,
+			"principals": []string{"deploy"}}).Decode(t, &out)
+		keys = append(keys, out.PrivateKey)
+	}
+	var host sshHostOut
+	e.Must(t, 200, "POST", "/api/v1/ssh/hosts", e.Token, map[string]any{"projectId": p.ID, "hostname": "logs.example.com", "userSshCaId": ca.ID,
+		"hostSshCaId": ca.ID, "loginMappings": []map[string]any{{"loginUser": "deploy", "allowedPrincipals": map[string]any{"usernames": []string{e.IdentityID}}}}}).Decode(t, &host)
+	var hu sshIssuedOut
+	e.Must(t, 200, "POST", "/api/v1/ssh/hosts/"+host.ID+"/issue-user-cert", e.Token, map[string]any{"loginUser": "deploy"}).Decode(t, &hu)
+	keys = append(keys, hu.PrivateKey)
+	// A refused request that carries a private key where a public one belongs.
+	assertError(t, e.Do(t, "POST", "/api/v1/ssh/certificates/sign", e.Token, map[string]any{"certificateTemplateId": tpl.ID,
+		"publicKey": keys[0], "principals": []string{"deploy"}}), 422, "ValidationFailure")
+
+	evs, err := e.DB.AuditEvents(context.Background(), audit.Filter{OrgID: e.OrgID, Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	audited, _ := json.Marshal(evs)
+	var records struct{ Certificates []map[string]any }
+	e.Must(t, 200, "GET", "/api/v1/projects/"+p.ID+"/ssh-certificates", e.Token, nil).Decode(t, &records)
+	recs, _ := json.Marshal(records)
+	for i, k := range keys {
+		// The base64 lines after the first, which is mostly the format's header,
+		// hold the private part.
+		lines := strings.Split(strings.TrimSpace(k), "\n")
+		if len(lines) < 5 {
+			t.Fatalf("key %d: %q", i, k)
+		}
+		for what, text := range map[string]string{"server log": buf.String(), "audit log": string(audited), "records": string(recs)} {
+			if strings.Contains(text, "PRIVATE KEY") {
+				t.Fatalf("a private key in the %s", what)
+			}
+			for _, line := range lines[2 : len(lines)-1] {
+				if len(line) >= 16 && strings.Contains(text, line) {
+					t.Fatalf("private key %d found in the %s", i, what)
+				}
+			}
+		}
+	}
+	if !strings.Contains(buf.String(), "/api/v1/ssh/certificates/issue") {
+		t.Fatal("the server log has no line of the issue requests: the check above proves nothing")
+	}
 }
