@@ -215,6 +215,9 @@ func public(path string) bool {
 	if strings.HasPrefix(path, "/api/v1/ssh/") && strings.HasSuffix(path, "public-key") {
 		return true // SSH CA public keys, served to anyone as Infisical serves them
 	}
+	if path == "/api/v1/invite-org/verify" || path == "/api/v1/invite-org/accept" {
+		return true // an invitation's one-time token is in the body
+	}
 	for _, p := range []string{"/api/status", "/metrics", "/api/v1/admin/bootstrap", "/api/v3/auth/login", "/api/v1/auth/universal-auth/login",
 		"/api/v1/auth/token/renew", "/api/v1/auth/token/revoke"} {
 		if path == p {

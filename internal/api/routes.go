@@ -9,6 +9,7 @@ import (
 	"github.com/lockbox-dev/lockbox/internal/dynamic"
 	"github.com/lockbox-dev/lockbox/internal/identity"
 	"github.com/lockbox-dev/lockbox/internal/kms"
+	"github.com/lockbox-dev/lockbox/internal/org"
 	"github.com/lockbox-dev/lockbox/internal/pki"
 	"github.com/lockbox-dev/lockbox/internal/project"
 	"github.com/lockbox-dev/lockbox/internal/rotation"
@@ -41,6 +42,11 @@ type Services struct {
 	Rotations      *rotation.Service
 	PKI            *pki.Service
 	SSH            *sshca.Service
+	// OrgMembers, OrgRoles and ProjectUsers serve people in organizations
+	// and projects; nil OrgMembers: those routes are not served.
+	OrgMembers   *org.Members
+	OrgRoles     *org.Roles
+	ProjectUsers *project.Users
 }
 
 // routes is the whole API surface. Trailing slashes are stripped before
@@ -81,6 +87,7 @@ func (s *Server) routes() {
 	}
 	s.pkiRoutes(m)
 	s.sshRoutes(m)
+	s.peopleRoutes(m)
 
 	// Audit log.
 	m.Handle("GET /api/v1/organization/audit-logs", s.authed(s.auditLogs))

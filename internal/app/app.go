@@ -26,6 +26,7 @@ import (
 	"github.com/lockbox-dev/lockbox/internal/identity"
 	"github.com/lockbox-dev/lockbox/internal/keyring"
 	"github.com/lockbox-dev/lockbox/internal/kms"
+	"github.com/lockbox-dev/lockbox/internal/org"
 	"github.com/lockbox-dev/lockbox/internal/pki"
 	"github.com/lockbox-dev/lockbox/internal/project"
 	"github.com/lockbox-dev/lockbox/internal/rotation"
@@ -74,6 +75,15 @@ type Options struct {
 	// move it to see temporary access end); nil means time.Now. Tokens and
 	// leases keep the real time.
 	Clock func() time.Time
+	// Now is the clock of permission resolution and of the services whose
+	// caches depend on it: projects, memberships, secrets, KMS (nil:
+	// time.Now); tests move it to expire temporary roles.
+	Now func() time.Time
+	// Mailer sends invitation links (LOCKBOX_SMTP_URL); nil: none sent.
+	Mailer org.Mailer
+	// SiteURL is where invitation links point (LOCKBOX_SITE_URL); empty:
+	// the address the inviting request reached.
+	SiteURL string
 }
 
 // App is a wired lockbox node.
@@ -99,6 +109,9 @@ func New(db *store.DB, kr *keyring.Keyring, o Options) *App {
 	}
 	gen := cache.New(db)
 	db.SetOnChange(gen.Changed)
+	if o.Clock == nil {
+		o.Clock = o.Now
+	}
 	az := authz.NewResolver(db, o.Clock)
 	az.SetCache(gen)
 	idsvc := identity.NewService(db, kr, nil)
@@ -109,7 +122,7 @@ func New(db *store.DB, kr *keyring.Keyring, o Options) *App {
 	case o.PasswordHashConcurrency > 0:
 		idsvc.Hasher = identity.NewPasswordHasher(o.PasswordHashConcurrency)
 	}
-	projects := project.NewService(db, az, kr, nil)
+	projects := project.NewService(db, az, kr, o.Clock)
 	templates := project.NewTemplates(db, az, o.Clock)
 	projects.SetTemplates(templates)
 	dyn := dynamic.NewService(db, projects, az, kr, nil)
@@ -148,15 +161,22 @@ func New(db *store.DB, kr *keyring.Keyring, o Options) *App {
 		Memberships:   project.NewMemberships(db, az, o.Clock),
 		Privileges:    project.NewPrivileges(db, az, o.Clock),
 		Templates:     templates,
-		Roles:         project.NewRoles(db, az, nil),
-		Audit:         audit.NewService(db, az, nil),
-		KMS:           keys,
 
 		AppConnections: conns,
 		Rotations:      rots,
 		PKI:            pki.NewService(db, az, kr, nil),
 		SSH:            sshCAs,
+		Roles:          project.NewRoles(db, az, o.Clock),
+		Audit:          audit.NewService(db, az, nil),
+		KMS:            keys,
+		OrgRoles:       org.NewRoles(db, az, o.Clock),
+		ProjectUsers:   project.NewUsers(db, az, o.Clock),
 	}
+	svc.OrgMembers = org.NewMembers(db, az, kr, idsvc.Hasher, o.Clock)
+	if o.Mailer != nil {
+		svc.OrgMembers.Mailer = o.Mailer
+	}
+	svc.OrgMembers.SiteURL = o.SiteURL
 	srv := api.New(api.Options{
 		Version:         o.Version,
 		MaxBodyBytes:    o.MaxBodyBytes,

@@ -100,11 +100,7 @@ func (r *Resolver) OrgPermissions(ctx context.Context, actor Actor) (Set, error)
 	if err != nil {
 		return Set{}, err
 	}
-	rules, ok := OrgRoleRules(role)
-	if !ok {
-		return Set{}, nil
-	}
-	return NewSet(rules), nil
+	return r.orgRoleSet(ctx, actor.OrgID, role)
 }
 
 // ProjectPermissions returns what the actor may do in a project. A project of

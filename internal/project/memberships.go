@@ -125,10 +125,19 @@ func isBuiltinRole(role string) bool {
 // built-in roles other than admin need identity create; admin and custom
 // roles need grant-privileges (the privilege boundary).
 func (m *Memberships) resolveRoles(ctx context.Context, perms authz.Set, projectID string, grants []RoleGrant) ([]MembershipRole, error) {
+	return resolveGrants(ctx, m.store, m.now, perms, projectID, grants, authz.SubIdentity)
+}
+
+// resolveGrants validates requested roles of a member of kind subject
+// (identity or member) and checks the actor may grant them: admin and
+// custom roles need grant-privileges on subject (the privilege boundary).
+func resolveGrants(ctx context.Context, st interface {
+	CustomRoleBySlug(ctx context.Context, projectID, slug string) (CustomRole, error)
+}, clock func() time.Time, perms authz.Set, projectID string, grants []RoleGrant, subject string) ([]MembershipRole, error) {
 	if len(grants) == 0 {
 		return nil, invalidField("roles", "At least one role is required")
 	}
-	now := m.now().UTC().Truncate(time.Microsecond)
+	now := clock().UTC().Truncate(time.Microsecond)
 	out := make([]MembershipRole, 0, len(grants))
 	for _, g := range grants {
 		r := MembershipRole{ID: newID(), Role: g.Role, CreatedAt: now, UpdatedAt: now}
@@ -137,7 +146,7 @@ func (m *Memberships) resolveRoles(ctx context.Context, perms authz.Set, project
 		case g.Role == "":
 			return nil, invalidField("roles", "role is required")
 		default:
-			cr, err := m.store.CustomRoleBySlug(ctx, projectID, g.Role)
+			cr, err := st.CustomRoleBySlug(ctx, projectID, g.Role)
 			if errs.Is(err, errs.NotFound) {
 				return nil, errs.BadRequest("Role '%s' does not exist in this project", truncate(g.Role, 64))
 			}
@@ -147,7 +156,7 @@ func (m *Memberships) resolveRoles(ctx context.Context, perms authz.Set, project
 			r.Role, r.CustomRoleID, r.CustomRoleSlug, r.CustomRoleName = "custom", cr.ID, cr.Slug, cr.Name
 		}
 		if r.Role == "admin" || r.Role == "custom" {
-			if !perms.Can(authz.ActGrantPrivileges, authz.SubIdentity, nil) {
+			if !perms.Can(authz.ActGrantPrivileges, subject, nil) {
 				return nil, boundaryError("grant role '%s': it can hold privileges you do not have", g.Role)
 			}
 		}

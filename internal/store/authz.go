@@ -9,7 +9,10 @@ import (
 	"github.com/lockbox-dev/lockbox/internal/authz"
 )
 
-var _ authz.Memberships = (*DB)(nil)
+var (
+	_ authz.Memberships    = (*DB)(nil)
+	_ authz.OrgCustomRoles = (*DB)(nil)
+)
 
 // memberCol is the membership column that holds an actor of kind k.
 func memberCol(k authz.ActorKind) string {
@@ -35,7 +38,9 @@ func (q byMember) of(k authz.ActorKind) string {
 
 var (
 	qOrgRole = memberQuery(func(col string) string {
-		return `SELECT role FROM org_memberships WHERE org_id = ? AND ` + col + ` = ?`
+		// An invited or deactivated member holds no role (migration 00018).
+		return `SELECT COALESCE(r.slug, m.role) FROM org_memberships m LEFT JOIN org_roles r ON r.id = m.custom_role_id
+		WHERE m.org_id = ? AND m.` + col + ` = ? AND m.status = 'accepted' AND m.is_active`
 	})
 	qProjectGrants = memberQuery(func(col string) string {
 		return `SELECT p.org_id, r.role, cr.permissions, r.is_temporary, r.temporary_access_start_time, r.temporary_access_end_time, 0, r.id
@@ -128,4 +133,11 @@ func (db *DB) ProjectGrants(ctx context.Context, projectID string, kind authz.Ac
 		out = append(out, p.g)
 	}
 	return orgID, out, next, nil
+}
+
+// OrgRolePermissions returns the rules of an organization's custom role.
+func (db *DB) OrgRolePermissions(ctx context.Context, orgID, slug string) ([]byte, error) {
+	var perms string
+	err := db.readRow(ctx, `SELECT permissions FROM org_roles WHERE org_id = ? AND slug = ?`, orgID, slug).Scan(&perms)
+	return []byte(perms), dbErr(err, "OrgRolePermissions")
 }

@@ -238,7 +238,7 @@ func (db *DB) SessionByID(ctx context.Context, id string) (identity.Session, err
 // UserOrgs lists the organizations a user belongs to.
 func (db *DB) UserOrgs(ctx context.Context, userID string) ([]project.Org, error) {
 	rows, err := db.readq(ctx, `SELECT o.id, o.name, o.slug, o.created_at, o.updated_at FROM orgs o
-		JOIN org_memberships m ON m.org_id = o.id WHERE m.user_id = ? ORDER BY o.created_at`, userID)
+		JOIN org_memberships m ON m.org_id = o.id WHERE m.user_id = ? AND m.status = 'accepted' AND m.is_active ORDER BY o.created_at`, userID)
 	if err != nil {
 		return nil, dbErr(err, "UserOrgs")
 	}

@@ -24,6 +24,7 @@ import (
 	"github.com/lockbox-dev/lockbox/internal/dynamic"
 	"github.com/lockbox-dev/lockbox/internal/identity"
 	"github.com/lockbox-dev/lockbox/internal/keyring"
+	"github.com/lockbox-dev/lockbox/internal/org"
 	"github.com/lockbox-dev/lockbox/internal/store"
 	"github.com/lockbox-dev/lockbox/internal/store/storetest"
 )
@@ -81,6 +82,11 @@ type Options struct {
 	AuthRootCAs *x509.CertPool
 	// Clock is app.Options.Clock: the time permissions are resolved at.
 	Clock func() time.Time
+	// Now is the clock of permission resolution and memberships
+	// (app.Options.Now); nil: time.Now.
+	Now func() time.Time
+	// Mailer sends invitation links (app.Options.Mailer).
+	Mailer org.Mailer
 }
 
 // Start runs a server on a fresh database of engine d, closed at cleanup.
@@ -128,7 +134,7 @@ func Start(t testing.TB, d store.Dialect, opts ...Options) *Env {
 	srv := app.New(db, kr, app.Options{TargetPolicy: targets, Version: "test", MaxBodyBytes: o.MaxBodyBytes, AuthRateLimit: o.AuthRateLimit,
 		PasswordHasher: o.PasswordHasher, Logger: slog.New(slog.NewJSONHandler(o.Log, &slog.HandlerOptions{Level: o.LogLevel})), TrustedProxies: o.TrustedProxies,
 		MetricsToken: o.MetricsToken, SeparateMetrics: o.SeparateMetrics, AuthFetchLoopback: true,
-		AuthFetchResolve: o.AuthResolve, AuthFetchRootCAs: o.AuthRootCAs, CertHeader: o.CertHeader, Clock: o.Clock})
+		AuthFetchResolve: o.AuthResolve, AuthFetchRootCAs: o.AuthRootCAs, CertHeader: o.CertHeader, Clock: o.Clock, Now: o.Now, Mailer: o.Mailer})
 	if o.WorkerBatch > 0 {
 		srv.Worker.Batch = o.WorkerBatch
 	}

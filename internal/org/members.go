@@ -1,0 +1,422 @@
+package org
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"net/mail"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/lockbox-dev/lockbox/internal/audit"
+	"github.com/lockbox-dev/lockbox/internal/authz"
+	"github.com/lockbox-dev/lockbox/internal/errs"
+	"github.com/lockbox-dev/lockbox/internal/identity"
+	"github.com/lockbox-dev/lockbox/internal/keyring"
+)
+
+// Mailer sends a plain-text message; nil means no mail is sent.
+type Mailer interface {
+	Send(ctx context.Context, to, subject, body string) error
+}
+
+// DefaultInviteTTL is how long an invitation link works.
+const DefaultInviteTTL = 72 * time.Hour
+
+// MaxInvitees bounds one invitation request.
+const MaxInvitees = 100
+
+// Members manages the users of organizations.
+type Members struct {
+	store  Store
+	authz  Authorizer
+	keys   *keyring.Keyring
+	hasher *identity.PasswordHasher
+	now    func() time.Time
+
+	// Mailer sends invitation links; nil: links are only returned.
+	Mailer Mailer
+	// InviteTTL is how long an invitation works (DefaultInviteTTL when zero).
+	InviteTTL time.Duration
+	// SiteURL is where invitation links point (LOCKBOX_SITE_URL); empty:
+	// the InviteRequest's LinkBase.
+	SiteURL string
+
+	mu      sync.Mutex
+	hashKey []byte
+}
+
+// NewMembers returns the organization member service; hasher bounds the
+// argon2id work of setting passwords (nil: unbounded).
+func NewMembers(st Store, az Authorizer, kr *keyring.Keyring, hasher *identity.PasswordHasher, now func() time.Time) *Members {
+	if now == nil {
+		now = time.Now
+	}
+	return &Members{store: st, authz: az, keys: kr, hasher: hasher, now: now}
+}
+
+func (s *Members) clock() time.Time { return s.now().UTC().Truncate(time.Microsecond) }
+
+func memberNotFound(id string) error {
+	return errs.NotFoundf("Organization membership with ID '%s' not found", truncate(id, 64))
+}
+
+// List returns the user members of the actor's organization orgID.
+func (s *Members) List(ctx context.Context, actor authz.Actor, orgID string) ([]Member, error) {
+	if _, _, err := perms(ctx, s.authz, actor, orgID, authz.ActRead, authz.SubMember); err != nil {
+		return nil, err
+	}
+	return s.store.OrgMembers(ctx, orgID)
+}
+
+// Get returns one user membership of the actor's organization.
+func (s *Members) Get(ctx context.Context, actor authz.Actor, orgID, membershipID string) (Member, error) {
+	if _, _, err := perms(ctx, s.authz, actor, orgID, authz.ActRead, authz.SubMember); err != nil {
+		return Member{}, err
+	}
+	return s.load(ctx, orgID, membershipID)
+}
+
+func (s *Members) load(ctx context.Context, orgID, membershipID string) (Member, error) {
+	if _, err := uuid.Parse(membershipID); err != nil {
+		return Member{}, memberNotFound(membershipID)
+	}
+	m, err := s.store.OrgMember(ctx, orgID, membershipID)
+	if errs.Is(err, errs.NotFound) {
+		return Member{}, memberNotFound(membershipID)
+	}
+	return m, err
+}
+
+// resolveRole validates a requested role slug and checks the actor may
+// grant it, filling the membership's Role, CustomRoleID and CustomRoleSlug.
+func (s *Members) resolveRole(ctx context.Context, actor authz.Actor, set authz.Set, mine, slug string, m *Member) error {
+	switch {
+	case slug == "":
+		return invalidField("role", "role is required")
+	case authz.IsBuiltinOrgRole(slug):
+		m.Role, m.CustomRoleID, m.CustomRoleSlug = slug, "", ""
+	default:
+		r, err := s.store.OrgRoleBySlug(ctx, actor.OrgID, slug)
+		if errs.Is(err, errs.NotFound) {
+			return errs.BadRequest("Role '%s' does not exist in this organization", truncate(slug, 64))
+		}
+		if err != nil {
+			return err
+		}
+		m.Role, m.CustomRoleID, m.CustomRoleSlug = "custom", r.ID, r.Slug
+	}
+	return mayHold(ctx, s.authz, actor, set, mine, m.RoleSlug())
+}
+
+// MemberChange is an update of a membership; nil fields are unchanged.
+type MemberChange struct {
+	Role     *string
+	IsActive *bool
+}
+
+// Update changes a member's role or deactivates (reactivates) them. The
+// actor must hold every privilege of the member's current and new role, and
+// cannot change their own membership.
+func (s *Members) Update(ctx context.Context, actor authz.Actor, orgID, membershipID string, c MemberChange) (Member, error) {
+	set, mine, err := perms(ctx, s.authz, actor, orgID, authz.ActEdit, authz.SubMember)
+	if err != nil {
+		return Member{}, err
+	}
+	m, err := s.load(ctx, orgID, membershipID)
+	if err != nil {
+		return Member{}, err
+	}
+	if actor.Kind == authz.ActorUser && m.UserID == actor.ID {
+		return Member{}, errs.BadRequest("You cannot change your own organization membership")
+	}
+	if err := mayHold(ctx, s.authz, actor, set, mine, m.RoleSlug()); err != nil {
+		return Member{}, err
+	}
+	if c.Role != nil {
+		if err := s.resolveRole(ctx, actor, set, mine, *c.Role, &m); err != nil {
+			return Member{}, err
+		}
+	}
+	if c.IsActive != nil {
+		m.IsActive = *c.IsActive
+	}
+	ev := audit.New(actor, "update-user-org-membership", map[string]any{"userId": m.UserID, "email": m.Email,
+		"role": m.RoleSlug(), "isActive": m.IsActive})
+	if err := s.store.UpdateOrgMember(ctx, m, ev); err != nil {
+		return Member{}, err
+	}
+	return s.store.OrgMember(ctx, orgID, membershipID)
+}
+
+// Remove ends a user's membership of the organization and of its projects.
+func (s *Members) Remove(ctx context.Context, actor authz.Actor, orgID, membershipID string) (Member, error) {
+	set, mine, err := perms(ctx, s.authz, actor, orgID, authz.ActDelete, authz.SubMember)
+	if err != nil {
+		return Member{}, err
+	}
+	m, err := s.load(ctx, orgID, membershipID)
+	if err != nil {
+		return Member{}, err
+	}
+	if actor.Kind == authz.ActorUser && m.UserID == actor.ID {
+		return Member{}, errs.BadRequest("You cannot remove your own organization membership")
+	}
+	if err := mayHold(ctx, s.authz, actor, set, mine, m.RoleSlug()); err != nil {
+		return Member{}, err
+	}
+	ev := audit.New(actor, "remove-user-from-org", map[string]any{"userId": m.UserID, "email": m.Email})
+	return m, s.store.DeleteOrgMember(ctx, m, ev)
+}
+
+// RemoveByEmail removes the member with email (the CLI's way to name one).
+func (s *Members) RemoveByEmail(ctx context.Context, actor authz.Actor, orgID, email string) (Member, error) {
+	if _, _, err := perms(ctx, s.authz, actor, orgID, authz.ActDelete, authz.SubMember); err != nil {
+		return Member{}, err
+	}
+	u, err := s.store.UserByEmail(ctx, strings.ToLower(strings.TrimSpace(email)))
+	if errs.Is(err, errs.NotFound) {
+		return Member{}, errs.NotFoundf("No member with email %s", truncate(email, 320))
+	}
+	if err != nil {
+		return Member{}, err
+	}
+	m, err := s.store.OrgMemberByUser(ctx, orgID, u.ID)
+	if errs.Is(err, errs.NotFound) {
+		return Member{}, errs.NotFoundf("No member with email %s", truncate(email, 320))
+	}
+	if err != nil {
+		return Member{}, err
+	}
+	return s.Remove(ctx, actor, orgID, m.ID)
+}
+
+// InviteLink is the one-time link made for one invitee. Link is shown to
+// the inviting admin once; only the token's keyed hash is stored.
+type InviteLink struct {
+	Email  string
+	Link   string
+	Member Member
+	// Mailed reports whether the link was sent by mail.
+	Mailed bool
+}
+
+// InviteRequest invites emails into the actor's organization with a role.
+type InviteRequest struct {
+	OrgID  string
+	Emails []string
+	Role   string // default "member"
+	// LinkBase is the URL the link starts with, e.g. "https://lockbox.example.com".
+	LinkBase string
+}
+
+// Invite creates each invitee's user (when new) and invited membership, and a
+// one-time invitation whose link is returned and, when a Mailer is set,
+// mailed. Inviting someone already an accepted member is refused; inviting
+// an invited one again replaces their link.
+func (s *Members) Invite(ctx context.Context, actor authz.Actor, req InviteRequest) ([]InviteLink, error) {
+	set, mine, err := perms(ctx, s.authz, actor, req.OrgID, authz.ActCreate, authz.SubMember)
+	if err != nil {
+		return nil, err
+	}
+	if len(req.Emails) == 0 {
+		return nil, invalidField("inviteeEmails", "At least one email is required")
+	}
+	if len(req.Emails) > MaxInvitees {
+		return nil, invalidField("inviteeEmails", "At most %d emails per request", MaxInvitees)
+	}
+	if req.Role == "" {
+		req.Role = "member"
+	}
+	var proto Member
+	if err := s.resolveRole(ctx, actor, set, mine, req.Role, &proto); err != nil {
+		return nil, err
+	}
+	if s.SiteURL != "" {
+		req.LinkBase = s.SiteURL
+	}
+	base, err := url.Parse(req.LinkBase)
+	if err != nil || (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" {
+		return nil, errs.Internalf(fmt.Errorf("link base %q", req.LinkBase), "invitation link base")
+	}
+	seen := map[string]bool{}
+	var emails []string
+	for _, e := range req.Emails {
+		addr, err := mail.ParseAddress(strings.TrimSpace(e))
+		if err != nil || addr.Name != "" || len(addr.Address) > 254 || addr.Address != strings.TrimSpace(e) {
+			return nil, invalidField("inviteeEmails", "'%s' is not an email address", truncate(e, 254))
+		}
+		a := strings.ToLower(addr.Address)
+		if !seen[a] {
+			seen[a] = true
+			emails = append(emails, a)
+		}
+	}
+	now := s.clock()
+	ttl := s.InviteTTL
+	if ttl <= 0 {
+		ttl = DefaultInviteTTL
+	}
+	out := make([]InviteLink, 0, len(emails))
+	for _, email := range emails {
+		in := Invitee{Membership: proto}
+		u, err := s.store.UserByEmail(ctx, email)
+		switch {
+		case errs.Is(err, errs.NotFound):
+			in.NewUser = true
+			in.User = identity.User{ID: identity.NewID(), Email: email, Username: email, CreatedAt: now, UpdatedAt: now}
+		case err != nil:
+			return nil, err
+		default:
+			in.User = u
+			m, err := s.store.OrgMemberByUser(ctx, req.OrgID, u.ID)
+			if err == nil && m.Status == StatusAccepted {
+				return nil, errs.BadRequest("%s is already a member of this organization", email)
+			}
+			if err != nil && !errs.Is(err, errs.NotFound) {
+				return nil, err
+			}
+		}
+		token, hash, err := s.newToken(ctx)
+		if err != nil {
+			return nil, err
+		}
+		in.Membership.OrgID, in.Membership.UserID, in.Membership.Email = req.OrgID, in.User.ID, email
+		in.Membership.Status, in.Membership.IsActive = StatusInvited, true
+		in.Invitation = Invitation{ID: newID(), OrgID: req.OrgID, UserID: in.User.ID, TokenHash: hash, ExpiresAt: now.Add(ttl), CreatedAt: now}
+		ev := audit.New(actor, "invite-user-to-org", map[string]any{"email": email, "role": proto.RoleSlug()})
+		if err := s.store.Invite(ctx, in, ev); err != nil {
+			return nil, err
+		}
+		m, err := s.store.OrgMemberByUser(ctx, req.OrgID, in.User.ID)
+		if err != nil {
+			return nil, err
+		}
+		q := url.Values{"token": {token}, "to": {email}, "organization_id": {req.OrgID}}
+		link := strings.TrimSuffix(base.String(), "/") + "/signupinvite?" + q.Encode()
+		il := InviteLink{Email: email, Link: link, Member: m}
+		if s.Mailer != nil {
+			body := fmt.Sprintf("You have been invited to an organization on lockbox.\n\nSet your password with this link (valid until %s):\n\n%s\n\nIf you did not expect this, ignore this message.\n",
+				in.Invitation.ExpiresAt.Format(time.RFC1123), link)
+			if err := s.Mailer.Send(ctx, email, "You have been invited to lockbox", body); err != nil {
+				// The invitation stands; the admin still gets the link.
+				slog.WarnContext(ctx, "invitation mail not sent", "err", err.Error())
+			} else {
+				il.Mailed = true
+			}
+		}
+		out = append(out, il)
+	}
+	return out, nil
+}
+
+// newToken returns a fresh 256-bit token and its keyed hash.
+func (s *Members) newToken(ctx context.Context) (string, string, error) {
+	b := make([]byte, 32)
+	rand.Read(b)
+	tok := base64.RawURLEncoding.EncodeToString(b)
+	h, err := s.tokenHash(ctx, tok)
+	return tok, h, err
+}
+
+func (s *Members) tokenHash(ctx context.Context, tok string) (string, error) {
+	s.mu.Lock()
+	key := s.hashKey
+	if key == nil {
+		var err error
+		if key, err = s.keys.SystemKey(context.WithoutCancel(ctx), "org-invitation-hmac"); err != nil {
+			s.mu.Unlock()
+			return "", err
+		}
+		s.hashKey = key
+	}
+	s.mu.Unlock()
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(tok))
+	return hex.EncodeToString(m.Sum(nil)), nil
+}
+
+// invitation finds the invitation of token for email in orgID; any mismatch,
+// an expired or used token reads the same.
+func (s *Members) invitation(ctx context.Context, orgID, email, token string) (Invitation, identity.User, error) {
+	bad := errs.BadRequest("The invitation is invalid or has expired; ask an admin for a new one")
+	if token == "" || len(token) > 128 {
+		return Invitation{}, identity.User{}, bad
+	}
+	h, err := s.tokenHash(ctx, token)
+	if err != nil {
+		return Invitation{}, identity.User{}, err
+	}
+	inv, err := s.store.InvitationByHash(ctx, h)
+	if errs.Is(err, errs.NotFound) {
+		return Invitation{}, identity.User{}, bad
+	}
+	if err != nil {
+		return Invitation{}, identity.User{}, err
+	}
+	if inv.OrgID != orgID || !s.clock().Before(inv.ExpiresAt) {
+		return Invitation{}, identity.User{}, bad
+	}
+	u, err := s.store.UserByID(ctx, inv.UserID)
+	if errs.Is(err, errs.NotFound) || (err == nil && !strings.EqualFold(u.Email, strings.TrimSpace(email))) {
+		return Invitation{}, identity.User{}, bad
+	}
+	return inv, u, err
+}
+
+// VerifyInvite reports the user an invitation is for, without using it.
+func (s *Members) VerifyInvite(ctx context.Context, orgID, email, token string) (identity.User, error) {
+	_, u, err := s.invitation(ctx, orgID, email, token)
+	return u, err
+}
+
+// MinPasswordLength is the shortest password a user may set.
+const MinPasswordLength = 14
+
+// AcceptInvite uses an invitation: a user without a password sets one (at
+// least MinPasswordLength characters), and the membership becomes accepted.
+// A user who already has a password keeps it. The token works once.
+func (s *Members) AcceptInvite(ctx context.Context, orgID, email, token, password, firstName, lastName, ip, userAgent string) (identity.User, error) {
+	inv, u, err := s.invitation(ctx, orgID, email, token)
+	if err != nil {
+		return identity.User{}, err
+	}
+	hash := ""
+	if u.PasswordHash == "" {
+		if len(password) < MinPasswordLength || len(password) > 1024 {
+			return identity.User{}, invalidField("password", "password must be %d to 1024 characters", MinPasswordLength)
+		}
+		if s.hasher != nil {
+			release, err := s.hasher.Acquire(ctx)
+			if err != nil {
+				return identity.User{}, err
+			}
+			hash = identity.HashPassword(password)
+			release()
+		} else {
+			hash = identity.HashPassword(password)
+		}
+	}
+	firstName, lastName = strings.TrimSpace(firstName), strings.TrimSpace(lastName)
+	if len(firstName) > 64 || len(lastName) > 64 {
+		return identity.User{}, invalidField("firstName", "names must be at most 64 characters")
+	}
+	actor := authz.Actor{Kind: authz.ActorUser, ID: u.ID, OrgID: orgID, Name: u.Email, IP: ip, UserAgent: userAgent}
+	ev := audit.New(actor, "accept-org-invitation", map[string]any{"userId": u.ID, "email": u.Email})
+	if err := s.store.AcceptInvitation(ctx, inv, hash, firstName, lastName, ev); err != nil {
+		if errs.Is(err, errs.NotFound) {
+			return identity.User{}, errs.BadRequest("The invitation is invalid or has expired; ask an admin for a new one")
+		}
+		return identity.User{}, err
+	}
+	return s.store.UserByID(ctx, u.ID)
+}
