@@ -21,6 +21,8 @@ import (
 	"github.com/lockbox-dev/lockbox/internal/config"
 	"github.com/lockbox-dev/lockbox/internal/dynamic"
 	"github.com/lockbox-dev/lockbox/internal/keyring"
+	"github.com/lockbox-dev/lockbox/internal/mail"
+	"github.com/lockbox-dev/lockbox/internal/org"
 	"github.com/lockbox-dev/lockbox/internal/store"
 )
 
@@ -124,7 +126,18 @@ func serve(ctx context.Context, cfg config.Config, stdout, stderr io.Writer) err
 	if err != nil {
 		return &exitError{2, fmt.Errorf("dynamic secret targets: %v", err)}
 	}
+	var mailer org.Mailer
+	if cfg.SMTPURL != "" {
+		m, err := mail.Parse(string(cfg.SMTPURL))
+		if err != nil {
+			return &exitError{2, err} // never echoes the URL: it may hold a password
+		}
+		mailer = m
+		log.Info("invitation links are mailed", "via", m.String())
+	}
 	srv := app.New(db, kr, app.Options{
+		Mailer:                  mailer,
+		SiteURL:                 cfg.SiteURL,
 		TargetPolicy:            targets,
 		Version:                 version,
 		MaxBodyBytes:            cfg.MaxBodyBytes,

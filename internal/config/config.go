@@ -72,6 +72,12 @@ type Config struct {
 	// (TrustedProxies) forwards the client certificate it verified, for
 	// certificate login; from any other peer the header is ignored.
 	TLSClientCertHeader string // LOCKBOX_TLS_CLIENT_CERT_HEADER / --tls-client-cert-header
+	// SMTPURL, when set, is the server invitation links are mailed through:
+	// smtp://[user:pass@]host[:port]?from=addr or smtps://…
+	SMTPURL Secret // LOCKBOX_SMTP_URL (no flag: it may hold a password)
+	// SiteURL is where invitation links point, e.g. https://lockbox.example.com;
+	// empty: the scheme and host the inviting request reached.
+	SiteURL string // LOCKBOX_SITE_URL / --site-url
 }
 
 // DefaultClientCertHeader is Infisical's default header for a forwarded
@@ -136,6 +142,11 @@ func (c Config) Validate() error {
 		b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(c.RootKey)))
 		if err != nil || len(b) != 32 {
 			problems = append(problems, errors.New("LOCKBOX_ROOT_KEY: want the base64 encoding of exactly 32 bytes (openssl rand -base64 32)"))
+		}
+	}
+	if c.SiteURL != "" {
+		if u, err := url.Parse(c.SiteURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" {
+			problems = append(problems, fmt.Errorf("site url %q: want http(s)://host[:port][/path]", c.SiteURL))
 		}
 	}
 	if c.RootKey == "" && c.Postgres() {
@@ -221,6 +232,8 @@ func variables() []variable {
 		{"LOCKBOX_TLS_KEY_FILE", "tls-key-file", "PEM private key of the TLS certificate", false, func(c *Config, v string) error { c.TLSKeyFile = v; return nil }},
 		{"LOCKBOX_TLS_CLIENT_CA_FILE", "tls-client-ca-file", "PEM CAs that client certificates are verified against when a client presents one", false, func(c *Config, v string) error { c.TLSClientCAFile = v; return nil }},
 		{"LOCKBOX_TLS_CLIENT_CERT_HEADER", "tls-client-cert-header", "header in which a trusted proxy forwards the client certificate for TLS certificate login (empty: none is read; Infisical's is x-identity-tls-cert-auth-client-cert)", false, func(c *Config, v string) error { c.TLSClientCertHeader = v; return nil }},
+		{"LOCKBOX_SMTP_URL", "", "smtp://[user:pass@]host[:port]?from=addr: mail invitation links (empty: links are only shown to the inviting admin)", true, func(c *Config, v string) error { c.SMTPURL = Secret(v); return nil }},
+		{"LOCKBOX_SITE_URL", "site-url", "public URL invitation links point to, e.g. https://lockbox.example.com (empty: the address the request reached)", false, func(c *Config, v string) error { c.SiteURL = strings.TrimRight(v, "/"); return nil }},
 		{"LOCKBOX_METRICS_LISTEN", "metrics-listen", "separate address serving /metrics, e.g. 127.0.0.1:9090 (empty: /metrics on the API listener)", false, func(c *Config, v string) error { c.MetricsListen = v; return nil }},
 	}
 }
