@@ -131,3 +131,37 @@ func TestNodeSDK(t *testing.T) {
 		}
 	})
 }
+
+// TestNodeSDKInviteMembers drives the real @infisical/sdk 5.0.2's
+// projects().inviteMembers: users of the organization become project
+// members with the roles asked for (member by default).
+func TestNodeSDKInviteMembers(t *testing.T) {
+	dir := nodeSDKDir(t)
+	forEachEngine(t, func(t *testing.T, d store.Dialect) {
+		e := apptest.Bootstrapped(t, d)
+		p := createProject(t, e, e.Token, map[string]any{"projectName": "node-invite"})
+		invite(t, e, e.Token, "node-a@example.com", "member")
+		invite(t, e, e.Token, "node-b@example.com", "member")
+		var got struct {
+			ByEmail, ByUsername []struct{ ID, UserID, ProjectID string }
+			StrangerError       string
+		}
+		runNode(t, e, dir, "invite.mjs", p.ID, &got)
+		if len(got.ByEmail) != 1 || got.ByEmail[0].ProjectID != p.ID || got.ByEmail[0].UserID == "" ||
+			len(got.ByUsername) != 1 || got.ByUsername[0].UserID == got.ByEmail[0].UserID {
+			t.Fatalf("node saw %+v", got)
+		}
+		if !strings.Contains(got.StrangerError, "not a member of this organization") {
+			t.Fatalf("stranger error %q", got.StrangerError)
+		}
+		var list struct{ Memberships []projectUserOut }
+		e.Must(t, 200, "GET", "/api/v1/projects/"+p.ID+"/memberships", e.Token, nil).Decode(t, &list)
+		roles := map[string]string{}
+		for _, m := range list.Memberships {
+			roles[m.User.Email] = m.Roles[0].Role
+		}
+		if len(list.Memberships) != 2 || roles["node-a@example.com"] != "viewer" || roles["node-b@example.com"] != "member" {
+			t.Fatalf("memberships %+v", list)
+		}
+	})
+}
