@@ -23,6 +23,7 @@ type projectOut struct {
 
 func (c *cli) newProjectsCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "projects", Short: "Create and list projects"}
+	cmd.AddCommand(c.newProjectMembersCmd())
 	var plain bool
 	var slug, template string
 	create := &cobra.Command{
