@@ -46,6 +46,7 @@ func (s *Server) peopleRoutes(m *routeMux) {
 		m.Handle("DELETE "+base+"/{membershipId}", s.authed(s.projectUserDelete))
 		m.Handle("POST "+base+"/details", s.authed(s.projectUserDetails))
 	}
+	m.Handle("GET /api/v1/projects/{projectId}/user/{userId}/membership", s.authed(s.projectUserByUserID))
 	for _, base := range []string{"/api/v1/projects/{projectId}/memberships", "/api/v2/workspace/{projectId}/memberships"} {
 		m.Handle("POST "+base, s.authed(s.projectUserAdd))
 		m.Handle("DELETE "+base, s.authed(s.projectUserRemoveMany))
@@ -424,6 +425,14 @@ func (s *Server) projectUserList(w http.ResponseWriter, r *http.Request) error {
 
 func (s *Server) projectUserGet(w http.ResponseWriter, r *http.Request) error {
 	m, err := s.svc.ProjectUsers.Get(r.Context(), actorFrom(r.Context()), r.PathValue("projectId"), r.PathValue("membershipId"))
+	if err != nil {
+		return err
+	}
+	return writeProjectUser(w, m)
+}
+
+func (s *Server) projectUserByUserID(w http.ResponseWriter, r *http.Request) error {
+	m, err := s.svc.ProjectUsers.GetByUser(r.Context(), actorFrom(r.Context()), r.PathValue("projectId"), r.PathValue("userId"))
 	if err != nil {
 		return err
 	}

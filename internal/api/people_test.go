@@ -18,7 +18,7 @@ type inviteLinkOut struct {
 }
 
 // invite invites email into e's organization with role as the bootstrap admin.
-func invite(t *testing.T, e *apptest.Env, token, email, role string) inviteLinkOut {
+func invite(t testing.TB, e *apptest.Env, token, email, role string) inviteLinkOut {
 	t.Helper()
 	var out struct {
 		Message             string
@@ -33,7 +33,7 @@ func invite(t *testing.T, e *apptest.Env, token, email, role string) inviteLinkO
 }
 
 // linkToken returns the one-time token of an invitation link.
-func linkToken(t *testing.T, link string) string {
+func linkToken(t testing.TB, link string) string {
 	t.Helper()
 	u, err := url.Parse(link)
 	if err != nil || u.Path != "/signupinvite" || u.Query().Get("token") == "" {
@@ -43,14 +43,14 @@ func linkToken(t *testing.T, link string) string {
 }
 
 // accept sets the invitee's password through the invitation link.
-func accept(t *testing.T, e *apptest.Env, email, link, password string) {
+func accept(t testing.TB, e *apptest.Env, email, link, password string) {
 	t.Helper()
 	e.Must(t, 200, "POST", "/api/v1/invite-org/accept", "", map[string]any{"email": email, "organizationId": e.OrgID,
 		"code": linkToken(t, link), "password": password, "firstName": "Al"})
 }
 
 // userLogin logs a user in and selects e's organization, returning the token.
-func userLogin(t *testing.T, e *apptest.Env, email, password string) string {
+func userLogin(t testing.TB, e *apptest.Env, email, password string) string {
 	t.Helper()
 	var login struct{ AccessToken string }
 	e.Must(t, 200, "POST", "/api/v3/auth/login", "", map[string]string{"email": email, "password": password}).Decode(t, &login)
@@ -60,7 +60,7 @@ func userLogin(t *testing.T, e *apptest.Env, email, password string) string {
 }
 
 // newUser invites, accepts and logs in a user with organization role orgRole.
-func newUser(t *testing.T, e *apptest.Env, email, orgRole string) (token, membershipID string) {
+func newUser(t testing.TB, e *apptest.Env, email, orgRole string) (token, membershipID string) {
 	t.Helper()
 	l := invite(t, e, e.Token, email, orgRole)
 	accept(t, e, email, l.Link, "a long enough password")
@@ -77,7 +77,7 @@ type projectUserOut struct {
 	User struct{ ID, Email, Username string }
 }
 
-func addProjectUsers(t *testing.T, e *apptest.Env, token, projectID string, emails []string, roles ...string) []projectUserOut {
+func addProjectUsers(t testing.TB, e *apptest.Env, token, projectID string, emails []string, roles ...string) []projectUserOut {
 	t.Helper()
 	var out struct{ Memberships []projectUserOut }
 	e.Must(t, 200, "POST", "/api/v2/workspace/"+projectID+"/memberships", token, map[string]any{"emails": emails, "roleSlugs": roles}).Decode(t, &out)
@@ -211,6 +211,11 @@ func TestInviteAcceptLoginAndProjectRoles(t *testing.T) {
 		if one.Membership.ID != ms[0].ID || one.Membership.User.Username != "alice@example.com" {
 			t.Fatalf("details %+v", one)
 		}
+		e.Must(t, 200, "GET", "/api/v1/projects/"+a.ID+"/user/"+ms[0].UserID+"/membership", e.Token, nil).Decode(t, &one)
+		if one.Membership.ID != ms[0].ID {
+			t.Fatalf("by user id %+v", one)
+		}
+		assertError(t, e.Do(t, "GET", "/api/v1/projects/"+b.ID+"/user/"+ms[0].UserID+"/membership", e.Token, nil), 404, "NotFound")
 		// Promote to member (Terraform's PATCH shape): now she writes.
 		var upd struct{ Roles []struct{ Role string } }
 		e.Must(t, 200, "PATCH", "/api/v1/workspace/"+a.ID+"/memberships/"+ms[0].ID, e.Token, map[string]any{"roles": []map[string]any{

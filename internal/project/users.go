@@ -114,6 +114,22 @@ func (u *Users) Get(ctx context.Context, actor authz.Actor, projectID, membershi
 	return u.get(ctx, projectID, membershipID)
 }
 
+// GetByUser returns the membership of the user with id userID.
+func (u *Users) GetByUser(ctx context.Context, actor authz.Actor, projectID, userID string) (UserMembership, error) {
+	if _, _, err := u.load(ctx, actor, projectID, authz.ActRead); err != nil {
+		return UserMembership{}, err
+	}
+	notFound := errs.NotFoundf("User %s is not a member of this project", truncate(userID, 64))
+	if _, err := uuid.Parse(userID); err != nil {
+		return UserMembership{}, notFound
+	}
+	ms, err := u.store.UserMembershipByUser(ctx, projectID, userID)
+	if errs.Is(err, errs.NotFound) {
+		return UserMembership{}, notFound
+	}
+	return ms, err
+}
+
 // GetByLogin returns the membership of the user with email or username login.
 func (u *Users) GetByLogin(ctx context.Context, actor authz.Actor, projectID, login string) (UserMembership, error) {
 	p, _, err := u.load(ctx, actor, projectID, authz.ActRead)
