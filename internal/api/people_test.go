@@ -4,6 +4,7 @@ import (
 	"database/sql"
 	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -438,5 +439,54 @@ func TestTemporaryUserRoleExpires(t *testing.T) {
 		// Invalid temporary fields are a 422.
 		assertError(t, e.Do(t, "PATCH", "/api/v1/projects/"+p.ID+"/memberships/"+ms[0].ID, e.Token, map[string]any{"roles": []map[string]any{
 			{"role": "viewer", "isTemporary": true, "temporaryRange": "soon"}}}), 422, "ValidationFailure")
+	})
+}
+
+// TestInvitationExpiresAndWorksOnce: a link stops working after 72 hours (on
+// an injected clock), a new invitation replaces the old link, and of
+// concurrent uses of one link exactly one succeeds.
+func TestInvitationExpiresAndWorksOnce(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, d store.Dialect) {
+		var offset atomic.Int64
+		now := func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
+		e := apptest.Bootstrapped(t, d, apptest.Options{Now: now})
+		body := func(link string) map[string]any {
+			return map[string]any{"email": "late@example.com", "organizationId": e.OrgID, "code": linkToken(t, link), "password": "a long enough password"}
+		}
+		old := invite(t, e, e.Token, "late@example.com", "member")
+		offset.Store(int64(73 * time.Hour))
+		assertError(t, e.Do(t, "POST", "/api/v1/invite-org/accept", "", body(old.Link)), 400, "BadRequest")
+		assertError(t, e.Do(t, "POST", "/api/v1/invite-org/signup", e.Token, map[string]any{"inviteeEmails": []string{"late@example.com"},
+			"organizationId": e.OrgID, "organizationRoleSlug": "no-such-role"}), 400, "BadRequest")
+		assertError(t, e.Do(t, "POST", "/api/v1/invite-org/signup", e.Token, map[string]any{"inviteeEmails": []string{"Late <late@example.com>"},
+			"organizationId": e.OrgID}), 422, "ValidationFailure")
+		// Invited again: the old link is dead even before it expires.
+		offset.Store(0)
+		first := invite(t, e, e.Token, "late@example.com", "member")
+		second := invite(t, e, e.Token, "late@example.com", "no-access")
+		assertError(t, e.Do(t, "POST", "/api/v1/invite-org/accept", "", body(first.Link)), 400, "BadRequest")
+		// Eight concurrent uses of the live link: exactly one succeeds.
+		var ok atomic.Int32
+		var wg sync.WaitGroup
+		for range 8 {
+			wg.Go(func() {
+				if e.Do(t, "POST", "/api/v1/invite-org/accept", "", body(second.Link)).Status == 200 {
+					ok.Add(1)
+				}
+			})
+		}
+		wg.Wait()
+		if ok.Load() != 1 {
+			t.Fatalf("%d concurrent accepts succeeded", ok.Load())
+		}
+		// The role of the latest invitation holds.
+		var m struct{ Membership struct{ Role, Status string } }
+		e.Must(t, 200, "GET", "/api/v2/organizations/"+e.OrgID+"/memberships/"+second.MembershipID, e.Token, nil).Decode(t, &m)
+		if m.Membership.Role != "no-access" || m.Membership.Status != "accepted" {
+			t.Fatalf("membership %+v", m)
+		}
+		// An accepted member cannot be invited again.
+		assertError(t, e.Do(t, "POST", "/api/v1/invite-org/signup", e.Token, map[string]any{"inviteeEmails": []string{"late@example.com"},
+			"organizationId": e.OrgID}), 400, "BadRequest")
 	})
 }
