@@ -20,6 +20,7 @@ func (s *Server) peopleRoutes(m *routeMux) {
 	}
 	const om = "/api/v2/organizations/{orgId}/memberships"
 	m.Handle("GET "+om, s.authed(s.orgMemberList))
+	m.Handle("DELETE "+om, s.authed(s.orgMemberDeleteMany))
 	m.Handle("GET "+om+"/{membershipId}", s.authed(s.orgMemberGet))
 	m.Handle("PATCH "+om+"/{membershipId}", s.authed(s.orgMemberUpdate))
 	m.Handle("DELETE "+om+"/{membershipId}", s.authed(s.orgMemberDelete))
@@ -135,6 +136,26 @@ func (s *Server) orgMemberDelete(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	return writeOrgMember(w, m)
+}
+
+func (s *Server) orgMemberDeleteMany(w http.ResponseWriter, r *http.Request) error {
+	var req struct {
+		MembershipIDs []string `json:"membershipIds"`
+	}
+	if err := s.decode(r, &req); err != nil {
+		return err
+	}
+	list, err := s.svc.OrgMembers.RemoveMany(r.Context(), actorFrom(r.Context()), r.PathValue("orgId"), req.MembershipIDs)
+	if err != nil {
+		return err
+	}
+	out := make([]wireOrgMember, len(list))
+	for i, m := range list {
+		out[i] = toWireOrgMember(m)
+	}
+	return writeJSON(w, http.StatusOK, struct {
+		Memberships []wireOrgMember `json:"memberships"`
+	}{out})
 }
 
 func (s *Server) orgIdentityMemberships(w http.ResponseWriter, r *http.Request) error {

@@ -488,5 +488,17 @@ func TestInvitationExpiresAndWorksOnce(t *testing.T) {
 		// An accepted member cannot be invited again.
 		assertError(t, e.Do(t, "POST", "/api/v1/invite-org/signup", e.Token, map[string]any{"inviteeEmails": []string{"late@example.com"},
 			"organizationId": e.OrgID}), 400, "BadRequest")
+		// Bulk removal: all or nothing.
+		other := invite(t, e, e.Token, "other@example.com", "member")
+		assertError(t, e.Do(t, "DELETE", "/api/v2/organizations/"+e.OrgID+"/memberships", e.Token, map[string]any{
+			"membershipIds": []string{other.MembershipID, "not-a-membership"}}), 404, "NotFound")
+		assertError(t, e.Do(t, "DELETE", "/api/v2/organizations/"+e.OrgID+"/memberships", e.Token, map[string]any{}), 422, "ValidationFailure")
+		var bulk struct{ Memberships []struct{ ID string } }
+		e.Must(t, 200, "DELETE", "/api/v2/organizations/"+e.OrgID+"/memberships", e.Token, map[string]any{
+			"membershipIds": []string{other.MembershipID, second.MembershipID}}).Decode(t, &bulk)
+		if len(bulk.Memberships) != 2 {
+			t.Fatalf("bulk delete %+v", bulk)
+		}
+		assertError(t, e.Do(t, "GET", "/api/v2/organizations/"+e.OrgID+"/memberships/"+other.MembershipID, e.Token, nil), 404, "NotFound")
 	})
 }

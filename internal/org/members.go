@@ -178,6 +178,39 @@ func (s *Members) Remove(ctx context.Context, actor authz.Actor, orgID, membersh
 	return m, s.store.DeleteOrgMember(ctx, m, ev)
 }
 
+// RemoveMany removes several members of the organization, checking each as
+// Remove does; nothing is removed unless every one may be.
+func (s *Members) RemoveMany(ctx context.Context, actor authz.Actor, orgID string, membershipIDs []string) ([]Member, error) {
+	set, mine, err := perms(ctx, s.authz, actor, orgID, authz.ActDelete, authz.SubMember)
+	if err != nil {
+		return nil, err
+	}
+	if len(membershipIDs) == 0 || len(membershipIDs) > MaxInvitees {
+		return nil, invalidField("membershipIds", "give 1 to %d membership ids", MaxInvitees)
+	}
+	var list []Member
+	for _, id := range membershipIDs {
+		m, err := s.load(ctx, orgID, id)
+		if err != nil {
+			return nil, err
+		}
+		if actor.Kind == authz.ActorUser && m.UserID == actor.ID {
+			return nil, errs.BadRequest("You cannot remove your own organization membership")
+		}
+		if err := mayHold(ctx, s.authz, actor, set, mine, m.RoleSlug()); err != nil {
+			return nil, err
+		}
+		list = append(list, m)
+	}
+	for _, m := range list {
+		ev := audit.New(actor, "remove-user-from-org", map[string]any{"userId": m.UserID, "email": m.Email})
+		if err := s.store.DeleteOrgMember(ctx, m, ev); err != nil {
+			return nil, err
+		}
+	}
+	return list, nil
+}
+
 // RemoveByEmail removes the member with email (the CLI's way to name one).
 func (s *Members) RemoveByEmail(ctx context.Context, actor authz.Actor, orgID, email string) (Member, error) {
 	if _, _, err := perms(ctx, s.authz, actor, orgID, authz.ActDelete, authz.SubMember); err != nil {
