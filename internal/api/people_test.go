@@ -502,3 +502,35 @@ func TestInvitationExpiresAndWorksOnce(t *testing.T) {
 		assertError(t, e.Do(t, "GET", "/api/v2/organizations/"+e.OrgID+"/memberships/"+other.MembershipID, e.Token, nil), 404, "NotFound")
 	})
 }
+
+// TestPersonalOverridesArePerUser: an invited user's personal override is
+// theirs alone; another member reads the shared value, and removing the
+// user from the project leaves nothing of theirs readable.
+func TestPersonalOverridesArePerUser(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, d store.Dialect) {
+		e := apptest.Bootstrapped(t, d)
+		p := createProject(t, e, e.Token, map[string]any{"projectName": "overrides"})
+		putSecret(t, e, e.Token, p.ID, "dev", "/", "DB_PASS", "shared-pass")
+		alice, _ := newUser(t, e, "alice@example.com", "member")
+		bob, _ := newUser(t, e, "bob@example.com", "member")
+		addProjectUsers(t, e, e.Token, p.ID, []string{"alice@example.com", "bob@example.com"}, "member")
+		e.Must(t, 200, "POST", "/api/v3/secrets/raw/DB_PASS", alice, map[string]any{"workspaceId": p.ID, "environment": "dev",
+			"secretValue": "alice-pass", "type": "personal"})
+		get := func(token string) string {
+			var out struct{ Secrets []secretOut }
+			e.Must(t, 200, "GET", "/api/v3/secrets/raw?workspaceId="+p.ID+"&environment=dev&includePersonalOverrides=true", token, nil).Decode(t, &out)
+			if len(out.Secrets) != 1 {
+				t.Fatalf("list %+v", out)
+			}
+			return out.Secrets[0].SecretValue
+		}
+		if a, b := get(alice), get(bob); a != "alice-pass" || b != "shared-pass" {
+			t.Fatalf("alice reads %q, bob reads %q", a, b)
+		}
+		assertError(t, e.Do(t, "GET", "/api/v3/secrets/raw/DB_PASS?workspaceId="+p.ID+"&environment=dev&type=personal", bob, nil), 404, "NotFound")
+		e.Must(t, 200, "DELETE", "/api/v2/workspace/"+p.ID+"/memberships", e.Token, map[string]any{"emails": []string{"alice@example.com"}})
+		if r := e.Do(t, "GET", "/api/v3/secrets/raw/DB_PASS?workspaceId="+p.ID+"&environment=dev&type=personal", alice, nil); r.Status != 403 {
+			t.Fatalf("removed user reads her override: %d %s", r.Status, r.Body)
+		}
+	})
+}
