@@ -324,9 +324,14 @@ func (s *Server) orgRoleList(w http.ResponseWriter, r *http.Request) error {
 	for i, ro := range list {
 		out[i] = toWireOrgRole(ro)
 	}
-	return writeJSON(w, http.StatusOK, struct {
-		Roles []wireOrgRole `json:"roles"`
-	}{out})
+	// Infisical's shape: {data: {roles}}.
+	var body struct {
+		Data struct {
+			Roles []wireOrgRole `json:"roles"`
+		} `json:"data"`
+	}
+	body.Data.Roles = out
+	return writeJSON(w, http.StatusOK, body)
 }
 
 type orgRoleIn struct {

@@ -287,9 +287,9 @@ func TestOrgMembershipRoutesAndRoles(t *testing.T) {
 		if got.Role.ID != "admin" || len(got.Role.Permissions) == 0 {
 			t.Fatalf("built-in %+v", got)
 		}
-		var list struct{ Roles []roleOut }
+		var list struct{ Data struct{ Roles []roleOut } }
 		e.Must(t, 200, "GET", "/api/v1/organization/roles", e.Token, nil).Decode(t, &list)
-		if len(list.Roles) != 4 || list.Roles[3].Slug != "people-manager" {
+		if len(list.Data.Roles) != 4 || list.Data.Roles[3].Slug != "people-manager" {
 			t.Fatalf("list %+v", list)
 		}
 		for _, bad := range []map[string]any{
