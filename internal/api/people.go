@@ -207,6 +207,10 @@ func (s *Server) inviteSignup(w http.ResponseWriter, r *http.Request) error {
 		InviteeEmails        []string `json:"inviteeEmails"`
 		OrganizationID       string   `json:"organizationId"`
 		OrganizationRoleSlug string   `json:"organizationRoleSlug"`
+		Projects             []struct {
+			ID              string   `json:"id"`
+			ProjectRoleSlug []string `json:"projectRoleSlug"`
+		} `json:"projects"`
 	}
 	if err := s.decode(r, &req); err != nil {
 		return err
@@ -214,8 +218,15 @@ func (s *Server) inviteSignup(w http.ResponseWriter, r *http.Request) error {
 	if req.OrganizationID == "" {
 		return field("organizationId", "Required")
 	}
+	projects := make([]org.ProjectInvite, len(req.Projects))
+	for i, p := range req.Projects {
+		if p.ID == "" {
+			return field("projects", "each project needs an id")
+		}
+		projects[i] = org.ProjectInvite{ProjectID: p.ID, Roles: p.ProjectRoleSlug}
+	}
 	links, err := s.svc.OrgMembers.Invite(r.Context(), actorFrom(r.Context()), org.InviteRequest{OrgID: req.OrganizationID,
-		Emails: req.InviteeEmails, Role: req.OrganizationRoleSlug, LinkBase: origin(r)})
+		Emails: req.InviteeEmails, Role: req.OrganizationRoleSlug, LinkBase: origin(r), Projects: projects})
 	if err != nil {
 		return err
 	}

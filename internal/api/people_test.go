@@ -534,3 +534,50 @@ func TestPersonalOverridesArePerUser(t *testing.T) {
 		}
 	})
 }
+
+// TestInviteIntoProjects: Infisical's invite body may name projects with
+// roles; each is checked (the privilege rule included) before anyone is
+// invited, and the invitee joins them.
+func TestInviteIntoProjects(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, d store.Dialect) {
+		e := apptest.Bootstrapped(t, d)
+		p := createProject(t, e, e.Token, map[string]any{"projectName": "with-invite"})
+		q := createProject(t, e, e.Token, map[string]any{"projectName": "other"})
+		req := func(email string, projects ...map[string]any) map[string]any {
+			return map[string]any{"inviteeEmails": []string{email}, "organizationId": e.OrgID, "projects": projects}
+		}
+		e.Must(t, 200, "POST", "/api/v1/invite-org/signup", e.Token, req("pat@example.com",
+			map[string]any{"id": p.ID, "projectRoleSlug": []string{"viewer"}}, map[string]any{"id": q.ID}))
+		var list struct{ Memberships []projectUserOut }
+		for id, want := range map[string]string{p.ID: "viewer", q.ID: "member"} {
+			e.Must(t, 200, "GET", "/api/v1/projects/"+id+"/memberships", e.Token, nil).Decode(t, &list)
+			if len(list.Memberships) != 1 || list.Memberships[0].User.Email != "pat@example.com" || list.Memberships[0].Roles[0].Role != want {
+				t.Fatalf("project %s: %+v", id, list)
+			}
+		}
+		// Someone who may invite into the organization but only holds the
+		// project's member role cannot invite into that project: refused
+		// before anyone is invited.
+		e.Must(t, 200, "POST", "/api/v1/organization/roles", e.Token, map[string]any{"slug": "inviter", "name": "Inviter",
+			"permissions": []map[string]any{{"subject": "member", "action": []string{"read", "create"}}}})
+		mem, memMS := newUser(t, e, "mem@example.com", "member")
+		e.Must(t, 200, "PATCH", "/api/v2/organizations/"+e.OrgID+"/memberships/"+memMS, e.Token, map[string]any{"role": "inviter"})
+		addProjectUsers(t, e, e.Token, p.ID, []string{"mem@example.com"}, "member")
+		nope := req("nope@example.com", map[string]any{"id": p.ID, "projectRoleSlug": []string{"admin"}})
+		nope["organizationRoleSlug"] = "no-access"
+		assertError(t, e.Do(t, "POST", "/api/v1/invite-org/signup", mem, nope), 403, "PermissionDenied")
+		var members struct {
+			Users []struct{ User struct{ Email string } }
+		}
+		e.Must(t, 200, "GET", "/api/v2/organizations/"+e.OrgID+"/memberships", e.Token, nil).Decode(t, &members)
+		for _, m := range members.Users {
+			if m.User.Email == "nope@example.com" {
+				t.Fatal("invited although a project was refused")
+			}
+		}
+		// Without the project the same invitation is allowed.
+		delete(nope, "projects")
+		e.Must(t, 200, "POST", "/api/v1/invite-org/signup", mem, nope)
+		assertError(t, e.Do(t, "POST", "/api/v1/invite-org/signup", e.Token, req("x@example.com", map[string]any{"projectRoleSlug": []string{"viewer"}})), 422, "ValidationFailure")
+	})
+}

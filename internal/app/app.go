@@ -177,6 +177,7 @@ func New(db *store.DB, kr *keyring.Keyring, o Options) *App {
 		svc.OrgMembers.Mailer = o.Mailer
 	}
 	svc.OrgMembers.SiteURL = o.SiteURL
+	svc.OrgMembers.Projects = svc.ProjectUsers
 	srv := api.New(api.Options{
 		Version:         o.Version,
 		MaxBodyBytes:    o.MaxBodyBytes,

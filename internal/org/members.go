@@ -47,6 +47,9 @@ type Members struct {
 	Mailer Mailer
 	// InviteTTL is how long an invitation works (DefaultInviteTTL when zero).
 	InviteTTL time.Duration
+	// Projects adds invitees to projects (InviteRequest.Projects); nil:
+	// invitations name no projects.
+	Projects ProjectAdder
 	// SiteURL is where invitation links point (LOCKBOX_SITE_URL); empty:
 	// the InviteRequest's LinkBase.
 	SiteURL string
@@ -243,11 +246,29 @@ type InviteLink struct {
 	Mailed bool
 }
 
+// ProjectAdder adds users of an organization to its projects under the
+// actor's permissions (project.Users).
+type ProjectAdder interface {
+	// CheckAdd reports whether the actor may add members with roles, adding no one.
+	CheckAdd(ctx context.Context, actor authz.Actor, projectID string, roles []string) error
+	// Join adds the users named by logins with roles (none: member).
+	Join(ctx context.Context, actor authz.Actor, projectID string, logins []string, roles []string) error
+}
+
+// ProjectInvite is a project an invitee joins, with its roles (none: member).
+type ProjectInvite struct {
+	ProjectID string
+	Roles     []string
+}
+
 // InviteRequest invites emails into the actor's organization with a role.
 type InviteRequest struct {
-	OrgID  string
-	Emails []string
-	Role   string // default "member"
+	// Projects the invitees are added to once invited; each is checked
+	// (the privilege rule included) before anyone is invited.
+	Projects []ProjectInvite
+	OrgID    string
+	Emails   []string
+	Role     string // default "member"
 	// LinkBase is the URL the link starts with, e.g. "https://lockbox.example.com".
 	LinkBase string
 }
@@ -280,6 +301,14 @@ func (s *Members) Invite(ctx context.Context, actor authz.Actor, req InviteReque
 	base, err := url.Parse(req.LinkBase)
 	if err != nil || (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" {
 		return nil, errs.Internalf(fmt.Errorf("link base %q", req.LinkBase), "invitation link base")
+	}
+	if len(req.Projects) > 0 && s.Projects == nil {
+		return nil, invalidField("projects", "projects cannot be given here")
+	}
+	for _, p := range req.Projects {
+		if err := s.Projects.CheckAdd(ctx, actor, p.ProjectID, p.Roles); err != nil {
+			return nil, err
+		}
 	}
 	seen := map[string]bool{}
 	var emails []string
@@ -348,6 +377,11 @@ func (s *Members) Invite(ctx context.Context, actor authz.Actor, req InviteReque
 			}
 		}
 		out = append(out, il)
+	}
+	for _, p := range req.Projects {
+		if err := s.Projects.Join(ctx, actor, p.ProjectID, emails, p.Roles); err != nil {
+			return nil, err
+		}
 	}
 	return out, nil
 }

@@ -187,6 +187,34 @@ func (u *Users) users(ctx context.Context, orgID string, logins []string) ([]Org
 	return found, nil
 }
 
+// CheckAdd reports whether the actor may add members to a project with
+// roles (nil: member), without adding anyone: the checks of Add before it
+// looks the users up.
+func (u *Users) CheckAdd(ctx context.Context, actor authz.Actor, projectID string, roles []string) error {
+	p, perms, err := u.load(ctx, actor, projectID, authz.ActCreate)
+	if err != nil {
+		return err
+	}
+	_, err = u.grantable(ctx, perms, p, roles)
+	return err
+}
+
+// grantable resolves role slugs (none: member) and checks the actor may grant them.
+func (u *Users) grantable(ctx context.Context, perms authz.Set, p Project, slugs []string) ([]MembershipRole, error) {
+	grants := make([]RoleGrant, len(slugs))
+	for i, s := range slugs {
+		grants[i] = RoleGrant{Role: s}
+	}
+	if len(grants) == 0 {
+		grants = []RoleGrant{{Role: "member"}}
+	}
+	roles, err := resolveGrants(ctx, u.store, u.m.now, perms, p.ID, grants, authz.SubMember)
+	if err != nil {
+		return nil, err
+	}
+	return roles, u.m.checkBoundary(ctx, perms, p.ID, "add the members", roles)
+}
+
 // Add makes users of the project's organization (named by email or
 // username) members of the project with roles (default: member). Users
 // already members are left as they are and not returned.
@@ -209,6 +237,29 @@ func (u *Users) Add(ctx context.Context, actor authz.Actor, projectID string, lo
 	if err := u.m.checkBoundary(ctx, perms, p.ID, "add the members", roles); err != nil {
 		return nil, err
 	}
+	return u.add(ctx, actor, p, users, roles)
+}
+
+// Join adds the users named by logins with role slugs (none: member); it
+// is Add for callers that need no memberships back (org.ProjectAdder).
+func (u *Users) Join(ctx context.Context, actor authz.Actor, projectID string, logins, roles []string) error {
+	p, perms, err := u.load(ctx, actor, projectID, authz.ActCreate)
+	if err != nil {
+		return err
+	}
+	users, err := u.users(ctx, p.OrgID, logins)
+	if err != nil {
+		return err
+	}
+	rs, err := u.grantable(ctx, perms, p, roles)
+	if err != nil {
+		return err
+	}
+	_, err = u.add(ctx, actor, p, users, rs)
+	return err
+}
+
+func (u *Users) add(ctx context.Context, actor authz.Actor, p Project, users []OrgUser, roles []MembershipRole) ([]UserMembership, error) {
 	ids := make([]string, len(users))
 	emails := make([]string, len(users))
 	for i, us := range users {
