@@ -41,8 +41,7 @@ func listPackages(t *testing.T) []pkg {
 
 // domain packages hold the rules; they must not know about HTTP, SQL drivers,
 // the store or the API.
-var domain = []string{"authz", "audit", "identity", "project", "secret", "dynamic", "keyring", "errs", "config", "events", "kms", "appconn", "rotation", "sshca"}
-var domain = []string{"authz", "audit", "identity", "project", "secret", "dynamic", "keyring", "errs", "config", "events", "kms", "org"}
+var domain = []string{"authz", "audit", "identity", "project", "secret", "dynamic", "keyring", "errs", "config", "events", "kms", "appconn", "rotation", "sshca", "org"}
 
 // forbiddenForDomain are import paths (and everything below them) that domain
 // packages must not depend on. database/sql itself is checked exactly:
