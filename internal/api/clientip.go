@@ -103,3 +103,8 @@ func peerHost(remoteAddr string) string {
 	}
 	return host
 }
+
+// ClientIP is the client address of a request served by the Server, after
+// its trusted-proxy rules (for handlers mounted beside the API, such as the
+// dashboard).
+func ClientIP(r *http.Request) string { return clientIP(r) }

@@ -64,6 +64,9 @@ type Options struct {
 	// Cache is the node's cache generation: each authenticated request
 	// begins by checking it against the database (nil: no caching).
 	Cache *cache.Gen
+	// Web, when set, serves every path outside /api that no API route
+	// matches (the dashboard, package web).
+	Web http.Handler
 }
 
 // Server is the HTTP API.
@@ -77,6 +80,7 @@ type Server struct {
 	auth            Authenticator
 	svc             Services
 	cache           *cache.Gen
+	web             http.Handler
 	authRate        *ipLimiter
 	trustedProxies  []netip.Prefix
 	clientCertHdr   string
@@ -124,6 +128,7 @@ func New(o Options) *Server {
 		auth:             o.Auth,
 		svc:              o.Services,
 		cache:            o.Cache,
+		web:              o.Web,
 		authRate:         newIPLimiter(o.AuthRateLimit, time.Minute),
 		trustedProxies:   o.TrustedProxies,
 		clientCertHdr:    o.CertHeader,
@@ -170,6 +175,10 @@ func (s *Server) dispatch(w http.ResponseWriter, r *http.Request) {
 		r.URL.RawPath = ""
 	}
 	h, pattern := s.mux.Handler(r)
+	if pattern == "" && s.web != nil && r.URL.Path != "/api" && !strings.HasPrefix(r.URL.Path, "/api/") {
+		s.web.ServeHTTP(w, r)
+		return
+	}
 	if pattern == "" {
 		// Let the mux write its 405 headers (Allow) into a recorder, then send our body.
 		rec := &statusRecorder{header: http.Header{}}

@@ -33,6 +33,7 @@ import (
 	"github.com/lockbox-dev/lockbox/internal/secret"
 	"github.com/lockbox-dev/lockbox/internal/sshca"
 	"github.com/lockbox-dev/lockbox/internal/store"
+	"github.com/lockbox-dev/lockbox/internal/web"
 )
 
 // Options tune the API built by New.
@@ -178,7 +179,12 @@ func New(db *store.DB, kr *keyring.Keyring, o Options) *App {
 	}
 	svc.OrgMembers.SiteURL = o.SiteURL
 	svc.OrgMembers.Projects = svc.ProjectUsers
+	dash := web.New(web.Options{Logger: o.Logger, ClientIP: api.ClientIP, Services: web.Services{
+		Sessions: identity.NewWeb(idsvc, db, nil), Identity: idsvc, Identities: admin, UniversalAuth: svc.UniversalAuth,
+		Authz: az, Projects: projects, Memberships: svc.Memberships, Roles: svc.Roles, Secrets: secrets,
+		Dynamic: dyn, KMS: keys, Audit: svc.Audit}})
 	srv := api.New(api.Options{
+		Web:             dash,
 		Version:         o.Version,
 		MaxBodyBytes:    o.MaxBodyBytes,
 		AuthRateLimit:   o.AuthRateLimit,

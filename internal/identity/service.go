@@ -340,30 +340,49 @@ func (s *Service) authUser(ctx context.Context, c claims, now time.Time, ip, ua 
 // counted and locked alike, so neither the time nor the answer tells whether
 // an account exists. A success clears the count.
 func (s *Service) Login(ctx context.Context, email, password, ip, userAgent string) (string, error) {
+	u, key, err := s.checkPassword(ctx, email, password, ip, userAgent)
+	if err != nil {
+		return "", err
+	}
+	tok, err := s.newSession(ctx, u.ID, "")
+	if err != nil {
+		return "", s.giveBack(ctx, key, err)
+	}
+	if err := s.loginSucceeded(ctx, u, key, ip, userAgent); err != nil {
+		return "", err
+	}
+	return tok, nil
+}
+
+// checkPassword is Login's password check and lockout: it returns the user
+// and the lockout key of the email, or an error that says nothing about
+// whether the account exists. The caller finishes a success with
+// loginSucceeded or takes the attempt back with giveBack.
+func (s *Service) checkPassword(ctx context.Context, email, password, ip, userAgent string) (User, string, error) {
 	email = strings.ToLower(strings.TrimSpace(email))
 	if email == "" || password == "" {
-		return "", errs.Invalidf("email and password are required")
+		return User{}, "", errs.Invalidf("email and password are required")
 	}
 	key, err := s.emailHash(ctx, email)
 	if err != nil {
-		return "", err
+		return User{}, "", err
 	}
 	release, err := s.Hasher.Acquire(ctx)
 	if err != nil {
-		return "", err
+		return User{}, "", err
 	}
 	defer release()
 	now := s.now().UTC().Truncate(time.Microsecond)
 	n, ok, err := s.store.ReserveUserLoginAttempt(ctx, key, s.UserLockout, now)
 	if err != nil {
-		return "", err
+		return User{}, "", err
 	}
 	if !ok {
-		return "", errs.Unauthorizedf("This account is temporarily locked, please try again later")
+		return User{}, "", errs.Unauthorizedf("This account is temporarily locked, please try again later")
 	}
 	u, err := s.store.UserByEmail(ctx, email)
 	if err != nil && !errs.Is(err, errs.NotFound) {
-		return "", s.giveBack(ctx, key, err)
+		return User{}, "", s.giveBack(ctx, key, err)
 	}
 	hash := u.PasswordHash
 	if err != nil {
@@ -373,16 +392,18 @@ func (s *Service) Login(ctx context.Context, email, password, ip, userAgent stri
 	release()
 	if !match || u.ID == "" {
 		if err := s.failedLogin(ctx, u, n, now, ip, userAgent); err != nil {
-			return "", err
+			return User{}, "", err
 		}
-		return "", errs.BadRequest("Invalid credentials")
+		return User{}, "", errs.BadRequest("Invalid credentials")
 	}
-	tok, err := s.newSession(ctx, u.ID, "")
-	if err != nil {
-		return "", s.giveBack(ctx, key, err)
-	}
+	return u, key, nil
+}
+
+// loginSucceeded clears the email's failed logins and audits the login in
+// every organization of the user.
+func (s *Service) loginSucceeded(ctx context.Context, u User, key, ip, userAgent string) error {
 	if err := s.store.ClearUserLoginAttempts(ctx, key); err != nil {
-		return "", err
+		return err
 	}
 	orgs, err := s.store.UserOrgs(ctx, u.ID)
 	if err != nil {
@@ -392,7 +413,7 @@ func (s *Service) Login(ctx context.Context, email, password, ip, userAgent stri
 		actor := authz.Actor{Kind: authz.ActorUser, ID: u.ID, OrgID: o.ID, Name: u.Email, IP: ip, UserAgent: userAgent}
 		auditBestEffort(ctx, s.store.AppendAudit, audit.New(actor, "user-login", map[string]any{"userId": u.ID}))
 	}
-	return tok, nil
+	return nil
 }
 
 // giveBack takes back the lockout reservation of a login that failed for a

@@ -1,0 +1,418 @@
+package identity
+
+import (
+	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha1"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base32"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/hex"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/lockbox-dev/lockbox/internal/audit"
+	"github.com/lockbox-dev/lockbox/internal/authz"
+	"github.com/lockbox-dev/lockbox/internal/errs"
+)
+
+// WebSession is a dashboard login. Its ID is the hex SHA-256 of the random
+// token in the browser's cookie; the token itself is never stored.
+type WebSession struct {
+	ID         string
+	UserID     string
+	OrgID      string
+	CreatedAt  time.Time
+	ExpiresAt  time.Time // absolute timeout
+	LastSeenAt time.Time // idle timeout runs from here
+	MFAPending bool      // password right, second factor still owed
+	Revoked    bool
+}
+
+// UserTOTP is a user's TOTP second factor; Secret is sealed.
+type UserTOTP struct {
+	UserID   string
+	Secret   []byte
+	Enabled  bool
+	LastStep int64
+}
+
+// WebStore is the storage of dashboard sessions and second factors.
+type WebStore interface {
+	CreateWebSession(ctx context.Context, s WebSession) error
+	// WebSessionByID returns a session of kind web with its user.
+	WebSessionByID(ctx context.Context, id string) (WebSession, User, error)
+	TouchWebSession(ctx context.Context, id string, at time.Time) error
+	// CompleteWebSessionMFA clears mfa_pending of a live session and sets
+	// its absolute expiry.
+	CompleteWebSessionMFA(ctx context.Context, id string, expires time.Time) error
+	RevokeWebSession(ctx context.Context, id string) error
+	// UserTOTP reports errs.NotFound when the user has none.
+	UserTOTP(ctx context.Context, userID string) (UserTOTP, error)
+	// PutUserTOTP replaces the user's (not yet enabled) TOTP seed and
+	// deletes its recovery codes.
+	PutUserTOTP(ctx context.Context, t UserTOTP, now time.Time) error
+	// EnableUserTOTP enables the seed and stores the recovery code hashes.
+	EnableUserTOTP(ctx context.Context, userID string, step int64, codeHashes []string) error
+	// AdvanceTOTPStep records step as used; false when it (or a later one) was.
+	AdvanceTOTPStep(ctx context.Context, userID string, step int64) (bool, error)
+	// UseRecoveryCode marks an unused code used; false when there is none.
+	UseRecoveryCode(ctx context.Context, userID, codeHash string, at time.Time) (bool, error)
+	AppendAudit(ctx context.Context, ev audit.Event) error
+}
+
+// Default dashboard session timeouts.
+const (
+	DefaultWebIdleTimeout     = 30 * time.Minute
+	DefaultWebAbsoluteTimeout = 12 * time.Hour
+	// mfaWindow is how long a session may wait for its second factor.
+	mfaWindow = 5 * time.Minute
+	// touchEvery bounds the writes of last_seen_at to one per minute per session.
+	touchEvery = time.Minute
+)
+
+// Web signs users in to the dashboard: password and lockout through the
+// identity Service, optional TOTP, server-side sessions.
+type Web struct {
+	svc   *Service
+	store WebStore
+	now   func() time.Time
+
+	Idle     time.Duration
+	Absolute time.Duration
+
+	csrf     keyedHash
+	recovery keyedHash
+	totpKey  keyedHash
+}
+
+// NewWeb returns the dashboard's session service.
+func NewWeb(svc *Service, st WebStore, now func() time.Time) *Web {
+	if now == nil {
+		now = time.Now
+	}
+	return &Web{svc: svc, store: st, now: now, Idle: DefaultWebIdleTimeout, Absolute: DefaultWebAbsoluteTimeout,
+		csrf: keyedHash{purpose: "web-csrf"}, recovery: keyedHash{purpose: "recovery-code-hmac"},
+		totpKey: keyedHash{purpose: "user-totp-seal"}}
+}
+
+// WebLogin is the outcome of a password login: a session token for the
+// cookie, and whether a TOTP code is still owed.
+type WebLogin struct {
+	Token      string
+	MFAPending bool
+}
+
+func sessionID(token string) string {
+	h := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(h[:])
+}
+
+// Login checks email and password (with the lockout and hashing cap of
+// Service.Login) and opens a session in the user's first organization.
+func (w *Web) Login(ctx context.Context, email, password, ip, ua string) (WebLogin, error) {
+	u, key, err := w.svc.checkPassword(ctx, email, password, ip, ua)
+	if err != nil {
+		return WebLogin{}, err
+	}
+	orgs, err := w.svc.store.UserOrgs(ctx, u.ID)
+	if err != nil {
+		return WebLogin{}, w.svc.giveBack(ctx, key, err)
+	}
+	if len(orgs) == 0 {
+		return WebLogin{}, w.svc.giveBack(ctx, key, errs.Forbiddenf("User is not a member of any organization"))
+	}
+	t, err := w.store.UserTOTP(ctx, u.ID)
+	if err != nil && !errs.Is(err, errs.NotFound) {
+		return WebLogin{}, w.svc.giveBack(ctx, key, err)
+	}
+	pending := err == nil && t.Enabled
+	now := w.now().UTC().Truncate(time.Microsecond)
+	token := base64.RawURLEncoding.EncodeToString(randBytes(32))
+	s := WebSession{ID: sessionID(token), UserID: u.ID, OrgID: orgs[0].ID, CreatedAt: now,
+		ExpiresAt: now.Add(w.Absolute), LastSeenAt: now, MFAPending: pending}
+	if pending {
+		s.ExpiresAt = now.Add(mfaWindow)
+	}
+	if err := w.store.CreateWebSession(ctx, s); err != nil {
+		return WebLogin{}, w.svc.giveBack(ctx, key, err)
+	}
+	if !pending {
+		if err := w.svc.loginSucceeded(ctx, u, key, ip, ua); err != nil {
+			return WebLogin{}, err
+		}
+	}
+	return WebLogin{Token: token, MFAPending: pending}, nil
+}
+
+func randBytes(n int) []byte {
+	b := make([]byte, n)
+	rand.Read(b)
+	return b
+}
+
+var errSession = errs.Unauthorizedf("Your session has ended, please log in again")
+
+// Session returns the session of a cookie token and the actor it acts as.
+// A session that is revoked, past its absolute timeout or idle too long is
+// refused; a pending second factor is reported through WebSession.MFAPending
+// (the caller lets such a session reach the code form only).
+func (w *Web) Session(ctx context.Context, token, ip, ua string) (WebSession, authz.Actor, error) {
+	if token == "" || len(token) > 128 {
+		return WebSession{}, authz.Actor{}, errSession
+	}
+	s, u, err := w.store.WebSessionByID(ctx, sessionID(token))
+	if errs.Is(err, errs.NotFound) {
+		return WebSession{}, authz.Actor{}, errSession
+	}
+	if err != nil {
+		return WebSession{}, authz.Actor{}, err
+	}
+	now := w.now().UTC()
+	if s.Revoked || !now.Before(s.ExpiresAt) || !now.Before(s.LastSeenAt.Add(w.Idle)) {
+		return WebSession{}, authz.Actor{}, errSession
+	}
+	if now.Sub(s.LastSeenAt) >= touchEvery {
+		if err := w.store.TouchWebSession(ctx, s.ID, now.Truncate(time.Microsecond)); err != nil {
+			return WebSession{}, authz.Actor{}, err
+		}
+	}
+	return s, authz.Actor{Kind: authz.ActorUser, ID: u.ID, OrgID: s.OrgID, Name: u.Email,
+		TokenID: s.ID, AuthMethod: MethodEmail, IP: ip, UserAgent: ua}, nil
+}
+
+// Logout revokes the session of token; an unknown token is no error.
+func (w *Web) Logout(ctx context.Context, token string, actor authz.Actor) error {
+	if err := w.store.RevokeWebSession(ctx, sessionID(token)); err != nil {
+		return err
+	}
+	if actor.ID != "" {
+		auditBestEffort(ctx, w.store.AppendAudit, audit.New(actor, "user-logout", map[string]any{"userId": actor.ID}))
+	}
+	return nil
+}
+
+// CSRFToken is the anti-forgery token of a session: a keyed hash of its id,
+// so it needs no storage and dies with the session.
+func (w *Web) CSRFToken(ctx context.Context, s WebSession) (string, error) {
+	h, err := w.csrf.sum(ctx, w.svc.keys, s.ID)
+	return base64.RawURLEncoding.EncodeToString(h), err
+}
+
+// CheckCSRF reports whether tok is the session's anti-forgery token.
+func (w *Web) CheckCSRF(ctx context.Context, s WebSession, tok string) bool {
+	want, err := w.CSRFToken(ctx, s)
+	return err == nil && tok != "" && subtle.ConstantTimeCompare([]byte(want), []byte(tok)) == 1
+}
+
+// VerifyMFA completes a pending session with a TOTP code or an unused
+// recovery code. Wrong codes count against the email's lockout like wrong
+// passwords.
+func (w *Web) VerifyMFA(ctx context.Context, token, code, ip, ua string) error {
+	s, u, err := w.store.WebSessionByID(ctx, sessionID(token))
+	now := w.now().UTC()
+	if errs.Is(err, errs.NotFound) || (err == nil && (s.Revoked || !s.MFAPending || !now.Before(s.ExpiresAt))) {
+		return errSession
+	}
+	if err != nil {
+		return err
+	}
+	key, err := w.svc.emailHash(ctx, u.Email)
+	if err != nil {
+		return err
+	}
+	n, ok, err := w.svc.store.ReserveUserLoginAttempt(ctx, key, w.svc.UserLockout, now.Truncate(time.Microsecond))
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return errs.Unauthorizedf("This account is temporarily locked, please try again later")
+	}
+	good, err := w.checkCode(ctx, u.ID, code, now)
+	if err != nil {
+		return w.svc.giveBack(ctx, key, err)
+	}
+	if !good {
+		if err := w.svc.failedLogin(ctx, u, n, now.Truncate(time.Microsecond), ip, ua); err != nil {
+			return err
+		}
+		return errs.BadRequest("Invalid code")
+	}
+	if err := w.store.CompleteWebSessionMFA(ctx, s.ID, s.CreatedAt.Add(w.Absolute)); err != nil {
+		return err
+	}
+	return w.svc.loginSucceeded(ctx, u, key, ip, ua)
+}
+
+// checkCode accepts a current TOTP code once, or an unused recovery code.
+func (w *Web) checkCode(ctx context.Context, userID, code string, now time.Time) (bool, error) {
+	code = strings.ReplaceAll(strings.TrimSpace(code), " ", "")
+	t, err := w.store.UserTOTP(ctx, userID)
+	if err != nil {
+		return false, err
+	}
+	if len(code) == 6 {
+		seed, err := w.openSeed(ctx, t)
+		if err != nil {
+			return false, err
+		}
+		if step, ok := matchTOTP(seed, code, now); ok {
+			return w.store.AdvanceTOTPStep(ctx, userID, step)
+		}
+		return false, nil
+	}
+	h, err := w.recovery.sum(ctx, w.svc.keys, userID+"|"+strings.ToLower(code))
+	if err != nil {
+		return false, err
+	}
+	return w.store.UseRecoveryCode(ctx, userID, hex.EncodeToString(h), now.Truncate(time.Microsecond))
+}
+
+// TOTPEnrollment is a fresh seed to show the user once, as text and URI.
+type TOTPEnrollment struct {
+	Secret string // base32, no padding
+	URI    string // otpauth://
+}
+
+// BeginTOTP makes a new seed for actor, not yet enabled. A user whose TOTP
+// is already enabled is refused.
+func (w *Web) BeginTOTP(ctx context.Context, actor authz.Actor) (TOTPEnrollment, error) {
+	if actor.Kind != authz.ActorUser {
+		return TOTPEnrollment{}, errs.Forbiddenf("Only users have a second factor")
+	}
+	if t, err := w.store.UserTOTP(ctx, actor.ID); err == nil && t.Enabled {
+		return TOTPEnrollment{}, errs.BadRequest("Two-factor authentication is already enabled")
+	} else if err != nil && !errs.Is(err, errs.NotFound) {
+		return TOTPEnrollment{}, err
+	}
+	seed := randBytes(20)
+	sealed, err := w.sealSeed(ctx, actor.ID, seed)
+	if err != nil {
+		return TOTPEnrollment{}, err
+	}
+	if err := w.store.PutUserTOTP(ctx, UserTOTP{UserID: actor.ID, Secret: sealed}, w.now().UTC()); err != nil {
+		return TOTPEnrollment{}, err
+	}
+	sec := base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(seed)
+	uri := fmt.Sprintf("otpauth://totp/lockbox:%s?secret=%s&issuer=lockbox&algorithm=SHA1&digits=6&period=30",
+		url.PathEscape(actor.Name), sec)
+	return TOTPEnrollment{Secret: sec, URI: uri}, nil
+}
+
+// ConfirmTOTP enables the pending seed if code is current and returns ten
+// single-use recovery codes, shown once.
+func (w *Web) ConfirmTOTP(ctx context.Context, actor authz.Actor, code string) ([]string, error) {
+	t, err := w.store.UserTOTP(ctx, actor.ID)
+	if errs.Is(err, errs.NotFound) || (err == nil && t.Enabled) {
+		return nil, errs.BadRequest("Start two-factor enrolment first")
+	}
+	if err != nil {
+		return nil, err
+	}
+	seed, err := w.openSeed(ctx, t)
+	if err != nil {
+		return nil, err
+	}
+	step, ok := matchTOTP(seed, strings.TrimSpace(code), w.now().UTC())
+	if !ok {
+		return nil, errs.BadRequest("Invalid code")
+	}
+	codes := make([]string, 10)
+	hashes := make([]string, 10)
+	for i := range codes {
+		b := randBytes(5)
+		codes[i] = hex.EncodeToString(b)
+		h, err := w.recovery.sum(ctx, w.svc.keys, actor.ID+"|"+codes[i])
+		if err != nil {
+			return nil, err
+		}
+		hashes[i] = hex.EncodeToString(h)
+	}
+	if err := w.store.EnableUserTOTP(ctx, actor.ID, step, hashes); err != nil {
+		return nil, err
+	}
+	auditBestEffort(ctx, w.store.AppendAudit, audit.New(actor, "user-enable-totp", map[string]any{"userId": actor.ID}))
+	return codes, nil
+}
+
+// TOTPEnabled reports whether the actor has an enabled second factor.
+func (w *Web) TOTPEnabled(ctx context.Context, actor authz.Actor) (bool, error) {
+	t, err := w.store.UserTOTP(ctx, actor.ID)
+	if errs.Is(err, errs.NotFound) {
+		return false, nil
+	}
+	return err == nil && t.Enabled, err
+}
+
+func (w *Web) seedAEAD(ctx context.Context) (cipher.AEAD, error) {
+	k, err := w.totpKey.sum(ctx, w.svc.keys, "aes-256-gcm")
+	if err != nil {
+		return nil, err
+	}
+	b, err := aes.NewCipher(k)
+	if err != nil {
+		return nil, err
+	}
+	return cipher.NewGCM(b)
+}
+
+func (w *Web) sealSeed(ctx context.Context, userID string, seed []byte) ([]byte, error) {
+	a, err := w.seedAEAD(ctx)
+	if err != nil {
+		return nil, err
+	}
+	nonce := randBytes(a.NonceSize())
+	return a.Seal(nonce, nonce, seed, []byte("user_totp|secret|"+userID)), nil
+}
+
+func (w *Web) openSeed(ctx context.Context, t UserTOTP) ([]byte, error) {
+	a, err := w.seedAEAD(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if len(t.Secret) < a.NonceSize() {
+		return nil, fmt.Errorf("totp seed of %s: too short", t.UserID)
+	}
+	n := a.NonceSize()
+	seed, err := a.Open(nil, t.Secret[:n], t.Secret[n:], []byte("user_totp|secret|"+t.UserID))
+	if err != nil {
+		return nil, fmt.Errorf("open totp seed of %s: %w", t.UserID, err)
+	}
+	return seed, nil
+}
+
+// TOTPCode is the RFC 6238 code (HMAC-SHA1, 6 digits, 30 s) of seed at t.
+func TOTPCode(seed []byte, t time.Time) string { return hotp(seed, t.Unix()/30) }
+
+func hotp(seed []byte, step int64) string {
+	m := hmac.New(sha1.New, seed)
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], uint64(step))
+	m.Write(b[:])
+	sum := m.Sum(nil)
+	off := sum[len(sum)-1] & 0x0f
+	v := binary.BigEndian.Uint32(sum[off:off+4]) & 0x7fffffff
+	return fmt.Sprintf("%06d", v%1_000_000)
+}
+
+// matchTOTP accepts the code of the current step or one step either side
+// (clock drift) and returns the step it matched.
+func matchTOTP(seed []byte, code string, now time.Time) (int64, bool) {
+	if len(code) != 6 {
+		return 0, false
+	}
+	cur := now.Unix() / 30
+	for _, st := range []int64{cur, cur - 1, cur + 1} {
+		if subtle.ConstantTimeCompare([]byte(hotp(seed, st)), []byte(code)) == 1 {
+			return st, true
+		}
+	}
+	return 0, false
+}

@@ -1,0 +1,249 @@
+package web
+
+import (
+	"html/template"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/lockbox-dev/lockbox/internal/errs"
+)
+
+// pageNames are the templates under templates/, each executed inside layout.html.
+var pageNames = []string{"error", "login", "mfa", "security", "projects", "secrets", "secret", "history",
+	"environments", "identities", "identity", "dynamic", "dynsecret", "kms", "audit", "roles", "shown"}
+
+var funcs = template.FuncMap{
+	"when": func(t time.Time) string {
+		if t.IsZero() {
+			return "—"
+		}
+		return t.UTC().Format("2006-01-02 15:04:05 UTC")
+	},
+	"whenp": func(t *time.Time) string {
+		if t == nil || t.IsZero() {
+			return "never"
+		}
+		return t.UTC().Format("2006-01-02 15:04:05 UTC")
+	},
+	"join": strings.Join,
+}
+
+func parsePages() map[string]*template.Template {
+	layout := template.Must(template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html"))
+	out := make(map[string]*template.Template, len(pageNames))
+	for _, n := range pageNames {
+		out[n] = template.Must(template.Must(layout.Clone()).ParseFS(templateFS, "templates/"+n+".html"))
+	}
+	return out
+}
+
+func (h *Handler) routes() {
+	m := h.mux
+	m.HandleFunc("GET /login", h.loginForm)
+	m.HandleFunc("POST /login", h.login)
+	m.HandleFunc("GET /mfa", h.mfaForm)
+	m.HandleFunc("POST /mfa", h.mfa)
+	m.Handle("POST /logout", h.authedAllowPending(h.logout))
+	m.Handle("GET /{$}", h.authed(func(w http.ResponseWriter, q *req) error {
+		redirect(w, q.Request, "/projects")
+		return nil
+	}))
+	m.Handle("GET /settings/security", h.authed(h.security))
+	m.Handle("POST /settings/totp/begin", h.authed(h.totpBegin))
+	m.Handle("POST /settings/totp/confirm", h.authed(h.totpConfirm))
+
+	m.Handle("GET /projects", h.authed(h.projects))
+	m.Handle("POST /projects", h.authed(h.projectCreate))
+	m.Handle("GET /projects/{pid}/secrets", h.authed(h.secrets))
+	m.Handle("POST /projects/{pid}/secrets", h.authed(h.secretCreate))
+	m.Handle("POST /projects/{pid}/secrets/update", h.authed(h.secretUpdate))
+	m.Handle("POST /projects/{pid}/secrets/delete", h.authed(h.secretDelete))
+	m.Handle("POST /projects/{pid}/secrets/import", h.authed(h.secretImport))
+	m.Handle("GET /projects/{pid}/secrets/download", h.authed(h.secretDownload))
+	m.Handle("GET /projects/{pid}/secret", h.authed(h.secretPage))
+	m.Handle("GET /projects/{pid}/secret/value", h.authed(h.secretValue))
+	m.Handle("GET /projects/{pid}/secret/history", h.authed(h.secretHistory))
+	m.Handle("POST /projects/{pid}/secret/rollback", h.authed(h.secretRollback))
+	m.Handle("POST /projects/{pid}/tags", h.authed(h.tagCreate))
+	m.Handle("POST /projects/{pid}/folders", h.authed(h.folderCreate))
+	m.Handle("POST /projects/{pid}/folders/delete", h.authed(h.folderDelete))
+	m.Handle("GET /projects/{pid}/environments", h.authed(h.environments))
+	m.Handle("POST /projects/{pid}/environments", h.authed(h.environmentCreate))
+	m.Handle("POST /projects/{pid}/environments/delete", h.authed(h.environmentDelete))
+	m.Handle("GET /projects/{pid}/roles", h.authed(h.roles))
+	m.Handle("GET /projects/{pid}/kms", h.authed(h.kmsKeys))
+	m.Handle("POST /projects/{pid}/kms", h.authed(h.kmsCreate))
+	m.Handle("GET /projects/{pid}/dynamic", h.authed(h.dynamicList))
+	m.Handle("POST /projects/{pid}/dynamic", h.authed(h.dynamicCreate))
+	m.Handle("GET /projects/{pid}/dynamic/{name}", h.authed(h.dynamicSecret))
+	m.Handle("POST /projects/{pid}/dynamic/{name}/leases", h.authed(h.leaseCreate))
+	m.Handle("POST /projects/{pid}/dynamic/{name}/leases/{lid}/renew", h.authed(h.leaseRenew))
+	m.Handle("POST /projects/{pid}/dynamic/{name}/leases/{lid}/revoke", h.authed(h.leaseRevoke))
+
+	m.Handle("GET /identities", h.authed(h.identities))
+	m.Handle("POST /identities", h.authed(h.identityCreate))
+	m.Handle("GET /identities/{id}", h.authed(h.identityPage))
+	m.Handle("POST /identities/{id}/universal-auth", h.authed(h.uaAttach))
+	m.Handle("POST /identities/{id}/client-secrets", h.authed(h.clientSecretCreate))
+	m.Handle("POST /identities/{id}/client-secrets/{csid}/revoke", h.authed(h.clientSecretRevoke))
+	m.Handle("POST /identities/{id}/projects", h.authed(h.identityAddProject))
+	m.Handle("GET /audit", h.authed(h.auditLog))
+}
+
+// authedAllowPending is authed for logout: a session still owing its second
+// factor may end itself.
+func (h *Handler) authedAllowPending(fn pageFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		q, ok := h.session(w, r)
+		if !ok {
+			return
+		}
+		if err := h.checkForgery(r, q); err != nil {
+			h.fail(w, r, q, err)
+			return
+		}
+		if err := fn(w, q); err != nil {
+			h.fail(w, r, q, err)
+		}
+	})
+}
+
+// loginForm shows the login form with a fresh login CSRF token
+// (double-submit: a cookie and the form's hidden field must agree).
+func (h *Handler) loginForm(w http.ResponseWriter, r *http.Request) {
+	h.renderLogin(w, r, http.StatusOK, "")
+}
+
+func (h *Handler) renderLogin(w http.ResponseWriter, r *http.Request, code int, msg string) {
+	tok := randomToken()
+	setCookie(w, r, loginCSRFCookie, tok, 30*time.Minute)
+	next := r.FormValue("next")
+	if !localPath(next) {
+		next = ""
+	}
+	h.render(w, &req{Request: r, csrf: tok}, code, "login", map[string]any{"Title": "Log in", "Error": msg, "Next": next})
+}
+
+// localPath reports whether p is a path on this site (no open redirect).
+func localPath(p string) bool {
+	return strings.HasPrefix(p, "/") && !strings.HasPrefix(p, "//") && !strings.HasPrefix(p, "/\\")
+}
+
+func (h *Handler) loginCSRF(r *http.Request) error {
+	if err := checkOrigin(r); err != nil {
+		return err
+	}
+	r.Body = http.MaxBytesReader(nil, r.Body, maxFormBytes)
+	c, err := r.Cookie(loginCSRFCookie)
+	if err != nil || !sameToken(c.Value, r.PostFormValue(csrfField)) {
+		return errs.Forbiddenf("Missing or invalid CSRF token; reload the page and try again")
+	}
+	return nil
+}
+
+func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
+	if err := h.loginCSRF(r); err != nil {
+		h.renderLogin(w, r, status(err), message(err))
+		return
+	}
+	res, err := h.svc.Sessions.Login(r.Context(), r.PostFormValue("email"), r.PostFormValue("password"), h.clientIP(r), r.UserAgent())
+	if err != nil {
+		code := status(err)
+		if code == http.StatusInternalServerError {
+			h.log.ErrorContext(r.Context(), "dashboard login failed", "err", err.Error())
+		}
+		h.renderLogin(w, r, code, message(err))
+		return
+	}
+	clearCookie(w, r, loginCSRFCookie)
+	setCookie(w, r, sessionCookie, res.Token, 0)
+	next := r.PostFormValue("next")
+	if !localPath(next) {
+		next = "/projects"
+	}
+	if res.MFAPending {
+		redirect(w, r, "/mfa?next="+urlQuery(next))
+		return
+	}
+	redirect(w, r, next)
+}
+
+func (h *Handler) pendingSession(w http.ResponseWriter, r *http.Request) (*req, bool) {
+	q, ok := h.session(w, r)
+	if !ok {
+		return nil, false
+	}
+	if !q.session.MFAPending {
+		redirect(w, r, "/projects")
+		return nil, false
+	}
+	return q, true
+}
+
+func (h *Handler) mfaForm(w http.ResponseWriter, r *http.Request) {
+	q, ok := h.pendingSession(w, r)
+	if !ok {
+		return
+	}
+	h.render(w, q, http.StatusOK, "mfa", map[string]any{"Title": "Two-factor authentication", "Next": r.FormValue("next")})
+}
+
+func (h *Handler) mfa(w http.ResponseWriter, r *http.Request) {
+	q, ok := h.pendingSession(w, r)
+	if !ok {
+		return
+	}
+	if err := h.checkForgery(r, q); err != nil {
+		h.fail(w, r, q, err)
+		return
+	}
+	c, _ := r.Cookie(sessionCookie)
+	if err := h.svc.Sessions.VerifyMFA(r.Context(), c.Value, r.PostFormValue("code"), h.clientIP(r), r.UserAgent()); err != nil {
+		h.render(w, q, status(err), "mfa", map[string]any{"Title": "Two-factor authentication", "Error": message(err),
+			"Next": r.PostFormValue("next")})
+		return
+	}
+	next := r.PostFormValue("next")
+	if !localPath(next) {
+		next = "/projects"
+	}
+	redirect(w, r, next)
+}
+
+func (h *Handler) logout(w http.ResponseWriter, q *req) error {
+	c, _ := q.Cookie(sessionCookie)
+	if err := h.svc.Sessions.Logout(q.ctx(), c.Value, q.actor); err != nil {
+		return err
+	}
+	clearCookie(w, q.Request, sessionCookie)
+	redirect(w, q.Request, "/login")
+	return nil
+}
+
+func (h *Handler) security(w http.ResponseWriter, q *req) error {
+	on, err := h.svc.Sessions.TOTPEnabled(q.ctx(), q.actor)
+	if err != nil {
+		return err
+	}
+	h.render(w, q, http.StatusOK, "security", map[string]any{"Title": "Security", "Enabled": on})
+	return nil
+}
+
+func (h *Handler) totpBegin(w http.ResponseWriter, q *req) error {
+	en, err := h.svc.Sessions.BeginTOTP(q.ctx(), q.actor)
+	if err != nil {
+		return err
+	}
+	h.render(w, q, http.StatusOK, "security", map[string]any{"Title": "Security", "Enroll": en})
+	return nil
+}
+
+func (h *Handler) totpConfirm(w http.ResponseWriter, q *req) error {
+	codes, err := h.svc.Sessions.ConfirmTOTP(q.ctx(), q.actor, q.PostFormValue("code"))
+	if err != nil {
+		return err
+	}
+	h.render(w, q, http.StatusOK, "security", map[string]any{"Title": "Security", "Enabled": true, "Codes": codes})
+	return nil
+}

@@ -1,0 +1,369 @@
+package web
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/lockbox-dev/lockbox/internal/audit"
+	"github.com/lockbox-dev/lockbox/internal/dynamic"
+	"github.com/lockbox-dev/lockbox/internal/dynamic/provider"
+	"github.com/lockbox-dev/lockbox/internal/errs"
+	"github.com/lockbox-dev/lockbox/internal/identity"
+	"github.com/lockbox-dev/lockbox/internal/kms"
+	"github.com/lockbox-dev/lockbox/internal/project"
+)
+
+// Machine identities.
+
+func (h *Handler) identities(w http.ResponseWriter, q *req) error {
+	list, _, err := h.svc.Identities.List(q.ctx(), q.actor, q.actor.OrgID, 0, 500)
+	if err != nil {
+		return err
+	}
+	h.render(w, q, http.StatusOK, "identities", map[string]any{"Title": "Machine identities", "Identities": list})
+	return nil
+}
+
+func (h *Handler) identityCreate(w http.ResponseWriter, q *req) error {
+	role := q.PostFormValue("role")
+	if role == "" {
+		role = "no-access"
+	}
+	i, err := h.svc.Identities.Create(q.ctx(), q.actor, identity.NewIdentity{OrgID: q.actor.OrgID, Name: q.PostFormValue("name"), Role: role})
+	if err != nil {
+		return err
+	}
+	redirect(w, q.Request, "/identities/"+i.ID)
+	return nil
+}
+
+func (h *Handler) identityData(q *req) (map[string]any, error) {
+	i, err := h.svc.Identities.Get(q.ctx(), q.actor, q.PathValue("id"))
+	if err != nil {
+		return nil, err
+	}
+	d := map[string]any{"Title": i.Name, "I": i}
+	ua, err := h.svc.UniversalAuth.Get(q.ctx(), q.actor, i.ID)
+	switch {
+	case err == nil:
+		d["UA"] = ua
+		cs, err := h.svc.UniversalAuth.ClientSecrets(q.ctx(), q.actor, i.ID)
+		if err != nil {
+			return nil, err
+		}
+		d["ClientSecrets"] = cs
+	case errs.KindOf(err) == errs.Internal:
+		return nil, err
+	}
+	ps, err := h.svc.Projects.List(q.ctx(), q.actor)
+	if err != nil {
+		return nil, err
+	}
+	d["Projects"] = ps
+	return d, nil
+}
+
+func (h *Handler) identityPage(w http.ResponseWriter, q *req) error {
+	d, err := h.identityData(q)
+	if err != nil {
+		return err
+	}
+	h.render(w, q, http.StatusOK, "identity", d)
+	return nil
+}
+
+func (h *Handler) uaAttach(w http.ResponseWriter, q *req) error {
+	if _, err := h.svc.UniversalAuth.Attach(q.ctx(), q.actor, q.PathValue("id"), identity.UAConfig{}); err != nil {
+		return err
+	}
+	redirect(w, q.Request, "/identities/"+q.PathValue("id"))
+	return nil
+}
+
+// clientSecretCreate shows the new client secret once, on the response to
+// the POST; it is never shown again.
+func (h *Handler) clientSecretCreate(w http.ResponseWriter, q *req) error {
+	id := q.PathValue("id")
+	ua, err := h.svc.UniversalAuth.Get(q.ctx(), q.actor, id)
+	if err != nil {
+		return err
+	}
+	sec, _, err := h.svc.UniversalAuth.NewClientSecret(q.ctx(), q.actor, id, q.PostFormValue("description"), 0, 0)
+	if err != nil {
+		return err
+	}
+	h.render(w, q, http.StatusOK, "shown", map[string]any{"Title": "Client secret created",
+		"Intro": "Copy the client secret now: it is shown only once.",
+		"Items": []shownItem{{"Client ID", ua.ClientID, "client-id"}, {"Client secret", sec, "client-secret"}},
+		"Back":  "/identities/" + id})
+	return nil
+}
+
+type shownItem struct{ Label, Value, ID string }
+
+func (h *Handler) clientSecretRevoke(w http.ResponseWriter, q *req) error {
+	if _, err := h.svc.UniversalAuth.RevokeClientSecret(q.ctx(), q.actor, q.PathValue("id"), q.PathValue("csid")); err != nil {
+		return err
+	}
+	redirect(w, q.Request, "/identities/"+q.PathValue("id"))
+	return nil
+}
+
+func (h *Handler) identityAddProject(w http.ResponseWriter, q *req) error {
+	role := q.PostFormValue("role")
+	if _, err := h.svc.Memberships.Add(q.ctx(), q.actor, q.PostFormValue("project"), q.PathValue("id"),
+		[]project.RoleGrant{{Role: role}}); err != nil {
+		return err
+	}
+	redirect(w, q.Request, "/identities/"+q.PathValue("id"))
+	return nil
+}
+
+// Dynamic secrets.
+
+func dynScope(q *req) dynamic.Scope {
+	return dynamic.Scope{ProjectID: q.PathValue("pid"), Env: q.FormValue("env"), Path: cleanPath(q.FormValue("path"))}
+}
+
+type providerView struct {
+	Type   string
+	Inputs []provider.Input
+}
+
+func providers() []providerView {
+	var out []providerView
+	for _, t := range provider.Types() {
+		r, _ := provider.Lookup(t)
+		out = append(out, providerView{t, r.Inputs})
+	}
+	return out
+}
+
+func (h *Handler) dynamicList(w http.ResponseWriter, q *req) error {
+	pv, err := h.loadProject(q)
+	if err != nil {
+		return err
+	}
+	env := q.FormValue("env")
+	if env == "" && len(pv.Environments) > 0 {
+		env = pv.Environments[0].Slug
+	}
+	sc := dynamic.Scope{ProjectID: pv.ID, Env: env, Path: cleanPath(q.FormValue("path"))}
+	list, err := h.svc.Dynamic.List(q.ctx(), q.actor, sc)
+	if err != nil {
+		return err
+	}
+	d := map[string]any{"Title": pv.Name + " · Dynamic secrets", "P": pv, "Env": env, "Path": sc.Path, "List": list,
+		"Providers": providers()}
+	if t := q.FormValue("type"); t != "" {
+		if r, ok := provider.Lookup(t); ok {
+			d["Form"] = providerView{t, r.Inputs}
+		}
+	}
+	h.render(w, q, http.StatusOK, "dynamic", d)
+	return nil
+}
+
+// providerInputs turns the form's in.<name> fields into the provider's
+// inputs: empty fields are left out, and a field of digits only that is
+// neither secret nor a statement is sent as a number (ports, counts).
+func providerInputs(q *req, r provider.Registration) (json.RawMessage, error) {
+	in := map[string]any{}
+	for _, i := range r.Inputs {
+		v := q.PostFormValue("in." + i.Name)
+		if v == "" {
+			continue
+		}
+		if !i.Secret && !i.Statement {
+			if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+				in[i.Name] = n
+				continue
+			}
+			if v == "true" || v == "false" {
+				in[i.Name] = v == "true"
+				continue
+			}
+		}
+		in[i.Name] = v
+	}
+	return json.Marshal(in)
+}
+
+func (h *Handler) dynamicCreate(w http.ResponseWriter, q *req) error {
+	r, ok := provider.Lookup(q.PostFormValue("type"))
+	if !ok {
+		return errs.Invalidf("unknown provider type")
+	}
+	inputs, err := providerInputs(q, r)
+	if err != nil {
+		return err
+	}
+	sc := dynScope(q)
+	s, err := h.svc.Dynamic.Create(q.ctx(), q.actor, sc, dynamic.NewSecret{Name: q.PostFormValue("name"), Type: r.Type,
+		Inputs: inputs, DefaultTTL: q.PostFormValue("defaultTTL"), MaxTTL: q.PostFormValue("maxTTL")})
+	if err != nil {
+		return err
+	}
+	redirect(w, q.Request, dynURL(q, s.Name))
+	return nil
+}
+
+func dynURL(q *req, name string) string {
+	return "/projects/" + q.PathValue("pid") + "/dynamic/" + url.PathEscape(name) + "?env=" + url.QueryEscape(q.FormValue("env")) +
+		"&path=" + url.QueryEscape(cleanPath(q.FormValue("path")))
+}
+
+func (h *Handler) dynamicSecret(w http.ResponseWriter, q *req) error {
+	pv, err := h.loadProject(q)
+	if err != nil {
+		return err
+	}
+	sc := dynScope(q)
+	s, err := h.svc.Dynamic.Get(q.ctx(), q.actor, sc, q.PathValue("name"))
+	if err != nil {
+		return err
+	}
+	leases, err := h.svc.Dynamic.Leases(q.ctx(), q.actor, sc, s.Name)
+	if err != nil {
+		return err
+	}
+	h.render(w, q, http.StatusOK, "dynsecret", map[string]any{"Title": s.Name, "P": pv, "S": s, "Env": sc.Env, "Path": sc.Path,
+		"Leases": leases})
+	return nil
+}
+
+// leaseCreate shows the lease's credentials once, on the POST's response.
+func (h *Handler) leaseCreate(w http.ResponseWriter, q *req) error {
+	l, _, err := h.svc.Dynamic.CreateLease(q.ctx(), q.actor, dynScope(q), q.PathValue("name"), q.PostFormValue("ttl"), nil)
+	if err != nil {
+		return err
+	}
+	var items []shownItem
+	keys := make([]string, 0, len(l.Data))
+	for k := range l.Data {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		v := l.Data[k]
+		s, ok := v.(string)
+		if !ok {
+			b, _ := json.Marshal(v)
+			s = string(b)
+		}
+		items = append(items, shownItem{k, s, "cred-" + strings.ToLower(k)})
+	}
+	items = append(items, shownItem{"Lease ID", l.ID, "lease-id"}, shownItem{"Expires", l.ExpireAt.UTC().Format(time.RFC3339), "lease-expiry"})
+	h.render(w, q, http.StatusOK, "shown", map[string]any{"Title": "Lease created",
+		"Intro": "Copy the credentials now: they are shown only once.", "Items": items, "Back": dynURL(q, q.PathValue("name"))})
+	return nil
+}
+
+func (h *Handler) leaseRenew(w http.ResponseWriter, q *req) error {
+	if _, err := h.svc.Dynamic.RenewLease(q.ctx(), q.actor, dynScope(q), q.PathValue("lid"), q.PostFormValue("ttl")); err != nil {
+		return err
+	}
+	redirect(w, q.Request, dynURL(q, q.PathValue("name")))
+	return nil
+}
+
+func (h *Handler) leaseRevoke(w http.ResponseWriter, q *req) error {
+	if _, err := h.svc.Dynamic.RevokeLease(q.ctx(), q.actor, dynScope(q), q.PathValue("lid"), false); err != nil {
+		return err
+	}
+	redirect(w, q.Request, dynURL(q, q.PathValue("name")))
+	return nil
+}
+
+// KMS keys.
+
+func (h *Handler) kmsKeys(w http.ResponseWriter, q *req) error {
+	pv, err := h.loadProject(q)
+	if err != nil {
+		return err
+	}
+	keys, _, err := h.svc.KMS.List(q.ctx(), q.actor, pv.ID, kms.ListOptions{Limit: 100})
+	if err != nil {
+		return err
+	}
+	h.render(w, q, http.StatusOK, "kms", map[string]any{"Title": pv.Name + " · KMS keys", "P": pv, "Keys": keys})
+	return nil
+}
+
+func (h *Handler) kmsCreate(w http.ResponseWriter, q *req) error {
+	if _, err := h.svc.KMS.Create(q.ctx(), q.actor, kms.NewKey{ProjectID: q.PathValue("pid"), Name: q.PostFormValue("name"),
+		Description: q.PostFormValue("description"), Usage: q.PostFormValue("usage"), Algorithm: q.PostFormValue("algorithm")}); err != nil {
+		return err
+	}
+	redirect(w, q.Request, "/projects/"+q.PathValue("pid")+"/kms")
+	return nil
+}
+
+// Audit log.
+
+const auditPageSize = 50
+
+func parseDay(s string, end bool) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	for _, layout := range []string{time.RFC3339, "2006-01-02T15:04", "2006-01-02"} {
+		if t, err := time.Parse(layout, s); err == nil {
+			if end && layout == "2006-01-02" {
+				t = t.Add(24*time.Hour - time.Microsecond)
+			}
+			return t.UTC(), nil
+		}
+	}
+	return time.Time{}, errs.Invalidf("dates are YYYY-MM-DD or YYYY-MM-DDTHH:MM")
+}
+
+func (h *Handler) auditLog(w http.ResponseWriter, q *req) error {
+	f := audit.Filter{OrgID: q.actor.OrgID, ProjectID: q.FormValue("project"), ActorID: q.FormValue("actor"), Limit: auditPageSize + 1}
+	if t := strings.TrimSpace(q.FormValue("eventType")); t != "" {
+		f.EventTypes = []string{t}
+	}
+	var err error
+	if f.Start, err = parseDay(q.FormValue("from"), false); err != nil {
+		return err
+	}
+	if f.End, err = parseDay(q.FormValue("to"), true); err != nil {
+		return err
+	}
+	page, _ := strconv.Atoi(q.FormValue("page"))
+	page = max(page, 1)
+	f.Offset = (page - 1) * auditPageSize
+	evs, err := h.svc.Audit.List(q.ctx(), q.actor, f)
+	if err != nil {
+		return err
+	}
+	more := len(evs) > auditPageSize
+	if more {
+		evs = evs[:auditPageSize]
+	}
+	ps, err := h.svc.Projects.List(q.ctx(), q.actor)
+	if err != nil {
+		return err
+	}
+	qs := q.URL.Query()
+	link := func(p int) string {
+		qs.Set("page", strconv.Itoa(p))
+		return "/audit?" + qs.Encode()
+	}
+	d := map[string]any{"Title": "Audit log", "Events": evs, "Projects": ps, "F": map[string]string{
+		"eventType": q.FormValue("eventType"), "actor": q.FormValue("actor"), "project": q.FormValue("project"),
+		"from": q.FormValue("from"), "to": q.FormValue("to")}, "Page": page, "Me": q.actor.ID}
+	if more {
+		d["Next"] = link(page + 1)
+	}
+	if page > 1 {
+		d["Prev"] = link(page - 1)
+	}
+	h.render(w, q, http.StatusOK, "audit", d)
+	return nil
+}

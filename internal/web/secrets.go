@@ -1,0 +1,507 @@
+package web
+
+import (
+	"bufio"
+	"fmt"
+	"net/http"
+	"net/url"
+	"path"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/lockbox-dev/lockbox/internal/authz"
+	"github.com/lockbox-dev/lockbox/internal/errs"
+	"github.com/lockbox-dev/lockbox/internal/project"
+	"github.com/lockbox-dev/lockbox/internal/secret"
+)
+
+func urlQuery(s string) string { return url.QueryEscape(s) }
+
+// projectView is the project every project page shows, with what the actor
+// may do in it (to hide controls; the domain still checks every action).
+type projectView struct {
+	project.Project
+	Can map[string]bool
+}
+
+func (h *Handler) loadProject(q *req) (projectView, error) {
+	p, err := h.svc.Projects.Get(q.ctx(), q.actor, q.PathValue("pid"))
+	if err != nil {
+		return projectView{}, err
+	}
+	perms, err := h.svc.Authz.ProjectPermissions(q.ctx(), q.actor, p.ID)
+	if err != nil {
+		return projectView{}, err
+	}
+	can := map[string]bool{
+		"editSecrets":   perms.Can(authz.ActEdit, authz.SubSecrets, nil),
+		"createSecrets": perms.Can(authz.ActCreate, authz.SubSecrets, nil),
+		"deleteSecrets": perms.Can(authz.ActDelete, authz.SubSecrets, nil),
+		"folders":       perms.Can(authz.ActCreate, authz.SubFolders, nil),
+		"environments":  perms.Can(authz.ActCreate, authz.SubEnvironments, nil),
+		"tags":          perms.Can(authz.ActCreate, authz.SubTags, nil),
+		"rollback":      perms.Can(authz.ActCreate, authz.SubSecretRollback, nil),
+		"dynamic":       perms.Can(authz.ActCreate, authz.SubDynamicSecrets, nil),
+		"lease":         perms.Can(authz.ActLease, authz.SubDynamicSecrets, nil),
+		"kms":           perms.Can(authz.ActCreate, authz.SubCmek, nil),
+	}
+	return projectView{Project: p, Can: can}, nil
+}
+
+// cleanPath normalises a folder path from a query ("" is the root).
+func cleanPath(p string) string {
+	if p == "" {
+		return "/"
+	}
+	return path.Clean("/" + p)
+}
+
+type crumb struct{ Name, Path string }
+
+func breadcrumbs(p string) []crumb {
+	out := []crumb{{"root", "/"}}
+	cur := ""
+	for _, seg := range strings.Split(strings.Trim(p, "/"), "/") {
+		if seg == "" {
+			continue
+		}
+		cur += "/" + seg
+		out = append(out, crumb{seg, cur})
+	}
+	return out
+}
+
+func (h *Handler) projects(w http.ResponseWriter, q *req) error {
+	list, err := h.svc.Projects.List(q.ctx(), q.actor)
+	if err != nil {
+		return err
+	}
+	search := strings.TrimSpace(q.FormValue("q"))
+	if search != "" {
+		l := strings.ToLower(search)
+		list = slices.DeleteFunc(list, func(p project.Project) bool {
+			return !strings.Contains(strings.ToLower(p.Name), l) && !strings.Contains(p.Slug, l)
+		})
+	}
+	h.render(w, q, http.StatusOK, "projects", map[string]any{"Title": "Projects", "Projects": list, "Search": search})
+	return nil
+}
+
+func (h *Handler) projectCreate(w http.ResponseWriter, q *req) error {
+	p, err := h.svc.Projects.CreateProject(q.ctx(), q.actor, project.NewProject{Name: q.PostFormValue("name"),
+		Description: q.PostFormValue("description")})
+	if err != nil {
+		return err
+	}
+	redirect(w, q.Request, "/projects/"+p.ID+"/secrets")
+	return nil
+}
+
+// gridRow is one key of the overview: its secret in each environment, or
+// nil where the environment lacks it.
+type gridRow struct {
+	Key   string
+	Cells []*secret.Secret
+}
+
+// Overview is the secrets grid of a folder: keys × environments.
+type Overview struct {
+	Project projectView
+	Path    string
+	Crumbs  []crumb
+	Folders []string
+	Rows    []gridRow
+	Tags    []secret.Tag
+}
+
+// overview builds the grid of folder p: one List per environment (values
+// hidden: the grid shows none), merged by key.
+func (h *Handler) overview(q *req, pv projectView, p string) (Overview, error) {
+	ov := Overview{Project: pv, Path: p, Crumbs: breadcrumbs(p)}
+	idx := map[string]int{}
+	folders := map[string]bool{}
+	for i, env := range pv.Environments {
+		sc := secret.Scope{ProjectID: pv.ID, Env: env.Slug, Path: p}
+		res, err := h.svc.Secrets.List(q.ctx(), q.actor, sc, secret.ReadOptions{HideValue: true})
+		if err != nil && errs.KindOf(err) != errs.NotFound {
+			return Overview{}, err
+		}
+		for j := range res.Secrets {
+			s := &res.Secrets[j]
+			if s.Type == "personal" {
+				continue
+			}
+			r, ok := idx[s.Key]
+			if !ok {
+				r = len(ov.Rows)
+				idx[s.Key] = r
+				ov.Rows = append(ov.Rows, gridRow{Key: s.Key, Cells: make([]*secret.Secret, len(pv.Environments))})
+			}
+			ov.Rows[r].Cells[i] = s
+		}
+		fs, err := h.svc.Projects.ListFolders(q.ctx(), q.actor, project.FolderRef{ProjectID: pv.ID, Env: env.Slug, Path: p})
+		if err != nil && errs.KindOf(err) != errs.NotFound {
+			return Overview{}, err
+		}
+		for _, f := range fs {
+			folders[f.Name] = true
+		}
+	}
+	slices.SortFunc(ov.Rows, func(a, b gridRow) int { return strings.Compare(a.Key, b.Key) })
+	for f := range folders {
+		ov.Folders = append(ov.Folders, f)
+	}
+	slices.Sort(ov.Folders)
+	tags, err := h.svc.Secrets.Tags(q.ctx(), q.actor, pv.ID)
+	if err != nil && errs.KindOf(err) != errs.Forbidden {
+		return Overview{}, err
+	}
+	ov.Tags = tags
+	return ov, nil
+}
+
+func (h *Handler) secrets(w http.ResponseWriter, q *req) error {
+	pv, err := h.loadProject(q)
+	if err != nil {
+		return err
+	}
+	ov, err := h.overview(q, pv, cleanPath(q.FormValue("path")))
+	if err != nil {
+		return err
+	}
+	h.render(w, q, http.StatusOK, "secrets", map[string]any{"Title": pv.Name + " · Secrets", "O": ov})
+	return nil
+}
+
+func scopeOf(q *req) secret.Scope {
+	return secret.Scope{ProjectID: q.PathValue("pid"), Env: q.FormValue("env"), Path: cleanPath(q.FormValue("path"))}
+}
+
+func backToGrid(q *req) string {
+	return "/projects/" + q.PathValue("pid") + "/secrets?path=" + url.QueryEscape(cleanPath(q.FormValue("path")))
+}
+
+func backToSecret(q *req, key string) string {
+	return "/projects/" + q.PathValue("pid") + "/secret?env=" + url.QueryEscape(q.FormValue("env")) +
+		"&path=" + url.QueryEscape(cleanPath(q.FormValue("path"))) + "&key=" + url.QueryEscape(key)
+}
+
+func (h *Handler) secretCreate(w http.ResponseWriter, q *req) error {
+	_, err := h.svc.Secrets.Create(q.ctx(), q.actor, scopeOf(q), []secret.New{{Key: q.PostFormValue("key"),
+		Value: q.PostFormValue("value"), Comment: q.PostFormValue("comment"), TagIDs: q.PostForm["tag"]}})
+	if err != nil {
+		return err
+	}
+	redirect(w, q.Request, backToGrid(q))
+	return nil
+}
+
+func (h *Handler) secretUpdate(w http.ResponseWriter, q *req) error {
+	key := q.PostFormValue("key")
+	var c secret.Change
+	if v := q.PostFormValue("value"); v != "" { // empty: unchanged
+		c.Value = &v
+	}
+	if q.PostForm.Has("comment") {
+		v := q.PostFormValue("comment")
+		c.Comment = &v
+	}
+	if q.PostForm.Has("tags") { // marker: the tag checkboxes were on the form
+		t := q.PostForm["tag"]
+		if t == nil {
+			t = []string{}
+		}
+		c.TagIDs = &t
+	}
+	if nk := strings.TrimSpace(q.PostFormValue("newKey")); nk != "" && nk != key {
+		c.NewKey = &nk
+		key = nk
+	}
+	if _, err := h.svc.Secrets.Update(q.ctx(), q.actor, scopeOf(q), q.PostFormValue("key"), c); err != nil {
+		return err
+	}
+	redirect(w, q.Request, backToSecret(q, key))
+	return nil
+}
+
+func (h *Handler) secretDelete(w http.ResponseWriter, q *req) error {
+	if _, err := h.svc.Secrets.Delete(q.ctx(), q.actor, scopeOf(q), q.PostFormValue("key"), ""); err != nil {
+		return err
+	}
+	redirect(w, q.Request, backToGrid(q))
+	return nil
+}
+
+// parseDotenv reads KEY=VALUE lines; blank lines and # comments are
+// skipped, "export " is allowed, and matching quotes around a value are
+// removed ("\n" in double quotes is a newline).
+func parseDotenv(text string) ([]secret.BatchItem, error) {
+	var out []secret.BatchItem
+	sc := bufio.NewScanner(strings.NewReader(text))
+	sc.Buffer(make([]byte, 0, 64*1024), maxFormBytes)
+	n := 0
+	for sc.Scan() {
+		n++
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		line = strings.TrimPrefix(line, "export ")
+		k, v, ok := strings.Cut(line, "=")
+		k = strings.TrimSpace(k)
+		if !ok || k == "" {
+			return nil, errs.Invalidf("line %d is not KEY=VALUE", n)
+		}
+		v = strings.TrimSpace(v)
+		if len(v) >= 2 && (v[0] == '"' || v[0] == '\'') && v[len(v)-1] == v[0] {
+			if v[0] == '"' {
+				v = strings.ReplaceAll(v[1:len(v)-1], `\n`, "\n")
+			} else {
+				v = v[1 : len(v)-1]
+			}
+		}
+		val := v
+		out = append(out, secret.BatchItem{Key: k, Change: secret.Change{Value: &val}})
+	}
+	if len(out) == 0 {
+		return nil, errs.Invalidf("no KEY=VALUE lines found")
+	}
+	return out, nil
+}
+
+func (h *Handler) secretImport(w http.ResponseWriter, q *req) error {
+	items, err := parseDotenv(q.PostFormValue("dotenv"))
+	if err != nil {
+		return err
+	}
+	if _, err := h.svc.Secrets.UpdateMany(q.ctx(), q.actor, scopeOf(q), secret.Upsert, items); err != nil {
+		return err
+	}
+	redirect(w, q.Request, backToGrid(q))
+	return nil
+}
+
+// dotenvValue quotes a value when it needs it.
+func dotenvValue(v string) string {
+	if v == "" || strings.ContainsAny(v, " \t\n\"'#=$`\\") {
+		return strconv.Quote(v)
+	}
+	return v
+}
+
+func (h *Handler) secretDownload(w http.ResponseWriter, q *req) error {
+	sc := scopeOf(q)
+	res, err := h.svc.Secrets.List(q.ctx(), q.actor, sc, secret.ReadOptions{})
+	if err != nil {
+		return err
+	}
+	var b strings.Builder
+	for _, s := range res.Secrets {
+		if s.ValueHidden || s.Type == "personal" {
+			continue
+		}
+		fmt.Fprintf(&b, "%s=%s\n", s.Key, dotenvValue(s.Value))
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", sc.Env+".env"))
+	w.Write([]byte(b.String()))
+	return nil
+}
+
+func (h *Handler) getSecret(q *req, hide bool) (secret.Secret, error) {
+	return h.svc.Secrets.Get(q.ctx(), q.actor, scopeOf(q), q.FormValue("key"),
+		secret.GetOptions{ReadOptions: secret.ReadOptions{HideValue: hide}})
+}
+
+func (h *Handler) secretPage(w http.ResponseWriter, q *req) error {
+	pv, err := h.loadProject(q)
+	if err != nil {
+		return err
+	}
+	s, err := h.getSecret(q, true)
+	if err != nil {
+		return err
+	}
+	tags, _ := h.svc.Secrets.Tags(q.ctx(), q.actor, pv.ID)
+	has := map[string]bool{}
+	for _, t := range s.Tags {
+		has[t.ID] = true
+	}
+	h.render(w, q, http.StatusOK, "secret", map[string]any{"Title": s.Key, "P": pv, "S": s, "Env": q.FormValue("env"),
+		"Path": cleanPath(q.FormValue("path")), "Crumbs": breadcrumbs(cleanPath(q.FormValue("path"))), "Tags": tags, "Has": has})
+	return nil
+}
+
+// secretValue answers the reveal button: the value as text, read (and
+// audited) on demand.
+func (h *Handler) secretValue(w http.ResponseWriter, q *req) error {
+	s, err := h.getSecret(q, false)
+	if err != nil {
+		return err
+	}
+	if s.ValueHidden {
+		return errs.Forbiddenf("You may not read this secret's value")
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Write([]byte(s.Value))
+	return nil
+}
+
+// versionView is one version with the lines that changed from the one before.
+type versionView struct {
+	secret.Secret
+	Diff []diffLine
+}
+
+type diffLine struct {
+	Op   string // "+", "-" or " "
+	Text string
+}
+
+// lineDiff is a small LCS diff of two values' lines.
+func lineDiff(a, b string) []diffLine {
+	x, y := strings.Split(a, "\n"), strings.Split(b, "\n")
+	if len(x)*len(y) > 250_000 {
+		return []diffLine{{"-", "(value too long to compare line by line)"}}
+	}
+	l := make([][]int, len(x)+1)
+	for i := range l {
+		l[i] = make([]int, len(y)+1)
+	}
+	for i := len(x) - 1; i >= 0; i-- {
+		for j := len(y) - 1; j >= 0; j-- {
+			if x[i] == y[j] {
+				l[i][j] = l[i+1][j+1] + 1
+			} else {
+				l[i][j] = max(l[i+1][j], l[i][j+1])
+			}
+		}
+	}
+	var out []diffLine
+	i, j := 0, 0
+	for i < len(x) || j < len(y) {
+		switch {
+		case i < len(x) && j < len(y) && x[i] == y[j]:
+			out = append(out, diffLine{" ", x[i]})
+			i, j = i+1, j+1
+		case j < len(y) && (i == len(x) || l[i][j+1] >= l[i+1][j]):
+			out = append(out, diffLine{"+", y[j]})
+			j++
+		default:
+			out = append(out, diffLine{"-", x[i]})
+			i++
+		}
+	}
+	return out
+}
+
+func (h *Handler) secretHistory(w http.ResponseWriter, q *req) error {
+	pv, err := h.loadProject(q)
+	if err != nil {
+		return err
+	}
+	s, err := h.getSecret(q, true)
+	if err != nil {
+		return err
+	}
+	vs, err := h.svc.Secrets.Versions(q.ctx(), q.actor, s.ID, 0, 100)
+	if err != nil {
+		return err
+	}
+	out := make([]versionView, len(vs))
+	for i, v := range vs { // newest first
+		out[i].Secret = v
+		prev := ""
+		if i+1 < len(vs) {
+			prev = vs[i+1].Value
+		}
+		if !v.ValueHidden {
+			out[i].Diff = lineDiff(prev, v.Value)
+		}
+	}
+	h.render(w, q, http.StatusOK, "history", map[string]any{"Title": s.Key + " · History", "P": pv, "S": s,
+		"Env": q.FormValue("env"), "Path": cleanPath(q.FormValue("path")), "Versions": out})
+	return nil
+}
+
+func (h *Handler) secretRollback(w http.ResponseWriter, q *req) error {
+	v, err := strconv.Atoi(q.PostFormValue("version"))
+	if err != nil {
+		return errs.Invalidf("version must be a number")
+	}
+	s, err := h.svc.Secrets.Rollback(q.ctx(), q.actor, q.PostFormValue("id"), v)
+	if err != nil {
+		return err
+	}
+	redirect(w, q.Request, backToSecret(q, s.Key)+"&rolledBack="+strconv.Itoa(v))
+	return nil
+}
+
+func (h *Handler) tagCreate(w http.ResponseWriter, q *req) error {
+	name := strings.TrimSpace(q.PostFormValue("name"))
+	slug := project.Slugify(name)
+	if _, err := h.svc.Secrets.CreateTag(q.ctx(), q.actor, q.PathValue("pid"), secret.TagChange{Name: &name, Slug: &slug}); err != nil {
+		return err
+	}
+	redirect(w, q.Request, backToGrid(q))
+	return nil
+}
+
+func (h *Handler) folderCreate(w http.ResponseWriter, q *req) error {
+	ref := project.FolderRef{ProjectID: q.PathValue("pid"), Env: q.PostFormValue("env"), Path: cleanPath(q.PostFormValue("path"))}
+	if _, err := h.svc.Projects.CreateFolder(q.ctx(), q.actor, ref, q.PostFormValue("name"), ""); err != nil {
+		return err
+	}
+	redirect(w, q.Request, backToGrid(q))
+	return nil
+}
+
+func (h *Handler) folderDelete(w http.ResponseWriter, q *req) error {
+	ref := project.FolderRef{ProjectID: q.PathValue("pid"), Env: q.PostFormValue("env"), Path: cleanPath(q.PostFormValue("path"))}
+	if _, err := h.svc.Projects.DeleteFolder(q.ctx(), q.actor, ref, q.PostFormValue("name")); err != nil {
+		return err
+	}
+	redirect(w, q.Request, backToGrid(q))
+	return nil
+}
+
+func (h *Handler) environments(w http.ResponseWriter, q *req) error {
+	pv, err := h.loadProject(q)
+	if err != nil {
+		return err
+	}
+	h.render(w, q, http.StatusOK, "environments", map[string]any{"Title": pv.Name + " · Environments", "P": pv})
+	return nil
+}
+
+func (h *Handler) environmentCreate(w http.ResponseWriter, q *req) error {
+	name, slug := q.PostFormValue("name"), q.PostFormValue("slug")
+	if _, err := h.svc.Projects.CreateEnvironment(q.ctx(), q.actor, q.PathValue("pid"),
+		project.EnvironmentChange{Name: &name, Slug: &slug}); err != nil {
+		return err
+	}
+	redirect(w, q.Request, "/projects/"+q.PathValue("pid")+"/environments")
+	return nil
+}
+
+func (h *Handler) environmentDelete(w http.ResponseWriter, q *req) error {
+	if _, err := h.svc.Projects.DeleteEnvironment(q.ctx(), q.actor, q.PathValue("pid"), q.PostFormValue("id")); err != nil {
+		return err
+	}
+	redirect(w, q.Request, "/projects/"+q.PathValue("pid")+"/environments")
+	return nil
+}
+
+func (h *Handler) roles(w http.ResponseWriter, q *req) error {
+	pv, err := h.loadProject(q)
+	if err != nil {
+		return err
+	}
+	rs, err := h.svc.Roles.List(q.ctx(), q.actor, pv.ID)
+	if err != nil {
+		return err
+	}
+	h.render(w, q, http.StatusOK, "roles", map[string]any{"Title": pv.Name + " · Roles", "P": pv, "Roles": rs})
+	return nil
+}
