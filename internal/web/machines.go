@@ -65,6 +65,13 @@ func (h *Handler) identityData(q *req) (map[string]any, error) {
 		return nil, err
 	}
 	d["Projects"] = ps
+	if a := q.FormValue("added"); a != "" {
+		for _, p := range ps {
+			if p.ID == a {
+				d["Added"] = p.Name
+			}
+		}
+	}
 	return d, nil
 }
 
@@ -120,7 +127,7 @@ func (h *Handler) identityAddProject(w http.ResponseWriter, q *req) error {
 		[]project.RoleGrant{{Role: role}}); err != nil {
 		return err
 	}
-	redirect(w, q.Request, "/identities/"+q.PathValue("id"))
+	redirect(w, q.Request, "/identities/"+q.PathValue("id")+"?added="+url.QueryEscape(q.PostFormValue("project")))
 	return nil
 }
 

@@ -213,24 +213,34 @@ func (h *Handler) checkForgery(r *http.Request, q *req) error {
 }
 
 // checkOrigin accepts a request whose Origin (or, lacking one, Referer) is
-// this server, and one with neither only when the browser did not mark it
-// cross-site (Sec-Fetch-Site).
+// this server. Browsers send "Origin: null" for form posts from a page whose
+// Referrer-Policy is no-referrer (ours), so then, as when neither header is
+// sent, the request must carry Sec-Fetch-Site: same-origin (or none, typed
+// by the user); a browser without Sec-Fetch-Site and a null origin is refused.
+// The CSRF token is checked as well, whatever this says.
 func checkOrigin(r *http.Request) error {
+	refused := errs.Forbiddenf("Cross-origin request refused")
 	want := scheme(r) + "://" + r.Host
-	if o := r.Header.Get("Origin"); o != "" {
+	site := r.Header.Get("Sec-Fetch-Site")
+	if site != "" && site != "same-origin" && site != "none" {
+		return refused
+	}
+	switch o := r.Header.Get("Origin"); {
+	case o == "null":
+		if site == "" {
+			return refused
+		}
+		return nil
+	case o != "":
 		if o != want {
-			return errs.Forbiddenf("Cross-origin request refused")
+			return refused
 		}
 		return nil
 	}
 	if ref := r.Header.Get("Referer"); ref != "" {
 		if u, err := url.Parse(ref); err != nil || u.Scheme+"://"+u.Host != want {
-			return errs.Forbiddenf("Cross-origin request refused")
+			return refused
 		}
-		return nil
-	}
-	if s := r.Header.Get("Sec-Fetch-Site"); s != "" && s != "same-origin" && s != "none" {
-		return errs.Forbiddenf("Cross-origin request refused")
 	}
 	return nil
 }
