@@ -99,6 +99,7 @@ func (h *Handler) authedAllowPending(fn pageFunc) http.Handler {
 		if !ok {
 			return
 		}
+		r = q.Request
 		if err := h.checkForgery(r, q); err != nil {
 			h.fail(w, r, q, err)
 			return
@@ -194,6 +195,7 @@ func (h *Handler) mfa(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	r = q.Request
 	if err := h.checkForgery(r, q); err != nil {
 		h.fail(w, r, q, err)
 		return

@@ -3,6 +3,8 @@ package web
 import (
 	"bufio"
 	"fmt"
+	"html"
+	"html/template"
 	"net/http"
 	"net/url"
 	"path"
@@ -113,6 +115,46 @@ type Overview struct {
 	Folders []string
 	Rows    []gridRow
 	Tags    []secret.Tag
+	// Body is the grid's rows, written by gridBody: html/template's
+	// per-value escaping by reflection cost ~10 µs a cell, 30 ms for 3,000.
+	Body template.HTML
+}
+
+// gridBody writes the rows of the grid, escaping every value itself:
+// text with html.EscapeString, query values with url.QueryEscape (then
+// html-escaped for the attribute). Nothing else is interpolated.
+func gridBody(ov *Overview) template.HTML {
+	var b strings.Builder
+	b.Grow(len(ov.Rows) * (200 + 260*len(ov.Project.Environments)))
+	esc := html.EscapeString
+	pathQ := esc(url.QueryEscape(ov.Path))
+	pid := esc(ov.Project.ID)
+	for _, r := range ov.Rows {
+		key := esc(r.Key)
+		keyQ := esc(url.QueryEscape(r.Key))
+		b.WriteString(`<tr data-key="`)
+		b.WriteString(key)
+		b.WriteString(`"><th scope="row"><code>`)
+		b.WriteString(key)
+		b.WriteString("</code></th>")
+		for i, c := range r.Cells {
+			env := ov.Project.Environments[i]
+			slug, name := esc(env.Slug), esc(env.Name)
+			if c == nil {
+				b.WriteString(`<td class="missing" data-env="` + slug + `"><span aria-label="missing in ` + name + `">missing</span></td>`)
+				continue
+			}
+			b.WriteString(`<td class="present" data-env="` + slug + `"><a href="/projects/` + pid + `/secret?env=` +
+				esc(url.QueryEscape(env.Slug)) + `&amp;path=` + pathQ + `&amp;key=` + keyQ + `" aria-label="` + key + ` in ` + name +
+				`">••••••</a> <span class="small">v` + strconv.Itoa(c.Version) + `</span>`)
+			for _, t := range c.Tags {
+				b.WriteString(` <span class="pill">` + esc(t.Slug) + `</span>`)
+			}
+			b.WriteString("</td>")
+		}
+		b.WriteString("</tr>\n")
+	}
+	return template.HTML(b.String())
 }
 
 // overview builds the grid of folder p: one List per environment (values
@@ -153,6 +195,7 @@ func (h *Handler) overview(q *req, pv projectView, p string) (Overview, error) {
 		ov.Folders = append(ov.Folders, f)
 	}
 	slices.Sort(ov.Folders)
+	ov.Body = gridBody(&ov)
 	tags, err := h.svc.Secrets.Tags(q.ctx(), q.actor, pv.ID)
 	if err != nil && errs.KindOf(err) != errs.Forbidden {
 		return Overview{}, err

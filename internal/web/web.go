@@ -21,6 +21,7 @@ import (
 
 	"github.com/lockbox-dev/lockbox/internal/audit"
 	"github.com/lockbox-dev/lockbox/internal/authz"
+	"github.com/lockbox-dev/lockbox/internal/cache"
 	"github.com/lockbox-dev/lockbox/internal/dynamic"
 	"github.com/lockbox-dev/lockbox/internal/errs"
 	"github.com/lockbox-dev/lockbox/internal/identity"
@@ -58,6 +59,9 @@ type Options struct {
 	// nil: the peer address.
 	ClientIP func(*http.Request) string
 	Logger   *slog.Logger
+	// Cache is the node's cache generation: each page begins by reading the
+	// change counter, as API requests do (nil: no caching).
+	Cache *cache.Gen
 }
 
 // Handler serves the dashboard.
@@ -66,6 +70,7 @@ type Handler struct {
 	mux      *http.ServeMux
 	log      *slog.Logger
 	clientIP func(*http.Request) string
+	cache    *cache.Gen
 	pages    map[string]*template.Template
 	static   http.Handler
 }
@@ -97,7 +102,7 @@ func New(o Options) *Handler {
 		}
 	}
 	sub, _ := fs.Sub(staticFS, "static")
-	h := &Handler{svc: o.Services, mux: http.NewServeMux(), log: o.Logger, clientIP: o.ClientIP,
+	h := &Handler{svc: o.Services, mux: http.NewServeMux(), log: o.Logger, clientIP: o.ClientIP, cache: o.Cache,
 		pages: parsePages(), static: http.StripPrefix("/static/", http.FileServerFS(sub))}
 	h.routes()
 	return h
@@ -141,6 +146,7 @@ func (h *Handler) authed(fn pageFunc) http.Handler {
 		if !ok {
 			return
 		}
+		r = q.Request // with the cache-synchronised context
 		if q.session.MFAPending {
 			http.Redirect(w, r, "/mfa", http.StatusSeeOther)
 			return
@@ -152,6 +158,11 @@ func (h *Handler) authed(fn pageFunc) http.Handler {
 			}
 		}
 		if err := fn(w, q); err != nil {
+			if errs.KindOf(err) == errs.Forbidden && h.svc.Audit != nil {
+				if aerr := h.svc.Audit.Denied(r.Context(), q.actor, r.Method, r.Pattern, message(err)); aerr != nil {
+					h.log.ErrorContext(r.Context(), "audit of a denied request", "err", aerr.Error())
+				}
+			}
 			h.fail(w, r, q, err)
 		}
 	})
@@ -162,6 +173,12 @@ func unsafeMethod(m string) bool { return m != http.MethodGet && m != http.Metho
 // session loads the request's session; without one it sends a browser to
 // the login page (and a script a 401) and reports false.
 func (h *Handler) session(w http.ResponseWriter, r *http.Request) (*req, bool) {
+	// Caches answer this request only once the change counter was read.
+	if ctx, err := h.cache.Begin(r.Context()); err == nil {
+		r = r.WithContext(ctx)
+	} else {
+		h.log.DebugContext(r.Context(), "cache epoch unreadable; page served uncached", "err", err.Error())
+	}
 	c, err := r.Cookie(sessionCookie)
 	var tok string
 	if err == nil {
