@@ -1,0 +1,103 @@
+package identity_test
+
+import (
+	"context"
+	"crypto/rand"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/lockbox-dev/lockbox/internal/authz"
+	"github.com/lockbox-dev/lockbox/internal/errs"
+	"github.com/lockbox-dev/lockbox/internal/identity"
+	"github.com/lockbox-dev/lockbox/internal/keyring"
+	"github.com/lockbox-dev/lockbox/internal/store/storetest"
+)
+
+// clock is a settable time source.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) now() time.Time      { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) add(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
+
+// TestWebSessionTimeouts: a dashboard session ends after the idle timeout
+// without activity, activity keeps it alive, and it ends at the absolute
+// timeout whatever the activity; the store holds only the token's hash.
+func TestWebSessionTimeouts(t *testing.T) {
+	for _, d := range storetest.Engines {
+		t.Run(string(d), func(t *testing.T) {
+			ctx := context.Background()
+			db := storetest.Open(t, d)
+			root := make([]byte, keyring.KeySize)
+			rand.Read(root)
+			kr, err := keyring.New(root, db)
+			if err != nil {
+				t.Fatal(err)
+			}
+			clk := &clock{t: time.Now().UTC()}
+			svc := identity.NewService(db, kr, clk.now)
+			if _, err := svc.Bootstrap(ctx, "a@b.co", "pw-123456", "Acme", "127.0.0.1", "test"); err != nil {
+				t.Fatal(err)
+			}
+			w := identity.NewWeb(svc, db, clk.now)
+			w.Idle, w.Absolute = 30*time.Minute, 2*time.Hour
+
+			login := func() string {
+				t.Helper()
+				res, err := w.Login(ctx, "a@b.co", "pw-123456", "127.0.0.1", "test")
+				if err != nil || res.MFAPending || res.Token == "" {
+					t.Fatalf("login: %+v %v", res, err)
+				}
+				return res.Token
+			}
+			alive := func(tok string) bool {
+				t.Helper()
+				_, actor, err := w.Session(ctx, tok, "127.0.0.1", "test")
+				if err != nil && errs.KindOf(err) != errs.Unauthorized {
+					t.Fatal(err)
+				}
+				if err == nil && (actor.ID == "" || actor.OrgID == "") {
+					t.Fatalf("actor %+v", actor)
+				}
+				return err == nil
+			}
+
+			tok := login()
+			if _, _, err := db.WebSessionByID(ctx, tok); !errs.Is(err, errs.NotFound) {
+				t.Fatalf("the token itself is a stored id: %v", err)
+			}
+			clk.add(29 * time.Minute)
+			if !alive(tok) {
+				t.Fatal("session ended before the idle timeout")
+			}
+			clk.add(29 * time.Minute) // 58 min since login, 29 since last use
+			if !alive(tok) {
+				t.Fatal("activity did not extend the idle timeout")
+			}
+			clk.add(31 * time.Minute)
+			if alive(tok) {
+				t.Fatal("session survived 31 idle minutes")
+			}
+
+			tok = login()
+			for range 5 { // active every 25 minutes up to 2h05
+				clk.add(25 * time.Minute)
+				alive(tok)
+			}
+			if alive(tok) {
+				t.Fatal("session survived its absolute timeout")
+			}
+
+			tok = login()
+			if err := w.Logout(ctx, tok, authz.Actor{}); err != nil {
+				t.Fatal(err)
+			}
+			if alive(tok) {
+				t.Fatal("session alive after logout")
+			}
+		})
+	}
+}
