@@ -428,12 +428,12 @@ func lineDiff(a, b string) []diffLine {
 		case i < len(x) && j < len(y) && x[i] == y[j]:
 			out = append(out, diffLine{" ", x[i]})
 			i, j = i+1, j+1
-		case j < len(y) && (i == len(x) || l[i][j+1] >= l[i+1][j]):
-			out = append(out, diffLine{"+", y[j]})
-			j++
-		default:
+		case i < len(x) && (j == len(y) || l[i+1][j] >= l[i][j+1]):
 			out = append(out, diffLine{"-", x[i]})
 			i++
+		default:
+			out = append(out, diffLine{"+", y[j]})
+			j++
 		}
 	}
 	return out
@@ -455,12 +455,14 @@ func (h *Handler) secretHistory(w http.ResponseWriter, q *req) error {
 	out := make([]versionView, len(vs))
 	for i, v := range vs { // newest first
 		out[i].Secret = v
-		prev := ""
-		if i+1 < len(vs) {
-			prev = vs[i+1].Value
-		}
-		if !v.ValueHidden {
-			out[i].Diff = lineDiff(prev, v.Value)
+		switch {
+		case v.ValueHidden:
+		case i+1 < len(vs):
+			out[i].Diff = lineDiff(vs[i+1].Value, v.Value)
+		default: // the first version: every line is new
+			for _, l := range strings.Split(v.Value, "\n") {
+				out[i].Diff = append(out[i].Diff, diffLine{"+", l})
+			}
 		}
 	}
 	h.render(w, q, http.StatusOK, "history", map[string]any{"Title": s.Key + " · History", "P": pv, "S": s,
