@@ -175,7 +175,7 @@ func (s *Server) dispatch(w http.ResponseWriter, r *http.Request) {
 		r.URL.RawPath = ""
 	}
 	h, pattern := s.mux.Handler(r)
-	if pattern == "" && s.web != nil && r.URL.Path != "/api" && !strings.HasPrefix(r.URL.Path, "/api/") {
+	if pattern == "" && s.web != nil && r.URL.Path != "/api" && !strings.HasPrefix(r.URL.Path, "/api/") && r.URL.Path != "/metrics" {
 		s.web.ServeHTTP(w, r)
 		return
 	}

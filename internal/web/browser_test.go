@@ -34,6 +34,13 @@ func chrome(t *testing.T) context.Context {
 		}
 		t.Skip("chromium not found")
 	}
+	// Not t.TempDir: chromium's helpers may still be writing to the profile
+	// when it would be removed; the cleanup below closes the browser first
+	// and then retries.
+	profile, err := os.MkdirTemp("", "lockbox-chromium-")
+	if err != nil {
+		t.Fatal(err)
+	}
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(path),
 		chromedp.Headless,
@@ -45,7 +52,7 @@ func chrome(t *testing.T) context.Context {
 		chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-sync", true),
 		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.UserDataDir(t.TempDir()),
+		chromedp.UserDataDir(profile),
 		chromedp.WindowSize(1280, 900),
 	}
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
@@ -55,7 +62,18 @@ func chrome(t *testing.T) context.Context {
 	}
 	ctx, cancelCtx := chromedp.NewContext(actx, copts...)
 	ctx, cancelTimeout := context.WithTimeout(ctx, 3*time.Minute)
-	t.Cleanup(func() { cancelTimeout(); cancelCtx(); cancelAlloc() })
+	t.Cleanup(func() {
+		chromedp.Cancel(ctx) // closes the browser and waits for it
+		cancelTimeout()
+		cancelCtx()
+		cancelAlloc()
+		for range 50 {
+			if os.RemoveAll(profile) == nil {
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	})
 	// Confirm dialogs (data-confirm forms) are accepted.
 	chromedp.ListenTarget(ctx, func(ev any) {
 		if _, ok := ev.(*cdpage.EventJavascriptDialogOpening); ok {
