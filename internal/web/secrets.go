@@ -189,7 +189,7 @@ func (h *Handler) overview(q *req, pv projectView, p string) (Overview, error) {
 			ov.Rows[r].Cells[i] = s
 		}
 		fs, err := h.svc.Projects.ListFolders(q.ctx(), q.actor, project.FolderRef{ProjectID: pv.ID, Env: env.Slug, Path: p})
-		if err != nil && errs.KindOf(err) != errs.NotFound {
+		if err != nil && errs.KindOf(err) != errs.NotFound && errs.KindOf(err) != errs.Forbidden {
 			return Overview{}, err
 		}
 		for _, f := range fs {

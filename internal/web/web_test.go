@@ -320,8 +320,15 @@ func addUser(t testing.TB, e *apptest.Env, email, password, orgRole, projectID, 
 		mid := uuid.NewString()
 		exec(`INSERT INTO project_memberships (id, project_id, user_id, created_at, updated_at) VALUES (?, ?, ?, ?, ?)`,
 			mid, projectID, uid, now, now)
-		exec(`INSERT INTO project_membership_roles (id, membership_id, role, created_at, updated_at) VALUES (?, ?, ?, ?, ?)`,
-			uuid.NewString(), mid, projectRole, now, now)
+		role, custom := projectRole, any(nil)
+		if rules, ok := strings.CutPrefix(projectRole, "custom:"); ok { // a custom role with these rules (JSON)
+			rid := uuid.NewString()
+			exec(`INSERT INTO project_roles (id, project_id, slug, name, permissions, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+				rid, projectID, "r-"+rid[:8], "custom", rules, now, now)
+			role, custom = "custom", rid
+		}
+		exec(`INSERT INTO project_membership_roles (id, membership_id, role, custom_role_id, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)`,
+			uuid.NewString(), mid, role, custom, now, now)
 	}
 	if err := e.DB.BumpEpoch(ctx); err != nil { // caches drop what they hold
 		t.Fatal(err)
@@ -476,4 +483,32 @@ func TestDashboardTOTP(t *testing.T) {
 
 func base32Decode(s string) ([]byte, error) {
 	return base32.StdEncoding.WithPadding(base32.NoPadding).DecodeString(s)
+}
+
+// TestDashboardGridDeniedEnvironment: a user whose role reads only dev sees
+// the grid with the other environments listed as denied, and no prod value.
+func TestDashboardGridDeniedEnvironment(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, d store.Dialect) {
+		e := apptest.Bootstrapped(t, d)
+		admin := newBrowser(t, e.URL)
+		admin.mustLogin(e.UserEmail, e.Password)
+		pid := createProject(t, admin, "scoped")
+		for _, env := range []string{"dev", "prod"} {
+			mustStatus(t, admin.post("/projects/"+pid+"/secrets", url.Values{"env": {env}, "path": {"/"}, "key": {"K_" + env},
+				"value": {"v"}}, nil), 303, "add")
+		}
+		addUser(t, e, "dev@example.com", "dev password 12", "member", pid,
+			`custom:[{"subject":"secrets","action":["read"],"conditions":{"environment":"dev"}},{"subject":"workspace","action":["read"]}]`)
+		u := newBrowser(t, e.URL)
+		u.mustLogin("dev@example.com", "dev password 12")
+		p := u.get("/projects/" + pid + "/secrets")
+		mustStatus(t, p, 200, "scoped grid")
+		if !strings.Contains(p.body, `id="denied-envs"`) || !strings.Contains(p.body, "staging, prod") {
+			t.Fatalf("denied environments not listed: %.2000s", p.body)
+		}
+		if !strings.Contains(p.body, `data-key="K_dev"`) || strings.Contains(p.body, `data-key="K_prod"`) {
+			t.Fatal("the grid shows the wrong keys")
+		}
+		mustStatus(t, u.get("/projects/"+pid+"/secret/value?env=prod&path=/&key=K_prod"), 403, "prod value")
+	})
 }
