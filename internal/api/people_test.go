@@ -408,7 +408,7 @@ func TestTemporaryUserRoleExpires(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, d store.Dialect) {
 		var offset atomic.Int64
 		now := func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
-		e := apptest.Bootstrapped(t, d, apptest.Options{Now: now})
+		e := apptest.Bootstrapped(t, d, apptest.Options{Clock: now})
 		p := createProject(t, e, e.Token, map[string]any{"projectName": "temp"})
 		putSecret(t, e, e.Token, p.ID, "dev", "/", "K", "v")
 		alice, _ := newUser(t, e, "alice@example.com", "member")
@@ -449,7 +449,7 @@ func TestInvitationExpiresAndWorksOnce(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, d store.Dialect) {
 		var offset atomic.Int64
 		now := func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
-		e := apptest.Bootstrapped(t, d, apptest.Options{Now: now})
+		e := apptest.Bootstrapped(t, d, apptest.Options{Clock: now})
 		body := func(link string) map[string]any {
 			return map[string]any{"email": "late@example.com", "organizationId": e.OrgID, "code": linkToken(t, link), "password": "a long enough password"}
 		}

@@ -76,10 +76,6 @@ type Options struct {
 	// move it to see temporary access end); nil means time.Now. Tokens and
 	// leases keep the real time.
 	Clock func() time.Time
-	// Now is the clock of permission resolution and of the services whose
-	// caches depend on it: projects, memberships, secrets, KMS (nil:
-	// time.Now); tests move it to expire temporary roles.
-	Now func() time.Time
 	// Mailer sends invitation links (LOCKBOX_SMTP_URL); nil: none sent.
 	Mailer org.Mailer
 	// SiteURL is where invitation links point (LOCKBOX_SITE_URL); empty:
@@ -110,9 +106,6 @@ func New(db *store.DB, kr *keyring.Keyring, o Options) *App {
 	}
 	gen := cache.New(db)
 	db.SetOnChange(gen.Changed)
-	if o.Clock == nil {
-		o.Clock = o.Now
-	}
 	az := authz.NewResolver(db, o.Clock)
 	az.SetCache(gen)
 	idsvc := identity.NewService(db, kr, nil)

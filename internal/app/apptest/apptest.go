@@ -80,11 +80,9 @@ type Options struct {
 	// (sts.us-east-1.amazonaws.com) served by a local TLS server of the test.
 	AuthResolve map[string]netip.AddrPort
 	AuthRootCAs *x509.CertPool
-	// Clock is app.Options.Clock: the time permissions are resolved at.
+	// Clock is app.Options.Clock: the time permissions are resolved at and
+	// memberships, privileges and invitations are stamped with; nil: time.Now.
 	Clock func() time.Time
-	// Now is the clock of permission resolution and memberships
-	// (app.Options.Now); nil: time.Now.
-	Now func() time.Time
 	// Mailer sends invitation links (app.Options.Mailer).
 	Mailer org.Mailer
 }
@@ -134,7 +132,7 @@ func Start(t testing.TB, d store.Dialect, opts ...Options) *Env {
 	srv := app.New(db, kr, app.Options{TargetPolicy: targets, Version: "test", MaxBodyBytes: o.MaxBodyBytes, AuthRateLimit: o.AuthRateLimit,
 		PasswordHasher: o.PasswordHasher, Logger: slog.New(slog.NewJSONHandler(o.Log, &slog.HandlerOptions{Level: o.LogLevel})), TrustedProxies: o.TrustedProxies,
 		MetricsToken: o.MetricsToken, SeparateMetrics: o.SeparateMetrics, AuthFetchLoopback: true,
-		AuthFetchResolve: o.AuthResolve, AuthFetchRootCAs: o.AuthRootCAs, CertHeader: o.CertHeader, Clock: o.Clock, Now: o.Now, Mailer: o.Mailer})
+		AuthFetchResolve: o.AuthResolve, AuthFetchRootCAs: o.AuthRootCAs, CertHeader: o.CertHeader, Clock: o.Clock, Mailer: o.Mailer})
 	if o.WorkerBatch > 0 {
 		srv.Worker.Batch = o.WorkerBatch
 	}
