@@ -182,6 +182,15 @@ func TestRotationAuthorization(t *testing.T) {
 		assertError(t, e.Do(t, "PATCH", base, viewer, map[string]any{"rotationInterval": 2}), 403, "PermissionDenied")
 		assertError(t, e.Do(t, "DELETE", base, viewer, nil), 403, "PermissionDenied")
 
+		// Editing a rotation does not let one remap it onto secrets one may
+		// not write (the rotation writes them as the platform).
+		editor := customRole(t, e, a.ID, "rotation-editor", []map[string]any{
+			{"subject": "secret-rotation", "action": []string{"read", "edit"}},
+			{"subject": "secrets", "action": []string{"read", "create", "edit"}, "conditions": map[string]any{"secretName": map[string]any{"$in": []string{"U", "P"}}}},
+		})
+		assertError(t, e.Do(t, "PATCH", base, editor, map[string]any{"secretsMapping": map[string]string{"username": "U", "password": "PROD_PASS"}}), 403, "PermissionDenied")
+		e.Must(t, 200, "PATCH", base, editor, map[string]any{"secretsMapping": map[string]string{"username": "U", "password": "P"}})
+
 		// An admin of project B only: A's rotation does not exist for it.
 		_, other := projectMember(t, e, b.ID, "admin-b", "admin")
 		assertError(t, e.Do(t, "GET", base, other, nil), 404, "NotFound")

@@ -12,7 +12,6 @@ import (
 	"encoding/json"
 	"net/netip"
 	"regexp"
-	"slices"
 	"strings"
 	"time"
 
@@ -435,7 +434,8 @@ func (s *Service) Update(ctx context.Context, actor authz.Actor, app, id string,
 		}
 		_ = json.Unmarshal(u.Credentials, &probe)
 		raw := u.Credentials
-		if probe.Password == nil || *probe.Password == "" {
+		kept := probe.Password == nil || *probe.Password == ""
+		if kept {
 			// Keep the stored password: merge it in before decoding.
 			var m map[string]any
 			if json.Unmarshal(raw, &m) == nil && m != nil && old.Password != "" {
@@ -446,6 +446,12 @@ func (s *Service) Update(ctx context.Context, actor authz.Actor, app, id string,
 		creds, err := decode(c.App, raw)
 		if err != nil {
 			return Connection{}, err
+		}
+		// The stored password goes only to the server it was given for: an
+		// editor, who can never read it, must not be able to send it to a
+		// server of theirs by changing the address.
+		if kept && (creds.Host != old.Host || creds.Port != old.Port || creds.URL != old.URL) {
+			return Connection{}, errs.Fieldf("credentials.password", "credentials.password is required when the host, port or url changes")
 		}
 		if err := s.validate(ctx, c.App, creds); err != nil {
 			return Connection{}, err
@@ -492,7 +498,7 @@ func (s *Service) Use(ctx context.Context, actor authz.Actor, app, id string) (C
 	if err := s.check(ctx, actor, authz.ActConnect); err != nil {
 		return Connection{}, err
 	}
-	if !slices.Contains([]string{app}, c.App) {
+	if c.App != app {
 		return Connection{}, errs.BadRequest("Connection %s is a %s connection; this rotation needs %s", id, c.App, app)
 	}
 	return c, nil

@@ -416,6 +416,20 @@ func (s *Service) check(ctx context.Context, actor authz.Actor, projectID, actio
 	return perms, perms.Check(action, authz.SubSecretRotation, &authz.Fields{Environment: env, SecretPath: path})
 }
 
+// mayWrite refuses a mapping onto secrets the caller could not create and
+// edit: nobody makes a rotation (which writes as the platform) write secrets
+// they could not write themselves.
+func mayWrite(perms authz.Set, env, path string, m Mapping) error {
+	for _, a := range []string{authz.ActCreate, authz.ActEdit} {
+		for _, key := range []string{m.Username + m.DN, m.Password} {
+			if err := perms.Check(a, authz.SubSecrets, &authz.Fields{Environment: env, SecretPath: path, SecretName: key}); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
 // nextAt is the first rotation time interval days after from, at h:m UTC.
 func nextAt(from time.Time, days, h, m int) time.Time {
 	d := from.UTC().AddDate(0, 0, days)
@@ -479,17 +493,19 @@ func (s *Service) Create(ctx context.Context, actor authz.Actor, n New) (Rotatio
 	if err != nil {
 		return Rotation{}, err
 	}
-	// Nobody makes a rotation write secrets they could not write themselves.
-	for _, a := range []string{authz.ActCreate, authz.ActEdit} {
-		for _, key := range []string{mapping.Username + mapping.DN, mapping.Password} {
-			if err := perms.Check(a, authz.SubSecrets, &authz.Fields{Environment: n.Environment, SecretPath: path, SecretName: key}); err != nil {
-				return Rotation{}, err
-			}
-		}
+	if err := mayWrite(perms, n.Environment, path, mapping); err != nil {
+		return Rotation{}, err
 	}
 	conn, err := s.conns.Use(ctx, actor, Types[n.Type], n.ConnectionID)
 	if err != nil {
 		return Rotation{}, err
+	}
+	// The connection's own principal is not rotated: its password would land
+	// in secrets its users may read, and the connection would stop working.
+	for _, u := range []string{params.Username1, params.Username2, params.DN} {
+		if u != "" && (strings.EqualFold(u, conn.Credentials.Username) || strings.EqualFold(u, conn.Credentials.DN)) {
+			return Rotation{}, errs.Fieldf("parameters", "the connection's own user cannot be rotated by it")
+		}
 	}
 	now := s.now().UTC()
 	auto := n.AutoRotate == nil || *n.AutoRotate
@@ -630,6 +646,13 @@ func (s *Service) Update(ctx context.Context, actor authz.Actor, typ, id string,
 	}
 	if len(u.SecretsMapping) > 0 && string(u.SecretsMapping) != "null" {
 		if r.Mapping, err = parseMapping(r.Type, u.SecretsMapping); err != nil {
+			return Rotation{}, err
+		}
+		perms, err := s.check(ctx, actor, r.ProjectID, authz.ActEdit, r.Environment, r.SecretPath, nil)
+		if err != nil {
+			return Rotation{}, err
+		}
+		if err := mayWrite(perms, r.Environment, r.SecretPath, r.Mapping); err != nil {
 			return Rotation{}, err
 		}
 	}
