@@ -37,6 +37,8 @@ type Store interface {
 	SessionByID(ctx context.Context, id string) (Session, error)
 	// UserOrgs lists the organizations the user is a member of.
 	UserOrgs(ctx context.Context, userID string) ([]project.Org, error)
+	// UserTOTP reports errs.NotFound when the user has no second factor.
+	UserTOTP(ctx context.Context, userID string) (UserTOTP, error)
 	// Initialized reports whether the instance has been bootstrapped.
 	Initialized(ctx context.Context) (bool, error)
 	// ReserveUserLoginAttempt counts one password login of the email keyed by
@@ -338,11 +340,21 @@ func (s *Service) authUser(ctx context.Context, c claims, now time.Time, ip, ua 
 // against the email's lockout before the password is hashed; a locked email
 // is refused without hashing. Unknown emails are hashed against a dummy and
 // counted and locked alike, so neither the time nor the answer tells whether
-// an account exists. A success clears the count.
+// an account exists. A success clears the count. A user with a second factor
+// is refused (after the password, without counting it as a guess).
 func (s *Service) Login(ctx context.Context, email, password, ip, userAgent string) (string, error) {
 	u, key, err := s.checkPassword(ctx, email, password, ip, userAgent)
 	if err != nil {
 		return "", err
+	}
+	// A password alone is not enough for a user with a second factor; the
+	// dashboard, which asks for it, is where they log in.
+	t, err := s.store.UserTOTP(ctx, u.ID)
+	if err != nil && !errs.Is(err, errs.NotFound) {
+		return "", s.giveBack(ctx, key, err)
+	}
+	if err == nil && t.Enabled {
+		return "", s.giveBack(ctx, key, errs.Unauthorizedf("This account has a second factor: log in on the dashboard"))
 	}
 	tok, err := s.newSession(ctx, u.ID, "")
 	if err != nil {

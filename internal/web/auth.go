@@ -3,6 +3,7 @@ package web
 import (
 	"html/template"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -126,9 +127,20 @@ func (h *Handler) renderLogin(w http.ResponseWriter, r *http.Request, code int, 
 	h.render(w, &req{Request: r, csrf: tok}, code, "login", map[string]any{"Title": "Log in", "Error": msg, "Next": next})
 }
 
-// localPath reports whether p is a path on this site (no open redirect).
+// localPath reports whether p is a path on this site (no open redirect):
+// one leading slash, no backslash or control byte (browsers drop a tab, so
+// "/\t/evil.example" would be "//evil.example"), and no scheme or host.
 func localPath(p string) bool {
-	return strings.HasPrefix(p, "/") && !strings.HasPrefix(p, "//") && !strings.HasPrefix(p, "/\\")
+	if !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "//") {
+		return false
+	}
+	for i := 0; i < len(p); i++ {
+		if p[i] < 0x20 || p[i] == 0x7f || p[i] == '\\' {
+			return false
+		}
+	}
+	u, err := url.Parse(p)
+	return err == nil && u.Scheme == "" && u.Host == ""
 }
 
 func (h *Handler) loginCSRF(r *http.Request) error {

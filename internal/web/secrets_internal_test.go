@@ -31,7 +31,8 @@ func TestParseDotenv(t *testing.T) {
 }
 
 func TestLocalPath(t *testing.T) {
-	for p, want := range map[string]bool{"/projects": true, "//evil.example": false, "/\\evil": false, "https://x": false, "": false} {
+	for p, want := range map[string]bool{"/projects": true, "/projects/x?tab=1": true, "//evil.example": false, "/\\evil": false, "https://x": false, "": false,
+		"/\t/evil.example": false, "/\n/evil.example": false, "/a\\b": false, "/\x7f": false} {
 		if localPath(p) != want {
 			t.Errorf("localPath(%q) = %v", p, !want)
 		}

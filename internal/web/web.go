@@ -229,44 +229,28 @@ func (h *Handler) checkForgery(r *http.Request, q *req) error {
 	return nil
 }
 
-// checkOrigin accepts a request whose Origin (or, lacking one, Referer) is
-// this server. Browsers send "Origin: null" for form posts from a page whose
-// Referrer-Policy is no-referrer (ours), so then, as when neither header is
-// sent, the request must carry Sec-Fetch-Site: same-origin (or none, typed
-// by the user); a browser without Sec-Fetch-Site and a null origin is refused.
-// The CSRF token is checked as well, whatever this says.
+// crossOrigin is the standard library's check: Sec-Fetch-Site, else the
+// Origin's host against the request's Host.
+var crossOrigin = http.NewCrossOriginProtection()
+
+// checkOrigin refuses a cross-origin state change: crossOrigin's verdict
+// (which refuses "Origin: null" unless Sec-Fetch-Site says same-origin, as
+// our no-referrer pages make browsers send), and, from a browser that sends
+// neither header, a Referer naming another host. The CSRF token is checked
+// as well, whatever this says.
 func checkOrigin(r *http.Request) error {
 	refused := errs.Forbiddenf("Cross-origin request refused")
-	want := scheme(r) + "://" + r.Host
-	site := r.Header.Get("Sec-Fetch-Site")
-	if site != "" && site != "same-origin" && site != "none" {
+	if crossOrigin.Check(r) != nil {
 		return refused
 	}
-	switch o := r.Header.Get("Origin"); {
-	case o == "null":
-		if site == "" {
-			return refused
-		}
-		return nil
-	case o != "":
-		if o != want {
-			return refused
-		}
-		return nil
-	}
-	if ref := r.Header.Get("Referer"); ref != "" {
-		if u, err := url.Parse(ref); err != nil || u.Scheme+"://"+u.Host != want {
-			return refused
+	if r.Header.Get("Sec-Fetch-Site") == "" && r.Header.Get("Origin") == "" {
+		if ref := r.Header.Get("Referer"); ref != "" {
+			if u, err := url.Parse(ref); err != nil || u.Host != r.Host {
+				return refused
+			}
 		}
 	}
 	return nil
-}
-
-func scheme(r *http.Request) string {
-	if r.TLS != nil {
-		return "https"
-	}
-	return "http"
 }
 
 func setCookie(w http.ResponseWriter, r *http.Request, name, value string, maxAge time.Duration) {

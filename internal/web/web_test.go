@@ -446,6 +446,12 @@ func TestDashboardTOTP(t *testing.T) {
 		}
 		mustStatus(t, b.post("/logout", nil, nil), 303, "logout")
 
+		// The API's password login does not skip the second factor.
+		r := e.Do(t, "POST", "/api/v3/auth/login", "", map[string]string{"email": e.UserEmail, "password": e.Password})
+		if r.Status != 401 || strings.Contains(string(r.Body), "accessToken") || strings.Contains(string(r.Body), "token\"") {
+			t.Fatalf("API login of a user with TOTP: %d", r.Status)
+		}
+
 		// Password alone leaves the session pending: pages send to /mfa.
 		c := newBrowser(t, e.URL)
 		p = c.login(e.UserEmail, e.Password)
