@@ -228,9 +228,24 @@ func (c *cli) newPKICACmd() *cobra.Command {
 	return cmd
 }
 
+// checkOutDir refuses, before anything is issued, an --out-dir whose files
+// exist (the key, shown once, would be lost), unless force.
+func checkOutDir(dir string, force bool) error {
+	if dir == "" || force {
+		return nil
+	}
+	for _, name := range []string{"cert.pem", "chain.pem", "key.pem"} {
+		if _, err := os.Lstat(filepath.Join(dir, name)); err == nil {
+			return fmt.Errorf("%s exists; use --force to replace it", filepath.Join(dir, name))
+		}
+	}
+	return nil
+}
+
 // writeIssued writes cert.pem, chain.pem and key.pem (0600, when there is a
-// key) into dir, or prints them (JSON with --output json).
-func (c *cli) writeIssued(out client.PKIIssued, dir string) error {
+// key) into dir, replacing none unless force, or prints them (JSON with
+// --output json).
+func (c *cli) writeIssued(out client.PKIIssued, dir string, force bool) error {
 	if dir == "" {
 		if c.output == "json" {
 			return c.print(out, nil, nil)
@@ -250,7 +265,7 @@ func (c *cli) writeIssued(out client.PKIIssued, dir string) error {
 		files["key.pem"] = *out.PrivateKey
 	}
 	for name, body := range files {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(strings.TrimSpace(body)+"\n"), 0o600); err != nil {
+		if err := writeNewFile(filepath.Join(dir, name), []byte(strings.TrimSpace(body)+"\n"), 0o600, force); err != nil {
 			return err
 		}
 	}
@@ -261,6 +276,7 @@ func (c *cli) newPKIIssueCmd(sign bool) *cobra.Command {
 	var r client.PKIIssue
 	var altNames []string
 	var dir, csrFile string
+	var force bool
 	use, short := "issue (--ca ID | --template ID) --common-name CN --ttl 24h [--alt-name N]... [--out-dir DIR]",
 		"Issue a certificate with a new key (the key is shown once, here)"
 	if sign {
@@ -274,6 +290,9 @@ func (c *cli) newPKIIssueCmd(sign bool) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if r.CAID == "" && r.CertificateTemplateID == "" {
 				return errors.New("--ca or --template is required")
+			}
+			if err := checkOutDir(dir, force); err != nil {
+				return err
 			}
 			if sign {
 				if csrFile == "" {
@@ -294,10 +313,11 @@ func (c *cli) newPKIIssueCmd(sign bool) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return c.writeIssued(out, dir)
+			return c.writeIssued(out, dir, force)
 		},
 	}
 	f := cmd.Flags()
+	f.BoolVar(&force, "force", false, "replace files that exist in --out-dir")
 	f.StringVar(&r.CAID, "ca", "", "the issuing CA's ID")
 	f.StringVar(&r.CertificateTemplateID, "template", "", "a certificate template's ID (it names the CA and bounds the request)")
 	f.StringVar(&r.CommonName, "common-name", "", "subject common name")
@@ -372,16 +392,21 @@ func (c *cli) newPKICertsCmd() *cobra.Command {
 			return c.print(x, pkiCertHeader, [][]string{pkiCertRow(x)})
 		})}
 	var dir string
+	var bundleForce bool
 	bundle := &cobra.Command{Use: "bundle SERIAL [--out-dir DIR]", Short: "Print or write a certificate, its chain and its key (if the server made it)",
 		Args: cobra.ExactArgs(1),
 		RunE: c.oneArg(func(ctx context.Context, cl *client.Client, serial string) error {
+			if err := checkOutDir(dir, bundleForce); err != nil {
+				return err
+			}
 			out, err := cl.PKIBundle(ctx, serial)
 			if err != nil {
 				return err
 			}
-			return c.writeIssued(out, dir)
+			return c.writeIssued(out, dir, bundleForce)
 		})}
 	bundle.Flags().StringVar(&dir, "out-dir", "", "write cert.pem, chain.pem and key.pem (mode 0600) here")
+	bundle.Flags().BoolVar(&bundleForce, "force", false, "replace files that exist in --out-dir")
 	var reason string
 	revoke := &cobra.Command{Use: "revoke SERIAL [--reason R]", Short: "Revoke a certificate (it appears on its CA's CRL)", Args: cobra.ExactArgs(1),
 		RunE: c.oneArg(func(ctx context.Context, cl *client.Client, serial string) error {

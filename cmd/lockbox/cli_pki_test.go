@@ -59,6 +59,23 @@ func TestCLIPKI(t *testing.T) {
 	if out, ok := verify(); !ok {
 		t.Fatalf("openssl verify: %s", out)
 	}
+	// Files are not replaced without --force, and nothing is issued then;
+	// with --force a loose key file is replaced and made private.
+	forceDir := filepath.Join(dir, "force")
+	issueForce := []string{"pki", "issue", "--ca", inter.ID, "--common-name", "force.example.com", "--ttl", "2h", "--key-algorithm", "ec-prime256v1", "--out-dir", forceDir}
+	c.must(admin, issueForce...)
+	before, _ := os.ReadFile(filepath.Join(forceDir, "cert.pem"))
+	if r := c.run(admin, issueForce...); r.code == 0 || !strings.Contains(r.stderr, "--force") {
+		t.Fatalf("issue over existing files: exit %d, %s", r.code, r.stderr)
+	}
+	if after, _ := os.ReadFile(filepath.Join(forceDir, "cert.pem")); string(after) != string(before) {
+		t.Fatal("cert.pem replaced without --force")
+	}
+	os.Chmod(filepath.Join(forceDir, "key.pem"), 0o644)
+	c.must(admin, append(issueForce, "--force")...)
+	if st, err := os.Stat(filepath.Join(forceDir, "key.pem")); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("key.pem after --force: %v %v", st, err)
+	}
 
 	// A template refuses a name outside its globs.
 	var tm client.PKITemplate
