@@ -186,18 +186,24 @@ func TestOIDCAuthConfigurationIsValidated(t *testing.T) {
 	e := apptest.Bootstrapped(t, store.SQLite)
 	id, _ := e.NewIdentity(t, "oidc-cfg", "member")
 	base := "/api/v1/auth/oidc-auth/identities/" + id
-	for name, body := range map[string]map[string]any{
-		"no discovery URL": {"boundIssuer": "https://x"},
-		"no issuer":        {"oidcDiscoveryUrl": "https://127.0.0.1:1"},
-		"not a URL":        {"oidcDiscoveryUrl": "ftp://x", "boundIssuer": "x"},
-		"bad CA":           {"oidcDiscoveryUrl": "https://127.0.0.1:1", "boundIssuer": "x", "caCert": "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----"},
-		"claims not text":  {"oidcDiscoveryUrl": "https://127.0.0.1:1", "boundIssuer": "x", "boundClaims": map[string]any{"a": 1}},
+	// Each body fails one check (the others bounded), and the 422 names its field.
+	for name, c := range map[string]struct {
+		body  map[string]any
+		field string
+	}{
+		"no discovery URL": {map[string]any{"boundIssuer": "https://x", "boundSubject": "x"}, "oidcDiscoveryUrl"},
+		"no issuer":        {map[string]any{"oidcDiscoveryUrl": "https://127.0.0.1:1", "boundSubject": "x"}, "boundIssuer"},
+		"not a URL":        {map[string]any{"oidcDiscoveryUrl": "ftp://x", "boundIssuer": "x", "boundSubject": "x"}, "oidcDiscoveryUrl"},
+		"bad CA": {map[string]any{"oidcDiscoveryUrl": "https://127.0.0.1:1", "boundIssuer": "x", "boundSubject": "x",
+			"caCert": "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----"}, "caCert"},
+		"claims not text": {map[string]any{"oidcDiscoveryUrl": "https://127.0.0.1:1", "boundIssuer": "x", "boundClaims": map[string]any{"a": 1}}, "boundClaims"},
 		// An issuer's tokens for anyone it serves would log in.
-		"no bound":       {"oidcDiscoveryUrl": "https://127.0.0.1:1", "boundIssuer": "x", "boundAudiences": " "},
-		"wildcard bound": {"oidcDiscoveryUrl": "https://127.0.0.1:1", "boundIssuer": "x", "boundSubject": "**", "boundAudiences": "*"},
+		"no bound":       {map[string]any{"oidcDiscoveryUrl": "https://127.0.0.1:1", "boundIssuer": "x", "boundAudiences": " "}, "boundAudiences"},
+		"wildcard bound": {map[string]any{"oidcDiscoveryUrl": "https://127.0.0.1:1", "boundIssuer": "x", "boundSubject": "**", "boundAudiences": "*"}, "boundAudiences"},
 	} {
-		if r := e.Do(t, "POST", base, e.Token, body); r.Status != 422 {
-			t.Fatalf("%s: %d %s", name, r.Status, r.Body)
+		r := e.Do(t, "POST", base, e.Token, c.body)
+		if r.Status != 422 || !strings.Contains(string(r.Body), `"path":["`+c.field+`"]`) {
+			t.Fatalf("%s: %d %s, want a 422 naming %s", name, r.Status, r.Body, c.field)
 		}
 	}
 	assertError(t, e.Do(t, "POST", base, e.Token, map[string]any{"oidcDiscoveryUrl": "http://169.254.169.254", "boundIssuer": "x", "boundSubject": "x"}), 400, "BadRequest")
