@@ -28,7 +28,7 @@ func invite(t testing.TB, e *apptest.Env, token, email, role string) inviteLinkO
 	e.Must(t, 200, "POST", "/api/v1/invite-org/signup", token, map[string]any{"inviteeEmails": []string{email},
 		"organizationId": e.OrgID, "organizationRoleSlug": role}).Decode(t, &out)
 	if len(out.CompleteInviteLinks) != 1 || out.CompleteInviteLinks[0].Email != email {
-		t.Fatalf("invite %+v", out)
+		t.Fatalf("invite: %d links, want one for %s", len(out.CompleteInviteLinks), email)
 	}
 	return out.CompleteInviteLinks[0]
 }
@@ -38,7 +38,7 @@ func linkToken(t testing.TB, link string) string {
 	t.Helper()
 	u, err := url.Parse(link)
 	if err != nil || u.Path != "/signupinvite" || u.Query().Get("token") == "" {
-		t.Fatalf("link %q", link)
+		t.Fatalf("link of path %q without a one-time token", u.Path)
 	}
 	return u.Query().Get("token")
 }
@@ -131,7 +131,7 @@ func TestInviteAcceptLoginAndProjectRoles(t *testing.T) {
 		l := invite(t, e, e.Token, "alice@example.com", "member")
 		tok := linkToken(t, l.Link)
 		if len(tok) < 43 || l.Mailed {
-			t.Fatalf("link %+v", l)
+			t.Fatalf("link for %s: token of %d characters, mailed %v", l.Email, len(tok), l.Mailed)
 		}
 		// Only a keyed hash of the token is stored.
 		if stored := storedInvitationHashes(t, e); len(stored) != 1 || stored[0] == tok || strings.Contains(stored[0], tok) || len(stored[0]) != 64 {

@@ -258,7 +258,7 @@ func TestSSHCAsTemplatesAndCertificates(t *testing.T) {
 			c := parseSSHCert(t, out.SignedKey, ca.PublicKey)
 			priv, err := ssh.ParsePrivateKey([]byte(out.PrivateKey))
 			if err != nil || out.KeyAlgorithm != want || !strings.HasPrefix(out.PrivateKey, "-----BEGIN OPENSSH PRIVATE KEY-----") {
-				t.Fatalf("%s private key: %v %+v", alg, err, out)
+				t.Fatalf("%s private key: %v (algorithm %s, serial %s)", alg, err, out.KeyAlgorithm, out.SerialNumber)
 			}
 			if string(priv.PublicKey().Marshal()) != string(c.Key.Marshal()) || strings.TrimSpace(out.PublicKey) != strings.TrimSpace(string(ssh.MarshalAuthorizedKey(c.Key))) {
 				t.Fatalf("%s: the certificate is not for the issued key", alg)

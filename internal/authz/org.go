@@ -16,7 +16,6 @@ const (
 	SubBilling         = "billing"
 	SubIncidentContact = "incident-contact"
 	SubSecretScanning  = "secret-scanning"
-	SubProjectTemplate = "project-templates"
 )
 
 // orgSubjects lists each organization subject with its actions and the
@@ -25,23 +24,23 @@ var orgSubjects = map[string]struct {
 	actions    []string
 	conditions []string
 }{
-	SubWorkspace:       {[]string{ActRead, ActCreate, ActEdit, ActDelete}, nil},
-	SubProject:         {[]string{ActRead, ActCreate, ActEdit, ActDelete}, nil},
-	SubIdentity:        {orgIdentityActions, []string{"identityId"}},
-	SubRole:            {generic, nil},
-	SubMember:          {generic, nil},
-	SubGroups:          {append(slices.Clone(generic), ActGrantPrivileges), nil},
-	SubSettings:        {generic, nil},
-	SubAuditLogs:       {generic, nil},
-	SubKMS:             {generic, nil},
-	SubSSO:             {generic, nil},
-	SubLDAP:            {generic, nil},
-	SubSCIM:            {generic, nil},
-	SubBilling:         {generic, nil},
-	SubIncidentContact: {generic, nil},
-	SubSecretScanning:  {generic, nil},
-	SubProjectTemplate: {generic, nil},
-	SubAppConnections:  {generic, nil},
+	SubWorkspace:        {[]string{ActRead, ActCreate, ActEdit, ActDelete}, nil},
+	SubProject:          {[]string{ActRead, ActCreate, ActEdit, ActDelete}, nil},
+	SubIdentity:         {orgIdentityActions, []string{"identityId"}},
+	SubRole:             {generic, nil},
+	SubMember:           {generic, nil},
+	SubGroups:           {append(slices.Clone(generic), ActGrantPrivileges), nil},
+	SubSettings:         {generic, nil},
+	SubAuditLogs:        {generic, nil},
+	SubKMS:              {generic, nil},
+	SubSSO:              {generic, nil},
+	SubLDAP:             {generic, nil},
+	SubSCIM:             {generic, nil},
+	SubBilling:          {generic, nil},
+	SubIncidentContact:  {generic, nil},
+	SubSecretScanning:   {generic, nil},
+	SubProjectTemplates: {generic, nil},
+	SubAppConnections:   {generic, nil},
 }
 
 // ParseOrgRules decodes and validates a JSON array of v2 rules for an
