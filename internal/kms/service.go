@@ -3,7 +3,6 @@ package kms
 import (
 	"context"
 	"regexp"
-	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -14,6 +13,7 @@ import (
 	"github.com/lockbox-dev/lockbox/internal/authz"
 	"github.com/lockbox-dev/lockbox/internal/cache"
 	"github.com/lockbox-dev/lockbox/internal/errs"
+	"github.com/lockbox-dev/lockbox/internal/keygen"
 	"github.com/lockbox-dev/lockbox/internal/keyring"
 )
 
@@ -169,27 +169,18 @@ const (
 	MaxKeyVersions    = 100 // versions of one key; rotate refuses more
 )
 
-// genSlots bounds the key generations running at once (an RSA-4096 key is
-// about a second of one core), so that members creating keys in a loop
-// cannot take every core from the requests being served.
-var genSlots = make(chan struct{}, max(1, runtime.GOMAXPROCS(0)/2))
-
-// genWait is how long a generation waits for a slot before it is refused.
-const genWait = 2 * time.Second
+// genPool bounds the key generations running at once, with those of the
+// other services (package keygen).
+var genPool = keygen.Shared
 
 // generate makes new key material for a, holding a generation slot; it
-// reports errs.RateLimited when none frees within genWait.
+// reports errs.RateLimited when none frees in time.
 func generate(ctx context.Context, a Algorithm) ([]byte, error) {
-	ctx, cancel := context.WithTimeout(ctx, genWait)
-	defer cancel()
-	select {
-	case genSlots <- struct{}{}:
-	case <-ctx.Done():
-		e := errs.RateLimitedf("Too many KMS keys are being generated at once, please try again shortly")
-		e.RetryAfter = 1
-		return nil, e
+	release, err := genPool.Acquire(ctx, "KMS keys")
+	if err != nil {
+		return nil, err
 	}
-	defer func() { <-genSlots }()
+	defer release()
 	raw, err := Generate(a)
 	if err != nil {
 		return nil, errs.Internalf(err, "generate %s key", a)

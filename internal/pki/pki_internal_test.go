@@ -11,32 +11,42 @@ import (
 	"time"
 
 	"github.com/lockbox-dev/lockbox/internal/errs"
+	"github.com/lockbox-dev/lockbox/internal/keygen"
 )
 
-// Key generation holds one of genSlots; with every slot taken, a generation
-// waits genWait and is refused with a 429, and runs again once one frees.
+// Key generation holds a slot of genPool; with every slot taken, a
+// generation waits and is refused with a 429, and runs again once one frees.
 func TestGenerationIsBounded(t *testing.T) {
-	for range cap(genSlots) {
-		genSlots <- struct{}{}
+	pool := keygen.NewPool(2, 200*time.Millisecond)
+	pool0 := genPool
+	genPool = pool
+	t.Cleanup(func() { genPool = pool0 })
+	var held []func()
+	for range pool.Cap() {
+		release, err := pool.Acquire(context.Background(), "test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, release)
 	}
 	start := time.Now()
 	_, err := generate(context.Background(), ECP256)
 	if !errs.Is(err, errs.RateLimited) {
 		t.Fatalf("generate with every slot taken: %v, want RateLimited", err)
 	}
-	if d := time.Since(start); d < genWait/2 {
+	if d := time.Since(start); d < pool.Wait/2 {
 		t.Fatalf("refused after %v, before waiting for a slot", d)
 	}
-	<-genSlots
+	held[0]()
 	k, err := generate(context.Background(), ECP256)
 	if err != nil || algorithmOf(k.Public()) != ECP256 {
 		t.Fatalf("generate with a free slot: %v", err)
 	}
-	for range cap(genSlots) - 1 {
-		<-genSlots
+	for _, release := range held[1:] {
+		release()
 	}
-	if len(genSlots) != 0 {
-		t.Fatalf("%d slots still held after generate returned", len(genSlots))
+	if pool.InUse() != 0 {
+		t.Fatalf("%d slots still held after generate returned", pool.InUse())
 	}
 }
 

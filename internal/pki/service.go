@@ -8,7 +8,6 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"math/big"
-	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -18,6 +17,7 @@ import (
 	"github.com/lockbox-dev/lockbox/internal/audit"
 	"github.com/lockbox-dev/lockbox/internal/authz"
 	"github.com/lockbox-dev/lockbox/internal/errs"
+	"github.com/lockbox-dev/lockbox/internal/keygen"
 	"github.com/lockbox-dev/lockbox/internal/keyring"
 )
 
@@ -40,24 +40,16 @@ const (
 	CRLRefresh  = 24 * time.Hour
 )
 
-// genSlots bounds the key generations running at once (an RSA-4096 key is
-// about a second of one core).
-var genSlots = make(chan struct{}, max(1, runtime.GOMAXPROCS(0)/2))
-
-// genWait is how long a generation waits for a slot before it is refused.
-const genWait = 2 * time.Second
+// genPool bounds the key generations running at once, with those of the
+// other services (package keygen).
+var genPool = keygen.Shared
 
 func generate(ctx context.Context, a KeyAlgorithm) (crypto.Signer, error) {
-	ctx, cancel := context.WithTimeout(ctx, genWait)
-	defer cancel()
-	select {
-	case genSlots <- struct{}{}:
-	case <-ctx.Done():
-		e := errs.RateLimitedf("Too many keys are being generated at once, please try again shortly")
-		e.RetryAfter = 1
-		return nil, e
+	release, err := genPool.Acquire(ctx, "keys")
+	if err != nil {
+		return nil, err
 	}
-	defer func() { <-genSlots }()
+	defer release()
 	k, err := GenerateKey(a)
 	if err != nil {
 		return nil, errs.Internalf(err, "generate %s key", a)

@@ -10,6 +10,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/lockbox-dev/lockbox/internal/errs"
+	"github.com/lockbox-dev/lockbox/internal/keygen"
 )
 
 func TestPrincipalPatterns(t *testing.T) {
@@ -149,9 +150,14 @@ func TestAlgorithmsAndKeys(t *testing.T) {
 // 429 and Retry-After; an ed25519 key needs no slot.
 func TestSlowGenerationIsBounded(t *testing.T) {
 	s := NewService(nil, nil, nil, nil)
-	s.slotWait = 50 * time.Millisecond
-	for range cap(s.slots) {
-		s.slots <- struct{}{}
+	s.gen = keygen.NewPool(2, 50*time.Millisecond)
+	var held []func()
+	for range s.gen.Cap() {
+		release, err := s.gen.Acquire(context.Background(), "test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, release)
 	}
 	start := time.Now()
 	_, err := s.generate(context.Background(), RSA4096)
@@ -162,11 +168,11 @@ func TestSlowGenerationIsBounded(t *testing.T) {
 	if _, err := s.generate(context.Background(), ED25519); err != nil {
 		t.Fatalf("ed25519 generation needs no slot: %v", err)
 	}
-	<-s.slots
+	held[0]()
 	if _, err := s.generate(context.Background(), RSA2048); err != nil {
 		t.Fatalf("with a free slot: %v", err)
 	}
-	if len(s.slots) != cap(s.slots)-1 {
-		t.Fatalf("the slot was not given back: %d of %d", len(s.slots), cap(s.slots))
+	if s.gen.InUse() != s.gen.Cap()-1 {
+		t.Fatalf("the slot was not given back: %d of %d", s.gen.InUse(), s.gen.Cap())
 	}
 }

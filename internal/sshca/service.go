@@ -7,7 +7,6 @@ package sshca
 import (
 	"context"
 	"crypto"
-	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -19,6 +18,7 @@ import (
 	"github.com/lockbox-dev/lockbox/internal/authz"
 	"github.com/lockbox-dev/lockbox/internal/cache"
 	"github.com/lockbox-dev/lockbox/internal/errs"
+	"github.com/lockbox-dev/lockbox/internal/keygen"
 	"github.com/lockbox-dev/lockbox/internal/keyring"
 )
 
@@ -131,10 +131,9 @@ type Service struct {
 	keys  *keyring.Keyring
 	now   func() time.Time
 
-	// slots bounds the slow (RSA) key generations running at once; a
-	// generation waits at most slotWait for one, then is refused with 429.
-	slots    chan struct{}
-	slotWait time.Duration
+	// gen bounds the slow (RSA) key generations running at once, with those
+	// of the other services (keygen.Shared).
+	gen *keygen.Pool
 
 	// Cached (SetCache): CAs with their opened private keys, and templates,
 	// by id, for the signing path. They die with the cache generation, so a
@@ -165,8 +164,7 @@ func NewService(st Store, az Authorizer, kr *keyring.Keyring, now func() time.Ti
 	if now == nil {
 		now = time.Now
 	}
-	return &Service{store: st, authz: az, keys: kr, now: now,
-		slots: make(chan struct{}, max(1, runtime.GOMAXPROCS(0)/2)), slotWait: 2 * time.Second}
+	return &Service{store: st, authz: az, keys: kr, now: now, gen: keygen.Shared}
 }
 
 // Bounds on what one project may hold.
@@ -181,16 +179,11 @@ const (
 // issuing RSA-4096 keys in a loop cannot take every core.
 func (s *Service) generate(ctx context.Context, a Algorithm) (crypto.Signer, error) {
 	if a.slow() {
-		ctx, cancel := context.WithTimeout(ctx, s.slotWait)
-		defer cancel()
-		select {
-		case s.slots <- struct{}{}:
-		case <-ctx.Done():
-			e := errs.RateLimitedf("Too many SSH keys are being generated at once, please try again shortly")
-			e.RetryAfter = 1
-			return nil, e
+		release, err := s.gen.Acquire(ctx, "SSH keys")
+		if err != nil {
+			return nil, err
 		}
-		defer func() { <-s.slots }()
+		defer release()
 	}
 	k, err := generateKey(a)
 	if err != nil {
