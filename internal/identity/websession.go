@@ -2,16 +2,11 @@ package identity
 
 import (
 	"context"
-	"crypto/aes"
-	"crypto/cipher"
-	"crypto/hmac"
 	"crypto/rand"
-	"crypto/sha1"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base32"
 	"encoding/base64"
-	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"net/url"
@@ -20,7 +15,9 @@ import (
 
 	"github.com/lockbox-dev/lockbox/internal/audit"
 	"github.com/lockbox-dev/lockbox/internal/authz"
+	"github.com/lockbox-dev/lockbox/internal/dynamic/provider/totp"
 	"github.com/lockbox-dev/lockbox/internal/errs"
+	"github.com/lockbox-dev/lockbox/internal/keyring"
 )
 
 // WebSession is a dashboard login. Its ID is the hex SHA-256 of the random
@@ -90,7 +87,6 @@ type Web struct {
 
 	csrf     keyedHash
 	recovery keyedHash
-	totpKey  keyedHash
 }
 
 // NewWeb returns the dashboard's session service.
@@ -99,8 +95,7 @@ func NewWeb(svc *Service, st WebStore, now func() time.Time) *Web {
 		now = time.Now
 	}
 	return &Web{svc: svc, store: st, now: now, Idle: DefaultWebIdleTimeout, Absolute: DefaultWebAbsoluteTimeout,
-		csrf: keyedHash{purpose: "web-csrf"}, recovery: keyedHash{purpose: "recovery-code-hmac"},
-		totpKey: keyedHash{purpose: "user-totp-seal"}}
+		csrf: keyedHash{purpose: "web-csrf"}, recovery: keyedHash{purpose: "recovery-code-hmac"}}
 }
 
 // WebLogin is the outcome of a password login: a session token for the
@@ -351,55 +346,22 @@ func (w *Web) TOTPEnabled(ctx context.Context, actor authz.Actor) (bool, error) 
 	return err == nil && t.Enabled, err
 }
 
-func (w *Web) seedAEAD(ctx context.Context) (cipher.AEAD, error) {
-	k, err := w.totpKey.sum(ctx, w.svc.keys, "aes-256-gcm")
-	if err != nil {
-		return nil, err
-	}
-	b, err := aes.NewCipher(k)
-	if err != nil {
-		return nil, err
-	}
-	return cipher.NewGCM(b)
-}
+// seedOwner and seedAD seal a user's TOTP seed with the instance's system
+// data key, bound to the user.
+var seedOwner = keyring.Owner{Type: keyring.OwnerSystem, ID: "instance"}
+
+func seedAD(userID string) string { return keyring.AD("user_totp", "secret", userID) }
 
 func (w *Web) sealSeed(ctx context.Context, userID string, seed []byte) ([]byte, error) {
-	a, err := w.seedAEAD(ctx)
-	if err != nil {
-		return nil, err
-	}
-	nonce := randBytes(a.NonceSize())
-	return a.Seal(nonce, nonce, seed, []byte("user_totp|secret|"+userID)), nil
+	return w.svc.keys.Seal(ctx, seedOwner, seed, seedAD(userID))
 }
 
 func (w *Web) openSeed(ctx context.Context, t UserTOTP) ([]byte, error) {
-	a, err := w.seedAEAD(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if len(t.Secret) < a.NonceSize() {
-		return nil, fmt.Errorf("totp seed of %s: too short", t.UserID)
-	}
-	n := a.NonceSize()
-	seed, err := a.Open(nil, t.Secret[:n], t.Secret[n:], []byte("user_totp|secret|"+t.UserID))
+	seed, err := w.svc.keys.Open(ctx, seedOwner, t.Secret, seedAD(t.UserID))
 	if err != nil {
 		return nil, fmt.Errorf("open totp seed of %s: %w", t.UserID, err)
 	}
 	return seed, nil
-}
-
-// TOTPCode is the RFC 6238 code (HMAC-SHA1, 6 digits, 30 s) of seed at t.
-func TOTPCode(seed []byte, t time.Time) string { return hotp(seed, t.Unix()/30) }
-
-func hotp(seed []byte, step int64) string {
-	m := hmac.New(sha1.New, seed)
-	var b [8]byte
-	binary.BigEndian.PutUint64(b[:], uint64(step))
-	m.Write(b[:])
-	sum := m.Sum(nil)
-	off := sum[len(sum)-1] & 0x0f
-	v := binary.BigEndian.Uint32(sum[off:off+4]) & 0x7fffffff
-	return fmt.Sprintf("%06d", v%1_000_000)
 }
 
 // matchTOTP accepts the code of the current step or one step either side
@@ -410,7 +372,8 @@ func matchTOTP(seed []byte, code string, now time.Time) (int64, bool) {
 	}
 	cur := now.Unix() / 30
 	for _, st := range []int64{cur, cur - 1, cur + 1} {
-		if subtle.ConstantTimeCompare([]byte(hotp(seed, st)), []byte(code)) == 1 {
+		want, _ := totp.Code(seed, "sha1", 6, 30, time.Unix(st*30, 0))
+		if subtle.ConstantTimeCompare([]byte(want), []byte(code)) == 1 {
 			return st, true
 		}
 	}
