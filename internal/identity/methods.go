@@ -82,7 +82,7 @@ type Methods struct {
 	mu    sync.Mutex
 	built map[string]builtMethod // by configuration id
 
-	lockKeys keyedHash // keys the lockout of a Locker method's subject
+	lockKeys KeyedHash // keys the lockout of a Locker method's subject
 }
 
 type builtMethod struct {
@@ -100,7 +100,7 @@ func NewMethods(st MethodStore, admin *Admin, svc *Service, env authmethod.Env) 
 		env.Now = svc.now
 	}
 	return &Methods{store: st, admin: admin, svc: svc, env: env, now: svc.now, built: map[string]builtMethod{},
-		lockKeys: keyedHash{purpose: "auth-method-lockout-hmac"}}
+		lockKeys: KeyedHash{Purpose: "auth-method-lockout-hmac"}}
 }
 
 // TokenSettings are the shared settings of a method's tokens; nil fields are absent.
@@ -413,7 +413,7 @@ func (m *Methods) reserve(ctx context.Context, meth authmethod.Method, credentia
 	if !on {
 		return nil, nil
 	}
-	h, err := m.lockKeys.sum(ctx, m.svc.keys, identityID+"\x00"+method+"\x00"+subject)
+	h, err := m.lockKeys.Sum(ctx, m.svc.keys, identityID+"\x00"+method+"\x00"+subject)
 	if err != nil {
 		return nil, err
 	}

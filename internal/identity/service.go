@@ -97,7 +97,7 @@ type Service struct {
 	sig    signer
 	sigErr error
 
-	emails keyedHash // keys the lockout of an email without storing it
+	emails KeyedHash // keys the lockout of an email without storing it
 
 	// Verified JWTs by digest, and token and session rows by id
 	// (SetCache); nil: verify and read each time.
@@ -135,7 +135,7 @@ func NewService(st Store, kr *keyring.Keyring, now func() time.Time) *Service {
 		now = time.Now
 	}
 	return &Service{store: st, keys: kr, now: now, Hasher: NewPasswordHasher(DefaultPasswordHashConcurrency),
-		UserLockout: DefaultUserLockout, emails: keyedHash{purpose: "login-lockout-hmac"}}
+		UserLockout: DefaultUserLockout, emails: KeyedHash{Purpose: "login-lockout-hmac"}}
 }
 
 func (s *Service) signer(ctx context.Context) (signer, error) {
@@ -464,7 +464,7 @@ func (s *Service) failedLogin(ctx context.Context, u User, n int, now time.Time,
 
 // emailHash keys the lockout of an email without storing the email.
 func (s *Service) emailHash(ctx context.Context, email string) (string, error) {
-	h, err := s.emails.sum(ctx, s.keys, email)
+	h, err := s.emails.Sum(ctx, s.keys, email)
 	return hex.EncodeToString(h), err
 }
 

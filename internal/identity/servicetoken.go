@@ -80,17 +80,17 @@ type ServiceTokens struct {
 	svc   *Service
 	now   func() time.Time
 
-	secrets keyedHash
+	secrets KeyedHash
 }
 
 // NewServiceTokens returns the service-token service; svc holds the keyring.
 func NewServiceTokens(st ServiceTokenStore, az ProjectAuthorizer, envs EnvResolver, svc *Service) *ServiceTokens {
-	return &ServiceTokens{store: st, authz: az, envs: envs, svc: svc, now: svc.now, secrets: keyedHash{purpose: "service-token-hmac"}}
+	return &ServiceTokens{store: st, authz: az, envs: envs, svc: svc, now: svc.now, secrets: KeyedHash{Purpose: "service-token-hmac"}}
 }
 
 // hash is the secret's HMAC-SHA256 under a key derived from the root key.
 func (s *ServiceTokens) hash(ctx context.Context, secret string) ([]byte, error) {
-	return s.secrets.sum(ctx, s.svc.keys, secret)
+	return s.secrets.Sum(ctx, s.svc.keys, secret)
 }
 
 // NewServiceToken is a create request. EncryptedKey, IV and Tag of

@@ -123,16 +123,16 @@ type UA struct {
 	svc   *Service
 	now   func() time.Time
 
-	secrets keyedHash
+	secrets KeyedHash
 }
 
 // NewUA returns the Universal Auth service; svc signs the tokens.
 func NewUA(st UAStore, az Authorizer, svc *Service) *UA {
-	return &UA{store: st, authz: az, svc: svc, now: svc.now, secrets: keyedHash{purpose: "client-secret-hmac"}}
+	return &UA{store: st, authz: az, svc: svc, now: svc.now, secrets: KeyedHash{Purpose: "client-secret-hmac"}}
 }
 
 func (u *UA) hash(ctx context.Context, secret string) (string, error) {
-	h, err := u.secrets.sum(ctx, u.svc.keys, secret)
+	h, err := u.secrets.Sum(ctx, u.svc.keys, secret)
 	return hex.EncodeToString(h), err
 }
 

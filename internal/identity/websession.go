@@ -85,8 +85,8 @@ type Web struct {
 	Idle     time.Duration
 	Absolute time.Duration
 
-	csrf     keyedHash
-	recovery keyedHash
+	csrf     KeyedHash
+	recovery KeyedHash
 }
 
 // NewWeb returns the dashboard's session service.
@@ -95,7 +95,7 @@ func NewWeb(svc *Service, st WebStore, now func() time.Time) *Web {
 		now = time.Now
 	}
 	return &Web{svc: svc, store: st, now: now, Idle: DefaultWebIdleTimeout, Absolute: DefaultWebAbsoluteTimeout,
-		csrf: keyedHash{purpose: "web-csrf"}, recovery: keyedHash{purpose: "recovery-code-hmac"}}
+		csrf: KeyedHash{Purpose: "web-csrf"}, recovery: KeyedHash{Purpose: "recovery-code-hmac"}}
 }
 
 // WebLogin is the outcome of a password login: a session token for the
@@ -197,7 +197,7 @@ func (w *Web) Logout(ctx context.Context, token string, actor authz.Actor) error
 // CSRFToken is the anti-forgery token of a session: a keyed hash of its id,
 // so it needs no storage and dies with the session.
 func (w *Web) CSRFToken(ctx context.Context, s WebSession) (string, error) {
-	h, err := w.csrf.sum(ctx, w.svc.keys, s.ID)
+	h, err := w.csrf.Sum(ctx, w.svc.keys, s.ID)
 	return base64.RawURLEncoding.EncodeToString(h), err
 }
 
@@ -263,7 +263,7 @@ func (w *Web) checkCode(ctx context.Context, userID, code string, now time.Time)
 		}
 		return false, nil
 	}
-	h, err := w.recovery.sum(ctx, w.svc.keys, userID+"|"+strings.ToLower(code))
+	h, err := w.recovery.Sum(ctx, w.svc.keys, userID+"|"+strings.ToLower(code))
 	if err != nil {
 		return false, err
 	}
@@ -324,7 +324,7 @@ func (w *Web) ConfirmTOTP(ctx context.Context, actor authz.Actor, code string) (
 	for i := range codes {
 		b := randBytes(5)
 		codes[i] = hex.EncodeToString(b)
-		h, err := w.recovery.sum(ctx, w.svc.keys, actor.ID+"|"+codes[i])
+		h, err := w.recovery.Sum(ctx, w.svc.keys, actor.ID+"|"+codes[i])
 		if err != nil {
 			return nil, err
 		}

@@ -2,9 +2,7 @@ package org
 
 import (
 	"context"
-	"crypto/hmac"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
@@ -12,7 +10,6 @@ import (
 	"net/mail"
 	"net/url"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -54,8 +51,7 @@ type Members struct {
 	// the InviteRequest's LinkBase.
 	SiteURL string
 
-	mu      sync.Mutex
-	hashKey []byte
+	invites identity.KeyedHash // of invitation tokens
 }
 
 // NewMembers returns the organization member service; hasher bounds the
@@ -64,7 +60,8 @@ func NewMembers(st Store, az Authorizer, kr *keyring.Keyring, hasher *identity.P
 	if now == nil {
 		now = time.Now
 	}
-	return &Members{store: st, authz: az, keys: kr, hasher: hasher, now: now}
+	return &Members{store: st, authz: az, keys: kr, hasher: hasher, now: now,
+		invites: identity.KeyedHash{Purpose: "org-invitation-hmac"}}
 }
 
 func (s *Members) clock() time.Time { return s.now().UTC().Truncate(time.Microsecond) }
@@ -396,20 +393,8 @@ func (s *Members) newToken(ctx context.Context) (string, string, error) {
 }
 
 func (s *Members) tokenHash(ctx context.Context, tok string) (string, error) {
-	s.mu.Lock()
-	key := s.hashKey
-	if key == nil {
-		var err error
-		if key, err = s.keys.SystemKey(context.WithoutCancel(ctx), "org-invitation-hmac"); err != nil {
-			s.mu.Unlock()
-			return "", err
-		}
-		s.hashKey = key
-	}
-	s.mu.Unlock()
-	m := hmac.New(sha256.New, key)
-	m.Write([]byte(tok))
-	return hex.EncodeToString(m.Sum(nil)), nil
+	h, err := s.invites.Sum(ctx, s.keys, tok)
+	return hex.EncodeToString(h), err
 }
 
 // invitation finds the invitation of token for email in orgID; any mismatch,
