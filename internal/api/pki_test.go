@@ -205,9 +205,13 @@ func TestPKIChainVerifiesWithOpenSSL(t *testing.T) {
 		if bundle.PrivateKey != nil || bundle.Certificate != fromCSR.Certificate {
 			t.Fatalf("bundle of a CSR-signed certificate %+v", bundle)
 		}
-		e.Must(t, 200, "GET", "/api/v1/pki/certificates/"+leaf.SerialNumber+"/bundle", e.Token, nil).Decode(t, &bundle)
+		br := e.Must(t, 200, "GET", "/api/v1/pki/certificates/"+leaf.SerialNumber+"/bundle", e.Token, nil)
+		br.Decode(t, &bundle)
 		if bundle.PrivateKey == nil || *bundle.PrivateKey != *leaf.PrivateKey || bundle.CertificateChain != leaf.CertificateChain {
-			t.Fatalf("bundle %+v", bundle)
+			t.Fatalf("bundle of %s: key or chain differs from the issue", bundle.SerialNumber)
+		}
+		if br.Header.Get("Cache-Control") != "no-store" {
+			t.Fatalf("a bundle with a private key is cacheable: %q", br.Header.Get("Cache-Control"))
 		}
 		var c struct{ Certificate certOut }
 		e.Must(t, 200, "GET", "/api/v1/pki/certificates/"+leaf.SerialNumber, e.Token, nil).Decode(t, &c)
@@ -222,6 +226,12 @@ func TestPKIChainVerifiesWithOpenSSL(t *testing.T) {
 		}
 		if n := countRows(t, e, `SELECT COUNT(*) FROM pki_certificates WHERE certificate LIKE '%PRIVATE%' OR certificate_chain LIKE '%PRIVATE%'`); n != 0 {
 			t.Fatalf("PEM key in %d rows", n)
+		}
+		// The issue answer, which carries the key, is not cacheable either.
+		ir := e.Must(t, 200, "POST", "/api/v1/pki/certificates/issue-certificate", e.Token, map[string]any{"caId": inter.ID,
+			"commonName": "cache.example.com", "ttl": "1h", "keyAlgorithm": "ec-prime256v1"})
+		if ir.Header.Get("Cache-Control") != "no-store" {
+			t.Fatalf("an issued private key is cacheable: %q", ir.Header.Get("Cache-Control"))
 		}
 		// Audit: issuance recorded, no private key anywhere in the log.
 		r := e.Must(t, 200, "GET", "/api/v1/organization/audit-logs?limit=1000", e.Token, nil)

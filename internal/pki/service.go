@@ -648,12 +648,14 @@ func (s *Service) ImportCertificate(ctx context.Context, actor authz.Actor, id, 
 	}
 	// A parent that is a lockbox CA of the project is recorded, so it is not
 	// deleted while this one stands.
-	if cas, err := s.store.CAs(ctx, ca.ProjectID); err == nil {
-		for _, p := range cas {
-			if p.Certificate != "" && p.ID != ca.ID {
-				if pc, err := caCert(p); err == nil && string(pc.Raw) == string(issuers[0].Raw) {
-					ca.ParentCAID = p.ID
-				}
+	cas, err := s.store.CAs(ctx, ca.ProjectID)
+	if err != nil {
+		return CA{}, err
+	}
+	for _, p := range cas {
+		if p.Certificate != "" && p.ID != ca.ID {
+			if pc, err := caCert(p); err == nil && string(pc.Raw) == string(issuers[0].Raw) {
+				ca.ParentCAID = p.ID
 			}
 		}
 	}

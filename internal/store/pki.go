@@ -16,6 +16,10 @@ const pkiCACols = `id, org_id, project_id, ca_type, status, friendly_name, commo
 	dn, key_algorithm, max_path_length, parent_ca_id, serial_number, not_before, not_after, certificate, certificate_chain,
 	private_key, created_at, updated_at`
 
+// pkiCAListCols is pkiCACols without the sealed private key, for lists:
+// only the signing path (CA by id) reads a key.
+var pkiCAListCols = strings.Replace(pkiCACols, "private_key", "NULL", 1)
+
 func scanCA(sc interface{ Scan(...any) error }) (pki.CA, error) {
 	var c pki.CA
 	var typ, status, alg string
@@ -49,7 +53,7 @@ func (db *DB) CA(ctx context.Context, id string) (pki.CA, error) {
 
 // CAs lists a project's CAs, oldest first.
 func (db *DB) CAs(ctx context.Context, projectID string) ([]pki.CA, error) {
-	rows, err := db.readq(ctx, `SELECT `+pkiCACols+` FROM pki_cas WHERE project_id = ? ORDER BY created_at, id`, projectID)
+	rows, err := db.readq(ctx, `SELECT `+pkiCAListCols+` FROM pki_cas WHERE project_id = ? ORDER BY created_at, id`, projectID)
 	if err != nil {
 		return nil, dbErr(err, "CAs")
 	}
@@ -129,6 +133,10 @@ const pkiCertCols = `id, project_id, ca_id, template_id, status, serial_number, 
 	extended_key_usages, not_before, not_after, revoked_at, revocation_reason, certificate, certificate_chain, private_key,
 	created_at, updated_at`
 
+// pkiCertListCols is pkiCertCols without the sealed private key, for lists
+// (pages, the expiring list, the public CRL): only a bundle reads a key.
+var pkiCertListCols = strings.Replace(pkiCertCols, "private_key", "NULL", 1)
+
 // splitList reads a list stored joined by sep. Alternative names are
 // joined by newlines (a URI may hold a comma; none holds a newline).
 func splitList(s, sep string) []string {
@@ -191,14 +199,14 @@ func (db *DB) Certificates(ctx context.Context, projectID string, offset, limit 
 	if err := db.readRow(ctx, `SELECT COUNT(*) FROM pki_certificates WHERE project_id = ?`, projectID).Scan(&total); err != nil {
 		return nil, 0, dbErr(err, "count certificates")
 	}
-	out, err := db.certList(ctx, "Certificates", `SELECT `+pkiCertCols+` FROM pki_certificates WHERE project_id = ?
+	out, err := db.certList(ctx, "Certificates", `SELECT `+pkiCertListCols+` FROM pki_certificates WHERE project_id = ?
 		ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?`, projectID, limit, offset)
 	return out, total, err
 }
 
 // RevokedCertificates lists a CA's revoked certificates.
 func (db *DB) RevokedCertificates(ctx context.Context, caID string) ([]pki.Certificate, error) {
-	return db.certList(ctx, "RevokedCertificates", `SELECT `+pkiCertCols+` FROM pki_certificates WHERE ca_id = ? AND status = ?
+	return db.certList(ctx, "RevokedCertificates", `SELECT `+pkiCertListCols+` FROM pki_certificates WHERE ca_id = ? AND status = ?
 		ORDER BY revoked_at, id`, caID, pki.CertRevoked)
 }
 
@@ -236,7 +244,7 @@ func (db *DB) DeleteCertificate(ctx context.Context, id string, ev audit.Event) 
 
 // ExpiringCertificates lists a project's active certificates expiring in [from, to], soonest first.
 func (db *DB) ExpiringCertificates(ctx context.Context, projectID string, from, to time.Time, limit int) ([]pki.Certificate, error) {
-	return db.certList(ctx, "ExpiringCertificates", `SELECT `+pkiCertCols+` FROM pki_certificates
+	return db.certList(ctx, "ExpiringCertificates", `SELECT `+pkiCertListCols+` FROM pki_certificates
 		WHERE project_id = ? AND status = ? AND not_after >= ? AND not_after <= ? ORDER BY not_after, id LIMIT ?`,
 		projectID, pki.CertActive, ts(from), ts(to), limit)
 }
