@@ -2,13 +2,10 @@ package main
 
 import (
 	"context"
-	"crypto/rsa"
 	"crypto/sha256"
-	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -21,6 +18,7 @@ import (
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/lockbox-dev/lockbox/internal/authmethod/awsauth"
 )
 
 // The cloud logins: the CLI gathers the proof its platform gives it and
@@ -28,7 +26,7 @@ import (
 
 const (
 	// stsBody is the one request an aws-auth login may carry.
-	stsBody = "Action=GetCallerIdentity&Version=2011-06-15"
+	stsBody = awsauth.GetCallerIdentityBody
 	// defaultAzureResource is the resource Infisical's clients ask Azure's
 	// instance metadata service for.
 	defaultAzureResource = "https://management.azure.com/"
@@ -167,17 +165,9 @@ func gcpIAMToken(path, identityID string) (string, error) {
 	if err := json.Unmarshal(raw, &k); err != nil || k.ClientEmail == "" || k.PrivateKey == "" || k.PrivateKeyID == "" {
 		return "", errors.New("the service-account key file must be a JSON key with client_email, private_key_id and private_key")
 	}
-	block, _ := pem.Decode([]byte(k.PrivateKey))
-	if block == nil {
-		return "", errors.New("the key file's private_key is not PEM")
-	}
-	parsed, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+	key, err := jwt.ParseRSAPrivateKeyFromPEM([]byte(k.PrivateKey))
 	if err != nil {
-		parsed, err = x509.ParsePKCS1PrivateKey(block.Bytes)
-	}
-	key, ok := parsed.(*rsa.PrivateKey)
-	if err != nil || !ok {
-		return "", errors.New("the key file's private_key is not an RSA private key")
+		return "", errors.New("the key file's private_key is not a PEM RSA private key")
 	}
 	now := time.Now()
 	t := jwt.NewWithClaims(jwt.SigningMethodRS256, jwt.MapClaims{"iss": k.ClientEmail, "sub": k.ClientEmail,

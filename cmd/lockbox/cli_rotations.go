@@ -4,8 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"os"
 	"strconv"
 	"strings"
 
@@ -67,20 +65,11 @@ func (c *cli) newConnectionsCmd() *cobra.Command {
 			if n.App == "" || n.Name == "" || credFile == "" {
 				return errors.New("--app, --name and --credentials-file are required")
 			}
-			var r io.Reader = c.stdin
-			if credFile != "-" {
-				f, err := os.Open(credFile)
-				if err != nil {
-					return err
-				}
-				defer f.Close()
-				r = f
-			}
-			b, err := io.ReadAll(io.LimitReader(r, 1<<20))
+			b, err := c.jsonInput("credentials", "", credFile)
 			if err != nil {
 				return err
 			}
-			if err := json.Unmarshal(b, &n.Credentials); err != nil {
+			if err := json.Unmarshal(b, &n.Credentials); err != nil || n.Credentials == nil {
 				return errors.New("the credentials file is not a JSON object")
 			}
 			cl, err := c.client(cmd.Context())

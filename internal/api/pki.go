@@ -80,13 +80,6 @@ func (s *Server) pkiWorkspaceList(list func(http.ResponseWriter, *http.Request) 
 	}
 }
 
-func optString(v string) *string {
-	if v == "" {
-		return nil
-	}
-	return &v
-}
-
 func optTimeZero(t time.Time) *string {
 	if t.IsZero() {
 		return nil
@@ -120,10 +113,10 @@ type wireCA struct {
 }
 
 func toWireCA(c pki.CA) wireCA {
-	return wireCA{ID: c.ID, ParentCAID: optString(c.ParentCAID), ProjectID: c.ProjectID, Type: string(c.Type), Status: string(c.Status),
+	return wireCA{ID: c.ID, ParentCAID: strPtr(c.ParentCAID), ProjectID: c.ProjectID, Type: string(c.Type), Status: string(c.Status),
 		FriendlyName: c.FriendlyName, Organization: c.Subject.Organization, OU: c.Subject.OU, Country: c.Subject.Country,
 		Province: c.Subject.Province, Locality: c.Subject.Locality, CommonName: c.Subject.CommonName, DN: c.DN,
-		SerialNumber: optString(c.SerialNumber), MaxPathLength: c.MaxPathLength, KeyAlgorithm: string(c.KeyAlgorithm),
+		SerialNumber: strPtr(c.SerialNumber), MaxPathLength: c.MaxPathLength, KeyAlgorithm: string(c.KeyAlgorithm),
 		NotBefore: optTimeZero(c.NotBefore), NotAfter: optTimeZero(c.NotAfter), CreatedAt: rfc3339(c.CreatedAt), UpdatedAt: rfc3339(c.UpdatedAt)}
 }
 
@@ -533,7 +526,7 @@ type wireCert struct {
 }
 
 func toWireCert(c pki.Certificate) wireCert {
-	out := wireCert{ID: c.ID, ProjectID: c.ProjectID, CAID: c.CAID, CertificateTemplateID: optString(c.TemplateID), Status: c.Status,
+	out := wireCert{ID: c.ID, ProjectID: c.ProjectID, CAID: c.CAID, CertificateTemplateID: strPtr(c.TemplateID), Status: c.Status,
 		SerialNumber: c.SerialNumber, FriendlyName: c.FriendlyName, CommonName: c.CommonName, AltNames: strings.Join(c.AltNames, ", "),
 		KeyUsages: c.KeyUsages, ExtendedKeyUsages: c.ExtendedKeyUsages, NotBefore: rfc3339(c.NotBefore), NotAfter: rfc3339(c.NotAfter),
 		CreatedAt: rfc3339(c.CreatedAt), UpdatedAt: rfc3339(c.UpdatedAt)}
@@ -626,7 +619,7 @@ func (s *Server) pkiCertBundle(w http.ResponseWriter, r *http.Request) error {
 	return writeJSON(w, http.StatusOK, struct {
 		wireCertPEM
 		PrivateKey *string `json:"privateKey"`
-	}{wireCertPEM{c.Certificate, c.Chain, c.SerialNumber}, optString(key)})
+	}{wireCertPEM{c.Certificate, c.Chain, c.SerialNumber}, strPtr(key)})
 }
 
 type wireTemplate struct {

@@ -364,13 +364,6 @@ type wireSSHCert struct {
 	UpdatedAt    string   `json:"updatedAt"`
 }
 
-func optional(s string) *string {
-	if s == "" {
-		return nil
-	}
-	return &s
-}
-
 func (s *Server) sshProjectCerts(w http.ResponseWriter, r *http.Request) error {
 	offset, err := queryInt(r, 0, 0, 1<<30, "offset")
 	if err != nil {
@@ -386,7 +379,7 @@ func (s *Server) sshProjectCerts(w http.ResponseWriter, r *http.Request) error {
 	}
 	out := make([]wireSSHCert, len(cs))
 	for i, c := range cs {
-		out[i] = wireSSHCert{ID: c.ID, SshCaID: c.CAID, TemplateID: optional(c.TemplateID), HostID: optional(c.HostID),
+		out[i] = wireSSHCert{ID: c.ID, SshCaID: c.CAID, TemplateID: strPtr(c.TemplateID), HostID: strPtr(c.HostID),
 			SerialNumber: c.Serial, CertType: string(c.Type), Principals: c.Principals, KeyID: c.KeyID,
 			NotBefore: rfc3339(c.NotBefore), NotAfter: rfc3339(c.NotAfter), CreatedAt: rfc3339(c.CreatedAt), UpdatedAt: rfc3339(c.CreatedAt)}
 	}

@@ -267,7 +267,7 @@ func decode(app string, raw json.RawMessage) (Credentials, error) {
 			problems = append(problems, errs.Fieldf("credentials.provider", "provider must be openldap or active-directory"))
 		}
 		if c.URL != "" {
-			if _, err := ldapURL(c.URL); err != nil {
+			if _, err := LDAPURL(c.URL); err != nil {
 				problems = append(problems, errs.Fieldf("credentials.url", "%s", err.Error()))
 			}
 		}
@@ -278,7 +278,7 @@ func decode(app string, raw json.RawMessage) (Credentials, error) {
 		}
 	}
 	if c.SSLCertificate != "" {
-		if _, err := tlsConfig(c, ""); err != nil {
+		if _, err := TLSConfig(c, ""); err != nil {
 			return c, errs.Fieldf("credentials.sslCertificate", "sslCertificate is not a PEM certificate")
 		}
 	}

@@ -30,7 +30,9 @@ func Redact(msg string, secrets ...string) string {
 
 var passwordInURL = regexp.MustCompile(`://[^@/\s]*@`)
 
-func tlsConfig(c Credentials, serverName string) (*tls.Config, error) {
+// TLSConfig is the TLS configuration of a connection with c to serverName:
+// TLS 1.2 at least, verified against c.SSLCertificate (PEM CA) or the system roots.
+func TLSConfig(c Credentials, serverName string) (*tls.Config, error) {
 	conf := &tls.Config{ServerName: serverName, MinVersion: tls.VersionTLS12}
 	if c.SSLCertificate != "" {
 		pool := x509.NewCertPool()
@@ -42,7 +44,8 @@ func tlsConfig(c Credentials, serverName string) (*tls.Config, error) {
 	return conf, nil
 }
 
-func ldapURL(s string) (*url.URL, error) {
+// LDAPURL parses an ldap:// or ldaps:// URL with a host.
+func LDAPURL(s string) (*url.URL, error) {
 	u, err := url.Parse(s)
 	if err != nil || (u.Scheme != "ldap" && u.Scheme != "ldaps") || u.Hostname() == "" {
 		return nil, errors.New("url must be ldap://host[:port] or ldaps://host[:port]")
@@ -53,7 +56,7 @@ func ldapURL(s string) (*url.URL, error) {
 // Host is the host a connection with c reaches.
 func Host(app string, c Credentials) string {
 	if app == LDAP {
-		if u, err := ldapURL(c.URL); err == nil {
+		if u, err := LDAPURL(c.URL); err == nil {
 			return u.Hostname()
 		}
 		return ""

@@ -8,12 +8,10 @@ package target
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"database/sql"
 	"errors"
 	"fmt"
 	"net"
-	"net/url"
 	"strconv"
 	"strings"
 
@@ -29,26 +27,6 @@ import (
 
 // DialTimeout bounds one connection attempt.
 const DialTimeout = appconn.DialTimeout
-
-func tlsConfig(c appconn.Credentials, serverName string) (*tls.Config, error) {
-	conf := &tls.Config{ServerName: serverName, MinVersion: tls.VersionTLS12}
-	if c.SSLCertificate != "" {
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM([]byte(c.SSLCertificate)) {
-			return nil, errors.New("sslCertificate is not a PEM certificate")
-		}
-		conf.RootCAs = pool
-	}
-	return conf, nil
-}
-
-func ldapURL(s string) (*url.URL, error) {
-	u, err := url.Parse(s)
-	if err != nil || (u.Scheme != "ldap" && u.Scheme != "ldaps") || u.Hostname() == "" {
-		return nil, errors.New("url must be ldap://host[:port] or ldaps://host[:port]")
-	}
-	return u, nil
-}
 
 // checkHost applies the policy to the host before any connection.
 func checkHost(ctx context.Context, p appconn.Policy, app string, c appconn.Credentials) error {
@@ -68,7 +46,7 @@ func OpenSQL(ctx context.Context, p appconn.Policy, app string, c appconn.Creden
 	var tlsConf *tls.Config
 	if c.SSLEnabled {
 		var err error
-		if tlsConf, err = tlsConfig(c, c.Host); err != nil {
+		if tlsConf, err = appconn.TLSConfig(c, c.Host); err != nil {
 			return nil, err
 		}
 	}
@@ -115,7 +93,7 @@ func RedisClient(ctx context.Context, p appconn.Policy, c appconn.Credentials, u
 	var tlsConf *tls.Config
 	if c.SSLEnabled {
 		var err error
-		if tlsConf, err = tlsConfig(c, c.Host); err != nil {
+		if tlsConf, err = appconn.TLSConfig(c, c.Host); err != nil {
 			return nil, err
 		}
 	}
@@ -143,12 +121,12 @@ func LDAPBind(ctx context.Context, p appconn.Policy, c appconn.Credentials, dn, 
 	if dn == "" {
 		dn, password = c.DN, c.Password
 	}
-	u, err := ldapURL(c.URL)
+	u, err := appconn.LDAPURL(c.URL)
 	if err != nil {
 		return nil, err
 	}
 	opts := []ldap.DialOpt{ldap.DialWithDialer(provider.NetDialer(p))}
-	tlsConf, err := tlsConfig(c, u.Hostname())
+	tlsConf, err := appconn.TLSConfig(c, u.Hostname())
 	if err != nil {
 		return nil, err
 	}

@@ -33,6 +33,10 @@ func init() {
 // (sts.<region>.amazonaws.com) are also accepted and replayed there.
 const DefaultSTSEndpoint = "https://sts.amazonaws.com/"
 
+// GetCallerIdentityBody is the body of the one STS request a login carries,
+// as clients sign it.
+const GetCallerIdentityBody = "Action=GetCallerIdentity&Version=2011-06-15"
+
 // Limits.
 const (
 	// MaxSkew is how far a request's X-Amz-Date may be from the server's
@@ -192,7 +196,7 @@ func (m *Method) VerifyRequest(ctx context.Context, c authmethod.Credential) (au
 		return authmethod.Verified{}, authmethod.Refuse("action", "Access denied: iamRequestBody must be a base64 GetCallerIdentity request body")
 	}
 	if !isGetCallerIdentity(body) {
-		return authmethod.Verified{}, authmethod.Refuse("action", "Access denied: the signed request is not STS GetCallerIdentity (Action=GetCallerIdentity&Version=2011-06-15)")
+		return authmethod.Verified{}, authmethod.Refuse("action", "Access denied: the signed request is not STS GetCallerIdentity ("+GetCallerIdentityBody+")")
 	}
 	header, err := decodeHeaders(l.Headers)
 	if err != nil {

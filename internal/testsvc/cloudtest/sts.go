@@ -18,6 +18,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+	"github.com/lockbox-dev/lockbox/internal/authmethod/awsauth"
 )
 
 // The AWS principal of the tests: an EC2 instance's role session.
@@ -29,7 +30,7 @@ const (
 	AWSSecretKey  = "lockbox-test-secret-access-key/0123456789"
 	AWSCallerARN  = "arn:aws:sts::123456789012:assumed-role/app-web/i-0abc123"
 	AWSCallerUser = "AROAEXAMPLEID:i-0abc123"
-	GetCallerBody = "Action=GetCallerIdentity&Version=2011-06-15"
+	GetCallerBody = awsauth.GetCallerIdentityBody
 )
 
 // STS answers GetCallerIdentity for requests signed with the test
