@@ -25,6 +25,9 @@ type rotTarget struct {
 	users    [2]string      // the two principals
 	login    func(user, password string) error
 	cleanup  func()
+	// drop deletes a principal in the target and recreate brings it back
+	// (with some password), to make a run fail.
+	drop, recreate func(user string)
 }
 
 func pgTarget(t *testing.T, adminURL string) rotTarget {
@@ -45,8 +48,15 @@ func pgTarget(t *testing.T, adminURL string) rotTarget {
 		}
 	}
 	port := u.Port()
+	exec := func(q string) {
+		if _, err := admin.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
 	return rotTarget{app: "postgres", typ: "postgres-credentials", users: users,
-		creds: map[string]any{"host": "127.0.0.1", "port": port, "database": "postgres", "username": "postgres", "password": pass},
+		drop:     func(n string) { exec(`DROP ROLE "` + n + `"`) },
+		recreate: func(n string) { exec(`CREATE ROLE "` + n + `" LOGIN PASSWORD 'again-` + sfx + `'`) },
+		creds:    map[string]any{"host": "127.0.0.1", "port": port, "database": "postgres", "username": "postgres", "password": pass},
 		login: func(user, password string) error {
 			c, err := pgx.Connect(ctx, "postgres://"+url.UserPassword(user, password).String()+"@127.0.0.1:"+port+"/postgres?sslmode=disable")
 			if err == nil {
@@ -86,7 +96,17 @@ func mysqlTarget(t *testing.T) rotTarget {
 		root.Exec("DROP DATABASE IF EXISTS rot_" + sfx)
 		root.Close()
 	})
+	exec := func(q string) {
+		if _, err := root.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
 	return rotTarget{app: "mysql", typ: "mysql-credentials", users: users,
+		drop: func(n string) { exec("DROP USER '" + n + "'@'%'") },
+		recreate: func(n string) {
+			exec("CREATE USER '" + n + "'@'%' IDENTIFIED BY 'again" + sfx + "'")
+			exec("GRANT SELECT ON rot_" + sfx + ".* TO '" + n + "'@'%'")
+		},
 		creds: map[string]any{"host": "127.0.0.1", "port": 3306, "database": "rot_" + sfx, "username": admin, "password": adminPass},
 		login: func(user, password string) error {
 			c := mysql.NewConfig()
@@ -300,6 +320,65 @@ func testRotation(t *testing.T, d store.Dialect, tg rotTarget) {
 	e.Must(t, 200, "GET", "/api/v2/secret-rotations/"+tg.typ+"/"+id, e.Token, nil).Decode(t, &rot)
 	if rot.SecretRotation.RotationStatus != "success" || rot.SecretRotation.LastRotationMessage != nil {
 		t.Fatalf("status after recovery %+v", rot.SecretRotation)
+	}
+
+	// A run that fails (the inactive principal is gone): the rotation is
+	// failed and says why (never the admin password), the failure is
+	// audited, the worker retries it 30 s later, then 60 s after that, and
+	// once the principal is back a run succeeds and clears the failure.
+	cur, curPw := read()
+	inactive := tg.users[0]
+	if cur == inactive {
+		inactive = tg.users[1]
+	}
+	tg.drop(inactive)
+	if r := e.Do(t, "POST", "/api/v2/secret-rotations/"+tg.typ+"/"+id+"/rotate-secrets", e.Token, nil); r.Status < 400 || r.Status >= 500 {
+		t.Fatalf("rotate-now of a broken rotation: %d", r.Status)
+	}
+	failedAt := time.Now()
+	e.Must(t, 200, "GET", "/api/v2/secret-rotations/"+tg.typ+"/"+id, e.Token, nil).Decode(t, &rot)
+	if rot.SecretRotation.RotationStatus != "failed" || rot.SecretRotation.LastRotationMessage == nil || *rot.SecretRotation.LastRotationMessage == "" ||
+		strings.Contains(*rot.SecretRotation.LastRotationMessage, pass) {
+		t.Fatalf("after a failed run: status %q", rot.SecretRotation.RotationStatus)
+	}
+	if u, pw := read(); u != cur || pw != curPw {
+		t.Fatal("a failed run changed the secrets")
+	}
+	mustLogin(cur, curPw, true)
+	if b := e.Must(t, 200, "GET", "/api/v1/organization/audit-logs?eventType=rotate-secret-rotation&limit=100", e.Token, nil).Body; !strings.Contains(string(b), `"outcome":"failed"`) {
+		t.Fatal("the failed run is not audited")
+	}
+	at := func(d time.Duration) func() time.Time { return func() time.Time { return failedAt.Add(d) } }
+	tick := func(d time.Duration) int {
+		e.App.RotationService.SetClock(at(d))
+		n, err := e.App.Rotations.Tick(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if n := tick(25 * time.Second); n != 0 {
+		t.Fatalf("retried %d before its backoff", n)
+	}
+	if n := tick(35 * time.Second); n != 1 { // 30 s after the first failure: fails again
+		t.Fatalf("retry after 30 s ran %d", n)
+	}
+	if n := tick(80 * time.Second); n != 0 { // the second failure waits 60 s
+		t.Fatalf("second retry ran %d before its backoff", n)
+	}
+	tg.recreate(inactive)
+	if n := tick(100 * time.Second); n != 1 {
+		t.Fatalf("second retry ran %d", n)
+	}
+	e.App.RotationService.SetClock(nil)
+	e.Must(t, 200, "GET", "/api/v2/secret-rotations/"+tg.typ+"/"+id, e.Token, nil).Decode(t, &rot)
+	if rot.SecretRotation.RotationStatus != "success" || rot.SecretRotation.LastRotationMessage != nil {
+		t.Fatalf("after the principal came back: status %q", rot.SecretRotation.RotationStatus)
+	}
+	if u, pw := read(); u != inactive {
+		t.Fatalf("the recovered run made %q active, want %q", u, inactive)
+	} else {
+		mustLogin(u, pw, true)
 	}
 
 	// Two nodes on one database, both past the due time: one rotation.

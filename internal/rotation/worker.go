@@ -32,7 +32,7 @@ func NewWorker(svc *Service, log *slog.Logger) *Worker {
 // Run works until ctx is done.
 func (w *Worker) Run(ctx context.Context) error {
 	for ctx.Err() == nil {
-		n, err := w.Tick(ctx)
+		n, next, err := w.tick(ctx)
 		if err != nil && ctx.Err() == nil {
 			w.log.Error("rotation worker", "err", err.Error())
 		}
@@ -40,7 +40,7 @@ func (w *Worker) Run(ctx context.Context) error {
 			continue
 		}
 		wait := w.MaxWait
-		if next, err := w.svc.store.NextRotationDue(ctx); err == nil && !next.IsZero() {
+		if !next.IsZero() {
 			wait = max(0, min(wait, next.Sub(w.svc.now())))
 		}
 		t := time.NewTimer(wait)
@@ -56,14 +56,21 @@ func (w *Worker) Run(ctx context.Context) error {
 // Tick claims the rotations due now (up to Batch) and runs them; it
 // reports how many it ran. With nothing due it only reads.
 func (w *Worker) Tick(ctx context.Context) (int, error) {
+	n, _, err := w.tick(ctx)
+	return n, err
+}
+
+// tick is Tick that also returns, when nothing was due, the next due time
+// it read (zero: none), so the idle loop reads it once.
+func (w *Worker) tick(ctx context.Context) (int, time.Time, error) {
 	s := w.svc
 	now := s.now().UTC()
 	if next, err := s.store.NextRotationDue(ctx); err != nil || next.IsZero() || next.After(now) {
-		return 0, err
+		return 0, next, err
 	}
 	claimed, err := s.store.ClaimDueRotations(ctx, now, now.Add(s.ClaimTTL), max(w.Batch, 1))
 	if err != nil {
-		return 0, err
+		return 0, time.Time{}, err
 	}
 	var wg sync.WaitGroup
 	for _, st := range claimed {
@@ -73,5 +80,5 @@ func (w *Worker) Tick(ctx context.Context) (int, error) {
 		})
 	}
 	wg.Wait()
-	return len(claimed), nil
+	return len(claimed), time.Time{}, nil
 }
