@@ -173,7 +173,7 @@ func New(db *store.DB, kr *keyring.Keyring, o Options) *App {
 	svc.OrgMembers.SiteURL = o.SiteURL
 	svc.OrgMembers.Projects = svc.ProjectUsers
 	dash := web.New(web.Options{Logger: o.Logger, ClientIP: api.ClientIP, Cache: gen, Services: web.Services{
-		Sessions: identity.NewWeb(idsvc, db, nil), Identity: idsvc, Identities: admin, UniversalAuth: svc.UniversalAuth,
+		Sessions: identity.NewWeb(idsvc, db, nil), Identities: admin, UniversalAuth: svc.UniversalAuth,
 		Authz: az, Projects: projects, Memberships: svc.Memberships, Roles: svc.Roles, Secrets: secrets,
 		Dynamic: dyn, KMS: keys, Audit: svc.Audit}})
 	srv := api.New(api.Options{

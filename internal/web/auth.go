@@ -176,7 +176,7 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 		next = "/projects"
 	}
 	if res.MFAPending {
-		redirect(w, r, "/mfa?next="+urlQuery(next))
+		redirect(w, r, "/mfa?next="+url.QueryEscape(next))
 		return
 	}
 	redirect(w, r, next)

@@ -18,8 +18,6 @@ import (
 	"github.com/lockbox-dev/lockbox/internal/secret"
 )
 
-func urlQuery(s string) string { return url.QueryEscape(s) }
-
 // projectView is the project every project page shows, with what the actor
 // may do in it (to hide controls; the domain still checks every action).
 type projectView struct {

@@ -39,7 +39,6 @@ var staticFS embed.FS
 // Services are the domain services the pages call.
 type Services struct {
 	Sessions      *identity.Web
-	Identity      *identity.Service
 	Identities    *identity.Admin
 	UniversalAuth *identity.UA
 	Authz         *authz.Resolver

@@ -37,9 +37,7 @@ const (
 func CheckURL(ctx context.Context, env authmethod.Env, field, raw string) (*url.URL, error) {
 	u, err := url.Parse(strings.TrimSpace(raw))
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil || u.Opaque != "" {
-		e := errs.Invalidf("%s must be an http or https URL", field)
-		e.Details = []string{field}
-		return nil, e
+		return nil, errs.Fieldf(field, "%s must be an http or https URL", field)
 	}
 	if err := checkHost(ctx, env, u.Hostname()); err != nil {
 		return nil, errs.BadRequest("%s: %v", field, err)
@@ -104,9 +102,7 @@ func ParseCA(field, caPEM string) (*x509.CertPool, error) {
 	}
 	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM([]byte(caPEM)) {
-		e := errs.Invalidf("%s must hold PEM certificates", field)
-		e.Details = []string{field}
-		return nil, e
+		return nil, errs.Fieldf(field, "%s must hold PEM certificates", field)
 	}
 	return pool, nil
 }
