@@ -211,28 +211,6 @@ func (s *Members) RemoveMany(ctx context.Context, actor authz.Actor, orgID strin
 	return list, nil
 }
 
-// RemoveByEmail removes the member with email (the CLI's way to name one).
-func (s *Members) RemoveByEmail(ctx context.Context, actor authz.Actor, orgID, email string) (Member, error) {
-	if _, _, err := perms(ctx, s.authz, actor, orgID, authz.ActDelete, authz.SubMember); err != nil {
-		return Member{}, err
-	}
-	u, err := s.store.UserByEmail(ctx, strings.ToLower(strings.TrimSpace(email)))
-	if errs.Is(err, errs.NotFound) {
-		return Member{}, errs.NotFoundf("No member with email %s", truncate(email, 320))
-	}
-	if err != nil {
-		return Member{}, err
-	}
-	m, err := s.store.OrgMemberByUser(ctx, orgID, u.ID)
-	if errs.Is(err, errs.NotFound) {
-		return Member{}, errs.NotFoundf("No member with email %s", truncate(email, 320))
-	}
-	if err != nil {
-		return Member{}, err
-	}
-	return s.Remove(ctx, actor, orgID, m.ID)
-}
-
 // InviteLink is the one-time link made for one invitee. Link is shown to
 // the inviting admin once; only the token's keyed hash is stored.
 type InviteLink struct {

@@ -127,7 +127,6 @@ type Outcome struct {
 	NextRotationAt *time.Time
 	DueAt          *time.Time
 	Manual         bool
-	KeepPending    bool
 }
 
 // AD binds a rotation's sealed columns to its row.

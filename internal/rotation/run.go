@@ -69,7 +69,6 @@ func (s *Service) run(ctx context.Context, actor authz.Actor, st State, manual b
 			msg = "internal error"
 		}
 		o.Message = truncate(msg, 500)
-		o.KeepPending = true
 		retry := now.Add(backoff(r.Attempts + 1))
 		o.DueAt = &retry
 		if r.AutoRotate && r.NextRotationAt != nil {
