@@ -47,6 +47,10 @@ type Services struct {
 	OrgMembers   *org.Members
 	OrgRoles     *org.Roles
 	ProjectUsers *project.Users
+	// Groups and ProjectGroups serve an organization's groups and their
+	// roles in projects; nil: those routes are not served.
+	Groups        *org.Groups
+	ProjectGroups *project.Groups
 }
 
 // routes is the whole API surface. Trailing slashes are stripped before
@@ -88,6 +92,7 @@ func (s *Server) routes() {
 	s.pkiRoutes(m)
 	s.sshRoutes(m)
 	s.peopleRoutes(m)
+	s.groupRoutes(m)
 
 	// Audit log.
 	m.Handle("GET /api/v1/organization/audit-logs", s.authed(s.auditLogs))

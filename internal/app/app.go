@@ -165,6 +165,8 @@ func New(db *store.DB, kr *keyring.Keyring, o Options) *App {
 		KMS:            keys,
 		OrgRoles:       org.NewRoles(db, az, o.Clock),
 		ProjectUsers:   project.NewUsers(db, az, o.Clock),
+		Groups:         org.NewGroups(db, az, o.Clock),
+		ProjectGroups:  project.NewGroups(db, az, o.Clock),
 	}
 	svc.OrgMembers = org.NewMembers(db, az, kr, idsvc.Hasher, o.Clock)
 	if o.Mailer != nil {

@@ -182,3 +182,8 @@ func projectSet(role string, grants []Grant) (Set, error) {
 	}
 	return NewSet(sets...), nil
 }
+
+// GrantsSet is the permission set a member holding grants has in a project
+// (built-in roles by slug, custom roles and privileges by their rules),
+// whatever its organization role.
+func GrantsSet(grants []Grant) (Set, error) { return projectSet("", grants) }

@@ -50,6 +50,14 @@ var (
 		LEFT JOIN project_roles cr ON cr.id = r.custom_role_id
 		WHERE p.id = ?
 		UNION ALL
+		SELECT p.org_id, r.role, cr.permissions, r.is_temporary, r.temporary_access_start_time, r.temporary_access_end_time, 0, r.id
+		FROM group_members g
+		JOIN project_group_memberships gm ON gm.group_id = g.group_id AND gm.project_id = ?
+		JOIN projects p ON p.id = gm.project_id
+		JOIN project_group_membership_roles r ON r.membership_id = gm.id
+		LEFT JOIN project_roles cr ON cr.id = r.custom_role_id
+		WHERE g.` + col + ` = ?
+		UNION ALL
 		SELECT p.org_id, 'privilege', v.permissions, v.is_temporary, v.temporary_access_start_time, v.temporary_access_end_time, 1, v.id
 		FROM project_memberships m
 		JOIN projects p ON p.id = m.project_id
@@ -66,12 +74,12 @@ func (db *DB) OrgRole(ctx context.Context, orgID string, kind authz.ActorKind, a
 }
 
 // ProjectGrants returns the project's org and the actor's roles in it that
-// are in force at now, followed by its additional privileges in force at now
+// are in force at now (its own and those of the groups it is in), followed by its additional privileges in force at now
 // (grants named "privilege" carrying their rules), and the next moment after
 // now at which a temporary role or privilege starts or ends (zero if none
 // will): one query.
 func (db *DB) ProjectGrants(ctx context.Context, projectID string, kind authz.ActorKind, actorID string, now time.Time) (string, []authz.Grant, time.Time, error) {
-	rows, err := db.readq(ctx, qProjectGrants.of(kind), actorID, projectID, projectID, actorID)
+	rows, err := db.readq(ctx, qProjectGrants.of(kind), actorID, projectID, projectID, actorID, projectID, actorID)
 	if err != nil {
 		return "", nil, time.Time{}, dbErr(err, "ProjectGrants")
 	}

@@ -23,13 +23,26 @@ func (tx *Tx) insertProjectMembership(ctx context.Context, projectID, userID, id
 	return id, tx.insertMembershipRoles(ctx, id, roles)
 }
 
+// roleTable is a table of membership roles; both have the same columns.
+type roleTable string
+
+const (
+	memberRoles roleTable = "project_membership_roles"       // of users and identities
+	groupRoles  roleTable = "project_group_membership_roles" // of groups
+)
+
 // insertMembershipRoles adds roles to a membership.
 func (tx *Tx) insertMembershipRoles(ctx context.Context, membershipID string, roles []project.MembershipRole) error {
+	return tx.insertRoles(ctx, memberRoles, membershipID, roles)
+}
+
+// insertRoles adds roles to a membership whose roles are in table.
+func (tx *Tx) insertRoles(ctx context.Context, table roleTable, membershipID string, roles []project.MembershipRole) error {
 	for _, r := range roles {
 		if r.ID == "" {
 			r.ID = newID()
 		}
-		if _, err := tx.exec(ctx, `INSERT INTO project_membership_roles (id, membership_id, role, custom_role_id, is_temporary,
+		if _, err := tx.exec(ctx, `INSERT INTO `+string(table)+` (id, membership_id, role, custom_role_id, is_temporary,
 			temporary_mode, temporary_range, temporary_access_start_time, temporary_access_end_time, created_at, updated_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			r.ID, membershipID, r.Role, nullStr(r.CustomRoleID), r.IsTemporary, nullStr(r.TemporaryMode), nullStr(r.TemporaryRange),
@@ -38,6 +51,35 @@ func (tx *Tx) insertMembershipRoles(ctx context.Context, membershipID string, ro
 		}
 	}
 	return nil
+}
+
+// membershipRoles returns the roles in table of memberships ids, oldest first.
+func (db *DB) membershipRoles(ctx context.Context, table roleTable, ids []string) (map[string][]project.MembershipRole, error) {
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		args[i] = id
+	}
+	rows, err := db.readq(ctx, `SELECT r.id, r.membership_id, r.role, COALESCE(r.custom_role_id, ''), COALESCE(cr.slug, ''), COALESCE(cr.name, ''),
+		r.is_temporary, COALESCE(r.temporary_mode, ''), COALESCE(r.temporary_range, ''), r.temporary_access_start_time,
+		r.temporary_access_end_time, r.created_at, r.updated_at
+		FROM `+string(table)+` r LEFT JOIN project_roles cr ON cr.id = r.custom_role_id
+		WHERE r.membership_id IN (`+placeholders(len(ids))+`) ORDER BY r.created_at, r.id`, args...)
+	if err != nil {
+		return nil, dbErr(err, "membership roles")
+	}
+	defer rows.Close()
+	out := map[string][]project.MembershipRole{}
+	for rows.Next() {
+		var r project.MembershipRole
+		var mid string
+		if err := rows.Scan(&r.ID, &mid, &r.Role, &r.CustomRoleID, &r.CustomRoleSlug, &r.CustomRoleName, &r.IsTemporary,
+			&r.TemporaryMode, &r.TemporaryRange, optTimeCol{&r.TemporaryAccessStartTime}, optTimeCol{&r.TemporaryAccessEndTime},
+			timeCol{&r.CreatedAt}, timeCol{&r.UpdatedAt}); err != nil {
+			return nil, dbErr(err, "scan membership role")
+		}
+		out[mid] = append(out[mid], r)
+	}
+	return out, dbErr(rows.Err(), "membership roles")
 }
 
 var _ project.MembershipStore = (*DB)(nil)

@@ -109,6 +109,10 @@ func (db *DB) DeleteOrgMember(ctx context.Context, m org.Member, ev audit.Event)
 				m.UserID, m.OrgID); err != nil {
 				return dbErr(err, "delete project memberships")
 			}
+			if _, err := tx.exec(ctx, `DELETE FROM group_members WHERE user_id = ? AND group_id IN (SELECT id FROM org_groups WHERE org_id = ?)`,
+				m.UserID, m.OrgID); err != nil {
+				return dbErr(err, "delete group memberships")
+			}
 			if _, err := tx.exec(ctx, `DELETE FROM org_invitations WHERE org_id = ? AND user_id = ?`, m.OrgID, m.UserID); err != nil {
 				return dbErr(err, "delete invitations")
 			}
@@ -265,7 +269,8 @@ func (db *DB) UpdateOrgRole(ctx context.Context, r org.Role, permissions string,
 func (db *DB) DeleteOrgRole(ctx context.Context, r org.Role, ev audit.Event) error {
 	return db.Transact(ctx, func(tx *Tx) error {
 		var n int
-		if err := tx.queryRow(ctx, `SELECT COUNT(*) FROM org_memberships WHERE custom_role_id = ?`, r.ID).Scan(&n); err != nil {
+		if err := tx.queryRow(ctx, `SELECT (SELECT COUNT(*) FROM org_memberships WHERE custom_role_id = ?)
+			+ (SELECT COUNT(*) FROM org_groups WHERE custom_role_id = ?)`, r.ID, r.ID).Scan(&n); err != nil {
 			return dbErr(err, "org role in use")
 		}
 		if n > 0 {

@@ -108,8 +108,10 @@ func (db *DB) Projects(ctx context.Context, orgID string, memberOnly bool, kind 
 	q := `SELECT ` + projectCols + ` FROM projects WHERE org_id = ?`
 	args := []any{orgID}
 	if memberOnly {
-		q += ` AND id IN (SELECT project_id FROM project_memberships WHERE ` + memberCol(kind) + ` = ?)`
-		args = append(args, actorID)
+		q += ` AND (id IN (SELECT project_id FROM project_memberships WHERE ` + memberCol(kind) + ` = ?)
+			OR id IN (SELECT gm.project_id FROM group_members g JOIN project_group_memberships gm ON gm.group_id = g.group_id
+			WHERE g.` + memberCol(kind) + ` = ?))`
+		args = append(args, actorID, actorID)
 	}
 	rows, err := db.readq(ctx, q+` ORDER BY created_at, id`, args...)
 	if err != nil {
@@ -156,6 +158,10 @@ func (db *DB) DeleteProject(ctx context.Context, id string, ev audit.Event) erro
 		if _, err := tx.exec(ctx, `DELETE FROM project_membership_roles WHERE membership_id IN
 			(SELECT id FROM project_memberships WHERE project_id = ?)`, id); err != nil {
 			return dbErr(err, "delete membership roles")
+		}
+		if _, err := tx.exec(ctx, `DELETE FROM project_group_membership_roles WHERE membership_id IN
+			(SELECT id FROM project_group_memberships WHERE project_id = ?)`, id); err != nil {
+			return dbErr(err, "delete group membership roles")
 		}
 		if _, err := tx.exec(ctx, `DELETE FROM projects WHERE id = ?`, id); err != nil {
 			return dbErr(err, "DeleteProject")

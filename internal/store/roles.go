@@ -87,7 +87,8 @@ func (db *DB) UpdateProjectRole(ctx context.Context, r project.Role, permissions
 func (db *DB) DeleteProjectRole(ctx context.Context, r project.Role, ev audit.Event) error {
 	return db.Transact(ctx, func(tx *Tx) error {
 		var n int
-		if err := tx.queryRow(ctx, `SELECT COUNT(*) FROM project_membership_roles WHERE custom_role_id = ?`, r.ID).Scan(&n); err != nil {
+		if err := tx.queryRow(ctx, `SELECT (SELECT COUNT(*) FROM project_membership_roles WHERE custom_role_id = ?)
+			+ (SELECT COUNT(*) FROM project_group_membership_roles WHERE custom_role_id = ?)`, r.ID, r.ID).Scan(&n); err != nil {
 			return dbErr(err, "role in use")
 		}
 		if n > 0 {

@@ -1,0 +1,470 @@
+package api_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lockbox-dev/lockbox/internal/app/apptest"
+	"github.com/lockbox-dev/lockbox/internal/store"
+)
+
+// groupOut is the provider's infisical.Group, plus the timestamps.
+type groupOut struct {
+	ID, OrgID, Name, Slug, Role, CreatedAt, UpdatedAt string
+	RoleID, CustomRoleSlug                            *string
+}
+
+type projectGroupRoleOut struct {
+	ID, Role, ProjectMembershipID                string
+	CustomRoleID, CustomRoleSlug, TemporaryMode  *string
+	TemporaryRange, TemporaryAccessStartTime     *string
+	TemporaryAccessEndTime, CreatedAt, UpdatedAt *string
+	IsTemporary                                  bool
+}
+
+type projectGroupOut struct {
+	ID, ProjectID, GroupID, CreatedAt, UpdatedAt string
+	Roles                                        []projectGroupRoleOut
+	Group                                        struct{ ID, Name, Slug, OrgID string }
+}
+
+func createGroup(t testing.TB, e *apptest.Env, token string, body map[string]any) groupOut {
+	t.Helper()
+	var g groupOut
+	e.Must(t, 200, "POST", "/api/v1/groups", token, body).Decode(t, &g)
+	return g
+}
+
+// addProjectGroup adds a group to a project through the route the
+// Terraform provider calls.
+func addProjectGroup(t testing.TB, e *apptest.Env, token, projectID, group string, roles ...map[string]any) projectGroupOut {
+	t.Helper()
+	var out struct{ GroupMembership projectGroupOut }
+	e.Must(t, 200, "POST", "/api/v2/workspace/"+projectID+"/groups/"+group, token, map[string]any{"roles": roles}).Decode(t, &out)
+	return out.GroupMembership
+}
+
+// TestGroupRoutesAnswerWithInfisicalShapes walks every group route with the
+// bodies the Terraform provider sends and checks the fields it reads.
+func TestGroupRoutesAnswerWithInfisicalShapes(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, d store.Dialect) {
+		e := apptest.Bootstrapped(t, d)
+		p := createProject(t, e, e.Token, map[string]any{"projectName": "grouped"})
+
+		// Create: slug generated from the name when absent, role default no-access.
+		g := createGroup(t, e, e.Token, map[string]any{"name": "Platform Team"})
+		if g.ID == "" || g.OrgID != e.OrgID || g.Name != "Platform Team" || !strings.HasPrefix(g.Slug, "platform-team-") ||
+			len(g.Slug) != len("platform-team-")+4 || g.Role != "no-access" || g.RoleID != nil || g.CreatedAt == "" {
+			t.Fatalf("created %+v", g)
+		}
+		// A custom organization role: role "custom", its id and slug.
+		var role struct{ Role struct{ ID string } }
+		e.Must(t, 200, "POST", "/api/v1/organization/roles", e.Token, map[string]any{"slug": "group-reader", "name": "Group reader",
+			"permissions": []map[string]any{{"subject": "groups", "action": []string{"read"}}}}).Decode(t, &role)
+		c := createGroup(t, e, e.Token, map[string]any{"name": "readers", "slug": "the-readers", "role": "group-reader"})
+		if c.Role != "custom" || c.RoleID == nil || *c.RoleID != role.Role.ID || c.CustomRoleSlug == nil || *c.CustomRoleSlug != "group-reader" {
+			t.Fatalf("custom role group %+v", c)
+		}
+		var got groupOut
+		e.Must(t, 200, "GET", "/api/v1/groups/"+c.ID, e.Token, nil).Decode(t, &got)
+		if got.ID != c.ID || got.Name != c.Name || got.Slug != c.Slug || got.Role != "custom" || got.RoleID == nil || *got.RoleID != role.Role.ID ||
+			got.CustomRoleSlug == nil || *got.CustomRoleSlug != "group-reader" || got.CreatedAt != c.CreatedAt {
+			t.Fatalf("get %+v, created %+v", got, c)
+		}
+		// The role in use cannot be deleted; the name and slug are unique.
+		assertError(t, e.Do(t, "DELETE", "/api/v1/organization/roles/"+role.Role.ID, e.Token, nil), 400, "BadRequest")
+		assertError(t, e.Do(t, "POST", "/api/v1/groups", e.Token, map[string]any{"name": "readers"}), 400, "BadRequest")
+		assertError(t, e.Do(t, "POST", "/api/v1/groups", e.Token, map[string]any{"name": "x", "slug": "the-readers"}), 400, "BadRequest")
+		assertError(t, e.Do(t, "POST", "/api/v1/groups", e.Token, map[string]any{"name": "x", "slug": "NO"}), 422, "ValidationFailure")
+		assertError(t, e.Do(t, "POST", "/api/v1/groups", e.Token, map[string]any{"name": "x", "role": "nope"}), 400, "BadRequest")
+		assertError(t, e.Do(t, "GET", "/api/v1/groups/not-a-uuid", e.Token, nil), 404, "NotFound")
+
+		// Lists: the plain array and the organization's {groups}.
+		var list []groupOut
+		e.Must(t, 200, "GET", "/api/v1/groups", e.Token, nil).Decode(t, &list)
+		if len(list) != 2 || list[0].ID != g.ID || list[1].ID != c.ID {
+			t.Fatalf("list %+v", list)
+		}
+		var orgList struct {
+			Groups []struct {
+				ID         string
+				CustomRole *struct{ ID, Slug string }
+			}
+		}
+		e.Must(t, 200, "GET", "/api/v1/organization/"+e.OrgID+"/groups", e.Token, nil).Decode(t, &orgList)
+		if len(orgList.Groups) != 2 || orgList.Groups[0].CustomRole != nil || orgList.Groups[1].CustomRole == nil || orgList.Groups[1].CustomRole.Slug != "group-reader" {
+			t.Fatalf("organization list %+v", orgList)
+		}
+		assertError(t, e.Do(t, "GET", "/api/v1/organization/"+e.OrgID+"/nothing", e.Token, nil), 404, "NotFound")
+
+		// PATCH: Terraform sends every attribute.
+		var upd groupOut
+		e.Must(t, 200, "PATCH", "/api/v1/groups/"+c.ID, e.Token, map[string]any{"name": "Readers", "slug": "the-readers", "role": "member"}).Decode(t, &upd)
+		if upd.Name != "Readers" || upd.Role != "member" || upd.RoleID != nil || upd.CustomRoleSlug != nil {
+			t.Fatalf("updated %+v", upd)
+		}
+		e.Must(t, 200, "DELETE", "/api/v1/organization/roles/"+role.Role.ID, e.Token, nil)
+
+		// Users, by username.
+		newUser(t, e, "alice@example.com", "member")
+		var u struct{ ID, Email, Username, FirstName, LastName string }
+		e.Must(t, 200, "POST", "/api/v1/groups/"+g.ID+"/users/alice@example.com", e.Token, nil).Decode(t, &u)
+		if u.ID == "" || u.Email != "alice@example.com" || u.Username != "alice@example.com" || u.FirstName != "Al" {
+			t.Fatalf("added user %+v", u)
+		}
+		assertError(t, e.Do(t, "POST", "/api/v1/groups/"+g.ID+"/users/alice@example.com", e.Token, nil), 400, "BadRequest")
+		assertError(t, e.Do(t, "POST", "/api/v1/groups/"+g.ID+"/users/nobody@example.com", e.Token, nil), 404, "NotFound")
+		var users struct {
+			Users []struct {
+				ID, Username  string
+				IsPartOfGroup bool
+				JoinedGroupAt *string
+			}
+			TotalCount int
+		}
+		e.Must(t, 200, "GET", "/api/v1/groups/"+g.ID+"/users", e.Token, nil).Decode(t, &users)
+		if users.TotalCount != 2 || len(users.Users) != 2 || users.Users[0].ID != u.ID || !users.Users[0].IsPartOfGroup ||
+			users.Users[0].JoinedGroupAt == nil || users.Users[1].IsPartOfGroup || users.Users[1].JoinedGroupAt != nil {
+			t.Fatalf("users of the group (members first) %+v", users)
+		}
+		e.Must(t, 200, "GET", "/api/v1/groups/"+g.ID+"/users?filter=nonMembers&limit=5", e.Token, nil).Decode(t, &users)
+		if users.TotalCount != 1 || users.Users[0].ID == u.ID {
+			t.Fatalf("non-members %+v", users)
+		}
+		e.Must(t, 200, "GET", "/api/v1/groups/"+g.ID+"/users?search=alic", e.Token, nil).Decode(t, &users)
+		if users.TotalCount != 1 || users.Users[0].ID != u.ID {
+			t.Fatalf("search %+v", users)
+		}
+		assertError(t, e.Do(t, "GET", "/api/v1/groups/"+g.ID+"/users?filter=everyone", e.Token, nil), 422, "ValidationFailure")
+		assertError(t, e.Do(t, "GET", "/api/v1/groups/"+g.ID+"/users?limit=101", e.Token, nil), 422, "ValidationFailure")
+
+		// Machine identities: the provider reads machineIdentities[].id and isPartOfGroup.
+		mid, _ := e.NewIdentity(t, "deployer", "no-access")
+		var ref struct{ ID string }
+		e.Must(t, 200, "POST", "/api/v1/groups/"+g.ID+"/machine-identities/"+mid, e.Token, nil).Decode(t, &ref)
+		if ref.ID != mid {
+			t.Fatalf("added identity %+v", ref)
+		}
+		var ids struct {
+			MachineIdentities []struct {
+				ID, Name      string
+				IsPartOfGroup bool
+			}
+			TotalCount int
+		}
+		e.Must(t, 200, "GET", "/api/v1/groups/"+g.ID+"/machine-identities", e.Token, nil).Decode(t, &ids)
+		if ids.TotalCount < 2 || ids.MachineIdentities[0].ID != mid || !ids.MachineIdentities[0].IsPartOfGroup || ids.MachineIdentities[1].IsPartOfGroup {
+			t.Fatalf("identities of the group %+v", ids)
+		}
+		e.Must(t, 200, "GET", "/api/v1/groups/"+g.ID+"/machine-identities?filter=assignedMachineIdentities", e.Token, nil).Decode(t, &ids)
+		if ids.TotalCount != 1 {
+			t.Fatalf("assigned %+v", ids)
+		}
+		assertError(t, e.Do(t, "POST", "/api/v1/groups/"+g.ID+"/machine-identities/"+p.ID, e.Token, nil), 404, "NotFound")
+
+		// Project groups: by id (provider: group_id) or by name (group_name), with a temporary role.
+		start := time.Now().UTC().Truncate(time.Second)
+		pg := addProjectGroup(t, e, e.Token, p.ID, g.ID, map[string]any{"role": "viewer"},
+			map[string]any{"role": "member", "isTemporary": true, "temporaryMode": "relative", "temporaryRange": "1h",
+				"temporaryAccessStartTime": start.Format(time.RFC3339)})
+		if pg.ID == "" || pg.GroupID != g.ID || pg.ProjectID != p.ID || len(pg.Roles) != 2 {
+			t.Fatalf("project group %+v", pg)
+		}
+		pg2 := addProjectGroup(t, e, e.Token, p.ID, "Readers")
+		if pg2.GroupID != c.ID || len(pg2.Roles) != 1 || pg2.Roles[0].Role != "no-access" {
+			t.Fatalf("by name, default role %+v", pg2)
+		}
+		assertError(t, e.Do(t, "POST", "/api/v2/workspace/"+p.ID+"/groups/"+g.ID, e.Token, map[string]any{"role": "viewer"}), 400, "BadRequest")
+		var one struct{ GroupMembership projectGroupOut }
+		e.Must(t, 200, "GET", "/api/v2/workspace/"+p.ID+"/groups/"+g.ID, e.Token, nil).Decode(t, &one)
+		r := one.GroupMembership.Roles
+		if one.GroupMembership.ID != pg.ID || one.GroupMembership.GroupID != g.ID || one.GroupMembership.Group.Slug != g.Slug || len(r) != 2 ||
+			r[0].Role != "viewer" || r[0].IsTemporary || r[1].Role != "member" || !r[1].IsTemporary || r[1].TemporaryRange == nil ||
+			*r[1].TemporaryRange != "1h" || r[1].TemporaryAccessStartTime == nil || !strings.HasPrefix(*r[1].TemporaryAccessStartTime, start.Format("2006-01-02T15:04:05")) ||
+			r[1].TemporaryAccessEndTime == nil || !strings.HasPrefix(*r[1].TemporaryAccessEndTime, start.Add(time.Hour).Format("2006-01-02T15:04:05")) {
+			t.Fatalf("get project group %+v", one)
+		}
+		// A custom project role: role "custom" with its slug, as the provider reads it back.
+		e.Must(t, 200, "POST", "/api/v1/projects/"+p.ID+"/roles", e.Token, map[string]any{"slug": "reader", "name": "Reader",
+			"permissions": []map[string]any{{"subject": "secrets", "action": []string{"read"}}}})
+		var roles struct{ Roles []projectGroupRoleOut }
+		e.Must(t, 200, "PATCH", "/api/v2/workspace/"+p.ID+"/groups/"+g.ID, e.Token, map[string]any{"roles": []map[string]any{
+			{"role": "reader", "isTemporary": false, "temporaryAccessStartTime": "0001-01-01T00:00:00Z"}}}).Decode(t, &roles)
+		if len(roles.Roles) != 1 || roles.Roles[0].Role != "custom" || roles.Roles[0].CustomRoleSlug == nil || *roles.Roles[0].CustomRoleSlug != "reader" ||
+			roles.Roles[0].ProjectMembershipID != pg.ID {
+			t.Fatalf("updated roles %+v", roles)
+		}
+		assertError(t, e.Do(t, "PATCH", "/api/v1/projects/"+p.ID+"/groups/"+g.ID, e.Token, map[string]any{"roles": []map[string]any{}}), 422, "ValidationFailure")
+		var all struct{ GroupMemberships []projectGroupOut }
+		e.Must(t, 200, "GET", "/api/v1/projects/"+p.ID+"/groups", e.Token, nil).Decode(t, &all)
+		e.Must(t, 200, "GET", "/api/v2/workspace/"+p.ID+"/groups", e.Token, nil)
+		if len(all.GroupMemberships) != 2 || all.GroupMemberships[0].Group.Name != "Platform Team" || all.GroupMemberships[1].Group.Name != "Readers" {
+			t.Fatalf("project groups %+v", all)
+		}
+		// The custom project role in use by a group cannot be deleted.
+		var pr struct{ Role struct{ ID string } }
+		e.Must(t, 200, "GET", "/api/v1/projects/"+p.ID+"/roles/slug/reader", e.Token, nil).Decode(t, &pr)
+		assertError(t, e.Do(t, "DELETE", "/api/v1/projects/"+p.ID+"/roles/"+pr.Role.ID, e.Token, nil), 400, "BadRequest")
+		var del struct{ GroupMembership projectGroupOut }
+		e.Must(t, 200, "DELETE", "/api/v1/projects/"+p.ID+"/groups/"+c.ID, e.Token, nil).Decode(t, &del)
+		if del.GroupMembership.ID != pg2.ID || del.GroupMembership.GroupID != c.ID {
+			t.Fatalf("deleted %+v", del)
+		}
+		assertError(t, e.Do(t, "GET", "/api/v2/workspace/"+p.ID+"/groups/"+c.ID, e.Token, nil), 404, "NotFound")
+
+		// Members out, group deleted: its project membership goes with it.
+		e.Must(t, 200, "DELETE", "/api/v1/groups/"+g.ID+"/users/alice@example.com", e.Token, nil).Decode(t, &u)
+		assertError(t, e.Do(t, "DELETE", "/api/v1/groups/"+g.ID+"/users/alice@example.com", e.Token, nil), 400, "BadRequest")
+		e.Must(t, 200, "DELETE", "/api/v1/groups/"+g.ID+"/machine-identities/"+mid, e.Token, nil)
+		var gone groupOut
+		e.Must(t, 200, "DELETE", "/api/v1/groups/"+g.ID, e.Token, nil).Decode(t, &gone)
+		if gone.ID != g.ID {
+			t.Fatalf("deleted group %+v", gone)
+		}
+		assertError(t, e.Do(t, "GET", "/api/v1/groups/"+g.ID, e.Token, nil), 404, "NotFound")
+		e.Must(t, 200, "GET", "/api/v1/projects/"+p.ID+"/groups", e.Token, nil).Decode(t, &all)
+		if len(all.GroupMemberships) != 0 {
+			t.Fatalf("groups left in the project %+v", all)
+		}
+		e.Must(t, 200, "DELETE", "/api/v1/projects/"+p.ID+"/roles/"+pr.Role.ID, e.Token, nil)
+
+		// Every change was audited.
+		var logs struct {
+			AuditLogs []struct{ Event struct{ Type string } }
+		}
+		e.Must(t, 200, "GET", "/api/v1/organization/audit-logs?limit=200", e.Token, nil).Decode(t, &logs)
+		seen := map[string]bool{}
+		for _, l := range logs.AuditLogs {
+			seen[l.Event.Type] = true
+		}
+		for _, typ := range []string{"create-group", "update-group", "delete-group", "add-user-to-group", "remove-user-from-group",
+			"add-identity-to-group", "remove-identity-from-group", "add-group-to-project", "update-group-project-membership", "remove-group-from-project"} {
+			if !seen[typ] {
+				t.Errorf("no %s audit event", typ)
+			}
+		}
+	})
+}
+
+// TestGroupMembersHoldTheGroupsProjectRoles: a user and an identity in a
+// group hold its project role (with their own, none here) and lose it when
+// they leave the group, when the group leaves the project, and when the
+// group is deleted.
+func TestGroupMembersHoldTheGroupsProjectRoles(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, d store.Dialect) {
+		e := apptest.Bootstrapped(t, d)
+		p := createProject(t, e, e.Token, map[string]any{"projectName": "via-group"})
+		putSecret(t, e, e.Token, p.ID, "dev", "/", "K", "v")
+		q := secretQ(p.ID, "dev", "/")
+		alice, _ := newUser(t, e, "alice@example.com", "member")
+		mid, mtok := e.NewIdentity(t, "ci", "member")
+		for _, tok := range []string{alice, mtok} {
+			assertError(t, e.Do(t, "GET", "/api/v3/secrets/raw?"+q, tok, nil), 403, "PermissionDenied")
+		}
+		g := createGroup(t, e, e.Token, map[string]any{"name": "readers"})
+		e.Must(t, 200, "POST", "/api/v1/groups/"+g.ID+"/users/alice@example.com", e.Token, nil)
+		e.Must(t, 200, "POST", "/api/v1/groups/"+g.ID+"/machine-identities/"+mid, e.Token, nil)
+		addProjectGroup(t, e, e.Token, p.ID, g.ID, map[string]any{"role": "viewer"})
+		for _, tok := range []string{alice, mtok} {
+			if got := listSecrets(t, e, tok, q); len(got) != 1 || got[0].SecretValue != "v" {
+				t.Fatalf("group member reads %+v", got)
+			}
+			// Viewer: no writes.
+			assertError(t, e.Do(t, "POST", "/api/v3/secrets/raw/W", tok, map[string]any{"workspaceId": p.ID, "environment": "dev", "secretValue": "x"}),
+				403, "PermissionDenied")
+		}
+		// The project is listed for the group's members.
+		var ws struct{ Workspaces []struct{ ID string } }
+		e.Must(t, 200, "GET", "/api/v1/workspace", mtok, nil).Decode(t, &ws)
+		if len(ws.Workspaces) != 1 || ws.Workspaces[0].ID != p.ID {
+			t.Fatalf("projects of a group member %+v", ws)
+		}
+		// Union: own role member + group viewer = member.
+		addMember(t, e, p.ID, mid, map[string]any{"role": "member"})
+		putSecret(t, e, mtok, p.ID, "dev", "/", "W", "x")
+		e.Must(t, 200, "DELETE", "/api/v1/projects/"+p.ID+"/identity-memberships/"+mid, e.Token, nil)
+		listSecrets(t, e, mtok, q) // the group's role remains
+
+		// Leaving the group.
+		e.Must(t, 200, "DELETE", "/api/v1/groups/"+g.ID+"/users/alice@example.com", e.Token, nil)
+		e.Must(t, 200, "DELETE", "/api/v1/groups/"+g.ID+"/machine-identities/"+mid, e.Token, nil)
+		for _, tok := range []string{alice, mtok} {
+			assertError(t, e.Do(t, "GET", "/api/v3/secrets/raw?"+q, tok, nil), 403, "PermissionDenied")
+		}
+		// Back in; then the group leaves the project.
+		e.Must(t, 200, "POST", "/api/v1/groups/"+g.ID+"/users/alice@example.com", e.Token, nil)
+		e.Must(t, 200, "POST", "/api/v1/groups/"+g.ID+"/machine-identities/"+mid, e.Token, nil)
+		listSecrets(t, e, alice, q)
+		e.Must(t, 200, "DELETE", "/api/v2/workspace/"+p.ID+"/groups/"+g.ID, e.Token, nil)
+		for _, tok := range []string{alice, mtok} {
+			assertError(t, e.Do(t, "GET", "/api/v3/secrets/raw?"+q, tok, nil), 403, "PermissionDenied")
+		}
+		// Back in the project; then the group is deleted.
+		addProjectGroup(t, e, e.Token, p.ID, g.Slug, map[string]any{"role": "viewer"})
+		listSecrets(t, e, mtok, q)
+		e.Must(t, 200, "DELETE", "/api/v1/groups/"+g.ID, e.Token, nil)
+		for _, tok := range []string{alice, mtok} {
+			assertError(t, e.Do(t, "GET", "/api/v3/secrets/raw?"+q, tok, nil), 403, "PermissionDenied")
+		}
+		// A user removed from the organization leaves its groups too.
+		g2 := createGroup(t, e, e.Token, map[string]any{"name": "second"})
+		e.Must(t, 200, "POST", "/api/v1/groups/"+g2.ID+"/users/alice@example.com", e.Token, nil)
+		var members struct{ Users []struct{ Email string } }
+		e.Must(t, 200, "GET", "/api/v2/organizations/"+e.OrgID+"/memberships", e.Token, nil)
+		var orgMembers struct {
+			Users []struct {
+				ID   string
+				User struct{ Email string }
+			}
+		}
+		e.Must(t, 200, "GET", "/api/v2/organizations/"+e.OrgID+"/memberships", e.Token, nil).Decode(t, &orgMembers)
+		for _, m := range orgMembers.Users {
+			if m.User.Email == "alice@example.com" {
+				e.Must(t, 200, "DELETE", "/api/v2/organizations/"+e.OrgID+"/memberships/"+m.ID, e.Token, nil)
+			}
+		}
+		e.Must(t, 200, "GET", "/api/v1/groups/"+g2.ID+"/users?filter=existingMembers", e.Token, nil).Decode(t, &members)
+		if len(members.Users) != 0 {
+			t.Fatalf("removed user still in a group %+v", members)
+		}
+	})
+}
+
+// TestTemporaryGroupGrantEndsOnTheClock: a group's temporary project role
+// stops working for its members when its window closes on the server's
+// clock, with the permission set cached just before and no job run.
+func TestTemporaryGroupGrantEndsOnTheClock(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, d store.Dialect) {
+		clock := &testClock{t: time.Now().UTC().Truncate(time.Second)}
+		e := apptest.Bootstrapped(t, d, apptest.Options{Clock: clock.Now})
+		p := createProject(t, e, e.Token, map[string]any{"projectName": "temporary-group"})
+		putSecret(t, e, e.Token, p.ID, "dev", "/", "K", "v")
+		q := secretQ(p.ID, "dev", "/")
+		mid, tok := e.NewIdentity(t, "contractor", "member")
+		g := createGroup(t, e, e.Token, map[string]any{"name": "contractors"})
+		e.Must(t, 200, "POST", "/api/v1/groups/"+g.ID+"/machine-identities/"+mid, e.Token, nil)
+		// Starts in ten minutes, for an hour.
+		addProjectGroup(t, e, e.Token, p.ID, g.ID, map[string]any{"role": "no-access"},
+			map[string]any{"role": "viewer", "isTemporary": true, "temporaryMode": "relative", "temporaryRange": "1h",
+				"temporaryAccessStartTime": clock.Now().Add(10 * time.Minute).Format(time.RFC3339)})
+		assertError(t, e.Do(t, "GET", "/api/v3/secrets/raw?"+q, tok, nil), 403, "PermissionDenied")
+		clock.Add(10*time.Minute + time.Second)
+		listSecrets(t, e, tok, q)
+		clock.Add(59 * time.Minute)
+		cached(t, e, func() { listSecrets(t, e, tok, q) })
+		clock.Add(time.Minute) // 1h00m01s after the start
+		assertError(t, e.Do(t, "GET", "/api/v3/secrets/raw?"+q, tok, nil), 403, "PermissionDenied")
+	})
+}
+
+// TestGroupAuthorization: only organization members with the groups
+// permission manage groups, nobody gives a group (or joins one to) more than
+// they hold, adding a group to a project needs the project's group
+// permissions, and one project's admin cannot touch another project.
+func TestGroupAuthorization(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, d store.Dialect) {
+		e := apptest.Bootstrapped(t, d)
+		a := createProject(t, e, e.Token, map[string]any{"projectName": "alpha"})
+		b := createProject(t, e, e.Token, map[string]any{"projectName": "beta"})
+		g := createGroup(t, e, e.Token, map[string]any{"name": "team"})
+
+		// An organization member may read groups, not change them.
+		_, member := e.NewIdentity(t, "plain-member", "member")
+		e.Must(t, 200, "GET", "/api/v1/groups/"+g.ID, member, nil)
+		assertError(t, e.Do(t, "POST", "/api/v1/groups", member, map[string]any{"name": "mine"}), 403, "PermissionDenied")
+		assertError(t, e.Do(t, "PATCH", "/api/v1/groups/"+g.ID, member, map[string]any{"name": "renamed"}), 403, "PermissionDenied")
+		assertError(t, e.Do(t, "DELETE", "/api/v1/groups/"+g.ID, member, nil), 403, "PermissionDenied")
+		assertError(t, e.Do(t, "POST", "/api/v1/groups/"+g.ID+"/machine-identities/"+e.IdentityID, member, nil), 403, "PermissionDenied")
+		_, none := e.NewIdentity(t, "no-access", "no-access")
+		assertError(t, e.Do(t, "GET", "/api/v1/groups", none, nil), 403, "PermissionDenied")
+
+		// A group manager (custom organization role) manages groups within what it holds.
+		e.Must(t, 200, "POST", "/api/v1/organization/roles", e.Token, map[string]any{"slug": "group-manager", "name": "Group manager",
+			"permissions": []map[string]any{{"subject": "groups", "action": []string{"read", "create", "edit", "delete"}},
+				{"subject": "member", "action": []string{"read"}}}})
+		mgr, _ := newUser(t, e, "manager@example.com", "group-manager")
+		assertError(t, e.Do(t, "POST", "/api/v1/groups", mgr, map[string]any{"name": "admins", "role": "admin"}), 403, "PermissionBoundaryError")
+		assertError(t, e.Do(t, "POST", "/api/v1/groups", mgr, map[string]any{"name": "members", "role": "member"}), 403, "PermissionBoundaryError")
+		own := createGroup(t, e, mgr, map[string]any{"name": "managed"})
+		assertError(t, e.Do(t, "PATCH", "/api/v1/groups/"+own.ID, mgr, map[string]any{"role": "admin"}), 403, "PermissionBoundaryError")
+		// Joining a group that is admin of project alpha would make the manager its admin: refused.
+		addProjectGroup(t, e, e.Token, a.ID, own.ID, map[string]any{"role": "admin"})
+		assertError(t, e.Do(t, "POST", "/api/v1/groups/"+own.ID+"/users/manager@example.com", mgr, nil), 403, "PermissionBoundaryError")
+		assertError(t, e.Do(t, "DELETE", "/api/v1/groups/"+own.ID, mgr, nil), 403, "PermissionBoundaryError")
+		e.Must(t, 200, "DELETE", "/api/v1/projects/"+a.ID+"/groups/"+own.ID, e.Token, nil)
+		e.Must(t, 200, "POST", "/api/v1/groups/"+own.ID+"/users/manager@example.com", mgr, nil)
+
+		// In a project: a member (groups: read) cannot add a group; an admin of
+		// alpha can, but not to beta, and a custom role without grant-privileges
+		// cannot hand out admin.
+		_, pm := projectMember(t, e, a.ID, "project-member", "member")
+		e.Must(t, 200, "GET", "/api/v1/projects/"+a.ID+"/groups", pm, nil)
+		assertError(t, e.Do(t, "POST", "/api/v2/workspace/"+a.ID+"/groups/"+g.ID, pm, map[string]any{"role": "viewer"}), 403, "PermissionDenied")
+		_, alphaAdmin := projectMember(t, e, a.ID, "alpha-admin", "admin")
+		addProjectGroup(t, e, alphaAdmin, a.ID, g.ID, map[string]any{"role": "viewer"})
+		for _, r := range []apptest.Response{
+			e.Do(t, "POST", "/api/v2/workspace/"+b.ID+"/groups/"+g.ID, alphaAdmin, map[string]any{"role": "viewer"}),
+			e.Do(t, "GET", "/api/v1/projects/"+b.ID+"/groups", alphaAdmin, nil),
+			e.Do(t, "DELETE", "/api/v1/projects/"+b.ID+"/groups/"+g.ID, alphaAdmin, nil),
+		} {
+			if r.Status != 403 && r.Status != 404 {
+				t.Fatalf("alpha's admin in beta: %d %s", r.Status, r.Body)
+			}
+		}
+		e.Must(t, 200, "POST", "/api/v1/projects/"+a.ID+"/roles", e.Token, map[string]any{"slug": "group-adder", "name": "g",
+			"permissions": []map[string]any{{"subject": "groups", "action": []string{"read", "create", "edit", "delete"}},
+				{"subject": "secrets", "action": []string{"read"}}}})
+		_, adder := projectMember(t, e, a.ID, "adder", "group-adder")
+		g2 := createGroup(t, e, e.Token, map[string]any{"name": "second"})
+		assertError(t, e.Do(t, "POST", "/api/v2/workspace/"+a.ID+"/groups/"+g2.ID, adder, map[string]any{"role": "admin"}), 403, "PermissionBoundaryError")
+		assertError(t, e.Do(t, "POST", "/api/v2/workspace/"+a.ID+"/groups/"+g2.ID, adder, map[string]any{"role": "viewer"}), 403, "PermissionBoundaryError")
+		addProjectGroup(t, e, adder, a.ID, g2.ID, map[string]any{"role": "no-access"})
+		// Nor can it change or remove the viewer group alpha's admin added.
+		assertError(t, e.Do(t, "PATCH", "/api/v2/workspace/"+a.ID+"/groups/"+g.ID, adder, map[string]any{"roles": []map[string]any{{"role": "no-access"}}}),
+			403, "PermissionBoundaryError")
+		assertError(t, e.Do(t, "DELETE", "/api/v2/workspace/"+a.ID+"/groups/"+g.ID, adder, nil), 403, "PermissionBoundaryError")
+		// A group of another organization's id is not found.
+		assertError(t, e.Do(t, "POST", "/api/v2/workspace/"+a.ID+"/groups/"+a.ID, e.Token, map[string]any{"role": "viewer"}), 404, "NotFound")
+	})
+}
+
+// TestGroupChangesReachTheOtherNodeAtOnce: with a member's permission set
+// cached on node b, a group change made through node a is seen by b's very
+// next request (the one invalidation mechanism of docs/architecture.md).
+func TestGroupChangesReachTheOtherNodeAtOnce(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, d store.Dialect) {
+		a, b := twoNodes(t, d)
+		p := createProject(t, a, a.Token, map[string]any{"projectName": "two-nodes"})
+		putSecret(t, a, a.Token, p.ID, "dev", "/", "K", "v")
+		q := secretQ(p.ID, "dev", "/")
+		mid, tok := a.NewIdentity(t, "grouped", "member")
+		g := createGroup(t, a, a.Token, map[string]any{"name": "readers"})
+		a.Must(t, 200, "POST", "/api/v1/groups/"+g.ID+"/machine-identities/"+mid, a.Token, nil)
+		addProjectGroup(t, a, a.Token, p.ID, g.ID, map[string]any{"role": "viewer"})
+		warm := func() {
+			t.Helper()
+			listSecrets(t, b, tok, q)
+			cached(t, b, func() { listSecrets(t, b, tok, q) })
+		}
+
+		warm()
+		a.Must(t, 200, "DELETE", "/api/v1/groups/"+g.ID+"/machine-identities/"+mid, a.Token, nil)
+		assertError(t, b.Do(t, "GET", "/api/v3/secrets/raw?"+q, tok, nil), 403, "PermissionDenied")
+
+		a.Must(t, 200, "POST", "/api/v1/groups/"+g.ID+"/machine-identities/"+mid, a.Token, nil)
+		warm()
+		a.Must(t, 200, "PATCH", "/api/v1/projects/"+p.ID+"/groups/"+g.ID, a.Token, map[string]any{"roles": []map[string]any{{"role": "no-access"}}})
+		assertError(t, b.Do(t, "GET", "/api/v3/secrets/raw?"+q, tok, nil), 403, "PermissionDenied")
+
+		a.Must(t, 200, "PATCH", "/api/v1/projects/"+p.ID+"/groups/"+g.ID, a.Token, map[string]any{"roles": []map[string]any{{"role": "viewer"}}})
+		warm()
+		a.Must(t, 200, "DELETE", "/api/v1/projects/"+p.ID+"/groups/"+g.ID, a.Token, nil)
+		assertError(t, b.Do(t, "GET", "/api/v3/secrets/raw?"+q, tok, nil), 403, "PermissionDenied")
+
+		addProjectGroup(t, a, a.Token, p.ID, g.ID, map[string]any{"role": "viewer"})
+		warm()
+		a.Must(t, 200, "DELETE", "/api/v1/groups/"+g.ID, a.Token, nil)
+		assertError(t, b.Do(t, "GET", "/api/v3/secrets/raw?"+q, tok, nil), 403, "PermissionDenied")
+	})
+}

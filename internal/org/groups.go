@@ -1,0 +1,532 @@
+package org
+
+import (
+	"context"
+	"crypto/rand"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/lockbox-dev/lockbox/internal/audit"
+	"github.com/lockbox-dev/lockbox/internal/authz"
+	"github.com/lockbox-dev/lockbox/internal/errs"
+)
+
+// Group is a set of an organization's users and machine identities. Its
+// organization role bounds who may manage it; the roles it is given in
+// projects (project.Groups) are held by every member, in addition to their
+// own.
+type Group struct {
+	ID    string
+	OrgID string
+	Name  string
+	Slug  string
+	// Role is a built-in organization role slug, or "custom".
+	Role           string
+	CustomRoleID   string
+	CustomRoleSlug string
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
+}
+
+// RoleSlug is the slug of the group's role, custom or built-in.
+func (g Group) RoleSlug() string {
+	if g.CustomRoleSlug != "" {
+		return g.CustomRoleSlug
+	}
+	return g.Role
+}
+
+// GroupUser is a user of the organization as a group listing shows them.
+type GroupUser struct {
+	ID, Email, Username, FirstName, LastName string
+	IsPartOfGroup                            bool
+	JoinedGroupAt                            *time.Time
+}
+
+// GroupIdentity is a machine identity of the organization as a group
+// listing shows it.
+type GroupIdentity struct {
+	ID, Name      string
+	IsPartOfGroup bool
+	JoinedGroupAt *time.Time
+}
+
+// GroupFilter narrows a listing of a group's possible members.
+type GroupFilter struct {
+	Offset, Limit int
+	// Search matches part of a user's email, username or name, or of an
+	// identity's name (case-insensitive); empty: everyone.
+	Search string
+	// Username, when set, lists only the user with that username.
+	Username string
+	// Members: nil lists everyone of the organization; true only the
+	// group's members; false only those outside it.
+	Members *bool
+}
+
+// GroupStore is the storage groups need. Each write takes the audit event
+// that records it, written in the same transaction.
+type GroupStore interface {
+	// CreateGroup writes a group; errs.Conflict if its name or slug is taken.
+	CreateGroup(ctx context.Context, g Group, ev audit.Event) error
+	// Group returns a group of the organization; errs.NotFound if none.
+	Group(ctx context.Context, orgID, id string) (Group, error)
+	Groups(ctx context.Context, orgID string) ([]Group, error)
+	// GroupsBySlug returns the organization's groups among slugs.
+	GroupsBySlug(ctx context.Context, orgID string, slugs []string) ([]Group, error)
+	// UpdateGroup writes Name, Slug, Role and CustomRoleID; errs.Conflict
+	// if the name or slug is taken.
+	UpdateGroup(ctx context.Context, g Group, ev audit.Event) error
+	// DeleteGroup removes a group, its members and its project memberships.
+	DeleteGroup(ctx context.Context, g Group, ev audit.Event) error
+	GroupUsers(ctx context.Context, orgID, groupID string, f GroupFilter) ([]GroupUser, int, error)
+	GroupIdentities(ctx context.Context, orgID, groupID string, f GroupFilter) ([]GroupIdentity, int, error)
+	// OrgUserByUsername finds a user of the organization (accepted or
+	// invited) by username or email; errs.NotFound if none.
+	OrgUserByUsername(ctx context.Context, orgID, username string) (GroupUser, error)
+	// IdentityOrg returns the organization of an identity.
+	IdentityOrg(ctx context.Context, identityID string) (string, error)
+	// AddGroupMember adds a user or identity; errs.Conflict if it is in the group already.
+	AddGroupMember(ctx context.Context, groupID string, kind authz.ActorKind, memberID string, ev audit.Event) error
+	// RemoveGroupMember removes a user or identity; errs.NotFound if it is not in the group.
+	RemoveGroupMember(ctx context.Context, groupID string, kind authz.ActorKind, memberID string, ev audit.Event) error
+	// SetUserGroups makes the user a member of exactly groupIDs among the
+	// organization's groups, writing evs (one per change) with the change.
+	SetUserGroups(ctx context.Context, orgID, userID string, groupIDs []string, evs func(added, removed []string) []audit.Event) error
+	// GroupProjectGrants returns, per project, the roles the group holds
+	// there (temporary ones whatever their window).
+	GroupProjectGrants(ctx context.Context, groupID string) (map[string][]authz.Grant, error)
+	OrgRoleBySlug(ctx context.Context, orgID, slug string) (Role, error)
+}
+
+// GroupAuthorizer is what groups need of authz: the organization's checks
+// and a caller's permissions in the projects a group reaches.
+type GroupAuthorizer interface {
+	Authorizer
+	ProjectPermissions(ctx context.Context, actor authz.Actor, projectID string) (authz.Set, error)
+}
+
+// Groups manages an organization's groups and who is in them.
+type Groups struct {
+	store GroupStore
+	authz GroupAuthorizer
+	now   func() time.Time
+}
+
+// NewGroups returns the group service.
+func NewGroups(st GroupStore, az GroupAuthorizer, now func() time.Time) *Groups {
+	if now == nil {
+		now = time.Now
+	}
+	return &Groups{store: st, authz: az, now: now}
+}
+
+func groupNotFound(id string) error {
+	return errs.NotFoundf("Failed to find group with ID %s", truncate(id, 64))
+}
+
+// MaxGroupNameLen and the slug bounds are Infisical's.
+const (
+	MaxGroupNameLen = 50
+	minGroupSlugLen = 5
+	maxGroupSlugLen = 36
+)
+
+// GroupChange is a create or update request; nil fields are absent.
+type GroupChange struct {
+	Name *string
+	Slug *string
+	Role *string
+}
+
+// load checks action on groups and returns the actor's permissions, role
+// and the group (id empty: none).
+func (s *Groups) load(ctx context.Context, actor authz.Actor, action, id string) (authz.Set, string, Group, error) {
+	set, mine, err := perms(ctx, s.authz, actor, "", action, authz.SubGroups)
+	if err != nil || id == "" {
+		return set, mine, Group{}, err
+	}
+	if _, err := uuid.Parse(id); err != nil {
+		return set, mine, Group{}, groupNotFound(id)
+	}
+	g, err := s.store.Group(ctx, actor.OrgID, id)
+	if errs.Is(err, errs.NotFound) {
+		return set, mine, Group{}, groupNotFound(id)
+	}
+	return set, mine, g, err
+}
+
+// setRole resolves a role slug (built-in or custom) into g, checking the
+// actor may hold it (mayHold: nobody grants more than they hold).
+func (s *Groups) setRole(ctx context.Context, actor authz.Actor, set authz.Set, mine, slug string, g *Group) error {
+	slug = strings.TrimSpace(slug)
+	switch {
+	case slug == "":
+		return invalidField("role", "role is required")
+	case authz.IsBuiltinOrgRole(slug):
+		g.Role, g.CustomRoleID, g.CustomRoleSlug = slug, "", ""
+	default:
+		r, err := s.store.OrgRoleBySlug(ctx, actor.OrgID, slug)
+		if errs.Is(err, errs.NotFound) {
+			return errs.BadRequest("Role '%s' does not exist in this organization", truncate(slug, 64))
+		}
+		if err != nil {
+			return err
+		}
+		g.Role, g.CustomRoleID, g.CustomRoleSlug = "custom", r.ID, r.Slug
+	}
+	return mayHold(ctx, s.authz, actor, set, mine, g.RoleSlug())
+}
+
+func (c GroupChange) apply(g *Group) error {
+	if c.Name != nil {
+		n := strings.TrimSpace(*c.Name)
+		if n == "" || len(n) > MaxGroupNameLen {
+			return invalidField("name", "name must be 1 to %d characters", MaxGroupNameLen)
+		}
+		g.Name = n
+	}
+	if c.Slug != nil {
+		sl := strings.TrimSpace(*c.Slug)
+		if len(sl) < minGroupSlugLen || len(sl) > maxGroupSlugLen || !validSlug(sl) {
+			return invalidField("slug", "slug must be %d to %d lowercase letters, digits and hyphens", minGroupSlugLen, maxGroupSlugLen)
+		}
+		g.Slug = sl
+	}
+	return nil
+}
+
+// groupSlug makes a slug from a name and four random characters, as
+// Infisical does when none is given.
+func groupSlug(name string) string {
+	var b strings.Builder
+	dash := false
+	for _, r := range strings.ToLower(name) {
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' {
+			b.WriteRune(r)
+			dash = false
+		} else if !dash && b.Len() > 0 {
+			b.WriteByte('-')
+			dash = true
+		}
+	}
+	base := strings.TrimSuffix(b.String(), "-")
+	if len(base) > maxGroupSlugLen-5 {
+		base = strings.TrimSuffix(base[:maxGroupSlugLen-5], "-")
+	}
+	const alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
+	suffix := []byte(rand.Text()[:4])
+	for i, c := range suffix {
+		suffix[i] = alphabet[int(c)%len(alphabet)]
+	}
+	if base == "" {
+		return "group-" + string(suffix)
+	}
+	return base + "-" + string(suffix)
+}
+
+func conflictOnName(err error, g Group) error {
+	if errs.Is(err, errs.Conflict) {
+		return errs.BadRequest("A group with the name '%s' or the slug '%s' already exists", g.Name, g.Slug)
+	}
+	return err
+}
+
+// Create adds a group to the actor's organization with an organization
+// role (default no-access) the actor may grant.
+func (s *Groups) Create(ctx context.Context, actor authz.Actor, c GroupChange) (Group, error) {
+	set, mine, _, err := s.load(ctx, actor, authz.ActCreate, "")
+	if err != nil {
+		return Group{}, err
+	}
+	now := s.now().UTC().Truncate(time.Microsecond)
+	g := Group{ID: newID(), OrgID: actor.OrgID, CreatedAt: now, UpdatedAt: now}
+	if c.Name == nil {
+		return Group{}, invalidField("name", "name is required")
+	}
+	if err := c.apply(&g); err != nil {
+		return Group{}, err
+	}
+	if g.Slug == "" {
+		g.Slug = groupSlug(g.Name)
+	}
+	role := "no-access"
+	if c.Role != nil {
+		role = *c.Role
+	}
+	if err := s.setRole(ctx, actor, set, mine, role, &g); err != nil {
+		return Group{}, err
+	}
+	ev := audit.New(actor, "create-group", map[string]any{"groupId": g.ID, "name": g.Name, "slug": g.Slug, "role": g.RoleSlug()})
+	if err := s.store.CreateGroup(ctx, g, ev); err != nil {
+		return Group{}, conflictOnName(err, g)
+	}
+	return s.store.Group(ctx, actor.OrgID, g.ID)
+}
+
+// Get returns a group of the actor's organization.
+func (s *Groups) Get(ctx context.Context, actor authz.Actor, id string) (Group, error) {
+	_, _, g, err := s.load(ctx, actor, authz.ActRead, id)
+	return g, err
+}
+
+// List returns the groups of the actor's organization orgID (empty: the
+// actor's), by name.
+func (s *Groups) List(ctx context.Context, actor authz.Actor, orgID string) ([]Group, error) {
+	if _, _, err := perms(ctx, s.authz, actor, orgID, authz.ActRead, authz.SubGroups); err != nil {
+		return nil, err
+	}
+	return s.store.Groups(ctx, actor.OrgID)
+}
+
+// Update renames a group or changes its slug or role. A role change needs
+// the actor to hold both the old role and the new one.
+func (s *Groups) Update(ctx context.Context, actor authz.Actor, id string, c GroupChange) (Group, error) {
+	set, mine, g, err := s.load(ctx, actor, authz.ActEdit, id)
+	if err != nil {
+		return Group{}, err
+	}
+	if err := c.apply(&g); err != nil {
+		return Group{}, err
+	}
+	if c.Role != nil {
+		if err := mayHold(ctx, s.authz, actor, set, mine, g.RoleSlug()); err != nil {
+			return Group{}, err
+		}
+		if err := s.setRole(ctx, actor, set, mine, *c.Role, &g); err != nil {
+			return Group{}, err
+		}
+	}
+	g.UpdatedAt = s.now().UTC().Truncate(time.Microsecond)
+	ev := audit.New(actor, "update-group", map[string]any{"groupId": g.ID, "name": g.Name, "slug": g.Slug, "role": g.RoleSlug()})
+	if err := s.store.UpdateGroup(ctx, g, ev); err != nil {
+		return Group{}, conflictOnName(err, g)
+	}
+	return s.store.Group(ctx, actor.OrgID, g.ID)
+}
+
+// Delete removes a group: its members lose the roles it held in projects.
+// The actor must hold the group's role and its project roles (nobody
+// removes more than they hold).
+func (s *Groups) Delete(ctx context.Context, actor authz.Actor, id string) (Group, error) {
+	set, mine, g, err := s.load(ctx, actor, authz.ActDelete, id)
+	if err != nil {
+		return Group{}, err
+	}
+	if err := s.mayManage(ctx, actor, set, mine, g); err != nil {
+		return Group{}, err
+	}
+	ev := audit.New(actor, "delete-group", map[string]any{"groupId": g.ID, "name": g.Name, "slug": g.Slug})
+	return g, s.store.DeleteGroup(ctx, g, ev)
+}
+
+// mayManage refuses a change of who is in a group (or of the group as a
+// whole) unless the actor holds the group's organization role and, in
+// every project the group is in, every privilege of the group's roles
+// there: adding a member to a group grants them those roles.
+func (s *Groups) mayManage(ctx context.Context, actor authz.Actor, set authz.Set, mine string, g Group) error {
+	if err := mayHold(ctx, s.authz, actor, set, mine, g.RoleSlug()); err != nil {
+		return err
+	}
+	if mine == "admin" {
+		return nil // organization admins hold the admin role in every project
+	}
+	byProject, err := s.store.GroupProjectGrants(ctx, g.ID)
+	if err != nil {
+		return err
+	}
+	ids := make([]string, 0, len(byProject))
+	for id := range byProject {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	for _, pid := range ids {
+		theirs, err := authz.GrantsSet(byProject[pid])
+		if err != nil {
+			return err
+		}
+		ours, err := s.authz.ProjectPermissions(ctx, actor, pid)
+		if errs.Is(err, errs.Forbidden) || errs.Is(err, errs.NotFound) {
+			return boundaryError("change group '%s': it holds roles in a project you are not a member of", g.Slug)
+		}
+		if err != nil {
+			return err
+		}
+		if !ours.Covers(theirs) {
+			return boundaryError("change group '%s': its project roles hold privileges you do not have", g.Slug)
+		}
+	}
+	return nil
+}
+
+// Users lists the organization's users with whether each is in the group.
+func (s *Groups) Users(ctx context.Context, actor authz.Actor, id string, f GroupFilter) ([]GroupUser, int, error) {
+	_, _, g, err := s.load(ctx, actor, authz.ActRead, id)
+	if err != nil {
+		return nil, 0, err
+	}
+	return s.store.GroupUsers(ctx, g.OrgID, g.ID, f)
+}
+
+// Identities lists the organization's machine identities with whether each
+// is in the group.
+func (s *Groups) Identities(ctx context.Context, actor authz.Actor, id string, f GroupFilter) ([]GroupIdentity, int, error) {
+	_, _, g, err := s.load(ctx, actor, authz.ActRead, id)
+	if err != nil {
+		return nil, 0, err
+	}
+	return s.store.GroupIdentities(ctx, g.OrgID, g.ID, f)
+}
+
+// member loads a group for a membership change, checked as mayManage.
+func (s *Groups) member(ctx context.Context, actor authz.Actor, id string) (Group, error) {
+	set, mine, g, err := s.load(ctx, actor, authz.ActEdit, id)
+	if err != nil {
+		return Group{}, err
+	}
+	return g, s.mayManage(ctx, actor, set, mine, g)
+}
+
+func (s *Groups) user(ctx context.Context, orgID, username string) (GroupUser, error) {
+	username = strings.TrimSpace(username)
+	u, err := s.store.OrgUserByUsername(ctx, orgID, strings.ToLower(username))
+	if errs.Is(err, errs.NotFound) || (err == nil && username == "") {
+		return GroupUser{}, errs.NotFoundf("Failed to find user with username %s", truncate(username, 320))
+	}
+	return u, err
+}
+
+// AddUser puts a user of the organization (by username or email) in a group.
+func (s *Groups) AddUser(ctx context.Context, actor authz.Actor, id, username string) (GroupUser, Group, error) {
+	g, err := s.member(ctx, actor, id)
+	if err != nil {
+		return GroupUser{}, Group{}, err
+	}
+	u, err := s.user(ctx, g.OrgID, username)
+	if err != nil {
+		return GroupUser{}, Group{}, err
+	}
+	ev := audit.New(actor, "add-user-to-group", map[string]any{"groupId": g.ID, "groupName": g.Name, "userId": u.ID, "username": u.Username})
+	if err := s.store.AddGroupMember(ctx, g.ID, authz.ActorUser, u.ID, ev); err != nil {
+		if errs.Is(err, errs.Conflict) {
+			return GroupUser{}, Group{}, errs.BadRequest("User %s is already part of the group", u.Username)
+		}
+		return GroupUser{}, Group{}, err
+	}
+	return u, g, nil
+}
+
+// RemoveUser takes a user out of a group.
+func (s *Groups) RemoveUser(ctx context.Context, actor authz.Actor, id, username string) (GroupUser, Group, error) {
+	g, err := s.member(ctx, actor, id)
+	if err != nil {
+		return GroupUser{}, Group{}, err
+	}
+	u, err := s.user(ctx, g.OrgID, username)
+	if err != nil {
+		return GroupUser{}, Group{}, err
+	}
+	ev := audit.New(actor, "remove-user-from-group", map[string]any{"groupId": g.ID, "groupName": g.Name, "userId": u.ID, "username": u.Username})
+	if err := s.store.RemoveGroupMember(ctx, g.ID, authz.ActorUser, u.ID, ev); err != nil {
+		if errs.Is(err, errs.NotFound) {
+			return GroupUser{}, Group{}, errs.BadRequest("User %s is not part of the group", u.Username)
+		}
+		return GroupUser{}, Group{}, err
+	}
+	return u, g, nil
+}
+
+func (s *Groups) identity(ctx context.Context, orgID, identityID string) error {
+	notFound := errs.NotFoundf("Failed to find identity with ID %s", truncate(identityID, 64))
+	if _, err := uuid.Parse(identityID); err != nil {
+		return notFound
+	}
+	org, err := s.store.IdentityOrg(ctx, identityID)
+	if errs.Is(err, errs.NotFound) || (err == nil && org != orgID) {
+		return notFound
+	}
+	return err
+}
+
+// AddIdentity puts a machine identity of the organization in a group.
+func (s *Groups) AddIdentity(ctx context.Context, actor authz.Actor, id, identityID string) (Group, error) {
+	g, err := s.member(ctx, actor, id)
+	if err != nil {
+		return Group{}, err
+	}
+	if err := s.identity(ctx, g.OrgID, identityID); err != nil {
+		return Group{}, err
+	}
+	ev := audit.New(actor, "add-identity-to-group", map[string]any{"groupId": g.ID, "groupName": g.Name, "identityId": identityID})
+	if err := s.store.AddGroupMember(ctx, g.ID, authz.ActorIdentity, identityID, ev); err != nil {
+		if errs.Is(err, errs.Conflict) {
+			return Group{}, errs.BadRequest("Identity %s is already part of the group", identityID)
+		}
+		return Group{}, err
+	}
+	return g, nil
+}
+
+// RemoveIdentity takes a machine identity out of a group.
+func (s *Groups) RemoveIdentity(ctx context.Context, actor authz.Actor, id, identityID string) (Group, error) {
+	g, err := s.member(ctx, actor, id)
+	if err != nil {
+		return Group{}, err
+	}
+	if err := s.identity(ctx, g.OrgID, identityID); err != nil {
+		return Group{}, err
+	}
+	ev := audit.New(actor, "remove-identity-from-group", map[string]any{"groupId": g.ID, "groupName": g.Name, "identityId": identityID})
+	if err := s.store.RemoveGroupMember(ctx, g.ID, authz.ActorIdentity, identityID, ev); err != nil {
+		if errs.Is(err, errs.NotFound) {
+			return Group{}, errs.BadRequest("Identity %s is not part of the group", identityID)
+		}
+		return Group{}, err
+	}
+	return g, nil
+}
+
+// SyncUserGroups makes a user of organization orgID a member of exactly
+// the groups whose slugs are given (slugs naming no group of the
+// organization are ignored), and of no other group of it: the mapping of
+// an identity provider's groups claim at sign-in. It is the server acting
+// on its own (no caller's permissions are checked, so only trusted code
+// such as the SSO login may call it); each group joined or left is audited
+// as actor's doing (typically the user signing in). The change is one
+// transaction and, like every membership change, reaches every node's
+// permission caches on their next request.
+func (s *Groups) SyncUserGroups(ctx context.Context, actor authz.Actor, orgID, userID string, slugs []string) error {
+	if _, err := uuid.Parse(userID); err != nil {
+		return errs.NotFoundf("User %s not found", truncate(userID, 64))
+	}
+	want := make([]string, 0, len(slugs))
+	for _, sl := range slugs {
+		if sl = strings.TrimSpace(sl); sl != "" && !slices.Contains(want, sl) {
+			want = append(want, sl)
+		}
+	}
+	actor.OrgID = orgID // the events belong to the organization whose groups change
+	groups, err := s.store.GroupsBySlug(ctx, orgID, want)
+	if err != nil {
+		return err
+	}
+	ids := make([]string, len(groups))
+	names := map[string]Group{}
+	for i, g := range groups {
+		ids[i] = g.ID
+		names[g.ID] = g
+	}
+	return s.store.SetUserGroups(ctx, orgID, userID, ids, func(added, removed []string) []audit.Event {
+		var evs []audit.Event
+		for _, id := range added {
+			evs = append(evs, audit.New(actor, "add-user-to-group", map[string]any{"groupId": id, "groupName": names[id].Name, "userId": userID, "source": "sso"}))
+		}
+		for _, id := range removed {
+			evs = append(evs, audit.New(actor, "remove-user-from-group", map[string]any{"groupId": id, "userId": userID, "source": "sso"}))
+		}
+		return evs
+	})
+}

@@ -1,0 +1,471 @@
+package store
+
+import (
+	"context"
+	"slices"
+	"strings"
+
+	"github.com/google/uuid"
+
+	"github.com/lockbox-dev/lockbox/internal/audit"
+	"github.com/lockbox-dev/lockbox/internal/authz"
+	"github.com/lockbox-dev/lockbox/internal/errs"
+	"github.com/lockbox-dev/lockbox/internal/org"
+	"github.com/lockbox-dev/lockbox/internal/project"
+)
+
+var (
+	_ org.GroupStore     = (*DB)(nil)
+	_ project.GroupStore = (*DB)(nil)
+)
+
+const groupCols = `g.id, g.org_id, g.name, g.slug, g.role, COALESCE(g.custom_role_id, ''), COALESCE(r.slug, ''), g.created_at, g.updated_at`
+
+const groupFrom = ` FROM org_groups g LEFT JOIN org_roles r ON r.id = g.custom_role_id`
+
+func scanGroup(sc interface{ Scan(...any) error }) (org.Group, error) {
+	var g org.Group
+	err := sc.Scan(&g.ID, &g.OrgID, &g.Name, &g.Slug, &g.Role, &g.CustomRoleID, &g.CustomRoleSlug, timeCol{&g.CreatedAt}, timeCol{&g.UpdatedAt})
+	return g, err
+}
+
+// CreateGroup writes a group.
+func (db *DB) CreateGroup(ctx context.Context, g org.Group, ev audit.Event) error {
+	return db.Transact(ctx, func(tx *Tx) error {
+		if _, err := tx.exec(ctx, `INSERT INTO org_groups (id, org_id, name, slug, role, custom_role_id, created_at, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, g.ID, g.OrgID, g.Name, g.Slug, g.Role, nullStr(g.CustomRoleID), ts(g.CreatedAt), ts(g.UpdatedAt)); err != nil {
+			return dbErr(err, "CreateGroup")
+		}
+		return tx.insertAudit(ctx, ev)
+	})
+}
+
+// Group returns a group of an organization.
+func (db *DB) Group(ctx context.Context, orgID, id string) (org.Group, error) {
+	g, err := scanGroup(db.readRow(ctx, `SELECT `+groupCols+groupFrom+` WHERE g.org_id = ? AND g.id = ?`, orgID, id))
+	return g, dbErr(err, "Group")
+}
+
+func (db *DB) groups(ctx context.Context, where string, args ...any) ([]org.Group, error) {
+	rows, err := db.readq(ctx, `SELECT `+groupCols+groupFrom+` WHERE `+where+` ORDER BY g.name, g.id`, args...)
+	if err != nil {
+		return nil, dbErr(err, "Groups")
+	}
+	defer rows.Close()
+	out := []org.Group{}
+	for rows.Next() {
+		g, err := scanGroup(rows)
+		if err != nil {
+			return nil, dbErr(err, "scan group")
+		}
+		out = append(out, g)
+	}
+	return out, dbErr(rows.Err(), "Groups")
+}
+
+// Groups lists an organization's groups by name.
+func (db *DB) Groups(ctx context.Context, orgID string) ([]org.Group, error) {
+	return db.groups(ctx, `g.org_id = ?`, orgID)
+}
+
+// GroupsBySlug returns the organization's groups among slugs.
+func (db *DB) GroupsBySlug(ctx context.Context, orgID string, slugs []string) ([]org.Group, error) {
+	if len(slugs) == 0 {
+		return nil, nil
+	}
+	args := []any{orgID}
+	for _, s := range slugs {
+		args = append(args, s)
+	}
+	return db.groups(ctx, `g.org_id = ? AND g.slug IN (`+placeholders(len(slugs))+`)`, args...)
+}
+
+func placeholders(n int) string { return strings.TrimSuffix(strings.Repeat("?, ", n), ", ") }
+
+// UpdateGroup writes a group's name, slug and role.
+func (db *DB) UpdateGroup(ctx context.Context, g org.Group, ev audit.Event) error {
+	return db.Transact(ctx, func(tx *Tx) error {
+		if _, err := tx.exec(ctx, `UPDATE org_groups SET name = ?, slug = ?, role = ?, custom_role_id = ?, updated_at = ? WHERE id = ? AND org_id = ?`,
+			g.Name, g.Slug, g.Role, nullStr(g.CustomRoleID), ts(g.UpdatedAt), g.ID, g.OrgID); err != nil {
+			return dbErr(err, "UpdateGroup")
+		}
+		return tx.insertAudit(ctx, ev)
+	})
+}
+
+// DeleteGroup removes a group with its members and project memberships.
+func (db *DB) DeleteGroup(ctx context.Context, g org.Group, ev audit.Event) error {
+	return db.Transact(ctx, func(tx *Tx) error {
+		// Roles reference custom project roles without cascade; remove them first.
+		if _, err := tx.exec(ctx, `DELETE FROM project_group_membership_roles WHERE membership_id IN
+			(SELECT id FROM project_group_memberships WHERE group_id = ?)`, g.ID); err != nil {
+			return dbErr(err, "delete group roles")
+		}
+		if _, err := tx.exec(ctx, `DELETE FROM org_groups WHERE id = ? AND org_id = ?`, g.ID, g.OrgID); err != nil {
+			return dbErr(err, "DeleteGroup")
+		}
+		return tx.insertAudit(ctx, ev)
+	})
+}
+
+// memberFilter adds f's conditions on the membership row alias gm.
+func memberFilter(f org.GroupFilter, where *string) {
+	if f.Members != nil {
+		if *f.Members {
+			*where += ` AND gm.id IS NOT NULL`
+		} else {
+			*where += ` AND gm.id IS NULL`
+		}
+	}
+}
+
+// GroupUsers lists the organization's users with whether each is in the
+// group: members first, then by username.
+func (db *DB) GroupUsers(ctx context.Context, orgID, groupID string, f org.GroupFilter) ([]org.GroupUser, int, error) {
+	from := ` FROM org_memberships om JOIN users u ON u.id = om.user_id
+		LEFT JOIN group_members gm ON gm.group_id = ? AND gm.user_id = u.id
+		WHERE om.org_id = ?`
+	args := []any{groupID, orgID}
+	memberFilter(f, &from)
+	if f.Search != "" {
+		from += ` AND (LOWER(u.email) LIKE ? ESCAPE '\' OR LOWER(u.username) LIKE ? ESCAPE '\'
+			OR LOWER(u.first_name || ' ' || u.last_name) LIKE ? ESCAPE '\')`
+		p := likePattern(f.Search)
+		args = append(args, p, p, p)
+	}
+	if f.Username != "" {
+		from += ` AND LOWER(u.username) = ?`
+		args = append(args, strings.ToLower(f.Username))
+	}
+	var total int
+	if err := db.readRow(ctx, `SELECT COUNT(*)`+from, args...).Scan(&total); err != nil {
+		return nil, 0, dbErr(err, "count group users")
+	}
+	rows, err := db.readq(ctx, `SELECT u.id, u.email, u.username, u.first_name, u.last_name, gm.created_at`+from+
+		` ORDER BY CASE WHEN gm.id IS NULL THEN 1 ELSE 0 END, u.username, u.id LIMIT ? OFFSET ?`, append(args, f.Limit, f.Offset)...)
+	if err != nil {
+		return nil, 0, dbErr(err, "GroupUsers")
+	}
+	defer rows.Close()
+	out := []org.GroupUser{}
+	for rows.Next() {
+		var u org.GroupUser
+		if err := rows.Scan(&u.ID, &u.Email, &u.Username, &u.FirstName, &u.LastName, optTimeCol{&u.JoinedGroupAt}); err != nil {
+			return nil, 0, dbErr(err, "scan group user")
+		}
+		u.IsPartOfGroup = u.JoinedGroupAt != nil
+		out = append(out, u)
+	}
+	return out, total, dbErr(rows.Err(), "GroupUsers")
+}
+
+// GroupIdentities lists the organization's machine identities with whether
+// each is in the group: members first, then by name.
+func (db *DB) GroupIdentities(ctx context.Context, orgID, groupID string, f org.GroupFilter) ([]org.GroupIdentity, int, error) {
+	from := ` FROM identities i LEFT JOIN group_members gm ON gm.group_id = ? AND gm.identity_id = i.id WHERE i.org_id = ?`
+	args := []any{groupID, orgID}
+	memberFilter(f, &from)
+	if f.Search != "" {
+		from += ` AND LOWER(i.name) LIKE ? ESCAPE '\'`
+		args = append(args, likePattern(f.Search))
+	}
+	var total int
+	if err := db.readRow(ctx, `SELECT COUNT(*)`+from, args...).Scan(&total); err != nil {
+		return nil, 0, dbErr(err, "count group identities")
+	}
+	rows, err := db.readq(ctx, `SELECT i.id, i.name, gm.created_at`+from+
+		` ORDER BY CASE WHEN gm.id IS NULL THEN 1 ELSE 0 END, i.name, i.id LIMIT ? OFFSET ?`, append(args, f.Limit, f.Offset)...)
+	if err != nil {
+		return nil, 0, dbErr(err, "GroupIdentities")
+	}
+	defer rows.Close()
+	out := []org.GroupIdentity{}
+	for rows.Next() {
+		var i org.GroupIdentity
+		if err := rows.Scan(&i.ID, &i.Name, optTimeCol{&i.JoinedGroupAt}); err != nil {
+			return nil, 0, dbErr(err, "scan group identity")
+		}
+		i.IsPartOfGroup = i.JoinedGroupAt != nil
+		out = append(out, i)
+	}
+	return out, total, dbErr(rows.Err(), "GroupIdentities")
+}
+
+// OrgUserByUsername finds a user of the organization by username or email.
+func (db *DB) OrgUserByUsername(ctx context.Context, orgID, username string) (org.GroupUser, error) {
+	var u org.GroupUser
+	err := db.readRow(ctx, `SELECT u.id, u.email, u.username, u.first_name, u.last_name
+		FROM org_memberships om JOIN users u ON u.id = om.user_id
+		WHERE om.org_id = ? AND (LOWER(u.username) = ? OR LOWER(u.email) = ?)
+		ORDER BY CASE WHEN LOWER(u.username) = ? THEN 0 ELSE 1 END LIMIT 1`, orgID, username, username, username).
+		Scan(&u.ID, &u.Email, &u.Username, &u.FirstName, &u.LastName)
+	return u, dbErr(err, "OrgUserByUsername")
+}
+
+// AddGroupMember adds a user or an identity to a group.
+func (db *DB) AddGroupMember(ctx context.Context, groupID string, kind authz.ActorKind, memberID string, ev audit.Event) error {
+	return db.Transact(ctx, func(tx *Tx) error {
+		if err := tx.insertGroupMember(ctx, groupID, kind, memberID); err != nil {
+			return err
+		}
+		return tx.insertAudit(ctx, ev)
+	})
+}
+
+func (tx *Tx) insertGroupMember(ctx context.Context, groupID string, kind authz.ActorKind, memberID string) error {
+	user, ident := memberID, ""
+	if kind == authz.ActorIdentity {
+		user, ident = "", memberID
+	}
+	_, err := tx.exec(ctx, `INSERT INTO group_members (id, group_id, user_id, identity_id, created_at) VALUES (?, ?, ?, ?, ?)`,
+		newID(), groupID, nullStr(user), nullStr(ident), ts(tx.Now))
+	return dbErr(err, "add group member")
+}
+
+// RemoveGroupMember removes a user or an identity from a group.
+func (db *DB) RemoveGroupMember(ctx context.Context, groupID string, kind authz.ActorKind, memberID string, ev audit.Event) error {
+	return db.Transact(ctx, func(tx *Tx) error {
+		res, err := tx.exec(ctx, `DELETE FROM group_members WHERE group_id = ? AND `+memberCol(kind)+` = ?`, groupID, memberID)
+		if err != nil {
+			return dbErr(err, "RemoveGroupMember")
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 0 {
+			return dbErr(errNoRows, "RemoveGroupMember")
+		}
+		return tx.insertAudit(ctx, ev)
+	})
+}
+
+// SetUserGroups makes a user a member of exactly groupIDs among the
+// organization's groups.
+func (db *DB) SetUserGroups(ctx context.Context, orgID, userID string, groupIDs []string, evs func(added, removed []string) []audit.Event) error {
+	return db.Transact(ctx, func(tx *Tx) error {
+		rows, err := tx.query(ctx, `SELECT gm.group_id FROM group_members gm JOIN org_groups g ON g.id = gm.group_id
+			WHERE gm.user_id = ? AND g.org_id = ?`, userID, orgID)
+		if err != nil {
+			return dbErr(err, "user groups")
+		}
+		var have []string
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return dbErr(err, "user groups")
+			}
+			have = append(have, id)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return dbErr(err, "user groups")
+		}
+		var added, removed []string
+		for _, id := range groupIDs {
+			if !slices.Contains(have, id) {
+				added = append(added, id)
+			}
+		}
+		for _, id := range have {
+			if !slices.Contains(groupIDs, id) {
+				removed = append(removed, id)
+			}
+		}
+		if len(added) == 0 && len(removed) == 0 {
+			return nil
+		}
+		for _, id := range added {
+			if err := tx.insertGroupMember(ctx, id, authz.ActorUser, userID); err != nil {
+				return err
+			}
+		}
+		for _, id := range removed {
+			if _, err := tx.exec(ctx, `DELETE FROM group_members WHERE group_id = ? AND user_id = ?`, id, userID); err != nil {
+				return dbErr(err, "remove group member")
+			}
+		}
+		return tx.insertAudits(ctx, evs(added, removed)...)
+	})
+}
+
+// GroupProjectGrants returns the roles a group holds, per project.
+func (db *DB) GroupProjectGrants(ctx context.Context, groupID string) (map[string][]authz.Grant, error) {
+	rows, err := db.readq(ctx, `SELECT gm.project_id, r.role, cr.permissions
+		FROM project_group_memberships gm
+		JOIN project_group_membership_roles r ON r.membership_id = gm.id
+		LEFT JOIN project_roles cr ON cr.id = r.custom_role_id
+		WHERE gm.group_id = ?`, groupID)
+	if err != nil {
+		return nil, dbErr(err, "GroupProjectGrants")
+	}
+	defer rows.Close()
+	out := map[string][]authz.Grant{}
+	for rows.Next() {
+		var pid, role string
+		var perms *string
+		if err := rows.Scan(&pid, &role, &perms); err != nil {
+			return nil, dbErr(err, "scan group grant")
+		}
+		g := authz.Grant{Role: role}
+		if perms != nil {
+			g.Permissions = []byte(*perms)
+		}
+		out[pid] = append(out[pid], g)
+	}
+	return out, dbErr(rows.Err(), "GroupProjectGrants")
+}
+
+// GroupRef finds a group of an organization by id, or by slug or name.
+func (db *DB) GroupRef(ctx context.Context, orgID, idOrName string) (project.GroupRef, error) {
+	var g project.GroupRef
+	q, args := `SELECT id, org_id, name, slug FROM org_groups WHERE org_id = ? AND (slug = ? OR name = ?) ORDER BY CASE WHEN slug = ? THEN 0 ELSE 1 END LIMIT 1`,
+		[]any{orgID, idOrName, idOrName, idOrName}
+	if _, err := uuid.Parse(idOrName); err == nil {
+		q, args = `SELECT id, org_id, name, slug FROM org_groups WHERE org_id = ? AND id = ?`, []any{orgID, idOrName}
+	}
+	err := db.readRow(ctx, q, args...).Scan(&g.ID, &g.OrgID, &g.Name, &g.Slug)
+	return g, dbErr(err, "GroupRef")
+}
+
+// AddProjectGroup makes a group a member of a project with roles.
+func (db *DB) AddProjectGroup(ctx context.Context, projectID, groupID string, roles []project.MembershipRole, ev audit.Event) error {
+	return db.Transact(ctx, func(tx *Tx) error {
+		id := newID()
+		if _, err := tx.exec(ctx, `INSERT INTO project_group_memberships (id, project_id, group_id, created_at, updated_at) VALUES (?, ?, ?, ?, ?)`,
+			id, projectID, groupID, ts(tx.Now), ts(tx.Now)); err != nil {
+			return dbErr(err, "AddProjectGroup")
+		}
+		if err := tx.insertRoles(ctx, groupRoles, id, roles); err != nil {
+			return err
+		}
+		return tx.insertAudit(ctx, ev)
+	})
+}
+
+const projectGroupCols = `gm.id, gm.project_id, g.id, g.org_id, g.name, g.slug, gm.created_at, gm.updated_at`
+
+const projectGroupFrom = ` FROM project_group_memberships gm JOIN org_groups g ON g.id = gm.group_id`
+
+func scanProjectGroup(sc interface{ Scan(...any) error }) (project.GroupMembership, error) {
+	var m project.GroupMembership
+	err := sc.Scan(&m.ID, &m.ProjectID, &m.Group.ID, &m.Group.OrgID, &m.Group.Name, &m.Group.Slug, timeCol{&m.CreatedAt}, timeCol{&m.UpdatedAt})
+	return m, err
+}
+
+// ProjectGroup returns a group's membership of a project with its roles.
+func (db *DB) ProjectGroup(ctx context.Context, projectID, groupID string) (project.GroupMembership, error) {
+	m, err := scanProjectGroup(db.readRow(ctx, `SELECT `+projectGroupCols+projectGroupFrom+` WHERE gm.project_id = ? AND gm.group_id = ?`, projectID, groupID))
+	if err != nil {
+		return m, dbErr(err, "ProjectGroup")
+	}
+	list := []project.GroupMembership{m}
+	return list[0], db.fillGroupRoles(ctx, list)
+}
+
+// ProjectGroups lists a project's group memberships by group name.
+func (db *DB) ProjectGroups(ctx context.Context, projectID string) ([]project.GroupMembership, error) {
+	rows, err := db.readq(ctx, `SELECT `+projectGroupCols+projectGroupFrom+` WHERE gm.project_id = ? ORDER BY g.name, g.id`, projectID)
+	if err != nil {
+		return nil, dbErr(err, "ProjectGroups")
+	}
+	list := []project.GroupMembership{}
+	for rows.Next() {
+		m, err := scanProjectGroup(rows)
+		if err != nil {
+			rows.Close()
+			return nil, dbErr(err, "scan project group")
+		}
+		list = append(list, m)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, dbErr(err, "ProjectGroups")
+	}
+	return list, db.fillGroupRoles(ctx, list)
+}
+
+// fillGroupRoles loads the roles of group memberships.
+func (db *DB) fillGroupRoles(ctx context.Context, list []project.GroupMembership) error {
+	if len(list) == 0 {
+		return nil
+	}
+	ids := make([]string, len(list))
+	for i := range list {
+		ids[i] = list[i].ID
+	}
+	byID, err := db.membershipRoles(ctx, groupRoles, ids)
+	if err != nil {
+		return err
+	}
+	for i := range list {
+		list[i].Roles = byID[list[i].ID]
+		if list[i].Roles == nil {
+			list[i].Roles = []project.MembershipRole{}
+		}
+	}
+	return nil
+}
+
+// ReplaceProjectGroupRoles swaps a group membership's roles, if they are
+// still expect.
+func (db *DB) ReplaceProjectGroupRoles(ctx context.Context, membershipID string, expect []string, roles []project.MembershipRole, ev audit.Event) error {
+	return db.Transact(ctx, func(tx *Tx) error {
+		if err := tx.groupRolesUnchanged(ctx, membershipID, expect); err != nil {
+			return err
+		}
+		if _, err := tx.exec(ctx, `DELETE FROM project_group_membership_roles WHERE membership_id = ?`, membershipID); err != nil {
+			return dbErr(err, "delete group roles")
+		}
+		if err := tx.insertRoles(ctx, groupRoles, membershipID, roles); err != nil {
+			return err
+		}
+		if _, err := tx.exec(ctx, `UPDATE project_group_memberships SET updated_at = ? WHERE id = ?`, ts(tx.Now), membershipID); err != nil {
+			return dbErr(err, "touch group membership")
+		}
+		return tx.insertAudit(ctx, ev)
+	})
+}
+
+// DeleteProjectGroup removes a group's membership of a project, if its
+// roles are still expect.
+func (db *DB) DeleteProjectGroup(ctx context.Context, membershipID string, expect []string, ev audit.Event) error {
+	return db.Transact(ctx, func(tx *Tx) error {
+		if err := tx.groupRolesUnchanged(ctx, membershipID, expect); err != nil {
+			return err
+		}
+		if _, err := tx.exec(ctx, `DELETE FROM project_group_memberships WHERE id = ?`, membershipID); err != nil {
+			return dbErr(err, "DeleteProjectGroup")
+		}
+		return tx.insertAudit(ctx, ev)
+	})
+}
+
+// groupRolesUnchanged locks the group membership and reports a Conflict
+// unless its role ids are expect.
+func (tx *Tx) groupRolesUnchanged(ctx context.Context, membershipID string, expect []string) error {
+	var id string
+	if err := tx.queryRow(ctx, `SELECT id FROM project_group_memberships WHERE id = ?`+tx.db.forUpdate(), membershipID).Scan(&id); err != nil {
+		return dbErr(err, "lock group membership")
+	}
+	rows, err := tx.query(ctx, `SELECT id FROM project_group_membership_roles WHERE membership_id = ?`, membershipID)
+	if err != nil {
+		return dbErr(err, "group roles")
+	}
+	defer rows.Close()
+	var got []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return dbErr(err, "group roles")
+		}
+		got = append(got, id)
+	}
+	if err := rows.Err(); err != nil {
+		return dbErr(err, "group roles")
+	}
+	want := slices.Clone(expect)
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		return errs.Conflictf("The group's roles changed while this request was checked; try again")
+	}
+	return nil
+}
