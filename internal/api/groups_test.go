@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/lockbox-dev/lockbox/internal/app/apptest"
+	"github.com/lockbox-dev/lockbox/internal/authz"
 	"github.com/lockbox-dev/lockbox/internal/store"
 )
 
@@ -466,5 +467,68 @@ func TestGroupChangesReachTheOtherNodeAtOnce(t *testing.T) {
 		warm()
 		a.Must(t, 200, "DELETE", "/api/v1/groups/"+g.ID, a.Token, nil)
 		assertError(t, b.Do(t, "GET", "/api/v3/secrets/raw?"+q, tok, nil), 403, "PermissionDenied")
+	})
+}
+
+// TestSyncUserGroupsMapsSlugs: the domain method sign-in code calls with an
+// identity provider's groups claim puts the user in exactly the named groups
+// (unknown slugs ignored), and the groups' project roles follow at once.
+func TestSyncUserGroupsMapsSlugs(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, d store.Dialect) {
+		e := apptest.Bootstrapped(t, d)
+		p := createProject(t, e, e.Token, map[string]any{"projectName": "sso-mapped"})
+		putSecret(t, e, e.Token, p.ID, "dev", "/", "K", "v")
+		q := secretQ(p.ID, "dev", "/")
+		alice, msID := newUser(t, e, "alice@example.com", "member")
+		var ms struct{ Membership struct{ User struct{ ID string } } }
+		e.Must(t, 200, "GET", "/api/v2/organizations/"+e.OrgID+"/memberships/"+msID, e.Token, nil).Decode(t, &ms)
+		userID := ms.Membership.User.ID
+		eng := createGroup(t, e, e.Token, map[string]any{"name": "eng", "slug": "eng-team"})
+		ops := createGroup(t, e, e.Token, map[string]any{"name": "ops", "slug": "ops-team"})
+		addProjectGroup(t, e, e.Token, p.ID, eng.ID, map[string]any{"role": "viewer"})
+		members := func(g groupOut) int {
+			var out struct{ TotalCount int }
+			e.Must(t, 200, "GET", "/api/v1/groups/"+g.ID+"/users?filter=existingMembers", e.Token, nil).Decode(t, &out)
+			return out.TotalCount
+		}
+		actor := authz.Actor{Kind: authz.ActorUser, ID: userID, OrgID: e.OrgID, Name: "alice@example.com"}
+		sync := func(slugs ...string) {
+			t.Helper()
+			if err := e.App.Groups.SyncUserGroups(t.Context(), actor, e.OrgID, userID, slugs); err != nil {
+				t.Fatal(err)
+			}
+		}
+		sync("eng-team", "no-such-group", "eng-team")
+		if members(eng) != 1 || members(ops) != 0 {
+			t.Fatalf("after mapping eng-team: eng %d, ops %d", members(eng), members(ops))
+		}
+		listSecrets(t, e, alice, q)
+		sync("ops-team")
+		if members(eng) != 0 || members(ops) != 1 {
+			t.Fatalf("after mapping ops-team: eng %d, ops %d", members(eng), members(ops))
+		}
+		assertError(t, e.Do(t, "GET", "/api/v3/secrets/raw?"+q, alice, nil), 403, "PermissionDenied")
+		sync() // an empty claim leaves every group
+		if members(ops) != 0 {
+			t.Fatal("empty claim left the user in ops")
+		}
+		var logs struct {
+			AuditLogs []struct {
+				Event struct {
+					Type     string
+					Metadata map[string]any
+				}
+			}
+		}
+		e.Must(t, 200, "GET", "/api/v1/organization/audit-logs?limit=200", e.Token, nil).Decode(t, &logs)
+		n := 0
+		for _, l := range logs.AuditLogs {
+			if l.Event.Metadata["source"] == "sso" {
+				n++
+			}
+		}
+		if n != 4 { // eng in, eng out and ops in, ops out
+			t.Fatalf("%d audited mapping changes, want 4", n)
+		}
 	})
 }

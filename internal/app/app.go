@@ -97,6 +97,9 @@ type App struct {
 	Events *store.EventFeed
 	// Cache is the node's cache generation (package cache).
 	Cache *cache.Gen
+	// Groups is the organization's group service; sign-in code maps an
+	// identity provider's groups claim with Groups.SyncUserGroups.
+	Groups *org.Groups
 }
 
 // New builds the API server and lease worker over an open database and keyring.
@@ -202,7 +205,7 @@ func New(db *store.DB, kr *keyring.Keyring, o Options) *App {
 			Help: "Read-path lookups that read the database."},
 			func() float64 { _, m := gen.Stats(); return float64(m) }))
 	return &App{Server: srv, Worker: dynamic.NewWorker(dyn, o.Logger), Rotations: rotation.NewWorker(rots, o.Logger),
-		RotationService: rots, Events: feed, Cache: gen}
+		RotationService: rots, Events: feed, Cache: gen, Groups: svc.Groups}
 }
 
 // leaseMetrics exposes the lease engine to Prometheus.
