@@ -23,7 +23,7 @@ type projectOut struct {
 
 func (c *cli) newProjectsCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "projects", Short: "Create and list projects"}
-	cmd.AddCommand(c.newProjectMembersCmd())
+	cmd.AddCommand(c.newProjectMembersCmd(), c.newProjectGroupsCmd())
 	var plain bool
 	var slug, template string
 	create := &cobra.Command{

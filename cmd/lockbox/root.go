@@ -35,7 +35,7 @@ func newRootCmd(getenv func(string) string, stdin io.Reader, stdout, stderr io.W
 		{"use", []*cobra.Command{c.newLoginCmd(), c.newLogoutCmd(), c.newRunCmd(), c.newExportCmd(), c.newSecretsCmd(), c.newFoldersCmd(), c.newDynamicCmd(), c.newKMSCmd(), c.newPKICmd()}},
 		{"use", []*cobra.Command{c.newLoginCmd(), c.newLogoutCmd(), c.newRunCmd(), c.newExportCmd(), c.newSecretsCmd(), c.newFoldersCmd(), c.newDynamicCmd(), c.newKMSCmd(), c.newSSHCmd()}},
 		{"admin", []*cobra.Command{c.newProjectsCmd(), c.newEnvironmentsCmd(), c.newIdentitiesCmd(), c.newAuditLogsCmd(), c.newBootstrapCmd()}},
-		{"admin", []*cobra.Command{c.newUsersCmd()}},
+		{"admin", []*cobra.Command{c.newUsersCmd(), c.newGroupsCmd()}},
 		{"server", []*cobra.Command{newServerCmd(getenv, stdout, stderr), newRotateRootKeyCmd(getenv, stdout, stderr),
 			newBackupCmd(getenv, stdout, stderr), newRestoreCmd(getenv, stdout, stderr)}},
 	} {

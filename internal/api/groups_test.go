@@ -480,7 +480,9 @@ func TestSyncUserGroupsMapsSlugs(t *testing.T) {
 		putSecret(t, e, e.Token, p.ID, "dev", "/", "K", "v")
 		q := secretQ(p.ID, "dev", "/")
 		alice, msID := newUser(t, e, "alice@example.com", "member")
-		var ms struct{ Membership struct{ User struct{ ID string } } }
+		var ms struct {
+			Membership struct{ User struct{ ID string } }
+		}
 		e.Must(t, 200, "GET", "/api/v2/organizations/"+e.OrgID+"/memberships/"+msID, e.Token, nil).Decode(t, &ms)
 		userID := ms.Membership.User.ID
 		eng := createGroup(t, e, e.Token, map[string]any{"name": "eng", "slug": "eng-team"})
