@@ -13,7 +13,8 @@ import (
 
 // BenchmarkProjectGrants resolves an identity's grants in a project as a
 // permission check that missed the cache does: one role, and then the same
-// with three additional privileges (one temporary) on top.
+// with three additional privileges (one temporary) on top, and then with
+// the roles of two groups the identity is in (one temporary) as well.
 func BenchmarkProjectGrants(b *testing.B) {
 	for _, d := range storetest.Engines {
 		b.Run(string(d), func(b *testing.B) {
@@ -45,6 +46,17 @@ func BenchmarkProjectGrants(b *testing.B) {
 						{"subject": "secrets", "action": []string{"read"}, "conditions": map[string]any{"secretPath": fmt.Sprintf("/f%d", i)}}}})
 			}
 			b.Run("role+3privileges", func(b *testing.B) { run(b, 4) })
+			for i := range 2 {
+				var g struct{ ID string }
+				e.Must(b, 200, "POST", "/api/v1/groups", e.Token, map[string]any{"name": fmt.Sprintf("group %d", i)}).Decode(b, &g)
+				e.Must(b, 200, "POST", "/api/v1/groups/"+g.ID+"/machine-identities/"+id, e.Token, nil)
+				role := map[string]any{"role": "member"}
+				if i == 1 {
+					role = map[string]any{"role": "viewer", "isTemporary": true, "temporaryMode": "relative", "temporaryRange": "1d"}
+				}
+				e.Must(b, 200, "POST", "/api/v1/projects/"+p.Project.ID+"/groups/"+g.ID, e.Token, map[string]any{"roles": []any{role}})
+			}
+			b.Run("role+3privileges+2groups", func(b *testing.B) { run(b, 6) })
 		})
 	}
 }
