@@ -230,6 +230,14 @@ func TestGroupRoutesAnswerWithInfisicalShapes(t *testing.T) {
 		}
 		e.Must(t, 200, "DELETE", "/api/v1/projects/"+p.ID+"/roles/"+pr.Role.ID, e.Token, nil)
 
+		// A project whose custom role a group holds can be deleted.
+		doomed := createProject(t, e, e.Token, map[string]any{"projectName": "doomed"})
+		e.Must(t, 200, "POST", "/api/v1/projects/"+doomed.ID+"/roles", e.Token, map[string]any{"slug": "reader", "name": "Reader",
+			"permissions": []map[string]any{{"subject": "secrets", "action": []string{"read"}}}})
+		addProjectGroup(t, e, e.Token, doomed.ID, c.ID, map[string]any{"role": "reader"})
+		e.Must(t, 200, "DELETE", "/api/v1/projects/"+doomed.ID, e.Token, nil)
+		e.Must(t, 200, "GET", "/api/v1/groups/"+c.ID, e.Token, nil)
+
 		// Every change was audited.
 		var logs struct {
 			AuditLogs []struct{ Event struct{ Type string } }
@@ -510,6 +518,9 @@ func TestSyncUserGroupsMapsSlugs(t *testing.T) {
 			t.Fatalf("after mapping ops-team: eng %d, ops %d", members(eng), members(ops))
 		}
 		assertError(t, e.Do(t, "GET", "/api/v3/secrets/raw?"+q, alice, nil), 403, "PermissionDenied")
+		if err := e.App.Groups.SyncUserGroups(t.Context(), actor, e.OrgID, e.IdentityID, []string{"eng-team"}); err == nil {
+			t.Fatal("an identity's id (no user of the organization) was mapped into groups")
+		}
 		sync() // an empty claim leaves every group
 		if members(ops) != 0 {
 			t.Fatal("empty claim left the user in ops")

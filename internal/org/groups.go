@@ -93,8 +93,9 @@ type GroupStore interface {
 	AddGroupMember(ctx context.Context, groupID string, kind authz.ActorKind, memberID string, ev audit.Event) error
 	// RemoveGroupMember removes a user or identity; errs.NotFound if it is not in the group.
 	RemoveGroupMember(ctx context.Context, groupID string, kind authz.ActorKind, memberID string, ev audit.Event) error
-	// SetUserGroups makes the user a member of exactly groupIDs among the
-	// organization's groups, writing evs (one per change) with the change.
+	// SetUserGroups makes a user of the organization a member of exactly
+	// groupIDs among its groups, writing evs (one per change) with the
+	// change; errs.NotFound if the user is not a member of the organization.
 	SetUserGroups(ctx context.Context, orgID, userID string, groupIDs []string, evs func(added, removed []string) []audit.Event) error
 	// GroupProjectGrants returns, per project, the roles the group holds
 	// there (temporary ones whatever their window).
