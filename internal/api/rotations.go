@@ -180,7 +180,7 @@ type wireRotation struct {
 	Environment             map[string]string `json:"environment"`
 	Folder                  map[string]string `json:"folder"`
 	SecretPath              string            `json:"secretPath"`
-	Parameters              map[string]string `json:"parameters"`
+	Parameters              map[string]any    `json:"parameters"`
 	SecretsMapping          map[string]string `json:"secretsMapping"`
 	IsAutoRotationEnabled   bool              `json:"isAutoRotationEnabled"`
 	RotationInterval        int               `json:"rotationInterval"`
@@ -213,14 +213,18 @@ func toWireRotation(rt rotation.Rotation) wireRotation {
 	}
 	p := rt.Parameters
 	if rt.Type == "ldap-password" {
-		w.Parameters = map[string]string{"dn": p.DN}
+		w.Parameters = map[string]any{"dn": p.DN, "rotationMethod": "connection-principal"}
 		w.SecretsMapping = map[string]string{"dn": rt.Mapping.DN, "password": rt.Mapping.Password}
 	} else {
-		w.Parameters = map[string]string{"username1": p.Username1, "username2": p.Username2}
+		w.Parameters = map[string]any{"username1": p.Username1, "username2": p.Username2}
 		if p.PermissionScope != "" {
 			w.Parameters["permissionScope"] = p.PermissionScope
 		}
 		w.SecretsMapping = map[string]string{"username": rt.Mapping.Username, "password": rt.Mapping.Password}
+	}
+	if q := p.PasswordRequirements; q != nil {
+		w.Parameters["passwordRequirements"] = map[string]any{"length": q.Length, "allowedSymbols": q.AllowedSymbols,
+			"required": map[string]int{"digits": q.Digits, "lowercase": q.Lowercase, "uppercase": q.Uppercase, "symbols": q.Symbols}}
 	}
 	return w
 }

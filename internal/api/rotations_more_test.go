@@ -215,7 +215,7 @@ func TestRotationAuthorization(t *testing.T) {
 			ActiveIndex          int
 		}
 		e.Must(t, 200, "GET", "/api/v2/secret-rotations/redis-credentials/"+rot.SecretRotation.ID+"/generated-credentials", pm, nil).Decode(t, &gc)
-		if len(gc.GeneratedCredentials) != 1 || gc.GeneratedCredentials[0]["username"] != "az-"+sfx+"-1" || len(gc.GeneratedCredentials[0]["password"]) != 32 {
+		if len(gc.GeneratedCredentials) != 1 || gc.GeneratedCredentials[0]["username"] != "az-"+sfx+"-1" || len(gc.GeneratedCredentials[0]["password"]) != 48 {
 			t.Fatalf("generated credentials %+v", gc)
 		}
 		// Audit: the rotation's events are recorded.

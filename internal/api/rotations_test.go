@@ -254,7 +254,7 @@ func testRotation(t *testing.T, d store.Dialect, tg rotTarget) {
 		}
 	}
 	u1, p1 := read()
-	if u1 != tg.users[0] || len(p1) != 32 {
+	if u1 != tg.users[0] || len(p1) != 48 {
 		t.Fatalf("secrets %q", u1)
 	}
 	mustLogin(u1, p1, true)

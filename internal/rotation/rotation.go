@@ -13,7 +13,6 @@ package rotation
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -52,6 +51,16 @@ type Parameters struct {
 	Username2       string
 	DN              string // ldap-password: the entry whose password rotates
 	PermissionScope string // redis-credentials: ACL rules of both users
+	// PasswordRequirements shape generated passwords; nil: the default.
+	PasswordRequirements *PasswordRequirements
+}
+
+// Requirements are the password requirements in force.
+func (p Parameters) Requirements() PasswordRequirements {
+	if p.PasswordRequirements != nil {
+		return *p.PasswordRequirements
+	}
+	return DefaultPasswordRequirements
 }
 
 // Mapping names the secrets a rotation writes.
@@ -303,7 +312,7 @@ func parseParameters(typ, name string, raw json.RawMessage) (Parameters, error) 
 		Username2            string          `json:"username2"`
 		DN                   string          `json:"dn"`
 		PermissionScope      string          `json:"permissionScope"`
-		PasswordRequirements json.RawMessage `json:"passwordRequirements"` // accepted; lockbox generates 32 letters and digits
+		PasswordRequirements json.RawMessage `json:"passwordRequirements"`
 		RotationMethod       string          `json:"rotationMethod"`
 	}
 	if err := decodeStrict(raw, "parameters", &in); err != nil {
@@ -311,6 +320,11 @@ func parseParameters(typ, name string, raw json.RawMessage) (Parameters, error) 
 	}
 	p := Parameters{Username1: strings.TrimSpace(in.Username1), Username2: strings.TrimSpace(in.Username2),
 		DN: strings.TrimSpace(in.DN), PermissionScope: strings.TrimSpace(in.PermissionScope)}
+	req, err := parsePasswordRequirements(in.PasswordRequirements)
+	if err != nil {
+		return p, err
+	}
+	p.PasswordRequirements = req
 	switch typ {
 	case "ldap-password":
 		if p.DN == "" || len(p.DN) > 1024 {
@@ -722,21 +736,6 @@ func (s *Service) runNow(ctx context.Context, actor authz.Actor, id string, manu
 		return errs.BadRequest("Failed to rotate secrets: %s", err.Error())
 	}
 	return nil
-}
-
-// genPassword is 32 random letters and digits (190 bits): safe unquoted in
-// every target's language.
-func genPassword() string {
-	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
-	b := make([]byte, 32)
-	rand.Read(b)
-	for i := range b {
-		for b[i] >= 248 { // 248 = 4*62: keep the choice uniform
-			rand.Read(b[i : i+1])
-		}
-		b[i] = alphabet[int(b[i])%len(alphabet)]
-	}
-	return string(b)
 }
 
 func (s *Service) openCreds(ctx context.Context, st State) ([]Credential, error) {

@@ -17,14 +17,84 @@ func TestNextAt(t *testing.T) {
 	}
 }
 
-func TestGenPassword(t *testing.T) {
-	seen := map[string]bool{}
-	for range 200 {
-		p := genPassword()
-		if len(p) != 32 || strings.Trim(p, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789") != "" || seen[p] {
-			t.Fatalf("password %q", p)
+// TestPasswordRequirements: generated passwords meet their requirements
+// (many samples each, with the classes actually present counted), are
+// never repeated, and use only the classes required; bad requirements are
+// refused with Infisical's messages.
+func TestPasswordRequirements(t *testing.T) {
+	cases := []string{
+		``, // the default: 48, one of lower, upper, digit
+		`{"length":12,"required":{"digits":3,"lowercase":0,"uppercase":0,"symbols":2},"allowedSymbols":"#$%"}`,
+		`{"length":1,"required":{"digits":0,"lowercase":1,"uppercase":0,"symbols":0}}`,
+		`{"length":249,"required":{"digits":60,"lowercase":60,"uppercase":60,"symbols":60}}`,
+		`{"length":20,"required":{"digits":0,"lowercase":0,"uppercase":0,"symbols":20},"allowedSymbols":"!"}`,
+		`{"length":16,"required":{"digits":16,"lowercase":0,"uppercase":0,"symbols":0}}`,
+	}
+	for _, c := range cases {
+		req, err := parsePasswordRequirements(json.RawMessage(c))
+		if err != nil {
+			t.Fatalf("%s: %v", c, err)
 		}
-		seen[p] = true
+		p := DefaultPasswordRequirements
+		if req != nil {
+			p = *req
+		}
+		seen := map[string]bool{}
+		for range 2000 {
+			pw := p.Generate()
+			if !p.Satisfied(pw) || safePassword(pw) != nil {
+				t.Fatalf("%s: password %q does not meet its requirements", c, pw)
+			}
+			// Counted independently of Satisfied.
+			var lo, up, dg, sy int
+			for _, r := range pw {
+				switch {
+				case r >= 'a' && r <= 'z':
+					lo++
+				case r >= 'A' && r <= 'Z':
+					up++
+				case r >= '0' && r <= '9':
+					dg++
+				case strings.ContainsRune(p.AllowedSymbols, r):
+					sy++
+				default:
+					t.Fatalf("%s: %q holds %q", c, pw, r)
+				}
+			}
+			if len(pw) != p.Length || lo < p.Lowercase || up < p.Uppercase || dg < p.Digits || sy < p.Symbols ||
+				(p.Lowercase == 0 && lo > 0) || (p.Uppercase == 0 && up > 0) || (p.Digits == 0 && dg > 0) || (p.Symbols == 0 && sy > 0) {
+				t.Fatalf("%s: %q has %d lower %d upper %d digits %d symbols", c, pw, lo, up, dg, sy)
+			}
+			if len(pw) >= 12 && len(p.AllowedSymbols) > 1 && seen[pw] {
+				t.Fatalf("%s: %q generated twice", c, pw)
+			}
+			seen[pw] = true
+		}
+	}
+	bad := []struct{ in, msg string }{
+		{`{"length":0,"required":{"digits":0,"lowercase":1,"uppercase":0,"symbols":0}}`, "Password length must be a positive number"},
+		{`{"length":250,"required":{"digits":0,"lowercase":1,"uppercase":0,"symbols":0}}`, "Password length must be less than 250"},
+		{`{"length":10,"required":{"digits":0,"lowercase":0,"uppercase":0,"symbols":0}}`, "At least one character type must be required"},
+		{`{"length":10,"required":{"digits":5,"lowercase":5,"uppercase":1,"symbols":0}}`, "Sum of required characters cannot exceed the total length"},
+		{`{"length":10,"required":{"digits":-1,"lowercase":5,"uppercase":1,"symbols":0}}`, "Digits count must be non-negative"},
+		{`{"length":10,"required":{"digits":1,"lowercase":1,"uppercase":1,"symbols":1},"allowedSymbols":"'"}`, "allowedSymbols"},
+		{`{"length":10,"required":{"digits":1,"lowercase":1,"uppercase":1,"symbols":1},"allowedSymbols":"a!"}`, "allowedSymbols"},
+		{`{"length":10,"required":{"digits":1,"lowercase":1,"uppercase":1,"symbols":1},"allowedSymbols":"\\"}`, "allowedSymbols"},
+		{`{"length":10}`, "required"},
+		{`{"required":{"digits":1,"lowercase":1,"uppercase":1,"symbols":1}}`, "length is required"},
+		{`"long"`, "must be an object"},
+	}
+	for _, b := range bad {
+		_, err := parsePasswordRequirements(json.RawMessage(b.in))
+		if errs.KindOf(err) != errs.Validation || !strings.Contains(err.Error(), b.msg) {
+			t.Errorf("%s: got %v, want a validation failure saying %q", b.in, err, b.msg)
+		}
+	}
+}
+
+func BenchmarkGeneratePassword(b *testing.B) {
+	for b.Loop() {
+		DefaultPasswordRequirements.Generate()
 	}
 }
 

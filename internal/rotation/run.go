@@ -9,7 +9,6 @@ import (
 
 	"github.com/lockbox-dev/lockbox/internal/appconn"
 	"github.com/lockbox-dev/lockbox/internal/authz"
-	"github.com/lockbox-dev/lockbox/internal/dynamic/provider"
 	"github.com/lockbox-dev/lockbox/internal/errs"
 	"github.com/lockbox-dev/lockbox/internal/keyring"
 	"github.com/lockbox-dev/lockbox/internal/secret"
@@ -108,7 +107,7 @@ func (s *Service) steps(ctx context.Context, st *State) error {
 		}
 		password = string(b)
 	} else {
-		password = genPassword()
+		password = r.Parameters.Requirements().Generate()
 		st.PendingIndex = 1 - r.ActiveIndex
 		sealed, err := s.keys.Seal(ctx, keyring.Project(r.ProjectID), []byte(password), AD(r.ID, "pending_password"))
 		if err != nil {
@@ -130,7 +129,7 @@ func (s *Service) steps(ctx context.Context, st *State) error {
 	if err != nil {
 		return err
 	}
-	if err := provider.CheckSafe(password); err != nil {
+	if err := safePassword(password); err != nil {
 		return err
 	}
 	if err := s.target.SetPassword(tctx, conn.App, admin, r.Parameters.PermissionScope, user, password); err != nil {

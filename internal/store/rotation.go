@@ -27,6 +27,8 @@ type rotParams struct {
 	Username2       string `json:"username2,omitempty"`
 	DN              string `json:"dn,omitempty"`
 	PermissionScope string `json:"permissionScope,omitempty"`
+	// Stored with the domain type's field names.
+	PasswordRequirements *rotation.PasswordRequirements `json:"passwordRequirements,omitempty"`
 }
 
 type rotMapping struct {

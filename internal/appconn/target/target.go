@@ -7,6 +7,7 @@ package target
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
 	"database/sql"
 	"errors"
@@ -181,7 +182,7 @@ func Ping(ctx context.Context, p appconn.Policy, app string, c appconn.Credentia
 // SetPassword makes password user's in the target; running it twice with
 // the same password is harmless.
 func SetPassword(ctx context.Context, p appconn.Policy, app string, admin appconn.Credentials, scope, user, password string) error {
-	if err := provider.CheckSafe(password); err != nil {
+	if err := checkPassword(password); err != nil {
 		return err
 	}
 	switch app {
@@ -231,6 +232,57 @@ func SetPassword(ctx context.Context, p appconn.Policy, app string, admin appcon
 		return nil
 	}
 	return fmt.Errorf("unsupported app %s", app)
+}
+
+// checkPassword refuses a password that could end or escape the quoted
+// literal it is sent in (SQL, AD's unicodePwd) or split a Redis argument.
+func checkPassword(pw string) error {
+	if pw == "" {
+		return errors.New("empty password")
+	}
+	for _, r := range pw {
+		if r <= ' ' || r >= 0x7f || strings.ContainsRune(`'"\`+"`", r) {
+			return errors.New("the password holds a character lockbox does not send to a target")
+		}
+	}
+	return nil
+}
+
+// Revoke makes the credentials a rotation issued to user stop working, as
+// Infisical's revokeCredentials does: databases and LDAP get a random
+// password nobody records; a Redis ACL user is deleted. Revoking a user that
+// no longer exists is success.
+func Revoke(ctx context.Context, p appconn.Policy, app string, admin appconn.Credentials, user string) error {
+	if app == appconn.Redis {
+		c, err := RedisClient(ctx, p, admin, "", "")
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		if err := c.Do(ctx, "ACL", "DELUSER", user).Err(); err != nil {
+			return fmt.Errorf("delete the ACL user %s: %v", user, err)
+		}
+		return nil
+	}
+	err := SetPassword(ctx, p, app, admin, "", user, rand.Text()+rand.Text())
+	if err != nil && gone(app, err) {
+		return nil
+	}
+	return err
+}
+
+// gone reports whether err says the user does not exist.
+func gone(app string, err error) bool {
+	msg := err.Error()
+	switch app {
+	case appconn.Postgres:
+		return strings.Contains(msg, "SQLSTATE 42704") // undefined_object
+	case appconn.MySQL:
+		return strings.Contains(msg, "Error 1396") // ER_CANNOT_USER
+	case appconn.LDAP:
+		return strings.Contains(msg, "No Such Object")
+	}
+	return false
 }
 
 // encodeADPassword is unicodePwd's value: the quoted password in UTF-16LE.
@@ -289,6 +341,11 @@ func (s Systems) Ping(ctx context.Context, app string, c appconn.Credentials) er
 // SetPassword implements rotation.Target.
 func (s Systems) SetPassword(ctx context.Context, app string, admin appconn.Credentials, scope, user, password string) error {
 	return SetPassword(provider.WithChecker(ctx, s.Policy), s.Policy, app, admin, scope, user, password)
+}
+
+// Revoke implements rotation.Target.
+func (s Systems) Revoke(ctx context.Context, app string, admin appconn.Credentials, user string) error {
+	return Revoke(provider.WithChecker(ctx, s.Policy), s.Policy, app, admin, user)
 }
 
 // CheckLogin implements rotation.Target.
