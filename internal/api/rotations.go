@@ -357,7 +357,11 @@ func (s *Server) rotationDelete(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	rt, err := s.svc.Rotations.Delete(r.Context(), actorFrom(r.Context()), r.PathValue("type"), r.PathValue("rotationId"), del)
+	revoke, err := queryBool(r, false, "revokeGeneratedCredentials")
+	if err != nil {
+		return err
+	}
+	rt, err := s.svc.Rotations.Delete(r.Context(), actorFrom(r.Context()), r.PathValue("type"), r.PathValue("rotationId"), del, revoke)
 	if err != nil {
 		return err
 	}

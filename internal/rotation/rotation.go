@@ -13,6 +13,7 @@ package rotation
 
 import (
 	"context"
+	"slices"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -165,6 +166,11 @@ type Store interface {
 	// finished by another), provided claim still holds the row
 	// (errs.Conflict otherwise).
 	SetRotationPending(ctx context.Context, id, claim string, sealed []byte, index int) error
+	// ReleaseRotation ends claim without a run, making the rotation due at
+	// dueAt again.
+	ReleaseRotation(ctx context.Context, id, claim string, dueAt *time.Time) error
+	// RotationByName finds the rotation called name at projectID/env/path.
+	RotationByName(ctx context.Context, projectID, env, path, name string) (State, error)
 	// FinishRotation records a run's outcome and releases the claim,
 	// provided claim still holds the row (errs.Conflict otherwise).
 	FinishRotation(ctx context.Context, id, claim string, o Outcome, ev audit.Event) error
@@ -195,6 +201,10 @@ type Target interface {
 	SetPassword(ctx context.Context, app string, admin appconn.Credentials, scope, user, password string) error
 	// CheckLogin proves user logs in with password.
 	CheckLogin(ctx context.Context, app string, admin appconn.Credentials, user, password string) error
+	// Revoke makes user's issued credentials stop working (a database or
+	// LDAP entry gets a password nobody knows; a Redis ACL user is
+	// deleted). Revoking a user that no longer exists is success.
+	Revoke(ctx context.Context, app string, admin appconn.Credentials, user string) error
 }
 
 // Service manages rotations and runs them.
@@ -464,7 +474,7 @@ func (s *Service) event(actor authz.Actor, typ string, r Rotation, md map[string
 
 // platform is the actor a rotation writes its secrets as.
 func platform(r Rotation) authz.Actor {
-	return authz.Actor{Kind: authz.ActorPlatform, ID: "secret-rotation:" + r.ID, OrgID: r.OrgID, Name: "secret rotation " + r.Name}
+	return authz.Actor{Kind: authz.ActorPlatform, ID: secret.RotationActorID(r.ID), OrgID: r.OrgID, Name: "secret rotation " + r.Name}
 }
 
 // Create stores a rotation and runs its first rotation at once (Infisical
@@ -572,16 +582,25 @@ func (s *Service) GetByName(ctx context.Context, actor authz.Actor, typ, project
 	if err != nil {
 		return Rotation{}, err
 	}
-	rs, err := s.List(ctx, actor, projectID, typ)
+	if strings.TrimSpace(projectID) == "" {
+		return Rotation{}, errs.Fieldf("projectId", "projectId is required")
+	}
+	nf := func() error { return errs.NotFoundf("Could not find Secret Rotation with name %s", name) }
+	st, err := s.store.RotationByName(ctx, projectID, strings.TrimSpace(env), path, name)
+	if errs.Is(err, errs.NotFound) || (err == nil && (st.Type != typ || st.OrgID != actor.OrgID)) {
+		// Who may not read the project learns nothing either way.
+		if _, err := s.check(ctx, actor, projectID, authz.ActRead, env, path, nf); err != nil {
+			return Rotation{}, err
+		}
+		return Rotation{}, nf()
+	}
 	if err != nil {
 		return Rotation{}, err
 	}
-	for _, r := range rs {
-		if r.Name == name && r.Environment == env && r.SecretPath == path {
-			return r, nil
-		}
+	if _, err := s.check(ctx, actor, st.ProjectID, authz.ActRead, st.Environment, st.SecretPath, nf); err != nil {
+		return Rotation{}, err
 	}
-	return Rotation{}, errs.NotFoundf("Could not find Secret Rotation with name %s", name)
+	return st.Rotation, nil
 }
 
 // GeneratedCredentials returns a rotation's two generated credentials and
@@ -687,22 +706,89 @@ func (s *Service) Update(ctx context.Context, actor authz.Actor, typ, id string,
 	return r, err
 }
 
-// Delete deletes a rotation; with deleteSecrets its mapped secrets go too.
-func (s *Service) Delete(ctx context.Context, actor authz.Actor, typ, id string, deleteSecrets bool) (Rotation, error) {
+// Delete deletes a rotation, which releases its secrets to ordinary
+// editing. With deleteSecrets its mapped secrets go too (the caller must be
+// allowed to delete them); with revoke the credentials it issued stop
+// working first, as Infisical's revokeGeneratedCredentials: every principal
+// it set a password on gets one nobody knows (Redis: its ACL user is
+// deleted). A failed revocation keeps the rotation and answers 400.
+func (s *Service) Delete(ctx context.Context, actor authz.Actor, typ, id string, deleteSecrets, revoke bool) (Rotation, error) {
 	st, err := s.load(ctx, actor, typ, id, authz.ActDelete)
 	if err != nil {
 		return Rotation{}, err
 	}
+	keys := []secret.BatchItem{{Key: st.Mapping.Username + st.Mapping.DN}, {Key: st.Mapping.Password}}
 	if deleteSecrets {
-		keys := []secret.BatchItem{{Key: st.Mapping.Username + st.Mapping.DN}, {Key: st.Mapping.Password}}
+		perms, err := s.check(ctx, actor, st.ProjectID, authz.ActDelete, st.Environment, st.SecretPath, nil)
+		if err != nil {
+			return Rotation{}, err
+		}
+		for _, k := range keys {
+			if err := perms.Check(authz.ActDelete, authz.SubSecrets, &authz.Fields{Environment: st.Environment, SecretPath: st.SecretPath, SecretName: k.Key}); err != nil {
+				return Rotation{}, err
+			}
+		}
+	}
+	// Hold the rotation so no run sets a password after the revocation.
+	now := s.now().UTC()
+	claim := uuid.NewString()
+	held, ok, err := s.store.ClaimRotation(ctx, id, claim, now, now.Add(s.ClaimTTL))
+	if err != nil {
+		return Rotation{}, err
+	}
+	if !ok {
+		return Rotation{}, errs.Conflictf("A rotation of this secret rotation is in progress; try again shortly")
+	}
+	if revoke {
+		if err := s.revoke(ctx, held); err != nil {
+			_ = s.store.ReleaseRotation(context.WithoutCancel(ctx), id, claim, st.DueAt)
+			return Rotation{}, err
+		}
+	}
+	md := map[string]any{"deleteSecrets": deleteSecrets, "revokeGeneratedCredentials": revoke}
+	if err := s.store.DeleteRotation(ctx, id, s.event(actor, "delete-secret-rotation", st.Rotation, md)); err != nil {
+		return Rotation{}, err
+	}
+	if deleteSecrets {
 		if _, err := s.secrets.DeleteMany(ctx, actor, secret.Scope{ProjectID: st.ProjectID, Env: st.Environment, Path: st.SecretPath}, keys); err != nil && !errs.Is(err, errs.NotFound) {
 			return Rotation{}, err
 		}
 	}
-	if err := s.store.DeleteRotation(ctx, id, s.event(actor, "delete-secret-rotation", st.Rotation, map[string]any{"deleteSecrets": deleteSecrets})); err != nil {
-		return Rotation{}, err
-	}
 	return st.Rotation, nil
+}
+
+// revoke makes every credential st issued stop working: the principals
+// with a generated credential and the one a run left a pending password on.
+func (s *Service) revoke(ctx context.Context, st State) error {
+	creds, err := s.openCreds(ctx, st)
+	if err != nil {
+		return err
+	}
+	users := principals(st.Rotation)
+	var todo []string
+	for i, u := range users {
+		if creds[i].Username != "" || (st.Pending != nil && st.PendingIndex == i) {
+			if !slices.Contains(todo, u) {
+				todo = append(todo, u)
+			}
+		}
+	}
+	if len(todo) == 0 {
+		return nil
+	}
+	tctx, cancel := context.WithTimeout(ctx, 2*appconn.DialTimeout)
+	defer cancel()
+	conn, admin, err := s.conns.Open(tctx, st.ConnectionID)
+	if err != nil {
+		return err
+	}
+	for _, u := range todo {
+		if err := s.target.Revoke(tctx, conn.App, admin, u); err != nil {
+			secrets := []string{admin.Password, creds[0].Password, creds[1].Password}
+			return errs.BadRequest("Failed to revoke generated credentials: %s", appconn.Redact(err.Error(), secrets...))
+		}
+	}
+	return nil
 }
 
 // RotateNow runs a rotation at once (Infisical's rotate-secrets).

@@ -168,6 +168,11 @@ func (s *Service) rollback(ctx context.Context, actor authz.Actor, id string, v 
 			return Secret{}, errs.BadRequest("Cannot roll back: a secret named '%s' exists in this folder", prev.Key)
 		}
 	}
+	if sec.Type == Shared {
+		if err := s.checkRotatedChange(ctx, actor, sec.ProjectID, env.Slug, f.Path, sec.Key, Change{Value: &prev.Value, NewKey: &prev.Key}); err != nil {
+			return Secret{}, err
+		}
+	}
 	before := sec
 	sec.Key, sec.Value, sec.Comment, sec.SkipMultiline = prev.Key, prev.Value, prev.Comment, prev.SkipMultiline
 	sec.Metadata, sec.Reminder = prev.Metadata, prev.Reminder
@@ -215,6 +220,9 @@ func (s *Service) UpdateMany(ctx context.Context, actor authz.Actor, sc Scope, m
 	if mode != FailOnNotFound && mode != Upsert && mode != Ignore {
 		return nil, invalidField("mode", "mode must be failOnNotFound, upsert or ignore")
 	}
+	if err := s.checkRotatedBatch(ctx, actor, sc, items, false); err != nil {
+		return nil, err
+	}
 	var out []Secret
 	for _, it := range items {
 		isc := sc
@@ -247,6 +255,9 @@ func (s *Service) UpdateMany(ctx context.Context, actor authz.Actor, sc Scope, m
 func (s *Service) DeleteMany(ctx context.Context, actor authz.Actor, sc Scope, keys []BatchItem) ([]Secret, error) {
 	if len(keys) == 0 {
 		return nil, invalidField("secrets", "At least one secret is required")
+	}
+	if err := s.checkRotatedBatch(ctx, actor, sc, keys, true); err != nil {
+		return nil, err
 	}
 	var out []Secret
 	for _, it := range keys {

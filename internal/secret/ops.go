@@ -583,6 +583,11 @@ func (s *Service) update(ctx context.Context, actor authz.Actor, perms authz.Set
 	if err := perms.Check(authz.ActEdit, authz.SubSecrets, fields(env.Slug, f.Path, sec.Key, sec.Tags)); err != nil {
 		return Secret{}, err
 	}
+	if sec.Type == Shared {
+		if err := s.checkRotatedChange(ctx, actor, sec.ProjectID, env.Slug, f.Path, sec.Key, c); err != nil {
+			return Secret{}, err
+		}
+	}
 	if c.IfMatch != nil && !slices.Contains(c.IfMatch, sec.Version) {
 		return Secret{}, errs.PreconditionFailedf("Secret '%s' is at version %d, which If-Match does not name", sec.Key, sec.Version)
 	}
@@ -731,6 +736,11 @@ func (s *Service) Delete(ctx context.Context, actor authz.Actor, sc Scope, key, 
 	}
 	if err := perms.Check(authz.ActDelete, authz.SubSecrets, fields(env.Slug, f.Path, sec.Key, sec.Tags)); err != nil {
 		return Secret{}, err
+	}
+	if sec.Type == Shared {
+		if err := s.checkRotatedDelete(ctx, actor, sec.ProjectID, env.Slug, f.Path, sec.Key); err != nil {
+			return Secret{}, err
+		}
 	}
 	if err := s.store.DeleteSecret(ctx, sec.ID, event(actor, "delete-secret", sec)); err != nil {
 		return Secret{}, err

@@ -108,6 +108,9 @@ type Store interface {
 	// fails with an error wrapping ErrStale and writes nothing.
 	UpdateSecret(ctx context.Context, s Sealed, actorType, actorID string, ev audit.Event) error
 	DeleteSecret(ctx context.Context, id string, ev audit.Event) error
+	// RotatedSecrets maps the keys of the shared secrets a secret rotation
+	// writes at projectID/env/path to the rotation's id.
+	RotatedSecrets(ctx context.Context, projectID, env, path string) (map[string]string, error)
 	// SecretVersions lists a secret's history, newest first.
 	SecretVersions(ctx context.Context, id string, offset, limit int) ([]Sealed, error)
 	// AppendAudit records an event that changes nothing (a read); it returns once the event is committed.

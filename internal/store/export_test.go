@@ -3,6 +3,11 @@ package store
 import (
 	"context"
 	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/lockbox-dev/lockbox/internal/rotation"
 )
 
 // Explain returns the engine's plan of query, one line per step. On
@@ -87,4 +92,60 @@ func NewID() string { return newID() }
 func (db *DB) LoginGroupState() (running bool, queued int) {
 	queued, writing, _ := db.logins.state()
 	return writing > 0, queued
+}
+
+// ClaimDueRotationsNPlus1 is ClaimDueRotations as it was (a select, then an
+// update and a select per rotation), kept for the A/B benchmark.
+func (db *DB) ClaimDueRotationsNPlus1(ctx context.Context, now, until time.Time, limit int) ([]rotation.State, error) {
+	var out []rotation.State
+	err := db.transactQuiet(ctx, func(tx *Tx) error {
+		out = nil
+		rows, err := tx.query(ctx, `SELECT id FROM secret_rotations WHERE due_at <= ? AND claim_until <= ?
+			ORDER BY due_at, id LIMIT ?`+db.skipLocked(), ts(now), ts(now), limit)
+		if err != nil {
+			return err
+		}
+		var ids []string
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return err
+			}
+			ids = append(ids, id)
+		}
+		rows.Close()
+		for _, id := range ids {
+			res, err := tx.exec(ctx, `UPDATE secret_rotations SET claimed_by = ?, claim_until = ?, due_at = ? WHERE id = ? AND claim_until <= ? AND due_at <= ?`,
+				uuid.NewString(), ts(until), ts(until), id, ts(now), ts(now))
+			if err != nil {
+				return err
+			}
+			if n, _ := res.RowsAffected(); n == 0 {
+				continue
+			}
+			st, err := scanRotation(tx.queryRow(ctx, `SELECT `+rotCols+rotFrom+` WHERE r.id = ?`, id))
+			if err != nil {
+				return err
+			}
+			out = append(out, st)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// RotationByNameByList is the rotation-name lookup as it was: every
+// rotation of the project and type, filtered (A/B benchmark).
+func (db *DB) RotationByNameByList(ctx context.Context, projectID, typ, env, path, name string) (rotation.State, error) {
+	sts, err := db.Rotations(ctx, projectID, typ)
+	if err != nil {
+		return rotation.State{}, err
+	}
+	for _, st := range sts {
+		if st.Name == name && st.Environment == env && st.SecretPath == path {
+			return st, nil
+		}
+	}
+	return rotation.State{}, errNoRows
 }

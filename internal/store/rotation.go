@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -165,48 +166,37 @@ func (db *DB) ClaimRotation(ctx context.Context, id, claim string, now, until ti
 	return st, ok, err
 }
 
-// ClaimDueRotations claims up to limit due rotations no live claim holds.
+// claimedCols are rotCols for UPDATE ... RETURNING, which may not join:
+// the connection's app and name come from subqueries.
+var claimedCols = strings.NewReplacer("r.", "", "c.app, c.name",
+	"(SELECT c.app FROM app_connections c WHERE c.id = secret_rotations.connection_id), "+
+		"(SELECT c.name FROM app_connections c WHERE c.id = secret_rotations.connection_id)").Replace(rotCols)
+
+// ClaimDueRotations claims up to limit due rotations no live claim holds, in
+// one statement: each gets its own token (a per-call prefix and its id), is
+// due again when the claim ends, and comes back whole.
 func (db *DB) ClaimDueRotations(ctx context.Context, now, until time.Time, limit int) ([]rotation.State, error) {
 	var out []rotation.State
 	err := db.transactQuiet(ctx, func(tx *Tx) error {
 		out = nil
-		rows, err := tx.query(ctx, `SELECT id FROM secret_rotations WHERE due_at <= ? AND claim_until <= ?
-			ORDER BY due_at, id LIMIT ?`+db.skipLocked(), ts(now), ts(now), limit)
+		rows, err := tx.query(ctx, `UPDATE secret_rotations SET claimed_by = ? || id, claim_until = ?, due_at = ?
+			WHERE id IN (SELECT id FROM secret_rotations WHERE due_at <= ? AND claim_until <= ?
+				ORDER BY due_at, id LIMIT ?`+db.skipLocked()+`)
+			AND due_at <= ? AND claim_until <= ?
+			RETURNING `+claimedCols,
+			uuid.NewString()+":", ts(until), ts(until), ts(now), ts(now), limit, ts(now), ts(now))
 		if err != nil {
 			return dbErr(err, "ClaimDueRotations")
 		}
-		var ids []string
+		defer rows.Close()
 		for rows.Next() {
-			var id string
-			if err := rows.Scan(&id); err != nil {
-				rows.Close()
-				return dbErr(err, "ClaimDueRotations")
-			}
-			ids = append(ids, id)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return dbErr(err, "ClaimDueRotations")
-		}
-		for _, id := range ids {
-			claim := uuid.NewString()
-			// The condition again: on PostgreSQL a row another node claimed
-			// between our read and this update is skipped.
-			res, err := tx.exec(ctx, `UPDATE secret_rotations SET claimed_by = ?, claim_until = ?, due_at = ? WHERE id = ? AND claim_until <= ? AND due_at <= ?`,
-				claim, ts(until), ts(until), id, ts(now), ts(now))
+			st, err := scanRotation(rows)
 			if err != nil {
-				return dbErr(err, "ClaimDueRotations")
-			}
-			if n, _ := res.RowsAffected(); n == 0 {
-				continue
-			}
-			st, err := scanRotation(tx.queryRow(ctx, `SELECT `+rotCols+rotFrom+` WHERE r.id = ?`, id))
-			if err != nil {
-				return dbErr(err, "ClaimDueRotations")
+				return dbErr(err, "scan claimed rotation")
 			}
 			out = append(out, st)
 		}
-		return nil
+		return dbErr(rows.Err(), "ClaimDueRotations")
 	})
 	return out, err
 }
@@ -257,4 +247,52 @@ func (db *DB) FinishRotation(ctx context.Context, id, claim string, o rotation.O
 		}
 		return tx.insertAudit(ctx, ev)
 	})
+}
+
+// RotatedSecrets maps the keys the rotations at projectID/env/path write to
+// the rotation's id (the unique index on project, environment, path and
+// name finds them).
+func (db *DB) RotatedSecrets(ctx context.Context, projectID, env, path string) (map[string]string, error) {
+	rows, err := db.readq(ctx, `SELECT id, secrets_mapping FROM secret_rotations WHERE project_id = ? AND environment = ? AND secret_path = ?`,
+		projectID, env, path)
+	if err != nil {
+		return nil, dbErr(err, "RotatedSecrets")
+	}
+	defer rows.Close()
+	var out map[string]string
+	for rows.Next() {
+		var id, mapping string
+		if err := rows.Scan(&id, &mapping); err != nil {
+			return nil, dbErr(err, "RotatedSecrets")
+		}
+		var m rotMapping
+		if err := json.Unmarshal([]byte(mapping), &m); err != nil {
+			return nil, errs.Internalf(err, "decode rotation mapping")
+		}
+		if out == nil {
+			out = map[string]string{}
+		}
+		for _, k := range []string{m.Username, m.DN, m.Password} {
+			if k != "" {
+				out[k] = id
+			}
+		}
+	}
+	return out, dbErr(rows.Err(), "RotatedSecrets")
+}
+
+// ReleaseRotation ends a claim no run used, making the rotation due at
+// dueAt again.
+func (db *DB) ReleaseRotation(ctx context.Context, id, claim string, dueAt *time.Time) error {
+	_, err := db.execQuiet(ctx, `UPDATE secret_rotations SET claimed_by = '', claim_until = 0, due_at = ? WHERE id = ? AND claimed_by = ?`,
+		tsp(dueAt), id, claim)
+	return dbErr(err, "ReleaseRotation")
+}
+
+// RotationByName finds the rotation called name at projectID/env/path (one
+// lookup on the unique index).
+func (db *DB) RotationByName(ctx context.Context, projectID, env, path, name string) (rotation.State, error) {
+	st, err := scanRotation(db.readRow(ctx, `SELECT `+rotCols+rotFrom+` WHERE r.project_id = ? AND r.environment = ? AND r.secret_path = ? AND r.name = ?`,
+		projectID, env, path, name))
+	return st, dbErr(err, "RotationByName")
 }

@@ -154,3 +154,61 @@ func BenchmarkRotationIdlePoll(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkClaimDueRotations is one worker claim of a batch of 4 out of
+// 1,000 due rotations (each iteration moves the clock past the previous
+// claims, so every claim finds work): "one-statement" is ClaimDueRotations,
+// "1+2N" the query it replaced, measured side by side.
+func BenchmarkClaimDueRotations(b *testing.B) {
+	for _, d := range storetest.Engines {
+		db := storetest.Open(b, d)
+		base := time.Now()
+		seedRotations(b, db, 1000, base)
+		ctx := context.Background()
+		i := 0
+		for _, v := range []struct {
+			name  string
+			claim func(context.Context, time.Time, time.Time, int) ([]rotation.State, error)
+		}{{"one-statement", db.ClaimDueRotations}, {"1+2N", db.ClaimDueRotationsNPlus1}} {
+			b.Run(string(d)+"/"+v.name, func(b *testing.B) {
+				for b.Loop() {
+					now := base.Add(time.Duration(i+1) * 3 * time.Minute)
+					i++
+					got, err := v.claim(ctx, now, now.Add(2*time.Minute), 4)
+					if err != nil || len(got) != 4 {
+						b.Fatal(len(got), err)
+					}
+				}
+			})
+		}
+	}
+}
+
+// BenchmarkRotationByName is the rotation-name lookup in a project of 1,000
+// rotations: "index" is RotationByName, "list" what GetByName did before
+// (every rotation of the project, filtered).
+func BenchmarkRotationByName(b *testing.B) {
+	for _, d := range storetest.Engines {
+		db := storetest.Open(b, d)
+		ids := seedRotations(b, db, 1000, time.Now().Add(24*time.Hour))
+		ctx := context.Background()
+		st, err := db.Rotation(ctx, ids[500])
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(string(d)+"/index", func(b *testing.B) {
+			for b.Loop() {
+				if got, err := db.RotationByName(ctx, st.ProjectID, "e", "/", st.Name); err != nil || got.ID != st.ID {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(string(d)+"/list", func(b *testing.B) {
+			for b.Loop() {
+				if got, err := db.RotationByNameByList(ctx, st.ProjectID, st.Type, "e", "/", st.Name); err != nil || got.ID != st.ID {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
