@@ -13,11 +13,11 @@ package rotation
 
 import (
 	"context"
-	"slices"
 	"encoding/json"
 	"errors"
 	"log/slog"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
