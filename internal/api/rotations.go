@@ -14,7 +14,9 @@ import (
 func (s *Server) appConnRoutes(m *routeMux) {
 	const base = "/api/v1/app-connections"
 	m.Handle("GET "+base, s.authed(s.appConnListAll))
+	m.Handle("GET "+base+"/options", s.authed(s.appConnOptions))
 	m.Handle("GET "+base+"/{app}", s.authed(s.appConnList))
+	m.Handle("GET "+base+"/{app}/available", s.authed(s.appConnAvailable))
 	m.Handle("POST "+base+"/{app}", s.authed(s.appConnCreate))
 	m.Handle("GET "+base+"/{app}/{connectionId}", s.authed(s.appConnGet))
 	m.Handle("GET "+base+"/{app}/connection-name/{name}", s.authed(s.appConnGetByName))
@@ -80,6 +82,42 @@ func (s *Server) appConnList(w http.ResponseWriter, r *http.Request) error {
 	return writeAppConns(w, cs)
 }
 
+func (s *Server) appConnOptions(w http.ResponseWriter, r *http.Request) error {
+	type option struct {
+		Name                       string   `json:"name"`
+		App                        string   `json:"app"`
+		Methods                    []string `json:"methods"`
+		SupportsPlatformManagement bool     `json:"supportsPlatformManagement"`
+		SupportsGateways           bool     `json:"supportsGateways"`
+	}
+	out := []option{}
+	for _, o := range appconn.Options() {
+		out = append(out, option{Name: o.Name, App: o.App, Methods: o.Methods})
+	}
+	return writeJSON(w, http.StatusOK, map[string]any{"appConnectionOptions": out})
+}
+
+// appConnAvailable answers Infisical's /{app}/available: the connections the
+// caller may use, in its short form.
+func (s *Server) appConnAvailable(w http.ResponseWriter, r *http.Request) error {
+	cs, err := s.svc.AppConnections.Available(r.Context(), actorFrom(r.Context()), r.PathValue("app"))
+	if err != nil {
+		return err
+	}
+	type avail struct {
+		App       string  `json:"app"`
+		Name      string  `json:"name"`
+		ID        string  `json:"id"`
+		ProjectID *string `json:"projectId"`
+		OrgID     string  `json:"orgId"`
+	}
+	out := make([]avail, len(cs))
+	for i, c := range cs {
+		out[i] = avail{App: c.App, Name: c.Name, ID: c.ID, OrgID: c.OrgID}
+	}
+	return writeJSON(w, http.StatusOK, map[string]any{"appConnections": out})
+}
+
 func (s *Server) appConnCreate(w http.ResponseWriter, r *http.Request) error {
 	var req struct {
 		Name        string          `json:"name"`
@@ -143,6 +181,7 @@ func (s *Server) appConnDelete(w http.ResponseWriter, r *http.Request) error {
 func (s *Server) rotationRoutes(m *routeMux) {
 	const base = "/api/v2/secret-rotations"
 	m.Handle("GET "+base, s.authed(s.rotationListAll))
+	m.Handle("GET "+base+"/options", s.authed(s.rotationOptions))
 	m.Handle("GET "+base+"/{type}", s.authed(s.rotationList))
 	m.Handle("POST "+base+"/{type}", s.authed(s.rotationCreate))
 	m.Handle("GET "+base+"/{type}/{rotationId}", s.authed(s.rotationGet))
@@ -233,6 +272,20 @@ func writeRotation(w http.ResponseWriter, rt rotation.Rotation) error {
 	return writeJSON(w, http.StatusOK, struct {
 		SecretRotation wireRotation `json:"secretRotation"`
 	}{toWireRotation(rt)})
+}
+
+func (s *Server) rotationOptions(w http.ResponseWriter, r *http.Request) error {
+	type option struct {
+		Name       string         `json:"name"`
+		Type       string         `json:"type"`
+		Connection string         `json:"connection"`
+		Template   map[string]any `json:"template"`
+	}
+	out := []option{}
+	for _, o := range rotation.Options() {
+		out = append(out, option{Name: o.Name, Type: o.Type, Connection: o.Connection, Template: map[string]any{"secretsMapping": o.Mapping}})
+	}
+	return writeJSON(w, http.StatusOK, map[string]any{"secretRotationOptions": out})
 }
 
 func (s *Server) rotationListAll(w http.ResponseWriter, r *http.Request) error {

@@ -225,3 +225,59 @@ func TestRotationAuthorization(t *testing.T) {
 		}
 	})
 }
+
+// TestRotationOptionsAndAvailable: the options lists name each type with
+// its connection's app and each app with its method; /{app}/available lists
+// the connections the caller may use (none for an org member without
+// connect, the admin's for the admin) in Infisical's short form.
+func TestRotationOptionsAndAvailable(t *testing.T) {
+	host, port := testsvc.Redis(t)
+	forEachEngine(t, func(t *testing.T, d store.Dialect) {
+		e := apptest.Bootstrapped(t, d)
+		var ro struct {
+			SecretRotationOptions []struct {
+				Name, Type, Connection string
+				Template               struct{ SecretsMapping map[string]string }
+			}
+		}
+		e.Must(t, 200, "GET", "/api/v2/secret-rotations/options", e.Token, nil).Decode(t, &ro)
+		types := map[string]string{}
+		for _, o := range ro.SecretRotationOptions {
+			types[o.Type] = o.Connection
+			if o.Name == "" || len(o.Template.SecretsMapping) != 2 {
+				t.Fatalf("option %+v", o)
+			}
+		}
+		if len(types) != 4 || types["postgres-credentials"] != "postgres" || types["mysql-credentials"] != "mysql" ||
+			types["redis-credentials"] != "redis" || types["ldap-password"] != "ldap" {
+			t.Fatalf("rotation options %v", types)
+		}
+		var ao struct {
+			AppConnectionOptions []struct {
+				Name, App string
+				Methods   []string
+			}
+		}
+		e.Must(t, 200, "GET", "/api/v1/app-connections/options", e.Token, nil).Decode(t, &ao)
+		if len(ao.AppConnectionOptions) != 4 || ao.AppConnectionOptions[2].App != "postgres" || ao.AppConnectionOptions[2].Methods[0] != "username-and-password" {
+			t.Fatalf("app options %+v", ao)
+		}
+		connID := createConn(t, e, e.Token, "redis", "cache", map[string]any{"host": host, "port": port})
+		var av struct{ AppConnections []map[string]any }
+		e.Must(t, 200, "GET", "/api/v1/app-connections/redis/available", e.Token, nil).Decode(t, &av)
+		if len(av.AppConnections) != 1 || av.AppConnections[0]["id"] != connID || av.AppConnections[0]["app"] != "redis" ||
+			av.AppConnections[0]["credentials"] != nil {
+			t.Fatalf("available to the admin: %v", av.AppConnections)
+		}
+		e.Must(t, 200, "GET", "/api/v1/app-connections/postgres/available", e.Token, nil).Decode(t, &av)
+		if len(av.AppConnections) != 0 {
+			t.Fatalf("a redis connection is available for postgres: %v", av.AppConnections)
+		}
+		_, noConnect := e.NewIdentity(t, "no-connect", "no-access")
+		e.Must(t, 200, "GET", "/api/v1/app-connections/redis/available", noConnect, nil).Decode(t, &av)
+		if len(av.AppConnections) != 0 {
+			t.Fatalf("available to an identity without connect: %v", av.AppConnections)
+		}
+		assertError(t, e.Do(t, "GET", "/api/v1/app-connections/oracle/available", e.Token, nil), 422, "ValidationFailure")
+	})
+}

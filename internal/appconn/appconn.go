@@ -526,3 +526,38 @@ func (s *Service) open(ctx context.Context, c Connection, sealed []byte) (Creden
 	}
 	return creds, nil
 }
+
+// Available lists the org's connections of app the actor may use in a
+// rotation (app-connections connect), as Infisical's /{app}/available; a
+// caller without that right gets none. Connections are the org's, so a
+// project does not narrow the list.
+func (s *Service) Available(ctx context.Context, actor authz.Actor, app string) ([]Connection, error) {
+	if err := checkApp(app); err != nil {
+		return nil, err
+	}
+	perms, err := s.authz.OrgPermissions(ctx, actor)
+	if err != nil {
+		return nil, err
+	}
+	if !perms.Can(authz.ActConnect, authz.SubAppConnections, nil) {
+		return []Connection{}, nil
+	}
+	return s.store.AppConnections(ctx, actor.OrgID, app)
+}
+
+// Option describes a supported app (Infisical's app-connections/options).
+type Option struct {
+	Name    string
+	App     string
+	Methods []string
+}
+
+// Options lists the supported apps.
+func Options() []Option {
+	names := map[string]string{LDAP: "LDAP", MySQL: "MySQL", Postgres: "PostgreSQL", Redis: "Redis"}
+	var out []Option
+	for _, a := range Apps() {
+		out = append(out, Option{Name: names[a], App: a, Methods: []string{Methods[a]}})
+	}
+	return out
+}

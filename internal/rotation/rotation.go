@@ -846,3 +846,23 @@ func principals(r Rotation) [2]string {
 	}
 	return [2]string{r.Parameters.Username1, r.Parameters.Username2}
 }
+
+// Option describes a supported rotation type (Infisical's
+// secret-rotations/options): its name, the app its connection is for and
+// the secret names Infisical's form suggests.
+type Option struct {
+	Name       string
+	Type       string
+	Connection string
+	Mapping    map[string]string
+}
+
+// Options lists the supported rotation types.
+func Options() []Option {
+	return []Option{
+		{"LDAP Password", "ldap-password", appconn.LDAP, map[string]string{"dn": "LDAP_DN", "password": "LDAP_PASSWORD"}},
+		{"MySQL Credentials", "mysql-credentials", appconn.MySQL, map[string]string{"username": "MYSQL_DB_USERNAME", "password": "MYSQL_DB_PASSWORD"}},
+		{"PostgreSQL Credentials", "postgres-credentials", appconn.Postgres, map[string]string{"username": "POSTGRES_DB_USERNAME", "password": "POSTGRES_DB_PASSWORD"}},
+		{"Redis Credentials", "redis-credentials", appconn.Redis, map[string]string{"username": "REDIS_USERNAME", "password": "REDIS_PASSWORD"}},
+	}
+}
