@@ -6,6 +6,7 @@
 //	go run ./bench -scenario secret-get -url http://127.0.0.1:8080 -token "$TOKEN"
 //	go run ./bench -scenario ceiling -secrets 100 -c 16 -d 5s -expand=false -imports=false
 //	go run ./bench -scenario kms-encrypt -c 16 -d 10s -db postgres
+//	go run ./bench -scenario pki-issue -c 8 -d 10s -db sqlite
 package main
 
 import (
@@ -61,7 +62,7 @@ func main() {
 }
 
 func run() error {
-	scenario := flag.String("scenario", "login", "login, jwt-login, secrets-list, secret-get, ceiling, secret-create, kms-encrypt, kms-decrypt, kms-sign, kms-verify, mixed, lease-create, revoke-lag or startup")
+	scenario := flag.String("scenario", "login", "login, jwt-login, secrets-list, secret-get, ceiling, secret-create, kms-encrypt, kms-decrypt, kms-sign, kms-verify, pki-issue, mixed, lease-create, revoke-lag or startup")
 	kmsRSA := flag.Bool("rsa", false, "kms-sign, kms-verify: an RSA_4096 key (RSASSA_PSS_SHA_256) instead of ECC_NIST_P256 (ECDSA_SHA_256)")
 	leases := flag.Int("leases", 10000, "lease rows (revoke-lag, startup)")
 	parallel := flag.Int("parallel", 0, "revoke-lag: dynamic secrets the worker revokes at once (0: its default)")
@@ -155,6 +156,8 @@ func run() error {
 		op, err = prepareSecretCreate(ctx, c, url)
 	case "kms-encrypt", "kms-decrypt", "kms-sign", "kms-verify":
 		op, err = prepareKMS(ctx, c, url, *scenario, *kmsRSA)
+	case "pki-issue":
+		op, err = preparePKIIssue(ctx, c, url)
 	case "secrets-list", "secret-get", "ceiling":
 		get := ""
 		if *scenario == "secret-get" {

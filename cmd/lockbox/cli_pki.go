@@ -18,7 +18,7 @@ import (
 func (c *cli) newPKICmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "pki", Short: "Run private certificate authorities: issue, sign and revoke certificates"}
 	cmd.AddCommand(c.newPKICACmd(), c.newPKIIssueCmd(false), c.newPKIIssueCmd(true), c.newPKICertsCmd(),
-		c.newPKITemplatesCmd(), c.newPKICRLCmd(), c.newPKIExpiringCmd())
+		c.newPKITemplatesCmd(), c.newPKICRLCmd(), c.newPKIExpiringCmd(), c.newPKICollectionsCmd(), c.newPKIAlertsCmd())
 	return cmd
 }
 
@@ -225,6 +225,7 @@ func (c *cli) newPKICACmd() *cobra.Command {
 	signInter.Flags().IntVar(&signPathLen, "max-path-length", -1, "how many CAs may stand below the new one (-1: no limit)")
 
 	cmd.AddCommand(create, list, get, enable, disable, del, csr, cert, imp, signInter)
+	cmd.AddCommand(c.newPKICARenewCmds()...)
 	return cmd
 }
 

@@ -262,7 +262,7 @@ func (s *Server) pkiCACert(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) pkiCACerts(w http.ResponseWriter, r *http.Request) error {
-	ca, err := s.svc.PKI.GetCA(r.Context(), actorFrom(r.Context()), r.PathValue("caId"))
+	_, certs, err := s.svc.PKI.CACertificates(r.Context(), actorFrom(r.Context()), r.PathValue("caId"))
 	if err != nil {
 		return err
 	}
@@ -270,9 +270,9 @@ func (s *Server) pkiCACerts(w http.ResponseWriter, r *http.Request) error {
 		wireCertPEM
 		Version int `json:"version"`
 	}
-	out := []caCert{}
-	if ca.Certificate != "" {
-		out = append(out, caCert{wireCertPEM{ca.Certificate, ca.Chain, ca.SerialNumber}, 1})
+	out := make([]caCert, len(certs))
+	for i, c := range certs {
+		out[i] = caCert{wireCertPEM{c.Certificate, c.Chain, c.SerialNumber}, c.Version}
 	}
 	return writeJSON(w, http.StatusOK, out)
 }

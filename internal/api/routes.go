@@ -90,6 +90,7 @@ func (s *Server) routes() {
 		s.rotationRoutes(m)
 	}
 	s.pkiRoutes(m)
+	s.pkiCollectionRoutes(m)
 	s.sshRoutes(m)
 	s.peopleRoutes(m)
 	s.groupRoutes(m)

@@ -79,7 +79,8 @@ type Options struct {
 	// Mailer sends invitation links (LOCKBOX_SMTP_URL); nil: none sent.
 	Mailer org.Mailer
 	// SiteURL is where invitation links point (LOCKBOX_SITE_URL); empty:
-	// the address the inviting request reached.
+	// the address the inviting request reached. Issued certificates name
+	// their CA's CRL and certificate under it; empty, they name none.
 	SiteURL string
 }
 
@@ -90,6 +91,9 @@ type App struct {
 	Worker *dynamic.Worker
 	// Rotations runs due secret rotations; run it with Run(ctx) for the life of the node.
 	Rotations *rotation.Worker
+	// PKIAlerts mails due PKI expiry alerts; run it with Run(ctx) for the
+	// life of the node (with no Mailer, Run returns at once).
+	PKIAlerts *pki.AlertWorker
 	// RotationService is the rotations' service (tests set its Hook and clock).
 	RotationService *rotation.Service
 	// Events carries secret events between nodes; run it with Run(ctx) for
@@ -141,6 +145,8 @@ func New(db *store.DB, kr *keyring.Keyring, o Options) *App {
 	if o.RotationClaimTimeout > 0 {
 		rots.ClaimTTL = o.RotationClaimTimeout
 	}
+	pkis := pki.NewService(db, az, kr, o.Clock)
+	pkis.SetPublicURL(o.SiteURL)
 	sshCAs := sshca.NewService(db, az, kr, nil)
 	sshCAs.SetCache(gen)
 	admin := identity.NewAdmin(db, az, idsvc)
@@ -161,7 +167,7 @@ func New(db *store.DB, kr *keyring.Keyring, o Options) *App {
 
 		AppConnections: conns,
 		Rotations:      rots,
-		PKI:            pki.NewService(db, az, kr, nil),
+		PKI:            pkis,
 		SSH:            sshCAs,
 		Roles:          project.NewRoles(db, az, o.Clock),
 		Audit:          audit.NewService(db, az, nil),
@@ -204,7 +210,12 @@ func New(db *store.DB, kr *keyring.Keyring, o Options) *App {
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "lockbox_cache_misses_total",
 			Help: "Read-path lookups that read the database."},
 			func() float64 { _, m := gen.Stats(); return float64(m) }))
+	var alertMailer pki.Mailer
+	if o.Mailer != nil {
+		alertMailer = o.Mailer
+	}
 	return &App{Server: srv, Worker: dynamic.NewWorker(dyn, o.Logger), Rotations: rotation.NewWorker(rots, o.Logger),
+		PKIAlerts:       pki.NewAlertWorker(pkis, alertMailer, o.Logger),
 		RotationService: rots, Events: feed, Cache: gen, Groups: svc.Groups}
 }
 

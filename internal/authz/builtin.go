@@ -61,6 +61,7 @@ func projectMember() []Rule {
 		rule(SubCertificates, allActions(SubCertificates)...),
 		rule(SubCertificateTemplates, ActRead),
 		rule(SubPkiAlerts, generic...),
+		rule(SubPkiCollections, generic...),
 		// SSH: members use the project's CAs (sign, issue) and manage hosts;
 		// creating or deleting CAs and templates is for admins.
 		rule(SubSshCAs, ActRead),
@@ -99,6 +100,7 @@ func projectViewer() []Rule {
 		rule(SubCertificates, ActRead),
 		rule(SubCertificateTemplates, ActRead),
 		rule(SubPkiAlerts, ActRead),
+		rule(SubPkiCollections, ActRead),
 		rule(SubSshCAs, ActRead),
 		rule(SubSshCertificates, ActRead),
 		rule(SubSshCertTemplates, ActRead),

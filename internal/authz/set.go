@@ -101,6 +101,7 @@ const (
 	SubCertificates           = "certificates"
 	SubCertificateTemplates   = "certificate-templates"
 	SubPkiAlerts              = "pki-alerts"
+	SubPkiCollections         = "pki-collections"
 	// SSH certificate authorities, the certificates they issue, the
 	// templates that bound them, and registered SSH hosts.
 	SubSshCAs           = "ssh-certificate-authorities"
@@ -146,6 +147,7 @@ var projectSubjects = map[string]struct {
 	SubCertificates:           {append(slices.Clone(generic), ActReadPrivateKey), nil},
 	SubCertificateTemplates:   {generic, nil},
 	SubPkiAlerts:              {generic, nil},
+	SubPkiCollections:         {generic, nil},
 
 	// SSH certificates.
 	SubSshCAs:           {generic, nil},

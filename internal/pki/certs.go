@@ -231,6 +231,7 @@ func (s *Service) sign(ctx context.Context, actor authz.Actor, ca CA, tmpl *Temp
 	t := &x509.Certificate{SerialNumber: serial, Subject: pkix.Name{CommonName: l.cn}, NotBefore: l.notBefore, NotAfter: l.notAfter,
 		KeyUsage: x509KeyUsage(l.keyUsages), ExtKeyUsage: x509ExtKeyUsage(l.extKUs), BasicConstraintsValid: true,
 		DNSNames: l.sans.dns, IPAddresses: l.sans.ips, EmailAddresses: l.sans.emails, URIs: l.sans.uris}
+	s.issuerLinks(t, ca.ID)
 	der, err := x509.CreateCertificate(rand.Reader, t, cac, pub, signer)
 	if err != nil {
 		return Issued{}, errs.Internalf(err, "sign certificate")

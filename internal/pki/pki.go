@@ -172,6 +172,56 @@ type Store interface {
 	UpdateTemplate(ctx context.Context, t Template, ev audit.Event) error
 	DeleteTemplate(ctx context.Context, id string, ev audit.Event) error
 
+	// CertificateByID finds a certificate by id.
+	CertificateByID(ctx context.Context, id string) (Certificate, error)
+
+	// RenewCA writes a CA's new certificate, chain, serial and validity
+	// with ev and archives prev as the CA's next version, provided the CA's
+	// status is still from and its serial still prev's; errs.Conflict otherwise.
+	RenewCA(ctx context.Context, ca CA, from CAStatus, prev CACert, ev audit.Event) error
+	// CACertificates lists a CA's archived certificates, oldest first.
+	CACertificates(ctx context.Context, caID string) ([]CACert, error)
+
+	CreateCollection(ctx context.Context, c Collection, ev audit.Event) error
+	Collection(ctx context.Context, id string) (Collection, error)
+	// Collections lists a project's collections, oldest first.
+	Collections(ctx context.Context, projectID string) ([]Collection, error)
+	CountCollections(ctx context.Context, projectID string) (int, error)
+	UpdateCollection(ctx context.Context, c Collection, ev audit.Event) error
+	// DeleteCollection deletes a collection with its items and alerts.
+	DeleteCollection(ctx context.Context, id string, ev audit.Event) error
+	// AddCollectionItem stores an item; errs.Conflict when the collection
+	// holds that CA or certificate already.
+	AddCollectionItem(ctx context.Context, it CollectionItem, ev audit.Event) error
+	CollectionItem(ctx context.Context, id string) (CollectionItem, error)
+	CountCollectionItems(ctx context.Context, collectionID string) (int, error)
+	RemoveCollectionItem(ctx context.Context, id string, ev audit.Event) error
+	// CollectionItems returns a page of a collection's items (of type typ
+	// unless empty), oldest first, and their total.
+	CollectionItems(ctx context.Context, collectionID, typ string, offset, limit int) ([]CollectionItem, int, error)
+	// ExpiringCollectionItems lists a collection's CAs and active
+	// certificates whose notAfter lies in [from, to], soonest first.
+	ExpiringCollectionItems(ctx context.Context, collectionID string, from, to time.Time, limit int) ([]CollectionItem, error)
+
+	// CreateAlert stores an alert; errs.Conflict when the project has one of that name.
+	CreateAlert(ctx context.Context, a Alert, ev audit.Event) error
+	Alert(ctx context.Context, id string) (Alert, error)
+	// Alerts lists a project's alerts, oldest first.
+	Alerts(ctx context.Context, projectID string) ([]Alert, error)
+	CountAlerts(ctx context.Context, projectID string) (int, error)
+	// UpdateAlert writes an alert's name, collection, days and emails (not
+	// its schedule); errs.Conflict on a name taken.
+	UpdateAlert(ctx context.Context, a Alert, ev audit.Event) error
+	DeleteAlert(ctx context.Context, id string, ev audit.Event) error
+	// NextAlertDue is the earliest due time of any alert (zero: none).
+	NextAlertDue(ctx context.Context) (time.Time, error)
+	// ClaimDueAlerts claims up to limit alerts due at now, moving each one's
+	// due time to until, so no other node claims it before then.
+	ClaimDueAlerts(ctx context.Context, now, until time.Time, limit int) ([]Alert, error)
+	// AlertSent records a claimed alert's outcome with ev: when sent, the
+	// time; a non-nil retry moves its due time there.
+	AlertSent(ctx context.Context, id string, at time.Time, sent bool, retry *time.Time, ev audit.Event) error
+
 	AppendAudit(ctx context.Context, ev audit.Event) error
 }
 

@@ -64,8 +64,65 @@ type Service struct {
 	keys  *keyring.Keyring
 	now   func() time.Time
 
+	// publicURL is the server's public base URL (LOCKBOX_SITE_URL); when
+	// set, issued certificates name the CA's CRL and certificate under it.
+	publicURL string
+
 	mu      sync.Mutex
 	signers map[string]crypto.Signer // CA id -> its unwrapped key; a CA's key never changes
+}
+
+// SetPublicURL sets the base URL (such as https://lockbox.example.com)
+// under which certificates issued from now on name their CA's public CRL
+// (CRL distribution point) and certificate (authority information
+// access). Empty, the default, leaves both extensions out: a URL the
+// relying party cannot reach would be worse than none.
+func (s *Service) SetPublicURL(u string) { s.publicURL = strings.TrimRight(u, "/") }
+
+// CRLURL is the public address of a CA's CRL (DER), or "" with no public URL.
+func (s *Service) CRLURL(caID string) string {
+	if s.publicURL == "" {
+		return ""
+	}
+	return s.publicURL + "/api/v1/pki/crl/" + caID + "/der"
+}
+
+// CACertURL is the public address of a CA's certificate (DER), or "".
+func (s *Service) CACertURL(caID string) string {
+	if s.publicURL == "" {
+		return ""
+	}
+	return s.publicURL + "/api/v1/pki/ca/" + caID + "/certificate/der"
+}
+
+// issuerLinks sets the CRL distribution point and the CA issuers URL of
+// a certificate issued by caID, when the server has a public URL.
+func (s *Service) issuerLinks(t *x509.Certificate, caID string) {
+	if u := s.CRLURL(caID); u != "" {
+		t.CRLDistributionPoints = []string{u}
+		t.IssuingCertificateURL = []string{s.CACertURL(caID)}
+	}
+}
+
+// PublicCACertificate returns a CA's current certificate (DER) to anyone,
+// as the CA issuers URL of the certificates it issued promises.
+func (s *Service) PublicCACertificate(ctx context.Context, id string) ([]byte, error) {
+	notFound := errs.NotFoundf("CA with ID '%s' not found", id)
+	if _, err := uuid.Parse(id); err != nil {
+		return nil, notFound
+	}
+	ca, err := s.store.CA(ctx, id)
+	if errs.Is(err, errs.NotFound) || (err == nil && ca.Certificate == "") {
+		return nil, notFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	c, err := caCert(ca)
+	if err != nil {
+		return nil, err
+	}
+	return c.Raw, nil
 }
 
 // maxCachedSigners bounds the CA keys a node keeps unwrapped.
@@ -418,7 +475,9 @@ func (s *Service) signCA(ctx context.Context, parent CA, req *x509.CertificateRe
 	if err != nil {
 		return nil, "", errs.Internalf(err, "serial")
 	}
-	der, err := x509.CreateCertificate(rand.Reader, caTemplate(serial, req.Subject, notBefore, notAfter, pathLen), pc, req.PublicKey, key)
+	t := caTemplate(serial, req.Subject, notBefore, notAfter, pathLen)
+	s.issuerLinks(t, parent.ID)
+	der, err := x509.CreateCertificate(rand.Reader, t, pc, req.PublicKey, key)
 	if err != nil {
 		return nil, "", errs.Internalf(err, "sign intermediate")
 	}

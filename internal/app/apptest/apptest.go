@@ -13,6 +13,7 @@ import (
 	"io"
 	"log"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -83,8 +84,11 @@ type Options struct {
 	// Clock is app.Options.Clock: the time permissions are resolved at and
 	// memberships, privileges and invitations are stamped with; nil: time.Now.
 	Clock func() time.Time
-	// Mailer sends invitation links (app.Options.Mailer).
+	// Mailer sends invitation links and PKI alerts (app.Options.Mailer).
 	Mailer org.Mailer
+	// SelfSiteURL makes the server's own address its public URL
+	// (app.Options.SiteURL): issued certificates then name its CRL route.
+	SelfSiteURL bool
 }
 
 // Start runs a server on a fresh database of engine d, closed at cleanup.
@@ -129,7 +133,15 @@ func Start(t testing.TB, d store.Dialect, opts ...Options) *Env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := app.New(db, kr, app.Options{TargetPolicy: targets, Version: "test", MaxBodyBytes: o.MaxBodyBytes, AuthRateLimit: o.AuthRateLimit,
+	var siteURL string
+	var lis net.Listener
+	if o.SelfSiteURL && o.ClientCAs == nil {
+		if lis, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+			t.Fatal(err)
+		}
+		siteURL = "http://" + lis.Addr().String()
+	}
+	srv := app.New(db, kr, app.Options{SiteURL: siteURL, TargetPolicy: targets, Version: "test", MaxBodyBytes: o.MaxBodyBytes, AuthRateLimit: o.AuthRateLimit,
 		PasswordHasher: o.PasswordHasher, Logger: slog.New(slog.NewJSONHandler(o.Log, &slog.HandlerOptions{Level: o.LogLevel})), TrustedProxies: o.TrustedProxies,
 		MetricsToken: o.MetricsToken, SeparateMetrics: o.SeparateMetrics, AuthFetchLoopback: true,
 		AuthFetchResolve: o.AuthResolve, AuthFetchRootCAs: o.AuthRootCAs, CertHeader: o.CertHeader, Clock: o.Clock, Mailer: o.Mailer})
@@ -137,6 +149,10 @@ func Start(t testing.TB, d store.Dialect, opts ...Options) *Env {
 		srv.Worker.Batch = o.WorkerBatch
 	}
 	hs := httptest.NewUnstartedServer(srv)
+	if lis != nil {
+		hs.Listener.Close()
+		hs.Listener = lis
+	}
 	if o.ClientCAs != nil {
 		hs.TLS = &tls.Config{MinVersion: tls.VersionTLS12, ClientCAs: o.ClientCAs, ClientAuth: tls.VerifyClientCertIfGiven}
 		hs.Config.ErrorLog = log.New(io.Discard, "", 0) // refused handshakes are expected
