@@ -38,6 +38,26 @@ func (s *Server) sshRoutes(m *routeMux) {
 	m.Handle("GET "+host+"/{sshHostId}/user-ca-public-key", s.limited(s.handle(s.sshHostCAPublicKey(true))))
 	m.Handle("GET "+host+"/{sshHostId}/host-ca-public-key", s.limited(s.handle(s.sshHostCAPublicKey(false))))
 
+	const group = "/api/v1/ssh/host-groups"
+	m.Handle("POST "+group, s.authed(s.sshGroupCreate))
+	m.Handle("GET "+group+"/{sshHostGroupId}", s.authed(s.sshGroupGet))
+	m.Handle("PATCH "+group+"/{sshHostGroupId}", s.authed(s.sshGroupUpdate))
+	m.Handle("DELETE "+group+"/{sshHostGroupId}", s.authed(s.sshGroupDelete))
+	m.Handle("GET "+group+"/{sshHostGroupId}/hosts", s.authed(s.sshGroupHosts))
+	m.Handle("POST "+group+"/{sshHostGroupId}/hosts/{hostId}", s.authed(s.sshGroupAddHost))
+	m.Handle("DELETE "+group+"/{sshHostGroupId}/hosts/{hostId}", s.authed(s.sshGroupRemoveHost))
+
+	// Revocation (lockbox's: Infisical has none for SSH) and the KRL that
+	// sshd's RevokedKeys reads, public like the CA's public key.
+	m.Handle("POST /api/v1/ssh/certificates/{certificateId}/revoke", s.authed(s.sshRevoke))
+	m.Handle("GET "+ca+"/{sshCaId}/krl", s.limited(s.handle(s.sshKRL)))
+
+	// A project's default CAs, as Infisical serves them.
+	m.HandleSub(s.projectLists, "GET /api/v1/projects/{projectId}/ssh-config", s.sshConfigGet)
+	m.HandleSub(s.workspaceLists, "GET /api/v1/workspace/{projectId}/ssh-config", s.sshConfigGet)
+	m.Handle("PATCH /api/v1/projects/{projectId}/ssh-config", s.authed(s.sshConfigUpdate))
+	m.Handle("PATCH /api/v1/workspace/{projectId}/ssh-config", s.authed(s.sshConfigUpdate))
+
 	// A project's SSH objects, under both of Infisical's project prefixes.
 	for _, l := range []struct {
 		subs   map[string]func(http.ResponseWriter, *http.Request) error
@@ -47,6 +67,7 @@ func (s *Server) sshRoutes(m *routeMux) {
 		m.HandleSub(l.subs, l.prefix+"ssh-certificate-templates", s.sshProjectTemplates)
 		m.HandleSub(l.subs, l.prefix+"ssh-certificates", s.sshProjectCerts)
 		m.HandleSub(l.subs, l.prefix+"ssh-hosts", s.sshProjectHosts)
+		m.HandleSub(l.subs, l.prefix+"ssh-host-groups", s.sshProjectGroups)
 	}
 }
 
@@ -362,6 +383,20 @@ type wireSSHCert struct {
 	NotAfter     string   `json:"notAfter"`
 	CreatedAt    string   `json:"createdAt"`
 	UpdatedAt    string   `json:"updatedAt"`
+	Status       string   `json:"status"`
+	RevokedAt    *string  `json:"revokedAt"`
+}
+
+func toWireSSHCert(c sshca.Cert) wireSSHCert {
+	out := wireSSHCert{ID: c.ID, SshCaID: c.CAID, TemplateID: strPtr(c.TemplateID), HostID: strPtr(c.HostID),
+		SerialNumber: c.Serial, CertType: string(c.Type), Principals: c.Principals, KeyID: c.KeyID,
+		NotBefore: rfc3339(c.NotBefore), NotAfter: rfc3339(c.NotAfter), CreatedAt: rfc3339(c.CreatedAt), UpdatedAt: rfc3339(c.CreatedAt),
+		Status: "active"}
+	if !c.RevokedAt.IsZero() {
+		at := rfc3339(c.RevokedAt)
+		out.Status, out.RevokedAt, out.UpdatedAt = "revoked", &at, at
+	}
+	return out
 }
 
 func (s *Server) sshProjectCerts(w http.ResponseWriter, r *http.Request) error {
@@ -379,9 +414,7 @@ func (s *Server) sshProjectCerts(w http.ResponseWriter, r *http.Request) error {
 	}
 	out := make([]wireSSHCert, len(cs))
 	for i, c := range cs {
-		out[i] = wireSSHCert{ID: c.ID, SshCaID: c.CAID, TemplateID: strPtr(c.TemplateID), HostID: strPtr(c.HostID),
-			SerialNumber: c.Serial, CertType: string(c.Type), Principals: c.Principals, KeyID: c.KeyID,
-			NotBefore: rfc3339(c.NotBefore), NotAfter: rfc3339(c.NotAfter), CreatedAt: rfc3339(c.CreatedAt), UpdatedAt: rfc3339(c.CreatedAt)}
+		out[i] = toWireSSHCert(c)
 	}
 	return writeJSON(w, http.StatusOK, struct {
 		Certificates []wireSSHCert `json:"certificates"`
@@ -396,6 +429,30 @@ type wireAllowedPrincipals struct {
 type wireLoginMapping struct {
 	LoginUser         string                `json:"loginUser"`
 	AllowedPrincipals wireAllowedPrincipals `json:"allowedPrincipals"`
+	// Source is "host" or "hostGroup" (inherited from a group), as
+	// Infisical marks a host's mappings; group answers leave it out.
+	Source string `json:"source,omitempty"`
+}
+
+func wireMappings(ms []sshca.LoginMapping, source string) []wireLoginMapping {
+	out := make([]wireLoginMapping, len(ms))
+	for i, m := range ms {
+		out[i] = wireLoginMapping{LoginUser: m.LoginUser, AllowedPrincipals: wireAllowedPrincipals{Usernames: m.Principals}, Source: source}
+	}
+	return out
+}
+
+// domainMappings reads mappings from a request, leaving out those a client
+// sends back as inherited from a group (they are changed on the group).
+func domainMappings(ms []wireLoginMapping) []sshca.LoginMapping {
+	out := []sshca.LoginMapping{}
+	for _, m := range ms {
+		if m.Source == "hostGroup" {
+			continue
+		}
+		out = append(out, sshca.LoginMapping{LoginUser: m.LoginUser, Principals: m.AllowedPrincipals.Usernames})
+	}
+	return out
 }
 
 type wireSSHHost struct {
@@ -413,10 +470,7 @@ type wireSSHHost struct {
 }
 
 func toWireSSHHost(h sshca.Host) wireSSHHost {
-	ms := make([]wireLoginMapping, len(h.LoginMappings))
-	for i, m := range h.LoginMappings {
-		ms[i] = wireLoginMapping{LoginUser: m.LoginUser, AllowedPrincipals: wireAllowedPrincipals{Usernames: m.Principals}}
-	}
+	ms := append(wireMappings(h.LoginMappings, "host"), wireMappings(h.Inherited, "hostGroup")...)
 	return wireSSHHost{ID: h.ID, ProjectID: h.ProjectID, Hostname: h.Hostname, Alias: h.Alias, UserCertTtl: h.UserCertTTL,
 		HostCertTtl: h.HostCertTTL, UserSshCaID: h.UserCAID, HostSshCaID: h.HostCAID, LoginMappings: ms,
 		CreatedAt: rfc3339(h.CreatedAt), UpdatedAt: rfc3339(h.UpdatedAt)}
@@ -446,10 +500,7 @@ func (h hostRequest) input() sshca.HostInput {
 	in := sshca.HostInput{ProjectID: h.ProjectID, Hostname: h.Hostname, Alias: h.Alias, UserCertTTL: h.UserCertTtl,
 		HostCertTTL: h.HostCertTtl, UserCAID: h.UserSshCaID, HostCAID: h.HostSshCaID}
 	if h.LoginMappings != nil {
-		in.SetMappings = true
-		for _, m := range *h.LoginMappings {
-			in.LoginMappings = append(in.LoginMappings, sshca.LoginMapping{LoginUser: m.LoginUser, Principals: m.AllowedPrincipals.Usernames})
-		}
+		in.SetMappings, in.LoginMappings = true, domainMappings(*h.LoginMappings)
 	}
 	return in
 }
@@ -548,4 +599,204 @@ func (s *Server) sshHostCAPublicKey(user bool) func(http.ResponseWriter, *http.R
 		}
 		return writeText(w, pk+"\n")
 	}
+}
+
+type wireSSHConfig struct {
+	ID                 string  `json:"id"`
+	ProjectID          string  `json:"projectId"`
+	DefaultUserSshCaID *string `json:"defaultUserSshCaId"`
+	DefaultHostSshCaID *string `json:"defaultHostSshCaId"`
+	CreatedAt          string  `json:"createdAt"`
+	UpdatedAt          string  `json:"updatedAt"`
+}
+
+func writeSSHConfig(w http.ResponseWriter, c sshca.Config) error {
+	return writeJSON(w, http.StatusOK, wireSSHConfig{ID: c.ID, ProjectID: c.ProjectID, DefaultUserSshCaID: strPtr(c.DefaultUserCAID),
+		DefaultHostSshCaID: strPtr(c.DefaultHostCAID), CreatedAt: rfc3339(c.CreatedAt), UpdatedAt: rfc3339(c.UpdatedAt)})
+}
+
+func (s *Server) sshConfigGet(w http.ResponseWriter, r *http.Request) error {
+	c, err := s.svc.SSH.GetConfig(r.Context(), actorFrom(r.Context()), r.PathValue("projectId"))
+	if err != nil {
+		return err
+	}
+	return writeSSHConfig(w, c)
+}
+
+func (s *Server) sshConfigUpdate(w http.ResponseWriter, r *http.Request) error {
+	var req struct {
+		DefaultUserSshCaID *string `json:"defaultUserSshCaId"`
+		DefaultHostSshCaID *string `json:"defaultHostSshCaId"`
+	}
+	if err := s.decode(r, &req); err != nil {
+		return err
+	}
+	c, err := s.svc.SSH.UpdateConfig(r.Context(), actorFrom(r.Context()), r.PathValue("projectId"),
+		sshca.ConfigUpdate{DefaultUserCAID: req.DefaultUserSshCaID, DefaultHostCAID: req.DefaultHostSshCaID})
+	if err != nil {
+		return err
+	}
+	return writeSSHConfig(w, c)
+}
+
+type wireSSHHostGroup struct {
+	ID            string             `json:"id"`
+	ProjectID     string             `json:"projectId"`
+	Name          string             `json:"name"`
+	LoginMappings []wireLoginMapping `json:"loginMappings"`
+	CreatedAt     string             `json:"createdAt"`
+	UpdatedAt     string             `json:"updatedAt"`
+}
+
+func toWireSSHHostGroup(g sshca.HostGroup) wireSSHHostGroup {
+	return wireSSHHostGroup{ID: g.ID, ProjectID: g.ProjectID, Name: g.Name, LoginMappings: wireMappings(g.LoginMappings, ""),
+		CreatedAt: rfc3339(g.CreatedAt), UpdatedAt: rfc3339(g.UpdatedAt)}
+}
+
+type groupRequest struct {
+	ProjectID     string              `json:"projectId"`
+	Name          *string             `json:"name"`
+	LoginMappings *[]wireLoginMapping `json:"loginMappings"`
+}
+
+func (g groupRequest) input() sshca.HostGroupInput {
+	in := sshca.HostGroupInput{ProjectID: g.ProjectID, Name: g.Name}
+	if g.LoginMappings != nil {
+		in.SetMappings, in.LoginMappings = true, domainMappings(*g.LoginMappings)
+	}
+	return in
+}
+
+func (s *Server) sshGroupCreate(w http.ResponseWriter, r *http.Request) error {
+	var req groupRequest
+	if err := s.decode(r, &req); err != nil {
+		return err
+	}
+	g, err := s.svc.SSH.CreateHostGroup(r.Context(), actorFrom(r.Context()), req.input())
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, toWireSSHHostGroup(g))
+}
+
+func (s *Server) sshGroupGet(w http.ResponseWriter, r *http.Request) error {
+	g, err := s.svc.SSH.GetHostGroup(r.Context(), actorFrom(r.Context()), r.PathValue("sshHostGroupId"))
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, toWireSSHHostGroup(g))
+}
+
+func (s *Server) sshGroupUpdate(w http.ResponseWriter, r *http.Request) error {
+	var req groupRequest
+	if err := s.decode(r, &req); err != nil {
+		return err
+	}
+	in := req.input()
+	in.ProjectID = ""
+	g, err := s.svc.SSH.UpdateHostGroup(r.Context(), actorFrom(r.Context()), r.PathValue("sshHostGroupId"), in)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, toWireSSHHostGroup(g))
+}
+
+func (s *Server) sshGroupDelete(w http.ResponseWriter, r *http.Request) error {
+	g, err := s.svc.SSH.DeleteHostGroup(r.Context(), actorFrom(r.Context()), r.PathValue("sshHostGroupId"))
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, toWireSSHHostGroup(g))
+}
+
+func (s *Server) sshProjectGroups(w http.ResponseWriter, r *http.Request) error {
+	gs, err := s.svc.SSH.ListHostGroups(r.Context(), actorFrom(r.Context()), r.PathValue("projectId"))
+	if err != nil {
+		return err
+	}
+	out := make([]wireSSHHostGroup, len(gs))
+	for i, g := range gs {
+		out[i] = toWireSSHHostGroup(g)
+	}
+	return writeJSON(w, http.StatusOK, struct {
+		Groups []wireSSHHostGroup `json:"groups"`
+	}{out})
+}
+
+type wireGroupHost struct {
+	ID            string  `json:"id"`
+	Hostname      string  `json:"hostname"`
+	Alias         *string `json:"alias"`
+	IsPartOfGroup bool    `json:"isPartOfGroup"`
+	JoinedGroupAt *string `json:"joinedGroupAt"`
+}
+
+func (s *Server) sshGroupHosts(w http.ResponseWriter, r *http.Request) error {
+	_, hs, err := s.svc.SSH.GroupHosts(r.Context(), actorFrom(r.Context()), r.PathValue("sshHostGroupId"), r.URL.Query().Get("filter"))
+	if err != nil {
+		return err
+	}
+	out := make([]wireGroupHost, len(hs))
+	for i, h := range hs {
+		out[i] = wireGroupHost{ID: h.ID, Hostname: h.Hostname, Alias: strPtr(h.Alias), IsPartOfGroup: h.InGroup}
+		if h.InGroup {
+			at := rfc3339(h.JoinedAt)
+			out[i].JoinedGroupAt = &at
+		}
+	}
+	return writeJSON(w, http.StatusOK, struct {
+		Hosts      []wireGroupHost `json:"hosts"`
+		TotalCount int             `json:"totalCount"`
+	}{out, len(out)})
+}
+
+func (s *Server) sshGroupAddHost(w http.ResponseWriter, r *http.Request) error {
+	_, h, err := s.svc.SSH.AddHostToGroup(r.Context(), actorFrom(r.Context()), r.PathValue("sshHostGroupId"), r.PathValue("hostId"))
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, toWireSSHHost(h))
+}
+
+func (s *Server) sshGroupRemoveHost(w http.ResponseWriter, r *http.Request) error {
+	_, h, err := s.svc.SSH.RemoveHostFromGroup(r.Context(), actorFrom(r.Context()), r.PathValue("sshHostGroupId"), r.PathValue("hostId"))
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, toWireSSHHost(h))
+}
+
+func (s *Server) sshRevoke(w http.ResponseWriter, r *http.Request) error {
+	var req struct {
+		SshCaID string `json:"sshCaId"`
+	}
+	if r.ContentLength != 0 {
+		if err := s.decode(r, &req); err != nil {
+			return err
+		}
+	}
+	if q := r.URL.Query().Get("sshCaId"); req.SshCaID == "" {
+		req.SshCaID = q
+	}
+	c, err := s.svc.SSH.Revoke(r.Context(), actorFrom(r.Context()), r.PathValue("certificateId"), req.SshCaID)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, struct {
+		Message     string      `json:"message"`
+		Certificate wireSSHCert `json:"certificate"`
+	}{"Successfully revoked SSH certificate", toWireSSHCert(c)})
+}
+
+// sshKRL serves a CA's KRL in OpenSSH's binary format, for sshd's RevokedKeys.
+func (s *Server) sshKRL(w http.ResponseWriter, r *http.Request) error {
+	b, err := s.svc.SSH.KRL(r.Context(), r.PathValue("sshCaId"))
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.WriteHeader(http.StatusOK)
+	_, err = w.Write(b)
+	return err
 }

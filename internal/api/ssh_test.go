@@ -393,17 +393,22 @@ func TestSSHAuthorization(t *testing.T) {
 		// Hosts: a host of A cannot use B's CA.
 		assertError(t, e.Do(t, "POST", "/api/v1/ssh/hosts", e.Token, map[string]any{"projectId": a.ID, "hostname": "web1.example.com",
 			"userSshCaId": caB.ID, "hostSshCaId": caA.ID}), 400, "BadRequest")
+		// As Infisical's member, a member reads hosts but registers none:
+		// a login mapping is a standing grant of user certificates.
+		assertError(t, e.Do(t, "POST", "/api/v1/ssh/hosts", member, map[string]any{"projectId": a.ID, "hostname": "mine.example.com",
+			"userSshCaId": caA.ID, "hostSshCaId": caA.ID, "loginMappings": []map[string]any{{"loginUser": "root",
+				"allowedPrincipals": map[string]any{"usernames": []string{memberID}}}}}), 403, "PermissionDenied")
 		var host sshHostOut
-		e.Must(t, 200, "POST", "/api/v1/ssh/hosts", member, map[string]any{"projectId": a.ID, "hostname": "Web1.Example.com", "alias": "web",
+		e.Must(t, 200, "POST", "/api/v1/ssh/hosts", e.Token, map[string]any{"projectId": a.ID, "hostname": "Web1.Example.com", "alias": "web",
 			"userSshCaId": caA.ID, "hostSshCaId": caA.ID, "userCertTtl": "1h",
 			"loginMappings": []map[string]any{{"loginUser": "deploy", "allowedPrincipals": map[string]any{"usernames": []string{memberID}}}}}).Decode(t, &host)
 		if host.Hostname != "web1.example.com" || host.UserCertTtl != "1h" || host.HostCertTtl != "1y" || len(host.LoginMappings) != 1 ||
 			host.LoginMappings[0].AllowedPrincipals.Usernames[0] != memberID {
 			t.Fatalf("host %+v", host)
 		}
-		assertError(t, e.Do(t, "POST", "/api/v1/ssh/hosts", member, map[string]any{"projectId": a.ID, "hostname": "web1.example.com",
+		assertError(t, e.Do(t, "POST", "/api/v1/ssh/hosts", e.Token, map[string]any{"projectId": a.ID, "hostname": "web1.example.com",
 			"userSshCaId": caA.ID, "hostSshCaId": caA.ID}), 400, "BadRequest")
-		assertError(t, e.Do(t, "POST", "/api/v1/ssh/hosts", member, map[string]any{"projectId": a.ID, "hostname": "not a host!",
+		assertError(t, e.Do(t, "POST", "/api/v1/ssh/hosts", e.Token, map[string]any{"projectId": a.ID, "hostname": "not a host!",
 			"userSshCaId": caA.ID, "hostSshCaId": caA.ID}), 422, "ValidationFailure")
 
 		// The mapped member gets a certificate for deploy; nobody else does,
@@ -435,9 +440,15 @@ func TestSSHAuthorization(t *testing.T) {
 			c.KeyId != "host-"+bh.ID || itoa(c.Serial) != hc.SerialNumber {
 			t.Fatalf("host certificate %+v", c)
 		}
-		assertError(t, e.Do(t, "POST", "/api/v1/ssh/hosts", boot, map[string]any{"projectId": a.ID, "hostname": "db2.example.com",
+		// Permissions are Infisical's: creating a host is ssh-hosts create,
+		// with or without login mappings (no lockbox extra rule); editing
+		// them is ssh-hosts edit, which the bootstrapper lacks.
+		var bh2 sshHostOut
+		e.Must(t, 200, "POST", "/api/v1/ssh/hosts", boot, map[string]any{"projectId": a.ID, "hostname": "db2.example.com",
 			"userSshCaId": caA.ID, "hostSshCaId": caA.ID, "loginMappings": []map[string]any{{"loginUser": "root",
-				"allowedPrincipals": map[string]any{"usernames": []string{"x"}}}}}), 403, "ForbiddenError")
+				"allowedPrincipals": map[string]any{"usernames": []string{"x"}}}}}).Decode(t, &bh2)
+		assertError(t, e.Do(t, "PATCH", "/api/v1/ssh/hosts/"+bh2.ID, boot, map[string]any{"loginMappings": []map[string]any{}}), 403, "PermissionDenied")
+		e.Must(t, 200, "DELETE", "/api/v1/ssh/hosts/"+bh2.ID, e.Token, nil)
 		assertError(t, signA(boot, tplA.ID), 403, "PermissionDenied")
 
 		// Another project's host: not found, to member and bootstrapper alike.
@@ -469,7 +480,8 @@ func TestSSHAuthorization(t *testing.T) {
 		if r := e.Must(t, 200, "GET", "/api/v1/ssh/hosts/"+host.ID+"/user-ca-public-key", "", nil); string(r.Body) != caA.PublicKey+"\n" {
 			t.Fatalf("user CA public key %q", r.Body)
 		}
-		e.Must(t, 200, "DELETE", "/api/v1/ssh/hosts/"+host.ID, member, nil)
+		assertError(t, e.Do(t, "DELETE", "/api/v1/ssh/hosts/"+host.ID, member, nil), 403, "PermissionDenied")
+		e.Must(t, 200, "DELETE", "/api/v1/ssh/hosts/"+host.ID, e.Token, nil)
 		assertError(t, e.Do(t, "GET", "/api/v1/ssh/hosts/"+host.ID, member, nil), 404, "NotFound")
 	})
 }

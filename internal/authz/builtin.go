@@ -64,10 +64,15 @@ func projectMember() []Rule {
 		rule(SubPkiCollections, generic...),
 		// SSH: members use the project's CAs (sign, issue) and manage hosts;
 		// creating or deleting CAs and templates is for admins.
+		// SSH as Infisical's member: use the project's CAs through templates
+		// (sign, issue) and read hosts. Registering hosts and deciding who
+		// logs in to them (login mappings, host groups) is for admins and
+		// custom roles: a login mapping is a standing grant of certificates.
 		rule(SubSshCAs, ActRead),
 		rule(SubSshCertificates, ActRead, ActCreate),
 		rule(SubSshCertTemplates, ActRead),
-		rule(SubSshHosts, allActions(SubSshHosts)...),
+		rule(SubSshHosts, ActRead),
+		rule(SubSshHostGroups, ActRead),
 	}
 }
 
@@ -105,6 +110,7 @@ func projectViewer() []Rule {
 		rule(SubSshCertificates, ActRead),
 		rule(SubSshCertTemplates, ActRead),
 		rule(SubSshHosts, ActRead),
+		rule(SubSshHostGroups, ActRead),
 	}
 }
 

@@ -108,6 +108,7 @@ const (
 	SubSshCertificates  = "ssh-certificates"
 	SubSshCertTemplates = "ssh-certificate-templates"
 	SubSshHosts         = "ssh-hosts"
+	SubSshHostGroups    = "ssh-host-groups"
 )
 
 var generic = []string{ActRead, ActCreate, ActEdit, ActDelete}
@@ -154,6 +155,7 @@ var projectSubjects = map[string]struct {
 	SubSshCertificates:  {generic, nil},
 	SubSshCertTemplates: {generic, nil},
 	SubSshHosts:         {append(slices.Clone(generic), ActIssueHostCert), []string{"hostname"}},
+	SubSshHostGroups:    {generic, nil},
 }
 
 // Fields describe the object acted on, for conditions. A zero field means "not known".

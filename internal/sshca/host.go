@@ -26,8 +26,11 @@ type Host struct {
 	UserCAID      string
 	HostCAID      string
 	LoginMappings []LoginMapping
-	CreatedAt     time.Time
-	UpdatedAt     time.Time
+	// Inherited are the login mappings of the host groups it is in (read
+	// only here: they are changed on the groups).
+	Inherited []LoginMapping
+	CreatedAt time.Time
+	UpdatedAt time.Time
 }
 
 // LoginMapping lets principals log in as LoginUser. A principal names an
@@ -44,8 +47,8 @@ type HostInput struct {
 	Alias         *string
 	UserCertTTL   *string // default "8h"
 	HostCertTTL   *string // default "1y"
-	UserCAID      string  // create only
-	HostCAID      string  // create only
+	UserCAID      string  // create only; empty: the project's default
+	HostCAID      string  // create only; empty: the project's default
 	LoginMappings []LoginMapping
 	SetMappings   bool // LoginMappings was given
 }
@@ -113,7 +116,7 @@ func actorPrincipals(actor authz.Actor) []string {
 // ("" for any).
 func (h Host) mayLogIn(actor authz.Actor, loginUser string) bool {
 	ps := actorPrincipals(actor)
-	for _, m := range h.LoginMappings {
+	for _, m := range slices.Concat(h.LoginMappings, h.Inherited) {
 		if (loginUser == "" || m.LoginUser == loginUser) && slices.ContainsFunc(m.Principals, func(p string) bool {
 			return slices.Contains(ps, p)
 		}) {
@@ -139,16 +142,6 @@ func hostEvent(actor authz.Actor, typ string, h Host, full bool) audit.Event {
 // hostFields are a host's fields for permission conditions.
 func hostFields(hostname string) *authz.Fields { return &authz.Fields{Hostname: hostname} }
 
-// checkGrant refuses to let an actor who cannot have certificates issued in
-// the project decide who logs in to a host: a login mapping is a standing
-// grant of user certificates from the host's user CA.
-func checkGrant(p authz.Set) error {
-	if err := p.Check(authz.ActCreate, authz.SubSshCertificates, nil); err != nil {
-		return errs.Forbiddenf("Setting a host's login mappings or CAs grants SSH certificates; it needs permission to create ssh-certificates in the project")
-	}
-	return nil
-}
-
 // CreateHost registers a host.
 func (s *Service) CreateHost(ctx context.Context, actor authz.Actor, in HostInput) (Host, error) {
 	pid, err := projectID(in.ProjectID)
@@ -171,22 +164,33 @@ func (s *Service) CreateHost(ctx context.Context, actor authz.Actor, in HostInpu
 	if err := p.Check(authz.ActCreate, authz.SubSshHosts, hostFields(h.Hostname)); err != nil {
 		return Host{}, err
 	}
-	if len(h.LoginMappings) > 0 {
-		if err := checkGrant(p); err != nil {
+	userCA, hostCA := strings.TrimSpace(in.UserCAID), strings.TrimSpace(in.HostCAID)
+	if userCA == "" || hostCA == "" {
+		// As Infisical: a CA not given is the project's default, made on
+		// the project's first host if it has none.
+		c, err := s.defaults(ctx, actor, pid)
+		if err != nil {
 			return Host{}, err
 		}
+		if userCA == "" {
+			userCA = c.DefaultUserCAID
+		}
+		if hostCA == "" {
+			hostCA = c.DefaultHostCAID
+		}
 	}
-	for _, c := range []struct{ field, id string }{{"userSshCaId", in.UserCAID}, {"hostSshCaId", in.HostCAID}} {
-		id := strings.TrimSpace(c.id)
+	for _, c := range []struct{ field, label, id string }{{"userSshCaId", "User", userCA}, {"hostSshCaId", "Host", hostCA}} {
+		id := c.id
 		if id == "" {
-			return Host{}, errs.Fieldf(c.field, "%s is required", c.field)
+			return Host{}, errs.BadRequest("Missing %s SSH CA: the project has no default %s SSH CA; give %s", strings.ToLower(c.label),
+				strings.ToLower(c.label), c.field)
 		}
 		ca, err := s.ca(ctx, id)
 		if err == nil && ca.ProjectID != pid {
 			err = caNotFound(id)
 		}
 		if errs.Is(err, errs.NotFound) {
-			return Host{}, errs.BadRequest("SSH CA with ID '%s' not found in project '%s'", id, pid)
+			return Host{}, errs.BadRequest("%s SSH CA with ID '%s' not found in project '%s'", c.label, id, pid)
 		}
 		if err != nil {
 			return Host{}, err
@@ -344,11 +348,6 @@ func (s *Service) UpdateHost(ctx context.Context, actor authz.Actor, id string, 
 	}
 	if err := p.Check(authz.ActEdit, authz.SubSshHosts, hostFields(h.Hostname)); err != nil {
 		return Host{}, err
-	}
-	if in.SetMappings {
-		if err := checkGrant(p); err != nil {
-			return Host{}, err
-		}
 	}
 	h.UpdatedAt = s.stamp()
 	err = s.store.UpdateSSHHost(ctx, h, hostEvent(actor, "update-ssh-host", h, true))

@@ -79,6 +79,7 @@ type Cert struct {
 	NotBefore  time.Time
 	NotAfter   time.Time
 	CreatedAt  time.Time
+	RevokedAt  time.Time // zero: not revoked
 }
 
 // Store is the storage the SSH CA needs. Methods that change state take the
@@ -109,11 +110,46 @@ type Store interface {
 
 	// CreateSSHHost: errs.Conflict if the project has a host of that name.
 	CreateSSHHost(ctx context.Context, h Host, ev audit.Event) error
+	// SSHHost finds a host, with the login mappings of its groups.
 	SSHHost(ctx context.Context, id string) (Host, error)
 	// SSHHosts lists an organization's hosts, or with projectID one project's.
 	SSHHosts(ctx context.Context, orgID, projectID string, limit int) ([]Host, error)
 	UpdateSSHHost(ctx context.Context, h Host, ev audit.Event) error
 	DeleteSSHHost(ctx context.Context, id string, ev audit.Event) error
+
+	// SSHCert finds a certificate record by id.
+	SSHCert(ctx context.Context, id string) (Cert, error)
+	// SSHCertsBySerial finds the records of a serial number, across CAs.
+	SSHCertsBySerial(ctx context.Context, serial string) ([]Cert, error)
+	// RevokeSSHCert marks a record revoked at at, with ev; errs.Conflict if
+	// it already is.
+	RevokeSSHCert(ctx context.Context, id string, at time.Time, ev audit.Event) error
+	// RevokedSSHSerials returns the serials of a CA's revoked certificates
+	// that are still valid at now, and the time of its last revocation.
+	RevokedSSHSerials(ctx context.Context, caID string, now time.Time) ([]string, time.Time, error)
+
+	// SSHConfig reads a project's SSH settings.
+	SSHConfig(ctx context.Context, projectID string) (Config, error)
+	// PutSSHConfig creates or replaces a project's SSH settings, with ev.
+	PutSSHConfig(ctx context.Context, c Config, ev audit.Event) error
+	// BootstrapSSHConfig stores new CAs and the settings that name them, with
+	// evs, in one transaction; errs.Conflict if the project has settings.
+	BootstrapSSHConfig(ctx context.Context, c Config, cas []NewSealedCA, evs []audit.Event) error
+
+	// CreateSSHHostGroup: errs.Conflict if the organization has a group of that name.
+	CreateSSHHostGroup(ctx context.Context, g HostGroup, ev audit.Event) error
+	SSHHostGroup(ctx context.Context, id string) (HostGroup, error)
+	// SSHHostGroups lists a project's groups by name.
+	SSHHostGroups(ctx context.Context, projectID string) ([]HostGroup, error)
+	UpdateSSHHostGroup(ctx context.Context, g HostGroup, ev audit.Event) error
+	DeleteSSHHostGroup(ctx context.Context, id string, ev audit.Event) error
+	// SSHHostGroupHosts lists a project's hosts, by hostname, with whether
+	// each is in the group.
+	SSHHostGroupHosts(ctx context.Context, groupID, projectID string) ([]GroupHost, error)
+	// AddSSHHostGroupMember: errs.Conflict if the host is in the group.
+	AddSSHHostGroupMember(ctx context.Context, groupID, hostID string, at time.Time, ev audit.Event) error
+	// RemoveSSHHostGroupMember: errs.NotFound if the host is not in the group.
+	RemoveSSHHostGroupMember(ctx context.Context, groupID, hostID string, ev audit.Event) error
 
 	// AppendAudit records an event that goes with no change.
 	AppendAudit(ctx context.Context, ev audit.Event) error
@@ -282,24 +318,7 @@ func (s *Service) CreateCA(ctx context.Context, actor authz.Actor, n NewCA) (CA,
 	} else if len(cas) >= MaxCAsPerProject {
 		return CA{}, errs.BadRequest("The project has %d SSH CAs, the most it may have; delete one first", len(cas))
 	}
-	k, err := s.generate(ctx, alg)
-	if err != nil {
-		return CA{}, err
-	}
-	now := s.stamp()
-	ca := CA{ID: uuid.NewString(), OrgID: actor.OrgID, ProjectID: pid, FriendlyName: name, KeyAlgorithm: alg,
-		Status: Active, CreatedAt: now, UpdatedAt: now}
-	raw, err := marshalPrivate(k, "lockbox-ssh-ca-"+ca.ID)
-	if err != nil {
-		return CA{}, errs.Internalf(err, "encode CA key")
-	}
-	defer clear(raw)
-	signer, err := parsePrivate(raw)
-	if err != nil {
-		return CA{}, errs.Internalf(err, "load CA key")
-	}
-	ca.PublicKey = authorizedKey(signer.PublicKey())
-	sealed, err := s.keys.Seal(ctx, keyring.Project(pid), raw, PrivateKeyAD(ca.ID))
+	ca, sealed, err := s.newCA(ctx, actor.OrgID, pid, name, alg)
 	if err != nil {
 		return CA{}, err
 	}
@@ -308,6 +327,33 @@ func (s *Service) CreateCA(ctx context.Context, actor authz.Actor, n NewCA) (CA,
 		return CA{}, err
 	}
 	return ca, nil
+}
+
+// newCA generates a CA key pair of alg for project pid and seals its
+// private key; nothing is stored.
+func (s *Service) newCA(ctx context.Context, orgID, pid, name string, alg Algorithm) (CA, []byte, error) {
+	k, err := s.generate(ctx, alg)
+	if err != nil {
+		return CA{}, nil, err
+	}
+	now := s.stamp()
+	ca := CA{ID: uuid.NewString(), OrgID: orgID, ProjectID: pid, FriendlyName: name, KeyAlgorithm: alg,
+		Status: Active, CreatedAt: now, UpdatedAt: now}
+	raw, err := marshalPrivate(k, "lockbox-ssh-ca-"+ca.ID)
+	if err != nil {
+		return CA{}, nil, errs.Internalf(err, "encode CA key")
+	}
+	defer clear(raw)
+	signer, err := parsePrivate(raw)
+	if err != nil {
+		return CA{}, nil, errs.Internalf(err, "load CA key")
+	}
+	ca.PublicKey = authorizedKey(signer.PublicKey())
+	sealed, err := s.keys.Seal(ctx, keyring.Project(pid), raw, PrivateKeyAD(ca.ID))
+	if err != nil {
+		return CA{}, nil, err
+	}
+	return ca, sealed, nil
 }
 
 // ca reads a CA by id; a malformed id is not found.

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"encoding/json"
+	"time"
 
 	"github.com/lockbox-dev/lockbox/internal/audit"
 	"github.com/lockbox-dev/lockbox/internal/errs"
@@ -219,6 +220,27 @@ func (db *DB) DeleteSSHTemplate(ctx context.Context, id string, ev audit.Event) 
 
 const sshCertCols = `id, project_id, ssh_ca_id, template_id, host_id, serial, cert_type, principals, key_id, not_before, not_after, created_at`
 
+// sshCertReadCols are sshCertCols and the revocation time.
+const sshCertReadCols = sshCertCols + `, revoked_at`
+
+func scanSSHCert(sc interface{ Scan(...any) error }) (sshca.Cert, error) {
+	var c sshca.Cert
+	var tpl, host *string
+	var typ string
+	if err := sc.Scan(&c.ID, &c.ProjectID, &c.CAID, &tpl, &host, &c.Serial, &typ, jsonCol{&c.Principals}, &c.KeyID,
+		timeCol{&c.NotBefore}, timeCol{&c.NotAfter}, timeCol{&c.CreatedAt}, timeCol{&c.RevokedAt}); err != nil {
+		return sshca.Cert{}, err
+	}
+	if tpl != nil {
+		c.TemplateID = *tpl
+	}
+	if host != nil {
+		c.HostID = *host
+	}
+	c.Type = sshca.CertType(typ)
+	return c, nil
+}
+
 // RecordSSHCert stores an issued certificate's record with ev; errs.Conflict
 // if its CA already issued the serial. No cache holds certificate records,
 // so issuing one leaves every node's caches alone.
@@ -239,7 +261,7 @@ func (db *DB) SSHCerts(ctx context.Context, projectID string, offset, limit int)
 	if err := db.readRow(ctx, `SELECT COUNT(*) FROM ssh_certificates WHERE project_id = ?`, projectID).Scan(&total); err != nil {
 		return nil, 0, dbErr(err, "count SSH certificates")
 	}
-	rows, err := db.readq(ctx, `SELECT `+sshCertCols+` FROM ssh_certificates WHERE project_id = ? ORDER BY created_at DESC, id LIMIT ? OFFSET ?`,
+	rows, err := db.readq(ctx, `SELECT `+sshCertReadCols+` FROM ssh_certificates WHERE project_id = ? ORDER BY created_at DESC, id LIMIT ? OFFSET ?`,
 		projectID, limit, offset)
 	if err != nil {
 		return nil, 0, dbErr(err, "SSHCerts")
@@ -247,20 +269,10 @@ func (db *DB) SSHCerts(ctx context.Context, projectID string, offset, limit int)
 	defer rows.Close()
 	out := []sshca.Cert{}
 	for rows.Next() {
-		var c sshca.Cert
-		var tpl, host *string
-		var typ string
-		if err := rows.Scan(&c.ID, &c.ProjectID, &c.CAID, &tpl, &host, &c.Serial, &typ, jsonCol{&c.Principals}, &c.KeyID,
-			timeCol{&c.NotBefore}, timeCol{&c.NotAfter}, timeCol{&c.CreatedAt}); err != nil {
+		c, err := scanSSHCert(rows)
+		if err != nil {
 			return nil, 0, dbErr(err, "scan SSH certificate")
 		}
-		if tpl != nil {
-			c.TemplateID = *tpl
-		}
-		if host != nil {
-			c.HostID = *host
-		}
-		c.Type = sshca.CertType(typ)
 		out = append(out, c)
 	}
 	return out, total, dbErr(rows.Err(), "SSHCerts")
@@ -307,10 +319,49 @@ func (db *DB) CreateSSHHost(ctx context.Context, h sshca.Host, ev audit.Event) e
 	})
 }
 
-// SSHHost finds a host by id.
+// SSHHost finds a host by id, with the login mappings of its groups.
 func (db *DB) SSHHost(ctx context.Context, id string) (sshca.Host, error) {
 	h, err := scanSSHHost(db.readRow(ctx, `SELECT `+sshHostCols+` FROM ssh_hosts WHERE id = ?`, id))
-	return h, dbErr(err, "SSHHost")
+	if err != nil {
+		return sshca.Host{}, dbErr(err, "SSHHost")
+	}
+	hs := []sshca.Host{h}
+	if err := db.inheritMappings(ctx, `m.ssh_host_id = ?`, id, hs); err != nil {
+		return sshca.Host{}, err
+	}
+	return hs[0], nil
+}
+
+// inheritMappings fills hs' Inherited with the login mappings of the groups
+// the hosts are in, reading the memberships that where (on m, the
+// membership, and g, the group) selects with arg.
+func (db *DB) inheritMappings(ctx context.Context, where string, arg any, hs []sshca.Host) error {
+	idx := make(map[string]int, len(hs))
+	for i := range hs {
+		idx[hs[i].ID] = i
+		hs[i].Inherited = []sshca.LoginMapping{}
+	}
+	rows, err := db.readq(ctx, `SELECT m.ssh_host_id, g.login_mappings FROM ssh_host_group_members m
+		JOIN ssh_host_groups g ON g.id = m.ssh_host_group_id WHERE `+where+` ORDER BY g.name, g.id`, arg)
+	if err != nil {
+		return dbErr(err, "SSH host group mappings")
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var hostID string
+		var ms []storedMapping
+		if err := rows.Scan(&hostID, jsonCol{&ms}); err != nil {
+			return dbErr(err, "scan SSH host group mappings")
+		}
+		i, ok := idx[hostID]
+		if !ok {
+			continue
+		}
+		for _, m := range ms {
+			hs[i].Inherited = append(hs[i].Inherited, sshca.LoginMapping{LoginUser: m.LoginUser, Principals: m.Principals})
+		}
+	}
+	return dbErr(rows.Err(), "SSH host group mappings")
 }
 
 // SSHHosts lists at most limit hosts of a project (projectID set) or of an
@@ -333,7 +384,15 @@ func (db *DB) SSHHosts(ctx context.Context, orgID, projectID string, limit int) 
 		}
 		out = append(out, h)
 	}
-	return out, dbErr(rows.Err(), "SSHHosts")
+	if err := rows.Err(); err != nil {
+		return nil, dbErr(err, "SSHHosts")
+	}
+	rows.Close()
+	where, warg := `g.org_id = ?`, any(orgID)
+	if projectID != "" {
+		where, warg = `g.project_id = ?`, projectID
+	}
+	return out, db.inheritMappings(ctx, where, warg, out)
 }
 
 // UpdateSSHHost writes a host with ev; errs.Conflict on a taken hostname.
@@ -360,6 +419,259 @@ func (db *DB) DeleteSSHHost(ctx context.Context, id string, ev audit.Event) erro
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
 			return dbErr(errNoRows, "DeleteSSHHost")
+		}
+		return tx.insertAudit(ctx, ev)
+	})
+}
+
+// SSHCert finds a certificate record by id.
+func (db *DB) SSHCert(ctx context.Context, id string) (sshca.Cert, error) {
+	c, err := scanSSHCert(db.readRow(ctx, `SELECT `+sshCertReadCols+` FROM ssh_certificates WHERE id = ?`, id))
+	return c, dbErr(err, "SSHCert")
+}
+
+// SSHCertsBySerial finds the certificate records of a serial, across CAs.
+func (db *DB) SSHCertsBySerial(ctx context.Context, serial string) ([]sshca.Cert, error) {
+	rows, err := db.readq(ctx, `SELECT `+sshCertReadCols+` FROM ssh_certificates WHERE serial = ? ORDER BY created_at, id LIMIT 100`, serial)
+	if err != nil {
+		return nil, dbErr(err, "SSHCertsBySerial")
+	}
+	defer rows.Close()
+	out := []sshca.Cert{}
+	for rows.Next() {
+		c, err := scanSSHCert(rows)
+		if err != nil {
+			return nil, dbErr(err, "scan SSH certificate")
+		}
+		out = append(out, c)
+	}
+	return out, dbErr(rows.Err(), "SSHCertsBySerial")
+}
+
+// RevokeSSHCert marks a certificate record revoked with ev; errs.Conflict
+// if it already is. No cache holds records: the KRL is read from the table.
+func (db *DB) RevokeSSHCert(ctx context.Context, id string, at time.Time, ev audit.Event) error {
+	return db.transactQuiet(ctx, func(tx *Tx) error {
+		res, err := tx.exec(ctx, `UPDATE ssh_certificates SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL`, ts(at), id)
+		if err != nil {
+			return dbErr(err, "RevokeSSHCert")
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			var one int
+			if err := tx.queryRow(ctx, `SELECT 1 FROM ssh_certificates WHERE id = ?`, id).Scan(&one); err != nil {
+				return dbErr(err, "RevokeSSHCert")
+			}
+			return errs.Conflictf("the SSH certificate is already revoked")
+		}
+		return tx.insertAudit(ctx, ev)
+	})
+}
+
+// RevokedSSHSerials returns the serials of a CA's revoked certificates still
+// valid at now, and the time of the CA's last revocation (zero if none).
+func (db *DB) RevokedSSHSerials(ctx context.Context, caID string, now time.Time) ([]string, time.Time, error) {
+	var last time.Time
+	if err := db.readRow(ctx, `SELECT MAX(revoked_at) FROM ssh_certificates WHERE ssh_ca_id = ? AND revoked_at IS NOT NULL`, caID).
+		Scan(timeCol{&last}); err != nil {
+		return nil, time.Time{}, dbErr(err, "RevokedSSHSerials")
+	}
+	rows, err := db.readq(ctx, `SELECT serial FROM ssh_certificates WHERE ssh_ca_id = ? AND revoked_at IS NOT NULL AND not_after > ?`,
+		caID, ts(now))
+	if err != nil {
+		return nil, time.Time{}, dbErr(err, "RevokedSSHSerials")
+	}
+	defer rows.Close()
+	out := []string{}
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			return nil, time.Time{}, dbErr(err, "scan revoked serial")
+		}
+		out = append(out, s)
+	}
+	return out, last, dbErr(rows.Err(), "RevokedSSHSerials")
+}
+
+const sshConfigCols = `id, project_id, default_user_ssh_ca_id, default_host_ssh_ca_id, created_at, updated_at`
+
+// SSHConfig reads a project's SSH settings.
+func (db *DB) SSHConfig(ctx context.Context, projectID string) (sshca.Config, error) {
+	var c sshca.Config
+	var user, host *string
+	err := db.readRow(ctx, `SELECT `+sshConfigCols+` FROM project_ssh_configs WHERE project_id = ?`, projectID).
+		Scan(&c.ID, &c.ProjectID, &user, &host, timeCol{&c.CreatedAt}, timeCol{&c.UpdatedAt})
+	if user != nil {
+		c.DefaultUserCAID = *user
+	}
+	if host != nil {
+		c.DefaultHostCAID = *host
+	}
+	return c, dbErr(err, "SSHConfig")
+}
+
+// PutSSHConfig creates or replaces a project's SSH settings, with ev.
+func (db *DB) PutSSHConfig(ctx context.Context, c sshca.Config, ev audit.Event) error {
+	return db.Transact(ctx, func(tx *Tx) error {
+		res, err := tx.exec(ctx, `UPDATE project_ssh_configs SET default_user_ssh_ca_id = ?, default_host_ssh_ca_id = ?, updated_at = ?
+			WHERE project_id = ?`, nullStr(c.DefaultUserCAID), nullStr(c.DefaultHostCAID), ts(c.UpdatedAt), c.ProjectID)
+		if err != nil {
+			return dbErr(err, "PutSSHConfig")
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			if _, err := tx.exec(ctx, `INSERT INTO project_ssh_configs (`+sshConfigCols+`) VALUES (?, ?, ?, ?, ?, ?)`,
+				c.ID, c.ProjectID, nullStr(c.DefaultUserCAID), nullStr(c.DefaultHostCAID), ts(c.CreatedAt), ts(c.UpdatedAt)); err != nil {
+				return dbErr(err, "PutSSHConfig")
+			}
+		}
+		return tx.insertAudit(ctx, ev)
+	})
+}
+
+// BootstrapSSHConfig stores cas and the settings c that name them, with
+// evs, in one transaction; errs.Conflict (and nothing stored) if the project
+// already has settings.
+func (db *DB) BootstrapSSHConfig(ctx context.Context, c sshca.Config, cas []sshca.NewSealedCA, evs []audit.Event) error {
+	return db.Transact(ctx, func(tx *Tx) error {
+		for _, n := range cas {
+			ca := n.CA
+			if _, err := tx.exec(ctx, `INSERT INTO ssh_cas (`+sshCACols+`, private_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+				ca.ID, ca.OrgID, ca.ProjectID, ca.FriendlyName, string(ca.KeyAlgorithm), ca.Status, ca.PublicKey,
+				ts(ca.CreatedAt), ts(ca.UpdatedAt), n.SealedKey); err != nil {
+				return dbErr(err, "BootstrapSSHConfig")
+			}
+		}
+		if _, err := tx.exec(ctx, `INSERT INTO project_ssh_configs (`+sshConfigCols+`) VALUES (?, ?, ?, ?, ?, ?)`,
+			c.ID, c.ProjectID, nullStr(c.DefaultUserCAID), nullStr(c.DefaultHostCAID), ts(c.CreatedAt), ts(c.UpdatedAt)); err != nil {
+			return dbErr(err, "BootstrapSSHConfig")
+		}
+		return tx.insertAudits(ctx, evs...)
+	})
+}
+
+const sshGroupCols = `id, org_id, project_id, name, login_mappings, created_at, updated_at`
+
+func scanSSHGroup(sc interface{ Scan(...any) error }) (sshca.HostGroup, error) {
+	var g sshca.HostGroup
+	var ms []storedMapping
+	err := sc.Scan(&g.ID, &g.OrgID, &g.ProjectID, &g.Name, jsonCol{&ms}, timeCol{&g.CreatedAt}, timeCol{&g.UpdatedAt})
+	g.LoginMappings = make([]sshca.LoginMapping, len(ms))
+	for i, m := range ms {
+		g.LoginMappings[i] = sshca.LoginMapping{LoginUser: m.LoginUser, Principals: m.Principals}
+	}
+	return g, err
+}
+
+// CreateSSHHostGroup stores a group with ev; errs.Conflict on a name the
+// organization has.
+func (db *DB) CreateSSHHostGroup(ctx context.Context, g sshca.HostGroup, ev audit.Event) error {
+	return db.Transact(ctx, func(tx *Tx) error {
+		if _, err := tx.exec(ctx, `INSERT INTO ssh_host_groups (`+sshGroupCols+`) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+			g.ID, g.OrgID, g.ProjectID, g.Name, mappingsText(g.LoginMappings), ts(g.CreatedAt), ts(g.UpdatedAt)); err != nil {
+			return dbErr(err, "CreateSSHHostGroup")
+		}
+		return tx.insertAudit(ctx, ev)
+	})
+}
+
+// SSHHostGroup finds a group by id.
+func (db *DB) SSHHostGroup(ctx context.Context, id string) (sshca.HostGroup, error) {
+	g, err := scanSSHGroup(db.readRow(ctx, `SELECT `+sshGroupCols+` FROM ssh_host_groups WHERE id = ?`, id))
+	return g, dbErr(err, "SSHHostGroup")
+}
+
+// SSHHostGroups lists a project's groups by name.
+func (db *DB) SSHHostGroups(ctx context.Context, projectID string) ([]sshca.HostGroup, error) {
+	rows, err := db.readq(ctx, `SELECT `+sshGroupCols+` FROM ssh_host_groups WHERE project_id = ? ORDER BY name, id`, projectID)
+	if err != nil {
+		return nil, dbErr(err, "SSHHostGroups")
+	}
+	defer rows.Close()
+	out := []sshca.HostGroup{}
+	for rows.Next() {
+		g, err := scanSSHGroup(rows)
+		if err != nil {
+			return nil, dbErr(err, "scan SSH host group")
+		}
+		out = append(out, g)
+	}
+	return out, dbErr(rows.Err(), "SSHHostGroups")
+}
+
+// UpdateSSHHostGroup writes a group's name and mappings with ev.
+func (db *DB) UpdateSSHHostGroup(ctx context.Context, g sshca.HostGroup, ev audit.Event) error {
+	return db.Transact(ctx, func(tx *Tx) error {
+		res, err := tx.exec(ctx, `UPDATE ssh_host_groups SET name = ?, login_mappings = ?, updated_at = ? WHERE id = ?`,
+			g.Name, mappingsText(g.LoginMappings), ts(g.UpdatedAt), g.ID)
+		if err != nil {
+			return dbErr(err, "UpdateSSHHostGroup")
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return dbErr(errNoRows, "UpdateSSHHostGroup")
+		}
+		return tx.insertAudit(ctx, ev)
+	})
+}
+
+// DeleteSSHHostGroup deletes a group and its memberships with ev.
+func (db *DB) DeleteSSHHostGroup(ctx context.Context, id string, ev audit.Event) error {
+	return db.Transact(ctx, func(tx *Tx) error {
+		if _, err := tx.exec(ctx, `DELETE FROM ssh_host_group_members WHERE ssh_host_group_id = ?`, id); err != nil {
+			return dbErr(err, "DeleteSSHHostGroup")
+		}
+		res, err := tx.exec(ctx, `DELETE FROM ssh_host_groups WHERE id = ?`, id)
+		if err != nil {
+			return dbErr(err, "DeleteSSHHostGroup")
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return dbErr(errNoRows, "DeleteSSHHostGroup")
+		}
+		return tx.insertAudit(ctx, ev)
+	})
+}
+
+// SSHHostGroupHosts lists a project's hosts by hostname with whether each
+// is in the group and since when.
+func (db *DB) SSHHostGroupHosts(ctx context.Context, groupID, projectID string) ([]sshca.GroupHost, error) {
+	rows, err := db.readq(ctx, `SELECT h.id, h.hostname, h.alias, m.created_at FROM ssh_hosts h
+		LEFT JOIN ssh_host_group_members m ON m.ssh_host_id = h.id AND m.ssh_host_group_id = ?
+		WHERE h.project_id = ? ORDER BY h.hostname, h.id LIMIT ?`, groupID, projectID, sshca.MaxHostsPerProject)
+	if err != nil {
+		return nil, dbErr(err, "SSHHostGroupHosts")
+	}
+	defer rows.Close()
+	out := []sshca.GroupHost{}
+	for rows.Next() {
+		var h sshca.GroupHost
+		if err := rows.Scan(&h.ID, &h.Hostname, &h.Alias, timeCol{&h.JoinedAt}); err != nil {
+			return nil, dbErr(err, "scan SSH host group host")
+		}
+		h.InGroup = !h.JoinedAt.IsZero()
+		out = append(out, h)
+	}
+	return out, dbErr(rows.Err(), "SSHHostGroupHosts")
+}
+
+// AddSSHHostGroupMember puts a host in a group with ev; errs.Conflict if it is.
+func (db *DB) AddSSHHostGroupMember(ctx context.Context, groupID, hostID string, at time.Time, ev audit.Event) error {
+	return db.Transact(ctx, func(tx *Tx) error {
+		if _, err := tx.exec(ctx, `INSERT INTO ssh_host_group_members (ssh_host_group_id, ssh_host_id, created_at) VALUES (?, ?, ?)`,
+			groupID, hostID, ts(at)); err != nil {
+			return dbErr(err, "AddSSHHostGroupMember")
+		}
+		return tx.insertAudit(ctx, ev)
+	})
+}
+
+// RemoveSSHHostGroupMember takes a host out of a group with ev;
+// errs.NotFound if it is not in it.
+func (db *DB) RemoveSSHHostGroupMember(ctx context.Context, groupID, hostID string, ev audit.Event) error {
+	return db.Transact(ctx, func(tx *Tx) error {
+		res, err := tx.exec(ctx, `DELETE FROM ssh_host_group_members WHERE ssh_host_group_id = ? AND ssh_host_id = ?`, groupID, hostID)
+		if err != nil {
+			return dbErr(err, "RemoveSSHHostGroupMember")
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return dbErr(errNoRows, "RemoveSSHHostGroupMember")
 		}
 		return tx.insertAudit(ctx, ev)
 	})
