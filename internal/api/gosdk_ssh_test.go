@@ -93,3 +93,62 @@ func TestGoSDKSSH(t *testing.T) {
 		}
 	})
 }
+
+// The real Go SDK's AddSshHost without CA ids: the host gets the project's
+// default CAs (made on this first host), its host certificate is signed by
+// the default host CA and its logins by the default user CA, as in Infisical.
+func TestGoSDKSSHDefaultCAs(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, d store.Dialect) {
+		e := apptest.Bootstrapped(t, d)
+		p := createProject(t, e, e.Token, map[string]any{"projectName": "sdk-ssh-defaults"})
+		clientID := uaSetup(t, e, map[string]any{})
+		secret, _ := newSecret(t, e, map[string]any{})
+		sdk := newSDK(t, e)
+		if _, err := sdk.Auth().UniversalAuthLogin(clientID, secret); err != nil {
+			t.Fatal(err)
+		}
+		s := sdk.Ssh()
+		host, err := s.AddSshHost(infisical.AddSshHostOptions{ProjectID: p.ID, Hostname: "edge.internal",
+			LoginMappings: []sdkssh.SshHostLoginMapping{{LoginUser: "ops", AllowedPrincipals: sdkssh.AllowedPrincipals{Usernames: []string{e.IdentityID}}}}})
+		if err != nil || host.UserSshCaId == "" || host.HostSshCaId == "" || host.UserSshCaId == host.HostSshCaId {
+			t.Fatalf("SDK AddSshHost without CA ids: %+v %v", host, err)
+		}
+		var cfg sshConfigOut
+		e.Must(t, 200, "GET", "/api/v1/projects/"+p.ID+"/ssh-config", e.Token, nil).Decode(t, &cfg)
+		if *cfg.DefaultUserSshCaID != host.UserSshCaId || *cfg.DefaultHostSshCaID != host.HostSshCaId {
+			t.Fatalf("host CAs %s/%s, defaults %+v", host.UserSshCaId, host.HostSshCaId, cfg)
+		}
+		caKey := func(id string) string {
+			var out struct{ CA sshCAOut }
+			e.Must(t, 200, "GET", "/api/v1/ssh/ca/"+id, e.Token, nil).Decode(t, &out)
+			return out.CA.PublicKey
+		}
+		userCAKey, hostCAKey := caKey(host.UserSshCaId), caKey(host.HostSshCaId)
+		if pk, err := s.GetSshHostHostCaPublicKey(host.ID); err != nil || strings.TrimSpace(pk) != hostCAKey {
+			t.Fatalf("SDK GetSshHostHostCaPublicKey: %q %v", pk, err)
+		}
+		if pk, err := s.GetSshHostUserCaPublicKey(host.ID); err != nil || strings.TrimSpace(pk) != userCAKey {
+			t.Fatalf("SDK GetSshHostUserCaPublicKey: %q %v", pk, err)
+		}
+		pubText, _ := newSSHKey(t)
+		hc, err := s.IssueSshHostHostCert(host.ID, infisical.IssueSshHostHostCertOptions{PublicKey: pubText})
+		if err != nil {
+			t.Fatalf("SDK IssueSshHostHostCert: %v", err)
+		}
+		if c := parseSSHCert(t, hc.SignedKey, hostCAKey); c.CertType != ssh.HostCert || strings.Join(c.ValidPrincipals, ",") != "edge.internal" {
+			t.Fatalf("host certificate %+v", c)
+		}
+		uc, err := s.IssueSshHostUserCert(host.ID, infisical.IssueSshHostUserCertOptions{LoginUser: "ops"})
+		if err != nil {
+			t.Fatalf("SDK IssueSshHostUserCert: %v", err)
+		}
+		if c := parseSSHCert(t, uc.SignedKey, userCAKey); c.CertType != ssh.UserCert || strings.Join(c.ValidPrincipals, ",") != "ops" {
+			t.Fatalf("user certificate %+v", c)
+		}
+		// A second host shares the defaults; no new CAs.
+		h2, err := s.AddSshHost(infisical.AddSshHostOptions{ProjectID: p.ID, Hostname: "edge2.internal"})
+		if err != nil || h2.UserSshCaId != host.UserSshCaId || h2.HostSshCaId != host.HostSshCaId {
+			t.Fatalf("SDK second AddSshHost: %+v %v", h2, err)
+		}
+	})
+}

@@ -28,6 +28,9 @@ type SSHDConfig struct {
 	// when set, its host certificate (authorized_keys form).
 	HostKey         []byte
 	HostCertificate string
+	// RevokedKeys, when set, is a key revocation list (OpenSSH's binary KRL
+	// format) the daemon reads through RevokedKeys.
+	RevokedKeys []byte
 }
 
 // SSHD is a running throwaway sshd.
@@ -104,6 +107,9 @@ func StartSSHD(t testing.TB, c SSHDConfig) *SSHD {
 	}
 	if c.HostCertificate != "" {
 		cfg = append(cfg, "HostCertificate "+write("host_key-cert.pub", []byte(c.HostCertificate)))
+	}
+	if c.RevokedKeys != nil {
+		cfg = append(cfg, "RevokedKeys "+write("revoked.krl", c.RevokedKeys))
 	}
 	for attempt := 1; ; attempt++ {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
