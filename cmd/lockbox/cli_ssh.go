@@ -23,8 +23,30 @@ func (c *cli) publicClient() (*client.Client, error) {
 
 func (c *cli) newSSHCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "ssh", Short: "SSH certificates: sign keys, issue key pairs, manage CAs, templates and hosts"}
-	cmd.AddCommand(c.newSSHSignCmd(), c.newSSHIssueCmd(), c.newSSHCACmd(), c.newSSHTemplateCmd(), c.newSSHHostCmd())
+	cmd.AddCommand(c.newSSHSignCmd(), c.newSSHIssueCmd(), c.newSSHCACmd(), c.newSSHTemplateCmd(), c.newSSHHostCmd(),
+		c.newSSHHostGroupCmd(), c.newSSHRevokeCmd())
 	return cmd
+}
+
+// parseLogins reads --login LOGIN_USER=PRINCIPAL flags into login mappings,
+// one per login user.
+func parseLogins(logins []string) ([]client.SSHLoginMapping, error) {
+	var ms []client.SSHLoginMapping
+	byUser := map[string]int{}
+	for _, l := range logins {
+		user, principal, ok := strings.Cut(l, "=")
+		if !ok || user == "" || principal == "" {
+			return nil, fmt.Errorf("--login %q: want LOGIN_USER=PRINCIPAL", l)
+		}
+		i, seen := byUser[user]
+		if !seen {
+			i = len(ms)
+			byUser[user] = i
+			ms = append(ms, client.SSHLoginMapping{LoginUser: user})
+		}
+		ms[i].AllowedPrincipals.Usernames = append(ms[i].AllowedPrincipals.Usernames, principal)
+	}
+	return ms, nil
 }
 
 // certFlags are the flags of sign and issue.
@@ -312,7 +334,7 @@ func (c *cli) newSSHCACmd() *cobra.Command {
 		}
 	}
 	cmd.AddCommand(create, list, get, pk, del, status("disable", "Stop a CA signing anything (reversible)", "disabled"),
-		status("enable", "Let a disabled CA sign again", "active"))
+		status("enable", "Let a disabled CA sign again", "active"), c.newSSHKRLCmd())
 	return cmd
 }
 
@@ -424,28 +446,18 @@ func (c *cli) newSSHHostCmd() *cobra.Command {
 	var h client.SSHHost
 	var logins []string
 	add := &cobra.Command{
-		Use:   "add --project ID --hostname NAME --user-ca ID --host-ca ID [--login USER=PRINCIPAL,...]",
-		Short: "Register a host; --login ubuntu=<identity id> lets that identity log in as ubuntu",
+		Use:   "add --project ID --hostname NAME [--user-ca ID] [--host-ca ID] [--login USER=PRINCIPAL,...]",
+		Short: "Register a host; --login ubuntu=<identity id> lets that identity log in as ubuntu; CAs not given are the project's defaults",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if h.ProjectID == "" || h.Hostname == "" {
 				return errors.New("--project and --hostname are required")
 			}
-			byUser := map[string]int{}
-			for _, l := range logins {
-				user, principal, ok := strings.Cut(l, "=")
-				if !ok || user == "" || principal == "" {
-					return fmt.Errorf("--login %q: want LOGIN_USER=PRINCIPAL", l)
-				}
-				i, seen := byUser[user]
-				if !seen {
-					i = len(h.LoginMappings)
-					byUser[user] = i
-					h.LoginMappings = append(h.LoginMappings, client.SSHLoginMapping{LoginUser: user})
-				}
-				m := &h.LoginMappings[i]
-				m.AllowedPrincipals.Usernames = append(m.AllowedPrincipals.Usernames, principal)
+			ms, err := parseLogins(logins)
+			if err != nil {
+				return err
 			}
+			h.LoginMappings = ms
 			cl, err := c.client(cmd.Context())
 			if err != nil {
 				return err
@@ -460,8 +472,8 @@ func (c *cli) newSSHHostCmd() *cobra.Command {
 	projectFlag(add, &h.ProjectID)
 	add.Flags().StringVar(&h.Hostname, "hostname", "", "the host's name (its host certificate's principal)")
 	add.Flags().StringVar(&h.Alias, "alias", "", "alias")
-	add.Flags().StringVar(&h.UserSshCaID, "user-ca", "", "ID of the CA that signs user certificates for the host")
-	add.Flags().StringVar(&h.HostSshCaID, "host-ca", "", "ID of the CA that signs the host's certificate")
+	add.Flags().StringVar(&h.UserSshCaID, "user-ca", "", "ID of the CA that signs user certificates for the host (default: the project's default user CA)")
+	add.Flags().StringVar(&h.HostSshCaID, "host-ca", "", "ID of the CA that signs the host's certificate (default: the project's default host CA)")
 	add.Flags().StringVar(&h.UserCertTtl, "user-cert-ttl", "", "validity of user certificates (default 8h)")
 	add.Flags().StringVar(&h.HostCertTtl, "host-cert-ttl", "", "validity of host certificates (default 1y)")
 	add.Flags().StringArrayVar(&logins, "login", nil, "LOGIN_USER=PRINCIPAL (an identity ID, user ID or email); repeat")

@@ -204,9 +204,21 @@ func (c *Client) SSHIssueHostHostCert(ctx context.Context, hostID, publicKey str
 // authorized_keys line of a CA ("/api/v1/ssh/ca/ID/public-key") or of a
 // host's user or host CA ("/api/v1/ssh/hosts/ID/user-ca-public-key").
 func (c *Client) SSHPublicKey(ctx context.Context, path string) (string, error) {
+	b, err := c.publicGet(ctx, path, 64<<10)
+	return strings.TrimSpace(string(b)), err
+}
+
+// SSHKRL reads a CA's key revocation list, in OpenSSH's binary format (no
+// token needed), for sshd's RevokedKeys.
+func (c *Client) SSHKRL(ctx context.Context, caID string) ([]byte, error) {
+	return c.publicGet(ctx, sshCAPath(caID, "/krl"), 64<<20)
+}
+
+// publicGet reads a route served without a token, at most limit bytes.
+func (c *Client) publicGet(ctx context.Context, path string, limit int64) ([]byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.url(path), nil)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	req.Header.Set("User-Agent", "lockbox-cli")
 	hc := c.HTTP
@@ -215,12 +227,12 @@ func (c *Client) SSHPublicKey(ctx context.Context, path string) (string, error) 
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	b, err := io.ReadAll(io.LimitReader(resp.Body, limit))
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	if resp.StatusCode != http.StatusOK {
 		var eb struct {
@@ -229,7 +241,128 @@ func (c *Client) SSHPublicKey(ctx context.Context, path string) (string, error) 
 			ReqID   string `json:"reqId"`
 		}
 		json.Unmarshal(b, &eb)
-		return "", &APIError{StatusCode: resp.StatusCode, Name: eb.Error, Message: eb.Message, ReqID: eb.ReqID}
+		return nil, &APIError{StatusCode: resp.StatusCode, Name: eb.Error, Message: eb.Message, ReqID: eb.ReqID}
 	}
-	return strings.TrimSpace(string(b)), nil
+	return b, nil
+}
+
+// SSHCertRecord is the record of an issued certificate (not the certificate).
+type SSHCertRecord struct {
+	ID           string   `json:"id"`
+	SshCaID      string   `json:"sshCaId"`
+	SerialNumber string   `json:"serialNumber"`
+	CertType     string   `json:"certType"`
+	Principals   []string `json:"principals"`
+	KeyID        string   `json:"keyId"`
+	NotAfter     string   `json:"notAfter"`
+	Status       string   `json:"status"`
+	RevokedAt    *string  `json:"revokedAt"`
+}
+
+// SSHRevoke revokes an issued certificate by id or serial number; caID
+// tells apart a serial that two CAs issued ("" if not needed).
+func (c *Client) SSHRevoke(ctx context.Context, ref, caID string) (SSHCertRecord, error) {
+	var out struct {
+		Certificate SSHCertRecord `json:"certificate"`
+	}
+	body := map[string]string{}
+	if caID != "" {
+		body["sshCaId"] = caID
+	}
+	err := c.Do(ctx, http.MethodPost, "/api/v1/ssh/certificates/"+url.PathEscape(ref)+"/revoke", body, &out)
+	return out.Certificate, err
+}
+
+// SSHHostGroup is a set of hosts whose login mappings apply to each.
+type SSHHostGroup struct {
+	ID            string            `json:"id,omitempty"`
+	ProjectID     string            `json:"projectId,omitempty"`
+	Name          string            `json:"name,omitempty"`
+	LoginMappings []SSHLoginMapping `json:"loginMappings,omitempty"`
+}
+
+// SSHGroupHost is a host of a group's project, as the group lists it.
+type SSHGroupHost struct {
+	ID            string  `json:"id"`
+	Hostname      string  `json:"hostname"`
+	Alias         *string `json:"alias"`
+	IsPartOfGroup bool    `json:"isPartOfGroup"`
+	JoinedGroupAt *string `json:"joinedGroupAt"`
+}
+
+func sshGroupPath(id, suffix string) string {
+	return "/api/v1/ssh/host-groups/" + url.PathEscape(id) + suffix
+}
+
+// SSHCreateHostGroup creates a host group.
+func (c *Client) SSHCreateHostGroup(ctx context.Context, g SSHHostGroup) (SSHHostGroup, error) {
+	if g.LoginMappings == nil {
+		g.LoginMappings = []SSHLoginMapping{}
+	}
+	var out SSHHostGroup
+	err := c.Do(ctx, http.MethodPost, "/api/v1/ssh/host-groups", g, &out)
+	return out, err
+}
+
+// SSHUpdateHostGroup renames a group (name not empty) or replaces its login
+// mappings (mappings not nil).
+func (c *Client) SSHUpdateHostGroup(ctx context.Context, id, name string, mappings []SSHLoginMapping) (SSHHostGroup, error) {
+	body := map[string]any{}
+	if name != "" {
+		body["name"] = name
+	}
+	if mappings != nil {
+		body["loginMappings"] = mappings
+	}
+	var out SSHHostGroup
+	err := c.Do(ctx, http.MethodPatch, sshGroupPath(id, ""), body, &out)
+	return out, err
+}
+
+// SSHHostGroup reads a host group.
+func (c *Client) SSHHostGroup(ctx context.Context, id string) (SSHHostGroup, error) {
+	var out SSHHostGroup
+	err := c.Do(ctx, http.MethodGet, sshGroupPath(id, ""), nil, &out)
+	return out, err
+}
+
+// SSHHostGroups lists a project's host groups.
+func (c *Client) SSHHostGroups(ctx context.Context, projectID string) ([]SSHHostGroup, error) {
+	var out struct {
+		Groups []SSHHostGroup `json:"groups"`
+	}
+	err := c.Do(ctx, http.MethodGet, "/api/v1/projects/"+url.PathEscape(projectID)+"/ssh-host-groups", nil, &out)
+	return out.Groups, err
+}
+
+// SSHDeleteHostGroup deletes a host group; its hosts stay.
+func (c *Client) SSHDeleteHostGroup(ctx context.Context, id string) (SSHHostGroup, error) {
+	var out SSHHostGroup
+	err := c.Do(ctx, http.MethodDelete, sshGroupPath(id, ""), nil, &out)
+	return out, err
+}
+
+// SSHGroupHosts lists the hosts of a group's project with whether each is
+// in the group; filter is "", "group-members" or "non-group-members".
+func (c *Client) SSHGroupHosts(ctx context.Context, id, filter string) ([]SSHGroupHost, error) {
+	path := sshGroupPath(id, "/hosts")
+	if filter != "" {
+		path += "?filter=" + url.QueryEscape(filter)
+	}
+	var out struct {
+		Hosts []SSHGroupHost `json:"hosts"`
+	}
+	err := c.Do(ctx, http.MethodGet, path, nil, &out)
+	return out.Hosts, err
+}
+
+// SSHAddHostToGroup puts a host in a group (add true) or takes it out.
+func (c *Client) SSHAddHostToGroup(ctx context.Context, groupID, hostID string, add bool) (SSHHost, error) {
+	method := http.MethodPost
+	if !add {
+		method = http.MethodDelete
+	}
+	var out SSHHost
+	err := c.Do(ctx, method, sshGroupPath(groupID, "/hosts/"+url.PathEscape(hostID)), nil, &out)
+	return out, err
 }
