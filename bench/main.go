@@ -7,6 +7,7 @@
 //	go run ./bench -scenario ceiling -secrets 100 -c 16 -d 5s -expand=false -imports=false
 //	go run ./bench -scenario kms-encrypt -c 16 -d 10s -db postgres
 //	go run ./bench -scenario pki-issue -c 8 -d 10s -db sqlite
+//	go run ./bench -scenario ssh-sign -ssh-ca RSA_2048 -c 16 -d 10s -db sqlite
 package main
 
 import (
@@ -62,7 +63,8 @@ func main() {
 }
 
 func run() error {
-	scenario := flag.String("scenario", "login", "login, jwt-login, secrets-list, secret-get, ceiling, secret-create, kms-encrypt, kms-decrypt, kms-sign, kms-verify, pki-issue, mixed, lease-create, revoke-lag or startup")
+	scenario := flag.String("scenario", "login", "login, jwt-login, secrets-list, secret-get, ceiling, secret-create, kms-encrypt, kms-decrypt, kms-sign, kms-verify, pki-issue, ssh-sign, mixed, lease-create, revoke-lag or startup")
+	sshCA := flag.String("ssh-ca", "ED25519", "ssh-sign: the CA's key algorithm (ED25519, EC_prime256v1, EC_secp384r1, RSA_2048, RSA_4096)")
 	kmsRSA := flag.Bool("rsa", false, "kms-sign, kms-verify: an RSA_4096 key (RSASSA_PSS_SHA_256) instead of ECC_NIST_P256 (ECDSA_SHA_256)")
 	leases := flag.Int("leases", 10000, "lease rows (revoke-lag, startup)")
 	parallel := flag.Int("parallel", 0, "revoke-lag: dynamic secrets the worker revokes at once (0: its default)")
@@ -158,6 +160,8 @@ func run() error {
 		op, err = prepareKMS(ctx, c, url, *scenario, *kmsRSA)
 	case "pki-issue":
 		op, err = preparePKIIssue(ctx, c, url)
+	case "ssh-sign":
+		op, err = prepareSSHSign(ctx, c, url, *sshCA)
 	case "secrets-list", "secret-get", "ceiling":
 		get := ""
 		if *scenario == "secret-get" {
@@ -189,6 +193,9 @@ func run() error {
 	res.Scenario, res.Database, res.Secrets = *scenario, *db, *secrets
 	if *kmsRSA && (*scenario == "kms-sign" || *scenario == "kms-verify") {
 		res.Scenario += " -rsa"
+	}
+	if *scenario == "ssh-sign" {
+		res.Scenario += " " + *sshCA
 	}
 	if *scenario == "secrets-list" || *scenario == "secret-get" || *scenario == "ceiling" {
 		if !*expand {

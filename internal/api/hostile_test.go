@@ -215,6 +215,9 @@ func public(path string) bool {
 	if strings.HasPrefix(path, "/api/v1/ssh/") && strings.HasSuffix(path, "public-key") {
 		return true // SSH CA public keys, served to anyone as Infisical serves them
 	}
+	if strings.HasPrefix(path, "/api/v1/ssh/ca/") && strings.HasSuffix(path, "/krl") {
+		return true // an SSH CA's revocation list, for sshd's RevokedKeys
+	}
 	if path == "/api/v1/invite-org/verify" || path == "/api/v1/invite-org/accept" {
 		return true // an invitation's one-time token is in the body
 	}
