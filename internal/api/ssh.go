@@ -714,12 +714,16 @@ func (s *Server) sshProjectGroups(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
-	out := make([]wireSSHHostGroup, len(gs))
+	type listed struct {
+		wireSSHHostGroup
+		HostCount int `json:"hostCount"`
+	}
+	out := make([]listed, len(gs))
 	for i, g := range gs {
-		out[i] = toWireSSHHostGroup(g)
+		out[i] = listed{toWireSSHHostGroup(g), g.HostCount}
 	}
 	return writeJSON(w, http.StatusOK, struct {
-		Groups []wireSSHHostGroup `json:"groups"`
+		Groups []listed `json:"groups"`
 	}{out})
 }
 

@@ -220,9 +220,14 @@ func TestSSHHostGroups(t *testing.T) {
 
 		// Authorization: viewers and members read; they neither create, change nor fill groups.
 		e.Must(t, 200, "GET", "/api/v1/ssh/host-groups/"+g.ID, viewer, nil)
-		var list struct{ Groups []sshGroupOut }
+		var list struct {
+			Groups []struct {
+				sshGroupOut
+				HostCount int
+			}
+		}
 		e.Must(t, 200, "GET", "/api/v1/projects/"+a.ID+"/ssh-host-groups", member, nil).Decode(t, &list)
-		if len(list.Groups) != 1 || list.Groups[0].ID != g.ID {
+		if len(list.Groups) != 1 || list.Groups[0].ID != g.ID || list.Groups[0].HostCount != 1 {
 			t.Fatalf("project groups %+v", list)
 		}
 		for _, tok := range []string{viewer, member} {

@@ -20,6 +20,7 @@ type HostGroup struct {
 	ProjectID     string
 	Name          string // a slug, unique in the organization (as Infisical's)
 	LoginMappings []LoginMapping
+	HostCount     int // set by lists only
 	CreatedAt     time.Time
 	UpdatedAt     time.Time
 }

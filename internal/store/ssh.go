@@ -579,18 +579,25 @@ func (db *DB) SSHHostGroup(ctx context.Context, id string) (sshca.HostGroup, err
 	return g, dbErr(err, "SSHHostGroup")
 }
 
-// SSHHostGroups lists a project's groups by name.
+// SSHHostGroups lists a project's groups by name, with their host counts.
 func (db *DB) SSHHostGroups(ctx context.Context, projectID string) ([]sshca.HostGroup, error) {
-	rows, err := db.readq(ctx, `SELECT `+sshGroupCols+` FROM ssh_host_groups WHERE project_id = ? ORDER BY name, id`, projectID)
+	rows, err := db.readq(ctx, `SELECT g.id, g.org_id, g.project_id, g.name, g.login_mappings, g.created_at, g.updated_at,
+		(SELECT COUNT(*) FROM ssh_host_group_members m WHERE m.ssh_host_group_id = g.id)
+		FROM ssh_host_groups g WHERE g.project_id = ? ORDER BY g.name, g.id`, projectID)
 	if err != nil {
 		return nil, dbErr(err, "SSHHostGroups")
 	}
 	defer rows.Close()
 	out := []sshca.HostGroup{}
 	for rows.Next() {
-		g, err := scanSSHGroup(rows)
-		if err != nil {
+		var g sshca.HostGroup
+		var ms []storedMapping
+		if err := rows.Scan(&g.ID, &g.OrgID, &g.ProjectID, &g.Name, jsonCol{&ms}, timeCol{&g.CreatedAt}, timeCol{&g.UpdatedAt}, &g.HostCount); err != nil {
 			return nil, dbErr(err, "scan SSH host group")
+		}
+		g.LoginMappings = make([]sshca.LoginMapping, len(ms))
+		for i, m := range ms {
+			g.LoginMappings[i] = sshca.LoginMapping{LoginUser: m.LoginUser, Principals: m.Principals}
 		}
 		out = append(out, g)
 	}
