@@ -421,3 +421,37 @@ func parseKRLSerials(t *testing.T, b []byte) map[string]bool {
 	}
 	return out
 }
+
+// Hosts registered at once in a project without defaults share one set of
+// default CAs: the losers of the race store nothing of theirs.
+func TestSSHDefaultCAsRace(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, d store.Dialect) {
+		e := apptest.Bootstrapped(t, d)
+		p := createProject(t, e, e.Token, map[string]any{"projectName": "ssh-defaults-race"})
+		const n = 6
+		hosts := make([]sshHostOut, n)
+		done := make(chan apptest.Response, n)
+		for i := range n {
+			go func() {
+				done <- e.Do(t, "POST", "/api/v1/ssh/hosts", e.Token, map[string]any{"projectId": p.ID, "hostname": "race" + itoa(uint64(i)) + ".example.com"})
+			}()
+		}
+		for i := range n {
+			r := <-done
+			if r.Status != 200 {
+				t.Fatalf("host %d: %d %s", i, r.Status, r.Body)
+			}
+			r.Decode(t, &hosts[i])
+		}
+		for _, h := range hosts[1:] {
+			if h.UserSshCaID != hosts[0].UserSshCaID || h.HostSshCaID != hosts[0].HostSshCaID {
+				t.Fatalf("hosts with different defaults: %+v %+v", hosts[0], h)
+			}
+		}
+		var cas struct{ CAs []sshCAOut }
+		e.Must(t, 200, "GET", "/api/v1/projects/"+p.ID+"/ssh-cas", e.Token, nil).Decode(t, &cas)
+		if len(cas.CAs) != 2 {
+			t.Fatalf("%d CAs after the race", len(cas.CAs))
+		}
+	})
+}
