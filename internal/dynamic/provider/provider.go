@@ -56,6 +56,19 @@ type BatchRevoker interface {
 	RevokeMany(ctx context.Context, usernames []string) error
 }
 
+// Disabler is implemented by providers that can make credentials unusable
+// at once, cheaply, and remove them later (two-phase revocation): after
+// DisableMany no listed credential can log in and none of their sessions
+// remains, but the principals still exist; BatchRevoker.RevokeMany removes
+// them. Disables reports whether this configuration takes that path (a
+// custom revocation statement does not: it is run as written, in one phase).
+// Users that no longer exist are skipped; disabling one twice is success.
+type Disabler interface {
+	BatchRevoker
+	Disables() bool
+	DisableMany(ctx context.Context, usernames []string) error
+}
+
 // CreateRequest describes a credential to make.
 type CreateRequest struct {
 	Username   string

@@ -87,6 +87,7 @@ type SQL struct {
 var _ provider.Provider = (*SQL)(nil)
 var _ provider.Renewer = (*SQL)(nil)
 var _ provider.BatchRevoker = (*SQL)(nil)
+var _ provider.Disabler = (*SQL)(nil)
 
 // New decodes inputs strictly and validates them without connecting.
 func New(inputs json.RawMessage) (provider.Provider, error) {
@@ -321,15 +322,115 @@ func (s *SQL) RevokeMany(ctx context.Context, usernames []string) error {
 		return describe("look up users", err)
 	}
 	defer release()
-	stmt, err := s.revokeManyStmt(ctx, db, usernames)
+	if s.flavor == "mysql" {
+		stmt, err := s.revokeManyStmt(ctx, db, usernames)
+		if err != nil || stmt == "" {
+			return err
+		}
+		return s.exec(ctx, "drop users", stmt)
+	}
+	// On PostgreSQL the users are looked up under the advisory lock, in the
+	// transaction that drops them: a concurrent drop of the same users (the
+	// worker's cleanup and a deletion of the dynamic secret) cannot leave
+	// this one naming a role that no longer exists.
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return describe("drop users", err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, strings.TrimSpace(pgLock)); err != nil {
+		return describe("drop users", err)
+	}
+	stmt, err := s.revokeManyStmt(ctx, tx, usernames)
 	if err != nil || stmt == "" {
 		return err
 	}
-	return s.exec(ctx, "drop users", stmt)
+	if s.Disables() {
+		// Sessions a disable may have missed (see DisableMany) end here,
+		// before the drop: a dropped role's sessions no longer show its name.
+		if err := terminate(ctx, tx, usernames); err != nil {
+			return describe("end sessions", err)
+		}
+	}
+	if _, err := tx.ExecContext(ctx, stmt); err != nil {
+		return describe("drop users", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return describe("drop users", err)
+	}
+	return nil
+}
+
+// querier is a *sql.DB or a *sql.Tx.
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
+// Disables reports whether revocation takes two phases: on PostgreSQL with
+// the default revocation statement. Removing a role's privileges on an
+// object reads all of that object's pg_shdepend rows, so with every lease's
+// role granted CONNECT on one database, dropping n roles reads n²/2 index
+// entries however they are batched (seconds at 10,000). Disabling a role
+// reads none, so the credential dies at once and the drop follows in the
+// background. A custom revocation statement runs as written, in one phase.
+func (s *SQL) Disables() bool {
+	return s.flavor == "postgres" && s.cfg.RevocationStatement == defaults["postgres"][1]
+}
+
+// DisableMany makes the listed PostgreSQL roles unusable without dropping
+// them: NOLOGIN, no password, VALID UNTIL -infinity, in one transaction;
+// then, once that is committed, it ends their sessions (pg_terminate_backend,
+// which takes a superuser admin, a member of pg_signal_backend or one with
+// the roles' privileges). A session that finished authenticating just
+// before the commit but registers after the termination query is ended at
+// the latest by RevokeMany, which terminates again before it drops. Roles that do not exist are skipped.
+func (s *SQL) DisableMany(ctx context.Context, usernames []string) error {
+	if !s.Disables() {
+		return errors.New("disable: not supported with this configuration")
+	}
+	for _, u := range usernames {
+		if _, err := s.render("", u, "", time.Time{}); err != nil {
+			return err
+		}
+	}
+	db, release, err := s.open(ctx)
+	if err != nil {
+		return describe("look up users", err)
+	}
+	defer release()
+	present, err := s.presentPG(ctx, db, usernames)
+	if err != nil {
+		return describe("look up users", err)
+	}
+	if len(present) == 0 {
+		return nil
+	}
+	slices.Sort(present)
+	var stmts strings.Builder
+	for _, u := range present {
+		// No advisory lock: this updates the roles' own pg_authid rows only,
+		// never an object's ACL, so it cannot collide with a GRANT.
+		stmts.WriteString(`ALTER ROLE "` + u + `" WITH NOLOGIN PASSWORD NULL VALID UNTIL '-infinity';` + "\n")
+	}
+	if _, err := db.ExecContext(ctx, stmts.String()); err != nil {
+		return describe("disable users", err)
+	}
+	if err := terminate(ctx, db, present); err != nil {
+		return describe("end sessions", err)
+	}
+	return nil
+}
+
+// terminate ends every session of the listed roles.
+func terminate(ctx context.Context, db querier, roles []string) error {
+	_, err := db.ExecContext(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+		WHERE usename = ANY($1) AND pid <> pg_backend_pid()`, roles)
+	return err
 }
 
 // revokeManyStmt is what RevokeMany runs for usernames: empty when none exists.
-func (s *SQL) revokeManyStmt(ctx context.Context, db *sql.DB, usernames []string) (string, error) {
+func (s *SQL) revokeManyStmt(ctx context.Context, db querier, usernames []string) (string, error) {
 	batched := s.cfg.RevocationStatement == defaults[s.flavor][1]
 	var present []string
 	var grants map[string][]string // PostgreSQL, batched: object -> the users holding privileges on it
@@ -393,7 +494,7 @@ func pgList(names []string) string {
 	return strings.Join(quoted, ", ")
 }
 
-func (s *SQL) presentMySQL(ctx context.Context, db *sql.DB, usernames []string) ([]string, error) {
+func (s *SQL) presentMySQL(ctx context.Context, db querier, usernames []string) ([]string, error) {
 	args := make([]any, len(usernames))
 	for i, u := range usernames {
 		args[i] = u
@@ -402,7 +503,7 @@ func (s *SQL) presentMySQL(ctx context.Context, db *sql.DB, usernames []string) 
 		strings.TrimSuffix(strings.Repeat("?,", len(usernames)), ",")+`)`, args...))
 }
 
-func (s *SQL) presentPG(ctx context.Context, db *sql.DB, usernames []string) ([]string, error) {
+func (s *SQL) presentPG(ctx context.Context, db querier, usernames []string) ([]string, error) {
 	return column(db.QueryContext(ctx, `SELECT rolname FROM pg_roles WHERE rolname = ANY($1)`, usernames))
 }
 
@@ -444,7 +545,7 @@ FROM r LEFT JOIN o ON o.refobjid = r.oid AND o.dbid IN (0, (SELECT oid FROM pg_d
 
 // pgGrants runs pgUserGrants: the roles that exist, and per object the
 // roles holding privileges on it.
-func pgGrants(ctx context.Context, db *sql.DB, usernames []string) ([]string, map[string][]string, error) {
+func pgGrants(ctx context.Context, db querier, usernames []string) ([]string, map[string][]string, error) {
 	rows, err := db.QueryContext(ctx, pgUserGrants, usernames)
 	if err != nil {
 		return nil, nil, err
