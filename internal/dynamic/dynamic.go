@@ -81,6 +81,18 @@ type Lease struct {
 	UpdatedAt       time.Time
 }
 
+// Cleanup is the role of a revoked lease that was disabled in its target
+// and waits there to be dropped (two-phase revocation).
+type Cleanup struct {
+	LeaseID         string
+	DynamicSecretID string
+	Username        string
+	DueAt           time.Time
+	Attempts        int
+	LastError       string
+	CreatedAt       time.Time
+}
+
 // SealedSecret and SealedLease are what the store keeps.
 type SealedSecret struct {
 	Secret
@@ -100,7 +112,8 @@ type Store interface {
 	DynamicSecretByID(ctx context.Context, id string) (SealedSecret, error)
 	DynamicSecrets(ctx context.Context, folderID string) ([]SealedSecret, error)
 	UpdateDynamicSecret(ctx context.Context, s SealedSecret, ev audit.Event) error
-	// DeleteDynamicSecret deletes it with its (already revoked) lease rows.
+	// DeleteDynamicSecret deletes it with its (already revoked) lease rows
+	// and its cleanups (done, or given up by a forced deletion).
 	DeleteDynamicSecret(ctx context.Context, id string, ev audit.Event) error
 
 	// InsertLease commits a lease row in state creating, before the target is touched.
@@ -129,6 +142,20 @@ type Store interface {
 	FinishRevoke(ctx context.Context, id string, ok bool, details string, retryAt time.Time, evs ...audit.Event) error
 	// RevokedMany marks leases revoked in one write, with evs.
 	RevokedMany(ctx context.Context, ids []string, evs ...audit.Event) error
+	// DisabledMany marks leases revoked whose credentials were disabled but
+	// not removed, and queues a cleanup of each one's user (due at once), in
+	// the same transaction, with evs.
+	DisabledMany(ctx context.Context, ids []string, evs ...audit.Event) error
+	// ClaimCleanups takes up to limit due cleanups of one dynamic secret (the
+	// one with the longest-due cleanup), moving their due time to claimUntil.
+	ClaimCleanups(ctx context.Context, now, claimUntil time.Time, limit int) ([]Cleanup, error)
+	// FinishCleanups records the outcome of cleanups: ok deletes them (the
+	// users are gone); otherwise they are retried at retryAt, with details.
+	FinishCleanups(ctx context.Context, leaseIDs []string, ok bool, details string, retryAt time.Time) error
+	// Cleanups lists a dynamic secret's pending cleanups, claimed or not.
+	Cleanups(ctx context.Context, dynamicSecretID string) ([]Cleanup, error)
+	// NextCleanup is the earliest due time of a cleanup, or zero. It only reads.
+	NextCleanup(ctx context.Context) (time.Time, error)
 	// NextDue is the earliest due time of live work of dynamic secrets other
 	// than except, or zero.
 	NextDue(ctx context.Context, except ...string) (time.Time, error)
@@ -579,9 +606,10 @@ func (s *Service) Update(ctx context.Context, actor authz.Actor, sc Scope, name 
 	return sec, s.store.UpdateDynamicSecret(ctx, SealedSecret{Secret: sec, SealedInputs: sealed}, secretEvent(actor, "update-dynamic-secret", sec))
 }
 
-// Delete revokes every live lease of a dynamic secret, then deletes it. If a
-// revocation fails the secret stays (400) unless forced; forced deletion
-// leaves credentials that could not be revoked in the target.
+// Delete revokes every live lease of a dynamic secret, drops the disabled
+// users of its revoked leases still waiting for it, then deletes it. If a
+// revocation or a drop fails the secret stays (400) unless forced; forced
+// deletion leaves credentials that could not be removed in the target.
 func (s *Service) Delete(ctx context.Context, actor authz.Actor, sc Scope, name string, forced bool) (Secret, error) {
 	sec, _, err := s.byName(ctx, actor, sc, name, authz.ActDeleteRootCredential)
 	if err != nil {
@@ -598,6 +626,23 @@ func (s *Service) Delete(ctx context.Context, actor authz.Actor, sc Scope, name 
 		}
 		if got.Status != Revoked {
 			return Secret{}, errs.BadRequest("Failed to revoke lease %s (%s); retry, or delete with isForced", got.ID, got.StatusDetails)
+		}
+	}
+	// Users of revoked leases that are disabled but not yet dropped go now,
+	// whether or not the worker is at them (dropping is idempotent): the
+	// secret's deletion leaves no user behind, unless forced.
+	cleanups, err := s.store.Cleanups(ctx, sec.ID)
+	if err != nil {
+		return Secret{}, err
+	}
+	if len(cleanups) > 0 {
+		names := make([]string, len(cleanups))
+		for i, c := range cleanups {
+			names[i] = c.Username
+		}
+		if err := s.dropUsers(ctx, sec.ID, names); err != nil && !forced {
+			return Secret{}, errs.BadRequest("Failed to drop %d disabled users of revoked leases (%s); retry, or delete with isForced",
+				len(names), truncate(err.Error(), 250))
 		}
 	}
 	return sec, s.store.DeleteDynamicSecret(ctx, sec.ID, secretEvent(actor, "delete-dynamic-secret", sec))

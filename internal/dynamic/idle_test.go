@@ -21,12 +21,18 @@ type claimCounter struct {
 	claims atomic.Int64
 }
 
+func (c *claimCounter) ClaimCleanups(ctx context.Context, now, until time.Time, limit int) ([]dynamic.Cleanup, error) {
+	c.claims.Add(1)
+	return c.DB.ClaimCleanups(ctx, now, until, limit)
+}
+
 func (c *claimCounter) ClaimDueLeases(ctx context.Context, dsID string, now, until time.Time, limit int) ([]dynamic.SealedLease, error) {
 	c.claims.Add(1)
 	return c.DB.ClaimDueLeases(ctx, dsID, now, until, limit)
 }
 
-// TestIdleWorkerDoesNotWrite: with no lease due, ticks and Run only read.
+// TestIdleWorkerDoesNotWrite: with no lease and no cleanup due, ticks and
+// Run only read.
 func TestIdleWorkerDoesNotWrite(t *testing.T) {
 	for _, d := range storetest.Engines {
 		t.Run(string(d), func(t *testing.T) {
@@ -51,7 +57,7 @@ func TestIdleWorkerDoesNotWrite(t *testing.T) {
 			defer cancel()
 			w.Run(ctx)
 			if n := st.claims.Load(); n != 0 {
-				t.Fatalf("%d claim transactions with no lease due", n)
+				t.Fatalf("%d claim transactions with nothing due", n)
 			}
 		})
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -312,6 +313,44 @@ func (s *Service) revokeWith(ctx context.Context, sec Secret, l Lease) error {
 	pctx, cancel := context.WithTimeout(ctx, ProviderTimeout)
 	defer cancel()
 	return p.Revoke(pctx, provider.RevokeRequest{Username: l.Username})
+}
+
+// dropBatch is how many disabled users one call to the target drops.
+const dropBatch = 200
+
+// dropUsers removes users of a dynamic secret that were disabled (the second
+// phase of a revocation), dropBatch at a time. Users already gone are skipped.
+func (s *Service) dropUsers(ctx context.Context, dsID string, names []string) error {
+	ss, err := s.store.DynamicSecretByID(ctx, dsID)
+	if err != nil {
+		return err
+	}
+	sec, err := s.open(ctx, ss, "", "")
+	if err != nil {
+		return err
+	}
+	p, err := s.provider(sec)
+	if err != nil {
+		return err
+	}
+	br, batched := p.(provider.BatchRevoker)
+	for chunk := range slices.Chunk(names, dropBatch) {
+		pctx, cancel := context.WithTimeout(ctx, ProviderTimeout)
+		if batched {
+			err = br.RevokeMany(pctx, chunk)
+		} else {
+			for _, u := range chunk {
+				if err = p.Revoke(pctx, provider.RevokeRequest{Username: u}); err != nil {
+					break
+				}
+			}
+		}
+		cancel()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // backoff is the wait before retry n: 1s, 2s, 4s ... capped at 5 minutes.

@@ -33,6 +33,10 @@ type Worker struct {
 	Batch int
 	// Parallel is how many dynamic secrets are revoked at once.
 	Parallel int
+	// Starve bounds how long due cleanups (drops of disabled users) wait
+	// while revocations keep the worker busy: they run when no revocation
+	// does, or when none has run for this long.
+	Starve time.Duration
 }
 
 // NewWorker returns the revocation worker of svc.
@@ -40,7 +44,7 @@ func NewWorker(svc *Service, log *slog.Logger) *Worker {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Worker{svc: svc, log: log, MaxWait: time.Second, Batch: 200, Parallel: 8}
+	return &Worker{svc: svc, log: log, MaxWait: time.Second, Batch: 200, Parallel: 8, Starve: 30 * time.Second}
 }
 
 // Run works until ctx is done. It hands each dynamic secret with due leases
@@ -48,9 +52,16 @@ func NewWorker(svc *Service, log *slog.Logger) *Worker {
 // batch until none is due, and otherwise sleeps until the next due lease of
 // a secret not being worked on, a wake-up from this node or the end of a
 // secret's work, never longer than MaxWait. With nothing due it only reads.
+//
+// Cleanups (users of revoked leases that were disabled, waiting to be
+// dropped) are worked one batch at a time by one more goroutine, after the
+// revocations: when none is running, or when cleanups have waited Starve.
 func (w *Worker) Run(ctx context.Context) error {
 	busy := map[string]bool{}
 	done := make(chan string, max(w.Parallel, 1)) // one send per goroutine: never blocks
+	dismantled := make(chan struct{}, 1)
+	dismantling := false
+	var lastDismantle time.Time
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	for {
@@ -87,6 +98,26 @@ func (w *Worker) Run(ctx context.Context) error {
 				continue // what is due next, apart from these, has changed
 			}
 		}
+		if !dismantling {
+			next, err := w.svc.store.NextCleanup(ctx)
+			switch {
+			case err != nil:
+				if ctx.Err() == nil {
+					w.log.Error("lease worker: cleanups", "err", err.Error())
+				}
+			case next.IsZero():
+			case next.After(now):
+				wait = min(wait, next.Sub(now))
+			case len(busy) == 0 || now.Sub(lastDismantle) >= w.Starve:
+				dismantling, lastDismantle = true, now
+				wg.Go(func() {
+					w.dismantle(ctx)
+					dismantled <- struct{}{}
+				})
+			default:
+				wait = min(wait, w.Starve-now.Sub(lastDismantle))
+			}
+		}
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
@@ -94,6 +125,8 @@ func (w *Worker) Run(ctx context.Context) error {
 			return nil
 		case id := <-done:
 			delete(busy, id)
+		case <-dismantled:
+			dismantling = false
 		case <-w.svc.wake:
 		case <-t.C:
 		}
@@ -101,7 +134,50 @@ func (w *Worker) Run(ctx context.Context) error {
 		for len(done) > 0 {
 			delete(busy, <-done)
 		}
+		if len(dismantled) > 0 {
+			<-dismantled
+			dismantling = false
+		}
 	}
+}
+
+// dismantle claims one batch of due cleanups (all of one dynamic secret) and
+// drops their users in the target; it reports how many it claimed. A
+// failure is retried with backoff: the users stay disabled meanwhile.
+func (w *Worker) dismantle(ctx context.Context) int {
+	s := w.svc
+	now := s.now().UTC()
+	cs, err := s.store.ClaimCleanups(ctx, now, now.Add(ProviderTimeout+10*time.Second), w.Batch)
+	if err != nil || len(cs) == 0 {
+		if err != nil && ctx.Err() == nil {
+			w.log.Error("lease worker: claim cleanups", "err", err.Error())
+			t := time.NewTimer(w.MaxWait)
+			select {
+			case <-ctx.Done():
+			case <-t.C:
+			}
+			t.Stop()
+		}
+		return 0
+	}
+	ids := make([]string, len(cs))
+	names := make([]string, len(cs))
+	attempts := 0
+	for i, c := range cs {
+		ids[i], names[i] = c.LeaseID, c.Username
+		attempts = max(attempts, c.Attempts)
+	}
+	dsID := cs[0].DynamicSecretID
+	err = s.dropUsers(ctx, dsID, names)
+	details := ""
+	if err != nil {
+		details = truncate(err.Error(), 250) + " - retrying automatically"
+		w.log.Warn("dropping disabled users failed", "dynamicSecret", dsID, "users", len(names), "attempt", attempts+1, "err", details)
+	}
+	if ferr := s.store.FinishCleanups(context.WithoutCancel(ctx), ids, err == nil, details, s.now().UTC().Add(backoff(attempts+1))); ferr != nil {
+		w.log.Error("lease worker: record cleanups", "dynamicSecret", dsID, "err", ferr.Error())
+	}
+	return len(cs)
 }
 
 // drain revokes a dynamic secret's due leases, a batch at a time, until a
@@ -169,6 +245,23 @@ func (w *Worker) revokeGroup(ctx context.Context, dsID string, leases []SealedLe
 	if err == nil {
 		sec, err = s.open(ctx, ss, "", "")
 	}
+	if err == nil {
+		if p, perr := s.provider(sec); perr == nil {
+			if d, ok := p.(provider.Disabler); ok && d.Disables() {
+				names := make([]string, len(leases))
+				for i, l := range leases {
+					names[i] = l.Username
+				}
+				pctx, cancel := context.WithTimeout(ctx, ProviderTimeout)
+				derr := d.DisableMany(pctx, names)
+				cancel()
+				if derr == nil {
+					return func() { w.recordDisabled(context.WithoutCancel(ctx), sec, leases) }
+				}
+				w.log.Warn("disabling users failed; revoking in one phase", "dynamicSecret", dsID, "err", truncate(derr.Error(), 250))
+			}
+		}
+	}
 	if err == nil && len(leases) > 1 {
 		if p, perr := s.provider(sec); perr == nil {
 			if br, ok := p.(provider.BatchRevoker); ok {
@@ -218,6 +311,31 @@ func (w *Worker) recordRevoked(ctx context.Context, sec Secret, leases []SealedL
 	}
 }
 
+// recordDisabled records a batch of leases revoked whose users were
+// disabled, queues the users' cleanups in the same transaction, and feeds
+// the metrics. Should it fail, the claims expire and the leases are
+// disabled again (disabling is idempotent).
+func (w *Worker) recordDisabled(ctx context.Context, sec Secret, leases []SealedLease) {
+	s := w.svc
+	ids := make([]string, len(leases))
+	evs := make([]audit.Event, len(leases))
+	for i, l := range leases {
+		ids[i], evs[i] = l.ID, revokeEvent(sec, l.Lease, "")
+		evs[i].Metadata["cleanup"] = "pending"
+	}
+	if err := s.store.DisabledMany(ctx, ids, evs...); err != nil {
+		w.log.Error("lease worker: record outcomes", "dynamicSecret", sec.ID, "err", err.Error())
+		return
+	}
+	if s.metrics != nil {
+		done := s.now().UTC()
+		for _, l := range leases {
+			s.metrics.Revoked(true, max(0, done.Sub(l.ExpireAt)))
+		}
+	}
+	s.wakeWorker() // the cleanups are due
+}
+
 // record stores one revocation outcome and feeds the metrics; sec is the
 // lease's dynamic secret as the group loaded it (zero if it could not be).
 func (w *Worker) record(ctx context.Context, sec Secret, l SealedLease, rerr error) {
@@ -263,11 +381,17 @@ func revokeEvent(sec Secret, l Lease, failed string) audit.Event {
 }
 
 // Tick claims and processes one batch of due leases of each dynamic secret
-// that has some (up to Parallel, in parallel); it reports how many leases.
+// that has some (up to Parallel, in parallel), then one batch of due
+// cleanups; it reports how many leases.
 // With nothing due it only reads: an idle server makes no database write.
 func (w *Worker) Tick(ctx context.Context) (int, error) {
 	s := w.svc
 	now := s.now().UTC()
+	if next, err := s.store.NextCleanup(ctx); err != nil {
+		return 0, err
+	} else if !next.IsZero() && !next.After(now) {
+		defer w.dismantle(ctx)
+	}
 	if next, err := s.store.NextDue(ctx); err != nil || next.IsZero() || next.After(now) {
 		return 0, err
 	}

@@ -22,11 +22,6 @@ import (
 
 const pgAdmin = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
 
-// pgLockKey is the advisory lock the sql-database provider takes around its
-// statements on PostgreSQL: a test that holds it in a target database stalls
-// every revocation there, as a slow target would.
-const pgLockKey = 7435108
-
 // pgTargets makes n databases on the machine's PostgreSQL and a role name
 // prefix for the leases on them; cleanup drops the databases and every role
 // with the prefix.
@@ -129,10 +124,11 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 
 // TestWorkerRevokesTargetsInParallel: a revocation on target A does not wait
 // for one stuck on target B. B's lease is due first and its revocation
-// blocks (the test holds the provider's lock in B's database); A's lease,
-// due later, must be revoked while B's is still waiting. A worker that
-// revokes one dynamic secret after the other revokes A only once B's attempt
-// has timed out (ProviderTimeout) and been recorded as failed.
+// blocks (the test holds a transaction that altered B's role, so the
+// disable waits for its row lock); A's lease, due later, must be revoked
+// while B's is still waiting. A worker that revokes one dynamic secret after
+// the other revokes A only once B's attempt has timed out (ProviderTimeout)
+// and been recorded as failed.
 func TestWorkerRevokesTargetsInParallel(t *testing.T) {
 	for _, d := range storetest.Engines {
 		t.Run(string(d), func(t *testing.T) {
@@ -148,14 +144,13 @@ func TestWorkerRevokesTargetsInParallel(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer slowDB.Close()
-			hold, err := slowDB.Conn(ctx)
+			slowID, slowUser := s.lease(t, "slow", "5s")
+			hold, err := slowDB.BeginTx(ctx, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer hold.Close()
-
-			slowID, slowUser := s.lease(t, "slow", "5s")
-			if _, err := hold.ExecContext(ctx, `SELECT pg_advisory_lock($1)`, pgLockKey); err != nil {
+			defer hold.Rollback()
+			if _, err := hold.ExecContext(ctx, `ALTER ROLE "`+slowUser+`" CONNECTION LIMIT 5`); err != nil {
 				t.Fatal(err)
 			}
 			fastID, fastUser := s.lease(t, "fast", "8s")
@@ -165,24 +160,22 @@ func TestWorkerRevokesTargetsInParallel(t *testing.T) {
 				t.Fatalf("when A's lease was revoked, B's was %s (%s): A waited for B", got.Status, got.StatusDetails)
 			}
 			var waiting int
-			if err := admin.QueryRow(`SELECT COUNT(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database
-				WHERE l.locktype = 'advisory' AND NOT l.granted AND d.datname = $1`, dbs[1]).Scan(&waiting); err != nil {
+			if err := admin.QueryRow(`SELECT COUNT(*) FROM pg_stat_activity
+				WHERE datname = $1 AND wait_event_type = 'Lock' AND query LIKE '%ALTER ROLE%'`, dbs[1]).Scan(&waiting); err != nil {
 				t.Fatal(err)
 			}
 			if waiting != 1 {
 				t.Fatalf("%d statements waiting on B when A's lease was revoked, want 1", waiting)
 			}
-			if roleExists(t, admin, fastUser) || !roleExists(t, admin, slowUser) {
-				t.Fatalf("roles: A's exists %v, B's exists %v", roleExists(t, admin, fastUser), roleExists(t, admin, slowUser))
+			if canLogin(t, admin, fastUser) || !canLogin(t, admin, slowUser) {
+				t.Fatalf("roles: A's can log in %v, B's can log in %v", canLogin(t, admin, fastUser), canLogin(t, admin, slowUser))
 			}
 
-			if _, err := hold.ExecContext(ctx, `SELECT pg_advisory_unlock($1)`, pgLockKey); err != nil {
+			if err := hold.Rollback(); err != nil {
 				t.Fatal(err)
 			}
 			waitUntil(t, "the lease on B revoked", func() bool { return s.status(t, slowID).Status == dynamic.Revoked })
-			if roleExists(t, admin, slowUser) {
-				t.Fatal("B's role survived its revoked lease")
-			}
+			waitUntil(t, "both roles dropped", func() bool { return !roleExists(t, admin, slowUser) && !roleExists(t, admin, fastUser) })
 		})
 	}
 }
@@ -242,10 +235,18 @@ func TestWorkerBatchesEndInTheRightStates(t *testing.T) {
 				return true
 			})
 			for _, l := range ok {
-				if roleExists(t, admin, l.user) {
-					t.Errorf("role %s survived its revoked lease", l.user)
+				if canLogin(t, admin, l.user) {
+					t.Errorf("role %s can log in after its lease was revoked", l.user)
 				}
 			}
+			waitUntil(t, "the revoked leases' roles dropped", func() bool {
+				for _, l := range ok {
+					if roleExists(t, admin, l.user) {
+						return false
+					}
+				}
+				return true
+			})
 			for _, l := range down {
 				got := s.status(t, l.id)
 				if got.Attempts < 1 || !got.DueAt.After(got.UpdatedAt) || !strings.Contains(got.StatusDetails, "retrying") {

@@ -88,6 +88,9 @@ func (db *DB) UpdateDynamicSecret(ctx context.Context, s dynamic.SealedSecret, e
 // DeleteDynamicSecret deletes a dynamic secret and its lease rows.
 func (db *DB) DeleteDynamicSecret(ctx context.Context, id string, ev audit.Event) error {
 	return db.Transact(ctx, func(tx *Tx) error {
+		if _, err := tx.exec(ctx, `DELETE FROM dynamic_cleanups WHERE dynamic_secret_id = ?`, id); err != nil {
+			return dbErr(err, "delete cleanups")
+		}
 		if _, err := tx.exec(ctx, `DELETE FROM dynamic_leases WHERE dynamic_secret_id = ?`, id); err != nil {
 			return dbErr(err, "delete leases")
 		}
@@ -298,6 +301,112 @@ func (db *DB) RevokedMany(ctx context.Context, ids []string, evs ...audit.Event)
 		}
 		return tx.insertAudits(ctx, evs...)
 	})
+}
+
+// DisabledMany marks leases revoked and queues their users' cleanups, in
+// one transaction.
+func (db *DB) DisabledMany(ctx context.Context, ids []string, evs ...audit.Event) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	return db.transactQuiet(ctx, func(tx *Tx) error {
+		in := `(` + strings.TrimSuffix(strings.Repeat("?, ", len(ids)), ", ") + `)`
+		args := []any{ts(tx.Now), ts(tx.Now)}
+		for _, id := range ids {
+			args = append(args, id)
+		}
+		// The cleanups first, while the leases are still unrevoked: a lease
+		// another path revoked meanwhile (in one phase) needs none.
+		if _, err := tx.exec(ctx, `INSERT INTO dynamic_cleanups (lease_id, dynamic_secret_id, username, due_at, created_at)
+			SELECT id, dynamic_secret_id, username, ?, ? FROM dynamic_leases WHERE status <> 'revoked' AND id IN `+in+`
+			ON CONFLICT (lease_id) DO NOTHING`, args...); err != nil {
+			return dbErr(err, "DisabledMany")
+		}
+		if _, err := tx.exec(ctx, `UPDATE dynamic_leases SET status = 'revoked', status_details = '', data = NULL, updated_at = ?
+			WHERE id IN `+in, args[1:]...); err != nil {
+			return dbErr(err, "DisabledMany")
+		}
+		return tx.insertAudits(ctx, evs...)
+	})
+}
+
+const cleanupCols = `lease_id, dynamic_secret_id, username, due_at, attempts, last_error, created_at`
+
+func scanCleanups(rows interface {
+	Next() bool
+	Scan(...any) error
+	Err() error
+}) ([]dynamic.Cleanup, error) {
+	var out []dynamic.Cleanup
+	for rows.Next() {
+		var c dynamic.Cleanup
+		if err := rows.Scan(&c.LeaseID, &c.DynamicSecretID, &c.Username, timeCol{&c.DueAt}, &c.Attempts, &c.LastError, timeCol{&c.CreatedAt}); err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// ClaimCleanups takes up to limit due cleanups of the dynamic secret with
+// the longest-due one and moves them to claimUntil, so no other node takes
+// them meanwhile (SKIP LOCKED on PostgreSQL); a node that dies leaves claims
+// that come due again.
+func (db *DB) ClaimCleanups(ctx context.Context, now, claimUntil time.Time, limit int) ([]dynamic.Cleanup, error) {
+	var out []dynamic.Cleanup
+	err := db.transactQuiet(ctx, func(tx *Tx) error {
+		rows, err := tx.query(ctx, `UPDATE dynamic_cleanups SET due_at = ? WHERE lease_id IN (
+			SELECT lease_id FROM dynamic_cleanups WHERE due_at <= ? AND dynamic_secret_id =
+				(SELECT dynamic_secret_id FROM dynamic_cleanups WHERE due_at <= ? ORDER BY due_at LIMIT 1)
+			ORDER BY due_at LIMIT ?`+db.skipLocked()+`)
+			RETURNING `+cleanupCols, ts(claimUntil), ts(now), ts(now), limit)
+		if err != nil {
+			return dbErr(err, "ClaimCleanups")
+		}
+		defer rows.Close()
+		out, err = scanCleanups(rows)
+		return dbErr(err, "ClaimCleanups")
+	})
+	return out, err
+}
+
+// FinishCleanups deletes done cleanups, or reschedules failed ones.
+func (db *DB) FinishCleanups(ctx context.Context, leaseIDs []string, ok bool, details string, retryAt time.Time) error {
+	if len(leaseIDs) == 0 {
+		return nil
+	}
+	in := ` WHERE lease_id IN (` + strings.TrimSuffix(strings.Repeat("?, ", len(leaseIDs)), ", ") + `)`
+	var args []any
+	if !ok {
+		args = append(args, details, ts(retryAt))
+	}
+	for _, id := range leaseIDs {
+		args = append(args, id)
+	}
+	q := `DELETE FROM dynamic_cleanups` + in
+	if !ok {
+		q = `UPDATE dynamic_cleanups SET last_error = ?, due_at = ?, attempts = attempts + 1` + in
+	}
+	_, err := db.execQuiet(ctx, q, args...)
+	return dbErr(err, "FinishCleanups")
+}
+
+// Cleanups lists a dynamic secret's pending cleanups, oldest first.
+func (db *DB) Cleanups(ctx context.Context, dynamicSecretID string) ([]dynamic.Cleanup, error) {
+	rows, err := db.readq(ctx, `SELECT `+cleanupCols+` FROM dynamic_cleanups WHERE dynamic_secret_id = ? ORDER BY created_at, lease_id`, dynamicSecretID)
+	if err != nil {
+		return nil, dbErr(err, "Cleanups")
+	}
+	defer rows.Close()
+	out, err := scanCleanups(rows)
+	return out, dbErr(err, "Cleanups")
+}
+
+// NextCleanup is the earliest due time of a cleanup (index dynamic_cleanups_due).
+func (db *DB) NextCleanup(ctx context.Context) (time.Time, error) {
+	var t time.Time
+	err := db.readRow(ctx, `SELECT MIN(due_at) FROM dynamic_cleanups`).Scan(timeCol{&t})
+	return t, dbErr(err, "NextCleanup")
 }
 
 // NextDue is the earliest due time among live leases of dynamic secrets other than except.

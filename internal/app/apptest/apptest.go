@@ -77,6 +77,9 @@ type Options struct {
 	SeparateMetrics bool
 	// WorkerBatch, when set, is how many leases the lease worker claims at once.
 	WorkerBatch int
+	// NoWorker leaves the lease worker stopped: the test drives it (Tick),
+	// or another node sharing the database does the work.
+	NoWorker bool
 	// AuthResolve and AuthRootCAs let login methods reach a public name
 	// (sts.us-east-1.amazonaws.com) served by a local TLS server of the test.
 	AuthResolve map[string]netip.AddrPort
@@ -162,7 +165,12 @@ func Start(t testing.TB, d store.Dialect, opts ...Options) *Env {
 	}
 	wctx, stop := context.WithCancel(context.Background())
 	done, evDone := make(chan struct{}), make(chan struct{})
-	go func() { srv.Worker.Run(wctx); close(done) }()
+	go func() {
+		if !o.NoWorker {
+			srv.Worker.Run(wctx)
+		}
+		close(done)
+	}()
 	go func() { srv.Events.Run(wctx); close(evDone) }()
 	t.Cleanup(func() { srv.CloseStreams(); stop(); <-done; <-evDone; hs.Close() })
 	select {
