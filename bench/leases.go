@@ -153,7 +153,9 @@ GRANT CONNECT ON DATABASE "%s" TO "%s"; GRANT USAGE ON SCHEMA public TO "%s"; GR
 // expiry each lease was revoked. With grant "connect" every role holds
 // CONNECT on its database, as the default creation statement grants, so the
 // database's ACL has one entry per lease; with "group" the roles are members
-// of one role that holds it. No lease's role may survive the run.
+// of one role that holds it. No lease's role may survive the run: it waits
+// until the last one is dropped (the second phase of a revocation, in the
+// background) and reports when that was.
 func runRevokeLag(n, targets, parallel, batch int, grant, engine string) (result, error) {
 	if targets < 1 || targets > n {
 		return result{}, errors.New("-targets from 1 to -leases")
@@ -275,18 +277,39 @@ func runRevokeLag(n, targets, parallel, batch int, grant, engine string) (result
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	cancel()
-	<-done
 	admin, err := sql.Open("pgx", pgAdmin)
 	if err != nil {
+		cancel()
+		<-done
 		return result{}, err
 	}
-	var survivors int
-	err = admin.QueryRowContext(ctx, `SELECT COUNT(*) FROM pg_roles WHERE starts_with(rolname, $1) AND rolcanlogin`, prefix).Scan(&survivors)
-	admin.Close()
-	if err != nil || survivors > 0 {
-		return result{}, fmt.Errorf("%d roles survived their revoked leases (%v)", survivors, err)
+	defer admin.Close()
+	// A revoked lease's role may still exist, disabled (two-phase revocation):
+	// none may log in, and the worker must drop them all.
+	var canLogin int
+	err = admin.QueryRowContext(ctx, `SELECT COUNT(*) FROM pg_roles WHERE starts_with(rolname, $1) AND rolcanlogin`, prefix+"lag").Scan(&canLogin)
+	if err != nil || canLogin > 0 {
+		cancel()
+		<-done
+		return result{}, fmt.Errorf("%d roles of revoked leases can still log in (%v)", canLogin, err)
 	}
+	var dropped time.Duration
+	for {
+		var survivors int
+		err := admin.QueryRowContext(ctx, `SELECT COUNT(*) FROM pg_roles WHERE starts_with(rolname, $1)`, prefix+"lag").Scan(&survivors)
+		if err == nil && survivors == 0 {
+			dropped = time.Since(expire)
+			break
+		}
+		if err != nil || time.Now().After(deadline) {
+			cancel()
+			<-done
+			return result{}, fmt.Errorf("%d roles survived their revoked leases (%v)", survivors, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cancel()
+	<-done
 	rows, err := a.raw.QueryContext(ctx, `SELECT updated_at - expire_at FROM dynamic_leases`)
 	if err != nil {
 		return result{}, err
@@ -302,7 +325,7 @@ func runRevokeLag(n, targets, parallel, batch int, grant, engine string) (result
 	pct := func(p float64) float64 { return float64(lags[int(float64(len(lags)-1)*p)].Microseconds()) / 1000 }
 	last := lags[len(lags)-1]
 	return result{Scenario: "revoke-lag", Database: engine, Secrets: targets, Requests: len(lags), P50ms: pct(.5), P95ms: pct(.95), P99ms: pct(.99),
-		Seconds: last.Seconds(), PerSecond: float64(len(lags)) / max(last.Seconds(), 0.001)}, nil
+		Seconds: last.Seconds(), PerSecond: float64(len(lags)) / max(last.Seconds(), 0.001), DroppedS: dropped.Seconds()}, nil
 }
 
 // runStartup times a server start (open, migrate, key check, wiring, first
