@@ -61,7 +61,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	done := make(chan string, max(w.Parallel, 1)) // one send per goroutine: never blocks
 	dismantled := make(chan struct{}, 1)
 	dismantling := false
-	var lastDismantle time.Time
+	lastDismantle := w.svc.now().UTC() // cleanups wait for revocations from the start
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	for {
