@@ -195,6 +195,20 @@ GRANT CONNECT ON DATABASE "{{database}}" TO "{{username}}"; COMMIT; SELECT pg_sl
 	for _, l := range e.leases(t, e.c) {
 		active[l.ExternalEntityID] = true
 	}
+	// A revoked lease's role is disabled at once and dropped just after
+	// (two-phase revocation): wait for the drops, then no role may be left
+	// without an active lease.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		n := 0
+		for _, r := range roles(t, admin, prefix) {
+			if !active[r] {
+				n++
+			}
+		}
+		if n == 0 || time.Now().After(deadline) {
+			break
+		}
+	}
 	after := roles(t, admin, prefix)
 	for _, r := range after {
 		if !active[r] {
