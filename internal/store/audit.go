@@ -33,13 +33,11 @@ func auditArgs(args []any, ev audit.Event, now time.Time) []any {
 	if ev.ID == "" {
 		ev.ID = newID()
 	}
-	am, _ := json.Marshal(orEmpty(ev.ActorMetadata))
-	em, _ := json.Marshal(orEmpty(ev.Metadata))
 	if ev.UserAgentType == "" {
 		ev.UserAgentType = audit.UserAgentType(ev.UserAgent)
 	}
 	return append(args, ev.ID, ev.OrgID, nullStr(ev.ProjectID), nullStr(ev.ProjectID), nullStr(ev.ProjectName), ev.ActorType, ev.ActorID,
-		string(am), ev.Type, string(em), ev.IP, ev.UserAgent, ev.UserAgentType, ts(now))
+		auditMetadataJSON(ev.ActorMetadata), ev.Type, auditMetadataJSON(ev.Metadata), ev.IP, ev.UserAgent, ev.UserAgentType, ts(now))
 }
 
 // insertAudit appends ev in tx, stamping its id and time.
@@ -127,13 +125,6 @@ func (tx *Tx) insertAuditRows(ctx context.Context, rows [][]any) error {
 		}
 	}
 	return nil
-}
-
-func orEmpty(m map[string]any) map[string]any {
-	if m == nil {
-		return map[string]any{}
-	}
-	return m
 }
 
 func nullStr(s string) any {

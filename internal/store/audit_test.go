@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -243,5 +244,37 @@ func BenchmarkAppendAudit(b *testing.B) {
 			})
 			b.ReportMetric(float64(b.N)/float64(max(db.AuditCommits(), 1)), "events/commit")
 		})
+	}
+}
+
+// BenchmarkAuditGroup commits groups of read events one after the other from
+// one goroutine: the audit writer's own work per group (the caller's row
+// building included), without the queueing of BenchmarkAppendAudit. With
+// -benchtime Nx under callgrind it gives instructions per group.
+func BenchmarkAuditGroup(b *testing.B) {
+	for _, d := range storetest.Engines {
+		for _, size := range []int{1, 4, 16} {
+			b.Run(fmt.Sprintf("%s/%d", d, size), func(b *testing.B) {
+				db := storetest.Open(b, d)
+				if v := os.Getenv("LOCKBOX_BENCH_AUDIT_SQL"); v != "" {
+					if err := db.ExecRaw(context.Background(), v); err != nil {
+						b.Fatal(err)
+					}
+				}
+				ctx := context.Background()
+				evs := make([]audit.Event, size)
+				b.ReportAllocs()
+				for i := 0; b.Loop(); i++ {
+					for j := range evs {
+						evs[j] = readEvent("bench-org", fmt.Sprint(i*size+j))
+						evs[j].ProjectID = "bench-project"
+					}
+					if err := db.WriteAuditGroup(ctx, evs); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*size), "ns/event")
+			})
+		}
 	}
 }

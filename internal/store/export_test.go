@@ -7,6 +7,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/lockbox-dev/lockbox/internal/audit"
 	"github.com/lockbox-dev/lockbox/internal/rotation"
 )
 
@@ -148,4 +149,26 @@ func (db *DB) RotationByNameByList(ctx context.Context, projectID, typ, env, pat
 		}
 	}
 	return rotation.State{}, errNoRows
+}
+
+// WriteAuditGroup commits evs as one audit group, as the audit writer does
+// with the events queued together, and returns the first event's outcome.
+func (db *DB) WriteAuditGroup(ctx context.Context, evs []audit.Event) error {
+	ws := make([]*auditWaiter, len(evs))
+	for i, ev := range evs {
+		ws[i] = &auditWaiter{args: auditArgs(make([]any, 0, auditCols), ev, time.Time{})}
+	}
+	db.writeAuditBatch(ctx, ws)
+	for _, w := range ws {
+		if w.err != nil {
+			return w.err
+		}
+	}
+	return nil
+}
+
+// ExecRaw runs a statement on the writer, for experiments in benchmarks.
+func (db *DB) ExecRaw(ctx context.Context, q string) error {
+	_, err := db.execQuiet(ctx, q)
+	return err
 }
