@@ -74,6 +74,15 @@ func TestRedisRotationDualPhase(t *testing.T) {
 		if err := c.Get(context.Background(), "other:key").Err(); err == nil || !strings.Contains(err.Error(), "NOPERM") {
 			t.Fatalf("GET outside the scope: %v", err)
 		}
+		// Deleting with revokeGeneratedCredentials deletes both ACL users
+		// (Infisical's Redis revocation): neither issued password logs in.
+		e.Must(t, 200, "DELETE", "/api/v2/secret-rotations/redis-credentials/"+rot.SecretRotation.ID+"?revokeGeneratedCredentials=true", e.Token, nil)
+		if login(u3, p3) == nil || login(u2, p2) == nil {
+			t.Fatal("revoked Redis users still log in")
+		}
+		if n, err := admin.Do(context.Background(), "ACL", "GETUSER", users[0]).Result(); err == nil && n != nil {
+			t.Fatalf("ACL user %s still exists", users[0])
+		}
 	})
 }
 
@@ -129,6 +138,15 @@ func TestLDAPPasswordRotation(t *testing.T) {
 		}
 		if _, err := l.Bind(dn, pw1); err == nil {
 			t.Fatal("the previous password still binds")
+		}
+		// Deleting with revokeGeneratedCredentials gives the entry a
+		// password nobody knows: the one in the secret stops binding.
+		e.Must(t, 200, "DELETE", "/api/v2/secret-rotations/ldap-password/"+rot.SecretRotation.ID+"?revokeGeneratedCredentials=true", e.Token, nil)
+		if _, err := l.Bind(dn, pw2); err == nil {
+			t.Fatal("the revoked password still binds")
+		}
+		if pw, _ := secretValue(t, e, p.ID, "LDAP_PASS"); pw != pw2 {
+			t.Fatal("revocation changed the secret")
 		}
 	})
 }
