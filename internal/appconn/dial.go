@@ -14,11 +14,21 @@ import (
 const DialTimeout = 15 * time.Second
 
 // Redact removes the given secrets, and anything shaped like URL
-// credentials, from a driver's error text.
+// credentials, from a driver's error text. A server may echo a statement cut
+// short (MySQL's "near '...'" keeps 80 characters), leaving part of a
+// password: text still holding any 8 consecutive characters of a secret is
+// withheld whole.
 func Redact(msg string, secrets ...string) string {
 	for _, s := range secrets {
 		if s != "" {
 			msg = strings.ReplaceAll(msg, s, "***")
+		}
+	}
+	for _, s := range secrets {
+		for i := 0; i+partial <= len(s); i++ {
+			if strings.Contains(msg, s[i:i+partial]) {
+				return "the server's error text was withheld: it held part of a password"
+			}
 		}
 	}
 	msg = passwordInURL.ReplaceAllString(msg, "://***@")
@@ -27,6 +37,9 @@ func Redact(msg string, secrets ...string) string {
 	}
 	return msg
 }
+
+// partial is the shortest piece of a secret Redact looks for.
+const partial = 8
 
 var passwordInURL = regexp.MustCompile(`://[^@/\s]*@`)
 
