@@ -246,15 +246,15 @@ func (c *cli) newRotationsCmd() *cobra.Command {
 			return c.print(r, rotHeader, [][]string{rotRow(r)})
 		},
 	}
-	var delSecrets bool
+	var delSecrets, revoke bool
 	del := &cobra.Command{
-		Use: "delete TYPE ROTATION_ID [--delete-secrets]", Short: "Delete a secret rotation", Args: cobra.ExactArgs(2),
+		Use: "delete TYPE ROTATION_ID [--delete-secrets] [--revoke]", Short: "Delete a secret rotation", Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cl, err := c.client(cmd.Context())
 			if err != nil {
 				return err
 			}
-			r, err := cl.DeleteSecretRotation(cmd.Context(), args[0], args[1], delSecrets)
+			r, err := cl.DeleteSecretRotation(cmd.Context(), args[0], args[1], delSecrets, revoke)
 			if err != nil {
 				return err
 			}
@@ -262,6 +262,7 @@ func (c *cli) newRotationsCmd() *cobra.Command {
 		},
 	}
 	del.Flags().BoolVar(&delSecrets, "delete-secrets", false, "also delete the secrets it writes")
+	del.Flags().BoolVar(&revoke, "revoke", false, "first make the credentials it issued stop working (revokeGeneratedCredentials)")
 	cmd.AddCommand(list, create, rotate, del)
 	return cmd
 }

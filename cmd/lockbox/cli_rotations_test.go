@@ -56,7 +56,13 @@ func TestCLIConnectionsAndRotations(t *testing.T) {
 	if r := c.run(admin, "connections", "delete", "redis", conn.ID); r.code == 0 {
 		t.Fatal("a connection in use was deleted")
 	}
-	c.must(admin, "rotations", "delete", "redis-credentials", rot.ID, "--delete-secrets")
+	c.must(admin, "rotations", "delete", "redis-credentials", rot.ID, "--delete-secrets", "--revoke")
+	if r := c.run(admin, "secrets", "get", "REDIS_USER", "--projectId", project, "--env", "dev", "--plain"); r.code == 0 {
+		t.Fatal("--delete-secrets left REDIS_USER")
+	}
+	if n, err := goredis.NewClient(&goredis.Options{Addr: "127.0.0.1:6379"}).Do(context.Background(), "ACL", "GETUSER", users[1]).Result(); err == nil && n != nil {
+		t.Fatalf("--revoke left the ACL user %s", users[1])
+	}
 	c.must(admin, "connections", "delete", "redis", conn.ID)
 	if out := c.must(admin, "connections", "list", "-o", "json"); strings.Contains(out, conn.ID) {
 		t.Fatalf("connection still listed: %s", out)

@@ -136,11 +136,19 @@ func (c *Client) RotateSecrets(ctx context.Context, typ, id string) (SecretRotat
 	return c.rotation(ctx, http.MethodPost, rotationPath(typ, id, "/rotate-secrets"), nil)
 }
 
-// DeleteSecretRotation deletes a rotation (and its secrets with deleteSecrets).
-func (c *Client) DeleteSecretRotation(ctx context.Context, typ, id string, deleteSecrets bool) (SecretRotation, error) {
-	q := ""
+// DeleteSecretRotation deletes a rotation (and its secrets with
+// deleteSecrets; revoke makes the credentials it issued stop working first).
+func (c *Client) DeleteSecretRotation(ctx context.Context, typ, id string, deleteSecrets, revoke bool) (SecretRotation, error) {
+	q := url.Values{}
 	if deleteSecrets {
-		q = "?deleteSecrets=true"
+		q.Set("deleteSecrets", "true")
 	}
-	return c.rotation(ctx, http.MethodDelete, rotationPath(typ, id, q), nil)
+	if revoke {
+		q.Set("revokeGeneratedCredentials", "true")
+	}
+	qs := ""
+	if len(q) > 0 {
+		qs = "?" + q.Encode()
+	}
+	return c.rotation(ctx, http.MethodDelete, rotationPath(typ, id, qs), nil)
 }
