@@ -82,6 +82,7 @@ func (s *Server) routes() {
 	s.eventRoutes(m)
 	s.kmsRoutes(m)
 	s.privilegeRoutes(m)
+	s.userPrivilegeRoutes(m)
 	s.templateRoutes(m)
 	if s.svc.AppConnections != nil {
 		s.appConnRoutes(m)

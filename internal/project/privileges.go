@@ -45,6 +45,9 @@ const MaxPrivileges = 100
 type PrivilegeStore interface {
 	ProjectByID(ctx context.Context, id string) (Project, error)
 	IdentityMembership(ctx context.Context, projectID, identityID string) (Membership, error)
+	// MembershipOwner returns the project and the user or identity of a
+	// project membership, found by its id.
+	MembershipOwner(ctx context.Context, membershipID string) (MemberRef, error)
 	// CreatePrivilege writes p; errs.Conflict when its membership already
 	// has a privilege of that slug, errs.NotFound when the membership is
 	// gone, a 400 when it holds MaxPrivileges already.
@@ -60,7 +63,36 @@ type PrivilegeStore interface {
 	DeletePrivilege(ctx context.Context, p Privilege, ev audit.Event) error
 }
 
-// Privileges manages additional privileges of identities in projects.
+// MemberRef names a project membership and its member: a user or an identity.
+type MemberRef struct {
+	ID, ProjectID, UserID, IdentityID string
+}
+
+// subject is the permission subject that governs the member: member for a
+// user, identity (with its identityId condition field) for an identity.
+func (m MemberRef) subject() (string, *authz.Fields) {
+	if m.UserID != "" {
+		return authz.SubMember, nil
+	}
+	return authz.SubIdentity, &authz.Fields{IdentityID: m.IdentityID}
+}
+
+func (m MemberRef) String() string {
+	if m.UserID != "" {
+		return "user " + m.UserID
+	}
+	return "identity " + m.IdentityID
+}
+
+// kind is the word audit event names use for the member.
+func (m MemberRef) kind() string {
+	if m.UserID != "" {
+		return "user"
+	}
+	return "identity"
+}
+
+// Privileges manages additional privileges of identities and users in projects.
 type Privileges struct {
 	store PrivilegeStore
 	authz Authorizer
@@ -83,10 +115,12 @@ type TemporaryAccess struct {
 	Start       time.Time // zero: now (create) or unchanged (update)
 }
 
-// NewPrivilege is a create request.
+// NewPrivilege is a create request: for an identity (ProjectID and
+// IdentityID) or, with MembershipID, for the user of that project membership.
 type NewPrivilege struct {
-	ProjectID   string
-	IdentityID  string
+	ProjectID    string
+	IdentityID   string
+	MembershipID string
 	Slug        string // empty: a random one
 	Permissions json.RawMessage
 	Temporary   TemporaryAccess
@@ -101,6 +135,45 @@ type PrivilegeChange struct {
 
 func privilegeNotFound(id string) error {
 	return errs.NotFoundf("Identity privilege with ID '%s' not found", truncate(id, 64))
+}
+
+func userPrivilegeNotFound(id string) error {
+	return errs.NotFoundf("User additional privilege with ID '%s' not found", truncate(id, 64))
+}
+
+func userMemberNotFound(id string) error {
+	return errs.NotFoundf("Project membership with ID '%s' not found", truncate(id, 64))
+}
+
+// userMember checks action on members of the project of the user membership
+// membershipID and returns the project, the actor's permissions and the
+// membership. To a non-member of the project the membership does not exist.
+func (ps *Privileges) userMember(ctx context.Context, actor authz.Actor, membershipID, action string) (Project, authz.Set, MemberRef, error) {
+	if _, err := uuid.Parse(membershipID); err != nil {
+		return Project{}, authz.Set{}, MemberRef{}, userMemberNotFound(membershipID)
+	}
+	ref, err := ps.store.MembershipOwner(ctx, membershipID)
+	if errs.Is(err, errs.NotFound) || (err == nil && ref.UserID == "") {
+		return Project{}, authz.Set{}, MemberRef{}, userMemberNotFound(membershipID)
+	}
+	if err != nil {
+		return Project{}, authz.Set{}, MemberRef{}, err
+	}
+	perms, err := ps.authz.ProjectPermissions(ctx, actor, ref.ProjectID)
+	if errs.Is(err, errs.NotFound) || errs.Is(err, errs.Forbidden) {
+		return Project{}, authz.Set{}, MemberRef{}, userMemberNotFound(membershipID)
+	}
+	if err != nil {
+		return Project{}, authz.Set{}, MemberRef{}, err
+	}
+	if err := perms.Check(action, authz.SubMember, nil); err != nil {
+		return Project{}, authz.Set{}, MemberRef{}, err
+	}
+	p, err := ps.store.ProjectByID(ctx, ref.ProjectID)
+	if errs.Is(err, errs.NotFound) {
+		return Project{}, authz.Set{}, MemberRef{}, userMemberNotFound(membershipID)
+	}
+	return p, perms, ref, err
 }
 
 // member checks action on the identity in the project and returns the
@@ -146,20 +219,30 @@ func lifted(rules []authz.Rule) []authz.Rule {
 	return out
 }
 
-// checkGrant is the privilege boundary: changing an identity's privileges
-// needs grant-privileges on it, and the actor must hold every rule it hands
-// out or takes away (Covers, conditions included). Callers pass a removed
-// privilege's rules through lifted.
-func checkGrant(perms authz.Set, identityID string, rules ...[]authz.Rule) error {
-	if !perms.Can(authz.ActGrantPrivileges, authz.SubIdentity, &authz.Fields{IdentityID: identityID}) {
-		return boundaryError("change the privileges of identity %s: it needs the grant-privileges permission on identities", identityID)
+// checkGrant is the privilege boundary: changing a member's privileges
+// needs grant-privileges on it (on identities for an identity, on members
+// for a user), and the actor must hold every rule it hands out or takes
+// away (Covers, conditions included). Callers pass a removed privilege's
+// rules through lifted.
+func checkGrant(perms authz.Set, m MemberRef, rules ...[]authz.Rule) error {
+	sub, f := m.subject()
+	if !perms.Can(authz.ActGrantPrivileges, sub, f) {
+		what := "identities"
+		if sub == authz.SubMember {
+			what = "members"
+		}
+		return boundaryError("change the privileges of %s: it needs the grant-privileges permission on %s", m, what)
 	}
 	for _, r := range rules {
 		if !perms.Covers(authz.NewSet(r)) {
-			return boundaryError("change the privileges of identity %s: the privilege holds permissions you do not have", identityID)
+			return boundaryError("change the privileges of %s: the privilege holds permissions you do not have", m)
 		}
 	}
 	return nil
+}
+
+func (pv Privilege) member() MemberRef {
+	return MemberRef{ID: pv.MembershipID, ProjectID: pv.ProjectID, UserID: pv.UserID, IdentityID: pv.IdentityID}
 }
 
 // window validates t and returns the privilege's temporary fields, given
@@ -190,6 +273,21 @@ func (ps *Privileges) window(t TemporaryAccess, prev *Privilege) (mode, rng stri
 	return "relative", rng, &s, &e, nil
 }
 
+// auditMeta is what an audit event of a change to pv records: who holds
+// it, which it is, and its window.
+func (pv Privilege) auditMeta() map[string]any {
+	m := map[string]any{"privilegeId": pv.ID, "slug": pv.Slug, "isTemporary": pv.IsTemporary, "projectMembershipId": pv.MembershipID}
+	if pv.UserID != "" {
+		m["userId"] = pv.UserID
+	} else {
+		m["identityId"] = pv.IdentityID
+	}
+	if pv.TemporaryAccessEndTime != nil {
+		m["temporaryAccessEndTime"] = pv.TemporaryAccessEndTime.UTC().Format(time.RFC3339)
+	}
+	return m
+}
+
 func encodeRules(rules []authz.Rule) (string, error) {
 	if rules == nil {
 		rules = []authz.Rule{}
@@ -201,11 +299,24 @@ func encodeRules(rules []authz.Rule) (string, error) {
 	return string(b), nil
 }
 
-// Create gives an identity member of a project an additional privilege.
+// Create gives an identity member of a project, or the user of a project
+// membership (req.MembershipID), an additional privilege.
 func (ps *Privileges) Create(ctx context.Context, actor authz.Actor, req NewPrivilege) (Privilege, error) {
-	p, perms, ms, err := ps.member(ctx, actor, req.ProjectID, req.IdentityID, authz.ActEdit)
-	if err != nil {
-		return Privilege{}, err
+	var p Project
+	var perms authz.Set
+	var ms MemberRef
+	if req.MembershipID != "" {
+		var err error
+		if p, perms, ms, err = ps.userMember(ctx, actor, req.MembershipID, authz.ActEdit); err != nil {
+			return Privilege{}, err
+		}
+	} else {
+		var m Membership
+		var err error
+		if p, perms, m, err = ps.member(ctx, actor, req.ProjectID, req.IdentityID, authz.ActEdit); err != nil {
+			return Privilege{}, err
+		}
+		ms = MemberRef{ID: m.ID, ProjectID: p.ID, IdentityID: m.IdentityID}
 	}
 	slug := req.Slug
 	if slug == "" {
@@ -220,7 +331,7 @@ func (ps *Privileges) Create(ctx context.Context, actor authz.Actor, req NewPriv
 	if err != nil {
 		return Privilege{}, err
 	}
-	if err := checkGrant(perms, ms.IdentityID, rules); err != nil {
+	if err := checkGrant(perms, ms, rules); err != nil {
 		return Privilege{}, err
 	}
 	mode, rng, start, end, err := ps.window(req.Temporary, nil)
@@ -228,18 +339,20 @@ func (ps *Privileges) Create(ctx context.Context, actor authz.Actor, req NewPriv
 		return Privilege{}, err
 	}
 	now := ps.now().UTC().Truncate(time.Microsecond)
-	pv := Privilege{ID: newID(), Slug: slug, MembershipID: ms.ID, ProjectID: p.ID, IdentityID: ms.IdentityID, Permissions: rules,
+	pv := Privilege{ID: newID(), Slug: slug, MembershipID: ms.ID, ProjectID: p.ID, IdentityID: ms.IdentityID, UserID: ms.UserID, Permissions: rules,
 		IsTemporary: req.Temporary.IsTemporary, TemporaryMode: mode, TemporaryRange: rng, TemporaryAccessStartTime: start,
 		TemporaryAccessEndTime: end, CreatedAt: now, UpdatedAt: now}
 	enc, err := encodeRules(rules)
 	if err != nil {
 		return Privilege{}, err
 	}
-	ev := audit.New(actor, "create-identity-specific-privilege", map[string]any{"identityId": ms.IdentityID, "privilegeId": pv.ID,
-		"slug": pv.Slug, "isTemporary": pv.IsTemporary}).InProject(p.ID, p.Name)
+	ev := audit.New(actor, "create-"+ms.kind()+"-specific-privilege", pv.auditMeta()).InProject(p.ID, p.Name)
 	if err := ps.store.CreatePrivilege(ctx, pv, enc, ev); err != nil {
 		if errs.Is(err, errs.Conflict) {
 			return Privilege{}, errs.BadRequest("Additional privilege with provided slug already exists")
+		}
+		if errs.Is(err, errs.NotFound) && ms.UserID != "" {
+			return Privilege{}, userMemberNotFound(ms.ID)
 		}
 		if errs.Is(err, errs.NotFound) {
 			return Privilege{}, errs.NotFoundf("Failed to find identity with ID %s in project %s", ms.IdentityID, p.ID)
@@ -249,35 +362,62 @@ func (ps *Privileges) Create(ctx context.Context, actor authz.Actor, req NewPriv
 	return pv, nil
 }
 
-// byID loads a privilege of an identity and checks action on that identity
-// in its project. To a non-member of the project the privilege does not exist.
-func (ps *Privileges) byID(ctx context.Context, actor authz.Actor, id, action string) (Project, authz.Set, Privilege, error) {
+// byID loads a privilege of an identity (user false) or of a user (user
+// true) and checks action on that member in its project. To a non-member
+// of the project the privilege does not exist.
+func (ps *Privileges) byID(ctx context.Context, actor authz.Actor, id, action string, user bool) (Project, authz.Set, Privilege, error) {
+	notFound := privilegeNotFound
+	if user {
+		notFound = userPrivilegeNotFound
+	}
 	if _, err := uuid.Parse(id); err != nil {
-		return Project{}, authz.Set{}, Privilege{}, privilegeNotFound(id)
+		return Project{}, authz.Set{}, Privilege{}, notFound(id)
 	}
 	pv, err := ps.store.PrivilegeByID(ctx, id)
-	if errs.Is(err, errs.NotFound) || (err == nil && pv.IdentityID == "") {
-		return Project{}, authz.Set{}, Privilege{}, privilegeNotFound(id)
+	if errs.Is(err, errs.NotFound) || (err == nil && (pv.UserID != "") != user) {
+		return Project{}, authz.Set{}, Privilege{}, notFound(id)
 	}
 	if err != nil {
 		return Project{}, authz.Set{}, Privilege{}, err
 	}
+	if user {
+		p, perms, _, err := ps.userMember(ctx, actor, pv.MembershipID, action)
+		if errs.Is(err, errs.NotFound) {
+			return Project{}, authz.Set{}, Privilege{}, notFound(id)
+		}
+		return p, perms, pv, err
+	}
 	if _, err := ps.authz.ProjectPermissions(ctx, actor, pv.ProjectID); errs.Is(err, errs.NotFound) || errs.Is(err, errs.Forbidden) {
-		return Project{}, authz.Set{}, Privilege{}, privilegeNotFound(id)
+		return Project{}, authz.Set{}, Privilege{}, notFound(id)
 	} else if err != nil {
 		return Project{}, authz.Set{}, Privilege{}, err
 	}
 	p, perms, _, err := ps.member(ctx, actor, pv.ProjectID, pv.IdentityID, action)
 	if errs.Is(err, errs.NotFound) {
-		return Project{}, authz.Set{}, Privilege{}, privilegeNotFound(id)
+		return Project{}, authz.Set{}, Privilege{}, notFound(id)
 	}
 	return p, perms, pv, err
 }
 
-// Get returns a privilege by id.
+// Get returns an identity's privilege by id.
 func (ps *Privileges) Get(ctx context.Context, actor authz.Actor, id string) (Privilege, error) {
-	_, _, pv, err := ps.byID(ctx, actor, id, authz.ActRead)
+	_, _, pv, err := ps.byID(ctx, actor, id, authz.ActRead, false)
 	return pv, err
+}
+
+// GetUser returns a user's privilege by id.
+func (ps *Privileges) GetUser(ctx context.Context, actor authz.Actor, id string) (Privilege, error) {
+	_, _, pv, err := ps.byID(ctx, actor, id, authz.ActRead, true)
+	return pv, err
+}
+
+// ListUser returns the privileges of the user of a project membership.
+func (ps *Privileges) ListUser(ctx context.Context, actor authz.Actor, membershipID string) ([]Privilege, error) {
+	_, _, ms, err := ps.userMember(ctx, actor, membershipID, authz.ActRead)
+	if err != nil {
+		return nil, err
+	}
+	return ps.store.Privileges(ctx, ms.ID)
 }
 
 // GetBySlug returns an identity's privilege in a project by slug.
@@ -302,9 +442,18 @@ func (ps *Privileges) List(ctx context.Context, actor authz.Actor, projectID, id
 	return ps.store.Privileges(ctx, ms.ID)
 }
 
-// Update changes a privilege: its slug, rules or time window.
+// Update changes an identity's privilege: its slug, rules or time window.
 func (ps *Privileges) Update(ctx context.Context, actor authz.Actor, id string, c PrivilegeChange) (Privilege, error) {
-	p, perms, pv, err := ps.byID(ctx, actor, id, authz.ActEdit)
+	return ps.update(ctx, actor, id, c, false)
+}
+
+// UpdateUser changes a user's privilege: its slug, rules or time window.
+func (ps *Privileges) UpdateUser(ctx context.Context, actor authz.Actor, id string, c PrivilegeChange) (Privilege, error) {
+	return ps.update(ctx, actor, id, c, true)
+}
+
+func (ps *Privileges) update(ctx context.Context, actor authz.Actor, id string, c PrivilegeChange, user bool) (Privilege, error) {
+	p, perms, pv, err := ps.byID(ctx, actor, id, authz.ActEdit, user)
 	if err != nil {
 		return Privilege{}, err
 	}
@@ -322,7 +471,7 @@ func (ps *Privileges) Update(ctx context.Context, actor authz.Actor, id string, 
 		}
 		pv.Permissions = rules
 	}
-	if err := checkGrant(perms, pv.IdentityID, lifted(old), pv.Permissions); err != nil {
+	if err := checkGrant(perms, pv.member(), lifted(old), pv.Permissions); err != nil {
 		return Privilege{}, err
 	}
 	if c.Temporary != nil {
@@ -339,8 +488,7 @@ func (ps *Privileges) Update(ctx context.Context, actor authz.Actor, id string, 
 	if err != nil {
 		return Privilege{}, err
 	}
-	ev := audit.New(actor, "update-identity-specific-privilege", map[string]any{"identityId": pv.IdentityID, "privilegeId": pv.ID,
-		"slug": pv.Slug, "isTemporary": pv.IsTemporary}).InProject(p.ID, p.Name)
+	ev := audit.New(actor, "update-"+pv.member().kind()+"-specific-privilege", pv.auditMeta()).InProject(p.ID, p.Name)
 	if err := ps.store.UpdatePrivilege(ctx, pv, enc, ev); err != nil {
 		if errs.Is(err, errs.Conflict) {
 			return Privilege{}, errs.BadRequest("Additional privilege with provided slug already exists")
@@ -350,16 +498,24 @@ func (ps *Privileges) Update(ctx context.Context, actor authz.Actor, id string, 
 	return pv, nil
 }
 
-// Delete removes a privilege.
+// Delete removes an identity's privilege.
 func (ps *Privileges) Delete(ctx context.Context, actor authz.Actor, id string) (Privilege, error) {
-	p, perms, pv, err := ps.byID(ctx, actor, id, authz.ActEdit)
+	return ps.delete(ctx, actor, id, false)
+}
+
+// DeleteUser removes a user's privilege.
+func (ps *Privileges) DeleteUser(ctx context.Context, actor authz.Actor, id string) (Privilege, error) {
+	return ps.delete(ctx, actor, id, true)
+}
+
+func (ps *Privileges) delete(ctx context.Context, actor authz.Actor, id string, user bool) (Privilege, error) {
+	p, perms, pv, err := ps.byID(ctx, actor, id, authz.ActEdit, user)
 	if err != nil {
 		return Privilege{}, err
 	}
-	if err := checkGrant(perms, pv.IdentityID, lifted(pv.Permissions)); err != nil {
+	if err := checkGrant(perms, pv.member(), lifted(pv.Permissions)); err != nil {
 		return Privilege{}, err
 	}
-	ev := audit.New(actor, "delete-identity-specific-privilege", map[string]any{"identityId": pv.IdentityID, "privilegeId": pv.ID,
-		"slug": pv.Slug}).InProject(p.ID, p.Name)
+	ev := audit.New(actor, "delete-"+pv.member().kind()+"-specific-privilege", pv.auditMeta()).InProject(p.ID, p.Name)
 	return pv, ps.store.DeletePrivilege(ctx, pv, ev)
 }

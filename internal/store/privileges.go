@@ -118,3 +118,11 @@ func (db *DB) DeletePrivilege(ctx context.Context, p project.Privilege, ev audit
 		return tx.insertAudit(ctx, ev)
 	})
 }
+
+// MembershipOwner returns a project membership's project and member.
+func (db *DB) MembershipOwner(ctx context.Context, membershipID string) (project.MemberRef, error) {
+	var m project.MemberRef
+	err := db.readRow(ctx, `SELECT id, project_id, COALESCE(user_id, ''), COALESCE(identity_id, '') FROM project_memberships WHERE id = ?`,
+		membershipID).Scan(&m.ID, &m.ProjectID, &m.UserID, &m.IdentityID)
+	return m, dbErr(err, "MembershipOwner")
+}
