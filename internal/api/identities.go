@@ -59,17 +59,17 @@ func toWireIdentity(oi identity.OrgIdentity) wireIdentity {
 
 // wireIdentityMembership is the nested shape of GET (what Terraform reads).
 type wireIdentityMembership struct {
-	ID                  string         `json:"id"`
-	Role                string         `json:"role"`
-	RoleID              *string        `json:"roleId"`
-	OrgID               string         `json:"orgId"`
-	IdentityID          string         `json:"identityId"`
-	LastLoginAuthMethod *string        `json:"lastLoginAuthMethod"`
-	LastLoginTime       *string        `json:"lastLoginTime"`
-	CustomRole          *struct{}      `json:"customRole"`
-	Metadata            []wireMetadata `json:"metadata"`
-	CreatedAt           string         `json:"createdAt"`
-	UpdatedAt           string         `json:"updatedAt"`
+	ID                  string             `json:"id"`
+	Role                string             `json:"role"`
+	RoleID              *string            `json:"roleId"`
+	OrgID               string             `json:"orgId"`
+	IdentityID          string             `json:"identityId"`
+	LastLoginAuthMethod *string            `json:"lastLoginAuthMethod"`
+	LastLoginTime       *string            `json:"lastLoginTime"`
+	CustomRole          *wireCustomOrgRole `json:"customRole"`
+	Metadata            []wireMetadata     `json:"metadata"`
+	CreatedAt           string             `json:"createdAt"`
+	UpdatedAt           string             `json:"updatedAt"`
 	Identity            struct {
 		ID                       string   `json:"id"`
 		Name                     string   `json:"name"`
@@ -80,13 +80,23 @@ type wireIdentityMembership struct {
 	} `json:"identity"`
 }
 
+// wireCustomOrgRole names the custom organization role of a membership.
+type wireCustomOrgRole struct {
+	ID   string `json:"id"`
+	Slug string `json:"slug"`
+	Name string `json:"name"`
+}
+
 func toWireIdentityMembership(oi identity.OrgIdentity) wireIdentityMembership {
-	w := wireIdentityMembership{ID: oi.MembershipID, Role: oi.Role, OrgID: oi.OrgID, IdentityID: oi.ID,
+	w := wireIdentityMembership{ID: oi.MembershipID, Role: oi.Role, RoleID: strPtr(oi.CustomRoleID), OrgID: oi.OrgID, IdentityID: oi.ID,
 		LastLoginAuthMethod: strPtr(oi.LastLoginAuthMethod), LastLoginTime: optTime(oi.LastLoginTime),
 		Metadata: toWireMetadata(oi.Metadata), CreatedAt: rfc3339(oi.MembershipCreatedAt), UpdatedAt: rfc3339(oi.MembershipUpdatedAt)}
 	w.Identity.ID, w.Identity.Name, w.Identity.OrgID = oi.ID, oi.Name, oi.OrgID
 	w.Identity.HasDeleteProtection, w.Identity.AuthMethods = oi.HasDeleteProtection, oi.AuthMethods
 	w.Identity.ActiveLockoutAuthMethods = []string{}
+	if oi.CustomRoleID != "" {
+		w.CustomRole = &wireCustomOrgRole{ID: oi.CustomRoleID, Slug: oi.CustomRoleSlug, Name: oi.CustomRoleName}
+	}
 	return w
 }
 

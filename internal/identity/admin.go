@@ -16,27 +16,53 @@ import (
 type Authorizer interface {
 	OrgPermissions(ctx context.Context, actor authz.Actor) (authz.Set, error)
 	OrgRole(ctx context.Context, actor authz.Actor) (string, error)
+	// OrgRoleSet is the permission set of one of the actor's
+	// organization's roles, built-in or custom.
+	OrgRoleSet(ctx context.Context, actor authz.Actor, role string) (authz.Set, error)
 }
 
 // OrgIdentity is an identity seen through its organization membership.
 type OrgIdentity struct {
 	Identity
-	MembershipID        string
+	MembershipID string
+	// Role is admin, member, no-access or custom; a custom role is named
+	// by CustomRoleID, CustomRoleSlug and CustomRoleName.
 	Role                string
+	CustomRoleID        string
+	CustomRoleSlug      string
+	CustomRoleName      string
 	LastLoginAuthMethod string
 	LastLoginTime       *time.Time
 	MembershipCreatedAt time.Time
 	MembershipUpdatedAt time.Time
 }
 
+// RoleSlug is the slug of the identity's organization role, custom or built-in.
+func (oi OrgIdentity) RoleSlug() string {
+	if oi.Role == "custom" && oi.CustomRoleSlug != "" {
+		return oi.CustomRoleSlug
+	}
+	return oi.Role
+}
+
+// OrgRoleRef is an organization role as a membership holds it: a built-in
+// slug, or "custom" with the custom role's id.
+type OrgRoleRef struct {
+	Role         string
+	CustomRoleID string
+}
+
 // AdminStore is the storage identity administration needs.
 type AdminStore interface {
-	CreateIdentity(ctx context.Context, i Identity, role string, ev audit.Event) error
+	// CustomOrgRoleID returns the id of the organization's custom role
+	// slug; errs.NotFound if there is none.
+	CustomOrgRoleID(ctx context.Context, orgID, slug string) (string, error)
+	CreateIdentity(ctx context.Context, i Identity, role OrgRoleRef, ev audit.Event) error
 	OrgIdentity(ctx context.Context, orgID, id string) (OrgIdentity, error)
 	OrgIdentities(ctx context.Context, orgID string, offset, limit int) ([]OrgIdentity, int, error)
 	// UpdateIdentity writes name, delete protection, role and, when metadata
 	// is not nil, replaces the metadata.
-	UpdateIdentity(ctx context.Context, i Identity, role string, metadata []Metadata, ev audit.Event) error
+	UpdateIdentity(ctx context.Context, i Identity, role OrgRoleRef, metadata []Metadata, ev audit.Event) error
 	DeleteIdentity(ctx context.Context, id string, ev audit.Event) error
 
 	TokenAuth(ctx context.Context, identityID string) (TokenAuth, error)
@@ -65,35 +91,56 @@ func NewAdmin(st AdminStore, az Authorizer, svc *Service) *Admin {
 	return &Admin{store: st, authz: az, svc: svc, now: svc.now}
 }
 
-var orgRoles = []string{"admin", "member", "no-access"}
-
-func validOrgRole(r string) bool {
-	for _, v := range orgRoles {
-		if v == r {
-			return true
-		}
-	}
-	return false
-}
-
 func boundaryError() error {
 	return errs.Forbiddenf("Failed to grant a role with more privileges than your own").WithCode("PermissionBoundaryError")
 }
 
-// checkGrant enforces the privilege boundary: only organization admins may
-// give the admin role.
+func clip(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
+
+// resolveRole finds an organization role by slug, built-in or one of the
+// organization's custom roles.
+func (a *Admin) resolveRole(ctx context.Context, actor authz.Actor, slug string) (OrgRoleRef, error) {
+	if authz.IsBuiltinOrgRole(slug) {
+		return OrgRoleRef{Role: slug}, nil
+	}
+	id, err := a.store.CustomOrgRoleID(ctx, actor.OrgID, slug)
+	if errs.Is(err, errs.NotFound) || (err == nil && authz.IsReservedOrgRole(slug)) {
+		return OrgRoleRef{}, errs.BadRequest("Role '%s' does not exist in this organization", clip(slug, 64))
+	}
+	if err != nil {
+		return OrgRoleRef{}, err
+	}
+	return OrgRoleRef{Role: "custom", CustomRoleID: id}, nil
+}
+
+// checkGrant enforces the privilege boundary, as for users' organization
+// roles: organization admins may give any role; others never admin, and
+// any other role (built-in or custom) only if they hold all it allows.
 func (a *Admin) checkGrant(ctx context.Context, actor authz.Actor, role string) error {
-	if !validOrgRole(role) {
-		return errs.BadRequest("Role '%s' does not exist (use admin, member or no-access)", role)
-	}
-	if role != "admin" {
-		return nil
-	}
 	mine, err := a.authz.OrgRole(ctx, actor)
 	if err != nil {
 		return err
 	}
-	if mine != "admin" {
+	if mine == "admin" {
+		return nil
+	}
+	if role == "admin" {
+		return boundaryError()
+	}
+	perms, err := a.authz.OrgPermissions(ctx, actor)
+	if err != nil {
+		return err
+	}
+	target, err := a.authz.OrgRoleSet(ctx, actor, role)
+	if err != nil {
+		return err
+	}
+	if !perms.Covers(target) {
 		return boundaryError()
 	}
 	return nil
@@ -202,6 +249,10 @@ func (a *Admin) Create(ctx context.Context, actor authz.Actor, req NewIdentity) 
 	if req.Role == "" {
 		req.Role = "no-access"
 	}
+	ref, err := a.resolveRole(ctx, actor, req.Role)
+	if err != nil {
+		return OrgIdentity{}, err
+	}
 	if err := a.checkGrant(ctx, actor, req.Role); err != nil {
 		return OrgIdentity{}, err
 	}
@@ -212,8 +263,9 @@ func (a *Admin) Create(ctx context.Context, actor authz.Actor, req NewIdentity) 
 	now := a.now().UTC().Truncate(time.Microsecond)
 	i := Identity{ID: NewID(), OrgID: actor.OrgID, Name: name, HasDeleteProtection: req.HasDeleteProtection, Metadata: md,
 		AuthMethods: []string{}, CreatedAt: now, UpdatedAt: now}
-	ev := audit.New(actor, "create-identity", map[string]any{"identityId": i.ID, "name": i.Name, "hasDeleteProtection": i.HasDeleteProtection})
-	if err := a.store.CreateIdentity(ctx, i, req.Role, ev); err != nil {
+	ev := audit.New(actor, "create-identity", map[string]any{"identityId": i.ID, "name": i.Name, "hasDeleteProtection": i.HasDeleteProtection,
+		"role": req.Role})
+	if err := a.store.CreateIdentity(ctx, i, ref, ev); err != nil {
 		return OrgIdentity{}, err
 	}
 	return a.store.OrgIdentity(ctx, actor.OrgID, i.ID)
@@ -254,17 +306,19 @@ func (a *Admin) Update(ctx context.Context, actor authz.Actor, id string, u Iden
 			return OrgIdentity{}, err
 		}
 	}
-	role := oi.Role
-	if u.Role != nil && *u.Role != role {
-		if err := a.checkGrant(ctx, actor, *u.Role); err != nil {
+	role := OrgRoleRef{Role: oi.Role, CustomRoleID: oi.CustomRoleID}
+	slug := oi.RoleSlug()
+	if u.Role != nil && *u.Role != slug {
+		if role, err = a.resolveRole(ctx, actor, *u.Role); err != nil {
 			return OrgIdentity{}, err
 		}
-		if oi.Role == "admin" {
-			if err := a.checkGrant(ctx, actor, "admin"); err != nil {
+		// Both the role given and the role taken away must be the actor's to give.
+		for _, r := range []string{*u.Role, slug} {
+			if err := a.checkGrant(ctx, actor, r); err != nil {
 				return OrgIdentity{}, err
 			}
 		}
-		role = *u.Role
+		slug = *u.Role
 	}
 	if u.HasDeleteProtection != nil {
 		oi.HasDeleteProtection = *u.HasDeleteProtection
@@ -276,7 +330,8 @@ func (a *Admin) Update(ctx context.Context, actor authz.Actor, id string, u Iden
 		}
 	}
 	oi.UpdatedAt = a.now().UTC().Truncate(time.Microsecond)
-	ev := audit.New(actor, "update-identity", map[string]any{"identityId": oi.ID, "name": oi.Name, "hasDeleteProtection": oi.HasDeleteProtection})
+	ev := audit.New(actor, "update-identity", map[string]any{"identityId": oi.ID, "name": oi.Name, "hasDeleteProtection": oi.HasDeleteProtection,
+		"role": slug})
 	if err := a.store.UpdateIdentity(ctx, oi.Identity, role, md, ev); err != nil {
 		return OrgIdentity{}, err
 	}

@@ -28,25 +28,36 @@ func authMethodsQuery(ids []any) (string, []any) {
 }
 
 // CreateIdentity writes an identity, its metadata and its org membership.
-func (db *DB) CreateIdentity(ctx context.Context, i identity.Identity, role string, ev audit.Event) error {
+func (db *DB) CreateIdentity(ctx context.Context, i identity.Identity, role identity.OrgRoleRef, ev audit.Event) error {
 	return db.Transact(ctx, func(tx *Tx) error {
 		if err := tx.insertIdentity(ctx, i); err != nil {
 			return err
 		}
-		if err := tx.insertOrgMembership(ctx, i.OrgID, "", i.ID, role); err != nil {
+		if err := tx.insertOrgMembership(ctx, i.OrgID, "", i.ID, role.Role); err != nil {
 			return err
+		}
+		if role.CustomRoleID != "" {
+			if _, err := tx.exec(ctx, `UPDATE org_memberships SET custom_role_id = ? WHERE identity_id = ? AND org_id = ?`,
+				role.CustomRoleID, i.ID, i.OrgID); err != nil {
+				return dbErr(err, "set identity custom role")
+			}
 		}
 		return tx.insertAudit(ctx, ev)
 	})
 }
 
 const orgIdentityCols = `i.id, i.org_id, i.name, i.has_delete_protection, i.created_at, i.updated_at,
-	m.id, m.role, COALESCE(m.last_login_auth_method, ''), m.last_login_time, m.created_at, m.updated_at`
+	m.id, m.role, COALESCE(m.custom_role_id, ''), COALESCE(cr.slug, ''), COALESCE(cr.name, ''),
+	COALESCE(m.last_login_auth_method, ''), m.last_login_time, m.created_at, m.updated_at`
+
+// orgIdentityFrom joins an identity to its organization membership and custom role.
+const orgIdentityFrom = ` FROM identities i JOIN org_memberships m ON m.identity_id = i.id AND m.org_id = i.org_id
+	LEFT JOIN org_roles cr ON cr.id = m.custom_role_id`
 
 func scanOrgIdentity(sc interface{ Scan(...any) error }) (identity.OrgIdentity, error) {
 	var oi identity.OrgIdentity
 	err := sc.Scan(&oi.ID, &oi.OrgID, &oi.Name, &oi.HasDeleteProtection, timeCol{&oi.CreatedAt}, timeCol{&oi.UpdatedAt},
-		&oi.MembershipID, &oi.Role, &oi.LastLoginAuthMethod, optTimeCol{&oi.LastLoginTime},
+		&oi.MembershipID, &oi.Role, &oi.CustomRoleID, &oi.CustomRoleSlug, &oi.CustomRoleName, &oi.LastLoginAuthMethod, optTimeCol{&oi.LastLoginTime},
 		timeCol{&oi.MembershipCreatedAt}, timeCol{&oi.MembershipUpdatedAt})
 	return oi, err
 }
@@ -99,8 +110,7 @@ func (db *DB) fillIdentities(ctx context.Context, list []identity.OrgIdentity) e
 
 // OrgIdentity returns an identity of an organization with its membership.
 func (db *DB) OrgIdentity(ctx context.Context, orgID, id string) (identity.OrgIdentity, error) {
-	oi, err := scanOrgIdentity(db.readRow(ctx, `SELECT `+orgIdentityCols+` FROM identities i
-		JOIN org_memberships m ON m.identity_id = i.id AND m.org_id = i.org_id WHERE i.org_id = ? AND i.id = ?`, orgID, id))
+	oi, err := scanOrgIdentity(db.readRow(ctx, `SELECT `+orgIdentityCols+orgIdentityFrom+` WHERE i.org_id = ? AND i.id = ?`, orgID, id))
 	if err != nil {
 		return oi, dbErr(err, "OrgIdentity")
 	}
@@ -115,8 +125,7 @@ func (db *DB) OrgIdentities(ctx context.Context, orgID string, offset, limit int
 	if err := db.readRow(ctx, `SELECT COUNT(*) FROM identities WHERE org_id = ?`, orgID).Scan(&total); err != nil {
 		return nil, 0, dbErr(err, "count identities")
 	}
-	rows, err := db.readq(ctx, `SELECT `+orgIdentityCols+` FROM identities i
-		JOIN org_memberships m ON m.identity_id = i.id AND m.org_id = i.org_id
+	rows, err := db.readq(ctx, `SELECT `+orgIdentityCols+orgIdentityFrom+`
 		WHERE i.org_id = ? ORDER BY i.name, i.id LIMIT ? OFFSET ?`, orgID, limit, offset)
 	if err != nil {
 		return nil, 0, dbErr(err, "OrgIdentities")
@@ -138,14 +147,14 @@ func (db *DB) OrgIdentities(ctx context.Context, orgID string, offset, limit int
 }
 
 // UpdateIdentity writes an identity's fields and org role; non-nil metadata replaces the set.
-func (db *DB) UpdateIdentity(ctx context.Context, i identity.Identity, role string, metadata []identity.Metadata, ev audit.Event) error {
+func (db *DB) UpdateIdentity(ctx context.Context, i identity.Identity, role identity.OrgRoleRef, metadata []identity.Metadata, ev audit.Event) error {
 	return db.Transact(ctx, func(tx *Tx) error {
 		if _, err := tx.exec(ctx, `UPDATE identities SET name = ?, has_delete_protection = ?, updated_at = ? WHERE id = ?`,
 			i.Name, i.HasDeleteProtection, ts(i.UpdatedAt), i.ID); err != nil {
 			return dbErr(err, "UpdateIdentity")
 		}
-		if _, err := tx.exec(ctx, `UPDATE org_memberships SET role = ?, updated_at = ? WHERE identity_id = ? AND org_id = ?`,
-			role, ts(tx.Now), i.ID, i.OrgID); err != nil {
+		if _, err := tx.exec(ctx, `UPDATE org_memberships SET role = ?, custom_role_id = ?, updated_at = ? WHERE identity_id = ? AND org_id = ?`,
+			role.Role, nullStr(role.CustomRoleID), ts(tx.Now), i.ID, i.OrgID); err != nil {
 			return dbErr(err, "update identity role")
 		}
 		if metadata != nil {
@@ -281,4 +290,11 @@ func (db *DB) RevokeAccessTokenWithEvent(ctx context.Context, id string, ev audi
 		return tx.insertAudit(ctx, ev)
 	})
 	return ok, err
+}
+
+// CustomOrgRoleID returns the id of an organization's custom role by slug.
+func (db *DB) CustomOrgRoleID(ctx context.Context, orgID, slug string) (string, error) {
+	var id string
+	err := db.readRow(ctx, `SELECT id FROM org_roles WHERE org_id = ? AND slug = ?`, orgID, slug).Scan(&id)
+	return id, dbErr(err, "CustomOrgRoleID")
 }

@@ -1,0 +1,76 @@
+package api_test
+
+import (
+	"testing"
+
+	"github.com/lockbox-dev/lockbox/internal/app/apptest"
+	"github.com/lockbox-dev/lockbox/internal/store"
+)
+
+type identityMembershipOut struct {
+	Role       string
+	RoleID     *string
+	CustomRole *struct{ ID, Slug, Name string }
+	Identity   struct{ ID, Name string }
+}
+
+// TestIdentityWithCustomOrgRole: an identity created or updated with a
+// custom organization role's slug holds that role and exactly its
+// permissions; the answer names the role as Infisical's does; an identity
+// manager grants only roles whose permissions it holds; a role in use
+// cannot be deleted.
+func TestIdentityWithCustomOrgRole(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, d store.Dialect) {
+		e := apptest.Bootstrapped(t, d)
+		var role struct{ Role struct{ ID string } }
+		e.Must(t, 200, "POST", "/api/v1/organization/roles", e.Token, map[string]any{"slug": "identity-manager", "name": "Identity manager",
+			"permissions": []map[string]any{{"subject": "identity", "action": []string{"read", "create", "edit", "delete",
+				"create-token", "get-token"}}}}).Decode(t, &role)
+		e.Must(t, 200, "POST", "/api/v1/organization/roles", e.Token, map[string]any{"slug": "project-maker", "name": "Project maker",
+			"permissions": []map[string]any{{"subject": "workspace", "action": []string{"read", "create"}}}})
+
+		id, tok := e.NewIdentity(t, "robot", "identity-manager")
+		var got struct{ Identity identityMembershipOut }
+		e.Must(t, 200, "GET", "/api/v1/identities/"+id, e.Token, nil).Decode(t, &got)
+		if got.Identity.Role != "custom" || got.Identity.RoleID == nil || *got.Identity.RoleID != role.Role.ID ||
+			got.Identity.CustomRole == nil || got.Identity.CustomRole.Slug != "identity-manager" {
+			t.Fatalf("identity %+v", got.Identity)
+		}
+		var list struct{ Identities []identityMembershipOut }
+		e.Must(t, 200, "GET", "/api/v1/identities?orgId="+e.OrgID, tok, nil).Decode(t, &list)
+		if len(list.Identities) < 2 {
+			t.Fatalf("the custom role's identity read gave %+v", list)
+		}
+		// What the role does not allow is refused.
+		assertError(t, e.Do(t, "POST", "/api/v1/projects", tok, map[string]any{"projectName": "nope"}), 403, "PermissionDenied")
+		assertError(t, e.Do(t, "GET", "/api/v1/organization/roles", tok, nil), 403, "PermissionDenied")
+
+		// It creates identities with roles it holds entirely, and no other.
+		e.Must(t, 200, "POST", "/api/v1/identities", tok, map[string]any{"name": "child", "organizationId": e.OrgID, "role": "identity-manager"})
+		e.Must(t, 200, "POST", "/api/v1/identities", tok, map[string]any{"name": "child2", "organizationId": e.OrgID, "role": "no-access"})
+		for _, r := range []string{"admin", "member", "project-maker"} {
+			assertError(t, e.Do(t, "POST", "/api/v1/identities", tok, map[string]any{"name": "x", "organizationId": e.OrgID, "role": r}),
+				403, "PermissionBoundaryError")
+		}
+		assertError(t, e.Do(t, "POST", "/api/v1/identities", e.Token, map[string]any{"name": "x", "organizationId": e.OrgID, "role": "ghost"}),
+			400, "BadRequest")
+
+		// Updated to another custom role, the new role's permissions apply at once.
+		e.Must(t, 200, "PATCH", "/api/v1/identities/"+id, e.Token, map[string]any{"role": "project-maker"})
+		e.Must(t, 200, "GET", "/api/v1/identities/"+id, e.Token, nil).Decode(t, &got)
+		if got.Identity.Role != "custom" || got.Identity.CustomRole == nil || got.Identity.CustomRole.Slug != "project-maker" {
+			t.Fatalf("updated %+v", got.Identity)
+		}
+		e.Must(t, 200, "POST", "/api/v1/projects", tok, map[string]any{"projectName": "made-by-robot"})
+		assertError(t, e.Do(t, "GET", "/api/v1/identities?orgId="+e.OrgID, tok, nil), 403, "PermissionDenied")
+		// A role in use cannot be deleted; once unused it can.
+		assertError(t, e.Do(t, "DELETE", "/api/v1/organization/roles/"+role.Role.ID, e.Token, nil), 400, "BadRequest")
+
+		// Back to a built-in role: the answer carries no custom role.
+		e.Must(t, 200, "PATCH", "/api/v1/identities/"+id, e.Token, map[string]any{"role": "member"})
+		e.Must(t, 200, "GET", "/api/v1/identities/"+id, e.Token, nil).Decode(t, &got)
+		if got.Identity.Role != "member" || got.Identity.CustomRole != nil || got.Identity.RoleID != nil {
+			t.Fatalf("built-in again %+v", got.Identity)
+		}
+	})
+}
