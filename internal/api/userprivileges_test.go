@@ -124,7 +124,9 @@ func TestUserPrivilegeReadsExactlyOneFolderMore(t *testing.T) {
 		assertError(t, e.Do(t, "POST", userPrivileges, e.Token, map[string]any{"projectMembershipId": "nope", "permissions": readFolder("/app")}), 404, "NotFound")
 
 		// Every change is audited.
-		var logs struct{ AuditLogs []struct{ Event struct{ Type string } } }
+		var logs struct {
+			AuditLogs []struct{ Event struct{ Type string } }
+		}
 		e.Must(t, 200, "GET", "/api/v1/organization/audit-logs?eventType=create-user-specific-privilege&limit=50", e.Token, nil).Decode(t, &logs)
 		if len(logs.AuditLogs) < 2 {
 			t.Fatalf("audited creates: %+v", logs)

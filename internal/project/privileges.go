@@ -121,9 +121,9 @@ type NewPrivilege struct {
 	ProjectID    string
 	IdentityID   string
 	MembershipID string
-	Slug        string // empty: a random one
-	Permissions json.RawMessage
-	Temporary   TemporaryAccess
+	Slug         string // empty: a random one
+	Permissions  json.RawMessage
+	Temporary    TemporaryAccess
 }
 
 // PrivilegeChange is an update; nil fields stay as they are.
