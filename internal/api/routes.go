@@ -15,10 +15,12 @@ import (
 	"github.com/lockbox-dev/lockbox/internal/rotation"
 	"github.com/lockbox-dev/lockbox/internal/secret"
 	"github.com/lockbox-dev/lockbox/internal/sshca"
+	"github.com/lockbox-dev/lockbox/internal/sso"
 )
 
 // Services are the domain services the API calls.
 type Services struct {
+	SSO           *sso.Service
 	Identity      *identity.Service
 	Tokens        *identity.Tokens
 	UniversalAuth *identity.UA
@@ -83,6 +85,7 @@ func (s *Server) routes() {
 	s.kmsRoutes(m)
 	s.privilegeRoutes(m)
 	s.userPrivilegeRoutes(m)
+	s.ssoRoutes(m)
 	s.templateRoutes(m)
 	if s.svc.AppConnections != nil {
 		s.appConnRoutes(m)

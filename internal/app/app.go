@@ -32,6 +32,7 @@ import (
 	"github.com/lockbox-dev/lockbox/internal/rotation"
 	"github.com/lockbox-dev/lockbox/internal/secret"
 	"github.com/lockbox-dev/lockbox/internal/sshca"
+	"github.com/lockbox-dev/lockbox/internal/sso"
 	"github.com/lockbox-dev/lockbox/internal/store"
 	"github.com/lockbox-dev/lockbox/internal/web"
 )
@@ -177,6 +178,8 @@ func New(db *store.DB, kr *keyring.Keyring, o Options) *App {
 		Groups:         org.NewGroups(db, az, o.Clock),
 		ProjectGroups:  project.NewGroups(db, az, o.Clock),
 	}
+	authEnv := authmethod.Env{Policy: o.TargetPolicy, Loopback: o.AuthFetchLoopback, Resolve: o.AuthFetchResolve, RootCAs: o.AuthFetchRootCAs}
+	svc.SSO = sso.New(db, az, kr, authEnv, nil)
 	svc.OrgMembers = org.NewMembers(db, az, kr, idsvc.Hasher, o.Clock)
 	if o.Mailer != nil {
 		svc.OrgMembers.Mailer = o.Mailer
@@ -186,7 +189,7 @@ func New(db *store.DB, kr *keyring.Keyring, o Options) *App {
 	dash := web.New(web.Options{Logger: o.Logger, ClientIP: api.ClientIP, Cache: gen, Services: web.Services{
 		Sessions: identity.NewWeb(idsvc, db, nil), Identities: admin, UniversalAuth: svc.UniversalAuth,
 		Authz: az, Projects: projects, Memberships: svc.Memberships, Roles: svc.Roles, Secrets: secrets,
-		Dynamic: dyn, KMS: keys, Audit: svc.Audit}})
+		Dynamic: dyn, KMS: keys, Audit: svc.Audit, SSO: svc.SSO}, SiteURL: o.SiteURL})
 	srv := api.New(api.Options{
 		Web:             dash,
 		Version:         o.Version,

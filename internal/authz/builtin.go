@@ -127,6 +127,7 @@ var builtinOrg = map[string][]Rule{
 		rule(SubSettings, generic...),
 		rule(SubAuditLogs, ActRead),
 		rule(SubKMS, generic...),
+		rule(SubSSO, generic...),
 		rule(SubProjectTemplates, generic...),
 		rule(SubAppConnections, ActRead, ActCreate, ActEdit, ActDelete, ActConnect),
 	},

@@ -28,6 +28,7 @@ import (
 	"github.com/lockbox-dev/lockbox/internal/kms"
 	"github.com/lockbox-dev/lockbox/internal/project"
 	"github.com/lockbox-dev/lockbox/internal/secret"
+	"github.com/lockbox-dev/lockbox/internal/sso"
 )
 
 //go:embed templates/*.html
@@ -49,6 +50,7 @@ type Services struct {
 	Dynamic       *dynamic.Service
 	KMS           *kms.Service
 	Audit         *audit.Service
+	SSO           *sso.Service // nil: no SSO login
 }
 
 // Options configure a Handler.
@@ -61,6 +63,9 @@ type Options struct {
 	// Cache is the node's cache generation: each page begins by reading the
 	// change counter, as API requests do (nil: no caching).
 	Cache *cache.Gen
+	// SiteURL is the public address of the server (LOCKBOX_SITE_URL); the
+	// SSO callback URL is under it. Empty: the address a request reached.
+	SiteURL string
 }
 
 // Handler serves the dashboard.
@@ -72,6 +77,7 @@ type Handler struct {
 	cache    *cache.Gen
 	pages    map[string]*template.Template
 	static   http.Handler
+	siteURL  string
 }
 
 // Cookie names. The session cookie is host-only, HttpOnly, SameSite=Lax, and
@@ -102,8 +108,9 @@ func New(o Options) *Handler {
 	}
 	sub, _ := fs.Sub(staticFS, "static")
 	h := &Handler{svc: o.Services, mux: http.NewServeMux(), log: o.Logger, clientIP: o.ClientIP, cache: o.Cache,
-		pages: parsePages(), static: http.StripPrefix("/static/", http.FileServerFS(sub))}
+		pages: parsePages(), static: http.StripPrefix("/static/", http.FileServerFS(sub)), siteURL: o.SiteURL}
 	h.routes()
+	h.ssoRoutes()
 	return h
 }
 

@@ -258,3 +258,7 @@ func (c *Client) do(ctx context.Context, method, u string, header http.Header, b
 	}
 	return data, nil
 }
+
+// HTTP returns the client's *http.Client, for libraries that take one (an
+// OpenID Connect client): its requests are bound by the same policy.
+func (c *Client) HTTP() *http.Client { return c.hc }
