@@ -15,8 +15,10 @@ func (s *Server) ssoRoutes(m *routeMux) {
 	m.Handle("POST "+base+"/config", s.authed(s.oidcConfigCreate))
 	m.Handle("PATCH "+base+"/config", s.authed(s.oidcConfigUpdate))
 	if s.web != nil {
-		m.Handle("GET "+base+"/login", s.web)
-		m.Handle("GET "+base+"/callback", s.web)
+		// Unauthenticated, and each reaches the identity provider: rate
+		// limited per client as the other logins are.
+		m.Handle("GET "+base+"/login", s.limited(s.web))
+		m.Handle("GET "+base+"/callback", s.limited(s.web))
 	}
 }
 

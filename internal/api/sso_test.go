@@ -318,6 +318,14 @@ func TestSSOWithOIDC(t *testing.T) {
 		if carol := orgMembers(t, e)["carol@corp.example"]; carol.RoleSlug != "sso-people" {
 			t.Fatalf("carol %+v", carol)
 		}
+		// Endpoints given one by one instead of discovered.
+		e.Must(t, 200, "PATCH", path, e.Token, map[string]any{"orgSlug": slug, "configurationType": "custom", "issuer": idp.srv.URL,
+			"authorizationEndpoint": idp.srv.URL + "/authorize", "tokenEndpoint": idp.srv.URL + "/token", "jwksUri": idp.srv.URL + "/keys"})
+		assertError(t, e.Do(t, "PATCH", path, e.Token, map[string]any{"orgSlug": slug, "jwksUri": "http://169.254.169.254/keys"}), 400, "BadRequest")
+		idp.signIn("dave@example.com", true, false)
+		if res, body, _ := ssoLogin(t, e, browser(t), slug); res.StatusCode != http.StatusSeeOther {
+			t.Fatalf("custom endpoints: %d %s", res.StatusCode, body)
+		}
 		// Deactivated SSO: no login.
 		e.Must(t, 200, "PATCH", path, e.Token, map[string]any{"orgSlug": slug, "isActive": false})
 		if res, _ := get(t, browser(t), e.URL+"/api/v1/sso/oidc/login?orgSlug="+slug); res.StatusCode != 404 {

@@ -70,8 +70,8 @@ func (s *Service) oauth(ctx context.Context, c Config, redirectURL string) (cont
 	ctx = oidc.ClientContext(ctx, cl.HTTP())
 	var p *oidc.Provider
 	if c.ConfigurationType == TypeCustom {
-		for _, u := range []string{c.TokenEndpoint, c.JwksURI} {
-			if _, err := fetch.CheckURL(ctx, s.env, "tokenEndpoint", u); err != nil {
+		for _, f := range []struct{ name, u string }{{"tokenEndpoint", c.TokenEndpoint}, {"jwksUri", c.JwksURI}} {
+			if _, err := fetch.CheckURL(ctx, s.env, f.name, f.u); err != nil {
 				return ctx, nil, nil, err
 			}
 		}
