@@ -212,6 +212,9 @@ func public(path string) bool {
 	if strings.HasPrefix(path, "/api/v1/pki/crl/") {
 		return true // a CA's CRL, for relying parties
 	}
+	if strings.HasPrefix(path, "/api/v1/pki/ca/") && strings.HasSuffix(path, "/certificate/der") {
+		return true // a CA's certificate, the CA issuers URL of what it issued
+	}
 	if strings.HasPrefix(path, "/api/v1/ssh/") && strings.HasSuffix(path, "public-key") {
 		return true // SSH CA public keys, served to anyone as Infisical serves them
 	}
