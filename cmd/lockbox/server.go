@@ -146,6 +146,8 @@ func serve(ctx context.Context, cfg config.Config, stdout, stderr io.Writer) err
 		Logger:                  log,
 		LeaseCreatingTimeout:    cfg.LeaseCreatingTimeout,
 		RotationClaimTimeout:    cfg.RotationClaimTimeout,
+		SessionIdleTimeout:      cfg.SessionIdleTimeout,
+		SessionAbsoluteTimeout:  cfg.SessionAbsoluteTimeout,
 		TrustedProxies:          cfg.TrustedProxies,
 		CertHeader:              cfg.TLSClientCertHeader,
 		MetricsToken:            string(cfg.MetricsToken),

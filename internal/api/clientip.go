@@ -18,12 +18,38 @@ func clientIP(r *http.Request) string {
 	return peerHost(r.RemoteAddr) // outside the middleware: never a header
 }
 
-// withClientIP resolves the client address once per request (clientIP).
+// withClientIP resolves the client address and whether the client reached
+// us over TLS once per request (clientIP, OverTLS).
 func (s *Server) withClientIP(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ip := resolveClientIP(r, s.trustedProxies)
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), keyClientIP, ip)))
+		ctx := context.WithValue(r.Context(), keyClientIP, ip)
+		ctx = context.WithValue(ctx, keyOverTLS, r.TLS != nil || (s.peerIsTrustedProxy(r) && forwardedHTTPS(r)))
+		next.ServeHTTP(w, r.WithContext(ctx))
 	})
+}
+
+// forwardedHTTPS reports whether the proxy that sent r says its client used
+// HTTPS: the last X-Forwarded-Proto value (the one the nearest proxy added).
+// Only asked of a trusted proxy.
+func forwardedHTTPS(r *http.Request) bool {
+	v := r.Header.Values("X-Forwarded-Proto")
+	if len(v) == 0 {
+		return false
+	}
+	hops := strings.Split(v[len(v)-1], ",")
+	return strings.EqualFold(strings.TrimSpace(hops[len(hops)-1]), "https")
+}
+
+// OverTLS reports whether the client of a request served by the Server
+// reached it over TLS: the connection is TLS, or the TCP peer is a trusted
+// proxy (TrustedProxies) whose X-Forwarded-Proto says https. From anyone
+// else the header is ignored. Outside the Server's middleware: r.TLS alone.
+func OverTLS(r *http.Request) bool {
+	if v, ok := r.Context().Value(keyOverTLS).(bool); ok {
+		return v
+	}
+	return r.TLS != nil
 }
 
 // resolveClientIP returns the TCP peer's address unless the peer is a trusted

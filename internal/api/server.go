@@ -223,6 +223,7 @@ const (
 	keyRequestID ctxKey = iota
 	keyActor
 	keyClientIP
+	keyOverTLS
 )
 
 func requestID(ctx context.Context) string {

@@ -53,6 +53,10 @@ type Options struct {
 	LeaseCreatingTimeout time.Duration
 	// RotationClaimTimeout overrides the rotation service's ClaimTTL when set.
 	RotationClaimTimeout time.Duration
+	// SessionIdleTimeout and SessionAbsoluteTimeout are the dashboard's
+	// session timeouts; zero: identity.DefaultWebIdleTimeout and
+	// DefaultWebAbsoluteTimeout.
+	SessionIdleTimeout, SessionAbsoluteTimeout time.Duration
 	// TargetPolicy limits the hosts dynamic secrets connect to; nil denies
 	// dynamic.DefaultDeny only.
 	TargetPolicy *dynamic.TargetPolicy
@@ -186,8 +190,15 @@ func New(db *store.DB, kr *keyring.Keyring, o Options) *App {
 	}
 	svc.OrgMembers.SiteURL = o.SiteURL
 	svc.OrgMembers.Projects = svc.ProjectUsers
-	dash := web.New(web.Options{Logger: o.Logger, ClientIP: api.ClientIP, Cache: gen, Services: web.Services{
-		Sessions: identity.NewWeb(idsvc, db, nil), Identities: admin, UniversalAuth: svc.UniversalAuth,
+	sessions := identity.NewWeb(idsvc, db, o.Clock)
+	if o.SessionIdleTimeout > 0 {
+		sessions.Idle = o.SessionIdleTimeout
+	}
+	if o.SessionAbsoluteTimeout > 0 {
+		sessions.Absolute = o.SessionAbsoluteTimeout
+	}
+	dash := web.New(web.Options{Logger: o.Logger, ClientIP: api.ClientIP, OverTLS: api.OverTLS, Cache: gen, Services: web.Services{
+		Sessions: sessions, Identities: admin, UniversalAuth: svc.UniversalAuth,
 		Authz: az, Projects: projects, Memberships: svc.Memberships, Roles: svc.Roles, Secrets: secrets,
 		Dynamic: dyn, KMS: keys, Audit: svc.Audit, SSO: svc.SSO}, SiteURL: o.SiteURL})
 	srv := api.New(api.Options{

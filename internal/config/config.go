@@ -78,6 +78,11 @@ type Config struct {
 	// SiteURL is where invitation links point, e.g. https://lockbox.example.com;
 	// empty: the scheme and host the inviting request reached.
 	SiteURL string // LOCKBOX_SITE_URL / --site-url
+	// SessionIdleTimeout ends a dashboard session after this long without a
+	// request; SessionAbsoluteTimeout ends it this long after login,
+	// however active.
+	SessionIdleTimeout     time.Duration // LOCKBOX_SESSION_IDLE_TIMEOUT / --session-idle-timeout
+	SessionAbsoluteTimeout time.Duration // LOCKBOX_SESSION_ABSOLUTE_TIMEOUT / --session-absolute-timeout
 }
 
 // DefaultClientCertHeader is Infisical's default header for a forwarded
@@ -100,6 +105,8 @@ func Default() Config {
 		DBMaxConns:              20,
 		LeaseCreatingTimeout:    2 * time.Minute,
 		RotationClaimTimeout:    2 * time.Minute,
+		SessionIdleTimeout:      30 * time.Minute,
+		SessionAbsoluteTimeout:  12 * time.Hour,
 	}
 }
 
@@ -173,6 +180,13 @@ func (c Config) Validate() error {
 		// (harmless: same password, FinishRotation checks the claim), so short is allowed.
 		problems = append(problems, errors.New("rotation claim timeout must be at least 1s"))
 	}
+	if c.SessionIdleTimeout < time.Minute {
+		// Activity is recorded at most once a minute: a shorter idle timeout would end active sessions.
+		problems = append(problems, errors.New("session idle timeout must be at least 1m"))
+	}
+	if c.SessionAbsoluteTimeout < c.SessionIdleTimeout {
+		problems = append(problems, errors.New("session absolute timeout must be at least the idle timeout"))
+	}
 	if c.DBMaxConns < 2 {
 		problems = append(problems, errors.New("db max conns must be at least 2"))
 	}
@@ -219,6 +233,16 @@ func variables() []variable {
 		{"LOCKBOX_ROTATION_CLAIM_TIMEOUT", "rotation-claim-timeout", "how long a secret rotation run holds its rotation before another node may finish it", false, func(c *Config, v string) error {
 			d, err := time.ParseDuration(v)
 			c.RotationClaimTimeout = d
+			return err
+		}},
+		{"LOCKBOX_SESSION_IDLE_TIMEOUT", "session-idle-timeout", "a dashboard session ends after this long without a request", false, func(c *Config, v string) error {
+			d, err := time.ParseDuration(v)
+			c.SessionIdleTimeout = d
+			return err
+		}},
+		{"LOCKBOX_SESSION_ABSOLUTE_TIMEOUT", "session-absolute-timeout", "a dashboard session ends this long after login, however active", false, func(c *Config, v string) error {
+			d, err := time.ParseDuration(v)
+			c.SessionAbsoluteTimeout = d
 			return err
 		}},
 		{"LOCKBOX_DYNAMIC_TARGETS_ALLOW", "dynamic-targets-allow", "CIDRs and host names dynamic secrets may connect to (empty: any not denied)", false, func(c *Config, v string) error { c.DynamicTargetsAllow = v; return nil }},

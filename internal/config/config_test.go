@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/lockbox-dev/lockbox/internal/config"
 )
@@ -152,5 +153,25 @@ func TestClientCertHeader(t *testing.T) {
 	c, err = config.Load(env(map[string]string{"LOCKBOX_TLS_CLIENT_CERT_HEADER": "X-SSL-Client-Cert"}), nil, nil)
 	if err != nil || c.TLSClientCertHeader != "X-SSL-Client-Cert" {
 		t.Fatalf("set %q, %v", c.TLSClientCertHeader, err)
+	}
+}
+
+func TestSessionTimeouts(t *testing.T) {
+	c, err := config.Load(env(nil), nil, nil)
+	if err != nil || c.SessionIdleTimeout != 30*time.Minute || c.SessionAbsoluteTimeout != 12*time.Hour {
+		t.Fatalf("defaults %v %v (%v)", c.SessionIdleTimeout, c.SessionAbsoluteTimeout, err)
+	}
+	c, err = config.Load(env(map[string]string{"LOCKBOX_SESSION_IDLE_TIMEOUT": "15m"}), []string{"--session-absolute-timeout", "8h"}, nil)
+	if err != nil || c.SessionIdleTimeout != 15*time.Minute || c.SessionAbsoluteTimeout != 8*time.Hour {
+		t.Fatalf("set %v %v (%v)", c.SessionIdleTimeout, c.SessionAbsoluteTimeout, err)
+	}
+	for _, bad := range []map[string]string{
+		{"LOCKBOX_SESSION_IDLE_TIMEOUT": "30s"},
+		{"LOCKBOX_SESSION_IDLE_TIMEOUT": "2h", "LOCKBOX_SESSION_ABSOLUTE_TIMEOUT": "1h"},
+		{"LOCKBOX_SESSION_ABSOLUTE_TIMEOUT": "soon"},
+	} {
+		if _, err := config.Load(env(bad), nil, nil); err == nil {
+			t.Errorf("%v accepted", bad)
+		}
 	}
 }

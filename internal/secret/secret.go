@@ -387,6 +387,19 @@ func fields(env, path, key string, tags []Tag) *authz.Fields {
 	return &authz.Fields{Environment: env, SecretPath: path, SecretName: key, SecretTags: tagSlugs(tags)}
 }
 
+// Fields are the condition fields a permission check on secret key (in env
+// and path, with tags) matches: what callers outside the package give
+// authz.Set.Can to ask what the service would allow on that secret.
+func Fields(env, path, key string, tags []Tag) *authz.Fields { return fields(env, path, key, tags) }
+
+// ValueReadable reports whether perms let the actor read the value of
+// secret key (in env and path, with tags), as every read of the service
+// decides it.
+func ValueReadable(perms authz.Set, env, path, key string, tags []Tag) bool {
+	_, value := canSee(perms, env, path, key, tags)
+	return value
+}
+
 // canSee reports whether the actor may see a secret exists, and its value.
 func canSee(perms authz.Set, env, path, key string, tags []Tag) (describe, value bool) {
 	f := fields(env, path, key, tags)

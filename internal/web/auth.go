@@ -65,6 +65,7 @@ func (h *Handler) routes() {
 	m.Handle("GET /projects/{pid}/secret", h.authed(h.secretPage))
 	m.Handle("GET /projects/{pid}/secret/value", h.authed(h.secretValue))
 	m.Handle("GET /projects/{pid}/secret/history", h.authed(h.secretHistory))
+	m.Handle("GET /projects/{pid}/secret/version", h.authed(h.secretVersionDiff))
 	m.Handle("POST /projects/{pid}/secret/rollback", h.authed(h.secretRollback))
 	m.Handle("POST /projects/{pid}/tags", h.authed(h.tagCreate))
 	m.Handle("POST /projects/{pid}/folders", h.authed(h.folderCreate))
@@ -119,7 +120,7 @@ func (h *Handler) loginForm(w http.ResponseWriter, r *http.Request) {
 
 func (h *Handler) renderLogin(w http.ResponseWriter, r *http.Request, code int, msg string) {
 	tok := randomToken()
-	setCookie(w, r, loginCSRFCookie, tok, 30*time.Minute)
+	h.setCookie(w, r, loginCSRFCookie, tok, 30*time.Minute)
 	next := r.FormValue("next")
 	if !localPath(next) {
 		next = ""
@@ -169,8 +170,8 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 		h.renderLogin(w, r, code, message(err))
 		return
 	}
-	clearCookie(w, r, loginCSRFCookie)
-	setCookie(w, r, sessionCookie, res.Token, 0)
+	h.clearCookie(w, r, loginCSRFCookie)
+	h.setCookie(w, r, sessionCookie, res.Token, 0)
 	next := r.PostFormValue("next")
 	if !localPath(next) {
 		next = "/projects"
@@ -230,7 +231,7 @@ func (h *Handler) logout(w http.ResponseWriter, q *req) error {
 	if err := h.svc.Sessions.Logout(q.ctx(), c.Value, q.actor); err != nil {
 		return err
 	}
-	clearCookie(w, q.Request, sessionCookie)
+	h.clearCookie(w, q.Request, sessionCookie)
 	redirect(w, q.Request, "/login")
 	return nil
 }

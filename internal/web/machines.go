@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/lockbox-dev/lockbox/internal/audit"
+	"github.com/lockbox-dev/lockbox/internal/authz"
 	"github.com/lockbox-dev/lockbox/internal/dynamic"
 	"github.com/lockbox-dev/lockbox/internal/dynamic/provider"
 	"github.com/lockbox-dev/lockbox/internal/errs"
@@ -25,7 +26,11 @@ func (h *Handler) identities(w http.ResponseWriter, q *req) error {
 	if err != nil {
 		return err
 	}
-	h.render(w, q, http.StatusOK, "identities", map[string]any{"Title": "Machine identities", "Identities": list})
+	can, err := h.orgCan(q)
+	if err != nil {
+		return err
+	}
+	h.render(w, q, http.StatusOK, "identities", map[string]any{"Title": "Machine identities", "Identities": list, "Can": can})
 	return nil
 }
 
@@ -60,11 +65,30 @@ func (h *Handler) identityData(q *req) (map[string]any, error) {
 	case errs.KindOf(err) == errs.Internal:
 		return nil, err
 	}
+	can, err := h.identityCan(q, i)
+	if err != nil {
+		return nil, err
+	}
+	d["Can"] = can
 	ps, err := h.svc.Projects.List(q.ctx(), q.actor)
 	if err != nil {
 		return nil, err
 	}
-	d["Projects"] = ps
+	// Only the projects the actor may add this identity to.
+	var addable []project.Project
+	for _, p := range ps {
+		set, err := h.svc.Authz.ProjectPermissions(q.ctx(), q.actor, p.ID)
+		if err != nil {
+			if errs.KindOf(err) == errs.Internal {
+				return nil, err
+			}
+			continue
+		}
+		if set.Can(authz.ActCreate, authz.SubIdentity, &authz.Fields{IdentityID: i.ID}) {
+			addable = append(addable, p)
+		}
+	}
+	d["Projects"] = addable
 	if a := q.FormValue("added"); a != "" {
 		for _, p := range ps {
 			if p.ID == a {

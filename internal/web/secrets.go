@@ -23,6 +23,7 @@ import (
 type projectView struct {
 	project.Project
 	Can map[string]bool
+	set authz.Set // the actor's permissions in the project
 }
 
 func (h *Handler) loadProject(q *req) (projectView, error) {
@@ -34,19 +35,8 @@ func (h *Handler) loadProject(q *req) (projectView, error) {
 	if err != nil {
 		return projectView{}, err
 	}
-	can := map[string]bool{
-		"editSecrets":   perms.Can(authz.ActEdit, authz.SubSecrets, nil),
-		"createSecrets": perms.Can(authz.ActCreate, authz.SubSecrets, nil),
-		"deleteSecrets": perms.Can(authz.ActDelete, authz.SubSecrets, nil),
-		"folders":       perms.Can(authz.ActCreate, authz.SubFolders, nil),
-		"environments":  perms.Can(authz.ActCreate, authz.SubEnvironments, nil),
-		"tags":          perms.Can(authz.ActCreate, authz.SubTags, nil),
-		"rollback":      perms.Can(authz.ActCreate, authz.SubSecretRollback, nil),
-		"dynamic":       perms.Can(authz.ActCreate, authz.SubDynamicSecrets, nil),
-		"lease":         perms.Can(authz.ActLease, authz.SubDynamicSecrets, nil),
-		"kms":           perms.Can(authz.ActCreate, authz.SubCmek, nil),
-	}
-	return projectView{Project: p, Can: can}, nil
+	can := allowed(perms, nil, projectControls)
+	return projectView{Project: p, Can: can, set: perms}, nil
 }
 
 // cleanPath normalises a folder path from a query ("" is the root).
@@ -84,7 +74,11 @@ func (h *Handler) projects(w http.ResponseWriter, q *req) error {
 			return !strings.Contains(strings.ToLower(p.Name), l) && !strings.Contains(p.Slug, l)
 		})
 	}
-	h.render(w, q, http.StatusOK, "projects", map[string]any{"Title": "Projects", "Projects": list, "Search": search})
+	can, err := h.orgCan(q)
+	if err != nil {
+		return err
+	}
+	h.render(w, q, http.StatusOK, "projects", map[string]any{"Title": "Projects", "Projects": list, "Search": search, "Can": can})
 	return nil
 }
 
@@ -376,6 +370,7 @@ func (h *Handler) secretPage(w http.ResponseWriter, q *req) error {
 		has[t.ID] = true
 	}
 	h.render(w, q, http.StatusOK, "secret", map[string]any{"Title": s.Key, "P": pv, "S": s, "Env": q.FormValue("env"),
+		"Can":  secretCan(pv, s),
 		"Path": cleanPath(q.FormValue("path")), "Crumbs": breadcrumbs(cleanPath(q.FormValue("path"))), "Tags": tags, "Has": has})
 	return nil
 }
@@ -393,12 +388,6 @@ func (h *Handler) secretValue(w http.ResponseWriter, q *req) error {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Write([]byte(s.Value))
 	return nil
-}
-
-// versionView is one version with the lines that changed from the one before.
-type versionView struct {
-	secret.Secret
-	Diff []diffLine
 }
 
 type diffLine struct {
@@ -443,6 +432,26 @@ func lineDiff(a, b string) []diffLine {
 	return out
 }
 
+// secretControls are the controls of one secret's pages, checked with the
+// secret's own condition fields (environment, path, key, tags).
+var secretControls = map[string]control{
+	"edit":     {authz.ActEdit, authz.SubSecrets},
+	"delete":   {authz.ActDelete, authz.SubSecrets},
+	"rollback": {authz.ActCreate, authz.SubSecretRollback},
+	"history":  {authz.ActRead, authz.SubSecretRollback},
+}
+
+// secretCan is allowed for secret s, plus "value": whether its value may be
+// read (the Reveal and Copy buttons).
+func secretCan(pv projectView, s secret.Secret) map[string]bool {
+	can := allowed(pv.set, secret.Fields(s.Env, s.Path, s.Key, s.Tags), secretControls)
+	can["value"] = secret.ValueReadable(pv.set, s.Env, s.Path, s.Key, s.Tags)
+	return can
+}
+
+// secretHistory lists a secret's versions without a value: each version's
+// changes are revealed on demand (secretVersionDiff, an audited read), and
+// only where the domain let the actor read that version's value.
 func (h *Handler) secretHistory(w http.ResponseWriter, q *req) error {
 	pv, err := h.loadProject(q)
 	if err != nil {
@@ -456,21 +465,51 @@ func (h *Handler) secretHistory(w http.ResponseWriter, q *req) error {
 	if err != nil {
 		return err
 	}
-	out := make([]versionView, len(vs))
-	for i, v := range vs { // newest first
-		out[i].Secret = v
-		switch {
-		case v.ValueHidden:
-		case i+1 < len(vs):
-			out[i].Diff = lineDiff(vs[i+1].Value, v.Value)
-		default: // the first version: every line is new
-			for _, l := range strings.Split(v.Value, "\n") {
-				out[i].Diff = append(out[i].Diff, diffLine{"+", l})
-			}
-		}
+	for i := range vs { // drop the values before anything renders
+		vs[i].Value = ""
 	}
 	h.render(w, q, http.StatusOK, "history", map[string]any{"Title": s.Key + " · History", "P": pv, "S": s,
-		"Env": q.FormValue("env"), "Path": cleanPath(q.FormValue("path")), "Versions": out})
+		"Env": q.FormValue("env"), "Path": cleanPath(q.FormValue("path")), "Versions": vs, "Can": secretCan(pv, s)})
+	return nil
+}
+
+// secretVersionDiff answers a version's Reveal: the lines of its value as
+// text, each marked "+" (added), "-" (removed) or " " against the version
+// before it.
+func (h *Handler) secretVersionDiff(w http.ResponseWriter, q *req) error {
+	n, err := strconv.Atoi(q.FormValue("version"))
+	if err != nil {
+		return errs.BadRequest("version must be a number")
+	}
+	s, err := h.getSecret(q, true)
+	if err != nil {
+		return err
+	}
+	vs, err := h.svc.Secrets.Versions(q.ctx(), q.actor, s.ID, 0, 100)
+	if err != nil {
+		return err
+	}
+	i := slices.IndexFunc(vs, func(v secret.Secret) bool { return v.Version == n })
+	if i < 0 {
+		return errs.NotFoundf("Version %d not found", n)
+	}
+	if vs[i].ValueHidden {
+		return errs.Forbiddenf("You may not read this secret's value")
+	}
+	var diff []diffLine
+	if i+1 < len(vs) && !vs[i+1].ValueHidden { // newest first
+		diff = lineDiff(vs[i+1].Value, vs[i].Value)
+	} else { // the first version (or one before it hidden): every line is new
+		for _, l := range strings.Split(vs[i].Value, "\n") {
+			diff = append(diff, diffLine{"+", l})
+		}
+	}
+	var b strings.Builder
+	for _, l := range diff {
+		b.WriteString(l.Op + " " + l.Text + "\n")
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Write([]byte(b.String()))
 	return nil
 }
 

@@ -62,7 +62,7 @@ func (h *Handler) ssoLogin(w http.ResponseWriter, r *http.Request) {
 		h.ssoFail(w, r, err)
 		return
 	}
-	setCookie(w, r, ssoStateCookie, state, sso.LoginTTL)
+	h.setCookie(w, r, ssoStateCookie, state, sso.LoginTTL)
 	if r.URL.Query().Get("via") == "form" {
 		// The dashboard's form: browsers hold a form submission's redirects
 		// to the page's form-action 'self', so the identity provider is
@@ -92,7 +92,7 @@ func (h *Handler) ssoCallback(w http.ResponseWriter, r *http.Request) {
 	if c, err := r.Cookie(ssoStateCookie); err == nil {
 		browser = c.Value
 	}
-	clearCookie(w, r, ssoStateCookie)
+	h.clearCookie(w, r, ssoStateCookie)
 	ip, ua := h.clientIP(r), r.UserAgent()
 	res, err := h.svc.SSO.Finish(r.Context(), sso.Callback{State: q.Get("state"), Code: q.Get("code"), Error: q.Get("error"),
 		BrowserState: browser, RedirectURL: h.ssoRedirectURL(r), IP: ip, UserAgent: ua})
@@ -105,7 +105,7 @@ func (h *Handler) ssoCallback(w http.ResponseWriter, r *http.Request) {
 		h.ssoFail(w, r, err)
 		return
 	}
-	setCookie(w, r, sessionCookie, login.Token, 0)
+	h.setCookie(w, r, sessionCookie, login.Token, 0)
 	next := res.Next
 	if !localPath(next) {
 		next = "/projects"

@@ -59,7 +59,11 @@ type Options struct {
 	// ClientIP names the client of a request (the API's trusted-proxy rules);
 	// nil: the peer address.
 	ClientIP func(*http.Request) string
-	Logger   *slog.Logger
+	// OverTLS reports whether the client reached the server over TLS (the
+	// API's trusted-proxy rules for X-Forwarded-Proto); it makes cookies
+	// Secure. nil: the connection itself is TLS.
+	OverTLS func(*http.Request) bool
+	Logger  *slog.Logger
 	// Cache is the node's cache generation: each page begins by reading the
 	// change counter, as API requests do (nil: no caching).
 	Cache *cache.Gen
@@ -74,6 +78,7 @@ type Handler struct {
 	mux      *http.ServeMux
 	log      *slog.Logger
 	clientIP func(*http.Request) string
+	overTLS  func(*http.Request) bool
 	cache    *cache.Gen
 	pages    map[string]*template.Template
 	static   http.Handler
@@ -106,8 +111,11 @@ func New(o Options) *Handler {
 			return host
 		}
 	}
+	if o.OverTLS == nil {
+		o.OverTLS = func(r *http.Request) bool { return r.TLS != nil }
+	}
 	sub, _ := fs.Sub(staticFS, "static")
-	h := &Handler{svc: o.Services, mux: http.NewServeMux(), log: o.Logger, clientIP: o.ClientIP, cache: o.Cache,
+	h := &Handler{svc: o.Services, mux: http.NewServeMux(), log: o.Logger, clientIP: o.ClientIP, overTLS: o.OverTLS, cache: o.Cache,
 		pages: parsePages(), static: http.StripPrefix("/static/", http.FileServerFS(sub)), siteURL: o.SiteURL}
 	h.routes()
 	h.ssoRoutes()
@@ -197,7 +205,7 @@ func (h *Handler) session(w http.ResponseWriter, r *http.Request) (*req, bool) {
 			return nil, false
 		}
 		if tok != "" {
-			clearCookie(w, r, sessionCookie)
+			h.clearCookie(w, r, sessionCookie)
 		}
 		if r.Method == http.MethodGet && r.Header.Get(csrfHeader) == "" {
 			http.Redirect(w, r, "/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
@@ -259,13 +267,15 @@ func checkOrigin(r *http.Request) error {
 	return nil
 }
 
-func setCookie(w http.ResponseWriter, r *http.Request, name, value string, maxAge time.Duration) {
-	http.SetCookie(w, &http.Cookie{Name: name, Value: value, Path: "/", HttpOnly: true, Secure: r.TLS != nil,
+// setCookie sets a host-only HttpOnly SameSite=Lax cookie, Secure when the
+// client came over TLS (directly or through a trusted TLS-terminating proxy).
+func (h *Handler) setCookie(w http.ResponseWriter, r *http.Request, name, value string, maxAge time.Duration) {
+	http.SetCookie(w, &http.Cookie{Name: name, Value: value, Path: "/", HttpOnly: true, Secure: h.overTLS(r),
 		SameSite: http.SameSiteLaxMode, MaxAge: int(maxAge.Seconds())})
 }
 
-func clearCookie(w http.ResponseWriter, r *http.Request, name string) {
-	http.SetCookie(w, &http.Cookie{Name: name, Value: "", Path: "/", HttpOnly: true, Secure: r.TLS != nil,
+func (h *Handler) clearCookie(w http.ResponseWriter, r *http.Request, name string) {
+	http.SetCookie(w, &http.Cookie{Name: name, Value: "", Path: "/", HttpOnly: true, Secure: h.overTLS(r),
 		SameSite: http.SameSiteLaxMode, MaxAge: -1})
 }
 

@@ -88,6 +88,10 @@ type Options struct {
 	// memberships, privileges and invitations are stamped with; nil: time.Now.
 	Clock func() time.Time
 	// Mailer sends invitation links and PKI alerts (app.Options.Mailer).
+	// SessionIdleTimeout and SessionAbsoluteTimeout are the dashboard's
+	// (app.Options); zero: the defaults.
+	SessionIdleTimeout, SessionAbsoluteTimeout time.Duration
+	// Mailer sends invitation links (app.Options.Mailer).
 	Mailer org.Mailer
 	// SelfSiteURL makes the server's own address its public URL
 	// (app.Options.SiteURL): issued certificates then name its CRL route.
@@ -147,7 +151,8 @@ func Start(t testing.TB, d store.Dialect, opts ...Options) *Env {
 	srv := app.New(db, kr, app.Options{SiteURL: siteURL, TargetPolicy: targets, Version: "test", MaxBodyBytes: o.MaxBodyBytes, AuthRateLimit: o.AuthRateLimit,
 		PasswordHasher: o.PasswordHasher, Logger: slog.New(slog.NewJSONHandler(o.Log, &slog.HandlerOptions{Level: o.LogLevel})), TrustedProxies: o.TrustedProxies,
 		MetricsToken: o.MetricsToken, SeparateMetrics: o.SeparateMetrics, AuthFetchLoopback: true,
-		AuthFetchResolve: o.AuthResolve, AuthFetchRootCAs: o.AuthRootCAs, CertHeader: o.CertHeader, Clock: o.Clock, Mailer: o.Mailer})
+		AuthFetchResolve: o.AuthResolve, AuthFetchRootCAs: o.AuthRootCAs, CertHeader: o.CertHeader, Clock: o.Clock, Mailer: o.Mailer,
+		SessionIdleTimeout: o.SessionIdleTimeout, SessionAbsoluteTimeout: o.SessionAbsoluteTimeout})
 	if o.WorkerBatch > 0 {
 		srv.Worker.Batch = o.WorkerBatch
 	}

@@ -17,6 +17,7 @@
         target.textContent = t;
         target.classList.remove("masked");
         target.dataset.revealed = "1";
+        if (!btn.dataset.label) { btn.dataset.label = btn.textContent; }
         btn.textContent = "Hide";
         return t;
       })
@@ -27,7 +28,7 @@
     target.textContent = "••••••••";
     target.classList.add("masked");
     delete target.dataset.revealed;
-    btn.textContent = "Reveal";
+    btn.textContent = btn.dataset.label || "Reveal";
   }
   document.addEventListener("click", function (ev) {
     var btn = ev.target.closest("button");

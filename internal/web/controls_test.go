@@ -1,0 +1,229 @@
+package web_test
+
+import (
+	"net/http"
+	"net/netip"
+	"net/url"
+	"regexp"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/lockbox-dev/lockbox/internal/app/apptest"
+	"github.com/lockbox-dev/lockbox/internal/store"
+)
+
+var identityLinkRE = regexp.MustCompile(`/identities/([0-9a-f-]{36})`)
+
+// TestDashboardReaderSeesNoIdentityControls: an organization member (who
+// may read identities, not change them) sees no control on the identity
+// pages, and each forged POST is refused with 403.
+func TestDashboardReaderSeesNoIdentityControls(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, d store.Dialect) {
+		e := apptest.Bootstrapped(t, d)
+		admin := newBrowser(t, e.URL)
+		admin.mustLogin(e.UserEmail, e.Password)
+		pid := createProject(t, admin, "ids")
+		p := admin.post("/identities", url.Values{"name": {"deployer"}, "role": {"member"}}, nil)
+		mustStatus(t, p, 303, "create identity")
+		iid := identityLinkRE.FindStringSubmatch(p.header.Get("Location"))[1]
+		mustStatus(t, admin.post("/identities/"+iid+"/universal-auth", nil, nil), 303, "attach UA")
+		cs := admin.post("/identities/"+iid+"/client-secrets", url.Values{"description": {"ci"}}, nil)
+		mustStatus(t, cs, 200, "client secret")
+		ap := admin.get("/identities/" + iid)
+		for _, ctl := range []string{`id="client-secret-create"`, `id="membership-add"`, `/revoke"`} {
+			if !strings.Contains(ap.body, ctl) {
+				t.Fatalf("the admin lacks control %s", ctl)
+			}
+		}
+		csid := regexp.MustCompile(`/client-secrets/([0-9a-f-]{36})/revoke`).FindStringSubmatch(ap.body)[1]
+
+		addUser(t, e, "reader@example.com", "reader password 1", "member", pid, "viewer")
+		r := newBrowser(t, e.URL)
+		r.mustLogin("reader@example.com", "reader password 1")
+		lp := r.get("/identities")
+		mustStatus(t, lp, 200, "reader identities")
+		if !strings.Contains(lp.body, "deployer") || strings.Contains(lp.body, `id="add-identity"`) {
+			t.Fatalf("reader's identity list: %.1500s", lp.body)
+		}
+		ip := r.get("/identities/" + iid)
+		mustStatus(t, ip, 200, "reader identity page")
+		for _, ctl := range []string{`id="client-secret-create"`, `id="membership-add"`, `id="add-to-project"`, `/revoke"`,
+			`id="ua-attach"`, `method="post" action="/identities/`} {
+			if strings.Contains(ip.body, ctl) {
+				t.Errorf("reader sees control %s", ctl)
+			}
+		}
+		for _, f := range []struct {
+			path string
+			form url.Values
+		}{
+			{"/identities", url.Values{"name": {"forged"}, "role": {"member"}}},
+			{"/identities/" + iid + "/universal-auth", nil},
+			{"/identities/" + iid + "/client-secrets", url.Values{"description": {"forged"}}},
+			{"/identities/" + iid + "/client-secrets/" + csid + "/revoke", nil},
+			{"/identities/" + iid + "/projects", url.Values{"project": {pid}, "role": {"admin"}}},
+		} {
+			if p := r.post(f.path, f.form, nil); p.status != http.StatusForbidden {
+				t.Errorf("reader POST %s: %d, want 403", f.path, p.status)
+			}
+		}
+		// Nothing changed: one active client secret, no second identity.
+		ap = admin.get("/identities/" + iid)
+		if strings.Count(ap.body, ">active<") != 1 || strings.Contains(ap.body, "forged") {
+			t.Fatalf("a refused POST changed the identity: %.2000s", ap.body)
+		}
+		if strings.Contains(admin.get("/identities").body, "forged") {
+			t.Fatal("a refused POST created an identity")
+		}
+	})
+}
+
+// TestDashboardHistoryHidesValues: the history page holds no value; each
+// version's changes come on demand, only to a caller who may read values.
+func TestDashboardHistoryHidesValues(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, d store.Dialect) {
+		e := apptest.Bootstrapped(t, d)
+		admin := newBrowser(t, e.URL)
+		admin.mustLogin(e.UserEmail, e.Password)
+		pid := createProject(t, admin, "hist")
+		mustStatus(t, admin.post("/projects/"+pid+"/secrets", url.Values{"env": {"dev"}, "path": {"/"}, "key": {"API_KEY"},
+			"value": {"first-value-a1"}}, nil), 303, "add")
+		mustStatus(t, admin.post("/projects/"+pid+"/secrets/update", url.Values{"env": {"dev"}, "path": {"/"}, "key": {"API_KEY"},
+			"value": {"second-value-b2"}}, nil), 303, "update")
+		q := "?env=dev&path=/&key=API_KEY"
+		h := admin.get("/projects/" + pid + "/secret/history" + q)
+		mustStatus(t, h, 200, "history")
+		if strings.Contains(h.body, "first-value-a1") || strings.Contains(h.body, "second-value-b2") {
+			t.Fatal("the history page renders a value")
+		}
+		if !strings.Contains(h.body, `id="reveal-1"`) || !strings.Contains(h.body, `id="reveal-2"`) {
+			t.Fatalf("no reveal per version: %.2000s", h.body)
+		}
+		v2 := admin.get("/projects/" + pid + "/secret/version" + q + "&version=2")
+		mustStatus(t, v2, 200, "reveal v2")
+		if v2.body != "- first-value-a1\n+ second-value-b2\n" {
+			t.Fatalf("v2 changes = %q", v2.body)
+		}
+		v1 := admin.get("/projects/" + pid + "/secret/version" + q + "&version=1")
+		if v1.body != "+ first-value-a1\n" {
+			t.Fatalf("v1 changes = %q", v1.body)
+		}
+		mustStatus(t, admin.get("/projects/"+pid+"/secret/version"+q+"&version=9"), 404, "no such version")
+		mustStatus(t, admin.get("/projects/"+pid+"/secret/version"+q+"&version=x"), 400, "bad version")
+
+		// A user who may describe secrets and read their history, not their values.
+		addUser(t, e, "describer@example.com", "describer pass 1", "member", pid,
+			`custom:[{"subject":"secrets","action":["describeSecret"]},{"subject":"secret-rollback","action":["read"]},{"subject":"workspace","action":["read"]}]`)
+		u := newBrowser(t, e.URL)
+		u.mustLogin("describer@example.com", "describer pass 1")
+		sp := u.get("/projects/" + pid + "/secret" + q)
+		mustStatus(t, sp, 200, "describer secret page")
+		if strings.Contains(sp.body, `id="reveal"`) || !strings.Contains(sp.body, `id="secret-value-hidden"`) {
+			t.Fatalf("describer is offered a reveal: %.2000s", sp.body)
+		}
+		uh := u.get("/projects/" + pid + "/secret/history" + q)
+		mustStatus(t, uh, 200, "describer history")
+		if strings.Contains(uh.body, `id="reveal-`) || strings.Contains(uh.body, "value-") || strings.Contains(uh.body, `id="rollback-`) {
+			t.Fatalf("describer history shows values or controls: %.2000s", uh.body)
+		}
+		mustStatus(t, u.get("/projects/"+pid+"/secret/version"+q+"&version=2"), 403, "describer reveal")
+	})
+}
+
+// loginCookie fetches /login with hdr and returns its Set-Cookie headers.
+func loginCookie(t *testing.T, e *apptest.Env, hdr map[string]string) string {
+	t.Helper()
+	req, _ := http.NewRequest("GET", e.URL+"/login", nil)
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	return strings.Join(res.Header.Values("Set-Cookie"), "\n")
+}
+
+// TestDashboardSecureCookieBehindProxy: X-Forwarded-Proto makes cookies
+// Secure only when the peer is a configured trusted proxy.
+func TestDashboardSecureCookieBehindProxy(t *testing.T) {
+	https := map[string]string{"X-Forwarded-Proto": "https"}
+	// Trusted by no one (the default): the header is ignored.
+	plain := apptest.Start(t, store.SQLite)
+	if c := loginCookie(t, plain, https); !strings.Contains(c, "lockbox_login_csrf=") || strings.Contains(c, "Secure") {
+		t.Fatalf("an untrusted X-Forwarded-Proto made the cookie Secure: %q", c)
+	}
+	// The test client (127.0.0.1) is the trusted proxy.
+	proxied := apptest.Bootstrapped(t, store.SQLite, apptest.Options{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}})
+	if c := loginCookie(t, proxied, https); !strings.Contains(c, "Secure") {
+		t.Fatalf("behind a trusted TLS proxy the cookie is not Secure: %q", c)
+	}
+	if c := loginCookie(t, proxied, map[string]string{"X-Forwarded-Proto": "http"}); strings.Contains(c, "Secure") {
+		t.Fatalf("X-Forwarded-Proto: http made the cookie Secure: %q", c)
+	}
+	if c := loginCookie(t, proxied, nil); strings.Contains(c, "Secure") {
+		t.Fatalf("no X-Forwarded-Proto made the cookie Secure: %q", c)
+	}
+	// The nearest proxy's value counts: a client's own "https" appended to
+	// by the proxy's "http" is plain HTTP.
+	if c := loginCookie(t, proxied, map[string]string{"X-Forwarded-Proto": "https, http"}); strings.Contains(c, "Secure") {
+		t.Fatalf("a forged first hop made the cookie Secure: %q", c)
+	}
+	// The session cookie too.
+	b := newBrowser(t, proxied.URL)
+	b.get("/login")
+	p := b.post("/login", url.Values{"email": {proxied.UserEmail}, "password": {proxied.Password}}, https)
+	mustStatus(t, p, 303, "login behind proxy")
+	var raw string
+	for _, c := range p.header.Values("Set-Cookie") {
+		if strings.HasPrefix(c, "lockbox_session=") {
+			raw = c
+		}
+	}
+	if !strings.Contains(raw, "Secure") {
+		t.Fatalf("session cookie behind a trusted TLS proxy: %q", raw)
+	}
+}
+
+// TestDashboardSessionTimeoutsConfigured: the server's idle and absolute
+// timeouts end sessions on the injected clock.
+func TestDashboardSessionTimeoutsConfigured(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, d store.Dialect) {
+		var offset atomic.Int64
+		now := func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
+		e := apptest.Bootstrapped(t, d, apptest.Options{Clock: now, SessionIdleTimeout: 10 * time.Minute,
+			SessionAbsoluteTimeout: time.Hour})
+		ended := func(b *browser) bool {
+			p := b.get("/projects")
+			return p.status == http.StatusSeeOther && strings.HasPrefix(p.header.Get("Location"), "/login")
+		}
+		// Idle: 9 minutes of silence are fine, 11 more end the session.
+		b := newBrowser(t, e.URL)
+		b.mustLogin(e.UserEmail, e.Password)
+		offset.Add(int64(9 * time.Minute))
+		if ended(b) {
+			t.Fatal("the session ended before its idle timeout")
+		}
+		offset.Add(int64(11 * time.Minute))
+		if !ended(b) {
+			t.Fatal("the session outlived its 10 minute idle timeout")
+		}
+		// Absolute: a request every 8 minutes keeps it alive for the hour, not past it.
+		offset.Store(0)
+		b = newBrowser(t, e.URL)
+		b.mustLogin(e.UserEmail, e.Password)
+		for range 7 { // 56 minutes
+			offset.Add(int64(8 * time.Minute))
+			if ended(b) {
+				t.Fatalf("an active session ended after %v", time.Duration(offset.Load()))
+			}
+		}
+		offset.Add(int64(5 * time.Minute)) // 61 minutes
+		if !ended(b) {
+			t.Fatal("an active session outlived its 1 hour absolute timeout")
+		}
+	})
+}
