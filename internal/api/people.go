@@ -189,7 +189,7 @@ func (s *Server) orgIdentityMemberships(w http.ResponseWriter, r *http.Request) 
 // invitation links when LOCKBOX_SITE_URL is not set.
 func origin(r *http.Request) string {
 	scheme := "http"
-	if r.TLS != nil {
+	if OverTLS(r) {
 		scheme = "https"
 	}
 	return scheme + "://" + r.Host

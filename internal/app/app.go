@@ -200,7 +200,8 @@ func New(db *store.DB, kr *keyring.Keyring, o Options) *App {
 	dash := web.New(web.Options{Logger: o.Logger, ClientIP: api.ClientIP, OverTLS: api.OverTLS, Cache: gen, Services: web.Services{
 		Sessions: sessions, Identities: admin, UniversalAuth: svc.UniversalAuth,
 		Authz: az, Projects: projects, Memberships: svc.Memberships, Roles: svc.Roles, Secrets: secrets,
-		Dynamic: dyn, KMS: keys, Audit: svc.Audit, SSO: svc.SSO}, SiteURL: o.SiteURL})
+		Dynamic: dyn, KMS: keys, Audit: svc.Audit, SSO: svc.SSO, OrgMembers: svc.OrgMembers, OrgRoles: svc.OrgRoles,
+		ProjectUsers: svc.ProjectUsers}, SiteURL: o.SiteURL})
 	srv := api.New(api.Options{
 		Web:             dash,
 		Version:         o.Version,

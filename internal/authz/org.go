@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"slices"
+	"strings"
 
 	"github.com/lockbox-dev/lockbox/internal/errs"
 )
@@ -119,3 +120,29 @@ func (r *Resolver) orgRoleSet(ctx context.Context, orgID, role string) (Set, err
 func (r *Resolver) OrgRoleSet(ctx context.Context, actor Actor, role string) (Set, error) {
 	return r.orgRoleSet(ctx, actor.OrgID, role)
 }
+
+// SubjectSpec is a subject a role's rules may name, with its actions and the
+// condition keys its rules may use (for role editors).
+type SubjectSpec struct {
+	Subject    string
+	Actions    []string
+	Conditions []string
+}
+
+func specs(m map[string]struct {
+	actions    []string
+	conditions []string
+}) []SubjectSpec {
+	out := make([]SubjectSpec, 0, len(m))
+	for s, v := range m {
+		out = append(out, SubjectSpec{s, slices.Clone(v.actions), slices.Clone(v.conditions)})
+	}
+	slices.SortFunc(out, func(a, b SubjectSpec) int { return strings.Compare(a.Subject, b.Subject) })
+	return out
+}
+
+// OrgSubjects lists the subjects of organization roles, by name.
+func OrgSubjects() []SubjectSpec { return specs(orgSubjects) }
+
+// ProjectSubjects lists the subjects of project roles, by name.
+func ProjectSubjects() []SubjectSpec { return specs(projectSubjects) }

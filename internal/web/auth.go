@@ -12,7 +12,8 @@ import (
 
 // pageNames are the templates under templates/, each executed inside layout.html.
 var pageNames = []string{"error", "login", "mfa", "security", "projects", "secrets", "secret", "history",
-	"environments", "identities", "identity", "dynamic", "dynsecret", "kms", "audit", "roles", "shown"}
+	"environments", "identities", "identity", "dynamic", "dynsecret", "kms", "audit", "roles", "shown",
+	"members", "orgroles", "role", "invite"}
 
 var funcs = template.FuncMap{
 	"when": func(t time.Time) string {
@@ -28,6 +29,7 @@ var funcs = template.FuncMap{
 		return t.UTC().Format("2006-01-02 15:04:05 UTC")
 	},
 	"join": strings.Join,
+	"rule": ruleSummary,
 }
 
 func parsePages() map[string]*template.Template {
@@ -74,6 +76,10 @@ func (h *Handler) routes() {
 	m.Handle("POST /projects/{pid}/environments", h.authed(h.environmentCreate))
 	m.Handle("POST /projects/{pid}/environments/delete", h.authed(h.environmentDelete))
 	m.Handle("GET /projects/{pid}/roles", h.authed(h.roles))
+	m.Handle("POST /projects/{pid}/roles", h.authed(h.projectRoleCreate))
+	m.Handle("GET /projects/{pid}/roles/{id}", h.authed(h.projectRole))
+	m.Handle("POST /projects/{pid}/roles/{id}", h.authed(h.projectRoleUpdate))
+	m.Handle("POST /projects/{pid}/roles/{id}/delete", h.authed(h.projectRoleDelete))
 	m.Handle("GET /projects/{pid}/kms", h.authed(h.kmsKeys))
 	m.Handle("POST /projects/{pid}/kms", h.authed(h.kmsCreate))
 	m.Handle("GET /projects/{pid}/dynamic", h.authed(h.dynamicList))
@@ -91,6 +97,18 @@ func (h *Handler) routes() {
 	m.Handle("POST /identities/{id}/client-secrets/{csid}/revoke", h.authed(h.clientSecretRevoke))
 	m.Handle("POST /identities/{id}/projects", h.authed(h.identityAddProject))
 	m.Handle("GET /audit", h.authed(h.auditLog))
+
+	m.Handle("GET /org/members", h.authed(h.orgMembers))
+	m.Handle("POST /org/members/invite", h.authed(h.orgInvite))
+	m.Handle("POST /org/members/{mid}/role", h.authed(h.orgMemberRole))
+	m.Handle("POST /org/members/{mid}/remove", h.authed(h.orgMemberRemove))
+	m.Handle("GET /org/roles", h.authed(h.orgRoles))
+	m.Handle("POST /org/roles", h.authed(h.orgRoleCreate))
+	m.Handle("GET /org/roles/{id}", h.authed(h.orgRole))
+	m.Handle("POST /org/roles/{id}", h.authed(h.orgRoleUpdate))
+	m.Handle("POST /org/roles/{id}/delete", h.authed(h.orgRoleDelete))
+	m.HandleFunc("GET /signupinvite", h.inviteForm)
+	m.HandleFunc("POST /signupinvite", h.inviteAccept)
 }
 
 // authedAllowPending is authed for logout: a session still owing its second

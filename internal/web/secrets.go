@@ -590,6 +590,70 @@ func (h *Handler) roles(w http.ResponseWriter, q *req) error {
 	if err != nil {
 		return err
 	}
-	h.render(w, q, http.StatusOK, "roles", map[string]any{"Title": pv.Name + " · Roles", "P": pv, "Roles": rs})
+	h.render(w, q, http.StatusOK, "roles", map[string]any{"Title": pv.Name + " · Roles", "P": pv, "Roles": rs,
+		"Editor": newRoleEditor(authz.ProjectSubjects(), nil)})
+	return nil
+}
+
+// projectRole shows one project role with the role editor.
+func (h *Handler) projectRole(w http.ResponseWriter, q *req) error {
+	pv, err := h.loadProject(q)
+	if err != nil {
+		return err
+	}
+	rs, err := h.svc.Roles.List(q.ctx(), q.actor, pv.ID)
+	if err != nil {
+		return err
+	}
+	i := slices.IndexFunc(rs, func(r project.Role) bool { return r.ID == q.PathValue("id") })
+	if i < 0 {
+		return errs.NotFoundf("Role not found")
+	}
+	r := rs[i]
+	builtin := r.ID == r.Slug
+	h.render(w, q, http.StatusOK, "role", map[string]any{"Title": r.Name, "Kind": "Project role", "P": pv, "Name": r.Name,
+		"Slug": r.Slug, "Description": r.Description, "Rules": r.Permissions, "Builtin": builtin,
+		"CanEdit": pv.Can["editRole"] && !builtin, "CanDelete": pv.Can["deleteRole"] && !builtin,
+		"Action": "/projects/" + pv.ID + "/roles/" + r.ID, "Back": "/projects/" + pv.ID + "/roles",
+		"Editor": newRoleEditor(authz.ProjectSubjects(), r.Permissions)})
+	return nil
+}
+
+func projectRoleChange(q *req) (project.RoleChange, error) {
+	c, err := roleChange(q, authz.ProjectSubjects())
+	return project.RoleChange{Slug: c.Slug, Name: c.Name, Description: c.Description, Permissions: c.Permissions}, err
+}
+
+func (h *Handler) projectRoleCreate(w http.ResponseWriter, q *req) error {
+	c, err := projectRoleChange(q)
+	if err != nil {
+		return err
+	}
+	r, err := h.svc.Roles.Create(q.ctx(), q.actor, q.PathValue("pid"), c)
+	if err != nil {
+		return err
+	}
+	redirect(w, q.Request, "/projects/"+q.PathValue("pid")+"/roles/"+r.ID)
+	return nil
+}
+
+func (h *Handler) projectRoleUpdate(w http.ResponseWriter, q *req) error {
+	c, err := projectRoleChange(q)
+	if err != nil {
+		return err
+	}
+	r, err := h.svc.Roles.Update(q.ctx(), q.actor, q.PathValue("pid"), q.PathValue("id"), c)
+	if err != nil {
+		return err
+	}
+	redirect(w, q.Request, "/projects/"+q.PathValue("pid")+"/roles/"+r.ID)
+	return nil
+}
+
+func (h *Handler) projectRoleDelete(w http.ResponseWriter, q *req) error {
+	if _, err := h.svc.Roles.Delete(q.ctx(), q.actor, q.PathValue("pid"), q.PathValue("id")); err != nil {
+		return err
+	}
+	redirect(w, q.Request, "/projects/"+q.PathValue("pid")+"/roles")
 	return nil
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/lockbox-dev/lockbox/internal/errs"
 	"github.com/lockbox-dev/lockbox/internal/identity"
 	"github.com/lockbox-dev/lockbox/internal/kms"
+	"github.com/lockbox-dev/lockbox/internal/org"
 	"github.com/lockbox-dev/lockbox/internal/project"
 	"github.com/lockbox-dev/lockbox/internal/secret"
 	"github.com/lockbox-dev/lockbox/internal/sso"
@@ -51,6 +52,9 @@ type Services struct {
 	KMS           *kms.Service
 	Audit         *audit.Service
 	SSO           *sso.Service // nil: no SSO login
+	OrgMembers    *org.Members
+	OrgRoles      *org.Roles
+	ProjectUsers  *project.Users
 }
 
 // Options configure a Handler.

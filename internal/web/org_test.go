@@ -1,0 +1,183 @@
+package web_test
+
+import (
+	"html"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/lockbox-dev/lockbox/internal/app/apptest"
+	"github.com/lockbox-dev/lockbox/internal/store"
+)
+
+var (
+	inviteLinkRE = regexp.MustCompile(`id="invite-link-0">([^<]+)<`)
+	memberIDRE   = regexp.MustCompile(`/org/members/([0-9a-f-]{36})/`)
+	roleLinkRE   = regexp.MustCompile(`/roles/([0-9a-f-]{36})$`)
+)
+
+// memberControl returns the membership id in the controls of email's row,
+// or nil when the row has none.
+func memberControl(body, email string) []string {
+	for _, row := range strings.Split(body, "<tr") {
+		if strings.Contains(row, `data-member="`+email+`"`) || strings.Contains(row, `data-invited="`+email+`"`) {
+			return memberIDRE.FindStringSubmatch(row)
+		}
+	}
+	return nil
+}
+
+// TestDashboardOrgMembers: an admin invites (the one-time link shown),
+// the invitee sets a password through the link and logs in, the admin
+// changes their role and removes them; a pending invitation is revoked and
+// its link stops working; a member sees no control and is refused each POST.
+func TestDashboardOrgMembers(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, d store.Dialect) {
+		e := apptest.Bootstrapped(t, d)
+		admin := newBrowser(t, e.URL)
+		admin.mustLogin(e.UserEmail, e.Password)
+		mp := admin.get("/org/members")
+		mustStatus(t, admin.get("/org/members"), 200, "members page")
+		if !strings.Contains(mp.body, e.UserEmail) || !strings.Contains(mp.body, `id="invite"`) {
+			t.Fatalf("members page: %.2000s", mp.body)
+		}
+		p := admin.post("/org/members/invite", url.Values{"emails": {"newbie@example.com"}, "role": {"member"}}, nil)
+		mustStatus(t, p, 200, "invite")
+		m := inviteLinkRE.FindStringSubmatch(p.body)
+		if m == nil {
+			t.Fatalf("no link shown: %.2000s", p.body)
+		}
+		link, err := url.Parse(html.UnescapeString(m[1]))
+		if err != nil || link.Path != "/signupinvite" || link.Query().Get("token") == "" {
+			t.Fatalf("link %q", m[1])
+		}
+		mp = admin.get("/org/members")
+		if !strings.Contains(mp.body, `data-invited="newbie@example.com"`) {
+			t.Fatal("the invitation is not listed as pending")
+		}
+
+		// The invitee joins through the link.
+		n := newBrowser(t, e.URL)
+		jp := n.get(link.RequestURI())
+		mustStatus(t, jp, 200, "invitation page")
+		form := url.Values{"token": {link.Query().Get("token")}, "to": {"newbie@example.com"},
+			"organization_id": {link.Query().Get("organization_id")}, "password": {"newbie password 1"}, "password2": {"newbie password 1"}}
+		mustStatus(t, n.post("/signupinvite", form, nil), 303, "accept")
+		jp = n.get(link.RequestURI())
+		if jp.status != 400 || !strings.Contains(jp.body, "invalid or has expired") {
+			t.Fatalf("a used link still works: %d", jp.status)
+		}
+		n.mustLogin("newbie@example.com", "newbie password 1")
+
+		// The new member sees the list, no control, and is refused each POST.
+		np := n.get("/org/members")
+		mustStatus(t, np, 200, "member's members page")
+		for _, ctl := range []string{`id="invite"`, `/remove"`, `/role"`} {
+			if strings.Contains(np.body, ctl) {
+				t.Errorf("a member sees control %s", ctl)
+			}
+		}
+		mm := memberControl(admin.get("/org/members").body, e.UserEmail)
+		if mm != nil {
+			t.Fatal("the admin's own row has controls")
+		}
+		newbie := memberControl(admin.get("/org/members").body, "newbie@example.com")
+		if newbie == nil {
+			t.Fatal("no controls on the new member's row")
+		}
+		for _, f := range []struct {
+			path string
+			form url.Values
+		}{
+			{"/org/members/invite", url.Values{"emails": {"evil@example.com"}, "role": {"admin"}}},
+			{"/org/members/" + newbie[1] + "/role", url.Values{"role": {"admin"}}},
+			{"/org/members/" + newbie[1] + "/remove", nil},
+			{"/org/roles", url.Values{"name": {"x"}, "slug": {"x"}}},
+		} {
+			if p := n.post(f.path, f.form, nil); p.status != http.StatusForbidden {
+				t.Errorf("member POST %s: %d, want 403", f.path, p.status)
+			}
+		}
+
+		// The admin changes the role, then removes the member.
+		mustStatus(t, admin.post("/org/members/"+newbie[1]+"/role", url.Values{"role": {"no-access"}}, nil), 303, "change role")
+		if !regexp.MustCompile(`data-member="newbie@example.com">(?s:.*?)value="no-access" selected`).MatchString(admin.get("/org/members").body) {
+			t.Fatal("the role change is not shown")
+		}
+		mustStatus(t, admin.post("/org/members/"+newbie[1]+"/remove", nil, nil), 303, "remove")
+		if strings.Contains(admin.get("/org/members").body, "newbie@example.com") {
+			t.Fatal("the removed member is still listed")
+		}
+
+		// A pending invitation is revoked; its link stops working.
+		p = admin.post("/org/members/invite", url.Values{"emails": {"later@example.com"}, "role": {"member"}}, nil)
+		later, _ := url.Parse(html.UnescapeString(inviteLinkRE.FindStringSubmatch(p.body)[1]))
+		inv := memberControl(admin.get("/org/members").body, "later@example.com")
+		mustStatus(t, admin.post("/org/members/"+inv[1]+"/remove", nil, nil), 303, "revoke")
+		if strings.Contains(admin.get("/org/members").body, "later@example.com") {
+			t.Fatal("the revoked invitation is still listed")
+		}
+		if p := newBrowser(t, e.URL).get(later.RequestURI()); p.status != 400 {
+			t.Fatalf("a revoked link: %d", p.status)
+		}
+	})
+}
+
+// TestDashboardRoleEditor: custom organization and project roles made with
+// the grid, their readable summary, the grid filled back on edit.
+func TestDashboardRoleEditor(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, d store.Dialect) {
+		e := apptest.Bootstrapped(t, d)
+		admin := newBrowser(t, e.URL)
+		admin.mustLogin(e.UserEmail, e.Password)
+		admin.get("/org/roles")
+		p := admin.post("/org/roles", url.Values{"name": {"Auditor"}, "slug": {"auditor"},
+			"perm": {"audit-logs:read", "member:read"}}, nil)
+		mustStatus(t, p, 303, "create org role")
+		rp := admin.get(p.header.Get("Location"))
+		mustStatus(t, rp, 200, "org role page")
+		for _, want := range []string{"can read audit-logs", "can read member", `value="member:read" checked`} {
+			if !strings.Contains(rp.body, want) {
+				t.Errorf("org role page lacks %q", want)
+			}
+		}
+		if strings.Contains(rp.body, `value="member:edit" checked`) {
+			t.Error("an unchecked action shows checked")
+		}
+		id := roleLinkRE.FindStringSubmatch(p.header.Get("Location"))[1]
+		mustStatus(t, admin.post("/org/roles/"+id, url.Values{"name": {"Auditor"}, "slug": {"auditor"},
+			"perm": {"audit-logs:read"}}, nil), 303, "edit org role")
+		if rp := admin.get("/org/roles/" + id); strings.Contains(rp.body, "can read member") {
+			t.Error("the edit did not drop member:read")
+		}
+		// Invalid rules are a 4xx with a message, not a 500.
+		if p := admin.post("/org/roles", url.Values{"name": {"bad"}, "slug": {"bad"}, "advanced": {`[{"subject":"nope","action":"read"}]`}}, nil); p.status < 400 || p.status >= 500 {
+			t.Errorf("an unknown subject: %d", p.status)
+		}
+
+		pid := createProject(t, admin, "roles")
+		admin.get("/projects/" + pid + "/roles")
+		p = admin.post("/projects/"+pid+"/roles", url.Values{"name": {"App reader"}, "slug": {"app-reader"},
+			"perm": {"secrets:read", "secrets:describeSecret"}, "cond.secrets.environment": {"dev"},
+			"cond.secrets.secretPath": {"/app/**"}}, nil)
+		mustStatus(t, p, 303, "create project role")
+		rp = admin.get(p.header.Get("Location"))
+		mustStatus(t, rp, 200, "project role page")
+		want := "can read, describeSecret secrets where environment is dev and secretPath matches /app/**"
+		if !strings.Contains(rp.body, want) || !strings.Contains(rp.body, `name="cond.secrets.secretPath" value="/app/**"`) {
+			t.Fatalf("project role page lacks the summary or the condition: %.3000s", rp.body)
+		}
+		addUser(t, e, "viewer@example.com", "viewer password 1", "member", pid, "viewer")
+		u := newBrowser(t, e.URL)
+		u.mustLogin("viewer@example.com", "viewer password 1")
+		if p := u.get("/projects/" + pid + "/roles"); strings.Contains(p.body, `id="role-create"`) {
+			t.Error("a viewer sees the role editor")
+		}
+		// A viewer may not change roles.
+		if p := u.post("/projects/"+pid+"/roles", url.Values{"name": {"x"}, "slug": {"x"}}, nil); p.status != 403 {
+			t.Errorf("forged project role: %d", p.status)
+		}
+	})
+}
