@@ -219,4 +219,3 @@ func (h *Handler) inviteAccept(w http.ResponseWriter, r *http.Request) {
 	h.clearCookie(w, r, loginCSRFCookie)
 	redirect(w, r, "/login?joined=1")
 }
-
