@@ -268,7 +268,11 @@ func (h *Handler) totpBegin(w http.ResponseWriter, q *req) error {
 	if err != nil {
 		return err
 	}
-	h.render(w, q, http.StatusOK, "security", map[string]any{"Title": "Security", "Enroll": en})
+	qr, err := qrSVG(en.URI)
+	if err != nil {
+		return err
+	}
+	h.render(w, q, http.StatusOK, "security", map[string]any{"Title": "Security", "Enroll": en, "QR": qr})
 	return nil
 }
 

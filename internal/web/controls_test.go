@@ -1,14 +1,18 @@
 package web_test
 
 import (
+	"html"
 	"net/http"
 	"net/netip"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	qrcode "github.com/skip2/go-qrcode"
 
 	"github.com/lockbox-dev/lockbox/internal/app/apptest"
 	"github.com/lockbox-dev/lockbox/internal/store"
@@ -226,4 +230,60 @@ func TestDashboardSessionTimeoutsConfigured(t *testing.T) {
 			t.Fatal("an active session outlived its 1 hour absolute timeout")
 		}
 	})
+}
+
+var (
+	qrPathRE  = regexp.MustCompile(`<svg [^>]*id="totp-qr">.*?<path fill="#000" d="([^"]*)"/></svg>`)
+	qrCellRE  = regexp.MustCompile(`M(\d+) (\d+)h1v1h-1z`)
+	totpURIRE = regexp.MustCompile(`id="totp-uri">([^<]+)<`)
+)
+
+// TestDashboardTOTPQRCode: enrolment shows the otpauth URI as an inline
+// SVG QR code, module for module the URI's QR code; nothing is fetched and
+// the CSP is unchanged.
+func TestDashboardTOTPQRCode(t *testing.T) {
+	e := apptest.Bootstrapped(t, store.SQLite)
+	b := newBrowser(t, e.URL)
+	b.mustLogin(e.UserEmail, e.Password)
+	b.get("/settings/security")
+	p := b.post("/settings/totp/begin", nil, nil)
+	mustStatus(t, p, 200, "begin")
+	m, u := qrPathRE.FindStringSubmatch(p.body), totpURIRE.FindStringSubmatch(p.body)
+	if m == nil || u == nil {
+		t.Fatalf("no QR code or URI: %.3000s", p.body)
+	}
+	uri := html.UnescapeString(u[1])
+	if !strings.HasPrefix(uri, "otpauth://totp/") {
+		t.Fatalf("uri %q", uri)
+	}
+	q, err := qrcode.New(uri, qrcode.Medium)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := q.Bitmap()
+	got := make([][]bool, len(want))
+	for i := range got {
+		got[i] = make([]bool, len(want))
+	}
+	for _, c := range qrCellRE.FindAllStringSubmatch(m[1], -1) {
+		x, _ := strconv.Atoi(c[1])
+		y, _ := strconv.Atoi(c[2])
+		if y >= len(got) || x >= len(got) {
+			t.Fatalf("module %d,%d outside a %d code", x, y, len(got))
+		}
+		got[y][x] = true
+	}
+	for y := range want {
+		for x := range want[y] {
+			if got[y][x] != want[y][x] {
+				t.Fatalf("module %d,%d differs from the URI's QR code", x, y)
+			}
+		}
+	}
+	if strings.Contains(p.body, `src="http`) || strings.Contains(p.body, " style=") {
+		t.Fatal("the QR code fetches or styles inline")
+	}
+	if csp := p.header.Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'none'") || strings.Contains(csp, "unsafe") {
+		t.Fatalf("CSP %q", csp)
+	}
 }
