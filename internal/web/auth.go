@@ -13,7 +13,7 @@ import (
 // pageNames are the templates under templates/, each executed inside layout.html.
 var pageNames = []string{"error", "login", "mfa", "security", "projects", "secrets", "secret", "history",
 	"environments", "identities", "identity", "dynamic", "dynsecret", "kms", "audit", "roles", "shown",
-	"members", "orgroles", "role", "invite"}
+	"members", "orgroles", "role", "invite", "members_project"}
 
 var funcs = template.FuncMap{
 	"when": func(t time.Time) string {
@@ -80,6 +80,13 @@ func (h *Handler) routes() {
 	m.Handle("GET /projects/{pid}/roles/{id}", h.authed(h.projectRole))
 	m.Handle("POST /projects/{pid}/roles/{id}", h.authed(h.projectRoleUpdate))
 	m.Handle("POST /projects/{pid}/roles/{id}/delete", h.authed(h.projectRoleDelete))
+	m.Handle("GET /projects/{pid}/members", h.authed(h.projectMembers))
+	m.Handle("POST /projects/{pid}/members/users", h.authed(h.projectUserAdd))
+	m.Handle("POST /projects/{pid}/members/users/{mid}/roles", h.authed(h.projectUserRoles))
+	m.Handle("POST /projects/{pid}/members/users/{mid}/remove", h.authed(h.projectUserRemove))
+	m.Handle("POST /projects/{pid}/members/identities", h.authed(h.projectIdentityAdd))
+	m.Handle("POST /projects/{pid}/members/identities/{iid}/roles", h.authed(h.projectIdentityRoles))
+	m.Handle("POST /projects/{pid}/members/identities/{iid}/remove", h.authed(h.projectIdentityRemove))
 	m.Handle("GET /projects/{pid}/kms", h.authed(h.kmsKeys))
 	m.Handle("POST /projects/{pid}/kms", h.authed(h.kmsCreate))
 	m.Handle("GET /projects/{pid}/dynamic", h.authed(h.dynamicList))

@@ -181,3 +181,80 @@ func TestDashboardRoleEditor(t *testing.T) {
 		}
 	})
 }
+
+// TestDashboardProjectMembers: an admin adds a user and an identity to a
+// project, changes their roles and removes them; a viewer sees no control
+// and is refused each POST.
+func TestDashboardProjectMembers(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, d store.Dialect) {
+		e := apptest.Bootstrapped(t, d)
+		admin := newBrowser(t, e.URL)
+		admin.mustLogin(e.UserEmail, e.Password)
+		pid := createProject(t, admin, "team")
+		addUser(t, e, "dev@example.com", "developer pass 1", "member", "", "")
+		ip := admin.post("/identities", url.Values{"name": {"ci-bot"}, "role": {"member"}}, nil)
+		iid := identityLinkRE.FindStringSubmatch(ip.header.Get("Location"))[1]
+		base := "/projects/" + pid + "/members"
+		admin.get(base)
+		mustStatus(t, admin.post(base+"/users", url.Values{"login": {"dev@example.com"}, "role": {"viewer"}}, nil), 303, "add user")
+		mustStatus(t, admin.post(base+"/identities", url.Values{"identity": {iid}, "role": {"viewer"}}, nil), 303, "add identity")
+		row := func(body, attr string) string {
+			for _, r := range strings.Split(body, "<tr") {
+				if strings.Contains(r, attr) {
+					return r
+				}
+			}
+			return ""
+		}
+		mp := admin.get(base)
+		mustStatus(t, mp, 200, "members page")
+		urow, irow := row(mp.body, `data-user="dev@example.com"`), row(mp.body, `data-identity="ci-bot"`)
+		if !strings.Contains(urow, `<span class="small">viewer</span>`) || !strings.Contains(irow, `<span class="small">viewer</span>`) {
+			t.Fatalf("roles not shown: %.3000s", mp.body)
+		}
+		mid := regexp.MustCompile(`/members/users/([0-9a-f-]{36})/roles`).FindStringSubmatch(urow)[1]
+
+		// The user, a viewer now, sees no control and may not change anything.
+		v := newBrowser(t, e.URL)
+		v.mustLogin("dev@example.com", "developer pass 1")
+		vp := v.get(base)
+		mustStatus(t, vp, 200, "viewer's members page")
+		for _, ctl := range []string{`id="add-user"`, `id="add-identity-member"`, `action="` + base} {
+			if strings.Contains(vp.body, ctl) {
+				t.Errorf("a viewer sees control %s", ctl)
+			}
+		}
+		for _, f := range []struct {
+			path string
+			form url.Values
+		}{
+			{base + "/users/" + mid + "/roles", url.Values{"role": {"admin"}}},
+			{base + "/users", url.Values{"login": {e.UserEmail}, "role": {"viewer"}}},
+			{base + "/identities/" + iid + "/roles", url.Values{"role": {"admin"}}},
+			{base + "/identities/" + iid + "/remove", nil},
+		} {
+			if p := v.post(f.path, f.form, nil); p.status != http.StatusForbidden {
+				t.Errorf("viewer POST %s: %d, want 403", f.path, p.status)
+			}
+		}
+
+		mustStatus(t, admin.post(base+"/users/"+mid+"/roles", url.Values{"role": {"member"}}, nil), 303, "user role")
+		mustStatus(t, admin.post(base+"/identities/"+iid+"/roles", url.Values{"role": {"member"}}, nil), 303, "identity role")
+		mp = admin.get(base)
+		if !strings.Contains(row(mp.body, `data-user="dev@example.com"`), `<span class="small">member</span>`) ||
+			!strings.Contains(row(mp.body, `data-identity="ci-bot"`), `<span class="small">member</span>`) {
+			t.Fatal("role changes not shown")
+		}
+		// The user, a member now, may add secrets.
+		mustStatus(t, v.post("/projects/"+pid+"/secrets", url.Values{"env": {"dev"}, "path": {"/"}, "key": {"K"}, "value": {"v"}}, nil), 303, "member writes")
+		mustStatus(t, admin.post(base+"/users/"+mid+"/remove", nil, nil), 303, "remove user")
+		mustStatus(t, admin.post(base+"/identities/"+iid+"/remove", nil, nil), 303, "remove identity")
+		mp = admin.get(base)
+		if strings.Contains(mp.body, `data-user="dev@example.com"`) || strings.Contains(mp.body, `data-identity="ci-bot"`) {
+			t.Fatal("removed members still listed")
+		}
+		if p := v.get("/projects/" + pid + "/secrets"); p.status != 403 && p.status != 404 {
+			t.Fatalf("a removed user still reads the project: %d", p.status)
+		}
+	})
+}
