@@ -92,6 +92,7 @@ func (h *Handler) routes() {
 	m.Handle("GET /projects/{pid}/dynamic", h.authed(h.dynamicList))
 	m.Handle("POST /projects/{pid}/dynamic", h.authed(h.dynamicCreate))
 	m.Handle("GET /projects/{pid}/dynamic/{name}", h.authed(h.dynamicSecret))
+	m.Handle("POST /projects/{pid}/dynamic/{name}/edit", h.authed(h.dynamicUpdate))
 	m.Handle("POST /projects/{pid}/dynamic/{name}/leases", h.authed(h.leaseCreate))
 	m.Handle("POST /projects/{pid}/dynamic/{name}/leases/{lid}/renew", h.authed(h.leaseRenew))
 	m.Handle("POST /projects/{pid}/dynamic/{name}/leases/{lid}/revoke", h.authed(h.leaseRevoke))

@@ -263,8 +263,71 @@ func (h *Handler) dynamicSecret(w http.ResponseWriter, q *req) error {
 	if err != nil {
 		return err
 	}
-	h.render(w, q, http.StatusOK, "dynsecret", map[string]any{"Title": s.Name, "P": pv, "S": s, "Env": sc.Env, "Path": sc.Path,
-		"Leases": leases})
+	d := map[string]any{"Title": s.Name, "P": pv, "S": s, "Env": sc.Env, "Path": sc.Path, "Leases": leases}
+	if pv.set.Can(authz.ActEditRootCredential, authz.SubDynamicSecrets, &authz.Fields{Environment: sc.Env, SecretPath: sc.Path}) {
+		d["Edit"] = editInputs(s)
+	}
+	h.render(w, q, http.StatusOK, "dynsecret", d)
+	return nil
+}
+
+// editInput is one field of the edit form: a secret input is never filled
+// (left empty, the stored value stays); the others show their value.
+type editInput struct {
+	provider.Input
+	Value string
+}
+
+func editInputs(s dynamic.Secret) []editInput {
+	r, ok := provider.Lookup(s.Type)
+	if !ok {
+		return nil
+	}
+	var stored map[string]any
+	_ = json.Unmarshal(s.Inputs, &stored)
+	out := make([]editInput, 0, len(r.Inputs))
+	for _, in := range r.Inputs {
+		e := editInput{Input: in}
+		if v, ok := stored[in.Name]; ok && !in.Secret && v != nil {
+			if str, ok := v.(string); ok {
+				e.Value = str
+			} else {
+				b, _ := json.Marshal(v)
+				e.Value = string(b)
+			}
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+// dynamicUpdate applies the edit form: empty fields (secret inputs among
+// them) keep their stored values.
+func (h *Handler) dynamicUpdate(w http.ResponseWriter, q *req) error {
+	sc := dynScope(q)
+	s, err := h.svc.Dynamic.Get(q.ctx(), q.actor, sc, q.PathValue("name"))
+	if err != nil {
+		return err
+	}
+	r, ok := provider.Lookup(s.Type)
+	if !ok {
+		return errs.Invalidf("unknown provider type")
+	}
+	inputs, err := providerInputs(q, r)
+	if err != nil {
+		return err
+	}
+	c := dynamic.Change{Inputs: inputs}
+	if v := q.PostFormValue("defaultTTL"); v != "" {
+		c.DefaultTTL = &v
+	}
+	if v := q.PostFormValue("maxTTL"); v != "" {
+		c.MaxTTL = &v
+	}
+	if _, err := h.svc.Dynamic.Update(q.ctx(), q.actor, sc, s.Name, c); err != nil {
+		return err
+	}
+	redirect(w, q.Request, dynURL(q, s.Name))
 	return nil
 }
 

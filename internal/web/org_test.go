@@ -7,8 +7,10 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/lockbox-dev/lockbox/internal/app/apptest"
+	"github.com/lockbox-dev/lockbox/internal/dynamic/provider/totp"
 	"github.com/lockbox-dev/lockbox/internal/store"
 )
 
@@ -255,6 +257,61 @@ func TestDashboardProjectMembers(t *testing.T) {
 		}
 		if p := v.get("/projects/" + pid + "/secrets"); p.status != 403 && p.status != 404 {
 			t.Fatalf("a removed user still reads the project: %d", p.status)
+		}
+	})
+}
+
+// TestDashboardDynamicSecretEdit: the edit form is built from the
+// provider's inputs, never shows a secret input back, and an empty secret
+// input keeps the stored value.
+func TestDashboardDynamicSecretEdit(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, d store.Dialect) {
+		e := apptest.Bootstrapped(t, d)
+		admin := newBrowser(t, e.URL)
+		admin.mustLogin(e.UserEmail, e.Password)
+		pid := createProject(t, admin, "otp")
+		const seed = "JBSWY3DPEHPK3PXP"
+		mustStatus(t, admin.post("/projects/"+pid+"/dynamic", url.Values{"env": {"dev"}, "path": {"/"}, "type": {"totp"},
+			"name": {"otp"}, "defaultTTL": {"1h"}, "in.configType": {"manual"}, "in.secret": {seed}, "in.digits": {"6"}}, nil), 303, "create")
+		page := "/projects/" + pid + "/dynamic/otp?env=dev&path=/"
+		p := admin.get(page)
+		mustStatus(t, p, 200, "dynamic secret page")
+		if strings.Contains(p.body, seed) {
+			t.Fatal("the page shows the secret input")
+		}
+		if !strings.Contains(p.body, `id="dyn-edit"`) || !strings.Contains(p.body, `name="in.digits" value="6"`) ||
+			!strings.Contains(p.body, `name="in.configType" value="manual"`) {
+			t.Fatalf("edit form: %.3000s", p.body)
+		}
+		mustStatus(t, admin.post("/projects/"+pid+"/dynamic/otp/edit?env=dev&path=/", url.Values{"defaultTTL": {"2h"},
+			"in.configType": {"manual"}, "in.digits": {"8"}, "in.secret": {""}}, nil), 303, "edit")
+		p = admin.get(page)
+		if !strings.Contains(p.body, `name="in.digits" value="8"`) || !strings.Contains(p.body, `name="defaultTTL" value="2h"`) {
+			t.Fatalf("edit not applied: %.3000s", p.body)
+		}
+		// The stored secret stayed: the lease's code is the seed's 8-digit code.
+		key, _ := base32Decode(seed)
+		before := time.Now()
+		lp := admin.post("/projects/"+pid+"/dynamic/otp/leases?env=dev&path=/", url.Values{"ttl": {"1h"}}, nil)
+		mustStatus(t, lp, 200, "lease")
+		m := regexp.MustCompile(`id="cred-totp">(\d+)<`).FindStringSubmatch(lp.body)
+		if m == nil || len(m[1]) != 8 {
+			t.Fatalf("lease code: %v", m)
+		}
+		c1, _ := totp.Code(key, "sha1", 8, 30, before)
+		c2, _ := totp.Code(key, "sha1", 8, 30, time.Now())
+		if m[1] != c1 && m[1] != c2 {
+			t.Fatalf("code %s is not the stored seed's (%s/%s)", m[1], c1, c2)
+		}
+		// A viewer gets no edit form and is refused.
+		addUser(t, e, "viewer@example.com", "viewer password 1", "member", pid, "viewer")
+		v := newBrowser(t, e.URL)
+		v.mustLogin("viewer@example.com", "viewer password 1")
+		if p := v.get(page); strings.Contains(p.body, `id="dyn-edit"`) {
+			t.Error("a viewer sees the edit form")
+		}
+		if p := v.post("/projects/"+pid+"/dynamic/otp/edit?env=dev&path=/", url.Values{"defaultTTL": {"9h"}}, nil); p.status != 403 {
+			t.Errorf("viewer edit: %d", p.status)
 		}
 	})
 }
