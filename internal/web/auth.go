@@ -70,6 +70,8 @@ func (h *Handler) routes() {
 	m.Handle("GET /projects/{pid}/secret/version", h.authed(h.secretVersionDiff))
 	m.Handle("POST /projects/{pid}/secret/rollback", h.authed(h.secretRollback))
 	m.Handle("POST /projects/{pid}/tags", h.authed(h.tagCreate))
+	m.Handle("POST /projects/{pid}/imports", h.authed(h.importCreate))
+	m.Handle("POST /projects/{pid}/imports/delete", h.authed(h.importDelete))
 	m.Handle("POST /projects/{pid}/folders", h.authed(h.folderCreate))
 	m.Handle("POST /projects/{pid}/folders/delete", h.authed(h.folderDelete))
 	m.Handle("GET /projects/{pid}/environments", h.authed(h.environments))

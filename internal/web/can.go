@@ -21,6 +21,8 @@ var projectControls = map[string]control{
 	"environments":  {authz.ActCreate, authz.SubEnvironments},
 	"deleteEnv":     {authz.ActDelete, authz.SubEnvironments},
 	"tags":          {authz.ActCreate, authz.SubTags},
+	"imports":       {authz.ActCreate, authz.SubImports},
+	"deleteImports": {authz.ActDelete, authz.SubImports},
 	"rollback":      {authz.ActCreate, authz.SubSecretRollback},
 	"dynamic":       {authz.ActCreate, authz.SubDynamicSecrets},
 	"editDynamic":   {authz.ActEdit, authz.SubDynamicSecrets},

@@ -315,3 +315,51 @@ func TestDashboardDynamicSecretEdit(t *testing.T) {
 		}
 	})
 }
+
+// TestDashboardImportsAndReferences: imports are listed, added and removed
+// on the overview; a reference shows raw on Reveal and resolved on demand.
+func TestDashboardImportsAndReferences(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, d store.Dialect) {
+		e := apptest.Bootstrapped(t, d)
+		admin := newBrowser(t, e.URL)
+		admin.mustLogin(e.UserEmail, e.Password)
+		pid := createProject(t, admin, "imports")
+		add := func(env, key, value string) {
+			mustStatus(t, admin.post("/projects/"+pid+"/secrets", url.Values{"env": {env}, "path": {"/"}, "key": {key}, "value": {value}}, nil), 303, "add "+key)
+		}
+		add("prod", "SHARED", "from-prod")
+		add("dev", "REF", "url=${prod.SHARED}")
+		grid := "/projects/" + pid + "/secrets"
+		admin.get(grid)
+		mustStatus(t, admin.post("/projects/"+pid+"/imports", url.Values{"env": {"dev"}, "path": {"/"}, "fromEnv": {"prod"}, "fromPath": {"/"}}, nil), 303, "add import")
+		g := admin.get(grid)
+		if !strings.Contains(g.body, `data-env="dev">`) || !strings.Contains(g.body, "dev imports <code>prod:/</code>") {
+			t.Fatalf("import not listed: %.3000s", g.body)
+		}
+		v := "/projects/" + pid + "/secret/value?env=dev&path=/&key=REF"
+		if p := admin.get(v); p.body != "url=${prod.SHARED}" {
+			t.Fatalf("raw value %q", p.body)
+		}
+		if p := admin.get(v + "&resolve=1"); p.body != "url=from-prod" {
+			t.Fatalf("resolved value %q", p.body)
+		}
+		if p := admin.get("/projects/" + pid + "/secret?env=dev&path=/&key=REF"); !strings.Contains(p.body, `id="resolve"`) {
+			t.Fatal("no resolve button")
+		}
+		addUser(t, e, "viewer@example.com", "viewer password 1", "member", pid, "viewer")
+		vb := newBrowser(t, e.URL)
+		vb.mustLogin("viewer@example.com", "viewer password 1")
+		vg := vb.get(grid)
+		if strings.Contains(vg.body, `id="add-import"`) || strings.Contains(vg.body, "/imports/delete") || !strings.Contains(vg.body, "prod:/") {
+			t.Fatal("viewer's import controls or list wrong")
+		}
+		id := regexp.MustCompile(`name="id" value="([0-9a-f-]{36})"`).FindStringSubmatch(g.body)[1]
+		if p := vb.post("/projects/"+pid+"/imports/delete", url.Values{"env": {"dev"}, "path": {"/"}, "id": {id}}, nil); p.status != 403 {
+			t.Errorf("viewer removes an import: %d", p.status)
+		}
+		mustStatus(t, admin.post("/projects/"+pid+"/imports/delete", url.Values{"env": {"dev"}, "path": {"/"}, "id": {id}}, nil), 303, "remove import")
+		if strings.Contains(admin.get(grid).body, "prod:/") {
+			t.Fatal("the removed import is still listed")
+		}
+	})
+}
