@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 	"github.com/lockbox-dev/lockbox/internal/dynamic/provider/totp"
 	"github.com/lockbox-dev/lockbox/internal/errs"
 	"github.com/lockbox-dev/lockbox/internal/keyring"
+	"github.com/lockbox-dev/lockbox/internal/project"
 )
 
 // WebSession is a dashboard login. Its ID is the hex SHA-256 of the random
@@ -51,6 +53,8 @@ type WebStore interface {
 	// its absolute expiry.
 	CompleteWebSessionMFA(ctx context.Context, id string, expires time.Time) error
 	RevokeWebSession(ctx context.Context, id string) error
+	// SetWebSessionOrg moves a live session to another organization.
+	SetWebSessionOrg(ctx context.Context, id, orgID string) error
 	// UserTOTP reports errs.NotFound when the user has none.
 	UserTOTP(ctx context.Context, userID string) (UserTOTP, error)
 	// PutUserTOTP replaces the user's (not yet enabled) TOTP seed and
@@ -209,6 +213,33 @@ func (w *Web) Session(ctx context.Context, token, ip, ua string) (WebSession, au
 	}
 	return s, authz.Actor{Kind: authz.ActorUser, ID: u.ID, OrgID: s.OrgID, Name: u.Email,
 		TokenID: s.ID, AuthMethod: MethodEmail, IP: ip, UserAgent: ua}, nil
+}
+
+// Orgs lists the organizations the actor (a user) is a member of.
+func (w *Web) Orgs(ctx context.Context, actor authz.Actor) ([]project.Org, error) {
+	if actor.Kind != authz.ActorUser {
+		return nil, nil
+	}
+	return w.svc.store.UserOrgs(ctx, actor.ID)
+}
+
+// SwitchOrg moves session s to organization orgID, one the user is a member
+// of; anything else is refused as not found. The switch is audited in the
+// organization entered.
+func (w *Web) SwitchOrg(ctx context.Context, s WebSession, actor authz.Actor, orgID string) error {
+	orgs, err := w.Orgs(ctx, actor)
+	if err != nil {
+		return err
+	}
+	if !slices.ContainsFunc(orgs, func(o project.Org) bool { return o.ID == orgID }) {
+		return errs.NotFoundf("Organization not found")
+	}
+	if err := w.store.SetWebSessionOrg(ctx, s.ID, orgID); err != nil {
+		return err
+	}
+	actor.OrgID = orgID
+	auditBestEffort(ctx, w.store.AppendAudit, audit.New(actor, "user-switch-org", map[string]any{"userId": actor.ID, "orgId": orgID}))
+	return nil
 }
 
 // Logout revokes the session of token; an unknown token is no error.

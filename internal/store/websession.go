@@ -41,6 +41,12 @@ func (db *DB) TouchWebSession(ctx context.Context, id string, at time.Time) erro
 	return dbErr(err, "TouchWebSession")
 }
 
+// SetWebSessionOrg moves a live web session to another organization.
+func (db *DB) SetWebSessionOrg(ctx context.Context, id, orgID string) error {
+	_, err := db.execQuiet(ctx, `UPDATE user_sessions SET org_id = ? WHERE id = ? AND kind = 'web' AND revoked = FALSE`, orgID, id)
+	return dbErr(err, "SetWebSessionOrg")
+}
+
 // CompleteWebSessionMFA marks the second factor of a session given and sets
 // its absolute expiry.
 func (db *DB) CompleteWebSessionMFA(ctx context.Context, id string, expires time.Time) error {

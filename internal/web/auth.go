@@ -108,6 +108,7 @@ func (h *Handler) routes() {
 	m.Handle("POST /identities/{id}/projects", h.authed(h.identityAddProject))
 	m.Handle("GET /audit", h.authed(h.auditLog))
 
+	m.Handle("POST /org/switch", h.authed(h.orgSwitch))
 	m.Handle("GET /org/members", h.authed(h.orgMembers))
 	m.Handle("POST /org/members/invite", h.authed(h.orgInvite))
 	m.Handle("POST /org/members/{mid}/role", h.authed(h.orgMemberRole))

@@ -219,3 +219,12 @@ func (h *Handler) inviteAccept(w http.ResponseWriter, r *http.Request) {
 	h.clearCookie(w, r, loginCSRFCookie)
 	redirect(w, r, "/login?joined=1")
 }
+
+// orgSwitch moves the session to another of the user's organizations.
+func (h *Handler) orgSwitch(w http.ResponseWriter, q *req) error {
+	if err := h.svc.Sessions.SwitchOrg(q.ctx(), q.session, q.actor, q.PostFormValue("org")); err != nil {
+		return err
+	}
+	redirect(w, q.Request, "/projects")
+	return nil
+}

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/lockbox-dev/lockbox/internal/app/apptest"
 	"github.com/lockbox-dev/lockbox/internal/dynamic/provider/totp"
 	"github.com/lockbox-dev/lockbox/internal/store"
@@ -360,6 +362,56 @@ func TestDashboardImportsAndReferences(t *testing.T) {
 		mustStatus(t, admin.post("/projects/"+pid+"/imports/delete", url.Values{"env": {"dev"}, "path": {"/"}, "id": {id}}, nil), 303, "remove import")
 		if strings.Contains(admin.get(grid).body, "prod:/") {
 			t.Fatal("the removed import is still listed")
+		}
+	})
+}
+
+// TestDashboardOrgSwitcher: a user of two organizations gets the switcher,
+// each organization shows its own projects, and a switch to an
+// organization the user is not in is refused.
+func TestDashboardOrgSwitcher(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, d store.Dialect) {
+		e := apptest.Bootstrapped(t, d)
+		admin := newBrowser(t, e.URL)
+		admin.mustLogin(e.UserEmail, e.Password)
+		if strings.Contains(admin.get("/projects").body, `id="org-switch"`) {
+			t.Fatal("a user of one organization gets the switcher")
+		}
+		createProject(t, admin, "in-first-org")
+		db, q := rawDB(t, e)
+		now := time.Now().UnixMicro()
+		second, other := uuid.NewString(), uuid.NewString()
+		var uid string
+		if err := db.QueryRow(q(`SELECT id FROM users WHERE email = ?`), e.UserEmail).Scan(&uid); err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range []struct{ id, name string }{{second, "Second org"}, {other, "Not mine"}} {
+			if _, err := db.Exec(q(`INSERT INTO orgs (id, name, slug, created_at, updated_at) VALUES (?, ?, ?, ?, ?)`), o.id, o.name, o.id[:8], now, now); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := db.Exec(q(`INSERT INTO org_memberships (id, org_id, user_id, role, created_at, updated_at) VALUES (?, ?, ?, 'admin', ?, ?)`),
+			uuid.NewString(), second, uid, now, now); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.DB.BumpEpoch(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		p := admin.get("/projects")
+		if !strings.Contains(p.body, `id="org-switch"`) || !strings.Contains(p.body, "Second org") || strings.Contains(p.body, "Not mine") {
+			t.Fatalf("switcher: %.2000s", p.body)
+		}
+		mustStatus(t, admin.post("/org/switch", url.Values{"org": {other}}, nil), 404, "switch to a foreign org")
+		mustStatus(t, admin.post("/org/switch", url.Values{"org": {second}}, nil), 303, "switch")
+		p = admin.get("/projects")
+		if strings.Contains(p.body, "in-first-org") || !strings.Contains(p.body, `value="`+second+`" selected`) {
+			t.Fatalf("after the switch: %.2000s", p.body)
+		}
+		createProject(t, admin, "in-second-org")
+		mustStatus(t, admin.post("/org/switch", url.Values{"org": {e.OrgID}}, nil), 303, "switch back")
+		p = admin.get("/projects")
+		if !strings.Contains(p.body, "in-first-org") || strings.Contains(p.body, "in-second-org") {
+			t.Fatal("the first organization's projects after switching back")
 		}
 	})
 }

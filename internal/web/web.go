@@ -354,6 +354,10 @@ type view struct {
 	CSRF  string
 	Data  any
 	Title string
+	// Orgs are the user's organizations when there is more than one (the
+	// switcher); OrgID is the session's.
+	Orgs  []project.Org
+	OrgID string
 }
 
 // render executes page name into the layout; a rendering failure is a 500
@@ -361,7 +365,16 @@ type view struct {
 func (h *Handler) render(w http.ResponseWriter, q *req, code int, name string, data any) {
 	v := view{Data: data}
 	if q != nil {
-		v.User, v.CSRF = q.actor.Name, q.csrf
+		v.User, v.CSRF, v.OrgID = q.actor.Name, q.csrf, q.actor.OrgID
+		if q.actor.ID != "" && !q.session.MFAPending {
+			orgs, err := h.svc.Sessions.Orgs(q.ctx(), q.actor)
+			if err != nil {
+				h.log.ErrorContext(q.ctx(), "list the user's organizations", "err", err.Error())
+			}
+			if len(orgs) > 1 {
+				v.Orgs = orgs
+			}
+		}
 	}
 	if m, ok := data.(map[string]any); ok {
 		if t, ok := m["Title"].(string); ok {
