@@ -226,11 +226,17 @@ func TestBrowserJourney(t *testing.T) {
 			chromedp.Click("#history-link", chromedp.ByID),
 			chromedp.WaitVisible("#versions", chromedp.ByID),
 			chromedp.Evaluate(`Array.from(document.querySelectorAll('li.version')).map(li => li.dataset.version)`, &versions),
-			chromedp.Evaluate(`document.querySelectorAll('li.version details').forEach(d => d.open = true)`, nil),
-			shot("history"))
+			chromedp.OuterHTML("#versions", &html, chromedp.ByID))
 		if strings.Join(versions, ",") != "2,1" {
 			t.Fatalf("history versions %v", versions)
 		}
+		if strings.Contains(html, "first-value") || strings.Contains(html, "second-value") {
+			t.Fatal("the history page shows a value before Reveal")
+		}
+		run(t, ctx, "history reveal",
+			chromedp.Click("#reveal-2", chromedp.ByID),
+			waitJS(`document.getElementById('diff-2').textContent === '- first-value\n+ second-value\n'`),
+			shot("history"))
 		run(t, ctx, "rollback",
 			chromedp.Click("#rollback-1", chromedp.ByID),
 			waitJS(`document.getElementById('secret-version') && document.getElementById('secret-version').textContent === '3'`),
@@ -347,7 +353,13 @@ func TestBrowserJourney(t *testing.T) {
 			run(t, ctx, "screenshots",
 				chromedp.Navigate(e.URL+"/projects"), shot("projects"),
 				chromedp.Navigate(e.URL+"/projects/"+pid+"/kms"), shot("kms"),
-				chromedp.Navigate(e.URL+"/projects/"+pid+"/roles"), shot("roles"))
+				chromedp.Navigate(e.URL+"/projects/"+pid+"/roles"), shot("roles"),
+				chromedp.Navigate(e.URL+"/projects/"+pid+"/members"), shot("project-members"),
+				chromedp.Navigate(e.URL+"/org/members"), shot("org-members"),
+				chromedp.Navigate(e.URL+"/org/roles"), shot("org-roles"),
+				chromedp.Navigate(e.URL+"/settings/security"),
+				chromedp.Click("#totp-begin", chromedp.ByID),
+				chromedp.WaitVisible("#totp-qr", chromedp.ByID), shot("totp-enrolment"))
 		}
 	})
 }
