@@ -28,14 +28,10 @@ func newRootCmd(getenv func(string) string, stdin io.Reader, stdout, stderr io.W
 		id   string
 		cmds []*cobra.Command
 	}{
-		{"use", []*cobra.Command{c.newLoginCmd(), c.newLogoutCmd(), c.newRunCmd(), c.newExportCmd(), c.newSecretsCmd(), c.newFoldersCmd(), c.newDynamicCmd(), c.newKMSCmd()}},
+		{"use", []*cobra.Command{c.newLoginCmd(), c.newLogoutCmd(), c.newRunCmd(), c.newExportCmd(), c.newSecretsCmd(), c.newFoldersCmd(),
+			c.newDynamicCmd(), c.newKMSCmd(), c.newRotationsCmd(), c.newConnectionsCmd(), c.newPKICmd(), c.newSSHCmd()}},
 		{"admin", []*cobra.Command{c.newProjectsCmd(), c.newEnvironmentsCmd(), c.newIdentitiesCmd(), c.newAuditLogsCmd(), c.newBootstrapCmd(),
-			c.newPrivilegesCmd(), c.newProjectTemplatesCmd()}},
-		{"use", []*cobra.Command{c.newLoginCmd(), c.newLogoutCmd(), c.newRunCmd(), c.newExportCmd(), c.newSecretsCmd(), c.newFoldersCmd(), c.newDynamicCmd(), c.newKMSCmd(), c.newRotationsCmd(), c.newConnectionsCmd()}},
-		{"use", []*cobra.Command{c.newLoginCmd(), c.newLogoutCmd(), c.newRunCmd(), c.newExportCmd(), c.newSecretsCmd(), c.newFoldersCmd(), c.newDynamicCmd(), c.newKMSCmd(), c.newPKICmd()}},
-		{"use", []*cobra.Command{c.newLoginCmd(), c.newLogoutCmd(), c.newRunCmd(), c.newExportCmd(), c.newSecretsCmd(), c.newFoldersCmd(), c.newDynamicCmd(), c.newKMSCmd(), c.newSSHCmd()}},
-		{"admin", []*cobra.Command{c.newProjectsCmd(), c.newEnvironmentsCmd(), c.newIdentitiesCmd(), c.newAuditLogsCmd(), c.newBootstrapCmd()}},
-		{"admin", []*cobra.Command{c.newUsersCmd(), c.newGroupsCmd()}},
+			c.newPrivilegesCmd(), c.newProjectTemplatesCmd(), c.newUsersCmd(), c.newGroupsCmd()}},
 		{"server", []*cobra.Command{newServerCmd(getenv, stdout, stderr), newRotateRootKeyCmd(getenv, stdout, stderr),
 			newBackupCmd(getenv, stdout, stderr), newRestoreCmd(getenv, stdout, stderr)}},
 	} {
