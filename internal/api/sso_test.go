@@ -193,6 +193,14 @@ func TestSSOWithOIDC(t *testing.T) {
 		// Only those allowed to manage SSO may configure it.
 		_, memberTok := e.NewIdentity(t, "sso-member", "member")
 		assertError(t, e.Do(t, "POST", path, memberTok, cfg), 403, "PermissionDenied")
+		// Nor can one who may edit SSO but does not hold all an admin holds:
+		// the provider would decide who signs in as which member.
+		e.Must(t, 200, "POST", "/api/v1/organization/roles", e.Token, map[string]any{"slug": "sso-only", "name": "SSO only",
+			"permissions": []map[string]any{{"subject": "sso", "action": []string{"read", "create", "edit"}}}})
+		_, ssoTok := e.NewIdentity(t, "sso-editor", "sso-only")
+		if r := e.Do(t, "POST", path, ssoTok, cfg); r.Status != 403 || !strings.Contains(string(r.Body), "admin") {
+			t.Fatalf("SSO editor without admin rights: %d %s", r.Status, r.Body)
+		}
 		// Input is checked, the target policy included.
 		for _, bad := range []map[string]any{
 			{"discoveryURL": "http://169.254.169.254/latest"},
@@ -296,13 +304,19 @@ func TestSSOWithOIDC(t *testing.T) {
 			{"bob@example.com", "false", false, 403},
 			{"bob@example.com", nil, false, 403},
 			{"bob@example.com", true, true, 401},
+			// Unicode that folds to an allowed domain or to another address.
+			{"bob@\u017fample.com", true, false, 400},
+			{"\u212Aate@example.com", true, false, 400},
+			// The instance admin's account is never signed in by an
+			// organization's identity provider.
+			{e.UserEmail, true, false, 403},
 		} {
 			idp.signIn(tc.email, tc.verified, tc.badNonce)
 			res, body, _ := ssoLogin(t, e, browser(t), slug)
 			if res.StatusCode != tc.status || strings.Contains(body, "s3cret") {
 				t.Fatalf("%+v: %d %s", tc, res.StatusCode, body)
 			}
-			if _, ok := orgMembers(t, e)[tc.email]; ok {
+			if _, ok := orgMembers(t, e)[tc.email]; ok && tc.email != e.UserEmail {
 				t.Fatalf("%s became a member", tc.email)
 			}
 		}

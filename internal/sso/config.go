@@ -73,6 +73,7 @@ type Store interface {
 // Authorizer resolves what an actor may do in its organization.
 type Authorizer interface {
 	OrgPermissions(ctx context.Context, actor authz.Actor) (authz.Set, error)
+	OrgRoleSet(ctx context.Context, actor authz.Actor, role string) (authz.Set, error)
 }
 
 // Service manages SSO configurations and logins.
@@ -123,6 +124,17 @@ func (s *Service) orgOf(ctx context.Context, actor authz.Actor, orgSlug, action 
 	}
 	if err := perms.Check(action, authz.SubSSO, nil); err != nil {
 		return err
+	}
+	if action != authz.ActRead {
+		// Whoever sets up SSO decides who signs in as which member, so it
+		// takes everything the organization's admin holds.
+		admin, err := s.authz.OrgRoleSet(ctx, actor, "admin")
+		if err != nil {
+			return err
+		}
+		if !perms.Covers(admin) {
+			return errs.Forbiddenf("Configuring SSO needs the permissions of an organization admin")
+		}
 	}
 	if orgSlug == "" {
 		return errs.Fieldf("orgSlug", "orgSlug is required")

@@ -229,6 +229,11 @@ func (s *Service) Finish(ctx context.Context, cb Callback) (Result, error) {
 	if err := idt.Claims(&cl); err != nil {
 		return Result{}, errs.BadRequest("The identity provider's ID token has malformed claims")
 	}
+	// ASCII only: Unicode folding would match "ſ" to "s" and "K" (Kelvin) to
+	// "k", so one address could pass for another or for an allowed domain.
+	if !isASCII(cl.Email) {
+		return Result{}, s.refuse(ctx, c, cb, "", "non-ASCII email", errs.BadRequest("The identity provider sent an email address that is not ASCII"))
+	}
 	email := strings.ToLower(strings.TrimSpace(cl.Email))
 	if a, err := mail.ParseAddress(email); err != nil || a.Address != email || len(email) > 320 {
 		return Result{}, s.refuse(ctx, c, cb, "", "no usable email", errs.BadRequest("The identity provider sent no usable email address"))
@@ -297,4 +302,13 @@ func clip(s string, n int) string {
 		return s[:n]
 	}
 	return s
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
 }

@@ -123,11 +123,28 @@ func (db *DB) ProvisionSSOUser(ctx context.Context, orgID string, u identity.Use
 			created = true
 		case err != nil:
 			return dbErr(err, "user by email")
+		default:
+			// An existing account is signed in by this organization's identity
+			// provider only if it belongs to this organization alone: whoever
+			// runs that provider could otherwise sign in as anyone's email
+			// (an instance admin, a member of another organization).
+			if u.SuperAdmin {
+				return errs.Forbiddenf("An instance administrator signs in with a password, not SSO")
+			}
+			var others int
+			if err := tx.queryRow(ctx, `SELECT COUNT(*) FROM org_memberships WHERE user_id = ? AND org_id <> ?`, u.ID, orgID).Scan(&others); err != nil {
+				return dbErr(err, "other memberships")
+			}
+			if others > 0 {
+				return errs.Forbiddenf("This account belongs to another organization too; sign in with its password")
+			}
 		}
 		var status string
 		var active bool
 		err = tx.queryRow(ctx, `SELECT status, is_active FROM org_memberships WHERE org_id = ? AND user_id = ?`, orgID, u.ID).Scan(&status, &active)
 		switch {
+		case err == errNoRows && !created:
+			return errs.Forbiddenf("An account with this email exists but is not a member of this organization; ask an admin to invite it")
 		case err == errNoRows:
 			if _, err := tx.exec(ctx, `INSERT INTO org_memberships (id, org_id, user_id, role, custom_role_id, status, is_active, created_at, updated_at)
 				VALUES (?, ?, ?, ?, ?, ?, TRUE, ?, ?)`, newID(), orgID, u.ID, role, nullStr(customRoleID), org.StatusAccepted, ts(tx.Now), ts(tx.Now)); err != nil {
