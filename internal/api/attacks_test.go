@@ -256,6 +256,20 @@ func TestHostileMemberCannotDemoteOrRemoveAdmin(t *testing.T) {
 		_, mgrTok := projectMember(t, e, p.ID, "dev-mgr", "dev-manager")
 		assertError(t, e.Do(t, "DELETE", ms+memberID, mgrTok, nil), 403, "PermissionBoundaryError")
 		assertError(t, e.Do(t, "PATCH", ms+otherID, mgrTok, map[string]any{"roles": []map[string]any{{"role": "member"}}}), 403, "PermissionBoundaryError")
+		// Whoever may edit roles cannot write a rule they do not hold into a
+		// role (their own, say), nor create one.
+		var rr struct{ Role struct{ ID string } }
+		e.Must(t, 200, "POST", "/api/v1/projects/"+p.ID+"/roles", e.Token, map[string]any{"slug": "role-editor", "name": "r", "permissions": []map[string]any{
+			{"subject": "role", "action": []string{"read", "create", "edit"}},
+			{"subject": "secrets", "action": []string{"read"}, "conditions": map[string]any{"environment": "dev"}},
+		}}).Decode(t, &rr)
+		_, edTok := projectMember(t, e, p.ID, "role-ed", "role-editor")
+		wider := []map[string]any{{"subject": "role", "action": []string{"read", "create", "edit"}}, {"subject": "secrets", "action": []string{"read", "edit"}}}
+		assertError(t, e.Do(t, "PATCH", "/api/v1/projects/"+p.ID+"/roles/"+rr.Role.ID, edTok, map[string]any{"permissions": wider}), 403, "PermissionBoundaryError")
+		assertError(t, e.Do(t, "POST", "/api/v1/projects/"+p.ID+"/roles", edTok, map[string]any{"slug": "wider", "name": "w", "permissions": wider}), 403, "PermissionBoundaryError")
+		// What it holds it may give.
+		e.Must(t, 200, "POST", "/api/v1/projects/"+p.ID+"/roles", edTok, map[string]any{"slug": "dev-reader", "name": "d", "permissions": []map[string]any{
+			{"subject": "secrets", "action": []string{"read"}, "conditions": map[string]any{"environment": "dev"}}}})
 
 		// The admin is still an admin.
 		var got struct {

@@ -67,21 +67,37 @@ func BuiltinRoles(projectID string) []Role {
 }
 
 func (rs *Roles) load(ctx context.Context, actor authz.Actor, projectID, action string) (Project, error) {
+	p, _, err := rs.loadWith(ctx, actor, projectID, action)
+	return p, err
+}
+
+// loadWith is load that also returns the actor's permissions in the project.
+func (rs *Roles) loadWith(ctx context.Context, actor authz.Actor, projectID, action string) (Project, authz.Set, error) {
 	if _, err := uuid.Parse(projectID); err != nil {
-		return Project{}, projectNotFound(projectID)
+		return Project{}, authz.Set{}, projectNotFound(projectID)
 	}
 	perms, err := rs.authz.ProjectPermissions(ctx, actor, projectID)
 	if err != nil {
-		return Project{}, err
+		return Project{}, authz.Set{}, err
 	}
 	if err := perms.Check(action, authz.SubRole, nil); err != nil {
-		return Project{}, err
+		return Project{}, authz.Set{}, err
 	}
 	p, err := rs.store.ProjectByID(ctx, projectID)
 	if errs.Is(err, errs.NotFound) {
-		return Project{}, projectNotFound(projectID)
+		return Project{}, authz.Set{}, projectNotFound(projectID)
 	}
-	return p, err
+	return p, perms, err
+}
+
+// holds refuses a role whose rules the actor does not hold itself: whoever
+// may edit roles could otherwise write any rule into a role they (or a
+// friend) already hold.
+func holds(perms authz.Set, r Role) error {
+	if perms.Covers(authz.NewSet(r.Permissions)) {
+		return nil
+	}
+	return boundaryError("define role '%s': it holds privileges you do not have", r.Slug)
 }
 
 // RoleChange is a create or update request; nil fields are absent.
@@ -128,7 +144,7 @@ func (c RoleChange) apply(r *Role) (string, error) {
 
 // Create adds a custom role to a project.
 func (rs *Roles) Create(ctx context.Context, actor authz.Actor, projectID string, c RoleChange) (Role, error) {
-	p, err := rs.load(ctx, actor, projectID, authz.ActCreate)
+	p, mine, err := rs.loadWith(ctx, actor, projectID, authz.ActCreate)
 	if err != nil {
 		return Role{}, err
 	}
@@ -147,6 +163,9 @@ func (rs *Roles) Create(ctx context.Context, actor authz.Actor, projectID string
 	if err != nil {
 		return Role{}, err
 	}
+	if err := holds(mine, r); err != nil {
+		return Role{}, err
+	}
 	ev := audit.New(actor, "create-project-role", map[string]any{"roleId": r.ID, "slug": r.Slug, "name": r.Name}).InProject(p.ID, p.Name)
 	if err := rs.store.CreateProjectRole(ctx, r, perms, ev); err != nil {
 		if errs.Is(err, errs.Conflict) {
@@ -161,7 +180,7 @@ func roleNotFound(id string) error { return errs.NotFoundf("Role with ID '%s' no
 
 // Update changes a custom role.
 func (rs *Roles) Update(ctx context.Context, actor authz.Actor, projectID, roleID string, c RoleChange) (Role, error) {
-	p, err := rs.load(ctx, actor, projectID, authz.ActEdit)
+	p, mine, err := rs.loadWith(ctx, actor, projectID, authz.ActEdit)
 	if err != nil {
 		return Role{}, err
 	}
@@ -175,8 +194,14 @@ func (rs *Roles) Update(ctx context.Context, actor authz.Actor, projectID, roleI
 	if c.Slug != nil && *c.Slug == r.Slug {
 		c.Slug = nil
 	}
+	if err := holds(mine, r); err != nil { // what the role gave before
+		return Role{}, err
+	}
 	perms, err := c.apply(&r)
 	if err != nil {
+		return Role{}, err
+	}
+	if err := holds(mine, r); err != nil {
 		return Role{}, err
 	}
 	r.UpdatedAt = rs.now().UTC().Truncate(time.Microsecond)
