@@ -238,6 +238,28 @@ func TestSSHHostGroups(t *testing.T) {
 			assertError(t, e.Do(t, "DELETE", "/api/v1/ssh/host-groups/"+g.ID+"/hosts/"+web.ID, tok, nil), 403, "PermissionDenied")
 			assertError(t, e.Do(t, "DELETE", "/api/v1/ssh/host-groups/"+g.ID, tok, nil), 403, "PermissionDenied")
 		}
+		// One who manages groups but may edit only web.* hosts cannot pull db
+		// into a group (it would take the group's logins), nor change the
+		// logins of a group holding a host it may not edit; it does not even
+		// see db in the group's host list.
+		e.Must(t, 200, "POST", "/api/v1/projects/"+a.ID+"/roles", e.Token, map[string]any{"slug": "web-ops", "name": "w", "permissions": []map[string]any{
+			{"subject": "ssh-host-groups", "action": []string{"read", "create", "edit", "delete"}},
+			{"subject": "ssh-hosts", "action": []string{"read", "edit"}, "conditions": map[string]any{"hostname": map[string]any{"$glob": "web.*"}}},
+		}})
+		_, webOps := projectMember(t, e, a.ID, "web-ops", "web-ops")
+		var own sshGroupOut
+		e.Must(t, 200, "POST", "/api/v1/ssh/host-groups", webOps, map[string]any{"projectId": a.ID, "name": "ops-own"}).Decode(t, &own)
+		assertError(t, e.Do(t, "POST", "/api/v1/ssh/host-groups/"+own.ID+"/hosts/"+db.ID, webOps, nil), 403, "PermissionDenied")
+		e.Must(t, 200, "POST", "/api/v1/ssh/host-groups/"+own.ID+"/hosts/"+web.ID, webOps, nil)
+		e.Must(t, 200, "POST", "/api/v1/ssh/host-groups/"+own.ID+"/hosts/"+db.ID, e.Token, nil)
+		assertError(t, e.Do(t, "PATCH", "/api/v1/ssh/host-groups/"+own.ID, webOps, map[string]any{"loginMappings": []map[string]any{
+			{"loginUser": "root", "allowedPrincipals": map[string]any{"usernames": []string{memberID}}}}}), 403, "PermissionDenied")
+		var seen struct{ Hosts []struct{ Hostname string } }
+		e.Must(t, 200, "GET", "/api/v1/ssh/host-groups/"+own.ID+"/hosts", webOps, nil).Decode(t, &seen)
+		if len(seen.Hosts) != 1 || seen.Hosts[0].Hostname != "web.example.com" {
+			t.Fatalf("web-ops sees %+v", seen)
+		}
+		e.Must(t, 200, "DELETE", "/api/v1/ssh/host-groups/"+own.ID, e.Token, nil)
 		// Another project's admin: not found.
 		for _, r := range []apptest.Response{
 			e.Do(t, "GET", "/api/v1/ssh/host-groups/"+g.ID, outsider, nil),
@@ -278,8 +300,8 @@ func TestSSHHostGroups(t *testing.T) {
 		assertError(t, e.Do(t, "GET", "/api/v1/ssh/host-groups/"+g.ID, e.Token, nil), 404, "NotFound")
 		e.Must(t, 200, "GET", "/api/v1/ssh/hosts/"+web.ID, e.Token, nil)
 
-		if c := auditCounts(t, e, a.ID); c["create-ssh-host-group"] != 1 || c["update-ssh-host-group"] != 1 || c["delete-ssh-host-group"] != 1 ||
-			c["add-host-to-ssh-host-group"] != 2 || c["remove-host-from-ssh-host-group"] != 1 || c["get-ssh-host-group-hosts"] != 4 {
+		if c := auditCounts(t, e, a.ID); c["create-ssh-host-group"] != 2 || c["update-ssh-host-group"] != 1 || c["delete-ssh-host-group"] != 2 ||
+			c["add-host-to-ssh-host-group"] != 4 || c["remove-host-from-ssh-host-group"] != 1 || c["get-ssh-host-group-hosts"] != 5 {
 			t.Fatalf("audit counts %v", c)
 		}
 	})

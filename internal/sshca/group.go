@@ -170,6 +170,12 @@ func (s *Service) UpdateHostGroup(ctx context.Context, actor authz.Actor, id str
 	if err := in.apply(&g); err != nil {
 		return HostGroup{}, err
 	}
+	if in.SetMappings {
+		// New mappings apply to every host of the group: each is edited.
+		if err := s.mayEditMembers(ctx, actor, g); err != nil {
+			return HostGroup{}, err
+		}
+	}
 	g.UpdatedAt = s.stamp()
 	err = s.store.UpdateSSHHostGroup(ctx, g, groupEvent(actor, "update-ssh-host-group", g, true))
 	switch {
@@ -210,8 +216,15 @@ func (s *Service) GroupHosts(ctx context.Context, actor authz.Actor, id, filter 
 	if err != nil {
 		return HostGroup{}, nil, err
 	}
+	p, err := s.perms(ctx, actor, g.ProjectID, func() error { return groupNotFound(id) }, true)
+	if err != nil {
+		return HostGroup{}, nil, err
+	}
 	out := []GroupHost{}
 	for _, h := range all {
+		if !p.Can(authz.ActRead, authz.SubSshHosts, hostFields(h.Hostname)) {
+			continue // as ListHosts: only hosts the actor may read
+		}
 		if filter == "" || (filter == FilterGroupMembers) == h.InGroup {
 			out = append(out, h)
 		}
@@ -226,7 +239,9 @@ func (s *Service) groupAndHost(ctx context.Context, actor authz.Actor, groupID, 
 	if err != nil {
 		return HostGroup{}, Host{}, err
 	}
-	h, err := s.host(ctx, hostID)
+	// A host joining or leaving a group gains or loses the group's login
+	// mappings: that is an edit of the host, bounded by its hostname.
+	h, _, err := s.authorizedHost(ctx, actor, hostID, authz.ActEdit)
 	if err == nil && h.ProjectID != g.ProjectID {
 		return HostGroup{}, Host{}, errs.BadRequest("SSH host with ID %s not found in project %s", hostID, g.ProjectID)
 	}
@@ -271,4 +286,24 @@ func (s *Service) RemoveHostFromGroup(ctx context.Context, actor authz.Actor, gr
 	}
 	h, err = s.host(ctx, h.ID)
 	return g, h, err
+}
+
+// mayEditMembers checks edit on every host in g, by its hostname.
+func (s *Service) mayEditMembers(ctx context.Context, actor authz.Actor, g HostGroup) error {
+	p, err := s.perms(ctx, actor, g.ProjectID, func() error { return groupNotFound(g.ID) }, true)
+	if err != nil {
+		return err
+	}
+	hosts, err := s.store.SSHHostGroupHosts(ctx, g.ID, g.ProjectID)
+	if err != nil {
+		return err
+	}
+	for _, h := range hosts {
+		if h.InGroup {
+			if err := p.Check(authz.ActEdit, authz.SubSshHosts, hostFields(h.Hostname)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
