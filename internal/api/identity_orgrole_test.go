@@ -55,6 +55,16 @@ func TestIdentityWithCustomOrgRole(t *testing.T) {
 		assertError(t, e.Do(t, "POST", "/api/v1/identities", e.Token, map[string]any{"name": "x", "organizationId": e.OrgID, "role": "ghost"}),
 			400, "BadRequest")
 
+		// It cannot take over an identity whose custom role allows more than
+		// its own: no rename, no login method, no delete.
+		bigID, _ := e.NewIdentity(t, "big", "project-maker")
+		assertError(t, e.Do(t, "PATCH", "/api/v1/identities/"+bigID, tok, map[string]any{"name": "mine"}), 403, "PermissionBoundaryError")
+		assertError(t, e.Do(t, "POST", "/api/v1/auth/universal-auth/identities/"+bigID, tok, map[string]any{}), 403, "PermissionBoundaryError")
+		assertError(t, e.Do(t, "DELETE", "/api/v1/identities/"+bigID, tok, nil), 403, "PermissionBoundaryError")
+		var child struct{ Identity struct{ ID string } }
+		e.Must(t, 200, "POST", "/api/v1/identities", tok, map[string]any{"name": "child3", "organizationId": e.OrgID, "role": "identity-manager"}).Decode(t, &child)
+		e.Must(t, 200, "PATCH", "/api/v1/identities/"+child.Identity.ID, tok, map[string]any{"name": "child3b"})
+
 		// Updated to another custom role, the new role's permissions apply at once.
 		e.Must(t, 200, "PATCH", "/api/v1/identities/"+id, e.Token, map[string]any{"role": "project-maker"})
 		e.Must(t, 200, "GET", "/api/v1/identities/"+id, e.Token, nil).Decode(t, &got)

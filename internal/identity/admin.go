@@ -178,7 +178,7 @@ func (a *Admin) get(ctx context.Context, actor authz.Actor, id, action string) (
 		return OrgIdentity{}, err
 	}
 	if action != authz.ActRead {
-		if err := guardAdminTarget(ctx, a.authz, actor, oi.Role); err != nil {
+		if err := guardAdminTarget(ctx, a.authz, actor, oi.RoleSlug()); err != nil {
 			return OrgIdentity{}, err
 		}
 	}
@@ -186,19 +186,35 @@ func (a *Admin) get(ctx context.Context, actor authz.Actor, id, action string) (
 }
 
 // guardAdminTarget refuses an actor who is not an organization admin any
-// change to an identity whose organization role is admin — its login
-// methods, client secrets and tokens included: whoever could attach their
-// own key or mint a token for it would act with more rights than their own.
+// change to an identity whose organization role allows more than the actor
+// holds (admin, or a custom role beyond theirs) — its login methods, client
+// secrets and tokens included: whoever could attach their own key or mint a
+// token for it would act with more rights than their own.
 func guardAdminTarget(ctx context.Context, az Authorizer, actor authz.Actor, targetRole string) error {
-	if targetRole != "admin" {
+	if targetRole == "" {
 		return nil
 	}
 	mine, err := az.OrgRole(ctx, actor)
 	if err != nil {
 		return err
 	}
-	if mine != "admin" {
-		return errs.Forbiddenf("Failed to change an identity with a more privileged role than your own").WithCode("PermissionBoundaryError")
+	if mine == "admin" {
+		return nil
+	}
+	refuse := errs.Forbiddenf("Failed to change an identity with a more privileged role than your own").WithCode("PermissionBoundaryError")
+	if targetRole == "admin" {
+		return refuse
+	}
+	perms, err := az.OrgPermissions(ctx, actor)
+	if err != nil {
+		return err
+	}
+	target, err := az.OrgRoleSet(ctx, actor, targetRole)
+	if err != nil {
+		return err
+	}
+	if !perms.Covers(target) {
+		return refuse
 	}
 	return nil
 }
