@@ -204,6 +204,11 @@ func fill(path, value string) string {
 	}
 }
 
+// browserPage routes are opened by a browser (SSO sign-in) and answer HTML.
+func browserPage(path string) bool {
+	return path == "/api/v1/sso/oidc/login" || path == "/api/v1/sso/oidc/callback"
+}
+
 // public routes answer without a token.
 func public(path string) bool {
 	if strings.HasPrefix(path, "/api/v1/auth/") && strings.HasSuffix(path, "-auth/login") {
@@ -220,6 +225,9 @@ func public(path string) bool {
 	}
 	if strings.HasPrefix(path, "/api/v1/ssh/ca/") && strings.HasSuffix(path, "/krl") {
 		return true // an SSH CA's revocation list, for sshd's RevokedKeys
+	}
+	if browserPage(path) {
+		return true // SSO sign-in: the browser has no token yet
 	}
 	if path == "/api/v1/invite-org/verify" || path == "/api/v1/invite-org/accept" {
 		return true // an invitation's one-time token is in the body
@@ -331,6 +339,15 @@ func hostileSuite(t *testing.T, w hostileWorld) {
 					if strings.Contains(string(r.Body), "s3cret-"+w.b.Slug) {
 						t.Errorf("%s hostile query as %s leaked project B's secret", pat, who)
 					}
+					continue
+				}
+				if browserPage(path) {
+					// The SSO login and callback answer a browser: an HTML page
+					// with the error, still a 4xx.
+					if r.Status/100 != 4 {
+						t.Errorf("%s hostile query as %s: status %d, want a 4xx", pat, who, r.Status)
+					}
+					cases++
 					continue
 				}
 				checkShape(t, pat+" hostile query as "+who, r)
