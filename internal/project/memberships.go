@@ -99,6 +99,9 @@ type RoleGrant struct {
 
 var rangeRE = regexp.MustCompile(`^(\d+)(ms|s|m|h|d|w|y)$`)
 
+// maxRange bounds a temporary grant's range: 100 years.
+const maxRange = 100 * 365 * 24 * time.Hour
+
 // ParseRange parses Infisical's (ms-style) durations: "30s", "15m", "1h", "1d".
 func ParseRange(s string) (time.Duration, bool) {
 	m := rangeRE.FindStringSubmatch(s)
@@ -111,6 +114,9 @@ func ParseRange(s string) (time.Duration, bool) {
 	}
 	unit := map[string]time.Duration{"ms": time.Millisecond, "s": time.Second, "m": time.Minute, "h": time.Hour,
 		"d": 24 * time.Hour, "w": 7 * 24 * time.Hour, "y": 365 * 24 * time.Hour}[m[2]]
+	if n > int64(maxRange/unit) {
+		return 0, false // "300y" would overflow into a negative duration
+	}
 	return time.Duration(n) * unit, true
 }
 
