@@ -401,6 +401,8 @@ func TestGroupAuthorization(t *testing.T) {
 		addProjectGroup(t, e, e.Token, a.ID, own.ID, map[string]any{"role": "admin"})
 		assertError(t, e.Do(t, "POST", "/api/v1/groups/"+own.ID+"/users/manager@example.com", mgr, nil), 403, "PermissionBoundaryError")
 		assertError(t, e.Do(t, "DELETE", "/api/v1/groups/"+own.ID, mgr, nil), 403, "PermissionBoundaryError")
+		// Nor rename its slug, which an identity provider's groups claim names.
+		assertError(t, e.Do(t, "PATCH", "/api/v1/groups/"+own.ID, mgr, map[string]any{"slug": "taken-over"}), 403, "PermissionBoundaryError")
 		e.Must(t, 200, "DELETE", "/api/v1/projects/"+a.ID+"/groups/"+own.ID, e.Token, nil)
 		e.Must(t, 200, "POST", "/api/v1/groups/"+own.ID+"/users/manager@example.com", mgr, nil)
 

@@ -290,8 +290,16 @@ func (s *Groups) Update(ctx context.Context, actor authz.Actor, id string, c Gro
 	if err != nil {
 		return Group{}, err
 	}
+	oldSlug := g.Slug
 	if err := c.apply(&g); err != nil {
 		return Group{}, err
+	}
+	if g.Slug != oldSlug {
+		// An identity provider's groups claim names groups by slug: renaming
+		// one decides who joins it at their next sign-in.
+		if err := s.mayManage(ctx, actor, set, mine, g); err != nil {
+			return Group{}, err
+		}
 	}
 	if c.Role != nil {
 		if err := mayHold(ctx, s.authz, actor, set, mine, g.RoleSlug()); err != nil {
