@@ -61,6 +61,21 @@ func TestRotationOwnsItsSecrets(t *testing.T) {
 			t.Fatalf("the generated password does not log in: %v", err)
 		}
 
+		// Nor by moving the folder under it: the environment's slug cannot
+		// change and it cannot be deleted while the rotation writes there.
+		devID := ""
+		for _, env := range p.Environments {
+			if env.Slug == "dev" {
+				devID = env.ID
+			}
+		}
+		if devID == "" {
+			t.Fatalf("no dev environment in %+v", p.Environments)
+		}
+		assertError(t, e.Do(t, "PATCH", "/api/v1/workspace/"+p.ID+"/environments/"+devID, e.Token, map[string]any{"slug": "dev2"}), 400, "BadRequest")
+		assertError(t, e.Do(t, "DELETE", "/api/v1/workspace/"+p.ID+"/environments/"+devID, e.Token, nil), 400, "BadRequest")
+		e.Must(t, 200, "PATCH", "/api/v1/workspace/"+p.ID+"/environments/"+devID, e.Token, map[string]any{"name": "Development 2"})
+
 		// Hands off: value, name, delete; single, batch, v3 and v4.
 		q := map[string]any{"workspaceId": p.ID, "projectId": p.ID, "environment": "dev", "secretPath": "/"}
 		with := func(kv ...any) map[string]any {

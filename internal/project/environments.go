@@ -169,6 +169,11 @@ func (s *Service) UpdateEnvironment(ctx context.Context, actor authz.Actor, proj
 	if _, dup := findEnv(p.Environments, func(e Environment) bool { return e.Slug == env.Slug && e.ID != env.ID }); dup {
 		return Environment{}, errs.BadRequest("Environment with slug '%s' already exists", env.Slug)
 	}
+	if env.Slug != old.Slug {
+		if err := s.rotationsGuard(ctx, p.ID, old.Slug, "", "change this environment's slug"); err != nil {
+			return Environment{}, err
+		}
+	}
 	env.UpdatedAt = s.now().UTC().Truncate(time.Microsecond)
 	ev := audit.New(actor, "update-environment", map[string]any{"oldName": old.Name, "oldSlug": old.Slug, "oldPos": old.Position,
 		"newName": env.Name, "newSlug": env.Slug, "newPos": env.Position}).InProject(p.ID, p.Name)
@@ -187,6 +192,9 @@ func (s *Service) DeleteEnvironment(ctx context.Context, actor authz.Actor, proj
 	env, ok := findEnv(p.Environments, func(e Environment) bool { return e.ID == envID })
 	if !ok {
 		return Environment{}, envNotFound(envID)
+	}
+	if err := s.rotationsGuard(ctx, p.ID, env.Slug, "", "delete this environment"); err != nil {
+		return Environment{}, err
 	}
 	ev := audit.New(actor, "delete-environment", map[string]any{"name": env.Name, "slug": env.Slug}).InProject(p.ID, p.Name)
 	return env, s.store.DeleteEnvironment(ctx, env, ev)

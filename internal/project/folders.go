@@ -298,6 +298,11 @@ func (s *Service) UpdateFolder(ctx context.Context, actor authz.Actor, ref Folde
 	if err != nil {
 		return Folder{}, err
 	}
+	if newName != f.Name {
+		if err := s.rotationsGuard(ctx, p.ID, env.Slug, f.Path, "rename this folder"); err != nil {
+			return Folder{}, err
+		}
+	}
 	old := f
 	f.Name, f.Version = newName, f.Version+1
 	if description != "" {
@@ -322,6 +327,9 @@ func (s *Service) UpdateFolder(ctx context.Context, actor authz.Actor, ref Folde
 func (s *Service) DeleteFolder(ctx context.Context, actor authz.Actor, ref FolderRef, idOrName string) (Folder, error) {
 	p, env, f, err := s.target(ctx, actor, ref, idOrName, authz.ActDelete)
 	if err != nil {
+		return Folder{}, err
+	}
+	if err := s.rotationsGuard(ctx, p.ID, env.Slug, f.Path, "delete this folder"); err != nil {
 		return Folder{}, err
 	}
 	ev := audit.New(actor, "delete-folder", folderMeta(env, f)).InProject(p.ID, p.Name)
@@ -365,4 +373,19 @@ func (s *Service) GetFolder(ctx context.Context, actor authz.Actor, id string) (
 		return Folder{}, Environment{}, err
 	}
 	return f, env, nil
+}
+
+// rotationsGuard refuses a change that would move or remove secrets a
+// secret rotation writes (its location is an environment slug and a path):
+// renaming and renaming back would otherwise let anyone edit a rotated
+// value, and deleting would leave the rotation writing nowhere.
+func (s *Service) rotationsGuard(ctx context.Context, projectID, env, path, what string) error {
+	n, err := s.store.RotationsUnder(ctx, projectID, env, path)
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		return errs.BadRequest("Cannot %s: it holds secrets of %d secret rotation(s); delete the rotation(s) first", what, n)
+	}
+	return nil
 }

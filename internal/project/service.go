@@ -47,6 +47,9 @@ type Store interface {
 	FolderLocation(ctx context.Context, id string) (Folder, Environment, error)
 	// DeleteFolder deletes a folder and its whole subtree.
 	DeleteFolder(ctx context.Context, f Folder, ev audit.Event) error
+	// RotationsUnder counts the secret rotations writing to env at path or
+	// below it (path "" = anywhere in env).
+	RotationsUnder(ctx context.Context, projectID, env, path string) (int, error)
 }
 
 // Service manages projects, environments and folders.

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"time"
 
@@ -295,4 +296,19 @@ func (db *DB) RotationByName(ctx context.Context, projectID, env, path, name str
 	st, err := scanRotation(db.readRow(ctx, `SELECT `+rotCols+rotFrom+` WHERE r.project_id = ? AND r.environment = ? AND r.secret_path = ? AND r.name = ?`,
 		projectID, env, path, name))
 	return st, dbErr(err, "RotationByName")
+}
+
+// RotationsUnder counts the rotations of projectID writing to env at path or
+// below it; path "" counts every rotation of env.
+func (db *DB) RotationsUnder(ctx context.Context, projectID, env, path string) (int, error) {
+	q := `SELECT COUNT(*) FROM secret_rotations WHERE project_id = ? AND environment = ?`
+	args := []any{projectID, env}
+	if path != "" && path != "/" {
+		prefix := strings.TrimSuffix(path, "/") + "/"
+		q += fmt.Sprintf(` AND (secret_path = ? OR substr(secret_path, 1, %d) = ?)`, len(prefix))
+		args = append(args, strings.TrimSuffix(path, "/"), prefix)
+	}
+	var n int
+	err := db.readRow(ctx, q, args...).Scan(&n)
+	return n, dbErr(err, "RotationsUnder")
 }

@@ -212,3 +212,31 @@ func BenchmarkRotationByName(b *testing.B) {
 		})
 	}
 }
+
+// TestRotationsUnder: a rotation counts for its own folder and every folder
+// above it, never for a sibling whose name shares a prefix.
+func TestRotationsUnder(t *testing.T) {
+	for _, d := range storetest.Engines {
+		t.Run(string(d), func(t *testing.T) {
+			db := storetest.Open(t, d)
+			ctx := context.Background()
+			ids := seedRotations(t, db, 1, time.Now().Add(time.Hour))
+			st, err := db.Rotation(ctx, ids[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := db.ExecForTest(ctx, `UPDATE secret_rotations SET secret_path = '/apps/db' WHERE id = ?`, st.ID); err != nil {
+				t.Fatal(err)
+			}
+			for path, want := range map[string]int{"": 1, "/": 1, "/apps": 1, "/apps/db": 1, "/apps/db/": 1, "/apps/d": 0,
+				"/apps/db2": 0, "/app": 0, "/apps/db/x": 0, "/other": 0} {
+				if n, err := db.RotationsUnder(ctx, st.ProjectID, "e", path); err != nil || n != want {
+					t.Errorf("RotationsUnder(%q) = %d, %v; want %d", path, n, err, want)
+				}
+			}
+			if n, err := db.RotationsUnder(ctx, st.ProjectID, "prod", ""); err != nil || n != 0 {
+				t.Errorf("another environment: %d, %v", n, err)
+			}
+		})
+	}
+}
