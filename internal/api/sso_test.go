@@ -37,6 +37,7 @@ type ssoIssuer struct {
 	badNonce  bool
 	codes     map[string]ssoGrant
 	exchanges int
+	authURL   string // the discovery document's authorization_endpoint, when set
 }
 
 type ssoGrant struct{ nonce, challenge, redirect string }
@@ -46,7 +47,13 @@ func newSSOIssuer(t *testing.T) *ssoIssuer {
 	o := &ssoIssuer{signer: cloudtest.NewSigner(t, "rsa", "k1"), codes: map[string]ssoGrant{}, verified: true}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /.well-known/openid-configuration", func(w http.ResponseWriter, r *http.Request) {
-		writeJSONBody(w, map[string]any{"issuer": o.srv.URL, "authorization_endpoint": o.srv.URL + "/authorize",
+		o.mu.Lock()
+		authURL := o.authURL
+		o.mu.Unlock()
+		if authURL == "" {
+			authURL = o.srv.URL + "/authorize"
+		}
+		writeJSONBody(w, map[string]any{"issuer": o.srv.URL, "authorization_endpoint": authURL,
 			"token_endpoint": o.srv.URL + "/token", "jwks_uri": o.srv.URL + "/keys", "id_token_signing_alg_values_supported": []string{"RS256"}})
 	})
 	mux.HandleFunc("GET /keys", func(w http.ResponseWriter, r *http.Request) {
@@ -252,6 +259,17 @@ func TestSSOWithOIDC(t *testing.T) {
 		if m.Role != "member" || m.Status != "accepted" || !m.IsActive || m.User.FirstName != "Ada" {
 			t.Fatalf("provisioned member %+v", m)
 		}
+		// A discovery document sending the browser to a javascript: URL is refused.
+		idp.mu.Lock()
+		idp.authURL = "javascript:alert(1)"
+		idp.mu.Unlock()
+		if res, body := get(t, browser(t), e.URL+"/api/v1/sso/oidc/login?orgSlug="+slug); res.StatusCode != 400 ||
+			strings.Contains(res.Header.Get("Location"), "javascript") {
+			t.Fatalf("javascript: authorization endpoint: %d %s %s", res.StatusCode, res.Header.Get("Location"), body)
+		}
+		idp.mu.Lock()
+		idp.authURL = ""
+		idp.mu.Unlock()
 		// The same callback again: the state was used.
 		if res, _ := get(t, c, cb); res.StatusCode != 403 && res.StatusCode != 400 {
 			t.Fatalf("replayed callback: %d", res.StatusCode)

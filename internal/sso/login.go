@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/mail"
+	"net/url"
 	"strings"
 	"time"
 
@@ -89,11 +90,16 @@ func (s *Service) oauth(ctx context.Context, c Config, redirectURL string) (cont
 		}
 		// Endpoints the discovery document names are fetched too: the policy holds for them.
 		var doc struct {
+			AuthURL  string `json:"authorization_endpoint"`
 			TokenURL string `json:"token_endpoint"`
 			JWKSURL  string `json:"jwks_uri"`
 		}
 		if err := p.Claims(&doc); err != nil {
 			return ctx, nil, nil, errs.Internalf(err, "discovery document")
+		}
+		// The browser is sent there: an http(s) URL, never javascript: or data:.
+		if u, err := url.Parse(doc.AuthURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return ctx, nil, nil, errs.BadRequest("The identity provider's discovery document names no http(s) authorization endpoint")
 		}
 		for _, u := range []string{doc.TokenURL, doc.JWKSURL} {
 			if _, err := fetch.CheckURL(ctx, s.env, "discoveryURL", u); err != nil {

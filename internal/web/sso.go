@@ -33,7 +33,7 @@ func (h *Handler) ssoRedirectURL(r *http.Request) string {
 		return strings.TrimSuffix(h.siteURL, "/") + SSOCallbackPath
 	}
 	scheme := "http"
-	if r.TLS != nil {
+	if h.overTLS(r) { // behind a trusted TLS proxy too
 		scheme = "https"
 	}
 	return scheme + "://" + r.Host + SSOCallbackPath
