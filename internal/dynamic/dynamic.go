@@ -540,6 +540,12 @@ func (s *Service) Update(ctx context.Context, actor authz.Actor, sc Scope, name 
 			}
 		}
 		if len(moved) > 0 {
+			// Users of revoked leases still waiting to be dropped live on the
+			// current target: drop them there before the secret points
+			// elsewhere (the worker would drop names on the new one).
+			if err := s.dropPending(ctx, sec); err != nil {
+				return Secret{}, err
+			}
 			for _, in := range reg.Inputs {
 				if _, had := stored[in.Name]; in.Secret && had {
 					if _, sent := patch[in.Name]; !sent {
@@ -631,19 +637,8 @@ func (s *Service) Delete(ctx context.Context, actor authz.Actor, sc Scope, name 
 	// Users of revoked leases that are disabled but not yet dropped go now,
 	// whether or not the worker is at them (dropping is idempotent): the
 	// secret's deletion leaves no user behind, unless forced.
-	cleanups, err := s.store.Cleanups(ctx, sec.ID)
-	if err != nil {
+	if err := s.dropPending(ctx, sec); err != nil && !forced {
 		return Secret{}, err
-	}
-	if len(cleanups) > 0 {
-		names := make([]string, len(cleanups))
-		for i, c := range cleanups {
-			names[i] = c.Username
-		}
-		if err := s.dropUsers(ctx, sec.ID, names); err != nil && !forced {
-			return Secret{}, errs.BadRequest("Failed to drop %d disabled users of revoked leases (%s); retry, or delete with isForced",
-				len(names), truncate(err.Error(), 250))
-		}
 	}
 	return sec, s.store.DeleteDynamicSecret(ctx, sec.ID, secretEvent(actor, "delete-dynamic-secret", sec))
 }
@@ -726,4 +721,22 @@ func username(tmpl, identityName string, now time.Time) string {
 		b = append(b, random(lowerAlnum, 8)...)
 	}
 	return string(b)
+}
+
+// dropPending drops, on sec's current target, the users of revoked leases
+// that are disabled but not yet dropped.
+func (s *Service) dropPending(ctx context.Context, sec Secret) error {
+	cleanups, err := s.store.Cleanups(ctx, sec.ID)
+	if err != nil || len(cleanups) == 0 {
+		return err
+	}
+	names, ids := make([]string, len(cleanups)), make([]string, len(cleanups))
+	for i, c := range cleanups {
+		names[i], ids[i] = c.Username, c.LeaseID
+	}
+	if err := s.dropUsers(ctx, sec.ID, names); err != nil {
+		return errs.BadRequest("Failed to drop %d disabled users of revoked leases (%s); retry, or delete with isForced",
+			len(names), truncate(err.Error(), 250))
+	}
+	return s.store.FinishCleanups(ctx, ids, true, "", time.Time{})
 }

@@ -181,3 +181,44 @@ func TestDeleteDropsDisabledRoles(t *testing.T) {
 		})
 	}
 }
+
+// TestMovingTheTargetDropsDisabledRolesFirst: pointing a dynamic secret at
+// another target (host changed) drops the disabled, not yet dropped roles of
+// its revoked leases on the current one first; the worker would otherwise
+// drop those names on the new target and leave them on the old.
+func TestMovingTheTargetDropsDisabledRolesFirst(t *testing.T) {
+	for _, d := range storetest.Engines {
+		t.Run(string(d), func(t *testing.T) {
+			t.Parallel()
+			dbs, prefix, admin := pgTargets(t, 1)
+			e := apptest.Bootstrapped(t, d, apptest.Options{NoWorker: true})
+			s := newProject(t, e)
+			s.addPG(t, "pg", "127.0.0.1:5432", dbs[0], prefix)
+			ctx := context.Background()
+			var users []string
+			var dsID string
+			for range 2 {
+				id, user := s.lease(t, "pg", "1s")
+				users = append(users, user)
+				dsID = leasesSecret(t, s, id)
+			}
+			time.Sleep(1100 * time.Millisecond)
+			if n, err := e.App.Worker.Tick(ctx); err != nil || n != len(users) {
+				t.Fatalf("tick: %d, %v", n, err)
+			}
+			if left, err := e.DB.Cleanups(ctx, dsID); err != nil || len(left) != len(users) {
+				t.Fatalf("cleanups before the move: %d (%v)", len(left), err)
+			}
+			e.Must(t, 200, "PATCH", "/api/v1/dynamic-secrets/pg", e.Token, map[string]any{"projectSlug": s.slug,
+				"environmentSlug": "dev", "path": "/", "data": map[string]any{"inputs": map[string]any{"host": "localhost", "password": ""}}})
+			for _, u := range users {
+				if roleExists(t, admin, u) {
+					t.Errorf("role %s left on the old target", u)
+				}
+			}
+			if left, err := e.DB.Cleanups(ctx, dsID); err != nil || len(left) != 0 {
+				t.Fatalf("cleanup rows left after the move: %d (%v)", len(left), err)
+			}
+		})
+	}
+}
