@@ -30,11 +30,12 @@ func (s *Server) privilegeRoutes(m *routeMux) {
 	m.Handle("GET "+v1+"/{privilegeSlug}", s.authed(s.privilegeGetBySlug))
 }
 
-type wirePrivilege struct {
+// wirePrivilegeFields are the fields an identity's and a user's additional
+// privilege share; wirePrivilege and wireUserPrivilege add who holds it.
+type wirePrivilegeFields struct {
 	ID                       string        `json:"id"`
 	Slug                     string        `json:"slug"`
 	ProjectMembershipID      string        `json:"projectMembershipId"`
-	IdentityID               string        `json:"identityId"`
 	ProjectID                string        `json:"projectId"`
 	IsTemporary              bool          `json:"isTemporary"`
 	TemporaryMode            *string       `json:"temporaryMode"`
@@ -46,8 +47,8 @@ type wirePrivilege struct {
 	UpdatedAt                string        `json:"updatedAt"`
 }
 
-func toWirePrivilege(p project.Privilege, withPermissions bool) wirePrivilege {
-	w := wirePrivilege{ID: p.ID, Slug: p.Slug, ProjectMembershipID: p.MembershipID, IdentityID: p.IdentityID, ProjectID: p.ProjectID,
+func toWirePrivilegeFields(p project.Privilege, withPermissions bool) wirePrivilegeFields {
+	w := wirePrivilegeFields{ID: p.ID, Slug: p.Slug, ProjectMembershipID: p.MembershipID, ProjectID: p.ProjectID,
 		IsTemporary: p.IsTemporary, TemporaryMode: strPtr(p.TemporaryMode), TemporaryRange: strPtr(p.TemporaryRange),
 		TemporaryAccessStartTime: optTime(p.TemporaryAccessStartTime), TemporaryAccessEndTime: optTime(p.TemporaryAccessEndTime),
 		CreatedAt: rfc3339(p.CreatedAt), UpdatedAt: rfc3339(p.UpdatedAt)}
@@ -59,6 +60,15 @@ func toWirePrivilege(p project.Privilege, withPermissions bool) wirePrivilege {
 		w.Permissions = &rules
 	}
 	return w
+}
+
+type wirePrivilege struct {
+	wirePrivilegeFields
+	IdentityID string `json:"identityId"`
+}
+
+func toWirePrivilege(p project.Privilege, withPermissions bool) wirePrivilege {
+	return wirePrivilege{toWirePrivilegeFields(p, withPermissions), p.IdentityID}
 }
 
 func writePrivilege(w http.ResponseWriter, p project.Privilege) error {
@@ -101,6 +111,15 @@ func (t temporaryIn) access(temporary bool) (project.TemporaryAccess, error) {
 		}
 	}
 	return a, nil
+}
+
+// grant is access for a new grant: a temporary one needs its range.
+func (t temporaryIn) grant(temporary bool) (project.TemporaryAccess, error) {
+	a, err := t.access(temporary)
+	if err == nil && temporary && t.TemporaryRange == "" {
+		return a, field("temporaryRange", "Required")
+	}
+	return a, err
 }
 
 // legacyPermission is the v1 single-rule form the Terraform provider sends
@@ -287,12 +306,9 @@ func (s *Server) privilegeCreateV1(temporary bool) func(http.ResponseWriter, *ht
 		if err != nil {
 			return err
 		}
-		tmp, err := in.temporaryIn.access(temporary)
+		tmp, err := in.temporaryIn.grant(temporary)
 		if err != nil {
 			return err
-		}
-		if temporary && in.TemporaryRange == "" {
-			return field("temporaryRange", "Required")
 		}
 		p, err := s.svc.Privileges.Create(r.Context(), actorFrom(r.Context()), project.NewPrivilege{ProjectID: projectID,
 			IdentityID: in.IdentityID, Slug: in.Slug, Permissions: rules, Temporary: tmp})

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"net/http"
 
-	"github.com/lockbox-dev/lockbox/internal/authz"
 	"github.com/lockbox-dev/lockbox/internal/project"
 )
 
@@ -25,34 +24,12 @@ func (s *Server) userPrivilegeRoutes(m *routeMux) {
 
 // wireUserPrivilege is Infisical's user additional privilege.
 type wireUserPrivilege struct {
-	ID                       string        `json:"id"`
-	Slug                     string        `json:"slug"`
-	ProjectMembershipID      string        `json:"projectMembershipId"`
-	UserID                   string        `json:"userId"`
-	ProjectID                string        `json:"projectId"`
-	IsTemporary              bool          `json:"isTemporary"`
-	TemporaryMode            *string       `json:"temporaryMode"`
-	TemporaryRange           *string       `json:"temporaryRange"`
-	TemporaryAccessStartTime *string       `json:"temporaryAccessStartTime"`
-	TemporaryAccessEndTime   *string       `json:"temporaryAccessEndTime"`
-	Permissions              *[]authz.Rule `json:"permissions,omitempty"`
-	CreatedAt                string        `json:"createdAt"`
-	UpdatedAt                string        `json:"updatedAt"`
+	wirePrivilegeFields
+	UserID string `json:"userId"`
 }
 
 func toWireUserPrivilege(p project.Privilege, withPermissions bool) wireUserPrivilege {
-	w := wireUserPrivilege{ID: p.ID, Slug: p.Slug, ProjectMembershipID: p.MembershipID, UserID: p.UserID, ProjectID: p.ProjectID,
-		IsTemporary: p.IsTemporary, TemporaryMode: strPtr(p.TemporaryMode), TemporaryRange: strPtr(p.TemporaryRange),
-		TemporaryAccessStartTime: optTime(p.TemporaryAccessStartTime), TemporaryAccessEndTime: optTime(p.TemporaryAccessEndTime),
-		CreatedAt: rfc3339(p.CreatedAt), UpdatedAt: rfc3339(p.UpdatedAt)}
-	if withPermissions {
-		rules := p.Permissions
-		if rules == nil {
-			rules = []authz.Rule{}
-		}
-		w.Permissions = &rules
-	}
-	return w
+	return wireUserPrivilege{toWirePrivilegeFields(p, withPermissions), p.UserID}
 }
 
 func writeUserPrivilege(w http.ResponseWriter, p project.Privilege) error {
@@ -76,13 +53,9 @@ func (s *Server) userPrivilegeCreate(w http.ResponseWriter, r *http.Request) err
 	if in.ProjectMembershipID == "" {
 		return field("projectMembershipId", "Required")
 	}
-	temporary := in.Type.IsTemporary != nil && *in.Type.IsTemporary
-	tmp, err := in.Type.access(temporary)
+	tmp, err := in.Type.grant(in.Type.IsTemporary != nil && *in.Type.IsTemporary)
 	if err != nil {
 		return err
-	}
-	if temporary && in.Type.TemporaryRange == "" {
-		return field("temporaryRange", "Required")
 	}
 	p, err := s.svc.Privileges.Create(r.Context(), actorFrom(r.Context()), project.NewPrivilege{MembershipID: in.ProjectMembershipID,
 		Slug: in.Slug, Permissions: in.Permissions, Temporary: tmp})
@@ -113,12 +86,9 @@ func (s *Server) userPrivilegeCreateV1(temporary bool) func(http.ResponseWriter,
 		if err != nil {
 			return err
 		}
-		tmp, err := in.temporaryIn.access(temporary)
+		tmp, err := in.temporaryIn.grant(temporary)
 		if err != nil {
 			return err
-		}
-		if temporary && in.TemporaryRange == "" {
-			return field("temporaryRange", "Required")
 		}
 		p, err := s.svc.Privileges.Create(r.Context(), actorFrom(r.Context()), project.NewPrivilege{MembershipID: in.ProjectMembershipID,
 			Slug: in.Slug, Permissions: rules, Temporary: tmp})
