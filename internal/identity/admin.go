@@ -122,7 +122,13 @@ func (a *Admin) resolveRole(ctx context.Context, actor authz.Actor, slug string)
 // roles: organization admins may give any role; others never admin, and
 // any other role (built-in or custom) only if they hold all it allows.
 func (a *Admin) checkGrant(ctx context.Context, actor authz.Actor, role string) error {
-	mine, err := a.authz.OrgRole(ctx, actor)
+	return withinRole(ctx, a.authz, actor, role, boundaryError())
+}
+
+// withinRole is the boundary itself: nil for an organization admin, refuse
+// for role admin, else refuse unless the actor holds everything role allows.
+func withinRole(ctx context.Context, az Authorizer, actor authz.Actor, role string, refuse error) error {
+	mine, err := az.OrgRole(ctx, actor)
 	if err != nil {
 		return err
 	}
@@ -130,18 +136,18 @@ func (a *Admin) checkGrant(ctx context.Context, actor authz.Actor, role string) 
 		return nil
 	}
 	if role == "admin" {
-		return boundaryError()
+		return refuse
 	}
-	perms, err := a.authz.OrgPermissions(ctx, actor)
+	perms, err := az.OrgPermissions(ctx, actor)
 	if err != nil {
 		return err
 	}
-	target, err := a.authz.OrgRoleSet(ctx, actor, role)
+	target, err := az.OrgRoleSet(ctx, actor, role)
 	if err != nil {
 		return err
 	}
 	if !perms.Covers(target) {
-		return boundaryError()
+		return refuse
 	}
 	return nil
 }
@@ -194,29 +200,8 @@ func guardAdminTarget(ctx context.Context, az Authorizer, actor authz.Actor, tar
 	if targetRole == "" {
 		return nil
 	}
-	mine, err := az.OrgRole(ctx, actor)
-	if err != nil {
-		return err
-	}
-	if mine == "admin" {
-		return nil
-	}
-	refuse := errs.Forbiddenf("Failed to change an identity with a more privileged role than your own").WithCode("PermissionBoundaryError")
-	if targetRole == "admin" {
-		return refuse
-	}
-	perms, err := az.OrgPermissions(ctx, actor)
-	if err != nil {
-		return err
-	}
-	target, err := az.OrgRoleSet(ctx, actor, targetRole)
-	if err != nil {
-		return err
-	}
-	if !perms.Covers(target) {
-		return refuse
-	}
-	return nil
+	return withinRole(ctx, az, actor, targetRole,
+		errs.Forbiddenf("Failed to change an identity with a more privileged role than your own").WithCode("PermissionBoundaryError"))
 }
 
 // NewIdentity is a create request.
