@@ -247,11 +247,11 @@ func (w *Worker) revokeGroup(ctx context.Context, dsID string, leases []SealedLe
 	}
 	if err == nil {
 		if p, perr := s.provider(sec); perr == nil {
+			names := make([]string, len(leases))
+			for i, l := range leases {
+				names[i] = l.Username
+			}
 			if d, ok := p.(provider.Disabler); ok && d.Disables() {
-				names := make([]string, len(leases))
-				for i, l := range leases {
-					names[i] = l.Username
-				}
 				pctx, cancel := context.WithTimeout(ctx, ProviderTimeout)
 				derr := d.DisableMany(pctx, names)
 				cancel()
@@ -260,15 +260,7 @@ func (w *Worker) revokeGroup(ctx context.Context, dsID string, leases []SealedLe
 				}
 				w.log.Warn("disabling users failed; revoking in one phase", "dynamicSecret", dsID, "err", truncate(derr.Error(), 250))
 			}
-		}
-	}
-	if err == nil && len(leases) > 1 {
-		if p, perr := s.provider(sec); perr == nil {
-			if br, ok := p.(provider.BatchRevoker); ok {
-				names := make([]string, len(leases))
-				for i, l := range leases {
-					names[i] = l.Username
-				}
+			if br, ok := p.(provider.BatchRevoker); ok && len(leases) > 1 {
 				pctx, cancel := context.WithTimeout(ctx, ProviderTimeout)
 				berr := br.RevokeMany(pctx, names)
 				cancel()
