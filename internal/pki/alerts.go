@@ -14,6 +14,7 @@ import (
 	"github.com/lockbox-dev/lockbox/internal/audit"
 	"github.com/lockbox-dev/lockbox/internal/authz"
 	"github.com/lockbox-dev/lockbox/internal/errs"
+	"github.com/lockbox-dev/lockbox/internal/poll"
 )
 
 // Alert mails its recipients the certificates of a collection that expire
@@ -258,25 +259,7 @@ func (w *AlertWorker) Run(ctx context.Context) error {
 	if w.mailer == nil {
 		return nil
 	}
-	for ctx.Err() == nil {
-		n, next, err := w.tick(ctx)
-		if err != nil && ctx.Err() == nil {
-			w.log.Error("pki alert worker", "err", err.Error())
-		}
-		if n > 0 {
-			continue
-		}
-		wait := w.MaxWait
-		if !next.IsZero() {
-			wait = max(0, min(wait, next.Sub(w.svc.clock())))
-		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-		case <-t.C:
-		}
-		t.Stop()
-	}
+	poll.Run(ctx, "pki alert worker", w.log, w.svc.clock, w.MaxWait, w.tick)
 	return nil
 }
 

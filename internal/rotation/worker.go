@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/lockbox-dev/lockbox/internal/authz"
+	"github.com/lockbox-dev/lockbox/internal/poll"
 )
 
 // Worker runs due rotations: scheduled ones, failed ones whose retry time
@@ -31,25 +32,7 @@ func NewWorker(svc *Service, log *slog.Logger) *Worker {
 
 // Run works until ctx is done.
 func (w *Worker) Run(ctx context.Context) error {
-	for ctx.Err() == nil {
-		n, next, err := w.tick(ctx)
-		if err != nil && ctx.Err() == nil {
-			w.log.Error("rotation worker", "err", err.Error())
-		}
-		if n > 0 {
-			continue
-		}
-		wait := w.MaxWait
-		if !next.IsZero() {
-			wait = max(0, min(wait, next.Sub(w.svc.now())))
-		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-		case <-t.C:
-		}
-		t.Stop()
-	}
+	poll.Run(ctx, "rotation worker", w.log, w.svc.now, w.MaxWait, w.tick)
 	return nil
 }
 
