@@ -318,11 +318,7 @@ func writeProjectGroup(w http.ResponseWriter, m project.GroupMembership) error {
 }
 
 func (s *Server) projectGroupAdd(w http.ResponseWriter, r *http.Request) error {
-	var req membershipRequest
-	if err := s.decode(r, &req); err != nil {
-		return err
-	}
-	grants, err := req.grants("no-access")
+	grants, err := s.decodeGrants(r, "no-access")
 	if err != nil {
 		return err
 	}
@@ -356,11 +352,7 @@ func (s *Server) projectGroupList(w http.ResponseWriter, r *http.Request) error 
 }
 
 func (s *Server) projectGroupUpdate(w http.ResponseWriter, r *http.Request) error {
-	var req membershipRequest
-	if err := s.decode(r, &req); err != nil {
-		return err
-	}
-	grants, err := req.grants("")
+	grants, err := s.decodeGrants(r, "")
 	if err != nil {
 		return err
 	}

@@ -136,6 +136,16 @@ type membershipRequest struct {
 	Roles []roleGrantIn `json:"roles"`
 }
 
+// decodeGrants reads a membership request's roles (Infisical's "roles", or
+// the single "role"), defaultRole when it names none.
+func (s *Server) decodeGrants(r *http.Request, defaultRole string) ([]project.RoleGrant, error) {
+	var req membershipRequest
+	if err := s.decode(r, &req); err != nil {
+		return nil, err
+	}
+	return req.grants(defaultRole)
+}
+
 func (q membershipRequest) grants(defaultRole string) ([]project.RoleGrant, error) {
 	in := q.Roles
 	if len(in) == 0 && q.Role != "" {
@@ -163,11 +173,7 @@ func (q membershipRequest) grants(defaultRole string) ([]project.RoleGrant, erro
 }
 
 func (s *Server) membershipAdd(w http.ResponseWriter, r *http.Request) error {
-	var req membershipRequest
-	if err := s.decode(r, &req); err != nil {
-		return err
-	}
-	grants, err := req.grants("no-access")
+	grants, err := s.decodeGrants(r, "no-access")
 	if err != nil {
 		return err
 	}
@@ -227,11 +233,7 @@ func (s *Server) membershipList(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) membershipUpdate(w http.ResponseWriter, r *http.Request) error {
-	var req membershipRequest
-	if err := s.decode(r, &req); err != nil {
-		return err
-	}
-	grants, err := req.grants("")
+	grants, err := s.decodeGrants(r, "")
 	if err != nil {
 		return err
 	}

@@ -499,11 +499,7 @@ func (s *Server) projectUserDetails(w http.ResponseWriter, r *http.Request) erro
 }
 
 func (s *Server) projectUserUpdate(w http.ResponseWriter, r *http.Request) error {
-	var req membershipRequest
-	if err := s.decode(r, &req); err != nil {
-		return err
-	}
-	grants, err := req.grants("")
+	grants, err := s.decodeGrants(r, "")
 	if err != nil {
 		return err
 	}
