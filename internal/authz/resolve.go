@@ -13,7 +13,8 @@ import (
 // custom role whose rules are given as JSON.
 type Grant struct {
 	Role        string
-	Permissions []byte // custom role rules (v2 JSON); nil for built-in roles
+	Permissions []byte    // custom role rules (v2 JSON); nil for built-in roles
+	Until       time.Time // end of a temporary grant; zero for a permanent one
 }
 
 // Memberships is the storage view the resolver needs.
@@ -164,6 +165,33 @@ func projectSet(role string, grants []Grant) (Set, error) {
 		admin, _ := ProjectRoleRules("admin")
 		return NewSet(admin), nil
 	}
+	set, err := grantsSet(grants)
+	if err != nil {
+		return Set{}, err
+	}
+	// The part that lasts: the same grants less the temporary ones, in
+	// order (a privilege's denial narrows what comes before it).
+	var until time.Time
+	lasting := make([]Grant, 0, len(grants))
+	for _, g := range grants {
+		if g.Until.IsZero() {
+			lasting = append(lasting, g)
+		} else if until.IsZero() || g.Until.Before(until) {
+			until = g.Until
+		}
+	}
+	if until.IsZero() {
+		return set, nil
+	}
+	l, err := grantsSet(lasting)
+	if err != nil {
+		return Set{}, err
+	}
+	set.lasting, set.until = &l, until
+	return set, nil
+}
+
+func grantsSet(grants []Grant) (Set, error) {
 	sets := make([][]Rule, 0, len(grants))
 	for _, g := range grants {
 		if g.Permissions != nil {

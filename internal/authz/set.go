@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/lockbox-dev/lockbox/internal/errs"
 )
@@ -394,6 +395,11 @@ func ParseRules(raw []byte) ([]Rule, error) {
 // The zero Set allows nothing.
 type Set struct {
 	rules []Rule
+
+	// lasting is what is left of the set once the temporary grants in it
+	// end, the earliest of them at until; nil when none of it is temporary.
+	lasting *Set
+	until   time.Time
 }
 
 // NewSet joins rule lists, in order.
@@ -505,6 +511,24 @@ func (o *Operator) match(v string) bool {
 	}
 	return false
 }
+
+// CoversUntil is Covers for handing out other until end (zero: for good):
+// the part of s that comes from temporary grants counts only if end is no
+// later than the earliest of them ends. Whoever holds a role for an hour
+// cannot make anything, theirs or anyone's, outlast that hour.
+func (s Set) CoversUntil(other Set, end time.Time) bool {
+	if !s.Covers(other) {
+		return false
+	}
+	if s.lasting == nil || (!end.IsZero() && !end.After(s.until)) {
+		return true
+	}
+	return s.lasting.Covers(other)
+}
+
+// Temporary reports whether part of s comes from temporary grants, and the
+// moment the earliest of them ends.
+func (s Set) Temporary() (until time.Time, ok bool) { return s.until, s.lasting != nil }
 
 // Covers reports whether s allows everything other allows, conditions
 // included, so that an actor holding s may hand out or take away other. It is

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/lockbox-dev/lockbox/internal/authz"
 	"github.com/lockbox-dev/lockbox/internal/errs"
@@ -280,5 +281,50 @@ func TestRuleJSONAlwaysHasInverted(t *testing.T) {
 	b, err := json.Marshal(authz.Rule{Subject: "secrets", Actions: []string{"read"}})
 	if err != nil || !strings.Contains(string(b), `"inverted":false`) {
 		t.Fatalf("rule JSON %s, %v", b, err)
+	}
+}
+
+// TestCoversUntil: what a member holds by a temporary grant covers only
+// grants that end no later than it does; what it holds for good covers any.
+// A temporary denial still counts while it lasts.
+func TestCoversUntil(t *testing.T) {
+	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	hour := now.Add(time.Hour)
+	deny, _ := json.Marshal([]map[string]any{{"subject": "secrets", "action": []string{"edit"}, "inverted": true}})
+	set, err := authz.GrantsSet([]authz.Grant{{Role: "viewer"}, {Role: "admin", Until: hour}, {Role: "privilege", Permissions: deny, Until: now.Add(2 * time.Hour)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin, _ := authz.ProjectRoleRules("admin")
+	viewer, _ := authz.ProjectRoleRules("viewer")
+	edit := authz.NewSet([]authz.Rule{{Subject: authz.SubSecrets, Actions: []authz.Action{authz.ActEdit}}})
+	create := authz.NewSet([]authz.Rule{{Subject: authz.SubSecrets, Actions: []authz.Action{authz.ActCreate}}})
+	if until, ok := set.Temporary(); !ok || !until.Equal(hour) {
+		t.Fatalf("Temporary() = %v, %v; want the admin grant's end", until, ok)
+	}
+	for _, c := range []struct {
+		name  string
+		other authz.Set
+		end   time.Time
+		want  bool
+	}{
+		{"viewer, held for good, for good", authz.NewSet(viewer), time.Time{}, true},
+		{"viewer, held for good, for two days", authz.NewSet(viewer), now.Add(48 * time.Hour), true},
+		{"create, held for the hour, within it", create, now.Add(30 * time.Minute), true},
+		{"create, held for the hour, to its end", create, hour, true},
+		{"create, held for the hour, a second longer", create, hour.Add(time.Second), false},
+		{"create, held for the hour, for good", create, time.Time{}, false},
+		{"admin, held for the hour, for good", authz.NewSet(admin), time.Time{}, false},
+		{"edit, denied for two hours, within the hour", edit, now.Add(time.Minute), false},
+		{"edit, denied for two hours, for good", edit, time.Time{}, false},
+	} {
+		if got := set.CoversUntil(c.other, c.end); got != c.want {
+			t.Errorf("%s: CoversUntil = %v, want %v", c.name, got, c.want)
+		}
+	}
+	// Nothing temporary: CoversUntil is Covers.
+	plain, _ := authz.GrantsSet([]authz.Grant{{Role: "admin"}})
+	if _, ok := plain.Temporary(); ok || !plain.CoversUntil(authz.NewSet(admin), time.Time{}) {
+		t.Fatal("a permanent admin covers admin for good")
 	}
 }

@@ -297,7 +297,7 @@ func (s *Groups) Update(ctx context.Context, actor authz.Actor, id string, c Gro
 	if g.Slug != oldSlug {
 		// An identity provider's groups claim names groups by slug: renaming
 		// one decides who joins it at their next sign-in.
-		if err := s.mayManage(ctx, actor, set, mine, g); err != nil {
+		if err := s.mayManage(ctx, actor, set, mine, g, true); err != nil {
 			return Group{}, err
 		}
 	}
@@ -325,7 +325,7 @@ func (s *Groups) Delete(ctx context.Context, actor authz.Actor, id string) (Grou
 	if err != nil {
 		return Group{}, err
 	}
-	if err := s.mayManage(ctx, actor, set, mine, g); err != nil {
+	if err := s.mayManage(ctx, actor, set, mine, g, false); err != nil {
 		return Group{}, err
 	}
 	ev := audit.New(actor, "delete-group", map[string]any{"groupId": g.ID, "name": g.Name, "slug": g.Slug})
@@ -336,7 +336,11 @@ func (s *Groups) Delete(ctx context.Context, actor authz.Actor, id string) (Grou
 // whole) unless the actor holds the group's organization role and, in
 // every project the group is in, every privilege of the group's roles
 // there: adding a member to a group grants them those roles.
-func (s *Groups) mayManage(ctx context.Context, actor authz.Actor, set authz.Set, mine string, g Group) error {
+//
+// Adding (lasting true) is for good, so a permanent project role of the
+// group needs what the actor holds for good, a temporary one what it holds
+// until that role ends; taking out or deleting needs only what it holds now.
+func (s *Groups) mayManage(ctx context.Context, actor authz.Actor, set authz.Set, mine string, g Group, lasting bool) error {
 	if err := mayHold(ctx, s.authz, actor, set, mine, g.RoleSlug()); err != nil {
 		return err
 	}
@@ -353,10 +357,6 @@ func (s *Groups) mayManage(ctx context.Context, actor authz.Actor, set authz.Set
 	}
 	slices.Sort(ids)
 	for _, pid := range ids {
-		theirs, err := authz.GrantsSet(byProject[pid])
-		if err != nil {
-			return err
-		}
 		ours, err := s.authz.ProjectPermissions(ctx, actor, pid)
 		if errs.Is(err, errs.Forbidden) || errs.Is(err, errs.NotFound) {
 			return boundaryError("change group '%s': it holds roles in a project you are not a member of", g.Slug)
@@ -364,7 +364,17 @@ func (s *Groups) mayManage(ctx context.Context, actor authz.Actor, set authz.Set
 		if err != nil {
 			return err
 		}
-		if !ours.Covers(theirs) {
+		for _, grant := range byProject[pid] {
+			theirs, err := authz.GrantsSet([]authz.Grant{grant})
+			if err != nil {
+				return err
+			}
+			if lasting && ours.CoversUntil(theirs, grant.Until) || !lasting && ours.Covers(theirs) {
+				continue
+			}
+			if _, temporary := ours.Temporary(); lasting && temporary && ours.Covers(theirs) {
+				return boundaryError("change group '%s': its project roles would outlast the temporary access you hold them by", g.Slug)
+			}
 			return boundaryError("change group '%s': its project roles hold privileges you do not have", g.Slug)
 		}
 	}
@@ -390,13 +400,14 @@ func (s *Groups) Identities(ctx context.Context, actor authz.Actor, id string, f
 	return s.store.GroupIdentities(ctx, g.OrgID, g.ID, f)
 }
 
-// member loads a group for a membership change, checked as mayManage.
-func (s *Groups) member(ctx context.Context, actor authz.Actor, id string) (Group, error) {
+// member loads a group for a membership change, checked as mayManage:
+// adding someone when adding is true.
+func (s *Groups) member(ctx context.Context, actor authz.Actor, id string, adding bool) (Group, error) {
 	set, mine, g, err := s.load(ctx, actor, authz.ActEdit, id)
 	if err != nil {
 		return Group{}, err
 	}
-	return g, s.mayManage(ctx, actor, set, mine, g)
+	return g, s.mayManage(ctx, actor, set, mine, g, adding)
 }
 
 func (s *Groups) user(ctx context.Context, orgID, username string) (GroupUser, error) {
@@ -410,7 +421,7 @@ func (s *Groups) user(ctx context.Context, orgID, username string) (GroupUser, e
 
 // AddUser puts a user of the organization (by username or email) in a group.
 func (s *Groups) AddUser(ctx context.Context, actor authz.Actor, id, username string) (GroupUser, Group, error) {
-	g, err := s.member(ctx, actor, id)
+	g, err := s.member(ctx, actor, id, true)
 	if err != nil {
 		return GroupUser{}, Group{}, err
 	}
@@ -430,7 +441,7 @@ func (s *Groups) AddUser(ctx context.Context, actor authz.Actor, id, username st
 
 // RemoveUser takes a user out of a group.
 func (s *Groups) RemoveUser(ctx context.Context, actor authz.Actor, id, username string) (GroupUser, Group, error) {
-	g, err := s.member(ctx, actor, id)
+	g, err := s.member(ctx, actor, id, false)
 	if err != nil {
 		return GroupUser{}, Group{}, err
 	}
@@ -462,7 +473,7 @@ func (s *Groups) identity(ctx context.Context, orgID, identityID string) error {
 
 // AddIdentity puts a machine identity of the organization in a group.
 func (s *Groups) AddIdentity(ctx context.Context, actor authz.Actor, id, identityID string) (Group, error) {
-	g, err := s.member(ctx, actor, id)
+	g, err := s.member(ctx, actor, id, true)
 	if err != nil {
 		return Group{}, err
 	}
@@ -481,7 +492,7 @@ func (s *Groups) AddIdentity(ctx context.Context, actor authz.Actor, id, identit
 
 // RemoveIdentity takes a machine identity out of a group.
 func (s *Groups) RemoveIdentity(ctx context.Context, actor authz.Actor, id, identityID string) (Group, error) {
-	g, err := s.member(ctx, actor, id)
+	g, err := s.member(ctx, actor, id, false)
 	if err != nil {
 		return Group{}, err
 	}

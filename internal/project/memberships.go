@@ -210,8 +210,33 @@ func (m *Memberships) roleSet(ctx context.Context, projectID string, roles []Mem
 	return authz.NewSet(lists...), nil
 }
 
-// checkBoundary refuses a membership change unless the actor's permissions
-// cover the roles concerned (conditions included).
+// checkGrantRoles refuses to hand out roles unless the actor's permissions
+// cover each of them (conditions included) for as long as it lasts: a
+// permanent role needs what the actor holds for good, a temporary one may
+// rest on the actor's temporary access if it ends no later than that does.
+func (m *Memberships) checkGrantRoles(ctx context.Context, perms authz.Set, projectID, what string, roles []MembershipRole) error {
+	for _, r := range roles {
+		set, err := m.roleSet(ctx, projectID, []MembershipRole{r})
+		if err != nil {
+			return err
+		}
+		var until time.Time
+		if r.IsTemporary && r.TemporaryAccessEndTime != nil {
+			until = *r.TemporaryAccessEndTime
+		}
+		if perms.CoversUntil(set, until) {
+			continue
+		}
+		if _, temporary := perms.Temporary(); temporary && perms.Covers(set) {
+			return boundaryError("%s: a role would outlast the temporary access you hold it by", what)
+		}
+		return boundaryError("%s: the roles concerned hold privileges you do not have", what)
+	}
+	return nil
+}
+
+// checkBoundary refuses to take roles away (or act on a member holding
+// them) unless the actor's permissions cover them (conditions included).
 func (m *Memberships) checkBoundary(ctx context.Context, perms authz.Set, projectID, what string, roles []MembershipRole) error {
 	set, err := m.roleSet(ctx, projectID, roles)
 	if err != nil {
@@ -270,7 +295,7 @@ func (m *Memberships) Add(ctx context.Context, actor authz.Actor, projectID, ide
 	if err != nil {
 		return Membership{}, err
 	}
-	if err := m.checkBoundary(ctx, perms, p.ID, "add the membership", roles); err != nil {
+	if err := m.checkGrantRoles(ctx, perms, p.ID, "add the membership", roles); err != nil {
 		return Membership{}, err
 	}
 	ev := audit.New(actor, "create-identity-project-membership", map[string]any{"identityId": identityID, "roles": roleSlugs(roles)}).InProject(p.ID, p.Name)
@@ -379,7 +404,7 @@ func (m *Memberships) UpdateRoles(ctx context.Context, actor authz.Actor, projec
 	if err != nil {
 		return Membership{}, err
 	}
-	if err := m.checkBoundary(ctx, perms, p.ID, "change the membership", roles); err != nil {
+	if err := m.checkGrantRoles(ctx, perms, p.ID, "change the membership", roles); err != nil {
 		return Membership{}, err
 	}
 	ev := audit.New(actor, "update-identity-project-membership", map[string]any{"identityId": identityID, "roles": roleSlugs(roles)}).InProject(p.ID, p.Name)

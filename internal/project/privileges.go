@@ -222,9 +222,11 @@ func lifted(rules []authz.Rule) []authz.Rule {
 // checkGrant is the privilege boundary: changing a member's privileges
 // needs grant-privileges on it (on identities for an identity, on members
 // for a user), and the actor must hold every rule it hands out or takes
-// away (Covers, conditions included). Callers pass a removed privilege's
-// rules through lifted.
-func checkGrant(perms authz.Set, m MemberRef, rules ...[]authz.Rule) error {
+// away (Covers, conditions included), for as long as the change lasts:
+// until the end of a temporary privilege, else for good (CoversUntil: a
+// temporary role is no ground for a permanent privilege). Callers pass a
+// removed privilege's rules through lifted, with that privilege's end.
+func checkGrant(perms authz.Set, m MemberRef, until time.Time, rules []authz.Rule) error {
 	sub, f := m.subject()
 	if !perms.Can(authz.ActGrantPrivileges, sub, f) {
 		what := "identities"
@@ -233,12 +235,21 @@ func checkGrant(perms authz.Set, m MemberRef, rules ...[]authz.Rule) error {
 		}
 		return boundaryError("change the privileges of %s: it needs the grant-privileges permission on %s", m, what)
 	}
-	for _, r := range rules {
-		if !perms.Covers(authz.NewSet(r)) {
-			return boundaryError("change the privileges of %s: the privilege holds permissions you do not have", m)
+	if !perms.CoversUntil(authz.NewSet(rules), until) {
+		if _, temporary := perms.Temporary(); temporary && perms.Covers(authz.NewSet(rules)) {
+			return boundaryError("change the privileges of %s: the privilege would outlast the temporary access you hold it by", m)
 		}
+		return boundaryError("change the privileges of %s: the privilege holds permissions you do not have", m)
 	}
 	return nil
+}
+
+// until is when pv stops working: its end if temporary, else zero.
+func (pv Privilege) until() time.Time {
+	if pv.IsTemporary && pv.TemporaryAccessEndTime != nil {
+		return *pv.TemporaryAccessEndTime
+	}
+	return time.Time{}
 }
 
 func (pv Privilege) member() MemberRef {
@@ -331,11 +342,15 @@ func (ps *Privileges) Create(ctx context.Context, actor authz.Actor, req NewPriv
 	if err != nil {
 		return Privilege{}, err
 	}
-	if err := checkGrant(perms, ms, rules); err != nil {
-		return Privilege{}, err
-	}
 	mode, rng, start, end, err := ps.window(req.Temporary, nil)
 	if err != nil {
+		return Privilege{}, err
+	}
+	var until time.Time
+	if end != nil {
+		until = *end
+	}
+	if err := checkGrant(perms, ms, until, rules); err != nil {
 		return Privilege{}, err
 	}
 	now := ps.now().UTC().Truncate(time.Microsecond)
@@ -463,16 +478,13 @@ func (ps *Privileges) update(ctx context.Context, actor authz.Actor, id string, 
 		}
 		pv.Slug = *c.Slug
 	}
-	old := pv.Permissions
+	old := pv
 	if len(c.Permissions) > 0 && string(c.Permissions) != "null" {
 		rules, err := authz.ParseRules(c.Permissions)
 		if err != nil {
 			return Privilege{}, err
 		}
 		pv.Permissions = rules
-	}
-	if err := checkGrant(perms, pv.member(), lifted(old), pv.Permissions); err != nil {
-		return Privilege{}, err
 	}
 	if c.Temporary != nil {
 		prev := pv
@@ -482,6 +494,14 @@ func (ps *Privileges) update(ctx context.Context, actor authz.Actor, id string, 
 		}
 		pv.IsTemporary, pv.TemporaryMode, pv.TemporaryRange = c.Temporary.IsTemporary, mode, rng
 		pv.TemporaryAccessStartTime, pv.TemporaryAccessEndTime = start, end
+	}
+	// What the privilege took away it gives back, what it gives it gives
+	// for its new window (lengthening one is giving it for longer).
+	if err := checkGrant(perms, pv.member(), old.until(), lifted(old.Permissions)); err != nil {
+		return Privilege{}, err
+	}
+	if err := checkGrant(perms, pv.member(), pv.until(), pv.Permissions); err != nil {
+		return Privilege{}, err
 	}
 	pv.UpdatedAt = ps.now().UTC().Truncate(time.Microsecond)
 	enc, err := encodeRules(pv.Permissions)
@@ -513,7 +533,7 @@ func (ps *Privileges) delete(ctx context.Context, actor authz.Actor, id string, 
 	if err != nil {
 		return Privilege{}, err
 	}
-	if err := checkGrant(perms, pv.member(), lifted(pv.Permissions)); err != nil {
+	if err := checkGrant(perms, pv.member(), pv.until(), lifted(pv.Permissions)); err != nil {
 		return Privilege{}, err
 	}
 	ev := audit.New(actor, "delete-"+pv.member().kind()+"-specific-privilege", pv.auditMeta()).InProject(p.ID, p.Name)

@@ -93,9 +93,17 @@ func (rs *Roles) loadWith(ctx context.Context, actor authz.Actor, projectID, act
 // holds refuses a role whose rules the actor does not hold itself: whoever
 // may edit roles could otherwise write any rule into a role they (or a
 // friend) already hold.
-func holds(perms authz.Set, r Role) error {
-	if perms.Covers(authz.NewSet(r.Permissions)) {
+//
+// A role outlives whoever defines it, so what it gives must be held for
+// good (CoversUntil): temporary access is no ground for a role. What a role
+// gave before a change (lasting false) needs only to be held now.
+func holds(perms authz.Set, r Role, lasting bool) error {
+	set := authz.NewSet(r.Permissions)
+	if !lasting && perms.Covers(set) || lasting && perms.CoversUntil(set, time.Time{}) {
 		return nil
+	}
+	if _, temporary := perms.Temporary(); lasting && temporary && perms.Covers(set) {
+		return boundaryError("define role '%s': it would outlast the temporary access you hold its privileges by", r.Slug)
 	}
 	return boundaryError("define role '%s': it holds privileges you do not have", r.Slug)
 }
@@ -163,7 +171,7 @@ func (rs *Roles) Create(ctx context.Context, actor authz.Actor, projectID string
 	if err != nil {
 		return Role{}, err
 	}
-	if err := holds(mine, r); err != nil {
+	if err := holds(mine, r, true); err != nil {
 		return Role{}, err
 	}
 	ev := audit.New(actor, "create-project-role", map[string]any{"roleId": r.ID, "slug": r.Slug, "name": r.Name}).InProject(p.ID, p.Name)
@@ -194,14 +202,14 @@ func (rs *Roles) Update(ctx context.Context, actor authz.Actor, projectID, roleI
 	if c.Slug != nil && *c.Slug == r.Slug {
 		c.Slug = nil
 	}
-	if err := holds(mine, r); err != nil { // what the role gave before
+	if err := holds(mine, r, false); err != nil { // what the role gave before
 		return Role{}, err
 	}
 	perms, err := c.apply(&r)
 	if err != nil {
 		return Role{}, err
 	}
-	if err := holds(mine, r); err != nil {
+	if err := holds(mine, r, true); err != nil {
 		return Role{}, err
 	}
 	r.UpdatedAt = rs.now().UTC().Truncate(time.Microsecond)

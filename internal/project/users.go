@@ -212,7 +212,7 @@ func (u *Users) grantable(ctx context.Context, perms authz.Set, p Project, slugs
 	if err != nil {
 		return nil, err
 	}
-	return roles, u.m.checkBoundary(ctx, perms, p.ID, "add the members", roles)
+	return roles, u.m.checkGrantRoles(ctx, perms, p.ID, "add the members", roles)
 }
 
 // Add makes users of the project's organization (named by email or
@@ -234,7 +234,7 @@ func (u *Users) Add(ctx context.Context, actor authz.Actor, projectID string, lo
 	if err != nil {
 		return nil, err
 	}
-	if err := u.m.checkBoundary(ctx, perms, p.ID, "add the members", roles); err != nil {
+	if err := u.m.checkGrantRoles(ctx, perms, p.ID, "add the members", roles); err != nil {
 		return nil, err
 	}
 	return u.add(ctx, actor, p, users, roles)
@@ -295,7 +295,7 @@ func (u *Users) UpdateRoles(ctx context.Context, actor authz.Actor, projectID, m
 	if err != nil {
 		return UserMembership{}, err
 	}
-	if err := u.m.checkBoundary(ctx, perms, p.ID, "change the membership", roles); err != nil {
+	if err := u.m.checkGrantRoles(ctx, perms, p.ID, "change the membership", roles); err != nil {
 		return UserMembership{}, err
 	}
 	ev := audit.New(actor, "update-user-project-membership", map[string]any{"userId": ms.UserID, "email": ms.Email, "roles": roleSlugs(roles)}).InProject(p.ID, p.Name)

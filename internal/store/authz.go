@@ -119,6 +119,9 @@ func (db *DB) ProjectGrants(ctx context.Context, projectID string, kind authz.Ac
 			}
 		}
 		g := authz.Grant{Role: *role}
+		if temporary != nil && *temporary {
+			g.Until = end
+		}
 		if perms != nil {
 			g.Permissions = []byte(*perms)
 		}

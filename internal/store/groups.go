@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -293,9 +294,10 @@ func (db *DB) SetUserGroups(ctx context.Context, orgID, userID string, groupIDs 
 	})
 }
 
-// GroupProjectGrants returns the roles a group holds, per project.
+// GroupProjectGrants returns the roles a group holds, per project, a
+// temporary one with its end (Until) whether or not it has started or ended.
 func (db *DB) GroupProjectGrants(ctx context.Context, groupID string) (map[string][]authz.Grant, error) {
-	rows, err := db.readq(ctx, `SELECT gm.project_id, r.role, cr.permissions
+	rows, err := db.readq(ctx, `SELECT gm.project_id, r.role, cr.permissions, r.is_temporary, r.temporary_access_end_time
 		FROM project_group_memberships gm
 		JOIN project_group_membership_roles r ON r.membership_id = gm.id
 		LEFT JOIN project_roles cr ON cr.id = r.custom_role_id
@@ -308,10 +310,18 @@ func (db *DB) GroupProjectGrants(ctx context.Context, groupID string) (map[strin
 	for rows.Next() {
 		var pid, role string
 		var perms *string
-		if err := rows.Scan(&pid, &role, &perms); err != nil {
+		var temporary *bool
+		var end time.Time
+		if err := rows.Scan(&pid, &role, &perms, &temporary, timeCol{&end}); err != nil {
 			return nil, dbErr(err, "scan group grant")
 		}
 		g := authz.Grant{Role: role}
+		if temporary != nil && *temporary {
+			if end.IsZero() {
+				continue // never in force (ProjectGrants)
+			}
+			g.Until = end
+		}
 		if perms != nil {
 			g.Permissions = []byte(*perms)
 		}
