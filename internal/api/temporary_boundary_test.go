@@ -77,6 +77,45 @@ func TestHostileTemporaryAdminCannotMakeItLast(t *testing.T) {
 		// Taking someone out of a group needs only what it holds now.
 		e.Must(t, 200, "DELETE", "/api/v1/groups/"+brief.ID+"/machine-identities/"+id, tok, nil)
 
+		// Roles the colleague already holds are kept, not handed out again:
+		// adding admin for 30 minutes beside a permanent member role passes.
+		colleague, _ := e.NewIdentity(t, "colleague", "member")
+		addMember(t, e, p.ID, colleague, map[string]any{"role": "member"})
+		e.Must(t, 200, "PATCH", membership+colleague, tok, map[string]any{"roles": []map[string]any{{"role": "member"}, temporary("admin", "30m")}})
+		// Taking access away needs only what it holds now: it may delete a
+		// colleague's permanent privilege.
+		var granted struct{ Privilege privilegeOut }
+		e.Must(t, 200, "POST", privilegesV2, e.Token, map[string]any{"identityId": colleague, "projectId": p.ID, "slug": "standing",
+			"permissions": readFolder("/app"), "type": map[string]any{"isTemporary": false}}).Decode(t, &granted)
+		e.Must(t, 200, "DELETE", privilegesV2+"/"+granted.Privilege.ID, tok, nil)
+
+		// A service token lives on without its creator: one that never
+		// expires, or expires after the hour, is refused; one within it passes.
+		serviceToken := func(expiresIn any) apptest.Response {
+			return e.Do(t, "POST", "/api/v2/service-token", tok, map[string]any{"name": "keep", "workspaceId": p.ID,
+				"scopes": []map[string]any{{"environment": "dev", "secretPath": "/"}}, "encryptedKey": "abc", "iv": "def", "tag": "ghi",
+				"expiresIn": expiresIn, "permissions": []string{"read", "write"}})
+		}
+		assertError(t, serviceToken(nil), 403, "PermissionBoundaryError")
+		assertError(t, serviceToken(7200), 403, "PermissionBoundaryError")
+		if r := serviceToken(1500); r.Status != 200 {
+			t.Fatalf("a service token within the hour: %d %s", r.Status, r.Body)
+		}
+
+		// An SSH login mapping is a standing grant of certificates: none
+		// from temporary access, on a new host, an existing one, or a host group.
+		root := []map[string]any{{"loginUser": "root", "allowedPrincipals": map[string]any{"usernames": []string{id}}}}
+		assertError(t, e.Do(t, "POST", "/api/v1/ssh/hosts", tok, map[string]any{"projectId": p.ID, "hostname": "db.example.com", "loginMappings": root}),
+			403, "PermissionBoundaryError")
+		var host struct{ ID string }
+		e.Must(t, 200, "POST", "/api/v1/ssh/hosts", tok, map[string]any{"projectId": p.ID, "hostname": "db.example.com"}).Decode(t, &host)
+		assertError(t, e.Do(t, "PATCH", "/api/v1/ssh/hosts/"+host.ID, tok, map[string]any{"loginMappings": root}), 403, "PermissionBoundaryError")
+		assertError(t, e.Do(t, "POST", "/api/v1/ssh/host-groups", tok, map[string]any{"projectId": p.ID, "name": "fleet", "loginMappings": root}),
+			403, "PermissionBoundaryError")
+		e.Must(t, 200, "PATCH", "/api/v1/ssh/hosts/"+host.ID, e.Token, map[string]any{"loginMappings": root})
+		// A change that keeps the mappings adds none: allowed.
+		e.Must(t, 200, "PATCH", "/api/v1/ssh/hosts/"+host.ID, tok, map[string]any{"userCertTtl": "1h"})
+
 		// The project's admin for good is not bound by any of this.
 		e.Must(t, 200, "PATCH", privilegesV2+"/"+out.Privilege.ID, e.Token, map[string]any{"type": map[string]any{"isTemporary": false}})
 		e.Must(t, 200, "DELETE", privilegesV2+"/"+out.Privilege.ID, e.Token, nil)

@@ -177,7 +177,7 @@ func (g *Groups) UpdateRoles(ctx context.Context, actor authz.Actor, projectID, 
 	if err != nil {
 		return GroupMembership{}, err
 	}
-	if err := g.m.checkGrantRoles(ctx, perms, p.ID, "change the group's roles", roles); err != nil {
+	if err := g.m.checkGrantRoles(ctx, perms, p.ID, "change the group's roles", roles, ms.Roles...); err != nil {
 		return GroupMembership{}, err
 	}
 	ev := audit.New(actor, "update-group-project-membership", map[string]any{"groupId": ms.Group.ID, "groupName": ms.Group.Name,

@@ -214,8 +214,13 @@ func (m *Memberships) roleSet(ctx context.Context, projectID string, roles []Mem
 // cover each of them (conditions included) for as long as it lasts: a
 // permanent role needs what the actor holds for good, a temporary one may
 // rest on the actor's temporary access if it ends no later than that does.
-func (m *Memberships) checkGrantRoles(ctx context.Context, perms authz.Set, projectID, what string, roles []MembershipRole) error {
+// A role the member already holds, with the same window (in had), is
+// kept, not handed out.
+func (m *Memberships) checkGrantRoles(ctx context.Context, perms authz.Set, projectID, what string, roles []MembershipRole, had ...MembershipRole) error {
 	for _, r := range roles {
+		if slices.ContainsFunc(had, r.sameGrant) {
+			continue
+		}
 		set, err := m.roleSet(ctx, projectID, []MembershipRole{r})
 		if err != nil {
 			return err
@@ -233,6 +238,13 @@ func (m *Memberships) checkGrantRoles(ctx context.Context, perms authz.Set, proj
 		return boundaryError("%s: the roles concerned hold privileges you do not have", what)
 	}
 	return nil
+}
+
+// sameGrant reports whether o gives what r gives for the same window.
+func (r MembershipRole) sameGrant(o MembershipRole) bool {
+	sameEnd := func(a, b *time.Time) bool { return a == nil && b == nil || a != nil && b != nil && a.Equal(*b) }
+	return r.Role == o.Role && r.CustomRoleID == o.CustomRoleID && r.IsTemporary == o.IsTemporary &&
+		sameEnd(r.TemporaryAccessStartTime, o.TemporaryAccessStartTime) && sameEnd(r.TemporaryAccessEndTime, o.TemporaryAccessEndTime)
 }
 
 // checkBoundary refuses to take roles away (or act on a member holding
@@ -404,7 +416,7 @@ func (m *Memberships) UpdateRoles(ctx context.Context, actor authz.Actor, projec
 	if err != nil {
 		return Membership{}, err
 	}
-	if err := m.checkGrantRoles(ctx, perms, p.ID, "change the membership", roles); err != nil {
+	if err := m.checkGrantRoles(ctx, perms, p.ID, "change the membership", roles, ms.Roles...); err != nil {
 		return Membership{}, err
 	}
 	ev := audit.New(actor, "update-identity-project-membership", map[string]any{"identityId": identityID, "roles": roleSlugs(roles)}).InProject(p.ID, p.Name)

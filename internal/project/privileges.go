@@ -207,16 +207,20 @@ func (ps *Privileges) member(ctx context.Context, actor authz.Actor, projectID, 
 	return p, perms, ms, err
 }
 
-// lifted returns rules with their denials made grants: taking away a
-// privilege that denies something gives the member back what it denied, so
-// the actor must hold that too.
-func lifted(rules []authz.Rule) []authz.Rule {
-	out := make([]authz.Rule, len(rules))
-	for i, r := range rules {
-		r.Inverted = false
-		out[i] = r
+// lifted splits the rules of a privilege being taken away: its denials,
+// made grants (taking one away gives the member back what it denied, for
+// as long as the privilege would have lasted), and its grants (taken away:
+// the actor must hold them now, as for any removal).
+func lifted(rules []authz.Rule) (given, taken []authz.Rule) {
+	for _, r := range rules {
+		if r.Inverted {
+			r.Inverted = false
+			given = append(given, r)
+		} else {
+			taken = append(taken, r)
+		}
 	}
-	return out
+	return given, taken
 }
 
 // checkGrant is the privilege boundary: changing a member's privileges
@@ -225,8 +229,9 @@ func lifted(rules []authz.Rule) []authz.Rule {
 // away (Covers, conditions included), for as long as the change lasts:
 // until the end of a temporary privilege, else for good (CoversUntil: a
 // temporary role is no ground for a permanent privilege). Callers pass a
-// removed privilege's rules through lifted, with that privilege's end.
-func checkGrant(perms authz.Set, m MemberRef, until time.Time, rules []authz.Rule) error {
+// removed privilege's rules through lifted, with that privilege's end; what
+// is taken (the third list) needs only to be held now.
+func checkGrant(perms authz.Set, m MemberRef, until time.Time, rules []authz.Rule, taken ...authz.Rule) error {
 	sub, f := m.subject()
 	if !perms.Can(authz.ActGrantPrivileges, sub, f) {
 		what := "identities"
@@ -234,6 +239,9 @@ func checkGrant(perms authz.Set, m MemberRef, until time.Time, rules []authz.Rul
 			what = "members"
 		}
 		return boundaryError("change the privileges of %s: it needs the grant-privileges permission on %s", m, what)
+	}
+	if !perms.Covers(authz.NewSet(taken)) {
+		return boundaryError("change the privileges of %s: the privilege holds permissions you do not have", m)
 	}
 	if !perms.CoversUntil(authz.NewSet(rules), until) {
 		if _, temporary := perms.Temporary(); temporary && perms.Covers(authz.NewSet(rules)) {
@@ -497,7 +505,8 @@ func (ps *Privileges) update(ctx context.Context, actor authz.Actor, id string, 
 	}
 	// What the privilege took away it gives back, what it gives it gives
 	// for its new window (lengthening one is giving it for longer).
-	if err := checkGrant(perms, pv.member(), old.until(), lifted(old.Permissions)); err != nil {
+	given, taken := lifted(old.Permissions)
+	if err := checkGrant(perms, pv.member(), old.until(), given, taken...); err != nil {
 		return Privilege{}, err
 	}
 	if err := checkGrant(perms, pv.member(), pv.until(), pv.Permissions); err != nil {
@@ -533,7 +542,8 @@ func (ps *Privileges) delete(ctx context.Context, actor authz.Actor, id string, 
 	if err != nil {
 		return Privilege{}, err
 	}
-	if err := checkGrant(perms, pv.member(), pv.until(), lifted(pv.Permissions)); err != nil {
+	given, taken := lifted(pv.Permissions)
+	if err := checkGrant(perms, pv.member(), pv.until(), given, taken...); err != nil {
 		return Privilege{}, err
 	}
 	ev := audit.New(actor, "delete-"+pv.member().kind()+"-specific-privilege", pv.auditMeta()).InProject(p.ID, p.Name)

@@ -295,7 +295,7 @@ func (u *Users) UpdateRoles(ctx context.Context, actor authz.Actor, projectID, m
 	if err != nil {
 		return UserMembership{}, err
 	}
-	if err := u.m.checkGrantRoles(ctx, perms, p.ID, "change the membership", roles); err != nil {
+	if err := u.m.checkGrantRoles(ctx, perms, p.ID, "change the membership", roles, ms.Roles...); err != nil {
 		return UserMembership{}, err
 	}
 	ev := audit.New(actor, "update-user-project-membership", map[string]any{"userId": ms.UserID, "email": ms.Email, "roles": roleSlugs(roles)}).InProject(p.ID, p.Name)

@@ -96,6 +96,9 @@ func (s *Service) CreateHostGroup(ctx context.Context, actor authz.Actor, in Hos
 	if err := s.check(ctx, actor, pid, authz.ActCreate, authz.SubSshHostGroups, nil, func() error { return projectNotFound(pid) }, false); err != nil {
 		return HostGroup{}, err
 	}
+	if err := s.mappingsLast(ctx, actor, pid, authz.SubSshHostGroups, "", nil, g.LoginMappings); err != nil {
+		return HostGroup{}, err
+	}
 	if gs, err := s.store.SSHHostGroups(ctx, pid); err != nil {
 		return HostGroup{}, err
 	} else if len(gs) >= MaxHostGroupsPerProject {
@@ -167,7 +170,11 @@ func (s *Service) UpdateHostGroup(ctx context.Context, actor authz.Actor, id str
 	if err != nil {
 		return HostGroup{}, err
 	}
+	before := g.LoginMappings
 	if err := in.apply(&g); err != nil {
+		return HostGroup{}, err
+	}
+	if err := s.mappingsLast(ctx, actor, g.ProjectID, authz.SubSshHostGroups, "", before, g.LoginMappings); err != nil {
 		return HostGroup{}, err
 	}
 	if in.SetMappings {

@@ -164,6 +164,9 @@ func (s *Service) CreateHost(ctx context.Context, actor authz.Actor, in HostInpu
 	if err := p.Check(authz.ActCreate, authz.SubSshHosts, hostFields(h.Hostname)); err != nil {
 		return Host{}, err
 	}
+	if err := s.mappingsLast(ctx, actor, pid, authz.SubSshHosts, h.Hostname, nil, h.LoginMappings); err != nil {
+		return Host{}, err
+	}
 	userCA, hostCA := strings.TrimSpace(in.UserCAID), strings.TrimSpace(in.HostCAID)
 	if userCA == "" || hostCA == "" {
 		// As Infisical: a CA not given is the project's default, made on
@@ -343,10 +346,14 @@ func (s *Service) UpdateHost(ctx context.Context, actor authz.Actor, id string, 
 	if err != nil {
 		return Host{}, err
 	}
+	before := h.LoginMappings
 	if err := in.apply(&h); err != nil {
 		return Host{}, err
 	}
 	if err := p.Check(authz.ActEdit, authz.SubSshHosts, hostFields(h.Hostname)); err != nil {
+		return Host{}, err
+	}
+	if err := s.mappingsLast(ctx, actor, h.ProjectID, authz.SubSshHosts, h.Hostname, before, h.LoginMappings); err != nil {
 		return Host{}, err
 	}
 	h.UpdatedAt = s.stamp()
@@ -447,4 +454,48 @@ func (s *Service) hostPrepared(ctx context.Context, h Host, caID string, spec Ce
 	}
 	return prepared{ca: ca, signer: signer, hostID: h.ID, spec: spec, ttl: ttl,
 		auditMD: map[string]any{"sshHostId": h.ID, "hostname": h.Hostname}}, nil
+}
+
+// addsPrincipals reports whether after names a principal for a login user
+// that before does not.
+func addsPrincipals(before, after []LoginMapping) bool {
+	had := map[[2]string]bool{}
+	for _, m := range before {
+		for _, p := range m.Principals {
+			had[[2]string{m.LoginUser, p}] = true
+		}
+	}
+	for _, m := range after {
+		for _, p := range m.Principals {
+			if !had[[2]string{m.LoginUser, p}] {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// mappingsLast refuses new login mappings from an actor whose right to make
+// them rests on temporary access: a mapping is a standing grant of
+// certificates, so it needs what the actor holds for good (edit on sub, on
+// hostname when given).
+func (s *Service) mappingsLast(ctx context.Context, actor authz.Actor, projectID, sub, hostname string, before, after []LoginMapping) error {
+	if !addsPrincipals(before, after) {
+		return nil
+	}
+	p, err := s.perms(ctx, actor, projectID, func() error { return projectNotFound(projectID) }, false)
+	if err != nil {
+		return err
+	}
+	if _, temporary := p.Temporary(); !temporary {
+		return nil
+	}
+	rule := authz.Rule{Subject: sub, Actions: []authz.Action{authz.ActEdit}}
+	if hostname != "" {
+		rule.Conditions = authz.Conditions{"hostname": authz.Condition{{Op: "$eq", Value: hostname}}}
+	}
+	if p.CoversUntil(authz.NewSet([]authz.Rule{rule}), time.Time{}) {
+		return nil
+	}
+	return errs.Forbiddenf("Failed to set the login mappings: they would outlast the temporary access you hold them by").WithCode("PermissionBoundaryError")
 }
