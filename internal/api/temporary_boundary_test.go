@@ -110,9 +110,15 @@ func TestHostileTemporaryAdminCannotMakeItLast(t *testing.T) {
 		var host struct{ ID string }
 		e.Must(t, 200, "POST", "/api/v1/ssh/hosts", tok, map[string]any{"projectId": p.ID, "hostname": "db.example.com"}).Decode(t, &host)
 		assertError(t, e.Do(t, "PATCH", "/api/v1/ssh/hosts/"+host.ID, tok, map[string]any{"loginMappings": root}), 403, "PermissionBoundaryError")
-		assertError(t, e.Do(t, "POST", "/api/v1/ssh/host-groups", tok, map[string]any{"projectId": p.ID, "name": "fleet", "loginMappings": root}),
+		assertError(t, e.Do(t, "POST", "/api/v1/ssh/host-groups", tok, map[string]any{"projectId": p.ID, "name": "mine", "loginMappings": root}),
 			403, "PermissionBoundaryError")
 		e.Must(t, 200, "PATCH", "/api/v1/ssh/hosts/"+host.ID, e.Token, map[string]any{"loginMappings": root})
+		// Nor by putting a host in a group whose mappings name it.
+		var fleet, web struct{ ID string }
+		e.Must(t, 200, "POST", "/api/v1/ssh/host-groups", e.Token, map[string]any{"projectId": p.ID, "name": "fleet", "loginMappings": root}).Decode(t, &fleet)
+		e.Must(t, 200, "POST", "/api/v1/ssh/hosts", tok, map[string]any{"projectId": p.ID, "hostname": "web.example.com"}).Decode(t, &web)
+		assertError(t, e.Do(t, "POST", "/api/v1/ssh/host-groups/"+fleet.ID+"/hosts/"+web.ID, tok, nil), 403, "PermissionBoundaryError")
+		e.Must(t, 200, "POST", "/api/v1/ssh/host-groups/"+fleet.ID+"/hosts/"+web.ID, e.Token, nil)
 		// A change that keeps the mappings adds none: allowed.
 		e.Must(t, 200, "PATCH", "/api/v1/ssh/hosts/"+host.ID, tok, map[string]any{"userCertTtl": "1h"})
 

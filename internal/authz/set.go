@@ -526,6 +526,15 @@ func (s Set) CoversUntil(other Set, end time.Time) bool {
 	return s.lasting.Covers(other)
 }
 
+// Lasting is what is left of s once every temporary grant in it has ended
+// (s itself when none is temporary).
+func (s Set) Lasting() Set {
+	if s.lasting == nil {
+		return s
+	}
+	return *s.lasting
+}
+
 // Temporary reports whether part of s comes from temporary grants, and the
 // moment the earliest of them ends.
 func (s Set) Temporary() (until time.Time, ok bool) { return s.until, s.lasting != nil }

@@ -189,18 +189,16 @@ func (s *ServiceTokens) Create(ctx context.Context, actor authz.Actor, req NewSe
 		exp := now.Add(time.Duration(*req.ExpiresIn) * time.Second)
 		t.ExpiresAt = &exp
 	}
-	// A token lives on whether or not its creator stays a member: what the
-	// creator holds only by temporary access gives no token that outlasts it.
-	if _, temporary := set.Temporary(); temporary {
-		rules, err := authz.ServiceTokenRules(scopes, slices.Contains(t.Permissions, PermRead), slices.Contains(t.Permissions, PermWrite))
-		if err != nil {
-			return ServiceToken{}, "", invalidST("scopes", "scope secretPath is not a valid pattern")
+	// A token lives on whether or not its creator stays a member: one that
+	// outlasts the creator's temporary access needs the same rights held
+	// for good.
+	if until, temporary := set.Temporary(); temporary && (t.ExpiresAt == nil || t.ExpiresAt.After(until)) {
+		lasting := set.Lasting()
+		ok := lasting.Can(authz.ActCreate, authz.SubServiceTokens, nil)
+		for _, sc := range scopes {
+			ok = ok && lasting.Can(authz.ActCreate, authz.SubSecrets, &authz.Fields{Environment: sc.Environment, SecretPath: sc.SecretPath})
 		}
-		var until time.Time
-		if t.ExpiresAt != nil {
-			until = *t.ExpiresAt
-		}
-		if !set.CoversUntil(authz.NewSet(rules), until) {
+		if !ok {
 			return ServiceToken{}, "", errs.Forbiddenf("Failed to create the service token: it would outlast the temporary access you hold its scopes by").WithCode("PermissionBoundaryError")
 		}
 	}

@@ -2,6 +2,7 @@ package sshca
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"time"
 
@@ -179,7 +180,7 @@ func (s *Service) UpdateHostGroup(ctx context.Context, actor authz.Actor, id str
 	}
 	if in.SetMappings {
 		// New mappings apply to every host of the group: each is edited.
-		if err := s.mayEditMembers(ctx, actor, g); err != nil {
+		if err := s.mayEditMembers(ctx, actor, g, before); err != nil {
 			return HostGroup{}, err
 		}
 	}
@@ -263,6 +264,10 @@ func (s *Service) AddHostToGroup(ctx context.Context, actor authz.Actor, groupID
 	if err != nil {
 		return HostGroup{}, Host{}, err
 	}
+	had := slices.Concat(h.LoginMappings, h.Inherited)
+	if err := s.mappingsLast(ctx, actor, g.ProjectID, authz.SubSshHosts, h.Hostname, had, slices.Concat(had, g.LoginMappings)); err != nil {
+		return HostGroup{}, Host{}, err
+	}
 	ev := audit.New(actor, "add-host-to-ssh-host-group", map[string]any{"sshHostGroupId": g.ID, "sshHostId": h.ID,
 		"hostname": h.Hostname}).InProject(g.ProjectID, "")
 	err = s.store.AddSSHHostGroupMember(ctx, g.ID, h.ID, s.stamp(), ev)
@@ -295,8 +300,9 @@ func (s *Service) RemoveHostFromGroup(ctx context.Context, actor authz.Actor, gr
 	return g, h, err
 }
 
-// mayEditMembers checks edit on every host in g, by its hostname.
-func (s *Service) mayEditMembers(ctx context.Context, actor authz.Actor, g HostGroup) error {
+// mayEditMembers checks edit on every host in g, by its hostname, and that
+// the group's mappings, once before, last on each (mappingsLast).
+func (s *Service) mayEditMembers(ctx context.Context, actor authz.Actor, g HostGroup, before []LoginMapping) error {
 	p, err := s.perms(ctx, actor, g.ProjectID, func() error { return groupNotFound(g.ID) }, true)
 	if err != nil {
 		return err
@@ -308,6 +314,9 @@ func (s *Service) mayEditMembers(ctx context.Context, actor authz.Actor, g HostG
 	for _, h := range hosts {
 		if h.InGroup {
 			if err := p.Check(authz.ActEdit, authz.SubSshHosts, hostFields(h.Hostname)); err != nil {
+				return err
+			}
+			if err := s.mappingsLast(ctx, actor, g.ProjectID, authz.SubSshHosts, h.Hostname, before, g.LoginMappings); err != nil {
 				return err
 			}
 		}
