@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -36,7 +37,11 @@ func TestHostileTemporaryAdminCannotMakeItLast(t *testing.T) {
 
 		// A permanent privilege on its own membership, or one longer than the hour: refused.
 		permanent := map[string]any{"identityId": id, "projectId": p.ID, "permissions": admin, "type": map[string]any{"isTemporary": false}}
-		assertError(t, e.Do(t, "POST", privilegesV2, tok, permanent), 403, "PermissionBoundaryError")
+		r := e.Do(t, "POST", privilegesV2, tok, permanent)
+		assertError(t, r, 403, "PermissionBoundaryError")
+		if !strings.Contains(string(r.Body), "would outlast the temporary access") {
+			t.Fatalf("the refusal does not say time is what is missing: %s", r.Body)
+		}
 		twoHours := map[string]any{"identityId": id, "projectId": p.ID, "permissions": admin,
 			"type": map[string]any{"isTemporary": true, "temporaryMode": "relative", "temporaryRange": "2h"}}
 		assertError(t, e.Do(t, "POST", privilegesV2, tok, twoHours), 403, "PermissionBoundaryError")

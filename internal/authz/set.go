@@ -515,7 +515,8 @@ func (o *Operator) match(v string) bool {
 // CoversUntil is Covers for handing out other until end (zero: for good):
 // the part of s that comes from temporary grants counts only if end is no
 // later than the earliest of them ends. Whoever holds a role for an hour
-// cannot make anything, theirs or anyone's, outlast that hour.
+// cannot make anything, theirs or anyone's, outlast that hour. Where it is
+// false and Covers true, the only thing missing is time.
 func (s Set) CoversUntil(other Set, end time.Time) bool {
 	if !s.Covers(other) {
 		return false

@@ -369,13 +369,12 @@ func (s *Groups) mayManage(ctx context.Context, actor authz.Actor, set authz.Set
 			if err != nil {
 				return err
 			}
-			if lasting && ours.CoversUntil(theirs, grant.Until) || !lasting && ours.Covers(theirs) {
-				continue
+			if !ours.Covers(theirs) {
+				return boundaryError("change group '%s': its project roles hold privileges you do not have", g.Slug)
 			}
-			if _, temporary := ours.Temporary(); lasting && temporary && ours.Covers(theirs) {
+			if lasting && !ours.CoversUntil(theirs, grant.Until) {
 				return boundaryError("change group '%s': its project roles would outlast the temporary access you hold them by", g.Slug)
 			}
-			return boundaryError("change group '%s': its project roles hold privileges you do not have", g.Slug)
 		}
 	}
 	return nil

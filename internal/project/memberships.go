@@ -229,13 +229,12 @@ func (m *Memberships) checkGrantRoles(ctx context.Context, perms authz.Set, proj
 		if r.IsTemporary && r.TemporaryAccessEndTime != nil {
 			until = *r.TemporaryAccessEndTime
 		}
-		if perms.CoversUntil(set, until) {
-			continue
+		if !perms.Covers(set) {
+			return boundaryError("%s: the roles concerned hold privileges you do not have", what)
 		}
-		if _, temporary := perms.Temporary(); temporary && perms.Covers(set) {
+		if !perms.CoversUntil(set, until) {
 			return boundaryError("%s: a role would outlast the temporary access you hold it by", what)
 		}
-		return boundaryError("%s: the roles concerned hold privileges you do not have", what)
 	}
 	return nil
 }

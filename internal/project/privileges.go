@@ -240,14 +240,12 @@ func checkGrant(perms authz.Set, m MemberRef, until time.Time, rules []authz.Rul
 		}
 		return boundaryError("change the privileges of %s: it needs the grant-privileges permission on %s", m, what)
 	}
-	if !perms.Covers(authz.NewSet(taken)) {
+	given := authz.NewSet(rules)
+	if !perms.Covers(authz.NewSet(taken)) || !perms.Covers(given) {
 		return boundaryError("change the privileges of %s: the privilege holds permissions you do not have", m)
 	}
-	if !perms.CoversUntil(authz.NewSet(rules), until) {
-		if _, temporary := perms.Temporary(); temporary && perms.Covers(authz.NewSet(rules)) {
-			return boundaryError("change the privileges of %s: the privilege would outlast the temporary access you hold it by", m)
-		}
-		return boundaryError("change the privileges of %s: the privilege holds permissions you do not have", m)
+	if !perms.CoversUntil(given, until) {
+		return boundaryError("change the privileges of %s: the privilege would outlast the temporary access you hold it by", m)
 	}
 	return nil
 }

@@ -99,13 +99,13 @@ func (rs *Roles) loadWith(ctx context.Context, actor authz.Actor, projectID, act
 // gave before a change (lasting false) needs only to be held now.
 func holds(perms authz.Set, r Role, lasting bool) error {
 	set := authz.NewSet(r.Permissions)
-	if !lasting && perms.Covers(set) || lasting && perms.CoversUntil(set, time.Time{}) {
-		return nil
+	if !perms.Covers(set) {
+		return boundaryError("define role '%s': it holds privileges you do not have", r.Slug)
 	}
-	if _, temporary := perms.Temporary(); lasting && temporary && perms.Covers(set) {
+	if lasting && !perms.CoversUntil(set, time.Time{}) {
 		return boundaryError("define role '%s': it would outlast the temporary access you hold its privileges by", r.Slug)
 	}
-	return boundaryError("define role '%s': it holds privileges you do not have", r.Slug)
+	return nil
 }
 
 // RoleChange is a create or update request; nil fields are absent.
