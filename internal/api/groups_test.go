@@ -1,12 +1,16 @@
 package api_test
 
 import (
+	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/lockbox-dev/lockbox/internal/app/apptest"
 	"github.com/lockbox-dev/lockbox/internal/authz"
+	"github.com/lockbox-dev/lockbox/internal/errs"
+	"github.com/lockbox-dev/lockbox/internal/org"
 	"github.com/lockbox-dev/lockbox/internal/store"
 )
 
@@ -544,6 +548,71 @@ func TestSyncUserGroupsMapsSlugs(t *testing.T) {
 		}
 		if n != 4 { // eng in, eng out and ops in, ops out
 			t.Fatalf("%d audited mapping changes, want 4", n)
+		}
+	})
+}
+
+// grantsHook is the real store with a step run once right after a group
+// service has read a group's project roles for its check: the moment
+// another request can change them before the write.
+type grantsHook struct {
+	*store.DB
+	after func()
+}
+
+func (h *grantsHook) GroupProjectGrants(ctx context.Context, groupID string) (org.GroupGrants, error) {
+	g, err := h.DB.GroupProjectGrants(ctx, groupID)
+	if h.after != nil {
+		h.after()
+		h.after = nil
+	}
+	return g, err
+}
+
+// TestGroupJoinRefusedIfItsProjectRolesChangedMeanwhile: a group manager
+// whose check saw a group without project roles does not join it once an
+// admin has, between the check and the write, made the group admin of a
+// project (the manager would otherwise hold that admin role unchecked).
+func TestGroupJoinRefusedIfItsProjectRolesChangedMeanwhile(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, d store.Dialect) {
+		e := apptest.Bootstrapped(t, d)
+		p := createProject(t, e, e.Token, map[string]any{"projectName": "race"})
+		e.Must(t, 200, "POST", "/api/v1/organization/roles", e.Token, map[string]any{"slug": "group-manager", "name": "Group manager",
+			"permissions": []map[string]any{{"subject": "groups", "action": []string{"read", "create", "edit", "delete"}},
+				{"subject": "member", "action": []string{"read"}}, {"subject": "identity", "action": []string{"read"}}}})
+		mgrID, _ := e.NewIdentity(t, "manager", "group-manager")
+		g := createGroup(t, e, e.Token, map[string]any{"name": "quiet"})
+		mgr := authz.Actor{Kind: authz.ActorIdentity, ID: mgrID, OrgID: e.OrgID, Name: "manager"}
+		hook := &grantsHook{DB: e.DB}
+		groups := org.NewGroups(hook, authz.NewResolver(e.DB, time.Now), time.Now)
+		ctx := context.Background()
+
+		hook.after = func() { addProjectGroup(t, e, e.Token, p.ID, g.ID, map[string]any{"role": "admin"}) }
+		if _, err := groups.AddIdentity(ctx, mgr, g.ID, mgrID); !errors.Is(err, org.ErrGroupRolesChanged) {
+			t.Fatalf("joining a group that became admin meanwhile: %v", err)
+		}
+		var members struct{ MachineIdentities []struct{ ID string } }
+		e.Must(t, 200, "GET", "/api/v1/groups/"+g.ID+"/machine-identities?filter=assignedMachineIdentities", e.Token, nil).Decode(t, &members)
+		if len(members.MachineIdentities) != 0 {
+			t.Fatalf("the manager joined: %+v", members)
+		}
+		// Checked again, the join is refused for what the group now holds.
+		var boundary *errs.Error
+		if _, err := groups.AddIdentity(ctx, mgr, g.ID, mgrID); !errors.As(err, &boundary) || boundary.Code != "PermissionBoundaryError" {
+			t.Fatalf("joining an admin group: %v", err)
+		}
+		// A change the check saw is written: the group leaves the project and
+		// the manager joins.
+		e.Must(t, 200, "DELETE", "/api/v1/projects/"+p.ID+"/groups/"+g.ID, e.Token, nil)
+		if _, err := groups.AddIdentity(ctx, mgr, g.ID, mgrID); err != nil {
+			t.Fatalf("joining a group without project roles: %v", err)
+		}
+		// An organization admin's join waits for the same roles it was made on,
+		// and the conflict is not taken for "already a member".
+		hook.after = func() { addProjectGroup(t, e, e.Token, p.ID, g.ID, map[string]any{"role": "viewer"}) }
+		_, err := groups.AddIdentity(ctx, authz.Actor{Kind: authz.ActorIdentity, ID: e.IdentityID, OrgID: e.OrgID}, g.ID, e.IdentityID)
+		if !errors.Is(err, org.ErrGroupRolesChanged) {
+			t.Fatalf("an admin adding while the group's roles change: %v", err)
 		}
 	})
 }

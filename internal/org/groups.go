@@ -3,6 +3,7 @@ package org
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"slices"
 	"strings"
 	"time"
@@ -89,8 +90,11 @@ type GroupStore interface {
 	OrgUserByUsername(ctx context.Context, orgID, username string) (GroupUser, error)
 	// IdentityOrg returns the organization of an identity.
 	IdentityOrg(ctx context.Context, identityID string) (string, error)
-	// AddGroupMember adds a user or identity; errs.Conflict if it is in the group already.
-	AddGroupMember(ctx context.Context, groupID string, kind authz.ActorKind, memberID string, ev audit.Event) error
+	// AddGroupMember adds a user or identity if the group's project roles
+	// are still those whose ids are expect (GroupGrants.RoleIDs, what the
+	// caller's check was made on); errs.Conflict if they changed or if it
+	// is in the group already.
+	AddGroupMember(ctx context.Context, groupID string, kind authz.ActorKind, memberID string, expect []string, ev audit.Event) error
 	// RemoveGroupMember removes a user or identity; errs.NotFound if it is not in the group.
 	RemoveGroupMember(ctx context.Context, groupID string, kind authz.ActorKind, memberID string, ev audit.Event) error
 	// SetUserGroups makes a user of the organization a member of exactly
@@ -99,9 +103,21 @@ type GroupStore interface {
 	SetUserGroups(ctx context.Context, orgID, userID string, groupIDs []string, evs func(added, removed []string) []audit.Event) error
 	// GroupProjectGrants returns, per project, the roles the group holds
 	// there (temporary ones whatever their window).
-	GroupProjectGrants(ctx context.Context, groupID string) (map[string][]authz.Grant, error)
+	GroupProjectGrants(ctx context.Context, groupID string) (GroupGrants, error)
 	OrgRoleBySlug(ctx context.Context, orgID, slug string) (Role, error)
 }
+
+// GroupGrants is what a group holds in projects: its roles per project,
+// and the ids of those role rows, which change whenever a project role of
+// the group is added, replaced or removed.
+type GroupGrants struct {
+	ByProject map[string][]authz.Grant
+	RoleIDs   []string
+}
+
+// ErrGroupRolesChanged is the store's answer when a group's project roles
+// changed between a caller's check and the write it was made for.
+var ErrGroupRolesChanged = errs.Conflictf("The group's project roles changed while this request was checked; try again")
 
 // GroupAuthorizer is what groups need of authz: the organization's checks
 // and a caller's permissions in the projects a group reaches.
@@ -297,7 +313,7 @@ func (s *Groups) Update(ctx context.Context, actor authz.Actor, id string, c Gro
 	if g.Slug != oldSlug {
 		// An identity provider's groups claim names groups by slug: renaming
 		// one decides who joins it at their next sign-in.
-		if err := s.mayManage(ctx, actor, set, mine, g, true); err != nil {
+		if _, err := s.mayManage(ctx, actor, set, mine, g, true); err != nil {
 			return Group{}, err
 		}
 	}
@@ -325,7 +341,7 @@ func (s *Groups) Delete(ctx context.Context, actor authz.Actor, id string) (Grou
 	if err != nil {
 		return Group{}, err
 	}
-	if err := s.mayManage(ctx, actor, set, mine, g, false); err != nil {
+	if _, err := s.mayManage(ctx, actor, set, mine, g, false); err != nil {
 		return Group{}, err
 	}
 	ev := audit.New(actor, "delete-group", map[string]any{"groupId": g.ID, "name": g.Name, "slug": g.Slug})
@@ -335,49 +351,53 @@ func (s *Groups) Delete(ctx context.Context, actor authz.Actor, id string) (Grou
 // mayManage refuses a change of who is in a group (or of the group as a
 // whole) unless the actor holds the group's organization role and, in
 // every project the group is in, every privilege of the group's roles
-// there: adding a member to a group grants them those roles.
+// there: adding a member to a group grants them those roles. It returns
+// the ids of the group's project role rows the check was made on, for the
+// store to add a member only if they are unchanged (a project role given
+// to the group between this check and the write would otherwise reach the
+// new member unchecked).
 //
 // Adding (lasting true) is for good, so a permanent project role of the
 // group needs what the actor holds for good, a temporary one what it holds
 // until that role ends; taking out or deleting needs only what it holds now.
-func (s *Groups) mayManage(ctx context.Context, actor authz.Actor, set authz.Set, mine string, g Group, lasting bool) error {
+func (s *Groups) mayManage(ctx context.Context, actor authz.Actor, set authz.Set, mine string, g Group, lasting bool) ([]string, error) {
 	if err := mayHold(ctx, s.authz, actor, set, mine, g.RoleSlug()); err != nil {
-		return err
+		return nil, err
+	}
+	grants, err := s.store.GroupProjectGrants(ctx, g.ID)
+	if err != nil {
+		return nil, err
 	}
 	if mine == "admin" {
-		return nil // organization admins hold the admin role in every project
+		return grants.RoleIDs, nil // organization admins hold the admin role in every project
 	}
-	byProject, err := s.store.GroupProjectGrants(ctx, g.ID)
-	if err != nil {
-		return err
-	}
-	ids := make([]string, 0, len(byProject))
-	for id := range byProject {
+	ids := make([]string, 0, len(grants.ByProject))
+	for id := range grants.ByProject {
 		ids = append(ids, id)
 	}
 	slices.Sort(ids)
 	for _, pid := range ids {
 		ours, err := s.authz.ProjectPermissions(ctx, actor, pid)
 		if errs.Is(err, errs.Forbidden) || errs.Is(err, errs.NotFound) {
-			return boundaryError("change group '%s': it holds roles in a project you are not a member of", g.Slug)
+			return nil, boundaryError("change group '%s': it holds roles in a project you are not a member of", g.Slug)
 		}
 		if err != nil {
-			return err
+			return nil, err
 		}
-		for _, grant := range byProject[pid] {
+		for _, grant := range grants.ByProject[pid] {
 			theirs, err := authz.GrantsSet([]authz.Grant{grant})
 			if err != nil {
-				return err
+				return nil, err
 			}
 			if !ours.Covers(theirs) {
-				return boundaryError("change group '%s': its project roles hold privileges you do not have", g.Slug)
+				return nil, boundaryError("change group '%s': its project roles hold privileges you do not have", g.Slug)
 			}
 			if lasting && !ours.CoversUntil(theirs, grant.Until) {
-				return boundaryError("change group '%s': its project roles would outlast the temporary access you hold them by", g.Slug)
+				return nil, boundaryError("change group '%s': its project roles would outlast the temporary access you hold them by", g.Slug)
 			}
 		}
 	}
-	return nil
+	return grants.RoleIDs, nil
 }
 
 // Users lists the organization's users with whether each is in the group.
@@ -399,14 +419,16 @@ func (s *Groups) Identities(ctx context.Context, actor authz.Actor, id string, f
 	return s.store.GroupIdentities(ctx, g.OrgID, g.ID, f)
 }
 
-// member loads a group for a membership change, checked as mayManage:
-// adding someone when adding is true.
-func (s *Groups) member(ctx context.Context, actor authz.Actor, id string, adding bool) (Group, error) {
+// member loads a group for a membership change, checked as mayManage
+// (adding someone when adding is true), with the ids of the project role
+// rows the check saw.
+func (s *Groups) member(ctx context.Context, actor authz.Actor, id string, adding bool) (Group, []string, error) {
 	set, mine, g, err := s.load(ctx, actor, authz.ActEdit, id)
 	if err != nil {
-		return Group{}, err
+		return Group{}, nil, err
 	}
-	return g, s.mayManage(ctx, actor, set, mine, g, adding)
+	seen, err := s.mayManage(ctx, actor, set, mine, g, adding)
+	return g, seen, err
 }
 
 func (s *Groups) user(ctx context.Context, orgID, username string) (GroupUser, error) {
@@ -420,7 +442,7 @@ func (s *Groups) user(ctx context.Context, orgID, username string) (GroupUser, e
 
 // AddUser puts a user of the organization (by username or email) in a group.
 func (s *Groups) AddUser(ctx context.Context, actor authz.Actor, id, username string) (GroupUser, Group, error) {
-	g, err := s.member(ctx, actor, id, true)
+	g, seen, err := s.member(ctx, actor, id, true)
 	if err != nil {
 		return GroupUser{}, Group{}, err
 	}
@@ -429,8 +451,8 @@ func (s *Groups) AddUser(ctx context.Context, actor authz.Actor, id, username st
 		return GroupUser{}, Group{}, err
 	}
 	ev := audit.New(actor, "add-user-to-group", map[string]any{"groupId": g.ID, "groupName": g.Name, "userId": u.ID, "username": u.Username})
-	if err := s.store.AddGroupMember(ctx, g.ID, authz.ActorUser, u.ID, ev); err != nil {
-		if errs.Is(err, errs.Conflict) {
+	if err := s.store.AddGroupMember(ctx, g.ID, authz.ActorUser, u.ID, seen, ev); err != nil {
+		if errs.Is(err, errs.Conflict) && !errors.Is(err, ErrGroupRolesChanged) {
 			return GroupUser{}, Group{}, errs.BadRequest("User %s is already part of the group", u.Username)
 		}
 		return GroupUser{}, Group{}, err
@@ -440,7 +462,7 @@ func (s *Groups) AddUser(ctx context.Context, actor authz.Actor, id, username st
 
 // RemoveUser takes a user out of a group.
 func (s *Groups) RemoveUser(ctx context.Context, actor authz.Actor, id, username string) (GroupUser, Group, error) {
-	g, err := s.member(ctx, actor, id, false)
+	g, _, err := s.member(ctx, actor, id, false)
 	if err != nil {
 		return GroupUser{}, Group{}, err
 	}
@@ -472,7 +494,7 @@ func (s *Groups) identity(ctx context.Context, orgID, identityID string) error {
 
 // AddIdentity puts a machine identity of the organization in a group.
 func (s *Groups) AddIdentity(ctx context.Context, actor authz.Actor, id, identityID string) (Group, error) {
-	g, err := s.member(ctx, actor, id, true)
+	g, seen, err := s.member(ctx, actor, id, true)
 	if err != nil {
 		return Group{}, err
 	}
@@ -480,8 +502,8 @@ func (s *Groups) AddIdentity(ctx context.Context, actor authz.Actor, id, identit
 		return Group{}, err
 	}
 	ev := audit.New(actor, "add-identity-to-group", map[string]any{"groupId": g.ID, "groupName": g.Name, "identityId": identityID})
-	if err := s.store.AddGroupMember(ctx, g.ID, authz.ActorIdentity, identityID, ev); err != nil {
-		if errs.Is(err, errs.Conflict) {
+	if err := s.store.AddGroupMember(ctx, g.ID, authz.ActorIdentity, identityID, seen, ev); err != nil {
+		if errs.Is(err, errs.Conflict) && !errors.Is(err, ErrGroupRolesChanged) {
 			return Group{}, errs.BadRequest("Identity %s is already part of the group", identityID)
 		}
 		return Group{}, err
@@ -491,7 +513,7 @@ func (s *Groups) AddIdentity(ctx context.Context, actor authz.Actor, id, identit
 
 // RemoveIdentity takes a machine identity out of a group.
 func (s *Groups) RemoveIdentity(ctx context.Context, actor authz.Actor, id, identityID string) (Group, error) {
-	g, err := s.member(ctx, actor, id, false)
+	g, _, err := s.member(ctx, actor, id, false)
 	if err != nil {
 		return Group{}, err
 	}

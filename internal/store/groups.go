@@ -203,9 +203,22 @@ func (db *DB) OrgUserByUsername(ctx context.Context, orgID, username string) (or
 	return u, dbErr(err, "OrgUserByUsername")
 }
 
-// AddGroupMember adds a user or an identity to a group.
-func (db *DB) AddGroupMember(ctx context.Context, groupID string, kind authz.ActorKind, memberID string, ev audit.Event) error {
+// AddGroupMember adds a user or an identity to a group, if the group's
+// project role rows are still expect (org.ErrGroupRolesChanged if not).
+func (db *DB) AddGroupMember(ctx context.Context, groupID string, kind authz.ActorKind, memberID string, expect []string, ev audit.Event) error {
 	return db.Transact(ctx, func(tx *Tx) error {
+		if err := tx.lockGroup(ctx, groupID); err != nil {
+			return err
+		}
+		got, err := tx.groupRoleIDs(ctx, groupID)
+		if err != nil {
+			return err
+		}
+		want := slices.Clone(expect)
+		slices.Sort(want)
+		if !slices.Equal(got, want) {
+			return org.ErrGroupRolesChanged
+		}
 		if err := tx.insertGroupMember(ctx, groupID, kind, memberID); err != nil {
 			return err
 		}
@@ -294,27 +307,58 @@ func (db *DB) SetUserGroups(ctx context.Context, orgID, userID string, groupIDs 
 	})
 }
 
+// lockGroup locks a group's row (on PostgreSQL; SQLite has one writer):
+// adding a member and changing the group's project roles take it first, so
+// neither writes on what the other is about to change.
+func (tx *Tx) lockGroup(ctx context.Context, groupID string) error {
+	var id string
+	err := tx.queryRow(ctx, `SELECT id FROM org_groups WHERE id = ?`+tx.db.forUpdate(), groupID).Scan(&id)
+	return dbErr(err, "lock group")
+}
+
+// groupRoleIDs returns the sorted ids of a group's project role rows.
+func (tx *Tx) groupRoleIDs(ctx context.Context, groupID string) ([]string, error) {
+	rows, err := tx.query(ctx, `SELECT r.id FROM project_group_memberships gm
+		JOIN project_group_membership_roles r ON r.membership_id = gm.id WHERE gm.group_id = ?`, groupID)
+	if err != nil {
+		return nil, dbErr(err, "group roles")
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, dbErr(err, "group roles")
+		}
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return ids, dbErr(rows.Err(), "group roles")
+}
+
 // GroupProjectGrants returns the roles a group holds, per project, a
-// temporary one with its end (Until) whether or not it has started or ended.
-func (db *DB) GroupProjectGrants(ctx context.Context, groupID string) (map[string][]authz.Grant, error) {
-	rows, err := db.readq(ctx, `SELECT gm.project_id, r.role, cr.permissions, r.is_temporary, r.temporary_access_end_time
+// temporary one with its end (Until) whether or not it has started or
+// ended, and the ids of all its project role rows.
+func (db *DB) GroupProjectGrants(ctx context.Context, groupID string) (org.GroupGrants, error) {
+	out := org.GroupGrants{ByProject: map[string][]authz.Grant{}}
+	rows, err := db.readq(ctx, `SELECT r.id, gm.project_id, r.role, cr.permissions, r.is_temporary, r.temporary_access_end_time
 		FROM project_group_memberships gm
 		JOIN project_group_membership_roles r ON r.membership_id = gm.id
 		LEFT JOIN project_roles cr ON cr.id = r.custom_role_id
 		WHERE gm.group_id = ?`, groupID)
 	if err != nil {
-		return nil, dbErr(err, "GroupProjectGrants")
+		return out, dbErr(err, "GroupProjectGrants")
 	}
 	defer rows.Close()
-	out := map[string][]authz.Grant{}
 	for rows.Next() {
-		var pid, role string
+		var id, pid, role string
 		var perms *string
 		var temporary *bool
 		var end time.Time
-		if err := rows.Scan(&pid, &role, &perms, &temporary, timeCol{&end}); err != nil {
-			return nil, dbErr(err, "scan group grant")
+		if err := rows.Scan(&id, &pid, &role, &perms, &temporary, timeCol{&end}); err != nil {
+			return out, dbErr(err, "scan group grant")
 		}
+		out.RoleIDs = append(out.RoleIDs, id)
 		g := authz.Grant{Role: role}
 		if temporary != nil && *temporary {
 			if end.IsZero() {
@@ -325,7 +369,7 @@ func (db *DB) GroupProjectGrants(ctx context.Context, groupID string) (map[strin
 		if perms != nil {
 			g.Permissions = []byte(*perms)
 		}
-		out[pid] = append(out[pid], g)
+		out.ByProject[pid] = append(out.ByProject[pid], g)
 	}
 	return out, dbErr(rows.Err(), "GroupProjectGrants")
 }
@@ -345,6 +389,9 @@ func (db *DB) GroupRef(ctx context.Context, orgID, idOrName string) (project.Gro
 // AddProjectGroup makes a group a member of a project with roles.
 func (db *DB) AddProjectGroup(ctx context.Context, projectID, groupID string, roles []project.MembershipRole, ev audit.Event) error {
 	return db.Transact(ctx, func(tx *Tx) error {
+		if err := tx.lockGroup(ctx, groupID); err != nil {
+			return err
+		}
 		id := newID()
 		if _, err := tx.exec(ctx, `INSERT INTO project_group_memberships (id, project_id, group_id, created_at, updated_at) VALUES (?, ?, ?, ?, ?)`,
 			id, projectID, groupID, ts(tx.Now), ts(tx.Now)); err != nil {
@@ -455,9 +502,16 @@ func (db *DB) DeleteProjectGroup(ctx context.Context, membershipID string, expec
 	})
 }
 
-// groupRolesUnchanged locks the group membership and reports a Conflict
-// unless its role ids are expect.
+// groupRolesUnchanged locks the group (lockGroup) and the group
+// membership, and reports a Conflict unless its role ids are expect.
 func (tx *Tx) groupRolesUnchanged(ctx context.Context, membershipID string, expect []string) error {
+	var groupID string
+	if err := tx.queryRow(ctx, `SELECT group_id FROM project_group_memberships WHERE id = ?`, membershipID).Scan(&groupID); err != nil {
+		return dbErr(err, "group membership")
+	}
+	if err := tx.lockGroup(ctx, groupID); err != nil {
+		return err
+	}
 	var id string
 	if err := tx.queryRow(ctx, `SELECT id FROM project_group_memberships WHERE id = ?`+tx.db.forUpdate(), membershipID).Scan(&id); err != nil {
 		return dbErr(err, "lock group membership")
