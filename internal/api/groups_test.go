@@ -614,5 +614,38 @@ func TestGroupJoinRefusedIfItsProjectRolesChangedMeanwhile(t *testing.T) {
 		if !errors.Is(err, org.ErrGroupRolesChanged) {
 			t.Fatalf("an admin adding while the group's roles change: %v", err)
 		}
+
+		// Editing the rules of a custom role the group holds counts as a change.
+		p2 := createProject(t, e, e.Token, map[string]any{"projectName": "race-custom"})
+		read := []map[string]any{{"subject": "secrets", "action": []string{"read", "readValue"}}}
+		var role struct{ Role struct{ ID string } }
+		e.Must(t, 200, "POST", "/api/v1/projects/"+p2.ID+"/roles", e.Token, map[string]any{"slug": "reads", "name": "reads", "permissions": read})
+		e.Must(t, 200, "POST", "/api/v1/projects/"+p2.ID+"/roles", e.Token, map[string]any{"slug": "group-reads", "name": "group reads", "permissions": read}).Decode(t, &role)
+		addMember(t, e, p2.ID, mgrID, map[string]any{"role": "reads"})
+		g2 := createGroup(t, e, e.Token, map[string]any{"name": "narrow"})
+		addProjectGroup(t, e, e.Token, p2.ID, g2.ID, map[string]any{"role": "group-reads"})
+		hook.after = func() {
+			e.Must(t, 200, "PATCH", "/api/v1/projects/"+p2.ID+"/roles/"+role.Role.ID, e.Token, map[string]any{"permissions": []map[string]any{
+				{"subject": "secrets", "action": []string{"read", "readValue", "create", "edit", "delete"}}}})
+		}
+		if _, err := groups.AddIdentity(ctx, mgr, g2.ID, mgrID); !errors.Is(err, org.ErrGroupRolesChanged) {
+			t.Fatalf("joining a group whose custom role was widened meanwhile: %v", err)
+		}
+		if _, err := groups.AddIdentity(ctx, mgr, g2.ID, mgrID); !errors.As(err, &boundary) || boundary.Code != "PermissionBoundaryError" {
+			t.Fatalf("joining a group with a wider custom role: %v", err)
+		}
+		// Renaming (the name a groups claim maps) and deleting compare too.
+		g3 := createGroup(t, e, e.Token, map[string]any{"name": "renamed-race"})
+		name := "claimed-by-idp"
+		hook.after = func() { addProjectGroup(t, e, e.Token, p.ID, g3.ID, map[string]any{"role": "admin"}) }
+		if _, err := groups.Update(ctx, mgr, g3.ID, org.GroupChange{Name: &name}); !errors.Is(err, org.ErrGroupRolesChanged) {
+			t.Fatalf("renaming a group that became admin meanwhile: %v", err)
+		}
+		e.Must(t, 200, "DELETE", "/api/v1/projects/"+p.ID+"/groups/"+g3.ID, e.Token, nil)
+		hook.after = func() { addProjectGroup(t, e, e.Token, p.ID, g3.ID, map[string]any{"role": "viewer"}) }
+		if _, err := groups.Delete(ctx, mgr, g3.ID); !errors.Is(err, org.ErrGroupRolesChanged) {
+			t.Fatalf("deleting a group whose roles changed meanwhile: %v", err)
+		}
+		e.Must(t, 200, "GET", "/api/v1/groups/"+g3.ID, e.Token, nil)
 	})
 }

@@ -25,51 +25,54 @@ func (s *Server) ssoRoutes(m *routeMux) {
 // wireOIDCConfig is Infisical's configuration answer, without the client
 // secret, which is never returned.
 type wireOIDCConfig struct {
-	ID                    string `json:"id"`
-	OrgID                 string `json:"orgId"`
-	ConfigurationType     string `json:"configurationType"`
-	DiscoveryURL          string `json:"discoveryURL"`
-	Issuer                string `json:"issuer"`
-	AuthorizationEndpoint string `json:"authorizationEndpoint"`
-	TokenEndpoint         string `json:"tokenEndpoint"`
-	JwksURI               string `json:"jwksUri"`
-	UserinfoEndpoint      string `json:"userinfoEndpoint"`
-	ClientID              string `json:"clientId"`
-	AllowedEmailDomains   string `json:"allowedEmailDomains"`
-	DefaultMembershipRole string `json:"defaultMembershipRole"`
-	IsActive              bool   `json:"isActive"`
-	CreatedAt             string `json:"createdAt"`
-	UpdatedAt             string `json:"updatedAt"`
+	ID                     string `json:"id"`
+	OrgID                  string `json:"orgId"`
+	ConfigurationType      string `json:"configurationType"`
+	DiscoveryURL           string `json:"discoveryURL"`
+	Issuer                 string `json:"issuer"`
+	AuthorizationEndpoint  string `json:"authorizationEndpoint"`
+	TokenEndpoint          string `json:"tokenEndpoint"`
+	JwksURI                string `json:"jwksUri"`
+	UserinfoEndpoint       string `json:"userinfoEndpoint"`
+	ClientID               string `json:"clientId"`
+	AllowedEmailDomains    string `json:"allowedEmailDomains"`
+	DefaultMembershipRole  string `json:"defaultMembershipRole"`
+	IsActive               bool   `json:"isActive"`
+	ManageGroupMemberships bool   `json:"manageGroupMemberships"`
+	CreatedAt              string `json:"createdAt"`
+	UpdatedAt              string `json:"updatedAt"`
 }
 
 func writeOIDCConfig(w http.ResponseWriter, c sso.Config) error {
 	return writeJSON(w, http.StatusOK, wireOIDCConfig{ID: c.ID, OrgID: c.OrgID, ConfigurationType: c.ConfigurationType,
 		DiscoveryURL: c.DiscoveryURL, Issuer: c.Issuer, AuthorizationEndpoint: c.AuthorizationEndpoint, TokenEndpoint: c.TokenEndpoint,
 		JwksURI: c.JwksURI, UserinfoEndpoint: c.UserinfoEndpoint, ClientID: c.ClientID, AllowedEmailDomains: c.AllowedEmailDomains,
-		DefaultMembershipRole: c.DefaultRole, IsActive: c.IsActive, CreatedAt: rfc3339(c.CreatedAt), UpdatedAt: rfc3339(c.UpdatedAt)})
+		DefaultMembershipRole: c.DefaultRole, IsActive: c.IsActive, ManageGroupMemberships: c.ManageGroupMemberships, CreatedAt: rfc3339(c.CreatedAt), UpdatedAt: rfc3339(c.UpdatedAt)})
 }
 
 type oidcConfigIn struct {
-	OrgSlug               string  `json:"orgSlug"`
-	ConfigurationType     *string `json:"configurationType"`
-	DiscoveryURL          *string `json:"discoveryURL"`
-	Issuer                *string `json:"issuer"`
-	AuthorizationEndpoint *string `json:"authorizationEndpoint"`
-	TokenEndpoint         *string `json:"tokenEndpoint"`
-	JwksURI               *string `json:"jwksUri"`
-	UserinfoEndpoint      *string `json:"userinfoEndpoint"`
-	ClientID              *string `json:"clientId"`
-	ClientSecret          *string `json:"clientSecret"`
-	AllowedEmailDomains   *string `json:"allowedEmailDomains"`
-	DefaultMembershipRole *string `json:"defaultMembershipRole"`
-	IsActive              *bool   `json:"isActive"`
+	OrgSlug                string  `json:"orgSlug"`
+	ConfigurationType      *string `json:"configurationType"`
+	DiscoveryURL           *string `json:"discoveryURL"`
+	Issuer                 *string `json:"issuer"`
+	AuthorizationEndpoint  *string `json:"authorizationEndpoint"`
+	TokenEndpoint          *string `json:"tokenEndpoint"`
+	JwksURI                *string `json:"jwksUri"`
+	UserinfoEndpoint       *string `json:"userinfoEndpoint"`
+	ClientID               *string `json:"clientId"`
+	ClientSecret           *string `json:"clientSecret"`
+	AllowedEmailDomains    *string `json:"allowedEmailDomains"`
+	DefaultMembershipRole  *string `json:"defaultMembershipRole"`
+	IsActive               *bool   `json:"isActive"`
+	ManageGroupMemberships *bool   `json:"manageGroupMemberships"`
 }
 
 func (in oidcConfigIn) change() sso.ConfigChange {
 	return sso.ConfigChange{OrgSlug: in.OrgSlug, ConfigurationType: in.ConfigurationType, DiscoveryURL: in.DiscoveryURL, Issuer: in.Issuer,
 		AuthorizationEndpoint: in.AuthorizationEndpoint, TokenEndpoint: in.TokenEndpoint, JwksURI: in.JwksURI,
 		UserinfoEndpoint: in.UserinfoEndpoint, ClientID: in.ClientID, ClientSecret: in.ClientSecret,
-		AllowedEmailDomains: in.AllowedEmailDomains, DefaultRole: in.DefaultMembershipRole, IsActive: in.IsActive}
+		AllowedEmailDomains: in.AllowedEmailDomains, DefaultRole: in.DefaultMembershipRole, IsActive: in.IsActive,
+		ManageGroupMemberships: in.ManageGroupMemberships}
 }
 
 func (s *Server) oidcConfigGet(w http.ResponseWriter, r *http.Request) error {

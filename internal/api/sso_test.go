@@ -38,6 +38,7 @@ type ssoIssuer struct {
 	codes     map[string]ssoGrant
 	exchanges int
 	authURL   string // the discovery document's authorization_endpoint, when set
+	groups    any    // the groups claim, when set
 }
 
 type ssoGrant struct{ nonce, challenge, redirect string }
@@ -82,7 +83,7 @@ func newSSOIssuer(t *testing.T) *ssoIssuer {
 		g, found := o.codes[r.PostForm.Get("code")]
 		delete(o.codes, r.PostForm.Get("code"))
 		o.exchanges++
-		email, verified, badNonce := o.email, o.verified, o.badNonce
+		email, verified, badNonce, groups := o.email, o.verified, o.badNonce, o.groups
 		o.mu.Unlock()
 		sum := sha256.Sum256([]byte(r.PostForm.Get("code_verifier")))
 		if id != "lockbox-client" || secret != "s3cret-client" || !found || g.redirect != r.PostForm.Get("redirect_uri") ||
@@ -99,6 +100,9 @@ func newSSOIssuer(t *testing.T) *ssoIssuer {
 		claims := jwt.MapClaims{"iss": o.srv.URL, "aud": "lockbox-client", "sub": "idp|" + email, "email": email,
 			"email_verified": verified, "given_name": "Ada", "family_name": "Lovelace", "nonce": nonce,
 			"iat": now.Unix(), "exp": now.Add(5 * time.Minute).Unix()}
+		if groups != nil {
+			claims["groups"] = groups
+		}
 		tok := jwt.NewWithClaims(jwt.SigningMethodRS256, claims)
 		tok.Header["kid"] = "k1"
 		signed, err := tok.SignedString(o.signer.Key)
@@ -388,4 +392,103 @@ func randomHex() string {
 	b := make([]byte, 16)
 	rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// TestSSOGroupsClaimMapsGroups: with manageGroupMemberships, each sign-in
+// puts the user in exactly the groups its groups claim names (by name or
+// slug), a malformed claim refuses the login and changes nothing, and the
+// groups' users take no manual change while the mapping is on.
+func TestSSOGroupsClaimMapsGroups(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, d store.Dialect) {
+		e := apptest.Bootstrapped(t, d)
+		idp := newSSOIssuer(t)
+		slug, err := e.DB.OrgSlug(t.Context(), e.OrgID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		const path = "/api/v1/sso/oidc/config"
+		var cfg struct{ ManageGroupMemberships bool }
+		e.Must(t, 200, "POST", path, e.Token, map[string]any{"orgSlug": slug, "configurationType": "discoveryURL", "discoveryURL": idp.srv.URL,
+			"clientId": "lockbox-client", "clientSecret": "s3cret-client", "isActive": true, "manageGroupMemberships": true}).Decode(t, &cfg)
+		if !cfg.ManageGroupMemberships {
+			t.Fatal("manageGroupMemberships not kept")
+		}
+		eng := createGroup(t, e, e.Token, map[string]any{"name": "Engineering"})
+		ops := createGroup(t, e, e.Token, map[string]any{"name": "Operations", "slug": "ops-team"})
+		users := func(g groupOut) []string {
+			t.Helper()
+			var out struct{ Users []struct{ Email string } }
+			e.Must(t, 200, "GET", "/api/v1/groups/"+g.ID+"/users?filter=existingMembers", e.Token, nil).Decode(t, &out)
+			var emails []string
+			for _, u := range out.Users {
+				emails = append(emails, u.Email)
+			}
+			return emails
+		}
+		login := func(groups any, want int) {
+			t.Helper()
+			idp.mu.Lock()
+			idp.groups = groups
+			idp.mu.Unlock()
+			idp.signIn("ada@example.com", true, false)
+			if res, body, _ := ssoLogin(t, e, browser(t), slug); res.StatusCode != want {
+				t.Fatalf("login with groups %v: %d %s", groups, res.StatusCode, body)
+			}
+		}
+		login([]string{"Engineering", "not-a-group"}, http.StatusSeeOther)
+		if got := users(eng); len(got) != 1 || got[0] != "ada@example.com" || len(users(ops)) != 0 {
+			t.Fatalf("after [Engineering]: eng %v ops %v", got, users(ops))
+		}
+		login("ops-team", http.StatusSeeOther) // one name, and by slug
+		if len(users(eng)) != 0 || len(users(ops)) != 1 {
+			t.Fatalf("after ops-team: eng %v ops %v", users(eng), users(ops))
+		}
+		// A claim that is not a list of names refuses the login and changes nothing.
+		login([]any{"Engineering", 7}, http.StatusBadRequest)
+		login(map[string]any{"name": "Engineering"}, http.StatusBadRequest)
+		if len(users(eng)) != 0 || len(users(ops)) != 1 {
+			t.Fatalf("after malformed claims: eng %v ops %v", users(eng), users(ops))
+		}
+		// While the mapping is on, a group's users are the provider's to decide.
+		for _, r := range []apptest.Response{
+			e.Do(t, "POST", "/api/v1/groups/"+eng.ID+"/users/ada@example.com", e.Token, nil),
+			e.Do(t, "DELETE", "/api/v1/groups/"+ops.ID+"/users/ada@example.com", e.Token, nil),
+		} {
+			if r.Status != 400 || !strings.Contains(string(r.Body), "OIDC group membership mapping is enabled") {
+				t.Fatalf("manual change with mapping on: %d %s", r.Status, r.Body)
+			}
+		}
+		e.Must(t, 200, "POST", "/api/v1/groups/"+eng.ID+"/machine-identities/"+e.IdentityID, e.Token, nil) // identities are not mapped
+		// No claim at all: the user leaves every group.
+		login(nil, http.StatusSeeOther)
+		if len(users(eng)) != 0 || len(users(ops)) != 0 {
+			t.Fatalf("after no claim: eng %v ops %v", users(eng), users(ops))
+		}
+		// Mapping off: the claim is ignored and manual changes work again.
+		e.Must(t, 200, "PATCH", path, e.Token, map[string]any{"orgSlug": slug, "manageGroupMemberships": false})
+		e.Must(t, 200, "POST", "/api/v1/groups/"+eng.ID+"/users/ada@example.com", e.Token, nil)
+		login([]string{"ops-team"}, http.StatusSeeOther)
+		if len(users(eng)) != 1 || len(users(ops)) != 0 {
+			t.Fatalf("mapping off: eng %v ops %v", users(eng), users(ops))
+		}
+		// The mapped changes are audited as the user's, marked as from SSO.
+		var logs struct {
+			AuditLogs []struct {
+				Event struct {
+					Type     string
+					Metadata map[string]any
+				}
+			}
+		}
+		e.Must(t, 200, "GET", "/api/v1/organization/audit-logs?eventType=add-user-to-group&limit=50", e.Token, nil).Decode(t, &logs)
+		fromSSO := 0
+		for _, l := range logs.AuditLogs {
+			if l.Event.Metadata["source"] == "sso" {
+				fromSSO++
+			}
+		}
+		if fromSSO != 2 {
+			t.Fatalf("%d add-user-to-group events from SSO, want 2: %+v", fromSSO, logs.AuditLogs)
+		}
+	})
 }

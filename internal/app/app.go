@@ -184,6 +184,7 @@ func New(db *store.DB, kr *keyring.Keyring, o Options) *App {
 	}
 	authEnv := authmethod.Env{Policy: o.TargetPolicy, Loopback: o.AuthFetchLoopback, Resolve: o.AuthFetchResolve, RootCAs: o.AuthFetchRootCAs}
 	svc.SSO = sso.New(db, az, kr, authEnv, nil)
+	svc.SSO.Groups = svc.Groups
 	svc.OrgMembers = org.NewMembers(db, az, kr, idsvc.Hasher, o.Clock)
 	if o.Mailer != nil {
 		svc.OrgMembers.Mailer = o.Mailer

@@ -76,13 +76,13 @@ type GroupStore interface {
 	// Group returns a group of the organization; errs.NotFound if none.
 	Group(ctx context.Context, orgID, id string) (Group, error)
 	Groups(ctx context.Context, orgID string) ([]Group, error)
-	// GroupsBySlug returns the organization's groups among slugs.
-	GroupsBySlug(ctx context.Context, orgID string, slugs []string) ([]Group, error)
-	// UpdateGroup writes Name, Slug, Role and CustomRoleID; errs.Conflict
+	// UpdateGroup writes Name, Slug, Role and CustomRoleID (if seen is nil
+	// or still the group's project roles, ErrGroupRolesChanged if not); errs.Conflict
 	// if the name or slug is taken.
-	UpdateGroup(ctx context.Context, g Group, ev audit.Event) error
-	// DeleteGroup removes a group, its members and its project memberships.
-	DeleteGroup(ctx context.Context, g Group, ev audit.Event) error
+	UpdateGroup(ctx context.Context, g Group, seen *GrantsSeen, ev audit.Event) error
+	// DeleteGroup removes a group, its members and its project memberships,
+	// if seen is still what the group holds in projects.
+	DeleteGroup(ctx context.Context, g Group, seen *GrantsSeen, ev audit.Event) error
 	GroupUsers(ctx context.Context, orgID, groupID string, f GroupFilter) ([]GroupUser, int, error)
 	GroupIdentities(ctx context.Context, orgID, groupID string, f GroupFilter) ([]GroupIdentity, int, error)
 	// OrgUserByUsername finds a user of the organization (accepted or
@@ -91,16 +91,23 @@ type GroupStore interface {
 	// IdentityOrg returns the organization of an identity.
 	IdentityOrg(ctx context.Context, identityID string) (string, error)
 	// AddGroupMember adds a user or identity if the group's project roles
-	// are still those whose ids are expect (GroupGrants.RoleIDs, what the
-	// caller's check was made on); errs.Conflict if they changed or if it
+	// are still seen (what the caller's check was made on; nil: not
+	// compared); ErrGroupRolesChanged if they changed, errs.Conflict if it
 	// is in the group already.
-	AddGroupMember(ctx context.Context, groupID string, kind authz.ActorKind, memberID string, expect []string, ev audit.Event) error
-	// RemoveGroupMember removes a user or identity; errs.NotFound if it is not in the group.
-	RemoveGroupMember(ctx context.Context, groupID string, kind authz.ActorKind, memberID string, ev audit.Event) error
+	AddGroupMember(ctx context.Context, groupID string, kind authz.ActorKind, memberID string, seen *GrantsSeen, ev audit.Event) error
+	// RemoveGroupMember removes a user or identity, compared as
+	// AddGroupMember; errs.NotFound if it is not in the group.
+	RemoveGroupMember(ctx context.Context, groupID string, kind authz.ActorKind, memberID string, seen *GrantsSeen, ev audit.Event) error
 	// SetUserGroups makes a user of the organization a member of exactly
 	// groupIDs among its groups, writing evs (one per change) with the
 	// change; errs.NotFound if the user is not a member of the organization.
 	SetUserGroups(ctx context.Context, orgID, userID string, groupIDs []string, evs func(added, removed []string) []audit.Event) error
+	// GroupsByName returns the organization's groups whose name or slug is
+	// among names.
+	GroupsByName(ctx context.Context, orgID string, names []string) ([]Group, error)
+	// SSOManagesGroups reports whether the organization's active SSO
+	// configuration maps its groups' users from a groups claim.
+	SSOManagesGroups(ctx context.Context, orgID string) (bool, error)
 	// GroupProjectGrants returns, per project, the roles the group holds
 	// there (temporary ones whatever their window).
 	GroupProjectGrants(ctx context.Context, groupID string) (GroupGrants, error)
@@ -108,12 +115,17 @@ type GroupStore interface {
 }
 
 // GroupGrants is what a group holds in projects: its roles per project,
-// and the ids of those role rows, which change whenever a project role of
-// the group is added, replaced or removed.
+// and what a check of them saw.
 type GroupGrants struct {
 	ByProject map[string][]authz.Grant
-	RoleIDs   []string
+	Seen      GrantsSeen
 }
+
+// GrantsSeen identifies a group's project roles as a check saw them: one
+// key per role row, of its id and the rules of its custom role, so that
+// adding, replacing or removing a role of the group, or editing the
+// definition of a custom role it holds, changes it.
+type GrantsSeen struct{ Keys []string }
 
 // ErrGroupRolesChanged is the store's answer when a group's project roles
 // changed between a caller's check and the write it was made for.
@@ -246,7 +258,7 @@ func groupSlug(name string) string {
 }
 
 func conflictOnName(err error, g Group) error {
-	if errs.Is(err, errs.Conflict) {
+	if errs.Is(err, errs.Conflict) && !errors.Is(err, ErrGroupRolesChanged) {
 		return errs.BadRequest("A group with the name '%s' or the slug '%s' already exists", g.Name, g.Slug)
 	}
 	return err
@@ -306,14 +318,15 @@ func (s *Groups) Update(ctx context.Context, actor authz.Actor, id string, c Gro
 	if err != nil {
 		return Group{}, err
 	}
-	oldSlug := g.Slug
+	oldName, oldSlug := g.Name, g.Slug
 	if err := c.apply(&g); err != nil {
 		return Group{}, err
 	}
-	if g.Slug != oldSlug {
-		// An identity provider's groups claim names groups by slug: renaming
-		// one decides who joins it at their next sign-in.
-		if _, err := s.mayManage(ctx, actor, set, mine, g, true); err != nil {
+	var seen *GrantsSeen
+	if g.Slug != oldSlug || g.Name != oldName {
+		// An identity provider's groups claim names groups by name or slug:
+		// renaming one decides who joins it at their next sign-in.
+		if seen, err = s.mayManage(ctx, actor, set, mine, g, true); err != nil {
 			return Group{}, err
 		}
 	}
@@ -327,7 +340,7 @@ func (s *Groups) Update(ctx context.Context, actor authz.Actor, id string, c Gro
 	}
 	g.UpdatedAt = s.now().UTC().Truncate(time.Microsecond)
 	ev := audit.New(actor, "update-group", map[string]any{"groupId": g.ID, "name": g.Name, "slug": g.Slug, "role": g.RoleSlug()})
-	if err := s.store.UpdateGroup(ctx, g, ev); err != nil {
+	if err := s.store.UpdateGroup(ctx, g, seen, ev); err != nil {
 		return Group{}, conflictOnName(err, g)
 	}
 	return s.store.Group(ctx, actor.OrgID, g.ID)
@@ -341,26 +354,26 @@ func (s *Groups) Delete(ctx context.Context, actor authz.Actor, id string) (Grou
 	if err != nil {
 		return Group{}, err
 	}
-	if _, err := s.mayManage(ctx, actor, set, mine, g, false); err != nil {
+	seen, err := s.mayManage(ctx, actor, set, mine, g, false)
+	if err != nil {
 		return Group{}, err
 	}
 	ev := audit.New(actor, "delete-group", map[string]any{"groupId": g.ID, "name": g.Name, "slug": g.Slug})
-	return g, s.store.DeleteGroup(ctx, g, ev)
+	return g, s.store.DeleteGroup(ctx, g, seen, ev)
 }
 
 // mayManage refuses a change of who is in a group (or of the group as a
 // whole) unless the actor holds the group's organization role and, in
 // every project the group is in, every privilege of the group's roles
 // there: adding a member to a group grants them those roles. It returns
-// the ids of the group's project role rows the check was made on, for the
-// store to add a member only if they are unchanged (a project role given
-// to the group between this check and the write would otherwise reach the
-// new member unchecked).
+// what it saw of the group's project roles, for the store to write only if
+// they are unchanged (a project role given to the group between this check
+// and the write would otherwise reach a new member unchecked).
 //
 // Adding (lasting true) is for good, so a permanent project role of the
 // group needs what the actor holds for good, a temporary one what it holds
 // until that role ends; taking out or deleting needs only what it holds now.
-func (s *Groups) mayManage(ctx context.Context, actor authz.Actor, set authz.Set, mine string, g Group, lasting bool) ([]string, error) {
+func (s *Groups) mayManage(ctx context.Context, actor authz.Actor, set authz.Set, mine string, g Group, lasting bool) (*GrantsSeen, error) {
 	if err := mayHold(ctx, s.authz, actor, set, mine, g.RoleSlug()); err != nil {
 		return nil, err
 	}
@@ -369,7 +382,7 @@ func (s *Groups) mayManage(ctx context.Context, actor authz.Actor, set authz.Set
 		return nil, err
 	}
 	if mine == "admin" {
-		return grants.RoleIDs, nil // organization admins hold the admin role in every project
+		return &grants.Seen, nil // organization admins hold the admin role in every project
 	}
 	ids := make([]string, 0, len(grants.ByProject))
 	for id := range grants.ByProject {
@@ -397,7 +410,7 @@ func (s *Groups) mayManage(ctx context.Context, actor authz.Actor, set authz.Set
 			}
 		}
 	}
-	return grants.RoleIDs, nil
+	return &grants.Seen, nil
 }
 
 // Users lists the organization's users with whether each is in the group.
@@ -420,9 +433,8 @@ func (s *Groups) Identities(ctx context.Context, actor authz.Actor, id string, f
 }
 
 // member loads a group for a membership change, checked as mayManage
-// (adding someone when adding is true), with the ids of the project role
-// rows the check saw.
-func (s *Groups) member(ctx context.Context, actor authz.Actor, id string, adding bool) (Group, []string, error) {
+// (adding someone when adding is true), with what the check saw.
+func (s *Groups) member(ctx context.Context, actor authz.Actor, id string, adding bool) (Group, *GrantsSeen, error) {
 	set, mine, g, err := s.load(ctx, actor, authz.ActEdit, id)
 	if err != nil {
 		return Group{}, nil, err
@@ -440,10 +452,27 @@ func (s *Groups) user(ctx context.Context, orgID, username string) (GroupUser, e
 	return u, err
 }
 
+// mappedBySSO refuses a manual change of a group's users while the
+// organization's active SSO configuration maps them from the identity
+// provider's groups claim (the next sign-in would undo it).
+func (s *Groups) mappedBySSO(ctx context.Context, orgID, what string) error {
+	on, err := s.store.SSOManagesGroups(ctx, orgID)
+	if err != nil {
+		return err
+	}
+	if on {
+		return errs.BadRequest("Cannot %s group: OIDC group membership mapping is enabled - user must be assigned to this group in your OIDC provider.", what)
+	}
+	return nil
+}
+
 // AddUser puts a user of the organization (by username or email) in a group.
 func (s *Groups) AddUser(ctx context.Context, actor authz.Actor, id, username string) (GroupUser, Group, error) {
 	g, seen, err := s.member(ctx, actor, id, true)
 	if err != nil {
+		return GroupUser{}, Group{}, err
+	}
+	if err := s.mappedBySSO(ctx, g.OrgID, "add user to"); err != nil {
 		return GroupUser{}, Group{}, err
 	}
 	u, err := s.user(ctx, g.OrgID, username)
@@ -462,8 +491,11 @@ func (s *Groups) AddUser(ctx context.Context, actor authz.Actor, id, username st
 
 // RemoveUser takes a user out of a group.
 func (s *Groups) RemoveUser(ctx context.Context, actor authz.Actor, id, username string) (GroupUser, Group, error) {
-	g, _, err := s.member(ctx, actor, id, false)
+	g, seen, err := s.member(ctx, actor, id, false)
 	if err != nil {
+		return GroupUser{}, Group{}, err
+	}
+	if err := s.mappedBySSO(ctx, g.OrgID, "remove user from"); err != nil {
 		return GroupUser{}, Group{}, err
 	}
 	u, err := s.user(ctx, g.OrgID, username)
@@ -471,7 +503,7 @@ func (s *Groups) RemoveUser(ctx context.Context, actor authz.Actor, id, username
 		return GroupUser{}, Group{}, err
 	}
 	ev := audit.New(actor, "remove-user-from-group", map[string]any{"groupId": g.ID, "groupName": g.Name, "userId": u.ID, "username": u.Username})
-	if err := s.store.RemoveGroupMember(ctx, g.ID, authz.ActorUser, u.ID, ev); err != nil {
+	if err := s.store.RemoveGroupMember(ctx, g.ID, authz.ActorUser, u.ID, seen, ev); err != nil {
 		if errs.Is(err, errs.NotFound) {
 			return GroupUser{}, Group{}, errs.BadRequest("User %s is not part of the group", u.Username)
 		}
@@ -513,7 +545,7 @@ func (s *Groups) AddIdentity(ctx context.Context, actor authz.Actor, id, identit
 
 // RemoveIdentity takes a machine identity out of a group.
 func (s *Groups) RemoveIdentity(ctx context.Context, actor authz.Actor, id, identityID string) (Group, error) {
-	g, _, err := s.member(ctx, actor, id, false)
+	g, seen, err := s.member(ctx, actor, id, false)
 	if err != nil {
 		return Group{}, err
 	}
@@ -521,7 +553,7 @@ func (s *Groups) RemoveIdentity(ctx context.Context, actor authz.Actor, id, iden
 		return Group{}, err
 	}
 	ev := audit.New(actor, "remove-identity-from-group", map[string]any{"groupId": g.ID, "groupName": g.Name, "identityId": identityID})
-	if err := s.store.RemoveGroupMember(ctx, g.ID, authz.ActorIdentity, identityID, ev); err != nil {
+	if err := s.store.RemoveGroupMember(ctx, g.ID, authz.ActorIdentity, identityID, seen, ev); err != nil {
 		if errs.Is(err, errs.NotFound) {
 			return Group{}, errs.BadRequest("Identity %s is not part of the group", identityID)
 		}
@@ -530,40 +562,47 @@ func (s *Groups) RemoveIdentity(ctx context.Context, actor authz.Actor, id, iden
 	return g, nil
 }
 
+// MaxMappedGroups bounds the groups one sign-in's claim may name.
+const MaxMappedGroups = 1000
+
 // SyncUserGroups makes a user of organization orgID a member of exactly
-// the groups whose slugs are given (slugs naming no group of the
-// organization are ignored), and of no other group of it: the mapping of
-// an identity provider's groups claim at sign-in. It is the server acting
-// on its own (no caller's permissions are checked, so only trusted code
-// such as the SSO login may call it); each group joined or left is audited
-// as actor's doing (typically the user signing in). The change is one
-// transaction and, like every membership change, reaches every node's
-// permission caches on their next request.
-func (s *Groups) SyncUserGroups(ctx context.Context, actor authz.Actor, orgID, userID string, slugs []string) error {
+// the groups named (by name, as Infisical matches an identity provider's
+// groups claim, or by slug; names matching no group of the organization are
+// ignored), and of no other group of it: the mapping of an identity
+// provider's groups claim at sign-in. It is the server acting on its own
+// (no caller's permissions are checked, so only trusted code such as the
+// SSO login may call it); each group joined or left is audited as actor's
+// doing (typically the user signing in). The change is one transaction
+// and, like every membership change, reaches every node's permission
+// caches on their next request.
+func (s *Groups) SyncUserGroups(ctx context.Context, actor authz.Actor, orgID, userID string, names []string) error {
 	if _, err := uuid.Parse(userID); err != nil {
 		return errs.NotFoundf("User %s not found", truncate(userID, 64))
 	}
-	want := make([]string, 0, len(slugs))
-	for _, sl := range slugs {
+	want := make([]string, 0, len(names))
+	for _, sl := range names {
 		if sl = strings.TrimSpace(sl); sl != "" && !slices.Contains(want, sl) {
 			want = append(want, sl)
 		}
 	}
+	if len(want) > MaxMappedGroups {
+		return errs.BadRequest("The identity provider names %d groups; at most %d can be mapped", len(want), MaxMappedGroups)
+	}
 	actor.OrgID = orgID // the events belong to the organization whose groups change
-	groups, err := s.store.GroupsBySlug(ctx, orgID, want)
+	groups, err := s.store.GroupsByName(ctx, orgID, want)
 	if err != nil {
 		return err
 	}
 	ids := make([]string, len(groups))
-	names := map[string]Group{}
+	byID := map[string]Group{}
 	for i, g := range groups {
 		ids[i] = g.ID
-		names[g.ID] = g
+		byID[g.ID] = g
 	}
 	return s.store.SetUserGroups(ctx, orgID, userID, ids, func(added, removed []string) []audit.Event {
 		var evs []audit.Event
 		for _, id := range added {
-			evs = append(evs, audit.New(actor, "add-user-to-group", map[string]any{"groupId": id, "groupName": names[id].Name, "userId": userID, "source": "sso"}))
+			evs = append(evs, audit.New(actor, "add-user-to-group", map[string]any{"groupId": id, "groupName": byID[id].Name, "userId": userID, "source": "sso"}))
 		}
 		for _, id := range removed {
 			evs = append(evs, audit.New(actor, "remove-user-from-group", map[string]any{"groupId": id, "userId": userID, "source": "sso"}))

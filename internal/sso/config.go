@@ -38,7 +38,11 @@ type Config struct {
 	AllowedEmailDomains   string // "a.example, b.example"; empty: any
 	DefaultRole           string // organization role slug of users created on first login
 	IsActive              bool
-	CreatedAt, UpdatedAt  time.Time
+	// ManageGroupMemberships makes a user's groups follow the provider's
+	// groups claim at every sign-in; the groups then take no manual change
+	// of their users.
+	ManageGroupMemberships bool
+	CreatedAt, UpdatedAt   time.Time
 }
 
 // LoginState is a login in flight, stored under the keyed hash of its state.
@@ -84,6 +88,14 @@ type Service struct {
 	env   authmethod.Env
 	now   func() time.Time
 	state identity.KeyedHash
+	// Groups maps a groups claim to the organization's groups when the
+	// configuration asks for it (org.Groups).
+	Groups GroupSyncer
+}
+
+// GroupSyncer puts a user in exactly the organization's groups named.
+type GroupSyncer interface {
+	SyncUserGroups(ctx context.Context, actor authz.Actor, orgID, userID string, names []string) error
 }
 
 // New returns the SSO service; env bounds the requests to identity
@@ -100,19 +112,20 @@ func secretAD(id string) string { return keyring.AD("oidc_configs", "client_secr
 
 // ConfigChange is a create (all fields) or an update (nil: unchanged).
 type ConfigChange struct {
-	OrgSlug               string
-	ConfigurationType     *string
-	DiscoveryURL          *string
-	Issuer                *string
-	AuthorizationEndpoint *string
-	TokenEndpoint         *string
-	JwksURI               *string
-	UserinfoEndpoint      *string
-	ClientID              *string
-	ClientSecret          *string
-	AllowedEmailDomains   *string
-	DefaultRole           *string
-	IsActive              *bool
+	OrgSlug                string
+	ConfigurationType      *string
+	DiscoveryURL           *string
+	Issuer                 *string
+	AuthorizationEndpoint  *string
+	TokenEndpoint          *string
+	JwksURI                *string
+	UserinfoEndpoint       *string
+	ClientID               *string
+	ClientSecret           *string
+	AllowedEmailDomains    *string
+	DefaultRole            *string
+	IsActive               *bool
+	ManageGroupMemberships *bool
 }
 
 // orgOf checks action on SSO in the actor's organization, which orgSlug
@@ -207,7 +220,8 @@ func (s *Service) Update(ctx context.Context, actor authz.Actor, ch ConfigChange
 
 func (c Config) auditMeta() map[string]any {
 	return map[string]any{"configurationType": c.ConfigurationType, "issuer": c.Issuer, "discoveryURL": c.DiscoveryURL,
-		"clientId": c.ClientID, "allowedEmailDomains": c.AllowedEmailDomains, "defaultMembershipRole": c.DefaultRole, "isActive": c.IsActive}
+		"clientId": c.ClientID, "allowedEmailDomains": c.AllowedEmailDomains, "defaultMembershipRole": c.DefaultRole, "isActive": c.IsActive,
+		"manageGroupMemberships": c.ManageGroupMemberships}
 }
 
 const maxField = 2048
@@ -237,6 +251,9 @@ func (s *Service) apply(ctx context.Context, actor authz.Actor, c *Config, ch Co
 	}
 	if ch.IsActive != nil {
 		c.IsActive = *ch.IsActive
+	}
+	if ch.ManageGroupMemberships != nil {
+		c.ManageGroupMemberships = *ch.ManageGroupMemberships
 	}
 	for name, v := range map[string]string{"discoveryURL": c.DiscoveryURL, "issuer": c.Issuer, "authorizationEndpoint": c.AuthorizationEndpoint,
 		"tokenEndpoint": c.TokenEndpoint, "jwksUri": c.JwksURI, "userinfoEndpoint": c.UserinfoEndpoint, "clientId": c.ClientID,

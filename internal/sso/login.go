@@ -21,6 +21,7 @@ import (
 	"github.com/lockbox-dev/lockbox/internal/errs"
 	"github.com/lockbox-dev/lockbox/internal/identity"
 	"github.com/lockbox-dev/lockbox/internal/keyring"
+	"github.com/lockbox-dev/lockbox/internal/org"
 )
 
 // LoginTTL is how long a login may take between the redirect to the
@@ -165,6 +166,28 @@ type claims struct {
 	GivenName     string `json:"given_name"`
 	FamilyName    string `json:"family_name"`
 	Name          string `json:"name"`
+	Groups        any    `json:"groups"` // a list of names, or one name
+}
+
+// groups returns the names in the groups claim (none when it is absent);
+// ok is false when it is neither a string nor a list of strings.
+func (c claims) groups() (names []string, ok bool) {
+	switch v := c.Groups.(type) {
+	case nil:
+		return nil, true
+	case string:
+		return []string{v}, true
+	case []any:
+		for _, g := range v {
+			name, isString := g.(string)
+			if !isString {
+				return nil, false
+			}
+			names = append(names, name)
+		}
+		return names, true
+	}
+	return nil, false
 }
 
 func (c claims) verified() bool {
@@ -268,12 +291,34 @@ func (s *Service) Finish(ctx context.Context, cb Callback) (Result, error) {
 		CreatedAt: now, UpdatedAt: now}
 	actor := authz.Actor{Kind: authz.ActorUser, ID: u.ID, OrgID: c.OrgID, Name: email, IP: cb.IP, UserAgent: cb.UserAgent}
 	ev := audit.New(actor, "create-user-sso", map[string]any{"email": email, "provider": "oidc", "role": c.DefaultRole})
+	var groups []string
+	if c.ManageGroupMemberships {
+		var ok bool
+		if groups, ok = cl.groups(); !ok {
+			return Result{}, s.refuse(ctx, c, cb, email, "malformed groups claim",
+				errs.BadRequest("The identity provider's groups claim is not a list of group names"))
+		}
+		if len(groups) > org.MaxMappedGroups {
+			return Result{}, s.refuse(ctx, c, cb, email, "too many groups",
+				errs.BadRequest("The identity provider names %d groups; at most %d can be mapped", len(groups), org.MaxMappedGroups))
+		}
+		if s.Groups == nil {
+			return Result{}, errs.Internalf(nil, "SSO group mapping without a group service")
+		}
+	}
 	got, created, err := s.store.ProvisionSSOUser(ctx, c.OrgID, u, role, customID, ev)
 	if err != nil {
 		if errs.Is(err, errs.Forbidden) {
 			return Result{}, s.refuse(ctx, c, cb, email, "membership deactivated", err)
 		}
 		return Result{}, err
+	}
+	if c.ManageGroupMemberships {
+		// Before the session exists: its first request holds the groups' roles.
+		actor.ID = got.ID
+		if err := s.Groups.SyncUserGroups(ctx, actor, c.OrgID, got.ID, groups); err != nil {
+			return Result{}, err
+		}
 	}
 	return Result{User: got, OrgID: c.OrgID, Next: st.Next, Created: created}, nil
 }

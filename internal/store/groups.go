@@ -2,6 +2,9 @@ package store
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
 	"slices"
 	"strings"
 	"time"
@@ -69,23 +72,43 @@ func (db *DB) Groups(ctx context.Context, orgID string) ([]org.Group, error) {
 	return db.groups(ctx, `g.org_id = ?`, orgID)
 }
 
-// GroupsBySlug returns the organization's groups among slugs.
-func (db *DB) GroupsBySlug(ctx context.Context, orgID string, slugs []string) ([]org.Group, error) {
-	if len(slugs) == 0 {
+// GroupsByName returns the organization's groups whose name or slug is
+// among names.
+func (db *DB) GroupsByName(ctx context.Context, orgID string, names []string) ([]org.Group, error) {
+	if len(names) == 0 {
 		return nil, nil
 	}
 	args := []any{orgID}
-	for _, s := range slugs {
-		args = append(args, s)
+	for _, n := range names {
+		args = append(args, n)
 	}
-	return db.groups(ctx, `g.org_id = ? AND g.slug IN (`+placeholders(len(slugs))+`)`, args...)
+	for _, n := range names {
+		args = append(args, n)
+	}
+	in := placeholders(len(names))
+	return db.groups(ctx, `g.org_id = ? AND (g.name IN (`+in+`) OR g.slug IN (`+in+`))`, args...)
+}
+
+// SSOManagesGroups reports whether the organization's active OIDC
+// configuration maps its groups' users from the provider's groups claim.
+func (db *DB) SSOManagesGroups(ctx context.Context, orgID string) (bool, error) {
+	var on bool
+	err := db.readRow(ctx, `SELECT manage_group_memberships FROM oidc_configs WHERE org_id = ? AND is_active = ?`, orgID, true).Scan(&on)
+	if errors.Is(err, errNoRows) {
+		return false, nil
+	}
+	return on, dbErr(err, "SSOManagesGroups")
 }
 
 func placeholders(n int) string { return strings.TrimSuffix(strings.Repeat("?, ", n), ", ") }
 
-// UpdateGroup writes a group's name, slug and role.
-func (db *DB) UpdateGroup(ctx context.Context, g org.Group, ev audit.Event) error {
+// UpdateGroup writes a group's name, slug and role, if the group's
+// project roles are still seen (nil: not compared).
+func (db *DB) UpdateGroup(ctx context.Context, g org.Group, seen *org.GrantsSeen, ev audit.Event) error {
 	return db.Transact(ctx, func(tx *Tx) error {
+		if err := tx.groupUnchanged(ctx, g.ID, seen); err != nil {
+			return err
+		}
 		if _, err := tx.exec(ctx, `UPDATE org_groups SET name = ?, slug = ?, role = ?, custom_role_id = ?, updated_at = ? WHERE id = ? AND org_id = ?`,
 			g.Name, g.Slug, g.Role, nullStr(g.CustomRoleID), ts(g.UpdatedAt), g.ID, g.OrgID); err != nil {
 			return dbErr(err, "UpdateGroup")
@@ -94,9 +117,13 @@ func (db *DB) UpdateGroup(ctx context.Context, g org.Group, ev audit.Event) erro
 	})
 }
 
-// DeleteGroup removes a group with its members and project memberships.
-func (db *DB) DeleteGroup(ctx context.Context, g org.Group, ev audit.Event) error {
+// DeleteGroup removes a group with its members and project memberships,
+// if its project roles are still seen.
+func (db *DB) DeleteGroup(ctx context.Context, g org.Group, seen *org.GrantsSeen, ev audit.Event) error {
 	return db.Transact(ctx, func(tx *Tx) error {
+		if err := tx.groupUnchanged(ctx, g.ID, seen); err != nil {
+			return err
+		}
 		// Roles reference custom project roles without cascade; remove them first.
 		if _, err := tx.exec(ctx, `DELETE FROM project_group_membership_roles WHERE membership_id IN
 			(SELECT id FROM project_group_memberships WHERE group_id = ?)`, g.ID); err != nil {
@@ -204,20 +231,11 @@ func (db *DB) OrgUserByUsername(ctx context.Context, orgID, username string) (or
 }
 
 // AddGroupMember adds a user or an identity to a group, if the group's
-// project role rows are still expect (org.ErrGroupRolesChanged if not).
-func (db *DB) AddGroupMember(ctx context.Context, groupID string, kind authz.ActorKind, memberID string, expect []string, ev audit.Event) error {
+// project roles are still seen (org.ErrGroupRolesChanged if not).
+func (db *DB) AddGroupMember(ctx context.Context, groupID string, kind authz.ActorKind, memberID string, seen *org.GrantsSeen, ev audit.Event) error {
 	return db.Transact(ctx, func(tx *Tx) error {
-		if err := tx.lockGroup(ctx, groupID); err != nil {
+		if err := tx.groupUnchanged(ctx, groupID, seen); err != nil {
 			return err
-		}
-		got, err := tx.groupRoleIDs(ctx, groupID)
-		if err != nil {
-			return err
-		}
-		want := slices.Clone(expect)
-		slices.Sort(want)
-		if !slices.Equal(got, want) {
-			return org.ErrGroupRolesChanged
 		}
 		if err := tx.insertGroupMember(ctx, groupID, kind, memberID); err != nil {
 			return err
@@ -236,9 +254,13 @@ func (tx *Tx) insertGroupMember(ctx context.Context, groupID string, kind authz.
 	return dbErr(err, "add group member")
 }
 
-// RemoveGroupMember removes a user or an identity from a group.
-func (db *DB) RemoveGroupMember(ctx context.Context, groupID string, kind authz.ActorKind, memberID string, ev audit.Event) error {
+// RemoveGroupMember removes a user or an identity from a group, if the
+// group's project roles are still seen.
+func (db *DB) RemoveGroupMember(ctx context.Context, groupID string, kind authz.ActorKind, memberID string, seen *org.GrantsSeen, ev audit.Event) error {
 	return db.Transact(ctx, func(tx *Tx) error {
+		if err := tx.groupUnchanged(ctx, groupID, seen); err != nil {
+			return err
+		}
 		res, err := tx.exec(ctx, `DELETE FROM group_members WHERE group_id = ? AND `+memberCol(kind)+` = ?`, groupID, memberID)
 		if err != nil {
 			return dbErr(err, "RemoveGroupMember")
@@ -308,37 +330,70 @@ func (db *DB) SetUserGroups(ctx context.Context, orgID, userID string, groupIDs 
 }
 
 // lockGroup locks a group's row (on PostgreSQL; SQLite has one writer):
-// adding a member and changing the group's project roles take it first, so
-// neither writes on what the other is about to change.
+// writes that depend on the group's project roles and changes of those
+// roles take it first, so neither writes on what the other is about to
+// change. FOR NO KEY UPDATE: inserting a member (whose foreign key takes a
+// key-share lock on the row) is not held up by it.
 func (tx *Tx) lockGroup(ctx context.Context, groupID string) error {
+	lock := ""
+	if tx.db.dialect == Postgres {
+		lock = " FOR NO KEY UPDATE"
+	}
 	var id string
-	err := tx.queryRow(ctx, `SELECT id FROM org_groups WHERE id = ?`+tx.db.forUpdate(), groupID).Scan(&id)
+	err := tx.queryRow(ctx, `SELECT id FROM org_groups WHERE id = ?`+lock, groupID).Scan(&id)
 	return dbErr(err, "lock group")
 }
 
-// groupRoleIDs returns the sorted ids of a group's project role rows.
-func (tx *Tx) groupRoleIDs(ctx context.Context, groupID string) ([]string, error) {
-	rows, err := tx.query(ctx, `SELECT r.id FROM project_group_memberships gm
-		JOIN project_group_membership_roles r ON r.membership_id = gm.id WHERE gm.group_id = ?`, groupID)
+// groupUnchanged locks the group and reports org.ErrGroupRolesChanged
+// unless its project roles are still seen (nil: only locks).
+func (tx *Tx) groupUnchanged(ctx context.Context, groupID string, seen *org.GrantsSeen) error {
+	if err := tx.lockGroup(ctx, groupID); err != nil {
+		return err
+	}
+	if seen == nil {
+		return nil
+	}
+	rows, err := tx.query(ctx, `SELECT r.id, cr.permissions FROM project_group_memberships gm
+		JOIN project_group_membership_roles r ON r.membership_id = gm.id
+		LEFT JOIN project_roles cr ON cr.id = r.custom_role_id WHERE gm.group_id = ?`, groupID)
 	if err != nil {
-		return nil, dbErr(err, "group roles")
+		return dbErr(err, "group roles")
 	}
 	defer rows.Close()
-	var ids []string
+	var got []string
 	for rows.Next() {
 		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, dbErr(err, "group roles")
+		var perms *string
+		if err := rows.Scan(&id, &perms); err != nil {
+			return dbErr(err, "group roles")
 		}
-		ids = append(ids, id)
+		got = append(got, grantKey(id, perms))
 	}
-	slices.Sort(ids)
-	return ids, dbErr(rows.Err(), "group roles")
+	if err := rows.Err(); err != nil {
+		return dbErr(err, "group roles")
+	}
+	want := slices.Clone(seen.Keys)
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		return org.ErrGroupRolesChanged
+	}
+	return nil
+}
+
+// grantKey is a group role row as a check sees it: its id, and a digest
+// of its custom role's rules (edited in place, under the same id).
+func grantKey(id string, perms *string) string {
+	if perms == nil {
+		return id
+	}
+	sum := sha256.Sum256([]byte(*perms))
+	return id + ":" + hex.EncodeToString(sum[:16])
 }
 
 // GroupProjectGrants returns the roles a group holds, per project, a
 // temporary one with its end (Until) whether or not it has started or
-// ended, and the ids of all its project role rows.
+// ended, and the keys (grantKey) of all its project role rows.
 func (db *DB) GroupProjectGrants(ctx context.Context, groupID string) (org.GroupGrants, error) {
 	out := org.GroupGrants{ByProject: map[string][]authz.Grant{}}
 	rows, err := db.readq(ctx, `SELECT r.id, gm.project_id, r.role, cr.permissions, r.is_temporary, r.temporary_access_end_time
@@ -358,7 +413,7 @@ func (db *DB) GroupProjectGrants(ctx context.Context, groupID string) (org.Group
 		if err := rows.Scan(&id, &pid, &role, &perms, &temporary, timeCol{&end}); err != nil {
 			return out, dbErr(err, "scan group grant")
 		}
-		out.RoleIDs = append(out.RoleIDs, id)
+		out.Seen.Keys = append(out.Seen.Keys, grantKey(id, perms))
 		g := authz.Grant{Role: role}
 		if temporary != nil && *temporary {
 			if end.IsZero() {

@@ -28,23 +28,26 @@ func (db *DB) OrgSlug(ctx context.Context, orgID string) (string, error) {
 }
 
 const oidcConfigCols = `id, org_id, configuration_type, discovery_url, issuer, authorization_endpoint, token_endpoint, jwks_uri,
-	userinfo_endpoint, client_id, client_secret, allowed_email_domains, default_role, is_active, created_at, updated_at`
+	userinfo_endpoint, client_id, client_secret, allowed_email_domains, default_role, is_active, created_at, updated_at,
+	manage_group_memberships`
 
 // OIDCConfig returns an organization's OIDC SSO configuration.
 func (db *DB) OIDCConfig(ctx context.Context, orgID string) (sso.Config, error) {
 	var c sso.Config
 	err := db.readRow(ctx, `SELECT `+oidcConfigCols+` FROM oidc_configs WHERE org_id = ?`, orgID).Scan(&c.ID, &c.OrgID,
 		&c.ConfigurationType, &c.DiscoveryURL, &c.Issuer, &c.AuthorizationEndpoint, &c.TokenEndpoint, &c.JwksURI, &c.UserinfoEndpoint,
-		&c.ClientID, &c.ClientSecret, &c.AllowedEmailDomains, &c.DefaultRole, &c.IsActive, timeCol{&c.CreatedAt}, timeCol{&c.UpdatedAt})
+		&c.ClientID, &c.ClientSecret, &c.AllowedEmailDomains, &c.DefaultRole, &c.IsActive, timeCol{&c.CreatedAt}, timeCol{&c.UpdatedAt},
+		&c.ManageGroupMemberships)
 	return c, dbErr(err, "OIDCConfig")
 }
 
 // CreateOIDCConfig stores an organization's configuration; errs.Conflict if it has one.
 func (db *DB) CreateOIDCConfig(ctx context.Context, c sso.Config, ev audit.Event) error {
 	return db.Transact(ctx, func(tx *Tx) error {
-		_, err := tx.exec(ctx, `INSERT INTO oidc_configs (`+oidcConfigCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		_, err := tx.exec(ctx, `INSERT INTO oidc_configs (`+oidcConfigCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			c.ID, c.OrgID, c.ConfigurationType, c.DiscoveryURL, c.Issuer, c.AuthorizationEndpoint, c.TokenEndpoint, c.JwksURI,
-			c.UserinfoEndpoint, c.ClientID, c.ClientSecret, c.AllowedEmailDomains, c.DefaultRole, c.IsActive, ts(c.CreatedAt), ts(c.UpdatedAt))
+			c.UserinfoEndpoint, c.ClientID, c.ClientSecret, c.AllowedEmailDomains, c.DefaultRole, c.IsActive, ts(c.CreatedAt), ts(c.UpdatedAt),
+			c.ManageGroupMemberships)
 		if IsUniqueViolation(err) {
 			return errs.Conflictf("the organization has an OIDC configuration")
 		}
@@ -60,9 +63,9 @@ func (db *DB) UpdateOIDCConfig(ctx context.Context, c sso.Config, ev audit.Event
 	return db.Transact(ctx, func(tx *Tx) error {
 		if _, err := tx.exec(ctx, `UPDATE oidc_configs SET configuration_type = ?, discovery_url = ?, issuer = ?, authorization_endpoint = ?,
 			token_endpoint = ?, jwks_uri = ?, userinfo_endpoint = ?, client_id = ?, client_secret = ?, allowed_email_domains = ?,
-			default_role = ?, is_active = ?, updated_at = ? WHERE id = ?`,
+			default_role = ?, is_active = ?, manage_group_memberships = ?, updated_at = ? WHERE id = ?`,
 			c.ConfigurationType, c.DiscoveryURL, c.Issuer, c.AuthorizationEndpoint, c.TokenEndpoint, c.JwksURI, c.UserinfoEndpoint,
-			c.ClientID, c.ClientSecret, c.AllowedEmailDomains, c.DefaultRole, c.IsActive, ts(c.UpdatedAt), c.ID); err != nil {
+			c.ClientID, c.ClientSecret, c.AllowedEmailDomains, c.DefaultRole, c.IsActive, c.ManageGroupMemberships, ts(c.UpdatedAt), c.ID); err != nil {
 			return dbErr(err, "UpdateOIDCConfig")
 		}
 		return tx.insertAudit(ctx, ev)
