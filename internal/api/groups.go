@@ -3,6 +3,7 @@ package api
 import (
 	"net/http"
 
+	"github.com/lockbox-dev/lockbox/internal/authz"
 	"github.com/lockbox-dev/lockbox/internal/errs"
 	"github.com/lockbox-dev/lockbox/internal/org"
 	"github.com/lockbox-dev/lockbox/internal/project"
@@ -27,6 +28,8 @@ func (s *Server) groupRoutes(m *routeMux) {
 	m.Handle("GET "+g+"/{id}/machine-identities", s.authed(s.groupIdentities))
 	m.Handle("POST "+g+"/{id}/machine-identities/{identityId}", s.authed(s.groupAddIdentity))
 	m.Handle("DELETE "+g+"/{id}/machine-identities/{identityId}", s.authed(s.groupRemoveIdentity))
+	m.Handle("GET "+g+"/{id}/members", s.authed(s.groupMembers))
+	m.Handle("GET "+g+"/{id}/projects", s.authed(s.groupProjects))
 	// GET /api/v1/organization/{organizationId}/groups overlaps
 	// /api/v1/organization/roles/{roleId}; one wildcard route serves it.
 	m.Handle("GET /api/v1/organization/{organizationId}/{sub}", s.authed(s.orgSubGet))
@@ -178,12 +181,12 @@ func groupFilter(r *http.Request, in, out string) (org.GroupFilter, error) {
 	if len(f.Search) > 320 || len(f.Username) > 320 {
 		return f, field("search", "at most 320 characters")
 	}
-	switch v := query(r, "filter"); v {
-	case "":
-	case in:
+	switch v := query(r, "filter"); {
+	case v == "" || in == "": // members have no filter
+	case v == in:
 		t := true
 		f.Members = &t
-	case out:
+	case v == out:
 		no := false
 		f.Members = &no
 	default:
@@ -371,4 +374,98 @@ func (s *Server) projectGroupRemove(w http.ResponseWriter, r *http.Request) erro
 		return err
 	}
 	return writeProjectGroup(w, m)
+}
+
+// orderDirection reads orderBy (only "name") and orderDirection (asc, desc).
+func orderDirection(r *http.Request, f *org.GroupFilter) error {
+	if v := query(r, "orderBy"); v != "" && v != "name" {
+		return field("orderBy", "orderBy must be name")
+	}
+	switch v := query(r, "orderDirection"); v {
+	case "", "asc":
+	case "desc":
+		f.Descending = true
+	default:
+		return field("orderDirection", "orderDirection must be asc or desc")
+	}
+	return nil
+}
+
+func (s *Server) groupMembers(w http.ResponseWriter, r *http.Request) error {
+	f, err := groupFilter(r, "", "")
+	if err != nil {
+		return err
+	}
+	if err := orderDirection(r, &f); err != nil {
+		return err
+	}
+	for _, v := range r.URL.Query()["memberTypeFilter"] {
+		switch v {
+		case "users":
+			f.Kinds = append(f.Kinds, authz.ActorUser)
+		case "machineIdentities", "identities":
+			f.Kinds = append(f.Kinds, authz.ActorIdentity)
+		default:
+			return field("memberTypeFilter", "memberTypeFilter must be users or machineIdentities")
+		}
+	}
+	list, total, err := s.svc.Groups.Members(r.Context(), actorFrom(r.Context()), r.PathValue("id"), f)
+	if err != nil {
+		return err
+	}
+	type identityRef struct {
+		ID   string `json:"id"`
+		Name string `json:"name"`
+	}
+	type item struct {
+		ID              string         `json:"id"`
+		JoinedGroupAt   string         `json:"joinedGroupAt"`
+		Type            string         `json:"type"`
+		User            *wireGroupUser `json:"user,omitempty"`
+		MachineIdentity *identityRef   `json:"machineIdentity,omitempty"`
+	}
+	out := make([]item, len(list))
+	for i, m := range list {
+		if m.Kind == authz.ActorUser {
+			u := toWireGroupUser(m.User)
+			out[i] = item{ID: u.ID, JoinedGroupAt: rfc3339(m.JoinedGroupAt), Type: "user", User: &u}
+		} else {
+			out[i] = item{ID: m.Identity.ID, JoinedGroupAt: rfc3339(m.JoinedGroupAt), Type: "machineIdentity",
+				MachineIdentity: &identityRef{m.Identity.ID, m.Identity.Name}}
+		}
+	}
+	return writeJSON(w, http.StatusOK, struct {
+		Members    []item `json:"members"`
+		TotalCount int    `json:"totalCount"`
+	}{out, total})
+}
+
+func (s *Server) groupProjects(w http.ResponseWriter, r *http.Request) error {
+	f, err := groupFilter(r, "assignedProjects", "unassignedProjects")
+	if err != nil {
+		return err
+	}
+	if err := orderDirection(r, &f); err != nil {
+		return err
+	}
+	list, total, err := s.svc.Groups.Projects(r.Context(), actorFrom(r.Context()), r.PathValue("id"), f)
+	if err != nil {
+		return err
+	}
+	type item struct {
+		ID            string  `json:"id"`
+		Name          string  `json:"name"`
+		Slug          string  `json:"slug"`
+		Description   string  `json:"description"`
+		Type          string  `json:"type"`
+		JoinedGroupAt *string `json:"joinedGroupAt"`
+	}
+	out := make([]item, len(list))
+	for i, p := range list {
+		out[i] = item{p.ID, p.Name, p.Slug, p.Description, p.Type, optTime(p.JoinedGroupAt)}
+	}
+	return writeJSON(w, http.StatusOK, struct {
+		Projects   []item `json:"projects"`
+		TotalCount int    `json:"totalCount"`
+	}{out, total})
 }

@@ -649,3 +649,88 @@ func TestGroupJoinRefusedIfItsProjectRolesChangedMeanwhile(t *testing.T) {
 		e.Must(t, 200, "GET", "/api/v1/groups/"+g3.ID, e.Token, nil)
 	})
 }
+
+// TestGroupMembersAndProjectsListings: /members lists a group's users and
+// identities by name with Infisical's shape and filters; /projects lists
+// the projects the caller sees with whether the group is in each, and a
+// member of the organization sees no project it is not in.
+func TestGroupMembersAndProjectsListings(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, d store.Dialect) {
+		e := apptest.Bootstrapped(t, d)
+		g := createGroup(t, e, e.Token, map[string]any{"name": "listed"})
+		newUser(t, e, "zoe@example.com", "member")
+		newUser(t, e, "adam@example.com", "member")
+		mid, memberTok := e.NewIdentity(t, "Machine-M", "member")
+		for _, u := range []string{"zoe@example.com", "adam@example.com"} {
+			e.Must(t, 200, "POST", "/api/v1/groups/"+g.ID+"/users/"+u, e.Token, nil)
+		}
+		e.Must(t, 200, "POST", "/api/v1/groups/"+g.ID+"/machine-identities/"+mid, e.Token, nil)
+		type member struct {
+			ID, JoinedGroupAt, Type string
+			User                    *struct{ ID, Email, Username string }
+			MachineIdentity         *struct{ ID, Name string }
+		}
+		var out struct {
+			Members    []member
+			TotalCount int
+		}
+		e.Must(t, 200, "GET", "/api/v1/groups/"+g.ID+"/members?limit=100", e.Token, nil).Decode(t, &out)
+		if out.TotalCount != 3 || len(out.Members) != 3 || out.Members[0].User == nil || out.Members[0].User.Email != "adam@example.com" ||
+			out.Members[1].MachineIdentity == nil || out.Members[1].MachineIdentity.Name != "Machine-M" || out.Members[1].ID != mid ||
+			out.Members[1].Type != "machineIdentity" || out.Members[2].User.Email != "zoe@example.com" || out.Members[2].Type != "user" ||
+			out.Members[0].JoinedGroupAt == "" {
+			t.Fatalf("members %+v", out)
+		}
+		e.Must(t, 200, "GET", "/api/v1/groups/"+g.ID+"/members?memberTypeFilter=machineIdentities", e.Token, nil).Decode(t, &out)
+		if out.TotalCount != 1 || out.Members[0].ID != mid {
+			t.Fatalf("identities only %+v", out)
+		}
+		e.Must(t, 200, "GET", "/api/v1/groups/"+g.ID+"/members?search=zo&orderDirection=desc", e.Token, nil).Decode(t, &out)
+		if out.TotalCount != 1 || out.Members[0].User.Email != "zoe@example.com" {
+			t.Fatalf("search %+v", out)
+		}
+		e.Must(t, 200, "GET", "/api/v1/groups/"+g.ID+"/members?limit=1&offset=2", e.Token, nil).Decode(t, &out)
+		if out.TotalCount != 3 || len(out.Members) != 1 || out.Members[0].User.Email != "zoe@example.com" {
+			t.Fatalf("page %+v", out)
+		}
+		for _, q := range []string{"memberTypeFilter=robots", "orderBy=age", "limit=101", "orderDirection=up"} {
+			assertError(t, e.Do(t, "GET", "/api/v1/groups/"+g.ID+"/members?"+q, e.Token, nil), 422, "ValidationFailure")
+		}
+
+		in := createProject(t, e, e.Token, map[string]any{"projectName": "Alpha"})
+		secret := createProject(t, e, e.Token, map[string]any{"projectName": "Beta-hidden"})
+		addProjectGroup(t, e, e.Token, in.ID, g.ID, map[string]any{"role": "viewer"})
+		addProjectGroup(t, e, e.Token, secret.ID, g.ID, map[string]any{"role": "viewer"})
+		other := createProject(t, e, e.Token, map[string]any{"projectName": "Gamma"})
+		type proj struct {
+			ID, Name, Slug, Type string
+			JoinedGroupAt        *string
+		}
+		var ps struct {
+			Projects   []proj
+			TotalCount int
+		}
+		e.Must(t, 200, "GET", "/api/v1/groups/"+g.ID+"/projects", e.Token, nil).Decode(t, &ps)
+		if ps.TotalCount != 3 || ps.Projects[0].Name != "Alpha" || ps.Projects[0].JoinedGroupAt == nil ||
+			ps.Projects[2].ID != other.ID || ps.Projects[2].JoinedGroupAt != nil || ps.Projects[0].Type == "" {
+			t.Fatalf("admin's listing %+v", ps)
+		}
+		e.Must(t, 200, "GET", "/api/v1/groups/"+g.ID+"/projects?filter=unassignedProjects", e.Token, nil).Decode(t, &ps)
+		if ps.TotalCount != 1 || ps.Projects[0].ID != other.ID {
+			t.Fatalf("unassigned %+v", ps)
+		}
+		// The group's member identity sees the two projects it is in through
+		// the group; a plain member of the organization sees none.
+		e.Must(t, 200, "GET", "/api/v1/groups/"+g.ID+"/projects", memberTok, nil).Decode(t, &ps)
+		if ps.TotalCount != 2 {
+			t.Fatalf("group member's listing %+v", ps)
+		}
+		_, outsider := e.NewIdentity(t, "outsider", "member")
+		r := e.Must(t, 200, "GET", "/api/v1/groups/"+g.ID+"/projects", outsider, nil)
+		r.Decode(t, &ps)
+		if ps.TotalCount != 0 || strings.Contains(string(r.Body), "Beta-hidden") {
+			t.Fatalf("outsider's listing %s", r.Body)
+		}
+		assertError(t, e.Do(t, "GET", "/api/v1/groups/"+g.ID+"/projects?filter=mine", e.Token, nil), 422, "ValidationFailure")
+	})
+}

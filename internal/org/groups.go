@@ -55,6 +55,29 @@ type GroupIdentity struct {
 	JoinedGroupAt *time.Time
 }
 
+// GroupMember is a user or a machine identity in a group.
+type GroupMember struct {
+	Kind          authz.ActorKind // ActorUser or ActorIdentity
+	User          GroupUser       // for a user
+	Identity      GroupIdentity   // for a machine identity
+	JoinedGroupAt time.Time
+}
+
+// GroupProject is a project as a group listing shows it.
+type GroupProject struct {
+	ID, Name, Slug, Description, Type string
+	JoinedGroupAt                     *time.Time // nil: the group is not in it
+}
+
+// VisibleTo limits a project listing to what an actor sees in its own
+// list of projects: every project of the organization for its admins
+// (All), else those it is a member of, itself or through a group.
+type VisibleTo struct {
+	All  bool
+	Kind authz.ActorKind
+	ID   string
+}
+
 // GroupFilter narrows a listing of a group's possible members.
 type GroupFilter struct {
 	Offset, Limit int
@@ -66,6 +89,11 @@ type GroupFilter struct {
 	// Members: nil lists everyone of the organization; true only the
 	// group's members; false only those outside it.
 	Members *bool
+	// Kinds, for a listing of members, keeps only users or identities
+	// (empty: both).
+	Kinds []authz.ActorKind
+	// Descending reverses a listing's order by name.
+	Descending bool
 }
 
 // GroupStore is the storage groups need. Each write takes the audit event
@@ -85,6 +113,12 @@ type GroupStore interface {
 	DeleteGroup(ctx context.Context, g Group, seen *GrantsSeen, ev audit.Event) error
 	GroupUsers(ctx context.Context, orgID, groupID string, f GroupFilter) ([]GroupUser, int, error)
 	GroupIdentities(ctx context.Context, orgID, groupID string, f GroupFilter) ([]GroupIdentity, int, error)
+	// GroupMembers lists the group's users and identities by name (a
+	// user's username); Search and Kinds narrow it.
+	GroupMembers(ctx context.Context, groupID string, f GroupFilter) ([]GroupMember, int, error)
+	// GroupProjects lists the projects of the organization the viewer sees,
+	// by name, with when the group joined each; Members and Search narrow it.
+	GroupProjects(ctx context.Context, orgID, groupID string, viewer VisibleTo, f GroupFilter) ([]GroupProject, int, error)
 	// OrgUserByUsername finds a user of the organization (accepted or
 	// invited) by username or email; errs.NotFound if none.
 	OrgUserByUsername(ctx context.Context, orgID, username string) (GroupUser, error)
@@ -420,6 +454,26 @@ func (s *Groups) Users(ctx context.Context, actor authz.Actor, id string, f Grou
 		return nil, 0, err
 	}
 	return s.store.GroupUsers(ctx, g.OrgID, g.ID, f)
+}
+
+// Members lists the group's users and machine identities.
+func (s *Groups) Members(ctx context.Context, actor authz.Actor, id string, f GroupFilter) ([]GroupMember, int, error) {
+	_, _, g, err := s.load(ctx, actor, authz.ActRead, id)
+	if err != nil {
+		return nil, 0, err
+	}
+	return s.store.GroupMembers(ctx, g.ID, f)
+}
+
+// Projects lists the projects the actor sees (all of the organization's
+// for its admins, else those it is a member of) with whether the group is
+// in each: reading a group shows nobody a project they could not list.
+func (s *Groups) Projects(ctx context.Context, actor authz.Actor, id string, f GroupFilter) ([]GroupProject, int, error) {
+	_, mine, g, err := s.load(ctx, actor, authz.ActRead, id)
+	if err != nil {
+		return nil, 0, err
+	}
+	return s.store.GroupProjects(ctx, g.OrgID, g.ID, VisibleTo{All: mine == "admin", Kind: actor.Kind, ID: actor.ID}, f)
 }
 
 // Identities lists the organization's machine identities with whether each

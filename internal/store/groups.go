@@ -219,6 +219,112 @@ func (db *DB) GroupIdentities(ctx context.Context, orgID, groupID string, f org.
 	return out, total, dbErr(rows.Err(), "GroupIdentities")
 }
 
+// GroupMembers lists a group's users and identities by name (a user's
+// username, an identity's name).
+func (db *DB) GroupMembers(ctx context.Context, groupID string, f org.GroupFilter) ([]org.GroupMember, int, error) {
+	users := `SELECT gm.created_at AS joined, 'user' AS kind, u.id AS id, u.email AS email, u.username AS username,
+		u.first_name AS first_name, u.last_name AS last_name, '' AS name, LOWER(u.username) AS sort_name
+		FROM group_members gm JOIN users u ON u.id = gm.user_id WHERE gm.group_id = ?`
+	idents := `SELECT gm.created_at AS joined, 'identity' AS kind, i.id AS id, '' AS email, '' AS username,
+		'' AS first_name, '' AS last_name, i.name AS name, LOWER(i.name) AS sort_name
+		FROM group_members gm JOIN identities i ON i.id = gm.identity_id WHERE gm.group_id = ?`
+	var uargs, iargs []any
+	uargs, iargs = append(uargs, groupID), append(iargs, groupID)
+	if f.Search != "" {
+		p := likePattern(f.Search)
+		users += ` AND (LOWER(u.email) LIKE ? ESCAPE '\' OR LOWER(u.username) LIKE ? ESCAPE '\'
+			OR LOWER(u.first_name || ' ' || u.last_name) LIKE ? ESCAPE '\')`
+		uargs = append(uargs, p, p, p)
+		idents += ` AND LOWER(i.name) LIKE ? ESCAPE '\'`
+		iargs = append(iargs, p)
+	}
+	var parts []string
+	var args []any
+	if len(f.Kinds) == 0 || slices.Contains(f.Kinds, authz.ActorUser) {
+		parts, args = append(parts, users), append(args, uargs...)
+	}
+	if len(f.Kinds) == 0 || slices.Contains(f.Kinds, authz.ActorIdentity) {
+		parts, args = append(parts, idents), append(args, iargs...)
+	}
+	union := strings.Join(parts, " UNION ALL ")
+	var total int
+	if err := db.readRow(ctx, `SELECT COUNT(*) FROM (`+union+`) m`, args...).Scan(&total); err != nil {
+		return nil, 0, dbErr(err, "count group members")
+	}
+	dir := "ASC"
+	if f.Descending {
+		dir = "DESC"
+	}
+	rows, err := db.readq(ctx, `SELECT joined, kind, id, email, username, first_name, last_name, name FROM (`+union+`) m
+		ORDER BY sort_name `+dir+`, id LIMIT ? OFFSET ?`, append(args, f.Limit, f.Offset)...)
+	if err != nil {
+		return nil, 0, dbErr(err, "GroupMembers")
+	}
+	defer rows.Close()
+	out := []org.GroupMember{}
+	for rows.Next() {
+		var m org.GroupMember
+		var kind, id, email, username, first, last, name string
+		if err := rows.Scan(timeCol{&m.JoinedGroupAt}, &kind, &id, &email, &username, &first, &last, &name); err != nil {
+			return nil, 0, dbErr(err, "scan group member")
+		}
+		if kind == "user" {
+			m.Kind = authz.ActorUser
+			m.User = org.GroupUser{ID: id, Email: email, Username: username, FirstName: first, LastName: last, IsPartOfGroup: true}
+		} else {
+			m.Kind = authz.ActorIdentity
+			m.Identity = org.GroupIdentity{ID: id, Name: name, IsPartOfGroup: true}
+		}
+		out = append(out, m)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, 0, dbErr(err, "GroupMembers")
+	}
+	return out, total, nil
+}
+
+// GroupProjects lists the organization's projects the viewer sees, by
+// name, with when the group joined each.
+func (db *DB) GroupProjects(ctx context.Context, orgID, groupID string, viewer org.VisibleTo, f org.GroupFilter) ([]org.GroupProject, int, error) {
+	from := ` FROM projects p LEFT JOIN project_group_memberships gm ON gm.project_id = p.id AND gm.group_id = ? WHERE p.org_id = ?`
+	args := []any{groupID, orgID}
+	if !viewer.All {
+		from += ` AND (p.id IN (SELECT project_id FROM project_memberships WHERE ` + memberCol(viewer.Kind) + ` = ?)
+			OR p.id IN (SELECT pg.project_id FROM group_members g JOIN project_group_memberships pg ON pg.group_id = g.group_id
+			WHERE g.` + memberCol(viewer.Kind) + ` = ?))`
+		args = append(args, viewer.ID, viewer.ID)
+	}
+	memberFilter(f, &from)
+	if f.Search != "" {
+		from += ` AND (LOWER(p.name) LIKE ? ESCAPE '\' OR LOWER(p.slug) LIKE ? ESCAPE '\')`
+		p := likePattern(f.Search)
+		args = append(args, p, p)
+	}
+	var total int
+	if err := db.readRow(ctx, `SELECT COUNT(*)`+from, args...).Scan(&total); err != nil {
+		return nil, 0, dbErr(err, "count group projects")
+	}
+	dir := "ASC"
+	if f.Descending {
+		dir = "DESC"
+	}
+	rows, err := db.readq(ctx, `SELECT p.id, p.name, p.slug, p.description, p.type, gm.created_at`+from+
+		` ORDER BY LOWER(p.name) `+dir+`, p.id LIMIT ? OFFSET ?`, append(args, f.Limit, f.Offset)...)
+	if err != nil {
+		return nil, 0, dbErr(err, "GroupProjects")
+	}
+	defer rows.Close()
+	out := []org.GroupProject{}
+	for rows.Next() {
+		var p org.GroupProject
+		if err := rows.Scan(&p.ID, &p.Name, &p.Slug, &p.Description, &p.Type, optTimeCol{&p.JoinedGroupAt}); err != nil {
+			return nil, 0, dbErr(err, "scan group project")
+		}
+		out = append(out, p)
+	}
+	return out, total, dbErr(rows.Err(), "GroupProjects")
+}
+
 // OrgUserByUsername finds a user of the organization by username or email.
 func (db *DB) OrgUserByUsername(ctx context.Context, orgID, username string) (org.GroupUser, error) {
 	var u org.GroupUser
