@@ -734,3 +734,45 @@ func TestGroupMembersAndProjectsListings(t *testing.T) {
 		assertError(t, e.Do(t, "GET", "/api/v1/groups/"+g.ID+"/projects?filter=mine", e.Token, nil), 422, "ValidationFailure")
 	})
 }
+
+// TestGroupOrgRoleAddsToMembersOrgPermissions: a group's organization role
+// adds to what its members may do in the organization (admin making them
+// organization admins, with the admin role in every project), and stops
+// when they leave the group.
+func TestGroupOrgRoleAddsToMembersOrgPermissions(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, d store.Dialect) {
+		e := apptest.Bootstrapped(t, d)
+		p := createProject(t, e, e.Token, map[string]any{"projectName": "org-wide"})
+		putSecret(t, e, e.Token, p.ID, "dev", "/", "K", "v")
+		q := secretQ(p.ID, "dev", "/")
+		id, tok := e.NewIdentity(t, "grouped", "no-access")
+		assertError(t, e.Do(t, "GET", "/api/v1/groups", tok, nil), 403, "PermissionDenied")
+
+		readers := createGroup(t, e, e.Token, map[string]any{"name": "org-members", "role": "member"})
+		e.Must(t, 200, "POST", "/api/v1/groups/"+readers.ID+"/machine-identities/"+id, e.Token, nil)
+		e.Must(t, 200, "GET", "/api/v1/groups", tok, nil)
+		// A member's rights, not an admin's.
+		assertError(t, e.Do(t, "GET", "/api/v3/secrets/raw?"+q, tok, nil), 403, "PermissionDenied")
+		assertError(t, e.Do(t, "POST", "/api/v1/groups", tok, map[string]any{"name": "mine"}), 403, "PermissionDenied")
+
+		// A custom organization role through a group adds its rules.
+		e.Must(t, 200, "POST", "/api/v1/organization/roles", e.Token, map[string]any{"slug": "group-maker", "name": "Group maker",
+			"permissions": []map[string]any{{"subject": "groups", "action": []string{"read", "create"}}}})
+		makers := createGroup(t, e, e.Token, map[string]any{"name": "makers", "role": "group-maker"})
+		e.Must(t, 200, "POST", "/api/v1/groups/"+makers.ID+"/machine-identities/"+id, e.Token, nil)
+		e.Must(t, 200, "POST", "/api/v1/groups", tok, map[string]any{"name": "made-by-a-group-member"})
+
+		// Admin through a group: the admin role in every project.
+		admins := createGroup(t, e, e.Token, map[string]any{"name": "org-admins", "role": "admin"})
+		e.Must(t, 200, "POST", "/api/v1/groups/"+admins.ID+"/machine-identities/"+id, e.Token, nil)
+		if got := listSecrets(t, e, tok, q); len(got) != 1 || got[0].SecretValue != "v" {
+			t.Fatalf("an admin through a group reads %+v", got)
+		}
+		// Leaving the groups takes it all away on the next request.
+		for _, g := range []groupOut{admins, makers, readers} {
+			e.Must(t, 200, "DELETE", "/api/v1/groups/"+g.ID+"/machine-identities/"+id, e.Token, nil)
+		}
+		assertError(t, e.Do(t, "GET", "/api/v3/secrets/raw?"+q, tok, nil), 403, "PermissionDenied")
+		assertError(t, e.Do(t, "GET", "/api/v1/groups", tok, nil), 403, "PermissionDenied")
+	})
+}

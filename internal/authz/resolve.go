@@ -3,6 +3,7 @@ package authz
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/lockbox-dev/lockbox/internal/cache"
@@ -37,7 +38,7 @@ type Resolver struct {
 	now func() time.Time
 
 	// Cached lookups (SetCache); nil: read each time.
-	orgRoles *cache.Map[memberKey, string]
+	orgRoles *cache.Map[memberKey, orgMember]
 	grants   *cache.Map[memberKey, projectGrants]
 }
 
@@ -49,6 +50,21 @@ type memberKey struct {
 	kind  ActorKind
 	id    string
 	org   string // the actor's session organization
+}
+
+// orgMember is an actor's organization role and those of the groups it is in.
+type orgMember struct {
+	role   string
+	groups []string
+}
+
+// OrgGroupRoles is the storage of the organization roles an actor holds
+// through groups. A Memberships that does not implement it knows no
+// group roles.
+type OrgGroupRoles interface {
+	// OrgGroupRoles returns the organization role slugs (built-in, or a
+	// custom role's slug) of the groups of orgID the actor is in.
+	OrgGroupRoles(ctx context.Context, orgID string, kind ActorKind, actorID string) ([]string, error)
 }
 
 type projectGrants struct {
@@ -65,7 +81,7 @@ const MaxCachedGrants = 100_000
 // the generation, and a set holding a temporary role is kept only until the
 // role's window opens or closes.
 func (r *Resolver) SetCache(g *cache.Gen) {
-	r.orgRoles = cache.NewMap[memberKey, string](g, MaxCachedGrants)
+	r.orgRoles = cache.NewMap[memberKey, orgMember](g, MaxCachedGrants)
 	r.grants = cache.NewMap[memberKey, projectGrants](g, MaxCachedGrants)
 }
 
@@ -77,31 +93,75 @@ func NewResolver(m Memberships, now func() time.Time) *Resolver {
 	return &Resolver{m: m, now: now}
 }
 
-// OrgRole returns the actor's organization role slug.
+// OrgRole returns the actor's organization role slug: "admin" when it or
+// a group it is in holds the admin role, else its own role.
 func (r *Resolver) OrgRole(ctx context.Context, actor Actor) (string, error) {
-	if actor.Kind == ActorServiceToken {
-		return "", errs.Forbiddenf("Service tokens cannot act on the organization").WithCode("PermissionDenied")
+	m, err := r.orgMember(ctx, actor)
+	if err != nil {
+		return "", err
 	}
-	if actor.OrgID == "" {
-		return "", errs.Unauthorizedf("Select an organization first")
+	if slices.Contains(m.groups, "admin") {
+		return "admin", nil
 	}
-	role, err := cache.Load(ctx, r.orgRoles, memberKey{actor.OrgID, actor.Kind, actor.ID, actor.OrgID}, r.now(), func(ctx context.Context) (string, time.Time, error) {
-		role, err := r.m.OrgRole(ctx, actor.OrgID, actor.Kind, actor.ID)
-		return role, time.Time{}, err
-	})
-	if errs.Is(err, errs.NotFound) {
-		return "", errs.Forbiddenf("You are not a member of this organization")
-	}
-	return role, err
+	return m.role, nil
 }
 
-// OrgPermissions returns what the actor may do in its organization.
+// orgMember loads the actor's own organization role and its groups' roles;
+// a member whose own membership is not in force (not accepted, deactivated)
+// holds neither.
+func (r *Resolver) orgMember(ctx context.Context, actor Actor) (orgMember, error) {
+	if actor.Kind == ActorServiceToken {
+		return orgMember{}, errs.Forbiddenf("Service tokens cannot act on the organization").WithCode("PermissionDenied")
+	}
+	if actor.OrgID == "" {
+		return orgMember{}, errs.Unauthorizedf("Select an organization first")
+	}
+	m, err := cache.Load(ctx, r.orgRoles, memberKey{actor.OrgID, actor.Kind, actor.ID, actor.OrgID}, r.now(), func(ctx context.Context) (orgMember, time.Time, error) {
+		role, err := r.m.OrgRole(ctx, actor.OrgID, actor.Kind, actor.ID)
+		if err != nil {
+			return orgMember{}, time.Time{}, err
+		}
+		m := orgMember{role: role}
+		if gr, ok := r.m.(OrgGroupRoles); ok {
+			if m.groups, err = gr.OrgGroupRoles(ctx, actor.OrgID, actor.Kind, actor.ID); err != nil {
+				return orgMember{}, time.Time{}, err
+			}
+		}
+		return m, time.Time{}, nil
+	})
+	if errs.Is(err, errs.NotFound) {
+		return orgMember{}, errs.Forbiddenf("You are not a member of this organization")
+	}
+	return m, err
+}
+
+// OrgPermissions returns what the actor may do in its organization: what
+// its own role allows and what the roles of the groups it is in allow.
 func (r *Resolver) OrgPermissions(ctx context.Context, actor Actor) (Set, error) {
-	role, err := r.OrgRole(ctx, actor)
+	m, err := r.orgMember(ctx, actor)
 	if err != nil {
 		return Set{}, err
 	}
-	return r.orgRoleSet(ctx, actor.OrgID, role)
+	if m.role == "admin" || slices.Contains(m.groups, "admin") {
+		return r.orgRoleSet(ctx, actor.OrgID, "admin")
+	}
+	set, err := r.orgRoleSet(ctx, actor.OrgID, m.role)
+	if err != nil {
+		return Set{}, err
+	}
+	seen := []string{m.role}
+	for _, g := range m.groups {
+		if slices.Contains(seen, g) {
+			continue
+		}
+		seen = append(seen, g)
+		gs, err := r.orgRoleSet(ctx, actor.OrgID, g)
+		if err != nil {
+			return Set{}, err
+		}
+		set = NewSet(set.rules, gs.rules)
+	}
+	return set, nil
 }
 
 // ProjectPermissions returns what the actor may do in a project. A project of

@@ -11,6 +11,7 @@ import (
 
 var (
 	_ authz.Memberships    = (*DB)(nil)
+	_ authz.OrgGroupRoles  = (*DB)(nil)
 	_ authz.OrgCustomRoles = (*DB)(nil)
 )
 
@@ -42,6 +43,10 @@ var (
 		return `SELECT COALESCE(r.slug, m.role) FROM org_memberships m LEFT JOIN org_roles r ON r.id = m.custom_role_id
 		WHERE m.org_id = ? AND m.` + col + ` = ? AND m.status = 'accepted' AND m.is_active`
 	})
+	qOrgGroupRoles = memberQuery(func(col string) string {
+		return `SELECT DISTINCT COALESCE(r.slug, g.role) FROM group_members gm JOIN org_groups g ON g.id = gm.group_id
+		LEFT JOIN org_roles r ON r.id = g.custom_role_id WHERE g.org_id = ? AND gm.` + col + ` = ?`
+	})
 	qProjectGrants = memberQuery(func(col string) string {
 		return `SELECT p.org_id, r.role, cr.permissions, r.is_temporary, r.temporary_access_start_time, r.temporary_access_end_time, 0, r.id
 		FROM projects p
@@ -71,6 +76,25 @@ func (db *DB) OrgRole(ctx context.Context, orgID string, kind authz.ActorKind, a
 	var role string
 	err := db.readRow(ctx, qOrgRole.of(kind), orgID, actorID).Scan(&role)
 	return role, dbErr(err, "OrgRole")
+}
+
+// OrgGroupRoles returns the organization roles of the groups of orgID an
+// actor is in.
+func (db *DB) OrgGroupRoles(ctx context.Context, orgID string, kind authz.ActorKind, actorID string) ([]string, error) {
+	rows, err := db.readq(ctx, qOrgGroupRoles.of(kind), orgID, actorID)
+	if err != nil {
+		return nil, dbErr(err, "OrgGroupRoles")
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var role string
+		if err := rows.Scan(&role); err != nil {
+			return nil, dbErr(err, "OrgGroupRoles")
+		}
+		out = append(out, role)
+	}
+	return out, dbErr(rows.Err(), "OrgGroupRoles")
 }
 
 // ProjectGrants returns the project's org and the actor's roles in it that
