@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -23,7 +24,7 @@ func (c *cli) newLoginCmd() *cobra.Command {
 	var plain bool
 	cmd := &cobra.Command{
 		Use:   "login --method METHOD [flags]",
-		Short: "Log in as a machine identity and save the session",
+		Short: "Log in as a machine identity (or as yourself: --method device) and save the session",
 		Long: `Log in as a machine identity and save the session (server, token, expiry) in
 $LOCKBOX_CONFIG_DIR/session.json (default ~/.config/lockbox/session.json), mode
 0600. Later commands use it and renew it when less than a third of its
@@ -52,7 +53,12 @@ as Infisical's CLI names them:
   azure           --machine-identity-id, --azure-resource (default
                   ` + defaultAzureResource + `), --azure-client-id for a user-assigned
                   identity; the token from Azure's instance metadata service
-                  (LOCKBOX_AZURE_IMDS_URL overrides its address)`,
+                  (LOCKBOX_AZURE_IMDS_URL overrides its address)
+
+  device          as yourself, a user: prints a code and a dashboard URL; open
+                  it (signed in by password or your organization's SSO), check
+                  the code and approve. The session is yours, in the organization
+                  the dashboard was in, for ten days (not renewed).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			s, _ := c.loadSession()
@@ -155,13 +161,19 @@ as Infisical's CLI names them:
 					return terr
 				}
 				res, err = cl.MethodLogin(cmd.Context(), "azure-auth", map[string]string{"identityId": identityID, "jwt": tok})
+			case "device":
+				res, err = c.deviceLogin(cmd.Context(), cl)
 			default:
-				return fmt.Errorf("--method %q is not supported (universal-auth, jwt-auth, oidc-auth, kubernetes, ldap-auth, aws-iam, gcp-id-token, gcp-iam, azure)", method)
+				return fmt.Errorf("--method %q is not supported (universal-auth, jwt-auth, oidc-auth, kubernetes, ldap-auth, aws-iam, gcp-id-token, gcp-iam, azure, device)", method)
 			}
 			if err != nil {
 				return err
 			}
-			ns := &session{Domain: cl.BaseURL, Token: res.AccessToken, TTL: res.ExpiresIn, Method: method,
+			ttl := res.ExpiresIn
+			if method == "device" {
+				ttl = 0 // a user's session is not renewed: log in again
+			}
+			ns := &session{Domain: cl.BaseURL, Token: res.AccessToken, TTL: ttl, Method: method,
 				ExpiresAt: time.Now().Add(time.Duration(res.ExpiresIn) * time.Second).UTC().Truncate(time.Second)}
 			if err := c.saveSession(ns); err != nil {
 				return fmt.Errorf("logged in, but the session could not be saved: %w", err)
@@ -216,5 +228,47 @@ func (c *cli) newLogoutCmd() *cobra.Command {
 			}
 			return nil
 		},
+	}
+}
+
+// deviceLogin signs the CLI in as a user: it starts a device login, shows
+// the code and the dashboard URL on stderr, and polls until the user
+// approves it there, denies it, or it expires.
+func (c *cli) deviceLogin(ctx context.Context, cl *client.Client) (client.LoginResponse, error) {
+	var start struct {
+		DeviceCode              string `json:"deviceCode"`
+		UserCode                string `json:"userCode"`
+		VerificationURI         string `json:"verificationUri"`
+		VerificationURIComplete string `json:"verificationUriComplete"`
+		ExpiresIn               int    `json:"expiresIn"`
+		Interval                int    `json:"interval"`
+	}
+	if err := cl.Do(ctx, http.MethodPost, "/api/v1/auth/device", map[string]any{}, &start); err != nil {
+		return client.LoginResponse{}, err
+	}
+	fmt.Fprintf(c.stderr, "To sign in, open %s\nand check that it shows the code %s (or go to %s and type it).\nWaiting for your approval...\n",
+		start.VerificationURIComplete, start.UserCode, start.VerificationURI)
+	interval := time.Duration(max(start.Interval, 1)) * time.Second
+	deadline := time.Now().Add(time.Duration(start.ExpiresIn) * time.Second)
+	for {
+		var res client.LoginResponse
+		err := cl.Do(ctx, http.MethodPost, "/api/v1/auth/device/token", map[string]string{"deviceCode": start.DeviceCode}, &res)
+		var apiErr *client.APIError
+		switch {
+		case err == nil:
+			return res, nil
+		case errors.As(err, &apiErr) && apiErr.Name == "authorization_pending" && time.Now().Before(deadline):
+		case errors.As(err, &apiErr) && apiErr.Name == "access_denied":
+			return client.LoginResponse{}, errors.New("the login was denied in the dashboard")
+		case errors.As(err, &apiErr) && (apiErr.Name == "expired_token" || apiErr.Name == "authorization_pending"):
+			return client.LoginResponse{}, errors.New("the login expired before it was approved: run lockbox login --method device again")
+		default:
+			return client.LoginResponse{}, err
+		}
+		select {
+		case <-ctx.Done():
+			return client.LoginResponse{}, ctx.Err()
+		case <-time.After(interval):
+		}
 	}
 }

@@ -23,7 +23,9 @@ import (
 var (
 	volatileColumns = map[string]bool{"identity_access_tokens.num_uses": true, "identity_access_tokens.last_used_at": true,
 		"service_tokens.last_used": true}
-	volatileTables = map[string]bool{"identity_ua_lockouts": true, "user_login_lockouts": true, "goose_db_version": true}
+	// device_logins: anyone may start a device login (a pending row that
+	// grants nothing until a signed-in user approves it).
+	volatileTables = map[string]bool{"identity_ua_lockouts": true, "user_login_lockouts": true, "goose_db_version": true, "device_logins": true}
 )
 
 // digest hashes every row of every table of the database (SQLite or
@@ -233,7 +235,7 @@ func public(path string) bool {
 		return true // an invitation's one-time token is in the body
 	}
 	for _, p := range []string{"/api/status", "/metrics", "/api/v1/admin/bootstrap", "/api/v3/auth/login", "/api/v1/auth/universal-auth/login",
-		"/api/v1/auth/token/renew", "/api/v1/auth/token/revoke"} {
+		"/api/v1/auth/token/renew", "/api/v1/auth/token/revoke", "/api/v1/auth/device", "/api/v1/auth/device/token"} {
 		if path == p {
 			return true
 		}

@@ -20,7 +20,10 @@ import (
 
 // Services are the domain services the API calls.
 type Services struct {
-	SSO           *sso.Service
+	SSO *sso.Service
+	// Devices serves the CLI's device logins (approved in the dashboard);
+	// nil: none.
+	Devices       *identity.Web
 	Identity      *identity.Service
 	Tokens        *identity.Tokens
 	UniversalAuth *identity.UA
@@ -67,6 +70,10 @@ func (s *Server) routes() {
 	// Bootstrap and human login.
 	m.Handle("POST /api/v1/admin/bootstrap", s.limited(s.handle(s.bootstrap)))
 	m.Handle("POST /api/v3/auth/login", s.limited(s.handle(s.userLogin)))
+	if s.svc.Devices != nil {
+		m.Handle("POST /api/v1/auth/device", s.limited(s.handle(s.deviceStart)))
+		m.Handle("POST /api/v1/auth/device/token", s.limited(s.handle(s.deviceToken)))
+	}
 	m.Handle("POST /api/v3/auth/select-organization", s.authed(s.selectOrganization))
 	m.Handle("GET /api/v1/organization", s.authed(s.orgList))
 

@@ -39,6 +39,9 @@ type Authenticator interface {
 
 // Options configures a Server.
 type Options struct {
+	// SiteURL is the server's public URL (LOCKBOX_SITE_URL), for links it
+	// hands out; empty: the address a request reached.
+	SiteURL       string
 	Version       string
 	MaxBodyBytes  int64
 	AuthRateLimit int // requests per minute per IP on login and bootstrap
@@ -71,6 +74,7 @@ type Options struct {
 
 // Server is the HTTP API.
 type Server struct {
+	siteURL         string
 	mux             *http.ServeMux
 	handler         http.Handler
 	log             *slog.Logger
@@ -120,6 +124,7 @@ func New(o Options) *Server {
 		o.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}
 	s := &Server{
+		siteURL:          o.SiteURL,
 		mux:              http.NewServeMux(),
 		log:              o.Logger,
 		version:          o.Version,

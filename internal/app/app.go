@@ -203,7 +203,9 @@ func New(db *store.DB, kr *keyring.Keyring, o Options) *App {
 		Authz: az, Projects: projects, Memberships: svc.Memberships, Roles: svc.Roles, Secrets: secrets,
 		Dynamic: dyn, KMS: keys, Audit: svc.Audit, SSO: svc.SSO, OrgMembers: svc.OrgMembers, OrgRoles: svc.OrgRoles,
 		ProjectUsers: svc.ProjectUsers}, SiteURL: o.SiteURL})
+	svc.Devices = sessions
 	srv := api.New(api.Options{
+		SiteURL:         o.SiteURL,
 		Web:             dash,
 		Version:         o.Version,
 		MaxBodyBytes:    o.MaxBodyBytes,

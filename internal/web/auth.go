@@ -11,7 +11,7 @@ import (
 )
 
 // pageNames are the templates under templates/, each executed inside layout.html.
-var pageNames = []string{"error", "login", "mfa", "security", "projects", "secrets", "secret", "history",
+var pageNames = []string{"error", "login", "mfa", "security", "device", "projects", "secrets", "secret", "history",
 	"environments", "identities", "identity", "dynamic", "dynsecret", "kms", "audit", "roles", "shown",
 	"members", "orgroles", "role", "invite", "members_project"}
 
@@ -53,6 +53,8 @@ func (h *Handler) routes() {
 		return nil
 	}))
 	m.Handle("GET /settings/security", h.authed(h.security))
+	m.Handle("GET /device", h.authed(h.deviceForm))
+	m.Handle("POST /device", h.authed(h.deviceDecide))
 	m.Handle("POST /settings/totp/begin", h.authed(h.totpBegin))
 	m.Handle("POST /settings/totp/confirm", h.authed(h.totpConfirm))
 
@@ -293,5 +295,39 @@ func (h *Handler) totpConfirm(w http.ResponseWriter, q *req) error {
 		return err
 	}
 	h.render(w, q, http.StatusOK, "security", map[string]any{"Title": "Security", "Enabled": true, "Codes": codes})
+	return nil
+}
+
+// deviceForm shows the device login a code names, for the user to approve
+// or deny (or a form to type the code).
+func (h *Handler) deviceForm(w http.ResponseWriter, q *req) error {
+	code := q.URL.Query().Get("code")
+	data := map[string]any{"Title": "Sign in the lockbox CLI"}
+	if code != "" {
+		d, err := h.svc.Sessions.DeviceLogin(q.ctx(), q.actor, code)
+		if err != nil {
+			return err
+		}
+		data["Code"] = d.UserCode
+	}
+	h.render(w, q, http.StatusOK, "device", data)
+	return nil
+}
+
+// deviceDecide approves or denies a device login as the session's user, in
+// the session's organization.
+func (h *Handler) deviceDecide(w http.ResponseWriter, q *req) error {
+	approve := q.PostFormValue("decision") == "approve"
+	if !approve && q.PostFormValue("decision") != "deny" {
+		return errs.BadRequest("Choose approve or deny")
+	}
+	if err := h.svc.Sessions.DecideDeviceLogin(q.ctx(), q.actor, q.PostFormValue("code"), approve); err != nil {
+		return err
+	}
+	done := "Denied: the CLI is not signed in."
+	if approve {
+		done = "Approved: the CLI is signed in. You may close this page."
+	}
+	h.render(w, q, http.StatusOK, "device", map[string]any{"Title": "Sign in the lockbox CLI", "Done": done})
 	return nil
 }

@@ -1,0 +1,165 @@
+package api_test
+
+import (
+	"io"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/lockbox-dev/lockbox/internal/app/apptest"
+	"github.com/lockbox-dev/lockbox/internal/store"
+)
+
+var csrfRE = regexp.MustCompile(`name="csrf_token" value="([^"]+)"`)
+
+type deviceStartOut struct {
+	DeviceCode, UserCode, VerificationURI, VerificationURIComplete string
+	ExpiresIn, Interval                                            int
+}
+
+// TestDeviceLoginSignsAnSSOUserInToTheAPI: a user who signs in to the
+// dashboard with the organization's identity provider approves a CLI's
+// device login there, and the CLI collects an API session of that user,
+// once; a denied, unknown, forged or expired login gets nothing.
+func TestDeviceLoginSignsAnSSOUserInToTheAPI(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, d store.Dialect) {
+		var mu sync.Mutex
+		now := time.Now()
+		clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+		e := apptest.Bootstrapped(t, d, apptest.Options{Clock: clock})
+		idp := newSSOIssuer(t)
+		slug, err := e.DB.OrgSlug(t.Context(), e.OrgID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.Must(t, 200, "POST", "/api/v1/sso/oidc/config", e.Token, map[string]any{"orgSlug": slug, "configurationType": "discoveryURL",
+			"discoveryURL": idp.srv.URL, "clientId": "lockbox-client", "clientSecret": "s3cret-client", "isActive": true})
+		p := createProject(t, e, e.Token, map[string]any{"projectName": "device-visible"})
+
+		start := func() deviceStartOut {
+			t.Helper()
+			var s deviceStartOut
+			e.Must(t, 200, "POST", "/api/v1/auth/device", "", map[string]any{}).Decode(t, &s)
+			if len(s.DeviceCode) < 40 || !regexp.MustCompile(`^[A-Z]{4}-[A-Z]{4}$`).MatchString(s.UserCode) ||
+				s.VerificationURI != e.URL+"/device" || s.VerificationURIComplete != e.URL+"/device?code="+s.UserCode ||
+				s.ExpiresIn != 600 || s.Interval < 1 {
+				t.Fatalf("device start %+v", s)
+			}
+			return s
+		}
+		poll := func(code string) apptest.Response {
+			return e.Do(t, "POST", "/api/v1/auth/device/token", "", map[string]any{"deviceCode": code})
+		}
+		s := start()
+		assertError(t, poll(s.DeviceCode), 400, "authorization_pending")
+
+		// Without a dashboard session the page sends the browser to log in, and back.
+		if res, _ := get(t, browser(t), s.VerificationURIComplete); res.StatusCode != http.StatusSeeOther ||
+			!strings.HasPrefix(res.Header.Get("Location"), "/login?next=") {
+			t.Fatalf("device page without a session: %d %s", res.StatusCode, res.Header.Get("Location"))
+		}
+		// Signed in with SSO (the user has no password), the user sees the code.
+		idp.signIn("dev@example.com", true, false)
+		c := browser(t)
+		if res, body, _ := ssoLogin(t, e, c, slug); res.StatusCode != http.StatusSeeOther {
+			t.Fatalf("SSO login: %d %s", res.StatusCode, body)
+		}
+		typed := strings.ToLower(strings.ReplaceAll(s.UserCode, "-", ""))
+		res, body := get(t, c, e.URL+"/device?code="+typed)
+		m := csrfRE.FindStringSubmatch(body)
+		if res.StatusCode != 200 || !strings.Contains(body, s.UserCode) || m == nil {
+			t.Fatalf("device page: %d %s", res.StatusCode, body)
+		}
+		decide := func(c *http.Client, csrf, code, decision string) (int, string) {
+			t.Helper()
+			form := url.Values{"code": {code}, "decision": {decision}}
+			if csrf != "" {
+				form.Set("csrf_token", csrf)
+			}
+			req, _ := http.NewRequest("POST", e.URL+"/device", strings.NewReader(form.Encode()))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.Header.Set("Origin", e.URL)
+			res, err := c.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer res.Body.Close()
+			b := new(strings.Builder)
+			_, _ = io.Copy(b, res.Body)
+			return res.StatusCode, b.String()
+		}
+		// A forged approval (no CSRF token) is refused and changes nothing.
+		if code, _ := decide(c, "", s.UserCode, "approve"); code != 403 {
+			t.Fatalf("approval without CSRF token: %d", code)
+		}
+		assertError(t, poll(s.DeviceCode), 400, "authorization_pending")
+		if code, body := decide(c, m[1], typed, "approve"); code != 200 || !strings.Contains(body, "Approved") {
+			t.Fatalf("approve: %d %s", code, body)
+		}
+		// Decided once: a second decision finds nothing.
+		if code, _ := decide(c, m[1], s.UserCode, "deny"); code != 404 {
+			t.Fatalf("second decision: %d", code)
+		}
+		// The CLI collects the user's session, once.
+		var tok struct {
+			AccessToken string
+			ExpiresIn   int
+		}
+		r := poll(s.DeviceCode)
+		if r.Status != 200 {
+			t.Fatalf("poll after approval: %d %s", r.Status, r.Body)
+		}
+		r.Decode(t, &tok)
+		if tok.AccessToken == "" || tok.ExpiresIn <= 0 {
+			t.Fatalf("token %s", r.Body)
+		}
+		assertError(t, poll(s.DeviceCode), 400, "expired_token")
+		// It acts as the SSO user in the organization: a plain member sees
+		// no project until one is shared with them.
+		var ws struct{ Workspaces []struct{ ID string } }
+		e.Must(t, 200, "GET", "/api/v1/workspace", tok.AccessToken, nil).Decode(t, &ws)
+		if len(ws.Workspaces) != 0 {
+			t.Fatalf("a new SSO member lists %+v", ws)
+		}
+		e.Must(t, 200, "POST", "/api/v2/workspace/"+p.ID+"/memberships", e.Token, map[string]any{"emails": []string{"dev@example.com"}, "roleSlugs": []string{"viewer"}})
+		e.Must(t, 200, "GET", "/api/v1/workspace", tok.AccessToken, nil).Decode(t, &ws)
+		if len(ws.Workspaces) != 1 || ws.Workspaces[0].ID != p.ID {
+			t.Fatalf("the device session does not act as the user: %+v", ws)
+		}
+
+		// Denied: the CLI is told so and gets nothing.
+		s = start()
+		res, body = get(t, c, s.VerificationURIComplete)
+		if code, _ := decide(c, csrfRE.FindStringSubmatch(body)[1], s.UserCode, "deny"); code != 200 {
+			t.Fatalf("deny: %d", code)
+		}
+		assertError(t, poll(s.DeviceCode), 400, "access_denied")
+		// Unknown code and device code.
+		if res, _ := get(t, c, e.URL+"/device?code=BCDF-GHJK"); res.StatusCode != 404 {
+			t.Fatalf("unknown code: %d", res.StatusCode)
+		}
+		assertError(t, poll("not-a-device-code"), 400, "expired_token")
+		// Expired: ten minutes later neither the page nor the poll works.
+		s = start()
+		mu.Lock()
+		now = now.Add(11 * time.Minute)
+		mu.Unlock()
+		if res, _ := get(t, c, s.VerificationURIComplete); res.StatusCode != 404 && res.StatusCode != http.StatusSeeOther {
+			t.Fatalf("expired code page: %d", res.StatusCode)
+		}
+		assertError(t, poll(s.DeviceCode), 400, "expired_token")
+
+		// Audited.
+		for _, ev := range []string{"approve-cli-login", "deny-cli-login"} {
+			var logs struct{ AuditLogs []any }
+			e.Must(t, 200, "GET", "/api/v1/organization/audit-logs?eventType="+ev, e.Token, nil).Decode(t, &logs)
+			if len(logs.AuditLogs) != 1 {
+				t.Fatalf("%s events: %d", ev, len(logs.AuditLogs))
+			}
+		}
+	})
+}
