@@ -484,10 +484,10 @@ func TestGroupChangesReachTheOtherNodeAtOnce(t *testing.T) {
 	})
 }
 
-// TestSyncUserGroupsMapsSlugs: the domain method sign-in code calls with an
+// TestSyncUserGroupsMapsNames: the domain method sign-in code calls with an
 // identity provider's groups claim puts the user in exactly the named groups
-// (unknown slugs ignored), and the groups' project roles follow at once.
-func TestSyncUserGroupsMapsSlugs(t *testing.T) {
+// (by name; unknown names ignored), and the groups' project roles follow at once.
+func TestSyncUserGroupsMapsNames(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, d store.Dialect) {
 		e := apptest.Bootstrapped(t, d)
 		p := createProject(t, e, e.Token, map[string]any{"projectName": "sso-mapped"})
@@ -514,17 +514,17 @@ func TestSyncUserGroupsMapsSlugs(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		sync("eng-team", "no-such-group", "eng-team")
+		sync("eng", "no-such-group", "eng", "ops-team") // names; a slug is not one
 		if members(eng) != 1 || members(ops) != 0 {
-			t.Fatalf("after mapping eng-team: eng %d, ops %d", members(eng), members(ops))
+			t.Fatalf("after mapping eng: eng %d, ops %d", members(eng), members(ops))
 		}
 		listSecrets(t, e, alice, q)
-		sync("ops-team")
+		sync("ops")
 		if members(eng) != 0 || members(ops) != 1 {
-			t.Fatalf("after mapping ops-team: eng %d, ops %d", members(eng), members(ops))
+			t.Fatalf("after mapping ops: eng %d, ops %d", members(eng), members(ops))
 		}
 		assertError(t, e.Do(t, "GET", "/api/v3/secrets/raw?"+q, alice, nil), 403, "PermissionDenied")
-		if err := e.App.Groups.SyncUserGroups(t.Context(), actor, e.OrgID, e.IdentityID, []string{"eng-team"}); err == nil {
+		if err := e.App.Groups.SyncUserGroups(t.Context(), actor, e.OrgID, e.IdentityID, []string{"eng"}); err == nil {
 			t.Fatal("an identity's id (no user of the organization) was mapped into groups")
 		}
 		sync() // an empty claim leaves every group
@@ -774,5 +774,49 @@ func TestGroupOrgRoleAddsToMembersOrgPermissions(t *testing.T) {
 		}
 		assertError(t, e.Do(t, "GET", "/api/v3/secrets/raw?"+q, tok, nil), 403, "PermissionDenied")
 		assertError(t, e.Do(t, "GET", "/api/v1/groups", tok, nil), 403, "PermissionDenied")
+	})
+}
+
+// TestGroupHeldRolesBoundChangesToTheMember: what a member holds through
+// its groups' organization roles bounds who may change it, as its own role
+// does: a caller who manages identities and members but is no admin cannot
+// mint a token for, delete, or attach a client secret to an identity that
+// holds more through a group, nor deactivate or remove such a user.
+func TestGroupHeldRolesBoundChangesToTheMember(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, d store.Dialect) {
+		e := apptest.Bootstrapped(t, d)
+		e.Must(t, 200, "POST", "/api/v1/organization/roles", e.Token, map[string]any{"slug": "people-manager", "name": "People manager",
+			"permissions": []map[string]any{{"subject": "identity", "action": []string{"read", "create", "edit", "delete"}},
+				{"subject": "member", "action": []string{"read", "create", "edit", "delete"}}}})
+		e.Must(t, 200, "POST", "/api/v1/organization/roles", e.Token, map[string]any{"slug": "wide", "name": "Wide",
+			"permissions": []map[string]any{{"subject": "identity", "action": []string{"read", "create", "edit", "delete"}},
+				{"subject": "member", "action": []string{"read", "create", "edit", "delete"}},
+				{"subject": "groups", "action": []string{"read", "create", "edit", "delete"}}}})
+		_, mgr := e.NewIdentity(t, "people-manager", "people-manager")
+		victim, _ := e.NewIdentity(t, "victim", "no-access")
+		e.Must(t, 200, "POST", "/api/v1/auth/universal-auth/identities/"+victim, e.Token, map[string]any{})
+		_, victimUser := newUser(t, e, "victim@example.com", "no-access")
+		tokens := "/api/v1/auth/token-auth/identities/" + victim + "/tokens"
+		deactivate := "/api/v2/organizations/" + e.OrgID + "/memberships/" + victimUser
+		// Holding no more than the manager, the victims may be changed.
+		e.Must(t, 200, "POST", tokens, mgr, map[string]any{"name": "fine"})
+		e.Must(t, 200, "PATCH", deactivate, mgr, map[string]any{"isActive": true})
+
+		// Through a group with a role wider than the manager's: no.
+		wide := createGroup(t, e, e.Token, map[string]any{"name": "wide-group", "role": "wide"})
+		e.Must(t, 200, "POST", "/api/v1/groups/"+wide.ID+"/machine-identities/"+victim, e.Token, nil)
+		assertError(t, e.Do(t, "POST", "/api/v1/auth/universal-auth/identities/"+victim+"/client-secrets", mgr, map[string]any{}), 403, "PermissionBoundaryError")
+		assertError(t, e.Do(t, "POST", tokens, mgr, map[string]any{"name": "wider"}), 403, "PermissionBoundaryError")
+		// Admin through a group: no token, no deletion.
+		admins := createGroup(t, e, e.Token, map[string]any{"name": "admins-group", "role": "admin"})
+		e.Must(t, 200, "POST", "/api/v1/groups/"+admins.ID+"/machine-identities/"+victim, e.Token, nil)
+		e.Must(t, 200, "POST", "/api/v1/groups/"+admins.ID+"/users/victim@example.com", e.Token, nil)
+		assertError(t, e.Do(t, "POST", tokens, mgr, map[string]any{"name": "admin"}), 403, "PermissionBoundaryError")
+		assertError(t, e.Do(t, "DELETE", "/api/v1/identities/"+victim, mgr, nil), 403, "PermissionBoundaryError")
+		assertError(t, e.Do(t, "PATCH", deactivate, mgr, map[string]any{"isActive": false}), 403, "PermissionBoundaryError")
+		assertError(t, e.Do(t, "DELETE", deactivate, mgr, nil), 403, "PermissionBoundaryError")
+		// An organization admin may.
+		e.Must(t, 200, "POST", tokens, e.Token, map[string]any{"name": "by-admin"})
+		e.Must(t, 200, "PATCH", deactivate, e.Token, map[string]any{"isActive": false})
 	})
 }

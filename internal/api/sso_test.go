@@ -395,8 +395,8 @@ func randomHex() string {
 }
 
 // TestSSOGroupsClaimMapsGroups: with manageGroupMemberships, each sign-in
-// puts the user in exactly the groups its groups claim names (by name or
-// slug), a malformed claim refuses the login and changes nothing, and the
+// puts the user in exactly the groups its groups claim names (by name, as
+// Infisical), a malformed claim refuses the login and changes nothing, and the
 // groups' users take no manual change while the mapping is on.
 func TestSSOGroupsClaimMapsGroups(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, d store.Dialect) {
@@ -439,7 +439,11 @@ func TestSSOGroupsClaimMapsGroups(t *testing.T) {
 		if got := users(eng); len(got) != 1 || got[0] != "ada@example.com" || len(users(ops)) != 0 {
 			t.Fatalf("after [Engineering]: eng %v ops %v", got, users(ops))
 		}
-		login("ops-team", http.StatusSeeOther) // one name, and by slug
+		login("ops-team", http.StatusSeeOther) // a slug is not a name: no group
+		if len(users(eng)) != 0 || len(users(ops)) != 0 {
+			t.Fatalf("after ops-team: eng %v ops %v", users(eng), users(ops))
+		}
+		login("Operations", http.StatusSeeOther) // one name, not in a list
 		if len(users(eng)) != 0 || len(users(ops)) != 1 {
 			t.Fatalf("after ops-team: eng %v ops %v", users(eng), users(ops))
 		}
@@ -467,7 +471,7 @@ func TestSSOGroupsClaimMapsGroups(t *testing.T) {
 		// Mapping off: the claim is ignored and manual changes work again.
 		e.Must(t, 200, "PATCH", path, e.Token, map[string]any{"orgSlug": slug, "manageGroupMemberships": false})
 		e.Must(t, 200, "POST", "/api/v1/groups/"+eng.ID+"/users/ada@example.com", e.Token, nil)
-		login([]string{"ops-team"}, http.StatusSeeOther)
+		login([]string{"Operations"}, http.StatusSeeOther)
 		if len(users(eng)) != 1 || len(users(ops)) != 0 {
 			t.Fatalf("mapping off: eng %v ops %v", users(eng), users(ops))
 		}

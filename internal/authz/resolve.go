@@ -135,6 +135,32 @@ func (r *Resolver) orgMember(ctx context.Context, actor Actor) (orgMember, error
 	return m, err
 }
 
+// HeldOrgRoles returns the organization roles a principal of the actor's
+// organization holds: own, its own role as stored (whatever the state of
+// its membership: a check on a change that may reactivate it must count
+// it), then those of the groups it is in. A change to a principal is
+// bounded by all of them.
+func (r *Resolver) HeldOrgRoles(ctx context.Context, actor Actor, kind ActorKind, id, own string) ([]string, error) {
+	roles := []string{}
+	if own != "" {
+		roles = append(roles, own)
+	}
+	gr, ok := r.m.(OrgGroupRoles)
+	if !ok {
+		return roles, nil
+	}
+	groups, err := gr.OrgGroupRoles(ctx, actor.OrgID, kind, id)
+	if err != nil {
+		return nil, err
+	}
+	for _, g := range groups {
+		if !slices.Contains(roles, g) {
+			roles = append(roles, g)
+		}
+	}
+	return roles, nil
+}
+
 // OrgPermissions returns what the actor may do in its organization: what
 // its own role allows and what the roles of the groups it is in allow.
 func (r *Resolver) OrgPermissions(ctx context.Context, actor Actor) (Set, error) {

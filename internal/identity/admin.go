@@ -19,6 +19,9 @@ type Authorizer interface {
 	// OrgRoleSet is the permission set of one of the actor's
 	// organization's roles, built-in or custom.
 	OrgRoleSet(ctx context.Context, actor authz.Actor, role string) (authz.Set, error)
+	// HeldOrgRoles is what a principal of the actor's organization holds:
+	// its own role own and its groups' roles.
+	HeldOrgRoles(ctx context.Context, actor authz.Actor, kind authz.ActorKind, id, own string) ([]string, error)
 }
 
 // OrgIdentity is an identity seen through its organization membership.
@@ -184,7 +187,7 @@ func (a *Admin) get(ctx context.Context, actor authz.Actor, id, action string) (
 		return OrgIdentity{}, err
 	}
 	if action != authz.ActRead {
-		if err := guardAdminTarget(ctx, a.authz, actor, oi.RoleSlug()); err != nil {
+		if err := guardAdminTarget(ctx, a.authz, actor, oi.ID, oi.RoleSlug()); err != nil {
 			return OrgIdentity{}, err
 		}
 	}
@@ -192,16 +195,23 @@ func (a *Admin) get(ctx context.Context, actor authz.Actor, id, action string) (
 }
 
 // guardAdminTarget refuses an actor who is not an organization admin any
-// change to an identity whose organization role allows more than the actor
-// holds (admin, or a custom role beyond theirs) — its login methods, client
-// secrets and tokens included: whoever could attach their own key or mint a
-// token for it would act with more rights than their own.
-func guardAdminTarget(ctx context.Context, az Authorizer, actor authz.Actor, targetRole string) error {
-	if targetRole == "" {
-		return nil
+// change to identity id whose organization roles — its own role own and
+// those of the groups it is in — allow more than the actor holds (admin,
+// or a custom role beyond theirs); its login methods, client secrets and
+// tokens included: whoever could attach their own key or mint a token for
+// it would act with more rights than their own.
+func guardAdminTarget(ctx context.Context, az Authorizer, actor authz.Actor, id, own string) error {
+	roles, err := az.HeldOrgRoles(ctx, actor, authz.ActorIdentity, id, own)
+	if err != nil {
+		return err
 	}
-	return withinRole(ctx, az, actor, targetRole,
-		errs.Forbiddenf("Failed to change an identity with a more privileged role than your own").WithCode("PermissionBoundaryError"))
+	for _, role := range roles {
+		if err := withinRole(ctx, az, actor, role,
+			errs.Forbiddenf("Failed to change an identity with a more privileged role than your own").WithCode("PermissionBoundaryError")); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // NewIdentity is a create request.

@@ -54,7 +54,7 @@ func (u *UA) identityFor(ctx context.Context, actor authz.Actor, identityID, act
 		if err != nil && !errs.Is(err, errs.Forbidden) {
 			return Identity{}, err
 		}
-		if err := guardAdminTarget(ctx, u.authz, actor, role); err != nil {
+		if err := guardAdminTarget(ctx, u.authz, actor, ident.ID, role); err != nil {
 			return Identity{}, err
 		}
 	}

@@ -136,8 +136,8 @@ type GroupStore interface {
 	// groupIDs among its groups, writing evs (one per change) with the
 	// change; errs.NotFound if the user is not a member of the organization.
 	SetUserGroups(ctx context.Context, orgID, userID string, groupIDs []string, evs func(added, removed []string) []audit.Event) error
-	// GroupsByName returns the organization's groups whose name or slug is
-	// among names.
+	// GroupsByName returns the organization's groups whose name is among
+	// names.
 	GroupsByName(ctx context.Context, orgID string, names []string) ([]Group, error)
 	// SSOManagesGroups reports whether the organization's active SSO
 	// configuration maps its groups' users from a groups claim.
@@ -358,8 +358,8 @@ func (s *Groups) Update(ctx context.Context, actor authz.Actor, id string, c Gro
 	}
 	var seen *GrantsSeen
 	if g.Slug != oldSlug || g.Name != oldName {
-		// An identity provider's groups claim names groups by name or slug:
-		// renaming one decides who joins it at their next sign-in.
+		// An identity provider's groups claim names groups: renaming one
+		// decides who joins it at their next sign-in.
 		if seen, err = s.mayManage(ctx, actor, set, mine, g, true); err != nil {
 			return Group{}, err
 		}
@@ -621,8 +621,7 @@ const MaxMappedGroups = 1000
 
 // SyncUserGroups makes a user of organization orgID a member of exactly
 // the groups named (by name, as Infisical matches an identity provider's
-// groups claim, or by slug; names matching no group of the organization are
-// ignored), and of no other group of it: the mapping of an identity
+// groups claim; names matching no group of the organization are ignored), and of no other group of it: the mapping of an identity
 // provider's groups claim at sign-in. It is the server acting on its own
 // (no caller's permissions are checked, so only trusted code such as the
 // SSO login may call it); each group joined or left is audited as actor's

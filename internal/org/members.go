@@ -115,7 +115,7 @@ func (s *Members) resolveRole(ctx context.Context, actor authz.Actor, set authz.
 		}
 		m.Role, m.CustomRoleID, m.CustomRoleSlug = "custom", r.ID, r.Slug
 	}
-	return mayHold(ctx, s.authz, actor, set, mine, m.RoleSlug())
+	return mayHoldMember(ctx, s.authz, actor, set, mine, m.UserID, m.RoleSlug())
 }
 
 // MemberChange is an update of a membership; nil fields are unchanged.
@@ -139,7 +139,7 @@ func (s *Members) Update(ctx context.Context, actor authz.Actor, orgID, membersh
 	if actor.Kind == authz.ActorUser && m.UserID == actor.ID {
 		return Member{}, errs.BadRequest("You cannot change your own organization membership")
 	}
-	if err := mayHold(ctx, s.authz, actor, set, mine, m.RoleSlug()); err != nil {
+	if err := mayHoldMember(ctx, s.authz, actor, set, mine, m.UserID, m.RoleSlug()); err != nil {
 		return Member{}, err
 	}
 	if c.Role != nil {
@@ -171,7 +171,7 @@ func (s *Members) Remove(ctx context.Context, actor authz.Actor, orgID, membersh
 	if actor.Kind == authz.ActorUser && m.UserID == actor.ID {
 		return Member{}, errs.BadRequest("You cannot remove your own organization membership")
 	}
-	if err := mayHold(ctx, s.authz, actor, set, mine, m.RoleSlug()); err != nil {
+	if err := mayHoldMember(ctx, s.authz, actor, set, mine, m.UserID, m.RoleSlug()); err != nil {
 		return Member{}, err
 	}
 	ev := audit.New(actor, "remove-user-from-org", map[string]any{"userId": m.UserID, "email": m.Email})
@@ -197,7 +197,7 @@ func (s *Members) RemoveMany(ctx context.Context, actor authz.Actor, orgID strin
 		if actor.Kind == authz.ActorUser && m.UserID == actor.ID {
 			return nil, errs.BadRequest("You cannot remove your own organization membership")
 		}
-		if err := mayHold(ctx, s.authz, actor, set, mine, m.RoleSlug()); err != nil {
+		if err := mayHoldMember(ctx, s.authz, actor, set, mine, m.UserID, m.RoleSlug()); err != nil {
 			return nil, err
 		}
 		list = append(list, m)

@@ -117,6 +117,9 @@ type Authorizer interface {
 	OrgRole(ctx context.Context, actor authz.Actor) (string, error)
 	// OrgRoleSet is the permission set of a role of the actor's organization.
 	OrgRoleSet(ctx context.Context, actor authz.Actor, role string) (authz.Set, error)
+	// HeldOrgRoles is what a principal of the actor's organization holds:
+	// its own role own and its groups' roles.
+	HeldOrgRoles(ctx context.Context, actor authz.Actor, kind authz.ActorKind, id, own string) ([]string, error)
 }
 
 func newID() string { return uuid.Must(uuid.NewV7()).String() }
@@ -154,6 +157,22 @@ func perms(ctx context.Context, az Authorizer, actor authz.Actor, orgID, action,
 	}
 	role, err := az.OrgRole(ctx, actor)
 	return set, role, err
+}
+
+// mayHoldMember is mayHold for every organization role a user holds: own
+// (its membership's role, whatever the membership's state) and those of
+// the groups it is in. Changing or removing a member takes all of them.
+func mayHoldMember(ctx context.Context, az Authorizer, actor authz.Actor, set authz.Set, mine, userID, own string) error {
+	roles, err := az.HeldOrgRoles(ctx, actor, authz.ActorUser, userID, own)
+	if err != nil {
+		return err
+	}
+	for _, r := range roles {
+		if err := mayHold(ctx, az, actor, set, mine, r); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // mayHold reports whether an actor of role mine with permissions set may

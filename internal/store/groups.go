@@ -72,8 +72,7 @@ func (db *DB) Groups(ctx context.Context, orgID string) ([]org.Group, error) {
 	return db.groups(ctx, `g.org_id = ?`, orgID)
 }
 
-// GroupsByName returns the organization's groups whose name or slug is
-// among names.
+// GroupsByName returns the organization's groups whose name is among names.
 func (db *DB) GroupsByName(ctx context.Context, orgID string, names []string) ([]org.Group, error) {
 	if len(names) == 0 {
 		return nil, nil
@@ -82,11 +81,7 @@ func (db *DB) GroupsByName(ctx context.Context, orgID string, names []string) ([
 	for _, n := range names {
 		args = append(args, n)
 	}
-	for _, n := range names {
-		args = append(args, n)
-	}
-	in := placeholders(len(names))
-	return db.groups(ctx, `g.org_id = ? AND (g.name IN (`+in+`) OR g.slug IN (`+in+`))`, args...)
+	return db.groups(ctx, `g.org_id = ? AND g.name IN (`+placeholders(len(names))+`)`, args...)
 }
 
 // SSOManagesGroups reports whether the organization's active OIDC
@@ -478,6 +473,11 @@ func (tx *Tx) groupUnchanged(ctx context.Context, groupID string, seen *org.Gran
 	if err := rows.Err(); err != nil {
 		return dbErr(err, "group roles")
 	}
+	orgKey, err := tx.groupOrgKey(ctx, groupID)
+	if err != nil {
+		return err
+	}
+	got = append(got, orgKey)
 	want := slices.Clone(seen.Keys)
 	slices.Sort(got)
 	slices.Sort(want)
@@ -485,6 +485,19 @@ func (tx *Tx) groupUnchanged(ctx context.Context, groupID string, seen *org.Gran
 		return org.ErrGroupRolesChanged
 	}
 	return nil
+}
+
+// groupOrgKey is a group's organization role as a check sees it: the role,
+// and a digest of a custom role's rules (members hold it too).
+func (tx *Tx) groupOrgKey(ctx context.Context, groupID string) (string, error) {
+	var role, customID string
+	var perms *string
+	err := tx.queryRow(ctx, `SELECT g.role, COALESCE(g.custom_role_id, ''), r.permissions FROM org_groups g
+		LEFT JOIN org_roles r ON r.id = g.custom_role_id WHERE g.id = ?`, groupID).Scan(&role, &customID, &perms)
+	if err != nil {
+		return "", dbErr(err, "group role")
+	}
+	return grantKey("org:"+role+":"+customID, perms), nil
 }
 
 // grantKey is a group role row as a check sees it: its id, and a digest
@@ -532,7 +545,17 @@ func (db *DB) GroupProjectGrants(ctx context.Context, groupID string) (org.Group
 		}
 		out.ByProject[pid] = append(out.ByProject[pid], g)
 	}
-	return out, dbErr(rows.Err(), "GroupProjectGrants")
+	if err := rows.Err(); err != nil {
+		return out, dbErr(err, "GroupProjectGrants")
+	}
+	var role, customID string
+	var perms *string
+	if err := db.readRow(ctx, `SELECT g.role, COALESCE(g.custom_role_id, ''), r.permissions FROM org_groups g
+		LEFT JOIN org_roles r ON r.id = g.custom_role_id WHERE g.id = ?`, groupID).Scan(&role, &customID, &perms); err != nil {
+		return out, dbErr(err, "group role")
+	}
+	out.Seen.Keys = append(out.Seen.Keys, grantKey("org:"+role+":"+customID, perms))
+	return out, nil
 }
 
 // GroupRef finds a group of an organization by id, or by slug or name.

@@ -3,6 +3,7 @@ package web
 import (
 	"github.com/lockbox-dev/lockbox/internal/authz"
 	"github.com/lockbox-dev/lockbox/internal/identity"
+	"slices"
 )
 
 // control is one kind of page control (a form or button) and the
@@ -84,15 +85,19 @@ func (h *Handler) orgCan(q *req) (map[string]bool, error) {
 }
 
 // identityCan is allowed for the controls of identity i's page. As the
-// domain does, only an organization admin may change an identity whose
-// organization role is admin.
+// domain does, only an organization admin may change an identity that is
+// admin (by its own role or a group's).
 func (h *Handler) identityCan(q *req, i identity.OrgIdentity) (map[string]bool, error) {
 	set, err := h.svc.Authz.OrgPermissions(q.ctx(), q.actor)
 	if err != nil {
 		return nil, err
 	}
 	can := allowed(set, &authz.Fields{IdentityID: i.ID}, identityControls)
-	if i.Role == "admin" {
+	held, err := h.svc.Authz.HeldOrgRoles(q.ctx(), q.actor, authz.ActorIdentity, i.ID, i.RoleSlug())
+	if err != nil {
+		return nil, err
+	}
+	if slices.Contains(held, "admin") {
 		mine, err := h.svc.Authz.OrgRole(q.ctx(), q.actor)
 		if err != nil {
 			return nil, err
