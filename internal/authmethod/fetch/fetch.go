@@ -154,10 +154,49 @@ func NewClient(env authmethod.Env, caPEM string) (*Client, error) {
 		MaxIdleConnsPerHost:   2,
 		IdleConnTimeout:       90 * time.Second,
 	}
-	hc := &http.Client{Transport: tr, Timeout: Timeout,
+	hc := &http.Client{Transport: capped{tr}, Timeout: Timeout,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	return &Client{env: env, hc: hc}, nil
 }
+
+// capped bounds every response body to MaxBody, for the libraries that read
+// bodies through HTTP() (go-oidc's discovery and keys, oauth2's token
+// exchange) as for GetJSON: a hostile server cannot make the reader hold
+// more.
+type capped struct{ rt http.RoundTripper }
+
+func (c capped) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := c.rt.RoundTrip(r)
+	if err == nil && resp.Body != nil {
+		resp.Body = &cappedBody{rc: resp.Body, left: MaxBody, host: r.URL.Host}
+	}
+	return resp, err
+}
+
+type cappedBody struct {
+	rc   io.ReadCloser
+	left int64
+	host string
+}
+
+func (b *cappedBody) Read(p []byte) (int, error) {
+	if b.left <= 0 {
+		// One byte more tells a body of exactly MaxBody from a longer one.
+		var one [1]byte
+		if n, _ := b.rc.Read(one[:]); n > 0 {
+			return 0, fmt.Errorf("fetch %s: response larger than %d bytes", b.host, MaxBody)
+		}
+		return 0, io.EOF
+	}
+	if int64(len(p)) > b.left {
+		p = p[:b.left]
+	}
+	n, err := b.rc.Read(p)
+	b.left -= int64(n)
+	return n, err
+}
+
+func (b *cappedBody) Close() error { return b.rc.Close() }
 
 // GetJSON fetches u and decodes its JSON body into v. Its errors name the
 // URL's host, never a body.

@@ -3,6 +3,7 @@ package fetch_test
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -118,5 +119,38 @@ func TestDialerAndCheckHost(t *testing.T) {
 	}
 	if err := fetch.CheckHost(ctx, authmethod.Env{}, "url", "ldap.example.com"); err != nil {
 		t.Errorf("a name is for the policy to judge: %v", err)
+	}
+}
+
+// TestHTTPClientCapsBodies: the client libraries read through (go-oidc,
+// oauth2) is bounded as GetJSON is: a body of MaxBody bytes reads whole, a
+// longer one fails without being held.
+func TestHTTPClientCapsBodies(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := fetch.MaxBody
+		if r.URL.Path == "/over" {
+			n++
+		}
+		w.Write([]byte(strings.Repeat("x", n)))
+	}))
+	defer srv.Close()
+	c, err := fetch.NewClient(authmethod.Env{Loopback: true}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	read := func(path string) (int, error) {
+		resp, err := c.HTTP().Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		return len(b), err
+	}
+	if n, err := read("/exact"); err != nil || n != fetch.MaxBody {
+		t.Fatalf("a body of MaxBody bytes: %d, %v", n, err)
+	}
+	if n, err := read("/over"); err == nil || !strings.Contains(err.Error(), "larger than") || n > fetch.MaxBody {
+		t.Fatalf("a body over MaxBody: %d, %v", n, err)
 	}
 }
