@@ -251,12 +251,19 @@ func (c *cli) deviceLogin(ctx context.Context, cl *client.Client) (client.LoginR
 	interval := time.Duration(max(start.Interval, 1)) * time.Second
 	deadline := time.Now().Add(time.Duration(start.ExpiresIn) * time.Second)
 	for {
-		var res client.LoginResponse
+		var res struct {
+			client.LoginResponse
+			User         struct{ Email string }
+			Organization struct{ ID, Name string }
+		}
 		err := cl.Do(ctx, http.MethodPost, "/api/v1/auth/device/token", map[string]string{"deviceCode": start.DeviceCode}, &res)
 		var apiErr *client.APIError
 		switch {
 		case err == nil:
-			return res, nil
+			fmt.Fprintf(c.stderr, "Signed in as %s in organization %s (%s).\n", res.User.Email, res.Organization.Name, res.Organization.ID)
+			return res.LoginResponse, nil
+		case errors.As(err, &apiErr) && apiErr.StatusCode == http.StatusTooManyRequests && time.Now().Before(deadline):
+			interval *= 2 // the server asks us to slow down
 		case errors.As(err, &apiErr) && apiErr.Name == "authorization_pending" && time.Now().Before(deadline):
 		case errors.As(err, &apiErr) && apiErr.Name == "access_denied":
 			return client.LoginResponse{}, errors.New("the login was denied in the dashboard")

@@ -32,7 +32,7 @@ func (s *Server) deviceStart(w http.ResponseWriter, r *http.Request) error {
 	if in == nil || len(in) > 0 {
 		return errs.BadRequest("Expected an empty object body: {}")
 	}
-	d, err := s.svc.Devices.StartDeviceLogin(r.Context())
+	d, err := s.svc.Devices.StartDeviceLogin(r.Context(), clientIP(r), r.UserAgent())
 	if err != nil {
 		return err
 	}
@@ -56,13 +56,21 @@ func (s *Server) deviceToken(w http.ResponseWriter, r *http.Request) error {
 	if err := s.decode(r, &in); err != nil {
 		return err
 	}
-	tok, expiresIn, err := s.svc.Devices.PollDeviceLogin(r.Context(), in.DeviceCode, clientIP(r), r.UserAgent())
+	d, err := s.svc.Devices.PollDeviceLogin(r.Context(), in.DeviceCode, clientIP(r), r.UserAgent())
 	if err != nil {
 		return err
 	}
+	type ref struct {
+		ID   string `json:"id,omitempty"`
+		Name string `json:"name,omitempty"`
+		// Email is the user's.
+		Email string `json:"email,omitempty"`
+	}
 	return writeJSON(w, http.StatusOK, struct {
-		AccessToken string `json:"accessToken"`
-		ExpiresIn   int    `json:"expiresIn"`
-		TokenType   string `json:"tokenType"`
-	}{tok, expiresIn, "Bearer"})
+		AccessToken  string `json:"accessToken"`
+		ExpiresIn    int    `json:"expiresIn"`
+		TokenType    string `json:"tokenType"`
+		User         ref    `json:"user"`
+		Organization ref    `json:"organization"`
+	}{d.Token, d.ExpiresIn, "Bearer", ref{Email: d.Email}, ref{ID: d.OrgID, Name: d.OrgName}})
 }

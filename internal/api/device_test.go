@@ -1,6 +1,8 @@
 package api_test
 
 import (
+	"encoding/base64"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/url"
@@ -71,8 +73,8 @@ func TestDeviceLoginSignsAnSSOUserInToTheAPI(t *testing.T) {
 		typed := strings.ToLower(strings.ReplaceAll(s.UserCode, "-", ""))
 		res, body := get(t, c, e.URL+"/device?code="+typed)
 		m := csrfRE.FindStringSubmatch(body)
-		if res.StatusCode != 200 || !strings.Contains(body, s.UserCode) || m == nil {
-			t.Fatalf("device page: %d %s", res.StatusCode, body)
+		if res.StatusCode != 200 || !strings.Contains(body, s.UserCode) || m == nil || !strings.Contains(body, `id="device-ip">127.0.0.1<`) {
+			t.Fatalf("device page (code, requester's address): %d %s", res.StatusCode, body)
 		}
 		decide := func(c *http.Client, csrf, code, decision string) (int, string) {
 			t.Helper()
@@ -106,15 +108,17 @@ func TestDeviceLoginSignsAnSSOUserInToTheAPI(t *testing.T) {
 		}
 		// The CLI collects the user's session, once.
 		var tok struct {
-			AccessToken string
-			ExpiresIn   int
+			AccessToken  string
+			ExpiresIn    int
+			User         struct{ Email string }
+			Organization struct{ ID string }
 		}
 		r := poll(s.DeviceCode)
 		if r.Status != 200 {
 			t.Fatalf("poll after approval: %d %s", r.Status, r.Body)
 		}
 		r.Decode(t, &tok)
-		if tok.AccessToken == "" || tok.ExpiresIn <= 0 {
+		if tok.AccessToken == "" || tok.ExpiresIn <= 0 || tok.User.Email != "dev@example.com" || tok.Organization.ID != e.OrgID {
 			t.Fatalf("token %s", r.Body)
 		}
 		assertError(t, poll(s.DeviceCode), 400, "expired_token")
@@ -130,6 +134,18 @@ func TestDeviceLoginSignsAnSSOUserInToTheAPI(t *testing.T) {
 		if len(ws.Workspaces) != 1 || ws.Workspaces[0].ID != p.ID {
 			t.Fatalf("the device session does not act as the user: %+v", ws)
 		}
+		// Switching organizations does not extend the session.
+		var sel struct{ Token string }
+		e.Must(t, 200, "POST", "/api/v3/auth/select-organization", tok.AccessToken, map[string]any{"organizationId": e.OrgID}).Decode(t, &sel)
+		if jwtExp(t, sel.Token) > jwtExp(t, tok.AccessToken) {
+			t.Fatalf("select-organization extended the session: %d > %d", jwtExp(t, sel.Token), jwtExp(t, tok.AccessToken))
+		}
+		// Logging out revokes the session at once.
+		e.Must(t, 200, "POST", "/api/v1/auth/token/revoke", "", map[string]any{"accessToken": tok.AccessToken})
+		if r := e.Do(t, "GET", "/api/v1/workspace", tok.AccessToken, nil); r.Status != 401 {
+			t.Fatalf("a revoked device session: %d %s", r.Status, r.Body)
+		}
+		e.Must(t, 200, "GET", "/api/v1/workspace", sel.Token, nil) // the other session stays
 
 		// Denied: the CLI is told so and gets nothing.
 		s = start()
@@ -148,10 +164,28 @@ func TestDeviceLoginSignsAnSSOUserInToTheAPI(t *testing.T) {
 		mu.Lock()
 		now = now.Add(11 * time.Minute)
 		mu.Unlock()
-		if res, _ := get(t, c, s.VerificationURIComplete); res.StatusCode != 404 && res.StatusCode != http.StatusSeeOther {
+		if res, _ := get(t, c, s.VerificationURIComplete); res.StatusCode != 404 {
 			t.Fatalf("expired code page: %d", res.StatusCode)
 		}
 		assertError(t, poll(s.DeviceCode), 400, "expired_token")
+
+		// Guessing codes: after ten wrong ones, even a right one waits.
+		s = start()
+		misses := 0
+		for i := 0; i < 12; i++ {
+			res, _ := get(t, c, e.URL+"/device?code=ZZZZ-ZZZ"+string(rune('B'+i)))
+			if res.StatusCode == 404 {
+				misses++
+			} else if res.StatusCode != 429 {
+				t.Fatalf("wrong code %d: %d", i, res.StatusCode)
+			}
+		}
+		if misses != 9 { // the unknown code above was the first of ten
+			t.Fatalf("%d wrong codes answered before the limit, want 9", misses)
+		}
+		if res, _ := get(t, c, s.VerificationURIComplete); res.StatusCode != 429 {
+			t.Fatalf("a right code after too many wrong ones: %d", res.StatusCode)
+		}
 
 		// Audited.
 		for _, ev := range []string{"approve-cli-login", "deny-cli-login"} {
@@ -162,4 +196,22 @@ func TestDeviceLoginSignsAnSSOUserInToTheAPI(t *testing.T) {
 			}
 		}
 	})
+}
+
+// jwtExp is a JWT's exp claim, read without verifying it.
+func jwtExp(t *testing.T, tok string) int64 {
+	t.Helper()
+	parts := strings.Split(tok, ".")
+	if len(parts) != 3 {
+		t.Fatalf("not a JWT: %q", tok)
+	}
+	b, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c struct{ Exp int64 }
+	if err := json.Unmarshal(b, &c); err != nil {
+		t.Fatal(err)
+	}
+	return c.Exp
 }

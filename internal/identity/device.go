@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/lockbox-dev/lockbox/internal/audit"
 	"github.com/lockbox-dev/lockbox/internal/authz"
 	"github.com/lockbox-dev/lockbox/internal/errs"
@@ -37,7 +39,9 @@ const (
 // DeviceLogin is a device login in flight.
 type DeviceLogin struct {
 	CodeHash, UserCode, Status, UserID, OrgID string
-	ExpiresAt, CreatedAt                      time.Time
+	// IP and UserAgent are the requester's, shown to the approving user.
+	IP, UserAgent        string
+	ExpiresAt, CreatedAt time.Time
 }
 
 // DeviceStore keeps device logins.
@@ -95,8 +99,8 @@ func deviceCodeHash(code string) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// StartDeviceLogin begins a device login.
-func (w *Web) StartDeviceLogin(ctx context.Context) (DeviceStart, error) {
+// StartDeviceLogin begins a device login requested from ip with userAgent.
+func (w *Web) StartDeviceLogin(ctx context.Context, ip, userAgent string) (DeviceStart, error) {
 	st, ok := w.store.(DeviceStore)
 	if !ok {
 		return DeviceStart{}, errs.NotFoundf("Device login is not available")
@@ -107,7 +111,7 @@ func (w *Web) StartDeviceLogin(ctx context.Context) (DeviceStart, error) {
 	now := w.now().UTC().Truncate(time.Microsecond)
 	for attempt := 0; ; attempt++ {
 		d := DeviceLogin{CodeHash: deviceCodeHash(code), UserCode: newUserCode(), Status: DevicePending,
-			ExpiresAt: now.Add(DeviceLoginTTL), CreatedAt: now}
+			IP: clip(ip, 64), UserAgent: clip(userAgent, 256), ExpiresAt: now.Add(DeviceLoginTTL), CreatedAt: now}
 		err := st.PutDeviceLogin(ctx, d, now)
 		if errs.Is(err, errs.Conflict) && attempt < 3 {
 			continue // a user code in use: draw another
@@ -122,22 +126,85 @@ func (w *Web) StartDeviceLogin(ctx context.Context) (DeviceStart, error) {
 
 var errNoDeviceLogin = errs.NotFoundf("No device login waits with this code; start the login again from the CLI")
 
-// DeviceLogin returns the pending device login a user code names, for the
-// dashboard to show before the user decides.
-func (w *Web) DeviceLogin(ctx context.Context, actor authz.Actor, userCode string) (DeviceLogin, error) {
-	st, ok := w.store.(DeviceStore)
-	if !ok || actor.Kind != authz.ActorUser {
+// Codes a user may get wrong: a burst of deviceMissBurst, then one per
+// deviceMissEvery (per node). A right code costs nothing.
+const (
+	deviceMissBurst = 10
+	deviceMissEvery = time.Minute
+)
+
+// deviceMiss counts a wrong code of userID; false when the user is out
+// of guesses.
+func (w *Web) deviceMiss(userID string) bool {
+	w.deviceMu.Lock()
+	defer w.deviceMu.Unlock()
+	if w.deviceMisses == nil || len(w.deviceMisses) > 100_000 {
+		w.deviceMisses = map[string]*rate.Limiter{}
+	}
+	l, ok := w.deviceMisses[userID]
+	if !ok {
+		l = rate.NewLimiter(rate.Every(deviceMissEvery), deviceMissBurst)
+		w.deviceMisses[userID] = l
+	}
+	return l.AllowN(w.now(), 1)
+}
+
+func (w *Web) deviceGuessesLeft(userID string) bool {
+	w.deviceMu.Lock()
+	defer w.deviceMu.Unlock()
+	l, ok := w.deviceMisses[userID]
+	return !ok || l.TokensAt(w.now()) >= 1
+}
+
+var errDeviceGuesses = errs.RateLimitedf("Too many wrong codes; wait a minute and check the code the CLI shows")
+
+// member reports whether user actor is still an active member of its
+// session's organization.
+func (w *Web) member(ctx context.Context, userID, orgID string) error {
+	orgs, err := w.svc.store.UserOrgs(ctx, userID)
+	if err != nil {
+		return err
+	}
+	for _, o := range orgs {
+		if o.ID == orgID {
+			return nil
+		}
+	}
+	return errs.Forbiddenf("You are not an active member of this organization")
+}
+
+// lookup finds the pending login of a typed code for user actor, counting
+// a miss against its guesses.
+func (w *Web) lookup(ctx context.Context, st DeviceStore, actor authz.Actor, userCode string) (DeviceLogin, error) {
+	if actor.Kind != authz.ActorUser {
 		return DeviceLogin{}, errNoDeviceLogin
+	}
+	if !w.deviceGuessesLeft(actor.ID) {
+		return DeviceLogin{}, errDeviceGuesses
 	}
 	d, err := st.DeviceLoginByUserCode(ctx, NormalizeUserCode(userCode), w.now().UTC())
 	if errs.Is(err, errs.NotFound) {
+		if !w.deviceMiss(actor.ID) {
+			return DeviceLogin{}, errDeviceGuesses
+		}
 		return DeviceLogin{}, errNoDeviceLogin
 	}
 	return d, err
 }
 
+// DeviceLogin returns the pending device login a user code names, for the
+// dashboard to show before the user decides.
+func (w *Web) DeviceLogin(ctx context.Context, actor authz.Actor, userCode string) (DeviceLogin, error) {
+	st, ok := w.store.(DeviceStore)
+	if !ok {
+		return DeviceLogin{}, errNoDeviceLogin
+	}
+	return w.lookup(ctx, st, actor, userCode)
+}
+
 // DecideDeviceLogin approves (or denies) a device login as the dashboard
-// user actor, in the organization of its session.
+// user actor, in the organization of its session, which it must still be
+// an active member of.
 func (w *Web) DecideDeviceLogin(ctx context.Context, actor authz.Actor, userCode string, approve bool) error {
 	st, ok := w.store.(DeviceStore)
 	if !ok || actor.Kind != authz.ActorUser {
@@ -146,13 +213,19 @@ func (w *Web) DecideDeviceLogin(ctx context.Context, actor authz.Actor, userCode
 	if actor.OrgID == "" {
 		return errs.BadRequest("Select an organization first")
 	}
+	d, err := w.lookup(ctx, st, actor, userCode)
+	if err != nil {
+		return err
+	}
+	if err := w.member(ctx, actor.ID, actor.OrgID); err != nil {
+		return err
+	}
 	status, event := DeviceDenied, "deny-cli-login"
 	if approve {
 		status, event = DeviceApproved, "approve-cli-login"
 	}
-	code := NormalizeUserCode(userCode)
-	ev := audit.New(actor, event, map[string]any{"userCode": code})
-	err := st.DecideDeviceLogin(ctx, code, status, actor.ID, actor.OrgID, w.now().UTC(), ev)
+	ev := audit.New(actor, event, map[string]any{"userCode": d.UserCode, "requestedFromIp": d.IP, "requestedUserAgent": d.UserAgent})
+	err = st.DecideDeviceLogin(ctx, d.UserCode, status, actor.ID, actor.OrgID, w.now().UTC(), ev)
 	if errs.Is(err, errs.NotFound) {
 		return errNoDeviceLogin
 	}
@@ -166,37 +239,62 @@ var (
 	errDeviceExpired = errs.BadRequest("The login expired or was already used; start it again").WithCode("expired_token")
 )
 
+// DeviceSession is a collected device login: an API session of a user.
+type DeviceSession struct {
+	Token          string
+	ExpiresIn      int
+	Email          string
+	OrgID, OrgName string
+}
+
 // PollDeviceLogin is the CLI asking for the session of a device login:
 // ErrDevicePending until a user approves it, then, once, an API session
-// of that user in the organization they approved it in.
-func (w *Web) PollDeviceLogin(ctx context.Context, deviceCode, ip, ua string) (token string, expiresIn int, err error) {
+// of that user in the organization they approved it in (if they are still
+// an active member of it).
+func (w *Web) PollDeviceLogin(ctx context.Context, deviceCode, ip, ua string) (DeviceSession, error) {
 	st, ok := w.store.(DeviceStore)
 	if !ok {
-		return "", 0, errDeviceExpired
+		return DeviceSession{}, errDeviceExpired
 	}
 	if deviceCode == "" || len(deviceCode) > 128 {
-		return "", 0, errs.Fieldf("deviceCode", "deviceCode is required")
+		return DeviceSession{}, errs.Fieldf("deviceCode", "deviceCode is required")
 	}
 	d, err := st.TakeDeviceLogin(ctx, deviceCodeHash(deviceCode), w.now().UTC())
 	if errs.Is(err, errs.NotFound) {
-		return "", 0, errDeviceExpired
+		return DeviceSession{}, errDeviceExpired
 	}
 	if err != nil {
-		return "", 0, err
+		return DeviceSession{}, err
 	}
 	switch d.Status {
 	case DevicePending:
-		return "", 0, ErrDevicePending
+		return DeviceSession{}, ErrDevicePending
 	case DeviceDenied:
-		return "", 0, errDeviceDenied
+		return DeviceSession{}, errDeviceDenied
 	}
-	tok, err := w.svc.newSession(ctx, d.UserID, d.OrgID)
+	u, err := w.svc.store.UserByID(ctx, d.UserID)
 	if err != nil {
-		return "", 0, err
+		return DeviceSession{}, err
 	}
-	actor := authz.Actor{Kind: authz.ActorUser, ID: d.UserID, OrgID: d.OrgID, AuthMethod: "device", IP: ip, UserAgent: ua}
-	if err := w.store.AppendAudit(ctx, audit.New(actor, "user-login", map[string]any{"authMethod": "device"})); err != nil {
-		return "", 0, err
+	orgs, err := w.svc.store.UserOrgs(ctx, d.UserID)
+	if err != nil {
+		return DeviceSession{}, err
 	}
-	return tok, int(SessionLifetime / time.Second), nil
+	out := DeviceSession{Email: u.Email, OrgID: d.OrgID, ExpiresIn: int(SessionLifetime / time.Second)}
+	for _, o := range orgs {
+		if o.ID == d.OrgID {
+			out.OrgName = o.Name
+		}
+	}
+	if out.OrgName == "" {
+		return DeviceSession{}, errDeviceDenied
+	}
+	if out.Token, err = w.svc.newSession(ctx, d.UserID, d.OrgID); err != nil {
+		return DeviceSession{}, err
+	}
+	actor := authz.Actor{Kind: authz.ActorUser, ID: d.UserID, OrgID: d.OrgID, Name: u.Email, AuthMethod: "device", IP: ip, UserAgent: ua}
+	if err := w.store.AppendAudit(ctx, audit.New(actor, "user-login", map[string]any{"authMethod": "device", "userCode": d.UserCode})); err != nil {
+		return DeviceSession{}, err
+	}
+	return out, nil
 }

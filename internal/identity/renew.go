@@ -90,9 +90,16 @@ func (tk *Tokens) Renew(ctx context.Context, tok string) (LoginResult, error) {
 func (tk *Tokens) Revoke(ctx context.Context, tok string) error {
 	s, st := tk.svc, tk.store
 	now := s.now().UTC()
+	sig, err := s.signer(ctx)
+	if err != nil {
+		return err
+	}
+	if uc, perr := sig.parse(strings.TrimSpace(tok), now); perr == nil && uc.AuthTokenType == TypeUserAccessToken {
+		return s.revokeUserSession(ctx, uc)
+	}
 	c, err := s.parseIdentityToken(ctx, tok, now)
 	if errs.Is(err, errs.Invalid) {
-		return errs.Unauthorizedf("Only identity access tokens can be revoked")
+		return errs.Unauthorizedf("Only access tokens can be revoked")
 	}
 	if err != nil {
 		return err

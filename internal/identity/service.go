@@ -35,6 +35,8 @@ type Store interface {
 	UserByID(ctx context.Context, id string) (User, error)
 	CreateSession(ctx context.Context, s Session) error
 	SessionByID(ctx context.Context, id string) (Session, error)
+	// RevokeSession ends a user's API session on every node.
+	RevokeSession(ctx context.Context, id string) error
 	// UserOrgs lists the organizations the user is a member of.
 	UserOrgs(ctx context.Context, userID string) ([]project.Org, error)
 	// UserTOTP reports errs.NotFound when the user has no second factor.
@@ -480,7 +482,15 @@ func (s *Service) SelectOrganization(ctx context.Context, actor authz.Actor, org
 	}
 	for _, o := range orgs {
 		if o.ID == orgID {
-			return s.newSession(ctx, actor.ID, orgID)
+			// The new session ends when the one it comes from does: switching
+			// organizations never extends a session.
+			until := time.Time{}
+			if actor.TokenID != "" {
+				if cur, err := s.store.SessionByID(ctx, actor.TokenID); err == nil {
+					until = cur.ExpiresAt
+				}
+			}
+			return s.newSessionUntil(ctx, actor.ID, orgID, until)
 		}
 	}
 	return "", errs.Forbiddenf("User is not a member of organization %s", orgID)
@@ -495,17 +505,47 @@ func (s *Service) UserOrgs(ctx context.Context, actor authz.Actor) ([]project.Or
 }
 
 func (s *Service) newSession(ctx context.Context, userID, orgID string) (string, error) {
+	return s.newSessionUntil(ctx, userID, orgID, time.Time{})
+}
+
+// newSessionUntil is newSession ending at until when that is sooner than
+// SessionLifetime from now (zero: no bound).
+func (s *Service) newSessionUntil(ctx context.Context, userID, orgID string, until time.Time) (string, error) {
 	sig, err := s.signer(ctx)
 	if err != nil {
 		return "", err
 	}
 	now := s.now().UTC().Truncate(time.Microsecond)
-	sess := Session{ID: NewID(), UserID: userID, OrgID: orgID, CreatedAt: now, ExpiresAt: now.Add(SessionLifetime)}
+	life := SessionLifetime
+	if !until.IsZero() && until.Sub(now) < life {
+		life = until.Sub(now)
+	}
+	if life <= 0 {
+		return "", errs.Unauthorizedf("Session is no longer valid")
+	}
+	sess := Session{ID: NewID(), UserID: userID, OrgID: orgID, CreatedAt: now, ExpiresAt: now.Add(life)}
 	if err := s.store.CreateSession(ctx, sess); err != nil {
 		return "", err
 	}
 	return sig.sign(claims{AuthTokenType: TypeUserAccessToken, UserID: userID, TokenVersionID: sess.ID,
-		OrganizationID: orgID, AuthMethod: MethodEmail}, now, SessionLifetime)
+		OrganizationID: orgID, AuthMethod: MethodEmail}, now, life)
+}
+
+// revokeUserSession ends the API session behind a verified user token.
+func (s *Service) revokeUserSession(ctx context.Context, c claims) error {
+	sess, err := s.store.SessionByID(ctx, c.TokenVersionID)
+	if errs.Is(err, errs.NotFound) || (err == nil && (sess.UserID != c.UserID || sess.Revoked)) {
+		return errs.Unauthorizedf("No session found")
+	}
+	if err != nil {
+		return err
+	}
+	if err := s.store.RevokeSession(ctx, sess.ID); err != nil {
+		return err
+	}
+	actor := authz.Actor{Kind: authz.ActorUser, ID: sess.UserID, OrgID: sess.OrgID, TokenID: sess.ID}
+	auditBestEffort(ctx, s.store.AppendAudit, audit.New(actor, "logout", map[string]any{"sessionId": sess.ID}))
+	return nil
 }
 
 // randomHex returns n random bytes as lowercase hex.

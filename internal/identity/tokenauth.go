@@ -130,6 +130,15 @@ func (a *Admin) token(ctx context.Context, actor authz.Actor, tokenID, action st
 	if err != nil {
 		return AccessToken{}, err
 	}
+	if action != authz.ActRead {
+		// As for the identity itself: a token of an identity holding more
+		// than the actor (on its own or through a group) is not theirs to
+		// rename or revoke.
+		if _, err := a.get(ctx, actor, t.IdentityID, action); err != nil {
+			return AccessToken{}, err
+		}
+		return t, nil
+	}
 	if err := a.check(ctx, actor, action, t.IdentityID); err != nil {
 		return AccessToken{}, err
 	}

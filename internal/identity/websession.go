@@ -12,7 +12,10 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"time"
+
+	"golang.org/x/time/rate"
 
 	"github.com/lockbox-dev/lockbox/internal/audit"
 	"github.com/lockbox-dev/lockbox/internal/authz"
@@ -91,6 +94,9 @@ type Web struct {
 
 	csrf     KeyedHash
 	recovery KeyedHash
+
+	deviceMu     sync.Mutex
+	deviceMisses map[string]*rate.Limiter // by user id: wrong device codes
 }
 
 // NewWeb returns the dashboard's session service.

@@ -18,8 +18,8 @@ func (db *DB) PutDeviceLogin(ctx context.Context, d identity.DeviceLogin, now ti
 		if _, err := tx.exec(ctx, `DELETE FROM device_logins WHERE expires_at < ?`, ts(now)); err != nil {
 			return dbErr(err, "prune device logins")
 		}
-		_, err := tx.exec(ctx, `INSERT INTO device_logins (device_code_hash, user_code, status, expires_at, created_at)
-			VALUES (?, ?, ?, ?, ?)`, d.CodeHash, d.UserCode, d.Status, ts(d.ExpiresAt), ts(d.CreatedAt))
+		_, err := tx.exec(ctx, `INSERT INTO device_logins (device_code_hash, user_code, status, requested_ip, requested_ua, expires_at, created_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?)`, d.CodeHash, d.UserCode, d.Status, d.IP, d.UserAgent, ts(d.ExpiresAt), ts(d.CreatedAt))
 		if IsUniqueViolation(err) {
 			return errs.Conflictf("user code taken")
 		}
@@ -27,11 +27,12 @@ func (db *DB) PutDeviceLogin(ctx context.Context, d identity.DeviceLogin, now ti
 	})
 }
 
-const deviceCols = `device_code_hash, user_code, status, COALESCE(user_id, ''), COALESCE(org_id, ''), expires_at, created_at`
+const deviceCols = `device_code_hash, user_code, status, COALESCE(user_id, ''), COALESCE(org_id, ''), requested_ip, requested_ua,
+	expires_at, created_at`
 
 func scanDevice(sc interface{ Scan(...any) error }) (identity.DeviceLogin, error) {
 	var d identity.DeviceLogin
-	err := sc.Scan(&d.CodeHash, &d.UserCode, &d.Status, &d.UserID, &d.OrgID, timeCol{&d.ExpiresAt}, timeCol{&d.CreatedAt})
+	err := sc.Scan(&d.CodeHash, &d.UserCode, &d.Status, &d.UserID, &d.OrgID, &d.IP, &d.UserAgent, timeCol{&d.ExpiresAt}, timeCol{&d.CreatedAt})
 	return d, err
 }
 
@@ -61,8 +62,18 @@ func (db *DB) DecideDeviceLogin(ctx context.Context, userCode, status, userID, o
 // TakeDeviceLogin returns a device login, deleting it once decided; the
 // DELETE decides which of two polls collects it.
 func (db *DB) TakeDeviceLogin(ctx context.Context, codeHash string, now time.Time) (identity.DeviceLogin, error) {
-	var d identity.DeviceLogin
-	err := db.transactQuiet(ctx, func(tx *Tx) error {
+	// A read first: polls of a pending (or unknown) login take no writer.
+	d, err := scanDevice(db.readRow(ctx, `SELECT `+deviceCols+` FROM device_logins WHERE device_code_hash = ?`, codeHash))
+	if err != nil {
+		return d, dbErr(err, "TakeDeviceLogin")
+	}
+	if !d.ExpiresAt.After(now) {
+		return identity.DeviceLogin{}, errs.NotFoundf("device login expired")
+	}
+	if d.Status == identity.DevicePending {
+		return d, nil
+	}
+	err = db.transactQuiet(ctx, func(tx *Tx) error {
 		var err error
 		if d, err = scanDevice(tx.queryRow(ctx, `SELECT `+deviceCols+` FROM device_logins WHERE device_code_hash = ?`, codeHash)); err != nil {
 			return dbErr(err, "TakeDeviceLogin")

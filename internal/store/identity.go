@@ -225,6 +225,13 @@ func (db *DB) CreateSession(ctx context.Context, s identity.Session) error {
 	return dbErr(err, "CreateSession")
 }
 
+// RevokeSession ends a user's API session; the change advances the cache
+// epoch, so no node's session cache serves it afterwards.
+func (db *DB) RevokeSession(ctx context.Context, id string) error {
+	_, err := db.exec(ctx, `UPDATE user_sessions SET revoked = TRUE WHERE id = ? AND kind = 'api'`, id)
+	return dbErr(err, "RevokeSession")
+}
+
 const qSessionByID = `SELECT id, user_id, COALESCE(org_id, ''), revoked, created_at, expires_at FROM user_sessions WHERE id = ?`
 
 // SessionByID finds a session.

@@ -309,6 +309,8 @@ func (h *Handler) deviceForm(w http.ResponseWriter, q *req) error {
 			return err
 		}
 		data["Code"] = d.UserCode
+		data["IP"], data["Agent"] = d.IP, d.UserAgent
+		data["Started"] = d.CreatedAt.UTC().Format("15:04:05 UTC")
 	}
 	h.render(w, q, http.StatusOK, "device", data)
 	return nil
