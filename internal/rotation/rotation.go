@@ -750,8 +750,16 @@ func (s *Service) Delete(ctx context.Context, actor authz.Actor, typ, id string,
 		return Rotation{}, err
 	}
 	if deleteSecrets {
-		if _, err := s.secrets.DeleteMany(ctx, actor, secret.Scope{ProjectID: st.ProjectID, Env: st.Environment, Path: st.SecretPath}, keys); err != nil && !errs.Is(err, errs.NotFound) {
-			return Rotation{}, err
+		// One by one: a secret already gone (a deleted folder) does not keep
+		// the other. The rotation is gone by now (its secrets were its own
+		// until then), so a failure says what is left to delete by hand.
+		sc := secret.Scope{ProjectID: st.ProjectID, Env: st.Environment, Path: st.SecretPath}
+		for _, k := range keys {
+			if _, err := s.secrets.DeleteMany(ctx, actor, sc, []secret.BatchItem{k}); err != nil && !errs.Is(err, errs.NotFound) {
+				e := errs.Conflictf("The secret rotation was deleted but its secret %s was not; delete it by hand", k.Key)
+				e.Err = err
+				return Rotation{}, e
+			}
 		}
 	}
 	return st.Rotation, nil
