@@ -3,6 +3,7 @@ package web
 import (
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/lockbox-dev/lockbox/internal/errs"
 	"github.com/lockbox-dev/lockbox/internal/identity"
@@ -21,7 +22,14 @@ func roleSlugs(rs []project.MembershipRole) string {
 			s = r.CustomRoleSlug
 		}
 		if r.IsTemporary {
-			s += " (temporary)"
+			switch end := r.TemporaryAccessEndTime; {
+			case end == nil:
+				s += " (temporary, not started)"
+			case !end.After(time.Now()):
+				s += " (temporary, ended " + end.UTC().Format("2006-01-02 15:04 UTC") + ")"
+			default:
+				s += " (temporary, until " + end.UTC().Format("2006-01-02 15:04 UTC") + ")"
+			}
 		}
 		out = append(out, s)
 	}

@@ -249,6 +249,13 @@ func TestDashboardProjectMembers(t *testing.T) {
 			!strings.Contains(row(mp.body, `data-identity="ci-bot"`), `<span class="small">member</span>`) {
 			t.Fatal("role changes not shown")
 		}
+		// A temporary role shows its end.
+		e.Must(t, 200, "PATCH", "/api/v1/projects/"+pid+"/identity-memberships/"+iid, e.Token, map[string]any{"roles": []map[string]any{
+			{"role": "member"}, {"role": "viewer", "isTemporary": true, "temporaryMode": "relative", "temporaryRange": "1h",
+				"temporaryAccessStartTime": time.Now().UTC().Format(time.RFC3339)}}})
+		if r := row(admin.get(base).body, `data-identity="ci-bot"`); !regexp.MustCompile(`viewer \(temporary, until \d{4}-\d\d-\d\d \d\d:\d\d UTC\)`).MatchString(r) {
+			t.Fatalf("a temporary role without its end: %s", r)
+		}
 		// The user, a member now, may add secrets.
 		mustStatus(t, v.post("/projects/"+pid+"/secrets", url.Values{"env": {"dev"}, "path": {"/"}, "key": {"K"}, "value": {"v"}}, nil), 303, "member writes")
 		mustStatus(t, admin.post(base+"/users/"+mid+"/remove", nil, nil), 303, "remove user")
