@@ -263,7 +263,7 @@ func (c *cli) deviceLogin(ctx context.Context, cl *client.Client) (client.LoginR
 			fmt.Fprintf(c.stderr, "Signed in as %s in organization %s (%s).\n", res.User.Email, res.Organization.Name, res.Organization.ID)
 			return res.LoginResponse, nil
 		case errors.As(err, &apiErr) && apiErr.StatusCode == http.StatusTooManyRequests && time.Now().Before(deadline):
-			interval *= 2 // the server asks us to slow down
+			interval = min(interval*2, 30*time.Second) // the server asks us to slow down
 		case errors.As(err, &apiErr) && apiErr.Name == "authorization_pending" && time.Now().Before(deadline):
 		case errors.As(err, &apiErr) && apiErr.Name == "access_denied":
 			return client.LoginResponse{}, errors.New("the login was denied in the dashboard")
@@ -272,10 +272,11 @@ func (c *cli) deviceLogin(ctx context.Context, cl *client.Client) (client.LoginR
 		default:
 			return client.LoginResponse{}, err
 		}
+		wait := min(interval, max(time.Until(deadline), 0)+time.Second)
 		select {
 		case <-ctx.Done():
 			return client.LoginResponse{}, ctx.Err()
-		case <-time.After(interval):
+		case <-time.After(wait):
 		}
 	}
 }

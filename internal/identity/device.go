@@ -111,7 +111,7 @@ func (w *Web) StartDeviceLogin(ctx context.Context, ip, userAgent string) (Devic
 	now := w.now().UTC().Truncate(time.Microsecond)
 	for attempt := 0; ; attempt++ {
 		d := DeviceLogin{CodeHash: deviceCodeHash(code), UserCode: newUserCode(), Status: DevicePending,
-			IP: clip(ip, 64), UserAgent: clip(userAgent, 256), ExpiresAt: now.Add(DeviceLoginTTL), CreatedAt: now}
+			IP: strings.ToValidUTF8(clip(ip, 64), ""), UserAgent: strings.ToValidUTF8(clip(userAgent, 256), ""), ExpiresAt: now.Add(DeviceLoginTTL), CreatedAt: now}
 		err := st.PutDeviceLogin(ctx, d, now)
 		if errs.Is(err, errs.Conflict) && attempt < 3 {
 			continue // a user code in use: draw another

@@ -486,9 +486,14 @@ func (s *Service) SelectOrganization(ctx context.Context, actor authz.Actor, org
 			// organizations never extends a session.
 			until := time.Time{}
 			if actor.TokenID != "" {
-				if cur, err := s.store.SessionByID(ctx, actor.TokenID); err == nil {
-					until = cur.ExpiresAt
+				cur, err := s.store.SessionByID(ctx, actor.TokenID)
+				if errs.Is(err, errs.NotFound) {
+					return "", errs.Unauthorizedf("Session is no longer valid")
 				}
+				if err != nil {
+					return "", err
+				}
+				until = cur.ExpiresAt
 			}
 			return s.newSessionUntil(ctx, actor.ID, orgID, until)
 		}
@@ -520,7 +525,7 @@ func (s *Service) newSessionUntil(ctx context.Context, userID, orgID string, unt
 	if !until.IsZero() && until.Sub(now) < life {
 		life = until.Sub(now)
 	}
-	if life <= 0 {
+	if life < time.Second { // a JWT's exp counts whole seconds
 		return "", errs.Unauthorizedf("Session is no longer valid")
 	}
 	sess := Session{ID: NewID(), UserID: userID, OrgID: orgID, CreatedAt: now, ExpiresAt: now.Add(life)}

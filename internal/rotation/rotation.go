@@ -754,12 +754,20 @@ func (s *Service) Delete(ctx context.Context, actor authz.Actor, typ, id string,
 		// the other. The rotation is gone by now (its secrets were its own
 		// until then), so a failure says what is left to delete by hand.
 		sc := secret.Scope{ProjectID: st.ProjectID, Env: st.Environment, Path: st.SecretPath}
+		var left []string
+		var first error
 		for _, k := range keys {
 			if _, err := s.secrets.DeleteMany(ctx, actor, sc, []secret.BatchItem{k}); err != nil && !errs.Is(err, errs.NotFound) {
-				e := errs.Conflictf("The secret rotation was deleted but its secret %s was not; delete it by hand", k.Key)
-				e.Err = err
-				return Rotation{}, e
+				left = append(left, k.Key)
+				if first == nil {
+					first = err
+				}
 			}
+		}
+		if len(left) > 0 {
+			e := &errs.Error{Kind: errs.KindOf(first), Err: first,
+				Message: "The secret rotation was deleted but not its secrets " + strings.Join(left, ", ") + "; delete them by hand"}
+			return Rotation{}, e
 		}
 	}
 	return st.Rotation, nil
