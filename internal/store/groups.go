@@ -416,11 +416,22 @@ func (db *DB) SetUserGroups(ctx context.Context, orgID, userID string, groupIDs 
 		if len(added) == 0 && len(removed) == 0 {
 			return nil
 		}
+		// A group deleted since the caller looked it up is skipped, and a
+		// membership a concurrent sign-in just wrote is kept: neither fails
+		// the sign-in.
+		joined := added[:0:0]
 		for _, id := range added {
-			if err := tx.insertGroupMember(ctx, id, authz.ActorUser, userID); err != nil {
-				return err
+			res, err := tx.exec(ctx, `INSERT INTO group_members (id, group_id, user_id, identity_id, created_at)
+				SELECT ?, id, ?, NULL, ? FROM org_groups WHERE id = ? AND org_id = ? ON CONFLICT DO NOTHING`,
+				newID(), userID, ts(tx.Now), id, orgID)
+			if err != nil {
+				return dbErr(err, "add group member")
+			}
+			if n, err := res.RowsAffected(); err == nil && n == 1 {
+				joined = append(joined, id)
 			}
 		}
+		added = joined
 		for _, id := range removed {
 			if _, err := tx.exec(ctx, `DELETE FROM group_members WHERE group_id = ? AND user_id = ?`, id, userID); err != nil {
 				return dbErr(err, "remove group member")
