@@ -140,12 +140,15 @@ func TestDeviceLoginSignsAnSSOUserInToTheAPI(t *testing.T) {
 		if jwtExp(t, sel.Token) > jwtExp(t, tok.AccessToken) {
 			t.Fatalf("select-organization extended the session: %d > %d", jwtExp(t, sel.Token), jwtExp(t, tok.AccessToken))
 		}
-		// Logging out revokes the session at once.
-		e.Must(t, 200, "POST", "/api/v1/auth/token/revoke", "", map[string]any{"accessToken": tok.AccessToken})
-		if r := e.Do(t, "GET", "/api/v1/workspace", tok.AccessToken, nil); r.Status != 401 {
-			t.Fatalf("a revoked device session: %d %s", r.Status, r.Body)
+		// Logging out of the switched session revokes it and the one it came
+		// from, at once.
+		e.Must(t, 200, "GET", "/api/v1/workspace", sel.Token, nil)
+		e.Must(t, 200, "POST", "/api/v1/auth/token/revoke", "", map[string]any{"accessToken": sel.Token})
+		for _, tk := range []string{tok.AccessToken, sel.Token} {
+			if r := e.Do(t, "GET", "/api/v1/workspace", tk, nil); r.Status != 401 {
+				t.Fatalf("a revoked device session: %d %s", r.Status, r.Body)
+			}
 		}
-		e.Must(t, 200, "GET", "/api/v1/workspace", sel.Token, nil) // the other session stays
 
 		// Denied: the CLI is told so and gets nothing.
 		s = start()

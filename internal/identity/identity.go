@@ -129,9 +129,12 @@ type User struct {
 
 // Session is a human login; OrgID is empty until an organization is selected.
 type Session struct {
-	ID        string
-	UserID    string
-	OrgID     string
+	ID     string
+	UserID string
+	OrgID  string
+	// FamilyID is the id of the login's first session, for sessions made
+	// from it (select-organization); empty for that first one.
+	FamilyID  string
 	Revoked   bool
 	CreatedAt time.Time
 	ExpiresAt time.Time

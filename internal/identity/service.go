@@ -1,6 +1,7 @@
 package identity
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -484,7 +485,7 @@ func (s *Service) SelectOrganization(ctx context.Context, actor authz.Actor, org
 		if o.ID == orgID {
 			// The new session ends when the one it comes from does: switching
 			// organizations never extends a session.
-			until := time.Time{}
+			until, family := time.Time{}, ""
 			if actor.TokenID != "" {
 				cur, err := s.store.SessionByID(ctx, actor.TokenID)
 				if errs.Is(err, errs.NotFound) {
@@ -493,9 +494,9 @@ func (s *Service) SelectOrganization(ctx context.Context, actor authz.Actor, org
 				if err != nil {
 					return "", err
 				}
-				until = cur.ExpiresAt
+				until, family = cur.ExpiresAt, cmp.Or(cur.FamilyID, cur.ID)
 			}
-			return s.newSessionUntil(ctx, actor.ID, orgID, until)
+			return s.newSessionUntil(ctx, actor.ID, orgID, until, family)
 		}
 	}
 	return "", errs.Forbiddenf("User is not a member of organization %s", orgID)
@@ -510,12 +511,13 @@ func (s *Service) UserOrgs(ctx context.Context, actor authz.Actor) ([]project.Or
 }
 
 func (s *Service) newSession(ctx context.Context, userID, orgID string) (string, error) {
-	return s.newSessionUntil(ctx, userID, orgID, time.Time{})
+	return s.newSessionUntil(ctx, userID, orgID, time.Time{}, "")
 }
 
 // newSessionUntil is newSession ending at until when that is sooner than
-// SessionLifetime from now (zero: no bound).
-func (s *Service) newSessionUntil(ctx context.Context, userID, orgID string, until time.Time) (string, error) {
+// SessionLifetime from now (zero: no bound), in the family of the login
+// session family (empty: a login's first session).
+func (s *Service) newSessionUntil(ctx context.Context, userID, orgID string, until time.Time, family string) (string, error) {
 	sig, err := s.signer(ctx)
 	if err != nil {
 		return "", err
@@ -528,7 +530,7 @@ func (s *Service) newSessionUntil(ctx context.Context, userID, orgID string, unt
 	if life < time.Second { // a JWT's exp counts whole seconds
 		return "", errs.Unauthorizedf("Session is no longer valid")
 	}
-	sess := Session{ID: NewID(), UserID: userID, OrgID: orgID, CreatedAt: now, ExpiresAt: now.Add(life)}
+	sess := Session{ID: NewID(), UserID: userID, OrgID: orgID, FamilyID: family, CreatedAt: now, ExpiresAt: now.Add(life)}
 	if err := s.store.CreateSession(ctx, sess); err != nil {
 		return "", err
 	}

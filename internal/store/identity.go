@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"time"
@@ -220,25 +221,33 @@ func (db *DB) UserByID(ctx context.Context, id string) (identity.User, error) {
 
 // CreateSession stores a human session.
 func (db *DB) CreateSession(ctx context.Context, s identity.Session) error {
-	_, err := db.execQuiet(ctx, `INSERT INTO user_sessions (id, user_id, org_id, revoked, created_at, expires_at) VALUES (?, ?, ?, FALSE, ?, ?)`,
-		s.ID, s.UserID, nullStr(s.OrgID), ts(s.CreatedAt), ts(s.ExpiresAt))
+	_, err := db.execQuiet(ctx, `INSERT INTO user_sessions (id, user_id, org_id, family_id, revoked, created_at, expires_at) VALUES (?, ?, ?, ?, FALSE, ?, ?)`,
+		s.ID, s.UserID, nullStr(s.OrgID), s.FamilyID, ts(s.CreatedAt), ts(s.ExpiresAt))
 	return dbErr(err, "CreateSession")
 }
 
-// RevokeSession ends a user's API session; the change advances the cache
-// epoch, so no node's session cache serves it afterwards.
+// RevokeSession ends a user's API session and every session of its family
+// (the login's first session and those made from it); the change advances
+// the cache epoch, so no node's session cache serves them afterwards.
 func (db *DB) RevokeSession(ctx context.Context, id string) error {
-	_, err := db.exec(ctx, `UPDATE user_sessions SET revoked = TRUE WHERE id = ? AND kind = 'api'`, id)
-	return dbErr(err, "RevokeSession")
+	return db.Transact(ctx, func(tx *Tx) error {
+		var user, family string
+		if err := tx.queryRow(ctx, `SELECT user_id, family_id FROM user_sessions WHERE id = ? AND kind = 'api'`, id).Scan(&user, &family); err != nil {
+			return dbErr(err, "RevokeSession")
+		}
+		root := cmp.Or(family, id)
+		_, err := tx.exec(ctx, `UPDATE user_sessions SET revoked = TRUE WHERE kind = 'api' AND user_id = ? AND (id = ? OR family_id = ?)`, user, root, root)
+		return dbErr(err, "RevokeSession")
+	})
 }
 
-const qSessionByID = `SELECT id, user_id, COALESCE(org_id, ''), revoked, created_at, expires_at FROM user_sessions WHERE id = ?`
+const qSessionByID = `SELECT id, user_id, COALESCE(org_id, ''), family_id, revoked, created_at, expires_at FROM user_sessions WHERE id = ?`
 
 // SessionByID finds a session.
 func (db *DB) SessionByID(ctx context.Context, id string) (identity.Session, error) {
 	var s identity.Session
 	err := db.readRow(ctx, qSessionByID, id).
-		Scan(&s.ID, &s.UserID, &s.OrgID, &s.Revoked, timeCol{&s.CreatedAt}, timeCol{&s.ExpiresAt})
+		Scan(&s.ID, &s.UserID, &s.OrgID, &s.FamilyID, &s.Revoked, timeCol{&s.CreatedAt}, timeCol{&s.ExpiresAt})
 	return s, dbErr(err, "SessionByID")
 }
 
