@@ -63,7 +63,8 @@ type orgMember struct {
 // group roles.
 type OrgGroupRoles interface {
 	// OrgGroupRoles returns the organization role slugs (built-in, or a
-	// custom role's slug) of the groups of orgID the actor is in.
+	// custom role's slug) of the groups of orgID the actor is in, one per
+	// group (a slug may repeat).
 	OrgGroupRoles(ctx context.Context, orgID string, kind ActorKind, actorID string) ([]string, error)
 }
 

@@ -44,7 +44,7 @@ var (
 		WHERE m.org_id = ? AND m.` + col + ` = ? AND m.status = 'accepted' AND m.is_active`
 	})
 	qOrgGroupRoles = memberQuery(func(col string) string {
-		return `SELECT DISTINCT COALESCE(r.slug, g.role) FROM group_members gm JOIN org_groups g ON g.id = gm.group_id
+		return `SELECT COALESCE(r.slug, g.role) FROM group_members gm JOIN org_groups g ON g.id = gm.group_id
 		LEFT JOIN org_roles r ON r.id = g.custom_role_id WHERE g.org_id = ? AND gm.` + col + ` = ?`
 	})
 	qProjectGrants = memberQuery(func(col string) string {
@@ -79,7 +79,8 @@ func (db *DB) OrgRole(ctx context.Context, orgID string, kind authz.ActorKind, a
 }
 
 // OrgGroupRoles returns the organization roles of the groups of orgID an
-// actor is in.
+// actor is in, one per group: a prepared hot read (no DISTINCT, whose sort
+// the plan test refuses; callers drop repeats).
 func (db *DB) OrgGroupRoles(ctx context.Context, orgID string, kind authz.ActorKind, actorID string) ([]string, error) {
 	rows, err := db.readq(ctx, qOrgGroupRoles.of(kind), orgID, actorID)
 	if err != nil {

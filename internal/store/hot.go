@@ -21,7 +21,7 @@ import (
 func hotReads(d Dialect) []string {
 	return []string{
 		qAccessTokenByID, qSessionByID, qUserByID, qServiceTokenByID,
-		qOrgRole[0], qOrgRole[1], qProjectGrants[0], qProjectGrants[1],
+		qOrgRole[0], qOrgRole[1], qOrgGroupRoles[0], qOrgGroupRoles[1], qProjectGrants[0], qProjectGrants[1],
 		qProjectByID, qEnvironments, qRootFolder, qChildFolder,
 		qFolderSecrets, qSecretByKey, qPersonalSecretByKey, qSecretByID,
 		qProjectHasTags, qSecretTags[d], qImports, qDataKey,
