@@ -119,7 +119,9 @@ func TestDeviceLoginSignsAnSSOUserInToTheAPI(t *testing.T) {
 		}
 		r.Decode(t, &tok)
 		if tok.AccessToken == "" || tok.ExpiresIn <= 0 || tok.User.Email != "dev@example.com" || tok.Organization.ID != e.OrgID {
-			t.Fatalf("token %s", r.Body)
+			// Not the body: it holds the access token.
+			t.Fatalf("token answer: token set %v, expiresIn %d, user %q, organization %q", tok.AccessToken != "", tok.ExpiresIn,
+				tok.User.Email, tok.Organization.ID)
 		}
 		assertError(t, poll(s.DeviceCode), 400, "expired_token")
 		// It acts as the SSO user in the organization: a plain member sees
@@ -206,7 +208,7 @@ func jwtExp(t *testing.T, tok string) int64 {
 	t.Helper()
 	parts := strings.Split(tok, ".")
 	if len(parts) != 3 {
-		t.Fatalf("not a JWT: %q", tok)
+		t.Fatalf("not a JWT: %d parts", len(parts))
 	}
 	b, err := base64.RawURLEncoding.DecodeString(parts[1])
 	if err != nil {
