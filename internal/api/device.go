@@ -15,11 +15,7 @@ func (s *Server) publicURL(r *http.Request) string {
 	if s.siteURL != "" {
 		return strings.TrimSuffix(s.siteURL, "/")
 	}
-	scheme := "http"
-	if OverTLS(r) {
-		scheme = "https"
-	}
-	return scheme + "://" + r.Host
+	return origin(r)
 }
 
 // deviceStart begins a CLI device login: the user approves it at

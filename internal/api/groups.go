@@ -166,9 +166,9 @@ func (s *Server) groupDelete(w http.ResponseWriter, r *http.Request) error {
 	return writeJSON(w, http.StatusOK, toWireGroup(g))
 }
 
-// groupFilter reads offset, limit (Infisical's default 10, at most 100),
-// search, username and filter (values existing/assigned and non-members).
-func groupFilter(r *http.Request, in, out string) (org.GroupFilter, error) {
+// groupPage reads offset, limit (Infisical's default 10, at most 100),
+// search and username.
+func groupPage(r *http.Request) (org.GroupFilter, error) {
 	var f org.GroupFilter
 	var err error
 	if f.Offset, err = queryInt(r, 0, 0, 1<<30, "offset"); err != nil {
@@ -181,12 +181,22 @@ func groupFilter(r *http.Request, in, out string) (org.GroupFilter, error) {
 	if len(f.Search) > 320 || len(f.Username) > 320 {
 		return f, field("search", "at most 320 characters")
 	}
-	switch v := query(r, "filter"); {
-	case v == "" || in == "": // members have no filter
-	case v == in:
+	return f, nil
+}
+
+// groupFilter is groupPage with filter (values in: existing or assigned;
+// out: the others).
+func groupFilter(r *http.Request, in, out string) (org.GroupFilter, error) {
+	f, err := groupPage(r)
+	if err != nil {
+		return f, err
+	}
+	switch v := query(r, "filter"); v {
+	case "":
+	case in:
 		t := true
 		f.Members = &t
-	case v == out:
+	case out:
 		no := false
 		f.Members = &no
 	default:
@@ -392,7 +402,7 @@ func orderDirection(r *http.Request, f *org.GroupFilter) error {
 }
 
 func (s *Server) groupMembers(w http.ResponseWriter, r *http.Request) error {
-	f, err := groupFilter(r, "", "")
+	f, err := groupPage(r)
 	if err != nil {
 		return err
 	}

@@ -58,6 +58,10 @@ type orgMember struct {
 	groups []string
 }
 
+// admin reports whether the member is an organization admin, by its own
+// role or a group's.
+func (m orgMember) admin() bool { return m.role == "admin" || slices.Contains(m.groups, "admin") }
+
 // OrgGroupRoles is the storage of the organization roles an actor holds
 // through groups. A Memberships that does not implement it knows no
 // group roles.
@@ -101,7 +105,7 @@ func (r *Resolver) OrgRole(ctx context.Context, actor Actor) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if slices.Contains(m.groups, "admin") {
+	if m.admin() {
 		return "admin", nil
 	}
 	return m.role, nil
@@ -169,26 +173,23 @@ func (r *Resolver) OrgPermissions(ctx context.Context, actor Actor) (Set, error)
 	if err != nil {
 		return Set{}, err
 	}
-	if m.role == "admin" || slices.Contains(m.groups, "admin") {
+	if m.admin() {
 		return r.orgRoleSet(ctx, actor.OrgID, "admin")
 	}
-	set, err := r.orgRoleSet(ctx, actor.OrgID, m.role)
-	if err != nil {
-		return Set{}, err
-	}
-	seen := []string{m.role}
-	for _, g := range m.groups {
-		if slices.Contains(seen, g) {
+	var seen []string
+	var rules [][]Rule
+	for _, role := range append([]string{m.role}, m.groups...) {
+		if slices.Contains(seen, role) {
 			continue
 		}
-		seen = append(seen, g)
-		gs, err := r.orgRoleSet(ctx, actor.OrgID, g)
+		seen = append(seen, role)
+		rs, err := r.orgRoleSet(ctx, actor.OrgID, role)
 		if err != nil {
 			return Set{}, err
 		}
-		set = NewSet(set.rules, gs.rules)
+		rules = append(rules, rs.rules)
 	}
-	return set, nil
+	return NewSet(rules...), nil
 }
 
 // ProjectPermissions returns what the actor may do in a project. A project of

@@ -101,10 +101,6 @@ func deviceCodeHash(code string) string {
 
 // StartDeviceLogin begins a device login requested from ip with userAgent.
 func (w *Web) StartDeviceLogin(ctx context.Context, ip, userAgent string) (DeviceStart, error) {
-	st, ok := w.store.(DeviceStore)
-	if !ok {
-		return DeviceStart{}, errs.NotFoundf("Device login is not available")
-	}
 	b := make([]byte, 32)
 	rand.Read(b)
 	code := base64.RawURLEncoding.EncodeToString(b)
@@ -112,7 +108,7 @@ func (w *Web) StartDeviceLogin(ctx context.Context, ip, userAgent string) (Devic
 	for attempt := 0; ; attempt++ {
 		d := DeviceLogin{CodeHash: deviceCodeHash(code), UserCode: newUserCode(), Status: DevicePending,
 			IP: strings.ToValidUTF8(clip(ip, 64), ""), UserAgent: strings.ToValidUTF8(clip(userAgent, 256), ""), ExpiresAt: now.Add(DeviceLoginTTL), CreatedAt: now}
-		err := st.PutDeviceLogin(ctx, d, now)
+		err := w.store.PutDeviceLogin(ctx, d, now)
 		if errs.Is(err, errs.Conflict) && attempt < 3 {
 			continue // a user code in use: draw another
 		}
@@ -158,31 +154,16 @@ func (w *Web) deviceGuessesLeft(userID string) bool {
 
 var errDeviceGuesses = errs.RateLimitedf("Too many wrong codes; wait a minute and check the code the CLI shows")
 
-// member reports whether user actor is still an active member of its
-// session's organization.
-func (w *Web) member(ctx context.Context, userID, orgID string) error {
-	orgs, err := w.svc.store.UserOrgs(ctx, userID)
-	if err != nil {
-		return err
-	}
-	for _, o := range orgs {
-		if o.ID == orgID {
-			return nil
-		}
-	}
-	return errs.Forbiddenf("You are not an active member of this organization")
-}
-
 // lookup finds the pending login of a typed code for user actor, counting
 // a miss against its guesses.
-func (w *Web) lookup(ctx context.Context, st DeviceStore, actor authz.Actor, userCode string) (DeviceLogin, error) {
+func (w *Web) lookup(ctx context.Context, actor authz.Actor, userCode string) (DeviceLogin, error) {
 	if actor.Kind != authz.ActorUser {
 		return DeviceLogin{}, errNoDeviceLogin
 	}
 	if !w.deviceGuessesLeft(actor.ID) {
 		return DeviceLogin{}, errDeviceGuesses
 	}
-	d, err := st.DeviceLoginByUserCode(ctx, NormalizeUserCode(userCode), w.now().UTC())
+	d, err := w.store.DeviceLoginByUserCode(ctx, NormalizeUserCode(userCode), w.now().UTC())
 	if errs.Is(err, errs.NotFound) {
 		if !w.deviceMiss(actor.ID) {
 			return DeviceLogin{}, errDeviceGuesses
@@ -195,37 +176,34 @@ func (w *Web) lookup(ctx context.Context, st DeviceStore, actor authz.Actor, use
 // DeviceLogin returns the pending device login a user code names, for the
 // dashboard to show before the user decides.
 func (w *Web) DeviceLogin(ctx context.Context, actor authz.Actor, userCode string) (DeviceLogin, error) {
-	st, ok := w.store.(DeviceStore)
-	if !ok {
-		return DeviceLogin{}, errNoDeviceLogin
-	}
-	return w.lookup(ctx, st, actor, userCode)
+	return w.lookup(ctx, actor, userCode)
 }
 
 // DecideDeviceLogin approves (or denies) a device login as the dashboard
 // user actor, in the organization of its session, which it must still be
 // an active member of.
 func (w *Web) DecideDeviceLogin(ctx context.Context, actor authz.Actor, userCode string, approve bool) error {
-	st, ok := w.store.(DeviceStore)
-	if !ok || actor.Kind != authz.ActorUser {
+	if actor.Kind != authz.ActorUser {
 		return errNoDeviceLogin
 	}
 	if actor.OrgID == "" {
 		return errs.BadRequest("Select an organization first")
 	}
-	d, err := w.lookup(ctx, st, actor, userCode)
+	d, err := w.lookup(ctx, actor, userCode)
 	if err != nil {
 		return err
 	}
-	if err := w.member(ctx, actor.ID, actor.OrgID); err != nil {
+	if _, ok, err := w.svc.activeOrg(ctx, actor.ID, actor.OrgID); err != nil {
 		return err
+	} else if !ok {
+		return errs.Forbiddenf("You are not an active member of this organization")
 	}
 	status, event := DeviceDenied, "deny-cli-login"
 	if approve {
 		status, event = DeviceApproved, "approve-cli-login"
 	}
 	ev := audit.New(actor, event, map[string]any{"userCode": d.UserCode, "requestedFromIp": d.IP, "requestedUserAgent": d.UserAgent})
-	err = st.DecideDeviceLogin(ctx, d.UserCode, status, actor.ID, actor.OrgID, w.now().UTC(), ev)
+	err = w.store.DecideDeviceLogin(ctx, d.UserCode, status, actor.ID, actor.OrgID, w.now().UTC(), ev)
 	if errs.Is(err, errs.NotFound) {
 		return errNoDeviceLogin
 	}
@@ -234,7 +212,7 @@ func (w *Web) DecideDeviceLogin(ctx context.Context, actor authz.Actor, userCode
 
 // Device login poll answers (RFC 8628 section 3.5), as error codes.
 var (
-	ErrDevicePending = errs.BadRequest("The login has not been approved yet").WithCode("authorization_pending")
+	errDevicePending = errs.BadRequest("The login has not been approved yet").WithCode("authorization_pending")
 	errDeviceDenied  = errs.BadRequest("The login was denied in the dashboard").WithCode("access_denied")
 	errDeviceExpired = errs.BadRequest("The login expired or was already used; start it again").WithCode("expired_token")
 )
@@ -248,18 +226,14 @@ type DeviceSession struct {
 }
 
 // PollDeviceLogin is the CLI asking for the session of a device login:
-// ErrDevicePending until a user approves it, then, once, an API session
+// errDevicePending until a user approves it, then, once, an API session
 // of that user in the organization they approved it in (if they are still
 // an active member of it).
 func (w *Web) PollDeviceLogin(ctx context.Context, deviceCode, ip, ua string) (DeviceSession, error) {
-	st, ok := w.store.(DeviceStore)
-	if !ok {
-		return DeviceSession{}, errDeviceExpired
-	}
 	if deviceCode == "" || len(deviceCode) > 128 {
 		return DeviceSession{}, errs.Fieldf("deviceCode", "deviceCode is required")
 	}
-	d, err := st.TakeDeviceLogin(ctx, deviceCodeHash(deviceCode), w.now().UTC())
+	d, err := w.store.TakeDeviceLogin(ctx, deviceCodeHash(deviceCode), w.now().UTC())
 	if errs.Is(err, errs.NotFound) {
 		return DeviceSession{}, errDeviceExpired
 	}
@@ -268,7 +242,7 @@ func (w *Web) PollDeviceLogin(ctx context.Context, deviceCode, ip, ua string) (D
 	}
 	switch d.Status {
 	case DevicePending:
-		return DeviceSession{}, ErrDevicePending
+		return DeviceSession{}, errDevicePending
 	case DeviceDenied:
 		return DeviceSession{}, errDeviceDenied
 	}
@@ -276,19 +250,14 @@ func (w *Web) PollDeviceLogin(ctx context.Context, deviceCode, ip, ua string) (D
 	if err != nil {
 		return DeviceSession{}, err
 	}
-	orgs, err := w.svc.store.UserOrgs(ctx, d.UserID)
+	o, ok, err := w.svc.activeOrg(ctx, d.UserID, d.OrgID)
 	if err != nil {
 		return DeviceSession{}, err
 	}
-	out := DeviceSession{Email: u.Email, OrgID: d.OrgID, ExpiresIn: int(SessionLifetime / time.Second)}
-	for _, o := range orgs {
-		if o.ID == d.OrgID {
-			out.OrgName = o.Name
-		}
-	}
-	if out.OrgName == "" {
+	if !ok {
 		return DeviceSession{}, errDeviceDenied
 	}
+	out := DeviceSession{Email: u.Email, OrgID: o.ID, OrgName: o.Name, ExpiresIn: int(SessionLifetime / time.Second)}
 	if out.Token, err = w.svc.newSession(ctx, d.UserID, d.OrgID); err != nil {
 		return DeviceSession{}, err
 	}

@@ -94,15 +94,19 @@ func (tk *Tokens) Revoke(ctx context.Context, tok string) error {
 	if err != nil {
 		return err
 	}
-	if uc, perr := sig.parse(strings.TrimSpace(tok), now); perr == nil && uc.AuthTokenType == TypeUserAccessToken {
-		return s.revokeUserSession(ctx, uc)
-	}
-	c, err := s.parseIdentityToken(ctx, tok, now)
+	c, err := sig.parse(strings.TrimSpace(tok), now)
 	if errs.Is(err, errs.Invalid) {
 		return errs.Unauthorizedf("Only access tokens can be revoked")
 	}
 	if err != nil {
 		return err
+	}
+	switch c.AuthTokenType {
+	case TypeUserAccessToken:
+		return s.revokeUserSession(ctx, c)
+	case TypeIdentityAccessToken:
+	default:
+		return errs.Unauthorizedf("Only access tokens can be revoked")
 	}
 	ok, err := st.RevokeAccessToken(ctx, c.IdentityAccessTokenID)
 	if err != nil {

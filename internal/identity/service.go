@@ -477,29 +477,40 @@ func (s *Service) SelectOrganization(ctx context.Context, actor authz.Actor, org
 	if actor.Kind != authz.ActorUser {
 		return "", errs.Forbiddenf("Only users can select an organization")
 	}
-	orgs, err := s.store.UserOrgs(ctx, actor.ID)
-	if err != nil {
+	if _, ok, err := s.activeOrg(ctx, actor.ID, orgID); err != nil {
 		return "", err
+	} else if !ok {
+		return "", errs.Forbiddenf("User is not a member of organization %s", orgID)
+	}
+	// The new session ends when the one it comes from does: switching
+	// organizations never extends a session.
+	until, family := time.Time{}, ""
+	if actor.TokenID != "" {
+		cur, err := s.store.SessionByID(ctx, actor.TokenID)
+		if errs.Is(err, errs.NotFound) {
+			return "", errs.Unauthorizedf("Session is no longer valid")
+		}
+		if err != nil {
+			return "", err
+		}
+		until, family = cur.ExpiresAt, cmp.Or(cur.FamilyID, cur.ID)
+	}
+	return s.newSessionUntil(ctx, actor.ID, orgID, until, family)
+}
+
+// activeOrg returns organization orgID if the user is an accepted, active
+// member of it.
+func (s *Service) activeOrg(ctx context.Context, userID, orgID string) (project.Org, bool, error) {
+	orgs, err := s.store.UserOrgs(ctx, userID)
+	if err != nil {
+		return project.Org{}, false, err
 	}
 	for _, o := range orgs {
 		if o.ID == orgID {
-			// The new session ends when the one it comes from does: switching
-			// organizations never extends a session.
-			until, family := time.Time{}, ""
-			if actor.TokenID != "" {
-				cur, err := s.store.SessionByID(ctx, actor.TokenID)
-				if errs.Is(err, errs.NotFound) {
-					return "", errs.Unauthorizedf("Session is no longer valid")
-				}
-				if err != nil {
-					return "", err
-				}
-				until, family = cur.ExpiresAt, cmp.Or(cur.FamilyID, cur.ID)
-			}
-			return s.newSessionUntil(ctx, actor.ID, orgID, until, family)
+			return o, true, nil
 		}
 	}
-	return "", errs.Forbiddenf("User is not a member of organization %s", orgID)
+	return project.Org{}, false, nil
 }
 
 // UserOrgs lists the organizations of a user actor.

@@ -70,6 +70,7 @@ type WebStore interface {
 	// UseRecoveryCode marks an unused code used; false when there is none.
 	UseRecoveryCode(ctx context.Context, userID, codeHash string, at time.Time) (bool, error)
 	AppendAudit(ctx context.Context, ev audit.Event) error
+	DeviceStore
 }
 
 // Default dashboard session timeouts.

@@ -155,10 +155,11 @@ type GroupGrants struct {
 	Seen      GrantsSeen
 }
 
-// GrantsSeen identifies a group's project roles as a check saw them: one
-// key per role row, of its id and the rules of its custom role, so that
-// adding, replacing or removing a role of the group, or editing the
-// definition of a custom role it holds, changes it.
+// GrantsSeen identifies a group's roles as a check saw them: one key per
+// project role row, of its id and the rules of its custom role, and one
+// for its organization role and that role's rules, so that adding,
+// replacing or removing a role of the group, changing its organization
+// role, or editing the definition of a custom role it holds, changes it.
 type GrantsSeen struct{ Keys []string }
 
 // ErrGroupRolesChanged is the store's answer when a group's project roles
@@ -621,8 +622,9 @@ const MaxMappedGroups = 1000
 
 // SyncUserGroups makes a user of organization orgID a member of exactly
 // the groups named (by name, as Infisical matches an identity provider's
-// groups claim; names matching no group of the organization are ignored), and of no other group of it: the mapping of an identity
-// provider's groups claim at sign-in. It is the server acting on its own
+// groups claim; names matching no group of the organization are ignored),
+// and of no other group of it: the mapping of an identity provider's
+// groups claim at sign-in. It is the server acting on its own
 // (no caller's permissions are checked, so only trusted code such as the
 // SSO login may call it); each group joined or left is audited as actor's
 // doing (typically the user signing in). The change is one transaction

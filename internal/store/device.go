@@ -73,25 +73,14 @@ func (db *DB) TakeDeviceLogin(ctx context.Context, codeHash string, now time.Tim
 	if d.Status == identity.DevicePending {
 		return d, nil
 	}
-	err = db.transactQuiet(ctx, func(tx *Tx) error {
-		var err error
-		if d, err = scanDevice(tx.queryRow(ctx, `SELECT `+deviceCols+` FROM device_logins WHERE device_code_hash = ?`, codeHash)); err != nil {
-			return dbErr(err, "TakeDeviceLogin")
-		}
-		if !d.ExpiresAt.After(now) {
-			return errs.NotFoundf("device login expired")
-		}
-		if d.Status == identity.DevicePending {
-			return nil
-		}
-		res, err := tx.exec(ctx, `DELETE FROM device_logins WHERE device_code_hash = ?`, codeHash)
-		if err != nil {
-			return dbErr(err, "take device login")
-		}
-		if n, err := res.RowsAffected(); err != nil || n != 1 {
-			return errs.NotFoundf("device login already used")
-		}
-		return nil
-	})
-	return d, err
+	// Decided rows never change again: the DELETE alone decides which of
+	// two polls collects it.
+	res, err := db.execQuiet(ctx, `DELETE FROM device_logins WHERE device_code_hash = ?`, codeHash)
+	if err != nil {
+		return identity.DeviceLogin{}, dbErr(err, "take device login")
+	}
+	if n, err := res.RowsAffected(); err != nil || n != 1 {
+		return identity.DeviceLogin{}, errs.NotFoundf("device login already used")
+	}
+	return d, nil
 }

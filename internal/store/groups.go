@@ -223,8 +223,7 @@ func (db *DB) GroupMembers(ctx context.Context, groupID string, f org.GroupFilte
 	idents := `SELECT gm.created_at AS joined, 'identity' AS kind, i.id AS id, '' AS email, '' AS username,
 		'' AS first_name, '' AS last_name, i.name AS name, LOWER(i.name) AS sort_name
 		FROM group_members gm JOIN identities i ON i.id = gm.identity_id WHERE gm.group_id = ?`
-	var uargs, iargs []any
-	uargs, iargs = append(uargs, groupID), append(iargs, groupID)
+	uargs, iargs := []any{groupID}, []any{groupID}
 	if f.Search != "" {
 		p := likePattern(f.Search)
 		users += ` AND (LOWER(u.email) LIKE ? ESCAPE '\' OR LOWER(u.username) LIKE ? ESCAPE '\'
@@ -484,7 +483,7 @@ func (tx *Tx) groupUnchanged(ctx context.Context, groupID string, seen *org.Gran
 	if err := rows.Err(); err != nil {
 		return dbErr(err, "group roles")
 	}
-	orgKey, err := tx.groupOrgKey(ctx, groupID)
+	orgKey, err := groupOrgKey(tx.queryRow(ctx, qGroupOrgKey, groupID))
 	if err != nil {
 		return err
 	}
@@ -498,14 +497,17 @@ func (tx *Tx) groupUnchanged(ctx context.Context, groupID string, seen *org.Gran
 	return nil
 }
 
+// qGroupOrgKey reads what groupOrgKey makes a key of.
+const qGroupOrgKey = `SELECT g.role, COALESCE(g.custom_role_id, ''), r.permissions FROM org_groups g
+	LEFT JOIN org_roles r ON r.id = g.custom_role_id WHERE g.id = ?`
+
 // groupOrgKey is a group's organization role as a check sees it: the role,
-// and a digest of a custom role's rules (members hold it too).
-func (tx *Tx) groupOrgKey(ctx context.Context, groupID string) (string, error) {
+// and a digest of a custom role's rules (members hold it too), from a row
+// of qGroupOrgKey.
+func groupOrgKey(row interface{ Scan(...any) error }) (string, error) {
 	var role, customID string
 	var perms *string
-	err := tx.queryRow(ctx, `SELECT g.role, COALESCE(g.custom_role_id, ''), r.permissions FROM org_groups g
-		LEFT JOIN org_roles r ON r.id = g.custom_role_id WHERE g.id = ?`, groupID).Scan(&role, &customID, &perms)
-	if err != nil {
+	if err := row.Scan(&role, &customID, &perms); err != nil {
 		return "", dbErr(err, "group role")
 	}
 	return grantKey("org:"+role+":"+customID, perms), nil
@@ -559,13 +561,11 @@ func (db *DB) GroupProjectGrants(ctx context.Context, groupID string) (org.Group
 	if err := rows.Err(); err != nil {
 		return out, dbErr(err, "GroupProjectGrants")
 	}
-	var role, customID string
-	var perms *string
-	if err := db.readRow(ctx, `SELECT g.role, COALESCE(g.custom_role_id, ''), r.permissions FROM org_groups g
-		LEFT JOIN org_roles r ON r.id = g.custom_role_id WHERE g.id = ?`, groupID).Scan(&role, &customID, &perms); err != nil {
-		return out, dbErr(err, "group role")
+	orgKey, err := groupOrgKey(db.readRow(ctx, qGroupOrgKey, groupID))
+	if err != nil {
+		return out, err
 	}
-	out.Seen.Keys = append(out.Seen.Keys, grantKey("org:"+role+":"+customID, perms))
+	out.Seen.Keys = append(out.Seen.Keys, orgKey)
 	return out, nil
 }
 
