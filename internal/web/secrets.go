@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/lockbox-dev/lockbox/internal/authz"
 	"github.com/lockbox-dev/lockbox/internal/errs"
@@ -124,13 +125,26 @@ type envImports struct {
 
 // gridBody writes the rows of the grid, escaping every value itself:
 // text with html.EscapeString, query values with url.QueryEscape (then
-// html-escaped for the attribute). Nothing else is interpolated.
+// html-escaped for the attribute). Nothing else is interpolated. What is the
+// same in every row (each environment's cell openings) is escaped once.
 func gridBody(ov *Overview) template.HTML {
-	var b strings.Builder
-	b.Grow(len(ov.Rows) * (200 + 260*len(ov.Project.Environments)))
 	esc := html.EscapeString
 	pathQ := esc(url.QueryEscape(ov.Path))
 	pid := esc(ov.Project.ID)
+	type envCell struct{ missing, present, name string }
+	cells := make([]envCell, len(ov.Project.Environments))
+	for i, env := range ov.Project.Environments {
+		slug, name := esc(env.Slug), esc(env.Name)
+		cells[i] = envCell{
+			missing: `<td class="missing" data-env="` + slug + `"><span aria-label="missing in ` + name + `">missing</span></td>`,
+			present: `<td class="present" data-env="` + slug + `"><a href="/projects/` + pid + `/secret?env=` +
+				esc(url.QueryEscape(env.Slug)) + `&amp;path=` + pathQ + `&amp;key=`,
+			name: ` in ` + name + `">••••••</a> <span class="small">v`,
+		}
+	}
+	var b strings.Builder
+	b.Grow(len(ov.Rows) * (200 + 260*len(cells)))
+	var num [20]byte
 	for _, r := range ov.Rows {
 		key := esc(r.Key)
 		keyQ := esc(url.QueryEscape(r.Key))
@@ -140,17 +154,21 @@ func gridBody(ov *Overview) template.HTML {
 		b.WriteString(key)
 		b.WriteString("</code></th>")
 		for i, c := range r.Cells {
-			env := ov.Project.Environments[i]
-			slug, name := esc(env.Slug), esc(env.Name)
 			if c == nil {
-				b.WriteString(`<td class="missing" data-env="` + slug + `"><span aria-label="missing in ` + name + `">missing</span></td>`)
+				b.WriteString(cells[i].missing)
 				continue
 			}
-			b.WriteString(`<td class="present" data-env="` + slug + `"><a href="/projects/` + pid + `/secret?env=` +
-				esc(url.QueryEscape(env.Slug)) + `&amp;path=` + pathQ + `&amp;key=` + keyQ + `" aria-label="` + key + ` in ` + name +
-				`">••••••</a> <span class="small">v` + strconv.Itoa(c.Version) + `</span>`)
+			b.WriteString(cells[i].present)
+			b.WriteString(keyQ)
+			b.WriteString(`" aria-label="`)
+			b.WriteString(key)
+			b.WriteString(cells[i].name)
+			b.Write(strconv.AppendInt(num[:0], int64(c.Version), 10))
+			b.WriteString(`</span>`)
 			for _, t := range c.Tags {
-				b.WriteString(` <span class="pill">` + esc(t.Slug) + `</span>`)
+				b.WriteString(` <span class="pill">`)
+				b.WriteString(esc(t.Slug))
+				b.WriteString(`</span>`)
 			}
 			b.WriteString("</td>")
 		}
@@ -159,24 +177,50 @@ func gridBody(ov *Overview) template.HTML {
 	return template.HTML(b.String())
 }
 
+// envGrid is what the overview reads of one environment's folder.
+type envGrid struct {
+	secrets []secret.Secret
+	imports []secret.Import
+	folders []project.Folder
+	denied  bool
+	err     error
+}
+
+// gridReaders bounds the environments one overview reads at once.
+const gridReaders = 4
+
 // overview builds the grid of folder p: one List per environment (values
-// hidden: the grid shows none), merged by key.
+// hidden: the grid shows none), merged by key. The environments are read
+// concurrently (each List waits for its audit event to be committed; side by
+// side, those share group commits), and merged in the project's order.
 func (h *Handler) overview(q *req, pv projectView, p string) (Overview, error) {
 	ov := Overview{Project: pv, Path: p, Crumbs: breadcrumbs(p)}
+	grids := make([]envGrid, len(pv.Environments))
+	var tags []secret.Tag
+	var tagsErr error
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, gridReaders)
+	wg.Go(func() { tags, tagsErr = h.svc.Secrets.Tags(q.ctx(), q.actor, pv.ID) })
+	for i, env := range pv.Environments {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			grids[i] = h.envGrid(q, pv.ID, env.Slug, p)
+		})
+	}
+	wg.Wait()
 	idx := map[string]int{}
 	folders := map[string]bool{}
-	for i, env := range pv.Environments {
-		sc := secret.Scope{ProjectID: pv.ID, Env: env.Slug, Path: p}
-		res, err := h.svc.Secrets.List(q.ctx(), q.actor, sc, secret.ReadOptions{HideValue: true})
-		if errs.KindOf(err) == errs.Forbidden { // a role scoped to other environments
-			ov.Denied = append(ov.Denied, env.Slug)
+	for i, g := range grids {
+		if g.err != nil {
+			return Overview{}, g.err
+		}
+		if g.denied {
+			ov.Denied = append(ov.Denied, pv.Environments[i].Slug)
 			continue
 		}
-		if err != nil && errs.KindOf(err) != errs.NotFound {
-			return Overview{}, err
-		}
-		for j := range res.Secrets {
-			s := &res.Secrets[j]
+		for j := range g.secrets {
+			s := &g.secrets[j]
 			if s.Type == "personal" {
 				continue
 			}
@@ -188,33 +232,47 @@ func (h *Handler) overview(q *req, pv projectView, p string) (Overview, error) {
 			}
 			ov.Rows[r].Cells[i] = s
 		}
-		imps, err := h.svc.Secrets.ListImports(q.ctx(), q.actor, sc)
-		if err != nil && errs.KindOf(err) != errs.NotFound && errs.KindOf(err) != errs.Forbidden {
-			return Overview{}, err
+		if len(g.imports) > 0 {
+			ov.Imports = append(ov.Imports, envImports{pv.Environments[i].Slug, g.imports})
 		}
-		if len(imps) > 0 {
-			ov.Imports = append(ov.Imports, envImports{env.Slug, imps})
-		}
-		fs, err := h.svc.Projects.ListFolders(q.ctx(), q.actor, project.FolderRef{ProjectID: pv.ID, Env: env.Slug, Path: p})
-		if err != nil && errs.KindOf(err) != errs.NotFound && errs.KindOf(err) != errs.Forbidden {
-			return Overview{}, err
-		}
-		for _, f := range fs {
+		for _, f := range g.folders {
 			folders[f.Name] = true
 		}
 	}
+	if tagsErr != nil && errs.KindOf(tagsErr) != errs.Forbidden {
+		return Overview{}, tagsErr
+	}
+	ov.Tags = tags
 	slices.SortFunc(ov.Rows, func(a, b gridRow) int { return strings.Compare(a.Key, b.Key) })
 	for f := range folders {
 		ov.Folders = append(ov.Folders, f)
 	}
 	slices.Sort(ov.Folders)
 	ov.Body = gridBody(&ov)
-	tags, err := h.svc.Secrets.Tags(q.ctx(), q.actor, pv.ID)
-	if err != nil && errs.KindOf(err) != errs.Forbidden {
-		return Overview{}, err
-	}
-	ov.Tags = tags
 	return ov, nil
+}
+
+// envGrid reads folder p of one environment: its secrets (values hidden),
+// imports and subfolders. A role scoped to other environments marks it
+// denied; a missing folder is empty.
+func (h *Handler) envGrid(q *req, pid, env, p string) envGrid {
+	sc := secret.Scope{ProjectID: pid, Env: env, Path: p}
+	res, err := h.svc.Secrets.List(q.ctx(), q.actor, sc, secret.ReadOptions{HideValue: true})
+	if errs.KindOf(err) == errs.Forbidden {
+		return envGrid{denied: true}
+	}
+	if err != nil && errs.KindOf(err) != errs.NotFound {
+		return envGrid{err: err}
+	}
+	g := envGrid{secrets: res.Secrets}
+	if g.imports, err = h.svc.Secrets.ListImports(q.ctx(), q.actor, sc); err != nil && errs.KindOf(err) != errs.NotFound && errs.KindOf(err) != errs.Forbidden {
+		return envGrid{err: err}
+	}
+	if g.folders, err = h.svc.Projects.ListFolders(q.ctx(), q.actor, project.FolderRef{ProjectID: pid, Env: env, Path: p}); err != nil &&
+		errs.KindOf(err) != errs.NotFound && errs.KindOf(err) != errs.Forbidden {
+		return envGrid{err: err}
+	}
+	return g
 }
 
 func (h *Handler) secrets(w http.ResponseWriter, q *req) error {
