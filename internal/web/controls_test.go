@@ -1,11 +1,13 @@
 package web_test
 
 import (
+	"fmt"
 	"html"
 	"net/http"
 	"net/netip"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -133,6 +135,66 @@ func TestDashboardHistoryHidesValues(t *testing.T) {
 			t.Fatalf("describer history shows values or controls: %.2000s", uh.body)
 		}
 		mustStatus(t, u.get("/projects/"+pid+"/secret/version"+q+"&version=2"), 403, "describer reveal")
+	})
+}
+
+// TestDashboardHistoryPagesPastTheNewest100: a secret with 105 versions
+// lists 100 per page with links between them, and the changes of a version
+// older than the newest 100 are revealed against the one before it.
+func TestDashboardHistoryPagesPastTheNewest100(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, d store.Dialect) {
+		e := apptest.Bootstrapped(t, d)
+		admin := newBrowser(t, e.URL)
+		admin.mustLogin(e.UserEmail, e.Password)
+		pid := createProject(t, admin, "long-history")
+		mustStatus(t, admin.post("/projects/"+pid+"/secrets", url.Values{"env": {"dev"}, "path": {"/"}, "key": {"K"},
+			"value": {"value-1"}}, nil), 303, "add")
+		for i := 2; i <= 105; i++ {
+			mustStatus(t, admin.post("/projects/"+pid+"/secrets/update", url.Values{"env": {"dev"}, "path": {"/"}, "key": {"K"},
+				"value": {fmt.Sprintf("value-%d", i)}}, nil), 303, "update")
+		}
+		q := "?env=dev&path=/&key=K"
+		versions := func(body string) []string {
+			var out []string
+			for _, m := range regexp.MustCompile(`data-version="(\d+)"`).FindAllStringSubmatch(body, -1) {
+				out = append(out, m[1])
+			}
+			return out
+		}
+		first := admin.get("/projects/" + pid + "/secret/history" + q)
+		mustStatus(t, first, 200, "history page 1")
+		if v := versions(first.body); len(v) != 100 || v[0] != "105" || v[99] != "6" {
+			t.Fatalf("page 1 lists versions %v, want 105..6", v)
+		}
+		link := func(id, offset string) *regexp.Regexp {
+			return regexp.MustCompile(`id="` + id + `" href="/projects/` + pid + `/secret/history\?env=dev&(amp;)?path=[^"&]+&(amp;)?key=K&(amp;)?offset=` + offset + `"`)
+		}
+		if !link("older", "100").MatchString(first.body) ||
+			strings.Contains(first.body, `id="newer"`) {
+			t.Fatalf("page 1 links: %.600s", first.body[strings.Index(first.body, "</ol>"):])
+		}
+		second := admin.get("/projects/" + pid + "/secret/history" + q + "&offset=100")
+		mustStatus(t, second, 200, "history page 2")
+		if v := versions(second.body); !slices.Equal(v, []string{"5", "4", "3", "2", "1"}) {
+			t.Fatalf("page 2 lists versions %v, want 5..1", v)
+		}
+		if !link("newer", "0").MatchString(second.body) ||
+			strings.Contains(second.body, `id="older"`) {
+			t.Fatalf("page 2 links: %.600s", second.body[strings.Index(second.body, "</ol>"):])
+		}
+		for v, want := range map[string]string{"3": "- value-2\n+ value-3\n", "1": "+ value-1\n", "105": "- value-104\n+ value-105\n"} {
+			p := admin.get("/projects/" + pid + "/secret/version" + q + "&version=" + v)
+			mustStatus(t, p, 200, "reveal v"+v)
+			if p.body != want {
+				t.Errorf("v%s changes = %q, want %q", v, p.body, want)
+			}
+		}
+		for _, v := range []string{"0", "106", "-3"} {
+			mustStatus(t, admin.get("/projects/"+pid+"/secret/version"+q+"&version="+v), 404, "version "+v)
+		}
+		for _, o := range []string{"-1", "x"} {
+			mustStatus(t, admin.get("/projects/"+pid+"/secret/history"+q+"&offset="+o), 400, "offset "+o)
+		}
 	})
 }
 

@@ -13,7 +13,9 @@ import (
 
 	"github.com/lockbox-dev/lockbox/internal/app/apptest"
 	"github.com/lockbox-dev/lockbox/internal/dynamic/provider/totp"
+	"github.com/lockbox-dev/lockbox/internal/mail"
 	"github.com/lockbox-dev/lockbox/internal/store"
+	"github.com/lockbox-dev/lockbox/internal/testsvc"
 )
 
 var (
@@ -421,4 +423,61 @@ func TestDashboardOrgSwitcher(t *testing.T) {
 			t.Fatal("the first organization's projects after switching back")
 		}
 	})
+}
+
+// TestDashboardInvitationMailed: with SMTP configured, the dashboard's
+// invitation is mailed through a real SMTP server (Debian's
+// python3-aiosmtpd), the page says so, and the link as received lets the
+// invitee set a password and log in. With the mail server down the page
+// says to send the link by hand.
+func TestDashboardInvitationMailed(t *testing.T) {
+	sink := testsvc.SMTP(t)
+	forEachEngine(t, func(t *testing.T, d store.Dialect) {
+		m, err := mail.Parse("smtp://" + sink.Addr + "?from=lockbox@example.com")
+		if err != nil {
+			t.Fatal(err)
+		}
+		e := apptest.Bootstrapped(t, d, apptest.Options{Mailer: m})
+		admin := newBrowser(t, e.URL)
+		admin.mustLogin(e.UserEmail, e.Password)
+		email := "mailed-" + string(d) + "@example.com"
+		p := admin.post("/org/members/invite", url.Values{"emails": {email}, "role": {"member"}}, nil)
+		mustStatus(t, p, 200, "invite")
+		if !strings.Contains(p.body, "The invitations were mailed") || !strings.Contains(p.body, email+" (mailed)") {
+			t.Fatalf("the page does not say the invitation was mailed: %.3000s", p.body)
+		}
+		shown := inviteLinkRE.FindStringSubmatch(p.body)
+		if shown == nil {
+			t.Fatalf("no link shown: %.2000s", p.body)
+		}
+		got := sink.WaitFor(t, "To: "+email, 10*time.Second)
+		msg := got[strings.Index(got, "To: "+email):]
+		raw := regexp.MustCompile(`http://[^\s]+/signupinvite\?[^\s]+`).FindString(msg)
+		if raw == "" || raw != html.UnescapeString(shown[1]) {
+			t.Fatalf("mailed link %q, shown %q", raw, shown[1])
+		}
+		link, err := url.Parse(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := newBrowser(t, e.URL)
+		mustStatus(t, n.get(link.RequestURI()), 200, "invitation page")
+		form := url.Values{"token": {link.Query().Get("token")}, "to": {email},
+			"organization_id": {link.Query().Get("organization_id")}, "password": {"mailed password 1"}, "password2": {"mailed password 1"}}
+		mustStatus(t, n.post("/signupinvite", form, nil), 303, "accept")
+		n.mustLogin(email, "mailed password 1")
+	})
+	down, err := mail.Parse("smtp://127.0.0.1:1?from=lockbox@example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := apptest.Bootstrapped(t, store.SQLite, apptest.Options{Mailer: down})
+	admin := newBrowser(t, e.URL)
+	admin.mustLogin(e.UserEmail, e.Password)
+	p := admin.post("/org/members/invite", url.Values{"emails": {"unmailed@example.com"}, "role": {"member"}}, nil)
+	mustStatus(t, p, 200, "invite with the mail server down")
+	if !strings.Contains(p.body, "Send each person their link") || strings.Contains(p.body, "(mailed)") ||
+		inviteLinkRE.FindStringSubmatch(p.body) == nil {
+		t.Fatalf("with the mail server down: %.3000s", p.body)
+	}
 }

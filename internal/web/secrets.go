@@ -535,17 +535,35 @@ func (h *Handler) secretHistory(w http.ResponseWriter, q *req) error {
 	if err != nil {
 		return err
 	}
-	vs, err := h.svc.Secrets.Versions(q.ctx(), q.actor, s.ID, 0, 100)
+	offset := 0
+	if v := q.FormValue("offset"); v != "" {
+		if offset, err = strconv.Atoi(v); err != nil || offset < 0 {
+			return errs.BadRequest("offset must be a number of versions, 0 or more")
+		}
+	}
+	vs, err := h.svc.Secrets.Versions(q.ctx(), q.actor, s.ID, offset, historyPage+1)
 	if err != nil {
 		return err
 	}
+	older := len(vs) > historyPage
+	vs = vs[:min(len(vs), historyPage)]
 	for i := range vs { // drop the values before anything renders
 		vs[i].Value = ""
 	}
-	h.render(w, q, http.StatusOK, "history", map[string]any{"Title": s.Key + " · History", "P": pv, "S": s,
-		"Env": q.FormValue("env"), "Path": cleanPath(q.FormValue("path")), "Versions": vs, "Can": secretCan(pv, s)})
+	d := map[string]any{"Title": s.Key + " · History", "P": pv, "S": s, "Env": q.FormValue("env"),
+		"Path": cleanPath(q.FormValue("path")), "Versions": vs, "Can": secretCan(pv, s)}
+	if older {
+		d["Older"] = strconv.Itoa(offset + historyPage) // a string: "0" still shows the link
+	}
+	if offset > 0 {
+		d["Newer"] = strconv.Itoa(max(offset-historyPage, 0))
+	}
+	h.render(w, q, http.StatusOK, "history", d)
 	return nil
 }
+
+// historyPage is how many versions one page of a secret's history lists.
+const historyPage = 100
 
 // secretVersionDiff answers a version's Reveal: the lines of its value as
 // text, each marked "+" (added), "-" (removed) or " " against the version
@@ -559,7 +577,14 @@ func (h *Handler) secretVersionDiff(w http.ResponseWriter, q *req) error {
 	if err != nil {
 		return err
 	}
-	vs, err := h.svc.Secrets.Versions(q.ctx(), q.actor, s.ID, 0, 100)
+	if n < 1 || n > s.Version {
+		return errs.NotFoundf("Version %d not found", n)
+	}
+	// Versions are numbered 1..current with no gap (each write is a
+	// compare-and-set of the next number), newest first: version n and the
+	// one before it are at offset current-n (one more read tolerates a write
+	// since s was read).
+	vs, err := h.svc.Secrets.Versions(q.ctx(), q.actor, s.ID, s.Version-n, 3)
 	if err != nil {
 		return err
 	}
