@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"path"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -200,11 +201,15 @@ func (h *Handler) overview(q *req, pv projectView, p string) (Overview, error) {
 	var tagsErr error
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, gridReaders)
-	wg.Go(func() { tags, tagsErr = h.svc.Secrets.Tags(q.ctx(), q.actor, pv.ID) })
+	wg.Go(func() {
+		defer recovered(&tagsErr)
+		tags, tagsErr = h.svc.Secrets.Tags(q.ctx(), q.actor, pv.ID)
+	})
 	for i, env := range pv.Environments {
 		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
+			defer recovered(&grids[i].err)
 			grids[i] = h.envGrid(q, pv.ID, env.Slug, p)
 		})
 	}
@@ -250,6 +255,14 @@ func (h *Handler) overview(q *req, pv projectView, p string) (Overview, error) {
 	slices.Sort(ov.Folders)
 	ov.Body = gridBody(&ov)
 	return ov, nil
+}
+
+// recovered turns a panic of the goroutine it is deferred in into *err (the
+// server's recovery covers only the request's own goroutine).
+func recovered(err *error) {
+	if v := recover(); v != nil {
+		*err = errs.Internalf(fmt.Errorf("panic: %v\n%s", v, debug.Stack()), "read the overview")
+	}
 }
 
 // envGrid reads folder p of one environment: its secrets (values hidden),
