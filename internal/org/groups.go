@@ -448,6 +448,30 @@ func (s *Groups) mayManage(ctx context.Context, actor authz.Actor, set authz.Set
 	return &grants.Seen, nil
 }
 
+// Manageable tells a page which changes to group id to offer: Members,
+// whether the actor may change its members, rename or delete it (edit or
+// delete permission aside: the checks mayManage makes, for good); Users,
+// whether users may be added or removed by hand (not while SSO maps them).
+// It decides nothing: each change is checked again when made.
+type Manageable struct{ Members, Users bool }
+
+// Manageable reports what the actor may change of group id (see the type).
+func (s *Groups) Manageable(ctx context.Context, actor authz.Actor, id string) (Manageable, error) {
+	set, mine, g, err := s.load(ctx, actor, authz.ActRead, id)
+	if err != nil {
+		return Manageable{}, err
+	}
+	_, err = s.mayManage(ctx, actor, set, mine, g, true)
+	if errs.Is(err, errs.Forbidden) {
+		return Manageable{}, nil
+	}
+	if err != nil {
+		return Manageable{}, err
+	}
+	on, err := s.store.SSOManagesGroups(ctx, g.OrgID)
+	return Manageable{Members: true, Users: !on}, err
+}
+
 // Users lists the organization's users with whether each is in the group.
 func (s *Groups) Users(ctx context.Context, actor authz.Actor, id string, f GroupFilter) ([]GroupUser, int, error) {
 	_, _, g, err := s.load(ctx, actor, authz.ActRead, id)

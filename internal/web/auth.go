@@ -13,7 +13,7 @@ import (
 // pageNames are the templates under templates/, each executed inside layout.html.
 var pageNames = []string{"error", "login", "mfa", "security", "device", "projects", "secrets", "secret", "history",
 	"environments", "identities", "identity", "dynamic", "dynsecret", "kms", "audit", "roles", "shown",
-	"members", "orgroles", "role", "invite", "members_project"}
+	"members", "orgroles", "role", "invite", "members_project", "groups", "group"}
 
 var funcs = template.FuncMap{
 	"when": func(t time.Time) string {
@@ -91,6 +91,9 @@ func (h *Handler) routes() {
 	m.Handle("POST /projects/{pid}/members/identities", h.authed(h.projectIdentityAdd))
 	m.Handle("POST /projects/{pid}/members/identities/{iid}/roles", h.authed(h.projectIdentityRoles))
 	m.Handle("POST /projects/{pid}/members/identities/{iid}/remove", h.authed(h.projectIdentityRemove))
+	m.Handle("POST /projects/{pid}/members/groups", h.authed(h.projectGroupAdd))
+	m.Handle("POST /projects/{pid}/members/groups/{gid}/roles", h.authed(h.projectGroupRoles))
+	m.Handle("POST /projects/{pid}/members/groups/{gid}/remove", h.authed(h.projectGroupRemove))
 	m.Handle("GET /projects/{pid}/kms", h.authed(h.kmsKeys))
 	m.Handle("POST /projects/{pid}/kms", h.authed(h.kmsCreate))
 	m.Handle("GET /projects/{pid}/dynamic", h.authed(h.dynamicList))
@@ -120,6 +123,15 @@ func (h *Handler) routes() {
 	m.Handle("GET /org/roles/{id}", h.authed(h.orgRole))
 	m.Handle("POST /org/roles/{id}", h.authed(h.orgRoleUpdate))
 	m.Handle("POST /org/roles/{id}/delete", h.authed(h.orgRoleDelete))
+	m.Handle("GET /org/groups", h.authed(h.orgGroups))
+	m.Handle("POST /org/groups", h.authed(h.groupCreate))
+	m.Handle("GET /org/groups/{gid}", h.authed(h.groupPage))
+	m.Handle("POST /org/groups/{gid}", h.authed(h.groupUpdate))
+	m.Handle("POST /org/groups/{gid}/delete", h.authed(h.groupDelete))
+	m.Handle("POST /org/groups/{gid}/users", h.authed(h.groupUserAdd))
+	m.Handle("POST /org/groups/{gid}/users/remove", h.authed(h.groupUserRemove))
+	m.Handle("POST /org/groups/{gid}/identities", h.authed(h.groupIdentityAdd))
+	m.Handle("POST /org/groups/{gid}/identities/{iid}/remove", h.authed(h.groupIdentityRemove))
 	m.HandleFunc("GET /signupinvite", h.inviteForm)
 	m.HandleFunc("POST /signupinvite", h.inviteAccept)
 }

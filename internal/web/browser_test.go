@@ -349,8 +349,23 @@ func TestBrowserJourney(t *testing.T) {
 		if len(types) != 1 || types[0] != "update-secret" {
 			t.Fatalf("filtered audit log: %v", types)
 		}
+		// A group: created, the user put in it, given a role in the project.
+		var groupURL string
+		run(t, ctx, "group",
+			chromedp.Navigate(e.URL+"/org/groups"),
+			chromedp.SendKeys("#group-name", "Operators", chromedp.ByID),
+			chromedp.Click("#create-group-submit", chromedp.ByID),
+			chromedp.WaitVisible("#group-members", chromedp.ByID),
+			chromedp.Location(&groupURL),
+			chromedp.SendKeys("#group-user", e.UserEmail, chromedp.ByID),
+			chromedp.Click("#add-group-user-submit", chromedp.ByID),
+			chromedp.WaitVisible(`#group-members tr[data-user]`, chromedp.ByQuery),
+			chromedp.Navigate(e.URL+"/projects/"+pid+"/members"),
+			chromedp.Click("#add-group-member-submit", chromedp.ByID),
+			chromedp.WaitVisible(`tr[data-group="Operators"]`, chromedp.ByQuery))
 		if os.Getenv("LOCKBOX_SCREENSHOTS") == "1" {
 			run(t, ctx, "screenshots",
+				chromedp.Navigate(groupURL), shot("group"),
 				chromedp.Navigate(e.URL+"/projects"), shot("projects"),
 				chromedp.Navigate(e.URL+"/projects/"+pid+"/kms"), shot("kms"),
 				chromedp.Navigate(e.URL+"/projects/"+pid+"/roles"), shot("roles"),

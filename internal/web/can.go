@@ -38,6 +38,9 @@ var projectControls = map[string]control{
 	"createRole":    {authz.ActCreate, authz.SubRole},
 	"editRole":      {authz.ActEdit, authz.SubRole},
 	"deleteRole":    {authz.ActDelete, authz.SubRole},
+	"addGroup":      {authz.ActCreate, authz.SubGroups},
+	"editGroup":     {authz.ActEdit, authz.SubGroups},
+	"removeGroup":   {authz.ActDelete, authz.SubGroups},
 }
 
 // Controls of organization pages, checked against the actor's organization
@@ -53,6 +56,10 @@ var orgControls = map[string]control{
 	"deleteRole":     {authz.ActDelete, authz.SubRole},
 	"readMembers":    {authz.ActRead, authz.SubMember},
 	"readRoles":      {authz.ActRead, authz.SubRole},
+	"createGroup":    {authz.ActCreate, authz.SubGroups},
+	"editGroup":      {authz.ActEdit, authz.SubGroups},
+	"deleteGroup":    {authz.ActDelete, authz.SubGroups},
+	"readGroups":     {authz.ActRead, authz.SubGroups},
 }
 
 // Controls of one identity's page (fields: that identity).

@@ -68,11 +68,26 @@ func (h *Handler) projectMembers(w http.ResponseWriter, q *req) error {
 	case errs.KindOf(err) != errs.Forbidden:
 		return err
 	}
+	groups, err := h.projectGroupRows(q, pv.ID)
+	if err != nil {
+		return err
+	}
+	d["Groups"] = groups
+	if len(groups) > 0 { // link each group to its page only for who may read it
+		if d["OrgCan"], err = h.orgCan(q); err != nil {
+			return err
+		}
+	}
 	roles, err := h.svc.Roles.List(q.ctx(), q.actor, pv.ID)
 	if err != nil && errs.KindOf(err) != errs.Forbidden {
 		return err
 	}
 	d["Roles"] = roles
+	if pv.Can["addGroup"] {
+		if d["OrgGroups"], err = h.orgGroupChoices(q, groups); err != nil {
+			return err
+		}
+	}
 	if pv.Can["addIdentity"] {
 		var list []identity.OrgIdentity
 		list, _, err = h.svc.Identities.List(q.ctx(), q.actor, q.actor.OrgID, 0, 500)

@@ -56,6 +56,8 @@ type Services struct {
 	OrgMembers    *org.Members
 	OrgRoles      *org.Roles
 	ProjectUsers  *project.Users
+	Groups        *org.Groups
+	ProjectGroups *project.Groups
 }
 
 // Options configure a Handler.
