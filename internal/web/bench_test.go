@@ -30,8 +30,8 @@ func BenchmarkSecretsOverview(b *testing.B) {
 // BenchmarkPages renders the other main pages on the same project (3×1,000
 // secrets), one sub-benchmark each: a secret's history (20 versions), the
 // audit log (first page of thousands of events), machine identities (50),
-// organization members (50, half invited) and the dynamic secrets of a
-// folder (20), reporting each page's p50 and p99.
+// organization members (50, half invited), a group (the 50 identities) and
+// the dynamic secrets of a folder (20), reporting each page's p50 and p99.
 //
 //	go test -run '^$' -bench Pages -benchtime 200x ./internal/web/
 func BenchmarkPages(b *testing.B) {
@@ -43,8 +43,14 @@ func BenchmarkPages(b *testing.B) {
 					"value": {fmt.Sprintf("line one\nversion %d\n", i)}}, nil)
 				mustStatus(b, p, 303, "new version")
 			}
+			g := br.post("/org/groups", url.Values{"name": {"machines"}, "role": {"no-access"}}, nil)
+			mustStatus(b, g, 303, "group")
+			group := g.header.Get("Location")
 			for i := range 50 {
-				mustStatus(b, br.post("/identities", url.Values{"name": {fmt.Sprintf("machine-%02d", i)}, "role": {"member"}}, nil), 303, "identity")
+				p := br.post("/identities", url.Values{"name": {fmt.Sprintf("machine-%02d", i)}, "role": {"member"}}, nil)
+				mustStatus(b, p, 303, "identity")
+				iid := strings.TrimPrefix(p.header.Get("Location"), "/identities/")
+				mustStatus(b, br.post(group+"/identities", url.Values{"identity": {iid}}, nil), 303, "group member")
 			}
 			var emails []string
 			for i := range 25 {
@@ -62,6 +68,7 @@ func BenchmarkPages(b *testing.B) {
 				{"audit", "/audit", `class="event"`},
 				{"identities", "/identities", `href="/identities/`},
 				{"members", "/org/members", `<tr data-`},
+				{"group", group, `<tr data-identity=`},
 				{"dynamic", "/projects/" + pid + "/dynamic?env=dev&path=/", `/dynamic/otp-`},
 			} {
 				b.Run(pg.name, func(b *testing.B) { benchPage(b, br, pg.path, pg.marker, 0) })
