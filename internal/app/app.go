@@ -106,6 +106,9 @@ type App struct {
 	Events *store.EventFeed
 	// Cache is the node's cache generation (package cache).
 	Cache *cache.Gen
+	// TokenUse records the last use of access tokens; run it with Run(ctx)
+	// for the life of the node (tests call Flush).
+	TokenUse *identity.LastUse
 	// Groups is the organization's group service; sign-in code maps an
 	// identity provider's groups claim with Groups.SyncUserGroups.
 	Groups *org.Groups
@@ -121,6 +124,7 @@ func New(db *store.DB, kr *keyring.Keyring, o Options) *App {
 	az := authz.NewResolver(db, o.Clock)
 	az.SetCache(gen)
 	idsvc := identity.NewService(db, kr, nil)
+	idsvc.LastUse.SetLogger(o.Logger)
 	idsvc.SetCache(gen)
 	switch {
 	case o.PasswordHasher != nil:
@@ -234,7 +238,7 @@ func New(db *store.DB, kr *keyring.Keyring, o Options) *App {
 	}
 	return &App{Server: srv, Worker: dynamic.NewWorker(dyn, o.Logger), Rotations: rotation.NewWorker(rots, o.Logger),
 		PKIAlerts:       pki.NewAlertWorker(pkis, alertMailer, o.Logger),
-		RotationService: rots, Events: feed, Cache: gen, Groups: svc.Groups}
+		RotationService: rots, Events: feed, Cache: gen, Groups: svc.Groups, TokenUse: idsvc.LastUse}
 }
 
 // leaseMetrics exposes the lease engine to Prometheus.

@@ -29,6 +29,7 @@ type Store interface {
 	Bootstrap(ctx context.Context, b BootstrapRecord) error
 	// AccessTokenByID returns the token with its identity's org and name.
 	AccessTokenByID(ctx context.Context, id string) (AccessToken, IdentityRef, error)
+	LastUseStore
 	// ConsumeAccessTokenUse counts one use of a token with a use limit; it
 	// reports false when the limit is already reached or the token is revoked.
 	ConsumeAccessTokenUse(ctx context.Context, id string) (bool, error)
@@ -95,6 +96,9 @@ type Service struct {
 	UserLockout LockoutPolicy
 	// ServiceTokens authenticates "st." bearer tokens; nil refuses them.
 	ServiceTokens *ServiceTokens
+	// LastUse records the last use of the access tokens requests are
+	// authenticated with; run it with Run(ctx) for the life of the node.
+	LastUse *LastUse
 
 	once   sync.Once
 	sig    signer
@@ -138,7 +142,7 @@ func NewService(st Store, kr *keyring.Keyring, now func() time.Time) *Service {
 		now = time.Now
 	}
 	return &Service{store: st, keys: kr, now: now, Hasher: NewPasswordHasher(DefaultPasswordHashConcurrency),
-		UserLockout: DefaultUserLockout, emails: KeyedHash{Purpose: "login-lockout-hmac"}}
+		UserLockout: DefaultUserLockout, emails: KeyedHash{Purpose: "login-lockout-hmac"}, LastUse: newLastUse(st)}
 }
 
 func (s *Service) signer(ctx context.Context) (signer, error) {
@@ -308,6 +312,9 @@ func (s *Service) authIdentity(ctx context.Context, c claims, now time.Time, ip,
 		if !ok {
 			return authz.Actor{}, errs.Unauthorizedf("Failed to authorize: token usage limit reached")
 		}
+	}
+	if t.NumUsesLimit == 0 { // a limited token's use was counted, with its time
+		s.LastUse.note(t.ID, now)
 	}
 	return authz.Actor{Kind: authz.ActorIdentity, ID: t.IdentityID, OrgID: ref.OrgID, Name: ref.Name,
 		TokenID: t.ID, AuthMethod: t.AuthMethod, IP: ip, UserAgent: ua}, nil

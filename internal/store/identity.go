@@ -4,6 +4,8 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/lockbox-dev/lockbox/internal/audit"
@@ -194,6 +196,29 @@ func (db *DB) ConsumeAccessTokenUse(ctx context.Context, id string) (bool, error
 	}
 	n, err := res.RowsAffected()
 	return n == 1, dbErr(err, "ConsumeAccessTokenUse")
+}
+
+// NoteAccessTokensUsed records the last use of access tokens (a later one
+// already recorded stays), in transactions of at most 500 tokens that change
+// nothing a cache holds.
+func (db *DB) NoteAccessTokensUsed(ctx context.Context, used map[string]time.Time) error {
+	ids := slices.Sorted(maps.Keys(used)) // one lock order for concurrent nodes
+	for chunk := range slices.Chunk(ids, 500) {
+		err := db.transactQuiet(ctx, func(tx *Tx) error {
+			for _, id := range chunk {
+				at := ts(used[id])
+				if _, err := tx.exec(ctx, `UPDATE identity_access_tokens SET last_used_at = ?
+					WHERE id = ? AND (last_used_at IS NULL OR last_used_at < ?)`, at, id, at); err != nil {
+					return dbErr(err, "NoteAccessTokensUsed")
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 const userCols = `id, email, username, first_name, last_name, password_hash, super_admin, created_at, updated_at`

@@ -177,7 +177,16 @@ func Start(t testing.TB, d store.Dialect, opts ...Options) *Env {
 		close(done)
 	}()
 	go func() { srv.Events.Run(wctx); close(evDone) }()
-	t.Cleanup(func() { srv.CloseStreams(); stop(); <-done; <-evDone; hs.Close() })
+	useDone := make(chan struct{})
+	go func() { srv.TokenUse.Run(wctx); close(useDone) }()
+	t.Cleanup(func() {
+		srv.CloseStreams()
+		stop()
+		<-done
+		<-evDone
+		<-useDone
+		hs.Close()
+	})
 	select {
 	case <-srv.Events.Ready():
 	case <-time.After(10 * time.Second):

@@ -1,0 +1,73 @@
+package store_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/lockbox-dev/lockbox/internal/app/apptest"
+	"github.com/lockbox-dev/lockbox/internal/store/storetest"
+)
+
+// TestNoteAccessTokensUsed: a token's recorded last use only moves forward
+// (nodes write theirs in any order), an unknown id is no error, and the
+// write leaves the cache epoch alone.
+func TestNoteAccessTokensUsed(t *testing.T) {
+	for _, d := range storetest.Engines {
+		t.Run(string(d), func(t *testing.T) {
+			e := apptest.Bootstrapped(t, d)
+			ctx := context.Background()
+			id, _ := e.NewIdentity(t, "used", "member")
+			var list struct {
+				Tokens []struct {
+					ID                    string  `json:"id"`
+					AccessTokenLastUsedAt *string `json:"accessTokenLastUsedAt"`
+				} `json:"tokens"`
+			}
+			e.Must(t, 200, "GET", "/api/v1/auth/token-auth/identities/"+id+"/tokens", e.Token, nil).Decode(t, &list)
+			if len(list.Tokens) != 1 {
+				t.Fatalf("tokens %+v", list.Tokens)
+			}
+			tid := list.Tokens[0].ID
+			lastUsed := func() time.Time {
+				t.Helper()
+				tok, _, err := e.DB.AccessTokenByID(ctx, tid)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if tok.LastUsedAt == nil {
+					return time.Time{}
+				}
+				return *tok.LastUsedAt
+			}
+			if !lastUsed().IsZero() {
+				t.Fatal("a new token has a last use")
+			}
+			epoch, err := e.DB.Epoch(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			later := time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
+			earlier := later.Add(-time.Hour)
+			if err := e.DB.NoteAccessTokensUsed(ctx, map[string]time.Time{tid: later, "01a00000-0000-7000-8000-000000000000": later}); err != nil {
+				t.Fatal(err)
+			}
+			if got := lastUsed(); !got.Equal(later) {
+				t.Fatalf("last use %v, want %v", got, later)
+			}
+			if err := e.DB.NoteAccessTokensUsed(ctx, map[string]time.Time{tid: earlier}); err != nil {
+				t.Fatal(err)
+			}
+			if got := lastUsed(); !got.Equal(later) {
+				t.Fatalf("an earlier use moved the last use back to %v", got)
+			}
+			if now, err := e.DB.Epoch(ctx); err != nil || now != epoch {
+				t.Fatalf("epoch %d -> %d (%v): recording a use invalidated caches", epoch, now, err)
+			}
+			e.Must(t, 200, "GET", "/api/v1/auth/token-auth/identities/"+id+"/tokens", e.Token, nil).Decode(t, &list)
+			if got := list.Tokens[0].AccessTokenLastUsedAt; got == nil || *got != later.Format("2006-01-02T15:04:05.000Z") {
+				t.Fatalf("the API lists the last use as %v", got)
+			}
+		})
+	}
+}
