@@ -114,6 +114,27 @@ type AccessToken struct {
 	UpdatedAt      time.Time
 }
 
+// ExpiresAt is when the token stops authenticating unless renewed first
+// (its TTL from creation or the last renewal, bounded by its max TTL from
+// creation, as Authenticate checks them); nil: never.
+func (t AccessToken) ExpiresAt() *time.Time {
+	var end *time.Time
+	if t.TTL > 0 {
+		from := t.CreatedAt
+		if t.LastRenewedAt != nil {
+			from = *t.LastRenewedAt
+		}
+		e := from.Add(time.Duration(t.TTL) * time.Second)
+		end = &e
+	}
+	if t.MaxTTL > 0 && t.Period == 0 {
+		if m := t.CreatedAt.Add(time.Duration(t.MaxTTL) * time.Second); end == nil || m.Before(*end) {
+			end = &m
+		}
+	}
+	return end
+}
+
 // User is a human account.
 type User struct {
 	ID           string

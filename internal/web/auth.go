@@ -110,6 +110,9 @@ func (h *Handler) routes() {
 	m.Handle("POST /identities/{id}/universal-auth", h.authed(h.uaAttach))
 	m.Handle("POST /identities/{id}/client-secrets", h.authed(h.clientSecretCreate))
 	m.Handle("POST /identities/{id}/client-secrets/{csid}/revoke", h.authed(h.clientSecretRevoke))
+	m.Handle("POST /identities/{id}/token-auth", h.authed(h.tokenAuthAttach))
+	m.Handle("POST /identities/{id}/tokens", h.authed(h.tokenCreate))
+	m.Handle("POST /identities/{id}/tokens/{tid}/revoke", h.authed(h.tokenRevoke))
 	m.Handle("POST /identities/{id}/projects", h.authed(h.identityAddProject))
 	m.Handle("GET /audit", h.authed(h.auditLog))
 

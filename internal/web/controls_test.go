@@ -1,6 +1,7 @@
 package web_test
 
 import (
+	"context"
 	"fmt"
 	"html"
 	"net/http"
@@ -37,13 +38,16 @@ func TestDashboardReaderSeesNoIdentityControls(t *testing.T) {
 		mustStatus(t, admin.post("/identities/"+iid+"/universal-auth", nil, nil), 303, "attach UA")
 		cs := admin.post("/identities/"+iid+"/client-secrets", url.Values{"description": {"ci"}}, nil)
 		mustStatus(t, cs, 200, "client secret")
+		mustStatus(t, admin.post("/identities/"+iid+"/token-auth", nil, nil), 303, "attach Token Auth")
+		mustStatus(t, admin.post("/identities/"+iid+"/tokens", url.Values{"name": {"first"}}, nil), 200, "token")
 		ap := admin.get("/identities/" + iid)
-		for _, ctl := range []string{`id="client-secret-create"`, `id="membership-add"`, `/revoke"`} {
+		for _, ctl := range []string{`id="client-secret-create"`, `id="membership-add"`, `/revoke"`, `id="token-create"`, `/tokens/`} {
 			if !strings.Contains(ap.body, ctl) {
 				t.Fatalf("the admin lacks control %s", ctl)
 			}
 		}
 		csid := regexp.MustCompile(`/client-secrets/([0-9a-f-]{36})/revoke`).FindStringSubmatch(ap.body)[1]
+		tid := regexp.MustCompile(`/tokens/([0-9a-f-]{36})/revoke`).FindStringSubmatch(ap.body)[1]
 
 		addUser(t, e, "reader@example.com", "reader password 1", "member", pid, "viewer")
 		r := newBrowser(t, e.URL)
@@ -69,20 +73,95 @@ func TestDashboardReaderSeesNoIdentityControls(t *testing.T) {
 			{"/identities/" + iid + "/universal-auth", nil},
 			{"/identities/" + iid + "/client-secrets", url.Values{"description": {"forged"}}},
 			{"/identities/" + iid + "/client-secrets/" + csid + "/revoke", nil},
+			{"/identities/" + iid + "/token-auth", nil},
+			{"/identities/" + iid + "/tokens", url.Values{"name": {"forged"}}},
+			{"/identities/" + iid + "/tokens/" + tid + "/revoke", nil},
 			{"/identities/" + iid + "/projects", url.Values{"project": {pid}, "role": {"admin"}}},
 		} {
 			if p := r.post(f.path, f.form, nil); p.status != http.StatusForbidden {
 				t.Errorf("reader POST %s: %d, want 403", f.path, p.status)
 			}
 		}
-		// Nothing changed: one active client secret, no second identity.
+		// Nothing changed: one active client secret, one active token, no
+		// second identity.
 		ap = admin.get("/identities/" + iid)
-		if strings.Count(ap.body, ">active<") != 1 || strings.Contains(ap.body, "forged") {
+		if strings.Count(ap.body, "<td>active</td>") != 1 || strings.Count(ap.body, `<td class="state">active</td>`) != 1 ||
+			strings.Contains(ap.body, "forged") {
 			t.Fatalf("a refused POST changed the identity: %.2000s", ap.body)
 		}
 		if strings.Contains(admin.get("/identities").body, "forged") {
 			t.Fatal("a refused POST created an identity")
 		}
+	})
+}
+
+// TestDashboardTokenAuth: an admin attaches Token Auth to an identity and
+// creates an access token (shown once); the token works, its use shows on
+// the identity page once the node records it, and revoking it there ends it.
+func TestDashboardTokenAuth(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, d store.Dialect) {
+		e := apptest.Bootstrapped(t, d)
+		admin := newBrowser(t, e.URL)
+		admin.mustLogin(e.UserEmail, e.Password)
+		p := admin.post("/identities", url.Values{"name": {"pipeline"}, "role": {"member"}}, nil)
+		mustStatus(t, p, 303, "create identity")
+		iid := identityLinkRE.FindStringSubmatch(p.header.Get("Location"))[1]
+		if ip := admin.get("/identities/" + iid); !strings.Contains(ip.body, `id="token-auth-attach"`) {
+			t.Fatalf("no Attach Token Auth: %.2000s", ip.body)
+		}
+		mustStatus(t, admin.post("/identities/"+iid+"/token-auth", nil, nil), 303, "attach Token Auth")
+		shown := admin.post("/identities/"+iid+"/tokens", url.Values{"name": {"deploy-bot"}}, nil)
+		mustStatus(t, shown, 200, "create token")
+		m := regexp.MustCompile(`id="access-token">([^<]+)<`).FindStringSubmatch(shown.body)
+		if m == nil {
+			t.Fatal("the new access token is not shown")
+		}
+		tok := html.UnescapeString(m[1])
+		row := func() string {
+			ip := admin.get("/identities/" + iid)
+			mustStatus(t, ip, 200, "identity page")
+			if strings.Contains(ip.body, tok) {
+				t.Fatal("the identity page shows the access token again")
+			}
+			for _, r := range strings.Split(ip.body, "<tr") {
+				if strings.Contains(r, "deploy-bot") {
+					return r
+				}
+			}
+			t.Fatalf("the token is not listed: %.3000s", ip.body)
+			return ""
+		}
+		if r := row(); !strings.Contains(r, `<td class="last-used">never</td>`) || !strings.Contains(r, `<td class="state">active</td>`) {
+			t.Fatalf("a new token's row: %q", r)
+		}
+		if res := e.Do(t, "GET", "/api/v1/identities/details", tok, nil); res.Status != http.StatusOK {
+			t.Fatalf("the new token: %d, want 200", res.Status)
+		}
+		if err := e.App.TokenUse.Flush(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		r := row()
+		if strings.Contains(r, `<td class="last-used">never</td>`) || !strings.Contains(r, `<td class="last-used">20`) {
+			t.Fatalf("the token's use is not shown: %q", r)
+		}
+		tid := regexp.MustCompile(`/tokens/([0-9a-f-]{36})/revoke`).FindStringSubmatch(r)
+		if tid == nil {
+			t.Fatalf("no revoke control: %q", r)
+		}
+		mustStatus(t, admin.post("/identities/"+iid+"/tokens/"+tid[1]+"/revoke", nil, nil), 303, "revoke")
+		if r := row(); !strings.Contains(r, `<td class="state">revoked</td>`) || strings.Contains(r, "/revoke") {
+			t.Fatalf("after revoking: %q", r)
+		}
+		if res := e.Do(t, "GET", "/api/v1/identities/details", tok, nil); res.Status != http.StatusUnauthorized {
+			t.Fatalf("a revoked token: %d, want 401", res.Status)
+		}
+		// Another identity's token is not revoked through this one's page.
+		p = admin.post("/identities", url.Values{"name": {"other"}, "role": {"member"}}, nil)
+		other := identityLinkRE.FindStringSubmatch(p.header.Get("Location"))[1]
+		mustStatus(t, admin.post("/identities/"+other+"/token-auth", nil, nil), 303, "attach Token Auth")
+		mustStatus(t, admin.post("/identities/"+other+"/tokens", url.Values{"name": {"theirs"}}, nil), 200, "other token")
+		otid := regexp.MustCompile(`/tokens/([0-9a-f-]{36})/revoke`).FindStringSubmatch(admin.get("/identities/" + other).body)[1]
+		mustStatus(t, admin.post("/identities/"+iid+"/tokens/"+otid+"/revoke", nil, nil), 404, "revoke through another identity")
 	})
 }
 

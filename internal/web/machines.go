@@ -65,6 +65,36 @@ func (h *Handler) identityData(q *req) (map[string]any, error) {
 	case errs.KindOf(err) == errs.Internal:
 		return nil, err
 	}
+	ta, err := h.svc.Identities.GetTokenAuth(q.ctx(), q.actor, i.ID)
+	switch {
+	case err == nil:
+		d["TokenAuth"] = ta
+		toks, err := h.svc.Identities.Tokens(q.ctx(), q.actor, i.ID, 0, maxTokensListed)
+		if err != nil {
+			return nil, err
+		}
+		now := time.Now()
+		rows := make([]tokenRow, 0, len(toks))
+		for _, t := range toks {
+			r := tokenRow{AccessToken: t, State: "active"}
+			if end := t.ExpiresAt(); end != nil {
+				r.Expires = end.UTC().Format("2006-01-02 15:04 UTC")
+				if !now.Before(*end) {
+					r.State = "expired"
+				}
+			}
+			if t.NumUsesLimit > 0 && t.NumUses >= t.NumUsesLimit {
+				r.State = "used up"
+			}
+			if t.Revoked {
+				r.State = "revoked"
+			}
+			rows = append(rows, r)
+		}
+		d["Tokens"] = rows
+	case errs.KindOf(err) == errs.Internal:
+		return nil, err
+	}
 	can, err := h.identityCan(q, i)
 	if err != nil {
 		return nil, err
@@ -136,6 +166,56 @@ func (h *Handler) clientSecretCreate(w http.ResponseWriter, q *req) error {
 }
 
 type shownItem struct{ Label, Value, ID string }
+
+// maxTokensListed is how many Token Auth tokens an identity's page lists
+// (newest first).
+const maxTokensListed = 100
+
+// tokenRow is a Token Auth token as the identity page lists it.
+type tokenRow struct {
+	identity.AccessToken
+	State   string // active, expired, used up, revoked
+	Expires string // empty: never
+}
+
+func (h *Handler) tokenAuthAttach(w http.ResponseWriter, q *req) error {
+	if _, err := h.svc.Identities.AttachTokenAuth(q.ctx(), q.actor, q.PathValue("id"), identity.TokenAuthConfig{}); err != nil {
+		return err
+	}
+	redirect(w, q.Request, "/identities/"+q.PathValue("id"))
+	return nil
+}
+
+// tokenCreate shows the new access token once, on the response to the
+// POST; it is never shown again.
+func (h *Handler) tokenCreate(w http.ResponseWriter, q *req) error {
+	id := q.PathValue("id")
+	res, _, err := h.svc.Identities.CreateToken(q.ctx(), q.actor, id, q.PostFormValue("name"))
+	if err != nil {
+		return err
+	}
+	h.render(w, q, http.StatusOK, "shown", map[string]any{"Title": "Access token created",
+		"Intro": "Copy the access token now: it is shown only once.",
+		"Items": []shownItem{{"Access token", res.AccessToken, "access-token"}},
+		"Back":  "/identities/" + id})
+	return nil
+}
+
+// tokenRevoke revokes a Token Auth token of the identity in the path.
+func (h *Handler) tokenRevoke(w http.ResponseWriter, q *req) error {
+	t, err := h.svc.Identities.Token(q.ctx(), q.actor, q.PathValue("tid"))
+	if err != nil {
+		return err
+	}
+	if t.IdentityID != q.PathValue("id") {
+		return errs.NotFoundf("Token with ID %s not found", q.PathValue("tid"))
+	}
+	if err := h.svc.Identities.RevokeToken(q.ctx(), q.actor, t.ID); err != nil {
+		return err
+	}
+	redirect(w, q.Request, "/identities/"+q.PathValue("id"))
+	return nil
+}
 
 func (h *Handler) clientSecretRevoke(w http.ResponseWriter, q *req) error {
 	if _, err := h.svc.UniversalAuth.RevokeClientSecret(q.ctx(), q.actor, q.PathValue("id"), q.PathValue("csid")); err != nil {
