@@ -206,7 +206,7 @@ func New(db *store.DB, kr *keyring.Keyring, o Options) *App {
 		Sessions: sessions, Identities: admin, UniversalAuth: svc.UniversalAuth,
 		Authz: az, Projects: projects, Memberships: svc.Memberships, Roles: svc.Roles, Secrets: secrets,
 		Dynamic: dyn, KMS: keys, Audit: svc.Audit, SSO: svc.SSO, OrgMembers: svc.OrgMembers, OrgRoles: svc.OrgRoles,
-		ProjectUsers: svc.ProjectUsers, Groups: svc.Groups, ProjectGroups: svc.ProjectGroups}, SiteURL: o.SiteURL})
+		ProjectUsers: svc.ProjectUsers, Groups: svc.Groups, ProjectGroups: svc.ProjectGroups, AuthMethods: svc.AuthMethods}, SiteURL: o.SiteURL})
 	svc.Devices = sessions
 	srv := api.New(api.Options{
 		SiteURL:         o.SiteURL,

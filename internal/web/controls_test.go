@@ -76,6 +76,9 @@ func TestDashboardReaderSeesNoIdentityControls(t *testing.T) {
 			{"/identities/" + iid + "/token-auth", nil},
 			{"/identities/" + iid + "/tokens", url.Values{"name": {"forged"}}},
 			{"/identities/" + iid + "/tokens/" + tid + "/revoke", nil},
+			{"/identities/" + iid + "/methods", url.Values{"method": {"jwt-auth"}, "config": {`{"configurationType":"static"}`}}},
+			{"/identities/" + iid + "/methods/jwt-auth", url.Values{"config": {`{}`}}},
+			{"/identities/" + iid + "/methods/jwt-auth/remove", nil},
 			{"/identities/" + iid + "/projects", url.Values{"project": {pid}, "role": {"admin"}}},
 		} {
 			if p := r.post(f.path, f.form, nil); p.status != http.StatusForbidden {

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"bytes"
 	"encoding/json"
 	"net/http"
 	"net/url"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/lockbox-dev/lockbox/internal/audit"
+	"github.com/lockbox-dev/lockbox/internal/authmethod"
 	"github.com/lockbox-dev/lockbox/internal/authz"
 	"github.com/lockbox-dev/lockbox/internal/dynamic"
 	"github.com/lockbox-dev/lockbox/internal/dynamic/provider"
@@ -95,6 +97,11 @@ func (h *Handler) identityData(q *req) (map[string]any, error) {
 	case errs.KindOf(err) == errs.Internal:
 		return nil, err
 	}
+	methods, err := h.loginMethods(q, i)
+	if err != nil {
+		return nil, err
+	}
+	d["Methods"] = methods
 	can, err := h.identityCan(q, i)
 	if err != nil {
 		return nil, err
@@ -166,6 +173,112 @@ func (h *Handler) clientSecretCreate(w http.ResponseWriter, q *req) error {
 }
 
 type shownItem struct{ Label, Value, ID string }
+
+// methodRow is a registered login method as the identity page shows it.
+type methodRow struct {
+	Name, DisplayName string
+	Attached          bool
+	// Config is the attached configuration as JSON (secret fields are never
+	// returned: left out, an update keeps them); TTL and MaxTTL its tokens'.
+	Config      string
+	TTL, MaxTTL int64
+}
+
+// loginMethods lists every registered login method, with the identity's
+// configuration of those it has.
+func (h *Handler) loginMethods(q *req, i identity.OrgIdentity) ([]methodRow, error) {
+	if h.svc.AuthMethods == nil {
+		return nil, nil
+	}
+	var out []methodRow
+	for _, reg := range authmethod.All() {
+		r := methodRow{Name: reg.Name, DisplayName: reg.DisplayName, Attached: slices.Contains(i.AuthMethods, reg.Name)}
+		if r.Attached {
+			c, err := h.svc.AuthMethods.Get(q.ctx(), q.actor, reg.Name, i.ID)
+			if err != nil {
+				return nil, err
+			}
+			var pretty bytes.Buffer
+			if json.Indent(&pretty, c.Config, "", "  ") != nil {
+				pretty.Reset()
+				pretty.Write(c.Config)
+			}
+			r.Config, r.TTL, r.MaxTTL = pretty.String(), c.AccessTokenTTL, c.AccessTokenMaxTTL
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// methodSettings reads a method form: the configuration (a JSON object,
+// the fields of Infisical's API for that method) and the token settings.
+func methodSettings(q *req) (identity.TokenSettings, json.RawMessage, error) {
+	var s identity.TokenSettings
+	body := json.RawMessage(strings.TrimSpace(q.PostFormValue("config")))
+	if len(body) == 0 {
+		body = json.RawMessage("{}")
+	}
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(body, &obj); err != nil || obj == nil {
+		return s, nil, errs.BadRequest("The configuration must be a JSON object")
+	}
+	for _, f := range []struct {
+		name string
+		dst  **int64
+	}{{"accessTokenTTL", &s.AccessTokenTTL}, {"accessTokenMaxTTL", &s.AccessTokenMaxTTL}, {"accessTokenNumUsesLimit", &s.AccessTokenNumUsesLimit}} {
+		v := strings.TrimSpace(q.PostFormValue(f.name))
+		if v == "" {
+			continue
+		}
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			return s, nil, errs.BadRequest("%s must be a number of seconds (uses), 0 or more", f.name)
+		}
+		*f.dst = &n
+	}
+	return s, body, nil
+}
+
+func (h *Handler) methodAttach(w http.ResponseWriter, q *req) error {
+	if h.svc.AuthMethods == nil {
+		return errs.NotFoundf("No login methods are available")
+	}
+	s, body, err := methodSettings(q)
+	if err != nil {
+		return err
+	}
+	if _, err := h.svc.AuthMethods.Attach(q.ctx(), q.actor, q.PostFormValue("method"), q.PathValue("id"), s, body); err != nil {
+		return err
+	}
+	redirect(w, q.Request, "/identities/"+q.PathValue("id"))
+	return nil
+}
+
+func (h *Handler) methodUpdate(w http.ResponseWriter, q *req) error {
+	if h.svc.AuthMethods == nil {
+		return errs.NotFoundf("No login methods are available")
+	}
+	s, body, err := methodSettings(q)
+	if err != nil {
+		return err
+	}
+	if _, err := h.svc.AuthMethods.Update(q.ctx(), q.actor, q.PathValue("method"), q.PathValue("id"), s, body); err != nil {
+		return err
+	}
+	redirect(w, q.Request, "/identities/"+q.PathValue("id"))
+	return nil
+}
+
+func (h *Handler) methodRemove(w http.ResponseWriter, q *req) error {
+	if h.svc.AuthMethods == nil {
+		return errs.NotFoundf("No login methods are available")
+	}
+	if _, err := h.svc.AuthMethods.Remove(q.ctx(), q.actor, q.PathValue("method"), q.PathValue("id")); err != nil {
+		return err
+	}
+	redirect(w, q.Request, "/identities/"+q.PathValue("id"))
+	return nil
+}
 
 // maxTokensListed is how many Token Auth tokens an identity's page lists
 // (newest first).

@@ -58,6 +58,7 @@ type Services struct {
 	ProjectUsers  *project.Users
 	Groups        *org.Groups
 	ProjectGroups *project.Groups
+	AuthMethods   *identity.Methods // the registered login methods (JWT, OIDC, ...)
 }
 
 // Options configure a Handler.
