@@ -30,10 +30,11 @@ const maxPendingUses = 100_000
 // nothing. Tokens with a use limit are not noted: counting their use
 // records it at once.
 type LastUse struct {
-	store LastUseStore
-	log   *slog.Logger
-	mu    sync.Mutex
-	used  map[string]time.Time
+	store   LastUseStore
+	log     *slog.Logger
+	flushMu sync.Mutex // one Flush at a time: a Flush returns after every earlier note is written
+	mu      sync.Mutex
+	used    map[string]time.Time
 }
 
 func newLastUse(st LastUseStore) *LastUse {
@@ -60,9 +61,12 @@ func (l *LastUse) note(id string, t time.Time) {
 	l.mu.Unlock()
 }
 
-// Flush writes what was noted since the last write. What fails to be
-// written is kept for the next one (unless a later use replaced it).
+// Flush writes what was noted since the last write, after any write under
+// way. What fails to be written is kept for the next one (unless a later use
+// replaced it).
 func (l *LastUse) Flush(ctx context.Context) error {
+	l.flushMu.Lock()
+	defer l.flushMu.Unlock()
 	l.mu.Lock()
 	used := l.used
 	if len(used) == 0 {

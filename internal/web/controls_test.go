@@ -165,6 +165,9 @@ func TestDashboardTokenAuth(t *testing.T) {
 		mustStatus(t, admin.post("/identities/"+other+"/tokens", url.Values{"name": {"theirs"}}, nil), 200, "other token")
 		otid := regexp.MustCompile(`/tokens/([0-9a-f-]{36})/revoke`).FindStringSubmatch(admin.get("/identities/" + other).body)[1]
 		mustStatus(t, admin.post("/identities/"+iid+"/tokens/"+otid+"/revoke", nil, nil), 404, "revoke through another identity")
+		if op := admin.get("/identities/" + other); !strings.Contains(op.body, `<td class="state">active</td>`) {
+			t.Fatalf("the other identity's token after a refused revoke: %.3000s", op.body)
+		}
 	})
 }
 
