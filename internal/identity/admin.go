@@ -214,6 +214,17 @@ func guardAdminTarget(ctx context.Context, az Authorizer, actor authz.Actor, id,
 	return nil
 }
 
+// WithinBounds reports whether identity i holds nothing the actor does not
+// (guardAdminTarget: for pages, which offer changes to i only then). It
+// decides nothing: each change is checked again.
+func (a *Admin) WithinBounds(ctx context.Context, actor authz.Actor, i OrgIdentity) (bool, error) {
+	err := guardAdminTarget(ctx, a.authz, actor, i.ID, i.RoleSlug())
+	if errs.Is(err, errs.Forbidden) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
 // NewIdentity is a create request.
 type NewIdentity struct {
 	OrgID               string

@@ -3,7 +3,6 @@ package web
 import (
 	"github.com/lockbox-dev/lockbox/internal/authz"
 	"github.com/lockbox-dev/lockbox/internal/identity"
-	"slices"
 )
 
 // control is one kind of page control (a form or button) and the
@@ -92,26 +91,21 @@ func (h *Handler) orgCan(q *req) (map[string]bool, error) {
 }
 
 // identityCan is allowed for the controls of identity i's page. As the
-// domain does, only an organization admin may change an identity that is
-// admin (by its own role or a group's).
+// domain does, only someone holding everything the identity holds (its
+// organization role and its groups': admin, or a custom role beyond
+// theirs) may change it.
 func (h *Handler) identityCan(q *req, i identity.OrgIdentity) (map[string]bool, error) {
 	set, err := h.svc.Authz.OrgPermissions(q.ctx(), q.actor)
 	if err != nil {
 		return nil, err
 	}
 	can := allowed(set, &authz.Fields{IdentityID: i.ID}, identityControls)
-	held, err := h.svc.Authz.HeldOrgRoles(q.ctx(), q.actor, authz.ActorIdentity, i.ID, i.RoleSlug())
+	ok, err := h.svc.Identities.WithinBounds(q.ctx(), q.actor, i)
 	if err != nil {
 		return nil, err
 	}
-	if slices.Contains(held, "admin") {
-		mine, err := h.svc.Authz.OrgRole(q.ctx(), q.actor)
-		if err != nil {
-			return nil, err
-		}
-		if mine != "admin" {
-			clear(can)
-		}
+	if !ok {
+		clear(can)
 	}
 	return can, nil
 }

@@ -434,3 +434,48 @@ func TestDashboardTOTPQRCode(t *testing.T) {
 		t.Fatalf("CSP %q", csp)
 	}
 }
+
+// TestDashboardIdentityBeyondTheUser: a user whose organization role may
+// manage identities is offered no change to an identity holding more than
+// they do (admin, or a role they do not hold), each such POST is refused,
+// and an identity within their bounds shows them its controls.
+func TestDashboardIdentityBeyondTheUser(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, d store.Dialect) {
+		e := apptest.Bootstrapped(t, d)
+		admin := newBrowser(t, e.URL)
+		admin.mustLogin(e.UserEmail, e.Password)
+		mustStatus(t, admin.post("/org/roles", url.Values{"name": {"Machine keeper"}, "slug": {"machine-keeper"},
+			"advanced": {`[{"subject":"identity","action":["read","create","edit","delete"]},{"subject":"role","action":["read"]}]`}}, nil),
+			303, "custom org role")
+		addUser(t, e, "mk@example.com", "machine keeper 1", "member", "", "")
+		mk := memberControl(admin.get("/org/members").body, "mk@example.com")
+		mustStatus(t, admin.post("/org/members/"+mk[1]+"/role", url.Values{"role": {"machine-keeper"}}, nil), 303, "keeper role")
+		k := newBrowser(t, e.URL)
+		k.mustLogin("mk@example.com", "machine keeper 1")
+
+		ids := map[string]string{}
+		for _, role := range []string{"admin", "member", "no-access"} {
+			p := admin.post("/identities", url.Values{"name": {"id-" + role}, "role": {role}}, nil)
+			mustStatus(t, p, 303, "identity "+role)
+			ids[role] = identityLinkRE.FindStringSubmatch(p.header.Get("Location"))[1]
+			mustStatus(t, admin.post("/identities/"+ids[role]+"/token-auth", nil, nil), 303, "token auth "+role)
+		}
+		for _, role := range []string{"admin", "member"} {
+			page := k.get("/identities/" + ids[role])
+			mustStatus(t, page, 200, "keeper reads "+role)
+			if strings.Contains(page.body, `method="post" action="/identities/`) {
+				t.Errorf("the keeper is offered a change to the %s identity", role)
+			}
+			if p := k.post("/identities/"+ids[role]+"/tokens", url.Values{"name": {"mine"}}, nil); p.status != http.StatusForbidden {
+				t.Errorf("the keeper minting a token of the %s identity: %d, want 403", role, p.status)
+			}
+		}
+		page := k.get("/identities/" + ids["no-access"])
+		for _, ctl := range []string{`id="token-create"`, `id="ua-attach"`} {
+			if !strings.Contains(page.body, ctl) {
+				t.Errorf("the keeper is not offered %s on an identity within their bounds", ctl)
+			}
+		}
+		mustStatus(t, k.post("/identities/"+ids["no-access"]+"/tokens", url.Values{"name": {"mine"}}, nil), 200, "token within bounds")
+	})
+}
