@@ -21,7 +21,7 @@ func TestCeilingServesLockboxsAnswer(t *testing.T) {
 	}
 	defer stop()
 	c := client.New(url, "")
-	boot, err := c.Bootstrap(t.Context(), "bench@example.com", "bench-password", "Bench")
+	boot, err := c.Bootstrap(t.Context(), benchEmail, benchPassword, "Bench")
 	if err != nil {
 		t.Fatal(err)
 	}

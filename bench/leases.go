@@ -112,7 +112,7 @@ func runLeaseCreate(conc int, d time.Duration, engine string) ([]result, error) 
 	_ = srv
 	ctx := context.Background()
 	c := client.New(url, "")
-	boot, err := c.Bootstrap(ctx, "bench@example.com", "bench-password", "Bench")
+	boot, err := c.Bootstrap(ctx, benchEmail, benchPassword, "Bench")
 	if err != nil {
 		return nil, err
 	}
@@ -175,7 +175,7 @@ func runRevokeLag(n, targets, parallel, batch int, grant, engine string) (result
 	defer stop()
 	ctx := context.Background()
 	c := client.New(url, "")
-	boot, err := c.Bootstrap(ctx, "bench@example.com", "bench-password", "Bench")
+	boot, err := c.Bootstrap(ctx, benchEmail, benchPassword, "Bench")
 	if err != nil {
 		return result{}, err
 	}

@@ -8,6 +8,7 @@
 //	go run ./bench -scenario kms-encrypt -c 16 -d 10s -db postgres
 //	go run ./bench -scenario pki-issue -c 8 -d 10s -db sqlite
 //	go run ./bench -scenario ssh-sign -ssh-ca RSA_2048 -c 16 -d 10s -db sqlite
+//	go run ./bench -scenario dashboard -secrets 1000 -c 4 -d 10s -db postgres
 package main
 
 import (
@@ -58,6 +59,12 @@ type result struct {
 	DroppedS float64 `json:"droppedSeconds,omitempty"`
 }
 
+// The bootstrap user of a server the bench starts or sets up.
+const (
+	benchEmail    = "bench@example.com"
+	benchPassword = "bench-password"
+)
+
 func main() {
 	if err := run(); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -66,7 +73,7 @@ func main() {
 }
 
 func run() error {
-	scenario := flag.String("scenario", "login", "login, jwt-login, secrets-list, secret-get, ceiling, secret-create, kms-encrypt, kms-decrypt, kms-sign, kms-verify, pki-issue, ssh-sign, mixed, lease-create, revoke-lag or startup")
+	scenario := flag.String("scenario", "login", "login, jwt-login, secrets-list, secret-get, ceiling, secret-create, kms-encrypt, kms-decrypt, kms-sign, kms-verify, pki-issue, ssh-sign, dashboard, mixed, lease-create, revoke-lag or startup")
 	sshCA := flag.String("ssh-ca", "ED25519", "ssh-sign: the CA's key algorithm (ED25519, EC_prime256v1, EC_secp384r1, RSA_2048, RSA_4096)")
 	kmsRSA := flag.Bool("rsa", false, "kms-sign, kms-verify: an RSA_4096 key (RSASSA_PSS_SHA_256) instead of ECC_NIST_P256 (ECDSA_SHA_256)")
 	leases := flag.Int("leases", 10000, "lease rows (revoke-lag, startup)")
@@ -74,7 +81,7 @@ func run() error {
 	batch := flag.Int("batch", 0, "revoke-lag: leases per claim (0: the worker's default)")
 	grant := flag.String("grant", "connect", "revoke-lag: connect (each role is granted CONNECT on its database, as the default creation statement does) or group (roles are members of one role per database that holds CONNECT)")
 	targets := flag.Int("targets", 1, "revoke-lag: dynamic secrets the leases are spread over, each on its own database of the local PostgreSQL")
-	secrets := flag.Int("secrets", 1, "client secrets on the identity (login) or secrets in the folder (secrets-list, secret-get, ceiling)")
+	secrets := flag.Int("secrets", 1, "client secrets on the identity (login), secrets in the folder (secrets-list, secret-get, ceiling) or in each of the three environments (dashboard)")
 	expand := flag.Bool("expand", true, "secrets-list, secret-get, ceiling: ask for secret references expanded")
 	imports := flag.Bool("imports", true, "secrets-list, secret-get, ceiling: ask for imported secrets included")
 	conc := flag.Int("c", 8, "concurrent clients")
@@ -144,7 +151,7 @@ func run() error {
 	ctx := context.Background()
 	c := client.New(url, *token)
 	if *token == "" {
-		boot, err := c.Bootstrap(ctx, "bench@example.com", "bench-password", "Bench")
+		boot, err := c.Bootstrap(ctx, benchEmail, benchPassword, "Bench")
 		if err != nil {
 			return fmt.Errorf("bootstrap (give -token for a server already set up): %w", err)
 		}
@@ -165,6 +172,11 @@ func run() error {
 		op, err = preparePKIIssue(ctx, c, url)
 	case "ssh-sign":
 		op, err = prepareSSHSign(ctx, c, url, *sshCA)
+	case "dashboard":
+		if *token != "" {
+			return errors.New("dashboard logs in as the bootstrap user: run it on its own server (no -url/-token)")
+		}
+		op, err = prepareDashboard(ctx, c, url, benchEmail, benchPassword, *secrets)
 	case "secrets-list", "secret-get", "ceiling":
 		get := ""
 		if *scenario == "secret-get" {

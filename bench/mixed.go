@@ -455,7 +455,7 @@ func runMixed(db, targetURL, token string, conc int, d time.Duration, rounds int
 	}
 	c := client.New(u, token)
 	if token == "" {
-		boot, err := c.Bootstrap(ctx, "bench@example.com", "bench-password", "Bench")
+		boot, err := c.Bootstrap(ctx, benchEmail, benchPassword, "Bench")
 		if err != nil {
 			return nil, fmt.Errorf("bootstrap (give -token for a server already set up): %w", err)
 		}
