@@ -1,11 +1,15 @@
 package web_test
 
 import (
+	"context"
 	"net/http"
 	"net/url"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/lockbox-dev/lockbox/internal/app/apptest"
 	"github.com/lockbox-dev/lockbox/internal/store"
@@ -214,4 +218,41 @@ func rowOf(body, marker string) string {
 		}
 	}
 	return ""
+}
+
+// TestDashboardGroupUsersManagedBySSO: while the organization's SSO maps
+// group memberships from the identity provider, a group's page offers no
+// user change (a note says why) and the domain refuses one; machine
+// identities are still managed by hand.
+func TestDashboardGroupUsersManagedBySSO(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, d store.Dialect) {
+		e := apptest.Bootstrapped(t, d)
+		admin := newBrowser(t, e.URL)
+		admin.mustLogin(e.UserEmail, e.Password)
+		p := admin.post("/org/groups", url.Values{"name": {"Mapped"}}, nil)
+		mustStatus(t, p, 303, "group")
+		gurl := p.header.Get("Location")
+		mustStatus(t, admin.post(gurl+"/users", url.Values{"username": {e.UserEmail}}, nil), 303, "add before SSO")
+
+		db, q := rawDB(t, e)
+		now := time.Now().UnixMicro()
+		if _, err := db.ExecContext(context.Background(), q(`INSERT INTO oidc_configs (id, org_id, configuration_type, client_id, client_secret,
+			is_active, manage_group_memberships, created_at, updated_at) VALUES (?, ?, 'discovery', 'client', ?, TRUE, TRUE, ?, ?)`),
+			uuid.NewString(), e.OrgID, []byte("sealed"), now, now); err != nil {
+			t.Fatal(err)
+		}
+		page := admin.get(gurl)
+		mustStatus(t, page, 200, "group page")
+		if !strings.Contains(page.body, `id="sso-managed"`) || strings.Contains(page.body, `id="add-group-user"`) ||
+			strings.Contains(page.body, `/users/remove"`) {
+			t.Fatalf("user controls while SSO maps the group: %.3000s", page.body)
+		}
+		if !strings.Contains(page.body, `id="edit-group"`) {
+			t.Fatal("the group's other controls are gone too")
+		}
+		mustStatus(t, admin.post(gurl+"/users/remove", url.Values{"username": {e.UserEmail}}, nil), 400, "remove while SSO maps")
+		if !strings.Contains(admin.get(gurl).body, `data-user="`+e.UserEmail+`"`) {
+			t.Fatal("a refused removal removed the user")
+		}
+	})
 }
