@@ -28,8 +28,9 @@ var funcs = template.FuncMap{
 		}
 		return t.UTC().Format("2006-01-02 15:04:05 UTC")
 	},
-	"join": strings.Join,
-	"rule": ruleSummary,
+	"join":   strings.Join,
+	"iplist": ipList,
+	"rule":   ruleSummary,
 }
 
 func parsePages() map[string]*template.Template {
@@ -76,6 +77,10 @@ func (h *Handler) routes() {
 	m.Handle("POST /projects/{pid}/imports/delete", h.authed(h.importDelete))
 	m.Handle("POST /projects/{pid}/folders", h.authed(h.folderCreate))
 	m.Handle("POST /projects/{pid}/folders/delete", h.authed(h.folderDelete))
+	m.Handle("POST /projects/{pid}/folders/rename", h.authed(h.folderRename))
+	m.Handle("POST /projects/{pid}/tags/{tid}", h.authed(h.tagUpdate))
+	m.Handle("POST /projects/{pid}/tags/{tid}/delete", h.authed(h.tagDelete))
+	m.Handle("POST /projects/{pid}/environments/{eid}", h.authed(h.environmentUpdate))
 	m.Handle("GET /projects/{pid}/environments", h.authed(h.environments))
 	m.Handle("POST /projects/{pid}/environments", h.authed(h.environmentCreate))
 	m.Handle("POST /projects/{pid}/environments/delete", h.authed(h.environmentDelete))
@@ -96,6 +101,9 @@ func (h *Handler) routes() {
 	m.Handle("POST /projects/{pid}/members/groups/{gid}/remove", h.authed(h.projectGroupRemove))
 	m.Handle("GET /projects/{pid}/kms", h.authed(h.kmsKeys))
 	m.Handle("POST /projects/{pid}/kms", h.authed(h.kmsCreate))
+	m.Handle("POST /projects/{pid}/kms/{kid}", h.authed(h.kmsUpdate))
+	m.Handle("POST /projects/{pid}/kms/{kid}/rotate", h.authed(h.kmsRotate))
+	m.Handle("POST /projects/{pid}/kms/{kid}/delete", h.authed(h.kmsDelete))
 	m.Handle("GET /projects/{pid}/dynamic", h.authed(h.dynamicList))
 	m.Handle("POST /projects/{pid}/dynamic", h.authed(h.dynamicCreate))
 	m.Handle("GET /projects/{pid}/dynamic/{name}", h.authed(h.dynamicSecret))
@@ -108,6 +116,10 @@ func (h *Handler) routes() {
 	m.Handle("POST /identities", h.authed(h.identityCreate))
 	m.Handle("GET /identities/{id}", h.authed(h.identityPage))
 	m.Handle("POST /identities/{id}/universal-auth", h.authed(h.uaAttach))
+	m.Handle("POST /identities/{id}/universal-auth/update", h.authed(h.uaUpdate))
+	m.Handle("POST /identities/{id}/universal-auth/remove", h.authed(h.uaRemove))
+	m.Handle("POST /identities/{id}/role", h.authed(h.identityRole))
+	m.Handle("POST /identities/{id}/delete", h.authed(h.identityDelete))
 	m.Handle("POST /identities/{id}/client-secrets", h.authed(h.clientSecretCreate))
 	m.Handle("POST /identities/{id}/client-secrets/{csid}/revoke", h.authed(h.clientSecretRevoke))
 	m.Handle("POST /identities/{id}/token-auth", h.authed(h.tokenAuthAttach))

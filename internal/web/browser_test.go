@@ -309,6 +309,9 @@ func TestBrowserJourney(t *testing.T) {
 		if text != "active" {
 			t.Fatalf("lease status %q", text)
 		}
+		run(t, ctx, "renew",
+			chromedp.Click("#renew-"+leaseID, chromedp.ByID),
+			chromedp.WaitVisible(`tr[data-lease="`+leaseID+`"] .status`, chromedp.ByQuery))
 		run(t, ctx, "revoke",
 			chromedp.Click("#revoke-"+leaseID, chromedp.ByID),
 			chromedp.WaitNotPresent(`tr[data-lease="`+leaseID+`"]`, chromedp.ByQuery))
@@ -335,7 +338,7 @@ func TestBrowserJourney(t *testing.T) {
 		}
 		for _, typ := range []string{"user-login", "create-project", "create-secret", "update-secret", "secret-rollback",
 			"create-identity", "add-identity-universal-auth", "create-identity-universal-auth-client-secret",
-			"create-dynamic-secret", "create-dynamic-secret-lease", "delete-dynamic-secret-lease"} {
+			"create-dynamic-secret", "create-dynamic-secret-lease", "renew-dynamic-secret-lease", "delete-dynamic-secret-lease"} {
 			if !byUser[typ] {
 				t.Errorf("audit log page lacks %s by the user (has %v)", typ, byUser)
 			}

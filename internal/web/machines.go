@@ -32,7 +32,13 @@ func (h *Handler) identities(w http.ResponseWriter, q *req) error {
 	if err != nil {
 		return err
 	}
-	h.render(w, q, http.StatusOK, "identities", map[string]any{"Title": "Machine identities", "Identities": list, "Can": can})
+	d := map[string]any{"Title": "Machine identities", "Identities": list, "Can": can}
+	if can["createIdentity"] && can["readRoles"] {
+		if d["Roles"], err = h.svc.OrgRoles.List(q.ctx(), q.actor); err != nil {
+			return err
+		}
+	}
+	h.render(w, q, http.StatusOK, "identities", d)
 	return nil
 }
 
@@ -107,6 +113,17 @@ func (h *Handler) identityData(q *req) (map[string]any, error) {
 		return nil, err
 	}
 	d["Can"] = can
+	if can["editOrg"] {
+		org, err := h.orgCan(q)
+		if err != nil {
+			return nil, err
+		}
+		if org["readRoles"] {
+			if d["Roles"], err = h.svc.OrgRoles.List(q.ctx(), q.actor); err != nil {
+				return nil, err
+			}
+		}
+	}
 	ps, err := h.svc.Projects.List(q.ctx(), q.actor)
 	if err != nil {
 		return nil, err
@@ -161,7 +178,15 @@ func (h *Handler) clientSecretCreate(w http.ResponseWriter, q *req) error {
 	if err != nil {
 		return err
 	}
-	sec, _, err := h.svc.UniversalAuth.NewClientSecret(q.ctx(), q.actor, id, q.PostFormValue("description"), 0, 0)
+	uses, err := formInt64(q, "numUsesLimit")
+	if err != nil {
+		return err
+	}
+	ttl, err := formInt64(q, "ttl")
+	if err != nil {
+		return err
+	}
+	sec, _, err := h.svc.UniversalAuth.NewClientSecret(q.ctx(), q.actor, id, q.PostFormValue("description"), deref(uses), deref(ttl))
 	if err != nil {
 		return err
 	}
@@ -283,6 +308,90 @@ func (h *Handler) methodRemove(w http.ResponseWriter, q *req) error {
 // maxTokensListed is how many Token Auth tokens an identity's page lists
 // (newest first).
 const maxTokensListed = 100
+
+// identityRole changes an identity's organization role.
+func (h *Handler) identityRole(w http.ResponseWriter, q *req) error {
+	role := q.PostFormValue("role")
+	if _, err := h.svc.Identities.Update(q.ctx(), q.actor, q.PathValue("id"), identity.IdentityUpdate{Role: &role}); err != nil {
+		return err
+	}
+	redirect(w, q.Request, "/identities/"+q.PathValue("id"))
+	return nil
+}
+
+// identityDelete deletes an identity: its tokens stop working at once.
+func (h *Handler) identityDelete(w http.ResponseWriter, q *req) error {
+	if _, err := h.svc.Identities.Delete(q.ctx(), q.actor, q.PathValue("id")); err != nil {
+		return err
+	}
+	redirect(w, q.Request, "/identities")
+	return nil
+}
+
+// formInt64 reads an optional number field of a form (empty: nil).
+func formInt64(q *req, name string) (*int64, error) {
+	v := strings.TrimSpace(q.PostFormValue(name))
+	if v == "" {
+		return nil, nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 0 {
+		return nil, errs.BadRequest("%s must be a whole number, 0 or more", name)
+	}
+	return &n, nil
+}
+
+// formIPs reads a list of addresses or CIDR ranges (comma or space
+// separated; empty: nil, unchanged).
+func formIPs(q *req, name string) []string {
+	return strings.FieldsFunc(q.PostFormValue(name), func(r rune) bool { return r == ',' || r == ' ' || r == '\n' || r == '\r' })
+}
+
+// uaUpdate changes an identity's Universal Auth settings.
+func (h *Handler) uaUpdate(w http.ResponseWriter, q *req) error {
+	var c identity.UAConfig
+	var err error
+	for _, f := range []struct {
+		name string
+		dst  **int64
+	}{{"accessTokenTTL", &c.AccessTokenTTL}, {"accessTokenMaxTTL", &c.AccessTokenMaxTTL}, {"accessTokenNumUsesLimit", &c.AccessTokenNumUsesLimit}} {
+		if *f.dst, err = formInt64(q, f.name); err != nil {
+			return err
+		}
+	}
+	c.AccessTokenTrustedIPs = formIPs(q, "accessTokenTrustedIps")
+	c.ClientSecretTrustedIPs = formIPs(q, "clientSecretTrustedIps")
+	if _, err := h.svc.UniversalAuth.Update(q.ctx(), q.actor, q.PathValue("id"), c); err != nil {
+		return err
+	}
+	redirect(w, q.Request, "/identities/"+q.PathValue("id"))
+	return nil
+}
+
+// uaRemove removes Universal Auth: its client secrets and tokens stop working.
+func (h *Handler) uaRemove(w http.ResponseWriter, q *req) error {
+	if _, err := h.svc.UniversalAuth.Remove(q.ctx(), q.actor, q.PathValue("id")); err != nil {
+		return err
+	}
+	redirect(w, q.Request, "/identities/"+q.PathValue("id"))
+	return nil
+}
+
+func deref(n *int64) int64 {
+	if n == nil {
+		return 0
+	}
+	return *n
+}
+
+// ipList shows trusted addresses as CIDR ranges.
+func ipList(ips []identity.TrustedIP) string {
+	out := make([]string, 0, len(ips))
+	for _, ip := range ips {
+		out = append(out, ip.IPAddress+"/"+strconv.Itoa(ip.Prefix))
+	}
+	return strings.Join(out, ", ")
+}
 
 // tokenRow is a Token Auth token as the identity page lists it.
 type tokenRow struct {
@@ -579,6 +688,40 @@ func (h *Handler) kmsKeys(w http.ResponseWriter, q *req) error {
 		return err
 	}
 	h.render(w, q, http.StatusOK, "kms", map[string]any{"Title": pv.Name + " · KMS keys", "P": pv, "Keys": keys})
+	return nil
+}
+
+// kmsUpdate enables or disables a key, or changes its description.
+func (h *Handler) kmsUpdate(w http.ResponseWriter, q *req) error {
+	var u kms.Update
+	if v := q.PostFormValue("disabled"); v != "" {
+		d := v == "true"
+		u.Disabled = &d
+	}
+	if q.PostForm.Has("description") {
+		d := q.PostFormValue("description")
+		u.Description = &d
+	}
+	if _, err := h.svc.KMS.Update(q.ctx(), q.actor, q.PathValue("kid"), u); err != nil {
+		return err
+	}
+	redirect(w, q.Request, "/projects/"+q.PathValue("pid")+"/kms")
+	return nil
+}
+
+func (h *Handler) kmsRotate(w http.ResponseWriter, q *req) error {
+	if _, err := h.svc.KMS.Rotate(q.ctx(), q.actor, q.PathValue("kid")); err != nil {
+		return err
+	}
+	redirect(w, q.Request, "/projects/"+q.PathValue("pid")+"/kms")
+	return nil
+}
+
+func (h *Handler) kmsDelete(w http.ResponseWriter, q *req) error {
+	if _, err := h.svc.KMS.Delete(q.ctx(), q.actor, q.PathValue("kid")); err != nil {
+		return err
+	}
+	redirect(w, q.Request, "/projects/"+q.PathValue("pid")+"/kms")
 	return nil
 }
 

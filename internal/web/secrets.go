@@ -105,10 +105,12 @@ type gridRow struct {
 type Overview struct {
 	Project projectView
 	Path    string
-	Crumbs  []crumb
-	Folders []string
-	Rows    []gridRow
-	Tags    []secret.Tag
+	// Parent and Name are the folder's parent path and name (not for the root).
+	Parent, Name string
+	Crumbs       []crumb
+	Folders      []string
+	Rows         []gridRow
+	Tags         []secret.Tag
 	// Denied are the environments whose secrets the actor may not list.
 	Denied []string
 	// Imports are the folder's imports in each environment that has any.
@@ -196,6 +198,9 @@ const gridReaders = 4
 // side, those share group commits), and merged in the project's order.
 func (h *Handler) overview(q *req, pv projectView, p string) (Overview, error) {
 	ov := Overview{Project: pv, Path: p, Crumbs: breadcrumbs(p)}
+	if p != "/" {
+		ov.Parent, ov.Name = cleanPath(path.Dir(p)), path.Base(p)
+	}
 	grids := make([]envGrid, len(pv.Environments))
 	var tags []secret.Tag
 	var tagsErr error
@@ -680,6 +685,58 @@ func (h *Handler) folderDelete(w http.ResponseWriter, q *req) error {
 		return err
 	}
 	redirect(w, q.Request, backToGrid(q))
+	return nil
+}
+
+// folderRename renames folder name under path in one environment and shows
+// the grid of its new path.
+func (h *Handler) folderRename(w http.ResponseWriter, q *req) error {
+	ref := project.FolderRef{ProjectID: q.PathValue("pid"), Env: q.PostFormValue("env"), Path: cleanPath(q.PostFormValue("path"))}
+	f, err := h.svc.Projects.UpdateFolder(q.ctx(), q.actor, ref, q.PostFormValue("name"), q.PostFormValue("newName"), "")
+	if err != nil {
+		return err
+	}
+	redirect(w, q.Request, "/projects/"+q.PathValue("pid")+"/secrets?path="+url.QueryEscape(f.Path))
+	return nil
+}
+
+func (h *Handler) tagUpdate(w http.ResponseWriter, q *req) error {
+	name := strings.TrimSpace(q.PostFormValue("name"))
+	slug := project.Slugify(name)
+	if _, err := h.svc.Secrets.UpdateTag(q.ctx(), q.actor, q.PathValue("pid"), q.PathValue("tid"), secret.TagChange{Name: &name, Slug: &slug}); err != nil {
+		return err
+	}
+	redirect(w, q.Request, backToGrid(q))
+	return nil
+}
+
+func (h *Handler) tagDelete(w http.ResponseWriter, q *req) error {
+	if _, err := h.svc.Secrets.DeleteTag(q.ctx(), q.actor, q.PathValue("pid"), q.PathValue("tid")); err != nil {
+		return err
+	}
+	redirect(w, q.Request, backToGrid(q))
+	return nil
+}
+
+func (h *Handler) environmentUpdate(w http.ResponseWriter, q *req) error {
+	var c project.EnvironmentChange
+	if v := strings.TrimSpace(q.PostFormValue("name")); v != "" {
+		c.Name = &v
+	}
+	if v := strings.TrimSpace(q.PostFormValue("slug")); v != "" {
+		c.Slug = &v
+	}
+	if v := strings.TrimSpace(q.PostFormValue("position")); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return errs.BadRequest("position must be a number, 1 or more")
+		}
+		c.Position = &n
+	}
+	if _, err := h.svc.Projects.UpdateEnvironment(q.ctx(), q.actor, q.PathValue("pid"), q.PathValue("eid"), c); err != nil {
+		return err
+	}
+	redirect(w, q.Request, "/projects/"+q.PathValue("pid")+"/environments")
 	return nil
 }
 

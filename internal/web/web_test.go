@@ -358,6 +358,12 @@ func TestDashboardViewerCannotWrite(t *testing.T) {
 		pid := createProject(t, admin, "shared")
 		mustStatus(t, admin.post("/projects/"+pid+"/secrets", url.Values{"env": {"dev"}, "path": {"/"}, "key": {"DB_URL"},
 			"value": {"postgres://x"}}, nil), 303, "admin adds secret")
+		mustStatus(t, admin.post("/projects/"+pid+"/folders", url.Values{"env": {"dev"}, "path": {"/"}, "name": {"app"}}, nil), 303, "folder")
+		mustStatus(t, admin.post("/projects/"+pid+"/tags", url.Values{"name": {"ops"}, "path": {"/"}}, nil), 303, "tag")
+		mustStatus(t, admin.post("/projects/"+pid+"/kms", url.Values{"name": {"k1"}, "usage": {"encrypt-decrypt"}, "algorithm": {"aes-256-gcm"}}, nil), 303, "key")
+		tagID := regexp.MustCompile(`/tags/([0-9a-f-]{36})/delete`).FindStringSubmatch(admin.get("/projects/" + pid + "/secrets").body)[1]
+		keyID := regexp.MustCompile(`/kms/([0-9a-f-]{36})/delete`).FindStringSubmatch(admin.get("/projects/" + pid + "/kms").body)[1]
+		envID := regexp.MustCompile(`/environments/([0-9a-f-]{36})"`).FindStringSubmatch(admin.get("/projects/" + pid + "/environments").body)[1]
 
 		addUser(t, e, "viewer@example.com", "viewer password 1", "member", pid, "viewer")
 		v := newBrowser(t, e.URL)
@@ -367,9 +373,24 @@ func TestDashboardViewerCannotWrite(t *testing.T) {
 		if !strings.Contains(p.body, "DB_URL") {
 			t.Fatal("viewer does not see the key")
 		}
-		for _, ctl := range []string{`id="add-secret"`, `id="bulk-import"`, `id="add-folder"`, `id="add-tag"`} {
+		for _, ctl := range []string{`id="add-secret"`, `id="bulk-import"`, `id="add-folder"`, `id="add-tag"`, `/tags/`} {
 			if strings.Contains(p.body, ctl) {
 				t.Errorf("viewer sees edit control %s", ctl)
+			}
+		}
+		if !strings.Contains(p.body, `data-tag="ops"`) {
+			t.Error("viewer does not see the project's tags")
+		}
+		for page, ctls := range map[string][]string{
+			"/secrets?path=/app": {`id="rename-folder"`, `id="delete-folder"`, `id="this-folder"`},
+			"/environments":      {`/environments/`, `id="add-environment"`},
+			"/kms":               {`/kms/`, `id="add-kms-key"`},
+		} {
+			body := v.get("/projects/" + pid + page).body
+			for _, ctl := range ctls {
+				if strings.Contains(body, ctl) {
+					t.Errorf("viewer sees %s on %s", ctl, page)
+				}
 			}
 		}
 		sp := v.get("/projects/" + pid + "/secret?env=dev&path=/&key=DB_URL")
@@ -387,6 +408,14 @@ func TestDashboardViewerCannotWrite(t *testing.T) {
 			{"/projects/" + pid + "/secrets/delete", url.Values{"env": {"dev"}, "key": {"DB_URL"}}},
 			{"/projects/" + pid + "/secrets/import", url.Values{"env": {"dev"}, "dotenv": {"A=1"}}},
 			{"/projects/" + pid + "/environments", url.Values{"name": {"QA"}, "slug": {"qa"}}},
+			{"/projects/" + pid + "/environments/" + envID, url.Values{"name": {"Hacked"}}},
+			{"/projects/" + pid + "/folders/rename", url.Values{"env": {"dev"}, "path": {"/"}, "name": {"app"}, "newName": {"hacked"}}},
+			{"/projects/" + pid + "/folders/delete", url.Values{"env": {"dev"}, "path": {"/"}, "name": {"app"}}},
+			{"/projects/" + pid + "/tags/" + tagID, url.Values{"name": {"hacked"}}},
+			{"/projects/" + pid + "/tags/" + tagID + "/delete", nil},
+			{"/projects/" + pid + "/kms/" + keyID, url.Values{"disabled": {"true"}}},
+			{"/projects/" + pid + "/kms/" + keyID + "/rotate", nil},
+			{"/projects/" + pid + "/kms/" + keyID + "/delete", nil},
 		} {
 			p := v.post(f.path, f.form, nil)
 			if p.status != 403 {
@@ -397,6 +426,16 @@ func TestDashboardViewerCannotWrite(t *testing.T) {
 		r := admin.get("/projects/" + pid + "/secret/value?env=dev&path=/&key=DB_URL")
 		if r.body != "postgres://x" {
 			t.Fatalf("value after forged posts = %q", r.body)
+		}
+		grid := admin.get("/projects/" + pid + "/secrets").body
+		if !strings.Contains(grid, "📁 app") || !strings.Contains(grid, `data-tag="ops"`) {
+			t.Fatal("a forged POST renamed or deleted the folder or the tag")
+		}
+		if k := rowOf(admin.get("/projects/"+pid+"/kms").body, `data-key="k1"`); !strings.Contains(k, `<td class="state">enabled</td>`) || !strings.Contains(k, "<td>1</td>") {
+			t.Fatalf("a forged POST changed the key: %q", k)
+		}
+		if strings.Contains(admin.get("/projects/"+pid+"/environments").body, "Hacked") {
+			t.Fatal("a forged POST renamed an environment")
 		}
 	})
 }

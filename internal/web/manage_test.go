@@ -1,0 +1,156 @@
+package web_test
+
+import (
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/lockbox-dev/lockbox/internal/app/apptest"
+	"github.com/lockbox-dev/lockbox/internal/store"
+)
+
+// TestDashboardProjectManagement: environments (add, rename and move,
+// delete), folders (create, rename, delete), tags (create, rename, delete),
+// a folder downloaded as .env, and KMS keys (create, disable, enable,
+// rotate, delete), each through its page's form.
+func TestDashboardProjectManagement(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, d store.Dialect) {
+		e := apptest.Bootstrapped(t, d)
+		admin := newBrowser(t, e.URL)
+		admin.mustLogin(e.UserEmail, e.Password)
+		pid := createProject(t, admin, "managed")
+		base := "/projects/" + pid
+
+		// Environments.
+		mustStatus(t, admin.post(base+"/environments", url.Values{"name": {"QA"}, "slug": {"qa"}}, nil), 303, "add environment")
+		ep := admin.get(base + "/environments")
+		m := regexp.MustCompile(`action="/projects/` + pid + `/environments/([0-9a-f-]{36})"[^>]*>(?:[^<]|<[^t])*?<label for="env-name-[^"]+" class="sr">Name of qa<`).FindStringSubmatch(ep.body)
+		if m == nil {
+			t.Fatalf("no edit form for qa: %.3000s", ep.body)
+		}
+		mustStatus(t, admin.post(base+"/environments/"+m[1], url.Values{"name": {"Quality"}, "slug": {"quality"}, "position": {"1"}}, nil), 303, "edit environment")
+		ep = admin.get(base + "/environments")
+		if row := rowOf(ep.body, `data-env="quality"`); !strings.Contains(row, "<td>Quality</td>") || !strings.Contains(row, "<td>1</td>") {
+			t.Fatalf("the edited environment: %q", row)
+		}
+		mustStatus(t, admin.post(base+"/environments/delete", url.Values{"id": {m[1]}}, nil), 303, "delete environment")
+		if strings.Contains(admin.get(base+"/environments").body, `data-env="quality"`) {
+			t.Fatal("the deleted environment is listed")
+		}
+
+		// Folders, a secret in one, download as .env.
+		mustStatus(t, admin.post(base+"/folders", url.Values{"env": {"dev"}, "path": {"/"}, "name": {"app"}}, nil), 303, "create folder")
+		mustStatus(t, admin.post(base+"/secrets", url.Values{"env": {"dev"}, "path": {"/app"}, "key": {"DB_URL"},
+			"value": {"postgres://db/app"}}, nil), 303, "secret in the folder")
+		if !strings.Contains(admin.get(base+"/secrets").body, `?path=/app">📁 app</a>`) {
+			t.Fatal("the folder is not listed at the root")
+		}
+		dl := admin.get(base + "/secrets/download?env=dev&path=/app")
+		mustStatus(t, dl, 200, "download")
+		if dl.body != "DB_URL=postgres://db/app\n" || !strings.Contains(dl.header.Get("Content-Disposition"), `filename="dev.env"`) {
+			t.Fatalf("download: %q %q", dl.body, dl.header.Get("Content-Disposition"))
+		}
+		fp := admin.get(base + "/secrets?path=/app")
+		if !strings.Contains(fp.body, `id="rename-folder"`) || !strings.Contains(fp.body, `id="delete-folder"`) {
+			t.Fatalf("no folder controls in /app: %.3000s", fp.body)
+		}
+		p := admin.post(base+"/folders/rename", url.Values{"env": {"dev"}, "path": {"/"}, "name": {"app"}, "newName": {"service"}}, nil)
+		mustStatus(t, p, 303, "rename folder")
+		if p.header.Get("Location") != base+"/secrets?path=%2Fservice" {
+			t.Fatalf("after renaming: %q", p.header.Get("Location"))
+		}
+		if sp := admin.get(base + "/secrets?path=/service"); !strings.Contains(sp.body, `data-key="DB_URL"`) {
+			t.Fatal("the renamed folder lost its secret")
+		}
+		mustStatus(t, admin.post(base+"/folders/delete", url.Values{"env": {"dev"}, "path": {"/"}, "name": {"service"}}, nil), 303, "delete folder")
+		if strings.Contains(admin.get(base+"/secrets").body, "📁 service") {
+			t.Fatal("the deleted folder is listed")
+		}
+		if fp := admin.get(base + "/secrets"); strings.Contains(fp.body, `id="this-folder"`) {
+			t.Fatal("the root offers to rename or delete itself")
+		}
+
+		// Tags.
+		mustStatus(t, admin.post(base+"/tags", url.Values{"name": {"Team A"}, "path": {"/"}}, nil), 303, "create tag")
+		tp := admin.get(base + "/secrets")
+		tm := regexp.MustCompile(`action="/projects/` + pid + `/tags/([0-9a-f-]{36})"`).FindStringSubmatch(tp.body)
+		if tm == nil || !strings.Contains(tp.body, `data-tag="team-a"`) {
+			t.Fatalf("the tag is not listed with controls: %.3000s", tp.body)
+		}
+		mustStatus(t, admin.post(base+"/tags/"+tm[1], url.Values{"name": {"Team B"}, "path": {"/"}}, nil), 303, "rename tag")
+		if tp := admin.get(base + "/secrets"); !strings.Contains(tp.body, `data-tag="team-b"`) || strings.Contains(tp.body, `data-tag="team-a"`) {
+			t.Fatal("the tag was not renamed")
+		}
+		mustStatus(t, admin.post(base+"/tags/"+tm[1]+"/delete", url.Values{"path": {"/"}}, nil), 303, "delete tag")
+		if strings.Contains(admin.get(base+"/secrets").body, `data-tag=`) {
+			t.Fatal("the deleted tag is listed")
+		}
+
+		// KMS keys.
+		mustStatus(t, admin.post(base+"/kms", url.Values{"name": {"orders"}, "usage": {"encrypt-decrypt"}, "algorithm": {"aes-256-gcm"}}, nil), 303, "create key")
+		kp := admin.get(base + "/kms")
+		km := regexp.MustCompile(`action="/projects/` + pid + `/kms/([0-9a-f-]{36})/rotate"`).FindStringSubmatch(kp.body)
+		if km == nil {
+			t.Fatalf("no key controls: %.3000s", kp.body)
+		}
+		key := func() string { return rowOf(admin.get(base+"/kms").body, `data-key="orders"`) }
+		mustStatus(t, admin.post(base+"/kms/"+km[1], url.Values{"disabled": {"true"}}, nil), 303, "disable")
+		if !strings.Contains(key(), `<td class="state">disabled</td>`) {
+			t.Fatalf("after disabling: %q", key())
+		}
+		mustStatus(t, admin.post(base+"/kms/"+km[1], url.Values{"disabled": {"false"}}, nil), 303, "enable")
+		mustStatus(t, admin.post(base+"/kms/"+km[1]+"/rotate", nil, nil), 303, "rotate")
+		if r := key(); !strings.Contains(r, `<td class="state">enabled</td>`) || !strings.Contains(r, "<td>2</td>") {
+			t.Fatalf("after enabling and rotating: %q", r)
+		}
+		mustStatus(t, admin.post(base+"/kms/"+km[1]+"/delete", nil, nil), 303, "delete key")
+		if key() != "" {
+			t.Fatal("the deleted key is listed")
+		}
+	})
+}
+
+// TestDashboardIdentityManagement: an identity's organization role, its
+// Universal Auth settings and client secrets with limits, removing
+// Universal Auth and deleting the identity, each through its page.
+func TestDashboardIdentityManagement(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, d store.Dialect) {
+		e := apptest.Bootstrapped(t, d)
+		admin := newBrowser(t, e.URL)
+		admin.mustLogin(e.UserEmail, e.Password)
+		if lp := admin.get("/identities"); !strings.Contains(lp.body, `<option value="no-access" selected>`) {
+			t.Fatalf("the create form's roles: %.2000s", lp.body)
+		}
+		p := admin.post("/identities", url.Values{"name": {"svc"}, "role": {"no-access"}}, nil)
+		mustStatus(t, p, 303, "create identity")
+		iid := identityLinkRE.FindStringSubmatch(p.header.Get("Location"))[1]
+		page := "/identities/" + iid
+		mustStatus(t, admin.post(page+"/role", url.Values{"role": {"member"}}, nil), 303, "role")
+		if !strings.Contains(admin.get(page).body, `<dd id="identity-role">member</dd>`) {
+			t.Fatal("the role did not change")
+		}
+		mustStatus(t, admin.post(page+"/universal-auth", nil, nil), 303, "attach UA")
+		mustStatus(t, admin.post(page+"/universal-auth/update", url.Values{"accessTokenTTL": {"600"}, "accessTokenMaxTTL": {"3600"},
+			"accessTokenNumUsesLimit": {"3"}, "accessTokenTrustedIps": {"127.0.0.1/32, ::1/128"}, "clientSecretTrustedIps": {"0.0.0.0/0, ::/0"}}, nil), 303, "UA settings")
+		ip := admin.get(page)
+		if !strings.Contains(ip.body, "Access tokens live 600 s, at most 3600 s, 3 uses; tokens from 127.0.0.1/32, ::1/128") {
+			t.Fatalf("UA settings: %.3000s", ip.body[strings.Index(ip.body, "Universal Auth"):])
+		}
+		mustStatus(t, admin.post(page+"/universal-auth/update", url.Values{"accessTokenTTL": {"x"}}, nil), 400, "a bad TTL")
+		cs := admin.post(page+"/client-secrets", url.Values{"description": {"limited"}, "ttl": {"3600"}, "numUsesLimit": {"5"}}, nil)
+		mustStatus(t, cs, 200, "client secret")
+		if row := rowOf(admin.get(page).body, "<td>limited</td>"); !strings.Contains(row, "<td>0/5</td>") || !strings.Contains(row, "3600 s from creation") {
+			t.Fatalf("the limited client secret: %q", row)
+		}
+		mustStatus(t, admin.post(page+"/universal-auth/remove", nil, nil), 303, "remove UA")
+		if ip := admin.get(page); !strings.Contains(ip.body, `id="ua-attach"`) || strings.Contains(ip.body, `id="client-id"`) {
+			t.Fatal("Universal Auth is still attached")
+		}
+		mustStatus(t, admin.post(page+"/delete", nil, nil), 303, "delete identity")
+		mustStatus(t, admin.get(page), 404, "deleted identity")
+		if strings.Contains(admin.get("/identities").body, ">svc<") {
+			t.Fatal("the deleted identity is listed")
+		}
+	})
+}
