@@ -30,6 +30,7 @@ var funcs = template.FuncMap{
 	},
 	"join":   strings.Join,
 	"iplist": ipList,
+	"inc":    func(n int) int { return n + 1 },
 	"rule":   ruleSummary,
 }
 
@@ -65,6 +66,7 @@ func (h *Handler) routes() {
 	m.Handle("POST /projects/{pid}/secrets", h.authed(h.secretCreate))
 	m.Handle("POST /projects/{pid}/secrets/update", h.authed(h.secretUpdate))
 	m.Handle("POST /projects/{pid}/secrets/delete", h.authed(h.secretDelete))
+	m.Handle("POST /projects/{pid}/secrets/row", h.authed(h.secretRow))
 	m.Handle("POST /projects/{pid}/secrets/import", h.authed(h.secretImport))
 	m.Handle("GET /projects/{pid}/secrets/download", h.authed(h.secretDownload))
 	m.Handle("GET /projects/{pid}/secret", h.authed(h.secretPage))

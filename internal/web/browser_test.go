@@ -205,6 +205,13 @@ func TestBrowserJourney(t *testing.T) {
 		if strings.Contains(html, "first-value") {
 			t.Fatal("the grid shows a value")
 		}
+		// The row editor: API_URL gets a prod value from the grid itself.
+		run(t, ctx, "row editor",
+			chromedp.Click(`tr[data-key="API_URL"] button.key-edit`, chromedp.ByQuery),
+			chromedp.WaitVisible(`tr.row-editor textarea[name="value.prod"]`, chromedp.ByQuery),
+			chromedp.SendKeys(`tr.row-editor textarea[name="value.prod"]`, "https://api.prod.example", chromedp.ByQuery),
+			chromedp.Click(`tr.row-editor button.row-edit-save`, chromedp.ByQuery),
+			chromedp.WaitVisible(`tr[data-key="API_URL"] td.present[data-env="prod"]`, chromedp.ByQuery))
 
 		run(t, ctx, "reveal and edit",
 			chromedp.Click(`tr[data-key="DB_PASSWORD"] td[data-env="dev"] a`, chromedp.ByQuery),

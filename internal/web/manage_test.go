@@ -154,3 +154,64 @@ func TestDashboardIdentityManagement(t *testing.T) {
 		}
 	})
 }
+
+// TestDashboardRowEditor: the grid's row editor changes one key in several
+// environments in one POST (update where it is, create where it is missing,
+// delete where asked, leave the rest); a refusal names its environment; a
+// viewer's is refused.
+func TestDashboardRowEditor(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, d store.Dialect) {
+		e := apptest.Bootstrapped(t, d)
+		admin := newBrowser(t, e.URL)
+		admin.mustLogin(e.UserEmail, e.Password)
+		pid := createProject(t, admin, "rows")
+		base := "/projects/" + pid
+		for _, env := range []string{"dev", "prod"} {
+			mustStatus(t, admin.post(base+"/secrets", url.Values{"env": {env}, "path": {"/"}, "key": {"API_KEY"}, "value": {env + "-1"}}, nil), 303, "add "+env)
+		}
+		mustStatus(t, admin.post(base+"/secrets", url.Values{"env": {"dev"}, "path": {"/"}, "key": {"OTHER"}, "value": {"keep"}}, nil), 303, "other")
+		grid := admin.get(base + "/secrets")
+		if !strings.Contains(grid.body, `<template id="row-editor">`) || !strings.Contains(grid.body, `name="value.staging"`) {
+			t.Fatalf("no row editor: %.3000s", grid.body)
+		}
+		value := func(env, key string) page {
+			return admin.get(base + "/secret/value?env=" + env + "&path=/&key=" + key)
+		}
+		mustStatus(t, admin.post(base+"/secrets/row", url.Values{"path": {"/"}, "key": {"API_KEY"}, "value.dev": {"dev-2"},
+			"value.staging": {"staging-1"}, "delete.prod": {"on"}}, nil), 303, "row edit")
+		if v := value("dev", "API_KEY"); v.body != "dev-2" {
+			t.Errorf("dev: %d %q", v.status, v.body)
+		}
+		if v := value("staging", "API_KEY"); v.body != "staging-1" {
+			t.Errorf("staging (created): %d %q", v.status, v.body)
+		}
+		if v := value("prod", "API_KEY"); v.status != 404 {
+			t.Errorf("prod (deleted): %d %q", v.status, v.body)
+		}
+		if v := value("dev", "OTHER"); v.body != "keep" {
+			t.Errorf("another key changed: %q", v.body)
+		}
+		// Nothing asked: nothing changes (dev stays at version 2).
+		mustStatus(t, admin.post(base+"/secrets/row", url.Values{"path": {"/"}, "key": {"API_KEY"}}, nil), 303, "empty row edit")
+		if sp := admin.get(base + "/secret?env=dev&path=/&key=API_KEY"); !strings.Contains(sp.body, `id="secret-version">2<`) {
+			t.Errorf("an empty edit wrote a version: %.2000s", sp.body)
+		}
+		// A folder that exists only in dev: the staging change is refused by name.
+		mustStatus(t, admin.post(base+"/folders", url.Values{"env": {"dev"}, "path": {"/"}, "name": {"app"}}, nil), 303, "folder")
+		p := admin.post(base+"/secrets/row", url.Values{"path": {"/app"}, "key": {"K"}, "value.dev": {"v"}, "value.staging": {"v"}}, nil)
+		if p.status < 400 || p.status >= 500 || !strings.Contains(p.body, "staging: ") {
+			t.Fatalf("a change into a missing folder: %d %.2000s", p.status, p.body)
+		}
+
+		addUser(t, e, "rowviewer@example.com", "row viewer pass 1", "member", pid, "viewer")
+		v := newBrowser(t, e.URL)
+		v.mustLogin("rowviewer@example.com", "row viewer pass 1")
+		if g := v.get(base + "/secrets"); strings.Contains(g.body, `id="row-editor"`) {
+			t.Error("a viewer is offered the row editor")
+		}
+		mustStatus(t, v.post(base+"/secrets/row", url.Values{"path": {"/"}, "key": {"OTHER"}, "value.dev": {"hacked"}}, nil), 403, "viewer row edit")
+		if v := value("dev", "OTHER"); v.body != "keep" {
+			t.Errorf("a viewer's row edit changed the value: %q", v.body)
+		}
+	})
+}

@@ -2,6 +2,7 @@ package web
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"html"
 	"html/template"
@@ -363,6 +364,53 @@ func (h *Handler) secretDelete(w http.ResponseWriter, q *req) error {
 	}
 	redirect(w, q.Request, backToGrid(q))
 	return nil
+}
+
+// secretRow applies the grid's row editor: for each environment of the
+// project, "delete.<env>" deletes the key there, and a non-empty
+// "value.<env>" sets its value (creating the secret where the key is
+// missing); an environment with neither is left alone. Each change is its
+// own domain call (checked and audited as the others); a refusal stops at
+// that environment, naming it, with the earlier ones applied.
+func (h *Handler) secretRow(w http.ResponseWriter, q *req) error {
+	pv, err := h.loadProject(q)
+	if err != nil {
+		return err
+	}
+	key, p := strings.TrimSpace(q.PostFormValue("key")), cleanPath(q.PostFormValue("path"))
+	if key == "" {
+		return errs.BadRequest("key is required")
+	}
+	for _, env := range pv.Environments {
+		sc := secret.Scope{ProjectID: pv.ID, Env: env.Slug, Path: p}
+		var err error
+		switch v := q.PostFormValue("value." + env.Slug); {
+		case q.PostFormValue("delete."+env.Slug) != "":
+			_, err = h.svc.Secrets.Delete(q.ctx(), q.actor, sc, key, "")
+		case v != "":
+			_, err = h.svc.Secrets.Update(q.ctx(), q.actor, sc, key, secret.Change{Value: &v})
+			if errs.KindOf(err) == errs.NotFound {
+				_, err = h.svc.Secrets.Create(q.ctx(), q.actor, sc, []secret.New{{Key: key, Value: v}})
+			}
+		}
+		if err != nil {
+			return inEnvironment(err, env.Slug)
+		}
+	}
+	redirect(w, q.Request, backToGrid(q))
+	return nil
+}
+
+// inEnvironment names env in a domain error's message (for the row editor,
+// which changes several environments in one request).
+func inEnvironment(err error, env string) error {
+	var e *errs.Error
+	if errors.As(err, &e) && e.Kind != errs.Internal {
+		c := *e
+		c.Message = env + ": " + e.Message
+		return &c
+	}
+	return err
 }
 
 // parseDotenv reads KEY=VALUE lines; blank lines and # comments are

@@ -1,7 +1,9 @@
 // lockbox dashboard: progressive enhancement only; every page works without it.
 // Reveal fetches a secret's value on demand (an audited read); Copy copies a
 // shown value (fetching it first when still hidden); forms marked
-// data-confirm ask before submitting.
+// data-confirm ask before submitting. On the secrets grid, each key becomes
+// a button that opens the row editor (one form for every environment)
+// under its row.
 (function () {
   "use strict";
   function reveal(btn) {
@@ -48,6 +50,43 @@
         btn.textContent = "Copied";
         setTimeout(function () { btn.textContent = "Copy"; }, 1500);
       }).catch(function () { btn.textContent = "Copy failed"; });
+    }
+  });
+  function openRowEditor(btn) {
+    var tr = btn.closest("tr");
+    var next = tr.nextElementSibling;
+    if (next && next.classList.contains("row-editor")) { next.remove(); btn.setAttribute("aria-expanded", "false"); return; }
+    var tpl = document.getElementById("row-editor");
+    var row = tpl.content.firstElementChild.cloneNode(true);
+    row.querySelector("input[name=key]").value = tr.dataset.key;
+    tr.after(row);
+    btn.setAttribute("aria-expanded", "true");
+    var first = row.querySelector("textarea");
+    if (first) { first.focus(); }
+  }
+  if (document.getElementById("row-editor")) {
+    document.querySelectorAll("#secrets-grid tbody tr[data-key] > th > code").forEach(function (code) {
+      var b = document.createElement("button");
+      b.type = "button";
+      b.className = "key-edit";
+      b.setAttribute("aria-expanded", "false");
+      b.setAttribute("aria-label", "Edit " + code.textContent + " in every environment");
+      code.replaceWith(b);
+      b.appendChild(code);
+    });
+  }
+  document.addEventListener("click", function (ev) {
+    var btn = ev.target.closest("button");
+    if (!btn) { return; }
+    if (btn.classList.contains("key-edit")) {
+      ev.preventDefault();
+      openRowEditor(btn);
+    } else if (btn.classList.contains("row-edit-cancel")) {
+      ev.preventDefault();
+      var row = btn.closest("tr.row-editor");
+      var key = row.previousElementSibling.querySelector("button.key-edit");
+      row.remove();
+      if (key) { key.setAttribute("aria-expanded", "false"); key.focus(); }
     }
   });
   document.addEventListener("submit", function (ev) {
