@@ -30,8 +30,11 @@ func BenchmarkSecretsOverview(b *testing.B) {
 // BenchmarkPages renders the other main pages on the same project (3×1,000
 // secrets), one sub-benchmark each: a secret's history (20 versions), the
 // audit log (first page of thousands of events), machine identities (50),
-// organization members (50, half invited), a group (the 50 identities) and
-// the dynamic secrets of a folder (20), reporting each page's p50 and p99.
+// organization members (50, half invited), a group (the 50 identities),
+// the dynamic secrets of a folder (20), one of them with 10 leases, a
+// secret, the projects, environments, project roles and members, KMS keys
+// (10), an identity (Universal Auth, 5 client secrets), organization roles
+// and groups, reporting each page's p50 and p99.
 //
 //	go test -run '^$' -bench Pages -benchtime 200x ./internal/web/
 func BenchmarkPages(b *testing.B) {
@@ -43,14 +46,26 @@ func BenchmarkPages(b *testing.B) {
 					"value": {fmt.Sprintf("line one\nversion %d\n", i)}}, nil)
 				mustStatus(b, p, 303, "new version")
 			}
+			for i := range 10 {
+				mustStatus(b, br.post("/projects/"+pid+"/kms", url.Values{"name": {fmt.Sprintf("key-%02d", i)}, "usage": {"encrypt-decrypt"},
+					"algorithm": {"aes-256-gcm"}}, nil), 303, "kms key")
+			}
 			g := br.post("/org/groups", url.Values{"name": {"machines"}, "role": {"no-access"}}, nil)
 			mustStatus(b, g, 303, "group")
 			group := g.header.Get("Location")
+			machine := "" // the first identity's page
 			for i := range 50 {
 				p := br.post("/identities", url.Values{"name": {fmt.Sprintf("machine-%02d", i)}, "role": {"member"}}, nil)
 				mustStatus(b, p, 303, "identity")
 				iid := strings.TrimPrefix(p.header.Get("Location"), "/identities/")
+				if machine == "" {
+					machine = p.header.Get("Location")
+				}
 				mustStatus(b, br.post(group+"/identities", url.Values{"identity": {iid}}, nil), 303, "group member")
+			}
+			mustStatus(b, br.post(machine+"/universal-auth", nil, nil), 303, "universal auth")
+			for range 5 {
+				mustStatus(b, br.post(machine+"/client-secrets", url.Values{"description": {"ci"}}, nil), 200, "client secret")
 			}
 			var emails []string
 			for i := range 25 {
@@ -63,6 +78,9 @@ func BenchmarkPages(b *testing.B) {
 					"in.secret": {"JBSWY3DPEHPK3PXP"}}, nil)
 				mustStatus(b, p, 303, "dynamic secret")
 			}
+			for range 10 {
+				mustStatus(b, br.post("/projects/"+pid+"/dynamic/otp-00/leases?env=dev&path=/", url.Values{"ttl": {"1h"}}, nil), 200, "lease")
+			}
 			for _, pg := range []struct{ name, path, marker string }{
 				{"history", "/projects/" + pid + "/secret/history?env=dev&path=/&key=KEY_0001", `class="version"`},
 				{"audit", "/audit", `class="event"`},
@@ -70,6 +88,16 @@ func BenchmarkPages(b *testing.B) {
 				{"members", "/org/members", `<tr data-`},
 				{"group", group, `<tr data-identity=`},
 				{"dynamic", "/projects/" + pid + "/dynamic?env=dev&path=/", `/dynamic/otp-`},
+				{"leases", "/projects/" + pid + "/dynamic/otp-00?env=dev&path=/", `<tr data-lease=`},
+				{"secret", "/projects/" + pid + "/secret?env=dev&path=/&key=KEY_0001", `id="secret-version"`},
+				{"projects", "/projects", `/secrets"`},
+				{"environments", "/projects/" + pid + "/environments", `<tr data-env=`},
+				{"roles", "/projects/" + pid + "/roles", `<tr data-role=`},
+				{"project-members", "/projects/" + pid + "/members", `<tr data-user=`},
+				{"kms", "/projects/" + pid + "/kms", `<tr data-key=`},
+				{"identity", machine, `id="client-secrets"`},
+				{"org-roles", "/org/roles", `<tr data-role=`},
+				{"groups", "/org/groups", `<tr data-group=`},
 			} {
 				b.Run(pg.name, func(b *testing.B) { benchPage(b, br, pg.path, pg.marker, 0) })
 			}
