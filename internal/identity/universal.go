@@ -43,6 +43,7 @@ type ClientSecret struct {
 	NumUsesLimit int64
 	TTL          int64 // seconds from CreatedAt; 0 = never expires
 	Revoked      bool
+	LastUsedAt   *time.Time // the last login with it
 	CreatedAt    time.Time
 	UpdatedAt    time.Time
 }

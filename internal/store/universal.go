@@ -128,12 +128,12 @@ func (db *DB) DeleteUniversalAuth(ctx context.Context, identityID string, ev aud
 	})
 }
 
-const csCols = `id, identity_ua_id, description, prefix, num_uses, num_uses_limit, ttl, revoked, created_at, updated_at`
+const csCols = `id, identity_ua_id, description, prefix, num_uses, num_uses_limit, ttl, revoked, created_at, updated_at, last_used_at`
 
 func scanCS(sc interface{ Scan(...any) error }) (identity.ClientSecret, error) {
 	var c identity.ClientSecret
 	err := sc.Scan(&c.ID, &c.IdentityUAID, &c.Description, &c.Prefix, &c.NumUses, &c.NumUsesLimit, &c.TTL, &c.Revoked,
-		timeCol{&c.CreatedAt}, timeCol{&c.UpdatedAt})
+		timeCol{&c.CreatedAt}, timeCol{&c.UpdatedAt}, optTimeCol{&c.LastUsedAt})
 	return c, err
 }
 

@@ -140,8 +140,21 @@ func TestDashboardIdentityManagement(t *testing.T) {
 		mustStatus(t, admin.post(page+"/universal-auth/update", url.Values{"accessTokenTTL": {"x"}}, nil), 400, "a bad TTL")
 		cs := admin.post(page+"/client-secrets", url.Values{"description": {"limited"}, "ttl": {"3600"}, "numUsesLimit": {"5"}}, nil)
 		mustStatus(t, cs, 200, "client secret")
-		if row := rowOf(admin.get(page).body, "<td>limited</td>"); !strings.Contains(row, "<td>0/5</td>") || !strings.Contains(row, "3600 s from creation") {
+		if row := rowOf(admin.get(page).body, "<td>limited</td>"); !strings.Contains(row, "<td>0/5</td>") || !strings.Contains(row, "3600 s from creation") ||
+			!strings.Contains(row, `<td class="last-used">never</td>`) {
 			t.Fatalf("the limited client secret: %q", row)
+		}
+		// A login with it shows as its last use.
+		secret := regexp.MustCompile(`id="client-secret">([^<]+)<`).FindStringSubmatch(cs.body)
+		clientID := regexp.MustCompile(`id="client-id">([^<]+)<`).FindStringSubmatch(cs.body)
+		if secret == nil || clientID == nil {
+			t.Fatal("the client secret page lacks the client id or secret")
+		}
+		if r := e.Do(t, "POST", "/api/v1/auth/universal-auth/login", "", map[string]string{"clientId": clientID[1], "clientSecret": secret[1]}); r.Status != 200 {
+			t.Fatalf("login with the new client secret: %d", r.Status)
+		}
+		if row := rowOf(admin.get(page).body, "<td>limited</td>"); !strings.Contains(row, "<td>1/5</td>") || strings.Contains(row, `<td class="last-used">never</td>`) {
+			t.Fatalf("after a login: %q", row)
 		}
 		mustStatus(t, admin.post(page+"/universal-auth/remove", nil, nil), 303, "remove UA")
 		if ip := admin.get(page); !strings.Contains(ip.body, `id="ua-attach"`) || strings.Contains(ip.body, `id="client-id"`) {
