@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/lockbox-dev/lockbox/internal/audit"
 	"github.com/lockbox-dev/lockbox/internal/authmethod"
@@ -341,10 +342,14 @@ func formInt64(q *req, name string) (*int64, error) {
 	return &n, nil
 }
 
-// formIPs reads a list of addresses or CIDR ranges (comma or space
-// separated; empty: nil, unchanged).
+// formIPs reads a list of addresses or CIDR ranges (separated by commas or
+// white space; empty: nil, unchanged).
 func formIPs(q *req, name string) []string {
-	return strings.FieldsFunc(q.PostFormValue(name), func(r rune) bool { return r == ',' || r == ' ' || r == '\n' || r == '\r' })
+	ips := strings.FieldsFunc(q.PostFormValue(name), func(r rune) bool { return r == ',' || unicode.IsSpace(r) })
+	if len(ips) == 0 {
+		return nil
+	}
+	return ips
 }
 
 // uaUpdate changes an identity's Universal Auth settings.

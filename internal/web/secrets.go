@@ -369,9 +369,10 @@ func (h *Handler) secretDelete(w http.ResponseWriter, q *req) error {
 // secretRow applies the grid's row editor: for each environment of the
 // project, "delete.<env>" deletes the key there, and a non-empty
 // "value.<env>" sets its value (creating the secret where the key is
-// missing); an environment with neither is left alone. Each change is its
-// own domain call (checked and audited as the others); a refusal stops at
-// that environment, naming it, with the earlier ones applied.
+// missing); an environment with neither is left alone, and so is a delete
+// where the key is not (delete wins over a value). Each change is its own
+// domain call (checked and audited as the others); a refusal stops at that
+// environment, naming it, with the earlier ones applied.
 func (h *Handler) secretRow(w http.ResponseWriter, q *req) error {
 	pv, err := h.loadProject(q)
 	if err != nil {
@@ -387,6 +388,9 @@ func (h *Handler) secretRow(w http.ResponseWriter, q *req) error {
 		switch v := q.PostFormValue("value." + env.Slug); {
 		case q.PostFormValue("delete."+env.Slug) != "":
 			_, err = h.svc.Secrets.Delete(q.ctx(), q.actor, sc, key, "")
+			if errs.KindOf(err) == errs.NotFound {
+				err = nil // nothing to delete here
+			}
 		case v != "":
 			_, err = h.svc.Secrets.Update(q.ctx(), q.actor, sc, key, secret.Change{Value: &v})
 			if errs.KindOf(err) == errs.NotFound {
@@ -748,10 +752,10 @@ func (h *Handler) folderRename(w http.ResponseWriter, q *req) error {
 	return nil
 }
 
+// tagUpdate renames a tag; its slug, which permission conditions match, stays.
 func (h *Handler) tagUpdate(w http.ResponseWriter, q *req) error {
 	name := strings.TrimSpace(q.PostFormValue("name"))
-	slug := project.Slugify(name)
-	if _, err := h.svc.Secrets.UpdateTag(q.ctx(), q.actor, q.PathValue("pid"), q.PathValue("tid"), secret.TagChange{Name: &name, Slug: &slug}); err != nil {
+	if _, err := h.svc.Secrets.UpdateTag(q.ctx(), q.actor, q.PathValue("pid"), q.PathValue("tid"), secret.TagChange{Name: &name}); err != nil {
 		return err
 	}
 	redirect(w, q.Request, backToGrid(q))
@@ -776,8 +780,8 @@ func (h *Handler) environmentUpdate(w http.ResponseWriter, q *req) error {
 	}
 	if v := strings.TrimSpace(q.PostFormValue("position")); v != "" {
 		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			return errs.BadRequest("position must be a number, 1 or more")
+		if err != nil || n < 1 || n > 10_000 {
+			return errs.BadRequest("position must be a number from 1 to 10000")
 		}
 		c.Position = &n
 	}
