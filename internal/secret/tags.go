@@ -61,6 +61,9 @@ type TagChange struct {
 	Color *string
 }
 
+// MaxTagNameLen bounds a tag's display name.
+const MaxTagNameLen = 255
+
 func (c TagChange) apply(t *Tag) error {
 	if c.Slug != nil {
 		if !project.ValidSlug(*c.Slug, 1, 64) {
@@ -69,6 +72,9 @@ func (c TagChange) apply(t *Tag) error {
 		t.Slug = *c.Slug
 	}
 	if c.Name != nil && strings.TrimSpace(*c.Name) != "" {
+		if len(strings.TrimSpace(*c.Name)) > MaxTagNameLen {
+			return invalidField("name", "name must be at most %d characters", MaxTagNameLen)
+		}
 		t.Name = strings.TrimSpace(*c.Name)
 	}
 	if t.Name == "" {

@@ -83,6 +83,9 @@ func TestDashboardProjectManagement(t *testing.T) {
 		if li := strings.SplitN(strings.SplitN(admin.get(base+"/secrets").body, `data-tag="team-a"`, 2)[1], "</li>", 2)[0]; !strings.Contains(li, "Team B") {
 			t.Fatalf("the tag was not renamed, or lost its slug: %q", li)
 		}
+		if p := admin.post(base+"/tags/"+tm[1], url.Values{"name": {strings.Repeat("n", 256)}, "path": {"/"}}, nil); p.status != 400 && p.status != 422 {
+			t.Errorf("a 256-character tag name: %d, want 400 or 422", p.status)
+		}
 		mustStatus(t, admin.post(base+"/tags/"+tm[1]+"/delete", url.Values{"path": {"/"}}, nil), 303, "delete tag")
 		if strings.Contains(admin.get(base+"/secrets").body, `data-tag=`) {
 			t.Fatal("the deleted tag is listed")
