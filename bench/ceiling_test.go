@@ -11,21 +11,29 @@ import (
 	"github.com/lockbox-dev/lockbox/internal/store"
 )
 
-// The ceiling scenario serves, byte for byte and with the same content
-// type, what lockbox answers to the secrets-list request it stands in for,
-// with and without expansion and imports.
-func TestCeilingServesLockboxsAnswer(t *testing.T) {
+// testServer starts lockbox on SQLite for a test (stopped at its end) and
+// bootstraps it; the client holds the admin identity's token.
+func testServer(t *testing.T) (string, *client.Client) {
+	t.Helper()
 	_, url, stop, err := start(store.SQLite, false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer stop()
+	t.Cleanup(stop)
 	c := client.New(url, "")
 	boot, err := c.Bootstrap(t.Context(), benchEmail, benchPassword, "Bench")
 	if err != nil {
 		t.Fatal(err)
 	}
 	c.Token = boot.Identity.Credentials.Token
+	return url, c
+}
+
+// The ceiling scenario serves, byte for byte and with the same content
+// type, what lockbox answers to the secrets-list request it stands in for,
+// with and without expansion and imports.
+func TestCeilingServesLockboxsAnswer(t *testing.T) {
+	url, c := testServer(t)
 	get := func(u, token string) (*http.Response, []byte) {
 		t.Helper()
 		req, _ := http.NewRequest("GET", u, nil)
