@@ -248,24 +248,16 @@ func methodSettings(q *req) (identity.TokenSettings, json.RawMessage, error) {
 	if err := json.Unmarshal(body, &obj); err != nil || obj == nil {
 		return s, nil, errs.BadRequest("The configuration must be a JSON object")
 	}
-	for _, f := range []struct {
-		name string
-		dst  **int64
-	}{{"accessTokenTTL", &s.AccessTokenTTL}, {"accessTokenMaxTTL", &s.AccessTokenMaxTTL}, {"accessTokenNumUsesLimit", &s.AccessTokenNumUsesLimit}} {
-		v := strings.TrimSpace(q.PostFormValue(f.name))
-		if v == "" {
-			continue
-		}
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n < 0 {
-			return s, nil, errs.BadRequest("%s must be a number of seconds (uses), 0 or more", f.name)
-		}
-		*f.dst = &n
+	var err error
+	if s.AccessTokenTTL, s.AccessTokenMaxTTL, s.AccessTokenNumUsesLimit, err = tokenLimits(q); err != nil {
+		return s, nil, err
 	}
 	return s, body, nil
 }
 
-func (h *Handler) methodAttach(w http.ResponseWriter, q *req) error {
+// methodSave attaches a login method (POST .../methods, the method named
+// in the form) or updates an attached one (POST .../methods/{method}).
+func (h *Handler) methodSave(w http.ResponseWriter, q *req) error {
 	if h.svc.AuthMethods == nil {
 		return errs.NotFoundf("No login methods are available")
 	}
@@ -273,22 +265,11 @@ func (h *Handler) methodAttach(w http.ResponseWriter, q *req) error {
 	if err != nil {
 		return err
 	}
-	if _, err := h.svc.AuthMethods.Attach(q.ctx(), q.actor, q.PostFormValue("method"), q.PathValue("id"), s, body); err != nil {
-		return err
+	save, method := h.svc.AuthMethods.Update, q.PathValue("method")
+	if method == "" {
+		save, method = h.svc.AuthMethods.Attach, q.PostFormValue("method")
 	}
-	redirect(w, q.Request, "/identities/"+q.PathValue("id"))
-	return nil
-}
-
-func (h *Handler) methodUpdate(w http.ResponseWriter, q *req) error {
-	if h.svc.AuthMethods == nil {
-		return errs.NotFoundf("No login methods are available")
-	}
-	s, body, err := methodSettings(q)
-	if err != nil {
-		return err
-	}
-	if _, err := h.svc.AuthMethods.Update(q.ctx(), q.actor, q.PathValue("method"), q.PathValue("id"), s, body); err != nil {
+	if _, err := save(q.ctx(), q.actor, method, q.PathValue("id"), s, body); err != nil {
 		return err
 	}
 	redirect(w, q.Request, "/identities/"+q.PathValue("id"))
@@ -342,6 +323,19 @@ func formInt64(q *req, name string) (*int64, error) {
 	return &n, nil
 }
 
+// tokenLimits reads a form's access token TTL, max TTL and use limit
+// (each optional).
+func tokenLimits(q *req) (ttl, maxTTL, uses *int64, err error) {
+	if ttl, err = formInt64(q, "accessTokenTTL"); err != nil {
+		return
+	}
+	if maxTTL, err = formInt64(q, "accessTokenMaxTTL"); err != nil {
+		return
+	}
+	uses, err = formInt64(q, "accessTokenNumUsesLimit")
+	return
+}
+
 // formIPs reads a list of addresses or CIDR ranges (separated by commas or
 // white space; empty: nil, unchanged).
 func formIPs(q *req, name string) []string {
@@ -356,13 +350,8 @@ func formIPs(q *req, name string) []string {
 func (h *Handler) uaUpdate(w http.ResponseWriter, q *req) error {
 	var c identity.UAConfig
 	var err error
-	for _, f := range []struct {
-		name string
-		dst  **int64
-	}{{"accessTokenTTL", &c.AccessTokenTTL}, {"accessTokenMaxTTL", &c.AccessTokenMaxTTL}, {"accessTokenNumUsesLimit", &c.AccessTokenNumUsesLimit}} {
-		if *f.dst, err = formInt64(q, f.name); err != nil {
-			return err
-		}
+	if c.AccessTokenTTL, c.AccessTokenMaxTTL, c.AccessTokenNumUsesLimit, err = tokenLimits(q); err != nil {
+		return err
 	}
 	c.AccessTokenTrustedIPs = formIPs(q, "accessTokenTrustedIps")
 	c.ClientSecretTrustedIPs = formIPs(q, "clientSecretTrustedIps")
