@@ -166,6 +166,14 @@ func TestDashboardIdentityManagement(t *testing.T) {
 		if row := rowOf(admin.get(page).body, "<td>limited</td>"); !strings.Contains(row, "<td>1/5</td>") || strings.Contains(row, `<td class="last-used">never</td>`) {
 			t.Fatalf("after a login: %q", row)
 		}
+		// Added to a project with one of its custom roles.
+		pid := createProject(t, admin, "for-svc")
+		mustStatus(t, admin.post("/projects/"+pid+"/roles", url.Values{"name": {"Reader of dev"}, "slug": {"dev-reader"},
+			"advanced": {`[{"subject":"secrets","action":["read"],"conditions":{"environment":"dev"}}]`}}, nil), 303, "custom project role")
+		mustStatus(t, admin.post(page+"/projects", url.Values{"project": {pid}, "role": {"dev-reader"}}, nil), 303, "add with a custom role")
+		if row := rowOf(admin.get("/projects/"+pid+"/members").body, `data-identity="svc"`); !strings.Contains(row, "dev-reader") {
+			t.Fatalf("the identity's project row: %q", row)
+		}
 		mustStatus(t, admin.post(page+"/universal-auth/remove", nil, nil), 303, "remove UA")
 		if ip := admin.get(page); !strings.Contains(ip.body, `id="ua-attach"`) || strings.Contains(ip.body, `id="client-id"`) {
 			t.Fatal("Universal Auth is still attached")
