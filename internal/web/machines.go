@@ -685,8 +685,26 @@ func (h *Handler) kmsKeys(w http.ResponseWriter, q *req) error {
 	return nil
 }
 
+// kmsKeyHere is the id of the path's key after checking it belongs to the
+// path's project (the domain checks and audits against the key's own
+// project; this keeps a page from acting on another project's key).
+func (h *Handler) kmsKeyHere(q *req) (string, error) {
+	k, err := h.svc.KMS.Get(q.ctx(), q.actor, q.PathValue("kid"))
+	if err != nil {
+		return "", err
+	}
+	if k.ProjectID != q.PathValue("pid") {
+		return "", errs.NotFoundf("Key with ID '%s' not found", q.PathValue("kid"))
+	}
+	return k.ID, nil
+}
+
 // kmsUpdate enables or disables a key, or changes its description.
 func (h *Handler) kmsUpdate(w http.ResponseWriter, q *req) error {
+	id, err := h.kmsKeyHere(q)
+	if err != nil {
+		return err
+	}
 	var u kms.Update
 	if v := q.PostFormValue("disabled"); v != "" {
 		d := v == "true"
@@ -696,7 +714,7 @@ func (h *Handler) kmsUpdate(w http.ResponseWriter, q *req) error {
 		d := q.PostFormValue("description")
 		u.Description = &d
 	}
-	if _, err := h.svc.KMS.Update(q.ctx(), q.actor, q.PathValue("kid"), u); err != nil {
+	if _, err := h.svc.KMS.Update(q.ctx(), q.actor, id, u); err != nil {
 		return err
 	}
 	redirect(w, q.Request, "/projects/"+q.PathValue("pid")+"/kms")
@@ -704,7 +722,11 @@ func (h *Handler) kmsUpdate(w http.ResponseWriter, q *req) error {
 }
 
 func (h *Handler) kmsRotate(w http.ResponseWriter, q *req) error {
-	if _, err := h.svc.KMS.Rotate(q.ctx(), q.actor, q.PathValue("kid")); err != nil {
+	id, err := h.kmsKeyHere(q)
+	if err != nil {
+		return err
+	}
+	if _, err := h.svc.KMS.Rotate(q.ctx(), q.actor, id); err != nil {
 		return err
 	}
 	redirect(w, q.Request, "/projects/"+q.PathValue("pid")+"/kms")
@@ -712,7 +734,11 @@ func (h *Handler) kmsRotate(w http.ResponseWriter, q *req) error {
 }
 
 func (h *Handler) kmsDelete(w http.ResponseWriter, q *req) error {
-	if _, err := h.svc.KMS.Delete(q.ctx(), q.actor, q.PathValue("kid")); err != nil {
+	id, err := h.kmsKeyHere(q)
+	if err != nil {
+		return err
+	}
+	if _, err := h.svc.KMS.Delete(q.ctx(), q.actor, id); err != nil {
 		return err
 	}
 	redirect(w, q.Request, "/projects/"+q.PathValue("pid")+"/kms")

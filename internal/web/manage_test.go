@@ -108,6 +108,14 @@ func TestDashboardProjectManagement(t *testing.T) {
 		if r := key(); !strings.Contains(r, `<td class="state">enabled</td>`) || !strings.Contains(r, "<td>2</td>") {
 			t.Fatalf("after enabling and rotating: %q", r)
 		}
+		// Through another project's page the key is not found.
+		other := createProject(t, admin, "other")
+		for _, action := range []string{"", "/rotate", "/delete"} {
+			mustStatus(t, admin.post("/projects/"+other+"/kms/"+km[1]+action, url.Values{"disabled": {"true"}}, nil), 404, "key through another project"+action)
+		}
+		if r := key(); !strings.Contains(r, `<td class="state">enabled</td>`) || !strings.Contains(r, "<td>2</td>") {
+			t.Fatalf("a refused POST through another project changed the key: %q", r)
+		}
 		mustStatus(t, admin.post(base+"/kms/"+km[1]+"/delete", nil, nil), 303, "delete key")
 		if key() != "" {
 			t.Fatal("the deleted key is listed")
