@@ -316,9 +316,13 @@ func TestBrowserJourney(t *testing.T) {
 		if text != "active" {
 			t.Fatalf("lease status %q", text)
 		}
+		// Renew, and wait for the page the POST redirects to (a marker set on
+		// this page is gone from the next).
+		var marked bool
 		run(t, ctx, "renew",
+			chromedp.Evaluate(`window.beforeRenew = true`, &marked),
 			chromedp.Click("#renew-"+leaseID, chromedp.ByID),
-			chromedp.WaitVisible(`tr[data-lease="`+leaseID+`"] .status`, chromedp.ByQuery))
+			waitJS(`!window.beforeRenew && document.querySelector('tr[data-lease="`+leaseID+`"] .status') !== null`))
 		run(t, ctx, "revoke",
 			chromedp.Click("#revoke-"+leaseID, chromedp.ByID),
 			chromedp.WaitNotPresent(`tr[data-lease="`+leaseID+`"]`, chromedp.ByQuery))
