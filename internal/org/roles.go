@@ -118,6 +118,33 @@ func (rs *Roles) List(ctx context.Context, actor authz.Actor) ([]Role, error) {
 	return append(BuiltinRoles(actor.OrgID), custom...), nil
 }
 
+// Grantable lists the roles the actor may give a member, an identity or a
+// group (mayHold: every role for an organization admin; for anyone else the
+// roles their own permissions cover, never admin), for pages to offer.
+// Each grant is checked again when made.
+func (rs *Roles) Grantable(ctx context.Context, actor authz.Actor) ([]Role, error) {
+	set, mine, err := perms(ctx, rs.authz, actor, "", authz.ActRead, authz.SubRole)
+	if err != nil {
+		return nil, err
+	}
+	all, err := rs.List(ctx, actor)
+	if err != nil {
+		return nil, err
+	}
+	out := all[:0]
+	for _, r := range all {
+		err := mayHold(ctx, rs.authz, actor, set, mine, r.Slug)
+		if errs.Is(err, errs.Forbidden) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
 // Get returns a role by id (a built-in role's id is its slug).
 func (rs *Roles) Get(ctx context.Context, actor authz.Actor, id string) (Role, error) {
 	if _, _, err := perms(ctx, rs.authz, actor, "", authz.ActRead, authz.SubRole); err != nil {

@@ -29,7 +29,7 @@ func (h *Handler) orgGroups(w http.ResponseWriter, q *req) error {
 	}
 	d := map[string]any{"Title": "Groups", "Groups": list, "Can": can}
 	if can["createGroup"] && can["readRoles"] {
-		roles, err := h.svc.OrgRoles.List(q.ctx(), q.actor)
+		roles, err := h.svc.OrgRoles.Grantable(q.ctx(), q.actor)
 		if err != nil {
 			return err
 		}
@@ -100,7 +100,7 @@ func (h *Handler) groupPage(w http.ResponseWriter, q *req) error {
 		"Projects": projects, "Can": can, "M": m}
 	if can["editGroup"] && m.Members {
 		if can["readRoles"] {
-			roles, err := h.svc.OrgRoles.List(q.ctx(), q.actor)
+			roles, err := h.svc.OrgRoles.Grantable(q.ctx(), q.actor)
 			if err != nil {
 				return err
 			}

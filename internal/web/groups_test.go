@@ -162,6 +162,15 @@ func TestDashboardGroupBeyondTheUser(t *testing.T) {
 		k := newBrowser(t, e.URL)
 		k.mustLogin("keeper@example.com", "keeper pass 1")
 
+		// The create form offers only roles the keeper may give.
+		kg := k.get("/org/groups")
+		if !strings.Contains(kg.body, `<option value="no-access" selected>`) || !strings.Contains(kg.body, `<option value="group-keeper"`) ||
+			strings.Contains(kg.body, `<option value="admin"`) || strings.Contains(kg.body, `<option value="member"`) {
+			t.Fatalf("the keeper's role choices: %.3000s", kg.body)
+		}
+		if ag := admin.get("/org/groups"); !strings.Contains(ag.body, `<option value="admin"`) {
+			t.Fatal("the admin is not offered the admin role")
+		}
 		p := admin.post("/org/groups", url.Values{"name": {"Admins"}, "role": {"admin"}}, nil)
 		mustStatus(t, p, 303, "admin group")
 		admins := p.header.Get("Location")

@@ -35,7 +35,7 @@ func (h *Handler) identities(w http.ResponseWriter, q *req) error {
 	}
 	d := map[string]any{"Title": "Machine identities", "Identities": list, "Can": can}
 	if can["createIdentity"] && can["readRoles"] {
-		if d["Roles"], err = h.svc.OrgRoles.List(q.ctx(), q.actor); err != nil {
+		if d["Roles"], err = h.svc.OrgRoles.Grantable(q.ctx(), q.actor); err != nil {
 			return err
 		}
 	}
@@ -120,7 +120,7 @@ func (h *Handler) identityData(q *req) (map[string]any, error) {
 			return nil, err
 		}
 		if org["readRoles"] {
-			if d["Roles"], err = h.svc.OrgRoles.List(q.ctx(), q.actor); err != nil {
+			if d["Roles"], err = h.svc.OrgRoles.Grantable(q.ctx(), q.actor); err != nil {
 				return nil, err
 			}
 		}

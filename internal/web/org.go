@@ -31,7 +31,7 @@ func (h *Handler) orgMembers(w http.ResponseWriter, q *req) error {
 	}
 	d := map[string]any{"Title": "Members", "Members": members, "Invited": invited, "Can": can, "Me": q.actor.ID}
 	if can["readRoles"] {
-		roles, err := h.svc.OrgRoles.List(q.ctx(), q.actor)
+		roles, err := h.svc.OrgRoles.Grantable(q.ctx(), q.actor)
 		if err != nil {
 			return err
 		}
