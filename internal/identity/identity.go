@@ -114,25 +114,45 @@ type AccessToken struct {
 	UpdatedAt      time.Time
 }
 
-// ExpiresAt is when the token stops authenticating unless renewed first
-// (its TTL from creation or the last renewal, bounded by its max TTL from
-// creation, as Authenticate checks them); nil: never.
+// ttlEnd is when the token's TTL runs out, counted from its creation or
+// its last renewal; false: it has no TTL.
+func (t AccessToken) ttlEnd() (time.Time, bool) {
+	if t.TTL <= 0 {
+		return time.Time{}, false
+	}
+	from := t.CreatedAt
+	if t.LastRenewedAt != nil {
+		from = *t.LastRenewedAt
+	}
+	return from.Add(time.Duration(t.TTL) * time.Second), true
+}
+
+// maxEnd is when the token's max TTL runs out, counted from its creation
+// (renewals do not move it); false: it has none (a periodic token).
+func (t AccessToken) maxEnd() (time.Time, bool) {
+	if t.MaxTTL <= 0 || t.Period != 0 {
+		return time.Time{}, false
+	}
+	return t.CreatedAt.Add(time.Duration(t.MaxTTL) * time.Second), true
+}
+
+// Exhausted reports whether a token with a use limit has reached it (as
+// ClientSecret.Exhausted).
+func (t AccessToken) Exhausted() bool { return t.NumUsesLimit > 0 && t.NumUses >= t.NumUsesLimit }
+
+// ExpiresAt is when the token stops authenticating unless renewed first:
+// the sooner of its TTL's and its max TTL's end, the two Authenticate
+// checks; nil: never.
 func (t AccessToken) ExpiresAt() *time.Time {
-	var end *time.Time
-	if t.TTL > 0 {
-		from := t.CreatedAt
-		if t.LastRenewedAt != nil {
-			from = *t.LastRenewedAt
-		}
-		e := from.Add(time.Duration(t.TTL) * time.Second)
-		end = &e
+	ttlAt, hasTTL := t.ttlEnd()
+	maxAt, hasMax := t.maxEnd()
+	switch {
+	case hasTTL && (!hasMax || ttlAt.Before(maxAt)):
+		return &ttlAt
+	case hasMax:
+		return &maxAt
 	}
-	if t.MaxTTL > 0 && t.Period == 0 {
-		if m := t.CreatedAt.Add(time.Duration(t.MaxTTL) * time.Second); end == nil || m.Before(*end) {
-			end = &m
-		}
-	}
-	return end
+	return nil
 }
 
 // User is a human account.

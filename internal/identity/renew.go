@@ -66,10 +66,10 @@ func (tk *Tokens) Renew(ctx context.Context, tok string) (LoginResult, error) {
 	if err != nil {
 		return LoginResult{}, err
 	}
-	if t.NumUsesLimit > 0 && t.NumUses >= t.NumUsesLimit {
+	if t.Exhausted() {
 		return LoginResult{}, errs.Unauthorizedf("Unable to renew because access token usage limit reached")
 	}
-	if t.Period == 0 && t.MaxTTL > 0 && !now.Before(t.CreatedAt.Add(time.Duration(t.MaxTTL)*time.Second)) {
+	if end, ok := t.maxEnd(); ok && !now.Before(end) {
 		return LoginResult{}, errs.Unauthorizedf("Failed to renew MI access token due to Max TTL expiration")
 	}
 	ok, err := st.RenewAccessToken(ctx, t.ID, now)

@@ -289,16 +289,10 @@ func (s *Service) authIdentity(ctx context.Context, c claims, now time.Time, ip,
 	if err != nil {
 		return authz.Actor{}, err
 	}
-	if t.TTL > 0 {
-		from := t.CreatedAt
-		if t.LastRenewedAt != nil {
-			from = *t.LastRenewedAt
-		}
-		if !now.Before(from.Add(time.Duration(t.TTL) * time.Second)) {
-			return authz.Actor{}, errs.Unauthorizedf("Failed to authenticate: access token has expired")
-		}
+	if end, ok := t.ttlEnd(); ok && !now.Before(end) {
+		return authz.Actor{}, errs.Unauthorizedf("Failed to authenticate: access token has expired")
 	}
-	if t.MaxTTL > 0 && t.Period == 0 && !now.Before(t.CreatedAt.Add(time.Duration(t.MaxTTL)*time.Second)) {
+	if end, ok := t.maxEnd(); ok && !now.Before(end) {
 		return authz.Actor{}, errs.Unauthorizedf("Failed to authenticate: access token has reached its max TTL")
 	}
 	if !IPAllowed(t.TrustedIPs, ip) {

@@ -92,7 +92,7 @@ func (h *Handler) identityData(q *req) (map[string]any, error) {
 					r.State = "expired"
 				}
 			}
-			if t.NumUsesLimit > 0 && t.NumUses >= t.NumUsesLimit {
+			if t.Exhausted() {
 				r.State = "used up"
 			}
 			if t.Revoked {
