@@ -374,6 +374,21 @@ func (s *Service) audit(ctx context.Context, ev audit.Event) error {
 	return s.store.AppendAudit(ctx, ev)
 }
 
+// CheckInProject reports whether the actor may do action on key id and the
+// key is one of project projectID (NotFound if another project's), for a
+// caller that names both; it records nothing: the action that follows
+// records itself.
+func (s *Service) CheckInProject(ctx context.Context, actor authz.Actor, projectID, id, action string) error {
+	k, err := s.authorized(ctx, actor, id, action)
+	if err != nil {
+		return err
+	}
+	if k.ProjectID != projectID {
+		return errs.NotFoundf("Key with ID '%s' not found", id)
+	}
+	return nil
+}
+
 // Get returns a key by id.
 func (s *Service) Get(ctx context.Context, actor authz.Actor, id string) (Key, error) {
 	k, err := s.authorized(ctx, actor, id, authz.ActRead)

@@ -685,23 +685,18 @@ func (h *Handler) kmsKeys(w http.ResponseWriter, q *req) error {
 	return nil
 }
 
-// kmsKeyHere is the id of the path's key after checking it belongs to the
-// path's project (the domain checks and audits against the key's own
-// project; this keeps a page from acting on another project's key).
-func (h *Handler) kmsKeyHere(q *req) (string, error) {
-	k, err := h.svc.KMS.Get(q.ctx(), q.actor, q.PathValue("kid"))
-	if err != nil {
-		return "", err
-	}
-	if k.ProjectID != q.PathValue("pid") {
-		return "", errs.NotFoundf("Key with ID '%s' not found", q.PathValue("kid"))
-	}
-	return k.ID, nil
+// kmsKeyHere is the id of the path's key after checking that the actor may
+// do action on it and that it is the path project's (the domain checks and
+// audits the action against the key's own project; this keeps a page from
+// acting on another project's key).
+func (h *Handler) kmsKeyHere(q *req, action string) (string, error) {
+	id := q.PathValue("kid")
+	return id, h.svc.KMS.CheckInProject(q.ctx(), q.actor, q.PathValue("pid"), id, action)
 }
 
 // kmsUpdate enables or disables a key, or changes its description.
 func (h *Handler) kmsUpdate(w http.ResponseWriter, q *req) error {
-	id, err := h.kmsKeyHere(q)
+	id, err := h.kmsKeyHere(q, authz.ActEdit)
 	if err != nil {
 		return err
 	}
@@ -722,7 +717,7 @@ func (h *Handler) kmsUpdate(w http.ResponseWriter, q *req) error {
 }
 
 func (h *Handler) kmsRotate(w http.ResponseWriter, q *req) error {
-	id, err := h.kmsKeyHere(q)
+	id, err := h.kmsKeyHere(q, authz.ActRotate)
 	if err != nil {
 		return err
 	}
@@ -734,7 +729,7 @@ func (h *Handler) kmsRotate(w http.ResponseWriter, q *req) error {
 }
 
 func (h *Handler) kmsDelete(w http.ResponseWriter, q *req) error {
-	id, err := h.kmsKeyHere(q)
+	id, err := h.kmsKeyHere(q, authz.ActDelete)
 	if err != nil {
 		return err
 	}

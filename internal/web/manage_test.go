@@ -117,6 +117,12 @@ func TestDashboardProjectManagement(t *testing.T) {
 			t.Fatalf("a refused POST through another project changed the key: %q", r)
 		}
 		mustStatus(t, admin.post(base+"/kms/"+km[1]+"/delete", nil, nil), 303, "delete key")
+		// Each action is audited as itself, with no read of the key besides.
+		var reads struct{ AuditLogs []any }
+		e.Must(t, 200, "GET", "/api/v1/organization/audit-logs?eventType=get-cmek", e.Token, nil).Decode(t, &reads)
+		if len(reads.AuditLogs) != 0 {
+			t.Errorf("the key actions recorded %d key reads", len(reads.AuditLogs))
+		}
 		if key() != "" {
 			t.Fatal("the deleted key is listed")
 		}
