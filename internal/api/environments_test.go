@@ -49,6 +49,12 @@ func TestEnvironmentByIDAndSlug(t *testing.T) {
 		e.Must(t, 200, "GET", "/api/v1/workspace/environments/"+c.Environment.ID, viewer, nil)
 		e.Must(t, 200, "GET", "/api/v1/projects/"+p.ID+"/environments/slug/qa", viewer, nil)
 		assertError(t, e.Do(t, "PATCH", "/api/v1/workspace/"+p.ID+"/environments/"+c.Environment.ID, viewer, map[string]any{"name": "x"}), 403, "PermissionDenied")
+		// A position past the bound is refused, not a database overflow.
+		for _, pos := range []int64{10_001, 1 << 31} {
+			if r := e.Do(t, "PATCH", "/api/v1/workspace/"+p.ID+"/environments/"+c.Environment.ID, e.Token, map[string]any{"position": pos}); r.Status < 400 || r.Status >= 500 {
+				t.Errorf("position %d: %d", pos, r.Status)
+			}
+		}
 		other := createProject(t, e, e.Token, map[string]any{"projectName": "other"})
 		_, outsider := projectMember(t, e, other.ID, "outsider", "admin")
 		assertError(t, e.Do(t, "GET", "/api/v1/workspace/environments/"+c.Environment.ID, outsider, nil), 404, "NotFound")

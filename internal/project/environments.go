@@ -41,6 +41,10 @@ type EnvironmentChange struct {
 	Position *int
 }
 
+// MaxEnvironmentPosition bounds an environment's position (the column is a
+// 32-bit integer on PostgreSQL).
+const MaxEnvironmentPosition = 10_000
+
 func (c EnvironmentChange) apply(env *Environment) error {
 	if c.Name != nil {
 		n := strings.TrimSpace(*c.Name)
@@ -56,8 +60,8 @@ func (c EnvironmentChange) apply(env *Environment) error {
 		env.Slug = *c.Slug
 	}
 	if c.Position != nil {
-		if *c.Position < 1 {
-			return invalidField("position", "position must be at least 1")
+		if *c.Position < 1 || *c.Position > MaxEnvironmentPosition {
+			return invalidField("position", "position must be from 1 to %d", MaxEnvironmentPosition)
 		}
 		env.Position = *c.Position
 	}

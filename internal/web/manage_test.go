@@ -30,6 +30,11 @@ func TestDashboardProjectManagement(t *testing.T) {
 			t.Fatalf("no edit form for qa: %.3000s", ep.body)
 		}
 		mustStatus(t, admin.post(base+"/environments/"+m[1], url.Values{"name": {"Quality"}, "slug": {"quality"}, "position": {"1"}}, nil), 303, "edit environment")
+		for _, pos := range []string{"x", "0", "10001"} {
+			if p := admin.post(base+"/environments/"+m[1], url.Values{"position": {pos}}, nil); p.status != 400 && p.status != 422 {
+				t.Errorf("position %q: %d, want 400 or 422", pos, p.status)
+			}
+		}
 		ep = admin.get(base + "/environments")
 		if row := rowOf(ep.body, `data-env="quality"`); !strings.Contains(row, "<td>Quality</td>") || !strings.Contains(row, "<td>1</td>") {
 			t.Fatalf("the edited environment: %q", row)

@@ -780,8 +780,8 @@ func (h *Handler) environmentUpdate(w http.ResponseWriter, q *req) error {
 	}
 	if v := strings.TrimSpace(q.PostFormValue("position")); v != "" {
 		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 10_000 {
-			return errs.BadRequest("position must be a number from 1 to 10000")
+		if err != nil {
+			return errs.BadRequest("position must be a number")
 		}
 		c.Position = &n
 	}
