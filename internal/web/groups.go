@@ -2,6 +2,7 @@ package web
 
 import (
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/lockbox-dev/lockbox/internal/authz"
@@ -204,17 +205,9 @@ func (h *Handler) orgGroupChoices(q *req, in []memberRow) ([]org.Group, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := all[:0]
-	for _, g := range all {
-		member := false
-		for _, r := range in {
-			member = member || r.ID == g.ID
-		}
-		if !member {
-			out = append(out, g)
-		}
-	}
-	return out, nil
+	return slices.DeleteFunc(all, func(g org.Group) bool {
+		return slices.ContainsFunc(in, func(r memberRow) bool { return r.ID == g.ID })
+	}), nil
 }
 
 func (h *Handler) projectGroupAdd(w http.ResponseWriter, q *req) error {

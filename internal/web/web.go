@@ -364,8 +364,6 @@ type view struct {
 	OrgID string
 }
 
-// render executes page name into the layout; a rendering failure is a 500
-// with no partial page.
 // renderBufs keeps the buffers pages are rendered into (a 3,000-cell grid
 // is ~1 MB: growing a new buffer for each page was a third of its
 // allocations). Each is reset before use and only its written part is sent.
@@ -374,6 +372,8 @@ var renderBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 // maxPooledRender is the largest buffer put back in renderBufs.
 const maxPooledRender = 4 << 20
 
+// render executes page name into the layout; a rendering failure is a 500
+// with no partial page.
 func (h *Handler) render(w http.ResponseWriter, q *req, code int, name string, data any) {
 	v := view{Data: data}
 	if q != nil {
