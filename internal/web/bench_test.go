@@ -55,11 +55,9 @@ func BenchmarkPages(b *testing.B) {
 			group := g.header.Get("Location")
 			machine := "" // the first identity's page
 			for i := range 50 {
-				p := br.post("/identities", url.Values{"name": {fmt.Sprintf("machine-%02d", i)}, "role": {"member"}}, nil)
-				mustStatus(b, p, 303, "identity")
-				iid := strings.TrimPrefix(p.header.Get("Location"), "/identities/")
+				iid := createIdentity(b, br, fmt.Sprintf("machine-%02d", i), "member")
 				if machine == "" {
-					machine = p.header.Get("Location")
+					machine = "/identities/" + iid
 				}
 				mustStatus(b, br.post(group+"/identities", url.Values{"identity": {iid}}, nil), 303, "group member")
 			}

@@ -32,9 +32,7 @@ func TestDashboardReaderSeesNoIdentityControls(t *testing.T) {
 		admin := newBrowser(t, e.URL)
 		admin.mustLogin(e.UserEmail, e.Password)
 		pid := createProject(t, admin, "ids")
-		p := admin.post("/identities", url.Values{"name": {"deployer"}, "role": {"member"}}, nil)
-		mustStatus(t, p, 303, "create identity")
-		iid := identityLinkRE.FindStringSubmatch(p.header.Get("Location"))[1]
+		iid := createIdentity(t, admin, "deployer", "member")
 		mustStatus(t, admin.post("/identities/"+iid+"/universal-auth", nil, nil), 303, "attach UA")
 		cs := admin.post("/identities/"+iid+"/client-secrets", url.Values{"description": {"ci"}}, nil)
 		mustStatus(t, cs, 200, "client secret")
@@ -110,9 +108,7 @@ func TestDashboardTokenAuth(t *testing.T) {
 		e := apptest.Bootstrapped(t, d)
 		admin := newBrowser(t, e.URL)
 		admin.mustLogin(e.UserEmail, e.Password)
-		p := admin.post("/identities", url.Values{"name": {"pipeline"}, "role": {"member"}}, nil)
-		mustStatus(t, p, 303, "create identity")
-		iid := identityLinkRE.FindStringSubmatch(p.header.Get("Location"))[1]
+		iid := createIdentity(t, admin, "pipeline", "member")
 		if ip := admin.get("/identities/" + iid); !strings.Contains(ip.body, `id="token-auth-attach"`) {
 			t.Fatalf("no Attach Token Auth: %.2000s", ip.body)
 		}
@@ -163,8 +159,7 @@ func TestDashboardTokenAuth(t *testing.T) {
 			t.Fatalf("a revoked token: %d, want 401", res.Status)
 		}
 		// Another identity's token is not revoked through this one's page.
-		p = admin.post("/identities", url.Values{"name": {"other"}, "role": {"member"}}, nil)
-		other := identityLinkRE.FindStringSubmatch(p.header.Get("Location"))[1]
+		other := createIdentity(t, admin, "other", "member")
 		mustStatus(t, admin.post("/identities/"+other+"/token-auth", nil, nil), 303, "attach Token Auth")
 		mustStatus(t, admin.post("/identities/"+other+"/tokens", url.Values{"name": {"theirs"}}, nil), 200, "other token")
 		otid := regexp.MustCompile(`/tokens/([0-9a-f-]{36})/revoke`).FindStringSubmatch(admin.get("/identities/" + other).body)[1]
@@ -459,9 +454,7 @@ func TestDashboardIdentityBeyondTheUser(t *testing.T) {
 
 		ids := map[string]string{}
 		for _, role := range []string{"admin", "member", "no-access"} {
-			p := admin.post("/identities", url.Values{"name": {"id-" + role}, "role": {role}}, nil)
-			mustStatus(t, p, 303, "identity "+role)
-			ids[role] = identityLinkRE.FindStringSubmatch(p.header.Get("Location"))[1]
+			ids[role] = createIdentity(t, admin, "id-"+role, role)
 			mustStatus(t, admin.post("/identities/"+ids[role]+"/token-auth", nil, nil), 303, "token auth "+role)
 		}
 		for _, role := range []string{"admin", "member"} {

@@ -51,9 +51,7 @@ func TestDashboardGroups(t *testing.T) {
 			t.Fatal("the group is not listed")
 		}
 		mustStatus(t, admin.post(gurl+"/users", url.Values{"username": {"grouped@example.com"}}, nil), 303, "add user")
-		ip := admin.post("/identities", url.Values{"name": {"grouped-machine"}, "role": {"member"}}, nil)
-		mustStatus(t, ip, 303, "create identity")
-		iid := strings.TrimPrefix(ip.header.Get("Location"), "/identities/")
+		iid := createIdentity(t, admin, "grouped-machine", "member")
 		mustStatus(t, admin.post(gurl+"/identities", url.Values{"identity": {iid}}, nil), 303, "add identity")
 		page := admin.get(gurl)
 		mustStatus(t, page, 200, "group page")

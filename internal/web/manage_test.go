@@ -145,9 +145,7 @@ func TestDashboardIdentityManagement(t *testing.T) {
 		if lp := admin.get("/identities"); !strings.Contains(lp.body, `<option value="no-access" selected>`) {
 			t.Fatalf("the create form's roles: %.2000s", lp.body)
 		}
-		p := admin.post("/identities", url.Values{"name": {"svc"}, "role": {"no-access"}}, nil)
-		mustStatus(t, p, 303, "create identity")
-		iid := identityLinkRE.FindStringSubmatch(p.header.Get("Location"))[1]
+		iid := createIdentity(t, admin, "svc", "no-access")
 		page := "/identities/" + iid
 		mustStatus(t, admin.post(page+"/role", url.Values{"role": {"member"}}, nil), 303, "role")
 		if !strings.Contains(admin.get(page).body, `<dd id="identity-role">member</dd>`) {

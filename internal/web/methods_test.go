@@ -46,9 +46,7 @@ func TestDashboardLoginMethods(t *testing.T) {
 		e := apptest.Bootstrapped(t, d)
 		admin := newBrowser(t, e.URL)
 		admin.mustLogin(e.UserEmail, e.Password)
-		p := admin.post("/identities", url.Values{"name": {"workload"}, "role": {"member"}}, nil)
-		mustStatus(t, p, 303, "create identity")
-		iid := identityLinkRE.FindStringSubmatch(p.header.Get("Location"))[1]
+		iid := createIdentity(t, admin, "workload", "member")
 		page := admin.get("/identities/" + iid)
 		if !strings.Contains(page.body, `id="attach-method"`) || !strings.Contains(page.body, `<option value="jwt-auth">JWT Auth</option>`) {
 			t.Fatalf("no attach form offering JWT Auth: %.3000s", page.body)

@@ -198,8 +198,7 @@ func TestDashboardProjectMembers(t *testing.T) {
 		admin.mustLogin(e.UserEmail, e.Password)
 		pid := createProject(t, admin, "team")
 		addUser(t, e, "dev@example.com", "developer pass 1", "member", "", "")
-		ip := admin.post("/identities", url.Values{"name": {"ci-bot"}, "role": {"member"}}, nil)
-		iid := identityLinkRE.FindStringSubmatch(ip.header.Get("Location"))[1]
+		iid := createIdentity(t, admin, "ci-bot", "member")
 		base := "/projects/" + pid + "/members"
 		admin.get(base)
 		mustStatus(t, admin.post(base+"/users", url.Values{"login": {"dev@example.com"}, "role": {"viewer"}}, nil), 303, "add user")

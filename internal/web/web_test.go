@@ -339,6 +339,19 @@ func addUser(t testing.TB, e *apptest.Env, email, password, orgRole, projectID, 
 
 var projectLinkRE = regexp.MustCompile(`href="/projects/([0-9a-f-]{36})/secrets"`)
 
+// createIdentity creates a machine identity with an organization role
+// through the dashboard and returns its id.
+func createIdentity(t testing.TB, b *browser, name, role string) string {
+	t.Helper()
+	p := b.post("/identities", url.Values{"name": {name}, "role": {role}}, nil)
+	mustStatus(t, p, 303, "create identity "+name)
+	m := identityLinkRE.FindStringSubmatch(p.header.Get("Location"))
+	if m == nil {
+		t.Fatalf("created identity at %q", p.header.Get("Location"))
+	}
+	return m[1]
+}
+
 func createProject(t testing.TB, b *browser, name string) string {
 	t.Helper()
 	p := b.post("/projects", url.Values{"name": {name}}, nil)
