@@ -2,13 +2,11 @@ package identity_test
 
 import (
 	"context"
-	"crypto/rand"
 	"testing"
 
 	"github.com/lockbox-dev/lockbox/internal/authz"
 	"github.com/lockbox-dev/lockbox/internal/cache"
 	"github.com/lockbox-dev/lockbox/internal/identity"
-	"github.com/lockbox-dev/lockbox/internal/keyring"
 	"github.com/lockbox-dev/lockbox/internal/store"
 	"github.com/lockbox-dev/lockbox/internal/store/storetest"
 )
@@ -20,9 +18,7 @@ func BenchmarkAuthenticate(b *testing.B) {
 	for _, d := range storetest.Engines {
 		b.Run(string(d), func(b *testing.B) {
 			db := storetest.Open(b, d)
-			root := make([]byte, keyring.KeySize)
-			rand.Read(root)
-			kr, _ := keyring.New(root, db)
+			kr := newKeyring(b, db)
 			gen := cache.New(db)
 			svc := identity.NewService(db, kr, nil)
 			svc.SetCache(gen)

@@ -2,11 +2,9 @@ package identity_test
 
 import (
 	"context"
-	"crypto/rand"
 	"testing"
 
 	"github.com/lockbox-dev/lockbox/internal/identity"
-	"github.com/lockbox-dev/lockbox/internal/keyring"
 	"github.com/lockbox-dev/lockbox/internal/store/storetest"
 )
 
@@ -18,12 +16,7 @@ func TestLastUseIsWrittenByFlushAndKeptWhenAWriteFails(t *testing.T) {
 		t.Run(string(d), func(t *testing.T) {
 			ctx := context.Background()
 			db := storetest.Open(t, d)
-			root := make([]byte, keyring.KeySize)
-			rand.Read(root)
-			kr, err := keyring.New(root, db)
-			if err != nil {
-				t.Fatal(err)
-			}
+			kr := newKeyring(t, db)
 			svc := identity.NewService(db, kr, nil)
 			res, err := svc.Bootstrap(ctx, "a@b.co", "a long bootstrap password", "Acme", "127.0.0.1", "test")
 			if err != nil {

@@ -2,7 +2,6 @@ package identity_test
 
 import (
 	"context"
-	"crypto/rand"
 	"fmt"
 	"testing"
 
@@ -10,7 +9,6 @@ import (
 
 	"github.com/lockbox-dev/lockbox/internal/authz"
 	"github.com/lockbox-dev/lockbox/internal/identity"
-	"github.com/lockbox-dev/lockbox/internal/keyring"
 	"github.com/lockbox-dev/lockbox/internal/store"
 	"github.com/lockbox-dev/lockbox/internal/store/storetest"
 )
@@ -22,9 +20,7 @@ func uaFixture(b *testing.B, d store.Dialect, n int) (*identity.UA, string, stri
 	b.Helper()
 	ctx := context.Background()
 	db := storetest.Open(b, d)
-	root := make([]byte, keyring.KeySize)
-	rand.Read(root)
-	kr, _ := keyring.New(root, db)
+	kr := newKeyring(b, db)
 	svc := identity.NewService(db, kr, nil)
 	res, err := svc.Bootstrap(ctx, "a@b.co", "pw", "Acme", "127.0.0.1", "bench")
 	if err != nil {

@@ -23,7 +23,6 @@ import (
 	_ "github.com/lockbox-dev/lockbox/internal/authmethod/all"
 	"github.com/lockbox-dev/lockbox/internal/authz"
 	"github.com/lockbox-dev/lockbox/internal/identity"
-	"github.com/lockbox-dev/lockbox/internal/keyring"
 	"github.com/lockbox-dev/lockbox/internal/store"
 	"github.com/lockbox-dev/lockbox/internal/store/storetest"
 )
@@ -34,9 +33,7 @@ func methodFixture(b *testing.B, method string, cfg map[string]any) (*identity.M
 	b.Helper()
 	ctx := context.Background()
 	db := storetest.Open(b, store.SQLite)
-	root := make([]byte, keyring.KeySize)
-	rand.Read(root)
-	kr, _ := keyring.New(root, db)
+	kr := newKeyring(b, db)
 	svc := identity.NewService(db, kr, nil)
 	res, err := svc.Bootstrap(ctx, "a@b.co", "pw", "Acme", "127.0.0.1", "bench")
 	if err != nil {

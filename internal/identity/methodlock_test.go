@@ -2,7 +2,6 @@ package identity_test
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"strings"
 	"sync"
@@ -13,7 +12,6 @@ import (
 	"github.com/lockbox-dev/lockbox/internal/authz"
 	"github.com/lockbox-dev/lockbox/internal/errs"
 	"github.com/lockbox-dev/lockbox/internal/identity"
-	"github.com/lockbox-dev/lockbox/internal/keyring"
 	"github.com/lockbox-dev/lockbox/internal/store/storetest"
 )
 
@@ -63,9 +61,7 @@ func TestMethodLockoutLocksAGuessedSubjectUntilItEnds(t *testing.T) {
 		t.Run(string(d), func(t *testing.T) {
 			ctx := context.Background()
 			db := storetest.Open(t, d)
-			root := make([]byte, keyring.KeySize)
-			rand.Read(root)
-			kr, _ := keyring.New(root, db)
+			kr := newKeyring(t, db)
 			var mu sync.Mutex
 			now := time.Now()
 			clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }

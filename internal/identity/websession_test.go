@@ -2,7 +2,6 @@ package identity_test
 
 import (
 	"context"
-	"crypto/rand"
 	"sync"
 	"testing"
 	"time"
@@ -10,7 +9,6 @@ import (
 	"github.com/lockbox-dev/lockbox/internal/authz"
 	"github.com/lockbox-dev/lockbox/internal/errs"
 	"github.com/lockbox-dev/lockbox/internal/identity"
-	"github.com/lockbox-dev/lockbox/internal/keyring"
 	"github.com/lockbox-dev/lockbox/internal/store/storetest"
 )
 
@@ -31,12 +29,7 @@ func TestWebSessionTimeouts(t *testing.T) {
 		t.Run(string(d), func(t *testing.T) {
 			ctx := context.Background()
 			db := storetest.Open(t, d)
-			root := make([]byte, keyring.KeySize)
-			rand.Read(root)
-			kr, err := keyring.New(root, db)
-			if err != nil {
-				t.Fatal(err)
-			}
+			kr := newKeyring(t, db)
 			clk := &clock{t: time.Now().UTC()}
 			svc := identity.NewService(db, kr, clk.now)
 			if _, err := svc.Bootstrap(ctx, "a@b.co", "pw-123456", "Acme", "127.0.0.1", "test"); err != nil {
