@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -19,6 +18,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/lockbox-dev/lockbox/internal/client"
+	"github.com/lockbox-dev/lockbox/internal/lazyre"
 )
 
 func pathEscape(s string) string { return url.PathEscape(s) }
@@ -276,7 +276,7 @@ func pairsFrom(args []string, file string, stdin io.Reader) ([]pair, error) {
 	return out, nil
 }
 
-var envKey = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.\-]*$`)
+var envKey = lazyre.New(`^[A-Za-z_][A-Za-z0-9_.\-]*$`)
 
 // parseDotenv reads a .env file: KEY=VALUE lines, optional "export ",
 // # comments, single-quoted values taken literally (a quote inside is
@@ -311,7 +311,7 @@ func parseDotenv(s string) ([]pair, error) {
 			return fail("not KEY=VALUE")
 		}
 		key := strings.TrimSpace(s[cur : cur+eq])
-		if !envKey.MatchString(key) {
+		if !envKey().MatchString(key) {
 			return fail("%q is not a valid key", key)
 		}
 		cur += eq + 1

@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
-	"regexp"
 	"runtime/debug"
 	"strings"
 	"time"
@@ -23,6 +22,7 @@ import (
 	"github.com/lockbox-dev/lockbox/internal/authz"
 	"github.com/lockbox-dev/lockbox/internal/cache"
 	"github.com/lockbox-dev/lockbox/internal/errs"
+	"github.com/lockbox-dev/lockbox/internal/lazyre"
 )
 
 // Health is what /api/status reports on.
@@ -313,12 +313,12 @@ func (s *Server) withAccessLog(next http.Handler) http.Handler {
 
 // sensitiveParam matches query parameter names, lower-cased without '_' and
 // '-', whose values are never logged.
-var sensitiveParam = regexp.MustCompile(`token|password|secretvalue|clientsecret|credential|key$|^secret$`)
+var sensitiveParam = lazyre.New(`token|password|secretvalue|clientsecret|credential|key$|^secret$`)
 
 // redactQuery renders a query for the debug log, with sensitive values masked.
 func redactQuery(q url.Values) string {
 	for k, vs := range q {
-		if sensitiveParam.MatchString(strings.NewReplacer("_", "", "-", "").Replace(strings.ToLower(k))) {
+		if sensitiveParam().MatchString(strings.NewReplacer("_", "", "-", "").Replace(strings.ToLower(k))) {
 			for i := range vs {
 				vs[i] = "[redacted]"
 			}

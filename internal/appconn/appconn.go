@@ -11,7 +11,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"net/netip"
-	"regexp"
 	"strings"
 	"time"
 
@@ -21,6 +20,7 @@ import (
 	"github.com/lockbox-dev/lockbox/internal/authz"
 	"github.com/lockbox-dev/lockbox/internal/errs"
 	"github.com/lockbox-dev/lockbox/internal/keyring"
+	"github.com/lockbox-dev/lockbox/internal/lazyre"
 )
 
 // Apps lockbox connects to, as Infisical names them.
@@ -161,10 +161,10 @@ type Update struct {
 	Credentials json.RawMessage
 }
 
-var nameRE = regexp.MustCompile(`^[a-z0-9]+(?:-[a-z0-9]+)*$`)
+var nameRE = lazyre.New(`^[a-z0-9]+(?:-[a-z0-9]+)*$`)
 
 func checkName(name string) error {
-	if len(name) < 1 || len(name) > 64 || !nameRE.MatchString(name) {
+	if len(name) < 1 || len(name) > 64 || !nameRE().MatchString(name) {
 		return errs.Fieldf("name", "Name must be 1 to 64 lowercase letters, digits and hyphens (a slug)")
 	}
 	return nil

@@ -5,9 +5,10 @@ import (
 	"crypto/x509"
 	"errors"
 	"net/url"
-	"regexp"
 	"strings"
 	"time"
+
+	"github.com/lockbox-dev/lockbox/internal/lazyre"
 )
 
 // DialTimeout bounds one connection attempt and the work done on it.
@@ -31,7 +32,7 @@ func Redact(msg string, secrets ...string) string {
 			}
 		}
 	}
-	msg = passwordInURL.ReplaceAllString(msg, "://***@")
+	msg = passwordInURL().ReplaceAllString(msg, "://***@")
 	if len(msg) > 500 {
 		msg = msg[:500]
 	}
@@ -41,7 +42,7 @@ func Redact(msg string, secrets ...string) string {
 // partial is the shortest piece of a secret Redact looks for.
 const partial = 8
 
-var passwordInURL = regexp.MustCompile(`://[^@/\s]*@`)
+var passwordInURL = lazyre.New(`://[^@/\s]*@`)
 
 // TLSConfig is the TLS configuration of a connection with c to serverName:
 // TLS 1.2 at least, verified against c.SSLCertificate (PEM CA) or the system roots.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -16,6 +15,7 @@ import (
 	"github.com/lockbox-dev/lockbox/internal/dynamic/provider"
 	"github.com/lockbox-dev/lockbox/internal/errs"
 	"github.com/lockbox-dev/lockbox/internal/keyring"
+	"github.com/lockbox-dev/lockbox/internal/lazyre"
 )
 
 // DefaultCreatingTimeout is how long a lease may stay in state creating
@@ -136,12 +136,12 @@ func (s *Service) CreateLease(ctx context.Context, actor authz.Actor, sc Scope, 
 }
 
 // passwordPiece is a run long enough to be a piece of a generated password.
-var passwordPiece = regexp.MustCompile(`[A-Za-z0-9]{6,}`)
+var passwordPiece = lazyre.New(`[A-Za-z0-9]{6,}`)
 
 // scrub masks every run of msg that is part of password: targets quote
 // statements back whole or cut short (MariaDB stops after 80 characters).
 func scrub(msg, password string) string {
-	return passwordPiece.ReplaceAllStringFunc(msg, func(run string) string {
+	return passwordPiece().ReplaceAllStringFunc(msg, func(run string) string {
 		if strings.Contains(password, run) {
 			return "******"
 		}

@@ -1,15 +1,15 @@
 package dynamic
 
 import (
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/lockbox-dev/lockbox/internal/errs"
+	"github.com/lockbox-dev/lockbox/internal/lazyre"
 )
 
-var ttlRE = regexp.MustCompile(`^(\d+(?:\.\d+)?)\s*(ms|msecs?|milliseconds?|s|secs?|seconds?|m|mins?|minutes?|h|hrs?|hours?|d|days?|w|weeks?|y|yrs?|years?)?$`)
+var ttlRE = lazyre.New(`^(\d+(?:\.\d+)?)\s*(ms|msecs?|milliseconds?|s|secs?|seconds?|m|mins?|minutes?|h|hrs?|hours?|d|days?|w|weeks?|y|yrs?|years?)?$`)
 
 // MaxTTL is the longest TTL accepted (ten years).
 const MaxTTL = 10 * 365 * 24 * time.Hour
@@ -17,7 +17,7 @@ const MaxTTL = 10 * 365 * 24 * time.Hour
 // ParseTTL parses the duration strings Infisical accepts ("30s", "15m", "1h",
 // "2d", "1w", "1.5h", "2 days"; a bare number is milliseconds).
 func ParseTTL(s string) (time.Duration, error) {
-	m := ttlRE.FindStringSubmatch(strings.ToLower(strings.TrimSpace(s)))
+	m := ttlRE().FindStringSubmatch(strings.ToLower(strings.TrimSpace(s)))
 	if m == nil {
 		return 0, errs.Invalidf("TTL %q is not a duration such as 30s, 15m, 1h or 1d", truncate(s, 32))
 	}

@@ -2,7 +2,6 @@ package kms
 
 import (
 	"context"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -15,6 +14,7 @@ import (
 	"github.com/lockbox-dev/lockbox/internal/errs"
 	"github.com/lockbox-dev/lockbox/internal/keygen"
 	"github.com/lockbox-dev/lockbox/internal/keyring"
+	"github.com/lockbox-dev/lockbox/internal/lazyre"
 )
 
 // Key describes a KMS key. Its material is never part of it: it stays
@@ -139,10 +139,10 @@ type Update struct {
 	Disabled    *bool
 }
 
-var nameRE = regexp.MustCompile(`^[a-z0-9]+(?:-[a-z0-9]+)*$`)
+var nameRE = lazyre.New(`^[a-z0-9]+(?:-[a-z0-9]+)*$`)
 
 func checkName(name string) error {
-	if len(name) < 1 || len(name) > 32 || !nameRE.MatchString(name) {
+	if len(name) < 1 || len(name) > 32 || !nameRE().MatchString(name) {
 		e := errs.Invalidf("Name must be 1 to 32 lowercase letters, digits and hyphens (a slug)")
 		e.Details = []string{"name"}
 		return e

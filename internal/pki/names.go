@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/lockbox-dev/lockbox/internal/errs"
+	"github.com/lockbox-dev/lockbox/internal/lazyre"
 )
 
 // SAN types, as Infisical names them.
@@ -22,7 +23,7 @@ const (
 	SANURI   = "uri"
 )
 
-var dnsRE = regexp.MustCompile(`^(\*\.)?([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\.)*[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?$`)
+var dnsRE = lazyre.New(`^(\*\.)?([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\.)*[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?$`)
 
 // DetectAltName classifies a bare value as Infisical's comma-separated
 // altNames do: an IP address, an e-mail address, a URI or a host name.
@@ -61,7 +62,7 @@ func checkAltNames(in []AltName) (sans, error) {
 		}
 		switch a.Type {
 		case SANDNS:
-			if !dnsRE.MatchString(a.Value) {
+			if !dnsRE().MatchString(a.Value) {
 				return s, bad(a, "host name")
 			}
 			s.dns = append(s.dns, a.Value)

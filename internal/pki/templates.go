@@ -2,7 +2,6 @@ package pki
 
 import (
 	"context"
-	"regexp"
 	"strings"
 
 	"github.com/google/uuid"
@@ -10,6 +9,7 @@ import (
 	"github.com/lockbox-dev/lockbox/internal/audit"
 	"github.com/lockbox-dev/lockbox/internal/authz"
 	"github.com/lockbox-dev/lockbox/internal/errs"
+	"github.com/lockbox-dev/lockbox/internal/lazyre"
 )
 
 // TemplateInput is what CreateTemplate and UpdateTemplate take; on update,
@@ -26,7 +26,7 @@ type TemplateInput struct {
 	SetKeyUsages, SetExtendedKeyUsages bool
 }
 
-var templateNameRE = regexp.MustCompile(`^[a-z0-9]+(?:-[a-z0-9]+)*$`)
+var templateNameRE = lazyre.New(`^[a-z0-9]+(?:-[a-z0-9]+)*$`)
 
 func (s *Service) template(ctx context.Context, actor authz.Actor, id, action string) (Template, error) {
 	if _, err := uuid.Parse(id); err != nil {
@@ -52,7 +52,7 @@ func (in TemplateInput) apply(t *Template) error {
 	if in.Name != nil {
 		t.Name = strings.TrimSpace(*in.Name)
 	}
-	if len(t.Name) < 1 || len(t.Name) > 64 || !templateNameRE.MatchString(t.Name) {
+	if len(t.Name) < 1 || len(t.Name) > 64 || !templateNameRE().MatchString(t.Name) {
 		return errs.Fieldf("name", "name must be 1 to 64 lowercase letters, digits and hyphens (a slug)")
 	}
 	if in.CommonName != nil {

@@ -3,7 +3,6 @@ package project
 import (
 	"context"
 	"errors"
-	"regexp"
 	"strings"
 	"time"
 
@@ -12,6 +11,7 @@ import (
 	"github.com/lockbox-dev/lockbox/internal/audit"
 	"github.com/lockbox-dev/lockbox/internal/authz"
 	"github.com/lockbox-dev/lockbox/internal/errs"
+	"github.com/lockbox-dev/lockbox/internal/lazyre"
 )
 
 // Folder is a node of an environment's folder tree; the root folder has no parent.
@@ -30,10 +30,10 @@ type Folder struct {
 // RootFolderName is the name of every environment's root folder.
 const RootFolderName = "root"
 
-var folderName = regexp.MustCompile(`^[a-zA-Z0-9_-]{1,64}$`)
+var folderName = lazyre.New(`^[a-zA-Z0-9_-]{1,64}$`)
 
 // ValidFolderName reports whether s is a folder name Infisical accepts.
-func ValidFolderName(s string) bool { return folderName.MatchString(s) }
+func ValidFolderName(s string) bool { return folderName().MatchString(s) }
 
 // NormalizePath cleans a folder path: it must start with "/", duplicate and
 // trailing slashes are dropped, and every segment must be a valid folder name

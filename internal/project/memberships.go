@@ -2,7 +2,6 @@ package project
 
 import (
 	"context"
-	"regexp"
 	"slices"
 	"strconv"
 	"time"
@@ -12,6 +11,7 @@ import (
 	"github.com/lockbox-dev/lockbox/internal/audit"
 	"github.com/lockbox-dev/lockbox/internal/authz"
 	"github.com/lockbox-dev/lockbox/internal/errs"
+	"github.com/lockbox-dev/lockbox/internal/lazyre"
 )
 
 // MembershipRole is one role of a project membership; temporary roles hold
@@ -97,14 +97,14 @@ type RoleGrant struct {
 	TemporaryAccessStartTime time.Time // zero = now
 }
 
-var rangeRE = regexp.MustCompile(`^(\d+)(ms|s|m|h|d|w|y)$`)
+var rangeRE = lazyre.New(`^(\d+)(ms|s|m|h|d|w|y)$`)
 
 // maxRange bounds a temporary grant's range: 100 years.
 const maxRange = 100 * 365 * 24 * time.Hour
 
 // ParseRange parses Infisical's (ms-style) durations: "30s", "15m", "1h", "1d".
 func ParseRange(s string) (time.Duration, bool) {
-	m := rangeRE.FindStringSubmatch(s)
+	m := rangeRE().FindStringSubmatch(s)
 	if m == nil {
 		return 0, false
 	}

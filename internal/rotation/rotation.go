@@ -16,7 +16,6 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
-	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -28,6 +27,7 @@ import (
 	"github.com/lockbox-dev/lockbox/internal/authz"
 	"github.com/lockbox-dev/lockbox/internal/errs"
 	"github.com/lockbox-dev/lockbox/internal/keyring"
+	"github.com/lockbox-dev/lockbox/internal/lazyre"
 	"github.com/lockbox-dev/lockbox/internal/secret"
 )
 
@@ -275,9 +275,9 @@ type Update struct {
 }
 
 var (
-	slugRE     = regexp.MustCompile(`^[a-z0-9]+(?:-[a-z0-9]+)*$`)
-	userRE     = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,62}$`)
-	secretKeyR = regexp.MustCompile(`^[A-Za-z0-9_.\-]{1,256}$`)
+	slugRE     = lazyre.New(`^[a-z0-9]+(?:-[a-z0-9]+)*$`)
+	userRE     = lazyre.New(`^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,62}$`)
+	secretKeyR = lazyre.New(`^[A-Za-z0-9_.\-]{1,256}$`)
 )
 
 func checkType(typ string) error {
@@ -359,7 +359,7 @@ func parseParameters(typ, name string, raw json.RawMessage) (Parameters, error) 
 		fallthrough
 	default:
 		for f, u := range map[string]string{"username1": p.Username1, "username2": p.Username2} {
-			if !userRE.MatchString(u) {
+			if !userRE().MatchString(u) {
 				return p, errs.Fieldf("parameters."+f, "parameters.%s must be a user name of 1 to 63 letters, digits, '_', '.' and '-'", f)
 			}
 		}
@@ -395,10 +395,10 @@ func parseMapping(typ string, raw json.RawMessage) (Mapping, error) {
 	if typ == "ldap-password" {
 		first, firstName = m.DN, "dn"
 	}
-	if !secretKeyR.MatchString(first) {
+	if !secretKeyR().MatchString(first) {
 		return m, errs.Fieldf("secretsMapping."+firstName, "secretsMapping.%s must be a secret name", firstName)
 	}
-	if !secretKeyR.MatchString(m.Password) {
+	if !secretKeyR().MatchString(m.Password) {
 		return m, errs.Fieldf("secretsMapping.password", "secretsMapping.password must be a secret name")
 	}
 	if first == m.Password {
@@ -487,7 +487,7 @@ func (s *Service) Create(ctx context.Context, actor authz.Actor, n New) (Rotatio
 		return Rotation{}, errs.Fieldf("projectId", "projectId is required")
 	}
 	n.Name = strings.TrimSpace(n.Name)
-	if len(n.Name) < 1 || len(n.Name) > 32 || !slugRE.MatchString(n.Name) {
+	if len(n.Name) < 1 || len(n.Name) > 32 || !slugRE().MatchString(n.Name) {
 		return Rotation{}, errs.Fieldf("name", "name must be 1 to 32 lowercase letters, digits and hyphens (a slug)")
 	}
 	if len(n.Description) > 256 {
@@ -650,7 +650,7 @@ func (s *Service) Update(ctx context.Context, actor authz.Actor, typ, id string,
 	r := st.Rotation
 	if u.Name != nil {
 		name := strings.TrimSpace(*u.Name)
-		if len(name) < 1 || len(name) > 32 || !slugRE.MatchString(name) {
+		if len(name) < 1 || len(name) > 32 || !slugRE().MatchString(name) {
 			return Rotation{}, errs.Fieldf("name", "name must be 1 to 32 lowercase letters, digits and hyphens (a slug)")
 		}
 		r.Name = name

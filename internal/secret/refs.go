@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"regexp"
 	"strings"
 
 	"github.com/lockbox-dev/lockbox/internal/errs"
+	"github.com/lockbox-dev/lockbox/internal/lazyre"
 )
 
 // MaxReferenceDepth bounds how deep ${...} references are followed.
@@ -26,7 +26,7 @@ const (
 	MaxRefsPerValue = 500
 )
 
-var refRE = regexp.MustCompile(`\$\{([a-zA-Z0-9_.\-]+)\}`)
+var refRE = lazyre.New(`\$\{([a-zA-Z0-9_.\-]+)\}`)
 
 // errBudget is returned, wrapped in an *errs.Error naming the secret, when an
 // expansion exceeds its budget.
@@ -54,7 +54,7 @@ func CountRefs(value string) int {
 	if !strings.Contains(value, "${") {
 		return 0
 	}
-	return len(refRE.FindAllStringIndex(value, -1))
+	return len(refRE().FindAllStringIndex(value, -1))
 }
 
 // Lookup finds the value of the secret key in env at path, checking the
@@ -115,7 +115,7 @@ func (x *Expander) expand(ctx context.Context, value, env, path string, depth in
 	if !strings.Contains(value, "${") {
 		return value, 0, nil
 	}
-	locs := refRE.FindAllStringSubmatchIndex(value, -1)
+	locs := refRE().FindAllStringSubmatchIndex(value, -1)
 	if len(locs) == 0 {
 		return value, 0, nil
 	}

@@ -46,7 +46,7 @@ const MaxHostGroupsPerProject = 1000
 
 func checkSlug(field, s string) (string, error) {
 	s = strings.TrimSpace(s)
-	if len(s) < 1 || len(s) > MaxNameLen || !slugRE.MatchString(s) {
+	if len(s) < 1 || len(s) > MaxNameLen || !slugRE().MatchString(s) {
 		return "", errs.Fieldf(field, "%s must be a slug of 1 to %d lower-case letters, digits and dashes", field, MaxNameLen)
 	}
 	return s, nil

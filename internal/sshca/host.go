@@ -66,7 +66,7 @@ const (
 
 func checkHostname(s string) (string, error) {
 	s = strings.TrimSpace(s)
-	if s == "" || len(s) > 253 || !hostnameRE.MatchString(s) {
+	if s == "" || len(s) > 253 || !hostnameRE().MatchString(s) {
 		return "", errs.Fieldf("hostname", "Hostname must be a valid hostname")
 	}
 	return strings.ToLower(s), nil
@@ -79,7 +79,7 @@ func checkMappings(ms []LoginMapping) ([]LoginMapping, error) {
 	out := make([]LoginMapping, 0, len(ms))
 	for _, m := range ms {
 		u := strings.TrimSpace(m.LoginUser)
-		if u == "" || len(u) > maxLoginUserLen || !principalRE.MatchString(u) {
+		if u == "" || len(u) > maxLoginUserLen || !principalRE().MatchString(u) {
 			return nil, errs.Fieldf("loginMappings", "Login user %q is not a valid user name", clip(u))
 		}
 		if slices.ContainsFunc(out, func(o LoginMapping) bool { return o.LoginUser == u }) {

@@ -4,19 +4,19 @@ import (
 	"maps"
 	"net/netip"
 	"path"
-	"regexp"
 	"slices"
 	"strings"
 
 	"github.com/lockbox-dev/lockbox/internal/errs"
+	"github.com/lockbox-dev/lockbox/internal/lazyre"
 )
 
 // Principals are user names or host names. They may hold letters, digits and
 // . _ - @ (and a final $ for some user names); patterns in templates also * and ?.
 var (
-	principalRE = regexp.MustCompile(`^[A-Za-z0-9._@-]+\$?$`)
-	patternRE   = regexp.MustCompile(`^[A-Za-z0-9._@*?-]+\$?$`)
-	hostnameRE  = regexp.MustCompile(`^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$`)
+	principalRE = lazyre.New(`^[A-Za-z0-9._@-]+\$?$`)
+	patternRE   = lazyre.New(`^[A-Za-z0-9._@*?-]+\$?$`)
+	hostnameRE  = lazyre.New(`^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$`)
 )
 
 // Bounds on what one request or template may hold.
@@ -39,9 +39,9 @@ func checkPrincipals(t CertType, ps []string) ([]string, error) {
 	out := make([]string, 0, len(ps))
 	for _, p := range ps {
 		p = strings.TrimSpace(p)
-		ok := len(p) <= MaxPrincipalLen && principalRE.MatchString(p)
+		ok := len(p) <= MaxPrincipalLen && principalRE().MatchString(p)
 		if t == HostCert {
-			ok = len(p) <= 253 && hostnameRE.MatchString(p)
+			ok = len(p) <= 253 && hostnameRE().MatchString(p)
 		}
 		if !ok {
 			return nil, errs.Fieldf("principals", "Principal %q is not a valid %s name", clip(p), t)
@@ -61,7 +61,7 @@ func checkPatterns(field string, ps []string) ([]string, error) {
 	out := make([]string, 0, len(ps))
 	for _, p := range ps {
 		p = strings.TrimSpace(p)
-		if len(p) == 0 || len(p) > MaxPrincipalLen || !patternRE.MatchString(p) {
+		if len(p) == 0 || len(p) > MaxPrincipalLen || !patternRE().MatchString(p) {
 			return nil, errs.Fieldf(field, "%q in %s is not a valid pattern (letters, digits, . _ - @ and the wildcards * and ?)", clip(p), field)
 		}
 		if _, err := path.Match(p, ""); err != nil {
@@ -179,7 +179,7 @@ func checkCriticalOptions(m map[string]string) (map[string]string, error) {
 
 func vendorName(k string) bool {
 	name, domain, ok := strings.Cut(k, "@")
-	return ok && name != "" && len(k) <= 128 && principalRE.MatchString(name) && hostnameRE.MatchString(domain)
+	return ok && name != "" && len(k) <= 128 && principalRE().MatchString(name) && hostnameRE().MatchString(domain)
 }
 
 // checkKeyID validates a requested key id.

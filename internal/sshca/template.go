@@ -3,7 +3,6 @@ package sshca
 import (
 	"context"
 	"errors"
-	"regexp"
 	"strings"
 	"time"
 
@@ -14,6 +13,7 @@ import (
 	"github.com/lockbox-dev/lockbox/internal/cache"
 	"github.com/lockbox-dev/lockbox/internal/dynamic"
 	"github.com/lockbox-dev/lockbox/internal/errs"
+	"github.com/lockbox-dev/lockbox/internal/lazyre"
 )
 
 // TemplateInput creates or (nil fields unchanged) updates a template.
@@ -35,7 +35,7 @@ type TemplateInput struct {
 	SetUsers, SetHosts, SetCritical bool
 }
 
-var slugRE = regexp.MustCompile(`^[a-z0-9]+(?:-[a-z0-9]+)*$`)
+var slugRE = lazyre.New(`^[a-z0-9]+(?:-[a-z0-9]+)*$`)
 
 func parseTTL(field, s string) (time.Duration, error) {
 	d, err := dynamic.ParseTTL(s)
@@ -54,7 +54,7 @@ func (in TemplateInput) apply(t *Template) error {
 	var err error
 	if in.Name != nil {
 		n := strings.TrimSpace(*in.Name)
-		if n == "" || len(n) > 36 || !slugRE.MatchString(n) {
+		if n == "" || len(n) > 36 || !slugRE().MatchString(n) {
 			return errs.Fieldf("name", "Name must be a valid slug of 1 to 36 characters")
 		}
 		t.Name = n

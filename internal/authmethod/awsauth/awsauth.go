@@ -14,13 +14,13 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"regexp"
 	"strings"
 	"time"
 
 	"github.com/lockbox-dev/lockbox/internal/authmethod"
 	"github.com/lockbox-dev/lockbox/internal/authmethod/fetch"
 	"github.com/lockbox-dev/lockbox/internal/errs"
+	"github.com/lockbox-dev/lockbox/internal/lazyre"
 )
 
 func init() {
@@ -62,11 +62,11 @@ type patch struct {
 }
 
 var (
-	accountRe = regexp.MustCompile(`^\d{12}$`)
+	accountRe = lazyre.New(`^\d{12}$`)
 	// arnRe is Infisical's accepted pattern set: users, roles and assumed
 	// roles of an account (globs allowed in the name), or the whole account.
-	arnRe    = regexp.MustCompile(`^arn:aws(?:-us-gov)?:(iam|sts)::\d{12}:(user/[a-zA-Z0-9_.@+*/-]+|role/[a-zA-Z0-9_.@+*/-]+|assumed-role/[a-zA-Z0-9_.@+*/-]+|\*)$`)
-	regionRe = regexp.MustCompile(`^[a-z0-9-]{1,20}$`)
+	arnRe    = lazyre.New(`^arn:aws(?:-us-gov)?:(iam|sts)::\d{12}:(user/[a-zA-Z0-9_.@+*/-]+|role/[a-zA-Z0-9_.@+*/-]+|assumed-role/[a-zA-Z0-9_.@+*/-]+|\*)$`)
+	regionRe = lazyre.New(`^[a-z0-9-]{1,20}$`)
 )
 
 // split returns a comma-separated list's non-empty, trimmed members.
@@ -107,7 +107,7 @@ func Configure(ctx context.Context, env authmethod.Env, old, body json.RawMessag
 		}
 		ids := split(*p.AllowedAccountIds)
 		for _, id := range ids {
-			if !accountRe.MatchString(id) {
+			if !accountRe().MatchString(id) {
 				return nil, errs.Fieldf("allowedAccountIds", "Each account ID must be a 12-digit number.")
 			}
 		}
@@ -119,7 +119,7 @@ func Configure(ctx context.Context, env authmethod.Env, old, body json.RawMessag
 		}
 		arns := split(*p.AllowedPrincipalArns)
 		for _, a := range arns {
-			if !arnRe.MatchString(a) {
+			if !arnRe().MatchString(a) {
 				return nil, errs.Fieldf("allowedPrincipalArns", "Each ARN must be in the format of 'arn:aws:iam::123456789012:user/UserName', "+
 					"'arn:aws:iam::123456789012:role/RoleName', 'arn:aws:iam::123456789012:*' or "+
 					"'arn:aws:sts::123456789012:assumed-role/RoleName' (GovCloud's arn:aws-us-gov: too)")
@@ -287,7 +287,7 @@ func parseAuthorization(h string) (scope, error) {
 		}
 	}
 	parts := strings.Split(cred, "/")
-	if len(parts) != 5 || parts[3] != "sts" || parts[4] != "aws4_request" || !regionRe.MatchString(parts[2]) {
+	if len(parts) != 5 || parts[3] != "sts" || parts[4] != "aws4_request" || !regionRe().MatchString(parts[2]) {
 		return scope{}, errors.New("credential scope is not <key>/<date>/<region>/sts/aws4_request")
 	}
 	if sig == "" {

@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
-	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -20,6 +19,7 @@ import (
 	"github.com/lockbox-dev/lockbox/internal/authmethod/fetch"
 	"github.com/lockbox-dev/lockbox/internal/authmethod/jwtcheck"
 	"github.com/lockbox-dev/lockbox/internal/errs"
+	"github.com/lockbox-dev/lockbox/internal/lazyre"
 )
 
 func init() {
@@ -54,7 +54,7 @@ const maxText = 16 << 10
 
 // tenantID is a tenant's id (a GUID) or one of its domain names: it goes
 // into the discovery URL's path.
-var tenantID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9.-]{0,252}$`)
+var tenantID = lazyre.New(`^[A-Za-z0-9][A-Za-z0-9.-]{0,252}$`)
 
 // Configure validates an attach (old nil) or an update over old.
 func Configure(ctx context.Context, env authmethod.Env, old, body json.RawMessage) (json.RawMessage, error) {
@@ -96,7 +96,7 @@ func (c *Config) validate(ctx context.Context, env authmethod.Env) error {
 			return errs.Fieldf(s.name, "%s must be at most %d characters", s.name, maxText)
 		}
 	}
-	if !tenantID.MatchString(c.TenantID) {
+	if !tenantID().MatchString(c.TenantID) {
 		return errs.Fieldf("tenantId", "tenantId must be a tenant id or domain name")
 	}
 	if c.Resource == "" {

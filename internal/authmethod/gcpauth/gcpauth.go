@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"math/big"
 	"net/url"
-	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -24,6 +23,7 @@ import (
 	"github.com/lockbox-dev/lockbox/internal/authmethod/fetch"
 	"github.com/lockbox-dev/lockbox/internal/authmethod/jwtcheck"
 	"github.com/lockbox-dev/lockbox/internal/errs"
+	"github.com/lockbox-dev/lockbox/internal/lazyre"
 )
 
 func init() {
@@ -149,7 +149,7 @@ func (c *Config) validate(ctx context.Context, env authmethod.Env) error {
 
 // serviceAccountEmail is what an iam token's subject must look like before
 // it goes into a key URL: a Google service account's email.
-var serviceAccountEmail = regexp.MustCompile(`^[a-z0-9-]+@[a-z0-9-]+(\.[a-z0-9-]+)*\.gserviceaccount\.com$`)
+var serviceAccountEmail = lazyre.New(`^[a-z0-9-]+@[a-z0-9-]+(\.[a-z0-9-]+)*\.gserviceaccount\.com$`)
 
 // Method verifies GCP tokens for one configuration.
 type Method struct {
@@ -330,7 +330,7 @@ func (m *Method) verifyIAM(ctx context.Context, tok, identityID string) error {
 		return authmethod.Refuse("token", "Access denied: the token is not a valid JWT")
 	}
 	email, _ := unverified["sub"].(string)
-	if !serviceAccountEmail.MatchString(email) {
+	if !serviceAccountEmail().MatchString(email) {
 		return authmethod.Refuse("service-account", "Access denied: the token's subject is not a service account email")
 	}
 	if err := m.checkAccount(email); err != nil {

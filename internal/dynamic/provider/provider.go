@@ -10,12 +10,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/lockbox-dev/lockbox/internal/lazyre"
 )
 
 // Provider creates and removes short-lived credentials in one target system.
@@ -226,13 +227,13 @@ func Decode(typ string, inputs json.RawMessage, v any) error {
 // safeValue is what a provider may substitute into a statement or template:
 // the server generates usernames and passwords from this alphabet, so no
 // quoting context of the target's language can be broken.
-var safeValue = regexp.MustCompile(`^[a-zA-Z0-9_.\-]{1,128}$`)
+var safeValue = lazyre.New(`^[a-zA-Z0-9_.\-]{1,128}$`)
 
 // CheckSafe refuses any value outside the generated-credential alphabet; every
 // provider calls it before a value reaches a target's language.
 func CheckSafe(vals ...string) error {
 	for _, v := range vals {
-		if !safeValue.MatchString(v) {
+		if !safeValue().MatchString(v) {
 			return errors.New("username and password must use letters, digits, '_', '.' and '-' only")
 		}
 	}

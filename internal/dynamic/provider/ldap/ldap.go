@@ -18,7 +18,6 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"regexp"
 	"strings"
 	"time"
 	"unicode/utf16"
@@ -26,6 +25,7 @@ import (
 	"github.com/go-ldap/ldap/v3"
 
 	"github.com/lockbox-dev/lockbox/internal/dynamic/provider"
+	"github.com/lockbox-dev/lockbox/internal/lazyre"
 )
 
 func init() {
@@ -68,12 +68,12 @@ type LDAP struct {
 
 var _ provider.Provider = (*LDAP)(nil)
 
-var placeholder = regexp.MustCompile(`\{\{\s*([^{}]*?)\s*\}\}`)
+var placeholder = lazyre.New(`\{\{\s*([^{}]*?)\s*\}\}`)
 
 // check renders tmpl with sample values and parses it, so a template that
 // can never work is refused when the dynamic secret is saved.
 func check(what, tmpl string, allowed ...string) ([]record, error) {
-	for _, m := range placeholder.FindAllStringSubmatch(tmpl, -1) {
+	for _, m := range placeholder().FindAllStringSubmatch(tmpl, -1) {
 		ok := false
 		for _, a := range allowed {
 			ok = ok || m[1] == a
@@ -166,8 +166,8 @@ func EncodePassword(p string) string {
 }
 
 func render(tmpl, username, password string) string {
-	return placeholder.ReplaceAllStringFunc(tmpl, func(m string) string {
-		switch placeholder.FindStringSubmatch(m)[1] {
+	return placeholder().ReplaceAllStringFunc(tmpl, func(m string) string {
+		switch placeholder().FindStringSubmatch(m)[1] {
 		case "Username":
 			return username
 		case "Password":

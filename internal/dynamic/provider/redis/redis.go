@@ -16,7 +16,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -24,6 +23,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/lockbox-dev/lockbox/internal/dynamic/provider"
+	"github.com/lockbox-dev/lockbox/internal/lazyre"
 )
 
 func init() {
@@ -87,7 +87,7 @@ var (
 	_ provider.BatchRevoker = (*Redis)(nil)
 )
 
-var placeholder = regexp.MustCompile(`\{\{\s*([^{}]*?)\s*\}\}`)
+var placeholder = lazyre.New(`\{\{\s*([^{}]*?)\s*\}\}`)
 
 // parse tokenises a template and checks it uses only the allowed variables.
 func parse(what, tmpl string, allowed ...string) ([][]string, error) {
@@ -98,7 +98,7 @@ func parse(what, tmpl string, allowed ...string) ([][]string, error) {
 			continue
 		}
 		for _, a := range args {
-			for _, m := range placeholder.FindAllStringSubmatch(a, -1) {
+			for _, m := range placeholder().FindAllStringSubmatch(a, -1) {
 				ok := false
 				for _, v := range allowed {
 					ok = ok || m[1] == v
@@ -171,8 +171,8 @@ func render(cmds [][]string, vars map[string]string) [][]any {
 	for i, c := range cmds {
 		args := make([]any, len(c))
 		for j, a := range c {
-			args[j] = placeholder.ReplaceAllStringFunc(a, func(m string) string {
-				return vars[placeholder.FindStringSubmatch(m)[1]]
+			args[j] = placeholder().ReplaceAllStringFunc(a, func(m string) string {
+				return vars[placeholder().FindStringSubmatch(m)[1]]
 			})
 		}
 		out[i] = args

@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"maps"
 	"net"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -23,6 +22,7 @@ import (
 	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/lockbox-dev/lockbox/internal/dynamic/provider"
+	"github.com/lockbox-dev/lockbox/internal/lazyre"
 )
 
 func init() {
@@ -216,10 +216,10 @@ func (s *SQL) connect(checker provider.AddrChecker) (*sql.DB, error) {
 // server's message, with anything shaped like URL credentials removed. The
 // admin password is never part of a driver's error text.
 func describe(op string, err error) error {
-	return fmt.Errorf("%s: %s", op, passwordInURL.ReplaceAllString(err.Error(), "://***@"))
+	return fmt.Errorf("%s: %s", op, passwordInURL().ReplaceAllString(err.Error(), "://***@"))
 }
 
-var passwordInURL = regexp.MustCompile(`://[^@/\s]*@`)
+var passwordInURL = lazyre.New(`://[^@/\s]*@`)
 
 // pgLock serialises statement runs on one PostgreSQL cluster: concurrent
 // GRANT ... ON DATABASE fails with "tuple concurrently updated". The lock is
