@@ -36,7 +36,7 @@ func (e *exitError) Unwrap() error { return e.err }
 
 // run executes the command line; it returns the process exit code.
 func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) int {
-	root := newRootCmd(getenv, stdin, stdout, stderr)
+	root := newRootCmd(getenv, stdin, stdout, stderr, commandFor(args))
 	root.SetArgs(args)
 	if err := root.ExecuteContext(ctx); err != nil {
 		if ee, ok := err.(*exitError); ok {

@@ -6,7 +6,11 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func newRootCmd(getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
+// newRootCmd builds the command tree. With only naming a top-level command
+// (commandFor), it builds that one alone: each command's flags and
+// subcommands cost start-up time that `lockbox run` pays on every use, and
+// a command never reads another's. "" builds every command.
+func newRootCmd(getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer, only string) *cobra.Command {
 	root := &cobra.Command{
 		Use:           "lockbox",
 		Short:         "lockbox: secrets manager speaking Infisical's API",
@@ -24,24 +28,58 @@ func newRootCmd(getenv func(string) string, stdin io.Reader, stdout, stderr io.W
 	root.PersistentPreRunE = c.checkOutput
 	root.AddGroup(&cobra.Group{ID: "use", Title: "Secrets:"}, &cobra.Group{ID: "admin", Title: "Administration:"},
 		&cobra.Group{ID: "server", Title: "Server:"})
-	for _, g := range []struct {
-		id   string
-		cmds []*cobra.Command
-	}{
-		{"use", []*cobra.Command{c.newLoginCmd(), c.newLogoutCmd(), c.newRunCmd(), c.newExportCmd(), c.newSecretsCmd(), c.newFoldersCmd(),
-			c.newDynamicCmd(), c.newKMSCmd(), c.newRotationsCmd(), c.newConnectionsCmd(), c.newPKICmd(), c.newSSHCmd()}},
-		{"admin", []*cobra.Command{c.newProjectsCmd(), c.newEnvironmentsCmd(), c.newIdentitiesCmd(), c.newAuditLogsCmd(), c.newBootstrapCmd(),
-			c.newPrivilegesCmd(), c.newProjectTemplatesCmd(), c.newUsersCmd(), c.newGroupsCmd()}},
-		{"server", []*cobra.Command{newServerCmd(getenv, stdout, stderr), newRotateRootKeyCmd(getenv, stdout, stderr),
-			newBackupCmd(getenv, stdout, stderr), newRestoreCmd(getenv, stdout, stderr)}},
-	} {
-		for _, cmd := range g.cmds {
-			cmd.GroupID = g.id
-			root.AddCommand(cmd)
+	for _, t := range c.topCommands() {
+		if only != "" && t.name != only {
+			continue
+		}
+		cmd := t.new()
+		cmd.GroupID = t.group
+		root.AddCommand(cmd)
+	}
+	return root
+}
+
+// topCommand is a top-level command: its name (what cobra's Use gives it),
+// its group in the help, and how to build it.
+type topCommand struct {
+	name, group string
+	new         func() *cobra.Command
+}
+
+// topCommands lists the top-level commands in the order the help shows them.
+func (c *cli) topCommands() []topCommand {
+	getenv, stdout, stderr := c.getenv, c.stdout, c.stderr
+	return []topCommand{
+		{"login", "use", c.newLoginCmd}, {"logout", "use", c.newLogoutCmd}, {"run", "use", c.newRunCmd},
+		{"export", "use", c.newExportCmd}, {"secrets", "use", c.newSecretsCmd}, {"folders", "use", c.newFoldersCmd},
+		{"dynamic-secrets", "use", c.newDynamicCmd}, {"kms", "use", c.newKMSCmd}, {"rotations", "use", c.newRotationsCmd},
+		{"connections", "use", c.newConnectionsCmd}, {"pki", "use", c.newPKICmd}, {"ssh", "use", c.newSSHCmd},
+		{"projects", "admin", c.newProjectsCmd}, {"environments", "admin", c.newEnvironmentsCmd},
+		{"identities", "admin", c.newIdentitiesCmd}, {"audit-logs", "admin", c.newAuditLogsCmd},
+		{"bootstrap", "admin", c.newBootstrapCmd}, {"privileges", "admin", c.newPrivilegesCmd},
+		{"project-templates", "admin", c.newProjectTemplatesCmd}, {"users", "admin", c.newUsersCmd},
+		{"groups", "admin", c.newGroupsCmd},
+		{"server", "server", func() *cobra.Command { return newServerCmd(getenv, stdout, stderr) }},
+		{"rotate-root-key", "server", func() *cobra.Command { return newRotateRootKeyCmd(getenv, stdout, stderr) }},
+		{"backup", "server", func() *cobra.Command { return newBackupCmd(getenv, stdout, stderr) }},
+		{"restore", "server", func() *cobra.Command { return newRestoreCmd(getenv, stdout, stderr) }},
+		{"version", "", func() *cobra.Command { return newVersionCmd(stdout) }},
+	}
+}
+
+// commandFor names the top-level command args run, or "" when that is not
+// plain from the first argument (a flag first, help, completion, a name
+// that is no command): then the whole tree is built and cobra decides.
+func commandFor(args []string) string {
+	if len(args) == 0 {
+		return ""
+	}
+	for _, t := range (&cli{}).topCommands() {
+		if t.name == args[0] {
+			return t.name
 		}
 	}
-	root.AddCommand(newVersionCmd(stdout))
-	return root
+	return ""
 }
 
 func newVersionCmd(stdout io.Writer) *cobra.Command {
