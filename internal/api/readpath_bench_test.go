@@ -12,7 +12,8 @@ import (
 
 // BenchmarkReadPath measures whole requests through the HTTP stack on a
 // warm node: listing a folder of 100 secrets (20 with references) and
-// reading one secret by name, each audited.
+// reading one secret by name, each audited; the list also with a service
+// token (st.*) instead of a machine identity's access token.
 func BenchmarkReadPath(b *testing.B) {
 	for _, d := range []store.Dialect{store.SQLite, store.Postgres} {
 		b.Run(string(d), func(b *testing.B) {
@@ -28,13 +29,16 @@ func BenchmarkReadPath(b *testing.B) {
 			}
 			e.Must(b, 200, "POST", "/api/v3/secrets/batch/raw", e.Token, map[string]any{"workspaceId": p.ID, "environment": "dev", "secretPath": "/", "secrets": batch})
 			q := secretQ(p.ID, "dev", "/")
-			for name, path := range map[string]string{
-				"list100": "/api/v3/secrets/raw?expandSecretReferences=true&include_imports=true&" + q,
-				"get":     "/api/v3/secrets/raw/K000?expandSecretReferences=true&" + q,
+			list := "/api/v3/secrets/raw?expandSecretReferences=true&include_imports=true&" + q
+			st := createServiceToken(b, e, p.ID, nil, []string{"read"}, [2]string{"dev", "/"}).ServiceToken
+			for _, c := range []struct{ name, path, token string }{
+				{"list100", list, e.Token},
+				{"get", "/api/v3/secrets/raw/K000?expandSecretReferences=true&" + q, e.Token},
+				{"list100-service-token", list, st},
 			} {
-				b.Run(name, func(b *testing.B) {
-					req, _ := http.NewRequest("GET", e.URL+path, nil)
-					req.Header.Set("Authorization", "Bearer "+e.Token)
+				b.Run(c.name, func(b *testing.B) {
+					req, _ := http.NewRequest("GET", e.URL+c.path, nil)
+					req.Header.Set("Authorization", "Bearer "+c.token)
 					b.ReportAllocs()
 					b.SetParallelism(8)
 					b.RunParallel(func(pb *testing.PB) {

@@ -21,7 +21,7 @@ type serviceTokenOut struct {
 	}
 }
 
-func createServiceToken(t *testing.T, e *apptest.Env, projectID string, expiresIn any, perms []string, scopes ...[2]string) serviceTokenOut {
+func createServiceToken(t testing.TB, e *apptest.Env, projectID string, expiresIn any, perms []string, scopes ...[2]string) serviceTokenOut {
 	t.Helper()
 	sc := make([]any, len(scopes))
 	for i, s := range scopes {
@@ -236,6 +236,74 @@ func TestServiceTokenOtherProject(t *testing.T) {
 		if r := e.Do(t, "POST", "/api/v2/service-token", e.Token, map[string]any{"name": "x", "workspaceId": a.ID,
 			"scopes": []any{}, "expiresIn": nil, "permissions": []string{"read"}}); r.Status != 422 {
 			t.Fatalf("no scopes: %d %s", r.Status, r.Body)
+		}
+	})
+}
+
+// A service token's last use is noted in memory and written by the node's
+// periodic flush (TokenUse), not by the request; neither moves the cache
+// counter (each would empty every node's caches).
+func TestServiceTokenLastUseIsWrittenByTheFlush(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, d store.Dialect) {
+		e := apptest.Bootstrapped(t, d)
+		p := createProject(t, e, e.Token, map[string]any{"projectName": "used"})
+		tok := createServiceToken(t, e, p.ID, nil, []string{"read"}, [2]string{"dev", "/"}).ServiceToken
+		lastUsed := func() *string {
+			t.Helper()
+			var self struct{ LastUsed *string }
+			e.Must(t, 200, "GET", "/api/v2/service-token", tok, nil).Decode(t, &self)
+			return self.LastUsed
+		}
+		epoch, err := e.DB.Epoch(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		used := time.Now()
+		e.Must(t, 200, "GET", "/api/v3/secrets/raw?"+secretQ(p.ID, "dev", "/"), tok, nil)
+		if got := lastUsed(); got != nil {
+			t.Fatalf("the request wrote the last use (%s) instead of the flush", *got)
+		}
+		if err := e.App.TokenUse.Flush(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		got := lastUsed()
+		if got == nil {
+			t.Fatal("the flush wrote no last use")
+		}
+		at, err := time.Parse(time.RFC3339, *got)
+		if err != nil || at.Before(used.Add(-time.Second)) || at.After(time.Now().Add(time.Second)) {
+			t.Fatalf("last use %s (%v), want about %s", *got, err, used.UTC().Format(time.RFC3339))
+		}
+		if now, err := e.DB.Epoch(t.Context()); err != nil || now != epoch {
+			t.Fatalf("epoch %d -> %d (%v): a service token's use invalidated caches", epoch, now, err)
+		}
+	})
+}
+
+// A service token answered from a node's cache stops working on that node's
+// very next request once another node deletes it, and when it expires.
+func TestCachedServiceTokenEndsOnEveryNode(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, d store.Dialect) {
+		a, b := twoNodes(t, d)
+		p := createProject(t, a, a.Token, map[string]any{"projectName": "st-cache"})
+		putSecret(t, a, a.Token, p.ID, "dev", "/", "KEY", "v")
+		q := "/api/v3/secrets/raw?" + secretQ(p.ID, "dev", "/")
+
+		st := createServiceToken(t, a, p.ID, nil, []string{"read"}, [2]string{"dev", "/"})
+		b.Must(t, 200, "GET", q, st.ServiceToken, nil)
+		cached(t, b, func() { b.Must(t, 200, "GET", q, st.ServiceToken, nil) })
+		a.Must(t, 200, "DELETE", "/api/v2/service-token/"+st.ServiceTokenData.ID, a.Token, nil)
+		if r := b.Do(t, "GET", q, st.ServiceToken, nil); r.Status != 401 {
+			t.Fatalf("deleted service token on the other node: %d %s", r.Status, r.Body)
+		}
+
+		short := createServiceToken(t, a, p.ID, 2, []string{"read"}, [2]string{"dev", "/"})
+		issued := time.Now()
+		b.Must(t, 200, "GET", q, short.ServiceToken, nil)
+		cached(t, b, func() { b.Must(t, 200, "GET", q, short.ServiceToken, nil) })
+		time.Sleep(time.Until(issued.Add(2100 * time.Millisecond)))
+		if r := b.Do(t, "GET", q, short.ServiceToken, nil); r.Status != 401 {
+			t.Fatalf("expired service token answered from the cache: %d %s", r.Status, r.Body)
 		}
 	})
 }

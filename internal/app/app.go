@@ -142,6 +142,7 @@ func New(db *store.DB, kr *keyring.Keyring, o Options) *App {
 	dyn.SetTargetPolicy(o.TargetPolicy)
 	dyn.SetLogger(o.Logger)
 	idsvc.ServiceTokens = identity.NewServiceTokens(db, az, projects, idsvc)
+	idsvc.ServiceTokens.SetCache(gen)
 	feed := store.NewEventFeed(db, events.NewBroker(0), o.Logger)
 	secrets := secret.NewService(db, projects, az, kr, o.Clock)
 	secrets.SetCache(gen)

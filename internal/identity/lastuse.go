@@ -2,16 +2,19 @@ package identity
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sync"
 	"time"
 )
 
-// LastUseStore records when access tokens were last used.
+// LastUseStore records when access tokens and service tokens were last used.
 type LastUseStore interface {
 	// NoteAccessTokensUsed sets each token's last use to the time given
 	// unless a later one is recorded. Nothing any cache holds changes.
 	NoteAccessTokensUsed(ctx context.Context, used map[string]time.Time) error
+	// NoteServiceTokensUsed does the same for service tokens.
+	NoteServiceTokensUsed(ctx context.Context, used map[string]time.Time) error
 }
 
 // LastUseEvery is how often a node writes the last use of the access
@@ -24,21 +27,22 @@ const LastUseEvery = 30 * time.Second
 // interval.
 const maxPendingUses = 100_000
 
-// LastUse gathers the access tokens that authenticated requests and writes
-// their last use in one transaction every LastUseEvery, so that a request
-// costs a map write, not a database write, and an idle server writes
-// nothing. Tokens with a use limit are not noted: counting their use
-// records it at once.
+// LastUse gathers the access tokens and service tokens that authenticated
+// requests and writes their last use in one transaction every LastUseEvery,
+// so that a request costs a map write, not a database write, and an idle
+// server writes nothing. Tokens with a use limit are not noted: counting
+// their use records it at once.
 type LastUse struct {
 	store   LastUseStore
 	log     *slog.Logger
 	flushMu sync.Mutex // one Flush at a time: a Flush returns after every earlier note is written
 	mu      sync.Mutex
-	used    map[string]time.Time
+	used    map[string]time.Time // access tokens
+	service map[string]time.Time // service tokens
 }
 
 func newLastUse(st LastUseStore) *LastUse {
-	return &LastUse{store: st, log: slog.Default(), used: map[string]time.Time{}}
+	return &LastUse{store: st, log: slog.Default(), used: map[string]time.Time{}, service: map[string]time.Time{}}
 }
 
 // SetLogger sets where failed writes are logged (nil: slog.Default()).
@@ -48,17 +52,28 @@ func (l *LastUse) SetLogger(log *slog.Logger) {
 	}
 }
 
-// note records that token id authenticated a request at t.
+// note records that access token id authenticated a request at t.
 func (l *LastUse) note(id string, t time.Time) {
 	l.mu.Lock()
-	if prev, ok := l.used[id]; ok {
-		if t.After(prev) {
-			l.used[id] = t
-		}
-	} else if len(l.used) < maxPendingUses {
-		l.used[id] = t
-	}
+	noteIn(l.used, id, t)
 	l.mu.Unlock()
+}
+
+// noteService records that service token id authenticated a request at t.
+func (l *LastUse) noteService(id string, t time.Time) {
+	l.mu.Lock()
+	noteIn(l.service, id, t)
+	l.mu.Unlock()
+}
+
+func noteIn(m map[string]time.Time, id string, t time.Time) {
+	if prev, ok := m[id]; ok {
+		if t.After(prev) {
+			m[id] = t
+		}
+	} else if len(m) < maxPendingUses {
+		m[id] = t
+	}
 }
 
 // Flush writes what was noted since the last write, after any write under
@@ -68,20 +83,33 @@ func (l *LastUse) Flush(ctx context.Context) error {
 	l.flushMu.Lock()
 	defer l.flushMu.Unlock()
 	l.mu.Lock()
-	used := l.used
-	if len(used) == 0 {
+	used, service := l.used, l.service
+	if len(used) == 0 && len(service) == 0 {
 		l.mu.Unlock()
 		return nil
 	}
-	l.used = make(map[string]time.Time, len(used))
+	l.used, l.service = make(map[string]time.Time, len(used)), make(map[string]time.Time, len(service))
 	l.mu.Unlock()
-	err := l.store.NoteAccessTokensUsed(ctx, used)
+	var err, serr error
+	if len(used) > 0 {
+		err = l.store.NoteAccessTokensUsed(ctx, used)
+	}
+	if len(service) > 0 {
+		serr = l.store.NoteServiceTokensUsed(ctx, service)
+	}
+	l.mu.Lock()
 	if err != nil {
 		for id, t := range used {
-			l.note(id, t)
+			noteIn(l.used, id, t)
 		}
 	}
-	return err
+	if serr != nil {
+		for id, t := range service {
+			noteIn(l.service, id, t)
+		}
+	}
+	l.mu.Unlock()
+	return errors.Join(err, serr)
 }
 
 // Run writes the noted uses every LastUseEvery until ctx ends, then once

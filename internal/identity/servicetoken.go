@@ -12,6 +12,7 @@ import (
 
 	"github.com/lockbox-dev/lockbox/internal/audit"
 	"github.com/lockbox-dev/lockbox/internal/authz"
+	"github.com/lockbox-dev/lockbox/internal/cache"
 	"github.com/lockbox-dev/lockbox/internal/errs"
 	"github.com/lockbox-dev/lockbox/internal/project"
 )
@@ -58,8 +59,6 @@ type ServiceTokenStore interface {
 	ServiceTokenByID(ctx context.Context, id string) (ServiceToken, string, error)
 	// DeleteServiceToken removes a token and records ev.
 	DeleteServiceToken(ctx context.Context, id string, ev audit.Event) error
-	// TouchServiceToken sets the token's last use.
-	TouchServiceToken(ctx context.Context, id string, now time.Time) error
 }
 
 // ProjectAuthorizer resolves an actor's permissions in a project.
@@ -81,6 +80,24 @@ type ServiceTokens struct {
 	now   func() time.Time
 
 	secrets KeyedHash
+
+	// rows holds tokens by id with their hash and rules (SetCache); nil:
+	// read each time.
+	rows *cache.Map[string, serviceTokenRow]
+}
+
+// serviceTokenRow is a stored service token as Authenticate uses it.
+type serviceTokenRow struct {
+	t     ServiceToken
+	hash  []byte // the secret's keyed hash; nil if the stored one is not hex
+	rules []authz.Rule
+	err   error // the rules' error: a stored token with bad scopes
+}
+
+// SetCache keeps service tokens in memory in generation g, so that a request
+// with a known token reads nothing; deleting one moves the generation.
+func (s *ServiceTokens) SetCache(g *cache.Gen) {
+	s.rows = cache.NewMap[string, serviceTokenRow](g, MaxCachedTokens)
 }
 
 // NewServiceTokens returns the service-token service; svc holds the keyring.
@@ -301,32 +318,40 @@ func (s *ServiceTokens) Authenticate(ctx context.Context, tok, ip, userAgent str
 	if err != nil {
 		return authz.Actor{}, err
 	}
-	t, stored, err := s.store.ServiceTokenByID(ctx, id)
+	now := s.now()
+	row, err := cache.Load(ctx, s.rows, id, now, func(ctx context.Context) (serviceTokenRow, time.Time, error) {
+		t, stored, err := s.store.ServiceTokenByID(ctx, id)
+		if err != nil {
+			return serviceTokenRow{}, time.Time{}, err
+		}
+		r := serviceTokenRow{t: t}
+		r.hash, _ = hex.DecodeString(stored)
+		r.rules, r.err = authz.ServiceTokenRules(t.Scopes, slices.Contains(t.Permissions, PermRead), slices.Contains(t.Permissions, PermWrite))
+		var until time.Time
+		if t.ExpiresAt != nil {
+			until = *t.ExpiresAt
+		}
+		return r, until, nil
+	})
 	if errs.Is(err, errs.NotFound) {
 		return authz.Actor{}, bad
 	}
 	if err != nil {
 		return authz.Actor{}, err
 	}
-	want, err := hex.DecodeString(stored)
-	if err != nil || !hmac.Equal(h, want) {
+	t := row.t
+	if row.hash == nil || !hmac.Equal(h, row.hash) {
 		return authz.Actor{}, bad
 	}
-	now := s.now()
 	if t.Expired(now) {
 		return authz.Actor{}, errs.Unauthorizedf("Service token has expired")
 	}
-	rules, err := authz.ServiceTokenRules(t.Scopes, slices.Contains(t.Permissions, PermRead), slices.Contains(t.Permissions, PermWrite))
-	if err != nil {
-		return authz.Actor{}, errs.Internalf(err, "stored service token %s has bad scopes", t.ID)
+	if row.err != nil {
+		return authz.Actor{}, errs.Internalf(row.err, "stored service token %s has bad scopes", t.ID)
 	}
-	// lastUsed is advisory: written at most once a minute, not per request.
-	if t.LastUsed == nil || now.Sub(*t.LastUsed) > time.Minute {
-		if err := s.store.TouchServiceToken(ctx, t.ID, now.UTC().Truncate(time.Microsecond)); err != nil {
-			return authz.Actor{}, err
-		}
-	}
+	// The last use is written with the access tokens' (LastUse), not here.
+	s.svc.LastUse.noteService(t.ID, now)
 	return authz.Actor{Kind: authz.ActorServiceToken, ID: t.ID, OrgID: t.OrgID, Name: t.Name, TokenID: t.ID,
 		AuthMethod: "service-token", IP: ip, UserAgent: userAgent,
-		Service: &authz.ServiceScope{ProjectID: t.ProjectID, Rules: rules, Scopes: t.Scopes}}, nil
+		Service: &authz.ServiceScope{ProjectID: t.ProjectID, Rules: row.rules, Scopes: t.Scopes}}, nil
 }

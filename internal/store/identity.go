@@ -201,9 +201,23 @@ func (db *DB) ConsumeAccessTokenUse(ctx context.Context, id string) (bool, error
 // NoteAccessTokensUsed records the last use of access tokens (a later one
 // already recorded stays), in transactions of at most 500 tokens that change
 // nothing a cache holds: on PostgreSQL one statement each (the ids and times
-// as two arrays), on SQLite one local UPDATE per token.
+// as two arrays), on SQLite one local UPDATE per token. Unknown tokens are
+// skipped.
 func (db *DB) NoteAccessTokensUsed(ctx context.Context, used map[string]time.Time) error {
+	return db.noteLastUse(ctx, "identity_access_tokens", "last_used_at", used)
+}
+
+// NoteServiceTokensUsed records the last use of service tokens as
+// NoteAccessTokensUsed does for access tokens.
+func (db *DB) NoteServiceTokensUsed(ctx context.Context, used map[string]time.Time) error {
+	return db.noteLastUse(ctx, "service_tokens", "last_used", used)
+}
+
+// noteLastUse sets column col of table's rows (by id) to the times in used
+// where it is unset or earlier. table and col are the callers' constants.
+func (db *DB) noteLastUse(ctx context.Context, table, col string, used map[string]time.Time) error {
 	ids := slices.Sorted(maps.Keys(used)) // one lock order for concurrent nodes
+	what := "note last use of " + table
 	for chunk := range slices.Chunk(ids, 500) {
 		err := db.transactQuiet(ctx, func(tx *Tx) error {
 			if db.dialect == Postgres {
@@ -211,16 +225,16 @@ func (db *DB) NoteAccessTokensUsed(ctx context.Context, used map[string]time.Tim
 				for i, id := range chunk {
 					ats[i] = used[id].UnixMicro() // as ts() writes a time
 				}
-				_, err := tx.exec(ctx, `UPDATE identity_access_tokens t SET last_used_at = u.at
+				_, err := tx.exec(ctx, `UPDATE `+table+` t SET `+col+` = u.at
 					FROM unnest(?::text[], ?::bigint[]) AS u(id, at)
-					WHERE t.id = u.id AND (t.last_used_at IS NULL OR t.last_used_at < u.at)`, chunk, ats)
-				return dbErr(err, "NoteAccessTokensUsed")
+					WHERE t.id = u.id AND (t.`+col+` IS NULL OR t.`+col+` < u.at)`, chunk, ats)
+				return dbErr(err, what)
 			}
 			for _, id := range chunk {
 				at := ts(used[id])
-				if _, err := tx.exec(ctx, `UPDATE identity_access_tokens SET last_used_at = ?
-					WHERE id = ? AND (last_used_at IS NULL OR last_used_at < ?)`, at, id, at); err != nil {
-					return dbErr(err, "NoteAccessTokensUsed")
+				if _, err := tx.exec(ctx, `UPDATE `+table+` SET `+col+` = ?
+					WHERE id = ? AND (`+col+` IS NULL OR `+col+` < ?)`, at, id, at); err != nil {
+					return dbErr(err, what)
 				}
 			}
 			return nil

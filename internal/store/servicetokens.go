@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"time"
 
 	"github.com/lockbox-dev/lockbox/internal/audit"
 	"github.com/lockbox-dev/lockbox/internal/authz"
@@ -109,10 +108,4 @@ func (db *DB) DeleteServiceToken(ctx context.Context, id string, ev audit.Event)
 		}
 		return tx.insertAudit(ctx, ev)
 	})
-}
-
-// TouchServiceToken records a token's last use.
-func (db *DB) TouchServiceToken(ctx context.Context, id string, now time.Time) error {
-	_, err := db.execQuiet(ctx, `UPDATE service_tokens SET last_used = ? WHERE id = ?`, ts(now), id)
-	return dbErr(err, "TouchServiceToken")
 }
