@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
@@ -263,12 +264,20 @@ func TestServiceTokenLastUseIsWrittenByTheFlush(t *testing.T) {
 		if got := lastUsed(); got != nil {
 			t.Fatalf("the request wrote the last use (%s) instead of the flush", *got)
 		}
+		failed, cancel := context.WithCancel(t.Context())
+		cancel()
+		if err := e.App.TokenUse.Flush(failed); err == nil {
+			t.Fatal("a Flush with a cancelled context wrote")
+		}
+		if got := lastUsed(); got != nil {
+			t.Fatalf("the failed Flush wrote %s", *got)
+		}
 		if err := e.App.TokenUse.Flush(t.Context()); err != nil {
 			t.Fatal(err)
 		}
 		got := lastUsed()
 		if got == nil {
-			t.Fatal("the flush wrote no last use")
+			t.Fatal("the flush wrote no last use (or the failed one lost it)")
 		}
 		at, err := time.Parse(time.RFC3339, *got)
 		if err != nil || at.Before(used.Add(-time.Second)) || at.After(time.Now().Add(time.Second)) {
@@ -291,6 +300,9 @@ func TestCachedServiceTokenEndsOnEveryNode(t *testing.T) {
 
 		st := createServiceToken(t, a, p.ID, nil, []string{"read"}, [2]string{"dev", "/"})
 		b.Must(t, 200, "GET", q, st.ServiceToken, nil)
+		if n := b.App.ServiceTokens.Cached(); n != 1 {
+			t.Fatalf("node b caches %d service tokens after using one", n)
+		}
 		cached(t, b, func() { b.Must(t, 200, "GET", q, st.ServiceToken, nil) })
 		a.Must(t, 200, "DELETE", "/api/v2/service-token/"+st.ServiceTokenData.ID, a.Token, nil)
 		if r := b.Do(t, "GET", q, st.ServiceToken, nil); r.Status != 401 {

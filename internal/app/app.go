@@ -106,9 +106,11 @@ type App struct {
 	Events *store.EventFeed
 	// Cache is the node's cache generation (package cache).
 	Cache *cache.Gen
-	// TokenUse records the last use of access tokens; run it with Run(ctx)
-	// for the life of the node (tests call Flush).
+	// TokenUse records the last use of access tokens and service tokens;
+	// run it with Run(ctx) for the life of the node (tests call Flush).
 	TokenUse *identity.LastUse
+	// ServiceTokens authenticates service tokens (tests read what it caches).
+	ServiceTokens *identity.ServiceTokens
 	// Groups is the organization's group service; sign-in code maps an
 	// identity provider's groups claim with Groups.SyncUserGroups.
 	Groups *org.Groups
@@ -239,7 +241,8 @@ func New(db *store.DB, kr *keyring.Keyring, o Options) *App {
 	}
 	return &App{Server: srv, Worker: dynamic.NewWorker(dyn, o.Logger), Rotations: rotation.NewWorker(rots, o.Logger),
 		PKIAlerts:       pki.NewAlertWorker(pkis, alertMailer, o.Logger),
-		RotationService: rots, Events: feed, Cache: gen, Groups: svc.Groups, TokenUse: idsvc.LastUse}
+		RotationService: rots, Events: feed, Cache: gen, Groups: svc.Groups, TokenUse: idsvc.LastUse,
+		ServiceTokens: idsvc.ServiceTokens}
 }
 
 // leaseMetrics exposes the lease engine to Prometheus.

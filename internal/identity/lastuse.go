@@ -18,8 +18,8 @@ type LastUseStore interface {
 }
 
 // LastUseEvery is how often a node writes the last use of the access
-// tokens its requests were authenticated with: a token's last use, as
-// listings show it, is at most this much behind.
+// tokens and service tokens its requests were authenticated with: a
+// token's last use, as listings show it, is at most this much behind.
 const LastUseEvery = 30 * time.Second
 
 // maxPendingUses bounds the tokens one node remembers between two writes
@@ -123,12 +123,12 @@ func (l *LastUse) Run(ctx context.Context) {
 			fctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
 			if err := l.Flush(fctx); err != nil {
-				l.log.Warn("record access tokens' last use at shutdown", "err", err.Error())
+				l.log.Warn("record tokens' last use at shutdown", "err", err.Error())
 			}
 			return
 		case <-tick.C:
 			if err := l.Flush(ctx); err != nil && ctx.Err() == nil {
-				l.log.Warn("record access tokens' last use", "err", err.Error())
+				l.log.Warn("record tokens' last use", "err", err.Error())
 			}
 		}
 	}

@@ -96,8 +96,9 @@ type Service struct {
 	UserLockout LockoutPolicy
 	// ServiceTokens authenticates "st." bearer tokens; nil refuses them.
 	ServiceTokens *ServiceTokens
-	// LastUse records the last use of the access tokens requests are
-	// authenticated with; run it with Run(ctx) for the life of the node.
+	// LastUse records the last use of the access tokens and service tokens
+	// requests are authenticated with; run it with Run(ctx) for the life of
+	// the node.
 	LastUse *LastUse
 
 	once   sync.Once
@@ -123,7 +124,8 @@ type sessionRow struct {
 	u User
 }
 
-// MaxCachedTokens bounds the access tokens and sessions a node keeps in memory.
+// MaxCachedTokens bounds the access tokens, the sessions and the service
+// tokens a node keeps in memory (each).
 const MaxCachedTokens = 100_000
 
 // SetCache keeps token and session rows in memory in generation g, so that a

@@ -89,7 +89,7 @@ type ServiceTokens struct {
 // serviceTokenRow is a stored service token as Authenticate uses it.
 type serviceTokenRow struct {
 	t     ServiceToken
-	hash  []byte // the secret's keyed hash; nil if the stored one is not hex
+	hash  []byte // the secret's keyed hash; nil if the stored one is not hex (no secret matches)
 	rules []authz.Rule
 	err   error // the rules' error: a stored token with bad scopes
 }
@@ -98,6 +98,14 @@ type serviceTokenRow struct {
 // with a known token reads nothing; deleting one moves the generation.
 func (s *ServiceTokens) SetCache(g *cache.Gen) {
 	s.rows = cache.NewMap[string, serviceTokenRow](g, MaxCachedTokens)
+}
+
+// Cached reports how many service tokens the cache holds (tests).
+func (s *ServiceTokens) Cached() int {
+	if s.rows == nil {
+		return 0
+	}
+	return s.rows.Len()
 }
 
 // NewServiceTokens returns the service-token service; svc holds the keyring.
@@ -325,7 +333,9 @@ func (s *ServiceTokens) Authenticate(ctx context.Context, tok, ip, userAgent str
 			return serviceTokenRow{}, time.Time{}, err
 		}
 		r := serviceTokenRow{t: t}
-		r.hash, _ = hex.DecodeString(stored)
+		if h, err := hex.DecodeString(stored); err == nil {
+			r.hash = h
+		}
 		r.rules, r.err = authz.ServiceTokenRules(t.Scopes, slices.Contains(t.Permissions, PermRead), slices.Contains(t.Permissions, PermWrite))
 		var until time.Time
 		if t.ExpiresAt != nil {
