@@ -74,10 +74,11 @@ func (db *DB) insertAuditGroup(ctx context.Context, batch []*auditWaiter) error 
 	return db.transactQuiet(ctx, func(tx *Tx) error { return tx.insertAuditRows(ctx, rows) })
 }
 
-// auditWriters is how many groups of audit events commit at once.
-func auditWriters(d Dialect) int {
-	if d == Postgres {
-		return 4
-	}
-	return 1
-}
+// auditWriters is how many groups of audit events (and of platform-method
+// logins) commit at once: one, on both engines. On PostgreSQL, four side by
+// side made more and smaller commits, each a WAL flush: on two cores with
+// the database beside the server, one writer served 20-50 % more audited
+// reads and 40-60 % more JWT logins (BENCHMARKS.md, "Read path, fourth
+// session"). Under load a group grows to what queued while the last one
+// committed, so one writer keeps up by committing bigger groups.
+func auditWriters(Dialect) int { return 1 }

@@ -148,10 +148,9 @@ func Open(ctx context.Context, o Options) (*DB, error) {
 			return nil, err
 		}
 	}
-	// PostgreSQL commits audit groups and platform-method logins side by side
-	// (its own group commit flushes them together); Universal Auth logins
-	// commit one group at a time, in arrival order (use limits), on both
-	// engines.
+	// Audit events, Universal Auth logins and platform-method logins each
+	// commit one group at a time (auditWriters); Universal Auth logins must
+	// (arrival order decides use limits).
 	db.audit.start(auditWriters(db.dialect), maxAuditBatch(db.dialect), db.writeAuditBatch, failAudit)
 	db.logins.start(1, maxLoginGroup, db.commitLogins, failLogin)
 	db.methodLogins.start(auditWriters(db.dialect), maxLoginGroup, db.writeMethodLogins, failMethodLogin)
