@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"slices"
 	"strings"
@@ -57,16 +58,70 @@ func (tx *Tx) insertAudits(ctx context.Context, evs ...audit.Event) error {
 // maxPGAuditBatch bounds the rows of one PostgreSQL audit INSERT.
 const maxPGAuditBatch = 200
 
-// auditInsertSQL is the INSERT of n audit rows (1 <= n <= maxPGAuditBatch),
-// each text built the first time it is used.
-func auditInsertSQL(n int) string { return auditInsertTexts[n]() }
+// auditInsertSQL is the INSERT of n rows of auditRow: SQLite's, prepared at
+// Open (sqliteInsertAudits).
+func auditInsertSQL(n int) string {
+	return auditInsert + strings.TrimSuffix(strings.Repeat(auditRow+", ", n), ", ")
+}
 
-var auditInsertTexts = func() (q [maxPGAuditBatch + 1]func() string) {
+// pgAuditRow is one row of PostgreSQL's audit INSERT: auditRow's values
+// without the organization subquery (pgAuditArgs resolves the organization
+// first). PostgreSQL plans a subquery per row on each execution: for a
+// revocation batch's 200 rows that was half the batch's record.
+const pgAuditRow = `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+
+// pgAuditInsertSQL is PostgreSQL's INSERT of n rows of pgAuditArgs values
+// (1 <= n <= maxPGAuditBatch), each text built the first time it is used.
+func pgAuditInsertSQL(n int) string { return pgAuditInsertTexts[n]() }
+
+var pgAuditInsertTexts = func() (q [maxPGAuditBatch + 1]func() string) {
 	for n := 1; n <= maxPGAuditBatch; n++ {
-		q[n] = sync.OnceValue(func() string { return auditInsert + strings.TrimSuffix(strings.Repeat(auditRow+", ", n), ", ") })
+		q[n] = sync.OnceValue(func() string { return auditInsert + strings.TrimSuffix(strings.Repeat(pgAuditRow+", ", n), ", ") })
 	}
 	return q
 }()
+
+// pgAuditArgs flattens rows of auditArgs values for pgAuditInsertSQL: each
+// row without the project id auditRow's subquery reads, an empty
+// organization replaced by the project's (read with query, one statement
+// for all such rows; ” when there is no project, as auditRow gives). The
+// rows themselves are left as they are (a failed group is tried again).
+func pgAuditArgs(ctx context.Context, query func(ctx context.Context, q string, args ...any) (*sql.Rows, error), rows [][]any) ([]any, error) {
+	var projects []string
+	for _, r := range rows {
+		if p, ok := r[2].(string); ok && r[1] == "" && !slices.Contains(projects, p) {
+			projects = append(projects, p)
+		}
+	}
+	orgs := map[string]string{}
+	if len(projects) > 0 {
+		rs, err := query(ctx, `SELECT id, org_id FROM projects WHERE id = ANY(?::text[])`, projects)
+		if err != nil {
+			return nil, dbErr(err, "audit event's organization")
+		}
+		defer rs.Close()
+		for rs.Next() {
+			var id, org string
+			if err := rs.Scan(&id, &org); err != nil {
+				return nil, dbErr(err, "audit event's organization")
+			}
+			orgs[id] = org
+		}
+		if err := rs.Err(); err != nil {
+			return nil, dbErr(err, "audit event's organization")
+		}
+	}
+	out := make([]any, 0, len(rows)*(auditCols-1))
+	for _, r := range rows {
+		org := r[1]
+		if p, ok := r[2].(string); ok && org == "" {
+			org = orgs[p]
+		}
+		out = append(out, r[0], org)
+		out = append(out, r[3:]...)
+	}
+	return out, nil
+}
 
 // stampAuditRows sets the time of each row of auditArgs values.
 func stampAuditRows(rows [][]any, now time.Time) {
@@ -90,8 +145,9 @@ var sqliteInsertAudits = func() map[int]string {
 
 // insertAuditRows inserts rows of auditArgs values, each stamped with the
 // transaction's time. PostgreSQL gets multi-row INSERTs of up to maxPGAuditBatch rows
-// (one round trip for most batches; pgx prepares each size once per
-// connection). SQLite runs statements prepared at Open, the largest of
+// (pgAuditInsertSQL, organizations resolved first)
+// (one round trip for most batches, two when an event names no
+// organization; pgx prepares each size once per connection). SQLite runs statements prepared at Open, the largest of
 // sqliteAuditChunks that fits the rows left each time (7 rows: 4, 2, 1):
 // compiling a multi-row statement for each size would cost more than it
 // saves, and one statement of 4 rows costs less than 4 of one.
@@ -120,7 +176,11 @@ func (tx *Tx) insertAuditRows(ctx context.Context, rows [][]any) error {
 		return nil
 	}
 	for chunk := range slices.Chunk(rows, maxPGAuditBatch) {
-		if _, err := tx.exec(ctx, auditInsertSQL(len(chunk)), slices.Concat(chunk...)...); err != nil {
+		args, err := pgAuditArgs(ctx, tx.query, chunk)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.exec(ctx, pgAuditInsertSQL(len(chunk)), args...); err != nil {
 			return dbErr(err, "insert audit event")
 		}
 	}

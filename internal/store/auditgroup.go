@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"slices"
 	"time"
 
 	"github.com/lockbox-dev/lockbox/internal/audit"
@@ -68,7 +67,11 @@ func (db *DB) insertAuditGroup(ctx context.Context, batch []*auditWaiter) error 
 	}
 	if db.dialect == Postgres {
 		stampAuditRows(rows, db.Now())
-		_, err := db.execQuiet(ctx, auditInsertSQL(len(rows)), slices.Concat(rows...)...)
+		args, err := pgAuditArgs(ctx, db.readq, rows)
+		if err != nil {
+			return err
+		}
+		_, err = db.execQuiet(ctx, pgAuditInsertSQL(len(rows)), args...)
 		return dbErr(err, "insert audit event")
 	}
 	return db.transactQuiet(ctx, func(tx *Tx) error { return tx.insertAuditRows(ctx, rows) })

@@ -172,3 +172,8 @@ func (db *DB) ExecRaw(ctx context.Context, q string) error {
 	_, err := db.execQuiet(ctx, q)
 	return err
 }
+
+// InsertAuditsInTx appends evs inside a write transaction, as changes do.
+func (db *DB) InsertAuditsInTx(ctx context.Context, evs ...audit.Event) error {
+	return db.Transact(ctx, func(tx *Tx) error { return tx.insertAudits(ctx, evs...) })
+}
