@@ -84,8 +84,9 @@ var pgAuditInsertTexts = func() (q [maxPGAuditBatch + 1]func() string) {
 // pgAuditArgs flattens rows of auditArgs values for pgAuditInsertSQL: each
 // row without the project id auditRow's subquery reads, an empty
 // organization replaced by the project's (read with query, one statement
-// for all such rows; ” when there is no project, as auditRow gives). The
-// rows themselves are left as they are (a failed group is tried again).
+// for all such rows; an empty string when there is no project, as auditRow
+// gives). The rows themselves are left as they are (a failed group is tried
+// again).
 func pgAuditArgs(ctx context.Context, query func(ctx context.Context, q string, args ...any) (*sql.Rows, error), rows [][]any) ([]any, error) {
 	var projects []string
 	for _, r := range rows {
@@ -144,10 +145,10 @@ var sqliteInsertAudits = func() map[int]string {
 }()
 
 // insertAuditRows inserts rows of auditArgs values, each stamped with the
-// transaction's time. PostgreSQL gets multi-row INSERTs of up to maxPGAuditBatch rows
-// (pgAuditInsertSQL, organizations resolved first)
-// (one round trip for most batches, two when an event names no
-// organization; pgx prepares each size once per connection). SQLite runs statements prepared at Open, the largest of
+// transaction's time. PostgreSQL gets multi-row INSERTs of up to
+// maxPGAuditBatch rows (pgAuditInsertSQL: one round trip for most batches,
+// two when an event names no organization; pgx prepares each size once per
+// connection). SQLite runs statements prepared at Open, the largest of
 // sqliteAuditChunks that fits the rows left each time (7 rows: 4, 2, 1):
 // compiling a multi-row statement for each size would cost more than it
 // saves, and one statement of 4 rows costs less than 4 of one.

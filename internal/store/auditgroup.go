@@ -58,8 +58,9 @@ func (db *DB) writeAuditBatch(ctx context.Context, batch []*auditWaiter) {
 // insertAuditGroup commits the events of batch, each with the values its
 // caller made (auditWaiter.args) and one time. On PostgreSQL that is one
 // multi-row INSERT committed on its own: one round trip (a batch is at most
-// maxPGAuditBatch rows). On SQLite it is a transaction of statements
-// prepared at Open (insertAuditRows).
+// maxPGAuditBatch rows), after one read of the organizations of any events
+// that name none (pgAuditArgs; reads name theirs). On SQLite it is a
+// transaction of statements prepared at Open (insertAuditRows).
 func (db *DB) insertAuditGroup(ctx context.Context, batch []*auditWaiter) error {
 	rows := make([][]any, len(batch))
 	for i, w := range batch {
@@ -84,4 +85,4 @@ func (db *DB) insertAuditGroup(ctx context.Context, batch []*auditWaiter) error 
 // reads and 40-60 % more JWT logins (BENCHMARKS.md, "Read path, fourth
 // session"). Under load a group grows to what queued while the last one
 // committed, so one writer keeps up by committing bigger groups.
-func auditWriters(Dialect) int { return 1 }
+const auditWriters = 1

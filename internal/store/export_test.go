@@ -69,7 +69,7 @@ func (db *DB) AuditCommits() int64 { return db.audit.commits.Load() }
 func (db *DB) AuditQueue() (queued, writing int, closed bool) { return db.audit.state() }
 
 // AuditWriters is how many audit groups commit at once.
-func (db *DB) AuditWriters() int { return auditWriters(db.dialect) }
+func (db *DB) AuditWriters() int { return auditWriters }
 
 // WriterPragma reads a PRAGMA on SQLite's writer connection.
 func (db *DB) WriterPragma(ctx context.Context, name string) (string, error) {

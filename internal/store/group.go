@@ -52,10 +52,11 @@ type groupCall[R any] struct {
 }
 
 // start runs writers goroutines until close, each taking the next group as
-// soon as it is free: one for SQLite's single writer and for anything that
-// must commit in arrival order, more where the database commits groups in
-// parallel. write sets each request's outcome; fail sets one when write
-// panicked or the committer is closed.
+// soon as it is free (every committer runs one today: SQLite has a single
+// writer, logins commit in arrival order, and on PostgreSQL one writer's
+// bigger groups beat several writers' smaller ones: auditWriters). write
+// sets each request's outcome; fail sets one when write panicked or the
+// committer is closed.
 func (c *committer[R]) start(writers, max int, write func(context.Context, []*R), fail func(*R, error)) {
 	c.max, c.write, c.fail = max, write, fail
 	c.wake.L = &c.mu

@@ -151,9 +151,9 @@ func Open(ctx context.Context, o Options) (*DB, error) {
 	// Audit events, Universal Auth logins and platform-method logins each
 	// commit one group at a time (auditWriters); Universal Auth logins must
 	// (arrival order decides use limits).
-	db.audit.start(auditWriters(db.dialect), maxAuditBatch(db.dialect), db.writeAuditBatch, failAudit)
+	db.audit.start(auditWriters, maxAuditBatch(db.dialect), db.writeAuditBatch, failAudit)
 	db.logins.start(1, maxLoginGroup, db.commitLogins, failLogin)
-	db.methodLogins.start(auditWriters(db.dialect), maxLoginGroup, db.writeMethodLogins, failMethodLogin)
+	db.methodLogins.start(auditWriters, maxLoginGroup, db.writeMethodLogins, failMethodLogin)
 	if db.dialect == SQLite {
 		// SQLite creates -wal and -shm with the main file's mode, so they are
 		// 0600 when it is. Narrow any left wider (say, by an older version);
