@@ -349,13 +349,7 @@ func (s *Server) authed(h func(http.ResponseWriter, *http.Request) error) http.H
 		if err != nil {
 			return err
 		}
-		// Caches answer this request only once the database's change
-		// counter has been read: nothing committed before now is missed.
-		if ctx, err := s.cache.Begin(r.Context()); err == nil {
-			r = r.WithContext(ctx)
-		} else {
-			s.log.DebugContext(r.Context(), "cache epoch unreadable; request served uncached", "err", err.Error())
-		}
+		r = s.synced(r)
 		actor, err := s.auth.Authenticate(r.Context(), tok, clientIP(r), r.UserAgent())
 		if err != nil {
 			return err
@@ -368,6 +362,18 @@ func (s *Server) authed(h func(http.ResponseWriter, *http.Request) error) http.H
 		}
 		return err
 	})
+}
+
+// synced returns r with a context the caches may answer: the database's
+// change counter has been read, so nothing committed before now is missed.
+// If it cannot be read, r is served uncached.
+func (s *Server) synced(r *http.Request) *http.Request {
+	ctx, err := s.cache.Begin(r.Context())
+	if err != nil {
+		s.log.DebugContext(r.Context(), "cache epoch unreadable; request served uncached", "err", err.Error())
+		return r
+	}
+	return r.WithContext(ctx)
 }
 
 // actorFrom returns the authenticated actor; only handlers behind authed call it.

@@ -48,9 +48,12 @@ func (s *Server) sshRoutes(m *routeMux) {
 	m.Handle("DELETE "+group+"/{sshHostGroupId}/hosts/{hostId}", s.authed(s.sshGroupRemoveHost))
 
 	// Revocation (lockbox's: Infisical has none for SSH) and the KRL that
-	// sshd's RevokedKeys reads, public like the CA's public key.
+	// sshd's RevokedKeys reads, public like the CA's public key. Not behind
+	// the per-address limit: a fleet behind one address polls it, and a
+	// poller refused would keep serving sshd a stale list; a KRL is built
+	// once per change (sshca.Service.KRL).
 	m.Handle("POST /api/v1/ssh/certificates/{certificateId}/revoke", s.authed(s.sshRevoke))
-	m.Handle("GET "+ca+"/{sshCaId}/krl", s.limited(s.handle(s.sshKRL)))
+	m.Handle("GET "+ca+"/{sshCaId}/krl", s.handle(s.sshKRL))
 
 	// A project's default CAs, as Infisical serves them.
 	m.HandleSub(s.projectLists, "GET /api/v1/projects/{projectId}/ssh-config", s.sshConfigGet)
@@ -794,7 +797,7 @@ func (s *Server) sshRevoke(w http.ResponseWriter, r *http.Request) error {
 
 // sshKRL serves a CA's KRL in OpenSSH's binary format, for sshd's RevokedKeys.
 func (s *Server) sshKRL(w http.ResponseWriter, r *http.Request) error {
-	b, err := s.svc.SSH.KRL(r.Context(), r.PathValue("sshCaId"))
+	b, err := s.svc.SSH.KRL(s.synced(r).Context(), r.PathValue("sshCaId"))
 	if err != nil {
 		return err
 	}

@@ -345,16 +345,28 @@ func TestSSHRevocation(t *testing.T) {
 				t.Fatalf("a new certificate is %s", c.Status)
 			}
 		}
-		krl := func() []byte {
-			r := e.Must(t, 200, "GET", "/api/v1/ssh/ca/"+ca.ID+"/krl", "", nil)
+		krlFrom := func(n *apptest.Env) []byte {
+			r := n.Must(t, 200, "GET", "/api/v1/ssh/ca/"+ca.ID+"/krl", "", nil)
 			if ct := r.Header.Get("Content-Type"); ct != "application/octet-stream" {
 				t.Fatalf("KRL content type %q", ct)
 			}
 			return r.Body
 		}
+		krl := func() []byte { return krlFrom(e) }
 		if s := parseKRLSerials(t, krl()); len(s) != 0 {
 			t.Fatalf("a KRL before any revocation: %v", s)
 		}
+		// A fleet behind one address polls the KRL: no per-address limit
+		// (the other node has the default login limit, 60 a minute); it
+		// serves the KRL from its cache until a revocation anywhere.
+		other := apptest.Start(t, d, apptest.Options{Share: e, AuthRateLimit: 60})
+		for range 100 {
+			krlFrom(other)
+		}
+		if len(parseKRLSerials(t, krlFrom(other))) != 0 {
+			t.Fatal("a KRL before any revocation lists serials")
+		}
+		cached(t, other, func() { krlFrom(other) })
 
 		// Who may revoke: not a viewer, not a member (no delete on
 		// ssh-certificates), not another project; an admin may.
@@ -388,6 +400,9 @@ func TestSSHRevocation(t *testing.T) {
 		serials := parseKRLSerials(t, krl())
 		if len(serials) != 2 || !serials[s1] || !serials[s2] || serials[s3] {
 			t.Fatalf("KRL serials %v (revoked %s %s, not %s)", serials, s1, s2, s3)
+		}
+		if got := parseKRLSerials(t, krlFrom(other)); len(got) != 2 || !got[s1] || !got[s2] {
+			t.Fatalf("the other node's next KRL lists %v after two revocations", got)
 		}
 		e.Must(t, 200, "GET", "/api/v1/projects/"+a.ID+"/ssh-certificates", e.Token, nil).Decode(t, &certs)
 		revoked := 0

@@ -4,12 +4,14 @@ import (
 	"context"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 	"golang.org/x/crypto/ssh"
 
 	"github.com/lockbox-dev/lockbox/internal/audit"
 	"github.com/lockbox-dev/lockbox/internal/authz"
+	"github.com/lockbox-dev/lockbox/internal/cache"
 	"github.com/lockbox-dev/lockbox/internal/errs"
 )
 
@@ -87,12 +89,29 @@ func (s *Service) Revoke(ctx context.Context, actor authz.Actor, ref, caID strin
 	return c, err
 }
 
+// KRLRefresh is how long a node serves a CA's KRL from memory while nothing
+// is revoked: the KRL's generation date, and the certificates that expired
+// meanwhile (still listed, harmlessly), are at most this old.
+const KRLRefresh = time.Minute
+
 // KRL returns a CA's key revocation list in OpenSSH's format, to anyone (as
 // the CA's public key is): the serials of its revoked certificates that
 // have not expired. Its version is the time of the last revocation, in
-// microseconds, so that it grows with every change.
+// microseconds, so that it grows with every change. It is built once per
+// cache generation and KRLRefresh (SetCache): the route is public and
+// polled by every host, and a revocation on any node moves the
+// generation. The bytes are shared: callers must not change them.
 func (s *Service) KRL(ctx context.Context, caID string) ([]byte, error) {
-	ca, err := s.ca(ctx, strings.TrimSpace(caID))
+	caID = strings.TrimSpace(caID)
+	now := s.now().UTC()
+	return cache.Load(ctx, s.krls, caID, now, func(ctx context.Context) ([]byte, time.Time, error) {
+		b, err := s.buildKRL(ctx, caID, now)
+		return b, now.Add(KRLRefresh), err
+	})
+}
+
+func (s *Service) buildKRL(ctx context.Context, caID string, now time.Time) ([]byte, error) {
+	ca, err := s.ca(ctx, caID)
 	if err != nil {
 		return nil, err
 	}
@@ -100,7 +119,6 @@ func (s *Service) KRL(ctx context.Context, caID string) ([]byte, error) {
 	if err != nil {
 		return nil, errs.Internalf(err, "SSH CA %s public key", ca.ID)
 	}
-	now := s.now().UTC()
 	revoked, last, err := s.store.RevokedSSHSerials(ctx, ca.ID, now)
 	if err != nil {
 		return nil, err

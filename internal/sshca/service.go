@@ -177,6 +177,10 @@ type Service struct {
 	// used from memory afterwards.
 	signers   *cache.Map[string, *caSigner]
 	templates *cache.Map[string, Template]
+	// KRLs by CA id, each for at most KRLRefresh: a revocation moves the
+	// generation, and the KRL's own date and what expired meanwhile are at
+	// most that old.
+	krls *cache.Map[string, []byte]
 }
 
 // caSigner is a CA and, if it is active, its opened private key.
@@ -188,11 +192,12 @@ type caSigner struct {
 // MaxCached bounds the CAs, and separately the templates, a node keeps in memory.
 const MaxCached = 10_000
 
-// SetCache keeps CAs (with their opened keys) and templates in memory in
-// generation g (docs/architecture.md).
+// SetCache keeps CAs (with their opened keys), templates and KRLs in memory
+// in generation g (docs/architecture.md).
 func (s *Service) SetCache(g *cache.Gen) {
 	s.signers = cache.NewMap[string, *caSigner](g, MaxCached)
 	s.templates = cache.NewMap[string, Template](g, MaxCached)
+	s.krls = cache.NewMap[string, []byte](g, MaxCached)
 }
 
 // NewService returns the SSH CA service; now nil means time.Now.

@@ -449,9 +449,10 @@ func (db *DB) SSHCertsBySerial(ctx context.Context, serial string) ([]sshca.Cert
 }
 
 // RevokeSSHCert marks a certificate record revoked with ev; errs.Conflict
-// if it already is. No cache holds records: the KRL is read from the table.
+// if it already is. It moves the cache generation: KRLs are cached
+// (sshca.Service.KRL).
 func (db *DB) RevokeSSHCert(ctx context.Context, id string, at time.Time, ev audit.Event) error {
-	return db.transactQuiet(ctx, func(tx *Tx) error {
+	return db.Transact(ctx, func(tx *Tx) error {
 		res, err := tx.exec(ctx, `UPDATE ssh_certificates SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL`, ts(at), id)
 		if err != nil {
 			return dbErr(err, "RevokeSSHCert")
