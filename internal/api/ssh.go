@@ -50,8 +50,9 @@ func (s *Server) sshRoutes(m *routeMux) {
 	// Revocation (lockbox's: Infisical has none for SSH) and the KRL that
 	// sshd's RevokedKeys reads, public like the CA's public key. Not behind
 	// the per-address limit: a fleet behind one address polls it, and a
-	// poller refused would keep serving sshd a stale list; a KRL is built
-	// once per change (sshca.Service.KRL).
+	// poller refused would keep serving sshd a stale list; each node builds
+	// a CA's KRL once per cache generation and at least every minute
+	// (sshca.Service.KRL).
 	m.Handle("POST /api/v1/ssh/certificates/{certificateId}/revoke", s.authed(s.sshRevoke))
 	m.Handle("GET "+ca+"/{sshCaId}/krl", s.handle(s.sshKRL))
 

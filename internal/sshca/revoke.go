@@ -98,9 +98,10 @@ const KRLRefresh = time.Minute
 // the CA's public key is): the serials of its revoked certificates that
 // have not expired. Its version is the time of the last revocation, in
 // microseconds, so that it grows with every change. It is built once per
-// cache generation and KRLRefresh (SetCache): the route is public and
-// polled by every host, and a revocation on any node moves the
-// generation. The bytes are shared: callers must not change them.
+// cache generation and at least every KRLRefresh (SetCache): the route is
+// public and polled by every host; a revocation on any node, like any
+// non-quiet write, moves the generation. The bytes are shared: callers
+// must not change them.
 func (s *Service) KRL(ctx context.Context, caID string) ([]byte, error) {
 	caID = strings.TrimSpace(caID)
 	now := s.now().UTC()
