@@ -111,11 +111,16 @@ func (rs *Roles) List(ctx context.Context, actor authz.Actor) ([]Role, error) {
 	if _, _, err := perms(ctx, rs.authz, actor, "", authz.ActRead, authz.SubRole); err != nil {
 		return nil, err
 	}
-	custom, err := rs.store.OrgRoles(ctx, actor.OrgID)
+	return rs.all(ctx, actor.OrgID)
+}
+
+// all is the organization's built-in and custom roles, with no check.
+func (rs *Roles) all(ctx context.Context, orgID string) ([]Role, error) {
+	custom, err := rs.store.OrgRoles(ctx, orgID)
 	if err != nil {
 		return nil, err
 	}
-	return append(BuiltinRoles(actor.OrgID), custom...), nil
+	return append(BuiltinRoles(orgID), custom...), nil
 }
 
 // Grantable lists the roles the actor may give a member, an identity or a
@@ -127,7 +132,7 @@ func (rs *Roles) Grantable(ctx context.Context, actor authz.Actor) ([]Role, erro
 	if err != nil {
 		return nil, err
 	}
-	all, err := rs.List(ctx, actor)
+	all, err := rs.all(ctx, actor.OrgID) // read permission was checked just above
 	if err != nil {
 		return nil, err
 	}
