@@ -94,8 +94,9 @@ func pgAuditArgs(ctx context.Context, query func(ctx context.Context, q string, 
 			projects = append(projects, p)
 		}
 	}
-	orgs := map[string]string{}
+	var orgs map[string]string // read only when an event names no organization
 	if len(projects) > 0 {
+		orgs = make(map[string]string, len(projects))
 		rs, err := query(ctx, `SELECT id, org_id FROM projects WHERE id = ANY(?::text[])`, projects)
 		if err != nil {
 			return nil, dbErr(err, "audit event's organization")
