@@ -156,7 +156,7 @@ GRANT CONNECT ON DATABASE "%s" TO "%s"; GRANT USAGE ON SCHEMA public TO "%s"; GR
 // of one role that holds it. No lease's role may survive the run: it waits
 // until the last one is dropped (the second phase of a revocation, in the
 // background) and reports when that was.
-func runRevokeLag(n, targets, parallel, batch int, grant, engine string) (result, error) {
+func runRevokeLag(n, targets, parallel, batch, burst int, grant, engine string) (result, error) {
 	if targets < 1 || targets > n {
 		return result{}, errors.New("-targets from 1 to -leases")
 	}
@@ -259,7 +259,7 @@ func runRevokeLag(n, targets, parallel, batch int, grant, engine string) (result
 	if _, err := a.raw.ExecContext(ctx, rebind(a.db, `UPDATE dynamic_leases SET expire_at = ?, due_at = ?`), expire.UnixMicro(), expire.UnixMicro()); err != nil {
 		return result{}, err
 	}
-	setWorker(a.app.Worker, parallel, batch)
+	setWorker(a.app.Worker, parallel, batch, burst)
 	wctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() { a.app.Worker.Run(wctx); close(done) }()

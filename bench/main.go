@@ -79,6 +79,7 @@ func run() error {
 	leases := flag.Int("leases", 10000, "lease rows (revoke-lag, startup)")
 	parallel := flag.Int("parallel", 0, "revoke-lag: dynamic secrets the worker revokes at once (0: its default)")
 	batch := flag.Int("batch", 0, "revoke-lag: leases per claim (0: the worker's default)")
+	burst := flag.Int("burst", 0, "revoke-lag: leases per claim while a dynamic secret's backlog lasts (0: the worker's default; -burst equal to -batch: no bursts)")
 	grant := flag.String("grant", "connect", "revoke-lag: connect (each role is granted CONNECT on its database, as the default creation statement does) or group (roles are members of one role per database that holds CONNECT)")
 	targets := flag.Int("targets", 1, "revoke-lag: dynamic secrets the leases are spread over, each on its own database of the local PostgreSQL")
 	secrets := flag.Int("secrets", 1, "client secrets on the identity (login), secrets in the folder (secrets-list, secret-get, ceiling) or in each of the three environments (dashboard)")
@@ -109,7 +110,7 @@ func run() error {
 		}
 		return report(res, *asJSON)
 	case "revoke-lag":
-		res, err := runRevokeLag(*leases, *targets, *parallel, *batch, *grant, *db)
+		res, err := runRevokeLag(*leases, *targets, *parallel, *batch, *burst, *grant, *db)
 		if err != nil {
 			return err
 		}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -267,6 +268,61 @@ func TestWorkerBatchesEndInTheRightStates(t *testing.T) {
 			}
 			if outcomes["revoked"] != len(ok) || outcomes["failed"] < len(down) {
 				t.Fatalf("audited outcomes %v, want %d revoked and at least %d failed", outcomes, len(ok), len(down))
+			}
+		})
+	}
+}
+
+// TestWorkerTakesBiggerBatchesWhileABacklogLasts: twelve leases of one
+// dynamic secret due at once, with batches of 2 and bursts of 5, are
+// claimed 2, 5 and 5 (each batch is recorded in one transaction, so the
+// leases of a batch share their revocation time); a worker without bursts
+// takes six batches of 2. Every role ends unable to log in.
+func TestWorkerTakesBiggerBatchesWhileABacklogLasts(t *testing.T) {
+	for _, d := range storetest.Engines {
+		t.Run(string(d), func(t *testing.T) {
+			t.Parallel()
+			dbs, prefix, admin := pgTargets(t, 1)
+			e := apptest.Bootstrapped(t, d, apptest.Options{NoWorker: true})
+			s := newProject(t, e)
+			s.addPG(t, "burst", "127.0.0.1:5432", dbs[0], prefix)
+			ids := make([]string, 12)
+			users := make([]string, len(ids))
+			for i := range ids {
+				ids[i], users[i] = s.lease(t, "burst", "1s")
+			}
+			waitUntil(t, "every lease due", func() bool { return time.Now().After(s.status(t, ids[len(ids)-1]).DueAt) })
+
+			w := e.App.Worker
+			w.Batch, w.BurstBatch = 2, 5
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan struct{})
+			go func() { w.Run(ctx); close(done) }()
+			defer func() { cancel(); <-done }()
+			waitUntil(t, "every lease revoked", func() bool {
+				for _, id := range ids {
+					if s.status(t, id).Status != dynamic.Revoked {
+						return false
+					}
+				}
+				return true
+			})
+			batches := map[time.Time]int{}
+			for _, id := range ids {
+				batches[s.status(t, id).UpdatedAt]++
+			}
+			var sizes []int
+			for _, n := range batches {
+				sizes = append(sizes, n)
+			}
+			slices.Sort(sizes)
+			if !slices.Equal(sizes, []int{2, 5, 5}) {
+				t.Errorf("batches of %v, want 2, 5 and 5", sizes)
+			}
+			for _, u := range users {
+				if canLogin(t, admin, u) {
+					t.Errorf("role %s can log in after its lease was revoked", u)
+				}
 			}
 		})
 	}

@@ -75,7 +75,8 @@ type Options struct {
 	// MetricsToken and SeparateMetrics: see api.Options.
 	MetricsToken    string
 	SeparateMetrics bool
-	// WorkerBatch, when set, is how many leases the lease worker claims at once.
+	// WorkerBatch, when set, is how many leases the lease worker claims at
+	// once, bursts included.
 	WorkerBatch int
 	// NoWorker leaves the lease worker stopped: the test drives it (Tick),
 	// or another node sharing the database does the work.
@@ -154,7 +155,7 @@ func Start(t testing.TB, d store.Dialect, opts ...Options) *Env {
 		AuthFetchResolve: o.AuthResolve, AuthFetchRootCAs: o.AuthRootCAs, CertHeader: o.CertHeader, Clock: o.Clock, Mailer: o.Mailer,
 		SessionIdleTimeout: o.SessionIdleTimeout, SessionAbsoluteTimeout: o.SessionAbsoluteTimeout})
 	if o.WorkerBatch > 0 {
-		srv.Worker.Batch = o.WorkerBatch
+		srv.Worker.Batch, srv.Worker.BurstBatch = o.WorkerBatch, o.WorkerBatch
 	}
 	hs := httptest.NewUnstartedServer(srv)
 	if lis != nil {
