@@ -3,13 +3,19 @@ package main
 import (
 	"context"
 	"crypto/sha256"
+	"database/sql"
+	"encoding/base64"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/lockbox-dev/lockbox/internal/client"
 	"github.com/lockbox-dev/lockbox/internal/store"
+	"github.com/lockbox-dev/lockbox/internal/store/storetest"
 )
 
 // fileState is what a write would change in a file: whether it exists, its
@@ -67,4 +73,99 @@ func TestIdleServerDoesNotWrite(t *testing.T) {
 		}
 	}
 	stopServer(t, cmd, stderr)
+}
+
+// An idle server writes nothing to PostgreSQL either. The database is the
+// test's own, but its size and write-ahead position are the cluster's, so
+// the test makes every write fail instead: after the server has been used
+// and stopped, the database is set read-only for new sessions
+// (default_transaction_read_only) and the server started again. A write by
+// any worker, flush or clean-up then fails with SQLSTATE 25006 ("cannot
+// execute ... in a read-only transaction"): the server logs it, and the
+// database counts a rolled-back transaction (pg_stat_database, flushed by
+// each session as it ends, so read once the server's sessions are gone), even
+// where the server would swallow the error. The control: a secret write,
+// on a third start, fails, is logged and is counted.
+func TestIdleServerDoesNotWriteOnPostgres(t *testing.T) {
+	t.Parallel()
+	dbURL := storetest.RequirePG(t)
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := strings.TrimPrefix(u.Path, "/")
+	key := base64.StdEncoding.EncodeToString([]byte("0123456789abcdef0123456789abcdef"))
+	env := []string{"LOCKBOX_DATABASE_URL=" + dbURL, "LOCKBOX_ROOT_KEY=" + key}
+	dir := t.TempDir()
+	addr, cmd, stderr, _ := startServer(t, dir, env)
+	c, slug := bootstrapProject(t, addr, "idle")
+	ctx := context.Background()
+	if err := c.Do(ctx, "POST", "/api/v3/secrets/raw/GREETING", map[string]any{"projectSlug": slug, "environment": "dev",
+		"secretValue": "hello"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Do(ctx, "GET", "/api/v3/secrets/raw?projectSlug="+slug+"&environment=dev", nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	stopServer(t, cmd, stderr)
+
+	admin, err := sql.Open("pgx", storetest.PGAdminURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	if _, err := admin.Exec(`ALTER DATABASE ` + name + ` SET default_transaction_read_only = on`); err != nil {
+		t.Fatal(err)
+	}
+	// rollbacks waits for the server's sessions to end (each reports its
+	// counts as it exits), then reads the database's count.
+	rollbacks := func() int64 {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			var sessions int
+			if err := admin.QueryRow(`SELECT COUNT(*) FROM pg_stat_activity WHERE datname = $1`, name).Scan(&sessions); err != nil {
+				t.Fatal(err)
+			}
+			if sessions == 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%d sessions of the stopped server still open", sessions)
+			}
+		}
+		var n int64
+		if err := admin.QueryRow(`SELECT xact_rollback FROM pg_stat_database WHERE datname = $1`, name).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	readOnly := func(log string) bool {
+		return strings.Contains(log, "read-only transaction") || strings.Contains(log, "25006")
+	}
+
+	before := rollbacks()
+	_, cmd, stderr, _ = startServer(t, dir, env)
+	time.Sleep(13 * time.Second) // longer than every worker's idle wait (the rotation worker's 5 s)
+	stopServer(t, cmd, stderr)
+	if readOnly(stderr.String()) {
+		t.Errorf("an idle server wrote to its database:\n%s", stderr.String())
+	}
+	if after := rollbacks(); after != before {
+		t.Errorf("an idle server's sessions rolled back %d transactions (a refused write, or a read ended by a rollback)", after-before)
+	}
+
+	before = rollbacks()
+	addr, cmd, stderr, _ = startServer(t, dir, env)
+	c = client.New("http://"+addr, c.Token)
+	err = c.Do(ctx, "POST", "/api/v3/secrets/raw/OTHER", map[string]any{"projectSlug": slug, "environment": "dev", "secretValue": "x"}, nil)
+	stopServer(t, cmd, stderr)
+	if err == nil {
+		t.Fatal("control: a secret was written to a read-only database, so the server's sessions are not read-only")
+	}
+	if !readOnly(stderr.String()) {
+		t.Errorf("control: the refused write (%v) is not in the server's log:\n%s", err, stderr.String())
+	}
+	if rollbacks() == before {
+		t.Error("control: the refused write is not counted as a rolled-back transaction")
+	}
 }
