@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"slices"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	_ "github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/lockbox-dev/lockbox/internal/app/apptest"
@@ -274,10 +276,11 @@ func TestWorkerBatchesEndInTheRightStates(t *testing.T) {
 }
 
 // TestWorkerTakesBiggerBatchesWhileABacklogLasts: twelve leases of one
-// dynamic secret due at once, with batches of 2 and bursts of 5, are
-// claimed 2, 5 and 5 (each batch is recorded in one transaction, so the
-// leases of a batch share their revocation time); a worker without bursts
-// takes six batches of 2. Every role ends unable to log in.
+// dynamic secret due at once on PostgreSQL (two-phase revocation), with
+// batches of 2 and bursts of 5, are claimed 2, then 5 and 5 (each batch is
+// recorded in one transaction, so the leases of a batch share their
+// revocation time); a worker without bursts takes six batches of 2, one
+// that bursts from the start 5, 5 and 2. Every role ends unable to log in.
 func TestWorkerTakesBiggerBatchesWhileABacklogLasts(t *testing.T) {
 	for _, d := range storetest.Engines {
 		t.Run(string(d), func(t *testing.T) {
@@ -311,13 +314,92 @@ func TestWorkerTakesBiggerBatchesWhileABacklogLasts(t *testing.T) {
 			for _, id := range ids {
 				batches[s.status(t, id).UpdatedAt]++
 			}
-			var sizes []int
-			for _, n := range batches {
-				sizes = append(sizes, n)
+			var sizes []int // in the order the batches were recorded
+			for _, at := range slices.SortedFunc(maps.Keys(batches), time.Time.Compare) {
+				sizes = append(sizes, batches[at])
 			}
-			slices.Sort(sizes)
 			if !slices.Equal(sizes, []int{2, 5, 5}) {
 				t.Errorf("batches of %v, want 2, 5 and 5", sizes)
+			}
+			for _, u := range users {
+				if canLogin(t, admin, u) {
+					t.Errorf("role %s can log in after its lease was revoked", u)
+				}
+			}
+		})
+	}
+}
+
+// TestWorkerKeepsToBatchAfterARefusedBurst: a burst the target refuses
+// (one of its leases names a user no statement may carry, so the batch's
+// disable fails) goes on in groups of Batch, each disabled and recorded on
+// its own, and the rest of the drain keeps to Batch. Twelve real leases and
+// the bad one, fifth due, with batches of 2 and bursts of 5: the first
+// batch is 2, the burst of 5 holds the bad lease, and no group recorded
+// after it is bigger than 2. Recorded groups of 2: the first batch, at
+// least one of the burst's and the last three batches, so five or more (a
+// burst revoked one by one gives four; one that is not followed by batches
+// of 2 gives a group of 5).
+func TestWorkerKeepsToBatchAfterARefusedBurst(t *testing.T) {
+	for _, d := range storetest.Engines {
+		t.Run(string(d), func(t *testing.T) {
+			t.Parallel()
+			dbs, prefix, admin := pgTargets(t, 1)
+			e := apptest.Bootstrapped(t, d, apptest.Options{NoWorker: true})
+			s := newProject(t, e)
+			s.addPG(t, "refused", "127.0.0.1:5432", dbs[0], prefix)
+			ids := make([]string, 12)
+			users := make([]string, len(ids))
+			for i := range ids {
+				ids[i], users[i] = s.lease(t, "refused", "1s")
+			}
+			leases := make([]dynamic.SealedLease, len(ids))
+			for i, id := range ids {
+				leases[i] = s.status(t, id)
+			}
+			slices.SortFunc(leases, func(a, b dynamic.SealedLease) int { return a.DueAt.Compare(b.DueAt) })
+			due := leases[3].DueAt.Add(leases[4].DueAt.Sub(leases[3].DueAt) / 2)
+			bad := dynamic.SealedLease{Lease: dynamic.Lease{ID: uuid.NewString(), DynamicSecretID: leases[0].DynamicSecretID,
+				ProjectID: leases[0].ProjectID, Username: prefix + `bad"name`, Config: []byte("{}"), Status: dynamic.Active,
+				ExpireAt: due, DueAt: due, CreatedAt: time.Now(), UpdatedAt: time.Now()}}
+			if err := e.DB.InsertLease(context.Background(), bad, audit.Event{OrgID: e.OrgID, ProjectID: s.id, ActorType: "platform", Type: "test"}); err != nil {
+				t.Fatal(err)
+			}
+			waitUntil(t, "every lease due", func() bool { return time.Now().After(leases[len(leases)-1].DueAt) })
+
+			w := e.App.Worker
+			w.Batch, w.BurstBatch = 2, 5
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan struct{})
+			go func() { w.Run(ctx); close(done) }()
+			defer func() { cancel(); <-done }()
+			waitUntil(t, "every real lease revoked, the bad one failed", func() bool {
+				for _, id := range ids {
+					if s.status(t, id).Status != dynamic.Revoked {
+						return false
+					}
+				}
+				return s.status(t, bad.ID).Attempts > 0
+			})
+			batches := map[time.Time]int{}
+			for _, id := range ids {
+				batches[s.status(t, id).UpdatedAt]++
+			}
+			var sizes []int // in the order the groups were recorded
+			for _, at := range slices.SortedFunc(maps.Keys(batches), time.Time.Compare) {
+				sizes = append(sizes, batches[at])
+			}
+			twos := 0
+			for _, n := range sizes {
+				if n == 2 {
+					twos++
+				}
+			}
+			if sizes[0] != 2 || slices.Max(sizes) > 2 || twos < 5 {
+				t.Errorf("groups of %v, want 2 first, none over 2 and at least five of 2", sizes)
+			}
+			if got := s.status(t, bad.ID); got.Status == dynamic.Revoked || !strings.Contains(got.StatusDetails, "retrying") {
+				t.Errorf("the bad lease: %s, %q", got.Status, got.StatusDetails)
 			}
 			for _, u := range users {
 				if canLogin(t, admin, u) {
