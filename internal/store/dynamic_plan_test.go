@@ -23,4 +23,13 @@ func TestLeaseClaimUsesItsIndex(t *testing.T) {
 	if !strings.Contains(joined, "dynamic_leases_secret_due") || strings.Contains(joined, "TEMP B-TREE") {
 		t.Fatalf("the claim does not read dynamic_leases_secret_due in order: %s", joined)
 	}
+	// The claim's UPDATE looks each id up (PostgreSQL's: the pgplan test).
+	plan, err = db.Explain(context.Background(), db.claimLeasesSQL(), 2, 1, "s", 1, 200)
+	if err != nil {
+		t.Fatal(err)
+	}
+	joined = strings.Join(plan, "; ")
+	if strings.Contains(joined, "SCAN dynamic_leases") || !strings.Contains(joined, "INDEX sqlite_autoindex_dynamic_leases_1 (id=?)") {
+		t.Fatalf("the claim's UPDATE does not look the ids up: %s", joined)
+	}
 }

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"time"
 
@@ -51,6 +52,45 @@ func (db *DB) Explain(ctx context.Context, query string, args ...any) ([]string,
 			return nil, err
 		}
 		line, _ := vals[len(vals)-1].(string) // SQLite: id, parent, notused, detail
+		plan = append(plan, strings.TrimSpace(line))
+	}
+	return plan, rows.Err()
+}
+
+// PGLeaseClaimPlan returns PostgreSQL's plan (EXPLAIN, costs off) of
+// ClaimDueLeases' statement, claiming up to limit, on a table holding
+// revoked revoked leases and 1,000 due ones of one dynamic secret, analyzed,
+// in a transaction it rolls back. The rows name a dynamic secret that does not exist: foreign keys are
+// not checked in it (session_replication_role, which takes a superuser).
+func (db *DB) PGLeaseClaimPlan(ctx context.Context, revoked, limit int) ([]string, error) {
+	tx, err := db.write.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback()
+	for _, q := range []string{
+		`SET LOCAL session_replication_role = replica`,
+		`INSERT INTO dynamic_leases (` + leaseCols + `) SELECT 'r' || i, 'plan-ds', 'plan-p', 'u' || i, NULL, '{}', 'revoked', '', 1, 1, 0, 1, 1
+			FROM generate_series(1, ` + strconv.Itoa(revoked) + `) AS i`,
+		`INSERT INTO dynamic_leases (` + leaseCols + `) SELECT 'a' || i, 'plan-ds', 'plan-p', 'u' || i, NULL, '{}', 'active', '', 2, 2, 0, 1, 1
+			FROM generate_series(1, 1000) AS i`,
+		`ANALYZE dynamic_leases`,
+	} {
+		if _, err := tx.ExecContext(ctx, q); err != nil {
+			return nil, err
+		}
+	}
+	rows, err := tx.QueryContext(ctx, `EXPLAIN (COSTS OFF) `+db.q(db.claimLeasesSQL()), 5, 3, "plan-ds", 3, limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var plan []string
+	for rows.Next() {
+		var line string
+		if err := rows.Scan(&line); err != nil {
+			return nil, err
+		}
 		plan = append(plan, strings.TrimSpace(line))
 	}
 	return plan, rows.Err()

@@ -1,0 +1,30 @@
+package store_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/lockbox-dev/lockbox/internal/store"
+	"github.com/lockbox-dev/lockbox/internal/store/storetest"
+)
+
+// On PostgreSQL the claim of due leases reads their ids from the partial
+// index and updates them by primary key, whatever the number of revoked
+// leases kept beside them (until their dynamic secret is deleted): with its
+// ids in an IN subquery, PostgreSQL joined them to a sequential scan of the
+// whole table for a claim of 1,000 (a burst), so every such claim cost more
+// as leases accumulated.
+func TestPGLeaseClaimReadsNoRevokedLease(t *testing.T) {
+	db := storetest.Open(t, store.Postgres)
+	for _, limit := range []int{200, 1000} {
+		plan, err := db.PGLeaseClaimPlan(context.Background(), 50000, limit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		joined := strings.Join(plan, "; ")
+		if strings.Contains(joined, "Seq Scan") || !strings.Contains(joined, "dynamic_leases_pkey") {
+			t.Fatalf("a claim of %d scans the leases table: %s", limit, joined)
+		}
+	}
+}
