@@ -77,6 +77,7 @@ func run() error {
 	sshCA := flag.String("ssh-ca", "ED25519", "ssh-sign: the CA's key algorithm (ED25519, EC_prime256v1, EC_secp384r1, RSA_2048, RSA_4096)")
 	kmsRSA := flag.Bool("rsa", false, "kms-sign, kms-verify: an RSA_4096 key (RSASSA_PSS_SHA_256) instead of ECC_NIST_P256 (ECDSA_SHA_256)")
 	leases := flag.Int("leases", 10000, "lease rows (revoke-lag, startup)")
+	history := flag.Int("history", 0, "revoke-lag: revoked leases of the first dynamic secret kept beside the due ones, as a long-lived secret has")
 	parallel := flag.Int("parallel", 0, "revoke-lag: dynamic secrets the worker revokes at once (0: its default)")
 	batch := flag.Int("batch", 0, "revoke-lag: leases per claim (0: the worker's default)")
 	burst := flag.Int("burst", 0, "revoke-lag: leases per claim while a dynamic secret's backlog lasts (0: the worker's default; -burst equal to -batch: no bursts)")
@@ -110,7 +111,7 @@ func run() error {
 		}
 		return report(res, *asJSON)
 	case "revoke-lag":
-		res, err := runRevokeLag(*leases, *targets, *parallel, *batch, *burst, *grant, *db)
+		res, err := runRevokeLag(*leases, *history, *targets, *parallel, *batch, *burst, *grant, *db)
 		if err != nil {
 			return err
 		}
