@@ -339,6 +339,9 @@ func runRevokeLag(n, history, targets, parallel, batch, burst int, grant, engine
 		lags = append(lags, time.Duration(us)*time.Microsecond)
 	}
 	rows.Close()
+	if len(lags) != n {
+		return result{}, fmt.Errorf("%d revocation times for %d leases", len(lags), n)
+	}
 	slices.Sort(lags)
 	pct := func(p float64) float64 { return float64(lags[int(float64(len(lags)-1)*p)].Microseconds()) / 1000 }
 	last := lags[len(lags)-1]

@@ -9,9 +9,10 @@ import (
 	"github.com/lockbox-dev/lockbox/internal/store/storetest"
 )
 
-// On PostgreSQL the claim of due leases reads their ids from the partial
+// On PostgreSQL the claim of due leases reads their ids from a partial
 // index and updates them by primary key, whatever the number of revoked
-// leases kept beside them (until their dynamic secret is deleted): with its
+// leases kept beside them (until their dynamic secret is deleted), its own
+// dynamic secret's and another's: with its
 // ids in an IN subquery, PostgreSQL joined them to a sequential scan of the
 // whole table for a claim of 1,000 (a burst), so every such claim cost more
 // as leases accumulated.
@@ -25,6 +26,11 @@ func TestPGLeaseClaimReadsNoRevokedLease(t *testing.T) {
 		joined := strings.Join(plan, "; ")
 		if strings.Contains(joined, "Seq Scan") || !strings.Contains(joined, "dynamic_leases_pkey") {
 			t.Fatalf("a claim of %d scans the leases table: %s", limit, joined)
+		}
+		// The due ids come from a partial index, which holds no revoked lease.
+		if strings.Contains(joined, "using dynamic_leases_secret on") ||
+			!strings.Contains(joined, "using dynamic_leases_secret_due on") && !strings.Contains(joined, "using dynamic_leases_due on") {
+			t.Fatalf("a claim of %d reads the due ids from an index that holds revoked leases: %s", limit, joined)
 		}
 	}
 }

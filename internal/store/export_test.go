@@ -58,24 +58,28 @@ func (db *DB) Explain(ctx context.Context, query string, args ...any) ([]string,
 }
 
 // PGLeaseClaimPlan returns PostgreSQL's plan (EXPLAIN, costs off) of
-// ClaimDueLeases' statement, claiming up to limit, on a table holding
-// revoked revoked leases and 1,000 due ones of one dynamic secret, analyzed,
-// in a transaction it rolls back. The rows name a dynamic secret that does not exist: foreign keys are
-// not checked in it (session_replication_role, which takes a superuser).
+// ClaimDueLeases' statement claiming up to limit leases of one dynamic
+// secret, on a table holding, for it and for another, revoked revoked
+// leases and 1,000 due ones, analyzed. The rows are inserted in a
+// transaction it rolls back, but ANALYZE's statistics stay: use it on a
+// test's own database only. The rows name dynamic secrets that do not
+// exist: foreign keys are not checked in it (session_replication_role,
+// which takes a superuser, as the tests connect).
 func (db *DB) PGLeaseClaimPlan(ctx context.Context, revoked, limit int) ([]string, error) {
 	tx, err := db.write.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, err
 	}
 	defer tx.Rollback()
-	for _, q := range []string{
-		`SET LOCAL session_replication_role = replica`,
-		`INSERT INTO dynamic_leases (` + leaseCols + `) SELECT 'r' || i, 'plan-ds', 'plan-p', 'u' || i, NULL, '{}', 'revoked', '', 1, 1, 0, 1, 1
-			FROM generate_series(1, ` + strconv.Itoa(revoked) + `) AS i`,
-		`INSERT INTO dynamic_leases (` + leaseCols + `) SELECT 'a' || i, 'plan-ds', 'plan-p', 'u' || i, NULL, '{}', 'active', '', 2, 2, 0, 1, 1
-			FROM generate_series(1, 1000) AS i`,
-		`ANALYZE dynamic_leases`,
-	} {
+	qs := []string{`SET LOCAL session_replication_role = replica`}
+	for _, ds := range []string{"plan-ds", "plan-other"} {
+		qs = append(qs,
+			`INSERT INTO dynamic_leases (`+leaseCols+`) SELECT '`+ds+`-r' || i, '`+ds+`', 'plan-p', 'u' || i, NULL, '{}', 'revoked', '', 1, 1, 0, 1, 1
+			FROM generate_series(1, `+strconv.Itoa(revoked)+`) AS i`,
+			`INSERT INTO dynamic_leases (`+leaseCols+`) SELECT '`+ds+`-a' || i, '`+ds+`', 'plan-p', 'u' || i, NULL, '{}', 'active', '', 2, 2, 0, 1, 1
+			FROM generate_series(1, 1000) AS i`)
+	}
+	for _, q := range append(qs, `ANALYZE dynamic_leases`) {
 		if _, err := tx.ExecContext(ctx, q); err != nil {
 			return nil, err
 		}
