@@ -318,7 +318,8 @@ func (db *DB) RevokedMany(ctx context.Context, ids []string, evs ...audit.Event)
 }
 
 // DisabledMany marks leases revoked and queues their users' cleanups, in
-// one transaction.
+// one transaction. A lease another path revoked meanwhile (in one phase)
+// needs no cleanup and is left as it is.
 func (db *DB) DisabledMany(ctx context.Context, ids []string, evs ...audit.Event) error {
 	if len(ids) == 0 {
 		return nil
@@ -329,15 +330,14 @@ func (db *DB) DisabledMany(ctx context.Context, ids []string, evs ...audit.Event
 		for _, id := range ids {
 			args = append(args, id)
 		}
-		// The cleanups first, while the leases are still unrevoked: a lease
-		// another path revoked meanwhile (in one phase) needs none.
+		// The cleanups first, while the leases are still unrevoked.
 		if _, err := tx.exec(ctx, `INSERT INTO dynamic_cleanups (lease_id, dynamic_secret_id, username, due_at, created_at)
 			SELECT id, dynamic_secret_id, username, ?, ? FROM dynamic_leases WHERE status <> 'revoked' AND id IN `+in+`
 			ON CONFLICT (lease_id) DO NOTHING`, args...); err != nil {
 			return dbErr(err, "DisabledMany")
 		}
 		if _, err := tx.exec(ctx, `UPDATE dynamic_leases SET status = 'revoked', status_details = '', data = NULL, updated_at = ?
-			WHERE id IN `+in, args[1:]...); err != nil {
+			WHERE status <> 'revoked' AND id IN `+in, args[1:]...); err != nil {
 			return dbErr(err, "DisabledMany")
 		}
 		return tx.insertAudits(ctx, evs...)

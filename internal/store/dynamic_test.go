@@ -257,3 +257,60 @@ func BenchmarkLeaseBatch(b *testing.B) {
 		})
 	}
 }
+
+// TestDisabledManyQueuesTheCleanupsOfWhatItRevokes: recording a disabled
+// batch revokes its leases and queues a cleanup for each, with the batch's
+// audit events, on both engines; a lease of the batch that another path
+// revoked meanwhile (in one phase) gets no cleanup and keeps its own record.
+func TestDisabledManyQueuesTheCleanupsOfWhatItRevokes(t *testing.T) {
+	for _, d := range storetest.Engines {
+		t.Run(string(d), func(t *testing.T) {
+			db := storetest.Open(t, d)
+			ctx := context.Background()
+			pid, ids := seedSecrets(t, db, "a")
+			now := time.Now().UTC().Truncate(time.Microsecond)
+			x1 := insertLease(t, db, pid, ids[0], dynamic.Revoking, now)
+			x2 := insertLease(t, db, pid, ids[0], dynamic.Revoking, now)
+			gone := insertLease(t, db, pid, ids[0], dynamic.Revoked, now)
+			before, err := db.LeaseByID(ctx, gone)
+			if err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(time.Millisecond) // the record's time differs from the insert's
+			evs := make([]audit.Event, 3)
+			for i := range evs {
+				evs[i] = audit.Event{OrgID: pid, ProjectID: pid, ActorType: "platform", Type: "revoke-dynamic-secret-lease"}
+			}
+			if err := db.DisabledMany(ctx, []string{x1, x2, gone}, evs...); err != nil {
+				t.Fatal(err)
+			}
+			for _, id := range []string{x1, x2} {
+				if l, err := db.LeaseByID(ctx, id); err != nil || l.Status != dynamic.Revoked || l.SealedData != nil {
+					t.Errorf("lease %s: %s, data %v (%v)", id, l.Status, l.SealedData, err)
+				}
+			}
+			if after, err := db.LeaseByID(ctx, gone); err != nil || !after.UpdatedAt.Equal(before.UpdatedAt) {
+				t.Errorf("the lease revoked before: updated %v, was %v (%v)", after.UpdatedAt, before.UpdatedAt, err)
+			}
+			cs, err := db.ClaimCleanups(ctx, now.Add(time.Hour), now.Add(2*time.Hour), 10)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, c := range cs {
+				got = append(got, c.LeaseID)
+				if l, _ := db.LeaseByID(ctx, c.LeaseID); c.Username != l.Username || c.DynamicSecretID != ids[0] {
+					t.Errorf("cleanup %+v, lease user %s", c, l.Username)
+				}
+			}
+			slices.Sort(got)
+			if want := slices.Sorted(slices.Values([]string{x1, x2})); !slices.Equal(got, want) {
+				t.Errorf("cleanups of %v, want %v", got, want)
+			}
+			got2, err := db.AuditEvents(ctx, audit.Filter{OrgID: pid, EventTypes: []string{"revoke-dynamic-secret-lease"}, Limit: 10})
+			if err != nil || len(got2) != 3 {
+				t.Errorf("%d audit events (%v), want 3", len(got2), err)
+			}
+		})
+	}
+}
