@@ -47,6 +47,22 @@ const idleWindow = 31 * time.Second
 // nothing is mailed (no alert exists), so the port is never dialled.
 const idleMailer = "LOCKBOX_SMTP_URL=smtp://127.0.0.1:1?from=idle@example.com"
 
+// useServer bootstraps a server, makes a project and writes and reads a
+// secret in it; it returns the admin's client and the project's slug.
+func useServer(t *testing.T, addr string) (*client.Client, string) {
+	t.Helper()
+	c, slug := bootstrapProject(t, addr, "idle")
+	ctx := context.Background()
+	if err := c.Do(ctx, "POST", "/api/v3/secrets/raw/GREETING", map[string]any{"projectSlug": slug, "environment": "dev",
+		"secretValue": "hello"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Do(ctx, "GET", "/api/v3/secrets/raw?projectSlug="+slug+"&environment=dev", nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	return c, slug
+}
+
 // An idle server writes nothing to its database (issue 14): no worker's
 // round, flush or clean-up commits when there is nothing to do. The server
 // is used (a project, a secret, logins), stopped — its shutdown writes the
@@ -57,15 +73,7 @@ func TestIdleServerDoesNotWrite(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	addr, cmd, stderr, _ := startServer(t, dir, []string{idleMailer})
-	c, slug := bootstrapProject(t, addr, "idle")
-	ctx := context.Background()
-	if err := c.Do(ctx, "POST", "/api/v3/secrets/raw/GREETING", map[string]any{"projectSlug": slug, "environment": "dev",
-		"secretValue": "hello"}, nil); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Do(ctx, "GET", "/api/v3/secrets/raw?projectSlug="+slug+"&environment=dev", nil, nil); err != nil {
-		t.Fatal(err)
-	}
+	useServer(t, addr)
 	stopServer(t, cmd, stderr)
 
 	_, cmd, stderr, _ = startServer(t, dir, []string{idleMailer})
@@ -111,15 +119,8 @@ func TestIdleServerDoesNotWriteOnPostgres(t *testing.T) {
 	env := []string{"LOCKBOX_DATABASE_URL=" + dbURL, "LOCKBOX_ROOT_KEY=" + key, idleMailer}
 	dir := t.TempDir()
 	addr, cmd, stderr, _ := startServer(t, dir, env)
-	c, slug := bootstrapProject(t, addr, "idle")
+	c, slug := useServer(t, addr)
 	ctx := context.Background()
-	if err := c.Do(ctx, "POST", "/api/v3/secrets/raw/GREETING", map[string]any{"projectSlug": slug, "environment": "dev",
-		"secretValue": "hello"}, nil); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Do(ctx, "GET", "/api/v3/secrets/raw?projectSlug="+slug+"&environment=dev", nil, nil); err != nil {
-		t.Fatal(err)
-	}
 	stopServer(t, cmd, stderr)
 
 	admin, err := sql.Open("pgx", storetest.PGAdminURL())

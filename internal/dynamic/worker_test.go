@@ -19,6 +19,7 @@ import (
 	"github.com/lockbox-dev/lockbox/internal/app/apptest"
 	"github.com/lockbox-dev/lockbox/internal/audit"
 	"github.com/lockbox-dev/lockbox/internal/dynamic"
+	"github.com/lockbox-dev/lockbox/internal/store"
 	"github.com/lockbox-dev/lockbox/internal/store/storetest"
 	"github.com/lockbox-dev/lockbox/internal/testsvc"
 )
@@ -275,56 +276,94 @@ func TestWorkerBatchesEndInTheRightStates(t *testing.T) {
 	}
 }
 
+// burstScope is a dynamic secret on a PostgreSQL target of its own, on a
+// server whose lease worker the test starts (startWorker).
+type burstScope struct {
+	scope
+	admin  *sql.DB
+	prefix string
+	ids    []string // the leases the test made
+	users  []string
+}
+
+// newBurstScope makes a dynamic secret named name and n leases of it, due
+// a second after they are made.
+func newBurstScope(t *testing.T, d store.Dialect, name string, n int) burstScope {
+	t.Helper()
+	dbs, prefix, admin := pgTargets(t, 1)
+	e := apptest.Bootstrapped(t, d, apptest.Options{NoWorker: true})
+	b := burstScope{scope: newProject(t, e), admin: admin, prefix: prefix}
+	b.addPG(t, name, "127.0.0.1:5432", dbs[0], prefix)
+	for range n {
+		id, user := b.lease(t, name, "1s")
+		b.ids, b.users = append(b.ids, id), append(b.users, user)
+	}
+	return b
+}
+
+// startWorker runs the server's lease worker with the given batch sizes
+// until the test ends, once every lease is due.
+func (b burstScope) startWorker(t *testing.T, batch, burst int) {
+	t.Helper()
+	waitUntil(t, "every lease due", func() bool {
+		for _, id := range b.ids {
+			if !time.Now().After(b.status(t, id).DueAt) {
+				return false
+			}
+		}
+		return true
+	})
+	w := b.e.App.Worker
+	w.Batch, w.BurstBatch = batch, burst
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { w.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+}
+
+// groups waits until the test's leases are revoked and returns how many were
+// recorded together (each batch is recorded in one transaction, so the
+// leases of a batch share their time), in the order they were recorded. It
+// checks that no role of theirs can log in.
+func (b burstScope) groups(t *testing.T) []int {
+	t.Helper()
+	waitUntil(t, "every lease revoked", func() bool {
+		for _, id := range b.ids {
+			if b.status(t, id).Status != dynamic.Revoked {
+				return false
+			}
+		}
+		return true
+	})
+	at := map[time.Time]int{}
+	for _, id := range b.ids {
+		at[b.status(t, id).UpdatedAt]++
+	}
+	var sizes []int
+	for _, when := range slices.SortedFunc(maps.Keys(at), time.Time.Compare) {
+		sizes = append(sizes, at[when])
+	}
+	for _, u := range b.users {
+		if canLogin(t, b.admin, u) {
+			t.Errorf("role %s can log in after its lease was revoked", u)
+		}
+	}
+	return sizes
+}
+
 // TestWorkerTakesBiggerBatchesWhileABacklogLasts: twelve leases of one
 // dynamic secret due at once on PostgreSQL (two-phase revocation), with
-// batches of 2 and bursts of 5, are claimed 2, then 5 and 5 (each batch is
-// recorded in one transaction, so the leases of a batch share their
-// revocation time); a worker without bursts takes six batches of 2, one
-// that bursts from the start 5, 5 and 2. Every role ends unable to log in.
+// batches of 2 and bursts of 5, are claimed 2, then 5 and 5; a worker
+// without bursts takes six batches of 2, one that bursts from the start 5,
+// 5 and 2. Every role ends unable to log in.
 func TestWorkerTakesBiggerBatchesWhileABacklogLasts(t *testing.T) {
 	for _, d := range storetest.Engines {
 		t.Run(string(d), func(t *testing.T) {
 			t.Parallel()
-			dbs, prefix, admin := pgTargets(t, 1)
-			e := apptest.Bootstrapped(t, d, apptest.Options{NoWorker: true})
-			s := newProject(t, e)
-			s.addPG(t, "burst", "127.0.0.1:5432", dbs[0], prefix)
-			ids := make([]string, 12)
-			users := make([]string, len(ids))
-			for i := range ids {
-				ids[i], users[i] = s.lease(t, "burst", "1s")
-			}
-			waitUntil(t, "every lease due", func() bool { return time.Now().After(s.status(t, ids[len(ids)-1]).DueAt) })
-
-			w := e.App.Worker
-			w.Batch, w.BurstBatch = 2, 5
-			ctx, cancel := context.WithCancel(context.Background())
-			done := make(chan struct{})
-			go func() { w.Run(ctx); close(done) }()
-			defer func() { cancel(); <-done }()
-			waitUntil(t, "every lease revoked", func() bool {
-				for _, id := range ids {
-					if s.status(t, id).Status != dynamic.Revoked {
-						return false
-					}
-				}
-				return true
-			})
-			batches := map[time.Time]int{}
-			for _, id := range ids {
-				batches[s.status(t, id).UpdatedAt]++
-			}
-			var sizes []int // in the order the batches were recorded
-			for _, at := range slices.SortedFunc(maps.Keys(batches), time.Time.Compare) {
-				sizes = append(sizes, batches[at])
-			}
-			if !slices.Equal(sizes, []int{2, 5, 5}) {
+			b := newBurstScope(t, d, "burst", 12)
+			b.startWorker(t, 2, 5)
+			if sizes := b.groups(t); !slices.Equal(sizes, []int{2, 5, 5}) {
 				t.Errorf("batches of %v, want 2, 5 and 5", sizes)
-			}
-			for _, u := range users {
-				if canLogin(t, admin, u) {
-					t.Errorf("role %s can log in after its lease was revoked", u)
-				}
 			}
 		})
 	}
@@ -344,51 +383,22 @@ func TestWorkerKeepsToBatchAfterARefusedBurst(t *testing.T) {
 	for _, d := range storetest.Engines {
 		t.Run(string(d), func(t *testing.T) {
 			t.Parallel()
-			dbs, prefix, admin := pgTargets(t, 1)
-			e := apptest.Bootstrapped(t, d, apptest.Options{NoWorker: true})
-			s := newProject(t, e)
-			s.addPG(t, "refused", "127.0.0.1:5432", dbs[0], prefix)
-			ids := make([]string, 12)
-			users := make([]string, len(ids))
-			for i := range ids {
-				ids[i], users[i] = s.lease(t, "refused", "1s")
+			b := newBurstScope(t, d, "refused", 12)
+			leases := make([]dynamic.SealedLease, len(b.ids))
+			for i, id := range b.ids {
+				leases[i] = b.status(t, id)
 			}
-			leases := make([]dynamic.SealedLease, len(ids))
-			for i, id := range ids {
-				leases[i] = s.status(t, id)
-			}
-			slices.SortFunc(leases, func(a, b dynamic.SealedLease) int { return a.DueAt.Compare(b.DueAt) })
+			slices.SortFunc(leases, func(x, y dynamic.SealedLease) int { return x.DueAt.Compare(y.DueAt) })
 			due := leases[3].DueAt.Add(leases[4].DueAt.Sub(leases[3].DueAt) / 2)
 			bad := dynamic.SealedLease{Lease: dynamic.Lease{ID: uuid.NewString(), DynamicSecretID: leases[0].DynamicSecretID,
-				ProjectID: leases[0].ProjectID, Username: prefix + `bad"name`, Config: []byte("{}"), Status: dynamic.Active,
+				ProjectID: leases[0].ProjectID, Username: b.prefix + `bad"name`, Config: []byte("{}"), Status: dynamic.Active,
 				ExpireAt: due, DueAt: due, CreatedAt: time.Now(), UpdatedAt: time.Now()}}
-			if err := e.DB.InsertLease(context.Background(), bad, audit.Event{OrgID: e.OrgID, ProjectID: s.id, ActorType: "platform", Type: "test"}); err != nil {
+			if err := b.e.DB.InsertLease(context.Background(), bad, audit.Event{OrgID: b.e.OrgID, ProjectID: b.id, ActorType: "platform", Type: "test"}); err != nil {
 				t.Fatal(err)
 			}
-			waitUntil(t, "every lease due", func() bool { return time.Now().After(leases[len(leases)-1].DueAt) })
-
-			w := e.App.Worker
-			w.Batch, w.BurstBatch = 2, 5
-			ctx, cancel := context.WithCancel(context.Background())
-			done := make(chan struct{})
-			go func() { w.Run(ctx); close(done) }()
-			defer func() { cancel(); <-done }()
-			waitUntil(t, "every real lease revoked, the bad one failed", func() bool {
-				for _, id := range ids {
-					if s.status(t, id).Status != dynamic.Revoked {
-						return false
-					}
-				}
-				return s.status(t, bad.ID).Attempts > 0
-			})
-			batches := map[time.Time]int{}
-			for _, id := range ids {
-				batches[s.status(t, id).UpdatedAt]++
-			}
-			var sizes []int // in the order the groups were recorded
-			for _, at := range slices.SortedFunc(maps.Keys(batches), time.Time.Compare) {
-				sizes = append(sizes, batches[at])
-			}
+			b.startWorker(t, 2, 5)
+			sizes := b.groups(t)
+			waitUntil(t, "the bad lease failed", func() bool { return b.status(t, bad.ID).Attempts > 0 })
 			twos := 0
 			for _, n := range sizes {
 				if n == 2 {
@@ -398,13 +408,8 @@ func TestWorkerKeepsToBatchAfterARefusedBurst(t *testing.T) {
 			if sizes[0] != 2 || slices.Max(sizes) > 2 || twos < 5 {
 				t.Errorf("groups of %v, want 2 first, none over 2 and at least five of 2", sizes)
 			}
-			if got := s.status(t, bad.ID); got.Status == dynamic.Revoked || !strings.Contains(got.StatusDetails, "retrying") {
+			if got := b.status(t, bad.ID); got.Status == dynamic.Revoked || !strings.Contains(got.StatusDetails, "retrying") {
 				t.Errorf("the bad lease: %s, %q", got.Status, got.StatusDetails)
-			}
-			for _, u := range users {
-				if canLogin(t, admin, u) {
-					t.Errorf("role %s can log in after its lease was revoked", u)
-				}
 			}
 		})
 	}
