@@ -195,9 +195,10 @@ func (w *Worker) dismantle(ctx context.Context) int {
 
 // drain revokes a dynamic secret's due leases, a batch at a time, until a
 // claim finds fewer than a batch. A batch's outcome is recorded while the
-// next batch is claimed and revoked, one recording at a time. After a full
-// batch that the target disabled in one call, batches are BurstBatch, until
-// one is refused: the rest of the drain keeps to Batch.
+// next batch is claimed and revoked, one recording at a time (the groups of
+// a refused burst are recorded as they go, beside it). After a full batch
+// that the target disabled in one call, batches are BurstBatch, until one is
+// refused: the rest of the drain keeps to Batch.
 func (w *Worker) drain(ctx context.Context, dsID string) {
 	var recording sync.WaitGroup
 	defer recording.Wait()
