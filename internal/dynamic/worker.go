@@ -260,9 +260,7 @@ func (w *Worker) claimAndRevoke(ctx context.Context, dsID string) (int, error) {
 // to the target when the provider can, else (or if that fails) one by one.
 // One by one, it records each outcome itself and returns nil; after a batch
 // call it returns the recording of the batch's success, for the caller to
-// run, and whether that call disabled the users (two-phase). A burst (more
-// than Batch leases) that the target does not disable goes on in groups of
-// Batch, each revoked and recorded as a batch of its own would be.
+// run, and whether that call disabled the users (two-phase).
 func (w *Worker) revokeGroup(ctx context.Context, dsID string, leases []SealedLease) (record func(), disabled bool) {
 	s := w.svc
 	ss, err := s.store.DynamicSecretByID(ctx, dsID)
@@ -270,48 +268,64 @@ func (w *Worker) revokeGroup(ctx context.Context, dsID string, leases []SealedLe
 	if err == nil {
 		sec, err = s.open(ctx, ss, "", "")
 	}
-	if err == nil {
-		if p, perr := s.provider(sec); perr == nil {
-			names := make([]string, len(leases))
-			for i, l := range leases {
-				names[i] = l.Username
+	if err != nil {
+		w.revokeEach(ctx, sec, leases, err)
+		return nil, false
+	}
+	return w.revokeOpened(ctx, sec, leases)
+}
+
+// revokeOpened is revokeGroup once the dynamic secret is read and opened.
+// A burst (more than Batch leases) that the target does not disable goes on
+// in groups of Batch, each revoked and recorded as a batch of its own would
+// be.
+func (w *Worker) revokeOpened(ctx context.Context, sec Secret, leases []SealedLease) (record func(), disabled bool) {
+	if p, err := w.svc.provider(sec); err == nil {
+		names := make([]string, len(leases))
+		for i, l := range leases {
+			names[i] = l.Username
+		}
+		if d, ok := p.(provider.Disabler); ok && d.Disables() {
+			pctx, cancel := context.WithTimeout(ctx, ProviderTimeout)
+			derr := d.DisableMany(pctx, names)
+			cancel()
+			if derr == nil {
+				return func() { w.recordDisabled(context.WithoutCancel(ctx), sec, leases) }, true
 			}
-			if d, ok := p.(provider.Disabler); ok && d.Disables() {
-				pctx, cancel := context.WithTimeout(ctx, ProviderTimeout)
-				derr := d.DisableMany(pctx, names)
-				cancel()
-				if derr == nil {
-					return func() { w.recordDisabled(context.WithoutCancel(ctx), sec, leases) }, true
+			w.log.Warn("disabling users failed; revoking in one phase", "dynamicSecret", sec.ID, "err", truncate(derr.Error(), 250))
+		}
+		if len(leases) > max(w.Batch, 1) {
+			for group := range slices.Chunk(leases, max(w.Batch, 1)) {
+				if record, _ := w.revokeOpened(ctx, sec, group); record != nil {
+					record()
 				}
-				w.log.Warn("disabling users failed; revoking in one phase", "dynamicSecret", dsID, "err", truncate(derr.Error(), 250))
 			}
-			if len(leases) > max(w.Batch, 1) {
-				for group := range slices.Chunk(leases, max(w.Batch, 1)) {
-					if record, _ := w.revokeGroup(ctx, dsID, group); record != nil {
-						record()
-					}
-				}
-				return nil, false
+			return nil, false
+		}
+		if br, ok := p.(provider.BatchRevoker); ok && len(leases) > 1 {
+			pctx, cancel := context.WithTimeout(ctx, ProviderTimeout)
+			berr := br.RevokeMany(pctx, names)
+			cancel()
+			if berr == nil {
+				return func() { w.recordRevoked(context.WithoutCancel(ctx), sec, leases) }, false
 			}
-			if br, ok := p.(provider.BatchRevoker); ok && len(leases) > 1 {
-				pctx, cancel := context.WithTimeout(ctx, ProviderTimeout)
-				berr := br.RevokeMany(pctx, names)
-				cancel()
-				if berr == nil {
-					return func() { w.recordRevoked(context.WithoutCancel(ctx), sec, leases) }, false
-				}
-				w.log.Warn("batch revocation failed; revoking one by one", "dynamicSecret", dsID, "err", truncate(berr.Error(), 250))
-			}
+			w.log.Warn("batch revocation failed; revoking one by one", "dynamicSecret", sec.ID, "err", truncate(berr.Error(), 250))
 		}
 	}
+	w.revokeEach(ctx, sec, leases, nil)
+	return nil, false
+}
+
+// revokeEach revokes leases one by one and records each outcome; with err
+// set (the dynamic secret could not be read), each fails with it.
+func (w *Worker) revokeEach(ctx context.Context, sec Secret, leases []SealedLease, err error) {
 	for _, l := range leases {
 		rerr := err
 		if rerr == nil {
-			rerr = s.revokeWith(ctx, sec, l.Lease)
+			rerr = w.svc.revokeWith(ctx, sec, l.Lease)
 		}
 		w.record(ctx, sec, l, rerr)
 	}
-	return nil, false
 }
 
 // recordRevoked records a batch of leases revoked, with their audit events,
