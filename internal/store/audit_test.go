@@ -123,8 +123,9 @@ func countAudit(t *testing.T, db *store.DB, org string) map[string]int {
 
 // Events appended while every writer holds a batch are written together in
 // the next one: 50 events, one commit for each writer's lone event and one
-// for those queued behind them (49 with the one writer). One of them PostgreSQL refuses (a
-// User-Agent that is not UTF-8): it fails alone, the others are written.
+// for those queued behind them (49 with the one writer). One of them
+// PostgreSQL refuses (a User-Agent that is not UTF-8): it fails alone, the
+// others are written.
 func TestAppendAuditGroupsQueuedEvents(t *testing.T) {
 	for _, d := range storetest.Engines {
 		t.Run(string(d), func(t *testing.T) {

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"strconv"
 	"strings"
 	"time"
@@ -32,7 +33,14 @@ func (db *DB) Explain(ctx context.Context, query string, args ...any) ([]string,
 			return nil, err
 		}
 	}
-	rows, err := tx.QueryContext(ctx, prefix+db.q(query), args...)
+	return planLines(ctx, tx, prefix+db.q(query), args...)
+}
+
+// planLines runs an EXPLAIN in tx and returns its steps, one line each: the
+// last column of each row (SQLite's are id, parent, notused, detail;
+// PostgreSQL's only one).
+func planLines(ctx context.Context, tx *sql.Tx, explain string, args ...any) ([]string, error) {
+	rows, err := tx.QueryContext(ctx, explain, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -51,7 +59,7 @@ func (db *DB) Explain(ctx context.Context, query string, args ...any) ([]string,
 		if err := rows.Scan(ptrs...); err != nil {
 			return nil, err
 		}
-		line, _ := vals[len(vals)-1].(string) // SQLite: id, parent, notused, detail
+		line, _ := vals[len(vals)-1].(string)
 		plan = append(plan, strings.TrimSpace(line))
 	}
 	return plan, rows.Err()
@@ -59,8 +67,8 @@ func (db *DB) Explain(ctx context.Context, query string, args ...any) ([]string,
 
 // PGLeaseClaimPlan returns PostgreSQL's plan (EXPLAIN, costs off) of
 // ClaimDueLeases' statement claiming up to limit leases of one dynamic
-// secret, on a table holding, for it and for another, revoked revoked
-// leases and 1,000 due ones, analyzed. The rows are inserted in a
+// secret, on a table holding, for it and for another, the given number of
+// revoked leases and 1,000 due ones, analyzed. The rows are inserted in a
 // transaction it rolls back, but ANALYZE's statistics stay: use it on a
 // test's own database only. The rows name dynamic secrets that do not
 // exist: foreign keys are not checked in it (session_replication_role,
@@ -84,20 +92,7 @@ func (db *DB) PGLeaseClaimPlan(ctx context.Context, revoked, limit int) ([]strin
 			return nil, err
 		}
 	}
-	rows, err := tx.QueryContext(ctx, `EXPLAIN (COSTS OFF) `+db.q(db.claimLeasesSQL()), 5, 3, "plan-ds", 3, limit)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var plan []string
-	for rows.Next() {
-		var line string
-		if err := rows.Scan(&line); err != nil {
-			return nil, err
-		}
-		plan = append(plan, strings.TrimSpace(line))
-	}
-	return plan, rows.Err()
+	return planLines(ctx, tx, `EXPLAIN (COSTS OFF) `+db.q(db.claimLeasesSQL()), 5, 3, "plan-ds", 3, limit)
 }
 
 // HotReads are the read path's prepared statements, for the plan tests.
