@@ -138,14 +138,18 @@ type Store interface {
 	DueSecrets(ctx context.Context, now time.Time, except []string, limit int) ([]string, error)
 	// FinishRevoke records a revocation outcome: ok → revoked; otherwise
 	// revoke_failed with details, retried at retryAt.
-	// evs are recorded in the same transaction.
+	// evs are recorded in the same transaction. A lease already revoked is
+	// left as it is, without evs.
 	FinishRevoke(ctx context.Context, id string, ok bool, details string, retryAt time.Time, evs ...audit.Event) error
-	// RevokedMany marks leases revoked in one write, with evs.
-	RevokedMany(ctx context.Context, ids []string, evs ...audit.Event) error
+	// RevokedMany marks leases revoked in one write, with their audit
+	// events (evs[i] is ids[i]'s). A lease already revoked is left as it is,
+	// without its event.
+	RevokedMany(ctx context.Context, ids []string, evs []audit.Event) error
 	// DisabledMany marks leases revoked whose credentials were disabled but
 	// not removed, and queues a cleanup of each one's user (due at once), in
-	// the same transaction, with evs.
-	DisabledMany(ctx context.Context, ids []string, evs ...audit.Event) error
+	// the same transaction, with their audit events (evs[i] is ids[i]'s). A
+	// lease already revoked is left as it is, without cleanup or event.
+	DisabledMany(ctx context.Context, ids []string, evs []audit.Event) error
 	// ClaimCleanups takes up to limit due cleanups of one dynamic secret (the
 	// one with the longest-due cleanup), moving their due time to claimUntil.
 	ClaimCleanups(ctx context.Context, now, claimUntil time.Time, limit int) ([]Cleanup, error)

@@ -338,7 +338,7 @@ func (w *Worker) recordRevoked(ctx context.Context, sec Secret, leases []SealedL
 	for i, l := range leases {
 		ids[i], evs[i] = l.ID, revokeEvent(sec, l.Lease, "")
 	}
-	if err := s.store.RevokedMany(ctx, ids, evs...); err != nil {
+	if err := s.store.RevokedMany(ctx, ids, evs); err != nil {
 		w.log.Error("lease worker: record outcomes", "dynamicSecret", sec.ID, "err", err.Error())
 		return
 	}
@@ -362,7 +362,7 @@ func (w *Worker) recordDisabled(ctx context.Context, sec Secret, leases []Sealed
 		ids[i], evs[i] = l.ID, revokeEvent(sec, l.Lease, "")
 		evs[i].Metadata["cleanup"] = "pending"
 	}
-	if err := s.store.DisabledMany(ctx, ids, evs...); err != nil {
+	if err := s.store.DisabledMany(ctx, ids, evs); err != nil {
 		w.log.Error("lease worker: record outcomes", "dynamicSecret", sec.ID, "err", err.Error())
 		return
 	}

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"strings"
 	"time"
@@ -279,69 +280,100 @@ func (db *DB) skipLocked() string {
 	return ""
 }
 
-// FinishRevoke records a revocation outcome.
+// FinishRevoke records a revocation outcome, with its audit events. A lease
+// another path revoked meanwhile keeps its own record: the outcome and its
+// events are not written.
 func (db *DB) FinishRevoke(ctx context.Context, id string, ok bool, details string, retryAt time.Time, evs ...audit.Event) error {
 	return db.transactQuiet(ctx, func(tx *Tx) error {
 		now := tx.Now
+		var res sql.Result
 		var err error
 		if ok {
-			_, err = tx.exec(ctx, `UPDATE dynamic_leases SET status = 'revoked', status_details = ?, data = NULL, updated_at = ? WHERE id = ?`,
-				details, ts(now), id)
+			res, err = tx.exec(ctx, `UPDATE dynamic_leases SET status = 'revoked', status_details = ?, data = NULL, updated_at = ?
+			WHERE id = ? AND status <> 'revoked'`, details, ts(now), id)
 		} else {
-			_, err = tx.exec(ctx, `UPDATE dynamic_leases SET status = 'revoke_failed', status_details = ?, attempts = attempts + 1,
+			res, err = tx.exec(ctx, `UPDATE dynamic_leases SET status = 'revoke_failed', status_details = ?, attempts = attempts + 1,
 			due_at = ?, updated_at = ? WHERE id = ? AND status <> 'revoked'`, details, ts(retryAt), ts(now), id)
 		}
 		if err != nil {
+			return dbErr(err, "FinishRevoke")
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 0 {
 			return dbErr(err, "FinishRevoke")
 		}
 		return tx.insertAudits(ctx, evs...)
 	})
 }
 
-// RevokedMany marks leases revoked in one statement.
-func (db *DB) RevokedMany(ctx context.Context, ids []string, evs ...audit.Event) error {
+// RevokedMany marks leases revoked in one statement; evs[i] is the audit
+// event of ids[i]. A lease another path revoked meanwhile keeps its own
+// record, and its event is not written.
+func (db *DB) RevokedMany(ctx context.Context, ids []string, evs []audit.Event) error {
 	if len(ids) == 0 {
 		return nil
 	}
 	return db.transactQuiet(ctx, func(tx *Tx) error {
-		args := []any{ts(tx.Now)}
-		for _, id := range ids {
-			args = append(args, id)
-		}
-		_, err := tx.exec(ctx, `UPDATE dynamic_leases SET status = 'revoked', status_details = '', data = NULL, updated_at = ?
-		WHERE id IN (`+strings.TrimSuffix(strings.Repeat("?, ", len(ids)), ", ")+`)`, args...)
-		if err != nil {
-			return dbErr(err, "RevokedMany")
-		}
-		return tx.insertAudits(ctx, evs...)
+		return dbErr(tx.markRevoked(ctx, ids, evs), "RevokedMany")
 	})
 }
 
 // DisabledMany marks leases revoked and queues their users' cleanups, in
-// one transaction. A lease another path revoked meanwhile (in one phase)
-// needs no cleanup and is left as it is.
-func (db *DB) DisabledMany(ctx context.Context, ids []string, evs ...audit.Event) error {
+// one transaction; evs[i] is the audit event of ids[i]. A lease another
+// path revoked meanwhile (in one phase) needs no cleanup and keeps its own
+// record, and its event is not written.
+func (db *DB) DisabledMany(ctx context.Context, ids []string, evs []audit.Event) error {
 	if len(ids) == 0 {
 		return nil
 	}
 	return db.transactQuiet(ctx, func(tx *Tx) error {
-		in := `(` + strings.TrimSuffix(strings.Repeat("?, ", len(ids)), ", ") + `)`
 		args := []any{ts(tx.Now), ts(tx.Now)}
 		for _, id := range ids {
 			args = append(args, id)
 		}
 		// The cleanups first, while the leases are still unrevoked.
 		if _, err := tx.exec(ctx, `INSERT INTO dynamic_cleanups (lease_id, dynamic_secret_id, username, due_at, created_at)
-			SELECT id, dynamic_secret_id, username, ?, ? FROM dynamic_leases WHERE status <> 'revoked' AND id IN `+in+`
+			SELECT id, dynamic_secret_id, username, ?, ? FROM dynamic_leases WHERE status <> 'revoked' AND id IN (`+placeholders(len(ids))+`)
 			ON CONFLICT (lease_id) DO NOTHING`, args...); err != nil {
 			return dbErr(err, "DisabledMany")
 		}
-		if _, err := tx.exec(ctx, `UPDATE dynamic_leases SET status = 'revoked', status_details = '', data = NULL, updated_at = ?
-			WHERE status <> 'revoked' AND id IN `+in, args[1:]...); err != nil {
-			return dbErr(err, "DisabledMany")
-		}
-		return tx.insertAudits(ctx, evs...)
+		return dbErr(tx.markRevoked(ctx, ids, evs), "DisabledMany")
 	})
+}
+
+// markRevoked marks the listed leases revoked, all but those already
+// revoked, and appends the audit events of those it changed (evs[i] is
+// ids[i]'s).
+func (tx *Tx) markRevoked(ctx context.Context, ids []string, evs []audit.Event) error {
+	args := make([]any, 0, len(ids)+1)
+	args = append(args, ts(tx.Now))
+	for _, id := range ids {
+		args = append(args, id)
+	}
+	rows, err := tx.query(ctx, `UPDATE dynamic_leases SET status = 'revoked', status_details = '', data = NULL, updated_at = ?
+		WHERE status <> 'revoked' AND id IN (`+placeholders(len(ids))+`) RETURNING id`, args...)
+	if err != nil {
+		return err
+	}
+	changed := make(map[string]bool, len(ids))
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return err
+		}
+		changed[id] = true
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	keep := make([]audit.Event, 0, len(changed))
+	for i, id := range ids {
+		if changed[id] && i < len(evs) {
+			keep = append(keep, evs[i])
+		}
+	}
+	return tx.insertAudits(ctx, keep...)
 }
 
 const cleanupCols = `lease_id, dynamic_secret_id, username, due_at, attempts, last_error, created_at`

@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -80,7 +81,8 @@ func leaseIDs(ls []dynamic.SealedLease) []string {
 // TestLeaseClaimsPerDynamicSecret: the worker's reads and claims are per
 // dynamic secret; claims take due live leases of that secret only, in
 // batches, and a batch's outcomes are recorded with its audit events, on
-// both engines.
+// both engines; a lease revoked meanwhile by another path keeps its record,
+// without a second event.
 func TestLeaseClaimsPerDynamicSecret(t *testing.T) {
 	for _, d := range storetest.Engines {
 		t.Run(string(d), func(t *testing.T) {
@@ -142,31 +144,56 @@ func TestLeaseClaimsPerDynamicSecret(t *testing.T) {
 				t.Fatalf("due secrets after a's claims: %v", got)
 			}
 
-			evs := make([]audit.Event, len(first))
-			for i := range evs {
-				evs[i] = audit.Event{Type: "revoke-dynamic-secret-lease", ProjectID: pid}
+			// A lease of the batch that another path revoked meanwhile keeps
+			// its record, and its event is not written; nor is an outcome
+			// recorded for it later, or for a lease of the first batch.
+			gone := insertLease(t, db, pid, c, dynamic.Revoked, now)
+			goneBefore, _ := db.LeaseByID(ctx, gone)
+			time.Sleep(time.Millisecond) // a record's time differs from the insert's
+			batch := append(leaseIDs(first), gone)
+			evs := make([]audit.Event, len(batch))
+			for i, id := range batch {
+				evs[i] = audit.Event{Type: "revoke-dynamic-secret-lease", ProjectID: pid, Metadata: map[string]any{"leaseId": id}}
 			}
-			if err := db.RevokedMany(ctx, leaseIDs(first), evs...); err != nil {
+			if err := db.RevokedMany(ctx, batch, evs); err != nil {
 				t.Fatal(err)
 			}
+			for _, ok := range []bool{true, false} {
+				for _, id := range []string{gone, first[0].ID} {
+					if err := db.FinishRevoke(ctx, id, ok, "late", now.Add(time.Hour),
+						audit.Event{Type: "revoke-dynamic-secret-lease", ProjectID: pid, Metadata: map[string]any{"leaseId": "late"}}); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			if after, _ := db.LeaseByID(ctx, gone); !after.UpdatedAt.Equal(goneBefore.UpdatedAt) || after.StatusDetails != goneBefore.StatusDetails {
+				t.Fatalf("the lease revoked before: updated %v (%q), was %v (%q)", after.UpdatedAt, after.StatusDetails, goneBefore.UpdatedAt, goneBefore.StatusDetails)
+			}
 			if err := db.FinishRevoke(ctx, second[0].ID, false, "boom - retrying automatically", now.Add(time.Second),
-				audit.Event{Type: "revoke-dynamic-secret-lease", ProjectID: pid}); err != nil {
+				audit.Event{Type: "revoke-dynamic-secret-lease", ProjectID: pid, Metadata: map[string]any{"leaseId": second[0].ID}}); err != nil {
 				t.Fatal(err)
 			}
 			for _, l := range first {
 				got, _ := db.LeaseByID(ctx, l.ID)
-				if got.Status != dynamic.Revoked || got.SealedData != nil {
-					t.Fatalf("after RevokedMany: %s %v", got.Status, got.SealedData)
+				if got.Status != dynamic.Revoked || got.SealedData != nil || got.StatusDetails != "" {
+					t.Fatalf("after RevokedMany: %s %q %v", got.Status, got.StatusDetails, got.SealedData)
 				}
 			}
 			failed, _ := db.LeaseByID(ctx, second[0].ID)
 			if failed.Status != dynamic.RevokeFailed || failed.Attempts != 1 || !failed.DueAt.Equal(now.Add(time.Second)) {
 				t.Fatalf("after a failure: %s, attempt %d, due %v", failed.Status, failed.Attempts, failed.DueAt)
 			}
-			var events int
 			all, err := db.AuditEvents(ctx, audit.Filter{OrgID: orgOf(t, db, pid), ProjectID: pid, EventTypes: []string{"revoke-dynamic-secret-lease"}, Limit: 100})
-			if events = len(all); err != nil || events != 4 {
-				t.Fatalf("%d revocation events (%v), want 4", events, err)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, ev := range all {
+				got = append(got, fmt.Sprint(ev.Metadata["leaseId"]))
+			}
+			slices.Sort(got)
+			if want := slices.Sorted(slices.Values(append(leaseIDs(first), second[0].ID))); !slices.Equal(got, want) {
+				t.Fatalf("revocation events of %v, want %v", got, want)
 			}
 			if n, _ := db.CountLeases(ctx, dynamic.Revoking); n != 1 {
 				t.Fatalf("%d leases still claimed, want 1", n)
@@ -249,7 +276,7 @@ func BenchmarkLeaseBatch(b *testing.B) {
 					b.Fatalf("claimed %d: %v", len(claimed), err)
 				}
 				claiming += time.Since(start)
-				if err := db.RevokedMany(ctx, leaseIDs(claimed), evs...); err != nil {
+				if err := db.RevokedMany(ctx, leaseIDs(claimed), evs); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -261,7 +288,8 @@ func BenchmarkLeaseBatch(b *testing.B) {
 // TestDisabledManyQueuesTheCleanupsOfWhatItRevokes: recording a disabled
 // batch revokes its leases and queues a cleanup for each, with the batch's
 // audit events, on both engines; a lease of the batch that another path
-// revoked meanwhile (in one phase) gets no cleanup and keeps its own record.
+// revoked meanwhile (in one phase) gets no cleanup and no event, and keeps
+// its own record.
 func TestDisabledManyQueuesTheCleanupsOfWhatItRevokes(t *testing.T) {
 	for _, d := range storetest.Engines {
 		t.Run(string(d), func(t *testing.T) {
@@ -277,11 +305,12 @@ func TestDisabledManyQueuesTheCleanupsOfWhatItRevokes(t *testing.T) {
 				t.Fatal(err)
 			}
 			time.Sleep(time.Millisecond) // the record's time differs from the insert's
-			evs := make([]audit.Event, 3)
-			for i := range evs {
-				evs[i] = audit.Event{OrgID: pid, ProjectID: pid, ActorType: "platform", Type: "revoke-dynamic-secret-lease"}
+			batch := []string{x1, gone, x2}
+			evs := make([]audit.Event, len(batch))
+			for i, id := range batch {
+				evs[i] = audit.Event{OrgID: pid, ProjectID: pid, ActorType: "platform", Type: "revoke-dynamic-secret-lease", Metadata: map[string]any{"leaseId": id}}
 			}
-			if err := db.DisabledMany(ctx, []string{x1, x2, gone}, evs...); err != nil {
+			if err := db.DisabledMany(ctx, batch, evs); err != nil {
 				t.Fatal(err)
 			}
 			for _, id := range []string{x1, x2} {
@@ -307,9 +336,17 @@ func TestDisabledManyQueuesTheCleanupsOfWhatItRevokes(t *testing.T) {
 			if want := slices.Sorted(slices.Values([]string{x1, x2})); !slices.Equal(got, want) {
 				t.Errorf("cleanups of %v, want %v", got, want)
 			}
-			got2, err := db.AuditEvents(ctx, audit.Filter{OrgID: pid, EventTypes: []string{"revoke-dynamic-secret-lease"}, Limit: 10})
-			if err != nil || len(got2) != 3 {
-				t.Errorf("%d audit events (%v), want 3", len(got2), err)
+			evsGot, err := db.AuditEvents(ctx, audit.Filter{OrgID: pid, EventTypes: []string{"revoke-dynamic-secret-lease"}, Limit: 10})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var of []string
+			for _, ev := range evsGot {
+				of = append(of, fmt.Sprint(ev.Metadata["leaseId"]))
+			}
+			slices.Sort(of)
+			if want := slices.Sorted(slices.Values([]string{x1, x2})); !slices.Equal(of, want) {
+				t.Errorf("audit events of %v, want %v", of, want)
 			}
 		})
 	}
