@@ -130,6 +130,9 @@ type Store interface {
 	RenewLease(ctx context.Context, id string, from, expireAt time.Time, ev audit.Event) error
 	// ClaimLease marks one live lease revoking until claimUntil; false if it is not live.
 	ClaimLease(ctx context.Context, id string, claimUntil time.Time) (bool, error)
+	// ExtendClaims moves the claim of those listed leases that are still
+	// being revoked (not yet recorded) to claimUntil.
+	ExtendClaims(ctx context.Context, ids []string, claimUntil time.Time) error
 	// ClaimDueLeases marks up to limit due leases of a dynamic secret revoking
 	// until claimUntil (FOR UPDATE SKIP LOCKED on PostgreSQL) and returns them.
 	ClaimDueLeases(ctx context.Context, dynamicSecretID string, now, claimUntil time.Time, limit int) ([]SealedLease, error)

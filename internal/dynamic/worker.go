@@ -46,6 +46,13 @@ type Worker struct {
 	BurstBatch int
 	// Parallel is how many dynamic secrets are revoked at once.
 	Parallel int
+	// Claim is how long a claim keeps leases from other nodes' workers:
+	// ProviderTimeout + 10 s. While a batch is worked on, its claim is
+	// extended every Claim/3 (keepClaimed): a batch can take longer than
+	// one claim (a refused burst goes on in groups; one by one, each lease
+	// may take ProviderTimeout), and another node must not take its leases
+	// meanwhile. A node that stops leaves claims that end within Claim.
+	Claim time.Duration
 	// Starve bounds how long due cleanups (drops of disabled users) wait
 	// while revocations keep the worker busy: they run when no revocation
 	// does, or when none has run for this long.
@@ -57,7 +64,8 @@ func NewWorker(svc *Service, log *slog.Logger) *Worker {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Worker{svc: svc, log: log, MaxWait: time.Second, Batch: 200, BurstBatch: 1000, Parallel: 8, Starve: 30 * time.Second}
+	return &Worker{svc: svc, log: log, MaxWait: time.Second, Batch: 200, BurstBatch: 1000, Parallel: 8,
+		Claim: ProviderTimeout + 10*time.Second, Starve: 30 * time.Second}
 }
 
 // Run works until ctx is done. It hands each dynamic secret with due leases
@@ -240,7 +248,39 @@ func (w *Worker) drain(ctx context.Context, dsID string) {
 // claim claims up to n of a dynamic secret's due leases.
 func (w *Worker) claim(ctx context.Context, dsID string, n int) ([]SealedLease, error) {
 	now := w.svc.now().UTC()
-	return w.svc.store.ClaimDueLeases(ctx, dsID, now, now.Add(ProviderTimeout+10*time.Second), n)
+	return w.svc.store.ClaimDueLeases(ctx, dsID, now, now.Add(w.Claim), n)
+}
+
+// keepClaimed extends the claim of leases every Claim/3 until stop is
+// called (or ctx is done), so that no other node takes them while this one
+// works on them; the extension passes over those already recorded.
+func (w *Worker) keepClaimed(ctx context.Context, leases []SealedLease) (stop func()) {
+	ids := make([]string, len(leases))
+	for i, l := range leases {
+		ids[i] = l.ID
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTicker(max(w.Claim/3, time.Millisecond))
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if err := w.svc.store.ExtendClaims(ctx, ids, w.svc.now().UTC().Add(w.Claim)); err != nil && ctx.Err() == nil {
+					w.log.Error("lease worker: extend claims", "leases", len(ids), "err", err.Error())
+				}
+			}
+		}
+	})
+	return func() {
+		close(done)
+		wg.Wait()
+	}
 }
 
 // claimAndRevoke claims one batch of a dynamic secret's due leases, revokes
@@ -256,13 +296,15 @@ func (w *Worker) claimAndRevoke(ctx context.Context, dsID string) (int, error) {
 	return len(claimed), nil
 }
 
-// revokeGroup revokes claimed leases of one dynamic secret: all in one call
-// to the target when the provider can, else (or if that fails) one by one.
+// revokeGroup revokes claimed leases of one dynamic secret, keeping them
+// claimed meanwhile: all in one call to the target when the provider can,
+// else (or if that fails) one by one.
 // One by one, it records each outcome itself and returns nil; after a batch
 // call it returns the recording of the batch's success, for the caller to
 // run, and whether that call disabled the users (two-phase).
 func (w *Worker) revokeGroup(ctx context.Context, dsID string, leases []SealedLease) (record func(), disabled bool) {
 	s := w.svc
+	defer w.keepClaimed(ctx, leases)()
 	ss, err := s.store.DynamicSecretByID(ctx, dsID)
 	var sec Secret
 	if err == nil {

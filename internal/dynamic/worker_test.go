@@ -184,6 +184,72 @@ func TestWorkerRevokesTargetsInParallel(t *testing.T) {
 	}
 }
 
+// TestStuckBatchStaysClaimed: two nodes share a database; a lease's
+// revocation blocks past the end of its claim (the test holds a transaction
+// that altered its role, so the disable waits for its row lock). The node
+// working on it keeps it claimed, so the other node does not take it and
+// revoke it a second time: one statement waits, never two, and the lease is
+// revoked once, with one audit event, when the lock is released. Without
+// the claim's extension, the other node takes the lease once the claim ends.
+func TestStuckBatchStaysClaimed(t *testing.T) {
+	for _, d := range storetest.Engines {
+		t.Run(string(d), func(t *testing.T) {
+			t.Parallel()
+			const claim = 2 * time.Second
+			dbs, prefix, admin := pgTargets(t, 1)
+			a := apptest.Bootstrapped(t, d, apptest.Options{WorkerClaim: claim})
+			apptest.Start(t, d, apptest.Options{Share: a, WorkerClaim: claim})
+			s := newProject(t, a)
+			s.addPG(t, "pg", "127.0.0.1:5432", dbs[0], prefix)
+			ctx := context.Background()
+			target, err := sql.Open("pgx", "postgres://postgres@127.0.0.1:5432/"+dbs[0]+"?sslmode=disable")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer target.Close()
+			id, user := s.lease(t, "pg", "1s")
+			hold, err := target.BeginTx(ctx, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer hold.Rollback()
+			if _, err := hold.ExecContext(ctx, `ALTER ROLE "`+user+`" CONNECTION LIMIT 5`); err != nil {
+				t.Fatal(err)
+			}
+			waiting := func() int {
+				var n int
+				if err := admin.QueryRow(`SELECT COUNT(*) FROM pg_stat_activity
+					WHERE datname = $1 AND wait_event_type = 'Lock' AND query LIKE '%ALTER ROLE%'`, dbs[0]).Scan(&n); err != nil {
+					t.Fatal(err)
+				}
+				return n
+			}
+			waitUntil(t, "the lease's disable waiting", func() bool { return waiting() == 1 })
+			for end := time.Now().Add(3 * claim); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+				if n := waiting(); n != 1 {
+					t.Fatalf("%d statements waiting on the lease's role, want 1: another node took the lease", n)
+				}
+				if got := s.status(t, id); got.Status != dynamic.Revoking || !got.DueAt.After(time.Now()) {
+					t.Fatalf("while its disable waits, the lease is %s, claimed until %v", got.Status, got.DueAt)
+				}
+			}
+
+			if err := hold.Rollback(); err != nil {
+				t.Fatal(err)
+			}
+			waitUntil(t, "the lease revoked", func() bool { return s.status(t, id).Status == dynamic.Revoked })
+			if canLogin(t, admin, user) {
+				t.Fatal("the revoked lease's role can log in")
+			}
+			evs, err := a.DB.AuditEvents(ctx, audit.Filter{OrgID: a.OrgID, ProjectID: s.id,
+				EventTypes: []string{"revoke-dynamic-secret-lease"}, Limit: 10})
+			if err != nil || len(evs) != 1 {
+				t.Fatalf("%d revocation events (%v), want 1", len(evs), err)
+			}
+		})
+	}
+}
+
 // TestWorkerBatchesEndInTheRightStates: leases of three dynamic secrets,
 // claimed two at a time, end as they must: revoked with their roles gone
 // (one role already dropped by hand counts as revoked), or, on a target that

@@ -238,6 +238,21 @@ func (db *DB) ClaimDueLeases(ctx context.Context, dynamicSecretID string, now, c
 	return out, err
 }
 
+// ExtendClaims moves the claim of those listed leases that are still being
+// revoked to claimUntil. It leaves updated_at: only outcomes stamp it.
+func (db *DB) ExtendClaims(ctx context.Context, ids []string, claimUntil time.Time) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	args := make([]any, 0, len(ids)+1)
+	args = append(args, ts(claimUntil))
+	for _, id := range ids {
+		args = append(args, id)
+	}
+	_, err := db.execQuiet(ctx, `UPDATE dynamic_leases SET due_at = ? WHERE status = 'revoking' AND id IN (`+placeholders(len(ids))+`)`, args...)
+	return dbErr(err, "ExtendClaims")
+}
+
 // DueSecrets lists up to limit dynamic secrets, other than except, that have
 // leases due at now, the one with the longest-due lease first.
 func (db *DB) DueSecrets(ctx context.Context, now time.Time, except []string, limit int) ([]string, error) {

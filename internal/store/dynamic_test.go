@@ -198,6 +198,22 @@ func TestLeaseClaimsPerDynamicSecret(t *testing.T) {
 			if n, _ := db.CountLeases(ctx, dynamic.Revoking); n != 1 {
 				t.Fatalf("%d leases still claimed, want 1", n)
 			}
+			// A claim's extension moves only the leases still being revoked,
+			// and leaves their updated_at.
+			claimedBefore, _ := db.LeaseByID(ctx, second[1].ID)
+			later := until.Add(time.Minute)
+			if err := db.ExtendClaims(ctx, []string{first[0].ID, second[0].ID, second[1].ID}, later); err != nil {
+				t.Fatal(err)
+			}
+			if got, _ := db.LeaseByID(ctx, second[1].ID); !got.DueAt.Equal(later) || !got.UpdatedAt.Equal(claimedBefore.UpdatedAt) || got.Status != dynamic.Revoking {
+				t.Fatalf("extended claim: %s due %v updated %v, want due %v updated %v", got.Status, got.DueAt, got.UpdatedAt, later, claimedBefore.UpdatedAt)
+			}
+			if got, _ := db.LeaseByID(ctx, second[0].ID); !got.DueAt.Equal(now.Add(time.Second)) || got.Status != dynamic.RevokeFailed {
+				t.Fatalf("a failed lease after an extension: %s due %v", got.Status, got.DueAt)
+			}
+			if got, _ := db.LeaseByID(ctx, first[0].ID); got.Status != dynamic.Revoked || got.DueAt.Equal(later) {
+				t.Fatalf("a revoked lease after an extension: %s due %v", got.Status, got.DueAt)
+			}
 			if got, _ := db.ClaimDueLeases(ctx, b, now, until, 10); len(got) != 2 || !slices.Contains(leaseIDs(got), bFirst) {
 				t.Fatalf("claim of b: %v", leaseIDs(got))
 			}

@@ -78,6 +78,9 @@ type Options struct {
 	// WorkerBatch, when set, is how many leases the lease worker claims at
 	// once, bursts included.
 	WorkerBatch int
+	// WorkerClaim, when set, is how long the lease worker's claims last
+	// (dynamic.Worker.Claim).
+	WorkerClaim time.Duration
 	// NoWorker leaves the lease worker stopped: the test drives it (Tick),
 	// or another node sharing the database does the work.
 	NoWorker bool
@@ -156,6 +159,9 @@ func Start(t testing.TB, d store.Dialect, opts ...Options) *Env {
 		SessionIdleTimeout: o.SessionIdleTimeout, SessionAbsoluteTimeout: o.SessionAbsoluteTimeout})
 	if o.WorkerBatch > 0 {
 		srv.Worker.Batch, srv.Worker.BurstBatch = o.WorkerBatch, o.WorkerBatch
+	}
+	if o.WorkerClaim > 0 {
+		srv.Worker.Claim = o.WorkerClaim
 	}
 	hs := httptest.NewUnstartedServer(srv)
 	if lis != nil {
