@@ -1,9 +1,12 @@
 package api_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/lockbox-dev/lockbox/internal/app/apptest"
 	"github.com/lockbox-dev/lockbox/internal/audit"
@@ -417,6 +420,53 @@ func TestSSHRevocation(t *testing.T) {
 		assertError(t, e.Do(t, "GET", "/api/v1/ssh/ca/not-a-ca/krl", "", nil), 404, "NotFound")
 		if c := auditCounts(t, e, a.ID); c["revoke-ssh-cert"] != 2 {
 			t.Fatalf("audit counts %v", c)
+		}
+	})
+}
+
+// TestSSHKRLRefresh: a node serves a CA's KRL from memory while nothing is
+// revoked, for at most sshca.KRLRefresh on the server's clock: a
+// certificate that expired meanwhile is still listed (harmlessly) and the
+// generation date stays; past the refresh the KRL is built again, without
+// the expired certificate and with the new date.
+func TestSSHKRLRefresh(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, d store.Dialect) {
+		clock := &testClock{t: time.Now().UTC().Truncate(time.Second)}
+		e := apptest.Bootstrapped(t, d, apptest.Options{Clock: clock.Now})
+		p := createProject(t, e, e.Token, map[string]any{"projectName": "ssh-krl-refresh"})
+		ca := createSSHCA(t, e, e.Token, p.ID, "ED25519")
+		tpl := createSSHTemplate(t, e, e.Token, map[string]any{"sshCaId": ca.ID, "name": "r", "allowedUsers": []string{"*"}})
+		pubText, _ := newSSHKey(t)
+		revoked := func(ttl string) string {
+			var out struct{ SerialNumber string }
+			e.Must(t, 200, "POST", "/api/v1/ssh/certificates/sign", e.Token, map[string]any{"certificateTemplateId": tpl.ID,
+				"publicKey": pubText, "principals": []string{"deploy"}, "ttl": ttl}).Decode(t, &out)
+			e.Must(t, 200, "POST", "/api/v1/ssh/certificates/"+out.SerialNumber+"/revoke", e.Token, nil)
+			return out.SerialNumber
+		}
+		short, long := revoked("30s"), revoked("1h")
+		krl := func() ([]byte, map[string]bool, time.Time) {
+			b := e.Must(t, 200, "GET", "/api/v1/ssh/ca/"+ca.ID+"/krl", "", nil).Body
+			serials := parseKRLSerials(t, b)
+			return b, serials, time.Unix(int64(binary.BigEndian.Uint64(b[20:28])), 0).UTC()
+		}
+		start := clock.Now()
+		first, serials, generated := krl()
+		if !serials[short] || !serials[long] || !generated.Equal(start) {
+			t.Fatalf("first KRL: %v generated %v, want %s and %s at %v", serials, generated, short, long, start)
+		}
+
+		clock.Add(45 * time.Second) // the short certificate has expired
+		cached(t, e, func() {
+			if b, _, _ := krl(); !bytes.Equal(b, first) {
+				t.Fatal("within the refresh, with nothing revoked, the KRL was built again")
+			}
+		})
+
+		clock.Add(sshca.KRLRefresh - 44*time.Second) // the refresh has passed
+		_, serials, generated = krl()
+		if serials[short] || !serials[long] || !generated.Equal(clock.Now()) {
+			t.Fatalf("KRL after the refresh: %v generated %v, want only %s at %v", serials, generated, long, clock.Now())
 		}
 	})
 }

@@ -78,7 +78,8 @@ type Options struct {
 	// Clock, when set, is the time permissions are resolved at, that the
 	// caches built on them (secret reads, KMS keys) are checked against, and
 	// that memberships, privileges and templates are stamped with (tests
-	// move it to see temporary access end); nil means time.Now. Tokens and
+	// move it to see temporary access end), and the time of PKI and SSH
+	// certificates and of the KRLs' refresh; nil means time.Now. Tokens and
 	// leases keep the real time.
 	Clock func() time.Time
 	// Mailer sends invitation links (LOCKBOX_SMTP_URL); nil: none sent.
@@ -159,7 +160,7 @@ func New(db *store.DB, kr *keyring.Keyring, o Options) *App {
 	}
 	pkis := pki.NewService(db, az, kr, o.Clock)
 	pkis.SetPublicURL(o.SiteURL)
-	sshCAs := sshca.NewService(db, az, kr, nil)
+	sshCAs := sshca.NewService(db, az, kr, o.Clock)
 	sshCAs.SetCache(gen)
 	admin := identity.NewAdmin(db, az, idsvc)
 	svc := api.Services{
