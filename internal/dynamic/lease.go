@@ -310,7 +310,7 @@ func (s *Service) revokeWith(ctx context.Context, sec Secret, l Lease) error {
 	if err != nil {
 		return err
 	}
-	pctx, cancel := context.WithTimeout(ctx, ProviderTimeout)
+	pctx, cancel := context.WithTimeout(s.dialCtx(ctx), ProviderTimeout)
 	defer cancel()
 	return p.Revoke(pctx, provider.RevokeRequest{Username: l.Username})
 }
@@ -335,7 +335,7 @@ func (s *Service) dropUsers(ctx context.Context, dsID string, names []string) er
 	}
 	br, batched := p.(provider.BatchRevoker)
 	for chunk := range slices.Chunk(names, dropBatch) {
-		pctx, cancel := context.WithTimeout(ctx, ProviderTimeout)
+		pctx, cancel := context.WithTimeout(s.dialCtx(ctx), ProviderTimeout)
 		if batched {
 			err = br.RevokeMany(pctx, chunk)
 		} else {

@@ -328,7 +328,7 @@ func (w *Worker) revokeOpened(ctx context.Context, sec Secret, leases []SealedLe
 			names[i] = l.Username
 		}
 		if d, ok := p.(provider.Disabler); ok && d.Disables() {
-			pctx, cancel := context.WithTimeout(ctx, ProviderTimeout)
+			pctx, cancel := context.WithTimeout(w.svc.dialCtx(ctx), ProviderTimeout)
 			derr := d.DisableMany(pctx, names)
 			cancel()
 			if derr == nil {
@@ -345,7 +345,7 @@ func (w *Worker) revokeOpened(ctx context.Context, sec Secret, leases []SealedLe
 			return nil, false
 		}
 		if br, ok := p.(provider.BatchRevoker); ok && len(leases) > 1 {
-			pctx, cancel := context.WithTimeout(ctx, ProviderTimeout)
+			pctx, cancel := context.WithTimeout(w.svc.dialCtx(ctx), ProviderTimeout)
 			berr := br.RevokeMany(pctx, names)
 			cancel()
 			if berr == nil {

@@ -250,6 +250,85 @@ func TestStuckBatchStaysClaimed(t *testing.T) {
 	}
 }
 
+// TestRevocationKeepsToTheTargetPolicy: the connections a revocation opens
+// are checked against the target policy like a lease's creation, on the
+// address dialled, so a name that resolves to a denied address by the time
+// its leases are revoked (DNS rebinding) cannot make the worker run its
+// statements there. Two nodes share a database: a leases on a target that
+// b's policy denies (127.0.0.0/8). b's worker does not disable the role,
+// whichever way it tries (in one call, as a batch, then alone), and records
+// the refusal; a revokes it. The disabled role's drop is refused by b in the
+// same way, and made by a.
+func TestRevocationKeepsToTheTargetPolicy(t *testing.T) {
+	for _, d := range storetest.Engines {
+		t.Run(string(d), func(t *testing.T) {
+			t.Parallel()
+			dbs, prefix, admin := pgTargets(t, 1)
+			a := apptest.Bootstrapped(t, d, apptest.Options{NoWorker: true})
+			b := apptest.Start(t, d, apptest.Options{Share: a, NoWorker: true, TargetsDeny: "127.0.0.0/8"})
+			s := newProject(t, a)
+			s.addPG(t, "pg", "127.0.0.1:5432", dbs[0], prefix)
+			ctx := context.Background()
+			var ids, users []string
+			for range 2 { // two, so that b tries a batch revocation too
+				id, user := s.lease(t, "pg", "1s")
+				ids, users = append(ids, id), append(users, user)
+			}
+			dsID := leasesSecret(t, s, ids[0])
+			tick := func(e *apptest.Env, what string, want int) {
+				t.Helper()
+				if n, err := e.App.Worker.Tick(ctx); err != nil || n != want {
+					t.Fatalf("%s: tick revoked %d (%v), want %d", what, n, err, want)
+				}
+			}
+
+			time.Sleep(1100 * time.Millisecond)
+			tick(b, "the denying node", 2)
+			var retry time.Time
+			for i, id := range ids {
+				got := s.status(t, id)
+				if got.Status != dynamic.RevokeFailed || !strings.Contains(got.StatusDetails, "not allowed by this server's dynamic-secret target policy") {
+					t.Fatalf("after the denying node's revocation: %s %q", got.Status, got.StatusDetails)
+				}
+				if !canLogin(t, admin, users[i]) {
+					t.Fatal("the denying node disabled a role")
+				}
+				if got.DueAt.After(retry) {
+					retry = got.DueAt
+				}
+			}
+
+			time.Sleep(time.Until(retry) + 50*time.Millisecond)
+			tick(a, "the allowing node", 2)
+			for i, id := range ids {
+				if got := s.status(t, id); got.Status != dynamic.Revoked || canLogin(t, admin, users[i]) {
+					t.Fatalf("after the allowing node's revocation: %s, role can log in %v", got.Status, canLogin(t, admin, users[i]))
+				}
+			}
+			tick(b, "the denying node's cleanup", 0)
+			cs, err := a.DB.Cleanups(ctx, dsID)
+			if err != nil || len(cs) != 2 {
+				t.Fatalf("cleanups after the denying node's drop: %+v (%v)", cs, err)
+			}
+			for _, c := range cs {
+				if c.Attempts != 1 || !strings.Contains(c.LastError, "not allowed") || !roleExists(t, admin, c.Username) {
+					t.Fatalf("after the denying node's drop: %+v, role exists %v", c, roleExists(t, admin, c.Username))
+				}
+				if c.DueAt.After(retry) {
+					retry = c.DueAt
+				}
+			}
+			time.Sleep(time.Until(retry) + 50*time.Millisecond)
+			tick(a, "the allowing node's cleanup", 0)
+			for _, u := range users {
+				if roleExists(t, admin, u) {
+					t.Fatal("the allowing node did not drop a role")
+				}
+			}
+		})
+	}
+}
+
 // TestWorkerBatchesEndInTheRightStates: leases of three dynamic secrets,
 // claimed two at a time, end as they must: revoked with their roles gone
 // (one role already dropped by hand counts as revoked), or, on a target that
