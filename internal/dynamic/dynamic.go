@@ -131,8 +131,10 @@ type Store interface {
 	// ClaimLease marks one live lease revoking until claimUntil; false if it is not live.
 	ClaimLease(ctx context.Context, id string, claimUntil time.Time) (bool, error)
 	// ExtendClaims moves the claim of those listed leases that are still
-	// being revoked (not yet recorded) to claimUntil.
-	ExtendClaims(ctx context.Context, ids []string, claimUntil time.Time) error
+	// being revoked under the claim that ends at from (not yet recorded,
+	// not claimed since by another) to end at to. On PostgreSQL it skips a
+	// lease whose row is locked (being recorded or claimed).
+	ExtendClaims(ctx context.Context, ids []string, from, to time.Time) error
 	// ClaimDueLeases marks up to limit due leases of a dynamic secret revoking
 	// until claimUntil (FOR UPDATE SKIP LOCKED on PostgreSQL) and returns them.
 	ClaimDueLeases(ctx context.Context, dynamicSecretID string, now, claimUntil time.Time, limit int) ([]SealedLease, error)

@@ -47,11 +47,12 @@ type Worker struct {
 	// Parallel is how many dynamic secrets are revoked at once.
 	Parallel int
 	// Claim is how long a claim keeps leases from other nodes' workers:
-	// ProviderTimeout + 10 s. While a batch is worked on, its claim is
-	// extended every Claim/3 (keepClaimed): a batch can take longer than
-	// one claim (a refused burst goes on in groups; one by one, each lease
-	// may take ProviderTimeout), and another node must not take its leases
-	// meanwhile. A node that stops leaves claims that end within Claim.
+	// ProviderTimeout + 10 s (also when unset). Until a batch's outcome is
+	// recorded, its claim is extended every Claim/3 (keepClaimed): a batch
+	// can take longer than one claim (a refused burst goes on in groups;
+	// one by one, each lease may take ProviderTimeout), and another node
+	// must not take its leases meanwhile. A node that stops, or can no
+	// longer write to the database, leaves claims that end within Claim.
 	Claim time.Duration
 	// Starve bounds how long due cleanups (drops of disabled users) wait
 	// while revocations keep the worker busy: they run when no revocation
@@ -245,24 +246,43 @@ func (w *Worker) drain(ctx context.Context, dsID string) {
 	}
 }
 
-// claim claims up to n of a dynamic secret's due leases.
+// claim claims up to n of a dynamic secret's due leases, for w.Claim.
 func (w *Worker) claim(ctx context.Context, dsID string, n int) ([]SealedLease, error) {
 	now := w.svc.now().UTC()
-	return w.svc.store.ClaimDueLeases(ctx, dsID, now, now.Add(w.Claim), n)
+	return w.svc.store.ClaimDueLeases(ctx, dsID, now, now.Add(w.claimFor()), n)
+}
+
+// claimFor is Claim, or its default when unset.
+func (w *Worker) claimFor() time.Duration {
+	if w.Claim > 0 {
+		return w.Claim
+	}
+	return ProviderTimeout + 10*time.Second
 }
 
 // keepClaimed extends the claim of leases every Claim/3 until stop is
 // called (or ctx is done), so that no other node takes them while this one
-// works on them; the extension passes over those already recorded.
+// works on them. Each extension moves only the claims it wrote, found by
+// their end (the claim's due_at): a lease already recorded, or claimed
+// since by another node or request, is left alone. It stops, with a
+// warning, once the work has had all the time its provider calls may take
+// (one by one, each lease's, after the batch calls), so a call that
+// ignores its deadline does not hold the leases for good.
 func (w *Worker) keepClaimed(ctx context.Context, leases []SealedLease) (stop func()) {
+	if len(leases) == 0 {
+		return func() {}
+	}
 	ids := make([]string, len(leases))
 	for i, l := range leases {
 		ids[i] = l.ID
 	}
+	claim, from := w.claimFor(), leases[0].DueAt // one claim: one end for all
+	groups := len(leases)/max(w.Batch, 1) + 1
+	limit := time.Now().Add(time.Duration(len(leases)+2*groups+2)*ProviderTimeout + claim)
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		t := time.NewTicker(max(w.Claim/3, time.Millisecond))
+		t := time.NewTicker(max(claim/3, time.Millisecond))
 		defer t.Stop()
 		for {
 			select {
@@ -271,10 +291,23 @@ func (w *Worker) keepClaimed(ctx context.Context, leases []SealedLease) (stop fu
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				if err := w.svc.store.ExtendClaims(ctx, ids, w.svc.now().UTC().Add(w.Claim)); err != nil && ctx.Err() == nil {
+			}
+			if time.Now().After(limit) {
+				w.log.Warn("lease worker: a batch outlasted what its target calls may take; its claims are no longer extended",
+					"dynamicSecret", leases[0].DynamicSecretID, "leases", len(ids))
+				return
+			}
+			to := w.svc.now().UTC().Add(claim)
+			ectx, cancel := context.WithTimeout(ctx, claim/3)
+			err := w.svc.store.ExtendClaims(ectx, ids, from, to)
+			cancel()
+			if err != nil {
+				if ctx.Err() == nil {
 					w.log.Error("lease worker: extend claims", "leases", len(ids), "err", err.Error())
 				}
+				continue
 			}
+			from = to
 		}
 	})
 	return func() {
@@ -297,14 +330,14 @@ func (w *Worker) claimAndRevoke(ctx context.Context, dsID string) (int, error) {
 }
 
 // revokeGroup revokes claimed leases of one dynamic secret, keeping them
-// claimed meanwhile: all in one call to the target when the provider can,
-// else (or if that fails) one by one.
+// claimed until their outcomes are recorded: all in one call to the target
+// when the provider can, else (or if that fails) one by one.
 // One by one, it records each outcome itself and returns nil; after a batch
 // call it returns the recording of the batch's success, for the caller to
 // run, and whether that call disabled the users (two-phase).
-func (w *Worker) revokeGroup(ctx context.Context, dsID string, leases []SealedLease) (record func(), disabled bool) {
+func (w *Worker) revokeGroup(ctx context.Context, dsID string, leases []SealedLease) (func(), bool) {
 	s := w.svc
-	defer w.keepClaimed(ctx, leases)()
+	stop := w.keepClaimed(ctx, leases)
 	ss, err := s.store.DynamicSecretByID(ctx, dsID)
 	var sec Secret
 	if err == nil {
@@ -312,9 +345,20 @@ func (w *Worker) revokeGroup(ctx context.Context, dsID string, leases []SealedLe
 	}
 	if err != nil {
 		w.revokeEach(ctx, sec, leases, err)
+		stop()
 		return nil, false
 	}
-	return w.revokeOpened(ctx, sec, leases)
+	rec, disabled := w.revokeOpened(ctx, sec, leases)
+	if rec == nil {
+		stop()
+		return nil, disabled
+	}
+	// The claims last until the outcome is recorded, however long the
+	// caller waits to record it.
+	return func() {
+		defer stop()
+		rec()
+	}, disabled
 }
 
 // revokeOpened is revokeGroup once the dynamic secret is read and opened.

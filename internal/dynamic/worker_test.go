@@ -195,7 +195,7 @@ func TestStuckBatchStaysClaimed(t *testing.T) {
 	for _, d := range storetest.Engines {
 		t.Run(string(d), func(t *testing.T) {
 			t.Parallel()
-			const claim = 2 * time.Second
+			const claim = 3 * time.Second
 			dbs, prefix, admin := pgTargets(t, 1)
 			a := apptest.Bootstrapped(t, d, apptest.Options{WorkerClaim: claim})
 			apptest.Start(t, d, apptest.Options{Share: a, WorkerClaim: claim})

@@ -239,17 +239,26 @@ func (db *DB) ClaimDueLeases(ctx context.Context, dynamicSecretID string, now, c
 }
 
 // ExtendClaims moves the claim of those listed leases that are still being
-// revoked to claimUntil. It leaves updated_at: only outcomes stamp it.
-func (db *DB) ExtendClaims(ctx context.Context, ids []string, claimUntil time.Time) error {
+// revoked under the claim ending at from to end at to. It leaves updated_at:
+// only outcomes stamp it. On PostgreSQL a locked lease is skipped (SKIP
+// LOCKED): it is being recorded, or claimed by another node, and waiting for
+// it could deadlock with the record's own update.
+func (db *DB) ExtendClaims(ctx context.Context, ids []string, from, to time.Time) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	args := make([]any, 0, len(ids)+1)
-	args = append(args, ts(claimUntil))
+	args := make([]any, 0, len(ids)+2)
+	args = append(args, ts(to))
 	for _, id := range ids {
 		args = append(args, id)
 	}
-	_, err := db.execQuiet(ctx, `UPDATE dynamic_leases SET due_at = ? WHERE status = 'revoking' AND id IN (`+placeholders(len(ids))+`)`, args...)
+	args = append(args, ts(from))
+	sel := `SELECT id FROM dynamic_leases WHERE id IN (` + placeholders(len(ids)) + `) AND status = 'revoking' AND due_at = ?`
+	q := `UPDATE dynamic_leases SET due_at = ? WHERE id IN (` + sel + `)`
+	if db.dialect == Postgres {
+		q = `UPDATE dynamic_leases SET due_at = ? WHERE id = ANY(ARRAY(` + sel + db.skipLocked() + `))`
+	}
+	_, err := db.execQuiet(ctx, q, args...)
 	return dbErr(err, "ExtendClaims")
 }
 

@@ -198,11 +198,19 @@ func TestLeaseClaimsPerDynamicSecret(t *testing.T) {
 			if n, _ := db.CountLeases(ctx, dynamic.Revoking); n != 1 {
 				t.Fatalf("%d leases still claimed, want 1", n)
 			}
-			// A claim's extension moves only the leases still being revoked,
-			// and leaves their updated_at.
+			// A claim's extension moves only the leases still being revoked
+			// under the claim it names (by its end), and leaves their
+			// updated_at; a claim that is not (or no longer) the one named
+			// stays.
 			claimedBefore, _ := db.LeaseByID(ctx, second[1].ID)
 			later := until.Add(time.Minute)
-			if err := db.ExtendClaims(ctx, []string{first[0].ID, second[0].ID, second[1].ID}, later); err != nil {
+			if err := db.ExtendClaims(ctx, []string{second[1].ID}, until.Add(time.Second), later.Add(time.Hour)); err != nil {
+				t.Fatal(err)
+			}
+			if got, _ := db.LeaseByID(ctx, second[1].ID); !got.DueAt.Equal(until) {
+				t.Fatalf("a claim ending at %v moved to %v by an extension of another claim", until, got.DueAt)
+			}
+			if err := db.ExtendClaims(ctx, []string{first[0].ID, second[0].ID, second[1].ID}, until, later); err != nil {
 				t.Fatal(err)
 			}
 			if got, _ := db.LeaseByID(ctx, second[1].ID); !got.DueAt.Equal(later) || !got.UpdatedAt.Equal(claimedBefore.UpdatedAt) || got.Status != dynamic.Revoking {
