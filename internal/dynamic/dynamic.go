@@ -153,7 +153,9 @@ type Store interface {
 	// DisabledMany marks leases revoked whose credentials were disabled but
 	// not removed, and queues a cleanup of each one's user (due at once), in
 	// the same transaction, with their audit events (evs[i] is ids[i]'s). A
-	// lease already revoked is left as it is, without cleanup or event.
+	// lease already revoked is left as it is, without event and (unless
+	// its one-phase revocation commits between the two statements, when
+	// the cleanup finds its user gone) without cleanup.
 	DisabledMany(ctx context.Context, ids []string, evs []audit.Event) error
 	// ClaimCleanups takes up to limit due cleanups of one dynamic secret (the
 	// one with the longest-due cleanup), moving their due time to claimUntil.
