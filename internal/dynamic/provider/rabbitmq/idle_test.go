@@ -76,3 +76,19 @@ func TestIdleClientIsDroppedUsedClientKept(t *testing.T) {
 		t.Fatal("the evicted client was handed out again")
 	}
 }
+
+// TestNoProxyFromEnvironment: the management API is reached directly, never
+// through a proxy named by HTTPS_PROXY / HTTP_PROXY. Through one, the target
+// policy's check at dial time would see only the proxy's address, and the
+// proxy would connect to the target (or to whatever its name then resolves
+// to) unchecked, with the admin's credentials.
+func TestNoProxyFromEnvironment(t *testing.T) {
+	c, rel, err := rabbitmq.Client(newProvider(t, inputs(map[string]any{"configure": ".*", "write": ".*", "read": ".*"})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rel()
+	if tr, ok := c.Transport.(*http.Transport); !ok || tr.Proxy != nil {
+		t.Fatalf("the management API's transport %T may use a proxy from the environment", c.Transport)
+	}
+}

@@ -132,6 +132,10 @@ func (r *RabbitMQ) client(ctx context.Context) (*http.Client, func(), error) {
 		transport := http.DefaultTransport.(*http.Transport).Clone()
 		transport.TLSClientConfig = r.tls
 		transport.DialContext = provider.DialFunc(checker) // the target policy, on the address dialled
+		// Never through a proxy from the environment (HTTPS_PROXY): the dial
+		// hook would see the proxy's address, and the proxy would connect to
+		// the target, or to whatever its name resolves to then, unchecked.
+		transport.Proxy = nil
 		transport.MaxIdleConnsPerHost = 4
 		transport.IdleConnTimeout = time.Minute
 		return &http.Client{Timeout: 10 * time.Second, Transport: transport,
