@@ -395,7 +395,8 @@ func TestHostileTargetPolicy(t *testing.T) {
 	e := apptest.Bootstrapped(t, store.SQLite, apptest.Options{TargetsDeny: "127.0.0.0/8,localhost"})
 	p := createProject(t, e, e.Token, map[string]any{"projectName": "ssrf"})
 	sc := dynScope{e: e, slug: p.Slug}
-	for _, host := range []string{"127.0.0.1", "127.0.0.2", "localhost", "LOCALHOST.", "::ffff:127.0.0.1", "169.254.169.254", "fd00:ec2::254"} {
+	for _, host := range []string{"127.0.0.1", "127.0.0.2", "localhost", "LOCALHOST.", "::ffff:127.0.0.1", "169.254.169.254", "fd00:ec2::254",
+		"0.0.0.0", "::", "::ffff:0.0.0.0"} { // the unspecified addresses reach the server's own host
 		r := e.Do(t, "POST", "/api/v1/dynamic-secrets", e.Token, sc.body(pgDynamic("pg", map[string]any{"host": host})))
 		if r.Status != 400 || !strings.Contains(string(r.Body), "target policy") {
 			t.Errorf("host %s: %d %.300s; want the policy's 400", host, r.Status, r.Body)

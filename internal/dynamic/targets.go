@@ -14,8 +14,10 @@ import (
 
 // DefaultDeny is always denied as a dynamic-secret target: link-local
 // addresses, where cloud metadata services live (169.254.169.254,
-// fd00:ec2::254).
-var DefaultDeny = []string{"169.254.0.0/16", "fe80::/10", "fd00:ec2::254/128"}
+// fd00:ec2::254); unspecified addresses (0.0.0.0, ::), which Linux connects
+// to the server's own host whatever a deny list says of 127.0.0.0/8 and ::1;
+// and multicast.
+var DefaultDeny = []string{"169.254.0.0/16", "fe80::/10", "fd00:ec2::254/128", "0.0.0.0/8", "::/128", "224.0.0.0/4", "ff00::/8"}
 
 // TargetPolicy decides which hosts dynamic secrets may connect to. Deny wins
 // over allow; with an allow list, a target must match it (by host name, or
@@ -142,7 +144,7 @@ func (p *TargetPolicy) checkHost(ctx context.Context, host string) error {
 	allowed := len(p.allowNets) == 0 && len(p.allowHosts) == 0 || hostMatches(p.allowHosts, host)
 	inAllowed := len(addrs) > 0
 	for _, a := range addrs {
-		a = a.Unmap().WithZone("")
+		a = netaddr.Dialled(a)
 		if inAny(p.denyNets, a) {
 			return denied
 		}
@@ -163,7 +165,7 @@ func (p *TargetPolicy) CheckAddr(a netip.Addr) error {
 	if p == nil {
 		p = defaultPolicy
 	}
-	a = a.Unmap().WithZone("")
+	a = netaddr.Dialled(a)
 	denied := &policyError{fmt.Errorf("address %s is not allowed by this server's dynamic-secret target policy", a)}
 	if inAny(p.denyNets, a) {
 		return denied

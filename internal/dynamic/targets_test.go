@@ -35,6 +35,19 @@ func TestTargetPolicy(t *testing.T) {
 		{"169.254.0.0/16", "", "169.254.169.254", false}, // deny wins
 		{"127.0.0.1", "", "[::ffff:127.0.0.1]", true},
 		{"", "::ffff:127.0.0.0/104", "127.0.0.1", false}, // an IPv4-mapped network is its IPv4 network
+		// Unspecified addresses reach the server's own host: always denied,
+		// as is multicast.
+		{"", "", "0.0.0.0", false},
+		{"", "", "::", false},
+		{"", "", "::ffff:0.0.0.0", false},
+		{"", "", "0.1.2.3", false},
+		{"", "", "224.0.0.1", false},
+		{"", "", "ff02::1", false},
+		// A well-known NAT64 address is the IPv4 address it reaches.
+		{"", "127.0.0.0/8", "64:ff9b::7f00:1", false},
+		{"", "", "64:ff9b::a9fe:a9fe", false}, // 169.254.169.254
+		{"127.0.0.0/8", "", "64:ff9b::7f00:1", true},
+		{"", "", "64:ff9b::7f00:1", true},
 	}
 	for _, c := range cases {
 		p, err := ParseTargetPolicy(c.allow, c.deny)
@@ -44,6 +57,26 @@ func TestTargetPolicy(t *testing.T) {
 		p.lookup = lookup
 		if err := p.checkHost(context.Background(), c.host); (err == nil) != c.ok {
 			t.Errorf("allow %q deny %q host %q: %v, want ok=%v", c.allow, c.deny, c.host, err, c.ok)
+		}
+	}
+}
+
+// TestCheckAddr: the check made on the address dialled refuses what the
+// host check refuses, NAT64 and unspecified addresses included.
+func TestCheckAddr(t *testing.T) {
+	p, err := ParseTargetPolicy("", "127.0.0.0/8")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		addr string
+		ok   bool
+	}{
+		{"127.0.0.1", false}, {"64:ff9b::7f00:1", false}, {"::ffff:127.0.0.1", false}, {"0.0.0.0", false},
+		{"::", false}, {"64:ff9b::a9fe:a9fe", false}, {"10.0.0.1", true}, {"64:ff9b::a00:1", true}, {"2001:db8::1", true},
+	} {
+		if err := p.CheckAddr(netip.MustParseAddr(c.addr)); (err == nil) != c.ok {
+			t.Errorf("%s: %v, want ok=%v", c.addr, err, c.ok)
 		}
 	}
 }

@@ -28,3 +28,19 @@ func ParsePrefix(s string) (netip.Prefix, error) {
 	a = a.Unmap()
 	return netip.PrefixFrom(a, a.BitLen()), nil
 }
+
+// nat64 is the well-known NAT64 prefix (RFC 6052): an address in it reaches
+// the IPv4 address in its last 32 bits, on a network that translates.
+var nat64 = netip.MustParsePrefix("64:ff9b::/96")
+
+// Dialled returns the address a connection to a really reaches, for policy
+// checks: IPv4-mapped and well-known NAT64 addresses as their IPv4 address,
+// without zone.
+func Dialled(a netip.Addr) netip.Addr {
+	a = a.Unmap().WithZone("")
+	if nat64.Contains(a) {
+		b := a.As16()
+		return netip.AddrFrom4([4]byte(b[12:16]))
+	}
+	return a
+}

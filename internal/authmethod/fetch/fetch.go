@@ -23,6 +23,7 @@ import (
 
 	"github.com/lockbox-dev/lockbox/internal/authmethod"
 	"github.com/lockbox-dev/lockbox/internal/errs"
+	"github.com/lockbox-dev/lockbox/internal/netaddr"
 )
 
 // Limits of one fetch.
@@ -83,7 +84,7 @@ func checkHost(ctx context.Context, env authmethod.Env, host string) error {
 }
 
 func checkAddr(env authmethod.Env, a netip.Addr) error {
-	a = a.Unmap().WithZone("")
+	a = netaddr.Dialled(a)
 	// Refused whatever the policy: the server's own host, and link-local
 	// addresses where cloud metadata services answer.
 	if (a.IsLoopback() && !env.Loopback) || a.IsUnspecified() || a.IsMulticast() || a.IsLinkLocalUnicast() {

@@ -84,7 +84,8 @@ func TestCheckURL(t *testing.T) {
 	ctx := context.Background()
 	env := authmethod.Env{}
 	for _, u := range []string{"ftp://x/keys", "https://user:pw@example.com/keys", "/relative", "https://127.0.0.1/keys",
-		"http://169.254.169.254/latest", "http://localhost:8080/keys", "https://[::1]/keys", "http://0.0.0.0/"} {
+		"http://169.254.169.254/latest", "http://localhost:8080/keys", "https://[::1]/keys", "http://0.0.0.0/",
+		"https://[64:ff9b::7f00:1]/keys", "https://[64:ff9b::a9fe:a9fe]/latest"} { // NAT64 addresses are the IPv4 they reach
 		if _, err := fetch.CheckURL(ctx, env, "jwksUrl", u); err == nil {
 			t.Errorf("%s accepted", u)
 		}
