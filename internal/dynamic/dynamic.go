@@ -340,11 +340,13 @@ func canonical(typ string, inputs json.RawMessage) (map[string]json.RawMessage, 
 
 // errTarget is what a client learns when the target cannot be reached or
 // refuses the admin credentials: the detail (which would make the server a
-// port scanner) goes to the server log and the audit log.
+// port scanner, and can quote what answered on the port) goes to the server
+// log only.
 var errTarget = "Failed to connect with provider: the target could not be reached or did not accept the configured credentials (the detail is in the server log)"
 
-// validate tests the connection; a failure is logged and audited with its
-// detail and reported to the client without it.
+// validate tests the connection; a failure is logged with its detail, and
+// audited and reported to the client without it: the audit log is read by
+// every organization member.
 func (s *Service) validate(ctx context.Context, actor authz.Actor, p provider.Provider, sec Secret, op string) error {
 	vctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
@@ -355,17 +357,18 @@ func (s *Service) validate(ctx context.Context, actor authz.Actor, p provider.Pr
 	if err == nil {
 		return nil
 	}
-	detail := truncate(err.Error(), 400)
-	s.logger().WarnContext(ctx, "dynamic secret target check failed", "op", op, "dynamicSecret", sec.Name, "type", sec.Type, "error", detail)
+	s.logger().WarnContext(ctx, "dynamic secret target check failed", "op", op, "dynamicSecret", sec.Name, "type", sec.Type,
+		"error", truncate(err.Error(), 400))
+	msg := errTarget
+	if pe, ok := errors.AsType[*policyError](err); ok {
+		msg = pe.Error()
+	}
 	ev := secretEvent(actor, op+"-dynamic-secret-failed", sec)
-	ev.Metadata["reason"] = detail
+	ev.Metadata["reason"] = msg
 	if aerr := s.store.AppendAudit(ctx, ev); aerr != nil {
 		s.logger().ErrorContext(ctx, "audit of a failed dynamic secret check", "error", aerr)
 	}
-	if pe, ok := errors.AsType[*policyError](err); ok {
-		return errs.BadRequest("%s", pe.Error())
-	}
-	return errs.BadRequest("%s", errTarget)
+	return errs.BadRequest("%s", msg)
 }
 
 func checkTTLs(defTTL, maxTTL string) error {
