@@ -226,10 +226,10 @@ func (s *Service) logger() *slog.Logger {
 	return s.log
 }
 
-// dialCtx returns ctx carrying the target policy's address check, which
-// every provider connection applies to the address it dials.
-func (s *Service) dialCtx(ctx context.Context) context.Context {
-	return provider.WithChecker(ctx, s.targets)
+// dialCtx returns ctx carrying the target policy's address check for p's
+// connections, which each applies to the address it dials.
+func (s *Service) dialCtx(ctx context.Context, p provider.Provider) context.Context {
+	return provider.WithChecker(ctx, s.targets.checkerFor(p))
 }
 
 // SetTargetPolicy installs the policy of which hosts dynamic secrets may
@@ -352,7 +352,7 @@ func (s *Service) validate(ctx context.Context, actor authz.Actor, p provider.Pr
 	defer cancel()
 	err := s.targets.Check(vctx, p)
 	if err == nil {
-		err = p.Validate(s.dialCtx(vctx))
+		err = p.Validate(s.dialCtx(vctx, p))
 	}
 	if err == nil {
 		return nil

@@ -93,7 +93,7 @@ func (s *Service) CreateLease(ctx context.Context, actor authz.Actor, sc Scope, 
 		return Lease{}, Secret{}, err
 	}
 	s.wakeWorker()
-	pctx, cancel := context.WithTimeout(s.dialCtx(ctx), ProviderTimeout)
+	pctx, cancel := context.WithTimeout(s.dialCtx(ctx, p), ProviderTimeout)
 	defer cancel()
 	password := random(alnum, 48)
 	res, err := p.Create(pctx, provider.CreateRequest{Username: l.Username, Password: password, Expiration: l.ExpireAt})
@@ -236,7 +236,7 @@ func (s *Service) RenewLease(ctx context.Context, actor authz.Actor, sc Scope, i
 		return Lease{}, err
 	}
 	if r, ok := p.(provider.Renewer); ok {
-		pctx, cancel := context.WithTimeout(s.dialCtx(ctx), ProviderTimeout)
+		pctx, cancel := context.WithTimeout(s.dialCtx(ctx, p), ProviderTimeout)
 		defer cancel()
 		if err := r.Renew(pctx, provider.RenewRequest{Username: l.Username, Expiration: exp}); err != nil {
 			return Lease{}, errs.BadRequest("Failed to renew lease: %s", truncate(err.Error(), 400))
@@ -310,7 +310,7 @@ func (s *Service) revokeWith(ctx context.Context, sec Secret, l Lease) error {
 	if err != nil {
 		return err
 	}
-	pctx, cancel := context.WithTimeout(s.dialCtx(ctx), ProviderTimeout)
+	pctx, cancel := context.WithTimeout(s.dialCtx(ctx, p), ProviderTimeout)
 	defer cancel()
 	return p.Revoke(pctx, provider.RevokeRequest{Username: l.Username})
 }
@@ -335,7 +335,7 @@ func (s *Service) dropUsers(ctx context.Context, dsID string, names []string) er
 	}
 	br, batched := p.(provider.BatchRevoker)
 	for chunk := range slices.Chunk(names, dropBatch) {
-		pctx, cancel := context.WithTimeout(s.dialCtx(ctx), ProviderTimeout)
+		pctx, cancel := context.WithTimeout(s.dialCtx(ctx, p), ProviderTimeout)
 		if batched {
 			err = br.RevokeMany(pctx, chunk)
 		} else {

@@ -27,6 +27,44 @@ type TargetPolicy struct {
 	allowNets, denyNets   []netip.Prefix
 	allowHosts, denyHosts []string
 	lookup                func(ctx context.Context, host string) ([]netip.Addr, error)
+	// byNet is the dial-time check for a target the allow list admits by
+	// network, not by name: allowNets enforced (see checkerFor).
+	byNet *netChecker
+}
+
+// netChecker is a policy's dial-time check that enforces its allowed
+// networks whatever its allowed names.
+type netChecker struct{ p *TargetPolicy }
+
+func (c *netChecker) CheckAddr(a netip.Addr) error {
+	a = netaddr.Dialled(a)
+	if err := c.p.CheckAddr(a); err != nil {
+		return err
+	}
+	if !inAny(c.p.allowNets, a) {
+		return &policyError{fmt.Errorf("address %s is not allowed by this server's dynamic-secret target policy", a)}
+	}
+	return nil
+}
+
+// checkerFor is the dial-time check for prov's connections. An allow list
+// that names networks and host names both admits a target by either: one
+// admitted by name may resolve anywhere not denied, but one admitted by
+// network must stay in the allowed networks when dialled, or a name of a
+// member's that resolved into them when checked could be pointed anywhere
+// else (DNS rebinding).
+func (p *TargetPolicy) checkerFor(prov provider.Provider) provider.AddrChecker {
+	if p == nil || len(p.allowNets) == 0 || len(p.allowHosts) == 0 {
+		return p // CheckAddr enforces allowNets when they are the whole allow list
+	}
+	if t, ok := prov.(provider.Targeter); ok {
+		for _, host := range t.Targets() {
+			if !hostMatches(p.allowHosts, strings.TrimSuffix(strings.ToLower(strings.Trim(host, "[]")), ".")) {
+				return p.byNet
+			}
+		}
+	}
+	return p
 }
 
 // defaultPolicy is the nil policy's: DefaultDeny only.
@@ -54,6 +92,7 @@ func ParseTargetPolicy(allow, deny string) (*TargetPolicy, error) {
 	}
 	add(allow, &p.allowNets, &p.allowHosts)
 	add(strings.Join(DefaultDeny, ",")+","+deny, &p.denyNets, &p.denyHosts)
+	p.byNet = &netChecker{p}
 	return p, errors.Join(errList...)
 }
 

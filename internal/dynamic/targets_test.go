@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+
+	"github.com/lockbox-dev/lockbox/internal/dynamic/provider"
 )
 
 func TestTargetPolicy(t *testing.T) {
@@ -77,6 +79,66 @@ func TestCheckAddr(t *testing.T) {
 	} {
 		if err := p.CheckAddr(netip.MustParseAddr(c.addr)); (err == nil) != c.ok {
 			t.Errorf("%s: %v, want ok=%v", c.addr, err, c.ok)
+		}
+	}
+}
+
+// targets is a provider with the given targets: only Targets is called.
+type targets []string
+
+func (t targets) Targets() []string                                  { return t }
+func (targets) Validate(context.Context) error                       { return nil }
+func (targets) Revoke(context.Context, provider.RevokeRequest) error { return nil }
+func (targets) Create(context.Context, provider.CreateRequest) (provider.CreateResponse, error) {
+	return provider.CreateResponse{}, nil
+}
+
+// TestCheckerForMixedAllowList: with an allow list of networks and names, a
+// target admitted by name may be dialled at any address not denied, but one
+// admitted only by network must be dialled inside the allowed networks, so
+// that a member's own name, resolving into them when checked, cannot be
+// pointed elsewhere before a connection (DNS rebinding).
+func TestCheckerForMixedAllowList(t *testing.T) {
+	p, err := ParseTargetPolicy("10.20.0.0/16,db.corp.example", "10.99.0.0/16")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.lookup = func(_ context.Context, h string) ([]netip.Addr, error) {
+		return []netip.Addr{netip.MustParseAddr("10.20.0.5")}, nil
+	}
+	outside, inside, denied := netip.MustParseAddr("192.168.1.1"), netip.MustParseAddr("10.20.0.7"), netip.MustParseAddr("10.99.0.1")
+	for _, c := range []struct {
+		targets []string
+		outside bool // whether a dial outside the allowed networks passes
+	}{
+		{[]string{"db.corp.example"}, true},
+		{[]string{"DB.corp.example."}, true},
+		{[]string{"member.example"}, false},
+		{[]string{"10.20.0.9"}, false},
+		{[]string{"db.corp.example", "member.example"}, false},
+	} {
+		for _, h := range c.targets {
+			if err := p.checkHost(context.Background(), h); err != nil {
+				t.Fatalf("%s: not admitted at all: %v", h, err)
+			}
+		}
+		chk := p.checkerFor(targets(c.targets))
+		if err := chk.CheckAddr(outside); (err == nil) != c.outside {
+			t.Errorf("targets %v, dial outside the networks: %v, want ok=%v", c.targets, err, c.outside)
+		}
+		if err := chk.CheckAddr(inside); err != nil {
+			t.Errorf("targets %v, dial inside: %v", c.targets, err)
+		}
+		if err := chk.CheckAddr(denied); err == nil {
+			t.Errorf("targets %v: a denied address passed", c.targets)
+		}
+	}
+	// Without names in the allow list, or without an allow list, the
+	// policy's own check applies, as before.
+	for _, allow := range []string{"10.20.0.0/16", ""} {
+		q, _ := ParseTargetPolicy(allow, "")
+		if got := q.checkerFor(targets{"member.example"}); got != provider.AddrChecker(q) {
+			t.Errorf("allow %q: checker %T, want the policy", allow, got)
 		}
 	}
 }

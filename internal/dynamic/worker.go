@@ -372,7 +372,7 @@ func (w *Worker) revokeOpened(ctx context.Context, sec Secret, leases []SealedLe
 			names[i] = l.Username
 		}
 		if d, ok := p.(provider.Disabler); ok && d.Disables() {
-			pctx, cancel := context.WithTimeout(w.svc.dialCtx(ctx), ProviderTimeout)
+			pctx, cancel := context.WithTimeout(w.svc.dialCtx(ctx, p), ProviderTimeout)
 			derr := d.DisableMany(pctx, names)
 			cancel()
 			if derr == nil {
@@ -389,7 +389,7 @@ func (w *Worker) revokeOpened(ctx context.Context, sec Secret, leases []SealedLe
 			return nil, false
 		}
 		if br, ok := p.(provider.BatchRevoker); ok && len(leases) > 1 {
-			pctx, cancel := context.WithTimeout(w.svc.dialCtx(ctx), ProviderTimeout)
+			pctx, cancel := context.WithTimeout(w.svc.dialCtx(ctx, p), ProviderTimeout)
 			berr := br.RevokeMany(pctx, names)
 			cancel()
 			if berr == nil {
