@@ -62,8 +62,11 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		e, _ := errors.AsType[*errs.Error](err)
 		// A client's message is safe to log (it never carries a secret), and
 		// with the request id it lets a user match a client's failure to a cause.
-		s.log.InfoContext(r.Context(), "request refused", "reqId", reqID, "route", r.Pattern, "status", ks.status,
-			"error", first(e.Code, ks.name), "message", e.Message)
+		attrs := []any{"reqId", reqID, "route", r.Pattern, "status", ks.status, "error", first(e.Code, ks.name), "message", e.Message}
+		if e.LogErr && e.Err != nil { // what the client is not told, for the operator
+			attrs = append(attrs, "cause", e.Err.Error())
+		}
+		s.log.InfoContext(r.Context(), "request refused", attrs...)
 		body.Message = e.Message
 		if e.Code != "" {
 			body.Error = e.Code

@@ -178,7 +178,8 @@ func values(m map[string]string) []string {
 func TestLDAPAuthBindPassIsNeverShown(t *testing.T) {
 	dir := newDirectory(t)
 	forEachEngine(t, func(t *testing.T, d store.Dialect) {
-		e := apptest.Bootstrapped(t, d)
+		var logs syncBuffer
+		e := apptest.Bootstrapped(t, d, apptest.Options{Log: &logs})
 		id, _ := e.NewIdentity(t, "ldap-secret", "member")
 		base := "/api/v1/auth/ldap-auth/identities/" + id
 		for _, r := range []apptest.Response{
@@ -208,6 +209,16 @@ func TestLDAPAuthBindPassIsNeverShown(t *testing.T) {
 		assertError(t, r, 400, "BadRequest")
 		if strings.Contains(string(r.Body), "wrong") && !strings.Contains(string(r.Body), "Failed to connect") {
 			t.Fatalf("refusal: %s", r.Body)
+		}
+		// A closed port: the refusal says nothing of what answered, or did
+		// not (the server would be a port scanner); the log has it.
+		r = e.Do(t, "PATCH", base, e.Token, map[string]any{"url": "ldap://127.0.0.1:1", "bindPass": dir.srv.BindPass})
+		assertError(t, r, 400, "BadRequest")
+		if b := strings.ToLower(string(r.Body)); strings.Contains(b, "refused") || strings.Contains(b, "127.0.0.1") || strings.Contains(b, "dial") {
+			t.Fatalf("closed port: %s", r.Body)
+		}
+		if !strings.Contains(logs.String(), "connection refused") {
+			t.Fatal("the server log lacks the refused configuration's cause")
 		}
 	})
 }

@@ -38,6 +38,10 @@ type Error struct {
 	// error; 0 means the API's default.
 	RetryAfter int
 	Err        error
+	// LogErr has the API log Err with the refusal (a 4xx), for the
+	// operator: set only where Err holds no secret and no part of a
+	// request's values (see WithLoggedCause).
+	LogErr bool
 }
 
 func (e *Error) Error() string {
@@ -106,6 +110,11 @@ func PermissionDenied(action, subject string) *Error {
 
 // WithCode returns e with its wire error name set to code.
 func (e *Error) WithCode(code string) *Error { e.Code = code; return e }
+
+// WithLoggedCause keeps cause out of the client's message but has the API
+// log it with the refusal: for a detail the client must not learn (what
+// answered on a port) that the operator needs. cause must hold no secret.
+func (e *Error) WithLoggedCause(cause error) *Error { e.Err, e.LogErr = cause, true; return e }
 
 // Unavailablef reports a temporary failure (503).
 func Unavailablef(format string, args ...any) *Error { return newf(Unavailable, format, args) }

@@ -165,7 +165,9 @@ func Configure(ctx context.Context, env authmethod.Env, old, body json.RawMessag
 	if err == nil {
 		conn.Close()
 	} else {
-		return nil, errs.BadRequest("Failed to connect to LDAP server. Please ensure that the LDAP server is running and your credentials are correct: %v", err)
+		// The detail (refused, timed out, what answered) would make the
+		// server a port scanner: it goes to the server log only.
+		return nil, errs.BadRequest("Failed to connect to LDAP server. Please ensure that the LDAP server is running and your credentials are correct").WithLoggedCause(err)
 	}
 	return json.Marshal(c)
 }
