@@ -64,6 +64,44 @@ func pgTargets(t *testing.T, n int) (dbs []string, prefix string, admin *sql.DB)
 	return dbs, prefix, admin
 }
 
+// holdRole holds a transaction on database db that altered role user, so
+// that any other change to the role waits for its lock; release (or the
+// test's end) rolls it back.
+func holdRole(t *testing.T, db, user string) (release func()) {
+	t.Helper()
+	conn, err := sql.Open("pgx", "postgres://postgres@127.0.0.1:5432/"+db+"?sslmode=disable")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	hold, err := conn.BeginTx(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { hold.Rollback() })
+	if _, err := hold.Exec(`ALTER ROLE "` + user + `" CONNECTION LIMIT 5`); err != nil {
+		t.Fatal(err)
+	}
+	return func() {
+		t.Helper()
+		if err := hold.Rollback(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// waitingOnRoles counts the statements on database db waiting for a lock
+// to alter a role.
+func waitingOnRoles(t *testing.T, admin *sql.DB, db string) int {
+	t.Helper()
+	var n int
+	if err := admin.QueryRow(`SELECT COUNT(*) FROM pg_stat_activity
+		WHERE datname = $1 AND wait_event_type = 'Lock' AND query LIKE '%ALTER ROLE%'`, db).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
 func roleExists(t *testing.T, admin *sql.DB, name string) bool {
 	t.Helper()
 	var n int
@@ -142,42 +180,22 @@ func TestWorkerRevokesTargetsInParallel(t *testing.T) {
 			s := newProject(t, e)
 			s.addPG(t, "fast", "127.0.0.1:5432", dbs[0], prefix)
 			s.addPG(t, "slow", "127.0.0.1:5432", dbs[1], prefix)
-			ctx := context.Background()
-			slowDB, err := sql.Open("pgx", "postgres://postgres@127.0.0.1:5432/"+dbs[1]+"?sslmode=disable")
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer slowDB.Close()
 			slowID, slowUser := s.lease(t, "slow", "5s")
-			hold, err := slowDB.BeginTx(ctx, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer hold.Rollback()
-			if _, err := hold.ExecContext(ctx, `ALTER ROLE "`+slowUser+`" CONNECTION LIMIT 5`); err != nil {
-				t.Fatal(err)
-			}
+			release := holdRole(t, dbs[1], slowUser)
 			fastID, fastUser := s.lease(t, "fast", "8s")
 
 			waitUntil(t, "the lease on A revoked", func() bool { return s.status(t, fastID).Status == dynamic.Revoked })
 			if got := s.status(t, slowID); got.Status != dynamic.Revoking {
 				t.Fatalf("when A's lease was revoked, B's was %s (%s): A waited for B", got.Status, got.StatusDetails)
 			}
-			var waiting int
-			if err := admin.QueryRow(`SELECT COUNT(*) FROM pg_stat_activity
-				WHERE datname = $1 AND wait_event_type = 'Lock' AND query LIKE '%ALTER ROLE%'`, dbs[1]).Scan(&waiting); err != nil {
-				t.Fatal(err)
-			}
-			if waiting != 1 {
+			if waiting := waitingOnRoles(t, admin, dbs[1]); waiting != 1 {
 				t.Fatalf("%d statements waiting on B when A's lease was revoked, want 1", waiting)
 			}
 			if canLogin(t, admin, fastUser) || !canLogin(t, admin, slowUser) {
 				t.Fatalf("roles: A's can log in %v, B's can log in %v", canLogin(t, admin, fastUser), canLogin(t, admin, slowUser))
 			}
 
-			if err := hold.Rollback(); err != nil {
-				t.Fatal(err)
-			}
+			release()
 			waitUntil(t, "the lease on B revoked", func() bool { return s.status(t, slowID).Status == dynamic.Revoked })
 			waitUntil(t, "both roles dropped", func() bool { return !roleExists(t, admin, slowUser) && !roleExists(t, admin, fastUser) })
 		})
@@ -202,28 +220,9 @@ func TestStuckBatchStaysClaimed(t *testing.T) {
 			s := newProject(t, a)
 			s.addPG(t, "pg", "127.0.0.1:5432", dbs[0], prefix)
 			ctx := context.Background()
-			target, err := sql.Open("pgx", "postgres://postgres@127.0.0.1:5432/"+dbs[0]+"?sslmode=disable")
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer target.Close()
 			id, user := s.lease(t, "pg", "1s")
-			hold, err := target.BeginTx(ctx, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer hold.Rollback()
-			if _, err := hold.ExecContext(ctx, `ALTER ROLE "`+user+`" CONNECTION LIMIT 5`); err != nil {
-				t.Fatal(err)
-			}
-			waiting := func() int {
-				var n int
-				if err := admin.QueryRow(`SELECT COUNT(*) FROM pg_stat_activity
-					WHERE datname = $1 AND wait_event_type = 'Lock' AND query LIKE '%ALTER ROLE%'`, dbs[0]).Scan(&n); err != nil {
-					t.Fatal(err)
-				}
-				return n
-			}
+			release := holdRole(t, dbs[0], user)
+			waiting := func() int { return waitingOnRoles(t, admin, dbs[0]) }
 			waitUntil(t, "the lease's disable waiting", func() bool { return waiting() == 1 })
 			for end := time.Now().Add(3 * claim); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
 				if n := waiting(); n != 1 {
@@ -234,9 +233,7 @@ func TestStuckBatchStaysClaimed(t *testing.T) {
 				}
 			}
 
-			if err := hold.Rollback(); err != nil {
-				t.Fatal(err)
-			}
+			release()
 			waitUntil(t, "the lease revoked", func() bool { return s.status(t, id).Status == dynamic.Revoked })
 			if canLogin(t, admin, user) {
 				t.Fatal("the revoked lease's role can log in")
