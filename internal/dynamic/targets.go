@@ -21,8 +21,9 @@ var DefaultDeny = []string{"169.254.0.0/16", "fe80::/10", "fd00:ec2::254/128", "
 
 // TargetPolicy decides which hosts dynamic secrets may connect to. Deny wins
 // over allow; with an allow list, a target must match it (by host name, or
-// with every address it resolves to inside an allowed network). The zero
-// policy denies DefaultDeny only.
+// with every address it resolves to inside an allowed network). A nil
+// policy denies DefaultDeny only; build one with ParseTargetPolicy (the zero
+// value denies nothing).
 type TargetPolicy struct {
 	allowNets, denyNets   []netip.Prefix
 	allowHosts, denyHosts []string
@@ -37,7 +38,7 @@ type TargetPolicy struct {
 type netChecker struct{ p *TargetPolicy }
 
 func (c *netChecker) CheckAddr(a netip.Addr) error {
-	a = netaddr.Dialled(a)
+	a = a.Unmap().WithZone("")
 	if err := c.p.CheckAddr(a); err != nil {
 		return err
 	}
@@ -57,11 +58,13 @@ func (p *TargetPolicy) checkerFor(prov provider.Provider) provider.AddrChecker {
 	if p == nil || len(p.allowNets) == 0 || len(p.allowHosts) == 0 {
 		return p // CheckAddr enforces allowNets when they are the whole allow list
 	}
-	if t, ok := prov.(provider.Targeter); ok {
-		for _, host := range t.Targets() {
-			if !hostMatches(p.allowHosts, strings.TrimSuffix(strings.ToLower(strings.Trim(host, "[]")), ".")) {
-				return p.byNet
-			}
+	t, ok := prov.(provider.Targeter)
+	if !ok || len(t.Targets()) == 0 {
+		return p.byNet // nothing admitted by name
+	}
+	for _, host := range t.Targets() {
+		if !hostMatches(p.allowHosts, strings.TrimSuffix(strings.ToLower(strings.Trim(host, "[]")), ".")) {
+			return p.byNet
 		}
 	}
 	return p
@@ -122,9 +125,15 @@ func hostMatches(patterns []string, host string) bool {
 	return false
 }
 
+// inAny reports whether a is in one of nets as given (unmapped, without
+// zone) or as the IPv4 address it reaches (a well-known NAT64 address): a
+// deny entry in either form denies it, an allow entry in either form admits
+// it.
 func inAny(nets []netip.Prefix, a netip.Addr) bool {
+	a = a.Unmap().WithZone("")
+	v4 := netaddr.Dialled(a)
 	for _, n := range nets {
-		if n.Contains(a) {
+		if n.Contains(a) || n.Contains(v4) {
 			return true
 		}
 	}
@@ -183,7 +192,7 @@ func (p *TargetPolicy) checkHost(ctx context.Context, host string) error {
 	allowed := len(p.allowNets) == 0 && len(p.allowHosts) == 0 || hostMatches(p.allowHosts, host)
 	inAllowed := len(addrs) > 0
 	for _, a := range addrs {
-		a = netaddr.Dialled(a)
+		a = a.Unmap().WithZone("")
 		if inAny(p.denyNets, a) {
 			return denied
 		}
@@ -204,7 +213,7 @@ func (p *TargetPolicy) CheckAddr(a netip.Addr) error {
 	if p == nil {
 		p = defaultPolicy
 	}
-	a = netaddr.Dialled(a)
+	a = a.Unmap().WithZone("")
 	denied := &policyError{fmt.Errorf("address %s is not allowed by this server's dynamic-secret target policy", a)}
 	if inAny(p.denyNets, a) {
 		return denied

@@ -50,6 +50,11 @@ func TestTargetPolicy(t *testing.T) {
 		{"", "", "64:ff9b::a9fe:a9fe", false}, // 169.254.169.254
 		{"127.0.0.0/8", "", "64:ff9b::7f00:1", true},
 		{"", "", "64:ff9b::7f00:1", true},
+		// A list entry written in NAT64 form matches as written too.
+		{"", "64:ff9b::/96", "64:ff9b::808:808", false},
+		{"", "64:ff9b::a00:0/104", "64:ff9b::a00:1", false},
+		{"64:ff9b::/96", "", "64:ff9b::a00:1", true},
+		{"64:ff9b::/96", "", "10.0.0.1", false},
 	}
 	for _, c := range cases {
 		p, err := ParseTargetPolicy(c.allow, c.deny)
@@ -79,6 +84,18 @@ func TestCheckAddr(t *testing.T) {
 	} {
 		if err := p.CheckAddr(netip.MustParseAddr(c.addr)); (err == nil) != c.ok {
 			t.Errorf("%s: %v, want ok=%v", c.addr, err, c.ok)
+		}
+	}
+	nat, err := ParseTargetPolicy("64:ff9b::/96", "64:ff9b::a00:0/104")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		addr string
+		ok   bool
+	}{{"64:ff9b::808:808", true}, {"64:ff9b::a00:1", false}, {"8.8.8.8", false}} {
+		if err := nat.CheckAddr(netip.MustParseAddr(c.addr)); (err == nil) != c.ok {
+			t.Errorf("NAT64 lists, %s: %v, want ok=%v", c.addr, err, c.ok)
 		}
 	}
 }
@@ -116,6 +133,7 @@ func TestCheckerForMixedAllowList(t *testing.T) {
 		{[]string{"member.example"}, false},
 		{[]string{"10.20.0.9"}, false},
 		{[]string{"db.corp.example", "member.example"}, false},
+		{nil, false}, // nothing admitted by name
 	} {
 		for _, h := range c.targets {
 			if err := p.checkHost(context.Background(), h); err != nil {
@@ -132,6 +150,14 @@ func TestCheckerForMixedAllowList(t *testing.T) {
 		if err := chk.CheckAddr(denied); err == nil {
 			t.Errorf("targets %v: a denied address passed", c.targets)
 		}
+	}
+	// The service's connections carry the checker chosen for their provider.
+	svc := &Service{targets: p}
+	if got := provider.CheckerFrom(svc.dialCtx(context.Background(), targets{"member.example"})); got != provider.AddrChecker(p.byNet) {
+		t.Errorf("dialCtx carries %T, want the policy's network check", got)
+	}
+	if got := provider.CheckerFrom(svc.dialCtx(context.Background(), targets{"db.corp.example"})); got != provider.AddrChecker(p) {
+		t.Errorf("dialCtx carries %T for a target admitted by name, want the policy", got)
 	}
 	// Without names in the allow list, or without an allow list, the
 	// policy's own check applies, as before.

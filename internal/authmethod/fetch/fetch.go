@@ -84,10 +84,10 @@ func checkHost(ctx context.Context, env authmethod.Env, host string) error {
 }
 
 func checkAddr(env authmethod.Env, a netip.Addr) error {
-	a = netaddr.Dialled(a)
 	// Refused whatever the policy: the server's own host, and link-local
-	// addresses where cloud metadata services answer.
-	if (a.IsLoopback() && !env.Loopback) || a.IsUnspecified() || a.IsMulticast() || a.IsLinkLocalUnicast() {
+	// addresses where cloud metadata services answer (an IPv4-mapped or
+	// NAT64 address as the IPv4 address it reaches).
+	if d := netaddr.Dialled(a); (d.IsLoopback() && !env.Loopback) || d.IsUnspecified() || d.IsMulticast() || d.IsLinkLocalUnicast() {
 		return fmt.Errorf("address %s is not allowed", a)
 	}
 	if env.Policy != nil {
