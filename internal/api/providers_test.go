@@ -285,6 +285,9 @@ func TestRedisLeaseRevocationSurvivesOutage(t *testing.T) {
 	if got.Lease.StatusDetails == nil || !strings.Contains(*got.Lease.StatusDetails, "retrying") {
 		t.Fatalf("statusDetails %v", got.Lease.StatusDetails)
 	}
+	if d := *got.Lease.StatusDetails; !strings.Contains(d, "could not be reached") || strings.Contains(d, pport) {
+		t.Fatalf("statusDetails of an unreachable target: %q", d)
+	}
 	if err := redisAuth(direct, user, pass); err != nil {
 		t.Fatalf("the user should still exist while Redis is unreachable: %v", err)
 	}

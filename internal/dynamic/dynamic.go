@@ -750,7 +750,7 @@ func (s *Service) dropPending(ctx context.Context, sec Secret) error {
 	}
 	if err := s.dropUsers(ctx, sec.ID, names); err != nil {
 		return errs.BadRequest("Failed to drop %d disabled users of revoked leases (%s); retry, or delete with isForced",
-			len(names), truncate(err.Error(), 250))
+			len(names), truncate(s.shown(ctx, "drop users", err), 250))
 	}
 	return s.store.FinishCleanups(ctx, ids, true, "", time.Time{})
 }

@@ -101,7 +101,7 @@ func (s *Service) CreateLease(ctx context.Context, actor authz.Actor, sc Scope, 
 		// A target may quote the failing statement back (MySQL's "near '…'",
 		// Redis's "Error in ACL SETUSER modifier '…'"): the generated password
 		// never goes further than this.
-		msg := scrub(err.Error(), password)
+		msg := scrub(s.shown(ctx, "create lease", err), password)
 		if errors.Is(err, provider.ErrExists) {
 			// Not ours: nothing was created, and nothing may be revoked.
 			s.store.FinishRevoke(context.WithoutCancel(ctx), l.ID, true, "not created: "+truncate(msg, 200), now)
@@ -125,7 +125,7 @@ func (s *Service) CreateLease(ctx context.Context, actor authz.Actor, sc Scope, 
 		// The worker already treated this lease as abandoned and may have run
 		// its revocation before the credential existed: remove it again now.
 		if rerr := s.revokeWith(context.WithoutCancel(ctx), sec, l); rerr != nil {
-			s.store.FinishRevoke(context.WithoutCancel(ctx), l.ID, false, "abandoned during creation: "+truncate(rerr.Error(), 200), now)
+			s.store.FinishRevoke(context.WithoutCancel(ctx), l.ID, false, "abandoned during creation: "+truncate(s.shown(ctx, "revoke lease", rerr), 200), now)
 			s.wakeWorker()
 		}
 		return Lease{}, Secret{}, errs.Unavailablef("Lease creation took longer than the creating timeout and was abandoned; try again")
@@ -147,6 +147,35 @@ func scrub(msg, password string) string {
 		}
 		return run
 	})
+}
+
+// unreachableText is what a member is shown of a failure to reach or log
+// in to a target (provider.ErrUnreachable): the detail would tell them what
+// answers where on the network, so it goes to the server log only.
+const unreachableText = "the target could not be reached or did not accept the configured credentials (the detail is in the server log)"
+
+// policyText is what a member is shown of a connection the target policy
+// refused when dialled: not the address the name resolved to.
+const policyText = "the address dialled is not allowed by this server's dynamic-secret target policy"
+
+// shown is what a member may learn of a provider's failure: the target's own
+// answer to a statement, or a fixed text (logged with its detail, op naming
+// what failed).
+func (s *Service) shown(ctx context.Context, op string, err error) string {
+	if err == nil {
+		return ""
+	}
+	text := err.Error()
+	switch {
+	case strings.Contains(text, "is not allowed by this server's dynamic-secret target policy"):
+		text = policyText
+	case errors.Is(err, provider.ErrUnreachable):
+		text = unreachableText
+	default:
+		return text
+	}
+	s.logger().WarnContext(ctx, "dynamic secret target unreachable", "op", op, "error", truncate(err.Error(), 400))
+	return text
 }
 
 func leaseNotFound(id string) error {
@@ -239,7 +268,7 @@ func (s *Service) RenewLease(ctx context.Context, actor authz.Actor, sc Scope, i
 		pctx, cancel := context.WithTimeout(s.dialCtx(ctx, p), ProviderTimeout)
 		defer cancel()
 		if err := r.Renew(pctx, provider.RenewRequest{Username: l.Username, Expiration: exp}); err != nil {
-			return Lease{}, errs.BadRequest("Failed to renew lease: %s", truncate(err.Error(), 400))
+			return Lease{}, errs.BadRequest("Failed to renew lease: %s", truncate(s.shown(ctx, "renew lease", err), 400))
 		}
 	}
 	if err := s.store.RenewLease(ctx, l.ID, l.ExpireAt, exp, leaseEvent(actor, "renew-dynamic-secret-lease", sec, l)); err != nil {
@@ -286,14 +315,14 @@ func (s *Service) revokeNow(ctx context.Context, sec Secret, l Lease, forced boo
 	rerr := s.revokeWith(ctx, sec, l)
 	details := ""
 	if rerr != nil {
-		details = truncate(rerr.Error(), 250)
+		details = truncate(s.shown(ctx, "revoke lease", rerr), 250)
 		if forced {
 			details = "forced: " + details
 		}
 	}
 	success := rerr == nil || forced
 	if errors.Is(rerr, provider.ErrNotOwned) {
-		details, success = "not revoked: "+truncate(rerr.Error(), 250), true
+		details, success = "not revoked: "+truncate(s.shown(ctx, "revoke lease", rerr), 250), true
 	}
 	if err := s.store.FinishRevoke(context.WithoutCancel(ctx), l.ID, success, details, now.Add(backoff(l.Attempts+1))); err != nil {
 		return Lease{}, err

@@ -469,9 +469,9 @@ func (w *Worker) record(ctx context.Context, sec Secret, l SealedLease, rerr err
 	switch {
 	case errors.Is(rerr, provider.ErrNotOwned):
 		// Not lockbox's to remove: the lease ends, the principal stays.
-		details, ok = "not revoked: "+truncate(rerr.Error(), 250), true
+		details, ok = "not revoked: "+truncate(s.shown(ctx, "revoke lease", rerr), 250), true
 	case rerr != nil:
-		details = truncate(rerr.Error(), 250) + " - retrying automatically"
+		details = truncate(s.shown(ctx, "revoke lease", rerr), 250) + " - retrying automatically"
 	}
 	done := s.now().UTC()
 	ev := revokeEvent(sec, l.Lease, details)

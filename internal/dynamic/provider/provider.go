@@ -39,6 +39,26 @@ var ErrExists = errors.New("a principal with this name already exists in the tar
 // ErrNotOwned reports that Revoke found a principal lockbox did not create.
 var ErrNotOwned = errors.New("the principal was not created by lockbox; it was left untouched")
 
+// ErrUnreachable marks a failure to reach or log in to the target (refused,
+// timed out, TLS, the admin credentials refused, something else answering on
+// the port), as opposed to the target's own answer to a statement or command
+// once logged in. Its detail would tell a member what answers where on the
+// network (a port scanner): callers show a fixed message and log the detail.
+var ErrUnreachable = errors.New("the target could not be reached or did not accept the configured credentials")
+
+// Unreachable marks err as ErrUnreachable, keeping its text (nil stays nil).
+func Unreachable(err error) error {
+	if err == nil || errors.Is(err, ErrUnreachable) {
+		return err
+	}
+	return &unreachable{err}
+}
+
+type unreachable struct{ err error }
+
+func (u *unreachable) Error() string   { return u.err.Error() }
+func (u *unreachable) Unwrap() []error { return []error{u.err, ErrUnreachable} }
+
 // Renewer is implemented by providers whose credentials carry their own expiry.
 type Renewer interface {
 	Renew(ctx context.Context, req RenewRequest) error

@@ -186,7 +186,7 @@ func (l *LDAP) connect(ctx context.Context) (*ldap.Conn, error) {
 	}
 	c, err := ldap.DialURL(l.u.Scheme+"://"+l.u.Host, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("connect: %v", err)
+		return nil, provider.Unreachable(fmt.Errorf("connect: %v", err))
 	}
 	if deadline, ok := ctx.Deadline(); ok {
 		c.SetTimeout(time.Until(deadline))
@@ -196,12 +196,12 @@ func (l *LDAP) connect(ctx context.Context) (*ldap.Conn, error) {
 	if l.u.Scheme == "ldap" && l.tls != nil {
 		if err := c.StartTLS(l.tls); err != nil {
 			c.Close()
-			return nil, fmt.Errorf("StartTLS: %v", err)
+			return nil, provider.Unreachable(fmt.Errorf("StartTLS: %v", err))
 		}
 	}
 	if err := c.Bind(l.cfg.BindDN, l.cfg.BindPass); err != nil {
 		c.Close()
-		return nil, fmt.Errorf("bind as %s: %v", l.cfg.BindDN, err)
+		return nil, provider.Unreachable(fmt.Errorf("bind as %s: %v", l.cfg.BindDN, err))
 	}
 	return c, nil
 }
@@ -235,7 +235,11 @@ func apply(c *ldap.Conn, recs []record, tolerant bool) ([]string, error) {
 		}
 		if err != nil && !(tolerant && (ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchObject) ||
 			ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchAttribute))) {
-			return dns, fmt.Errorf("record %d (%s %s): %v", i+1, r.Type, r.DN, ldapMessage(err))
+			e := fmt.Errorf("record %d (%s %s): %v", i+1, r.Type, r.DN, ldapMessage(err))
+			if le, ok := errors.AsType[*ldap.Error](err); !ok || le.ResultCode >= ldap.ErrorNetwork {
+				e = provider.Unreachable(e) // not the directory's answer: the connection failed
+			}
+			return dns, e
 		}
 		dns = append(dns, r.DN)
 	}
@@ -278,7 +282,7 @@ func (l *LDAP) Create(ctx context.Context, req provider.CreateRequest) (provider
 	if l.cfg.CredentialType == "static" {
 		dns, err := l.run(ctx, l.cfg.RotationLDIF, "", req.Password, false)
 		if err != nil {
-			return provider.CreateResponse{}, fmt.Errorf("rotate password: %v", err)
+			return provider.CreateResponse{}, fmt.Errorf("rotate password: %w", err)
 		}
 		return provider.CreateResponse{Data: map[string]any{"DN_ARRAY": dns, "USERNAME": l.staticDN, "PASSWORD": req.Password}}, nil
 	}
@@ -286,10 +290,10 @@ func (l *LDAP) Create(ctx context.Context, req provider.CreateRequest) (provider
 	if err != nil {
 		if l.cfg.RollbackLDIF != "" {
 			if _, rerr := l.run(ctx, l.cfg.RollbackLDIF, req.Username, "", true); rerr != nil {
-				err = fmt.Errorf("%v; rollback: %v", err, rerr)
+				err = fmt.Errorf("%w; rollback: %w", err, rerr)
 			}
 		}
-		return provider.CreateResponse{}, fmt.Errorf("create user: %v", err)
+		return provider.CreateResponse{}, fmt.Errorf("create user: %w", err)
 	}
 	return provider.CreateResponse{Data: map[string]any{"DN_ARRAY": dns, "USERNAME": req.Username, "PASSWORD": req.Password}}, nil
 }

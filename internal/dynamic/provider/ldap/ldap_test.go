@@ -3,6 +3,8 @@ package ldap
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"net"
 	"slices"
 	"strings"
 	"testing"
@@ -264,5 +266,35 @@ func TestEncodePassword(t *testing.T) {
 	// "\"pw\"" in UTF-16LE is 22 00 70 00 77 00 22 00.
 	if got := EncodePassword("pw"); got != "IgBwAHcAIgA=" {
 		t.Fatalf("got %s", got)
+	}
+}
+
+// TestUnreachableIsMarked: a failure to reach or bind to the directory is
+// marked provider.ErrUnreachable (members are shown a fixed text); the
+// directory's answer to a record, once bound, is not.
+func TestUnreachableIsMarked(t *testing.T) {
+	srv := testsvc.StartLDAP(t)
+	ctx := context.Background()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := "ldap://" + ln.Addr().String()
+	ln.Close()
+	req := provider.CreateRequest{Username: "lbx" + testsvc.Suffix(), Password: "Pw" + testsvc.Suffix()}
+	for name, in := range map[string]map[string]any{
+		"closed port":    {"url": closed, "binddn": srv.BindDN, "bindpass": srv.BindPass},
+		"wrong bindpass": {"url": srv.URL, "binddn": srv.BindDN, "bindpass": "wrong"},
+	} {
+		in["creationLdif"], in["revocationLdif"] = creation, revocation
+		if _, err := newProvider(t, in).Create(ctx, req); !errors.Is(err, provider.ErrUnreachable) {
+			t.Errorf("%s: %v, want it marked unreachable", name, err)
+		}
+	}
+	// No readers group: the directory answers noSuchObject to the modify.
+	_, err = newProvider(t, map[string]any{"url": srv.URL, "binddn": srv.BindDN, "bindpass": srv.BindPass,
+		"creationLdif": creation, "revocationLdif": revocation}).Create(ctx, req)
+	if err == nil || errors.Is(err, provider.ErrUnreachable) {
+		t.Fatalf("the directory's answer: %v, want an error not marked unreachable", err)
 	}
 }

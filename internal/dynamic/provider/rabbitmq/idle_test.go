@@ -1,6 +1,8 @@
 package rabbitmq_test
 
 import (
+	"context"
+	"errors"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -90,5 +92,30 @@ func TestNoProxyFromEnvironment(t *testing.T) {
 	defer rel()
 	if tr, ok := c.Transport.(*http.Transport); !ok || tr.Proxy != nil {
 		t.Fatalf("the management API's transport %T may use a proxy from the environment", c.Transport)
+	}
+}
+
+// TestUnreachableIsMarked: a closed port, or an HTTP server that is not the
+// management API, is marked provider.ErrUnreachable (members are shown a
+// fixed text, not what answered).
+func TestUnreachableIsMarked(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closedPort := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "<html>internal wiki</html>", http.StatusNotFound)
+	}))
+	defer other.Close()
+	otherPort := other.Listener.Addr().(*net.TCPAddr).Port
+	for name, port := range map[string]int{"closed port": closedPort, "another HTTP server": otherPort} {
+		in := inputs(map[string]any{"configure": ".*", "write": ".*", "read": ".*"})
+		in["port"] = port
+		_, err := newProvider(t, in).Create(context.Background(), provider.CreateRequest{Username: "lbxunreach", Password: "Pw0123456789"})
+		if !errors.Is(err, provider.ErrUnreachable) {
+			t.Errorf("%s: %v, want it marked unreachable", name, err)
+		}
 	}
 }

@@ -173,14 +173,14 @@ func (r *RabbitMQ) callInto(ctx context.Context, method, path string, body, out 
 		if errors.As(err, &uerr) {
 			err = uerr.Err // the URL is known; keep the cause
 		}
-		return 0, fmt.Errorf("%s %s: %v", method, path, err)
+		return 0, provider.Unreachable(fmt.Errorf("%s %s: %v", method, path, err))
 	}
 	defer res.Body.Close()
 	for _, s := range ok {
 		if res.StatusCode == s {
 			if out != nil && s == http.StatusOK {
 				if err := json.NewDecoder(io.LimitReader(res.Body, 1<<16)).Decode(out); err != nil {
-					return s, fmt.Errorf("%s %s: %v", method, path, err)
+					return s, provider.Unreachable(fmt.Errorf("%s %s: %v", method, path, err))
 				}
 			}
 			io.Copy(io.Discard, io.LimitReader(res.Body, 1<<16))
@@ -193,16 +193,22 @@ func (r *RabbitMQ) callInto(ctx context.Context, method, path string, body, out 
 	if msg == ":" {
 		msg = ""
 	}
-	return res.StatusCode, fmt.Errorf("%s %s: %s %s", method, path, res.Status, msg)
+	err = fmt.Errorf("%s %s: %s %s", method, path, res.Status, msg)
+	if msg == "" || res.StatusCode == http.StatusUnauthorized {
+		// Not the management API's answer (or its refusal of the admin):
+		// whatever else answers HTTP there is no member's business.
+		err = provider.Unreachable(err)
+	}
+	return res.StatusCode, err
 }
 
 // Validate checks the admin credentials and that the virtual host exists.
 func (r *RabbitMQ) Validate(ctx context.Context) error {
 	if _, err := r.call(ctx, http.MethodGet, "/whoami", nil, 200); err != nil {
-		return fmt.Errorf("connect: %v", err)
+		return fmt.Errorf("connect: %w", err)
 	}
 	if _, err := r.call(ctx, http.MethodGet, "/vhosts/"+url.PathEscape(r.cfg.VirtualHost.Name), nil, 200); err != nil {
-		return fmt.Errorf("virtual host %q: %v", r.cfg.VirtualHost.Name, err)
+		return fmt.Errorf("virtual host %q: %w", r.cfg.VirtualHost.Name, err)
 	}
 	return nil
 }
@@ -216,16 +222,16 @@ func (r *RabbitMQ) Create(ctx context.Context, req provider.CreateRequest) (prov
 	user := "/users/" + url.PathEscape(req.Username)
 	// A PUT of an existing user overwrites it: refuse instead.
 	if st, err := r.call(ctx, http.MethodGet, user, nil, 200, 404); err != nil {
-		return provider.CreateResponse{}, fmt.Errorf("look up user: %v", err)
+		return provider.CreateResponse{}, fmt.Errorf("look up user: %w", err)
 	} else if st == 200 {
 		return provider.CreateResponse{}, fmt.Errorf("user %s: %w", req.Username, provider.ErrExists)
 	}
 	if _, err := r.call(ctx, http.MethodPut, user, map[string]any{"password": req.Password, "tags": strings.Join(tags, ",")}, 201, 204); err != nil {
-		return provider.CreateResponse{}, fmt.Errorf("create user: %v", err)
+		return provider.CreateResponse{}, fmt.Errorf("create user: %w", err)
 	}
 	perm := "/permissions/" + url.PathEscape(r.cfg.VirtualHost.Name) + "/" + url.PathEscape(req.Username)
 	if _, err := r.call(ctx, http.MethodPut, perm, r.cfg.VirtualHost.Permissions, 201, 204); err != nil {
-		return provider.CreateResponse{}, fmt.Errorf("set permissions: %v", err)
+		return provider.CreateResponse{}, fmt.Errorf("set permissions: %w", err)
 	}
 	return provider.CreateResponse{Data: map[string]any{"DB_USERNAME": req.Username, "DB_PASSWORD": req.Password}}, nil
 }

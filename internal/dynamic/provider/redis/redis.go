@@ -222,7 +222,7 @@ func (r *Redis) run(ctx context.Context, op string, cmds [][]any) error {
 	}
 	c, release, err := r.client(ctx)
 	if err != nil {
-		return fmt.Errorf("%s: %v", op, err)
+		return provider.Unreachable(fmt.Errorf("%s: %v", op, err))
 	}
 	defer release()
 	res, err := c.TxPipelined(ctx, func(p goredis.Pipeliner) error {
@@ -234,12 +234,26 @@ func (r *Redis) run(ctx context.Context, op string, cmds [][]any) error {
 	if err != nil {
 		for i, c := range res {
 			if c.Err() != nil {
-				return fmt.Errorf("%s: command %d (%v): %v", op, i+1, cmds[i][0], c.Err())
+				return mark(c.Err(), fmt.Errorf("%s: command %d (%v): %v", op, i+1, cmds[i][0], c.Err()))
 			}
 		}
-		return fmt.Errorf("%s: %v", op, err)
+		return mark(err, fmt.Errorf("%s: %v", op, err))
 	}
 	return nil
+}
+
+// mark returns described, marked provider.ErrUnreachable unless err is
+// Redis's answer to a command once logged in (an error reply other than a
+// refused login).
+func mark(err, described error) error {
+	if re, ok := errors.AsType[goredis.Error](err); ok {
+		msg := re.Error()
+		if !strings.HasPrefix(msg, "WRONGPASS") && !strings.HasPrefix(msg, "NOAUTH") &&
+			!strings.Contains(msg, "AUTH") {
+			return described
+		}
+	}
+	return provider.Unreachable(described)
 }
 
 // Validate connects with the admin credentials.
@@ -263,7 +277,7 @@ func (r *Redis) Create(ctx context.Context, req provider.CreateRequest) (provide
 	// ACL SETUSER on an existing user widens it: refuse instead.
 	c, release, err := r.client(ctx)
 	if err != nil {
-		return provider.CreateResponse{}, err
+		return provider.CreateResponse{}, provider.Unreachable(err)
 	}
 	err = c.Do(ctx, "ACL", "GETUSER", req.Username).Err()
 	release()
@@ -271,7 +285,7 @@ func (r *Redis) Create(ctx context.Context, req provider.CreateRequest) (provide
 	case err == nil:
 		return provider.CreateResponse{}, fmt.Errorf("user %s: %w", req.Username, provider.ErrExists)
 	case !errors.Is(err, goredis.Nil):
-		return provider.CreateResponse{}, fmt.Errorf("look up user: %v", err)
+		return provider.CreateResponse{}, mark(err, fmt.Errorf("look up user: %v", err))
 	}
 	cmds := render(r.create, map[string]string{"username": req.Username, "password": req.Password,
 		"expiration": req.Expiration.UTC().Format(time.RFC3339)})

@@ -19,6 +19,7 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/lockbox-dev/lockbox/internal/dynamic/provider"
@@ -212,11 +213,33 @@ func (s *SQL) connect(checker provider.AddrChecker) (*sql.DB, error) {
 	return sql.OpenDB(conn), nil
 }
 
-// describe turns a driver error into text safe to store and show: the
-// server's message, with anything shaped like URL credentials removed. The
-// admin password is never part of a driver's error text.
+// describe turns a driver error into text safe to store, with anything
+// shaped like URL credentials removed (the admin password is never part of a
+// driver's error text). Anything but the server's answer to a statement, once
+// logged in, is marked provider.ErrUnreachable: shown to no member.
 func describe(op string, err error) error {
-	return fmt.Errorf("%s: %s", op, passwordInURL().ReplaceAllString(err.Error(), "://***@"))
+	e := fmt.Errorf("%s: %s", op, passwordInURL().ReplaceAllString(err.Error(), "://***@"))
+	if !answered(err) {
+		return provider.Unreachable(e)
+	}
+	return e
+}
+
+// mysqlLogin are the MySQL errors of a connection's handshake and login.
+var mysqlLogin = map[uint16]bool{1040: true, 1042: true, 1043: true, 1044: true, 1045: true, 1049: true, 1129: true,
+	1130: true, 1203: true, 1226: true, 1251: true, 1275: true, 1820: true, 1862: true, 3118: true}
+
+// answered reports whether err is the database server's answer to a
+// statement on an established, logged-in connection.
+func answered(err error) bool {
+	if pe, ok := errors.AsType[*pgconn.PgError](err); ok {
+		_, connecting := errors.AsType[*pgconn.ConnectError](err)
+		return pe != nil && !connecting
+	}
+	if me, ok := errors.AsType[*mysql.MySQLError](err); ok {
+		return !mysqlLogin[me.Number]
+	}
+	return false
 }
 
 var passwordInURL = lazyre.New(`://[^@/\s]*@`)
@@ -324,8 +347,11 @@ func (s *SQL) RevokeMany(ctx context.Context, usernames []string) error {
 	defer release()
 	if s.flavor == "mysql" {
 		stmt, err := s.revokeManyStmt(ctx, db, usernames)
-		if err != nil || stmt == "" {
-			return err
+		if err != nil {
+			return describe("look up users", err)
+		}
+		if stmt == "" {
+			return nil
 		}
 		return s.exec(ctx, "drop users", stmt)
 	}
@@ -342,8 +368,11 @@ func (s *SQL) RevokeMany(ctx context.Context, usernames []string) error {
 		return describe("drop users", err)
 	}
 	stmt, err := s.revokeManyStmt(ctx, tx, usernames)
-	if err != nil || stmt == "" {
-		return err
+	if err != nil {
+		return describe("look up users", err)
+	}
+	if stmt == "" {
+		return nil
 	}
 	if s.Disables() {
 		// Sessions a disable may have missed (see DisableMany) end here,
