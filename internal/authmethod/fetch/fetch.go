@@ -41,9 +41,19 @@ func CheckURL(ctx context.Context, env authmethod.Env, field, raw string) (*url.
 		return nil, errs.Fieldf(field, "%s must be an http or https URL", field)
 	}
 	if err := checkHost(ctx, env, u.Hostname()); err != nil {
-		return nil, errs.BadRequest("%s: %v", field, err)
+		return nil, refusal(field, err)
 	}
 	return u, nil
+}
+
+// refusal is the answer to a host the checks refused: the policy's or the
+// address's reason, but of a name that did not resolve only that (the
+// resolver's answer, its address and the name's existence are logged).
+func refusal(field string, err error) error {
+	if _, ok := errors.AsType[*net.DNSError](err); ok {
+		return errs.BadRequest("%s: the host name could not be resolved", field).WithLoggedCause(err)
+	}
+	return errs.BadRequest("%s: %v", field, err)
 }
 
 // resolved is the test address that stands for host, if Env.Resolve names it.
@@ -61,7 +71,7 @@ func resolved(env authmethod.Env, host string) (netip.AddrPort, bool) {
 // in the error.
 func CheckHost(ctx context.Context, env authmethod.Env, field, host string) error {
 	if err := checkHost(ctx, env, host); err != nil {
-		return errs.BadRequest("%s: %v", field, err)
+		return refusal(field, err)
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package fetch_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -15,6 +16,7 @@ import (
 	"github.com/lockbox-dev/lockbox/internal/authmethod"
 	"github.com/lockbox-dev/lockbox/internal/authmethod/fetch"
 	"github.com/lockbox-dev/lockbox/internal/dynamic"
+	"github.com/lockbox-dev/lockbox/internal/errs"
 )
 
 // denyAtDial passes every host name and refuses every address: what a name
@@ -23,6 +25,35 @@ type denyAtDial struct{}
 
 func (denyAtDial) CheckHost(context.Context, string) error { return nil }
 func (denyAtDial) CheckAddr(a netip.Addr) error            { return errors.New("denied " + a.String()) }
+
+// unresolvable is a policy whose names never resolve, as the server's
+// policy reports it (the resolver's error, naming the resolver).
+type unresolvable struct{}
+
+func (unresolvable) CheckHost(_ context.Context, host string) error {
+	return fmt.Errorf("resolve %q: %w", host, &net.DNSError{Err: "no such host", Name: host, Server: "10.9.8.7:53", IsNotFound: true})
+}
+func (unresolvable) CheckAddr(netip.Addr) error { return nil }
+
+// TestUnresolvedNameSaysOnlyThat: whoever configures a login method learns
+// that a name did not resolve, not the resolver's answer or address.
+func TestUnresolvedNameSaysOnlyThat(t *testing.T) {
+	env := authmethod.Env{Policy: unresolvable{}}
+	for _, err := range []error{
+		fetch.CheckHost(context.Background(), env, "url", "wiki.internal"),
+		func() error {
+			_, err := fetch.CheckURL(context.Background(), env, "jwksUrl", "https://wiki.internal/keys")
+			return err
+		}(),
+	} {
+		if err == nil || !strings.Contains(err.Error(), "could not be resolved") {
+			t.Fatalf("an unresolved name: %v", err)
+		}
+		if e, _ := errors.AsType[*errs.Error](err); e == nil || strings.Contains(e.Message, "10.9.8.7") || strings.Contains(e.Message, "no such host") || !e.LogErr {
+			t.Fatalf("the refusal shown: %+v", e)
+		}
+	}
+}
 
 func TestGetJSONLimits(t *testing.T) {
 	var hits atomic.Int64

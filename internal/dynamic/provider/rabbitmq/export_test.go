@@ -15,3 +15,6 @@ var Clients = clients
 func Client(p provider.Provider) (*http.Client, func(), error) {
 	return p.(*RabbitMQ).client(context.Background())
 }
+
+// Base is p's management API base URL.
+func Base(p provider.Provider) string { return p.(*RabbitMQ).base }

@@ -119,3 +119,12 @@ func TestUnreachableIsMarked(t *testing.T) {
 		}
 	}
 }
+
+// TestIPv6Host: an IPv6 address as the host makes a URL that parses.
+func TestIPv6Host(t *testing.T) {
+	in := inputs(map[string]any{"configure": ".*", "write": ".*", "read": ".*"})
+	in["host"] = "http://[::1]"
+	if got := rabbitmq.Base(newProvider(t, in)); got != "http://[::1]:15672/api" {
+		t.Fatalf("base %q", got)
+	}
+}

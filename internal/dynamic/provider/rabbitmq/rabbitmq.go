@@ -12,9 +12,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -113,7 +115,7 @@ func New(inputs json.RawMessage) (provider.Provider, error) {
 	if len(problems) > 0 {
 		return nil, errors.New("rabbit-mq inputs: " + strings.Join(problems, "; "))
 	}
-	return &RabbitMQ{cfg: c, base: fmt.Sprintf("%s://%s:%d/api", u.Scheme, u.Hostname(), port),
+	return &RabbitMQ{cfg: c, base: u.Scheme + "://" + net.JoinHostPort(u.Hostname(), strconv.Itoa(port)) + "/api",
 		host: u.Hostname(), tls: tlsConf}, nil
 }
 
