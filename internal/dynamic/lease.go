@@ -101,7 +101,7 @@ func (s *Service) CreateLease(ctx context.Context, actor authz.Actor, sc Scope, 
 		// A target may quote the failing statement back (MySQL's "near '…'",
 		// Redis's "Error in ACL SETUSER modifier '…'"): the generated password
 		// never goes further than this.
-		msg := scrub(s.shown(ctx, "create lease", err), password)
+		msg := scrub(s.shown(ctx, "create lease", err, password), password)
 		if errors.Is(err, provider.ErrExists) {
 			// Not ours: nothing was created, and nothing may be revoked.
 			s.store.FinishRevoke(context.WithoutCancel(ctx), l.ID, true, "not created: "+truncate(msg, 200), now)
@@ -160,8 +160,8 @@ const policyText = "the address dialled is not allowed by this server's dynamic-
 
 // shown is what a member may learn of a provider's failure: the target's own
 // answer to a statement, or a fixed text (logged with its detail, op naming
-// what failed).
-func (s *Service) shown(ctx context.Context, op string, err error) string {
+// what failed, password masked as the caller's scrub does).
+func (s *Service) shown(ctx context.Context, op string, err error, password ...string) string {
 	if err == nil {
 		return ""
 	}
@@ -174,7 +174,11 @@ func (s *Service) shown(ctx context.Context, op string, err error) string {
 	default:
 		return text
 	}
-	s.logger().WarnContext(ctx, "dynamic secret target unreachable", "op", op, "error", truncate(err.Error(), 400))
+	detail := err.Error()
+	for _, p := range password {
+		detail = scrub(detail, p)
+	}
+	s.logger().WarnContext(ctx, "dynamic secret target unreachable", "op", op, "error", truncate(detail, 400))
 	return text
 }
 

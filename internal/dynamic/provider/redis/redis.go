@@ -248,8 +248,11 @@ func (r *Redis) run(ctx context.Context, op string, cmds [][]any) error {
 func mark(err, described error) error {
 	if re, ok := errors.AsType[goredis.Error](err); ok {
 		msg := re.Error()
-		if !strings.HasPrefix(msg, "WRONGPASS") && !strings.HasPrefix(msg, "NOAUTH") &&
-			!strings.Contains(msg, "AUTH") {
+		login := false
+		for _, p := range []string{"WRONGPASS", "NOAUTH", "ERR AUTH", "ERR invalid password", "ERR Client sent AUTH"} {
+			login = login || strings.HasPrefix(msg, p)
+		}
+		if !login {
 			return described
 		}
 	}
