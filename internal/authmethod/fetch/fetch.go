@@ -48,7 +48,7 @@ func CheckURL(ctx context.Context, env authmethod.Env, field, raw string) (*url.
 
 // refusal is the answer to a host the checks refused: the policy's or the
 // address's reason, but of a name that did not resolve only that (the
-// resolver's answer, its address and the name's existence are logged).
+// resolver's answer and address are logged, not shown).
 func refusal(field string, err error) error {
 	if _, ok := errors.AsType[*net.DNSError](err); ok {
 		return errs.BadRequest("%s: the host name could not be resolved", field).WithLoggedCause(err)

@@ -3,6 +3,7 @@ package rabbitmq_test
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -105,17 +106,31 @@ func TestUnreachableIsMarked(t *testing.T) {
 	}
 	closedPort := ln.Addr().(*net.TCPAddr).Port
 	ln.Close()
-	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		http.Error(w, "<html>internal wiki</html>", http.StatusNotFound)
-	}))
-	defer other.Close()
-	otherPort := other.Listener.Addr().(*net.TCPAddr).Port
-	for name, port := range map[string]int{"closed port": closedPort, "another HTTP server": otherPort} {
+	serve := func(status int, contentType, body string) int {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", contentType)
+			w.WriteHeader(status)
+			io.WriteString(w, body)
+		}))
+		t.Cleanup(srv.Close)
+		return srv.Listener.Addr().(*net.TCPAddr).Port
+	}
+	for name, port := range map[string]int{
+		"closed port":          closedPort,
+		"a page not found":     serve(404, "text/html", "<html>internal wiki</html>"),
+		"a page for anything":  serve(200, "text/html", "<html>app</html>"),
+		"another JSON API":     serve(403, "application/json", `{"kind":"Status","reason":"Forbidden"}`),
+		"another JSON API 404": serve(404, "application/json", `{"error":"not here","reason":"gone"}`),
+	} {
 		in := inputs(map[string]any{"configure": ".*", "write": ".*", "read": ".*"})
 		in["port"] = port
-		_, err := newProvider(t, in).Create(context.Background(), provider.CreateRequest{Username: "lbxunreach", Password: "Pw0123456789"})
+		p := newProvider(t, in)
+		_, err := p.Create(context.Background(), provider.CreateRequest{Username: "lbxunreach", Password: "Pw0123456789"})
 		if !errors.Is(err, provider.ErrUnreachable) {
-			t.Errorf("%s: %v, want it marked unreachable", name, err)
+			t.Errorf("%s: create: %v, want it marked unreachable", name, err)
+		}
+		if err := p.Revoke(context.Background(), provider.RevokeRequest{Username: "lbxunreach"}); !errors.Is(err, provider.ErrUnreachable) {
+			t.Errorf("%s: revoke: %v, want it marked unreachable (not revoked, not refused as not ours)", name, err)
 		}
 	}
 }

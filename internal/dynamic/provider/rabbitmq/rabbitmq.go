@@ -178,30 +178,39 @@ func (r *RabbitMQ) callInto(ctx context.Context, method, path string, body, out 
 		return 0, provider.Unreachable(fmt.Errorf("%s %s: %v", method, path, err))
 	}
 	defer res.Body.Close()
-	for _, s := range ok {
-		if res.StatusCode == s {
-			if out != nil && s == http.StatusOK {
-				if err := json.NewDecoder(io.LimitReader(res.Body, 1<<16)).Decode(out); err != nil {
-					return s, provider.Unreachable(fmt.Errorf("%s %s: %v", method, path, err))
-				}
-			}
-			io.Copy(io.Discard, io.LimitReader(res.Body, 1<<16))
-			return res.StatusCode, nil
-		}
+	// What another HTTP server says there (a 200 page, a 404, a JSON
+	// error) is no member's business, nor a yes or no to act on: only the
+	// management API's own answers count (JSON, and its error shape).
+	notAPI := func() (int, error) {
+		return res.StatusCode, provider.Unreachable(fmt.Errorf("%s %s: %s, not an answer of the management API", method, path, res.Status))
 	}
+	isJSON := strings.HasPrefix(res.Header.Get("Content-Type"), "application/json")
 	var e struct{ Error, Reason string }
+	for _, s := range ok {
+		if res.StatusCode != s {
+			continue
+		}
+		switch {
+		case s == http.StatusOK && !isJSON:
+			return notAPI()
+		case s == http.StatusOK && out != nil:
+			if err := json.NewDecoder(io.LimitReader(res.Body, 1<<16)).Decode(out); err != nil {
+				return s, provider.Unreachable(fmt.Errorf("%s %s: %v", method, path, err))
+			}
+		case s == http.StatusNotFound:
+			if json.NewDecoder(io.LimitReader(res.Body, 1<<16)).Decode(&e); !isJSON || e.Error != "Object Not Found" {
+				return notAPI()
+			}
+		}
+		io.Copy(io.Discard, io.LimitReader(res.Body, 1<<16))
+		return res.StatusCode, nil
+	}
 	json.NewDecoder(io.LimitReader(res.Body, 1<<16)).Decode(&e)
-	msg := strings.TrimSpace(e.Error + ": " + e.Reason)
-	if msg == ":" {
-		msg = ""
+	if !isJSON || e.Error == "" || e.Reason == "" || res.StatusCode == http.StatusUnauthorized {
+		// Not the management API's answer (or its refusal of the admin).
+		return notAPI()
 	}
-	err = fmt.Errorf("%s %s: %s %s", method, path, res.Status, msg)
-	if msg == "" || res.StatusCode == http.StatusUnauthorized {
-		// Not the management API's answer (or its refusal of the admin):
-		// whatever else answers HTTP there is no member's business.
-		err = provider.Unreachable(err)
-	}
-	return res.StatusCode, err
+	return res.StatusCode, fmt.Errorf("%s %s: %s %s: %s", method, path, res.Status, e.Error, e.Reason)
 }
 
 // Validate checks the admin credentials and that the virtual host exists.

@@ -220,12 +220,12 @@ func (r *Redis) run(ctx context.Context, op string, cmds [][]any) error {
 	if len(cmds) == 0 {
 		return nil
 	}
-	c, release, err := r.client(ctx)
+	cn, release, err := r.open(ctx)
 	if err != nil {
 		return provider.Unreachable(fmt.Errorf("%s: %v", op, err))
 	}
 	defer release()
-	res, err := c.TxPipelined(ctx, func(p goredis.Pipeliner) error {
+	res, err := cn.TxPipelined(ctx, func(p goredis.Pipeliner) error {
 		for _, c := range cmds {
 			p.Do(ctx, c...)
 		}
@@ -242,11 +242,29 @@ func (r *Redis) run(ctx context.Context, op string, cmds [][]any) error {
 	return nil
 }
 
+// open takes one connection of the pooled client and pings on it: whatever
+// fails there (the dial, TLS, the login, something else answering) is the
+// connection's opening, and the commands that follow on it are answered by a
+// logged-in Redis. release gives it back.
+func (r *Redis) open(ctx context.Context) (*goredis.Conn, func(), error) {
+	c, release, err := r.client(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	cn := c.Conn()
+	if err := cn.Ping(ctx).Err(); err != nil {
+		cn.Close()
+		release()
+		return nil, nil, err
+	}
+	return cn, func() { cn.Close(); release() }, nil
+}
+
 // mark returns described, marked provider.ErrUnreachable unless err is
-// Redis's answer to a command once logged in (an error reply other than a
-// refused login).
+// Redis's answer to a command on a logged-in connection (see open): an
+// error reply, other than a refused login.
 func mark(err, described error) error {
-	if re, ok := errors.AsType[goredis.Error](err); ok {
+	if re, ok := err.(goredis.Error); ok {
 		msg := re.Error()
 		login := false
 		for _, p := range []string{"WRONGPASS", "NOAUTH", "ERR AUTH", "ERR invalid password", "ERR Client sent AUTH"} {
@@ -278,11 +296,11 @@ func (r *Redis) Create(ctx context.Context, req provider.CreateRequest) (provide
 		return provider.CreateResponse{}, err
 	}
 	// ACL SETUSER on an existing user widens it: refuse instead.
-	c, release, err := r.client(ctx)
+	cn, release, err := r.open(ctx)
 	if err != nil {
-		return provider.CreateResponse{}, provider.Unreachable(err)
+		return provider.CreateResponse{}, provider.Unreachable(fmt.Errorf("look up user: %v", err))
 	}
-	err = c.Do(ctx, "ACL", "GETUSER", req.Username).Err()
+	err = cn.Do(ctx, "ACL", "GETUSER", req.Username).Err()
 	release()
 	switch {
 	case err == nil:

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"strconv"
 	"strings"
 	"testing"
@@ -258,5 +260,54 @@ func TestDefaultRulesExcludeAdminCommands(t *testing.T) {
 		if err := c.Do(ctx, cmd...).Err(); err == nil || !strings.Contains(err.Error(), "NOPERM") {
 			t.Errorf("%v: %v, want NOPERM", cmd[0], err)
 		}
+	}
+}
+
+// TestUnreachableIsMarked: what fails while a connection opens is marked
+// provider.ErrUnreachable (members are shown a fixed text), even an error
+// reply there that is no refused-login reply (an old Redis answers AUTH
+// with a username "ERR wrong number of arguments"); a command's error reply
+// on a logged-in connection is not.
+func TestUnreachableIsMarked(t *testing.T) {
+	ctx := context.Background()
+	req := provider.CreateRequest{Username: "lbxunreach" + testsvc.Suffix()[:6], Password: "Pw0123456789"}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() { // answers every command with the same error reply
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				buf := make([]byte, 4096)
+				for {
+					if _, err := c.Read(buf); err != nil {
+						return
+					}
+					io.WriteString(c, "-ERR wrong number of arguments for 'auth' command\r\n")
+				}
+			}()
+		}
+	}()
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	host, realPort := testsvc.Redis(t)
+	for name, in := range map[string]map[string]any{
+		"closed port":     {"host": "127.0.0.1", "port": testsvc.FreePort(t), "username": "default"},
+		"an old login":    {"host": "127.0.0.1", "port": port, "username": "default", "password": "x"},
+		"a refused login": {"host": host, "port": realPort, "username": "lockbox_nobody", "password": "wrong"},
+	} {
+		if _, err := newProvider(t, in).Create(ctx, req); !errors.Is(err, provider.ErrUnreachable) {
+			t.Errorf("%s: %v, want it marked unreachable", name, err)
+		}
+	}
+	_, err = newProvider(t, map[string]any{"host": host, "port": realPort, "username": "default",
+		"creationStatement": "ACL SETUSER {{username}} on >{{password}} +nosuchcommand"}).Create(ctx, req)
+	if err == nil || errors.Is(err, provider.ErrUnreachable) {
+		t.Fatalf("a command's error reply: %v, want an error not marked unreachable", err)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"crypto/tls"
 	"database/sql"
+	"database/sql/driver"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -198,7 +199,7 @@ func (s *SQL) connect(checker provider.AddrChecker) (*sql.DB, error) {
 		pc.ConnectTimeout = 10 * time.Second
 		pc.DialFunc = provider.DialFunc(checker)                  // the target policy, on the address dialled
 		pc.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol // multi-statement templates
-		return stdlib.OpenDB(*pc), nil
+		return sql.OpenDB(loginMarked{stdlib.GetConnector(*pc)}), nil
 	}
 	mc := mysql.NewConfig()
 	mc.User, mc.Passwd, mc.Net, mc.Addr, mc.DBName = s.cfg.Username, s.cfg.Password, "tcp", addr, s.cfg.Database
@@ -210,36 +211,38 @@ func (s *SQL) connect(checker provider.AddrChecker) (*sql.DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	return sql.OpenDB(conn), nil
+	return sql.OpenDB(loginMarked{conn}), nil
+}
+
+// loginMarked marks every failure to open a connection (dial, TLS, the
+// handshake, the login) provider.ErrUnreachable: only what the server says
+// on an open, logged-in connection is its answer to a statement.
+type loginMarked struct{ driver.Connector }
+
+func (c loginMarked) Connect(ctx context.Context) (driver.Conn, error) {
+	conn, err := c.Connector.Connect(ctx)
+	return conn, provider.Unreachable(err)
 }
 
 // describe turns a driver error into text safe to store, with anything
 // shaped like URL credentials removed (the admin password is never part of a
-// driver's error text). Anything but the server's answer to a statement, once
-// logged in, is marked provider.ErrUnreachable: shown to no member.
+// driver's error text). Anything but the server's answer to a statement on a
+// logged-in connection is marked provider.ErrUnreachable: shown to no member.
 func describe(op string, err error) error {
 	e := fmt.Errorf("%s: %s", op, passwordInURL().ReplaceAllString(err.Error(), "://***@"))
-	if !answered(err) {
+	if errors.Is(err, provider.ErrUnreachable) || !answered(err) {
 		return provider.Unreachable(e)
 	}
 	return e
 }
 
-// mysqlLogin are the MySQL errors of a connection's handshake and login.
-var mysqlLogin = map[uint16]bool{1040: true, 1042: true, 1043: true, 1044: true, 1045: true, 1049: true, 1129: true,
-	1130: true, 1203: true, 1226: true, 1251: true, 1275: true, 1820: true, 1862: true, 3118: true}
-
-// answered reports whether err is the database server's answer to a
-// statement on an established, logged-in connection.
+// answered reports whether err is a database server's error message (what
+// it says to a statement, once loginMarked has marked the connection's
+// opening).
 func answered(err error) bool {
-	if pe, ok := errors.AsType[*pgconn.PgError](err); ok {
-		_, connecting := errors.AsType[*pgconn.ConnectError](err)
-		return pe != nil && !connecting
-	}
-	if me, ok := errors.AsType[*mysql.MySQLError](err); ok {
-		return !mysqlLogin[me.Number]
-	}
-	return false
+	_, pg := errors.AsType[*pgconn.PgError](err)
+	_, my := errors.AsType[*mysql.MySQLError](err)
+	return pg || my
 }
 
 var passwordInURL = lazyre.New(`://[^@/\s]*@`)
@@ -347,11 +350,8 @@ func (s *SQL) RevokeMany(ctx context.Context, usernames []string) error {
 	defer release()
 	if s.flavor == "mysql" {
 		stmt, err := s.revokeManyStmt(ctx, db, usernames)
-		if err != nil {
-			return describe("look up users", err)
-		}
-		if stmt == "" {
-			return nil
+		if err != nil || stmt == "" {
+			return err // described
 		}
 		return s.exec(ctx, "drop users", stmt)
 	}
@@ -368,11 +368,8 @@ func (s *SQL) RevokeMany(ctx context.Context, usernames []string) error {
 		return describe("drop users", err)
 	}
 	stmt, err := s.revokeManyStmt(ctx, tx, usernames)
-	if err != nil {
-		return describe("look up users", err)
-	}
-	if stmt == "" {
-		return nil
+	if err != nil || stmt == "" {
+		return err // described
 	}
 	if s.Disables() {
 		// Sessions a disable may have missed (see DisableMany) end here,

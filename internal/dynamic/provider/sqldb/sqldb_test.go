@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"encoding/json"
 	"errors"
+	"maps"
+	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -221,6 +223,49 @@ func TestConcurrentCreatesOnPostgres(t *testing.T) {
 	for err := range errs {
 		if err != nil {
 			t.Fatalf("concurrent create: %v", err)
+		}
+	}
+}
+
+// TestUnreachableIsMarked: what fails while a connection opens (a closed
+// port, a refused login, a database that does not exist) is marked
+// provider.ErrUnreachable, and members are shown a fixed text; the server's
+// answer to a statement on a logged-in connection is not. (Decided by where
+// the error happened, not by its number: MySQL answers a GRANT the admin may
+// not give with 1044 or 1045, as it answers a refused login.)
+func TestUnreachableIsMarked(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	ctx := context.Background()
+	for _, tg := range []target{postgresTarget(t), mysqlTarget(t)} {
+		with := func(changes map[string]any) map[string]any {
+			in := maps.Clone(tg.inputs)
+			maps.Copy(in, changes)
+			return in
+		}
+		req := func() provider.CreateRequest {
+			return provider.CreateRequest{Username: "lbxu" + testsvc.Suffix()[:8], Password: "Pw" + testsvc.Suffix(), Expiration: time.Now().Add(time.Hour)}
+		}
+		for name, in := range map[string]map[string]any{
+			"closed port":   with(map[string]any{"port": closed}),
+			"no database":   with(map[string]any{"database": "lockbox_none_" + testsvc.Suffix()}),
+			"refused login": with(map[string]any{"username": "lockbox_nobody_" + testsvc.Suffix()[:6], "password": "wrong"}),
+		} {
+			if _, err := newProvider(t, in).Create(ctx, req()); !errors.Is(err, provider.ErrUnreachable) {
+				t.Errorf("%s %s: %v, want it marked unreachable", tg.client, name, err)
+			}
+		}
+		bad := map[string]any{ // refused before anything is created
+			"postgres": `CREATE ROLEX "{{username}}" LOGIN PASSWORD '{{password}}';`,
+			"mysql2":   `CREATE USERX '{{username}}'@'%' IDENTIFIED BY '{{password}}';`,
+		}[tg.client]
+		_, err := newProvider(t, with(map[string]any{"creationStatement": bad})).Create(ctx, req())
+		if err == nil || errors.Is(err, provider.ErrUnreachable) {
+			t.Errorf("%s: the server's answer to a statement: %v, want an error not marked unreachable", tg.client, err)
 		}
 	}
 }
