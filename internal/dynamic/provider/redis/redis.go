@@ -225,6 +225,11 @@ func (r *Redis) run(ctx context.Context, op string, cmds [][]any) error {
 		return provider.Unreachable(fmt.Errorf("%s: %v", op, err))
 	}
 	defer release()
+	return runOn(ctx, cn, op, cmds)
+}
+
+// runOn is run on a connection that has logged in.
+func runOn(ctx context.Context, cn *goredis.Conn, op string, cmds [][]any) error {
 	res, err := cn.TxPipelined(ctx, func(p goredis.Pipeliner) error {
 		for _, c := range cmds {
 			p.Do(ctx, c...)
@@ -242,27 +247,35 @@ func (r *Redis) run(ctx context.Context, op string, cmds [][]any) error {
 	return nil
 }
 
-// open takes one connection of the pooled client and pings on it: whatever
-// fails there (the dial, TLS, the login, something else answering) is the
-// connection's opening, and the commands that follow on it are answered by a
-// logged-in Redis. release gives it back.
-func (r *Redis) open(ctx context.Context) (*goredis.Conn, func(), error) {
+// conn takes one connection of the pooled client (opened, and logged in, by
+// its first command); release gives it back.
+func (r *Redis) conn(ctx context.Context) (*goredis.Conn, func(), error) {
 	c, release, err := r.client(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
 	cn := c.Conn()
-	if err := cn.Ping(ctx).Err(); err != nil {
-		cn.Close()
-		release()
-		return nil, nil, err
-	}
 	return cn, func() { cn.Close(); release() }, nil
 }
 
+// open is conn, pinged: whatever fails there (the dial, TLS, the login,
+// something else answering) is the connection's opening, and the commands
+// that follow on it are answered by a logged-in Redis.
+func (r *Redis) open(ctx context.Context) (*goredis.Conn, func(), error) {
+	cn, release, err := r.conn(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := cn.Ping(ctx).Err(); err != nil {
+		release()
+		return nil, nil, err
+	}
+	return cn, release, nil
+}
+
 // mark returns described, marked provider.ErrUnreachable unless err is
-// Redis's answer to a command on a logged-in connection (see open): an
-// error reply, other than a refused login.
+// Redis's answer to a command on a logged-in connection (see open and
+// Create): an error reply, other than a refused login.
 func mark(err, described error) error {
 	if re, ok := err.(goredis.Error); ok {
 		msg := re.Error()
@@ -295,22 +308,25 @@ func (r *Redis) Create(ctx context.Context, req provider.CreateRequest) (provide
 	if err := provider.CheckSafe(req.Username, req.Password); err != nil {
 		return provider.CreateResponse{}, err
 	}
-	// ACL SETUSER on an existing user widens it: refuse instead.
-	cn, release, err := r.open(ctx)
+	// ACL SETUSER on an existing user widens it: refuse instead. The look-up
+	// is the connection's first command, so it also opens and logs in: any
+	// failure but "no such user" is the connection's (an admin without ACL
+	// rights included), and what follows on it is Redis's answer.
+	cn, release, err := r.conn(ctx)
 	if err != nil {
 		return provider.CreateResponse{}, provider.Unreachable(fmt.Errorf("look up user: %v", err))
 	}
+	defer release()
 	err = cn.Do(ctx, "ACL", "GETUSER", req.Username).Err()
-	release()
 	switch {
 	case err == nil:
 		return provider.CreateResponse{}, fmt.Errorf("user %s: %w", req.Username, provider.ErrExists)
 	case !errors.Is(err, goredis.Nil):
-		return provider.CreateResponse{}, mark(err, fmt.Errorf("look up user: %v", err))
+		return provider.CreateResponse{}, provider.Unreachable(fmt.Errorf("look up user: %v", err))
 	}
 	cmds := render(r.create, map[string]string{"username": req.Username, "password": req.Password,
 		"expiration": req.Expiration.UTC().Format(time.RFC3339)})
-	if err := r.run(ctx, "create user", cmds); err != nil {
+	if err := runOn(ctx, cn, "create user", cmds); err != nil {
 		return provider.CreateResponse{}, err
 	}
 	return provider.CreateResponse{Data: map[string]any{"DB_USERNAME": req.Username, "DB_PASSWORD": req.Password}}, nil
