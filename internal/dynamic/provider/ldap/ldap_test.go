@@ -4,7 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"net"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -275,12 +275,7 @@ func TestEncodePassword(t *testing.T) {
 func TestUnreachableIsMarked(t *testing.T) {
 	srv := testsvc.StartLDAP(t)
 	ctx := context.Background()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	closed := "ldap://" + ln.Addr().String()
-	ln.Close()
+	closed := fmt.Sprintf("ldap://127.0.0.1:%d", testsvc.FreePort(t))
 	req := provider.CreateRequest{Username: "lbx" + testsvc.Suffix(), Password: "Pw" + testsvc.Suffix()}
 	for name, in := range map[string]map[string]any{
 		"closed port":    {"url": closed, "binddn": srv.BindDN, "bindpass": srv.BindPass},
@@ -292,7 +287,7 @@ func TestUnreachableIsMarked(t *testing.T) {
 		}
 	}
 	// No readers group: the directory answers noSuchObject to the modify.
-	_, err = newProvider(t, map[string]any{"url": srv.URL, "binddn": srv.BindDN, "bindpass": srv.BindPass,
+	_, err := newProvider(t, map[string]any{"url": srv.URL, "binddn": srv.BindDN, "bindpass": srv.BindPass,
 		"creationLdif": creation, "revocationLdif": revocation}).Create(ctx, req)
 	if err == nil || errors.Is(err, provider.ErrUnreachable) {
 		t.Fatalf("the directory's answer: %v, want an error not marked unreachable", err)

@@ -13,6 +13,7 @@ import (
 	"github.com/lockbox-dev/lockbox/internal/dynamic/provider"
 	"github.com/lockbox-dev/lockbox/internal/dynamic/provider/providertest"
 	"github.com/lockbox-dev/lockbox/internal/dynamic/provider/rabbitmq"
+	"github.com/lockbox-dev/lockbox/internal/testsvc"
 )
 
 // connServer is a loopback HTTP server that signals when a client connection closes.
@@ -100,12 +101,7 @@ func TestNoProxyFromEnvironment(t *testing.T) {
 // management API, is marked provider.ErrUnreachable (members are shown a
 // fixed text, not what answered).
 func TestUnreachableIsMarked(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	closedPort := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
+	closedPort := testsvc.FreePort(t)
 	serve := func(status int, contentType, body string) int {
 		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", contentType)

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"maps"
-	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -234,12 +233,7 @@ func TestConcurrentCreatesOnPostgres(t *testing.T) {
 // the error happened, not by its number: MySQL answers a GRANT the admin may
 // not give with 1044 or 1045, as it answers a refused login.)
 func TestUnreachableIsMarked(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	closed := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
+	closed := testsvc.FreePort(t)
 	ctx := context.Background()
 	for _, tg := range []target{postgresTarget(t), mysqlTarget(t)} {
 		with := func(changes map[string]any) map[string]any {
