@@ -25,6 +25,10 @@ const DefaultCreatingTimeout = 2 * time.Minute
 // ProviderTimeout bounds one call to a target.
 const ProviderTimeout = 20 * time.Second
 
+// claimLength is how long a claim on a lease or a cleanup keeps it from
+// other nodes: one provider call and time to record its outcome.
+const claimLength = ProviderTimeout + 10*time.Second
+
 func dataAD(id string) string { return keyring.AD("dynamic_leases", "data", id) }
 
 func leaseEvent(actor authz.Actor, typ string, sec Secret, l Lease) audit.Event {
@@ -156,7 +160,7 @@ const unreachableText = "the target could not be reached or did not accept the c
 
 // policyText is what a member is shown of a connection the target policy
 // refused when dialled: not the address the name resolved to.
-const policyText = "the address dialled is not allowed by this server's dynamic-secret target policy"
+const policyText = "the address dialled " + policyRefusal
 
 // shown is what a member may learn of a provider's failure: the target's own
 // answer to a statement, or a fixed text (logged with its detail, op naming
@@ -165,16 +169,13 @@ func (s *Service) shown(ctx context.Context, op string, err error, password ...s
 	if err == nil {
 		return ""
 	}
-	text := err.Error()
+	detail, text := err.Error(), unreachableText
 	switch {
-	case strings.Contains(text, "is not allowed by this server's dynamic-secret target policy"):
+	case strings.Contains(detail, policyRefusal):
 		text = policyText
-	case errors.Is(err, provider.ErrUnreachable):
-		text = unreachableText
-	default:
-		return text
+	case !errors.Is(err, provider.ErrUnreachable):
+		return detail // the target's own answer
 	}
-	detail := err.Error()
 	for _, p := range password {
 		detail = scrub(detail, p)
 	}
@@ -308,7 +309,7 @@ func (s *Service) RevokeLease(ctx context.Context, actor authz.Actor, sc Scope, 
 // revokeNow claims a live lease, revokes it through the provider and records the outcome.
 func (s *Service) revokeNow(ctx context.Context, sec Secret, l Lease, forced bool) (Lease, error) {
 	now := s.now().UTC()
-	ok, err := s.store.ClaimLease(ctx, l.ID, now.Add(ProviderTimeout+10*time.Second))
+	ok, err := s.store.ClaimLease(ctx, l.ID, now.Add(claimLength))
 	if err != nil {
 		return Lease{}, err
 	}

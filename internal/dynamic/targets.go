@@ -43,7 +43,7 @@ func (c *netChecker) CheckAddr(a netip.Addr) error {
 		return err
 	}
 	if !inAny(c.p.allowNets, a) {
-		return &policyError{fmt.Errorf("address %s is not allowed by this server's dynamic-secret target policy", a)}
+		return addrDenied(a)
 	}
 	return nil
 }
@@ -63,11 +63,26 @@ func (p *TargetPolicy) checkerFor(prov provider.Provider) provider.AddrChecker {
 		return p.byNet // nothing admitted by name
 	}
 	for _, host := range t.Targets() {
-		if !hostMatches(p.allowHosts, strings.TrimSuffix(strings.ToLower(strings.Trim(host, "[]")), ".")) {
+		if !hostMatches(p.allowHosts, normHost(host)) {
 			return p.byNet
 		}
 	}
 	return p
+}
+
+// policyRefusal ends every refusal of the policy; shown (lease.go) finds it
+// in a provider's error once a driver has flattened the policyError.
+const policyRefusal = "is not allowed by this server's dynamic-secret target policy"
+
+// addrDenied is the refusal of an address about to be dialled.
+func addrDenied(a netip.Addr) error {
+	return &policyError{fmt.Errorf("address %s %s", a, policyRefusal)}
+}
+
+// normHost is a host name as the policy compares it: lower case, without
+// IPv6 brackets or a final dot.
+func normHost(host string) string {
+	return strings.TrimSuffix(strings.ToLower(strings.Trim(host, "[]")), ".")
 }
 
 // defaultPolicy is the nil policy's: DefaultDeny only.
@@ -170,8 +185,8 @@ func (p *TargetPolicy) CheckHost(ctx context.Context, host string) error {
 }
 
 func (p *TargetPolicy) checkHost(ctx context.Context, host string) error {
-	host = strings.TrimSuffix(strings.ToLower(strings.Trim(host, "[]")), ".")
-	denied := &policyError{fmt.Errorf("target %q is not allowed by this server's dynamic-secret target policy", host)}
+	host = normHost(host)
+	denied := &policyError{fmt.Errorf("target %q %s", host, policyRefusal)}
 	if hostMatches(p.denyHosts, host) {
 		return denied
 	}
@@ -214,7 +229,7 @@ func (p *TargetPolicy) CheckAddr(a netip.Addr) error {
 		p = defaultPolicy
 	}
 	a = a.Unmap().WithZone("")
-	denied := &policyError{fmt.Errorf("address %s is not allowed by this server's dynamic-secret target policy", a)}
+	denied := addrDenied(a)
 	if inAny(p.denyNets, a) {
 		return denied
 	}

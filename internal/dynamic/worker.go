@@ -47,7 +47,7 @@ type Worker struct {
 	// Parallel is how many dynamic secrets are revoked at once.
 	Parallel int
 	// Claim is how long a claim keeps leases from other nodes' workers:
-	// ProviderTimeout + 10 s (also when unset). Until a batch's outcome is
+	// claimLength (also when unset). Until a batch's outcome is
 	// recorded, its claim is extended every Claim/3 (keepClaimed): a batch
 	// can take longer than one claim (a refused burst goes on in groups;
 	// one by one, each lease may take ProviderTimeout), and another node
@@ -66,7 +66,7 @@ func NewWorker(svc *Service, log *slog.Logger) *Worker {
 		log = slog.Default()
 	}
 	return &Worker{svc: svc, log: log, MaxWait: time.Second, Batch: 200, BurstBatch: 1000, Parallel: 8,
-		Claim: ProviderTimeout + 10*time.Second, Starve: 30 * time.Second}
+		Claim: claimLength, Starve: 30 * time.Second}
 }
 
 // Run works until ctx is done. It hands each dynamic secret with due leases
@@ -169,7 +169,7 @@ func (w *Worker) Run(ctx context.Context) error {
 func (w *Worker) dismantle(ctx context.Context) int {
 	s := w.svc
 	now := s.now().UTC()
-	cs, err := s.store.ClaimCleanups(ctx, now, now.Add(ProviderTimeout+10*time.Second), w.Batch)
+	cs, err := s.store.ClaimCleanups(ctx, now, now.Add(claimLength), w.Batch)
 	if err != nil || len(cs) == 0 {
 		if err != nil && ctx.Err() == nil {
 			w.log.Error("lease worker: claim cleanups", "err", err.Error())
@@ -257,7 +257,7 @@ func (w *Worker) claimFor() time.Duration {
 	if w.Claim > 0 {
 		return w.Claim
 	}
-	return ProviderTimeout + 10*time.Second
+	return claimLength
 }
 
 // keepClaimed extends the claim of leases every Claim/3 until stop is
