@@ -247,12 +247,7 @@ func (db *DB) ExtendClaims(ctx context.Context, ids []string, from, to time.Time
 	if len(ids) == 0 {
 		return nil
 	}
-	args := make([]any, 0, len(ids)+2)
-	args = append(args, ts(to))
-	for _, id := range ids {
-		args = append(args, id)
-	}
-	args = append(args, ts(from))
+	args := append(withIDs([]any{ts(to)}, ids), ts(from))
 	sel := `SELECT id FROM dynamic_leases WHERE id IN (` + placeholders(len(ids)) + `) AND status = 'revoking' AND due_at = ?`
 	q := `UPDATE dynamic_leases SET due_at = ? WHERE id IN (` + sel + `)`
 	if db.dialect == Postgres {
@@ -350,10 +345,7 @@ func (db *DB) DisabledMany(ctx context.Context, ids []string, evs []audit.Event)
 		return nil
 	}
 	return db.transactQuiet(ctx, func(tx *Tx) error {
-		args := []any{ts(tx.Now), ts(tx.Now)}
-		for _, id := range ids {
-			args = append(args, id)
-		}
+		args := withIDs([]any{ts(tx.Now), ts(tx.Now)}, ids)
 		// The cleanups first, while the leases are still unrevoked.
 		if _, err := tx.exec(ctx, `INSERT INTO dynamic_cleanups (lease_id, dynamic_secret_id, username, due_at, created_at)
 			SELECT id, dynamic_secret_id, username, ?, ? FROM dynamic_leases WHERE status <> 'revoked' AND id IN (`+placeholders(len(ids))+`)
@@ -364,15 +356,19 @@ func (db *DB) DisabledMany(ctx context.Context, ids []string, evs []audit.Event)
 	})
 }
 
+// withIDs is args followed by ids, as statement arguments.
+func withIDs(args []any, ids []string) []any {
+	for _, id := range ids {
+		args = append(args, id)
+	}
+	return args
+}
+
 // markRevoked marks the listed leases revoked, all but those already
 // revoked, and appends the audit events of those it changed (evs[i] is
 // ids[i]'s).
 func (tx *Tx) markRevoked(ctx context.Context, ids []string, evs []audit.Event) error {
-	args := make([]any, 0, len(ids)+1)
-	args = append(args, ts(tx.Now))
-	for _, id := range ids {
-		args = append(args, id)
-	}
+	args := withIDs([]any{ts(tx.Now)}, ids)
 	rows, err := tx.query(ctx, `UPDATE dynamic_leases SET status = 'revoked', status_details = '', data = NULL, updated_at = ?
 		WHERE status <> 'revoked' AND id IN (`+placeholders(len(ids))+`) RETURNING id`, args...)
 	if err != nil {
