@@ -247,6 +247,67 @@ func TestStuckBatchStaysClaimed(t *testing.T) {
 	}
 }
 
+// TestClaimsLastUntilTheRecord: a batch's recording, which a drain runs
+// while it works on the next batch, may start well after the target
+// disabled its users; the batch stays claimed until it has run. Two nodes
+// share a database; a's batch is disabled and its recording held for three
+// claim lengths, during which b's worker finds nothing to take. Without the
+// extension lasting until the recording, b takes the leases once a's claim
+// ends and revokes them a second time.
+func TestClaimsLastUntilTheRecord(t *testing.T) {
+	for _, d := range storetest.Engines {
+		t.Run(string(d), func(t *testing.T) {
+			t.Parallel()
+			const claim = 600 * time.Millisecond
+			dbs, prefix, admin := pgTargets(t, 1)
+			a := apptest.Bootstrapped(t, d, apptest.Options{NoWorker: true, WorkerClaim: claim})
+			b := apptest.Start(t, d, apptest.Options{Share: a, NoWorker: true, WorkerClaim: claim})
+			s := newProject(t, a)
+			s.addPG(t, "pg", "127.0.0.1:5432", dbs[0], prefix)
+			ctx := context.Background()
+			var ids, users []string
+			for range 2 {
+				id, user := s.lease(t, "pg", "1s")
+				ids, users = append(ids, id), append(users, user)
+			}
+			dsID := leasesSecret(t, s, ids[0])
+			time.Sleep(1100 * time.Millisecond)
+
+			n, record, err := a.App.Worker.RevokeBatch(ctx, dsID, 10)
+			if err != nil || n != 2 || record == nil {
+				t.Fatalf("a's batch: %d claimed (%v), recording %v; want 2 disabled, to record", n, err, record != nil)
+			}
+			for _, u := range users {
+				if canLogin(t, admin, u) {
+					t.Fatal("a's batch did not disable a role")
+				}
+			}
+			for end := time.Now().Add(3 * claim); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+				if n, err := b.App.Worker.Tick(ctx); err != nil || n != 0 {
+					t.Fatalf("b's worker took %d leases (%v) while a's batch waited to be recorded", n, err)
+				}
+				for _, id := range ids {
+					if got := s.status(t, id); got.Status != dynamic.Revoking || !got.DueAt.After(time.Now()) {
+						t.Fatalf("while its recording waits, a lease is %s, claimed until %v", got.Status, got.DueAt)
+					}
+				}
+			}
+
+			record()
+			for _, id := range ids {
+				if got := s.status(t, id); got.Status != dynamic.Revoked {
+					t.Fatalf("after the recording: %s", got.Status)
+				}
+			}
+			evs, err := a.DB.AuditEvents(ctx, audit.Filter{OrgID: a.OrgID, ProjectID: s.id,
+				EventTypes: []string{"revoke-dynamic-secret-lease"}, Limit: 10})
+			if err != nil || len(evs) != 2 {
+				t.Fatalf("%d revocation events (%v), want 2", len(evs), err)
+			}
+		})
+	}
+}
+
 // TestRevocationKeepsToTheTargetPolicy: the connections a revocation opens
 // are checked against the target policy like a lease's creation, on the
 // address dialled, so a name that resolves to a denied address by the time

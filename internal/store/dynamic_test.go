@@ -230,7 +230,8 @@ func TestLeaseClaimsPerDynamicSecret(t *testing.T) {
 }
 
 // TestClaimSkipsLockedLeases: on PostgreSQL a claim passes over leases
-// another node's claim holds, so nodes claim disjoint batches.
+// another node's claim holds, so nodes claim disjoint batches; a claim's
+// extension passes over a lease being recorded.
 func TestClaimSkipsLockedLeases(t *testing.T) {
 	url := storetest.RequirePG(t)
 	db, err := store.Open(context.Background(), store.Options{URL: url, MaxConns: 4})
@@ -264,6 +265,27 @@ func TestClaimSkipsLockedLeases(t *testing.T) {
 	}
 	if want := slices.Sorted(slices.Values(all[2:])); !slices.Equal(leaseIDs(got), want) {
 		t.Fatalf("claimed %v while two were locked, want %v", leaseIDs(got), want)
+	}
+
+	// An extension passes over a claimed lease that is locked (being
+	// recorded) rather than wait for it: it extends the others at once.
+	if _, err := tx.ExecContext(ctx, `SELECT id FROM dynamic_leases WHERE id = $1 FOR UPDATE`, got[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	from, to := got[0].DueAt, got[0].DueAt.Add(time.Hour)
+	ectx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := db.ExtendClaims(ectx, leaseIDs(got), from, to); err != nil {
+		t.Fatalf("extension with a lease locked: %v", err)
+	}
+	for i, l := range got {
+		want := to
+		if i == 0 {
+			want = from
+		}
+		if after, err := db.LeaseByID(ctx, l.ID); err != nil || !after.DueAt.Equal(want) {
+			t.Fatalf("lease %d claimed until %v (%v), want %v", i, after.DueAt, err, want)
+		}
 	}
 }
 
