@@ -437,6 +437,17 @@ func (s Set) Can(action Action, subject Subject, f *Fields) bool {
 	return false
 }
 
+// Widens reports whether s allows some action on an object of subject at
+// after (its condition fields once moved) that it refuses at before.
+func (s Set) Widens(subject Subject, before, after *Fields) bool {
+	for _, a := range projectSubjects[subject].actions {
+		if s.Can(a, subject, after) && !s.Can(a, subject, before) {
+			return true
+		}
+	}
+	return false
+}
+
 // UsesCondition reports whether any rule on subject has a condition on field.
 func (s Set) UsesCondition(subject Subject, field string) bool {
 	for i := range s.rules {
@@ -565,7 +576,7 @@ func (s Set) Covers(other Set) bool {
 				return false
 			}
 			for _, ia := range s.rules {
-				if !ia.Inverted || ia.Subject != rb.Subject || !slices.Contains(ia.Actions, a) {
+				if !ia.Inverted || ia.Subject != rb.Subject || !slices.Contains(ia.Actions, a) || disjoint(ia.Conditions, rb.Conditions) {
 					continue
 				}
 				denied := false
@@ -582,6 +593,61 @@ func (s Set) Covers(other Set) bool {
 		}
 	}
 	return true
+}
+
+// disjoint reports whether no object meets both a and b: some field has a
+// condition in each that cannot hold with the other's. It is conservative:
+// false where that cannot be told from the operators alone.
+func disjoint(a, b Conditions) bool {
+	for k, ca := range a {
+		cb, ok := b[k]
+		if !ok || k == "secretTags" {
+			continue
+		}
+		for _, oa := range ca {
+			for _, ob := range cb {
+				if exclusive(oa, ob) {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// exclusive reports whether no value meets both operators: two $eq or $in
+// with no value in common, an $eq value a $glob does not match, or two
+// $globs whose fixed beginnings differ.
+func exclusive(a, b Operator) bool {
+	if a.Op == "$glob" && b.Op != "$glob" {
+		a, b = b, a
+	}
+	values := func(o Operator) []string {
+		if o.Op == "$eq" {
+			return []string{o.Value}
+		}
+		return o.In
+	}
+	switch {
+	case (a.Op == "$eq" || a.Op == "$in") && (b.Op == "$eq" || b.Op == "$in"):
+		return !slices.ContainsFunc(values(a), func(v string) bool { return slices.Contains(values(b), v) })
+	case a.Op == "$eq" && b.Op == "$glob":
+		return !b.match(a.Value)
+	case a.Op == "$glob" && b.Op == "$glob":
+		p, q := globStem(a.Value), globStem(b.Value)
+		return !strings.HasPrefix(p, q) && !strings.HasPrefix(q, p)
+	}
+	return false
+}
+
+// globStem is what every value a glob matches begins with: the text before
+// its first special character (or escape), less a final "/" (a trailing "/**" matches
+// the folder itself).
+func globStem(g string) string {
+	if i := strings.IndexAny(g, `*?[{\`); i >= 0 {
+		g = g[:i]
+	}
+	return strings.TrimSuffix(g, "/")
 }
 
 // implies reports whether conditions b hold wherever conditions a do: every

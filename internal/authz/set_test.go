@@ -248,6 +248,9 @@ func TestCovers(t *testing.T) {
 	anyEnv := custom(`[{"subject":"secrets","action":["read","edit"]}]`)
 	noProd := custom(`[{"subject":"secrets","action":["read","edit"]},{"subject":"secrets","action":["read"],"inverted":true,"conditions":{"environment":"prod"}}]`)
 	noProdOrStaging := custom(`[{"subject":"secrets","action":["read"]},{"subject":"secrets","action":["read"],"inverted":true,"conditions":{"environment":"prod"}}]`)
+	noRestricted := custom(`[{"subject":"secrets","action":["read"]},{"subject":"secrets","action":["read"],"inverted":true,"conditions":{"secretPath":{"$glob":"/restricted/**"}}}]`)
+	underOpen := custom(`[{"subject":"secrets","action":["read"],"conditions":{"environment":"dev","secretPath":{"$glob":"/open/**"}}}]`)
+	underRoot := custom(`[{"subject":"secrets","action":["read"],"conditions":{"environment":"dev","secretPath":{"$glob":"/**"}}}]`)
 	denyBefore := custom(`[{"subject":"secrets","action":["read"],"inverted":true,"conditions":{"environment":"prod"}},{"subject":"secrets","action":["read"]}]`)
 	cases := []struct {
 		name   string
@@ -267,6 +270,18 @@ func TestCovers(t *testing.T) {
 		{"the same denial is covered", noProd, noProdOrStaging, true},
 		{"a denial placed before the grant does not restrict it", noProd, denyBefore, false},
 		{"member does not cover a role without the member's denial", noProd, role("viewer"), false},
+		// A denial that cannot apply to what other grants needs no mirror.
+		{"a denial of another environment", noProd, devOnly, true},
+		{"a denial of other environments by $in", custom(`[{"subject":"secrets","action":["read","edit"]},{"subject":"secrets","action":["read"],"inverted":true,"conditions":{"environment":{"$in":["prod","staging"]}}}]`), devOnly, true},
+		{"a denial whose $in includes other's environment", custom(`[{"subject":"secrets","action":["read","edit"]},{"subject":"secrets","action":["read"],"inverted":true,"conditions":{"environment":{"$in":["prod","dev"]}}}]`), devOnly, false},
+		{"a denied folder beside the granted one", noRestricted, underOpen, true},
+		{"a denied folder below the granted one", noRestricted, underRoot, false},
+		{"a denied folder's parent", noRestricted, custom(`[{"subject":"secrets","action":["read"],"conditions":{"secretPath":{"$glob":"/restricted"}}}]`), false},
+		{"a denied folder whose name extends the granted one's", noRestricted, custom(`[{"subject":"secrets","action":["read"],"conditions":{"secretPath":{"$glob":"/restrict*"}}}]`), false},
+		{"a denied path the granted glob does not match", custom(`[{"subject":"secrets","action":["read"]},{"subject":"secrets","action":["read"],"inverted":true,"conditions":{"secretPath":"/restricted"}}]`), underOpen, true},
+		{"a denied path the granted glob matches", custom(`[{"subject":"secrets","action":["read"]},{"subject":"secrets","action":["read"],"inverted":true,"conditions":{"secretPath":"/open/x"}}]`), underOpen, false},
+		{"an escaped glob character ends the fixed beginning", custom(`[{"subject":"secrets","action":["read"]},{"subject":"secrets","action":["read"],"inverted":true,"conditions":{"secretPath":{"$glob":"/op\\*/**"}}}]`), underOpen, false},
+		{"a tag denial is never told apart", custom(`[{"subject":"secrets","action":["read"]},{"subject":"secrets","action":["read"],"inverted":true,"conditions":{"secretTags":{"$in":["x"]}}}]`), underOpen, false},
 	}
 	for _, c := range cases {
 		if got := c.s.Covers(c.o); got != c.covers {

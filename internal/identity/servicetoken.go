@@ -186,6 +186,11 @@ func (s *ServiceTokens) Create(ctx context.Context, actor authz.Actor, req NewSe
 	if _, err := authz.ServiceTokenRules(scopes, true, true); err != nil {
 		return ServiceToken{}, "", invalidST("scopes", "scope secretPath is not a valid pattern")
 	}
+	grants, _ := authz.ServiceTokenRules(scopes, slices.Contains(perms, PermRead), slices.Contains(perms, PermWrite))
+	grants = slices.DeleteFunc(grants, func(r authz.Rule) bool { // what any member of the project sees
+		return r.Subject == authz.SubWorkspace || r.Subject == authz.SubEnvironments
+	})
+	wants := authz.NewSet(grants)
 	set, err := s.authz.ProjectPermissions(ctx, actor, req.ProjectID)
 	if err != nil {
 		return ServiceToken{}, "", err
@@ -204,6 +209,13 @@ func (s *ServiceTokens) Create(ctx context.Context, actor authz.Actor, req NewSe
 			return ServiceToken{}, "", err
 		}
 	}
+	// A token reaches its scopes' paths and every folder below them, with
+	// the rights its permissions give: its creator must hold all of them
+	// there (a role kept out of a subfolder, or from reading, cannot mint a
+	// token that reads it).
+	if !set.Covers(wants) {
+		return ServiceToken{}, "", errs.Forbiddenf("Failed to create the service token: it would allow more than you may do in its scopes").WithCode("PermissionBoundaryError")
+	}
 	now := s.now().UTC().Truncate(time.Microsecond)
 	t := ServiceToken{ID: NewID(), ProjectID: req.ProjectID, Name: name, Scopes: scopes, Permissions: perms,
 		CreatedBy: actor.ID, CreatedByType: string(actor.Kind), CreatedAt: now, UpdatedAt: now}
@@ -219,7 +231,7 @@ func (s *ServiceTokens) Create(ctx context.Context, actor authz.Actor, req NewSe
 	// for good.
 	if until, temporary := set.Temporary(); temporary && (t.ExpiresAt == nil || t.ExpiresAt.After(until)) {
 		lasting := set.Lasting()
-		ok := lasting.Can(authz.ActCreate, authz.SubServiceTokens, nil)
+		ok := lasting.Can(authz.ActCreate, authz.SubServiceTokens, nil) && lasting.Covers(wants)
 		for _, sc := range scopes {
 			ok = ok && lasting.Can(authz.ActCreate, authz.SubSecrets, &authz.Fields{Environment: sc.Environment, SecretPath: sc.SecretPath})
 		}

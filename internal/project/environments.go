@@ -158,7 +158,7 @@ func (s *Service) EnvironmentBySlug(ctx context.Context, actor authz.Actor, proj
 
 // UpdateEnvironment renames, re-slugs or moves an environment.
 func (s *Service) UpdateEnvironment(ctx context.Context, actor authz.Actor, projectID, envID string, c EnvironmentChange) (Environment, error) {
-	p, _, err := s.load(ctx, actor, projectID, authz.ActEdit, authz.SubEnvironments)
+	p, perms, err := s.load(ctx, actor, projectID, authz.ActEdit, authz.SubEnvironments)
 	if err != nil {
 		return Environment{}, err
 	}
@@ -177,6 +177,16 @@ func (s *Service) UpdateEnvironment(ctx context.Context, actor authz.Actor, proj
 		if err := s.rotationsGuard(ctx, p.ID, old.Slug, "", "change this environment's slug"); err != nil {
 			return Environment{}, err
 		}
+		root, err := s.store.FolderByPath(ctx, old.ID, "/")
+		if err != nil {
+			return Environment{}, err
+		}
+		if err := s.mayMove(ctx, perms, root, "environment", func(h Held) Held {
+			h.Env = env.Slug
+			return h
+		}); err != nil {
+			return Environment{}, err
+		}
 	}
 	env.UpdatedAt = s.now().UTC().Truncate(time.Microsecond)
 	ev := audit.New(actor, "update-environment", map[string]any{"oldName": old.Name, "oldSlug": old.Slug, "oldPos": old.Position,
@@ -189,7 +199,7 @@ func (s *Service) UpdateEnvironment(ctx context.Context, actor authz.Actor, proj
 
 // DeleteEnvironment removes an environment and everything in it.
 func (s *Service) DeleteEnvironment(ctx context.Context, actor authz.Actor, projectID, envID string) (Environment, error) {
-	p, _, err := s.load(ctx, actor, projectID, authz.ActDelete, authz.SubEnvironments)
+	p, perms, err := s.load(ctx, actor, projectID, authz.ActDelete, authz.SubEnvironments)
 	if err != nil {
 		return Environment{}, err
 	}
@@ -198,6 +208,13 @@ func (s *Service) DeleteEnvironment(ctx context.Context, actor authz.Actor, proj
 		return Environment{}, envNotFound(envID)
 	}
 	if err := s.rotationsGuard(ctx, p.ID, env.Slug, "", "delete this environment"); err != nil {
+		return Environment{}, err
+	}
+	root, err := s.store.FolderByPath(ctx, env.ID, "/")
+	if err != nil {
+		return Environment{}, err
+	}
+	if err := s.mayDelete(ctx, perms, root); err != nil {
 		return Environment{}, err
 	}
 	ev := audit.New(actor, "delete-environment", map[string]any{"name": env.Name, "slug": env.Slug}).InProject(p.ID, p.Name)

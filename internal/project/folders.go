@@ -260,31 +260,31 @@ func parentPath(f Folder) string {
 // target finds the folder an update or delete names (by id, or by name under
 // ref.Path) and checks action on the path that holds it. The root folder
 // cannot be the target.
-func (s *Service) target(ctx context.Context, actor authz.Actor, ref FolderRef, idOrName, action string) (Project, Environment, Folder, error) {
+func (s *Service) target(ctx context.Context, actor authz.Actor, ref FolderRef, idOrName, action string) (Project, Environment, Folder, authz.Set, error) {
 	path, err := NormalizePath(ref.Path)
 	if err != nil {
-		return Project{}, Environment{}, Folder{}, err
+		return Project{}, Environment{}, Folder{}, authz.Set{}, err
 	}
 	p, env, perms, err := s.projectEnv(ctx, actor, ref.ProjectID, ref.Env)
 	if err != nil {
-		return Project{}, Environment{}, Folder{}, err
+		return Project{}, Environment{}, Folder{}, authz.Set{}, err
 	}
 	// Refuse early an actor that may not act on folders anywhere, so it
 	// cannot probe which folders exist.
 	if !perms.Can(action, authz.SubFolders, nil) {
-		return Project{}, Environment{}, Folder{}, errs.PermissionDenied(action, authz.SubFolders)
+		return Project{}, Environment{}, Folder{}, authz.Set{}, errs.PermissionDenied(action, authz.SubFolders)
 	}
 	f, err := s.folderIn(ctx, env, path, idOrName)
 	if err != nil {
-		return Project{}, Environment{}, Folder{}, err
+		return Project{}, Environment{}, Folder{}, authz.Set{}, err
 	}
 	if f.ParentID == "" {
-		return Project{}, Environment{}, Folder{}, errs.BadRequest("The root folder cannot be changed or deleted")
+		return Project{}, Environment{}, Folder{}, authz.Set{}, errs.BadRequest("The root folder cannot be changed or deleted")
 	}
 	if err := checkFolders(perms, action, env, parentPath(f)); err != nil {
-		return Project{}, Environment{}, Folder{}, err
+		return Project{}, Environment{}, Folder{}, authz.Set{}, err
 	}
-	return p, env, f, nil
+	return p, env, f, perms, nil
 }
 
 // UpdateFolder renames a folder (given by id, or by name under ref.Path).
@@ -294,16 +294,23 @@ func (s *Service) UpdateFolder(ctx context.Context, actor authz.Actor, ref Folde
 	if !ValidFolderName(newName) {
 		return Folder{}, invalidField("name", "Folder name must be 1 to 64 letters, digits, - or _")
 	}
-	p, env, f, err := s.target(ctx, actor, ref, idOrName, authz.ActEdit)
+	p, env, f, perms, err := s.target(ctx, actor, ref, idOrName, authz.ActEdit)
 	if err != nil {
 		return Folder{}, err
 	}
+	old := f
 	if newName != f.Name {
 		if err := s.rotationsGuard(ctx, p.ID, env.Slug, f.Path, "rename this folder"); err != nil {
 			return Folder{}, err
 		}
+		newPath := JoinPath(parentPath(old), newName)
+		if err := s.mayMove(ctx, perms, f, "secretPath", func(h Held) Held {
+			h.Path = newPath + strings.TrimPrefix(h.Path, old.Path)
+			return h
+		}); err != nil {
+			return Folder{}, err
+		}
 	}
-	old := f
 	f.Name, f.Version = newName, f.Version+1
 	if description != "" {
 		f.Description = description
@@ -325,11 +332,14 @@ func (s *Service) UpdateFolder(ctx context.Context, actor authz.Actor, ref Folde
 // DeleteFolder deletes a folder (given by id, or by name under ref.Path) and
 // its whole subtree. The permission is checked on the path that holds it.
 func (s *Service) DeleteFolder(ctx context.Context, actor authz.Actor, ref FolderRef, idOrName string) (Folder, error) {
-	p, env, f, err := s.target(ctx, actor, ref, idOrName, authz.ActDelete)
+	p, env, f, perms, err := s.target(ctx, actor, ref, idOrName, authz.ActDelete)
 	if err != nil {
 		return Folder{}, err
 	}
 	if err := s.rotationsGuard(ctx, p.ID, env.Slug, f.Path, "delete this folder"); err != nil {
+		return Folder{}, err
+	}
+	if err := s.mayDelete(ctx, perms, f); err != nil {
 		return Folder{}, err
 	}
 	ev := audit.New(actor, "delete-folder", folderMeta(env, f)).InProject(p.ID, p.Name)
@@ -388,4 +398,78 @@ func (s *Service) rotationsGuard(ctx context.Context, projectID, env, path, what
 		return errs.BadRequest("Cannot %s: it holds secrets of %d secret rotation(s); delete the rotation(s) first", what, n)
 	}
 	return nil
+}
+
+// Held is a secret or a dynamic secret as permission checks see it: where
+// it is, its name (a secret's key) and, for a secret, its tags' slugs.
+type Held struct {
+	ID        string
+	Dynamic   bool
+	Env, Path string
+	Name      string
+	Tags      []string
+}
+
+func (h Held) subject() (authz.Subject, *authz.Fields) {
+	if h.Dynamic {
+		return authz.SubDynamicSecrets, &authz.Fields{Environment: h.Env, SecretPath: h.Path}
+	}
+	return authz.SubSecrets, &authz.Fields{Environment: h.Env, SecretPath: h.Path, SecretName: h.Name, SecretTags: h.Tags}
+}
+
+// MayMove refuses a change that moves what held lists (a rename of its
+// folder, environment or tag; moved gives the new place) if, once moved,
+// perms would allow an action on any of it that they refuse where it is
+// now: a role kept out of a folder, an environment or tagged secrets must
+// not rename its way in.
+func MayMove(perms authz.Set, held []Held, moved func(Held) Held) error {
+	for _, h := range held {
+		sub, before := h.subject()
+		_, after := moved(h).subject()
+		if perms.Widens(sub, before, after) {
+			return errs.Forbiddenf("This change would give you access to secrets you cannot access now").WithCode("PermissionDenied")
+		}
+	}
+	return nil
+}
+
+// MayDelete refuses the deletion of a folder, an environment or what else
+// holds held unless perms may delete each of them.
+func MayDelete(perms authz.Set, held []Held) error {
+	for _, h := range held {
+		sub, f := h.subject()
+		action := authz.ActDelete
+		if h.Dynamic {
+			action = authz.ActDeleteRootCredential
+		}
+		if !perms.Can(action, sub, f) {
+			return errs.Forbiddenf("This would delete secrets you may not delete").WithCode("PermissionDenied")
+		}
+	}
+	return nil
+}
+
+// mayMove is MayMove for what folder f and the folders below it hold, when
+// a change moves it (to where moved says) by changing its condition field
+// (secretPath or environment). A set with no rule on secrets or dynamic
+// secrets that names that field allows the same wherever it is moved: the
+// folder's contents are not read.
+func (s *Service) mayMove(ctx context.Context, perms authz.Set, f Folder, field string, moved func(Held) Held) error {
+	if !perms.UsesCondition(authz.SubSecrets, field) && !perms.UsesCondition(authz.SubDynamicSecrets, field) {
+		return nil
+	}
+	held, err := s.store.FolderContents(ctx, f)
+	if err != nil {
+		return err
+	}
+	return MayMove(perms, held, moved)
+}
+
+// mayDelete is MayDelete for what folder f and the folders below it hold.
+func (s *Service) mayDelete(ctx context.Context, perms authz.Set, f Folder) error {
+	held, err := s.store.FolderContents(ctx, f)
+	if err != nil {
+		return err
+	}
+	return MayDelete(perms, held)
 }

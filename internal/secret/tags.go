@@ -39,17 +39,49 @@ type TagStore interface {
 	SecretTags(ctx context.Context, secretIDs []string) (map[string][]Tag, error)
 	// ProjectHasTags reports whether a project has any tag.
 	ProjectHasTags(ctx context.Context, projectID string) (bool, error)
+	// TaggedSecrets lists the secrets of a project that carry a tag.
+	TaggedSecrets(ctx context.Context, projectID, tagID string) ([]project.Held, error)
 }
 
 func (s *Service) tagPerms(ctx context.Context, actor authz.Actor, projectID, action string) error {
+	_, err := s.tagSet(ctx, actor, projectID, action)
+	return err
+}
+
+// tagSet checks action on the project's tags and returns the actor's
+// permissions in it.
+func (s *Service) tagSet(ctx context.Context, actor authz.Actor, projectID, action string) (authz.Set, error) {
 	if _, err := uuid.Parse(projectID); err != nil {
-		return errs.NotFoundf("Project with ID '%s' not found", projectID)
+		return authz.Set{}, errs.NotFoundf("Project with ID '%s' not found", projectID)
 	}
 	perms, err := s.authz.ProjectPermissions(ctx, actor, projectID)
 	if err != nil {
+		return authz.Set{}, err
+	}
+	return perms, perms.Check(action, authz.SubTags, nil)
+}
+
+// retagGuard refuses a change of tag t's slug (to slug; "" removes the tag
+// from its secrets) after which perms would allow more on one of the secrets
+// that carry it than they do now: a role that hides tagged values must not
+// rename or delete the tag to read them. A set with no rule on secrets that
+// names tags allows the same whatever their tags: no secret is read.
+func (s *Service) retagGuard(ctx context.Context, perms authz.Set, t Tag, slug string) error {
+	if !perms.UsesCondition(authz.SubSecrets, "secretTags") {
+		return nil
+	}
+	held, err := s.tags.TaggedSecrets(ctx, t.ProjectID, t.ID)
+	if err != nil {
 		return err
 	}
-	return perms.Check(action, authz.SubTags, nil)
+	return project.MayMove(perms, held, func(h project.Held) project.Held {
+		tags := slices.DeleteFunc(slices.Clone(h.Tags), func(x string) bool { return x == t.Slug })
+		if slug != "" {
+			tags = append(tags, slug)
+		}
+		h.Tags = tags
+		return h
+	})
 }
 
 func tagNotFound(what string) error { return errs.NotFoundf("Tag %s not found", what) }
@@ -141,7 +173,8 @@ func (s *Service) Tag(ctx context.Context, actor authz.Actor, projectID, ref str
 
 // UpdateTag changes a tag's slug, name or color.
 func (s *Service) UpdateTag(ctx context.Context, actor authz.Actor, projectID, id string, c TagChange) (Tag, error) {
-	if err := s.tagPerms(ctx, actor, projectID, authz.ActEdit); err != nil {
+	perms, err := s.tagSet(ctx, actor, projectID, authz.ActEdit)
+	if err != nil {
 		return Tag{}, err
 	}
 	t, err := s.tags.TagByID(ctx, projectID, id)
@@ -151,8 +184,14 @@ func (s *Service) UpdateTag(ctx context.Context, actor authz.Actor, projectID, i
 	if err != nil {
 		return Tag{}, err
 	}
+	old := t
 	if err := c.apply(&t); err != nil {
 		return Tag{}, err
+	}
+	if t.Slug != old.Slug {
+		if err := s.retagGuard(ctx, perms, old, t.Slug); err != nil {
+			return Tag{}, err
+		}
 	}
 	t.UpdatedAt = s.now().UTC().Truncate(time.Microsecond)
 	ev := audit.New(actor, "update-tag", map[string]any{"tagId": t.ID, "slug": t.Slug}).InProject(projectID, "")
@@ -167,7 +206,8 @@ func (s *Service) UpdateTag(ctx context.Context, actor authz.Actor, projectID, i
 
 // DeleteTag removes a tag from the project and from its secrets.
 func (s *Service) DeleteTag(ctx context.Context, actor authz.Actor, projectID, id string) (Tag, error) {
-	if err := s.tagPerms(ctx, actor, projectID, authz.ActDelete); err != nil {
+	perms, err := s.tagSet(ctx, actor, projectID, authz.ActDelete)
+	if err != nil {
 		return Tag{}, err
 	}
 	t, err := s.tags.TagByID(ctx, projectID, id)
@@ -175,6 +215,9 @@ func (s *Service) DeleteTag(ctx context.Context, actor authz.Actor, projectID, i
 		return Tag{}, tagNotFound("'" + truncate(id, 64) + "'")
 	}
 	if err != nil {
+		return Tag{}, err
+	}
+	if err := s.retagGuard(ctx, perms, t, ""); err != nil {
 		return Tag{}, err
 	}
 	ev := audit.New(actor, "delete-tag", map[string]any{"tagId": t.ID, "slug": t.Slug}).InProject(projectID, "")

@@ -1,0 +1,181 @@
+package api_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/lockbox-dev/lockbox/internal/app/apptest"
+	"github.com/lockbox-dev/lockbox/internal/store"
+)
+
+// The rules below keep a member out of part of a project (a folder, an
+// environment, tagged secrets) while letting it manage folders, environments,
+// tags and service tokens. None of those may be turned into a way in: a
+// rename that moves the secrets out of the denied part, a delete of secrets
+// it may not delete, a token that reaches further than its creator.
+
+const movedValue = "kept-out-value-7f3"
+
+func leaks(r apptest.Response) bool { return strings.Contains(string(r.Body), movedValue) }
+
+var allSecretActions = []string{"read", "describeSecret", "readValue", "create", "edit", "delete"}
+
+// TestServiceTokenReachesNoFurtherThanItsCreator: a service token scoped to
+// a path reaches every folder below it, with read (and with write, edit and
+// delete of secrets, folders and imports): its creator must hold all of that
+// there. Creating one at "/" is refused to a role denied a subfolder, to one
+// confined to "/" itself, and (for a read token) to one that may only
+// write; a token scoped clear of the denial, and the built-in member's,
+// are made as before.
+func TestServiceTokenReachesNoFurtherThanItsCreator(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, d store.Dialect) {
+		e := apptest.Bootstrapped(t, d)
+		p := createProject(t, e, e.Token, map[string]any{"projectName": "st-reach"})
+		for _, name := range []string{"restricted", "open"} {
+			e.Must(t, 200, "POST", "/api/v1/folders", e.Token, folder(p.ID, "dev", "/", name))
+		}
+		putSecret(t, e, e.Token, p.ID, "dev", "/restricted", "DB", movedValue)
+		token := func(tok, path string, perms ...string) apptest.Response {
+			return e.Do(t, "POST", "/api/v2/service-token", tok, map[string]any{"name": "t", "workspaceId": p.ID,
+				"scopes": []map[string]any{{"environment": "dev", "secretPath": path}}, "permissions": perms})
+		}
+		denied := customRole(t, e, p.ID, "no-restricted", []map[string]any{
+			{"subject": "secrets", "action": allSecretActions},
+			{"subject": "secret-folders", "action": []string{"read", "create", "edit", "delete"}},
+			{"subject": "secret-imports", "action": []string{"read", "create", "edit", "delete"}},
+			{"subject": "service-tokens", "action": []string{"read", "create"}},
+			{"subject": "secrets", "action": allSecretActions, "inverted": true,
+				"conditions": map[string]any{"secretPath": map[string]any{"$glob": "/restricted/**"}}},
+		})
+		if r := e.Do(t, "GET", "/api/v3/secrets/raw/DB?"+secretQ(p.ID, "dev", "/restricted"), denied, nil); r.Status != 403 || leaks(r) {
+			t.Fatalf("the denied role reads /restricted: %d", r.Status)
+		}
+		for _, perms := range [][]string{{"read"}, {"write"}, {"read", "write"}} {
+			if r := token(denied, "/", perms...); r.Status != 403 || !strings.Contains(string(r.Body), "PermissionBoundaryError") {
+				t.Fatalf("a %v token at / by a role denied /restricted: %d %.300s", perms, r.Status, r.Body)
+			}
+		}
+		var st struct{ ServiceToken string }
+		token(denied, "/open", "read", "write").Decode(t, &st) // clear of the denial
+		if st.ServiceToken == "" {
+			t.Fatal("a token scoped to /open by the role denied /restricted was refused")
+		}
+
+		confined := customRole(t, e, p.ID, "root-only", []map[string]any{
+			{"subject": "secrets", "action": []string{"read", "describeSecret", "readValue", "create"}, "conditions": map[string]any{"secretPath": "/"}},
+			{"subject": "service-tokens", "action": []string{"create"}},
+		})
+		if r := token(confined, "/", "read"); r.Status != 403 {
+			t.Fatalf("a read token at / (and below) by a role confined to /: %d %.300s", r.Status, r.Body)
+		}
+		writer := customRole(t, e, p.ID, "writer", []map[string]any{
+			{"subject": "secrets", "action": []string{"create", "edit", "delete"}},
+			{"subject": "service-tokens", "action": []string{"create"}},
+		})
+		if r := token(writer, "/", "read"); r.Status != 403 {
+			t.Fatalf("a read token by a role that may only write secrets: %d %.300s", r.Status, r.Body)
+		}
+
+		_, member := projectMember(t, e, p.ID, "plain-member", "member")
+		token(member, "/", "read", "write").Decode(t, &st)
+		r := e.Must(t, 200, "GET", "/api/v3/secrets/raw/DB?"+secretQ(p.ID, "dev", "/restricted"), st.ServiceToken, nil)
+		if !leaks(r) {
+			t.Fatalf("the member's token does not read what the member may: %.300s", r.Body)
+		}
+	})
+}
+
+// TestRenamesAndDeletesKeepDenials: a member denied a folder, an
+// environment or tagged secrets, but allowed to manage folders, environments
+// and tags, cannot rename the folder, the environment's slug or the tag (nor
+// delete the tag) to reach the secrets, nor delete the folder or the
+// environment with secrets it may not delete. The same changes elsewhere
+// are made.
+func TestRenamesAndDeletesKeepDenials(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, d store.Dialect) {
+		e := apptest.Bootstrapped(t, d)
+		p := createProject(t, e, e.Token, map[string]any{"projectName": "moves"})
+		manage := []string{"read", "create", "edit", "delete"}
+		base := []map[string]any{
+			{"subject": "secrets", "action": allSecretActions},
+			{"subject": "secret-folders", "action": manage},
+			{"subject": "environments", "action": manage},
+			{"subject": "tags", "action": manage},
+			{"subject": "dynamic-secrets", "action": []string{"read"}},
+		}
+		role := func(slug string, deny map[string]any) string {
+			return customRole(t, e, p.ID, slug, append(base, map[string]any{"subject": "secrets", "action": allSecretActions,
+				"inverted": true, "conditions": deny}))
+		}
+		refused := func(what string, r apptest.Response) {
+			t.Helper()
+			if r.Status != 403 {
+				t.Fatalf("%s: %d %.300s", what, r.Status, r.Body)
+			}
+		}
+
+		// A folder.
+		var f struct{ Folder struct{ ID string } }
+		e.Must(t, 200, "POST", "/api/v1/folders", e.Token, folder(p.ID, "dev", "/", "restricted")).Decode(t, &f)
+		e.Must(t, 200, "POST", "/api/v1/folders", e.Token, folder(p.ID, "dev", "/restricted", "deeper"))
+		putSecret(t, e, e.Token, p.ID, "dev", "/restricted/deeper", "DB", movedValue)
+		var other struct{ Folder struct{ ID string } }
+		e.Must(t, 200, "POST", "/api/v1/folders", e.Token, folder(p.ID, "dev", "/", "other")).Decode(t, &other)
+		putSecret(t, e, e.Token, p.ID, "dev", "/other", "FREE", "free")
+		noFolder := role("no-restricted", map[string]any{"secretPath": map[string]any{"$glob": "/restricted/**"}})
+		rename := func(id, name string) apptest.Response {
+			return e.Do(t, "PATCH", "/api/v1/folders/"+id, noFolder, map[string]any{"workspaceId": p.ID, "environment": "dev", "path": "/", "name": name})
+		}
+		refused("renaming the denied folder", rename(f.Folder.ID, "open"))
+		if r := e.Do(t, "GET", "/api/v3/secrets/raw/DB?"+secretQ(p.ID, "dev", "/open/deeper"), noFolder, nil); r.Status == 200 || leaks(r) {
+			t.Fatalf("after the refused rename: %d", r.Status)
+		}
+		refused("deleting the denied folder", e.Do(t, "DELETE", "/api/v1/folders/"+f.Folder.ID, noFolder,
+			map[string]any{"workspaceId": p.ID, "environment": "dev", "path": "/"}))
+		e.Must(t, 200, "GET", "/api/v3/secrets/raw/DB?"+secretQ(p.ID, "dev", "/restricted/deeper"), e.Token, nil)
+		if r := rename(other.Folder.ID, "elsewhere"); r.Status != 200 {
+			t.Fatalf("renaming a folder clear of the denial: %d %.300s", r.Status, r.Body)
+		}
+		e.Must(t, 200, "DELETE", "/api/v1/folders/"+other.Folder.ID, noFolder, map[string]any{"workspaceId": p.ID, "environment": "dev", "path": "/"})
+
+		// An environment.
+		putSecret(t, e, e.Token, p.ID, "prod", "/", "DB", movedValue)
+		putSecret(t, e, e.Token, p.ID, "staging", "/", "DB", "staging-value")
+		envID := map[string]string{}
+		for _, env := range p.Environments {
+			envID[env.Slug] = env.ID
+		}
+		noProd := role("no-prod", map[string]any{"environment": "prod"})
+		refused("re-slugging the denied environment", e.Do(t, "PATCH", "/api/v1/projects/"+p.ID+"/environments/"+envID["prod"], noProd,
+			map[string]any{"slug": "prod-x"}))
+		if r := e.Do(t, "GET", "/api/v3/secrets/raw/DB?"+secretQ(p.ID, "prod-x", "/"), noProd, nil); r.Status == 200 || leaks(r) {
+			t.Fatalf("after the refused re-slug: %d", r.Status)
+		}
+		refused("deleting the denied environment", e.Do(t, "DELETE", "/api/v1/projects/"+p.ID+"/environments/"+envID["prod"], noProd, nil))
+		e.Must(t, 200, "GET", "/api/v3/secrets/raw/DB?"+secretQ(p.ID, "prod", "/"), e.Token, nil)
+		e.Must(t, 200, "PATCH", "/api/v1/projects/"+p.ID+"/environments/"+envID["staging"], noProd, map[string]any{"slug": "stage"})
+
+		// A tag.
+		tag := func(slug string) string {
+			var out struct{ Tag struct{ ID string } }
+			e.Must(t, 200, "POST", "/api/v1/projects/"+p.ID+"/tags", e.Token, map[string]any{"slug": slug}).Decode(t, &out)
+			return out.Tag.ID
+		}
+		sensitive, plain := tag("sensitive"), tag("plain")
+		e.Must(t, 200, "POST", "/api/v3/secrets/raw/TAGGED", e.Token, map[string]any{"workspaceId": p.ID, "environment": "dev",
+			"secretValue": movedValue, "tagIds": []string{sensitive, plain}})
+		noTag := role("no-sensitive", map[string]any{"secretTags": map[string]any{"$in": []string{"sensitive"}}})
+		q := "/api/v3/secrets/raw/TAGGED?" + secretQ(p.ID, "dev", "/")
+		if r := e.Do(t, "GET", q, noTag, nil); leaks(r) {
+			t.Fatal("the tag rule does not hide the value")
+		}
+		refused("renaming the denied tag", e.Do(t, "PATCH", "/api/v1/projects/"+p.ID+"/tags/"+sensitive, noTag, map[string]any{"slug": "harmless"}))
+		refused("deleting the denied tag", e.Do(t, "DELETE", "/api/v1/projects/"+p.ID+"/tags/"+sensitive, noTag, nil))
+		if r := e.Do(t, "GET", q, noTag, nil); leaks(r) {
+			t.Fatal("the value shows after the refused tag changes")
+		}
+		e.Must(t, 200, "PATCH", "/api/v1/projects/"+p.ID+"/tags/"+plain, noTag, map[string]any{"slug": "plainer"})
+		e.Must(t, 200, "DELETE", "/api/v1/projects/"+p.ID+"/tags/"+plain, noTag, nil)
+		e.Must(t, 200, "PATCH", "/api/v1/projects/"+p.ID+"/tags/"+sensitive, e.Token, map[string]any{"slug": "renamed-by-admin"})
+	})
+}
