@@ -346,7 +346,7 @@ func TestSSHAuthorization(t *testing.T) {
 		tplB := createSSHTemplate(t, e, e.Token, map[string]any{"sshCaId": caB.ID, "name": "b", "allowedUsers": []string{"*"}})
 		viewerID, viewer := projectMember(t, e, a.ID, "ssh-viewer", "viewer")
 		memberID, member := projectMember(t, e, a.ID, "ssh-member", "member")
-		_, boot := projectMember(t, e, a.ID, "ssh-bootstrapper", "ssh-host-bootstrapper")
+		bootID, boot := projectMember(t, e, a.ID, "ssh-bootstrapper", "ssh-host-bootstrapper")
 		pubText, _ := newSSHKey(t)
 		signA := func(tok, tpl string) apptest.Response {
 			return e.Do(t, "POST", "/api/v1/ssh/certificates/sign", tok, map[string]any{"certificateTemplateId": tpl, "publicKey": pubText,
@@ -440,14 +440,20 @@ func TestSSHAuthorization(t *testing.T) {
 			c.KeyId != "host-"+bh.ID || itoa(c.Serial) != hc.SerialNumber {
 			t.Fatalf("host certificate %+v", c)
 		}
-		// Permissions are Infisical's: creating a host is ssh-hosts create,
-		// with or without login mappings (no lockbox extra rule); editing
-		// them is ssh-hosts edit, which the bootstrapper lacks.
+		// Creating a host is ssh-hosts create; giving it login mappings is
+		// ssh-hosts edit, on create as on update (Infisical asks only
+		// create): the bootstrapper cannot map itself as root on a host of
+		// its own and sign itself a root login for every host that trusts
+		// the user CA.
+		assertError(t, e.Do(t, "POST", "/api/v1/ssh/hosts", boot, map[string]any{"projectId": a.ID, "hostname": "evil.example.com",
+			"userSshCaId": caA.ID, "hostSshCaId": caA.ID, "loginMappings": []map[string]any{{"loginUser": "root",
+				"allowedPrincipals": map[string]any{"usernames": []string{bootID}}}}}), 403, "PermissionDenied")
 		var bh2 sshHostOut
 		e.Must(t, 200, "POST", "/api/v1/ssh/hosts", boot, map[string]any{"projectId": a.ID, "hostname": "db2.example.com",
-			"userSshCaId": caA.ID, "hostSshCaId": caA.ID, "loginMappings": []map[string]any{{"loginUser": "root",
-				"allowedPrincipals": map[string]any{"usernames": []string{"x"}}}}}).Decode(t, &bh2)
-		assertError(t, e.Do(t, "PATCH", "/api/v1/ssh/hosts/"+bh2.ID, boot, map[string]any{"loginMappings": []map[string]any{}}), 403, "PermissionDenied")
+			"userSshCaId": caA.ID, "hostSshCaId": caA.ID, "loginMappings": []map[string]any{}}).Decode(t, &bh2)
+		assertError(t, e.Do(t, "PATCH", "/api/v1/ssh/hosts/"+bh2.ID, boot, map[string]any{"loginMappings": []map[string]any{{"loginUser": "root",
+			"allowedPrincipals": map[string]any{"usernames": []string{bootID}}}}}), 403, "PermissionDenied")
+		assertError(t, e.Do(t, "POST", "/api/v1/ssh/hosts/"+bh2.ID+"/issue-user-cert", boot, map[string]any{"loginUser": "root"}), 403, "ForbiddenError")
 		e.Must(t, 200, "DELETE", "/api/v1/ssh/hosts/"+bh2.ID, e.Token, nil)
 		assertError(t, signA(boot, tplA.ID), 403, "PermissionDenied")
 

@@ -475,16 +475,25 @@ func addsPrincipals(before, after []LoginMapping) bool {
 	return false
 }
 
-// mappingsLast refuses new login mappings from an actor whose right to make
-// them rests on temporary access: a mapping is a standing grant of
-// certificates, so it needs what the actor holds for good (edit on sub, on
-// hostname when given).
+// mappingsLast refuses new login mappings from an actor without edit on
+// sub (on hostname when given), whatever else lets it create the host or
+// group: a mapping is a standing grant of user certificates, and one that
+// may only register hosts (ssh-host-bootstrapper) must not map itself as
+// root. An actor whose edit rests on temporary access is refused too: the
+// mapping needs what the actor holds for good.
 func (s *Service) mappingsLast(ctx context.Context, actor authz.Actor, projectID, sub, hostname string, before, after []LoginMapping) error {
 	if !addsPrincipals(before, after) {
 		return nil
 	}
 	p, err := s.perms(ctx, actor, projectID, func() error { return projectNotFound(projectID) }, false)
 	if err != nil {
+		return err
+	}
+	var f *authz.Fields
+	if hostname != "" {
+		f = hostFields(hostname)
+	}
+	if err := p.Check(authz.ActEdit, sub, f); err != nil {
 		return err
 	}
 	if _, temporary := p.Temporary(); !temporary {
