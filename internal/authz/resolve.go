@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/lockbox-dev/lockbox/internal/cache"
@@ -223,15 +224,19 @@ func (r *Resolver) ProjectPermissions(ctx context.Context, actor Actor, projectI
 		return Set{}, err
 	}
 	now := r.now()
+	// What is cached is the project's grants alone, never the organization
+	// role read above: that read is not part of the load's generation, so a
+	// set built from it could be stored after the role changed (an admin
+	// demoted between the two reads would keep the admin set).
 	pg, err := cache.Load(ctx, r.grants, memberKey{projectID, actor.Kind, actor.ID, actor.OrgID}, now, func(ctx context.Context) (projectGrants, time.Time, error) {
 		orgID, grants, next, err := r.m.ProjectGrants(ctx, projectID, actor.Kind, actor.ID, now)
 		if err != nil {
 			return projectGrants{}, next, err
 		}
-		if role != "admin" && len(grants) == 0 {
+		if len(grants) == 0 {
 			return projectGrants{orgID: orgID, notMember: true}, next, nil
 		}
-		set, err := projectSet(role, grants)
+		set, err := projectSet("", grants)
 		return projectGrants{orgID: orgID, set: set}, next, err
 	})
 	if errs.Is(err, errs.NotFound) || (err == nil && pg.orgID != actor.OrgID) {
@@ -240,18 +245,27 @@ func (r *Resolver) ProjectPermissions(ctx context.Context, actor Actor, projectI
 	if err != nil {
 		return Set{}, err
 	}
+	if role == "admin" {
+		return projectAdminSet(), nil
+	}
 	if pg.notMember {
 		return Set{}, errs.Forbiddenf("You are not a member of project %s", projectID).WithCode("PermissionDenied")
 	}
 	return pg.set, nil
 }
 
-// projectSet is the permission set of an actor of organization role role
-// holding grants in a project.
+// projectAdminSet is what an organization admin holds in every project of
+// its organization: the project admin role, for good.
+var projectAdminSet = sync.OnceValue(func() Set {
+	admin, _ := ProjectRoleRules("admin")
+	return NewSet(admin)
+})
+
+// projectSet is the permission set of an actor holding grants in a project
+// (an organization admin holds projectAdminSet instead).
 func projectSet(role string, grants []Grant) (Set, error) {
 	if role == "admin" {
-		admin, _ := ProjectRoleRules("admin")
-		return NewSet(admin), nil
+		return projectAdminSet(), nil
 	}
 	set, err := grantsSet(grants)
 	if err != nil {

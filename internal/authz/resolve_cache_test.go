@@ -2,6 +2,7 @@ package authz_test
 
 import (
 	"context"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -54,5 +55,72 @@ func TestCachedPermissionsAreKeyedBySessionOrg(t *testing.T) {
 		if !errs.Is(err, errs.Forbidden) || set.Can(authz.ActRead, authz.SubSecrets, nil) {
 			t.Fatalf("session in B after one in A: %v (reads secrets: %v), want not a member", err, set.Can(authz.ActRead, authz.SubSecrets, nil))
 		}
+	}
+}
+
+// demotable: user u is an organization admin until demote runs, and holds
+// no role in project P (of the same organization); onRole runs once, right
+// after an organization-role read has taken its answer.
+type demotable struct {
+	admin  atomic.Bool
+	onRole func()
+}
+
+func (d *demotable) OrgRole(context.Context, string, authz.ActorKind, string) (string, error) {
+	role := "member"
+	if d.admin.Load() {
+		role = "admin"
+	}
+	if f := d.onRole; f != nil {
+		d.onRole = nil
+		f()
+	}
+	return role, nil
+}
+
+func (d *demotable) ProjectGrants(context.Context, string, authz.ActorKind, string, time.Time) (string, []authz.Grant, time.Time, error) {
+	return "O", nil, time.Time{}, nil
+}
+
+type counterEpoch struct{ n atomic.Uint64 }
+
+func (c *counterEpoch) Epoch(context.Context) (uint64, error) { return c.n.Load(), nil }
+
+// TestDemotedAdminKeepsNoCachedAdminSet: a request reads u's organization
+// role (admin); before it loads u's grants in P, another node demotes u and
+// another request on this node sees the change. The first request's answer
+// may be the admin set (it began before the demotion), but what it caches
+// must not give the admin set to u's next request, which reads u's role as
+// member: that one is refused, u holding no role in P.
+func TestDemotedAdminKeepsNoCachedAdminSet(t *testing.T) {
+	ep := &counterEpoch{}
+	ep.n.Store(1)
+	d := &demotable{}
+	d.admin.Store(true)
+	g := cache.New(ep)
+	r := authz.NewResolver(d, nil)
+	r.SetCache(g)
+	u := authz.Actor{Kind: authz.ActorUser, ID: "u", OrgID: "O"}
+	first, err := g.Begin(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.onRole = func() {
+		d.admin.Store(false) // the demotion commits, moving the counter
+		ep.n.Add(1)
+		if _, err := g.Begin(context.Background()); err != nil { // a request that sees it
+			t.Error(err)
+		}
+	}
+	if _, err := r.ProjectPermissions(first, u, "P"); err != nil {
+		t.Fatalf("the request that began before the demotion: %v", err)
+	}
+	next, err := g.Begin(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := r.ProjectPermissions(next, u, "P")
+	if !errs.Is(err, errs.Forbidden) || set.Can(authz.ActRead, authz.SubSecrets, nil) {
+		t.Fatalf("after the demotion: %v (reads secrets: %v), want not a member", err, set.Can(authz.ActRead, authz.SubSecrets, nil))
 	}
 }
