@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -76,7 +77,14 @@ func (s *Server) subscribeProjectEvents(w http.ResponseWriter, r *http.Request) 
 		}
 	}
 	ctx := r.Context()
-	sub, err := s.svc.Secrets.Watch(ctx, actorFrom(ctx), req.ProjectID, rules)
+	// The token is checked again with the permissions, every
+	// secret.PermissionRefresh: a stream outlives its token's revocation,
+	// expiry or deletion by at most that.
+	tok, _ := bearer(r)
+	ip, ua := clientIP(r), r.UserAgent()
+	sub, err := s.svc.Secrets.Watch(ctx, actorFrom(ctx), req.ProjectID, rules, func(ctx context.Context) error {
+		return s.auth.Recheck(ctx, tok, ip, ua)
+	})
 	if err != nil {
 		return err
 	}

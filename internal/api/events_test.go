@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/lockbox-dev/lockbox/internal/app/apptest"
+	"github.com/lockbox-dev/lockbox/internal/secret"
 	"github.com/lockbox-dev/lockbox/internal/store"
 )
 
@@ -332,4 +333,49 @@ func TestProjectEventsFeedLossEndsStreamsAndRecovers(t *testing.T) {
 	again := subscribe(t, e, e.Token, register(p.ID, "", ""))
 	putSecret(t, e, e.Token, p.ID, "dev", "/", "AFTER", "v")
 	checkEvent(t, again.next(t, 2*time.Second), "secret:create", "dev", "/", "AFTER")
+}
+
+// TestProjectEventsEndWithTheirToken: a stream is checked again with its
+// permissions, every secret.PermissionRefresh, and that includes its token:
+// revoking an identity's access token, or deleting a service token, ends
+// the streams it opened with an error event, where before they ran on for
+// their hour. A stream whose token holds runs on across the checks.
+func TestProjectEventsEndWithTheirToken(t *testing.T) {
+	was := secret.SetPermissionRefresh(200 * time.Millisecond)
+	t.Cleanup(func() { secret.SetPermissionRefresh(was) })
+	forEachEngine(t, func(t *testing.T, d store.Dialect) {
+		e := apptest.Bootstrapped(t, d)
+		p := createProject(t, e, e.Token, map[string]any{"projectName": "token-bound"})
+		_, member := projectMember(t, e, p.ID, "watcher", "member")
+		var st struct {
+			ServiceToken     string
+			ServiceTokenData struct{ ID string }
+		}
+		e.Must(t, 200, "POST", "/api/v2/service-token", e.Token, map[string]any{"name": "w", "workspaceId": p.ID,
+			"scopes": []map[string]any{{"environment": "dev", "secretPath": "/"}}, "permissions": []string{"read"}}).Decode(t, &st)
+		kept := subscribe(t, e, e.Token, register(p.ID, "dev", "/"))
+		byMember := subscribe(t, e, member, register(p.ID, "dev", "/"))
+		byService := subscribe(t, e, st.ServiceToken, register(p.ID, "dev", "/"))
+
+		time.Sleep(700 * time.Millisecond) // several checks pass
+		putSecret(t, e, e.Token, p.ID, "dev", "/", "BEFORE", "v")
+		for _, s := range []*stream{kept, byMember, byService} {
+			checkEvent(t, s.next(t, 2*time.Second), "secret:create", "dev", "/", "BEFORE")
+		}
+
+		e.Must(t, 200, "POST", "/api/v1/auth/token/revoke", "", map[string]any{"accessToken": member})
+		e.Must(t, 200, "DELETE", "/api/v2/service-token/"+st.ServiceTokenData.ID, e.Token, nil)
+		for name, s := range map[string]*stream{"revoked access token": byMember, "deleted service token": byService} {
+			if ev := s.next(t, 3*time.Second); ev.Type != "error" || !strings.Contains(ev.Raw, "revoked") {
+				t.Fatalf("%s: want an error event, got %s", name, ev.Raw)
+			}
+			select {
+			case <-s.done:
+			case <-time.After(2 * time.Second):
+				t.Fatalf("%s: stream still open after its error event", name)
+			}
+		}
+		putSecret(t, e, e.Token, p.ID, "dev", "/", "AFTER", "v")
+		checkEvent(t, kept.next(t, 2*time.Second), "secret:create", "dev", "/", "AFTER")
+	})
 }

@@ -35,6 +35,9 @@ type Health interface {
 // Authenticator turns a bearer token into an actor.
 type Authenticator interface {
 	Authenticate(ctx context.Context, token string, ip, userAgent string) (authz.Actor, error)
+	// Recheck reports whether a token that authenticated a long-lived
+	// request still would, counting no use.
+	Recheck(ctx context.Context, token string, ip, userAgent string) error
 }
 
 // Options configures a Server.

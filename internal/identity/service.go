@@ -247,11 +247,26 @@ func fieldErr(name, msg string) error {
 // Authenticate verifies a bearer token and returns its actor. Every request
 // re-checks the token's record, so revocation is immediate.
 func (s *Service) Authenticate(ctx context.Context, tok, ip, userAgent string) (authz.Actor, error) {
+	return s.authenticate(ctx, tok, ip, userAgent, true)
+}
+
+// Recheck reports whether a token that authenticated a long-lived request
+// (an event stream) still would: not revoked, deleted or expired, its
+// identity or user still a member, from the same address. Unlike
+// Authenticate it counts no use and notes no last use: the request it
+// authenticated was the use. Given an unsynced context it reads the
+// records afresh.
+func (s *Service) Recheck(ctx context.Context, tok, ip, userAgent string) error {
+	_, err := s.authenticate(ctx, tok, ip, userAgent, false)
+	return err
+}
+
+func (s *Service) authenticate(ctx context.Context, tok, ip, userAgent string, use bool) (authz.Actor, error) {
 	if strings.HasPrefix(tok, ServiceTokenPrefix) {
 		if s.ServiceTokens == nil {
 			return authz.Actor{}, errs.Unauthorizedf("Invalid service token")
 		}
-		return s.ServiceTokens.Authenticate(ctx, tok, ip, userAgent)
+		return s.ServiceTokens.authenticate(ctx, tok, ip, userAgent, use)
 	}
 	sig, err := s.signer(ctx)
 	if err != nil {
@@ -272,14 +287,14 @@ func (s *Service) Authenticate(ctx context.Context, tok, ip, userAgent string) (
 	}
 	switch c.AuthTokenType {
 	case TypeIdentityAccessToken:
-		return s.authIdentity(ctx, c, now, ip, userAgent)
+		return s.authIdentity(ctx, c, now, ip, userAgent, use)
 	case TypeUserAccessToken:
 		return s.authUser(ctx, c, now, ip, userAgent)
 	}
 	return authz.Actor{}, tokenMalformed()
 }
 
-func (s *Service) authIdentity(ctx context.Context, c claims, now time.Time, ip, ua string) (authz.Actor, error) {
+func (s *Service) authIdentity(ctx context.Context, c claims, now time.Time, ip, ua string, use bool) (authz.Actor, error) {
 	row, err := cache.Load(ctx, s.tokens, c.IdentityAccessTokenID, now, func(ctx context.Context) (tokenRow, time.Time, error) {
 		t, ref, err := s.store.AccessTokenByID(ctx, c.IdentityAccessTokenID)
 		return tokenRow{t, ref}, time.Time{}, err
@@ -300,7 +315,7 @@ func (s *Service) authIdentity(ctx context.Context, c claims, now time.Time, ip,
 	if !IPAllowed(t.TrustedIPs, ip) {
 		return authz.Actor{}, errs.Forbiddenf("You are not allowed to access this resource from the current IP address")
 	}
-	if t.NumUsesLimit > 0 {
+	if t.NumUsesLimit > 0 && use {
 		ok, err := s.store.ConsumeAccessTokenUse(ctx, t.ID)
 		if err != nil {
 			return authz.Actor{}, err
@@ -309,7 +324,7 @@ func (s *Service) authIdentity(ctx context.Context, c claims, now time.Time, ip,
 			return authz.Actor{}, errs.Unauthorizedf("Failed to authorize: token usage limit reached")
 		}
 	}
-	if t.NumUsesLimit == 0 { // a limited token's use was counted, with its time
+	if t.NumUsesLimit == 0 && use { // a limited token's use was counted, with its time
 		s.LastUse.note(t.ID, now)
 	}
 	return authz.Actor{Kind: authz.ActorIdentity, ID: t.IdentityID, OrgID: ref.OrgID, Name: ref.Name,

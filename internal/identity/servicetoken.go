@@ -325,6 +325,11 @@ func (s *ServiceTokens) Self(ctx context.Context, actor authz.Actor) (ServiceTok
 // end-to-end key Infisical's clients append and its CLI requires) is
 // ignored, as Infisical's server does.
 func (s *ServiceTokens) Authenticate(ctx context.Context, tok, ip, userAgent string) (authz.Actor, error) {
+	return s.authenticate(ctx, tok, ip, userAgent, true)
+}
+
+// authenticate is Authenticate; without use it notes no last use (Recheck).
+func (s *ServiceTokens) authenticate(ctx context.Context, tok, ip, userAgent string, use bool) (authz.Actor, error) {
 	bad := errs.Unauthorizedf("Invalid service token")
 	id, secret, ok := strings.Cut(strings.TrimPrefix(tok, ServiceTokenPrefix), ".")
 	secret, _, _ = strings.Cut(secret, ".")
@@ -372,7 +377,9 @@ func (s *ServiceTokens) Authenticate(ctx context.Context, tok, ip, userAgent str
 		return authz.Actor{}, errs.Internalf(row.err, "stored service token %s has bad scopes", t.ID)
 	}
 	// The last use is written with the access tokens' (LastUse), not here.
-	s.svc.LastUse.noteService(t.ID, now)
+	if use {
+		s.svc.LastUse.noteService(t.ID, now)
+	}
 	return authz.Actor{Kind: authz.ActorServiceToken, ID: t.ID, OrgID: t.OrgID, Name: t.Name, TokenID: t.ID,
 		AuthMethod: "service-token", IP: ip, UserAgent: userAgent,
 		Service: &authz.ServiceScope{ProjectID: t.ProjectID, Rules: row.rules, Scopes: t.Scopes}}, nil

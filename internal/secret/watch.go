@@ -29,8 +29,27 @@ type Feed interface {
 // delete of a shared secret on f, and lets Watch subscribe to it.
 func (s *Service) SetFeed(f Feed) { s.feed = f }
 
-// PermissionRefresh is how often a watch re-reads its actor's permissions.
-var PermissionRefresh = time.Minute
+// PermissionRefresh is how often a watch re-reads its actor's permissions
+// and re-checks its token, unless SetPermissionRefresh changed it.
+const PermissionRefresh = time.Minute
+
+var permissionRefresh atomic.Int64 // a duration; 0: PermissionRefresh
+
+// SetPermissionRefresh changes how often the watches started from now on
+// re-read their permissions (for tests); it returns the previous value.
+func SetPermissionRefresh(d time.Duration) time.Duration {
+	if old := time.Duration(permissionRefresh.Swap(int64(d))); old > 0 {
+		return old
+	}
+	return PermissionRefresh
+}
+
+func refreshEvery() time.Duration {
+	if d := time.Duration(permissionRefresh.Load()); d > 0 {
+		return d
+	}
+	return PermissionRefresh
+}
 
 // WatchRule registers one event type, optionally only in one environment and
 // in the folders whose path matches a glob ("*" one segment, "**" any depth).
@@ -45,8 +64,9 @@ type WatchRule struct {
 // secrets (403 otherwise), and each event is delivered only if the actor may
 // see that the secret exists (describe, read or readValue on it); permissions
 // are re-read every PermissionRefresh, and a watch whose rules are no longer
-// allowed ends with a Forbidden error.
-func (s *Service) Watch(ctx context.Context, actor authz.Actor, projectID string, rules []WatchRule) (*events.Subscription, error) {
+// allowed ends with a Forbidden error. So does one whose credential no
+// longer holds: valid (when given) is asked first, each time.
+func (s *Service) Watch(ctx context.Context, actor authz.Actor, projectID string, rules []WatchRule, valid func(context.Context) error) (*events.Subscription, error) {
 	if s.feed == nil {
 		return nil, errs.BadRequest("Event subscriptions are not available on this server")
 	}
@@ -89,7 +109,7 @@ func (s *Service) Watch(ctx context.Context, actor authz.Actor, projectID string
 	go func() {
 		// The stream outlives the request's cache check: read afresh.
 		ctx := cache.Unsynced(ctx)
-		t := time.NewTicker(PermissionRefresh)
+		t := time.NewTicker(refreshEvery())
 		defer t.Stop()
 		for {
 			select {
@@ -97,7 +117,14 @@ func (s *Service) Watch(ctx context.Context, actor authz.Actor, projectID string
 				return
 			case <-t.C:
 			}
-			p, err := s.watchPerms(ctx, actor, projectID, rules)
+			var p authz.Set
+			var err error
+			if valid != nil {
+				err = valid(ctx)
+			}
+			if err == nil {
+				p, err = s.watchPerms(ctx, actor, projectID, rules)
+			}
 			if ctx.Err() != nil {
 				return
 			}
