@@ -75,7 +75,10 @@ func newRotateRootKeyCmd(getenv func(string) string, stdout, stderr io.Writer) *
 With a generated root key file (no LOCKBOX_ROOT_KEY), a new key is generated and
 root.key is replaced after the database commits. With LOCKBOX_ROOT_KEY, the new key
 must be given in LOCKBOX_NEW_ROOT_KEY; afterwards start servers with it.
-Running servers keep working (data keys themselves do not change).`,
+Restart every server right after: a running server still holds the old root
+key. It keeps serving what it has already opened, but cannot open a data key
+it has not loaded yet, and it refuses (503) to make new ones (organizations,
+projects) until it is restarted with the new key.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := config.Load(getenv, nil, os.ReadFile)

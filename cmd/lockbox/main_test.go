@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/base64"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -204,25 +205,48 @@ func TestRotateRootKeyCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	tok := strings.TrimSpace(string(out))
-	cmd.Process.Signal(syscall.SIGTERM)
-	cmd.Wait()
 	before, _ := os.ReadFile(filepath.Join(dir, "lockbox-data", "root.key"))
 	rot := exec.Command(binary, "rotate-root-key")
 	rot.Dir = dir
 	if out, err := rot.CombinedOutput(); err != nil || !strings.Contains(string(out), "re-wrapped") {
 		t.Fatalf("rotate: %v %s", err, out)
 	}
+	// The server that was running holds the old root key: it refuses to
+	// wrap a new data key under it (a project's), which would not open
+	// once servers start with the new key.
+	req, _ := http.NewRequest("POST", "http://"+addr+"/api/v1/projects", strings.NewReader(`{"projectName":"after-rotation"}`))
+	req.Header.Set("Authorization", "Bearer "+tok)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 503 || !strings.Contains(string(body), "restart it with the new root key") {
+		t.Fatalf("a project made by a server holding the old root key: %d %s", resp.StatusCode, body)
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	cmd.Wait()
 	after, _ := os.ReadFile(filepath.Join(dir, "lockbox-data", "root.key"))
 	if string(before) == string(after) {
 		t.Fatal("root key file unchanged")
 	}
-	// The server starts with the new key and the old token still works.
+	// The server starts with the new key, the old token still works and
+	// projects are made.
 	addr, _, _, _ = startServer(t, dir, nil)
-	req, _ := http.NewRequest("GET", "http://"+addr+"/api/v1/organization/audit-logs", nil)
+	req, _ = http.NewRequest("GET", "http://"+addr+"/api/v1/organization/audit-logs", nil)
 	req.Header.Set("Authorization", "Bearer "+tok)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err = http.DefaultClient.Do(req)
 	if err != nil || resp.StatusCode != 200 {
 		t.Fatalf("after rotation: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	req, _ = http.NewRequest("POST", "http://"+addr+"/api/v1/projects", strings.NewReader(`{"projectName":"after-restart"}`))
+	req.Header.Set("Authorization", "Bearer "+tok)
+	req.Header.Set("Content-Type", "application/json")
+	if resp, err = http.DefaultClient.Do(req); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("a project after the restart: %v %v", resp, err)
 	}
 	resp.Body.Close()
 	// The old key no longer opens the database.

@@ -26,10 +26,25 @@ func (db *DB) CreateDataKey(ctx context.Context, o keyring.Owner, wrapped []byte
 	return db.Transact(ctx, func(tx *Tx) error { return tx.insertDataKey(ctx, o, wrapped, rootKeyID) })
 }
 
+// insertDataKey stores a data key wrapped under the root key rootKeyID,
+// unless the stored keys are wrapped under another: a server started before
+// `lockbox rotate-root-key` still holds the old root key, and a key it
+// wrapped now would not open once servers start with the new one. The
+// rotation locks the table (PostgreSQL), so an insert waits for it and
+// then sees it.
 func (tx *Tx) insertDataKey(ctx context.Context, o keyring.Owner, wrapped []byte, rootKeyID string) error {
-	_, err := tx.exec(ctx, `INSERT INTO data_keys (owner_type, owner_id, wrapped, root_key_id, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)`,
-		o.Type, o.ID, wrapped, rootKeyID, ts(tx.Now), ts(tx.Now))
-	return dbErr(err, "insert data key")
+	res, err := tx.exec(ctx, `INSERT INTO data_keys (owner_type, owner_id, wrapped, root_key_id, created_at, updated_at)
+		SELECT ?, ?, ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM data_keys WHERE root_key_id <> ?)`,
+		o.Type, o.ID, wrapped, rootKeyID, ts(tx.Now), ts(tx.Now), rootKeyID)
+	if err != nil {
+		return dbErr(err, "insert data key")
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		e := errs.Unavailablef("The root key was rotated since this server started: restart it with the new root key")
+		e.Err = err
+		return e
+	}
+	return nil
 }
 
 // RotateRootKey rewraps every data key in one transaction using rewrap, which
@@ -37,6 +52,13 @@ func (tx *Tx) insertDataKey(ctx context.Context, o keyring.Owner, wrapped []byte
 func (db *DB) RotateRootKey(ctx context.Context, rewrap func([]keyring.WrappedKey) ([]keyring.WrappedKey, string, error)) (int, error) {
 	n := 0
 	err := db.Transact(ctx, func(tx *Tx) error {
+		if db.dialect == Postgres {
+			// No data key is added meanwhile (insertDataKey): one would stay
+			// wrapped under the old key.
+			if _, err := tx.exec(ctx, `LOCK TABLE data_keys IN EXCLUSIVE MODE`); err != nil {
+				return dbErr(err, "lock data keys")
+			}
+		}
 		rows, err := tx.query(ctx, `SELECT owner_type, owner_id, wrapped FROM data_keys ORDER BY owner_type, owner_id`)
 		if err != nil {
 			return dbErr(err, "list data keys")
