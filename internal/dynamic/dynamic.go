@@ -144,19 +144,20 @@ type Store interface {
 	// FinishRevoke records a revocation outcome: ok → revoked; otherwise
 	// revoke_failed with details, retried at retryAt.
 	// evs are recorded in the same transaction. A lease already revoked is
-	// left as it is, without evs.
-	FinishRevoke(ctx context.Context, id string, ok bool, details string, retryAt time.Time, evs ...audit.Event) error
+	// left as it is, without evs. It reports whether it recorded.
+	FinishRevoke(ctx context.Context, id string, ok bool, details string, retryAt time.Time, evs ...audit.Event) (bool, error)
 	// RevokedMany marks leases revoked in one write, with their audit
 	// events (evs[i] is ids[i]'s). A lease already revoked is left as it is,
-	// without its event.
-	RevokedMany(ctx context.Context, ids []string, evs []audit.Event) error
+	// without its event. It returns the ids it marked.
+	RevokedMany(ctx context.Context, ids []string, evs []audit.Event) ([]string, error)
 	// DisabledMany marks leases revoked whose credentials were disabled but
 	// not removed, and queues a cleanup of each one's user (due at once), in
 	// the same transaction, with their audit events (evs[i] is ids[i]'s). A
 	// lease already revoked is left as it is, without event and (unless
 	// its one-phase revocation commits between the two statements, when
-	// the cleanup finds its user gone) without cleanup.
-	DisabledMany(ctx context.Context, ids []string, evs []audit.Event) error
+	// the cleanup finds its user gone) without cleanup. It returns the ids
+	// it marked.
+	DisabledMany(ctx context.Context, ids []string, evs []audit.Event) ([]string, error)
 	// ClaimCleanups takes up to limit due cleanups of one dynamic secret (the
 	// one with the longest-due cleanup), moving their due time to claimUntil.
 	ClaimCleanups(ctx context.Context, now, claimUntil time.Time, limit int) ([]Cleanup, error)

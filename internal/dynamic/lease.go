@@ -329,10 +329,11 @@ func (s *Service) revokeNow(ctx context.Context, sec Secret, l Lease, forced boo
 	if errors.Is(rerr, provider.ErrNotOwned) {
 		details, success = "not revoked: "+truncate(s.shown(ctx, "revoke lease", rerr), 250), true
 	}
-	if err := s.store.FinishRevoke(context.WithoutCancel(ctx), l.ID, success, details, now.Add(backoff(l.Attempts+1))); err != nil {
+	recorded, err := s.store.FinishRevoke(context.WithoutCancel(ctx), l.ID, success, details, now.Add(backoff(l.Attempts+1)))
+	if err != nil {
 		return Lease{}, err
 	}
-	if s.metrics != nil {
+	if s.metrics != nil && recorded {
 		s.metrics.Revoked(rerr == nil, 0)
 	}
 	cur, err := s.store.LeaseByID(ctx, l.ID)

@@ -424,13 +424,25 @@ func (w *Worker) recordRevoked(ctx context.Context, sec Secret, leases []SealedL
 	for i, l := range leases {
 		ids[i], evs[i] = l.ID, revokeEvent(sec, l.Lease, "")
 	}
-	if err := s.store.RevokedMany(ctx, ids, evs); err != nil {
+	marked, err := s.store.RevokedMany(ctx, ids, evs)
+	if err != nil {
 		w.log.Error("lease worker: record outcomes", "dynamicSecret", sec.ID, "err", err.Error())
 		return
 	}
-	if s.metrics != nil {
-		done := s.now().UTC()
-		for _, l := range leases {
+	w.countRevoked(leases, marked)
+}
+
+// countRevoked feeds the metrics with the revocations of those of leases
+// whose outcome was recorded (marked): one revoked meanwhile by another
+// path was counted there.
+func (w *Worker) countRevoked(leases []SealedLease, marked []string) {
+	s := w.svc
+	if s.metrics == nil {
+		return
+	}
+	done := s.now().UTC()
+	for _, l := range leases {
+		if slices.Contains(marked, l.ID) {
 			s.metrics.Revoked(true, max(0, done.Sub(l.ExpireAt)))
 		}
 	}
@@ -448,16 +460,12 @@ func (w *Worker) recordDisabled(ctx context.Context, sec Secret, leases []Sealed
 		ids[i], evs[i] = l.ID, revokeEvent(sec, l.Lease, "")
 		evs[i].Metadata["cleanup"] = "pending"
 	}
-	if err := s.store.DisabledMany(ctx, ids, evs); err != nil {
+	marked, err := s.store.DisabledMany(ctx, ids, evs)
+	if err != nil {
 		w.log.Error("lease worker: record outcomes", "dynamicSecret", sec.ID, "err", err.Error())
 		return
 	}
-	if s.metrics != nil {
-		done := s.now().UTC()
-		for _, l := range leases {
-			s.metrics.Revoked(true, max(0, done.Sub(l.ExpireAt)))
-		}
-	}
+	w.countRevoked(leases, marked)
 	s.wakeWorker() // the cleanups are due
 }
 
@@ -475,9 +483,13 @@ func (w *Worker) record(ctx context.Context, sec Secret, l SealedLease, rerr err
 	}
 	done := s.now().UTC()
 	ev := revokeEvent(sec, l.Lease, details)
-	if err := s.store.FinishRevoke(context.WithoutCancel(ctx), l.ID, ok, details, done.Add(backoff(l.Attempts+1)), ev); err != nil {
+	recorded, err := s.store.FinishRevoke(context.WithoutCancel(ctx), l.ID, ok, details, done.Add(backoff(l.Attempts+1)), ev)
+	if err != nil {
 		w.log.Error("lease worker: record outcome", "lease", l.ID, "err", err.Error())
 		return
+	}
+	if !recorded {
+		return // revoked meanwhile by another path, which counted and logged it
 	}
 	if s.metrics != nil {
 		lag := time.Duration(0)

@@ -299,11 +299,13 @@ func (db *DB) skipLocked() string {
 	return ""
 }
 
-// FinishRevoke records a revocation outcome, with its audit events. A lease
-// another path revoked meanwhile keeps its own record: the outcome and its
-// events are not written.
-func (db *DB) FinishRevoke(ctx context.Context, id string, ok bool, details string, retryAt time.Time, evs ...audit.Event) error {
-	return db.transactQuiet(ctx, func(tx *Tx) error {
+// FinishRevoke records a revocation outcome, with its audit events, and
+// reports whether it did. A lease another path revoked meanwhile keeps its
+// own record: the outcome and its events are not written.
+func (db *DB) FinishRevoke(ctx context.Context, id string, ok bool, details string, retryAt time.Time, evs ...audit.Event) (bool, error) {
+	changed := false
+	err := db.transactQuiet(ctx, func(tx *Tx) error {
+		changed = false
 		now := tx.Now
 		var res sql.Result
 		var err error
@@ -320,31 +322,41 @@ func (db *DB) FinishRevoke(ctx context.Context, id string, ok bool, details stri
 		if n, err := res.RowsAffected(); err != nil || n == 0 {
 			return dbErr(err, "FinishRevoke")
 		}
+		changed = true
 		return tx.insertAudits(ctx, evs...)
 	})
+	return changed && err == nil, err
 }
 
 // RevokedMany marks leases revoked in one statement; evs[i] is the audit
 // event of ids[i]. A lease another path revoked meanwhile keeps its own
-// record, and its event is not written.
-func (db *DB) RevokedMany(ctx context.Context, ids []string, evs []audit.Event) error {
+// record, and its event is not written. It returns the ids it marked.
+func (db *DB) RevokedMany(ctx context.Context, ids []string, evs []audit.Event) ([]string, error) {
 	if len(ids) == 0 {
-		return nil
+		return nil, nil
 	}
-	return db.transactQuiet(ctx, func(tx *Tx) error {
-		return dbErr(tx.markRevoked(ctx, ids, evs), "RevokedMany")
+	var changed []string
+	err := db.transactQuiet(ctx, func(tx *Tx) error {
+		var err error
+		changed, err = tx.markRevoked(ctx, ids, evs)
+		return dbErr(err, "RevokedMany")
 	})
+	if err != nil {
+		return nil, err
+	}
+	return changed, nil
 }
 
 // DisabledMany marks leases revoked and queues their users' cleanups, in
 // one transaction; evs[i] is the audit event of ids[i]. A lease another
 // path revoked meanwhile (in one phase) needs no cleanup and keeps its own
-// record, and its event is not written.
-func (db *DB) DisabledMany(ctx context.Context, ids []string, evs []audit.Event) error {
+// record, and its event is not written. It returns the ids it marked.
+func (db *DB) DisabledMany(ctx context.Context, ids []string, evs []audit.Event) ([]string, error) {
 	if len(ids) == 0 {
-		return nil
+		return nil, nil
 	}
-	return db.transactQuiet(ctx, func(tx *Tx) error {
+	var changed []string
+	err := db.transactQuiet(ctx, func(tx *Tx) error {
 		args := withIDs([]any{ts(tx.Now), ts(tx.Now)}, ids)
 		// The cleanups first, while the leases are still unrevoked.
 		if _, err := tx.exec(ctx, `INSERT INTO dynamic_cleanups (lease_id, dynamic_secret_id, username, due_at, created_at)
@@ -352,8 +364,14 @@ func (db *DB) DisabledMany(ctx context.Context, ids []string, evs []audit.Event)
 			ON CONFLICT (lease_id) DO NOTHING`, args...); err != nil {
 			return dbErr(err, "DisabledMany")
 		}
-		return dbErr(tx.markRevoked(ctx, ids, evs), "DisabledMany")
+		var err error
+		changed, err = tx.markRevoked(ctx, ids, evs)
+		return dbErr(err, "DisabledMany")
 	})
+	if err != nil {
+		return nil, err
+	}
+	return changed, nil
 }
 
 // withIDs is args followed by ids, as statement arguments.
@@ -366,34 +384,38 @@ func withIDs(args []any, ids []string) []any {
 
 // markRevoked marks the listed leases revoked, all but those already
 // revoked, and appends the audit events of those it changed (evs[i] is
-// ids[i]'s).
-func (tx *Tx) markRevoked(ctx context.Context, ids []string, evs []audit.Event) error {
+// ids[i]'s); it returns their ids.
+func (tx *Tx) markRevoked(ctx context.Context, ids []string, evs []audit.Event) ([]string, error) {
 	args := withIDs([]any{ts(tx.Now)}, ids)
 	rows, err := tx.query(ctx, `UPDATE dynamic_leases SET status = 'revoked', status_details = '', data = NULL, updated_at = ?
 		WHERE status <> 'revoked' AND id IN (`+placeholders(len(ids))+`) RETURNING id`, args...)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	changed := make(map[string]bool, len(ids))
 	for rows.Next() {
 		var id string
 		if err := rows.Scan(&id); err != nil {
 			rows.Close()
-			return err
+			return nil, err
 		}
 		changed[id] = true
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return err
+		return nil, err
 	}
 	keep := make([]audit.Event, 0, len(changed))
+	marked := make([]string, 0, len(changed))
 	for i, id := range ids {
-		if changed[id] && i < len(evs) {
-			keep = append(keep, evs[i])
+		if changed[id] {
+			marked = append(marked, id)
+			if i < len(evs) {
+				keep = append(keep, evs[i])
+			}
 		}
 	}
-	return tx.insertAudits(ctx, keep...)
+	return marked, tx.insertAudits(ctx, keep...)
 }
 
 const cleanupCols = `lease_id, dynamic_secret_id, username, due_at, attempts, last_error, created_at`

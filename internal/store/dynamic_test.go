@@ -155,23 +155,27 @@ func TestLeaseClaimsPerDynamicSecret(t *testing.T) {
 			for i, id := range batch {
 				evs[i] = audit.Event{Type: "revoke-dynamic-secret-lease", ProjectID: pid, Metadata: map[string]any{"leaseId": id}}
 			}
-			if err := db.RevokedMany(ctx, batch, evs); err != nil {
+			marked, err := db.RevokedMany(ctx, batch, evs)
+			if err != nil {
 				t.Fatal(err)
+			}
+			if slices.Sort(marked); !slices.Equal(marked, leaseIDs(first)) {
+				t.Fatalf("RevokedMany marked %v, want the batch less the lease revoked before: %v", marked, leaseIDs(first))
 			}
 			for _, ok := range []bool{true, false} {
 				for _, id := range []string{gone, first[0].ID} {
-					if err := db.FinishRevoke(ctx, id, ok, "late", now.Add(time.Hour),
-						audit.Event{Type: "revoke-dynamic-secret-lease", ProjectID: pid, Metadata: map[string]any{"leaseId": "late"}}); err != nil {
-						t.Fatal(err)
+					if recorded, err := db.FinishRevoke(ctx, id, ok, "late", now.Add(time.Hour),
+						audit.Event{Type: "revoke-dynamic-secret-lease", ProjectID: pid, Metadata: map[string]any{"leaseId": "late"}}); err != nil || recorded {
+						t.Fatalf("a late outcome for a revoked lease: recorded %v (%v)", recorded, err)
 					}
 				}
 			}
 			if after, _ := db.LeaseByID(ctx, gone); !after.UpdatedAt.Equal(goneBefore.UpdatedAt) || after.StatusDetails != goneBefore.StatusDetails {
 				t.Fatalf("the lease revoked before: updated %v (%q), was %v (%q)", after.UpdatedAt, after.StatusDetails, goneBefore.UpdatedAt, goneBefore.StatusDetails)
 			}
-			if err := db.FinishRevoke(ctx, second[0].ID, false, "boom - retrying automatically", now.Add(time.Second),
-				audit.Event{Type: "revoke-dynamic-secret-lease", ProjectID: pid, Metadata: map[string]any{"leaseId": second[0].ID}}); err != nil {
-				t.Fatal(err)
+			if recorded, err := db.FinishRevoke(ctx, second[0].ID, false, "boom - retrying automatically", now.Add(time.Second),
+				audit.Event{Type: "revoke-dynamic-secret-lease", ProjectID: pid, Metadata: map[string]any{"leaseId": second[0].ID}}); err != nil || !recorded {
+				t.Fatalf("a failure: recorded %v (%v)", recorded, err)
 			}
 			for _, l := range first {
 				got, _ := db.LeaseByID(ctx, l.ID)
@@ -322,7 +326,7 @@ func BenchmarkLeaseBatch(b *testing.B) {
 					b.Fatalf("claimed %d: %v", len(claimed), err)
 				}
 				claiming += time.Since(start)
-				if err := db.RevokedMany(ctx, leaseIDs(claimed), evs); err != nil {
+				if _, err := db.RevokedMany(ctx, leaseIDs(claimed), evs); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -356,8 +360,12 @@ func TestDisabledManyQueuesTheCleanupsOfWhatItRevokes(t *testing.T) {
 			for i, id := range batch {
 				evs[i] = audit.Event{OrgID: pid, ProjectID: pid, ActorType: "platform", Type: "revoke-dynamic-secret-lease", Metadata: map[string]any{"leaseId": id}}
 			}
-			if err := db.DisabledMany(ctx, batch, evs); err != nil {
+			marked, err := db.DisabledMany(ctx, batch, evs)
+			if err != nil {
 				t.Fatal(err)
+			}
+			if slices.Sort(marked); !slices.Equal(marked, slices.Sorted(slices.Values([]string{x1, x2}))) {
+				t.Fatalf("DisabledMany marked %v, want %v", marked, []string{x1, x2})
 			}
 			for _, id := range []string{x1, x2} {
 				if l, err := db.LeaseByID(ctx, id); err != nil || l.Status != dynamic.Revoked || l.SealedData != nil {
