@@ -138,6 +138,25 @@ func TestRenamesAndDeletesKeepDenials(t *testing.T) {
 		}
 		e.Must(t, 200, "DELETE", "/api/v1/folders/"+other.Folder.ID, noFolder, map[string]any{"workspaceId": p.ID, "environment": "dev", "path": "/"})
 
+		// A dynamic secret's folder: a role kept from the dynamic secrets
+		// of /dyn (its secrets rules say nothing of paths) cannot rename or
+		// delete the folder either.
+		var dyn struct{ Folder struct{ ID string } }
+		e.Must(t, 200, "POST", "/api/v1/folders", e.Token, folder(p.ID, "dev", "/", "dyn")).Decode(t, &dyn)
+		body := pgDynamic("pg", nil)
+		body["projectSlug"], body["environmentSlug"], body["path"] = p.Slug, "dev", "/dyn"
+		e.Must(t, 200, "POST", "/api/v1/dynamic-secrets", e.Token, body)
+		noDyn := customRole(t, e, p.ID, "no-dyn", append(base[:len(base):len(base)],
+			map[string]any{"subject": "dynamic-secrets", "action": []string{"read", "lease", "read-root-credential", "create-root-credential",
+				"edit-root-credential", "delete-root-credential"}},
+			map[string]any{"subject": "dynamic-secrets", "action": []string{"read", "lease", "read-root-credential", "create-root-credential",
+				"edit-root-credential", "delete-root-credential"}, "inverted": true,
+				"conditions": map[string]any{"secretPath": map[string]any{"$glob": "/dyn/**"}}}))
+		refused("renaming the denied dynamic secret's folder", e.Do(t, "PATCH", "/api/v1/folders/"+dyn.Folder.ID, noDyn,
+			map[string]any{"workspaceId": p.ID, "environment": "dev", "path": "/", "name": "dyn-open"}))
+		refused("deleting the denied dynamic secret's folder", e.Do(t, "DELETE", "/api/v1/folders/"+dyn.Folder.ID, noDyn,
+			map[string]any{"workspaceId": p.ID, "environment": "dev", "path": "/"}))
+
 		// An environment.
 		putSecret(t, e, e.Token, p.ID, "prod", "/", "DB", movedValue)
 		putSecret(t, e, e.Token, p.ID, "staging", "/", "DB", "staging-value")
