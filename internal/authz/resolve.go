@@ -76,7 +76,8 @@ type OrgGroupRoles interface {
 type projectGrants struct {
 	orgID     string
 	set       Set
-	notMember bool // neither an organization admin nor holding a role in force
+	notMember bool  // holding no role in force
+	setErr    error // the grants do not make a set (a stored custom role is invalid)
 }
 
 // MaxCachedGrants bounds the memberships a node keeps resolved in memory.
@@ -236,8 +237,10 @@ func (r *Resolver) ProjectPermissions(ctx context.Context, actor Actor, projectI
 		if len(grants) == 0 {
 			return projectGrants{orgID: orgID, notMember: true}, next, nil
 		}
+		// A grant that does not parse fails the member's checks, not an
+		// organization admin's, who holds the admin set whatever it holds.
 		set, err := projectSet("", grants)
-		return projectGrants{orgID: orgID, set: set}, next, err
+		return projectGrants{orgID: orgID, set: set, setErr: err}, next, nil
 	})
 	if errs.Is(err, errs.NotFound) || (err == nil && pg.orgID != actor.OrgID) {
 		return Set{}, errs.NotFoundf("Project with ID '%s' not found", projectID)
@@ -247,6 +250,9 @@ func (r *Resolver) ProjectPermissions(ctx context.Context, actor Actor, projectI
 	}
 	if role == "admin" {
 		return projectAdminSet(), nil
+	}
+	if pg.setErr != nil {
+		return Set{}, pg.setErr
 	}
 	if pg.notMember {
 		return Set{}, errs.Forbiddenf("You are not a member of project %s", projectID).WithCode("PermissionDenied")

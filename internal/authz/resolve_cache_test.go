@@ -124,3 +124,44 @@ func TestDemotedAdminKeepsNoCachedAdminSet(t *testing.T) {
 		t.Fatalf("after the demotion: %v (reads secrets: %v), want not a member", err, set.Can(authz.ActRead, authz.SubSecrets, nil))
 	}
 }
+
+// brokenGrant: u holds in P (of organization O) a custom role whose stored
+// rules do not parse; its organization role is role.
+type brokenGrant struct{ role string }
+
+func (b brokenGrant) OrgRole(context.Context, string, authz.ActorKind, string) (string, error) {
+	return b.role, nil
+}
+
+func (brokenGrant) ProjectGrants(context.Context, string, authz.ActorKind, string, time.Time) (string, []authz.Grant, time.Time, error) {
+	return "O", []authz.Grant{{Role: "broken", Permissions: []byte("{not rules")}}, time.Time{}, nil
+}
+
+// TestBrokenGrantFailsOnlyTheMember: an invalid stored role fails the checks
+// of a member holding it (500), not those of an organization admin, who
+// holds the project admin set whatever else.
+func TestBrokenGrantFailsOnlyTheMember(t *testing.T) {
+	u := authz.Actor{Kind: authz.ActorUser, ID: "u", OrgID: "O"}
+	for _, cached := range []bool{false, true} {
+		admin := authz.NewResolver(brokenGrant{"admin"}, nil)
+		member := authz.NewResolver(brokenGrant{"member"}, nil)
+		ctx := context.Background()
+		if cached {
+			g := cache.New(fixedEpoch{})
+			admin.SetCache(g)
+			member.SetCache(g)
+			var err error
+			if ctx, err = g.Begin(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for range 2 {
+			if set, err := admin.ProjectPermissions(ctx, u, "P"); err != nil || !set.Can(authz.ActDelete, authz.SubSecrets, nil) {
+				t.Fatalf("cached %v: the admin: %v", cached, err)
+			}
+			if _, err := member.ProjectPermissions(ctx, u, "P"); !errs.Is(err, errs.Internal) {
+				t.Fatalf("cached %v: the member: %v, want an internal error", cached, err)
+			}
+		}
+	}
+}
