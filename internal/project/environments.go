@@ -158,6 +158,7 @@ func (s *Service) EnvironmentBySlug(ctx context.Context, actor authz.Actor, proj
 
 // UpdateEnvironment renames, re-slugs or moves an environment.
 func (s *Service) UpdateEnvironment(ctx context.Context, actor authz.Actor, projectID, envID string, c EnvironmentChange) (Environment, error) {
+	ctx, seen, serr := BeginMove(ctx, s.store, projectID)
 	p, perms, err := s.load(ctx, actor, projectID, authz.ActEdit, authz.SubEnvironments)
 	if err != nil {
 		return Environment{}, err
@@ -177,6 +178,10 @@ func (s *Service) UpdateEnvironment(ctx context.Context, actor authz.Actor, proj
 		if err := s.rotationsGuard(ctx, p.ID, old.Slug, "", "change this environment's slug"); err != nil {
 			return Environment{}, err
 		}
+		if serr != nil {
+			return Environment{}, serr
+		}
+		ctx = WithMoveGuard(ctx, MoveGuard{ProjectID: p.ID, Seen: seen})
 		root, err := s.store.FolderByPath(ctx, old.ID, "/")
 		if err != nil {
 			return Environment{}, err

@@ -10,6 +10,7 @@ import (
 
 	"github.com/lockbox-dev/lockbox/internal/audit"
 	"github.com/lockbox-dev/lockbox/internal/authz"
+	"github.com/lockbox-dev/lockbox/internal/cache"
 	"github.com/lockbox-dev/lockbox/internal/errs"
 	"github.com/lockbox-dev/lockbox/internal/lazyre"
 )
@@ -294,12 +295,17 @@ func (s *Service) UpdateFolder(ctx context.Context, actor authz.Actor, ref Folde
 	if !ValidFolderName(newName) {
 		return Folder{}, invalidField("name", "Folder name must be 1 to 64 letters, digits, - or _")
 	}
+	ctx, seen, serr := BeginMove(ctx, s.store, ref.ProjectID)
 	p, env, f, perms, err := s.target(ctx, actor, ref, idOrName, authz.ActEdit)
 	if err != nil {
 		return Folder{}, err
 	}
 	old := f
 	if newName != f.Name {
+		if serr != nil {
+			return Folder{}, serr
+		}
+		ctx = WithMoveGuard(ctx, MoveGuard{ProjectID: p.ID, Seen: seen})
 		if err := s.rotationsGuard(ctx, p.ID, env.Slug, f.Path, "rename this folder"); err != nil {
 			return Folder{}, err
 		}
@@ -321,7 +327,7 @@ func (s *Service) UpdateFolder(ctx context.Context, actor authz.Actor, ref Folde
 	meta["oldFolderName"] = old.Name
 	ev := audit.New(actor, "update-folder", meta).InProject(p.ID, p.Name)
 	if err := s.store.UpdateFolder(ctx, f, ev); err != nil {
-		if errs.Is(err, errs.Conflict) {
+		if errs.Is(err, errs.Conflict) && !errors.Is(err, ErrMoved) {
 			return Folder{}, errs.BadRequest("Folder with name '%s' already exists in '%s'", newName, parentPath(f))
 		}
 		return Folder{}, err
@@ -472,4 +478,45 @@ func (s *Service) mayDelete(ctx context.Context, perms authz.Set, f Folder) erro
 		return err
 	}
 	return MayDelete(perms, held)
+}
+
+// MoveGuard makes a move (a rename of a folder, an environment's slug or a
+// tag, a secret renamed or retagged) conditional: it is written only if the
+// project's count of moves is still Seen, the count read before the move's
+// permission check read anything it checks. Two moves checked at the same
+// time (each allowed alone, together revealing a secret: a path denial
+// lifted by one, a tag denial by the other) cannot both commit: the second
+// is a 409, to retry.
+type MoveGuard struct {
+	ProjectID string
+	Seen      int64
+}
+
+type moveGuardKey struct{}
+
+// ErrMoved is wrapped by the 409 of a move that another committed before.
+var ErrMoved = errors.New("another move in the project committed first")
+
+// WithMoveGuard returns ctx carrying g, for the store's write of the move;
+// a zero g takes a guard off.
+func WithMoveGuard(ctx context.Context, g MoveGuard) context.Context {
+	return context.WithValue(ctx, moveGuardKey{}, g)
+}
+
+// MoveGuardOf returns the guard ctx carries, if any.
+func MoveGuardOf(ctx context.Context) (MoveGuard, bool) {
+	g, ok := ctx.Value(moveGuardKey{}).(MoveGuard)
+	return g, ok && g.ProjectID != ""
+}
+
+// BeginMove starts a move in a project: it returns a context whose reads go
+// to the database (not to caches that may hold what the request saw before
+// the count) and the project's count of moves, read before anything the
+// move is checked against. Give the count to WithMoveGuard for the write.
+func BeginMove(ctx context.Context, s interface {
+	ProjectMoves(ctx context.Context, projectID string) (int64, error)
+}, projectID string) (context.Context, int64, error) {
+	ctx = cache.Unsynced(ctx)
+	n, err := s.ProjectMoves(ctx, projectID)
+	return ctx, n, err
 }

@@ -53,6 +53,8 @@ type Store interface {
 	// RotationsUnder counts the secret rotations writing to env at path or
 	// below it (path "" = anywhere in env).
 	RotationsUnder(ctx context.Context, projectID, env, path string) (int, error)
+	// ProjectMoves returns a project's count of committed moves (MoveGuard).
+	ProjectMoves(ctx context.Context, projectID string) (int64, error)
 }
 
 // Service manages projects, environments and folders.

@@ -123,15 +123,24 @@ func (s *Service) Rollback(ctx context.Context, actor authz.Actor, id string, v 
 	var out Secret
 	err := retryStale(ctx, func() (err error) {
 		out, err = s.rollback(ctx, actor, id, v)
-		return err
+		return movedIsStale(err)
 	})
 	return out, err
 }
 
-// rollback is one try of Rollback against the secret as it is now.
+// rollback is one try of Rollback against the secret as it is now. A
+// rollback to another name is a move (project.MoveGuard): the project's
+// count is read, then the secret again, from the database.
 func (s *Service) rollback(ctx context.Context, actor authz.Actor, id string, v int) (Secret, error) {
 	sl, f, env, perms, err := s.byID(ctx, actor, id)
 	if err != nil {
+		return Secret{}, err
+	}
+	ctx, seen, err := project.BeginMove(ctx, s.tags, sl.ProjectID)
+	if err != nil {
+		return Secret{}, err
+	}
+	if sl, f, env, perms, err = s.byID(ctx, actor, id); err != nil {
 		return Secret{}, err
 	}
 	if err := perms.Check(authz.ActCreate, authz.SubSecretRollback, nil); err != nil {
@@ -178,6 +187,9 @@ func (s *Service) rollback(ctx context.Context, actor authz.Actor, id string, v 
 	sec.Metadata, sec.Reminder = prev.Metadata, prev.Reminder
 	if err := noReveal(perms, before, sec); err != nil {
 		return Secret{}, err
+	}
+	if sec.Key != before.Key {
+		ctx = project.WithMoveGuard(ctx, project.MoveGuard{ProjectID: sl.ProjectID, Seen: seen})
 	}
 	sec.Version++
 	sec.UpdatedAt = s.now().UTC().Truncate(time.Microsecond)

@@ -563,10 +563,34 @@ func (s *Service) Update(ctx context.Context, actor authz.Actor, sc Scope, key s
 	}
 	var out Secret
 	err = retryStale(ctx, func() (err error) {
+		ctx, f, env, perms := ctx, f, env, perms
+		if c.NewKey != nil || c.TagIDs != nil {
+			// A rename or a retag may be a move (project.MoveGuard): the
+			// project's count is read first, then the folder and the secret
+			// again, from the database.
+			var seen int64
+			sc := sc
+			if ctx, seen, err = project.BeginMove(ctx, s.tags, sc.ProjectID); err != nil {
+				return err
+			}
+			if f, env, perms, err = s.folder(ctx, actor, &sc); err != nil {
+				return err
+			}
+			ctx = project.WithMoveGuard(ctx, project.MoveGuard{ProjectID: sc.ProjectID, Seen: seen})
+		}
 		out, err = s.update(ctx, actor, perms, f, env, key, typ, user, c)
-		return err
+		return movedIsStale(err)
 	})
 	return out, err
+}
+
+// movedIsStale makes a move that another move beat (project.ErrMoved) a
+// stale write, which retryStale tries again on what is there now.
+func movedIsStale(err error) error {
+	if errors.Is(err, project.ErrMoved) {
+		return &errs.Error{Kind: errs.Conflict, Message: "The secret was moved concurrently; retry", Err: ErrStale}
+	}
+	return err
 }
 
 // update is one try of Update against the secret as it is now.
@@ -642,6 +666,9 @@ func (s *Service) update(ctx context.Context, actor authz.Actor, perms authz.Set
 	if err := noReveal(perms, before, sec); err != nil {
 		return Secret{}, err
 	}
+	if !renamed && slices.Equal(slices.Sorted(slices.Values(tagSlugs(before.Tags))), slices.Sorted(slices.Values(tagSlugs(sec.Tags)))) {
+		ctx = project.WithMoveGuard(ctx, project.MoveGuard{}) // not a move: no need to wait for one
+	}
 	sec.Version++
 	sec.UpdatedAt = s.now().UTC().Truncate(time.Microsecond)
 	nsl, err := s.seal(ctx, sec)
@@ -652,7 +679,7 @@ func (s *Service) update(ctx context.Context, actor authz.Actor, perms authz.Set
 		nsl.TagIDs = tagIDs(newTags)
 	}
 	err = s.store.UpdateSecret(ctx, nsl, string(actor.Kind), actor.ID, event(actor, "update-secret", sec))
-	if renamed && errs.Is(err, errs.Conflict) && !errors.Is(err, ErrStale) {
+	if renamed && errs.Is(err, errs.Conflict) && !errors.Is(err, ErrStale) && !errors.Is(err, project.ErrMoved) {
 		// The new name was taken between the check above and the write.
 		return Secret{}, renameTaken(sec.Key)
 	}

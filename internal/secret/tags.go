@@ -2,6 +2,7 @@ package secret
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strings"
 	"time"
@@ -41,6 +42,9 @@ type TagStore interface {
 	ProjectHasTags(ctx context.Context, projectID string) (bool, error)
 	// TaggedSecrets lists the secrets of a project that carry a tag.
 	TaggedSecrets(ctx context.Context, projectID, tagID string) ([]project.Held, error)
+	// ProjectMoves returns a project's count of committed moves
+	// (project.MoveGuard).
+	ProjectMoves(ctx context.Context, projectID string) (int64, error)
 }
 
 func (s *Service) tagPerms(ctx context.Context, actor authz.Actor, projectID, action string) error {
@@ -173,6 +177,7 @@ func (s *Service) Tag(ctx context.Context, actor authz.Actor, projectID, ref str
 
 // UpdateTag changes a tag's slug, name or color.
 func (s *Service) UpdateTag(ctx context.Context, actor authz.Actor, projectID, id string, c TagChange) (Tag, error) {
+	ctx, seen, serr := project.BeginMove(ctx, s.tags, projectID)
 	perms, err := s.tagSet(ctx, actor, projectID, authz.ActEdit)
 	if err != nil {
 		return Tag{}, err
@@ -189,6 +194,10 @@ func (s *Service) UpdateTag(ctx context.Context, actor authz.Actor, projectID, i
 		return Tag{}, err
 	}
 	if t.Slug != old.Slug {
+		if serr != nil {
+			return Tag{}, serr
+		}
+		ctx = project.WithMoveGuard(ctx, project.MoveGuard{ProjectID: projectID, Seen: seen})
 		if err := s.retagGuard(ctx, perms, old, t.Slug); err != nil {
 			return Tag{}, err
 		}
@@ -196,7 +205,7 @@ func (s *Service) UpdateTag(ctx context.Context, actor authz.Actor, projectID, i
 	t.UpdatedAt = s.now().UTC().Truncate(time.Microsecond)
 	ev := audit.New(actor, "update-tag", map[string]any{"tagId": t.ID, "slug": t.Slug}).InProject(projectID, "")
 	if err := s.tags.UpdateTag(ctx, t, ev); err != nil {
-		if errs.Is(err, errs.Conflict) {
+		if errs.Is(err, errs.Conflict) && !errors.Is(err, project.ErrMoved) {
 			return Tag{}, errs.BadRequest("A tag with the slug '%s' already exists", t.Slug)
 		}
 		return Tag{}, err
@@ -206,10 +215,15 @@ func (s *Service) UpdateTag(ctx context.Context, actor authz.Actor, projectID, i
 
 // DeleteTag removes a tag from the project and from its secrets.
 func (s *Service) DeleteTag(ctx context.Context, actor authz.Actor, projectID, id string) (Tag, error) {
+	ctx, seen, serr := project.BeginMove(ctx, s.tags, projectID)
 	perms, err := s.tagSet(ctx, actor, projectID, authz.ActDelete)
 	if err != nil {
 		return Tag{}, err
 	}
+	if serr != nil {
+		return Tag{}, serr
+	}
+	ctx = project.WithMoveGuard(ctx, project.MoveGuard{ProjectID: projectID, Seen: seen})
 	t, err := s.tags.TagByID(ctx, projectID, id)
 	if errs.Is(err, errs.NotFound) {
 		return Tag{}, tagNotFound("'" + truncate(id, 64) + "'")

@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"slices"
 	"testing"
@@ -10,6 +11,8 @@ import (
 
 	"github.com/lockbox-dev/lockbox/internal/audit"
 	"github.com/lockbox-dev/lockbox/internal/dynamic"
+	"github.com/lockbox-dev/lockbox/internal/project"
+	"github.com/lockbox-dev/lockbox/internal/secret"
 	"github.com/lockbox-dev/lockbox/internal/store"
 	"github.com/lockbox-dev/lockbox/internal/store/storetest"
 )
@@ -401,6 +404,47 @@ func TestDisabledManyQueuesTheCleanupsOfWhatItRevokes(t *testing.T) {
 			slices.Sort(of)
 			if want := slices.Sorted(slices.Values([]string{x1, x2})); !slices.Equal(of, want) {
 				t.Errorf("audit events of %v, want %v", of, want)
+			}
+		})
+	}
+}
+
+// TestMovesAreWrittenOnlyOnTheCountTheyRead: a guarded move (here a tag's
+// new slug) counts itself; another guarded on the same count is refused
+// with project.ErrMoved and changes nothing; one without a guard neither
+// counts nor waits.
+func TestMovesAreWrittenOnlyOnTheCountTheyRead(t *testing.T) {
+	for _, d := range storetest.Engines {
+		t.Run(string(d), func(t *testing.T) {
+			db := storetest.Open(t, d)
+			ctx := context.Background()
+			pid, _ := seedSecrets(t, db)
+			tag := secret.Tag{ID: store.NewID(), ProjectID: pid, Slug: "a", Name: "a", CreatedBy: "x", CreatedByActorType: "user",
+				CreatedAt: time.Now(), UpdatedAt: time.Now()}
+			if err := db.CreateTag(ctx, tag, audit.Event{Type: "create-tag"}); err != nil {
+				t.Fatal(err)
+			}
+			seen, err := db.ProjectMoves(ctx, pid)
+			if err != nil || seen != 0 {
+				t.Fatalf("moves of a new project: %d (%v)", seen, err)
+			}
+			guarded := project.WithMoveGuard(ctx, project.MoveGuard{ProjectID: pid, Seen: seen})
+			tag.Slug = "b"
+			if err := db.UpdateTag(guarded, tag, audit.Event{Type: "update-tag"}); err != nil {
+				t.Fatal(err)
+			}
+			tag.Slug = "c"
+			if err := db.UpdateTag(guarded, tag, audit.Event{Type: "update-tag"}); !errors.Is(err, project.ErrMoved) {
+				t.Fatalf("a second move on the same count: %v, want ErrMoved", err)
+			}
+			if got, _ := db.TagByID(ctx, pid, tag.ID); got.Slug != "b" {
+				t.Fatalf("slug %q after the refused move", got.Slug)
+			}
+			if err := db.UpdateTag(ctx, tag, audit.Event{Type: "update-tag"}); err != nil {
+				t.Fatal(err)
+			}
+			if n, _ := db.ProjectMoves(ctx, pid); n != 1 {
+				t.Fatalf("moves %d, want 1 (the unguarded write does not count)", n)
 			}
 		})
 	}

@@ -215,6 +215,9 @@ func (db *DB) EnvironmentByID(ctx context.Context, id string) (project.Environme
 // UpdateEnvironment writes an environment.
 func (db *DB) UpdateEnvironment(ctx context.Context, env project.Environment, ev audit.Event) error {
 	return db.Transact(ctx, func(tx *Tx) error {
+		if err := tx.guardMoves(ctx); err != nil {
+			return err
+		}
 		_, err := tx.exec(ctx, `UPDATE environments SET name = ?, slug = ?, position = ?, updated_at = ? WHERE id = ?`,
 			env.Name, env.Slug, env.Position, ts(env.UpdatedAt), env.ID)
 		if err != nil {
@@ -368,6 +371,9 @@ func (db *DB) CreateFolder(ctx context.Context, envID, parentPath string, f proj
 // UpdateFolder writes a folder's name, description and version.
 func (db *DB) UpdateFolder(ctx context.Context, f project.Folder, ev audit.Event) error {
 	return db.Transact(ctx, func(tx *Tx) error {
+		if err := tx.guardMoves(ctx); err != nil {
+			return err
+		}
 		_, err := tx.exec(ctx, `UPDATE folders SET name = ?, description = ?, version = ?, updated_at = ? WHERE id = ?`,
 			f.Name, f.Description, f.Version, ts(f.UpdatedAt), f.ID)
 		if err != nil {

@@ -172,6 +172,9 @@ func (db *DB) CreateSecrets(ctx context.Context, ss []secret.Sealed, actorType, 
 // rather than a lost update.
 func (db *DB) UpdateSecret(ctx context.Context, s secret.Sealed, actorType, actorID string, ev audit.Event) error {
 	return db.Transact(ctx, func(tx *Tx) error {
+		if err := tx.guardMoves(ctx); err != nil {
+			return err
+		}
 		res, err := tx.exec(ctx, `UPDATE secrets SET key = ?, version = ?, value = ?, comment = ?, skip_multiline_encoding = ?,
 			metadata = ?, reminder_note = ?, reminder_repeat_days = ?, reminder_recipients = ?, updated_at = ?
 			WHERE id = ? AND version = ?`, s.Key, s.Version, s.Value, s.Comment, s.SkipMultiline,

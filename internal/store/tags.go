@@ -62,6 +62,9 @@ func (db *DB) TagBySlug(ctx context.Context, projectID, slug string) (secret.Tag
 // UpdateTag writes a tag.
 func (db *DB) UpdateTag(ctx context.Context, t secret.Tag, ev audit.Event) error {
 	return db.Transact(ctx, func(tx *Tx) error {
+		if err := tx.guardMoves(ctx); err != nil {
+			return err
+		}
 		if _, err := tx.exec(ctx, `UPDATE secret_tags SET slug = ?, name = ?, color = ?, updated_at = ? WHERE id = ?`,
 			t.Slug, t.Name, t.Color, ts(t.UpdatedAt), t.ID); err != nil {
 			return dbErr(err, "UpdateTag")
@@ -73,6 +76,9 @@ func (db *DB) UpdateTag(ctx context.Context, t secret.Tag, ev audit.Event) error
 // DeleteTag deletes a tag; its links to secrets cascade.
 func (db *DB) DeleteTag(ctx context.Context, t secret.Tag, ev audit.Event) error {
 	return db.Transact(ctx, func(tx *Tx) error {
+		if err := tx.guardMoves(ctx); err != nil {
+			return err
+		}
 		if _, err := tx.exec(ctx, `DELETE FROM secret_tags WHERE id = ?`, t.ID); err != nil {
 			return dbErr(err, "DeleteTag")
 		}
