@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/lockbox-dev/lockbox/internal/app/apptest"
@@ -74,6 +75,37 @@ func TestServiceTokenReachesNoFurtherThanItsCreator(t *testing.T) {
 		})
 		if r := token(writer, "/", "read"); r.Status != 403 {
 			t.Fatalf("a read token by a role that may only write secrets: %d %.300s", r.Status, r.Body)
+		}
+
+		// Roles that hold what a token gives make one, however their rules
+		// say it: read as the one action that covers values, environments
+		// as a list, a path as a glob above the scope, no rules on folders
+		// or imports.
+		e.Must(t, 200, "POST", "/api/v1/folders", e.Token, folder(p.ID, "dev", "/open", "sub"))
+		for name, c := range map[string]struct {
+			rules []map[string]any
+			path  string
+			perms []string
+		}{
+			"legacy-read": {[]map[string]any{{"subject": "secrets", "action": []string{"read", "create"}},
+				{"subject": "service-tokens", "action": []string{"create"}}}, "/", []string{"read"}},
+			"env-list": {[]map[string]any{{"subject": "secrets", "action": allSecretActions,
+				"conditions": map[string]any{"environment": map[string]any{"$in": []string{"dev", "staging"}}}},
+				{"subject": "service-tokens", "action": []string{"create"}}}, "/", []string{"read", "write"}},
+			"path-glob": {[]map[string]any{{"subject": "secrets", "action": allSecretActions,
+				"conditions": map[string]any{"secretPath": map[string]any{"$glob": "/open/**"}}},
+				{"subject": "service-tokens", "action": []string{"create"}}}, "/open/sub", []string{"read", "write"}},
+		} {
+			tok := customRole(t, e, p.ID, name, c.rules)
+			if r := token(tok, c.path, c.perms...); r.Status != 200 {
+				t.Errorf("%s: a %v token at %s: %d %.300s", name, c.perms, c.path, r.Status, r.Body)
+			}
+		}
+		pathGlob := customRole(t, e, p.ID, "path-glob-wider", []map[string]any{{"subject": "secrets", "action": allSecretActions,
+			"conditions": map[string]any{"secretPath": map[string]any{"$glob": "/open/**"}}},
+			{"subject": "service-tokens", "action": []string{"create"}}})
+		if r := token(pathGlob, "/", "read"); r.Status != 403 {
+			t.Fatalf("a token at / by a role held to /open/**: %d %.300s", r.Status, r.Body)
 		}
 
 		_, member := projectMember(t, e, p.ID, "plain-member", "member")
@@ -196,5 +228,70 @@ func TestRenamesAndDeletesKeepDenials(t *testing.T) {
 		e.Must(t, 200, "PATCH", "/api/v1/projects/"+p.ID+"/tags/"+plain, noTag, map[string]any{"slug": "plainer"})
 		e.Must(t, 200, "DELETE", "/api/v1/projects/"+p.ID+"/tags/"+plain, noTag, nil)
 		e.Must(t, 200, "PATCH", "/api/v1/projects/"+p.ID+"/tags/"+sensitive, e.Token, map[string]any{"slug": "renamed-by-admin"})
+	})
+}
+
+// TestConcurrentMovesCannotTogetherLiftDenials: a role denied a secret twice
+// over (its environment and its folder) may lift either denial alone, not
+// both: one after the other, the second move is refused. Sent side by side,
+// each move is checked before the other lands, so without a guard both
+// pass and the secret is read. A move is written only if no other move in
+// the project committed since its check began (project.MoveGuard): of two
+// moves side by side at most one succeeds, the other is refused or 409.
+func TestConcurrentMovesCannotTogetherLiftDenials(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, d store.Dialect) {
+		e := apptest.Bootstrapped(t, d)
+		p := createProject(t, e, e.Token, map[string]any{"projectName": "race"})
+		var f struct{ Folder struct{ ID string } }
+		e.Must(t, 200, "POST", "/api/v1/folders", e.Token, folder(p.ID, "prod", "/", "restricted")).Decode(t, &f)
+		putSecret(t, e, e.Token, p.ID, "prod", "/restricted", "DB", movedValue)
+		envID := map[string]string{}
+		for _, env := range p.Environments {
+			envID[env.Slug] = env.ID
+		}
+		manage := []string{"read", "create", "edit", "delete"}
+		role := customRole(t, e, p.ID, "two-denials", []map[string]any{
+			{"subject": "secrets", "action": allSecretActions},
+			{"subject": "secret-folders", "action": manage},
+			{"subject": "environments", "action": manage},
+			{"subject": "secrets", "action": allSecretActions, "inverted": true, "conditions": map[string]any{"environment": "prod"}},
+			{"subject": "secrets", "action": allSecretActions, "inverted": true, "conditions": map[string]any{"secretPath": map[string]any{"$glob": "/restricted/**"}}},
+		})
+		reslug := func(slug string) apptest.Response {
+			return e.Do(t, "PATCH", "/api/v1/projects/"+p.ID+"/environments/"+envID["prod"], role, map[string]any{"slug": slug})
+		}
+		rename := func(name string) apptest.Response {
+			return e.Do(t, "PATCH", "/api/v1/folders/"+f.Folder.ID, role, map[string]any{"workspaceId": p.ID, "environment": "prod", "path": "/", "name": name})
+		}
+		if r := reslug("prodx"); r.Status != 200 {
+			t.Fatalf("re-slugging alone: %d %s", r.Status, r.Body)
+		}
+		if r := e.Do(t, "PATCH", "/api/v1/folders/"+f.Folder.ID, role, map[string]any{"workspaceId": p.ID, "environment": "prodx",
+			"path": "/", "name": "open"}); r.Status != 403 {
+			t.Fatalf("the second move, after the first: %d %s", r.Status, r.Body)
+		}
+		e.Must(t, 200, "PATCH", "/api/v1/projects/"+p.ID+"/environments/"+envID["prod"], role, map[string]any{"slug": "prod"})
+		for i := range 60 {
+			var wg sync.WaitGroup
+			var a, b apptest.Response
+			wg.Go(func() { a = reslug("prodx") })
+			wg.Go(func() { b = rename("open") })
+			wg.Wait()
+			if a.Status == 200 && b.Status == 200 {
+				r := e.Do(t, "GET", "/api/v3/secrets/raw/DB?"+secretQ(p.ID, "prodx", "/open"), role, nil)
+				t.Fatalf("try %d: both moves passed; the secret read %d, value shown %v", i, r.Status, leaks(r))
+			}
+			for _, r := range []apptest.Response{a, b} {
+				if r.Status != 200 && r.Status != 403 && r.Status != 404 && r.Status != 409 {
+					t.Fatalf("try %d: a move answered %d %s", i, r.Status, r.Body)
+				}
+			}
+			if a.Status == 200 {
+				e.Must(t, 200, "PATCH", "/api/v1/projects/"+p.ID+"/environments/"+envID["prod"], e.Token, map[string]any{"slug": "prod"})
+			}
+			if b.Status == 200 {
+				e.Must(t, 200, "PATCH", "/api/v1/folders/"+f.Folder.ID, e.Token, map[string]any{"workspaceId": p.ID, "environment": "prod", "path": "/", "name": "restricted"})
+			}
+		}
 	})
 }

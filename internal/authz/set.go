@@ -595,6 +595,78 @@ func (s Set) Covers(other Set) bool {
 	return true
 }
 
+// AllowsThroughout reports whether s allows one of actions on every object
+// of subject that where admits (a service token's reach: an environment,
+// $eq, and a path pattern, $glob). Some rule must grant one of actions
+// wherever where holds (holdsWherever), and no rule that denies one of
+// denied may apply to an object where admits (each must be disjoint from
+// it), whatever the order of the rules. It is conservative: it may answer
+// false where s does allow it, never true where it does not.
+func (s Set) AllowsThroughout(subject Subject, actions, denied []Action, where Conditions) bool {
+	granted := false
+	for _, r := range s.rules {
+		if r.Subject != subject {
+			continue
+		}
+		if r.Inverted {
+			if slices.ContainsFunc(r.Actions, func(a string) bool { return slices.Contains(denied, a) }) && !disjoint(r.Conditions, where) {
+				return false
+			}
+			continue
+		}
+		if slices.ContainsFunc(r.Actions, func(a string) bool { return slices.Contains(actions, a) }) && holdsWherever(r.Conditions, where) {
+			granted = true
+		}
+	}
+	return granted
+}
+
+// holdsWherever reports whether conditions c hold for every object that
+// conditions where admit: each field c names is one where fixes (by one
+// $eq or $glob), and every value where admits meets each of c's operators.
+func holdsWherever(c, where Conditions) bool {
+	for k, cc := range c {
+		w, ok := where[k]
+		if !ok || len(w) != 1 {
+			return false
+		}
+		for _, o := range cc {
+			switch w[0].Op {
+			case "$eq":
+				if !o.match(w[0].Value) {
+					return false
+				}
+			case "$glob":
+				if o.Op != "$glob" || !globWithin(w[0].Value, o.Value) {
+					return false
+				}
+			default:
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// globWithin reports whether outer matches every path inner matches: they
+// are the same, or outer is a fixed path followed by "/**" (that folder
+// and everything below it) and inner's fixed beginning is that path and a
+// "/".
+func globWithin(inner, outer string) bool {
+	if inner == outer {
+		return true
+	}
+	base, ok := strings.CutSuffix(outer, "/**")
+	if !ok || strings.ContainsAny(base, `*?[{\`) {
+		return false
+	}
+	stem := inner
+	if i := strings.IndexAny(inner, `*?[{\`); i >= 0 {
+		stem = inner[:i]
+	}
+	return strings.HasPrefix(stem, base+"/")
+}
+
 // disjoint reports whether no object meets both a and b: some field has a
 // condition in each that cannot hold with the other's. It is conservative:
 // false where that cannot be told from the operators alone.

@@ -290,6 +290,55 @@ func TestCovers(t *testing.T) {
 	}
 }
 
+// TestAllowsThroughout: what a service token's reach (an environment and a
+// path pattern) asks of its creator's rules.
+func TestAllowsThroughout(t *testing.T) {
+	set := func(js string) authz.Set {
+		r, err := authz.ParseRules([]byte(js))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return authz.NewSet(r)
+	}
+	reach := func(env, glob string) authz.Conditions {
+		r, err := authz.ServiceTokenRules([]authz.TokenScope{{Environment: env, SecretPath: glob}}, true, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r[0].Conditions
+	}
+	read := []authz.Action{authz.ActRead, authz.ActReadValue}
+	cases := []struct {
+		name  string
+		rules string
+		where authz.Conditions
+		want  bool
+	}{
+		{"unconditional", `[{"subject":"secrets","action":["read"]}]`, reach("dev", "/"), true},
+		{"readValue alone", `[{"subject":"secrets","action":["readValue"]}]`, reach("dev", "/"), true},
+		{"describe alone", `[{"subject":"secrets","action":["describeSecret"]}]`, reach("dev", "/"), false},
+		{"environment in a list", `[{"subject":"secrets","action":["read"],"conditions":{"environment":{"$in":["dev","prod"]}}}]`, reach("dev", "/"), true},
+		{"another environment", `[{"subject":"secrets","action":["read"],"conditions":{"environment":"prod"}}]`, reach("dev", "/"), false},
+		{"path glob above", `[{"subject":"secrets","action":["read"],"conditions":{"secretPath":{"$glob":"/app/**"}}}]`, reach("dev", "/app/x"), true},
+		{"path glob the same", `[{"subject":"secrets","action":["read"],"conditions":{"secretPath":{"$glob":"/app/**"}}}]`, reach("dev", "/app"), true},
+		{"path glob below", `[{"subject":"secrets","action":["read"],"conditions":{"secretPath":{"$glob":"/app/**"}}}]`, reach("dev", "/"), false},
+		{"path glob beside", `[{"subject":"secrets","action":["read"],"conditions":{"secretPath":{"$glob":"/app/**"}}}]`, reach("dev", "/apple"), false},
+		{"path glob one level", `[{"subject":"secrets","action":["read"],"conditions":{"secretPath":{"$glob":"/app/*"}}}]`, reach("dev", "/app/x"), false},
+		{"path equal", `[{"subject":"secrets","action":["read"],"conditions":{"secretPath":"/"}}]`, reach("dev", "/"), false},
+		{"a name condition", `[{"subject":"secrets","action":["read"],"conditions":{"secretName":"A"}}]`, reach("dev", "/"), false},
+		{"a denial below", `[{"subject":"secrets","action":["read"]},{"subject":"secrets","action":["read"],"inverted":true,"conditions":{"secretPath":{"$glob":"/x/**"}}}]`, reach("dev", "/"), false},
+		{"a denial beside", `[{"subject":"secrets","action":["read"]},{"subject":"secrets","action":["read"],"inverted":true,"conditions":{"secretPath":{"$glob":"/x/**"}}}]`, reach("dev", "/y"), true},
+		{"a denial of describing", `[{"subject":"secrets","action":["read"]},{"subject":"secrets","action":["describeSecret"],"inverted":true,"conditions":{"environment":"dev"}}]`, reach("dev", "/"), false},
+		{"a denial in another environment", `[{"subject":"secrets","action":["read"]},{"subject":"secrets","action":["read"],"inverted":true,"conditions":{"environment":"prod"}}]`, reach("dev", "/"), true},
+		{"a tag denial", `[{"subject":"secrets","action":["read"]},{"subject":"secrets","action":["readValue"],"inverted":true,"conditions":{"secretTags":{"$in":["x"]}}}]`, reach("dev", "/"), false},
+	}
+	for _, c := range cases {
+		if got := set(c.rules).AllowsThroughout(authz.SubSecrets, read, append(read, authz.ActDescribeSecret), c.where); got != c.want {
+			t.Errorf("%s: AllowsThroughout = %v", c.name, got)
+		}
+	}
+}
+
 // TestRuleJSONAlwaysHasInverted: Terraform's provider fills inverted only
 // when the key is present, so a rule without it never re-plans clean.
 func TestRuleJSONAlwaysHasInverted(t *testing.T) {

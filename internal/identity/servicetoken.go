@@ -187,10 +187,6 @@ func (s *ServiceTokens) Create(ctx context.Context, actor authz.Actor, req NewSe
 		return ServiceToken{}, "", invalidST("scopes", "scope secretPath is not a valid pattern")
 	}
 	grants, _ := authz.ServiceTokenRules(scopes, slices.Contains(perms, PermRead), slices.Contains(perms, PermWrite))
-	grants = slices.DeleteFunc(grants, func(r authz.Rule) bool { // what any member of the project sees
-		return r.Subject == authz.SubWorkspace || r.Subject == authz.SubEnvironments
-	})
-	wants := authz.NewSet(grants)
 	set, err := s.authz.ProjectPermissions(ctx, actor, req.ProjectID)
 	if err != nil {
 		return ServiceToken{}, "", err
@@ -210,10 +206,10 @@ func (s *ServiceTokens) Create(ctx context.Context, actor authz.Actor, req NewSe
 		}
 	}
 	// A token reaches its scopes' paths and every folder below them, with
-	// the rights its permissions give: its creator must hold all of them
-	// there (a role kept out of a subfolder, or from reading, cannot mint a
-	// token that reads it).
-	if !set.Covers(wants) {
+	// the rights its permissions give: its creator must hold them there (a
+	// role kept out of a subfolder, or from reading, cannot mint a token
+	// that reads it).
+	if !reaches(set, grants) {
 		return ServiceToken{}, "", errs.Forbiddenf("Failed to create the service token: it would allow more than you may do in its scopes").WithCode("PermissionBoundaryError")
 	}
 	now := s.now().UTC().Truncate(time.Microsecond)
@@ -231,7 +227,7 @@ func (s *ServiceTokens) Create(ctx context.Context, actor authz.Actor, req NewSe
 	// for good.
 	if until, temporary := set.Temporary(); temporary && (t.ExpiresAt == nil || t.ExpiresAt.After(until)) {
 		lasting := set.Lasting()
-		ok := lasting.Can(authz.ActCreate, authz.SubServiceTokens, nil) && lasting.Covers(wants)
+		ok := lasting.Can(authz.ActCreate, authz.SubServiceTokens, nil) && reaches(lasting, grants)
 		for _, sc := range scopes {
 			ok = ok && lasting.Can(authz.ActCreate, authz.SubSecrets, &authz.Fields{Environment: sc.Environment, SecretPath: sc.SecretPath})
 		}
@@ -249,6 +245,36 @@ func (s *ServiceTokens) Create(ctx context.Context, actor authz.Actor, req NewSe
 		return ServiceToken{}, "", err
 	}
 	return t, ServiceTokenPrefix + t.ID + "." + secret, nil
+}
+
+// reaches reports whether set lets its holder do on secrets, throughout
+// each rule's reach, what a token's rules (grants, ServiceTokenRules) allow
+// there: read them, values included (read or readValue, with no denial of
+// reading that could apply), and for a write token create, edit and delete
+// them. The token's rules on folders and imports are not asked of the
+// creator: they show no value (an imported secret is read under its own
+// path's rules).
+func reaches(set authz.Set, grants []authz.Rule) bool {
+	reading := []authz.Action{authz.ActRead, authz.ActReadValue}
+	for _, r := range grants {
+		if r.Subject != authz.SubSecrets {
+			continue
+		}
+		for _, a := range r.Actions {
+			switch a {
+			case authz.ActRead:
+				if !set.AllowsThroughout(authz.SubSecrets, reading, append(reading, authz.ActDescribeSecret), r.Conditions) {
+					return false
+				}
+			case authz.ActDescribeSecret, authz.ActReadValue: // with read
+			default:
+				if !set.AllowsThroughout(authz.SubSecrets, []authz.Action{a}, []authz.Action{a}, r.Conditions) {
+					return false
+				}
+			}
+		}
+	}
+	return true
 }
 
 func scopeMeta(scopes []authz.TokenScope) []map[string]any {
