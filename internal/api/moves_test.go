@@ -189,6 +189,17 @@ func TestRenamesAndDeletesKeepDenials(t *testing.T) {
 		refused("deleting the denied dynamic secret's folder", e.Do(t, "DELETE", "/api/v1/folders/"+dyn.Folder.ID, noDyn,
 			map[string]any{"workspaceId": p.ID, "environment": "dev", "path": "/"}))
 
+		// Subfolders: a role kept from managing the folders inside /nest
+		// cannot rename /nest to manage them.
+		var nest struct{ Folder struct{ ID string } }
+		e.Must(t, 200, "POST", "/api/v1/folders", e.Token, folder(p.ID, "dev", "/", "nest")).Decode(t, &nest)
+		e.Must(t, 200, "POST", "/api/v1/folders", e.Token, folder(p.ID, "dev", "/nest", "inner"))
+		noNest := customRole(t, e, p.ID, "no-nest", append(base[:len(base):len(base)],
+			map[string]any{"subject": "secret-folders", "action": manage, "inverted": true,
+				"conditions": map[string]any{"secretPath": map[string]any{"$glob": "/nest/**"}}}))
+		refused("renaming the folder whose subfolders are denied", e.Do(t, "PATCH", "/api/v1/folders/"+nest.Folder.ID, noNest,
+			map[string]any{"workspaceId": p.ID, "environment": "dev", "path": "/", "name": "nest-open"}))
+
 		// An environment.
 		putSecret(t, e, e.Token, p.ID, "prod", "/", "DB", movedValue)
 		putSecret(t, e, e.Token, p.ID, "staging", "/", "DB", "staging-value")

@@ -3,6 +3,7 @@ package project
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"time"
 
@@ -406,28 +407,34 @@ func (s *Service) rotationsGuard(ctx context.Context, projectID, env, path, what
 	return nil
 }
 
-// Held is a secret or a dynamic secret as permission checks see it: where
-// it is, its name (a secret's key) and, for a secret, its tags' slugs.
+// Held is what a folder holds as permission checks see it: a secret, a
+// dynamic secret, a folder or an import (Subject), where it is (for a
+// folder, the path of the folder that holds it, where its permissions are
+// checked), its name (a secret's key) and, for a secret, its tags' slugs.
 type Held struct {
 	ID        string
-	Dynamic   bool
+	Subject   authz.Subject
 	Env, Path string
 	Name      string
 	Tags      []string
 }
 
 func (h Held) subject() (authz.Subject, *authz.Fields) {
-	if h.Dynamic {
-		return authz.SubDynamicSecrets, &authz.Fields{Environment: h.Env, SecretPath: h.Path}
+	if h.Subject == authz.SubSecrets {
+		return authz.SubSecrets, &authz.Fields{Environment: h.Env, SecretPath: h.Path, SecretName: h.Name, SecretTags: h.Tags}
 	}
-	return authz.SubSecrets, &authz.Fields{Environment: h.Env, SecretPath: h.Path, SecretName: h.Name, SecretTags: h.Tags}
+	return h.Subject, &authz.Fields{Environment: h.Env, SecretPath: h.Path}
 }
+
+// movable are the subjects whose permissions a move of their folder, or
+// of its environment, can change: their conditions name both.
+var movable = []authz.Subject{authz.SubSecrets, authz.SubDynamicSecrets, authz.SubFolders, authz.SubImports}
 
 // MayMove refuses a change that moves what held lists (a rename of its
 // folder, environment or tag; moved gives the new place) if, once moved,
 // perms would allow an action on any of it that they refuse where it is
-// now: a role kept out of a folder, an environment or tagged secrets must
-// not rename its way in.
+// now: a role kept out of a folder, an environment or tagged secrets (or
+// their dynamic secrets, subfolders or imports) must not rename its way in.
 func MayMove(perms authz.Set, held []Held, moved func(Held) Held) error {
 	for _, h := range held {
 		sub, before := h.subject()
@@ -445,8 +452,11 @@ func MayDelete(perms authz.Set, held []Held) error {
 	for _, h := range held {
 		sub, f := h.subject()
 		action := authz.ActDelete
-		if h.Dynamic {
+		switch h.Subject {
+		case authz.SubDynamicSecrets:
 			action = authz.ActDeleteRootCredential
+		case authz.SubFolders, authz.SubImports:
+			continue // deleted with their folder, on the folder's permission
 		}
 		if !perms.Can(action, sub, f) {
 			return errs.Forbiddenf("This would delete secrets you may not delete").WithCode("PermissionDenied")
@@ -461,7 +471,7 @@ func MayDelete(perms authz.Set, held []Held) error {
 // secrets that names that field allows the same wherever it is moved: the
 // folder's contents are not read.
 func (s *Service) mayMove(ctx context.Context, perms authz.Set, f Folder, field string, moved func(Held) Held) error {
-	if !perms.UsesCondition(authz.SubSecrets, field) && !perms.UsesCondition(authz.SubDynamicSecrets, field) {
+	if !slices.ContainsFunc(movable, func(sub authz.Subject) bool { return perms.UsesCondition(sub, field) }) {
 		return nil
 	}
 	held, err := s.store.FolderContents(ctx, f)

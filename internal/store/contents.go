@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 
+	"github.com/lockbox-dev/lockbox/internal/authz"
 	"github.com/lockbox-dev/lockbox/internal/project"
 )
 
@@ -21,13 +22,18 @@ const qContentsRest = `
 `
 
 // FolderContents lists what the folder f and every folder below it hold:
-// each secret, with its tags, and each dynamic secret, with the
-// environment and path of its folder.
+// each secret (with its tags), dynamic secret and import, with the
+// environment and path of its folder, and each folder below f, with the
+// path of the folder that holds it.
 func (db *DB) FolderContents(ctx context.Context, f project.Folder) ([]project.Held, error) {
 	q := qContentsTree + `f.id = ?` + qContentsRest +
 		`SELECT 's', s.id, t.env, t.path, s.key FROM secrets s JOIN tree t ON t.id = s.folder_id
 	UNION ALL
-	SELECT 'd', d.id, t.env, t.path, d.name FROM dynamic_secrets d JOIN tree t ON t.id = d.folder_id`
+	SELECT 'd', d.id, t.env, t.path, d.name FROM dynamic_secrets d JOIN tree t ON t.id = d.folder_id
+	UNION ALL
+	SELECT 'f', f.id, t.env, t.path, f.name FROM folders f JOIN tree t ON f.parent_id = t.id
+	UNION ALL
+	SELECT 'i', i.id, t.env, t.path, '' FROM secret_imports i JOIN tree t ON t.id = i.folder_id`
 	return db.contents(ctx, "FolderContents", q, f.Path, f.ID)
 }
 
@@ -39,6 +45,9 @@ func (db *DB) TaggedSecrets(ctx context.Context, projectID, tagID string) ([]pro
 	WHERE s.id IN (SELECT secret_id FROM secret_tag_links WHERE tag_id = ?)`
 	return db.contents(ctx, "TaggedSecrets", q, "/", projectID, tagID)
 }
+
+// heldSubjects are the subjects of contents' kinds of rows.
+var heldSubjects = map[string]authz.Subject{"s": authz.SubSecrets, "d": authz.SubDynamicSecrets, "f": authz.SubFolders, "i": authz.SubImports}
 
 func (db *DB) contents(ctx context.Context, op, q string, args ...any) ([]project.Held, error) {
 	rows, err := db.readq(ctx, q, args...)
@@ -54,8 +63,8 @@ func (db *DB) contents(ctx context.Context, op, q string, args ...any) ([]projec
 			rows.Close()
 			return nil, dbErr(err, op)
 		}
-		h.Dynamic, h.ID = kind == "d", id
-		if !h.Dynamic {
+		h.Subject, h.ID = heldSubjects[kind], id
+		if h.Subject == authz.SubSecrets {
 			ids = append(ids, id)
 		}
 		out = append(out, h)
@@ -70,7 +79,7 @@ func (db *DB) contents(ctx context.Context, op, q string, args ...any) ([]projec
 	}
 	for i := range out {
 		for _, t := range tags[out[i].ID] {
-			if !out[i].Dynamic {
+			if out[i].Subject == authz.SubSecrets {
 				out[i].Tags = append(out[i].Tags, t.Slug)
 			}
 		}
