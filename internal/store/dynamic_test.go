@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -447,5 +448,33 @@ func TestMovesAreWrittenOnlyOnTheCountTheyRead(t *testing.T) {
 				t.Fatalf("moves %d, want 1 (the unguarded write does not count)", n)
 			}
 		})
+	}
+}
+
+// TestWritesAreReadCommitted: write transactions run at READ COMMITTED on
+// PostgreSQL whatever the database's default (here repeatable read), which
+// the claims, the guards that re-check a row under its lock and the
+// data-key insert behind a root-key rotation rely on.
+func TestWritesAreReadCommitted(t *testing.T) {
+	url := storetest.RequirePG(t)
+	admin, err := sql.Open("pgx", storetest.PGAdminURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	name := url[strings.LastIndex(url, "/")+1:]
+	if i := strings.Index(name, "?"); i >= 0 {
+		name = name[:i]
+	}
+	if _, err := admin.Exec(`ALTER DATABASE "` + name + `" SET default_transaction_isolation = 'repeatable read'`); err != nil {
+		t.Fatal(err)
+	}
+	db, err := store.Open(context.Background(), store.Options{URL: url, MaxConns: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if level, err := db.TxIsolationForTest(context.Background()); err != nil || level != "read committed" {
+		t.Fatalf("a write transaction runs at %q (%v)", level, err)
 	}
 }

@@ -216,3 +216,13 @@ func (db *DB) ExecRaw(ctx context.Context, q string) error {
 func (db *DB) InsertAuditsInTx(ctx context.Context, evs ...audit.Event) error {
 	return db.Transact(ctx, func(tx *Tx) error { return tx.insertAudits(ctx, evs...) })
 }
+
+// TxIsolationForTest returns the isolation level a write transaction runs
+// at (PostgreSQL).
+func (db *DB) TxIsolationForTest(ctx context.Context) (string, error) {
+	var level string
+	err := db.Transact(ctx, func(tx *Tx) error {
+		return tx.queryRow(ctx, `SHOW transaction_isolation`).Scan(&level)
+	})
+	return level, err
+}

@@ -366,7 +366,15 @@ func withRetries(ctx context.Context, once func() error) error {
 }
 
 func (db *DB) transactOnce(ctx context.Context, quiet bool, fn func(*Tx) error) (err error) {
-	sqlTx, err := db.write.BeginTx(ctx, nil)
+	var opts *sql.TxOptions
+	if db.dialect == Postgres {
+		// Whatever the server's default: the claims (SKIP LOCKED), the
+		// guards that re-check a row under its lock, the data-key insert
+		// that waits for a root-key rotation's lock and then sees it, all
+		// rely on each statement seeing what committed before it.
+		opts = &sql.TxOptions{Isolation: sql.LevelReadCommitted}
+	}
+	sqlTx, err := db.write.BeginTx(ctx, opts)
 	if err != nil {
 		return errs.Internalf(err, "begin transaction")
 	}
