@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -91,15 +92,33 @@ func TestServiceTokenReachesNoFurtherThanItsCreator(t *testing.T) {
 				{"subject": "service-tokens", "action": []string{"create"}}}, "/", []string{"read"}},
 			"env-list": {[]map[string]any{{"subject": "secrets", "action": allSecretActions,
 				"conditions": map[string]any{"environment": map[string]any{"$in": []string{"dev", "staging"}}}},
+				{"subject": "secret-folders", "action": []string{"read", "create", "edit", "delete"}},
+				{"subject": "secret-imports", "action": []string{"read", "create", "edit", "delete"}},
 				{"subject": "service-tokens", "action": []string{"create"}}}, "/", []string{"read", "write"}},
 			"path-glob": {[]map[string]any{{"subject": "secrets", "action": allSecretActions,
 				"conditions": map[string]any{"secretPath": map[string]any{"$glob": "/open/**"}}},
+				{"subject": "secret-folders", "action": []string{"create", "edit", "delete"},
+					"conditions": map[string]any{"secretPath": map[string]any{"$glob": "/open/**"}}},
+				{"subject": "secret-imports", "action": []string{"create", "edit", "delete"}},
 				{"subject": "service-tokens", "action": []string{"create"}}}, "/open/sub", []string{"read", "write"}},
 		} {
 			tok := customRole(t, e, p.ID, name, c.rules)
 			if r := token(tok, c.path, c.perms...); r.Status != 200 {
 				t.Errorf("%s: a %v token at %s: %d %.300s", name, c.perms, c.path, r.Status, r.Body)
 			}
+		}
+		// A write token renames and deletes folders and imports: a role
+		// that may not cannot make one (it can make a read token).
+		noFolderWrites := customRole(t, e, p.ID, "no-folder-writes", []map[string]any{
+			{"subject": "secrets", "action": allSecretActions},
+			{"subject": "secret-folders", "action": []string{"read"}},
+			{"subject": "secret-folders", "action": []string{"create", "edit", "delete"}, "inverted": true},
+			{"subject": "service-tokens", "action": []string{"create"}}})
+		if r := token(noFolderWrites, "/", "read", "write"); r.Status != 403 {
+			t.Fatalf("a write token by a role that may not change folders: %d %.300s", r.Status, r.Body)
+		}
+		if r := token(noFolderWrites, "/", "read"); r.Status != 200 {
+			t.Fatalf("a read token by a role that may not change folders: %d %.300s", r.Status, r.Body)
 		}
 		pathGlob := customRole(t, e, p.ID, "path-glob-wider", []map[string]any{{"subject": "secrets", "action": allSecretActions,
 			"conditions": map[string]any{"secretPath": map[string]any{"$glob": "/open/**"}}},
@@ -302,6 +321,51 @@ func TestConcurrentMovesCannotTogetherLiftDenials(t *testing.T) {
 			}
 			if b.Status == 200 {
 				e.Must(t, 200, "PATCH", "/api/v1/folders/"+f.Folder.ID, e.Token, map[string]any{"workspaceId": p.ID, "environment": "prod", "path": "/", "name": "restricted"})
+			}
+		}
+	})
+}
+
+// TestParallelMovesAllLand: moves that do not reveal anything, sent side by
+// side (as Terraform applies ten at a time), all land: a guarded move that
+// another beat is checked and tried again on the server, and one the
+// caller's rules cannot see (an admin deleting tags) is not guarded at all.
+func TestParallelMovesAllLand(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, d store.Dialect) {
+		e := apptest.Bootstrapped(t, d)
+		p := createProject(t, e, e.Token, map[string]any{"projectName": "parallel"})
+		const n = 8
+		var ids, tags []string
+		for i := range n {
+			var f struct{ Folder struct{ ID string } }
+			e.Must(t, 200, "POST", "/api/v1/folders", e.Token, folder(p.ID, "dev", "/", fmt.Sprintf("f%d", i))).Decode(t, &f)
+			ids = append(ids, f.Folder.ID)
+			var tag struct{ Tag struct{ ID string } }
+			e.Must(t, 200, "POST", "/api/v1/projects/"+p.ID+"/tags", e.Token, map[string]any{"slug": fmt.Sprintf("t%d", i)}).Decode(t, &tag)
+			tags = append(tags, tag.Tag.ID)
+		}
+		// Path rules make this role's renames checked and guarded.
+		pathRole := customRole(t, e, p.ID, "path-bound", []map[string]any{
+			{"subject": "secrets", "action": allSecretActions},
+			{"subject": "secret-folders", "action": []string{"read", "create", "edit", "delete"}},
+			{"subject": "secrets", "action": allSecretActions, "inverted": true,
+				"conditions": map[string]any{"secretPath": map[string]any{"$glob": "/elsewhere/**"}}},
+		})
+		status := make([]int, 2*n)
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Go(func() {
+				status[i] = e.Do(t, "PATCH", "/api/v1/folders/"+ids[i], pathRole, map[string]any{"workspaceId": p.ID, "environment": "dev",
+					"path": "/", "name": fmt.Sprintf("g%d", i)}).Status
+			})
+			wg.Go(func() {
+				status[n+i] = e.Do(t, "DELETE", "/api/v1/projects/"+p.ID+"/tags/"+tags[i], e.Token, nil).Status
+			})
+		}
+		wg.Wait()
+		for i, s := range status {
+			if s != 200 {
+				t.Errorf("move %d of %d side by side: %d", i, 2*n, s)
 			}
 		}
 	})

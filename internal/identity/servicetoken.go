@@ -247,28 +247,25 @@ func (s *ServiceTokens) Create(ctx context.Context, actor authz.Actor, req NewSe
 	return t, ServiceTokenPrefix + t.ID + "." + secret, nil
 }
 
-// reaches reports whether set lets its holder do on secrets, throughout
-// each rule's reach, what a token's rules (grants, ServiceTokenRules) allow
-// there: read them, values included (read or readValue, with no denial of
-// reading that could apply), and for a write token create, edit and delete
-// them. The token's rules on folders and imports are not asked of the
-// creator: they show no value (an imported secret is read under its own
-// path's rules).
+// reaches reports whether set lets its holder do, throughout each rule's
+// reach, what a token's rules (grants, ServiceTokenRules) allow there: read
+// secrets, values included (read or readValue, with no denial of reading
+// that could apply), and for a write token create, edit and delete
+// secrets, folders and imports. Reading folders and imports (names and
+// where imports point, no value: an imported secret is read under its own
+// path's rules) is not asked of the creator, so roles written before those
+// subjects existed still make read tokens.
 func reaches(set authz.Set, grants []authz.Rule) bool {
 	reading := []authz.Action{authz.ActRead, authz.ActReadValue}
 	for _, r := range grants {
-		if r.Subject != authz.SubSecrets {
-			continue
-		}
 		for _, a := range r.Actions {
-			switch a {
-			case authz.ActRead:
+			switch {
+			case r.Subject == authz.SubSecrets && a == authz.ActRead:
 				if !set.AllowsThroughout(authz.SubSecrets, reading, append(reading, authz.ActDescribeSecret), r.Conditions) {
 					return false
 				}
-			case authz.ActDescribeSecret, authz.ActReadValue: // with read
-			default:
-				if !set.AllowsThroughout(authz.SubSecrets, []authz.Action{a}, []authz.Action{a}, r.Conditions) {
+			case a == authz.ActCreate || a == authz.ActEdit || a == authz.ActDelete:
+				if !set.AllowsThroughout(r.Subject, []authz.Action{a}, []authz.Action{a}, r.Conditions) {
 					return false
 				}
 			}

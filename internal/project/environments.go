@@ -158,6 +158,16 @@ func (s *Service) EnvironmentBySlug(ctx context.Context, actor authz.Actor, proj
 
 // UpdateEnvironment renames, re-slugs or moves an environment.
 func (s *Service) UpdateEnvironment(ctx context.Context, actor authz.Actor, projectID, envID string, c EnvironmentChange) (Environment, error) {
+	var out Environment
+	err := RetryMoves(ctx, func() (err error) {
+		out, err = s.updateEnvironment(ctx, actor, projectID, envID, c)
+		return err
+	})
+	return out, err
+}
+
+// updateEnvironment is one try of UpdateEnvironment.
+func (s *Service) updateEnvironment(ctx context.Context, actor authz.Actor, projectID, envID string, c EnvironmentChange) (Environment, error) {
 	ctx, seen, serr := BeginMove(ctx, s.store, projectID)
 	p, perms, err := s.load(ctx, actor, projectID, authz.ActEdit, authz.SubEnvironments)
 	if err != nil {
@@ -178,15 +188,11 @@ func (s *Service) UpdateEnvironment(ctx context.Context, actor authz.Actor, proj
 		if err := s.rotationsGuard(ctx, p.ID, old.Slug, "", "change this environment's slug"); err != nil {
 			return Environment{}, err
 		}
-		if serr != nil {
-			return Environment{}, serr
-		}
-		ctx = WithMoveGuard(ctx, MoveGuard{ProjectID: p.ID, Seen: seen})
 		root, err := s.store.FolderByPath(ctx, old.ID, "/")
 		if err != nil {
 			return Environment{}, err
 		}
-		if err := s.mayMove(ctx, perms, root, "environment", func(h Held) Held {
+		if ctx, err = s.checkMove(ctx, perms, MoveGuard{p.ID, seen}, serr, root, "environment", func(h Held) Held {
 			h.Env = env.Slug
 			return h
 		}); err != nil {

@@ -3,6 +3,7 @@ package project
 import (
 	"context"
 	"errors"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"time"
@@ -296,6 +297,16 @@ func (s *Service) UpdateFolder(ctx context.Context, actor authz.Actor, ref Folde
 	if !ValidFolderName(newName) {
 		return Folder{}, invalidField("name", "Folder name must be 1 to 64 letters, digits, - or _")
 	}
+	var out Folder
+	err := RetryMoves(ctx, func() (err error) {
+		out, err = s.updateFolder(ctx, actor, ref, idOrName, newName, description)
+		return err
+	})
+	return out, err
+}
+
+// updateFolder is one try of UpdateFolder.
+func (s *Service) updateFolder(ctx context.Context, actor authz.Actor, ref FolderRef, idOrName, newName, description string) (Folder, error) {
 	ctx, seen, serr := BeginMove(ctx, s.store, ref.ProjectID)
 	p, env, f, perms, err := s.target(ctx, actor, ref, idOrName, authz.ActEdit)
 	if err != nil {
@@ -303,15 +314,11 @@ func (s *Service) UpdateFolder(ctx context.Context, actor authz.Actor, ref Folde
 	}
 	old := f
 	if newName != f.Name {
-		if serr != nil {
-			return Folder{}, serr
-		}
-		ctx = WithMoveGuard(ctx, MoveGuard{ProjectID: p.ID, Seen: seen})
 		if err := s.rotationsGuard(ctx, p.ID, env.Slug, f.Path, "rename this folder"); err != nil {
 			return Folder{}, err
 		}
 		newPath := JoinPath(parentPath(old), newName)
-		if err := s.mayMove(ctx, perms, f, "secretPath", func(h Held) Held {
+		if ctx, err = s.checkMove(ctx, perms, MoveGuard{p.ID, seen}, serr, f, "secretPath", func(h Held) Held {
 			h.Path = newPath + strings.TrimPrefix(h.Path, old.Path)
 			return h
 		}); err != nil {
@@ -465,20 +472,47 @@ func MayDelete(perms authz.Set, held []Held) error {
 	return nil
 }
 
-// mayMove is MayMove for what folder f and the folders below it hold, when
-// a change moves it (to where moved says) by changing its condition field
-// (secretPath or environment). A set with no rule on secrets or dynamic
-// secrets that names that field allows the same wherever it is moved: the
-// folder's contents are not read.
-func (s *Service) mayMove(ctx context.Context, perms authz.Set, f Folder, field string, moved func(Held) Held) error {
+// checkMove is MayMove for what folder f and the folders below it hold,
+// when a change moves it (to where moved says) by changing its condition
+// field (secretPath or environment); it returns ctx with guard (read by
+// BeginMove, failed if serr), for the move's write. A set with no rule on
+// what a folder holds that names that field allows the same wherever it is
+// moved: the contents are not read, and the move is not guarded (it cannot
+// widen this caller's access, alone or beside another of its moves).
+func (s *Service) checkMove(ctx context.Context, perms authz.Set, guard MoveGuard, serr error, f Folder, field string, moved func(Held) Held) (context.Context, error) {
 	if !slices.ContainsFunc(movable, func(sub authz.Subject) bool { return perms.UsesCondition(sub, field) }) {
-		return nil
+		return ctx, nil
+	}
+	if serr != nil {
+		return ctx, serr
 	}
 	held, err := s.store.FolderContents(ctx, f)
 	if err != nil {
-		return err
+		return ctx, err
 	}
-	return MayMove(perms, held, moved)
+	return WithMoveGuard(ctx, guard), MayMove(perms, held, moved)
+}
+
+// RetryMoves runs move until it fails for another reason than ErrMoved (a
+// move of the project committed between its check and its write), or
+// succeeds, or has tried 20 times (then its 409 is returned). Each try
+// reads what it checks again.
+func RetryMoves(ctx context.Context, move func() error) error {
+	wait := time.Millisecond
+	for try := 1; ; try++ {
+		err := move()
+		if !errors.Is(err, ErrMoved) || try == 20 {
+			return err
+		}
+		t := time.NewTimer(rand.N(wait) + time.Microsecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+		wait = min(2*wait, 32*time.Millisecond)
+	}
 }
 
 // mayDelete is MayDelete for what folder f and the folders below it hold.

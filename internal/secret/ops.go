@@ -564,10 +564,13 @@ func (s *Service) Update(ctx context.Context, actor authz.Actor, sc Scope, key s
 	var out Secret
 	err = retryStale(ctx, func() (err error) {
 		ctx, f, env, perms := ctx, f, env, perms
-		if c.NewKey != nil || c.TagIDs != nil {
-			// A rename or a retag may be a move (project.MoveGuard): the
-			// project's count is read first, then the folder and the secret
-			// again, from the database.
+		if c.NewKey != nil && perms.UsesCondition(authz.SubSecrets, "secretName") ||
+			c.TagIDs != nil && perms.UsesCondition(authz.SubSecrets, "secretTags") {
+			// A rename or a retag that the caller's rules could see is a
+			// move (project.MoveGuard): the project's count is read first,
+			// then the folder and the secret again, from the database. One
+			// they cannot see cannot widen their access, and is not
+			// guarded.
 			var seen int64
 			sc := sc
 			if ctx, seen, err = project.BeginMove(ctx, s.tags, sc.ProjectID); err != nil {

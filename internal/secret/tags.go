@@ -68,17 +68,22 @@ func (s *Service) tagSet(ctx context.Context, actor authz.Actor, projectID, acti
 // retagGuard refuses a change of tag t's slug (to slug; "" removes the tag
 // from its secrets) after which perms would allow more on one of the secrets
 // that carry it than they do now: a role that hides tagged values must not
-// rename or delete the tag to read them. A set with no rule on secrets that
-// names tags allows the same whatever their tags: no secret is read.
-func (s *Service) retagGuard(ctx context.Context, perms authz.Set, t Tag, slug string) error {
+// rename or delete the tag to read them. It returns ctx with guard (read by
+// BeginMove, failed if serr) for the change's write. A set with no rule on
+// secrets that names tags allows the same whatever their tags: no secret is
+// read and the change is not guarded.
+func (s *Service) retagGuard(ctx context.Context, perms authz.Set, guard project.MoveGuard, serr error, t Tag, slug string) (context.Context, error) {
 	if !perms.UsesCondition(authz.SubSecrets, "secretTags") {
-		return nil
+		return ctx, nil
+	}
+	if serr != nil {
+		return ctx, serr
 	}
 	held, err := s.tags.TaggedSecrets(ctx, t.ProjectID, t.ID)
 	if err != nil {
-		return err
+		return ctx, err
 	}
-	return project.MayMove(perms, held, func(h project.Held) project.Held {
+	return project.WithMoveGuard(ctx, guard), project.MayMove(perms, held, func(h project.Held) project.Held {
 		tags := slices.DeleteFunc(slices.Clone(h.Tags), func(x string) bool { return x == t.Slug })
 		if slug != "" {
 			tags = append(tags, slug)
@@ -177,6 +182,16 @@ func (s *Service) Tag(ctx context.Context, actor authz.Actor, projectID, ref str
 
 // UpdateTag changes a tag's slug, name or color.
 func (s *Service) UpdateTag(ctx context.Context, actor authz.Actor, projectID, id string, c TagChange) (Tag, error) {
+	var out Tag
+	err := project.RetryMoves(ctx, func() (err error) {
+		out, err = s.updateTag(ctx, actor, projectID, id, c)
+		return err
+	})
+	return out, err
+}
+
+// updateTag is one try of UpdateTag.
+func (s *Service) updateTag(ctx context.Context, actor authz.Actor, projectID, id string, c TagChange) (Tag, error) {
 	ctx, seen, serr := project.BeginMove(ctx, s.tags, projectID)
 	perms, err := s.tagSet(ctx, actor, projectID, authz.ActEdit)
 	if err != nil {
@@ -194,11 +209,7 @@ func (s *Service) UpdateTag(ctx context.Context, actor authz.Actor, projectID, i
 		return Tag{}, err
 	}
 	if t.Slug != old.Slug {
-		if serr != nil {
-			return Tag{}, serr
-		}
-		ctx = project.WithMoveGuard(ctx, project.MoveGuard{ProjectID: projectID, Seen: seen})
-		if err := s.retagGuard(ctx, perms, old, t.Slug); err != nil {
+		if ctx, err = s.retagGuard(ctx, perms, project.MoveGuard{ProjectID: projectID, Seen: seen}, serr, old, t.Slug); err != nil {
 			return Tag{}, err
 		}
 	}
@@ -215,15 +226,21 @@ func (s *Service) UpdateTag(ctx context.Context, actor authz.Actor, projectID, i
 
 // DeleteTag removes a tag from the project and from its secrets.
 func (s *Service) DeleteTag(ctx context.Context, actor authz.Actor, projectID, id string) (Tag, error) {
+	var out Tag
+	err := project.RetryMoves(ctx, func() (err error) {
+		out, err = s.deleteTag(ctx, actor, projectID, id)
+		return err
+	})
+	return out, err
+}
+
+// deleteTag is one try of DeleteTag.
+func (s *Service) deleteTag(ctx context.Context, actor authz.Actor, projectID, id string) (Tag, error) {
 	ctx, seen, serr := project.BeginMove(ctx, s.tags, projectID)
 	perms, err := s.tagSet(ctx, actor, projectID, authz.ActDelete)
 	if err != nil {
 		return Tag{}, err
 	}
-	if serr != nil {
-		return Tag{}, serr
-	}
-	ctx = project.WithMoveGuard(ctx, project.MoveGuard{ProjectID: projectID, Seen: seen})
 	t, err := s.tags.TagByID(ctx, projectID, id)
 	if errs.Is(err, errs.NotFound) {
 		return Tag{}, tagNotFound("'" + truncate(id, 64) + "'")
@@ -231,7 +248,7 @@ func (s *Service) DeleteTag(ctx context.Context, actor authz.Actor, projectID, i
 	if err != nil {
 		return Tag{}, err
 	}
-	if err := s.retagGuard(ctx, perms, t, ""); err != nil {
+	if ctx, err = s.retagGuard(ctx, perms, project.MoveGuard{ProjectID: projectID, Seen: seen}, serr, t, ""); err != nil {
 		return Tag{}, err
 	}
 	ev := audit.New(actor, "delete-tag", map[string]any{"tagId": t.ID, "slug": t.Slug}).InProject(projectID, "")
