@@ -370,3 +370,67 @@ func TestParallelMovesAllLand(t *testing.T) {
 		}
 	})
 }
+
+// TestUncheckedMovesCountToo: a move the caller's rules cannot see is not
+// checked, but it still counts itself, so that a checked move beside it is
+// checked again. A member denied reading DB_* names and the folder /a makes
+// a write-only service token for /a (its rules say nothing of names: its
+// renames are not checked) and, side by side, renames DB_X to X with the
+// token and /a to /b itself. One after the other the folder rename is
+// refused (X in /b would be readable); side by side, were the token's
+// rename not counted, the folder rename's check would see DB_X (denied by
+// name in /b too) and both would land.
+func TestUncheckedMovesCountToo(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, d store.Dialect) {
+		e := apptest.Bootstrapped(t, d)
+		p := createProject(t, e, e.Token, map[string]any{"projectName": "unchecked"})
+		var f struct{ Folder struct{ ID string } }
+		e.Must(t, 200, "POST", "/api/v1/folders", e.Token, folder(p.ID, "dev", "/", "a")).Decode(t, &f)
+		putSecret(t, e, e.Token, p.ID, "dev", "/a", "DB_X", movedValue)
+		manage := []string{"read", "create", "edit", "delete"}
+		reads := []string{"read", "describeSecret", "readValue"}
+		role := customRole(t, e, p.ID, "name-and-path", []map[string]any{
+			{"subject": "secrets", "action": allSecretActions},
+			{"subject": "secret-folders", "action": manage},
+			{"subject": "secret-imports", "action": manage},
+			{"subject": "service-tokens", "action": []string{"read", "create"}},
+			{"subject": "secrets", "action": reads, "inverted": true, "conditions": map[string]any{"secretName": map[string]any{"$glob": "DB_*"}}},
+			{"subject": "secrets", "action": reads, "inverted": true, "conditions": map[string]any{"secretPath": "/a"}},
+		})
+		var st struct{ ServiceToken string }
+		e.Must(t, 200, "POST", "/api/v2/service-token", role, map[string]any{"name": "w", "workspaceId": p.ID,
+			"scopes": []map[string]any{{"environment": "dev", "secretPath": "/a"}}, "permissions": []string{"write"}}).Decode(t, &st)
+		renameSecret := func(tok, path, from, to string) apptest.Response {
+			return e.Do(t, "PATCH", "/api/v3/secrets/raw/"+from, tok, map[string]any{"workspaceId": p.ID, "environment": "dev",
+				"secretPath": path, "newSecretName": to})
+		}
+		renameFolder := func(tok, to string) apptest.Response {
+			return e.Do(t, "PATCH", "/api/v1/folders/"+f.Folder.ID, tok, map[string]any{"workspaceId": p.ID, "environment": "dev", "path": "/", "name": to})
+		}
+		// One after the other: the second move is refused.
+		if r := renameSecret(st.ServiceToken, "/a", "DB_X", "X"); r.Status != 200 {
+			t.Fatalf("the token's rename alone: %d %s", r.Status, r.Body)
+		}
+		if r := renameFolder(role, "b"); r.Status != 403 {
+			t.Fatalf("the folder rename after it: %d %s", r.Status, r.Body)
+		}
+		e.Must(t, 200, "PATCH", "/api/v3/secrets/raw/X", e.Token, map[string]any{"workspaceId": p.ID, "environment": "dev", "secretPath": "/a", "newSecretName": "DB_X"})
+		for i := range 60 {
+			var wg sync.WaitGroup
+			var a, b apptest.Response
+			wg.Go(func() { a = renameSecret(st.ServiceToken, "/a", "DB_X", "X") })
+			wg.Go(func() { b = renameFolder(role, "b") })
+			wg.Wait()
+			if a.Status == 200 && b.Status == 200 {
+				r := e.Do(t, "GET", "/api/v3/secrets/raw/X?"+secretQ(p.ID, "dev", "/b"), role, nil)
+				t.Fatalf("try %d: both moves landed; X in /b read %d, value shown %v", i, r.Status, leaks(r))
+			}
+			if b.Status == 200 {
+				e.Must(t, 200, "PATCH", "/api/v1/folders/"+f.Folder.ID, e.Token, map[string]any{"workspaceId": p.ID, "environment": "dev", "path": "/", "name": "a"})
+			}
+			if a.Status == 200 {
+				e.Must(t, 200, "PATCH", "/api/v3/secrets/raw/X", e.Token, map[string]any{"workspaceId": p.ID, "environment": "dev", "secretPath": "/a", "newSecretName": "DB_X"})
+			}
+		}
+	})
+}

@@ -192,7 +192,7 @@ func (s *Service) updateEnvironment(ctx context.Context, actor authz.Actor, proj
 		if err != nil {
 			return Environment{}, err
 		}
-		if ctx, err = s.checkMove(ctx, perms, MoveGuard{p.ID, seen}, serr, root, "environment", func(h Held) Held {
+		if ctx, err = s.checkMove(ctx, perms, MoveGuard{ProjectID: p.ID, Seen: seen}, serr, root, "environment", func(h Held) Held {
 			h.Env = env.Slug
 			return h
 		}); err != nil {

@@ -318,7 +318,7 @@ func (s *Service) updateFolder(ctx context.Context, actor authz.Actor, ref Folde
 			return Folder{}, err
 		}
 		newPath := JoinPath(parentPath(old), newName)
-		if ctx, err = s.checkMove(ctx, perms, MoveGuard{p.ID, seen}, serr, f, "secretPath", func(h Held) Held {
+		if ctx, err = s.checkMove(ctx, perms, MoveGuard{ProjectID: p.ID, Seen: seen}, serr, f, "secretPath", func(h Held) Held {
 			h.Path = newPath + strings.TrimPrefix(h.Path, old.Path)
 			return h
 		}); err != nil {
@@ -477,14 +477,13 @@ func MayDelete(perms authz.Set, held []Held) error {
 // field (secretPath or environment); it returns ctx with guard (read by
 // BeginMove, failed if serr), for the move's write. A set with no rule on
 // what a folder holds that names that field allows the same wherever it is
-// moved: the contents are not read, and the move is not guarded (it cannot
-// widen this caller's access, alone or beside another of its moves).
+// moved: the contents are not read (the move is guarded all the same).
 func (s *Service) checkMove(ctx context.Context, perms authz.Set, guard MoveGuard, serr error, f Folder, field string, moved func(Held) Held) (context.Context, error) {
-	if !slices.ContainsFunc(movable, func(sub authz.Subject) bool { return perms.UsesCondition(sub, field) }) {
-		return ctx, nil
-	}
 	if serr != nil {
 		return ctx, serr
+	}
+	if !slices.ContainsFunc(movable, func(sub authz.Subject) bool { return perms.UsesCondition(sub, field) }) {
+		return WithMoveGuard(ctx, guard), nil
 	}
 	held, err := s.store.FolderContents(ctx, f)
 	if err != nil {
@@ -531,6 +530,11 @@ func (s *Service) mayDelete(ctx context.Context, perms authz.Set, f Folder) erro
 // time (each allowed alone, together revealing a secret: a path denial
 // lifted by one, a tag denial by the other) cannot both commit: the second
 // is a 409, to retry.
+//
+// A move whose contents are not checked (the caller's rules do not name
+// what it changes) is guarded all the same: it resolved where it writes
+// before another move may have changed that place (a secret renamed by id
+// in a folder renamed meanwhile lands where its caller never looked).
 type MoveGuard struct {
 	ProjectID string
 	Seen      int64

@@ -129,23 +129,19 @@ func (s *Service) Rollback(ctx context.Context, actor authz.Actor, id string, v 
 }
 
 // rollback is one try of Rollback against the secret as it is now. A
-// rollback to another name is a move (project.MoveGuard) for a caller whose
-// rules name secrets: the project's count is read, then the secret again,
-// from the database.
+// rollback to another name is a move (project.MoveGuard): the project's
+// count is read, then the secret again, from the database.
 func (s *Service) rollback(ctx context.Context, actor authz.Actor, id string, v int) (Secret, error) {
 	sl, f, env, perms, err := s.byID(ctx, actor, id)
 	if err != nil {
 		return Secret{}, err
 	}
-	var seen int64
-	guarded := perms.UsesCondition(authz.SubSecrets, "secretName") // else a new name cannot widen the caller's access
-	if guarded {
-		if ctx, seen, err = project.BeginMove(ctx, s.tags, sl.ProjectID); err != nil {
-			return Secret{}, err
-		}
-		if sl, f, env, perms, err = s.byID(ctx, actor, id); err != nil {
-			return Secret{}, err
-		}
+	ctx, seen, err := project.BeginMove(ctx, s.tags, sl.ProjectID)
+	if err != nil {
+		return Secret{}, err
+	}
+	if sl, f, env, perms, err = s.byID(ctx, actor, id); err != nil {
+		return Secret{}, err
 	}
 	if err := perms.Check(authz.ActCreate, authz.SubSecretRollback, nil); err != nil {
 		return Secret{}, err
@@ -192,7 +188,7 @@ func (s *Service) rollback(ctx context.Context, actor authz.Actor, id string, v 
 	if err := noReveal(perms, before, sec); err != nil {
 		return Secret{}, err
 	}
-	if guarded && sec.Key != before.Key {
+	if sec.Key != before.Key {
 		ctx = project.WithMoveGuard(ctx, project.MoveGuard{ProjectID: sl.ProjectID, Seen: seen})
 	}
 	sec.Version++

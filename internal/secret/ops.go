@@ -562,15 +562,13 @@ func (s *Service) Update(ctx context.Context, actor authz.Actor, sc Scope, key s
 		}
 	}
 	var out Secret
+	guard := s.moves(ctx, f, key, typ, user, c)
 	err = retryStale(ctx, func() (err error) {
 		ctx, f, env, perms := ctx, f, env, perms
-		if c.NewKey != nil && perms.UsesCondition(authz.SubSecrets, "secretName") ||
-			c.TagIDs != nil && perms.UsesCondition(authz.SubSecrets, "secretTags") {
-			// A rename or a retag that the caller's rules could see is a
-			// move (project.MoveGuard): the project's count is read first,
-			// then the folder and the secret again, from the database. One
-			// they cannot see cannot widen their access, and is not
-			// guarded.
+		if guard {
+			// A rename or a retag is a move (project.MoveGuard): the
+			// project's count is read first, then the folder and the secret
+			// again, from the database.
 			var seen int64
 			sc := sc
 			if ctx, seen, err = project.BeginMove(ctx, s.tags, sc.ProjectID); err != nil {
@@ -582,9 +580,45 @@ func (s *Service) Update(ctx context.Context, actor authz.Actor, sc Scope, key s
 			ctx = project.WithMoveGuard(ctx, project.MoveGuard{ProjectID: sc.ProjectID, Seen: seen})
 		}
 		out, err = s.update(ctx, actor, perms, f, env, key, typ, user, c)
+		if errors.Is(err, errUnguardedMove) {
+			guard = true
+		}
 		return movedIsStale(err)
 	})
 	return out, err
+}
+
+// errUnguardedMove is update's answer to a change that turned out to be a
+// move without a guard: Update tries again, guarded.
+var errUnguardedMove = &errs.Error{Kind: errs.Conflict, Message: "The secret was changed concurrently; retry", Err: ErrStale}
+
+// moves reports whether change c renames or retags the secret key as it
+// is now (possibly read from a cache): only a move reads the project's
+// count of moves and everything it checks again, uncached (update finds
+// out if the secret changed meanwhile).
+func (s *Service) moves(ctx context.Context, f project.Folder, key, typ, user string, c Change) bool {
+	if c.NewKey != nil && strings.TrimSpace(*c.NewKey) != key {
+		return true
+	}
+	if c.TagIDs == nil {
+		return false
+	}
+	sl, err := s.store.SecretByKey(ctx, f.ID, key, typ, user)
+	if err != nil {
+		return !errs.Is(err, errs.NotFound)
+	}
+	tags, err := s.loadTags(ctx, []Sealed{sl})
+	if err != nil {
+		return true
+	}
+	have := make([]string, 0, len(tags[sl.ID]))
+	for _, t := range tags[sl.ID] {
+		have = append(have, t.ID)
+	}
+	want := slices.Clone(*c.TagIDs)
+	slices.Sort(have)
+	slices.Sort(want)
+	return !slices.Equal(have, slices.Compact(want))
 }
 
 // movedIsStale makes a move that another move beat (project.ErrMoved) a
@@ -669,8 +703,11 @@ func (s *Service) update(ctx context.Context, actor authz.Actor, perms authz.Set
 	if err := noReveal(perms, before, sec); err != nil {
 		return Secret{}, err
 	}
-	if !renamed && slices.Equal(slices.Sorted(slices.Values(tagSlugs(before.Tags))), slices.Sorted(slices.Values(tagSlugs(sec.Tags)))) {
+	switch _, guarded := project.MoveGuardOf(ctx); {
+	case !renamed && slices.Equal(slices.Sorted(slices.Values(tagSlugs(before.Tags))), slices.Sorted(slices.Values(tagSlugs(sec.Tags)))):
 		ctx = project.WithMoveGuard(ctx, project.MoveGuard{}) // not a move: no need to wait for one
+	case !guarded:
+		return Secret{}, errUnguardedMove // changed since Update looked: again, as a move
 	}
 	sec.Version++
 	sec.UpdatedAt = s.now().UTC().Truncate(time.Microsecond)

@@ -71,13 +71,13 @@ func (s *Service) tagSet(ctx context.Context, actor authz.Actor, projectID, acti
 // rename or delete the tag to read them. It returns ctx with guard (read by
 // BeginMove, failed if serr) for the change's write. A set with no rule on
 // secrets that names tags allows the same whatever their tags: no secret is
-// read and the change is not guarded.
+// read (the change is guarded all the same).
 func (s *Service) retagGuard(ctx context.Context, perms authz.Set, guard project.MoveGuard, serr error, t Tag, slug string) (context.Context, error) {
-	if !perms.UsesCondition(authz.SubSecrets, "secretTags") {
-		return ctx, nil
-	}
 	if serr != nil {
 		return ctx, serr
+	}
+	if !perms.UsesCondition(authz.SubSecrets, "secretTags") {
+		return project.WithMoveGuard(ctx, guard), nil
 	}
 	held, err := s.tags.TaggedSecrets(ctx, t.ProjectID, t.ID)
 	if err != nil {

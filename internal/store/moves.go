@@ -15,8 +15,9 @@ func (db *DB) ProjectMoves(ctx context.Context, projectID string) (int64, error)
 }
 
 // guardMoves, first in a move's transaction, counts the move if the
-// project's count is still what the move's guard saw (in ctx); otherwise the
-// move is a 409. Without a guard it does nothing.
+// project's count is still what the move's guard saw (in ctx), otherwise
+// the move is a 409 (project.ErrMoved). Without a guard (not a move) it
+// does nothing.
 func (tx *Tx) guardMoves(ctx context.Context) error {
 	g, ok := project.MoveGuardOf(ctx)
 	if !ok {
