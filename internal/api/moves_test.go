@@ -434,3 +434,28 @@ func TestUncheckedMovesCountToo(t *testing.T) {
 		}
 	})
 }
+
+// TestTagNamedTwice: a tag id given twice in a create or an update is one
+// tag on the secret (PostgreSQL answered 500: the second link aborted the
+// transaction).
+func TestTagNamedTwice(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, d store.Dialect) {
+		e := apptest.Bootstrapped(t, d)
+		p := createProject(t, e, e.Token, map[string]any{"projectName": "twice"})
+		var tag struct{ Tag struct{ ID string } }
+		e.Must(t, 200, "POST", "/api/v1/projects/"+p.ID+"/tags", e.Token, map[string]any{"slug": "x"}).Decode(t, &tag)
+		twice := []string{tag.Tag.ID, tag.Tag.ID}
+		e.Must(t, 200, "POST", "/api/v3/secrets/raw/A", e.Token, map[string]any{"workspaceId": p.ID, "environment": "dev", "secretValue": "v", "tagIds": twice})
+		putSecret(t, e, e.Token, p.ID, "dev", "/", "B", "v")
+		e.Must(t, 200, "PATCH", "/api/v3/secrets/raw/B", e.Token, map[string]any{"workspaceId": p.ID, "environment": "dev", "tagIds": twice})
+		for _, key := range []string{"A", "B"} {
+			var out struct {
+				Secret struct{ Tags []struct{ Slug string } }
+			}
+			e.Must(t, 200, "GET", "/api/v3/secrets/raw/"+key+"?"+secretQ(p.ID, "dev", "/"), e.Token, nil).Decode(t, &out)
+			if len(out.Secret.Tags) != 1 || out.Secret.Tags[0].Slug != "x" {
+				t.Fatalf("%s: tags %+v, want [x]", key, out.Secret.Tags)
+			}
+		}
+	})
+}

@@ -121,9 +121,10 @@ func (s *Service) Versions(ctx context.Context, actor authz.Actor, id string, of
 // refused for a write that landed first.
 func (s *Service) Rollback(ctx context.Context, actor authz.Actor, id string, v int) (Secret, error) {
 	var out Secret
+	var moved movedTries
 	err := retryStale(ctx, func() (err error) {
 		out, err = s.rollback(ctx, actor, id, v)
-		return movedIsStale(err)
+		return moved.stale(err)
 	})
 	return out, err
 }

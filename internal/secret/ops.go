@@ -562,6 +562,7 @@ func (s *Service) Update(ctx context.Context, actor authz.Actor, sc Scope, key s
 		}
 	}
 	var out Secret
+	var moved movedTries
 	guard := s.moves(ctx, f, key, typ, user, c)
 	err = retryStale(ctx, func() (err error) {
 		ctx, f, env, perms := ctx, f, env, perms
@@ -583,7 +584,7 @@ func (s *Service) Update(ctx context.Context, actor authz.Actor, sc Scope, key s
 		if errors.Is(err, errUnguardedMove) {
 			guard = true
 		}
-		return movedIsStale(err)
+		return moved.stale(err)
 	})
 	return out, err
 }
@@ -597,7 +598,7 @@ var errUnguardedMove = &errs.Error{Kind: errs.Conflict, Message: "The secret was
 // count of moves and everything it checks again, uncached (update finds
 // out if the secret changed meanwhile).
 func (s *Service) moves(ctx context.Context, f project.Folder, key, typ, user string, c Change) bool {
-	if c.NewKey != nil && strings.TrimSpace(*c.NewKey) != key {
+	if nk := strings.TrimSpace(deref(c.NewKey)); nk != "" && nk != key {
 		return true
 	}
 	if c.TagIDs == nil {
@@ -621,13 +622,19 @@ func (s *Service) moves(ctx context.Context, f project.Folder, key, typ, user st
 	return !slices.Equal(have, slices.Compact(want))
 }
 
-// movedIsStale makes a move that another move beat (project.ErrMoved) a
-// stale write, which retryStale tries again on what is there now.
-func movedIsStale(err error) error {
-	if errors.Is(err, project.ErrMoved) {
-		return &errs.Error{Kind: errs.Conflict, Message: "The secret was moved concurrently; retry", Err: ErrStale}
+// movedTries makes a move that another move beat (project.ErrMoved) a
+// stale write, which retryStale tries again on what is there now, up to 20
+// times (as project.RetryMoves): then its 409 is returned.
+type movedTries int
+
+func (n *movedTries) stale(err error) error {
+	if !errors.Is(err, project.ErrMoved) {
+		return err
 	}
-	return err
+	if *n++; *n >= 20 {
+		return err
+	}
+	return &errs.Error{Kind: errs.Conflict, Message: "The secret was moved concurrently; retry", Err: ErrStale}
 }
 
 // update is one try of Update against the secret as it is now.
@@ -657,7 +664,7 @@ func (s *Service) update(ctx context.Context, actor authz.Actor, perms authz.Set
 	}
 	before := sec
 	renamed := false
-	if c.NewKey != nil && *c.NewKey != "" && *c.NewKey != sec.Key {
+	if c.NewKey != nil && strings.TrimSpace(*c.NewKey) != "" && strings.TrimSpace(*c.NewKey) != sec.Key {
 		nk := strings.TrimSpace(*c.NewKey)
 		if err := ValidateKey(nk); err != nil {
 			return Secret{}, err
@@ -704,7 +711,7 @@ func (s *Service) update(ctx context.Context, actor authz.Actor, perms authz.Set
 		return Secret{}, err
 	}
 	switch _, guarded := project.MoveGuardOf(ctx); {
-	case !renamed && slices.Equal(slices.Sorted(slices.Values(tagSlugs(before.Tags))), slices.Sorted(slices.Values(tagSlugs(sec.Tags)))):
+	case !renamed && slices.Equal(slices.Sorted(slices.Values(tagIDs(before.Tags))), slices.Sorted(slices.Values(tagIDs(sec.Tags)))):
 		ctx = project.WithMoveGuard(ctx, project.MoveGuard{}) // not a move: no need to wait for one
 	case !guarded:
 		return Secret{}, errUnguardedMove // changed since Update looked: again, as a move

@@ -256,9 +256,13 @@ func (s *Service) deleteTag(ctx context.Context, actor authz.Actor, projectID, i
 }
 
 // resolveTags checks tag ids belong to the project and returns the tags.
+// A tag named twice is given once (a secret carries a tag or not).
 func (s *Service) resolveTags(ctx context.Context, projectID string, ids []string) ([]Tag, error) {
 	out := make([]Tag, 0, len(ids))
-	for _, id := range ids {
+	for i, id := range ids {
+		if slices.Contains(ids[:i], id) {
+			continue
+		}
 		t, err := s.tags.TagByID(ctx, projectID, id)
 		if errs.Is(err, errs.NotFound) {
 			return nil, errs.NotFoundf("Tag not found: %s", truncate(id, 64))
