@@ -497,10 +497,19 @@ func (s *Service) checkMove(ctx context.Context, perms authz.Set, guard MoveGuar
 // succeeds, or has tried 20 times (then its 409 is returned). Each try
 // reads what it checks again.
 func RetryMoves(ctx context.Context, move func() error) error {
+	return Retry(ctx, func(err error) bool { return errors.Is(err, ErrMoved) }, 20, move)
+}
+
+// Retry runs try until it succeeds, or fails with an error again does not
+// accept, or (max > 0) has run max times; ctx bounds the whole. Between
+// tries it waits a jittered time that doubles from 1 ms up to 32 ms, so
+// that writers that lost a race do not collide again in lockstep. It
+// returns the last try's error.
+func Retry(ctx context.Context, again func(error) bool, max int, try func() error) error {
 	wait := time.Millisecond
-	for try := 1; ; try++ {
-		err := move()
-		if !errors.Is(err, ErrMoved) || try == 20 {
+	for n := 1; ; n++ {
+		err := try()
+		if err == nil || !again(err) || n == max {
 			return err
 		}
 		t := time.NewTimer(rand.N(wait) + time.Microsecond)

@@ -3,7 +3,6 @@ package secret
 import (
 	"context"
 	"errors"
-	"math/rand/v2"
 	"slices"
 	"strings"
 	"time"
@@ -749,21 +748,7 @@ func renameTaken(key string) error {
 // the losers do not collide again in lockstep; ctx bounds the whole, and its
 // end returns the last ErrStale (a 409).
 func retryStale(ctx context.Context, write func() error) error {
-	wait := time.Millisecond
-	for {
-		err := write()
-		if !errors.Is(err, ErrStale) {
-			return err
-		}
-		t := time.NewTimer(rand.N(wait) + time.Microsecond)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return err
-		case <-t.C:
-		}
-		wait = min(2*wait, 32*time.Millisecond)
-	}
+	return project.Retry(ctx, func(err error) bool { return errors.Is(err, ErrStale) }, 0, write)
 }
 
 // noReveal refuses a change (a rename, a retag, a rollback to another name)
