@@ -657,14 +657,10 @@ func globWithin(inner, outer string) bool {
 		return true
 	}
 	base, ok := strings.CutSuffix(outer, "/**")
-	if !ok || strings.ContainsAny(base, `*?[{\`) {
+	if !ok || globFixed(base) != base {
 		return false
 	}
-	stem := inner
-	if i := strings.IndexAny(inner, `*?[{\`); i >= 0 {
-		stem = inner[:i]
-	}
-	return strings.HasPrefix(stem, base+"/")
+	return strings.HasPrefix(globFixed(inner), base+"/")
 }
 
 // disjoint reports whether no object meets both a and b: some field has a
@@ -712,14 +708,16 @@ func exclusive(a, b Operator) bool {
 	return false
 }
 
-// globStem is what every value a glob matches begins with: the text before
-// its first special character (or escape), less a final "/" (a trailing "/**" matches
-// the folder itself).
-func globStem(g string) string {
+// globStem is what every value a glob matches begins with: its fixed
+// beginning less a final "/" (a trailing "/**" matches the folder itself).
+func globStem(g string) string { return strings.TrimSuffix(globFixed(g), "/") }
+
+// globFixed is a glob's text before its first special character or escape.
+func globFixed(g string) string {
 	if i := strings.IndexAny(g, `*?[{\`); i >= 0 {
-		g = g[:i]
+		return g[:i]
 	}
-	return strings.TrimSuffix(g, "/")
+	return g
 }
 
 // implies reports whether conditions b hold wherever conditions a do: every

@@ -494,11 +494,14 @@ func (s *Service) checkMove(ctx context.Context, perms authz.Set, guard MoveGuar
 
 // RetryMoves runs move until it fails for another reason than ErrMoved (a
 // move of the project committed between its check and its write), or
-// succeeds, or has tried 20 times (then its 409 is returned). Each try
+// succeeds, or has tried MoveTries times (then its 409 is returned). Each try
 // reads what it checks again.
 func RetryMoves(ctx context.Context, move func() error) error {
-	return Retry(ctx, func(err error) bool { return errors.Is(err, ErrMoved) }, 20, move)
+	return Retry(ctx, func(err error) bool { return errors.Is(err, ErrMoved) }, MoveTries, move)
 }
+
+// MoveTries is how many times a move that others keep beating is tried.
+const MoveTries = 20
 
 // Retry runs try until it succeeds, or fails with an error again does not
 // accept, or (max > 0) has run max times; ctx bounds the whole. Between
@@ -538,7 +541,7 @@ func (s *Service) mayDelete(ctx context.Context, perms authz.Set, f Folder) erro
 // permission check read anything it checks. Two moves checked at the same
 // time (each allowed alone, together revealing a secret: a path denial
 // lifted by one, a tag denial by the other) cannot both commit: the second
-// is a 409, to retry.
+// fails with ErrMoved and is resolved, checked and tried again.
 //
 // A move whose contents are not checked (the caller's rules do not name
 // what it changes) is guarded all the same: it resolved where it writes

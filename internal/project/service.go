@@ -45,8 +45,8 @@ type Store interface {
 	UpdateFolder(ctx context.Context, f Folder, ev audit.Event) error
 	// FolderLocation returns a folder (with its path) and its environment.
 	FolderLocation(ctx context.Context, id string) (Folder, Environment, error)
-	// FolderContents lists the secrets and dynamic secrets that a folder and
-	// the folders below it hold.
+	// FolderContents lists what a folder and the folders below it hold:
+	// secrets, dynamic secrets, subfolders and imports.
 	FolderContents(ctx context.Context, f Folder) ([]Held, error)
 	// DeleteFolder deletes a folder and its whole subtree.
 	DeleteFolder(ctx context.Context, f Folder, ev audit.Event) error

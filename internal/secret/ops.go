@@ -611,26 +611,24 @@ func (s *Service) moves(ctx context.Context, f project.Folder, key, typ, user st
 	if err != nil {
 		return true
 	}
-	have := make([]string, 0, len(tags[sl.ID]))
-	for _, t := range tags[sl.ID] {
-		have = append(have, t.ID)
-	}
-	want := slices.Clone(*c.TagIDs)
-	slices.Sort(have)
-	slices.Sort(want)
-	return !slices.Equal(have, slices.Compact(want))
+	return !sameTagIDs(tagIDs(tags[sl.ID]), *c.TagIDs)
+}
+
+// sameTagIDs reports whether a and b name the same tags, in any order.
+func sameTagIDs(a, b []string) bool {
+	return slices.Equal(slices.Compact(slices.Sorted(slices.Values(a))), slices.Compact(slices.Sorted(slices.Values(b))))
 }
 
 // movedTries makes a move that another move beat (project.ErrMoved) a
-// stale write, which retryStale tries again on what is there now, up to 20
-// times (as project.RetryMoves): then its 409 is returned.
+// stale write, which retryStale tries again on what is there now, up to
+// project.MoveTries times (as project.RetryMoves): then its 409 is returned.
 type movedTries int
 
 func (n *movedTries) stale(err error) error {
 	if !errors.Is(err, project.ErrMoved) {
 		return err
 	}
-	if *n++; *n >= 20 {
+	if *n++; *n >= project.MoveTries {
 		return err
 	}
 	return &errs.Error{Kind: errs.Conflict, Message: "The secret was moved concurrently; retry", Err: ErrStale}
@@ -710,7 +708,7 @@ func (s *Service) update(ctx context.Context, actor authz.Actor, perms authz.Set
 		return Secret{}, err
 	}
 	switch _, guarded := project.MoveGuardOf(ctx); {
-	case !renamed && slices.Equal(slices.Sorted(slices.Values(tagIDs(before.Tags))), slices.Sorted(slices.Values(tagIDs(sec.Tags)))):
+	case !renamed && sameTagIDs(tagIDs(before.Tags), tagIDs(sec.Tags)):
 		ctx = project.WithMoveGuard(ctx, project.MoveGuard{}) // not a move: no need to wait for one
 	case !guarded:
 		return Secret{}, errUnguardedMove // changed since Update looked: again, as a move
