@@ -301,28 +301,18 @@ func TestConcurrentMovesCannotTogetherLiftDenials(t *testing.T) {
 			t.Fatalf("the second move, after the first: %d %s", r.Status, r.Body)
 		}
 		e.Must(t, 200, "PATCH", "/api/v1/projects/"+p.ID+"/environments/"+envID["prod"], role, map[string]any{"slug": "prod"})
-		for i := range 60 {
-			var wg sync.WaitGroup
-			var a, b apptest.Response
-			wg.Go(func() { a = reslug("prodx") })
-			wg.Go(func() { b = rename("open") })
-			wg.Wait()
-			if a.Status == 200 && b.Status == 200 {
-				r := e.Do(t, "GET", "/api/v3/secrets/raw/DB?"+secretQ(p.ID, "prodx", "/open"), role, nil)
-				t.Fatalf("try %d: both moves passed; the secret read %d, value shown %v", i, r.Status, leaks(r))
-			}
-			for _, r := range []apptest.Response{a, b} {
-				if r.Status != 200 && r.Status != 403 && r.Status != 404 && r.Status != 409 {
-					t.Fatalf("try %d: a move answered %d %s", i, r.Status, r.Body)
+		sideBySide(t, 60, func() apptest.Response { return reslug("prodx") }, func() apptest.Response { return rename("open") },
+			func() apptest.Response {
+				return e.Do(t, "GET", "/api/v3/secrets/raw/DB?"+secretQ(p.ID, "prodx", "/open"), role, nil)
+			},
+			func(resluged, renamed bool) {
+				if resluged {
+					e.Must(t, 200, "PATCH", "/api/v1/projects/"+p.ID+"/environments/"+envID["prod"], e.Token, map[string]any{"slug": "prod"})
 				}
-			}
-			if a.Status == 200 {
-				e.Must(t, 200, "PATCH", "/api/v1/projects/"+p.ID+"/environments/"+envID["prod"], e.Token, map[string]any{"slug": "prod"})
-			}
-			if b.Status == 200 {
-				e.Must(t, 200, "PATCH", "/api/v1/folders/"+f.Folder.ID, e.Token, map[string]any{"workspaceId": p.ID, "environment": "prod", "path": "/", "name": "restricted"})
-			}
-		}
+				if renamed {
+					e.Must(t, 200, "PATCH", "/api/v1/folders/"+f.Folder.ID, e.Token, map[string]any{"workspaceId": p.ID, "environment": "prod", "path": "/", "name": "restricted"})
+				}
+			})
 	})
 }
 
@@ -415,23 +405,19 @@ func TestUncheckedMovesCountToo(t *testing.T) {
 			t.Fatalf("the folder rename after it: %d %s", r.Status, r.Body)
 		}
 		e.Must(t, 200, "PATCH", "/api/v3/secrets/raw/X", e.Token, map[string]any{"workspaceId": p.ID, "environment": "dev", "secretPath": "/a", "newSecretName": "DB_X"})
-		for i := range 60 {
-			var wg sync.WaitGroup
-			var a, b apptest.Response
-			wg.Go(func() { a = renameSecret(st.ServiceToken, "/a", "DB_X", "X") })
-			wg.Go(func() { b = renameFolder(role, "b") })
-			wg.Wait()
-			if a.Status == 200 && b.Status == 200 {
-				r := e.Do(t, "GET", "/api/v3/secrets/raw/X?"+secretQ(p.ID, "dev", "/b"), role, nil)
-				t.Fatalf("try %d: both moves landed; X in /b read %d, value shown %v", i, r.Status, leaks(r))
-			}
-			if b.Status == 200 {
-				e.Must(t, 200, "PATCH", "/api/v1/folders/"+f.Folder.ID, e.Token, map[string]any{"workspaceId": p.ID, "environment": "dev", "path": "/", "name": "a"})
-			}
-			if a.Status == 200 {
-				e.Must(t, 200, "PATCH", "/api/v3/secrets/raw/X", e.Token, map[string]any{"workspaceId": p.ID, "environment": "dev", "secretPath": "/a", "newSecretName": "DB_X"})
-			}
-		}
+		sideBySide(t, 60, func() apptest.Response { return renameSecret(st.ServiceToken, "/a", "DB_X", "X") },
+			func() apptest.Response { return renameFolder(role, "b") },
+			func() apptest.Response {
+				return e.Do(t, "GET", "/api/v3/secrets/raw/X?"+secretQ(p.ID, "dev", "/b"), role, nil)
+			},
+			func(secretRenamed, folderRenamed bool) {
+				if folderRenamed {
+					e.Must(t, 200, "PATCH", "/api/v1/folders/"+f.Folder.ID, e.Token, map[string]any{"workspaceId": p.ID, "environment": "dev", "path": "/", "name": "a"})
+				}
+				if secretRenamed {
+					e.Must(t, 200, "PATCH", "/api/v3/secrets/raw/X", e.Token, map[string]any{"workspaceId": p.ID, "environment": "dev", "secretPath": "/a", "newSecretName": "DB_X"})
+				}
+			})
 	})
 }
 
@@ -458,4 +444,28 @@ func TestTagNamedTwice(t *testing.T) {
 			}
 		}
 	})
+}
+
+// sideBySide sends moves a and b at the same time, tries times: they must
+// never both land (read then says what they revealed), and each answers
+// 200, 403, 404 or 409; undo puts back whichever landed.
+func sideBySide(t *testing.T, tries int, a, b, read func() apptest.Response, undo func(aLanded, bLanded bool)) {
+	t.Helper()
+	for i := range tries {
+		var wg sync.WaitGroup
+		var ra, rb apptest.Response
+		wg.Go(func() { ra = a() })
+		wg.Go(func() { rb = b() })
+		wg.Wait()
+		if ra.Status == 200 && rb.Status == 200 {
+			r := read()
+			t.Fatalf("try %d: both moves landed; what they moved read %d, value shown %v", i, r.Status, leaks(r))
+		}
+		for _, r := range []apptest.Response{ra, rb} {
+			if r.Status != 200 && r.Status != 403 && r.Status != 404 && r.Status != 409 {
+				t.Fatalf("try %d: a move answered %d %s", i, r.Status, r.Body)
+			}
+		}
+		undo(ra.Status == 200, rb.Status == 200)
+	}
 }
