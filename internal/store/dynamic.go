@@ -332,19 +332,7 @@ func (db *DB) FinishRevoke(ctx context.Context, id string, ok bool, details stri
 // event of ids[i]. A lease another path revoked meanwhile keeps its own
 // record, and its event is not written. It returns the ids it marked.
 func (db *DB) RevokedMany(ctx context.Context, ids []string, evs []audit.Event) ([]string, error) {
-	if len(ids) == 0 {
-		return nil, nil
-	}
-	var changed []string
-	err := db.transactQuiet(ctx, func(tx *Tx) error {
-		var err error
-		changed, err = tx.markRevoked(ctx, ids, evs)
-		return dbErr(err, "RevokedMany")
-	})
-	if err != nil {
-		return nil, err
-	}
-	return changed, nil
+	return db.revokeMany(ctx, "RevokedMany", ids, evs, nil)
 }
 
 // DisabledMany marks leases revoked and queues their users' cleanups, in
@@ -352,26 +340,36 @@ func (db *DB) RevokedMany(ctx context.Context, ids []string, evs []audit.Event) 
 // path revoked meanwhile (in one phase) needs no cleanup and keeps its own
 // record, and its event is not written. It returns the ids it marked.
 func (db *DB) DisabledMany(ctx context.Context, ids []string, evs []audit.Event) ([]string, error) {
+	return db.revokeMany(ctx, "DisabledMany", ids, evs, func(tx *Tx) error {
+		// The cleanups first, while the leases are still unrevoked.
+		_, err := tx.exec(ctx, `INSERT INTO dynamic_cleanups (lease_id, dynamic_secret_id, username, due_at, created_at)
+			SELECT id, dynamic_secret_id, username, ?, ? FROM dynamic_leases WHERE status <> 'revoked' AND id IN (`+placeholders(len(ids))+`)
+			ON CONFLICT (lease_id) DO NOTHING`, withIDs([]any{ts(tx.Now), ts(tx.Now)}, ids)...)
+		return err
+	})
+}
+
+// revokeMany runs first (if set) and markRevoked in one transaction and
+// returns the ids marked (none if it did not commit).
+func (db *DB) revokeMany(ctx context.Context, op string, ids []string, evs []audit.Event, first func(*Tx) error) ([]string, error) {
 	if len(ids) == 0 {
 		return nil, nil
 	}
-	var changed []string
+	var marked []string
 	err := db.transactQuiet(ctx, func(tx *Tx) error {
-		args := withIDs([]any{ts(tx.Now), ts(tx.Now)}, ids)
-		// The cleanups first, while the leases are still unrevoked.
-		if _, err := tx.exec(ctx, `INSERT INTO dynamic_cleanups (lease_id, dynamic_secret_id, username, due_at, created_at)
-			SELECT id, dynamic_secret_id, username, ?, ? FROM dynamic_leases WHERE status <> 'revoked' AND id IN (`+placeholders(len(ids))+`)
-			ON CONFLICT (lease_id) DO NOTHING`, args...); err != nil {
-			return dbErr(err, "DisabledMany")
+		if first != nil {
+			if err := first(tx); err != nil {
+				return dbErr(err, op)
+			}
 		}
 		var err error
-		changed, err = tx.markRevoked(ctx, ids, evs)
-		return dbErr(err, "DisabledMany")
+		marked, err = tx.markRevoked(ctx, ids, evs)
+		return dbErr(err, op)
 	})
 	if err != nil {
 		return nil, err
 	}
-	return changed, nil
+	return marked, nil
 }
 
 // withIDs is args followed by ids, as statement arguments.
