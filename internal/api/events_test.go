@@ -356,11 +356,21 @@ func TestProjectEventsEndWithTheirToken(t *testing.T) {
 		kept := subscribe(t, e, e.Token, register(p.ID, "dev", "/"))
 		byMember := subscribe(t, e, member, register(p.ID, "dev", "/"))
 		byService := subscribe(t, e, st.ServiceToken, register(p.ID, "dev", "/"))
+		// A token with two uses: the stream is one, the checks count none.
+		clientID := uaSetup(t, e, map[string]any{"accessTokenNumUsesLimit": 2})
+		cs, _ := newSecret(t, e, map[string]any{})
+		_, twoUses := login(t, e, clientID, cs)
+		limited := subscribe(t, e, twoUses.AccessToken, register(p.ID, "dev", "/"))
 
 		time.Sleep(700 * time.Millisecond) // several checks pass
 		putSecret(t, e, e.Token, p.ID, "dev", "/", "BEFORE", "v")
-		for _, s := range []*stream{kept, byMember, byService} {
+		for _, s := range []*stream{kept, byMember, byService, limited} {
 			checkEvent(t, s.next(t, 2*time.Second), "secret:create", "dev", "/", "BEFORE")
+		}
+		list := "/api/v3/secrets/raw?" + secretQ(p.ID, "dev", "/")
+		e.Must(t, 200, "GET", list, twoUses.AccessToken, nil) // the second use
+		if r := e.Do(t, "GET", list, twoUses.AccessToken, nil); r.Status != 401 {
+			t.Fatalf("a third use of a two-use token: %d", r.Status)
 		}
 
 		e.Must(t, 200, "POST", "/api/v1/auth/token/revoke", "", map[string]any{"accessToken": member})
