@@ -295,3 +295,36 @@ func TestSecretImportByID(t *testing.T) {
 		assertError(t, e.Do(t, "GET", "/api/v1/secret-imports/"+id, e.Token, nil), 404, "NotFound")
 	})
 }
+
+// TestServiceTokenChangesAnImport: a write service token names no project
+// (its own is implied): changing an import's target resolved the target in
+// no project (404), and the events of its import changes named none.
+func TestServiceTokenChangesAnImport(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, d store.Dialect) {
+		e := apptest.Bootstrapped(t, d)
+		p := createProject(t, e, e.Token, map[string]any{"projectName": "token-imports"})
+		id := addImport(t, e, p.ID, "dev", "/", "staging", "/")
+		var st struct{ ServiceToken string }
+		e.Must(t, 200, "POST", "/api/v2/service-token", e.Token, map[string]any{"name": "w", "workspaceId": p.ID,
+			"scopes": []map[string]any{{"environment": "dev", "secretPath": "/"}}, "permissions": []string{"read", "write"}}).Decode(t, &st)
+		e.Must(t, 200, "PATCH", "/api/v1/secret-imports/"+id, st.ServiceToken, map[string]any{"environment": "dev", "path": "/",
+			"import": map[string]any{"environment": "prod", "path": "/"}})
+		var imps struct {
+			SecretImports []struct {
+				ImportEnv struct{ Slug string }
+			}
+		}
+		e.Must(t, 200, "GET", "/api/v1/secret-imports?workspaceId="+p.ID+"&environment=dev&path=/", e.Token, nil).Decode(t, &imps)
+		if len(imps.SecretImports) != 1 || imps.SecretImports[0].ImportEnv.Slug != "prod" {
+			t.Fatalf("imports after the token's change: %+v", imps)
+		}
+		e.Must(t, 200, "DELETE", "/api/v1/secret-imports/"+id, st.ServiceToken, map[string]any{"environment": "dev", "path": "/"})
+		for _, typ := range []string{"update-secret-import", "delete-secret-import"} {
+			var evs struct{ AuditLogs []struct{ ProjectID *string } }
+			e.Must(t, 200, "GET", "/api/v1/organization/audit-logs?eventType="+typ, e.Token, nil).Decode(t, &evs)
+			if len(evs.AuditLogs) != 1 || evs.AuditLogs[0].ProjectID == nil || *evs.AuditLogs[0].ProjectID != p.ID {
+				t.Fatalf("%s events: %+v", typ, evs.AuditLogs)
+			}
+		}
+	})
+}

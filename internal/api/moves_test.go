@@ -2,6 +2,8 @@ package api_test
 
 import (
 	"fmt"
+	"maps"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -468,4 +470,163 @@ func sideBySide(t *testing.T, tries int, a, b, read func() apptest.Response, und
 		}
 		undo(ra.Status == 200, rb.Status == 200)
 	}
+}
+
+// TestCreatesCannotSlipIntoAMove: a member kept out of /hidden (it may not
+// read or delete the secrets, dynamic secrets and imports there) may
+// create, rename and delete folders. It makes /hidden, empty, and then
+// renames it to /open (or deletes it) while someone else creates something
+// in /hidden. One after the other, the rename or the deletion of a folder
+// that holds it is refused. Side by side, were creates not serialised with
+// moves (project.MoveGuard, Place), a create could resolve /hidden before
+// the move and commit after the move's check had found the folder empty:
+// what it made would land in /open, where the member reads it, or be
+// deleted by one who may not delete it. A folder created under /hidden
+// walks its path in its own transaction (making /hidden again if it is
+// gone), so only PostgreSQL, where the rename's transaction runs beside it,
+// could see it land in /open unguarded.
+func TestCreatesCannotSlipIntoAMove(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, d store.Dialect) {
+		e := apptest.Bootstrapped(t, d)
+		p := createProject(t, e, e.Token, map[string]any{"projectName": "slip"})
+		hidden := map[string]any{"secretPath": map[string]any{"$glob": "/hidden/**"}}
+		role := customRole(t, e, p.ID, "kept-out", []map[string]any{
+			{"subject": "secrets", "action": allSecretActions},
+			{"subject": "secret-folders", "action": []string{"read", "create", "edit", "delete"}},
+			{"subject": "secret-imports", "action": []string{"read", "create", "edit", "delete"}},
+			{"subject": "dynamic-secrets", "action": []string{"read-root-credential", "create-root-credential", "edit-root-credential",
+				"delete-root-credential", "lease"}},
+			{"subject": "secrets", "action": []string{"read", "describeSecret", "readValue", "delete"}, "inverted": true, "conditions": hidden},
+			{"subject": "secret-imports", "action": []string{"read", "delete"}, "inverted": true, "conditions": hidden},
+			{"subject": "secret-folders", "action": []string{"read", "edit", "delete"}, "inverted": true, "conditions": hidden},
+			{"subject": "dynamic-secrets", "action": []string{"read-root-credential", "delete-root-credential", "lease"}, "inverted": true, "conditions": hidden},
+		})
+		var f struct{ Folder struct{ ID string } }
+		e.Must(t, 200, "POST", "/api/v1/folders", role, folder(p.ID, "dev", "/", "hidden")).Decode(t, &f)
+		scope := map[string]any{"workspaceId": p.ID, "environment": "dev", "secretPath": "/hidden"}
+		dynScope := map[string]any{"projectSlug": p.Slug, "environmentSlug": "dev", "path": "/hidden"}
+		with := func(m map[string]any, more map[string]any) map[string]any {
+			out := maps.Clone(m)
+			maps.Copy(out, more)
+			return out
+		}
+		var importID string
+		creates := []struct {
+			what      string
+			undeleted bool // deleting the folder is refused with it inside (an import goes with its folder)
+			create    func() apptest.Response
+			remove    func()
+			read      func(path string) apptest.Response // as the member
+		}{
+			{"secret", true,
+				func() apptest.Response {
+					return e.Do(t, "POST", "/api/v3/secrets/raw/K", e.Token, with(scope, map[string]any{"secretValue": movedValue}))
+				},
+				func() { e.Must(t, 200, "DELETE", "/api/v3/secrets/raw/K", e.Token, scope) },
+				func(path string) apptest.Response {
+					return e.Do(t, "GET", "/api/v3/secrets/raw/K?"+secretQ(p.ID, "dev", path), role, nil)
+				}},
+			{"dynamic secret", true,
+				func() apptest.Response {
+					return e.Do(t, "POST", "/api/v1/dynamic-secrets", e.Token, with(dynScope, pgDynamic("d", nil)))
+				},
+				func() { e.Must(t, 200, "DELETE", "/api/v1/dynamic-secrets/d", e.Token, dynScope) },
+				func(path string) apptest.Response {
+					return e.Do(t, "GET", "/api/v1/dynamic-secrets/d?projectSlug="+p.Slug+"&environmentSlug=dev&path="+path, role, nil)
+				}},
+			{"import", false,
+				func() apptest.Response {
+					r := e.Do(t, "POST", "/api/v1/secret-imports", e.Token, map[string]any{"workspaceId": p.ID, "environment": "dev",
+						"path": "/hidden", "import": map[string]any{"environment": "prod", "path": "/"}})
+					if r.Status == 200 {
+						var out struct{ SecretImport struct{ ID string } }
+						r.Decode(t, &out)
+						importID = out.SecretImport.ID
+					}
+					return r
+				},
+				func() {
+					e.Must(t, 200, "DELETE", "/api/v1/secret-imports/"+importID, e.Token, map[string]any{"workspaceId": p.ID, "environment": "dev", "path": "/hidden"})
+				},
+				func(path string) apptest.Response {
+					return e.Do(t, "GET", "/api/v1/secret-imports?"+url.Values{"workspaceId": {p.ID}, "environment": {"dev"}, "path": {path}}.Encode(), role, nil)
+				}},
+		}
+		rename := func(tok, to string) apptest.Response {
+			return e.Do(t, "PATCH", "/api/v1/folders/"+f.Folder.ID, tok, map[string]any{"workspaceId": p.ID, "environment": "dev", "path": "/", "name": to})
+		}
+		deleteFolder := func() apptest.Response {
+			return e.Do(t, "DELETE", "/api/v1/folders/"+f.Folder.ID, role, map[string]any{"workspaceId": p.ID, "environment": "dev", "path": "/"})
+		}
+		for _, c := range creates {
+			// One after the other: both moves are refused.
+			if r := c.create(); r.Status != 200 {
+				t.Fatalf("creating a %s alone: %d %s", c.what, r.Status, r.Body)
+			}
+			if r := rename(role, "open"); r.Status != 403 {
+				t.Fatalf("renaming the folder with a %s in it: %d %s", c.what, r.Status, r.Body)
+			}
+			if c.undeleted {
+				if r := deleteFolder(); r.Status != 403 {
+					t.Fatalf("deleting the folder with a %s in it: %d %s", c.what, r.Status, r.Body)
+				}
+			}
+			c.remove()
+
+			sideBySide(t, 30, c.create, func() apptest.Response { return rename(role, "open") },
+				func() apptest.Response { return c.read("/open") },
+				func(created, renamed bool) {
+					if renamed {
+						e.Must(t, 200, "PATCH", "/api/v1/folders/"+f.Folder.ID, e.Token, map[string]any{"workspaceId": p.ID, "environment": "dev", "path": "/", "name": "hidden"})
+					}
+					if created {
+						c.remove()
+					}
+				})
+			if !c.undeleted {
+				continue
+			}
+			sideBySide(t, 30, c.create, deleteFolder,
+				func() apptest.Response { return c.read("/hidden") },
+				func(created, deleted bool) {
+					if deleted {
+						e.Must(t, 200, "POST", "/api/v1/folders", role, folder(p.ID, "dev", "/", "hidden")).Decode(t, &f)
+					}
+					if created {
+						c.remove()
+					}
+				})
+		}
+
+		// A folder created under /hidden makes /hidden again if it is gone
+		// (the create walks its path in its own transaction): the rename may
+		// land beside it, but the new folder must never be in /open.
+		for i := range 30 {
+			var wg sync.WaitGroup
+			var rc, rr apptest.Response
+			wg.Go(func() { rc = e.Do(t, "POST", "/api/v1/folders", e.Token, folder(p.ID, "dev", "/hidden", "sub")) })
+			wg.Go(func() { rr = rename(role, "open") })
+			wg.Wait()
+			for _, r := range []apptest.Response{rc, rr} {
+				if r.Status != 200 && r.Status != 403 && r.Status != 409 {
+					t.Fatalf("try %d: %d %s", i, r.Status, r.Body)
+				}
+			}
+			if rr.Status != 200 {
+				if rc.Status == 200 {
+					e.Must(t, 200, "DELETE", "/api/v1/folders/sub", e.Token, map[string]any{"workspaceId": p.ID, "environment": "dev", "path": "/hidden"})
+				}
+				continue
+			}
+			var in struct{ Folders []struct{ Name string } }
+			e.Must(t, 200, "GET", "/api/v1/folders?"+url.Values{"workspaceId": {p.ID}, "environment": {"dev"}, "path": {"/open"}}.Encode(), e.Token, nil).Decode(t, &in)
+			if len(in.Folders) > 0 {
+				t.Fatalf("try %d: the create (%d) landed in the renamed folder: %+v", i, rc.Status, in.Folders)
+			}
+			if rc.Status == 200 {
+				e.Must(t, 200, "DELETE", "/api/v1/folders/hidden", e.Token, map[string]any{"workspaceId": p.ID, "environment": "dev", "path": "/"})
+			}
+			e.Must(t, 200, "PATCH", "/api/v1/folders/"+f.Folder.ID, e.Token, map[string]any{"workspaceId": p.ID, "environment": "dev", "path": "/", "name": "hidden"})
+		}
+	})
 }

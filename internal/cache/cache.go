@@ -163,6 +163,25 @@ func Unsynced(ctx context.Context) context.Context {
 	return context.WithValue(ctx, ctxKey{}, nil)
 }
 
+// Resync returns ctx synchronised with the database counter as it is now,
+// when ctx went through Begin (otherwise ctx, whose lookups read the
+// database): its lookups see every change committed before Resync was
+// called, as a new request's would. It is for a read that must be at least
+// as new as something read since the request began (a move's count, read
+// before what the move checks). If the counter cannot be read, the context
+// returned reads the database.
+func Resync(ctx context.Context) context.Context {
+	g, _ := ctx.Value(ctxKey{}).(*Gen)
+	if g == nil {
+		return ctx
+	}
+	synced, err := g.Begin(ctx)
+	if err != nil {
+		return Unsynced(ctx)
+	}
+	return synced
+}
+
 func (g *Gen) synced(ctx context.Context) bool {
 	return g != nil && ctx.Value(ctxKey{}) == g
 }

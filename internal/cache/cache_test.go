@@ -288,3 +288,43 @@ func waitFor(t *testing.T, ok func() bool) {
 	}
 	t.Fatal("condition never held")
 }
+
+// TestResyncSeesChangesSinceBegin: a request's context began before
+// another node's change still hits (its view is as of its Begin); Resync
+// gives it the view of a new request, which misses, and then hits again.
+// A context that never began stays unsynced, and one whose counter cannot
+// be read any more reads the database.
+func TestResyncSeesChangesSinceBegin(t *testing.T) {
+	src := &counter{}
+	g := New(src)
+	m := NewMap[string, int](g, 10)
+	n := 0
+	fn := func(context.Context) (int, time.Time, error) { n++; return n, time.Time{}, nil }
+	load := func(ctx context.Context) int {
+		v, err := Load(ctx, m, "k", time.Now(), fn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	ctx := begin(t, g)
+	load(ctx)
+	src.n.Add(1) // another node committed a change after the request began
+	if v := load(ctx); v != 1 {
+		t.Fatalf("before Resync = %d; want the request's cached 1", v)
+	}
+	resynced := Resync(ctx)
+	if v := load(resynced); v != 2 {
+		t.Fatalf("after Resync = %d; want a fresh read", v)
+	}
+	if v := load(Resync(resynced)); v != 2 {
+		t.Fatalf("Resync with nothing changed = %d; want the cached 2", v)
+	}
+	if v := load(Resync(context.Background())); v != 3 {
+		t.Fatalf("Resync of a context that never began = %d; want a read", v)
+	}
+	src.fail.Store(true)
+	if v := load(Resync(ctx)); v != 4 {
+		t.Fatalf("Resync without the counter = %d; want a read", v)
+	}
+}

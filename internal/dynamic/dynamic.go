@@ -108,6 +108,9 @@ type SealedLease struct {
 // Store is the storage dynamic secrets need.
 type Store interface {
 	CreateDynamicSecret(ctx context.Context, s SealedSecret, ev audit.Event) error
+	// ProjectMoves returns a project's count of committed moves
+	// (project.MoveGuard).
+	ProjectMoves(ctx context.Context, projectID string) (int64, error)
 	DynamicSecretByName(ctx context.Context, folderID, name string) (SealedSecret, error)
 	DynamicSecretByID(ctx context.Context, id string) (SealedSecret, error)
 	DynamicSecrets(ctx context.Context, folderID string) ([]SealedSecret, error)
@@ -394,16 +397,17 @@ func secretEvent(actor authz.Actor, typ string, sec Secret) audit.Event {
 		"dynamicSecretType": sec.Type, "environment": sec.Env, "secretPath": sec.Path}).InProject(sec.ProjectID, "")
 }
 
-// Create makes a dynamic secret after checking its inputs against the target.
+// Create makes a dynamic secret after checking its inputs against the
+// target. It is a create (project.Place): once the target answered, the
+// folder is resolved and checked again, and no rename or deletion of it
+// commits between that check and the write.
 func (s *Service) Create(ctx context.Context, actor authz.Actor, sc Scope, n NewSecret) (Secret, error) {
 	f, env, perms, pid, err := s.resolve(ctx, actor, sc)
 	if err != nil {
 		return Secret{}, err
 	}
-	if err := check(perms, authz.ActCreateRootCredential, env, f); err != nil {
-		if err2 := check(perms, authz.ActCreate, env, f); err2 != nil {
-			return Secret{}, err
-		}
+	if err := mayCreate(perms, env, f); err != nil {
+		return Secret{}, err
 	}
 	n.Name = strings.ToLower(strings.TrimSpace(n.Name))
 	if !validName(n.Name) {
@@ -438,14 +442,37 @@ func (s *Service) Create(ctx context.Context, actor authz.Actor, sc Scope, n New
 	if err != nil {
 		return Secret{}, err
 	}
-	if err := s.store.CreateDynamicSecret(ctx, SealedSecret{Secret: sec, SealedInputs: sealed}, secretEvent(actor, "create-dynamic-secret", sec)); err != nil {
-		if errs.Is(err, errs.Conflict) {
-			return Secret{}, errs.BadRequest("Provided dynamic secret already exists under the folder")
+	sc.ProjectID = pid // as resolved: a slug may name another project by the time Place resolves again
+	err = project.Place(ctx, s.store, pid, func(ctx context.Context) error {
+		if f, env, perms, _, err = s.resolve(ctx, actor, sc); err != nil {
+			return err
 		}
+		if err := mayCreate(perms, env, f); err != nil {
+			return err
+		}
+		sec.FolderID, sec.Env, sec.Path = f.ID, env.Slug, f.Path
+		err := s.store.CreateDynamicSecret(ctx, SealedSecret{Secret: sec, SealedInputs: sealed}, secretEvent(actor, "create-dynamic-secret", sec))
+		if errs.Is(err, errs.Conflict) && !errors.Is(err, project.ErrMoved) {
+			return errs.BadRequest("Provided dynamic secret already exists under the folder")
+		}
+		return err
+	})
+	if err != nil {
 		return Secret{}, err
 	}
 	sec.RootCredentialVisible = check(perms, authz.ActReadRootCredential, env, f) == nil
 	return sec, nil
+}
+
+// mayCreate checks that perms may create a dynamic secret in f: with
+// create-root-credential, or create.
+func mayCreate(perms authz.Set, env project.Environment, f project.Folder) error {
+	if err := check(perms, authz.ActCreateRootCredential, env, f); err != nil {
+		if check(perms, authz.ActCreate, env, f) != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // byName loads a dynamic secret the actor may act on with action (or, when

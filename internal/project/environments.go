@@ -208,8 +208,20 @@ func (s *Service) updateEnvironment(ctx context.Context, actor authz.Actor, proj
 	return env, nil
 }
 
-// DeleteEnvironment removes an environment and everything in it.
+// DeleteEnvironment removes an environment and everything in it, which the
+// caller must be allowed to delete (a move: MoveGuard).
 func (s *Service) DeleteEnvironment(ctx context.Context, actor authz.Actor, projectID, envID string) (Environment, error) {
+	var out Environment
+	err := RetryMoves(ctx, func() (err error) {
+		out, err = s.deleteEnvironment(ctx, actor, projectID, envID)
+		return err
+	})
+	return out, err
+}
+
+// deleteEnvironment is one try of DeleteEnvironment.
+func (s *Service) deleteEnvironment(ctx context.Context, actor authz.Actor, projectID, envID string) (Environment, error) {
+	ctx, seen, serr := BeginMove(ctx, s.store, projectID)
 	p, perms, err := s.load(ctx, actor, projectID, authz.ActDelete, authz.SubEnvironments)
 	if err != nil {
 		return Environment{}, err
@@ -225,7 +237,7 @@ func (s *Service) DeleteEnvironment(ctx context.Context, actor authz.Actor, proj
 	if err != nil {
 		return Environment{}, err
 	}
-	if err := s.mayDelete(ctx, perms, root); err != nil {
+	if ctx, err = checkDelete(ctx, perms, MoveGuard{ProjectID: p.ID, Seen: seen}, serr, root); err != nil {
 		return Environment{}, err
 	}
 	ev := audit.New(actor, "delete-environment", map[string]any{"name": env.Name, "slug": env.Slug}).InProject(p.ID, p.Name)

@@ -205,12 +205,24 @@ func (s *Service) ListFolders(ctx context.Context, actor authz.Actor, ref Folder
 	return kids, err
 }
 
-// CreateFolder creates folder name under ref.Path, creating missing parents.
+// CreateFolder creates folder name under ref.Path, creating missing parents
+// (a create: Place).
 func (s *Service) CreateFolder(ctx context.Context, actor authz.Actor, ref FolderRef, name, description string) (Folder, error) {
 	path, err := NormalizePath(ref.Path)
 	if err != nil {
 		return Folder{}, err
 	}
+	name = strings.TrimSpace(name)
+	var out Folder
+	err = Place(ctx, s.store, ref.ProjectID, func(ctx context.Context) (err error) {
+		out, err = s.createFolder(ctx, actor, ref, path, name, description)
+		return err
+	})
+	return out, err
+}
+
+// createFolder is one try of CreateFolder.
+func (s *Service) createFolder(ctx context.Context, actor authz.Actor, ref FolderRef, path, name, description string) (Folder, error) {
 	p, env, perms, err := s.projectEnv(ctx, actor, ref.ProjectID, ref.Env)
 	if err != nil {
 		return Folder{}, err
@@ -218,7 +230,6 @@ func (s *Service) CreateFolder(ctx context.Context, actor authz.Actor, ref Folde
 	if err := checkFolders(perms, authz.ActCreate, env, path); err != nil {
 		return Folder{}, err
 	}
-	name = strings.TrimSpace(name)
 	if !ValidFolderName(name) {
 		return Folder{}, invalidField("name", "Folder name must be 1 to 64 letters, digits, - or _")
 	}
@@ -227,7 +238,7 @@ func (s *Service) CreateFolder(ctx context.Context, actor authz.Actor, ref Folde
 		Path: JoinPath(path, name), CreatedAt: now, UpdatedAt: now}
 	ev := audit.New(actor, "create-folder", folderMeta(env, f)).InProject(p.ID, p.Name)
 	f, err = s.store.CreateFolder(ctx, env.ID, path, f, ev)
-	if errs.Is(err, errs.Conflict) {
+	if errs.Is(err, errs.Conflict) && !errors.Is(err, ErrMoved) {
 		return Folder{}, errs.BadRequest("Folder with name '%s' already exists in '%s'", name, path)
 	}
 	return f, err
@@ -344,8 +355,21 @@ func (s *Service) updateFolder(ctx context.Context, actor authz.Actor, ref Folde
 }
 
 // DeleteFolder deletes a folder (given by id, or by name under ref.Path) and
-// its whole subtree. The permission is checked on the path that holds it.
+// its whole subtree. The permission is checked on the path that holds it,
+// and the caller must be allowed to delete what the subtree holds (a move:
+// MoveGuard).
 func (s *Service) DeleteFolder(ctx context.Context, actor authz.Actor, ref FolderRef, idOrName string) (Folder, error) {
+	var out Folder
+	err := RetryMoves(ctx, func() (err error) {
+		out, err = s.deleteFolder(ctx, actor, ref, idOrName)
+		return err
+	})
+	return out, err
+}
+
+// deleteFolder is one try of DeleteFolder.
+func (s *Service) deleteFolder(ctx context.Context, actor authz.Actor, ref FolderRef, idOrName string) (Folder, error) {
+	ctx, seen, serr := BeginMove(ctx, s.store, ref.ProjectID)
 	p, env, f, perms, err := s.target(ctx, actor, ref, idOrName, authz.ActDelete)
 	if err != nil {
 		return Folder{}, err
@@ -353,7 +377,7 @@ func (s *Service) DeleteFolder(ctx context.Context, actor authz.Actor, ref Folde
 	if err := s.rotationsGuard(ctx, p.ID, env.Slug, f.Path, "delete this folder"); err != nil {
 		return Folder{}, err
 	}
-	if err := s.mayDelete(ctx, perms, f); err != nil {
+	if ctx, err = checkDelete(ctx, perms, MoveGuard{ProjectID: p.ID, Seen: seen}, serr, f); err != nil {
 		return Folder{}, err
 	}
 	ev := audit.New(actor, "delete-folder", folderMeta(env, f)).InProject(p.ID, p.Name)
@@ -475,21 +499,42 @@ func MayDelete(perms authz.Set, held []Held) error {
 // checkMove is MayMove for what folder f and the folders below it hold,
 // when a change moves it (to where moved says) by changing its condition
 // field (secretPath or environment); it returns ctx with guard (read by
-// BeginMove, failed if serr), for the move's write. A set with no rule on
-// what a folder holds that names that field allows the same wherever it is
-// moved: the contents are not read (the move is guarded all the same).
+// BeginMove, failed if serr) for the move's write, which reads the contents
+// and checks them once it holds the project (MoveGuard.Check). A set with
+// no rule on what a folder holds that names that field allows the same
+// wherever it is moved: the contents are not read (the move is guarded all
+// the same).
 func (s *Service) checkMove(ctx context.Context, perms authz.Set, guard MoveGuard, serr error, f Folder, field string, moved func(Held) Held) (context.Context, error) {
 	if serr != nil {
 		return ctx, serr
 	}
-	if !slices.ContainsFunc(movable, func(sub authz.Subject) bool { return perms.UsesCondition(sub, field) }) {
-		return WithMoveGuard(ctx, guard), nil
+	if slices.ContainsFunc(movable, func(sub authz.Subject) bool { return perms.UsesCondition(sub, field) }) {
+		guard.Check = func(ctx context.Context, c Contents) error {
+			held, err := c.FolderContents(ctx, f)
+			if err != nil {
+				return err
+			}
+			return MayMove(perms, held, moved)
+		}
 	}
-	held, err := s.store.FolderContents(ctx, f)
-	if err != nil {
-		return ctx, err
+	return WithMoveGuard(ctx, guard), nil
+}
+
+// checkDelete returns ctx with guard (read by BeginMove, failed if serr)
+// for the deletion of folder f, with what is below it: its write checks
+// MayDelete on what they hold once it holds the project.
+func checkDelete(ctx context.Context, perms authz.Set, guard MoveGuard, serr error, f Folder) (context.Context, error) {
+	if serr != nil {
+		return ctx, serr
 	}
-	return WithMoveGuard(ctx, guard), MayMove(perms, held, moved)
+	guard.Check = func(ctx context.Context, c Contents) error {
+		held, err := c.FolderContents(ctx, f)
+		if err != nil {
+			return err
+		}
+		return MayDelete(perms, held)
+	}
+	return WithMoveGuard(ctx, guard), nil
 }
 
 // RetryMoves runs move until it fails for another reason than ErrMoved (a
@@ -526,30 +571,43 @@ func Retry(ctx context.Context, again func(error) bool, max int, try func() erro
 	}
 }
 
-// mayDelete is MayDelete for what folder f and the folders below it hold.
-func (s *Service) mayDelete(ctx context.Context, perms authz.Set, f Folder) error {
-	held, err := s.store.FolderContents(ctx, f)
-	if err != nil {
-		return err
-	}
-	return MayDelete(perms, held)
-}
-
 // MoveGuard makes a move (a rename of a folder, an environment's slug or a
-// tag, a secret renamed or retagged) conditional: it is written only if the
-// project's count of moves is still Seen, the count read before the move's
-// permission check read anything it checks. Two moves checked at the same
-// time (each allowed alone, together revealing a secret: a path denial
-// lifted by one, a tag denial by the other) cannot both commit: the second
-// fails with ErrMoved and is resolved, checked and tried again.
+// tag, the deletion of a folder, an environment or a tag, a secret renamed
+// or retagged) conditional: it is written only if the project's count of
+// moves is still Seen, the count read before the move's permission check
+// read anything it checks. Two moves checked at the same time (each allowed
+// alone, together revealing a secret: a path denial lifted by one, a tag
+// denial by the other) cannot both commit: the second fails with ErrMoved
+// and is resolved, checked and tried again.
 //
 // A move whose contents are not checked (the caller's rules do not name
 // what it changes) is guarded all the same: it resolved where it writes
 // before another move may have changed that place (a secret renamed by id
 // in a folder renamed meanwhile lands where its caller never looked).
+//
+// A create (Place: a secret, dynamic secret, folder or import put in a
+// folder) is guarded too, without counting itself: it is written only if no
+// move committed since it resolved the folder, environment and tags it
+// checked, and holds moves off until it commits. So a move's Check, run once
+// the move holds the project, sees every create that will land in what it
+// moves: a create cannot slip into a folder between the check of its rename
+// (or deletion) and its write.
 type MoveGuard struct {
 	ProjectID string
 	Seen      int64
+	Place     bool
+	// Check, if set, is run in the move's transaction once it holds the
+	// project; it reads what the move changes (c) and refuses the move.
+	Check func(ctx context.Context, c Contents) error
+}
+
+// Contents reads what a move changes, in its transaction (MoveGuard.Check).
+type Contents interface {
+	// FolderContents lists what a folder and the folders below it hold:
+	// secrets (with their tags), dynamic secrets, subfolders and imports.
+	FolderContents(ctx context.Context, f Folder) ([]Held, error)
+	// TaggedSecrets lists the secrets of a project that carry a tag.
+	TaggedSecrets(ctx context.Context, projectID, tagID string) ([]Held, error)
 }
 
 type moveGuardKey struct{}
@@ -569,14 +627,39 @@ func MoveGuardOf(ctx context.Context) (MoveGuard, bool) {
 	return g, ok && g.ProjectID != ""
 }
 
-// BeginMove starts a move in a project: it returns a context whose reads go
-// to the database (not to caches that may hold what the request saw before
-// the count) and the project's count of moves, read before anything the
-// move is checked against. Give the count to WithMoveGuard for the write.
+// BeginMove starts a move (or a create) in a project: it returns the
+// project's count of moves, read before anything the move is checked
+// against, and a context whose lookups are at least as new as the count
+// (caches synchronised with the database again after it: cache.Resync).
+// Give the count to WithMoveGuard for the write.
 func BeginMove(ctx context.Context, s interface {
 	ProjectMoves(ctx context.Context, projectID string) (int64, error)
 }, projectID string) (context.Context, int64, error) {
-	ctx = cache.Unsynced(ctx)
-	n, err := s.ProjectMoves(ctx, projectID)
-	return ctx, n, err
+	n, err := s.ProjectMoves(cache.Unsynced(ctx), projectID)
+	return cache.Resync(ctx), n, err
+}
+
+// Place runs create, a write that puts something in a folder of a project
+// (a secret, a dynamic secret, a folder, an import), under a Place guard:
+// ctx for create is BeginMove's, so create resolves and checks what it
+// writes from the database after the count is read, and the write fails
+// with ErrMoved if a move committed since; then create is tried again
+// (RetryMoves). A project that does not exist is left to create to
+// report.
+func Place(ctx context.Context, s interface {
+	ProjectMoves(ctx context.Context, projectID string) (int64, error)
+}, projectID string, create func(ctx context.Context) error) error {
+	if _, err := uuid.Parse(projectID); err != nil {
+		return create(ctx) // names no project: create says so, writing nothing
+	}
+	return RetryMoves(ctx, func() error {
+		ctx, seen, err := BeginMove(ctx, s, projectID)
+		if errs.Is(err, errs.NotFound) {
+			return create(ctx) // no such project: as above
+		}
+		if err != nil {
+			return err
+		}
+		return create(WithMoveGuard(ctx, MoveGuard{ProjectID: projectID, Seen: seen, Place: true}))
+	})
 }

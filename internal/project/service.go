@@ -45,9 +45,6 @@ type Store interface {
 	UpdateFolder(ctx context.Context, f Folder, ev audit.Event) error
 	// FolderLocation returns a folder (with its path) and its environment.
 	FolderLocation(ctx context.Context, id string) (Folder, Environment, error)
-	// FolderContents lists what a folder and the folders below it hold:
-	// secrets, dynamic secrets, subfolders and imports.
-	FolderContents(ctx context.Context, f Folder) ([]Held, error)
 	// DeleteFolder deletes a folder and its whole subtree.
 	DeleteFolder(ctx context.Context, f Folder, ev audit.Event) error
 	// RotationsUnder counts the secret rotations writing to env at path or

@@ -2,6 +2,7 @@ package secret
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/google/uuid"
@@ -55,8 +56,10 @@ type Target struct {
 	Path string
 }
 
-func (s *Service) importScope(ctx context.Context, actor authz.Actor, sc Scope, action string) (project.Folder, project.Environment, authz.Set, error) {
-	f, env, perms, err := s.folder(ctx, actor, &sc)
+// importScope resolves the folder of sc (filling in its project's id) and
+// checks action on its imports.
+func (s *Service) importScope(ctx context.Context, actor authz.Actor, sc *Scope, action string) (project.Folder, project.Environment, authz.Set, error) {
+	f, env, perms, err := s.folder(ctx, actor, sc)
 	if err != nil {
 		return f, env, perms, err
 	}
@@ -69,9 +72,23 @@ func importEvent(actor authz.Actor, typ string, sc Scope, imp Import) audit.Even
 		"importFromEnvironment": imp.EnvSlug, "importFromSecretPath": imp.Path}).InProject(sc.ProjectID, "")
 }
 
-// CreateImport makes the folder of sc import the shared secrets of target.
+// CreateImport makes the folder of sc import the shared secrets of target
+// (a create: project.Place).
 func (s *Service) CreateImport(ctx context.Context, actor authz.Actor, sc Scope, target Target) (Import, error) {
-	f, env, _, err := s.importScope(ctx, actor, sc, authz.ActCreate)
+	if err := s.projectOf(ctx, actor, &sc); err != nil {
+		return Import{}, err
+	}
+	var out Import
+	err := project.Place(ctx, s.tags, sc.ProjectID, func(ctx context.Context) (err error) {
+		out, err = s.createImport(ctx, actor, sc, target)
+		return err
+	})
+	return out, err
+}
+
+// createImport is one try of CreateImport.
+func (s *Service) createImport(ctx context.Context, actor authz.Actor, sc Scope, target Target) (Import, error) {
+	f, env, _, err := s.importScope(ctx, actor, &sc, authz.ActCreate)
 	if err != nil {
 		return Import{}, err
 	}
@@ -97,7 +114,7 @@ func (s *Service) CreateImport(ctx context.Context, actor authz.Actor, sc Scope,
 	}
 	sc.Env, sc.Path = env.Slug, f.Path
 	if err := s.store.CreateImport(ctx, imp, importEvent(actor, "create-secret-import", sc, imp)); err != nil {
-		if errs.Is(err, errs.Conflict) {
+		if errs.Is(err, errs.Conflict) && !errors.Is(err, project.ErrMoved) {
 			return Import{}, errs.BadRequest("This folder already imports %s:%s", tenv.Slug, tf.Path)
 		}
 		return Import{}, err
@@ -107,7 +124,7 @@ func (s *Service) CreateImport(ctx context.Context, actor authz.Actor, sc Scope,
 
 // ListImports returns a folder's imports by position.
 func (s *Service) ListImports(ctx context.Context, actor authz.Actor, sc Scope) ([]Import, error) {
-	f, _, _, err := s.importScope(ctx, actor, sc, authz.ActRead)
+	f, _, _, err := s.importScope(ctx, actor, &sc, authz.ActRead)
 	if err != nil {
 		return nil, err
 	}
@@ -173,7 +190,7 @@ type ImportChange struct {
 
 // UpdateImport changes an import's target or position.
 func (s *Service) UpdateImport(ctx context.Context, actor authz.Actor, sc Scope, id string, c ImportChange) (Import, error) {
-	f, _, _, err := s.importScope(ctx, actor, sc, authz.ActEdit)
+	f, _, _, err := s.importScope(ctx, actor, &sc, authz.ActEdit)
 	if err != nil {
 		return Import{}, err
 	}
@@ -201,7 +218,7 @@ func (s *Service) UpdateImport(ctx context.Context, actor authz.Actor, sc Scope,
 
 // DeleteImport removes an import.
 func (s *Service) DeleteImport(ctx context.Context, actor authz.Actor, sc Scope, id string) (Import, error) {
-	f, _, _, err := s.importScope(ctx, actor, sc, authz.ActDelete)
+	f, _, _, err := s.importScope(ctx, actor, &sc, authz.ActDelete)
 	if err != nil {
 		return Import{}, err
 	}

@@ -456,14 +456,34 @@ func event(actor authz.Actor, typ string, p Secret) audit.Event {
 		"secretKey": p.Key, "secretVersion": p.Version}).InProject(p.ProjectID, "")
 }
 
-// Create makes secrets in one folder, all or none.
+// Create makes secrets in one folder, all or none. It is a create
+// (project.Place): no rename or deletion of the folder, its environment or
+// the secrets' tags commits between the checks and the write.
 func (s *Service) Create(ctx context.Context, actor authz.Actor, sc Scope, items []New) ([]Secret, error) {
 	if len(items) == 0 {
 		return nil, invalidField("secrets", "At least one secret is required")
 	}
-	f, env, perms, err := s.folder(ctx, actor, &sc)
+	if err := s.projectOf(ctx, actor, &sc); err != nil {
+		return nil, err
+	}
+	var out, visible []Secret
+	err := project.Place(ctx, s.tags, sc.ProjectID, func(ctx context.Context) (err error) {
+		out, visible, err = s.create(ctx, actor, sc, items)
+		return err
+	})
 	if err != nil {
 		return nil, err
+	}
+	s.publish(ctx, events.SecretCreate, out...)
+	return visible, nil
+}
+
+// create is one try of Create; it returns the secrets made and what of
+// them the caller may see.
+func (s *Service) create(ctx context.Context, actor authz.Actor, sc Scope, items []New) ([]Secret, []Secret, error) {
+	f, env, perms, err := s.folder(ctx, actor, &sc)
+	if err != nil {
+		return nil, nil, err
 	}
 	rd := s.newReader(actor, perms, env.ProjectID) // reused by every item's expansion check
 	now := s.now().UTC().Truncate(time.Microsecond)
@@ -475,45 +495,44 @@ func (s *Service) Create(ctx context.Context, actor authz.Actor, sc Scope, items
 		var tags []Tag
 		if len(n.TagIDs) > 0 {
 			if tags, err = s.resolveTags(ctx, env.ProjectID, n.TagIDs); err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 		}
 		sec, err := s.prepare(actor, perms, f, env, n, tags, now)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if seen[sec.Key+"\x00"+sec.Type] {
-			return nil, errs.BadRequest("Secret '%s' appears twice in the request", sec.Key)
+			return nil, nil, errs.BadRequest("Secret '%s' appears twice in the request", sec.Key)
 		}
 		seen[sec.Key+"\x00"+sec.Type] = true
 		if sec.Type == Personal {
 			if _, err := s.store.SecretByKey(ctx, f.ID, sec.Key, Shared, ""); errs.Is(err, errs.NotFound) {
-				return nil, errs.BadRequest("Failed to create personal secret override for no corresponding shared secret")
+				return nil, nil, errs.BadRequest("Failed to create personal secret override for no corresponding shared secret")
 			} else if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 		}
 		sl, err := s.seal(ctx, sec)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if len(tags) > 0 {
 			sl.TagIDs = tagIDs(tags)
 		}
 		if err := s.checkExpansion(ctx, rd, sec); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		out, sealed = append(out, sec), append(sealed, sl)
 		evs = append(evs, event(actor, "create-secret", sec))
 	}
 	if err := s.store.CreateSecrets(ctx, sealed, string(actor.Kind), actor.ID, evs); err != nil {
-		if errs.Is(err, errs.Conflict) {
-			return nil, errs.BadRequest("Secret already exists")
+		if errs.Is(err, errs.Conflict) && !errors.Is(err, project.ErrMoved) {
+			return nil, nil, errs.BadRequest("Secret already exists")
 		}
-		return nil, err
+		return nil, nil, err
 	}
-	s.publish(ctx, events.SecretCreate, out...)
-	return visibleAll(perms, out), nil
+	return out, visibleAll(perms, out), nil
 }
 
 // Change describes an update; nil fields stay.

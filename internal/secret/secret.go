@@ -346,22 +346,31 @@ func normalizeValue(v string) string {
 	return v
 }
 
-// folder resolves a scope for an actor: the project must be visible to it.
-// When only the folder is missing the error wraps project.ErrNoFolder and the
-// environment, the permissions and a Folder with just its Path come with it.
-func (s *Service) folder(ctx context.Context, actor authz.Actor, sc *Scope) (project.Folder, project.Environment, authz.Set, error) {
+// projectOf fills in sc's project id: a service token's own when sc names
+// none, or the one sc's slug names.
+func (s *Service) projectOf(ctx context.Context, actor authz.Actor, sc *Scope) error {
 	if sc.ProjectID == "" && sc.ProjectSlug == "" && actor.Kind == authz.ActorServiceToken && actor.Service != nil {
 		sc.ProjectID = actor.Service.ProjectID // a service token's project is implied
 	}
 	if sc.ProjectID == "" && sc.ProjectSlug != "" {
 		id, err := s.folders.IDBySlug(ctx, actor, sc.ProjectSlug)
 		if err != nil {
-			return project.Folder{}, project.Environment{}, authz.Set{}, err
+			return err
 		}
 		sc.ProjectID = id
 	}
 	if sc.ProjectID == "" {
-		return project.Folder{}, project.Environment{}, authz.Set{}, invalidField("workspaceId", "Missing project id")
+		return invalidField("workspaceId", "Missing project id")
+	}
+	return nil
+}
+
+// folder resolves a scope for an actor: the project must be visible to it.
+// When only the folder is missing the error wraps project.ErrNoFolder and the
+// environment, the permissions and a Folder with just its Path come with it.
+func (s *Service) folder(ctx context.Context, actor authz.Actor, sc *Scope) (project.Folder, project.Environment, authz.Set, error) {
+	if err := s.projectOf(ctx, actor, sc); err != nil {
+		return project.Folder{}, project.Environment{}, authz.Set{}, err
 	}
 	if sc.Env == "" {
 		return project.Folder{}, project.Environment{}, authz.Set{}, invalidField("environment", "Missing environment")

@@ -40,8 +40,6 @@ type TagStore interface {
 	SecretTags(ctx context.Context, secretIDs []string) (map[string][]Tag, error)
 	// ProjectHasTags reports whether a project has any tag.
 	ProjectHasTags(ctx context.Context, projectID string) (bool, error)
-	// TaggedSecrets lists the secrets of a project that carry a tag.
-	TaggedSecrets(ctx context.Context, projectID, tagID string) ([]project.Held, error)
 	// ProjectMoves returns a project's count of committed moves
 	// (project.MoveGuard).
 	ProjectMoves(ctx context.Context, projectID string) (int64, error)
@@ -69,28 +67,31 @@ func (s *Service) tagSet(ctx context.Context, actor authz.Actor, projectID, acti
 // from its secrets) after which perms would allow more on one of the secrets
 // that carry it than they do now: a role that hides tagged values must not
 // rename or delete the tag to read them. It returns ctx with guard (read by
-// BeginMove, failed if serr) for the change's write. A set with no rule on
-// secrets that names tags allows the same whatever their tags: no secret is
-// read (the change is guarded all the same).
+// BeginMove, failed if serr) for the change's write, which reads the tagged
+// secrets and checks them once it holds the project (MoveGuard.Check). A
+// set with no rule on secrets that names tags allows the same whatever
+// their tags: no secret is read (the change is guarded all the same).
 func (s *Service) retagGuard(ctx context.Context, perms authz.Set, guard project.MoveGuard, serr error, t Tag, slug string) (context.Context, error) {
 	if serr != nil {
 		return ctx, serr
 	}
-	if !perms.UsesCondition(authz.SubSecrets, "secretTags") {
-		return project.WithMoveGuard(ctx, guard), nil
-	}
-	held, err := s.tags.TaggedSecrets(ctx, t.ProjectID, t.ID)
-	if err != nil {
-		return ctx, err
-	}
-	return project.WithMoveGuard(ctx, guard), project.MayMove(perms, held, func(h project.Held) project.Held {
-		tags := slices.DeleteFunc(slices.Clone(h.Tags), func(x string) bool { return x == t.Slug })
-		if slug != "" {
-			tags = append(tags, slug)
+	if perms.UsesCondition(authz.SubSecrets, "secretTags") {
+		guard.Check = func(ctx context.Context, c project.Contents) error {
+			held, err := c.TaggedSecrets(ctx, t.ProjectID, t.ID)
+			if err != nil {
+				return err
+			}
+			return project.MayMove(perms, held, func(h project.Held) project.Held {
+				tags := slices.DeleteFunc(slices.Clone(h.Tags), func(x string) bool { return x == t.Slug })
+				if slug != "" {
+					tags = append(tags, slug)
+				}
+				h.Tags = tags
+				return h
+			})
 		}
-		h.Tags = tags
-		return h
-	})
+	}
+	return project.WithMoveGuard(ctx, guard), nil
 }
 
 func tagNotFound(what string) error { return errs.NotFoundf("Tag %s not found", what) }

@@ -21,11 +21,17 @@ const qContentsRest = `
 )
 `
 
+// Contents reads, inside a move's transaction, what the move changes
+// (project.Contents): the move's check sees every create that committed
+// before the move took the project (guardMoves), and no create can commit
+// into what it moves until it has.
+type Contents struct{ tx *Tx }
+
 // FolderContents lists what the folder f and every folder below it hold:
 // each secret (with its tags), dynamic secret and import, with the
 // environment and path of its folder, and each folder below f, with the
 // path of the folder that holds it.
-func (db *DB) FolderContents(ctx context.Context, f project.Folder) ([]project.Held, error) {
+func (c Contents) FolderContents(ctx context.Context, f project.Folder) ([]project.Held, error) {
 	q := qContentsTree + `f.id = ?` + qContentsRest +
 		`SELECT 's', s.id, t.env, t.path, s.key FROM secrets s JOIN tree t ON t.id = s.folder_id
 	UNION ALL
@@ -34,23 +40,23 @@ func (db *DB) FolderContents(ctx context.Context, f project.Folder) ([]project.H
 	SELECT 'f', f.id, t.env, t.path, f.name FROM folders f JOIN tree t ON f.parent_id = t.id
 	UNION ALL
 	SELECT 'i', i.id, t.env, t.path, '' FROM secret_imports i JOIN tree t ON t.id = i.folder_id`
-	return db.contents(ctx, "FolderContents", q, f.Path, f.ID)
+	return c.contents(ctx, "FolderContents", q, f.Path, f.ID)
 }
 
 // TaggedSecrets lists the secrets of a project that carry a tag, with their
 // environment, path and tags.
-func (db *DB) TaggedSecrets(ctx context.Context, projectID, tagID string) ([]project.Held, error) {
+func (c Contents) TaggedSecrets(ctx context.Context, projectID, tagID string) ([]project.Held, error) {
 	q := qContentsTree + `e.project_id = ? AND f.parent_id IS NULL` + qContentsRest +
 		`SELECT 's', s.id, t.env, t.path, s.key FROM secrets s JOIN tree t ON t.id = s.folder_id
 	WHERE s.id IN (SELECT secret_id FROM secret_tag_links WHERE tag_id = ?)`
-	return db.contents(ctx, "TaggedSecrets", q, "/", projectID, tagID)
+	return c.contents(ctx, "TaggedSecrets", q, "/", projectID, tagID)
 }
 
 // heldSubjects are the subjects of contents' kinds of rows.
 var heldSubjects = map[string]authz.Subject{"s": authz.SubSecrets, "d": authz.SubDynamicSecrets, "f": authz.SubFolders, "i": authz.SubImports}
 
-func (db *DB) contents(ctx context.Context, op, q string, args ...any) ([]project.Held, error) {
-	rows, err := db.readq(ctx, q, args...)
+func (c Contents) contents(ctx context.Context, op, q string, args ...any) ([]project.Held, error) {
+	rows, err := c.tx.query(ctx, q, args...)
 	if err != nil {
 		return nil, dbErr(err, op)
 	}
@@ -73,7 +79,7 @@ func (db *DB) contents(ctx context.Context, op, q string, args ...any) ([]projec
 	if err := rows.Err(); err != nil {
 		return nil, dbErr(err, op)
 	}
-	tags, err := db.SecretTags(ctx, ids)
+	tags, err := secretTags(ctx, c.tx.query, c.tx.db.dialect, ids)
 	if err != nil {
 		return nil, err
 	}

@@ -35,6 +35,9 @@ func metadataJSON(md []dynamic.Metadata) string {
 // CreateDynamicSecret stores a dynamic secret.
 func (db *DB) CreateDynamicSecret(ctx context.Context, s dynamic.SealedSecret, ev audit.Event) error {
 	return db.Transact(ctx, func(tx *Tx) error {
+		if err := tx.guardMoves(ctx); err != nil {
+			return err
+		}
 		if _, err := tx.exec(ctx, `INSERT INTO dynamic_secrets (`+dynCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			s.ID, s.ProjectID, s.FolderID, s.Name, s.Type, s.SealedInputs, s.DefaultTTL, s.MaxTTL, s.UsernameTemplate,
 			metadataJSON(s.Metadata), s.Status, s.StatusDetails, ts(s.CreatedAt), ts(s.UpdatedAt)); err != nil {

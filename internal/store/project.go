@@ -230,6 +230,9 @@ func (db *DB) UpdateEnvironment(ctx context.Context, env project.Environment, ev
 // DeleteEnvironment deletes an environment and its folders.
 func (db *DB) DeleteEnvironment(ctx context.Context, env project.Environment, ev audit.Event) error {
 	return db.Transact(ctx, func(tx *Tx) error {
+		if err := tx.guardMoves(ctx); err != nil {
+			return err
+		}
 		if _, err := tx.exec(ctx, `DELETE FROM environments WHERE id = ?`, env.ID); err != nil {
 			return dbErr(err, "DeleteEnvironment")
 		}
@@ -347,6 +350,9 @@ func (tx *Tx) insertFolder(ctx context.Context, f project.Folder) error {
 // parentPath first, all in one transaction.
 func (db *DB) CreateFolder(ctx context.Context, envID, parentPath string, f project.Folder, ev audit.Event) (project.Folder, error) {
 	err := db.Transact(ctx, func(tx *Tx) error {
+		if err := tx.guardMoves(ctx); err != nil {
+			return err
+		}
 		parent, n, err := walk(ctx, tx.rowq(), envID, parentPath)
 		if err != nil {
 			return err
@@ -386,6 +392,9 @@ func (db *DB) UpdateFolder(ctx context.Context, f project.Folder, ev audit.Event
 // DeleteFolder deletes a folder; its subtree goes with it (ON DELETE CASCADE).
 func (db *DB) DeleteFolder(ctx context.Context, f project.Folder, ev audit.Event) error {
 	return db.Transact(ctx, func(tx *Tx) error {
+		if err := tx.guardMoves(ctx); err != nil {
+			return err
+		}
 		if _, err := tx.exec(ctx, `DELETE FROM folders WHERE id = ?`, f.ID); err != nil {
 			return dbErr(err, "DeleteFolder")
 		}

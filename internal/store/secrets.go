@@ -147,6 +147,9 @@ func (tx *Tx) insertSecretVersion(ctx context.Context, s secret.Sealed, actorTyp
 // CreateSecrets writes new secrets with their first history rows, all or none.
 func (db *DB) CreateSecrets(ctx context.Context, ss []secret.Sealed, actorType, actorID string, evs []audit.Event) error {
 	return db.Transact(ctx, func(tx *Tx) error {
+		if err := tx.guardMoves(ctx); err != nil {
+			return err
+		}
 		for _, s := range ss {
 			if _, err := tx.exec(ctx, `INSERT INTO secrets (id, project_id, folder_id, key, type, user_id, version, value, comment,
 				skip_multiline_encoding, metadata, reminder_note, reminder_repeat_days, reminder_recipients, created_at, updated_at)

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"slices"
 	"strings"
@@ -110,6 +111,14 @@ var qSecretTags = byDialect{
 
 // SecretTags returns each secret's tags, by slug.
 func (db *DB) SecretTags(ctx context.Context, secretIDs []string) (map[string][]secret.Tag, error) {
+	return secretTags(ctx, db.readq, db.dialect, secretIDs)
+}
+
+// rowsQueryer runs a query: on the read pool (DB.readq) or in a
+// transaction (Tx.query).
+type rowsQueryer func(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+
+func secretTags(ctx context.Context, query rowsQueryer, d Dialect, secretIDs []string) (map[string][]secret.Tag, error) {
 	out := map[string][]secret.Tag{}
 	if len(secretIDs) == 0 {
 		return out, nil
@@ -118,7 +127,7 @@ func (db *DB) SecretTags(ctx context.Context, secretIDs []string) (map[string][]
 	if err != nil {
 		return nil, err
 	}
-	rows, err := db.readq(ctx, qSecretTags[db.dialect], string(ids))
+	rows, err := query(ctx, qSecretTags[d], string(ids))
 	if err != nil {
 		return nil, dbErr(err, "SecretTags")
 	}
@@ -169,6 +178,9 @@ func scanImport(sc interface{ Scan(...any) error }) (secret.Import, error) {
 // CreateImport stores an import.
 func (db *DB) CreateImport(ctx context.Context, im secret.Import, ev audit.Event) error {
 	return db.Transact(ctx, func(tx *Tx) error {
+		if err := tx.guardMoves(ctx); err != nil {
+			return err
+		}
 		if _, err := tx.exec(ctx, `INSERT INTO secret_imports (id, folder_id, import_env_id, import_path, position, version, created_at, updated_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, im.ID, im.FolderID, im.EnvID, im.Path, im.Position, im.Version, ts(im.CreatedAt), ts(im.UpdatedAt)); err != nil {
 			return dbErr(err, "CreateImport")
