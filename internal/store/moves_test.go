@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -55,11 +56,12 @@ func heldIDs(held []project.Held) []string {
 }
 
 // TestCreatesAndMovesSeeEachOther: a create (a Place guard) on the project's
-// current count of moves lands without counting; a move's check runs in its
-// transaction and sees what was created since its count was read (here the
-// move is refused by its check and changes nothing); a create on a count a
-// move has passed since is refused with project.ErrMoved and writes
-// nothing.
+// current count of moves lands without counting; a move's check is given
+// what the move carries as committed (here the move is refused by its check
+// and changes nothing); a create on a count a move has passed since is
+// refused with project.ErrMoved and writes nothing. That the check runs
+// under the move's lock, after every create in flight, is
+// TestPGCreatesAndMovesWaitForEachOther's (SQLite has one writer).
 func TestCreatesAndMovesSeeEachOther(t *testing.T) {
 	storetest.ForEachEngine(t, func(t *testing.T, db *store.DB) {
 		ctx := context.Background()
@@ -150,7 +152,7 @@ func TestPGCreatesAndMovesWaitForEachOther(t *testing.T) {
 			}
 			var got int
 			if err := raw.QueryRowContext(ctx, `SELECT count(*) FROM pg_stat_activity
-				WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(&got); err != nil {
+				WHERE datname = current_database() AND wait_event_type = 'Lock' AND cardinality(pg_blocking_pids(pid)) > 0`).Scan(&got); err != nil {
 				t.Fatal(err)
 			}
 			if got >= n {
@@ -231,6 +233,8 @@ func TestPGCreatesAndMovesWaitForEachOther(t *testing.T) {
 			t.Fatal(err)
 		}
 		inCheck, release := make(chan struct{}), make(chan struct{})
+		let := sync.OnceFunc(func() { close(release) })
+		t.Cleanup(let) // a failure below must not leave the move holding the lock
 		moved := make(chan error, 1)
 		go func() {
 			moved <- rename(ctx, seen, "again", func(context.Context, project.Contents) error {
@@ -243,6 +247,8 @@ func TestPGCreatesAndMovesWaitForEachOther(t *testing.T) {
 		case <-inCheck:
 		case err := <-moved:
 			t.Fatalf("the move returned before its check: %v", err)
+		case <-time.After(time.Minute):
+			t.Fatal("the move never reached its check")
 		}
 		created := make(chan error, 1)
 		go func() {
@@ -251,7 +257,7 @@ func TestPGCreatesAndMovesWaitForEachOther(t *testing.T) {
 			created <- err
 		}()
 		waiting(t, 1, created)
-		close(release)
+		let()
 		if err := <-moved; err != nil {
 			t.Fatalf("the move: %v", err)
 		}
