@@ -199,8 +199,16 @@ func TestAuthRateLimit(t *testing.T) {
 		t.Fatalf("statuses %v, want the 4th and 5th to be 429", statuses)
 	}
 	assertError(t, e.Do(t, "POST", "/api/v1/admin/bootstrap", "", map[string]string{}), 429, "RateLimitExceeded")
+	// The dashboard's sign-in forms share the limit: a client cannot try
+	// passwords there that the API would refuse it.
+	for _, r := range []struct{ method, path string }{{"POST", "/login"}, {"POST", "/mfa"}, {"GET", "/signupinvite?token=x"}, {"POST", "/signupinvite"}} {
+		if got := e.Do(t, r.method, r.path, "", "email=x%40y.z&password=p").Status; got != 429 {
+			t.Errorf("%s %s after the limit: %d, want 429", r.method, r.path, got)
+		}
+	}
 	// Other routes are not limited.
 	e.Must(t, 200, "GET", "/api/status", "", nil)
+	e.Must(t, 200, "GET", "/login", "", nil)
 }
 
 func TestHumanLoginAndSelectOrganization(t *testing.T) {

@@ -70,6 +70,14 @@ func (s *Server) routes() {
 	// Bootstrap and human login.
 	m.Handle("POST /api/v1/admin/bootstrap", s.limited(s.handle(s.bootstrap)))
 	m.Handle("POST /api/v3/auth/login", s.limited(s.handle(s.userLogin)))
+	if s.web != nil {
+		// The dashboard's sign-in, second-factor and invitation forms are
+		// logins too: rate limited per client as the API's are (each
+		// password tried takes a hashing slot, unknown emails included).
+		for _, route := range []string{"POST /login", "POST /mfa", "GET /signupinvite", "POST /signupinvite"} {
+			m.Handle(route, s.limited(s.web))
+		}
+	}
 	if s.svc.Devices != nil {
 		m.Handle("POST /api/v1/auth/device", s.limited(s.handle(s.deviceStart)))
 		m.Handle("POST /api/v1/auth/device/token", s.limited(s.handle(s.deviceToken)))
