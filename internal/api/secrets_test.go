@@ -3,6 +3,7 @@ package api_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net/url"
 	"os"
 	"os/exec"
@@ -15,6 +16,7 @@ import (
 	"github.com/infisical/go-sdk/packages/models"
 
 	"github.com/lockbox-dev/lockbox/internal/app/apptest"
+	"github.com/lockbox-dev/lockbox/internal/secret"
 	"github.com/lockbox-dev/lockbox/internal/store"
 )
 
@@ -301,4 +303,26 @@ func TestGoSDKSecrets(t *testing.T) {
 			t.Fatalf("SDK retrieve deleted: %v", err)
 		}
 	})
+}
+
+// TestBatchesAreBounded: one request creates, updates or deletes at most
+// secret.MaxBatch secrets; one more is a 422 (a validation failure) and
+// nothing is written.
+func TestBatchesAreBounded(t *testing.T) {
+	e := apptest.Bootstrapped(t, store.SQLite)
+	p := createProject(t, e, e.Token, map[string]any{"projectName": "bounded"})
+	items := make([]map[string]any, secret.MaxBatch+1)
+	for i := range items {
+		items[i] = map[string]any{"secretKey": fmt.Sprintf("K%d", i), "secretValue": ""}
+	}
+	for _, method := range []string{"POST", "PATCH", "DELETE"} {
+		body := map[string]any{"workspaceId": p.ID, "environment": "dev", "secrets": items, "mode": "upsert"}
+		r := e.Do(t, method, "/api/v3/secrets/batch/raw", e.Token, body)
+		if r.Status != 422 || !strings.Contains(string(r.Body), "At most") {
+			t.Fatalf("%s of MaxBatch+1: %d %.300s", method, r.Status, r.Body)
+		}
+	}
+	if got := listSecrets(t, e, e.Token, secretQ(p.ID, "dev", "/")); len(got) != 0 {
+		t.Fatalf("%d secrets written by refused batches", len(got))
+	}
 }

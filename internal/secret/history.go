@@ -227,6 +227,9 @@ func (s *Service) UpdateMany(ctx context.Context, actor authz.Actor, sc Scope, m
 	if len(items) == 0 {
 		return nil, invalidField("secrets", "At least one secret is required")
 	}
+	if len(items) > MaxBatch {
+		return nil, invalidField("secrets", "At most %d secrets in one request", MaxBatch)
+	}
 	if mode == "" {
 		mode = FailOnNotFound
 	}
@@ -268,6 +271,9 @@ func (s *Service) UpdateMany(ctx context.Context, actor authz.Actor, sc Scope, m
 func (s *Service) DeleteMany(ctx context.Context, actor authz.Actor, sc Scope, keys []BatchItem) ([]Secret, error) {
 	if len(keys) == 0 {
 		return nil, invalidField("secrets", "At least one secret is required")
+	}
+	if len(keys) > MaxBatch {
+		return nil, invalidField("secrets", "At most %d secrets in one request", MaxBatch)
 	}
 	if err := s.checkRotatedBatch(ctx, actor, sc, keys, true); err != nil {
 		return nil, err

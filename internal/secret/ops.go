@@ -456,12 +456,20 @@ func event(actor authz.Actor, typ string, p Secret) audit.Event {
 		"secretKey": p.Key, "secretVersion": p.Version}).InProject(p.ProjectID, "")
 }
 
+// MaxBatch bounds the secrets one request creates, updates or deletes (an
+// API batch, a .env pasted into the dashboard): each is a write with its
+// version and audit event.
+const MaxBatch = 10000
+
 // Create makes secrets in one folder, all or none. It is a create
 // (project.Place): no rename or deletion of the folder, its environment or
 // the secrets' tags commits between the checks and the write.
 func (s *Service) Create(ctx context.Context, actor authz.Actor, sc Scope, items []New) ([]Secret, error) {
 	if len(items) == 0 {
 		return nil, invalidField("secrets", "At least one secret is required")
+	}
+	if len(items) > MaxBatch {
+		return nil, invalidField("secrets", "At most %d secrets in one request", MaxBatch)
 	}
 	if err := s.projectOf(ctx, actor, &sc); err != nil {
 		return nil, err

@@ -20,6 +20,7 @@ import (
 	"github.com/lockbox-dev/lockbox/internal/app/apptest"
 	"github.com/lockbox-dev/lockbox/internal/dynamic/provider/totp"
 	"github.com/lockbox-dev/lockbox/internal/identity"
+	"github.com/lockbox-dev/lockbox/internal/secret"
 	"github.com/lockbox-dev/lockbox/internal/store"
 	"github.com/lockbox-dev/lockbox/internal/store/storetest"
 )
@@ -576,4 +577,29 @@ func TestDashboardGridDeniedEnvironment(t *testing.T) {
 		}
 		mustStatus(t, u.get("/projects/"+pid+"/secret/value?env=prod&path=/&key=K_prod"), 403, "prod value")
 	})
+}
+
+// TestPastedDotenvIsBounded: a .env pasted into the dashboard is one batch
+// like the API's, bounded by secret.MaxBatch (a 1 MiB form holds ~350,000
+// lines of "A=", each a write with its version and audit event): one line
+// more is refused whole, and nothing is written.
+func TestPastedDotenvIsBounded(t *testing.T) {
+	e := apptest.Bootstrapped(t, store.SQLite)
+	br := newBrowser(t, e.URL)
+	br.mustLogin(e.UserEmail, e.Password)
+	pid := createProject(t, br, "bounded")
+	var sb strings.Builder
+	for i := range secret.MaxBatch + 1 {
+		fmt.Fprintf(&sb, "K%d=\n", i)
+	}
+	p := br.post("/projects/"+pid+"/secrets/import", url.Values{"env": {"dev"}, "path": {"/"}, "dotenv": {sb.String()}}, nil)
+	mustStatus(t, p, 422, "a paste of MaxBatch+1 lines")
+	if !strings.Contains(p.body, "At most") {
+		t.Fatalf("the refusal does not say why: %.600s", p.body)
+	}
+	var out struct{ Secrets []struct{ SecretKey string } }
+	e.Must(t, 200, "GET", "/api/v3/secrets/raw?workspaceId="+pid+"&environment=dev&secretPath=/", e.Token, nil).Decode(t, &out)
+	if len(out.Secrets) != 0 {
+		t.Fatalf("%d secrets written by a refused paste", len(out.Secrets))
+	}
 }
