@@ -28,37 +28,38 @@ func orgOf(t testing.TB, db *store.DB, projectID string) string {
 // dynamic secret per name, returning their ids.
 func seedSecrets(t testing.TB, db *store.DB, names ...string) (projectID string, ids []string) {
 	t.Helper()
-	ctx := context.Background()
-	projectID = store.NewID()
-	err := func() error {
-		org, env, folder := projectID, store.NewID(), store.NewID() // orgOf relies on the organisation's id
-		for _, q := range []struct {
-			sql  string
-			args []any
-		}{
-			{`INSERT INTO orgs (id, name, slug, created_at, updated_at) VALUES (?, 'o', ?, 0, 0)`, []any{org, org}},
-			{`INSERT INTO projects (id, org_id, name, slug, type, created_at, updated_at) VALUES (?, ?, 'p', ?, 'secret-manager', 0, 0)`, []any{projectID, org, projectID}},
-			{`INSERT INTO environments (id, project_id, name, slug, position, created_at, updated_at) VALUES (?, ?, 'e', 'e', 1, 0, 0)`, []any{env, projectID}},
-			{`INSERT INTO folders (id, env_id, name, created_at, updated_at) VALUES (?, ?, 'root', 0, 0)`, []any{folder, env}},
-		} {
-			if err := db.ExecForTest(ctx, q.sql, q.args...); err != nil {
-				return err
-			}
+	projectID, _, folder := seedProject(t, db)
+	for _, n := range names {
+		id := store.NewID()
+		ids = append(ids, id)
+		if err := db.ExecForTest(context.Background(), `INSERT INTO dynamic_secrets (id, project_id, folder_id, name, type, inputs, default_ttl, created_at, updated_at)
+			VALUES (?, ?, ?, ?, 'sql-database', ?, '1h', 0, 0)`, id, projectID, folder, n, []byte{0}); err != nil {
+			t.Fatal(err)
 		}
-		for _, n := range names {
-			id := store.NewID()
-			ids = append(ids, id)
-			if err := db.ExecForTest(ctx, `INSERT INTO dynamic_secrets (id, project_id, folder_id, name, type, inputs, default_ttl, created_at, updated_at)
-				VALUES (?, ?, ?, ?, 'sql-database', ?, '1h', 0, 0)`, id, projectID, folder, n, []byte{0}); err != nil {
-				return err
-			}
-		}
-		return nil
-	}()
-	if err != nil {
-		t.Fatal(err)
 	}
 	return projectID, ids
+}
+
+// seedProject makes an organization and a project (the organization's id is
+// the project's: orgOf relies on it) with one environment and its root
+// folder.
+func seedProject(t testing.TB, db *store.DB) (projectID, envID, rootID string) {
+	t.Helper()
+	projectID, envID, rootID = store.NewID(), store.NewID(), store.NewID()
+	for _, q := range []struct {
+		sql  string
+		args []any
+	}{
+		{`INSERT INTO orgs (id, name, slug, created_at, updated_at) VALUES (?, 'o', ?, 0, 0)`, []any{projectID, projectID}},
+		{`INSERT INTO projects (id, org_id, name, slug, type, created_at, updated_at) VALUES (?, ?, 'p', ?, 'secret-manager', 0, 0)`, []any{projectID, projectID, projectID}},
+		{`INSERT INTO environments (id, project_id, name, slug, position, created_at, updated_at) VALUES (?, ?, 'e', 'e', 1, 0, 0)`, []any{envID, projectID}},
+		{`INSERT INTO folders (id, env_id, name, created_at, updated_at) VALUES (?, ?, 'root', 0, 0)`, []any{rootID, envID}},
+	} {
+		if err := db.ExecForTest(context.Background(), q.sql, q.args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return projectID, envID, rootID
 }
 
 func insertLease(t testing.TB, db *store.DB, projectID, dsID, status string, due time.Time) string {

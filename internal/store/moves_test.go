@@ -16,28 +16,16 @@ import (
 	"github.com/lockbox-dev/lockbox/internal/store/storetest"
 )
 
-// seedFolder makes an organization and a project with one environment, its
-// root folder and a folder /a; it returns the project's and environment's
-// ids and /a.
+// seedFolder makes a project (seedProject) and a folder /a in it; it
+// returns the project's and environment's ids and /a.
 func seedFolder(t *testing.T, db *store.DB) (projectID, envID string, a project.Folder) {
 	t.Helper()
-	ctx := context.Background()
-	projectID, envID, root := store.NewID(), store.NewID(), store.NewID()
+	projectID, envID, root := seedProject(t, db)
 	a = newFolder(envID, "a")
 	a.ParentID, a.Path = root, "/a"
-	for _, q := range []struct {
-		sql  string
-		args []any
-	}{
-		{`INSERT INTO orgs (id, name, slug, created_at, updated_at) VALUES (?, 'o', ?, 0, 0)`, []any{projectID, projectID}},
-		{`INSERT INTO projects (id, org_id, name, slug, type, created_at, updated_at) VALUES (?, ?, 'p', ?, 'secret-manager', 0, 0)`, []any{projectID, projectID, projectID}},
-		{`INSERT INTO environments (id, project_id, name, slug, position, created_at, updated_at) VALUES (?, ?, 'e', 'e', 1, 0, 0)`, []any{envID, projectID}},
-		{`INSERT INTO folders (id, env_id, name, created_at, updated_at) VALUES (?, ?, 'root', 0, 0)`, []any{root, envID}},
-		{`INSERT INTO folders (id, env_id, parent_id, name, version, created_at, updated_at) VALUES (?, ?, ?, 'a', 1, 0, 0)`, []any{a.ID, envID, root}},
-	} {
-		if err := db.ExecForTest(ctx, q.sql, q.args...); err != nil {
-			t.Fatal(err)
-		}
+	if err := db.ExecForTest(context.Background(), `INSERT INTO folders (id, env_id, parent_id, name, version, created_at, updated_at)
+		VALUES (?, ?, ?, 'a', 1, 0, 0)`, a.ID, envID, root); err != nil {
+		t.Fatal(err)
 	}
 	return projectID, envID, a
 }
