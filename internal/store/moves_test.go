@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"testing"
@@ -18,7 +19,7 @@ import (
 
 // seedFolder makes a project (seedProject) and a folder /a in it; it
 // returns the project's and environment's ids and /a.
-func seedFolder(t *testing.T, db *store.DB) (projectID, envID string, a project.Folder) {
+func seedFolder(t testing.TB, db *store.DB) (projectID, envID string, a project.Folder) {
 	t.Helper()
 	projectID, envID, root := seedProject(t, db)
 	a = newFolder(envID, "a")
@@ -256,4 +257,49 @@ func TestPGCreatesAndMovesWaitForEachOther(t *testing.T) {
 			t.Fatalf("the refused create wrote /again/after (%v)", err)
 		}
 	})
+}
+
+// BenchmarkMoveCheck is a checked move of a folder holding n secrets, up to
+// its check (which refuses it, so each round starts alike): the project's
+// lock, the count, and the contents read inside the transaction, during
+// which creates in the project wait.
+func BenchmarkMoveCheck(b *testing.B) {
+	for _, d := range storetest.Engines {
+		for _, n := range []int{100, 10000} {
+			b.Run(fmt.Sprintf("%s/%d", d, n), func(b *testing.B) {
+				db := storetest.Open(b, d)
+				ctx := context.Background()
+				pid, _, a := seedFolder(b, db)
+				if err := db.ExecForTest(ctx, `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?)
+					INSERT INTO secrets (id, project_id, folder_id, key, type, version, value, comment, created_at, updated_at)
+					SELECT ? || '-' || CAST(i AS TEXT), ?, ?, 'K' || CAST(i AS TEXT), 'shared', 1, ?, ?, 0, 0 FROM n`,
+					n, a.ID, pid, a.ID, []byte{0}, []byte{}); err != nil {
+					b.Fatal(err)
+				}
+				refused := errors.New("refused")
+				renamed := a
+				renamed.Name = "b"
+				for b.Loop() {
+					seen, err := db.ProjectMoves(ctx, pid)
+					if err != nil {
+						b.Fatal(err)
+					}
+					err = db.UpdateFolder(project.WithMoveGuard(ctx, project.MoveGuard{ProjectID: pid, Seen: seen,
+						Check: func(ctx context.Context, c project.Contents) error {
+							held, err := c.FolderContents(ctx, a)
+							if err != nil {
+								return err
+							}
+							if len(held) != n {
+								return fmt.Errorf("%d held, want %d", len(held), n)
+							}
+							return refused
+						}}), renamed, audit.Event{Type: "update-folder"})
+					if !errors.Is(err, refused) {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+	}
 }
