@@ -174,6 +174,21 @@ func TestDeviceLoginSignsAnSSOUserInToTheAPI(t *testing.T) {
 		}
 		assertError(t, poll(s.DeviceCode), 400, "expired_token")
 
+		// A link from another site is not looked up, so it counts no miss
+		// (ten would block the user's approvals): the page offers the code.
+		for i := range 12 {
+			req, _ := http.NewRequest("GET", e.URL+"/device?code=YYYY-YYY"+string(rune('B'+i)), nil)
+			req.Header.Set("Sec-Fetch-Site", "cross-site")
+			res, err := c.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			if res.StatusCode != 200 || !strings.Contains(string(b), `value="YYYY-YYY`) || strings.Contains(string(b), `id="device-approve"`) {
+				t.Fatalf("a cross-site link to a code: %d %.300s", res.StatusCode, b)
+			}
+		}
 		// Guessing codes: after ten wrong ones, even a right one waits.
 		s = start()
 		misses := 0

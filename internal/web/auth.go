@@ -335,7 +335,13 @@ func (h *Handler) totpConfirm(w http.ResponseWriter, q *req) error {
 func (h *Handler) deviceForm(w http.ResponseWriter, q *req) error {
 	code := q.URL.Query().Get("code")
 	data := map[string]any{"Title": "Sign in the lockbox CLI"}
-	if code != "" {
+	if code != "" && q.Header.Get("Sec-Fetch-Site") == "cross-site" {
+		// A link from another site: the code is not looked up (each wrong
+		// one counts against the user's guesses, so ten such links would
+		// block the user's approvals for a minute); the user goes on from
+		// this page.
+		data["Typed"] = code
+	} else if code != "" {
 		d, err := h.svc.Sessions.DeviceLogin(q.ctx(), q.actor, code)
 		if err != nil {
 			return err
