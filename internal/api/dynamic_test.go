@@ -15,6 +15,7 @@ import (
 	infisical "github.com/infisical/go-sdk"
 
 	"github.com/lockbox-dev/lockbox/internal/app/apptest"
+	"github.com/lockbox-dev/lockbox/internal/dynamic"
 	"github.com/lockbox-dev/lockbox/internal/store"
 )
 
@@ -349,5 +350,24 @@ func TestGoSDKLeases(t *testing.T) {
 	}
 	if mysqlUserExists(t, admin, creds["DB_USERNAME"].(string)) {
 		t.Fatal("SDK revoke left the user")
+	}
+}
+
+// TestLeaseConfigIsBounded: a lease's config is stored with the lease and
+// read back by every listing of its leases: more than
+// dynamic.MaxLeaseConfig bytes is refused before anything else is looked
+// at; within the bound the request goes on (here to a 404).
+func TestLeaseConfigIsBounded(t *testing.T) {
+	e := apptest.Bootstrapped(t, store.SQLite)
+	p := createProject(t, e, e.Token, map[string]any{"projectName": "lease-config"})
+	lease := func(n int) apptest.Response {
+		return e.Do(t, "POST", "/api/v1/dynamic-secrets/leases", e.Token, map[string]any{"projectSlug": p.Slug, "environmentSlug": "dev",
+			"path": "/", "dynamicSecretName": "none", "config": map[string]any{"namespace": strings.Repeat("x", n)}})
+	}
+	if r := lease(dynamic.MaxLeaseConfig); r.Status != 422 || !strings.Contains(string(r.Body), "config") {
+		t.Fatalf("a config over the bound: %d %.300s", r.Status, r.Body)
+	}
+	if r := lease(100); r.Status != 404 {
+		t.Fatalf("a config within the bound: %d %.300s", r.Status, r.Body)
 	}
 }

@@ -56,10 +56,18 @@ func (s *Service) wakeWorker() {
 	}
 }
 
+// MaxLeaseConfig bounds a lease's config (provider options such as a
+// Kubernetes namespace), which is stored with the lease and read back by
+// every listing of its leases.
+const MaxLeaseConfig = 16 << 10
+
 // CreateLease issues a credential. The lease row is committed in state
 // creating before the provider is called, so a crash at any point leaves a
 // row the worker will revoke; it becomes active once the credential exists.
 func (s *Service) CreateLease(ctx context.Context, actor authz.Actor, sc Scope, name, ttl string, config json.RawMessage) (Lease, Secret, error) {
+	if len(config) > MaxLeaseConfig {
+		return Lease{}, Secret{}, invalidField("config", "config must be at most %d bytes", MaxLeaseConfig)
+	}
 	sec, _, err := s.byName(ctx, actor, sc, name, authz.ActLease)
 	if err != nil {
 		return Lease{}, Secret{}, err
