@@ -1,9 +1,12 @@
 package api_test
 
 import (
+	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/lockbox-dev/lockbox/internal/app/apptest"
+	"github.com/lockbox-dev/lockbox/internal/project"
 	"github.com/lockbox-dev/lockbox/internal/store"
 )
 
@@ -72,4 +75,20 @@ func TestEnvironmentByIDAndSlug(t *testing.T) {
 		assertError(t, e.Do(t, "GET", "/api/v1/workspace/environments/"+c.Environment.ID, e.Token, nil), 404, "NotFound")
 		assertError(t, e.Do(t, "GET", "/api/v1/projects/"+p.ID+"/environments/slug/qa", e.Token, nil), 404, "NotFound")
 	})
+}
+
+// TestEnvironmentsAreBounded: every read of a project loads all its
+// environments, so a member who may create them cannot add them without
+// end: project.MaxEnvironments, then 400.
+func TestEnvironmentsAreBounded(t *testing.T) {
+	e := apptest.Bootstrapped(t, store.SQLite)
+	p := createProject(t, e, e.Token, map[string]any{"projectName": "many-envs"})
+	base := "/api/v1/projects/" + p.ID + "/environments"
+	for i := len(p.Environments); i < project.MaxEnvironments; i++ {
+		e.Must(t, 200, "POST", base, e.Token, map[string]any{"name": fmt.Sprintf("E%d", i), "slug": fmt.Sprintf("e%d", i)})
+	}
+	r := assertError(t, e.Do(t, "POST", base, e.Token, map[string]any{"name": "one-more", "slug": "one-more"}), 400, "BadRequest")
+	if !strings.Contains(fmt.Sprint(r["message"]), "at most") {
+		t.Fatalf("the refusal: %v", r)
+	}
 }

@@ -45,6 +45,10 @@ type EnvironmentChange struct {
 // 32-bit integer on PostgreSQL).
 const MaxEnvironmentPosition = 10_000
 
+// MaxEnvironments bounds a project's environments: every read of a
+// project loads them all. Concurrent creates may pass it by a few.
+const MaxEnvironments = 100
+
 func (c EnvironmentChange) apply(env *Environment) error {
 	if c.Name != nil {
 		n := strings.TrimSpace(*c.Name)
@@ -79,6 +83,9 @@ func (s *Service) CreateEnvironment(ctx context.Context, actor authz.Actor, proj
 			return Environment{}, invalidField("name", "Required")
 		}
 		return Environment{}, invalidField("slug", "Required")
+	}
+	if len(p.Environments) >= MaxEnvironments {
+		return Environment{}, errs.BadRequest("A project has at most %d environments", MaxEnvironments)
 	}
 	now := s.now().UTC().Truncate(time.Microsecond)
 	env := Environment{ID: newID(), ProjectID: p.ID, Position: len(p.Environments) + 1, CreatedAt: now, UpdatedAt: now}

@@ -203,6 +203,9 @@ func parseTemplateEnvironments(raw json.RawMessage) ([]TemplateEnvironment, erro
 	if err := json.Unmarshal(raw, &wire); err != nil {
 		return nil, invalidField("environments", "environments must be an array of {name, slug, position}")
 	}
+	if len(wire) > MaxEnvironments {
+		return nil, invalidField("environments", "A template has at most %d environments", MaxEnvironments)
+	}
 	slugs, names, positions := map[string]bool{}, map[string]bool{}, map[int]bool{}
 	for _, e := range wire {
 		name := strings.TrimSpace(e.Name)
