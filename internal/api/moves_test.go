@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/lockbox-dev/lockbox/internal/app/apptest"
+	"github.com/lockbox-dev/lockbox/internal/secret"
 	"github.com/lockbox-dev/lockbox/internal/store"
 )
 
@@ -629,4 +630,23 @@ func TestCreatesCannotSlipIntoAMove(t *testing.T) {
 			e.Must(t, 200, "PATCH", "/api/v1/folders/"+f.Folder.ID, e.Token, map[string]any{"workspaceId": p.ID, "environment": "dev", "path": "/", "name": "hidden"})
 		}
 	})
+}
+
+// TestTagsPerSecretAreBounded: each tag a write names is looked up and
+// linked, so one secret names at most secret.MaxTagsPerSecret (422).
+func TestTagsPerSecretAreBounded(t *testing.T) {
+	e := apptest.Bootstrapped(t, store.SQLite)
+	p := createProject(t, e, e.Token, map[string]any{"projectName": "many-tags"})
+	ids := make([]string, secret.MaxTagsPerSecret+1)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("00000000-0000-0000-0000-%012d", i)
+	}
+	r := e.Do(t, "POST", "/api/v3/secrets/raw/A", e.Token, map[string]any{"workspaceId": p.ID, "environment": "dev", "secretValue": "v", "tagIds": ids})
+	if r.Status != 422 || !strings.Contains(string(r.Body), "at most") {
+		t.Fatalf("a secret naming %d tags: %d %.300s", len(ids), r.Status, r.Body)
+	}
+	r = e.Do(t, "POST", "/api/v3/secrets/raw/A", e.Token, map[string]any{"workspaceId": p.ID, "environment": "dev", "secretValue": "v", "tagIds": ids[:2]})
+	if r.Status != 404 {
+		t.Fatalf("a secret naming two unknown tags: %d %.300s", r.Status, r.Body)
+	}
 }

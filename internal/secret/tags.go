@@ -256,9 +256,16 @@ func (s *Service) deleteTag(ctx context.Context, actor authz.Actor, projectID, i
 	return t, s.tags.DeleteTag(ctx, t, ev)
 }
 
+// MaxTagsPerSecret bounds the tags one secret names (each is looked up and
+// linked in the write).
+const MaxTagsPerSecret = 100
+
 // resolveTags checks tag ids belong to the project and returns the tags.
 // A tag named twice is given once (a secret carries a tag or not).
 func (s *Service) resolveTags(ctx context.Context, projectID string, ids []string) ([]Tag, error) {
+	if len(ids) > MaxTagsPerSecret {
+		return nil, invalidField("tagIds", "A secret carries at most %d tags", MaxTagsPerSecret)
+	}
 	out := make([]Tag, 0, len(ids))
 	for i, id := range ids {
 		if slices.Contains(ids[:i], id) {
