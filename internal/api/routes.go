@@ -75,7 +75,7 @@ func (s *Server) routes() {
 		// logins too: rate limited per client as the API's are (each
 		// password tried takes a hashing slot, unknown emails included).
 		for _, route := range []string{"POST /login", "POST /mfa", "GET /signupinvite", "POST /signupinvite"} {
-			m.Handle(route, s.limited(s.web))
+			m.ServeMux.Handle(route, s.limited(s.web)) // dashboard pages: not in Patterns (the API's routes)
 		}
 	}
 	if s.svc.Devices != nil {

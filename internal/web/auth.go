@@ -335,8 +335,8 @@ func (h *Handler) totpConfirm(w http.ResponseWriter, q *req) error {
 func (h *Handler) deviceForm(w http.ResponseWriter, q *req) error {
 	code := q.URL.Query().Get("code")
 	data := map[string]any{"Title": "Sign in the lockbox CLI"}
-	if code != "" && q.Header.Get("Sec-Fetch-Site") == "cross-site" {
-		// A link from another site: the code is not looked up (each wrong
+	if site := q.Header.Get("Sec-Fetch-Site"); code != "" && site != "" && site != "same-origin" && site != "none" {
+		// A link from another site (or a sibling one): the code is not looked up (each wrong
 		// one counts against the user's guesses, so ten such links would
 		// block the user's approvals for a minute); the user goes on from
 		// this page.
