@@ -509,15 +509,21 @@ func (s *Service) checkMove(ctx context.Context, perms authz.Set, guard MoveGuar
 		return ctx, serr
 	}
 	if slices.ContainsFunc(movable, func(sub authz.Subject) bool { return perms.UsesCondition(sub, field) }) {
-		guard.Check = func(ctx context.Context, c Contents) error {
-			held, err := c.FolderContents(ctx, f)
-			if err != nil {
-				return err
-			}
-			return MayMove(perms, held, moved)
-		}
+		guard.Check = judgeContents(f, func(held []Held) error { return MayMove(perms, held, moved) })
 	}
 	return WithMoveGuard(ctx, guard), nil
+}
+
+// judgeContents is a MoveGuard.Check that reads what folder f and the
+// folders below it hold and lets judge refuse the move.
+func judgeContents(f Folder, judge func([]Held) error) func(context.Context, Contents) error {
+	return func(ctx context.Context, c Contents) error {
+		held, err := c.FolderContents(ctx, f)
+		if err != nil {
+			return err
+		}
+		return judge(held)
+	}
 }
 
 // checkDelete returns ctx with guard (read by BeginMove, failed if serr)
@@ -527,13 +533,7 @@ func checkDelete(ctx context.Context, perms authz.Set, guard MoveGuard, serr err
 	if serr != nil {
 		return ctx, serr
 	}
-	guard.Check = func(ctx context.Context, c Contents) error {
-		held, err := c.FolderContents(ctx, f)
-		if err != nil {
-			return err
-		}
-		return MayDelete(perms, held)
-	}
+	guard.Check = judgeContents(f, func(held []Held) error { return MayDelete(perms, held) })
 	return WithMoveGuard(ctx, guard), nil
 }
 
