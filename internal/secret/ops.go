@@ -499,10 +499,11 @@ func (s *Service) create(ctx context.Context, actor authz.Actor, sc Scope, items
 	sealed := make([]Sealed, 0, len(items))
 	evs := make([]audit.Event, 0, len(items))
 	seen := map[string]bool{}
+	known := map[string]Tag{} // tags looked up, by id: each once for the batch
 	for _, n := range items {
 		var tags []Tag
 		if len(n.TagIDs) > 0 {
-			if tags, err = s.resolveTags(ctx, env.ProjectID, n.TagIDs); err != nil {
+			if tags, err = s.resolveTagsIn(ctx, env.ProjectID, n.TagIDs, known); err != nil {
 				return nil, nil, err
 			}
 		}

@@ -263,6 +263,13 @@ const MaxTagsPerSecret = 100
 // resolveTags checks tag ids belong to the project and returns the tags.
 // A tag named twice is given once (a secret carries a tag or not).
 func (s *Service) resolveTags(ctx context.Context, projectID string, ids []string) ([]Tag, error) {
+	return s.resolveTagsIn(ctx, projectID, ids, map[string]Tag{})
+}
+
+// resolveTagsIn is resolveTags with known, the tags already looked up by
+// id for the same request (a batch naming the same tags on every item
+// looks each up once); it adds what it looks up.
+func (s *Service) resolveTagsIn(ctx context.Context, projectID string, ids []string, known map[string]Tag) ([]Tag, error) {
 	if len(ids) > MaxTagsPerSecret {
 		return nil, invalidField("tagIds", "A secret carries at most %d tags", MaxTagsPerSecret)
 	}
@@ -271,11 +278,16 @@ func (s *Service) resolveTags(ctx context.Context, projectID string, ids []strin
 		if slices.Contains(ids[:i], id) {
 			continue
 		}
-		t, err := s.tags.TagByID(ctx, projectID, id)
-		if errs.Is(err, errs.NotFound) {
-			return nil, errs.NotFoundf("Tag not found: %s", truncate(id, 64))
-		} else if err != nil {
-			return nil, err
+		t, ok := known[id]
+		if !ok {
+			var err error
+			t, err = s.tags.TagByID(ctx, projectID, id)
+			if errs.Is(err, errs.NotFound) {
+				return nil, errs.NotFoundf("Tag not found: %s", truncate(id, 64))
+			} else if err != nil {
+				return nil, err
+			}
+			known[id] = t
 		}
 		out = append(out, t)
 	}
