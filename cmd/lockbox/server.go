@@ -145,6 +145,7 @@ func serve(ctx context.Context, cfg config.Config, stdout, stderr io.Writer) err
 		PasswordHashConcurrency: cfg.PasswordHashConcurrency,
 		Logger:                  log,
 		LeaseCreatingTimeout:    cfg.LeaseCreatingTimeout,
+		MaxLeases:               cfg.MaxLeaseLimit,
 		RotationClaimTimeout:    cfg.RotationClaimTimeout,
 		SessionIdleTimeout:      cfg.SessionIdleTimeout,
 		SessionAbsoluteTimeout:  cfg.SessionAbsoluteTimeout,

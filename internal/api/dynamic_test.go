@@ -371,3 +371,53 @@ func TestLeaseConfigIsBounded(t *testing.T) {
 		t.Fatalf("a config within the bound: %d %.300s", r.Status, r.Body)
 	}
 }
+
+// TestLeaseLimit: a dynamic secret has at most MaxLeases leases not revoked
+// (Infisical's MAX_LEASE_LIMIT): one more is refused 400 with Infisical's
+// message before the target is touched; a revoked lease frees its place.
+func TestLeaseLimit(t *testing.T) {
+	admin, db := mariaDB(t)
+	e := apptest.Bootstrapped(t, store.SQLite, apptest.Options{MaxLeases: 2})
+	p := createProject(t, e, e.Token, map[string]any{"projectName": "lease-limit"})
+	prefix := "lim" + randHex(3)
+	createDynamic(t, e, p.Slug, "mariadb", "127.0.0.1", "3306", db, map[string]any{"usernameTemplate": prefix + "_{{randomUsername}}"})
+	users := func() int {
+		var n int
+		if err := admin.QueryRow(`SELECT COUNT(*) FROM mysql.user WHERE User LIKE ?`, prefix+`\_%`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	lease := func() apptest.Response {
+		return e.Do(t, "POST", "/api/v1/dynamic-secrets/leases", e.Token, map[string]any{"dynamicSecretName": "mariadb",
+			"projectSlug": p.Slug, "environmentSlug": "dev", "path": "/"})
+	}
+	var first leaseOut
+	for i := range 2 {
+		r := lease()
+		if r.Status != 200 {
+			t.Fatalf("lease %d: %d %.300s", i, r.Status, r.Body)
+		}
+		if i == 0 {
+			r.Decode(t, &first)
+		}
+	}
+	r := lease()
+	assertError(t, r, 400, "BadRequest")
+	if !strings.Contains(string(r.Body), "Max lease limit reached. Limit: 2") {
+		t.Fatalf("over the limit: %.300s", r.Body)
+	}
+	if n := users(); n != 2 {
+		t.Fatalf("%d users in the target, want 2: the refused lease touched it", n)
+	}
+	e.Must(t, 200, "DELETE", "/api/v1/dynamic-secrets/leases/"+first.Lease.ID, e.Token, map[string]any{"projectSlug": p.Slug,
+		"environmentSlug": "dev", "path": "/"})
+	if r := lease(); r.Status != 200 {
+		t.Fatalf("a lease after one was revoked: %d %.300s", r.Status, r.Body)
+	}
+	e.Must(t, 200, "DELETE", "/api/v1/dynamic-secrets/mariadb", e.Token, map[string]any{"projectSlug": p.Slug,
+		"environmentSlug": "dev", "path": "/"})
+	if n := users(); n != 0 {
+		t.Fatalf("%d users left after the dynamic secret's deletion", n)
+	}
+}

@@ -51,6 +51,8 @@ type Options struct {
 	Logger         *slog.Logger
 	// LeaseCreatingTimeout overrides dynamic.DefaultCreatingTimeout when set.
 	LeaseCreatingTimeout time.Duration
+	// MaxLeases overrides dynamic.DefaultMaxLeases when set.
+	MaxLeases int
 	// RotationClaimTimeout overrides the rotation service's ClaimTTL when set.
 	RotationClaimTimeout time.Duration
 	// SessionIdleTimeout and SessionAbsoluteTimeout are the dashboard's
@@ -141,6 +143,9 @@ func New(db *store.DB, kr *keyring.Keyring, o Options) *App {
 	dyn := dynamic.NewService(db, projects, az, kr, nil)
 	if o.LeaseCreatingTimeout > 0 {
 		dyn.CreatingTimeout = o.LeaseCreatingTimeout
+	}
+	if o.MaxLeases > 0 {
+		dyn.MaxLeases = o.MaxLeases
 	}
 	dyn.SetTargetPolicy(o.TargetPolicy)
 	dyn.SetLogger(o.Logger)

@@ -45,6 +45,9 @@ type Config struct {
 	// LeaseCreatingTimeout is how long a lease may stay 'creating' before the
 	// worker revokes it as abandoned (its creator crashed).
 	LeaseCreatingTimeout time.Duration // LOCKBOX_LEASE_CREATING_TIMEOUT / --lease-creating-timeout
+	// MaxLeaseLimit is how many leases of one dynamic secret may be live at
+	// once (Infisical's MAX_LEASE_LIMIT).
+	MaxLeaseLimit int // LOCKBOX_MAX_LEASE_LIMIT / --max-lease-limit
 	// RotationClaimTimeout is how long a secret rotation run holds its
 	// rotation; a run that dies (a node killed mid-rotation) is finished by
 	// another node after it.
@@ -104,6 +107,7 @@ func Default() Config {
 		ShutdownTimeout:         15 * time.Second,
 		DBMaxConns:              20,
 		LeaseCreatingTimeout:    2 * time.Minute,
+		MaxLeaseLimit:           10000,
 		RotationClaimTimeout:    2 * time.Minute,
 		SessionIdleTimeout:      30 * time.Minute,
 		SessionAbsoluteTimeout:  12 * time.Hour,
@@ -175,6 +179,9 @@ func (c Config) Validate() error {
 		// Shorter than the provider timeout (20s) is safe but makes slow creations fail.
 		problems = append(problems, errors.New("lease creating timeout must be at least 1s"))
 	}
+	if c.MaxLeaseLimit < 1 {
+		problems = append(problems, errors.New("max lease limit must be at least 1"))
+	}
 	if c.RotationClaimTimeout < time.Second {
 		// A run longer than the claim could be taken over by another node mid-way
 		// (harmless: same password, FinishRotation checks the claim), so short is allowed.
@@ -230,6 +237,7 @@ func variables() []variable {
 			c.LeaseCreatingTimeout = d
 			return err
 		}},
+		{"LOCKBOX_MAX_LEASE_LIMIT", "max-lease-limit", "how many leases of one dynamic secret may be live at once", false, intSetter(func(c *Config, n int) { c.MaxLeaseLimit = n })},
 		{"LOCKBOX_ROTATION_CLAIM_TIMEOUT", "rotation-claim-timeout", "how long a secret rotation run holds its rotation before another node may finish it", false, func(c *Config, v string) error {
 			d, err := time.ParseDuration(v)
 			c.RotationClaimTimeout = d

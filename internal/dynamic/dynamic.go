@@ -119,8 +119,11 @@ type Store interface {
 	// and its cleanups (done, or given up by a forced deletion).
 	DeleteDynamicSecret(ctx context.Context, id string, ev audit.Event) error
 
-	// InsertLease commits a lease row in state creating, before the target is touched.
-	InsertLease(ctx context.Context, l SealedLease, ev audit.Event) error
+	// InsertLease commits a lease row in state creating, before the target
+	// is touched, unless the dynamic secret has limit leases not revoked
+	// (ErrLeaseLimit) or is gone (errs.NotFound). Concurrent inserts for one
+	// dynamic secret count each other exactly. limit < 1: no limit.
+	InsertLease(ctx context.Context, l SealedLease, limit int, ev audit.Event) error
 	// ActivateLease records the credentials of a created lease; false if the
 	// lease stopped being 'creating' meanwhile.
 	ActivateLease(ctx context.Context, id string, data []byte, dueAt time.Time) (bool, error)
@@ -209,6 +212,8 @@ type Service struct {
 
 	// CreatingTimeout: see DefaultCreatingTimeout. It must exceed ProviderTimeout.
 	CreatingTimeout time.Duration
+	// MaxLeases: see DefaultMaxLeases.
+	MaxLeases int
 }
 
 // NewService returns the dynamic secret service.
@@ -217,7 +222,7 @@ func NewService(st Store, folders Folders, az Authorizer, kr *keyring.Keyring, n
 		now = time.Now
 	}
 	return &Service{store: st, folders: folders, authz: az, keys: kr, now: now, wake: make(chan struct{}, 1),
-		CreatingTimeout: DefaultCreatingTimeout}
+		CreatingTimeout: DefaultCreatingTimeout, MaxLeases: DefaultMaxLeases}
 }
 
 // SetLogger sets where failures whose detail clients do not see are logged.

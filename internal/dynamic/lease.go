@@ -61,6 +61,15 @@ func (s *Service) wakeWorker() {
 // every listing of its leases.
 const MaxLeaseConfig = 16 << 10
 
+// DefaultMaxLeases is how many leases of one dynamic secret may be live
+// (not yet revoked: creating, active, or whose revocation is under way or
+// failed) at once, as Infisical's MAX_LEASE_LIMIT (default 10000). Each is a
+// principal in the target, and deleting the dynamic secret revokes them all.
+const DefaultMaxLeases = 10000
+
+// ErrLeaseLimit is the store's refusal of a lease over the limit.
+var ErrLeaseLimit = errors.New("lease limit reached")
+
 // CreateLease issues a credential. The lease row is committed in state
 // creating before the provider is called, so a crash at any point leaves a
 // row the worker will revoke; it becomes active once the credential exists.
@@ -101,7 +110,13 @@ func (s *Service) CreateLease(ctx context.Context, actor authz.Actor, sc Scope, 
 	if len(l.Config) == 0 || string(l.Config) == "null" {
 		l.Config = json.RawMessage("{}")
 	}
-	if err := s.store.InsertLease(ctx, SealedLease{Lease: l}, leaseEvent(actor, "create-dynamic-secret-lease", sec, l)); err != nil {
+	if err := s.store.InsertLease(ctx, SealedLease{Lease: l}, s.MaxLeases, leaseEvent(actor, "create-dynamic-secret-lease", sec, l)); err != nil {
+		if errors.Is(err, ErrLeaseLimit) {
+			return Lease{}, Secret{}, errs.BadRequest("Max lease limit reached. Limit: %d", s.MaxLeases)
+		}
+		if errs.Is(err, errs.NotFound) { // deleted since it was read
+			return Lease{}, Secret{}, errs.NotFoundf("Dynamic secret with name '%s' in folder with path '%s' not found", truncate(name, 64), sec.Path)
+		}
 		return Lease{}, Secret{}, err
 	}
 	s.wakeWorker()

@@ -596,7 +596,7 @@ func TestWorkerKeepsToBatchAfterARefusedBurst(t *testing.T) {
 			bad := dynamic.SealedLease{Lease: dynamic.Lease{ID: uuid.NewString(), DynamicSecretID: leases[0].DynamicSecretID,
 				ProjectID: leases[0].ProjectID, Username: b.prefix + `bad"name`, Config: []byte("{}"), Status: dynamic.Active,
 				ExpireAt: due, DueAt: due, CreatedAt: time.Now(), UpdatedAt: time.Now()}}
-			if err := b.e.DB.InsertLease(context.Background(), bad, audit.Event{OrgID: b.e.OrgID, ProjectID: b.id, ActorType: "platform", Type: "test"}); err != nil {
+			if err := b.e.DB.InsertLease(context.Background(), bad, 0, audit.Event{OrgID: b.e.OrgID, ProjectID: b.id, ActorType: "platform", Type: "test"}); err != nil {
 				t.Fatal(err)
 			}
 			b.startWorker(t, 2, 5)

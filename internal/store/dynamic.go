@@ -116,9 +116,29 @@ func scanLease(sc interface{ Scan(...any) error }) (dynamic.SealedLease, error) 
 	return l, err
 }
 
-// InsertLease commits a new lease row (state creating) with its audit event.
-func (db *DB) InsertLease(ctx context.Context, l dynamic.SealedLease, ev audit.Event) error {
+// InsertLease commits a new lease row (state creating) with its audit event,
+// unless the dynamic secret already has limit leases not revoked
+// (dynamic.ErrLeaseLimit; limit < 1: none). The dynamic secret's row is
+// locked first (PostgreSQL; SQLite's one writer serialises the rest), so
+// concurrent inserts count each other and a deleted secret gets none.
+func (db *DB) InsertLease(ctx context.Context, l dynamic.SealedLease, limit int, ev audit.Event) error {
 	return db.transactQuiet(ctx, func(tx *Tx) error {
+		var id string
+		if err := tx.queryRow(ctx, `SELECT id FROM dynamic_secrets WHERE id = ?`+db.forUpdate(), l.DynamicSecretID).Scan(&id); err != nil {
+			return dbErr(err, "lock dynamic secret")
+		}
+		if limit > 0 {
+			// Counted by the partial index dynamic_leases_secret_due, and no
+			// further than the limit.
+			var n int
+			if err := tx.queryRow(ctx, `SELECT COUNT(*) FROM (SELECT 1 FROM dynamic_leases
+				WHERE dynamic_secret_id = ? AND status <> 'revoked' LIMIT ?) live`, l.DynamicSecretID, limit).Scan(&n); err != nil {
+				return dbErr(err, "count leases")
+			}
+			if n >= limit {
+				return dynamic.ErrLeaseLimit
+			}
+		}
 		if _, err := tx.exec(ctx, `INSERT INTO dynamic_leases (`+leaseCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)`,
 			l.ID, l.DynamicSecretID, l.ProjectID, l.Username, l.SealedData, string(l.Config), l.Status, l.StatusDetails,
 			ts(l.ExpireAt), ts(l.DueAt), ts(l.CreatedAt), ts(l.UpdatedAt)); err != nil {

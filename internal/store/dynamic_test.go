@@ -12,6 +12,7 @@ import (
 
 	"github.com/lockbox-dev/lockbox/internal/audit"
 	"github.com/lockbox-dev/lockbox/internal/dynamic"
+	"github.com/lockbox-dev/lockbox/internal/errs"
 	"github.com/lockbox-dev/lockbox/internal/project"
 	"github.com/lockbox-dev/lockbox/internal/secret"
 	"github.com/lockbox-dev/lockbox/internal/store"
@@ -68,7 +69,7 @@ func insertLease(t testing.TB, db *store.DB, projectID, dsID, status string, due
 	now := time.Now().UTC()
 	l := dynamic.SealedLease{Lease: dynamic.Lease{ID: id, DynamicSecretID: dsID, ProjectID: projectID, Username: "u" + id[len(id)-8:],
 		Config: []byte("{}"), Status: status, ExpireAt: due, DueAt: due, CreatedAt: now, UpdatedAt: now}}
-	if err := db.InsertLease(context.Background(), l, audit.Event{Type: "create-dynamic-secret-lease"}); err != nil {
+	if err := db.InsertLease(context.Background(), l, 0, audit.Event{Type: "create-dynamic-secret-lease"}); err != nil {
 		t.Fatal(err)
 	}
 	return id
@@ -477,5 +478,97 @@ func TestWritesAreReadCommitted(t *testing.T) {
 	defer db.Close()
 	if level, err := db.TxIsolationForTest(context.Background()); err != nil || level != "read committed" {
 		t.Fatalf("a write transaction runs at %q (%v)", level, err)
+	}
+}
+
+// TestLeaseLimitIsExact: a dynamic secret gets no lease over the limit,
+// counting every lease not revoked (creating, active, revoking, failed) and
+// none revoked nor of another secret; concurrent inserts count each other,
+// on both engines; a deleted dynamic secret gets no lease.
+func TestLeaseLimitIsExact(t *testing.T) {
+	for _, d := range storetest.Engines {
+		t.Run(string(d), func(t *testing.T) {
+			db := storetest.Open(t, d)
+			ctx := context.Background()
+			pid, ids := seedSecrets(t, db, "a", "b")
+			a, b := ids[0], ids[1]
+			later := time.Now().UTC().Add(time.Hour).Truncate(time.Microsecond)
+			for _, st := range []string{dynamic.Creating, dynamic.Active, dynamic.Revoking, dynamic.RevokeFailed} {
+				insertLease(t, db, pid, a, st, later)
+			}
+			for range 3 {
+				insertLease(t, db, pid, a, dynamic.Revoked, later)
+				insertLease(t, db, pid, b, dynamic.Active, later)
+			}
+			if d == store.Postgres {
+				// Each insert sleeps a moment after it counted: without the
+				// dynamic secret's lock, concurrent inserts all count 4.
+				if err := db.ExecForTest(ctx, `CREATE FUNCTION lease_insert_slowly() RETURNS trigger LANGUAGE plpgsql AS
+					$$ BEGIN PERFORM pg_sleep(0.02); RETURN NEW; END $$`); err != nil {
+					t.Fatal(err)
+				}
+				if err := db.ExecForTest(ctx, `CREATE TRIGGER lease_insert_slowly BEFORE INSERT ON dynamic_leases
+					FOR EACH ROW EXECUTE FUNCTION lease_insert_slowly()`); err != nil {
+					t.Fatal(err)
+				}
+			}
+			const limit = 10 // 4 live already: 6 more fit
+			lease := func(ds string) dynamic.SealedLease {
+				id := store.NewID()
+				now := time.Now().UTC()
+				return dynamic.SealedLease{Lease: dynamic.Lease{ID: id, DynamicSecretID: ds, ProjectID: pid, Username: "u" + id[len(id)-8:],
+					Config: []byte("{}"), Status: dynamic.Creating, ExpireAt: later, DueAt: later, CreatedAt: now, UpdatedAt: now}}
+			}
+			const tries = 16
+			errc := make(chan error, tries)
+			start := make(chan struct{})
+			for range tries {
+				go func() {
+					<-start
+					errc <- db.InsertLease(ctx, lease(a), limit, audit.Event{Type: "create-dynamic-secret-lease"})
+				}()
+			}
+			close(start)
+			ok, refused := 0, 0
+			for range tries {
+				switch err := <-errc; {
+				case err == nil:
+					ok++
+				case errors.Is(err, dynamic.ErrLeaseLimit):
+					refused++
+				default:
+					t.Errorf("insert: %v", err)
+				}
+			}
+			if ok != limit-4 || refused != tries-(limit-4) {
+				t.Fatalf("%d inserted, %d refused; want %d and %d", ok, refused, limit-4, tries-(limit-4))
+			}
+			live, err := db.Leases(ctx, a)
+			if err != nil {
+				t.Fatal(err)
+			}
+			n := 0
+			for _, l := range live {
+				if l.Status != dynamic.Revoked {
+					n++
+				}
+			}
+			if n != limit {
+				t.Fatalf("%d live leases, want %d", n, limit)
+			}
+			// Another secret's leases are its own; no limit is no limit.
+			if err := db.InsertLease(ctx, lease(b), 4, audit.Event{Type: "t"}); err != nil {
+				t.Fatalf("b's fourth lease: %v", err)
+			}
+			if err := db.InsertLease(ctx, lease(b), 4, audit.Event{Type: "t"}); !errors.Is(err, dynamic.ErrLeaseLimit) {
+				t.Fatalf("b's fifth lease: %v, want the limit", err)
+			}
+			if err := db.InsertLease(ctx, lease(b), 0, audit.Event{Type: "t"}); err != nil {
+				t.Fatalf("no limit: %v", err)
+			}
+			if err := db.InsertLease(ctx, lease(store.NewID()), limit, audit.Event{Type: "t"}); !errs.Is(err, errs.NotFound) {
+				t.Fatalf("lease of a missing dynamic secret: %v, want not found", err)
+			}
+		})
 	}
 }

@@ -81,6 +81,8 @@ type Options struct {
 	// WorkerClaim, when set, is how long the lease worker's claims last
 	// (dynamic.Worker.Claim).
 	WorkerClaim time.Duration
+	// MaxLeases is app.Options.MaxLeases (zero: dynamic.DefaultMaxLeases).
+	MaxLeases int
 	// NoWorker leaves the lease worker stopped: the test drives it (Tick),
 	// or another node sharing the database does the work.
 	NoWorker bool
@@ -156,7 +158,7 @@ func Start(t testing.TB, d store.Dialect, opts ...Options) *Env {
 		PasswordHasher: o.PasswordHasher, Logger: slog.New(slog.NewJSONHandler(o.Log, &slog.HandlerOptions{Level: o.LogLevel})), TrustedProxies: o.TrustedProxies,
 		MetricsToken: o.MetricsToken, SeparateMetrics: o.SeparateMetrics, AuthFetchLoopback: true,
 		AuthFetchResolve: o.AuthResolve, AuthFetchRootCAs: o.AuthRootCAs, CertHeader: o.CertHeader, Clock: o.Clock, Mailer: o.Mailer,
-		SessionIdleTimeout: o.SessionIdleTimeout, SessionAbsoluteTimeout: o.SessionAbsoluteTimeout})
+		SessionIdleTimeout: o.SessionIdleTimeout, SessionAbsoluteTimeout: o.SessionAbsoluteTimeout, MaxLeases: o.MaxLeases})
 	if o.WorkerBatch > 0 {
 		srv.Worker.Batch, srv.Worker.BurstBatch = o.WorkerBatch, o.WorkerBatch
 	}
