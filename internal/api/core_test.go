@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"bytes"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -9,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/lockbox-dev/lockbox/internal/app/apptest"
+	"github.com/lockbox-dev/lockbox/internal/audit"
 	"github.com/lockbox-dev/lockbox/internal/store"
 	"github.com/lockbox-dev/lockbox/internal/store/storetest"
 )
@@ -259,6 +261,25 @@ func TestAuditLogRecordsBootstrapAndFilters(t *testing.T) {
 		}
 		assertError(t, e.Do(t, "GET", "/api/v1/organization/audit-logs?limit=5000", e.Token, nil), 422, "ValidationFailure")
 		assertError(t, e.Do(t, "GET", "/api/v1/organization/audit-logs?startDate=yesterday", e.Token, nil), 422, "ValidationFailure")
+		// Event types are parameters of the query: at most audit.MaxEventTypes
+		// distinct ones (40,000 were a 500 on SQLite), repeats counted once.
+		types := func(n, distinct int) string {
+			ts := make([]string, n)
+			for i := range ts {
+				ts[i] = fmt.Sprintf("e%d", i%distinct)
+			}
+			ts[0] = "bootstrap-instance"
+			return "/api/v1/organization/audit-logs?eventType=" + strings.Join(ts, ",")
+		}
+		e.Must(t, 200, "GET", types(audit.MaxEventTypes, audit.MaxEventTypes), e.Token, nil).Decode(t, &out)
+		if len(out.AuditLogs) != 1 || out.AuditLogs[0].Event.Type != "bootstrap-instance" {
+			t.Fatalf("%d event types: %+v", audit.MaxEventTypes, out)
+		}
+		e.Must(t, 200, "GET", types(40000, 10), e.Token, nil)
+		m := assertError(t, e.Do(t, "GET", types(40000, 40000), e.Token, nil), 422, "ValidationFailure")
+		if !strings.Contains(fmt.Sprint(m["message"]), "at most 100 event types") {
+			t.Fatalf("too many event types: %v", m)
+		}
 	})
 }
 

@@ -4,6 +4,7 @@ package audit
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"time"
 
@@ -133,6 +134,10 @@ func (s *Service) Denied(ctx context.Context, actor authz.Actor, method, route, 
 // MaxRange is the longest time range one query may cover.
 const MaxRange = 92 * 24 * time.Hour
 
+// MaxEventTypes bounds the distinct event types one query filters on (each
+// is a parameter of the query: SQLite takes at most 32,766, PostgreSQL 65,535).
+const MaxEventTypes = 100
+
 // List returns the actor's organization's events matching f, newest first.
 // Defaults follow Infisical: from last midnight (UTC) until now, 20 events.
 func (s *Service) List(ctx context.Context, actor authz.Actor, f Filter) ([]Event, error) {
@@ -168,6 +173,10 @@ func (s *Service) List(ctx context.Context, actor authz.Actor, f Filter) ([]Even
 	}
 	if f.Offset < 0 {
 		return nil, errs.Invalidf("offset must not be negative")
+	}
+	slices.Sort(f.EventTypes)
+	if f.EventTypes = slices.Compact(f.EventTypes); len(f.EventTypes) > MaxEventTypes {
+		return nil, errs.Invalidf("eventType may name at most %d event types", MaxEventTypes)
 	}
 	f.OrgID = actor.OrgID
 	return s.store.AuditEvents(ctx, f)
