@@ -226,6 +226,7 @@ func serve(ctx context.Context, cfg config.Config, stdout, stderr io.Writer) err
 	workers.Go(func() { srv.PKIAlerts.Run(wctx) })
 	workers.Go(func() { srv.Events.Run(wctx) })
 	workers.Go(func() { srv.TokenUse.Run(wctx) })
+	workers.Go(func() { db.RunPurge(wctx, cfg.AuditLogRetentionDays, log) })
 	defer func() { stopWorker(); workers.Wait() }()
 	log.Info("lockbox listening", "addr", ln.Addr().String(), "tls", tlsf != nil, "database", db.Engine(), "version", version,
 		"startup", time.Since(start).String())

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"strconv"
 	"strings"
+	"testing"
 	"time"
 
 	"github.com/google/uuid"
@@ -122,6 +123,16 @@ func (db *DB) WriterPragma(ctx context.Context, name string) (string, error) {
 func (db *DB) ExecForTest(ctx context.Context, query string, args ...any) error {
 	_, err := db.exec(ctx, query, args...)
 	return err
+}
+
+// IDsForTest runs a read of one text column.
+func (db *DB) IDsForTest(t testing.TB, query string, args ...any) []string {
+	t.Helper()
+	ids, err := db.ids(context.Background(), query, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ids
 }
 
 // NewID is the store's id generator.

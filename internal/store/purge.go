@@ -1,0 +1,182 @@
+package store
+
+import (
+	"context"
+	"log/slog"
+	"math/rand/v2"
+	"time"
+)
+
+// PurgeGrace is how long a dead access token or an expired session is kept
+// before it is deleted: a day in which it is still listed (revoked, expired)
+// and in which nodes whose clocks differ all agree it is dead.
+const PurgeGrace = 24 * time.Hour
+
+// purgeBatch is how many rows one purge statement deletes; a purge repeats
+// it until a read finds nothing left, each batch a short transaction.
+const purgeBatch = 1000
+
+// Purged counts the rows one purge deleted.
+type Purged struct {
+	AccessTokens, Sessions, AuditEvents int
+}
+
+// qDeadAccessTokens selects access tokens that can no longer authenticate
+// and that died before a cut (microseconds): revoked, their uses spent, past
+// their TTL since creation or last renewal, or past their max TTL (periodic
+// tokens have none), as identity.AccessToken decides. TTLs are seconds.
+const qDeadAccessTokens = `SELECT id FROM identity_access_tokens WHERE
+	(revoked = TRUE AND updated_at < ?)
+	OR (num_uses_limit > 0 AND num_uses >= num_uses_limit AND updated_at < ?)
+	OR (access_token_ttl > 0 AND COALESCE(last_renewed_at, created_at) + access_token_ttl * 1000000 < ?)
+	OR (access_token_max_ttl > 0 AND access_token_period = 0 AND created_at + access_token_max_ttl * 1000000 < ?)
+	LIMIT ?`
+
+// Purge deletes what no request can use any more and the audit events past
+// their retention, as of now: access tokens dead for PurgeGrace, sessions
+// (API and dashboard) expired for PurgeGrace, a project's audit events older
+// than its auditLogsRetentionDays and, when auditDays > 0, every other audit
+// event older than auditDays days. It reads first and writes only when
+// there is something to delete, so an idle server's purge writes nothing.
+// The deletes are quiet: nothing cached can hold a dead row as live.
+func (db *DB) Purge(ctx context.Context, now time.Time, auditDays int) (Purged, error) {
+	var p Purged
+	cut := ts(now.Add(-PurgeGrace))
+	var err error
+	if p.AccessTokens, err = db.purge(ctx, "identity_access_tokens", qDeadAccessTokens, cut, cut, cut, cut, purgeBatch); err != nil {
+		return p, err
+	}
+	if p.Sessions, err = db.purge(ctx, "user_sessions", `SELECT id FROM user_sessions WHERE expires_at < ? LIMIT ?`, cut, purgeBatch); err != nil {
+		return p, err
+	}
+	p.AuditEvents, err = db.purgeAudit(ctx, now, auditDays)
+	return p, err
+}
+
+// purgeAudit deletes audit events past their retention, one organization
+// and project at a time so that each read is a range of the
+// (org_id, created_at) index.
+func (db *DB) purgeAudit(ctx context.Context, now time.Time, auditDays int) (int, error) {
+	type kept struct {
+		org, project string
+		days         int
+	}
+	var own []kept
+	rows, err := db.readq(ctx, `SELECT org_id, id, audit_logs_retention_days FROM projects WHERE audit_logs_retention_days > 0`)
+	if err != nil {
+		return 0, dbErr(err, "projects' audit retention")
+	}
+	for rows.Next() {
+		var k kept
+		if err := rows.Scan(&k.org, &k.project, &k.days); err != nil {
+			rows.Close()
+			return 0, dbErr(err, "scan audit retention")
+		}
+		own = append(own, k)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, dbErr(err, "projects' audit retention")
+	}
+	n := 0
+	for _, k := range own {
+		cut := ts(now.Add(-time.Duration(k.days) * 24 * time.Hour))
+		d, err := db.purge(ctx, "audit_logs", `SELECT id FROM audit_logs WHERE org_id = ? AND created_at < ? AND project_id = ? LIMIT ?`,
+			k.org, cut, k.project, purgeBatch)
+		n += d
+		if err != nil {
+			return n, err
+		}
+	}
+	if auditDays <= 0 {
+		return n, nil
+	}
+	orgs, err := db.ids(ctx, `SELECT id FROM orgs`)
+	if err != nil {
+		return n, err
+	}
+	cut := ts(now.Add(-time.Duration(auditDays) * 24 * time.Hour))
+	for _, org := range orgs {
+		d, err := db.purge(ctx, "audit_logs", `SELECT id FROM audit_logs WHERE org_id = ? AND created_at < ?
+			AND (project_id IS NULL OR project_id NOT IN (SELECT id FROM projects WHERE audit_logs_retention_days > 0)) LIMIT ?`,
+			org, cut, purgeBatch)
+		n += d
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+// purge deletes, a batch at a time, the rows of table whose ids sel (ending
+// in LIMIT ?) returns, until it returns none; it reports how many it deleted.
+func (db *DB) purge(ctx context.Context, table, sel string, args ...any) (int, error) {
+	n := 0
+	for {
+		ids, err := db.ids(ctx, sel, args...)
+		if err != nil || len(ids) == 0 {
+			return n, err
+		}
+		in := make([]any, len(ids))
+		for i, id := range ids {
+			in[i] = id
+		}
+		err = db.transactQuiet(ctx, func(tx *Tx) error {
+			res, err := tx.exec(ctx, `DELETE FROM `+table+` WHERE id IN (`+placeholders(len(in))+`)`, in...)
+			if err != nil {
+				return dbErr(err, "purge "+table)
+			}
+			d, _ := res.RowsAffected()
+			n += int(d)
+			return nil
+		})
+		if err != nil || len(ids) < purgeBatch {
+			return n, err
+		}
+	}
+}
+
+// ids runs a read that selects one text column.
+func (db *DB) ids(ctx context.Context, q string, args ...any) ([]string, error) {
+	rows, err := db.readq(ctx, q, args...)
+	if err != nil {
+		return nil, dbErr(err, "read ids")
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, dbErr(err, "scan id")
+		}
+		out = append(out, id)
+	}
+	return out, dbErr(rows.Err(), "read ids")
+}
+
+// PurgeEvery is how often a node purges.
+const PurgeEvery = time.Hour
+
+// RunPurge purges once a minute or so after start and then every
+// PurgeEvery (each node: the deletes are idempotent), logging what it
+// deleted and any failure, until ctx is done.
+func (db *DB) RunPurge(ctx context.Context, auditDays int, log *slog.Logger) {
+	wait := time.Minute + rand.N(time.Minute)
+	for {
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		wait = PurgeEvery
+		p, err := db.Purge(ctx, db.Now(), auditDays)
+		if err != nil && ctx.Err() == nil {
+			log.Error("purge", "err", err.Error())
+		}
+		if p != (Purged{}) {
+			log.Info("purged", "accessTokens", p.AccessTokens, "sessions", p.Sessions, "auditEvents", p.AuditEvents)
+		}
+	}
+}
