@@ -156,7 +156,12 @@ GRANT CONNECT ON DATABASE "%s" TO "%s"; GRANT USAGE ON SCHEMA public TO "%s"; GR
 // of one role that holds it. No lease's role may survive the run: it waits
 // until the last one is dropped (the second phase of a revocation, in the
 // background) and reports when that was.
-func runRevokeLag(n, history, targets, parallel, batch, burst int, grant, engine string) (result, error) {
+//
+// With del (scenario delete-leases) nothing expires: the first dynamic
+// secret is deleted through the API, which revokes its leases inside the
+// request, and the result is that request's time; no role of its leases may
+// be left.
+func runRevokeLag(n, history, targets, parallel, batch, burst int, grant, engine string, del bool) (result, error) {
 	if targets < 1 || targets > n {
 		return result{}, errors.New("-targets from 1 to -leases")
 	}
@@ -272,6 +277,29 @@ func runRevokeLag(n, history, targets, parallel, batch, burst int, grant, engine
 		if _, err := a.raw.ExecContext(ctx, `ANALYZE dynamic_leases`); err != nil {
 			return result{}, err
 		}
+	}
+	if del {
+		body := fmt.Sprintf(`{"projectSlug":%q,"environmentSlug":"dev","path":"/"}`, slug)
+		began := time.Now()
+		if err := send(&http.Client{}, "DELETE", url+"/api/v1/dynamic-secrets/pg", c.Token, body); err != nil {
+			return result{}, fmt.Errorf("delete the dynamic secret: %v", err)
+		}
+		took := time.Since(began)
+		admin, err := sql.Open("pgx", pgAdmin)
+		if err != nil {
+			return result{}, err
+		}
+		defer admin.Close()
+		var left int
+		if err := admin.QueryRowContext(ctx, `SELECT COUNT(*) FROM pg_roles WHERE starts_with(rolname, $1)`, prefix+"lag").Scan(&left); err != nil {
+			return result{}, err
+		}
+		mine := (n + targets - 1) / targets
+		if left != n-mine {
+			return result{}, fmt.Errorf("%d roles left after the deletion, want %d", left, n-mine)
+		}
+		return result{Scenario: "delete-leases", Database: engine, Secrets: targets, Requests: mine, Seconds: took.Seconds(),
+			PerSecond: float64(mine) / took.Seconds()}, nil
 	}
 	expire := time.Now().Add(time.Second).UTC().Truncate(time.Millisecond)
 	if _, err := a.raw.ExecContext(ctx, rebind(a.db, `UPDATE dynamic_leases SET expire_at = ?, due_at = ? WHERE status = 'active'`), expire.UnixMicro(), expire.UnixMicro()); err != nil {

@@ -73,7 +73,7 @@ func main() {
 }
 
 func run() error {
-	scenario := flag.String("scenario", "login", "login, jwt-login, secrets-list, secret-get, ceiling, secret-create, kms-encrypt, kms-decrypt, kms-sign, kms-verify, pki-issue, ssh-sign, dashboard, mixed, lease-create, revoke-lag or startup")
+	scenario := flag.String("scenario", "login", "login, jwt-login, secrets-list, secret-get, ceiling, secret-create, kms-encrypt, kms-decrypt, kms-sign, kms-verify, pki-issue, ssh-sign, dashboard, mixed, lease-create, revoke-lag, delete-leases or startup")
 	sshCA := flag.String("ssh-ca", "ED25519", "ssh-sign: the CA's key algorithm (ED25519, EC_prime256v1, EC_secp384r1, RSA_2048, RSA_4096)")
 	kmsRSA := flag.Bool("rsa", false, "kms-sign, kms-verify: an RSA_4096 key (RSASSA_PSS_SHA_256) instead of ECC_NIST_P256 (ECDSA_SHA_256)")
 	leases := flag.Int("leases", 10000, "lease rows (revoke-lag, startup)")
@@ -110,8 +110,8 @@ func run() error {
 			return err
 		}
 		return report(res, *asJSON)
-	case "revoke-lag":
-		res, err := runRevokeLag(*leases, *history, *targets, *parallel, *batch, *burst, *grant, *db)
+	case "revoke-lag", "delete-leases":
+		res, err := runRevokeLag(*leases, *history, *targets, *parallel, *batch, *burst, *grant, *db, *scenario == "delete-leases")
 		if err != nil {
 			return err
 		}

@@ -136,6 +136,9 @@ type Store interface {
 	RenewLease(ctx context.Context, id string, from, expireAt time.Time, ev audit.Event) error
 	// ClaimLease marks one live lease revoking until claimUntil; false if it is not live.
 	ClaimLease(ctx context.Context, id string, claimUntil time.Time) (bool, error)
+	// ClaimLeases is ClaimLease for many leases in one statement; it returns
+	// the ids it claimed.
+	ClaimLeases(ctx context.Context, ids []string, claimUntil time.Time) ([]string, error)
 	// ExtendClaims moves the claim of those listed leases that are still
 	// being revoked under the claim that ends at from (not yet recorded,
 	// not claimed since by another) to end at to. On PostgreSQL it skips a
@@ -672,14 +675,8 @@ func (s *Service) Delete(ctx context.Context, actor authz.Actor, sc Scope, name 
 	if err != nil {
 		return Secret{}, err
 	}
-	for _, l := range leases {
-		got, err := s.revokeNow(ctx, sec, l.Lease, forced)
-		if err != nil {
-			return Secret{}, err
-		}
-		if got.Status != Revoked {
-			return Secret{}, errs.BadRequest("Failed to revoke lease %s (%s); retry, or delete with isForced", got.ID, got.StatusDetails)
-		}
+	if err := s.revokeAll(ctx, sec, leases, forced); err != nil {
+		return Secret{}, err
 	}
 	// Users of revoked leases that are disabled but not yet dropped go now,
 	// whether or not the worker is at them (dropping is idempotent): the
@@ -688,6 +685,82 @@ func (s *Service) Delete(ctx context.Context, actor authz.Actor, sc Scope, name 
 		return Secret{}, err
 	}
 	return sec, s.store.DeleteDynamicSecret(ctx, sec.ID, secretEvent(actor, "delete-dynamic-secret", sec))
+}
+
+// revokeAll revokes a dynamic secret's live leases for its deletion. When
+// the provider removes many users in one call, leases go dropBatch at a
+// time: claimed in one statement, removed in one call, recorded revoked in
+// one transaction with their events. One by one otherwise, or for a group
+// whose call failed. A lease it cannot revoke (unless forced), or that
+// another request or node is revoking meanwhile, fails the deletion.
+func (s *Service) revokeAll(ctx context.Context, sec Secret, leases []SealedLease, forced bool) error {
+	p, err := s.provider(sec)
+	br, batched := p.(provider.BatchRevoker)
+	batched = batched && err == nil
+	for group := range slices.Chunk(leases, dropBatch) {
+		done := map[string]bool{}
+		if batched && len(group) > 1 {
+			ids := make([]string, len(group))
+			for i, l := range group {
+				ids[i] = l.ID
+			}
+			claimed, err := s.store.ClaimLeases(ctx, ids, s.now().UTC().Add(claimLength))
+			if err != nil {
+				return err
+			}
+			mine := slices.DeleteFunc(slices.Clone(group), func(l SealedLease) bool { return !slices.Contains(claimed, l.ID) })
+			names := make([]string, len(mine))
+			for i, l := range mine {
+				names[i] = l.Username
+			}
+			pctx, cancel := context.WithTimeout(s.dialCtx(ctx, p), ProviderTimeout)
+			rerr := br.RevokeMany(pctx, names)
+			cancel()
+			if rerr != nil {
+				s.logger().Warn("batch revocation failed; revoking one by one", "dynamicSecret", sec.ID, "err", truncate(rerr.Error(), 250))
+			}
+			for _, l := range mine {
+				if rerr != nil {
+					got, err := s.revokeClaimed(ctx, sec, l.Lease, forced, true)
+					if err != nil {
+						return err
+					}
+					if got.Status != Revoked {
+						return errs.BadRequest("Failed to revoke lease %s (%s); retry, or delete with isForced", got.ID, got.StatusDetails)
+					}
+				}
+				done[l.ID] = true
+			}
+			if rerr == nil && len(mine) > 0 {
+				ids, evs := make([]string, len(mine)), make([]audit.Event, len(mine))
+				for i, l := range mine {
+					ids[i], evs[i] = l.ID, revokeEvent(sec, l.Lease, "")
+				}
+				marked, err := s.store.RevokedMany(context.WithoutCancel(ctx), ids, evs)
+				if err != nil {
+					return err
+				}
+				if s.metrics != nil {
+					for range marked {
+						s.metrics.Revoked(true, 0)
+					}
+				}
+			}
+		}
+		for _, l := range group {
+			if done[l.ID] {
+				continue
+			}
+			got, err := s.revokeNow(ctx, sec, l.Lease, forced, true)
+			if err != nil {
+				return err
+			}
+			if got.Status != Revoked {
+				return errs.BadRequest("Failed to revoke lease %s (%s); retry, or delete with isForced", got.ID, got.StatusDetails)
+			}
+		}
+	}
+	return nil
 }
 
 // sameJSON reports whether two JSON values are equal.

@@ -322,15 +322,17 @@ func (s *Service) RevokeLease(ctx context.Context, actor authz.Actor, sc Scope, 
 	if l.Status == Revoked {
 		return Lease{}, leaseNotFound(id)
 	}
-	got, err := s.revokeNow(ctx, sec, l, forced)
+	got, err := s.revokeNow(ctx, sec, l, forced, false)
 	if err != nil {
 		return Lease{}, err
 	}
 	return got, s.store.AppendAudit(ctx, leaseEvent(actor, "delete-dynamic-secret-lease", sec, got))
 }
 
-// revokeNow claims a live lease, revokes it through the provider and records the outcome.
-func (s *Service) revokeNow(ctx context.Context, sec Secret, l Lease, forced bool) (Lease, error) {
+// revokeNow claims a live lease, revokes it through the provider and
+// records the outcome, with the lease's revocation event when audited (a
+// deletion of its dynamic secret; a revocation by request records its own).
+func (s *Service) revokeNow(ctx context.Context, sec Secret, l Lease, forced, audited bool) (Lease, error) {
 	now := s.now().UTC()
 	ok, err := s.store.ClaimLease(ctx, l.ID, now.Add(claimLength))
 	if err != nil {
@@ -340,6 +342,12 @@ func (s *Service) revokeNow(ctx context.Context, sec Secret, l Lease, forced boo
 		cur, err := s.store.LeaseByID(ctx, l.ID)
 		return cur.Lease, err
 	}
+	return s.revokeClaimed(ctx, sec, l, forced, audited)
+}
+
+// revokeClaimed is revokeNow once the lease is claimed.
+func (s *Service) revokeClaimed(ctx context.Context, sec Secret, l Lease, forced, audited bool) (Lease, error) {
+	now := s.now().UTC()
 	rerr := s.revokeWith(ctx, sec, l)
 	details := ""
 	if rerr != nil {
@@ -352,7 +360,15 @@ func (s *Service) revokeNow(ctx context.Context, sec Secret, l Lease, forced boo
 	if errors.Is(rerr, provider.ErrNotOwned) {
 		details, success = "not revoked: "+truncate(s.shown(ctx, "revoke lease", rerr), 250), true
 	}
-	recorded, err := s.store.FinishRevoke(context.WithoutCancel(ctx), l.ID, success, details, now.Add(backoff(l.Attempts+1)))
+	var evs []audit.Event
+	if audited {
+		failed := ""
+		if rerr != nil && !errors.Is(rerr, provider.ErrNotOwned) {
+			failed = details
+		}
+		evs = append(evs, revokeEvent(sec, l, failed))
+	}
+	recorded, err := s.store.FinishRevoke(context.WithoutCancel(ctx), l.ID, success, details, now.Add(backoff(l.Attempts+1)), evs...)
 	if err != nil {
 		return Lease{}, err
 	}

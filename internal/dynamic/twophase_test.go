@@ -4,12 +4,15 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/lockbox-dev/lockbox/internal/app/apptest"
+	"github.com/lockbox-dev/lockbox/internal/audit"
 	"github.com/lockbox-dev/lockbox/internal/dynamic"
 	"github.com/lockbox-dev/lockbox/internal/store/storetest"
 )
@@ -218,6 +221,76 @@ func TestMovingTheTargetDropsDisabledRolesFirst(t *testing.T) {
 			}
 			if left, err := e.DB.Cleanups(ctx, dsID); err != nil || len(left) != 0 {
 				t.Fatalf("cleanup rows left after the move: %d (%v)", len(left), err)
+			}
+		})
+	}
+}
+
+// TestDeleteRevokesLeasesInGroups: deleting a dynamic secret revokes its
+// live leases, active and failed alike, a group at a time (one claim, one
+// call to the target, one record), each with its revocation event. A lease
+// another request or node is revoking fails the deletion (400, naming it)
+// after the others are revoked; once that lease is free again, the deletion
+// completes and nothing is left in the target.
+func TestDeleteRevokesLeasesInGroups(t *testing.T) {
+	for _, d := range storetest.Engines {
+		t.Run(string(d), func(t *testing.T) {
+			t.Parallel()
+			dbs, prefix, admin := pgTargets(t, 1)
+			e := apptest.Bootstrapped(t, d, apptest.Options{NoWorker: true})
+			s := newProject(t, e)
+			s.addPG(t, "pg", "127.0.0.1:5432", dbs[0], prefix)
+			ctx := context.Background()
+			var ids, users []string
+			for range 6 {
+				id, user := s.lease(t, "pg", "1h")
+				ids, users = append(ids, id), append(users, user)
+			}
+			later := time.Now().Add(time.Hour)
+			for _, id := range ids[1:3] { // 1 failed, 2 being revoked elsewhere
+				if ok, err := e.DB.ClaimLease(ctx, id, later); err != nil || !ok {
+					t.Fatalf("claim: %v %v", ok, err)
+				}
+			}
+			if _, err := e.DB.FinishRevoke(ctx, ids[1], false, "failed once", time.Now()); err != nil {
+				t.Fatal(err)
+			}
+			del := func() apptest.Response {
+				return e.Do(t, "DELETE", "/api/v1/dynamic-secrets/pg", e.Token, map[string]any{"projectSlug": s.slug,
+					"environmentSlug": "dev", "path": "/"})
+			}
+			r := del()
+			if r.Status != 400 || !strings.Contains(string(r.Body), ids[2]) {
+				t.Fatalf("deletion with a lease being revoked elsewhere: %d %.300s", r.Status, r.Body)
+			}
+			for i, u := range users {
+				if roleExists(t, admin, u) != (i == 2) {
+					t.Errorf("lease %d's role exists: %v", i, i != 2)
+				}
+			}
+			if _, err := e.DB.FinishRevoke(ctx, ids[2], false, "given back", time.Now()); err != nil {
+				t.Fatal(err)
+			}
+			if r := del(); r.Status != 200 {
+				t.Fatalf("deletion: %d %.300s", r.Status, r.Body)
+			}
+			for _, u := range users {
+				if roleExists(t, admin, u) {
+					t.Errorf("role %s survived the deletion of its dynamic secret", u)
+				}
+			}
+			evs, err := e.DB.AuditEvents(ctx, audit.Filter{OrgID: e.OrgID, EventTypes: []string{"revoke-dynamic-secret-lease"}, Limit: 100})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := map[string]int{}
+			for _, ev := range evs {
+				got[fmt.Sprint(ev.Metadata["leaseId"])]++
+			}
+			for _, id := range ids {
+				if got[id] != 1 {
+					t.Errorf("lease %s has %d revocation events, want 1 (%v)", id, got[id], got)
+				}
 			}
 		})
 	}
