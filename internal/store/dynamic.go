@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"slices"
 	"strings"
 	"time"
 
@@ -513,20 +514,25 @@ func (db *DB) FinishCleanups(ctx context.Context, leaseIDs []string, ok bool, de
 	if len(leaseIDs) == 0 {
 		return nil
 	}
-	in := ` WHERE lease_id IN (` + strings.TrimSuffix(strings.Repeat("?, ", len(leaseIDs)), ", ") + `)`
-	var args []any
-	if !ok {
-		args = append(args, details, ts(retryAt))
-	}
-	for _, id := range leaseIDs {
-		args = append(args, id)
-	}
-	q := `DELETE FROM dynamic_cleanups` + in
-	if !ok {
-		q = `UPDATE dynamic_cleanups SET last_error = ?, due_at = ?, attempts = attempts + 1` + in
-	}
-	_, err := db.execQuiet(ctx, q, args...)
-	return dbErr(err, "FinishCleanups")
+	return db.transactQuiet(ctx, func(tx *Tx) error {
+		// fillChunk ids a statement: a deletion of a dynamic secret finishes
+		// all its pending cleanups at once.
+		for chunk := range slices.Chunk(leaseIDs, fillChunk) {
+			in := ` WHERE lease_id IN (` + placeholders(len(chunk)) + `)`
+			var args []any
+			if !ok {
+				args = append(args, details, ts(retryAt))
+			}
+			q := `DELETE FROM dynamic_cleanups` + in
+			if !ok {
+				q = `UPDATE dynamic_cleanups SET last_error = ?, due_at = ?, attempts = attempts + 1` + in
+			}
+			if _, err := tx.exec(ctx, q, withIDs(args, chunk)...); err != nil {
+				return dbErr(err, "FinishCleanups")
+			}
+		}
+		return nil
+	})
 }
 
 // Cleanups lists a dynamic secret's pending cleanups, oldest first.

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"slices"
 	"strings"
 
 	"github.com/lockbox-dev/lockbox/internal/audit"
@@ -62,8 +63,23 @@ func scanOrgIdentity(sc interface{ Scan(...any) error }) (identity.OrgIdentity, 
 	return oi, err
 }
 
-// fillIdentities loads auth methods and metadata for a page of identities in two queries.
+// fillChunk is how many rows one fill query looks up: each names their ids
+// (the auth methods' three times), and SQLite takes at most 32,766
+// parameters a statement, PostgreSQL 65,535.
+const fillChunk = 1000
+
+// fillIdentities loads auth methods and metadata for a page of identities,
+// two queries per fillChunk identities.
 func (db *DB) fillIdentities(ctx context.Context, list []identity.OrgIdentity) error {
+	for chunk := range slices.Chunk(list, fillChunk) {
+		if err := db.fillIdentitiesChunk(ctx, chunk); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (db *DB) fillIdentitiesChunk(ctx context.Context, list []identity.OrgIdentity) error {
 	if len(list) == 0 {
 		return nil
 	}

@@ -53,8 +53,19 @@ func (tx *Tx) insertRoles(ctx context.Context, table roleTable, membershipID str
 	return nil
 }
 
-// membershipRoles returns the roles in table of memberships ids, oldest first.
+// membershipRoles returns the roles in table of memberships ids, oldest
+// first, one query per fillChunk memberships.
 func (db *DB) membershipRoles(ctx context.Context, table roleTable, ids []string) (map[string][]project.MembershipRole, error) {
+	out := map[string][]project.MembershipRole{}
+	for chunk := range slices.Chunk(ids, fillChunk) {
+		if err := db.membershipRolesChunk(ctx, table, chunk, out); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+func (db *DB) membershipRolesChunk(ctx context.Context, table roleTable, ids []string, out map[string][]project.MembershipRole) error {
 	args := make([]any, len(ids))
 	for i, id := range ids {
 		args[i] = id
@@ -65,21 +76,20 @@ func (db *DB) membershipRoles(ctx context.Context, table roleTable, ids []string
 		FROM `+string(table)+` r LEFT JOIN project_roles cr ON cr.id = r.custom_role_id
 		WHERE r.membership_id IN (`+placeholders(len(ids))+`) ORDER BY r.created_at, r.id`, args...)
 	if err != nil {
-		return nil, dbErr(err, "membership roles")
+		return dbErr(err, "membership roles")
 	}
 	defer rows.Close()
-	out := map[string][]project.MembershipRole{}
 	for rows.Next() {
 		var r project.MembershipRole
 		var mid string
 		if err := rows.Scan(&r.ID, &mid, &r.Role, &r.CustomRoleID, &r.CustomRoleSlug, &r.CustomRoleName, &r.IsTemporary,
 			&r.TemporaryMode, &r.TemporaryRange, optTimeCol{&r.TemporaryAccessStartTime}, optTimeCol{&r.TemporaryAccessEndTime},
 			timeCol{&r.CreatedAt}, timeCol{&r.UpdatedAt}); err != nil {
-			return nil, dbErr(err, "scan membership role")
+			return dbErr(err, "scan membership role")
 		}
 		out[mid] = append(out[mid], r)
 	}
-	return out, dbErr(rows.Err(), "membership roles")
+	return dbErr(rows.Err(), "membership roles")
 }
 
 var _ project.MembershipStore = (*DB)(nil)
@@ -121,6 +131,15 @@ func scanMembership(sc interface{ Scan(...any) error }) (project.Membership, err
 
 // fillMemberships loads the roles and identity auth methods of memberships.
 func (db *DB) fillMemberships(ctx context.Context, list []project.Membership) error {
+	for chunk := range slices.Chunk(list, fillChunk) {
+		if err := db.fillMembershipsChunk(ctx, chunk); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (db *DB) fillMembershipsChunk(ctx context.Context, list []project.Membership) error {
 	if len(list) == 0 {
 		return nil
 	}

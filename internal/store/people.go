@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"strings"
 
 	"github.com/lockbox-dev/lockbox/internal/audit"
@@ -326,6 +327,15 @@ func scanUserMembership(sc interface{ Scan(...any) error }) (project.UserMembers
 
 // fillUserRoles loads the roles of user memberships.
 func (db *DB) fillUserRoles(ctx context.Context, list []project.UserMembership) error {
+	for chunk := range slices.Chunk(list, fillChunk) {
+		if err := db.fillUserRolesChunk(ctx, chunk); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (db *DB) fillUserRolesChunk(ctx context.Context, list []project.UserMembership) error {
 	if len(list) == 0 {
 		return nil
 	}
