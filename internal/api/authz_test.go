@@ -1,10 +1,13 @@
 package api_test
 
 import (
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/lockbox-dev/lockbox/internal/app/apptest"
+	"github.com/lockbox-dev/lockbox/internal/project"
 	"github.com/lockbox-dev/lockbox/internal/store"
 )
 
@@ -208,4 +211,31 @@ func TestMembershipShapesAndBoundary(t *testing.T) {
 			t.Fatalf("membership audit events %d", len(evs.AuditLogs))
 		}
 	})
+}
+
+// TestMembershipRolesAreBounded: a membership is given at most
+// project.MaxRolesPerMembership roles at once (each a row looked up and
+// inserted in the request, and read by every permission check of the
+// member); exactly that many is accepted.
+func TestMembershipRolesAreBounded(t *testing.T) {
+	e := apptest.Bootstrapped(t, store.SQLite)
+	p := createProject(t, e, e.Token, map[string]any{"projectName": "many-roles"})
+	roles := func(n int) map[string]any {
+		rs := make([]map[string]any, n)
+		for i := range rs {
+			rs[i] = map[string]any{"role": "viewer"}
+		}
+		return map[string]any{"roles": rs}
+	}
+	over, _ := e.NewIdentity(t, "over", "member")
+	m := assertError(t, e.Do(t, "POST", "/api/v2/workspace/"+p.ID+"/identity-memberships/"+over, e.Token, roles(project.MaxRolesPerMembership+1)), 422, "ValidationFailure")
+	if !strings.Contains(fmt.Sprint(m["message"]), "at most 100 roles") {
+		t.Fatalf("too many roles: %v", m)
+	}
+	at, _ := e.NewIdentity(t, "at", "member")
+	var got struct{ IdentityMembership struct{ Roles []struct{ Role string } } }
+	e.Must(t, 200, "POST", "/api/v2/workspace/"+p.ID+"/identity-memberships/"+at, e.Token, roles(project.MaxRolesPerMembership)).Decode(t, &got)
+	if len(got.IdentityMembership.Roles) != project.MaxRolesPerMembership {
+		t.Fatalf("%d roles, want %d", len(got.IdentityMembership.Roles), project.MaxRolesPerMembership)
+	}
 }

@@ -134,6 +134,11 @@ func (m *Memberships) resolveRoles(ctx context.Context, perms authz.Set, project
 	return resolveGrants(ctx, m.store, m.now, perms, projectID, grants, authz.SubIdentity)
 }
 
+// MaxRolesPerMembership bounds the roles one membership (of an identity, a
+// user or a group) is given at once: each is a row, looked up and inserted
+// in the request, and read by every permission check of the member.
+const MaxRolesPerMembership = 100
+
 // resolveGrants validates requested roles of a member of kind subject
 // (identity or member) and checks the actor may grant them: admin and
 // custom roles need grant-privileges on subject (the privilege boundary).
@@ -142,6 +147,9 @@ func resolveGrants(ctx context.Context, st interface {
 }, clock func() time.Time, perms authz.Set, projectID string, grants []RoleGrant, subject string) ([]MembershipRole, error) {
 	if len(grants) == 0 {
 		return nil, invalidField("roles", "At least one role is required")
+	}
+	if len(grants) > MaxRolesPerMembership {
+		return nil, invalidField("roles", "A membership holds at most %d roles", MaxRolesPerMembership)
 	}
 	now := clock().UTC().Truncate(time.Microsecond)
 	out := make([]MembershipRole, 0, len(grants))
