@@ -2,13 +2,16 @@ package api_test
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 
 	infisical "github.com/infisical/go-sdk"
 	sdkerrors "github.com/infisical/go-sdk/packages/errors"
 
 	"github.com/lockbox-dev/lockbox/internal/app/apptest"
+	"github.com/lockbox-dev/lockbox/internal/secret"
 	"github.com/lockbox-dev/lockbox/internal/store"
 )
 
@@ -117,6 +120,22 @@ func TestTagsAndTagFilter(t *testing.T) {
 		if len(list.Secrets) != 1 || list.Secrets[0].SecretKey != "TAGGED" || list.Secrets[0].Tags[0].Slug != "db" {
 			t.Fatalf("tag filter %+v", list)
 		}
+		// The filter names at most secret.MaxTagSlugs distinct slugs of at most
+		// 64 characters (they key the cached read); repeats count once.
+		slugs := func(n, distinct int, extra string) string {
+			ss := []string{"db"}
+			for i := range n {
+				ss = append(ss, fmt.Sprintf("t%d", i%distinct))
+			}
+			return "/api/v3/secrets/raw?workspaceId=" + p.ID + "&environment=dev&tagSlugs=" + strings.Join(append(ss, extra), ",")
+		}
+		e.Must(t, 200, "GET", slugs(secret.MaxTagSlugs-1, secret.MaxTagSlugs-1, ""), e.Token, nil).Decode(t, &list)
+		if len(list.Secrets) != 1 || list.Secrets[0].SecretKey != "TAGGED" {
+			t.Fatalf("tag filter of %d slugs %+v", secret.MaxTagSlugs, list)
+		}
+		e.Must(t, 200, "GET", slugs(40000, 10, ""), e.Token, nil)
+		assertError(t, e.Do(t, "GET", slugs(secret.MaxTagSlugs, secret.MaxTagSlugs, ""), e.Token, nil), 422, "ValidationFailure")
+		assertError(t, e.Do(t, "GET", slugs(1, 1, strings.Repeat("x", 65)), e.Token, nil), 422, "ValidationFailure")
 		// Untag through PATCH with an empty list, then delete the tag.
 		e.Must(t, 200, "PATCH", "/api/v3/secrets/raw/TAGGED", e.Token, map[string]any{"workspaceId": p.ID, "environment": "dev", "tagIds": []string{}})
 		e.Must(t, 200, "GET", "/api/v3/secrets/raw?workspaceId="+p.ID+"&environment=dev&tagSlugs=db", e.Token, nil).Decode(t, &list)

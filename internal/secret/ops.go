@@ -48,6 +48,9 @@ type listKey struct {
 	isGetting bool
 }
 
+// MaxTagSlugs bounds the tags one listing filters on.
+const MaxTagSlugs = 100
+
 func readKey(actor authz.Actor, sc Scope, o ReadOptions) listKey {
 	return listKey{kind: actor.Kind, actor: actor.ID, org: actor.OrgID, scope: sc, tagSlugs: strings.Join(o.TagSlugs, "\x00"),
 		opts: readFlags{o.Expand, o.HideValue, o.Recursive, o.PersonalOverrides, o.SharedOnly, o.IncludeImports}}
@@ -114,6 +117,18 @@ func (s *Service) SetCache(g *cache.Gen) {
 // A service token with exactly one scope whose path is no glob lists that
 // scope whatever the query names, as Infisical does.
 func (s *Service) List(ctx context.Context, actor authz.Actor, sc Scope, o ReadOptions) (Result, error) {
+	if len(o.TagSlugs) > 0 {
+		// The slugs are part of the cached read's key: canonical and bounded.
+		o.TagSlugs = slices.Compact(slices.Sorted(slices.Values(o.TagSlugs)))
+		if len(o.TagSlugs) > MaxTagSlugs {
+			return Result{}, errs.Fieldf("tagSlugs", "tagSlugs may name at most %d tags", MaxTagSlugs)
+		}
+		for _, t := range o.TagSlugs {
+			if len(t) > 64 {
+				return Result{}, errs.Fieldf("tagSlugs", "a tag slug is at most 64 characters")
+			}
+		}
+	}
 	if st := actor.Service; actor.Kind == authz.ActorServiceToken && st != nil && len(st.Scopes) == 1 &&
 		!authz.IsGlob(st.Scopes[0].SecretPath) {
 		sc.ProjectID, sc.ProjectSlug = st.ProjectID, ""
