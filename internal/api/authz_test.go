@@ -233,7 +233,9 @@ func TestMembershipRolesAreBounded(t *testing.T) {
 		t.Fatalf("too many roles: %v", m)
 	}
 	at, _ := e.NewIdentity(t, "at", "member")
-	var got struct{ IdentityMembership struct{ Roles []struct{ Role string } } }
+	var got struct {
+		IdentityMembership struct{ Roles []struct{ Role string } }
+	}
 	e.Must(t, 200, "POST", "/api/v2/workspace/"+p.ID+"/identity-memberships/"+at, e.Token, roles(project.MaxRolesPerMembership)).Decode(t, &got)
 	if len(got.IdentityMembership.Roles) != project.MaxRolesPerMembership {
 		t.Fatalf("%d roles, want %d", len(got.IdentityMembership.Roles), project.MaxRolesPerMembership)
