@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/lockbox-dev/lockbox/internal/errs"
@@ -21,6 +22,47 @@ var (
 	HeartbeatInterval = 15 * time.Second
 	StreamLifetime    = time.Hour
 )
+
+// Open streams a node serves at once, in all and per actor (an identity, a
+// user, a service token: replicas sharing one identity each hold one); one
+// more is refused 429. Each holds a connection, a goroutine and a
+// subscription, and rechecks its token every secret.PermissionRefresh.
+var (
+	MaxStreams         = 10000
+	MaxStreamsPerActor = 100
+)
+
+// streamGate counts open streams, in all and per actor.
+type streamGate struct {
+	mu      sync.Mutex
+	total   int
+	byActor map[string]int
+}
+
+// enter takes a place for a stream of actor, or reports false when the
+// node or the actor is at its limit; leave gives it back.
+func (g *streamGate) enter(actor string) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.total >= MaxStreams || g.byActor[actor] >= MaxStreamsPerActor {
+		return false
+	}
+	if g.byActor == nil {
+		g.byActor = map[string]int{}
+	}
+	g.total++
+	g.byActor[actor]++
+	return true
+}
+
+func (g *streamGate) leave(actor string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.total--
+	if g.byActor[actor]--; g.byActor[actor] <= 0 {
+		delete(g.byActor, actor)
+	}
+}
 
 func (s *Server) eventRoutes(m *routeMux) {
 	m.Handle("POST /api/v1/events/subscribe/project-events", s.authed(s.subscribeProjectEvents))
@@ -77,6 +119,12 @@ func (s *Server) subscribeProjectEvents(w http.ResponseWriter, r *http.Request) 
 		}
 	}
 	ctx := r.Context()
+	who := actorFrom(ctx)
+	key := string(who.Kind) + ":" + who.ID
+	if !s.streamGate.enter(key) {
+		return errs.RateLimitedf("Too many open event streams; close one or retry later")
+	}
+	defer s.streamGate.leave(key)
 	// The token is checked again with the permissions, every
 	// secret.PermissionRefresh: a stream outlives its token's revocation,
 	// expiry or deletion by at most that.

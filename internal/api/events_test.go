@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lockbox-dev/lockbox/internal/api"
 	"github.com/lockbox-dev/lockbox/internal/app/apptest"
 	"github.com/lockbox-dev/lockbox/internal/secret"
 	"github.com/lockbox-dev/lockbox/internal/store"
@@ -388,4 +389,48 @@ func TestProjectEventsEndWithTheirToken(t *testing.T) {
 		putSecret(t, e, e.Token, p.ID, "dev", "/", "AFTER", "v")
 		checkEvent(t, kept.next(t, 2*time.Second), "secret:create", "dev", "/", "AFTER")
 	})
+}
+
+// TestProjectEventStreamsAreBounded: a node serves at most
+// api.MaxStreamsPerActor streams of one actor and api.MaxStreams in all
+// (429 beyond: each takes a connection, a goroutine and a subscription); a
+// closed stream gives its place back.
+func TestProjectEventStreamsAreBounded(t *testing.T) {
+	perActor, total := api.MaxStreamsPerActor, api.MaxStreams
+	api.MaxStreamsPerActor, api.MaxStreams = 2, 3
+	t.Cleanup(func() { api.MaxStreamsPerActor, api.MaxStreams = perActor, total })
+	e := apptest.Bootstrapped(t, store.SQLite)
+	p := createProject(t, e, e.Token, map[string]any{"projectName": "streams"})
+	_, viewer := projectMember(t, e, p.ID, "stream-viewer", "viewer")
+	body := register(p.ID, "dev", "/")
+	const route = "/api/v1/events/subscribe/project-events"
+	first := subscribe(t, e, e.Token, body)
+	subscribe(t, e, e.Token, body)
+	assertError(t, e.Do(t, "POST", route, e.Token, body), 429, "RateLimitExceeded") // the actor's budget
+	subscribe(t, e, viewer, body)                                                   // another actor's
+	assertError(t, e.Do(t, "POST", route, viewer, body), 429, "RateLimitExceeded")  // the node's
+	first.cancel()
+	<-first.done
+	// The place is given back when the closed stream's handler returns.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		ctx, cancel := context.WithCancel(context.Background())
+		b, _ := json.Marshal(body)
+		req, _ := http.NewRequestWithContext(ctx, "POST", e.URL+route, bytes.NewReader(b))
+		req.Header.Set("Authorization", "Bearer "+viewer)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			cancel()
+			t.Fatal(err)
+		}
+		if resp.StatusCode == 200 {
+			t.Cleanup(func() { cancel(); resp.Body.Close() })
+			break
+		}
+		resp.Body.Close()
+		cancel()
+		if resp.StatusCode != 429 || time.Now().After(deadline) {
+			t.Fatalf("a stream after one was closed: %d", resp.StatusCode)
+		}
+	}
 }

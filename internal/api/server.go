@@ -109,6 +109,7 @@ type Server struct {
 	// streams is cancelled by CloseStreams: open event streams end.
 	streams      context.Context
 	closeStreams context.CancelFunc
+	streamGate   streamGate
 }
 
 // New builds the server and its routes.
