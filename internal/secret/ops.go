@@ -312,6 +312,7 @@ type GetOptions struct {
 // caller must be allowed to describe the secret, its tags considered. The
 // read is audited.
 func (s *Service) Get(ctx context.Context, actor authz.Actor, sc Scope, key string, o GetOptions) (Secret, error) {
+	o.TagSlugs = nil // a secret by name is not filtered by tags; they would key the cache
 	k := readKey(actor, sc, o.ReadOptions)
 	k.isGetting, k.getKey, k.getType, k.version = true, key, o.Type, o.Version
 	c, err := cache.Load(ctx, s.reads, k, s.now(), func(ctx context.Context) (cachedRead, time.Time, error) {
