@@ -421,3 +421,41 @@ func TestLeaseLimit(t *testing.T) {
 		t.Fatalf("%d users left after the dynamic secret's deletion", n)
 	}
 }
+
+// TestDeletionGivesBackWhatItCannotRevoke: a deletion that cannot reach the
+// target is refused (400) and leaves no lease claimed by it (each is
+// revoke_failed, the worker's to retry); once the target is back, deleting
+// again succeeds at once and leaves no user.
+func TestDeletionGivesBackWhatItCannotRevoke(t *testing.T) {
+	admin, db := mariaDB(t)
+	e := apptest.Bootstrapped(t, store.SQLite, apptest.Options{NoWorker: true})
+	p := createProject(t, e, e.Token, map[string]any{"projectName": "give-back"})
+	px := newProxy(t, "127.0.0.1:3306")
+	host, port, _ := net.SplitHostPort(px.addr)
+	prefix := "gb" + randHex(3)
+	createDynamic(t, e, p.Slug, "flaky", host, port, db, map[string]any{"usernameTemplate": prefix + "_{{randomUsername}}"})
+	q := "?projectSlug=" + p.Slug + "&environmentSlug=dev&path=/"
+	var ids []string
+	for range 3 {
+		var l leaseOut
+		e.Must(t, 200, "POST", "/api/v1/dynamic-secrets/leases", e.Token, map[string]any{"dynamicSecretName": "flaky",
+			"projectSlug": p.Slug, "environmentSlug": "dev"}).Decode(t, &l)
+		ids = append(ids, l.Lease.ID)
+	}
+	px.cut()
+	del := map[string]any{"projectSlug": p.Slug, "environmentSlug": "dev", "path": "/"}
+	assertError(t, e.Do(t, "DELETE", "/api/v1/dynamic-secrets/flaky", e.Token, del), 400, "BadRequest")
+	for _, id := range ids {
+		var got struct{ Lease struct{ Status string } }
+		e.Must(t, 200, "GET", "/api/v1/dynamic-secrets/leases/"+id+q, e.Token, nil).Decode(t, &got)
+		if got.Lease.Status != "revoke_failed" {
+			t.Errorf("lease %s is %s after the refused deletion, want revoke_failed", id, got.Lease.Status)
+		}
+	}
+	px.restore(t)
+	e.Must(t, 200, "DELETE", "/api/v1/dynamic-secrets/flaky", e.Token, del)
+	var n int
+	if err := admin.QueryRow(`SELECT COUNT(*) FROM mysql.user WHERE User LIKE ?`, prefix+`\_%`).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("%d users left (%v)", n, err)
+	}
+}

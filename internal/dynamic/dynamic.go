@@ -116,8 +116,9 @@ type Store interface {
 	DynamicSecrets(ctx context.Context, folderID string) ([]SealedSecret, error)
 	UpdateDynamicSecret(ctx context.Context, s SealedSecret, ev audit.Event) error
 	// DeleteDynamicSecret deletes it with its (already revoked) lease rows
-	// and its cleanups (done, or given up by a forced deletion).
-	DeleteDynamicSecret(ctx context.Context, id string, ev audit.Event) error
+	// and its cleanups (done, or given up by a forced deletion); unless
+	// forced, ErrLeasesLeft if a lease is live or a cleanup pending.
+	DeleteDynamicSecret(ctx context.Context, id string, forced bool, ev audit.Event) error
 
 	// InsertLease commits a lease row in state creating, before the target
 	// is touched, unless the dynamic secret has limit leases not revoked
@@ -671,20 +672,32 @@ func (s *Service) Delete(ctx context.Context, actor authz.Actor, sc Scope, name 
 	if err != nil {
 		return Secret{}, err
 	}
-	leases, err := s.store.Leases(ctx, sec.ID)
-	if err != nil {
-		return Secret{}, err
+	// Leases created meanwhile (by requests that read the secret before the
+	// deletion took it) are found by the deletion's transaction: revoked in
+	// another round.
+	for round := 1; ; round++ {
+		leases, err := s.store.Leases(ctx, sec.ID)
+		if err != nil {
+			return Secret{}, err
+		}
+		if err := s.revokeAll(ctx, sec, leases, forced); err != nil {
+			return Secret{}, err
+		}
+		// Users of revoked leases that are disabled but not yet dropped go
+		// now, whether or not the worker is at them (dropping is
+		// idempotent): the secret's deletion leaves no user behind, unless
+		// forced.
+		if err := s.dropPending(ctx, sec); err != nil && !forced {
+			return Secret{}, err
+		}
+		err = s.store.DeleteDynamicSecret(ctx, sec.ID, forced, secretEvent(actor, "delete-dynamic-secret", sec))
+		if !errors.Is(err, ErrLeasesLeft) {
+			return sec, err
+		}
+		if round == 3 {
+			return Secret{}, errs.Conflictf("Leases of this dynamic secret are being created while it is deleted; retry")
+		}
 	}
-	if err := s.revokeAll(ctx, sec, leases, forced); err != nil {
-		return Secret{}, err
-	}
-	// Users of revoked leases that are disabled but not yet dropped go now,
-	// whether or not the worker is at them (dropping is idempotent): the
-	// secret's deletion leaves no user behind, unless forced.
-	if err := s.dropPending(ctx, sec); err != nil && !forced {
-		return Secret{}, err
-	}
-	return sec, s.store.DeleteDynamicSecret(ctx, sec.ID, secretEvent(actor, "delete-dynamic-secret", sec))
 }
 
 // revokeAll revokes a dynamic secret's live leases for its deletion. When
@@ -713,20 +726,31 @@ func (s *Service) revokeAll(ctx context.Context, sec Secret, leases []SealedLeas
 			for i, l := range mine {
 				names[i] = l.Username
 			}
-			pctx, cancel := context.WithTimeout(s.dialCtx(ctx, p), ProviderTimeout)
-			rerr := br.RevokeMany(pctx, names)
-			cancel()
+			var rerr error
+			if len(mine) > 0 {
+				pctx, cancel := context.WithTimeout(s.dialCtx(ctx, p), ProviderTimeout)
+				rerr = br.RevokeMany(pctx, names)
+				cancel()
+			}
 			if rerr != nil {
 				s.logger().Warn("batch revocation failed; revoking one by one", "dynamicSecret", sec.ID, "err", truncate(rerr.Error(), 250))
 			}
-			for _, l := range mine {
+			for i, l := range mine {
 				if rerr != nil {
 					got, err := s.revokeClaimed(ctx, sec, l.Lease, forced, true)
-					if err != nil {
-						return err
+					if err == nil && got.Status != Revoked {
+						err = errs.BadRequest("Failed to revoke lease %s (%s); retry, or delete with isForced", got.ID, got.StatusDetails)
 					}
-					if got.Status != Revoked {
-						return errs.BadRequest("Failed to revoke lease %s (%s); retry, or delete with isForced", got.ID, got.StatusDetails)
+					if err != nil {
+						// The rest of the group is claimed by this deletion:
+						// give it back to the worker (due now) rather than
+						// leave it claimed, and a retry refused, until the
+						// claims run out.
+						for _, rest := range mine[i+1:] {
+							s.store.FinishRevoke(context.WithoutCancel(ctx), rest.ID, false, "deletion stopped: "+truncate(err.Error(), 200), s.now().UTC())
+						}
+						s.wakeWorker()
+						return err
 					}
 				}
 				done[l.ID] = true

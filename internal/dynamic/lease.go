@@ -70,6 +70,10 @@ const DefaultMaxLeases = 10000
 // ErrLeaseLimit is the store's refusal of a lease over the limit.
 var ErrLeaseLimit = errors.New("lease limit reached")
 
+// ErrLeasesLeft is the store's refusal to delete a dynamic secret that has
+// a live lease or a pending cleanup.
+var ErrLeasesLeft = errors.New("dynamic secret has live leases")
+
 // CreateLease issues a credential. The lease row is committed in state
 // creating before the provider is called, so a crash at any point leaves a
 // row the worker will revoke; it becomes active once the credential exists.
@@ -356,7 +360,9 @@ func (s *Service) revokeClaimed(ctx context.Context, sec Secret, l Lease, forced
 			details = "forced: " + details
 		}
 	}
-	success := rerr == nil || forced
+	// Forced records a failed revocation as done, but not one that failed
+	// because the request went away: nothing was tried then.
+	success := rerr == nil || forced && ctx.Err() == nil
 	if errors.Is(rerr, provider.ErrNotOwned) {
 		details, success = "not revoked: "+truncate(s.shown(ctx, "revoke lease", rerr), 250), true
 	}

@@ -90,9 +90,27 @@ func (db *DB) UpdateDynamicSecret(ctx context.Context, s dynamic.SealedSecret, e
 	})
 }
 
-// DeleteDynamicSecret deletes a dynamic secret and its lease rows.
-func (db *DB) DeleteDynamicSecret(ctx context.Context, id string, ev audit.Event) error {
+// DeleteDynamicSecret deletes a dynamic secret and its lease rows. It locks
+// the dynamic secret's row first, as InsertLease does, so no lease can be
+// added meanwhile; unless forced, a lease not revoked or a cleanup still
+// pending (added since the caller revoked and dropped) refuses the deletion
+// (dynamic.ErrLeasesLeft): deleting its row would orphan its principal.
+func (db *DB) DeleteDynamicSecret(ctx context.Context, id string, forced bool, ev audit.Event) error {
 	return db.Transact(ctx, func(tx *Tx) error {
+		var locked string
+		if err := tx.queryRow(ctx, `SELECT id FROM dynamic_secrets WHERE id = ?`+db.forUpdate(), id).Scan(&locked); err != nil {
+			return dbErr(err, "lock dynamic secret")
+		}
+		if !forced {
+			var left bool
+			if err := tx.queryRow(ctx, `SELECT EXISTS (SELECT 1 FROM dynamic_leases WHERE dynamic_secret_id = ? AND status <> 'revoked')
+				OR EXISTS (SELECT 1 FROM dynamic_cleanups WHERE dynamic_secret_id = ?)`, id, id).Scan(&left); err != nil {
+				return dbErr(err, "leases left")
+			}
+			if left {
+				return dynamic.ErrLeasesLeft
+			}
+		}
 		if _, err := tx.exec(ctx, `DELETE FROM dynamic_cleanups WHERE dynamic_secret_id = ?`, id); err != nil {
 			return dbErr(err, "delete cleanups")
 		}

@@ -572,3 +572,47 @@ func TestLeaseLimitIsExact(t *testing.T) {
 		})
 	}
 }
+
+// TestDeleteDynamicSecretLeavesNoPrincipal: a deletion is refused
+// (dynamic.ErrLeasesLeft) while the dynamic secret has a lease not revoked
+// or a cleanup pending, since its rows would go with it and its principal
+// would stay in the target; forced, it goes with them; with every lease
+// revoked and no cleanup, it goes. Concurrent lease inserts wait for the
+// deletion and then find no dynamic secret.
+func TestDeleteDynamicSecretLeavesNoPrincipal(t *testing.T) {
+	storetest.ForEachEngine(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		pid, ids := seedSecrets(t, db, "live", "cleanup", "forced", "done")
+		later := time.Now().UTC().Add(time.Hour)
+		insertLease(t, db, pid, ids[0], dynamic.Active, later)
+		gone := insertLease(t, db, pid, ids[1], dynamic.Revoked, later)
+		if err := db.ExecForTest(ctx, `INSERT INTO dynamic_cleanups (lease_id, dynamic_secret_id, username, due_at, created_at) VALUES (?, ?, 'u', 0, 0)`,
+			gone, ids[1]); err != nil {
+			t.Fatal(err)
+		}
+		insertLease(t, db, pid, ids[2], dynamic.RevokeFailed, later)
+		insertLease(t, db, pid, ids[3], dynamic.Revoked, later)
+		ev := audit.Event{Type: "delete-dynamic-secret"}
+		for _, id := range ids[:3] {
+			if err := db.DeleteDynamicSecret(ctx, id, false, ev); !errors.Is(err, dynamic.ErrLeasesLeft) {
+				t.Fatalf("deletion with a live lease or a pending cleanup: %v", err)
+			}
+		}
+		if err := db.DeleteDynamicSecret(ctx, ids[2], true, ev); err != nil {
+			t.Fatalf("forced: %v", err)
+		}
+		if err := db.DeleteDynamicSecret(ctx, ids[3], false, ev); err != nil {
+			t.Fatalf("all revoked: %v", err)
+		}
+		for _, id := range ids[2:] {
+			if _, err := db.DynamicSecretByID(ctx, id); !errs.Is(err, errs.NotFound) {
+				t.Fatalf("deleted dynamic secret: %v", err)
+			}
+			if err := db.InsertLease(ctx, dynamic.SealedLease{Lease: dynamic.Lease{ID: store.NewID(), DynamicSecretID: id, ProjectID: pid,
+				Username: "late", Config: []byte("{}"), Status: dynamic.Creating, ExpireAt: later, DueAt: later, CreatedAt: later, UpdatedAt: later}},
+				10, ev); !errs.Is(err, errs.NotFound) {
+				t.Fatalf("a lease of a deleted dynamic secret: %v", err)
+			}
+		}
+	})
+}
