@@ -49,8 +49,7 @@ type Config struct {
 	// once (Infisical's MAX_LEASE_LIMIT).
 	MaxLeaseLimit int // LOCKBOX_MAX_LEASE_LIMIT / --max-lease-limit
 	// AuditLogRetentionDays, when set, deletes audit events older than this
-	// many days, except a project's whose own retention is set (which
-	// decides for them); 0 keeps them.
+	// many days, and caps the projects' own retention; 0 keeps them.
 	AuditLogRetentionDays int // LOCKBOX_AUDIT_LOG_RETENTION_DAYS / --audit-log-retention-days
 	// RotationClaimTimeout is how long a secret rotation run holds its
 	// rotation; a run that dies (a node killed mid-rotation) is finished by
@@ -245,7 +244,7 @@ func variables() []variable {
 			return err
 		}},
 		{"LOCKBOX_MAX_LEASE_LIMIT", "max-lease-limit", "how many leases of one dynamic secret may be live at once", false, intSetter(func(c *Config, n int) { c.MaxLeaseLimit = n })},
-		{"LOCKBOX_AUDIT_LOG_RETENTION_DAYS", "audit-log-retention-days", "delete audit events older than this many days, unless their project sets its own retention (0: keep)", false, intSetter(func(c *Config, n int) { c.AuditLogRetentionDays = n })},
+		{"LOCKBOX_AUDIT_LOG_RETENTION_DAYS", "audit-log-retention-days", "delete audit events older than this many days; caps the projects' own retention (0: keep)", false, intSetter(func(c *Config, n int) { c.AuditLogRetentionDays = n })},
 		{"LOCKBOX_ROTATION_CLAIM_TIMEOUT", "rotation-claim-timeout", "how long a secret rotation run holds its rotation before another node may finish it", false, func(c *Config, v string) error {
 			d, err := time.ParseDuration(v)
 			c.RotationClaimTimeout = d

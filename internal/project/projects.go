@@ -325,7 +325,8 @@ const MaxAuditLogsRetentionDays = 3650
 
 // SetAuditLogsRetention stores the audit log retention of the project with
 // slug (0 clears it). It needs edit on the project's settings. The store's
-// hourly purge deletes the project's audit events older than that many days.
+// hourly purge deletes the project's audit events older than that many days,
+// among those written since it was set.
 func (s *Service) SetAuditLogsRetention(ctx context.Context, actor authz.Actor, slug string, days int) (Project, error) {
 	if days < 0 || days > MaxAuditLogsRetentionDays {
 		return Project{}, invalidField("auditLogsRetentionDays", "auditLogsRetentionDays must be 0 to %d", MaxAuditLogsRetentionDays)

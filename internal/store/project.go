@@ -142,8 +142,11 @@ func (db *DB) Projects(ctx context.Context, orgID string, memberOnly bool, kind 
 func (db *DB) UpdateProject(ctx context.Context, p project.Project, ev audit.Event) error {
 	return db.Transact(ctx, func(tx *Tx) error {
 		_, err := tx.exec(ctx, `UPDATE projects SET name = ?, slug = ?, description = ?, auto_capitalization = ?,
-			has_delete_protection = ?, audit_logs_retention_days = ?, updated_at = ? WHERE id = ?`,
-			p.Name, p.Slug, p.Description, p.AutoCapitalization, p.HasDeleteProtection, p.AuditLogsRetentionDays, ts(p.UpdatedAt), p.ID)
+			has_delete_protection = ?, audit_logs_retention_days = ?,
+			audit_logs_retention_since = CASE WHEN audit_logs_retention_days <> ? THEN ? ELSE audit_logs_retention_since END,
+			updated_at = ? WHERE id = ?`,
+			p.Name, p.Slug, p.Description, p.AutoCapitalization, p.HasDeleteProtection, p.AuditLogsRetentionDays,
+			p.AuditLogsRetentionDays, ts(p.UpdatedAt), ts(p.UpdatedAt), p.ID)
 		if err != nil {
 			return dbErr(err, "UpdateProject")
 		}

@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"time"
+
+	"github.com/lockbox-dev/lockbox/internal/identity"
 )
 
 // PurgeGrace is how long a dead access token or an expired session is kept
@@ -21,32 +23,43 @@ type Purged struct {
 	AccessTokens, Sessions, AuditEvents int
 }
 
-// qDeadAccessTokens selects access tokens that can no longer authenticate
-// and that died before a cut (microseconds): revoked, their uses spent, past
-// their TTL since creation or last renewal, or past their max TTL (periodic
-// tokens have none), as identity.AccessToken decides. TTLs are seconds.
-const qDeadAccessTokens = `SELECT id FROM identity_access_tokens WHERE
+// qDeadAccessTokens selects, in id order after an id, access tokens that
+// can neither authenticate nor be renewed any more and that died before a
+// cut (microseconds): revoked, or their uses spent, before the cut; their
+// JWT expired (it lives at most identity.MaxTokenAge from its issue, at
+// creation or last renewal: the last argument, in microseconds); past their
+// TTL since creation or last renewal (a periodic token's JWT lives its
+// period, and it can be renewed until then: both must have passed); past
+// their max TTL (periodic tokens have none). As identity.AccessToken and
+// Tokens.Renew decide; TTLs are seconds.
+const qDeadAccessTokens = `SELECT id FROM identity_access_tokens WHERE id > ? AND (
 	(revoked = TRUE AND updated_at < ?)
-	OR (num_uses_limit > 0 AND num_uses >= num_uses_limit AND updated_at < ?)
-	OR (access_token_ttl > 0 AND COALESCE(last_renewed_at, created_at) + access_token_ttl * 1000000 < ?)
+	OR (num_uses_limit > 0 AND num_uses >= num_uses_limit AND COALESCE(last_used_at, updated_at) < ?)
+	OR (COALESCE(last_renewed_at, created_at) + ? < ?)
+	OR (access_token_ttl > 0 AND COALESCE(last_renewed_at, created_at) + access_token_ttl * 1000000 < ?
+		AND (access_token_period = 0 OR COALESCE(last_renewed_at, created_at) + access_token_period * 1000000 < ?))
 	OR (access_token_max_ttl > 0 AND access_token_period = 0 AND created_at + access_token_max_ttl * 1000000 < ?)
-	LIMIT ?`
+	) ORDER BY id LIMIT ?`
 
 // Purge deletes what no request can use any more and the audit events past
 // their retention, as of now: access tokens dead for PurgeGrace, sessions
-// (API and dashboard) expired for PurgeGrace, a project's audit events older
-// than its auditLogsRetentionDays and, when auditDays > 0, every other audit
-// event older than auditDays days. It reads first and writes only when
-// there is something to delete, so an idle server's purge writes nothing.
-// The deletes are quiet: nothing cached can hold a dead row as live.
+// (API and dashboard) expired for PurgeGrace, and audit events past their
+// retention. A project's auditLogsRetentionDays applies to its events
+// written since it was set (as Infisical stamps an event's expiry when it
+// is written: shortening it erases nothing written before), capped by
+// auditDays when that is set; auditDays > 0 applies to every event. It reads
+// first and writes only when there is something to delete, so an idle
+// server's purge writes nothing. The deletes are quiet: nothing cached can
+// hold a dead row as live.
 func (db *DB) Purge(ctx context.Context, now time.Time, auditDays int) (Purged, error) {
 	var p Purged
 	cut := ts(now.Add(-PurgeGrace))
 	var err error
-	if p.AccessTokens, err = db.purge(ctx, "identity_access_tokens", qDeadAccessTokens, cut, cut, cut, cut, purgeBatch); err != nil {
+	if p.AccessTokens, err = db.purgeAfter(ctx, "identity_access_tokens", qDeadAccessTokens,
+		cut, cut, identity.MaxTokenAge.Microseconds(), cut, cut, cut, cut); err != nil {
 		return p, err
 	}
-	if p.Sessions, err = db.purge(ctx, "user_sessions", `SELECT id FROM user_sessions WHERE expires_at < ? LIMIT ?`, cut, purgeBatch); err != nil {
+	if p.Sessions, err = db.purgeAfter(ctx, "user_sessions", `SELECT id FROM user_sessions WHERE id > ? AND expires_at < ? ORDER BY id LIMIT ?`, cut); err != nil {
 		return p, err
 	}
 	p.AuditEvents, err = db.purgeAudit(ctx, now, auditDays)
@@ -55,24 +68,29 @@ func (db *DB) Purge(ctx context.Context, now time.Time, auditDays int) (Purged, 
 
 // purgeAudit deletes audit events past their retention, one organization
 // and project at a time so that each read is a range of the
-// (org_id, created_at) index.
+// (org_id, created_at) index. Events of organizations deleted since are not
+// reached.
 func (db *DB) purgeAudit(ctx context.Context, now time.Time, auditDays int) (int, error) {
 	type kept struct {
 		org, project string
 		days         int
+		since        int64
 	}
 	var own []kept
-	rows, err := db.readq(ctx, `SELECT org_id, id, audit_logs_retention_days FROM projects WHERE audit_logs_retention_days > 0`)
+	rows, err := db.readq(ctx, `SELECT org_id, id, audit_logs_retention_days, COALESCE(audit_logs_retention_since, created_at)
+		FROM projects WHERE audit_logs_retention_days > 0`)
 	if err != nil {
 		return 0, dbErr(err, "projects' audit retention")
 	}
 	for rows.Next() {
 		var k kept
-		if err := rows.Scan(&k.org, &k.project, &k.days); err != nil {
+		if err := rows.Scan(&k.org, &k.project, &k.days, &k.since); err != nil {
 			rows.Close()
 			return 0, dbErr(err, "scan audit retention")
 		}
-		own = append(own, k)
+		if auditDays <= 0 || k.days < auditDays { // else the server's retention covers it
+			own = append(own, k)
+		}
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
@@ -81,8 +99,8 @@ func (db *DB) purgeAudit(ctx context.Context, now time.Time, auditDays int) (int
 	n := 0
 	for _, k := range own {
 		cut := ts(now.Add(-time.Duration(k.days) * 24 * time.Hour))
-		d, err := db.purge(ctx, "audit_logs", `SELECT id FROM audit_logs WHERE org_id = ? AND created_at < ? AND project_id = ? LIMIT ?`,
-			k.org, cut, k.project, purgeBatch)
+		d, err := db.purge(ctx, "audit_logs", `SELECT id FROM audit_logs WHERE org_id = ? AND created_at >= ? AND created_at < ?
+			AND project_id = ? LIMIT ?`, k.org, k.since, cut, k.project, purgeBatch)
 		n += d
 		if err != nil {
 			return n, err
@@ -97,9 +115,7 @@ func (db *DB) purgeAudit(ctx context.Context, now time.Time, auditDays int) (int
 	}
 	cut := ts(now.Add(-time.Duration(auditDays) * 24 * time.Hour))
 	for _, org := range orgs {
-		d, err := db.purge(ctx, "audit_logs", `SELECT id FROM audit_logs WHERE org_id = ? AND created_at < ?
-			AND (project_id IS NULL OR project_id NOT IN (SELECT id FROM projects WHERE audit_logs_retention_days > 0)) LIMIT ?`,
-			org, cut, purgeBatch)
+		d, err := db.purge(ctx, "audit_logs", `SELECT id FROM audit_logs WHERE org_id = ? AND created_at < ? LIMIT ?`, org, cut, purgeBatch)
 		n += d
 		if err != nil {
 			return n, err
@@ -109,7 +125,9 @@ func (db *DB) purgeAudit(ctx context.Context, now time.Time, auditDays int) (int
 }
 
 // purge deletes, a batch at a time, the rows of table whose ids sel (ending
-// in LIMIT ?) returns, until it returns none; it reports how many it deleted.
+// in LIMIT ?) returns, until it returns none; it reports how many it
+// deleted. sel is read again from the start each time: it must be served by
+// an index whose deleted entries are skipped cheaply (the audit log's).
 func (db *DB) purge(ctx context.Context, table, sel string, args ...any) (int, error) {
 	n := 0
 	for {
@@ -117,23 +135,49 @@ func (db *DB) purge(ctx context.Context, table, sel string, args ...any) (int, e
 		if err != nil || len(ids) == 0 {
 			return n, err
 		}
-		in := make([]any, len(ids))
-		for i, id := range ids {
-			in[i] = id
-		}
-		err = db.transactQuiet(ctx, func(tx *Tx) error {
-			res, err := tx.exec(ctx, `DELETE FROM `+table+` WHERE id IN (`+placeholders(len(in))+`)`, in...)
-			if err != nil {
-				return dbErr(err, "purge "+table)
-			}
-			d, _ := res.RowsAffected()
-			n += int(d)
-			return nil
-		})
+		d, err := db.deleteIDs(ctx, table, ids)
+		n += d
 		if err != nil || len(ids) < purgeBatch {
 			return n, err
 		}
 	}
+}
+
+// purgeAfter is purge for a read with no index on its condition: sel starts
+// with "id > ?" and ends with "ORDER BY id LIMIT ?", and each batch reads on
+// from the last id of the one before, so a purge reads the table once.
+func (db *DB) purgeAfter(ctx context.Context, table, sel string, args ...any) (int, error) {
+	n, after := 0, ""
+	for {
+		ids, err := db.ids(ctx, sel, append(append([]any{after}, args...), purgeBatch)...)
+		if err != nil || len(ids) == 0 {
+			return n, err
+		}
+		d, err := db.deleteIDs(ctx, table, ids)
+		n += d
+		if err != nil || len(ids) < purgeBatch {
+			return n, err
+		}
+		after = ids[len(ids)-1]
+	}
+}
+
+// deleteIDs deletes rows of table by id, in one quiet transaction.
+func (db *DB) deleteIDs(ctx context.Context, table string, ids []string) (int, error) {
+	in := make([]any, len(ids))
+	for i, id := range ids {
+		in[i] = id
+	}
+	var d int64
+	err := db.transactQuiet(ctx, func(tx *Tx) error {
+		res, err := tx.exec(ctx, `DELETE FROM `+table+` WHERE id IN (`+placeholders(len(in))+`)`, in...)
+		if err != nil {
+			return dbErr(err, "purge "+table)
+		}
+		d, _ = res.RowsAffected()
+		return nil
+	})
+	return int(d), err
 }
 
 // ids runs a read that selects one text column.

@@ -2,21 +2,25 @@ package store_test
 
 import (
 	"context"
+	"fmt"
+	"os"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/lockbox-dev/lockbox/internal/audit"
 	"github.com/lockbox-dev/lockbox/internal/store"
 	"github.com/lockbox-dev/lockbox/internal/store/storetest"
 )
 
-// TestPurgeDeletesOnlyWhatIsDead: a purge deletes access tokens that cannot
-// authenticate any more (revoked, used up, past their TTL or max TTL) once
-// they have been dead for store.PurgeGrace, sessions expired as long, and
-// audit events past their project's retention or, when one is given, the
-// server's; it keeps every token that can still authenticate, whatever its
-// age, and a project's own retention decides for its events. A second purge
-// finds nothing, on both engines.
+// TestPurgeDeletesOnlyWhatIsDead: a purge deletes access tokens that can
+// neither authenticate nor be renewed (revoked, used up, past their TTL or
+// max TTL, their JWT expired) once they have been so for store.PurgeGrace,
+// sessions expired as long, and audit events past their retention: a
+// project's applies to its events written since it was set, capped by the
+// server's, which applies to every event. It keeps every token that can
+// still authenticate or be renewed, whatever its age. A second purge finds
+// nothing and, on SQLite, writes nothing. On both engines.
 func TestPurgeDeletesOnlyWhatIsDead(t *testing.T) {
 	storetest.ForEachEngine(t, func(t *testing.T, db *store.DB) {
 		ctx := context.Background()
@@ -32,56 +36,69 @@ func TestPurgeDeletesOnlyWhatIsDead(t *testing.T) {
 		exec(`INSERT INTO orgs (id, name, slug, created_at, updated_at) VALUES (?, 'o', ?, 0, 0)`, org, org)
 		exec(`INSERT INTO users (id, email, username, password_hash, created_at, updated_at) VALUES (?, ?, 'u', 'x', 0, 0)`, user, user+"@x")
 		exec(`INSERT INTO identities (id, org_id, name, created_at, updated_at) VALUES (?, ?, 'i', 0, 0)`, ident, org)
-		const day, hour = 24 * time.Hour, time.Hour
+		const day, hour, minute = 24 * time.Hour, time.Hour, time.Minute
 		type tok struct {
-			name                  string
-			created, renewed, upd time.Duration // from now; renewed 0: never
-			ttl, maxTTL, period   int64         // seconds
-			uses, usesLimit       int64
-			revoked, dead         bool
+			name                        string
+			created, renewed, used, upd time.Duration // from now; renewed, used 0: never
+			ttl, maxTTL, period         int64         // seconds
+			uses, usesLimit             int64
+			revoked, dead               bool
 		}
 		toks := []tok{
 			{name: "live", created: -hour, upd: -hour, ttl: 7200, maxTTL: 7200},
-			{name: "no ttl, old", created: -1000 * day, upd: -1000 * day},
+			{name: "no ttl, JWT still valid", created: -80 * day, upd: -80 * day},
+			{name: "no ttl, JWT expired (90 days)", created: -92 * day, upd: -92 * day, dead: true},
+			{name: "no ttl, renewed", created: -300 * day, renewed: -10 * day, upd: -10 * day},
 			{name: "ttl ran out 3 days ago", created: -3*day - hour, upd: -3 * day, ttl: 3600, maxTTL: 86400 * 30, dead: true},
 			{name: "ttl ran out an hour ago (grace)", created: -2 * hour, upd: -2 * hour, ttl: 3600, maxTTL: 86400},
-			{name: "renewed 10 minutes ago", created: -3 * day, renewed: -10 * time.Minute, upd: -10 * time.Minute, ttl: 3600, maxTTL: 86400 * 30},
-			{name: "max ttl ran out", created: -3 * day, renewed: -10 * time.Minute, upd: -10 * time.Minute, ttl: 3600, maxTTL: 86400, dead: true},
-			{name: "periodic, renewed", created: -30 * day, renewed: -10 * time.Minute, upd: -10 * time.Minute, ttl: 3600, maxTTL: 86400, period: 3600},
+			{name: "renewed 10 minutes ago", created: -3 * day, renewed: -10 * minute, upd: -10 * minute, ttl: 3600, maxTTL: 86400 * 30},
+			{name: "max ttl ran out", created: -3 * day, renewed: -10 * minute, upd: -10 * minute, ttl: 3600, maxTTL: 86400, dead: true},
+			{name: "periodic, renewed", created: -30 * day, renewed: -10 * minute, upd: -10 * minute, ttl: 3600, maxTTL: 86400, period: 3600},
+			{name: "periodic, ttl gone but the period's JWT renewable", created: -5 * day, renewed: -3 * day, upd: -3 * day, ttl: 3600, period: 86400 * 7},
+			{name: "periodic, both gone", created: -30 * day, renewed: -10 * day, upd: -10 * day, ttl: 3600, period: 86400 * 7, dead: true},
 			{name: "revoked 2 days ago", created: -3 * day, upd: -2 * day, revoked: true, dead: true},
 			{name: "revoked an hour ago (grace)", created: -3 * day, upd: -hour, revoked: true},
-			{name: "used up 2 days ago", created: -3 * day, upd: -2 * day, uses: 5, usesLimit: 5, dead: true},
-			{name: "uses left", created: -3 * day, upd: -2 * day, uses: 4, usesLimit: 5},
+			{name: "used up 2 days ago", created: -3 * day, used: -2 * day, upd: -3 * day, uses: 5, usesLimit: 5, dead: true},
+			{name: "used up an hour ago (grace)", created: -3 * day, used: -hour, upd: -3 * day, uses: 5, usesLimit: 5},
+			{name: "uses left", created: -3 * day, used: -2 * day, upd: -3 * day, uses: 4, usesLimit: 5},
 		}
 		ids := map[string]string{}
+		opt := func(d time.Duration) any {
+			if d == 0 {
+				return nil
+			}
+			return us(d)
+		}
 		for _, k := range toks {
 			id := store.NewID()
 			ids[id] = k.name
-			var renewed any
-			if k.renewed != 0 {
-				renewed = us(k.renewed)
-			}
 			exec(`INSERT INTO identity_access_tokens (id, identity_id, auth_method, access_token_ttl, access_token_max_ttl,
-				access_token_period, num_uses, num_uses_limit, last_renewed_at, revoked, created_at, updated_at)
-				VALUES (?, ?, 'universal-auth', ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-				id, ident, k.ttl, k.maxTTL, k.period, k.uses, k.usesLimit, renewed, k.revoked, us(k.created), us(k.upd))
+				access_token_period, num_uses, num_uses_limit, last_renewed_at, last_used_at, revoked, created_at, updated_at)
+				VALUES (?, ?, 'universal-auth', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+				id, ident, k.ttl, k.maxTTL, k.period, k.uses, k.usesLimit, opt(k.renewed), opt(k.used), k.revoked, us(k.created), us(k.upd))
 		}
 		sessions := map[string]time.Duration{store.NewID(): -2 * day, store.NewID(): -hour, store.NewID(): day}
 		for id, exp := range sessions {
 			exec(`INSERT INTO user_sessions (id, user_id, org_id, revoked, created_at, expires_at) VALUES (?, ?, ?, FALSE, ?, ?)`,
 				id, user, org, us(exp-day), us(exp))
 		}
+		// short: 1 day, set 5 days ago; long: 100 days, set 200 days ago;
+		// none: no retention of its own.
 		short, long, none := store.NewID(), store.NewID(), store.NewID()
-		for p, days := range map[string]int{short: 1, long: 100, none: 0} {
-			exec(`INSERT INTO projects (id, org_id, name, slug, type, audit_logs_retention_days, created_at, updated_at)
-				VALUES (?, ?, 'p', ?, 'secret-manager', ?, 0, 0)`, p, org, p, days)
+		for p, r := range map[string]struct {
+			days  int
+			since any
+		}{short: {1, us(-5 * day)}, long: {100, us(-200 * day)}, none: {0, nil}} {
+			exec(`INSERT INTO projects (id, org_id, name, slug, type, audit_logs_retention_days, audit_logs_retention_since, created_at, updated_at)
+				VALUES (?, ?, 'p', ?, 'secret-manager', ?, ?, 0, 0)`, p, org, p, r.days, r.since)
 		}
 		type ev struct {
 			project string
 			age     time.Duration
 		}
 		events := map[string]ev{}
-		for _, e := range []ev{{short, 2 * day}, {short, hour}, {long, 40 * day}, {long, 101 * day}, {none, 40 * day}, {none, 2 * day}, {"", 40 * day}} {
+		for _, e := range []ev{{short, 10 * day}, {short, 2 * day}, {short, hour}, {long, 40 * day}, {long, 101 * day},
+			{none, 40 * day}, {none, 2 * day}, {"", 40 * day}} {
 			id := store.NewID()
 			events[id] = e
 			var pid any
@@ -107,7 +124,15 @@ func TestPurgeDeletesOnlyWhatIsDead(t *testing.T) {
 				t.Fatalf("purge (audit days %d) deleted %+v, want %d tokens, %d sessions, %d events", auditDays, p, wantTokens, wantSessions, wantEvents)
 			}
 		}
-		check(0, 4, 1, 2) // the short project's 2-day-old event; the long project's 101-day-old one
+		dead := 0
+		for _, k := range toks {
+			if k.dead {
+				dead++
+			}
+		}
+		// The short project's event of 2 days (its retention was set 5 days
+		// ago, so the 10-day-old one predates it); the long project's of 101.
+		check(0, dead, 1, 2)
 		kept := left("identity_access_tokens")
 		for id, name := range ids {
 			dead := slices.ContainsFunc(toks, func(k tok) bool { return k.name == name && k.dead })
@@ -120,13 +145,29 @@ func TestPurgeDeletesOnlyWhatIsDead(t *testing.T) {
 				t.Errorf("session expiring %v kept: %v", exp, found)
 			}
 		}
-		check(0, 0, 0, 0)
-		// The server's retention: events of projects without their own, and
-		// events of no project; the long project keeps its 40-day-old event.
-		check(30, 0, 0, 2)
+		idle := func() (int64, time.Time) {
+			fi, err := os.Stat(db.Path() + "-wal")
+			if err != nil {
+				t.Fatal(err)
+			}
+			return fi.Size(), fi.ModTime()
+		}
+		if db.Engine() == "sqlite" {
+			size, mod := idle()
+			check(0, 0, 0, 0)
+			if s, m := idle(); s != size || !m.Equal(mod) {
+				t.Fatalf("a purge with nothing due wrote: WAL %d → %d bytes, modified %v → %v", size, s, mod, m)
+			}
+		} else {
+			check(0, 0, 0, 0)
+		}
+		// The server's retention, 30 days, applies to every event: the long
+		// project's 40-day-old one too (Infisical caps a project's by the
+		// plan's), the short project's 10-day-old one is within it.
+		check(30, 0, 0, 3)
 		var want []string
 		for id, e := range events {
-			if e.age < 30*day && !(e.project == short && e.age > day) || e.project == long && e.age < 100*day {
+			if e.age < 30*day && !(e.project == short && e.age > day && e.age < 5*day) {
 				want = append(want, id)
 			}
 		}
@@ -135,5 +176,38 @@ func TestPurgeDeletesOnlyWhatIsDead(t *testing.T) {
 			t.Fatalf("audit events left %v, want %v", got, want)
 		}
 		check(30, 0, 0, 0)
+	})
+}
+
+// TestRetentionCountsFromItsChange: a project's audit retention applies from
+// when it was last changed: UpdateProject stamps the change, and only a
+// change (other settings leave the stamp alone).
+func TestRetentionCountsFromItsChange(t *testing.T) {
+	storetest.ForEachEngine(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		pid, _, _ := seedProject(t, db)
+		since := func() string {
+			t.Helper()
+			return db.IDsForTest(t, `SELECT COALESCE(CAST(audit_logs_retention_since AS TEXT), 'none') FROM projects WHERE id = ?`, pid)[0]
+		}
+		p, err := db.ProjectByID(ctx, pid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		at := time.Now().UTC().Truncate(time.Microsecond)
+		p.AuditLogsRetentionDays, p.UpdatedAt = 7, at
+		if err := db.UpdateProject(ctx, p, audit.Event{Type: "t", OrgID: pid}); err != nil {
+			t.Fatal(err)
+		}
+		if got, want := since(), fmt.Sprint(at.UnixMicro()); got != want {
+			t.Fatalf("since %s, want %s", got, want)
+		}
+		p.Description, p.UpdatedAt = "other", at.Add(time.Hour)
+		if err := db.UpdateProject(ctx, p, audit.Event{Type: "t", OrgID: pid}); err != nil {
+			t.Fatal(err)
+		}
+		if got, want := since(), fmt.Sprint(at.UnixMicro()); got != want {
+			t.Fatalf("since %s after another change, want %s", got, want)
+		}
 	})
 }
