@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"time"
 
 	"github.com/lockbox-dev/lockbox/internal/identity"
@@ -55,11 +56,11 @@ func (db *DB) Purge(ctx context.Context, now time.Time, auditDays int) (Purged, 
 	var p Purged
 	cut := ts(now.Add(-PurgeGrace))
 	var err error
-	if p.AccessTokens, err = db.purgeAfter(ctx, "identity_access_tokens", qDeadAccessTokens,
+	if p.AccessTokens, err = db.purge(ctx, "identity_access_tokens", qDeadAccessTokens, true,
 		cut, cut, identity.MaxTokenAge.Microseconds(), cut, cut, cut, cut); err != nil {
 		return p, err
 	}
-	if p.Sessions, err = db.purgeAfter(ctx, "user_sessions", `SELECT id FROM user_sessions WHERE id > ? AND expires_at < ? ORDER BY id LIMIT ?`, cut); err != nil {
+	if p.Sessions, err = db.purge(ctx, "user_sessions", `SELECT id FROM user_sessions WHERE id > ? AND expires_at < ? ORDER BY id LIMIT ?`, true, cut); err != nil {
 		return p, err
 	}
 	p.AuditEvents, err = db.purgeAudit(ctx, now, auditDays)
@@ -100,7 +101,7 @@ func (db *DB) purgeAudit(ctx context.Context, now time.Time, auditDays int) (int
 	for _, k := range own {
 		cut := ts(now.Add(-time.Duration(k.days) * 24 * time.Hour))
 		d, err := db.purge(ctx, "audit_logs", `SELECT id FROM audit_logs WHERE org_id = ? AND created_at >= ? AND created_at < ?
-			AND project_id = ? LIMIT ?`, k.org, k.since, cut, k.project, purgeBatch)
+			AND project_id = ? LIMIT ?`, false, k.org, k.since, cut, k.project)
 		n += d
 		if err != nil {
 			return n, err
@@ -115,7 +116,7 @@ func (db *DB) purgeAudit(ctx context.Context, now time.Time, auditDays int) (int
 	}
 	cut := ts(now.Add(-time.Duration(auditDays) * 24 * time.Hour))
 	for _, org := range orgs {
-		d, err := db.purge(ctx, "audit_logs", `SELECT id FROM audit_logs WHERE org_id = ? AND created_at < ? LIMIT ?`, org, cut, purgeBatch)
+		d, err := db.purge(ctx, "audit_logs", `SELECT id FROM audit_logs WHERE org_id = ? AND created_at < ? LIMIT ?`, false, org, cut)
 		n += d
 		if err != nil {
 			return n, err
@@ -124,32 +125,22 @@ func (db *DB) purgeAudit(ctx context.Context, now time.Time, auditDays int) (int
 	return n, nil
 }
 
-// purge deletes, a batch at a time, the rows of table whose ids sel (ending
-// in LIMIT ?) returns, until it returns none; it reports how many it
-// deleted. sel is read again from the start each time: it must be served by
-// an index whose deleted entries are skipped cheaply (the audit log's).
-func (db *DB) purge(ctx context.Context, table, sel string, args ...any) (int, error) {
-	n := 0
-	for {
-		ids, err := db.ids(ctx, sel, args...)
-		if err != nil || len(ids) == 0 {
-			return n, err
-		}
-		d, err := db.deleteIDs(ctx, table, ids)
-		n += d
-		if err != nil || len(ids) < purgeBatch {
-			return n, err
-		}
-	}
-}
-
-// purgeAfter is purge for a read with no index on its condition: sel starts
-// with "id > ?" and ends with "ORDER BY id LIMIT ?", and each batch reads on
-// from the last id of the one before, so a purge reads the table once.
-func (db *DB) purgeAfter(ctx context.Context, table, sel string, args ...any) (int, error) {
+// purge deletes, a batch of purgeBatch at a time, the rows of table whose
+// ids sel returns, until it returns none; it reports how many it deleted.
+// sel ends with "LIMIT ?" (purgeBatch is appended to args). Without cursor
+// it is read again from the start each time: it must be served by an index
+// whose deleted entries are skipped cheaply (the audit log's). With cursor,
+// for a read no index serves, sel starts with "id > ?" and orders by id, and
+// each batch reads on from the last id of the one before: a purge reads the
+// table once.
+func (db *DB) purge(ctx context.Context, table, sel string, cursor bool, args ...any) (int, error) {
 	n, after := 0, ""
 	for {
-		ids, err := db.ids(ctx, sel, append(append([]any{after}, args...), purgeBatch)...)
+		a := append(slices.Clone(args), purgeBatch)
+		if cursor {
+			a = append([]any{after}, a...)
+		}
+		ids, err := db.ids(ctx, sel, a...)
 		if err != nil || len(ids) == 0 {
 			return n, err
 		}

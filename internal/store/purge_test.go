@@ -211,3 +211,32 @@ func TestRetentionCountsFromItsChange(t *testing.T) {
 		}
 	})
 }
+
+// TestPurgeGoesPastOneBatch: more dead rows than one batch holds, with live
+// ones among them, are all deleted (the id cursor reads on past the live
+// ones), and the live ones kept.
+func TestPurgeGoesPastOneBatch(t *testing.T) {
+	storetest.ForEachEngine(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		user := store.NewID()
+		if err := db.ExecForTest(ctx, `INSERT INTO users (id, email, username, password_hash, created_at, updated_at) VALUES (?, ?, 'u', 'x', 0, 0)`,
+			user, user+"@x"); err != nil {
+			t.Fatal(err)
+		}
+		now := time.Now().UTC()
+		// Every 100th session is live; ids sort as they are numbered.
+		if err := db.ExecForTest(ctx, `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2500)
+			INSERT INTO user_sessions (id, user_id, revoked, created_at, expires_at)
+			SELECT 's' || CAST(10000 + i AS TEXT), ?, FALSE, 0, CASE WHEN i % 100 = 0 THEN CAST(? AS BIGINT) ELSE CAST(? AS BIGINT) END FROM n`,
+			user, now.Add(time.Hour).UnixMicro(), now.Add(-2*24*time.Hour).UnixMicro()); err != nil {
+			t.Fatal(err)
+		}
+		p, err := db.Purge(ctx, now, 0)
+		if err != nil || p.Sessions != 2475 {
+			t.Fatalf("purged %+v (%v), want 2,475 sessions", p, err)
+		}
+		if left := db.IDsForTest(t, `SELECT id FROM user_sessions WHERE user_id = ?`, user); len(left) != 25 {
+			t.Fatalf("%d sessions left, want the 25 live ones", len(left))
+		}
+	})
+}
