@@ -146,6 +146,7 @@ func serve(ctx context.Context, cfg config.Config, stdout, stderr io.Writer) err
 		Logger:                  log,
 		LeaseCreatingTimeout:    cfg.LeaseCreatingTimeout,
 		MaxLeases:               cfg.MaxLeaseLimit,
+		AuditLogRetentionDays:   cfg.AuditLogRetentionDays,
 		RotationClaimTimeout:    cfg.RotationClaimTimeout,
 		SessionIdleTimeout:      cfg.SessionIdleTimeout,
 		SessionAbsoluteTimeout:  cfg.SessionAbsoluteTimeout,

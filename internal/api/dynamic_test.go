@@ -1,11 +1,14 @@
 package api_test
 
 import (
+	"context"
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
+	"fmt"
 	"io"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -15,6 +18,7 @@ import (
 	infisical "github.com/infisical/go-sdk"
 
 	"github.com/lockbox-dev/lockbox/internal/app/apptest"
+	"github.com/lockbox-dev/lockbox/internal/audit"
 	"github.com/lockbox-dev/lockbox/internal/dynamic"
 	"github.com/lockbox-dev/lockbox/internal/store"
 )
@@ -452,10 +456,56 @@ func TestDeletionGivesBackWhatItCannotRevoke(t *testing.T) {
 			t.Errorf("lease %s is %s after the refused deletion, want revoke_failed", id, got.Lease.Status)
 		}
 	}
+	// Forced, while the target is still unreachable: the leases are recorded
+	// revoked without their users, at once (not one target timeout each).
+	forced := map[string]any{"projectSlug": p.Slug, "environmentSlug": "dev", "path": "/", "isForced": true}
+	px.restore(t)
+	createDynamic(t, e, p.Slug, "gone", host, port, db, map[string]any{"usernameTemplate": prefix + "_{{randomUsername}}"})
+	var goneIDs []string
+	for range 2 {
+		var l leaseOut
+		e.Must(t, 200, "POST", "/api/v1/dynamic-secrets/leases", e.Token, map[string]any{"dynamicSecretName": "gone",
+			"projectSlug": p.Slug, "environmentSlug": "dev"}).Decode(t, &l)
+		goneIDs = append(goneIDs, l.Lease.ID)
+	}
+	px.cut()
+	e.Must(t, 200, "DELETE", "/api/v1/dynamic-secrets/gone", e.Token, forced)
+	assertError(t, e.Do(t, "GET", "/api/v1/dynamic-secrets/gone"+q, e.Token, nil), 404, "NotFound")
+	evs, err := e.DB.AuditEvents(context.Background(), audit.Filter{OrgID: e.OrgID, EventTypes: []string{"revoke-dynamic-secret-lease"}, Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	forcedEvents := 0
+	for _, ev := range evs {
+		if slices.Contains(goneIDs, fmt.Sprint(ev.Metadata["leaseId"])) && ev.Metadata["outcome"] == "failed" &&
+			strings.Contains(fmt.Sprint(ev.Metadata["reason"]), "forced: not revoked") {
+			forcedEvents++
+		}
+	}
+	if forcedEvents != 2 {
+		t.Fatalf("%d forced revocation events, want 2: %+v", forcedEvents, evs)
+	}
 	px.restore(t)
 	e.Must(t, 200, "DELETE", "/api/v1/dynamic-secrets/flaky", e.Token, del)
+	// The forced deletion's users were left in the target, as documented.
 	var n int
-	if err := admin.QueryRow(`SELECT COUNT(*) FROM mysql.user WHERE User LIKE ?`, prefix+`\_%`).Scan(&n); err != nil || n != 0 {
-		t.Fatalf("%d users left (%v)", n, err)
+	if err := admin.QueryRow(`SELECT COUNT(*) FROM mysql.user WHERE User LIKE ?`, prefix+`\_%`).Scan(&n); err != nil || n != 2 {
+		t.Fatalf("%d users left, want the forced deletion's 2 (%v)", n, err)
+	}
+	rows, err := admin.Query(`SELECT User, Host FROM mysql.user WHERE User LIKE ?`, prefix+`\_%`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var drop []string
+	for rows.Next() {
+		var u, h string
+		rows.Scan(&u, &h)
+		drop = append(drop, fmt.Sprintf("DROP USER '%s'@'%s'", u, h))
+	}
+	rows.Close()
+	for _, q := range drop {
+		if _, err := admin.Exec(q); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

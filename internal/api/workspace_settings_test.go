@@ -92,3 +92,14 @@ func TestWorkspaceUpdateDeleteAndAuditLogsRetention(t *testing.T) {
 		assertError(t, e.Do(t, "DELETE", ws, e.Token, nil), 404, "NotFound")
 	})
 }
+
+// TestAuditRetentionCappedByTheServer: with a server retention set, a
+// project's may not exceed it (400, as Infisical refuses more than the
+// plan's); up to it is accepted.
+func TestAuditRetentionCappedByTheServer(t *testing.T) {
+	e := apptest.Bootstrapped(t, store.SQLite, apptest.Options{AuditLogRetentionDays: 30})
+	p := createProject(t, e, e.Token, map[string]any{"projectName": "capped", "slug": "capped-proj"})
+	retention := "/api/v1/workspace/" + p.Slug + "/audit-logs-retention"
+	assertError(t, e.Do(t, "PUT", retention, e.Token, map[string]any{"auditLogsRetentionDays": 31}), 400, "BadRequest")
+	e.Must(t, 200, "PUT", retention, e.Token, map[string]any{"auditLogsRetentionDays": 30})
+}

@@ -53,6 +53,9 @@ type Options struct {
 	LeaseCreatingTimeout time.Duration
 	// MaxLeases overrides dynamic.DefaultMaxLeases when set.
 	MaxLeases int
+	// AuditLogRetentionDays is the server's audit log retention (0: none),
+	// which caps the projects' (project.Service.AuditRetentionCap).
+	AuditLogRetentionDays int
 	// RotationClaimTimeout overrides the rotation service's ClaimTTL when set.
 	RotationClaimTimeout time.Duration
 	// SessionIdleTimeout and SessionAbsoluteTimeout are the dashboard's
@@ -138,6 +141,7 @@ func New(db *store.DB, kr *keyring.Keyring, o Options) *App {
 		idsvc.Hasher = identity.NewPasswordHasher(o.PasswordHashConcurrency)
 	}
 	projects := project.NewService(db, az, kr, o.Clock)
+	projects.AuditRetentionCap = o.AuditLogRetentionDays
 	templates := project.NewTemplates(db, az, o.Clock)
 	projects.SetTemplates(templates)
 	dyn := dynamic.NewService(db, projects, az, kr, nil)

@@ -691,6 +691,9 @@ func (s *Service) Delete(ctx context.Context, actor authz.Actor, sc Scope, name 
 			return Secret{}, err
 		}
 		err = s.store.DeleteDynamicSecret(ctx, sec.ID, forced, secretEvent(actor, "delete-dynamic-secret", sec))
+		if errs.Is(err, errs.NotFound) { // deleted meanwhile by another request
+			return Secret{}, errs.NotFoundf("Dynamic secret with name '%s' in folder with path '%s' not found", truncate(name, 64), sec.Path)
+		}
 		if !errors.Is(err, ErrLeasesLeft) {
 			return sec, err
 		}
@@ -732,7 +735,16 @@ func (s *Service) revokeAll(ctx context.Context, sec Secret, leases []SealedLeas
 				rerr = br.RevokeMany(pctx, names)
 				cancel()
 			}
-			if rerr != nil {
+			if errors.Is(rerr, provider.ErrUnreachable) {
+				// One by one would wait on the same target for each lease.
+				if err := s.unreachable(ctx, sec, mine, rerr, forced); err != nil {
+					return err
+				}
+				for _, l := range mine {
+					done[l.ID] = true
+				}
+				mine = nil
+			} else if rerr != nil {
 				s.logger().Warn("batch revocation failed; revoking one by one", "dynamicSecret", sec.ID, "err", truncate(rerr.Error(), 250))
 			}
 			for i, l := range mine {
@@ -779,12 +791,42 @@ func (s *Service) revokeAll(ctx context.Context, sec Secret, leases []SealedLeas
 			if err != nil {
 				return err
 			}
+			if got.Status == Revoking { // claimed by the worker or another request
+				return errs.Conflictf("Lease %s is being revoked; retry shortly", got.ID)
+			}
 			if got.Status != Revoked {
 				return errs.BadRequest("Failed to revoke lease %s (%s); retry, or delete with isForced", got.ID, got.StatusDetails)
 			}
 		}
 	}
 	return nil
+}
+
+// unreachable records the claimed leases of a deletion whose target could
+// not be reached: forced (and the request still there), revoked without
+// their principals, each with its event; otherwise given back to the worker
+// (revoke_failed, due now), and the deletion refused.
+func (s *Service) unreachable(ctx context.Context, sec Secret, leases []SealedLease, rerr error, forced bool) error {
+	shown := truncate(s.shown(ctx, "revoke leases", rerr), 200)
+	now := s.now().UTC()
+	if forced && ctx.Err() == nil {
+		for _, l := range leases {
+			details := "forced: not revoked: " + shown
+			recorded, err := s.store.FinishRevoke(context.WithoutCancel(ctx), l.ID, true, details, now, revokeEvent(sec, l.Lease, details))
+			if err != nil {
+				return err
+			}
+			if recorded && s.metrics != nil {
+				s.metrics.Revoked(false, 0)
+			}
+		}
+		return nil
+	}
+	for _, l := range leases {
+		s.store.FinishRevoke(context.WithoutCancel(ctx), l.ID, false, "deletion stopped: "+shown, now)
+	}
+	s.wakeWorker()
+	return errs.BadRequest("Failed to revoke the leases: %s; retry, or delete with isForced", shown)
 }
 
 // sameJSON reports whether two JSON values are equal.

@@ -62,6 +62,11 @@ type Service struct {
 	now   func() time.Time
 
 	templates *Templates // SetTemplates; nil: only the built-in template
+
+	// AuditRetentionCap, when set, is the server's audit log retention
+	// (LOCKBOX_AUDIT_LOG_RETENTION_DAYS): a project's may not exceed it, as
+	// Infisical's may not exceed the plan's.
+	AuditRetentionCap int
 }
 
 // SetTemplates lets projects be created from the templates ts manages.

@@ -226,7 +226,8 @@ func (db *DB) RenewLease(ctx context.Context, id string, from, expireAt time.Tim
 func (db *DB) ClaimLease(ctx context.Context, id string, claimUntil time.Time) (bool, error) {
 	now := db.Now()
 	res, err := db.execQuiet(ctx, `UPDATE dynamic_leases SET status = 'revoking', due_at = ?, updated_at = ?
-		WHERE id = ? AND status IN ('creating', 'active', 'revoke_failed')`, ts(claimUntil), ts(now), id)
+		WHERE id = ? AND (status IN ('creating', 'active', 'revoke_failed') OR status = 'revoking' AND due_at <= ?)`,
+		ts(claimUntil), ts(now), id, ts(now))
 	if err != nil {
 		return false, dbErr(err, "ClaimLease")
 	}
@@ -235,8 +236,9 @@ func (db *DB) ClaimLease(ctx context.Context, id string, claimUntil time.Time) (
 }
 
 // ClaimLeases claims those of the listed leases that are live and not
-// claimed (creating, active, revoke_failed) until claimUntil, as ClaimLease
-// does one, in one statement; it returns the ids it claimed.
+// claimed (creating, active, revoke_failed, or revoking whose claim ran out)
+// until claimUntil, as ClaimLease does one, in one statement; it returns the
+// ids it claimed.
 func (db *DB) ClaimLeases(ctx context.Context, ids []string, claimUntil time.Time) ([]string, error) {
 	if len(ids) == 0 {
 		return nil, nil
@@ -245,8 +247,9 @@ func (db *DB) ClaimLeases(ctx context.Context, ids []string, claimUntil time.Tim
 	err := db.transactQuiet(ctx, func(tx *Tx) error {
 		claimed = claimed[:0]
 		rows, err := tx.query(ctx, `UPDATE dynamic_leases SET status = 'revoking', due_at = ?, updated_at = ?
-			WHERE status IN ('creating', 'active', 'revoke_failed') AND id IN (`+placeholders(len(ids))+`) RETURNING id`,
-			withIDs([]any{ts(claimUntil), ts(tx.Now)}, ids)...)
+			WHERE (status IN ('creating', 'active', 'revoke_failed') OR status = 'revoking' AND due_at <= ?)
+			AND id IN (`+placeholders(len(ids))+`) RETURNING id`,
+			withIDs([]any{ts(claimUntil), ts(tx.Now), ts(tx.Now)}, ids)...)
 		if err != nil {
 			return dbErr(err, "ClaimLeases")
 		}

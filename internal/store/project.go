@@ -138,7 +138,10 @@ func (db *DB) Projects(ctx context.Context, orgID string, memberOnly bool, kind 
 	return out, nil
 }
 
-// UpdateProject writes a project's settings.
+// UpdateProject writes a project's settings. A change of its audit
+// retention is stamped with the transaction's time, the time of the
+// change's own audit event, which the retention (applied to events written
+// after it) therefore does not reach.
 func (db *DB) UpdateProject(ctx context.Context, p project.Project, ev audit.Event) error {
 	return db.Transact(ctx, func(tx *Tx) error {
 		_, err := tx.exec(ctx, `UPDATE projects SET name = ?, slug = ?, description = ?, auto_capitalization = ?,
@@ -146,7 +149,7 @@ func (db *DB) UpdateProject(ctx context.Context, p project.Project, ev audit.Eve
 			audit_logs_retention_since = CASE WHEN audit_logs_retention_days <> ? THEN ? ELSE audit_logs_retention_since END,
 			updated_at = ? WHERE id = ?`,
 			p.Name, p.Slug, p.Description, p.AutoCapitalization, p.HasDeleteProtection, p.AuditLogsRetentionDays,
-			p.AuditLogsRetentionDays, ts(p.UpdatedAt), ts(p.UpdatedAt), p.ID)
+			p.AuditLogsRetentionDays, ts(tx.Now), ts(p.UpdatedAt), p.ID)
 		if err != nil {
 			return dbErr(err, "UpdateProject")
 		}

@@ -100,7 +100,7 @@ func (db *DB) purgeAudit(ctx context.Context, now time.Time, auditDays int) (int
 	n := 0
 	for _, k := range own {
 		cut := ts(now.Add(-time.Duration(k.days) * 24 * time.Hour))
-		d, err := db.purge(ctx, "audit_logs", `SELECT id FROM audit_logs WHERE org_id = ? AND created_at >= ? AND created_at < ?
+		d, err := db.purge(ctx, "audit_logs", `SELECT id FROM audit_logs WHERE org_id = ? AND created_at > ? AND created_at < ?
 			AND project_id = ? LIMIT ?`, false, k.org, k.since, cut, k.project)
 		n += d
 		if err != nil {

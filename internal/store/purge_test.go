@@ -2,7 +2,6 @@ package store_test
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"slices"
 	"testing"
@@ -84,11 +83,12 @@ func TestPurgeDeletesOnlyWhatIsDead(t *testing.T) {
 		}
 		// short: 1 day, set 5 days ago; long: 100 days, set 200 days ago;
 		// none: no retention of its own.
-		short, long, none := store.NewID(), store.NewID(), store.NewID()
+		// legacy: 1 day, set before its time was kept (all its events).
+		short, long, none, legacy := store.NewID(), store.NewID(), store.NewID(), store.NewID()
 		for p, r := range map[string]struct {
 			days  int
 			since any
-		}{short: {1, us(-5 * day)}, long: {100, us(-200 * day)}, none: {0, nil}} {
+		}{short: {1, us(-5 * day)}, long: {100, us(-200 * day)}, none: {0, nil}, legacy: {1, nil}} {
 			exec(`INSERT INTO projects (id, org_id, name, slug, type, audit_logs_retention_days, audit_logs_retention_since, created_at, updated_at)
 				VALUES (?, ?, 'p', ?, 'secret-manager', ?, ?, 0, 0)`, p, org, p, r.days, r.since)
 		}
@@ -98,7 +98,7 @@ func TestPurgeDeletesOnlyWhatIsDead(t *testing.T) {
 		}
 		events := map[string]ev{}
 		for _, e := range []ev{{short, 10 * day}, {short, 2 * day}, {short, hour}, {long, 40 * day}, {long, 101 * day},
-			{none, 40 * day}, {none, 2 * day}, {"", 40 * day}} {
+			{none, 40 * day}, {none, 2 * day}, {"", 40 * day}, {legacy, 2 * day}, {legacy, hour}} {
 			id := store.NewID()
 			events[id] = e
 			var pid any
@@ -131,8 +131,9 @@ func TestPurgeDeletesOnlyWhatIsDead(t *testing.T) {
 			}
 		}
 		// The short project's event of 2 days (its retention was set 5 days
-		// ago, so the 10-day-old one predates it); the long project's of 101.
-		check(0, dead, 1, 2)
+		// ago, so the 10-day-old one predates it); the long project's of 101;
+		// the legacy project's of 2 days.
+		check(0, dead, 1, 3)
 		kept := left("identity_access_tokens")
 		for id, name := range ids {
 			dead := slices.ContainsFunc(toks, func(k tok) bool { return k.name == name && k.dead })
@@ -167,7 +168,7 @@ func TestPurgeDeletesOnlyWhatIsDead(t *testing.T) {
 		check(30, 0, 0, 3)
 		var want []string
 		for id, e := range events {
-			if e.age < 30*day && !(e.project == short && e.age > day && e.age < 5*day) {
+			if e.age < 30*day && !(e.project == short && e.age > day && e.age < 5*day) && !(e.project == legacy && e.age > day) {
 				want = append(want, id)
 			}
 		}
@@ -196,17 +197,20 @@ func TestRetentionCountsFromItsChange(t *testing.T) {
 		}
 		at := time.Now().UTC().Truncate(time.Microsecond)
 		p.AuditLogsRetentionDays, p.UpdatedAt = 7, at
-		if err := db.UpdateProject(ctx, p, audit.Event{Type: "t", OrgID: pid}); err != nil {
+		if err := db.UpdateProject(ctx, p, audit.Event{Type: "retention", OrgID: pid}); err != nil {
 			t.Fatal(err)
 		}
-		if got, want := since(), fmt.Sprint(at.UnixMicro()); got != want {
-			t.Fatalf("since %s, want %s", got, want)
+		// Stamped with the change's own event's time: the new retention
+		// (applied to events written after it) does not reach that event.
+		want := db.IDsForTest(t, `SELECT CAST(created_at AS TEXT) FROM audit_logs WHERE org_id = ? AND event_type = 'retention'`, pid)[0]
+		if got := since(); got != want {
+			t.Fatalf("since %s, want the change's event's time %s", got, want)
 		}
 		p.Description, p.UpdatedAt = "other", at.Add(time.Hour)
-		if err := db.UpdateProject(ctx, p, audit.Event{Type: "t", OrgID: pid}); err != nil {
+		if err := db.UpdateProject(ctx, p, audit.Event{Type: "other", OrgID: pid}); err != nil {
 			t.Fatal(err)
 		}
-		if got, want := since(), fmt.Sprint(at.UnixMicro()); got != want {
+		if got := since(); got != want {
 			t.Fatalf("since %s after another change, want %s", got, want)
 		}
 	})

@@ -83,6 +83,8 @@ type Options struct {
 	WorkerClaim time.Duration
 	// MaxLeases is app.Options.MaxLeases (zero: dynamic.DefaultMaxLeases).
 	MaxLeases int
+	// AuditLogRetentionDays is app.Options.AuditLogRetentionDays.
+	AuditLogRetentionDays int
 	// NoWorker leaves the lease worker stopped: the test drives it (Tick),
 	// or another node sharing the database does the work.
 	NoWorker bool
@@ -158,7 +160,7 @@ func Start(t testing.TB, d store.Dialect, opts ...Options) *Env {
 		PasswordHasher: o.PasswordHasher, Logger: slog.New(slog.NewJSONHandler(o.Log, &slog.HandlerOptions{Level: o.LogLevel})), TrustedProxies: o.TrustedProxies,
 		MetricsToken: o.MetricsToken, SeparateMetrics: o.SeparateMetrics, AuthFetchLoopback: true,
 		AuthFetchResolve: o.AuthResolve, AuthFetchRootCAs: o.AuthRootCAs, CertHeader: o.CertHeader, Clock: o.Clock, Mailer: o.Mailer,
-		SessionIdleTimeout: o.SessionIdleTimeout, SessionAbsoluteTimeout: o.SessionAbsoluteTimeout, MaxLeases: o.MaxLeases})
+		SessionIdleTimeout: o.SessionIdleTimeout, SessionAbsoluteTimeout: o.SessionAbsoluteTimeout, MaxLeases: o.MaxLeases, AuditLogRetentionDays: o.AuditLogRetentionDays})
 	if o.WorkerBatch > 0 {
 		srv.Worker.Batch, srv.Worker.BurstBatch = o.WorkerBatch, o.WorkerBatch
 	}
