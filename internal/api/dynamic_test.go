@@ -47,6 +47,31 @@ func mariaDB(t *testing.T) (*sql.DB, string) {
 	return admin, name
 }
 
+// dropMySQLUsersAtCleanup drops, when the test ends, every user whose name
+// starts with prefix and "_": what a failed run would leave in the target.
+func dropMySQLUsersAtCleanup(t *testing.T, admin *sql.DB, prefix string) {
+	t.Cleanup(func() {
+		rows, err := admin.Query(`SELECT User, Host FROM mysql.user WHERE User LIKE ?`, prefix+`\_%`)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		var drop []string
+		for rows.Next() {
+			var u, h string
+			if rows.Scan(&u, &h) == nil {
+				drop = append(drop, fmt.Sprintf("DROP USER '%s'@'%s'", u, h))
+			}
+		}
+		rows.Close()
+		for _, q := range drop {
+			if _, err := admin.Exec(q); err != nil {
+				t.Error(err)
+			}
+		}
+	})
+}
+
 func mysqlUserExists(t *testing.T, admin *sql.DB, user string) bool {
 	t.Helper()
 	var n int
@@ -384,6 +409,7 @@ func TestLeaseLimit(t *testing.T) {
 	e := apptest.Bootstrapped(t, store.SQLite, apptest.Options{MaxLeases: 2})
 	p := createProject(t, e, e.Token, map[string]any{"projectName": "lease-limit"})
 	prefix := "lim" + randHex(3)
+	dropMySQLUsersAtCleanup(t, admin, prefix)
 	createDynamic(t, e, p.Slug, "mariadb", "127.0.0.1", "3306", db, map[string]any{"usernameTemplate": prefix + "_{{randomUsername}}"})
 	users := func() int {
 		var n int
@@ -437,6 +463,7 @@ func TestDeletionGivesBackWhatItCannotRevoke(t *testing.T) {
 	px := newProxy(t, "127.0.0.1:3306")
 	host, port, _ := net.SplitHostPort(px.addr)
 	prefix := "gb" + randHex(3)
+	dropMySQLUsersAtCleanup(t, admin, prefix)
 	createDynamic(t, e, p.Slug, "flaky", host, port, db, map[string]any{"usernameTemplate": prefix + "_{{randomUsername}}"})
 	q := "?projectSlug=" + p.Slug + "&environmentSlug=dev&path=/"
 	var ids []string
@@ -487,25 +514,9 @@ func TestDeletionGivesBackWhatItCannotRevoke(t *testing.T) {
 	}
 	px.restore(t)
 	e.Must(t, 200, "DELETE", "/api/v1/dynamic-secrets/flaky", e.Token, del)
-	// The forced deletion's users were left in the target, as documented.
+	// The forced deletion's users were left in the target, as documented (dropped at cleanup).
 	var n int
 	if err := admin.QueryRow(`SELECT COUNT(*) FROM mysql.user WHERE User LIKE ?`, prefix+`\_%`).Scan(&n); err != nil || n != 2 {
 		t.Fatalf("%d users left, want the forced deletion's 2 (%v)", n, err)
-	}
-	rows, err := admin.Query(`SELECT User, Host FROM mysql.user WHERE User LIKE ?`, prefix+`\_%`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var drop []string
-	for rows.Next() {
-		var u, h string
-		rows.Scan(&u, &h)
-		drop = append(drop, fmt.Sprintf("DROP USER '%s'@'%s'", u, h))
-	}
-	rows.Close()
-	for _, q := range drop {
-		if _, err := admin.Exec(q); err != nil {
-			t.Fatal(err)
-		}
 	}
 }
