@@ -102,4 +102,7 @@ func TestAuditRetentionCappedByTheServer(t *testing.T) {
 	retention := "/api/v1/workspace/" + p.Slug + "/audit-logs-retention"
 	assertError(t, e.Do(t, "PUT", retention, e.Token, map[string]any{"auditLogsRetentionDays": 31}), 400, "BadRequest")
 	e.Must(t, 200, "PUT", retention, e.Token, map[string]any{"auditLogsRetentionDays": 30})
+	// Checked after the caller's rights: a viewer learns nothing of the cap.
+	_, viewer := projectMember(t, e, p.ID, "viewer", "viewer")
+	assertError(t, e.Do(t, "PUT", retention, viewer, map[string]any{"auditLogsRetentionDays": 31}), 403, "PermissionDenied")
 }

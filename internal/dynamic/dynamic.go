@@ -713,6 +713,7 @@ func (s *Service) revokeAll(ctx context.Context, sec Secret, leases []SealedLeas
 	p, err := s.provider(sec)
 	br, batched := p.(provider.BatchRevoker)
 	batched = batched && err == nil
+	var down error // the target found unreachable: no later group calls it
 	for group := range slices.Chunk(leases, dropBatch) {
 		done := map[string]bool{}
 		if batched && len(group) > 1 {
@@ -729,22 +730,33 @@ func (s *Service) revokeAll(ctx context.Context, sec Secret, leases []SealedLeas
 			for i, l := range mine {
 				names[i] = l.Username
 			}
-			var rerr error
-			if len(mine) > 0 {
+			rerr := down
+			if len(mine) > 0 && down == nil {
 				pctx, cancel := context.WithTimeout(s.dialCtx(ctx, p), ProviderTimeout)
 				rerr = br.RevokeMany(pctx, names)
 				cancel()
+				if errors.Is(rerr, provider.ErrUnreachable) {
+					// Unreachable also marks a session lost or timed out
+					// after login: one lease alone tells whether the target
+					// is down, or the group too much for it.
+					pctx, cancel := context.WithTimeout(s.dialCtx(ctx, p), ProviderTimeout)
+					perr := p.Revoke(pctx, provider.RevokeRequest{Username: mine[0].Username})
+					cancel()
+					if errors.Is(perr, provider.ErrUnreachable) {
+						down = perr
+					}
+				}
 			}
-			if errors.Is(rerr, provider.ErrUnreachable) {
+			if len(mine) > 0 && down != nil {
 				// One by one would wait on the same target for each lease.
-				if err := s.unreachable(ctx, sec, mine, rerr, forced); err != nil {
+				if err := s.unreachable(ctx, sec, mine, down, forced); err != nil {
 					return err
 				}
 				for _, l := range mine {
 					done[l.ID] = true
 				}
 				mine = nil
-			} else if rerr != nil {
+			} else if rerr != nil && len(mine) > 0 {
 				s.logger().Warn("batch revocation failed; revoking one by one", "dynamicSecret", sec.ID, "err", truncate(rerr.Error(), 250))
 			}
 			for i, l := range mine {

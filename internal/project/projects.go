@@ -331,9 +331,6 @@ func (s *Service) SetAuditLogsRetention(ctx context.Context, actor authz.Actor, 
 	if days < 0 || days > MaxAuditLogsRetentionDays {
 		return Project{}, invalidField("auditLogsRetentionDays", "auditLogsRetentionDays must be 0 to %d", MaxAuditLogsRetentionDays)
 	}
-	if s.AuditRetentionCap > 0 && days > s.AuditRetentionCap {
-		return Project{}, errs.BadRequest("Audit logs retention cannot exceed the server's %d days", s.AuditRetentionCap)
-	}
 	id, err := s.IDBySlug(ctx, actor, slug)
 	if err != nil {
 		return Project{}, err
@@ -341,6 +338,9 @@ func (s *Service) SetAuditLogsRetention(ctx context.Context, actor authz.Actor, 
 	p, _, err := s.load(ctx, actor, id, authz.ActEdit, authz.SubSettings)
 	if err != nil {
 		return Project{}, err
+	}
+	if s.AuditRetentionCap > 0 && days > s.AuditRetentionCap {
+		return Project{}, errs.BadRequest("Audit logs retention cannot exceed the server's %d days", s.AuditRetentionCap)
 	}
 	p.AuditLogsRetentionDays = days
 	p.UpdatedAt = s.now().UTC().Truncate(time.Microsecond)
