@@ -705,100 +705,22 @@ func (s *Service) Delete(ctx context.Context, actor authz.Actor, sc Scope, name 
 
 // revokeAll revokes a dynamic secret's live leases for its deletion. When
 // the provider removes many users in one call, leases go dropBatch at a
-// time: claimed in one statement, removed in one call, recorded revoked in
-// one transaction with their events. One by one otherwise, or for a group
-// whose call failed. A lease it cannot revoke (unless forced), or that
-// another request or node is revoking meanwhile, fails the deletion.
+// time (revokeGroup); one by one otherwise, and those a group did not
+// claim. A lease it cannot revoke (unless forced), or that another request
+// or node is revoking meanwhile, fails the deletion.
 func (s *Service) revokeAll(ctx context.Context, sec Secret, leases []SealedLease, forced bool) error {
 	p, err := s.provider(sec)
 	br, batched := p.(provider.BatchRevoker)
 	batched = batched && err == nil
 	var down error // the target found unreachable: no later group calls it
 	for group := range slices.Chunk(leases, dropBatch) {
-		done := map[string]bool{}
+		rest := group
 		if batched && len(group) > 1 {
-			ids := make([]string, len(group))
-			for i, l := range group {
-				ids[i] = l.ID
-			}
-			claimed, err := s.store.ClaimLeases(ctx, ids, s.now().UTC().Add(claimLength))
-			if err != nil {
+			if rest, err = s.revokeGroup(ctx, sec, p, br, group, forced, &down); err != nil {
 				return err
 			}
-			mine := slices.DeleteFunc(slices.Clone(group), func(l SealedLease) bool { return !slices.Contains(claimed, l.ID) })
-			names := make([]string, len(mine))
-			for i, l := range mine {
-				names[i] = l.Username
-			}
-			rerr := down
-			if len(mine) > 0 && down == nil {
-				pctx, cancel := context.WithTimeout(s.dialCtx(ctx, p), ProviderTimeout)
-				rerr = br.RevokeMany(pctx, names)
-				cancel()
-				if errors.Is(rerr, provider.ErrUnreachable) {
-					// Unreachable also marks a session lost or timed out
-					// after login: one lease alone tells whether the target
-					// is down, or the group too much for it.
-					pctx, cancel := context.WithTimeout(s.dialCtx(ctx, p), ProviderTimeout)
-					perr := p.Revoke(pctx, provider.RevokeRequest{Username: mine[0].Username})
-					cancel()
-					if errors.Is(perr, provider.ErrUnreachable) {
-						down = perr
-					}
-				}
-			}
-			if len(mine) > 0 && down != nil {
-				// One by one would wait on the same target for each lease.
-				if err := s.unreachable(ctx, sec, mine, down, forced); err != nil {
-					return err
-				}
-				for _, l := range mine {
-					done[l.ID] = true
-				}
-				mine = nil
-			} else if rerr != nil && len(mine) > 0 {
-				s.logger().Warn("batch revocation failed; revoking one by one", "dynamicSecret", sec.ID, "err", truncate(rerr.Error(), 250))
-			}
-			for i, l := range mine {
-				if rerr != nil {
-					got, err := s.revokeClaimed(ctx, sec, l.Lease, forced, true)
-					if err == nil && got.Status != Revoked {
-						err = errs.BadRequest("Failed to revoke lease %s (%s); retry, or delete with isForced", got.ID, got.StatusDetails)
-					}
-					if err != nil {
-						// The rest of the group is claimed by this deletion:
-						// give it back to the worker (due now) rather than
-						// leave it claimed, and a retry refused, until the
-						// claims run out.
-						for _, rest := range mine[i+1:] {
-							s.store.FinishRevoke(context.WithoutCancel(ctx), rest.ID, false, "deletion stopped: "+truncate(err.Error(), 200), s.now().UTC())
-						}
-						s.wakeWorker()
-						return err
-					}
-				}
-				done[l.ID] = true
-			}
-			if rerr == nil && len(mine) > 0 {
-				ids, evs := make([]string, len(mine)), make([]audit.Event, len(mine))
-				for i, l := range mine {
-					ids[i], evs[i] = l.ID, revokeEvent(sec, l.Lease, "")
-				}
-				marked, err := s.store.RevokedMany(context.WithoutCancel(ctx), ids, evs)
-				if err != nil {
-					return err
-				}
-				if s.metrics != nil {
-					for range marked {
-						s.metrics.Revoked(true, 0)
-					}
-				}
-			}
 		}
-		for _, l := range group {
-			if done[l.ID] {
-				continue
-			}
+		for _, l := range rest {
 			got, err := s.revokeNow(ctx, sec, l.Lease, forced, true)
 			if err != nil {
 				return err
@@ -814,31 +736,107 @@ func (s *Service) revokeAll(ctx context.Context, sec Secret, leases []SealedLeas
 	return nil
 }
 
+// revokeGroup claims a group of leases in one statement, removes their
+// users in one call to the target and records them revoked in one
+// transaction with their events; it returns the leases it did not claim. If
+// the call fails, the claimed leases are revoked one by one; if the target
+// is unreachable (*down, kept for later groups), see unreachable.
+func (s *Service) revokeGroup(ctx context.Context, sec Secret, p provider.Provider, br provider.BatchRevoker, group []SealedLease, forced bool, down *error) ([]SealedLease, error) {
+	ids := make([]string, len(group))
+	for i, l := range group {
+		ids[i] = l.ID
+	}
+	claimed, err := s.store.ClaimLeases(ctx, ids, s.now().UTC().Add(claimLength))
+	if err != nil {
+		return nil, err
+	}
+	var mine, rest []SealedLease
+	for _, l := range group {
+		if slices.Contains(claimed, l.ID) {
+			mine = append(mine, l)
+		} else {
+			rest = append(rest, l)
+		}
+	}
+	if len(mine) == 0 {
+		return rest, nil
+	}
+	rerr := *down
+	if rerr == nil {
+		names := make([]string, len(mine))
+		for i, l := range mine {
+			names[i] = l.Username
+		}
+		pctx, cancel := context.WithTimeout(s.dialCtx(ctx, p), ProviderTimeout)
+		rerr = br.RevokeMany(pctx, names)
+		cancel()
+		if errors.Is(rerr, provider.ErrUnreachable) {
+			// Unreachable also marks a session lost or timed out after
+			// login: one lease alone tells whether the target is down, or
+			// the group too much for it.
+			pctx, cancel := context.WithTimeout(s.dialCtx(ctx, p), ProviderTimeout)
+			if perr := p.Revoke(pctx, provider.RevokeRequest{Username: mine[0].Username}); errors.Is(perr, provider.ErrUnreachable) {
+				*down = perr
+			}
+			cancel()
+		}
+	}
+	switch {
+	case *down != nil:
+		// One by one would wait on the same target for each lease.
+		return rest, s.unreachable(ctx, sec, mine, *down, forced)
+	case rerr == nil:
+		return rest, s.recordRevoked(context.WithoutCancel(ctx), sec, mine)
+	}
+	s.logger().Warn("batch revocation failed; revoking one by one", "dynamicSecret", sec.ID, "err", truncate(rerr.Error(), 250))
+	for i, l := range mine {
+		got, err := s.revokeClaimed(ctx, sec, l.Lease, forced, true)
+		if err == nil && got.Status != Revoked {
+			err = errs.BadRequest("Failed to revoke lease %s (%s); retry, or delete with isForced", got.ID, got.StatusDetails)
+		}
+		if err != nil {
+			// The rest of the group is claimed by this deletion: give it
+			// back rather than leave it claimed, and a retry refused, until
+			// the claims run out.
+			s.giveBack(ctx, mine[i+1:], "deletion stopped: "+truncate(err.Error(), 200))
+			return nil, err
+		}
+	}
+	return rest, nil
+}
+
 // unreachable records the claimed leases of a deletion whose target could
 // not be reached: forced (and the request still there), revoked without
-// their principals, each with its event; otherwise given back to the worker
-// (revoke_failed, due now), and the deletion refused.
+// their principals, each with its event; otherwise given back to the worker,
+// and the deletion refused.
 func (s *Service) unreachable(ctx context.Context, sec Secret, leases []SealedLease, rerr error, forced bool) error {
 	shown := truncate(s.shown(ctx, "revoke leases", rerr), 200)
-	now := s.now().UTC()
-	if forced && ctx.Err() == nil {
-		for _, l := range leases {
-			details := "forced: not revoked: " + shown
-			recorded, err := s.store.FinishRevoke(context.WithoutCancel(ctx), l.ID, true, details, now, revokeEvent(sec, l.Lease, details))
-			if err != nil {
-				return err
-			}
-			if recorded && s.metrics != nil {
-				s.metrics.Revoked(false, 0)
-			}
-		}
-		return nil
+	if !forced || ctx.Err() != nil {
+		s.giveBack(ctx, leases, "deletion stopped: "+shown)
+		return errs.BadRequest("Failed to revoke the leases: %s; retry, or delete with isForced", shown)
 	}
+	now := s.now().UTC()
 	for _, l := range leases {
-		s.store.FinishRevoke(context.WithoutCancel(ctx), l.ID, false, "deletion stopped: "+shown, now)
+		details := "forced: not revoked: " + shown
+		recorded, err := s.store.FinishRevoke(context.WithoutCancel(ctx), l.ID, true, details, now, revokeEvent(sec, l.Lease, details))
+		if err != nil {
+			return err
+		}
+		if recorded && s.metrics != nil {
+			s.metrics.Revoked(false, 0)
+		}
+	}
+	return nil
+}
+
+// giveBack hands claimed leases back to the worker: revoke_failed with
+// details, due now.
+func (s *Service) giveBack(ctx context.Context, leases []SealedLease, details string) {
+	now := s.now().UTC()
+	for _, l := range leases {
+		s.store.FinishRevoke(context.WithoutCancel(ctx), l.ID, false, details, now)
 	}
 	s.wakeWorker()
-	return errs.BadRequest("Failed to revoke the leases: %s; retry, or delete with isForced", shown)
 }
 
 // sameJSON reports whether two JSON values are equal.

@@ -418,7 +418,15 @@ func (w *Worker) revokeEach(ctx context.Context, sec Secret, leases []SealedLeas
 // and feeds the metrics. Should it fail, the claims expire and the leases
 // are revoked again (revocation is idempotent).
 func (w *Worker) recordRevoked(ctx context.Context, sec Secret, leases []SealedLease) {
-	s := w.svc
+	if err := w.svc.recordRevoked(ctx, sec, leases); err != nil {
+		w.log.Error("lease worker: record outcomes", "dynamicSecret", sec.ID, "err", err.Error())
+	}
+}
+
+// recordRevoked records claimed leases revoked in one transaction, each
+// with its audit event, and feeds the metrics with those it marked (one
+// revoked meanwhile by another path was counted there).
+func (s *Service) recordRevoked(ctx context.Context, sec Secret, leases []SealedLease) error {
 	ids := make([]string, len(leases))
 	evs := make([]audit.Event, len(leases))
 	for i, l := range leases {
@@ -426,17 +434,15 @@ func (w *Worker) recordRevoked(ctx context.Context, sec Secret, leases []SealedL
 	}
 	marked, err := s.store.RevokedMany(ctx, ids, evs)
 	if err != nil {
-		w.log.Error("lease worker: record outcomes", "dynamicSecret", sec.ID, "err", err.Error())
-		return
+		return err
 	}
-	w.countRevoked(leases, marked)
+	s.countRevoked(leases, marked)
+	return nil
 }
 
 // countRevoked feeds the metrics with the revocations of those of leases
-// whose outcome was recorded (marked): one revoked meanwhile by another
-// path was counted there.
-func (w *Worker) countRevoked(leases []SealedLease, marked []string) {
-	s := w.svc
+// whose outcome was recorded (marked).
+func (s *Service) countRevoked(leases []SealedLease, marked []string) {
 	if s.metrics == nil {
 		return
 	}
@@ -465,7 +471,7 @@ func (w *Worker) recordDisabled(ctx context.Context, sec Secret, leases []Sealed
 		w.log.Error("lease worker: record outcomes", "dynamicSecret", sec.ID, "err", err.Error())
 		return
 	}
-	w.countRevoked(leases, marked)
+	s.countRevoked(leases, marked)
 	s.wakeWorker() // the cleanups are due
 }
 

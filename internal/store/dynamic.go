@@ -97,9 +97,8 @@ func (db *DB) UpdateDynamicSecret(ctx context.Context, s dynamic.SealedSecret, e
 // (dynamic.ErrLeasesLeft): deleting its row would orphan its principal.
 func (db *DB) DeleteDynamicSecret(ctx context.Context, id string, forced bool, ev audit.Event) error {
 	return db.Transact(ctx, func(tx *Tx) error {
-		var locked string
-		if err := tx.queryRow(ctx, `SELECT id FROM dynamic_secrets WHERE id = ?`+db.forUpdate(), id).Scan(&locked); err != nil {
-			return dbErr(err, "lock dynamic secret")
+		if err := tx.lockDynamicSecret(ctx, id); err != nil {
+			return err
 		}
 		if !forced {
 			var left bool
@@ -135,6 +134,16 @@ func scanLease(sc interface{ Scan(...any) error }) (dynamic.SealedLease, error) 
 	return l, err
 }
 
+// lockDynamicSecret locks a dynamic secret's row for the rest of the
+// transaction (PostgreSQL; SQLite's one writer serialises the rest): lease
+// inserts and the secret's deletion take it, so they wait for each other.
+// errs.NotFound if the secret is gone.
+func (tx *Tx) lockDynamicSecret(ctx context.Context, id string) error {
+	var locked string
+	err := tx.queryRow(ctx, `SELECT id FROM dynamic_secrets WHERE id = ?`+tx.db.forUpdate(), id).Scan(&locked)
+	return dbErr(err, "lock dynamic secret")
+}
+
 // InsertLease commits a new lease row (state creating) with its audit event,
 // unless the dynamic secret already has limit leases not revoked
 // (dynamic.ErrLeaseLimit; limit < 1: none). The dynamic secret's row is
@@ -142,9 +151,8 @@ func scanLease(sc interface{ Scan(...any) error }) (dynamic.SealedLease, error) 
 // concurrent inserts count each other and a deleted secret gets none.
 func (db *DB) InsertLease(ctx context.Context, l dynamic.SealedLease, limit int, ev audit.Event) error {
 	return db.transactQuiet(ctx, func(tx *Tx) error {
-		var id string
-		if err := tx.queryRow(ctx, `SELECT id FROM dynamic_secrets WHERE id = ?`+db.forUpdate(), l.DynamicSecretID).Scan(&id); err != nil {
-			return dbErr(err, "lock dynamic secret")
+		if err := tx.lockDynamicSecret(ctx, l.DynamicSecretID); err != nil {
+			return err
 		}
 		if limit > 0 {
 			// Counted by the partial index dynamic_leases_secret_due, and no
@@ -245,23 +253,12 @@ func (db *DB) ClaimLeases(ctx context.Context, ids []string, claimUntil time.Tim
 	}
 	var claimed []string
 	err := db.transactQuiet(ctx, func(tx *Tx) error {
-		claimed = claimed[:0]
-		rows, err := tx.query(ctx, `UPDATE dynamic_leases SET status = 'revoking', due_at = ?, updated_at = ?
+		var err error
+		claimed, err = scanIDs(tx.query(ctx, `UPDATE dynamic_leases SET status = 'revoking', due_at = ?, updated_at = ?
 			WHERE (status IN ('creating', 'active', 'revoke_failed') OR status = 'revoking' AND due_at <= ?)
 			AND id IN (`+placeholders(len(ids))+`) RETURNING id`,
-			withIDs([]any{ts(claimUntil), ts(tx.Now), ts(tx.Now)}, ids)...)
-		if err != nil {
-			return dbErr(err, "ClaimLeases")
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var id string
-			if err := rows.Scan(&id); err != nil {
-				return dbErr(err, "ClaimLeases")
-			}
-			claimed = append(claimed, id)
-		}
-		return dbErr(rows.Err(), "ClaimLeases")
+			withIDs([]any{ts(claimUntil), ts(tx.Now), ts(tx.Now)}, ids)...))
+		return dbErr(err, "ClaimLeases")
 	})
 	return claimed, err
 }

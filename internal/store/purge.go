@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"log/slog"
 	"math/rand/v2"
 	"slices"
@@ -155,13 +156,9 @@ func (db *DB) purge(ctx context.Context, table, sel string, cursor bool, args ..
 
 // deleteIDs deletes rows of table by id, in one quiet transaction.
 func (db *DB) deleteIDs(ctx context.Context, table string, ids []string) (int, error) {
-	in := make([]any, len(ids))
-	for i, id := range ids {
-		in[i] = id
-	}
 	var d int64
 	err := db.transactQuiet(ctx, func(tx *Tx) error {
-		res, err := tx.exec(ctx, `DELETE FROM `+table+` WHERE id IN (`+placeholders(len(in))+`)`, in...)
+		res, err := tx.exec(ctx, `DELETE FROM `+table+` WHERE id IN (`+placeholders(len(ids))+`)`, withIDs(nil, ids)...)
 		if err != nil {
 			return dbErr(err, "purge "+table)
 		}
@@ -173,20 +170,26 @@ func (db *DB) deleteIDs(ctx context.Context, table string, ids []string) (int, e
 
 // ids runs a read that selects one text column.
 func (db *DB) ids(ctx context.Context, q string, args ...any) ([]string, error) {
-	rows, err := db.readq(ctx, q, args...)
+	out, err := scanIDs(db.readq(ctx, q, args...))
+	return out, dbErr(err, "read ids")
+}
+
+// scanIDs reads the one text column of rows (a query's answer, or its
+// error) and closes them.
+func scanIDs(rows *sql.Rows, err error) ([]string, error) {
 	if err != nil {
-		return nil, dbErr(err, "read ids")
+		return nil, err
 	}
 	defer rows.Close()
 	var out []string
 	for rows.Next() {
 		var id string
 		if err := rows.Scan(&id); err != nil {
-			return nil, dbErr(err, "scan id")
+			return nil, err
 		}
 		out = append(out, id)
 	}
-	return out, dbErr(rows.Err(), "read ids")
+	return out, rows.Err()
 }
 
 // PurgeEvery is how often a node purges.
