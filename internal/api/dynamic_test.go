@@ -455,7 +455,8 @@ func TestLeaseLimit(t *testing.T) {
 // TestDeletionGivesBackWhatItCannotRevoke: a deletion that cannot reach the
 // target is refused (400) and leaves no lease claimed by it (each is
 // revoke_failed, the worker's to retry); once the target is back, deleting
-// again succeeds at once and leaves no user.
+// again succeeds and leaves none of its users. A forced deletion while it is
+// unreachable records its leases revoked without their users.
 func TestDeletionGivesBackWhatItCannotRevoke(t *testing.T) {
 	admin, db := mariaDB(t)
 	e := apptest.Bootstrapped(t, store.SQLite, apptest.Options{NoWorker: true})
@@ -466,13 +467,17 @@ func TestDeletionGivesBackWhatItCannotRevoke(t *testing.T) {
 	dropMySQLUsersAtCleanup(t, admin, prefix)
 	createDynamic(t, e, p.Slug, "flaky", host, port, db, map[string]any{"usernameTemplate": prefix + "_{{randomUsername}}"})
 	q := "?projectSlug=" + p.Slug + "&environmentSlug=dev&path=/"
-	var ids []string
-	for range 3 {
-		var l leaseOut
-		e.Must(t, 200, "POST", "/api/v1/dynamic-secrets/leases", e.Token, map[string]any{"dynamicSecretName": "flaky",
-			"projectSlug": p.Slug, "environmentSlug": "dev"}).Decode(t, &l)
-		ids = append(ids, l.Lease.ID)
+	leases := func(name string, n int) []string {
+		var ids []string
+		for range n {
+			var l leaseOut
+			e.Must(t, 200, "POST", "/api/v1/dynamic-secrets/leases", e.Token, map[string]any{"dynamicSecretName": name,
+				"projectSlug": p.Slug, "environmentSlug": "dev"}).Decode(t, &l)
+			ids = append(ids, l.Lease.ID)
+		}
+		return ids
 	}
+	ids := leases("flaky", 3)
 	px.cut()
 	del := map[string]any{"projectSlug": p.Slug, "environmentSlug": "dev", "path": "/"}
 	assertError(t, e.Do(t, "DELETE", "/api/v1/dynamic-secrets/flaky", e.Token, del), 400, "BadRequest")
@@ -483,18 +488,12 @@ func TestDeletionGivesBackWhatItCannotRevoke(t *testing.T) {
 			t.Errorf("lease %s is %s after the refused deletion, want revoke_failed", id, got.Lease.Status)
 		}
 	}
-	// Forced, while the target is still unreachable: the leases are recorded
-	// revoked without their users, at once (not one target timeout each).
+	// Forced, while the target is unreachable: the leases are recorded
+	// revoked without their users, each with an event saying so.
 	forced := map[string]any{"projectSlug": p.Slug, "environmentSlug": "dev", "path": "/", "isForced": true}
 	px.restore(t)
 	createDynamic(t, e, p.Slug, "gone", host, port, db, map[string]any{"usernameTemplate": prefix + "_{{randomUsername}}"})
-	var goneIDs []string
-	for range 2 {
-		var l leaseOut
-		e.Must(t, 200, "POST", "/api/v1/dynamic-secrets/leases", e.Token, map[string]any{"dynamicSecretName": "gone",
-			"projectSlug": p.Slug, "environmentSlug": "dev"}).Decode(t, &l)
-		goneIDs = append(goneIDs, l.Lease.ID)
-	}
+	goneIDs := leases("gone", 2)
 	px.cut()
 	e.Must(t, 200, "DELETE", "/api/v1/dynamic-secrets/gone", e.Token, forced)
 	assertError(t, e.Do(t, "GET", "/api/v1/dynamic-secrets/gone"+q, e.Token, nil), 404, "NotFound")

@@ -577,8 +577,8 @@ func TestLeaseLimitIsExact(t *testing.T) {
 // (dynamic.ErrLeasesLeft) while the dynamic secret has a lease not revoked
 // or a cleanup pending, since its rows would go with it and its principal
 // would stay in the target; forced, it goes with them; with every lease
-// revoked and no cleanup, it goes. Concurrent lease inserts wait for the
-// deletion and then find no dynamic secret.
+// revoked and no cleanup, it goes. A lease insert after the deletion finds
+// no dynamic secret (errs.NotFound).
 func TestDeleteDynamicSecretLeavesNoPrincipal(t *testing.T) {
 	storetest.ForEachEngine(t, func(t *testing.T, db *store.DB) {
 		ctx := context.Background()
