@@ -407,6 +407,32 @@ func TestRenewNeverPassesMaxTTLAndRevoke(t *testing.T) {
 	})
 }
 
+// A periodic token's JWT lives its period, but the token stops
+// authenticating at its TTL unless renewed before; renewing it after that
+// is refused, as Infisical does, or a dead token would come back.
+func TestPeriodicTokenPastItsTTLIsNotRenewed(t *testing.T) {
+	e := apptest.Bootstrapped(t, store.SQLite)
+	clientID := uaSetup(t, e, map[string]any{"accessTokenTTL": 2, "accessTokenMaxTTL": 2, "accessTokenPeriod": 3600})
+	secret, _ := newSecret(t, e, map[string]any{})
+	_, live := login(t, e, clientID, secret)
+	_, dead := login(t, e, clientID, secret)
+	if live.ExpiresIn != 3600 {
+		t.Fatalf("periodic token issued for %d s, want its period", live.ExpiresIn)
+	}
+	// Renewed within its TTL, a token lives on for another TTL.
+	time.Sleep(1200 * time.Millisecond)
+	var renewed loginOut
+	e.Must(t, 200, "POST", "/api/v1/auth/token/renew", "", map[string]string{"accessToken": live.AccessToken}).Decode(t, &renewed)
+	time.Sleep(1200 * time.Millisecond)
+	e.Must(t, 200, "GET", "/api/v1/identities/details", renewed.AccessToken, nil)
+	assertError(t, e.Do(t, "GET", "/api/v1/identities/details", dead.AccessToken, nil), 401, "UnauthorizedError")
+	m := assertError(t, e.Do(t, "POST", "/api/v1/auth/token/renew", "", map[string]string{"accessToken": dead.AccessToken}), 401, "UnauthorizedError")
+	if m["message"] != "Failed to renew MI access token due to TTL expiration" {
+		t.Fatalf("message %v", m["message"])
+	}
+	assertError(t, e.Do(t, "GET", "/api/v1/identities/details", dead.AccessToken, nil), 401, "UnauthorizedError")
+}
+
 func TestLockoutHoldsAcrossServerProcesses(t *testing.T) {
 	a := apptest.Bootstrapped(t, store.Postgres)
 	b := apptest.Start(t, store.Postgres, apptest.Options{Share: a})

@@ -51,7 +51,8 @@ func (s *Service) parseIdentityToken(ctx context.Context, tok string, now time.T
 
 // Renew issues a new JWT for the same token record, starting a new TTL. It
 // never runs past the max TTL: near the end it issues a shorter token, and
-// after it, none.
+// after it, none. A token that no longer authenticates (revoked, its uses
+// spent, past its TTL) is not renewed.
 func (tk *Tokens) Renew(ctx context.Context, tok string) (LoginResult, error) {
 	s, st := tk.svc, tk.store
 	now := s.now().UTC().Truncate(time.Microsecond)
@@ -68,6 +69,12 @@ func (tk *Tokens) Renew(ctx context.Context, tok string) (LoginResult, error) {
 	}
 	if t.Exhausted() {
 		return LoginResult{}, errs.Unauthorizedf("Unable to renew because access token usage limit reached")
+	}
+	// A token past its TTL no longer authenticates, and renewing it would
+	// bring it back. Its JWT has expired too, unless it is periodic: that one
+	// lives its period, which may be longer than the TTL.
+	if end, ok := t.ttlEnd(); ok && !now.Before(end) {
+		return LoginResult{}, errs.Unauthorizedf("Failed to renew MI access token due to TTL expiration")
 	}
 	if end, ok := t.maxEnd(); ok && !now.Before(end) {
 		return LoginResult{}, errs.Unauthorizedf("Failed to renew MI access token due to Max TTL expiration")

@@ -30,16 +30,14 @@ type Purged struct {
 // cut (microseconds): revoked, or their uses spent, before the cut; their
 // JWT expired (it lives at most identity.MaxTokenAge from its issue, at
 // creation or last renewal: the last argument, in microseconds); past their
-// TTL since creation or last renewal (a periodic token's JWT lives its
-// period, and it can be renewed until then: both must have passed); past
-// their max TTL (periodic tokens have none). As identity.AccessToken and
+// TTL since creation or last renewal; past their max TTL (periodic tokens
+// have none). As identity.AccessToken and
 // Tokens.Renew decide; TTLs are seconds.
 const qDeadAccessTokens = `SELECT id FROM identity_access_tokens WHERE id > ? AND (
 	(revoked = TRUE AND updated_at < ?)
 	OR (num_uses_limit > 0 AND num_uses >= num_uses_limit AND COALESCE(last_used_at, updated_at) < ?)
 	OR (COALESCE(last_renewed_at, created_at) + ? < ?)
-	OR (access_token_ttl > 0 AND COALESCE(last_renewed_at, created_at) + access_token_ttl * 1000000 < ?
-		AND (access_token_period = 0 OR COALESCE(last_renewed_at, created_at) + access_token_period * 1000000 < ?))
+	OR (access_token_ttl > 0 AND COALESCE(last_renewed_at, created_at) + access_token_ttl * 1000000 < ?)
 	OR (access_token_max_ttl > 0 AND access_token_period = 0 AND created_at + access_token_max_ttl * 1000000 < ?)
 	) ORDER BY id LIMIT ?`
 
@@ -58,7 +56,7 @@ func (db *DB) Purge(ctx context.Context, now time.Time, auditDays int) (Purged, 
 	cut := ts(now.Add(-PurgeGrace))
 	var err error
 	if p.AccessTokens, err = db.purge(ctx, "identity_access_tokens", qDeadAccessTokens, true,
-		cut, cut, identity.MaxTokenAge.Microseconds(), cut, cut, cut, cut); err != nil {
+		cut, cut, identity.MaxTokenAge.Microseconds(), cut, cut, cut); err != nil {
 		return p, err
 	}
 	if p.Sessions, err = db.purge(ctx, "user_sessions", `SELECT id FROM user_sessions WHERE id > ? AND expires_at < ? ORDER BY id LIMIT ?`, true, cut); err != nil {
