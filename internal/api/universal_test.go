@@ -454,3 +454,46 @@ func TestLockoutHoldsAcrossServerProcesses(t *testing.T) {
 	a.Must(t, 200, "POST", "/api/v1/auth/token/revoke", "", map[string]string{"accessToken": tok.AccessToken})
 	assertError(t, b.Do(t, "GET", "/api/v1/identities/details", tok.AccessToken, nil), 401, "UnauthorizedError")
 }
+
+// Trusted IPs are checked against the login method's configuration as it is
+// now, as Infisical does: narrowing them refuses the tokens already issued,
+// on every node at once, for Universal Auth, Token Auth and the platform
+// methods alike (three tables).
+func TestNarrowedTrustedIPsReachIssuedTokens(t *testing.T) {
+	a := apptest.Bootstrapped(t, store.Postgres)
+	b := apptest.Start(t, store.Postgres, apptest.Options{Share: a})
+	e := a
+	clientID := uaSetup(t, e, map[string]any{})
+	secret, _ := newSecret(t, e, map[string]any{})
+	_, ua := login(t, e, clientID, secret)
+
+	taID, taTok := e.NewIdentity(t, "token-auth-ip", "member")
+
+	jwtID, _ := e.NewIdentity(t, "jwt-ip", "member")
+	signer := newTokenSigner(t, "ec", "")
+	jcfg := boundedJWTConfig()
+	jcfg["configurationType"], jcfg["publicKeys"] = "static", []string{signer.PublicPEM(t)}
+	e.Must(t, 200, "POST", "/api/v1/auth/jwt-auth/identities/"+jwtID, e.Token, jcfg)
+	r, jwtTok := methodLogin(t, e, "jwt-auth", jwtID, signer.Sign(t, workloadClaims()))
+	if r.Status != 200 {
+		t.Fatalf("jwt login: %d %s", r.Status, r.Body)
+	}
+
+	for _, c := range []struct{ name, config, tok string }{
+		{"universal-auth", "/api/v1/auth/universal-auth/identities/" + e.IdentityID, ua.AccessToken},
+		{"token-auth", "/api/v1/auth/token-auth/identities/" + taID, taTok},
+		{"jwt-auth", "/api/v1/auth/jwt-auth/identities/" + jwtID, jwtTok.AccessToken},
+	} {
+		for _, n := range []*apptest.Env{a, b} { // both nodes hold the token in their caches
+			n.Must(t, 200, "GET", "/api/v1/identities/details", c.tok, nil)
+		}
+		e.Must(t, 200, "PATCH", c.config, e.Token, map[string]any{"accessTokenTrustedIps": []map[string]string{{"ipAddress": "10.1.2.3/32"}}})
+		for _, n := range []*apptest.Env{b, a} {
+			if r := n.Do(t, "GET", "/api/v1/identities/details", c.tok, nil); r.Status != 403 {
+				t.Fatalf("%s: a token issued before its trusted IPs were narrowed: %d %s", c.name, r.Status, r.Body)
+			}
+		}
+		e.Must(t, 200, "PATCH", c.config, e.Token, map[string]any{"accessTokenTrustedIps": []map[string]string{{"ipAddress": "127.0.0.0/8"}}})
+		b.Must(t, 200, "GET", "/api/v1/identities/details", c.tok, nil)
+	}
+}
