@@ -519,3 +519,88 @@ func TestDeletionGivesBackWhatItCannotRevoke(t *testing.T) {
 		t.Fatalf("%d users left, want the forced deletion's 2 (%v)", n, err)
 	}
 }
+
+// Deleting a folder, an environment or a project takes its dynamic secrets
+// with it, but never while one has a lease not revoked: that user would be
+// left in the target with nothing to revoke it. The refusal is a 400 naming
+// the secret (it was a 500: the lease rows kept their secret's row); once
+// the leases are revoked, the deletion goes through, revoked lease rows
+// included, however deep the secret is.
+func TestDeletingWhatHoldsDynamicSecretsKeepsLiveLeases(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, d store.Dialect) {
+		admin, db := mariaDB(t)
+		e := apptest.Bootstrapped(t, d)
+		p := createProject(t, e, e.Token, map[string]any{"projectName": "holders"})
+		prefix := "lbxh" + randHex(3)
+		dropMySQLUsersAtCleanup(t, admin, prefix)
+		users := func() int {
+			var n int
+			if err := admin.QueryRow(`SELECT COUNT(*) FROM mysql.user WHERE User LIKE ?`, prefix+`\_%`).Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+		e.Must(t, 200, "POST", "/api/v1/folders", e.Token, map[string]any{"workspaceId": p.ID, "environment": "dev", "path": "/", "name": "sub"})
+		e.Must(t, 200, "POST", "/api/v1/folders", e.Token, map[string]any{"workspaceId": p.ID, "environment": "dev", "path": "/sub", "name": "deeper"})
+		dyn := func(path, name string) {
+			body := map[string]any{"projectSlug": p.Slug, "environmentSlug": "dev", "path": path, "name": name, "defaultTTL": "1h",
+				"usernameTemplate": prefix + "_{{randomUsername}}",
+				"provider": map[string]any{"type": "sql-database", "inputs": map[string]any{"client": "mysql2", "host": "127.0.0.1",
+					"port": "3306", "database": db, "username": "root", "password": ""}}}
+			e.Must(t, 200, "POST", "/api/v1/dynamic-secrets", e.Token, body)
+		}
+		lease := func(path, name string) string {
+			var out leaseOut
+			e.Must(t, 200, "POST", "/api/v1/dynamic-secrets/leases", e.Token, map[string]any{"dynamicSecretName": name,
+				"projectSlug": p.Slug, "environmentSlug": "dev", "path": path}).Decode(t, &out)
+			return out.Lease.ID
+		}
+		revoke := func(path, id string) {
+			e.Must(t, 200, "DELETE", "/api/v1/dynamic-secrets/leases/"+id, e.Token, map[string]any{"projectSlug": p.Slug,
+				"environmentSlug": "dev", "path": path})
+		}
+		dyn("/sub", "spent") // only revoked leases: its rows go with the folder
+		revoke("/sub", lease("/sub", "spent"))
+		dyn("/sub/deeper", "live")
+		live := lease("/sub/deeper", "live")
+		dyn("/", "top")
+		top := lease("/", "top")
+		if n := users(); n != 2 {
+			t.Fatalf("%d users, want 2", n)
+		}
+
+		delFolder := func() apptest.Response {
+			return e.Do(t, "DELETE", "/api/v1/folders/sub", e.Token, map[string]any{"workspaceId": p.ID, "environment": "dev", "path": "/"})
+		}
+		m := assertError(t, delFolder(), 400, "BadRequest")
+		if msg := fmt.Sprint(m["message"]); !strings.Contains(msg, "delete this folder") || !strings.Contains(msg, "'live'") || strings.Contains(msg, "spent") {
+			t.Fatalf("refusal: %s", msg)
+		}
+		var envs struct {
+			Workspace struct{ Environments []struct{ ID, Slug string } }
+		}
+		e.Must(t, 200, "GET", "/api/v1/workspace/"+p.ID, e.Token, nil).Decode(t, &envs)
+		for _, en := range envs.Workspace.Environments {
+			if en.Slug == "dev" {
+				m = assertError(t, e.Do(t, "DELETE", "/api/v1/workspace/"+p.ID+"/environments/"+en.ID, e.Token, nil), 400, "BadRequest")
+				if msg := fmt.Sprint(m["message"]); !strings.Contains(msg, "delete this environment") || !strings.Contains(msg, "'live', 'top'") {
+					t.Fatalf("refusal: %s", msg)
+				}
+			}
+		}
+		assertError(t, e.Do(t, "DELETE", "/api/v1/workspace/"+p.ID, e.Token, nil), 400, "BadRequest")
+		if n := users(); n != 2 {
+			t.Fatalf("%d users after the refusals, want 2", n)
+		}
+		// Nothing was deleted: the leases are still there to revoke.
+		revoke("/sub/deeper", live)
+		e.Must(t, 200, "DELETE", "/api/v1/folders/sub", e.Token, map[string]any{"workspaceId": p.ID, "environment": "dev", "path": "/"})
+		assertError(t, e.Do(t, "GET", "/api/v1/dynamic-secrets/live?projectSlug="+p.Slug+"&environmentSlug=dev&path=/sub/deeper", e.Token, nil), 404, "NotFound")
+		assertError(t, e.Do(t, "DELETE", "/api/v1/workspace/"+p.ID, e.Token, nil), 400, "BadRequest")
+		revoke("/", top)
+		e.Must(t, 200, "DELETE", "/api/v1/workspace/"+p.ID, e.Token, nil)
+		if n := users(); n != 0 {
+			t.Fatalf("%d users left", n)
+		}
+	})
+}

@@ -248,5 +248,5 @@ func (s *Service) deleteEnvironment(ctx context.Context, actor authz.Actor, proj
 		return Environment{}, err
 	}
 	ev := audit.New(actor, "delete-environment", map[string]any{"name": env.Name, "slug": env.Slug}).InProject(p.ID, p.Name)
-	return env, s.store.DeleteEnvironment(ctx, env, ev)
+	return env, leasesLeft(s.store.DeleteEnvironment(ctx, env, ev), "delete this environment")
 }

@@ -381,7 +381,7 @@ func (s *Service) deleteFolder(ctx context.Context, actor authz.Actor, ref Folde
 		return Folder{}, err
 	}
 	ev := audit.New(actor, "delete-folder", folderMeta(env, f)).InProject(p.ID, p.Name)
-	return f, s.store.DeleteFolder(ctx, f, ev)
+	return f, leasesLeft(s.store.DeleteFolder(ctx, f, ev), "delete this folder")
 }
 
 func folderNotFound(id string) error {
@@ -436,6 +436,36 @@ func (s *Service) rotationsGuard(ctx context.Context, projectID, env, path, what
 		return errs.BadRequest("Cannot %s: it holds secrets of %d secret rotation(s); delete the rotation(s) first", what, n)
 	}
 	return nil
+}
+
+// LeasesLeftNames is how many dynamic secrets a LeasesLeftError names.
+const LeasesLeftNames = 5
+
+// LeasesLeftError is the store's refusal to delete a folder, an environment
+// or a project that holds dynamic secrets with leases not yet revoked (or
+// users still to drop): deleting their rows would leave those users in
+// their targets, where nothing would ever revoke them. Names are some of
+// those secrets (at most LeasesLeftNames+1, to tell there are more).
+type LeasesLeftError struct{ Names []string }
+
+func (e *LeasesLeftError) Error() string { return "dynamic secrets with live leases" }
+
+// leasesLeft turns the store's LeasesLeftError into the caller's 400.
+func leasesLeft(err error, what string) error {
+	le, ok := errors.AsType[*LeasesLeftError](err)
+	if !ok {
+		return err
+	}
+	names := make([]string, 0, len(le.Names))
+	for _, n := range le.Names[:min(len(le.Names), LeasesLeftNames)] {
+		names = append(names, "'"+truncate(n, 64)+"'")
+	}
+	more := ""
+	if len(le.Names) > LeasesLeftNames {
+		more = " and others"
+	}
+	return errs.BadRequest("Cannot %s: its dynamic secret(s) %s%s have leases not yet revoked; delete those dynamic secrets first, which revokes their leases",
+		what, strings.Join(names, ", "), more)
 }
 
 // Held is what a folder holds as permission checks see it: a secret, a

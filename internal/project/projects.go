@@ -314,7 +314,7 @@ func (s *Service) Delete(ctx context.Context, actor authz.Actor, id string) (Pro
 	}
 	ev := audit.New(actor, "delete-project", map[string]any{"projectId": p.ID, "name": p.Name, "slug": p.Slug}).InProject(p.ID, p.Name)
 	if err := s.store.DeleteProject(ctx, p.ID, ev); err != nil {
-		return Project{}, err
+		return Project{}, leasesLeft(err, "delete this project")
 	}
 	s.keys.Forget(keyring.Project(p.ID))
 	return p, nil

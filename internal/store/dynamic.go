@@ -10,6 +10,7 @@ import (
 
 	"github.com/lockbox-dev/lockbox/internal/audit"
 	"github.com/lockbox-dev/lockbox/internal/dynamic"
+	"github.com/lockbox-dev/lockbox/internal/project"
 )
 
 var _ dynamic.Store = (*DB)(nil)
@@ -121,6 +122,48 @@ func (db *DB) DeleteDynamicSecret(ctx context.Context, id string, forced bool, e
 		}
 		return tx.insertAudit(ctx, ev)
 	})
+}
+
+// dropDynamicSecrets readies the deletion of the dynamic secrets that match
+// cond (a condition on dynamic_secrets' columns, with args) by a folder's,
+// an environment's or a project's deletion: it locks their rows, as
+// InsertLease does, so no lease is added meanwhile; refuses with
+// project.LeasesLeftError if one has a lease not revoked or a user still to
+// drop (a cleanup: deleting its row would orphan that principal in the
+// target); and otherwise deletes their leases' rows, all revoked, which
+// would keep the secrets' rows (no cascade). The cascade deletes the
+// secrets themselves.
+func (tx *Tx) dropDynamicSecrets(ctx context.Context, cond string, args ...any) error {
+	ids, err := scanIDs(tx.query(ctx, `SELECT id FROM dynamic_secrets WHERE `+cond+` ORDER BY id`+tx.db.forUpdate(), args...))
+	if err != nil || len(ids) == 0 {
+		return dbErr(err, "lock dynamic secrets")
+	}
+	in := `SELECT id FROM dynamic_secrets WHERE ` + cond
+	rows, err := tx.query(ctx, `SELECT name FROM dynamic_secrets d WHERE `+cond+` AND (
+		EXISTS (SELECT 1 FROM dynamic_leases l WHERE l.dynamic_secret_id = d.id AND l.status <> 'revoked')
+		OR EXISTS (SELECT 1 FROM dynamic_cleanups c WHERE c.dynamic_secret_id = d.id))
+		ORDER BY name LIMIT ?`, append(args[:len(args):len(args)], project.LeasesLeftNames+1)...)
+	if err != nil {
+		return dbErr(err, "leases left")
+	}
+	var left project.LeasesLeftError
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			rows.Close()
+			return dbErr(err, "leases left")
+		}
+		left.Names = append(left.Names, name)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return dbErr(err, "leases left")
+	}
+	if len(left.Names) > 0 {
+		return &left
+	}
+	_, err = tx.exec(ctx, `DELETE FROM dynamic_leases WHERE dynamic_secret_id IN (`+in+`)`, args...)
+	return dbErr(err, "delete leases")
 }
 
 const leaseCols = `id, dynamic_secret_id, project_id, username, data, config, status, status_details, expire_at, due_at, attempts, created_at, updated_at`

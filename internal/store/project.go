@@ -157,9 +157,14 @@ func (db *DB) UpdateProject(ctx context.Context, p project.Project, ev audit.Eve
 	})
 }
 
-// DeleteProject deletes a project, everything in it (cascades) and its data key.
+// DeleteProject deletes a project, everything in it (cascades) and its data
+// key, unless one of its dynamic secrets has a lease not revoked
+// (project.LeasesLeftError).
 func (db *DB) DeleteProject(ctx context.Context, id string, ev audit.Event) error {
 	return db.Transact(ctx, func(tx *Tx) error {
+		if err := tx.dropDynamicSecrets(ctx, `project_id = ?`, id); err != nil {
+			return err
+		}
 		// Membership roles reference custom roles without cascade; remove them first.
 		if _, err := tx.exec(ctx, `DELETE FROM project_membership_roles WHERE membership_id IN
 			(SELECT id FROM project_memberships WHERE project_id = ?)`, id); err != nil {
@@ -233,10 +238,14 @@ func (db *DB) UpdateEnvironment(ctx context.Context, env project.Environment, ev
 	})
 }
 
-// DeleteEnvironment deletes an environment and its folders.
+// DeleteEnvironment deletes an environment and its folders, their dynamic
+// secrets too unless one has a lease not revoked (project.LeasesLeftError).
 func (db *DB) DeleteEnvironment(ctx context.Context, env project.Environment, ev audit.Event) error {
 	return db.Transact(ctx, func(tx *Tx) error {
 		if err := tx.guardMoves(ctx); err != nil {
+			return err
+		}
+		if err := tx.dropDynamicSecrets(ctx, `folder_id IN (SELECT id FROM folders WHERE env_id = ?)`, env.ID); err != nil {
 			return err
 		}
 		if _, err := tx.exec(ctx, `DELETE FROM environments WHERE id = ?`, env.ID); err != nil {
@@ -395,10 +404,16 @@ func (db *DB) UpdateFolder(ctx context.Context, f project.Folder, ev audit.Event
 	})
 }
 
-// DeleteFolder deletes a folder; its subtree goes with it (ON DELETE CASCADE).
+// DeleteFolder deletes a folder; its subtree goes with it (ON DELETE
+// CASCADE), its dynamic secrets too unless one has a lease not revoked
+// (project.LeasesLeftError).
 func (db *DB) DeleteFolder(ctx context.Context, f project.Folder, ev audit.Event) error {
 	return db.Transact(ctx, func(tx *Tx) error {
 		if err := tx.guardMoves(ctx); err != nil {
+			return err
+		}
+		if err := tx.dropDynamicSecrets(ctx, `folder_id IN (WITH RECURSIVE sub(id) AS (SELECT CAST(? AS TEXT)
+			UNION ALL SELECT c.id FROM folders c JOIN sub ON c.parent_id = sub.id) SELECT id FROM sub)`, f.ID); err != nil {
 			return err
 		}
 		if _, err := tx.exec(ctx, `DELETE FROM folders WHERE id = ?`, f.ID); err != nil {
