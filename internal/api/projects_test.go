@@ -1,7 +1,9 @@
 package api_test
 
 import (
+	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -152,6 +154,41 @@ func TestEnvironments(t *testing.T) {
 		e.Must(t, 200, "GET", "/api/v1/organization/audit-logs?eventType=update-environment&projectId="+p.ID, e.Token, nil).Decode(t, &evs)
 		if len(evs.AuditLogs) != 2 {
 			t.Fatalf("update-environment events %d", len(evs.AuditLogs))
+		}
+	})
+}
+
+// Concurrent changes of different settings of a project all stay: each
+// request writes only if the project is as it read it, else reads again.
+// Before, each wrote the whole row it had read, and a description change
+// could turn delete protection back off.
+func TestConcurrentProjectUpdatesLoseNothing(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, d store.Dialect) {
+		e := apptest.Bootstrapped(t, d)
+		p := createProject(t, e, e.Token, map[string]any{"projectName": "contended"})
+		for round := range 6 {
+			protect := round%2 == 0
+			var wg sync.WaitGroup
+			status := make(chan int, 6)
+			for i := range 6 {
+				body := map[string]any{"description": fmt.Sprintf("round %d writer %d", round, i)}
+				if i == 0 {
+					body = map[string]any{"hasDeleteProtection": protect}
+				}
+				wg.Go(func() { status <- e.Do(t, "PATCH", "/api/v1/projects/"+p.ID, e.Token, body).Status })
+			}
+			wg.Wait()
+			close(status)
+			for s := range status {
+				if s != 200 {
+					t.Fatalf("round %d: a PATCH answered %d", round, s)
+				}
+			}
+			var got struct{ Project projectOut }
+			e.Must(t, 200, "GET", "/api/v1/projects/"+p.ID, e.Token, nil).Decode(t, &got)
+			if got.Project.HasDeleteProtection != protect {
+				t.Fatalf("round %d: delete protection %v, want %v: a concurrent description change undid it", round, got.Project.HasDeleteProtection, protect)
+			}
 		}
 	})
 }

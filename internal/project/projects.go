@@ -2,6 +2,7 @@ package project
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strings"
 	"time"
@@ -264,16 +265,67 @@ type ProjectUpdate struct {
 	HasDeleteProtection *bool
 }
 
+// ErrStale is the store's refusal to write a project changed since it was
+// read.
+var ErrStale = errors.New("the project changed since it was read")
+
+// ErrDeleteProtected is the store's refusal to delete a project under
+// delete protection.
+var ErrDeleteProtected = errors.New("the project has delete protection")
+
+// updateTries bounds how often a settings change is read and applied again
+// after losing to a concurrent one.
+const updateTries = 10
+
+// write applies change to the project as read now and writes it unless
+// another change committed in between, when it reads and applies it again:
+// two changes of different settings both stay. change returns the audit
+// event, or an error to stop.
+func (s *Service) write(ctx context.Context, actor authz.Actor, id, subject string, change func(*Project) (audit.Event, error)) (Project, error) {
+	for try := 1; ; try++ {
+		p, _, err := s.load(ctx, actor, id, authz.ActEdit, subject)
+		if err != nil {
+			return Project{}, err
+		}
+		prev := p.UpdatedAt
+		ev, err := change(&p)
+		if err != nil {
+			return Project{}, err
+		}
+		// Later than prev, so a write from an earlier read cannot match it.
+		p.UpdatedAt = s.now().UTC().Truncate(time.Microsecond)
+		if !p.UpdatedAt.After(prev) {
+			p.UpdatedAt = prev.Add(time.Microsecond)
+		}
+		err = s.store.UpdateProject(ctx, p, prev, ev)
+		switch {
+		case err == nil:
+			return p, nil
+		case errs.Is(err, errs.Conflict): // the only unique setting
+			return Project{}, errs.BadRequest("A project with the slug '%s' already exists", p.Slug)
+		case !errors.Is(err, ErrStale):
+			return Project{}, err
+		}
+		if try == updateTries {
+			return Project{}, errs.Conflictf("Project '%s' is being changed by another request; retry", p.Slug)
+		}
+	}
+}
+
 // Update changes a project's settings.
 func (s *Service) Update(ctx context.Context, actor authz.Actor, id string, u ProjectUpdate) (Project, error) {
-	p, _, err := s.load(ctx, actor, id, authz.ActEdit, authz.SubWorkspace)
-	if err != nil {
-		return Project{}, err
-	}
+	return s.write(ctx, actor, id, authz.SubWorkspace, func(p *Project) (audit.Event, error) {
+		return s.applyUpdate(actor, p, u)
+	})
+}
+
+// applyUpdate applies u to p and returns the change's audit event.
+func (s *Service) applyUpdate(actor authz.Actor, p *Project, u ProjectUpdate) (audit.Event, error) {
+	fail := func(err error) (audit.Event, error) { return audit.Event{}, err }
 	if u.Name != nil {
 		n := strings.TrimSpace(*u.Name)
 		if n == "" || len(n) > 64 {
-			return Project{}, invalidField("name", "name must be 1 to 64 characters")
+			return fail(invalidField("name", "name must be 1 to 64 characters"))
 		}
 		p.Name = n
 	}
@@ -282,7 +334,7 @@ func (s *Service) Update(ctx context.Context, actor authz.Actor, id string, u Pr
 	}
 	if u.Slug != nil && *u.Slug != p.Slug {
 		if !ValidSlug(*u.Slug, 5, 36) {
-			return Project{}, invalidField("slug", "slug must be 5 to 36 lowercase letters, digits and hyphens")
+			return fail(invalidField("slug", "slug must be 5 to 36 lowercase letters, digits and hyphens"))
 		}
 		p.Slug = *u.Slug
 	}
@@ -292,15 +344,7 @@ func (s *Service) Update(ctx context.Context, actor authz.Actor, id string, u Pr
 	if u.HasDeleteProtection != nil {
 		p.HasDeleteProtection = *u.HasDeleteProtection
 	}
-	p.UpdatedAt = s.now().UTC().Truncate(time.Microsecond)
-	ev := audit.New(actor, "update-project", map[string]any{"projectId": p.ID, "name": p.Name, "slug": p.Slug}).InProject(p.ID, p.Name)
-	if err := s.store.UpdateProject(ctx, p, ev); err != nil {
-		if errs.Is(err, errs.Conflict) {
-			return Project{}, errs.BadRequest("A project with the slug '%s' already exists", p.Slug)
-		}
-		return Project{}, err
-	}
-	return p, nil
+	return audit.New(actor, "update-project", map[string]any{"projectId": p.ID, "name": p.Name, "slug": p.Slug}).InProject(p.ID, p.Name), nil
 }
 
 // Delete removes a project with everything in it, unless it is delete-protected.
@@ -309,11 +353,14 @@ func (s *Service) Delete(ctx context.Context, actor authz.Actor, id string) (Pro
 	if err != nil {
 		return Project{}, err
 	}
+	protected := errs.BadRequest("Project '%s' has delete protection; turn it off before deleting the project", p.Slug)
 	if p.HasDeleteProtection {
-		return Project{}, errs.BadRequest("Project '%s' has delete protection; turn it off before deleting the project", p.Slug)
+		return Project{}, protected
 	}
 	ev := audit.New(actor, "delete-project", map[string]any{"projectId": p.ID, "name": p.Name, "slug": p.Slug}).InProject(p.ID, p.Name)
-	if err := s.store.DeleteProject(ctx, p.ID, ev); err != nil {
+	if err := s.store.DeleteProject(ctx, p.ID, ev); errors.Is(err, ErrDeleteProtected) {
+		return Project{}, protected // turned on since it was read
+	} else if err != nil {
 		return Project{}, leasesLeft(err, "delete this project")
 	}
 	s.keys.Forget(keyring.Project(p.ID))
@@ -335,18 +382,11 @@ func (s *Service) SetAuditLogsRetention(ctx context.Context, actor authz.Actor, 
 	if err != nil {
 		return Project{}, err
 	}
-	p, _, err := s.load(ctx, actor, id, authz.ActEdit, authz.SubSettings)
-	if err != nil {
-		return Project{}, err
-	}
-	if s.AuditRetentionCap > 0 && days > s.AuditRetentionCap {
-		return Project{}, errs.BadRequest("Audit logs retention cannot exceed the server's %d days", s.AuditRetentionCap)
-	}
-	p.AuditLogsRetentionDays = days
-	p.UpdatedAt = s.now().UTC().Truncate(time.Microsecond)
-	ev := audit.New(actor, "update-project-audit-logs-retention", map[string]any{"projectId": p.ID, "auditLogsRetentionDays": days}).InProject(p.ID, p.Name)
-	if err := s.store.UpdateProject(ctx, p, ev); err != nil {
-		return Project{}, err
-	}
-	return p, nil
+	return s.write(ctx, actor, id, authz.SubSettings, func(p *Project) (audit.Event, error) {
+		if s.AuditRetentionCap > 0 && days > s.AuditRetentionCap {
+			return audit.Event{}, errs.BadRequest("Audit logs retention cannot exceed the server's %d days", s.AuditRetentionCap)
+		}
+		p.AuditLogsRetentionDays = days
+		return audit.New(actor, "update-project-audit-logs-retention", map[string]any{"projectId": p.ID, "auditLogsRetentionDays": days}).InProject(p.ID, p.Name), nil
+	})
 }

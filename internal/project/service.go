@@ -26,7 +26,11 @@ type Store interface {
 	ProjectBySlug(ctx context.Context, slug string) (Project, error)
 	// Projects lists the org's projects; with memberOnly, only those the actor is a member of.
 	Projects(ctx context.Context, orgID string, memberOnly bool, kind authz.ActorKind, actorID string) ([]Project, error)
-	UpdateProject(ctx context.Context, p Project, ev audit.Event) error
+	// UpdateProject writes p's settings if the project is still as it was
+	// when read, last updated at prev; ErrStale if another change came first.
+	UpdateProject(ctx context.Context, p Project, prev time.Time, ev audit.Event) error
+	// DeleteProject deletes the project unless it is delete-protected
+	// (ErrDeleteProtected), as read in the deletion's own transaction.
 	DeleteProject(ctx context.Context, id string, ev audit.Event) error
 
 	CreateEnvironment(ctx context.Context, env Environment, ev audit.Event) error

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"strings"
+	"time"
 
 	"github.com/lockbox-dev/lockbox/internal/audit"
 	"github.com/lockbox-dev/lockbox/internal/authz"
@@ -142,16 +143,22 @@ func (db *DB) Projects(ctx context.Context, orgID string, memberOnly bool, kind 
 // retention is stamped with the transaction's time, the time of the
 // change's own audit event, which the retention (applied to events written
 // after it) therefore does not reach.
-func (db *DB) UpdateProject(ctx context.Context, p project.Project, ev audit.Event) error {
+func (db *DB) UpdateProject(ctx context.Context, p project.Project, prev time.Time, ev audit.Event) error {
 	return db.Transact(ctx, func(tx *Tx) error {
-		_, err := tx.exec(ctx, `UPDATE projects SET name = ?, slug = ?, description = ?, auto_capitalization = ?,
+		res, err := tx.exec(ctx, `UPDATE projects SET name = ?, slug = ?, description = ?, auto_capitalization = ?,
 			has_delete_protection = ?, audit_logs_retention_days = ?,
 			audit_logs_retention_since = CASE WHEN audit_logs_retention_days <> ? THEN ? ELSE audit_logs_retention_since END,
-			updated_at = ? WHERE id = ?`,
+			updated_at = ? WHERE id = ? AND updated_at = ?`,
 			p.Name, p.Slug, p.Description, p.AutoCapitalization, p.HasDeleteProtection, p.AuditLogsRetentionDays,
-			p.AuditLogsRetentionDays, ts(tx.Now), ts(p.UpdatedAt), p.ID)
+			p.AuditLogsRetentionDays, ts(tx.Now), ts(p.UpdatedAt), p.ID, ts(prev))
 		if err != nil {
 			return dbErr(err, "UpdateProject")
+		}
+		if n, err := res.RowsAffected(); err != nil || n != 1 {
+			if err == nil {
+				err = project.ErrStale // or deleted: the next read says which
+			}
+			return err
 		}
 		return tx.insertAudit(ctx, ev)
 	})
@@ -162,6 +169,13 @@ func (db *DB) UpdateProject(ctx context.Context, p project.Project, ev audit.Eve
 // (project.LeasesLeftError).
 func (db *DB) DeleteProject(ctx context.Context, id string, ev audit.Event) error {
 	return db.Transact(ctx, func(tx *Tx) error {
+		var protected bool
+		if err := tx.queryRow(ctx, `SELECT has_delete_protection FROM projects WHERE id = ?`+db.forUpdate(), id).Scan(&protected); err != nil {
+			return dbErr(err, "DeleteProject")
+		}
+		if protected {
+			return project.ErrDeleteProtected
+		}
 		if err := tx.dropDynamicSecrets(ctx, `project_id = ?`, id); err != nil {
 			return err
 		}

@@ -196,9 +196,9 @@ func TestRetentionCountsFromItsChange(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		at := time.Now().UTC().Truncate(time.Microsecond)
+		at, created := time.Now().UTC().Truncate(time.Microsecond), p.UpdatedAt
 		p.AuditLogsRetentionDays, p.UpdatedAt = 7, at
-		if err := db.UpdateProject(ctx, p, audit.Event{Type: "retention", OrgID: pid}); err != nil {
+		if err := db.UpdateProject(ctx, p, created, audit.Event{Type: "retention", OrgID: pid}); err != nil {
 			t.Fatal(err)
 		}
 		// Stamped with the change's own event's time: the new retention
@@ -208,7 +208,7 @@ func TestRetentionCountsFromItsChange(t *testing.T) {
 			t.Fatalf("since %s, want the change's event's time %s", got, want)
 		}
 		p.Description, p.UpdatedAt = "other", at.Add(time.Hour)
-		if err := db.UpdateProject(ctx, p, audit.Event{Type: "other", OrgID: pid}); err != nil {
+		if err := db.UpdateProject(ctx, p, at, audit.Event{Type: "other", OrgID: pid}); err != nil {
 			t.Fatal(err)
 		}
 		if got := since(); got != want {
