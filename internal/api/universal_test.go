@@ -497,3 +497,48 @@ func TestNarrowedTrustedIPsReachIssuedTokens(t *testing.T) {
 		b.Must(t, 200, "GET", "/api/v1/identities/details", c.tok, nil)
 	}
 }
+
+// Concurrent changes of one login method's settings all stay, for the three
+// kinds of configuration: a request writes only the configuration as it
+// read it, else reads it again. Before, each wrote the whole row it had
+// read, so a use-limit change could undo a narrowed trusted-IP list.
+func TestConcurrentAuthConfigChangesLoseNothing(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, d store.Dialect) {
+		e := apptest.Bootstrapped(t, d)
+		uaSetup(t, e, map[string]any{})
+		taID, _ := e.NewIdentity(t, "token-auth-cas", "member")
+		jwtID, _ := e.NewIdentity(t, "jwt-cas", "member")
+		signer := newTokenSigner(t, "ec", "")
+		jcfg := boundedJWTConfig()
+		jcfg["configurationType"], jcfg["publicKeys"] = "static", []string{signer.PublicPEM(t)}
+		e.Must(t, 200, "POST", "/api/v1/auth/jwt-auth/identities/"+jwtID, e.Token, jcfg)
+		for _, config := range []string{
+			"/api/v1/auth/universal-auth/identities/" + e.IdentityID,
+			"/api/v1/auth/token-auth/identities/" + taID,
+			"/api/v1/auth/jwt-auth/identities/" + jwtID,
+		} {
+			for round := range 4 {
+				ip := fmt.Sprintf("10.9.%d.1", round)
+				var wg sync.WaitGroup
+				status := make(chan int, 6)
+				for i := range 6 {
+					body := map[string]any{"accessTokenNumUsesLimit": 10*round + i}
+					if i == 0 {
+						body = map[string]any{"accessTokenTrustedIps": []map[string]string{{"ipAddress": ip + "/32"}}}
+					}
+					wg.Go(func() { status <- e.Do(t, "PATCH", config, e.Token, body).Status })
+				}
+				wg.Wait()
+				close(status)
+				for s := range status {
+					if s != 200 {
+						t.Fatalf("%s round %d: a PATCH answered %d", config, round, s)
+					}
+				}
+				if body := string(e.Must(t, 200, "GET", config, e.Token, nil).Body); !strings.Contains(body, `"`+ip+`"`) {
+					t.Fatalf("%s round %d: trusted IPs lost to a concurrent change: %s", config, round, body)
+				}
+			}
+		}
+	})
+}

@@ -70,7 +70,9 @@ type AdminStore interface {
 
 	TokenAuth(ctx context.Context, identityID string) (TokenAuth, error)
 	CreateTokenAuth(ctx context.Context, ta TokenAuth, ev audit.Event) error
-	UpdateTokenAuth(ctx context.Context, ta TokenAuth, ev audit.Event) error
+	// UpdateTokenAuth writes ta if it is still as read, last updated at
+	// prev; ErrStale if another change came first.
+	UpdateTokenAuth(ctx context.Context, ta TokenAuth, prev time.Time, ev audit.Event) error
 	// DeleteTokenAuth removes the configuration and revokes its tokens.
 	DeleteTokenAuth(ctx context.Context, identityID string, ev audit.Event) error
 	CreateAccessToken(ctx context.Context, t AccessToken, ev audit.Event) error

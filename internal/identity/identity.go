@@ -4,9 +4,11 @@
 package identity
 
 import (
+	"errors"
 	"net/netip"
 	"time"
 
+	"github.com/lockbox-dev/lockbox/internal/errs"
 	"github.com/lockbox-dev/lockbox/internal/netaddr"
 )
 
@@ -187,3 +189,34 @@ const (
 	MethodUniversalAuth = "universal-auth"
 	MethodEmail         = "email"
 )
+
+// ErrStale is the store's refusal to write a configuration changed since
+// it was read.
+var ErrStale = errors.New("changed since it was read")
+
+// staleTries bounds how often a configuration change is read and applied
+// again after losing to a concurrent one.
+const staleTries = 10
+
+// retryStale runs one try of a configuration change (read, apply, write
+// if unchanged) until it does not lose to a concurrent change, so that two
+// changes of different settings both stay; a write from the whole row as
+// read would undo the other (a narrowed trusted-IP list among them).
+func retryStale(try func() error) error {
+	for range staleTries {
+		if err := try(); !errors.Is(err, ErrStale) {
+			return err
+		}
+	}
+	return errs.Conflictf("The configuration is being changed by another request; retry")
+}
+
+// after is now, to the microsecond the store keeps, made later than prev,
+// so that a write from a read of prev cannot match the new row.
+func after(now, prev time.Time) time.Time {
+	t := now.UTC().Truncate(time.Microsecond)
+	if !t.After(prev) {
+		t = prev.Add(time.Microsecond)
+	}
+	return t
+}

@@ -43,7 +43,9 @@ type MethodStore interface {
 	// AuthConfigLogin reads a configuration with its identity and the slug
 	// of the identity's organization, in one query.
 	AuthConfigLogin(ctx context.Context, identityID, method string) (AuthConfig, Identity, string, error)
-	UpdateAuthConfig(ctx context.Context, c AuthConfig, ev audit.Event) error
+	// UpdateAuthConfig writes c if it is still as read, last updated at
+	// prev; ErrStale if another change came first.
+	UpdateAuthConfig(ctx context.Context, c AuthConfig, prev time.Time, ev audit.Event) error
 	// DeleteAuthConfig removes the configuration and revokes its tokens.
 	DeleteAuthConfig(ctx context.Context, identityID, method string, ev audit.Event) error
 	// LoginWithAuthConfig stores tok, notes the login and records ev, in one transaction.
@@ -201,10 +203,21 @@ func shown(reg authmethod.Registration, c AuthConfig) (AuthConfig, error) {
 
 // Update changes an identity's configuration of method; absent fields keep their values.
 func (m *Methods) Update(ctx context.Context, actor authz.Actor, method, identityID string, s TokenSettings, body json.RawMessage) (AuthConfig, error) {
+	var out AuthConfig
+	err := retryStale(func() (err error) {
+		out, err = m.update(ctx, actor, method, identityID, s, body)
+		return err
+	})
+	return out, err
+}
+
+// update is one try of Update.
+func (m *Methods) update(ctx context.Context, actor authz.Actor, method, identityID string, s TokenSettings, body json.RawMessage) (AuthConfig, error) {
 	reg, c, orgID, err := m.config(ctx, actor, method, identityID, authz.ActEdit)
 	if err != nil {
 		return AuthConfig{}, err
 	}
+	prev := c.UpdatedAt
 	if err := c.apply(s); err != nil {
 		return AuthConfig{}, err
 	}
@@ -219,12 +232,12 @@ func (m *Methods) Update(ctx context.Context, actor authz.Actor, method, identit
 	if c.Config, err = m.sealConfig(ctx, reg, orgID, c.ID, plain); err != nil {
 		return AuthConfig{}, err
 	}
-	c.UpdatedAt = m.now().UTC().Truncate(time.Microsecond)
+	c.UpdatedAt = after(m.now(), prev)
 	pub, err := shown(reg, c)
 	if err != nil {
 		return AuthConfig{}, err
 	}
-	return pub, m.store.UpdateAuthConfig(ctx, c, m.event(actor, "update", pub))
+	return pub, m.store.UpdateAuthConfig(ctx, c, prev, m.event(actor, "update", pub))
 }
 
 // Get returns an identity's configuration of method.

@@ -61,17 +61,23 @@ func (a *Admin) AttachTokenAuth(ctx context.Context, actor authz.Actor, identity
 
 // UpdateTokenAuth changes an identity's Token Auth configuration.
 func (a *Admin) UpdateTokenAuth(ctx context.Context, actor authz.Actor, identityID string, c TokenAuthConfig) (TokenAuth, error) {
-	oi, ta, err := a.tokenAuth(ctx, actor, identityID, authz.ActEdit)
-	if err != nil {
-		return TokenAuth{}, err
-	}
-	if err := c.apply(&ta); err != nil {
-		return TokenAuth{}, err
-	}
-	ta.UpdatedAt = a.now().UTC().Truncate(time.Microsecond)
-	ev := audit.New(actor, "update-identity-token-auth", map[string]any{"identityId": oi.ID,
-		"accessTokenTTL": ta.AccessTokenTTL, "accessTokenMaxTTL": ta.AccessTokenMaxTTL})
-	return ta, a.store.UpdateTokenAuth(ctx, ta, ev)
+	var out TokenAuth
+	err := retryStale(func() error {
+		oi, ta, err := a.tokenAuth(ctx, actor, identityID, authz.ActEdit)
+		if err != nil {
+			return err
+		}
+		prev := ta.UpdatedAt
+		if err := c.apply(&ta); err != nil {
+			return err
+		}
+		ta.UpdatedAt = after(a.now(), prev)
+		ev := audit.New(actor, "update-identity-token-auth", map[string]any{"identityId": oi.ID,
+			"accessTokenTTL": ta.AccessTokenTTL, "accessTokenMaxTTL": ta.AccessTokenMaxTTL})
+		out = ta
+		return a.store.UpdateTokenAuth(ctx, ta, prev, ev)
+	})
+	return out, err
 }
 
 // GetTokenAuth returns an identity's Token Auth configuration.

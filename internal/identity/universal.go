@@ -89,7 +89,9 @@ type UAStore interface {
 	// whose keyed hash is hash needs; NotFound when no configuration has
 	// that client ID (Found false when only the secret is unknown).
 	UniversalAuthLogin(ctx context.Context, clientID, hash string) (UALogin, error)
-	UpdateUniversalAuth(ctx context.Context, ua UniversalAuth, ev audit.Event) error
+	// UpdateUniversalAuth writes ua if it is still as read, last updated at
+	// prev; ErrStale if another change came first.
+	UpdateUniversalAuth(ctx context.Context, ua UniversalAuth, prev time.Time, ev audit.Event) error
 	// DeleteUniversalAuth removes the configuration, its secrets and revokes every
 	// token issued through it.
 	DeleteUniversalAuth(ctx context.Context, identityID string, ev audit.Event) error

@@ -191,17 +191,23 @@ func (u *UA) config(ctx context.Context, actor authz.Actor, identityID, action s
 
 // Update changes an identity's Universal Auth configuration.
 func (u *UA) Update(ctx context.Context, actor authz.Actor, identityID string, c UAConfig) (UniversalAuth, error) {
-	ident, ua, err := u.config(ctx, actor, identityID, authz.ActEdit)
-	if err != nil {
-		return UniversalAuth{}, err
-	}
-	if err := c.apply(&ua); err != nil {
-		return UniversalAuth{}, err
-	}
-	ua.UpdatedAt = u.now().UTC()
-	ev := audit.New(actor, "update-identity-universal-auth", map[string]any{"identityId": ident.ID,
-		"accessTokenTTL": ua.AccessTokenTTL, "accessTokenMaxTTL": ua.AccessTokenMaxTTL})
-	return ua, u.store.UpdateUniversalAuth(ctx, ua, ev)
+	var out UniversalAuth
+	err := retryStale(func() error {
+		ident, ua, err := u.config(ctx, actor, identityID, authz.ActEdit)
+		if err != nil {
+			return err
+		}
+		prev := ua.UpdatedAt
+		if err := c.apply(&ua); err != nil {
+			return err
+		}
+		ua.UpdatedAt = after(u.now(), prev)
+		ev := audit.New(actor, "update-identity-universal-auth", map[string]any{"identityId": ident.ID,
+			"accessTokenTTL": ua.AccessTokenTTL, "accessTokenMaxTTL": ua.AccessTokenMaxTTL})
+		out = ua
+		return u.store.UpdateUniversalAuth(ctx, ua, prev, ev)
+	})
+	return out, err
 }
 
 // Get returns an identity's Universal Auth configuration.

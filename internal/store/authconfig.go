@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"time"
 
 	"github.com/lockbox-dev/lockbox/internal/audit"
 	"github.com/lockbox-dev/lockbox/internal/errs"
@@ -60,16 +61,13 @@ func (db *DB) AuthConfigLogin(ctx context.Context, identityID, method string) (i
 }
 
 // UpdateAuthConfig writes a changed configuration.
-func (db *DB) UpdateAuthConfig(ctx context.Context, c identity.AuthConfig, ev audit.Event) error {
+func (db *DB) UpdateAuthConfig(ctx context.Context, c identity.AuthConfig, prev time.Time, ev audit.Event) error {
 	return db.Transact(ctx, func(tx *Tx) error {
 		res, err := tx.exec(ctx, `UPDATE identity_auth_configs SET config = ?, access_token_ttl = ?, access_token_max_ttl = ?,
-			access_token_num_uses_limit = ?, access_token_trusted_ips = ?, updated_at = ? WHERE id = ?`, string(c.Config),
-			c.AccessTokenTTL, c.AccessTokenMaxTTL, c.AccessTokenNumUsesLimit, ipsJSON(c.AccessTokenTrustedIPs), ts(c.UpdatedAt), c.ID)
-		if err != nil {
-			return dbErr(err, "UpdateAuthConfig")
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return dbErr(errNoRows, "UpdateAuthConfig")
+			access_token_num_uses_limit = ?, access_token_trusted_ips = ?, updated_at = ? WHERE id = ? AND updated_at = ?`, string(c.Config),
+			c.AccessTokenTTL, c.AccessTokenMaxTTL, c.AccessTokenNumUsesLimit, ipsJSON(c.AccessTokenTrustedIPs), ts(c.UpdatedAt), c.ID, ts(prev))
+		if err := staleIfNone(res, err, "UpdateAuthConfig"); err != nil {
+			return err
 		}
 		return tx.insertAudit(ctx, ev)
 	})

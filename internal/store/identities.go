@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/lockbox-dev/lockbox/internal/audit"
 	"github.com/lockbox-dev/lockbox/internal/identity"
@@ -226,12 +227,13 @@ func (db *DB) CreateTokenAuth(ctx context.Context, ta identity.TokenAuth, ev aud
 }
 
 // UpdateTokenAuth writes a Token Auth configuration.
-func (db *DB) UpdateTokenAuth(ctx context.Context, ta identity.TokenAuth, ev audit.Event) error {
+func (db *DB) UpdateTokenAuth(ctx context.Context, ta identity.TokenAuth, prev time.Time, ev audit.Event) error {
 	return db.Transact(ctx, func(tx *Tx) error {
-		if _, err := tx.exec(ctx, `UPDATE identity_token_auths SET access_token_ttl = ?, access_token_max_ttl = ?,
-			access_token_num_uses_limit = ?, access_token_trusted_ips = ?, updated_at = ? WHERE id = ?`,
-			ta.AccessTokenTTL, ta.AccessTokenMaxTTL, ta.AccessTokenNumUsesLimit, ipsJSON(ta.AccessTokenTrustedIPs), ts(ta.UpdatedAt), ta.ID); err != nil {
-			return dbErr(err, "UpdateTokenAuth")
+		res, err := tx.exec(ctx, `UPDATE identity_token_auths SET access_token_ttl = ?, access_token_max_ttl = ?,
+			access_token_num_uses_limit = ?, access_token_trusted_ips = ?, updated_at = ? WHERE id = ? AND updated_at = ?`,
+			ta.AccessTokenTTL, ta.AccessTokenMaxTTL, ta.AccessTokenNumUsesLimit, ipsJSON(ta.AccessTokenTrustedIPs), ts(ta.UpdatedAt), ta.ID, ts(prev))
+		if err := staleIfNone(res, err, "UpdateTokenAuth"); err != nil {
+			return err
 		}
 		return tx.insertAudit(ctx, ev)
 	})

@@ -99,16 +99,16 @@ func qualify(alias, cols string) string {
 }
 
 // UpdateUniversalAuth writes a changed configuration.
-func (db *DB) UpdateUniversalAuth(ctx context.Context, ua identity.UniversalAuth, ev audit.Event) error {
+func (db *DB) UpdateUniversalAuth(ctx context.Context, ua identity.UniversalAuth, prev time.Time, ev audit.Event) error {
 	return db.Transact(ctx, func(tx *Tx) error {
-		_, err := tx.exec(ctx, `UPDATE identity_universal_auths SET access_token_ttl = ?, access_token_max_ttl = ?,
+		res, err := tx.exec(ctx, `UPDATE identity_universal_auths SET access_token_ttl = ?, access_token_max_ttl = ?,
 			access_token_num_uses_limit = ?, access_token_period = ?, client_secret_trusted_ips = ?, access_token_trusted_ips = ?,
 			lockout_enabled = ?, lockout_threshold = ?, lockout_duration_seconds = ?, lockout_counter_reset_seconds = ?, updated_at = ?
-			WHERE id = ?`, ua.AccessTokenTTL, ua.AccessTokenMaxTTL, ua.AccessTokenNumUsesLimit, ua.AccessTokenPeriod,
+			WHERE id = ? AND updated_at = ?`, ua.AccessTokenTTL, ua.AccessTokenMaxTTL, ua.AccessTokenNumUsesLimit, ua.AccessTokenPeriod,
 			ipsJSON(ua.ClientSecretTrustedIPs), ipsJSON(ua.AccessTokenTrustedIPs), ua.LockoutEnabled, ua.LockoutThreshold,
-			ua.LockoutDurationSeconds, ua.LockoutCounterResetSeconds, ts(tx.Now), ua.ID)
-		if err != nil {
-			return dbErr(err, "UpdateUniversalAuth")
+			ua.LockoutDurationSeconds, ua.LockoutCounterResetSeconds, ts(ua.UpdatedAt), ua.ID, ts(prev))
+		if err := staleIfNone(res, err, "UpdateUniversalAuth"); err != nil {
+			return err
 		}
 		return tx.insertAudit(ctx, ev)
 	})
@@ -274,4 +274,20 @@ func (db *DB) ClearLockout(ctx context.Context, uaID string, ev *audit.Event) (i
 		return nil
 	})
 	return int(n), err
+}
+
+// staleIfNone is a compare-and-set update's outcome: its error, or
+// identity.ErrStale if it changed no row (the row changed since it was
+// read, or is gone: the caller's next read tells which).
+func staleIfNone(res sql.Result, err error, op string) error {
+	if err != nil {
+		return dbErr(err, op)
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		if err == nil {
+			err = identity.ErrStale
+		}
+		return err
+	}
+	return nil
 }
