@@ -477,6 +477,22 @@ func TestDeletionGivesBackWhatItCannotRevoke(t *testing.T) {
 		}
 		return ids
 	}
+	// failedEvents counts the failed revocation events of the leases ids
+	// whose reason holds reason.
+	failedEvents := func(ids []string, reason string) int {
+		evs, err := e.DB.AuditEvents(context.Background(), audit.Filter{OrgID: e.OrgID, EventTypes: []string{"revoke-dynamic-secret-lease"}, Limit: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, ev := range evs {
+			if slices.Contains(ids, fmt.Sprint(ev.Metadata["leaseId"])) && ev.Metadata["outcome"] == "failed" &&
+				strings.Contains(fmt.Sprint(ev.Metadata["reason"]), reason) {
+				n++
+			}
+		}
+		return n
+	}
 	ids := leases("flaky", 3)
 	px.cut()
 	del := map[string]any{"projectSlug": p.Slug, "environmentSlug": "dev", "path": "/"}
@@ -488,6 +504,10 @@ func TestDeletionGivesBackWhatItCannotRevoke(t *testing.T) {
 			t.Errorf("lease %s is %s after the refused deletion, want revoke_failed", id, got.Lease.Status)
 		}
 	}
+	// Each is a failed revocation in the audit log, as the worker's are.
+	if n := failedEvents(ids, "deletion stopped"); n != 3 {
+		t.Fatalf("%d failed revocation events for the refused deletion, want 3", n)
+	}
 	// Forced, while the target is unreachable: the leases are recorded
 	// revoked without their users, each with an event saying so.
 	forced := map[string]any{"projectSlug": p.Slug, "environmentSlug": "dev", "path": "/", "isForced": true}
@@ -497,19 +517,8 @@ func TestDeletionGivesBackWhatItCannotRevoke(t *testing.T) {
 	px.cut()
 	e.Must(t, 200, "DELETE", "/api/v1/dynamic-secrets/gone", e.Token, forced)
 	assertError(t, e.Do(t, "GET", "/api/v1/dynamic-secrets/gone"+q, e.Token, nil), 404, "NotFound")
-	evs, err := e.DB.AuditEvents(context.Background(), audit.Filter{OrgID: e.OrgID, EventTypes: []string{"revoke-dynamic-secret-lease"}, Limit: 100})
-	if err != nil {
-		t.Fatal(err)
-	}
-	forcedEvents := 0
-	for _, ev := range evs {
-		if slices.Contains(goneIDs, fmt.Sprint(ev.Metadata["leaseId"])) && ev.Metadata["outcome"] == "failed" &&
-			strings.Contains(fmt.Sprint(ev.Metadata["reason"]), "forced: not revoked") {
-			forcedEvents++
-		}
-	}
-	if forcedEvents != 2 {
-		t.Fatalf("%d forced revocation events, want 2: %+v", forcedEvents, evs)
+	if n := failedEvents(goneIDs, "forced: not revoked"); n != 2 {
+		t.Fatalf("%d forced revocation events, want 2", n)
 	}
 	px.restore(t)
 	e.Must(t, 200, "DELETE", "/api/v1/dynamic-secrets/flaky", e.Token, del)

@@ -798,7 +798,7 @@ func (s *Service) revokeGroup(ctx context.Context, sec Secret, p provider.Provid
 			// The rest of the group is claimed by this deletion: give it
 			// back rather than leave it claimed, and a retry refused, until
 			// the claims run out.
-			s.giveBack(ctx, mine[i+1:], "deletion stopped: "+truncate(err.Error(), 200))
+			s.giveBack(ctx, sec, mine[i+1:], "deletion stopped: "+truncate(err.Error(), 200), false)
 			return nil, err
 		}
 	}
@@ -812,7 +812,7 @@ func (s *Service) revokeGroup(ctx context.Context, sec Secret, p provider.Provid
 func (s *Service) unreachable(ctx context.Context, sec Secret, leases []SealedLease, rerr error, forced bool) error {
 	shown := truncate(s.shown(ctx, "revoke leases", rerr), 200)
 	if !forced || ctx.Err() != nil {
-		s.giveBack(ctx, leases, "deletion stopped: "+shown)
+		s.giveBack(ctx, sec, leases, "deletion stopped: "+shown, true)
 		return errs.BadRequest("Failed to revoke the leases: %s; retry, or delete with isForced", shown)
 	}
 	now := s.now().UTC()
@@ -830,11 +830,21 @@ func (s *Service) unreachable(ctx context.Context, sec Secret, leases []SealedLe
 }
 
 // giveBack hands claimed leases back to the worker: revoke_failed with
-// details, due now.
-func (s *Service) giveBack(ctx context.Context, leases []SealedLease, details string) {
+// details, due now. failed says their revocation was tried (the target
+// could not be reached): each is then a failed revocation, with its audit
+// event and in the metrics, as the worker records one; leases the deletion
+// did not get to are only handed back.
+func (s *Service) giveBack(ctx context.Context, sec Secret, leases []SealedLease, details string, failed bool) {
 	now := s.now().UTC()
 	for _, l := range leases {
-		s.store.FinishRevoke(context.WithoutCancel(ctx), l.ID, false, details, now)
+		var evs []audit.Event
+		if failed {
+			evs = append(evs, revokeEvent(sec, l.Lease, details))
+		}
+		recorded, err := s.store.FinishRevoke(context.WithoutCancel(ctx), l.ID, false, details, now, evs...)
+		if failed && recorded && err == nil && s.metrics != nil {
+			s.metrics.Revoked(false, 0)
+		}
 	}
 	s.wakeWorker()
 }
