@@ -3,10 +3,10 @@ package store
 import (
 	"cmp"
 	"context"
-	"database/sql"
 	"encoding/json"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/lockbox-dev/lockbox/internal/audit"
@@ -173,8 +173,8 @@ func scanAccessToken(sc interface{ Scan(...any) error }, t *identity.AccessToken
 // qAccessTokenByID reads a token with its identity's org and name and the
 // trusted IPs its login method has now: Universal Auth's, Token Auth's, or
 // the platform method's configuration (each a lookup by a unique key).
-const qAccessTokenByID = `SELECT ` + accessTokenCols + `, i.org_id, i.name,
-	COALESCE(ua.access_token_trusted_ips, ta.access_token_trusted_ips, ac.access_token_trusted_ips)
+var qAccessTokenByID = `SELECT ` + strings.Replace(accessTokenCols, `t.trusted_ips`,
+	`COALESCE(ua.access_token_trusted_ips, ta.access_token_trusted_ips, ac.access_token_trusted_ips, t.trusted_ips)`, 1) + `, i.org_id, i.name
 	FROM identity_access_tokens t
 	JOIN identities i ON i.id = t.identity_id
 	JOIN org_memberships m ON m.identity_id = i.id AND m.org_id = i.org_id
@@ -191,13 +191,9 @@ const qAccessTokenByID = `SELECT ` + accessTokenCols + `, i.org_id, i.name,
 func (db *DB) AccessTokenByID(ctx context.Context, id string) (identity.AccessToken, identity.IdentityRef, error) {
 	var t identity.AccessToken
 	var ref identity.IdentityRef
-	var ips sql.NullString
 	row := db.readRow(ctx, qAccessTokenByID, id)
-	if err := scanAccessToken(row, &t, &ref.OrgID, &ref.Name, &ips); err != nil {
+	if err := scanAccessToken(row, &t, &ref.OrgID, &ref.Name); err != nil {
 		return t, ref, dbErr(err, "AccessTokenByID")
-	}
-	if ips.Valid {
-		t.TrustedIPs = parseIPs(ips.String)
 	}
 	return t, ref, nil
 }
