@@ -438,34 +438,25 @@ func (s *Service) rotationsGuard(ctx context.Context, projectID, env, path, what
 	return nil
 }
 
-// LeasesLeftNames is how many dynamic secrets a LeasesLeftError names.
-const LeasesLeftNames = 5
-
 // LeasesLeftError is the store's refusal to delete a folder, an environment
 // or a project that holds dynamic secrets with leases not yet revoked (or
 // users still to drop): deleting their rows would leave those users in
-// their targets, where nothing would ever revoke them. Names are some of
-// those secrets (at most LeasesLeftNames+1, to tell there are more).
-type LeasesLeftError struct{ Names []string }
+// their targets, where nothing would ever revoke them. Secrets is how many
+// such dynamic secrets there are.
+type LeasesLeftError struct{ Secrets int }
 
 func (e *LeasesLeftError) Error() string { return "dynamic secrets with live leases" }
 
-// leasesLeft turns the store's LeasesLeftError into the caller's 400.
+// leasesLeft turns the store's LeasesLeftError into the caller's 400. It
+// gives a count, as rotationsGuard does, not names: the caller may delete
+// the whole but not read every dynamic secret in it.
 func leasesLeft(err error, what string) error {
 	le, ok := errors.AsType[*LeasesLeftError](err)
 	if !ok {
 		return err
 	}
-	names := make([]string, 0, len(le.Names))
-	for _, n := range le.Names[:min(len(le.Names), LeasesLeftNames)] {
-		names = append(names, "'"+truncate(n, 64)+"'")
-	}
-	more := ""
-	if len(le.Names) > LeasesLeftNames {
-		more = " and others"
-	}
-	return errs.BadRequest("Cannot %s: its dynamic secret(s) %s%s have leases not yet revoked; delete those dynamic secrets first, which revokes their leases",
-		what, strings.Join(names, ", "), more)
+	return errs.BadRequest("Cannot %s: it holds %d dynamic secret(s) with leases not yet revoked; delete those dynamic secrets first (which revokes their leases) or revoke their leases",
+		what, le.Secrets)
 }
 
 // Held is what a folder holds as permission checks see it: a secret, a

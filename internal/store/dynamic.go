@@ -139,28 +139,14 @@ func (tx *Tx) dropDynamicSecrets(ctx context.Context, cond string, args ...any) 
 		return dbErr(err, "lock dynamic secrets")
 	}
 	in := `SELECT id FROM dynamic_secrets WHERE ` + cond
-	rows, err := tx.query(ctx, `SELECT name FROM dynamic_secrets d WHERE `+cond+` AND (
+	var left int
+	if err := tx.queryRow(ctx, `SELECT COUNT(*) FROM dynamic_secrets d WHERE `+cond+` AND (
 		EXISTS (SELECT 1 FROM dynamic_leases l WHERE l.dynamic_secret_id = d.id AND l.status <> 'revoked')
-		OR EXISTS (SELECT 1 FROM dynamic_cleanups c WHERE c.dynamic_secret_id = d.id))
-		ORDER BY name LIMIT ?`, append(args[:len(args):len(args)], project.LeasesLeftNames+1)...)
-	if err != nil {
+		OR EXISTS (SELECT 1 FROM dynamic_cleanups c WHERE c.dynamic_secret_id = d.id))`, args...).Scan(&left); err != nil {
 		return dbErr(err, "leases left")
 	}
-	var left project.LeasesLeftError
-	for rows.Next() {
-		var name string
-		if err := rows.Scan(&name); err != nil {
-			rows.Close()
-			return dbErr(err, "leases left")
-		}
-		left.Names = append(left.Names, name)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return dbErr(err, "leases left")
-	}
-	if len(left.Names) > 0 {
-		return &left
+	if left > 0 {
+		return &project.LeasesLeftError{Secrets: left}
 	}
 	_, err = tx.exec(ctx, `DELETE FROM dynamic_leases WHERE dynamic_secret_id IN (`+in+`)`, args...)
 	return dbErr(err, "delete leases")

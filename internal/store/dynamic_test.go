@@ -616,3 +616,35 @@ func TestDeleteDynamicSecretLeavesNoPrincipal(t *testing.T) {
 		}
 	})
 }
+
+// TestDeleteProjectKeepsPendingCleanups: a project whose dynamic secret has
+// only revoked leases, one of whose users is still to be dropped (a pending
+// cleanup, after a two-phase revocation), is not deleted
+// (project.LeasesLeftError): its row would go, and the disabled user would
+// stay in the target. Once the cleanup is done, the project goes, its lease
+// rows with it.
+func TestDeleteProjectKeepsPendingCleanups(t *testing.T) {
+	storetest.ForEachEngine(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		pid, ids := seedSecrets(t, db, "disabled")
+		gone := insertLease(t, db, pid, ids[0], dynamic.Revoked, time.Now().UTC())
+		if err := db.ExecForTest(ctx, `INSERT INTO dynamic_cleanups (lease_id, dynamic_secret_id, username, due_at, created_at) VALUES (?, ?, 'u', 0, 0)`,
+			gone, ids[0]); err != nil {
+			t.Fatal(err)
+		}
+		ev := audit.Event{Type: "delete-project", OrgID: pid}
+		var left *project.LeasesLeftError
+		if err := db.DeleteProject(ctx, pid, ev); !errors.As(err, &left) || left.Secrets != 1 {
+			t.Fatalf("deleting a project with a pending cleanup: %v", err)
+		}
+		if err := db.FinishCleanups(ctx, []string{gone}, true, "", time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.DeleteProject(ctx, pid, ev); err != nil {
+			t.Fatalf("with every lease revoked and dropped: %v", err)
+		}
+		if _, err := db.LeaseByID(ctx, gone); !errs.Is(err, errs.NotFound) {
+			t.Fatalf("the lease row outlived its project: %v", err)
+		}
+	})
+}
