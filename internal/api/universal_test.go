@@ -412,18 +412,19 @@ func TestRenewNeverPassesMaxTTLAndRevoke(t *testing.T) {
 // is refused, as Infisical does, or a dead token would come back.
 func TestPeriodicTokenPastItsTTLIsNotRenewed(t *testing.T) {
 	e := apptest.Bootstrapped(t, store.SQLite)
-	clientID := uaSetup(t, e, map[string]any{"accessTokenTTL": 2, "accessTokenMaxTTL": 2, "accessTokenPeriod": 3600})
+	clientID := uaSetup(t, e, map[string]any{"accessTokenTTL": 4, "accessTokenMaxTTL": 4, "accessTokenPeriod": 3600})
 	secret, _ := newSecret(t, e, map[string]any{})
 	_, live := login(t, e, clientID, secret)
 	_, dead := login(t, e, clientID, secret)
 	if live.ExpiresIn != 3600 {
 		t.Fatalf("periodic token issued for %d s, want its period", live.ExpiresIn)
 	}
-	// Renewed within its TTL, a token lives on for another TTL.
-	time.Sleep(1200 * time.Millisecond)
+	// Renewed within its TTL, a token lives on for another TTL. (Halfway,
+	// so that a slow machine has half a TTL of margin either way.)
+	time.Sleep(2000 * time.Millisecond)
 	var renewed loginOut
 	e.Must(t, 200, "POST", "/api/v1/auth/token/renew", "", map[string]string{"accessToken": live.AccessToken}).Decode(t, &renewed)
-	time.Sleep(1200 * time.Millisecond)
+	time.Sleep(2200 * time.Millisecond)
 	e.Must(t, 200, "GET", "/api/v1/identities/details", renewed.AccessToken, nil)
 	assertError(t, e.Do(t, "GET", "/api/v1/identities/details", dead.AccessToken, nil), 401, "UnauthorizedError")
 	m := assertError(t, e.Do(t, "POST", "/api/v1/auth/token/renew", "", map[string]string{"accessToken": dead.AccessToken}), 401, "UnauthorizedError")

@@ -4,12 +4,14 @@
 package identity
 
 import (
+	"context"
 	"errors"
 	"net/netip"
 	"time"
 
 	"github.com/lockbox-dev/lockbox/internal/errs"
 	"github.com/lockbox-dev/lockbox/internal/netaddr"
+	"github.com/lockbox-dev/lockbox/internal/project"
 )
 
 // Identity is a machine identity of an organization.
@@ -194,21 +196,17 @@ const (
 // it was read.
 var ErrStale = errors.New("changed since it was read")
 
-// staleTries bounds how often a configuration change is read and applied
-// again after losing to a concurrent one.
-const staleTries = 10
-
 // retryStale runs one try of a configuration change (read, apply, write
-// if unchanged) until it does not lose to a concurrent change, so that two
-// changes of different settings both stay; a write from the whole row as
-// read would undo the other (a narrowed trusted-IP list among them).
-func retryStale(try func() error) error {
-	for range staleTries {
-		if err := try(); !errors.Is(err, ErrStale) {
-			return err
-		}
+// if unchanged) until it does not lose to a concurrent change (project.Retry,
+// with its backoff, up to project.MoveTries times), so that two changes of
+// different settings both stay; a write from the whole row as read would
+// undo the other (a narrowed trusted-IP list among them).
+func retryStale(ctx context.Context, try func() error) error {
+	err := project.Retry(ctx, func(err error) bool { return errors.Is(err, ErrStale) }, project.MoveTries, try)
+	if errors.Is(err, ErrStale) {
+		return errs.Conflictf("The configuration is being changed by other requests; retry")
 	}
-	return errs.Conflictf("The configuration is being changed by another request; retry")
+	return err
 }
 
 // after is now, to the microsecond the store keeps, made later than prev,

@@ -273,24 +273,21 @@ var ErrStale = errors.New("the project changed since it was read")
 // delete protection.
 var ErrDeleteProtected = errors.New("the project has delete protection")
 
-// updateTries bounds how often a settings change is read and applied again
-// after losing to a concurrent one.
-const updateTries = 10
-
 // write applies change to the project as read now and writes it unless
-// another change committed in between, when it reads and applies it again:
-// two changes of different settings both stay. change returns the audit
-// event, or an error to stop.
+// another change committed in between, when it reads and applies it again
+// (Retry, up to MoveTries times): two changes of different settings both
+// stay. change returns the audit event, or an error to stop.
 func (s *Service) write(ctx context.Context, actor authz.Actor, id, subject string, change func(*Project) (audit.Event, error)) (Project, error) {
-	for try := 1; ; try++ {
+	var out Project
+	err := Retry(ctx, func(err error) bool { return errors.Is(err, ErrStale) }, MoveTries, func() error {
 		p, _, err := s.load(ctx, actor, id, authz.ActEdit, subject)
 		if err != nil {
-			return Project{}, err
+			return err
 		}
 		prev := p.UpdatedAt
 		ev, err := change(&p)
 		if err != nil {
-			return Project{}, err
+			return err
 		}
 		// Later than prev, so a write from an earlier read cannot match it.
 		p.UpdatedAt = s.now().UTC().Truncate(time.Microsecond)
@@ -298,18 +295,16 @@ func (s *Service) write(ctx context.Context, actor authz.Actor, id, subject stri
 			p.UpdatedAt = prev.Add(time.Microsecond)
 		}
 		err = s.store.UpdateProject(ctx, p, prev, ev)
-		switch {
-		case err == nil:
-			return p, nil
-		case errs.Is(err, errs.Conflict): // the only unique setting
-			return Project{}, errs.BadRequest("A project with the slug '%s' already exists", p.Slug)
-		case !errors.Is(err, ErrStale):
-			return Project{}, err
+		if errs.Is(err, errs.Conflict) { // the only unique setting
+			return errs.BadRequest("A project with the slug '%s' already exists", p.Slug)
 		}
-		if try == updateTries {
-			return Project{}, errs.Conflictf("Project '%s' is being changed by another request; retry", p.Slug)
-		}
+		out = p
+		return err
+	})
+	if errors.Is(err, ErrStale) {
+		return Project{}, errs.Conflictf("The project is being changed by other requests; retry")
 	}
+	return out, err
 }
 
 // Update changes a project's settings.
@@ -358,9 +353,12 @@ func (s *Service) Delete(ctx context.Context, actor authz.Actor, id string) (Pro
 		return Project{}, protected
 	}
 	ev := audit.New(actor, "delete-project", map[string]any{"projectId": p.ID, "name": p.Name, "slug": p.Slug}).InProject(p.ID, p.Name)
-	if err := s.store.DeleteProject(ctx, p.ID, ev); errors.Is(err, ErrDeleteProtected) {
+	switch err := s.store.DeleteProject(ctx, p.ID, ev); {
+	case errors.Is(err, ErrDeleteProtected):
 		return Project{}, protected // turned on since it was read
-	} else if err != nil {
+	case errs.Is(err, errs.NotFound):
+		return Project{}, projectNotFound(p.ID) // deleted since it was read
+	case err != nil:
 		return Project{}, leasesLeft(err, "delete this project")
 	}
 	s.keys.Forget(keyring.Project(p.ID))
