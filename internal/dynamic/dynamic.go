@@ -812,7 +812,9 @@ func (s *Service) revokeGroup(ctx context.Context, sec Secret, p provider.Provid
 func (s *Service) unreachable(ctx context.Context, sec Secret, leases []SealedLease, rerr error, forced bool) error {
 	shown := truncate(s.shown(ctx, "revoke leases", rerr), 200)
 	if !forced || ctx.Err() != nil {
-		s.giveBack(ctx, sec, leases, "deletion stopped: "+shown, true)
+		// Tried only if the request was still there: a cancelled one's
+		// failure says nothing about the target.
+		s.giveBack(ctx, sec, leases, "deletion stopped: "+shown, ctx.Err() == nil)
 		return errs.BadRequest("Failed to revoke the leases: %s; retry, or delete with isForced", shown)
 	}
 	now := s.now().UTC()

@@ -455,7 +455,7 @@ func leasesLeft(err error, what string) error {
 	if !ok {
 		return err
 	}
-	return errs.BadRequest("Cannot %s: it holds %d dynamic secret(s) with leases not yet revoked; delete those dynamic secrets first (which revokes their leases) or revoke their leases",
+	return errs.BadRequest("Cannot %s: it holds %d dynamic secret(s) with leases not yet revoked, or revoked users not yet dropped from their targets; delete those dynamic secrets first (which revokes their leases) or revoke their leases, and retry shortly",
 		what, le.Secrets)
 }
 

@@ -298,7 +298,9 @@ func (s *Service) write(ctx context.Context, actor authz.Actor, id, subject stri
 		if errs.Is(err, errs.Conflict) { // the only unique setting
 			return errs.BadRequest("A project with the slug '%s' already exists", p.Slug)
 		}
-		out = p
+		if err == nil {
+			out = p
+		}
 		return err
 	})
 	if errors.Is(err, ErrStale) {

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"maps"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/lockbox-dev/lockbox/internal/audit"
@@ -154,9 +153,16 @@ func newTokenArgs(t identity.AccessToken) []any {
 		ipsJSON(t.TrustedIPs), ts(t.CreatedAt), ts(t.UpdatedAt)}
 }
 
-const accessTokenCols = `t.id, t.identity_id, t.auth_method, t.name, COALESCE(t.client_secret_id, ''), t.access_token_ttl,
-	t.access_token_max_ttl, t.access_token_period, t.num_uses, t.num_uses_limit, t.trusted_ips, t.last_used_at,
+const accessTokenCols = accessTokenColsA + `t.trusted_ips` + accessTokenColsB
+
+// accessTokenColsA and accessTokenColsB are accessTokenCols around its
+// trusted IPs, which qAccessTokenByID reads from elsewhere.
+const (
+	accessTokenColsA = `t.id, t.identity_id, t.auth_method, t.name, COALESCE(t.client_secret_id, ''), t.access_token_ttl,
+	t.access_token_max_ttl, t.access_token_period, t.num_uses, t.num_uses_limit, `
+	accessTokenColsB = `, t.last_used_at,
 	t.last_renewed_at, t.revoked, t.created_at, t.updated_at`
+)
 
 func scanAccessToken(sc interface{ Scan(...any) error }, t *identity.AccessToken, extra ...any) error {
 	var ips string
@@ -173,8 +179,9 @@ func scanAccessToken(sc interface{ Scan(...any) error }, t *identity.AccessToken
 // qAccessTokenByID reads a token with its identity's org and name and the
 // trusted IPs its login method has now: Universal Auth's, Token Auth's, or
 // the platform method's configuration (each a lookup by a unique key).
-var qAccessTokenByID = `SELECT ` + strings.Replace(accessTokenCols, `t.trusted_ips`,
-	`COALESCE(ua.access_token_trusted_ips, ta.access_token_trusted_ips, ac.access_token_trusted_ips, t.trusted_ips)`, 1) + `, i.org_id, i.name
+const qAccessTokenByID = `SELECT ` + accessTokenColsA +
+	`COALESCE(ua.access_token_trusted_ips, ta.access_token_trusted_ips, ac.access_token_trusted_ips, t.trusted_ips)` +
+	accessTokenColsB + `, i.org_id, i.name
 	FROM identity_access_tokens t
 	JOIN identities i ON i.id = t.identity_id
 	JOIN org_memberships m ON m.identity_id = i.id AND m.org_id = i.org_id
