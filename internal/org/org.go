@@ -106,7 +106,9 @@ type Store interface {
 	OrgRoleByID(ctx context.Context, orgID, id string) (Role, error)
 	OrgRoleBySlug(ctx context.Context, orgID, slug string) (Role, error)
 	CreateOrgRole(ctx context.Context, r Role, permissions string, ev audit.Event) error
-	UpdateOrgRole(ctx context.Context, r Role, permissions string, ev audit.Event) error
+	// UpdateOrgRole writes r if it is still as read, last updated at prev;
+	// ErrStale if another change came first.
+	UpdateOrgRole(ctx context.Context, r Role, permissions string, prev time.Time, ev audit.Event) error
 	// DeleteOrgRole deletes a role; errs.Conflict while a membership uses it.
 	DeleteOrgRole(ctx context.Context, r Role, ev audit.Event) error
 }

@@ -3,6 +3,7 @@ package org
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"strings"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 	"github.com/lockbox-dev/lockbox/internal/audit"
 	"github.com/lockbox-dev/lockbox/internal/authz"
 	"github.com/lockbox-dev/lockbox/internal/errs"
+	"github.com/lockbox-dev/lockbox/internal/project"
 )
 
 // Roles manages custom organization roles.
@@ -236,9 +238,28 @@ func (rs *Roles) Create(ctx context.Context, actor authz.Actor, c RoleChange) (R
 	return r, nil
 }
 
+// ErrStale is the store's refusal to write a role changed since it was read.
+var ErrStale = errors.New("the role changed since it was read")
+
 // Update changes a custom role; the actor must hold every rule of the role
-// before and after the change.
+// before and after the change. It writes only the role as it read it, and
+// otherwise reads and applies the change again (project.Retry), so that
+// concurrent changes of different fields all stay: a rename must not bring
+// back a permission another change took away.
 func (rs *Roles) Update(ctx context.Context, actor authz.Actor, id string, c RoleChange) (Role, error) {
+	var out Role
+	err := project.Retry(ctx, func(err error) bool { return errors.Is(err, ErrStale) }, project.MoveTries, func() (err error) {
+		out, err = rs.update(ctx, actor, id, c)
+		return err
+	})
+	if errors.Is(err, ErrStale) {
+		return Role{}, errs.Conflictf("The role is being changed by other requests; retry")
+	}
+	return out, err
+}
+
+// update is one try of Update.
+func (rs *Roles) update(ctx context.Context, actor authz.Actor, id string, c RoleChange) (Role, error) {
 	set, mine, err := perms(ctx, rs.authz, actor, "", authz.ActEdit, authz.SubRole)
 	if err != nil {
 		return Role{}, err
@@ -253,6 +274,7 @@ func (rs *Roles) Update(ctx context.Context, actor authz.Actor, id string, c Rol
 	if err := covers(set, mine, r); err != nil {
 		return Role{}, err
 	}
+	prev := r.UpdatedAt
 	if err := c.apply(&r); err != nil {
 		return Role{}, err
 	}
@@ -260,12 +282,15 @@ func (rs *Roles) Update(ctx context.Context, actor authz.Actor, id string, c Rol
 		return Role{}, err
 	}
 	r.UpdatedAt = rs.now().UTC().Truncate(time.Microsecond)
+	if !r.UpdatedAt.After(prev) { // a write from a read of prev must not match it
+		r.UpdatedAt = prev.Add(time.Microsecond)
+	}
 	perms, err := rulesJSON(r.Permissions)
 	if err != nil {
 		return Role{}, err
 	}
 	ev := audit.New(actor, "update-org-role", map[string]any{"roleId": r.ID, "slug": r.Slug})
-	if err := rs.store.UpdateOrgRole(ctx, r, perms, ev); err != nil {
+	if err := rs.store.UpdateOrgRole(ctx, r, perms, prev, ev); err != nil {
 		if errs.Is(err, errs.Conflict) {
 			return Role{}, errs.BadRequest("A role with slug '%s' already exists", r.Slug)
 		}

@@ -3,6 +3,7 @@ package project
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"strings"
 	"time"
 
@@ -34,7 +35,9 @@ type RoleStore interface {
 	// ProjectRoleByID finds a custom role by id alone, in any project.
 	ProjectRoleByID(ctx context.Context, id string) (Role, error)
 	ProjectRoles(ctx context.Context, projectID string) ([]Role, error)
-	UpdateProjectRole(ctx context.Context, r Role, permissions string, ev audit.Event) error
+	// UpdateProjectRole writes r if it is still as read, last updated at
+	// prev; ErrStale if another change came first.
+	UpdateProjectRole(ctx context.Context, r Role, permissions string, prev time.Time, ev audit.Event) error
 	// DeleteProjectRole deletes a role; errs.Conflict while a membership uses it.
 	DeleteProjectRole(ctx context.Context, r Role, ev audit.Event) error
 }
@@ -186,8 +189,24 @@ func (rs *Roles) Create(ctx context.Context, actor authz.Actor, projectID string
 
 func roleNotFound(id string) error { return errs.NotFoundf("Role with ID '%s' not found", id) }
 
-// Update changes a custom role.
+// Update changes a custom role. It writes only the role as it read it, and
+// otherwise reads and applies the change again (Retry), so that concurrent
+// changes of different fields all stay: a rename must not bring back a
+// permission another change took away.
 func (rs *Roles) Update(ctx context.Context, actor authz.Actor, projectID, roleID string, c RoleChange) (Role, error) {
+	var out Role
+	err := Retry(ctx, func(err error) bool { return errors.Is(err, ErrStale) }, MoveTries, func() (err error) {
+		out, err = rs.update(ctx, actor, projectID, roleID, c)
+		return err
+	})
+	if errors.Is(err, ErrStale) {
+		return Role{}, errs.Conflictf("The role is being changed by other requests; retry")
+	}
+	return out, err
+}
+
+// update is one try of Update.
+func (rs *Roles) update(ctx context.Context, actor authz.Actor, projectID, roleID string, c RoleChange) (Role, error) {
 	p, mine, err := rs.loadWith(ctx, actor, projectID, authz.ActEdit)
 	if err != nil {
 		return Role{}, err
@@ -205,6 +224,7 @@ func (rs *Roles) Update(ctx context.Context, actor authz.Actor, projectID, roleI
 	if err := holds(mine, r, false); err != nil { // what the role gave before
 		return Role{}, err
 	}
+	prev := r.UpdatedAt
 	perms, err := c.apply(&r)
 	if err != nil {
 		return Role{}, err
@@ -213,8 +233,11 @@ func (rs *Roles) Update(ctx context.Context, actor authz.Actor, projectID, roleI
 		return Role{}, err
 	}
 	r.UpdatedAt = rs.now().UTC().Truncate(time.Microsecond)
+	if !r.UpdatedAt.After(prev) { // a write from a read of prev must not match it
+		r.UpdatedAt = prev.Add(time.Microsecond)
+	}
 	ev := audit.New(actor, "update-project-role", map[string]any{"roleId": r.ID, "slug": r.Slug, "name": r.Name}).InProject(p.ID, p.Name)
-	if err := rs.store.UpdateProjectRole(ctx, r, perms, ev); err != nil {
+	if err := rs.store.UpdateProjectRole(ctx, r, perms, prev, ev); err != nil {
 		if errs.Is(err, errs.Conflict) {
 			return Role{}, errs.BadRequest("A role with the slug '%s' already exists in this project", r.Slug)
 		}

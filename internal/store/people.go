@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/lockbox-dev/lockbox/internal/audit"
 	"github.com/lockbox-dev/lockbox/internal/errs"
@@ -256,11 +257,12 @@ func (db *DB) CreateOrgRole(ctx context.Context, r org.Role, permissions string,
 }
 
 // UpdateOrgRole writes a custom organization role.
-func (db *DB) UpdateOrgRole(ctx context.Context, r org.Role, permissions string, ev audit.Event) error {
+func (db *DB) UpdateOrgRole(ctx context.Context, r org.Role, permissions string, prev time.Time, ev audit.Event) error {
 	return db.Transact(ctx, func(tx *Tx) error {
-		if _, err := tx.exec(ctx, `UPDATE org_roles SET slug = ?, name = ?, description = ?, permissions = ?, updated_at = ? WHERE id = ? AND org_id = ?`,
-			r.Slug, r.Name, r.Description, permissions, ts(r.UpdatedAt), r.ID, r.OrgID); err != nil {
-			return dbErr(err, "UpdateOrgRole")
+		res, err := tx.exec(ctx, `UPDATE org_roles SET slug = ?, name = ?, description = ?, permissions = ?, updated_at = ?
+			WHERE id = ? AND org_id = ? AND updated_at = ?`, r.Slug, r.Name, r.Description, permissions, ts(r.UpdatedAt), r.ID, r.OrgID, ts(prev))
+		if err := staleOr(res, err, "UpdateOrgRole", org.ErrStale); err != nil {
+			return err
 		}
 		return tx.insertAudit(ctx, ev)
 	})

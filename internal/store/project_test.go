@@ -8,6 +8,7 @@ import (
 
 	"github.com/lockbox-dev/lockbox/internal/audit"
 	"github.com/lockbox-dev/lockbox/internal/identity"
+	"github.com/lockbox-dev/lockbox/internal/org"
 	"github.com/lockbox-dev/lockbox/internal/project"
 	"github.com/lockbox-dev/lockbox/internal/store"
 	"github.com/lockbox-dev/lockbox/internal/store/storetest"
@@ -128,6 +129,22 @@ func TestLoginMethodWritesCheckWhatTheyRead(t *testing.T) {
 				t.Fatalf("token auth after the stale write: %+v %v", got, err)
 			}
 
+			// A token issued through Universal Auth under any address is
+			// checked against the method's list as it is now: narrowed.
+			tok := store.NewID()
+			if err := db.ExecForTest(ctx, `INSERT INTO org_memberships (id, org_id, identity_id, role, created_at, updated_at)
+				VALUES (?, ?, ?, 'member', 0, 0)`, store.NewID(), org, ident); err != nil {
+				t.Fatal(err)
+			}
+			if err := db.ExecForTest(ctx, `INSERT INTO identity_access_tokens (id, identity_id, auth_method, access_token_ttl,
+				access_token_max_ttl, trusted_ips, created_at, updated_at) VALUES (?, ?, 'universal-auth', 60, 60, ?, 0, 0)`,
+				tok, ident, `[{"ipAddress":"0.0.0.0","type":"ipv4","prefix":0}]`); err != nil {
+				t.Fatal(err)
+			}
+			if got, _, err := db.AccessTokenByID(ctx, tok); err != nil || len(got.TrustedIPs) != 1 || got.TrustedIPs[0] != narrow[0] {
+				t.Fatalf("a token's trusted IPs are its method's as configured now: %+v %v", got.TrustedIPs, err)
+			}
+
 			fc, sc := ac, ac
 			fc.AccessTokenTrustedIPs, fc.UpdatedAt = narrow, later
 			sc.AccessTokenNumUsesLimit, sc.UpdatedAt = 5, latest
@@ -142,4 +159,56 @@ func TestLoginMethodWritesCheckWhatTheyRead(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestRoleWritesCheckWhatTheyRead: a write of a project role or an
+// organization role from a read that another change has overtaken is
+// refused (ErrStale) and changes nothing: a rename from an old read must
+// not bring back a permission taken away since.
+func TestRoleWritesCheckWhatTheyRead(t *testing.T) {
+	storetest.ForEachEngine(t, func(t *testing.T, db *store.DB) {
+		ctx := t.Context()
+		pid, _, _ := seedProject(t, db) // the organization's id is the project's
+		at := time.Now().UTC().Truncate(time.Microsecond)
+		ev := audit.Event{Type: "role", OrgID: pid}
+		pr := project.Role{ID: store.NewID(), ProjectID: pid, Slug: "ops", Name: "ops", CreatedAt: at, UpdatedAt: at}
+		if err := db.CreateProjectRole(ctx, pr, `[{"subject":"secrets","action":["read","edit"]}]`, ev); err != nil {
+			t.Fatal(err)
+		}
+		read, err := db.ProjectRole(ctx, pid, pr.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		narrowed, renamed := read, read
+		narrowed.UpdatedAt, renamed.Name, renamed.UpdatedAt = at.Add(time.Hour), "renamed", at.Add(2*time.Hour)
+		if err := db.UpdateProjectRole(ctx, narrowed, `[{"subject":"secrets","action":["read"]}]`, read.UpdatedAt, ev); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.UpdateProjectRole(ctx, renamed, `[{"subject":"secrets","action":["read","edit"]}]`, read.UpdatedAt, ev); !errors.Is(err, project.ErrStale) {
+			t.Fatalf("project role: a write from an overtaken read: %v", err)
+		}
+		if got, err := db.ProjectRole(ctx, pid, pr.ID); err != nil || got.Name != "ops" || len(got.Permissions) != 1 || len(got.Permissions[0].Actions) != 1 {
+			t.Fatalf("project role after the stale write: %+v %v", got, err)
+		}
+
+		or := org.Role{ID: store.NewID(), OrgID: pid, Slug: "auditor", Name: "auditor", CreatedAt: at, UpdatedAt: at}
+		if err := db.CreateOrgRole(ctx, or, `[{"subject":"member","action":["read","edit"]}]`, ev); err != nil {
+			t.Fatal(err)
+		}
+		oread, err := db.OrgRoleByID(ctx, pid, or.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		onarrowed, orenamed := oread, oread
+		onarrowed.UpdatedAt, orenamed.Name, orenamed.UpdatedAt = at.Add(time.Hour), "renamed", at.Add(2*time.Hour)
+		if err := db.UpdateOrgRole(ctx, onarrowed, `[{"subject":"member","action":["read"]}]`, oread.UpdatedAt, ev); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.UpdateOrgRole(ctx, orenamed, `[{"subject":"member","action":["read","edit"]}]`, oread.UpdatedAt, ev); !errors.Is(err, org.ErrStale) {
+			t.Fatalf("organization role: a write from an overtaken read: %v", err)
+		}
+		if got, err := db.OrgRoleByID(ctx, pid, or.ID); err != nil || got.Name != "auditor" || len(got.Permissions) != 1 || len(got.Permissions[0].Actions) != 1 {
+			t.Fatalf("organization role after the stale write: %+v %v", got, err)
+		}
+	})
 }

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"encoding/json"
+	"time"
 
 	"github.com/lockbox-dev/lockbox/internal/audit"
 	"github.com/lockbox-dev/lockbox/internal/errs"
@@ -73,11 +74,12 @@ func (db *DB) ProjectRoles(ctx context.Context, projectID string) ([]project.Rol
 }
 
 // UpdateProjectRole writes a custom role.
-func (db *DB) UpdateProjectRole(ctx context.Context, r project.Role, permissions string, ev audit.Event) error {
+func (db *DB) UpdateProjectRole(ctx context.Context, r project.Role, permissions string, prev time.Time, ev audit.Event) error {
 	return db.Transact(ctx, func(tx *Tx) error {
-		if _, err := tx.exec(ctx, `UPDATE project_roles SET slug = ?, name = ?, description = ?, permissions = ?, updated_at = ? WHERE id = ?`,
-			r.Slug, r.Name, r.Description, permissions, ts(r.UpdatedAt), r.ID); err != nil {
-			return dbErr(err, "UpdateProjectRole")
+		res, err := tx.exec(ctx, `UPDATE project_roles SET slug = ?, name = ?, description = ?, permissions = ?, updated_at = ?
+			WHERE id = ? AND updated_at = ?`, r.Slug, r.Name, r.Description, permissions, ts(r.UpdatedAt), r.ID, ts(prev))
+		if err := staleOr(res, err, "UpdateProjectRole", project.ErrStale); err != nil {
+			return err
 		}
 		return tx.insertAudit(ctx, ev)
 	})
