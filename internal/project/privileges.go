@@ -3,6 +3,7 @@ package project
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"time"
 
 	"github.com/google/uuid"
@@ -57,9 +58,11 @@ type PrivilegeStore interface {
 	PrivilegeByID(ctx context.Context, id string) (Privilege, error)
 	PrivilegeBySlug(ctx context.Context, membershipID, slug string) (Privilege, error)
 	Privileges(ctx context.Context, membershipID string) ([]Privilege, error)
-	// UpdatePrivilege rewrites p; errs.Conflict on a slug taken by another
+	// UpdatePrivilege rewrites p if it is still as read, last updated at
+	// prev (ErrStale if another change came first, or it is gone);
+	// errs.Conflict on a slug taken by another
 	// privilege of the membership.
-	UpdatePrivilege(ctx context.Context, p Privilege, permissions string, ev audit.Event) error
+	UpdatePrivilege(ctx context.Context, p Privilege, permissions string, prev time.Time, ev audit.Event) error
 	DeletePrivilege(ctx context.Context, p Privilege, ev audit.Event) error
 }
 
@@ -473,11 +476,29 @@ func (ps *Privileges) UpdateUser(ctx context.Context, actor authz.Actor, id stri
 	return ps.update(ctx, actor, id, c, true)
 }
 
+// update writes only the privilege as it read it, and otherwise reads and
+// applies the change again (Retry), so that concurrent changes of different
+// fields all stay: a new slug from an old read must not bring back a
+// window another change shortened.
 func (ps *Privileges) update(ctx context.Context, actor authz.Actor, id string, c PrivilegeChange, user bool) (Privilege, error) {
+	var out Privilege
+	err := Retry(ctx, func(err error) bool { return errors.Is(err, ErrStale) }, MoveTries, func() (err error) {
+		out, err = ps.updateOnce(ctx, actor, id, c, user)
+		return err
+	})
+	if errors.Is(err, ErrStale) {
+		return Privilege{}, errs.Conflictf("The privilege is being changed by other requests; retry")
+	}
+	return out, err
+}
+
+// updateOnce is one try of update.
+func (ps *Privileges) updateOnce(ctx context.Context, actor authz.Actor, id string, c PrivilegeChange, user bool) (Privilege, error) {
 	p, perms, pv, err := ps.byID(ctx, actor, id, authz.ActEdit, user)
 	if err != nil {
 		return Privilege{}, err
 	}
+	readAt := pv.UpdatedAt
 	if c.Slug != nil && *c.Slug != "" && *c.Slug != pv.Slug {
 		if !ValidSlug(*c.Slug, 1, 60) {
 			return Privilege{}, invalidField("slug", "slug must be 1 to 60 lowercase letters, digits and hyphens")
@@ -511,12 +532,15 @@ func (ps *Privileges) update(ctx context.Context, actor authz.Actor, id string, 
 		return Privilege{}, err
 	}
 	pv.UpdatedAt = ps.now().UTC().Truncate(time.Microsecond)
+	if !pv.UpdatedAt.After(readAt) { // a write from a read of readAt must not match it
+		pv.UpdatedAt = readAt.Add(time.Microsecond)
+	}
 	enc, err := encodeRules(pv.Permissions)
 	if err != nil {
 		return Privilege{}, err
 	}
 	ev := audit.New(actor, "update-"+pv.member().kind()+"-specific-privilege", pv.auditMeta()).InProject(p.ID, p.Name)
-	if err := ps.store.UpdatePrivilege(ctx, pv, enc, ev); err != nil {
+	if err := ps.store.UpdatePrivilege(ctx, pv, enc, readAt, ev); err != nil {
 		if errs.Is(err, errs.Conflict) {
 			return Privilege{}, errs.BadRequest("Additional privilege with provided slug already exists")
 		}

@@ -265,9 +265,9 @@ type ProjectUpdate struct {
 	HasDeleteProtection *bool
 }
 
-// ErrStale is the store's refusal to write a project changed since it was
-// read.
-var ErrStale = errors.New("the project changed since it was read")
+// ErrStale is the store's refusal to write a project, a role or a
+// privilege changed since it was read.
+var ErrStale = errors.New("changed since it was read")
 
 // ErrDeleteProtected is the store's refusal to delete a project under
 // delete protection.

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"encoding/json"
+	"time"
 
 	"github.com/lockbox-dev/lockbox/internal/audit"
 	"github.com/lockbox-dev/lockbox/internal/errs"
@@ -89,17 +90,14 @@ func (db *DB) Privileges(ctx context.Context, membershipID string) ([]project.Pr
 }
 
 // UpdatePrivilege rewrites a privilege.
-func (db *DB) UpdatePrivilege(ctx context.Context, p project.Privilege, permissions string, ev audit.Event) error {
+func (db *DB) UpdatePrivilege(ctx context.Context, p project.Privilege, permissions string, prev time.Time, ev audit.Event) error {
 	return db.Transact(ctx, func(tx *Tx) error {
 		res, err := tx.exec(ctx, `UPDATE project_membership_privileges SET slug = ?, permissions = ?, is_temporary = ?, temporary_mode = ?,
-			temporary_range = ?, temporary_access_start_time = ?, temporary_access_end_time = ?, updated_at = ? WHERE id = ?`,
+			temporary_range = ?, temporary_access_start_time = ?, temporary_access_end_time = ?, updated_at = ? WHERE id = ? AND updated_at = ?`,
 			p.Slug, permissions, p.IsTemporary, nullStr(p.TemporaryMode), nullStr(p.TemporaryRange), tsp(p.TemporaryAccessStartTime),
-			tsp(p.TemporaryAccessEndTime), ts(p.UpdatedAt), p.ID)
-		if err != nil {
-			return dbErr(err, "UpdatePrivilege")
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return errs.NotFoundf("Identity privilege with ID '%s' not found", p.ID)
+			tsp(p.TemporaryAccessEndTime), ts(p.UpdatedAt), p.ID, ts(prev))
+		if err := staleOr(res, err, "UpdatePrivilege", project.ErrStale); err != nil {
+			return err
 		}
 		return tx.insertAudit(ctx, ev)
 	})

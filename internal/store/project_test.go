@@ -212,3 +212,48 @@ func TestRoleWritesCheckWhatTheyRead(t *testing.T) {
 		}
 	})
 }
+
+// TestPrivilegeWritesCheckWhatTheyRead: a write of an additional privilege
+// from a read that another change has overtaken is refused
+// (project.ErrStale) and changes nothing: a new slug from an old read must
+// not bring back a window another change shortened.
+func TestPrivilegeWritesCheckWhatTheyRead(t *testing.T) {
+	storetest.ForEachEngine(t, func(t *testing.T, db *store.DB) {
+		ctx := t.Context()
+		pid, _, _ := seedProject(t, db)
+		ident, ms := store.NewID(), store.NewID()
+		if err := db.ExecForTest(ctx, `INSERT INTO identities (id, org_id, name, created_at, updated_at) VALUES (?, ?, 'i', 0, 0)`, ident, pid); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.ExecForTest(ctx, `INSERT INTO project_memberships (id, project_id, identity_id, created_at, updated_at) VALUES (?, ?, ?, 0, 0)`,
+			ms, pid, ident); err != nil {
+			t.Fatal(err)
+		}
+		at := time.Now().UTC().Truncate(time.Microsecond)
+		end := at.Add(time.Hour)
+		pv := project.Privilege{ID: store.NewID(), Slug: "temp", MembershipID: ms, ProjectID: pid, IdentityID: ident, IsTemporary: true,
+			TemporaryMode: "relative", TemporaryRange: "1h", TemporaryAccessStartTime: &at, TemporaryAccessEndTime: &end, CreatedAt: at, UpdatedAt: at}
+		ev := audit.Event{Type: "privilege", OrgID: pid}
+		rules := `[{"subject":"secrets","action":["read"]}]`
+		if err := db.CreatePrivilege(ctx, pv, rules, ev); err != nil {
+			t.Fatal(err)
+		}
+		read, err := db.PrivilegeByID(ctx, pv.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		shorter := at.Add(time.Minute)
+		shortened, renamed := read, read
+		shortened.TemporaryRange, shortened.TemporaryAccessEndTime, shortened.UpdatedAt = "1m", &shorter, at.Add(time.Second)
+		renamed.Slug, renamed.UpdatedAt = "renamed", at.Add(2*time.Second)
+		if err := db.UpdatePrivilege(ctx, shortened, rules, read.UpdatedAt, ev); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.UpdatePrivilege(ctx, renamed, rules, read.UpdatedAt, ev); !errors.Is(err, project.ErrStale) {
+			t.Fatalf("a write from an overtaken read: %v", err)
+		}
+		if got, err := db.PrivilegeByID(ctx, pv.ID); err != nil || got.Slug != "temp" || got.TemporaryAccessEndTime == nil || !got.TemporaryAccessEndTime.Equal(shorter) {
+			t.Fatalf("after the stale write: %+v %v", got, err)
+		}
+	})
+}
