@@ -64,8 +64,10 @@ type AdminStore interface {
 	OrgIdentity(ctx context.Context, orgID, id string) (OrgIdentity, error)
 	OrgIdentities(ctx context.Context, orgID string, offset, limit int) ([]OrgIdentity, int, error)
 	// UpdateIdentity writes name, delete protection, role and, when metadata
-	// is not nil, replaces the metadata.
-	UpdateIdentity(ctx context.Context, i Identity, role OrgRoleRef, metadata []Metadata, ev audit.Event) error
+	// is not nil, replaces the metadata, if the identity is still as read,
+	// last updated at prev; ErrStale if another change came first, or it is
+	// gone.
+	UpdateIdentity(ctx context.Context, i Identity, role OrgRoleRef, metadata []Metadata, prev time.Time, ev audit.Event) error
 	DeleteIdentity(ctx context.Context, id string, ev audit.Event) error
 
 	TokenAuth(ctx context.Context, identityID string) (TokenAuth, error)
@@ -320,11 +322,26 @@ type IdentityUpdate struct {
 }
 
 // Update changes an identity's name, role, delete protection or metadata.
+// It writes only the identity as it read it, and otherwise reads and
+// applies the change again (retryStale): a rename from an old read must not
+// bring back a role another change took away, which its author may not have
+// been allowed to give.
 func (a *Admin) Update(ctx context.Context, actor authz.Actor, id string, u IdentityUpdate) (OrgIdentity, error) {
+	var out OrgIdentity
+	err := retryStale(ctx, func() (err error) {
+		out, err = a.update(ctx, actor, id, u)
+		return err
+	})
+	return out, err
+}
+
+// update is one try of Update.
+func (a *Admin) update(ctx context.Context, actor authz.Actor, id string, u IdentityUpdate) (OrgIdentity, error) {
 	oi, err := a.get(ctx, actor, id, authz.ActEdit)
 	if err != nil {
 		return OrgIdentity{}, err
 	}
+	prev := oi.UpdatedAt
 	if u.Name != nil {
 		if oi.Name, err = checkName(*u.Name); err != nil {
 			return OrgIdentity{}, err
@@ -353,10 +370,10 @@ func (a *Admin) Update(ctx context.Context, actor authz.Actor, id string, u Iden
 			return OrgIdentity{}, err
 		}
 	}
-	oi.UpdatedAt = a.now().UTC().Truncate(time.Microsecond)
+	oi.UpdatedAt = after(a.now(), prev)
 	ev := audit.New(actor, "update-identity", map[string]any{"identityId": oi.ID, "name": oi.Name, "hasDeleteProtection": oi.HasDeleteProtection,
 		"role": slug})
-	if err := a.store.UpdateIdentity(ctx, oi.Identity, role, md, ev); err != nil {
+	if err := a.store.UpdateIdentity(ctx, oi.Identity, role, md, prev, ev); err != nil {
 		return OrgIdentity{}, err
 	}
 	return a.store.OrgIdentity(ctx, actor.OrgID, oi.ID)

@@ -164,11 +164,12 @@ func (db *DB) OrgIdentities(ctx context.Context, orgID string, offset, limit int
 }
 
 // UpdateIdentity writes an identity's fields and org role; non-nil metadata replaces the set.
-func (db *DB) UpdateIdentity(ctx context.Context, i identity.Identity, role identity.OrgRoleRef, metadata []identity.Metadata, ev audit.Event) error {
+func (db *DB) UpdateIdentity(ctx context.Context, i identity.Identity, role identity.OrgRoleRef, metadata []identity.Metadata, prev time.Time, ev audit.Event) error {
 	return db.Transact(ctx, func(tx *Tx) error {
-		if _, err := tx.exec(ctx, `UPDATE identities SET name = ?, has_delete_protection = ?, updated_at = ? WHERE id = ?`,
-			i.Name, i.HasDeleteProtection, ts(i.UpdatedAt), i.ID); err != nil {
-			return dbErr(err, "UpdateIdentity")
+		res, err := tx.exec(ctx, `UPDATE identities SET name = ?, has_delete_protection = ?, updated_at = ? WHERE id = ? AND updated_at = ?`,
+			i.Name, i.HasDeleteProtection, ts(i.UpdatedAt), i.ID, ts(prev))
+		if err := staleIfNone(res, err, "UpdateIdentity"); err != nil {
+			return err
 		}
 		if _, err := tx.exec(ctx, `UPDATE org_memberships SET role = ?, custom_role_id = ?, updated_at = ? WHERE identity_id = ? AND org_id = ?`,
 			role.Role, nullStr(role.CustomRoleID), ts(tx.Now), i.ID, i.OrgID); err != nil {

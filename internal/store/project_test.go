@@ -257,3 +257,43 @@ func TestPrivilegeWritesCheckWhatTheyRead(t *testing.T) {
 		}
 	})
 }
+
+// TestIdentityWritesCheckWhatTheyRead: an identity's update from a read
+// that another change has overtaken is refused (identity.ErrStale) and
+// changes nothing: a rename from an old read must not bring back the admin
+// role another change took away.
+func TestIdentityWritesCheckWhatTheyRead(t *testing.T) {
+	storetest.ForEachEngine(t, func(t *testing.T, db *store.DB) {
+		ctx := t.Context()
+		org, ident := store.NewID(), store.NewID()
+		for _, q := range []struct {
+			sql  string
+			args []any
+		}{
+			{`INSERT INTO orgs (id, name, slug, created_at, updated_at) VALUES (?, 'o', ?, 0, 0)`, []any{org, org}},
+			{`INSERT INTO identities (id, org_id, name, created_at, updated_at) VALUES (?, ?, 'bot', 0, 0)`, []any{ident, org}},
+			{`INSERT INTO org_memberships (id, org_id, identity_id, role, created_at, updated_at) VALUES (?, ?, ?, 'admin', 0, 0)`, []any{store.NewID(), org, ident}},
+		} {
+			if err := db.ExecForTest(ctx, q.sql, q.args...); err != nil {
+				t.Fatal(err)
+			}
+		}
+		read, err := db.OrgIdentity(ctx, org, ident)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ev := audit.Event{Type: "update-identity", OrgID: org}
+		demoted, renamed := read.Identity, read.Identity
+		demoted.UpdatedAt = read.UpdatedAt.Add(time.Second)
+		renamed.Name, renamed.UpdatedAt = "renamed", read.UpdatedAt.Add(2*time.Second)
+		if err := db.UpdateIdentity(ctx, demoted, identity.OrgRoleRef{Role: "member"}, nil, read.UpdatedAt, ev); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.UpdateIdentity(ctx, renamed, identity.OrgRoleRef{Role: "admin"}, nil, read.UpdatedAt, ev); !errors.Is(err, identity.ErrStale) {
+			t.Fatalf("a write from an overtaken read: %v", err)
+		}
+		if got, err := db.OrgIdentity(ctx, org, ident); err != nil || got.Role != "member" || got.Name != "bot" {
+			t.Fatalf("after the stale write: role %q name %q %v", got.Role, got.Name, err)
+		}
+	})
+}
