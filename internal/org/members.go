@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/mail"
@@ -19,6 +20,7 @@ import (
 	"github.com/lockbox-dev/lockbox/internal/errs"
 	"github.com/lockbox-dev/lockbox/internal/identity"
 	"github.com/lockbox-dev/lockbox/internal/keyring"
+	"github.com/lockbox-dev/lockbox/internal/project"
 )
 
 // Mailer sends a plain-text message; nil means no mail is sent.
@@ -127,7 +129,24 @@ type MemberChange struct {
 // Update changes a member's role or deactivates (reactivates) them. The
 // actor must hold every privilege of the member's current and new role, and
 // cannot change their own membership.
+//
+// It writes only the membership as it read it, and otherwise reads and
+// applies the change again (project.Retry): a role change from an old read
+// must not reactivate a member another change deactivated.
 func (s *Members) Update(ctx context.Context, actor authz.Actor, orgID, membershipID string, c MemberChange) (Member, error) {
+	var out Member
+	err := project.Retry(ctx, func(err error) bool { return errors.Is(err, ErrStale) }, project.MoveTries, func() (err error) {
+		out, err = s.update(ctx, actor, orgID, membershipID, c)
+		return err
+	})
+	if errors.Is(err, ErrStale) {
+		return Member{}, errs.Conflictf("The membership is being changed by other requests; retry")
+	}
+	return out, err
+}
+
+// update is one try of Update.
+func (s *Members) update(ctx context.Context, actor authz.Actor, orgID, membershipID string, c MemberChange) (Member, error) {
 	set, mine, err := perms(ctx, s.authz, actor, orgID, authz.ActEdit, authz.SubMember)
 	if err != nil {
 		return Member{}, err

@@ -84,8 +84,10 @@ type Store interface {
 	OrgMember(ctx context.Context, orgID, membershipID string) (Member, error)
 	// OrgMemberByUser finds a user's membership; errs.NotFound if none.
 	OrgMemberByUser(ctx context.Context, orgID, userID string) (Member, error)
-	// UpdateOrgMember writes Role, CustomRoleID and IsActive. It refuses
-	// (errs.Invalid) to leave the organization without an active admin.
+	// UpdateOrgMember writes Role, CustomRoleID and IsActive if the
+	// membership is still as read, last updated at m.UpdatedAt (ErrStale
+	// otherwise). It refuses (errs.Invalid) to leave the organization
+	// without an active admin.
 	UpdateOrgMember(ctx context.Context, m Member, ev audit.Event) error
 	// DeleteOrgMember removes the membership and the user's memberships of
 	// the organization's projects, with the same refusal.

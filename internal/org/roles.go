@@ -238,8 +238,9 @@ func (rs *Roles) Create(ctx context.Context, actor authz.Actor, c RoleChange) (R
 	return r, nil
 }
 
-// ErrStale is the store's refusal to write a role changed since it was read.
-var ErrStale = errors.New("the role changed since it was read")
+// ErrStale is the store's refusal to write a role or a membership changed
+// since it was read.
+var ErrStale = errors.New("changed since it was read")
 
 // Update changes a custom role; the actor must hold every rule of the role
 // before and after the change. It writes only the role as it read it, and

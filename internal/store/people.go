@@ -90,13 +90,15 @@ func (tx *Tx) keepingOrgAdmin(ctx context.Context, orgID string, change func() e
 	return nil
 }
 
-// UpdateOrgMember writes a membership's role and active flag.
+// UpdateOrgMember writes a membership's role and active flag if it is
+// still as read (last updated at m.UpdatedAt; org.ErrStale otherwise).
 func (db *DB) UpdateOrgMember(ctx context.Context, m org.Member, ev audit.Event) error {
 	return db.Transact(ctx, func(tx *Tx) error {
 		return tx.keepingOrgAdmin(ctx, m.OrgID, func() error {
-			if _, err := tx.exec(ctx, `UPDATE org_memberships SET role = ?, custom_role_id = ?, is_active = ?, updated_at = ? WHERE id = ? AND org_id = ?`,
-				m.Role, nullStr(m.CustomRoleID), m.IsActive, ts(tx.Now), m.ID, m.OrgID); err != nil {
-				return dbErr(err, "UpdateOrgMember")
+			res, err := tx.exec(ctx, `UPDATE org_memberships SET role = ?, custom_role_id = ?, is_active = ?, updated_at = ?
+				WHERE id = ? AND org_id = ? AND updated_at = ?`, m.Role, nullStr(m.CustomRoleID), m.IsActive, ts(tx.Now), m.ID, m.OrgID, ts(m.UpdatedAt))
+			if err := staleOr(res, err, "UpdateOrgMember", org.ErrStale); err != nil {
+				return err
 			}
 			return tx.insertAudit(ctx, ev)
 		})

@@ -297,3 +297,45 @@ func TestIdentityWritesCheckWhatTheyRead(t *testing.T) {
 		}
 	})
 }
+
+// TestOrgMemberWritesCheckWhatTheyRead: a user's organization membership
+// written from a read that another change has overtaken is refused
+// (org.ErrStale) and changes nothing: a role change from an old read must
+// not reactivate a member another change deactivated.
+func TestOrgMemberWritesCheckWhatTheyRead(t *testing.T) {
+	storetest.ForEachEngine(t, func(t *testing.T, db *store.DB) {
+		ctx := t.Context()
+		o, admin, user, ms := store.NewID(), store.NewID(), store.NewID(), store.NewID()
+		for _, q := range []struct {
+			sql  string
+			args []any
+		}{
+			{`INSERT INTO orgs (id, name, slug, created_at, updated_at) VALUES (?, 'o', ?, 0, 0)`, []any{o, o}},
+			{`INSERT INTO users (id, email, username, password_hash, created_at, updated_at) VALUES (?, ?, 'a', 'x', 0, 0)`, []any{admin, admin + "@x"}},
+			{`INSERT INTO users (id, email, username, password_hash, created_at, updated_at) VALUES (?, ?, 'u', 'x', 0, 0)`, []any{user, user + "@x"}},
+			{`INSERT INTO org_memberships (id, org_id, user_id, role, created_at, updated_at) VALUES (?, ?, ?, 'admin', 0, 0)`, []any{store.NewID(), o, admin}},
+			{`INSERT INTO org_memberships (id, org_id, user_id, role, created_at, updated_at) VALUES (?, ?, ?, 'member', 0, 0)`, []any{ms, o, user}},
+		} {
+			if err := db.ExecForTest(ctx, q.sql, q.args...); err != nil {
+				t.Fatal(err)
+			}
+		}
+		read, err := db.OrgMember(ctx, o, ms)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ev := audit.Event{Type: "update-user-org-membership", OrgID: o}
+		deactivated, promoted := read, read
+		deactivated.IsActive = false
+		promoted.Role = "admin"
+		if err := db.UpdateOrgMember(ctx, deactivated, ev); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.UpdateOrgMember(ctx, promoted, ev); !errors.Is(err, org.ErrStale) {
+			t.Fatalf("a write from an overtaken read: %v", err)
+		}
+		if got, err := db.OrgMember(ctx, o, ms); err != nil || got.IsActive || got.Role != "member" {
+			t.Fatalf("after the stale write: active %v role %q %v", got.IsActive, got.Role, err)
+		}
+	})
+}
