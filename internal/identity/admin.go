@@ -328,7 +328,7 @@ type IdentityUpdate struct {
 // been allowed to give.
 func (a *Admin) Update(ctx context.Context, actor authz.Actor, id string, u IdentityUpdate) (OrgIdentity, error) {
 	var out OrgIdentity
-	err := retryStale(ctx, func() (err error) {
+	err := retryStale(ctx, "identity", func() (err error) {
 		out, err = a.update(ctx, actor, id, u)
 		return err
 	})

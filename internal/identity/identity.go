@@ -201,10 +201,11 @@ var ErrStale = errors.New("changed since it was read")
 // with its backoff, up to project.MoveTries times), so that two changes of
 // different settings both stay; a write from the whole row as read would
 // undo the other (a narrowed trusted-IP list among them).
-func retryStale(ctx context.Context, try func() error) error {
+// what names the changed thing in the 409 that ends the tries.
+func retryStale(ctx context.Context, what string, try func() error) error {
 	err := project.Retry(ctx, func(err error) bool { return errors.Is(err, ErrStale) }, project.MoveTries, try)
 	if errors.Is(err, ErrStale) {
-		return errs.Conflictf("The configuration is being changed by other requests; retry")
+		return errs.Conflictf("The %s is being changed by other requests; retry", what)
 	}
 	return err
 }

@@ -204,7 +204,7 @@ func shown(reg authmethod.Registration, c AuthConfig) (AuthConfig, error) {
 // Update changes an identity's configuration of method; absent fields keep their values.
 func (m *Methods) Update(ctx context.Context, actor authz.Actor, method, identityID string, s TokenSettings, body json.RawMessage) (AuthConfig, error) {
 	var out AuthConfig
-	err := retryStale(ctx, func() (err error) {
+	err := retryStale(ctx, "configuration", func() (err error) {
 		out, err = m.update(ctx, actor, method, identityID, s, body)
 		return err
 	})

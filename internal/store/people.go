@@ -95,8 +95,12 @@ func (tx *Tx) keepingOrgAdmin(ctx context.Context, orgID string, change func() e
 func (db *DB) UpdateOrgMember(ctx context.Context, m org.Member, ev audit.Event) error {
 	return db.Transact(ctx, func(tx *Tx) error {
 		return tx.keepingOrgAdmin(ctx, m.OrgID, func() error {
+			now := tx.Now
+			if !now.After(m.UpdatedAt) { // later than what was read, so a write from that read cannot match
+				now = m.UpdatedAt.Add(time.Microsecond)
+			}
 			res, err := tx.exec(ctx, `UPDATE org_memberships SET role = ?, custom_role_id = ?, is_active = ?, updated_at = ?
-				WHERE id = ? AND org_id = ? AND updated_at = ?`, m.Role, nullStr(m.CustomRoleID), m.IsActive, ts(tx.Now), m.ID, m.OrgID, ts(m.UpdatedAt))
+				WHERE id = ? AND org_id = ? AND updated_at = ?`, m.Role, nullStr(m.CustomRoleID), m.IsActive, ts(now), m.ID, m.OrgID, ts(m.UpdatedAt))
 			if err := staleOr(res, err, "UpdateOrgMember", org.ErrStale); err != nil {
 				return err
 			}
