@@ -10,6 +10,7 @@ import (
 	"github.com/lockbox-dev/lockbox/internal/audit"
 	"github.com/lockbox-dev/lockbox/internal/authz"
 	"github.com/lockbox-dev/lockbox/internal/errs"
+	"github.com/lockbox-dev/lockbox/internal/project"
 )
 
 // Authorizer resolves what an actor may do.
@@ -323,16 +324,11 @@ type IdentityUpdate struct {
 
 // Update changes an identity's name, role, delete protection or metadata.
 // It writes only the identity as it read it, and otherwise reads and
-// applies the change again (retryStale): a rename from an old read must not
+// applies the change again (project.RetryStale): a rename from an old read must not
 // bring back a role another change took away, which its author may not have
 // been allowed to give.
 func (a *Admin) Update(ctx context.Context, actor authz.Actor, id string, u IdentityUpdate) (OrgIdentity, error) {
-	var out OrgIdentity
-	err := retryStale(ctx, "identity", func() (err error) {
-		out, err = a.update(ctx, actor, id, u)
-		return err
-	})
-	return out, err
+	return project.RetryStale(ctx, ErrStale, "identity", func() (OrgIdentity, error) { return a.update(ctx, actor, id, u) })
 }
 
 // update is one try of Update.

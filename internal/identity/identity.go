@@ -4,14 +4,11 @@
 package identity
 
 import (
-	"context"
 	"errors"
 	"net/netip"
 	"time"
 
-	"github.com/lockbox-dev/lockbox/internal/errs"
 	"github.com/lockbox-dev/lockbox/internal/netaddr"
-	"github.com/lockbox-dev/lockbox/internal/project"
 )
 
 // Identity is a machine identity of an organization.
@@ -195,20 +192,6 @@ const (
 // ErrStale is the store's refusal to write a configuration changed since
 // it was read.
 var ErrStale = errors.New("changed since it was read")
-
-// retryStale runs one try of a configuration change (read, apply, write
-// if unchanged) until it does not lose to a concurrent change (project.Retry,
-// with its backoff, up to project.MoveTries times), so that two changes of
-// different settings both stay; a write from the whole row as read would
-// undo the other (a narrowed trusted-IP list among them).
-// what names the changed thing in the 409 that ends the tries.
-func retryStale(ctx context.Context, what string, try func() error) error {
-	err := project.Retry(ctx, func(err error) bool { return errors.Is(err, ErrStale) }, project.MoveTries, try)
-	if errors.Is(err, ErrStale) {
-		return errs.Conflictf("The %s is being changed by other requests; retry", what)
-	}
-	return err
-}
 
 // after is now, to the microsecond the store keeps, made later than prev,
 // so that a write from a read of prev cannot match the new row.

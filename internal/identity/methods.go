@@ -15,6 +15,7 @@ import (
 	"github.com/lockbox-dev/lockbox/internal/authmethod"
 	"github.com/lockbox-dev/lockbox/internal/authz"
 	"github.com/lockbox-dev/lockbox/internal/errs"
+	"github.com/lockbox-dev/lockbox/internal/project"
 )
 
 // AuthConfig is an identity's configuration of a registered login method
@@ -203,12 +204,9 @@ func shown(reg authmethod.Registration, c AuthConfig) (AuthConfig, error) {
 
 // Update changes an identity's configuration of method; absent fields keep their values.
 func (m *Methods) Update(ctx context.Context, actor authz.Actor, method, identityID string, s TokenSettings, body json.RawMessage) (AuthConfig, error) {
-	var out AuthConfig
-	err := retryStale(ctx, "configuration", func() (err error) {
-		out, err = m.update(ctx, actor, method, identityID, s, body)
-		return err
+	return project.RetryStale(ctx, ErrStale, "configuration", func() (AuthConfig, error) {
+		return m.update(ctx, actor, method, identityID, s, body)
 	})
-	return out, err
 }
 
 // update is one try of Update.

@@ -8,6 +8,7 @@ import (
 	"github.com/lockbox-dev/lockbox/internal/audit"
 	"github.com/lockbox-dev/lockbox/internal/authz"
 	"github.com/lockbox-dev/lockbox/internal/errs"
+	"github.com/lockbox-dev/lockbox/internal/project"
 )
 
 // TokenAuthConfig is an attach or update request for Token Auth; nil fields are absent.
@@ -61,23 +62,20 @@ func (a *Admin) AttachTokenAuth(ctx context.Context, actor authz.Actor, identity
 
 // UpdateTokenAuth changes an identity's Token Auth configuration.
 func (a *Admin) UpdateTokenAuth(ctx context.Context, actor authz.Actor, identityID string, c TokenAuthConfig) (TokenAuth, error) {
-	var out TokenAuth
-	err := retryStale(ctx, "configuration", func() error {
+	return project.RetryStale(ctx, ErrStale, "configuration", func() (TokenAuth, error) {
 		oi, ta, err := a.tokenAuth(ctx, actor, identityID, authz.ActEdit)
 		if err != nil {
-			return err
+			return TokenAuth{}, err
 		}
 		prev := ta.UpdatedAt
 		if err := c.apply(&ta); err != nil {
-			return err
+			return TokenAuth{}, err
 		}
 		ta.UpdatedAt = after(a.now(), prev)
 		ev := audit.New(actor, "update-identity-token-auth", map[string]any{"identityId": oi.ID,
 			"accessTokenTTL": ta.AccessTokenTTL, "accessTokenMaxTTL": ta.AccessTokenMaxTTL})
-		out = ta
-		return a.store.UpdateTokenAuth(ctx, ta, prev, ev)
+		return ta, a.store.UpdateTokenAuth(ctx, ta, prev, ev)
 	})
-	return out, err
 }
 
 // GetTokenAuth returns an identity's Token Auth configuration.

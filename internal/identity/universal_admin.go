@@ -9,6 +9,7 @@ import (
 	"github.com/lockbox-dev/lockbox/internal/audit"
 	"github.com/lockbox-dev/lockbox/internal/authz"
 	"github.com/lockbox-dev/lockbox/internal/errs"
+	"github.com/lockbox-dev/lockbox/internal/project"
 )
 
 // MaxTTLSeconds is the largest TTL Infisical accepts (10 years).
@@ -191,23 +192,20 @@ func (u *UA) config(ctx context.Context, actor authz.Actor, identityID, action s
 
 // Update changes an identity's Universal Auth configuration.
 func (u *UA) Update(ctx context.Context, actor authz.Actor, identityID string, c UAConfig) (UniversalAuth, error) {
-	var out UniversalAuth
-	err := retryStale(ctx, "configuration", func() error {
+	return project.RetryStale(ctx, ErrStale, "configuration", func() (UniversalAuth, error) {
 		ident, ua, err := u.config(ctx, actor, identityID, authz.ActEdit)
 		if err != nil {
-			return err
+			return UniversalAuth{}, err
 		}
 		prev := ua.UpdatedAt
 		if err := c.apply(&ua); err != nil {
-			return err
+			return UniversalAuth{}, err
 		}
 		ua.UpdatedAt = after(u.now(), prev)
 		ev := audit.New(actor, "update-identity-universal-auth", map[string]any{"identityId": ident.ID,
 			"accessTokenTTL": ua.AccessTokenTTL, "accessTokenMaxTTL": ua.AccessTokenMaxTTL})
-		out = ua
-		return u.store.UpdateUniversalAuth(ctx, ua, prev, ev)
+		return ua, u.store.UpdateUniversalAuth(ctx, ua, prev, ev)
 	})
-	return out, err
 }
 
 // Get returns an identity's Universal Auth configuration.

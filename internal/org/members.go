@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/mail"
@@ -134,15 +133,7 @@ type MemberChange struct {
 // applies the change again (project.Retry): a role change from an old read
 // must not reactivate a member another change deactivated.
 func (s *Members) Update(ctx context.Context, actor authz.Actor, orgID, membershipID string, c MemberChange) (Member, error) {
-	var out Member
-	err := project.Retry(ctx, func(err error) bool { return errors.Is(err, ErrStale) }, project.MoveTries, func() (err error) {
-		out, err = s.update(ctx, actor, orgID, membershipID, c)
-		return err
-	})
-	if errors.Is(err, ErrStale) {
-		return Member{}, errs.Conflictf("The membership is being changed by other requests; retry")
-	}
-	return out, err
+	return project.RetryStale(ctx, ErrStale, "membership", func() (Member, error) { return s.update(ctx, actor, orgID, membershipID, c) })
 }
 
 // update is one try of Update.

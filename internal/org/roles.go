@@ -248,15 +248,7 @@ var ErrStale = errors.New("changed since it was read")
 // concurrent changes of different fields all stay: a rename must not bring
 // back a permission another change took away.
 func (rs *Roles) Update(ctx context.Context, actor authz.Actor, id string, c RoleChange) (Role, error) {
-	var out Role
-	err := project.Retry(ctx, func(err error) bool { return errors.Is(err, ErrStale) }, project.MoveTries, func() (err error) {
-		out, err = rs.update(ctx, actor, id, c)
-		return err
-	})
-	if errors.Is(err, ErrStale) {
-		return Role{}, errs.Conflictf("The role is being changed by other requests; retry")
-	}
-	return out, err
+	return project.RetryStale(ctx, ErrStale, "role", func() (Role, error) { return rs.update(ctx, actor, id, c) })
 }
 
 // update is one try of Update.

@@ -3,7 +3,6 @@ package project
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"time"
 
 	"github.com/google/uuid"
@@ -481,15 +480,7 @@ func (ps *Privileges) UpdateUser(ctx context.Context, actor authz.Actor, id stri
 // fields all stay: a new slug from an old read must not bring back a
 // window another change shortened.
 func (ps *Privileges) update(ctx context.Context, actor authz.Actor, id string, c PrivilegeChange, user bool) (Privilege, error) {
-	var out Privilege
-	err := Retry(ctx, func(err error) bool { return errors.Is(err, ErrStale) }, MoveTries, func() (err error) {
-		out, err = ps.updateOnce(ctx, actor, id, c, user)
-		return err
-	})
-	if errors.Is(err, ErrStale) {
-		return Privilege{}, errs.Conflictf("The privilege is being changed by other requests; retry")
-	}
-	return out, err
+	return RetryStale(ctx, ErrStale, "privilege", func() (Privilege, error) { return ps.updateOnce(ctx, actor, id, c, user) })
 }
 
 // updateOnce is one try of update.

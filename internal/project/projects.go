@@ -278,16 +278,15 @@ var ErrDeleteProtected = errors.New("the project has delete protection")
 // (Retry, up to MoveTries times): two changes of different settings both
 // stay. change returns the audit event, or an error to stop.
 func (s *Service) write(ctx context.Context, actor authz.Actor, id, subject string, change func(*Project) (audit.Event, error)) (Project, error) {
-	var out Project
-	err := Retry(ctx, func(err error) bool { return errors.Is(err, ErrStale) }, MoveTries, func() error {
+	return RetryStale(ctx, ErrStale, "project", func() (Project, error) {
 		p, _, err := s.load(ctx, actor, id, authz.ActEdit, subject)
 		if err != nil {
-			return err
+			return Project{}, err
 		}
 		prev := p.UpdatedAt
 		ev, err := change(&p)
 		if err != nil {
-			return err
+			return Project{}, err
 		}
 		// Later than prev, so a write from an earlier read cannot match it.
 		p.UpdatedAt = s.now().UTC().Truncate(time.Microsecond)
@@ -296,17 +295,13 @@ func (s *Service) write(ctx context.Context, actor authz.Actor, id, subject stri
 		}
 		err = s.store.UpdateProject(ctx, p, prev, ev)
 		if errs.Is(err, errs.Conflict) { // the only unique setting
-			return errs.BadRequest("A project with the slug '%s' already exists", p.Slug)
+			return Project{}, errs.BadRequest("A project with the slug '%s' already exists", p.Slug)
 		}
-		if err == nil {
-			out = p
+		if err != nil {
+			return Project{}, err
 		}
-		return err
+		return p, nil
 	})
-	if errors.Is(err, ErrStale) {
-		return Project{}, errs.Conflictf("The project is being changed by other requests; retry")
-	}
-	return out, err
 }
 
 // Update changes a project's settings.

@@ -3,7 +3,6 @@ package project
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"strings"
 	"time"
 
@@ -194,15 +193,7 @@ func roleNotFound(id string) error { return errs.NotFoundf("Role with ID '%s' no
 // changes of different fields all stay: a rename must not bring back a
 // permission another change took away.
 func (rs *Roles) Update(ctx context.Context, actor authz.Actor, projectID, roleID string, c RoleChange) (Role, error) {
-	var out Role
-	err := Retry(ctx, func(err error) bool { return errors.Is(err, ErrStale) }, MoveTries, func() (err error) {
-		out, err = rs.update(ctx, actor, projectID, roleID, c)
-		return err
-	})
-	if errors.Is(err, ErrStale) {
-		return Role{}, errs.Conflictf("The role is being changed by other requests; retry")
-	}
-	return out, err
+	return RetryStale(ctx, ErrStale, "role", func() (Role, error) { return rs.update(ctx, actor, projectID, roleID, c) })
 }
 
 // update is one try of Update.
