@@ -166,41 +166,54 @@ func (db *DB) OrgIdentities(ctx context.Context, orgID string, offset, limit int
 // UpdateIdentity writes an identity's fields and org role; non-nil metadata replaces the set.
 func (db *DB) UpdateIdentity(ctx context.Context, i identity.Identity, role identity.OrgRoleRef, metadata []identity.Metadata, prev time.Time, ev audit.Event) error {
 	return db.Transact(ctx, func(tx *Tx) error {
-		res, err := tx.exec(ctx, `UPDATE identities SET name = ?, has_delete_protection = ?, updated_at = ? WHERE id = ? AND updated_at = ?`,
-			i.Name, i.HasDeleteProtection, ts(i.UpdatedAt), i.ID, ts(prev))
-		if err := staleIfNone(res, err, "UpdateIdentity"); err != nil {
-			return err
-		}
-		if _, err := tx.exec(ctx, `UPDATE org_memberships SET role = ?, custom_role_id = ?, updated_at = ? WHERE identity_id = ? AND org_id = ?`,
-			role.Role, nullStr(role.CustomRoleID), ts(tx.Now), i.ID, i.OrgID); err != nil {
-			return dbErr(err, "update identity role")
-		}
-		if metadata != nil {
-			if _, err := tx.exec(ctx, `DELETE FROM identity_metadata WHERE identity_id = ?`, i.ID); err != nil {
-				return dbErr(err, "replace metadata")
-			}
-			for _, m := range metadata {
-				if _, err := tx.exec(ctx, `INSERT INTO identity_metadata (id, identity_id, key, value) VALUES (?, ?, ?, ?)`,
-					m.ID, i.ID, m.Key, m.Value); err != nil {
-					return dbErr(err, "insert metadata")
-				}
-			}
-		}
-		return tx.insertAudit(ctx, ev)
+		return tx.keepingOrgAdmin(ctx, i.OrgID, func() error { return tx.updateIdentity(ctx, i, role, metadata, prev, ev) })
 	})
 }
 
-// DeleteIdentity deletes an identity; memberships and tokens cascade.
+// updateIdentity is UpdateIdentity's writes, in its transaction.
+func (tx *Tx) updateIdentity(ctx context.Context, i identity.Identity, role identity.OrgRoleRef, metadata []identity.Metadata, prev time.Time, ev audit.Event) error {
+	res, err := tx.exec(ctx, `UPDATE identities SET name = ?, has_delete_protection = ?, updated_at = ? WHERE id = ? AND updated_at = ?`,
+		i.Name, i.HasDeleteProtection, ts(i.UpdatedAt), i.ID, ts(prev))
+	if err := staleIfNone(res, err, "UpdateIdentity"); err != nil {
+		return err
+	}
+	if _, err := tx.exec(ctx, `UPDATE org_memberships SET role = ?, custom_role_id = ?, updated_at = ? WHERE identity_id = ? AND org_id = ?`,
+		role.Role, nullStr(role.CustomRoleID), ts(tx.Now), i.ID, i.OrgID); err != nil {
+		return dbErr(err, "update identity role")
+	}
+	if metadata != nil {
+		if _, err := tx.exec(ctx, `DELETE FROM identity_metadata WHERE identity_id = ?`, i.ID); err != nil {
+			return dbErr(err, "replace metadata")
+		}
+		for _, m := range metadata {
+			if _, err := tx.exec(ctx, `INSERT INTO identity_metadata (id, identity_id, key, value) VALUES (?, ?, ?, ?)`,
+				m.ID, i.ID, m.Key, m.Value); err != nil {
+				return dbErr(err, "insert metadata")
+			}
+		}
+	}
+	return tx.insertAudit(ctx, ev)
+}
+
+// DeleteIdentity deletes an identity; memberships and tokens cascade. It
+// refuses to leave its organization without an active admin, as a user's
+// removal does.
 func (db *DB) DeleteIdentity(ctx context.Context, id string, ev audit.Event) error {
 	return db.Transact(ctx, func(tx *Tx) error {
-		if _, err := tx.exec(ctx, `DELETE FROM project_membership_roles WHERE membership_id IN
-			(SELECT id FROM project_memberships WHERE identity_id = ?)`, id); err != nil {
-			return dbErr(err, "delete membership roles")
-		}
-		if _, err := tx.exec(ctx, `DELETE FROM identities WHERE id = ?`, id); err != nil {
+		var orgID string
+		if err := tx.queryRow(ctx, `SELECT org_id FROM identities WHERE id = ?`, id).Scan(&orgID); err != nil {
 			return dbErr(err, "DeleteIdentity")
 		}
-		return tx.insertAudit(ctx, ev)
+		return tx.keepingOrgAdmin(ctx, orgID, func() error {
+			if _, err := tx.exec(ctx, `DELETE FROM project_membership_roles WHERE membership_id IN
+				(SELECT id FROM project_memberships WHERE identity_id = ?)`, id); err != nil {
+				return dbErr(err, "delete membership roles")
+			}
+			if _, err := tx.exec(ctx, `DELETE FROM identities WHERE id = ?`, id); err != nil {
+				return dbErr(err, "DeleteIdentity")
+			}
+			return tx.insertAudit(ctx, ev)
+		})
 	})
 }
 

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/lockbox-dev/lockbox/internal/audit"
+	"github.com/lockbox-dev/lockbox/internal/errs"
 	"github.com/lockbox-dev/lockbox/internal/identity"
 	"github.com/lockbox-dev/lockbox/internal/org"
 	"github.com/lockbox-dev/lockbox/internal/project"
@@ -273,6 +274,8 @@ func TestIdentityWritesCheckWhatTheyRead(t *testing.T) {
 			{`INSERT INTO orgs (id, name, slug, created_at, updated_at) VALUES (?, 'o', ?, 0, 0)`, []any{org, org}},
 			{`INSERT INTO identities (id, org_id, name, created_at, updated_at) VALUES (?, ?, 'bot', 0, 0)`, []any{ident, org}},
 			{`INSERT INTO org_memberships (id, org_id, identity_id, role, created_at, updated_at) VALUES (?, ?, ?, 'admin', 0, 0)`, []any{store.NewID(), org, ident}},
+			{`INSERT INTO users (id, email, username, password_hash, created_at, updated_at) VALUES (?, ?, 'a', 'x', 0, 0)`, []any{org, org + "@x"}},
+			{`INSERT INTO org_memberships (id, org_id, user_id, role, created_at, updated_at) VALUES (?, ?, ?, 'admin', 0, 0)`, []any{store.NewID(), org, org}},
 		} {
 			if err := db.ExecForTest(ctx, q.sql, q.args...); err != nil {
 				t.Fatal(err)
@@ -336,6 +339,57 @@ func TestOrgMemberWritesCheckWhatTheyRead(t *testing.T) {
 		}
 		if got, err := db.OrgMember(ctx, o, ms); err != nil || got.IsActive || got.Role != "member" {
 			t.Fatalf("after the stale write: active %v role %q %v", got.IsActive, got.Role, err)
+		}
+	})
+}
+
+// TestLastAdminIdentityStays: an organization whose only active admin is
+// an identity keeps it: demoting or deleting it is refused (400), as for a
+// user; with another admin, both go through.
+func TestLastAdminIdentityStays(t *testing.T) {
+	storetest.ForEachEngine(t, func(t *testing.T, db *store.DB) {
+		ctx := t.Context()
+		org, ident := store.NewID(), store.NewID()
+		for _, q := range []struct {
+			sql  string
+			args []any
+		}{
+			{`INSERT INTO orgs (id, name, slug, created_at, updated_at) VALUES (?, 'o', ?, 0, 0)`, []any{org, org}},
+			{`INSERT INTO identities (id, org_id, name, created_at, updated_at) VALUES (?, ?, 'bot', 0, 0)`, []any{ident, org}},
+			{`INSERT INTO org_memberships (id, org_id, identity_id, role, created_at, updated_at) VALUES (?, ?, ?, 'admin', 0, 0)`, []any{store.NewID(), org, ident}},
+		} {
+			if err := db.ExecForTest(ctx, q.sql, q.args...); err != nil {
+				t.Fatal(err)
+			}
+		}
+		read, err := db.OrgIdentity(ctx, org, ident)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ev := audit.Event{Type: "identity", OrgID: org}
+		demoted := read.Identity
+		demoted.UpdatedAt = read.UpdatedAt.Add(time.Second)
+		if err := db.UpdateIdentity(ctx, demoted, identity.OrgRoleRef{Role: "member"}, nil, read.UpdatedAt, ev); !errs.Is(err, errs.Invalid) {
+			t.Fatalf("demoting the last admin: %v", err)
+		}
+		if err := db.DeleteIdentity(ctx, ident, ev); !errs.Is(err, errs.Invalid) {
+			t.Fatalf("deleting the last admin: %v", err)
+		}
+		if got, err := db.OrgIdentity(ctx, org, ident); err != nil || got.Role != "admin" {
+			t.Fatalf("after the refusals: %q %v", got.Role, err)
+		}
+		if err := db.ExecForTest(ctx, `INSERT INTO identities (id, org_id, name, created_at, updated_at) VALUES (?, ?, 'other', 0, 0)`, org, org); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.ExecForTest(ctx, `INSERT INTO org_memberships (id, org_id, identity_id, role, created_at, updated_at) VALUES (?, ?, ?, 'admin', 0, 0)`,
+			store.NewID(), org, org); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.UpdateIdentity(ctx, demoted, identity.OrgRoleRef{Role: "member"}, nil, read.UpdatedAt, ev); err != nil {
+			t.Fatalf("demoting an admin beside another: %v", err)
+		}
+		if err := db.DeleteIdentity(ctx, ident, ev); err != nil {
+			t.Fatalf("deleting a member: %v", err)
 		}
 	})
 }
