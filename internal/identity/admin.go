@@ -394,5 +394,10 @@ func (a *Admin) Delete(ctx context.Context, actor authz.Actor, id string) (OrgId
 		}
 	}
 	ev := audit.New(actor, "delete-identity", map[string]any{"identityId": oi.ID, "name": oi.Name})
-	return oi, a.store.DeleteIdentity(ctx, oi.ID, ev)
+	if err := a.store.DeleteIdentity(ctx, oi.ID, ev); errs.Is(err, errs.NotFound) {
+		return OrgIdentity{}, identityNotFound(oi.ID) // deleted since it was read
+	} else if err != nil {
+		return OrgIdentity{}, err
+	}
+	return oi, nil
 }

@@ -62,10 +62,18 @@ func (db *DB) OrgMemberByUser(ctx context.Context, orgID, userID string) (org.Me
 
 // keepingOrgAdmin runs change and refuses it if it leaves an organization
 // that had an active admin (user or identity) without one; the org row is
-// locked first so two concurrent demotions cannot both pass.
+// locked first so two concurrent demotions cannot both pass. On PostgreSQL
+// the lock is FOR NO KEY UPDATE: it excludes the other demotions but not
+// the inserts that reference the organization (a login's session, a new
+// identity or project), which FOR UPDATE would hold up for the whole
+// change (an identity's deletion deletes all its tokens).
 func (tx *Tx) keepingOrgAdmin(ctx context.Context, orgID string, change func() error) error {
+	lock := ""
+	if tx.db.dialect == Postgres {
+		lock = " FOR NO KEY UPDATE"
+	}
 	var id string
-	if err := tx.queryRow(ctx, `SELECT id FROM orgs WHERE id = ?`+tx.db.forUpdate(), orgID).Scan(&id); err != nil {
+	if err := tx.queryRow(ctx, `SELECT id FROM orgs WHERE id = ?`+lock, orgID).Scan(&id); err != nil {
 		return dbErr(err, "lock org")
 	}
 	count := func() (int, error) {
