@@ -66,7 +66,7 @@ type AdminStore interface {
 	OrgIdentities(ctx context.Context, orgID string, offset, limit int) ([]OrgIdentity, int, error)
 	// UpdateIdentity writes name, delete protection, role and, when metadata
 	// is not nil, replaces the metadata, if the identity is still as read,
-	// last updated at prev; ErrStale if another change came first, or it is
+	// last updated at prev; project.ErrStale if another change came first, or it is
 	// gone.
 	UpdateIdentity(ctx context.Context, i Identity, role OrgRoleRef, metadata []Metadata, prev time.Time, ev audit.Event) error
 	DeleteIdentity(ctx context.Context, id string, ev audit.Event) error
@@ -74,7 +74,7 @@ type AdminStore interface {
 	TokenAuth(ctx context.Context, identityID string) (TokenAuth, error)
 	CreateTokenAuth(ctx context.Context, ta TokenAuth, ev audit.Event) error
 	// UpdateTokenAuth writes ta if it is still as read, last updated at
-	// prev; ErrStale if another change came first.
+	// prev; project.ErrStale if another change came first.
 	UpdateTokenAuth(ctx context.Context, ta TokenAuth, prev time.Time, ev audit.Event) error
 	// DeleteTokenAuth removes the configuration and revokes its tokens.
 	DeleteTokenAuth(ctx context.Context, identityID string, ev audit.Event) error
@@ -328,7 +328,7 @@ type IdentityUpdate struct {
 // bring back a role another change took away, which its author may not have
 // been allowed to give.
 func (a *Admin) Update(ctx context.Context, actor authz.Actor, id string, u IdentityUpdate) (OrgIdentity, error) {
-	return project.RetryStale(ctx, ErrStale, "identity", func() (OrgIdentity, error) { return a.update(ctx, actor, id, u) })
+	return project.RetryStale(ctx, "identity", func() (OrgIdentity, error) { return a.update(ctx, actor, id, u) })
 }
 
 // update is one try of Update.

@@ -4,7 +4,6 @@
 package identity
 
 import (
-	"errors"
 	"net/netip"
 	"time"
 
@@ -188,10 +187,6 @@ const (
 	MethodUniversalAuth = "universal-auth"
 	MethodEmail         = "email"
 )
-
-// ErrStale is the store's refusal to write a configuration changed since
-// it was read.
-var ErrStale = errors.New("changed since it was read")
 
 // after is now, to the microsecond the store keeps, made later than prev,
 // so that a write from a read of prev cannot match the new row.

@@ -45,7 +45,7 @@ type MethodStore interface {
 	// of the identity's organization, in one query.
 	AuthConfigLogin(ctx context.Context, identityID, method string) (AuthConfig, Identity, string, error)
 	// UpdateAuthConfig writes c if it is still as read, last updated at
-	// prev; ErrStale if another change came first.
+	// prev; project.ErrStale if another change came first.
 	UpdateAuthConfig(ctx context.Context, c AuthConfig, prev time.Time, ev audit.Event) error
 	// DeleteAuthConfig removes the configuration and revokes its tokens.
 	DeleteAuthConfig(ctx context.Context, identityID, method string, ev audit.Event) error
@@ -204,7 +204,7 @@ func shown(reg authmethod.Registration, c AuthConfig) (AuthConfig, error) {
 
 // Update changes an identity's configuration of method; absent fields keep their values.
 func (m *Methods) Update(ctx context.Context, actor authz.Actor, method, identityID string, s TokenSettings, body json.RawMessage) (AuthConfig, error) {
-	return project.RetryStale(ctx, ErrStale, "configuration", func() (AuthConfig, error) {
+	return project.RetryStale(ctx, "configuration", func() (AuthConfig, error) {
 		return m.update(ctx, actor, method, identityID, s, body)
 	})
 }

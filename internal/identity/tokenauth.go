@@ -62,7 +62,7 @@ func (a *Admin) AttachTokenAuth(ctx context.Context, actor authz.Actor, identity
 
 // UpdateTokenAuth changes an identity's Token Auth configuration.
 func (a *Admin) UpdateTokenAuth(ctx context.Context, actor authz.Actor, identityID string, c TokenAuthConfig) (TokenAuth, error) {
-	return project.RetryStale(ctx, ErrStale, "configuration", func() (TokenAuth, error) {
+	return project.RetryStale(ctx, "configuration", func() (TokenAuth, error) {
 		oi, ta, err := a.tokenAuth(ctx, actor, identityID, authz.ActEdit)
 		if err != nil {
 			return TokenAuth{}, err

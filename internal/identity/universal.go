@@ -90,7 +90,7 @@ type UAStore interface {
 	// that client ID (Found false when only the secret is unknown).
 	UniversalAuthLogin(ctx context.Context, clientID, hash string) (UALogin, error)
 	// UpdateUniversalAuth writes ua if it is still as read, last updated at
-	// prev; ErrStale if another change came first.
+	// prev; project.ErrStale if another change came first.
 	UpdateUniversalAuth(ctx context.Context, ua UniversalAuth, prev time.Time, ev audit.Event) error
 	// DeleteUniversalAuth removes the configuration, its secrets and revokes every
 	// token issued through it.

@@ -192,7 +192,7 @@ func (u *UA) config(ctx context.Context, actor authz.Actor, identityID, action s
 
 // Update changes an identity's Universal Auth configuration.
 func (u *UA) Update(ctx context.Context, actor authz.Actor, identityID string, c UAConfig) (UniversalAuth, error) {
-	return project.RetryStale(ctx, ErrStale, "configuration", func() (UniversalAuth, error) {
+	return project.RetryStale(ctx, "configuration", func() (UniversalAuth, error) {
 		ident, ua, err := u.config(ctx, actor, identityID, authz.ActEdit)
 		if err != nil {
 			return UniversalAuth{}, err

@@ -130,10 +130,10 @@ type MemberChange struct {
 // cannot change their own membership.
 //
 // It writes only the membership as it read it, and otherwise reads and
-// applies the change again (project.Retry): a role change from an old read
+// applies the change again (project.RetryStale): a role change from an old read
 // must not reactivate a member another change deactivated.
 func (s *Members) Update(ctx context.Context, actor authz.Actor, orgID, membershipID string, c MemberChange) (Member, error) {
-	return project.RetryStale(ctx, ErrStale, "membership", func() (Member, error) { return s.update(ctx, actor, orgID, membershipID, c) })
+	return project.RetryStale(ctx, "membership", func() (Member, error) { return s.update(ctx, actor, orgID, membershipID, c) })
 }
 
 // update is one try of Update.

@@ -85,7 +85,7 @@ type Store interface {
 	// OrgMemberByUser finds a user's membership; errs.NotFound if none.
 	OrgMemberByUser(ctx context.Context, orgID, userID string) (Member, error)
 	// UpdateOrgMember writes Role, CustomRoleID and IsActive if the
-	// membership is still as read, last updated at m.UpdatedAt (ErrStale
+	// membership is still as read, last updated at m.UpdatedAt (project.ErrStale
 	// otherwise). It refuses (errs.Invalid) to leave the organization
 	// without an active admin.
 	UpdateOrgMember(ctx context.Context, m Member, ev audit.Event) error
@@ -109,7 +109,7 @@ type Store interface {
 	OrgRoleBySlug(ctx context.Context, orgID, slug string) (Role, error)
 	CreateOrgRole(ctx context.Context, r Role, permissions string, ev audit.Event) error
 	// UpdateOrgRole writes r if it is still as read, last updated at prev;
-	// ErrStale if another change came first.
+	// project.ErrStale if another change came first.
 	UpdateOrgRole(ctx context.Context, r Role, permissions string, prev time.Time, ev audit.Event) error
 	// DeleteOrgRole deletes a role; errs.Conflict while a membership uses it.
 	DeleteOrgRole(ctx context.Context, r Role, ev audit.Event) error

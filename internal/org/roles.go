@@ -3,7 +3,6 @@ package org
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"strings"
 	"time"
 
@@ -238,17 +237,13 @@ func (rs *Roles) Create(ctx context.Context, actor authz.Actor, c RoleChange) (R
 	return r, nil
 }
 
-// ErrStale is the store's refusal to write a role or a membership changed
-// since it was read.
-var ErrStale = errors.New("changed since it was read")
-
 // Update changes a custom role; the actor must hold every rule of the role
 // before and after the change. It writes only the role as it read it, and
-// otherwise reads and applies the change again (project.Retry), so that
+// otherwise reads and applies the change again (project.RetryStale), so that
 // concurrent changes of different fields all stay: a rename must not bring
 // back a permission another change took away.
 func (rs *Roles) Update(ctx context.Context, actor authz.Actor, id string, c RoleChange) (Role, error) {
-	return project.RetryStale(ctx, ErrStale, "role", func() (Role, error) { return rs.update(ctx, actor, id, c) })
+	return project.RetryStale(ctx, "role", func() (Role, error) { return rs.update(ctx, actor, id, c) })
 }
 
 // update is one try of Update.

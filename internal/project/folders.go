@@ -594,18 +594,18 @@ func Retry(ctx context.Context, again func(error) bool, max int, try func() erro
 
 // RetryStale runs a compare-and-set write (try: read, check, apply, write
 // only if the row is still as read) until it does not lose to a concurrent
-// change (stale), under Retry, up to MoveTries times; losing every time is
-// a 409 naming what. Settings are written as whole rows: without it, a
+// change (ErrStale), under Retry, up to MoveTries times; losing every time
+// is a 409 naming what. Settings are written as whole rows: without it, a
 // change from an earlier read would undo one committed since.
-func RetryStale[T any](ctx context.Context, stale error, what string, try func() (T, error)) (T, error) {
+func RetryStale[T any](ctx context.Context, what string, try func() (T, error)) (T, error) {
 	var out T
-	err := Retry(ctx, func(err error) bool { return errors.Is(err, stale) }, MoveTries, func() (err error) {
+	err := Retry(ctx, func(err error) bool { return errors.Is(err, ErrStale) }, MoveTries, func() (err error) {
 		out, err = try()
 		return err
 	})
 	var zero T
 	switch {
-	case errors.Is(err, stale):
+	case errors.Is(err, ErrStale):
 		return zero, errs.Conflictf("The %s is being changed by other requests; retry", what)
 	case err != nil:
 		return zero, err

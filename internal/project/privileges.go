@@ -476,11 +476,11 @@ func (ps *Privileges) UpdateUser(ctx context.Context, actor authz.Actor, id stri
 }
 
 // update writes only the privilege as it read it, and otherwise reads and
-// applies the change again (Retry), so that concurrent changes of different
+// applies the change again (RetryStale), so that concurrent changes of different
 // fields all stay: a new slug from an old read must not bring back a
 // window another change shortened.
 func (ps *Privileges) update(ctx context.Context, actor authz.Actor, id string, c PrivilegeChange, user bool) (Privilege, error) {
-	return RetryStale(ctx, ErrStale, "privilege", func() (Privilege, error) { return ps.updateOnce(ctx, actor, id, c, user) })
+	return RetryStale(ctx, "privilege", func() (Privilege, error) { return ps.updateOnce(ctx, actor, id, c, user) })
 }
 
 // updateOnce is one try of update.

@@ -265,8 +265,10 @@ type ProjectUpdate struct {
 	HasDeleteProtection *bool
 }
 
-// ErrStale is the store's refusal to write a project, a role or a
-// privilege changed since it was read.
+// ErrStale is the store's refusal to write settings changed since they were
+// read (compare-and-set on updated_at): a project's, a role's, a
+// privilege's, an identity's, a membership's or a login method's. RetryStale
+// reads and applies the change again.
 var ErrStale = errors.New("changed since it was read")
 
 // ErrDeleteProtected is the store's refusal to delete a project under
@@ -275,10 +277,10 @@ var ErrDeleteProtected = errors.New("the project has delete protection")
 
 // write applies change to the project as read now and writes it unless
 // another change committed in between, when it reads and applies it again
-// (Retry, up to MoveTries times): two changes of different settings both
+// (RetryStale): two changes of different settings both
 // stay. change returns the audit event, or an error to stop.
 func (s *Service) write(ctx context.Context, actor authz.Actor, id, subject string, change func(*Project) (audit.Event, error)) (Project, error) {
-	return RetryStale(ctx, ErrStale, "project", func() (Project, error) {
+	return RetryStale(ctx, "project", func() (Project, error) {
 		p, _, err := s.load(ctx, actor, id, authz.ActEdit, subject)
 		if err != nil {
 			return Project{}, err

@@ -189,11 +189,11 @@ func (rs *Roles) Create(ctx context.Context, actor authz.Actor, projectID string
 func roleNotFound(id string) error { return errs.NotFoundf("Role with ID '%s' not found", id) }
 
 // Update changes a custom role. It writes only the role as it read it, and
-// otherwise reads and applies the change again (Retry), so that concurrent
+// otherwise reads and applies the change again (RetryStale), so that concurrent
 // changes of different fields all stay: a rename must not bring back a
 // permission another change took away.
 func (rs *Roles) Update(ctx context.Context, actor authz.Actor, projectID, roleID string, c RoleChange) (Role, error) {
-	return RetryStale(ctx, ErrStale, "role", func() (Role, error) { return rs.update(ctx, actor, projectID, roleID, c) })
+	return RetryStale(ctx, "role", func() (Role, error) { return rs.update(ctx, actor, projectID, roleID, c) })
 }
 
 // update is one try of Update.

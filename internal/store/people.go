@@ -99,7 +99,7 @@ func (tx *Tx) keepingOrgAdmin(ctx context.Context, orgID string, change func() e
 }
 
 // UpdateOrgMember writes a membership's role and active flag if it is
-// still as read (last updated at m.UpdatedAt; org.ErrStale otherwise).
+// still as read (last updated at m.UpdatedAt; project.ErrStale otherwise).
 func (db *DB) UpdateOrgMember(ctx context.Context, m org.Member, ev audit.Event) error {
 	return db.Transact(ctx, func(tx *Tx) error {
 		return tx.keepingOrgAdmin(ctx, m.OrgID, func() error {
@@ -109,7 +109,7 @@ func (db *DB) UpdateOrgMember(ctx context.Context, m org.Member, ev audit.Event)
 			}
 			res, err := tx.exec(ctx, `UPDATE org_memberships SET role = ?, custom_role_id = ?, is_active = ?, updated_at = ?
 				WHERE id = ? AND org_id = ? AND updated_at = ?`, m.Role, nullStr(m.CustomRoleID), m.IsActive, ts(now), m.ID, m.OrgID, ts(m.UpdatedAt))
-			if err := staleOr(res, err, "UpdateOrgMember", org.ErrStale); err != nil {
+			if err := staleIfNone(res, err, "UpdateOrgMember"); err != nil {
 				return err
 			}
 			return tx.insertAudit(ctx, ev)
@@ -275,7 +275,7 @@ func (db *DB) UpdateOrgRole(ctx context.Context, r org.Role, permissions string,
 	return db.Transact(ctx, func(tx *Tx) error {
 		res, err := tx.exec(ctx, `UPDATE org_roles SET slug = ?, name = ?, description = ?, permissions = ?, updated_at = ?
 			WHERE id = ? AND org_id = ? AND updated_at = ?`, r.Slug, r.Name, r.Description, permissions, ts(r.UpdatedAt), r.ID, r.OrgID, ts(prev))
-		if err := staleOr(res, err, "UpdateOrgRole", org.ErrStale); err != nil {
+		if err := staleIfNone(res, err, "UpdateOrgRole"); err != nil {
 			return err
 		}
 		return tx.insertAudit(ctx, ev)

@@ -96,7 +96,7 @@ func (db *DB) UpdatePrivilege(ctx context.Context, p project.Privilege, permissi
 			temporary_range = ?, temporary_access_start_time = ?, temporary_access_end_time = ?, updated_at = ? WHERE id = ? AND updated_at = ?`,
 			p.Slug, permissions, p.IsTemporary, nullStr(p.TemporaryMode), nullStr(p.TemporaryRange), tsp(p.TemporaryAccessStartTime),
 			tsp(p.TemporaryAccessEndTime), ts(p.UpdatedAt), p.ID, ts(prev))
-		if err := staleOr(res, err, "UpdatePrivilege", project.ErrStale); err != nil {
+		if err := staleIfNone(res, err, "UpdatePrivilege"); err != nil {
 			return err
 		}
 		return tx.insertAudit(ctx, ev)

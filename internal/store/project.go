@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"strings"
 	"time"
@@ -139,6 +140,23 @@ func (db *DB) Projects(ctx context.Context, orgID string, memberOnly bool, kind 
 	return out, nil
 }
 
+// staleIfNone is a compare-and-set update's outcome (one that matched the
+// row's id and the updated_at its caller read): its error, or
+// project.ErrStale if it changed no row (the row changed since it was read,
+// or is gone: the caller's next read tells which).
+func staleIfNone(res sql.Result, err error, op string) error {
+	if err != nil {
+		return dbErr(err, op)
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		if err == nil {
+			err = project.ErrStale
+		}
+		return err
+	}
+	return nil
+}
+
 // UpdateProject writes a project's settings. A change of its audit
 // retention is stamped with the transaction's time, the time of the
 // change's own audit event, which the retention (applied to events written
@@ -151,13 +169,7 @@ func (db *DB) UpdateProject(ctx context.Context, p project.Project, prev time.Ti
 			updated_at = ? WHERE id = ? AND updated_at = ?`,
 			p.Name, p.Slug, p.Description, p.AutoCapitalization, p.HasDeleteProtection, p.AuditLogsRetentionDays,
 			p.AuditLogsRetentionDays, ts(tx.Now), ts(p.UpdatedAt), p.ID, ts(prev))
-		if err != nil {
-			return dbErr(err, "UpdateProject")
-		}
-		if n, err := res.RowsAffected(); err != nil || n != 1 {
-			if err == nil {
-				err = project.ErrStale // or deleted: the next read says which
-			}
+		if err := staleIfNone(res, err, "UpdateProject"); err != nil {
 			return err
 		}
 		return tx.insertAudit(ctx, ev)

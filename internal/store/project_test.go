@@ -50,7 +50,7 @@ func TestProjectWritesCheckWhatTheyRead(t *testing.T) {
 
 // TestLoginMethodWritesCheckWhatTheyRead: a write of Universal Auth's,
 // Token Auth's or a platform method's settings from a read that another
-// change has overtaken is refused (identity.ErrStale) and changes nothing.
+// change has overtaken is refused (project.ErrStale) and changes nothing.
 func TestLoginMethodWritesCheckWhatTheyRead(t *testing.T) {
 	for _, d := range storetest.Engines {
 		t.Run(string(d), func(t *testing.T) {
@@ -110,7 +110,7 @@ func TestLoginMethodWritesCheckWhatTheyRead(t *testing.T) {
 			if err := db.UpdateUniversalAuth(ctx, first, ua.UpdatedAt, ev); err != nil {
 				t.Fatal(err)
 			}
-			if err := db.UpdateUniversalAuth(ctx, stale, ua.UpdatedAt, ev); !errors.Is(err, identity.ErrStale) {
+			if err := db.UpdateUniversalAuth(ctx, stale, ua.UpdatedAt, ev); !errors.Is(err, project.ErrStale) {
 				t.Fatalf("universal auth: a write from an overtaken read: %v", err)
 			}
 			if got, err := db.UniversalAuthByIdentity(ctx, ident); err != nil || got.AccessTokenNumUsesLimit != 0 || len(got.AccessTokenTrustedIPs) != 1 {
@@ -123,7 +123,7 @@ func TestLoginMethodWritesCheckWhatTheyRead(t *testing.T) {
 			if err := db.UpdateTokenAuth(ctx, ft, ta.UpdatedAt, ev); err != nil {
 				t.Fatal(err)
 			}
-			if err := db.UpdateTokenAuth(ctx, st, ta.UpdatedAt, ev); !errors.Is(err, identity.ErrStale) {
+			if err := db.UpdateTokenAuth(ctx, st, ta.UpdatedAt, ev); !errors.Is(err, project.ErrStale) {
 				t.Fatalf("token auth: a write from an overtaken read: %v", err)
 			}
 			if got, err := db.TokenAuth(ctx, ident); err != nil || got.AccessTokenNumUsesLimit != 0 || len(got.AccessTokenTrustedIPs) != 1 {
@@ -152,7 +152,7 @@ func TestLoginMethodWritesCheckWhatTheyRead(t *testing.T) {
 			if err := db.UpdateAuthConfig(ctx, fc, ac.UpdatedAt, ev); err != nil {
 				t.Fatal(err)
 			}
-			if err := db.UpdateAuthConfig(ctx, sc, ac.UpdatedAt, ev); !errors.Is(err, identity.ErrStale) {
+			if err := db.UpdateAuthConfig(ctx, sc, ac.UpdatedAt, ev); !errors.Is(err, project.ErrStale) {
 				t.Fatalf("auth config: a write from an overtaken read: %v", err)
 			}
 			if got, err := db.AuthConfig(ctx, ident, "jwt-auth"); err != nil || got.AccessTokenNumUsesLimit != 0 || len(got.AccessTokenTrustedIPs) != 1 {
@@ -205,7 +205,7 @@ func TestRoleWritesCheckWhatTheyRead(t *testing.T) {
 		if err := db.UpdateOrgRole(ctx, onarrowed, `[{"subject":"member","action":["read"]}]`, oread.UpdatedAt, ev); err != nil {
 			t.Fatal(err)
 		}
-		if err := db.UpdateOrgRole(ctx, orenamed, `[{"subject":"member","action":["read","edit"]}]`, oread.UpdatedAt, ev); !errors.Is(err, org.ErrStale) {
+		if err := db.UpdateOrgRole(ctx, orenamed, `[{"subject":"member","action":["read","edit"]}]`, oread.UpdatedAt, ev); !errors.Is(err, project.ErrStale) {
 			t.Fatalf("organization role: a write from an overtaken read: %v", err)
 		}
 		if got, err := db.OrgRoleByID(ctx, pid, or.ID); err != nil || got.Name != "auditor" || len(got.Permissions) != 1 || len(got.Permissions[0].Actions) != 1 {
@@ -260,7 +260,7 @@ func TestPrivilegeWritesCheckWhatTheyRead(t *testing.T) {
 }
 
 // TestIdentityWritesCheckWhatTheyRead: an identity's update from a read
-// that another change has overtaken is refused (identity.ErrStale) and
+// that another change has overtaken is refused (project.ErrStale) and
 // changes nothing: a rename from an old read must not bring back the admin
 // role another change took away.
 func TestIdentityWritesCheckWhatTheyRead(t *testing.T) {
@@ -292,7 +292,7 @@ func TestIdentityWritesCheckWhatTheyRead(t *testing.T) {
 		if err := db.UpdateIdentity(ctx, demoted, identity.OrgRoleRef{Role: "member"}, nil, read.UpdatedAt, ev); err != nil {
 			t.Fatal(err)
 		}
-		if err := db.UpdateIdentity(ctx, renamed, identity.OrgRoleRef{Role: "admin"}, nil, read.UpdatedAt, ev); !errors.Is(err, identity.ErrStale) {
+		if err := db.UpdateIdentity(ctx, renamed, identity.OrgRoleRef{Role: "admin"}, nil, read.UpdatedAt, ev); !errors.Is(err, project.ErrStale) {
 			t.Fatalf("a write from an overtaken read: %v", err)
 		}
 		if got, err := db.OrgIdentity(ctx, org, ident); err != nil || got.Role != "member" || got.Name != "bot" {
@@ -303,7 +303,7 @@ func TestIdentityWritesCheckWhatTheyRead(t *testing.T) {
 
 // TestOrgMemberWritesCheckWhatTheyRead: a user's organization membership
 // written from a read that another change has overtaken is refused
-// (org.ErrStale) and changes nothing: a role change from an old read must
+// (project.ErrStale) and changes nothing: a role change from an old read must
 // not reactivate a member another change deactivated.
 func TestOrgMemberWritesCheckWhatTheyRead(t *testing.T) {
 	storetest.ForEachEngine(t, func(t *testing.T, db *store.DB) {
@@ -334,7 +334,7 @@ func TestOrgMemberWritesCheckWhatTheyRead(t *testing.T) {
 		if err := db.UpdateOrgMember(ctx, deactivated, ev); err != nil {
 			t.Fatal(err)
 		}
-		if err := db.UpdateOrgMember(ctx, promoted, ev); !errors.Is(err, org.ErrStale) {
+		if err := db.UpdateOrgMember(ctx, promoted, ev); !errors.Is(err, project.ErrStale) {
 			t.Fatalf("a write from an overtaken read: %v", err)
 		}
 		if got, err := db.OrgMember(ctx, o, ms); err != nil || got.IsActive || got.Role != "member" {

@@ -78,7 +78,7 @@ func (db *DB) UpdateProjectRole(ctx context.Context, r project.Role, permissions
 	return db.Transact(ctx, func(tx *Tx) error {
 		res, err := tx.exec(ctx, `UPDATE project_roles SET slug = ?, name = ?, description = ?, permissions = ?, updated_at = ?
 			WHERE id = ? AND updated_at = ?`, r.Slug, r.Name, r.Description, permissions, ts(r.UpdatedAt), r.ID, ts(prev))
-		if err := staleOr(res, err, "UpdateProjectRole", project.ErrStale); err != nil {
+		if err := staleIfNone(res, err, "UpdateProjectRole"); err != nil {
 			return err
 		}
 		return tx.insertAudit(ctx, ev)

@@ -275,24 +275,3 @@ func (db *DB) ClearLockout(ctx context.Context, uaID string, ev *audit.Event) (i
 	})
 	return int(n), err
 }
-
-// staleIfNone is a compare-and-set update's outcome: its error, or
-// identity.ErrStale if it changed no row (the row changed since it was
-// read, or is gone: the caller's next read tells which).
-func staleIfNone(res sql.Result, err error, op string) error {
-	return staleOr(res, err, op, identity.ErrStale)
-}
-
-// staleOr is staleIfNone with the caller's domain's sentinel.
-func staleOr(res sql.Result, err error, op string, stale error) error {
-	if err != nil {
-		return dbErr(err, op)
-	}
-	if n, err := res.RowsAffected(); err != nil || n == 0 {
-		if err == nil {
-			err = stale
-		}
-		return err
-	}
-	return nil
-}
