@@ -366,7 +366,7 @@ func (a *Admin) update(ctx context.Context, actor authz.Actor, id string, u Iden
 			return OrgIdentity{}, err
 		}
 	}
-	oi.UpdatedAt = after(a.now(), prev)
+	oi.UpdatedAt = project.NextStamp(a.now(), prev)
 	ev := audit.New(actor, "update-identity", map[string]any{"identityId": oi.ID, "name": oi.Name, "hasDeleteProtection": oi.HasDeleteProtection,
 		"role": slug})
 	if err := a.store.UpdateIdentity(ctx, oi.Identity, role, md, prev, ev); err != nil {

@@ -187,13 +187,3 @@ const (
 	MethodUniversalAuth = "universal-auth"
 	MethodEmail         = "email"
 )
-
-// after is now, to the microsecond the store keeps, made later than prev,
-// so that a write from a read of prev cannot match the new row.
-func after(now, prev time.Time) time.Time {
-	t := now.UTC().Truncate(time.Microsecond)
-	if !t.After(prev) {
-		t = prev.Add(time.Microsecond)
-	}
-	return t
-}

@@ -230,7 +230,7 @@ func (m *Methods) update(ctx context.Context, actor authz.Actor, method, identit
 	if c.Config, err = m.sealConfig(ctx, reg, orgID, c.ID, plain); err != nil {
 		return AuthConfig{}, err
 	}
-	c.UpdatedAt = after(m.now(), prev)
+	c.UpdatedAt = project.NextStamp(m.now(), prev)
 	pub, err := shown(reg, c)
 	if err != nil {
 		return AuthConfig{}, err

@@ -71,7 +71,7 @@ func (a *Admin) UpdateTokenAuth(ctx context.Context, actor authz.Actor, identity
 		if err := c.apply(&ta); err != nil {
 			return TokenAuth{}, err
 		}
-		ta.UpdatedAt = after(a.now(), prev)
+		ta.UpdatedAt = project.NextStamp(a.now(), prev)
 		ev := audit.New(actor, "update-identity-token-auth", map[string]any{"identityId": oi.ID,
 			"accessTokenTTL": ta.AccessTokenTTL, "accessTokenMaxTTL": ta.AccessTokenMaxTTL})
 		return ta, a.store.UpdateTokenAuth(ctx, ta, prev, ev)

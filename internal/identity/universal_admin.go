@@ -201,7 +201,7 @@ func (u *UA) Update(ctx context.Context, actor authz.Actor, identityID string, c
 		if err := c.apply(&ua); err != nil {
 			return UniversalAuth{}, err
 		}
-		ua.UpdatedAt = after(u.now(), prev)
+		ua.UpdatedAt = project.NextStamp(u.now(), prev)
 		ev := audit.New(actor, "update-identity-universal-auth", map[string]any{"identityId": ident.ID,
 			"accessTokenTTL": ua.AccessTokenTTL, "accessTokenMaxTTL": ua.AccessTokenMaxTTL})
 		return ua, u.store.UpdateUniversalAuth(ctx, ua, prev, ev)

@@ -269,10 +269,7 @@ func (rs *Roles) update(ctx context.Context, actor authz.Actor, id string, c Rol
 	if err := covers(set, mine, r); err != nil {
 		return Role{}, err
 	}
-	r.UpdatedAt = rs.now().UTC().Truncate(time.Microsecond)
-	if !r.UpdatedAt.After(prev) { // a write from a read of prev must not match it
-		r.UpdatedAt = prev.Add(time.Microsecond)
-	}
+	r.UpdatedAt = project.NextStamp(rs.now(), prev)
 	perms, err := rulesJSON(r.Permissions)
 	if err != nil {
 		return Role{}, err

@@ -522,10 +522,7 @@ func (ps *Privileges) updateOnce(ctx context.Context, actor authz.Actor, id stri
 	if err := checkGrant(perms, pv.member(), pv.until(), pv.Permissions); err != nil {
 		return Privilege{}, err
 	}
-	pv.UpdatedAt = ps.now().UTC().Truncate(time.Microsecond)
-	if !pv.UpdatedAt.After(readAt) { // a write from a read of readAt must not match it
-		pv.UpdatedAt = readAt.Add(time.Microsecond)
-	}
+	pv.UpdatedAt = NextStamp(ps.now(), readAt)
 	enc, err := encodeRules(pv.Permissions)
 	if err != nil {
 		return Privilege{}, err

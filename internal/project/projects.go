@@ -271,6 +271,17 @@ type ProjectUpdate struct {
 // reads and applies the change again.
 var ErrStale = errors.New("changed since it was read")
 
+// NextStamp is the updated_at a compare-and-set write gives a row it read
+// at prev: now, to the microsecond the store keeps, made later than prev, so
+// that another write from the same read cannot match the new row.
+func NextStamp(now, prev time.Time) time.Time {
+	t := now.UTC().Truncate(time.Microsecond)
+	if !t.After(prev) {
+		t = prev.Add(time.Microsecond)
+	}
+	return t
+}
+
 // ErrDeleteProtected is the store's refusal to delete a project under
 // delete protection.
 var ErrDeleteProtected = errors.New("the project has delete protection")
@@ -290,11 +301,7 @@ func (s *Service) write(ctx context.Context, actor authz.Actor, id, subject stri
 		if err != nil {
 			return Project{}, err
 		}
-		// Later than prev, so a write from an earlier read cannot match it.
-		p.UpdatedAt = s.now().UTC().Truncate(time.Microsecond)
-		if !p.UpdatedAt.After(prev) {
-			p.UpdatedAt = prev.Add(time.Microsecond)
-		}
+		p.UpdatedAt = NextStamp(s.now(), prev)
 		err = s.store.UpdateProject(ctx, p, prev, ev)
 		if errs.Is(err, errs.Conflict) { // the only unique setting
 			return Project{}, errs.BadRequest("A project with the slug '%s' already exists", p.Slug)

@@ -223,10 +223,7 @@ func (rs *Roles) update(ctx context.Context, actor authz.Actor, projectID, roleI
 	if err := holds(mine, r, true); err != nil {
 		return Role{}, err
 	}
-	r.UpdatedAt = rs.now().UTC().Truncate(time.Microsecond)
-	if !r.UpdatedAt.After(prev) { // a write from a read of prev must not match it
-		r.UpdatedAt = prev.Add(time.Microsecond)
-	}
+	r.UpdatedAt = NextStamp(rs.now(), prev)
 	ev := audit.New(actor, "update-project-role", map[string]any{"roleId": r.ID, "slug": r.Slug, "name": r.Name}).InProject(p.ID, p.Name)
 	if err := rs.store.UpdateProjectRole(ctx, r, perms, prev, ev); err != nil {
 		if errs.Is(err, errs.Conflict) {

@@ -103,12 +103,9 @@ func (tx *Tx) keepingOrgAdmin(ctx context.Context, orgID string, change func() e
 func (db *DB) UpdateOrgMember(ctx context.Context, m org.Member, ev audit.Event) error {
 	return db.Transact(ctx, func(tx *Tx) error {
 		return tx.keepingOrgAdmin(ctx, m.OrgID, func() error {
-			now := tx.Now
-			if !now.After(m.UpdatedAt) { // later than what was read, so a write from that read cannot match
-				now = m.UpdatedAt.Add(time.Microsecond)
-			}
 			res, err := tx.exec(ctx, `UPDATE org_memberships SET role = ?, custom_role_id = ?, is_active = ?, updated_at = ?
-				WHERE id = ? AND org_id = ? AND updated_at = ?`, m.Role, nullStr(m.CustomRoleID), m.IsActive, ts(now), m.ID, m.OrgID, ts(m.UpdatedAt))
+				WHERE id = ? AND org_id = ? AND updated_at = ?`, m.Role, nullStr(m.CustomRoleID), m.IsActive,
+				ts(project.NextStamp(tx.Now, m.UpdatedAt)), m.ID, m.OrgID, ts(m.UpdatedAt))
 			if err := staleIfNone(res, err, "UpdateOrgMember"); err != nil {
 				return err
 			}
