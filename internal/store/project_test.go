@@ -2,7 +2,6 @@ package store_test
 
 import (
 	"errors"
-	"strings"
 	"testing"
 	"time"
 
@@ -14,6 +13,37 @@ import (
 	"github.com/lockbox-dev/lockbox/internal/store"
 	"github.com/lockbox-dev/lockbox/internal/store/storetest"
 )
+
+// seedOrg makes an organization (its slug is its id) and returns its id.
+func seedOrg(t testing.TB, db *store.DB) string {
+	t.Helper()
+	org := store.NewID()
+	if err := db.ExecForTest(t.Context(), `INSERT INTO orgs (id, name, slug, created_at, updated_at) VALUES (?, 'o', ?, 0, 0)`, org, org); err != nil {
+		t.Fatal(err)
+	}
+	return org
+}
+
+// seedMember adds a machine identity named bot (kind "identity") or a user
+// (kind "user") to org with an organization role; it returns the
+// identity's or user's id and the membership's.
+func seedMember(t testing.TB, db *store.DB, org, kind, role string) (id, membership string) {
+	t.Helper()
+	id, membership = store.NewID(), store.NewID()
+	who := `INSERT INTO identities (id, org_id, name, created_at, updated_at) VALUES (?, ?, 'bot', 0, 0)`
+	args := []any{id, org}
+	if kind == "user" {
+		who, args = `INSERT INTO users (id, email, username, password_hash, created_at, updated_at) VALUES (?, ?, 'u', 'x', 0, 0)`, []any{id, id + "@x"}
+	}
+	if err := db.ExecForTest(t.Context(), who, args...); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.ExecForTest(t.Context(), `INSERT INTO org_memberships (id, org_id, `+kind+`_id, role, created_at, updated_at) VALUES (?, ?, ?, ?, 0, 0)`,
+		membership, org, id, role); err != nil {
+		t.Fatal(err)
+	}
+	return id, membership
+}
 
 // TestProjectWritesCheckWhatTheyRead: a settings write from a read that
 // another change has overtaken is refused (project.ErrStale), and a
@@ -56,19 +86,8 @@ func TestLoginMethodWritesCheckWhatTheyRead(t *testing.T) {
 		t.Run(string(d), func(t *testing.T) {
 			db := storetest.Open(t, d)
 			ctx := t.Context()
-			org, ident := store.NewID(), store.NewID()
-			for _, q := range []string{
-				`INSERT INTO orgs (id, name, slug, created_at, updated_at) VALUES (?, 'o', ?, 0, 0)`,
-				`INSERT INTO identities (id, org_id, name, created_at, updated_at) VALUES (?, ?, 'i', 0, 0)`,
-			} {
-				args := []any{org, org}
-				if strings.Contains(q, "identities") {
-					args = []any{ident, org}
-				}
-				if err := db.ExecForTest(ctx, q, args...); err != nil {
-					t.Fatal(err)
-				}
-			}
+			org := seedOrg(t, db)
+			ident, _ := seedMember(t, db, org, "identity", "member")
 			at := time.Now().UTC().Truncate(time.Microsecond)
 			ev := audit.Event{Type: "cfg", OrgID: org}
 			narrow := []identity.TrustedIP{{IPAddress: "10.1.2.3", Prefix: 32, Type: "ipv4"}}
@@ -133,10 +152,6 @@ func TestLoginMethodWritesCheckWhatTheyRead(t *testing.T) {
 			// A token issued through Universal Auth under any address is
 			// checked against the method's list as it is now: narrowed.
 			tok := store.NewID()
-			if err := db.ExecForTest(ctx, `INSERT INTO org_memberships (id, org_id, identity_id, role, created_at, updated_at)
-				VALUES (?, ?, ?, 'member', 0, 0)`, store.NewID(), org, ident); err != nil {
-				t.Fatal(err)
-			}
 			if err := db.ExecForTest(ctx, `INSERT INTO identity_access_tokens (id, identity_id, auth_method, access_token_ttl,
 				access_token_max_ttl, trusted_ips, created_at, updated_at) VALUES (?, ?, 'universal-auth', 60, 60, ?, 0, 0)`,
 				tok, ident, `[{"ipAddress":"0.0.0.0","type":"ipv4","prefix":0}]`); err != nil {
@@ -221,11 +236,9 @@ func TestRoleWritesCheckWhatTheyRead(t *testing.T) {
 func TestPrivilegeWritesCheckWhatTheyRead(t *testing.T) {
 	storetest.ForEachEngine(t, func(t *testing.T, db *store.DB) {
 		ctx := t.Context()
-		pid, _, _ := seedProject(t, db)
-		ident, ms := store.NewID(), store.NewID()
-		if err := db.ExecForTest(ctx, `INSERT INTO identities (id, org_id, name, created_at, updated_at) VALUES (?, ?, 'i', 0, 0)`, ident, pid); err != nil {
-			t.Fatal(err)
-		}
+		pid, _, _ := seedProject(t, db) // the organization's id is the project's
+		ident, _ := seedMember(t, db, pid, "identity", "member")
+		ms := store.NewID()
 		if err := db.ExecForTest(ctx, `INSERT INTO project_memberships (id, project_id, identity_id, created_at, updated_at) VALUES (?, ?, ?, 0, 0)`,
 			ms, pid, ident); err != nil {
 			t.Fatal(err)
@@ -266,21 +279,9 @@ func TestPrivilegeWritesCheckWhatTheyRead(t *testing.T) {
 func TestIdentityWritesCheckWhatTheyRead(t *testing.T) {
 	storetest.ForEachEngine(t, func(t *testing.T, db *store.DB) {
 		ctx := t.Context()
-		org, ident := store.NewID(), store.NewID()
-		for _, q := range []struct {
-			sql  string
-			args []any
-		}{
-			{`INSERT INTO orgs (id, name, slug, created_at, updated_at) VALUES (?, 'o', ?, 0, 0)`, []any{org, org}},
-			{`INSERT INTO identities (id, org_id, name, created_at, updated_at) VALUES (?, ?, 'bot', 0, 0)`, []any{ident, org}},
-			{`INSERT INTO org_memberships (id, org_id, identity_id, role, created_at, updated_at) VALUES (?, ?, ?, 'admin', 0, 0)`, []any{store.NewID(), org, ident}},
-			{`INSERT INTO users (id, email, username, password_hash, created_at, updated_at) VALUES (?, ?, 'a', 'x', 0, 0)`, []any{org, org + "@x"}},
-			{`INSERT INTO org_memberships (id, org_id, user_id, role, created_at, updated_at) VALUES (?, ?, ?, 'admin', 0, 0)`, []any{store.NewID(), org, org}},
-		} {
-			if err := db.ExecForTest(ctx, q.sql, q.args...); err != nil {
-				t.Fatal(err)
-			}
-		}
+		org := seedOrg(t, db)
+		ident, _ := seedMember(t, db, org, "identity", "admin")
+		seedMember(t, db, org, "user", "admin") // the identity is not the last admin
 		read, err := db.OrgIdentity(ctx, org, ident)
 		if err != nil {
 			t.Fatal(err)
@@ -308,21 +309,9 @@ func TestIdentityWritesCheckWhatTheyRead(t *testing.T) {
 func TestOrgMemberWritesCheckWhatTheyRead(t *testing.T) {
 	storetest.ForEachEngine(t, func(t *testing.T, db *store.DB) {
 		ctx := t.Context()
-		o, admin, user, ms := store.NewID(), store.NewID(), store.NewID(), store.NewID()
-		for _, q := range []struct {
-			sql  string
-			args []any
-		}{
-			{`INSERT INTO orgs (id, name, slug, created_at, updated_at) VALUES (?, 'o', ?, 0, 0)`, []any{o, o}},
-			{`INSERT INTO users (id, email, username, password_hash, created_at, updated_at) VALUES (?, ?, 'a', 'x', 0, 0)`, []any{admin, admin + "@x"}},
-			{`INSERT INTO users (id, email, username, password_hash, created_at, updated_at) VALUES (?, ?, 'u', 'x', 0, 0)`, []any{user, user + "@x"}},
-			{`INSERT INTO org_memberships (id, org_id, user_id, role, created_at, updated_at) VALUES (?, ?, ?, 'admin', 0, 0)`, []any{store.NewID(), o, admin}},
-			{`INSERT INTO org_memberships (id, org_id, user_id, role, created_at, updated_at) VALUES (?, ?, ?, 'member', 0, 0)`, []any{ms, o, user}},
-		} {
-			if err := db.ExecForTest(ctx, q.sql, q.args...); err != nil {
-				t.Fatal(err)
-			}
-		}
+		o := seedOrg(t, db)
+		seedMember(t, db, o, "user", "admin")
+		_, ms := seedMember(t, db, o, "user", "member")
 		read, err := db.OrgMember(ctx, o, ms)
 		if err != nil {
 			t.Fatal(err)
@@ -349,19 +338,8 @@ func TestOrgMemberWritesCheckWhatTheyRead(t *testing.T) {
 func TestLastAdminIdentityStays(t *testing.T) {
 	storetest.ForEachEngine(t, func(t *testing.T, db *store.DB) {
 		ctx := t.Context()
-		org, ident := store.NewID(), store.NewID()
-		for _, q := range []struct {
-			sql  string
-			args []any
-		}{
-			{`INSERT INTO orgs (id, name, slug, created_at, updated_at) VALUES (?, 'o', ?, 0, 0)`, []any{org, org}},
-			{`INSERT INTO identities (id, org_id, name, created_at, updated_at) VALUES (?, ?, 'bot', 0, 0)`, []any{ident, org}},
-			{`INSERT INTO org_memberships (id, org_id, identity_id, role, created_at, updated_at) VALUES (?, ?, ?, 'admin', 0, 0)`, []any{store.NewID(), org, ident}},
-		} {
-			if err := db.ExecForTest(ctx, q.sql, q.args...); err != nil {
-				t.Fatal(err)
-			}
-		}
+		org := seedOrg(t, db)
+		ident, _ := seedMember(t, db, org, "identity", "admin")
 		read, err := db.OrgIdentity(ctx, org, ident)
 		if err != nil {
 			t.Fatal(err)
@@ -378,13 +356,7 @@ func TestLastAdminIdentityStays(t *testing.T) {
 		if got, err := db.OrgIdentity(ctx, org, ident); err != nil || got.Role != "admin" {
 			t.Fatalf("after the refusals: %q %v", got.Role, err)
 		}
-		if err := db.ExecForTest(ctx, `INSERT INTO identities (id, org_id, name, created_at, updated_at) VALUES (?, ?, 'other', 0, 0)`, org, org); err != nil {
-			t.Fatal(err)
-		}
-		if err := db.ExecForTest(ctx, `INSERT INTO org_memberships (id, org_id, identity_id, role, created_at, updated_at) VALUES (?, ?, ?, 'admin', 0, 0)`,
-			store.NewID(), org, org); err != nil {
-			t.Fatal(err)
-		}
+		seedMember(t, db, org, "identity", "admin")
 		if err := db.UpdateIdentity(ctx, demoted, identity.OrgRoleRef{Role: "member"}, nil, read.UpdatedAt, ev); err != nil {
 			t.Fatalf("demoting an admin beside another: %v", err)
 		}
