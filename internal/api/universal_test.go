@@ -456,21 +456,20 @@ func TestLockoutHoldsAcrossServerProcesses(t *testing.T) {
 	assertError(t, b.Do(t, "GET", "/api/v1/identities/details", tok.AccessToken, nil), 401, "UnauthorizedError")
 }
 
-// Trusted IPs are checked against the login method's configuration as it is
-// now, as Infisical does: narrowing them refuses the tokens already issued,
-// on every node at once, for Universal Auth, Token Auth and the platform
-// methods alike (three tables).
-func TestNarrowedTrustedIPsReachIssuedTokens(t *testing.T) {
-	a := apptest.Bootstrapped(t, store.Postgres)
-	b := apptest.Start(t, store.Postgres, apptest.Options{Share: a})
-	e := a
+// loginMethod is one login method of its own identity with a token it
+// issued: its configuration's path and the token.
+type loginMethod struct{ name, config, token string }
+
+// threeLoginMethods configures the three kinds of login-method settings
+// (Universal Auth on the bootstrap identity, Token Auth and JWT Auth on new
+// members) and logs in with each.
+func threeLoginMethods(t *testing.T, e *apptest.Env) []loginMethod {
+	t.Helper()
 	clientID := uaSetup(t, e, map[string]any{})
 	secret, _ := newSecret(t, e, map[string]any{})
 	_, ua := login(t, e, clientID, secret)
-
-	taID, taTok := e.NewIdentity(t, "token-auth-ip", "member")
-
-	jwtID, _ := e.NewIdentity(t, "jwt-ip", "member")
+	taID, taTok := e.NewIdentity(t, "token-auth-"+randHex(3), "member")
+	jwtID, _ := e.NewIdentity(t, "jwt-"+randHex(3), "member")
 	signer := newTokenSigner(t, "ec", "")
 	jcfg := boundedJWTConfig()
 	jcfg["configurationType"], jcfg["publicKeys"] = "static", []string{signer.PublicPEM(t)}
@@ -479,23 +478,33 @@ func TestNarrowedTrustedIPsReachIssuedTokens(t *testing.T) {
 	if r.Status != 200 {
 		t.Fatalf("jwt login: %d %s", r.Status, r.Body)
 	}
-
-	for _, c := range []struct{ name, config, tok string }{
+	return []loginMethod{
 		{"universal-auth", "/api/v1/auth/universal-auth/identities/" + e.IdentityID, ua.AccessToken},
 		{"token-auth", "/api/v1/auth/token-auth/identities/" + taID, taTok},
 		{"jwt-auth", "/api/v1/auth/jwt-auth/identities/" + jwtID, jwtTok.AccessToken},
-	} {
+	}
+}
+
+// Trusted IPs are checked against the login method's configuration as it is
+// now, as Infisical does: narrowing them refuses the tokens already issued,
+// on every node at once, for Universal Auth, Token Auth and the platform
+// methods alike (three tables).
+func TestNarrowedTrustedIPsReachIssuedTokens(t *testing.T) {
+	a := apptest.Bootstrapped(t, store.Postgres)
+	b := apptest.Start(t, store.Postgres, apptest.Options{Share: a})
+	e := a
+	for _, c := range threeLoginMethods(t, e) {
 		for _, n := range []*apptest.Env{a, b} { // both nodes hold the token in their caches
-			n.Must(t, 200, "GET", "/api/v1/identities/details", c.tok, nil)
+			n.Must(t, 200, "GET", "/api/v1/identities/details", c.token, nil)
 		}
 		e.Must(t, 200, "PATCH", c.config, e.Token, map[string]any{"accessTokenTrustedIps": []map[string]string{{"ipAddress": "10.1.2.3/32"}}})
 		for _, n := range []*apptest.Env{b, a} {
-			if r := n.Do(t, "GET", "/api/v1/identities/details", c.tok, nil); r.Status != 403 {
+			if r := n.Do(t, "GET", "/api/v1/identities/details", c.token, nil); r.Status != 403 {
 				t.Fatalf("%s: a token issued before its trusted IPs were narrowed: %d %s", c.name, r.Status, r.Body)
 			}
 		}
 		e.Must(t, 200, "PATCH", c.config, e.Token, map[string]any{"accessTokenTrustedIps": []map[string]string{{"ipAddress": "127.0.0.0/8"}}})
-		b.Must(t, 200, "GET", "/api/v1/identities/details", c.tok, nil)
+		b.Must(t, 200, "GET", "/api/v1/identities/details", c.token, nil)
 	}
 }
 
@@ -506,18 +515,8 @@ func TestNarrowedTrustedIPsReachIssuedTokens(t *testing.T) {
 func TestConcurrentAuthConfigChangesLoseNothing(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, d store.Dialect) {
 		e := apptest.Bootstrapped(t, d)
-		uaSetup(t, e, map[string]any{})
-		taID, _ := e.NewIdentity(t, "token-auth-cas", "member")
-		jwtID, _ := e.NewIdentity(t, "jwt-cas", "member")
-		signer := newTokenSigner(t, "ec", "")
-		jcfg := boundedJWTConfig()
-		jcfg["configurationType"], jcfg["publicKeys"] = "static", []string{signer.PublicPEM(t)}
-		e.Must(t, 200, "POST", "/api/v1/auth/jwt-auth/identities/"+jwtID, e.Token, jcfg)
-		for _, config := range []string{
-			"/api/v1/auth/universal-auth/identities/" + e.IdentityID,
-			"/api/v1/auth/token-auth/identities/" + taID,
-			"/api/v1/auth/jwt-auth/identities/" + jwtID,
-		} {
+		for _, m := range threeLoginMethods(t, e) {
+			config := m.config
 			for round := range 4 {
 				ip := fmt.Sprintf("10.9.%d.1", round)
 				var wg sync.WaitGroup
