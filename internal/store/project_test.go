@@ -49,132 +49,126 @@ func seedMember(t testing.TB, db *store.DB, org, kind, role string) (id, members
 // another change has overtaken is refused (project.ErrStale), and a
 // deletion re-reads delete protection in its own transaction.
 func TestProjectWritesCheckWhatTheyRead(t *testing.T) {
-	for _, d := range storetest.Engines {
-		t.Run(string(d), func(t *testing.T) {
-			db := storetest.Open(t, d)
-			ctx := t.Context()
-			pid, _, _ := seedProject(t, db)
-			read, err := db.ProjectByID(ctx, pid)
-			if err != nil {
-				t.Fatal(err)
-			}
-			first := read
-			first.HasDeleteProtection, first.UpdatedAt = true, read.UpdatedAt.Add(time.Second)
-			if err := db.UpdateProject(ctx, first, read.UpdatedAt, audit.Event{Type: "protect", OrgID: pid}); err != nil {
-				t.Fatal(err)
-			}
-			stale := read
-			stale.Description, stale.UpdatedAt = "later", read.UpdatedAt.Add(2*time.Second)
-			if err := db.UpdateProject(ctx, stale, read.UpdatedAt, audit.Event{Type: "describe", OrgID: pid}); !errors.Is(err, project.ErrStale) {
-				t.Fatalf("a write from an overtaken read: %v, want ErrStale", err)
-			}
-			if err := db.DeleteProject(ctx, pid, audit.Event{Type: "delete", OrgID: pid}); !errors.Is(err, project.ErrDeleteProtected) {
-				t.Fatalf("deleting a protected project: %v", err)
-			}
-			if got, err := db.ProjectByID(ctx, pid); err != nil || !got.HasDeleteProtection || got.Description == "later" {
-				t.Fatalf("after the refusals: %+v %v", got, err)
-			}
-		})
-	}
+	storetest.ForEachEngine(t, func(t *testing.T, db *store.DB) {
+		ctx := t.Context()
+		pid, _, _ := seedProject(t, db)
+		read, err := db.ProjectByID(ctx, pid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		first := read
+		first.HasDeleteProtection, first.UpdatedAt = true, read.UpdatedAt.Add(time.Second)
+		if err := db.UpdateProject(ctx, first, read.UpdatedAt, audit.Event{Type: "protect", OrgID: pid}); err != nil {
+			t.Fatal(err)
+		}
+		stale := read
+		stale.Description, stale.UpdatedAt = "later", read.UpdatedAt.Add(2*time.Second)
+		if err := db.UpdateProject(ctx, stale, read.UpdatedAt, audit.Event{Type: "describe", OrgID: pid}); !errors.Is(err, project.ErrStale) {
+			t.Fatalf("a write from an overtaken read: %v, want ErrStale", err)
+		}
+		if err := db.DeleteProject(ctx, pid, audit.Event{Type: "delete", OrgID: pid}); !errors.Is(err, project.ErrDeleteProtected) {
+			t.Fatalf("deleting a protected project: %v", err)
+		}
+		if got, err := db.ProjectByID(ctx, pid); err != nil || !got.HasDeleteProtection || got.Description == "later" {
+			t.Fatalf("after the refusals: %+v %v", got, err)
+		}
+	})
 }
 
 // TestLoginMethodWritesCheckWhatTheyRead: a write of Universal Auth's,
 // Token Auth's or a platform method's settings from a read that another
 // change has overtaken is refused (project.ErrStale) and changes nothing.
 func TestLoginMethodWritesCheckWhatTheyRead(t *testing.T) {
-	for _, d := range storetest.Engines {
-		t.Run(string(d), func(t *testing.T) {
-			db := storetest.Open(t, d)
-			ctx := t.Context()
-			org := seedOrg(t, db)
-			ident, _ := seedMember(t, db, org, "identity", "member")
-			at := time.Now().UTC().Truncate(time.Microsecond)
-			ev := audit.Event{Type: "cfg", OrgID: org}
-			narrow := []identity.TrustedIP{{IPAddress: "10.1.2.3", Prefix: 32, Type: "ipv4"}}
+	storetest.ForEachEngine(t, func(t *testing.T, db *store.DB) {
+		ctx := t.Context()
+		org := seedOrg(t, db)
+		ident, _ := seedMember(t, db, org, "identity", "member")
+		at := time.Now().UTC().Truncate(time.Microsecond)
+		ev := audit.Event{Type: "cfg", OrgID: org}
+		narrow := []identity.TrustedIP{{IPAddress: "10.1.2.3", Prefix: 32, Type: "ipv4"}}
 
-			ua := identity.UniversalAuth{ID: store.NewID(), IdentityID: ident, ClientID: store.NewID(), AccessTokenTTL: 60, AccessTokenMaxTTL: 60,
-				ClientSecretTrustedIPs: identity.AnyIP, AccessTokenTrustedIPs: identity.AnyIP, CreatedAt: at, UpdatedAt: at}
-			ta := identity.TokenAuth{ID: store.NewID(), IdentityID: ident, AccessTokenTTL: 60, AccessTokenMaxTTL: 60,
-				AccessTokenTrustedIPs: identity.AnyIP, CreatedAt: at, UpdatedAt: at}
-			ac := identity.AuthConfig{ID: store.NewID(), IdentityID: ident, Method: "jwt-auth", Config: []byte(`{}`), AccessTokenTTL: 60,
-				AccessTokenMaxTTL: 60, AccessTokenTrustedIPs: identity.AnyIP, CreatedAt: at, UpdatedAt: at}
-			if err := db.CreateUniversalAuth(ctx, ua, ev); err != nil {
-				t.Fatal(err)
-			}
-			if err := db.CreateTokenAuth(ctx, ta, ev); err != nil {
-				t.Fatal(err)
-			}
-			if err := db.CreateAuthConfig(ctx, ac, ev); err != nil {
-				t.Fatal(err)
-			}
-			// What each write read: the rows as created (their times are the
-			// store's).
-			var err error
-			if ua, err = db.UniversalAuthByIdentity(ctx, ident); err != nil {
-				t.Fatal(err)
-			}
-			if ta, err = db.TokenAuth(ctx, ident); err != nil {
-				t.Fatal(err)
-			}
-			if ac, err = db.AuthConfig(ctx, ident, "jwt-auth"); err != nil {
-				t.Fatal(err)
-			}
-			later, latest := at.Add(time.Hour), at.Add(2*time.Hour)
+		ua := identity.UniversalAuth{ID: store.NewID(), IdentityID: ident, ClientID: store.NewID(), AccessTokenTTL: 60, AccessTokenMaxTTL: 60,
+			ClientSecretTrustedIPs: identity.AnyIP, AccessTokenTrustedIPs: identity.AnyIP, CreatedAt: at, UpdatedAt: at}
+		ta := identity.TokenAuth{ID: store.NewID(), IdentityID: ident, AccessTokenTTL: 60, AccessTokenMaxTTL: 60,
+			AccessTokenTrustedIPs: identity.AnyIP, CreatedAt: at, UpdatedAt: at}
+		ac := identity.AuthConfig{ID: store.NewID(), IdentityID: ident, Method: "jwt-auth", Config: []byte(`{}`), AccessTokenTTL: 60,
+			AccessTokenMaxTTL: 60, AccessTokenTrustedIPs: identity.AnyIP, CreatedAt: at, UpdatedAt: at}
+		if err := db.CreateUniversalAuth(ctx, ua, ev); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.CreateTokenAuth(ctx, ta, ev); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.CreateAuthConfig(ctx, ac, ev); err != nil {
+			t.Fatal(err)
+		}
+		// What each write read: the rows as created (their times are the
+		// store's).
+		var err error
+		if ua, err = db.UniversalAuthByIdentity(ctx, ident); err != nil {
+			t.Fatal(err)
+		}
+		if ta, err = db.TokenAuth(ctx, ident); err != nil {
+			t.Fatal(err)
+		}
+		if ac, err = db.AuthConfig(ctx, ident, "jwt-auth"); err != nil {
+			t.Fatal(err)
+		}
+		later, latest := at.Add(time.Hour), at.Add(2*time.Hour)
 
-			// Universal Auth: the first write from the read wins; the second,
-			// from the same read, is stale.
-			first, stale := ua, ua
-			first.AccessTokenTrustedIPs, first.UpdatedAt = narrow, later
-			stale.AccessTokenNumUsesLimit, stale.UpdatedAt = 5, latest
-			if err := db.UpdateUniversalAuth(ctx, first, ua.UpdatedAt, ev); err != nil {
-				t.Fatal(err)
-			}
-			if err := db.UpdateUniversalAuth(ctx, stale, ua.UpdatedAt, ev); !errors.Is(err, project.ErrStale) {
-				t.Fatalf("universal auth: a write from an overtaken read: %v", err)
-			}
-			if got, err := db.UniversalAuthByIdentity(ctx, ident); err != nil || got.AccessTokenNumUsesLimit != 0 || len(got.AccessTokenTrustedIPs) != 1 {
-				t.Fatalf("universal auth after the stale write: %+v %v", got, err)
-			}
+		// Universal Auth: the first write from the read wins; the second,
+		// from the same read, is stale.
+		first, stale := ua, ua
+		first.AccessTokenTrustedIPs, first.UpdatedAt = narrow, later
+		stale.AccessTokenNumUsesLimit, stale.UpdatedAt = 5, latest
+		if err := db.UpdateUniversalAuth(ctx, first, ua.UpdatedAt, ev); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.UpdateUniversalAuth(ctx, stale, ua.UpdatedAt, ev); !errors.Is(err, project.ErrStale) {
+			t.Fatalf("universal auth: a write from an overtaken read: %v", err)
+		}
+		if got, err := db.UniversalAuthByIdentity(ctx, ident); err != nil || got.AccessTokenNumUsesLimit != 0 || len(got.AccessTokenTrustedIPs) != 1 {
+			t.Fatalf("universal auth after the stale write: %+v %v", got, err)
+		}
 
-			ft, st := ta, ta
-			ft.AccessTokenTrustedIPs, ft.UpdatedAt = narrow, later
-			st.AccessTokenNumUsesLimit, st.UpdatedAt = 5, latest
-			if err := db.UpdateTokenAuth(ctx, ft, ta.UpdatedAt, ev); err != nil {
-				t.Fatal(err)
-			}
-			if err := db.UpdateTokenAuth(ctx, st, ta.UpdatedAt, ev); !errors.Is(err, project.ErrStale) {
-				t.Fatalf("token auth: a write from an overtaken read: %v", err)
-			}
-			if got, err := db.TokenAuth(ctx, ident); err != nil || got.AccessTokenNumUsesLimit != 0 || len(got.AccessTokenTrustedIPs) != 1 {
-				t.Fatalf("token auth after the stale write: %+v %v", got, err)
-			}
+		ft, st := ta, ta
+		ft.AccessTokenTrustedIPs, ft.UpdatedAt = narrow, later
+		st.AccessTokenNumUsesLimit, st.UpdatedAt = 5, latest
+		if err := db.UpdateTokenAuth(ctx, ft, ta.UpdatedAt, ev); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.UpdateTokenAuth(ctx, st, ta.UpdatedAt, ev); !errors.Is(err, project.ErrStale) {
+			t.Fatalf("token auth: a write from an overtaken read: %v", err)
+		}
+		if got, err := db.TokenAuth(ctx, ident); err != nil || got.AccessTokenNumUsesLimit != 0 || len(got.AccessTokenTrustedIPs) != 1 {
+			t.Fatalf("token auth after the stale write: %+v %v", got, err)
+		}
 
-			// A token issued through Universal Auth under any address is
-			// checked against the method's list as it is now: narrowed.
-			tok := store.NewID()
-			if err := db.ExecForTest(ctx, `INSERT INTO identity_access_tokens (id, identity_id, auth_method, access_token_ttl,
-				access_token_max_ttl, trusted_ips, created_at, updated_at) VALUES (?, ?, 'universal-auth', 60, 60, ?, 0, 0)`,
-				tok, ident, `[{"ipAddress":"0.0.0.0","type":"ipv4","prefix":0}]`); err != nil {
-				t.Fatal(err)
-			}
-			if got, _, err := db.AccessTokenByID(ctx, tok); err != nil || len(got.TrustedIPs) != 1 || got.TrustedIPs[0] != narrow[0] {
-				t.Fatalf("a token's trusted IPs are its method's as configured now: %+v %v", got.TrustedIPs, err)
-			}
+		// A token issued through Universal Auth under any address is
+		// checked against the method's list as it is now: narrowed.
+		tok := store.NewID()
+		if err := db.ExecForTest(ctx, `INSERT INTO identity_access_tokens (id, identity_id, auth_method, access_token_ttl,
+			access_token_max_ttl, trusted_ips, created_at, updated_at) VALUES (?, ?, 'universal-auth', 60, 60, ?, 0, 0)`,
+			tok, ident, `[{"ipAddress":"0.0.0.0","type":"ipv4","prefix":0}]`); err != nil {
+			t.Fatal(err)
+		}
+		if got, _, err := db.AccessTokenByID(ctx, tok); err != nil || len(got.TrustedIPs) != 1 || got.TrustedIPs[0] != narrow[0] {
+			t.Fatalf("a token's trusted IPs are its method's as configured now: %+v %v", got.TrustedIPs, err)
+		}
 
-			fc, sc := ac, ac
-			fc.AccessTokenTrustedIPs, fc.UpdatedAt = narrow, later
-			sc.AccessTokenNumUsesLimit, sc.UpdatedAt = 5, latest
-			if err := db.UpdateAuthConfig(ctx, fc, ac.UpdatedAt, ev); err != nil {
-				t.Fatal(err)
-			}
-			if err := db.UpdateAuthConfig(ctx, sc, ac.UpdatedAt, ev); !errors.Is(err, project.ErrStale) {
-				t.Fatalf("auth config: a write from an overtaken read: %v", err)
-			}
-			if got, err := db.AuthConfig(ctx, ident, "jwt-auth"); err != nil || got.AccessTokenNumUsesLimit != 0 || len(got.AccessTokenTrustedIPs) != 1 {
-				t.Fatalf("auth config after the stale write: %+v %v", got, err)
-			}
-		})
-	}
+		fc, sc := ac, ac
+		fc.AccessTokenTrustedIPs, fc.UpdatedAt = narrow, later
+		sc.AccessTokenNumUsesLimit, sc.UpdatedAt = 5, latest
+		if err := db.UpdateAuthConfig(ctx, fc, ac.UpdatedAt, ev); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.UpdateAuthConfig(ctx, sc, ac.UpdatedAt, ev); !errors.Is(err, project.ErrStale) {
+			t.Fatalf("auth config: a write from an overtaken read: %v", err)
+		}
+		if got, err := db.AuthConfig(ctx, ident, "jwt-auth"); err != nil || got.AccessTokenNumUsesLimit != 0 || len(got.AccessTokenTrustedIPs) != 1 {
+			t.Fatalf("auth config after the stale write: %+v %v", got, err)
+		}
+	})
 }
 
 // TestRoleWritesCheckWhatTheyRead: a write of a project role or an
