@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -322,6 +323,42 @@ func TestOrgMemberWritesCheckWhatTheyRead(t *testing.T) {
 		}
 		if got, err := db.OrgMember(ctx, o, ms); err != nil || got.IsActive || got.Role != "member" {
 			t.Fatalf("after the stale write: active %v role %q %v", got.IsActive, got.Role, err)
+		}
+	})
+}
+
+// TestWriteToADeletedRoleIsRefused: a membership given a custom role that
+// was deleted after the service read it is a 400 that names nothing, not a
+// 500, and the membership keeps its role. The database's foreign key is
+// what catches the race.
+func TestWriteToADeletedRoleIsRefused(t *testing.T) {
+	storetest.ForEachEngine(t, func(t *testing.T, db *store.DB) {
+		ctx := t.Context()
+		o := seedOrg(t, db)
+		seedMember(t, db, o, "user", "admin")
+		_, ms := seedMember(t, db, o, "user", "member")
+		role := org.Role{ID: store.NewID(), OrgID: o, Slug: "auditor", Name: "Auditor", CreatedAt: time.Now(), UpdatedAt: time.Now()}
+		ev := audit.Event{Type: "role", OrgID: o}
+		if err := db.CreateOrgRole(ctx, role, "[]", ev); err != nil {
+			t.Fatal(err)
+		}
+		read, err := db.OrgMember(ctx, o, ms)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := db.DeleteOrgRole(ctx, role, ev); err != nil {
+			t.Fatal(err)
+		}
+		read.Role, read.CustomRoleID = "custom", role.ID
+		err = db.UpdateOrgMember(ctx, read, ev)
+		if !errs.Is(err, errs.Invalid) {
+			t.Fatalf("a membership given a deleted role: %v (kind %v)", err, errs.KindOf(err))
+		}
+		if e, _ := errors.AsType[*errs.Error](err); strings.Contains(e.Message, role.ID) || strings.Contains(e.Message, "auditor") {
+			t.Fatalf("the refusal names the role: %q", e.Message)
+		}
+		if got, err := db.OrgMember(ctx, o, ms); err != nil || got.Role != "member" || got.CustomRoleID != "" {
+			t.Fatalf("after the refusal: role %q custom %q %v", got.Role, got.CustomRoleID, err)
 		}
 	})
 }

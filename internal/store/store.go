@@ -468,7 +468,13 @@ func IsForeignKeyViolation(err error) bool {
 }
 
 // dbErr maps driver errors to kinds: no rows → NotFound, unique → Conflict,
-// anything else → Internal with context for the log.
+// foreign key → Invalid, anything else → Internal with context for the log.
+//
+// A foreign-key failure is a race the services' reads did not see: the
+// request refers to something deleted since it was read (a folder, a custom
+// role), or deletes something another request has just started to use. It
+// is a 400, not a Conflict, because services turn a Conflict into "already
+// exists".
 func dbErr(err error, op string) error {
 	switch {
 	case err == nil:
@@ -477,6 +483,8 @@ func dbErr(err error, op string) error {
 		return &errs.Error{Kind: errs.NotFound, Message: "not found", Err: err}
 	case IsUniqueViolation(err):
 		return &errs.Error{Kind: errs.Conflict, Message: "already exists", Err: err}
+	case IsForeignKeyViolation(err):
+		return &errs.Error{Kind: errs.Invalid, Message: errReferenceGone, Err: err}
 	case isBadText(err):
 		return &errs.Error{Kind: errs.Invalid, Message: "The request holds text PostgreSQL cannot store (a NUL character or invalid UTF-8)", Err: err}
 	}
@@ -485,6 +493,10 @@ func dbErr(err error, op string) error {
 	}
 	return errs.Internalf(err, "%s", op)
 }
+
+// errReferenceGone is the message of a foreign-key failure; it names
+// nothing, since either side may be something the caller cannot read.
+const errReferenceGone = "The request refers to something deleted meanwhile, or deletes something still in use; read again and retry"
 
 // errNoRows reports a missing row through dbErr as NotFound.
 var errNoRows = sql.ErrNoRows
