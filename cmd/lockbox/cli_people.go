@@ -51,7 +51,7 @@ func (c *cli) newUsersCmd() *cobra.Command {
 	var role string
 	invite := &cobra.Command{
 		Use:   "invite EMAIL... [--role member]",
-		Short: "Invite people: prints each one-time link (also mailed when the server has LOCKBOX_SMTP_URL)",
+		Short: "Invite people: prints each one-time link, or mails it when the server has LOCKBOX_SMTP_URL",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cl, err := c.client(cmd.Context())
@@ -72,7 +72,11 @@ func (c *cli) newUsersCmd() *cobra.Command {
 				if l.Mailed {
 					mailed = "yes"
 				}
-				rows[i] = []string{l.Email, mailed, l.Link}
+				link := l.Link
+				if link == "" && !l.Mailed {
+					link = "(mail failed: invite again)"
+				}
+				rows[i] = []string{l.Email, mailed, link}
 			}
 			return c.print(links, []string{"EMAIL", "MAILED", "LINK"}, rows)
 		},

@@ -581,3 +581,46 @@ func TestInviteIntoProjects(t *testing.T) {
 		assertError(t, e.Do(t, "POST", "/api/v1/invite-org/signup", e.Token, req("x@example.com", map[string]any{"projectRoleSlug": []string{"viewer"}})), 422, "ValidationFailure")
 	})
 }
+
+// TestReinvitingCannotTakeOverAnAccount: a new invitation link sets the
+// password of an invited account that has none, so with invitations not
+// mailed the link is shown, and whoever holds it becomes that user. A member
+// who may invite people cannot have one issued for an account an admin
+// invited (it would carry what the admin gave it), nor change an invited
+// member's role by inviting them again; an admin can. Someone new, the
+// manager may invite: the link is for the account it creates.
+func TestReinvitingCannotTakeOverAnAccount(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, d store.Dialect) {
+		e := apptest.Bootstrapped(t, d)
+		e.Must(t, 200, "POST", "/api/v1/organization/roles", e.Token, map[string]any{"slug": "people-manager", "name": "People manager",
+			"permissions": []map[string]any{{"subject": "member", "action": []string{"read", "create", "edit", "delete"}}}})
+		mgr, _ := newUser(t, e, "mgr-"+string(d)+"@example.com", "people-manager")
+		reinvite := func(token, email, role string) apptest.Response {
+			return e.Do(t, "POST", "/api/v1/invite-org/signup", token, map[string]any{"inviteeEmails": []string{email},
+				"organizationId": e.OrgID, "organizationRoleSlug": role})
+		}
+		bob, dave := "bob-"+string(d)+"@example.com", "dave-"+string(d)+"@example.com"
+		first := invite(t, e, e.Token, bob, "no-access")
+		m := assertError(t, reinvite(mgr, bob, "no-access"), 403, "PermissionBoundaryError")
+		if msg, _ := m["message"].(string); !strings.Contains(msg, "has not set a password") {
+			t.Fatalf("refusal of a new link for an invited account: %q", msg)
+		}
+		davesFirst := invite(t, e, e.Token, dave, "admin")
+		m = assertError(t, reinvite(mgr, dave, "no-access"), 403, "PermissionBoundaryError")
+		if msg, _ := m["message"].(string); !strings.Contains(msg, "admin role") {
+			t.Fatalf("refusal to change an invited admin's role: %q", msg)
+		}
+		if l := invite(t, e, mgr, "new-"+string(d)+"@example.com", "no-access"); l.Link == "" || l.Mailed {
+			t.Fatalf("the manager's invitation of someone new: %+v", l)
+		}
+		// The admin may issue a new link; it replaces the old one.
+		davesSecond := invite(t, e, e.Token, dave, "admin")
+		assertError(t, e.Do(t, "POST", "/api/v1/invite-org/accept", "", map[string]any{"email": dave, "organizationId": e.OrgID,
+			"code": linkToken(t, davesFirst.Link), "password": "a long enough password"}), 400, "BadRequest")
+		accept(t, e, dave, davesSecond.Link, "dave's own password")
+		userLogin(t, e, dave, "dave's own password")
+		// The refused requests left bob's link as it was.
+		accept(t, e, bob, first.Link, "bob's own password")
+		userLogin(t, e, bob, "bob's own password")
+	})
+}

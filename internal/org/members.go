@@ -224,7 +224,10 @@ func (s *Members) RemoveMany(ctx context.Context, actor authz.Actor, orgID strin
 // InviteLink is the one-time link made for one invitee. Link is shown to
 // the inviting admin once; only the token's keyed hash is stored.
 type InviteLink struct {
-	Email  string
+	Email string
+	// Link is the one-time link, for the inviter to send by hand; empty
+	// when it was mailed, or when the mail failed for an account that
+	// has no password yet.
 	Link   string
 	Member Member
 	// Mailed reports whether the link was sent by mail.
@@ -332,6 +335,23 @@ func (s *Members) Invite(ctx context.Context, actor authz.Actor, req InviteReque
 			if err != nil && !errs.Is(err, errs.NotFound) {
 				return nil, err
 			}
+			if err == nil {
+				// Inviting again replaces the invited membership's role, as
+				// changing a member does.
+				if err := mayHoldMember(ctx, s.authz, actor, set, mine, u.ID, m.RoleSlug()); err != nil {
+					return nil, err
+				}
+			}
+			if u.PasswordHash == "" && s.Mailer == nil {
+				// The link will be shown, and it sets the password of an
+				// account that has none: whoever holds it becomes that user,
+				// with all that others have given the account since it was
+				// first invited.
+				if mine != "admin" {
+					return nil, boundaryError("issue a new link for %s, who has not set a password yet: with invitations not mailed, only organization admins may", email)
+				}
+				in.LinkShown = true
+			}
 		}
 		token, hash, err := s.newToken(ctx)
 		if err != nil {
@@ -355,10 +375,17 @@ func (s *Members) Invite(ctx context.Context, actor authz.Actor, req InviteReque
 			body := fmt.Sprintf("You have been invited to an organization on lockbox.\n\nSet your password with this link (valid until %s):\n\n%s\n\nIf you did not expect this, ignore this message.\n",
 				in.Invitation.ExpiresAt.Format(time.RFC1123), link)
 			if err := s.Mailer.Send(ctx, email, "You have been invited to lockbox", body); err != nil {
-				// The invitation stands; the admin still gets the link.
+				// The invitation stands; the admin gets the link to send by
+				// hand, unless it would set a password an earlier
+				// invitation left unset.
 				slog.WarnContext(ctx, "invitation mail not sent", "err", err.Error())
+				if in.User.PasswordHash == "" && !in.NewUser {
+					il.Link = ""
+				}
 			} else {
-				il.Mailed = true
+				// A mailed link is the invitee's alone: shown, it would let
+				// the inviter set the password and act as the invitee.
+				il.Mailed, il.Link = true, ""
 			}
 		}
 		out = append(out, il)

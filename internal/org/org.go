@@ -75,6 +75,11 @@ type Invitee struct {
 	NewUser    bool
 	Membership Member // Role, CustomRoleID set
 	Invitation Invitation
+	// LinkShown says the invitation's link goes back to the inviter for an
+	// existing user without a password: the store refuses it (errs.Invalid)
+	// if the user has a membership in another organization, whose
+	// invitation set them up.
+	LinkShown bool
 }
 
 // Store is the storage the organization services need. Each write takes the

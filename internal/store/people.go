@@ -147,6 +147,18 @@ func (db *DB) Invite(ctx context.Context, in org.Invitee, ev audit.Event) error 
 				return err
 			}
 		}
+		if in.LinkShown {
+			// Locked: another organization's invitation of the same user
+			// waits for this one to be written.
+			var others int
+			if err := tx.queryRow(ctx, `SELECT (SELECT COUNT(*) FROM org_memberships WHERE user_id = u.id AND org_id <> ?)
+				FROM users u WHERE u.id = ? AND u.password_hash = ''`+db.forUpdate(), in.Membership.OrgID, in.User.ID).Scan(&others); err != nil && err != errNoRows {
+				return dbErr(err, "user's other organizations")
+			}
+			if others > 0 {
+				return errs.BadRequest("%s already has an account, not set up yet: a new link for it can only be mailed", in.User.Email)
+			}
+		}
 		var status string
 		err := tx.queryRow(ctx, `SELECT status FROM org_memberships WHERE org_id = ? AND user_id = ?`, in.Membership.OrgID, in.User.ID).Scan(&status)
 		switch {

@@ -363,6 +363,48 @@ func TestWriteToADeletedRoleIsRefused(t *testing.T) {
 	})
 }
 
+// TestShownLinkForAnAccountOfAnotherOrganization: an invitation whose link
+// is shown to the inviter (org.Invitee.LinkShown) is refused for a user
+// without a password who is already invited to another organization: the
+// link would set that account's password. Mailed (LinkShown false), the
+// same invitation is written.
+func TestShownLinkForAnAccountOfAnotherOrganization(t *testing.T) {
+	storetest.ForEachEngine(t, func(t *testing.T, db *store.DB) {
+		ctx := t.Context()
+		a, b := seedOrg(t, db), seedOrg(t, db)
+		now := time.Now().UTC().Truncate(time.Microsecond)
+		user := identity.User{ID: store.NewID(), Email: "carol-" + store.NewID() + "@example.com", CreatedAt: now, UpdatedAt: now}
+		user.Username = user.Email
+		in := func(orgID string) org.Invitee {
+			return org.Invitee{User: user, Membership: org.Member{OrgID: orgID, UserID: user.ID, Role: "member"},
+				Invitation: org.Invitation{ID: store.NewID(), OrgID: orgID, UserID: user.ID, TokenHash: store.NewID(), ExpiresAt: now.Add(time.Hour), CreatedAt: now}}
+		}
+		ev := audit.Event{Type: "invite-user-to-org"}
+		first := in(b)
+		first.NewUser = true
+		if err := db.Invite(ctx, first, ev); err != nil {
+			t.Fatal(err)
+		}
+		shown := in(a)
+		shown.LinkShown = true
+		if err := db.Invite(ctx, shown, ev); !errs.Is(err, errs.Invalid) {
+			t.Fatalf("a shown link for an account invited elsewhere: %v", err)
+		}
+		if _, err := db.OrgMemberByUser(ctx, a, user.ID); !errs.Is(err, errs.NotFound) {
+			t.Fatalf("the refused invitation left a membership: %v", err)
+		}
+		// Shown again in its own organization, and mailed to the other: both written.
+		again := in(b)
+		again.LinkShown = true
+		if err := db.Invite(ctx, again, ev); err != nil {
+			t.Fatalf("a shown link in the account's only organization: %v", err)
+		}
+		if err := db.Invite(ctx, in(a), ev); err != nil {
+			t.Fatalf("a mailed invitation: %v", err)
+		}
+	})
+}
+
 // TestLastAdminIdentityStays: an organization whose only active admin is
 // an identity keeps it: demoting or deleting it is refused (400), as for a
 // user; with another admin, both go through.

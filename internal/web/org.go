@@ -59,21 +59,30 @@ func (h *Handler) orgInvite(w http.ResponseWriter, q *req) error {
 	if err != nil {
 		return err
 	}
+	// A mailed link is not shown: it is the invitee's alone.
 	items := make([]shownItem, 0, len(links))
-	mailed := 0
+	var mailed, unsent []string
 	for i, l := range links {
-		label := l.Email
-		if l.Mailed {
-			label += " (mailed)"
-			mailed++
+		switch {
+		case l.Mailed:
+			mailed = append(mailed, l.Email)
+		case l.Link == "":
+			unsent = append(unsent, l.Email)
+		default:
+			items = append(items, shownItem{l.Email, l.Link, "invite-link-" + strconv.Itoa(i)})
 		}
-		items = append(items, shownItem{label, l.Link, "invite-link-" + strconv.Itoa(i)})
 	}
-	intro := "Send each person their link: it works once, for 72 hours, and is shown only now."
-	if mailed == len(links) {
-		intro = "The invitations were mailed. The links below work once, for 72 hours, and are shown only now."
+	var intro []string
+	if len(mailed) > 0 {
+		intro = append(intro, "Mailed to "+strings.Join(mailed, ", ")+".")
 	}
-	h.render(w, q, http.StatusOK, "shown", map[string]any{"Title": "Invitations created", "Intro": intro, "Items": items,
+	if len(unsent) > 0 {
+		intro = append(intro, "The mail to "+strings.Join(unsent, ", ")+" failed; invite them again once mail works.")
+	}
+	if len(items) > 0 {
+		intro = append(intro, "Send each person below their link: it works once, for 72 hours, and is shown only now.")
+	}
+	h.render(w, q, http.StatusOK, "shown", map[string]any{"Title": "Invitations created", "Intro": strings.Join(intro, " "), "Items": items,
 		"Back": "/org/members"})
 	return nil
 }
