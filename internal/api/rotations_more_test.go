@@ -41,6 +41,12 @@ func TestRedisRotationDualPhase(t *testing.T) {
 		assertError(t, e.Do(t, "POST", "/api/v2/secret-rotations/redis-credentials", e.Token, map[string]any{"name": "bad", "projectId": p.ID,
 			"connectionId": connID, "environment": "dev", "secretPath": "/", "rotationInterval": 1,
 			"parameters": map[string]string{"permissionScope": "~* +@all nopass"}, "secretsMapping": map[string]string{"username": "U", "password": "P"}}), 422, "ValidationFailure")
+		// Nor is the default user rotated: a connection that names no user
+		// logs in as it, as does every client that names none.
+		assertError(t, e.Do(t, "POST", "/api/v2/secret-rotations/redis-credentials", e.Token, map[string]any{"name": "default", "projectId": p.ID,
+			"connectionId": connID, "environment": "dev", "secretPath": "/", "rotationInterval": 1,
+			"parameters":     map[string]string{"permissionScope": "~* +@all", "username1": "default", "username2": users[1]},
+			"secretsMapping": map[string]string{"username": "U", "password": "P"}}), 422, "ValidationFailure")
 		var rot struct{ SecretRotation rotOut }
 		e.Must(t, 200, "POST", "/api/v2/secret-rotations/redis-credentials", e.Token, map[string]any{"name": "cache", "projectId": p.ID,
 			"connectionId": connID, "environment": "dev", "secretPath": "/", "rotationInterval": 1,
@@ -108,6 +114,12 @@ func TestLDAPPasswordRotation(t *testing.T) {
 		e := apptest.Bootstrapped(t, d)
 		p := createProject(t, e, e.Token, map[string]any{"projectName": "dir"})
 		connID := createConn(t, e, e.Token, "ldap", "dir", map[string]any{"provider": "openldap", "url": l.URL, "dn": l.BindDN, "password": l.BindPass})
+		// The connection's own DN, however spelled, is not rotated by it.
+		for _, own := range []string{"CN=admin, DC=lockbox, DC=test", `cn=\61dmin,dc=lockbox,dc=test`} {
+			assertError(t, e.Do(t, "POST", "/api/v2/secret-rotations/ldap-password", e.Token, map[string]any{"name": "self", "projectId": p.ID,
+				"connectionId": connID, "environment": "dev", "secretPath": "/", "rotationInterval": 7,
+				"parameters": map[string]string{"dn": own}, "secretsMapping": map[string]string{"dn": "SELF_DN", "password": "SELF_PASS"}}), 422, "ValidationFailure")
+		}
 		var rot struct{ SecretRotation rotOut }
 		e.Must(t, 200, "POST", "/api/v2/secret-rotations/ldap-password", e.Token, map[string]any{"name": "app", "projectId": p.ID,
 			"connectionId": connID, "environment": "dev", "secretPath": "/", "rotationInterval": 7,

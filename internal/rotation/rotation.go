@@ -20,6 +20,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/go-ldap/ldap/v3"
 	"github.com/google/uuid"
 
 	"github.com/lockbox-dev/lockbox/internal/appconn"
@@ -523,12 +524,8 @@ func (s *Service) Create(ctx context.Context, actor authz.Actor, n New) (Rotatio
 	if err != nil {
 		return Rotation{}, err
 	}
-	// The connection's own principal is not rotated: its password would land
-	// in secrets its users may read, and the connection would stop working.
-	for _, u := range []string{params.Username1, params.Username2, params.DN} {
-		if u != "" && (strings.EqualFold(u, conn.Credentials.Username) || strings.EqualFold(u, conn.Credentials.DN)) {
-			return Rotation{}, errs.Fieldf("parameters", "the connection's own user cannot be rotated by it")
-		}
+	if err := notOwnPrincipal(conn, params); err != nil {
+		return Rotation{}, err
 	}
 	now := s.now().UTC()
 	auto := n.AutoRotate == nil || *n.AutoRotate
@@ -551,6 +548,29 @@ func (s *Service) Create(ctx context.Context, actor authz.Actor, n New) (Rotatio
 	}
 	got, err := s.store.Rotation(ctx, st.ID)
 	return got.Rotation, err
+}
+
+// notOwnPrincipal refuses, at once, the principals a rotation's parameters
+// name that are plainly the connection's own: its password would land in
+// secrets the rotation's readers see, and the connection would stop working.
+// Every change asks the target who the connection is as well
+// (target.ErrOwnPrincipal), since a name can be spelled many ways.
+func notOwnPrincipal(conn appconn.Connection, params Parameters) error {
+	bound, _ := ldap.ParseDN(conn.Credentials.DN)
+	for _, u := range []string{params.Username1, params.Username2, params.DN} {
+		if u == "" {
+			continue
+		}
+		if conn.App == appconn.Redis && u == "default" {
+			// Also the connection's own when it names no user.
+			return errs.Fieldf("parameters", "Redis's default user cannot be rotated: every client that names no user is it")
+		}
+		d, err := ldap.ParseDN(u)
+		if strings.EqualFold(u, conn.Credentials.Username) || strings.EqualFold(u, conn.Credentials.DN) || (err == nil && bound != nil && len(bound.RDNs) > 0 && d.EqualFold(bound)) {
+			return errs.Fieldf("parameters", "the connection's own user cannot be rotated by it")
+		}
+	}
+	return nil
 }
 
 func (s *Service) load(ctx context.Context, actor authz.Actor, typ, id, action string) (State, error) {

@@ -192,6 +192,9 @@ func SetPassword(ctx context.Context, p appconn.Policy, app string, admin appcon
 			return err
 		}
 		defer db.Close()
+		if err := notSQLSelf(ctx, db, app, user); err != nil {
+			return err
+		}
 		stmt := `ALTER ROLE "` + strings.ReplaceAll(user, `"`, `""`) + `" WITH PASSWORD '` + password + `'`
 		if app == appconn.MySQL {
 			stmt = "ALTER USER '" + user + "'@'%' IDENTIFIED BY '" + password + "'"
@@ -206,6 +209,9 @@ func SetPassword(ctx context.Context, p appconn.Policy, app string, admin appcon
 			return err
 		}
 		defer c.Close()
+		if err := notRedisSelf(ctx, c, user); err != nil {
+			return err
+		}
 		args := []any{"ACL", "SETUSER", user, "on", "resetpass", ">" + password}
 		for _, tok := range strings.Fields(scope) {
 			args = append(args, tok)
@@ -220,6 +226,9 @@ func SetPassword(ctx context.Context, p appconn.Policy, app string, admin appcon
 			return err
 		}
 		defer c.Close()
+		if err := notLDAPSelf(c, admin, user); err != nil {
+			return err
+		}
 		m := ldap.NewModifyRequest(user, nil)
 		if admin.Provider == "active-directory" {
 			m.Replace("unicodePwd", []string{encodeADPassword(password)})
@@ -232,6 +241,94 @@ func SetPassword(ctx context.Context, p appconn.Policy, app string, admin appcon
 		return nil
 	}
 	return fmt.Errorf("unsupported app %s", app)
+}
+
+// ErrOwnPrincipal refuses to change the principal the connection itself
+// logs in as, however its name is spelled: its new password would land in
+// secrets the rotation's readers see, and the connection would stop working.
+// Each system is asked who the connection is, at every change.
+var ErrOwnPrincipal = errors.New("the connection's own user cannot be rotated by it")
+
+// notSQLSelf refuses user when it is the role or account the connection is
+// logged in as (PostgreSQL's current and session user; MySQL's account name,
+// at any host).
+func notSQLSelf(ctx context.Context, db *sql.DB, app, user string) error {
+	q := `SELECT current_user, session_user`
+	if app == appconn.MySQL {
+		q = `SELECT SUBSTRING_INDEX(CURRENT_USER(), '@', 1), SUBSTRING_INDEX(USER(), '@', 1)`
+	}
+	var cur, sess string
+	if err := db.QueryRowContext(ctx, q).Scan(&cur, &sess); err != nil {
+		return fmt.Errorf("who the connection is: %v", err)
+	}
+	if user == cur || user == sess {
+		return ErrOwnPrincipal
+	}
+	return nil
+}
+
+// notRedisSelf refuses the connection's own ACL user, and default: the user
+// of every client that names none.
+func notRedisSelf(ctx context.Context, c *goredis.Client, user string) error {
+	if user == "default" {
+		return fmt.Errorf("the default user cannot be rotated: every client that names no user is it")
+	}
+	who, err := c.Do(ctx, "ACL", "WHOAMI").Text()
+	if err != nil {
+		return fmt.Errorf("who the connection is: %v", err)
+	}
+	if who == user {
+		return ErrOwnPrincipal
+	}
+	return nil
+}
+
+// notLDAPSelf refuses user when it names the entry the connection is bound
+// as. The directory says who that is (the Who am I? operation, RFC 4532): a
+// DN, compared with user as the directory names its entry (so escapes,
+// spacing and case do not matter), or on Active Directory a
+// DOMAIN\sAMAccountName, compared with the entry's account name. A directory
+// that cannot say is compared with the connection's bind DN.
+func notLDAPSelf(c *ldap.Conn, admin appconn.Credentials, user string) error {
+	target, err := ldap.ParseDN(user)
+	if err != nil {
+		return fmt.Errorf("the DN %q does not parse: %v", user, err)
+	}
+	var entryDN *ldap.DN
+	var account string
+	res, err := c.Search(ldap.NewSearchRequest(user, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 1, int(DialTimeout.Seconds()), false,
+		"(objectClass=*)", []string{"sAMAccountName"}, nil))
+	if err == nil && len(res.Entries) == 1 {
+		entryDN, _ = ldap.ParseDN(res.Entries[0].DN)
+		account = res.Entries[0].GetAttributeValue("sAMAccountName")
+	}
+	same := func(d *ldap.DN) bool {
+		return d != nil && (d.EqualFold(target) || (entryDN != nil && d.EqualFold(entryDN)))
+	}
+	who, err := c.WhoAmI(nil)
+	switch {
+	case err == nil && strings.HasPrefix(who.AuthzID, "dn:"):
+		d, _ := ldap.ParseDN(strings.TrimPrefix(who.AuthzID, "dn:"))
+		if same(d) {
+			return ErrOwnPrincipal
+		}
+		return nil
+	case err == nil && strings.HasPrefix(who.AuthzID, "u:"):
+		name := strings.TrimPrefix(who.AuthzID, "u:")
+		if i := strings.LastIndexByte(name, '\\'); i >= 0 {
+			name = name[i+1:]
+		}
+		if account != "" && strings.EqualFold(account, name) {
+			return ErrOwnPrincipal
+		}
+	}
+	if d, err := ldap.ParseDN(admin.DN); err == nil && same(d) {
+		return ErrOwnPrincipal
+	}
+	if strings.EqualFold(strings.TrimSpace(admin.DN), strings.TrimSpace(user)) {
+		return ErrOwnPrincipal
+	}
+	return nil
 }
 
 // checkPassword refuses a password that could end or escape the quoted
@@ -259,6 +356,9 @@ func Revoke(ctx context.Context, p appconn.Policy, app string, admin appconn.Cre
 			return err
 		}
 		defer c.Close()
+		if err := notRedisSelf(ctx, c, user); err != nil {
+			return err
+		}
 		if err := c.Do(ctx, "ACL", "DELUSER", user).Err(); err != nil {
 			return fmt.Errorf("delete the ACL user %s: %v", user, err)
 		}
