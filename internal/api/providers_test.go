@@ -329,3 +329,36 @@ func TestFailedCreationDoesNotEchoThePassword(t *testing.T) {
 		}
 	}
 }
+
+// TestRetargetingWaitsForLeasesToBeRevoked: a change of where a dynamic
+// secret connects is refused while a lease is live, since its user is in the
+// current target and revocation goes through the secret's inputs as they are
+// then; once the lease is revoked the change goes through. A change that
+// does not move the target (the TTL) is not held up.
+func TestRetargetingWaitsForLeasesToBeRevoked(t *testing.T) {
+	host, port := testsvc.Redis(t)
+	addr := net.JoinHostPort(host, strconv.Itoa(port))
+	forEachEngine(t, func(t *testing.T, d store.Dialect) {
+		s := newDynScope(t, d)
+		s.create(t, "cache", "redis", map[string]any{"host": host, "port": port, "username": "default", "password": "planted-redis-admin"})
+		l := s.lease(t, "cache", "")
+		user, pass := l.Data["DB_USERNAME"].(string), l.Data["DB_PASSWORD"].(string)
+		retarget := s.body(map[string]any{"data": map[string]any{"inputs": map[string]any{"host": "localhost", "password": "planted-redis-admin"}}})
+		m := assertError(t, s.e.Do(t, "PATCH", "/api/v1/dynamic-secrets/cache", s.e.Token, retarget), 400, "BadRequest")
+		if msg, _ := m["message"].(string); !strings.Contains(msg, "Revoke the dynamic secret's leases") {
+			t.Fatalf("refusal %q", msg)
+		}
+		if in := s.inputs(t, "cache"); in["host"] != host {
+			t.Fatalf("the refused change was written: host %v", in["host"])
+		}
+		s.e.Must(t, 200, "PATCH", "/api/v1/dynamic-secrets/cache", s.e.Token, s.body(map[string]any{"data": map[string]any{"defaultTTL": "30m"}}))
+		s.e.Must(t, 200, "DELETE", "/api/v1/dynamic-secrets/leases/"+l.Lease.ID, s.e.Token, s.body(nil))
+		if err := redisAuth(addr, user, pass); err == nil {
+			t.Fatal("the revoked lease's user still logs in")
+		}
+		s.e.Must(t, 200, "PATCH", "/api/v1/dynamic-secrets/cache", s.e.Token, retarget)
+		if in := s.inputs(t, "cache"); in["host"] != "localhost" {
+			t.Fatalf("after the leases were revoked: host %v", in["host"])
+		}
+	})
+}

@@ -103,6 +103,11 @@ type SealedSecret struct {
 type SealedLease struct {
 	Lease
 	SealedData []byte
+	// SecretStamp, when set, is the dynamic secret's UpdatedAt as the lease
+	// read it: the insert is refused (project.ErrStale) if the secret has
+	// changed since, since the lease would be created with inputs that are
+	// no longer the secret's. Not stored.
+	SecretStamp time.Time
 }
 
 // Store is the storage dynamic secrets need.
@@ -114,7 +119,11 @@ type Store interface {
 	DynamicSecretByName(ctx context.Context, folderID, name string) (SealedSecret, error)
 	DynamicSecretByID(ctx context.Context, id string) (SealedSecret, error)
 	DynamicSecrets(ctx context.Context, folderID string) ([]SealedSecret, error)
-	UpdateDynamicSecret(ctx context.Context, s SealedSecret, ev audit.Event) error
+	// UpdateDynamicSecret writes s if it is still as read, last updated at
+	// prev (project.ErrStale if not). With retarget (its inputs now point
+	// elsewhere) it is refused (ErrLeasesLeft) while a lease is live or a
+	// cleanup pending: their principals are in the old target.
+	UpdateDynamicSecret(ctx context.Context, s SealedSecret, prev time.Time, retarget bool, ev audit.Event) error
 	// DeleteDynamicSecret deletes it with its (already revoked) lease rows
 	// and its cleanups (done, or given up by a forced deletion); unless
 	// forced, ErrLeasesLeft if a lease is live or a cleanup pending.
@@ -558,11 +567,26 @@ type Change struct {
 // changing where it goes (a Target input) requires sending every stored
 // Secret input again, and changing what runs with it (a Statement input)
 // requires create-root-credential. A masked value sent back means unchanged.
+//
+// A change of a Target input is refused (400) while the secret has a lease
+// not revoked or a user still to drop: their principals are in the current
+// target, and revoking them through the new inputs would miss them. The
+// change is applied to the secret as it is when written (read and applied
+// again if another change came first).
 func (s *Service) Update(ctx context.Context, actor authz.Actor, sc Scope, name string, c Change) (Secret, error) {
+	sec, err := project.RetryStale(ctx, "dynamic secret", func() (Secret, error) { return s.update(ctx, actor, sc, name, c) })
+	if errors.Is(err, ErrLeasesLeft) {
+		return Secret{}, errs.BadRequest("Revoke the dynamic secret's leases before changing where it connects: their users are in the current target")
+	}
+	return sec, err
+}
+
+func (s *Service) update(ctx context.Context, actor authz.Actor, sc Scope, name string, c Change) (Secret, error) {
 	sec, perms, err := s.byName(ctx, actor, sc, name, authz.ActEditRootCredential)
 	if err != nil {
 		return Secret{}, err
 	}
+	prev, retarget := sec.UpdatedAt, false
 	if len(c.Inputs) > 0 && string(c.Inputs) != "null" {
 		reg, _ := provider.Lookup(sec.Type)
 		stored, err := canonical(sec.Type, sec.Inputs)
@@ -591,12 +615,7 @@ func (s *Service) Update(ctx context.Context, actor authz.Actor, sc Scope, name 
 			}
 		}
 		if len(moved) > 0 {
-			// Users of revoked leases still waiting to be dropped live on the
-			// current target: drop them there before the secret points
-			// elsewhere (the worker would drop names on the new one).
-			if err := s.dropPending(ctx, sec); err != nil {
-				return Secret{}, err
-			}
+			retarget = true
 			for _, in := range reg.Inputs {
 				if _, had := stored[in.Name]; in.Secret && had {
 					if _, sent := patch[in.Name]; !sent {
@@ -623,6 +642,14 @@ func (s *Service) Update(ctx context.Context, actor authz.Actor, sc Scope, name 
 		}
 		if err := s.validate(ctx, actor, p, sec, "update"); err != nil {
 			return Secret{}, err
+		}
+		if retarget {
+			// Users of revoked leases still waiting to be dropped live on the
+			// current target: drop them there before the secret points
+			// elsewhere (the worker would drop names on the new one).
+			if err := s.dropPending(ctx, sec); err != nil {
+				return Secret{}, err
+			}
 		}
 		sec.Inputs = merged
 	}
@@ -655,12 +682,12 @@ func (s *Service) Update(ctx context.Context, actor authz.Actor, sc Scope, name 
 		sec.Name = nn
 	}
 	sec.Status, sec.StatusDetails = "", ""
-	sec.UpdatedAt = s.now().UTC().Truncate(time.Microsecond)
+	sec.UpdatedAt = project.NextStamp(s.now(), prev)
 	sealed, err := s.keys.Seal(ctx, keyring.Project(sec.ProjectID), sec.Inputs, inputsAD(sec.ID))
 	if err != nil {
 		return Secret{}, err
 	}
-	return sec, s.store.UpdateDynamicSecret(ctx, SealedSecret{Secret: sec, SealedInputs: sealed}, secretEvent(actor, "update-dynamic-secret", sec))
+	return sec, s.store.UpdateDynamicSecret(ctx, SealedSecret{Secret: sec, SealedInputs: sealed}, prev, retarget, secretEvent(actor, "update-dynamic-secret", sec))
 }
 
 // Delete revokes every live lease of a dynamic secret, drops the disabled

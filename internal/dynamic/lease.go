@@ -16,6 +16,7 @@ import (
 	"github.com/lockbox-dev/lockbox/internal/errs"
 	"github.com/lockbox-dev/lockbox/internal/keyring"
 	"github.com/lockbox-dev/lockbox/internal/lazyre"
+	"github.com/lockbox-dev/lockbox/internal/project"
 )
 
 // DefaultCreatingTimeout is how long a lease may stay in state creating
@@ -114,7 +115,12 @@ func (s *Service) CreateLease(ctx context.Context, actor authz.Actor, sc Scope, 
 	if len(l.Config) == 0 || string(l.Config) == "null" {
 		l.Config = json.RawMessage("{}")
 	}
-	if err := s.store.InsertLease(ctx, SealedLease{Lease: l}, s.MaxLeases, leaseEvent(actor, "create-dynamic-secret-lease", sec, l)); err != nil {
+	if err := s.store.InsertLease(ctx, SealedLease{Lease: l, SecretStamp: sec.UpdatedAt}, s.MaxLeases, leaseEvent(actor, "create-dynamic-secret-lease", sec, l)); err != nil {
+		if errors.Is(err, project.ErrStale) {
+			// Changed since it was read: the lease would go to inputs that
+			// may no longer be the secret's, out of reach of its revocation.
+			return Lease{}, Secret{}, errs.Conflictf("The dynamic secret changed while the lease was being created; try again")
+		}
 		if errors.Is(err, ErrLeaseLimit) {
 			return Lease{}, Secret{}, errs.BadRequest("Max lease limit reached. Limit: %d", s.MaxLeases)
 		}

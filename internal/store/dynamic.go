@@ -80,15 +80,39 @@ func (db *DB) DynamicSecrets(ctx context.Context, folderID string) ([]dynamic.Se
 }
 
 // UpdateDynamicSecret writes a dynamic secret.
-func (db *DB) UpdateDynamicSecret(ctx context.Context, s dynamic.SealedSecret, ev audit.Event) error {
+func (db *DB) UpdateDynamicSecret(ctx context.Context, s dynamic.SealedSecret, prev time.Time, retarget bool, ev audit.Event) error {
 	return db.Transact(ctx, func(tx *Tx) error {
-		if _, err := tx.exec(ctx, `UPDATE dynamic_secrets SET name = ?, inputs = ?, default_ttl = ?, max_ttl = ?, username_template = ?,
-			metadata = ?, status = ?, status_details = ?, updated_at = ? WHERE id = ?`, s.Name, s.SealedInputs, s.DefaultTTL, s.MaxTTL,
-			s.UsernameTemplate, metadataJSON(s.Metadata), s.Status, s.StatusDetails, ts(s.UpdatedAt), s.ID); err != nil {
-			return dbErr(err, "UpdateDynamicSecret")
+		if err := tx.lockDynamicSecret(ctx, s.ID); err != nil {
+			return err
+		}
+		if retarget {
+			if err := tx.noLeasesLeft(ctx, s.ID); err != nil {
+				return err
+			}
+		}
+		res, err := tx.exec(ctx, `UPDATE dynamic_secrets SET name = ?, inputs = ?, default_ttl = ?, max_ttl = ?, username_template = ?,
+			metadata = ?, status = ?, status_details = ?, updated_at = ? WHERE id = ? AND updated_at = ?`, s.Name, s.SealedInputs, s.DefaultTTL, s.MaxTTL,
+			s.UsernameTemplate, metadataJSON(s.Metadata), s.Status, s.StatusDetails, ts(s.UpdatedAt), s.ID, ts(prev))
+		if err := staleIfNone(res, err, "UpdateDynamicSecret"); err != nil {
+			return err
 		}
 		return tx.insertAudit(ctx, ev)
 	})
+}
+
+// noLeasesLeft refuses (dynamic.ErrLeasesLeft) while a dynamic secret has a
+// lease not revoked or a cleanup pending: a principal in its target that
+// only its current inputs can reach.
+func (tx *Tx) noLeasesLeft(ctx context.Context, id string) error {
+	var left bool
+	if err := tx.queryRow(ctx, `SELECT EXISTS (SELECT 1 FROM dynamic_leases WHERE dynamic_secret_id = ? AND status <> 'revoked')
+		OR EXISTS (SELECT 1 FROM dynamic_cleanups WHERE dynamic_secret_id = ?)`, id, id).Scan(&left); err != nil {
+		return dbErr(err, "leases left")
+	}
+	if left {
+		return dynamic.ErrLeasesLeft
+	}
+	return nil
 }
 
 // DeleteDynamicSecret deletes a dynamic secret and its lease rows. It locks
@@ -102,13 +126,8 @@ func (db *DB) DeleteDynamicSecret(ctx context.Context, id string, forced bool, e
 			return err
 		}
 		if !forced {
-			var left bool
-			if err := tx.queryRow(ctx, `SELECT EXISTS (SELECT 1 FROM dynamic_leases WHERE dynamic_secret_id = ? AND status <> 'revoked')
-				OR EXISTS (SELECT 1 FROM dynamic_cleanups WHERE dynamic_secret_id = ?)`, id, id).Scan(&left); err != nil {
-				return dbErr(err, "leases left")
-			}
-			if left {
-				return dynamic.ErrLeasesLeft
+			if err := tx.noLeasesLeft(ctx, id); err != nil {
+				return err
 			}
 		}
 		if _, err := tx.exec(ctx, `DELETE FROM dynamic_cleanups WHERE dynamic_secret_id = ?`, id); err != nil {
@@ -180,8 +199,20 @@ func (tx *Tx) lockDynamicSecret(ctx context.Context, id string) error {
 // concurrent inserts count each other and a deleted secret gets none.
 func (db *DB) InsertLease(ctx context.Context, l dynamic.SealedLease, limit int, ev audit.Event) error {
 	return db.transactQuiet(ctx, func(tx *Tx) error {
-		if err := tx.lockDynamicSecret(ctx, l.DynamicSecretID); err != nil {
-			return err
+		if l.SecretStamp.IsZero() {
+			if err := tx.lockDynamicSecret(ctx, l.DynamicSecretID); err != nil {
+				return err
+			}
+		} else {
+			// Locked and compared in one read.
+			var same bool
+			if err := tx.queryRow(ctx, `SELECT updated_at = ? FROM dynamic_secrets WHERE id = ?`+tx.db.forUpdate(),
+				ts(l.SecretStamp), l.DynamicSecretID).Scan(&same); err != nil {
+				return dbErr(err, "lock dynamic secret")
+			}
+			if !same {
+				return project.ErrStale
+			}
 		}
 		if limit > 0 {
 			// Counted by the partial index dynamic_leases_secret_due, and no

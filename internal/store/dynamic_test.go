@@ -648,3 +648,54 @@ func TestDeleteProjectKeepsPendingCleanups(t *testing.T) {
 		}
 	})
 }
+
+// TestDynamicSecretWritesCheckWhatTheyRead: a dynamic secret's update is
+// written only if the secret is still as read (project.ErrStale otherwise),
+// one that moves its target only while it has no live lease
+// (dynamic.ErrLeasesLeft), and a lease is inserted only if the secret is
+// still as the lease read it: its principal must be where the secret's
+// inputs, and so its revocation, point.
+func TestDynamicSecretWritesCheckWhatTheyRead(t *testing.T) {
+	storetest.ForEachEngine(t, func(t *testing.T, db *store.DB) {
+		ctx := t.Context()
+		projectID, ids := seedSecrets(t, db, "d")
+		read, err := db.DynamicSecretByID(ctx, ids[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		now := time.Now().UTC().Truncate(time.Microsecond)
+		lease := func(stamp time.Time) error {
+			id := store.NewID()
+			return db.InsertLease(ctx, dynamic.SealedLease{SecretStamp: stamp, Lease: dynamic.Lease{ID: id, DynamicSecretID: ids[0], ProjectID: projectID,
+				Username: "u" + id[len(id)-8:], Config: []byte("{}"), Status: dynamic.Active, ExpireAt: now.Add(time.Hour), DueAt: now.Add(time.Hour),
+				CreatedAt: now, UpdatedAt: now}}, 0, audit.Event{Type: "create-dynamic-secret-lease"})
+		}
+		if err := lease(read.UpdatedAt); err != nil {
+			t.Fatalf("a lease of the secret as it is: %v", err)
+		}
+		ev := audit.Event{Type: "update-dynamic-secret"}
+		changed := read
+		changed.DefaultTTL, changed.UpdatedAt = "2h", project.NextStamp(now, read.UpdatedAt)
+		if err := db.UpdateDynamicSecret(ctx, changed, read.UpdatedAt, true, ev); !errors.Is(err, dynamic.ErrLeasesLeft) {
+			t.Fatalf("moving the target of a secret with a live lease: %v", err)
+		}
+		if err := db.UpdateDynamicSecret(ctx, changed, read.UpdatedAt, false, ev); err != nil {
+			t.Fatalf("a change from the current read: %v", err)
+		}
+		stale := read
+		stale.DefaultTTL, stale.UpdatedAt = "3h", project.NextStamp(now, read.UpdatedAt)
+		if err := db.UpdateDynamicSecret(ctx, stale, read.UpdatedAt, false, ev); !errors.Is(err, project.ErrStale) {
+			t.Fatalf("a change from an overtaken read: %v", err)
+		}
+		if err := lease(read.UpdatedAt); !errors.Is(err, project.ErrStale) {
+			t.Fatalf("a lease of the secret as it was: %v", err)
+		}
+		if got, err := db.DynamicSecretByID(ctx, ids[0]); err != nil || got.DefaultTTL != "2h" {
+			t.Fatalf("after the refusals: %q %v", got.DefaultTTL, err)
+		}
+		leases, err := db.Leases(ctx, ids[0])
+		if err != nil || len(leases) != 1 {
+			t.Fatalf("%d leases after the refused insert: %v", len(leases), err)
+		}
+	})
+}
