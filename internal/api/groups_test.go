@@ -816,10 +816,10 @@ func TestGroupHeldRolesBoundChangesToTheMember(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, d store.Dialect) {
 		e := apptest.Bootstrapped(t, d)
 		e.Must(t, 200, "POST", "/api/v1/organization/roles", e.Token, map[string]any{"slug": "people-manager", "name": "People manager",
-			"permissions": []map[string]any{{"subject": "identity", "action": []string{"read", "create", "edit", "delete"}},
+			"permissions": []map[string]any{{"subject": "identity", "action": []string{"read", "create", "edit", "delete", "create-token"}},
 				{"subject": "member", "action": []string{"read", "create", "edit", "delete"}}}})
 		e.Must(t, 200, "POST", "/api/v1/organization/roles", e.Token, map[string]any{"slug": "wide", "name": "Wide",
-			"permissions": []map[string]any{{"subject": "identity", "action": []string{"read", "create", "edit", "delete"}},
+			"permissions": []map[string]any{{"subject": "identity", "action": []string{"read", "create", "edit", "delete", "create-token"}},
 				{"subject": "member", "action": []string{"read", "create", "edit", "delete"}},
 				{"subject": "groups", "action": []string{"read", "create", "edit", "delete"}}}})
 		_, mgr := e.NewIdentity(t, "people-manager", "people-manager")

@@ -151,3 +151,64 @@ func TestTokenAuthTokens(t *testing.T) {
 		assertError(t, e.Do(t, "GET", "/api/v1/identities", tok2, nil), 401, "UnauthorizedError")
 	})
 }
+
+// TestTokenActionsAreTheirOwn: minting a token or a client secret, listing
+// or reading them, revoking one and removing a login method each need their
+// own action on identities (create-token, get-token, delete-token,
+// revoke-auth), besides the one the route goes through: a role that may
+// read, create, edit and delete identities does none of them, a role given
+// them does, and a denial of one holds against a wider grant.
+func TestTokenActionsAreTheirOwn(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, d store.Dialect) {
+		e := apptest.Bootstrapped(t, d)
+		crud := []string{"read", "create", "edit", "delete"}
+		role := func(slug string, rules ...map[string]any) {
+			e.Must(t, 200, "POST", "/api/v1/organization/roles", e.Token, map[string]any{"slug": slug, "name": slug, "permissions": rules})
+		}
+		role("editor", map[string]any{"subject": "identity", "action": crud})
+		role("minter", map[string]any{"subject": "identity", "action": append(crud, "create-token", "get-token", "delete-token", "revoke-auth")})
+		role("denied", map[string]any{"subject": "identity", "action": append(crud, "create-token", "get-token", "delete-token", "revoke-auth")},
+			map[string]any{"subject": "identity", "action": []string{"create-token"}, "inverted": true})
+		_, editor := e.NewIdentity(t, "editor", "editor")
+		_, minter := e.NewIdentity(t, "minter", "minter")
+		_, denied := e.NewIdentity(t, "denied", "denied")
+		target, _ := e.NewIdentity(t, "target", "no-access")
+		ua := "/api/v1/auth/universal-auth/identities/" + target
+		ta := "/api/v1/auth/token-auth/identities/" + target
+		e.Must(t, 200, "POST", ua, e.Token, map[string]any{})
+		var secret struct{ ClientSecretData struct{ ID string } }
+		e.Must(t, 200, "POST", ua+"/client-secrets", e.Token, map[string]any{}).Decode(t, &secret)
+		var tok struct{ TokenData struct{ ID string } }
+		e.Must(t, 200, "POST", ta+"/tokens", e.Token, map[string]any{"name": "t"}).Decode(t, &tok)
+		// Checked by status only: a failure must not print a minted secret.
+		status := func(token, method, path string, want int) {
+			t.Helper()
+			if r := e.Do(t, method, path, token, map[string]any{}); r.Status != want {
+				t.Fatalf("%s %s: status %d, want %d", method, path, r.Status, want)
+			}
+		}
+		for _, c := range []struct{ method, path string }{
+			{"POST", ua + "/client-secrets"}, {"POST", ta + "/tokens"}, {"GET", ua + "/client-secrets"},
+			{"GET", ua + "/client-secrets/" + secret.ClientSecretData.ID}, {"GET", ta + "/tokens"},
+			{"GET", "/api/v1/auth/token-auth/tokens/" + tok.TokenData.ID},
+			{"POST", ua + "/client-secrets/" + secret.ClientSecretData.ID + "/revoke"},
+			{"POST", "/api/v1/auth/token-auth/tokens/" + tok.TokenData.ID + "/revoke"},
+			{"DELETE", ua}, {"DELETE", ta},
+		} {
+			status(editor, c.method, c.path, 403)
+		}
+		status(denied, "POST", ua+"/client-secrets", 403)
+		status(denied, "POST", ta+"/tokens", 403)
+		status(denied, "GET", ua+"/client-secrets", 200)
+		for _, c := range []struct{ method, path string }{
+			{"POST", ua + "/client-secrets"}, {"POST", ta + "/tokens"}, {"GET", ua + "/client-secrets"},
+			{"GET", ua + "/client-secrets/" + secret.ClientSecretData.ID}, {"GET", ta + "/tokens"},
+			{"GET", "/api/v1/auth/token-auth/tokens/" + tok.TokenData.ID},
+			{"POST", ua + "/client-secrets/" + secret.ClientSecretData.ID + "/revoke"},
+			{"POST", "/api/v1/auth/token-auth/tokens/" + tok.TokenData.ID + "/revoke"},
+			{"DELETE", ua}, {"DELETE", ta},
+		} {
+			status(minter, c.method, c.path, 200)
+		}
+	})
+}

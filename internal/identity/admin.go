@@ -161,7 +161,19 @@ func withinRole(ctx context.Context, az Authorizer, actor authz.Actor, role stri
 }
 
 func (a *Admin) check(ctx context.Context, actor authz.Actor, action, identityID string) error {
-	perms, err := a.authz.OrgPermissions(ctx, actor)
+	return checkIdentity(ctx, a.authz, actor, action, identityID)
+}
+
+// checkIdentity checks action on identities (on identityID when given).
+//
+// A token operation needs, besides the action on the identity it goes
+// through (create, read, edit, delete), its own action, as in Infisical's
+// privilege system: create-token to mint a token or a client secret,
+// get-token to list or read them, delete-token to revoke one, revoke-auth
+// to remove a login method. A role that may edit identities does not mint
+// their tokens unless it says so, and a denial of create-token holds.
+func checkIdentity(ctx context.Context, az Authorizer, actor authz.Actor, action, identityID string) error {
+	perms, err := az.OrgPermissions(ctx, actor)
 	if err != nil {
 		return err
 	}

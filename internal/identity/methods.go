@@ -254,6 +254,9 @@ func (m *Methods) Remove(ctx context.Context, actor authz.Actor, method, identit
 	if err != nil {
 		return AuthConfig{}, err
 	}
+	if err := m.admin.check(ctx, actor, authz.ActRevokeAuth, c.IdentityID); err != nil {
+		return AuthConfig{}, err
+	}
 	if c, err = shown(reg, c); err != nil {
 		return AuthConfig{}, err
 	}

@@ -90,6 +90,9 @@ func (a *Admin) RemoveTokenAuth(ctx context.Context, actor authz.Actor, identity
 	if err != nil {
 		return TokenAuth{}, err
 	}
+	if err := a.check(ctx, actor, authz.ActRevokeAuth, oi.ID); err != nil {
+		return TokenAuth{}, err
+	}
 	ev := audit.New(actor, "revoke-identity-token-auth", map[string]any{"identityId": oi.ID})
 	return ta, a.store.DeleteTokenAuth(ctx, oi.ID, ev)
 }
@@ -98,6 +101,9 @@ func (a *Admin) RemoveTokenAuth(ctx context.Context, actor authz.Actor, identity
 func (a *Admin) CreateToken(ctx context.Context, actor authz.Actor, identityID, name string) (LoginResult, AccessToken, error) {
 	oi, ta, err := a.tokenAuth(ctx, actor, identityID, authz.ActEdit)
 	if err != nil {
+		return LoginResult{}, AccessToken{}, err
+	}
+	if err := a.check(ctx, actor, authz.ActCreateToken, oi.ID); err != nil {
 		return LoginResult{}, AccessToken{}, err
 	}
 	if len(name) > 255 {
@@ -119,6 +125,9 @@ func (a *Admin) CreateToken(ctx context.Context, actor authz.Actor, identityID, 
 func (a *Admin) Tokens(ctx context.Context, actor authz.Actor, identityID string, offset, limit int) ([]AccessToken, error) {
 	oi, err := a.get(ctx, actor, identityID, authz.ActRead)
 	if err != nil {
+		return nil, err
+	}
+	if err := a.check(ctx, actor, authz.ActGetToken, oi.ID); err != nil {
 		return nil, err
 	}
 	return a.store.AccessTokens(ctx, oi.ID, MethodTokenAuth, offset, limit)
@@ -151,7 +160,11 @@ func (a *Admin) token(ctx context.Context, actor authz.Actor, tokenID, action st
 
 // Token returns one Token Auth token's record.
 func (a *Admin) Token(ctx context.Context, actor authz.Actor, tokenID string) (AccessToken, error) {
-	return a.token(ctx, actor, tokenID, authz.ActRead)
+	t, err := a.token(ctx, actor, tokenID, authz.ActRead)
+	if err != nil {
+		return AccessToken{}, err
+	}
+	return t, a.check(ctx, actor, authz.ActGetToken, t.IdentityID)
 }
 
 // RenameToken changes a token's name.
@@ -169,6 +182,9 @@ func (a *Admin) RenameToken(ctx context.Context, actor authz.Actor, tokenID, nam
 func (a *Admin) RevokeToken(ctx context.Context, actor authz.Actor, tokenID string) error {
 	t, err := a.token(ctx, actor, tokenID, authz.ActEdit)
 	if err != nil {
+		return err
+	}
+	if err := a.check(ctx, actor, authz.ActDeleteToken, t.IdentityID); err != nil {
 		return err
 	}
 	ev := audit.New(actor, "revoke-token-identity-token-auth", map[string]any{"identityId": t.IdentityID, "tokenId": t.ID})

@@ -221,6 +221,9 @@ func (u *UA) Remove(ctx context.Context, actor authz.Actor, identityID string) (
 	if err != nil {
 		return UniversalAuth{}, err
 	}
+	if err := checkIdentity(ctx, u.authz, actor, authz.ActRevokeAuth, ident.ID); err != nil {
+		return UniversalAuth{}, err
+	}
 	ev := audit.New(actor, "revoke-identity-universal-auth", map[string]any{"identityId": ident.ID})
 	return ua, u.store.DeleteUniversalAuth(ctx, ident.ID, ev)
 }
@@ -229,6 +232,9 @@ func (u *UA) Remove(ctx context.Context, actor authz.Actor, identityID string) (
 func (u *UA) NewClientSecret(ctx context.Context, actor authz.Actor, identityID, description string, numUsesLimit, ttl int64) (string, ClientSecret, error) {
 	ident, ua, err := u.config(ctx, actor, identityID, authz.ActCreate)
 	if err != nil {
+		return "", ClientSecret{}, err
+	}
+	if err := checkIdentity(ctx, u.authz, actor, authz.ActCreateToken, ident.ID); err != nil {
 		return "", ClientSecret{}, err
 	}
 	if numUsesLimit < 0 {
@@ -254,8 +260,11 @@ func (u *UA) NewClientSecret(ctx context.Context, actor authz.Actor, identityID,
 
 // ClientSecrets lists an identity's client secrets that can still log in.
 func (u *UA) ClientSecrets(ctx context.Context, actor authz.Actor, identityID string) ([]ClientSecret, error) {
-	_, ua, err := u.config(ctx, actor, identityID, authz.ActRead)
+	ident, ua, err := u.config(ctx, actor, identityID, authz.ActRead)
 	if err != nil {
+		return nil, err
+	}
+	if err := checkIdentity(ctx, u.authz, actor, authz.ActGetToken, ident.ID); err != nil {
 		return nil, err
 	}
 	all, err := u.store.ClientSecrets(ctx, ua.ID)
@@ -275,8 +284,11 @@ func (u *UA) ClientSecrets(ctx context.Context, actor authz.Actor, identityID st
 
 // ClientSecret returns one client secret.
 func (u *UA) ClientSecret(ctx context.Context, actor authz.Actor, identityID, secretID string) (ClientSecret, error) {
-	_, ua, err := u.config(ctx, actor, identityID, authz.ActRead)
+	ident, ua, err := u.config(ctx, actor, identityID, authz.ActRead)
 	if err != nil {
+		return ClientSecret{}, err
+	}
+	if err := checkIdentity(ctx, u.authz, actor, authz.ActGetToken, ident.ID); err != nil {
 		return ClientSecret{}, err
 	}
 	cs, err := u.store.ClientSecretByID(ctx, ua.ID, secretID)
@@ -290,6 +302,9 @@ func (u *UA) ClientSecret(ctx context.Context, actor authz.Actor, identityID, se
 func (u *UA) RevokeClientSecret(ctx context.Context, actor authz.Actor, identityID, secretID string) (ClientSecret, error) {
 	ident, ua, err := u.config(ctx, actor, identityID, authz.ActDelete)
 	if err != nil {
+		return ClientSecret{}, err
+	}
+	if err := checkIdentity(ctx, u.authz, actor, authz.ActDeleteToken, ident.ID); err != nil {
 		return ClientSecret{}, err
 	}
 	ev := audit.New(actor, "revoke-identity-universal-auth-client-secret", map[string]any{"identityId": ident.ID, "clientSecretId": secretID})

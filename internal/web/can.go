@@ -71,10 +71,23 @@ var orgControls = map[string]control{
 
 // Controls of one identity's page (fields: that identity).
 var identityControls = map[string]control{
-	"attach":  {authz.ActCreate, authz.SubIdentity},
-	"secret":  {authz.ActCreate, authz.SubIdentity},
-	"revoke":  {authz.ActDelete, authz.SubIdentity},
-	"editOrg": {authz.ActEdit, authz.SubIdentity},
+	"attach":      {authz.ActCreate, authz.SubIdentity},
+	"secret":      {authz.ActCreate, authz.SubIdentity},
+	"revoke":      {authz.ActDelete, authz.SubIdentity},
+	"editOrg":     {authz.ActEdit, authz.SubIdentity},
+	"mint":        {authz.ActEdit, authz.SubIdentity},
+	"revokeToken": {authz.ActEdit, authz.SubIdentity},
+	"removeAuth":  {authz.ActEdit, authz.SubIdentity},
+}
+
+// tokenActions are the identity controls that are token operations, with
+// the action of their own each needs as well (identity.checkIdentity).
+var tokenActions = map[string]authz.Action{
+	"secret":      authz.ActCreateToken,
+	"revoke":      authz.ActDeleteToken,
+	"mint":        authz.ActCreateToken,
+	"revokeToken": authz.ActDeleteToken,
+	"removeAuth":  authz.ActRevokeAuth,
 }
 
 // allowed is the one place pages decide which controls to show: a control
@@ -107,7 +120,11 @@ func (h *Handler) identityCan(q *req, i identity.OrgIdentity) (map[string]bool, 
 	if err != nil {
 		return nil, err
 	}
-	can := allowed(set, &authz.Fields{IdentityID: i.ID}, identityControls)
+	f := &authz.Fields{IdentityID: i.ID}
+	can := allowed(set, f, identityControls)
+	for name, also := range tokenActions {
+		can[name] = can[name] && set.Can(also, authz.SubIdentity, f)
+	}
 	ok, err := h.svc.Identities.WithinBounds(q.ctx(), q.actor, i)
 	if err != nil {
 		return nil, err

@@ -57,6 +57,10 @@ func TestDashboardReaderSeesNoIdentityControls(t *testing.T) {
 		}
 		ip := r.get("/identities/" + iid)
 		mustStatus(t, ip, 200, "reader identity page")
+		// A member reads identities but not their tokens (get-token).
+		if !strings.Contains(ip.body, "Listing client secrets needs the get-token permission") || strings.Contains(ip.body, `data-token="`+tid) {
+			t.Errorf("the reader is shown the identity's client secrets or tokens: %.3000s", ip.body)
+		}
 		for _, ctl := range []string{`id="client-secret-create"`, `id="membership-add"`, `id="add-to-project"`, `/revoke"`,
 			`id="ua-attach"`, `method="post" action="/identities/`} {
 			if strings.Contains(ip.body, ctl) {
@@ -444,7 +448,7 @@ func TestDashboardIdentityBeyondTheUser(t *testing.T) {
 		admin := newBrowser(t, e.URL)
 		admin.mustLogin(e.UserEmail, e.Password)
 		mustStatus(t, admin.post("/org/roles", url.Values{"name": {"Machine keeper"}, "slug": {"machine-keeper"},
-			"advanced": {`[{"subject":"identity","action":["read","create","edit","delete"]},{"subject":"role","action":["read"]}]`}}, nil),
+			"advanced": {`[{"subject":"identity","action":["read","create","edit","delete","create-token","get-token"]},{"subject":"role","action":["read"]}]`}}, nil),
 			303, "custom org role")
 		addUser(t, e, "mk@example.com", "machine keeper 1", "member", "", "")
 		mk := memberControl(admin.get("/org/members").body, "mk@example.com")

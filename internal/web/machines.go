@@ -67,7 +67,10 @@ func (h *Handler) identityData(q *req) (map[string]any, error) {
 	case err == nil:
 		d["UA"] = ua
 		cs, err := h.svc.UniversalAuth.ClientSecrets(q.ctx(), q.actor, i.ID)
-		if err != nil {
+		switch {
+		case errs.Is(err, errs.Forbidden): // listing them needs get-token
+			d["TokensHidden"] = true
+		case err != nil:
 			return nil, err
 		}
 		d["ClientSecrets"] = cs
@@ -79,7 +82,10 @@ func (h *Handler) identityData(q *req) (map[string]any, error) {
 	case err == nil:
 		d["TokenAuth"] = ta
 		toks, err := h.svc.Identities.Tokens(q.ctx(), q.actor, i.ID, 0, maxTokensListed)
-		if err != nil {
+		switch {
+		case errs.Is(err, errs.Forbidden): // listing them needs get-token
+			d["TokensHidden"] = true
+		case err != nil:
 			return nil, err
 		}
 		now := time.Now()
