@@ -568,3 +568,30 @@ func TestIdentityConditionLimitsMembershipList(t *testing.T) {
 	}
 	assertError(t, e.Do(t, "GET", "/api/v1/projects/"+p.ID+"/identity-memberships/"+e.IdentityID, tok, nil), 403, "PermissionDenied")
 }
+
+// TestIdentityConditionLimitsOrgIdentityList: an organization role that
+// reads one identity lists that identity only, in both organization lists
+// (Infisical's /api/v1/identities and /api/v2/…/identity-memberships).
+func TestIdentityConditionLimitsOrgIdentityList(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, d store.Dialect) {
+		e := apptest.Bootstrapped(t, d)
+		seenID, _ := e.NewIdentity(t, "seen", "no-access")
+		hiddenID, _ := e.NewIdentity(t, "hidden", "no-access")
+		e.Must(t, 200, "POST", "/api/v1/organization/roles", e.Token, map[string]any{"slug": "one-reader", "name": "One reader",
+			"permissions": []map[string]any{{"subject": "identity", "action": []string{"read"}, "conditions": map[string]any{"identityId": seenID}}}})
+		_, tok := e.NewIdentity(t, "reader", "one-reader")
+		var v1 struct {
+			Identities []struct{ Identity struct{ ID string } }
+			TotalCount int
+		}
+		e.Must(t, 200, "GET", "/api/v1/identities?orgId="+e.OrgID, tok, nil).Decode(t, &v1)
+		if v1.TotalCount != 1 || len(v1.Identities) != 1 || v1.Identities[0].Identity.ID != seenID {
+			t.Fatalf("/api/v1/identities %+v; want only %s", v1, seenID)
+		}
+		body := string(e.Must(t, 200, "GET", "/api/v2/organizations/"+e.OrgID+"/identity-memberships", tok, nil).Body)
+		if !strings.Contains(body, seenID) || strings.Contains(body, hiddenID) || strings.Contains(body, e.IdentityID) {
+			t.Fatalf("identity-memberships: %.2000s", body)
+		}
+		assertError(t, e.Do(t, "GET", "/api/v1/identities/"+hiddenID, tok, nil), 403, "PermissionDenied")
+	})
+}

@@ -2,6 +2,7 @@ package identity
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"time"
 
@@ -316,14 +317,33 @@ func (a *Admin) Get(ctx context.Context, actor authz.Actor, id string) (OrgIdent
 }
 
 // List returns the identities of an organization, which must be the actor's.
+//
+// A role whose read of identities is conditioned on identityId lists only
+// the identities it may read, as the project's identity memberships do.
 func (a *Admin) List(ctx context.Context, actor authz.Actor, orgID string, offset, limit int) ([]OrgIdentity, int, error) {
-	if err := a.check(ctx, actor, authz.ActRead, ""); err != nil {
+	perms, err := a.authz.OrgPermissions(ctx, actor)
+	if err != nil {
+		return nil, 0, err
+	}
+	if err := perms.Check(authz.ActRead, authz.SubIdentity, nil); err != nil {
 		return nil, 0, err
 	}
 	if orgID != "" && orgID != actor.OrgID {
 		return nil, 0, errs.Forbiddenf("You can only list identities of your own organization")
 	}
-	return a.store.OrgIdentities(ctx, actor.OrgID, offset, limit)
+	if !perms.UsesCondition(authz.SubIdentity, "identityId") {
+		return a.store.OrgIdentities(ctx, actor.OrgID, offset, limit)
+	}
+	all, _, err := a.store.OrgIdentities(ctx, actor.OrgID, 0, 1<<30)
+	if err != nil {
+		return nil, 0, err
+	}
+	all = slices.DeleteFunc(all, func(oi OrgIdentity) bool {
+		return !perms.Can(authz.ActRead, authz.SubIdentity, &authz.Fields{IdentityID: oi.ID})
+	})
+	total := len(all)
+	all = all[min(offset, total):]
+	return all[:min(limit, len(all))], total, nil
 }
 
 // IdentityUpdate changes an identity; nil fields stay.
