@@ -595,3 +595,37 @@ func TestIdentityConditionLimitsOrgIdentityList(t *testing.T) {
 		assertError(t, e.Do(t, "GET", "/api/v1/identities/"+hiddenID, tok, nil), 403, "PermissionDenied")
 	})
 }
+
+// TestBatchWritesShareOneExpansionBudget: the values one request writes
+// share one expansion budget, as the values one read expands do; a batch of
+// values each within the budget alone cannot make the server expand it once
+// per item. Each is accepted alone.
+func TestBatchWritesShareOneExpansionBudget(t *testing.T) {
+	e := apptest.Bootstrapped(t, store.SQLite)
+	p := createProject(t, e, e.Token, map[string]any{"projectName": "batch-budget"})
+	putSecret(t, e, e.Token, p.ID, "dev", "/", "BIG", strings.Repeat("x", 400<<10))
+	// 30 references to 400 KiB: 12 MiB, within the 16 MiB budget alone.
+	heavy := strings.Repeat("${BIG}", 30)
+	batch := func(method string, keys ...string) apptest.Response {
+		items := make([]map[string]any, len(keys))
+		for i, k := range keys {
+			items[i] = map[string]any{"secretKey": k, "secretValue": heavy}
+		}
+		return e.Do(t, method, "/api/v3/secrets/batch/raw", e.Token, map[string]any{"workspaceId": p.ID, "environment": "dev",
+			"secretPath": "/", "secrets": items})
+	}
+	if r := batch("POST", "A", "B"); r.Status != 422 || !strings.Contains(string(r.Body), "one request") {
+		t.Fatalf("a batch create past the budget in all: %d %.300s", r.Status, r.Body)
+	}
+	for _, k := range []string{"A", "B"} {
+		if r := batch("POST", k); r.Status != 200 {
+			t.Fatalf("create %s alone: %d %.300s", k, r.Status, r.Body)
+		}
+	}
+	if r := batch("PATCH", "A", "B"); r.Status != 422 || !strings.Contains(string(r.Body), "one request") {
+		t.Fatalf("a batch update past the budget in all: %d %.300s", r.Status, r.Body)
+	}
+	if r := batch("PATCH", "B"); r.Status != 200 {
+		t.Fatalf("update B alone: %d %.300s", r.Status, r.Body)
+	}
+}

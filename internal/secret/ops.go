@@ -490,6 +490,7 @@ func (s *Service) Create(ctx context.Context, actor authz.Actor, sc Scope, items
 	if err := s.projectOf(ctx, actor, &sc); err != nil {
 		return nil, err
 	}
+	ctx = withWriteChecks(ctx)
 	var out, visible []Secret
 	err := project.Place(ctx, s.tags, sc.ProjectID, func(ctx context.Context) (err error) {
 		out, visible, err = s.create(ctx, actor, sc, items)
@@ -509,7 +510,7 @@ func (s *Service) create(ctx context.Context, actor authz.Actor, sc Scope, items
 	if err != nil {
 		return nil, nil, err
 	}
-	rd := s.newReader(actor, perms, env.ProjectID) // reused by every item's expansion check
+	rd := s.writeReader(ctx, actor, perms, env.ProjectID) // reused by every item's expansion check
 	now := s.now().UTC().Truncate(time.Microsecond)
 	out := make([]Secret, 0, len(items))
 	sealed := make([]Sealed, 0, len(items))
@@ -735,7 +736,7 @@ func (s *Service) update(ctx context.Context, actor authz.Actor, perms authz.Set
 			return Secret{}, err
 		}
 		sec.Value = normalizeValue(*c.Value)
-		if err := s.checkExpansion(ctx, s.newReader(actor, perms, sec.ProjectID), sec); err != nil {
+		if err := s.checkExpansion(ctx, s.writeReader(ctx, actor, perms, sec.ProjectID), sec); err != nil {
 			return Secret{}, err
 		}
 	}

@@ -318,22 +318,86 @@ func checkValue(v string) error {
 }
 
 // checkExpansion refuses a value whose expansion, as the writer would read it
-// through rd, exceeds the per-value budget; rd's folder cache is reused
-// across a batch, its budget is not.
-// exceeds the per-request budget. Other expansion failures (a reference the
-// writer cannot read, one that does not exist yet) do not stop a write.
+// through rd, exceeds what is left of the request's budget (writeChecks):
+// the values one request writes share one budget, as the values one read
+// expands do. Other expansion failures (a reference the writer cannot read,
+// one that does not exist yet) do not stop a write.
 func (s *Service) checkExpansion(ctx context.Context, rd *reader, sec Secret) error {
 	if !strings.Contains(sec.Value, "${") {
 		return nil
 	}
-	rd.x = NewExpander(rd.lookup)
-	if err := rd.expand(ctx, &sec); errors.Is(err, errBudget) {
-		return invalidField("secretValue", "Secret '%s' would expand beyond the limit of %d bytes or %d references", sec.Key, MaxExpandBytes, MaxExpandRefs)
+	wc := writeChecksOf(ctx)
+	id := sec.FolderID + "/" + sec.Type + "/" + sec.Key
+	bytes, refs := wc.left(id)
+	rd.x = NewExpander(rd.lookup).WithBudget(bytes, refs)
+	err := rd.expand(ctx, &sec)
+	wc.charge(id, rd.x.bytes, rd.x.refs)
+	if errors.Is(err, errBudget) {
+		return invalidField("secretValue", "Secret '%s' would expand beyond the limit of %d bytes or %d references for the values of one request", sec.Key, MaxExpandBytes, MaxExpandRefs)
 	}
 	if ctxErr := ctx.Err(); ctxErr != nil {
 		return ctxErr
 	}
 	return nil
+}
+
+// writeChecks is one request's state for the expansion checks of the
+// secrets it writes: one budget for them all, and one reader (with its
+// folder cache) per actor and project. A batch of values each within the
+// budget alone could otherwise make the server expand the budget once per
+// item. Each secret is charged what its last check used, so a write tried
+// again (after a concurrent move) is not counted twice. Not safe for
+// concurrent use: a request's writes are checked one after the other.
+type writeChecks struct {
+	cost        map[string][2]int // secret id -> bytes and references its last check used
+	bytes, refs int               // their sums
+	readers     map[string]*reader
+}
+
+type writeChecksKey struct{}
+
+// withWriteChecks gives ctx a request's writeChecks, unless it has them.
+func withWriteChecks(ctx context.Context) context.Context {
+	if _, ok := ctx.Value(writeChecksKey{}).(*writeChecks); ok {
+		return ctx
+	}
+	return context.WithValue(ctx, writeChecksKey{}, &writeChecks{cost: map[string][2]int{}, readers: map[string]*reader{}})
+}
+
+// writeChecksOf returns ctx's writeChecks, or fresh ones for a lone write.
+func writeChecksOf(ctx context.Context) *writeChecks {
+	if wc, ok := ctx.Value(writeChecksKey{}).(*writeChecks); ok {
+		return wc
+	}
+	return &writeChecks{cost: map[string][2]int{}, readers: map[string]*reader{}}
+}
+
+// left is the budget the check of secret id may use: all but what the
+// request's other secrets used.
+func (wc *writeChecks) left(id string) (bytes, refs int) {
+	c := wc.cost[id]
+	return MaxExpandBytes - (wc.bytes - c[0]), MaxExpandRefs - (wc.refs - c[1])
+}
+
+func (wc *writeChecks) charge(id string, bytes, refs int) {
+	c := wc.cost[id]
+	wc.bytes += bytes - c[0]
+	wc.refs += refs - c[1]
+	wc.cost[id] = [2]int{bytes, refs}
+}
+
+// writeReader is the request's reader for the expansion checks of actor's
+// writes in projectID (perms, resolved for the write, are the same for
+// every write of one actor in one project within a request).
+func (s *Service) writeReader(ctx context.Context, actor authz.Actor, perms authz.Set, projectID string) *reader {
+	wc := writeChecksOf(ctx)
+	k := string(actor.Kind) + ":" + actor.ID + ":" + projectID
+	rd, ok := wc.readers[k]
+	if !ok {
+		rd = s.newReader(actor, perms, projectID)
+		wc.readers[k] = rd
+	}
+	return rd
 }
 
 // normalizeValue trims a value as Infisical does, keeping one trailing newline.
