@@ -629,3 +629,21 @@ func TestBatchWritesShareOneExpansionBudget(t *testing.T) {
 		t.Fatalf("update B alone: %d %.300s", r.Status, r.Body)
 	}
 }
+
+// TestBatchDeleteHonoursItemPaths: an item of a batch deletion that names
+// its own secretPath deletes the secret there, not the one of the same name
+// at the request's path (which a rotation may own: its guard reads the
+// item's path).
+func TestBatchDeleteHonoursItemPaths(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, d store.Dialect) {
+		e := apptest.Bootstrapped(t, d)
+		p := createProject(t, e, e.Token, map[string]any{"projectName": "batch-paths"})
+		e.Must(t, 200, "POST", "/api/v1/folders", e.Token, folder(p.ID, "dev", "/", "other"))
+		putSecret(t, e, e.Token, p.ID, "dev", "/", "KEY", "at the root")
+		putSecret(t, e, e.Token, p.ID, "dev", "/other", "KEY", "in other")
+		e.Must(t, 200, "DELETE", "/api/v3/secrets/batch/raw", e.Token, map[string]any{"workspaceId": p.ID, "environment": "dev",
+			"secretPath": "/", "secrets": []map[string]any{{"secretKey": "KEY", "secretPath": "/other"}}})
+		e.Must(t, 200, "GET", "/api/v3/secrets/raw/KEY?"+secretQ(p.ID, "dev", "/"), e.Token, nil)
+		assertError(t, e.Do(t, "GET", "/api/v3/secrets/raw/KEY?"+secretQ(p.ID, "dev", "/other"), e.Token, nil), 404, "NotFound")
+	})
+}

@@ -268,7 +268,8 @@ func (s *Service) UpdateMany(ctx context.Context, actor authz.Actor, sc Scope, m
 	return out, nil
 }
 
-// DeleteMany deletes secrets one at a time, stopping at the first error.
+// DeleteMany deletes secrets one at a time (each in its own secretPath when
+// it names one), stopping at the first error.
 func (s *Service) DeleteMany(ctx context.Context, actor authz.Actor, sc Scope, keys []BatchItem) ([]Secret, error) {
 	if len(keys) == 0 {
 		return nil, invalidField("secrets", "At least one secret is required")
@@ -281,7 +282,13 @@ func (s *Service) DeleteMany(ctx context.Context, actor authz.Actor, sc Scope, k
 	}
 	var out []Secret
 	for _, it := range keys {
-		sec, err := s.Delete(ctx, actor, sc, it.Key, it.Type)
+		// An item's own path counts, as in UpdateMany and as checkRotatedBatch
+		// read it.
+		isc := sc
+		if it.Path != "" {
+			isc.Path = it.Path
+		}
+		sec, err := s.Delete(ctx, actor, isc, it.Key, it.Type)
 		if err != nil {
 			return out, err
 		}
