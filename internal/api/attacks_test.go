@@ -647,3 +647,24 @@ func TestBatchDeleteHonoursItemPaths(t *testing.T) {
 		assertError(t, e.Do(t, "GET", "/api/v3/secrets/raw/KEY?"+secretQ(p.ID, "dev", "/other"), e.Token, nil), 404, "NotFound")
 	})
 }
+
+// TestSecretIDOfAnotherProjectIsNotFound: routes that take a secret's id
+// answer someone outside its project as for an id that does not exist (404,
+// naming no project), not with a 403 that confirms it and names its project.
+func TestSecretIDOfAnotherProjectIsNotFound(t *testing.T) {
+	e := apptest.Bootstrapped(t, store.SQLite)
+	p := createProject(t, e, e.Token, map[string]any{"projectName": "by-id"})
+	putSecret(t, e, e.Token, p.ID, "dev", "/", "KEY", "value")
+	id := secretID(t, e, p.ID, "dev", "KEY")
+	_, outsider := e.NewIdentity(t, "outsider", "member")
+	for _, c := range []struct{ method, path string }{
+		{"GET", "/api/v4/secrets/id/" + id}, {"GET", "/api/v3/secrets/raw/id/" + id},
+		{"GET", "/api/v1/secret/" + id + "/secret-versions"}, {"POST", "/api/v1/secret/" + id + "/secret-versions/1/rollback"},
+	} {
+		r := e.Do(t, c.method, c.path, outsider, nil)
+		assertError(t, r, 404, "NotFound")
+		if strings.Contains(string(r.Body), p.ID) {
+			t.Fatalf("%s %s names the project: %s", c.method, c.path, r.Body)
+		}
+	}
+}

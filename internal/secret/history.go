@@ -27,7 +27,9 @@ func (s *Service) byID(ctx context.Context, actor authz.Actor, id string) (Seale
 		return Sealed{}, project.Folder{}, project.Environment{}, authz.Set{}, err
 	}
 	perms, err := s.authz.ProjectPermissions(ctx, actor, sl.ProjectID)
-	if errs.Is(err, errs.NotFound) {
+	if errs.Is(err, errs.NotFound) || errs.Is(err, errs.Forbidden) {
+		// Someone outside the secret's project learns neither that the id
+		// exists nor which project holds it.
 		return Sealed{}, project.Folder{}, project.Environment{}, authz.Set{}, notFound
 	}
 	if err != nil {
