@@ -624,3 +624,28 @@ func TestReinvitingCannotTakeOverAnAccount(t *testing.T) {
 		userLogin(t, e, bob, "bob's own password")
 	})
 }
+
+// TestAcceptingWithAnExistingAccountNeedsItsPassword: whoever holds an
+// invitation link is not necessarily the account's owner (without mail the
+// inviter gets the link), so an account that already has a password joins
+// only with that password, checked as a login is. Here a user removed from
+// the organization is invited back.
+func TestAcceptingWithAnExistingAccountNeedsItsPassword(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, d store.Dialect) {
+		e := apptest.Bootstrapped(t, d)
+		email := "erin-" + string(d) + "@example.com"
+		_, ms := newUser(t, e, email, "member")
+		e.Must(t, 200, "DELETE", "/api/v2/organizations/"+e.OrgID+"/memberships/"+ms, e.Token, nil)
+		l := invite(t, e, e.Token, email, "member")
+		acceptWith := func(password string) apptest.Response {
+			return e.Do(t, "POST", "/api/v1/invite-org/accept", "", map[string]any{"email": email, "organizationId": e.OrgID,
+				"code": linkToken(t, l.Link), "password": password})
+		}
+		for _, pw := range []string{"", "not the account's password"} {
+			assertError(t, acceptWith(pw), 400, "BadRequest")
+		}
+		e.Must(t, 200, "POST", "/api/v1/invite-org/accept", "", map[string]any{"email": email, "organizationId": e.OrgID,
+			"code": linkToken(t, l.Link), "password": "a long enough password"})
+		userLogin(t, e, email, "a long enough password")
+	})
+}

@@ -207,6 +207,7 @@ func New(db *store.DB, kr *keyring.Keyring, o Options) *App {
 		svc.OrgMembers.Mailer = o.Mailer
 	}
 	svc.OrgMembers.SiteURL = o.SiteURL
+	svc.OrgMembers.Passwords = idsvc
 	svc.OrgMembers.Projects = svc.ProjectUsers
 	sessions := identity.NewWeb(idsvc, db, o.Clock)
 	if o.SessionIdleTimeout > 0 {

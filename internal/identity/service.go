@@ -432,6 +432,18 @@ func (s *Service) checkPassword(ctx context.Context, email, password, ip, userAg
 	return u, key, nil
 }
 
+// ProvePassword checks a user's password as Login does (the email's
+// lockout, a Hasher slot, the same answers) without starting a session, for
+// an act only the account's owner may do: accepting an invitation into an
+// organization with an account that already has a password.
+func (s *Service) ProvePassword(ctx context.Context, email, password, ip, userAgent string) (User, error) {
+	u, key, err := s.checkPassword(ctx, email, password, ip, userAgent)
+	if err != nil {
+		return User{}, err
+	}
+	return u, s.store.ClearUserLoginAttempts(ctx, key)
+}
+
 // loginSucceeded clears the email's failed logins and audits the login in
 // every organization of the user.
 func (s *Service) loginSucceeded(ctx context.Context, u User, key, ip, userAgent string) error {

@@ -51,6 +51,12 @@ type Members struct {
 	// SiteURL is where invitation links point (LOCKBOX_SITE_URL); empty:
 	// the InviteRequest's LinkBase.
 	SiteURL string
+	// Passwords proves an existing account's password when its owner
+	// accepts an invitation (identity.Service); nil: such an account
+	// cannot accept one.
+	Passwords interface {
+		ProvePassword(ctx context.Context, email, password, ip, userAgent string) (identity.User, error)
+	}
 
 	invites identity.KeyedHash // of invitation tokens
 }
@@ -458,7 +464,20 @@ func (s *Members) AcceptInvite(ctx context.Context, orgID, email, token, passwor
 		return identity.User{}, err
 	}
 	hash := ""
-	if u.PasswordHash == "" {
+	if u.PasswordHash != "" {
+		// Whoever holds the link is not necessarily the account's owner
+		// (an inviter without mail gets it): joining an organization with
+		// an existing account needs its password, checked as a login is.
+		if s.Passwords == nil {
+			return identity.User{}, errs.BadRequest("This account already has a password; log in to join")
+		}
+		if _, err := s.Passwords.ProvePassword(ctx, u.Email, password, ip, userAgent); err != nil {
+			if errs.Is(err, errs.Invalid) || errs.Is(err, errs.Validation) {
+				return identity.User{}, errs.BadRequest("Enter this account's current password to join: the email already has an account")
+			}
+			return identity.User{}, err
+		}
+	} else {
 		if len(password) < MinPasswordLength || len(password) > 1024 {
 			return identity.User{}, invalidField("password", "password must be %d to 1024 characters", MinPasswordLength)
 		}

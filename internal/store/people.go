@@ -150,9 +150,15 @@ func (db *DB) Invite(ctx context.Context, in org.Invitee, ev audit.Event) error 
 		if in.LinkShown {
 			// Locked: another organization's invitation of the same user
 			// waits for this one to be written.
+			// The count is a statement of its own, after the lock: on
+			// PostgreSQL it then sees what the transaction waited for.
+			var locked string
+			if err := tx.queryRow(ctx, `SELECT id FROM users WHERE id = ?`+db.forUpdate(), in.User.ID).Scan(&locked); err != nil {
+				return dbErr(err, "lock user")
+			}
 			var others int
-			if err := tx.queryRow(ctx, `SELECT (SELECT COUNT(*) FROM org_memberships WHERE user_id = u.id AND org_id <> ?)
-				FROM users u WHERE u.id = ? AND u.password_hash = ''`+db.forUpdate(), in.Membership.OrgID, in.User.ID).Scan(&others); err != nil && err != errNoRows {
+			if err := tx.queryRow(ctx, `SELECT COUNT(*) FROM org_memberships m JOIN users u ON u.id = m.user_id
+				WHERE m.user_id = ? AND m.org_id <> ? AND u.password_hash = ''`, in.User.ID, in.Membership.OrgID).Scan(&others); err != nil {
 				return dbErr(err, "user's other organizations")
 			}
 			if others > 0 {
