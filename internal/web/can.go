@@ -74,6 +74,7 @@ var identityControls = map[string]control{
 	"attach":      {authz.ActCreate, authz.SubIdentity},
 	"secret":      {authz.ActCreate, authz.SubIdentity},
 	"revoke":      {authz.ActDelete, authz.SubIdentity},
+	"delete":      {authz.ActDelete, authz.SubIdentity},
 	"editOrg":     {authz.ActEdit, authz.SubIdentity},
 	"mint":        {authz.ActEdit, authz.SubIdentity},
 	"revokeToken": {authz.ActEdit, authz.SubIdentity},
