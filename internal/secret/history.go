@@ -241,7 +241,7 @@ func (s *Service) UpdateMany(ctx context.Context, actor authz.Actor, sc Scope, m
 	if err := s.checkRotatedBatch(ctx, actor, sc, items, false); err != nil {
 		return nil, err
 	}
-	ctx = withWriteChecks(ctx) // one expansion budget for every item
+	ctx = WithWriteChecks(ctx) // one expansion budget for every item
 	var out []Secret
 	for _, it := range items {
 		isc := sc

@@ -490,7 +490,7 @@ func (s *Service) Create(ctx context.Context, actor authz.Actor, sc Scope, items
 	if err := s.projectOf(ctx, actor, &sc); err != nil {
 		return nil, err
 	}
-	ctx = withWriteChecks(ctx)
+	ctx = WithWriteChecks(ctx)
 	var out, visible []Secret
 	err := project.Place(ctx, s.tags, sc.ProjectID, func(ctx context.Context) (err error) {
 		out, visible, err = s.create(ctx, actor, sc, items)

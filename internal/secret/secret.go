@@ -356,8 +356,10 @@ type writeChecks struct {
 
 type writeChecksKey struct{}
 
-// withWriteChecks gives ctx a request's writeChecks, unless it has them.
-func withWriteChecks(ctx context.Context) context.Context {
+// WithWriteChecks gives ctx a request's writeChecks, unless it has them:
+// the writes made with it share one expansion budget (a batch, or a page
+// that writes several secrets one at a time).
+func WithWriteChecks(ctx context.Context) context.Context {
 	if _, ok := ctx.Value(writeChecksKey{}).(*writeChecks); ok {
 		return ctx
 	}

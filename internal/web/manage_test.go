@@ -272,3 +272,29 @@ func TestDashboardRowEditor(t *testing.T) {
 		}
 	})
 }
+
+// TestDashboardRowEditorSharesOneExpansionBudget: the row editor's writes,
+// one per environment, are one request's: they share one expansion budget,
+// as a batch's do. Each value is accepted alone.
+func TestDashboardRowEditorSharesOneExpansionBudget(t *testing.T) {
+	e := apptest.Bootstrapped(t, store.SQLite)
+	admin := newBrowser(t, e.URL)
+	admin.mustLogin(e.UserEmail, e.Password)
+	pid := createProject(t, admin, "row-budget")
+	base := "/projects/" + pid
+	envs := []string{"dev", "staging", "prod"}
+	for _, env := range envs {
+		mustStatus(t, admin.post(base+"/secrets", url.Values{"env": {env}, "path": {"/"}, "key": {"BIG"}, "value": {strings.Repeat("x", 400<<10)}}, nil), 303, "BIG in "+env)
+	}
+	heavy := strings.Repeat("${BIG}", 30) // 12 MiB: within the 16 MiB budget alone
+	all := url.Values{"path": {"/"}, "key": {"HEAVY"}}
+	for _, env := range envs {
+		all.Set("value."+env, heavy)
+	}
+	if p := admin.post(base+"/secrets/row", all, nil); p.status != 422 || !strings.Contains(p.body, "one request") {
+		t.Fatalf("three heavy values in one row edit: %d %.500s", p.status, p.body)
+	}
+	for _, env := range envs {
+		mustStatus(t, admin.post(base+"/secrets/row", url.Values{"path": {"/"}, "key": {"HEAVY"}, "value." + env: {heavy}}, nil), 303, "heavy in "+env+" alone")
+	}
+}

@@ -382,19 +382,21 @@ func (h *Handler) secretRow(w http.ResponseWriter, q *req) error {
 	if key == "" {
 		return errs.BadRequest("key is required")
 	}
+	// One request's writes: they share one expansion budget.
+	ctx := secret.WithWriteChecks(q.ctx())
 	for _, env := range pv.Environments {
 		sc := secret.Scope{ProjectID: pv.ID, Env: env.Slug, Path: p}
 		var err error
 		switch v := q.PostFormValue("value." + env.Slug); {
 		case q.PostFormValue("delete."+env.Slug) != "":
-			_, err = h.svc.Secrets.Delete(q.ctx(), q.actor, sc, key, "")
+			_, err = h.svc.Secrets.Delete(ctx, q.actor, sc, key, "")
 			if errs.KindOf(err) == errs.NotFound {
 				err = nil // nothing to delete here
 			}
 		case v != "":
-			_, err = h.svc.Secrets.Update(q.ctx(), q.actor, sc, key, secret.Change{Value: &v})
+			_, err = h.svc.Secrets.Update(ctx, q.actor, sc, key, secret.Change{Value: &v})
 			if errs.KindOf(err) == errs.NotFound {
-				_, err = h.svc.Secrets.Create(q.ctx(), q.actor, sc, []secret.New{{Key: key, Value: v}})
+				_, err = h.svc.Secrets.Create(ctx, q.actor, sc, []secret.New{{Key: key, Value: v}})
 			}
 		}
 		if err != nil {
