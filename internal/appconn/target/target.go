@@ -308,11 +308,14 @@ func notLDAPSelf(c *ldap.Conn, admin appconn.Credentials, user string) error {
 	who, err := c.WhoAmI(nil)
 	switch {
 	case err == nil && strings.HasPrefix(who.AuthzID, "dn:"):
-		d, _ := ldap.ParseDN(strings.TrimPrefix(who.AuthzID, "dn:"))
+		d, perr := ldap.ParseDN(strings.TrimPrefix(who.AuthzID, "dn:"))
 		if same(d) {
 			return ErrOwnPrincipal
 		}
-		return nil
+		if perr == nil {
+			return nil
+		}
+		// Not a DN this parser reads: compare with the bind DN below.
 	case err == nil && strings.HasPrefix(who.AuthzID, "u:"):
 		name := strings.TrimPrefix(who.AuthzID, "u:")
 		if i := strings.LastIndexByte(name, '\\'); i >= 0 {
