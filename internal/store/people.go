@@ -179,8 +179,8 @@ func (db *DB) Invite(ctx context.Context, in org.Invitee, ev audit.Event) error 
 		case status != org.StatusInvited:
 			return errs.BadRequest("%s is already a member of this organization", in.User.Email)
 		default:
-			if _, err := tx.exec(ctx, `UPDATE org_memberships SET role = ?, custom_role_id = ?, updated_at = ? WHERE org_id = ? AND user_id = ?`,
-				in.Membership.Role, nullStr(in.Membership.CustomRoleID), ts(tx.Now), in.Membership.OrgID, in.User.ID); err != nil {
+			if _, err := tx.exec(ctx, `UPDATE org_memberships SET role = ?, custom_role_id = ?, `+stampAfter+` WHERE org_id = ? AND user_id = ?`,
+				in.Membership.Role, nullStr(in.Membership.CustomRoleID), ts(tx.Now), ts(tx.Now), in.Membership.OrgID, in.User.ID); err != nil {
 				return dbErr(err, "update invited membership")
 			}
 		}
@@ -222,8 +222,8 @@ func (db *DB) AcceptInvitation(ctx context.Context, inv org.Invitation, password
 				return dbErr(err, "set password")
 			}
 		}
-		if _, err := tx.exec(ctx, `UPDATE org_memberships SET status = ?, updated_at = ? WHERE org_id = ? AND user_id = ?`,
-			org.StatusAccepted, ts(tx.Now), inv.OrgID, inv.UserID); err != nil {
+		if _, err := tx.exec(ctx, `UPDATE org_memberships SET status = ?, `+stampAfter+` WHERE org_id = ? AND user_id = ?`,
+			org.StatusAccepted, ts(tx.Now), ts(tx.Now), inv.OrgID, inv.UserID); err != nil {
 			return dbErr(err, "accept membership")
 		}
 		return tx.insertAudit(ctx, ev)

@@ -140,6 +140,13 @@ func (db *DB) Projects(ctx context.Context, orgID string, memberOnly bool, kind 
 	return out, nil
 }
 
+// stampAfter sets updated_at (its two arguments: the transaction's time,
+// twice) for a write that does not compare-and-set itself but whose row
+// another writer does: the new value is the clock's, or one microsecond
+// past the old one when the clock has not moved past it, so no reader's
+// stamp matches after the write (project.NextStamp, in SQL).
+const stampAfter = `updated_at = CASE WHEN updated_at < ? THEN ? ELSE updated_at + 1 END`
+
 // staleIfNone is a compare-and-set update's outcome (one that matched the
 // row's id and the updated_at its caller read): its error, or
 // project.ErrStale if it changed no row (the row changed since it was read,

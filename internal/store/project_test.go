@@ -438,3 +438,53 @@ func TestLastAdminIdentityStays(t *testing.T) {
 		}
 	})
 }
+
+// TestMembershipWritesMoveTheStamp: writes of an organization membership
+// that do not compare-and-set themselves (a new invitation, its
+// acceptance) still move its updated_at past the value a compare-and-set
+// writer read, even when the clock has not moved (here it is stopped): a
+// role change from a read taken before a new invitation must not undo the
+// invitation's role.
+func TestMembershipWritesMoveTheStamp(t *testing.T) {
+	for _, d := range storetest.Engines {
+		t.Run(string(d), func(t *testing.T) {
+			ctx := t.Context()
+			stopped := time.Now().UTC().Truncate(time.Microsecond)
+			opts := storetest.Options(t, d)
+			opts.Now = func() time.Time { return stopped }
+			db, err := store.Open(ctx, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			o := seedOrg(t, db)
+			seedMember(t, db, o, "user", "admin")
+			user := identity.User{ID: store.NewID(), Email: "fay-" + store.NewID() + "@example.com", CreatedAt: stopped, UpdatedAt: stopped}
+			user.Username = user.Email
+			in := func(role string) org.Invitee {
+				return org.Invitee{User: user, Membership: org.Member{OrgID: o, UserID: user.ID, Role: role},
+					Invitation: org.Invitation{ID: store.NewID(), OrgID: o, UserID: user.ID, TokenHash: store.NewID(), ExpiresAt: stopped.Add(time.Hour), CreatedAt: stopped}}
+			}
+			first := in("member")
+			first.NewUser = true
+			ev := audit.Event{Type: "invite-user-to-org", OrgID: o}
+			if err := db.Invite(ctx, first, ev); err != nil {
+				t.Fatal(err)
+			}
+			read, err := db.OrgMemberByUser(ctx, o, user.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := db.Invite(ctx, in("no-access"), ev); err != nil {
+				t.Fatal(err)
+			}
+			read.IsActive = false
+			if err := db.UpdateOrgMember(ctx, read, ev); !errors.Is(err, project.ErrStale) {
+				t.Fatalf("a change from a read taken before the new invitation: %v", err)
+			}
+			if got, err := db.OrgMemberByUser(ctx, o, user.ID); err != nil || got.Role != "no-access" || !got.IsActive {
+				t.Fatalf("after the stale change: role %q active %v %v", got.Role, got.IsActive, err)
+			}
+		})
+	}
+}

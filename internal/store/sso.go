@@ -158,8 +158,8 @@ func (db *DB) ProvisionSSOUser(ctx context.Context, orgID string, u identity.Use
 		case !active:
 			return errs.Forbiddenf("Your membership of this organization is deactivated")
 		case status != org.StatusAccepted:
-			if _, err := tx.exec(ctx, `UPDATE org_memberships SET status = ?, updated_at = ? WHERE org_id = ? AND user_id = ?`,
-				org.StatusAccepted, ts(tx.Now), orgID, u.ID); err != nil {
+			if _, err := tx.exec(ctx, `UPDATE org_memberships SET status = ?, `+stampAfter+` WHERE org_id = ? AND user_id = ?`,
+				org.StatusAccepted, ts(tx.Now), ts(tx.Now), orgID, u.ID); err != nil {
 				return dbErr(err, "accept membership")
 			}
 			if _, err := tx.exec(ctx, `DELETE FROM org_invitations WHERE org_id = ? AND user_id = ?`, orgID, u.ID); err != nil {
