@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/lockbox-dev/lockbox/internal/app/apptest"
+	"github.com/lockbox-dev/lockbox/internal/identity"
 	"github.com/lockbox-dev/lockbox/internal/store"
 )
 
@@ -647,5 +648,27 @@ func TestAcceptingWithAnExistingAccountNeedsItsPassword(t *testing.T) {
 		e.Must(t, 200, "POST", "/api/v1/invite-org/accept", "", map[string]any{"email": email, "organizationId": e.OrgID,
 			"code": linkToken(t, l.Link), "password": "a long enough password"})
 		userLogin(t, e, email, "a long enough password")
+
+		// An account with a second factor: the link cannot check it, so
+		// even the right password does not accept.
+		gil := "gil-" + string(d) + "@example.com"
+		_, gms := newUser(t, e, gil, "member")
+		u, err := e.DB.UserByEmail(t.Context(), gil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := e.DB.PutUserTOTP(t.Context(), identity.UserTOTP{UserID: u.ID, Secret: []byte("sealed")}, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.DB.EnableUserTOTP(t.Context(), u.ID, 1, nil); err != nil {
+			t.Fatal(err)
+		}
+		e.Must(t, 200, "DELETE", "/api/v2/organizations/"+e.OrgID+"/memberships/"+gms, e.Token, nil)
+		gl := invite(t, e, e.Token, gil, "member")
+		m := assertError(t, e.Do(t, "POST", "/api/v1/invite-org/accept", "", map[string]any{"email": gil, "organizationId": e.OrgID,
+			"code": linkToken(t, gl.Link), "password": "a long enough password"}), 403, "ForbiddenError")
+		if msg, _ := m["message"].(string); !strings.Contains(msg, "second factor") {
+			t.Fatalf("accepting with a second factor: %q", msg)
+		}
 	})
 }

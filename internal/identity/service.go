@@ -436,10 +436,21 @@ func (s *Service) checkPassword(ctx context.Context, email, password, ip, userAg
 // lockout, a Hasher slot, the same answers) without starting a session, for
 // an act only the account's owner may do: accepting an invitation into an
 // organization with an account that already has a password.
+//
+// A user with a second factor is refused as Login refuses them, the attempt
+// handed back and the lockout not cleared: a password alone must not undo
+// the count of wrong codes.
 func (s *Service) ProvePassword(ctx context.Context, email, password, ip, userAgent string) (User, error) {
 	u, key, err := s.checkPassword(ctx, email, password, ip, userAgent)
 	if err != nil {
 		return User{}, err
+	}
+	t, err := s.store.UserTOTP(ctx, u.ID)
+	if err != nil && !errs.Is(err, errs.NotFound) {
+		return User{}, s.giveBack(ctx, key, err)
+	}
+	if err == nil && t.Enabled {
+		return User{}, s.giveBack(ctx, key, errs.Forbiddenf("This account has a second factor, which an invitation cannot check; ask an admin to add you once you are logged in"))
 	}
 	return u, s.store.ClearUserLoginAttempts(ctx, key)
 }

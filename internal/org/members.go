@@ -463,6 +463,10 @@ func (s *Members) AcceptInvite(ctx context.Context, orgID, email, token, passwor
 	if err != nil {
 		return identity.User{}, err
 	}
+	firstName, lastName = strings.TrimSpace(firstName), strings.TrimSpace(lastName)
+	if len(firstName) > 64 || len(lastName) > 64 {
+		return identity.User{}, invalidField("firstName", "names must be at most 64 characters")
+	}
 	hash := ""
 	if u.PasswordHash != "" {
 		// Whoever holds the link is not necessarily the account's owner
@@ -491,10 +495,6 @@ func (s *Members) AcceptInvite(ctx context.Context, orgID, email, token, passwor
 		} else {
 			hash = identity.HashPassword(password)
 		}
-	}
-	firstName, lastName = strings.TrimSpace(firstName), strings.TrimSpace(lastName)
-	if len(firstName) > 64 || len(lastName) > 64 {
-		return identity.User{}, invalidField("firstName", "names must be at most 64 characters")
 	}
 	actor := authz.Actor{Kind: authz.ActorUser, ID: u.ID, OrgID: orgID, Name: u.Email, IP: ip, UserAgent: userAgent}
 	ev := audit.New(actor, "accept-org-invitation", map[string]any{"userId": u.ID, "email": u.Email})

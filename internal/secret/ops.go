@@ -499,6 +499,9 @@ func (s *Service) Create(ctx context.Context, actor authz.Actor, sc Scope, items
 	if err != nil {
 		return nil, err
 	}
+	if len(out) > 0 {
+		writeChecksOf(ctx).wrote(out[0].Env, out[0].Path)
+	}
 	s.publish(ctx, events.SecretCreate, out...)
 	return visible, nil
 }
@@ -630,6 +633,9 @@ func (s *Service) Update(ctx context.Context, actor authz.Actor, sc Scope, key s
 		}
 		return moved.stale(err)
 	})
+	if err == nil {
+		writeChecksOf(ctx).wrote(out.Env, out.Path)
+	}
 	return out, err
 }
 

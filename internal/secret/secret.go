@@ -381,6 +381,14 @@ func (wc *writeChecks) left(id string) (bytes, refs int) {
 	return MaxExpandBytes - (wc.bytes - c[0]), MaxExpandRefs - (wc.refs - c[1])
 }
 
+// wrote drops env:path from the request's readers: a later check must see
+// what the request has written there.
+func (wc *writeChecks) wrote(env, path string) {
+	for _, rd := range wc.readers {
+		delete(rd.cache, env+":"+path)
+	}
+}
+
 func (wc *writeChecks) charge(id string, bytes, refs int) {
 	c := wc.cost[id]
 	wc.bytes += bytes - c[0]

@@ -216,10 +216,16 @@ func (db *DB) AcceptInvitation(ctx context.Context, inv org.Invitation, password
 			return errs.NotFoundf("invitation already used")
 		}
 		if passwordHash != "" {
-			if _, err := tx.exec(ctx, `UPDATE users SET password_hash = ?, first_name = CASE WHEN ? = '' THEN first_name ELSE ? END,
+			res, err := tx.exec(ctx, `UPDATE users SET password_hash = ?, first_name = CASE WHEN ? = '' THEN first_name ELSE ? END,
 				last_name = CASE WHEN ? = '' THEN last_name ELSE ? END, updated_at = ? WHERE id = ? AND password_hash = ''`,
-				passwordHash, firstName, firstName, lastName, lastName, ts(tx.Now), inv.UserID); err != nil {
+				passwordHash, firstName, firstName, lastName, lastName, ts(tx.Now), inv.UserID)
+			if err != nil {
 				return dbErr(err, "set password")
+			}
+			if n, err := res.RowsAffected(); err != nil || n != 1 {
+				// Set since it was read (another organization's link): the
+				// account now joins only with that password.
+				return errs.Conflictf("This account's password was set meanwhile; accept again with it")
 			}
 		}
 		if _, err := tx.exec(ctx, `UPDATE org_memberships SET status = ?, `+stampAfter+` WHERE org_id = ? AND user_id = ?`,
