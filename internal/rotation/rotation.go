@@ -20,7 +20,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/go-ldap/ldap/v3"
 	"github.com/google/uuid"
 
 	"github.com/lockbox-dev/lockbox/internal/appconn"
@@ -206,6 +205,9 @@ type Target interface {
 	// LDAP entry gets a password nobody knows; a Redis ACL user is
 	// deleted). Revoking a user that no longer exists is success.
 	Revoke(ctx context.Context, app string, admin appconn.Credentials, user string) error
+	// SameDN reports whether two LDAP DNs name the same entry as written
+	// (escapes, spacing and case aside); false if either does not parse.
+	SameDN(a, b string) bool
 }
 
 // Service manages rotations and runs them.
@@ -524,7 +526,7 @@ func (s *Service) Create(ctx context.Context, actor authz.Actor, n New) (Rotatio
 	if err != nil {
 		return Rotation{}, err
 	}
-	if err := notOwnPrincipal(conn, params); err != nil {
+	if err := notOwnPrincipal(conn, params, s.target.SameDN); err != nil {
 		return Rotation{}, err
 	}
 	now := s.now().UTC()
@@ -555,8 +557,7 @@ func (s *Service) Create(ctx context.Context, actor authz.Actor, n New) (Rotatio
 // secrets the rotation's readers see, and the connection would stop working.
 // Every change asks the target who the connection is as well
 // (target.ErrOwnPrincipal), since a name can be spelled many ways.
-func notOwnPrincipal(conn appconn.Connection, params Parameters) error {
-	bound, _ := ldap.ParseDN(conn.Credentials.DN)
+func notOwnPrincipal(conn appconn.Connection, params Parameters, sameDN func(a, b string) bool) error {
 	for _, u := range []string{params.Username1, params.Username2, params.DN} {
 		if u == "" {
 			continue
@@ -565,8 +566,8 @@ func notOwnPrincipal(conn appconn.Connection, params Parameters) error {
 			// Also the connection's own when it names no user.
 			return errs.Fieldf("parameters", "Redis's default user cannot be rotated: every client that names no user is it")
 		}
-		d, err := ldap.ParseDN(u)
-		if strings.EqualFold(u, conn.Credentials.Username) || strings.EqualFold(u, conn.Credentials.DN) || (err == nil && bound != nil && len(bound.RDNs) > 0 && d.EqualFold(bound)) {
+		if strings.EqualFold(u, conn.Credentials.Username) || strings.EqualFold(u, conn.Credentials.DN) ||
+			(conn.Credentials.DN != "" && sameDN(u, conn.Credentials.DN)) {
 			return errs.Fieldf("parameters", "the connection's own user cannot be rotated by it")
 		}
 	}

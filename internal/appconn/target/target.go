@@ -398,6 +398,17 @@ func encodeADPassword(p string) string {
 	return string(b)
 }
 
+// SameDN reports whether a and b, parsed, name the same entry (escapes,
+// spacing and case aside); false if either does not parse or is empty.
+func SameDN(a, b string) bool {
+	da, err := ldap.ParseDN(a)
+	if err != nil || len(da.RDNs) == 0 {
+		return false
+	}
+	db, err := ldap.ParseDN(b)
+	return err == nil && da.EqualFold(db)
+}
+
 // CheckLogin proves user logs in with password.
 func CheckLogin(ctx context.Context, p appconn.Policy, app string, admin appconn.Credentials, user, password string) error {
 	switch app {
@@ -455,3 +466,6 @@ func (s Systems) Revoke(ctx context.Context, app string, admin appconn.Credentia
 func (s Systems) CheckLogin(ctx context.Context, app string, admin appconn.Credentials, user, password string) error {
 	return CheckLogin(ctx, s.Policy, app, admin, user, password)
 }
+
+// SameDN is the package's SameDN.
+func (Systems) SameDN(a, b string) bool { return SameDN(a, b) }
