@@ -2,7 +2,6 @@ package identity
 
 import (
 	"context"
-	"slices"
 	"strings"
 	"time"
 
@@ -338,12 +337,10 @@ func (a *Admin) List(ctx context.Context, actor authz.Actor, orgID string, offse
 	if err != nil {
 		return nil, 0, err
 	}
-	all = slices.DeleteFunc(all, func(oi OrgIdentity) bool {
-		return !perms.Can(authz.ActRead, authz.SubIdentity, &authz.Fields{IdentityID: oi.ID})
-	})
-	total := len(all)
-	all = all[min(offset, total):]
-	return all[:min(limit, len(all))], total, nil
+	page, total := project.PageOf(all, func(oi OrgIdentity) bool {
+		return perms.Can(authz.ActRead, authz.SubIdentity, &authz.Fields{IdentityID: oi.ID})
+	}, offset, limit)
+	return page, total, nil
 }
 
 // IdentityUpdate changes an identity; nil fields stay.

@@ -368,14 +368,10 @@ func (s *Service) Login(ctx context.Context, email, password, ip, userAgent stri
 	if err != nil {
 		return "", err
 	}
-	// A password alone is not enough for a user with a second factor; the
-	// dashboard, which asks for it, is where they log in.
-	t, err := s.store.UserTOTP(ctx, u.ID)
-	if err != nil && !errs.Is(err, errs.NotFound) {
-		return "", s.giveBack(ctx, key, err)
-	}
-	if err == nil && t.Enabled {
-		return "", s.giveBack(ctx, key, errs.Unauthorizedf("This account has a second factor: log in on the dashboard"))
+	// The dashboard, which asks for the second factor, is where such a
+	// user logs in.
+	if err := s.passwordOnly(ctx, u.ID, key, errs.Unauthorizedf("This account has a second factor: log in on the dashboard")); err != nil {
+		return "", err
 	}
 	tok, err := s.newSession(ctx, u.ID, "")
 	if err != nil {
@@ -445,14 +441,25 @@ func (s *Service) ProvePassword(ctx context.Context, email, password, ip, userAg
 	if err != nil {
 		return User{}, err
 	}
-	t, err := s.store.UserTOTP(ctx, u.ID)
-	if err != nil && !errs.Is(err, errs.NotFound) {
-		return User{}, s.giveBack(ctx, key, err)
-	}
-	if err == nil && t.Enabled {
-		return User{}, s.giveBack(ctx, key, errs.Forbiddenf("This account has a second factor, which an invitation cannot check; ask an admin to add you once you are logged in"))
+	if err := s.passwordOnly(ctx, u.ID, key, errs.Forbiddenf("This account has a second factor, which an invitation cannot check; ask an admin to add you once you are logged in")); err != nil {
+		return User{}, err
 	}
 	return u, s.store.ClearUserLoginAttempts(ctx, key)
+}
+
+// passwordOnly lets through a user whose password was just checked only if
+// the password is all they have: one with a second factor gets refusal, and
+// the attempt (the email's lockout key) is handed back, neither counted as
+// a wrong guess nor clearing the count of wrong ones.
+func (s *Service) passwordOnly(ctx context.Context, userID, key string, refusal error) error {
+	t, err := s.store.UserTOTP(ctx, userID)
+	if err != nil && !errs.Is(err, errs.NotFound) {
+		return s.giveBack(ctx, key, err)
+	}
+	if err == nil && t.Enabled {
+		return s.giveBack(ctx, key, refusal)
+	}
+	return nil
 }
 
 // loginSucceeded clears the email's failed logins and audits the login in

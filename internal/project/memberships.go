@@ -395,12 +395,20 @@ func (m *Memberships) List(ctx context.Context, actor authz.Actor, projectID str
 	if err != nil {
 		return nil, 0, err
 	}
-	all = slices.DeleteFunc(all, func(ms Membership) bool {
-		return !perms.Can(authz.ActRead, authz.SubIdentity, &authz.Fields{IdentityID: ms.IdentityID})
-	})
+	page, total := PageOf(all, func(ms Membership) bool {
+		return perms.Can(authz.ActRead, authz.SubIdentity, &authz.Fields{IdentityID: ms.IdentityID})
+	}, offset, limit)
+	return page, total, nil
+}
+
+// PageOf keeps the items keep accepts and returns the page of them at offset
+// (at most limit) with their count: a list whose items the caller's rules
+// allow one by one is filtered before it is paged and counted.
+func PageOf[T any](all []T, keep func(T) bool, offset, limit int) ([]T, int) {
+	all = slices.DeleteFunc(all, func(v T) bool { return !keep(v) })
 	total := len(all)
 	all = all[min(offset, total):]
-	return all[:min(limit, len(all))], total, nil
+	return all[:min(limit, len(all))], total
 }
 
 // UpdateRoles replaces the roles of a membership.

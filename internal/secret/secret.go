@@ -363,7 +363,11 @@ func WithWriteChecks(ctx context.Context) context.Context {
 	if _, ok := ctx.Value(writeChecksKey{}).(*writeChecks); ok {
 		return ctx
 	}
-	return context.WithValue(ctx, writeChecksKey{}, &writeChecks{cost: map[string][2]int{}, readers: map[string]*reader{}})
+	return context.WithValue(ctx, writeChecksKey{}, newWriteChecks())
+}
+
+func newWriteChecks() *writeChecks {
+	return &writeChecks{cost: map[string][2]int{}, readers: map[string]*reader{}}
 }
 
 // writeChecksOf returns ctx's writeChecks, or fresh ones for a lone write.
@@ -371,7 +375,7 @@ func writeChecksOf(ctx context.Context) *writeChecks {
 	if wc, ok := ctx.Value(writeChecksKey{}).(*writeChecks); ok {
 		return wc
 	}
-	return &writeChecks{cost: map[string][2]int{}, readers: map[string]*reader{}}
+	return newWriteChecks()
 }
 
 // left is the budget the check of secret id may use: all but what the

@@ -148,10 +148,10 @@ func (db *DB) Invite(ctx context.Context, in org.Invitee, ev audit.Event) error 
 			}
 		}
 		if in.LinkShown {
-			// Locked: another organization's invitation of the same user
-			// waits for this one to be written.
-			// The count is a statement of its own, after the lock: on
-			// PostgreSQL it then sees what the transaction waited for.
+			// The user's row is locked, so another organization's
+			// invitation of the same user waits for this one; the count is
+			// a statement of its own, after the lock, so that on PostgreSQL
+			// it sees what the lock waited for.
 			var locked string
 			if err := tx.queryRow(ctx, `SELECT id FROM users WHERE id = ?`+db.forUpdate(), in.User.ID).Scan(&locked); err != nil {
 				return dbErr(err, "lock user")
