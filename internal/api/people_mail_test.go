@@ -47,6 +47,11 @@ func TestInvitationMailedOverSMTP(t *testing.T) {
 	if l := invite(t, e, e.Token, "frank@example.com", "member"); l.Mailed || l.Link == "" {
 		t.Fatalf("with no server %+v", l)
 	}
+	// Invited again, frank's account exists and has no password: a link
+	// shown now would set it, so the failed mail shows none.
+	if l := invite(t, e, e.Token, "frank@example.com", "member"); l.Mailed || l.Link != "" {
+		t.Fatalf("again with no server: mailed %v, a link shown: %v", l.Mailed, l.Link != "")
+	}
 	for _, bad := range []string{"http://x", "smtp://", "smtp://host:25", "smtp://host:25?from=not-an-address"} {
 		if _, err := mail.Parse(bad); err == nil {
 			t.Fatalf("%q parsed", bad)
