@@ -15,6 +15,7 @@ import (
 	"github.com/lockbox-dev/lockbox/internal/keygen"
 	"github.com/lockbox-dev/lockbox/internal/keyring"
 	"github.com/lockbox-dev/lockbox/internal/lazyre"
+	"github.com/lockbox-dev/lockbox/internal/project"
 )
 
 // Key describes a KMS key. Its material is never part of it: it stays
@@ -65,8 +66,10 @@ type Store interface {
 	KMSKeyByName(ctx context.Context, projectID, name string) (Key, error)
 	// KMSKeys returns a page of the project's keys and how many match in all.
 	KMSKeys(ctx context.Context, projectID string, o ListOptions) ([]Key, int, error)
-	// UpdateKMSKey writes name, description and disabled; errs.Conflict on a taken name.
-	UpdateKMSKey(ctx context.Context, k Key, ev audit.Event) error
+	// UpdateKMSKey writes name, description and disabled if the key is
+	// still as read at prev (project.ErrStale otherwise, also when it is
+	// gone); errs.Conflict on a taken name.
+	UpdateKMSKey(ctx context.Context, k Key, prev time.Time, ev audit.Event) error
 	// DeleteKMSKey deletes a key with every version's material.
 	DeleteKMSKey(ctx context.Context, id string, ev audit.Event) error
 	KMSKeyVersion(ctx context.Context, keyID string, version int) (SealedVersion, error)
@@ -454,8 +457,13 @@ func (s *Service) List(ctx context.Context, actor authz.Actor, projectID string,
 	return keys, total, s.audit(ctx, ev)
 }
 
-// Update renames, describes, disables or enables a key.
+// Update renames, describes, disables or enables a key. A change that
+// commits first is read again, not undone.
 func (s *Service) Update(ctx context.Context, actor authz.Actor, id string, u Update) (Key, error) {
+	return project.RetryStale(ctx, "key", func() (Key, error) { return s.update(ctx, actor, id, u) })
+}
+
+func (s *Service) update(ctx context.Context, actor authz.Actor, id string, u Update) (Key, error) {
 	k, err := s.authorized(ctx, actor, id, authz.ActEdit)
 	if err != nil {
 		return Key{}, err
@@ -478,13 +486,11 @@ func (s *Service) Update(ctx context.Context, actor authz.Actor, id string, u Up
 	if u.Disabled != nil {
 		k.Disabled, md["isDisabled"] = *u.Disabled, *u.Disabled
 	}
-	k.UpdatedAt = s.now().UTC().Truncate(time.Microsecond)
-	err = s.store.UpdateKMSKey(ctx, k, event(actor, "update-cmek", k, md))
+	prev := k.UpdatedAt
+	k.UpdatedAt = project.NextStamp(s.now(), prev)
+	err = s.store.UpdateKMSKey(ctx, k, prev, event(actor, "update-cmek", k, md))
 	if errs.Is(err, errs.Conflict) {
 		return Key{}, duplicateName(k.Name, k.ProjectID)
-	}
-	if errs.Is(err, errs.NotFound) {
-		return Key{}, keyNotFound(id)
 	}
 	return k, err
 }

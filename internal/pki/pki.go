@@ -169,7 +169,9 @@ type Store interface {
 	CreateTemplate(ctx context.Context, t Template, ev audit.Event) error
 	Template(ctx context.Context, id string) (Template, error)
 	Templates(ctx context.Context, projectID string) ([]Template, error)
-	UpdateTemplate(ctx context.Context, t Template, ev audit.Event) error
+	// UpdateTemplate writes t if it is still as read at prev:
+	// project.ErrStale otherwise, also when it is gone.
+	UpdateTemplate(ctx context.Context, t Template, prev time.Time, ev audit.Event) error
 	DeleteTemplate(ctx context.Context, id string, ev audit.Event) error
 
 	// CertificateByID finds a certificate by id.

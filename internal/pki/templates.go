@@ -10,6 +10,7 @@ import (
 	"github.com/lockbox-dev/lockbox/internal/authz"
 	"github.com/lockbox-dev/lockbox/internal/errs"
 	"github.com/lockbox-dev/lockbox/internal/lazyre"
+	"github.com/lockbox-dev/lockbox/internal/project"
 )
 
 // TemplateInput is what CreateTemplate and UpdateTemplate take; on update,
@@ -145,7 +146,12 @@ func (s *Service) ListTemplates(ctx context.Context, actor authz.Actor, projectI
 }
 
 // UpdateTemplate changes a template; a new CA must be of the same project.
+// A change that commits first is read again, not undone.
 func (s *Service) UpdateTemplate(ctx context.Context, actor authz.Actor, id string, in TemplateInput) (Template, error) {
+	return project.RetryStale(ctx, "certificate template", func() (Template, error) { return s.updateTemplate(ctx, actor, id, in) })
+}
+
+func (s *Service) updateTemplate(ctx context.Context, actor authz.Actor, id string, in TemplateInput) (Template, error) {
 	t, err := s.template(ctx, actor, id, authz.ActEdit)
 	if err != nil {
 		return Template{}, err
@@ -163,8 +169,9 @@ func (s *Service) UpdateTemplate(ctx context.Context, actor authz.Actor, id stri
 		}
 		t.CAID = ca.ID
 	}
-	t.UpdatedAt = s.clock()
-	err = s.store.UpdateTemplate(ctx, t, templateEvent(actor, "update-certificate-template", t))
+	prev := t.UpdatedAt
+	t.UpdatedAt = project.NextStamp(s.clock(), prev)
+	err = s.store.UpdateTemplate(ctx, t, prev, templateEvent(actor, "update-certificate-template", t))
 	if errs.Is(err, errs.Conflict) {
 		return Template{}, duplicateTemplate(t.Name)
 	}

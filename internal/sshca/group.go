@@ -11,6 +11,7 @@ import (
 	"github.com/lockbox-dev/lockbox/internal/audit"
 	"github.com/lockbox-dev/lockbox/internal/authz"
 	"github.com/lockbox-dev/lockbox/internal/errs"
+	"github.com/lockbox-dev/lockbox/internal/project"
 )
 
 // HostGroup is a named set of a project's hosts whose login mappings apply
@@ -165,8 +166,13 @@ func (s *Service) ListHostGroups(ctx context.Context, actor authz.Actor, project
 }
 
 // UpdateHostGroup renames a group or replaces its login mappings; it needs
-// edit on ssh-host-groups.
+// edit on ssh-host-groups. A change that commits first (of the group, or of
+// its members) is read again, not undone.
 func (s *Service) UpdateHostGroup(ctx context.Context, actor authz.Actor, id string, in HostGroupInput) (HostGroup, error) {
+	return project.RetryStale(ctx, "SSH host group", func() (HostGroup, error) { return s.updateHostGroup(ctx, actor, id, in) })
+}
+
+func (s *Service) updateHostGroup(ctx context.Context, actor authz.Actor, id string, in HostGroupInput) (HostGroup, error) {
 	g, err := s.authorizedGroup(ctx, actor, id, authz.ActEdit)
 	if err != nil {
 		return HostGroup{}, err
@@ -184,13 +190,11 @@ func (s *Service) UpdateHostGroup(ctx context.Context, actor authz.Actor, id str
 			return HostGroup{}, err
 		}
 	}
-	g.UpdatedAt = s.stamp()
-	err = s.store.UpdateSSHHostGroup(ctx, g, groupEvent(actor, "update-ssh-host-group", g, true))
-	switch {
-	case errs.Is(err, errs.Conflict):
+	prev := g.UpdatedAt
+	g.UpdatedAt = project.NextStamp(s.now(), prev)
+	err = s.store.UpdateSSHHostGroup(ctx, g, prev, groupEvent(actor, "update-ssh-host-group", g, true))
+	if errs.Is(err, errs.Conflict) {
 		return HostGroup{}, errs.BadRequest("SSH host group with name '%s' already exists in the organization", g.Name)
-	case errs.Is(err, errs.NotFound):
-		return HostGroup{}, groupNotFound(id)
 	}
 	return g, err
 }
@@ -256,47 +260,74 @@ func (s *Service) groupAndHost(ctx context.Context, actor authz.Actor, groupID, 
 	return g, h, err
 }
 
+// Membership is a host joining or leaving a group, with the group and the
+// host as the change read them.
+type Membership struct {
+	GroupID, HostID     string
+	GroupPrev, HostPrev time.Time // their updated_at as read
+	At                  time.Time // later than both
+}
+
+// membership is the change of h's membership of g, both as read.
+func (s *Service) membership(g HostGroup, h Host) Membership {
+	later := h.UpdatedAt
+	if g.UpdatedAt.After(later) {
+		later = g.UpdatedAt
+	}
+	return Membership{GroupID: g.ID, HostID: h.ID, GroupPrev: g.UpdatedAt, HostPrev: h.UpdatedAt, At: project.NextStamp(s.now(), later)}
+}
+
 // AddHostToGroup puts a host of the group's project in the group; it needs
 // edit on ssh-host-groups (as Infisical). The host then takes the group's
 // login mappings.
 func (s *Service) AddHostToGroup(ctx context.Context, actor authz.Actor, groupID, hostID string) (HostGroup, Host, error) {
-	g, h, err := s.groupAndHost(ctx, actor, groupID, hostID)
+	g, err := project.RetryStale(ctx, "SSH host group", func() (HostGroup, error) {
+		g, h, err := s.groupAndHost(ctx, actor, groupID, hostID)
+		if err != nil {
+			return HostGroup{}, err
+		}
+		had := slices.Concat(h.LoginMappings, h.Inherited)
+		if err := s.mappingsLast(ctx, actor, g.ProjectID, authz.SubSshHosts, h.Hostname, had, slices.Concat(had, g.LoginMappings)); err != nil {
+			return HostGroup{}, err
+		}
+		ev := audit.New(actor, "add-host-to-ssh-host-group", map[string]any{"sshHostGroupId": g.ID, "sshHostId": h.ID,
+			"hostname": h.Hostname}).InProject(g.ProjectID, "")
+		m := s.membership(g, h)
+		err = s.store.AddSSHHostGroupMember(ctx, m, ev)
+		if errs.Is(err, errs.Conflict) {
+			return HostGroup{}, errs.BadRequest("SSH host with ID %s is already in SSH host group with ID %s", h.ID, g.ID)
+		}
+		g.UpdatedAt = m.At
+		return g, err
+	})
 	if err != nil {
 		return HostGroup{}, Host{}, err
 	}
-	had := slices.Concat(h.LoginMappings, h.Inherited)
-	if err := s.mappingsLast(ctx, actor, g.ProjectID, authz.SubSshHosts, h.Hostname, had, slices.Concat(had, g.LoginMappings)); err != nil {
-		return HostGroup{}, Host{}, err
-	}
-	ev := audit.New(actor, "add-host-to-ssh-host-group", map[string]any{"sshHostGroupId": g.ID, "sshHostId": h.ID,
-		"hostname": h.Hostname}).InProject(g.ProjectID, "")
-	err = s.store.AddSSHHostGroupMember(ctx, g.ID, h.ID, s.stamp(), ev)
-	if errs.Is(err, errs.Conflict) {
-		return HostGroup{}, Host{}, errs.BadRequest("SSH host with ID %s is already in SSH host group with ID %s", h.ID, g.ID)
-	}
-	if err != nil {
-		return HostGroup{}, Host{}, err
-	}
-	h, err = s.host(ctx, h.ID)
+	h, err := s.host(ctx, hostID)
 	return g, h, err
 }
 
 // RemoveHostFromGroup takes a host out of a group.
 func (s *Service) RemoveHostFromGroup(ctx context.Context, actor authz.Actor, groupID, hostID string) (HostGroup, Host, error) {
-	g, h, err := s.groupAndHost(ctx, actor, groupID, hostID)
+	g, err := project.RetryStale(ctx, "SSH host group", func() (HostGroup, error) {
+		g, h, err := s.groupAndHost(ctx, actor, groupID, hostID)
+		if err != nil {
+			return HostGroup{}, err
+		}
+		ev := audit.New(actor, "remove-host-from-ssh-host-group", map[string]any{"sshHostGroupId": g.ID, "sshHostId": h.ID,
+			"hostname": h.Hostname}).InProject(g.ProjectID, "")
+		m := s.membership(g, h)
+		err = s.store.RemoveSSHHostGroupMember(ctx, m, ev)
+		if errs.Is(err, errs.NotFound) {
+			return HostGroup{}, errs.NotFoundf("SSH host with ID %s not found in SSH host group with ID %s", h.ID, g.ID)
+		}
+		g.UpdatedAt = m.At
+		return g, err
+	})
 	if err != nil {
 		return HostGroup{}, Host{}, err
 	}
-	ev := audit.New(actor, "remove-host-from-ssh-host-group", map[string]any{"sshHostGroupId": g.ID, "sshHostId": h.ID,
-		"hostname": h.Hostname}).InProject(g.ProjectID, "")
-	err = s.store.RemoveSSHHostGroupMember(ctx, g.ID, h.ID, ev)
-	if errs.Is(err, errs.NotFound) {
-		return HostGroup{}, Host{}, errs.NotFoundf("SSH host with ID %s not found in SSH host group with ID %s", h.ID, g.ID)
-	}
-	if err != nil {
-		return HostGroup{}, Host{}, err
-	}
-	h, err = s.host(ctx, h.ID)
+	h, err := s.host(ctx, hostID)
 	return g, h, err
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/lockbox-dev/lockbox/internal/audit"
 	"github.com/lockbox-dev/lockbox/internal/authz"
 	"github.com/lockbox-dev/lockbox/internal/errs"
+	"github.com/lockbox-dev/lockbox/internal/project"
 )
 
 // Host is a registered SSH host: the CAs that sign its user and host
@@ -340,8 +341,13 @@ func (s *Service) ListProjectHosts(ctx context.Context, actor authz.Actor, proje
 	return out, nil
 }
 
-// UpdateHost changes a host. Renaming needs edit on both names.
+// UpdateHost changes a host. Renaming needs edit on both names. A change
+// that commits first is read again, not undone.
 func (s *Service) UpdateHost(ctx context.Context, actor authz.Actor, id string, in HostInput) (Host, error) {
+	return project.RetryStale(ctx, "SSH host", func() (Host, error) { return s.updateHost(ctx, actor, id, in) })
+}
+
+func (s *Service) updateHost(ctx context.Context, actor authz.Actor, id string, in HostInput) (Host, error) {
 	h, p, err := s.authorizedHost(ctx, actor, id, authz.ActEdit)
 	if err != nil {
 		return Host{}, err
@@ -356,13 +362,11 @@ func (s *Service) UpdateHost(ctx context.Context, actor authz.Actor, id string, 
 	if err := s.mappingsLast(ctx, actor, h.ProjectID, authz.SubSshHosts, h.Hostname, before, h.LoginMappings); err != nil {
 		return Host{}, err
 	}
-	h.UpdatedAt = s.stamp()
-	err = s.store.UpdateSSHHost(ctx, h, hostEvent(actor, "update-ssh-host", h, true))
-	switch {
-	case errs.Is(err, errs.Conflict):
+	prev := h.UpdatedAt
+	h.UpdatedAt = project.NextStamp(s.now(), prev)
+	err = s.store.UpdateSSHHost(ctx, h, prev, hostEvent(actor, "update-ssh-host", h, true))
+	if errs.Is(err, errs.Conflict) {
 		return Host{}, errs.BadRequest("An SSH host named %q already exists in the project", h.Hostname)
-	case errs.Is(err, errs.NotFound):
-		return Host{}, hostNotFound(id)
 	}
 	return h, err
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/lockbox-dev/lockbox/internal/errs"
 	"github.com/lockbox-dev/lockbox/internal/keygen"
 	"github.com/lockbox-dev/lockbox/internal/keyring"
+	"github.com/lockbox-dev/lockbox/internal/project"
 )
 
 // CA is an SSH certificate authority. Its private key is not part of it:
@@ -89,7 +90,10 @@ type Store interface {
 	SSHCA(ctx context.Context, id string) (CA, error)
 	SSHCAPrivateKey(ctx context.Context, id string) ([]byte, error)
 	SSHCAs(ctx context.Context, projectID string) ([]CA, error)
-	UpdateSSHCA(ctx context.Context, ca CA, ev audit.Event) error
+	// UpdateSSHCA, UpdateSSHTemplate, UpdateSSHHost and UpdateSSHHostGroup
+	// write the object if it is still as read at prev: project.ErrStale
+	// otherwise, also when it is gone.
+	UpdateSSHCA(ctx context.Context, ca CA, prev time.Time, ev audit.Event) error
 	// DeleteSSHCA deletes a CA with its templates and records; errs.Conflict
 	// while a host uses it.
 	DeleteSSHCA(ctx context.Context, id string, ev audit.Event) error
@@ -99,7 +103,7 @@ type Store interface {
 	SSHTemplate(ctx context.Context, id string) (Template, error)
 	// SSHTemplates lists a project's templates, or with caID only that CA's.
 	SSHTemplates(ctx context.Context, projectID, caID string) ([]Template, error)
-	UpdateSSHTemplate(ctx context.Context, t Template, ev audit.Event) error
+	UpdateSSHTemplate(ctx context.Context, t Template, prev time.Time, ev audit.Event) error
 	DeleteSSHTemplate(ctx context.Context, id string, ev audit.Event) error
 
 	// RecordSSHCert stores an issued certificate's record with its audit
@@ -114,7 +118,7 @@ type Store interface {
 	SSHHost(ctx context.Context, id string) (Host, error)
 	// SSHHosts lists an organization's hosts, or with projectID one project's.
 	SSHHosts(ctx context.Context, orgID, projectID string, limit int) ([]Host, error)
-	UpdateSSHHost(ctx context.Context, h Host, ev audit.Event) error
+	UpdateSSHHost(ctx context.Context, h Host, prev time.Time, ev audit.Event) error
 	DeleteSSHHost(ctx context.Context, id string, ev audit.Event) error
 
 	// SSHCert finds a certificate record by id.
@@ -141,15 +145,19 @@ type Store interface {
 	SSHHostGroup(ctx context.Context, id string) (HostGroup, error)
 	// SSHHostGroups lists a project's groups by name.
 	SSHHostGroups(ctx context.Context, projectID string) ([]HostGroup, error)
-	UpdateSSHHostGroup(ctx context.Context, g HostGroup, ev audit.Event) error
+	UpdateSSHHostGroup(ctx context.Context, g HostGroup, prev time.Time, ev audit.Event) error
 	DeleteSSHHostGroup(ctx context.Context, id string, ev audit.Event) error
 	// SSHHostGroupHosts lists a project's hosts, by hostname, with whether
 	// each is in the group.
 	SSHHostGroupHosts(ctx context.Context, groupID, projectID string) ([]GroupHost, error)
-	// AddSSHHostGroupMember: errs.Conflict if the host is in the group.
-	AddSSHHostGroupMember(ctx context.Context, groupID, hostID string, at time.Time, ev audit.Event) error
-	// RemoveSSHHostGroupMember: errs.NotFound if the host is not in the group.
-	RemoveSSHHostGroupMember(ctx context.Context, groupID, hostID string, ev audit.Event) error
+	// AddSSHHostGroupMember and RemoveSSHHostGroupMember change m if the
+	// group and the host are still as read (project.ErrStale otherwise),
+	// and stamp both: a change of the group's mappings or of the host's
+	// name checked against the members as read cannot commit beside it.
+	// Add: errs.Conflict if the host is in the group.
+	AddSSHHostGroupMember(ctx context.Context, m Membership, ev audit.Event) error
+	// Remove: errs.NotFound if the host is not in the group.
+	RemoveSSHHostGroupMember(ctx context.Context, m Membership, ev audit.Event) error
 
 	// AppendAudit records an event that goes with no change.
 	AppendAudit(ctx context.Context, ev audit.Event) error
@@ -426,8 +434,13 @@ func checkStatus(field string, s string) (string, error) {
 	return s, nil
 }
 
-// UpdateCA renames a CA or enables or disables it; a disabled CA signs nothing.
+// UpdateCA renames a CA or enables or disables it; a disabled CA signs
+// nothing. A change that commits first is read again, not undone.
 func (s *Service) UpdateCA(ctx context.Context, actor authz.Actor, id string, u CAUpdate) (CA, error) {
+	return project.RetryStale(ctx, "SSH CA", func() (CA, error) { return s.updateCA(ctx, actor, id, u) })
+}
+
+func (s *Service) updateCA(ctx context.Context, actor authz.Actor, id string, u CAUpdate) (CA, error) {
 	ca, err := s.authorizedCA(ctx, actor, id, authz.ActEdit)
 	if err != nil {
 		return CA{}, err
@@ -442,12 +455,9 @@ func (s *Service) UpdateCA(ctx context.Context, actor authz.Actor, id string, u 
 			return CA{}, err
 		}
 	}
-	ca.UpdatedAt = s.stamp()
-	err = s.store.UpdateSSHCA(ctx, ca, caEvent(actor, "update-ssh-ca", ca, map[string]any{"status": ca.Status}))
-	if errs.Is(err, errs.NotFound) {
-		return CA{}, caNotFound(id)
-	}
-	return ca, err
+	prev := ca.UpdatedAt
+	ca.UpdatedAt = project.NextStamp(s.now(), prev)
+	return ca, s.store.UpdateSSHCA(ctx, ca, prev, caEvent(actor, "update-ssh-ca", ca, map[string]any{"status": ca.Status}))
 }
 
 // DeleteCA deletes a CA, its private key and its templates. A CA that a

@@ -14,6 +14,7 @@ import (
 	"github.com/lockbox-dev/lockbox/internal/dynamic"
 	"github.com/lockbox-dev/lockbox/internal/errs"
 	"github.com/lockbox-dev/lockbox/internal/lazyre"
+	"github.com/lockbox-dev/lockbox/internal/project"
 )
 
 // TemplateInput creates or (nil fields unchanged) updates a template.
@@ -209,24 +210,25 @@ func (s *Service) ListTemplates(ctx context.Context, actor authz.Actor, project 
 	return s.store.SSHTemplates(ctx, pid, "")
 }
 
-// UpdateTemplate changes a template.
+// UpdateTemplate changes a template. A change that commits first is read
+// again, not undone.
 func (s *Service) UpdateTemplate(ctx context.Context, actor authz.Actor, id string, in TemplateInput) (Template, error) {
-	t, err := s.template(ctx, actor, id, authz.ActEdit)
-	if err != nil {
-		return Template{}, err
-	}
-	if err := in.apply(&t); err != nil {
-		return Template{}, err
-	}
-	t.UpdatedAt = s.stamp()
-	err = s.store.UpdateSSHTemplate(ctx, t, templateEvent(actor, "update-ssh-certificate-template", t, true))
-	switch {
-	case errs.Is(err, errs.Conflict):
-		return Template{}, errs.BadRequest("An SSH certificate template named %q already exists in the project", t.Name)
-	case errs.Is(err, errs.NotFound):
-		return Template{}, templateNotFound(id)
-	}
-	return t, err
+	return project.RetryStale(ctx, "SSH certificate template", func() (Template, error) {
+		t, err := s.template(ctx, actor, id, authz.ActEdit)
+		if err != nil {
+			return Template{}, err
+		}
+		if err := in.apply(&t); err != nil {
+			return Template{}, err
+		}
+		prev := t.UpdatedAt
+		t.UpdatedAt = project.NextStamp(s.now(), prev)
+		err = s.store.UpdateSSHTemplate(ctx, t, prev, templateEvent(actor, "update-ssh-certificate-template", t, true))
+		if errs.Is(err, errs.Conflict) {
+			return Template{}, errs.BadRequest("An SSH certificate template named %q already exists in the project", t.Name)
+		}
+		return t, err
+	})
 }
 
 // DeleteTemplate deletes a template.

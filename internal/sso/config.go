@@ -15,6 +15,7 @@ import (
 	"github.com/lockbox-dev/lockbox/internal/errs"
 	"github.com/lockbox-dev/lockbox/internal/identity"
 	"github.com/lockbox-dev/lockbox/internal/keyring"
+	"github.com/lockbox-dev/lockbox/internal/project"
 )
 
 // Configuration types, as Infisical names them.
@@ -58,7 +59,9 @@ type Store interface {
 	OIDCConfig(ctx context.Context, orgID string) (Config, error)
 	// CreateOIDCConfig stores c; errs.Conflict when the organization has one.
 	CreateOIDCConfig(ctx context.Context, c Config, ev audit.Event) error
-	UpdateOIDCConfig(ctx context.Context, c Config, ev audit.Event) error
+	// UpdateOIDCConfig writes c if it is still as read at prev:
+	// project.ErrStale otherwise.
+	UpdateOIDCConfig(ctx context.Context, c Config, prev time.Time, ev audit.Event) error
 	CustomOrgRoleID(ctx context.Context, orgID, slug string) (string, error)
 	// PutOIDCLoginState stores a login in flight and prunes expired ones.
 	PutOIDCLoginState(ctx context.Context, s LoginState, now time.Time) error
@@ -198,24 +201,28 @@ func (s *Service) Create(ctx context.Context, actor authz.Actor, ch ConfigChange
 	return c, nil
 }
 
-// Update changes the configuration of the actor's organization.
+// Update changes the configuration of the actor's organization. A change
+// that commits first is read again, not undone.
 func (s *Service) Update(ctx context.Context, actor authz.Actor, ch ConfigChange) (Config, error) {
 	if err := s.orgOf(ctx, actor, ch.OrgSlug, authz.ActEdit); err != nil {
 		return Config{}, err
 	}
-	c, err := s.store.OIDCConfig(ctx, actor.OrgID)
-	if errs.Is(err, errs.NotFound) {
-		return Config{}, errs.NotFoundf("Failed to find organization OIDC configuration")
-	}
-	if err != nil {
-		return Config{}, err
-	}
-	if err := s.apply(ctx, actor, &c, ch); err != nil {
-		return Config{}, err
-	}
-	c.UpdatedAt = s.now().UTC().Truncate(time.Microsecond)
-	ev := audit.New(actor, "update-oidc-config", c.auditMeta())
-	return c, s.store.UpdateOIDCConfig(ctx, c, ev)
+	return project.RetryStale(ctx, "OIDC configuration", func() (Config, error) {
+		c, err := s.store.OIDCConfig(ctx, actor.OrgID)
+		if errs.Is(err, errs.NotFound) {
+			return Config{}, errs.NotFoundf("Failed to find organization OIDC configuration")
+		}
+		if err != nil {
+			return Config{}, err
+		}
+		if err := s.apply(ctx, actor, &c, ch); err != nil {
+			return Config{}, err
+		}
+		prev := c.UpdatedAt
+		c.UpdatedAt = project.NextStamp(s.now(), prev)
+		ev := audit.New(actor, "update-oidc-config", c.auditMeta())
+		return c, s.store.UpdateOIDCConfig(ctx, c, prev, ev)
+	})
 }
 
 func (c Config) auditMeta() map[string]any {

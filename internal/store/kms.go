@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"strings"
+	"time"
 
 	"github.com/lockbox-dev/lockbox/internal/audit"
 	"github.com/lockbox-dev/lockbox/internal/errs"
@@ -93,16 +94,14 @@ func (db *DB) KMSKeys(ctx context.Context, projectID string, o kms.ListOptions) 
 	return out, total, dbErr(rows.Err(), "KMSKeys")
 }
 
-// UpdateKMSKey writes a key's name, description and disabled flag with ev.
-func (db *DB) UpdateKMSKey(ctx context.Context, k kms.Key, ev audit.Event) error {
+// UpdateKMSKey writes a key's name, description and disabled flag with ev
+// if the key is still as read at prev (project.ErrStale otherwise).
+func (db *DB) UpdateKMSKey(ctx context.Context, k kms.Key, prev time.Time, ev audit.Event) error {
 	return db.Transact(ctx, func(tx *Tx) error {
-		res, err := tx.exec(ctx, `UPDATE kms_keys SET name = ?, description = ?, is_disabled = ?, updated_at = ? WHERE id = ?`,
-			k.Name, k.Description, k.Disabled, ts(k.UpdatedAt), k.ID)
-		if err != nil {
-			return dbErr(err, "UpdateKMSKey")
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return dbErr(errNoRows, "UpdateKMSKey")
+		res, err := tx.exec(ctx, `UPDATE kms_keys SET name = ?, description = ?, is_disabled = ?, updated_at = ? WHERE id = ? AND updated_at = ?`,
+			k.Name, k.Description, k.Disabled, ts(k.UpdatedAt), k.ID, ts(prev))
+		if err := staleIfNone(res, err, "UpdateKMSKey"); err != nil {
+			return err
 		}
 		return tx.insertAudit(ctx, ev)
 	})

@@ -305,17 +305,15 @@ func (db *DB) Templates(ctx context.Context, projectID string) ([]pki.Template, 
 	return out, dbErr(rows.Err(), "Templates")
 }
 
-// UpdateTemplate writes a template with ev; errs.Conflict on a taken name.
-func (db *DB) UpdateTemplate(ctx context.Context, t pki.Template, ev audit.Event) error {
+// UpdateTemplate writes a template with ev if it is still as read at prev
+// (project.ErrStale otherwise); errs.Conflict on a taken name.
+func (db *DB) UpdateTemplate(ctx context.Context, t pki.Template, prev time.Time, ev audit.Event) error {
 	return db.Transact(ctx, func(tx *Tx) error {
 		res, err := tx.exec(ctx, `UPDATE pki_certificate_templates SET ca_id = ?, name = ?, common_name = ?, subject_alternative_name = ?,
-			ttl = ?, key_usages = ?, extended_key_usages = ?, updated_at = ? WHERE id = ?`, t.CAID, t.Name, t.CommonName,
-			t.SubjectAlternativeName, t.TTL, strings.Join(t.KeyUsages, ","), strings.Join(t.ExtendedKeyUsages, ","), ts(t.UpdatedAt), t.ID)
-		if err != nil {
-			return dbErr(err, "UpdateTemplate")
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return dbErr(errNoRows, "UpdateTemplate")
+			ttl = ?, key_usages = ?, extended_key_usages = ?, updated_at = ? WHERE id = ? AND updated_at = ?`, t.CAID, t.Name, t.CommonName,
+			t.SubjectAlternativeName, t.TTL, strings.Join(t.KeyUsages, ","), strings.Join(t.ExtendedKeyUsages, ","), ts(t.UpdatedAt), t.ID, ts(prev))
+		if err := staleIfNone(res, err, "UpdateTemplate"); err != nil {
+			return err
 		}
 		return tx.insertAudit(ctx, ev)
 	})

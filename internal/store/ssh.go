@@ -92,16 +92,14 @@ func (db *DB) SSHCAs(ctx context.Context, projectID string) ([]sshca.CA, error) 
 	return out, dbErr(rows.Err(), "SSHCAs")
 }
 
-// UpdateSSHCA writes a CA's name and status with ev.
-func (db *DB) UpdateSSHCA(ctx context.Context, ca sshca.CA, ev audit.Event) error {
+// UpdateSSHCA writes a CA's name and status with ev if it is still as read
+// at prev (project.ErrStale otherwise, also when it is gone).
+func (db *DB) UpdateSSHCA(ctx context.Context, ca sshca.CA, prev time.Time, ev audit.Event) error {
 	return db.Transact(ctx, func(tx *Tx) error {
-		res, err := tx.exec(ctx, `UPDATE ssh_cas SET friendly_name = ?, status = ?, updated_at = ? WHERE id = ?`,
-			ca.FriendlyName, ca.Status, ts(ca.UpdatedAt), ca.ID)
-		if err != nil {
-			return dbErr(err, "UpdateSSHCA")
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return dbErr(errNoRows, "UpdateSSHCA")
+		res, err := tx.exec(ctx, `UPDATE ssh_cas SET friendly_name = ?, status = ?, updated_at = ? WHERE id = ? AND updated_at = ?`,
+			ca.FriendlyName, ca.Status, ts(ca.UpdatedAt), ca.ID, ts(prev))
+		if err := staleIfNone(res, err, "UpdateSSHCA"); err != nil {
+			return err
 		}
 		return tx.insertAudit(ctx, ev)
 	})
@@ -186,19 +184,17 @@ func (db *DB) SSHTemplates(ctx context.Context, projectID, caID string) ([]sshca
 	return out, dbErr(rows.Err(), "SSHTemplates")
 }
 
-// UpdateSSHTemplate writes a template with ev.
-func (db *DB) UpdateSSHTemplate(ctx context.Context, t sshca.Template, ev audit.Event) error {
+// UpdateSSHTemplate writes a template with ev if it is still as read at
+// prev (project.ErrStale otherwise); errs.Conflict on a taken name.
+func (db *DB) UpdateSSHTemplate(ctx context.Context, t sshca.Template, prev time.Time, ev audit.Event) error {
 	return db.Transact(ctx, func(tx *Tx) error {
 		res, err := tx.exec(ctx, `UPDATE ssh_certificate_templates SET name = ?, status = ?, ttl = ?, max_ttl = ?, allowed_users = ?,
 			allowed_hosts = ?, allow_user_certs = ?, allow_host_certs = ?, allow_custom_key_ids = ?, extensions = ?, critical_options = ?,
-			updated_at = ? WHERE id = ?`,
+			updated_at = ? WHERE id = ? AND updated_at = ?`,
 			t.Name, t.Status, t.TTL, t.MaxTTL, jsonText(t.AllowedUsers), jsonText(t.AllowedHosts), t.AllowUserCerts, t.AllowHostCerts,
-			t.AllowCustomKeyIDs, jsonText(t.Extensions), jsonText(t.CriticalOptions), ts(t.UpdatedAt), t.ID)
-		if err != nil {
-			return dbErr(err, "UpdateSSHTemplate")
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return dbErr(errNoRows, "UpdateSSHTemplate")
+			t.AllowCustomKeyIDs, jsonText(t.Extensions), jsonText(t.CriticalOptions), ts(t.UpdatedAt), t.ID, ts(prev))
+		if err := staleIfNone(res, err, "UpdateSSHTemplate"); err != nil {
+			return err
 		}
 		return tx.insertAudit(ctx, ev)
 	})
@@ -395,16 +391,15 @@ func (db *DB) SSHHosts(ctx context.Context, orgID, projectID string, limit int) 
 	return out, db.inheritMappings(ctx, where, warg, out)
 }
 
-// UpdateSSHHost writes a host with ev; errs.Conflict on a taken hostname.
-func (db *DB) UpdateSSHHost(ctx context.Context, h sshca.Host, ev audit.Event) error {
+// UpdateSSHHost writes a host with ev if it is still as read at prev
+// (project.ErrStale otherwise); errs.Conflict on a taken hostname.
+func (db *DB) UpdateSSHHost(ctx context.Context, h sshca.Host, prev time.Time, ev audit.Event) error {
 	return db.Transact(ctx, func(tx *Tx) error {
 		res, err := tx.exec(ctx, `UPDATE ssh_hosts SET hostname = ?, alias = ?, user_cert_ttl = ?, host_cert_ttl = ?, login_mappings = ?,
-			updated_at = ? WHERE id = ?`, h.Hostname, h.Alias, h.UserCertTTL, h.HostCertTTL, mappingsText(h.LoginMappings), ts(h.UpdatedAt), h.ID)
-		if err != nil {
-			return dbErr(err, "UpdateSSHHost")
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return dbErr(errNoRows, "UpdateSSHHost")
+			updated_at = ? WHERE id = ? AND updated_at = ?`, h.Hostname, h.Alias, h.UserCertTTL, h.HostCertTTL, mappingsText(h.LoginMappings),
+			ts(h.UpdatedAt), h.ID, ts(prev))
+		if err := staleIfNone(res, err, "UpdateSSHHost"); err != nil {
+			return err
 		}
 		return tx.insertAudit(ctx, ev)
 	})
@@ -605,16 +600,14 @@ func (db *DB) SSHHostGroups(ctx context.Context, projectID string) ([]sshca.Host
 	return out, dbErr(rows.Err(), "SSHHostGroups")
 }
 
-// UpdateSSHHostGroup writes a group's name and mappings with ev.
-func (db *DB) UpdateSSHHostGroup(ctx context.Context, g sshca.HostGroup, ev audit.Event) error {
+// UpdateSSHHostGroup writes a group's name and mappings with ev if it is
+// still as read at prev (project.ErrStale otherwise).
+func (db *DB) UpdateSSHHostGroup(ctx context.Context, g sshca.HostGroup, prev time.Time, ev audit.Event) error {
 	return db.Transact(ctx, func(tx *Tx) error {
-		res, err := tx.exec(ctx, `UPDATE ssh_host_groups SET name = ?, login_mappings = ?, updated_at = ? WHERE id = ?`,
-			g.Name, mappingsText(g.LoginMappings), ts(g.UpdatedAt), g.ID)
-		if err != nil {
-			return dbErr(err, "UpdateSSHHostGroup")
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return dbErr(errNoRows, "UpdateSSHHostGroup")
+		res, err := tx.exec(ctx, `UPDATE ssh_host_groups SET name = ?, login_mappings = ?, updated_at = ? WHERE id = ? AND updated_at = ?`,
+			g.Name, mappingsText(g.LoginMappings), ts(g.UpdatedAt), g.ID, ts(prev))
+		if err := staleIfNone(res, err, "UpdateSSHHostGroup"); err != nil {
+			return err
 		}
 		return tx.insertAudit(ctx, ev)
 	})
@@ -659,22 +652,31 @@ func (db *DB) SSHHostGroupHosts(ctx context.Context, groupID, projectID string) 
 	return out, dbErr(rows.Err(), "SSHHostGroupHosts")
 }
 
-// AddSSHHostGroupMember puts a host in a group with ev; errs.Conflict if it is.
-func (db *DB) AddSSHHostGroupMember(ctx context.Context, groupID, hostID string, at time.Time, ev audit.Event) error {
+// AddSSHHostGroupMember puts a host in a group with ev, if both are still
+// as read (project.ErrStale otherwise), and stamps both; errs.Conflict if
+// the host is in the group.
+func (db *DB) AddSSHHostGroupMember(ctx context.Context, m sshca.Membership, ev audit.Event) error {
 	return db.Transact(ctx, func(tx *Tx) error {
+		if err := tx.stampMembership(ctx, m, "AddSSHHostGroupMember"); err != nil {
+			return err
+		}
 		if _, err := tx.exec(ctx, `INSERT INTO ssh_host_group_members (ssh_host_group_id, ssh_host_id, created_at) VALUES (?, ?, ?)`,
-			groupID, hostID, ts(at)); err != nil {
+			m.GroupID, m.HostID, ts(m.At)); err != nil {
 			return dbErr(err, "AddSSHHostGroupMember")
 		}
 		return tx.insertAudit(ctx, ev)
 	})
 }
 
-// RemoveSSHHostGroupMember takes a host out of a group with ev;
+// RemoveSSHHostGroupMember takes a host out of a group with ev, if both are
+// still as read (project.ErrStale otherwise), and stamps both;
 // errs.NotFound if it is not in it.
-func (db *DB) RemoveSSHHostGroupMember(ctx context.Context, groupID, hostID string, ev audit.Event) error {
+func (db *DB) RemoveSSHHostGroupMember(ctx context.Context, m sshca.Membership, ev audit.Event) error {
 	return db.Transact(ctx, func(tx *Tx) error {
-		res, err := tx.exec(ctx, `DELETE FROM ssh_host_group_members WHERE ssh_host_group_id = ? AND ssh_host_id = ?`, groupID, hostID)
+		if err := tx.stampMembership(ctx, m, "RemoveSSHHostGroupMember"); err != nil {
+			return err
+		}
+		res, err := tx.exec(ctx, `DELETE FROM ssh_host_group_members WHERE ssh_host_group_id = ? AND ssh_host_id = ?`, m.GroupID, m.HostID)
 		if err != nil {
 			return dbErr(err, "RemoveSSHHostGroupMember")
 		}
@@ -683,4 +685,15 @@ func (db *DB) RemoveSSHHostGroupMember(ctx context.Context, groupID, hostID stri
 		}
 		return tx.insertAudit(ctx, ev)
 	})
+}
+
+// stampMembership moves the updated_at of m's group and host to m.At if
+// they are still as read (project.ErrStale otherwise).
+func (tx *Tx) stampMembership(ctx context.Context, m sshca.Membership, op string) error {
+	res, err := tx.exec(ctx, `UPDATE ssh_host_groups SET updated_at = ? WHERE id = ? AND updated_at = ?`, ts(m.At), m.GroupID, ts(m.GroupPrev))
+	if err := staleIfNone(res, err, op); err != nil {
+		return err
+	}
+	res, err = tx.exec(ctx, `UPDATE ssh_hosts SET updated_at = ? WHERE id = ? AND updated_at = ?`, ts(m.At), m.HostID, ts(m.HostPrev))
+	return staleIfNone(res, err, op)
 }

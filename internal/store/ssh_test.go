@@ -2,11 +2,13 @@ package store_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
 	"github.com/lockbox-dev/lockbox/internal/audit"
 	"github.com/lockbox-dev/lockbox/internal/errs"
+	"github.com/lockbox-dev/lockbox/internal/project"
 	"github.com/lockbox-dev/lockbox/internal/sshca"
 	"github.com/lockbox-dev/lockbox/internal/store"
 	"github.com/lockbox-dev/lockbox/internal/store/storetest"
@@ -144,26 +146,46 @@ func TestSSHStoreConfigGroupsRevocation(t *testing.T) {
 				LoginMappings: []sshca.LoginMapping{}, CreatedAt: now, UpdatedAt: now}, ev); !errs.Is(err, errs.Conflict) {
 				t.Fatalf("a second group named web: %v", err)
 			}
-			if err := db.AddSSHHostGroupMember(ctx, g.ID, host.ID, now, ev); err != nil {
+			joined := now.Add(time.Second)
+			join := sshca.Membership{GroupID: g.ID, HostID: host.ID, GroupPrev: now, HostPrev: now, At: joined}
+			if err := db.AddSSHHostGroupMember(ctx, join, ev); err != nil {
 				t.Fatal(err)
 			}
-			if err := db.AddSSHHostGroupMember(ctx, g.ID, host.ID, now, ev); !errs.Is(err, errs.Conflict) {
+			if err := db.AddSSHHostGroupMember(ctx, join, ev); !errors.Is(err, project.ErrStale) {
+				t.Fatalf("a host added from an overtaken read: %v, want ErrStale", err)
+			}
+			again := sshca.Membership{GroupID: g.ID, HostID: host.ID, GroupPrev: joined, HostPrev: joined, At: joined.Add(time.Second)}
+			if err := db.AddSSHHostGroupMember(ctx, again, ev); !errs.Is(err, errs.Conflict) {
 				t.Fatalf("a host added twice: %v", err)
 			}
 			got, err := db.SSHHost(ctx, host.ID)
-			if err != nil || len(got.Inherited) != 1 || got.Inherited[0].Principals[0] != "alice" {
+			if err != nil || len(got.Inherited) != 1 || got.Inherited[0].Principals[0] != "alice" || !got.UpdatedAt.Equal(joined) {
 				t.Fatalf("host with its group's mappings %+v %v", got, err)
+			}
+			if got, err := db.SSHHostGroup(ctx, g.ID); err != nil || !got.UpdatedAt.Equal(joined) {
+				t.Fatalf("group stamped by the join: %+v %v", got, err)
 			}
 			if hs, err := db.SSHHosts(ctx, org, "", 10); err != nil || len(hs) != 1 || len(hs[0].Inherited) != 1 {
 				t.Fatalf("org hosts %+v %v", hs, err)
 			}
-			if gh, err := db.SSHHostGroupHosts(ctx, g.ID, pid); err != nil || len(gh) != 1 || !gh[0].InGroup || !gh[0].JoinedAt.Equal(now) {
+			if gh, err := db.SSHHostGroupHosts(ctx, g.ID, pid); err != nil || len(gh) != 1 || !gh[0].InGroup || !gh[0].JoinedAt.Equal(joined) {
 				t.Fatalf("group hosts %+v %v", gh, err)
 			}
-			if err := db.RemoveSSHHostGroupMember(ctx, g.ID, host.ID, ev); err != nil {
+			stale := g
+			stale.LoginMappings, stale.UpdatedAt = []sshca.LoginMapping{{LoginUser: "root", Principals: []string{"mallory"}}}, joined.Add(time.Second)
+			if err := db.UpdateSSHHostGroup(ctx, stale, now, ev); !errors.Is(err, project.ErrStale) {
+				t.Fatalf("new mappings checked against the members before the join: %v, want ErrStale", err)
+			}
+			left := again
+			if err := db.RemoveSSHHostGroupMember(ctx, sshca.Membership{GroupID: g.ID, HostID: host.ID, GroupPrev: joined, HostPrev: now,
+				At: left.At}, ev); !errors.Is(err, project.ErrStale) {
+				t.Fatalf("a host removed as read before it joined: %v, want ErrStale", err)
+			}
+			if err := db.RemoveSSHHostGroupMember(ctx, left, ev); err != nil {
 				t.Fatal(err)
 			}
-			if err := db.RemoveSSHHostGroupMember(ctx, g.ID, host.ID, ev); !errs.Is(err, errs.NotFound) {
+			left.GroupPrev, left.HostPrev, left.At = left.At, left.At, left.At.Add(time.Second)
+			if err := db.RemoveSSHHostGroupMember(ctx, left, ev); !errs.Is(err, errs.NotFound) {
 				t.Fatalf("a second removal: %v", err)
 			}
 			if got, _ := db.SSHHost(ctx, host.ID); len(got.Inherited) != 0 {

@@ -58,15 +58,17 @@ func (db *DB) CreateOIDCConfig(ctx context.Context, c sso.Config, ev audit.Event
 	})
 }
 
-// UpdateOIDCConfig rewrites an organization's configuration.
-func (db *DB) UpdateOIDCConfig(ctx context.Context, c sso.Config, ev audit.Event) error {
+// UpdateOIDCConfig rewrites an organization's configuration if it is still
+// as read at prev (project.ErrStale otherwise).
+func (db *DB) UpdateOIDCConfig(ctx context.Context, c sso.Config, prev time.Time, ev audit.Event) error {
 	return db.Transact(ctx, func(tx *Tx) error {
-		if _, err := tx.exec(ctx, `UPDATE oidc_configs SET configuration_type = ?, discovery_url = ?, issuer = ?, authorization_endpoint = ?,
+		res, err := tx.exec(ctx, `UPDATE oidc_configs SET configuration_type = ?, discovery_url = ?, issuer = ?, authorization_endpoint = ?,
 			token_endpoint = ?, jwks_uri = ?, userinfo_endpoint = ?, client_id = ?, client_secret = ?, allowed_email_domains = ?,
-			default_role = ?, is_active = ?, manage_group_memberships = ?, updated_at = ? WHERE id = ?`,
+			default_role = ?, is_active = ?, manage_group_memberships = ?, updated_at = ? WHERE id = ? AND updated_at = ?`,
 			c.ConfigurationType, c.DiscoveryURL, c.Issuer, c.AuthorizationEndpoint, c.TokenEndpoint, c.JwksURI, c.UserinfoEndpoint,
-			c.ClientID, c.ClientSecret, c.AllowedEmailDomains, c.DefaultRole, c.IsActive, c.ManageGroupMemberships, ts(c.UpdatedAt), c.ID); err != nil {
-			return dbErr(err, "UpdateOIDCConfig")
+			c.ClientID, c.ClientSecret, c.AllowedEmailDomains, c.DefaultRole, c.IsActive, c.ManageGroupMemberships, ts(c.UpdatedAt), c.ID, ts(prev))
+		if err := staleIfNone(res, err, "UpdateOIDCConfig"); err != nil {
+			return err
 		}
 		return tx.insertAudit(ctx, ev)
 	})
