@@ -157,7 +157,9 @@ func TestTokenAuthTokens(t *testing.T) {
 // own action on identities (create-token, get-token, delete-token,
 // revoke-auth), besides the one the route goes through: a role that may
 // read, create, edit and delete identities does none of them, a role given
-// them does, and a denial of one holds against a wider grant.
+// them does, and a denial of one holds against a wider grant. Attaching or
+// changing a platform login method (its keys decide who logs in) needs
+// create-token as well.
 func TestTokenActionsAreTheirOwn(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, d store.Dialect) {
 		e := apptest.Bootstrapped(t, d)
@@ -202,6 +204,25 @@ func TestTokenActionsAreTheirOwn(t *testing.T) {
 		status(denied, "POST", ua+"/client-secrets", 403)
 		status(denied, "POST", ta+"/tokens", 403)
 		status(denied, "GET", ua+"/client-secrets", 200)
+
+		// Setting a login method's keys is a way to log in as the
+		// identity: attaching or changing one needs create-token too.
+		jwt := "/api/v1/auth/jwt-auth/identities/" + target
+		own := newTokenSigner(t, "ec", "")
+		ownKey := map[string]any{"configurationType": "static", "publicKeys": []string{own.PublicPEM(t)}}
+		for _, tok := range []string{editor, denied} {
+			assertError(t, e.Do(t, "POST", jwt, tok, ownKey), 403, "PermissionDenied")
+		}
+		e.Must(t, 200, "POST", jwt, e.Token, map[string]any{"configurationType": "static", "publicKeys": []string{newTokenSigner(t, "ec", "").PublicPEM(t)}})
+		for _, tok := range []string{editor, denied} {
+			assertError(t, e.Do(t, "PATCH", jwt, tok, ownKey), 403, "PermissionDenied")
+		}
+		if r, _ := methodLogin(t, e, "jwt-auth", target, own.Sign(t, workloadClaims())); r.Status == 200 {
+			t.Fatal("a key set without create-token logs in")
+		}
+		e.Must(t, 200, "PATCH", jwt, minter, ownKey)
+		routes = append(routes, struct{ method, path string }{"DELETE", jwt})
+
 		for _, c := range routes {
 			status(minter, c.method, c.path, 200)
 		}

@@ -141,7 +141,9 @@ func (m *Methods) event(actor authz.Actor, verb string, c AuthConfig) audit.Even
 
 // Attach adds method to an identity with Infisical's defaults (30-day
 // tokens usable from any address). body is the request, whose method fields
-// the method validates.
+// the method validates. Besides create on the identity it needs
+// create-token: whoever sets a method's keys, issuer or hosts can log in as
+// the identity through it (so does Update).
 func (m *Methods) Attach(ctx context.Context, actor authz.Actor, method, identityID string, s TokenSettings, body json.RawMessage) (AuthConfig, error) {
 	reg, err := lookupMethod(method)
 	if err != nil {
@@ -149,6 +151,9 @@ func (m *Methods) Attach(ctx context.Context, actor authz.Actor, method, identit
 	}
 	oi, err := m.admin.get(ctx, actor, identityID, authz.ActCreate)
 	if err != nil {
+		return AuthConfig{}, err
+	}
+	if err := m.admin.check(ctx, actor, authz.ActCreateToken, oi.ID); err != nil {
 		return AuthConfig{}, err
 	}
 	now := m.now().UTC().Truncate(time.Microsecond)
@@ -213,6 +218,9 @@ func (m *Methods) Update(ctx context.Context, actor authz.Actor, method, identit
 func (m *Methods) update(ctx context.Context, actor authz.Actor, method, identityID string, s TokenSettings, body json.RawMessage) (AuthConfig, error) {
 	reg, c, orgID, err := m.config(ctx, actor, method, identityID, authz.ActEdit)
 	if err != nil {
+		return AuthConfig{}, err
+	}
+	if err := m.admin.check(ctx, actor, authz.ActCreateToken, c.IdentityID); err != nil {
 		return AuthConfig{}, err
 	}
 	prev := c.UpdatedAt

@@ -71,14 +71,16 @@ var orgControls = map[string]control{
 
 // Controls of one identity's page (fields: that identity).
 var identityControls = map[string]control{
-	"attach":      {authz.ActCreate, authz.SubIdentity},
-	"secret":      {authz.ActCreate, authz.SubIdentity},
-	"revoke":      {authz.ActDelete, authz.SubIdentity},
-	"delete":      {authz.ActDelete, authz.SubIdentity},
-	"editOrg":     {authz.ActEdit, authz.SubIdentity},
-	"mint":        {authz.ActEdit, authz.SubIdentity},
-	"revokeToken": {authz.ActEdit, authz.SubIdentity},
-	"removeAuth":  {authz.ActEdit, authz.SubIdentity},
+	"attach":       {authz.ActCreate, authz.SubIdentity},
+	"attachMethod": {authz.ActCreate, authz.SubIdentity},
+	"editMethod":   {authz.ActEdit, authz.SubIdentity},
+	"secret":       {authz.ActCreate, authz.SubIdentity},
+	"revoke":       {authz.ActDelete, authz.SubIdentity},
+	"delete":       {authz.ActDelete, authz.SubIdentity},
+	"editOrg":      {authz.ActEdit, authz.SubIdentity},
+	"mint":         {authz.ActEdit, authz.SubIdentity},
+	"revokeToken":  {authz.ActEdit, authz.SubIdentity},
+	"removeAuth":   {authz.ActEdit, authz.SubIdentity},
 }
 
 // tokenActions are the identity controls that are token operations, with
@@ -89,6 +91,9 @@ var tokenActions = map[string]authz.Action{
 	"mint":        authz.ActCreateToken,
 	"revokeToken": authz.ActDeleteToken,
 	"removeAuth":  authz.ActRevokeAuth,
+	// Whoever sets a login method's keys or hosts can log in through it.
+	"attachMethod": authz.ActCreateToken,
+	"editMethod":   authz.ActCreateToken,
 }
 
 // allowed is the one place pages decide which controls to show: a control

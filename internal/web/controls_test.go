@@ -441,7 +441,8 @@ func TestDashboardTOTPQRCode(t *testing.T) {
 // TestDashboardIdentityBeyondTheUser: a user whose organization role may
 // manage identities is offered no change to an identity holding more than
 // they do (admin, or a role they do not hold), each such POST is refused,
-// and an identity within their bounds shows them its controls.
+// and an identity within their bounds shows them its controls; those of a
+// login method's keys only with create-token.
 func TestDashboardIdentityBeyondTheUser(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, d store.Dialect) {
 		e := apptest.Bootstrapped(t, d)
@@ -474,11 +475,31 @@ func TestDashboardIdentityBeyondTheUser(t *testing.T) {
 		page := k.get("/identities/" + ids["no-access"])
 		// Deleting the identity needs delete alone, not the delete-token
 		// the keeper lacks.
-		for _, ctl := range []string{`id="token-create"`, `id="ua-attach"`, `id="identity-delete"`} {
+		for _, ctl := range []string{`id="token-create"`, `id="ua-attach"`, `id="identity-delete"`, `id="attach-method"`} {
 			if !strings.Contains(page.body, ctl) {
 				t.Errorf("the keeper is not offered %s on an identity within their bounds", ctl)
 			}
 		}
 		mustStatus(t, k.post("/identities/"+ids["no-access"]+"/tokens", url.Values{"name": {"mine"}}, nil), 200, "token within bounds")
+
+		// Without create-token, no login method's keys: attaching one is
+		// neither offered nor allowed, attaching Universal Auth still is.
+		mustStatus(t, admin.post("/org/roles", url.Values{"name": {"Machine editor"}, "slug": {"machine-editor"},
+			"advanced": {`[{"subject":"identity","action":["read","create","edit","delete"]},{"subject":"role","action":["read"]}]`}}, nil),
+			303, "editor role")
+		addUser(t, e, "me@example.com", "machine editor 1", "member", "", "")
+		me := memberControl(admin.get("/org/members").body, "me@example.com")
+		mustStatus(t, admin.post("/org/members/"+me[1]+"/role", url.Values{"role": {"machine-editor"}}, nil), 303, "editor role")
+		ed := newBrowser(t, e.URL)
+		ed.mustLogin("me@example.com", "machine editor 1")
+		page = ed.get("/identities/" + ids["no-access"])
+		if !strings.Contains(page.body, `id="ua-attach"`) || strings.Contains(page.body, `id="attach-method"`) {
+			t.Errorf("the editor's controls: Universal Auth offered %v, a login method offered %v",
+				strings.Contains(page.body, `id="ua-attach"`), strings.Contains(page.body, `id="attach-method"`))
+		}
+		if p := ed.post("/identities/"+ids["no-access"]+"/methods", url.Values{"method": {"jwt-auth"},
+			"config": {`{"configurationType":"static","publicKeys":[]}`}}, nil); p.status != http.StatusForbidden {
+			t.Errorf("the editor attaching a login method: %d, want 403", p.status)
+		}
 	})
 }
