@@ -284,7 +284,8 @@ func TestAWSAuthExplicitEndpoint(t *testing.T) {
 	sts := newLocalSTS(t)
 	e := apptest.Bootstrapped(t, store.SQLite, stsOptions(sts))
 	id, _ := e.NewIdentity(t, "regional", "member")
-	e.Must(t, 200, "POST", "/api/v1/auth/aws-auth/identities/"+id, e.Token, map[string]any{"stsEndpoint": "https://" + stsHost + "/"})
+	e.Must(t, 200, "POST", "/api/v1/auth/aws-auth/identities/"+id, e.Token, map[string]any{"stsEndpoint": "https://" + stsHost + "/",
+		"allowedAccountIds": awsAccount})
 	if r, _ := awsLogin(t, e, signed{}.login(t, id)); r.Status != 200 {
 		t.Fatalf("login: %d %s", r.Status, r.Body)
 	}
@@ -295,6 +296,8 @@ func TestAWSAuthExplicitEndpoint(t *testing.T) {
 		"bad account":    {"allowedAccountIds": "12345"},
 		"bad arn":        {"allowedPrincipalArns": "arn:aws:s3:::bucket"},
 		"endpoint typed": {"stsEndpoint": 5},
+		// Anyone can sign GetCallerIdentity with an account of their own.
+		"no bound": {"stsEndpoint": "https://" + stsHost + "/"},
 	} {
 		id2, _ := e.NewIdentity(t, "cfg-"+strings.ReplaceAll(name, " ", "-"), "member")
 		r := e.Do(t, "POST", "/api/v1/auth/aws-auth/identities/"+id2, e.Token, cfg)
@@ -313,7 +316,7 @@ func TestAWSAuthUseLimitAndTrustedIPs(t *testing.T) {
 		e := apptest.Bootstrapped(t, d, stsOptions(sts))
 		id, _ := e.NewIdentity(t, "limited", "member")
 		base := "/api/v1/auth/aws-auth/identities/" + id
-		e.Must(t, 200, "POST", base, e.Token, map[string]any{"accessTokenNumUsesLimit": 2,
+		e.Must(t, 200, "POST", base, e.Token, map[string]any{"accessTokenNumUsesLimit": 2, "allowedAccountIds": awsAccount,
 			"accessTokenTrustedIps": []map[string]string{{"ipAddress": "10.0.0.0/8"}}})
 		r, _ := awsLogin(t, e, signed{}.login(t, id))
 		assertError(t, r, 403, "ForbiddenError")

@@ -127,6 +127,11 @@ func Configure(ctx context.Context, env authmethod.Env, old, body json.RawMessag
 		}
 		c.AllowedPrincipalArns = strings.Join(arns, ", ")
 	}
+	if c.AllowedAccountIds == "" && c.AllowedPrincipalArns == "" {
+		// Infisical allows it; but anyone can sign a GetCallerIdentity
+		// request with an AWS account of their own.
+		return nil, errs.Fieldf("allowedAccountIds", "allowedAccountIds or allowedPrincipalArns is required: without either, any AWS account could log in")
+	}
 	if len(c.STSEndpoint) > maxEndpoint {
 		return nil, errs.Fieldf("stsEndpoint", "stsEndpoint must be at most %d characters", maxEndpoint)
 	}
@@ -367,6 +372,10 @@ func (m *Method) callerIdentity(ctx context.Context, target string, header http.
 }
 
 func (m *Method) checkPrincipal(id identity) error {
+	if len(m.accounts) == 0 && len(m.arns) == 0 {
+		// Stored before a bound was required: it would let in anyone's.
+		return authmethod.Refuse("account", "Access denied: this AWS Auth configuration allows no account; set allowedAccountIds or allowedPrincipalArns")
+	}
 	if len(m.accounts) > 0 && !contains(m.accounts, id.Account) {
 		return authmethod.Refuse("account", "Access denied: AWS account ID not allowed.")
 	}

@@ -75,3 +75,16 @@ func TestRequestChecks(t *testing.T) {
 		}
 	}
 }
+
+// TestUnboundedConfigurationLetsNobodyIn: a configuration stored before a
+// bound was required (no account, no ARN) refuses every caller, where it
+// used to take any AWS account's.
+func TestUnboundedConfigurationLetsNobodyIn(t *testing.T) {
+	caller := identity{Arn: "arn:aws:sts::123456789012:assumed-role/app/i-0abc", Account: "123456789012"}
+	if err := (&Method{}).checkPrincipal(caller); err == nil {
+		t.Fatal("a configuration with no bound let a caller in")
+	}
+	if err := (&Method{accounts: []string{"123456789012"}}).checkPrincipal(caller); err != nil {
+		t.Fatalf("the caller's own account: %v", err)
+	}
+}
