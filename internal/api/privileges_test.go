@@ -171,7 +171,8 @@ func TestIdentityPrivilegeReadsExactlyOneFolderMore(t *testing.T) {
 }
 
 // TestPrivilegeRule: nobody grants a privilege with rules they do not hold,
-// a viewer grants none, and an identity of project A cannot touch project B.
+// nor changes the privileges of a member holding more than they do; a
+// viewer grants none, and an identity of project A cannot touch project B.
 func TestPrivilegeRule(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, d store.Dialect) {
 		e := apptest.Bootstrapped(t, d)
@@ -208,21 +209,28 @@ func TestPrivilegeRule(t *testing.T) {
 		// holding more than it has.
 		assertError(t, e.Do(t, "PATCH", privilegesV2+"/"+pv.ID, granter, map[string]any{"permissions": []map[string]any{
 			{"subject": "secrets", "action": []string{"read"}}}}), 403, "PermissionBoundaryError")
+		e.Must(t, 200, "DELETE", privilegesV2+"/"+pv.ID, granter, nil)
 		wide := createPrivilege(t, e, e.Token, body([]map[string]any{{"subject": "secrets", "action": []string{"read"}}}))
 		assertError(t, e.Do(t, "DELETE", privilegesV2+"/"+wide.ID, granter, nil), 403, "PermissionBoundaryError")
 		assertError(t, e.Do(t, "PATCH", privilegesV2+"/"+wide.ID, granter, map[string]any{"permissions": readFolder("/app")}), 403, "PermissionBoundaryError")
-		e.Must(t, 200, "DELETE", privilegesV2+"/"+pv.ID, granter, nil)
+		// While the target holds more than the granter, nothing of its
+		// privileges is the granter's to change, a denial included.
+		assertError(t, e.Do(t, "POST", privilegesV2, granter, body(readFolder("/app"))), 403, "PermissionBoundaryError")
+		assertError(t, e.Do(t, "POST", privilegesV2, granter, body([]map[string]any{{"subject": "secrets", "action": []string{"read"},
+			"inverted": true}})), 403, "PermissionBoundaryError")
+		// A viewer may read privileges but not delete them.
+		e.Must(t, 200, "GET", privilegesV2+"/"+wide.ID, viewer, nil)
+		assertError(t, e.Do(t, "DELETE", privilegesV2+"/"+wide.ID, viewer, nil), 403, "PermissionDenied")
+		e.Must(t, 200, "DELETE", privilegesV2+"/"+wide.ID, e.Token, nil)
 		// Lifting a denial gives back what it denied: only to one who holds it.
 		denyEdit := createPrivilege(t, e, e.Token, body([]map[string]any{{"subject": "secrets", "action": []string{"edit"}, "inverted": true}}))
 		assertError(t, e.Do(t, "DELETE", privilegesV2+"/"+denyEdit.ID, granter, nil), 403, "PermissionBoundaryError")
 		denyRead := createPrivilege(t, e, e.Token, body([]map[string]any{{"subject": "secrets", "action": []string{"read"}, "inverted": true,
 			"conditions": map[string]any{"environment": "dev"}}}))
 		e.Must(t, 200, "DELETE", privilegesV2+"/"+denyRead.ID, granter, nil)
-		// A viewer may read privileges but not delete them.
-		e.Must(t, 200, "GET", privilegesV2+"/"+wide.ID, viewer, nil)
-		assertError(t, e.Do(t, "DELETE", privilegesV2+"/"+wide.ID, viewer, nil), 403, "PermissionDenied")
 
 		// An admin of project A (an organization member) reaches nothing in B.
+		wide = createPrivilege(t, e, e.Token, body([]map[string]any{{"subject": "secrets", "action": []string{"read"}}}))
 		a := createProject(t, e, e.Token, map[string]any{"projectName": "other-project"})
 		_, adminA := projectMember(t, e, a.ID, "admin-a", "admin")
 		assertError(t, e.Do(t, "POST", privilegesV2, adminA, body(readFolder("/app"))), 403, "PermissionDenied")

@@ -135,8 +135,10 @@ func TestUserPrivilegeReadsExactlyOneFolderMore(t *testing.T) {
 }
 
 // TestUserPrivilegeBoundary: a viewer cannot give privileges; a manager who
-// may grant privileges to members hands out only what he holds himself, and
-// takes away only what he holds; a member of another project finds nothing.
+// may grant privileges to members hands out only what he holds himself,
+// takes away only what he holds, and changes nothing of a member who holds
+// more than he does (deny rules included); a member of another project
+// finds nothing.
 func TestUserPrivilegeBoundary(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, d store.Dialect) {
 		e := apptest.Bootstrapped(t, d)
@@ -160,7 +162,22 @@ func TestUserPrivilegeBoundary(t *testing.T) {
 		assertError(t, e.Do(t, "DELETE", userPrivileges+"/"+wide.ID, mgr, nil), 403, "PermissionBoundaryError")
 		assertError(t, e.Do(t, "DELETE", userPrivileges+"/"+pv.ID, viewer, nil), 403, "PermissionDenied")
 		e.Must(t, 200, "GET", userPrivileges+"/"+pv.ID, viewer, nil)
+		// Alice now holds /other, which the manager does not: her
+		// privileges are out of his hands until that one goes.
+		assertError(t, e.Do(t, "DELETE", userPrivileges+"/"+pv.ID, mgr, nil), 403, "PermissionBoundaryError")
+		assertError(t, e.Do(t, "POST", userPrivileges, mgr, body("/app")), 403, "PermissionBoundaryError")
+		e.Must(t, 200, "DELETE", userPrivileges+"/"+wide.ID, e.Token, nil)
 		e.Must(t, 200, "DELETE", userPrivileges+"/"+pv.ID, mgr, nil)
+
+		// Deny rules take nothing the manager must hold, but he cannot lay
+		// them on a member who holds more than he does: a project admin
+		// would lose the project and the means to undo it.
+		padmin, adminMs := projectUser(t, e, p, "padmin@example.com", "admin")
+		deny := map[string]any{"projectMembershipId": adminMs, "permissions": []map[string]any{
+			{"subject": "secrets", "action": []string{"read", "readValue", "describeSecret", "create", "edit", "delete"}, "inverted": true},
+			{"subject": "member", "action": []string{"read", "create", "edit", "delete", "grant-privileges"}, "inverted": true}}}
+		assertError(t, e.Do(t, "POST", userPrivileges, mgr, deny), 403, "PermissionBoundaryError")
+		e.Must(t, 200, "GET", "/api/v3/secrets/raw?"+secretQ(p.ID, "dev", "/app"), padmin, nil)
 
 		// Project B's admin cannot see or touch project A's privileges.
 		q := createProject(t, e, e.Token, map[string]any{"projectName": "elsewhere"})

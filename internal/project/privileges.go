@@ -252,6 +252,31 @@ func checkGrant(perms authz.Set, m MemberRef, until time.Time, rules []authz.Rul
 	return nil
 }
 
+// checkTarget is the other half of the boundary, as in Infisical: the
+// actor must hold everything member m holds in the project (its roles,
+// groups and privileges, as the permission check resolves them; an
+// organization admin holds the project's admin set). Otherwise a member
+// who may grant privileges could give a project admin a privilege of deny
+// rules alone, which takes nothing the actor needs to hold, and lock the
+// admin out of the project and out of undoing it.
+func (ps *Privileges) checkTarget(ctx context.Context, actor authz.Actor, perms authz.Set, projectID string, m MemberRef) error {
+	target := authz.Actor{Kind: authz.ActorIdentity, ID: m.IdentityID, OrgID: actor.OrgID}
+	if m.UserID != "" {
+		target = authz.Actor{Kind: authz.ActorUser, ID: m.UserID, OrgID: actor.OrgID}
+	}
+	held, err := ps.authz.ProjectPermissions(ctx, target, projectID)
+	if errs.Is(err, errs.NotFound) || errs.Is(err, errs.Forbidden) {
+		return nil // holds nothing there
+	}
+	if err != nil {
+		return err
+	}
+	if !perms.Covers(held) {
+		return boundaryError("change the privileges of %s: it holds permissions you do not have", m)
+	}
+	return nil
+}
+
 // until is when pv stops working: its end if temporary, else zero.
 func (pv Privilege) until() time.Time {
 	if pv.IsTemporary && pv.TemporaryAccessEndTime != nil {
@@ -359,6 +384,9 @@ func (ps *Privileges) Create(ctx context.Context, actor authz.Actor, req NewPriv
 		until = *end
 	}
 	if err := checkGrant(perms, ms, until, rules); err != nil {
+		return Privilege{}, err
+	}
+	if err := ps.checkTarget(ctx, actor, perms, p.ID, ms); err != nil {
 		return Privilege{}, err
 	}
 	now := ps.now().UTC().Truncate(time.Microsecond)
@@ -522,6 +550,9 @@ func (ps *Privileges) updateOnce(ctx context.Context, actor authz.Actor, id stri
 	if err := checkGrant(perms, pv.member(), pv.until(), pv.Permissions); err != nil {
 		return Privilege{}, err
 	}
+	if err := ps.checkTarget(ctx, actor, perms, p.ID, pv.member()); err != nil {
+		return Privilege{}, err
+	}
 	pv.UpdatedAt = NextStamp(ps.now(), readAt)
 	enc, err := encodeRules(pv.Permissions)
 	if err != nil {
@@ -554,6 +585,9 @@ func (ps *Privileges) delete(ctx context.Context, actor authz.Actor, id string, 
 	}
 	given, taken := lifted(pv.Permissions)
 	if err := checkGrant(perms, pv.member(), pv.until(), given, taken...); err != nil {
+		return Privilege{}, err
+	}
+	if err := ps.checkTarget(ctx, actor, perms, p.ID, pv.member()); err != nil {
 		return Privilege{}, err
 	}
 	ev := audit.New(actor, "delete-"+pv.member().kind()+"-specific-privilege", pv.auditMeta()).InProject(p.ID, p.Name)
