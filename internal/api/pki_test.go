@@ -399,6 +399,18 @@ func TestPKITemplateLimits(t *testing.T) {
 		if lc.NotAfter.Sub(lc.NotBefore) != 24*time.Hour || len(lc.ExtKeyUsage) != 1 || lc.ExtKeyUsage[0] != x509.ExtKeyUsageServerAuth {
 			t.Fatalf("template defaults: %v %v", lc.NotAfter.Sub(lc.NotBefore), lc.ExtKeyUsage)
 		}
+		// Empty usage lists are the template's: a certificate without the
+		// extensions would serve any purpose.
+		r = issueT(map[string]any{"commonName": "www.example.com", "ttl": "1h", "keyUsages": []string{}, "extendedKeyUsages": []string{}})
+		if r.Status != 200 {
+			t.Fatalf("empty usage lists: %d %s", r.Status, r.Body)
+		}
+		var empty issuedOut
+		r.Decode(t, &empty)
+		if ec := parsePEMCert(t, empty.Certificate); ec.KeyUsage != x509.KeyUsageDigitalSignature|x509.KeyUsageKeyEncipherment ||
+			len(ec.ExtKeyUsage) != 1 || ec.ExtKeyUsage[0] != x509.ExtKeyUsageServerAuth {
+			t.Fatalf("empty usage lists gave key usage %v, extended %v", ec.KeyUsage, ec.ExtKeyUsage)
+		}
 		var c struct{ Certificate certOut }
 		e.Must(t, 200, "GET", "/api/v1/pki/certificates/"+ok.SerialNumber, e.Token, nil).Decode(t, &c)
 		if c.Certificate.CertificateTemplateID == nil || *c.Certificate.CertificateTemplateID != tid {
@@ -413,6 +425,10 @@ func TestPKITemplateLimits(t *testing.T) {
 			"notAfter too far":          {"commonName": "www.example.com", "notAfter": time.Now().Add(72 * time.Hour).Format(time.RFC3339)},
 			"key usage not allowed":     {"commonName": "www.example.com", "ttl": "1h", "keyUsages": []string{"data_encipherment"}},
 			"ext key usage not allowed": {"commonName": "www.example.com", "ttl": "1h", "extendedKeyUsages": []string{"code_signing"}},
+			// The glob's * matches a run of a name's label, nothing else.
+			"an e-mail under the glob":  {"commonName": "www.example.com", "altNames": "ceo@corp.example.com", "ttl": "1h"},
+			"a URI under the glob":      {"commonName": "www.example.com", "altNames": "spiffe://prod/sa/admin.example.com", "ttl": "1h"},
+			"a common name with spaces": {"commonName": "a b/c.example.com", "ttl": "1h"},
 		} {
 			r := issueT(body)
 			if r.Status != 400 {

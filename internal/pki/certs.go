@@ -31,8 +31,8 @@ type IssueRequest struct {
 	TTL               string
 	NotBefore         *time.Time
 	NotAfter          *time.Time
-	KeyUsages         []string // nil: the template's, or digital_signature and key_encipherment
-	ExtendedKeyUsages []string // nil: the template's, or none
+	KeyUsages         []string // nil or empty: the template's, or digital_signature and key_encipherment
+	ExtendedKeyUsages []string // nil or empty: the template's, or none
 	KeyAlgorithm      string   // Issue only; empty: rsa-2048
 	CSR               string   // Sign only
 }
@@ -126,8 +126,11 @@ func (s *Service) checkLeaf(ca CA, tmpl *Template, r IssueRequest) (leaf, error)
 	if l.notAfter.After(ca.NotAfter) {
 		return l, errs.BadRequest("The certificate's notAfter cannot be later than the CA's notAfter (%s)", ca.NotAfter.Format(time.RFC3339))
 	}
+	// An empty list is no list: a certificate without the key usage or
+	// extended key usage extension may be used for any purpose (RFC 5280),
+	// so [] would otherwise step out of a template's lists.
 	if tmpl == nil {
-		if r.KeyUsages == nil {
+		if len(r.KeyUsages) == 0 {
 			l.keyUsages = slices.Clone(defaultKeyUsages)
 		}
 		return l, nil
@@ -144,10 +147,10 @@ func (s *Service) checkLeaf(ca CA, tmpl *Template, r IssueRequest) (leaf, error)
 	if l.notAfter.Sub(l.notBefore) > tmpl.MaxTTL {
 		return l, errs.BadRequest("The certificate's lifetime exceeds the certificate template's TTL of %s", tmpl.TTL)
 	}
-	if r.KeyUsages == nil {
+	if len(r.KeyUsages) == 0 {
 		l.keyUsages = slices.Clone(tmpl.KeyUsages)
 	}
-	if r.ExtendedKeyUsages == nil {
+	if len(r.ExtendedKeyUsages) == 0 {
 		l.extKUs = slices.Clone(tmpl.ExtendedKeyUsages)
 	}
 	for _, u := range l.keyUsages {

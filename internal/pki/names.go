@@ -216,7 +216,14 @@ func ParseTTL(field, s string) (time.Duration, error) {
 }
 
 // globsMatch reports whether v matches one of the comma-separated globs:
-// "*" stands for any run of characters without a dot, "**" for any run.
+// "*" stands for any run of characters without a dot or a "/", "**" for
+// any run across them. Neither crosses an "@" or a ":", white space or a
+// control character: the glob applies to every alternative name, of
+// whatever type, so "*.example.com" (or "**.example.com") must not take in
+// the e-mail address "ceo@corp.example.com", the URI
+// "spiffe://prod/sa/admin.example.com" or the common name
+// "a b/c.example.com"; a template that means those spells out their "@" or
+// "://" ("spiffe://prod/**").
 func globsMatch(globs, v string) bool {
 	for g := range strings.SplitSeq(globs, ",") {
 		g = strings.TrimSpace(g)
@@ -233,10 +240,10 @@ func globRE(g string) *regexp.Regexp {
 	for i := 0; i < len(g); i++ {
 		if g[i] == '*' {
 			if i+1 < len(g) && g[i+1] == '*' {
-				b.WriteString(".*")
+				b.WriteString(`[^@:\s[:cntrl:]]*`)
 				i++
 			} else {
-				b.WriteString(`[^.]*`)
+				b.WriteString(`[^./@:\s[:cntrl:]]*`)
 			}
 			continue
 		}

@@ -65,6 +65,16 @@ func TestGlobs(t *testing.T) {
 		{"127.0.0.*", "127.0.0.1", true},
 		{"127.0.0.*", "127.0.1.1", false},
 		{"spiffe://example.com/**", "spiffe://example.com/ns/api", true},
+		// Wildcards stay inside a name: no other type's separators.
+		{"*.example.com", "ceo@corp.example.com", false},
+		{"**.example.com", "ceo@corp.example.com", false},
+		{"*.example.com", "spiffe://prod/sa/admin.example.com", false},
+		{"**.example.com", "spiffe://prod/sa/admin.example.com", false},
+		{"*.example.com", "a b/c.example.com", false},
+		{"*.example.com", "a/b.example.com", false},
+		{"*.example.com", "a\nb.example.com", false},
+		{"*@example.com", "alice@example.com", true},
+		{"*@example.com", "a@b@example.com", false},
 		{"", "anything", false},
 		{"*", "", true},
 	} {
