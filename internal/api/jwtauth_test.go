@@ -367,3 +367,56 @@ func TestJWTAuthTokenUseLimitIsExactUnderConcurrency(t *testing.T) {
 		}
 	})
 }
+
+// TestLoginOutlivesNoChangeOfItsMethod: a login whose credential is being
+// verified (here a JWKS fetch held open) when its method is removed, or its
+// keys changed, gets no token: the removal and the change commit while it
+// waits, and the login is answered 401 once the fetch returns. The token
+// it would have stored is nowhere: the identity's details do not answer
+// to anything it was given.
+func TestLoginOutlivesNoChangeOfItsMethod(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, d store.Dialect) {
+		e := apptest.Bootstrapped(t, d)
+		rs := newTokenSigner(t, "rsa", "k1")
+		hit, release := make(chan struct{}, 1), make(chan chan struct{}, 1)
+		srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			select {
+			case hit <- struct{}{}:
+				<-<-release // held until the test has changed the method
+			default:
+			}
+			json.NewEncoder(w).Encode(map[string]any{"keys": []any{rs.JWK()}})
+		}))
+		t.Cleanup(srv.Close)
+		ca := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}))
+		cfg := boundedJWTConfig()
+		cfg["configurationType"], cfg["jwksUrl"], cfg["jwksCaCert"] = "jwks", srv.URL+"/keys", ca
+
+		for name, change := range map[string]func(id string){
+			"removed": func(id string) { e.Must(t, 200, "DELETE", "/api/v1/auth/jwt-auth/identities/"+id, e.Token, nil) },
+			"keys changed": func(id string) {
+				e.Must(t, 200, "PATCH", "/api/v1/auth/jwt-auth/identities/"+id, e.Token, map[string]any{"jwksUrl": srv.URL + "/other-keys"})
+			},
+		} {
+			id, _ := e.NewIdentity(t, "racer-"+strings.ReplaceAll(name, " ", "-"), "member")
+			e.Must(t, 200, "POST", "/api/v1/auth/jwt-auth/identities/"+id, e.Token, cfg)
+			type res struct {
+				r   apptest.Response
+				out loginOut
+			}
+			done := make(chan res, 1)
+			go func() { r, out := methodLogin(t, e, "jwt-auth", id, rs.Sign(t, workloadClaims())); done <- res{r, out} }()
+			<-hit
+			change(id)
+			ch := make(chan struct{})
+			release <- ch
+			close(ch)
+			got := <-done
+			if got.r.Status == 200 {
+				t.Fatalf("%s: a login verified against the method as it was got a token (authenticates: %d)", name,
+					e.Do(t, "GET", "/api/v1/identities/details", got.out.AccessToken, nil).Status)
+			}
+			assertError(t, got.r, 401, "UnauthorizedError")
+		}
+	})
+}

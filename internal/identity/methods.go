@@ -49,8 +49,11 @@ type MethodStore interface {
 	UpdateAuthConfig(ctx context.Context, c AuthConfig, prev time.Time, ev audit.Event) error
 	// DeleteAuthConfig removes the configuration and revokes its tokens.
 	DeleteAuthConfig(ctx context.Context, identityID, method string, ev audit.Event) error
-	// LoginWithAuthConfig stores tok, notes the login and records ev, in one transaction.
-	LoginWithAuthConfig(ctx context.Context, tok AccessToken, orgID string, ev audit.Event) error
+	// LoginWithAuthConfig stores tok, notes the login and records ev, in one
+	// transaction, if the configuration c the login was verified against is
+	// still there as read (ErrConfigChanged otherwise): a login cannot
+	// outlive the removal of its method, or the change of its keys.
+	LoginWithAuthConfig(ctx context.Context, tok AccessToken, c AuthConfig, orgID string, ev audit.Event) error
 
 	// The lockout of methods whose credential can be guessed (Locker) keeps
 	// its counters in the table of the human login lockout: keys are keyed
@@ -304,6 +307,10 @@ func (m *Methods) method(ctx context.Context, reg authmethod.Registration, orgID
 	return meth, nil
 }
 
+// ErrConfigChanged is the store's refusal of a login whose configuration
+// was changed or removed after the login read it.
+var ErrConfigChanged = errors.New("the login method's configuration changed during the login")
+
 // Login exchanges a credential from the workload's platform for an access
 // token of identityID, through its configuration of method. A refused
 // credential is 401 with a message naming the check that failed; every
@@ -390,7 +397,11 @@ func (m *Methods) verified(ctx context.Context, reg authmethod.Registration, c A
 	if len(v.Metadata) > 0 {
 		md["claimMetadata"] = v.Metadata
 	}
-	if err := m.store.LoginWithAuthConfig(ctx, tok, ident.OrgID, audit.New(actor, "login-identity-"+method, md)); err != nil {
+	if err := m.store.LoginWithAuthConfig(ctx, tok, c, ident.OrgID, audit.New(actor, "login-identity-"+method, md)); err != nil {
+		if errors.Is(err, ErrConfigChanged) {
+			*check = "configuration"
+			return LoginResult{}, errs.Unauthorizedf("The identity's %s configuration was changed or removed during the login; try again", reg.DisplayName)
+		}
 		return LoginResult{}, err
 	}
 	return m.svc.issue(ctx, tok, now)

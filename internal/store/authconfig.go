@@ -2,6 +2,8 @@ package store
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"time"
 
 	"github.com/lockbox-dev/lockbox/internal/audit"
@@ -77,16 +79,18 @@ func (db *DB) UpdateAuthConfig(ctx context.Context, c identity.AuthConfig, prev 
 // every token issued through it, in one transaction.
 func (db *DB) DeleteAuthConfig(ctx context.Context, identityID, method string, ev audit.Event) error {
 	return db.Transact(ctx, func(tx *Tx) error {
-		if _, err := tx.exec(ctx, `UPDATE identity_access_tokens SET revoked = TRUE, updated_at = ?
-			WHERE identity_id = ? AND auth_method = ? AND revoked = FALSE`, ts(tx.Now), identityID, method); err != nil {
-			return dbErr(err, "revoke auth method tokens")
-		}
+		// The row first: it waits for the logins holding it (methodLogin),
+		// whose tokens the next statement then sees and revokes.
 		res, err := tx.exec(ctx, `DELETE FROM identity_auth_configs WHERE identity_id = ? AND method = ?`, identityID, method)
 		if err != nil {
 			return dbErr(err, "DeleteAuthConfig")
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
 			return dbErr(errNoRows, "DeleteAuthConfig")
+		}
+		if _, err := tx.exec(ctx, `UPDATE identity_access_tokens SET revoked = TRUE, updated_at = ?
+			WHERE identity_id = ? AND auth_method = ? AND revoked = FALSE`, ts(tx.Now), identityID, method); err != nil {
+			return dbErr(err, "revoke auth method tokens")
 		}
 		return tx.insertAudit(ctx, ev)
 	})
@@ -96,8 +100,8 @@ func (db *DB) DeleteAuthConfig(ctx context.Context, identityID, method string, e
 // the identity's membership of orgID and records ev, in one transaction.
 // Nothing is consumed at login (use limits are the token's), so no lock or
 // grouping is needed.
-func (db *DB) LoginWithAuthConfig(ctx context.Context, tok identity.AccessToken, orgID string, ev audit.Event) error {
-	r := &methodLogin{tok: tok, orgID: orgID, ev: ev}
+func (db *DB) LoginWithAuthConfig(ctx context.Context, tok identity.AccessToken, c identity.AuthConfig, orgID string, ev audit.Event) error {
+	r := &methodLogin{tok: tok, configID: c.ID, configAt: c.UpdatedAt, orgID: orgID, ev: ev}
 	db.methodLogins.do(r)
 	return r.err
 }
@@ -106,10 +110,12 @@ func (db *DB) LoginWithAuthConfig(ctx context.Context, tok identity.AccessToken,
 // concurrent logins (JWT, OIDC, Kubernetes, ...) share one transaction, as
 // Universal Auth's do, and each is answered once it is durable.
 type methodLogin struct {
-	tok   identity.AccessToken
-	orgID string
-	ev    audit.Event
-	err   error
+	tok      identity.AccessToken
+	configID string
+	configAt time.Time // the configuration's updated_at as the login read it
+	orgID    string
+	ev       audit.Event
+	err      error
 }
 
 func failMethodLogin(r *methodLogin, err error) { r.err = errs.Internalf(err, "record login") }
@@ -137,7 +143,23 @@ func (db *DB) writeMethodLogins(ctx context.Context, group []*methodLogin) {
 }
 
 // methodLogin stores a login's token, notes it on the membership and records its event.
+//
+// The configuration the login was verified against must still be there as
+// read: a removal or a change of keys committed while the login verified
+// its credential (a JWKS fetch, a TokenReview, an LDAP bind: seconds)
+// would otherwise not stop it. On PostgreSQL the row is locked FOR SHARE
+// until the token is in, and DeleteAuthConfig deletes the row before it
+// revokes the method's tokens, so a removal waits for this login and then
+// revokes its token too.
 func (tx *Tx) methodLogin(ctx context.Context, r *methodLogin) error {
+	var one int
+	err := tx.queryRow(ctx, `SELECT 1 FROM identity_auth_configs WHERE id = ? AND updated_at = ?`+tx.db.forShare(), r.configID, ts(r.configAt)).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return identity.ErrConfigChanged
+	}
+	if err != nil {
+		return dbErr(err, "check login configuration")
+	}
 	if err := tx.insertAccessToken(ctx, r.tok); err != nil {
 		return err
 	}

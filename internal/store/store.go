@@ -503,6 +503,15 @@ var errNoRows = sql.ErrNoRows
 
 // forUpdate locks selected rows on PostgreSQL; SQLite's single writer
 // already serialises write transactions.
+// forShare locks the rows a PostgreSQL statement reads against updates
+// and deletions until the transaction ends; SQLite's one writer needs none.
+func (db *DB) forShare() string {
+	if db.dialect == Postgres {
+		return " FOR SHARE"
+	}
+	return ""
+}
+
 func (db *DB) forUpdate() string {
 	if db.dialect == Postgres {
 		return " FOR UPDATE"
