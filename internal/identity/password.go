@@ -63,6 +63,18 @@ func CheckPassword(hash, pw string) bool {
 // CLI command ~100 ms of argon2id before doing anything.
 var dummyHash = sync.OnceValue(func() string { return HashPassword("lockbox-timing-equaliser") })
 
+// hashToCheck is the hash a password login checks for the user found (err
+// from the lookup): the dummy when there is none, and also when the
+// account has no password yet (invited, or SSO only). Checking "" returns
+// at once, and that speed told anyone which e-mail addresses have such an
+// account.
+func hashToCheck(u User, err error) string {
+	if err != nil || u.PasswordHash == "" {
+		return dummyHash()
+	}
+	return u.PasswordHash
+}
+
 // DefaultPasswordHashConcurrency is how many argon2id hashes run at once
 // unless configured: each holds argonMemory (19 MiB) while it runs.
 const DefaultPasswordHashConcurrency = 4

@@ -413,11 +413,7 @@ func (s *Service) checkPassword(ctx context.Context, email, password, ip, userAg
 	if err != nil && !errs.Is(err, errs.NotFound) {
 		return User{}, "", s.giveBack(ctx, key, err)
 	}
-	hash := u.PasswordHash
-	if err != nil {
-		hash = dummyHash()
-	}
-	match := CheckPassword(hash, password)
+	match := CheckPassword(hashToCheck(u, err), password)
 	release()
 	if !match || u.ID == "" {
 		if err := s.failedLogin(ctx, u, n, now, ip, userAgent); err != nil {
