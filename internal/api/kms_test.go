@@ -41,7 +41,11 @@ func kmsEncrypt(t testing.TB, e *apptest.Env, token, keyID string, pt []byte) st
 func kmsDecrypt(t testing.TB, e *apptest.Env, token, keyID, ct string) []byte {
 	t.Helper()
 	var out struct{ Plaintext string }
-	e.Must(t, 200, "POST", "/api/v1/kms/keys/"+keyID+"/decrypt", token, map[string]any{"ciphertext": ct}).Decode(t, &out)
+	r := e.Must(t, 200, "POST", "/api/v1/kms/keys/"+keyID+"/decrypt", token, map[string]any{"ciphertext": ct})
+	if r.Header.Get("Cache-Control") != "no-store" {
+		t.Fatalf("a decryption's answer may be stored: Cache-Control %q", r.Header.Get("Cache-Control"))
+	}
+	r.Decode(t, &out)
 	pt, err := base64.StdEncoding.DecodeString(out.Plaintext)
 	if err != nil {
 		t.Fatal(err)
