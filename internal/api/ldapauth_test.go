@@ -1,7 +1,9 @@
 package api_test
 
 import (
+	"encoding/pem"
 	"fmt"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -203,6 +205,16 @@ func TestLDAPAuthBindPassIsNeverShown(t *testing.T) {
 		assertError(t, r0, 422, "ValidationFailure")
 		if !strings.Contains(string(r0.Body), "bindPass must be given again") {
 			t.Fatalf("url change without bindPass: %s", r0.Body)
+		}
+		// So does a change of the CA: without one an ldap:// bind has no
+		// StartTLS, and the password would cross the network in the clear.
+		tlsSrv := httptest.NewTLSServer(nil)
+		tlsSrv.Close()
+		caPEM := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: tlsSrv.Certificate().Raw}))
+		r0 = e.Do(t, "PATCH", base, e.Token, map[string]any{"ldapCaCertificate": caPEM})
+		assertError(t, r0, 422, "ValidationFailure")
+		if !strings.Contains(string(r0.Body), "bindPass must be given again") {
+			t.Fatalf("CA change without bindPass: %s", r0.Body)
 		}
 		// A wrong bindPass is refused when saved: lockbox binds with it.
 		r := e.Do(t, "PATCH", base, e.Token, map[string]any{"bindPass": "wrong"})

@@ -115,13 +115,15 @@ func Configure(ctx context.Context, env authmethod.Env, old, body json.RawMessag
 		c.BindPass = *p.BindPass
 	} else if old != nil && c.BindPass != "" {
 		// The sealed bind password goes only to the directory it was given
-		// for: an update that points the bind at another URL must give it
-		// again, or an editor who cannot read it could have it sent to a
-		// directory of theirs.
+		// for, the way it was given for: an update that points the bind at
+		// another URL, or changes the CA (clearing it turns StartTLS off on
+		// an ldap:// URL, so the password would cross the network in the
+		// clear), must give it again, or an editor who cannot read it could
+		// have it sent to a directory of theirs, or to anyone listening.
 		var was Config
 		json.Unmarshal(old, &was)
-		if was.URL != c.URL {
-			return nil, errs.Fieldf("bindPass", "bindPass must be given again when url changes")
+		if was.URL != c.URL || was.LDAPCACertificate != c.LDAPCACertificate {
+			return nil, errs.Fieldf("bindPass", "bindPass must be given again when url or ldapCaCertificate changes")
 		}
 	}
 	if p.AllowedFields != nil {
