@@ -381,6 +381,13 @@ func (m *Methods) verified(ctx context.Context, reg authmethod.Registration, c A
 		if r.Err != nil {
 			slog.WarnContext(ctx, "login refused", "method", method, "identityId", ident.ID, "check", r.Check, "detail", r.Err.Error())
 		}
+		if r.Guess {
+			// Which of a guessed credential's checks failed (an unknown
+			// user, a wrong password) is the operator's to know: every
+			// member of the organization reads its audit log.
+			slog.InfoContext(ctx, "login refused", "method", method, "identityId", ident.ID, "check", r.Check)
+			*check = "credentials"
+		}
 		return LoginResult{}, errs.Unauthorizedf("%s", r.Message)
 	}
 	if err != nil {

@@ -342,7 +342,8 @@ func (m *Method) LockoutOf(c authmethod.Credential) (string, authmethod.Lockout,
 
 // invalid is the answer to an unknown user, an ambiguous one and a wrong
 // password alike, so a caller cannot learn which usernames exist; the check
-// (user-not-found, multiple-users, password) goes to the audit log only.
+// (user-not-found, multiple-users, password) goes to the server's log only,
+// the audit log (which every member reads) says "credentials".
 func invalid(check string) *authmethod.Refusal {
 	r := authmethod.Refuse(check, "Invalid credentials")
 	r.Guess = true
