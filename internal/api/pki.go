@@ -117,7 +117,8 @@ func toWireCA(c pki.CA) wireCA {
 		FriendlyName: c.FriendlyName, Organization: c.Subject.Organization, OU: c.Subject.OU, Country: c.Subject.Country,
 		Province: c.Subject.Province, Locality: c.Subject.Locality, CommonName: c.Subject.CommonName, DN: c.DN,
 		SerialNumber: strPtr(c.SerialNumber), MaxPathLength: c.MaxPathLength, KeyAlgorithm: string(c.KeyAlgorithm),
-		NotBefore: optTimeZero(c.NotBefore), NotAfter: optTimeZero(c.NotAfter), CreatedAt: rfc3339(c.CreatedAt), UpdatedAt: rfc3339(c.UpdatedAt)}
+		NotBefore: optTimeZero(c.NotBefore), NotAfter: optTimeZero(c.NotAfter), RequireTemplateForIssuance: c.RequireTemplate,
+		CreatedAt: rfc3339(c.CreatedAt), UpdatedAt: rfc3339(c.UpdatedAt)}
 }
 
 func writeCA(w http.ResponseWriter, c pki.CA) error {
@@ -157,6 +158,8 @@ func (s *Server) pkiCACreate(w http.ResponseWriter, r *http.Request) error {
 		MaxPathLength *int    `json:"maxPathLength"`
 		KeyAlgorithm  string  `json:"keyAlgorithm"`
 		ParentCAID    string  `json:"parentCaId"`
+		// Infisical's; lockbox's default is Infisical's (false).
+		RequireTemplateForIssuance bool `json:"requireTemplateForIssuance"`
 	}
 	if err := s.decode(r, &req); err != nil {
 		return err
@@ -180,7 +183,8 @@ func (s *Server) pkiCACreate(w http.ResponseWriter, r *http.Request) error {
 	ca, err := s.svc.PKI.CreateCA(r.Context(), actor, pki.NewCA{ProjectID: req.ProjectID, Type: req.Type, FriendlyName: req.FriendlyName,
 		Subject: pki.Subject{CommonName: req.CommonName, Organization: req.Organization, OU: req.OU, Country: req.Country,
 			Province: req.Province, Locality: req.Locality},
-		NotBefore: nb, NotAfter: na, MaxPathLength: req.MaxPathLength, KeyAlgorithm: req.KeyAlgorithm, ParentCAID: strings.TrimSpace(req.ParentCAID)})
+		NotBefore: nb, NotAfter: na, MaxPathLength: req.MaxPathLength, KeyAlgorithm: req.KeyAlgorithm, ParentCAID: strings.TrimSpace(req.ParentCAID),
+		RequireTemplate: req.RequireTemplateForIssuance})
 	if err != nil {
 		return err
 	}
@@ -211,20 +215,22 @@ func (s *Server) pkiCAGet(w http.ResponseWriter, r *http.Request) error {
 
 func (s *Server) pkiCAUpdate(w http.ResponseWriter, r *http.Request) error {
 	var req struct {
-		Status *string `json:"status"`
+		Status                     *string `json:"status"`
+		RequireTemplateForIssuance *bool   `json:"requireTemplateForIssuance"`
 	}
 	if err := s.decode(r, &req); err != nil {
 		return err
 	}
 	actor := actorFrom(r.Context())
-	if req.Status == nil {
+	if req.Status == nil && req.RequireTemplateForIssuance == nil {
 		ca, err := s.svc.PKI.GetCA(r.Context(), actor, r.PathValue("caId"))
 		if err != nil {
 			return err
 		}
 		return writeCA(w, ca)
 	}
-	ca, err := s.svc.PKI.SetCAStatus(r.Context(), actor, r.PathValue("caId"), *req.Status)
+	ca, err := s.svc.PKI.UpdateCA(r.Context(), actor, r.PathValue("caId"), pki.CAChange{Status: req.Status,
+		RequireTemplate: req.RequireTemplateForIssuance})
 	if err != nil {
 		return err
 	}

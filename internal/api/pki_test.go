@@ -444,6 +444,37 @@ func TestPKITemplateLimits(t *testing.T) {
 		e.Must(t, 200, "POST", "/api/v1/pki/certificates/sign-certificate", e.Token, map[string]any{"certificateTemplateId": tid,
 			"csr": csrPEM, "commonName": "api.example.com", "ttl": "1h"})
 
+		// A CA that requires templates issues and signs through one only:
+		// a bare caId would take any name, usage and lifetime.
+		bare := map[string]any{"commonName": "login.bank.example", "ttl": "1h", "keyAlgorithm": "ec-prime256v1",
+			"extendedKeyUsages": []string{"server_auth", "code_signing"}}
+		issue(t, e, e.Token, root.ID, bare)
+		var ca struct {
+			CA struct{ RequireTemplateForIssuance bool }
+		}
+		e.Must(t, 200, "PATCH", "/api/v1/pki/ca/"+root.ID, e.Token, map[string]any{"requireTemplateForIssuance": true}).Decode(t, &ca)
+		if !ca.CA.RequireTemplateForIssuance {
+			t.Fatalf("CA after requiring templates: %+v", ca)
+		}
+		e.Must(t, 200, "GET", "/api/v1/pki/ca/"+root.ID, e.Token, nil).Decode(t, &ca)
+		if !ca.CA.RequireTemplateForIssuance {
+			t.Fatalf("CA read back: %+v", ca)
+		}
+		assertError(t, e.Do(t, "POST", "/api/v1/pki/ca/"+root.ID+"/issue-certificate", e.Token, bare), 400, "BadRequest")
+		assertError(t, e.Do(t, "POST", "/api/v1/pki/certificates/issue-certificate", e.Token, map[string]any{"caId": root.ID,
+			"commonName": "www.example.com", "ttl": "1h"}), 400, "BadRequest")
+		assertError(t, e.Do(t, "POST", "/api/v1/pki/certificates/sign-certificate", e.Token, map[string]any{"caId": root.ID,
+			"csr": csrPEM, "commonName": "api.example.com", "ttl": "1h"}), 400, "BadRequest")
+		if r := issueT(map[string]any{"commonName": "www.example.com", "ttl": "1h"}); r.Status != 200 {
+			t.Fatalf("through the template while templates are required: %d %s", r.Status, r.Body)
+		}
+		e.Must(t, 200, "PATCH", "/api/v1/pki/ca/"+root.ID, e.Token, map[string]any{"requireTemplateForIssuance": false})
+		issue(t, e, e.Token, root.ID, bare)
+		// Given at creation too.
+		strict := createCA(t, e, e.Token, map[string]any{"projectId": p.ID, "type": "root", "commonName": "Strict Root",
+			"keyAlgorithm": "ec-prime256v1", "requireTemplateForIssuance": true})
+		assertError(t, e.Do(t, "POST", "/api/v1/pki/ca/"+strict.ID+"/issue-certificate", e.Token, bare), 400, "BadRequest")
+
 		// Update widens the TTL; list and delete.
 		e.Must(t, 200, "PATCH", "/api/v1/pki/certificate-templates/"+tid, e.Token, map[string]any{"ttl": "7d"})
 		if r := issueT(map[string]any{"commonName": "www.example.com", "ttl": "2d"}); r.Status != 200 {

@@ -59,6 +59,10 @@ func (s *Service) resolve(ctx context.Context, actor authz.Actor, r IssueRequest
 	if err != nil {
 		return CA{}, nil, err
 	}
+	if tmpl == nil && ca.RequireTemplate {
+		// Else a bare caId takes any name, usage and lifetime the CA may.
+		return CA{}, nil, errs.BadRequest("Certificate template is required for issuance from CA with ID '%s'", ca.ID)
+	}
 	return ca, tmpl, usable(ca)
 }
 

@@ -56,8 +56,11 @@ type CA struct {
 	Certificate   string // PEM; empty while pending
 	Chain         string // PEM of the issuers above, nearest first; empty for a root
 	SealedKey     []byte
-	CreatedAt     time.Time
-	UpdatedAt     time.Time
+	// RequireTemplate (Infisical's requireTemplateForIssuance): the CA
+	// issues and signs only through one of its certificate templates.
+	RequireTemplate bool
+	CreatedAt       time.Time
+	UpdatedAt       time.Time
 }
 
 // CRL is a CA's stored certificate revocation list. Rev is the count of
@@ -141,7 +144,9 @@ type Store interface {
 	// UpdateCA writes a CA's status, certificate, chain, serial, validity,
 	// path length and parent with ev, provided its status is still from;
 	// errs.Conflict otherwise.
-	UpdateCA(ctx context.Context, ca CA, from CAStatus, ev audit.Event) error
+	// UpdateCA writes ca if it is still as read (status from, updated_at
+	// prev): errs.Conflict otherwise.
+	UpdateCA(ctx context.Context, ca CA, from CAStatus, prev time.Time, ev audit.Event) error
 	// DeleteCA deletes a CA with its certificates and templates.
 	DeleteCA(ctx context.Context, id string, ev audit.Event) error
 	// CACRL returns the CA's stored CRL (DER nil when none was made yet)

@@ -19,6 +19,7 @@ import (
 	"github.com/lockbox-dev/lockbox/internal/errs"
 	"github.com/lockbox-dev/lockbox/internal/keygen"
 	"github.com/lockbox-dev/lockbox/internal/keyring"
+	"github.com/lockbox-dev/lockbox/internal/project"
 )
 
 // Bounds on the work one request can cause and on what a project may hold.
@@ -257,6 +258,8 @@ type NewCA struct {
 	// project that signs it at once; empty leaves it pending a certificate
 	// (GET csr, then import-certificate).
 	ParentCAID string
+	// RequireTemplate: the CA issues only through its templates.
+	RequireTemplate bool
 }
 
 func checkSubject(sub *Subject) error {
@@ -357,7 +360,7 @@ func (s *Service) CreateCA(ctx context.Context, actor authz.Actor, n NewCA) (CA,
 	defer clear(der)
 	ca := CA{ID: uuid.NewString(), OrgID: actor.OrgID, ProjectID: n.ProjectID, Type: typ, Status: PendingCertificate,
 		FriendlyName: strings.TrimSpace(n.FriendlyName), Subject: n.Subject, DN: n.Subject.name().String(), KeyAlgorithm: alg,
-		MaxPathLength: pathLen, CreatedAt: now, UpdatedAt: now}
+		MaxPathLength: pathLen, RequireTemplate: n.RequireTemplate, CreatedAt: now, UpdatedAt: now}
 	if ca.FriendlyName == "" {
 		ca.FriendlyName = ca.DN
 	}
@@ -505,25 +508,45 @@ func (s *Service) ListCAs(ctx context.Context, actor authz.Actor, projectID stri
 	return s.store.CAs(ctx, projectID)
 }
 
+// CAChange is what UpdateCA changes; nil fields stay.
+type CAChange struct {
+	Status          *string // active or disabled
+	RequireTemplate *bool
+}
+
 // SetCAStatus enables (active) or disables a CA that has a certificate.
 func (s *Service) SetCAStatus(ctx context.Context, actor authz.Actor, id, status string) (CA, error) {
-	to := CAStatus(strings.TrimSpace(status))
-	if to != Active && to != Disabled {
-		return CA{}, errs.Fieldf("status", "status must be active or disabled")
-	}
+	return s.UpdateCA(ctx, actor, id, CAChange{Status: &status})
+}
+
+// UpdateCA enables or disables a CA that has a certificate, or says
+// whether it issues only through its templates.
+func (s *Service) UpdateCA(ctx context.Context, actor authz.Actor, id string, c CAChange) (CA, error) {
 	ca, err := s.ca(ctx, actor, id, authz.ActEdit, authz.SubCertificateAuthorities)
 	if err != nil {
 		return CA{}, err
 	}
-	if ca.Status == PendingCertificate {
-		return CA{}, errs.BadRequest("CA with ID '%s' has no certificate yet; import one first", ca.ID)
+	before := ca
+	from, prev := ca.Status, ca.UpdatedAt
+	md := map[string]any{}
+	if c.Status != nil {
+		to := CAStatus(strings.TrimSpace(*c.Status))
+		if to != Active && to != Disabled {
+			return CA{}, errs.Fieldf("status", "status must be active or disabled")
+		}
+		if ca.Status == PendingCertificate {
+			return CA{}, errs.BadRequest("CA with ID '%s' has no certificate yet; import one first", ca.ID)
+		}
+		ca.Status, md["status"] = to, string(to)
 	}
-	if ca.Status == to {
+	if c.RequireTemplate != nil {
+		ca.RequireTemplate, md["requireTemplateForIssuance"] = *c.RequireTemplate, *c.RequireTemplate
+	}
+	if ca.Status == before.Status && ca.RequireTemplate == before.RequireTemplate {
 		return ca, nil
 	}
-	from := ca.Status
-	ca.Status, ca.UpdatedAt = to, s.clock()
-	err = s.store.UpdateCA(ctx, ca, from, caEvent(actor, "update-certificate-authority", ca, map[string]any{"status": string(to)}))
+	ca.UpdatedAt = project.NextStamp(s.clock(), prev)
+	err = s.store.UpdateCA(ctx, ca, from, prev, caEvent(actor, "update-certificate-authority", ca, md))
 	if errs.Is(err, errs.Conflict) {
 		return CA{}, errs.Conflictf("CA with ID '%s' changed meanwhile; try again", ca.ID)
 	}
@@ -718,9 +741,10 @@ func (s *Service) ImportCertificate(ctx context.Context, actor authz.Actor, id, 
 			}
 		}
 	}
+	prev := ca.UpdatedAt
 	ca.Status, ca.Certificate, ca.Chain, ca.SerialNumber = Active, PEMCert(c.Raw), strings.Join(pems, "\n"), SerialHex(c.SerialNumber)
-	ca.NotBefore, ca.NotAfter, ca.MaxPathLength, ca.UpdatedAt = c.NotBefore.UTC(), c.NotAfter.UTC(), pathLenOf(c), now
-	err = s.store.UpdateCA(ctx, ca, PendingCertificate, caEvent(actor, "import-certificate-authority-cert", ca,
+	ca.NotBefore, ca.NotAfter, ca.MaxPathLength, ca.UpdatedAt = c.NotBefore.UTC(), c.NotAfter.UTC(), pathLenOf(c), project.NextStamp(now, prev)
+	err = s.store.UpdateCA(ctx, ca, PendingCertificate, prev, caEvent(actor, "import-certificate-authority-cert", ca,
 		map[string]any{"serialNumber": ca.SerialNumber}))
 	if errs.Is(err, errs.Conflict) {
 		return CA{}, errs.BadRequest("CA with ID '%s' is not an intermediate CA waiting for its certificate", ca.ID)

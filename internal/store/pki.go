@@ -14,7 +14,7 @@ var _ pki.Store = (*DB)(nil)
 
 const pkiCACols = `id, org_id, project_id, ca_type, status, friendly_name, common_name, organization, ou, country, province, locality,
 	dn, key_algorithm, max_path_length, parent_ca_id, serial_number, not_before, not_after, certificate, certificate_chain,
-	private_key, created_at, updated_at`
+	private_key, created_at, updated_at, require_template_for_issuance`
 
 // pkiCAListCols is pkiCACols without the sealed private key, for lists:
 // only the signing path (CA by id) reads a key.
@@ -26,7 +26,7 @@ func scanCA(sc interface{ Scan(...any) error }) (pki.CA, error) {
 	err := sc.Scan(&c.ID, &c.OrgID, &c.ProjectID, &typ, &status, &c.FriendlyName, &c.Subject.CommonName, &c.Subject.Organization,
 		&c.Subject.OU, &c.Subject.Country, &c.Subject.Province, &c.Subject.Locality, &c.DN, &alg, &c.MaxPathLength, &c.ParentCAID,
 		&c.SerialNumber, timeCol{&c.NotBefore}, timeCol{&c.NotAfter}, &c.Certificate, &c.Chain, &c.SealedKey,
-		timeCol{&c.CreatedAt}, timeCol{&c.UpdatedAt})
+		timeCol{&c.CreatedAt}, timeCol{&c.UpdatedAt}, &c.RequireTemplate)
 	c.Type, c.Status, c.KeyAlgorithm = pki.CAType(typ), pki.CAStatus(status), pki.KeyAlgorithm(alg)
 	return c, err
 }
@@ -34,11 +34,11 @@ func scanCA(sc interface{ Scan(...any) error }) (pki.CA, error) {
 // CreateCA stores a CA with ev.
 func (db *DB) CreateCA(ctx context.Context, c pki.CA, ev audit.Event) error {
 	return db.Transact(ctx, func(tx *Tx) error {
-		if _, err := tx.exec(ctx, `INSERT INTO pki_cas (`+pkiCACols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		if _, err := tx.exec(ctx, `INSERT INTO pki_cas (`+pkiCACols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			c.ID, c.OrgID, c.ProjectID, string(c.Type), string(c.Status), c.FriendlyName, c.Subject.CommonName, c.Subject.Organization,
 			c.Subject.OU, c.Subject.Country, c.Subject.Province, c.Subject.Locality, c.DN, string(c.KeyAlgorithm), c.MaxPathLength,
 			c.ParentCAID, c.SerialNumber, ts(c.NotBefore), ts(c.NotAfter), c.Certificate, c.Chain, c.SealedKey,
-			ts(c.CreatedAt), ts(c.UpdatedAt)); err != nil {
+			ts(c.CreatedAt), ts(c.UpdatedAt), c.RequireTemplate); err != nil {
 			return dbErr(err, "CreateCA")
 		}
 		return tx.insertAudit(ctx, ev)
@@ -69,13 +69,15 @@ func (db *DB) CAs(ctx context.Context, projectID string) ([]pki.CA, error) {
 	return out, dbErr(rows.Err(), "CAs")
 }
 
-// UpdateCA writes a CA's mutable columns with ev, provided its status is still from.
-func (db *DB) UpdateCA(ctx context.Context, c pki.CA, from pki.CAStatus, ev audit.Event) error {
+// UpdateCA writes a CA's mutable columns with ev, provided it is still as
+// read: its status from, its updated_at prev (errs.Conflict otherwise).
+func (db *DB) UpdateCA(ctx context.Context, c pki.CA, from pki.CAStatus, prev time.Time, ev audit.Event) error {
 	return db.Transact(ctx, func(tx *Tx) error {
 		res, err := tx.exec(ctx, `UPDATE pki_cas SET status = ?, certificate = ?, certificate_chain = ?, serial_number = ?,
-			not_before = ?, not_after = ?, max_path_length = ?, parent_ca_id = ?, updated_at = ? WHERE id = ? AND status = ?`,
+			not_before = ?, not_after = ?, max_path_length = ?, parent_ca_id = ?, require_template_for_issuance = ?, updated_at = ?
+			WHERE id = ? AND status = ? AND updated_at = ?`,
 			string(c.Status), c.Certificate, c.Chain, c.SerialNumber, ts(c.NotBefore), ts(c.NotAfter), c.MaxPathLength,
-			c.ParentCAID, ts(c.UpdatedAt), c.ID, string(from))
+			c.ParentCAID, c.RequireTemplate, ts(c.UpdatedAt), c.ID, string(from), ts(prev))
 		if err != nil {
 			return dbErr(err, "UpdateCA")
 		}
