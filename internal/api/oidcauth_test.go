@@ -198,8 +198,10 @@ func TestOIDCAuthConfigurationIsValidated(t *testing.T) {
 			"caCert": "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----"}, "caCert"},
 		"claims not text": {map[string]any{"oidcDiscoveryUrl": "https://127.0.0.1:1", "boundIssuer": "x", "boundClaims": map[string]any{"a": 1}}, "boundClaims"},
 		// An issuer's tokens for anyone it serves would log in.
-		"no bound":       {map[string]any{"oidcDiscoveryUrl": "https://127.0.0.1:1", "boundIssuer": "x", "boundAudiences": " "}, "boundAudiences"},
-		"wildcard bound": {map[string]any{"oidcDiscoveryUrl": "https://127.0.0.1:1", "boundIssuer": "x", "boundSubject": "**", "boundAudiences": "*"}, "boundAudiences"},
+		"no bound":       {map[string]any{"oidcDiscoveryUrl": "https://127.0.0.1:1", "boundIssuer": "x", "boundAudiences": " "}, "boundSubject"},
+		"wildcard bound": {map[string]any{"oidcDiscoveryUrl": "https://127.0.0.1:1", "boundIssuer": "x", "boundSubject": "**", "boundAudiences": "*"}, "boundSubject"},
+		// The workload asks for the audience it wants.
+		"audience only": {map[string]any{"oidcDiscoveryUrl": "https://127.0.0.1:1", "boundIssuer": "x", "boundAudiences": "https://lockbox.example"}, "boundSubject"},
 	} {
 		r := e.Do(t, "POST", base, e.Token, c.body)
 		if r.Status != 422 || !strings.Contains(string(r.Body), `"path":["`+c.field+`"]`) {

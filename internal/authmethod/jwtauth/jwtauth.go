@@ -134,8 +134,8 @@ func (c *Config) validate(ctx context.Context, env authmethod.Env) error {
 		// A published key set (a CI service's, a cloud's) signs tokens for
 		// everyone it serves: which of them may log in must be said.
 		if !jwtcheck.Bounded(c.BoundAudiences, c.BoundSubject, c.BoundClaims) {
-			return errs.Fieldf("boundAudiences", "boundAudiences, boundSubject or boundClaims is required with configurationType jwks, and not only wildcards: "+
-				"without one, every token the key set signs, for anyone, would log in")
+			return errs.Fieldf("boundSubject", "boundSubject or boundClaims is required with configurationType jwks, and not only wildcards: "+
+				"without one, every token the key set signs, for anyone, would log in (an audience does not do: the workload asks for it)")
 		}
 	case Static:
 		if len(c.PublicKeys) == 0 {

@@ -110,10 +110,13 @@ func Restricts(policy string) bool {
 	return len(alts) > 0
 }
 
-// Bounded reports whether audiences, subject or one of claims restricts who
-// may log in (Restricts), beyond the issuer.
+// Bounded reports whether subject or one of claims restricts who may log
+// in (Restricts), beyond the issuer. The audiences do not count: on a
+// public issuer the workload names the audience it wants (a GitHub Actions
+// job asks for any), so an audience alone would let in anyone the issuer
+// serves.
 func Bounded(audiences, subject string, claims map[string]string) bool {
-	if Restricts(audiences) || Restricts(subject) {
+	if Restricts(subject) {
 		return true
 	}
 	for _, v := range claims {

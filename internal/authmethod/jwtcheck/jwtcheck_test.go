@@ -172,7 +172,8 @@ func TestBoundedNeedsALiteral(t *testing.T) {
 		{" , ", "", nil, false},
 		{"*", "**", map[string]string{"repository": "*/*"}, false},
 		{"lockbox, *", "", nil, false}, // one alternative lets every audience in
-		{"lockbox", "", nil, true},
+		{"lockbox", "", nil, false},    // the workload picks its audience
+		{"lockbox", "repo:acme/*", nil, true},
 		{"", "repo:acme/*", nil, true},
 		{"", "", map[string]string{"repository": "*/*", "ref": "refs/heads/main"}, true},
 		{"?", "", nil, false},

@@ -108,8 +108,8 @@ func (c *Config) validate(ctx context.Context, env authmethod.Env) error {
 	// An OpenID provider (a CI service, a cloud, a shared IdP) issues tokens
 	// for everyone it serves: which of them may log in must be said.
 	if !jwtcheck.Bounded(c.BoundAudiences, c.BoundSubject, c.BoundClaims) {
-		return errs.Fieldf("boundAudiences", "boundAudiences, boundSubject or boundClaims is required, and not only wildcards: "+
-			"without one, every token the issuer signs, for anyone, would log in")
+		return errs.Fieldf("boundSubject", "boundSubject or boundClaims is required, and not only wildcards: "+
+			"without one, every token the issuer signs, for anyone, would log in (an audience does not do: the workload asks for it)")
 	}
 	for name, m := range map[string]map[string]string{"boundClaims": c.BoundClaims, "claimMetadataMapping": c.ClaimMetadataMapping} {
 		if len(m) > maxClaims {
