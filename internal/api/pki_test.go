@@ -243,6 +243,20 @@ func TestPKIChainVerifiesWithOpenSSL(t *testing.T) {
 		if strings.Contains(string(r.Body), "PRIVATE KEY") || strings.Contains(string(r.Body), "BEGIN") {
 			t.Fatalf("audit log holds PEM")
 		}
+
+		// The intermediate's certificate is on record as the root's, so it
+		// can be revoked: the root's CRL then lists it.
+		var interCert struct{ Certificate certOut }
+		e.Must(t, 200, "GET", "/api/v1/pki/certificates/"+signed.SerialNumber, e.Token, nil).Decode(t, &interCert)
+		if interCert.Certificate.CAID != root.ID || interCert.Certificate.Status != "active" {
+			t.Fatalf("the signed intermediate's record %+v", interCert.Certificate)
+		}
+		e.Must(t, 200, "POST", "/api/v1/pki/certificates/"+signed.SerialNumber+"/revoke", e.Token, map[string]any{"revocationReason": "CA_COMPROMISE"})
+		rootCRL, err := x509.ParseRevocationList(e.Must(t, 200, "GET", "/api/v1/pki/crl/"+root.ID+"/der", "", nil).Body)
+		if err != nil || len(rootCRL.RevokedCertificateEntries) != 1 || fmt.Sprintf("%x", rootCRL.RevokedCertificateEntries[0].SerialNumber) !=
+			strings.TrimLeft(signed.SerialNumber, "0") {
+			t.Fatalf("the root's CRL after revoking the intermediate: %+v %v", rootCRL, err)
+		}
 	})
 }
 

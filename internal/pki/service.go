@@ -661,11 +661,19 @@ func (s *Service) SignIntermediate(ctx context.Context, actor authz.Actor, paren
 	if err != nil {
 		return Issued{}, err
 	}
-	if err := s.store.AppendAudit(ctx, caEvent(actor, "sign-intermediate", parent, map[string]any{"serialNumber": serial,
+	// Recorded as a certificate of the parent, so it can be revoked (and
+	// listed on the parent's CRL) like a leaf: its key is held elsewhere,
+	// and only the CRL can take it back.
+	now := s.clock()
+	rec := Certificate{ID: uuid.NewString(), ProjectID: parent.ProjectID, CAID: parent.ID, Status: CertActive, SerialNumber: serial,
+		FriendlyName: cert.Subject.CommonName, CommonName: cert.Subject.CommonName, AltNames: []string{},
+		KeyUsages: []string{"key_cert_sign", "crl_sign"}, ExtendedKeyUsages: []string{}, NotBefore: cert.NotBefore.UTC(),
+		NotAfter: cert.NotAfter.UTC(), Certificate: PEMCert(cert.Raw), Chain: chainOf(parent), CreatedAt: now, UpdatedAt: now}
+	if err := s.store.CreateCertificate(ctx, rec, caEvent(actor, "sign-intermediate", parent, map[string]any{"serialNumber": serial,
 		"subject": cert.Subject.String()})); err != nil {
 		return Issued{}, err
 	}
-	return Issued{CA: parent, Certificate: PEMCert(cert.Raw), Chain: chainOf(parent), IssuingCA: parent.Certificate, SerialNumber: serial}, nil
+	return Issued{CA: parent, Cert: rec, Certificate: PEMCert(cert.Raw), Chain: chainOf(parent), IssuingCA: parent.Certificate, SerialNumber: serial}, nil
 }
 
 // ImportCertificate installs the certificate an external CA (or a lockbox
