@@ -210,6 +210,14 @@ func testRotation(t *testing.T, d store.Dialect, tg rotTarget) {
 	e.Must(t, 200, "PATCH", "/api/v1/app-connections/"+tg.app+"/"+connID, e.Token, map[string]any{"credentials": noPass})
 	noPass["port"] = 1
 	assertError(t, e.Do(t, "PATCH", "/api/v1/app-connections/"+tg.app+"/"+connID, e.Token, map[string]any{"credentials": noPass}), 422, "ValidationFailure")
+	// Nor in the clear: turning TLS on or off, or naming another CA, needs
+	// the password again too.
+	delete(noPass, "port")
+	if p, ok := tg.creds["port"]; ok {
+		noPass["port"] = p
+	}
+	noPass["sslEnabled"] = tg.creds["sslEnabled"] != true
+	assertError(t, e.Do(t, "PATCH", "/api/v1/app-connections/"+tg.app+"/"+connID, e.Token, map[string]any{"credentials": noPass}), 422, "ValidationFailure")
 	for _, path := range []string{"/api/v1/app-connections", "/api/v1/app-connections/" + tg.app, "/api/v1/app-connections/" + tg.app + "/" + connID,
 		"/api/v1/app-connections/" + tg.app + "/connection-name/admin"} {
 		if b := e.Must(t, 200, "GET", path, e.Token, nil).Body; strings.Contains(string(b), pass) || !strings.Contains(string(b), connID) {

@@ -447,11 +447,13 @@ func (s *Service) Update(ctx context.Context, actor authz.Actor, app, id string,
 		if err != nil {
 			return Connection{}, err
 		}
-		// The stored password goes only to the server it was given for: an
-		// editor, who can never read it, must not be able to send it to a
-		// server of theirs by changing the address.
-		if kept && (creds.Host != old.Host || creds.Port != old.Port || creds.URL != old.URL) {
-			return Connection{}, errs.Fieldf("credentials.password", "credentials.password is required when the host, port or url changes")
+		// The stored password goes only to the server, the account and the
+		// transport it was given for: an editor, who can never read it, must
+		// not be able to send it to a server of theirs by changing the
+		// address, or across the network in the clear (or to a CA of
+		// theirs) by turning TLS off or changing its certificate.
+		if kept && creds.Public() != old.Public() {
+			return Connection{}, errs.Fieldf("credentials.password", "credentials.password is required when any other credential changes")
 		}
 		if err := s.validate(ctx, c.App, creds); err != nil {
 			return Connection{}, err
