@@ -45,7 +45,7 @@ func TestRedisRotationDualPhase(t *testing.T) {
 		// logs in as it, as does every client that names none.
 		assertError(t, e.Do(t, "POST", "/api/v2/secret-rotations/redis-credentials", e.Token, map[string]any{"name": "default", "projectId": p.ID,
 			"connectionId": connID, "environment": "dev", "secretPath": "/", "rotationInterval": 1,
-			"parameters":     map[string]string{"permissionScope": "~* +@all", "username1": "default", "username2": users[1]},
+			"parameters":     map[string]string{"permissionScope": "~* +get", "username1": "default", "username2": users[1]},
 			"secretsMapping": map[string]string{"username": "U", "password": "P"}}), 422, "ValidationFailure")
 		var rot struct{ SecretRotation rotOut }
 		e.Must(t, 200, "POST", "/api/v2/secret-rotations/redis-credentials", e.Token, map[string]any{"name": "cache", "projectId": p.ID,
@@ -175,7 +175,7 @@ func TestRotationAuthorization(t *testing.T) {
 		sfx := testsvc.Suffix()
 		admin := goredis.NewClient(&goredis.Options{Addr: "127.0.0.1:6379"})
 		t.Cleanup(func() {
-			admin.Do(context.Background(), "ACL", "DELUSER", "az-"+sfx+"-1", "az-"+sfx+"-2")
+			admin.Do(context.Background(), "ACL", "DELUSER", "az-"+sfx+"-1", "az-"+sfx+"-2", "az-"+sfx+"-3", "az-"+sfx+"-4")
 			admin.Close()
 		})
 		creds := map[string]any{"host": host, "port": port}
@@ -205,6 +205,15 @@ func TestRotationAuthorization(t *testing.T) {
 		e.Must(t, 200, "POST", "/api/v2/secret-rotations/redis-credentials", e.Token, body).Decode(t, &rot)
 		id := rot.SecretRotation.ID
 		base := "/api/v2/secret-rotations/redis-credentials/" + id
+		// A second rotation cannot take over the secrets the first owns.
+		second := map[string]any{"name": "cache-two", "projectId": a.ID, "connectionId": connID, "environment": "dev", "secretPath": "/",
+			"rotationInterval": 1, "parameters": map[string]string{"permissionScope": "+ping", "username1": "az-" + sfx + "-5", "username2": "az-" + sfx + "-6"},
+			"secretsMapping": map[string]string{"username": "OTHER_U", "password": "P"}}
+		r = e.Do(t, "POST", "/api/v2/secret-rotations/redis-credentials", e.Token, second)
+		assertError(t, r, 400, "BadRequest")
+		if !strings.Contains(string(r.Body), "already written by another") {
+			t.Fatalf("a second rotation onto P: %s", r.Body)
+		}
 		e.Must(t, 200, "GET", base, viewer, nil)
 		e.Must(t, 200, "GET", "/api/v2/secret-rotations?projectId="+a.ID, viewer, nil)
 		assertError(t, e.Do(t, "GET", base+"/generated-credentials", viewer, nil), 403, "PermissionDenied")
@@ -238,14 +247,25 @@ func TestRotationAuthorization(t *testing.T) {
 			body2[k] = v
 		}
 		body2["projectId"] = b.ID
-		body2["parameters"] = map[string]string{"permissionScope": "+ping", "username1": "az-" + sfx + "-1", "username2": "az-" + sfx + "-2"}
+		// Not A's users: their new passwords would land in B's secrets and
+		// A's would stop working.
+		body2["parameters"] = map[string]string{"permissionScope": "+ping", "username1": "az-" + sfx + "-3", "username2": "az-" + sfx + "-1"}
+		r = e.Do(t, "POST", "/api/v2/secret-rotations/redis-credentials", pm, body2)
+		assertError(t, r, 400, "BadRequest")
+		if !strings.Contains(string(r.Body), "already rotates") {
+			t.Fatalf("a rotation of A's users from B: %s", r.Body)
+		}
+		// Nor a superuser of the server, made by the rotation itself.
+		body2["parameters"] = map[string]string{"permissionScope": "~* +@all", "username1": "az-" + sfx + "-3", "username2": "az-" + sfx + "-4"}
+		assertError(t, e.Do(t, "POST", "/api/v2/secret-rotations/redis-credentials", pm, body2), 422, "ValidationFailure")
+		body2["parameters"] = map[string]string{"permissionScope": "+ping", "username1": "az-" + sfx + "-3", "username2": "az-" + sfx + "-4"}
 		e.Must(t, 200, "POST", "/api/v2/secret-rotations/redis-credentials", pm, body2).Decode(t, &rot)
 		var gc struct {
 			GeneratedCredentials []map[string]string
 			ActiveIndex          int
 		}
 		e.Must(t, 200, "GET", "/api/v2/secret-rotations/redis-credentials/"+rot.SecretRotation.ID+"/generated-credentials", pm, nil).Decode(t, &gc)
-		if len(gc.GeneratedCredentials) != 1 || gc.GeneratedCredentials[0]["username"] != "az-"+sfx+"-1" || len(gc.GeneratedCredentials[0]["password"]) != 48 {
+		if len(gc.GeneratedCredentials) != 1 || gc.GeneratedCredentials[0]["username"] != "az-"+sfx+"-3" || len(gc.GeneratedCredentials[0]["password"]) != 48 {
 			t.Fatalf("generated credentials %+v", gc)
 		}
 		// Audit: the rotation's events are recorded.

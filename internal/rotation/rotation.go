@@ -169,6 +169,12 @@ type Store interface {
 	// ReleaseRotation ends claim without a run, making the rotation due at
 	// dueAt again.
 	ReleaseRotation(ctx context.Context, id, claim string, dueAt *time.Time) error
+	// RotationsOfConnection lists the rotations using a connection, in
+	// every project.
+	RotationsOfConnection(ctx context.Context, connectionID string) ([]State, error)
+	// RotatedSecrets maps the secret names the rotations at
+	// projectID/env/path write to their rotation's id.
+	RotatedSecrets(ctx context.Context, projectID, env, path string) (map[string]string, error)
 	// RotationByName finds the rotation called name at projectID/env/path.
 	RotationByName(ctx context.Context, projectID, env, path, name string) (State, error)
 	// FinishRotation records a run's outcome and releases the claim,
@@ -373,15 +379,50 @@ func parseParameters(typ, name string, raw json.RawMessage) (Parameters, error) 
 	return p, nil
 }
 
-// checkScope refuses ACL rules that would touch passwords or reset a user.
+// checkScope refuses ACL rules that would touch passwords or reset a user,
+// and rules that would give the rotated users Redis's administration
+// commands: a rotation creates its users if they do not exist, and whoever
+// reads its secrets would otherwise hold a user who can rewrite every
+// other user, the connection's own included.
 func checkScope(scope string) error {
 	for _, tok := range strings.Fields(scope) {
 		low := strings.ToLower(tok)
 		if strings.ContainsAny(tok[:1], "<>#!") || low == "nopass" || low == "resetpass" || low == "reset" || low == "off" || len(tok) > 256 {
 			return errs.Fieldf("parameters.permissionScope", "parameters.permissionScope may hold only key, channel and command rules (not %q)", tok)
 		}
+		if adminRule(low) {
+			return errs.Fieldf("parameters.permissionScope", "parameters.permissionScope cannot give administration commands (not %q)", tok)
+		}
 	}
 	return nil
+}
+
+// redisAdmin are the commands of Redis's @admin category, and those of
+// @dangerous that change the server or other users' data wholesale.
+var redisAdmin = map[string]bool{
+	"acl": true, "config": true, "module": true, "debug": true, "shutdown": true, "replicaof": true, "slaveof": true,
+	"failover": true, "cluster": true, "sync": true, "psync": true, "replconf": true, "monitor": true, "migrate": true,
+	"restore": true, "restore-asking": true, "save": true, "bgsave": true, "bgrewriteaof": true,
+	"latency": true, "slowlog": true, "flushall": true, "swapdb": true, "pfdebug": true, "pfselftest": true,
+	"lastsave": true, "script": true, "function": true,
+}
+
+// adminRule reports whether an ACL rule (lower case) allows an
+// administration command: all commands, the @all, @admin or @dangerous
+// categories, or one of redisAdmin (with or without a subcommand).
+func adminRule(r string) bool {
+	switch r {
+	case "allcommands", "+@all", "+@admin", "+@dangerous":
+		return true
+	}
+	if !strings.HasPrefix(r, "+") || strings.HasPrefix(r, "+@") {
+		return false
+	}
+	cmd, sub, _ := strings.Cut(r[1:], "|")
+	if cmd == "client" { // CLIENT SETNAME and the like are every client's
+		return sub == "" || sub == "kill" || sub == "pause" || sub == "unpause" || sub == "no-evict" || sub == "no-touch"
+	}
+	return redisAdmin[cmd]
 }
 
 func parseMapping(typ string, raw json.RawMessage) (Mapping, error) {
@@ -529,6 +570,9 @@ func (s *Service) Create(ctx context.Context, actor authz.Actor, n New) (Rotatio
 	if err := notOwnPrincipal(conn, params, s.target.SameDN); err != nil {
 		return Rotation{}, err
 	}
+	if err := s.unclaimed(ctx, conn, params, "", n.ProjectID, n.Environment, path, mapping); err != nil {
+		return Rotation{}, err
+	}
 	now := s.now().UTC()
 	auto := n.AutoRotate == nil || *n.AutoRotate
 	st := State{Rotation: Rotation{ID: uuid.NewString(), OrgID: actor.OrgID, ProjectID: n.ProjectID, ConnectionID: conn.ID,
@@ -569,6 +613,51 @@ func notOwnPrincipal(conn appconn.Connection, params Parameters, sameDN func(a, 
 		if strings.EqualFold(u, conn.Credentials.Username) || strings.EqualFold(u, conn.Credentials.DN) ||
 			(conn.Credentials.DN != "" && sameDN(u, conn.Credentials.DN)) {
 			return errs.Fieldf("parameters", "the connection's own user cannot be rotated by it")
+		}
+	}
+	return nil
+}
+
+// unclaimed refuses a rotation (other than self) of principals another
+// rotation of the same connection already rotates, in whichever project,
+// and secret names another rotation at the same place writes. Otherwise a
+// member allowed to use a connection in a project of theirs could take
+// over an account another project's rotation manages (its new password
+// landing in their secrets, the other project's no longer working), and a
+// second rotation could take over secrets the first one owns.
+func (s *Service) unclaimed(ctx context.Context, conn appconn.Connection, params Parameters, self, projectID, env, path string, m Mapping) error {
+	others, err := s.store.RotationsOfConnection(ctx, conn.ID)
+	if err != nil {
+		return err
+	}
+	same := func(a, b string) bool {
+		return a != "" && b != "" && (strings.EqualFold(a, b) || conn.App == appconn.LDAP && s.target.SameDN(a, b))
+	}
+	for _, o := range others {
+		if o.ID == self {
+			continue
+		}
+		for _, mine := range []string{params.Username1, params.Username2, params.DN} {
+			for _, theirs := range []string{o.Parameters.Username1, o.Parameters.Username2, o.Parameters.DN} {
+				if same(mine, theirs) {
+					return errs.BadRequest("Another secret rotation already rotates %q through this connection", mine)
+				}
+			}
+		}
+	}
+	return s.mappingFree(ctx, self, projectID, env, path, m)
+}
+
+// mappingFree refuses secret names of m that another rotation (other than
+// self) at the same place writes.
+func (s *Service) mappingFree(ctx context.Context, self, projectID, env, path string, m Mapping) error {
+	owners, err := s.store.RotatedSecrets(ctx, projectID, env, path)
+	if err != nil {
+		return err
+	}
+	for _, k := range []string{m.Username, m.DN, m.Password} {
+		if id, ok := owners[k]; ok && k != "" && id != self {
+			return errs.BadRequest("The secret %q is already written by another secret rotation", k)
 		}
 	}
 	return nil
@@ -706,6 +795,9 @@ func (s *Service) Update(ctx context.Context, actor authz.Actor, typ, id string,
 			return Rotation{}, err
 		}
 		if err := mayWrite(perms, r.Environment, r.SecretPath, r.Mapping); err != nil {
+			return Rotation{}, err
+		}
+		if err := s.mappingFree(ctx, r.ID, r.ProjectID, r.Environment, r.SecretPath, r.Mapping); err != nil {
 			return Rotation{}, err
 		}
 	}

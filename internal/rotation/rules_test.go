@@ -107,6 +107,14 @@ func TestParametersAreChecked(t *testing.T) {
 		{"redis-credentials", `{"permissionScope":"~* >known"}`, "parameters.permissionScope"},
 		{"redis-credentials", `{"permissionScope":"~* resetpass"}`, "parameters.permissionScope"},
 		{"redis-credentials", `{}`, "parameters.permissionScope"},
+		// No administration commands for users whose passwords readers see.
+		{"redis-credentials", `{"permissionScope":"~* +@all"}`, "parameters.permissionScope"},
+		{"redis-credentials", `{"permissionScope":"~* allcommands"}`, "parameters.permissionScope"},
+		{"redis-credentials", `{"permissionScope":"~* +@admin"}`, "parameters.permissionScope"},
+		{"redis-credentials", `{"permissionScope":"~* +@DANGEROUS"}`, "parameters.permissionScope"},
+		{"redis-credentials", `{"permissionScope":"~* +get +ACL|setuser"}`, "parameters.permissionScope"},
+		{"redis-credentials", `{"permissionScope":"~* +config"}`, "parameters.permissionScope"},
+		{"redis-credentials", `{"permissionScope":"~* +client|kill"}`, "parameters.permissionScope"},
 		{"ldap-password", `{"dn":""}`, "parameters.dn"},
 	}
 	for _, c := range bad {
@@ -120,7 +128,7 @@ func TestParametersAreChecked(t *testing.T) {
 			t.Errorf("%s %s: %v, want a 422 on %s", c.typ, c.params, err, c.field)
 		}
 	}
-	p, err := parseParameters("redis-credentials", "cache", json.RawMessage(`{"permissionScope":"~app:* +get"}`))
+	p, err := parseParameters("redis-credentials", "cache", json.RawMessage(`{"permissionScope":"~app:* +get +client|setname +@read"}`))
 	if err != nil || p.Username1 != "cache-1" || p.Username2 != "cache-2" {
 		t.Fatalf("redis defaults %+v %v", p, err)
 	}

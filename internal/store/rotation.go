@@ -85,6 +85,25 @@ func (db *DB) CreateRotation(ctx context.Context, st rotation.State, ev audit.Ev
 	})
 }
 
+// RotationsOfConnection lists the rotations that use a connection, in any
+// project of its organization.
+func (db *DB) RotationsOfConnection(ctx context.Context, connectionID string) ([]rotation.State, error) {
+	rows, err := db.readq(ctx, `SELECT `+rotCols+rotFrom+` WHERE r.connection_id = ? ORDER BY r.created_at, r.id`, connectionID)
+	if err != nil {
+		return nil, dbErr(err, "RotationsOfConnection")
+	}
+	defer rows.Close()
+	var out []rotation.State
+	for rows.Next() {
+		st, err := scanRotation(rows)
+		if err != nil {
+			return nil, dbErr(err, "scan rotation")
+		}
+		out = append(out, st)
+	}
+	return out, dbErr(rows.Err(), "RotationsOfConnection")
+}
+
 // Rotation finds a rotation by id.
 func (db *DB) Rotation(ctx context.Context, id string) (rotation.State, error) {
 	st, err := scanRotation(db.readRow(ctx, `SELECT `+rotCols+rotFrom+` WHERE r.id = ?`, id))
