@@ -384,15 +384,32 @@ func parseParameters(typ, name string, raw json.RawMessage) (Parameters, error) 
 // commands: a rotation creates its users if they do not exist, and whoever
 // reads its secrets would otherwise hold a user who can rewrite every
 // other user, the connection's own included.
+//
+// Every command (allcommands, +@all) is allowed only when followed by
+// -@admin and -@dangerous, as dynamic secrets' Redis default has it.
 func checkScope(scope string) error {
+	broad := ""
+	var noAdmin, noDangerous bool
 	for _, tok := range strings.Fields(scope) {
 		low := strings.ToLower(tok)
 		if strings.ContainsAny(tok[:1], "<>#!") || low == "nopass" || low == "resetpass" || low == "reset" || low == "off" || len(tok) > 256 {
 			return errs.Fieldf("parameters.permissionScope", "parameters.permissionScope may hold only key, channel and command rules (not %q)", tok)
 		}
+		switch low {
+		case "allcommands", "+@all":
+			broad, noAdmin, noDangerous = tok, false, false
+			continue
+		case "-@admin":
+			noAdmin = true
+		case "-@dangerous":
+			noDangerous = true
+		}
 		if adminRule(low) {
 			return errs.Fieldf("parameters.permissionScope", "parameters.permissionScope cannot give administration commands (not %q)", tok)
 		}
+	}
+	if broad != "" && !(noAdmin && noDangerous) {
+		return errs.Fieldf("parameters.permissionScope", "parameters.permissionScope cannot give administration commands: follow %q with -@admin -@dangerous", broad)
 	}
 	return nil
 }
@@ -408,11 +425,11 @@ var redisAdmin = map[string]bool{
 }
 
 // adminRule reports whether an ACL rule (lower case) allows an
-// administration command: all commands, the @all, @admin or @dangerous
-// categories, or one of redisAdmin (with or without a subcommand).
+// administration command: the @admin or @dangerous categories, or one of
+// redisAdmin (with or without a subcommand).
 func adminRule(r string) bool {
 	switch r {
-	case "allcommands", "+@all", "+@admin", "+@dangerous":
+	case "+@admin", "+@dangerous":
 		return true
 	}
 	if !strings.HasPrefix(r, "+") || strings.HasPrefix(r, "+@") {

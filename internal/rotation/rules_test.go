@@ -115,6 +115,9 @@ func TestParametersAreChecked(t *testing.T) {
 		{"redis-credentials", `{"permissionScope":"~* +get +ACL|setuser"}`, "parameters.permissionScope"},
 		{"redis-credentials", `{"permissionScope":"~* +config"}`, "parameters.permissionScope"},
 		{"redis-credentials", `{"permissionScope":"~* +client|kill"}`, "parameters.permissionScope"},
+		{"redis-credentials", `{"permissionScope":"~* +@all -@admin"}`, "parameters.permissionScope"},
+		{"redis-credentials", `{"permissionScope":"~* -@admin -@dangerous +@all"}`, "parameters.permissionScope"},
+		{"redis-credentials", `{"permissionScope":"~* +@all -@admin -@dangerous +acl"}`, "parameters.permissionScope"},
 		{"ldap-password", `{"dn":""}`, "parameters.dn"},
 	}
 	for _, c := range bad {
@@ -131,6 +134,9 @@ func TestParametersAreChecked(t *testing.T) {
 	p, err := parseParameters("redis-credentials", "cache", json.RawMessage(`{"permissionScope":"~app:* +get +client|setname +@read"}`))
 	if err != nil || p.Username1 != "cache-1" || p.Username2 != "cache-2" {
 		t.Fatalf("redis defaults %+v %v", p, err)
+	}
+	if _, err := parseParameters("redis-credentials", "cache", json.RawMessage(`{"permissionScope":"~* &* +@all -@admin -@dangerous"}`)); err != nil {
+		t.Fatalf("dynamic secrets' default scope: %v", err)
 	}
 	if _, err := parseMapping("postgres-credentials", json.RawMessage(`{"username":"X","password":"X"}`)); err == nil {
 		t.Fatal("one secret for both user and password accepted")
