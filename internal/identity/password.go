@@ -60,8 +60,10 @@ func CheckPassword(hash, pw string) bool {
 // same whether or not the email is known.
 //
 // It is made on first use, not at package initialisation, where it cost every
-// CLI command ~100 ms of argon2id before doing anything.
-var dummyHash = sync.OnceValue(func() string { return HashPassword("lockbox-timing-equaliser") })
+// CLI command ~100 ms of argon2id before doing anything. Its password is
+// random, drawn then: nobody can know it (a login refuses a user without a
+// password whatever the check says, as well).
+var dummyHash = sync.OnceValue(func() string { return HashPassword(rand.Text()) })
 
 // hashToCheck is the hash a password login checks for the user found (err
 // from the lookup): the dummy when there is none, and also when the

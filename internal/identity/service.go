@@ -415,7 +415,9 @@ func (s *Service) checkPassword(ctx context.Context, email, password, ip, userAg
 	}
 	match := CheckPassword(hashToCheck(u, err), password)
 	release()
-	if !match || u.ID == "" {
+	// An account without a password was checked against the dummy hash,
+	// whose password is in the source: it never matches a login.
+	if !match || u.ID == "" || u.PasswordHash == "" {
 		if err := s.failedLogin(ctx, u, n, now, ip, userAgent); err != nil {
 			return User{}, "", err
 		}

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lockbox-dev/lockbox/internal/audit"
 	"github.com/lockbox-dev/lockbox/internal/authz"
 	"github.com/lockbox-dev/lockbox/internal/errs"
 	"github.com/lockbox-dev/lockbox/internal/identity"
@@ -90,6 +91,39 @@ func TestWebSessionTimeouts(t *testing.T) {
 			}
 			if alive(tok) {
 				t.Fatal("session alive after logout")
+			}
+		})
+	}
+}
+
+// TestNoPasswordLogsInToAnAccountWithoutOne: an account without a password
+// (made by SSO, or invited and not yet accepted) is checked against the
+// dummy hash so that its answer takes as long as any; even a caller who
+// knew the dummy's password gets no session and no token for it.
+func TestNoPasswordLogsInToAnAccountWithoutOne(t *testing.T) {
+	for _, d := range storetest.Engines {
+		t.Run(string(d), func(t *testing.T) {
+			ctx := context.Background()
+			db := storetest.Open(t, d)
+			svc := identity.NewService(db, newKeyring(t, db), nil)
+			b, err := svc.Bootstrap(ctx, "a@b.co", "pw-123456", "Acme", "127.0.0.1", "test")
+			if err != nil {
+				t.Fatal(err)
+			}
+			now := time.Now().UTC().Truncate(time.Microsecond)
+			if _, _, err := db.ProvisionSSOUser(ctx, b.Org.ID, identity.User{ID: identity.NewID(), Email: "sso@b.co", CreatedAt: now, UpdatedAt: now},
+				"admin", "", audit.Event{Type: "test", OrgID: b.Org.ID, Metadata: map[string]any{}}); err != nil {
+				t.Fatal(err)
+			}
+			restore := identity.SetDummyPassword("known-dummy")
+			defer restore()
+			for _, pw := range []string{"known-dummy", ""} {
+				if _, err := svc.Login(ctx, "sso@b.co", pw, "127.0.0.1", "test"); err == nil {
+					t.Fatalf("password %q logged in to an account without a password", pw)
+				}
+				if _, err := identity.NewWeb(svc, db, nil).Login(ctx, "sso@b.co", pw, "127.0.0.1", "test"); err == nil {
+					t.Fatalf("password %q opened a dashboard session for an account without a password", pw)
+				}
 			}
 		})
 	}
