@@ -9,6 +9,7 @@ import (
 
 	"github.com/lockbox-dev/lockbox/internal/authz"
 	"github.com/lockbox-dev/lockbox/internal/errs"
+	"github.com/lockbox-dev/lockbox/internal/project"
 )
 
 // CACert is one certificate a CA has had: its current one, or one it had
@@ -107,7 +108,9 @@ func (s *Service) RenewCA(ctx context.Context, actor authz.Actor, id, typ string
 		NotBefore: ca.NotBefore, NotAfter: ca.NotAfter, CreatedAt: now}
 	from := ca.Status
 	ca.Certificate, ca.Chain, ca.SerialNumber = PEMCert(cert.Raw), chain, SerialHex(cert.SerialNumber)
-	ca.NotBefore, ca.NotAfter, ca.UpdatedAt = cert.NotBefore.UTC(), cert.NotAfter.UTC(), now
+	// Later than any stamp read before: a settings change read before the
+	// renewal must not match (UpdateCA writes the certificate columns too).
+	ca.NotBefore, ca.NotAfter, ca.UpdatedAt = cert.NotBefore.UTC(), cert.NotAfter.UTC(), project.NextStamp(now, ca.UpdatedAt)
 	err = s.store.RenewCA(ctx, ca, from, prev, caEvent(actor, "renew-certificate-authority", ca, map[string]any{
 		"type": RenewExisting, "serialNumber": ca.SerialNumber, "previousSerialNumber": prev.SerialNumber,
 		"notAfter": ca.NotAfter.Format(time.RFC3339)}))

@@ -160,9 +160,10 @@ func (c *Config) validate(ctx context.Context, env authmethod.Env) error {
 
 // Method verifies tokens for one configuration.
 type Method struct {
-	env    authmethod.Env
-	bounds jwtcheck.Bounds
-	keys   jwtcheck.KeyFunc
+	env       authmethod.Env
+	bounds    jwtcheck.Bounds
+	keys      jwtcheck.KeyFunc
+	unbounded bool // a key set's configuration without a subject or claim bound
 }
 
 // New builds the method of a stored configuration.
@@ -184,6 +185,7 @@ func New(env authmethod.Env, raw json.RawMessage) (authmethod.Method, error) {
 		}
 		m.keys = func(context.Context, string) ([]crypto.PublicKey, error) { return keys, nil }
 	case JWKS:
+		m.unbounded = !jwtcheck.Bounded(c.BoundAudiences, c.BoundSubject, c.BoundClaims)
 		cl, err := fetch.NewClient(env, c.JwksCACert)
 		if err != nil {
 			return nil, err
@@ -213,6 +215,9 @@ func bounds(c Config) jwtcheck.Bounds {
 
 // Verify checks a JWT's signature, times and bounds.
 func (m *Method) Verify(ctx context.Context, tok string) (authmethod.Verified, error) {
+	if m.unbounded {
+		return authmethod.Verified{}, jwtcheck.ErrUnbounded()
+	}
 	claims, err := jwtcheck.Parse(ctx, tok, m.keys, m.env.Clock()())
 	if err != nil {
 		return authmethod.Verified{}, err

@@ -127,6 +127,13 @@ func Bounded(audiences, subject string, claims map[string]string) bool {
 	return false
 }
 
+// ErrUnbounded refuses a login through a stored configuration that bounds
+// no subject or claim (saved before an audience stopped counting as one):
+// every token its issuer signs, for anyone, would log in.
+func ErrUnbounded() error {
+	return authmethod.Refuse("bounds", "Access denied: this configuration bounds no subject or claim; set boundSubject or boundClaims")
+}
+
 // Check refuses claims outside b, naming the first bound that fails (and
 // the claim's name, never its value).
 func (b Bounds) Check(c jwt.MapClaims) error {

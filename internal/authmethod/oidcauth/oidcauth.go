@@ -130,10 +130,11 @@ func (c *Config) validate(ctx context.Context, env authmethod.Env) error {
 
 // Method verifies ID tokens for one configuration.
 type Method struct {
-	env     authmethod.Env
-	bounds  jwtcheck.Bounds
-	mapping map[string]string
-	keys    *jwtcheck.KeyCache
+	env       authmethod.Env
+	bounds    jwtcheck.Bounds
+	mapping   map[string]string
+	keys      *jwtcheck.KeyCache
+	unbounded bool // no subject or claim bound (saved before an audience stopped counting)
 }
 
 // discovery is the part of an OpenID Provider's metadata we read.
@@ -153,7 +154,7 @@ func New(env authmethod.Env, raw json.RawMessage) (authmethod.Method, error) {
 		return nil, err
 	}
 	m := &Method{env: env, mapping: c.ClaimMetadataMapping, bounds: jwtcheck.Bounds{Issuer: c.BoundIssuer, Subject: c.BoundSubject,
-		Audiences: jwtcheck.SplitPolicy(c.BoundAudiences)}}
+		Audiences: jwtcheck.SplitPolicy(c.BoundAudiences)}, unbounded: !jwtcheck.Bounded(c.BoundAudiences, c.BoundSubject, c.BoundClaims)}
 	if len(c.BoundClaims) > 0 {
 		m.bounds.Claims = map[string][]string{}
 		for k, v := range c.BoundClaims {
@@ -186,6 +187,9 @@ func New(env authmethod.Env, raw json.RawMessage) (authmethod.Method, error) {
 
 // Verify checks an ID token's signature, times and bounds, and maps its claims.
 func (m *Method) Verify(ctx context.Context, tok string) (authmethod.Verified, error) {
+	if m.unbounded {
+		return authmethod.Verified{}, jwtcheck.ErrUnbounded()
+	}
 	claims, err := jwtcheck.Parse(ctx, tok, m.keys.Keys, m.env.Clock()())
 	if err != nil {
 		return authmethod.Verified{}, err
