@@ -251,6 +251,10 @@ func TestPKIChainVerifiesWithOpenSSL(t *testing.T) {
 		if interCert.Certificate.CAID != root.ID || interCert.Certificate.Status != "active" {
 			t.Fatalf("the signed intermediate's record %+v", interCert.Certificate)
 		}
+		// Taking it back is a CA's matter: a member, who may revoke leaves, may not.
+		_, member := projectMember(t, e, p.ID, "pki-member", "member")
+		assertError(t, e.Do(t, "POST", "/api/v1/pki/certificates/"+signed.SerialNumber+"/revoke", member, map[string]any{"revocationReason": "CA_COMPROMISE"}), 403, "PermissionDenied")
+		assertError(t, e.Do(t, "DELETE", "/api/v1/pki/certificates/"+signed.SerialNumber, member, nil), 403, "PermissionDenied")
 		e.Must(t, 200, "POST", "/api/v1/pki/certificates/"+signed.SerialNumber+"/revoke", e.Token, map[string]any{"revocationReason": "CA_COMPROMISE"})
 		rootCRL, err := x509.ParseRevocationList(e.Must(t, 200, "GET", "/api/v1/pki/crl/"+root.ID+"/der", "", nil).Body)
 		if err != nil || len(rootCRL.RevokedCertificateEntries) != 1 || fmt.Sprintf("%x", rootCRL.RevokedCertificateEntries[0].SerialNumber) !=

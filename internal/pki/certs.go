@@ -291,7 +291,17 @@ func (s *Service) certificate(ctx context.Context, actor authz.Actor, serial, ac
 	if err != nil {
 		return Certificate{}, err
 	}
-	return c, s.check(ctx, actor, c.ProjectID, action, authz.SubCertificates, func() error { return certNotFound(serial) }, true)
+	if err := s.check(ctx, actor, c.ProjectID, action, authz.SubCertificates, func() error { return certNotFound(serial) }, true); err != nil {
+		return c, err
+	}
+	if action == authz.ActDelete && slices.Contains(c.KeyUsages, "key_cert_sign") {
+		// A CA's certificate (sign-intermediate's record): revoking it takes
+		// down every certificate below it, and dropping its record makes it
+		// irrevocable, so it takes the right to edit CAs, as signing it took
+		// theirs to create one.
+		return c, s.check(ctx, actor, c.ProjectID, authz.ActEdit, authz.SubCertificateAuthorities, func() error { return certNotFound(serial) }, true)
+	}
+	return c, nil
 }
 
 func certEvent(actor authz.Actor, typ string, c Certificate, md map[string]any) audit.Event {
