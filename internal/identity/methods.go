@@ -51,8 +51,8 @@ type MethodStore interface {
 	DeleteAuthConfig(ctx context.Context, identityID, method string, ev audit.Event) error
 	// LoginWithAuthConfig stores tok, notes the login and records ev, in one
 	// transaction, if the configuration c the login was verified against is
-	// still there as read (ErrConfigChanged otherwise): a login cannot
-	// outlive the removal of its method, or the change of its keys.
+	// still there (ErrConfigChanged otherwise): a login cannot outlive the
+	// removal of its method.
 	LoginWithAuthConfig(ctx context.Context, tok AccessToken, c AuthConfig, orgID string, ev audit.Event) error
 
 	// The lockout of methods whose credential can be guessed (Locker) keeps
@@ -308,7 +308,7 @@ func (m *Methods) method(ctx context.Context, reg authmethod.Registration, orgID
 }
 
 // ErrConfigChanged is the store's refusal of a login whose configuration
-// was changed or removed after the login read it.
+// was removed after the login read it.
 var ErrConfigChanged = errors.New("the login method's configuration changed during the login")
 
 // Login exchanges a credential from the workload's platform for an access
@@ -407,7 +407,7 @@ func (m *Methods) verified(ctx context.Context, reg authmethod.Registration, c A
 	if err := m.store.LoginWithAuthConfig(ctx, tok, c, ident.OrgID, audit.New(actor, "login-identity-"+method, md)); err != nil {
 		if errors.Is(err, ErrConfigChanged) {
 			*check = "configuration"
-			return LoginResult{}, errs.Unauthorizedf("The identity's %s configuration was changed or removed during the login; try again", reg.DisplayName)
+			return LoginResult{}, errs.Unauthorizedf("The identity's %s configuration was removed during the login", reg.DisplayName)
 		}
 		return LoginResult{}, err
 	}
