@@ -2,6 +2,11 @@ package web_test
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
 	"fmt"
 	"html"
 	"net/http"
@@ -485,7 +490,7 @@ func TestDashboardIdentityBeyondTheUser(t *testing.T) {
 		// Without create-token, no login method's keys: attaching one is
 		// neither offered nor allowed, attaching Universal Auth still is.
 		mustStatus(t, admin.post("/org/roles", url.Values{"name": {"Machine editor"}, "slug": {"machine-editor"},
-			"advanced": {`[{"subject":"identity","action":["read","create","edit","delete"]},{"subject":"role","action":["read"]}]`}}, nil),
+			"advanced": {`[{"subject":"identity","action":["read","create","edit","delete","revoke-auth"]},{"subject":"role","action":["read"]}]`}}, nil),
 			303, "editor role")
 		addUser(t, e, "me@example.com", "machine editor 1", "member", "", "")
 		me := memberControl(admin.get("/org/members").body, "me@example.com")
@@ -500,6 +505,17 @@ func TestDashboardIdentityBeyondTheUser(t *testing.T) {
 		if p := ed.post("/identities/"+ids["no-access"]+"/methods", url.Values{"method": {"jwt-auth"},
 			"config": {`{"configurationType":"static","publicKeys":[]}`}}, nil); p.status != http.StatusForbidden {
 			t.Errorf("the editor attaching a login method: %d, want 403", p.status)
+		}
+		// Removing one needs revoke-auth, not create-token: the editor is
+		// offered that, and not the form that changes its keys.
+		key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		der, _ := x509.MarshalPKIXPublicKey(key.Public())
+		e.Must(t, 200, "POST", "/api/v1/auth/jwt-auth/identities/"+ids["no-access"], e.Token, map[string]any{"configurationType": "static",
+			"publicKeys": []string{string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))}})
+		page = ed.get("/identities/" + ids["no-access"])
+		if !strings.Contains(page.body, `id="remove-method-jwt-auth"`) || strings.Contains(page.body, `id="edit-method-jwt-auth"`) {
+			t.Errorf("the editor's login-method controls: remove offered %v, edit offered %v",
+				strings.Contains(page.body, `id="remove-method-jwt-auth"`), strings.Contains(page.body, `id="edit-method-jwt-auth"`))
 		}
 	})
 }
