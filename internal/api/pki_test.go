@@ -444,9 +444,10 @@ func TestPKITemplateLimits(t *testing.T) {
 			"key usage not allowed":     {"commonName": "www.example.com", "ttl": "1h", "keyUsages": []string{"data_encipherment"}},
 			"ext key usage not allowed": {"commonName": "www.example.com", "ttl": "1h", "extendedKeyUsages": []string{"code_signing"}},
 			// The glob's * matches a run of a name's label, nothing else.
-			"an e-mail under the glob":  {"commonName": "www.example.com", "altNames": "ceo@corp.example.com", "ttl": "1h"},
-			"a URI under the glob":      {"commonName": "www.example.com", "altNames": "spiffe://prod/sa/admin.example.com", "ttl": "1h"},
-			"a common name with spaces": {"commonName": "a b/c.example.com", "ttl": "1h"},
+			"an e-mail under the glob": {"commonName": "www.example.com", "altNames": "ceo@corp.example.com", "ttl": "1h"},
+			"a URI under the glob":     {"commonName": "www.example.com", "altNames": "spiffe://prod/sa/admin.example.com", "ttl": "1h"},
+			"a control character":      {"commonName": "a\nb.example.com", "ttl": "1h"},
+			"an IP outside the glob":   {"commonName": "www.example.com", "altNames": "::1", "ttl": "1h"},
 		} {
 			r := issueT(body)
 			if r.Status != 400 {

@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"math/big"
+	"net"
 	"slices"
 	"strings"
 	"time"
@@ -140,11 +141,15 @@ func (s *Service) checkLeaf(ca CA, tmpl *Template, r IssueRequest) (leaf, error)
 		return l, nil
 	}
 	// The template's bounds.
-	if !globsMatch(tmpl.CommonName, l.cn) {
+	if !globsMatch(tmpl.CommonName, l.cn, cnGlob) {
 		return l, errs.BadRequest("Common name %q is not allowed by the certificate template's policy", l.cn)
 	}
 	for _, v := range l.sans.all {
-		if !globsMatch(tmpl.SubjectAlternativeName, v) {
+		k := nameGlob
+		if net.ParseIP(v) != nil {
+			k = ipGlob
+		}
+		if !globsMatch(tmpl.SubjectAlternativeName, v, k) {
 			return l, errs.BadRequest("Alternative name %q is not allowed by the certificate template's policy", v)
 		}
 	}

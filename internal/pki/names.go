@@ -215,35 +215,58 @@ func ParseTTL(field, s string) (time.Duration, error) {
 	return time.Duration(n) * unit, nil
 }
 
-// globsMatch reports whether v matches one of the comma-separated globs:
-// "*" stands for any run of characters without a dot or a "/", "**" for
-// any run across them. Neither crosses an "@" or a ":", white space or a
-// control character: the glob applies to every alternative name, of
-// whatever type, so "*.example.com" (or "**.example.com") must not take in
-// the e-mail address "ceo@corp.example.com", the URI
-// "spiffe://prod/sa/admin.example.com" or the common name
-// "a b/c.example.com"; a template that means those spells out their "@" or
-// "://" ("spiffe://prod/**").
-func globsMatch(globs, v string) bool {
+// globKind says which characters a glob's wildcards may stand for.
+type globKind int
+
+const (
+	// nameGlob is for DNS names, e-mail addresses and URIs: "*" stands for
+	// a run without ".", "/", "@", ":", white space or control characters
+	// (one DNS label), "**" for a run without "@", ":", white space or
+	// control characters. The same globs apply to every type of
+	// alternative name, so "*.example.com" (or "**.example.com") must not
+	// take in the e-mail address "ceo@corp.example.com" or the URI
+	// "spiffe://prod/sa/admin.example.com"; a template that means those
+	// spells out their "@" or "://" ("*@example.com", "spiffe://prod/**").
+	nameGlob globKind = iota
+	// ipGlob is for IP addresses: as nameGlob, but ":" may be matched, so
+	// "fd00::*" and "**" take in IPv6 addresses.
+	ipGlob
+	// cnGlob is for the common name: "*" stands for a run without "." or
+	// control characters, "**" for any run without control characters, so
+	// "*" allows "John Doe".
+	cnGlob
+)
+
+// globsMatch reports whether v matches one of the comma-separated globs,
+// with the wildcards of kind k.
+func globsMatch(globs, v string, k globKind) bool {
 	for g := range strings.SplitSeq(globs, ",") {
 		g = strings.TrimSpace(g)
-		if g != "" && globRE(g).MatchString(v) {
+		if g != "" && globRE(g, k).MatchString(v) {
 			return true
 		}
 	}
 	return false
 }
 
-func globRE(g string) *regexp.Regexp {
+// globWildcards are the character classes of "*" and "**" of each kind.
+var globWildcards = map[globKind][2]string{
+	nameGlob: {`[^./@:\s[:cntrl:]]*`, `[^@:\s[:cntrl:]]*`},
+	ipGlob:   {`[^./@\s[:cntrl:]]*`, `[^@\s[:cntrl:]]*`},
+	cnGlob:   {`[^.[:cntrl:]]*`, `[^[:cntrl:]]*`},
+}
+
+func globRE(g string, k globKind) *regexp.Regexp {
+	w := globWildcards[k]
 	var b strings.Builder
 	b.WriteString("^")
 	for i := 0; i < len(g); i++ {
 		if g[i] == '*' {
 			if i+1 < len(g) && g[i+1] == '*' {
-				b.WriteString(`[^@:\s[:cntrl:]]*`)
+				b.WriteString(w[1])
 				i++
 			} else {
-				b.WriteString(`[^./@:\s[:cntrl:]]*`)
+				b.WriteString(w[0])
 			}
 			continue
 		}

@@ -53,33 +53,42 @@ func TestGenerationIsBounded(t *testing.T) {
 func TestGlobs(t *testing.T) {
 	for _, c := range []struct {
 		globs, v string
+		k        globKind
 		want     bool
 	}{
-		{"*.example.com", "www.example.com", true},
-		{"*.example.com", "a.b.example.com", false},
-		{"**.example.com", "a.b.example.com", true},
-		{"*.example.com", "example.com", false},
-		{"*.example.com", "www.example.com.evil.org", false},
-		{"*.example.com", "wwwXexample.com", false}, // the dot is literal
-		{"api.example.com, *.internal", "db.internal", true},
-		{"127.0.0.*", "127.0.0.1", true},
-		{"127.0.0.*", "127.0.1.1", false},
-		{"spiffe://example.com/**", "spiffe://example.com/ns/api", true},
+		{"*.example.com", "www.example.com", nameGlob, true},
+		{"*.example.com", "a.b.example.com", nameGlob, false},
+		{"**.example.com", "a.b.example.com", nameGlob, true},
+		{"*.example.com", "example.com", nameGlob, false},
+		{"*.example.com", "www.example.com.evil.org", nameGlob, false},
+		{"*.example.com", "wwwXexample.com", nameGlob, false}, // the dot is literal
+		{"api.example.com, *.internal", "db.internal", nameGlob, true},
+		{"127.0.0.*", "127.0.0.1", ipGlob, true},
+		{"127.0.0.*", "127.0.1.1", ipGlob, false},
+		{"spiffe://example.com/**", "spiffe://example.com/ns/api", nameGlob, true},
+		{"", "anything", nameGlob, false},
+		{"*", "", nameGlob, true},
 		// Wildcards stay inside a name: no other type's separators.
-		{"*.example.com", "ceo@corp.example.com", false},
-		{"**.example.com", "ceo@corp.example.com", false},
-		{"*.example.com", "spiffe://prod/sa/admin.example.com", false},
-		{"**.example.com", "spiffe://prod/sa/admin.example.com", false},
-		{"*.example.com", "a b/c.example.com", false},
-		{"*.example.com", "a/b.example.com", false},
-		{"*.example.com", "a\nb.example.com", false},
-		{"*@example.com", "alice@example.com", true},
-		{"*@example.com", "a@b@example.com", false},
-		{"", "anything", false},
-		{"*", "", true},
+		{"*.example.com", "ceo@corp.example.com", nameGlob, false},
+		{"**.example.com", "ceo@corp.example.com", nameGlob, false},
+		{"*.example.com", "spiffe://prod/sa/admin.example.com", nameGlob, false},
+		{"**.example.com", "spiffe://prod/sa/admin.example.com", nameGlob, false},
+		{"*.example.com", "a/b.example.com", nameGlob, false},
+		{"*.example.com", "a\nb.example.com", nameGlob, false},
+		{"*@example.com", "alice@example.com", nameGlob, true},
+		{"*@example.com", "a@b@example.com", nameGlob, false},
+		// IPv6 addresses are matched with their colons.
+		{"fd00::*", "fd00::1:2", ipGlob, true},
+		{"**", "2001:db8::1", ipGlob, true},
+		{"**", "2001:db8::1", nameGlob, false},
+		// A common name may hold spaces, not control characters.
+		{"*", "John Doe", cnGlob, true},
+		{"*", "a\x00b", cnGlob, false},
+		{"*.example.com", "a b.example.com", cnGlob, true},
+		{"*.example.com", "a.b.example.com", cnGlob, false},
 	} {
-		if got := globsMatch(c.globs, c.v); got != c.want {
-			t.Errorf("globsMatch(%q, %q) = %v, want %v", c.globs, c.v, got, c.want)
+		if got := globsMatch(c.globs, c.v, c.k); got != c.want {
+			t.Errorf("globsMatch(%q, %q, %d) = %v, want %v", c.globs, c.v, c.k, got, c.want)
 		}
 	}
 }

@@ -266,7 +266,9 @@ func (ps *Privileges) checkTarget(ctx context.Context, actor authz.Actor, perms 
 	}
 	held, err := ps.authz.ProjectPermissions(ctx, target, projectID)
 	if errs.Is(err, errs.NotFound) || errs.Is(err, errs.Forbidden) {
-		return nil // holds nothing there
+		// Holds nothing there now (not a member, or only by a temporary
+		// role whose window has not begun): nothing to take from it.
+		return nil
 	}
 	if err != nil {
 		return err
