@@ -23,44 +23,71 @@ var (
 	StreamLifetime    = time.Hour
 )
 
-// Open streams a node serves at once, in all and per actor (an identity, a
-// user, a service token: replicas sharing one identity each hold one); one
-// more is refused 429. Each holds a connection, a goroutine and a
-// subscription, and rechecks its token every secret.PermissionRefresh.
+// Open streams a node serves at once, in all, per organization, per
+// project and per actor (an identity, a user, a service token: replicas
+// sharing one identity each hold one); one more is refused 429. Each holds
+// a connection, a goroutine and a subscription, and rechecks its token
+// every secret.PermissionRefresh. The organization's and the project's
+// limits keep one member (who may make a project and mint it service
+// tokens, each an actor of its own) from taking every place on the node.
 var (
-	MaxStreams         = 10000
-	MaxStreamsPerActor = 100
+	MaxStreams           = 10000
+	MaxStreamsPerOrg     = 2500
+	MaxStreamsPerProject = 1000
+	MaxStreamsPerActor   = 100
 )
 
-// streamGate counts open streams, in all and per actor.
+// streamGate counts open streams, in all and per organization, project and
+// actor.
 type streamGate struct {
-	mu      sync.Mutex
-	total   int
-	byActor map[string]int
+	mu    sync.Mutex
+	total int
+	byKey map[string]int
 }
 
-// enter takes a place for a stream of actor, or reports false when the
-// node or the actor is at its limit; leave gives it back.
-func (g *streamGate) enter(actor string) bool {
+// streamKeys are the counters one stream takes a place in, with their limits.
+func streamKeys(org, project, actor string) [3]struct {
+	key   string
+	limit int
+} {
+	return [3]struct {
+		key   string
+		limit int
+	}{{"org:" + org, MaxStreamsPerOrg}, {"project:" + project, MaxStreamsPerProject}, {"actor:" + actor, MaxStreamsPerActor}}
+}
+
+// enter takes a place for a stream of actor in project of org, or reports
+// false when the node or one of them is at its limit; leave gives it back.
+func (g *streamGate) enter(org, project, actor string) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.total >= MaxStreams || g.byActor[actor] >= MaxStreamsPerActor {
+	keys := streamKeys(org, project, actor)
+	if g.total >= MaxStreams {
 		return false
 	}
-	if g.byActor == nil {
-		g.byActor = map[string]int{}
+	for _, k := range keys {
+		if g.byKey[k.key] >= k.limit {
+			return false
+		}
+	}
+	if g.byKey == nil {
+		g.byKey = map[string]int{}
 	}
 	g.total++
-	g.byActor[actor]++
+	for _, k := range keys {
+		g.byKey[k.key]++
+	}
 	return true
 }
 
-func (g *streamGate) leave(actor string) {
+func (g *streamGate) leave(org, project, actor string) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.total--
-	if g.byActor[actor]--; g.byActor[actor] <= 0 {
-		delete(g.byActor, actor)
+	for _, k := range streamKeys(org, project, actor) {
+		if g.byKey[k.key]--; g.byKey[k.key] <= 0 {
+			delete(g.byKey, k.key)
+		}
 	}
 }
 
@@ -121,10 +148,10 @@ func (s *Server) subscribeProjectEvents(w http.ResponseWriter, r *http.Request) 
 	ctx := r.Context()
 	who := actorFrom(ctx)
 	key := string(who.Kind) + ":" + who.ID
-	if !s.streamGate.enter(key) {
+	if !s.streamGate.enter(who.OrgID, req.ProjectID, key) {
 		return errs.RateLimitedf("Too many open event streams; close one or retry later")
 	}
-	defer s.streamGate.leave(key)
+	defer s.streamGate.leave(who.OrgID, req.ProjectID, key)
 	// The token is checked again with the permissions, every
 	// secret.PermissionRefresh: a stream outlives its token's revocation,
 	// expiry or deletion by at most that.

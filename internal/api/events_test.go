@@ -434,3 +434,26 @@ func TestProjectEventStreamsAreBounded(t *testing.T) {
 		}
 	}
 }
+
+// TestProjectEventStreamsAreBoundedPerProjectAndOrganization: one project
+// holds at most api.MaxStreamsPerProject streams and one organization
+// api.MaxStreamsPerOrg, whichever actors open them (a member may make a
+// project and mint it service tokens, each an actor of its own), so one
+// member cannot take every place on the node.
+func TestProjectEventStreamsAreBoundedPerProjectAndOrganization(t *testing.T) {
+	perActor, perProject, perOrg, total := api.MaxStreamsPerActor, api.MaxStreamsPerProject, api.MaxStreamsPerOrg, api.MaxStreams
+	api.MaxStreamsPerActor, api.MaxStreamsPerProject, api.MaxStreamsPerOrg, api.MaxStreams = 10, 2, 3, 100
+	t.Cleanup(func() {
+		api.MaxStreamsPerActor, api.MaxStreamsPerProject, api.MaxStreamsPerOrg, api.MaxStreams = perActor, perProject, perOrg, total
+	})
+	e := apptest.Bootstrapped(t, store.SQLite)
+	p1 := createProject(t, e, e.Token, map[string]any{"projectName": "streams-one"})
+	p2 := createProject(t, e, e.Token, map[string]any{"projectName": "streams-two"})
+	_, viewer := projectMember(t, e, p1.ID, "stream-viewer-one", "viewer")
+	const route = "/api/v1/events/subscribe/project-events"
+	subscribe(t, e, e.Token, register(p1.ID, "dev", "/"))
+	subscribe(t, e, viewer, register(p1.ID, "dev", "/"))
+	assertError(t, e.Do(t, "POST", route, e.Token, register(p1.ID, "dev", "/")), 429, "RateLimitExceeded") // the project's
+	subscribe(t, e, e.Token, register(p2.ID, "dev", "/"))
+	assertError(t, e.Do(t, "POST", route, e.Token, register(p2.ID, "dev", "/")), 429, "RateLimitExceeded") // the organization's
+}
