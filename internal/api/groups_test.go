@@ -858,3 +858,26 @@ func TestGroupHeldRolesBoundChangesToTheMember(t *testing.T) {
 		e.Must(t, 200, "PATCH", deactivate, e.Token, map[string]any{"isActive": false})
 	})
 }
+
+// TestAGroupReferenceNamingTwoGroupsIsRefused: adding a group to a project
+// by a name that is one group's name and another's slug is refused (400),
+// not resolved to the group that someone allowed to make groups could
+// have given the other's name as its slug; by id, it is added.
+func TestAGroupReferenceNamingTwoGroupsIsRefused(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, d store.Dialect) {
+		e := apptest.Bootstrapped(t, d)
+		p := createProject(t, e, e.Token, map[string]any{"projectName": "ambiguous-groups"})
+		platform := createGroup(t, e, e.Token, map[string]any{"name": "platform", "slug": "platform-team"})
+		createGroup(t, e, e.Token, map[string]any{"name": "lookalike", "slug": "platform"})
+		assertError(t, e.Do(t, "POST", "/api/v2/workspace/"+p.ID+"/groups/platform", e.Token,
+			map[string]any{"roles": []map[string]any{{"role": "viewer"}}}), 400, "BadRequest")
+		if got := addProjectGroup(t, e, e.Token, p.ID, platform.ID, map[string]any{"role": "viewer"}); got.GroupID != platform.ID {
+			t.Fatalf("added by id: %+v", got)
+		}
+		// A name that is one group's only is found as before.
+		other := createGroup(t, e, e.Token, map[string]any{"name": "Release Managers", "slug": "release"})
+		if got := addProjectGroup(t, e, e.Token, p.ID, "release", map[string]any{"role": "viewer"}); got.GroupID != other.ID {
+			t.Fatalf("added by slug: %+v", got)
+		}
+	})
+}

@@ -572,13 +572,36 @@ func (db *DB) GroupProjectGrants(ctx context.Context, groupID string) (org.Group
 // GroupRef finds a group of an organization by id, or by slug or name.
 func (db *DB) GroupRef(ctx context.Context, orgID, idOrName string) (project.GroupRef, error) {
 	var g project.GroupRef
-	q, args := `SELECT id, org_id, name, slug FROM org_groups WHERE org_id = ? AND (slug = ? OR name = ?) ORDER BY CASE WHEN slug = ? THEN 0 ELSE 1 END LIMIT 1`,
-		[]any{orgID, idOrName, idOrName, idOrName}
 	if _, err := uuid.Parse(idOrName); err == nil {
-		q, args = `SELECT id, org_id, name, slug FROM org_groups WHERE org_id = ? AND id = ?`, []any{orgID, idOrName}
+		err := db.readRow(ctx, `SELECT id, org_id, name, slug FROM org_groups WHERE org_id = ? AND id = ?`, orgID, idOrName).
+			Scan(&g.ID, &g.OrgID, &g.Name, &g.Slug)
+		return g, dbErr(err, "GroupRef")
 	}
-	err := db.readRow(ctx, q, args...).Scan(&g.ID, &g.OrgID, &g.Name, &g.Slug)
-	return g, dbErr(err, "GroupRef")
+	// A slug may be another group's name: then the reference is refused,
+	// not resolved to whichever group a member could have made to match.
+	rows, err := db.readq(ctx, `SELECT id, org_id, name, slug FROM org_groups WHERE org_id = ? AND (slug = ? OR name = ?) LIMIT 2`,
+		orgID, idOrName, idOrName)
+	if err != nil {
+		return g, dbErr(err, "GroupRef")
+	}
+	defer rows.Close()
+	n := 0
+	for rows.Next() {
+		if err := rows.Scan(&g.ID, &g.OrgID, &g.Name, &g.Slug); err != nil {
+			return project.GroupRef{}, dbErr(err, "GroupRef")
+		}
+		n++
+	}
+	if err := rows.Err(); err != nil {
+		return project.GroupRef{}, dbErr(err, "GroupRef")
+	}
+	switch n {
+	case 0:
+		return project.GroupRef{}, dbErr(errNoRows, "GroupRef")
+	case 1:
+		return g, nil
+	}
+	return project.GroupRef{}, errs.BadRequest("%.64q names more than one group (one's slug, another's name); use the group's id", idOrName)
 }
 
 // AddProjectGroup makes a group a member of a project with roles.
