@@ -281,48 +281,50 @@ func (s *Service) membership(g HostGroup, h Host) Membership {
 // edit on ssh-host-groups (as Infisical). The host then takes the group's
 // login mappings.
 func (s *Service) AddHostToGroup(ctx context.Context, actor authz.Actor, groupID, hostID string) (HostGroup, Host, error) {
-	g, err := project.RetryStale(ctx, "SSH host group", func() (HostGroup, error) {
-		g, h, err := s.groupAndHost(ctx, actor, groupID, hostID)
-		if err != nil {
-			return HostGroup{}, err
-		}
+	return s.changeMembership(ctx, actor, groupID, hostID, "add-host-to-ssh-host-group", func(g HostGroup, h Host, m Membership, ev audit.Event) error {
 		had := slices.Concat(h.LoginMappings, h.Inherited)
 		if err := s.mappingsLast(ctx, actor, g.ProjectID, authz.SubSshHosts, h.Hostname, had, slices.Concat(had, g.LoginMappings)); err != nil {
-			return HostGroup{}, err
+			return err
 		}
-		ev := audit.New(actor, "add-host-to-ssh-host-group", map[string]any{"sshHostGroupId": g.ID, "sshHostId": h.ID,
-			"hostname": h.Hostname}).InProject(g.ProjectID, "")
-		m := s.membership(g, h)
-		err = s.store.AddSSHHostGroupMember(ctx, m, ev)
+		err := s.store.AddSSHHostGroupMember(ctx, m, ev)
 		if errs.Is(err, errs.Conflict) {
-			return HostGroup{}, errs.BadRequest("SSH host with ID %s is already in SSH host group with ID %s", h.ID, g.ID)
+			return errs.BadRequest("SSH host with ID %s is already in SSH host group with ID %s", h.ID, g.ID)
 		}
-		g.UpdatedAt = m.At
-		return g, err
+		return err
 	})
-	if err != nil {
-		return HostGroup{}, Host{}, err
-	}
-	h, err := s.host(ctx, hostID)
-	return g, h, err
 }
 
 // RemoveHostFromGroup takes a host out of a group.
 func (s *Service) RemoveHostFromGroup(ctx context.Context, actor authz.Actor, groupID, hostID string) (HostGroup, Host, error) {
+	return s.changeMembership(ctx, actor, groupID, hostID, "remove-host-from-ssh-host-group", func(g HostGroup, h Host, m Membership, ev audit.Event) error {
+		err := s.store.RemoveSSHHostGroupMember(ctx, m, ev)
+		if errs.Is(err, errs.NotFound) {
+			return errs.NotFoundf("SSH host with ID %s not found in SSH host group with ID %s", h.ID, g.ID)
+		}
+		return err
+	})
+}
+
+// changeMembership reads a group and a host (groupAndHost) and has change
+// check and write the host's joining or leaving as m, with its event of
+// type evType; a change of either committed meanwhile makes it read and
+// try again (RetryStale). It returns the group and the host as they are
+// after.
+func (s *Service) changeMembership(ctx context.Context, actor authz.Actor, groupID, hostID, evType string,
+	change func(HostGroup, Host, Membership, audit.Event) error) (HostGroup, Host, error) {
 	g, err := project.RetryStale(ctx, "SSH host group", func() (HostGroup, error) {
 		g, h, err := s.groupAndHost(ctx, actor, groupID, hostID)
 		if err != nil {
 			return HostGroup{}, err
 		}
-		ev := audit.New(actor, "remove-host-from-ssh-host-group", map[string]any{"sshHostGroupId": g.ID, "sshHostId": h.ID,
+		ev := audit.New(actor, evType, map[string]any{"sshHostGroupId": g.ID, "sshHostId": h.ID,
 			"hostname": h.Hostname}).InProject(g.ProjectID, "")
 		m := s.membership(g, h)
-		err = s.store.RemoveSSHHostGroupMember(ctx, m, ev)
-		if errs.Is(err, errs.NotFound) {
-			return HostGroup{}, errs.NotFoundf("SSH host with ID %s not found in SSH host group with ID %s", h.ID, g.ID)
+		if err := change(g, h, m, ev); err != nil {
+			return HostGroup{}, err
 		}
 		g.UpdatedAt = m.At
-		return g, err
+		return g, nil
 	})
 	if err != nil {
 		return HostGroup{}, Host{}, err

@@ -88,20 +88,7 @@ func (db *DB) CreateRotation(ctx context.Context, st rotation.State, ev audit.Ev
 // RotationsOfConnection lists the rotations that use a connection, in any
 // project of its organization.
 func (db *DB) RotationsOfConnection(ctx context.Context, connectionID string) ([]rotation.State, error) {
-	rows, err := db.readq(ctx, `SELECT `+rotCols+rotFrom+` WHERE r.connection_id = ? ORDER BY r.created_at, r.id`, connectionID)
-	if err != nil {
-		return nil, dbErr(err, "RotationsOfConnection")
-	}
-	defer rows.Close()
-	var out []rotation.State
-	for rows.Next() {
-		st, err := scanRotation(rows)
-		if err != nil {
-			return nil, dbErr(err, "scan rotation")
-		}
-		out = append(out, st)
-	}
-	return out, dbErr(rows.Err(), "RotationsOfConnection")
+	return db.rotations(ctx, "RotationsOfConnection", ` WHERE r.connection_id = ? ORDER BY r.created_at, r.id`, connectionID)
 }
 
 // Rotation finds a rotation by id.
@@ -112,13 +99,18 @@ func (db *DB) Rotation(ctx context.Context, id string) (rotation.State, error) {
 
 // Rotations lists a project's rotations of typ (empty: all).
 func (db *DB) Rotations(ctx context.Context, projectID, typ string) ([]rotation.State, error) {
-	q, args := `SELECT `+rotCols+rotFrom+` WHERE r.project_id = ?`, []any{projectID}
+	q, args := ` WHERE r.project_id = ?`, []any{projectID}
 	if typ != "" {
 		q, args = q+` AND r.type = ?`, append(args, typ)
 	}
-	rows, err := db.readq(ctx, q+` ORDER BY r.name, r.id LIMIT 1000`, args...)
+	return db.rotations(ctx, "Rotations", q+` ORDER BY r.name, r.id LIMIT 1000`, args...)
+}
+
+// rotations reads the rotations a WHERE (and ORDER) clause selects.
+func (db *DB) rotations(ctx context.Context, op, where string, args ...any) ([]rotation.State, error) {
+	rows, err := db.readq(ctx, `SELECT `+rotCols+rotFrom+where, args...)
 	if err != nil {
-		return nil, dbErr(err, "Rotations")
+		return nil, dbErr(err, op)
 	}
 	defer rows.Close()
 	var out []rotation.State
@@ -129,7 +121,7 @@ func (db *DB) Rotations(ctx context.Context, projectID, typ string) ([]rotation.
 		}
 		out = append(out, st)
 	}
-	return out, dbErr(rows.Err(), "Rotations")
+	return out, dbErr(rows.Err(), op)
 }
 
 // UpdateRotation writes r's settings and due time with ev.
