@@ -80,6 +80,17 @@ func TestRedisRotationDualPhase(t *testing.T) {
 		if err := c.Get(context.Background(), "other:key").Err(); err == nil || !strings.Contains(err.Error(), "NOPERM") {
 			t.Fatalf("GET outside the scope: %v", err)
 		}
+		// A scope stored before the rules refused it is not applied: the run
+		// fails, and the users keep their rules and passwords.
+		rawExec(t, e, `UPDATE secret_rotations SET parameters = '{"username1":"`+users[0]+`","username2":"`+users[1]+
+			`","permissionScope":"~* +@all"}' WHERE id = '`+rot.SecretRotation.ID+`'`)
+		if r := e.Do(t, "POST", "/api/v2/secret-rotations/redis-credentials/"+rot.SecretRotation.ID+"/rotate-secrets", e.Token, nil); r.Status == 200 ||
+			!strings.Contains(string(r.Body), "permission scope is refused") {
+			t.Fatalf("a run with a stored superuser scope: %d %s", r.Status, r.Body)
+		}
+		if login(u3, p3) != nil || c.Get(context.Background(), "other:key").Err() == nil {
+			t.Fatal("the refused run changed the users")
+		}
 		// Deleting with revokeGeneratedCredentials deletes both ACL users
 		// (Infisical's Redis revocation): neither issued password logs in.
 		e.Must(t, 200, "DELETE", "/api/v2/secret-rotations/redis-credentials/"+rot.SecretRotation.ID+"?revokeGeneratedCredentials=true", e.Token, nil)

@@ -380,31 +380,34 @@ func parseParameters(typ, name string, raw json.RawMessage) (Parameters, error) 
 }
 
 // checkScope refuses ACL rules that would touch passwords or reset a user,
-// and rules that would give the rotated users Redis's administration
-// commands: a rotation creates its users if they do not exist, and whoever
-// reads its secrets would otherwise hold a user who can rewrite every
-// other user, the connection's own included.
+// selectors, and rules that would give the rotated users Redis's
+// administration commands: a rotation creates its users if they do not
+// exist, and whoever reads its secrets would otherwise hold a user who can
+// rewrite every other, the connection's own included.
 //
-// Every command (allcommands, +@all) is allowed only when followed by
-// -@admin and -@dangerous, as dynamic secrets' Redis default has it.
+// A category other than the data types' (redisDataCategories), and every
+// command (allcommands, +@all), is allowed only when followed by -@admin
+// and -@dangerous, as dynamic secrets' Redis default has it: @slow holds
+// ACL and CONFIG, @write FLUSHALL, @connection CLIENT KILL.
 func checkScope(scope string) error {
 	broad := ""
 	var noAdmin, noDangerous bool
 	for _, tok := range strings.Fields(scope) {
 		low := strings.ToLower(tok)
-		if strings.ContainsAny(tok[:1], "<>#!") || low == "nopass" || low == "resetpass" || low == "reset" || low == "off" || len(tok) > 256 {
+		if strings.ContainsAny(tok[:1], "<>#!()") || strings.HasSuffix(tok, ")") || low == "nopass" || low == "resetpass" ||
+			low == "reset" || low == "off" || len(tok) > 256 {
 			return errs.Fieldf("parameters.permissionScope", "parameters.permissionScope may hold only key, channel and command rules (not %q)", tok)
 		}
-		switch low {
-		case "allcommands", "+@all":
+		switch {
+		case low == "allcommands" || strings.HasPrefix(low, "+@") && !redisDataCategories[low[2:]]:
 			broad, noAdmin, noDangerous = tok, false, false
 			continue
-		case "-@admin":
+		case low == "-@admin":
 			noAdmin = true
-		case "-@dangerous":
+		case low == "-@dangerous":
 			noDangerous = true
 		}
-		if adminRule(low) {
+		if adminCommand(low) {
 			return errs.Fieldf("parameters.permissionScope", "parameters.permissionScope cannot give administration commands (not %q)", tok)
 		}
 	}
@@ -414,30 +417,40 @@ func checkScope(scope string) error {
 	return nil
 }
 
+// redisDataCategories are the ACL categories of data commands only: none
+// holds an @admin or @dangerous command that changes the server or other
+// users (@read's KEYS is @dangerous for its cost only).
+var redisDataCategories = map[string]bool{
+	"read": true, "string": true, "hash": true, "list": true, "set": true, "sortedset": true, "bitmap": true,
+	"hyperloglog": true, "geo": true, "stream": true, "pubsub": true, "transaction": true,
+}
+
 // redisAdmin are the commands of Redis's @admin category, and those of
 // @dangerous that change the server or other users' data wholesale.
 var redisAdmin = map[string]bool{
 	"acl": true, "config": true, "module": true, "debug": true, "shutdown": true, "replicaof": true, "slaveof": true,
 	"failover": true, "cluster": true, "sync": true, "psync": true, "replconf": true, "monitor": true, "migrate": true,
-	"restore": true, "restore-asking": true, "save": true, "bgsave": true, "bgrewriteaof": true,
-	"latency": true, "slowlog": true, "flushall": true, "swapdb": true, "pfdebug": true, "pfselftest": true,
-	"lastsave": true, "script": true, "function": true,
+	"restore": true, "restore-asking": true, "save": true, "bgsave": true, "bgrewriteaof": true, "flushall": true,
+	"flushdb": true, "swapdb": true, "pfdebug": true, "pfselftest": true, "lastsave": true, "latency": true,
+	"slowlog": true, "script": true, "function": true, "info": true, "role": true,
 }
 
-// adminRule reports whether an ACL rule (lower case) allows an
-// administration command: the @admin or @dangerous categories, or one of
-// redisAdmin (with or without a subcommand).
-func adminRule(r string) bool {
-	switch r {
-	case "+@admin", "+@dangerous":
-		return true
-	}
+// redisClientSafe are the CLIENT subcommands every client uses; the
+// others (KILL, LIST, PAUSE, NO-EVICT, ...) are administration.
+var redisClientSafe = map[string]bool{
+	"setname": true, "getname": true, "id": true, "info": true, "setinfo": true, "reply": true, "tracking": true,
+	"trackinginfo": true, "getredir": true, "caching": true,
+}
+
+// adminCommand reports whether an ACL rule (lower case) allows an
+// administration command by name (with or without a subcommand).
+func adminCommand(r string) bool {
 	if !strings.HasPrefix(r, "+") || strings.HasPrefix(r, "+@") {
 		return false
 	}
 	cmd, sub, _ := strings.Cut(r[1:], "|")
-	if cmd == "client" { // CLIENT SETNAME and the like are every client's
-		return sub == "" || sub == "kill" || sub == "pause" || sub == "unpause" || sub == "no-evict" || sub == "no-touch"
+	if cmd == "client" {
+		return !redisClientSafe[sub]
 	}
 	return redisAdmin[cmd]
 }

@@ -118,6 +118,16 @@ func TestParametersAreChecked(t *testing.T) {
 		{"redis-credentials", `{"permissionScope":"~* +@all -@admin"}`, "parameters.permissionScope"},
 		{"redis-credentials", `{"permissionScope":"~* -@admin -@dangerous +@all"}`, "parameters.permissionScope"},
 		{"redis-credentials", `{"permissionScope":"~* +@all -@admin -@dangerous +acl"}`, "parameters.permissionScope"},
+		// Other categories hold administration commands too, and selectors
+		// would carry rules past the check.
+		{"redis-credentials", `{"permissionScope":"~* +@slow"}`, "parameters.permissionScope"},
+		{"redis-credentials", `{"permissionScope":"~* +@connection"}`, "parameters.permissionScope"},
+		{"redis-credentials", `{"permissionScope":"~* +@write"}`, "parameters.permissionScope"},
+		{"redis-credentials", `{"permissionScope":"~* +@all -@admin -@dangerous +@slow"}`, "parameters.permissionScope"},
+		{"redis-credentials", `{"permissionScope":"~* (+@all ~*)"}`, "parameters.permissionScope"},
+		{"redis-credentials", `{"permissionScope":"~* (+acl)"}`, "parameters.permissionScope"},
+		{"redis-credentials", `{"permissionScope":"~* +flushdb"}`, "parameters.permissionScope"},
+		{"redis-credentials", `{"permissionScope":"~* +client|list"}`, "parameters.permissionScope"},
 		{"ldap-password", `{"dn":""}`, "parameters.dn"},
 	}
 	for _, c := range bad {
@@ -135,8 +145,10 @@ func TestParametersAreChecked(t *testing.T) {
 	if err != nil || p.Username1 != "cache-1" || p.Username2 != "cache-2" {
 		t.Fatalf("redis defaults %+v %v", p, err)
 	}
-	if _, err := parseParameters("redis-credentials", "cache", json.RawMessage(`{"permissionScope":"~* &* +@all -@admin -@dangerous"}`)); err != nil {
-		t.Fatalf("dynamic secrets' default scope: %v", err)
+	for _, ok := range []string{"~* &* +@all -@admin -@dangerous", "~* +@write +@slow -@dangerous -@admin", "~app:* +@read +@hash +client|setname"} {
+		if _, err := parseParameters("redis-credentials", "cache", json.RawMessage(`{"permissionScope":"`+ok+`"}`)); err != nil {
+			t.Fatalf("scope %q: %v", ok, err)
+		}
 	}
 	if _, err := parseMapping("postgres-credentials", json.RawMessage(`{"username":"X","password":"X"}`)); err == nil {
 		t.Fatal("one secret for both user and password accepted")

@@ -132,6 +132,12 @@ func (s *Service) steps(ctx context.Context, st *State) error {
 	if err := safePassword(password); err != nil {
 		return err
 	}
+	if r.Type == "redis-credentials" {
+		// A scope saved before the rules were what they are is not applied.
+		if err := checkScope(r.Parameters.PermissionScope); err != nil {
+			return fmt.Errorf("the rotation's permission scope is refused (%v): create the rotation again with a narrower one", err)
+		}
+	}
 	if err := s.target.SetPassword(tctx, conn.App, admin, r.Parameters.PermissionScope, user, password); err != nil {
 		return errors.New(appconn.Redact(err.Error(), password, admin.Password))
 	}
