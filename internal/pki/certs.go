@@ -7,7 +7,6 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"math/big"
-	"net"
 	"slices"
 	"strings"
 	"time"
@@ -144,12 +143,8 @@ func (s *Service) checkLeaf(ca CA, tmpl *Template, r IssueRequest) (leaf, error)
 	if !globsMatch(tmpl.CommonName, l.cn, cnGlob) {
 		return l, errs.BadRequest("Common name %q is not allowed by the certificate template's policy", l.cn)
 	}
-	for _, v := range l.sans.all {
-		k := nameGlob
-		if net.ParseIP(v) != nil {
-			k = ipGlob
-		}
-		if !globsMatch(tmpl.SubjectAlternativeName, v, k) {
+	for i, v := range l.sans.all {
+		if !globsMatch(tmpl.SubjectAlternativeName, v, l.sans.kinds[i]) {
 			return l, errs.BadRequest("Alternative name %q is not allowed by the certificate template's policy", v)
 		}
 	}

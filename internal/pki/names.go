@@ -44,7 +44,8 @@ type sans struct {
 	dns, emails []string
 	ips         []net.IP
 	uris        []*url.URL
-	all         []string // values in order, for storage and template checks
+	all         []string   // values in order (IP addresses as the certificate carries them), for storage and template checks
+	kinds       []globKind // of each of all, for the template's globs
 }
 
 func checkAltNames(in []AltName) (sans, error) {
@@ -72,6 +73,9 @@ func checkAltNames(in []AltName) (sans, error) {
 				return s, bad(a, "IP address")
 			}
 			s.ips = append(s.ips, ip)
+			// Checked and kept as the certificate will carry it:
+			// "::ffff:c0a8:101" is written as 192.168.1.1.
+			a.Value = ip.String()
 		case SANEmail:
 			m, err := mail.ParseAddress(a.Value)
 			if err != nil || m.Address != a.Value {
@@ -88,6 +92,11 @@ func checkAltNames(in []AltName) (sans, error) {
 			return s, errs.Fieldf("altNames", "Alternative name type must be dns_name, ip_address, email or uri")
 		}
 		s.all = append(s.all, a.Value)
+		k := nameGlob
+		if a.Type == SANIP {
+			k = ipGlob
+		}
+		s.kinds = append(s.kinds, k)
 	}
 	return s, nil
 }
@@ -228,8 +237,9 @@ const (
 	// "spiffe://prod/sa/admin.example.com"; a template that means those
 	// spells out their "@" or "://" ("*@example.com", "spiffe://prod/**").
 	nameGlob globKind = iota
-	// ipGlob is for IP addresses: as nameGlob, but ":" may be matched, so
-	// "fd00::*" and "**" take in IPv6 addresses.
+	// ipGlob is for IP addresses: as nameGlob, but "**" may match ":", so
+	// "fd00::**" and "**" take in IPv6 addresses ("*" stays within a group
+	// and does not).
 	ipGlob
 	// cnGlob is for the common name: "*" stands for a run without "." or
 	// control characters, "**" for any run without control characters, so
@@ -252,7 +262,7 @@ func globsMatch(globs, v string, k globKind) bool {
 // globWildcards are the character classes of "*" and "**" of each kind.
 var globWildcards = map[globKind][2]string{
 	nameGlob: {`[^./@:\s[:cntrl:]]*`, `[^@:\s[:cntrl:]]*`},
-	ipGlob:   {`[^./@\s[:cntrl:]]*`, `[^@\s[:cntrl:]]*`},
+	ipGlob:   {`[^./@:\s[:cntrl:]]*`, `[^@\s[:cntrl:]]*`},
 	cnGlob:   {`[^.[:cntrl:]]*`, `[^[:cntrl:]]*`},
 }
 

@@ -78,7 +78,10 @@ func TestGlobs(t *testing.T) {
 		{"*@example.com", "alice@example.com", nameGlob, true},
 		{"*@example.com", "a@b@example.com", nameGlob, false},
 		// IPv6 addresses are matched with their colons.
-		{"fd00::*", "fd00::1:2", ipGlob, true},
+		{"fd00::**", "fd00::1:2", ipGlob, true},
+		{"fd00::*", "fd00::1", ipGlob, true},
+		{"fd00::*", "fd00::1:2", ipGlob, false},
+		{"*", "2001:db8::1", ipGlob, false}, // one label's glob takes in no IPv6 address
 		{"**", "2001:db8::1", ipGlob, true},
 		{"**", "2001:db8::1", nameGlob, false},
 		// A common name may hold spaces, not control characters.
@@ -153,5 +156,25 @@ func BenchmarkSignLeafECP256(b *testing.B) {
 		if _, err := MarshalKey(k); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestIPAltNamesAreCheckedAsCarried: an IP alternative name is checked
+// against the template's globs, and kept, as the certificate carries it:
+// an IPv4-mapped IPv6 address is the IPv4 address, so "::ffff:c0a8:101"
+// is 192.168.1.1, which a glob "*" (one DNS label) does not allow.
+func TestIPAltNamesAreCheckedAsCarried(t *testing.T) {
+	s, err := checkAltNames([]AltName{{SANIP, "::ffff:c0a8:101"}, {SANDNS, "www"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.all[0] != "192.168.1.1" || s.kinds[0] != ipGlob || s.kinds[1] != nameGlob {
+		t.Fatalf("checked as %q %v", s.all, s.kinds)
+	}
+	if globsMatch("*", s.all[0], s.kinds[0]) {
+		t.Fatal("a one-label glob allows an IP address")
+	}
+	if !globsMatch("192.168.1.*", s.all[0], s.kinds[0]) {
+		t.Fatal("the address's own glob refuses it")
 	}
 }
