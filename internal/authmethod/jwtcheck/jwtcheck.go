@@ -119,13 +119,18 @@ func Bounded(audiences, subject string, claims map[string]string) bool {
 	if Restricts(subject) {
 		return true
 	}
-	for _, v := range claims {
-		if Restricts(v) {
+	for k, v := range claims {
+		if !notABound[k] && Restricts(v) {
 			return true
 		}
 	}
 	return false
 }
+
+// notABound are the registered claims a bound on which says nothing of who
+// the workload is: the audience it asked for, the issuer (already bound),
+// and the token's times and id.
+var notABound = map[string]bool{"aud": true, "iss": true, "exp": true, "nbf": true, "iat": true, "jti": true}
 
 // ErrUnbounded refuses a login through a stored configuration that bounds
 // no subject or claim (saved before an audience stopped counting as one):

@@ -173,6 +173,8 @@ func TestBoundedNeedsALiteral(t *testing.T) {
 		{"*", "**", map[string]string{"repository": "*/*"}, false},
 		{"lockbox, *", "", nil, false}, // one alternative lets every audience in
 		{"lockbox", "", nil, false},    // the workload picks its audience
+		{"", "", map[string]string{"aud": "lockbox", "iss": "https://ci"}, false},
+		{"", "", map[string]string{"aud": "lockbox", "repository": "acme/app"}, true},
 		{"lockbox", "repo:acme/*", nil, true},
 		{"", "repo:acme/*", nil, true},
 		{"", "", map[string]string{"repository": "*/*", "ref": "refs/heads/main"}, true},
