@@ -369,10 +369,10 @@ func TestJWTAuthTokenUseLimitIsExactUnderConcurrency(t *testing.T) {
 }
 
 // TestLoginOutlivesNoRemovalOfItsMethod: a login whose credential is being
-// verified (here a JWKS fetch held open) when its method is removed gets
-// no token: the removal commits while it waits, and the login is answered
-// 401 once the fetch returns. A change of the method's token settings
-// meanwhile does not fail it.
+// verified (here a JWKS fetch held open) when its method is removed, or its
+// bounds narrowed, gets no token: the change commits while it waits, and
+// the login is answered 401 once the fetch returns. A change of the
+// method's token settings alone meanwhile does not fail it.
 func TestLoginOutlivesNoRemovalOfItsMethod(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, d store.Dialect) {
 		e := apptest.Bootstrapped(t, d)
@@ -399,6 +399,11 @@ func TestLoginOutlivesNoRemovalOfItsMethod(t *testing.T) {
 			"TTL changed": {func(id string) {
 				e.Must(t, 200, "PATCH", "/api/v1/auth/jwt-auth/identities/"+id, e.Token, map[string]any{"accessTokenTTL": 600})
 			}, 200},
+			// A narrowing (then, say, a revocation of the identity's
+			// tokens) must not be outlived by a login checked before it.
+			"subject narrowed": {func(id string) {
+				e.Must(t, 200, "PATCH", "/api/v1/auth/jwt-auth/identities/"+id, e.Token, map[string]any{"boundSubject": "repo:org/app:ref:main"})
+			}, 401},
 		} {
 			id, _ := e.NewIdentity(t, "racer-"+strings.ReplaceAll(name, " ", "-"), "member")
 			e.Must(t, 200, "POST", "/api/v1/auth/jwt-auth/identities/"+id, e.Token, cfg)

@@ -1,6 +1,7 @@
 package identity
 
 import (
+	"bytes"
 	"context"
 	"encoding/hex"
 	"encoding/json"
@@ -51,8 +52,9 @@ type MethodStore interface {
 	DeleteAuthConfig(ctx context.Context, identityID, method string, ev audit.Event) error
 	// LoginWithAuthConfig stores tok, notes the login and records ev, in one
 	// transaction, if the configuration c the login was verified against is
-	// still there (ErrConfigChanged otherwise): a login cannot outlive the
-	// removal of its method.
+	// still there with the same keys and bounds (c.Config; ErrConfigChanged
+	// otherwise): a login cannot outlive the removal of its method, or a
+	// narrowing of who may log in through it.
 	LoginWithAuthConfig(ctx context.Context, tok AccessToken, c AuthConfig, orgID string, ev audit.Event) error
 
 	// The lockout of methods whose credential can be guessed (Locker) keeps
@@ -238,8 +240,13 @@ func (m *Methods) update(ctx context.Context, actor authz.Actor, method, identit
 	if err != nil {
 		return AuthConfig{}, err
 	}
-	if c.Config, err = m.sealConfig(ctx, reg, orgID, c.ID, plain); err != nil {
-		return AuthConfig{}, err
+	// An unchanged configuration keeps its stored text: logins in flight
+	// go through unless it changes (LoginWithAuthConfig), and sealing
+	// again would change it.
+	if !bytes.Equal(plain, old) {
+		if c.Config, err = m.sealConfig(ctx, reg, orgID, c.ID, plain); err != nil {
+			return AuthConfig{}, err
+		}
 	}
 	c.UpdatedAt = project.NextStamp(m.now(), prev)
 	pub, err := shown(reg, c)
@@ -308,7 +315,7 @@ func (m *Methods) method(ctx context.Context, reg authmethod.Registration, orgID
 }
 
 // ErrConfigChanged is the store's refusal of a login whose configuration
-// was removed after the login read it.
+// was removed, or its keys or bounds changed, after the login read it.
 var ErrConfigChanged = errors.New("the login method's configuration changed during the login")
 
 // Login exchanges a credential from the workload's platform for an access
@@ -407,7 +414,7 @@ func (m *Methods) verified(ctx context.Context, reg authmethod.Registration, c A
 	if err := m.store.LoginWithAuthConfig(ctx, tok, c, ident.OrgID, audit.New(actor, "login-identity-"+method, md)); err != nil {
 		if errors.Is(err, ErrConfigChanged) {
 			*check = "configuration"
-			return LoginResult{}, errs.Unauthorizedf("The identity's %s configuration was removed during the login", reg.DisplayName)
+			return LoginResult{}, errs.Unauthorizedf("The identity's %s configuration was changed or removed during the login; try again", reg.DisplayName)
 		}
 		return LoginResult{}, err
 	}

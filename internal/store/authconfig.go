@@ -101,7 +101,7 @@ func (db *DB) DeleteAuthConfig(ctx context.Context, identityID, method string, e
 // Nothing is consumed at login (use limits are the token's), so no lock or
 // grouping is needed.
 func (db *DB) LoginWithAuthConfig(ctx context.Context, tok identity.AccessToken, c identity.AuthConfig, orgID string, ev audit.Event) error {
-	r := &methodLogin{tok: tok, configID: c.ID, orgID: orgID, ev: ev}
+	r := &methodLogin{tok: tok, configID: c.ID, config: string(c.Config), orgID: orgID, ev: ev}
 	db.methodLogins.do(r)
 	return r.err
 }
@@ -112,6 +112,7 @@ func (db *DB) LoginWithAuthConfig(ctx context.Context, tok identity.AccessToken,
 type methodLogin struct {
 	tok      identity.AccessToken
 	configID string // the configuration the login was verified against
+	config   string // its stored text (keys and bounds) as the login read it
 	orgID    string
 	ev       audit.Event
 	err      error
@@ -143,19 +144,19 @@ func (db *DB) writeMethodLogins(ctx context.Context, group []*methodLogin) {
 
 // methodLogin stores a login's token, notes it on the membership and records its event.
 //
-// The configuration the login was verified against must still be there: a
-// removal committed while the login verified its credential (a JWKS fetch,
-// a TokenReview, an LDAP bind: seconds) would otherwise not stop it, and
-// its token would outlive the revocation of the method's tokens. On
-// PostgreSQL the row is locked FOR SHARE until the token is in, and
-// DeleteAuthConfig deletes the row before it revokes the method's tokens,
-// so a removal waits for this login and then revokes its token too. A
-// change of the configuration does not stop the login (it ends as one
-// that finished a moment earlier would; issued tokens are not revoked by a
-// change either).
+// The configuration the login was verified against must still be there,
+// with the keys and bounds the login was checked with: a removal, or a
+// narrowing followed by a revocation of the identity's tokens, committed
+// while the login verified its credential (a JWKS fetch, a TokenReview, an
+// LDAP bind: seconds) would otherwise not stop it. On PostgreSQL the row
+// is locked FOR SHARE until the token is in, and DeleteAuthConfig deletes
+// the row before it revokes the method's tokens, so a removal waits for
+// this login and then revokes its token too. A change of the token
+// settings alone (TTL, use limit, trusted IPs, read at each use) leaves the
+// stored text as it was and does not stop the login.
 func (tx *Tx) methodLogin(ctx context.Context, r *methodLogin) error {
 	var one int
-	err := tx.queryRow(ctx, `SELECT 1 FROM identity_auth_configs WHERE id = ?`+tx.db.forShare(), r.configID).Scan(&one)
+	err := tx.queryRow(ctx, `SELECT 1 FROM identity_auth_configs WHERE id = ? AND config = ?`+tx.db.forShare(), r.configID, r.config).Scan(&one)
 	if errors.Is(err, sql.ErrNoRows) {
 		return identity.ErrConfigChanged
 	}
