@@ -45,24 +45,23 @@ type streamGate struct {
 	byKey map[string]int
 }
 
-// streamKeys are the counters one stream takes a place in, with their limits.
-func streamKeys(org, project, actor string) [3]struct {
+// gateKey is one counter a stream takes a place in, with its limit.
+type gateKey struct {
 	key   string
 	limit int
-} {
-	return [3]struct {
-		key   string
-		limit int
-	}{{"org:" + org, MaxStreamsPerOrg}, {"project:" + project, MaxStreamsPerProject}, {"actor:" + actor, MaxStreamsPerActor}}
 }
 
-// enter takes a place for a stream of actor in project of org, or reports
-// false when the node or one of them is at its limit; leave gives it back.
-func (g *streamGate) enter(org, project, actor string) bool {
+func orgStreams(org string) gateKey     { return gateKey{"org:" + org, MaxStreamsPerOrg} }
+func projectStreams(pid string) gateKey { return gateKey{"project:" + pid, MaxStreamsPerProject} }
+func actorStreams(actor string) gateKey { return gateKey{"actor:" + actor, MaxStreamsPerActor} }
+
+// enter takes a place in each of keys (and, with total, in the node's
+// count), or none and reports false when one is at its limit; leave, with
+// the same arguments, gives them back.
+func (g *streamGate) enter(total bool, keys ...gateKey) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	keys := streamKeys(org, project, actor)
-	if g.total >= MaxStreams {
+	if total && g.total >= MaxStreams {
 		return false
 	}
 	for _, k := range keys {
@@ -73,18 +72,22 @@ func (g *streamGate) enter(org, project, actor string) bool {
 	if g.byKey == nil {
 		g.byKey = map[string]int{}
 	}
-	g.total++
+	if total {
+		g.total++
+	}
 	for _, k := range keys {
 		g.byKey[k.key]++
 	}
 	return true
 }
 
-func (g *streamGate) leave(org, project, actor string) {
+func (g *streamGate) leave(total bool, keys ...gateKey) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.total--
-	for _, k := range streamKeys(org, project, actor) {
+	if total {
+		g.total--
+	}
+	for _, k := range keys {
 		if g.byKey[k.key]--; g.byKey[k.key] <= 0 {
 			delete(g.byKey, k.key)
 		}
@@ -147,11 +150,13 @@ func (s *Server) subscribeProjectEvents(w http.ResponseWriter, r *http.Request) 
 	}
 	ctx := r.Context()
 	who := actorFrom(ctx)
-	key := string(who.Kind) + ":" + who.ID
-	if !s.streamGate.enter(who.OrgID, req.ProjectID, key) {
+	// The caller's own places first; the project's once the caller is
+	// known to read it, so nobody holds another project's places.
+	own := []gateKey{orgStreams(who.OrgID), actorStreams(string(who.Kind) + ":" + who.ID)}
+	if !s.streamGate.enter(true, own...) {
 		return errs.RateLimitedf("Too many open event streams; close one or retry later")
 	}
-	defer s.streamGate.leave(who.OrgID, req.ProjectID, key)
+	defer s.streamGate.leave(true, own...)
 	// The token is checked again with the permissions, every
 	// secret.PermissionRefresh: a stream outlives its token's revocation,
 	// expiry or deletion by at most that.
@@ -164,6 +169,10 @@ func (s *Server) subscribeProjectEvents(w http.ResponseWriter, r *http.Request) 
 		return err
 	}
 	defer sub.Close()
+	if !s.streamGate.enter(false, projectStreams(req.ProjectID)) {
+		return errs.RateLimitedf("Too many open event streams; close one or retry later")
+	}
+	defer s.streamGate.leave(false, projectStreams(req.ProjectID))
 
 	rc := http.NewResponseController(w)
 	// The server's read and write timeouts are for ordinary requests; a stream
