@@ -60,6 +60,13 @@ type Credentials struct {
 	SSLCertificate string `json:"sslCertificate,omitempty"`
 }
 
+// sameTransport is c as compared for keeping a stored password: a CA
+// certificate re-sent with other white space around it is the same.
+func sameTransport(c Credentials) Credentials {
+	c.SSLCertificate = strings.TrimSpace(c.SSLCertificate)
+	return c
+}
+
 // Public is c without its password, as shown to clients.
 func (c Credentials) Public() Credentials {
 	c.Password = ""
@@ -452,7 +459,7 @@ func (s *Service) Update(ctx context.Context, actor authz.Actor, app, id string,
 		// not be able to send it to a server of theirs by changing the
 		// address, or across the network in the clear (or to a CA of
 		// theirs) by turning TLS off or changing its certificate.
-		if kept && creds.Public() != old.Public() {
+		if kept && sameTransport(creds.Public()) != sameTransport(old.Public()) {
 			return Connection{}, errs.Fieldf("credentials.password", "credentials.password is required when any other credential changes")
 		}
 		if err := s.validate(ctx, c.App, creds); err != nil {

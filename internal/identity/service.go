@@ -415,8 +415,8 @@ func (s *Service) checkPassword(ctx context.Context, email, password, ip, userAg
 	}
 	match := CheckPassword(hashToCheck(u, err), password)
 	release()
-	// An account without a password was checked against the dummy hash,
-	// whose password is in the source: it never matches a login.
+	// An account without a password was checked against the dummy hash (for
+	// the time it takes): whatever the check says, it is no login.
 	if !match || u.ID == "" || u.PasswordHash == "" {
 		if err := s.failedLogin(ctx, u, n, now, ip, userAgent); err != nil {
 			return User{}, "", err

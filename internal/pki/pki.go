@@ -147,6 +147,9 @@ type Store interface {
 	// UpdateCA writes ca if it is still as read (status from, updated_at
 	// prev): errs.Conflict otherwise.
 	UpdateCA(ctx context.Context, ca CA, from CAStatus, prev time.Time, ev audit.Event) error
+	// UpdateCASettings writes only a CA's status and RequireTemplate, on
+	// the same condition.
+	UpdateCASettings(ctx context.Context, ca CA, from CAStatus, prev time.Time, ev audit.Event) error
 	// DeleteCA deletes a CA with its certificates and templates.
 	DeleteCA(ctx context.Context, id string, ev audit.Event) error
 	// CACRL returns the CA's stored CRL (DER nil when none was made yet)

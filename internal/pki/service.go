@@ -546,7 +546,7 @@ func (s *Service) UpdateCA(ctx context.Context, actor authz.Actor, id string, c 
 		return ca, nil
 	}
 	ca.UpdatedAt = project.NextStamp(s.clock(), prev)
-	err = s.store.UpdateCA(ctx, ca, from, prev, caEvent(actor, "update-certificate-authority", ca, md))
+	err = s.store.UpdateCASettings(ctx, ca, from, prev, caEvent(actor, "update-certificate-authority", ca, md))
 	if errs.Is(err, errs.Conflict) {
 		return CA{}, errs.Conflictf("CA with ID '%s' changed meanwhile; try again", ca.ID)
 	}

@@ -88,6 +88,24 @@ func (db *DB) UpdateCA(ctx context.Context, c pki.CA, from pki.CAStatus, prev ti
 	})
 }
 
+// UpdateCASettings writes a CA's status and whether it requires templates
+// with ev, provided it is still as read: its status from, its updated_at
+// prev (errs.Conflict otherwise). It writes nothing else, so a change read
+// before a renewal cannot bring back the certificate it replaced.
+func (db *DB) UpdateCASettings(ctx context.Context, c pki.CA, from pki.CAStatus, prev time.Time, ev audit.Event) error {
+	return db.Transact(ctx, func(tx *Tx) error {
+		res, err := tx.exec(ctx, `UPDATE pki_cas SET status = ?, require_template_for_issuance = ?, updated_at = ?
+			WHERE id = ? AND status = ? AND updated_at = ?`, string(c.Status), c.RequireTemplate, ts(c.UpdatedAt), c.ID, string(from), ts(prev))
+		if err != nil {
+			return dbErr(err, "UpdateCASettings")
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return &errs.Error{Kind: errs.Conflict, Message: "CA changed"}
+		}
+		return tx.insertAudit(ctx, ev)
+	})
+}
+
 // DeleteCA deletes a CA, its certificates and its templates with ev.
 func (db *DB) DeleteCA(ctx context.Context, id string, ev audit.Event) error {
 	return db.Transact(ctx, func(tx *Tx) error {
