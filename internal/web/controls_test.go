@@ -443,6 +443,21 @@ func TestDashboardTOTPQRCode(t *testing.T) {
 	}
 }
 
+// withOrgRole makes, through admin's dashboard, a custom organization role
+// slug with the identity actions given (a JSON list) and role read, and a
+// member email holding it, logged in.
+func withOrgRole(t *testing.T, e *apptest.Env, admin *browser, slug, identityActions, email string) *browser {
+	t.Helper()
+	mustStatus(t, admin.post("/org/roles", url.Values{"name": {slug}, "slug": {slug},
+		"advanced": {`[{"subject":"identity","action":` + identityActions + `},{"subject":"role","action":["read"]}]`}}, nil), 303, "role "+slug)
+	addUser(t, e, email, "password of "+email, "member", "", "")
+	m := memberControl(admin.get("/org/members").body, email)
+	mustStatus(t, admin.post("/org/members/"+m[1]+"/role", url.Values{"role": {slug}}, nil), 303, "role of "+email)
+	b := newBrowser(t, e.URL)
+	b.mustLogin(email, "password of "+email)
+	return b
+}
+
 // TestDashboardIdentityBeyondTheUser: a user whose organization role may
 // manage identities is offered no change to an identity holding more than
 // they do (admin, or a role they do not hold), each such POST is refused,
@@ -453,14 +468,7 @@ func TestDashboardIdentityBeyondTheUser(t *testing.T) {
 		e := apptest.Bootstrapped(t, d)
 		admin := newBrowser(t, e.URL)
 		admin.mustLogin(e.UserEmail, e.Password)
-		mustStatus(t, admin.post("/org/roles", url.Values{"name": {"Machine keeper"}, "slug": {"machine-keeper"},
-			"advanced": {`[{"subject":"identity","action":["read","create","edit","delete","create-token","get-token"]},{"subject":"role","action":["read"]}]`}}, nil),
-			303, "custom org role")
-		addUser(t, e, "mk@example.com", "machine keeper 1", "member", "", "")
-		mk := memberControl(admin.get("/org/members").body, "mk@example.com")
-		mustStatus(t, admin.post("/org/members/"+mk[1]+"/role", url.Values{"role": {"machine-keeper"}}, nil), 303, "keeper role")
-		k := newBrowser(t, e.URL)
-		k.mustLogin("mk@example.com", "machine keeper 1")
+		k := withOrgRole(t, e, admin, "machine-keeper", `["read","create","edit","delete","create-token","get-token"]`, "mk@example.com")
 
 		ids := map[string]string{}
 		for _, role := range []string{"admin", "member", "no-access"} {
@@ -489,14 +497,7 @@ func TestDashboardIdentityBeyondTheUser(t *testing.T) {
 
 		// Without create-token, no login method's keys: attaching one is
 		// neither offered nor allowed, attaching Universal Auth still is.
-		mustStatus(t, admin.post("/org/roles", url.Values{"name": {"Machine editor"}, "slug": {"machine-editor"},
-			"advanced": {`[{"subject":"identity","action":["read","create","edit","delete","revoke-auth"]},{"subject":"role","action":["read"]}]`}}, nil),
-			303, "editor role")
-		addUser(t, e, "me@example.com", "machine editor 1", "member", "", "")
-		me := memberControl(admin.get("/org/members").body, "me@example.com")
-		mustStatus(t, admin.post("/org/members/"+me[1]+"/role", url.Values{"role": {"machine-editor"}}, nil), 303, "editor role")
-		ed := newBrowser(t, e.URL)
-		ed.mustLogin("me@example.com", "machine editor 1")
+		ed := withOrgRole(t, e, admin, "machine-editor", `["read","create","edit","delete","revoke-auth"]`, "me@example.com")
 		page = ed.get("/identities/" + ids["no-access"])
 		if !strings.Contains(page.body, `id="ua-attach"`) || strings.Contains(page.body, `id="attach-method"`) {
 			t.Errorf("the editor's controls: Universal Auth offered %v, a login method offered %v",
