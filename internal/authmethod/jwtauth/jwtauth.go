@@ -133,7 +133,7 @@ func (c *Config) validate(ctx context.Context, env authmethod.Env) error {
 		}
 		// A published key set (a CI service's, a cloud's) signs tokens for
 		// everyone it serves: which of them may log in must be said.
-		if !jwtcheck.Bounded(c.BoundAudiences, c.BoundSubject, c.BoundClaims) {
+		if !c.bounds().Narrows() {
 			return errs.Fieldf("boundSubject", "boundSubject or boundClaims is required with configurationType jwks, and not only wildcards: "+
 				"without one, every token the key set signs, for anyone, would log in (an audience does not do: the workload asks for it)")
 		}
@@ -172,7 +172,7 @@ func New(env authmethod.Env, raw json.RawMessage) (authmethod.Method, error) {
 	if err := json.Unmarshal(raw, &c); err != nil {
 		return nil, fmt.Errorf("decode jwt-auth configuration: %w", err)
 	}
-	m := &Method{env: env, bounds: bounds(c)}
+	m := &Method{env: env, bounds: c.bounds()}
 	switch c.ConfigurationType {
 	case Static:
 		var keys []crypto.PublicKey
@@ -185,7 +185,7 @@ func New(env authmethod.Env, raw json.RawMessage) (authmethod.Method, error) {
 		}
 		m.keys = func(context.Context, string) ([]crypto.PublicKey, error) { return keys, nil }
 	case JWKS:
-		m.unbounded = !jwtcheck.Bounded(c.BoundAudiences, c.BoundSubject, c.BoundClaims)
+		m.unbounded = !m.bounds.Narrows()
 		cl, err := fetch.NewClient(env, c.JwksCACert)
 		if err != nil {
 			return nil, err
@@ -202,15 +202,9 @@ func New(env authmethod.Env, raw json.RawMessage) (authmethod.Method, error) {
 	return m, nil
 }
 
-func bounds(c Config) jwtcheck.Bounds {
-	b := jwtcheck.Bounds{Issuer: c.BoundIssuer, Subject: c.BoundSubject, Audiences: jwtcheck.SplitPolicy(c.BoundAudiences)}
-	if len(c.BoundClaims) > 0 {
-		b.Claims = map[string][]string{}
-		for k, v := range c.BoundClaims {
-			b.Claims[k] = jwtcheck.SplitPolicy(v)
-		}
-	}
-	return b
+// bounds are the configuration's bounds.
+func (c Config) bounds() jwtcheck.Bounds {
+	return jwtcheck.NewBounds(c.BoundIssuer, c.BoundAudiences, c.BoundSubject, c.BoundClaims)
 }
 
 // Verify checks a JWT's signature, times and bounds.

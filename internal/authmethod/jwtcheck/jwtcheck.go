@@ -97,11 +97,23 @@ func SplitPolicy(s string) []string {
 // JoinPolicy is the stored form of a policy list, as Infisical stores it.
 func JoinPolicy(s string) string { return strings.Join(SplitPolicy(s), ", ") }
 
-// Restricts reports whether a comma-separated policy narrows anything: some
-// alternative given and none made only of wildcards and slashes ("*", "**",
-// "*/*"), which would match every value.
-func Restricts(policy string) bool {
-	alts := SplitPolicy(policy)
+// NewBounds are the bounds of a configuration's policy values, each
+// comma-separated as Infisical stores them (but the subject, one glob).
+func NewBounds(issuer, audiences, subject string, claims map[string]string) Bounds {
+	b := Bounds{Issuer: issuer, Subject: subject, Audiences: SplitPolicy(audiences)}
+	if len(claims) > 0 {
+		b.Claims = make(map[string][]string, len(claims))
+		for k, v := range claims {
+			b.Claims[k] = SplitPolicy(v)
+		}
+	}
+	return b
+}
+
+// restricts reports whether alternatives narrow anything: some given and
+// none made only of wildcards and slashes ("*", "**", "*/*"), which would
+// match every value.
+func restricts(alts []string) bool {
 	for _, a := range alts {
 		if strings.Trim(a, "*?/") == "" {
 			return false
@@ -110,17 +122,17 @@ func Restricts(policy string) bool {
 	return len(alts) > 0
 }
 
-// Bounded reports whether subject or one of claims restricts who may log
-// in (Restricts), beyond the issuer. The audiences do not count: on a
-// public issuer the workload names the audience it wants (a GitHub Actions
-// job asks for any), so an audience alone would let in anyone the issuer
+// Narrows reports whether the subject or one of the claims restricts who
+// may log in, beyond the issuer. The audiences do not count: on a public
+// issuer the workload names the audience it wants (a GitHub Actions job
+// asks for any), so an audience alone would let in anyone the issuer
 // serves.
-func Bounded(audiences, subject string, claims map[string]string) bool {
-	if Restricts(subject) {
+func (b Bounds) Narrows() bool {
+	if restricts(SplitPolicy(b.Subject)) {
 		return true
 	}
-	for k, v := range claims {
-		if !notABound[k] && Restricts(v) {
+	for k, alts := range b.Claims {
+		if !notABound[k] && restricts(alts) {
 			return true
 		}
 	}

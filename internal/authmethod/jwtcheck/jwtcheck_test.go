@@ -180,8 +180,8 @@ func TestBoundedNeedsALiteral(t *testing.T) {
 		{"", "", map[string]string{"repository": "*/*", "ref": "refs/heads/main"}, true},
 		{"?", "", nil, false},
 	} {
-		if got := jwtcheck.Bounded(c.aud, c.sub, c.claims); got != c.want {
-			t.Errorf("Bounded(%q, %q, %v) = %v", c.aud, c.sub, c.claims, got)
+		if got := jwtcheck.NewBounds("", c.aud, c.sub, c.claims).Narrows(); got != c.want {
+			t.Errorf("NewBounds(%q, %q, %v).Narrows() = %v", c.aud, c.sub, c.claims, got)
 		}
 	}
 }

@@ -107,7 +107,7 @@ func (c *Config) validate(ctx context.Context, env authmethod.Env) error {
 	}
 	// An OpenID provider (a CI service, a cloud, a shared IdP) issues tokens
 	// for everyone it serves: which of them may log in must be said.
-	if !jwtcheck.Bounded(c.BoundAudiences, c.BoundSubject, c.BoundClaims) {
+	if !c.bounds().Narrows() {
 		return errs.Fieldf("boundSubject", "boundSubject or boundClaims is required, and not only wildcards: "+
 			"without one, every token the issuer signs, for anyone, would log in (an audience does not do: the workload asks for it)")
 	}
@@ -137,6 +137,11 @@ type Method struct {
 	unbounded bool // no subject or claim bound (saved before an audience stopped counting)
 }
 
+// bounds are the configuration's bounds.
+func (c Config) bounds() jwtcheck.Bounds {
+	return jwtcheck.NewBounds(c.BoundIssuer, c.BoundAudiences, c.BoundSubject, c.BoundClaims)
+}
+
 // discovery is the part of an OpenID Provider's metadata we read.
 type discovery struct {
 	Issuer  string `json:"issuer"`
@@ -153,14 +158,8 @@ func New(env authmethod.Env, raw json.RawMessage) (authmethod.Method, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := &Method{env: env, mapping: c.ClaimMetadataMapping, bounds: jwtcheck.Bounds{Issuer: c.BoundIssuer, Subject: c.BoundSubject,
-		Audiences: jwtcheck.SplitPolicy(c.BoundAudiences)}, unbounded: !jwtcheck.Bounded(c.BoundAudiences, c.BoundSubject, c.BoundClaims)}
-	if len(c.BoundClaims) > 0 {
-		m.bounds.Claims = map[string][]string{}
-		for k, v := range c.BoundClaims {
-			m.bounds.Claims[k] = jwtcheck.SplitPolicy(v)
-		}
-	}
+	b := c.bounds()
+	m := &Method{env: env, mapping: c.ClaimMetadataMapping, bounds: b, unbounded: !b.Narrows()}
 	discoveryURL := strings.TrimSuffix(c.OIDCDiscoveryURL, "/") + "/.well-known/openid-configuration"
 	// Each key refresh reads the discovery document again, so an issuer
 	// that moves its keys is followed.
