@@ -17,12 +17,12 @@ func TestPasswordlessAccountsCostALogin(t *testing.T) {
 		"unknown":     {User{}, errs.NotFoundf("no such user")},
 		"no password": {User{ID: "u", Email: "invited@example.com"}, nil},
 	} {
-		if got := hashToCheck(c.u, c.err); got != dummyHash() {
-			t.Errorf("%s: checks %q, want the dummy hash", name, got)
+		if got, real := hashToCheck(c.u, c.err); got != dummyHash() || real {
+			t.Errorf("%s: checks %q (a login: %v), want the dummy hash, no login", name, got, real)
 		}
 	}
-	real := HashPassword("a real password")
-	if got := hashToCheck(User{ID: "u", PasswordHash: real}, nil); got != real {
-		t.Errorf("an account with a password checks %q", got)
+	pw := HashPassword("a real password")
+	if got, real := hashToCheck(User{ID: "u", PasswordHash: pw}, nil); got != pw || !real {
+		t.Errorf("an account with a password checks %q (a login: %v)", got, real)
 	}
 }

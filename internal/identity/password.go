@@ -66,15 +66,16 @@ func CheckPassword(hash, pw string) bool {
 var dummyHash = sync.OnceValue(func() string { return HashPassword(rand.Text()) })
 
 // hashToCheck is the hash a password login checks for the user found (err
-// from the lookup): the dummy when there is none, and also when the
-// account has no password yet (invited, or SSO only). Checking "" returns
-// at once, and that speed told anyone which e-mail addresses have such an
-// account.
-func hashToCheck(u User, err error) string {
-	if err != nil || u.PasswordHash == "" {
-		return dummyHash()
+// from the lookup), and whether a match is a login (real). It is the dummy
+// when there is no user, and also when the account has no password yet
+// (invited, or SSO only): checking "" returns at once, and that speed told
+// anyone which e-mail addresses have such an account. A dummy's match is
+// never a login, whatever its password.
+func hashToCheck(u User, err error) (hash string, real bool) {
+	if err != nil || u.ID == "" || u.PasswordHash == "" {
+		return dummyHash(), false
 	}
-	return u.PasswordHash
+	return u.PasswordHash, true
 }
 
 // DefaultPasswordHashConcurrency is how many argon2id hashes run at once

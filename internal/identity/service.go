@@ -413,11 +413,10 @@ func (s *Service) checkPassword(ctx context.Context, email, password, ip, userAg
 	if err != nil && !errs.Is(err, errs.NotFound) {
 		return User{}, "", s.giveBack(ctx, key, err)
 	}
-	match := CheckPassword(hashToCheck(u, err), password)
+	hash, real := hashToCheck(u, err)
+	match := CheckPassword(hash, password)
 	release()
-	// An account without a password was checked against the dummy hash (for
-	// the time it takes): whatever the check says, it is no login.
-	if !match || u.ID == "" || u.PasswordHash == "" {
+	if !match || !real {
 		if err := s.failedLogin(ctx, u, n, now, ip, userAgent); err != nil {
 			return User{}, "", err
 		}
