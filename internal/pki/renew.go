@@ -108,8 +108,8 @@ func (s *Service) RenewCA(ctx context.Context, actor authz.Actor, id, typ string
 		NotBefore: ca.NotBefore, NotAfter: ca.NotAfter, CreatedAt: now}
 	from := ca.Status
 	ca.Certificate, ca.Chain, ca.SerialNumber = PEMCert(cert.Raw), chain, SerialHex(cert.SerialNumber)
-	// Later than any stamp read before: a settings change read before the
-	// renewal must not match (UpdateCA writes the certificate columns too).
+	// Later than any stamp read before, as every CA write's: a change read
+	// before the renewal does not match it.
 	ca.NotBefore, ca.NotAfter, ca.UpdatedAt = cert.NotBefore.UTC(), cert.NotAfter.UTC(), project.NextStamp(now, ca.UpdatedAt)
 	err = s.store.RenewCA(ctx, ca, from, prev, caEvent(actor, "renew-certificate-authority", ca, map[string]any{
 		"type": RenewExisting, "serialNumber": ca.SerialNumber, "previousSerialNumber": prev.SerialNumber,

@@ -514,11 +514,6 @@ type CAChange struct {
 	RequireTemplate *bool
 }
 
-// SetCAStatus enables (active) or disables a CA that has a certificate.
-func (s *Service) SetCAStatus(ctx context.Context, actor authz.Actor, id, status string) (CA, error) {
-	return s.UpdateCA(ctx, actor, id, CAChange{Status: &status})
-}
-
 // UpdateCA enables or disables a CA that has a certificate, or says
 // whether it issues only through its templates.
 func (s *Service) UpdateCA(ctx context.Context, actor authz.Actor, id string, c CAChange) (CA, error) {
@@ -527,7 +522,6 @@ func (s *Service) UpdateCA(ctx context.Context, actor authz.Actor, id string, c 
 		return CA{}, err
 	}
 	before := ca
-	from, prev := ca.Status, ca.UpdatedAt
 	md := map[string]any{}
 	if c.Status != nil {
 		to := CAStatus(strings.TrimSpace(*c.Status))
@@ -545,8 +539,8 @@ func (s *Service) UpdateCA(ctx context.Context, actor authz.Actor, id string, c 
 	if ca.Status == before.Status && ca.RequireTemplate == before.RequireTemplate {
 		return ca, nil
 	}
-	ca.UpdatedAt = project.NextStamp(s.clock(), prev)
-	err = s.store.UpdateCASettings(ctx, ca, from, prev, caEvent(actor, "update-certificate-authority", ca, md))
+	ca.UpdatedAt = project.NextStamp(s.clock(), before.UpdatedAt)
+	err = s.store.UpdateCASettings(ctx, ca, before.Status, before.UpdatedAt, caEvent(actor, "update-certificate-authority", ca, md))
 	if errs.Is(err, errs.Conflict) {
 		return CA{}, errs.Conflictf("CA with ID '%s' changed meanwhile; try again", ca.ID)
 	}
