@@ -600,7 +600,10 @@ func (s *Service) Create(ctx context.Context, actor authz.Actor, n New) (Rotatio
 	if err := notOwnPrincipal(conn, params, s.target.SameDN); err != nil {
 		return Rotation{}, err
 	}
-	if err := s.unclaimed(ctx, conn, params, "", n.ProjectID, n.Environment, path, mapping); err != nil {
+	if err := s.principalsFree(ctx, conn, params); err != nil {
+		return Rotation{}, err
+	}
+	if err := s.mappingFree(ctx, "", n.ProjectID, n.Environment, path, mapping); err != nil {
 		return Rotation{}, err
 	}
 	now := s.now().UTC()
@@ -648,14 +651,12 @@ func notOwnPrincipal(conn appconn.Connection, params Parameters, sameDN func(a, 
 	return nil
 }
 
-// unclaimed refuses a rotation (other than self) of principals another
-// rotation of the same connection already rotates, in whichever project,
-// and secret names another rotation at the same place writes. Otherwise a
+// principalsFree refuses a new rotation of principals another rotation of
+// the same connection already rotates, in whichever project: otherwise a
 // member allowed to use a connection in a project of theirs could take
 // over an account another project's rotation manages (its new password
-// landing in their secrets, the other project's no longer working), and a
-// second rotation could take over secrets the first one owns.
-func (s *Service) unclaimed(ctx context.Context, conn appconn.Connection, params Parameters, self, projectID, env, path string, m Mapping) error {
+// landing in their secrets, the other project's no longer working).
+func (s *Service) principalsFree(ctx context.Context, conn appconn.Connection, params Parameters) error {
 	others, err := s.store.RotationsOfConnection(ctx, conn.ID)
 	if err != nil {
 		return err
@@ -664,9 +665,6 @@ func (s *Service) unclaimed(ctx context.Context, conn appconn.Connection, params
 		return a != "" && b != "" && (strings.EqualFold(a, b) || conn.App == appconn.LDAP && s.target.SameDN(a, b))
 	}
 	for _, o := range others {
-		if o.ID == self {
-			continue
-		}
 		for _, mine := range []string{params.Username1, params.Username2, params.DN} {
 			for _, theirs := range []string{o.Parameters.Username1, o.Parameters.Username2, o.Parameters.DN} {
 				if same(mine, theirs) {
@@ -675,11 +673,12 @@ func (s *Service) unclaimed(ctx context.Context, conn appconn.Connection, params
 			}
 		}
 	}
-	return s.mappingFree(ctx, self, projectID, env, path, m)
+	return nil
 }
 
 // mappingFree refuses secret names of m that another rotation (other than
-// self) at the same place writes.
+// self) at the same place writes: a second rotation would take over
+// secrets the first one owns.
 func (s *Service) mappingFree(ctx context.Context, self, projectID, env, path string, m Mapping) error {
 	owners, err := s.store.RotatedSecrets(ctx, projectID, env, path)
 	if err != nil {
