@@ -454,7 +454,9 @@ func TestProjectEventStreamsAreBoundedPerProjectAndOrganization(t *testing.T) {
 	subscribe(t, e, e.Token, register(p1.ID, "dev", "/"))
 	subscribe(t, e, viewer, register(p1.ID, "dev", "/"))
 	assertError(t, e.Do(t, "POST", route, e.Token, register(p1.ID, "dev", "/")), 429, "RateLimitExceeded") // the project's
-	// A caller who may not read a project takes none of its places.
+	// A caller who may not read the project is refused as such, before its
+	// full count is looked at: it takes none of its places, and learns
+	// nothing of its streams (403, not the project's 429).
 	_, outsider := projectMember(t, e, p2.ID, "stream-outsider", "viewer")
 	assertError(t, e.Do(t, "POST", route, outsider, register(p1.ID, "dev", "/")), 403, "PermissionDenied")
 	subscribe(t, e, e.Token, register(p2.ID, "dev", "/"))

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/lockbox-dev/lockbox/internal/audit"
+	"github.com/lockbox-dev/lockbox/internal/errs"
 	"github.com/lockbox-dev/lockbox/internal/kms"
 	"github.com/lockbox-dev/lockbox/internal/pki"
 	"github.com/lockbox-dev/lockbox/internal/project"
@@ -172,6 +173,43 @@ func TestPolicyWritesCheckWhatTheyRead(t *testing.T) {
 				}
 				c.check(t)
 			})
+		}
+	})
+}
+
+// TestCASettingsWriteOnlyTheirs: a CA settings change (status, whether
+// templates are required) read before a renewal is refused, and one read
+// after it changes those settings only, never the certificate the renewal
+// wrote.
+func TestCASettingsWriteOnlyTheirs(t *testing.T) {
+	storetest.ForEachEngine(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		pid, _ := seedSecrets(t, db)
+		ev := audit.Event{Type: "test", ActorType: "platform", OrgID: orgOf(t, db, pid)}
+		read := time.Now().UTC().Truncate(time.Microsecond)
+		ca := pki.CA{ID: store.NewID(), OrgID: ev.OrgID, ProjectID: pid, Type: pki.Root, Status: pki.Active, KeyAlgorithm: pki.ECP256,
+			SerialNumber: "01", Certificate: "old", NotBefore: read, NotAfter: read.Add(time.Hour), SealedKey: []byte("k"),
+			CreatedAt: read, UpdatedAt: read}
+		if err := db.CreateCA(ctx, ca, ev); err != nil {
+			t.Fatal(err)
+		}
+		renewed := ca
+		renewed.SerialNumber, renewed.Certificate, renewed.UpdatedAt = "02", "new", read.Add(time.Second)
+		if err := db.RenewCA(ctx, renewed, pki.Active, pki.CACert{CAID: ca.ID, SerialNumber: "01", Certificate: "old",
+			NotBefore: ca.NotBefore, NotAfter: ca.NotAfter, CreatedAt: read}, ev); err != nil {
+			t.Fatal(err)
+		}
+		stale := ca
+		stale.RequireTemplate, stale.UpdatedAt = true, read.Add(2*time.Second)
+		if err := db.UpdateCASettings(ctx, stale, pki.Active, read, ev); !errs.Is(err, errs.Conflict) {
+			t.Fatalf("settings read before the renewal: %v, want a conflict", err)
+		}
+		fresh := stale // still carries the certificate read before the renewal
+		if err := db.UpdateCASettings(ctx, fresh, pki.Active, renewed.UpdatedAt, ev); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := db.CA(ctx, ca.ID); err != nil || !got.RequireTemplate || got.Certificate != "new" || got.SerialNumber != "02" {
+			t.Fatalf("CA after its settings changed: %+v %v", got, err)
 		}
 	})
 }
