@@ -26,6 +26,11 @@ func forEachEngine(t *testing.T, fn func(t *testing.T, d store.Dialect)) {
 func assertError(t *testing.T, r apptest.Response, status int, name string) map[string]any {
 	t.Helper()
 	if r.Status != status {
+		if r.Status < 400 {
+			// An answer that should have been a refusal may hold what it
+			// guards (a token, a private key, a one-time link).
+			t.Fatalf("status %d, want %d (the body of a success is not shown)", r.Status, status)
+		}
 		t.Fatalf("status %d, want %d: %s", r.Status, status, r.Body)
 	}
 	if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {

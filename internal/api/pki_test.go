@@ -449,9 +449,8 @@ func TestPKITemplateLimits(t *testing.T) {
 			"a control character":      {"commonName": "a\nb.example.com", "ttl": "1h"},
 			"an IP outside the glob":   {"commonName": "www.example.com", "altNames": "::1", "ttl": "1h"},
 		} {
-			r := issueT(body)
-			if r.Status != 400 {
-				t.Fatalf("%s: %d %s", name, r.Status, r.Body)
+			if r := issueT(body); r.Status != 400 {
+				t.Fatalf("%s: status %d, want 400", name, r.Status) // a 200's body holds a private key
 			}
 		}
 		// The same limits bound signing a CSR.
