@@ -87,6 +87,8 @@ func (c *cli) newConnectionsCmd() *cobra.Command {
 	create.Flags().StringVar(&n.Name, "name", "", "connection name (a slug)")
 	create.Flags().StringVar(&n.Description, "description", "", "description")
 	create.Flags().StringVar(&credFile, "credentials-file", "", `JSON credentials file ("-": standard input)`)
+	create.Flags().StringArrayVar(&n.RotationPrincipals, "rotation-principal", nil,
+		"a principal (name, or pattern with *) that members who may only use the connection may rotate; repeatable")
 
 	get := &cobra.Command{
 		Use: "get APP CONNECTION_ID", Short: "Show an app connection (never its password)", Args: cobra.ExactArgs(2),

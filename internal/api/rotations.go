@@ -37,6 +37,7 @@ type wireAppConn struct {
 	ProjectID                    *string             `json:"projectId"`
 	GatewayID                    *string             `json:"gatewayId"`
 	IsPlatformManagedCredentials bool                `json:"isPlatformManagedCredentials"`
+	RotationPrincipals           []string            `json:"rotationPrincipals"`
 	CreatedAt                    string              `json:"createdAt"`
 	UpdatedAt                    string              `json:"updatedAt"`
 }
@@ -46,8 +47,13 @@ func toWireAppConn(c appconn.Connection) wireAppConn {
 	if c.Description != "" {
 		d = &c.Description
 	}
+	principals := c.RotationPrincipals
+	if principals == nil {
+		principals = []string{}
+	}
 	return wireAppConn{ID: c.ID, Name: c.Name, Description: d, App: c.App, Method: c.Method, Credentials: c.Credentials.Public(),
-		CredentialsHash: c.CredentialsHash, Version: c.Version, OrgID: c.OrgID, CreatedAt: rfc3339(c.CreatedAt), UpdatedAt: rfc3339(c.UpdatedAt)}
+		CredentialsHash: c.CredentialsHash, Version: c.Version, OrgID: c.OrgID, RotationPrincipals: principals,
+		CreatedAt: rfc3339(c.CreatedAt), UpdatedAt: rfc3339(c.UpdatedAt)}
 }
 
 func writeAppConn(w http.ResponseWriter, c appconn.Connection) error {
@@ -124,12 +130,14 @@ func (s *Server) appConnCreate(w http.ResponseWriter, r *http.Request) error {
 		Description string          `json:"description"`
 		Method      string          `json:"method"`
 		Credentials json.RawMessage `json:"credentials"`
+		// lockbox's own: see appconn.Connection.RotationPrincipals.
+		RotationPrincipals []string `json:"rotationPrincipals"`
 	}
 	if err := s.decode(r, &req); err != nil {
 		return err
 	}
 	c, err := s.svc.AppConnections.Create(r.Context(), actorFrom(r.Context()), appconn.New{App: r.PathValue("app"),
-		Method: req.Method, Name: req.Name, Description: req.Description, Credentials: req.Credentials})
+		Method: req.Method, Name: req.Name, Description: req.Description, Credentials: req.Credentials, RotationPrincipals: req.RotationPrincipals})
 	if err != nil {
 		return err
 	}
@@ -157,12 +165,14 @@ func (s *Server) appConnUpdate(w http.ResponseWriter, r *http.Request) error {
 		Name        *string         `json:"name"`
 		Description *string         `json:"description"`
 		Credentials json.RawMessage `json:"credentials"`
+		// Missing or null: kept; [] clears.
+		RotationPrincipals *[]string `json:"rotationPrincipals"`
 	}
 	if err := s.decode(r, &req); err != nil {
 		return err
 	}
 	c, err := s.svc.AppConnections.Update(r.Context(), actorFrom(r.Context()), r.PathValue("app"), r.PathValue("connectionId"),
-		appconn.Update{Name: req.Name, Description: req.Description, Credentials: req.Credentials})
+		appconn.Update{Name: req.Name, Description: req.Description, Credentials: req.Credentials, RotationPrincipals: req.RotationPrincipals})
 	if err != nil {
 		return err
 	}

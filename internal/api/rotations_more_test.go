@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -258,6 +259,40 @@ func TestRotationAuthorization(t *testing.T) {
 			body2[k] = v
 		}
 		body2["projectId"] = b.ID
+		// A member who may only use the connection rotates only the
+		// principals it lists; it lists none until an admin says.
+		body2["parameters"] = map[string]string{"permissionScope": "+ping", "username1": "az-" + sfx + "-3", "username2": "az-" + sfx + "-4"}
+		r = e.Do(t, "POST", "/api/v2/secret-rotations/redis-credentials", pm, body2)
+		assertError(t, r, 403, "PermissionDenied")
+		if !strings.Contains(string(r.Body), "rotationPrincipals do not list") {
+			t.Fatalf("a member rotating what the connection does not list: %s", r.Body)
+		}
+		assertError(t, e.Do(t, "PATCH", "/api/v1/app-connections/redis/"+connID, pm, map[string]any{"rotationPrincipals": []string{"*"}}), 403, "PermissionDenied")
+		assertError(t, e.Do(t, "PATCH", "/api/v1/app-connections/redis/"+connID, e.Token, map[string]any{"rotationPrincipals": []string{"ok", "bad\nentry"}}), 422, "ValidationFailure")
+		tooMany := make([]string, 101)
+		for i := range tooMany {
+			tooMany[i] = fmt.Sprintf("p%d", i)
+		}
+		assertError(t, e.Do(t, "PATCH", "/api/v1/app-connections/redis/"+connID, e.Token, map[string]any{"rotationPrincipals": tooMany}), 422, "ValidationFailure")
+		var conn struct {
+			AppConnection struct{ RotationPrincipals []string }
+		}
+		e.Must(t, 200, "PATCH", "/api/v1/app-connections/redis/"+connID, e.Token, map[string]any{"rotationPrincipals": []string{" AZ-" + sfx + "-* "}}).Decode(t, &conn)
+		if len(conn.AppConnection.RotationPrincipals) != 1 || conn.AppConnection.RotationPrincipals[0] != "AZ-"+sfx+"-*" {
+			t.Fatalf("rotationPrincipals after PATCH: %v", conn.AppConnection.RotationPrincipals)
+		}
+		// A PATCH that does not name them keeps them.
+		e.Must(t, 200, "PATCH", "/api/v1/app-connections/redis/"+connID, e.Token, map[string]any{"description": "shared cache"}).Decode(t, &conn)
+		if len(conn.AppConnection.RotationPrincipals) != 1 {
+			t.Fatalf("rotationPrincipals after a description change: %v", conn.AppConnection.RotationPrincipals)
+		}
+		// Every principal must be listed, not one of them.
+		body2["parameters"] = map[string]string{"permissionScope": "+ping", "username1": "az-" + sfx + "-3", "username2": "other-" + sfx}
+		r = e.Do(t, "POST", "/api/v2/secret-rotations/redis-credentials", pm, body2)
+		assertError(t, r, 403, "PermissionDenied")
+		if !strings.Contains(string(r.Body), "other-"+sfx) {
+			t.Fatalf("the unlisted principal is not named: %s", r.Body)
+		}
 		// Not A's users: their new passwords would land in B's secrets and
 		// A's would stop working.
 		body2["parameters"] = map[string]string{"permissionScope": "+ping", "username1": "az-" + sfx + "-3", "username2": "az-" + sfx + "-1"}

@@ -11,6 +11,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"net/netip"
+	"regexp"
 	"strings"
 	"time"
 
@@ -21,6 +22,7 @@ import (
 	"github.com/lockbox-dev/lockbox/internal/errs"
 	"github.com/lockbox-dev/lockbox/internal/keyring"
 	"github.com/lockbox-dev/lockbox/internal/lazyre"
+	"github.com/lockbox-dev/lockbox/internal/project"
 )
 
 // Apps lockbox connects to, as Infisical names them.
@@ -85,9 +87,15 @@ type Connection struct {
 	// CredentialsHash changes whenever the credentials do (a digest of
 	// their ciphertext, which reveals nothing of them): Terraform's drift check.
 	CredentialsHash string
-	Version         int
-	CreatedAt       time.Time
-	UpdatedAt       time.Time
+	// RotationPrincipals are the principals (names, or patterns with *)
+	// that a member holding only app-connections connect may rotate
+	// through the connection; empty, only those who may edit it may
+	// (lockbox's own field: Infisical lets every connect holder rotate any
+	// account the connection's can alter).
+	RotationPrincipals []string
+	Version            int
+	CreatedAt          time.Time
+	UpdatedAt          time.Time
 }
 
 // HashSealed is the CredentialsHash of sealed credentials.
@@ -108,8 +116,10 @@ type Store interface {
 	AppConnectionByName(ctx context.Context, orgID, name string) (Connection, []byte, error)
 	// AppConnections lists an org's connections of app (empty: every app) by name.
 	AppConnections(ctx context.Context, orgID, app string) ([]Connection, error)
-	// UpdateAppConnection writes name, description, credentials and version.
-	UpdateAppConnection(ctx context.Context, c Connection, sealed []byte, ev audit.Event) error
+	// UpdateAppConnection writes name, description, credentials, rotation
+	// principals and version if the row is still stamped prev
+	// (project.ErrStale if not).
+	UpdateAppConnection(ctx context.Context, c Connection, prev time.Time, sealed []byte, ev audit.Event) error
 	// DeleteAppConnection deletes a connection; errs.Conflict while a rotation uses it.
 	DeleteAppConnection(ctx context.Context, id string, ev audit.Event) error
 }
@@ -157,15 +167,18 @@ type New struct {
 	Name        string
 	Description string
 	Credentials json.RawMessage
+	// RotationPrincipals: see Connection.
+	RotationPrincipals []string
 }
 
 // Update changes a connection; nil fields stay as they are. Credentials, when
 // given, replace the stored ones whole, except that an empty password keeps
 // the stored password.
 type Update struct {
-	Name        *string
-	Description *string
-	Credentials json.RawMessage
+	Name               *string
+	Description        *string
+	Credentials        json.RawMessage
+	RotationPrincipals *[]string
 }
 
 var nameRE = lazyre.New(`^[a-z0-9]+(?:-[a-z0-9]+)*$`)
@@ -175,6 +188,54 @@ func checkName(name string) error {
 		return errs.Fieldf("name", "Name must be 1 to 64 lowercase letters, digits and hyphens (a slug)")
 	}
 	return nil
+}
+
+// MaxRotationPrincipals bounds a connection's RotationPrincipals.
+const MaxRotationPrincipals = 100
+
+// checkPrincipals returns ps trimmed, or a 422: at most
+// MaxRotationPrincipals entries of 1 to 256 printable characters.
+func checkPrincipals(ps []string) ([]string, error) {
+	if len(ps) > MaxRotationPrincipals {
+		return nil, errs.Fieldf("rotationPrincipals", "rotationPrincipals may list at most %d principals", MaxRotationPrincipals)
+	}
+	out := make([]string, 0, len(ps))
+	for _, p := range ps {
+		p = strings.TrimSpace(p)
+		if p == "" || len(p) > 256 || strings.IndexFunc(p, func(r rune) bool { return r < 0x20 || r == 0x7f }) >= 0 {
+			return nil, errs.Fieldf("rotationPrincipals", "each of rotationPrincipals must be 1 to 256 printable characters")
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// patternRun is what a * of a RotationPrincipals entry matches: letters,
+// digits and _ . @ - and space, never a DN's separators or escapes (, + =
+// \ " ; < >), so uid=*,ou=apps,dc=example,dc=com cannot match
+// uid=x\,ou=apps,dc=example,dc=com (an entry outside ou=apps).
+const patternRun = `[A-Za-z0-9_.@ -]*`
+
+// Lists reports whether the connection's RotationPrincipals name
+// principal: an entry without * equal to it (case aside, or as the same
+// DN by sameDN), or an entry with * matching it whole, case aside.
+func (c Connection) Lists(principal string, sameDN func(a, b string) bool) bool {
+	for _, p := range c.RotationPrincipals {
+		if !strings.Contains(p, "*") {
+			if strings.EqualFold(p, principal) || (c.App == LDAP && sameDN(p, principal)) {
+				return true
+			}
+			continue
+		}
+		parts := strings.Split(p, "*")
+		for i := range parts {
+			parts[i] = regexp.QuoteMeta(parts[i])
+		}
+		if regexp.MustCompile(`(?i)^` + strings.Join(parts, patternRun) + `$`).MatchString(principal) {
+			return true
+		}
+	}
+	return false
 }
 
 func checkApp(app string) error {
@@ -324,6 +385,10 @@ func (s *Service) Create(ctx context.Context, actor authz.Actor, n New) (Connect
 	if len(n.Description) > 256 {
 		return Connection{}, errs.Fieldf("description", "description must be at most 256 characters")
 	}
+	principals, err := checkPrincipals(n.RotationPrincipals)
+	if err != nil {
+		return Connection{}, err
+	}
 	creds, err := decode(n.App, n.Credentials)
 	if err != nil {
 		return Connection{}, err
@@ -333,7 +398,7 @@ func (s *Service) Create(ctx context.Context, actor authz.Actor, n New) (Connect
 	}
 	now := s.now().UTC()
 	c := Connection{ID: uuid.NewString(), OrgID: actor.OrgID, App: n.App, Method: n.Method, Name: n.Name,
-		Description: n.Description, Credentials: creds.Public(), Version: 1, CreatedAt: now, UpdatedAt: now}
+		Description: n.Description, Credentials: creds.Public(), RotationPrincipals: principals, Version: 1, CreatedAt: now, UpdatedAt: now}
 	sealed, err := s.seal(ctx, c, creds)
 	if err != nil {
 		return Connection{}, err
@@ -409,7 +474,13 @@ func (s *Service) List(ctx context.Context, actor authz.Actor, app string) ([]Co
 }
 
 // Update changes a connection, validating new credentials by connecting.
+// A change that commits first is read again, not undone (a narrowed
+// RotationPrincipals must not come back from an older read).
 func (s *Service) Update(ctx context.Context, actor authz.Actor, app, id string, u Update) (Connection, error) {
+	return project.RetryStale(ctx, "connection", func() (Connection, error) { return s.update(ctx, actor, app, id, u) })
+}
+
+func (s *Service) update(ctx context.Context, actor authz.Actor, app, id string, u Update) (Connection, error) {
 	if err := s.check(ctx, actor, authz.ActEdit); err != nil {
 		return Connection{}, err
 	}
@@ -430,6 +501,11 @@ func (s *Service) Update(ctx context.Context, actor authz.Actor, app, id string,
 			return Connection{}, errs.Fieldf("description", "description must be at most 256 characters")
 		}
 		c.Description = d
+	}
+	if u.RotationPrincipals != nil {
+		if c.RotationPrincipals, err = checkPrincipals(*u.RotationPrincipals); err != nil {
+			return Connection{}, err
+		}
 	}
 	if len(u.Credentials) > 0 && string(u.Credentials) != "null" {
 		old, err := s.open(ctx, c, sealed)
@@ -472,8 +548,9 @@ func (s *Service) Update(ctx context.Context, actor authz.Actor, app, id string,
 		c.CredentialsHash = HashSealed(sealed)
 		c.Version++
 	}
-	c.UpdatedAt = s.now().UTC()
-	err = s.store.UpdateAppConnection(ctx, c, sealed, event(actor, "update-app-connection", c))
+	prev := c.UpdatedAt
+	c.UpdatedAt = project.NextStamp(s.now(), prev)
+	err = s.store.UpdateAppConnection(ctx, c, prev, sealed, event(actor, "update-app-connection", c))
 	if errs.Is(err, errs.Conflict) {
 		return Connection{}, errs.BadRequest("An App Connection with the name %q already exists", c.Name)
 	}
@@ -498,19 +575,26 @@ func (s *Service) Delete(ctx context.Context, actor authz.Actor, app, id string)
 
 // Use checks that actor may use connection id (of app) in a rotation and
 // returns it: it must be in the actor's org and the actor must hold
-// app-connections connect.
-func (s *Service) Use(ctx context.Context, actor authz.Actor, app, id string) (Connection, error) {
-	c, _, err := s.get(ctx, actor, "", id)
+// app-connections connect. anyPrincipal says whether the actor may rotate
+// any principal through it (app-connections edit: who may change the
+// connection's account may use it whole); otherwise only those the
+// connection lists (Connection.Lists).
+func (s *Service) Use(ctx context.Context, actor authz.Actor, app, id string) (c Connection, anyPrincipal bool, err error) {
+	c, _, err = s.get(ctx, actor, "", id)
 	if err != nil {
-		return Connection{}, err
+		return Connection{}, false, err
 	}
-	if err := s.check(ctx, actor, authz.ActConnect); err != nil {
-		return Connection{}, err
+	perms, err := s.authz.OrgPermissions(ctx, actor)
+	if err != nil {
+		return Connection{}, false, err
+	}
+	if err := perms.Check(authz.ActConnect, authz.SubAppConnections, nil); err != nil {
+		return Connection{}, false, err
 	}
 	if c.App != app {
-		return Connection{}, errs.BadRequest("Connection %s is a %s connection; this rotation needs %s", id, c.App, app)
+		return Connection{}, false, errs.BadRequest("Connection %s is a %s connection; this rotation needs %s", id, c.App, app)
 	}
-	return c, nil
+	return c, perms.Can(authz.ActEdit, authz.SubAppConnections, nil), nil
 }
 
 // Open returns a connection with its full credentials, for a rotation acting

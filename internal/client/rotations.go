@@ -15,10 +15,12 @@ type AppConnection struct {
 	App         string         `json:"app"`
 	Method      string         `json:"method"`
 	Credentials map[string]any `json:"credentials"`
-	Version     int            `json:"version"`
-	OrgID       string         `json:"orgId"`
-	CreatedAt   string         `json:"createdAt"`
-	UpdatedAt   string         `json:"updatedAt"`
+	// RotationPrincipals are what members holding only connect may rotate.
+	RotationPrincipals []string `json:"rotationPrincipals"`
+	Version            int      `json:"version"`
+	OrgID              string   `json:"orgId"`
+	CreatedAt          string   `json:"createdAt"`
+	UpdatedAt          string   `json:"updatedAt"`
 }
 
 // NewAppConnection describes a connection to create.
@@ -28,6 +30,8 @@ type NewAppConnection struct {
 	Description string         `json:"description,omitempty"`
 	Method      string         `json:"method,omitempty"`
 	Credentials map[string]any `json:"credentials"`
+	// RotationPrincipals: names or * patterns members may rotate.
+	RotationPrincipals []string `json:"rotationPrincipals,omitempty"`
 }
 
 const appConns = "/api/v1/app-connections"

@@ -195,7 +195,9 @@ type Secrets interface {
 
 // Connections is the app connections service.
 type Connections interface {
-	Use(ctx context.Context, actor authz.Actor, app, id string) (appconn.Connection, error)
+	// Use returns the connection if actor may use it, and whether actor
+	// may rotate any principal through it (else only those it lists).
+	Use(ctx context.Context, actor authz.Actor, app, id string) (c appconn.Connection, anyPrincipal bool, err error)
 	Open(ctx context.Context, id string) (appconn.Connection, appconn.Credentials, error)
 }
 
@@ -593,12 +595,17 @@ func (s *Service) Create(ctx context.Context, actor authz.Actor, n New) (Rotatio
 	if err := mayWrite(perms, n.Environment, path, mapping); err != nil {
 		return Rotation{}, err
 	}
-	conn, err := s.conns.Use(ctx, actor, Types[n.Type], n.ConnectionID)
+	conn, anyPrincipal, err := s.conns.Use(ctx, actor, Types[n.Type], n.ConnectionID)
 	if err != nil {
 		return Rotation{}, err
 	}
 	if err := notOwnPrincipal(conn, params, s.target.SameDN); err != nil {
 		return Rotation{}, err
+	}
+	if !anyPrincipal {
+		if err := listed(conn, params, s.target.SameDN); err != nil {
+			return Rotation{}, err
+		}
 	}
 	if err := s.principalsFree(ctx, conn, params); err != nil {
 		return Rotation{}, err
@@ -646,6 +653,19 @@ func notOwnPrincipal(conn appconn.Connection, params Parameters, sameDN func(a, 
 		if strings.EqualFold(u, conn.Credentials.Username) || strings.EqualFold(u, conn.Credentials.DN) ||
 			(conn.Credentials.DN != "" && sameDN(u, conn.Credentials.DN)) {
 			return errs.Fieldf("parameters", "the connection's own user cannot be rotated by it")
+		}
+	}
+	return nil
+}
+
+// listed refuses principals the connection does not list for members
+// who may only use it: every member holds app-connections connect, and
+// the connection's account can usually change far more accounts than one
+// project's (a database's superuser, another team's service account).
+func listed(conn appconn.Connection, params Parameters, sameDN func(a, b string) bool) error {
+	for _, u := range []string{params.Username1, params.Username2, params.DN} {
+		if u != "" && !conn.Lists(u, sameDN) {
+			return errs.Forbiddenf("This connection's rotationPrincipals do not list %q; ask someone who may edit the connection (app-connections edit) to add it, or to make the rotation", u).WithCode("PermissionDenied")
 		}
 	}
 	return nil

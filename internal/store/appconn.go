@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"encoding/json"
+	"time"
 
 	"github.com/lockbox-dev/lockbox/internal/appconn"
 	"github.com/lockbox-dev/lockbox/internal/audit"
@@ -11,18 +12,21 @@ import (
 
 var _ appconn.Store = (*DB)(nil)
 
-const appConnCols = `id, org_id, app, method, name, description, config, version, created_at, updated_at, credentials`
+const appConnCols = `id, org_id, app, method, name, description, config, rotation_principals, version, created_at, updated_at, credentials`
 
 func scanAppConn(sc interface{ Scan(...any) error }) (appconn.Connection, []byte, error) {
 	var c appconn.Connection
-	var config string
+	var config, principals string
 	var sealed []byte
-	err := sc.Scan(&c.ID, &c.OrgID, &c.App, &c.Method, &c.Name, &c.Description, &config, &c.Version,
+	err := sc.Scan(&c.ID, &c.OrgID, &c.App, &c.Method, &c.Name, &c.Description, &config, &principals, &c.Version,
 		timeCol{&c.CreatedAt}, timeCol{&c.UpdatedAt}, &sealed)
 	if err == nil {
 		c.CredentialsHash = appconn.HashSealed(sealed)
 		if jerr := json.Unmarshal([]byte(config), &c.Credentials); jerr != nil {
 			return c, nil, errs.Internalf(jerr, "decode app connection config")
+		}
+		if jerr := json.Unmarshal([]byte(principals), &c.RotationPrincipals); jerr != nil {
+			return c, nil, errs.Internalf(jerr, "decode app connection rotation principals")
 		}
 	}
 	return c, sealed, err
@@ -33,11 +37,19 @@ func appConnConfig(c appconn.Connection) string {
 	return string(b)
 }
 
+func appConnPrincipals(c appconn.Connection) string {
+	if len(c.RotationPrincipals) == 0 {
+		return "[]"
+	}
+	b, _ := json.Marshal(c.RotationPrincipals)
+	return string(b)
+}
+
 // CreateAppConnection stores c with ev.
 func (db *DB) CreateAppConnection(ctx context.Context, c appconn.Connection, sealed []byte, ev audit.Event) error {
 	return db.Transact(ctx, func(tx *Tx) error {
-		if _, err := tx.exec(ctx, `INSERT INTO app_connections (`+appConnCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			c.ID, c.OrgID, c.App, c.Method, c.Name, c.Description, appConnConfig(c), c.Version,
+		if _, err := tx.exec(ctx, `INSERT INTO app_connections (`+appConnCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			c.ID, c.OrgID, c.App, c.Method, c.Name, c.Description, appConnConfig(c), appConnPrincipals(c), c.Version,
 			ts(c.CreatedAt), ts(c.UpdatedAt), sealed); err != nil {
 			return dbErr(err, "CreateAppConnection")
 		}
@@ -80,15 +92,13 @@ func (db *DB) AppConnections(ctx context.Context, orgID, app string) ([]appconn.
 }
 
 // UpdateAppConnection writes c's changeable columns with ev.
-func (db *DB) UpdateAppConnection(ctx context.Context, c appconn.Connection, sealed []byte, ev audit.Event) error {
+// The row must still be stamped prev (compare-and-set).
+func (db *DB) UpdateAppConnection(ctx context.Context, c appconn.Connection, prev time.Time, sealed []byte, ev audit.Event) error {
 	return db.Transact(ctx, func(tx *Tx) error {
-		res, err := tx.exec(ctx, `UPDATE app_connections SET name = ?, description = ?, config = ?, credentials = ?, version = ?, updated_at = ?
-			WHERE id = ?`, c.Name, c.Description, appConnConfig(c), sealed, c.Version, ts(c.UpdatedAt), c.ID)
-		if err != nil {
-			return dbErr(err, "UpdateAppConnection")
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return dbErr(errNoRows, "UpdateAppConnection")
+		res, err := tx.exec(ctx, `UPDATE app_connections SET name = ?, description = ?, config = ?, rotation_principals = ?, credentials = ?, version = ?, updated_at = ?
+			WHERE id = ? AND updated_at = ?`, c.Name, c.Description, appConnConfig(c), appConnPrincipals(c), sealed, c.Version, ts(c.UpdatedAt), c.ID, ts(prev))
+		if err := staleIfNone(res, err, "UpdateAppConnection"); err != nil {
+			return err
 		}
 		return tx.insertAudit(ctx, ev)
 	})

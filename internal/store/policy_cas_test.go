@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lockbox-dev/lockbox/internal/appconn"
 	"github.com/lockbox-dev/lockbox/internal/audit"
 	"github.com/lockbox-dev/lockbox/internal/errs"
 	"github.com/lockbox-dev/lockbox/internal/kms"
@@ -20,7 +21,8 @@ import (
 // TestPolicyWritesCheckWhatTheyRead: a whole-row write of an object that
 // bounds what others may do (an SSH CA's status, an SSH template's allowed
 // principals, an SSH host's login mappings, a certificate template's names,
-// a KMS key's disabled flag, the organization's OIDC configuration), made
+// a KMS key's disabled flag, the organization's OIDC configuration, an app
+// connection's rotation principals), made
 // from a read that another change has overtaken, is refused
 // (project.ErrStale) and leaves the other change in place.
 func TestPolicyWritesCheckWhatTheyRead(t *testing.T) {
@@ -142,6 +144,23 @@ func TestPolicyWritesCheckWhatTheyRead(t *testing.T) {
 		}, func(t *testing.T) {
 			if got, err := db.KMSKey(ctx, key.ID); err != nil || !got.Disabled || got.Description != "" {
 				t.Fatalf("key after a stale description: %+v %v", got, err)
+			}
+		}})
+
+		conn := appconn.Connection{ID: store.NewID(), OrgID: org, App: appconn.Redis, Method: "username-and-password", Name: "cache",
+			Credentials: appconn.Credentials{Host: "127.0.0.1", Port: 6379}, RotationPrincipals: []string{"app_*", "ops_*"},
+			Version: 1, CreatedAt: read, UpdatedAt: read}
+		cases = append(cases, writeCase{"app connection", func(t *testing.T) (error, error) {
+			if err := db.CreateAppConnection(ctx, conn, []byte("sealed"), ev); err != nil {
+				t.Fatal(err)
+			}
+			narrowed, described := conn, conn
+			narrowed.RotationPrincipals, narrowed.UpdatedAt = []string{"app_*"}, first
+			described.Description, described.UpdatedAt = "later", second
+			return db.UpdateAppConnection(ctx, narrowed, read, []byte("sealed"), ev), db.UpdateAppConnection(ctx, described, read, []byte("sealed"), ev)
+		}, func(t *testing.T) {
+			if got, _, err := db.AppConnection(ctx, conn.ID); err != nil || len(got.RotationPrincipals) != 1 || got.Description != "" {
+				t.Fatalf("connection after a stale description: %+v %v", got, err)
 			}
 		}})
 
