@@ -185,10 +185,13 @@ func serve(ctx context.Context, cfg config.Config, stdout, stderr io.Writer) err
 	hs := &http.Server{
 		Handler:           srv,
 		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       60 * time.Second,
-		WriteTimeout:      60 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		// Tokens, cookies and forwarding headers fit many times over; the
+		// default 1 MiB lets one request hold far more.
+		MaxHeaderBytes: 64 << 10,
+		ReadTimeout:    60 * time.Second,
+		WriteTimeout:   60 * time.Second,
+		IdleTimeout:    120 * time.Second,
+		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	if tlsf != nil {
 		hs.TLSConfig = tlsf.config()

@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -77,5 +78,31 @@ func TestSeparateMetricsListener(t *testing.T) {
 	}
 	if code, _ := getMetrics(t, ms.URL, "bearer tok"); code != 200 {
 		t.Fatalf("token: %d", code)
+	}
+}
+
+// TestMetricsMethodLabelIsBounded: a request's method becomes a label only
+// if it is one of HTTP's; any other token (Go's server accepts them, up to
+// the header limit) is counted as "other", so distinct methods cannot grow
+// the server's series without bound. The access log names it the same way.
+func TestMetricsMethodLabelIsBounded(t *testing.T) {
+	e := apptest.Start(t, store.SQLite, apptest.Options{})
+	for i := 0; i < 5; i++ {
+		for _, path := range []string{"/api/status", "/no-such-route"} {
+			req, err := http.NewRequest(fmt.Sprintf("XMETHOD%dQ", i), e.URL+path, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+		}
+	}
+	e.Must(t, 200, "GET", "/api/status", "", nil)
+	code, body := getMetrics(t, e.URL, "")
+	if code != 200 || strings.Contains(body, "XMETHOD") || !strings.Contains(body, `method="other"`) || !strings.Contains(body, `method="GET"`) {
+		t.Fatalf("metrics %d: %.2000s", code, body)
 	}
 }

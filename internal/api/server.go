@@ -282,6 +282,29 @@ func (w *loggingWriter) Write(b []byte) (int, error) {
 
 func (w *loggingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
+// methodLabel is method as metrics and the access log name it: one of
+// HTTP's methods, or "other". Go's server accepts any token as a method
+// (up to the header limit), and a label kept per distinct value would let
+// anyone grow the server's memory and /metrics without bound.
+func methodLabel(method string) string {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
+		return method
+	}
+	return "other"
+}
+
+// logPath is path cut to 512 bytes for the access log: a path can be as
+// long as the header limit allows.
+func logPath(path string) string {
+	const max = 512
+	if len(path) <= max {
+		return path
+	}
+	return strings.ToValidUTF8(path[:max], "") + "…"
+}
+
 // withAccessLog logs one line per request: never a body, header, query or token.
 func (s *Server) withAccessLog(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -296,13 +319,14 @@ func (s *Server) withAccessLog(next http.Handler) http.Handler {
 		if lw.status == 0 {
 			lw.status = http.StatusOK
 		}
-		s.requests.WithLabelValues(route, r.Method, fmt.Sprint(lw.status)).Inc()
+		method := methodLabel(r.Method)
+		s.requests.WithLabelValues(route, method, fmt.Sprint(lw.status)).Inc()
 		s.latency.WithLabelValues(route).Observe(d.Seconds())
 		attrs := []slog.Attr{
 			slog.String("reqId", requestID(r.Context())),
-			slog.String("method", r.Method),
+			slog.String("method", method),
 			slog.String("route", route),
-			slog.String("path", r.URL.Path),
+			slog.String("path", logPath(r.URL.Path)),
 			slog.Int("status", lw.status),
 			slog.Int("bytes", lw.bytes),
 			slog.Duration("duration", d),
