@@ -220,12 +220,45 @@ func (c *cli) print(v any, header []string, rows [][]string) error {
 	fmt.Fprintln(tw, strings.Join(header, "\t"))
 	for _, r := range rows {
 		for i := range r {
-			r[i] = strings.ReplaceAll(strings.ReplaceAll(r[i], "\t", " "), "\n", `\n`)
+			r[i] = printable(strings.ReplaceAll(strings.ReplaceAll(r[i], "\t", " "), "\n", `\n`))
 		}
 		fmt.Fprintln(tw, strings.Join(r, "\t"))
 	}
 	return tw.Flush()
 }
+
+// printable is s with control characters (C0 but tab, DEL, C1) written as
+// \xNN or \uNNNN: text from the server (a secret's value, a name, an error
+// message) that a writer chose must not drive the reader's terminal
+// (escape sequences that retitle it, rewrite the screen, set the clipboard).
+func printable(s string) string {
+	if strings.IndexFunc(s, isControl) < 0 {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		switch {
+		case !isControl(r):
+			b.WriteRune(r)
+		case r < 0x100:
+			fmt.Fprintf(&b, `\x%02x`, r)
+		default:
+			fmt.Fprintf(&b, `\u%04x`, r)
+		}
+	}
+	return b.String()
+}
+
+// printableLines is printable line by line: an error's own line breaks stay.
+func printableLines(s string) string {
+	lines := strings.Split(s, "\n")
+	for i, l := range lines {
+		lines[i] = printable(l)
+	}
+	return strings.Join(lines, "\n")
+}
+
+func isControl(r rune) bool { return r != '\t' && (r < 0x20 || r >= 0x7f && r < 0xa0) }
 
 // checkOutput validates the global --output flag.
 func (c *cli) checkOutput(*cobra.Command, []string) error {

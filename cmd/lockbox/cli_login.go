@@ -217,7 +217,9 @@ func (c *cli) newLogoutCmd() *cobra.Command {
 			if s == nil {
 				return errors.New("not logged in")
 			}
-			cl := client.New(c.domainFor(s), "")
+			// The token goes back only to the server that issued it, whatever
+			// server --domain or the environment names now.
+			cl := client.New(s.Domain, "")
 			rerr := cl.Do(cmd.Context(), http.MethodPost, "/api/v1/auth/token/revoke", map[string]string{"accessToken": s.Token}, nil)
 			p, _ := c.sessionPath()
 			if err := os.Remove(p); err != nil {

@@ -41,6 +41,7 @@ func (c *cli) newRunCmd() *cobra.Command {
 	var o fetchOpts
 	var watch bool
 	var interval time.Duration
+	var allowEnv []string
 	cmd := &cobra.Command{
 		Use:   "run [flags] -- COMMAND [ARGS...]",
 		Short: "Run a command with the secrets in its environment",
@@ -48,7 +49,11 @@ func (c *cli) newRunCmd() *cobra.Command {
 (over the variables already set). Signals are passed on to the command, and
 lockbox exits with the command's exit code (128+N when it dies of signal N).
 With --watch, lockbox checks for changes every --watch-interval (a cheap
-conditional request) and restarts the command with the new values.`,
+conditional request) and restarts the command with the new values.
+Secrets named like variables that make programs run code or load libraries
+(PATH, BASH_ENV, ENV, LD_*, DYLD_*, NODE_OPTIONS, PYTHONPATH, ...) are left
+out with a warning unless named by --allow-env: anyone who may write a secret
+in the folder, or in one it imports, could otherwise run code here.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
@@ -71,6 +76,7 @@ conditional request) and restarts the command with the new values.`,
 			}
 			for {
 				keys, vals := flatten(l)
+				keys = envSafe(c.stderr, keys, vals, false, allowEnv)
 				child := exec.Command(args[0], args[1:]...)
 				child.Env = environ(keys, vals)
 				child.Stdin, child.Stdout, child.Stderr = c.stdin, c.stdout, c.stderr
@@ -120,5 +126,6 @@ conditional request) and restarts the command with the new values.`,
 	o.flags(cmd)
 	cmd.Flags().BoolVar(&watch, "watch", false, "restart the command when the secrets change")
 	cmd.Flags().DurationVar(&interval, "watch-interval", 5*time.Second, "how often --watch checks")
+	cmd.Flags().StringArrayVar(&allowEnv, "allow-env", nil, "set this secret even if its name makes programs run code (PATH, LD_PRELOAD, ...); repeatable")
 	return cmd
 }

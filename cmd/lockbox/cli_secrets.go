@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/csv"
 	"encoding/json"
@@ -246,10 +245,11 @@ type pair struct{ key, value string }
 
 func pairsFrom(args []string, file string, stdin io.Reader) ([]pair, error) {
 	var out []pair
-	for _, a := range args {
+	for i, a := range args {
 		k, v, ok := strings.Cut(a, "=")
 		if !ok || k == "" {
-			return nil, fmt.Errorf("%q is not KEY=VALUE", a)
+			// Not quoted: it may be a value given without its key.
+			return nil, fmt.Errorf("argument %d is not KEY=VALUE", i+1)
 		}
 		out = append(out, pair{k, v})
 	}
@@ -312,7 +312,10 @@ func parseDotenv(s string) ([]pair, error) {
 		}
 		key := strings.TrimSpace(s[cur : cur+eq])
 		if !envKey().MatchString(key) {
-			return fail("%q is not a valid key", key)
+			// Not quoted: a line that is not a key is often a piece of a
+			// multi-line value left unquoted (a PEM key), which must not
+			// reach a log.
+			return fail("not a valid key (letters, digits, _ . -, not starting with a digit)")
 		}
 		cur += eq + 1
 		for cur < len(s) && (s[cur] == ' ' || s[cur] == '\t') {
@@ -388,7 +391,7 @@ func parseDotenv(s string) ([]pair, error) {
 		}
 		line += strings.Count(s[pos:cur], "\n")
 		if t := strings.TrimSpace(s[cur : cur+stop]); t != "" && !strings.HasPrefix(t, "#") {
-			return fail("unexpected %q after the value", t)
+			return fail("unexpected text after the value (quote a value with spaces or #)")
 		}
 		out = append(out, pair{key, val.String()})
 		pos = cur + stop + 1
@@ -443,6 +446,7 @@ func writeExport(w io.Writer, format string, keys []string, vals map[string]stri
 func (c *cli) newExportCmd() *cobra.Command {
 	var o fetchOpts
 	var format, outFile string
+	var allowEnv []string
 	cmd := &cobra.Command{
 		Use:   "export",
 		Short: "Print secrets as dotenv, json, yaml or csv",
@@ -460,28 +464,20 @@ func (c *cli) newExportCmd() *cobra.Command {
 				return err
 			}
 			keys, vals := flatten(l)
+			if format == "dotenv" {
+				// A dotenv export is made to be sourced by a shell.
+				keys = envSafe(c.stderr, keys, vals, true, allowEnv)
+			}
 			if outFile == "" {
 				return writeExport(c.stdout, format, keys, vals)
 			}
-			f, err := os.OpenFile(outFile, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
-			if err != nil {
-				return err
-			}
-			w := bufio.NewWriter(f)
-			if err := writeExport(w, format, keys, vals); err != nil {
-				f.Close()
-				return err
-			}
-			if err := w.Flush(); err != nil {
-				f.Close()
-				return err
-			}
-			return f.Close()
+			return writeFileAtomic(outFile, 0o600, func(w io.Writer) error { return writeExport(w, format, keys, vals) })
 		},
 	}
 	o.flags(cmd)
 	cmd.Flags().StringVar(&format, "format", "dotenv", "dotenv, json, yaml or csv")
-	cmd.Flags().StringVar(&outFile, "output-file", "", "write to this file (mode 0600) instead of standard output")
+	cmd.Flags().StringVar(&outFile, "output-file", "", "write to this file (a new file of mode 0600, renamed over it) instead of standard output")
+	cmd.Flags().StringArrayVar(&allowEnv, "allow-env", nil, "dotenv: write this secret even if its name makes programs run code (PATH, LD_PRELOAD, ...); repeatable")
 	return cmd
 }
 

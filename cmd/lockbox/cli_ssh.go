@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net/url"
 	"os"
 	"strings"
@@ -65,13 +66,15 @@ func checkCertFlags(r client.SSHCertRequest) error {
 	return nil
 }
 
-// writeNewFile writes data to path with perm, refusing to replace a file unless force.
+// writeNewFile writes data to path with perm, refusing to replace a file
+// unless force; a replacement is a new file renamed over it
+// (writeFileAtomic), so a link there is not followed and the old file's
+// mode is not kept.
 func writeNewFile(path string, data []byte, perm os.FileMode, force bool) error {
-	flags := os.O_WRONLY | os.O_CREATE | os.O_EXCL
 	if force {
-		flags = os.O_WRONLY | os.O_CREATE | os.O_TRUNC
+		return writeFileAtomic(path, perm, func(w io.Writer) error { _, err := w.Write(data); return err })
 	}
-	f, err := os.OpenFile(path, flags, perm)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
 	if errors.Is(err, os.ErrExist) {
 		return fmt.Errorf("%s exists; use --force to replace it", path)
 	}
@@ -79,10 +82,6 @@ func writeNewFile(path string, data []byte, perm os.FileMode, force bool) error 
 		return err
 	}
 	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Chmod(perm); err != nil { // also when it existed, with looser permissions
 		f.Close()
 		return err
 	}

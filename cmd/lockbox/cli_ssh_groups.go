@@ -2,8 +2,7 @@ package main
 
 import (
 	"errors"
-	"os"
-	"path/filepath"
+	"io"
 	"strconv"
 	"strings"
 
@@ -254,23 +253,7 @@ func (c *cli) newSSHKRLCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			tmp, err := os.CreateTemp(filepath.Dir(out), ".krl-*")
-			if err != nil {
-				return err
-			}
-			defer os.Remove(tmp.Name())
-			if _, err := tmp.Write(b); err != nil {
-				tmp.Close()
-				return err
-			}
-			if err := tmp.Chmod(0o644); err != nil {
-				tmp.Close()
-				return err
-			}
-			if err := tmp.Close(); err != nil {
-				return err
-			}
-			if err := os.Rename(tmp.Name(), out); err != nil {
+			if err := writeFileAtomic(out, 0o644, func(w io.Writer) error { _, err := w.Write(b); return err }); err != nil {
 				return err
 			}
 			return c.print(struct {

@@ -41,11 +41,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	if err := root.ExecuteContext(ctx); err != nil {
 		if ee, ok := err.(*exitError); ok {
 			if ee.err != nil {
-				fmt.Fprintln(stderr, "lockbox:", ee.err)
+				fmt.Fprintln(stderr, "lockbox:", printableLines(ee.err.Error()))
 			}
 			return ee.code
 		}
-		fmt.Fprintln(stderr, "lockbox:", err)
+		fmt.Fprintln(stderr, "lockbox:", printableLines(err.Error()))
 		return 1
 	}
 	return 0

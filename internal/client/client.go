@@ -25,8 +25,14 @@ type Client struct {
 
 // New returns a client for baseURL.
 func New(baseURL, token string) *Client {
-	return &Client{BaseURL: baseURL, Token: token, HTTP: &http.Client{Timeout: 30 * time.Second}}
+	return &Client{BaseURL: baseURL, Token: token, HTTP: &http.Client{Timeout: 30 * time.Second, CheckRedirect: noRedirects}}
 }
+
+// noRedirects makes a redirect the answer: the API never redirects, and
+// Go's client would re-send a body (a client secret, a password, a token
+// to revoke, secret values) to wherever a 307 or 308 points, and the
+// bearer token to the same host on another port or over plain http.
+func noRedirects(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 
 // APIError is a non-2xx answer in Infisical's error shape.
 type APIError struct {
