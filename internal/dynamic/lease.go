@@ -398,7 +398,14 @@ func (s *Service) revokeWith(ctx context.Context, sec Secret, l Lease) error {
 	}
 	pctx, cancel := context.WithTimeout(s.dialCtx(ctx, p), ProviderTimeout)
 	defer cancel()
-	return p.Revoke(pctx, provider.RevokeRequest{Username: l.Username})
+	err = p.Revoke(pctx, provider.RevokeRequest{Username: l.Username})
+	if err != nil && pctx.Err() != nil && ctx.Err() == nil {
+		// The target held the call for the whole timeout (down, a tarpit,
+		// a statement that sleeps): as unreachable as a refused connection
+		// for the leases after this one.
+		err = provider.Unreachable(err)
+	}
+	return err
 }
 
 // dropBatch is how many disabled users one call to the target drops.

@@ -364,54 +364,84 @@ func (w *Worker) revokeGroup(ctx context.Context, dsID string, leases []SealedLe
 // revokeOpened is revokeGroup once the dynamic secret is read and opened.
 // A burst (more than Batch leases) that the target does not disable goes on
 // in groups of Batch, each revoked and recorded as a batch of its own would
-// be.
+// be. Once the target is found unreachable (or holding a call for the whole
+// ProviderTimeout), the leases not yet tried fail at once with that error
+// and are retried with backoff: a target a member controls must not hold
+// one of the node's few revocation slots for a timeout per lease, while
+// other projects' leases wait.
 func (w *Worker) revokeOpened(ctx context.Context, sec Secret, leases []SealedLease) (record func(), disabled bool) {
-	if p, err := w.svc.provider(sec); err == nil {
-		names := make([]string, len(leases))
-		for i, l := range leases {
-			names[i] = l.Username
-		}
-		if d, ok := p.(provider.Disabler); ok && d.Disables() {
-			pctx, cancel := context.WithTimeout(w.svc.dialCtx(ctx, p), ProviderTimeout)
-			derr := d.DisableMany(pctx, names)
-			cancel()
-			if derr == nil {
-				return func() { w.recordDisabled(context.WithoutCancel(ctx), sec, leases) }, true
-			}
-			w.log.Warn("disabling users failed; revoking in one phase", "dynamicSecret", sec.ID, "err", truncate(derr.Error(), 250))
-		}
-		if len(leases) > max(w.Batch, 1) {
-			for group := range slices.Chunk(leases, max(w.Batch, 1)) {
-				if record, _ := w.revokeOpened(ctx, sec, group); record != nil {
-					record()
-				}
-			}
-			return nil, false
-		}
-		if br, ok := p.(provider.BatchRevoker); ok && len(leases) > 1 {
-			pctx, cancel := context.WithTimeout(w.svc.dialCtx(ctx, p), ProviderTimeout)
-			berr := br.RevokeMany(pctx, names)
-			cancel()
-			if berr == nil {
-				return func() { w.recordRevoked(context.WithoutCancel(ctx), sec, leases) }, false
-			}
-			w.log.Warn("batch revocation failed; revoking one by one", "dynamicSecret", sec.ID, "err", truncate(berr.Error(), 250))
-		}
+	record, disabled, _ = w.revokeTried(ctx, sec, leases)
+	return record, disabled
+}
+
+// revokeTried is revokeOpened, also returning the error that found the
+// target unreachable, if one did.
+func (w *Worker) revokeTried(ctx context.Context, sec Secret, leases []SealedLease) (record func(), disabled bool, down error) {
+	p, err := w.svc.provider(sec)
+	if err != nil {
+		return nil, false, w.revokeEach(ctx, sec, leases, nil)
 	}
-	w.revokeEach(ctx, sec, leases, nil)
-	return nil, false
+	names := make([]string, len(leases))
+	for i, l := range leases {
+		names[i] = l.Username
+	}
+	if d, ok := p.(provider.Disabler); ok && d.Disables() {
+		pctx, cancel := context.WithTimeout(w.svc.dialCtx(ctx, p), ProviderTimeout)
+		derr := d.DisableMany(pctx, names)
+		cancel()
+		if derr == nil {
+			return func() { w.recordDisabled(context.WithoutCancel(ctx), sec, leases) }, true, nil
+		}
+		if errors.Is(derr, provider.ErrUnreachable) {
+			return nil, false, w.revokeEach(ctx, sec, leases, derr)
+		}
+		w.log.Warn("disabling users failed; revoking in one phase", "dynamicSecret", sec.ID, "err", truncate(derr.Error(), 250))
+	}
+	if len(leases) > max(w.Batch, 1) {
+		for i := 0; i < len(leases); i += max(w.Batch, 1) {
+			group := leases[i:min(i+max(w.Batch, 1), len(leases))]
+			record, _, down := w.revokeTried(ctx, sec, group)
+			if record != nil {
+				record()
+			}
+			if down != nil {
+				return nil, false, w.revokeEach(ctx, sec, leases[i+len(group):], down)
+			}
+		}
+		return nil, false, nil
+	}
+	if br, ok := p.(provider.BatchRevoker); ok && len(leases) > 1 {
+		pctx, cancel := context.WithTimeout(w.svc.dialCtx(ctx, p), ProviderTimeout)
+		berr := br.RevokeMany(pctx, names)
+		cancel()
+		if berr == nil {
+			return func() { w.recordRevoked(context.WithoutCancel(ctx), sec, leases) }, false, nil
+		}
+		w.log.Warn("batch revocation failed; revoking one by one", "dynamicSecret", sec.ID, "err", truncate(berr.Error(), 250))
+	}
+	return nil, false, w.revokeEach(ctx, sec, leases, nil)
 }
 
 // revokeEach revokes leases one by one and records each outcome; with err
-// set (the dynamic secret could not be read), each fails with it.
-func (w *Worker) revokeEach(ctx context.Context, sec Secret, leases []SealedLease, err error) {
+// set (the dynamic secret could not be read, or the target was found
+// unreachable), each fails with it untried. Once one lease finds the
+// target unreachable the rest fail with that error, untried. It returns
+// the error that found the target unreachable, if one did.
+func (w *Worker) revokeEach(ctx context.Context, sec Secret, leases []SealedLease, err error) error {
 	for _, l := range leases {
 		rerr := err
 		if rerr == nil {
 			rerr = w.svc.revokeWith(ctx, sec, l.Lease)
+			if errors.Is(rerr, provider.ErrUnreachable) {
+				err = rerr
+			}
 		}
 		w.record(ctx, sec, l, rerr)
 	}
+	if errors.Is(err, provider.ErrUnreachable) {
+		return err
+	}
+	return nil
 }
 
 // recordRevoked records a batch of leases revoked, with their audit events,
