@@ -668,3 +668,42 @@ func TestSecretIDOfAnotherProjectIsNotFound(t *testing.T) {
 		}
 	}
 }
+
+// TestExpansionLooksUpAtMostSoManyFolders: one request's reference
+// expansion looks up at most secret.MaxExpandFolders distinct folders; each
+// lookup walks the folder's path a query per segment, so references to
+// thousands of distinct paths (each value within its own limits) made one
+// read of a folder take seconds to minutes. Past the limit the read is a
+// 400; each value alone still reads.
+func TestExpansionLooksUpAtMostSoManyFolders(t *testing.T) {
+	e := apptest.Bootstrapped(t, store.SQLite)
+	p := createProject(t, e, e.Token, map[string]any{"projectName": "folder-budget"})
+	refs := func(from, to int) string {
+		var b strings.Builder
+		for i := from; i < to; i++ {
+			fmt.Fprintf(&b, "${dev.f%d.K}", i)
+		}
+		return b.String()
+	}
+	half := secret.MaxExpandFolders/2 + 10
+	putSecret(t, e, e.Token, p.ID, "dev", "/", "A", refs(0, half))
+	read := func(key string) apptest.Response {
+		path := "/api/v3/secrets/raw?workspaceId=" + p.ID + "&environment=dev&secretPath=/&expandSecretReferences=true"
+		if key != "" {
+			path = "/api/v3/secrets/raw/" + key + "?workspaceId=" + p.ID + "&environment=dev&secretPath=/&expandSecretReferences=true"
+		}
+		return e.Do(t, "GET", path, e.Token, nil)
+	}
+	if r := read(""); r.Status != 200 || !strings.Contains(string(r.Body), "${dev.f0.K}") {
+		t.Fatalf("a read within the limit: %d %.300s", r.Status, r.Body)
+	}
+	putSecret(t, e, e.Token, p.ID, "dev", "/", "B", refs(half, 2*half))
+	if r := read(""); r.Status != 400 || !strings.Contains(string(r.Body), "folders per request") {
+		t.Fatalf("a read past the limit: %d %.300s", r.Status, r.Body)
+	}
+	for _, k := range []string{"A", "B"} {
+		if r := read(k); r.Status != 200 {
+			t.Fatalf("%s alone: %d %.300s", k, r.Status, r.Body)
+		}
+	}
+}
