@@ -707,3 +707,36 @@ func TestExpansionLooksUpAtMostSoManyFolders(t *testing.T) {
 		}
 	}
 }
+
+// TestOldVersionsAreDescribedAsTheirNameMayBe: reading a secret by version
+// through its current name describes that version (comment, tags,
+// metadata, reminder) only as far as the caller may describe the name it
+// had then, as the version list does; before, only the comment and tags
+// were withheld.
+func TestOldVersionsAreDescribedAsTheirNameMayBe(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, d store.Dialect) {
+		e := apptest.Bootstrapped(t, d)
+		p := createProject(t, e, e.Token, map[string]any{"projectName": "old-names"})
+		e.Must(t, 200, "POST", "/api/v3/secrets/raw/PRIVATE_OLD", e.Token, map[string]any{"workspaceId": p.ID, "environment": "dev",
+			"secretPath": "/", "secretValue": "v1", "secretComment": "comment-of-v1", "secretMetadata": md("owner", "meta-of-v1"),
+			"secretReminderRepeatDays": 30, "secretReminderNote": "note-of-v1"})
+		e.Must(t, 200, "PATCH", "/api/v3/secrets/raw/PRIVATE_OLD", e.Token, map[string]any{"workspaceId": p.ID, "environment": "dev",
+			"newSecretName": "PUBLIC_NOW", "secretValue": "v2"})
+		tok := customRole(t, e, p.ID, "public-only", []map[string]any{
+			{"subject": "secrets", "action": []string{"read", "readValue", "describeSecret"}, "conditions": map[string]any{"secretName": map[string]any{"$glob": "PUBLIC_*"}}},
+		})
+		r := e.Must(t, 200, "GET", "/api/v3/secrets/raw/PUBLIC_NOW?"+secretQ(p.ID, "dev", "/")+"&version=1", tok, nil)
+		for _, leak := range []string{`"secretValue":"v1"`, "comment-of-v1", "meta-of-v1", "note-of-v1"} {
+			if strings.Contains(string(r.Body), leak) {
+				t.Fatalf("version 1, named outside the role, shows %q: %s", leak, r.Body)
+			}
+		}
+		// The admin sees it all.
+		r = e.Must(t, 200, "GET", "/api/v3/secrets/raw/PUBLIC_NOW?"+secretQ(p.ID, "dev", "/")+"&version=1", e.Token, nil)
+		for _, want := range []string{"comment-of-v1", "meta-of-v1", "note-of-v1"} {
+			if !strings.Contains(string(r.Body), want) {
+				t.Fatalf("the admin's version 1 lacks %q: %s", want, r.Body)
+			}
+		}
+	})
+}

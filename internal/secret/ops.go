@@ -381,10 +381,13 @@ func (s *Service) get(ctx context.Context, actor authz.Actor, sc Scope, key stri
 	}
 	sec.Tags = tags[sl.ID]
 	if o.Version > 0 {
-		// An older version may have had another name: as in Versions, its
-		// value shows only if readable both now and under that name.
+		// An older version may have had another name: as in Versions, it
+		// is described (comment, tags, metadata, reminder) only as far as
+		// that name may be, and its value shows only if readable both now
+		// and under that name.
 		old := visible(perms, sec)
-		sec.Comment, sec.Tags, value = old.Comment, old.Tags, value && !old.ValueHidden
+		value = value && !old.ValueHidden
+		sec = old
 	}
 	if !value || o.HideValue {
 		sec.Value, sec.ValueHidden = HiddenValue, true
