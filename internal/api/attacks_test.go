@@ -740,3 +740,33 @@ func TestOldVersionsAreDescribedAsTheirNameMayBe(t *testing.T) {
 		}
 	})
 }
+
+// TestABatchWithADeniedItemChangesNothing: a batch update or deletion with
+// an item the caller may not change (by path or name) is refused before
+// any item is applied; before, the items ahead of it were written and the
+// answer was still a 403.
+func TestABatchWithADeniedItemChangesNothing(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, d store.Dialect) {
+		e := apptest.Bootstrapped(t, d)
+		p := createProject(t, e, e.Token, map[string]any{"projectName": "batch-denied"})
+		e.Must(t, 200, "POST", "/api/v1/folders", e.Token, folder(p.ID, "dev", "/", "app"))
+		putSecret(t, e, e.Token, p.ID, "dev", "/app", "A", "a1")
+		putSecret(t, e, e.Token, p.ID, "dev", "/", "B", "b1")
+		tok := customRole(t, e, p.ID, "app-only", []map[string]any{
+			{"subject": "secrets", "action": []string{"read", "readValue", "describeSecret", "create", "edit", "delete"},
+				"conditions": map[string]any{"secretPath": map[string]any{"$eq": "/app"}}},
+		})
+		items := []map[string]any{{"secretKey": "A", "secretPath": "/app", "secretValue": "a2"}, {"secretKey": "B", "secretPath": "/", "secretValue": "b2"}}
+		body := map[string]any{"workspaceId": p.ID, "environment": "dev", "secretPath": "/app", "secrets": items}
+		assertError(t, e.Do(t, "PATCH", "/api/v3/secrets/batch/raw", tok, body), 403, "PermissionDenied")
+		assertError(t, e.Do(t, "DELETE", "/api/v3/secrets/batch/raw", tok, body), 403, "PermissionDenied")
+		var got struct{ Secret secretOut }
+		e.Must(t, 200, "GET", "/api/v3/secrets/raw/A?"+secretQ(p.ID, "dev", "/app"), e.Token, nil).Decode(t, &got)
+		if got.Secret.SecretValue != "a1" || got.Secret.Version != 1 {
+			t.Fatalf("A after refused batches: %q, version %d", got.Secret.SecretValue, got.Secret.Version)
+		}
+		// Alone, the allowed item goes through.
+		body["secrets"] = items[:1]
+		e.Must(t, 200, "PATCH", "/api/v3/secrets/batch/raw", tok, body)
+	})
+}

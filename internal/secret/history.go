@@ -238,6 +238,15 @@ func (s *Service) UpdateMany(ctx context.Context, actor authz.Actor, sc Scope, m
 	if mode != FailOnNotFound && mode != Upsert && mode != Ignore {
 		return nil, invalidField("mode", "mode must be failOnNotFound, upsert or ignore")
 	}
+	if mode != Ignore { // an ignored item may be skipped as missing before any check
+		alt := ""
+		if mode == Upsert {
+			alt = authz.ActCreate // a missing secret is created
+		}
+		if err := s.checkBatchUpfront(ctx, actor, sc, items, authz.ActEdit, alt); err != nil {
+			return nil, err
+		}
+	}
 	if err := s.checkRotatedBatch(ctx, actor, sc, items, false); err != nil {
 		return nil, err
 	}
@@ -279,6 +288,9 @@ func (s *Service) DeleteMany(ctx context.Context, actor authz.Actor, sc Scope, k
 	if len(keys) > MaxBatch {
 		return nil, invalidField("secrets", "At most %d secrets in one request", MaxBatch)
 	}
+	if err := s.checkBatchUpfront(ctx, actor, sc, keys, authz.ActDelete, ""); err != nil {
+		return nil, err
+	}
 	if err := s.checkRotatedBatch(ctx, actor, sc, keys, true); err != nil {
 		return nil, err
 	}
@@ -297,6 +309,38 @@ func (s *Service) DeleteMany(ctx context.Context, actor authz.Actor, sc Scope, k
 		out = append(out, sec)
 	}
 	return out, nil
+}
+
+// checkBatchUpfront refuses a batch with an item the caller may not
+// change (action; or, for an item with a value, alt when set) whatever the
+// secret's tags, before any item is applied: items are applied one at a
+// time, and a 403 after the first ones were written would tell the client
+// (Terraform retries) that nothing changed. Items whose outcome depends on
+// tags (the caller's rules name them) are still checked only as they are
+// applied, and every item is checked again then.
+func (s *Service) checkBatchUpfront(ctx context.Context, actor authz.Actor, sc Scope, items []BatchItem, action, alt string) error {
+	if sc.ProjectID == "" {
+		return nil
+	}
+	perms, err := s.authz.ProjectPermissions(ctx, actor, sc.ProjectID)
+	if err != nil || perms.UsesCondition(authz.SubSecrets, "secretTags") {
+		return nil // reported by the items
+	}
+	for _, it := range items {
+		path := sc.Path
+		if it.Path != "" {
+			path = it.Path
+		}
+		path, err := project.NormalizePath(path)
+		if err != nil || it.Type == Personal {
+			continue // reported by the item; personal secrets are the caller's own
+		}
+		f := fields(sc.Env, path, it.Key, nil)
+		if !perms.Can(action, authz.SubSecrets, f) && (alt == "" || it.Value == nil || !perms.Can(alt, authz.SubSecrets, f)) {
+			return errs.PermissionDenied(action, authz.SubSecrets)
+		}
+	}
+	return nil
 }
 
 func deref[T any](p *T) T {
