@@ -76,3 +76,18 @@ func FuzzGlob(f *testing.F) {
 		}
 	})
 }
+
+// TestStoredRulesAreReadAsTheyAre: a custom role saved before ParseRules
+// refused secretPath values no path can match still resolves (its rule
+// matches nothing, as before), rather than failing every permission check
+// of the project.
+func TestStoredRulesAreReadAsTheyAre(t *testing.T) {
+	set, err := grantsSet([]Grant{{Role: "old", Permissions: []byte(`[{"subject":"secrets","action":"read"},
+		{"subject":"secrets","action":"read","inverted":true,"conditions":{"secretPath":{"$eq":"/prod/"}}}]`)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !set.Can(ActRead, SubSecrets, &Fields{Environment: "dev", SecretPath: "/prod"}) {
+		t.Fatal("the stored role's read is lost")
+	}
+}

@@ -303,7 +303,7 @@ func grantsSet(grants []Grant) (Set, error) {
 	sets := make([][]Rule, 0, len(grants))
 	for _, g := range grants {
 		if g.Permissions != nil {
-			rules, err := ParseRules(g.Permissions)
+			rules, err := parseRules(g.Permissions)
 			if err != nil {
 				return Set{}, errs.Internalf(err, "stored custom role %s is invalid", g.Role)
 			}

@@ -361,7 +361,62 @@ func checkValue(key, op, v string) error {
 
 // ParseRules decodes and validates a JSON array of v2 rules for a project
 // role. Bad rules are a 422 naming the rule.
+//
+// A secretPath value must also be one a path can equal or a glob can
+// match: paths are matched normalised (/a/b: no trailing /, no //), so
+// "/prod/" or a glob "prod/**" would never match, and a deny rule written
+// so would deny nothing. Rules stored before this check are read as they
+// are (parseRules), never refused.
 func ParseRules(raw []byte) ([]Rule, error) {
+	rules, err := parseRules(raw)
+	if err != nil {
+		return nil, err
+	}
+	for i, r := range rules {
+		for _, o := range r.Conditions["secretPath"] {
+			values := o.In
+			if o.Op != "$in" {
+				values = []string{o.Value}
+			}
+			for _, v := range values {
+				if err := matchablePath(o.Op, v); err != nil {
+					return nil, invalid(i, "%v", err)
+				}
+			}
+		}
+	}
+	return rules, nil
+}
+
+// matchablePath refuses a secretPath condition value no normalised path
+// can equal (op $eq, $neq, $in) or match ($glob).
+func matchablePath(op, v string) error {
+	if op == "$glob" {
+		if !strings.HasPrefix(v, "/") && !strings.HasPrefix(v, "*") {
+			return fmt.Errorf("secretPath glob %q never matches: paths start with /", v)
+		}
+		if strings.Contains(v, "//") || (len(v) > 1 && strings.HasSuffix(v, "/")) {
+			return fmt.Errorf("secretPath glob %q never matches: paths have no // and no trailing /", v)
+		}
+		return nil
+	}
+	if v == "/" {
+		return nil
+	}
+	if !strings.HasPrefix(v, "/") || strings.Contains(v, "//") || strings.HasSuffix(v, "/") {
+		return fmt.Errorf("secretPath %q never matches: paths are written /a/b, without // or a trailing /", v)
+	}
+	for _, seg := range strings.Split(v[1:], "/") {
+		if seg == "." || seg == ".." {
+			return fmt.Errorf("secretPath %q never matches: paths hold no . or .. segment", v)
+		}
+	}
+	return nil
+}
+
+// parseRules is ParseRules without the secretPath check: what stored rules
+// are read with.
+func parseRules(raw []byte) ([]Rule, error) {
 	var items []json.RawMessage
 	if err := json.Unmarshal(raw, &items); err != nil {
 		return nil, errs.Invalidf("permissions must be an array of rules")

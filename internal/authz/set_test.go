@@ -173,6 +173,12 @@ func TestParseRulesRejects(t *testing.T) {
 		"in with non-strings":     `[{"subject":"secrets","action":"read","conditions":{"environment":{"$in":[1]}}}]`,
 		"action of wrong type":    `[{"subject":"secrets","action":5}]`,
 		"identity cond on secret": `[{"subject":"secrets","action":"read","conditions":{"identityId":"x"}}]`,
+		// secretPath values no normalised path can equal or match.
+		"path with trailing slash": `[{"subject":"secrets","action":"read","inverted":true,"conditions":{"secretPath":{"$eq":"/prod/"}}}]`,
+		"path with //":             `[{"subject":"secrets","action":"read","conditions":{"secretPath":{"$in":["/a","/b//c"]}}}]`,
+		"path with ..":             `[{"subject":"secrets","action":"read","conditions":{"secretPath":{"$neq":"/a/../b"}}}]`,
+		"relative glob":            `[{"subject":"secrets","action":"read","inverted":true,"conditions":{"secretPath":{"$glob":"payments/**"}}}]`,
+		"glob with trailing slash": `[{"subject":"secret-folders","action":"read","conditions":{"secretPath":{"$glob":"/prod/"}}}]`,
 	}
 	for name, js := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -184,6 +190,11 @@ func TestParseRulesRejects(t *testing.T) {
 	}
 	if r, err := authz.ParseRules([]byte(`[]`)); err != nil || len(r) != 0 {
 		t.Fatalf("empty list: %v %v", r, err)
+	}
+	for _, ok := range []string{`{"$eq":"/"}`, `{"$in":["/","/a/b"]}`, `{"$glob":"**"}`, `{"$glob":"/a/**"}`, `{"$glob":"/"}`, `"/prod"`} {
+		if _, err := authz.ParseRules([]byte(`[{"subject":"secrets","action":"read","conditions":{"secretPath":` + ok + `}}]`)); err != nil {
+			t.Errorf("secretPath %s refused: %v", ok, err)
+		}
 	}
 }
 
