@@ -325,7 +325,8 @@ func TestServiceTokenChangesAnImport(t *testing.T) {
 		id := addImport(t, e, p.ID, "dev", "/", "staging", "/")
 		var st struct{ ServiceToken string }
 		e.Must(t, 200, "POST", "/api/v2/service-token", e.Token, map[string]any{"name": "w", "workspaceId": p.ID,
-			"scopes": []map[string]any{{"environment": "dev", "secretPath": "/"}}, "permissions": []string{"read", "write"}}).Decode(t, &st)
+			"scopes":      []map[string]any{{"environment": "dev", "secretPath": "/"}, {"environment": "prod", "secretPath": "/"}},
+			"permissions": []string{"read", "write"}}).Decode(t, &st)
 		e.Must(t, 200, "PATCH", "/api/v1/secret-imports/"+id, st.ServiceToken, map[string]any{"environment": "dev", "path": "/",
 			"import": map[string]any{"environment": "prod", "path": "/"}})
 		var imps struct {
@@ -344,6 +345,42 @@ func TestServiceTokenChangesAnImport(t *testing.T) {
 			if len(evs.AuditLogs) != 1 || evs.AuditLogs[0].ProjectID == nil || *evs.AuditLogs[0].ProjectID != p.ID {
 				t.Fatalf("%s events: %+v", typ, evs.AuditLogs)
 			}
+		}
+	})
+}
+
+// TestAnImportReadsOnlyWhereItsMakerMaySee: creating an import, or pointing
+// one elsewhere, needs the caller to be allowed to see secrets at the
+// source (as in Infisical), checked before the source is looked up, so
+// whether a folder exists where one may read nothing is not told by a 404;
+// an update cannot point a folder at itself, as a create cannot.
+func TestAnImportReadsOnlyWhereItsMakerMaySee(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, d store.Dialect) {
+		e := apptest.Bootstrapped(t, d)
+		p := createProject(t, e, e.Token, map[string]any{"projectName": "import-sources"})
+		e.Must(t, 200, "POST", "/api/v1/folders", e.Token, folder(p.ID, "prod", "/", "payments"))
+		tok := customRole(t, e, p.ID, "dev-only", []map[string]any{
+			{"subject": "secrets", "action": []string{"read", "readValue", "describeSecret"}, "conditions": map[string]any{"environment": "dev"}},
+			{"subject": "secret-imports", "action": []string{"read", "create", "edit"}},
+		})
+		create := func(env, path string) apptest.Response {
+			return e.Do(t, "POST", "/api/v1/secret-imports", tok, map[string]any{"workspaceId": p.ID, "environment": "dev", "path": "/",
+				"import": map[string]any{"environment": env, "path": path}})
+		}
+		// A folder that exists and one that does not answer alike.
+		assertError(t, create("prod", "/payments"), 403, "PermissionDenied")
+		assertError(t, create("prod", "/nothere"), 403, "PermissionDenied")
+		e.Must(t, 200, "POST", "/api/v1/folders", e.Token, folder(p.ID, "dev", "/", "shared"))
+		var out struct{ SecretImport struct{ ID string } }
+		e.Must(t, 200, "POST", "/api/v1/secret-imports", tok, map[string]any{"workspaceId": p.ID, "environment": "dev", "path": "/",
+			"import": map[string]any{"environment": "dev", "path": "/shared"}}).Decode(t, &out)
+		scope := map[string]any{"workspaceId": p.ID, "environment": "dev", "path": "/"}
+		assertError(t, e.Do(t, "PATCH", "/api/v1/secret-imports/"+out.SecretImport.ID, tok,
+			mergeMaps(scope, map[string]any{"import": map[string]any{"environment": "prod", "path": "/payments"}})), 403, "PermissionDenied")
+		r := e.Do(t, "PATCH", "/api/v1/secret-imports/"+out.SecretImport.ID, tok, mergeMaps(scope, map[string]any{"import": map[string]any{"path": "/"}}))
+		assertError(t, r, 400, "BadRequest")
+		if !strings.Contains(string(r.Body), "cannot import itself") {
+			t.Fatalf("an import of its own folder: %s", r.Body)
 		}
 	})
 }

@@ -72,6 +72,22 @@ func importEvent(actor authz.Actor, typ string, sc Scope, imp Import) audit.Even
 		"importFromEnvironment": imp.EnvSlug, "importFromSecretPath": imp.Path}).InProject(sc.ProjectID, "")
 }
 
+// importSource resolves the folder an import reads, which the caller must
+// be allowed to see secrets in (as in Infisical): before, any importer
+// could point an import at any path, and whether it was a 404 told them
+// which folders exist where they may read nothing. Reads through an import
+// are still checked at its source.
+func (s *Service) importSource(ctx context.Context, perms authz.Set, projectID, env, path string) (project.Folder, project.Environment, error) {
+	norm, err := project.NormalizePath(path)
+	if err != nil {
+		return project.Folder{}, project.Environment{}, err
+	}
+	if describe, _ := canSee(perms, env, norm, "", nil); !describe {
+		return project.Folder{}, project.Environment{}, errs.PermissionDenied(authz.ActDescribeSecret, authz.SubSecrets)
+	}
+	return s.folders.ResolveFolder(ctx, projectID, env, norm)
+}
+
 // CreateImport makes the folder of sc import the shared secrets of target
 // (a create: project.Place).
 func (s *Service) CreateImport(ctx context.Context, actor authz.Actor, sc Scope, target Target) (Import, error) {
@@ -88,14 +104,14 @@ func (s *Service) CreateImport(ctx context.Context, actor authz.Actor, sc Scope,
 
 // createImport is one try of CreateImport.
 func (s *Service) createImport(ctx context.Context, actor authz.Actor, sc Scope, target Target) (Import, error) {
-	f, env, _, err := s.importScope(ctx, actor, &sc, authz.ActCreate)
+	f, env, perms, err := s.importScope(ctx, actor, &sc, authz.ActCreate)
 	if err != nil {
 		return Import{}, err
 	}
 	if target.Env == "" {
 		return Import{}, invalidField("import.environment", "Required")
 	}
-	tf, tenv, err := s.folders.ResolveFolder(ctx, sc.ProjectID, target.Env, first(target.Path, "/"))
+	tf, tenv, err := s.importSource(ctx, perms, sc.ProjectID, target.Env, first(target.Path, "/"))
 	if err != nil {
 		return Import{}, err
 	}
@@ -190,7 +206,7 @@ type ImportChange struct {
 
 // UpdateImport changes an import's target or position.
 func (s *Service) UpdateImport(ctx context.Context, actor authz.Actor, sc Scope, id string, c ImportChange) (Import, error) {
-	f, _, _, err := s.importScope(ctx, actor, &sc, authz.ActEdit)
+	f, _, perms, err := s.importScope(ctx, actor, &sc, authz.ActEdit)
 	if err != nil {
 		return Import{}, err
 	}
@@ -199,9 +215,12 @@ func (s *Service) UpdateImport(ctx context.Context, actor authz.Actor, sc Scope,
 		return Import{}, err
 	}
 	if c.Env != "" || c.Path != "" {
-		tf, tenv, err := s.folders.ResolveFolder(ctx, sc.ProjectID, first(c.Env, imp.EnvSlug), first(c.Path, imp.Path))
+		tf, tenv, err := s.importSource(ctx, perms, sc.ProjectID, first(c.Env, imp.EnvSlug), first(c.Path, imp.Path))
 		if err != nil {
 			return Import{}, err
+		}
+		if tf.ID == f.ID {
+			return Import{}, errs.BadRequest("A folder cannot import itself")
 		}
 		imp.EnvID, imp.EnvSlug, imp.EnvName, imp.Path = tenv.ID, tenv.Slug, tenv.Name, tf.Path
 	}
