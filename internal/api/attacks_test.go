@@ -770,3 +770,28 @@ func TestABatchWithADeniedItemChangesNothing(t *testing.T) {
 		e.Must(t, 200, "PATCH", "/api/v3/secrets/batch/raw", tok, body)
 	})
 }
+
+// TestAReferenceOneMayNotReadIsRefusedWhetherOrNotItExists: expanding a
+// reference to a secret the caller may not read is the same 403 whether
+// the secret exists or not; before, a missing one stayed as written (200),
+// so references enumerated names and folders where one reads nothing.
+func TestAReferenceOneMayNotReadIsRefusedWhetherOrNotItExists(t *testing.T) {
+	e := apptest.Bootstrapped(t, store.SQLite)
+	p := createProject(t, e, e.Token, map[string]any{"projectName": "ref-oracle"})
+	putSecret(t, e, e.Token, p.ID, "prod", "/", "DB_PASSWORD", "s3cret")
+	putSecret(t, e, e.Token, p.ID, "dev", "/", "P1", "${prod.DB_PASSWORD}")
+	putSecret(t, e, e.Token, p.ID, "dev", "/", "P2", "${prod.NOPE}")
+	putSecret(t, e, e.Token, p.ID, "dev", "/", "P3", "${dev.MISSING}")
+	tok := customRole(t, e, p.ID, "dev-reader", []map[string]any{
+		{"subject": "secrets", "action": []string{"read", "readValue", "describeSecret"}, "conditions": map[string]any{"environment": "dev"}},
+	})
+	get := func(key string) apptest.Response {
+		return e.Do(t, "GET", "/api/v3/secrets/raw/"+key+"?"+secretQ(p.ID, "dev", "/")+"&expandSecretReferences=true", tok, nil)
+	}
+	assertError(t, get("P1"), 403, "PermissionDenied")
+	assertError(t, get("P2"), 403, "PermissionDenied")
+	// A missing reference the caller could read stays as written.
+	if r := get("P3"); r.Status != 200 || !strings.Contains(string(r.Body), "${dev.MISSING}") {
+		t.Fatalf("a missing readable reference: %d %.300s", r.Status, r.Body)
+	}
+}

@@ -570,6 +570,17 @@ func (rd *reader) lookup(ctx context.Context, env, path, key string) (string, bo
 	if err != nil {
 		return "", false, false, nil
 	}
+	denied := func() error {
+		return errs.Forbiddenf("Failed to expand one or more secret references: you cannot read %s in %s:%s", key, env, path).WithCode("PermissionDenied")
+	}
+	if !rd.perms.UsesCondition(authz.SubSecrets, "secretTags") {
+		// Refused whether or not the target exists: a reference the caller
+		// may not read must not tell them which secrets and folders exist.
+		// (With tag conditions the answer needs the secret's tags.)
+		if _, value := canSee(rd.perms, env, path, key, nil); !value {
+			return "", false, false, denied()
+		}
+	}
 	ck := env + ":" + path
 	secs, ok := rd.cache[ck]
 	if !ok {
@@ -623,8 +634,7 @@ func (rd *reader) lookup(ctx context.Context, env, path, key string) (string, bo
 		return "", false, false, nil
 	}
 	if _, value := canSee(rd.perms, env, path, key, sec.Tags); !value {
-		e := errs.Forbiddenf("Failed to expand one or more secret references: you cannot read %s in %s:%s", key, env, path).WithCode("PermissionDenied")
-		return "", false, false, e
+		return "", false, false, denied()
 	}
 	return sec.Value, sec.SkipMultiline, true, nil
 }
