@@ -92,10 +92,6 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 }
 
 // writeJSON writes v as the JSON response with the given status.
-// noStore marks a response that carries a private key shown once: no cache
-// (a proxy, the browser) may keep it.
-func noStore(w http.ResponseWriter) { w.Header().Set("Cache-Control", "no-store") }
-
 func writeJSON(w http.ResponseWriter, status int, v any) error {
 	b, err := json.Marshal(v)
 	if err != nil {

@@ -488,3 +488,24 @@ func TestNULInJSONStrings(t *testing.T) {
 		}
 	})
 }
+
+// TestAnswersAreNotStored: every API answer, a login's token and a
+// secret's value included, tells caches not to store it and browsers not
+// to sniff it; before, only KMS, PKI and SSH answers with keys did.
+func TestAnswersAreNotStored(t *testing.T) {
+	e := apptest.Bootstrapped(t, store.SQLite)
+	clientID := uaSetup(t, e, map[string]any{})
+	secret, _ := newSecret(t, e, map[string]any{})
+	p := createProject(t, e, e.Token, map[string]any{"projectName": "no-store"})
+	putSecret(t, e, e.Token, p.ID, "dev", "/", "K", "v")
+	for name, r := range map[string]apptest.Response{
+		"login":       e.Do(t, "POST", "/api/v1/auth/universal-auth/login", "", map[string]string{"clientId": clientID, "clientSecret": secret}),
+		"bad login":   e.Do(t, "POST", "/api/v1/auth/universal-auth/login", "", map[string]string{"clientId": clientID, "clientSecret": "nope"}),
+		"secret read": e.Do(t, "GET", "/api/v3/secrets/raw/K?"+secretQ(p.ID, "dev", "/"), e.Token, nil),
+		"status":      e.Do(t, "GET", "/api/status", "", nil),
+	} {
+		if r.Header.Get("Cache-Control") != "no-store" || r.Header.Get("X-Content-Type-Options") != "nosniff" {
+			t.Errorf("%s (%d): Cache-Control %q, X-Content-Type-Options %q", name, r.Status, r.Header.Get("Cache-Control"), r.Header.Get("X-Content-Type-Options"))
+		}
+	}
+}

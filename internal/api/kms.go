@@ -242,7 +242,6 @@ func (s *Server) kmsDecrypt(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	defer clear(pt)
-	noStore(w) // plaintext, as a private key's answer
 	return writeJSON(w, http.StatusOK, struct {
 		Plaintext string `json:"plaintext"`
 	}{b64(pt)})

@@ -457,7 +457,6 @@ func writePKIIssued(w http.ResponseWriter, out pki.Issued) error {
 		"issuingCaCertificate": out.IssuingCA, "serialNumber": out.SerialNumber}
 	if out.PrivateKey != "" {
 		body["privateKey"] = out.PrivateKey
-		noStore(w)
 	}
 	return writeJSON(w, http.StatusOK, body)
 }
@@ -621,7 +620,6 @@ func (s *Server) pkiCertBundle(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	noStore(w)
 	return writeJSON(w, http.StatusOK, struct {
 		wireCertPEM
 		PrivateKey *string `json:"privateKey"`

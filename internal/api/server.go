@@ -218,8 +218,15 @@ func (r *statusRecorder) Write(b []byte) (int, error) { return len(b), nil }
 func (r *statusRecorder) WriteHeader(code int)        { r.status = code }
 
 // handle adapts a handler that returns an error.
+//
+// Answers are not to be stored by any cache (a token, a lease's password, a
+// secret's value, a key) unless the handler says otherwise (a CRL), nor
+// sniffed as another type than they say.
 func (s *Server) handle(h func(http.ResponseWriter, *http.Request) error) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hd := w.Header()
+		hd.Set("Cache-Control", "no-store")
+		hd.Set("X-Content-Type-Options", "nosniff")
 		if err := h(w, r); err != nil {
 			s.writeError(w, r, err)
 		}

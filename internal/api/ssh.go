@@ -344,7 +344,6 @@ type wireIssued struct {
 }
 
 func writeIssued(w http.ResponseWriter, out sshca.Issued) error {
-	noStore(w) // the private key is in this response only
 	return writeJSON(w, http.StatusOK, wireIssued{SerialNumber: out.Cert.Serial, SignedKey: out.SignedKey,
 		PrivateKey: out.PrivateKey, PublicKey: out.PublicKey, KeyAlgorithm: string(out.KeyAlg)})
 }
