@@ -151,6 +151,7 @@ func serve(ctx context.Context, cfg config.Config, stdout, stderr io.Writer) err
 		SessionIdleTimeout:      cfg.SessionIdleTimeout,
 		SessionAbsoluteTimeout:  cfg.SessionAbsoluteTimeout,
 		TrustedProxies:          cfg.TrustedProxies,
+		ClientIPHeader:          cfg.ClientIPHeader,
 		CertHeader:              cfg.TLSClientCertHeader,
 		MetricsToken:            string(cfg.MetricsToken),
 		SeparateMetrics:         cfg.MetricsListen != "",

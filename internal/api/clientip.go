@@ -22,7 +22,7 @@ func clientIP(r *http.Request) string {
 // us over TLS once per request (clientIP, OverTLS).
 func (s *Server) withClientIP(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ip := resolveClientIP(r, s.trustedProxies)
+		ip := resolveClientIP(r, s.trustedProxies, s.realIP)
 		ctx := context.WithValue(r.Context(), keyClientIP, ip)
 		ctx = context.WithValue(ctx, keyOverTLS, r.TLS != nil || (s.peerIsTrustedProxy(r) && forwardedHTTPS(r)))
 		next.ServeHTTP(w, r.WithContext(ctx))
@@ -53,17 +53,26 @@ func OverTLS(r *http.Request) bool {
 }
 
 // resolveClientIP returns the TCP peer's address unless the peer is a trusted
-// proxy. Then X-Forwarded-For is walked from the right, skipping trusted
-// proxies: the first untrusted address is the client. Without
-// X-Forwarded-For, X-Real-IP names the client. An unparsable entry ends the
-// walk at the last trusted hop, which is the most that can be vouched for.
-func resolveClientIP(r *http.Request, trusted []netip.Prefix) string {
+// proxy. Then, with realIP, X-Real-IP names the client; otherwise
+// X-Forwarded-For is walked from the right, skipping trusted proxies: the
+// first untrusted address is the client. An unparsable entry ends the walk
+// at the last trusted hop, which is the most that can be vouched for. Only
+// the one header is read: a proxy that sets X-Real-IP passes on the
+// X-Forwarded-For its client sent, and one that appends to X-Forwarded-For
+// passes on the client's X-Real-IP.
+func resolveClientIP(r *http.Request, trusted []netip.Prefix, realIP bool) string {
 	peer, err := netip.ParseAddr(peerHost(r.RemoteAddr))
 	if err != nil {
 		return peerHost(r.RemoteAddr)
 	}
 	peer = peer.Unmap()
 	if !inPrefixes(trusted, peer) {
+		return peer.String()
+	}
+	if realIP {
+		if a, ok := parseHop(r.Header.Get("X-Real-IP")); ok {
+			return a.String()
+		}
 		return peer.String()
 	}
 	if xff := r.Header.Values("X-Forwarded-For"); len(xff) > 0 {
@@ -80,9 +89,6 @@ func resolveClientIP(r *http.Request, trusted []netip.Prefix) string {
 			}
 		}
 		return ip.String()
-	}
-	if a, ok := parseHop(r.Header.Get("X-Real-IP")); ok {
-		return a.String()
 	}
 	return peer.String()
 }

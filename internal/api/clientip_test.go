@@ -82,10 +82,30 @@ func TestResolveClientIP(t *testing.T) {
 		{"garbage stops the walk", "127.0.0.1:5000", trusted, http.Header{"X-Forwarded-For": {"192.0.2.1, nonsense, 10.1.1.1"}}, "10.1.1.1"},
 		{"hop with port", "127.0.0.1:5000", trusted, http.Header{"X-Forwarded-For": {"[2001:db8::1]:443"}}, "2001:db8::1"},
 		{"mapped hop", "127.0.0.1:5000", trusted, http.Header{"X-Forwarded-For": {"::ffff:192.0.2.1"}}, "192.0.2.1"},
-		{"x-real-ip", "127.0.0.1:5000", trusted, http.Header{"X-Real-Ip": {"192.0.2.5"}}, "192.0.2.5"},
-		{"x-real-ip garbage", "127.0.0.1:5000", trusted, http.Header{"X-Real-Ip": {"nope"}}, "127.0.0.1"},
-		{"forwarded-for beats x-real-ip", "127.0.0.1:5000", trusted, http.Header{"X-Forwarded-For": {"192.0.2.1"}, "X-Real-Ip": {"192.0.2.5"}}, "192.0.2.1"},
+		{"x-real-ip is not read by default", "127.0.0.1:5000", trusted, http.Header{"X-Real-Ip": {"192.0.2.5"}}, "127.0.0.1"},
+		{"forwarded-for, not x-real-ip, by default", "127.0.0.1:5000", trusted, http.Header{"X-Forwarded-For": {"192.0.2.1"}, "X-Real-Ip": {"192.0.2.5"}}, "192.0.2.1"},
 		{"mapped peer", "[::ffff:127.0.0.1]:5000", trusted, http.Header{"X-Forwarded-For": {"192.0.2.1"}}, "192.0.2.1"},
+	}
+	// With the proxy's header set to X-Real-IP, that one alone is read: a
+	// client's own X-Forwarded-For, which such a proxy passes on, is not.
+	realIP := []struct {
+		name string
+		hdr  http.Header
+		want string
+	}{
+		{"x-real-ip", http.Header{"X-Real-Ip": {"192.0.2.5"}}, "192.0.2.5"},
+		{"x-real-ip garbage", http.Header{"X-Real-Ip": {"nope"}}, "127.0.0.1"},
+		{"a client's forwarded-for is ignored", http.Header{"X-Forwarded-For": {"203.0.113.66"}, "X-Real-Ip": {"192.0.2.5"}}, "192.0.2.5"},
+		{"a client's forwarded-for alone is ignored", http.Header{"X-Forwarded-For": {"203.0.113.66"}}, "127.0.0.1"},
+	}
+	for _, c := range realIP {
+		t.Run(c.name, func(t *testing.T) {
+			r := httptest.NewRequest("GET", "/", nil)
+			r.RemoteAddr, r.Header = "127.0.0.1:5000", c.hdr
+			if got := api.ResolveClientIP(r, trusted, true); got != c.want {
+				t.Fatalf("client %q, want %q", got, c.want)
+			}
+		})
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -95,7 +115,7 @@ func TestResolveClientIP(t *testing.T) {
 			if r.Header == nil {
 				r.Header = http.Header{}
 			}
-			if got := api.ResolveClientIP(r, c.trusted); got != c.want {
+			if got := api.ResolveClientIP(r, c.trusted, false); got != c.want {
 				t.Fatalf("client %q, want %q", got, c.want)
 			}
 		})
@@ -172,15 +192,28 @@ func TestForwardedForFromTrustedProxy(t *testing.T) {
 		}
 		var out loginOut
 		r.Decode(t, &out)
-		if r := doWith(t, e, map[string]string{"X-Real-IP": "192.0.2.11"}, "POST", "/api/v1/auth/universal-auth/login", "", login); r.Status != 200 {
-			t.Fatalf("login with X-Real-IP via the proxy: %d %s", r.Status, r.Body)
-		}
+		// X-Real-IP is not read unless the proxy's header is set to it.
+		assertError(t, doWith(t, e, map[string]string{"X-Real-IP": "192.0.2.11"}, "POST", "/api/v1/auth/universal-auth/login", "", login), 403, "ForbiddenError")
 		if r := doWith(t, e, xff("192.0.2.10"), "GET", "/api/v1/identities/details", out.AccessToken, nil); r.Status != 200 {
 			t.Fatalf("access token from a trusted client IP: %d %s", r.Status, r.Body)
 		}
 		assertError(t, e.Do(t, "GET", "/api/v1/identities/details", out.AccessToken, nil), 403, "ForbiddenError")
-		if ips := loginIPs(t, e); len(ips) != 2 || ips[0] != "192.0.2.11" || ips[1] != "192.0.2.10" {
-			t.Fatalf("audit ipAddress %v, want [192.0.2.11 192.0.2.10]", ips)
+		if ips := loginIPs(t, e); len(ips) != 1 || ips[0] != "192.0.2.10" {
+			t.Fatalf("audit ipAddress %v, want [192.0.2.10]", ips)
+		}
+	})
+	t.Run("x-real-ip", func(t *testing.T) {
+		e := apptest.Bootstrapped(t, store.SQLite, apptest.Options{TrustedProxies: loopback, ClientIPHeader: "x-real-ip"})
+		clientID := uaSetup(t, e, map[string]any{"clientSecretTrustedIps": []map[string]string{{"ipAddress": "192.0.2.0/24"}}})
+		secret, _ := newSecret(t, e, map[string]any{})
+		login := map[string]string{"clientId": clientID, "clientSecret": secret}
+		if r := doWith(t, e, map[string]string{"X-Real-IP": "192.0.2.11"}, "POST", "/api/v1/auth/universal-auth/login", "", login); r.Status != 200 {
+			t.Fatalf("login with X-Real-IP via the proxy: %d %s", r.Status, r.Body)
+		}
+		// What a client adds in X-Forwarded-For, which such a proxy passes on, is not read.
+		assertError(t, doWith(t, e, map[string]string{"X-Real-IP": "198.51.100.1", "X-Forwarded-For": "192.0.2.10"}, "POST", "/api/v1/auth/universal-auth/login", "", login), 403, "ForbiddenError")
+		if ips := loginIPs(t, e); len(ips) != 1 || ips[0] != "192.0.2.11" {
+			t.Fatalf("audit ipAddress %v, want [192.0.2.11]", ips)
 		}
 	})
 }

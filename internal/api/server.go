@@ -53,9 +53,12 @@ type Options struct {
 	Auth          Authenticator
 	Services      Services
 	Registry      *prometheus.Registry // nil: a new one
-	// TrustedProxies are the peers whose X-Forwarded-For and X-Real-IP
-	// headers name the client; empty trusts none (clientIP).
+	// TrustedProxies are the peers whose ClientIPHeader names the client;
+	// empty trusts none (clientIP).
 	TrustedProxies []netip.Prefix
+	// ClientIPHeader is "x-real-ip" to read the client from X-Real-IP
+	// alone; otherwise X-Forwarded-For alone is read.
+	ClientIPHeader string
 	// CertHeader is the header in which a trusted proxy forwards a
 	// client certificate for certificate login (authmethod.Credential's
 	// ProxyCertificate); empty: no header is read. It is opt-in because
@@ -90,6 +93,7 @@ type Server struct {
 	web             http.Handler
 	authRate        *ipLimiter
 	trustedProxies  []netip.Prefix
+	realIP          bool // X-Real-IP, not X-Forwarded-For, names the client
 	clientCertHdr   string
 	metricsToken    string
 	separateMetrics bool
@@ -140,6 +144,7 @@ func New(o Options) *Server {
 		web:              o.Web,
 		authRate:         newIPLimiter(o.AuthRateLimit, time.Minute),
 		trustedProxies:   o.TrustedProxies,
+		realIP:           strings.EqualFold(o.ClientIPHeader, "x-real-ip"),
 		clientCertHdr:    o.CertHeader,
 		metricsToken:     o.MetricsToken,
 		separateMetrics:  o.SeparateMetrics,

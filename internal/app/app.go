@@ -75,6 +75,8 @@ type Options struct {
 	// TrustedProxies are the reverse proxies whose forwarded-for headers are
 	// believed (api.Options.TrustedProxies).
 	TrustedProxies []netip.Prefix
+	// ClientIPHeader is api.Options.ClientIPHeader.
+	ClientIPHeader string
 	// CertHeader is api.Options.CertHeader.
 	CertHeader string
 	// MetricsToken and SeparateMetrics: see api.Options.
@@ -233,6 +235,7 @@ func New(db *store.DB, kr *keyring.Keyring, o Options) *App {
 		Auth:            svc.Identity,
 		Services:        svc,
 		TrustedProxies:  o.TrustedProxies,
+		ClientIPHeader:  o.ClientIPHeader,
 		CertHeader:      o.CertHeader,
 		MetricsToken:    o.MetricsToken,
 		SeparateMetrics: o.SeparateMetrics,

@@ -59,9 +59,13 @@ type Config struct {
 	// addresses and host names dynamic secrets may (not) connect to.
 	DynamicTargetsAllow string // LOCKBOX_DYNAMIC_TARGETS_ALLOW / --dynamic-targets-allow
 	DynamicTargetsDeny  string // LOCKBOX_DYNAMIC_TARGETS_DENY / --dynamic-targets-deny
-	// TrustedProxies are the peers whose X-Forwarded-For and X-Real-IP headers
-	// are believed; empty trusts none and the client is the TCP peer.
+	// TrustedProxies are the peers whose ClientIPHeader is believed; empty
+	// trusts none and the client is the TCP peer.
 	TrustedProxies []netip.Prefix // LOCKBOX_TRUSTED_PROXIES / --trusted-proxies
+	// ClientIPHeader is the one header a trusted proxy names the client in:
+	// "x-forwarded-for" (the default) or "x-real-ip". Only one is read: a
+	// proxy that sets one passes on whatever the client sent in the other.
+	ClientIPHeader string // LOCKBOX_CLIENT_IP_HEADER / --client-ip-header
 	// MetricsToken, when set, is the bearer token GET /metrics requires.
 	MetricsToken Secret // LOCKBOX_METRICS_TOKEN (no flag: it would show in ps)
 	// MetricsListen, when set, is the only address serving /metrics; the
@@ -262,9 +266,17 @@ func variables() []variable {
 		}},
 		{"LOCKBOX_DYNAMIC_TARGETS_ALLOW", "dynamic-targets-allow", "CIDRs and host names dynamic secrets may connect to (empty: any not denied)", false, func(c *Config, v string) error { c.DynamicTargetsAllow = v; return nil }},
 		{"LOCKBOX_DYNAMIC_TARGETS_DENY", "dynamic-targets-deny", "CIDRs and host names dynamic secrets may not connect to, besides link-local and metadata addresses", false, func(c *Config, v string) error { c.DynamicTargetsDeny = v; return nil }},
-		{"LOCKBOX_TRUSTED_PROXIES", "trusted-proxies", "CIDRs and addresses of reverse proxies whose X-Forwarded-For / X-Real-IP are believed (empty: none)", false, func(c *Config, v string) (err error) {
+		{"LOCKBOX_TRUSTED_PROXIES", "trusted-proxies", "CIDRs and addresses of reverse proxies whose client IP header (--client-ip-header) is believed (empty: none)", false, func(c *Config, v string) (err error) {
 			c.TrustedProxies, err = ParsePrefixes(v)
 			return err
+		}},
+		{"LOCKBOX_CLIENT_IP_HEADER", "client-ip-header", "the header trusted proxies name the client in: x-forwarded-for (default) or x-real-ip; the other is ignored", false, func(c *Config, v string) error {
+			switch v = strings.ToLower(strings.TrimSpace(v)); v {
+			case "", "x-forwarded-for", "x-real-ip":
+				c.ClientIPHeader = v
+				return nil
+			}
+			return fmt.Errorf("must be x-forwarded-for or x-real-ip")
 		}},
 		{"LOCKBOX_METRICS_TOKEN", "", "bearer token GET /metrics requires (empty: none)", true, func(c *Config, v string) error { c.MetricsToken = Secret(v); return nil }},
 		{"LOCKBOX_TLS_CERT_FILE", "tls-cert-file", "PEM certificate chain: serve the API over TLS (re-read on SIGHUP)", false, func(c *Config, v string) error { c.TLSCertFile = v; return nil }},

@@ -61,9 +61,11 @@ type Options struct {
 	Share *Env
 	// TargetsAllow and TargetsDeny set the dynamic-secret target policy.
 	TargetsAllow, TargetsDeny string
-	// TrustedProxies are the peers whose X-Forwarded-For / X-Real-IP are
-	// believed; the test client's peer is 127.0.0.1.
+	// TrustedProxies are the peers whose client IP header is believed; the
+	// test client's peer is 127.0.0.1.
 	TrustedProxies []netip.Prefix
+	// ClientIPHeader is app.Options.ClientIPHeader.
+	ClientIPHeader string
 	// CertHeader is the header a trusted proxy forwards a client certificate
 	// in (api.Options.CertHeader).
 	CertHeader string
@@ -157,7 +159,7 @@ func Start(t testing.TB, d store.Dialect, opts ...Options) *Env {
 		siteURL = "http://" + lis.Addr().String()
 	}
 	srv := app.New(db, kr, app.Options{SiteURL: siteURL, TargetPolicy: targets, Version: "test", MaxBodyBytes: o.MaxBodyBytes, AuthRateLimit: o.AuthRateLimit,
-		PasswordHasher: o.PasswordHasher, Logger: slog.New(slog.NewJSONHandler(o.Log, &slog.HandlerOptions{Level: o.LogLevel})), TrustedProxies: o.TrustedProxies,
+		PasswordHasher: o.PasswordHasher, Logger: slog.New(slog.NewJSONHandler(o.Log, &slog.HandlerOptions{Level: o.LogLevel})), TrustedProxies: o.TrustedProxies, ClientIPHeader: o.ClientIPHeader,
 		MetricsToken: o.MetricsToken, SeparateMetrics: o.SeparateMetrics, AuthFetchLoopback: true,
 		AuthFetchResolve: o.AuthResolve, AuthFetchRootCAs: o.AuthRootCAs, CertHeader: o.CertHeader, Clock: o.Clock, Mailer: o.Mailer,
 		SessionIdleTimeout: o.SessionIdleTimeout, SessionAbsoluteTimeout: o.SessionAbsoluteTimeout, MaxLeases: o.MaxLeases, AuditLogRetentionDays: o.AuditLogRetentionDays})
