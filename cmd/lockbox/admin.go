@@ -115,8 +115,10 @@ projects) until it is restarted with the new key.`,
 			defer db.Close()
 			pending := filepath.Join(cfg.DataDir, keyring.RootKeyFile+".new")
 			if fileMode {
-				// Keep the new key on disk before the database depends on it.
-				if err := os.WriteFile(pending, []byte(base64.StdEncoding.EncodeToString(newRoot)+"\n"), 0o600); err != nil {
+				// Keep the new key on disk, synced, before the database
+				// depends on it: a crash after the commit must not leave an
+				// empty file and a database wrapped under a key kept nowhere.
+				if err := writeSynced(pending, []byte(base64.StdEncoding.EncodeToString(newRoot)+"\n"), 0o600); err != nil {
 					return err
 				}
 			}

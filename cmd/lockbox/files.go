@@ -40,3 +40,29 @@ func writeFileAtomic(path string, perm os.FileMode, write func(io.Writer) error)
 	}
 	return os.Rename(tmp.Name(), path)
 }
+
+// writeSynced writes data to path (created with perm, or truncated) and
+// syncs the file and its directory before returning.
+func writeSynced(path string, data []byte, perm os.FileMode) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, perm)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	d, err := os.Open(filepath.Dir(path))
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}

@@ -244,6 +244,10 @@ func RestoreSQLite(ctx context.Context, from, dir string, check func(BackupInfo)
 	case len(entries) > 0:
 		return info, fmt.Errorf("data dir %s is not empty: restore into a new or empty directory", dir)
 	}
+	if fi, err := os.Stat(dir); err == nil && fi.Mode().Perm()&0o022 != 0 {
+		// Another user could replace the database, or plant its -wal file.
+		return info, fmt.Errorf("data dir %s is writable by other users (mode %04o): chmod go-w it, or restore into a new directory", dir, fi.Mode().Perm())
+	}
 	tmp, err := os.CreateTemp(dir, "."+SQLiteFile+".restore-*") // mode 0600
 	if err != nil {
 		return info, fmt.Errorf("restore: %w", err)

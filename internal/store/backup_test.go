@@ -180,6 +180,17 @@ func TestRestoreSQLite(t *testing.T) {
 	if _, err := store.RestoreSQLite(ctx, from, dir, nil); err == nil || !strings.Contains(err.Error(), "not empty") {
 		t.Fatalf("restore into a non-empty dir: %v", err)
 	}
+	// Into an empty dir other users may write in: refused, nothing written.
+	shared := t.TempDir()
+	if err := os.Chmod(shared, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.RestoreSQLite(ctx, from, shared, nil); err == nil || !strings.Contains(err.Error(), "writable by other users") {
+		t.Fatalf("restore into a 0777 dir: %v", err)
+	}
+	if entries, _ := os.ReadDir(shared); len(entries) != 0 {
+		t.Fatalf("a refused restore left %v", entries)
+	}
 }
 
 // A plain copy of a WAL-mode database file (say, taken with the server
