@@ -9,8 +9,9 @@ import (
 
 // writeFileAtomic writes path whole or not at all: a new file in the same
 // directory, with mode perm from before anything is written, synced and
-// then renamed over path. A symbolic link at path is replaced, not
-// followed, and an existing file's looser mode is not kept.
+// then renamed over path, and the directory synced. A symbolic link at
+// path is replaced, not followed, and an existing file's looser mode is
+// not kept.
 func writeFileAtomic(path string, perm os.FileMode, write func(io.Writer) error) (err error) {
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+"-*")
 	if err != nil {
@@ -38,25 +39,7 @@ func writeFileAtomic(path string, perm os.FileMode, write func(io.Writer) error)
 	if err := tmp.Close(); err != nil {
 		return err
 	}
-	return os.Rename(tmp.Name(), path)
-}
-
-// writeSynced writes data to path (created with perm, or truncated) and
-// syncs the file and its directory before returning.
-func writeSynced(path string, data []byte, perm os.FileMode) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, perm)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
+	if err := os.Rename(tmp.Name(), path); err != nil {
 		return err
 	}
 	d, err := os.Open(filepath.Dir(path))
