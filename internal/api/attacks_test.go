@@ -760,6 +760,10 @@ func TestABatchWithADeniedItemChangesNothing(t *testing.T) {
 		body := map[string]any{"workspaceId": p.ID, "environment": "dev", "secretPath": "/app", "secrets": items}
 		assertError(t, e.Do(t, "PATCH", "/api/v3/secrets/batch/raw", tok, body), 403, "PermissionDenied")
 		assertError(t, e.Do(t, "DELETE", "/api/v3/secrets/batch/raw", tok, body), 403, "PermissionDenied")
+		// The project named by its slug, as the v4 batch routes and older clients do.
+		bySlug := map[string]any{"projectSlug": p.Slug, "environment": "dev", "secretPath": "/app", "secrets": items}
+		assertError(t, e.Do(t, "PATCH", "/api/v3/secrets/batch/raw", tok, bySlug), 403, "PermissionDenied")
+		assertError(t, e.Do(t, "DELETE", "/api/v3/secrets/batch/raw", tok, bySlug), 403, "PermissionDenied")
 		var got struct{ Secret secretOut }
 		e.Must(t, 200, "GET", "/api/v3/secrets/raw/A?"+secretQ(p.ID, "dev", "/app"), e.Token, nil).Decode(t, &got)
 		if got.Secret.SecretValue != "a1" || got.Secret.Version != 1 {

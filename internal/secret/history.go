@@ -238,6 +238,9 @@ func (s *Service) UpdateMany(ctx context.Context, actor authz.Actor, sc Scope, m
 	if mode != FailOnNotFound && mode != Upsert && mode != Ignore {
 		return nil, invalidField("mode", "mode must be failOnNotFound, upsert or ignore")
 	}
+	// The project named by slug or implied by a service token, for the
+	// checks of the whole batch (an error is the items' to report).
+	_ = s.projectOf(ctx, actor, &sc)
 	if mode != Ignore { // an ignored item may be skipped as missing before any check
 		alt := ""
 		if mode == Upsert {
@@ -288,6 +291,7 @@ func (s *Service) DeleteMany(ctx context.Context, actor authz.Actor, sc Scope, k
 	if len(keys) > MaxBatch {
 		return nil, invalidField("secrets", "At most %d secrets in one request", MaxBatch)
 	}
+	_ = s.projectOf(ctx, actor, &sc) // as in UpdateMany
 	if err := s.checkBatchUpfront(ctx, actor, sc, keys, authz.ActDelete, ""); err != nil {
 		return nil, err
 	}
