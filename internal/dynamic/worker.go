@@ -393,7 +393,10 @@ func (w *Worker) revokeTried(ctx context.Context, sec Secret, leases []SealedLea
 			return func() { w.recordDisabled(context.WithoutCancel(ctx), sec, leases) }, true, nil
 		}
 		if errors.Is(derr, provider.ErrUnreachable) {
-			return nil, false, w.revokeEach(ctx, sec, leases, derr)
+			// Down, or one of the roles held by a lock past the timeout:
+			// one lease alone tells (revokeEach), without a batch drop that
+			// would wait as long.
+			return nil, false, w.revokeEach(ctx, sec, leases, nil)
 		}
 		w.log.Warn("disabling users failed; revoking in one phase", "dynamicSecret", sec.ID, "err", truncate(derr.Error(), 250))
 	}
@@ -425,18 +428,26 @@ func (w *Worker) revokeTried(ctx context.Context, sec Secret, leases []SealedLea
 // revokeEach revokes leases one by one and records each outcome; with err
 // set (the dynamic secret could not be read, or the target was found
 // unreachable), each fails with it untried. Once one lease finds the
-// target unreachable the rest fail with that error, untried. It returns
-// the error that found the target unreachable, if one did.
+// target unreachable the rest fail with that error, untried, and that
+// lease is recorded last, so that it is due last: the next attempt starts
+// with another lease, and one lease whose own revocation hangs (a lock its
+// user holds) cannot keep the others from ever being tried. It returns the
+// error that found the target unreachable, if one did.
 func (w *Worker) revokeEach(ctx context.Context, sec Secret, leases []SealedLease, err error) error {
-	for _, l := range leases {
+	var first *SealedLease
+	for i, l := range leases {
 		rerr := err
 		if rerr == nil {
 			rerr = w.svc.revokeWith(ctx, sec, l.Lease)
 			if errors.Is(rerr, provider.ErrUnreachable) {
-				err = rerr
+				err, first = rerr, &leases[i]
+				continue
 			}
 		}
 		w.record(ctx, sec, l, rerr)
+	}
+	if first != nil {
+		w.record(ctx, sec, *first, err)
 	}
 	if errors.Is(err, provider.ErrUnreachable) {
 		return err
