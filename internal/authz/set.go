@@ -390,13 +390,18 @@ func ParseRules(raw []byte) ([]Rule, error) {
 
 // matchablePath refuses a secretPath condition value no normalised path
 // can equal (op $eq, $neq, $in) or match ($glob).
+//
+// A glob is held to this only as far as it is literal: one without a
+// metacharacter is a path; one with them must not begin with a literal
+// other than / ({/a,/b}/** and **/x can match, prod/** cannot).
 func matchablePath(op, v string) error {
 	if op == "$glob" {
-		if !strings.HasPrefix(v, "/") && !strings.HasPrefix(v, "*") {
-			return fmt.Errorf("secretPath glob %q never matches: paths start with /", v)
+		i := strings.IndexAny(v, "*?[{")
+		if i < 0 {
+			return matchablePath("$eq", v)
 		}
-		if strings.Contains(v, "//") || (len(v) > 1 && strings.HasSuffix(v, "/")) {
-			return fmt.Errorf("secretPath glob %q never matches: paths have no // and no trailing /", v)
+		if i > 0 && v[0] != '/' {
+			return fmt.Errorf("secretPath glob %q never matches: paths start with /", v)
 		}
 		return nil
 	}

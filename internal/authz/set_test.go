@@ -191,7 +191,8 @@ func TestParseRulesRejects(t *testing.T) {
 	if r, err := authz.ParseRules([]byte(`[]`)); err != nil || len(r) != 0 {
 		t.Fatalf("empty list: %v %v", r, err)
 	}
-	for _, ok := range []string{`{"$eq":"/"}`, `{"$in":["/","/a/b"]}`, `{"$glob":"**"}`, `{"$glob":"/a/**"}`, `{"$glob":"/"}`, `"/prod"`} {
+	for _, ok := range []string{`{"$eq":"/"}`, `{"$in":["/","/a/b"]}`, `{"$glob":"**"}`, `{"$glob":"/a/**"}`, `{"$glob":"/"}`, `"/prod"`,
+		`{"$glob":"{/prod,/staging}/**"}`, `{"$glob":"{/a,/b}"}`, `{"$glob":"/**/"}`, `{"$glob":"**/x"}`, `{"$glob":"?prod"}`} {
 		if _, err := authz.ParseRules([]byte(`[{"subject":"secrets","action":"read","conditions":{"secretPath":` + ok + `}}]`)); err != nil {
 			t.Errorf("secretPath %s refused: %v", ok, err)
 		}
