@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 
 	"github.com/lockbox-dev/lockbox/internal/client"
@@ -135,6 +136,28 @@ func TestCLIHostileSecretsAndServers(t *testing.T) {
 	}
 	if fi, err := os.Lstat(link); err != nil || fi.Mode()&os.ModeSymlink != 0 || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("export over a link: %v %v", fi, err)
+	}
+
+	// A target that is not a file is written through, not replaced:
+	// /dev/stdout, and a pipe of the user's own.
+	if out := c.must(admin, append([]string{"export", "--output-file", "/dev/stdout"}, p...)...); !strings.Contains(out, "OK_KEY='fine'") {
+		t.Fatalf("export to /dev/stdout: %q", out)
+	}
+	fifo := filepath.Join(work, "pipe")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan string, 1)
+	go func() {
+		b, _ := os.ReadFile(fifo)
+		got <- string(b)
+	}()
+	c.must(admin, append([]string{"export", "--output-file", fifo}, p...)...)
+	if out := <-got; !strings.Contains(out, "OK_KEY='fine'") {
+		t.Fatalf("export to a pipe: %q", out)
+	}
+	if fi, err := os.Lstat(fifo); err != nil || fi.Mode()&os.ModeNamedPipe == 0 {
+		t.Fatalf("the pipe was replaced: %v %v", fi, err)
 	}
 
 	// A redirect is an answer, not a request elsewhere with the body.

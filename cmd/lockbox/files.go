@@ -2,9 +2,12 @@ package main
 
 import (
 	"bufio"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
+	"syscall"
 )
 
 // writeFileAtomic writes path whole or not at all: a new file in the same
@@ -12,7 +15,22 @@ import (
 // then renamed over path, and the directory synced. A symbolic link at
 // path is replaced, not followed, and an existing file's looser mode is
 // not kept.
+//
+// A target that is not a file (a pipe, /dev/stdout, /dev/fd/N from a
+// shell's process substitution), or a link to one, is written through as
+// it is: nothing lands on disk, and replacing it would. Only one under
+// /dev or /proc, or the caller's own: another user's pipe planted where
+// the file was to go would hand them the secrets.
 func writeFileAtomic(path string, perm os.FileMode, write func(io.Writer) error) (err error) {
+	if st, serr := os.Stat(path); serr == nil && !st.Mode().IsRegular() && !st.IsDir() {
+		abs, _ := filepath.Abs(path)
+		sys, ok := st.Sys().(*syscall.Stat_t)
+		mine := ok && int(sys.Uid) == os.Getuid()
+		if !mine && !strings.HasPrefix(abs, "/dev/") && !strings.HasPrefix(abs, "/proc/") {
+			return fmt.Errorf("%s is neither a regular file nor yours: not writing secrets into it", path)
+		}
+		return writeThrough(path, write)
+	}
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+"-*")
 	if err != nil {
 		return err
@@ -48,4 +66,22 @@ func writeFileAtomic(path string, perm os.FileMode, write func(io.Writer) error)
 	}
 	defer d.Close()
 	return d.Sync()
+}
+
+// writeThrough writes to an existing target that is not a file.
+func writeThrough(path string, write func(io.Writer) error) error {
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	w := bufio.NewWriter(f)
+	if err := write(w); err != nil {
+		f.Close()
+		return err
+	}
+	if err := w.Flush(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
