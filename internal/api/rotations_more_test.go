@@ -277,8 +277,8 @@ func TestRotationAuthorization(t *testing.T) {
 		var conn struct {
 			AppConnection struct{ RotationPrincipals []string }
 		}
-		e.Must(t, 200, "PATCH", "/api/v1/app-connections/redis/"+connID, e.Token, map[string]any{"rotationPrincipals": []string{" AZ-" + sfx + "-* "}}).Decode(t, &conn)
-		if len(conn.AppConnection.RotationPrincipals) != 1 || conn.AppConnection.RotationPrincipals[0] != "AZ-"+sfx+"-*" {
+		e.Must(t, 200, "PATCH", "/api/v1/app-connections/redis/"+connID, e.Token, map[string]any{"rotationPrincipals": []string{" az-" + sfx + "-* "}}).Decode(t, &conn)
+		if len(conn.AppConnection.RotationPrincipals) != 1 || conn.AppConnection.RotationPrincipals[0] != "az-"+sfx+"-*" {
 			t.Fatalf("rotationPrincipals after PATCH: %v", conn.AppConnection.RotationPrincipals)
 		}
 		// A PATCH that does not name them keeps them.

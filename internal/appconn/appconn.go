@@ -217,12 +217,15 @@ func checkPrincipals(ps []string) ([]string, error) {
 const patternRun = `[A-Za-z0-9_.@ -]*`
 
 // Lists reports whether the connection's RotationPrincipals name
-// principal: an entry without * equal to it (case aside, or as the same
-// DN by sameDN), or an entry with * matching it whole, case aside.
+// principal: an entry without * equal to it, or an entry with * matching
+// it whole. Database and Redis user names are compared exactly (app_x and
+// APP_X are two roles); LDAP DNs case aside, or as the same entry by
+// sameDN.
 func (c Connection) Lists(principal string, sameDN func(a, b string) bool) bool {
+	ldap := c.App == LDAP
 	for _, p := range c.RotationPrincipals {
 		if !strings.Contains(p, "*") {
-			if strings.EqualFold(p, principal) || (c.App == LDAP && sameDN(p, principal)) {
+			if p == principal || ldap && (strings.EqualFold(p, principal) || sameDN(p, principal)) {
 				return true
 			}
 			continue
@@ -231,7 +234,11 @@ func (c Connection) Lists(principal string, sameDN func(a, b string) bool) bool 
 		for i := range parts {
 			parts[i] = regexp.QuoteMeta(parts[i])
 		}
-		if regexp.MustCompile(`(?i)^` + strings.Join(parts, patternRun) + `$`).MatchString(principal) {
+		flags := ""
+		if ldap {
+			flags = "(?i)"
+		}
+		if regexp.MustCompile(flags + `^` + strings.Join(parts, patternRun) + `$`).MatchString(principal) {
 			return true
 		}
 	}
@@ -258,7 +265,7 @@ func (s *Service) check(ctx context.Context, actor authz.Actor, action string) e
 }
 
 func event(actor authz.Actor, typ string, c Connection) audit.Event {
-	return audit.New(actor, typ, map[string]any{"connectionId": c.ID, "app": c.App, "name": c.Name})
+	return audit.New(actor, typ, map[string]any{"connectionId": c.ID, "app": c.App, "name": c.Name, "rotationPrincipals": c.RotationPrincipals})
 }
 
 // decode parses credentials for app strictly and checks them without connecting.

@@ -8,7 +8,8 @@ import (
 )
 
 // TestListsMatchesWholeNamesAndNeverCrossesADNSeparator: a literal entry is
-// one principal (case aside; for LDAP the same entry however spelled), a
+// one principal (exactly for databases, where APP_X and app_x are two
+// roles; for LDAP the same entry however spelled), a
 // * matches letters, digits and _ . @ - and space only, so a pattern for
 // the entries under one branch cannot name an entry outside it through an
 // escaped comma, and a pattern matches the whole name, not a part.
@@ -22,10 +23,10 @@ func TestListsMatchesWholeNamesAndNeverCrossesADNSeparator(t *testing.T) {
 		want bool
 	}{
 		{db, "app_orders", true},
-		{db, "APP_orders", true},
+		{db, "APP_orders", false}, // another role
 		{db, "app_", true},
 		{db, "reporting", true},
-		{db, "Reporting", true},
+		{db, "Reporting", false},
 		{db, "reporting2", false},
 		{db, "postgres", false},
 		{db, "my_app_orders", false},
