@@ -69,7 +69,8 @@ func TestCLIHostileSecretsAndServers(t *testing.T) {
 	os.WriteFile(script, []byte("touch "+marker+"\n"), 0o700)
 
 	api := client.New("http://"+addr, strings.TrimPrefix(admin[0], "INFISICAL_TOKEN="))
-	for k, v := range map[string]string{"A;touch${IFS}PWNED;B": "1", "BASH_ENV": script, "TITLE": "\x1b]0;owned\x07", "OK_KEY": "fine"} {
+	for k, v := range map[string]string{"A;touch${IFS}PWNED;B": "1", "BASH_ENV": script, "TITLE": "\x1b]0;owned\x07", "OK_KEY": "fine",
+		"my.key-1": "dotted", "GIT_CONFIG_COUNT": "1"} {
 		if err := api.Do(context.Background(), "POST", "/api/v3/secrets/raw/"+url.PathEscape(k),
 			map[string]any{"workspaceId": project, "environment": "dev", "secretPath": "/", "secretValue": v}, nil); err != nil {
 			t.Fatalf("create %q: %v", k, err)
@@ -79,7 +80,8 @@ func TestCLIHostileSecretsAndServers(t *testing.T) {
 	// dotenv: sourced with set -a in a directory of its own, nothing runs.
 	r := c.run(admin, append([]string{"export", "--format", "dotenv"}, p...)...)
 	if r.code != 0 || strings.Contains(r.stdout, "touch") || strings.Contains(r.stdout, "BASH_ENV") || !strings.Contains(r.stdout, "OK_KEY='fine'") ||
-		!strings.Contains(r.stderr, `left out secret "BASH_ENV"`) || !strings.Contains(r.stderr, `left out secret "A;touch${IFS}PWNED;B"`) {
+		!strings.Contains(r.stderr, `left out secret "BASH_ENV"`) || !strings.Contains(r.stderr, `left out secret "A;touch${IFS}PWNED;B"`) ||
+		!strings.Contains(r.stdout, "my.key-1='dotted'") || strings.Contains(r.stdout, "GIT_CONFIG_COUNT") {
 		t.Fatalf("dotenv export: exit %d\nstdout: %q\nstderr: %s", r.code, r.stdout, r.stderr)
 	}
 	df := filepath.Join(work, "exported.env")

@@ -7,21 +7,34 @@ import (
 )
 
 // codeVars are environment variables that make a shell, the dynamic loader
-// or an interpreter run code or load libraries the variable names. A secret
-// of such a name, which any writer of the folder (or of a folder it
-// imports) can create, would run their code on the machine of whoever runs
-// `lockbox run` or sources an export; they are left out unless allowed by
-// name (--allow-env).
+// or an interpreter run code or load libraries the variable names, or that
+// send a nested lockbox or infisical client's credentials to another
+// server. A secret of such a name, which any writer of the folder (or of a
+// folder it imports) can create, would run their code on the machine of
+// whoever runs `lockbox run` or sources an export; they are left out unless
+// allowed by name (--allow-env). The list is of the well-known ones, not
+// every program's.
 var codeVars = map[string]bool{
-	"BASH_ENV": true, "ENV": true, "SHELLOPTS": true, "BASHOPTS": true, "PS4": true, "PROMPT_COMMAND": true,
-	"IFS": true, "PATH": true, "NODE_OPTIONS": true, "PYTHONSTARTUP": true, "PYTHONPATH": true,
-	"PERL5OPT": true, "PERL5LIB": true, "RUBYOPT": true, "JAVA_TOOL_OPTIONS": true, "_JAVA_OPTIONS": true,
-	"GIT_SSH_COMMAND": true, "GIT_EXEC_PATH": true,
+	// Shells.
+	"BASH_ENV": true, "ENV": true, "SHELLOPTS": true, "BASHOPTS": true, "PS0": true, "PS1": true, "PS4": true,
+	"PROMPT_COMMAND": true, "IFS": true, "PATH": true, "ZDOTDIR": true, "CDPATH": true,
+	// Programs that run a command a variable names.
+	"PAGER": true, "GIT_PAGER": true, "EDITOR": true, "VISUAL": true, "GIT_EDITOR": true,
+	"GIT_ASKPASS": true, "SSH_ASKPASS": true, "GIT_SSH": true, "GIT_SSH_COMMAND": true, "GIT_EXEC_PATH": true,
+	"GIT_PROXY_COMMAND": true,
+	// Interpreters and runtimes.
+	"NODE_OPTIONS": true, "NODE_PATH": true, "PYTHONSTARTUP": true, "PYTHONPATH": true, "PYTHONHOME": true,
+	"PERL5OPT": true, "PERL5LIB": true, "PERLLIB": true, "RUBYOPT": true, "RUBYLIB": true,
+	"JAVA_TOOL_OPTIONS": true, "_JAVA_OPTIONS": true, "JDK_JAVA_OPTIONS": true, "CLASSPATH": true,
+	"DOTNET_STARTUP_HOOKS": true, "PHPRC": true, "PHP_INI_SCAN_DIR": true, "GCONV_PATH": true,
+	// Where a nested client sends its token or client secret.
+	"LOCKBOX_API_URL": true, "INFISICAL_API_URL": true, "INFISICAL_DOMAIN": true, "LOCKBOX_CONFIG_DIR": true,
 }
 
-// codePrefixes are families of such variables: the loaders' and bash's
-// exported functions.
-var codePrefixes = []string{"LD_", "DYLD_", "BASH_FUNC_"}
+// codePrefixes are families of such variables: the loaders', bash's
+// exported functions, and git's configuration from the environment
+// (GIT_CONFIG_COUNT, GIT_CONFIG_KEY_0=core.sshCommand, ...).
+var codePrefixes = []string{"LD_", "DYLD_", "BASH_FUNC_", "GIT_CONFIG"}
 
 // envRefusal says why a secret key (with its value) is not put into an
 // environment or a dotenv file, or "" if it is. shell asks also that the
@@ -32,8 +45,8 @@ func envRefusal(key, value string, shell bool, allow map[string]bool) string {
 		return "it is not an environment variable name"
 	case strings.ContainsRune(value, 0):
 		return "its value holds a NUL byte, which no environment can carry"
-	case shell && !isShellName(key):
-		return "it is not a shell variable name (letters, digits and _, not starting with a digit), so sourcing it would run it"
+	case shell && !isDotenvName(key):
+		return "its name holds characters other than letters, digits, _ . and -, so sourcing it would run it"
 	}
 	if allow[key] {
 		return ""
@@ -50,9 +63,13 @@ func envRefusal(key, value string, shell bool, allow map[string]bool) string {
 	return ""
 }
 
-func isShellName(k string) bool {
-	for i, r := range k {
-		if !(r == '_' || r >= 'A' && r <= 'Z' || r >= 'a' && r <= 'z' || i > 0 && r >= '0' && r <= '9') {
+// isDotenvName reports whether k is harmless as the start of a line a
+// shell sources: letters, digits, _ . and -. A name that is not a shell
+// variable (A.B, my-key) makes the line a command named "A.B=value",
+// found nowhere; docker's --env-file and dotenv readers take such names.
+func isDotenvName(k string) bool {
+	for _, r := range k {
+		if !(r == '_' || r == '.' || r == '-' || r >= 'A' && r <= 'Z' || r >= 'a' && r <= 'z' || r >= '0' && r <= '9') {
 			return false
 		}
 	}
