@@ -706,6 +706,13 @@ func TestExpansionLooksUpAtMostSoManyFolders(t *testing.T) {
 			t.Fatalf("%s alone: %d %.300s", k, r.Status, r.Body)
 		}
 	}
+	// The values one request writes share the limit: a batch of two past it
+	// is refused, as a batch past the byte budget is.
+	r := e.Do(t, "POST", "/api/v3/secrets/batch/raw", e.Token, map[string]any{"workspaceId": p.ID, "environment": "dev", "secretPath": "/",
+		"secrets": []map[string]any{{"secretKey": "C", "secretValue": refs(1000, 1000+half)}, {"secretKey": "D", "secretValue": refs(2000, 2000+half)}}})
+	if r.Status != 422 || !strings.Contains(string(r.Body), "folders for the values of one request") {
+		t.Fatalf("a batch past the folder limit: %d %.300s", r.Status, r.Body)
+	}
 }
 
 // TestOldVersionsAreDescribedAsTheirNameMayBe: reading a secret by version

@@ -184,7 +184,7 @@ func (x *Expander) expand(ctx context.Context, value, env, path string, depth in
 }
 
 func (x *Expander) budgetMessage() string {
-	return fmt.Sprintf("secret reference expansion exceeds the limit of %d bytes or %d references per request", x.maxBytes, x.maxRefs)
+	return fmt.Sprintf("secret reference expansion exceeds the limits of %d bytes, %d references or %d folders per request", x.maxBytes, x.maxRefs, MaxExpandFolders)
 }
 
 func errDepth() error {

@@ -333,7 +333,7 @@ func (s *Service) checkExpansion(ctx context.Context, rd *reader, sec Secret) er
 	err := rd.expand(ctx, &sec)
 	wc.charge(id, rd.x.bytes, rd.x.refs)
 	if errors.Is(err, errBudget) {
-		return invalidField("secretValue", "Secret '%s' would expand beyond the limit of %d bytes or %d references for the values of one request", sec.Key, MaxExpandBytes, MaxExpandRefs)
+		return invalidField("secretValue", "Secret '%s' would expand beyond the limits of %d bytes, %d references or %d folders for the values of one request", sec.Key, MaxExpandBytes, MaxExpandRefs, MaxExpandFolders)
 	}
 	if ctxErr := ctx.Err(); ctxErr != nil {
 		return ctxErr
@@ -548,7 +548,7 @@ type reader struct {
 	perms   authz.Set
 	project string
 	cache   map[string]map[string]Secret // env:path -> key -> secret
-	folders int                          // folders looked up (cache misses)
+	looked  map[string]bool              // env:path of every folder looked up
 	x       *Expander                    // budget and memo shared by the whole request
 }
 
@@ -560,7 +560,7 @@ type reader struct {
 const MaxExpandFolders = 256
 
 func (s *Service) newReader(actor authz.Actor, perms authz.Set, projectID string) *reader {
-	rd := &reader{s: s, actor: actor, perms: perms, project: projectID, cache: map[string]map[string]Secret{}}
+	rd := &reader{s: s, actor: actor, perms: perms, project: projectID, cache: map[string]map[string]Secret{}, looked: map[string]bool{}}
 	rd.x = NewExpander(rd.lookup)
 	return rd
 }
@@ -584,8 +584,11 @@ func (rd *reader) lookup(ctx context.Context, env, path, key string) (string, bo
 	ck := env + ":" + path
 	secs, ok := rd.cache[ck]
 	if !ok {
-		if rd.folders++; rd.folders > MaxExpandFolders {
-			return "", false, false, errs.BadRequest("Secret reference expansion exceeds the limit of %d folders per request", MaxExpandFolders)
+		if !rd.looked[ck] {
+			if len(rd.looked) >= MaxExpandFolders {
+				return "", false, false, errBudget
+			}
+			rd.looked[ck] = true // a folder looked up again (after a write) counts once
 		}
 		f, _, err := rd.s.folders.ResolveFolder(ctx, rd.project, env, path)
 		if errs.Is(err, errs.NotFound) {
