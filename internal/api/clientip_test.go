@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"strings"
 	"testing"
 
 	"github.com/lockbox-dev/lockbox/internal/api"
@@ -178,7 +179,8 @@ func TestForwardedForFromTrustedProxy(t *testing.T) {
 		}
 	})
 	t.Run("trusted IPs and audit", func(t *testing.T) {
-		e := apptest.Bootstrapped(t, store.SQLite, apptest.Options{TrustedProxies: loopback})
+		var logs syncBuffer
+		e := apptest.Bootstrapped(t, store.SQLite, apptest.Options{TrustedProxies: loopback, Log: &logs})
 		clientID := uaSetup(t, e, map[string]any{
 			"clientSecretTrustedIps": []map[string]string{{"ipAddress": "192.0.2.0/24"}},
 			"accessTokenTrustedIps":  []map[string]string{{"ipAddress": "192.0.2.0/24"}}})
@@ -192,8 +194,13 @@ func TestForwardedForFromTrustedProxy(t *testing.T) {
 		}
 		var out loginOut
 		r.Decode(t, &out)
-		// X-Real-IP is not read unless the proxy's header is set to it.
+		// X-Real-IP is not read unless the proxy's header is set to it; the
+		// server log says so, once.
 		assertError(t, doWith(t, e, map[string]string{"X-Real-IP": "192.0.2.11"}, "POST", "/api/v1/auth/universal-auth/login", "", login), 403, "ForbiddenError")
+		doWith(t, e, map[string]string{"X-Real-IP": "192.0.2.12"}, "GET", "/api/status", "", nil)
+		if n := strings.Count(logs.String(), "names its client in X-Real-IP only"); n != 1 {
+			t.Fatalf("the warning about X-Real-IP was logged %d times, want once", n)
+		}
 		if r := doWith(t, e, xff("192.0.2.10"), "GET", "/api/v1/identities/details", out.AccessToken, nil); r.Status != 200 {
 			t.Fatalf("access token from a trusted client IP: %d %s", r.Status, r.Body)
 		}

@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -93,7 +94,8 @@ type Server struct {
 	web             http.Handler
 	authRate        *ipLimiter
 	trustedProxies  []netip.Prefix
-	realIP          bool // X-Real-IP, not X-Forwarded-For, names the client
+	realIP          bool      // X-Real-IP, not X-Forwarded-For, names the client
+	realIPWarned    sync.Once // a trusted proxy sent only the header not read
 	clientCertHdr   string
 	metricsToken    string
 	separateMetrics bool
