@@ -14,10 +14,10 @@ import (
 
 // DefaultDeny is always denied as a dynamic-secret target: link-local
 // addresses, where cloud metadata services live (169.254.169.254,
-// fd00:ec2::254); unspecified addresses (0.0.0.0, ::), which Linux connects
-// to the server's own host whatever a deny list says of 127.0.0.0/8 and ::1;
-// and multicast.
-var DefaultDeny = []string{"169.254.0.0/16", "fe80::/10", "fd00:ec2::254/128", "0.0.0.0/8", "::/128", "224.0.0.0/4", "ff00::/8"}
+// fd00:ec2::254), and Alibaba Cloud's metadata service (100.100.100.200);
+// unspecified addresses (0.0.0.0, ::), which Linux connects to the server's
+// own host whatever a deny list says of 127.0.0.0/8 and ::1; and multicast.
+var DefaultDeny = []string{"169.254.0.0/16", "fe80::/10", "fd00:ec2::254/128", "100.100.100.200/32", "0.0.0.0/8", "::/128", "224.0.0.0/4", "ff00::/8"}
 
 // TargetPolicy decides which hosts dynamic secrets may connect to. Deny wins
 // over allow; with an allow list, a target must match it (by host name, or

@@ -25,6 +25,8 @@ func TestTargetPolicy(t *testing.T) {
 		{"", "", "127.0.0.1", true},
 		{"", "", "169.254.169.254", false},
 		{"", "", "::ffff:169.254.169.254", false},
+		{"", "", "100.100.100.200", false}, // Alibaba Cloud's metadata service
+		{"", "", "100.100.100.201", true},
 		{"", "", "fe80::1", false},
 		{"", "", "meta.internal", false}, // any resolved address denied is enough
 		{"", "127.0.0.0/8", "db.internal", false},
