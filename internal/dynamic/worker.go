@@ -348,7 +348,7 @@ func (w *Worker) revokeGroup(ctx context.Context, dsID string, leases []SealedLe
 		stop()
 		return nil, false
 	}
-	rec, disabled := w.revokeOpened(ctx, sec, leases)
+	rec, disabled, _ := w.revokeOpened(ctx, sec, leases)
 	if rec == nil {
 		stop()
 		return nil, disabled
@@ -368,15 +368,9 @@ func (w *Worker) revokeGroup(ctx context.Context, dsID string, leases []SealedLe
 // ProviderTimeout), the leases not yet tried fail at once with that error
 // and are retried with backoff: a target a member controls must not hold
 // one of the node's few revocation slots for a timeout per lease, while
-// other projects' leases wait.
-func (w *Worker) revokeOpened(ctx context.Context, sec Secret, leases []SealedLease) (record func(), disabled bool) {
-	record, disabled, _ = w.revokeTried(ctx, sec, leases)
-	return record, disabled
-}
-
-// revokeTried is revokeOpened, also returning the error that found the
-// target unreachable, if one did.
-func (w *Worker) revokeTried(ctx context.Context, sec Secret, leases []SealedLease) (record func(), disabled bool, down error) {
+// other projects' leases wait. down is the error that found it so, if one
+// did.
+func (w *Worker) revokeOpened(ctx context.Context, sec Secret, leases []SealedLease) (record func(), disabled bool, down error) {
 	p, err := w.svc.provider(sec)
 	if err != nil {
 		return nil, false, w.revokeEach(ctx, sec, leases, nil)
@@ -400,10 +394,10 @@ func (w *Worker) revokeTried(ctx context.Context, sec Secret, leases []SealedLea
 		}
 		w.log.Warn("disabling users failed; revoking in one phase", "dynamicSecret", sec.ID, "err", truncate(derr.Error(), 250))
 	}
-	if len(leases) > max(w.Batch, 1) {
-		for i := 0; i < len(leases); i += max(w.Batch, 1) {
-			group := leases[i:min(i+max(w.Batch, 1), len(leases))]
-			record, _, down := w.revokeTried(ctx, sec, group)
+	if batch := max(w.Batch, 1); len(leases) > batch {
+		for i := 0; i < len(leases); i += batch {
+			group := leases[i:min(i+batch, len(leases))]
+			record, _, down := w.revokeOpened(ctx, sec, group)
 			if record != nil {
 				record()
 			}
