@@ -23,14 +23,15 @@ func clientIP(r *http.Request) string {
 func (s *Server) withClientIP(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ip := resolveClientIP(r, s.trustedProxies, s.realIP)
-		if !s.realIP && r.Header.Get("X-Real-IP") != "" && len(r.Header.Values("X-Forwarded-For")) == 0 && s.peerIsTrustedProxy(r) {
+		proxied := s.peerIsTrustedProxy(r)
+		if proxied && !s.realIP && r.Header.Get("X-Real-IP") != "" && len(r.Header.Values("X-Forwarded-For")) == 0 {
 			s.realIPWarned.Do(func() {
 				s.log.Warn("a trusted proxy names its client in X-Real-IP only, which is not read: every client counts as the proxy " +
 					"(rate limits, trusted IPs, audit); set LOCKBOX_CLIENT_IP_HEADER=x-real-ip if it overwrites that header")
 			})
 		}
 		ctx := context.WithValue(r.Context(), keyClientIP, ip)
-		ctx = context.WithValue(ctx, keyOverTLS, r.TLS != nil || (s.peerIsTrustedProxy(r) && forwardedHTTPS(r)))
+		ctx = context.WithValue(ctx, keyOverTLS, r.TLS != nil || (proxied && forwardedHTTPS(r)))
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})
 }
