@@ -118,10 +118,7 @@ projects) until it is restarted with the new key.`,
 				// Keep the new key on disk, synced, before the database
 				// depends on it: a crash after the commit must not leave an
 				// empty file and a database wrapped under a key kept nowhere.
-				if err := writeFileAtomic(pending, 0o600, func(w io.Writer) error {
-					_, err := io.WriteString(w, base64.StdEncoding.EncodeToString(newRoot)+"\n")
-					return err
-				}); err != nil {
+				if err := writeFileAtomic(pending, 0o600, writeBytes([]byte(base64.StdEncoding.EncodeToString(newRoot)+"\n"))); err != nil {
 					return err
 				}
 			}

@@ -3,7 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"io"
 	"net/url"
 	"os"
 	"strings"
@@ -72,7 +71,7 @@ func checkCertFlags(r client.SSHCertRequest) error {
 // mode is not kept.
 func writeNewFile(path string, data []byte, perm os.FileMode, force bool) error {
 	if force {
-		return writeFileAtomic(path, perm, func(w io.Writer) error { _, err := w.Write(data); return err })
+		return writeFileAtomic(path, perm, writeBytes(data))
 	}
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
 	if errors.Is(err, os.ErrExist) {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"errors"
-	"io"
 	"strconv"
 	"strings"
 
@@ -253,7 +252,7 @@ func (c *cli) newSSHKRLCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := writeFileAtomic(out, 0o644, func(w io.Writer) error { _, err := w.Write(b); return err }); err != nil {
+			if err := writeFileAtomic(out, 0o644, writeBytes(b)); err != nil {
 				return err
 			}
 			return c.print(struct {

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 )
 
@@ -52,13 +53,8 @@ func envRefusal(key, value string, shell bool, allow map[string]bool) string {
 		return ""
 	}
 	up := strings.ToUpper(key)
-	if codeVars[up] {
+	if codeVars[up] || slices.ContainsFunc(codePrefixes, func(p string) bool { return strings.HasPrefix(up, p) }) {
 		return fmt.Sprintf("it makes programs run code or load libraries (--allow-env %s sets it)", key)
-	}
-	for _, p := range codePrefixes {
-		if strings.HasPrefix(up, p) {
-			return fmt.Sprintf("it makes programs run code or load libraries (--allow-env %s sets it)", key)
-		}
 	}
 	return ""
 }

@@ -68,6 +68,11 @@ func writeFileAtomic(path string, perm os.FileMode, write func(io.Writer) error)
 	return d.Sync()
 }
 
+// writeBytes is a write function for writeFileAtomic that writes b.
+func writeBytes(b []byte) func(io.Writer) error {
+	return func(w io.Writer) error { _, err := w.Write(b); return err }
+}
+
 // writeThrough writes to an existing target that is not a file.
 func writeThrough(path string, write func(io.Writer) error) error {
 	f, err := os.OpenFile(path, os.O_WRONLY, 0)
