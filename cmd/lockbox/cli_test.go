@@ -93,10 +93,16 @@ func (e *cliEnv) must(extra []string, args ...string) string {
 	return r.stdout
 }
 
-var jwtRE = regexp.MustCompile(`eyJ[\w-]+\.[\w-]+\.[\w-]+`)
+var (
+	jwtRE        = regexp.MustCompile(`eyJ[\w-]+\.[\w-]+\.[\w-]+`)
+	secretFlagRE = regexp.MustCompile(`(--(?:client-secret|password|token|jwt|bind-pass)[ =])\S+`)
+)
 
-// redact keeps access tokens out of a failing test's output.
-func redact(s string) string { return jwtRE.ReplaceAllString(s, "<token>") }
+// redact keeps access tokens, and what follows a flag that carries a
+// secret (a client secret, a password), out of a failing test's output.
+func redact(s string) string {
+	return secretFlagRE.ReplaceAllString(jwtRE.ReplaceAllString(s, "<token>"), "$1<redacted>")
+}
 
 // waitExit waits for a started command, failing the test instead of hanging
 // if it does not exit.
@@ -518,5 +524,20 @@ func TestReadmeWalkthrough(t *testing.T) {
 	}
 	if out := read(outF); !strings.Contains(out, "\nGREETING=hello\n") || !strings.Contains(out, "DB_URL=postgres://db.internal/app") {
 		t.Fatalf("the last command's environment has no GREETING:\n%s", redact(out))
+	}
+}
+
+// TestRedactHidesSecretFlags: a failing CLI test prints the command it ran
+// with the values of secret-bearing flags and tokens hidden.
+func TestRedactHidesSecretFlags(t *testing.T) {
+	in := "login --method universal-auth --client-id cid --client-secret 8415cfec --password=pw1 --token eyJa.eyJb.sig"
+	got := redact(in)
+	for _, leak := range []string{"8415cfec", "pw1", "eyJa"} {
+		if strings.Contains(got, leak) {
+			t.Fatalf("redact(%q) = %q", in, got)
+		}
+	}
+	if !strings.Contains(got, "--client-id cid") {
+		t.Fatalf("redact hid more than secrets: %q", got)
 	}
 }
