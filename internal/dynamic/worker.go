@@ -58,6 +58,17 @@ type Worker struct {
 	// while revocations keep the worker busy: they run when no revocation
 	// does, or when none has run for this long.
 	Starve time.Duration
+	// Slice is how long one dynamic secret's drain keeps its slot before
+	// it lets others have it: past it, the drain tries no further lease
+	// and claims no further batch; what it claimed and did not try is
+	// released, due at once (no attempt counted), and the secret waits for
+	// a slot like any other. A target whose calls are slow without failing
+	// (a member's revocation statement can sleep for just under
+	// ProviderTimeout, a lease at a time) would otherwise keep a slot for
+	// as long as its leases last, and eight such targets every slot of the
+	// node, while other projects' leases outlive their TTL. A slot is held
+	// at most Slice and one call (ProviderTimeout) longer.
+	Slice time.Duration
 }
 
 // NewWorker returns the revocation worker of svc.
@@ -66,7 +77,15 @@ func NewWorker(svc *Service, log *slog.Logger) *Worker {
 		log = slog.Default()
 	}
 	return &Worker{svc: svc, log: log, MaxWait: time.Second, Batch: 200, BurstBatch: 1000, Parallel: 8,
-		Claim: claimLength, Starve: 30 * time.Second}
+		Claim: claimLength, Starve: 30 * time.Second, Slice: 10 * time.Second}
+}
+
+// sliceEnd is when a drain starting now must let others have its slot.
+func (w *Worker) sliceEnd() time.Time {
+	if w.Slice <= 0 {
+		return time.Now().Add(10 * time.Second)
+	}
+	return time.Now().Add(w.Slice)
 }
 
 // Run works until ctx is done. It hands each dynamic secret with due leases
@@ -79,8 +98,13 @@ func NewWorker(svc *Service, log *slog.Logger) *Worker {
 // dropped) are worked one batch at a time by one more goroutine, after the
 // revocations: when none is running, or when cleanups have waited Starve.
 func (w *Worker) Run(ctx context.Context) error {
-	busy := map[string]bool{}
-	done := make(chan string, max(w.Parallel, 1)) // one send per goroutine: never blocks
+	// busy: the dynamic secrets being drained, true for those picked after
+	// yielding their slot (slow ones), which may hold at most half the
+	// slots. yielded: those whose last drain ran out of its slice; they are
+	// picked after every other due secret.
+	busy, yielded := map[string]bool{}, map[string]bool{}
+	slots := max(w.Parallel, 1)
+	done := make(chan drained, slots) // one send per goroutine: never blocks
 	dismantled := make(chan struct{}, 1)
 	dismantling := false
 	lastDismantle := w.svc.now().UTC() // cleanups wait for revocations from the start
@@ -102,18 +126,19 @@ func (w *Worker) Run(ctx context.Context) error {
 				w.log.Error("lease worker", "err", err.Error())
 			}
 		case next.IsZero():
+			clear(yielded) // none of them has a live lease
 		case next.After(now):
 			wait = min(wait, next.Sub(now))
-		case len(busy) < max(w.Parallel, 1):
-			ids, err := w.svc.store.DueSecrets(ctx, now, slices.Collect(maps.Keys(busy)), max(w.Parallel, 1)-len(busy))
+		case len(busy) < slots:
+			ids, slow, err := w.pick(ctx, now, busy, yielded, slots)
 			if err != nil && ctx.Err() == nil {
 				w.log.Error("lease worker", "err", err.Error())
 			}
-			for _, id := range ids {
-				busy[id] = true
+			for i, id := range ids {
+				busy[id] = i >= len(ids)-slow
+				delete(yielded, id)
 				wg.Go(func() {
-					w.drain(ctx, id)
-					done <- id
+					done <- drained{id, w.drain(ctx, id)}
 				})
 			}
 			if len(ids) > 0 {
@@ -145,8 +170,8 @@ func (w *Worker) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			t.Stop()
 			return nil
-		case id := <-done:
-			delete(busy, id)
+		case d := <-done:
+			d.free(busy, yielded)
 		case <-dismantled:
 			dismantling = false
 		case <-w.svc.wake:
@@ -154,13 +179,65 @@ func (w *Worker) Run(ctx context.Context) error {
 		}
 		t.Stop()
 		for len(done) > 0 {
-			delete(busy, <-done)
+			(<-done).free(busy, yielded)
 		}
 		if len(dismantled) > 0 {
 			<-dismantled
 			dismantling = false
 		}
 	}
+}
+
+// drained is a drain's end: its dynamic secret, and whether it ran out of
+// its slice with leases still due.
+type drained struct {
+	id      string
+	yielded bool
+}
+
+// free gives back d's slot.
+func (d drained) free(busy, yielded map[string]bool) {
+	delete(busy, d.id)
+	if d.yielded {
+		yielded[d.id] = true
+	}
+}
+
+// pick chooses due dynamic secrets for the free slots: first those whose
+// last drain did not run out of its slice, the longest-due first; then, in
+// slots still free, those that did, as long as they hold at most half the
+// slots (at least one), so a few slow targets cannot take every slot from
+// the others' leases. slow is how many of the picked, at the end of ids,
+// are of the second kind.
+func (w *Worker) pick(ctx context.Context, now time.Time, busy, yielded map[string]bool, slots int) (ids []string, slow int, err error) {
+	except := slices.Collect(maps.Keys(busy))
+	ids, err = w.svc.store.DueSecrets(ctx, now, append(except, slices.Collect(maps.Keys(yielded))...), slots-len(busy))
+	if err != nil || len(yielded) == 0 {
+		return ids, 0, err
+	}
+	slowBusy := 0
+	for _, s := range busy {
+		if s {
+			slowBusy++
+		}
+	}
+	n := min(slots-len(busy)-len(ids), max(slots/2, 1)-slowBusy)
+	if n <= 0 {
+		return ids, 0, nil
+	}
+	// Every due secret that did not yield is in ids already: the rest
+	// due are yielded ones (or just became due, and wait for the next round).
+	more, err := w.svc.store.DueSecrets(ctx, now, append(except, ids...), slots)
+	if err != nil {
+		return ids, 0, err
+	}
+	for _, id := range more {
+		if yielded[id] && slow < n {
+			ids = append(ids, id)
+			slow++
+		}
+	}
+	return ids, slow, nil
 }
 
 // dismantle claims one batch of due cleanups (all of one dynamic secret) and
@@ -207,12 +284,17 @@ func (w *Worker) dismantle(ctx context.Context) int {
 // next batch is claimed and revoked, one recording at a time (the groups of
 // a refused burst are recorded as they go, beside it). After a full batch
 // that the target disabled in one call, batches are BurstBatch, until one is
-// refused: the rest of the drain keeps to Batch.
-func (w *Worker) drain(ctx context.Context, dsID string) {
+// refused: the rest of the drain keeps to Batch. Past the worker's Slice it
+// stops, leaving what it did not try due; it reports whether it did so.
+func (w *Worker) drain(ctx context.Context, dsID string) (yielded bool) {
 	var recording sync.WaitGroup
 	defer recording.Wait()
 	batch, refused := w.Batch, false
+	until := w.sliceEnd()
 	for ctx.Err() == nil {
+		if !time.Now().Before(until) {
+			return true
+		}
 		claimed, err := w.claim(ctx, dsID, batch)
 		if err != nil {
 			if ctx.Err() == nil {
@@ -230,10 +312,13 @@ func (w *Worker) drain(ctx context.Context, dsID string) {
 		if len(claimed) == 0 {
 			return
 		}
-		record, disabled := w.revokeGroup(ctx, dsID, claimed)
+		record, disabled, released := w.revokeGroup(ctx, dsID, claimed, until)
 		recording.Wait()
 		if record != nil {
 			recording.Go(record)
+		}
+		if released {
+			return true
 		}
 		if len(claimed) < batch {
 			return
@@ -244,6 +329,7 @@ func (w *Worker) drain(ctx context.Context, dsID string) {
 			batch = max(w.Batch, w.BurstBatch)
 		}
 	}
+	return false
 }
 
 // claim claims up to n of a dynamic secret's due leases, for w.Claim.
@@ -267,10 +353,11 @@ func (w *Worker) claimFor() time.Duration {
 // since by another node or request, is left alone. It stops, with a
 // warning, once the work has had all the time its provider calls may take
 // (one by one, each lease's, after the batch calls), so a call that
-// ignores its deadline does not hold the leases for good.
-func (w *Worker) keepClaimed(ctx context.Context, leases []SealedLease) (stop func()) {
+// ignores its deadline does not hold the leases for good. stop returns
+// the claims' end as last written.
+func (w *Worker) keepClaimed(ctx context.Context, leases []SealedLease) (stop func() time.Time) {
 	if len(leases) == 0 {
-		return func() {}
+		return func() time.Time { return time.Time{} }
 	}
 	ids := make([]string, len(leases))
 	for i, l := range leases {
@@ -310,9 +397,10 @@ func (w *Worker) keepClaimed(ctx context.Context, leases []SealedLease) (stop fu
 			from = to
 		}
 	})
-	return func() {
+	return func() time.Time {
 		close(done)
 		wg.Wait()
+		return from
 	}
 }
 
@@ -323,7 +411,7 @@ func (w *Worker) claimAndRevoke(ctx context.Context, dsID string) (int, error) {
 	if err != nil || len(claimed) == 0 {
 		return 0, err
 	}
-	if record, _ := w.revokeGroup(ctx, dsID, claimed); record != nil {
+	if record, _, _ := w.revokeGroup(ctx, dsID, claimed, w.sliceEnd()); record != nil {
 		record()
 	}
 	return len(claimed), nil
@@ -334,8 +422,9 @@ func (w *Worker) claimAndRevoke(ctx context.Context, dsID string) (int, error) {
 // when the provider can, else (or if that fails) one by one.
 // One by one, it records each outcome itself and returns nil; after a batch
 // call it returns the recording of the batch's success, for the caller to
-// run, and whether that call disabled the users (two-phase).
-func (w *Worker) revokeGroup(ctx context.Context, dsID string, leases []SealedLease) (func(), bool) {
+// run, and whether that call disabled the users (two-phase). Leases it has
+// not tried by until are released, due at once: released says so.
+func (w *Worker) revokeGroup(ctx context.Context, dsID string, leases []SealedLease, until time.Time) (record func(), disabled, released bool) {
 	s := w.svc
 	stop := w.keepClaimed(ctx, leases)
 	ss, err := s.store.DynamicSecretByID(ctx, dsID)
@@ -344,21 +433,37 @@ func (w *Worker) revokeGroup(ctx context.Context, dsID string, leases []SealedLe
 		sec, err = s.open(ctx, ss, "", "")
 	}
 	if err != nil {
-		w.revokeEach(ctx, sec, leases, err)
+		w.revokeEach(ctx, sec, leases, err, until)
 		stop()
-		return nil, false
+		return nil, false, false
 	}
-	rec, disabled, _ := w.revokeOpened(ctx, sec, leases)
+	rec, disabled, _, left := w.revokeOpened(ctx, sec, leases, until)
 	if rec == nil {
-		stop()
-		return nil, disabled
+		w.release(ctx, left, stop())
+		return nil, disabled, len(left) > 0
 	}
 	// The claims last until the outcome is recorded, however long the
 	// caller waits to record it.
 	return func() {
 		defer stop()
 		rec()
-	}, disabled
+	}, disabled, false
+}
+
+// release makes claimed leases that were not tried due at once, with no
+// attempt counted, once their claim (ending at end) is no longer extended.
+func (w *Worker) release(ctx context.Context, leases []SealedLease, end time.Time) {
+	if len(leases) == 0 {
+		return
+	}
+	ids := make([]string, len(leases))
+	for i, l := range leases {
+		ids[i] = l.ID
+	}
+	if err := w.svc.store.ExtendClaims(context.WithoutCancel(ctx), ids, end, w.svc.now().UTC()); err != nil {
+		// The claims end on their own, at end.
+		w.log.Error("lease worker: release claims", "leases", len(ids), "err", err.Error())
+	}
 }
 
 // revokeOpened is revokeGroup once the dynamic secret is read and opened.
@@ -370,10 +475,11 @@ func (w *Worker) revokeGroup(ctx context.Context, dsID string, leases []SealedLe
 // one of the node's few revocation slots for a timeout per lease, while
 // other projects' leases wait. down is the error that found it so, if one
 // did.
-func (w *Worker) revokeOpened(ctx context.Context, sec Secret, leases []SealedLease) (record func(), disabled bool, down error) {
+func (w *Worker) revokeOpened(ctx context.Context, sec Secret, leases []SealedLease, until time.Time) (record func(), disabled bool, down error, left []SealedLease) {
 	p, err := w.svc.provider(sec)
 	if err != nil {
-		return nil, false, w.revokeEach(ctx, sec, leases, nil)
+		down, left = w.revokeEach(ctx, sec, leases, nil, until)
+		return nil, false, down, left
 	}
 	names := make([]string, len(leases))
 	for i, l := range leases {
@@ -384,39 +490,48 @@ func (w *Worker) revokeOpened(ctx context.Context, sec Secret, leases []SealedLe
 		derr := d.DisableMany(pctx, names)
 		cancel()
 		if derr == nil {
-			return func() { w.recordDisabled(context.WithoutCancel(ctx), sec, leases) }, true, nil
+			return func() { w.recordDisabled(context.WithoutCancel(ctx), sec, leases) }, true, nil, nil
 		}
 		if errors.Is(derr, provider.ErrUnreachable) {
 			// Down, or one of the roles held by a lock past the timeout:
 			// one lease alone tells (revokeEach), without a batch drop that
 			// would wait as long.
-			return nil, false, w.revokeEach(ctx, sec, leases, nil)
+			down, left = w.revokeEach(ctx, sec, leases, nil, until)
+			return nil, false, down, left
 		}
 		w.log.Warn("disabling users failed; revoking in one phase", "dynamicSecret", sec.ID, "err", truncate(derr.Error(), 250))
 	}
 	if batch := max(w.Batch, 1); len(leases) > batch {
 		for i := 0; i < len(leases); i += batch {
+			if i > 0 && !time.Now().Before(until) {
+				return nil, false, nil, leases[i:]
+			}
 			group := leases[i:min(i+batch, len(leases))]
-			record, _, down := w.revokeOpened(ctx, sec, group)
+			record, _, down, left := w.revokeOpened(ctx, sec, group, until)
 			if record != nil {
 				record()
 			}
 			if down != nil {
-				return nil, false, w.revokeEach(ctx, sec, leases[i+len(group):], down)
+				w.revokeEach(ctx, sec, leases[i+len(group):], down, until)
+				return nil, false, down, left
+			}
+			if len(left) > 0 {
+				return nil, false, nil, append(left, leases[i+len(group):]...)
 			}
 		}
-		return nil, false, nil
+		return nil, false, nil, nil
 	}
 	if br, ok := p.(provider.BatchRevoker); ok && len(leases) > 1 {
 		pctx, cancel := context.WithTimeout(w.svc.dialCtx(ctx, p), ProviderTimeout)
 		berr := br.RevokeMany(pctx, names)
 		cancel()
 		if berr == nil {
-			return func() { w.recordRevoked(context.WithoutCancel(ctx), sec, leases) }, false, nil
+			return func() { w.recordRevoked(context.WithoutCancel(ctx), sec, leases) }, false, nil, nil
 		}
 		w.log.Warn("batch revocation failed; revoking one by one", "dynamicSecret", sec.ID, "err", truncate(berr.Error(), 250))
 	}
-	return nil, false, w.revokeEach(ctx, sec, leases, nil)
+	down, left = w.revokeEach(ctx, sec, leases, nil, until)
+	return nil, false, down, left
 }
 
 // revokeEach revokes leases one by one and records each outcome; with err
@@ -426,12 +541,18 @@ func (w *Worker) revokeOpened(ctx context.Context, sec Secret, leases []SealedLe
 // lease is recorded last, so that it is due last: the next attempt starts
 // with another lease, and one lease whose own revocation hangs (a lock its
 // user holds) cannot keep the others from ever being tried. It returns the
-// error that found the target unreachable, if one did.
-func (w *Worker) revokeEach(ctx context.Context, sec Secret, leases []SealedLease, err error) error {
+// error that found the target unreachable, if one did. Past until it tries
+// no further lease (having tried at least one): it returns the rest, left,
+// unrecorded, for the caller to release.
+func (w *Worker) revokeEach(ctx context.Context, sec Secret, leases []SealedLease, err error, until time.Time) (down error, left []SealedLease) {
 	var first *SealedLease
 	for i, l := range leases {
 		rerr := err
 		if rerr == nil {
+			if i > 0 && !time.Now().Before(until) {
+				left = leases[i:]
+				break
+			}
 			rerr = w.svc.revokeWith(ctx, sec, l.Lease)
 			if errors.Is(rerr, provider.ErrUnreachable) {
 				err, first = rerr, &leases[i]
@@ -444,9 +565,9 @@ func (w *Worker) revokeEach(ctx context.Context, sec Secret, leases []SealedLeas
 		w.record(ctx, sec, *first, err)
 	}
 	if errors.Is(err, provider.ErrUnreachable) {
-		return err
+		return err, left
 	}
-	return nil
+	return nil, left
 }
 
 // recordRevoked records a batch of leases revoked, with their audit events,
