@@ -241,3 +241,30 @@ func TestMembershipRolesAreBounded(t *testing.T) {
 		t.Fatalf("%d roles, want %d", len(got.IdentityMembership.Roles), project.MaxRolesPerMembership)
 	}
 }
+
+// TestAMemberCannotLiftItsOwnDenyRole: an admin restricts a member by adding
+// a role that only denies (no folders in prod) beside its member role. The
+// member may edit identity memberships, its own included, but cannot drop
+// the deny role: the roles that would remain give what it does not hold.
+// Another member, who holds that access, may drop it; the admin may too.
+func TestAMemberCannotLiftItsOwnDenyRole(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, d store.Dialect) {
+		e := apptest.Bootstrapped(t, d)
+		p := createProject(t, e, e.Token, map[string]any{"projectName": "fenced"})
+		e.Must(t, 200, "POST", "/api/v1/projects/"+p.ID+"/roles", e.Token, map[string]any{"slug": "no-prod", "name": "No prod",
+			"permissions": []map[string]any{
+				{"subject": "secret-folders", "action": []string{"create"}, "inverted": true, "conditions": map[string]any{"environment": "prod"}},
+			}})
+		id, tok := e.NewIdentity(t, "fenced", "member")
+		addMember(t, e, p.ID, id, map[string]any{"role": "member"}, map[string]any{"role": "no-prod"})
+		assertError(t, e.Do(t, "POST", "/api/v1/folders", tok, folder(p.ID, "prod", "/", "before")), 403, "PermissionDenied")
+
+		self := "/api/v1/projects/" + p.ID + "/identity-memberships/" + id
+		assertError(t, e.Do(t, "PATCH", self, tok, map[string]any{"roles": []map[string]any{{"role": "member"}}}), 403, "PermissionBoundaryError")
+		assertError(t, e.Do(t, "POST", "/api/v1/folders", tok, folder(p.ID, "prod", "/", "after")), 403, "PermissionDenied")
+
+		_, other := projectMember(t, e, p.ID, "colleague", "member")
+		e.Must(t, 200, "PATCH", self, other, map[string]any{"roles": []map[string]any{{"role": "member"}}})
+		e.Must(t, 200, "POST", "/api/v1/folders", tok, folder(p.ID, "prod", "/", "lifted"))
+	})
+}

@@ -223,8 +223,21 @@ func (m *Memberships) roleSet(ctx context.Context, projectID string, roles []Mem
 // permanent role needs what the actor holds for good, a temporary one may
 // rest on the actor's temporary access if it ends no later than that does.
 // A role the member already holds, with the same window (in had), is
-// kept, not handed out.
+// kept, not handed out; but on a change (had given) the actor must cover
+// the roles that remain, together: dropping a role that denies something
+// gives back what it denied, so a member whose deny role an admin added
+// beside a broader one cannot take it off itself (or off a group it is in)
+// unless it holds that access anyway.
 func (m *Memberships) checkGrantRoles(ctx context.Context, perms authz.Set, projectID, what string, roles []MembershipRole, had ...MembershipRole) error {
+	if len(had) > 0 {
+		set, err := m.roleSet(ctx, projectID, roles)
+		if err != nil {
+			return err
+		}
+		if !perms.Covers(set) {
+			return boundaryError("%s: the roles that would remain hold privileges you do not have", what)
+		}
+	}
 	for _, r := range roles {
 		if slices.ContainsFunc(had, r.sameGrant) {
 			continue
