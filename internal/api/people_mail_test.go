@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"fmt"
 	"net/url"
 	"regexp"
 	"strings"
@@ -55,6 +56,48 @@ func TestInvitationMailedOverSMTP(t *testing.T) {
 	for _, bad := range []string{"http://x", "smtp://", "smtp://host:25", "smtp://host:25?from=not-an-address"} {
 		if _, err := mail.Parse(bad); err == nil {
 			t.Fatalf("%q parsed", bad)
+		}
+	}
+}
+
+// TestMailedLinksStartWithTheSiteURL: without LOCKBOX_SITE_URL an
+// invitation link starts with the address the request reached (its Host
+// header). A mailed link is the invitee's alone, so an inviter who is not an
+// organization admin could have pointed it at a host of its own and received
+// the one-time token of another's account: with mail and no site URL only
+// admins invite; with a site URL, anyone allowed to.
+func TestMailedLinksStartWithTheSiteURL(t *testing.T) {
+	sink := testsvc.SMTP(t)
+	m, err := mail.Parse("smtp://" + sink.Addr + "?from=lockbox@example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, site := range []bool{false, true} {
+		e := apptest.Bootstrapped(t, store.SQLite, apptest.Options{Mailer: m, SelfSiteURL: site})
+		e.Must(t, 200, "POST", "/api/v1/organization/roles", e.Token, map[string]any{"slug": "inviter", "name": "Inviter",
+			"permissions": []map[string]any{{"subject": "member", "action": []string{"read", "create"}}}})
+		who := fmt.Sprintf("inviter-%v@example.com", site)
+		if l := invite(t, e, e.Token, who, "inviter"); !l.Mailed {
+			t.Fatalf("site URL %v: the admin's invitation was not mailed", site)
+		}
+		got := sink.WaitFor(t, "To: "+who, 10*time.Second)
+		link := regexp.MustCompile(`http://[^\s]+/signupinvite\?[^\s]+`).FindString(got[strings.Index(got, "To: "+who):])
+		accept(t, e, who, link, "a long enough password")
+		inviter := userLogin(t, e, who, "a long enough password")
+		victim := fmt.Sprintf("victim-%v@example.com", site)
+		if l := invite(t, e, e.Token, victim, "no-access"); !l.Mailed {
+			t.Fatalf("site URL %v: the admin's invitation was not mailed", site)
+		}
+		r := e.Do(t, "POST", "/api/v1/invite-org/signup", inviter, map[string]any{"inviteeEmails": []string{victim},
+			"organizationId": e.OrgID, "organizationRoleSlug": "no-access"})
+		if site {
+			if r.Status != 200 {
+				t.Fatalf("with a site URL the inviter's invitation: status %d", r.Status)
+			}
+			continue
+		}
+		if r.Status != 403 || r.JSON(t)["error"] != "PermissionBoundaryError" {
+			t.Fatalf("without a site URL the inviter's mailed invitation: status %d, want 403", r.Status)
 		}
 	}
 }

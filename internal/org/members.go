@@ -291,6 +291,11 @@ func (s *Members) Invite(ctx context.Context, actor authz.Actor, req InviteReque
 	}
 	if s.SiteURL != "" {
 		req.LinkBase = s.SiteURL
+	} else if s.Mailer != nil && mine != "admin" {
+		// The base would be the Host header of this request, and the mailed
+		// link the invitee's alone: an inviter could point it at a host of
+		// its own and receive the one-time token of someone else's account.
+		return nil, boundaryError("invite by mail: without LOCKBOX_SITE_URL a mailed link would start with the address of your request, so only organization admins may")
 	}
 	base, err := url.Parse(req.LinkBase)
 	if err != nil || (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" {
