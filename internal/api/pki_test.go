@@ -12,11 +12,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/lockbox-dev/lockbox/internal/app/apptest"
+	"github.com/lockbox-dev/lockbox/internal/pki"
 	"github.com/lockbox-dev/lockbox/internal/store"
 )
 
@@ -355,6 +357,17 @@ func TestPKIRevocationAndCRL(t *testing.T) {
 		}
 		if n := countRows(t, e, `SELECT COUNT(*) FROM pki_cas WHERE crl_rev = revocation_rev AND id = '`+inter.ID+`'`); n != 1 {
 			t.Fatalf("the CRL read did not catch up")
+		}
+		// A revoked certificate that expired before the last CRL signed
+		// after its expiry leaves the CRL (RFC 5280, 5.1.2.6): the CRL is
+		// signed again on every revocation, and must not grow for ever.
+		expired := strconv.FormatInt(time.Now().Add(-pki.CRLLifetime-time.Hour).UnixMicro(), 10)
+		rawExec(t, e, `UPDATE pki_certificates SET not_after = `+expired+` WHERE serial_number = '`+late.SerialNumber+`'`)
+		rawExec(t, e, `UPDATE pki_cas SET crl_rev = crl_rev - 1 WHERE id = '`+inter.ID+`'`)
+		r = e.Must(t, 200, "GET", "/api/v1/pki/crl/"+inter.ID, "", nil)
+		if crl, err = x509.ParseRevocationList(r.Body); err != nil || len(crl.RevokedCertificateEntries) != 1 ||
+			fmt.Sprintf("%x", crl.RevokedCertificateEntries[0].SerialNumber) != strings.TrimLeft(bad.SerialNumber, "0") {
+			t.Fatalf("CRL once a revoked certificate has long expired: %d entries (%v), want the unexpired one", len(crl.RevokedCertificateEntries), err)
 		}
 
 		// Unknown or malformed CRL ids are 404; a pending CA has no CRL.

@@ -439,8 +439,10 @@ func (s *Service) currentCRL(ctx context.Context, caID string) ([]byte, error) {
 				return nil, errs.NotFoundf("CRL with ID '%s' not found", caID)
 			}
 		}
-		// Revocations committed up to st.CARev are all in this list.
-		revoked, err := s.store.RevokedCertificates(ctx, caID)
+		// Revocations committed up to st.CARev are all in this list, but
+		// for certificates that expired before the last CRL signed after
+		// their expiry (RFC 5280, 5.1.2.6).
+		revoked, err := s.store.RevokedEntries(ctx, caID, now.Add(-CRLLifetime))
 		if err != nil {
 			return nil, err
 		}
@@ -461,7 +463,7 @@ func (s *Service) currentCRL(ctx context.Context, caID string) ([]byte, error) {
 	return nil, errs.Conflictf("The CRL of CA with ID '%s' is being updated; try again", caID)
 }
 
-func (s *Service) signCRL(ctx context.Context, ca CA, revoked []Certificate, number int64, now time.Time) (CRL, error) {
+func (s *Service) signCRL(ctx context.Context, ca CA, revoked []Revoked, number int64, now time.Time) (CRL, error) {
 	cac, err := caCert(ca)
 	if err != nil {
 		return CRL{}, err
@@ -473,10 +475,10 @@ func (s *Service) signCRL(ctx context.Context, ca CA, revoked []Certificate, num
 	entries := make([]x509.RevocationListEntry, 0, len(revoked))
 	for _, c := range revoked {
 		n, ok := new(big.Int).SetString(c.SerialNumber, 16)
-		if !ok || c.RevokedAt == nil {
+		if !ok {
 			continue
 		}
-		entries = append(entries, x509.RevocationListEntry{SerialNumber: n, RevocationTime: *c.RevokedAt, ReasonCode: c.RevocationReason})
+		entries = append(entries, x509.RevocationListEntry{SerialNumber: n, RevocationTime: c.At, ReasonCode: c.Reason})
 	}
 	crl := CRL{CAID: ca.ID, Number: number, ThisUpdate: now, NextUpdate: now.Add(CRLLifetime)}
 	if crl.NextUpdate.After(cac.NotAfter) && cac.NotAfter.After(now) {

@@ -87,6 +87,14 @@ type AltName struct {
 	Value string
 }
 
+// Revoked is a CRL entry: a revoked certificate's serial number (hex), when
+// and why it was revoked.
+type Revoked struct {
+	SerialNumber string
+	At           time.Time
+	Reason       int
+}
+
 // Certificate is an issued certificate. SealedKey is its private key, sealed
 // (CertKeyAD), when lockbox generated it; nil when it signed a CSR.
 type Certificate struct {
@@ -163,8 +171,9 @@ type Store interface {
 	CertificateBySerial(ctx context.Context, serial string) (Certificate, error)
 	// Certificates returns a page of a project's certificates, newest first, and the total.
 	Certificates(ctx context.Context, projectID string, offset, limit int) ([]Certificate, int, error)
-	// RevokedCertificates lists a CA's revoked certificates.
-	RevokedCertificates(ctx context.Context, caID string) ([]Certificate, error)
+	// RevokedEntries lists a CA's revoked certificates that expire after
+	// expiredBefore, as CRL entries.
+	RevokedEntries(ctx context.Context, caID string, expiredBefore time.Time) ([]Revoked, error)
 	// RevokeCertificate marks an active certificate of CA caID revoked and
 	// counts the revocation on the CA, with ev; errs.Conflict when it is
 	// revoked already.

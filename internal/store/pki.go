@@ -224,10 +224,27 @@ func (db *DB) Certificates(ctx context.Context, projectID string, offset, limit 
 	return out, total, err
 }
 
-// RevokedCertificates lists a CA's revoked certificates.
-func (db *DB) RevokedCertificates(ctx context.Context, caID string) ([]pki.Certificate, error) {
-	return db.certList(ctx, "RevokedCertificates", `SELECT `+pkiCertListCols+` FROM pki_certificates WHERE ca_id = ? AND status = ?
-		ORDER BY revoked_at, id`, caID, pki.CertRevoked)
+// RevokedEntries lists a CA's revoked certificates that expire after
+// expiredBefore: their serial, time and reason only, what a CRL entry holds.
+// A CRL is signed again on every revocation, so reading whole rows (each
+// with its certificate and chain), expired ones included, made each
+// revocation cost more than the one before: 0.8 s and 225 MB at 40,000.
+func (db *DB) RevokedEntries(ctx context.Context, caID string, expiredBefore time.Time) ([]pki.Revoked, error) {
+	rows, err := db.readq(ctx, `SELECT serial_number, revoked_at, revocation_reason FROM pki_certificates
+		WHERE ca_id = ? AND status = ? AND not_after > ? ORDER BY revoked_at, id`, caID, pki.CertRevoked, ts(expiredBefore))
+	if err != nil {
+		return nil, dbErr(err, "RevokedEntries")
+	}
+	defer rows.Close()
+	var out []pki.Revoked
+	for rows.Next() {
+		var r pki.Revoked
+		if err := rows.Scan(&r.SerialNumber, timeCol{&r.At}, &r.Reason); err != nil {
+			return nil, dbErr(err, "scan revoked certificate")
+		}
+		out = append(out, r)
+	}
+	return out, dbErr(rows.Err(), "RevokedEntries")
 }
 
 // RevokeCertificate marks an active certificate revoked with ev.

@@ -52,9 +52,13 @@ func TestPKIListsCarryNoPrivateKey(t *testing.T) {
 			if err := db.RevokeCertificate(ctx, cert.ID, ca.ID, now, 1, ev); err != nil {
 				t.Fatal(err)
 			}
-			revoked, err := db.RevokedCertificates(ctx, ca.ID)
-			if err != nil || len(revoked) != 1 || revoked[0].SealedKey != nil || revoked[0].RevokedAt == nil {
-				t.Fatalf("revoked: %d, %v", len(revoked), err)
+			revoked, err := db.RevokedEntries(ctx, ca.ID, now.Add(time.Hour-time.Second))
+			if err != nil || len(revoked) != 1 || revoked[0].SerialNumber != "0a" || !revoked[0].At.Equal(now) || revoked[0].Reason != 1 {
+				t.Fatalf("revoked: %+v, %v", revoked, err)
+			}
+			// Once it has expired (before the given time), it is left out.
+			if revoked, err := db.RevokedEntries(ctx, ca.ID, now.Add(time.Hour)); err != nil || len(revoked) != 0 {
+				t.Fatalf("revoked and expired: %+v, %v", revoked, err)
 			}
 		})
 	}
