@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/lockbox-dev/lockbox/internal/app/apptest"
@@ -135,6 +136,8 @@ func TestTokenAuthTokens(t *testing.T) {
 		if e.Must(t, 200, "PATCH", tokURL, e.Token, map[string]any{"name": "renamed"}).JSON(t)["token"].(map[string]any)["name"] != "renamed" {
 			t.Fatal("rename")
 		}
+		// A name is at most 255 characters, on rename as on creation.
+		assertError(t, e.Do(t, "PATCH", tokURL, e.Token, map[string]any{"name": strings.Repeat("n", 256)}), 422, "ValidationFailure")
 		e.Must(t, 200, "POST", tokURL+"/revoke", e.Token, nil)
 		assertError(t, e.Do(t, "GET", "/api/v1/identities", made.AccessToken, nil), 401, "UnauthorizedError")
 		assertError(t, e.Do(t, "POST", tokURL+"/revoke", e.Token, nil), 404, "NotFound")

@@ -143,7 +143,7 @@ func TestKubernetesAuthLoginAndChecks(t *testing.T) {
 		r, _ = methodLogin(t, e, "kubernetes-auth", id, "sa-web")
 		assertRefused(t, r, "TokenReview failed", "sa-web")
 
-		r = e.Must(t, 200, "PATCH", base, e.Token, map[string]any{"caCert": cluster.caPEM})
+		r = e.Must(t, 200, "PATCH", base, e.Token, map[string]any{"caCert": cluster.caPEM, "tokenReviewerJwt": testReviewer})
 		assertNoReviewer(t, "update", r.Body)
 		var got struct{ IdentityKubernetesAuth map[string]any }
 		r = e.Must(t, 200, "GET", base, e.Token, nil)
@@ -231,6 +231,15 @@ func TestKubernetesAuthLoginAndChecks(t *testing.T) {
 		assertError(t, r, 422, "ValidationFailure")
 		if !strings.Contains(string(r.Body), "tokenReviewerJwt must be given again") {
 			t.Fatalf("host change without the reviewer token: %s", r.Body)
+		}
+		// So does changing or dropping the CA the host is verified with: the
+		// token would go to whoever the new CA (or the system's) vouches for.
+		for _, ca := range []string{"", "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"} {
+			r = e.Do(t, "PATCH", base, e.Token, map[string]any{"caCert": ca})
+			assertError(t, r, 422, "ValidationFailure")
+			if !strings.Contains(string(r.Body), "tokenReviewerJwt must be given again") {
+				t.Fatalf("CA change without the reviewer token: %s", r.Body)
+			}
 		}
 		e.Must(t, 200, "PATCH", base, e.Token, map[string]any{"allowedNames": "web, api-*"})
 		if r, _ := methodLogin(t, e, "kubernetes-auth", id, "sa-staging"); r.Status != 200 {

@@ -173,6 +173,9 @@ func (a *Admin) RenameToken(ctx context.Context, actor authz.Actor, tokenID, nam
 	if err != nil {
 		return AccessToken{}, err
 	}
+	if len(name) > 255 {
+		return AccessToken{}, errs.Invalidf("name must be at most 255 characters")
+	}
 	t.Name = strings.TrimSpace(name)
 	ev := audit.New(actor, "update-token-identity-token-auth", map[string]any{"identityId": t.IdentityID, "tokenId": t.ID, "name": t.Name})
 	return t, a.store.RenameAccessToken(ctx, t.ID, t.Name, ev)

@@ -96,15 +96,16 @@ func Configure(ctx context.Context, env authmethod.Env, old, body json.RawMessag
 		c.KubernetesHost = "https://" + c.KubernetesHost // as Infisical: a bare host is https
 	}
 	c.KubernetesHost = strings.TrimRight(c.KubernetesHost, "/")
-	// The sealed reviewer token goes only to the host it was given for: an
-	// update that points the review at another host must give the token
-	// again, or an editor who cannot read it could have it sent to a server
-	// of theirs.
+	// The sealed reviewer token goes only to the host it was given for,
+	// verified as it was: an update that points the review at another host,
+	// or changes or drops the CA the host is verified with, must give the
+	// token again, or an editor who cannot read it could have it sent to a
+	// server of theirs (as LDAP Auth's bind password).
 	if old != nil && c.TokenReviewerJWT != "" && p.TokenReviewerJWT == nil {
 		var was Config
 		json.Unmarshal(old, &was)
-		if was.KubernetesHost != c.KubernetesHost {
-			return nil, errs.Fieldf("tokenReviewerJwt", "tokenReviewerJwt must be given again when kubernetesHost changes")
+		if was.KubernetesHost != c.KubernetesHost || was.CACert != c.CACert {
+			return nil, errs.Fieldf("tokenReviewerJwt", "tokenReviewerJwt must be given again when kubernetesHost or caCert changes")
 		}
 	}
 	if err := c.validate(ctx, env); err != nil {
