@@ -80,8 +80,28 @@ type projectGrants struct {
 	setErr    error // the grants do not make a set (a stored custom role is invalid)
 }
 
-// MaxCachedGrants bounds the memberships a node keeps resolved in memory.
-const MaxCachedGrants = 100_000
+// MaxCachedGrants bounds the memberships a node keeps resolved in memory,
+// and MaxCachedGrantBytes the memory they hold (setBytes): a member holding
+// a hundred custom roles keeps megabytes.
+const (
+	MaxCachedGrants     = 100_000
+	MaxCachedGrantBytes = 512 << 20
+)
+
+// grantBytes is the memory a cached membership holds, roughly.
+func grantBytes(pg projectGrants) int {
+	n := 128 + setBytes(pg.set)
+	if pg.set.lasting != nil {
+		n += setBytes(*pg.set.lasting)
+	}
+	return n
+}
+
+// setBytes is roughly the memory of a set's rules: 128 bytes a rule, and
+// a compiled $glob about 2 KiB and 150 bytes a character (measured).
+func setBytes(s Set) int {
+	return 128*len(s.rules) + 2048*globCount(s.rules) + 150*globBytes(s.rules)
+}
 
 // SetCache keeps organization roles and resolved project permission sets in
 // memory in generation g; a change to any membership, role or project moves
@@ -89,7 +109,7 @@ const MaxCachedGrants = 100_000
 // role's window opens or closes.
 func (r *Resolver) SetCache(g *cache.Gen) {
 	r.orgRoles = cache.NewMap[memberKey, orgMember](g, MaxCachedGrants)
-	r.grants = cache.NewMap[memberKey, projectGrants](g, MaxCachedGrants)
+	r.grants = cache.NewMap[memberKey, projectGrants](g, MaxCachedGrants).Sized(MaxCachedGrantBytes, grantBytes)
 }
 
 // NewResolver returns a resolver over m; now nil means time.Now.

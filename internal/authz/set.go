@@ -359,6 +359,17 @@ func checkValue(key, op, v string) error {
 	return nil
 }
 
+// MaxRules and MaxRulesBytes bound one role's, privilege's or template
+// role's rules.
+// MaxGlobBytes bounds the $glob patterns of one list, together: each is
+// compiled to a regular expression, about 150 bytes of memory a character,
+// for every member holding the list.
+const (
+	MaxRules      = 256
+	MaxRulesBytes = 32 << 10
+	MaxGlobBytes  = 2 << 10
+)
+
 // ParseRules decodes and validates a JSON array of v2 rules for a project
 // role. Bad rules are a 422 naming the rule.
 //
@@ -367,10 +378,24 @@ func checkValue(key, op, v string) error {
 // "/prod/" or a glob "prod/**" would never match, and a deny rule written
 // so would deny nothing. Rules stored before this check are read as they
 // are (parseRules), never refused.
+//
+// A list holds at most MaxRules rules in at most MaxRulesBytes: every
+// member holding a role or privilege has its rules parsed again whenever
+// its cached permissions are dropped (any write), so a 1 MiB role held a
+// hundred times over cost seconds and gigabytes per request.
 func ParseRules(raw []byte) ([]Rule, error) {
+	if len(raw) > MaxRulesBytes {
+		return nil, errs.Invalidf("permissions are at most %d bytes of JSON", MaxRulesBytes)
+	}
 	rules, err := parseRules(raw)
 	if err != nil {
 		return nil, err
+	}
+	if len(rules) > MaxRules {
+		return nil, errs.Invalidf("permissions hold at most %d rules", MaxRules)
+	}
+	if n := globBytes(rules); n > MaxGlobBytes {
+		return nil, errs.Invalidf("the $glob patterns of permissions are at most %d bytes together (%d here)", MaxGlobBytes, n)
 	}
 	for i, r := range rules {
 		for _, o := range r.Conditions["secretPath"] {
@@ -386,6 +411,32 @@ func ParseRules(raw []byte) ([]Rule, error) {
 		}
 	}
 	return rules, nil
+}
+
+// globBytes is the length of rules' $glob patterns, together.
+func globBytes(rules []Rule) int {
+	n := 0
+	eachGlob(rules, func(p string) { n += len(p) })
+	return n
+}
+
+// globCount is the number of rules' $glob patterns.
+func globCount(rules []Rule) int {
+	n := 0
+	eachGlob(rules, func(string) { n++ })
+	return n
+}
+
+func eachGlob(rules []Rule, fn func(pattern string)) {
+	for _, r := range rules {
+		for _, c := range r.Conditions {
+			for _, o := range c {
+				if o.Op == "$glob" {
+					fn(o.Value)
+				}
+			}
+		}
+	}
 }
 
 // matchablePath refuses a secretPath condition value no normalised path

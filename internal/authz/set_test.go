@@ -180,6 +180,19 @@ func TestParseRulesRejects(t *testing.T) {
 		"relative glob":            `[{"subject":"secrets","action":"read","inverted":true,"conditions":{"secretPath":{"$glob":"payments/**"}}}]`,
 		"glob with trailing slash": `[{"subject":"secret-folders","action":"read","conditions":{"secretPath":{"$glob":"/prod/"}}}]`,
 	}
+	// Lists whose cost every member holding them pays on each resolution.
+	rules := func(n int, rule string) string {
+		return "[" + strings.TrimSuffix(strings.Repeat(rule+",", n), ",") + "]"
+	}
+	plain := `{"subject":"secrets","action":"read"}`
+	cases["too many rules"] = rules(authz.MaxRules+1, plain)
+	cases["too many bytes"] = rules(200, `{"subject":"secrets","action":"read","conditions":{"environment":{"$in":["`+strings.Repeat("e", 160)+`"]}}}`)
+	cases["too much glob"] = rules(5, `{"subject":"secrets","action":"read","conditions":{"secretName":{"$glob":"`+strings.Repeat("a*", 250)+`"}}}`)
+	for _, ok := range []string{rules(authz.MaxRules, plain), rules(4, `{"subject":"secrets","action":"read","conditions":{"secretName":{"$glob":"`+strings.Repeat("a*", 250)+`"}}}`)} {
+		if _, err := authz.ParseRules([]byte(ok)); err != nil {
+			t.Fatalf("a list within the bounds: %v", err)
+		}
+	}
 	for name, js := range cases {
 		t.Run(name, func(t *testing.T) {
 			_, err := authz.ParseRules([]byte(js))
