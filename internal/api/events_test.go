@@ -249,7 +249,9 @@ func TestProjectEventsPermissions(t *testing.T) {
 			"unknown event": map[string]any{"projectId": p.ID, "register": []any{map[string]any{"event": "secret:read"}}},
 			"no env":        map[string]any{"projectId": p.ID, "register": []any{map[string]any{"event": "secret:create", "conditions": map[string]any{"secretPath": "/"}}}},
 			"bad path":      map[string]any{"projectId": p.ID, "register": []any{map[string]any{"event": "secret:create", "conditions": map[string]any{"environmentSlug": "dev", "secretPath": "../etc"}}}},
-			"eleven":        map[string]any{"projectId": p.ID, "register": make([]any, 11)},
+			// No path is deeper than 32 folders; each event is matched against every segment.
+			"deep glob": map[string]any{"projectId": p.ID, "register": []any{map[string]any{"event": "secret:create", "conditions": map[string]any{"environmentSlug": "dev", "secretPath": strings.Repeat("/*a*", 33)}}}},
+			"eleven":    map[string]any{"projectId": p.ID, "register": make([]any, 11)},
 		} {
 			if r := e.Do(t, "POST", "/api/v1/events/subscribe/project-events", e.Token, b); r.Status/100 != 4 {
 				t.Errorf("%s: %d %s", name, r.Status, r.Body)

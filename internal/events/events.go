@@ -54,60 +54,101 @@ var (
 const DefaultBuffer = 256
 
 // Broker fans events out to subscribers. Publish never blocks on a
-// subscriber. The zero value is not usable; call NewBroker.
+// subscriber, and never runs a subscriber's filter: it hands each event of a
+// project to the subscriptions of that project (and those of every
+// project), and each subscription filters on a goroutine of its own. A
+// filter that is slow (a member's costly globs) delays only its own
+// subscription, which falls behind and is dropped, never the publisher
+// (the writer's request, or on PostgreSQL the one goroutine that feeds every
+// project) nor other subscriptions. The zero value is not usable; call
+// NewBroker.
 type Broker struct {
 	buffer int
 	mu     sync.Mutex
-	subs   map[*Subscription]struct{}
+	subs   map[string]map[*Subscription]struct{} // by project, "" for every project
+	n      int
 }
 
 // NewBroker returns a broker giving each subscriber a buffer of n events
-// (DefaultBuffer if n <= 0).
+// (DefaultBuffer if n <= 0) before its filter and n after it.
 func NewBroker(n int) *Broker {
 	if n <= 0 {
 		n = DefaultBuffer
 	}
-	return &Broker{buffer: n, subs: map[*Subscription]struct{}{}}
+	return &Broker{buffer: n, subs: map[string]map[*Subscription]struct{}{}}
 }
 
 // Subscription receives the events its match function accepts, in publish
 // order, on C. C is closed when the subscription ends; Err then says why
 // (nil after Close or the end of the subscribing context).
 type Subscription struct {
-	C     <-chan Event
-	c     chan Event
-	match func(Event) bool
-	b     *Broker
-	stop  func() bool // guarded by b.mu
-	err   error       // guarded by b.mu
+	C       <-chan Event
+	c       chan Event // C, written by the filter goroutine only
+	in      chan Event // written by Publish under b.mu, closed when ended
+	project string
+	match   func(Event) bool
+	b       *Broker
+	stop    func() bool // guarded by b.mu
+	err     error       // guarded by b.mu
 }
 
-// Subscribe starts a subscription to the events match accepts (all if match
-// is nil). It ends when ctx ends, on Close or Stop, or when it falls behind.
-// match runs on the publisher's goroutine and must be fast.
-func (b *Broker) Subscribe(ctx context.Context, match func(Event) bool) *Subscription {
+// Subscribe starts a subscription to the events of project ("" for every
+// project) that match accepts (all if match is nil). It ends when ctx
+// ends, on Close or Stop, or when it falls behind. match runs on the
+// subscription's own goroutine.
+func (b *Broker) Subscribe(ctx context.Context, project string, match func(Event) bool) *Subscription {
 	c := make(chan Event, b.buffer)
-	s := &Subscription{C: c, c: c, match: match, b: b}
+	s := &Subscription{C: c, c: c, in: make(chan Event, b.buffer), project: project, match: match, b: b}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.subs[s] = struct{}{}
+	if b.subs[project] == nil {
+		b.subs[project] = map[*Subscription]struct{}{}
+	}
+	b.subs[project][s] = struct{}{}
+	b.n++
 	s.stop = context.AfterFunc(ctx, s.Close)
+	go s.filter()
 	return s
 }
 
-// Publish delivers ev to every subscriber that accepts it. A subscriber whose
-// buffer is full is ended with ErrSlow.
-func (b *Broker) Publish(ev Event) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	for s := range b.subs {
+// filter passes the events match accepts from in to C, until in is closed
+// (the subscription ended); then it closes C. A subscriber whose C is full
+// is ended with ErrSlow; what is left in is passed on as far as C has room.
+func (s *Subscription) filter() {
+	defer close(s.c)
+	ended := false
+	for ev := range s.in {
 		if s.match != nil && !s.match(ev) {
 			continue
 		}
 		select {
 		case s.c <- ev:
 		default:
-			b.endLocked(s, ErrSlow)
+			if !ended {
+				ended = true
+				s.b.mu.Lock()
+				s.b.endLocked(s, ErrSlow)
+				s.b.mu.Unlock()
+			}
+		}
+	}
+}
+
+// Publish hands ev to every subscription of its project. A subscription
+// whose buffer is full is ended with ErrSlow.
+func (b *Broker) Publish(ev Event) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, project := range []string{ev.ProjectID, ""} {
+		for s := range b.subs[project] {
+			select {
+			case s.in <- ev:
+			default:
+				b.endLocked(s, ErrSlow)
+			}
+		}
+		if ev.ProjectID == "" {
+			break
 		}
 	}
 }
@@ -119,8 +160,10 @@ func (b *Broker) Interrupt(err error) {
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	for s := range b.subs {
-		b.endLocked(s, err)
+	for _, subs := range b.subs {
+		for s := range subs {
+			b.endLocked(s, err)
+		}
 	}
 }
 
@@ -128,16 +171,21 @@ func (b *Broker) Interrupt(err error) {
 func (b *Broker) Len() int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return len(b.subs)
+	return b.n
 }
 
 func (b *Broker) endLocked(s *Subscription, err error) {
-	if _, ok := b.subs[s]; !ok {
+	subs := b.subs[s.project]
+	if _, ok := subs[s]; !ok {
 		return
 	}
-	delete(b.subs, s)
+	delete(subs, s)
+	if len(subs) == 0 {
+		delete(b.subs, s.project)
+	}
+	b.n--
 	s.err = err
-	close(s.c)
+	close(s.in)
 }
 
 // Close ends the subscription; C is closed and Err reports nil.

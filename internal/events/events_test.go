@@ -4,13 +4,15 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/lockbox-dev/lockbox/internal/events"
 )
 
 func TestBrokerDeliversInOrderAndFilters(t *testing.T) {
 	b := events.NewBroker(8)
-	s := b.Subscribe(t.Context(), func(ev events.Event) bool { return ev.ProjectID == "p" })
+	s := b.Subscribe(t.Context(), "", func(ev events.Event) bool { return ev.ProjectID == "p" })
+	byProject := b.Subscribe(t.Context(), "p", nil)
 	b.Publish(events.Event{Type: events.SecretCreate, ProjectID: "p", Key: "A"})
 	b.Publish(events.Event{Type: events.SecretCreate, ProjectID: "q", Key: "X"})
 	b.Publish(events.Event{Type: events.SecretUpdate, ProjectID: "p", Key: "A"})
@@ -19,17 +21,62 @@ func TestBrokerDeliversInOrderAndFilters(t *testing.T) {
 			t.Fatalf("got %+v, want %s in p", ev, want)
 		}
 	}
+	for _, want := range []events.Type{events.SecretCreate, events.SecretUpdate} {
+		if ev := <-byProject.C; ev.Type != want || ev.ProjectID != "p" {
+			t.Fatalf("subscribed to p: got %+v, want %s in p", ev, want)
+		}
+	}
 	select {
 	case ev := <-s.C:
+		t.Fatalf("unexpected %+v", ev)
+	case ev := <-byProject.C:
 		t.Fatalf("unexpected %+v", ev)
 	default:
 	}
 }
 
+// TestASlowFilterDelaysOnlyItsSubscription: filters run on their
+// subscription's goroutine, not the publisher's. One whose filter never
+// returns (a member's costly globs, taken to the limit) neither blocks
+// Publish, which on PostgreSQL feeds every project from one goroutine, nor
+// the other subscriptions of the project; it falls behind and is dropped.
+// Before, Publish ran every filter under the broker's one lock.
+func TestASlowFilterDelaysOnlyItsSubscription(t *testing.T) {
+	b := events.NewBroker(2)
+	release := make(chan struct{})
+	stuck := b.Subscribe(t.Context(), "p", func(events.Event) bool { <-release; return true })
+	other := b.Subscribe(t.Context(), "p", nil)
+	published := make(chan struct{})
+	go func() {
+		for i := range 8 {
+			b.Publish(events.Event{Type: events.SecretUpdate, ProjectID: "p", Version: i})
+			if i%2 == 1 {
+				<-other.C
+				<-other.C
+			}
+		}
+		close(published)
+	}()
+	select {
+	case <-published:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Publish waited on a subscription's filter")
+	}
+	close(release)
+	for range stuck.C {
+	}
+	if !errors.Is(stuck.Err(), events.ErrSlow) {
+		t.Fatalf("the stuck subscription ended with %v, want ErrSlow", stuck.Err())
+	}
+	if b.Len() != 1 {
+		t.Fatalf("%d subscriptions left, want the other one", b.Len())
+	}
+}
+
 func TestBrokerDropsSlowSubscriber(t *testing.T) {
 	b := events.NewBroker(2)
-	slow := b.Subscribe(t.Context(), nil)
-	fast := b.Subscribe(t.Context(), nil)
+	slow := b.Subscribe(t.Context(), "", nil)
+	fast := b.Subscribe(t.Context(), "", nil)
 	for i := range 3 {
 		b.Publish(events.Event{Type: events.SecretUpdate, Version: i})
 		<-fast.C
@@ -49,7 +96,7 @@ func TestBrokerDropsSlowSubscriber(t *testing.T) {
 func TestSubscriptionEndsWithContext(t *testing.T) {
 	b := events.NewBroker(0)
 	ctx, cancel := context.WithCancel(t.Context())
-	s := b.Subscribe(ctx, nil)
+	s := b.Subscribe(ctx, "", nil)
 	cancel()
 	for range s.C {
 	}
@@ -57,7 +104,7 @@ func TestSubscriptionEndsWithContext(t *testing.T) {
 		t.Fatalf("err %v, %d left", s.Err(), b.Len())
 	}
 	s.Close() // again: no panic
-	i := b.Subscribe(t.Context(), nil)
+	i := b.Subscribe(t.Context(), "", nil)
 	b.Interrupt(nil)
 	for range i.C {
 	}

@@ -21,8 +21,9 @@ import (
 type Feed interface {
 	// Publish announces changes that have committed; it never fails the write.
 	Publish(ctx context.Context, evs []events.Event)
-	// Subscribe returns a subscription to the events match accepts, until ctx ends.
-	Subscribe(ctx context.Context, match func(events.Event) bool) (*events.Subscription, error)
+	// Subscribe returns a subscription to the events of project that match
+	// accepts, until ctx ends.
+	Subscribe(ctx context.Context, project string, match func(events.Event) bool) (*events.Subscription, error)
 }
 
 // SetFeed makes the service announce every committed create, update and
@@ -98,7 +99,7 @@ func (s *Service) Watch(ctx context.Context, actor authz.Actor, projectID string
 	}
 	var cur atomic.Pointer[authz.Set]
 	cur.Store(&perms)
-	sub, err := s.feed.Subscribe(ctx, func(ev events.Event) bool {
+	sub, err := s.feed.Subscribe(ctx, projectID, func(ev events.Event) bool {
 		return ev.ProjectID == projectID && watchMatch(*cur.Load(), rules, ev)
 	})
 	if err != nil {
@@ -189,6 +190,11 @@ func normalizeGlob(p string) (string, error) {
 			return "", invalidField("secretPath", "Secret path segment %q is not a folder name or a glob", truncate(sg, 64))
 		}
 		segs = append(segs, sg)
+	}
+	// Paths are at most 32 folders deep; each event is matched segment by
+	// segment against every glob, so longer ones only cost.
+	if len(segs) > 32 {
+		return "", invalidField("secretPath", "Secret path glob is deeper than 32 folders")
 	}
 	return "/" + strings.Join(segs, "/"), nil
 }

@@ -99,7 +99,7 @@ func (f *EventFeed) Publish(ctx context.Context, evs []events.Event) {
 // Subscribe waits (within ctx) until the feed is live, then subscribes to
 // the local broker until ctx ends. A subscription that was granted sees every
 // event committed after it, or ends with events.ErrInterrupted.
-func (f *EventFeed) Subscribe(ctx context.Context, match func(events.Event) bool) (*events.Subscription, error) {
+func (f *EventFeed) Subscribe(ctx context.Context, project string, match func(events.Event) bool) (*events.Subscription, error) {
 	wait, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	f.mu.Lock()
@@ -110,7 +110,7 @@ func (f *EventFeed) Subscribe(ctx context.Context, match func(events.Event) bool
 	case <-wait.Done():
 		return nil, errors.New("event feed is not connected")
 	}
-	return f.broker.Subscribe(ctx, match), nil
+	return f.broker.Subscribe(ctx, project, match), nil
 }
 
 // Ready is closed once the feed is live (at once on SQLite).
