@@ -246,6 +246,18 @@ func TestPKIAlertMailedOncePerDay(t *testing.T) {
 			wg.Wait()
 			return n1 + n2
 		}
+		// A new alert is first looked at a day on (as Infisical's daily
+		// run), so deleting and making it again mails no one.
+		if n := tickBoth(); n != 0 {
+			t.Fatalf("claimed %d alerts at once, want none before a day", n)
+		}
+		e.Must(t, 200, "DELETE", "/api/v1/pki/alerts/"+al.ID, e.Token, nil)
+		e.Must(t, 200, "POST", "/api/v1/pki/alerts", e.Token, map[string]any{"projectId": p.ID, "pkiCollectionId": col.ID, "name": name,
+			"alertBeforeDays": 7, "emails": []string{rcpt}}).Decode(t, &al)
+		if n := tickBoth(); n != 0 || mails() != 0 {
+			t.Fatalf("made again: claimed %d alerts, %d mails, want none", n, mails())
+		}
+		skew.Store(int64(24*time.Hour + time.Minute))
 		if n := tickBoth(); n != 1 {
 			t.Fatalf("claimed %d alerts, want 1", n)
 		}
@@ -266,7 +278,7 @@ func TestPKIAlertMailedOncePerDay(t *testing.T) {
 		if dueAt != 1 {
 			t.Fatalf("the claim did not move the alert a day on")
 		}
-		skew.Store(int64(12 * time.Hour))
+		skew.Store(int64(36 * time.Hour))
 		for range 3 {
 			if n := tickBoth(); n != 0 {
 				t.Fatalf("claimed %d alerts the same day", n)
@@ -276,7 +288,7 @@ func TestPKIAlertMailedOncePerDay(t *testing.T) {
 			t.Fatalf("same day: %d audit events, %d mails", n, mails())
 		}
 		// A day on: mailed again, once.
-		skew.Store(int64(25 * time.Hour))
+		skew.Store(int64(49 * time.Hour))
 		if n := tickBoth(); n != 1 {
 			t.Fatalf("next day claimed %d", n)
 		}
@@ -294,7 +306,7 @@ func TestPKIAlertMailedOncePerDay(t *testing.T) {
 		}
 		// Nothing expiring in the window: claimed, nothing mailed.
 		e.Must(t, 200, "POST", "/api/v1/pki/certificates/"+soon.SerialNumber+"/revoke", e.Token, nil)
-		skew.Store(int64(50 * time.Hour))
+		skew.Store(int64(74 * time.Hour))
 		if n := tickBoth(); n != 1 {
 			t.Fatalf("third day claimed %d", n)
 		}
@@ -319,16 +331,17 @@ func TestPKIAlertRetriedWhenNoMailGoesOut(t *testing.T) {
 		e := apptest.Bootstrapped(t, d, apptest.Options{Mailer: m, Clock: clock})
 		p := createProject(t, e, e.Token, map[string]any{"projectName": "retry"})
 		root := rootCA(t, e, p.ID, "Retry Root", "ec-prime256v1")
-		c := issue(t, e, e.Token, root.ID, map[string]any{"commonName": "soon.example.com", "ttl": "1d", "keyAlgorithm": "ec-prime256v1"})
+		c := issue(t, e, e.Token, root.ID, map[string]any{"commonName": "soon.example.com", "ttl": "3d", "keyAlgorithm": "ec-prime256v1"})
 		var col collectionOut
 		e.Must(t, 200, "POST", "/api/v1/pki/collections", e.Token, map[string]any{"projectId": p.ID, "name": "r"}).Decode(t, &col)
 		e.Must(t, 200, "POST", "/api/v1/pki/collections/"+col.ID+"/items", e.Token, map[string]any{"type": "certificate", "itemId": certID(t, e, c.SerialNumber)})
 		e.Must(t, 200, "POST", "/api/v1/pki/alerts", e.Token, map[string]any{"projectId": p.ID, "pkiCollectionId": col.ID, "name": "r",
 			"alertBeforeDays": 7, "emails": []string{"r@example.com"}})
+		skew.Store(int64(24*time.Hour + time.Minute))
 		if n, err := e.App.PKIAlerts.Tick(t.Context()); n != 1 || err != nil {
 			t.Fatalf("tick %d %v", n, err)
 		}
-		skew.Store(int64(61 * time.Minute))
+		skew.Store(int64(24*time.Hour + 62*time.Minute))
 		if n, err := e.App.PKIAlerts.Tick(t.Context()); n != 1 || err != nil {
 			t.Fatalf("retry tick %d %v", n, err)
 		}

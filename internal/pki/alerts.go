@@ -174,8 +174,11 @@ func (s *Service) CreateAlert(ctx context.Context, actor authz.Actor, in AlertIn
 	} else if n >= MaxAlerts {
 		return Alert{}, errs.BadRequest("The project has %d PKI alerts, the most it may have; delete one first", n)
 	}
+	// First looked at a day on, as Infisical's daily run: due at once, an
+	// alert deleted and made again mailed its recipients (any addresses)
+	// every time, as fast as a member could loop.
 	now := s.clock()
-	a.ID, a.ProjectID, a.DueAt, a.CreatedAt, a.UpdatedAt = uuid.NewString(), projectID, now, now, now
+	a.ID, a.ProjectID, a.DueAt, a.CreatedAt, a.UpdatedAt = uuid.NewString(), projectID, now.Add(AlertInterval), now, now
 	err := s.store.CreateAlert(ctx, a, alertEvent(actor, "create-pki-alert", a))
 	if errs.Is(err, errs.Conflict) {
 		return Alert{}, errs.BadRequest("A PKI alert named %q exists in the project already", a.Name)
