@@ -140,11 +140,12 @@ func (s *Service) checkLeaf(ca CA, tmpl *Template, r IssueRequest) (leaf, error)
 		return l, nil
 	}
 	// The template's bounds.
-	if !globsMatch(tmpl.CommonName, l.cn, cnGlob) {
+	globs := globCache{}
+	if !globs.match(tmpl.CommonName, l.cn, cnGlob) {
 		return l, errs.BadRequest("Common name %q is not allowed by the certificate template's policy", l.cn)
 	}
 	for i, v := range l.sans.all {
-		if !globsMatch(tmpl.SubjectAlternativeName, v, l.sans.kinds[i]) {
+		if !globs.match(tmpl.SubjectAlternativeName, v, l.sans.kinds[i]) {
 			return l, errs.BadRequest("Alternative name %q is not allowed by the certificate template's policy", v)
 		}
 	}

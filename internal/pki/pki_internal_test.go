@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"fmt"
 	"testing"
 	"time"
 
@@ -176,5 +177,19 @@ func TestIPAltNamesAreCheckedAsCarried(t *testing.T) {
 	}
 	if !globsMatch("192.168.1.*", s.all[0], s.kinds[0]) {
 		t.Fatal("the address's own glob refuses it")
+	}
+}
+
+// TestAGlobIsCompiledOncePerRequest: the template's patterns are compiled
+// once for all the names of a request, not once per name.
+func TestAGlobIsCompiledOncePerRequest(t *testing.T) {
+	c := globCache{}
+	for i := range 100 {
+		if !c.match("*.a.example.com, *.b.example.com", fmt.Sprintf("h%d.b.example.com", i), nameGlob) {
+			t.Fatalf("name %d refused", i)
+		}
+	}
+	if len(c) != 2 {
+		t.Fatalf("%d compiled patterns for two, over 100 names", len(c))
 	}
 }
