@@ -41,7 +41,7 @@ var orgSubjects = map[string]struct {
 	SubIncidentContact:  {generic, nil},
 	SubSecretScanning:   {generic, nil},
 	SubProjectTemplates: {generic, nil},
-	SubAppConnections:   {generic, nil},
+	SubAppConnections:   {append(slices.Clone(generic), ActConnect), nil}, // connect: as Infisical's, and the built-in member has it
 }
 
 // ParseOrgRules decodes and validates a JSON array of v2 rules for an

@@ -417,3 +417,22 @@ func TestCoversUntil(t *testing.T) {
 		t.Fatal("a permanent admin covers admin for good")
 	}
 }
+
+// TestACustomOrgRoleCanHoldWhatMemberHolds: every rule of the built-in
+// organization member role can be written in a custom one (app-connections
+// connect included, as in Infisical), so a custom role can cover member and
+// its holder invite or manage members.
+func TestACustomOrgRoleCanHoldWhatMemberHolds(t *testing.T) {
+	member, _ := authz.OrgRoleRules("member")
+	raw, err := json.Marshal(member)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rules, err := authz.ParseOrgRules(raw)
+	if err != nil {
+		t.Fatalf("the member role's rules as a custom role: %v", err)
+	}
+	if !authz.NewSet(rules).Covers(authz.NewSet(member)) {
+		t.Fatal("a custom role with the member role's rules does not cover member")
+	}
+}
