@@ -259,6 +259,13 @@ func TestAMemberCannotLiftItsOwnDenyRole(t *testing.T) {
 		addMember(t, e, p.ID, id, map[string]any{"role": "member"}, map[string]any{"role": "no-prod"})
 		assertError(t, e.Do(t, "POST", "/api/v1/folders", tok, folder(p.ID, "prod", "/", "before")), 403, "PermissionDenied")
 
+		// Listed before member, the deny-only role holds all the same: roles
+		// that deny come after those that only allow, whatever their order.
+		revID, rev := e.NewIdentity(t, "fenced-reversed", "member")
+		addMember(t, e, p.ID, revID, map[string]any{"role": "no-prod"}, map[string]any{"role": "member"})
+		assertError(t, e.Do(t, "POST", "/api/v1/folders", rev, folder(p.ID, "prod", "/", "reversed")), 403, "PermissionDenied")
+		e.Must(t, 200, "POST", "/api/v1/folders", rev, folder(p.ID, "dev", "/", "reversed"))
+
 		self := "/api/v1/projects/" + p.ID + "/identity-memberships/" + id
 		assertError(t, e.Do(t, "PATCH", self, tok, map[string]any{"roles": []map[string]any{{"role": "member"}}}), 403, "PermissionBoundaryError")
 		assertError(t, e.Do(t, "POST", "/api/v1/folders", tok, folder(p.ID, "prod", "/", "after")), 403, "PermissionDenied")

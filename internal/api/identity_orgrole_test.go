@@ -84,3 +84,42 @@ func TestIdentityWithCustomOrgRole(t *testing.T) {
 		}
 	})
 }
+
+// TestAnIdentityManagerMintsNoLoginBeyondItsProjects: a custom organization
+// role may create and edit identities and mint their credentials. It does
+// not reach into projects: a manager in no project cannot give a client
+// secret, a token or a login method to an identity that is admin of a
+// project (it would read the project's secrets through it). Once the
+// manager holds as much in that project, it may; an organization admin
+// always may.
+func TestAnIdentityManagerMintsNoLoginBeyondItsProjects(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, d store.Dialect) {
+		e := apptest.Bootstrapped(t, d)
+		e.Must(t, 200, "POST", "/api/v1/organization/roles", e.Token, map[string]any{"slug": "identity-manager", "name": "Identity manager",
+			"permissions": []map[string]any{{"subject": "identity", "action": []string{"read", "create", "edit", "delete",
+				"create-token", "get-token"}}}})
+		mgrID, mgr := e.NewIdentity(t, "manager", "identity-manager")
+		p := createProject(t, e, e.Token, map[string]any{"projectName": "payments"})
+		victim, _ := e.NewIdentity(t, "payments-bot", "no-access")
+		addMember(t, e, p.ID, victim, map[string]any{"role": "admin"})
+
+		ua := "/api/v1/auth/universal-auth/identities/" + victim
+		e.Must(t, 200, "POST", ua, mgr, map[string]any{}) // a method with no credential yet
+		assertError(t, e.Do(t, "POST", ua+"/client-secrets", mgr, map[string]any{}), 403, "PermissionBoundaryError")
+		tokens := "/api/v1/auth/token-auth/identities/" + victim + "/tokens"
+		assertError(t, e.Do(t, "POST", tokens, mgr, map[string]any{"name": "t"}), 403, "PermissionBoundaryError")
+		// A login method whose keys the manager chooses is a credential too.
+		jwtCfg := map[string]any{"configurationType": "static", "publicKeys": []string{newTokenSigner(t, "ed", "").PublicPEM(t)}}
+		assertError(t, e.Do(t, "POST", "/api/v1/auth/jwt-auth/identities/"+victim, mgr, jwtCfg), 403, "PermissionBoundaryError")
+		// An identity in no project: allowed.
+		free, _ := e.NewIdentity(t, "free-bot", "no-access")
+		e.Must(t, 200, "POST", "/api/v1/auth/token-auth/identities/"+free+"/tokens", mgr, map[string]any{"name": "t"})
+
+		// Holding as much in the project, the manager may.
+		addMember(t, e, p.ID, mgrID, map[string]any{"role": "admin"})
+		e.Must(t, 200, "POST", ua+"/client-secrets", mgr, map[string]any{})
+		e.Must(t, 200, "POST", tokens, mgr, map[string]any{"name": "t"})
+		// An organization admin always may.
+		e.Must(t, 200, "POST", tokens, e.Token, map[string]any{"name": "t2"})
+	})
+}

@@ -1,9 +1,11 @@
 package authz
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -188,6 +190,56 @@ func (r *Resolver) HeldOrgRoles(ctx context.Context, actor Actor, kind ActorKind
 	return roles, nil
 }
 
+// PrincipalProjects is the storage of the projects a principal is a member
+// of. A Memberships that does not implement it knows none.
+type PrincipalProjects interface {
+	// PrincipalProjects returns the ids of the projects the principal is a
+	// member of, itself or through a group.
+	PrincipalProjects(ctx context.Context, kind ActorKind, id string) ([]string, error)
+}
+
+// CoversProjects refuses (403 PermissionBoundaryError) an actor who is not
+// an organization admin unless, in every project target is a member of, the
+// actor holds for good everything target holds there. Whoever gives a
+// principal a credential (a client secret, a token, a login method it
+// configures) acts as that principal: an identity manager of the
+// organization who is in no project could otherwise mint a login for a
+// project admin identity and read the project's secrets.
+func (r *Resolver) CoversProjects(ctx context.Context, actor Actor, target Actor) error {
+	m, err := r.orgMember(ctx, actor)
+	if err != nil {
+		return err
+	}
+	if m.admin() {
+		return nil
+	}
+	pp, ok := r.m.(PrincipalProjects)
+	if !ok {
+		return nil
+	}
+	projects, err := pp.PrincipalProjects(ctx, target.Kind, target.ID)
+	if err != nil {
+		return err
+	}
+	for _, p := range projects {
+		theirs, err := r.ProjectPermissions(ctx, target, p)
+		if errs.Is(err, errs.Forbidden) || errs.Is(err, errs.NotFound) {
+			continue // holding nothing in force there
+		}
+		if err != nil {
+			return err
+		}
+		mine, err := r.ProjectPermissions(ctx, actor, p)
+		if err != nil && !errs.Is(err, errs.Forbidden) && !errs.Is(err, errs.NotFound) {
+			return err
+		}
+		if err != nil || !mine.CoversUntil(theirs, time.Time{}) {
+			return errs.Forbiddenf("Failed to give a credential to a principal that holds more in project %s than you do", p).WithCode("PermissionBoundaryError")
+		}
+	}
+	return nil
+}
+
 // OrgPermissions returns what the actor may do in its organization: what
 // its own role allows and what the roles of the groups it is in allow.
 func (r *Resolver) OrgPermissions(ctx context.Context, actor Actor) (Set, error) {
@@ -320,8 +372,26 @@ func projectSet(role string, grants []Grant) (Set, error) {
 }
 
 func grantsSet(grants []Grant) (Set, error) {
-	sets := make([][]Rule, 0, len(grants))
+	// Roles in an order of their own (the database gives them in none),
+	// then privileges in theirs.
+	grants = slices.Clone(grants)
+	roles := 0
 	for _, g := range grants {
+		if g.Role != "privilege" {
+			roles++
+		}
+	}
+	slices.SortStableFunc(grants[:roles], func(a, b Grant) int {
+		if c := strings.Compare(a.Role, b.Role); c != 0 {
+			return c
+		}
+		return bytes.Compare(a.Permissions, b.Permissions)
+	})
+	sets := make([][]Rule, 0, len(grants))
+	for i, g := range grants {
+		if i == roles {
+			OrderRoles(sets)
+		}
 		if g.Permissions != nil {
 			rules, err := parseRules(g.Permissions)
 			if err != nil {
@@ -336,7 +406,26 @@ func grantsSet(grants []Grant) (Set, error) {
 		}
 		sets = append(sets, rules)
 	}
+	if roles == len(grants) {
+		OrderRoles(sets)
+	}
 	return NewSet(sets...), nil
+}
+
+// OrderRoles puts the roles that deny something (hold an inverted rule)
+// after those that only allow, keeping each role's own rules in order. The
+// last matching rule decides (CASL), so a deny-only role beside member
+// (no-prod) used to take effect or not by where the database happened to
+// list it; now a role's denial holds against any other role's grant, as a
+// privilege's does.
+func OrderRoles(lists [][]Rule) {
+	denies := func(rules []Rule) int {
+		if slices.ContainsFunc(rules, func(r Rule) bool { return r.Inverted }) {
+			return 1
+		}
+		return 0
+	}
+	slices.SortStableFunc(lists, func(a, b []Rule) int { return denies(a) - denies(b) })
 }
 
 // GrantsSet is the permission set a member holding grants has in a project

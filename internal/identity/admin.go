@@ -23,6 +23,10 @@ type Authorizer interface {
 	// HeldOrgRoles is what a principal of the actor's organization holds:
 	// its own role own and its groups' roles.
 	HeldOrgRoles(ctx context.Context, actor authz.Actor, kind authz.ActorKind, id, own string) ([]string, error)
+	// CoversProjects refuses an actor who is not an organization admin
+	// unless it holds, in every project target is a member of, what
+	// target holds there.
+	CoversProjects(ctx context.Context, actor authz.Actor, target authz.Actor) error
 }
 
 // OrgIdentity is an identity seen through its organization membership.
@@ -182,6 +186,17 @@ func checkIdentity(ctx context.Context, az Authorizer, actor authz.Actor, action
 		f = &authz.Fields{IdentityID: identityID}
 	}
 	return perms.Check(action, authz.SubIdentity, f)
+}
+
+// checkMint is the check before an identity is given a credential (a client
+// secret, a token, a login method's keys or hosts): besides create-token,
+// the actor must hold in each of the identity's projects what the identity
+// holds there, or the credential would let it act beyond its own rights.
+func checkMint(ctx context.Context, az Authorizer, actor authz.Actor, identityID string) error {
+	if err := checkIdentity(ctx, az, actor, authz.ActCreateToken, identityID); err != nil {
+		return err
+	}
+	return az.CoversProjects(ctx, actor, authz.Actor{Kind: authz.ActorIdentity, ID: identityID, OrgID: actor.OrgID})
 }
 
 func identityNotFound(id string) error {

@@ -158,7 +158,7 @@ func (m *Methods) Attach(ctx context.Context, actor authz.Actor, method, identit
 	if err != nil {
 		return AuthConfig{}, err
 	}
-	if err := m.admin.check(ctx, actor, authz.ActCreateToken, oi.ID); err != nil {
+	if err := checkMint(ctx, m.admin.authz, actor, oi.ID); err != nil {
 		return AuthConfig{}, err
 	}
 	now := m.now().UTC().Truncate(time.Microsecond)
@@ -225,7 +225,7 @@ func (m *Methods) update(ctx context.Context, actor authz.Actor, method, identit
 	if err != nil {
 		return AuthConfig{}, err
 	}
-	if err := m.admin.check(ctx, actor, authz.ActCreateToken, c.IdentityID); err != nil {
+	if err := checkMint(ctx, m.admin.authz, actor, c.IdentityID); err != nil {
 		return AuthConfig{}, err
 	}
 	prev := c.UpdatedAt

@@ -103,7 +103,7 @@ func (a *Admin) CreateToken(ctx context.Context, actor authz.Actor, identityID, 
 	if err != nil {
 		return LoginResult{}, AccessToken{}, err
 	}
-	if err := a.check(ctx, actor, authz.ActCreateToken, oi.ID); err != nil {
+	if err := checkMint(ctx, a.authz, actor, oi.ID); err != nil {
 		return LoginResult{}, AccessToken{}, err
 	}
 	if len(name) > 255 {

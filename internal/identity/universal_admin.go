@@ -234,7 +234,7 @@ func (u *UA) NewClientSecret(ctx context.Context, actor authz.Actor, identityID,
 	if err != nil {
 		return "", ClientSecret{}, err
 	}
-	if err := checkIdentity(ctx, u.authz, actor, authz.ActCreateToken, ident.ID); err != nil {
+	if err := checkMint(ctx, u.authz, actor, ident.ID); err != nil {
 		return "", ClientSecret{}, err
 	}
 	if numUsesLimit < 0 {

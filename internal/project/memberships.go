@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -200,6 +201,13 @@ func boundaryError(format string, args ...any) error {
 // their window.
 func (m *Memberships) roleSet(ctx context.Context, projectID string, roles []MembershipRole) (authz.Set, error) {
 	lists := make([][]authz.Rule, 0, len(roles))
+	roles = slices.Clone(roles)
+	slices.SortStableFunc(roles, func(a, b MembershipRole) int {
+		if c := strings.Compare(a.Role, b.Role); c != 0 {
+			return c
+		}
+		return strings.Compare(a.CustomRoleID, b.CustomRoleID)
+	})
 	for _, r := range roles {
 		if r.Role == "custom" {
 			cr, err := m.store.ProjectRole(ctx, projectID, r.CustomRoleID)
@@ -215,6 +223,7 @@ func (m *Memberships) roleSet(ctx context.Context, projectID string, roles []Mem
 		}
 		lists = append(lists, rules)
 	}
+	authz.OrderRoles(lists) // as the resolver orders them
 	return authz.NewSet(lists...), nil
 }
 

@@ -71,6 +71,31 @@ var (
 	})
 )
 
+var qPrincipalProjects = memberQuery(func(col string) string {
+	return `SELECT project_id FROM project_memberships WHERE ` + col + ` = ?
+	UNION
+	SELECT gm.project_id FROM group_members g JOIN project_group_memberships gm ON gm.group_id = g.group_id WHERE g.` + col + ` = ?`
+})
+
+// PrincipalProjects returns the ids of the projects a user or identity is a
+// member of, itself or through a group.
+func (db *DB) PrincipalProjects(ctx context.Context, kind authz.ActorKind, id string) ([]string, error) {
+	rows, err := db.readq(ctx, qPrincipalProjects.of(kind), id, id)
+	if err != nil {
+		return nil, dbErr(err, "PrincipalProjects")
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var p string
+		if err := rows.Scan(&p); err != nil {
+			return nil, dbErr(err, "PrincipalProjects")
+		}
+		out = append(out, p)
+	}
+	return out, dbErr(rows.Err(), "PrincipalProjects")
+}
+
 // OrgRole returns an actor's role in an organization.
 func (db *DB) OrgRole(ctx context.Context, orgID string, kind authz.ActorKind, actorID string) (string, error) {
 	var role string
