@@ -118,6 +118,11 @@ func (s *ServiceTokens) hash(ctx context.Context, secret string) ([]byte, error)
 	return s.secrets.Sum(ctx, s.svc.keys, secret)
 }
 
+// MaxServiceTokens bounds a project's service tokens: the token list
+// returns them all, each with up to 100 scopes. Concurrent creates may
+// pass it by a few.
+const MaxServiceTokens = 1000
+
 // NewServiceToken is a create request. EncryptedKey, IV and Tag of
 // Infisical's end-to-end scheme are accepted on the wire and dropped.
 type NewServiceToken struct {

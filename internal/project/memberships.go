@@ -140,6 +140,11 @@ func (m *Memberships) resolveRoles(ctx context.Context, perms authz.Set, project
 // in the request, and read by every permission check of the member.
 const MaxRolesPerMembership = 100
 
+// MaxRoles bounds a project's custom roles: the role list returns them all,
+// each up to authz.MaxRulesBytes of rules. Concurrent creates may pass it
+// by a few.
+const MaxRoles = 1000
+
 // resolveGrants validates requested roles of a member of kind subject
 // (identity or member) and checks the actor may grant them: admin and
 // custom roles need grant-privileges on subject (the privilege boundary).

@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -487,4 +488,45 @@ func TestMembershipWritesMoveTheStamp(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestProjectsHoldBoundedRolesAndServiceTokens: a project's custom roles
+// and service tokens are listed whole, so each is bounded (project.MaxRoles,
+// identity.MaxServiceTokens): one more is a 400 and writes nothing.
+func TestProjectsHoldBoundedRolesAndServiceTokens(t *testing.T) {
+	storetest.ForEachEngine(t, func(t *testing.T, db *store.DB) {
+		ctx := t.Context()
+		pid, _, _ := seedProject(t, db)
+		ev := audit.Event{Type: "test", OrgID: pid}
+		// Rows up to the bounds, in one statement each (both engines take a
+		// recursive WITH before an INSERT).
+		seed := func(n int, insert string) {
+			t.Helper()
+			q := `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ` + strconv.Itoa(n) + `) ` + insert
+			if err := db.ExecForTest(ctx, q, pid); err != nil {
+				t.Fatal(err)
+			}
+		}
+		seed(project.MaxRoles, `INSERT INTO project_roles (id, project_id, slug, name, description, permissions, created_at, updated_at)
+			SELECT 'r' || i, ?, 'role-' || i, 'r', '', '[]', 0, 0 FROM n`)
+		seed(identity.MaxServiceTokens, `INSERT INTO service_tokens (id, project_id, name, scopes, permissions, secret_hash, created_by,
+			created_by_type, expires_at, last_used, created_at, updated_at) SELECT 's' || i, ?, 't', '[]', '[]', 'h' || i, 'x', 'identity', NULL, NULL, 0, 0 FROM n`)
+
+		at := time.Now().UTC().Truncate(time.Microsecond)
+		err := db.CreateProjectRole(ctx, project.Role{ID: store.NewID(), ProjectID: pid, Slug: "one-more", Name: "x", CreatedAt: at, UpdatedAt: at}, `[]`, ev)
+		if !errs.Is(err, errs.Invalid) {
+			t.Fatalf("a custom role past the bound: %v, want a 400", err)
+		}
+		err = db.CreateServiceToken(ctx, identity.ServiceToken{ID: store.NewID(), ProjectID: pid, Name: "one-more", CreatedBy: "x",
+			CreatedByType: "identity", CreatedAt: at, UpdatedAt: at}, "hash", ev)
+		if !errs.Is(err, errs.Invalid) {
+			t.Fatalf("a service token past the bound: %v, want a 400", err)
+		}
+		if err := db.ExecForTest(ctx, `DELETE FROM project_roles WHERE id = 'r1'`); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.CreateProjectRole(ctx, project.Role{ID: store.NewID(), ProjectID: pid, Slug: "one-more", Name: "x", CreatedAt: at, UpdatedAt: at}, `[]`, ev); err != nil {
+			t.Fatalf("a custom role once one was deleted: %v", err)
+		}
+	})
 }

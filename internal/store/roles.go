@@ -29,6 +29,13 @@ func scanRole(sc interface{ Scan(...any) error }) (project.Role, error) {
 // CreateProjectRole stores a custom role.
 func (db *DB) CreateProjectRole(ctx context.Context, r project.Role, permissions string, ev audit.Event) error {
 	return db.Transact(ctx, func(tx *Tx) error {
+		var n int
+		if err := tx.queryRow(ctx, `SELECT COUNT(*) FROM project_roles WHERE project_id = ?`, r.ProjectID).Scan(&n); err != nil {
+			return dbErr(err, "count project roles")
+		}
+		if n >= project.MaxRoles {
+			return errs.BadRequest("A project has at most %d custom roles; delete one first", project.MaxRoles)
+		}
 		if _, err := tx.exec(ctx, `INSERT INTO project_roles (`+roleCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
 			r.ID, r.ProjectID, r.Slug, r.Name, r.Description, permissions, ts(r.CreatedAt), ts(r.UpdatedAt)); err != nil {
 			return dbErr(err, "CreateProjectRole")

@@ -7,6 +7,7 @@ import (
 
 	"github.com/lockbox-dev/lockbox/internal/audit"
 	"github.com/lockbox-dev/lockbox/internal/authz"
+	"github.com/lockbox-dev/lockbox/internal/errs"
 	"github.com/lockbox-dev/lockbox/internal/identity"
 )
 
@@ -57,6 +58,13 @@ func (db *DB) CreateServiceToken(ctx context.Context, t identity.ServiceToken, h
 		return err
 	}
 	return db.Transact(ctx, func(tx *Tx) error {
+		var n int
+		if err := tx.queryRow(ctx, `SELECT COUNT(*) FROM service_tokens WHERE project_id = ?`, t.ProjectID).Scan(&n); err != nil {
+			return dbErr(err, "count service tokens")
+		}
+		if n >= identity.MaxServiceTokens {
+			return errs.BadRequest("A project has at most %d service tokens; delete one first", identity.MaxServiceTokens)
+		}
 		if _, err := tx.exec(ctx, `INSERT INTO service_tokens (id, project_id, name, scopes, permissions, secret_hash,
 			created_by, created_by_type, expires_at, last_used, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?)`,
 			t.ID, t.ProjectID, t.Name, string(scopes), string(perms), hash, t.CreatedBy, t.CreatedByType,
