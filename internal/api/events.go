@@ -152,7 +152,13 @@ func (s *Server) subscribeProjectEvents(w http.ResponseWriter, r *http.Request) 
 	who := actorFrom(ctx)
 	// The caller's own places first; the project's once the caller is
 	// known to read it, so nobody holds another project's places.
-	own := []gateKey{orgStreams(who.OrgID), actorStreams(string(who.Kind) + ":" + who.ID)}
+	// A service token's streams count as its creator's: tokens are free to
+	// mint, and 25 of them took every place of an organization.
+	actor := string(who.Kind) + ":" + who.ID
+	if who.Service != nil && who.Service.Creator != ":" {
+		actor = who.Service.Creator
+	}
+	own := []gateKey{orgStreams(who.OrgID), actorStreams(actor)}
 	if !s.streamGate.enter(true, own...) {
 		return errs.RateLimitedf("Too many open event streams; close one or retry later")
 	}

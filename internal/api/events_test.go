@@ -409,8 +409,13 @@ func TestProjectEventStreamsAreBounded(t *testing.T) {
 	first := subscribe(t, e, e.Token, body)
 	subscribe(t, e, e.Token, body)
 	assertError(t, e.Do(t, "POST", route, e.Token, body), 429, "RateLimitExceeded") // the actor's budget
-	subscribe(t, e, viewer, body)                                                   // another actor's
-	assertError(t, e.Do(t, "POST", route, viewer, body), 429, "RateLimitExceeded")  // the node's
+	// A service token's streams are its creator's: tokens are free to mint.
+	var st struct{ ServiceToken string }
+	e.Must(t, 200, "POST", "/api/v2/service-token", e.Token, map[string]any{"name": "w", "workspaceId": p.ID,
+		"scopes": []map[string]any{{"environment": "dev", "secretPath": "/"}}, "permissions": []string{"read"}}).Decode(t, &st)
+	assertError(t, e.Do(t, "POST", route, st.ServiceToken, body), 429, "RateLimitExceeded")
+	subscribe(t, e, viewer, body)                                                  // another actor's
+	assertError(t, e.Do(t, "POST", route, viewer, body), 429, "RateLimitExceeded") // the node's
 	first.cancel()
 	<-first.done
 	// The place is given back when the closed stream's handler returns.

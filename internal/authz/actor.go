@@ -42,6 +42,9 @@ type ServiceScope struct {
 	Rules     []Rule
 	// Scopes are the token's (environment, secretPath) pairs as created.
 	Scopes []TokenScope
+	// Creator is the kind and id of who made the token ("identity:<id>"),
+	// for limits that count a principal's tokens as the principal.
+	Creator string
 }
 
 // TokenScope is one environment and secret path a service token reaches.
