@@ -270,6 +270,22 @@ func TestAMemberCannotLiftItsOwnDenyRole(t *testing.T) {
 		assertError(t, e.Do(t, "PATCH", self, tok, map[string]any{"roles": []map[string]any{{"role": "member"}}}), 403, "PermissionBoundaryError")
 		assertError(t, e.Do(t, "POST", "/api/v1/folders", tok, folder(p.ID, "prod", "/", "after")), 403, "PermissionDenied")
 
+		// A lead who may grant custom roles cannot give the deny role back
+		// for a window that has already ended either: a temporary denial
+		// lapses, so the roles that would remain for good are checked.
+		e.Must(t, 200, "POST", "/api/v1/projects/"+p.ID+"/roles", e.Token, map[string]any{"slug": "lead", "name": "Lead",
+			"permissions": []map[string]any{
+				{"subject": "secret-folders", "action": []string{"read", "create"}},
+				{"subject": "identity", "action": []string{"read", "create", "edit", "delete", "grant-privileges"}},
+			}})
+		leadID, lead := e.NewIdentity(t, "lead", "member")
+		addMember(t, e, p.ID, leadID, map[string]any{"role": "lead"}, map[string]any{"role": "no-prod"})
+		lapsed := map[string]any{"role": "no-prod", "isTemporary": true, "temporaryMode": "relative", "temporaryRange": "1s",
+			"temporaryAccessStartTime": time.Now().Add(-time.Hour).UTC().Format(time.RFC3339)}
+		assertError(t, e.Do(t, "PATCH", "/api/v1/projects/"+p.ID+"/identity-memberships/"+leadID, lead,
+			map[string]any{"roles": []map[string]any{{"role": "lead"}, lapsed}}), 403, "PermissionBoundaryError")
+		assertError(t, e.Do(t, "POST", "/api/v1/folders", lead, folder(p.ID, "prod", "/", "lapsed")), 403, "PermissionDenied")
+
 		_, other := projectMember(t, e, p.ID, "colleague", "member")
 		e.Must(t, 200, "PATCH", self, other, map[string]any{"roles": []map[string]any{{"role": "member"}}})
 		e.Must(t, 200, "POST", "/api/v1/folders", tok, folder(p.ID, "prod", "/", "lifted"))

@@ -241,10 +241,14 @@ func (m *Memberships) roleSet(ctx context.Context, projectID string, roles []Mem
 // the roles that remain, together: dropping a role that denies something
 // gives back what it denied, so a member whose deny role an admin added
 // beside a broader one cannot take it off itself (or off a group it is in)
-// unless it holds that access anyway.
+// unless it holds that access anyway. Temporary roles are left out of that
+// set: a denial given for a window lapses (a deny role given back for a
+// window that has ended took it off all the same), and a temporary grant
+// is checked on its own below.
 func (m *Memberships) checkGrantRoles(ctx context.Context, perms authz.Set, projectID, what string, roles []MembershipRole, had ...MembershipRole) error {
 	if len(had) > 0 {
-		set, err := m.roleSet(ctx, projectID, roles)
+		lasting := slices.DeleteFunc(slices.Clone(roles), func(r MembershipRole) bool { return r.IsTemporary })
+		set, err := m.roleSet(ctx, projectID, lasting)
 		if err != nil {
 			return err
 		}
