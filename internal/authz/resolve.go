@@ -3,6 +3,7 @@ package authz
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -417,15 +418,30 @@ func grantsSet(grants []Grant) (Set, error) {
 // last matching rule decides (CASL), so a deny-only role beside member
 // (no-prod) used to take effect or not by where the database happened to
 // list it; now a role's denial holds against any other role's grant, as a
-// privilege's does.
+// privilege's does. Roles that deny are ordered among themselves by their
+// rules' text, so that the resolver and the boundary checks, which get
+// them from different places, join them alike.
 func OrderRoles(lists [][]Rule) {
-	denies := func(rules []Rule) int {
-		if slices.ContainsFunc(rules, func(r Rule) bool { return r.Inverted }) {
-			return 1
+	key := make(map[*Rule]string)
+	denying := func(rules []Rule) bool { return slices.ContainsFunc(rules, func(r Rule) bool { return r.Inverted }) }
+	for _, l := range lists {
+		if denying(l) {
+			b, _ := json.Marshal(l)
+			key[&l[0]] = string(b)
 		}
-		return 0
 	}
-	slices.SortStableFunc(lists, func(a, b []Rule) int { return denies(a) - denies(b) })
+	slices.SortStableFunc(lists, func(a, b []Rule) int {
+		da, db := denying(a), denying(b)
+		switch {
+		case da != db && da:
+			return 1
+		case da != db:
+			return -1
+		case !da:
+			return 0
+		}
+		return strings.Compare(key[&a[0]], key[&b[0]])
+	})
 }
 
 // GrantsSet is the permission set a member holding grants has in a project
