@@ -33,3 +33,7 @@ func (w *Worker) RevokeBatchUntil(ctx context.Context, dsID string, n int, until
 func (w *Worker) Pick(ctx context.Context, busy, yielded map[string]bool, slots int) ([]string, int, error) {
 	return w.pick(ctx, w.svc.now().UTC(), busy, yielded, slots)
 }
+
+// Drain is the worker's drain of one dynamic secret; it reports whether the
+// drain outlived its slice.
+func (w *Worker) Drain(ctx context.Context, dsID string) bool { return w.drain(ctx, dsID) }

@@ -222,3 +222,32 @@ func TestSlowDynamicSecretsHoldAtMostHalfTheSlots(t *testing.T) {
 		}
 	}
 }
+
+// TestADrainThatOutlivesItsSliceYields: a drain of a single lease whose
+// revocation takes longer than the slice ends with its claim, but its
+// dynamic secret is marked as having used up its slice all the same, so
+// that a target slow one lease at a time (leases falling due one by one)
+// also waits behind the others and holds at most half the slots.
+func TestADrainThatOutlivesItsSliceYields(t *testing.T) {
+	dbs, prefix, _ := pgTargets(t, 1)
+	e := apptest.Bootstrapped(t, store.SQLite, apptest.Options{NoWorker: true})
+	s := newProject(t, e)
+	dsID := s.addSleepyPG(t, "slow", dbs[0], prefix)
+	id, _ := s.lease(t, "slow", "1s")
+	waitUntil(t, "the lease due", func() bool { return time.Now().After(s.status(t, id).DueAt) })
+	w := e.App.Worker
+	w.Slice = 100 * time.Millisecond // the revocation sleeps 250 ms
+	if !w.Drain(context.Background(), dsID) {
+		t.Fatal("a drain that outlived its slice did not report it")
+	}
+	if got := s.status(t, id); got.Status != dynamic.Revoked {
+		t.Fatalf("the lease: %s (%s)", got.Status, got.StatusDetails)
+	}
+	// One that did not: not marked.
+	id2, _ := s.lease(t, "slow", "1s")
+	waitUntil(t, "the second lease due", func() bool { return time.Now().After(s.status(t, id2).DueAt) })
+	w.Slice = time.Minute
+	if w.Drain(context.Background(), dsID) {
+		t.Fatal("a drain well within its slice reported yielding")
+	}
+}

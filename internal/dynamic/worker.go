@@ -285,12 +285,15 @@ func (w *Worker) dismantle(ctx context.Context) int {
 // a refused burst are recorded as they go, beside it). After a full batch
 // that the target disabled in one call, batches are BurstBatch, until one is
 // refused: the rest of the drain keeps to Batch. Past the worker's Slice it
-// stops, leaving what it did not try due; it reports whether it did so.
+// stops, leaving what it did not try due; it reports whether it outlived
+// its slice, stopped or not (a drain of one slow lease at a time ends with
+// its claim, but its secret must wait behind the others all the same).
 func (w *Worker) drain(ctx context.Context, dsID string) (yielded bool) {
 	var recording sync.WaitGroup
 	defer recording.Wait()
 	batch, refused := w.Batch, false
 	until := w.sliceEnd()
+	defer func() { yielded = yielded || !time.Now().Before(until) }()
 	for ctx.Err() == nil {
 		if !time.Now().Before(until) {
 			return true
