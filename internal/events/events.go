@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 )
 
 // Type names a change, as Infisical's event subscriptions spell it.
@@ -90,6 +91,7 @@ type Subscription struct {
 	b       *Broker
 	stop    func() bool // guarded by b.mu
 	err     error       // guarded by b.mu
+	closed  atomic.Bool // ended by Close or its context: nobody reads C
 }
 
 // Subscribe starts a subscription to the events of project ("" for every
@@ -113,23 +115,23 @@ func (b *Broker) Subscribe(ctx context.Context, project string, match func(Event
 
 // filter passes the events match accepts from in to C, until in is closed
 // (the subscription ended); then it closes C. A subscriber whose C is full
-// is ended with ErrSlow; what is left in is passed on as far as C has room.
+// is ended with ErrSlow and gets nothing after the event it missed; one
+// that ended otherwise gets what was published before its end (unless
+// closed: then nobody reads, and nothing more is matched).
 func (s *Subscription) filter() {
 	defer close(s.c)
-	ended := false
+	dropped := false
 	for ev := range s.in {
-		if s.match != nil && !s.match(ev) {
+		if dropped || s.closed.Load() || (s.match != nil && !s.match(ev)) {
 			continue
 		}
 		select {
 		case s.c <- ev:
 		default:
-			if !ended {
-				ended = true
-				s.b.mu.Lock()
-				s.b.endLocked(s, ErrSlow)
-				s.b.mu.Unlock()
-			}
+			dropped = true
+			s.b.mu.Lock()
+			s.b.endLocked(s, ErrSlow)
+			s.b.mu.Unlock()
 		}
 	}
 }
@@ -185,6 +187,7 @@ func (b *Broker) endLocked(s *Subscription, err error) {
 	}
 	b.n--
 	s.err = err
+	s.closed.Store(err == nil)
 	close(s.in)
 }
 

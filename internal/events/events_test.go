@@ -112,3 +112,41 @@ func TestSubscriptionEndsWithContext(t *testing.T) {
 		t.Fatalf("err %v", i.Err())
 	}
 }
+
+// TestNothingAfterAMissedEvent: a subscription that fell behind gets no
+// event published after the one it missed (a stream with a hole in it
+// would look whole); it ends with ErrSlow after what came before.
+func TestNothingAfterAMissedEvent(t *testing.T) {
+	b := events.NewBroker(2)
+	tokens := make(chan struct{}, 10) // each match waits for one
+	s := b.Subscribe(t.Context(), "p", func(events.Event) bool { <-tokens; return true })
+	pub := func(v int) { b.Publish(events.Event{Type: events.SecretUpdate, ProjectID: "p", Version: v}) }
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatal(what)
+			}
+		}
+	}
+	pub(0)
+	pub(1)
+	tokens <- struct{}{}
+	tokens <- struct{}{}
+	waitFor("two events passed", func() bool { return len(s.C) == 2 })
+	pub(2)
+	pub(3)
+	tokens <- struct{}{} // 2 finds no room: missed
+	waitFor("the subscription ended", func() bool { return b.Len() == 0 })
+	if ev := <-s.C; ev.Version != 0 {
+		t.Fatalf("first %d", ev.Version)
+	}
+	tokens <- struct{}{} // room again: 3 must not follow
+	var got []int
+	for ev := range s.C {
+		got = append(got, ev.Version)
+	}
+	if len(got) != 1 || got[0] != 1 || !errors.Is(s.Err(), events.ErrSlow) {
+		t.Fatalf("after the miss: %v, %v; want [1] and ErrSlow", got, s.Err())
+	}
+}
