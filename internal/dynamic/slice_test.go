@@ -7,8 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/lockbox-dev/lockbox/internal/app/apptest"
 	"github.com/lockbox-dev/lockbox/internal/audit"
 	"github.com/lockbox-dev/lockbox/internal/dynamic"
@@ -115,13 +113,7 @@ func TestLeasesNotTriedInTheSliceAreReleased(t *testing.T) {
 				id, _ := s.lease(t, "slow", "1s")
 				ids = append(ids, id)
 			}
-			first := s.status(t, ids[0])
-			bad := dynamic.SealedLease{Lease: dynamic.Lease{ID: uuid.NewString(), DynamicSecretID: dsID,
-				ProjectID: first.ProjectID, Username: prefix + `bad"name`, Config: []byte("{}"), Status: dynamic.Active,
-				ExpireAt: first.DueAt, DueAt: first.DueAt, CreatedAt: time.Now(), UpdatedAt: time.Now()}}
-			if err := e.DB.InsertLease(context.Background(), bad, 0, audit.Event{OrgID: e.OrgID, ProjectID: s.id, ActorType: "platform", Type: "test"}); err != nil {
-				t.Fatal(err)
-			}
+			bad := s.badLease(t, dsID, prefix, s.status(t, ids[0]).DueAt)
 			waitUntil(t, "the leases due", func() bool { return time.Now().After(s.status(t, ids[len(ids)-1]).DueAt) })
 
 			w := e.App.Worker

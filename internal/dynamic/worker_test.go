@@ -594,12 +594,7 @@ func TestWorkerKeepsToBatchAfterARefusedBurst(t *testing.T) {
 			}
 			slices.SortFunc(leases, func(x, y dynamic.SealedLease) int { return x.DueAt.Compare(y.DueAt) })
 			due := leases[3].DueAt.Add(leases[4].DueAt.Sub(leases[3].DueAt) / 2)
-			bad := dynamic.SealedLease{Lease: dynamic.Lease{ID: uuid.NewString(), DynamicSecretID: leases[0].DynamicSecretID,
-				ProjectID: leases[0].ProjectID, Username: b.prefix + `bad"name`, Config: []byte("{}"), Status: dynamic.Active,
-				ExpireAt: due, DueAt: due, CreatedAt: time.Now(), UpdatedAt: time.Now()}}
-			if err := b.e.DB.InsertLease(context.Background(), bad, 0, audit.Event{OrgID: b.e.OrgID, ProjectID: b.id, ActorType: "platform", Type: "test"}); err != nil {
-				t.Fatal(err)
-			}
+			bad := b.badLease(t, leases[0].DynamicSecretID, b.prefix, due)
 			b.startWorker(t, 2, 5)
 			sizes := b.groups(t)
 			waitUntil(t, "the bad lease failed", func() bool { return b.status(t, bad.ID).Attempts > 0 })
@@ -617,6 +612,20 @@ func TestWorkerKeepsToBatchAfterARefusedBurst(t *testing.T) {
 			}
 		})
 	}
+}
+
+// badLease inserts an active lease of dynamic secret dsID, due at due,
+// naming a user no statement may carry (a `"` in it), so that a batch
+// holding it is refused and revoked lease by lease, and it fails.
+func (s scope) badLease(t *testing.T, dsID, prefix string, due time.Time) dynamic.SealedLease {
+	t.Helper()
+	bad := dynamic.SealedLease{Lease: dynamic.Lease{ID: uuid.NewString(), DynamicSecretID: dsID, ProjectID: s.id,
+		Username: prefix + `bad"name`, Config: []byte("{}"), Status: dynamic.Active,
+		ExpireAt: due, DueAt: due, CreatedAt: time.Now(), UpdatedAt: time.Now()}}
+	if err := s.e.DB.InsertLease(context.Background(), bad, 0, audit.Event{OrgID: s.e.OrgID, ProjectID: s.id, ActorType: "platform", Type: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	return bad
 }
 
 // proxy forwards a loopback port to target until cut: then the target
