@@ -100,7 +100,7 @@ func (w *Worker) sliceEnd() time.Time {
 func (w *Worker) Run(ctx context.Context) error {
 	// busy: the dynamic secrets being drained, true for those picked after
 	// yielding their slot (slow ones), which may hold at most half the
-	// slots. yielded: those whose last drain ran out of its slice; they are
+	// slots. yielded: those whose last drain outlived its slice; they are
 	// picked after every other due secret.
 	busy, yielded := map[string]bool{}, map[string]bool{}
 	slots := max(w.Parallel, 1)
@@ -188,8 +188,8 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 }
 
-// drained is a drain's end: its dynamic secret, and whether it ran out of
-// its slice with leases still due.
+// drained is a drain's end: its dynamic secret, and whether it outlived
+// its slice.
 type drained struct {
 	id      string
 	yielded bool
@@ -204,7 +204,7 @@ func (d drained) free(busy, yielded map[string]bool) {
 }
 
 // pick chooses due dynamic secrets for the free slots: first those whose
-// last drain did not run out of its slice, the longest-due first; then, in
+// last drain did not outlive its slice, the longest-due first; then, in
 // slots still free, those that did, as long as they hold at most half the
 // slots (at least one), so a few slow targets cannot take every slot from
 // the others' leases. slow is how many of the picked, at the end of ids,
