@@ -6,6 +6,7 @@ package events
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"sync/atomic"
 )
@@ -71,7 +72,8 @@ type Broker struct {
 }
 
 // NewBroker returns a broker giving each subscriber a buffer of n events
-// (DefaultBuffer if n <= 0) before its filter and n after it.
+// (DefaultBuffer if n <= 0) after its filter, and n published batches
+// before it.
 func NewBroker(n int) *Broker {
 	if n <= 0 {
 		n = DefaultBuffer
@@ -84,14 +86,14 @@ func NewBroker(n int) *Broker {
 // (nil after Close or the end of the subscribing context).
 type Subscription struct {
 	C       <-chan Event
-	c       chan Event // C, written by the filter goroutine only
-	in      chan Event // written by Publish under b.mu, closed when ended
+	c       chan Event   // C, written by the filter goroutine only
+	in      chan []Event // batches written by Publish under b.mu, closed when ended
 	project string
 	match   func(Event) bool
 	b       *Broker
 	stop    func() bool // guarded by b.mu
 	err     error       // guarded by b.mu
-	closed  atomic.Bool // ended by Close or its context: nobody reads C
+	ended   atomic.Bool // set once the subscription ends
 }
 
 // Subscribe starts a subscription to the events of project ("" for every
@@ -100,7 +102,7 @@ type Subscription struct {
 // subscription's own goroutine.
 func (b *Broker) Subscribe(ctx context.Context, project string, match func(Event) bool) *Subscription {
 	c := make(chan Event, b.buffer)
-	s := &Subscription{C: c, c: c, in: make(chan Event, b.buffer), project: project, match: match, b: b}
+	s := &Subscription{C: c, c: c, in: make(chan []Event, b.buffer), project: project, match: match, b: b}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.subs[project] == nil {
@@ -115,44 +117,75 @@ func (b *Broker) Subscribe(ctx context.Context, project string, match func(Event
 
 // filter passes the events match accepts from in to C, until in is closed
 // (the subscription ended); then it closes C. A subscriber whose C is full
-// is ended with ErrSlow and gets nothing after the event it missed; one
-// that ended otherwise gets what was published before its end (unless
-// closed: then nobody reads, and nothing more is matched).
+// is ended with ErrSlow. Once a subscription has ended, for whatever
+// reason, what is left in in is dropped unmatched: its reader must
+// subscribe again and resync (or is gone), a stream with a hole in it
+// would look whole, and a costly filter must not go on working for nobody.
 func (s *Subscription) filter() {
 	defer close(s.c)
-	dropped := false
-	for ev := range s.in {
-		if dropped || s.closed.Load() || (s.match != nil && !s.match(ev)) {
-			continue
-		}
-		select {
-		case s.c <- ev:
-		default:
-			dropped = true
-			s.b.mu.Lock()
-			s.b.endLocked(s, ErrSlow)
-			s.b.mu.Unlock()
+	for evs := range s.in {
+		for _, ev := range evs {
+			if s.ended.Load() || (s.match != nil && !s.match(ev)) {
+				continue
+			}
+			select {
+			case s.c <- ev:
+			default:
+				s.b.mu.Lock()
+				s.b.endLocked(s, ErrSlow)
+				s.b.mu.Unlock()
+			}
 		}
 	}
 }
 
 // Publish hands ev to every subscription of its project. A subscription
 // whose buffer is full is ended with ErrSlow.
-func (b *Broker) Publish(ev Event) {
+func (b *Broker) Publish(ev Event) { b.PublishAll([]Event{ev}) }
+
+// PublishAll hands the events of one write (a batch of secrets) to every
+// subscription of their projects, in order, as one item of its buffer: a
+// write of 10,000 secrets does not fill the buffer of a stream watching
+// elsewhere in the project. evs must not be changed afterwards.
+func (b *Broker) PublishAll(evs []Event) {
+	if len(evs) == 0 {
+		return
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	for _, project := range []string{ev.ProjectID, ""} {
+	for _, project := range projectsOf(evs) {
 		for s := range b.subs[project] {
+			mine := evs
+			if project != "" {
+				mine = ofProject(evs, project)
+			}
 			select {
-			case s.in <- ev:
+			case s.in <- mine:
 			default:
 				b.endLocked(s, ErrSlow)
 			}
 		}
-		if ev.ProjectID == "" {
-			break
+	}
+}
+
+// projectsOf lists the projects of evs, then "" (the subscriptions to every
+// project).
+func projectsOf(evs []Event) []string {
+	var out []string
+	for _, ev := range evs {
+		if ev.ProjectID != "" && !slices.Contains(out, ev.ProjectID) {
+			out = append(out, ev.ProjectID)
 		}
 	}
+	return append(out, "")
+}
+
+// ofProject is evs when they are all of project, else those that are.
+func ofProject(evs []Event, project string) []Event {
+	if !slices.ContainsFunc(evs, func(ev Event) bool { return ev.ProjectID != project }) {
+		return evs
+	}
+	return slices.DeleteFunc(slices.Clone(evs), func(ev Event) bool { return ev.ProjectID != project })
 }
 
 // Interrupt ends every subscription with err (ErrInterrupted if nil).
@@ -187,7 +220,7 @@ func (b *Broker) endLocked(s *Subscription, err error) {
 	}
 	b.n--
 	s.err = err
-	s.closed.Store(err == nil)
+	s.ended.Store(true)
 	close(s.in)
 }
 

@@ -66,9 +66,7 @@ func (f *EventFeed) Publish(ctx context.Context, evs []events.Event) {
 		return
 	}
 	if f.db.dialect != Postgres {
-		for _, ev := range evs {
-			f.broker.Publish(ev)
-		}
+		f.broker.PublishAll(evs)
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
