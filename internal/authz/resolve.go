@@ -1,7 +1,6 @@
 package authz
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -103,7 +102,8 @@ func grantBytes(pg projectGrants) int {
 // setBytes is roughly the memory of a set's rules: 128 bytes a rule, and
 // a compiled $glob about 2 KiB and 150 bytes a character (measured).
 func setBytes(s Set) int {
-	return 128*len(s.rules) + 2048*globCount(s.rules) + 150*globBytes(s.rules)
+	n, chars := globs(s.rules)
+	return 128*len(s.rules) + 2048*n + 150*chars
 }
 
 // SetCache keeps organization roles and resolved project permission sets in
@@ -373,44 +373,30 @@ func projectSet(role string, grants []Grant) (Set, error) {
 }
 
 func grantsSet(grants []Grant) (Set, error) {
-	// Roles in an order of their own (the database gives them in none),
+	// Roles joined by OrderRoles (the database gives them in no order),
 	// then privileges in theirs.
-	grants = slices.Clone(grants)
-	roles := 0
+	var roles, privileges [][]Rule
 	for _, g := range grants {
-		if g.Role != "privilege" {
-			roles++
-		}
-	}
-	slices.SortStableFunc(grants[:roles], func(a, b Grant) int {
-		if c := strings.Compare(a.Role, b.Role); c != 0 {
-			return c
-		}
-		return bytes.Compare(a.Permissions, b.Permissions)
-	})
-	sets := make([][]Rule, 0, len(grants))
-	for i, g := range grants {
-		if i == roles {
-			OrderRoles(sets)
-		}
+		var rules []Rule
 		if g.Permissions != nil {
-			rules, err := parseRules(g.Permissions)
-			if err != nil {
+			var err error
+			if rules, err = parseRules(g.Permissions); err != nil {
 				return Set{}, errs.Internalf(err, "stored custom role %s is invalid", g.Role)
 			}
-			sets = append(sets, rules)
-			continue
+		} else {
+			var ok bool
+			if rules, ok = ProjectRoleRules(g.Role); !ok {
+				return Set{}, errs.Internalf(fmt.Errorf("unknown role %q", g.Role), "resolve project role")
+			}
 		}
-		rules, ok := ProjectRoleRules(g.Role)
-		if !ok {
-			return Set{}, errs.Internalf(fmt.Errorf("unknown role %q", g.Role), "resolve project role")
+		if g.Role == "privilege" {
+			privileges = append(privileges, rules)
+		} else {
+			roles = append(roles, rules)
 		}
-		sets = append(sets, rules)
 	}
-	if roles == len(grants) {
-		OrderRoles(sets)
-	}
-	return NewSet(sets...), nil
+	OrderRoles(roles)
+	return NewSet(append(roles, privileges...)...), nil
 }
 
 // OrderRoles puts the roles that deny something (hold an inverted rule)
@@ -420,28 +406,26 @@ func grantsSet(grants []Grant) (Set, error) {
 // list it; now a role's denial holds against any other role's grant, as a
 // privilege's does. Roles that deny are ordered among themselves by their
 // rules' text, so that the resolver and the boundary checks, which get
-// them from different places, join them alike.
+// them from different places and orders, join them alike.
 func OrderRoles(lists [][]Rule) {
-	key := make(map[*Rule]string)
-	denying := func(rules []Rule) bool { return slices.ContainsFunc(rules, func(r Rule) bool { return r.Inverted }) }
-	for _, l := range lists {
-		if denying(l) {
+	// key: "" for a role that only allows (their order does not matter),
+	// the rules' text (never empty) for one that denies.
+	type role struct {
+		rules []Rule
+		key   string
+	}
+	rs := make([]role, len(lists))
+	for i, l := range lists {
+		rs[i].rules = l
+		if slices.ContainsFunc(l, func(r Rule) bool { return r.Inverted }) {
 			b, _ := json.Marshal(l)
-			key[&l[0]] = string(b)
+			rs[i].key = string(b)
 		}
 	}
-	slices.SortStableFunc(lists, func(a, b []Rule) int {
-		da, db := denying(a), denying(b)
-		switch {
-		case da != db && da:
-			return 1
-		case da != db:
-			return -1
-		case !da:
-			return 0
-		}
-		return strings.Compare(key[&a[0]], key[&b[0]])
-	})
+	slices.SortStableFunc(rs, func(a, b role) int { return strings.Compare(a.key, b.key) })
+	for i := range rs {
+		lists[i] = rs[i].rules
+	}
 }
 
 // GrantsSet is the permission set a member holding grants has in a project

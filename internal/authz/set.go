@@ -394,7 +394,7 @@ func ParseRules(raw []byte) ([]Rule, error) {
 	if len(rules) > MaxRules {
 		return nil, errs.Invalidf("permissions hold at most %d rules", MaxRules)
 	}
-	if n := globBytes(rules); n > MaxGlobBytes {
+	if _, n := globs(rules); n > MaxGlobBytes {
 		return nil, errs.Invalidf("the $glob patterns of permissions are at most %d bytes together (%d here)", MaxGlobBytes, n)
 	}
 	for i, r := range rules {
@@ -413,30 +413,18 @@ func ParseRules(raw []byte) ([]Rule, error) {
 	return rules, nil
 }
 
-// globBytes is the length of rules' $glob patterns, together.
-func globBytes(rules []Rule) int {
-	n := 0
-	eachGlob(rules, func(p string) { n += len(p) })
-	return n
-}
-
-// globCount is the number of rules' $glob patterns.
-func globCount(rules []Rule) int {
-	n := 0
-	eachGlob(rules, func(string) { n++ })
-	return n
-}
-
-func eachGlob(rules []Rule, fn func(pattern string)) {
+// globs counts rules' $glob patterns and their length together.
+func globs(rules []Rule) (n, bytes int) {
 	for _, r := range rules {
 		for _, c := range r.Conditions {
 			for _, o := range c {
 				if o.Op == "$glob" {
-					fn(o.Value)
+					n, bytes = n+1, bytes+len(o.Value)
 				}
 			}
 		}
 	}
+	return n, bytes
 }
 
 // matchablePath refuses a secretPath condition value no normalised path

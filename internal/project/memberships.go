@@ -4,7 +4,6 @@ import (
 	"context"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -206,13 +205,6 @@ func boundaryError(format string, args ...any) error {
 // their window.
 func (m *Memberships) roleSet(ctx context.Context, projectID string, roles []MembershipRole) (authz.Set, error) {
 	lists := make([][]authz.Rule, 0, len(roles))
-	roles = slices.Clone(roles)
-	slices.SortStableFunc(roles, func(a, b MembershipRole) int {
-		if c := strings.Compare(a.Role, b.Role); c != 0 {
-			return c
-		}
-		return strings.Compare(a.CustomRoleID, b.CustomRoleID)
-	})
 	for _, r := range roles {
 		if r.Role == "custom" {
 			cr, err := m.store.ProjectRole(ctx, projectID, r.CustomRoleID)
