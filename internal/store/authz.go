@@ -80,20 +80,8 @@ var qPrincipalProjects = memberQuery(func(col string) string {
 // PrincipalProjects returns the ids of the projects a user or identity is a
 // member of, itself or through a group.
 func (db *DB) PrincipalProjects(ctx context.Context, kind authz.ActorKind, id string) ([]string, error) {
-	rows, err := db.readq(ctx, qPrincipalProjects.of(kind), id, id)
-	if err != nil {
-		return nil, dbErr(err, "PrincipalProjects")
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var p string
-		if err := rows.Scan(&p); err != nil {
-			return nil, dbErr(err, "PrincipalProjects")
-		}
-		out = append(out, p)
-	}
-	return out, dbErr(rows.Err(), "PrincipalProjects")
+	ids, err := scanIDs(db.readq(ctx, qPrincipalProjects.of(kind), id, id))
+	return ids, dbErr(err, "PrincipalProjects")
 }
 
 // OrgRole returns an actor's role in an organization.
