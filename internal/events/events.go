@@ -154,11 +154,11 @@ func (b *Broker) PublishAll(evs []Event) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for _, project := range projectsOf(evs) {
+		mine := evs
+		if project != "" && len(b.subs[project]) > 0 {
+			mine = ofProject(evs, project)
+		}
 		for s := range b.subs[project] {
-			mine := evs
-			if project != "" {
-				mine = ofProject(evs, project)
-			}
 			select {
 			case s.in <- mine:
 			default:
