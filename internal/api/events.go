@@ -155,8 +155,8 @@ func (s *Server) subscribeProjectEvents(w http.ResponseWriter, r *http.Request) 
 	// A service token's streams count as its creator's: tokens are free to
 	// mint, and 25 of them took every place of an organization.
 	actor := string(who.Kind) + ":" + who.ID
-	if who.Service != nil && who.Service.Creator != ":" {
-		actor = who.Service.Creator
+	if st := who.Service; st != nil && st.CreatorID != "" {
+		actor = string(st.CreatorKind) + ":" + st.CreatorID
 	}
 	own := []gateKey{orgStreams(who.OrgID), actorStreams(actor)}
 	if !s.streamGate.enter(true, own...) {

@@ -42,9 +42,10 @@ type ServiceScope struct {
 	Rules     []Rule
 	// Scopes are the token's (environment, secretPath) pairs as created.
 	Scopes []TokenScope
-	// Creator is the kind and id of who made the token ("identity:<id>"),
-	// for limits that count a principal's tokens as the principal.
-	Creator string
+	// CreatorKind and CreatorID name who made the token, for limits that
+	// count a principal's tokens as the principal.
+	CreatorKind ActorKind
+	CreatorID   string
 }
 
 // TokenScope is one environment and secret path a service token reaches.

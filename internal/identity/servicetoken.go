@@ -410,5 +410,6 @@ func (s *ServiceTokens) authenticate(ctx context.Context, tok, ip, userAgent str
 	}
 	return authz.Actor{Kind: authz.ActorServiceToken, ID: t.ID, OrgID: t.OrgID, Name: t.Name, TokenID: t.ID,
 		AuthMethod: "service-token", IP: ip, UserAgent: userAgent,
-		Service: &authz.ServiceScope{ProjectID: t.ProjectID, Rules: row.rules, Scopes: t.Scopes, Creator: t.CreatedByType + ":" + t.CreatedBy}}, nil
+		Service: &authz.ServiceScope{ProjectID: t.ProjectID, Rules: row.rules, Scopes: t.Scopes,
+			CreatorKind: authz.ActorKind(t.CreatedByType), CreatorID: t.CreatedBy}}, nil
 }
