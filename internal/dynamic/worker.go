@@ -77,13 +77,16 @@ func NewWorker(svc *Service, log *slog.Logger) *Worker {
 		log = slog.Default()
 	}
 	return &Worker{svc: svc, log: log, MaxWait: time.Second, Batch: 200, BurstBatch: 1000, Parallel: 8,
-		Claim: claimLength, Starve: 30 * time.Second, Slice: 10 * time.Second}
+		Claim: claimLength, Starve: 30 * time.Second, Slice: defaultSlice}
 }
+
+// defaultSlice is Slice unless set.
+const defaultSlice = 10 * time.Second
 
 // sliceEnd is when a drain starting now must let others have its slot.
 func (w *Worker) sliceEnd() time.Time {
 	if w.Slice <= 0 {
-		return time.Now().Add(10 * time.Second)
+		return time.Now().Add(defaultSlice)
 	}
 	return time.Now().Add(w.Slice)
 }

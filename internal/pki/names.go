@@ -278,10 +278,6 @@ func (c globCache) match(globs, v string, k globKind) bool {
 	return false
 }
 
-// globsMatch reports whether v matches one of the comma-separated globs,
-// with the wildcards of kind k.
-func globsMatch(globs, v string, k globKind) bool { return globCache{}.match(globs, v, k) }
-
 // globWildcards are the character classes of "*" and "**" of each kind.
 var globWildcards = map[globKind][2]string{
 	nameGlob: {`[^./@:\s[:cntrl:]]*`, `[^@:\s[:cntrl:]]*`},

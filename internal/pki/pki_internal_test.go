@@ -91,8 +91,8 @@ func TestGlobs(t *testing.T) {
 		{"*.example.com", "a b.example.com", cnGlob, true},
 		{"*.example.com", "a.b.example.com", cnGlob, false},
 	} {
-		if got := globsMatch(c.globs, c.v, c.k); got != c.want {
-			t.Errorf("globsMatch(%q, %q, %d) = %v, want %v", c.globs, c.v, c.k, got, c.want)
+		if got := (globCache{}).match(c.globs, c.v, c.k); got != c.want {
+			t.Errorf("match(%q, %q, %d) = %v, want %v", c.globs, c.v, c.k, got, c.want)
 		}
 	}
 }
@@ -172,10 +172,10 @@ func TestIPAltNamesAreCheckedAsCarried(t *testing.T) {
 	if s.all[0] != "192.168.1.1" || s.kinds[0] != ipGlob || s.kinds[1] != nameGlob {
 		t.Fatalf("checked as %q %v", s.all, s.kinds)
 	}
-	if globsMatch("*", s.all[0], s.kinds[0]) {
+	if (globCache{}).match("*", s.all[0], s.kinds[0]) {
 		t.Fatal("a one-label glob allows an IP address")
 	}
-	if !globsMatch("192.168.1.*", s.all[0], s.kinds[0]) {
+	if !(globCache{}).match("192.168.1.*", s.all[0], s.kinds[0]) {
 		t.Fatal("the address's own glob refuses it")
 	}
 }
