@@ -22,8 +22,7 @@ func clientIP(r *http.Request) string {
 // us over TLS once per request (clientIP, OverTLS).
 func (s *Server) withClientIP(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ip := resolveClientIP(r, s.trustedProxies, s.realIP)
-		proxied := s.peerIsTrustedProxy(r)
+		ip, proxied := resolveClientIP(r, s.trustedProxies, s.realIP)
 		if proxied && !s.realIP && r.Header.Get("X-Real-IP") != "" && len(r.Header.Values("X-Forwarded-For")) == 0 {
 			s.realIPWarned.Do(func() {
 				s.log.Warn("a trusted proxy names its client in X-Real-IP only, which is not read: every client counts as the proxy " +
@@ -66,21 +65,22 @@ func OverTLS(r *http.Request) bool {
 // at the last trusted hop, which is the most that can be vouched for. Only
 // the one header is read: a proxy that sets X-Real-IP passes on the
 // X-Forwarded-For its client sent, and one that appends to X-Forwarded-For
-// passes on the client's X-Real-IP.
-func resolveClientIP(r *http.Request, trusted []netip.Prefix, realIP bool) string {
+// passes on the client's X-Real-IP. proxied reports whether the peer is a
+// trusted proxy.
+func resolveClientIP(r *http.Request, trusted []netip.Prefix, realIP bool) (ip string, proxied bool) {
 	peer, err := netip.ParseAddr(peerHost(r.RemoteAddr))
 	if err != nil {
-		return peerHost(r.RemoteAddr)
+		return peerHost(r.RemoteAddr), false
 	}
 	peer = peer.Unmap()
 	if !inPrefixes(trusted, peer) {
-		return peer.String()
+		return peer.String(), false
 	}
 	if realIP {
 		if a, ok := parseHop(r.Header.Get("X-Real-IP")); ok {
-			return a.String()
+			return a.String(), true
 		}
-		return peer.String()
+		return peer.String(), true
 	}
 	if xff := r.Header.Values("X-Forwarded-For"); len(xff) > 0 {
 		hops := strings.Split(strings.Join(xff, ","), ",")
@@ -95,9 +95,9 @@ func resolveClientIP(r *http.Request, trusted []netip.Prefix, realIP bool) strin
 				break
 			}
 		}
-		return ip.String()
+		return ip.String(), true
 	}
-	return peer.String()
+	return peer.String(), true
 }
 
 // peerIsTrustedProxy reports whether the request's TCP peer itself (not an

@@ -1,4 +1,12 @@
 package api
 
+import (
+	"net/http"
+	"net/netip"
+)
+
 // ResolveClientIP exposes resolveClientIP to the external tests.
-var ResolveClientIP = resolveClientIP
+var ResolveClientIP = func(r *http.Request, trusted []netip.Prefix, realIP bool) string {
+	ip, _ := resolveClientIP(r, trusted, realIP)
+	return ip
+}
