@@ -111,6 +111,10 @@ func TestAnIdentityManagerMintsNoLoginBeyondItsProjects(t *testing.T) {
 		// A login method whose keys the manager chooses is a credential too.
 		jwtCfg := map[string]any{"configurationType": "static", "publicKeys": []string{newTokenSigner(t, "ed", "").PublicPEM(t)}}
 		assertError(t, e.Do(t, "POST", "/api/v1/auth/jwt-auth/identities/"+victim, mgr, jwtCfg), 403, "PermissionBoundaryError")
+		// So is changing the keys of a method an admin attached.
+		e.Must(t, 200, "POST", "/api/v1/auth/jwt-auth/identities/"+victim, e.Token, map[string]any{"configurationType": "static",
+			"publicKeys": []string{newTokenSigner(t, "ed", "").PublicPEM(t)}, "boundSubject": "ci"})
+		assertError(t, e.Do(t, "PATCH", "/api/v1/auth/jwt-auth/identities/"+victim, mgr, jwtCfg), 403, "PermissionBoundaryError")
 		// An identity in no project: allowed.
 		free, _ := e.NewIdentity(t, "free-bot", "no-access")
 		e.Must(t, 200, "POST", "/api/v1/auth/token-auth/identities/"+free+"/tokens", mgr, map[string]any{"name": "t"})
