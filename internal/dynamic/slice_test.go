@@ -243,3 +243,63 @@ func TestADrainThatOutlivesItsSliceYields(t *testing.T) {
 		t.Fatal("a drain well within its slice reported yielding")
 	}
 }
+
+// TestSlowDrainsShareHalfTheSlots: the worker itself, with two slots and
+// two dynamic secrets whose every revocation outlives the slice. Once both
+// have yielded, they take turns in one slot: the worker never runs two slow
+// revocations at once, so the other slot stays free for healthy targets
+// (before the busy slots kept whether they were slow, both were picked
+// again side by side).
+func TestSlowDrainsShareHalfTheSlots(t *testing.T) {
+	dbs, prefix, admin := pgTargets(t, 2)
+	e := apptest.Bootstrapped(t, store.SQLite, apptest.Options{NoWorker: true})
+	s := newProject(t, e)
+	var leases []string
+	for i, name := range []string{"slow-a", "slow-b"} {
+		s.addSleepyPG(t, name, dbs[i], prefix)
+		for range 4 {
+			id, _ := s.lease(t, name, "1s")
+			leases = append(leases, id)
+		}
+	}
+	waitUntil(t, "the leases due", func() bool { return time.Now().After(s.status(t, leases[len(leases)-1]).DueAt) })
+	revoked := func(ids []string) int {
+		n := 0
+		for _, id := range ids {
+			if s.status(t, id).Status == dynamic.Revoked {
+				n++
+			}
+		}
+		return n
+	}
+
+	w := e.App.Worker
+	w.Parallel, w.Batch, w.Slice = 2, 1, 100*time.Millisecond // a revocation sleeps 250 ms
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { w.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	// The first drain of each is not known to be slow: they may run side
+	// by side, one lease each.
+	waitUntil(t, "a lease of each revoked", func() bool { return revoked(leases[:4]) > 0 && revoked(leases[4:]) > 0 })
+	most := 0
+	for revoked(leases) < len(leases) {
+		var n int
+		err := admin.QueryRow(`SELECT count(*) FROM pg_stat_activity WHERE datname = ANY($1)
+			AND state = 'active' AND query LIKE '%pg_sleep(0.25)%' AND pid <> pg_backend_pid()`, dbs).Scan(&n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		most = max(most, n)
+		time.Sleep(10 * time.Millisecond)
+	}
+	if most != 1 {
+		t.Fatalf("at most %d slow revocations ran at once after both yielded, want 1 (half of two slots)", most)
+	}
+	for _, id := range leases {
+		if got := s.status(t, id); got.Attempts != 0 {
+			t.Errorf("lease %s: %d failed attempts (%q)", id, got.Attempts, got.StatusDetails)
+		}
+	}
+}
