@@ -82,7 +82,7 @@ type AdminStore interface {
 	UpdateTokenAuth(ctx context.Context, ta TokenAuth, prev time.Time, ev audit.Event) error
 	// DeleteTokenAuth removes the configuration and revokes its tokens.
 	DeleteTokenAuth(ctx context.Context, identityID string, ev audit.Event) error
-	CreateAccessToken(ctx context.Context, t AccessToken, ev audit.Event) error
+	CreateTokenAuthToken(ctx context.Context, taID string, t AccessToken, ev audit.Event) error
 	AccessTokens(ctx context.Context, identityID, authMethod string, offset, limit int) ([]AccessToken, error)
 	AccessTokenByID(ctx context.Context, id string) (AccessToken, IdentityRef, error)
 	RenameAccessToken(ctx context.Context, id, name string, ev audit.Event) error

@@ -114,7 +114,10 @@ func (a *Admin) CreateToken(ctx context.Context, actor authz.Actor, identityID, 
 		TTL: ta.AccessTokenTTL, MaxTTL: ta.AccessTokenMaxTTL, NumUsesLimit: ta.AccessTokenNumUsesLimit,
 		TrustedIPs: ta.AccessTokenTrustedIPs, CreatedAt: now, UpdatedAt: now}
 	ev := audit.New(actor, "create-token-identity-token-auth", map[string]any{"identityId": oi.ID, "identityAccessTokenId": t.ID})
-	if err := a.store.CreateAccessToken(ctx, t, ev); err != nil {
+	if err := a.store.CreateTokenAuthToken(ctx, ta.ID, t, ev); err != nil {
+		if errs.Is(err, errs.NotFound) { // removed meanwhile
+			return LoginResult{}, AccessToken{}, errs.BadRequest("The identity does not have token auth")
+		}
 		return LoginResult{}, AccessToken{}, err
 	}
 	res, err := a.svc.issue(ctx, t, now)

@@ -256,20 +256,30 @@ func (db *DB) UpdateTokenAuth(ctx context.Context, ta identity.TokenAuth, prev t
 // DeleteTokenAuth removes the configuration and revokes its tokens in one transaction.
 func (db *DB) DeleteTokenAuth(ctx context.Context, identityID string, ev audit.Event) error {
 	return db.Transact(ctx, func(tx *Tx) error {
+		// The configuration first: it waits for the token creations holding
+		// it (CreateTokenAuthToken), whose tokens the next statement then
+		// sees and revokes.
+		if _, err := tx.exec(ctx, `DELETE FROM identity_token_auths WHERE identity_id = ?`, identityID); err != nil {
+			return dbErr(err, "DeleteTokenAuth")
+		}
 		if _, err := tx.exec(ctx, `UPDATE identity_access_tokens SET revoked = TRUE, updated_at = ?
 			WHERE identity_id = ? AND auth_method = 'token-auth' AND revoked = FALSE`, ts(tx.Now), identityID); err != nil {
 			return dbErr(err, "revoke token auth tokens")
-		}
-		if _, err := tx.exec(ctx, `DELETE FROM identity_token_auths WHERE identity_id = ?`, identityID); err != nil {
-			return dbErr(err, "DeleteTokenAuth")
 		}
 		return tx.insertAudit(ctx, ev)
 	})
 }
 
-// CreateAccessToken stores a token record.
-func (db *DB) CreateAccessToken(ctx context.Context, t identity.AccessToken, ev audit.Event) error {
+// CreateTokenAuthToken stores a token made through the Token Auth
+// configuration taID, which must still exist: it is locked until the token
+// is in, so a removal of Token Auth either waits and revokes the token or
+// went first and the token is refused (errs.NotFound).
+func (db *DB) CreateTokenAuthToken(ctx context.Context, taID string, t identity.AccessToken, ev audit.Event) error {
 	return db.transactQuiet(ctx, func(tx *Tx) error {
+		var one int
+		if err := tx.queryRow(ctx, `SELECT 1 FROM identity_token_auths WHERE id = ?`+db.forShare(), taID).Scan(&one); err != nil {
+			return dbErr(err, "token auth")
+		}
 		if err := tx.insertAccessToken(ctx, t); err != nil {
 			return err
 		}

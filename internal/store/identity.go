@@ -289,11 +289,30 @@ func (db *DB) UserByID(ctx context.Context, id string) (identity.User, error) {
 	return u, dbErr(err, "UserByID")
 }
 
-// CreateSession stores a human session.
+// CreateSession stores a human session. One of a family (s.FamilyID set)
+// is stored only while the family's first session is not revoked, which
+// it holds FOR SHARE until the insert is in: a logout (RevokeSession)
+// either waits for it and revokes it too, or went first and the session is
+// refused (errs.Unauthorized).
 func (db *DB) CreateSession(ctx context.Context, s identity.Session) error {
-	_, err := db.execQuiet(ctx, `INSERT INTO user_sessions (id, user_id, org_id, family_id, revoked, created_at, expires_at) VALUES (?, ?, ?, ?, FALSE, ?, ?)`,
-		s.ID, s.UserID, nullStr(s.OrgID), s.FamilyID, ts(s.CreatedAt), ts(s.ExpiresAt))
-	return dbErr(err, "CreateSession")
+	if s.FamilyID == "" {
+		_, err := db.execQuiet(ctx, `INSERT INTO user_sessions (id, user_id, org_id, family_id, revoked, created_at, expires_at) VALUES (?, ?, ?, ?, FALSE, ?, ?)`,
+			s.ID, s.UserID, nullStr(s.OrgID), s.FamilyID, ts(s.CreatedAt), ts(s.ExpiresAt))
+		return dbErr(err, "CreateSession")
+	}
+	return db.transactQuiet(ctx, func(tx *Tx) error {
+		var one int
+		err := tx.queryRow(ctx, `SELECT 1 FROM user_sessions WHERE id = ? AND user_id = ? AND kind = 'api' AND revoked = FALSE`+db.forShare(),
+			s.FamilyID, s.UserID).Scan(&one)
+		if err := dbErr(err, "CreateSession"); errs.Is(err, errs.NotFound) {
+			return errs.Unauthorizedf("Session is no longer valid")
+		} else if err != nil {
+			return err
+		}
+		_, err = tx.exec(ctx, `INSERT INTO user_sessions (id, user_id, org_id, family_id, revoked, created_at, expires_at) VALUES (?, ?, ?, ?, FALSE, ?, ?)`,
+			s.ID, s.UserID, nullStr(s.OrgID), s.FamilyID, ts(s.CreatedAt), ts(s.ExpiresAt))
+		return dbErr(err, "CreateSession")
+	})
 }
 
 // RevokeSession ends a user's API session and every session of its family
@@ -306,7 +325,13 @@ func (db *DB) RevokeSession(ctx context.Context, id string) error {
 			return dbErr(err, "RevokeSession")
 		}
 		root := cmp.Or(family, id)
-		_, err := tx.exec(ctx, `UPDATE user_sessions SET revoked = TRUE WHERE kind = 'api' AND user_id = ? AND (id = ? OR family_id = ?)`, user, root, root)
+		// The first session on its own first: this waits for the sessions
+		// being made from it (CreateSession), which the next statement, on a
+		// snapshot taken after them, then sees and revokes.
+		if _, err := tx.exec(ctx, `UPDATE user_sessions SET revoked = TRUE WHERE kind = 'api' AND user_id = ? AND id = ?`, user, root); err != nil {
+			return dbErr(err, "RevokeSession")
+		}
+		_, err := tx.exec(ctx, `UPDATE user_sessions SET revoked = TRUE WHERE kind = 'api' AND user_id = ? AND family_id = ? AND revoked = FALSE`, user, root)
 		return dbErr(err, "RevokeSession")
 	})
 }

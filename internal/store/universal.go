@@ -117,12 +117,16 @@ func (db *DB) UpdateUniversalAuth(ctx context.Context, ua identity.UniversalAuth
 // DeleteUniversalAuth removes the configuration (secrets cascade) and revokes its tokens.
 func (db *DB) DeleteUniversalAuth(ctx context.Context, identityID string, ev audit.Event) error {
 	return db.Transact(ctx, func(tx *Tx) error {
+		// The configuration first: its client secrets' deletion waits for the
+		// logins holding them (the login statement locks the secret it
+		// consumes), whose tokens the next statement then sees and revokes.
+		// Revoking first missed a token such a login inserted meanwhile.
+		if _, err := tx.exec(ctx, `DELETE FROM identity_universal_auths WHERE identity_id = ?`, identityID); err != nil {
+			return dbErr(err, "DeleteUniversalAuth")
+		}
 		if _, err := tx.exec(ctx, `UPDATE identity_access_tokens SET revoked = TRUE, updated_at = ?
 			WHERE identity_id = ? AND auth_method = 'universal-auth' AND revoked = FALSE`, ts(tx.Now), identityID); err != nil {
 			return dbErr(err, "revoke universal auth tokens")
-		}
-		if _, err := tx.exec(ctx, `DELETE FROM identity_universal_auths WHERE identity_id = ?`, identityID); err != nil {
-			return dbErr(err, "DeleteUniversalAuth")
 		}
 		return tx.insertAudit(ctx, ev)
 	})
