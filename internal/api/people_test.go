@@ -241,13 +241,18 @@ func TestInviteAcceptLoginAndProjectRoles(t *testing.T) {
 		assertError(t, e.Do(t, "POST", "/api/v2/workspace/"+a.ID+"/memberships", e.Token, map[string]any{"emails": []string{"stranger@example.com"}}), 400, "BadRequest")
 		assertError(t, e.Do(t, "POST", "/api/v2/workspace/"+a.ID+"/memberships", e.Token, map[string]any{}), 422, "ValidationFailure")
 
-		// Deactivated in the organization: the session no longer acts there.
+		// Deactivated in the organization: the session has ended; signed in
+		// again, alice cannot select the organization until reactivated.
 		addProjectUsers(t, e, e.Token, a.ID, []string{"alice@example.com"}, "viewer")
 		e.Must(t, 200, "PATCH", "/api/v2/organizations/"+e.OrgID+"/memberships/"+l.MembershipID, e.Token, map[string]any{"isActive": false})
-		if r := readSecret(e, t, alice, a.ID, "A_KEY"); r.Status != 403 {
+		if r := readSecret(e, t, alice, a.ID, "A_KEY"); r.Status != 401 {
 			t.Fatalf("read while deactivated: %d %s", r.Status, r.Body)
 		}
+		var relogin struct{ AccessToken string }
+		e.Must(t, 200, "POST", "/api/v3/auth/login", "", map[string]string{"email": "alice@example.com", "password": "alice's long password"}).Decode(t, &relogin)
+		assertError(t, e.Do(t, "POST", "/api/v3/auth/select-organization", relogin.AccessToken, map[string]string{"organizationId": e.OrgID}), 403, "ForbiddenError")
 		e.Must(t, 200, "PATCH", "/api/v2/organizations/"+e.OrgID+"/memberships/"+l.MembershipID, e.Token, map[string]any{"isActive": true})
+		alice = userLogin(t, e, "alice@example.com", "alice's long password")
 		readSecret(e, t, alice, a.ID, "A_KEY").Decode(t, &sec)
 		// Removed from the organization: gone from its projects too.
 		e.Must(t, 200, "DELETE", "/api/v2/organizations/"+e.OrgID+"/memberships/"+l.MembershipID, e.Token, nil)

@@ -98,11 +98,34 @@ func (tx *Tx) keepingOrgAdmin(ctx context.Context, orgID string, change func() e
 	return nil
 }
 
+// endUserSessions revokes every session of a user (API and dashboard, in
+// every organization) when it is deactivated or removed in one: a session
+// stolen before would otherwise work again once the user is reactivated or
+// invited back. The user signs in again.
+func (tx *Tx) endUserSessions(ctx context.Context, userID string) error {
+	if userID == "" {
+		return nil
+	}
+	_, err := tx.exec(ctx, `UPDATE user_sessions SET revoked = TRUE WHERE user_id = ? AND revoked = FALSE`, userID)
+	return dbErr(err, "end sessions")
+}
+
 // UpdateOrgMember writes a membership's role and active flag if it is
 // still as read (last updated at m.UpdatedAt; project.ErrStale otherwise).
 func (db *DB) UpdateOrgMember(ctx context.Context, m org.Member, ev audit.Event) error {
 	return db.Transact(ctx, func(tx *Tx) error {
 		return tx.keepingOrgAdmin(ctx, m.OrgID, func() error {
+			if !m.IsActive { // deactivated now, not edited while inactive
+				var was bool
+				if err := tx.queryRow(ctx, `SELECT is_active FROM org_memberships WHERE id = ? AND org_id = ?`, m.ID, m.OrgID).Scan(&was); err != nil {
+					return dbErr(err, "UpdateOrgMember")
+				}
+				if was {
+					if err := tx.endUserSessions(ctx, m.UserID); err != nil {
+						return err
+					}
+				}
+			}
 			res, err := tx.exec(ctx, `UPDATE org_memberships SET role = ?, custom_role_id = ?, is_active = ?, updated_at = ?
 				WHERE id = ? AND org_id = ? AND updated_at = ?`, m.Role, nullStr(m.CustomRoleID), m.IsActive,
 				ts(project.NextStamp(tx.Now, m.UpdatedAt)), m.ID, m.OrgID, ts(m.UpdatedAt))
@@ -131,6 +154,9 @@ func (db *DB) DeleteOrgMember(ctx context.Context, m org.Member, ev audit.Event)
 			}
 			if _, err := tx.exec(ctx, `DELETE FROM org_memberships WHERE id = ? AND org_id = ?`, m.ID, m.OrgID); err != nil {
 				return dbErr(err, "DeleteOrgMember")
+			}
+			if err := tx.endUserSessions(ctx, m.UserID); err != nil {
+				return err
 			}
 			return tx.insertAudit(ctx, ev)
 		})
