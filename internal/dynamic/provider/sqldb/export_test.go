@@ -23,3 +23,11 @@ func RevokeManyStmt(p provider.Provider, users []string) (string, error) {
 	defer release()
 	return p.(*SQL).revokeManyStmt(context.Background(), db, users)
 }
+
+// Unserialised is p without the node's lock on its target: its statement
+// runs meet another's as if they came from another node.
+func Unserialised(p provider.Provider) provider.Provider {
+	s := *p.(*SQL)
+	s.unserialised = true
+	return &s
+}

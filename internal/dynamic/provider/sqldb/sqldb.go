@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math/rand/v2"
 	"net"
 	"slices"
 	"strconv"
@@ -84,6 +85,9 @@ GRANT SELECT ON ALL TABLES IN SCHEMA public TO "{{username}}";`,
 type SQL struct {
 	cfg    Config
 	flavor string // "postgres" or "mysql"
+	// unserialised: run PostgreSQL statements without the node's lock on
+	// the target, as another node would (tests of the retry).
+	unserialised bool
 }
 
 var _ provider.Provider = (*SQL)(nil)
@@ -247,21 +251,79 @@ func answered(err error) bool {
 
 var passwordInURL = lazyre.New(`://[^@/\s]*@`)
 
-// pgLock serialises statement runs on one PostgreSQL cluster: concurrent
-// GRANT ... ON DATABASE fails with "tuple concurrently updated". The lock is
-// transaction-scoped, so it ends with the template's implicit transaction.
-const pgLock = "SELECT pg_advisory_xact_lock(7435108);\n"
+// Concurrent GRANT ... ON DATABASE (or any two changes to one catalog row)
+// fails in PostgreSQL with "tuple concurrently updated". A node runs one
+// statement run at a time per target database (targetLocks), and a run
+// that collides with another node's anyway is tried again (serialised).
+// This used to be a PostgreSQL advisory lock of a fixed key, which any
+// role may take: a lessee holding it from its own session stopped every
+// lease creation, renewal and revocation on the database, its own lease's
+// included, which then outlived its TTL.
+var targetLocks = provider.NewKeyedLock()
+
+// retries bounds the tries of a statement run that collides with another
+// node's.
+const retries = 8
+
+// serialised runs fn, a statement run that may be tried again as a whole
+// (one transaction), under the node's lock on s's target, and again while
+// it collides with a concurrent change of the same catalog rows, as long as
+// ctx allows.
+func (s *SQL) serialised(ctx context.Context, fn func() error) error {
+	if s.flavor != "postgres" {
+		return fn()
+	}
+	if !s.unserialised {
+		unlock, err := targetLocks.Lock(ctx, s.cfg.Host+"\x00"+s.cfg.Port.String()+"\x00"+s.cfg.Database)
+		if err != nil {
+			return err
+		}
+		defer unlock()
+	}
+	for try := 1; ; try++ {
+		err := fn()
+		if err == nil || try == retries || !collided(err) {
+			return err
+		}
+		t := time.NewTimer(time.Duration(try*(5+rand.IntN(20))) * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+	}
+}
+
+// collided reports whether a statement failed only because a concurrent
+// transaction changed the same rows: PostgreSQL's "tuple concurrently
+// updated" (or deleted), a deadlock, a serialisation failure, or a role
+// that a concurrent drop removed after the statement named it.
+func collided(err error) bool {
+	pe, ok := errors.AsType[*pgconn.PgError](err)
+	if !ok {
+		return false
+	}
+	switch pe.Code {
+	case "40001", "40P01", "42704":
+		return true
+	case "XX000":
+		return strings.HasPrefix(pe.Message, "tuple concurrently")
+	}
+	return false
+}
 
 func (s *SQL) exec(ctx context.Context, op, stmt string) error {
-	if s.flavor == "postgres" {
-		stmt = pgLock + stmt
-	}
 	db, release, err := s.open(ctx)
 	if err != nil {
 		return describe(op, err)
 	}
 	defer release()
-	if _, err := db.ExecContext(ctx, stmt); err != nil {
+	err = s.serialised(ctx, func() error {
+		_, err := db.ExecContext(ctx, stmt)
+		return err
+	})
+	if err != nil {
 		return describe(op, err)
 	}
 	return nil
@@ -355,36 +417,40 @@ func (s *SQL) RevokeMany(ctx context.Context, usernames []string) error {
 		}
 		return s.exec(ctx, "drop users", stmt)
 	}
-	// On PostgreSQL the users are looked up under the advisory lock, in the
-	// transaction that drops them: a concurrent drop of the same users (the
-	// worker's cleanup and a deletion of the dynamic secret) cannot leave
-	// this one naming a role that no longer exists.
-	tx, err := db.BeginTx(ctx, nil)
+	// On PostgreSQL the users are looked up in the transaction that drops
+	// them, which is tried again whole if a concurrent drop of the same
+	// users (the worker's cleanup and a deletion of the dynamic secret, on
+	// another node) removed one it names.
+	var described error
+	err = s.serialised(ctx, func() error {
+		described = nil
+		tx, err := db.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		defer tx.Rollback()
+		stmt, err := s.revokeManyStmt(ctx, tx, usernames)
+		if err != nil || stmt == "" {
+			described = err
+			return nil
+		}
+		if s.Disables() {
+			// Sessions a disable may have missed (see DisableMany) end here,
+			// before the drop: a dropped role's sessions no longer show its name.
+			if err := terminate(ctx, tx, usernames); err != nil {
+				described = describe("end sessions", err)
+				return nil
+			}
+		}
+		if _, err := tx.ExecContext(ctx, stmt); err != nil {
+			return err
+		}
+		return tx.Commit()
+	})
 	if err != nil {
 		return describe("drop users", err)
 	}
-	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, strings.TrimSpace(pgLock)); err != nil {
-		return describe("drop users", err)
-	}
-	stmt, err := s.revokeManyStmt(ctx, tx, usernames)
-	if err != nil || stmt == "" {
-		return err // described
-	}
-	if s.Disables() {
-		// Sessions a disable may have missed (see DisableMany) end here,
-		// before the drop: a dropped role's sessions no longer show its name.
-		if err := terminate(ctx, tx, usernames); err != nil {
-			return describe("end sessions", err)
-		}
-	}
-	if _, err := tx.ExecContext(ctx, stmt); err != nil {
-		return describe("drop users", err)
-	}
-	if err := tx.Commit(); err != nil {
-		return describe("drop users", err)
-	}
-	return nil
+	return described
 }
 
 // querier is a *sql.DB or a *sql.Tx.
@@ -435,7 +501,7 @@ func (s *SQL) DisableMany(ctx context.Context, usernames []string) error {
 	slices.Sort(present)
 	var stmts strings.Builder
 	for _, u := range present {
-		// No advisory lock: this updates the roles' own pg_authid rows only,
+		// Not serialised: this updates the roles' own pg_authid rows only,
 		// never an object's ACL, so it cannot collide with a GRANT.
 		stmts.WriteString(`ALTER ROLE "` + u + `" WITH NOLOGIN PASSWORD NULL VALID UNTIL '-infinity';` + "\n")
 	}
