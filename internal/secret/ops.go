@@ -503,7 +503,11 @@ func (s *Service) Create(ctx context.Context, actor authz.Actor, sc Scope, items
 		return nil, err
 	}
 	if len(out) > 0 {
-		writeChecksOf(ctx).wrote(out[0].Env, out[0].Path)
+		keys := make([]string, len(out))
+		for i, sec := range out {
+			keys[i] = sec.Key
+		}
+		writeChecksOf(ctx).wrote(out[0].Env, out[0].Path, keys...)
 	}
 	s.publish(ctx, events.SecretCreate, out...)
 	return visible, nil
@@ -637,7 +641,7 @@ func (s *Service) Update(ctx context.Context, actor authz.Actor, sc Scope, key s
 		return moved.stale(err)
 	})
 	if err == nil {
-		writeChecksOf(ctx).wrote(out.Env, out.Path)
+		writeChecksOf(ctx).wrote(out.Env, out.Path, key, out.Key) // its old name and its new one
 	}
 	return out, err
 }

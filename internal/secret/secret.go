@@ -385,11 +385,25 @@ func (wc *writeChecks) left(id string) (bytes, refs int) {
 	return MaxExpandBytes - (wc.bytes - c[0]), MaxExpandRefs - (wc.refs - c[1])
 }
 
-// wrote drops env:path from the request's readers: a later check must see
-// what the request has written there.
-func (wc *writeChecks) wrote(env, path string) {
+// wrote tells the request's readers that it wrote keys in env:path: a
+// later check must see what the request has written there. Only those keys
+// are read again (one row each), not the whole folder: a batch of 10,000
+// items in a folder of 10,000 secrets, each with a reference, read and
+// decrypted the folder 10,000 times.
+func (wc *writeChecks) wrote(env, path string, keys ...string) {
+	ck := env + ":" + path
 	for _, rd := range wc.readers {
-		delete(rd.cache, env+":"+path)
+		secs, ok := rd.cache[ck]
+		if !ok {
+			continue
+		}
+		if rd.stale[ck] == nil {
+			rd.stale[ck] = map[string]bool{}
+		}
+		for _, k := range keys {
+			delete(secs, k)
+			rd.stale[ck][k] = true
+		}
 	}
 }
 
@@ -548,6 +562,8 @@ type reader struct {
 	perms   authz.Set
 	project string
 	cache   map[string]map[string]Secret // env:path -> key -> secret
+	folders map[string]project.Folder    // env:path -> the folder cached
+	stale   map[string]map[string]bool   // env:path -> keys written since the folder was cached
 	looked  map[string]bool              // env:path of every folder looked up
 	x       *Expander                    // budget and memo shared by the whole request
 }
@@ -560,7 +576,8 @@ type reader struct {
 const MaxExpandFolders = 256
 
 func (s *Service) newReader(actor authz.Actor, perms authz.Set, projectID string) *reader {
-	rd := &reader{s: s, actor: actor, perms: perms, project: projectID, cache: map[string]map[string]Secret{}, looked: map[string]bool{}}
+	rd := &reader{s: s, actor: actor, perms: perms, project: projectID, cache: map[string]map[string]Secret{},
+		folders: map[string]project.Folder{}, stale: map[string]map[string]bool{}, looked: map[string]bool{}}
 	rd.x = NewExpander(rd.lookup)
 	return rd
 }
@@ -630,7 +647,17 @@ func (rd *reader) lookup(ctx context.Context, env, path, key string) (string, bo
 				secs[sec.Key] = sec
 			}
 		}
-		rd.cache[ck] = secs
+		rd.cache[ck], rd.folders[ck] = secs, f
+		delete(rd.stale, ck)
+	} else if rd.stale[ck][key] {
+		sec, found, err := rd.one(ctx, rd.folders[ck], env, path, key)
+		if err != nil {
+			return "", false, false, err
+		}
+		if found {
+			secs[key] = sec
+		}
+		delete(rd.stale[ck], key)
 	}
 	sec, ok := secs[key]
 	if !ok {
@@ -640,6 +667,37 @@ func (rd *reader) lookup(ctx context.Context, env, path, key string) (string, bo
 		return "", false, false, denied()
 	}
 	return sec.Value, sec.SkipMultiline, true, nil
+}
+
+// one reads key in folder f again after the request wrote it: the
+// caller's personal override, else the shared secret.
+func (rd *reader) one(ctx context.Context, f project.Folder, env, path, key string) (Secret, bool, error) {
+	var sl Sealed
+	var err error = errs.NotFoundf("no personal secret")
+	if user := userOf(rd.actor); user != "" {
+		sl, err = rd.s.store.SecretByKey(ctx, f.ID, key, Personal, user)
+	}
+	if errs.Is(err, errs.NotFound) {
+		sl, err = rd.s.store.SecretByKey(ctx, f.ID, key, Shared, "")
+	}
+	if errs.Is(err, errs.NotFound) {
+		return Secret{}, false, nil
+	}
+	if err != nil {
+		return Secret{}, false, err
+	}
+	sec, err := rd.s.open(ctx, sl, env, path)
+	if err != nil {
+		return Secret{}, false, err
+	}
+	if rd.perms.UsesCondition(authz.SubSecrets, "secretTags") {
+		tags, err := rd.s.loadTags(ctx, []Sealed{sl})
+		if err != nil {
+			return Secret{}, false, err
+		}
+		sec.Tags = tags[sl.ID]
+	}
+	return sec, true, nil
 }
 
 func (rd *reader) expand(ctx context.Context, sec *Secret) error {
