@@ -3,6 +3,7 @@ package api_test
 import (
 	"context"
 	"fmt"
+	"maps"
 	"strings"
 	"sync"
 	"testing"
@@ -805,4 +806,44 @@ func TestAReferenceOneMayNotReadIsRefusedWhetherOrNotItExists(t *testing.T) {
 	if r := get("P3"); r.Status != 200 || !strings.Contains(string(r.Body), "${dev.MISSING}") {
 		t.Fatalf("a missing readable reference: %d %.300s", r.Status, r.Body)
 	}
+}
+
+// TestARenameOrRetagKeepsADeleteDenial: a role that may read, create, edit
+// and delete secrets but not delete CRITICAL, nor anything tagged
+// protected, cannot rename CRITICAL or untag a protected secret to delete
+// it then (before, a change was refused only if it revealed more; deleting
+// a secret also deletes its history).
+func TestARenameOrRetagKeepsADeleteDenial(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, d store.Dialect) {
+		e := apptest.Bootstrapped(t, d)
+		p := createProject(t, e, e.Token, map[string]any{"projectName": "keep"})
+		var tag struct{ Tag struct{ ID string } }
+		e.Must(t, 200, "POST", "/api/v1/projects/"+p.ID+"/tags", e.Token, map[string]any{"slug": "protected", "color": "#f00"}).Decode(t, &tag)
+		putSecret(t, e, e.Token, p.ID, "dev", "/", "CRITICAL", "c")
+		e.Must(t, 200, "POST", "/api/v3/secrets/raw/GUARDED", e.Token, map[string]any{"workspaceId": p.ID, "environment": "dev",
+			"secretValue": "g", "tagIds": []string{tag.Tag.ID}})
+		tok := customRole(t, e, p.ID, "no-delete-critical", []map[string]any{
+			{"subject": "secrets", "action": []string{"read", "create", "edit", "delete"}},
+			{"subject": "secrets", "action": []string{"delete"}, "inverted": true, "conditions": map[string]any{"secretName": "CRITICAL"}},
+			{"subject": "secrets", "action": []string{"delete"}, "inverted": true, "conditions": map[string]any{"secretTags": map[string]any{"$in": []string{"protected"}}}},
+		})
+		body := func(extra map[string]any) map[string]any {
+			m := map[string]any{"workspaceId": p.ID, "environment": "dev"}
+			maps.Copy(m, extra)
+			return m
+		}
+		assertError(t, e.Do(t, "DELETE", "/api/v3/secrets/raw/CRITICAL", tok, body(nil)), 403, "PermissionDenied")
+		assertError(t, e.Do(t, "PATCH", "/api/v3/secrets/raw/CRITICAL", tok, body(map[string]any{"newSecretName": "TMP"})), 403, "PermissionDenied")
+		assertError(t, e.Do(t, "DELETE", "/api/v3/secrets/raw/GUARDED", tok, body(nil)), 403, "PermissionDenied")
+		assertError(t, e.Do(t, "PATCH", "/api/v3/secrets/raw/GUARDED", tok, body(map[string]any{"tagIds": []string{}})), 403, "PermissionDenied")
+		// Both are still there; other changes go through.
+		e.Must(t, 200, "GET", "/api/v3/secrets/raw/CRITICAL?"+secretQ(p.ID, "dev", "/"), tok, nil)
+		e.Must(t, 200, "GET", "/api/v3/secrets/raw/GUARDED?"+secretQ(p.ID, "dev", "/"), tok, nil)
+		e.Must(t, 200, "PATCH", "/api/v3/secrets/raw/CRITICAL", tok, body(map[string]any{"secretValue": "c2"}))
+		putSecret(t, e, tok, p.ID, "dev", "/", "OTHER", "o")
+		e.Must(t, 200, "PATCH", "/api/v3/secrets/raw/OTHER", tok, body(map[string]any{"newSecretName": "RENAMED"}))
+		// Renaming a secret to CRITICAL narrows what the role may do: allowed.
+		e.Must(t, 200, "DELETE", "/api/v3/secrets/raw/CRITICAL", e.Token, body(nil))
+		e.Must(t, 200, "PATCH", "/api/v3/secrets/raw/RENAMED", tok, body(map[string]any{"newSecretName": "CRITICAL"}))
+	})
 }

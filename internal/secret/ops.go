@@ -808,13 +808,18 @@ func retryStale(ctx context.Context, write func() error) error {
 }
 
 // noReveal refuses a change (a rename, a retag, a rollback to another name)
-// after which the caller could read more of the secret than before: a role
-// that hides tagged values must not untag one to read it.
+// after which the caller could read more of the secret than before, or do
+// anything to it it may not do now: a role that hides tagged values must
+// not untag one to read it, and one that may not delete CRITICAL must not
+// rename it to delete it.
 func noReveal(perms authz.Set, before, after Secret) error {
 	d0, v0 := canSee(perms, before.Env, before.Path, before.Key, before.Tags)
 	d1, v1 := canSee(perms, after.Env, after.Path, after.Key, after.Tags)
 	if (v1 && !v0) || (d1 && !d0) {
 		return errs.Forbiddenf("This change would let you read a secret you cannot read now").WithCode("PermissionDenied")
+	}
+	if perms.Widens(authz.SubSecrets, fields(before.Env, before.Path, before.Key, before.Tags), fields(after.Env, after.Path, after.Key, after.Tags)) {
+		return errs.Forbiddenf("This change would let you do more with a secret than you may now").WithCode("PermissionDenied")
 	}
 	return nil
 }
