@@ -191,11 +191,17 @@ func (h *Handler) renderLogin(w http.ResponseWriter, r *http.Request, code int, 
 	h.render(w, &req{Request: r, csrf: tok}, code, "login", map[string]any{"Title": "Log in", "Error": msg, "Next": next})
 }
 
+// maxNextBytes bounds a path to return to after signing in: the SSO login,
+// which anyone may start, stores it with the login's state (64 KiB a
+// request, from the header limit, before).
+const maxNextBytes = 2048
+
 // localPath reports whether p is a path on this site (no open redirect):
 // one leading slash, no backslash or control byte (browsers drop a tab, so
-// "/\t/evil.example" would be "//evil.example"), and no scheme or host.
+// "/\t/evil.example" would be "//evil.example"), no scheme or host, and at
+// most maxNextBytes.
 func localPath(p string) bool {
-	if !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "//") {
+	if len(p) > maxNextBytes || !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "//") {
 		return false
 	}
 	for i := 0; i < len(p); i++ {

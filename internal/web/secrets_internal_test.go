@@ -2,6 +2,7 @@ package web
 
 import (
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -32,7 +33,8 @@ func TestParseDotenv(t *testing.T) {
 
 func TestLocalPath(t *testing.T) {
 	for p, want := range map[string]bool{"/projects": true, "/projects/x?tab=1": true, "//evil.example": false, "/\\evil": false, "https://x": false, "": false,
-		"/\t/evil.example": false, "/\n/evil.example": false, "/a\\b": false, "/\x7f": false} {
+		"/\t/evil.example": false, "/\n/evil.example": false, "/a\\b": false, "/\x7f": false,
+		"/" + strings.Repeat("a", maxNextBytes-1): true, "/" + strings.Repeat("a", maxNextBytes): false} {
 		if localPath(p) != want {
 			t.Errorf("localPath(%q) = %v", p, !want)
 		}

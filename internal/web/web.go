@@ -138,6 +138,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	hd.Set("Referrer-Policy", "no-referrer")
 	hd.Set("X-Content-Type-Options", "nosniff")
 	hd.Set("Cross-Origin-Opener-Policy", "same-origin")
+	if h.overTLS(r) {
+		// Browsers that reached the dashboard over TLS never try plain HTTP
+		// again, where a network attacker could plant a session cookie.
+		hd.Set("Strict-Transport-Security", "max-age=31536000")
+	}
 	if strings.HasPrefix(r.URL.Path, "/static/") {
 		hd.Set("Cache-Control", "public, max-age=3600")
 		h.static.ServeHTTP(w, r)

@@ -135,7 +135,7 @@ func TestDashboardSecurityHeadersAndCookie(t *testing.T) {
 	p := b.get("/login")
 	mustStatus(t, p, 200, "login page")
 	for k, want := range map[string]string{"X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer",
-		"X-Content-Type-Options": "nosniff"} {
+		"X-Content-Type-Options": "nosniff", "Strict-Transport-Security": ""} { // no HSTS over plain HTTP
 		if got := p.header.Get(k); got != want {
 			t.Errorf("%s = %q, want %q", k, got, want)
 		}
@@ -193,6 +193,9 @@ func TestDashboardSecureCookieOverTLS(t *testing.T) {
 	}
 	if !strings.Contains(raw, "lockbox_login_csrf=") || !strings.Contains(raw, "Secure") {
 		t.Fatalf("cookie over TLS is not Secure: %q", raw)
+	}
+	if got := res.Header.Get("Strict-Transport-Security"); got != "max-age=31536000" {
+		t.Fatalf("Strict-Transport-Security over TLS = %q", got)
 	}
 }
 
