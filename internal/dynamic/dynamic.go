@@ -374,7 +374,8 @@ func (s *Service) validate(ctx context.Context, actor authz.Actor, p provider.Pr
 	defer cancel()
 	err := s.targets.Check(vctx, p)
 	if err == nil {
-		err = p.Validate(s.dialCtx(vctx, p))
+		// Unpooled: nothing made for the inputs checked outlives the check.
+		err = p.Validate(provider.Unpooled(s.dialCtx(vctx, p)))
 	}
 	if err == nil {
 		return nil

@@ -1,6 +1,7 @@
 package provider
 
 import (
+	"context"
 	"sync"
 	"time"
 )
@@ -8,6 +9,22 @@ import (
 // DefaultIdle is how long a shared connection pool or client may go unused
 // before its IdlePool closes it.
 const DefaultIdle = 5 * time.Minute
+
+// MaxIdleValues bounds the values an IdlePool keeps: past it, the one
+// unused the longest is closed to make room (values in use are never
+// closed). Every distinct set of inputs makes its own value, and a member
+// may try many.
+const MaxIdleValues = 256
+
+type unpooledKey struct{}
+
+// Unpooled marks ctx so that what an IdlePool gives for it is made for
+// the caller alone and closed on release, never shared nor kept: a check
+// of inputs a member sends (each new password would otherwise leave a pool,
+// a goroutine and a connection behind for DefaultIdle).
+func Unpooled(ctx context.Context) context.Context {
+	return context.WithValue(ctx, unpooledKey{}, true)
+}
 
 // IdlePool shares values that hold connections and admin credentials (a
 // *sql.DB, a Redis client) among providers built from the same inputs, and
@@ -20,6 +37,7 @@ type IdlePool[V any] struct {
 
 	mu   sync.Mutex
 	idle time.Duration
+	max  int
 	now  func() time.Time
 	m    map[[32]byte]*idleEntry[V]
 }
@@ -30,15 +48,20 @@ type idleEntry[V any] struct {
 	last time.Time // when refs last dropped to zero
 }
 
+type sweeper interface {
+	Sweep()
+	Len() int
+}
+
 var (
 	poolsMu sync.Mutex
-	pools   []interface{ Sweep() }
+	pools   []sweeper
 )
 
 // NewIdlePool returns an empty pool that calls close on each value it
 // evicts. SweepIdle sweeps it too.
 func NewIdlePool[V any](close func(V)) *IdlePool[V] {
-	p := &IdlePool[V]{close: close, idle: DefaultIdle, now: time.Now, m: map[[32]byte]*idleEntry[V]{}}
+	p := &IdlePool[V]{close: close, idle: DefaultIdle, max: MaxIdleValues, now: time.Now, m: map[[32]byte]*idleEntry[V]{}}
 	poolsMu.Lock()
 	pools = append(pools, p)
 	poolsMu.Unlock()
@@ -49,17 +72,37 @@ func NewIdlePool[V any](close func(V)) *IdlePool[V] {
 // The lease worker calls it on each round, so eviction does not wait for the
 // next use of a provider.
 func SweepIdle() {
-	poolsMu.Lock()
-	ps := append([]interface{ Sweep() }(nil), pools...)
-	poolsMu.Unlock()
-	for _, p := range ps {
+	for _, p := range allPools() {
 		p.Sweep()
 	}
 }
 
+// Pooled is the number of values every IdlePool holds.
+func Pooled() int {
+	n := 0
+	for _, p := range allPools() {
+		n += p.Len()
+	}
+	return n
+}
+
+func allPools() []sweeper {
+	poolsMu.Lock()
+	defer poolsMu.Unlock()
+	return append([]sweeper(nil), pools...)
+}
+
 // Acquire returns the value for key, creating it with open if there is none,
-// and release, to be called once the caller is done with the value.
-func (p *IdlePool[V]) Acquire(key [32]byte, open func() (V, error)) (v V, release func(), err error) {
+// and release, to be called once the caller is done with the value. With a
+// ctx marked Unpooled the value is the caller's alone, closed on release.
+func (p *IdlePool[V]) Acquire(ctx context.Context, key [32]byte, open func() (V, error)) (v V, release func(), err error) {
+	if ctx.Value(unpooledKey{}) != nil {
+		if v, err = open(); err != nil {
+			return v, nil, err
+		}
+		var once sync.Once
+		return v, func() { once.Do(func() { p.close(v) }) }, nil
+	}
 	p.mu.Lock()
 	expired := p.expireLocked()
 	e, ok := p.m[key]
@@ -68,6 +111,12 @@ func (p *IdlePool[V]) Acquire(key [32]byte, open func() (V, error)) (v V, releas
 			p.mu.Unlock()
 			p.closeAll(expired)
 			return v, nil, err
+		}
+		if len(p.m) >= p.max {
+			if old, ok := p.leastRecentLocked(); ok {
+				expired = append(expired, p.m[old].v)
+				delete(p.m, old)
+			}
 		}
 		e = &idleEntry[V]{v: v}
 		p.m[key] = e
@@ -99,6 +148,25 @@ func (p *IdlePool[V]) Len() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return len(p.m)
+}
+
+// leastRecentLocked is the key of the value unused the longest, if one is
+// unused.
+func (p *IdlePool[V]) leastRecentLocked() (key [32]byte, ok bool) {
+	var at time.Time
+	for k, e := range p.m {
+		if e.refs == 0 && (!ok || e.last.Before(at)) {
+			key, at, ok = k, e.last, true
+		}
+	}
+	return key, ok
+}
+
+// SetMax replaces MaxIdleValues for this pool, for tests.
+func (p *IdlePool[V]) SetMax(n int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.max = n
 }
 
 // SetClock replaces the clock and the idle duration, for tests.

@@ -1,6 +1,7 @@
 package provider_test
 
 import (
+	"context"
 	"errors"
 	"slices"
 	"testing"
@@ -23,7 +24,7 @@ func TestIdlePoolEvictsIdleKeepsUsed(t *testing.T) {
 	opens := 0
 	get := func(name string) (*conn, func()) {
 		t.Helper()
-		c, release, err := p.Acquire([32]byte{name[0]}, func() (*conn, error) { opens++; return &conn{name: name}, nil })
+		c, release, err := p.Acquire(context.Background(), [32]byte{name[0]}, func() (*conn, error) { opens++; return &conn{name: name}, nil })
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -83,7 +84,7 @@ func TestIdlePoolEvictsIdleKeepsUsed(t *testing.T) {
 func TestIdlePoolOpenError(t *testing.T) {
 	p := provider.NewIdlePool(func(*conn) {})
 	boom := errors.New("boom")
-	if _, _, err := p.Acquire([32]byte{1}, func() (*conn, error) { return nil, boom }); err != boom || p.Len() != 0 {
+	if _, _, err := p.Acquire(context.Background(), [32]byte{1}, func() (*conn, error) { return nil, boom }); err != boom || p.Len() != 0 {
 		t.Fatalf("err %v, len %d", err, p.Len())
 	}
 }
@@ -94,7 +95,7 @@ func TestSweepIdleSweepsEveryPool(t *testing.T) {
 	for range 2 {
 		p := provider.NewIdlePool(func(c *conn) { c.closed = true })
 		p.SetClock(clock.Now, time.Minute)
-		_, rel, _ := p.Acquire([32]byte{}, func() (*conn, error) { return &conn{}, nil })
+		_, rel, _ := p.Acquire(context.Background(), [32]byte{}, func() (*conn, error) { return &conn{}, nil })
 		rel()
 		pools = append(pools, p)
 	}
@@ -104,5 +105,45 @@ func TestSweepIdleSweepsEveryPool(t *testing.T) {
 		if p.Len() != 0 {
 			t.Fatalf("pool %d not swept", i)
 		}
+	}
+}
+
+// TestIdlePoolIsBounded: past its bound, a pool closes the value unused the
+// longest to make room, never one in use; an Unpooled acquisition makes a
+// value for the caller alone, closed on release and never kept.
+func TestIdlePoolIsBounded(t *testing.T) {
+	clock := providertest.NewClock(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
+	var closed []string
+	p := provider.NewIdlePool(func(c *conn) { c.closed = true; closed = append(closed, c.name) })
+	p.SetClock(clock.Now, time.Hour)
+	p.SetMax(3)
+	get := func(ctx context.Context, name string) (*conn, func()) {
+		t.Helper()
+		c, release, err := p.Acquire(ctx, [32]byte{name[0]}, func() (*conn, error) { return &conn{name: name}, nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c, release
+	}
+	ctx := context.Background()
+	_, holdA := get(ctx, "a") // in use throughout
+	for _, name := range []string{"b", "c", "d", "e"} {
+		clock.Add(time.Second)
+		_, rel := get(ctx, name)
+		rel()
+	}
+	if p.Len() != 3 || !slices.Equal(closed, []string{"b", "c"}) {
+		t.Fatalf("after five values with room for three: %d kept, closed %v (want b then c, unused the longest; a is in use)", p.Len(), closed)
+	}
+	holdA()
+
+	one, rel := get(provider.Unpooled(ctx), "z")
+	if p.Len() != 3 || one.closed {
+		t.Fatalf("an unpooled value was kept (%d) or closed before release", p.Len())
+	}
+	rel()
+	rel()
+	if !one.closed || !slices.Equal(closed, []string{"b", "c", "z"}) {
+		t.Fatalf("an unpooled value not closed once on release: closed %v", closed)
 	}
 }

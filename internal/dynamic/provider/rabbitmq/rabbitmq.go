@@ -130,7 +130,7 @@ var clients = provider.NewIdlePool(func(c *http.Client) { c.CloseIdleConnections
 func (r *RabbitMQ) client(ctx context.Context) (*http.Client, func(), error) {
 	checker := provider.CheckerFrom(ctx)
 	key := sha256.Sum256([]byte(r.cfg.CA + "\x00" + r.host + "\x00" + provider.PoolKey(checker)))
-	return clients.Acquire(key, func() (*http.Client, error) {
+	return clients.Acquire(ctx, key, func() (*http.Client, error) {
 		transport := http.DefaultTransport.(*http.Transport).Clone()
 		transport.TLSClientConfig = r.tls
 		transport.DialContext = provider.DialFunc(checker) // the target policy, on the address dialled

@@ -189,7 +189,7 @@ func (r *Redis) client(ctx context.Context) (*goredis.Client, func(), error) {
 	checker := provider.CheckerFrom(ctx)
 	key := sha256.Sum256([]byte(strings.Join([]string{r.cfg.Host, r.cfg.Port.String(), r.cfg.Username, r.cfg.Password,
 		r.cfg.CA, strconv.FormatBool(r.tls != nil), provider.PoolKey(checker)}, "\x00")))
-	return clients.Acquire(key, func() (*goredis.Client, error) {
+	return clients.Acquire(ctx, key, func() (*goredis.Client, error) {
 		return goredis.NewClient(&goredis.Options{
 			Addr:     net.JoinHostPort(r.cfg.Host, r.cfg.Port.String()),
 			Username: r.cfg.Username, Password: r.cfg.Password, TLSConfig: r.tls,

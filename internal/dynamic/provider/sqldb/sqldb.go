@@ -169,7 +169,7 @@ func (s *SQL) open(ctx context.Context) (*sql.DB, func(), error) {
 	checker := provider.CheckerFrom(ctx)
 	key := sha256.Sum256([]byte(strings.Join([]string{s.flavor, s.cfg.Host, s.cfg.Port.String(), s.cfg.Database,
 		s.cfg.Username, s.cfg.Password, s.cfg.CA, provider.PoolKey(checker)}, "\x00")))
-	return pools.Acquire(key, func() (*sql.DB, error) {
+	return pools.Acquire(ctx, key, func() (*sql.DB, error) {
 		db, err := s.connect(checker)
 		if err != nil {
 			return nil, err
