@@ -129,27 +129,39 @@ const (
 	deviceMissEvery = time.Minute
 )
 
-// deviceMiss counts a wrong code of userID; false when the user is out
-// of guesses.
-func (w *Web) deviceMiss(userID string) bool {
+// guesses are a user's wrong codes (a limiter) and its look-ups in flight.
+type guesses struct {
+	wrong    *rate.Limiter
+	inFlight int
+}
+
+// takeGuess holds one of userID's guesses while a code is looked up:
+// look-ups in flight count against what is left, so concurrent ones cannot
+// all pass one check of it. done gives it back, counting it as a wrong
+// code if wrong. false when the user is out of guesses.
+func (w *Web) takeGuess(userID string) (done func(wrong bool), ok bool) {
 	w.deviceMu.Lock()
 	defer w.deviceMu.Unlock()
 	if w.deviceMisses == nil || len(w.deviceMisses) > 100_000 {
-		w.deviceMisses = map[string]*rate.Limiter{}
+		w.deviceMisses = map[string]*guesses{}
 	}
-	l, ok := w.deviceMisses[userID]
+	g, ok := w.deviceMisses[userID]
 	if !ok {
-		l = rate.NewLimiter(rate.Every(deviceMissEvery), deviceMissBurst)
-		w.deviceMisses[userID] = l
+		g = &guesses{wrong: rate.NewLimiter(rate.Every(deviceMissEvery), deviceMissBurst)}
+		w.deviceMisses[userID] = g
 	}
-	return l.AllowN(w.now(), 1)
-}
-
-func (w *Web) deviceGuessesLeft(userID string) bool {
-	w.deviceMu.Lock()
-	defer w.deviceMu.Unlock()
-	l, ok := w.deviceMisses[userID]
-	return !ok || l.TokensAt(w.now()) >= 1
+	if g.wrong.TokensAt(w.now())-float64(g.inFlight) < 1 {
+		return nil, false
+	}
+	g.inFlight++
+	return func(wrong bool) {
+		w.deviceMu.Lock()
+		defer w.deviceMu.Unlock()
+		g.inFlight--
+		if wrong {
+			g.wrong.AllowN(w.now(), 1)
+		}
+	}, true
 }
 
 var errDeviceGuesses = errs.RateLimitedf("Too many wrong codes; wait a minute and check the code the CLI shows")
@@ -160,14 +172,13 @@ func (w *Web) lookup(ctx context.Context, actor authz.Actor, userCode string) (D
 	if actor.Kind != authz.ActorUser {
 		return DeviceLogin{}, errNoDeviceLogin
 	}
-	if !w.deviceGuessesLeft(actor.ID) {
+	done, ok := w.takeGuess(actor.ID)
+	if !ok {
 		return DeviceLogin{}, errDeviceGuesses
 	}
 	d, err := w.store.DeviceLoginByUserCode(ctx, NormalizeUserCode(userCode), w.now().UTC())
+	done(errs.Is(err, errs.NotFound))
 	if errs.Is(err, errs.NotFound) {
-		if !w.deviceMiss(actor.ID) {
-			return DeviceLogin{}, errDeviceGuesses
-		}
 		return DeviceLogin{}, errNoDeviceLogin
 	}
 	return d, err

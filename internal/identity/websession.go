@@ -15,8 +15,6 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/time/rate"
-
 	"github.com/lockbox-dev/lockbox/internal/audit"
 	"github.com/lockbox-dev/lockbox/internal/authz"
 	"github.com/lockbox-dev/lockbox/internal/dynamic/provider/totp"
@@ -97,7 +95,7 @@ type Web struct {
 	recovery KeyedHash
 
 	deviceMu     sync.Mutex
-	deviceMisses map[string]*rate.Limiter // by user id: wrong device codes
+	deviceMisses map[string]*guesses // by user id: wrong device codes
 }
 
 // NewWeb returns the dashboard's session service.

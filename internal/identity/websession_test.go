@@ -2,7 +2,9 @@ package identity_test
 
 import (
 	"context"
+	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -10,6 +12,7 @@ import (
 	"github.com/lockbox-dev/lockbox/internal/authz"
 	"github.com/lockbox-dev/lockbox/internal/errs"
 	"github.com/lockbox-dev/lockbox/internal/identity"
+	"github.com/lockbox-dev/lockbox/internal/store"
 	"github.com/lockbox-dev/lockbox/internal/store/storetest"
 )
 
@@ -126,5 +129,49 @@ func TestNoPasswordLogsInToAnAccountWithoutOne(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// slowCodes is the real store, with device-code look-ups that take a while
+// and are counted.
+type slowCodes struct {
+	*store.DB
+	lookups atomic.Int64
+}
+
+func (s *slowCodes) DeviceLoginByUserCode(ctx context.Context, userCode string, now time.Time) (identity.DeviceLogin, error) {
+	s.lookups.Add(1)
+	time.Sleep(20 * time.Millisecond)
+	return s.DB.DeviceLoginByUserCode(ctx, userCode, now)
+}
+
+// TestDeviceCodeGuessesHoldUnderConcurrency: a user's ten wrong codes are
+// ten look-ups however many are sent at once (before, every request that
+// passed the check of what was left before the first miss was counted got
+// a look-up: 224 of 500).
+func TestDeviceCodeGuessesHoldUnderConcurrency(t *testing.T) {
+	ctx := context.Background()
+	db := storetest.Open(t, store.SQLite)
+	kr := newKeyring(t, db)
+	svc := identity.NewService(db, kr, nil)
+	if _, err := svc.Bootstrap(ctx, "a@b.co", "pw-123456", "Acme", "127.0.0.1", "test"); err != nil {
+		t.Fatal(err)
+	}
+	st := &slowCodes{DB: db}
+	w := identity.NewWeb(svc, st, nil)
+	user := authz.Actor{Kind: authz.ActorUser, ID: "u-1"}
+	var wg sync.WaitGroup
+	var limited atomic.Int64
+	for i := range 100 {
+		wg.Go(func() {
+			_, err := w.DeviceLogin(ctx, user, fmt.Sprintf("ZZZZ-%04d", i))
+			if errs.KindOf(err) == errs.RateLimited {
+				limited.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if n := st.lookups.Load(); n > 10 || limited.Load() != 100-n {
+		t.Fatalf("100 concurrent wrong codes: %d looked up, %d refused, want at most 10 and the rest refused", n, limited.Load())
 	}
 }
