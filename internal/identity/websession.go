@@ -50,9 +50,10 @@ type WebStore interface {
 	// WebSessionByID returns a session of kind web with its user.
 	WebSessionByID(ctx context.Context, id string) (WebSession, User, error)
 	TouchWebSession(ctx context.Context, id string, at time.Time) error
-	// CompleteWebSessionMFA clears mfa_pending of a live session and sets
-	// its absolute expiry.
-	CompleteWebSessionMFA(ctx context.Context, id string, expires time.Time) error
+	// CompleteWebSessionMFA ends the pending session pendingID and stores
+	// next, which replaces it under a new token (errs.Unauthorized if
+	// pendingID is no longer pending).
+	CompleteWebSessionMFA(ctx context.Context, pendingID string, next WebSession) error
 	RevokeWebSession(ctx context.Context, id string) error
 	// SetWebSessionOrg moves a live session to another organization.
 	SetWebSessionOrg(ctx context.Context, id, orgID string) error
@@ -272,42 +273,49 @@ func (w *Web) CheckCSRF(ctx context.Context, s WebSession, tok string) bool {
 }
 
 // VerifyMFA completes a pending session with a TOTP code or an unused
-// recovery code. Wrong codes count against the email's lockout like wrong
-// passwords.
-func (w *Web) VerifyMFA(ctx context.Context, token, code, ip, ua string) error {
+// recovery code: it ends the pending session and returns the token of the
+// full one that replaces it, for the cookie. Wrong codes count against the
+// email's lockout like wrong passwords.
+func (w *Web) VerifyMFA(ctx context.Context, token, code, ip, ua string) (string, error) {
 	s, u, err := w.store.WebSessionByID(ctx, sessionID(token))
 	now := w.now().UTC()
 	if errs.Is(err, errs.NotFound) || (err == nil && (s.Revoked || !s.MFAPending || !now.Before(s.ExpiresAt))) {
-		return errSession
+		return "", errSession
 	}
 	if err != nil {
-		return err
+		return "", err
 	}
 	key, err := w.svc.emailHash(ctx, u.Email)
 	if err != nil {
-		return err
+		return "", err
 	}
 	n, ok, err := w.svc.store.ReserveUserLoginAttempt(ctx, key, w.svc.UserLockout, now.Truncate(time.Microsecond))
 	if err != nil {
-		return err
+		return "", err
 	}
 	if !ok {
-		return errs.Unauthorizedf("This account is temporarily locked, please try again later")
+		return "", errs.Unauthorizedf("This account is temporarily locked, please try again later")
 	}
 	good, err := w.checkCode(ctx, u.ID, code, now)
 	if err != nil {
-		return w.svc.giveBack(ctx, key, err)
+		return "", w.svc.giveBack(ctx, key, err)
 	}
 	if !good {
 		if err := w.svc.failedLogin(ctx, u, n, now.Truncate(time.Microsecond), ip, ua); err != nil {
-			return err
+			return "", err
 		}
-		return errs.BadRequest("Invalid code")
+		return "", errs.BadRequest("Invalid code")
 	}
-	if err := w.store.CompleteWebSessionMFA(ctx, s.ID, s.CreatedAt.Add(w.Absolute)); err != nil {
-		return err
+	// A new token for the full session: whoever planted the pending one in
+	// the user's browser (a cookie set from a sibling host, or over plain
+	// HTTP) holds a token that has just ended, not the user's session.
+	token = base64.RawURLEncoding.EncodeToString(randBytes(32))
+	next := WebSession{ID: sessionID(token), UserID: s.UserID, OrgID: s.OrgID, CreatedAt: s.CreatedAt,
+		ExpiresAt: s.CreatedAt.Add(w.Absolute), LastSeenAt: now.Truncate(time.Microsecond)}
+	if err := w.store.CompleteWebSessionMFA(ctx, s.ID, next); err != nil {
+		return "", err
 	}
-	return w.svc.loginSucceeded(ctx, u, key, ip, ua)
+	return token, w.svc.loginSucceeded(ctx, u, key, ip, ua)
 }
 
 // checkCode accepts a current TOTP code once, or an unused recovery code.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/lockbox-dev/lockbox/internal/errs"
 	"github.com/lockbox-dev/lockbox/internal/identity"
 )
 
@@ -47,12 +48,23 @@ func (db *DB) SetWebSessionOrg(ctx context.Context, id, orgID string) error {
 	return dbErr(err, "SetWebSessionOrg")
 }
 
-// CompleteWebSessionMFA marks the second factor of a session given and sets
-// its absolute expiry.
-func (db *DB) CompleteWebSessionMFA(ctx context.Context, id string, expires time.Time) error {
-	_, err := db.execQuiet(ctx, `UPDATE user_sessions SET mfa_pending = FALSE, expires_at = ?
-		WHERE id = ? AND kind = 'web' AND NOT revoked`, ts(expires), id)
-	return dbErr(err, "CompleteWebSessionMFA")
+// CompleteWebSessionMFA ends the pending session pendingID, whose second
+// factor was given, and stores next, the full session that replaces it
+// under a new token; errs.Unauthorized if pendingID is no longer pending.
+func (db *DB) CompleteWebSessionMFA(ctx context.Context, pendingID string, next identity.WebSession) error {
+	return db.transactQuiet(ctx, func(tx *Tx) error {
+		res, err := tx.exec(ctx, `UPDATE user_sessions SET revoked = TRUE WHERE id = ? AND kind = 'web' AND NOT revoked AND mfa_pending`, pendingID)
+		if err != nil {
+			return dbErr(err, "CompleteWebSessionMFA")
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return errs.Unauthorizedf("Your session has ended, please log in again")
+		}
+		_, err = tx.exec(ctx, `INSERT INTO user_sessions (id, user_id, org_id, revoked, created_at, expires_at, kind, last_seen_at, mfa_pending)
+			VALUES (?, ?, ?, FALSE, ?, ?, 'web', ?, FALSE)`,
+			next.ID, next.UserID, nullStr(next.OrgID), ts(next.CreatedAt), ts(next.ExpiresAt), ts(next.LastSeenAt))
+		return dbErr(err, "CompleteWebSessionMFA")
+	})
 }
 
 // RevokeWebSession ends a session.

@@ -283,11 +283,13 @@ func (h *Handler) mfa(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c, _ := r.Cookie(sessionCookie)
-	if err := h.svc.Sessions.VerifyMFA(r.Context(), c.Value, r.PostFormValue("code"), h.clientIP(r), r.UserAgent()); err != nil {
+	token, err := h.svc.Sessions.VerifyMFA(r.Context(), c.Value, r.PostFormValue("code"), h.clientIP(r), r.UserAgent())
+	if err != nil {
 		h.render(w, q, status(err), "mfa", map[string]any{"Title": "Two-factor authentication", "Error": message(err),
 			"Next": r.PostFormValue("next")})
 		return
 	}
+	h.setCookie(w, r, sessionCookie, token, 0) // a new token: the pending one has ended
 	next := r.PostFormValue("next")
 	if !localPath(next) {
 		next = "/projects"

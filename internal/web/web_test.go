@@ -527,8 +527,19 @@ func TestDashboardTOTP(t *testing.T) {
 		if now.Unix()/30 == time.Now().Unix()/30 {
 			code = totpCode(seed, now.Add(30*time.Second)) // next step is accepted (drift window)
 		}
+		pending := c.cookie("lockbox_session").Value // as an attacker who planted it holds it
 		mustStatus(t, c.post("/mfa", url.Values{"code": {code}}, nil), 303, "right code")
 		mustStatus(t, c.get("/projects"), 200, "after mfa")
+		// The full session has a new token: the pending one has ended.
+		if c.cookie("lockbox_session").Value == pending {
+			t.Fatal("the second factor kept the pending session's token")
+		}
+		planted := newBrowser(t, e.URL)
+		u, _ := url.Parse(e.URL)
+		planted.c.Jar.SetCookies(u, []*http.Cookie{{Name: "lockbox_session", Value: pending, Path: "/"}})
+		if p := planted.get("/projects"); p.status != 303 || !strings.HasPrefix(p.header.Get("Location"), "/login") {
+			t.Fatalf("the pending token after the second factor: %d %s", p.status, p.header.Get("Location"))
+		}
 		// The same code again is refused (replay).
 		c2 := newBrowser(t, e.URL)
 		c2.login(e.UserEmail, e.Password)
