@@ -109,13 +109,18 @@ func wrapAD(o Owner) []byte { return []byte("lockbox data key|" + o.Type + "|" +
 // NewDataKey makes a data key for o and returns it wrapped, for the caller to
 // store in the same transaction as the owner's row. The key is cached.
 func (k *Keyring) NewDataKey(o Owner) ([]byte, error) {
-	key := make([]byte, KeySize)
-	rand.Read(key)
-	wrapped := seal(k.root, key, wrapAD(o))
+	key, wrapped := k.newKey(o)
 	if err := k.remember(o, key); err != nil {
 		return nil, err
 	}
 	return wrapped, nil
+}
+
+// newKey makes a data key for o, and the key wrapped by the root key.
+func (k *Keyring) newKey(o Owner) (key, wrapped []byte) {
+	key = make([]byte, KeySize)
+	rand.Read(key)
+	return key, seal(k.root, key, wrapAD(o))
 }
 
 // Forget drops o's cached key (after its owner is deleted).
@@ -228,19 +233,18 @@ func (k *Keyring) SystemKey(ctx context.Context, purpose string) ([]byte, error)
 		var err error
 		key, err = k.load(ctx, o)
 		if errs.Is(err, errs.NotFound) {
-			wrapped, nerr := k.NewDataKey(o)
-			if nerr != nil {
-				return nil, nerr
-			}
+			// Kept in memory only once stored: a key another goroutine could
+			// take from the cache before the insert, and that then lost to
+			// another node's (or failed to be stored), would sign this node's
+			// tokens and key its hashes apart from every other node's.
+			var wrapped []byte
+			key, wrapped = k.newKey(o)
 			err = k.store.CreateDataKey(ctx, o, wrapped, k.rootID)
 			if errs.Is(err, errs.Conflict) {
-				// Another node won the race: use its key.
-				k.Forget(o)
+				// Another node (or goroutine) won the race: use its key.
 				key, err = k.load(ctx, o)
 			} else if err == nil {
-				k.mu.RLock()
-				key = k.raw[o]
-				k.mu.RUnlock()
+				err = k.remember(o, key)
 			}
 		}
 		if err != nil {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/lockbox-dev/lockbox/internal/errs"
@@ -191,5 +192,86 @@ func TestCheckRootKey(t *testing.T) {
 	}
 	if err := keyring.CheckRootKey(root[:16], keys); err == nil {
 		t.Fatal("a 16-byte root key accepted")
+	}
+}
+
+// lostRace is a data-key store in which another node stores the system key
+// while this node's insert waits: every insert waits for the gate, then
+// finds the other node's key there (a conflict).
+type lostRace struct {
+	mu      sync.Mutex
+	keys    map[keyring.Owner][]byte
+	theirs  []byte
+	gate    chan struct{}
+	entered chan struct{}
+}
+
+func (s *lostRace) DataKey(_ context.Context, o keyring.Owner) ([]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if w, ok := s.keys[o]; ok {
+		return w, nil
+	}
+	return nil, errs.NotFoundf("no key")
+}
+
+func (s *lostRace) CreateDataKey(_ context.Context, o keyring.Owner, _ []byte, _ string) error {
+	s.entered <- struct{}{}
+	<-s.gate
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.keys[o] = s.theirs
+	return errs.Conflictf("exists")
+}
+
+// TestASystemKeyIsKeptOnlyOnceStored: while this node stores a new system
+// key, another request on the node does not take it from memory; when the
+// other node's key wins, both requests use that one (before, the second
+// used the key that was never stored, and whatever kept it signed tokens
+// and keyed hashes apart from every other node's for the life of the
+// process).
+func TestASystemKeyIsKeptOnlyOnceStored(t *testing.T) {
+	root := newKey()
+	other, err := keyring.New(root, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	theirs, err := other.NewDataKey(keyring.Owner{Type: keyring.OwnerSystem, ID: "instance"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := &lostRace{keys: map[keyring.Owner][]byte{}, theirs: theirs, gate: make(chan struct{}), entered: make(chan struct{}, 8)}
+	k, err := keyring.New(root, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	type result struct {
+		key []byte
+		err error
+	}
+	first, second := make(chan result, 1), make(chan result, 1)
+	go func() { key, err := k.SystemKey(ctx, "jwt"); first <- result{key, err} }()
+	<-st.entered // the first insert waits
+	go func() { key, err := k.SystemKey(ctx, "jwt"); second <- result{key, err} }()
+	var early *result
+	select {
+	case <-st.entered: // the second insert waits too
+	case r := <-second:
+		early = &r
+	}
+	close(st.gate)
+	r1 := <-first
+	r2 := early
+	if r2 == nil {
+		r := <-second
+		r2 = &r
+	}
+	want, err := other.SystemKey(ctx, "jwt")
+	if err != nil || r1.err != nil || r2.err != nil {
+		t.Fatal(err, r1.err, r2.err)
+	}
+	if !bytes.Equal(r1.key, want) || !bytes.Equal(r2.key, want) {
+		t.Fatalf("first request's key is the stored one: %v; second's: %v", bytes.Equal(r1.key, want), bytes.Equal(r2.key, want))
 	}
 }
