@@ -806,6 +806,19 @@ func TestAReferenceOneMayNotReadIsRefusedWhetherOrNotItExists(t *testing.T) {
 	if r := get("P3"); r.Status != 200 || !strings.Contains(string(r.Body), "${dev.MISSING}") {
 		t.Fatalf("a missing readable reference: %d %.300s", r.Status, r.Body)
 	}
+	// The same with a rule on tags, which needs a secret's tags to decide:
+	// prod, where no tags would let the role read, is refused all the same
+	// (before, existing secrets answered 403 and missing ones 200).
+	tagged := customRole(t, e, p.ID, "dev-no-sensitive", []map[string]any{
+		{"subject": "secrets", "action": []string{"read", "readValue", "describeSecret"}, "conditions": map[string]any{"environment": "dev"}},
+		{"subject": "secrets", "action": []string{"readValue"}, "inverted": true, "conditions": map[string]any{"secretTags": map[string]any{"$in": []string{"sensitive"}}}},
+	})
+	for _, key := range []string{"P1", "P2"} {
+		assertError(t, e.Do(t, "GET", "/api/v3/secrets/raw/"+key+"?"+secretQ(p.ID, "dev", "/")+"&expandSecretReferences=true", tagged, nil), 403, "PermissionDenied")
+	}
+	if r := e.Do(t, "GET", "/api/v3/secrets/raw/P3?"+secretQ(p.ID, "dev", "/")+"&expandSecretReferences=true", tagged, nil); r.Status != 200 {
+		t.Fatalf("a missing readable reference, with a tag rule: %d %.300s", r.Status, r.Body)
+	}
 }
 
 // TestARenameOrRetagKeepsADeleteDenial: a role that may read, create, edit

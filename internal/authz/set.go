@@ -536,6 +536,28 @@ func (s Set) Can(action Action, subject Subject, f *Fields) bool {
 	return false
 }
 
+// CanWithSomeTags reports whether action on subject at f (its secretTags
+// aside) is allowed for some set of tags: rules that allow on a tag
+// condition are taken to match, rules that deny on one not to. False means
+// refused whatever the object's tags, which can be said without reading
+// them.
+func (s Set) CanWithSomeTags(action Action, subject Subject, f *Fields) bool {
+	for i := len(s.rules) - 1; i >= 0; i-- {
+		r := &s.rules[i]
+		if r.Subject != subject || !slices.Contains(r.Actions, action) {
+			continue
+		}
+		_, tagged := r.Conditions["secretTags"]
+		if tagged && r.Inverted {
+			continue
+		}
+		if r.matchesBut(f, "secretTags") {
+			return !r.Inverted
+		}
+	}
+	return false
+}
+
 // Widens reports whether s allows some action on an object of subject at
 // after (its condition fields once moved) that it refuses at before.
 func (s Set) Widens(subject Subject, before, after *Fields) bool {
@@ -567,8 +589,14 @@ func (s Set) Check(action Action, subject Subject, f *Fields) error {
 	return errs.PermissionDenied(action, subject)
 }
 
-func (r *Rule) matches(f *Fields) bool {
+func (r *Rule) matches(f *Fields) bool { return r.matchesBut(f, "") }
+
+// matchesBut is matches with the condition on field skip left out.
+func (r *Rule) matchesBut(f *Fields, skip string) bool {
 	for key, c := range r.Conditions {
+		if key == skip {
+			continue
+		}
 		if key == "secretTags" {
 			if !tagsMatch(c, f.SecretTags) {
 				return false

@@ -436,3 +436,23 @@ func TestACustomOrgRoleCanHoldWhatMemberHolds(t *testing.T) {
 		t.Fatal("a custom role with the member role's rules does not cover member")
 	}
 }
+
+// TestCanWithSomeTags: whether some set of tags would allow an action,
+// decided without the object's tags: allow rules on tags are taken to
+// match, deny rules on tags not to.
+func TestCanWithSomeTags(t *testing.T) {
+	s := authz.NewSet(mustRules(t, `[
+		{"subject":"secrets","action":["read"],"conditions":{"environment":"dev"}},
+		{"subject":"secrets","action":["read"],"inverted":true,"conditions":{"secretTags":{"$in":["sensitive"]}}},
+		{"subject":"secrets","action":["read"],"conditions":{"environment":"staging","secretTags":{"$in":["public"]}}},
+		{"subject":"secrets","action":["read"],"inverted":true,"conditions":{"environment":"qa"}}]`))
+	for env, want := range map[string]bool{"dev": true, "staging": true, "prod": false, "qa": false} {
+		if got := s.CanWithSomeTags(authz.ActRead, authz.SubSecrets, &authz.Fields{Environment: env, SecretPath: "/", SecretName: "K"}); got != want {
+			t.Errorf("%s: %v, want %v", env, got, want)
+		}
+	}
+	// The exact answer still depends on the tags.
+	if s.Can(authz.ActRead, authz.SubSecrets, &authz.Fields{Environment: "staging", SecretPath: "/", SecretName: "K"}) {
+		t.Error("staging without the public tag is readable")
+	}
+}

@@ -590,13 +590,17 @@ func (rd *reader) lookup(ctx context.Context, env, path, key string) (string, bo
 	denied := func() error {
 		return errs.Forbiddenf("Failed to expand one or more secret references: you cannot read %s in %s:%s", key, env, path).WithCode("PermissionDenied")
 	}
+	// Refused whether or not the target exists: a reference the caller may
+	// not read must not tell them which secrets and folders exist. With tag
+	// conditions the exact answer needs the secret's tags, but one that no
+	// tags could allow is refused here all the same (nor is its folder read).
 	if !rd.perms.UsesCondition(authz.SubSecrets, "secretTags") {
-		// Refused whether or not the target exists: a reference the caller
-		// may not read must not tell them which secrets and folders exist.
-		// (With tag conditions the answer needs the secret's tags.)
 		if _, value := canSee(rd.perms, env, path, key, nil); !value {
 			return "", false, false, denied()
 		}
+	} else if f := fields(env, path, key, nil); !rd.perms.CanWithSomeTags(authz.ActRead, authz.SubSecrets, f) &&
+		!rd.perms.CanWithSomeTags(authz.ActReadValue, authz.SubSecrets, f) {
+		return "", false, false, denied()
 	}
 	ck := env + ":" + path
 	secs, ok := rd.cache[ck]
