@@ -178,3 +178,40 @@ func TestLogoutEndsASessionMadeMeanwhile(t *testing.T) {
 		t.Fatalf("a session made while its family was logged out answers %d, want 401", r.Status)
 	}
 }
+
+// TestDeactivationEndsASessionMadeMeanwhile: a session being made from a
+// user's session when the user is deactivated on another node is either
+// refused or ended by the deactivation, so it does not work again once the
+// user is reactivated.
+func TestDeactivationEndsASessionMadeMeanwhile(t *testing.T) {
+	a, b := twoNodes(t, store.Postgres)
+	const email, pw = "racer@example.com", "a long enough password"
+	_, membership := newUser(t, a, email, "member")
+	var login struct{ AccessToken string }
+	a.Must(t, 200, "POST", "/api/v3/auth/login", "", map[string]string{"email": email, "password": pw}).Decode(t, &login)
+
+	h := holdRow(t, a, `SELECT 1 FROM users WHERE email = $1 FOR UPDATE`, email)
+	made := make(chan apptest.Response, 1)
+	go func() {
+		made <- a.Do(t, "POST", "/api/v3/auth/select-organization", login.AccessToken, map[string]string{"organizationId": a.OrgID})
+	}()
+	h.waiters(t, 1)
+	path := "/api/v2/organizations/" + a.OrgID + "/memberships/" + membership
+	off := make(chan apptest.Response, 1)
+	go func() { off <- b.Do(t, "PATCH", path, b.Token, map[string]any{"isActive": false}) }()
+	h.waiters(t, 2)
+	h.tx.Rollback()
+	mr, or := <-made, <-off
+	if or.Status != 200 {
+		t.Fatalf("deactivation: %d %s", or.Status, or.Body)
+	}
+	b.Must(t, 200, "PATCH", path, b.Token, map[string]any{"isActive": true})
+	if mr.Status != 200 {
+		return
+	}
+	var s struct{ Token string }
+	mr.Decode(t, &s)
+	if r := b.Do(t, "GET", "/api/v1/organization/audit-logs?limit=1", s.Token, nil); r.Status != 401 {
+		t.Fatalf("a session made while its user was deactivated answers %d after reactivation, want 401", r.Status)
+	}
+}

@@ -102,12 +102,21 @@ func (tx *Tx) keepingOrgAdmin(ctx context.Context, orgID string, change func() e
 // every organization) when it is deactivated or removed in one: a session
 // stolen before would otherwise work again once the user is reactivated or
 // invited back. The user signs in again.
+//
+// The statement runs twice: the first waits for the sessions being made
+// from the user's sessions at that moment (CreateSession and
+// CompleteWebSessionMFA hold the session they come from), which the second,
+// on a snapshot taken after them, then sees and revokes.
 func (tx *Tx) endUserSessions(ctx context.Context, userID string) error {
 	if userID == "" {
 		return nil
 	}
-	_, err := tx.exec(ctx, `UPDATE user_sessions SET revoked = TRUE WHERE user_id = ? AND revoked = FALSE`, userID)
-	return dbErr(err, "end sessions")
+	for range 2 {
+		if _, err := tx.exec(ctx, `UPDATE user_sessions SET revoked = TRUE WHERE user_id = ? AND revoked = FALSE`, userID); err != nil {
+			return dbErr(err, "end sessions")
+		}
+	}
+	return nil
 }
 
 // UpdateOrgMember writes a membership's role and active flag if it is
