@@ -858,5 +858,13 @@ func TestARenameOrRetagKeepsADeleteDenial(t *testing.T) {
 		// Renaming a secret to CRITICAL narrows what the role may do: allowed.
 		e.Must(t, 200, "DELETE", "/api/v3/secrets/raw/CRITICAL", e.Token, body(nil))
 		e.Must(t, 200, "PATCH", "/api/v3/secrets/raw/RENAMED", tok, body(map[string]any{"newSecretName": "CRITICAL"}))
+		// A role that creates only APP_* may still rename a secret to APP_*:
+		// creating under its new name gives nothing over the secret.
+		narrow := customRole(t, e, p.ID, "create-app-only", []map[string]any{
+			{"subject": "secrets", "action": []string{"read", "edit", "delete"}},
+			{"subject": "secrets", "action": []string{"create"}, "conditions": map[string]any{"secretName": map[string]any{"$glob": "APP_*"}}},
+		})
+		putSecret(t, e, e.Token, p.ID, "dev", "/", "LEGACY", "l")
+		e.Must(t, 200, "PATCH", "/api/v3/secrets/raw/LEGACY", narrow, body(map[string]any{"newSecretName": "APP_LEGACY"}))
 	})
 }

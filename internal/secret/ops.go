@@ -818,8 +818,13 @@ func noReveal(perms authz.Set, before, after Secret) error {
 	if (v1 && !v0) || (d1 && !d0) {
 		return errs.Forbiddenf("This change would let you read a secret you cannot read now").WithCode("PermissionDenied")
 	}
-	if perms.Widens(authz.SubSecrets, fields(before.Env, before.Path, before.Key, before.Tags), fields(after.Env, after.Path, after.Key, after.Tags)) {
-		return errs.Forbiddenf("This change would let you do more with a secret than you may now").WithCode("PermissionDenied")
+	// What one may do to the secret itself: create is not (the new name is
+	// checked for it on its own), reading is above.
+	f0, f1 := fields(before.Env, before.Path, before.Key, before.Tags), fields(after.Env, after.Path, after.Key, after.Tags)
+	for _, a := range []authz.Action{authz.ActEdit, authz.ActDelete} {
+		if perms.Can(a, authz.SubSecrets, f1) && !perms.Can(a, authz.SubSecrets, f0) {
+			return errs.Forbiddenf("This change would let you do more with a secret than you may now").WithCode("PermissionDenied")
+		}
 	}
 	return nil
 }
