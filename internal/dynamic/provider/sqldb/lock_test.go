@@ -3,6 +3,7 @@ package sqldb_test
 import (
 	"context"
 	"database/sql"
+	"maps"
 	"sync"
 	"testing"
 	"time"
@@ -87,5 +88,36 @@ func TestConcurrentCreatesFromTwoNodes(t *testing.T) {
 		if err != nil {
 			t.Fatalf("concurrent create from unserialised providers: %v", err)
 		}
+	}
+}
+
+// TestATemplatesOwnMistakeIsTriedOnce: a statement that names a role that
+// does not exist (a mistake in the template, 42704) fails at once; only a
+// run that reads its roles again (a batch drop) tries again on it. A
+// sequence, which a rollback does not undo, counts the tries.
+func TestATemplatesOwnMistakeIsTriedOnce(t *testing.T) {
+	tg := postgresTarget(t)
+	admin, err := sql.Open("pgx", "postgres://postgres@127.0.0.1:5432/"+tg.inputs["database"].(string)+"?sslmode=disable")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	if _, err := admin.Exec(`CREATE SEQUENCE lbx_tries`); err != nil {
+		t.Fatal(err)
+	}
+	inputs := maps.Clone(tg.inputs)
+	inputs["creationStatement"] = `SELECT nextval('lbx_tries'); CREATE ROLE "{{username}}" LOGIN PASSWORD '{{password}}'; GRANT "lbx_no_such_role" TO "{{username}}";`
+	p := newProvider(t, inputs)
+	user := "lbx_m" + testsvc.Suffix()
+	t.Cleanup(func() { p.Revoke(context.Background(), provider.RevokeRequest{Username: user}) })
+	if _, err := p.Create(context.Background(), provider.CreateRequest{Username: user, Password: "Pw" + testsvc.Suffix(), Expiration: time.Now().Add(time.Hour)}); err == nil {
+		t.Fatal("a template granting a missing role succeeded")
+	}
+	var tries int
+	if err := admin.QueryRow(`SELECT last_value FROM lbx_tries`).Scan(&tries); err != nil {
+		t.Fatal(err)
+	}
+	if tries != 1 {
+		t.Fatalf("the template ran %d times, want 1", tries)
 	}
 }

@@ -267,9 +267,10 @@ const retries = 8
 
 // serialised runs fn, a statement run that may be tried again as a whole
 // (one transaction), under the node's lock on s's target, and again while
-// it collides with a concurrent change of the same catalog rows, as long as
-// ctx allows.
-func (s *SQL) serialised(ctx context.Context, fn func() error) error {
+// it collides with a concurrent change of the same catalog rows (or, with
+// rereads, names a role a concurrent drop removed: fn reads the roles
+// again), as long as ctx allows.
+func (s *SQL) serialised(ctx context.Context, rereads bool, fn func() error) error {
 	if s.flavor != "postgres" {
 		return fn()
 	}
@@ -282,7 +283,7 @@ func (s *SQL) serialised(ctx context.Context, fn func() error) error {
 	}
 	for try := 1; ; try++ {
 		err := fn()
-		if err == nil || try == retries || !collided(err) {
+		if err == nil || try == retries || !collided(err, rereads) {
 			return err
 		}
 		t := time.NewTimer(time.Duration(try*(5+rand.IntN(20))) * time.Millisecond)
@@ -297,16 +298,20 @@ func (s *SQL) serialised(ctx context.Context, fn func() error) error {
 
 // collided reports whether a statement failed only because a concurrent
 // transaction changed the same rows: PostgreSQL's "tuple concurrently
-// updated" (or deleted), a deadlock, a serialisation failure, or a role
-// that a concurrent drop removed after the statement named it.
-func collided(err error) bool {
+// updated" (or deleted), a deadlock, a serialisation failure, or, when the
+// run reads its roles again (dropped), a role that a concurrent drop
+// removed after the statement named it (42704, which a template's own
+// mistake gives too: it is not tried again otherwise).
+func collided(err error, dropped bool) bool {
 	pe, ok := errors.AsType[*pgconn.PgError](err)
 	if !ok {
 		return false
 	}
 	switch pe.Code {
-	case "40001", "40P01", "42704":
+	case "40001", "40P01":
 		return true
+	case "42704":
+		return dropped
 	case "XX000":
 		return strings.HasPrefix(pe.Message, "tuple concurrently")
 	}
@@ -319,7 +324,7 @@ func (s *SQL) exec(ctx context.Context, op, stmt string) error {
 		return describe(op, err)
 	}
 	defer release()
-	err = s.serialised(ctx, func() error {
+	err = s.serialised(ctx, false, func() error {
 		_, err := db.ExecContext(ctx, stmt)
 		return err
 	})
@@ -394,7 +399,13 @@ func (s *SQL) Revoke(ctx context.Context, req provider.RevokeRequest) error {
 	if err != nil {
 		return err
 	}
-	return s.exec(ctx, "drop user", stmt)
+	if err := s.exec(ctx, "drop user", stmt); err != nil {
+		if ok, xerr := s.exists(ctx, req.Username); xerr == nil && !ok {
+			return nil // dropped meanwhile (another node's cleanup): done
+		}
+		return err
+	}
+	return nil
 }
 
 // RevokeMany runs the revocation statements of every listed user that
@@ -422,7 +433,7 @@ func (s *SQL) RevokeMany(ctx context.Context, usernames []string) error {
 	// users (the worker's cleanup and a deletion of the dynamic secret, on
 	// another node) removed one it names.
 	var described error
-	err = s.serialised(ctx, func() error {
+	err = s.serialised(ctx, true, func() error {
 		described = nil
 		tx, err := db.BeginTx(ctx, nil)
 		if err != nil {
