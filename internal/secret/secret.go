@@ -397,6 +397,10 @@ func (wc *writeChecks) wrote(env, path string, keys ...string) {
 		if !ok {
 			continue
 		}
+		if _, ok := rd.folders[ck]; !ok { // looked up while it did not exist: whole again
+			delete(rd.cache, ck)
+			continue
+		}
 		if rd.stale[ck] == nil {
 			rd.stale[ck] = map[string]bool{}
 		}
