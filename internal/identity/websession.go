@@ -313,7 +313,7 @@ func (w *Web) VerifyMFA(ctx context.Context, token, code, ip, ua string) (string
 	next := WebSession{ID: sessionID(token), UserID: s.UserID, OrgID: s.OrgID, CreatedAt: s.CreatedAt,
 		ExpiresAt: s.CreatedAt.Add(w.Absolute), LastSeenAt: now.Truncate(time.Microsecond)}
 	if err := w.store.CompleteWebSessionMFA(ctx, s.ID, next); err != nil {
-		return "", err
+		return "", w.svc.giveBack(ctx, key, err) // completed (or ended) meanwhile
 	}
 	return token, w.svc.loginSucceeded(ctx, u, key, ip, ua)
 }
