@@ -62,6 +62,26 @@ func (h *heldRow) waiters(t *testing.T, n int) {
 	}
 }
 
+// race runs issue, which waits on the held row after it has checked what
+// issues its credential, then remove on another node, which must wait too,
+// then lets go of the row; it checks the removal and returns the issuing
+// answer.
+func (h *heldRow) race(t *testing.T, issue, remove func() apptest.Response) apptest.Response {
+	t.Helper()
+	issued := make(chan apptest.Response, 1)
+	go func() { issued <- issue() }()
+	h.waiters(t, 1)
+	removed := make(chan apptest.Response, 1)
+	go func() { removed <- remove() }()
+	h.waiters(t, 2)
+	h.tx.Rollback()
+	ir, rr := <-issued, <-removed
+	if rr.Status != 200 {
+		t.Fatalf("removal: %d %s", rr.Status, rr.Body)
+	}
+	return ir
+}
+
 // TestRemovingUniversalAuthRevokesARacingLogin: a login holding its client
 // secret when Universal Auth is removed on another node gets a token, but
 // the removal revokes it (it revoked first and deleted second, so the token
@@ -80,20 +100,10 @@ func TestRemovingUniversalAuthRevokesARacingLogin(t *testing.T) {
 	// The login statement locks the client secret, then notes the login on
 	// the membership: held there, it waits holding the secret.
 	h := holdRow(t, a, `SELECT 1 FROM org_memberships WHERE identity_id = $1 FOR UPDATE`, id)
-	login := make(chan apptest.Response, 1)
-	go func() {
-		login <- a.Do(t, "POST", "/api/v1/auth/universal-auth/login", "", map[string]string{
+	lr := h.race(t, func() apptest.Response {
+		return a.Do(t, "POST", "/api/v1/auth/universal-auth/login", "", map[string]string{
 			"clientId": conf.IdentityUniversalAuth.ClientID, "clientSecret": cs.ClientSecret})
-	}()
-	h.waiters(t, 1)
-	removed := make(chan apptest.Response, 1)
-	go func() { removed <- b.Do(t, "DELETE", ua, b.Token, nil) }()
-	h.waiters(t, 2)
-	h.tx.Rollback()
-	lr, rr := <-login, <-removed
-	if rr.Status != 200 {
-		t.Fatalf("removal: %d %s", rr.Status, rr.Body)
-	}
+	}, func() apptest.Response { return b.Do(t, "DELETE", ua, b.Token, nil) })
 	if lr.Status != 200 {
 		return // refused: nothing issued
 	}
@@ -119,17 +129,10 @@ func TestRemovingTokenAuthRevokesARacingToken(t *testing.T) {
 	// The token's insert checks its identity (a foreign key): held there,
 	// it waits after its look at the configuration.
 	h := holdRow(t, a, `SELECT 1 FROM identities WHERE id = $1 FOR UPDATE`, id)
-	created := make(chan apptest.Response, 1)
-	go func() { created <- a.Do(t, "POST", ta+"/tokens", a.Token, map[string]any{"name": "racing"}) }()
-	h.waiters(t, 1)
-	removed := make(chan apptest.Response, 1)
-	go func() { removed <- b.Do(t, "DELETE", ta, b.Token, nil) }()
-	h.waiters(t, 2)
-	h.tx.Rollback()
-	cr, rr := <-created, <-removed
-	if rr.Status != 200 {
-		t.Fatalf("removal: %d %s", rr.Status, rr.Body)
-	}
+	cr := h.race(t, func() apptest.Response {
+		return a.Do(t, "POST", ta+"/tokens", a.Token, map[string]any{"name": "racing"})
+	},
+		func() apptest.Response { return b.Do(t, "DELETE", ta, b.Token, nil) })
 	if cr.Status != 200 {
 		return
 	}
@@ -154,21 +157,11 @@ func TestLogoutEndsASessionMadeMeanwhile(t *testing.T) {
 	// A session's insert checks its user (a foreign key): held there, it
 	// waits after its look at the family's first session.
 	h := holdRow(t, a, `SELECT 1 FROM users WHERE email = $1 FOR UPDATE`, a.UserEmail)
-	made := make(chan apptest.Response, 1)
-	go func() {
-		made <- a.Do(t, "POST", "/api/v3/auth/select-organization", sel.Token, map[string]string{"organizationId": a.OrgID})
-	}()
-	h.waiters(t, 1)
-	out := make(chan apptest.Response, 1)
-	go func() {
-		out <- b.Do(t, "POST", "/api/v1/auth/token/revoke", "", map[string]string{"accessToken": login.AccessToken})
-	}()
-	h.waiters(t, 2)
-	h.tx.Rollback()
-	mr, or := <-made, <-out
-	if or.Status != 200 {
-		t.Fatalf("logout: %d %s", or.Status, or.Body)
-	}
+	mr := h.race(t, func() apptest.Response {
+		return a.Do(t, "POST", "/api/v3/auth/select-organization", sel.Token, map[string]string{"organizationId": a.OrgID})
+	}, func() apptest.Response {
+		return b.Do(t, "POST", "/api/v1/auth/token/revoke", "", map[string]string{"accessToken": login.AccessToken})
+	})
 	if mr.Status != 200 {
 		return
 	}
@@ -191,20 +184,10 @@ func TestDeactivationEndsASessionMadeMeanwhile(t *testing.T) {
 	a.Must(t, 200, "POST", "/api/v3/auth/login", "", map[string]string{"email": email, "password": pw}).Decode(t, &login)
 
 	h := holdRow(t, a, `SELECT 1 FROM users WHERE email = $1 FOR UPDATE`, email)
-	made := make(chan apptest.Response, 1)
-	go func() {
-		made <- a.Do(t, "POST", "/api/v3/auth/select-organization", login.AccessToken, map[string]string{"organizationId": a.OrgID})
-	}()
-	h.waiters(t, 1)
 	path := "/api/v2/organizations/" + a.OrgID + "/memberships/" + membership
-	off := make(chan apptest.Response, 1)
-	go func() { off <- b.Do(t, "PATCH", path, b.Token, map[string]any{"isActive": false}) }()
-	h.waiters(t, 2)
-	h.tx.Rollback()
-	mr, or := <-made, <-off
-	if or.Status != 200 {
-		t.Fatalf("deactivation: %d %s", or.Status, or.Body)
-	}
+	mr := h.race(t, func() apptest.Response {
+		return a.Do(t, "POST", "/api/v3/auth/select-organization", login.AccessToken, map[string]string{"organizationId": a.OrgID})
+	}, func() apptest.Response { return b.Do(t, "PATCH", path, b.Token, map[string]any{"isActive": false}) })
 	b.Must(t, 200, "PATCH", path, b.Token, map[string]any{"isActive": true})
 	if mr.Status != 200 {
 		return
