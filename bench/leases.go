@@ -142,7 +142,8 @@ GRANT CONNECT ON DATABASE "%s" TO "%s"; GRANT USAGE ON SCHEMA public TO "%s"; GR
 		return err
 	}, conc, d)
 	bare.Scenario, bare.Database = "lease-create (bare SQL)", "postgres"
-	// The bare run takes the same advisory lock the provider does: without it
+	// The bare run serialises its runs as the provider does (which holds a
+	// lock on the node, per target database, not in the target): without it
 	// concurrent GRANT ... ON DATABASE fails ("tuple concurrently updated").
 	return []result{api, bare}, nil
 }
