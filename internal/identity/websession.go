@@ -62,8 +62,9 @@ type WebStore interface {
 	// PutUserTOTP replaces the user's (not yet enabled) TOTP seed and
 	// deletes its recovery codes.
 	PutUserTOTP(ctx context.Context, t UserTOTP, now time.Time) error
-	// EnableUserTOTP enables the seed and stores the recovery code hashes.
-	EnableUserTOTP(ctx context.Context, userID string, step int64, codeHashes []string) error
+	// EnableUserTOTP enables the seed, stores the recovery code hashes and
+	// ends every session of the user but keepSession.
+	EnableUserTOTP(ctx context.Context, userID, keepSession string, step int64, codeHashes []string) error
 	// AdvanceTOTPStep records step as used; false when it (or a later one) was.
 	AdvanceTOTPStep(ctx context.Context, userID string, step int64) (bool, error)
 	// UseRecoveryCode marks an unused code used; false when there is none.
@@ -402,7 +403,7 @@ func (w *Web) ConfirmTOTP(ctx context.Context, actor authz.Actor, code string) (
 		}
 		hashes[i] = hex.EncodeToString(h)
 	}
-	if err := w.store.EnableUserTOTP(ctx, actor.ID, step, hashes); err != nil {
+	if err := w.store.EnableUserTOTP(ctx, actor.ID, actor.TokenID, step, hashes); err != nil {
 		return nil, err
 	}
 	auditBestEffort(ctx, w.store.AppendAudit, audit.New(actor, "user-enable-totp", map[string]any{"userId": actor.ID}))

@@ -97,11 +97,20 @@ func (db *DB) PutUserTOTP(ctx context.Context, t identity.UserTOTP, now time.Tim
 	return dbErr(err, "PutUserTOTP")
 }
 
-// EnableUserTOTP enables a user's seed and stores its recovery codes.
-func (db *DB) EnableUserTOTP(ctx context.Context, userID string, step int64, codeHashes []string) error {
+// EnableUserTOTP enables a user's seed and stores its recovery codes, and
+// ends every other session of the user (all but keepSession, the one that
+// enabled it): a session taken with the password alone before does not
+// outlive the second factor meant to stop it.
+func (db *DB) EnableUserTOTP(ctx context.Context, userID, keepSession string, step int64, codeHashes []string) error {
 	err := db.Transact(ctx, func(tx *Tx) error {
 		if _, err := tx.exec(ctx, `UPDATE user_totp SET enabled = TRUE, last_step = ? WHERE user_id = ?`, step, userID); err != nil {
 			return err
+		}
+		for range 2 { // as endUserSessions: the second sees sessions made meanwhile
+			if _, err := tx.exec(ctx, `UPDATE user_sessions SET revoked = TRUE WHERE user_id = ? AND revoked = FALSE AND id <> ?`,
+				userID, keepSession); err != nil {
+				return err
+			}
 		}
 		for _, h := range codeHashes {
 			if _, err := tx.exec(ctx, `INSERT INTO user_recovery_codes (user_id, code_hash) VALUES (?, ?)`, userID, h); err != nil {

@@ -495,8 +495,21 @@ func TestDashboardTOTP(t *testing.T) {
 			t.Fatal(err)
 		}
 		mustStatus(t, b.post("/settings/totp/confirm", url.Values{"code": {"000000"}}, nil), 400, "wrong confirm code")
+		// Sessions taken with the password alone before the second factor
+		// (another browser, the API) end when it is enabled; this one stays.
+		other := newBrowser(t, e.URL)
+		other.mustLogin(e.UserEmail, e.Password)
+		var apiLogin struct{ AccessToken string }
+		e.Must(t, 200, "POST", "/api/v3/auth/login", "", map[string]string{"email": e.UserEmail, "password": e.Password}).Decode(t, &apiLogin)
 		p = b.post("/settings/totp/confirm", url.Values{"code": {totpCode(seed, time.Now())}}, nil)
 		mustStatus(t, p, 200, "confirm")
+		if p := other.get("/projects"); p.status != 303 || !strings.HasPrefix(p.header.Get("Location"), "/login") {
+			t.Fatalf("another dashboard session after TOTP was enabled: %d %s", p.status, p.header.Get("Location"))
+		}
+		if r := e.Do(t, "POST", "/api/v3/auth/select-organization", apiLogin.AccessToken, map[string]string{"organizationId": e.OrgID}); r.Status != 401 {
+			t.Fatalf("an API session after TOTP was enabled: %d", r.Status)
+		}
+		mustStatus(t, b.get("/projects"), 200, "the enabling session")
 		codes := recoveryRE.FindAllStringSubmatch(p.body, -1)
 		if len(codes) != 10 {
 			t.Fatalf("%d recovery codes", len(codes))
