@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"modernc.org/sqlite"
 
@@ -247,6 +248,9 @@ func RestoreSQLite(ctx context.Context, from, dir string, check func(BackupInfo)
 	if fi, err := os.Stat(dir); err == nil && fi.Mode().Perm()&0o022 != 0 {
 		// Another user could replace the database, or plant its -wal file.
 		return info, fmt.Errorf("data dir %s is writable by other users (mode %04o): chmod go-w it, or restore into a new directory", dir, fi.Mode().Perm())
+	} else if err == nil && !ownDir(fi) {
+		// Its owner can chmod it and do the same.
+		return info, fmt.Errorf("data dir %s belongs to another user: restore into a directory of your own", dir)
 	}
 	tmp, err := os.CreateTemp(dir, "."+SQLiteFile+".restore-*") // mode 0600
 	if err != nil {
@@ -389,4 +393,10 @@ func syncDir(dir string) error {
 		return fmt.Errorf("sync %s: %w", dir, err)
 	}
 	return nil
+}
+
+// ownDir reports whether fi, a directory, belongs to the user running this.
+func ownDir(fi fs.FileInfo) bool {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	return !ok || int(st.Uid) == os.Getuid()
 }

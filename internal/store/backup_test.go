@@ -191,6 +191,17 @@ func TestRestoreSQLite(t *testing.T) {
 	if entries, _ := os.ReadDir(shared); len(entries) != 0 {
 		t.Fatalf("a refused restore left %v", entries)
 	}
+	// Into an empty dir of another user, mode 0755: its owner could chmod it
+	// and replace the files. (Only root can give a directory away.)
+	if os.Getuid() == 0 {
+		theirs := t.TempDir()
+		if err := os.Chown(theirs, 65534, 65534); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := store.RestoreSQLite(ctx, from, theirs, nil); err == nil || !strings.Contains(err.Error(), "another user") {
+			t.Fatalf("restore into another user's dir: %v", err)
+		}
+	}
 }
 
 // A plain copy of a WAL-mode database file (say, taken with the server
