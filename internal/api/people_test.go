@@ -676,7 +676,7 @@ func TestAcceptingWithAnExistingAccountNeedsItsPassword(t *testing.T) {
 		if err := e.DB.PutUserTOTP(t.Context(), identity.UserTOTP{UserID: u.ID, Secret: []byte("sealed")}, time.Now()); err != nil {
 			t.Fatal(err)
 		}
-		if err := e.DB.EnableUserTOTP(t.Context(), u.ID, 1, nil); err != nil {
+		if err := e.DB.EnableUserTOTP(t.Context(), u.ID, "", 1, nil); err != nil {
 			t.Fatal(err)
 		}
 		e.Must(t, 200, "DELETE", "/api/v2/organizations/"+e.OrgID+"/memberships/"+gms, e.Token, nil)
