@@ -260,6 +260,9 @@ func TestAuditLogRecordsBootstrapAndFilters(t *testing.T) {
 		if len(out.AuditLogs) != 0 {
 			t.Fatalf("filter by event type returned %+v", out)
 		}
+		// A page starts at most 100,000 rows in (the database walks every row before it).
+		e.Must(t, 200, "GET", "/api/v1/organization/audit-logs?offset=100000", e.Token, nil)
+		assertError(t, e.Do(t, "GET", "/api/v1/organization/audit-logs?offset=100001", e.Token, nil), 422, "ValidationFailure")
 		e.Must(t, 200, "GET", "/api/v1/organization/audit-logs?startDate=2000-01-01T00:00:00Z&endDate=2000-01-02T00:00:00Z", e.Token, nil).Decode(t, &out)
 		if len(out.AuditLogs) != 0 {
 			t.Fatalf("date filter returned %+v", out)
