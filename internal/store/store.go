@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -55,6 +56,12 @@ type Options struct {
 
 // DB is an open, migrated database.
 type DB struct {
+	// schema is the newest applied migration as last read (SchemaVersion).
+	schema struct {
+		sync.Mutex
+		v  int64
+		at time.Time
+	}
 	dialect Dialect
 	write   *sql.DB // SQLite: the single writer connection; PostgreSQL: the pool
 	read    *sql.DB // SQLite: read-only pool; PostgreSQL: same as write
@@ -221,14 +228,29 @@ func (db *DB) migrate(ctx context.Context) error {
 	return nil
 }
 
-// SchemaVersion reports the newest applied migration.
+// SchemaVersion reports the newest applied migration, read again at most
+// every schemaEvery: /api/status, which anyone may call, asks on every
+// request, and the read takes SQLite's one writer connection.
 func (db *DB) SchemaVersion(ctx context.Context) (int64, error) {
+	db.schema.Lock()
+	defer db.schema.Unlock()
+	if !db.schema.at.IsZero() && time.Since(db.schema.at) < schemaEvery {
+		return db.schema.v, nil
+	}
 	p, err := db.provider()
 	if err != nil {
 		return 0, err
 	}
-	return p.GetDBVersion(ctx)
+	v, err := p.GetDBVersion(ctx)
+	if err != nil {
+		return 0, err
+	}
+	db.schema.v, db.schema.at = v, time.Now()
+	return v, nil
 }
+
+// schemaEvery is how long SchemaVersion's answer is kept.
+const schemaEvery = 10 * time.Second
 
 // Dialect reports the engine in use.
 func (db *DB) Dialect() Dialect { return db.dialect }

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/lockbox-dev/lockbox/internal/store"
 	"github.com/lockbox-dev/lockbox/internal/store/storetest"
@@ -83,5 +84,35 @@ func TestSQLiteWriterSyncsEveryCommit(t *testing.T) {
 	}
 	if got != "2" { // 0 OFF, 1 NORMAL, 2 FULL, 3 EXTRA
 		t.Fatalf("writer runs with synchronous=%s, want 2 (FULL)", got)
+	}
+}
+
+// TestSchemaVersionDoesNotWaitForTheWriter: the schema version, which the
+// unauthenticated /api/status reports, is read again at most every ten
+// seconds. On SQLite the read takes the one writer connection: asked while
+// a write transaction holds it, a remembered answer comes at once (before,
+// each status request queued behind every write, audit commits included).
+func TestSchemaVersionDoesNotWaitForTheWriter(t *testing.T) {
+	ctx := context.Background()
+	db, err := store.Open(ctx, storetest.Options(t, store.SQLite))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	v, err := db.SchemaVersion(ctx)
+	if err != nil || v < 1 {
+		t.Fatal(v, err)
+	}
+	err = db.Transact(ctx, func(*store.Tx) error {
+		short, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		again, err := db.SchemaVersion(short)
+		if err != nil || again != v {
+			t.Errorf("while the writer is held: %d, %v (want %d at once)", again, err, v)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
