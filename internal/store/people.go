@@ -99,20 +99,22 @@ func (tx *Tx) keepingOrgAdmin(ctx context.Context, orgID string, change func() e
 }
 
 // endUserSessions revokes every session of a user (API and dashboard, in
-// every organization) when it is deactivated or removed in one: a session
-// stolen before would otherwise work again once the user is reactivated or
-// invited back. The user signs in again.
+// every organization) but except ("" for none): when it is deactivated or
+// removed in one, a session stolen before would otherwise work again once
+// the user is reactivated or invited back (the user signs in again); when it
+// enables TOTP, one taken with the password alone would outlive it.
 //
 // The statement runs twice: the first waits for the sessions being made
 // from the user's sessions at that moment (CreateSession and
 // CompleteWebSessionMFA hold the session they come from), which the second,
 // on a snapshot taken after them, then sees and revokes.
-func (tx *Tx) endUserSessions(ctx context.Context, userID string) error {
+func (tx *Tx) endUserSessions(ctx context.Context, userID, except string) error {
 	if userID == "" {
 		return nil
 	}
 	for range 2 {
-		if _, err := tx.exec(ctx, `UPDATE user_sessions SET revoked = TRUE WHERE user_id = ? AND revoked = FALSE`, userID); err != nil {
+		if _, err := tx.exec(ctx, `UPDATE user_sessions SET revoked = TRUE WHERE user_id = ? AND revoked = FALSE AND id <> ?`,
+			userID, except); err != nil {
 			return dbErr(err, "end sessions")
 		}
 	}
@@ -130,7 +132,7 @@ func (db *DB) UpdateOrgMember(ctx context.Context, m org.Member, ev audit.Event)
 					return dbErr(err, "UpdateOrgMember")
 				}
 				if was {
-					if err := tx.endUserSessions(ctx, m.UserID); err != nil {
+					if err := tx.endUserSessions(ctx, m.UserID, ""); err != nil {
 						return err
 					}
 				}
@@ -164,7 +166,7 @@ func (db *DB) DeleteOrgMember(ctx context.Context, m org.Member, ev audit.Event)
 			if _, err := tx.exec(ctx, `DELETE FROM org_memberships WHERE id = ? AND org_id = ?`, m.ID, m.OrgID); err != nil {
 				return dbErr(err, "DeleteOrgMember")
 			}
-			if err := tx.endUserSessions(ctx, m.UserID); err != nil {
+			if err := tx.endUserSessions(ctx, m.UserID, ""); err != nil {
 				return err
 			}
 			return tx.insertAudit(ctx, ev)

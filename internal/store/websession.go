@@ -106,11 +106,8 @@ func (db *DB) EnableUserTOTP(ctx context.Context, userID, keepSession string, st
 		if _, err := tx.exec(ctx, `UPDATE user_totp SET enabled = TRUE, last_step = ? WHERE user_id = ?`, step, userID); err != nil {
 			return err
 		}
-		for range 2 { // as endUserSessions: the second sees sessions made meanwhile
-			if _, err := tx.exec(ctx, `UPDATE user_sessions SET revoked = TRUE WHERE user_id = ? AND revoked = FALSE AND id <> ?`,
-				userID, keepSession); err != nil {
-				return err
-			}
+		if err := tx.endUserSessions(ctx, userID, keepSession); err != nil {
+			return err
 		}
 		for _, h := range codeHashes {
 			if _, err := tx.exec(ctx, `INSERT INTO user_recovery_codes (user_id, code_hash) VALUES (?, ?)`, userID, h); err != nil {
