@@ -658,7 +658,7 @@ func (rd *reader) lookup(ctx context.Context, env, path, key string) (string, bo
 		rd.cache[ck], rd.folders[ck] = secs, f
 		delete(rd.stale, ck)
 	} else if rd.stale[ck][key] {
-		sec, found, err := rd.one(ctx, rd.folders[ck], env, path, key)
+		sec, found, err := rd.one(ctx, rd.folders[ck], env, key)
 		if err != nil {
 			return "", false, false, err
 		}
@@ -679,33 +679,19 @@ func (rd *reader) lookup(ctx context.Context, env, path, key string) (string, bo
 
 // one reads key in folder f again after the request wrote it: the
 // caller's personal override, else the shared secret.
-func (rd *reader) one(ctx context.Context, f project.Folder, env, path, key string) (Secret, bool, error) {
-	var sl Sealed
+func (rd *reader) one(ctx context.Context, f project.Folder, env, key string) (Secret, bool, error) {
+	var sec Secret
 	var err error = errs.NotFoundf("no personal secret")
 	if user := userOf(rd.actor); user != "" {
-		sl, err = rd.s.store.SecretByKey(ctx, f.ID, key, Personal, user)
+		sec, err = rd.s.openByKey(ctx, f, env, key, Personal, user)
 	}
 	if errs.Is(err, errs.NotFound) {
-		sl, err = rd.s.store.SecretByKey(ctx, f.ID, key, Shared, "")
+		sec, err = rd.s.openByKey(ctx, f, env, key, Shared, "")
 	}
 	if errs.Is(err, errs.NotFound) {
 		return Secret{}, false, nil
 	}
-	if err != nil {
-		return Secret{}, false, err
-	}
-	sec, err := rd.s.open(ctx, sl, env, path)
-	if err != nil {
-		return Secret{}, false, err
-	}
-	if rd.perms.UsesCondition(authz.SubSecrets, "secretTags") {
-		tags, err := rd.s.loadTags(ctx, []Sealed{sl})
-		if err != nil {
-			return Secret{}, false, err
-		}
-		sec.Tags = tags[sl.ID]
-	}
-	return sec, true, nil
+	return sec, err == nil, err
 }
 
 func (rd *reader) expand(ctx context.Context, sec *Secret) error {
