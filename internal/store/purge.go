@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/lockbox-dev/lockbox/internal/identity"
@@ -23,6 +24,9 @@ const purgeBatch = 1000
 // Purged counts the rows one purge deleted.
 type Purged struct {
 	AccessTokens, Sessions, AuditEvents int
+	// AuditRead is how many audit events the purge of the projects' own
+	// retention read to find the ones it deleted: a measure of its work.
+	AuditRead int
 }
 
 // qDeadAccessTokens selects, in id order after an id, access tokens that
@@ -62,66 +66,151 @@ func (db *DB) Purge(ctx context.Context, now time.Time, auditDays int) (Purged, 
 	if p.Sessions, err = db.purge(ctx, "user_sessions", `SELECT id FROM user_sessions WHERE id > ? AND expires_at < ? ORDER BY id LIMIT ?`, true, cut); err != nil {
 		return p, err
 	}
-	p.AuditEvents, err = db.purgeAudit(ctx, now, auditDays)
+	p.AuditEvents, p.AuditRead, err = db.purgeAudit(ctx, now, auditDays)
 	return p, err
 }
 
-// purgeAudit deletes audit events past their retention, one organization
-// and project at a time so that each read is a range of the
-// (org_id, created_at) index. Events of organizations deleted since are not
-// reached.
-func (db *DB) purgeAudit(ctx context.Context, now time.Time, auditDays int) (int, error) {
-	type kept struct {
-		org, project string
-		days         int
-		since        int64
+// auditMark is how far this node's purge has gone through one project's
+// audit events under one retention setting (days, set at since): every event
+// written up to upTo (microseconds) is done. A change of the setting (a new
+// since) starts the project again from its since.
+type auditMark struct {
+	days        int
+	since, upTo int64
+}
+
+// auditMarks are this node's auditMarks by project, kept between purges so
+// that each purge reads only the events that came of age since the last one,
+// not the project's whole history again. Each node starts from nothing (a
+// first purge reads the history once); nothing is written for them.
+type auditMarks struct {
+	sync.Mutex
+	m map[string]auditMark
+}
+
+// purgeAudit deletes audit events past their retention. The projects with a
+// retention of their own are taken together by organization and number of
+// days: one read of the (org_id, created_at) index over the events that came
+// of age since the last purge (auditMarks) serves them all, so a purge's
+// reads do not grow with the number of such projects or with the history
+// kept. Events of organizations deleted since are not reached.
+func (db *DB) purgeAudit(ctx context.Context, now time.Time, auditDays int) (deleted, read int, err error) {
+	type group struct {
+		org  string
+		days int
 	}
-	var own []kept
+	type kept struct {
+		project string
+		since   int64
+	}
+	groups := map[group][]kept{}
 	rows, err := db.readq(ctx, `SELECT org_id, id, audit_logs_retention_days, COALESCE(audit_logs_retention_since, created_at)
 		FROM projects WHERE audit_logs_retention_days > 0`)
 	if err != nil {
-		return 0, dbErr(err, "projects' audit retention")
+		return 0, 0, dbErr(err, "projects' audit retention")
 	}
 	for rows.Next() {
+		var g group
 		var k kept
-		if err := rows.Scan(&k.org, &k.project, &k.days, &k.since); err != nil {
+		if err := rows.Scan(&g.org, &k.project, &g.days, &k.since); err != nil {
 			rows.Close()
-			return 0, dbErr(err, "scan audit retention")
+			return 0, 0, dbErr(err, "scan audit retention")
 		}
-		if auditDays <= 0 || k.days < auditDays { // else the server's retention covers it
-			own = append(own, k)
+		if auditDays <= 0 || g.days < auditDays { // else the server's retention covers it
+			groups[g] = append(groups[g], k)
 		}
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return 0, dbErr(err, "projects' audit retention")
+		return 0, 0, dbErr(err, "projects' audit retention")
 	}
-	n := 0
-	for _, k := range own {
-		cut := ts(now.Add(-time.Duration(k.days) * 24 * time.Hour))
-		d, err := db.purge(ctx, "audit_logs", `SELECT id FROM audit_logs WHERE org_id = ? AND created_at > ? AND created_at < ?
-			AND project_id = ? LIMIT ?`, false, k.org, k.since, cut, k.project)
-		n += d
-		if err != nil {
-			return n, err
+	db.auditMarks.Lock()
+	defer db.auditMarks.Unlock()
+	marks := make(map[string]auditMark, len(db.auditMarks.m))
+	for g, ks := range groups {
+		cut := now.Add(-time.Duration(g.days) * 24 * time.Hour).UnixMicro()
+		// from: each project's events written after it are its own to
+		// check; the group reads from the earliest.
+		from := make(map[string]int64, len(ks))
+		low := cut
+		for _, k := range ks {
+			f := k.since
+			if m, ok := db.auditMarks.m[k.project]; ok && m.days == g.days && m.since == k.since {
+				f = max(f, m.upTo)
+			}
+			from[k.project] = f
+			low = min(low, f)
+		}
+		if low < cut-1 {
+			d, r, err := db.purgeAuditRange(ctx, g.org, low, cut, from)
+			deleted, read = deleted+d, read+r
+			if err != nil {
+				return deleted, read, err
+			}
+		}
+		for _, k := range ks {
+			marks[k.project] = auditMark{days: g.days, since: k.since, upTo: max(from[k.project], cut-1)}
 		}
 	}
+	db.auditMarks.m = marks // projects that no longer keep their own retention are forgotten
 	if auditDays <= 0 {
-		return n, nil
+		return deleted, read, nil
 	}
 	orgs, err := db.ids(ctx, `SELECT id FROM orgs`)
 	if err != nil {
-		return n, err
+		return deleted, read, err
 	}
 	cut := ts(now.Add(-time.Duration(auditDays) * 24 * time.Hour))
 	for _, org := range orgs {
 		d, err := db.purge(ctx, "audit_logs", `SELECT id FROM audit_logs WHERE org_id = ? AND created_at < ? LIMIT ?`, false, org, cut)
-		n += d
+		deleted += d
 		if err != nil {
-			return n, err
+			return deleted, read, err
 		}
 	}
-	return n, nil
+	return deleted, read, nil
+}
+
+// purgeAuditRange reads once the organization's audit events written after
+// low and before cut (microseconds) and deletes, a batch of purgeBatch at a
+// time as it reads, those of the projects in from written after the
+// project's own start there. It reports how many it deleted and read.
+func (db *DB) purgeAuditRange(ctx context.Context, org string, low, cut int64, from map[string]int64) (deleted, read int, err error) {
+	rows, err := db.readq(ctx, `SELECT id, project_id, created_at FROM audit_logs WHERE org_id = ? AND created_at > ? AND created_at < ?`, org, low, cut)
+	if err != nil {
+		return 0, 0, dbErr(err, "read audit events")
+	}
+	defer rows.Close()
+	var due []string
+	flush := func() error {
+		d, err := db.deleteIDs(ctx, "audit_logs", due)
+		deleted += d
+		due = due[:0]
+		return err
+	}
+	for rows.Next() {
+		var id string
+		var project sql.NullString
+		var at int64
+		if err := rows.Scan(&id, &project, &at); err != nil {
+			return deleted, read, dbErr(err, "scan audit event")
+		}
+		read++
+		if f, ok := from[project.String]; ok && project.Valid && at > f {
+			if due = append(due, id); len(due) == purgeBatch {
+				if err := flush(); err != nil {
+					return deleted, read, err
+				}
+			}
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return deleted, read, dbErr(err, "read audit events")
+	}
+	if len(due) > 0 {
+		err = flush()
+	}
+	return deleted, read, err
 }
 
 // purge deletes, a batch of purgeBatch at a time, the rows of table whose
@@ -211,7 +300,7 @@ func (db *DB) RunPurge(ctx context.Context, auditDays int, log *slog.Logger) {
 		if err != nil && ctx.Err() == nil {
 			log.Error("purge", "err", err.Error())
 		}
-		if p != (Purged{}) {
+		if p.AccessTokens+p.Sessions+p.AuditEvents > 0 {
 			log.Info("purged", "accessTokens", p.AccessTokens, "sessions", p.Sessions, "auditEvents", p.AuditEvents)
 		}
 	}

@@ -245,3 +245,79 @@ func TestPurgeGoesPastOneBatch(t *testing.T) {
 		}
 	})
 }
+
+// TestAuditPurgeReadsEachEventOnce: the purge of projects' own audit
+// retention reads an organization's events once for all its projects with the
+// same retention, not once for each, and a later purge reads only what came
+// of age since the one before, not the history again. (Each of twenty
+// projects made the purge read all of the organization's events every hour.)
+func TestAuditPurgeReadsEachEventOnce(t *testing.T) {
+	storetest.ForEachEngine(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		now := time.Now().UTC().Truncate(time.Microsecond)
+		const day = 24 * time.Hour
+		exec := func(q string, args ...any) {
+			t.Helper()
+			if err := db.ExecForTest(ctx, q, args...); err != nil {
+				t.Fatal(err)
+			}
+		}
+		org := store.NewID()
+		exec(`INSERT INTO orgs (id, name, slug, created_at, updated_at) VALUES (?, 'o', ?, 0, 0)`, org, org)
+		project := func(days int) string {
+			id := store.NewID()
+			exec(`INSERT INTO projects (id, org_id, name, slug, type, audit_logs_retention_days, audit_logs_retention_since, created_at, updated_at)
+				VALUES (?, ?, 'p', ?, 'secret-manager', ?, ?, 0, 0)`, id, org, id, days, now.Add(-10*day).UnixMicro())
+			return id
+		}
+		event := func(p string, age time.Duration) string {
+			id := store.NewID()
+			exec(`INSERT INTO audit_logs (id, org_id, project_id, actor_type, actor_id, actor_metadata, event_type, event_metadata, created_at)
+				VALUES (?, ?, ?, 'user', 'u', '{}', 't', '{}', ?)`, id, org, p, now.Add(-age).UnixMicro())
+			return id
+		}
+		other := project(0)
+		exec(`WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000)
+			INSERT INTO audit_logs (id, org_id, project_id, actor_type, actor_id, actor_metadata, event_type, event_metadata, created_at)
+			SELECT 'e' || CAST(i AS TEXT), ?, ?, 'user', 'u', '{}', 't', '{}', CAST(? AS BIGINT) - i * CAST(300000000 AS BIGINT) FROM n`,
+			org, other, now.Add(-2*day).UnixMicro()) // 2 to 9 days old, 5 minutes apart
+		var kept, projects []string
+		for range 20 {
+			p := project(1)
+			event(p, 2*day)
+			kept = append(kept, event(p, time.Hour))
+			projects = append(projects, p)
+		}
+		purge := func(at time.Time, wantDeleted, wantRead int) {
+			t.Helper()
+			p, err := db.Purge(ctx, at, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p.AuditEvents != wantDeleted || p.AuditRead != wantRead {
+				t.Fatalf("purge deleted %d audit events and read %d, want %d and %d", p.AuditEvents, p.AuditRead, wantDeleted, wantRead)
+			}
+		}
+		purge(now, 20, 2020)
+		purge(now, 0, 0)
+		// An hour later, only what came of age in that hour: one event of
+		// the other project and one of a project with retention.
+		event(other, day-30*time.Minute)
+		event(projects[0], day-30*time.Minute)
+		purge(now.Add(time.Hour), 1, 2)
+		// A project whose retention is new to the purge is read from its
+		// start (set 10 days ago), whatever the others' progress.
+		event(project(1), day-30*time.Minute)
+		purge(now.Add(time.Hour), 1, 2002)
+		purge(now.Add(2*time.Hour), 0, 0)
+		left := db.IDsForTest(t, `SELECT id FROM audit_logs WHERE org_id = ? AND project_id <> ?`, org, other)
+		slices.Sort(left)
+		slices.Sort(kept)
+		if !slices.Equal(left, kept) {
+			t.Fatalf("events left %v, want %v", left, kept)
+		}
+		if n := len(db.IDsForTest(t, `SELECT id FROM audit_logs WHERE project_id = ?`, other)); n != 2001 {
+			t.Fatalf("%d events of the project without retention left, want 2,001", n)
+		}
+	})
+}

@@ -78,6 +78,8 @@ type DB struct {
 	// methodLogins are platform-method logins waiting to commit together (authconfig.go).
 	methodLogins committer[methodLogin]
 	loginStmts   map[string]*sql.Stmt // SQLite: the login's writes, prepared once (prepared.go)
+
+	auditMarks auditMarks // how far this node's purges have gone (purge.go)
 }
 
 // Open connects, checks the connection and applies pending migrations.
