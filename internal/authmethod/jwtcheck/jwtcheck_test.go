@@ -185,3 +185,26 @@ func TestBoundedNeedsALiteral(t *testing.T) {
 		}
 	}
 }
+
+// TestKeyCacheFetchOutlivesItsCaller: a login that goes away while the keys
+// are being fetched does not fail the fetch. (It did: the fetch ran on the
+// caller's context, and the failed attempt kept every login out for
+// KeysMinRefresh; anyone could start logins and hang up to keep an identity
+// out.)
+func TestKeyCacheFetchOutlivesItsCaller(t *testing.T) {
+	doc, _ := edJWKS("k1")
+	kc := &jwtcheck.KeyCache{Now: time.Now, Fetch: func(ctx context.Context) (jwtcheck.JWKS, error) {
+		select {
+		case <-time.After(100 * time.Millisecond): // the issuer's latency
+			return doc, nil
+		case <-ctx.Done():
+			return jwtcheck.JWKS{}, ctx.Err()
+		}
+	}}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+	defer cancel()
+	kc.Keys(ctx, "k1") // the caller hangs up
+	if ks, err := kc.Keys(context.Background(), "k1"); err != nil || len(ks) != 1 {
+		t.Fatalf("a login after a caller hung up: %v, %v", ks, err)
+	}
+}

@@ -149,6 +149,9 @@ const (
 	KeysMinRefresh = 30 * time.Second // at most one fetch per this, whatever the tokens say
 	KeysStaleUse   = 24 * time.Hour   // keys still used when a refresh fails
 	MaxKeysNoKid   = 10               // keys tried for a token without kid
+	// KeysFetchTimeout bounds one fetch (an OIDC discovery and its key set),
+	// whatever becomes of the login that started it.
+	KeysFetchTimeout = 30 * time.Second
 )
 
 // KeyCache holds a JWKS fetched by Fetch: fetched on first use, again once
@@ -186,7 +189,12 @@ func (c *KeyCache) Keys(ctx context.Context, kid string) ([]crypto.PublicKey, er
 		c.mu.Lock()
 		c.triedAt = now
 		c.mu.Unlock()
-		doc, err := c.Fetch(ctx)
+		// The fetch is the cache's, not the caller's: a caller that goes
+		// away must not fail it (and so keep every login out until the
+		// next attempt is allowed). Its own limit bounds it.
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), KeysFetchTimeout)
+		doc, err := c.Fetch(fctx)
+		cancel()
 		var set keySet
 		if err == nil {
 			set, err = parseSet(doc)
