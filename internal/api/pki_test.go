@@ -818,3 +818,29 @@ func TestPKIExternalCAWithOpenSSL(t *testing.T) {
 		}
 	})
 }
+
+// TestACertificateIsDeletedOnlyOnceExpired: a member who may delete
+// certificates cannot delete the record of one still valid, which would
+// leave a certificate nobody can revoke (the revocation and the CRL are made
+// from the record): refused, and it can still be revoked. Once expired it
+// can be deleted.
+func TestACertificateIsDeletedOnlyOnceExpired(t *testing.T) {
+	clock := &testClock{t: time.Now().UTC().Truncate(time.Second)}
+	e := apptest.Bootstrapped(t, store.SQLite, apptest.Options{Clock: clock.Now})
+	p := createProject(t, e, e.Token, map[string]any{"projectName": "pki-delete"})
+	_, member := projectMember(t, e, p.ID, "pki-deleter", "member")
+	ca := rootCA(t, e, p.ID, "Delete Root", "ec-prime256v1")
+	active := issue(t, e, member, ca.ID, map[string]any{"commonName": "admin.example.com", "ttl": "1h"})
+	assertError(t, e.Do(t, "DELETE", "/api/v1/pki/certificates/"+active.SerialNumber, member, nil), 400, "BadRequest")
+	e.Must(t, 200, "POST", "/api/v1/pki/certificates/"+active.SerialNumber+"/revoke", e.Token, map[string]any{"revocationReason": "KEY_COMPROMISE"})
+	crl, err := x509.ParseRevocationList(e.Must(t, 200, "GET", "/api/v1/pki/crl/"+ca.ID+"/der", "", nil).Body)
+	if err != nil || len(crl.RevokedCertificateEntries) != 1 {
+		t.Fatalf("the CRL after the revocation: %v, %v", crl, err)
+	}
+	other := issue(t, e, member, ca.ID, map[string]any{"commonName": "other.example.com", "ttl": "1h"})
+	clock.Add(2 * time.Hour)
+	for _, serial := range []string{active.SerialNumber, other.SerialNumber} {
+		e.Must(t, 200, "DELETE", "/api/v1/pki/certificates/"+serial, member, nil)
+		assertError(t, e.Do(t, "GET", "/api/v1/pki/certificates/"+serial, member, nil), 404, "NotFound")
+	}
+}

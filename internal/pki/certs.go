@@ -372,18 +372,23 @@ func (s *Service) Revoke(ctx context.Context, actor authz.Actor, serial, reason 
 	return c, nil
 }
 
-// DeleteCertificate deletes a certificate's record. An active certificate
-// stays valid until it expires (revoke it to stop it); a revoked one is
-// kept until it expires, since the CRL is made from the records and
-// deleting one would take it off the CRL.
+// DeleteCertificate deletes the record of a certificate that has expired.
+// One that has not is kept: an active one could no longer be revoked (its
+// record is what a revocation and the CRL are made from; deleting it would
+// leave a valid certificate nobody can stop), and a revoked one would drop
+// off the CRL. Infisical deletes either.
 func (s *Service) DeleteCertificate(ctx context.Context, actor authz.Actor, serial string) (Certificate, error) {
 	c, err := s.certificate(ctx, actor, serial, authz.ActDelete)
 	if err != nil {
 		return Certificate{}, err
 	}
-	if c.Status == CertRevoked && c.NotAfter.After(s.clock()) {
-		return Certificate{}, errs.BadRequest("Certificate with serial number '%s' is revoked and stays on its CA's CRL until it expires (%s); it can be deleted then",
-			c.SerialNumber, c.NotAfter.Format(time.RFC3339))
+	if until := c.NotAfter.Format(time.RFC3339); c.NotAfter.After(s.clock()) {
+		if c.Status == CertRevoked {
+			return Certificate{}, errs.BadRequest("Certificate with serial number '%s' is revoked and stays on its CA's CRL until it expires (%s); it can be deleted then",
+				c.SerialNumber, until)
+		}
+		return Certificate{}, errs.BadRequest("Certificate with serial number '%s' is valid until %s; its record is what revokes it, so it can be deleted once it expires",
+			c.SerialNumber, until)
 	}
 	return c, s.store.DeleteCertificate(ctx, c.ID, certEvent(actor, "delete-cert", c, nil))
 }
