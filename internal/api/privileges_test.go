@@ -337,3 +337,61 @@ func TestTemporaryAccessEndsOnTheClock(t *testing.T) {
 		listSecrets(t, e, tok, app)
 	})
 }
+
+// TestRemovingAMembershipNeedsTheRightToDeleteItsPrivileges: ending a
+// membership deletes its additional privileges with it, so it needs what
+// deleting them needs. A member without grant-privileges could not delete an
+// identity's deny privilege but removed the identity and added it again,
+// and the identity read what the privilege denied; nor could it take away
+// allowances it does not hold by removing their holder.
+func TestRemovingAMembershipNeedsTheRightToDeleteItsPrivileges(t *testing.T) {
+	e := apptest.Bootstrapped(t, store.SQLite)
+	p := createProject(t, e, e.Token, map[string]any{"projectName": "strip-privilege"})
+	putSecret(t, e, e.Token, p.ID, "prod", "/", "PROD_KEY", "prod-value")
+	read := func(token string) int {
+		return e.Do(t, "GET", "/api/v3/secrets/raw/PROD_KEY?workspaceId="+p.ID+"&environment=prod", token, nil).Status
+	}
+	y, yTok := projectMember(t, e, p.ID, "ci", "member")
+	pv := createPrivilege(t, e, e.Token, map[string]any{"identityId": y, "projectId": p.ID, "slug": "no-prod",
+		"permissions": []map[string]any{{"subject": "secrets", "action": []string{"read", "describeSecret", "readValue"},
+			"inverted": true, "conditions": map[string]any{"environment": "prod"}}}})
+	if s := read(yTok); s != 403 {
+		t.Fatalf("the denied identity reads prod: %d", s)
+	}
+	_, mTok := projectMember(t, e, p.ID, "dev-person", "member")
+	assertError(t, e.Do(t, "DELETE", privilegesV2+"/"+pv.ID, mTok, nil), 403, "PermissionBoundaryError")
+	assertError(t, e.Do(t, "DELETE", "/api/v1/projects/"+p.ID+"/identity-memberships/"+y, mTok, nil), 403, "PermissionBoundaryError")
+	if s := read(yTok); s != 403 {
+		t.Fatalf("the deny privilege was lifted: %d", s)
+	}
+	// A holder of allowances the remover lacks (managing roles and members).
+	z, _ := projectMember(t, e, p.ID, "deployer", "viewer")
+	createPrivilege(t, e, e.Token, map[string]any{"identityId": z, "projectId": p.ID, "slug": "manage",
+		"permissions": []map[string]any{{"subject": "role", "action": []string{"create", "edit", "delete"}}}})
+	assertError(t, e.Do(t, "DELETE", "/api/v1/projects/"+p.ID+"/identity-memberships/"+z, mTok, nil), 403, "PermissionBoundaryError")
+	// Who may delete the privileges may end the memberships.
+	e.Must(t, 200, "DELETE", "/api/v1/projects/"+p.ID+"/identity-memberships/"+y, e.Token, nil)
+	e.Must(t, 200, "DELETE", "/api/v1/projects/"+p.ID+"/identity-memberships/"+z, e.Token, nil)
+}
+
+// TestGrantPrivilegesForSomeIdentitiesGrantsRolesToThoseOnly: a role may
+// grant privileges only where identityId is X; it may give X a custom role
+// and not Y, as with privileges themselves (the condition was ignored for
+// roles).
+func TestGrantPrivilegesForSomeIdentitiesGrantsRolesToThoseOnly(t *testing.T) {
+	e := apptest.Bootstrapped(t, store.SQLite)
+	p := createProject(t, e, e.Token, map[string]any{"projectName": "grant-condition"})
+	x, _ := e.NewIdentity(t, "x", "member")
+	y, _ := e.NewIdentity(t, "y", "member")
+	e.Must(t, 200, "POST", "/api/v1/projects/"+p.ID+"/roles", e.Token, map[string]any{"slug": "reader", "name": "reader",
+		"permissions": []map[string]any{{"subject": "secrets", "action": []string{"read", "describeSecret", "readValue"}}}})
+	aTok := customRole(t, e, p.ID, "idm", []map[string]any{
+		{"subject": "identity", "action": []string{"read", "create", "edit", "delete"}},
+		{"subject": "identity", "action": []string{"grant-privileges"}, "conditions": map[string]any{"identityId": x}},
+		{"subject": "secrets", "action": []string{"read", "describeSecret", "readValue"}}})
+	addMember(t, e, p.ID, x, map[string]any{"role": "no-access"})
+	addMember(t, e, p.ID, y, map[string]any{"role": "no-access"})
+	reader := map[string]any{"roles": []map[string]any{{"role": "reader"}}}
+	assertError(t, e.Do(t, "PATCH", "/api/v1/projects/"+p.ID+"/identity-memberships/"+y, aTok, reader), 403, "PermissionBoundaryError")
+	e.Must(t, 200, "PATCH", "/api/v1/projects/"+p.ID+"/identity-memberships/"+x, aTok, reader)
+}

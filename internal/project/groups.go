@@ -124,7 +124,7 @@ func (g *Groups) Add(ctx context.Context, actor authz.Actor, projectID, groupIDO
 	if err != nil {
 		return GroupMembership{}, err
 	}
-	roles, err := resolveGrants(ctx, g.store, g.m.now, perms, p.ID, grants, authz.SubGroups)
+	roles, err := resolveGrants(ctx, g.store, g.m.now, perms, p.ID, grants, authz.SubGroups, nil)
 	if err != nil {
 		return GroupMembership{}, err
 	}
@@ -173,7 +173,7 @@ func (g *Groups) UpdateRoles(ctx context.Context, actor authz.Actor, projectID, 
 	if err := g.m.checkBoundary(ctx, perms, p.ID, "change the group's roles", ms.Roles); err != nil {
 		return GroupMembership{}, err
 	}
-	roles, err := resolveGrants(ctx, g.store, g.m.now, perms, p.ID, grants, authz.SubGroups)
+	roles, err := resolveGrants(ctx, g.store, g.m.now, perms, p.ID, grants, authz.SubGroups, nil)
 	if err != nil {
 		return GroupMembership{}, err
 	}

@@ -71,6 +71,8 @@ type MembershipStore interface {
 	// longer expect, the roles the caller's permission check was made on.
 	ReplaceMembershipRoles(ctx context.Context, projectID, membershipID string, expect []string, roles []MembershipRole, ev audit.Event) error
 	DeleteMembership(ctx context.Context, projectID, membershipID string, expect []string, ev audit.Event) error
+	// Privileges are a membership's additional privileges (deleted with it).
+	Privileges(ctx context.Context, membershipID string) ([]Privilege, error)
 }
 
 // Memberships manages which identities belong to a project, with which roles.
@@ -130,8 +132,8 @@ func isBuiltinRole(role string) bool {
 // resolveRoles validates requested roles and checks the actor may grant them:
 // built-in roles other than admin need identity create; admin and custom
 // roles need grant-privileges (the privilege boundary).
-func (m *Memberships) resolveRoles(ctx context.Context, perms authz.Set, projectID string, grants []RoleGrant) ([]MembershipRole, error) {
-	return resolveGrants(ctx, m.store, m.now, perms, projectID, grants, authz.SubIdentity)
+func (m *Memberships) resolveRoles(ctx context.Context, perms authz.Set, projectID, identityID string, grants []RoleGrant) ([]MembershipRole, error) {
+	return resolveGrants(ctx, m.store, m.now, perms, projectID, grants, authz.SubIdentity, &authz.Fields{IdentityID: identityID})
 }
 
 // MaxRolesPerMembership bounds the roles one membership (of an identity, a
@@ -146,10 +148,12 @@ const MaxRoles = 1000
 
 // resolveGrants validates requested roles of a member of kind subject
 // (identity or member) and checks the actor may grant them: admin and
-// custom roles need grant-privileges on subject (the privilege boundary).
+// custom roles need grant-privileges on subject, for that member (fields:
+// an identity's, so that a grant-privileges limited to some identities
+// does not reach others; the privilege boundary).
 func resolveGrants(ctx context.Context, st interface {
 	CustomRoleBySlug(ctx context.Context, projectID, slug string) (CustomRole, error)
-}, clock func() time.Time, perms authz.Set, projectID string, grants []RoleGrant, subject string) ([]MembershipRole, error) {
+}, clock func() time.Time, perms authz.Set, projectID string, grants []RoleGrant, subject string, fields *authz.Fields) ([]MembershipRole, error) {
 	if len(grants) == 0 {
 		return nil, invalidField("roles", "At least one role is required")
 	}
@@ -175,7 +179,7 @@ func resolveGrants(ctx context.Context, st interface {
 			r.Role, r.CustomRoleID, r.CustomRoleSlug, r.CustomRoleName = "custom", cr.ID, cr.Slug, cr.Name
 		}
 		if r.Role == "admin" || r.Role == "custom" {
-			if !perms.Can(authz.ActGrantPrivileges, subject, nil) {
+			if !perms.Can(authz.ActGrantPrivileges, subject, fields) {
 				return nil, boundaryError("grant role '%s': it can hold privileges you do not have", g.Role)
 			}
 		}
@@ -290,6 +294,30 @@ func (m *Memberships) checkBoundary(ctx context.Context, perms authz.Set, projec
 	return nil
 }
 
+// checkRemoval is the boundary of ending membership ref: the actor must
+// hold its roles (checkBoundary) and be one who may delete each of its
+// additional privileges (checkGrant on what each gives and takes away, as
+// deleting it does). Ending a membership deletes its privileges with it:
+// otherwise removing and adding a member again lifted a deny privilege its
+// remover could not delete, or took from the member allowances the remover
+// does not hold.
+func (m *Memberships) checkRemoval(ctx context.Context, perms authz.Set, ref MemberRef, what string, roles []MembershipRole) error {
+	if err := m.checkBoundary(ctx, perms, ref.ProjectID, what, roles); err != nil {
+		return err
+	}
+	pvs, err := m.store.Privileges(ctx, ref.ID)
+	if err != nil {
+		return err
+	}
+	for _, pv := range pvs {
+		given, taken := lifted(pv.Permissions)
+		if checkGrant(perms, ref, pv.until(), given, taken...) != nil {
+			return boundaryError("%s: its additional privilege '%s' is one you may not delete", what, pv.Slug)
+		}
+	}
+	return nil
+}
+
 func membershipNotFound(identityID string) error {
 	return errs.NotFoundf("Identity %s is not a member of this project", identityID)
 }
@@ -333,7 +361,7 @@ func (m *Memberships) Add(ctx context.Context, actor authz.Actor, projectID, ide
 	if err != nil {
 		return Membership{}, err
 	}
-	roles, err := m.resolveRoles(ctx, perms, p.ID, grants)
+	roles, err := m.resolveRoles(ctx, perms, p.ID, identityID, grants)
 	if err != nil {
 		return Membership{}, err
 	}
@@ -450,7 +478,7 @@ func (m *Memberships) UpdateRoles(ctx context.Context, actor authz.Actor, projec
 	if err := m.checkBoundary(ctx, perms, p.ID, "change the membership", ms.Roles); err != nil {
 		return Membership{}, err
 	}
-	roles, err := m.resolveRoles(ctx, perms, p.ID, grants)
+	roles, err := m.resolveRoles(ctx, perms, p.ID, identityID, grants)
 	if err != nil {
 		return Membership{}, err
 	}
@@ -477,7 +505,8 @@ func (m *Memberships) Remove(ctx context.Context, actor authz.Actor, projectID, 
 	if err != nil {
 		return Membership{}, err
 	}
-	if err := m.checkBoundary(ctx, perms, p.ID, "remove the membership", ms.Roles); err != nil {
+	ref := MemberRef{ID: ms.ID, ProjectID: p.ID, IdentityID: identityID}
+	if err := m.checkRemoval(ctx, perms, ref, "remove the membership", ms.Roles); err != nil {
 		return Membership{}, err
 	}
 	ev := audit.New(actor, "delete-identity-project-membership", map[string]any{"identityId": identityID}).InProject(p.ID, p.Name)

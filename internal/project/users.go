@@ -27,6 +27,11 @@ type UserMembership struct {
 	UpdatedAt   time.Time
 }
 
+// ref names ms as a member of project projectID.
+func (ms UserMembership) ref(projectID string) MemberRef {
+	return MemberRef{ID: ms.ID, ProjectID: projectID, UserID: ms.UserID}
+}
+
 // OrgUser is a user who is a member (invited or accepted) of an organization.
 type OrgUser struct {
 	ID, Email, Username string
@@ -208,7 +213,7 @@ func (u *Users) grantable(ctx context.Context, perms authz.Set, p Project, slugs
 	if len(grants) == 0 {
 		grants = []RoleGrant{{Role: "member"}}
 	}
-	roles, err := resolveGrants(ctx, u.store, u.m.now, perms, p.ID, grants, authz.SubMember)
+	roles, err := resolveGrants(ctx, u.store, u.m.now, perms, p.ID, grants, authz.SubMember, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -230,7 +235,7 @@ func (u *Users) Add(ctx context.Context, actor authz.Actor, projectID string, lo
 	if len(grants) == 0 {
 		grants = []RoleGrant{{Role: "member"}}
 	}
-	roles, err := resolveGrants(ctx, u.store, u.m.now, perms, p.ID, grants, authz.SubMember)
+	roles, err := resolveGrants(ctx, u.store, u.m.now, perms, p.ID, grants, authz.SubMember, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -291,7 +296,7 @@ func (u *Users) UpdateRoles(ctx context.Context, actor authz.Actor, projectID, m
 	if err := u.m.checkBoundary(ctx, perms, p.ID, "change the membership", ms.Roles); err != nil {
 		return UserMembership{}, err
 	}
-	roles, err := resolveGrants(ctx, u.store, u.m.now, perms, p.ID, grants, authz.SubMember)
+	roles, err := resolveGrants(ctx, u.store, u.m.now, perms, p.ID, grants, authz.SubMember, nil)
 	if err != nil {
 		return UserMembership{}, err
 	}
@@ -319,7 +324,7 @@ func (u *Users) Remove(ctx context.Context, actor authz.Actor, projectID, member
 }
 
 func (u *Users) remove(ctx context.Context, actor authz.Actor, p Project, perms authz.Set, ms UserMembership) error {
-	if err := u.m.checkBoundary(ctx, perms, p.ID, "remove the membership", ms.Roles); err != nil {
+	if err := u.m.checkRemoval(ctx, perms, ms.ref(p.ID), "remove the membership", ms.Roles); err != nil {
 		return err
 	}
 	ev := audit.New(actor, "remove-user-from-project", map[string]any{"userId": ms.UserID, "email": ms.Email}).InProject(p.ID, p.Name)
@@ -346,7 +351,7 @@ func (u *Users) RemoveByLogins(ctx context.Context, actor authz.Actor, projectID
 		if err != nil {
 			return nil, err
 		}
-		if err := u.m.checkBoundary(ctx, perms, p.ID, "remove the membership", ms.Roles); err != nil {
+		if err := u.m.checkRemoval(ctx, perms, ms.ref(p.ID), "remove the membership", ms.Roles); err != nil {
 			return nil, err
 		}
 		list = append(list, ms)
