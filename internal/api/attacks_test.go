@@ -868,3 +868,40 @@ func TestARenameOrRetagKeepsADeleteDenial(t *testing.T) {
 		e.Must(t, 200, "PATCH", "/api/v3/secrets/raw/LEGACY", narrow, body(map[string]any{"newSecretName": "APP_LEGACY"}))
 	})
 }
+
+// TestLargeAnswersAreBounded: values are answered as they are, not with <, >
+// and & written as six bytes each (a listing of such values was six times
+// their size); a listing or a page of versions whose JSON would pass
+// secret.MaxAnswerBytes (values of control characters, six bytes each) is a
+// 400 and not hundreds of megabytes built for every read, while the same
+// listing without values is served.
+func TestLargeAnswersAreBounded(t *testing.T) {
+	e := apptest.Bootstrapped(t, store.SQLite)
+	p := createProject(t, e, e.Token, map[string]any{"projectName": "large-answers"})
+	_, viewer := projectMember(t, e, p.ID, "viewer", "viewer")
+	html := strings.Repeat("<>&", 50_000)
+	putSecret(t, e, e.Token, p.ID, "dev", "/", "HTML", html)
+	r := e.Must(t, 200, "GET", "/api/v3/secrets/raw?"+secretQ(p.ID, "dev", "/"), viewer, nil)
+	if !strings.Contains(string(r.Body), html) || len(r.Body) > len(html)+4096 {
+		t.Fatalf("a %d-byte value of <>& answered in %d bytes", len(html), len(r.Body))
+	}
+
+	e.Must(t, 200, "POST", "/api/v1/folders", e.Token, folder(p.ID, "dev", "/", "ctl"))
+	ctl := strings.Repeat("\x01", 170_000) // 1,020,000 bytes as JSON, under the 1 MiB body limit
+	n := secret.MaxAnswerBytes/(6*len(ctl)) + 1
+	for i := range n {
+		putSecret(t, e, e.Token, p.ID, "dev", "/ctl", fmt.Sprintf("CTL_%d", i), ctl)
+	}
+	assertError(t, e.Do(t, "GET", "/api/v3/secrets/raw?"+secretQ(p.ID, "dev", "/ctl"), viewer, nil), 400, "BadRequest")
+	assertError(t, e.Do(t, "GET", "/api/v3/secrets/raw?"+secretQ(p.ID, "dev", "/")+"&recursive=true", viewer, nil), 400, "BadRequest")
+	e.Must(t, 200, "GET", "/api/v3/secrets/raw?"+secretQ(p.ID, "dev", "/ctl")+"&viewSecretValue=false", e.Token, nil)
+	e.Must(t, 200, "GET", "/api/v3/secrets/raw?"+secretQ(p.ID, "dev", "/"), viewer, nil)
+
+	// The same in one secret's versions.
+	id := secretID(t, e, p.ID, "dev", "HTML")
+	for range n {
+		e.Must(t, 200, "PATCH", "/api/v3/secrets/raw/HTML", e.Token, map[string]any{"workspaceId": p.ID, "environment": "dev", "secretValue": ctl})
+	}
+	assertError(t, e.Do(t, "GET", "/api/v1/secret/"+id+"/secret-versions?limit=100", viewer, nil), 400, "BadRequest")
+	e.Must(t, 200, "GET", "/api/v1/secret/"+id+"/secret-versions?limit=5", viewer, nil)
+}

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -91,9 +92,24 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	writeJSON(w, ks.status, body)
 }
 
+// marshal encodes v as JSON followed by a newline, leaving <, > and &
+// as they are: encoding/json's HTML escaping writes each as six bytes, which
+// made a listing of values full of them six times their size (a member's
+// way to make every read build hundreds of megabytes), and the answers are
+// application/json, never HTML.
+func marshal(v any) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
+}
+
 // writeJSON writes v as the JSON response with the given status.
 func writeJSON(w http.ResponseWriter, status int, v any) error {
-	b, err := json.Marshal(v)
+	b, err := marshal(v)
 	if err != nil {
 		slog.Error("encode response", "err", err)
 		w.Header().Set("Content-Type", "application/json; charset=utf-8")
@@ -103,6 +119,6 @@ func writeJSON(w http.ResponseWriter, status int, v any) error {
 	}
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.WriteHeader(status)
-	w.Write(append(b, '\n'))
+	w.Write(b)
 	return nil
 }

@@ -3,7 +3,6 @@ package api
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"net/http"
 	"strconv"
 	"strings"
@@ -210,12 +209,12 @@ type encoded struct {
 }
 
 func encodeWithETag(v any) (encoded, error) {
-	b, err := json.Marshal(v)
+	b, err := marshal(v)
 	if err != nil {
 		return encoded{}, err
 	}
-	sum := sha256.Sum256(b)
-	return encoded{append(b, '\n'), `W/"` + hex.EncodeToString(sum[:16]) + `"`}, nil
+	sum := sha256.Sum256(b[:len(b)-1])
+	return encoded{b, `W/"` + hex.EncodeToString(sum[:16]) + `"`}, nil
 }
 
 // writeEncoded answers enc, or 304 when the client's If-None-Match names it.

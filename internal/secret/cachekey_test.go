@@ -33,3 +33,19 @@ func TestReadKeyNamesTheSessionOrg(t *testing.T) {
 		t.Fatal("one key for the same user's sessions in two organizations")
 	}
 }
+
+// TestReadKeyIsThePathNotItsSpelling: "/a", "//a/" and "/a//" are one
+// folder and one cached read (each spelling was one more entry and one more
+// full read); different folders keep different keys.
+func TestReadKeyIsThePathNotItsSpelling(t *testing.T) {
+	a := authz.Actor{Kind: authz.ActorUser, ID: "u", OrgID: "A"}
+	key := func(p string) listKey { return readKey(a, Scope{ProjectID: "P", Env: "dev", Path: p}, ReadOptions{}) }
+	for _, p := range []string{"//a/", "/a//", "///a"} {
+		if key(p) != key("/a") {
+			t.Fatalf("%q and /a are two cached reads", p)
+		}
+	}
+	if key("/a") == key("/b") || key("/") == key("/a") || key("/a/b") == key("/a") {
+		t.Fatal("two folders share a cached read")
+	}
+}

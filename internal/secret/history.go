@@ -99,6 +99,9 @@ func (s *Service) Versions(ctx context.Context, actor authz.Actor, id string, of
 	if err != nil {
 		return nil, err
 	}
+	if err := new(answerSize).sealed(hist); err != nil {
+		return nil, err
+	}
 	out := make([]Secret, 0, len(hist))
 	for _, h := range hist {
 		sec, err := s.open(ctx, h, env.Slug, f.Path)
@@ -114,7 +117,7 @@ func (s *Service) Versions(ctx context.Context, actor authz.Actor, id string, of
 		}
 		out = append(out, sec)
 	}
-	return out, nil
+	return out, answerFits(out, nil)
 }
 
 // Rollback writes a new version whose key, value, comment, encoding,

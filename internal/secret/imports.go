@@ -251,7 +251,7 @@ func (s *Service) DeleteImport(ctx context.Context, actor authz.Actor, sc Scope,
 // imported reads the shared secrets the folder imports, breadth first, to
 // MaxImportDepth, each env:path once. Secrets the actor may not see are left
 // out; values it may not read are hidden.
-func (s *Service) imported(ctx context.Context, perms authz.Set, projectID, folderID string, o ReadOptions, rd *reader) ([]ImportedSecrets, error) {
+func (s *Service) imported(ctx context.Context, perms authz.Set, projectID, folderID string, o ReadOptions, rd *reader, size *answerSize) ([]ImportedSecrets, error) {
 	type item struct {
 		imp   Import
 		depth int
@@ -283,6 +283,9 @@ func (s *Service) imported(ctx context.Context, perms authz.Set, projectID, fold
 		}
 		sealed, err := s.store.FolderSecrets(ctx, f.ID, "")
 		if err != nil {
+			return nil, err
+		}
+		if err := size.sealed(sealed); err != nil {
 			return nil, err
 		}
 		tags, err := s.loadTags(ctx, sealed)

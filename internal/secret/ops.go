@@ -52,6 +52,9 @@ type listKey struct {
 const MaxTagSlugs = 100
 
 func readKey(actor authz.Actor, sc Scope, o ReadOptions) listKey {
+	if p, err := project.NormalizePath(sc.Path); err == nil {
+		sc.Path = p // one entry for every spelling of a path ("/a", "//a/")
+	}
 	return listKey{kind: actor.Kind, actor: actor.ID, org: actor.OrgID, scope: sc, tagSlugs: strings.Join(o.TagSlugs, "\x00"),
 		opts: readFlags{o.Expand, o.HideValue, o.Recursive, o.PersonalOverrides, o.SharedOnly, o.IncludeImports}}
 }
@@ -76,19 +79,19 @@ const (
 	MaxCachedReadBytes = 128 << 20
 )
 
-// readBytes estimates what a cached read holds: its secrets, and as much
-// again for the encoded body kept beside a listing.
+// readBytes estimates what a cached read holds: its secrets, and their
+// JSON (escapes counted) for the encoded body kept beside a listing.
 func readBytes(c cachedRead) int {
-	n := secretBytes(c.sec)
+	n := secretBytes(c.sec) + jsonBytes(c.sec)
 	for _, s := range c.res.Secrets {
-		n += secretBytes(s)
+		n += secretBytes(s) + jsonBytes(s)
 	}
 	for _, im := range c.res.Imports {
 		for _, s := range im.Secrets {
-			n += secretBytes(s)
+			n += secretBytes(s) + jsonBytes(s)
 		}
 	}
-	return 2 * n
+	return n
 }
 
 func secretBytes(s Secret) int {
@@ -192,8 +195,12 @@ func (s *Service) list(ctx context.Context, actor authz.Actor, scp *Scope, o Rea
 	// Every folder's rows first, so that one query loads the tags of all.
 	rows := make([][]Sealed, len(folders))
 	var all []Sealed
+	var size answerSize
 	for i, fe := range folders {
 		if rows[i], err = s.store.FolderSecrets(ctx, fe.folder.ID, userOf(actor)); err != nil {
+			return nil, nil, err
+		}
+		if err := size.sealed(rows[i]); err != nil {
 			return nil, nil, err
 		}
 		all = append(all, rows[i]...)
@@ -263,11 +270,85 @@ func (s *Service) list(ctx context.Context, actor authz.Actor, scp *Scope, o Rea
 	}
 	var imps []ImportedSecrets
 	if o.IncludeImports && !missing {
-		if imps, err = s.imported(ctx, perms, sc.ProjectID, f.ID, o, rd); err != nil {
+		if imps, err = s.imported(ctx, perms, sc.ProjectID, f.ID, o, rd, &size); err != nil {
 			return nil, nil, err
 		}
 	}
+	if err := answerFits(out, imps); err != nil {
+		return nil, nil, err
+	}
 	return out, imps, nil
+}
+
+// MaxAnswerBytes bounds the secrets one read answers with (a listing with
+// its imports, a page of versions): their sealed values, comments and
+// metadata before they are opened, and the same as JSON (escapes counted)
+// once they are. A member could otherwise store a folder of large values
+// (or values of characters JSON writes six bytes for) and make each read
+// build hundreds of megabytes.
+const MaxAnswerBytes = 32 << 20
+
+// answerSize counts the sealed bytes of the rows a read opens.
+type answerSize int
+
+func (n *answerSize) sealed(rows []Sealed) error {
+	for _, r := range rows {
+		*n += answerSize(len(r.Value) + len(r.Comment) + len(r.Metadata) + len(r.ReminderNote))
+	}
+	if *n > MaxAnswerBytes {
+		return tooLarge()
+	}
+	return nil
+}
+
+// answerFits checks what a read answers with, as JSON, against MaxAnswerBytes.
+func answerFits(secs []Secret, imps []ImportedSecrets) error {
+	n := 0
+	for _, sec := range secs {
+		n += jsonBytes(sec)
+	}
+	for _, im := range imps {
+		for _, sec := range im.Secrets {
+			n += jsonBytes(sec)
+		}
+	}
+	if n > MaxAnswerBytes {
+		return tooLarge()
+	}
+	return nil
+}
+
+func tooLarge() error {
+	return errs.BadRequest("The secrets this read would answer with come to more than %d MiB, the most one answer holds: read a narrower path, without recursive or imports, or fewer versions",
+		MaxAnswerBytes>>20)
+}
+
+// jsonBytes is about what sec's strings take as JSON: each character as
+// encoding/json writes it (HTML characters left as they are).
+func jsonBytes(sec Secret) int {
+	n := jsonLen(sec.Key) + jsonLen(sec.Value) + jsonLen(sec.Comment) + jsonLen(sec.Reminder.Note)
+	for _, m := range sec.Metadata {
+		n += jsonLen(m.Key) + jsonLen(m.Value)
+	}
+	return n
+}
+
+// jsonLen is len(s) as a JSON string's contents: control characters take
+// six bytes (\u0001) or two (\n), quotes and backslashes two, U+2028 and
+// U+2029 six.
+func jsonLen(s string) int {
+	n := len(s)
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '\n' || c == '\r' || c == '\t' || c == '"' || c == '\\':
+			n++
+		case c < 0x20:
+			n += 5
+		case c == 0xE2 && i+2 < len(s) && s[i+1] == 0x80 && (s[i+2] == 0xA8 || s[i+2] == 0xA9):
+			n += 3
+		}
+	}
+	return n
 }
 
 // byKeyThenDepth orders a recursive listing as Infisical does, by key, and
@@ -410,7 +491,7 @@ func (s *Service) auditedRead(ctx context.Context, actor authz.Actor, sec Secret
 // getImported finds key among the folder's imports; the last import wins.
 func (s *Service) getImported(ctx context.Context, actor authz.Actor, perms authz.Set, sc Scope, folderID, key string, o GetOptions) (Secret, error) {
 	rd := s.newReader(actor, perms, sc.ProjectID)
-	imps, err := s.imported(ctx, perms, sc.ProjectID, folderID, o.ReadOptions, rd)
+	imps, err := s.imported(ctx, perms, sc.ProjectID, folderID, o.ReadOptions, rd, new(answerSize))
 	if err != nil {
 		return Secret{}, err
 	}
