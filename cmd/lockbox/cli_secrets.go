@@ -282,6 +282,22 @@ var envKey = lazyre.New(`^[A-Za-z_][A-Za-z0-9_.\-]*$`)
 // # comments, single-quoted values taken literally (a quote inside is
 // written as the shell does: close, backslash-quote, reopen), double-quoted values with \n \t \r \" \\ \$ escapes,
 // both possibly spanning lines, and unquoted values up to a " #" comment.
+// cEscapes are the one-character escapes of bash's $'...' quoting.
+var cEscapes = map[byte]byte{'n': '\n', 'r': '\r', 't': '\t', 'a': '\a', 'b': '\b', 'e': 0x1b, 'E': 0x1b, 'f': '\f', 'v': '\v',
+	'\\': '\\', '\'': '\'', '"': '"', '?': '?'}
+
+func isHex(c byte) bool { return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F' }
+
+func unhex(c byte) byte {
+	switch {
+	case c >= 'a':
+		return c - 'a' + 10
+	case c >= 'A':
+		return c - 'A' + 10
+	}
+	return c - '0'
+}
+
 func parseDotenv(s string) ([]pair, error) {
 	s = strings.ReplaceAll(s, "\r\n", "\n")
 	var out []pair
@@ -340,6 +356,43 @@ func parseDotenv(s string) ([]pair, error) {
 				}
 				cur++
 				break
+			}
+		case strings.HasPrefix(s[cur:], "$'"):
+			// bash's ANSI-C quoting, as dotenvQuote writes a value with a
+			// line break and a quote.
+			cur += 2
+			for {
+				if cur >= len(s) {
+					line = startLine
+					return fail("unterminated $' quote")
+				}
+				ch := s[cur]
+				cur++
+				if ch == '\'' {
+					break
+				}
+				if ch != '\\' || cur >= len(s) {
+					val.WriteByte(ch)
+					continue
+				}
+				e := s[cur]
+				cur++
+				if r, ok := cEscapes[e]; ok {
+					val.WriteByte(r)
+					continue
+				}
+				if e == 'x' {
+					n, v := 0, byte(0)
+					for ; n < 2 && cur < len(s) && isHex(s[cur]); n, cur = n+1, cur+1 {
+						v = v<<4 | unhex(s[cur])
+					}
+					if n > 0 {
+						val.WriteByte(v)
+						continue
+					}
+				}
+				val.WriteByte('\\')
+				val.WriteByte(e)
 			}
 		case cur < len(s) && s[cur] == '"':
 			cur++
@@ -400,9 +453,42 @@ func parseDotenv(s string) ([]pair, error) {
 	return out, nil
 }
 
-// dotenvQuote writes a value the shell and dotenv readers both take back
-// unchanged: single quotes, a quote inside closed, escaped and reopened.
-func dotenvQuote(v string) string { return "'" + strings.ReplaceAll(v, "'", `'\''`) + "'" }
+// dotenvQuote writes a value the shell takes back unchanged: single
+// quotes, a quote inside closed, escaped and reopened, which dotenv readers
+// take back too. A value with both a line break and a quote is written on
+// one line, in bash's $'...' (\n, \' and \xHH escapes): python-dotenv gave
+// up on the line of a closed-and-reopened quote and read the value's next
+// lines as variables of their own (a writer's way to set API_URL or
+// LD_PRELOAD for a reader of the file); on one line, a dotenv reader gets
+// the escaped text, and nothing more.
+func dotenvQuote(v string) string {
+	if !strings.ContainsAny(v, "\n\r") || !strings.ContainsRune(v, '\'') {
+		return "'" + strings.ReplaceAll(v, "'", `'\''`) + "'"
+	}
+	var b strings.Builder
+	b.WriteString("$'")
+	for i := 0; i < len(v); i++ {
+		switch c := v[i]; c {
+		case '\\', '\'':
+			b.WriteByte('\\')
+			b.WriteByte(c)
+		case '\n':
+			b.WriteString(`\n`)
+		case '\r':
+			b.WriteString(`\r`)
+		case '\t':
+			b.WriteString(`\t`)
+		default:
+			if c < 0x20 || c == 0x7f {
+				fmt.Fprintf(&b, `\x%02x`, c)
+			} else {
+				b.WriteByte(c)
+			}
+		}
+	}
+	b.WriteByte('\'')
+	return b.String()
+}
 
 func writeExport(w io.Writer, format string, keys []string, vals map[string]string) error {
 	switch format {

@@ -16,26 +16,39 @@ import (
 // allowed by name (--allow-env). The list is of the well-known ones, not
 // every program's.
 var codeVars = map[string]bool{
-	// Shells.
-	"BASH_ENV": true, "ENV": true, "SHELLOPTS": true, "BASHOPTS": true, "PS0": true, "PS1": true, "PS4": true,
-	"PROMPT_COMMAND": true, "IFS": true, "PATH": true, "ZDOTDIR": true, "CDPATH": true,
+	// Shells (prompts and mail checks expand $(...) in an interactive one).
+	"BASH_ENV": true, "ENV": true, "SHELLOPTS": true, "BASHOPTS": true, "PS0": true, "PS1": true, "PS2": true,
+	"PS3": true, "PS4": true, "PROMPT_COMMAND": true, "PROMPT": true, "PROMPT2": true, "PROMPT3": true, "PROMPT4": true,
+	"RPROMPT": true, "RPROMPT2": true, "RPS1": true, "RPS2": true, "MAIL": true, "MAILPATH": true, "MAILCHECK": true,
+	"IFS": true, "PATH": true, "ZDOTDIR": true, "CDPATH": true, "HOME": true, "XDG_CONFIG_HOME": true,
 	// Programs that run a command a variable names.
-	"PAGER": true, "GIT_PAGER": true, "EDITOR": true, "VISUAL": true, "GIT_EDITOR": true,
+	"PAGER": true, "GIT_PAGER": true, "EDITOR": true, "VISUAL": true, "GIT_EDITOR": true, "BROWSER": true,
 	"GIT_ASKPASS": true, "SSH_ASKPASS": true, "GIT_SSH": true, "GIT_SSH_COMMAND": true, "GIT_EXEC_PATH": true,
-	"GIT_PROXY_COMMAND": true,
+	"GIT_PROXY_COMMAND": true, "GIT_EXTERNAL_DIFF": true, "GIT_TEMPLATE_DIR": true, "LESSOPEN": true,
+	"LESSCLOSE": true, "MAKEFLAGS": true, "MFLAGS": true, "GNUMAKEFLAGS": true, "CC": true, "CXX": true,
 	// Interpreters and runtimes.
 	"NODE_OPTIONS": true, "NODE_PATH": true, "PYTHONSTARTUP": true, "PYTHONPATH": true, "PYTHONHOME": true,
-	"PERL5OPT": true, "PERL5LIB": true, "PERLLIB": true, "RUBYOPT": true, "RUBYLIB": true,
+	"PYTHONWARNINGS": true, "PYTHONBREAKPOINT": true, "PYTHONUSERBASE": true, "PYTHONEXECUTABLE": true,
+	"PERL5OPT": true, "PERL5LIB": true, "PERLLIB": true, "PERL5DB": true, "RUBYOPT": true, "RUBYLIB": true,
+	"GEM_HOME": true, "GEM_PATH": true, "BUNDLE_GEMFILE": true,
 	"JAVA_TOOL_OPTIONS": true, "_JAVA_OPTIONS": true, "JDK_JAVA_OPTIONS": true, "CLASSPATH": true,
 	"DOTNET_STARTUP_HOOKS": true, "PHPRC": true, "PHP_INI_SCAN_DIR": true, "GCONV_PATH": true,
+	// Where tools fetch code from (a module proxy, a package index).
+	"GOPROXY": true, "GOSUMDB": true, "GONOSUMDB": true, "GONOSUMCHECK": true, "GOINSECURE": true, "GOFLAGS": true,
+	"GOTOOLCHAIN": true, "GOENV": true, "GONOPROXY": true, "GOPRIVATE": true,
+	// What a client trusts for TLS: with a proxy, the child's HTTPS and its credentials.
+	"NODE_TLS_REJECT_UNAUTHORIZED": true, "NODE_EXTRA_CA_CERTS": true, "GIT_SSL_NO_VERIFY": true, "GIT_SSL_CAINFO": true,
+	"SSL_CERT_FILE": true, "SSL_CERT_DIR": true, "REQUESTS_CA_BUNDLE": true, "CURL_CA_BUNDLE": true,
 	// Where a nested client sends its token or client secret.
 	"LOCKBOX_API_URL": true, "INFISICAL_API_URL": true, "INFISICAL_DOMAIN": true, "LOCKBOX_CONFIG_DIR": true,
 }
 
 // codePrefixes are families of such variables: the loaders', bash's
-// exported functions, and git's configuration from the environment
-// (GIT_CONFIG_COUNT, GIT_CONFIG_KEY_0=core.sshCommand, ...).
-var codePrefixes = []string{"LD_", "DYLD_", "BASH_FUNC_", "GIT_CONFIG"}
+// exported functions, git's configuration from the environment
+// (GIT_CONFIG_COUNT, GIT_CONFIG_KEY_0=core.sshCommand, ...), cgo's compiler
+// flags, pip's and npm's settings (index, registry, scripts) and the AWS
+// SDKs' endpoints.
+var codePrefixes = []string{"LD_", "DYLD_", "BASH_FUNC_", "GIT_CONFIG", "CGO_", "PIP_", "NPM_CONFIG_", "AWS_ENDPOINT_URL"}
 
 // envRefusal says why a secret key (with its value) is not put into an
 // environment or a dotenv file, or "" if it is. shell asks also that the

@@ -10,6 +10,25 @@ import (
 	"syscall"
 )
 
+// throughOK reports whether a target at path that is not a regular file,
+// owned by owner, may be written through by user me: one of its own, or, by
+// name, the process's own descriptors (/dev/stdout, /dev/fd/N), /dev/null
+// and /dev/tty, whoever owns them.
+func throughOK(path string, owner, me int) bool {
+	if owner == me {
+		return true
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return false
+	}
+	switch abs {
+	case "/dev/null", "/dev/tty", "/dev/stdout", "/dev/stderr":
+		return true
+	}
+	return strings.HasPrefix(abs, "/dev/fd/") || strings.HasPrefix(abs, "/proc/self/fd/")
+}
+
 // writeFileAtomic writes path whole or not at all: a new file in the same
 // directory, with mode perm from before anything is written, synced and
 // then renamed over path, and the directory synced. A symbolic link at
@@ -18,15 +37,14 @@ import (
 //
 // A target that is not a file (a pipe, /dev/stdout, /dev/fd/N from a
 // shell's process substitution), or a link to one, is written through as
-// it is: nothing lands on disk, and replacing it would. Only one under
-// /dev or /proc, or the caller's own: another user's pipe planted where
-// the file was to go would hand them the secrets.
+// it is: nothing lands on disk, and replacing it would. Only the caller's
+// own, or one of the process's own descriptors or /dev/null and /dev/tty
+// (throughOK): another user's pipe planted where the file was to go (in
+// /dev/shm, say, which anyone may write) would hand them the secrets.
 func writeFileAtomic(path string, perm os.FileMode, write func(io.Writer) error) (err error) {
 	if st, serr := os.Stat(path); serr == nil && !st.Mode().IsRegular() && !st.IsDir() {
-		abs, _ := filepath.Abs(path)
 		sys, ok := st.Sys().(*syscall.Stat_t)
-		mine := ok && int(sys.Uid) == os.Getuid()
-		if !mine && !strings.HasPrefix(abs, "/dev/") && !strings.HasPrefix(abs, "/proc/") {
+		if !ok || !throughOK(path, int(sys.Uid), os.Getuid()) {
 			return fmt.Errorf("%s is neither a regular file nor yours: not writing secrets into it", path)
 		}
 		return writeThrough(path, write)

@@ -1,0 +1,91 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestEnvRefusal: names that make a child run code or trust another
+// server are left out of `run` and of a dotenv export (the audit's
+// PYTHONWARNINGS with BROWSER, GIT_EXTERNAL_DIFF, MAKEFLAGS, LESSOPEN, PS2
+// and MAILPATH ran a writer's command), unless allowed by name; ordinary
+// names pass.
+func TestEnvRefusal(t *testing.T) {
+	for _, k := range []string{"PYTHONWARNINGS", "BROWSER", "GIT_EXTERNAL_DIFF", "MAKEFLAGS", "LESSOPEN", "PS2", "MAILPATH",
+		"RPROMPT", "NODE_TLS_REJECT_UNAUTHORIZED", "npm_config_registry", "PIP_INDEX_URL", "AWS_ENDPOINT_URL_S3", "CGO_LDFLAGS",
+		"GOPROXY", "XDG_CONFIG_HOME", "BASH_ENV", "LD_PRELOAD"} {
+		if envRefusal(k, "x", false, nil) == "" {
+			t.Errorf("%s is let into a child's environment", k)
+		}
+		if envRefusal(k, "x", false, map[string]bool{k: true}) != "" {
+			t.Errorf("%s is refused though allowed by name", k)
+		}
+	}
+	for _, k := range []string{"DATABASE_URL", "API_KEY", "GOOGLE_APPLICATION_CREDENTIALS", "HTTPS_PROXY", "AWS_REGION", "PIPELINE"} {
+		if why := envRefusal(k, "x", true, nil); why != "" {
+			t.Errorf("%s is refused: %s", k, why)
+		}
+	}
+}
+
+// TestDotenvExportIsOneLineAKeyWhereItMustBe: a value with a line break and
+// a quote is written on one line ($'...'), so no reader that goes line by
+// line, or gives up on a line it cannot parse (python-dotenv did, and read
+// the value's next lines as API_URL and LD_PRELOAD), finds a variable its
+// writer chose; bash reads every value back exactly. A multi-line value
+// without a quote keeps its lines, which dotenv readers read back.
+func TestDotenvExportIsOneLineAKeyWhereItMustBe(t *testing.T) {
+	vals := map[string]string{
+		"INJECT": "x'\nAPI_URL=https://attacker.example\nLD_PRELOAD=/tmp/evil.so\n#",
+		"MIXED":  "a\\b 'c' \r\n\t$HOME `id` \x01\x7f\xe2\x80\xa8 é end",
+		"PEM":    "-----BEGIN KEY-----\nabc\n-----END KEY-----\n",
+		"PLAIN":  "it's",
+	}
+	keys := []string{"INJECT", "MIXED", "PEM", "PLAIN"}
+	var b strings.Builder
+	if err := writeExport(&b, "dotenv", keys, vals); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	for _, line := range strings.Split(out, "\n") {
+		if strings.HasPrefix(line, "API_URL=") || strings.HasPrefix(line, "LD_PRELOAD=") {
+			t.Fatalf("a value's line is a variable of its own: %q in\n%s", line, out)
+		}
+	}
+	if !strings.Contains(out, "PEM='-----BEGIN KEY-----\nabc\n") {
+		t.Fatalf("a multi-line value without a quote is not kept as it is:\n%s", out)
+	}
+	f := filepath.Join(t.TempDir(), "x.env")
+	if err := os.WriteFile(f, []byte(out), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range keys {
+		got, err := exec.Command("bash", "-c", `set -a; . "$0"; printf %s "${!1}"`, f, k).Output()
+		if err != nil || string(got) != vals[k] {
+			t.Errorf("bash reads %s as %q (%v), want %q", k, got, err, vals[k])
+		}
+	}
+}
+
+// TestDotenvReadsWhatItWrites: lockbox's own .env reader takes back every
+// value the dotenv export writes, $'...' included.
+func TestDotenvReadsWhatItWrites(t *testing.T) {
+	vals := map[string]string{"A": "x'\ny", "B": "a\\b 'c' \r\n\t$HOME \x01\x7f\xe2\x80\xa8 é \\x41 end", "C": "plain", "D": "l1\nl2"}
+	keys := []string{"A", "B", "C", "D"}
+	var b strings.Builder
+	if err := writeExport(&b, "dotenv", keys, vals); err != nil {
+		t.Fatal(err)
+	}
+	got, err := parseDotenv(b.String())
+	if err != nil || len(got) != len(keys) {
+		t.Fatalf("%v %v from\n%s", got, err, b.String())
+	}
+	for _, p := range got {
+		if vals[p.key] != p.value {
+			t.Errorf("%s read back as %q, want %q", p.key, p.value, vals[p.key])
+		}
+	}
+}
