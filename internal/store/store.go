@@ -113,8 +113,14 @@ func Open(ctx context.Context, o Options) (*DB, error) {
 		}
 		// synchronous(FULL): each commit syncs the write-ahead log, so an
 		// acknowledged write survives a power loss, as on PostgreSQL.
-		common := "?_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_pragma=synchronous(FULL)&_time_format=sqlite"
-		w, err := sql.Open("sqlite", "file:"+db.path+common+"&_pragma=journal_mode(WAL)&_txlock=immediate")
+		// The file's name is escaped (sqliteURI): a data dir named with ?
+		// or # put the database elsewhere, under default permissions.
+		uri, err := sqliteURI(db.path, "_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_pragma=synchronous(FULL)&_time_format=sqlite"+
+			"&_pragma=journal_mode(WAL)&_txlock=immediate")
+		if err != nil {
+			return nil, err
+		}
+		w, err := sql.Open("sqlite", uri)
 		if err != nil {
 			return nil, err
 		}
@@ -129,7 +135,12 @@ func Open(ctx context.Context, o Options) (*DB, error) {
 		return nil, connectError(db.dialect, err)
 	}
 	if db.dialect == SQLite {
-		r, err := sql.Open("sqlite", "file:"+db.path+"?_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_pragma=query_only(1)&_time_format=sqlite")
+		uri, err := sqliteURI(db.path, "_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_pragma=query_only(1)&_time_format=sqlite")
+		if err != nil {
+			db.Close()
+			return nil, err
+		}
+		r, err := sql.Open("sqlite", uri)
 		if err != nil {
 			db.Close()
 			return nil, err

@@ -116,3 +116,26 @@ func TestSchemaVersionDoesNotWaitForTheWriter(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestADataDirNamedWithURICharactersHoldsTheDatabase: a data dir whose name
+// holds ? or # keeps the database in it (the name was put into SQLite's URI
+// as it was, so "/x/q?y" opened "/x/q", beside the data dir and under
+// default permissions).
+func TestADataDirNamedWithURICharactersHoldsTheDatabase(t *testing.T) {
+	parent := t.TempDir()
+	dir := filepath.Join(parent, "q?x#y%41")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	db, err := store.Open(context.Background(), store.Options{Dir: dir, MaxConns: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	if fi, err := os.Stat(filepath.Join(dir, store.SQLiteFile)); err != nil || fi.Size() == 0 {
+		t.Fatalf("the database in the data dir: %v, %v", fi, err)
+	}
+	if names, _ := os.ReadDir(parent); len(names) != 1 {
+		t.Fatalf("files beside the data dir: %v", names)
+	}
+}
