@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -76,10 +77,21 @@ func (c *cli) loadSession() (*session, error) {
 	if err != nil {
 		return nil, err
 	}
-	b, err := os.ReadFile(p)
+	// A session file is trusted only if it is the user's own and nobody
+	// else may write it: its domain receives the client secret of a login
+	// from the environment, so a file planted in a config dir another user
+	// may write would send it to their server.
+	fi, err := os.Lstat(p)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}
+	if err != nil {
+		return nil, err
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); !fi.Mode().IsRegular() || fi.Mode().Perm()&0o022 != 0 || ok && int(st.Uid) != os.Getuid() {
+		return nil, fmt.Errorf("session file %s is not a file of yours that only you may write: not using it (remove it and run lockbox login again)", p)
+	}
+	b, err := os.ReadFile(p)
 	if err != nil {
 		return nil, err
 	}

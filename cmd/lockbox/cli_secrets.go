@@ -490,6 +490,20 @@ func dotenvQuote(v string) string {
 	return b.String()
 }
 
+// yamlSafe escapes, in a JSON string, the characters a YAML double-quoted
+// scalar does not take as they are: DEL, the C1 controls and U+FEFF.
+func yamlSafe(b []byte) string {
+	var out strings.Builder
+	for _, r := range string(b) {
+		if r == 0x7f || r >= 0x80 && r <= 0x9f || r == 0xfeff {
+			fmt.Fprintf(&out, `\u%04x`, r)
+		} else {
+			out.WriteRune(r)
+		}
+	}
+	return out.String()
+}
+
 func writeExport(w io.Writer, format string, keys []string, vals map[string]string) error {
 	switch format {
 	case "dotenv":
@@ -507,11 +521,14 @@ func writeExport(w io.Writer, format string, keys []string, vals map[string]stri
 		enc.SetIndent("", "  ")
 		return enc.Encode(out)
 	case "yaml":
-		// A JSON string is a valid YAML double-quoted scalar.
+		// A JSON string is a YAML double-quoted scalar once the characters
+		// YAML does not take there as they are (DEL, C1 controls such as
+		// U+0085, a line break to YAML 1.1; a BOM) are escaped too: a DEL
+		// made PyYAML refuse the whole file.
 		for _, k := range keys {
 			kb, _ := json.Marshal(k)
 			vb, _ := json.Marshal(vals[k])
-			if _, err := fmt.Fprintf(w, "%s: %s\n", kb, vb); err != nil {
+			if _, err := fmt.Fprintf(w, "%s: %s\n", yamlSafe(kb), yamlSafe(vb)); err != nil {
 				return err
 			}
 		}

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"go.yaml.in/yaml/v3"
 )
 
 // TestEnvRefusal: names that make a child run code or trust another
@@ -86,6 +88,30 @@ func TestDotenvReadsWhatItWrites(t *testing.T) {
 	for _, p := range got {
 		if vals[p.key] != p.value {
 			t.Errorf("%s read back as %q, want %q", p.key, p.value, vals[p.key])
+		}
+	}
+}
+
+// TestYAMLExportReadsBack: a YAML export escapes what YAML does not take in
+// a double-quoted scalar as it is (a DEL made a YAML reader refuse the whole
+// file; U+0085 came back as a space), and every value reads back exactly.
+func TestYAMLExportReadsBack(t *testing.T) {
+	vals := map[string]string{"DEL": "a\x7fb", "NEL": "a\u0085b", "BOM": "\ufeffx", "C1": "\u009b[2J", "LS": "a\u2028b", "HTML": "<&>", "Q": `"'\`}
+	keys := []string{"BOM", "C1", "DEL", "HTML", "LS", "NEL", "Q"}
+	var b strings.Builder
+	if err := writeExport(&b, "yaml", keys, vals); err != nil {
+		t.Fatal(err)
+	}
+	if strings.ContainsAny(b.String(), "\x7f\u0085\u009b\ufeff") {
+		t.Fatalf("raw characters in the YAML:\n%q", b.String())
+	}
+	var got map[string]string
+	if err := yaml.Unmarshal([]byte(b.String()), &got); err != nil {
+		t.Fatalf("%v:\n%s", err, b.String())
+	}
+	for k, v := range vals {
+		if got[k] != v {
+			t.Errorf("%s read back as %q, want %q", k, got[k], v)
 		}
 	}
 }

@@ -63,6 +63,9 @@ func oneLine(err error) string {
 
 // openDeps opens the root key, database and keyring for cfg. Failures are exit code 2.
 func openDeps(ctx context.Context, cfg config.Config, log *slog.Logger) (*store.DB, *keyring.Keyring, error) {
+	if err := checkDataDirOwner(cfg.DataDir); err != nil {
+		return nil, nil, &exitError{2, err}
+	}
 	root := cfg.RootKeyBytes()
 	if root == nil {
 		var created bool
@@ -94,6 +97,40 @@ func openDeps(ctx context.Context, cfg config.Config, log *slog.Logger) (*store.
 		return nil, nil, &exitError{2, errors.New("the root key does not open this database's keys (wrong LOCKBOX_ROOT_KEY or root.key?)")}
 	}
 	return db, kr, nil
+}
+
+// checkDataDirOwner refuses a data dir, or a root key or database file in
+// it, that another user could have put there: one others may write to, or
+// owned by a user other than this process's and root. The server would
+// otherwise start on a root key and database its owner knows (a data dir
+// made in /tmp, or LOCKBOX_DATA_DIR pointed at one). A dir that does not
+// exist yet is made by lockbox, 0700. Group-writable is left to a warning: a
+// Kubernetes volume with fsGroup is one.
+func checkDataDirOwner(dir string) error {
+	if dir == "" {
+		return nil
+	}
+	me := os.Getuid()
+	foreign := func(fi os.FileInfo) bool {
+		st, ok := fi.Sys().(*syscall.Stat_t)
+		return ok && int(st.Uid) != me && st.Uid != 0
+	}
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return nil // made by lockbox, or its own error when opened
+	}
+	if fi.Mode().Perm()&0o002 != 0 {
+		return fmt.Errorf("the data dir %s is writable by every user (mode %04o), who could replace its root key or database: use a directory of your own, mode 0700", dir, fi.Mode().Perm())
+	}
+	if foreign(fi) {
+		return fmt.Errorf("the data dir %s belongs to another user, who could replace its root key or database: use a directory of your own, mode 0700", dir)
+	}
+	for _, name := range []string{keyring.RootKeyFile, store.SQLiteFile, store.SQLiteFile + "-wal"} {
+		if fi, err := os.Lstat(filepath.Join(dir, name)); err == nil && foreign(fi) {
+			return fmt.Errorf("%s belongs to another user: not starting on a file someone else may have put there", filepath.Join(dir, name))
+		}
+	}
+	return nil
 }
 
 // warnLoosePermissions warns when group or others may enter the data dir or
