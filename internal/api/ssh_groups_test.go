@@ -248,6 +248,8 @@ func TestSSHHostGroups(t *testing.T) {
 		e.Must(t, 200, "POST", "/api/v1/projects/"+a.ID+"/roles", e.Token, map[string]any{"slug": "web-ops", "name": "w", "permissions": []map[string]any{
 			{"subject": "ssh-host-groups", "action": []string{"read", "create", "edit", "delete"}},
 			{"subject": "ssh-hosts", "action": []string{"read", "edit"}, "conditions": map[string]any{"hostname": map[string]any{"$glob": "web.*"}}},
+			// Login mappings need it (TestLoginMappingsNeedTheRightToEditCAs).
+			{"subject": "ssh-certificate-authorities", "action": []string{"read", "edit"}},
 		}})
 		_, webOps := projectMember(t, e, a.ID, "web-ops", "web-ops")
 		var own sshGroupOut

@@ -621,3 +621,40 @@ func TestSSHPrivateKeysStayOutOfLogs(t *testing.T) {
 		t.Fatal("the server log has no line of the issue requests: the check above proves nothing")
 	}
 }
+
+// TestLoginMappingsNeedTheRightToEditCAs: a login mapping has the host's
+// user CA sign certificates outside its templates (any login user, the
+// host's lifetime), good on every server trusting the CA. A role that may
+// manage only *.dev hosts could register one on the production CA with a
+// mapping to root for 10 years and mint itself that certificate. Now setting
+// mappings, or the lifetime of a host that has some, needs the right to edit
+// the project's SSH CAs; registering a host without mappings does not.
+func TestLoginMappingsNeedTheRightToEditCAs(t *testing.T) {
+	e := apptest.Bootstrapped(t, store.SQLite)
+	p := createProject(t, e, e.Token, map[string]any{"projectName": "ssh-mappings"})
+	ca := createSSHCA(t, e, e.Token, p.ID, "ED25519")
+	var role struct{ Role struct{ ID string } }
+	e.Must(t, 200, "POST", "/api/v1/projects/"+p.ID+"/roles", e.Token, map[string]any{"slug": "dev-hosts", "name": "Dev hosts",
+		"permissions": []map[string]any{{"subject": "ssh-hosts", "action": []string{"read", "create", "edit"},
+			"conditions": map[string]any{"hostname": map[string]any{"$glob": "*.dev.example.com"}}}}}).Decode(t, &role)
+	devID, dev := projectMember(t, e, p.ID, "dev-hosts", "dev-hosts")
+	root := []map[string]any{{"loginUser": "root", "allowedPrincipals": map[string]any{"usernames": []string{devID}}}}
+	assertError(t, e.Do(t, "POST", "/api/v1/ssh/hosts", dev, map[string]any{"projectId": p.ID, "hostname": "x.dev.example.com",
+		"userSshCaId": ca.ID, "hostSshCaId": ca.ID, "userCertTtl": "3650d", "loginMappings": root}), 403, "PermissionBoundaryError")
+	var h sshHostOut
+	e.Must(t, 200, "POST", "/api/v1/ssh/hosts", dev, map[string]any{"projectId": p.ID, "hostname": "y.dev.example.com",
+		"userSshCaId": ca.ID, "hostSshCaId": ca.ID}).Decode(t, &h)
+	assertError(t, e.Do(t, "PATCH", "/api/v1/ssh/hosts/"+h.ID, dev, map[string]any{"loginMappings": root}), 403, "PermissionBoundaryError")
+	assertError(t, e.Do(t, "POST", "/api/v1/ssh/hosts/"+h.ID+"/issue-user-cert", dev, map[string]any{"loginUser": "root"}), 403, "ForbiddenError")
+	// The admin maps the dev user; the role still may not lengthen the certificates.
+	e.Must(t, 200, "PATCH", "/api/v1/ssh/hosts/"+h.ID, e.Token, map[string]any{"loginMappings": []map[string]any{
+		{"loginUser": "deploy", "allowedPrincipals": map[string]any{"usernames": []string{devID}}}}})
+	assertError(t, e.Do(t, "PATCH", "/api/v1/ssh/hosts/"+h.ID, dev, map[string]any{"userCertTtl": "3650d"}), 403, "PermissionBoundaryError")
+	e.Must(t, 200, "PATCH", "/api/v1/ssh/hosts/"+h.ID, dev, map[string]any{"alias": "renamed"})
+	// With the right to edit CAs, the same mapping is allowed.
+	e.Must(t, 200, "PATCH", "/api/v1/projects/"+p.ID+"/roles/"+role.Role.ID, e.Token, map[string]any{
+		"permissions": []map[string]any{{"subject": "ssh-hosts", "action": []string{"read", "create", "edit"},
+			"conditions": map[string]any{"hostname": map[string]any{"$glob": "*.dev.example.com"}}},
+			{"subject": "ssh-certificate-authorities", "action": []string{"read", "edit"}}}})
+	e.Must(t, 200, "PATCH", "/api/v1/ssh/hosts/"+h.ID, dev, map[string]any{"loginMappings": root})
+}

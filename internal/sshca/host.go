@@ -352,12 +352,17 @@ func (s *Service) updateHost(ctx context.Context, actor authz.Actor, id string, 
 	if err != nil {
 		return Host{}, err
 	}
-	before := h.LoginMappings
+	before, ttl := h.LoginMappings, h.UserCertTTL
 	if err := in.apply(&h); err != nil {
 		return Host{}, err
 	}
 	if err := p.Check(authz.ActEdit, authz.SubSshHosts, hostFields(h.Hostname)); err != nil {
 		return Host{}, err
+	}
+	if h.UserCertTTL != ttl && len(h.LoginMappings) > 0 {
+		if err := checkGrantsCertificates(p); err != nil {
+			return Host{}, err
+		}
 	}
 	if err := s.mappingsLast(ctx, actor, h.ProjectID, authz.SubSshHosts, h.Hostname, before, h.LoginMappings); err != nil {
 		return Host{}, err
@@ -485,6 +490,22 @@ func addsPrincipals(before, after []LoginMapping) bool {
 // may only register hosts (ssh-host-bootstrapper) must not map itself as
 // root. An actor whose edit rests on temporary access is refused too: the
 // mapping needs what the actor holds for good.
+// checkGrantsCertificates: a login mapping, and a host's user certificate
+// lifetime under one, make the host's user CA sign certificates outside any
+// template (any login user as principal, for the host's userCertTtl), which
+// are good on every server that trusts the CA, not on this host alone. So
+// besides the host's own rights they need the right to configure the
+// project's SSH CAs, which can make a template allow as much; otherwise a
+// role limited to some hostnames (or to hosts at all) minted long-lived
+// root certificates for the production hosts' CA. Infisical asks only for
+// the host's rights.
+func checkGrantsCertificates(p authz.Set) error {
+	if p.Can(authz.ActEdit, authz.SubSshCAs, nil) {
+		return nil
+	}
+	return errs.Forbiddenf("Failed to set the login mappings or user certificate lifetime: a login mapping has the host's user CA sign certificates outside its templates, which needs the permission to edit the project's SSH certificate authorities").WithCode("PermissionBoundaryError")
+}
+
 func (s *Service) mappingsLast(ctx context.Context, actor authz.Actor, projectID, sub, hostname string, before, after []LoginMapping) error {
 	if !addsPrincipals(before, after) {
 		return nil
@@ -498,6 +519,9 @@ func (s *Service) mappingsLast(ctx context.Context, actor authz.Actor, projectID
 		f = hostFields(hostname)
 	}
 	if err := p.Check(authz.ActEdit, sub, f); err != nil {
+		return err
+	}
+	if err := checkGrantsCertificates(p); err != nil {
 		return err
 	}
 	if _, temporary := p.Temporary(); !temporary {
