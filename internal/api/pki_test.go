@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -17,8 +18,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/lockbox-dev/lockbox/internal/app/apptest"
+	"github.com/lockbox-dev/lockbox/internal/audit"
+	"github.com/lockbox-dev/lockbox/internal/errs"
 	"github.com/lockbox-dev/lockbox/internal/pki"
+	"github.com/lockbox-dev/lockbox/internal/sshca"
 	"github.com/lockbox-dev/lockbox/internal/store"
 )
 
@@ -843,4 +848,47 @@ func TestACertificateIsDeletedOnlyOnceExpired(t *testing.T) {
 		e.Must(t, 200, "DELETE", "/api/v1/pki/certificates/"+serial, member, nil)
 		assertError(t, e.Do(t, "GET", "/api/v1/pki/certificates/"+serial, member, nil), 404, "NotFound")
 	}
+}
+
+// TestACertificateIsStoredOnlyUnderAnActiveCA: an issuance checks its CA
+// when it starts and again when it stores the certificate, in the same
+// transaction (the CA's row held until the insert is in). One that waited
+// for a key-generation slot while an admin disabled the CA was stored and
+// answered 200 (PKI and SSH alike): now nothing is stored, and a 400 says
+// why. A certificate of an active CA is stored as before.
+func TestACertificateIsStoredOnlyUnderAnActiveCA(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, d store.Dialect) {
+		e := apptest.Bootstrapped(t, d)
+		ctx := context.Background()
+		p := createProject(t, e, e.Token, map[string]any{"projectName": "ca-status"})
+		ca := rootCA(t, e, p.ID, "Status Root", "ec-prime256v1")
+		ssh := createSSHCA(t, e, e.Token, p.ID, "ED25519")
+		now := time.Now().UTC().Truncate(time.Second)
+		cert := func(serial string) pki.Certificate {
+			return pki.Certificate{ID: uuid.NewString(), ProjectID: p.ID, CAID: ca.ID, Status: pki.CertActive, SerialNumber: serial,
+				CommonName: "x", NotBefore: now, NotAfter: now.Add(time.Hour), CreatedAt: now, UpdatedAt: now}
+		}
+		sshCert := func(serial string) sshca.Cert {
+			return sshca.Cert{ID: uuid.NewString(), ProjectID: p.ID, CAID: ssh.ID, Serial: serial, Type: sshca.UserCert,
+				Principals: []string{"deploy"}, KeyID: "k", NotBefore: now, NotAfter: now.Add(time.Hour), CreatedAt: now}
+		}
+		ev := audit.Event{Type: "issue-cert", OrgID: e.OrgID}
+		if err := e.DB.CreateCertificate(ctx, cert("0a01"), ev); err != nil {
+			t.Fatalf("a certificate of an active CA: %v", err)
+		}
+		if err := e.DB.RecordSSHCert(ctx, sshCert("101"), ev); err != nil {
+			t.Fatalf("an SSH certificate of an active CA: %v", err)
+		}
+		e.Must(t, 200, "PATCH", "/api/v1/pki/ca/"+ca.ID, e.Token, map[string]any{"status": "disabled"})
+		e.Must(t, 200, "PATCH", "/api/v1/ssh/ca/"+ssh.ID, e.Token, map[string]any{"status": "disabled"})
+		if err := e.DB.CreateCertificate(ctx, cert("0a02"), ev); !errs.Is(err, errs.Invalid) {
+			t.Fatalf("a certificate of a disabled CA: %v", err)
+		}
+		if err := e.DB.RecordSSHCert(ctx, sshCert("102"), ev); !errs.Is(err, errs.Invalid) {
+			t.Fatalf("an SSH certificate of a disabled CA: %v", err)
+		}
+		if _, err := e.DB.CertificateBySerial(ctx, "0a02"); !errs.Is(err, errs.NotFound) {
+			t.Fatalf("the refused certificate was stored: %v", err)
+		}
+	})
 }

@@ -2,6 +2,8 @@ package store
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"strings"
 	"time"
 
@@ -176,9 +178,15 @@ func scanCert(sc interface{ Scan(...any) error }) (pki.Certificate, error) {
 	return c, err
 }
 
-// CreateCertificate stores an issued certificate with ev.
+// CreateCertificate stores an issued certificate with ev, if its CA is
+// still active (held FOR SHARE until the insert is in on PostgreSQL): an
+// issuance that waited for a key-generation slot while the CA was disabled
+// is refused (a 400), not stored and answered.
 func (db *DB) CreateCertificate(ctx context.Context, c pki.Certificate, ev audit.Event) error {
 	return db.Transact(ctx, func(tx *Tx) error {
+		if err := tx.caActive(ctx, "pki_cas", c.CAID); err != nil {
+			return err
+		}
 		if _, err := tx.exec(ctx, `INSERT INTO pki_certificates (`+pkiCertCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			c.ID, c.ProjectID, c.CAID, c.TemplateID, c.Status, c.SerialNumber, c.FriendlyName, c.CommonName,
 			strings.Join(c.AltNames, "\n"), strings.Join(c.KeyUsages, ","), strings.Join(c.ExtendedKeyUsages, ","),
@@ -368,4 +376,17 @@ func (db *DB) DeleteTemplate(ctx context.Context, id string, ev audit.Event) err
 		}
 		return tx.insertAudit(ctx, ev)
 	})
+}
+
+// caActive refuses (a 400) unless the CA of table (pki_cas or
+// ssh_cas) with id is active, holding its row FOR SHARE on PostgreSQL until
+// the transaction ends, so that a disable commits before or after what the
+// transaction writes under the CA, never between its check and its write.
+func (tx *Tx) caActive(ctx context.Context, table, id string) error {
+	var status string
+	err := tx.queryRow(ctx, `SELECT status FROM `+table+` WHERE id = ?`+tx.db.forShare(), id).Scan(&status)
+	if errors.Is(err, sql.ErrNoRows) || err == nil && status != "active" {
+		return errs.BadRequest("The certificate authority is disabled or deleted: nothing was issued")
+	}
+	return dbErr(err, "CA status")
 }

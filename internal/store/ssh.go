@@ -237,11 +237,15 @@ func scanSSHCert(sc interface{ Scan(...any) error }) (sshca.Cert, error) {
 	return c, nil
 }
 
-// RecordSSHCert stores an issued certificate's record with ev; errs.Conflict
-// if its CA already issued the serial. No cache holds certificate records,
+// RecordSSHCert stores an issued certificate's record with ev, if its CA is
+// still active (caActive; a 400 otherwise); errs.Conflict if its CA
+// already issued the serial. No cache holds certificate records,
 // so issuing one leaves every node's caches alone.
 func (db *DB) RecordSSHCert(ctx context.Context, c sshca.Cert, ev audit.Event) error {
 	return db.transactQuiet(ctx, func(tx *Tx) error {
+		if err := tx.caActive(ctx, "ssh_cas", c.CAID); err != nil {
+			return err
+		}
 		if _, err := tx.exec(ctx, `INSERT INTO ssh_certificates (`+sshCertCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			c.ID, c.ProjectID, c.CAID, nullStr(c.TemplateID), nullStr(c.HostID), c.Serial, string(c.Type), jsonText(c.Principals), c.KeyID,
 			ts(c.NotBefore), ts(c.NotAfter), ts(c.CreatedAt)); err != nil {
