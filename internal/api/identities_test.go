@@ -4,6 +4,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/lockbox-dev/lockbox/internal/app/apptest"
 	"github.com/lockbox-dev/lockbox/internal/store"
@@ -230,4 +231,27 @@ func TestTokenActionsAreTheirOwn(t *testing.T) {
 			status(minter, c.method, c.path, 200)
 		}
 	})
+}
+
+// TestACredentialCoversRolesScheduledToStart: giving an identity a
+// credential needs everything it holds in its projects, including a role
+// scheduled to start later: an identity manager in no project minted a token
+// for an identity whose project admin role started an hour later, and the
+// token read the project's secrets once it did.
+func TestACredentialCoversRolesScheduledToStart(t *testing.T) {
+	e := apptest.Bootstrapped(t, store.SQLite)
+	e.Must(t, 200, "POST", "/api/v1/organization/roles", e.Token, map[string]any{"slug": "identity-manager", "name": "Identity manager",
+		"permissions": []map[string]any{{"subject": "identity", "action": []string{"read", "create", "edit", "delete", "create-token", "get-token"}}}})
+	_, mgr := e.NewIdentity(t, "manager", "identity-manager")
+	p := createProject(t, e, e.Token, map[string]any{"projectName": "on-call"})
+	victim, _ := e.NewIdentity(t, "payments-bot", "no-access")
+	start := time.Now().Add(time.Hour).UTC().Truncate(time.Second)
+	addMember(t, e, p.ID, victim, map[string]any{"role": "admin", "isTemporary": true, "temporaryMode": "relative",
+		"temporaryRange": "1h", "temporaryAccessStartTime": start.Format(time.RFC3339)})
+	assertError(t, e.Do(t, "POST", "/api/v1/auth/token-auth/identities/"+victim+"/tokens", mgr, map[string]any{"name": "mine"}), 403, "PermissionBoundaryError")
+	e.Must(t, 200, "POST", "/api/v1/auth/universal-auth/identities/"+victim, e.Token, map[string]any{})
+	assertError(t, e.Do(t, "POST", "/api/v1/auth/universal-auth/identities/"+victim+"/client-secrets", mgr, map[string]any{}), 403, "PermissionBoundaryError")
+	// One that holds nothing there, now or later, gets its credential.
+	bystander, _ := e.NewIdentity(t, "bystander", "no-access")
+	e.Must(t, 200, "POST", "/api/v1/auth/token-auth/identities/"+bystander+"/tokens", mgr, map[string]any{"name": "fine"})
 }

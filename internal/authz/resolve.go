@@ -223,22 +223,66 @@ func (r *Resolver) CoversProjects(ctx context.Context, actor Actor, target Actor
 		return err
 	}
 	for _, p := range projects {
-		theirs, err := r.ProjectPermissions(ctx, target, p)
-		if errs.Is(err, errs.Forbidden) || errs.Is(err, errs.NotFound) {
-			continue // holding nothing in force there
-		}
+		held, err := r.heldFromNow(ctx, target, p)
 		if err != nil {
 			return err
+		}
+		if len(held) == 0 {
+			continue // holding nothing there, now or later
 		}
 		mine, err := r.ProjectPermissions(ctx, actor, p)
 		if err != nil && !errs.Is(err, errs.Forbidden) && !errs.Is(err, errs.NotFound) {
 			return err
 		}
-		if err != nil || !mine.CoversUntil(theirs, time.Time{}) {
-			return errs.Forbiddenf("Failed to give a credential to a principal that holds more in project %s than you do", p).WithCode("PermissionBoundaryError")
+		for _, theirs := range held {
+			if err != nil || !mine.CoversUntil(theirs, time.Time{}) {
+				return errs.Forbiddenf("Failed to give a credential to a principal that holds more in project %s than you do", p).WithCode("PermissionBoundaryError")
+			}
 		}
 	}
 	return nil
+}
+
+// maxWindows bounds the moments heldFromNow looks at: each temporary grant
+// adds two (its start and end), and grants per member are bounded.
+const maxWindows = 1000
+
+// heldFromNow returns what target holds in project p now and at each
+// moment from now on that one of its temporary roles or privileges starts
+// or ends (an organization admin: the admin set). A credential outlives
+// now: a role scheduled to start later is the target's as much as one in
+// force, and a login minted before it starts acts with it once it does.
+func (r *Resolver) heldFromNow(ctx context.Context, target Actor, p string) ([]Set, error) {
+	role, err := r.OrgRole(ctx, target)
+	if err != nil {
+		return nil, err
+	}
+	if role == "admin" {
+		return []Set{projectAdminSet()}, nil
+	}
+	var out []Set
+	at := r.now()
+	for range maxWindows {
+		orgID, grants, next, err := r.m.ProjectGrants(ctx, p, target.Kind, target.ID, at)
+		if errs.Is(err, errs.NotFound) || err == nil && orgID != target.OrgID {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		if len(grants) > 0 {
+			set, err := projectSet("", grants)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, set)
+		}
+		if next.IsZero() {
+			return out, nil
+		}
+		at = next
+	}
+	return nil, errs.Forbiddenf("Failed to give a credential to a principal whose access in project %s changes more than %d times", p, maxWindows).WithCode("PermissionBoundaryError")
 }
 
 // OrgPermissions returns what the actor may do in its organization: what
