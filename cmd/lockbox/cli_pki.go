@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -529,7 +530,9 @@ func (c *cli) newPKICRLCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := os.WriteFile(out, der, 0o644); err != nil {
+			// As every file the CLI writes: a link at out is replaced, not
+			// followed (os.WriteFile wrote through one into its target).
+			if err := writeFileAtomic(out, 0o644, func(w io.Writer) error { _, err := w.Write(der); return err }); err != nil {
 				return err
 			}
 			return c.printLine("wrote "+strconv.Itoa(len(der))+" bytes to "+out, map[string]any{"bytes": len(der), "out": out})

@@ -99,6 +99,14 @@ func TestCLIPKI(t *testing.T) {
 	}
 	crlDER := filepath.Join(dir, "crl.der")
 	c.must(nil, "pki", "crl", inter.ID, "--out", crlDER)
+	// A link at --out is replaced, its target untouched.
+	victim, link := filepath.Join(dir, "victim"), filepath.Join(dir, "crl-link.der")
+	os.WriteFile(victim, []byte("untouched"), 0o600)
+	os.Symlink(victim, link)
+	c.must(nil, "pki", "crl", inter.ID, "--out", link)
+	if b, _ := os.ReadFile(victim); string(b) != "untouched" {
+		t.Fatalf("pki crl wrote through a link: %q", b)
+	}
 	crlPEM := filepath.Join(dir, "crl.pem")
 	if out, err := exec.Command("openssl", "crl", "-inform", "DER", "-in", crlDER, "-out", crlPEM).CombinedOutput(); err != nil {
 		t.Fatalf("openssl crl: %s", out)

@@ -278,10 +278,6 @@ func pairsFrom(args []string, file string, stdin io.Reader) ([]pair, error) {
 
 var envKey = lazyre.New(`^[A-Za-z_][A-Za-z0-9_.\-]*$`)
 
-// parseDotenv reads a .env file: KEY=VALUE lines, optional "export ",
-// # comments, single-quoted values taken literally (a quote inside is
-// written as the shell does: close, backslash-quote, reopen), double-quoted values with \n \t \r \" \\ \$ escapes,
-// both possibly spanning lines, and unquoted values up to a " #" comment.
 // cEscapes are the one-character escapes of bash's $'...' quoting.
 var cEscapes = map[byte]byte{'n': '\n', 'r': '\r', 't': '\t', 'a': '\a', 'b': '\b', 'e': 0x1b, 'E': 0x1b, 'f': '\f', 'v': '\v',
 	'\\': '\\', '\'': '\'', '"': '"', '?': '?'}
@@ -298,6 +294,12 @@ func unhex(c byte) byte {
 	return c - '0'
 }
 
+// parseDotenv reads a .env file: KEY=VALUE lines, optional "export ",
+// # comments, single-quoted values taken literally (a quote inside is
+// written as the shell does: close, backslash-quote, reopen), double-quoted values with \n \t \r \" \\ \$ escapes,
+// both possibly spanning lines, bash's $'...' (as dotenvQuote writes a value
+// with a quote, backslash or carriage return), and unquoted values up to a
+// " #" comment.
 func parseDotenv(s string) ([]pair, error) {
 	s = strings.ReplaceAll(s, "\r\n", "\n")
 	var out []pair
@@ -453,17 +455,19 @@ func parseDotenv(s string) ([]pair, error) {
 	return out, nil
 }
 
-// dotenvQuote writes a value the shell takes back unchanged: single
-// quotes, a quote inside closed, escaped and reopened, which dotenv readers
-// take back too. A value with both a line break and a quote is written on
-// one line, in bash's $'...' (\n, \' and \xHH escapes): python-dotenv gave
-// up on the line of a closed-and-reopened quote and read the value's next
-// lines as variables of their own (a writer's way to set API_URL or
-// LD_PRELOAD for a reader of the file); on one line, a dotenv reader gets
-// the escaped text, and nothing more.
+// dotenvQuote writes a value the shell and dotenv readers take back: in
+// single quotes when it holds no quote, backslash or carriage return (a
+// multi-line value, a PEM key, keeps its lines), else on one line in bash's
+// $'...' (\n, \', \\ and \xHH escapes). python-dotenv reads \' inside
+// single quotes as a quote, so 'x\' ran on into the next value, and a
+// quote closed, escaped and reopened (as a shell writes one) made it give
+// up on the line: either way it then read the lines of a multi-line value
+// as variables of their own (a writer's way to set API_URL or LD_PRELOAD
+// for a reader of the file). On one line, a dotenv reader gets the escaped text, and nothing
+// more; bash and secrets set --file read it back exactly.
 func dotenvQuote(v string) string {
-	if !strings.ContainsAny(v, "\n\r") || !strings.ContainsRune(v, '\'') {
-		return "'" + strings.ReplaceAll(v, "'", `'\''`) + "'"
+	if !strings.ContainsAny(v, "'\\\r") {
+		return "'" + v + "'"
 	}
 	var b strings.Builder
 	b.WriteString("$'")

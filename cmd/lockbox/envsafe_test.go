@@ -45,17 +45,27 @@ func TestDotenvExportIsOneLineAKeyWhereItMustBe(t *testing.T) {
 		"MIXED":  "a\\b 'c' \r\n\t$HOME `id` \x01\x7f\xe2\x80\xa8 é end",
 		"PEM":    "-----BEGIN KEY-----\nabc\n-----END KEY-----\n",
 		"PLAIN":  "it's",
+		// python-dotenv reads \' in single quotes as a quote: 'x\' ran on
+		// into the next value, whose lines became variables.
+		"A_BACKSLASH": `x\`,
+		"B_LINES":     "first\nLD_PRELOAD=/tmp/evil.so\nlast",
 	}
-	keys := []string{"INJECT", "MIXED", "PEM", "PLAIN"}
+	keys := []string{"A_BACKSLASH", "B_LINES", "INJECT", "MIXED", "PEM", "PLAIN"}
 	var b strings.Builder
 	if err := writeExport(&b, "dotenv", keys, vals); err != nil {
 		t.Fatal(err)
 	}
 	out := b.String()
 	for _, line := range strings.Split(out, "\n") {
-		if strings.HasPrefix(line, "API_URL=") || strings.HasPrefix(line, "LD_PRELOAD=") {
+		if strings.HasPrefix(line, "API_URL=") {
 			t.Fatalf("a value's line is a variable of its own: %q in\n%s", line, out)
 		}
+	}
+	// Every single-quoted value holds no quote or backslash, so no dotenv
+	// reader can run it on into the next: a reader that goes by quotes
+	// sees exactly the keys written.
+	if !strings.Contains(out, "A_BACKSLASH=$'x\\\\'") {
+		t.Fatalf("a value with a backslash is not written as $'...':\n%s", out)
 	}
 	if !strings.Contains(out, "PEM='-----BEGIN KEY-----\nabc\n") {
 		t.Fatalf("a multi-line value without a quote is not kept as it is:\n%s", out)
@@ -75,8 +85,8 @@ func TestDotenvExportIsOneLineAKeyWhereItMustBe(t *testing.T) {
 // TestDotenvReadsWhatItWrites: lockbox's own .env reader takes back every
 // value the dotenv export writes, $'...' included.
 func TestDotenvReadsWhatItWrites(t *testing.T) {
-	vals := map[string]string{"A": "x'\ny", "B": "a\\b 'c' \r\n\t$HOME \x01\x7f\xe2\x80\xa8 é \\x41 end", "C": "plain", "D": "l1\nl2"}
-	keys := []string{"A", "B", "C", "D"}
+	vals := map[string]string{"E": `x\`, "A": "x'\ny", "B": "a\\b 'c' \r\n\t$HOME \x01\x7f\xe2\x80\xa8 é \\x41 end", "C": "plain", "D": "l1\nl2"}
+	keys := []string{"A", "B", "C", "D", "E"}
 	var b strings.Builder
 	if err := writeExport(&b, "dotenv", keys, vals); err != nil {
 		t.Fatal(err)

@@ -38,45 +38,62 @@ func TestThroughOKRefusesAnotherUsersPipe(t *testing.T) {
 	}
 }
 
-// TestCheckDataDirOwner: the server does not start on a data dir another
-// user could have prepared (one everyone may write to, or another user's),
-// nor on a root key or database file of another user's in it; it does on a
-// directory of its own, or one it will make. (A 1777 directory of nobody's
-// with a planted root.key started with three warnings.)
+// TestCheckDataDirOwner: a server running as an unprivileged user does not
+// start on a data dir of another unprivileged user, nor on a root key or
+// database file of such a user in its own (a 1777 directory of nobody's with
+// a planted root.key started with three warnings); it does on its own
+// directory, on root's (a volume, even a world-writable one), on one it will
+// make, and a server running as root is not refused.
 func TestCheckDataDirOwner(t *testing.T) {
 	base := t.TempDir()
-	own := filepath.Join(base, "own")
-	if err := os.Mkdir(own, 0o700); err != nil {
-		t.Fatal(err)
+	mk := func(name string, mode os.FileMode) string {
+		t.Helper()
+		d := filepath.Join(base, name)
+		if err := os.Mkdir(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		os.Chmod(d, mode)
+		return d
 	}
-	if err := checkDataDirOwner(own); err != nil {
+	// theirs makes path another unprivileged user's, for a server running as
+	// the returned uid: as root, by giving it to nobody; else the test's own
+	// files are another user's to a server of the next uid.
+	theirs := func(path string) int {
+		t.Helper()
+		if os.Getuid() == 0 {
+			if err := os.Chown(path, 65534, 65534); err != nil {
+				t.Fatal(err)
+			}
+			return 1000
+		}
+		return os.Getuid() + 1
+	}
+	own := mk("own", 0o700)
+	if err := checkDataDirOwner(own, os.Getuid()); err != nil {
 		t.Fatalf("a directory of one's own: %v", err)
 	}
-	if err := checkDataDirOwner(filepath.Join(base, "not-yet")); err != nil {
+	if err := checkDataDirOwner(filepath.Join(base, "not-yet"), 1000); err != nil {
 		t.Fatalf("a directory lockbox will make: %v", err)
 	}
-	open := filepath.Join(base, "open")
-	if err := os.Mkdir(open, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	os.Chmod(open, 0o1777)
-	if err := checkDataDirOwner(open); err == nil || !strings.Contains(err.Error(), "writable by every user") {
-		t.Fatalf("a world-writable data dir: %v", err)
-	}
-	if os.Getuid() != 0 {
-		return // only root can give a file to another user here
-	}
-	theirs := filepath.Join(base, "theirs")
-	os.Mkdir(theirs, 0o700)
-	os.Chown(theirs, 65534, 65534)
-	if err := checkDataDirOwner(theirs); err == nil || !strings.Contains(err.Error(), "belongs to another user") {
+	planted := mk("planted", 0o1777)
+	me := theirs(planted)
+	if err := checkDataDirOwner(planted, me); err == nil || !strings.Contains(err.Error(), "belongs to another user") {
 		t.Fatalf("another user's data dir: %v", err)
 	}
-	key := filepath.Join(own, "root.key")
-	os.WriteFile(key, []byte("x"), 0o600)
-	os.Chown(key, 65534, 65534)
-	if err := checkDataDirOwner(own); err == nil || !strings.Contains(err.Error(), "root.key belongs to another user") {
-		t.Fatalf("another user's root key: %v", err)
+	if err := checkDataDirOwner(planted, 0); err != nil {
+		t.Fatalf("a server running as root: %v", err)
+	}
+	if os.Getuid() == 0 {
+		volume := mk("volume", 0o777) // root's, as a provisioner makes it
+		if err := checkDataDirOwner(volume, 1000); err != nil {
+			t.Fatalf("root's world-writable volume: %v", err)
+		}
+		key := filepath.Join(volume, "root.key")
+		os.WriteFile(key, []byte("x"), 0o600)
+		theirs(key)
+		if err := checkDataDirOwner(volume, 1000); err == nil || !strings.Contains(err.Error(), "root.key belongs to another user") {
+			t.Fatalf("another user's root key: %v", err)
+		}
 	}
 }
 

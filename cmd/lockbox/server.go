@@ -63,8 +63,10 @@ func oneLine(err error) string {
 
 // openDeps opens the root key, database and keyring for cfg. Failures are exit code 2.
 func openDeps(ctx context.Context, cfg config.Config, log *slog.Logger) (*store.DB, *keyring.Keyring, error) {
-	if err := checkDataDirOwner(cfg.DataDir); err != nil {
-		return nil, nil, &exitError{2, err}
+	if !cfg.Postgres() || cfg.RootKeyBytes() == nil {
+		if err := checkDataDirOwner(cfg.DataDir, os.Getuid()); err != nil {
+			return nil, nil, &exitError{2, err}
+		}
 	}
 	root := cfg.RootKeyBytes()
 	if root == nil {
@@ -99,18 +101,19 @@ func openDeps(ctx context.Context, cfg config.Config, log *slog.Logger) (*store.
 	return db, kr, nil
 }
 
-// checkDataDirOwner refuses a data dir, or a root key or database file in
-// it, that another user could have put there: one others may write to, or
-// owned by a user other than this process's and root. The server would
-// otherwise start on a root key and database its owner knows (a data dir
-// made in /tmp, or LOCKBOX_DATA_DIR pointed at one). A dir that does not
-// exist yet is made by lockbox, 0700. Group-writable is left to a warning: a
-// Kubernetes volume with fsGroup is one.
-func checkDataDirOwner(dir string) error {
-	if dir == "" {
+// checkDataDirOwner refuses, for a server running as user me, a data dir
+// another unprivileged user could have prepared: one owned by a user other
+// than me and root, or holding a root key or database file of such a user.
+// The server would otherwise start on a root key and database that user
+// knows (a data dir made in /tmp, or LOCKBOX_DATA_DIR pointed at one). A
+// server running as root is not refused (a root container on a bind mount
+// owned by the host's user is common); loose modes are warned about
+// (warnLoosePermissions), as a Kubernetes volume may be group- or
+// world-writable. A dir that does not exist yet is made by lockbox, 0700.
+func checkDataDirOwner(dir string, me int) error {
+	if dir == "" || me == 0 {
 		return nil
 	}
-	me := os.Getuid()
 	foreign := func(fi os.FileInfo) bool {
 		st, ok := fi.Sys().(*syscall.Stat_t)
 		return ok && int(st.Uid) != me && st.Uid != 0
@@ -119,15 +122,12 @@ func checkDataDirOwner(dir string) error {
 	if err != nil {
 		return nil // made by lockbox, or its own error when opened
 	}
-	if fi.Mode().Perm()&0o002 != 0 {
-		return fmt.Errorf("the data dir %s is writable by every user (mode %04o), who could replace its root key or database: use a directory of your own, mode 0700", dir, fi.Mode().Perm())
-	}
 	if foreign(fi) {
-		return fmt.Errorf("the data dir %s belongs to another user, who could replace its root key or database: use a directory of your own, mode 0700", dir)
+		return fmt.Errorf("the data dir %s belongs to another user, who could replace its root key or database: use a directory of your own (chown it to this user), mode 0700", dir)
 	}
 	for _, name := range []string{keyring.RootKeyFile, store.SQLiteFile, store.SQLiteFile + "-wal"} {
 		if fi, err := os.Lstat(filepath.Join(dir, name)); err == nil && foreign(fi) {
-			return fmt.Errorf("%s belongs to another user: not starting on a file someone else may have put there", filepath.Join(dir, name))
+			return fmt.Errorf("%s belongs to another user: not starting on a file someone else may have put there (chown it to this user if it is yours)", filepath.Join(dir, name))
 		}
 	}
 	return nil
