@@ -905,3 +905,37 @@ func TestLargeAnswersAreBounded(t *testing.T) {
 	assertError(t, e.Do(t, "GET", "/api/v1/secret/"+id+"/secret-versions?limit=100", viewer, nil), 400, "BadRequest")
 	e.Must(t, 200, "GET", "/api/v1/secret/"+id+"/secret-versions?limit=5", viewer, nil)
 }
+
+// TestAnswerCapCountsWhatIsOpened: the cap on what one read opens counts the
+// rows whose values it answers or expands and every folder its references
+// open, and nothing the reader cannot see. A member who may write only
+// /team fills it past secret.MaxAnswerBytes: a reader of /app alone still
+// lists / recursively (its rows were counted and the read refused), while a
+// read expanding a reference into /team is refused (each reference opened
+// its whole folder, uncounted: 534 bytes answered for 155 MiB allocated).
+func TestAnswerCapCountsWhatIsOpened(t *testing.T) {
+	e := apptest.Bootstrapped(t, store.SQLite)
+	p := createProject(t, e, e.Token, map[string]any{"projectName": "cap-opened"})
+	rw := []string{"read", "describeSecret", "readValue", "create", "edit", "delete"}
+	writer := customRole(t, e, p.ID, "team-writer", []map[string]any{{"subject": "secrets", "action": rw,
+		"conditions": map[string]any{"environment": "dev", "secretPath": map[string]any{"$glob": "/team/**"}}}})
+	reader := customRole(t, e, p.ID, "app-reader", []map[string]any{{"subject": "secrets", "action": []string{"read", "describeSecret", "readValue"},
+		"conditions": map[string]any{"environment": "dev", "secretPath": map[string]any{"$glob": "/app/**"}}}})
+	e.Must(t, 200, "POST", "/api/v1/folders", e.Token, folder(p.ID, "dev", "/", "team"))
+	e.Must(t, 200, "POST", "/api/v1/folders", e.Token, folder(p.ID, "dev", "/", "app"))
+	putSecret(t, e, e.Token, p.ID, "dev", "/app", "APP_KEY", "app-value")
+	blob := strings.Repeat("z", 512<<10)
+	for i := range secret.MaxAnswerBytes/len(blob) + 1 {
+		putSecret(t, e, writer, p.ID, "dev", "/team", fmt.Sprintf("BLOB_%d", i), blob)
+	}
+	var out struct{ Secrets []secretOut }
+	e.Must(t, 200, "GET", "/api/v3/secrets/raw?"+secretQ(p.ID, "dev", "/")+"&recursive=true", reader, nil).Decode(t, &out)
+	if len(out.Secrets) != 1 || out.Secrets[0].SecretKey != "APP_KEY" {
+		t.Fatalf("the reader of /app lists %+v", out.Secrets)
+	}
+	// The admin lists /team without values; expanding a reference into it opens it whole.
+	e.Must(t, 200, "GET", "/api/v3/secrets/raw?"+secretQ(p.ID, "dev", "/team")+"&viewSecretValue=false", e.Token, nil)
+	putSecret(t, e, e.Token, p.ID, "dev", "/app", "REF", "${dev.team.BLOB_0}")
+	assertError(t, e.Do(t, "GET", "/api/v3/secrets/raw/REF?"+secretQ(p.ID, "dev", "/app")+"&expandSecretReferences=true", e.Token, nil), 400, "BadRequest")
+	e.Must(t, 200, "GET", "/api/v3/secrets/raw/REF?"+secretQ(p.ID, "dev", "/app")+"&expandSecretReferences=false", e.Token, nil)
+}

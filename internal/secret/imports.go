@@ -251,7 +251,7 @@ func (s *Service) DeleteImport(ctx context.Context, actor authz.Actor, sc Scope,
 // imported reads the shared secrets the folder imports, breadth first, to
 // MaxImportDepth, each env:path once. Secrets the actor may not see are left
 // out; values it may not read are hidden.
-func (s *Service) imported(ctx context.Context, perms authz.Set, projectID, folderID string, o ReadOptions, rd *reader, size *answerSize) ([]ImportedSecrets, error) {
+func (s *Service) imported(ctx context.Context, perms authz.Set, projectID, folderID string, o ReadOptions, rd *reader) ([]ImportedSecrets, error) {
 	type item struct {
 		imp   Import
 		depth int
@@ -285,9 +285,6 @@ func (s *Service) imported(ctx context.Context, perms authz.Set, projectID, fold
 		if err != nil {
 			return nil, err
 		}
-		if err := size.sealed(sealed); err != nil {
-			return nil, err
-		}
 		tags, err := s.loadTags(ctx, sealed)
 		if err != nil {
 			return nil, err
@@ -297,6 +294,9 @@ func (s *Service) imported(ctx context.Context, perms authz.Set, projectID, fold
 			describe, value := canSee(perms, it.imp.EnvSlug, f.Path, sl.Key, tags[sl.ID])
 			if sl.Type != Shared || !describe {
 				continue
+			}
+			if err := rd.size.opened(sl, value && !o.HideValue); err != nil {
+				return nil, err
 			}
 			sec, err := s.open(ctx, sl, it.imp.EnvSlug, f.Path)
 			if err != nil {

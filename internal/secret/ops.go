@@ -195,12 +195,8 @@ func (s *Service) list(ctx context.Context, actor authz.Actor, scp *Scope, o Rea
 	// Every folder's rows first, so that one query loads the tags of all.
 	rows := make([][]Sealed, len(folders))
 	var all []Sealed
-	var size answerSize
 	for i, fe := range folders {
 		if rows[i], err = s.store.FolderSecrets(ctx, fe.folder.ID, userOf(actor)); err != nil {
-			return nil, nil, err
-		}
-		if err := size.sealed(rows[i]); err != nil {
 			return nil, nil, err
 		}
 		all = append(all, rows[i]...)
@@ -223,6 +219,10 @@ func (s *Service) list(ctx context.Context, actor authz.Actor, scp *Scope, o Rea
 			listable := describe && (!o.SharedOnly || sl.Type != Personal)
 			if !listable && all == nil {
 				continue
+			}
+			// Opened: its value answered, or kept for expansion.
+			if err := rd.size.opened(sl, all != nil || listable && value && !o.HideValue); err != nil {
+				return nil, nil, err
 			}
 			sec, err := s.open(ctx, sl, env.Slug, fe.path)
 			if err != nil {
@@ -270,7 +270,7 @@ func (s *Service) list(ctx context.Context, actor authz.Actor, scp *Scope, o Rea
 	}
 	var imps []ImportedSecrets
 	if o.IncludeImports && !missing {
-		if imps, err = s.imported(ctx, perms, sc.ProjectID, f.ID, o, rd, &size); err != nil {
+		if imps, err = s.imported(ctx, perms, sc.ProjectID, f.ID, o, rd); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -281,22 +281,39 @@ func (s *Service) list(ctx context.Context, actor authz.Actor, scp *Scope, o Rea
 }
 
 // MaxAnswerBytes bounds the secrets one read answers with (a listing with
-// its imports, a page of versions): their sealed values, comments and
-// metadata before they are opened, and the same as JSON (escapes counted)
-// once they are. A member could otherwise store a folder of large values
-// (or values of characters JSON writes six bytes for) and make each read
-// build hundreds of megabytes.
+// its imports, a page of versions) and the folders its references open:
+// the sealed values (those answered or expanded), comments and metadata of
+// the rows it opens, before they are opened, and its JSON once they are. A
+// member could otherwise store a folder of large values (or values of
+// characters JSON writes six bytes for) and make each read build hundreds
+// of megabytes. Rows the caller cannot see, and values it does not get,
+// are not counted.
 const MaxAnswerBytes = 32 << 20
 
-// answerSize counts the sealed bytes of the rows a read opens.
+// answerSize counts the sealed bytes a read opens; a nil one counts nothing.
 type answerSize int
 
-func (n *answerSize) sealed(rows []Sealed) error {
-	for _, r := range rows {
-		*n += answerSize(len(r.Value) + len(r.Comment) + len(r.Metadata) + len(r.ReminderNote))
+// opened counts row r, its value if withValue.
+func (n *answerSize) opened(r Sealed, withValue bool) error {
+	if n == nil {
+		return nil
+	}
+	*n += answerSize(len(r.Comment) + len(r.Metadata) + len(r.ReminderNote))
+	if withValue {
+		*n += answerSize(len(r.Value))
 	}
 	if *n > MaxAnswerBytes {
 		return tooLarge()
+	}
+	return nil
+}
+
+// sealed counts rows, values and all.
+func (n *answerSize) sealed(rows []Sealed) error {
+	for _, r := range rows {
+		if err := n.opened(r, true); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -323,10 +340,15 @@ func tooLarge() error {
 		MaxAnswerBytes>>20)
 }
 
-// jsonBytes is about what sec's strings take as JSON: each character as
-// encoding/json writes it (HTML characters left as they are).
+// secretJSON is about what a secret's fields other than its strings
+// take in an answer (ids, environment, version, times, names).
+const secretJSON = 400
+
+// jsonBytes is about what sec takes as JSON: secretJSON, and each
+// character of its strings as encoding/json writes it (HTML characters left
+// as they are).
 func jsonBytes(sec Secret) int {
-	n := jsonLen(sec.Key) + jsonLen(sec.Value) + jsonLen(sec.Comment) + jsonLen(sec.Reminder.Note)
+	n := secretJSON + jsonLen(sec.Path) + jsonLen(sec.Key) + jsonLen(sec.Value) + jsonLen(sec.Comment) + jsonLen(sec.Reminder.Note)
 	for _, m := range sec.Metadata {
 		n += jsonLen(m.Key) + jsonLen(m.Value)
 	}
@@ -491,7 +513,8 @@ func (s *Service) auditedRead(ctx context.Context, actor authz.Actor, sec Secret
 // getImported finds key among the folder's imports; the last import wins.
 func (s *Service) getImported(ctx context.Context, actor authz.Actor, perms authz.Set, sc Scope, folderID, key string, o GetOptions) (Secret, error) {
 	rd := s.newReader(actor, perms, sc.ProjectID)
-	imps, err := s.imported(ctx, perms, sc.ProjectID, folderID, o.ReadOptions, rd, new(answerSize))
+	rd.size = nil // one secret is answered, whatever its imports hold
+	imps, err := s.imported(ctx, perms, sc.ProjectID, folderID, o.ReadOptions, rd)
 	if err != nil {
 		return Secret{}, err
 	}

@@ -570,6 +570,9 @@ type reader struct {
 	stale   map[string]map[string]bool   // env:path -> keys written since the folder was cached
 	looked  map[string]bool              // env:path of every folder looked up
 	x       *Expander                    // budget and memo shared by the whole request
+	// size counts what the request opens against MaxAnswerBytes: the
+	// answer's rows and every folder its references open (nil: not counted).
+	size *answerSize
 }
 
 // MaxExpandFolders bounds the folders one request's reference expansion
@@ -581,7 +584,7 @@ const MaxExpandFolders = 256
 
 func (s *Service) newReader(actor authz.Actor, perms authz.Set, projectID string) *reader {
 	rd := &reader{s: s, actor: actor, perms: perms, project: projectID, cache: map[string]map[string]Secret{},
-		folders: map[string]project.Folder{}, stale: map[string]map[string]bool{}, looked: map[string]bool{}}
+		folders: map[string]project.Folder{}, stale: map[string]map[string]bool{}, looked: map[string]bool{}, size: new(answerSize)}
 	rd.x = NewExpander(rd.lookup)
 	return rd
 }
@@ -625,6 +628,9 @@ func (rd *reader) lookup(ctx context.Context, env, path, key string) (string, bo
 		}
 		sealed, err := rd.s.store.FolderSecrets(ctx, f.ID, userOf(rd.actor))
 		if err != nil {
+			return "", false, false, err
+		}
+		if err := rd.size.sealed(sealed); err != nil { // every row is opened
 			return "", false, false, err
 		}
 		var tags map[string][]Tag
