@@ -1,12 +1,14 @@
 package api_test
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/lockbox-dev/lockbox/internal/app/apptest"
+	"github.com/lockbox-dev/lockbox/internal/identity"
 	"github.com/lockbox-dev/lockbox/internal/store"
 )
 
@@ -254,4 +256,58 @@ func TestACredentialCoversRolesScheduledToStart(t *testing.T) {
 	// One that holds nothing there, now or later, gets its credential.
 	bystander, _ := e.NewIdentity(t, "bystander", "no-access")
 	e.Must(t, 200, "POST", "/api/v1/auth/token-auth/identities/"+bystander+"/tokens", mgr, map[string]any{"name": "fine"})
+}
+
+// TestLooseningALoginMethodNeedsWhatMintingDoes: Universal Auth's and
+// Token Auth's settings bound every login of the identity (trusted IPs,
+// TTLs, period, lockout): a manager with only edit on identities opened a
+// project admin identity's client secrets to 0.0.0.0/0 and made its tokens
+// periodic. Changing them now needs create-token and covering the
+// identity's projects, as the other login methods' settings do.
+func TestLooseningALoginMethodNeedsWhatMintingDoes(t *testing.T) {
+	e := apptest.Bootstrapped(t, store.SQLite)
+	e.Must(t, 200, "POST", "/api/v1/organization/roles", e.Token, map[string]any{"slug": "identity-editor", "name": "Identity editor",
+		"permissions": []map[string]any{{"subject": "identity", "action": []string{"read", "create", "edit"}}}})
+	e.Must(t, 200, "POST", "/api/v1/organization/roles", e.Token, map[string]any{"slug": "identity-minter", "name": "Identity minter",
+		"permissions": []map[string]any{{"subject": "identity", "action": []string{"read", "create", "edit", "create-token"}}}})
+	_, editor := e.NewIdentity(t, "editor", "identity-editor")
+	_, minter := e.NewIdentity(t, "minter", "identity-minter")
+	p := createProject(t, e, e.Token, map[string]any{"projectName": "loosen"})
+	bot, _ := e.NewIdentity(t, "deploy-bot", "no-access")
+	addMember(t, e, p.ID, bot, map[string]any{"role": "admin"})
+	ua := "/api/v1/auth/universal-auth/identities/" + bot
+	e.Must(t, 200, "POST", ua, e.Token, map[string]any{"clientSecretTrustedIps": []map[string]any{{"ipAddress": "10.1.2.3"}}})
+	open := map[string]any{"clientSecretTrustedIps": []map[string]any{{"ipAddress": "0.0.0.0/0"}}, "accessTokenPeriod": 315360000}
+	assertError(t, e.Do(t, "PATCH", ua, editor, open), 403, "PermissionDenied")
+	assertError(t, e.Do(t, "PATCH", ua, minter, open), 403, "PermissionBoundaryError")
+	ta := "/api/v1/auth/token-auth/identities/" + bot
+	assertError(t, e.Do(t, "PATCH", ta, editor, map[string]any{"accessTokenTTL": 2592000}), 403, "PermissionDenied")
+	assertError(t, e.Do(t, "PATCH", ta, minter, map[string]any{"accessTokenTTL": 2592000}), 403, "PermissionBoundaryError")
+	e.Must(t, 200, "PATCH", ua, e.Token, open)
+	// An identity holding nothing beyond the minter's: the minter may.
+	idle, _ := e.NewIdentity(t, "idle-bot", "no-access")
+	e.Must(t, 200, "POST", "/api/v1/auth/universal-auth/identities/"+idle, e.Token, map[string]any{})
+	e.Must(t, 200, "PATCH", "/api/v1/auth/universal-auth/identities/"+idle, minter, map[string]any{"accessTokenTTL": 3600})
+}
+
+// TestIdentityMetadataIsBounded: an identity holds at most
+// identity.MaxMetadata entries (422 above, on create and update): every
+// listing of identities returns them all, and 780 entries of 1 KiB each made
+// one identity a megabyte of every member's list.
+func TestIdentityMetadataIsBounded(t *testing.T) {
+	e := apptest.Bootstrapped(t, store.SQLite)
+	md := func(n int) []map[string]string {
+		out := make([]map[string]string, n)
+		for i := range out {
+			out[i] = map[string]string{"key": fmt.Sprintf("k%d", i), "value": "v"}
+		}
+		return out
+	}
+	body := func(n int) map[string]any {
+		return map[string]any{"name": fmt.Sprintf("md-%d", n), "organizationId": e.OrgID, "role": "no-access", "metadata": md(n)}
+	}
+	assertError(t, e.Do(t, "POST", "/api/v1/identities", e.Token, body(identity.MaxMetadata+1)), 422, "ValidationFailure")
+	var created struct{ Identity struct{ ID string } }
+	e.Must(t, 200, "POST", "/api/v1/identities", e.Token, body(identity.MaxMetadata)).Decode(t, &created)
+	assertError(t, e.Do(t, "PATCH", "/api/v1/identities/"+created.Identity.ID, e.Token, map[string]any{"metadata": md(identity.MaxMetadata + 1)}), 422, "ValidationFailure")
 }

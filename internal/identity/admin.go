@@ -266,7 +266,14 @@ type NewIdentity struct {
 	Metadata            []Metadata
 }
 
+// MaxMetadata bounds an identity's metadata entries: every listing of
+// identities (up to 20,000 a page) returns them all.
+const MaxMetadata = 100
+
 func checkMetadata(md []Metadata) ([]Metadata, error) {
+	if len(md) > MaxMetadata {
+		return nil, errs.Invalidf("an identity holds at most %d metadata entries", MaxMetadata)
+	}
 	out := make([]Metadata, 0, len(md))
 	for _, m := range md {
 		k := strings.TrimSpace(m.Key)

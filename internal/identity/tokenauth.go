@@ -67,6 +67,11 @@ func (a *Admin) UpdateTokenAuth(ctx context.Context, actor authz.Actor, identity
 		if err != nil {
 			return TokenAuth{}, err
 		}
+		// Its settings (TTLs, use limits, trusted IPs) bound the logins of
+		// the identity: changing them is giving it a credential.
+		if err := checkMint(ctx, a.authz, actor, oi.ID); err != nil {
+			return TokenAuth{}, err
+		}
 		prev := ta.UpdatedAt
 		if err := c.apply(&ta); err != nil {
 			return TokenAuth{}, err

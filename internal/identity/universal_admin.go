@@ -197,6 +197,13 @@ func (u *UA) Update(ctx context.Context, actor authz.Actor, identityID string, c
 		if err != nil {
 			return UniversalAuth{}, err
 		}
+		// Its settings (trusted IPs, TTLs, period, use limits, lockout)
+		// bound the logins of every client secret: loosening them makes a
+		// leaked, IP-bound secret a login from anywhere. As for the other
+		// login methods, changing them needs what giving a credential does.
+		if err := checkMint(ctx, u.authz, actor, ident.ID); err != nil {
+			return UniversalAuth{}, err
+		}
 		prev := ua.UpdatedAt
 		if err := c.apply(&ua); err != nil {
 			return UniversalAuth{}, err
