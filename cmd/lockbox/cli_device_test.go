@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/cookiejar"
+	"net/http/httptest"
 	"net/url"
 	"os/exec"
 	"regexp"
@@ -99,5 +100,33 @@ func TestCLIDeviceLogin(t *testing.T) {
 	var projects []struct{ ID string }
 	if err := json.Unmarshal([]byte(c.must(nil, "projects", "list", "-o", "json")), &projects); err != nil || len(projects) != 1 || projects[0].ID != project {
 		t.Fatalf("projects with the device session: %v %+v", err, projects)
+	}
+}
+
+// TestCLIDeviceLoginEscapesTheServersText: what a server sends during a
+// device login (its URLs, the code, the user's email and organization) is
+// written escaped: a server could otherwise set the terminal's clipboard
+// (OSC 52) or clear its screen through it.
+func TestCLIDeviceLoginEscapesTheServersText(t *testing.T) {
+	const osc52, clear = "\x1b]52;c;ZWNobyBwd25lZA==\x07", "\x1b[2J"
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		switch r.URL.Path {
+		case "/api/v1/auth/device":
+			json.NewEncoder(w).Encode(map[string]any{"deviceCode": "d", "userCode": "AB-CD" + osc52,
+				"verificationUri": "http://127.0.0.1/device" + clear, "verificationUriComplete": "http://127.0.0.1/device?code=AB" + osc52,
+				"expiresIn": 60, "interval": 1})
+		case "/api/v1/auth/device/token":
+			json.NewEncoder(w).Encode(map[string]any{"accessToken": "t", "expiresIn": 3600, "accessTokenMaxTTL": 3600, "tokenType": "Bearer",
+				"user": map[string]any{"email": "a@b" + clear}, "organization": map[string]any{"id": "o", "name": "org" + osc52}})
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	c := newCLI(t, strings.TrimPrefix(srv.URL, "http://"))
+	r := c.run(nil, "login", "--method", "device")
+	if strings.ContainsRune(r.stderr, 0x1b) || strings.ContainsRune(r.stderr, 0x07) || !strings.Contains(r.stderr, `\x1b]52`) {
+		t.Fatalf("exit %d, the server's text reached the terminal raw: %q", r.code, r.stderr)
 	}
 }

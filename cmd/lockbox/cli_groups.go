@@ -117,7 +117,7 @@ func (c *cli) newGroupsCmd() *cobra.Command {
 				MachineIdentities []client.GroupIdentity `json:"machineIdentities"`
 			}{g, users, ids}
 			if c.output != "json" {
-				if _, err := fmt.Fprintf(c.stdout, "%s (%s), organization role %s, ID %s\n", g.Name, g.Slug, g.RoleSlug(), g.ID); err != nil {
+				if _, err := fmt.Fprintf(c.stdout, "%s (%s), organization role %s, ID %s\n", printable(g.Name), printable(g.Slug), printable(g.RoleSlug()), printable(g.ID)); err != nil {
 					return err
 				}
 			}

@@ -248,8 +248,10 @@ func (c *cli) deviceLogin(ctx context.Context, cl *client.Client) (client.LoginR
 	if err := cl.Do(ctx, http.MethodPost, "/api/v1/auth/device", map[string]any{}, &start); err != nil {
 		return client.LoginResponse{}, err
 	}
+	// What the server sends is written escaped (printable): a server could
+	// otherwise rewrite the terminal or its clipboard through it.
 	fmt.Fprintf(c.stderr, "To sign in, open %s\nand check that it shows the code %s (or go to %s and type it).\nWaiting for your approval...\n",
-		start.VerificationURIComplete, start.UserCode, start.VerificationURI)
+		printable(start.VerificationURIComplete), printable(start.UserCode), printable(start.VerificationURI))
 	interval := time.Duration(max(start.Interval, 1)) * time.Second
 	deadline := time.Now().Add(time.Duration(start.ExpiresIn) * time.Second)
 	for {
@@ -262,7 +264,8 @@ func (c *cli) deviceLogin(ctx context.Context, cl *client.Client) (client.LoginR
 		var apiErr *client.APIError
 		switch {
 		case err == nil:
-			fmt.Fprintf(c.stderr, "Signed in as %s in organization %s (%s).\n", res.User.Email, res.Organization.Name, res.Organization.ID)
+			fmt.Fprintf(c.stderr, "Signed in as %s in organization %s (%s).\n", printable(res.User.Email), printable(res.Organization.Name),
+				printable(res.Organization.ID))
 			return res.LoginResponse, nil
 		case errors.As(err, &apiErr) && apiErr.StatusCode == http.StatusTooManyRequests && time.Now().Before(deadline):
 			interval = min(interval*2, 30*time.Second) // the server asks us to slow down

@@ -99,7 +99,7 @@ in the folder, or in one it imports, could otherwise run code here.`,
 					case <-tick:
 						next, tag, err := fetch(context.WithoutCancel(ctx), cl, o, etag)
 						if err != nil {
-							fmt.Fprintf(c.stderr, "lockbox: watching for changes: %v\n", err)
+							fmt.Fprintf(c.stderr, "lockbox: watching for changes: %s\n", printable(err.Error()))
 							continue
 						}
 						if next == nil { // 304: unchanged
