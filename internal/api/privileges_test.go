@@ -395,3 +395,28 @@ func TestGrantPrivilegesForSomeIdentitiesGrantsRolesToThoseOnly(t *testing.T) {
 	assertError(t, e.Do(t, "PATCH", "/api/v1/projects/"+p.ID+"/identity-memberships/"+y, aTok, reader), 403, "PermissionBoundaryError")
 	e.Must(t, 200, "PATCH", "/api/v1/projects/"+p.ID+"/identity-memberships/"+x, aTok, reader)
 }
+
+// TestAPrivilegeGrantorCoversRolesScheduledToStart: whoever changes a
+// member's privileges must hold what the member holds from now on, a role
+// scheduled to start included: one who may grant privileges gave an
+// identity whose admin role opened an hour later a deny privilege, taking
+// from that admin what it did not hold itself.
+func TestAPrivilegeGrantorCoversRolesScheduledToStart(t *testing.T) {
+	e := apptest.Bootstrapped(t, store.SQLite)
+	p := createProject(t, e, e.Token, map[string]any{"projectName": "scheduled-target"})
+	granter := customRole(t, e, p.ID, "granter", []map[string]any{
+		{"subject": "identity", "action": []string{"read", "edit", "grant-privileges"}},
+		{"subject": "secrets", "action": []string{"read", "describeSecret", "readValue"}, "conditions": map[string]any{"environment": "dev"}}})
+	oncall, _ := e.NewIdentity(t, "on-call", "no-access")
+	start := time.Now().Add(time.Hour).UTC().Truncate(time.Second)
+	addMember(t, e, p.ID, oncall, map[string]any{"role": "admin", "isTemporary": true, "temporaryMode": "relative",
+		"temporaryRange": "1h", "temporaryAccessStartTime": start.Format(time.RFC3339)})
+	deny := map[string]any{"identityId": oncall, "projectId": p.ID, "slug": "no-dev",
+		"permissions": []map[string]any{{"subject": "secrets", "action": []string{"read"}, "inverted": true, "conditions": map[string]any{"environment": "dev"}}}}
+	assertError(t, e.Do(t, "POST", privilegesV2, granter, deny), 403, "PermissionBoundaryError")
+	// A member holding no more than the granter, now or later, is fine.
+	viewer, _ := e.NewIdentity(t, "dev-reader", "no-access")
+	addMember(t, e, p.ID, viewer, map[string]any{"role": "no-access"})
+	deny["identityId"] = viewer
+	e.Must(t, 200, "POST", privilegesV2, granter, deny)
+}

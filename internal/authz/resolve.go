@@ -247,6 +247,12 @@ func (r *Resolver) CoversProjects(ctx context.Context, actor Actor, target Actor
 // adds two (its start and end), and grants per member are bounded.
 const maxWindows = 1000
 
+// HeldFromNow is heldFromNow: what target holds in project p now and at
+// each later moment one of its temporary grants starts or ends.
+func (r *Resolver) HeldFromNow(ctx context.Context, target Actor, p string) ([]Set, error) {
+	return r.heldFromNow(ctx, target, p)
+}
+
 // heldFromNow returns what target holds in project p now and at each
 // moment from now on that one of its temporary roles or privileges starts
 // or ends (an organization admin: the admin set). A credential outlives
