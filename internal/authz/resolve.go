@@ -223,7 +223,7 @@ func (r *Resolver) CoversProjects(ctx context.Context, actor Actor, target Actor
 		return err
 	}
 	for _, p := range projects {
-		held, err := r.heldFromNow(ctx, target, p)
+		held, err := r.HeldFromNow(ctx, target, p)
 		if err != nil {
 			return err
 		}
@@ -243,22 +243,16 @@ func (r *Resolver) CoversProjects(ctx context.Context, actor Actor, target Actor
 	return nil
 }
 
-// maxWindows bounds the moments heldFromNow looks at: each temporary grant
+// maxWindows bounds the moments HeldFromNow looks at: each temporary grant
 // adds two (its start and end), and grants per member are bounded.
 const maxWindows = 1000
 
-// HeldFromNow is heldFromNow: what target holds in project p now and at
-// each later moment one of its temporary grants starts or ends.
-func (r *Resolver) HeldFromNow(ctx context.Context, target Actor, p string) ([]Set, error) {
-	return r.heldFromNow(ctx, target, p)
-}
-
-// heldFromNow returns what target holds in project p now and at each
+// HeldFromNow returns what target holds in project p now and at each
 // moment from now on that one of its temporary roles or privileges starts
 // or ends (an organization admin: the admin set). A credential outlives
 // now: a role scheduled to start later is the target's as much as one in
 // force, and a login minted before it starts acts with it once it does.
-func (r *Resolver) heldFromNow(ctx context.Context, target Actor, p string) ([]Set, error) {
+func (r *Resolver) HeldFromNow(ctx context.Context, target Actor, p string) ([]Set, error) {
 	role, err := r.OrgRole(ctx, target)
 	if err != nil {
 		return nil, err
