@@ -267,31 +267,14 @@ func (ps *Privileges) checkTarget(ctx context.Context, actor authz.Actor, perms 
 	// What it holds from now on, roles scheduled to start included: a deny
 	// privilege given before an admin's on-call window opens takes from
 	// that admin as much as one given during it.
-	if h, ok := ps.authz.(interface {
-		HeldFromNow(ctx context.Context, target authz.Actor, projectID string) ([]authz.Set, error)
-	}); ok {
-		sets, err := h.HeldFromNow(ctx, target, projectID)
-		if err != nil {
-			return err
-		}
-		for _, held := range sets {
-			if !perms.Covers(held) {
-				return boundaryError("change the privileges of %s: it holds permissions you do not have", m)
-			}
-		}
-		return nil
-	}
-	held, err := ps.authz.ProjectPermissions(ctx, target, projectID)
-	if errs.Is(err, errs.NotFound) || errs.Is(err, errs.Forbidden) {
-		// Holds nothing there now (not a member, or only by a temporary
-		// role whose window has not begun): nothing to take from it.
-		return nil
-	}
+	sets, err := ps.authz.HeldFromNow(ctx, target, projectID)
 	if err != nil {
 		return err
 	}
-	if !perms.Covers(held) {
-		return boundaryError("change the privileges of %s: it holds permissions you do not have", m)
+	for _, held := range sets {
+		if !perms.Covers(held) {
+			return boundaryError("change the privileges of %s: it holds permissions you do not have", m)
+		}
 	}
 	return nil
 }

@@ -14,6 +14,9 @@ type Authorizer interface {
 	OrgPermissions(ctx context.Context, actor authz.Actor) (authz.Set, error)
 	ProjectPermissions(ctx context.Context, actor authz.Actor, projectID string) (authz.Set, error)
 	OrgRole(ctx context.Context, actor authz.Actor) (string, error)
+	// HeldFromNow is what target holds in a project now and at each later
+	// start or end of its temporary grants (none: nothing there).
+	HeldFromNow(ctx context.Context, target authz.Actor, projectID string) ([]authz.Set, error)
 }
 
 // Store is the storage the project service needs. Each write takes the
