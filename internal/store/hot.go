@@ -19,7 +19,7 @@ import (
 // here and run any other query as it comes. TestHotReadsUseAnIndex checks
 // each one's plan on both engines.
 func hotReads(d Dialect) []string {
-	return []string{
+	qs := []string{
 		qAccessTokenByID, qSessionByID, qUserByID, qServiceTokenByID,
 		qOrgRole[0], qOrgRole[1], qOrgGroupRoles[0], qOrgGroupRoles[1], qProjectGrants[0], qProjectGrants[1],
 		qProjectByID, qEnvironments, qRootFolder, qChildFolder,
@@ -27,6 +27,10 @@ func hotReads(d Dialect) []string {
 		qProjectHasTags, qSecretTags[d], qImports, qDataKey,
 		uaLoginQuery,
 	}
+	if d == Postgres { // SQLite walks a folder a segment (walk)
+		qs = append(qs, qWalk)
+	}
+	return qs
 }
 
 // byDialect is a query whose text differs between the engines.

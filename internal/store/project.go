@@ -290,23 +290,43 @@ func (db *DB) DeleteEnvironment(ctx context.Context, env project.Environment, ev
 
 const folderCols = `id, env_id, COALESCE(parent_id, ''), name, description, version, created_at, updated_at`
 
+// folderColsOf is folderCols of the folders table named alias.
+func folderColsOf(alias string) string {
+	a := alias + "."
+	return a + `id, ` + a + `env_id, COALESCE(` + a + `parent_id, ''), ` + a + `name, ` + a + `description, ` + a + `version, ` + a + `created_at, ` + a + `updated_at`
+}
+
 func scanFolder(sc interface{ Scan(...any) error }) (project.Folder, error) {
 	var f project.Folder
 	err := sc.Scan(&f.ID, &f.EnvID, &f.ParentID, &f.Name, &f.Description, &f.Version, timeCol{&f.CreatedAt}, timeCol{&f.UpdatedAt})
 	return f, err
 }
 
-type rowQueryer func(ctx context.Context, query string, args ...any) interface{ Scan(...any) error }
+// folderQueryer runs walk's reads outside a transaction (DB.walker) or in
+// one (Tx.walker).
+type folderQueryer struct {
+	dialect Dialect
+	row     func(ctx context.Context, query string, args ...any) interface{ Scan(...any) error }
+	rows    func(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
 
-func (db *DB) rowq() rowQueryer {
-	return func(ctx context.Context, q string, args ...any) interface{ Scan(...any) error } {
-		return db.readRow(ctx, q, args...)
+func (db *DB) walker() folderQueryer {
+	return folderQueryer{
+		dialect: db.dialect,
+		row: func(ctx context.Context, q string, args ...any) interface{ Scan(...any) error } {
+			return db.readRow(ctx, q, args...)
+		},
+		rows: db.readq,
 	}
 }
 
-func (tx *Tx) rowq() rowQueryer {
-	return func(ctx context.Context, q string, args ...any) interface{ Scan(...any) error } {
-		return tx.queryRow(ctx, q, args...)
+func (tx *Tx) walker() folderQueryer {
+	return folderQueryer{
+		dialect: tx.db.dialect,
+		row: func(ctx context.Context, q string, args ...any) interface{ Scan(...any) error } {
+			return tx.queryRow(ctx, q, args...)
+		},
+		rows: tx.query,
 	}
 }
 
@@ -315,17 +335,37 @@ const (
 	qChildFolder = `SELECT ` + folderCols + ` FROM folders WHERE parent_id = ? AND name = ?`
 )
 
-// walk resolves a normalised path segment by segment from the root folder.
-// It returns the deepest folder found and how many segments it matched.
-func walk(ctx context.Context, q rowQueryer, envID, path string) (project.Folder, int, error) {
-	f, err := scanFolder(q(ctx, qRootFolder, envID))
+// qWalk resolves a path of two or more segments (a JSON array of names)
+// in one statement on PostgreSQL: each step of the recursion finds the
+// child named by the next segment. It yields the folders it matched, each
+// with its depth (0 for the root), in no particular order.
+var qWalk = `WITH RECURSIVE walked(depth, id) AS (
+		SELECT 0, id FROM folders WHERE env_id = ? AND parent_id IS NULL
+		UNION ALL
+		SELECT walked.depth + 1, f.id FROM walked
+			JOIN jsonb_array_elements_text(CAST(? AS jsonb)) WITH ORDINALITY s(name, i) ON s.i = walked.depth + 1
+			JOIN folders f ON f.parent_id = walked.id AND f.name = s.name)
+	SELECT walked.depth, ` + folderColsOf("f") + ` FROM walked JOIN folders f ON f.id = walked.id`
+
+// walk resolves a normalised path from the root folder. It returns the
+// deepest folder found and how many segments it matched. On SQLite, and
+// for a path of one segment, it reads one folder a segment (prepared
+// statements in the process: a path 32 deep costs what the one statement
+// of qWalk costs there). On PostgreSQL a deeper path is one statement
+// (qWalk), one round trip whatever its depth: a batch whose 9,000 items
+// each named a path 32 deep took 33 round trips an item.
+func walk(ctx context.Context, q folderQueryer, envID, path string) (project.Folder, int, error) {
+	segs := project.Segments(path)
+	if len(segs) >= 2 && q.dialect == Postgres {
+		return walkDeep(ctx, q, envID, segs)
+	}
+	f, err := scanFolder(q.row(ctx, qRootFolder, envID))
 	if err != nil {
 		return f, 0, dbErr(err, "root folder")
 	}
 	f.Path = "/"
-	segs := project.Segments(path)
 	for i, name := range segs {
-		child, err := scanFolder(q(ctx, qChildFolder, f.ID, name))
+		child, err := scanFolder(q.row(ctx, qChildFolder, f.ID, name))
 		if err != nil {
 			if errs.Is(dbErr(err, "walk"), errs.NotFound) {
 				return f, i, nil
@@ -338,9 +378,41 @@ func walk(ctx context.Context, q rowQueryer, envID, path string) (project.Folder
 	return f, len(segs), nil
 }
 
+func walkDeep(ctx context.Context, q folderQueryer, envID string, segs []string) (project.Folder, int, error) {
+	names, err := json.Marshal(segs)
+	if err != nil {
+		return project.Folder{}, 0, err
+	}
+	rows, err := q.rows(ctx, qWalk, envID, string(names))
+	if err != nil {
+		return project.Folder{}, 0, dbErr(err, "walk")
+	}
+	defer rows.Close()
+	var f project.Folder
+	n := -1
+	for rows.Next() {
+		var depth int
+		var g project.Folder
+		if err := rows.Scan(&depth, &g.ID, &g.EnvID, &g.ParentID, &g.Name, &g.Description, &g.Version, timeCol{&g.CreatedAt}, timeCol{&g.UpdatedAt}); err != nil {
+			return project.Folder{}, 0, dbErr(err, "walk")
+		}
+		if depth > n {
+			f, n = g, depth
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return project.Folder{}, 0, dbErr(err, "walk")
+	}
+	if n < 0 {
+		return project.Folder{}, 0, dbErr(sql.ErrNoRows, "root folder")
+	}
+	f.Path = "/" + strings.Join(segs[:n], "/")
+	return f, n, nil
+}
+
 // FolderByPath finds the folder at a normalised path.
 func (db *DB) FolderByPath(ctx context.Context, envID, path string) (project.Folder, error) {
-	f, n, err := walk(ctx, db.rowq(), envID, path)
+	f, n, err := walk(ctx, db.walker(), envID, path)
 	if err != nil {
 		return project.Folder{}, err
 	}
@@ -401,7 +473,7 @@ func (db *DB) CreateFolder(ctx context.Context, envID, parentPath string, f proj
 		if err := tx.guardMoves(ctx); err != nil {
 			return err
 		}
-		parent, n, err := walk(ctx, tx.rowq(), envID, parentPath)
+		parent, n, err := walk(ctx, tx.walker(), envID, parentPath)
 		if err != nil {
 			return err
 		}
