@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -303,7 +304,7 @@ func notLDAPSelf(c *ldap.Conn, admin appconn.Credentials, user string) error {
 		account = res.Entries[0].GetAttributeValue("sAMAccountName")
 	}
 	same := func(d *ldap.DN) bool {
-		return d != nil && (d.EqualFold(target) || (entryDN != nil && d.EqualFold(entryDN)))
+		return d != nil && (sameDN(d, target) || (entryDN != nil && sameDN(d, entryDN)))
 	}
 	who, err := c.WhoAmI(nil)
 	switch {
@@ -398,15 +399,76 @@ func encodeADPassword(p string) string {
 	return string(b)
 }
 
-// SameDN reports whether a and b, parsed, name the same entry (escapes,
-// spacing and case aside); false if either does not parse or is empty.
+// SameDN reports whether a and b, parsed, name the same entry as a
+// directory matches names (sameDN); false if either does not parse or is
+// empty.
 func SameDN(a, b string) bool {
 	da, err := ldap.ParseDN(a)
 	if err != nil || len(da.RDNs) == 0 {
 		return false
 	}
 	db, err := ldap.ParseDN(b)
-	return err == nil && da.EqualFold(db)
+	return err == nil && sameDN(da, db)
+}
+
+// sameDN compares two DNs as LDAP's matching rules do (RFC 4518): escapes
+// aside (the parser undoes them), each value without leading or trailing
+// space, every run of white space inside it one space, case aside; each
+// attribute type by its name, whichever of its names or its OID it is
+// written with; a multi-valued RDN's values in any order. A directory takes
+// cn=build  bot for the entry cn=build bot, and commonName= or 2.5.4.3= for
+// cn=: comparing as written let a second rotation claim an entry another
+// project's rotation rotates.
+func sameDN(a, b *ldap.DN) bool {
+	if len(a.RDNs) != len(b.RDNs) {
+		return false
+	}
+	for i, ra := range a.RDNs {
+		rb := b.RDNs[i]
+		if len(ra.Attributes) != len(rb.Attributes) {
+			return false
+		}
+		for _, x := range ra.Attributes {
+			if !slices.ContainsFunc(rb.Attributes, func(y *ldap.AttributeTypeAndValue) bool {
+				return attrType(x.Type) == attrType(y.Type) && strings.EqualFold(dnValue(x.Value), dnValue(y.Value))
+			}) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// dnValue is v with white space as LDAP's string matching sees it.
+func dnValue(v string) string { return strings.Join(strings.Fields(v), " ") }
+
+// attrTypes maps the other names and OIDs of the attribute types DNs are
+// made of (RFC 4519) to their short name.
+var attrTypes = map[string]string{
+	"commonname": "cn", "2.5.4.3": "cn",
+	"surname": "sn", "2.5.4.4": "sn",
+	"serialnumber": "serialnumber", "2.5.4.5": "serialnumber",
+	"countryname": "c", "2.5.4.6": "c",
+	"localityname": "l", "2.5.4.7": "l",
+	"stateorprovincename": "st", "2.5.4.8": "st",
+	"streetaddress": "street", "2.5.4.9": "street",
+	"organizationname": "o", "2.5.4.10": "o",
+	"organizationalunitname": "ou", "2.5.4.11": "ou",
+	"title": "title", "2.5.4.12": "title",
+	"givenname": "givenname", "2.5.4.42": "givenname",
+	"userid": "uid", "0.9.2342.19200300.100.1.1": "uid",
+	"domaincomponent": "dc", "0.9.2342.19200300.100.1.25": "dc",
+	"emailaddress": "email", "1.2.840.113549.1.9.1": "email",
+}
+
+// attrType is an attribute type's short name, lower case.
+func attrType(t string) string {
+	t = strings.ToLower(strings.TrimSpace(t))
+	t = strings.TrimPrefix(t, "oid.")
+	if n, ok := attrTypes[t]; ok {
+		return n
+	}
+	return t
 }
 
 // CheckLogin proves user logs in with password.

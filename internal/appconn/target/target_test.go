@@ -148,3 +148,43 @@ func TestTheConnectionsOwnPrincipalIsNeverChanged(t *testing.T) {
 		mustBeRefused(t, appconn.LDAP, c, "UID=RotAdm, OU=People, DC=lockbox, DC=test", `uid=rot\61dm,ou=people,dc=lockbox,dc=test`)
 	})
 }
+
+// TestSameDNMatchesAsADirectoryDoes: two spellings a directory takes for
+// one entry are the same DN (a second rotation of another project must
+// not claim it by spelling it otherwise); two entries are not.
+func TestSameDNMatchesAsADirectoryDoes(t *testing.T) {
+	base := "cn=build bot,ou=people,dc=lockbox,dc=test"
+	for _, same := range []string{
+		base,
+		"CN=Build Bot,OU=People,DC=lockbox,DC=test",
+		"cn=build  bot,ou=people,dc=lockbox,dc=test",
+		"cn=build\tbot,ou=people,dc=lockbox,dc=test",
+		`cn=\ build bot\ ,ou=people,dc=lockbox,dc=test`,
+		"cn = build bot , ou=people, dc=lockbox, dc=test",
+		"commonName=build bot,organizationalUnitName=people,domainComponent=lockbox,dc=test",
+		"2.5.4.3=build bot,2.5.4.11=people,0.9.2342.19200300.100.1.25=lockbox,dc=test",
+		"OID.2.5.4.3=build bot,ou=people,dc=lockbox,dc=test",
+		`cn=build\20bot,ou=people,dc=lockbox,dc=test`,
+	} {
+		if !target.SameDN(base, same) || !target.SameDN(same, base) {
+			t.Errorf("%q is not taken for %q", same, base)
+		}
+	}
+	for _, other := range []string{
+		"cn=buildbot,ou=people,dc=lockbox,dc=test",
+		"cn=build bot2,ou=people,dc=lockbox,dc=test",
+		"uid=build bot,ou=people,dc=lockbox,dc=test",
+		"cn=build bot,ou=people,dc=lockbox",
+		"cn=build bot+uid=x,ou=people,dc=lockbox,dc=test",
+		"cn=build bot,ou=other,dc=lockbox,dc=test",
+		"",
+		"not a dn",
+	} {
+		if target.SameDN(base, other) || target.SameDN(other, base) {
+			t.Errorf("%q is taken for %q", other, base)
+		}
+	}
+	if !target.SameDN("cn=a+uid=b,dc=test", "UID=B + CN=A,dc=test") {
+		t.Error("a multi-valued RDN's values in another order")
+	}
+}
