@@ -377,3 +377,75 @@ func TestRotationOptionsAndAvailable(t *testing.T) {
 		assertError(t, e.Do(t, "GET", "/api/v1/app-connections/oracle/available", e.Token, nil), 422, "ValidationFailure")
 	})
 }
+
+// TestARotationWritesOnlyWhatItsMakerMay: a member whose role keeps it from
+// writing secrets tagged prod, or anything under /prod, cannot make a
+// rotation (which writes as the platform) write over them: not by mapping a
+// tagged secret, nor by spelling the path //prod. The path is stored as
+// the secrets service names it.
+func TestARotationWritesOnlyWhatItsMakerMay(t *testing.T) {
+	host, port := testsvc.Redis(t)
+	forEachEngine(t, func(t *testing.T, d store.Dialect) {
+		e := apptest.Bootstrapped(t, d)
+		p := createProject(t, e, e.Token, map[string]any{"projectName": "guarded"})
+		sfx := testsvc.Suffix()
+		admin := goredis.NewClient(&goredis.Options{Addr: "127.0.0.1:6379"})
+		t.Cleanup(func() {
+			for i := 1; i <= 6; i++ {
+				admin.Do(context.Background(), "ACL", "DELUSER", fmt.Sprintf("tg-%s-%d", sfx, i))
+			}
+			admin.Close()
+		})
+		connID := createConn(t, e, e.Token, "redis", "cache", map[string]any{"host": host, "port": port})
+		e.Must(t, 200, "PATCH", "/api/v1/app-connections/redis/"+connID, e.Token, map[string]any{"rotationPrincipals": []string{"tg-" + sfx + "-*"}})
+		var tag struct{ Tag struct{ ID string } }
+		e.Must(t, 200, "POST", "/api/v1/projects/"+p.ID+"/tags", e.Token, map[string]any{"slug": "prod", "color": "#f00"}).Decode(t, &tag)
+		e.Must(t, 200, "POST", "/api/v3/secrets/raw/PROD_DB_PASS", e.Token, map[string]any{"workspaceId": p.ID, "environment": "dev",
+			"secretValue": "kept", "tagIds": []string{tag.Tag.ID}})
+		e.Must(t, 200, "POST", "/api/v1/folders", e.Token, folder(p.ID, "dev", "/", "prod"))
+		e.Must(t, 200, "POST", "/api/v3/secrets/raw/PROD_PASS", e.Token, map[string]any{"workspaceId": p.ID, "environment": "dev",
+			"secretPath": "/prod", "secretValue": "kept"})
+		member := customRole(t, e, p.ID, "no-prod", []map[string]any{
+			{"subject": "secret-rotation", "action": []string{"read", "create", "edit", "delete"}},
+			{"subject": "secrets", "action": []string{"read", "create", "edit", "delete"}},
+			{"subject": "secrets", "action": []string{"create", "edit", "delete"}, "inverted": true, "conditions": map[string]any{"secretTags": map[string]any{"$in": []string{"prod"}}}},
+			{"subject": "secrets", "action": []string{"create", "edit", "delete"}, "inverted": true, "conditions": map[string]any{"secretPath": map[string]any{"$glob": "/prod/**"}}},
+			{"subject": "secrets", "action": []string{"create", "edit", "delete"}, "inverted": true, "conditions": map[string]any{"secretPath": map[string]any{"$eq": "/prod"}}},
+		})
+		// The member's own writes are refused.
+		assertError(t, e.Do(t, "PATCH", "/api/v3/secrets/raw/PROD_DB_PASS", member, map[string]any{"workspaceId": p.ID, "environment": "dev", "secretValue": "x"}), 403, "PermissionDenied")
+		assertError(t, e.Do(t, "PATCH", "/api/v3/secrets/raw/PROD_PASS", member, map[string]any{"workspaceId": p.ID, "environment": "dev", "secretPath": "/prod", "secretValue": "x"}), 403, "PermissionDenied")
+
+		rot := func(name, path string, n int, mapping map[string]string) map[string]any {
+			return map[string]any{"name": name, "projectId": p.ID, "connectionId": connID, "environment": "dev", "secretPath": path, "rotationInterval": 1,
+				"parameters":     map[string]string{"permissionScope": "+ping", "username1": fmt.Sprintf("tg-%s-%d", sfx, n), "username2": fmt.Sprintf("tg-%s-%d", sfx, n+1)},
+				"secretsMapping": mapping}
+		}
+		const create = "/api/v2/secret-rotations/redis-credentials"
+		assertError(t, e.Do(t, "POST", create, member, rot("tagged", "/", 1, map[string]string{"username": "U", "password": "PROD_DB_PASS"})), 403, "PermissionDenied")
+		for _, path := range []string{"//prod", "/prod//", "///prod"} {
+			assertError(t, e.Do(t, "POST", create, member, rot("slashes", path, 1, map[string]string{"username": "U", "password": "PROD_PASS"})), 403, "PermissionDenied")
+		}
+		if v, _ := secretValue(t, e, p.ID, "PROD_DB_PASS"); v != "kept" {
+			t.Fatalf("PROD_DB_PASS = %q after the refused rotations", v)
+		}
+		// Untagged secrets outside /prod are the member's to rotate; then a
+		// remap onto the tagged one is refused as a create is.
+		var out struct{ SecretRotation rotOut }
+		e.Must(t, 200, "POST", create, member, rot("mine", "/", 3, map[string]string{"username": "U", "password": "P"})).Decode(t, &out)
+		base := create + "/" + out.SecretRotation.ID
+		assertError(t, e.Do(t, "PATCH", base, member, map[string]any{"secretsMapping": map[string]string{"username": "U", "password": "PROD_DB_PASS"}}), 403, "PermissionDenied")
+		// An admin's rotation at //prod is stored at /prod, where the
+		// secrets it owns are.
+		var adm struct {
+			SecretRotation struct{ SecretPath string }
+		}
+		e.Must(t, 200, "POST", create, e.Token, rot("admins", "//prod/", 5, map[string]string{"username": "PROD_USER", "password": "PROD_PASS"})).Decode(t, &adm)
+		if adm.SecretRotation.SecretPath != "/prod" {
+			t.Fatalf("stored secretPath %q; want /prod", adm.SecretRotation.SecretPath)
+		}
+		r := e.Do(t, "PATCH", "/api/v3/secrets/raw/PROD_PASS", e.Token, map[string]any{"workspaceId": p.ID, "environment": "dev", "secretPath": "/prod", "secretValue": "by-hand"})
+		assertError(t, r, 400, "BadRequest")
+		assertError(t, e.Do(t, "POST", create, e.Token, rot("bad-path", "/a b", 1, map[string]string{"username": "X", "password": "Y"})), 422, "ValidationFailure")
+	})
+}

@@ -28,6 +28,7 @@ import (
 	"github.com/lockbox-dev/lockbox/internal/errs"
 	"github.com/lockbox-dev/lockbox/internal/keyring"
 	"github.com/lockbox-dev/lockbox/internal/lazyre"
+	"github.com/lockbox-dev/lockbox/internal/project"
 	"github.com/lockbox-dev/lockbox/internal/secret"
 )
 
@@ -191,6 +192,9 @@ type Authorizer interface {
 type Secrets interface {
 	UpdateMany(ctx context.Context, actor authz.Actor, sc secret.Scope, mode string, items []secret.BatchItem) ([]secret.Secret, error)
 	DeleteMany(ctx context.Context, actor authz.Actor, sc secret.Scope, keys []secret.BatchItem) ([]secret.Secret, error)
+	// MayWrite refuses keys at sc actor could not create and edit as they
+	// are now (their tags weighed).
+	MayWrite(ctx context.Context, actor authz.Actor, sc secret.Scope, keys []string) error
 }
 
 // Connections is the app connections service.
@@ -381,6 +385,12 @@ func parseParameters(typ, name string, raw json.RawMessage) (Parameters, error) 
 	return p, nil
 }
 
+// The bounds of a Redis rotation's permissionScope (checkScope).
+const (
+	MaxScopeRules = 64
+	MaxScopeBytes = 2048
+)
+
 // checkScope refuses ACL rules that would touch passwords or reset a user,
 // selectors, and rules that would give the rotated users Redis's
 // administration commands: a rotation creates its users if they do not
@@ -391,10 +401,18 @@ func parseParameters(typ, name string, raw json.RawMessage) (Parameters, error) 
 // command (allcommands, +@all), is allowed only when followed by -@admin
 // and -@dangerous, as dynamic secrets' Redis default has it: @slow holds
 // ACL and CONFIG, @write FLUSHALL, @connection CLIENT KILL.
+//
+// A scope holds at most MaxScopeRules rules and MaxScopeBytes bytes: Redis
+// applies one ACL SETUSER in time that grows faster than its key patterns
+// (32,000 took 7 s, the server answering nobody meanwhile).
 func checkScope(scope string) error {
 	broad := ""
 	var noAdmin, noDangerous bool
-	for _, tok := range strings.Fields(scope) {
+	toks := strings.Fields(scope)
+	if len(scope) > MaxScopeBytes || len(toks) > MaxScopeRules {
+		return errs.Fieldf("parameters.permissionScope", "parameters.permissionScope may hold at most %d rules and %d bytes", MaxScopeRules, MaxScopeBytes)
+	}
+	for _, tok := range toks {
 		low := strings.ToLower(tok)
 		if strings.ContainsAny(tok[:1], "<>#!()") || strings.HasSuffix(tok, ")") || low == "nopass" || low == "resetpass" ||
 			low == "reset" || low == "off" || len(tok) > 256 {
@@ -483,18 +501,16 @@ func parseMapping(typ string, raw json.RawMessage) (Mapping, error) {
 	return m, nil
 }
 
+// normPath is p as the secrets service names it (project.NormalizePath):
+// the permission checks, the rotation's ownership of its secrets and the
+// guards of folder moves compare the stored path with the secrets'. Only
+// trimmed, //prod passed rules on /prod and wrote into /prod.
 func normPath(p string) (string, error) {
-	p = strings.TrimSpace(p)
-	if p == "" {
-		p = "/"
+	n, err := project.NormalizePath(p)
+	if e, ok := errors.AsType[*errs.Error](err); ok {
+		return "", errs.Fieldf("secretPath", "secretPath: %s", e.Message)
 	}
-	if !strings.HasPrefix(p, "/") || len(p) > 1024 {
-		return "", errs.Fieldf("secretPath", "secretPath must start with /")
-	}
-	if len(p) > 1 {
-		p = strings.TrimSuffix(p, "/")
-	}
-	return p, nil
+	return n, err
 }
 
 func notFound(id string) error {
@@ -517,16 +533,19 @@ func (s *Service) check(ctx context.Context, actor authz.Actor, projectID, actio
 
 // mayWrite refuses a mapping onto secrets the caller could not create and
 // edit: nobody makes a rotation (which writes as the platform) write secrets
-// they could not write themselves.
-func mayWrite(perms authz.Set, env, path string, m Mapping) error {
+// they could not write themselves. The secrets service weighs each existing
+// secret with its tags: a role denied secrets tagged prod mapped one and
+// the rotation wrote over it.
+func (s *Service) mayWrite(ctx context.Context, actor authz.Actor, perms authz.Set, projectID, env, path string, m Mapping) error {
+	keys := []string{m.Username + m.DN, m.Password}
 	for _, a := range []string{authz.ActCreate, authz.ActEdit} {
-		for _, key := range []string{m.Username + m.DN, m.Password} {
+		for _, key := range keys {
 			if err := perms.Check(a, authz.SubSecrets, &authz.Fields{Environment: env, SecretPath: path, SecretName: key}); err != nil {
 				return err
 			}
 		}
 	}
-	return nil
+	return s.secrets.MayWrite(ctx, actor, secret.Scope{ProjectID: projectID, Env: env, Path: path}, keys)
 }
 
 // nextAt is the first rotation time interval days after from, at h:m UTC.
@@ -592,7 +611,7 @@ func (s *Service) Create(ctx context.Context, actor authz.Actor, n New) (Rotatio
 	if err != nil {
 		return Rotation{}, err
 	}
-	if err := mayWrite(perms, n.Environment, path, mapping); err != nil {
+	if err := s.mayWrite(ctx, actor, perms, n.ProjectID, n.Environment, path, mapping); err != nil {
 		return Rotation{}, err
 	}
 	conn, anyPrincipal, err := s.conns.Use(ctx, actor, Types[n.Type], n.ConnectionID)
@@ -843,7 +862,7 @@ func (s *Service) Update(ctx context.Context, actor authz.Actor, typ, id string,
 		if err != nil {
 			return Rotation{}, err
 		}
-		if err := mayWrite(perms, r.Environment, r.SecretPath, r.Mapping); err != nil {
+		if err := s.mayWrite(ctx, actor, perms, r.ProjectID, r.Environment, r.SecretPath, r.Mapping); err != nil {
 			return Rotation{}, err
 		}
 		if err := s.mappingFree(ctx, r.ID, r.ProjectID, r.Environment, r.SecretPath, r.Mapping); err != nil {

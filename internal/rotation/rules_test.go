@@ -2,6 +2,7 @@ package rotation
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -130,6 +131,20 @@ func TestParametersAreChecked(t *testing.T) {
 		{"redis-credentials", `{"permissionScope":"~* +client|list"}`, "parameters.permissionScope"},
 		{"ldap-password", `{"dn":""}`, "parameters.dn"},
 	}
+	// Redis takes time that grows faster than a scope's key patterns to
+	// apply one: at most MaxScopeRules rules and MaxScopeBytes bytes.
+	many := make([]string, MaxScopeRules+1)
+	for i := range many {
+		many[i] = fmt.Sprintf("~k%d:*", i)
+	}
+	wide := make([]string, MaxScopeRules)
+	for i := range wide {
+		wide[i] = fmt.Sprintf("~%040d:*", i) // 44 bytes a rule, below the 256 of one
+	}
+	long := strings.Join(wide, " ")
+	for _, sc := range []string{strings.Join(many, " "), long} {
+		bad = append(bad, struct{ typ, params, field string }{"redis-credentials", `{"permissionScope":"` + sc + `"}`, "parameters.permissionScope"})
+	}
 	for _, c := range bad {
 		_, err := parseParameters(c.typ, "n", json.RawMessage(c.params))
 		e, ok := err.(*errs.Error)
@@ -145,7 +160,7 @@ func TestParametersAreChecked(t *testing.T) {
 	if err != nil || p.Username1 != "cache-1" || p.Username2 != "cache-2" {
 		t.Fatalf("redis defaults %+v %v", p, err)
 	}
-	for _, ok := range []string{"~* &* +@all -@admin -@dangerous", "~* +@write +@slow -@dangerous -@admin", "~app:* +@read +@hash +client|setname"} {
+	for _, ok := range []string{strings.Join(many[:MaxScopeRules], " "), "~* &* +@all -@admin -@dangerous", "~* +@write +@slow -@dangerous -@admin", "~app:* +@read +@hash +client|setname"} {
 		if _, err := parseParameters("redis-credentials", "cache", json.RawMessage(`{"permissionScope":"`+ok+`"}`)); err != nil {
 			t.Fatalf("scope %q: %v", ok, err)
 		}

@@ -1008,3 +1008,39 @@ func (s *Service) openByKey(ctx context.Context, f project.Folder, envSlug, key,
 	sec.Tags = tags[sl.ID]
 	return sec, err
 }
+
+// MayWrite refuses (403) keys at sc that actor could not create and edit
+// as they are now: each existing shared secret weighed with its tags, a
+// missing one as it would be created (untagged). Services that write
+// secrets as the platform on a member's behalf (a rotation) ask it first:
+// nobody makes them write what they could not write themselves, a secret
+// a tag-conditioned rule keeps from them included.
+func (s *Service) MayWrite(ctx context.Context, actor authz.Actor, sc Scope, keys []string) error {
+	f, env, perms, err := s.folder(ctx, actor, &sc)
+	missing := errors.Is(err, project.ErrNoFolder)
+	if err != nil && !missing {
+		return err
+	}
+	for _, key := range keys {
+		var tags []Tag
+		if !missing {
+			sl, err := s.store.SecretByKey(ctx, f.ID, key, Shared, "")
+			switch {
+			case err == nil:
+				byID, err := s.loadTags(ctx, []Sealed{sl})
+				if err != nil {
+					return err
+				}
+				tags = byID[sl.ID]
+			case !errs.Is(err, errs.NotFound):
+				return err
+			}
+		}
+		for _, a := range []authz.Action{authz.ActCreate, authz.ActEdit} {
+			if err := perms.Check(a, authz.SubSecrets, fields(env.Slug, f.Path, key, tags)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
