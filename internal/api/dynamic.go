@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"encoding/json"
 	"net/http"
 
@@ -64,22 +65,25 @@ func toWireDynamic(sec dynamic.Secret, withInputs bool) wireDynamic {
 }
 
 type wireLease struct {
-	ID               string  `json:"id"`
-	Version          int     `json:"version"`
-	ExternalEntityID string  `json:"externalEntityId"`
-	ExpireAt         string  `json:"expireAt"`
-	Status           string  `json:"status"`
-	StatusDetails    *string `json:"statusDetails"`
-	DynamicSecretID  string  `json:"dynamicSecretId"`
-	Config           any     `json:"config"`
-	CreatedAt        string  `json:"createdAt"`
-	UpdatedAt        string  `json:"updatedAt"`
+	ID               string          `json:"id"`
+	Version          int             `json:"version"`
+	ExternalEntityID string          `json:"externalEntityId"`
+	ExpireAt         string          `json:"expireAt"`
+	Status           string          `json:"status"`
+	StatusDetails    *string         `json:"statusDetails"`
+	DynamicSecretID  string          `json:"dynamicSecretId"`
+	Config           json.RawMessage `json:"config"`
+	CreatedAt        string          `json:"createdAt"`
+	UpdatedAt        string          `json:"updatedAt"`
 }
 
+// toWireLease answers the lease's config as stored (a JSON object made
+// valid JSON by the request that created it), not decoded: a listing of
+// thousands of leases costs their bytes, not a tree of values each.
 func toWireLease(l dynamic.Lease) wireLease {
-	var cfg any = map[string]any{}
-	if len(l.Config) > 0 {
-		json.Unmarshal(l.Config, &cfg)
+	cfg := json.RawMessage(bytes.TrimSpace(l.Config))
+	if len(cfg) == 0 || cfg[0] != '{' || !json.Valid(cfg) {
+		cfg = json.RawMessage("{}")
 	}
 	return wireLease{ID: l.ID, Version: 1, ExternalEntityID: l.Username, ExpireAt: rfc3339(l.ExpireAt), Status: l.Status,
 		StatusDetails: strPtr(l.StatusDetails), DynamicSecretID: l.DynamicSecretID, Config: cfg,

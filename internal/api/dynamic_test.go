@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -384,20 +385,50 @@ func TestGoSDKLeases(t *testing.T) {
 
 // TestLeaseConfigIsBounded: a lease's config is stored with the lease and
 // read back by every listing of its leases: more than
-// dynamic.MaxLeaseConfig bytes is refused before anything else is looked
-// at; within the bound the request goes on (here to a 404).
+// dynamic.MaxLeaseConfig bytes, or anything but an object, is refused
+// before anything else is looked at; within the bound the request goes
+// on. A listing answers each config as stored (its keys in their order),
+// not a tree of values decoded from it: configs of empty objects made one
+// listing of 1,000 leases hold 471 MiB.
 func TestLeaseConfigIsBounded(t *testing.T) {
 	e := apptest.Bootstrapped(t, store.SQLite)
 	p := createProject(t, e, e.Token, map[string]any{"projectName": "lease-config"})
-	lease := func(n int) apptest.Response {
-		return e.Do(t, "POST", "/api/v1/dynamic-secrets/leases", e.Token, map[string]any{"projectSlug": p.Slug, "environmentSlug": "dev",
-			"path": "/", "dynamicSecretName": "none", "config": map[string]any{"namespace": strings.Repeat("x", n)}})
+	scope := map[string]any{"projectSlug": p.Slug, "environmentSlug": "dev", "path": "/"}
+	with := func(extra map[string]any) map[string]any {
+		m := map[string]any{}
+		for k, v := range scope {
+			m[k] = v
+		}
+		for k, v := range extra {
+			m[k] = v
+		}
+		return m
 	}
-	if r := lease(dynamic.MaxLeaseConfig); r.Status != 422 || !strings.Contains(string(r.Body), "config") {
+	lease := func(name string, config any) apptest.Response {
+		return e.Do(t, "POST", "/api/v1/dynamic-secrets/leases", e.Token, with(map[string]any{"dynamicSecretName": name, "config": config}))
+	}
+	if r := lease("none", map[string]any{"namespace": strings.Repeat("x", dynamic.MaxLeaseConfig)}); r.Status != 422 || !strings.Contains(string(r.Body), "config") {
 		t.Fatalf("a config over the bound: %d %.300s", r.Status, r.Body)
 	}
-	if r := lease(100); r.Status != 404 {
+	if dynamic.MaxLeaseConfig > 1<<10 {
+		t.Fatalf("MaxLeaseConfig %d: a listing of 10,000 leases would answer more than 10 MiB of configs", dynamic.MaxLeaseConfig)
+	}
+	for _, notObject := range []any{[]any{map[string]any{}, map[string]any{}}, "x", 1} {
+		if r := lease("none", notObject); r.Status != 422 || !strings.Contains(string(r.Body), "config") {
+			t.Fatalf("config %v: %d %.300s", notObject, r.Status, r.Body)
+		}
+	}
+	if r := lease("none", map[string]any{"namespace": "x"}); r.Status != 404 {
 		t.Fatalf("a config within the bound: %d %.300s", r.Status, r.Body)
+	}
+	e.Must(t, 200, "POST", "/api/v1/dynamic-secrets", e.Token, with(map[string]any{"name": "otp", "defaultTTL": "1h",
+		"provider": map[string]any{"type": "totp", "inputs": map[string]any{"configType": "manual", "secret": "GEZDGNBVGY3TQOJQ"}}}))
+	raw := json.RawMessage(`{"zeta":{"b":1,"a":[]},"alpha":"x"}`)
+	e.Must(t, 200, "POST", "/api/v1/dynamic-secrets/leases", e.Token, with(map[string]any{"dynamicSecretName": "otp", "config": raw}))
+	e.Must(t, 200, "POST", "/api/v1/dynamic-secrets/leases", e.Token, with(map[string]any{"dynamicSecretName": "otp"}))
+	body := string(e.Must(t, 200, "GET", "/api/v1/dynamic-secrets/otp/leases?projectSlug="+p.Slug+"&environmentSlug=dev&path=/", e.Token, nil).Body)
+	if !strings.Contains(body, `"config":`+string(raw)) || !strings.Contains(body, `"config":{}`) {
+		t.Fatalf("configs not answered as stored: %.600s", body)
 	}
 }
 

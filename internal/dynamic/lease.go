@@ -1,6 +1,7 @@
 package dynamic
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -59,8 +60,10 @@ func (s *Service) wakeWorker() {
 
 // MaxLeaseConfig bounds a lease's config (provider options such as a
 // Kubernetes namespace), which is stored with the lease and read back by
-// every listing of its leases.
-const MaxLeaseConfig = 16 << 10
+// every listing of its leases: up to DefaultMaxLeases of them, so 10 MiB
+// at most. At 16 KiB, 1,000 leases whose configs were arrays of empty
+// objects made one listing hold 471 MiB.
+const MaxLeaseConfig = 1 << 10
 
 // DefaultMaxLeases is how many leases of one dynamic secret may be live
 // (not yet revoked: creating, active, or whose revocation is under way or
@@ -81,6 +84,9 @@ var ErrLeasesLeft = errors.New("dynamic secret has live leases")
 func (s *Service) CreateLease(ctx context.Context, actor authz.Actor, sc Scope, name, ttl string, config json.RawMessage) (Lease, Secret, error) {
 	if len(config) > MaxLeaseConfig {
 		return Lease{}, Secret{}, invalidField("config", "config must be at most %d bytes", MaxLeaseConfig)
+	}
+	if c := bytes.TrimSpace(config); len(c) > 0 && c[0] != '{' && string(c) != "null" {
+		return Lease{}, Secret{}, invalidField("config", "config must be an object")
 	}
 	sec, _, err := s.byName(ctx, actor, sc, name, authz.ActLease)
 	if err != nil {
