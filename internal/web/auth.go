@@ -32,6 +32,16 @@ var funcs = template.FuncMap{
 	"iplist": ipList,
 	"inc":    func(n int) int { return n + 1 },
 	"rule":   ruleSummary,
+	// query is a URL's query of name, value pairs, each encoded: a value
+	// written into a data- attribute is only HTML-escaped, and a secret
+	// key may hold # & % + =.
+	"query": func(kv ...string) string {
+		v := url.Values{}
+		for i := 0; i+1 < len(kv); i += 2 {
+			v.Set(kv[i], kv[i+1])
+		}
+		return v.Encode()
+	},
 }
 
 func parsePages() map[string]*template.Template {

@@ -483,3 +483,50 @@ func TestDashboardInvitationMailServerDown(t *testing.T) {
 		t.Fatalf("with the mail server down: %.3000s", p.body)
 	}
 }
+
+// TestRevealFetchesTheSecretOnItsPage: the Reveal, Resolve and Reveal
+// changes buttons fetch the secret whose page they are on, whatever its
+// key holds (# & % + =): the values in their URLs are encoded, not only
+// HTML-escaped. A key DB_PASSWORD#copy revealed DB_PASSWORD's value.
+func TestRevealFetchesTheSecretOnItsPage(t *testing.T) {
+	e := apptest.Bootstrapped(t, store.SQLite)
+	admin := newBrowser(t, e.URL)
+	admin.mustLogin(e.UserEmail, e.Password)
+	pid := createProject(t, admin, "reveal")
+	keys := map[string]string{"DB_PASSWORD": "the-real-password", "DB_PASSWORD#copy": "decoy", "%44B_PASSWORD": "decoy2", "A&key=DB_PASSWORD": "decoy3", "A+B=C": "decoy4"}
+	for k, v := range keys {
+		mustStatus(t, admin.post("/projects/"+pid+"/secrets", url.Values{"env": {"dev"}, "path": {"/"}, "key": {k}, "value": {v}}, nil), 303, "add "+k)
+	}
+	mustStatus(t, admin.post("/projects/"+pid+"/secrets/update", url.Values{"env": {"dev"}, "path": {"/"}, "key": {"DB_PASSWORD#copy"}, "value": {"decoy-2"}}, nil), 303, "update")
+	keys["DB_PASSWORD#copy"] = "decoy-2"
+	reveal := regexp.MustCompile(`id="(reveal|resolve|reveal-\d+)" data-reveal="([^"]+)"`)
+	for k, want := range keys {
+		sp := admin.get("/projects/" + pid + "/secret?" + url.Values{"env": {"dev"}, "path": {"/"}, "key": {k}}.Encode())
+		mustStatus(t, sp, 200, "page of "+k)
+		found := 0
+		for _, m := range reveal.FindAllStringSubmatch(sp.body, -1) {
+			u := html.UnescapeString(m[2])
+			u, _, _ = strings.Cut(u, "#") // as a browser sends it
+			if got := admin.get(u); got.body != want {
+				t.Errorf("%s on the page of %q fetched %q, want %q", m[1], k, got.body, want)
+			}
+			found++
+		}
+		if found < 1 {
+			t.Errorf("page of %q: no reveal button", k)
+		}
+	}
+	// History pages' buttons too.
+	hp := admin.get("/projects/" + pid + "/secret/history?" + url.Values{"env": {"dev"}, "path": {"/"}, "key": {"DB_PASSWORD#copy"}}.Encode())
+	mustStatus(t, hp, 200, "history")
+	ms := reveal.FindAllStringSubmatch(hp.body, -1)
+	if len(ms) != 2 {
+		t.Fatalf("history lists %d Reveal changes buttons, want 2", len(ms))
+	}
+	for _, m := range ms {
+		u, _, _ := strings.Cut(html.UnescapeString(m[2]), "#")
+		if got := admin.get(u); strings.Contains(got.body, "the-real-password") || !strings.Contains(got.body, "decoy") {
+			t.Errorf("history's %s fetched %q", m[1], got.body)
+		}
+	}
+}

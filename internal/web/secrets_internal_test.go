@@ -1,6 +1,7 @@
 package web
 
 import (
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -38,5 +39,31 @@ func TestLocalPath(t *testing.T) {
 		if localPath(p) != want {
 			t.Errorf("localPath(%q) = %v", p, !want)
 		}
+	}
+}
+
+// TestBreadcrumbs: one link per folder of the path, each to its prefix;
+// a path of 30,000 segments (a 60 KB URL) makes at most maxCrumbs links
+// and allocates in proportion to the URL, not to the square of its
+// segments (953 MB when each crumb was a copy).
+func TestBreadcrumbs(t *testing.T) {
+	got := breadcrumbs(cleanPath("/a/bc//d/"))
+	want := []crumb{{"root", "/"}, {"a", "/a"}, {"bc", "/a/bc"}, {"d", "/a/bc/d"}}
+	if !slices.Equal(got, want) {
+		t.Fatalf("breadcrumbs = %v, want %v", got, want)
+	}
+	if got := breadcrumbs(cleanPath("")); !slices.Equal(got, []crumb{{"root", "/"}}) {
+		t.Fatalf("root: %v", got)
+	}
+	deep := cleanPath(strings.Repeat("/a", 30000))
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	got = breadcrumbs(deep)
+	runtime.ReadMemStats(&after)
+	if len(got) != maxCrumbs || got[len(got)-1].Path != strings.Repeat("/a", maxCrumbs-1) {
+		t.Fatalf("%d crumbs, the last %d bytes long", len(got), len(got[len(got)-1].Path))
+	}
+	if n := after.TotalAlloc - before.TotalAlloc; n > 1<<20 {
+		t.Fatalf("breadcrumbs of a 60 KB path allocated %d bytes", n)
 	}
 }
