@@ -3,8 +3,10 @@ package api_test
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 
@@ -114,4 +116,151 @@ func flatten(v any) []string {
 		return out
 	}
 	return nil
+}
+
+// TestAForcedRevocationLeavesNoRoleBehind: a lessee that keeps its role
+// from being dropped (a temporary table in another database: DROP ROLE
+// fails while the session holds it) and forces its own revocation gets the
+// lease revoked, as asked, but not a role outliving it: the role is
+// disabled and its sessions ended at once, and its drop is retried as a
+// cleanup until the role is gone.
+func TestAForcedRevocationLeavesNoRoleBehind(t *testing.T) {
+	ctx := context.Background()
+	pg, err := sql.Open("pgx", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable")
+	testsvc.Need(t, err, "PostgreSQL")
+	t.Cleanup(func() { pg.Close() })
+	testsvc.Need(t, pg.PingContext(ctx), "PostgreSQL")
+	db := "lockbox_forced_" + testsvc.Suffix()
+	if _, err := pg.ExecContext(ctx, `CREATE DATABASE `+db); err != nil {
+		t.Fatal(err)
+	}
+	prefix := "fr_" + testsvc.Suffix()
+	t.Cleanup(func() {
+		rows, _ := pg.QueryContext(ctx, `SELECT rolname FROM pg_roles WHERE rolname LIKE $1`, prefix+`%`)
+		var names []string
+		for rows != nil && rows.Next() {
+			var n string
+			rows.Scan(&n)
+			names = append(names, n)
+		}
+		pg.ExecContext(ctx, `DROP DATABASE IF EXISTS `+db+` WITH (FORCE)`)
+		for _, n := range names {
+			pg.ExecContext(ctx, `DROP ROLE IF EXISTS "`+n+`"`)
+		}
+	})
+	e := apptest.Bootstrapped(t, store.SQLite)
+	p := createProject(t, e, e.Token, map[string]any{"projectName": "forced"})
+	sc := dynScope{e: e, slug: p.Slug}
+	e.Must(t, 200, "POST", "/api/v1/dynamic-secrets", e.Token, sc.body(mergeMaps(pgDynamic("pg", map[string]any{"database": db}), map[string]any{"usernameTemplate": prefix + "_{{randomUsername}}"})))
+	var l struct {
+		Lease struct{ ID string }
+		Data  map[string]any
+	}
+	e.Must(t, 200, "POST", "/api/v1/dynamic-secrets/leases", e.Token, sc.body(map[string]any{"dynamicSecretName": "pg"})).Decode(t, &l)
+	user := l.Data["DB_USERNAME"].(string)
+	lessee, err := sql.Open("pgx", "postgres://"+user+"@127.0.0.1:5432/postgres?sslmode=disable")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lessee.Close()
+	conn, err := lessee.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, `CREATE TEMP TABLE keep (x int)`); err != nil {
+		t.Fatal(err)
+	}
+	var out struct {
+		Lease struct{ Status, StatusDetails string }
+	}
+	e.Must(t, 200, "DELETE", "/api/v1/dynamic-secrets/leases/"+l.Lease.ID, e.Token, sc.body(map[string]any{"isForced": true})).Decode(t, &out)
+	if out.Lease.Status != "revoked" {
+		t.Fatalf("forced revocation: %+v", out.Lease)
+	}
+	// Disabled at once: no login, and the session that held the role ended.
+	var canLogin bool
+	if err := pg.QueryRowContext(ctx, `SELECT rolcanlogin FROM pg_roles WHERE rolname = $1`, user).Scan(&canLogin); err == nil && canLogin {
+		t.Fatal("the role still logs in after its forced revocation")
+	}
+	if err := conn.PingContext(ctx); err == nil {
+		if _, err := conn.ExecContext(ctx, `SELECT 1`); err == nil {
+			t.Fatal("the lessee's session outlived its forced revocation")
+		}
+	}
+	// And dropped by the cleanup.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var n int
+		if err := pg.QueryRowContext(ctx, `SELECT COUNT(*) FROM pg_roles WHERE rolname = $1`, user).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the role of a forced revocation was never dropped")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// TestARevokedLeasesSessionsEnd: revoking a lease ends the sessions its
+// credential opened, on MariaDB (which keeps a dropped user's sessions and
+// their privileges until they disconnect) and on PostgreSQL's one-lease
+// revocation; before, a lessee's open connection read the database past
+// its lease's revocation, TTL and max TTL.
+func TestARevokedLeasesSessionsEnd(t *testing.T) {
+	ctx := context.Background()
+	e := apptest.Bootstrapped(t, store.SQLite)
+	p := createProject(t, e, e.Token, map[string]any{"projectName": "sessions"})
+	sc := dynScope{e: e, slug: p.Slug}
+	admin, mdb := mariaDB(t)
+	prefix := "se" + randHex(3)
+	dropMySQLUsersAtCleanup(t, admin, prefix)
+	if _, err := admin.Exec("CREATE TABLE " + mdb + ".t (x int)"); err != nil {
+		t.Fatal(err)
+	}
+	createDynamic(t, e, p.Slug, "maria", "127.0.0.1", "3306", mdb, map[string]any{"usernameTemplate": prefix + "_{{randomUsername}}"})
+	pgPrefix := "se_" + testsvc.Suffix()
+	pg, err := sql.Open("pgx", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable")
+	testsvc.Need(t, err, "PostgreSQL")
+	t.Cleanup(func() { pg.Close() })
+	t.Cleanup(func() {
+		rows, _ := pg.QueryContext(ctx, `SELECT rolname FROM pg_roles WHERE rolname LIKE $1`, pgPrefix+`%`)
+		for rows != nil && rows.Next() {
+			var n string
+			rows.Scan(&n)
+			pg.ExecContext(ctx, `DROP OWNED BY "`+n+`"; DROP ROLE IF EXISTS "`+n+`"`)
+		}
+	})
+	e.Must(t, 200, "POST", "/api/v1/dynamic-secrets", e.Token, sc.body(mergeMaps(pgDynamic("pg", nil), map[string]any{"usernameTemplate": pgPrefix + "_{{randomUsername}}"})))
+
+	for _, c := range []struct{ name, driver, dsn string }{
+		{"maria", "mysql", "%s:%s@tcp(127.0.0.1:3306)/" + mdb},
+		{"pg", "pgx", "postgres://%s:%s@127.0.0.1:5432/postgres?sslmode=disable"},
+	} {
+		var l struct {
+			Lease struct{ ID string }
+			Data  map[string]any
+		}
+		e.Must(t, 200, "POST", "/api/v1/dynamic-secrets/leases", e.Token, sc.body(map[string]any{"dynamicSecretName": c.name})).Decode(t, &l)
+		lessee, err := sql.Open(c.driver, fmt.Sprintf(c.dsn, l.Data["DB_USERNAME"], l.Data["DB_PASSWORD"]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn, err := lessee.Conn(ctx)
+		if err != nil {
+			t.Fatal(c.name, err)
+		}
+		if _, err := conn.ExecContext(ctx, "SELECT 1"); err != nil {
+			t.Fatal(c.name, err)
+		}
+		e.Must(t, 200, "DELETE", "/api/v1/dynamic-secrets/leases/"+l.Lease.ID, e.Token, sc.body(nil))
+		if _, err := conn.ExecContext(ctx, "SELECT 1"); err == nil {
+			t.Errorf("%s: the lessee's session outlived its lease's revocation", c.name)
+		}
+		conn.Close()
+		lessee.Close()
+	}
 }

@@ -165,6 +165,11 @@ type Store interface {
 	// evs are recorded in the same transaction. A lease already revoked is
 	// left as it is, without evs. It reports whether it recorded.
 	FinishRevoke(ctx context.Context, id string, ok bool, details string, retryAt time.Time, evs ...audit.Event) (bool, error)
+	// ForceRevoked records a forced revocation the target refused: the
+	// lease revoked with details, and a cleanup of its user queued (due at
+	// retryAt) in the same transaction, with evs. It reports whether it
+	// recorded (not when the lease was already revoked).
+	ForceRevoked(ctx context.Context, id, details string, retryAt time.Time, evs ...audit.Event) (bool, error)
 	// RevokedMany marks leases revoked in one write, with their audit
 	// events (evs[i] is ids[i]'s). A lease already revoked is left as it is,
 	// without its event. It returns the ids it marked.

@@ -399,11 +399,60 @@ func (s *SQL) Revoke(ctx context.Context, req provider.RevokeRequest) error {
 	if err != nil {
 		return err
 	}
+	if s.Disables() {
+		// Sessions end before the drop, as RevokeMany's: a dropped role's
+		// sessions no longer show its name, and go on with its rights.
+		if err := s.endSessions(ctx, []string{req.Username}); err != nil {
+			return err
+		}
+	}
 	if err := s.exec(ctx, "drop user", stmt); err != nil {
 		if ok, xerr := s.exists(ctx, req.Username); xerr == nil && !ok {
 			return nil // dropped meanwhile (another node's cleanup): done
 		}
 		return err
+	}
+	if s.flavor == "mysql" {
+		s.endSessions(ctx, []string{req.Username})
+	}
+	return nil
+}
+
+// endSessions ends the sessions of users. On PostgreSQL (before a drop)
+// a failure is returned; on MySQL and MariaDB, which keep a dropped user's
+// sessions and their privileges until they disconnect, the sessions are
+// killed after the drop (so none can start again), as far as the admin may
+// (CONNECTION_ADMIN or SUPER): the user is gone either way.
+func (s *SQL) endSessions(ctx context.Context, users []string) error {
+	db, release, err := s.open(ctx)
+	if err != nil {
+		return describe("end sessions", err)
+	}
+	defer release()
+	if s.flavor != "mysql" {
+		if err := terminate(ctx, db, users); err != nil {
+			return describe("end sessions", err)
+		}
+		return nil
+	}
+	args := make([]any, len(users))
+	for i, u := range users {
+		args[i] = u
+	}
+	rows, err := db.QueryContext(ctx, `SELECT ID FROM information_schema.PROCESSLIST WHERE USER IN (?`+strings.Repeat(", ?", len(users)-1)+`)`, args...)
+	if err != nil {
+		return describe("end sessions", err)
+	}
+	var ids []int64
+	for rows.Next() {
+		var id int64
+		if rows.Scan(&id) == nil {
+			ids = append(ids, id)
+		}
+	}
+	rows.Close()
+	for _, id := range ids {
+		db.ExecContext(ctx, `KILL CONNECTION `+strconv.FormatInt(id, 10))
 	}
 	return nil
 }
@@ -426,7 +475,11 @@ func (s *SQL) RevokeMany(ctx context.Context, usernames []string) error {
 		if err != nil || stmt == "" {
 			return err // described
 		}
-		return s.exec(ctx, "drop users", stmt)
+		if err := s.exec(ctx, "drop users", stmt); err != nil {
+			return err
+		}
+		s.endSessions(ctx, usernames)
+		return nil
 	}
 	// On PostgreSQL the users are looked up in the transaction that drops
 	// them, which is tried again whole if a concurrent drop of the same
