@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -383,4 +384,59 @@ func TestAnImportReadsOnlyWhereItsMakerMaySee(t *testing.T) {
 			t.Fatalf("an import of its own folder: %s", r.Body)
 		}
 	})
+}
+
+// TestImportsFollowedByOneReadAreBounded: a read follows at most
+// secret.MaxImportFolders imported folders (each costs a folder lookup,
+// its rows, tags and imports; a member adds them cheaply and every reader
+// pays); one secret looked up through imports opens only the rows of its
+// name there, not every imported value (a 404 allocated 592 MiB).
+func TestImportsFollowedByOneReadAreBounded(t *testing.T) {
+	e := apptest.Bootstrapped(t, store.SQLite)
+	p := createProject(t, e, e.Token, map[string]any{"projectName": "fanout"})
+	e.Must(t, 200, "POST", "/api/v1/folders", e.Token, folder(p.ID, "dev", "/", "app"))
+	e.Must(t, 200, "POST", "/api/v1/folders", e.Token, folder(p.ID, "dev", "/", "big"))
+	// 40 MiB of values in one imported folder, and the key looked up.
+	big := strings.Repeat("v", secret.MaxValueBytes)
+	for i := 0; i < 80; i++ {
+		putSecret(t, e, e.Token, p.ID, "dev", "/big", fmt.Sprintf("BIG%02d", i), big)
+	}
+	putSecret(t, e, e.Token, p.ID, "dev", "/big", "WANTED", "found")
+	addImport(t, e, p.ID, "dev", "/app", "dev", "/big")
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	var got struct{ Secret struct{ SecretValue string } }
+	e.Must(t, 200, "GET", "/api/v3/secrets/raw/WANTED?"+secretQ(p.ID, "dev", "/app")+"&include_imports=true", e.Token, nil).Decode(t, &got)
+	assertError(t, e.Do(t, "GET", "/api/v3/secrets/raw/NOPE?"+secretQ(p.ID, "dev", "/app")+"&include_imports=true", e.Token, nil), 404, "NotFound")
+	runtime.ReadMemStats(&after)
+	if got.Secret.SecretValue != "found" {
+		t.Fatalf("WANTED through the import: %q", got.Secret.SecretValue)
+	}
+	if n := after.TotalAlloc - before.TotalAlloc; n > 16<<20 {
+		t.Fatalf("two lookups of one key through imports allocated %d MiB", n>>20)
+	}
+
+	// MaxImportFolders imported folders are read; one more is refused.
+	for i := 0; i < secret.MaxImportFolders-1; i++ {
+		name := fmt.Sprintf("f%03d", i)
+		e.Must(t, 200, "POST", "/api/v1/folders", e.Token, folder(p.ID, "dev", "/", name))
+		addImport(t, e, p.ID, "dev", "/app", "dev", "/"+name)
+	}
+	list := "/api/v3/secrets/raw?" + secretQ(p.ID, "dev", "/app") + "&include_imports=true&include_personal=false"
+	r := e.Must(t, 200, "GET", list+"&viewSecretValue=false", e.Token, nil)
+	var imps struct{ Imports []any }
+	r.Decode(t, &imps)
+	if len(imps.Imports) != secret.MaxImportFolders {
+		t.Fatalf("%d imports answered, want %d", len(imps.Imports), secret.MaxImportFolders)
+	}
+	e.Must(t, 200, "POST", "/api/v1/folders", e.Token, folder(p.ID, "dev", "/", "one-more"))
+	addImport(t, e, p.ID, "dev", "/app", "dev", "/one-more")
+	r = e.Do(t, "GET", list+"&viewSecretValue=false", e.Token, nil)
+	assertError(t, r, 400, "BadRequest")
+	if !strings.Contains(string(r.Body), "more than 100 folders") {
+		t.Fatalf("refusal: %s", r.Body)
+	}
+	// Without imports the folder reads as before.
+	e.Must(t, 200, "GET", "/api/v3/secrets/raw?"+secretQ(p.ID, "dev", "/app"), e.Token, nil)
 }

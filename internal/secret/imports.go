@@ -265,6 +265,7 @@ func (s *Service) imported(ctx context.Context, perms authz.Set, projectID, fold
 		queue = append(queue, item{imp, 1})
 	}
 	seen := map[string]bool{}
+	followed := 0
 	var out []ImportedSecrets
 	for len(queue) > 0 {
 		it := queue[0]
@@ -274,6 +275,9 @@ func (s *Service) imported(ctx context.Context, perms authz.Set, projectID, fold
 			continue
 		}
 		seen[key] = true
+		if followed++; followed > MaxImportFolders {
+			return nil, errs.BadRequest("The folder's imports reach more than %d folders; read the imported folders on their own, or remove imports", MaxImportFolders)
+		}
 		f, _, err := s.folders.ResolveFolder(ctx, projectID, it.imp.EnvSlug, it.imp.Path)
 		if errs.Is(err, errs.NotFound) {
 			continue
@@ -281,7 +285,7 @@ func (s *Service) imported(ctx context.Context, perms authz.Set, projectID, fold
 		if err != nil {
 			return nil, err
 		}
-		sealed, err := s.store.FolderSecrets(ctx, f.ID, "")
+		sealed, err := s.importedRows(ctx, f.ID, rd.only)
 		if err != nil {
 			return nil, err
 		}
@@ -322,6 +326,22 @@ func (s *Service) imported(ctx context.Context, perms authz.Set, projectID, fold
 		}
 	}
 	return out, nil
+}
+
+// importedRows are the shared rows of an imported folder: all of them, or
+// only the one named only (getImported: the others are not read).
+func (s *Service) importedRows(ctx context.Context, folderID, only string) ([]Sealed, error) {
+	if only == "" {
+		return s.store.FolderSecrets(ctx, folderID, "")
+	}
+	sl, err := s.store.SecretByKey(ctx, folderID, only, Shared, "")
+	if errs.Is(err, errs.NotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return []Sealed{sl}, nil
 }
 
 func first(a, b string) string {

@@ -573,7 +573,17 @@ type reader struct {
 	// size counts what the request opens against MaxAnswerBytes: the
 	// answer's rows and every folder its references open (nil: not counted).
 	size *answerSize
+	// only, when set, is the one key a read through imports looks for
+	// (getImported): other rows of the imported folders are not read.
+	only string
 }
+
+// MaxImportFolders bounds the imported folders one read follows (nested
+// imports included; each distinct env:path once). Each costs a folder
+// lookup, its rows, its tags and its own imports: 300 imports of folders
+// 30 deep made one listing with imports take half a second on SQLite, for
+// every reader, and imports are cheap to add.
+const MaxImportFolders = 100
 
 // MaxExpandFolders bounds the folders one request's reference expansion
 // looks up. A lookup walks the folder's path a query per segment, and
