@@ -264,3 +264,37 @@ func TestARevokedLeasesSessionsEnd(t *testing.T) {
 		lessee.Close()
 	}
 }
+
+// TestTheAdminOfADynamicSecretWithLeasesStays: the admin user that made a
+// dynamic secret's live leases is changed only as its target is: with the
+// password sent again and no lease live. A holder of edit-root-credential
+// swapped in a lessee's own login, which logs in but cannot drop users,
+// and every live lease's revocation failed from then on. Its password
+// alone may still change.
+func TestTheAdminOfADynamicSecretWithLeasesStays(t *testing.T) {
+	admin, mdb := mariaDB(t)
+	e := apptest.Bootstrapped(t, store.SQLite)
+	p := createProject(t, e, e.Token, map[string]any{"projectName": "admin-swap"})
+	sc := dynScope{e: e, slug: p.Slug}
+	prefix := "sw" + randHex(3)
+	dropMySQLUsersAtCleanup(t, admin, prefix)
+	createDynamic(t, e, p.Slug, "maria", "127.0.0.1", "3306", mdb, map[string]any{"usernameTemplate": prefix + "_{{randomUsername}}"})
+	var l struct {
+		Lease struct{ ID string }
+		Data  map[string]any
+	}
+	e.Must(t, 200, "POST", "/api/v1/dynamic-secrets/leases", e.Token, sc.body(map[string]any{"dynamicSecretName": "maria"})).Decode(t, &l)
+	patch := func(inputs map[string]any) apptest.Response {
+		return e.Do(t, "PATCH", "/api/v1/dynamic-secrets/maria", e.Token, sc.body(map[string]any{"data": map[string]any{"inputs": inputs}}))
+	}
+	r := patch(map[string]any{"username": l.Data["DB_USERNAME"], "password": l.Data["DB_PASSWORD"]})
+	assertError(t, r, 400, "BadRequest")
+	if !strings.Contains(string(r.Body), "Revoke the dynamic secret's leases") {
+		t.Fatalf("swapping the admin under a live lease: %s", r.Body)
+	}
+	assertError(t, patch(map[string]any{"username": l.Data["DB_USERNAME"]}), 422, "ValidationFailure")
+	if r := patch(map[string]any{"password": ""}); r.Status != 200 {
+		t.Fatalf("the admin's password alone: %d %s", r.Status, r.Body)
+	}
+	e.Must(t, 200, "DELETE", "/api/v1/dynamic-secrets/leases/"+l.Lease.ID, e.Token, sc.body(nil))
+}

@@ -582,7 +582,7 @@ type Change struct {
 func (s *Service) Update(ctx context.Context, actor authz.Actor, sc Scope, name string, c Change) (Secret, error) {
 	sec, err := project.RetryStale(ctx, "dynamic secret", func() (Secret, error) { return s.update(ctx, actor, sc, name, c) })
 	if errors.Is(err, ErrLeasesLeft) {
-		return Secret{}, errs.BadRequest("Revoke the dynamic secret's leases before changing where it connects: their users are in the current target")
+		return Secret{}, errs.BadRequest("Revoke the dynamic secret's leases before changing where it connects or its admin user: their users are in the current target, made by the current admin")
 	}
 	return sec, err
 }

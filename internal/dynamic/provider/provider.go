@@ -120,7 +120,11 @@ type Input struct {
 	Required bool
 	Secret   bool // never returned in clear
 	// Target marks an input that says where the credentials go (host, port,
-	// database, CA, URL): changing it requires sending the Secret inputs again.
+	// database, CA, URL) or who makes and removes them (the admin user):
+	// changing it requires sending the Secret inputs again, and no lease or
+	// cleanup pending (their principals were made there, by that admin: a
+	// member swapped in a lessee's own login, which could not drop users,
+	// and froze the revocation of every live lease).
 	Target bool
 	// Statement marks an input run with the admin's rights (creation
 	// statements, LDIF, tags): changing it requires create-root-credential.

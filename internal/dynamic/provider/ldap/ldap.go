@@ -35,7 +35,7 @@ func init() {
 // Inputs are the provider's inputs, as Infisical names them.
 var Inputs = []provider.Input{
 	{Name: "url", Target: true, Required: true, Doc: "ldap://host:389 or ldaps://host:636"},
-	{Name: "binddn", Required: true, Doc: "DN of the admin entry that adds and deletes users"},
+	{Name: "binddn", Target: true, Required: true, Doc: "DN of the admin entry that adds and deletes users"},
 	{Name: "bindpass", Required: true, Secret: true, Doc: "its password"},
 	{Name: "ca", Target: true, Doc: "PEM CA certificate: ldaps:// verifies against it; with ldap:// the connection is upgraded with StartTLS"},
 	{Name: "credentialType", Doc: `"dynamic" (default) or "static"`},

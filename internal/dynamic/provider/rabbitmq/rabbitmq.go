@@ -34,7 +34,7 @@ const Tag = "lockbox-user"
 var Inputs = []provider.Input{
 	{Name: "host", Target: true, Required: true, Doc: "management API base, with scheme and without port: http://rabbit.internal or https://..."},
 	{Name: "port", Target: true, Required: true, Doc: "management API port (15672; 15671 for TLS)"},
-	{Name: "username", Required: true, Doc: "admin user (needs the administrator tag)"},
+	{Name: "username", Target: true, Required: true, Doc: "admin user (needs the administrator tag)"},
 	{Name: "password", Required: true, Secret: true, Doc: "admin password"},
 	{Name: "tags", Statement: true, Doc: "user tags, e.g. [\"monitoring\"]; " + Tag + " is always added"},
 	{Name: "virtualHost", Statement: true, Required: true, Doc: `{"name": "/", "permissions": {"configure": "regex", "write": "regex", "read": "regex"}}`},

@@ -44,7 +44,7 @@ func (slogLogger) Printf(ctx context.Context, format string, v ...any) {
 var Inputs = []provider.Input{
 	{Name: "host", Target: true, Required: true, Doc: "Redis host"},
 	{Name: "port", Target: true, Required: true, Doc: "Redis port"},
-	{Name: "username", Required: true, Doc: "admin ACL user (\"default\" on a server without ACL users)"},
+	{Name: "username", Target: true, Required: true, Doc: "admin ACL user (\"default\" on a server without ACL users)"},
 	{Name: "password", Secret: true, Doc: "admin password (may be empty)"},
 	{Name: "creationStatement", Statement: true, Doc: "commands creating a user; {{username}}, {{password}}, {{expiration}}. Default: " + DefaultCreation},
 	{Name: "revocationStatement", Statement: true, Doc: "commands removing a user; {{username}}. Default: " + DefaultRevocation},

@@ -38,7 +38,7 @@ var Inputs = []provider.Input{
 	{Name: "host", Target: true, Required: true, Doc: "database host"},
 	{Name: "port", Target: true, Required: true, Doc: "database port"},
 	{Name: "database", Target: true, Required: true, Doc: "database the users are granted on"},
-	{Name: "username", Required: true, Doc: "admin user that creates and drops users"},
+	{Name: "username", Target: true, Required: true, Doc: "admin user that creates and drops users"},
 	{Name: "password", Required: true, Secret: true, Doc: "admin password"},
 	{Name: "creationStatement", Statement: true, Doc: "statements run to create a user; {{username}}, {{password}}, {{expiration}}, {{database}}"},
 	{Name: "revocationStatement", Statement: true, Doc: "statements run to drop a user"},
