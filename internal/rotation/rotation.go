@@ -146,7 +146,10 @@ func AD(id, column string) string { return keyring.AD("secret_rotations", column
 // Store is the storage rotations need.
 type Store interface {
 	// CreateRotation stores st; errs.Conflict on a taken name at its path.
-	CreateRotation(ctx context.Context, st State, ev audit.Event) error
+	// free, when set, is given the connection's rotations as they are in
+	// the transaction that inserts st, serialised with other creates of
+	// rotations of the connection; its error refuses st.
+	CreateRotation(ctx context.Context, st State, ev audit.Event, free func(others []State) error) error
 	Rotation(ctx context.Context, id string) (State, error)
 	// Rotations lists a project's rotations (typ empty: every type) by name.
 	Rotations(ctx context.Context, projectID, typ string) ([]State, error)
@@ -639,7 +642,9 @@ func (s *Service) Create(ctx context.Context, actor authz.Actor, n New) (Rotatio
 		Parameters: params, Mapping: mapping, AutoRotate: auto, IntervalDays: n.IntervalDays,
 		RotateAtHours: n.RotateAtHours, RotateAtMinutes: n.RotateAtMinutes, ActiveIndex: 1, Status: Pending,
 		CreatedAt: now, UpdatedAt: now, ConnectionApp: conn.App, ConnectionName: conn.Name}}
-	err = s.store.CreateRotation(ctx, st, s.event(actor, "create-secret-rotation", st.Rotation, nil))
+	err = s.store.CreateRotation(ctx, st, s.event(actor, "create-secret-rotation", st.Rotation, nil), func(others []State) error {
+		return s.principalsClash(conn, params, others)
+	})
 	if errs.Is(err, errs.Conflict) {
 		return Rotation{}, errs.BadRequest("A secret rotation with the name %q already exists at %s in %s", n.Name, path, n.Environment)
 	}
@@ -700,6 +705,14 @@ func (s *Service) principalsFree(ctx context.Context, conn appconn.Connection, p
 	if err != nil {
 		return err
 	}
+	return s.principalsClash(conn, params, others)
+}
+
+// principalsClash is principalsFree's check of params against others (the
+// connection's rotations, as read where it is called: Create asks it again
+// in the insert's transaction, where two creates of one principal cannot
+// both pass).
+func (s *Service) principalsClash(conn appconn.Connection, params Parameters, others []State) error {
 	same := func(a, b string) bool {
 		return a != "" && b != "" && (strings.EqualFold(a, b) || conn.App == appconn.LDAP && s.target.SameDN(a, b))
 	}

@@ -69,10 +69,40 @@ func rotationJSON(v any) string {
 	return string(b)
 }
 
-// CreateRotation stores st with ev.
-func (db *DB) CreateRotation(ctx context.Context, st rotation.State, ev audit.Event) error {
+// CreateRotation stores st with ev. free, when set, is given the
+// connection's other rotations as they are in the transaction, the
+// connection's row locked (PostgreSQL; SQLite has one writer): two creates
+// of rotations of one principal through one connection cannot both pass
+// it.
+func (db *DB) CreateRotation(ctx context.Context, st rotation.State, ev audit.Event, free func(others []rotation.State) error) error {
 	r := st.Rotation
 	return db.Transact(ctx, func(tx *Tx) error {
+		if free != nil {
+			var id string
+			if err := tx.queryRow(ctx, `SELECT id FROM app_connections WHERE id = ?`+db.forUpdate(), r.ConnectionID).Scan(&id); err != nil {
+				return dbErr(err, "CreateRotation")
+			}
+			rows, err := tx.query(ctx, `SELECT `+rotCols+rotFrom+` WHERE r.connection_id = ?`, r.ConnectionID)
+			if err != nil {
+				return dbErr(err, "CreateRotation")
+			}
+			var others []rotation.State
+			for rows.Next() {
+				o, err := scanRotation(rows)
+				if err != nil {
+					rows.Close()
+					return dbErr(err, "scan rotation")
+				}
+				others = append(others, o)
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return dbErr(err, "CreateRotation")
+			}
+			if err := free(others); err != nil {
+				return err
+			}
+		}
 		if _, err := tx.exec(ctx, `INSERT INTO secret_rotations (id, org_id, project_id, connection_id, type, name, description,
 			environment, secret_path, parameters, secrets_mapping, auto_rotate, rotation_interval, rotate_at_hours, rotate_at_minutes,
 			active_index, status, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,

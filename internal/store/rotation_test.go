@@ -2,8 +2,10 @@ package store_test
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -31,7 +33,7 @@ func seedRotations(t testing.TB, db *store.DB, n int, due time.Time) []string {
 		st := rotation.State{Rotation: rotation.Rotation{ID: store.NewID(), OrgID: org, ProjectID: pid, ConnectionID: conn.ID,
 			Type: "postgres-credentials", Name: "r-" + strconv.Itoa(i), Environment: "e", SecretPath: "/",
 			AutoRotate: true, IntervalDays: 1, ActiveIndex: 1, Status: rotation.Pending, CreatedAt: time.Now(), UpdatedAt: time.Now()}}
-		if err := db.CreateRotation(ctx, st, audit.Event{OrgID: org, Type: "t"}); err != nil {
+		if err := db.CreateRotation(ctx, st, audit.Event{OrgID: org, Type: "t"}, nil); err != nil {
 			t.Fatal(err)
 		}
 		if err := db.ExecForTest(ctx, `UPDATE secret_rotations SET due_at = ? WHERE id = ?`, due.UnixMicro(), st.ID); err != nil {
@@ -239,4 +241,48 @@ func TestRotationsUnder(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestRotationCreatesOfOneConnectionSeeEachOther: CreateRotation's check
+// is given what the other creates through the same connection committed:
+// of two concurrent creates each refusing when another rotation exists,
+// exactly one lands (two projects claimed one principal at once).
+func TestRotationCreatesOfOneConnectionSeeEachOther(t *testing.T) {
+	storetest.ForEachEngine(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		pid, _ := seedSecrets(t, db)
+		org := orgOf(t, db, pid)
+		for round := range 6 {
+			conn := appconn.Connection{ID: store.NewID(), OrgID: org, App: "postgres", Method: "username-and-password", Name: "race-" + strconv.Itoa(round), Version: 1,
+				CreatedAt: time.Now(), UpdatedAt: time.Now()}
+			if err := db.CreateAppConnection(ctx, conn, []byte{1}, audit.Event{OrgID: org, Type: "t"}); err != nil {
+				t.Fatal(err)
+			}
+			var wg sync.WaitGroup
+			var landed atomic.Int32
+			for i := range 2 {
+				wg.Go(func() {
+					st := rotation.State{Rotation: rotation.Rotation{ID: store.NewID(), OrgID: org, ProjectID: pid, ConnectionID: conn.ID,
+						Type: "postgres-credentials", Name: fmt.Sprintf("race-%d-%d", round, i), Environment: "e", SecretPath: "/",
+						AutoRotate: true, IntervalDays: 1, ActiveIndex: 1, Status: rotation.Pending, CreatedAt: time.Now(), UpdatedAt: time.Now()}}
+					err := db.CreateRotation(ctx, st, audit.Event{OrgID: org, Type: "t"}, func(others []rotation.State) error {
+						time.Sleep(20 * time.Millisecond) // both read before either inserts, unless serialised
+						if len(others) > 0 {
+							return errs.BadRequest("taken")
+						}
+						return nil
+					})
+					if err == nil {
+						landed.Add(1)
+					} else if !errs.Is(err, errs.Invalid) {
+						t.Errorf("create: %v", err)
+					}
+				})
+			}
+			wg.Wait()
+			if n := landed.Load(); n != 1 {
+				t.Fatalf("round %d: %d of two racing creates landed, want 1", round, n)
+			}
+		}
+	})
 }
