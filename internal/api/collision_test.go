@@ -118,12 +118,13 @@ func flatten(v any) []string {
 	return nil
 }
 
-// TestAForcedRevocationLeavesNoRoleBehind: a lessee that keeps its role
-// from being dropped (a temporary table in another database: DROP ROLE
-// fails while the session holds it) and forces its own revocation gets the
-// lease revoked, as asked, but not a role outliving it: the role is
-// disabled and its sessions ended at once, and its drop is retried as a
-// cleanup until the role is gone.
+// TestAForcedRevocationLeavesNoRoleBehind: a lessee whose role cannot be
+// dropped (it owns a table in another database: DROP OWNED runs in the
+// dynamic secret's database only, so DROP ROLE fails) and that forces its
+// own revocation gets the lease revoked, as asked, but not a role
+// outliving it: the role is disabled and its sessions ended at once, and
+// its drop is retried as a cleanup until the role is gone. (The lessee
+// held a temporary table open to the same end.)
 func TestAForcedRevocationLeavesNoRoleBehind(t *testing.T) {
 	ctx := context.Background()
 	pg, err := sql.Open("pgx", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable")
@@ -135,7 +136,9 @@ func TestAForcedRevocationLeavesNoRoleBehind(t *testing.T) {
 		t.Fatal(err)
 	}
 	prefix := "fr_" + testsvc.Suffix()
+	blocker := "lockbox_blocker_" + testsvc.Suffix()
 	t.Cleanup(func() {
+		pg.ExecContext(ctx, `DROP TABLE IF EXISTS `+blocker)
 		rows, _ := pg.QueryContext(ctx, `SELECT rolname FROM pg_roles WHERE rolname LIKE $1`, prefix+`%`)
 		var names []string
 		for rows != nil && rows.Next() {
@@ -158,7 +161,10 @@ func TestAForcedRevocationLeavesNoRoleBehind(t *testing.T) {
 	}
 	e.Must(t, 200, "POST", "/api/v1/dynamic-secrets/leases", e.Token, sc.body(map[string]any{"dynamicSecretName": "pg"})).Decode(t, &l)
 	user := l.Data["DB_USERNAME"].(string)
-	lessee, err := sql.Open("pgx", "postgres://"+user+"@127.0.0.1:5432/postgres?sslmode=disable")
+	if _, err := pg.ExecContext(ctx, `CREATE TABLE `+blocker+` (x int); ALTER TABLE `+blocker+` OWNER TO "`+user+`"`); err != nil {
+		t.Fatal(err)
+	}
+	lessee, err := sql.Open("pgx", "postgres://"+user+"@127.0.0.1:5432/"+db+"?sslmode=disable")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,27 +174,29 @@ func TestAForcedRevocationLeavesNoRoleBehind(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	if _, err := conn.ExecContext(ctx, `CREATE TEMP TABLE keep (x int)`); err != nil {
+	if _, err := conn.ExecContext(ctx, `SELECT 1`); err != nil {
 		t.Fatal(err)
 	}
 	var out struct {
 		Lease struct{ Status, StatusDetails string }
 	}
 	e.Must(t, 200, "DELETE", "/api/v1/dynamic-secrets/leases/"+l.Lease.ID, e.Token, sc.body(map[string]any{"isForced": true})).Decode(t, &out)
-	if out.Lease.Status != "revoked" {
-		t.Fatalf("forced revocation: %+v", out.Lease)
+	if out.Lease.Status != "revoked" || !strings.HasPrefix(out.Lease.StatusDetails, "forced: ") {
+		t.Fatalf("forced revocation past a refused drop: %+v", out.Lease)
 	}
-	// Disabled at once: no login, and the session that held the role ended.
+	// Disabled at once: no login, and its session ended; the role is still
+	// there, its drop refused.
 	var canLogin bool
-	if err := pg.QueryRowContext(ctx, `SELECT rolcanlogin FROM pg_roles WHERE rolname = $1`, user).Scan(&canLogin); err == nil && canLogin {
-		t.Fatal("the role still logs in after its forced revocation")
+	if err := pg.QueryRowContext(ctx, `SELECT rolcanlogin FROM pg_roles WHERE rolname = $1`, user).Scan(&canLogin); err != nil || canLogin {
+		t.Fatalf("the role after its forced revocation: login %v (%v)", canLogin, err)
 	}
-	if err := conn.PingContext(ctx); err == nil {
-		if _, err := conn.ExecContext(ctx, `SELECT 1`); err == nil {
-			t.Fatal("the lessee's session outlived its forced revocation")
-		}
+	if _, err := conn.ExecContext(ctx, `SELECT 1`); err == nil {
+		t.Fatal("the lessee's session outlived its forced revocation")
 	}
-	// And dropped by the cleanup.
+	// Once what kept the drop from succeeding is gone, the cleanup drops it.
+	if _, err := pg.ExecContext(ctx, `DROP TABLE `+blocker); err != nil {
+		t.Fatal(err)
+	}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		var n int

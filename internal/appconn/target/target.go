@@ -428,12 +428,20 @@ func sameDN(a, b *ldap.DN) bool {
 		if len(ra.Attributes) != len(rb.Attributes) {
 			return false
 		}
-		for _, x := range ra.Attributes {
-			if !slices.ContainsFunc(rb.Attributes, func(y *ldap.AttributeTypeAndValue) bool {
-				return attrType(x.Type) == attrType(y.Type) && strings.EqualFold(dnValue(x.Value), dnValue(y.Value))
-			}) {
-				return false
-			}
+		if !sameValues(ra.Attributes, rb.Attributes) || !sameValues(rb.Attributes, ra.Attributes) {
+			return false
+		}
+	}
+	return true
+}
+
+// sameValues reports whether each of a's type-and-value pairs is one of b's.
+func sameValues(a, b []*ldap.AttributeTypeAndValue) bool {
+	for _, x := range a {
+		if !slices.ContainsFunc(b, func(y *ldap.AttributeTypeAndValue) bool {
+			return attrType(x.Type) == attrType(y.Type) && strings.EqualFold(dnValue(x.Value), dnValue(y.Value))
+		}) {
+			return false
 		}
 	}
 	return true

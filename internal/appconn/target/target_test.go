@@ -187,4 +187,7 @@ func TestSameDNMatchesAsADirectoryDoes(t *testing.T) {
 	if !target.SameDN("cn=a+uid=b,dc=test", "UID=B + CN=A,dc=test") {
 		t.Error("a multi-valued RDN's values in another order")
 	}
+	if target.SameDN("cn=a+cn=a,dc=x", "cn=a+uid=b,dc=x") || target.SameDN("cn=a+uid=b,dc=x", "cn=a+cn=a,dc=x") {
+		t.Error("multi-valued RDNs of other values taken for one another")
+	}
 }

@@ -400,9 +400,11 @@ func (s *SQL) Revoke(ctx context.Context, req provider.RevokeRequest) error {
 		return err
 	}
 	if s.Disables() {
-		// Sessions end before the drop, as RevokeMany's: a dropped role's
-		// sessions no longer show its name, and go on with its rights.
-		if err := s.endSessions(ctx, []string{req.Username}); err != nil {
+		// The role can no longer log in and its sessions end before the
+		// drop (DisableMany): a dropped role's sessions no longer show its
+		// name and go on, and between an ending and the drop a role that
+		// still logs in would open new ones.
+		if err := s.DisableMany(ctx, []string{req.Username}); err != nil {
 			return err
 		}
 	}
@@ -421,8 +423,9 @@ func (s *SQL) Revoke(ctx context.Context, req provider.RevokeRequest) error {
 // endSessions ends the sessions of users. On PostgreSQL (before a drop)
 // a failure is returned; on MySQL and MariaDB, which keep a dropped user's
 // sessions and their privileges until they disconnect, the sessions are
-// killed after the drop (so none can start again), as far as the admin may
-// (CONNECTION_ADMIN or SUPER): the user is gone either way.
+// killed after the drop (so none can start again), as far as the admin may:
+// it sees other users' sessions only with PROCESS, and kills them only with
+// CONNECTION_ADMIN or SUPER. The user is gone either way.
 func (s *SQL) endSessions(ctx context.Context, users []string) error {
 	db, release, err := s.open(ctx)
 	if err != nil {
