@@ -393,17 +393,7 @@ func TestGoSDKLeases(t *testing.T) {
 func TestLeaseConfigIsBounded(t *testing.T) {
 	e := apptest.Bootstrapped(t, store.SQLite)
 	p := createProject(t, e, e.Token, map[string]any{"projectName": "lease-config"})
-	scope := map[string]any{"projectSlug": p.Slug, "environmentSlug": "dev", "path": "/"}
-	with := func(extra map[string]any) map[string]any {
-		m := map[string]any{}
-		for k, v := range scope {
-			m[k] = v
-		}
-		for k, v := range extra {
-			m[k] = v
-		}
-		return m
-	}
+	with := dynScope{e: e, slug: p.Slug}.body
 	lease := func(name string, config any) apptest.Response {
 		return e.Do(t, "POST", "/api/v1/dynamic-secrets/leases", e.Token, with(map[string]any{"dynamicSecretName": name, "config": config}))
 	}

@@ -434,10 +434,31 @@ func (db *DB) skipLocked() string {
 // reports whether it did. A lease another path revoked meanwhile keeps its
 // own record: the outcome and its events are not written.
 func (db *DB) FinishRevoke(ctx context.Context, id string, ok bool, details string, retryAt time.Time, evs ...audit.Event) (bool, error) {
+	return db.finishRevoke(ctx, "FinishRevoke", id, ok, false, details, retryAt, evs)
+}
+
+// ForceRevoked records a forced revocation whose target refused it: the
+// lease revoked (with details), and its user queued for cleanup due at
+// retryAt, which the worker retries until the user is gone; it reports
+// whether it recorded (not if the lease was already revoked).
+func (db *DB) ForceRevoked(ctx context.Context, id, details string, retryAt time.Time, evs ...audit.Event) (bool, error) {
+	return db.finishRevoke(ctx, "ForceRevoked", id, true, true, details, retryAt, evs)
+}
+
+// finishRevoke is FinishRevoke, and with cleanup ForceRevoked.
+func (db *DB) finishRevoke(ctx context.Context, op, id string, ok, cleanup bool, details string, retryAt time.Time, evs []audit.Event) (bool, error) {
 	changed := false
 	err := db.transactQuiet(ctx, func(tx *Tx) error {
 		changed = false
 		now := tx.Now
+		if cleanup {
+			// Queued while the lease is still unrevoked (as DisabledMany).
+			if _, err := tx.exec(ctx, `INSERT INTO dynamic_cleanups (lease_id, dynamic_secret_id, username, due_at, created_at, last_error)
+				SELECT id, dynamic_secret_id, username, ?, ?, ? FROM dynamic_leases WHERE status <> 'revoked' AND id = ?
+				ON CONFLICT (lease_id) DO NOTHING`, ts(retryAt), ts(now), details, id); err != nil {
+				return dbErr(err, op)
+			}
+		}
 		var res sql.Result
 		var err error
 		if ok {
@@ -448,37 +469,10 @@ func (db *DB) FinishRevoke(ctx context.Context, id string, ok bool, details stri
 			due_at = ?, updated_at = ? WHERE id = ? AND status <> 'revoked'`, details, ts(retryAt), ts(now), id)
 		}
 		if err != nil {
-			return dbErr(err, "FinishRevoke")
+			return dbErr(err, op)
 		}
 		if n, err := res.RowsAffected(); err != nil || n == 0 {
-			return dbErr(err, "FinishRevoke")
-		}
-		changed = true
-		return tx.insertAudits(ctx, evs...)
-	})
-	return changed && err == nil, err
-}
-
-// ForceRevoked records a forced revocation whose target refused it: the
-// lease revoked (with details), and its user queued for cleanup due at
-// retryAt, which the worker retries until the user is gone; it reports
-// whether it recorded (not if the lease was already revoked).
-func (db *DB) ForceRevoked(ctx context.Context, id, details string, retryAt time.Time, evs ...audit.Event) (bool, error) {
-	changed := false
-	err := db.transactQuiet(ctx, func(tx *Tx) error {
-		changed = false
-		if _, err := tx.exec(ctx, `INSERT INTO dynamic_cleanups (lease_id, dynamic_secret_id, username, due_at, created_at, last_error)
-			SELECT id, dynamic_secret_id, username, ?, ?, ? FROM dynamic_leases WHERE status <> 'revoked' AND id = ?
-			ON CONFLICT (lease_id) DO NOTHING`, ts(retryAt), ts(tx.Now), details, id); err != nil {
-			return dbErr(err, "ForceRevoked")
-		}
-		res, err := tx.exec(ctx, `UPDATE dynamic_leases SET status = 'revoked', status_details = ?, data = NULL, updated_at = ?
-			WHERE id = ? AND status <> 'revoked'`, details, ts(tx.Now), id)
-		if err != nil {
-			return dbErr(err, "ForceRevoked")
-		}
-		if n, err := res.RowsAffected(); err != nil || n == 0 {
-			return dbErr(err, "ForceRevoked")
+			return dbErr(err, op)
 		}
 		changed = true
 		return tx.insertAudits(ctx, evs...)
