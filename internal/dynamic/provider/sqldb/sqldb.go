@@ -415,36 +415,31 @@ func (s *SQL) Revoke(ctx context.Context, req provider.RevokeRequest) error {
 		return err
 	}
 	if s.flavor == "mysql" {
-		s.endSessions(ctx, []string{req.Username})
+		s.killMySQLSessions(ctx, []string{req.Username})
 	}
 	return nil
 }
 
-// endSessions ends the sessions of users. On PostgreSQL (before a drop)
-// a failure is returned; on MySQL and MariaDB, which keep a dropped user's
-// sessions and their privileges until they disconnect, the sessions are
-// killed after the drop (so none can start again), as far as the admin may:
-// it sees other users' sessions only with PROCESS, and kills them only with
-// CONNECTION_ADMIN or SUPER. The user is gone either way.
-func (s *SQL) endSessions(ctx context.Context, users []string) error {
+// killMySQLSessions kills the sessions of MySQL or MariaDB users, which
+// keep a dropped user's sessions and their privileges until they
+// disconnect: it runs after the drop (so none can start again), as far as
+// the admin may: it sees other users' sessions only with PROCESS, and
+// kills them only with CONNECTION_ADMIN or SUPER. The users are gone
+// either way. (PostgreSQL's roles are disabled and their sessions ended
+// before the drop: DisableMany.)
+func (s *SQL) killMySQLSessions(ctx context.Context, users []string) {
 	db, release, err := s.open(ctx)
 	if err != nil {
-		return describe("end sessions", err)
+		return
 	}
 	defer release()
-	if s.flavor != "mysql" {
-		if err := terminate(ctx, db, users); err != nil {
-			return describe("end sessions", err)
-		}
-		return nil
-	}
 	args := make([]any, len(users))
 	for i, u := range users {
 		args[i] = u
 	}
 	rows, err := db.QueryContext(ctx, `SELECT ID FROM information_schema.PROCESSLIST WHERE USER IN (?`+strings.Repeat(", ?", len(users)-1)+`)`, args...)
 	if err != nil {
-		return describe("end sessions", err)
+		return
 	}
 	var ids []int64
 	for rows.Next() {
@@ -457,7 +452,6 @@ func (s *SQL) endSessions(ctx context.Context, users []string) error {
 	for _, id := range ids {
 		db.ExecContext(ctx, `KILL CONNECTION `+strconv.FormatInt(id, 10))
 	}
-	return nil
 }
 
 // RevokeMany runs the revocation statements of every listed user that
@@ -481,7 +475,7 @@ func (s *SQL) RevokeMany(ctx context.Context, usernames []string) error {
 		if err := s.exec(ctx, "drop users", stmt); err != nil {
 			return err
 		}
-		s.endSessions(ctx, usernames)
+		s.killMySQLSessions(ctx, usernames)
 		return nil
 	}
 	// On PostgreSQL the users are looked up in the transaction that drops
