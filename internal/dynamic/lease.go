@@ -391,12 +391,10 @@ func (s *Service) revokeClaimed(ctx context.Context, sec Secret, l Lease, forced
 	if forced && rerr != nil && success && !errors.Is(rerr, provider.ErrNotOwned) {
 		// Forced past a target that refused the revocation: the lease is
 		// revoked as asked, but its user stays a cleanup the worker retries
-		// until it is gone, disabled meanwhile where the provider can. A
-		// lessee who kept a temporary table open made DROP ROLE fail, forced
-		// its own revocation and kept a live role no lease accounted for.
-		if !errors.Is(rerr, provider.ErrUnreachable) {
-			s.disable(ctx, sec, l.Username)
-		}
+		// until it is gone (a provider that disables, PostgreSQL's, has
+		// disabled it before the drop that failed). A lessee who kept a
+		// temporary table open made DROP ROLE fail, forced its own
+		// revocation and kept a live role no lease accounted for.
 		recorded, err = s.store.ForceRevoked(context.WithoutCancel(ctx), l.ID, details, now.Add(backoff(1)), evs...)
 	} else {
 		recorded, err = s.store.FinishRevoke(context.WithoutCancel(ctx), l.ID, success, details, now.Add(backoff(l.Attempts+1)), evs...)
@@ -409,22 +407,6 @@ func (s *Service) revokeClaimed(ctx context.Context, sec Secret, l Lease, forced
 	}
 	cur, err := s.store.LeaseByID(ctx, l.ID)
 	return cur.Lease, err
-}
-
-// disable makes user unable to log in and ends its sessions where the
-// provider can (provider.Disabler); a failure is left to the cleanup.
-func (s *Service) disable(ctx context.Context, sec Secret, user string) {
-	p, err := s.provider(sec)
-	if err != nil {
-		return
-	}
-	d, ok := p.(provider.Disabler)
-	if !ok || !d.Disables() {
-		return
-	}
-	pctx, cancel := context.WithTimeout(s.dialCtx(ctx, p), ProviderTimeout)
-	defer cancel()
-	_ = d.DisableMany(pctx, []string{user})
 }
 
 func (s *Service) revokeWith(ctx context.Context, sec Secret, l Lease) error {

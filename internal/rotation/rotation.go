@@ -220,8 +220,9 @@ type Target interface {
 	// LDAP entry gets a password nobody knows; a Redis ACL user is
 	// deleted). Revoking a user that no longer exists is success.
 	Revoke(ctx context.Context, app string, admin appconn.Credentials, user string) error
-	// SameDN reports whether two LDAP DNs name the same entry as written
-	// (escapes, spacing and case aside); false if either does not parse.
+	// SameDN reports whether two LDAP DNs name the same entry as a
+	// directory matches names (target.SameDN); false if either does not
+	// parse.
 	SameDN(a, b string) bool
 }
 

@@ -1,7 +1,6 @@
 package secret_test
 
 import (
-	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -47,14 +46,5 @@ func benchDeepBatch(b *testing.B, d store.Dialect, depth int) {
 	e.Must(b, 200, "POST", "/api/v3/secrets/batch/raw", e.Token, map[string]any{"workspaceId": pid,
 		"environment": "dev", "secretPath": path, "secrets": batch})
 	svc, _, actor := newCounted(e)
-	sc := secret.Scope{ProjectID: pid, Env: "dev", Path: "/"}
-	ctx := context.Background()
-	b.ReportAllocs()
-	cpu := cpuTime()
-	for b.Loop() {
-		if _, err := svc.UpdateMany(ctx, actor, sc, "", items); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.ReportMetric(float64(cpuTime()-cpu)/float64(b.N), "cpu-ns/op")
+	benchUpdateMany(b, svc, actor, secret.Scope{ProjectID: pid, Env: "dev", Path: "/"}, items)
 }

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -86,18 +87,9 @@ func (db *DB) CreateRotation(ctx context.Context, st rotation.State, ev audit.Ev
 			if err != nil {
 				return dbErr(err, "CreateRotation")
 			}
-			var others []rotation.State
-			for rows.Next() {
-				o, err := scanRotation(rows)
-				if err != nil {
-					rows.Close()
-					return dbErr(err, "scan rotation")
-				}
-				others = append(others, o)
-			}
-			rows.Close()
-			if err := rows.Err(); err != nil {
-				return dbErr(err, "CreateRotation")
+			others, err := scanRotations(rows, "CreateRotation")
+			if err != nil {
+				return err
 			}
 			if err := free(others); err != nil {
 				return err
@@ -142,6 +134,11 @@ func (db *DB) rotations(ctx context.Context, op, where string, args ...any) ([]r
 	if err != nil {
 		return nil, dbErr(err, op)
 	}
+	return scanRotations(rows, op)
+}
+
+// scanRotations reads rows of rotCols and closes them.
+func scanRotations(rows *sql.Rows, op string) ([]rotation.State, error) {
 	defer rows.Close()
 	var out []rotation.State
 	for rows.Next() {
