@@ -237,3 +237,18 @@ func (db *DB) TxIsolationForTest(ctx context.Context) (string, error) {
 	})
 	return level, err
 }
+
+// RedoMigrationForTest applies one migration down and up again, so that a
+// test can seed the rows an older schema allowed and watch the migration
+// handle them.
+func (db *DB) RedoMigrationForTest(ctx context.Context, version int64) error {
+	p, err := db.provider()
+	if err != nil {
+		return err
+	}
+	if _, err := p.ApplyVersion(ctx, version, false); err != nil {
+		return err
+	}
+	_, err = p.ApplyVersion(ctx, version, true)
+	return err
+}
