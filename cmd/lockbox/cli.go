@@ -211,11 +211,11 @@ func (c *cli) newClient(ctx context.Context) (*client.Client, error) {
 		if err == nil && res.AccessToken != "" {
 			s.Token, s.ExpiresAt = res.AccessToken, now.Add(time.Duration(res.ExpiresIn)*time.Second)
 			if err := c.saveSession(s); err != nil {
-				fmt.Fprintf(c.stderr, "lockbox: renewed the session but could not save it: %v\n", err)
+				fmt.Fprintf(c.stderr, "lockbox: renewed the session but could not save it: %v\n", printableLines(err.Error()))
 			}
 			cl.Token = s.Token
 		} else if err != nil {
-			fmt.Fprintf(c.stderr, "lockbox: could not renew the session (it expires at %s): %v\n", s.ExpiresAt.Local().Format(time.RFC3339), err)
+			fmt.Fprintf(c.stderr, "lockbox: could not renew the session (it expires at %s): %v\n", s.ExpiresAt.Local().Format(time.RFC3339), printableLines(err.Error()))
 		}
 	}
 	return cl, nil

@@ -15,6 +15,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/lockbox-dev/lockbox/internal/client"
 )
@@ -192,5 +193,28 @@ func TestCLIHostileSecretsAndServers(t *testing.T) {
 	var ae *client.APIError
 	if !errors.As(err, &ae) || ae.StatusCode != 401 {
 		t.Fatalf("the logged-out token still works: %v", err)
+	}
+
+	// A server's error text reaches the terminal escaped: logout's failed
+	// revocation, and a session's failed renewal, printed it raw.
+	hostile := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusInternalServerError)
+		io.WriteString(w, `{"message":"x\u001b]0;PWNED\u0007\u001b[2J"}`)
+	}))
+	t.Cleanup(hostile.Close)
+	for _, tc := range []struct {
+		ttl  int64
+		args []string
+		want string
+	}{{0, []string{"logout"}, "could not be revoked"}, {3600, []string{"secrets", "--projectId", project, "--env", "dev"}, "could not renew the session"}} {
+		hs, _ := json.Marshal(session{Domain: hostile.URL, Token: "t", ExpiresAt: time.Now().Add(10 * time.Minute), TTL: tc.ttl})
+		if err := os.WriteFile(filepath.Join(c.config, "session.json"), hs, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		r = c.run([]string{"LOCKBOX_API_URL=" + hostile.URL}, tc.args...)
+		if !strings.Contains(r.stderr, tc.want) || !strings.Contains(r.stderr, `\x1b]0;PWNED`) || strings.ContainsRune(r.stderr, 0x1b) {
+			t.Fatalf("%v: a server's error reached the terminal raw: %q", tc.args, r.stderr)
+		}
 	}
 }

@@ -226,7 +226,7 @@ func (c *cli) newLogoutCmd() *cobra.Command {
 				return err
 			}
 			if rerr != nil {
-				fmt.Fprintf(c.stderr, "lockbox: session file removed, but the token could not be revoked: %v\n", rerr)
+				fmt.Fprintf(c.stderr, "lockbox: session file removed, but the token could not be revoked: %v\n", printableLines(rerr.Error()))
 			}
 			return nil
 		},

@@ -56,6 +56,9 @@ out with a warning unless named by --allow-env: anyone who may write a secret
 in the folder, or in one it imports, could otherwise run code here.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if watch && interval < 100*time.Millisecond {
+				return fmt.Errorf("--watch-interval must be at least 100ms (got %s)", interval)
+			}
 			ctx := cmd.Context()
 			cl, err := c.client(ctx)
 			if err != nil {

@@ -416,6 +416,12 @@ func TestCLIRunForwardsSignalsAndWatches(t *testing.T) {
 		t.Fatalf("after SIGTERM: %v\n%s", err, out.String())
 	}
 
+	// A watch interval of zero is refused, not a panic (exit 2).
+	if r := c.run(nil, append(append([]string{"run", "--watch", "--watch-interval", "0"}, p...), "--", "true")...); r.code != 1 ||
+		!strings.Contains(r.stderr, "--watch-interval must be at least 100ms") {
+		t.Fatalf("--watch-interval 0: exit %d\n%s", r.code, r.stderr)
+	}
+
 	// --watch restarts the child with the new value.
 	cmd, out = start(append(append([]string{"run", "--watch", "--watch-interval", "200ms"}, p...), "--", "sh", "-c", `echo "V=$V"; while :; do sleep 0.05; done`)...)
 	waitOut(out, "V=one")

@@ -26,6 +26,8 @@ var codeVars = map[string]bool{
 	"GIT_ASKPASS": true, "SSH_ASKPASS": true, "GIT_SSH": true, "GIT_SSH_COMMAND": true, "GIT_EXEC_PATH": true,
 	"GIT_PROXY_COMMAND": true, "GIT_EXTERNAL_DIFF": true, "GIT_TEMPLATE_DIR": true, "LESSOPEN": true,
 	"LESSCLOSE": true, "MAKEFLAGS": true, "MFLAGS": true, "GNUMAKEFLAGS": true, "CC": true, "CXX": true,
+	"SHELL": true, "FCEDIT": true, "KUBECONFIG": true, "OPENSSL_CONF": true, "OPENSSL_ENGINES": true,
+	"DOCKER_HOST": true, "DOCKER_CONTEXT": true, "DOCKER_CONFIG": true, "DOCKER_TLS_VERIFY": true, "DOCKER_CERT_PATH": true,
 	// Interpreters and runtimes.
 	"NODE_OPTIONS": true, "NODE_PATH": true, "PYTHONSTARTUP": true, "PYTHONPATH": true, "PYTHONHOME": true,
 	"PYTHONWARNINGS": true, "PYTHONBREAKPOINT": true, "PYTHONUSERBASE": true, "PYTHONEXECUTABLE": true,
@@ -39,16 +41,27 @@ var codeVars = map[string]bool{
 	// What a client trusts for TLS: with a proxy, the child's HTTPS and its credentials.
 	"NODE_TLS_REJECT_UNAUTHORIZED": true, "NODE_EXTRA_CA_CERTS": true, "GIT_SSL_NO_VERIFY": true, "GIT_SSL_CAINFO": true,
 	"SSL_CERT_FILE": true, "SSL_CERT_DIR": true, "REQUESTS_CA_BUNDLE": true, "CURL_CA_BUNDLE": true,
-	// Where a nested client sends its token or client secret.
-	"LOCKBOX_API_URL": true, "INFISICAL_API_URL": true, "INFISICAL_DOMAIN": true, "LOCKBOX_CONFIG_DIR": true,
+	// Where TLS session keys are written (any reader of that file reads the child's HTTPS).
+	"SSLKEYLOGFILE": true,
+	// Proxies that see plain HTTP whole (an http:// API URL's token):
+	// HTTPS_PROXY sees only a tunnel's host, and stays a secret's to set.
+	"HTTP_PROXY": true, "ALL_PROXY": true,
 }
 
 // codePrefixes are families of such variables: the loaders', bash's
 // exported functions, git's configuration from the environment
 // (GIT_CONFIG_COUNT, GIT_CONFIG_KEY_0=core.sshCommand, ...), cgo's compiler
-// flags, pip's and npm's settings (index, registry, scripts) and the AWS
-// SDKs' endpoints.
-var codePrefixes = []string{"LD_", "DYLD_", "BASH_FUNC_", "GIT_CONFIG", "CGO_", "PIP_", "NPM_CONFIG_", "AWS_ENDPOINT_URL"}
+// flags, pip's and npm's settings (index, registry, scripts), the AWS
+// SDKs' endpoints, and a nested lockbox or infisical client's own settings
+// (where it sends its token, and the token or client secret it uses: a
+// writer's INFISICAL_TOKEN made a nested client read the writer's secrets).
+var codePrefixes = []string{"LD_", "DYLD_", "BASH_FUNC_", "GIT_CONFIG", "CGO_", "PIP_", "NPM_CONFIG_", "AWS_ENDPOINT_URL",
+	"LOCKBOX_", "INFISICAL_"}
+
+// codeSuffixes name the commands programs run by a variable of their own:
+// MANPAGER, PSQL_PAGER, SYSTEMD_PAGER, GIT_SEQUENCE_EDITOR, SUDO_EDITOR,
+// SUDO_ASKPASS, ...
+var codeSuffixes = []string{"PAGER", "EDITOR", "ASKPASS"}
 
 // envRefusal says why a secret key (with its value) is not put into an
 // environment or a dotenv file, or "" if it is. shell asks also that the
@@ -66,7 +79,8 @@ func envRefusal(key, value string, shell bool, allow map[string]bool) string {
 		return ""
 	}
 	up := strings.ToUpper(key)
-	if codeVars[up] || slices.ContainsFunc(codePrefixes, func(p string) bool { return strings.HasPrefix(up, p) }) {
+	if codeVars[up] || slices.ContainsFunc(codePrefixes, func(p string) bool { return strings.HasPrefix(up, p) }) ||
+		slices.ContainsFunc(codeSuffixes, func(p string) bool { return strings.HasSuffix(up, p) }) {
 		return fmt.Sprintf("it makes programs run code or load libraries (--allow-env %s sets it)", key)
 	}
 	return ""

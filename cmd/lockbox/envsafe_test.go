@@ -18,7 +18,11 @@ import (
 func TestEnvRefusal(t *testing.T) {
 	for _, k := range []string{"PYTHONWARNINGS", "BROWSER", "GIT_EXTERNAL_DIFF", "MAKEFLAGS", "LESSOPEN", "PS2", "MAILPATH",
 		"RPROMPT", "NODE_TLS_REJECT_UNAUTHORIZED", "npm_config_registry", "PIP_INDEX_URL", "AWS_ENDPOINT_URL_S3", "CGO_LDFLAGS",
-		"GOPROXY", "XDG_CONFIG_HOME", "BASH_ENV", "LD_PRELOAD"} {
+		"GOPROXY", "XDG_CONFIG_HOME", "BASH_ENV", "LD_PRELOAD",
+		// The second CLI audit's: each ran a command, sent a nested client's token elsewhere or replaced it.
+		"GIT_SEQUENCE_EDITOR", "MANPAGER", "PSQL_PAGER", "SYSTEMD_PAGER", "SUDO_ASKPASS", "SUDO_EDITOR", "FCEDIT", "SHELL",
+		"http_proxy", "HTTP_PROXY", "ALL_PROXY", "INFISICAL_TOKEN", "INFISICAL_UNIVERSAL_AUTH_CLIENT_SECRET",
+		"LOCKBOX_UNIVERSAL_AUTH_CLIENT_ID", "LOCKBOX_TOKEN", "KUBECONFIG", "DOCKER_HOST", "OPENSSL_CONF", "SSLKEYLOGFILE"} {
 		if envRefusal(k, "x", false, nil) == "" {
 			t.Errorf("%s is let into a child's environment", k)
 		}
@@ -26,7 +30,8 @@ func TestEnvRefusal(t *testing.T) {
 			t.Errorf("%s is refused though allowed by name", k)
 		}
 	}
-	for _, k := range []string{"DATABASE_URL", "API_KEY", "GOOGLE_APPLICATION_CREDENTIALS", "HTTPS_PROXY", "AWS_REGION", "PIPELINE"} {
+	for _, k := range []string{"DATABASE_URL", "API_KEY", "GOOGLE_APPLICATION_CREDENTIALS", "HTTPS_PROXY", "NO_PROXY", "AWS_REGION", "PIPELINE",
+		"DOCKER_PASSWORD", "EDITORIAL_KEY", "PAGERDUTY_TOKEN"} {
 		if why := envRefusal(k, "x", true, nil); why != "" {
 			t.Errorf("%s is refused: %s", k, why)
 		}
