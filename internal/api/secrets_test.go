@@ -3,6 +3,7 @@ package api_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/url"
 	"os"
@@ -324,5 +325,57 @@ func TestBatchesAreBounded(t *testing.T) {
 	}
 	if got := listSecrets(t, e, e.Token, secretQ(p.ID, "dev", "/")); len(got) != 0 {
 		t.Fatalf("%d secrets written by refused batches", len(got))
+	}
+}
+
+// TestABatchUpdateNamesEachSecretOnce: a batch update naming one secret in
+// two items (under its name, another spelling of its path, or a name an
+// earlier item renames it to) is a 422 that writes nothing: each item
+// stores a whole new version, so 200 items {"secretKey":"BIG"} in a 4 KB
+// request stored and answered 200 copies of a large secret.
+func TestABatchUpdateNamesEachSecretOnce(t *testing.T) {
+	e := apptest.Bootstrapped(t, store.SQLite)
+	p := createProject(t, e, e.Token, map[string]any{"projectName": "once"})
+	base := map[string]any{"workspaceId": p.ID, "environment": "dev", "secretPath": "/"}
+	for _, k := range []string{"BIG", "OTHER"} {
+		body := map[string]any{"workspaceId": p.ID, "environment": "dev", "secretPath": "/", "secretValue": strings.Repeat("v", 1000)}
+		if r := e.Do(t, "POST", "/api/v3/secrets/raw/"+k, e.Token, body); r.Status != 200 {
+			t.Fatalf("create %s: %d %s", k, r.Status, r.Body)
+		}
+	}
+	version := func() float64 {
+		t.Helper()
+		r := e.Do(t, "GET", "/api/v3/secrets/raw/BIG?workspaceId="+p.ID+"&environment=dev", e.Token, nil)
+		var got struct{ Secret struct{ Version float64 } }
+		if r.Status != 200 || json.Unmarshal(r.Body, &got) != nil {
+			t.Fatalf("get: %d %s", r.Status, r.Body)
+		}
+		return got.Secret.Version
+	}
+	v0 := version()
+	for name, items := range map[string][]map[string]any{
+		"twice":         {{"secretKey": "BIG"}, {"secretKey": "OTHER"}, {"secretKey": "BIG"}},
+		"path spelling": {{"secretKey": "BIG"}, {"secretKey": "BIG", "secretPath": "//"}},
+		"renamed":       {{"secretKey": "BIG", "newSecretName": "BIG2"}, {"secretKey": "BIG2", "newSecretName": "BIG3"}},
+	} {
+		body := map[string]any{"secrets": items}
+		for k, v := range base {
+			body[k] = v
+		}
+		r := e.Do(t, "PATCH", "/api/v3/secrets/batch/raw", e.Token, body)
+		if r.Status != 422 || !strings.Contains(string(r.Body), "named by an earlier item") {
+			t.Fatalf("%s: %d %.300s", name, r.Status, r.Body)
+		}
+	}
+	if v := version(); v != v0 {
+		t.Fatalf("refused batches wrote versions: %v -> %v", v0, v)
+	}
+	// Each secret once is fine; so is a personal override beside its shared secret.
+	body := map[string]any{"secrets": []map[string]any{{"secretKey": "BIG", "secretValue": "x"}, {"secretKey": "OTHER", "secretValue": "y"}}}
+	for k, v := range base {
+		body[k] = v
+	}
+	if r := e.Do(t, "PATCH", "/api/v3/secrets/batch/raw", e.Token, body); r.Status != 200 || version() != v0+1 {
+		t.Fatalf("a batch naming each secret once: %d %.300s", r.Status, r.Body)
 	}
 }

@@ -241,6 +241,9 @@ func (s *Service) UpdateMany(ctx context.Context, actor authz.Actor, sc Scope, m
 	if mode != FailOnNotFound && mode != Upsert && mode != Ignore {
 		return nil, invalidField("mode", "mode must be failOnNotFound, upsert or ignore")
 	}
+	if err := oneItemPerSecret(sc, items); err != nil {
+		return nil, err
+	}
 	// The project named by slug or implied by a service token, for the
 	// checks of the whole batch (an error is the items' to report).
 	_ = s.projectOf(ctx, actor, &sc)
@@ -283,6 +286,44 @@ func (s *Service) UpdateMany(ctx context.Context, actor authz.Actor, sc Scope, m
 		out = append(out, sec)
 	}
 	return out, nil
+}
+
+// oneItemPerSecret refuses a batch update that names one secret in more
+// than one item, under its name or a name an earlier item gives it: each
+// item writes a whole new version, so 200 items {"secretKey":"BIG"} in a
+// 4 KB request stored 200 copies of a 900 KB secret (174 MiB) and answered
+// all of them at once.
+func oneItemPerSecret(sc Scope, items []BatchItem) error {
+	seen := make(map[string]bool, len(items))
+	name := func(it BatchItem, key string) string {
+		path := sc.Path
+		if it.Path != "" {
+			path = it.Path
+		}
+		if n, err := project.NormalizePath(path); err == nil {
+			path = n
+		}
+		typ := Shared
+		if it.Type == Personal {
+			typ = Personal
+		}
+		return path + "\x00" + typ + "\x00" + key
+	}
+	for i, it := range items {
+		k := name(it, it.Key)
+		if seen[k] {
+			return invalidField("secrets", "secrets[%d]: secret %q is named by an earlier item of the batch; change it in one item", i, truncate(it.Key, 64))
+		}
+		seen[k] = true
+		if it.NewKey != nil && *it.NewKey != it.Key {
+			nk := name(it, *it.NewKey)
+			if seen[nk] {
+				return invalidField("secrets", "secrets[%d]: secret %q is named by an earlier item of the batch; change it in one item", i, truncate(*it.NewKey, 64))
+			}
+			seen[nk] = true
+		}
+	}
+	return nil
 }
 
 // DeleteMany deletes secrets one at a time (each in its own secretPath when
