@@ -420,3 +420,65 @@ func TestAPrivilegeGrantorCoversRolesScheduledToStart(t *testing.T) {
 	deny["identityId"] = viewer
 	e.Must(t, 200, "POST", privilegesV2, granter, deny)
 }
+
+// TestARoleThatDeniesTakesOnlyFromThoseTheGiverCovers: a role that only
+// denies is covered by any set, so a member manager with no access to
+// secrets gave one (denying secrets) to a member who reads them through a
+// privilege, locking out what it could not itself take away by a deny
+// privilege. Giving a role that denies now needs what each receiver holds;
+// to a group (whoever is in it, now or later) it needs all a project
+// admin holds. A receiver holding no more than the giver is fine.
+func TestARoleThatDeniesTakesOnlyFromThoseTheGiverCovers(t *testing.T) {
+	e := apptest.Bootstrapped(t, store.SQLite)
+	p := createProject(t, e, e.Token, map[string]any{"projectName": "deny-roles"})
+	putSecret(t, e, e.Token, p.ID, "dev", "/", "KEY", "v")
+	e.Must(t, 200, "POST", "/api/v1/projects/"+p.ID+"/roles", e.Token, map[string]any{"slug": "lockout", "name": "lockout",
+		"permissions": []map[string]any{{"subject": "secrets", "action": []string{"read", "describeSecret", "readValue"}, "inverted": true}}})
+	mgr := customRole(t, e, p.ID, "member-manager", []map[string]any{
+		{"subject": "identity", "action": []string{"read", "create", "edit", "delete", "grant-privileges"}},
+		{"subject": "groups", "action": []string{"read", "create", "edit", "delete", "grant-privileges"}},
+		{"subject": "member", "action": []string{"read", "create", "edit", "delete", "grant-privileges"}},
+		{"subject": "role", "action": []string{"read"}}})
+	victim, vTok := projectMember(t, e, p.ID, "reader", "no-access")
+	createPrivilege(t, e, e.Token, map[string]any{"identityId": victim, "projectId": p.ID, "slug": "reads",
+		"permissions": []map[string]any{{"subject": "secrets", "action": []string{"read", "describeSecret", "readValue"}}}})
+	read := func(token string) int {
+		return e.Do(t, "GET", "/api/v3/secrets/raw/KEY?workspaceId="+p.ID+"&environment=dev", token, nil).Status
+	}
+	if s := read(vTok); s != 200 {
+		t.Fatalf("the privilege does not read: %d", s)
+	}
+	lockout := map[string]any{"roles": []map[string]any{{"role": "no-access"}, {"role": "lockout"}}}
+	assertError(t, e.Do(t, "PATCH", "/api/v1/projects/"+p.ID+"/identity-memberships/"+victim, mgr, lockout), 403, "PermissionBoundaryError")
+	if s := read(vTok); s != 200 {
+		t.Fatalf("the manager locked the reader out: %d", s)
+	}
+	// Added to the project with it: the same.
+	other, oTok := e.NewIdentity(t, "reader-2", "member")
+	g := createGroup(t, e, e.Token, map[string]any{"name": "readers", "slug": "readers"})
+	e.Must(t, 200, "POST", "/api/v1/groups/"+g.ID+"/machine-identities/"+other, e.Token, nil)
+	addProjectGroup(t, e, e.Token, p.ID, g.Slug, map[string]any{"role": "viewer"})
+	if s := read(oTok); s != 200 {
+		t.Fatalf("the group's viewer role does not read: %d", s)
+	}
+	assertError(t, e.Do(t, "POST", "/api/v1/projects/"+p.ID+"/identity-memberships/"+other, mgr,
+		map[string]any{"roles": []map[string]any{{"role": "lockout"}}}), 403, "PermissionBoundaryError")
+	// Users too: one who reads through the group is not added with it.
+	newUser(t, e, "grouped@example.com", "member")
+	e.Must(t, 200, "POST", "/api/v1/groups/"+g.ID+"/users/grouped@example.com", e.Token, nil)
+	assertError(t, e.Do(t, "POST", "/api/v2/workspace/"+p.ID+"/memberships", mgr, map[string]any{"emails": []string{"grouped@example.com"},
+		"roleSlugs": []string{"lockout"}}), 403, "PermissionBoundaryError")
+	// To a group: only one who holds all an admin does.
+	g2 := createGroup(t, e, e.Token, map[string]any{"name": "contractors", "slug": "contractors"})
+	assertError(t, e.Do(t, "POST", "/api/v2/workspace/"+p.ID+"/groups/"+g2.Slug, mgr,
+		map[string]any{"roles": []map[string]any{{"role": "lockout"}}}), 403, "PermissionBoundaryError")
+	assertError(t, e.Do(t, "PATCH", "/api/v2/workspace/"+p.ID+"/groups/"+g.Slug, mgr,
+		map[string]any{"roles": []map[string]any{{"role": "viewer"}, {"role": "lockout"}}}), 403, "PermissionBoundaryError")
+	if s := read(oTok); s != 200 {
+		t.Fatalf("the manager locked the group out: %d", s)
+	}
+	addProjectGroup(t, e, e.Token, p.ID, g2.Slug, map[string]any{"role": "lockout"})
+	// A receiver holding no more than the giver may be given one.
+	bare, _ := projectMember(t, e, p.ID, "bare", "no-access")
+	e.Must(t, 200, "PATCH", "/api/v1/projects/"+p.ID+"/identity-memberships/"+bare, mgr, lockout)
+}

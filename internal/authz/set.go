@@ -501,6 +501,13 @@ type Set struct {
 	until   time.Time
 }
 
+// Denies reports whether a rule of s takes something away (inverted): a
+// set that only denies is covered by any other, yet takes from whoever
+// holds it.
+func (s Set) Denies() bool {
+	return slices.ContainsFunc(s.rules, func(r Rule) bool { return r.Inverted })
+}
+
 // NewSet joins rule lists, in order.
 func NewSet(rules ...[]Rule) Set {
 	var all []Rule

@@ -128,7 +128,7 @@ func (g *Groups) Add(ctx context.Context, actor authz.Actor, projectID, groupIDO
 	if err != nil {
 		return GroupMembership{}, err
 	}
-	if err := g.m.checkGrantRoles(ctx, perms, p.ID, "add the group", roles); err != nil {
+	if err := g.m.checkGrantRoles(ctx, perms, p.ID, "add the group", nil, roles); err != nil {
 		return GroupMembership{}, err
 	}
 	ev := audit.New(actor, "add-group-to-project", map[string]any{"groupId": ref.ID, "groupName": ref.Name, "roles": roleSlugs(roles)}).InProject(p.ID, p.Name)
@@ -177,7 +177,7 @@ func (g *Groups) UpdateRoles(ctx context.Context, actor authz.Actor, projectID, 
 	if err != nil {
 		return GroupMembership{}, err
 	}
-	if err := g.m.checkGrantRoles(ctx, perms, p.ID, "change the group's roles", roles, ms.Roles...); err != nil {
+	if err := g.m.checkGrantRoles(ctx, perms, p.ID, "change the group's roles", nil, roles, ms.Roles...); err != nil {
 		return GroupMembership{}, err
 	}
 	ev := audit.New(actor, "update-group-project-membership", map[string]any{"groupId": ms.Group.ID, "groupName": ms.Group.Name,

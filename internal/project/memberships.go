@@ -241,7 +241,14 @@ func (m *Memberships) roleSet(ctx context.Context, projectID string, roles []Mem
 // set: a denial given for a window lapses (a deny role given back for a
 // window that has ended took it off all the same), and a temporary grant
 // is checked on its own below.
-func (m *Memberships) checkGrantRoles(ctx context.Context, perms authz.Set, projectID, what string, roles []MembershipRole, had ...MembershipRole) error {
+//
+// A role that denies anything takes from whoever receives it, and any set
+// covers one that only denies: so to give one the actor must also hold,
+// from now on, everything each receiver holds in the project (takers, as
+// Privileges.checkTarget asks of a deny privilege); a group's receivers are
+// whoever is or will be in it, so giving a group such a role needs the
+// actor to hold everything the project's admin role does (takers nil).
+func (m *Memberships) checkGrantRoles(ctx context.Context, perms authz.Set, projectID, what string, takers []authz.Actor, roles []MembershipRole, had ...MembershipRole) error {
 	if len(had) > 0 {
 		lasting := slices.DeleteFunc(slices.Clone(roles), func(r MembershipRole) bool { return r.IsTemporary })
 		set, err := m.roleSet(ctx, projectID, lasting)
@@ -269,6 +276,50 @@ func (m *Memberships) checkGrantRoles(ctx context.Context, perms authz.Set, proj
 		}
 		if !perms.CoversUntil(set, until) {
 			return boundaryError("%s: a role would outlast the temporary access you hold it by", what)
+		}
+		if set.Denies() {
+			if err := m.checkTakers(ctx, perms, projectID, what, takers); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// identityTaker is the identity whose roles change, as checkGrantRoles' taker.
+func identityTaker(actor authz.Actor, identityID string) []authz.Actor {
+	return []authz.Actor{{Kind: authz.ActorIdentity, ID: identityID, OrgID: actor.OrgID}}
+}
+
+// userTakers are the users whose roles change, as checkGrantRoles' takers.
+func userTakers(actor authz.Actor, ids ...string) []authz.Actor {
+	out := make([]authz.Actor, 0, len(ids))
+	for _, id := range ids {
+		out = append(out, authz.Actor{Kind: authz.ActorUser, ID: id, OrgID: actor.OrgID})
+	}
+	return out
+}
+
+// checkTakers is checkGrantRoles' rule for a role that denies: the actor
+// holds for good everything each taker holds from now on, or, for a group
+// (takers nil), everything the admin role holds.
+func (m *Memberships) checkTakers(ctx context.Context, perms authz.Set, projectID, what string, takers []authz.Actor) error {
+	if takers == nil {
+		admin, _ := authz.ProjectRoleRules("admin")
+		if !perms.Lasting().Covers(authz.NewSet(admin)) {
+			return boundaryError("%s: a role that denies, given to a group, takes from whoever is in it; only those who hold all a project admin does may give one", what)
+		}
+		return nil
+	}
+	for _, t := range takers {
+		sets, err := m.authz.HeldFromNow(ctx, t, projectID)
+		if err != nil {
+			return err
+		}
+		for _, held := range sets {
+			if !perms.CoversUntil(held, time.Time{}) {
+				return boundaryError("%s: a role that denies would take from a member who holds permissions you do not have", what)
+			}
 		}
 	}
 	return nil
@@ -365,7 +416,7 @@ func (m *Memberships) Add(ctx context.Context, actor authz.Actor, projectID, ide
 	if err != nil {
 		return Membership{}, err
 	}
-	if err := m.checkGrantRoles(ctx, perms, p.ID, "add the membership", roles); err != nil {
+	if err := m.checkGrantRoles(ctx, perms, p.ID, "add the membership", identityTaker(actor, identityID), roles); err != nil {
 		return Membership{}, err
 	}
 	ev := audit.New(actor, "create-identity-project-membership", map[string]any{"identityId": identityID, "roles": roleSlugs(roles)}).InProject(p.ID, p.Name)
@@ -482,7 +533,7 @@ func (m *Memberships) UpdateRoles(ctx context.Context, actor authz.Actor, projec
 	if err != nil {
 		return Membership{}, err
 	}
-	if err := m.checkGrantRoles(ctx, perms, p.ID, "change the membership", roles, ms.Roles...); err != nil {
+	if err := m.checkGrantRoles(ctx, perms, p.ID, "change the membership", identityTaker(actor, identityID), roles, ms.Roles...); err != nil {
 		return Membership{}, err
 	}
 	ev := audit.New(actor, "update-identity-project-membership", map[string]any{"identityId": identityID, "roles": roleSlugs(roles)}).InProject(p.ID, p.Name)

@@ -200,12 +200,12 @@ func (u *Users) CheckAdd(ctx context.Context, actor authz.Actor, projectID strin
 	if err != nil {
 		return err
 	}
-	_, err = u.grantable(ctx, perms, p, roles)
+	_, err = u.grantable(ctx, perms, p, roles, []authz.Actor{}) // nobody yet: Join checks whom it adds
 	return err
 }
 
 // grantable resolves role slugs (none: member) and checks the actor may grant them.
-func (u *Users) grantable(ctx context.Context, perms authz.Set, p Project, slugs []string) ([]MembershipRole, error) {
+func (u *Users) grantable(ctx context.Context, perms authz.Set, p Project, slugs []string, takers []authz.Actor) ([]MembershipRole, error) {
 	grants := make([]RoleGrant, len(slugs))
 	for i, s := range slugs {
 		grants[i] = RoleGrant{Role: s}
@@ -217,7 +217,7 @@ func (u *Users) grantable(ctx context.Context, perms authz.Set, p Project, slugs
 	if err != nil {
 		return nil, err
 	}
-	return roles, u.m.checkGrantRoles(ctx, perms, p.ID, "add the members", roles)
+	return roles, u.m.checkGrantRoles(ctx, perms, p.ID, "add the members", takers, roles)
 }
 
 // Add makes users of the project's organization (named by email or
@@ -239,7 +239,7 @@ func (u *Users) Add(ctx context.Context, actor authz.Actor, projectID string, lo
 	if err != nil {
 		return nil, err
 	}
-	if err := u.m.checkGrantRoles(ctx, perms, p.ID, "add the members", roles); err != nil {
+	if err := u.m.checkGrantRoles(ctx, perms, p.ID, "add the members", userTakers(actor, userIDs(users)...), roles); err != nil {
 		return nil, err
 	}
 	return u.add(ctx, actor, p, users, roles)
@@ -256,12 +256,20 @@ func (u *Users) Join(ctx context.Context, actor authz.Actor, projectID string, l
 	if err != nil {
 		return err
 	}
-	rs, err := u.grantable(ctx, perms, p, roles)
+	rs, err := u.grantable(ctx, perms, p, roles, userTakers(actor, userIDs(users)...))
 	if err != nil {
 		return err
 	}
 	_, err = u.add(ctx, actor, p, users, rs)
 	return err
+}
+
+func userIDs(users []OrgUser) []string {
+	ids := make([]string, len(users))
+	for i, us := range users {
+		ids[i] = us.ID
+	}
+	return ids
 }
 
 func (u *Users) add(ctx context.Context, actor authz.Actor, p Project, users []OrgUser, roles []MembershipRole) ([]UserMembership, error) {
@@ -300,7 +308,7 @@ func (u *Users) UpdateRoles(ctx context.Context, actor authz.Actor, projectID, m
 	if err != nil {
 		return UserMembership{}, err
 	}
-	if err := u.m.checkGrantRoles(ctx, perms, p.ID, "change the membership", roles, ms.Roles...); err != nil {
+	if err := u.m.checkGrantRoles(ctx, perms, p.ID, "change the membership", userTakers(actor, ms.UserID), roles, ms.Roles...); err != nil {
 		return UserMembership{}, err
 	}
 	ev := audit.New(actor, "update-user-project-membership", map[string]any{"userId": ms.UserID, "email": ms.Email, "roles": roleSlugs(roles)}).InProject(p.ID, p.Name)
