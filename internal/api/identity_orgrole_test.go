@@ -1,9 +1,13 @@
 package api_test
 
 import (
+	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/lockbox-dev/lockbox/internal/app/apptest"
+	"github.com/lockbox-dev/lockbox/internal/authz"
+	"github.com/lockbox-dev/lockbox/internal/org"
 	"github.com/lockbox-dev/lockbox/internal/store"
 )
 
@@ -126,4 +130,39 @@ func TestAnIdentityManagerMintsNoLoginBeyondItsProjects(t *testing.T) {
 		// An organization admin always may.
 		e.Must(t, 200, "POST", tokens, e.Token, map[string]any{"name": "t2"})
 	})
+}
+
+// TestOrgRolesAreBounded: an organization role's rules are bounded as a
+// project role's are (bytes, rules, $glob bytes), and an organization
+// holds at most org.MaxRoles custom roles: a non-admin's 975 KB role of
+// $glob rules made every listing of the roles cost half a second and
+// 213 MiB.
+func TestOrgRolesAreBounded(t *testing.T) {
+	e := apptest.Bootstrapped(t, store.SQLite)
+	role := func(slug string, rules []map[string]any) apptest.Response {
+		return e.Do(t, "POST", "/api/v1/organization/roles", e.Token, map[string]any{"slug": slug, "name": slug, "permissions": rules})
+	}
+	rule := func(glob string) map[string]any {
+		r := map[string]any{"subject": "identity", "action": []string{"read"}}
+		if glob != "" {
+			r["conditions"] = map[string]any{"identityId": map[string]any{"$glob": glob}}
+		}
+		return r
+	}
+	many := func(n int, glob string) []map[string]any {
+		out := make([]map[string]any, n)
+		for i := range out {
+			out[i] = rule(glob)
+		}
+		return out
+	}
+	assertError(t, role("too-many", many(authz.MaxRules+1, "")), 422, "ValidationFailure")
+	assertError(t, role("too-big", many(200, strings.Repeat("a", 200))), 422, "ValidationFailure")
+	assertError(t, role("too-globby", many(30, strings.Repeat("a", 100))), 422, "ValidationFailure")
+	e.Must(t, 200, "POST", "/api/v1/organization/roles", e.Token, map[string]any{"slug": "fine", "name": "fine", "permissions": many(10, "id-*")})
+
+	rawExec(t, e, fmt.Sprintf(`WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < %d)
+		INSERT INTO org_roles (id, org_id, slug, name, description, permissions, created_at, updated_at)
+		SELECT 'seeded-' || i, '%s', 'seeded-' || i, 'seeded', '', '[]', 0, 0 FROM n`, org.MaxRoles-1, e.OrgID)) // "fine" is the first
+	assertError(t, role("one-more", many(1, "")), 400, "BadRequest")
 }

@@ -45,11 +45,20 @@ var orgSubjects = map[string]struct {
 }
 
 // ParseOrgRules decodes and validates a JSON array of v2 rules for an
-// organization role. Bad rules are a 422 naming the rule.
+// organization role. Bad rules are a 422 naming the rule. The list is
+// bounded as a project role's is (ParseRules): a 975 KB role of 1,700
+// $glob rules made every listing of the organization's roles take half a
+// second and 213 MiB.
 func ParseOrgRules(raw []byte) ([]Rule, error) {
+	if len(raw) > MaxRulesBytes {
+		return nil, errs.Invalidf("permissions are at most %d bytes of JSON", MaxRulesBytes)
+	}
 	var items []json.RawMessage
 	if err := json.Unmarshal(raw, &items); err != nil {
 		return nil, errs.Invalidf("permissions must be an array of rules")
+	}
+	if len(items) > MaxRules {
+		return nil, errs.Invalidf("permissions hold at most %d rules", MaxRules)
 	}
 	out := make([]Rule, 0, len(items))
 	for i, it := range items {
@@ -72,6 +81,9 @@ func ParseOrgRules(raw []byte) ([]Rule, error) {
 			}
 		}
 		out = append(out, r)
+	}
+	if _, n := globs(out); n > MaxGlobBytes {
+		return nil, errs.Invalidf("the $glob patterns of permissions are at most %d bytes together (%d here)", MaxGlobBytes, n)
 	}
 	return out, nil
 }

@@ -29,6 +29,10 @@ func NewRoles(st Store, az Authorizer, now func() time.Time) *Roles {
 	return &Roles{store: st, authz: az, now: now}
 }
 
+// MaxRoles bounds an organization's custom roles: the role list returns
+// them all, each parsed again.
+const MaxRoles = 1000
+
 var builtinNames = map[string]string{"admin": "Admin", "member": "Member", "no-access": "No Access"}
 
 // BuiltinRoles lists the predefined organization roles.

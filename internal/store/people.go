@@ -320,6 +320,13 @@ func (db *DB) OrgRoleBySlug(ctx context.Context, orgID, slug string) (org.Role, 
 // CreateOrgRole stores a custom organization role.
 func (db *DB) CreateOrgRole(ctx context.Context, r org.Role, permissions string, ev audit.Event) error {
 	return db.Transact(ctx, func(tx *Tx) error {
+		var n int
+		if err := tx.queryRow(ctx, `SELECT COUNT(*) FROM org_roles WHERE org_id = ?`, r.OrgID).Scan(&n); err != nil {
+			return dbErr(err, "count organization roles")
+		}
+		if n >= org.MaxRoles {
+			return errs.BadRequest("An organization has at most %d custom roles; delete one first", org.MaxRoles)
+		}
 		if _, err := tx.exec(ctx, `INSERT INTO org_roles (`+orgRoleCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
 			r.ID, r.OrgID, r.Slug, r.Name, r.Description, permissions, ts(r.CreatedAt), ts(r.UpdatedAt)); err != nil {
 			return dbErr(err, "CreateOrgRole")
