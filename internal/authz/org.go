@@ -53,12 +53,25 @@ func ParseOrgRules(raw []byte) ([]Rule, error) {
 	if len(raw) > MaxRulesBytes {
 		return nil, errs.Invalidf("permissions are at most %d bytes of JSON", MaxRulesBytes)
 	}
+	rules, err := parseOrgRules(raw)
+	if err != nil {
+		return nil, err
+	}
+	if len(rules) > MaxRules {
+		return nil, errs.Invalidf("permissions hold at most %d rules", MaxRules)
+	}
+	if _, n := globs(rules); n > MaxGlobBytes {
+		return nil, errs.Invalidf("the $glob patterns of permissions are at most %d bytes together (%d here)", MaxGlobBytes, n)
+	}
+	return rules, nil
+}
+
+// parseOrgRules is ParseOrgRules without the bounds: a role stored before
+// them is read as it is, never refused.
+func parseOrgRules(raw []byte) ([]Rule, error) {
 	var items []json.RawMessage
 	if err := json.Unmarshal(raw, &items); err != nil {
 		return nil, errs.Invalidf("permissions must be an array of rules")
-	}
-	if len(items) > MaxRules {
-		return nil, errs.Invalidf("permissions hold at most %d rules", MaxRules)
 	}
 	out := make([]Rule, 0, len(items))
 	for i, it := range items {
@@ -81,9 +94,6 @@ func ParseOrgRules(raw []byte) ([]Rule, error) {
 			}
 		}
 		out = append(out, r)
-	}
-	if _, n := globs(out); n > MaxGlobBytes {
-		return nil, errs.Invalidf("the $glob patterns of permissions are at most %d bytes together (%d here)", MaxGlobBytes, n)
 	}
 	return out, nil
 }
@@ -120,7 +130,7 @@ func (r *Resolver) orgRoleSet(ctx context.Context, orgID, role string) (Set, err
 	if err != nil {
 		return Set{}, err
 	}
-	rules, err := ParseOrgRules(raw)
+	rules, err := parseOrgRules(raw)
 	if err != nil {
 		return Set{}, errs.Internalf(err, "stored organization role %s is invalid", role)
 	}
