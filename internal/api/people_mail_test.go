@@ -53,6 +53,18 @@ func TestInvitationMailedOverSMTP(t *testing.T) {
 	if l := invite(t, e, e.Token, "frank@example.com", "member"); l.Mailed || l.Link != "" {
 		t.Fatalf("again with no server: mailed %v, a link shown: %v", l.Mailed, l.Link != "")
 	}
+	// A non-admin's invitation of a new account whose mail failed stands,
+	// and shows no link: it would set the account's password.
+	e = apptest.Bootstrapped(t, store.SQLite, apptest.Options{Mailer: m, SelfSiteURL: true})
+	e.Must(t, 200, "POST", "/api/v1/organization/roles", e.Token, map[string]any{"slug": "inviter", "name": "inviter",
+		"permissions": []map[string]any{{"subject": "member", "action": []string{"read", "create"}}}})
+	_, tok := e.NewIdentity(t, "inviter-bot", "inviter")
+	if l := invite(t, e, tok, "gina@example.com", "no-access"); l.Mailed || l.Link != "" {
+		t.Fatalf("a non-admin's invitation with no server: mailed %v, a link shown: %v", l.Mailed, l.Link != "")
+	}
+	if l := invite(t, e, e.Token, "hal@example.com", "no-access"); l.Mailed || l.Link == "" {
+		t.Fatalf("an admin's invitation with no server: %+v", l)
+	}
 	for _, bad := range []string{"http://x", "smtp://", "smtp://host:25", "smtp://host:25?from=not-an-address"} {
 		if _, err := mail.Parse(bad); err == nil {
 			t.Fatalf("%q parsed", bad)

@@ -342,13 +342,11 @@ func TestOrgMembershipRoutesAndRoles(t *testing.T) {
 		assertError(t, e.Do(t, "PATCH", "/api/v2/organizations/"+e.OrgID+"/memberships/"+carolMS, bob, map[string]any{"role": "no-access"}), 403, "PermissionBoundaryError")
 		assertError(t, e.Do(t, "PATCH", "/api/v2/organizations/"+e.OrgID+"/memberships/"+bobMS, bob, map[string]any{"role": "admin"}), 400, "BadRequest")
 		assertError(t, e.Do(t, "POST", "/api/v1/organization/roles", bob, map[string]any{"slug": "x", "name": "x", "permissions": []any{}}), 403, "PermissionDenied")
-		// What he holds he may hand out: a no-access invitee.
-		var inv struct{ CompleteInviteLinks []inviteLinkOut }
-		e.Must(t, 200, "POST", "/api/v1/invite-org/signup", bob, map[string]any{"inviteeEmails": []string{"dan@example.com"},
-			"organizationId": e.OrgID, "organizationRoleSlug": "no-access"}).Decode(t, &inv)
-		if len(inv.CompleteInviteLinks) != 1 {
-			t.Fatalf("bob's invite %+v", inv)
-		}
+		// What he holds he may hand out, a no-access invitee, but with
+		// invitations not mailed the link would set a new account's
+		// password: only admins get one (TestANonAdminInviterGetsNoLinkToANewAccount).
+		assertError(t, e.Do(t, "POST", "/api/v1/invite-org/signup", bob, map[string]any{"inviteeEmails": []string{"dan@example.com"},
+			"organizationId": e.OrgID, "organizationRoleSlug": "no-access"}), 403, "PermissionBoundaryError")
 		// Carol (member) may read members but not change them.
 		carol := userLogin(t, e, "carol@example.com", "a long enough password")
 		assertError(t, e.Do(t, "PATCH", "/api/v2/organizations/"+e.OrgID+"/memberships/"+bobMS, carol, map[string]any{"role": "no-access"}), 403, "PermissionDenied")
@@ -581,9 +579,11 @@ func TestInviteIntoProjects(t *testing.T) {
 				t.Fatal("invited although a project was refused")
 			}
 		}
-		// Without the project the same invitation is allowed.
+		// Without the project the same invitation passes that check, and
+		// is refused as one of a new account by a non-admin, with
+		// invitations not mailed (TestANonAdminInviterGetsNoLinkToANewAccount).
 		delete(nope, "projects")
-		e.Must(t, 200, "POST", "/api/v1/invite-org/signup", mem, nope)
+		assertError(t, e.Do(t, "POST", "/api/v1/invite-org/signup", mem, nope), 403, "PermissionBoundaryError")
 		assertError(t, e.Do(t, "POST", "/api/v1/invite-org/signup", e.Token, req("x@example.com", map[string]any{"projectRoleSlug": []string{"viewer"}})), 422, "ValidationFailure")
 	})
 }
@@ -627,8 +627,9 @@ func TestReinvitingCannotTakeOverAnAccount(t *testing.T) {
 		if msg := refused(mgr, dave, "no-access"); !strings.Contains(msg, "admin role") {
 			t.Fatalf("refusal to change an invited admin's role: %q", msg)
 		}
-		if l := invite(t, e, mgr, "new-"+string(d)+"@example.com", "no-access"); l.Link == "" || l.Mailed {
-			t.Fatalf("the manager's invitation of someone new: %+v", l)
+		// Someone new neither: the link would set the new account's password.
+		if msg := refused(mgr, "new-"+string(d)+"@example.com", "no-access"); !strings.Contains(msg, "no account yet") {
+			t.Fatalf("refusal of a link for a new account: %q", msg)
 		}
 		// The admin may issue a new link; it replaces the old one.
 		davesSecond := invite(t, e, e.Token, dave, "admin")
@@ -687,4 +688,25 @@ func TestAcceptingWithAnExistingAccountNeedsItsPassword(t *testing.T) {
 			t.Fatalf("accepting with a second factor: %q", msg)
 		}
 	})
+}
+
+// TestANonAdminInviterGetsNoLinkToANewAccount: with invitations not mailed,
+// the link an invitation answers sets the new account's password, so a
+// non-admin who may invite (member create) became cto@ by accepting it
+// and got all that was later given to cto@. Only organization admins get
+// such a link; a non-admin's invitation of a new address is refused.
+func TestANonAdminInviterGetsNoLinkToANewAccount(t *testing.T) {
+	e := apptest.Bootstrapped(t, store.SQLite)
+	e.Must(t, 200, "POST", "/api/v1/organization/roles", e.Token, map[string]any{"slug": "inviter", "name": "inviter",
+		"permissions": []map[string]any{{"subject": "member", "action": []string{"read", "create"}}}})
+	_, tok := e.NewIdentity(t, "inviter-bot", "inviter")
+	r := e.Do(t, "POST", "/api/v1/invite-org/signup", tok, map[string]any{"inviteeEmails": []string{"cto@example.com"},
+		"organizationId": e.OrgID, "organizationRoleSlug": "no-access"})
+	assertError(t, r, 403, "PermissionBoundaryError")
+	if strings.Contains(string(r.Body), "signupinvite") {
+		t.Fatalf("the refusal carries a link: %s", r.Body)
+	}
+	// The admin's invitation of the same address works and shows the link.
+	l := invite(t, e, e.Token, "cto@example.com", "no-access")
+	linkToken(t, l.Link)
 }

@@ -335,6 +335,12 @@ func (s *Members) Invite(ctx context.Context, actor authz.Actor, req InviteReque
 		case errs.Is(err, errs.NotFound):
 			in.NewUser = true
 			in.User = identity.User{ID: identity.NewID(), Email: email, Username: email, CreatedAt: now, UpdatedAt: now}
+			if s.Mailer == nil && mine != "admin" {
+				// The link will be shown, and it sets the new account's
+				// password: a non-admin inviter would become cto@ and get
+				// all that is given to cto@ from then on.
+				return nil, boundaryError("invite %s, who has no account yet: with invitations not mailed, only organization admins may (the link sets the account's password)", email)
+			}
 		case err != nil:
 			return nil, err
 		default:
@@ -388,9 +394,10 @@ func (s *Members) Invite(ctx context.Context, actor authz.Actor, req InviteReque
 			if err := s.Mailer.Send(ctx, email, "You have been invited to lockbox", body); err != nil {
 				// The invitation stands; the admin gets the link to send by
 				// hand, unless it would set a password an earlier
-				// invitation left unset.
+				// invitation left unset (or a new account's, for an
+				// inviter who is not an admin).
 				slog.WarnContext(ctx, "invitation mail not sent", "err", err.Error())
-				if in.User.PasswordHash == "" && !in.NewUser {
+				if in.User.PasswordHash == "" && (!in.NewUser || mine != "admin") {
 					il.Link = ""
 				}
 			} else {
