@@ -542,3 +542,20 @@ func TestConcurrentAuthConfigChangesLoseNothing(t *testing.T) {
 		}
 	})
 }
+
+// TestUniversalAuthRoutesHideWhichIdentitiesExist: a caller who may not
+// read identities gets 403 from the Universal Auth routes whether or not
+// the identity exists (it got 403 for one that does and 404 for a random
+// id), as from the identity routes themselves.
+func TestUniversalAuthRoutesHideWhichIdentitiesExist(t *testing.T) {
+	e := apptest.Bootstrapped(t, store.SQLite)
+	_, tok := e.NewIdentity(t, "outsider", "no-access")
+	missing := "01a23cbe-4063-794b-bbd2-e410fd255dc8"
+	for _, id := range []string{e.IdentityID, missing} {
+		for _, path := range []string{"/api/v1/auth/universal-auth/identities/" + id, "/api/v1/auth/universal-auth/identities/" + id + "/client-secrets"} {
+			if r := e.Do(t, "GET", path, tok, nil); r.Status != 403 {
+				t.Fatalf("GET %s as a caller who may not read identities: %d", path, r.Status)
+			}
+		}
+	}
+}

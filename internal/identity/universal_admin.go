@@ -36,6 +36,11 @@ func (u *UA) identityFor(ctx context.Context, actor authz.Actor, identityID, act
 	if err != nil {
 		return Identity{}, err
 	}
+	// The permission first, as Admin.get: a caller who may not act on the
+	// identity learns nothing of whether it exists (403 either way).
+	if err := perms.Check(action, authz.SubIdentity, &authz.Fields{IdentityID: identityID}); err != nil {
+		return Identity{}, err
+	}
 	notFound := errs.NotFoundf("Failed to find identity with ID %s", identityID)
 	if _, err := uuid.Parse(identityID); err != nil {
 		return Identity{}, notFound
@@ -45,9 +50,6 @@ func (u *UA) identityFor(ctx context.Context, actor authz.Actor, identityID, act
 		return Identity{}, notFound
 	}
 	if err != nil {
-		return Identity{}, err
-	}
-	if err := perms.Check(action, authz.SubIdentity, &authz.Fields{IdentityID: identityID}); err != nil {
 		return Identity{}, err
 	}
 	if action != authz.ActRead {
