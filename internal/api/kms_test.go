@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/sha512"
 	"crypto/x509"
@@ -11,8 +12,10 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/lockbox-dev/lockbox/internal/app/apptest"
+	"github.com/lockbox-dev/lockbox/internal/keygen"
 	"github.com/lockbox-dev/lockbox/internal/kms"
 	"github.com/lockbox-dev/lockbox/internal/store"
 )
@@ -544,5 +547,51 @@ func rawExec(t *testing.T, e *apptest.Env, query string) {
 	defer db.Close()
 	if _, err := db.Exec(query); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestRSASignaturesAreBounded: an RSA-4096 signature is about 13 ms of one
+// core, so RSA signs hold a slot of keygen.Signatures: with every slot
+// taken a sign waits, then is a 429 with Retry-After; an ECC sign does not
+// wait for one, and an RSA sign goes through once a slot frees (a
+// cryptographic operator signing in 32 loops held another request 625 ms).
+func TestRSASignaturesAreBounded(t *testing.T) {
+	e := apptest.Bootstrapped(t, store.SQLite)
+	p := createProject(t, e, e.Token, map[string]any{"projectName": "sign-bound"})
+	rsaKey := createKMSKey(t, e, e.Token, p.ID, "rsa", "sign-verify", "RSA_4096")
+	ecKey := createKMSKey(t, e, e.Token, p.ID, "ec", "sign-verify", "ECC_NIST_P256")
+	pool := keygen.Signatures
+	wait0 := pool.Wait
+	pool.Wait = 50 * time.Millisecond
+	t.Cleanup(func() { pool.Wait = wait0 })
+	var held []func()
+	for range pool.Cap() {
+		release, err := pool.Acquire(context.Background(), "test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, release)
+	}
+	sign := func(k kmsKeyOut, sa string) apptest.Response {
+		return e.Do(t, "POST", "/api/v1/kms/keys/"+k.ID+"/sign", e.Token, map[string]any{"data": base64.StdEncoding.EncodeToString([]byte("x")),
+			"signingAlgorithm": sa})
+	}
+	r := sign(rsaKey, "RSASSA_PSS_SHA_256")
+	assertError(t, r, 429, "RateLimitExceeded")
+	if r.Header.Get("Retry-After") == "" {
+		t.Fatal("a refused sign has no Retry-After")
+	}
+	if r := sign(ecKey, "ECDSA_SHA_256"); r.Status != 200 {
+		t.Fatalf("ECC sign with every RSA slot taken: %d %s", r.Status, r.Body)
+	}
+	held[0]()
+	if r := sign(rsaKey, "RSASSA_PSS_SHA_256"); r.Status != 200 {
+		t.Fatalf("RSA sign with a free slot: %d %s", r.Status, r.Body)
+	}
+	for _, release := range held[1:] {
+		release()
+	}
+	if pool.InUse() != 0 {
+		t.Fatalf("%d slots still held after the signs returned", pool.InUse())
 	}
 }

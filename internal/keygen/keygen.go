@@ -29,6 +29,12 @@ func NewPool(n int, wait time.Duration) *Pool {
 // Shared is the server's pool: half the cores, two seconds of waiting.
 var Shared = NewPool(runtime.GOMAXPROCS(0)/2, 2*time.Second)
 
+// Signatures bounds the RSA-4096 signatures made at once for requests (a
+// KMS sign is about 13 ms of one core): a cryptographic operator signing in
+// 32 loops held a request of another project's encrypt for 625 ms. A pool
+// of its own, so that signing and key generation do not starve each other.
+var Signatures = NewPool(runtime.GOMAXPROCS(0)/2, 2*time.Second)
+
 // Acquire takes a slot, waiting at most p.Wait; release gives it back. With
 // none free in time it reports errs.RateLimited (Retry-After 1 s), saying
 // too many of what are being generated.

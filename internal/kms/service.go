@@ -176,6 +176,9 @@ const (
 // other services (package keygen).
 var genPool = keygen.Shared
 
+// signPool bounds RSA signatures made at once (keygen.Signatures).
+var signPool = keygen.Signatures
+
 // generate makes new key material for a, holding a generation slot; it
 // reports errs.RateLimited when none frees in time.
 func generate(ctx context.Context, a Algorithm) ([]byte, error) {
@@ -654,6 +657,13 @@ func (s *Service) Sign(ctx context.Context, actor authz.Actor, id string, sa Sig
 	k, m, err := s.signer(ctx, actor, id, authz.ActSign)
 	if err != nil {
 		return nil, err
+	}
+	if k.Algorithm == RSA4096 {
+		release, err := signPool.Acquire(ctx, "signatures")
+		if err != nil {
+			return nil, err
+		}
+		defer release()
 	}
 	sig, err := m.Sign(sa, data, isDigest)
 	if err != nil {
