@@ -881,3 +881,25 @@ func TestAGroupReferenceNamingTwoGroupsIsRefused(t *testing.T) {
 		}
 	})
 }
+
+// TestAnOrgRoleThatDeniesHoldsBesideAGroupsRole: a member's own
+// organization role that denies (groups read) is not lost under a group's
+// role that allows it, in either place: the roles are joined with the
+// denying ones last, as a project's are (the own role's deny was lost
+// because it came first).
+func TestAnOrgRoleThatDeniesHoldsBesideAGroupsRole(t *testing.T) {
+	e := apptest.Bootstrapped(t, store.SQLite)
+	e.Must(t, 200, "POST", "/api/v1/organization/roles", e.Token, map[string]any{"slug": "no-groups", "name": "no-groups",
+		"permissions": []map[string]any{{"subject": "groups", "action": []string{"read"}, "inverted": true}}})
+	own, ownTok := e.NewIdentity(t, "own-deny", "no-groups")
+	viaGroup, groupTok := e.NewIdentity(t, "group-deny", "member")
+	members := createGroup(t, e, e.Token, map[string]any{"name": "members", "role": "member"})
+	deniers := createGroup(t, e, e.Token, map[string]any{"name": "deniers", "role": "no-groups"})
+	e.Must(t, 200, "POST", "/api/v1/groups/"+members.ID+"/machine-identities/"+own, e.Token, nil)
+	e.Must(t, 200, "POST", "/api/v1/groups/"+deniers.ID+"/machine-identities/"+viaGroup, e.Token, nil)
+	for name, tok := range map[string]string{"own role denies": ownTok, "group's role denies": groupTok} {
+		if r := e.Do(t, "GET", "/api/v1/groups", tok, nil); r.Status != 403 {
+			t.Fatalf("%s: groups listed (%d)", name, r.Status)
+		}
+	}
+}

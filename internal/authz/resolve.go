@@ -308,6 +308,9 @@ func (r *Resolver) OrgPermissions(ctx context.Context, actor Actor) (Set, error)
 		}
 		rules = append(rules, rs.rules)
 	}
+	// Denying roles last, as in a project: the deny of a member's own role
+	// was lost under a group's role that allows, or not, by their order.
+	OrderRoles(rules)
 	return NewSet(rules...), nil
 }
 
