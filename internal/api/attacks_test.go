@@ -718,9 +718,9 @@ func TestExpansionLooksUpAtMostSoManyFolders(t *testing.T) {
 
 // TestOldVersionsAreDescribedAsTheirNameMayBe: reading a secret by version
 // through its current name describes that version (comment, tags,
-// metadata, reminder) only as far as the caller may describe the name it
-// had then, as the version list does; before, only the comment and tags
-// were withheld.
+// metadata, reminder, and that name itself) only as far as the caller may
+// describe the name it had then, as the version list does; before, only the
+// comment and tags were withheld, and then the old name was still shown.
 func TestOldVersionsAreDescribedAsTheirNameMayBe(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, d store.Dialect) {
 		e := apptest.Bootstrapped(t, d)
@@ -734,14 +734,14 @@ func TestOldVersionsAreDescribedAsTheirNameMayBe(t *testing.T) {
 			{"subject": "secrets", "action": []string{"read", "readValue", "describeSecret"}, "conditions": map[string]any{"secretName": map[string]any{"$glob": "PUBLIC_*"}}},
 		})
 		r := e.Must(t, 200, "GET", "/api/v3/secrets/raw/PUBLIC_NOW?"+secretQ(p.ID, "dev", "/")+"&version=1", tok, nil)
-		for _, leak := range []string{`"secretValue":"v1"`, "comment-of-v1", "meta-of-v1", "note-of-v1"} {
+		for _, leak := range []string{`"secretValue":"v1"`, "comment-of-v1", "meta-of-v1", "note-of-v1", "PRIVATE_OLD"} {
 			if strings.Contains(string(r.Body), leak) {
 				t.Fatalf("version 1, named outside the role, shows %q: %s", leak, r.Body)
 			}
 		}
 		// The admin sees it all.
 		r = e.Must(t, 200, "GET", "/api/v3/secrets/raw/PUBLIC_NOW?"+secretQ(p.ID, "dev", "/")+"&version=1", e.Token, nil)
-		for _, want := range []string{"comment-of-v1", "meta-of-v1", "note-of-v1"} {
+		for _, want := range []string{"comment-of-v1", "meta-of-v1", "note-of-v1", `"secretKey":"PRIVATE_OLD"`} {
 			if !strings.Contains(string(r.Body), want) {
 				t.Fatalf("the admin's version 1 lacks %q: %s", want, r.Body)
 			}

@@ -111,7 +111,7 @@ func (s *Service) Versions(ctx context.Context, actor authz.Actor, id string, of
 		// A value is shown only if the caller may read it both as the
 		// secret is now and as that version was named (current tags).
 		sec.Tags = tags
-		sec = visible(perms, sec)
+		sec = visibleVersion(perms, sec)
 		if !value {
 			sec.Value, sec.ValueHidden = HiddenValue, true
 		}

@@ -488,7 +488,7 @@ func (s *Service) get(ctx context.Context, actor authz.Actor, sc Scope, key stri
 		// is described (comment, tags, metadata, reminder) only as far as
 		// that name may be, and its value shows only if readable both now
 		// and under that name.
-		old := visible(perms, sec)
+		old := visibleVersion(perms, sec)
 		value = value && !old.ValueHidden
 		sec = old
 	}

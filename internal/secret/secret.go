@@ -552,6 +552,19 @@ func visible(perms authz.Set, sec Secret) Secret {
 	return sec
 }
 
+// visibleVersion is visible for a past version of a secret, which may have
+// had another name: a name the caller may not describe is not shown either
+// (the version list showed a renamed STRIPE_LIVE_KEY to a role that
+// describes APP_* only).
+func visibleVersion(perms authz.Set, sec Secret) Secret {
+	if describe, _ := canSee(perms, sec.Env, sec.Path, sec.Key, sec.Tags); !describe {
+		sec = visible(perms, sec)
+		sec.Key = ""
+		return sec
+	}
+	return visible(perms, sec)
+}
+
 func visibleAll(perms authz.Set, secs []Secret) []Secret {
 	for i := range secs {
 		secs[i] = visible(perms, secs[i])
