@@ -481,4 +481,16 @@ func TestARoleThatDeniesTakesOnlyFromThoseTheGiverCovers(t *testing.T) {
 	// A receiver holding no more than the giver may be given one.
 	bare, _ := projectMember(t, e, p.ID, "bare", "no-access")
 	e.Must(t, 200, "PATCH", "/api/v1/projects/"+p.ID+"/identity-memberships/"+bare, mgr, lockout)
+
+	// Putting someone in a group that denies in a project is the same: a
+	// group editor (no-access in the project) put the reader in it.
+	e.Must(t, 200, "POST", "/api/v1/organization/roles", e.Token, map[string]any{"slug": "group-editor", "name": "group-editor",
+		"permissions": []map[string]any{{"subject": "groups", "action": []string{"read", "edit"}}}})
+	editor, edTok := e.NewIdentity(t, "group-editor", "group-editor")
+	addMember(t, e, p.ID, editor, map[string]any{"role": "no-access"})
+	assertError(t, e.Do(t, "POST", "/api/v1/groups/"+g2.ID+"/machine-identities/"+victim, edTok, nil), 403, "PermissionBoundaryError")
+	if s := read(vTok); s != 200 {
+		t.Fatalf("the group editor locked the reader out: %d", s)
+	}
+	e.Must(t, 200, "POST", "/api/v1/groups/"+g2.ID+"/machine-identities/"+bare, edTok, nil)
 }

@@ -171,6 +171,9 @@ var ErrGroupRolesChanged = errs.Conflictf("The group's project roles changed whi
 type GroupAuthorizer interface {
 	Authorizer
 	ProjectPermissions(ctx context.Context, actor authz.Actor, projectID string) (authz.Set, error)
+	// HeldFromNow is what target holds in a project now and at each later
+	// start or end of its temporary grants.
+	HeldFromNow(ctx context.Context, target authz.Actor, projectID string) ([]authz.Set, error)
 }
 
 // Groups manages an organization's groups and who is in them.
@@ -448,6 +451,49 @@ func (s *Groups) mayManage(ctx context.Context, actor authz.Actor, set authz.Set
 	return &grants.Seen, nil
 }
 
+// mayTake refuses to put taker in a group that holds, in some project, a
+// role that denies, unless the actor holds for good everything taker holds
+// there from now on (an organization admin does): such a role takes from
+// whoever joins, and any set covers one that only denies, so a group
+// editor put a project admin in a group denying prod and locked it out of
+// prod. As a deny privilege or a denying role given directly
+// (project.Memberships.checkGrantRoles).
+func (s *Groups) mayTake(ctx context.Context, actor authz.Actor, mine string, g Group, taker authz.Actor) error {
+	if mine == "admin" {
+		return nil
+	}
+	grants, err := s.store.GroupProjectGrants(ctx, g.ID)
+	if err != nil {
+		return err
+	}
+	for pid, gs := range grants.ByProject {
+		theirs, err := authz.GrantsSet(gs)
+		if err != nil {
+			return err
+		}
+		if !theirs.Denies() {
+			continue
+		}
+		ours, err := s.authz.ProjectPermissions(ctx, actor, pid)
+		if errs.Is(err, errs.Forbidden) || errs.Is(err, errs.NotFound) {
+			return boundaryError("change group '%s': it holds roles in a project you are not a member of", g.Slug)
+		}
+		if err != nil {
+			return err
+		}
+		held, err := s.authz.HeldFromNow(ctx, taker, pid)
+		if err != nil {
+			return err
+		}
+		for _, h := range held {
+			if !ours.CoversUntil(h, time.Time{}) {
+				return boundaryError("add to group '%s': its project roles deny what the member holds and you do not", g.Slug)
+			}
+		}
+	}
+	return nil
+}
+
 // Manageable tells a page which changes to group id to offer: Members,
 // whether the actor may change its members, rename or delete it (edit or
 // delete permission aside: the checks mayManage makes, for good); Users,
@@ -513,13 +559,13 @@ func (s *Groups) Identities(ctx context.Context, actor authz.Actor, id string, f
 
 // member loads a group for a membership change, checked as mayManage
 // (adding someone when adding is true), with what the check saw.
-func (s *Groups) member(ctx context.Context, actor authz.Actor, id string, adding bool) (Group, *GrantsSeen, error) {
+func (s *Groups) member(ctx context.Context, actor authz.Actor, id string, adding bool) (Group, *GrantsSeen, string, error) {
 	set, mine, g, err := s.load(ctx, actor, authz.ActEdit, id)
 	if err != nil {
-		return Group{}, nil, err
+		return Group{}, nil, "", err
 	}
 	seen, err := s.mayManage(ctx, actor, set, mine, g, adding)
-	return g, seen, err
+	return g, seen, mine, err
 }
 
 func (s *Groups) user(ctx context.Context, orgID, username string) (GroupUser, error) {
@@ -547,7 +593,7 @@ func (s *Groups) mappedBySSO(ctx context.Context, orgID, what string) error {
 
 // AddUser puts a user of the organization (by username or email) in a group.
 func (s *Groups) AddUser(ctx context.Context, actor authz.Actor, id, username string) (GroupUser, Group, error) {
-	g, seen, err := s.member(ctx, actor, id, true)
+	g, seen, mine, err := s.member(ctx, actor, id, true)
 	if err != nil {
 		return GroupUser{}, Group{}, err
 	}
@@ -556,6 +602,9 @@ func (s *Groups) AddUser(ctx context.Context, actor authz.Actor, id, username st
 	}
 	u, err := s.user(ctx, g.OrgID, username)
 	if err != nil {
+		return GroupUser{}, Group{}, err
+	}
+	if err := s.mayTake(ctx, actor, mine, g, authz.Actor{Kind: authz.ActorUser, ID: u.ID, OrgID: g.OrgID}); err != nil {
 		return GroupUser{}, Group{}, err
 	}
 	ev := audit.New(actor, "add-user-to-group", map[string]any{"groupId": g.ID, "groupName": g.Name, "userId": u.ID, "username": u.Username})
@@ -570,7 +619,7 @@ func (s *Groups) AddUser(ctx context.Context, actor authz.Actor, id, username st
 
 // RemoveUser takes a user out of a group.
 func (s *Groups) RemoveUser(ctx context.Context, actor authz.Actor, id, username string) (GroupUser, Group, error) {
-	g, seen, err := s.member(ctx, actor, id, false)
+	g, seen, _, err := s.member(ctx, actor, id, false)
 	if err != nil {
 		return GroupUser{}, Group{}, err
 	}
@@ -605,11 +654,14 @@ func (s *Groups) identity(ctx context.Context, orgID, identityID string) error {
 
 // AddIdentity puts a machine identity of the organization in a group.
 func (s *Groups) AddIdentity(ctx context.Context, actor authz.Actor, id, identityID string) (Group, error) {
-	g, seen, err := s.member(ctx, actor, id, true)
+	g, seen, mine, err := s.member(ctx, actor, id, true)
 	if err != nil {
 		return Group{}, err
 	}
 	if err := s.identity(ctx, g.OrgID, identityID); err != nil {
+		return Group{}, err
+	}
+	if err := s.mayTake(ctx, actor, mine, g, authz.Actor{Kind: authz.ActorIdentity, ID: identityID, OrgID: g.OrgID}); err != nil {
 		return Group{}, err
 	}
 	ev := audit.New(actor, "add-identity-to-group", map[string]any{"groupId": g.ID, "groupName": g.Name, "identityId": identityID})
@@ -624,7 +676,7 @@ func (s *Groups) AddIdentity(ctx context.Context, actor authz.Actor, id, identit
 
 // RemoveIdentity takes a machine identity out of a group.
 func (s *Groups) RemoveIdentity(ctx context.Context, actor authz.Actor, id, identityID string) (Group, error) {
-	g, seen, err := s.member(ctx, actor, id, false)
+	g, seen, _, err := s.member(ctx, actor, id, false)
 	if err != nil {
 		return Group{}, err
 	}
