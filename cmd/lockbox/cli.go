@@ -81,17 +81,29 @@ func (c *cli) loadSession() (*session, error) {
 	// else may write it: its domain receives the client secret of a login
 	// from the environment, so a file planted in a config dir another user
 	// may write would send it to their server.
-	fi, err := os.Lstat(p)
+	// The file is opened without following a link and checked on the
+	// descriptor it is read from: checked by path and then read by path,
+	// a link swapped in between was read.
+	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
+	}
+	notOurs := fmt.Errorf("session file %s is not a file of yours that only you may write: not using it (remove it and run lockbox login again)", p)
+	if errors.Is(err, syscall.ELOOP) {
+		return nil, notOurs
 	}
 	if err != nil {
 		return nil, err
 	}
-	if st, ok := fi.Sys().(*syscall.Stat_t); !fi.Mode().IsRegular() || fi.Mode().Perm()&0o022 != 0 || ok && int(st.Uid) != os.Getuid() {
-		return nil, fmt.Errorf("session file %s is not a file of yours that only you may write: not using it (remove it and run lockbox login again)", p)
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
 	}
-	b, err := os.ReadFile(p)
+	if st, ok := fi.Sys().(*syscall.Stat_t); !fi.Mode().IsRegular() || fi.Mode().Perm()&0o022 != 0 || ok && int(st.Uid) != os.Getuid() {
+		return nil, notOurs
+	}
+	b, err := io.ReadAll(io.LimitReader(f, 1<<20))
 	if err != nil {
 		return nil, err
 	}

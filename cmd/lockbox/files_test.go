@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestThroughOKRefusesAnotherUsersPipe: secrets are written through a
@@ -131,5 +132,55 @@ func TestASessionFileOthersMayWriteIsNotUsed(t *testing.T) {
 		if s, err := c.loadSession(); err == nil {
 			t.Fatalf("another user's session file was used: %+v", s)
 		}
+	}
+}
+
+// TestASessionFileSwappedForALinkIsNotRead: the file is checked on the
+// descriptor it is read from; checked by path and read by path, a link
+// renamed over it in between was read (42 times in 3 s of swapping).
+func TestASessionFileSwappedForALinkIsNotRead(t *testing.T) {
+	dir := t.TempDir()
+	c := &cli{getenv: func(k string) string {
+		if k == "LOCKBOX_CONFIG_DIR" {
+			return dir
+		}
+		return ""
+	}}
+	p := filepath.Join(dir, "session.json")
+	other := filepath.Join(t.TempDir(), "planted.json")
+	os.WriteFile(other, []byte(`{"domain":"http://127.0.0.1:6666","token":"x"}`), 0o600)
+	own, link := filepath.Join(dir, "own.tmp"), filepath.Join(dir, "link.tmp")
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			os.WriteFile(own, []byte(`{"domain":"http://127.0.0.1:1","token":"x"}`), 0o600)
+			os.Rename(own, p)
+			os.Symlink(other, link)
+			os.Rename(link, p)
+		}
+	}()
+	deadline := time.Now().Add(time.Second)
+	loads := 0
+	for time.Now().Before(deadline) {
+		if s, err := c.loadSession(); err == nil && s != nil {
+			loads++
+			if s.Domain != "http://127.0.0.1:1" {
+				close(stop)
+				<-done
+				t.Fatalf("the planted file was read: %+v", s)
+			}
+		}
+	}
+	close(stop)
+	<-done
+	if loads == 0 {
+		t.Fatal("the own file was never read: the test proves nothing")
 	}
 }
