@@ -465,8 +465,12 @@ func parseDotenv(s string) ([]pair, error) {
 // as variables of their own (a writer's way to set API_URL or LD_PRELOAD
 // for a reader of the file). On one line, a dotenv reader gets the escaped text, and nothing
 // more; bash and secrets set --file read it back exactly.
+//
+// A control character other than a line break or a tab (an escape
+// sequence, a C1 control) also makes the value $'...': in single quotes it
+// reached the terminal of whoever printed the export.
 func dotenvQuote(v string) string {
-	if !strings.ContainsAny(v, "'\\\r") {
+	if !strings.ContainsAny(v, "'\\\r") && strings.IndexFunc(v, func(r rune) bool { return r != '\n' && isControl(r) }) < 0 {
 		return "'" + v + "'"
 	}
 	var b strings.Builder
@@ -485,6 +489,9 @@ func dotenvQuote(v string) string {
 		default:
 			if c < 0x20 || c == 0x7f {
 				fmt.Fprintf(&b, `\x%02x`, c)
+			} else if c == 0xc2 && i+1 < len(v) && v[i+1] >= 0x80 && v[i+1] <= 0x9f { // a C1 control, U+0080-U+009F
+				fmt.Fprintf(&b, `\x%02x\x%02x`, c, v[i+1])
+				i++
 			} else {
 				b.WriteByte(c)
 			}

@@ -90,11 +90,17 @@ func TestDotenvExportIsOneLineAKeyWhereItMustBe(t *testing.T) {
 // TestDotenvReadsWhatItWrites: lockbox's own .env reader takes back every
 // value the dotenv export writes, $'...' included.
 func TestDotenvReadsWhatItWrites(t *testing.T) {
-	vals := map[string]string{"E": `x\`, "A": "x'\ny", "B": "a\\b 'c' \r\n\t$HOME \x01\x7f\xe2\x80\xa8 é \\x41 end", "C": "plain", "D": "l1\nl2"}
-	keys := []string{"A", "B", "C", "D", "E"}
+	vals := map[string]string{"E": `x\`, "A": "x'\ny", "B": "a\\b 'c' \r\n\t$HOME \x01\x7f\xe2\x80\xa8 é \\x41 end", "C": "plain", "D": "l1\nl2",
+		"F": "\x1b]0;PWNED\a\x1b[2J", "G": "\u009b2J\u009d0;t\u009c é"}
+	keys := []string{"A", "B", "C", "D", "E", "F", "G"}
 	var b strings.Builder
 	if err := writeExport(&b, "dotenv", keys, vals); err != nil {
 		t.Fatal(err)
+	}
+	// Escape sequences and C1 controls are written escaped, not raw (they
+	// drove the terminal of whoever printed the export).
+	if strings.ContainsAny(b.String(), "\x1b\a\u009b\u009c\u009d") {
+		t.Fatalf("raw control characters in the export:\n%q", b.String())
 	}
 	got, err := parseDotenv(b.String())
 	if err != nil || len(got) != len(keys) {
