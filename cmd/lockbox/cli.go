@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -236,9 +237,16 @@ func (c *cli) newClient(ctx context.Context) (*client.Client, error) {
 // print writes v as JSON (--output json) or as a table of rows under header.
 func (c *cli) print(v any, header []string, rows [][]string) error {
 	if c.output == "json" {
-		enc := json.NewEncoder(c.stdout)
+		// DEL and the C1 controls escaped (yamlSafe), as JSON allows: raw,
+		// a C1 CSI drove terminals that act on 8-bit controls.
+		var b bytes.Buffer
+		enc := json.NewEncoder(&b)
 		enc.SetIndent("", "  ")
-		return enc.Encode(v)
+		if err := enc.Encode(v); err != nil {
+			return err
+		}
+		_, err := io.WriteString(c.stdout, yamlSafe(b.Bytes()))
+		return err
 	}
 	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, strings.Join(header, "\t"))

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/csv"
 	"encoding/json"
@@ -528,9 +529,14 @@ func writeExport(w io.Writer, format string, keys []string, vals map[string]stri
 		for i, k := range keys {
 			out[i] = map[string]string{"key": k, "value": vals[k]}
 		}
-		enc := json.NewEncoder(w)
+		var b bytes.Buffer
+		enc := json.NewEncoder(&b)
 		enc.SetIndent("", "  ")
-		return enc.Encode(out)
+		if err := enc.Encode(out); err != nil {
+			return err
+		}
+		_, err := io.WriteString(w, yamlSafe(b.Bytes())) // DEL and C1 controls escaped, as in --output json
+		return err
 	case "yaml":
 		// A JSON string is a YAML double-quoted scalar once the characters
 		// YAML does not take there as they are (DEL, C1 controls such as

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -134,5 +135,40 @@ func TestYAMLExportReadsBack(t *testing.T) {
 		if got[k] != v {
 			t.Errorf("%s read back as %q, want %q", k, got[k], v)
 		}
+	}
+}
+
+// TestJSONOutputEscapesC1Controls: JSON output (an export, --output json)
+// writes DEL and the C1 controls as \u escapes, not raw (a C1 CSI drove
+// terminals that act on 8-bit controls), and reads back exactly.
+func TestJSONOutputEscapesC1Controls(t *testing.T) {
+	vals := map[string]string{"C1": "\u009b2J\u009d0;t\u009c", "DEL": "a\x7fb", "OK": "é ü"}
+	keys := []string{"C1", "DEL", "OK"}
+	var b strings.Builder
+	if err := writeExport(&b, "json", keys, vals); err != nil {
+		t.Fatal(err)
+	}
+	var stdout strings.Builder
+	c := &cli{output: "json", stdout: &stdout}
+	if err := c.print(vals, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, out := range []string{b.String(), stdout.String()} {
+		if strings.ContainsAny(out, "\x7f\u009b\u009c\u009d") {
+			t.Fatalf("raw controls in the JSON:\n%q", out)
+		}
+	}
+	var got []map[string]string
+	if err := json.Unmarshal([]byte(b.String()), &got); err != nil || len(got) != 3 {
+		t.Fatalf("%v %v", got, err)
+	}
+	for _, kv := range got {
+		if vals[kv["key"]] != kv["value"] {
+			t.Errorf("%s read back as %q", kv["key"], kv["value"])
+		}
+	}
+	var again map[string]string
+	if err := json.Unmarshal([]byte(stdout.String()), &again); err != nil || again["C1"] != vals["C1"] {
+		t.Fatalf("--output json read back: %v %v", again, err)
 	}
 }
