@@ -23,7 +23,7 @@ func newRootCmd(getenv func(string) string, stdin io.Reader, stdout, stderr io.W
 	c := &cli{getenv: getenv, stdin: stdin, stdout: stdout, stderr: stderr}
 	pf := root.PersistentFlags()
 	pf.StringVar(&c.domain, "domain", "", "server URL (default $LOCKBOX_API_URL, $INFISICAL_API_URL, the saved session's, or http://127.0.0.1:8080)")
-	pf.StringVar(&c.token, "token", "", "access token (default $LOCKBOX_TOKEN or $INFISICAL_TOKEN, then the saved session)")
+	pf.StringVar(&c.token, "token", "", "access token (default $LOCKBOX_TOKEN or $INFISICAL_TOKEN, then the saved session; prefer those: flags show in ps)")
 	pf.StringVarP(&c.output, "output", "o", "table", "table or json")
 	root.PersistentPreRunE = c.checkOutput
 	root.AddGroup(&cobra.Group{ID: "use", Title: "Secrets:"}, &cobra.Group{ID: "admin", Title: "Administration:"},
