@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/lockbox-dev/lockbox/internal/audit"
+	"github.com/lockbox-dev/lockbox/internal/errs"
 	"github.com/lockbox-dev/lockbox/internal/identity"
 )
 
@@ -71,16 +72,27 @@ const fillChunk = 1000
 
 // fillIdentities loads auth methods and metadata for a page of identities,
 // two queries per fillChunk identities.
+//
+// The metadata of one list is at most MaxListMetadataBytes: an identity
+// holds up to 100 entries of 1,275 bytes, and a page up to 20,000
+// identities, so a member's one GET built 2.7 GB for an organization whose
+// identities were filled with metadata.
 func (db *DB) fillIdentities(ctx context.Context, list []identity.OrgIdentity) error {
+	budget := MaxListMetadataBytes
 	for chunk := range slices.Chunk(list, fillChunk) {
-		if err := db.fillIdentitiesChunk(ctx, chunk); err != nil {
+		if err := db.fillIdentitiesChunk(ctx, chunk, &budget); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (db *DB) fillIdentitiesChunk(ctx context.Context, list []identity.OrgIdentity) error {
+// MaxListMetadataBytes bounds the identity metadata (keys and values) one
+// list answers with; a page holding more is a 400 asking for fewer. A
+// variable so that a test can make it small.
+var MaxListMetadataBytes = 16 << 20
+
+func (db *DB) fillIdentitiesChunk(ctx context.Context, list []identity.OrgIdentity, budget *int) error {
 	if len(list) == 0 {
 		return nil
 	}
@@ -119,6 +131,9 @@ func (db *DB) fillIdentitiesChunk(ctx context.Context, list []identity.OrgIdenti
 		var id string
 		if err := rows.Scan(&m.ID, &id, &m.Key, &m.Value); err != nil {
 			return dbErr(err, "scan metadata")
+		}
+		if *budget -= len(m.Key) + len(m.Value); *budget < 0 {
+			return errs.BadRequest("The identities asked for hold more than %d MiB of metadata; ask for fewer (limit)", MaxListMetadataBytes>>20)
 		}
 		list[idx[id]].Metadata = append(list[idx[id]].Metadata, m)
 	}
