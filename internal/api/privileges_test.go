@@ -493,4 +493,10 @@ func TestARoleThatDeniesTakesOnlyFromThoseTheGiverCovers(t *testing.T) {
 		t.Fatalf("the group editor locked the reader out: %d", s)
 	}
 	e.Must(t, 200, "POST", "/api/v1/groups/"+g2.ID+"/machine-identities/"+bare, edTok, nil)
+
+	// An invited user holds nothing yet: an admin invites one into the
+	// project with a role that denies (the review found it refused, with
+	// the invitation already stored).
+	e.Must(t, 200, "POST", "/api/v1/invite-org/signup", e.Token, map[string]any{"inviteeEmails": []string{"invitee@example.com"},
+		"organizationId": e.OrgID, "projects": []map[string]any{{"id": p.ID, "projectRoleSlug": []string{"lockout"}}}})
 }

@@ -482,6 +482,9 @@ func (s *Groups) mayTake(ctx context.Context, actor authz.Actor, mine string, g 
 			return err
 		}
 		held, err := s.authz.HeldFromNow(ctx, taker, pid)
+		if errs.Is(err, errs.Forbidden) {
+			continue // not in force in the organization (invited, deactivated): holding nothing now
+		}
 		if err != nil {
 			return err
 		}

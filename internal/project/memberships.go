@@ -313,6 +313,9 @@ func (m *Memberships) checkTakers(ctx context.Context, perms authz.Set, projectI
 	}
 	for _, t := range takers {
 		sets, err := m.authz.HeldFromNow(ctx, t, projectID)
+		if errs.Is(err, errs.Forbidden) {
+			continue // not in force in the organization (invited, deactivated): holding nothing now
+		}
 		if err != nil {
 			return err
 		}
