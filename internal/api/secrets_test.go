@@ -357,6 +357,7 @@ func TestABatchUpdateNamesEachSecretOnce(t *testing.T) {
 		"twice":         {{"secretKey": "BIG"}, {"secretKey": "OTHER"}, {"secretKey": "BIG"}},
 		"path spelling": {{"secretKey": "BIG"}, {"secretKey": "BIG", "secretPath": "//"}},
 		"renamed":       {{"secretKey": "BIG", "newSecretName": "BIG2"}, {"secretKey": "BIG2", "newSecretName": "BIG3"}},
+		"padded rename": {{"secretKey": "BIG", "newSecretName": "BIG2 "}, {"secretKey": "BIG2", "newSecretName": "BIG3 "}},
 	} {
 		body := map[string]any{"secrets": items}
 		for k, v := range base {

@@ -2,6 +2,7 @@ package secret
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -307,7 +308,7 @@ func oneItemPerSecret(sc Scope, items []BatchItem) error {
 		if it.Type == Personal {
 			typ = Personal
 		}
-		return path + "\x00" + typ + "\x00" + key
+		return path + "\x00" + typ + "\x00" + strings.TrimSpace(key) // as update trims a new name
 	}
 	for i, it := range items {
 		k := name(it, it.Key)
@@ -315,7 +316,7 @@ func oneItemPerSecret(sc Scope, items []BatchItem) error {
 			return invalidField("secrets", "secrets[%d]: secret %q is named by an earlier item of the batch; change it in one item", i, truncate(it.Key, 64))
 		}
 		seen[k] = true
-		if it.NewKey != nil && *it.NewKey != it.Key {
+		if it.NewKey != nil && strings.TrimSpace(*it.NewKey) != strings.TrimSpace(it.Key) {
 			nk := name(it, *it.NewKey)
 			if seen[nk] {
 				return invalidField("secrets", "secrets[%d]: secret %q is named by an earlier item of the batch; change it in one item", i, truncate(*it.NewKey, 64))

@@ -430,9 +430,12 @@ func inEnvironment(err error, env string) error {
 
 // parseDotenv reads KEY=VALUE lines; blank lines and # comments are
 // skipped, "export " is allowed, and matching quotes around a value are
-// removed ("\n" in double quotes is a newline).
+// removed ("\n" in double quotes is a newline). A key set twice takes its
+// last value, as a shell sourcing the file would (the batch update names
+// each secret once).
 func parseDotenv(text string) ([]secret.BatchItem, error) {
 	var out []secret.BatchItem
+	at := map[string]int{}
 	sc := bufio.NewScanner(strings.NewReader(text))
 	sc.Buffer(make([]byte, 0, 64*1024), maxFormBytes)
 	n := 0
@@ -457,6 +460,11 @@ func parseDotenv(text string) ([]secret.BatchItem, error) {
 			}
 		}
 		val := v
+		if i, ok := at[k]; ok {
+			out[i].Value = &val
+			continue
+		}
+		at[k] = len(out)
 		out = append(out, secret.BatchItem{Key: k, Change: secret.Change{Value: &val}})
 	}
 	if len(out) == 0 {

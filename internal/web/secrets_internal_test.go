@@ -16,7 +16,7 @@ func TestLineDiff(t *testing.T) {
 }
 
 func TestParseDotenv(t *testing.T) {
-	items, err := parseDotenv("# comment\nexport A=1\n\nB = \"x\\ny\"\nC='q'\n")
+	items, err := parseDotenv("# comment\nexport A=1\n\nB = \"x\\ny\"\nC='q'\nA=2\n") // A set twice: its last value, once
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -24,7 +24,7 @@ func TestParseDotenv(t *testing.T) {
 	for _, it := range items {
 		got = append(got, it.Key+"="+*it.Value)
 	}
-	if want := []string{"A=1", "B=x\ny", "C=q"}; !slices.Equal(got, want) {
+	if want := []string{"A=2", "B=x\ny", "C=q"}; !slices.Equal(got, want) {
 		t.Fatalf("parsed %q, want %q", got, want)
 	}
 	if _, err := parseDotenv("not a pair"); err == nil {
