@@ -889,8 +889,9 @@ func TestAGroupReferenceNamingTwoGroupsIsRefused(t *testing.T) {
 // because it came first).
 func TestAnOrgRoleThatDeniesHoldsBesideAGroupsRole(t *testing.T) {
 	e := apptest.Bootstrapped(t, store.SQLite)
+	var noGroups struct{ Role struct{ ID string } }
 	e.Must(t, 200, "POST", "/api/v1/organization/roles", e.Token, map[string]any{"slug": "no-groups", "name": "no-groups",
-		"permissions": []map[string]any{{"subject": "groups", "action": []string{"read"}, "inverted": true}}})
+		"permissions": []map[string]any{{"subject": "groups", "action": []string{"read"}, "inverted": true}}}).Decode(t, &noGroups)
 	own, ownTok := e.NewIdentity(t, "own-deny", "no-groups")
 	viaGroup, groupTok := e.NewIdentity(t, "group-deny", "member")
 	members := createGroup(t, e, e.Token, map[string]any{"name": "members", "role": "member"})
@@ -901,5 +902,25 @@ func TestAnOrgRoleThatDeniesHoldsBesideAGroupsRole(t *testing.T) {
 		if r := e.Do(t, "GET", "/api/v1/groups", tok, nil); r.Status != 403 {
 			t.Fatalf("%s: groups listed (%d)", name, r.Status)
 		}
+	}
+	// Only an admin changes a role's rules that deny: a role editor lifted
+	// the denial from everyone holding it (or, adding one, took from them).
+	e.Must(t, 200, "POST", "/api/v1/organization/roles", e.Token, map[string]any{"slug": "role-editor", "name": "role-editor",
+		"permissions": []map[string]any{{"subject": "role", "action": []string{"read", "edit"}}}})
+	_, edTok := e.NewIdentity(t, "org-role-editor", "role-editor")
+	assertError(t, e.Do(t, "PATCH", "/api/v1/organization/roles/"+noGroups.Role.ID, edTok, map[string]any{"permissions": []any{}}), 403, "PermissionBoundaryError")
+	e.Must(t, 200, "PATCH", "/api/v1/organization/roles/"+noGroups.Role.ID, edTok, map[string]any{"name": "No groups"})
+	// Putting someone in a group whose organization role denies: a group
+	// editor holding less than the member may not.
+	e.Must(t, 200, "POST", "/api/v1/organization/roles", e.Token, map[string]any{"slug": "group-editor", "name": "group-editor",
+		"permissions": []map[string]any{{"subject": "groups", "action": []string{"read", "edit"}}}})
+	_, geTok := e.NewIdentity(t, "org-group-editor", "group-editor")
+	reader, readerTok := e.NewIdentity(t, "member-reader", "member")
+	assertError(t, e.Do(t, "POST", "/api/v1/groups/"+deniers.ID+"/machine-identities/"+reader, geTok, nil), 403, "PermissionBoundaryError")
+	if r := e.Do(t, "GET", "/api/v1/groups", readerTok, nil); r.Status != 200 {
+		t.Fatalf("the group editor took groups read from a member: %d", r.Status)
+	}
+	if r := e.Do(t, "GET", "/api/v1/groups", ownTok, nil); r.Status != 403 {
+		t.Fatalf("the role editor lifted the denial: %d", r.Status)
 	}
 }

@@ -494,6 +494,26 @@ func TestARoleThatDeniesTakesOnlyFromThoseTheGiverCovers(t *testing.T) {
 	}
 	e.Must(t, 200, "POST", "/api/v1/groups/"+g2.ID+"/machine-identities/"+bare, edTok, nil)
 
+	// Editing a role its holders have: adding a rule that denies takes
+	// from each of them, so only one who holds all an admin does may (a
+	// role editor without secret access locked the reader out through
+	// a role the reader held).
+	var helper struct{ Role struct{ ID string } }
+	e.Must(t, 200, "POST", "/api/v2/workspace/"+p.ID+"/roles", e.Token, map[string]any{"slug": "helper", "name": "helper",
+		"permissions": []map[string]any{{"subject": "tags", "action": []string{"read"}}}}).Decode(t, &helper)
+	e.Must(t, 200, "PATCH", "/api/v1/projects/"+p.ID+"/identity-memberships/"+victim, e.Token,
+		map[string]any{"roles": []map[string]any{{"role": "no-access"}, {"role": "helper"}}})
+	roleEditor := customRole(t, e, p.ID, "role-editor", []map[string]any{
+		{"subject": "role", "action": []string{"read", "edit"}}, {"subject": "tags", "action": []string{"read"}}})
+	denying := map[string]any{"permissions": []map[string]any{{"subject": "tags", "action": []string{"read"}},
+		{"subject": "secrets", "action": []string{"read", "describeSecret", "readValue"}, "inverted": true}}}
+	assertError(t, e.Do(t, "PATCH", "/api/v2/workspace/"+p.ID+"/roles/"+helper.Role.ID, roleEditor, denying), 403, "PermissionBoundaryError")
+	if s := read(vTok); s != 200 {
+		t.Fatalf("the role editor locked the reader out: %d", s)
+	}
+	e.Must(t, 200, "PATCH", "/api/v2/workspace/"+p.ID+"/roles/"+helper.Role.ID, roleEditor, map[string]any{"name": "helper 2"})
+	e.Must(t, 200, "PATCH", "/api/v2/workspace/"+p.ID+"/roles/"+helper.Role.ID, e.Token, denying) // an admin may
+
 	// An invited user holds nothing yet: an admin invites one into the
 	// project with a role that denies (the review found it refused, with
 	// the invitation already stored).

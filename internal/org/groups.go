@@ -462,6 +462,23 @@ func (s *Groups) mayTake(ctx context.Context, actor authz.Actor, mine string, g 
 	if mine == "admin" {
 		return nil
 	}
+	// The group's organization role, likewise: one that denies takes from
+	// whoever joins what it denies in the organization.
+	if orgSet, err := s.authz.OrgRoleSet(ctx, actor, g.RoleSlug()); err != nil {
+		return err
+	} else if orgSet.Denies() {
+		ours, err := s.authz.OrgPermissions(ctx, actor)
+		if err != nil {
+			return err
+		}
+		theirs, err := s.authz.OrgPermissions(ctx, taker)
+		if err != nil && !errs.Is(err, errs.Forbidden) {
+			return err
+		}
+		if err == nil && !ours.CoversUntil(theirs, time.Time{}) {
+			return boundaryError("add to group '%s': its organization role denies what the member holds and you do not", g.Slug)
+		}
+	}
 	grants, err := s.store.GroupProjectGrants(ctx, g.ID)
 	if err != nil {
 		return err

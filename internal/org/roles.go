@@ -3,6 +3,7 @@ package org
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"strings"
 	"time"
 
@@ -267,11 +268,17 @@ func (rs *Roles) update(ctx context.Context, actor authz.Actor, id string, c Rol
 		return Role{}, err
 	}
 	prev := r.UpdatedAt
+	before := slices.Clone(r.Permissions)
 	if err := c.apply(&r); err != nil {
 		return Role{}, err
 	}
 	if err := covers(set, mine, r); err != nil {
 		return Role{}, err
+	}
+	// Rules that deny take from (or, removed, give back to) everyone
+	// holding the role, and any set covers them: only an admin changes them.
+	if mine != "admin" && project.DenialsChanged(before, r.Permissions) {
+		return Role{}, boundaryError("change role '%s': its rules that deny take from (or give back to) whoever holds it; only organization admins may change them", r.Slug)
 	}
 	r.UpdatedAt = project.NextStamp(rs.now(), prev)
 	perms, err := rulesJSON(r.Permissions)

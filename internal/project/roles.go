@@ -3,6 +3,7 @@ package project
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"strings"
 	"time"
 
@@ -108,6 +109,21 @@ func holds(perms authz.Set, r Role, lasting bool) error {
 		return boundaryError("define role '%s': it would outlast the temporary access you hold its privileges by", r.Slug)
 	}
 	return nil
+}
+
+// DenialsChanged reports whether the inverted rules of two rule lists differ.
+func DenialsChanged(a, b []authz.Rule) bool {
+	inverted := func(rs []authz.Rule) string {
+		var out []authz.Rule
+		for _, r := range rs {
+			if r.Inverted {
+				out = append(out, r)
+			}
+		}
+		j, _ := json.Marshal(out)
+		return string(j)
+	}
+	return inverted(a) != inverted(b)
 }
 
 // RoleChange is a create or update request; nil fields are absent.
@@ -216,12 +232,24 @@ func (rs *Roles) update(ctx context.Context, actor authz.Actor, projectID, roleI
 		return Role{}, err
 	}
 	prev := r.UpdatedAt
+	before := slices.Clone(r.Permissions)
 	perms, err := c.apply(&r)
 	if err != nil {
 		return Role{}, err
 	}
 	if err := holds(mine, r, true); err != nil {
 		return Role{}, err
+	}
+	if DenialsChanged(before, r.Permissions) {
+		// Any set covers a rule that only denies, yet adding one takes from
+		// everyone holding the role (a member with role edit and no secret
+		// access locked a project admin out through a role it held), and
+		// removing one gives back to them: as for giving a group such a
+		// role, only one who holds all a project admin does may.
+		admin, _ := authz.ProjectRoleRules("admin")
+		if !mine.Lasting().Covers(authz.NewSet(admin)) {
+			return Role{}, boundaryError("change role '%s': its rules that deny take from (or give back to) whoever holds it; only those who hold all a project admin does may change them", r.Slug)
+		}
 	}
 	r.UpdatedAt = NextStamp(rs.now(), prev)
 	ev := audit.New(actor, "update-project-role", map[string]any{"roleId": r.ID, "slug": r.Slug, "name": r.Name}).InProject(p.ID, p.Name)
