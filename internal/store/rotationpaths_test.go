@@ -15,7 +15,8 @@ import (
 // TestMigrationNormalisesRotationPaths: rotations saved before secretPath was
 // normalised (//prod, /prod//) get the path the secrets service names
 // (/prod); one that would then equal another rotation's path and name is
-// renamed name-<id> instead of stopping the migration, and normalised rows
+// renamed name-<last 8 of its id> (at most 32 characters, as a rotation
+// name is) instead of stopping the migration, and normalised rows
 // are left alone.
 func TestMigrationNormalisesRotationPaths(t *testing.T) {
 	for _, d := range storetest.Engines {
@@ -39,6 +40,8 @@ func TestMigrationNormalisesRotationPaths(t *testing.T) {
 				{"//", "u", "/", "u"},
 				{"/x" + slashes(1000), "v", "/x", "v"},
 				{"/a" + slashes(1023) + "b", "w", "/a/b", "w"},
+				{"/long", "abcdefghijklmnopqrstuvwxyz012345", "/long", "abcdefghijklmnopqrstuvwxyz012345"},
+				{"/long/", "abcdefghijklmnopqrstuvwxyz012345", "/long", "abcdefghijklmnopqrstuvwxyz012345-"},
 			}
 			ids := make([]string, len(rows))
 			for i, r := range rows {
@@ -60,7 +63,7 @@ func TestMigrationNormalisesRotationPaths(t *testing.T) {
 				}
 				wantName := r.wantName
 				if wantName == r.name+"-" {
-					wantName += ids[i]
+					wantName = r.name[:min(23, len(r.name))] + "-" + ids[i][len(ids[i])-8:]
 				}
 				if got.SecretPath != r.wantPath || got.Name != wantName {
 					t.Errorf("%q %q became %q %q, want %q %q", r.path, r.name, got.SecretPath, got.Name, r.wantPath, wantName)
