@@ -27,6 +27,9 @@ var codeVars = map[string]bool{
 	"GIT_PROXY_COMMAND": true, "GIT_EXTERNAL_DIFF": true, "GIT_TEMPLATE_DIR": true, "LESSOPEN": true,
 	"LESSCLOSE": true, "MAKEFLAGS": true, "MFLAGS": true, "GNUMAKEFLAGS": true, "CC": true, "CXX": true,
 	"SHELL": true, "FCEDIT": true, "KUBECONFIG": true, "OPENSSL_CONF": true, "OPENSSL_ENGINES": true,
+	"VIMINIT": true, "EXINIT": true, "PSQLRC": true, "R_PROFILE": true, "R_PROFILE_USER": true, "VAULT_ADDR": true,
+	"RUSTC": true, "RUSTC_WRAPPER": true, "RUSTC_WORKSPACE_WRAPPER": true, "CARGO_BUILD_RUSTC_WRAPPER": true,
+	"JAVA_OPTS": true, "MAVEN_OPTS": true, "GRADLE_OPTS": true, "ERL_AFLAGS": true, "ERL_ZFLAGS": true, "ERL_FLAGS": true,
 	"DOCKER_HOST": true, "DOCKER_CONTEXT": true, "DOCKER_CONFIG": true, "DOCKER_TLS_VERIFY": true, "DOCKER_CERT_PATH": true,
 	// Interpreters and runtimes.
 	"NODE_OPTIONS": true, "NODE_PATH": true, "PYTHONSTARTUP": true, "PYTHONPATH": true, "PYTHONHOME": true,
@@ -56,7 +59,7 @@ var codeVars = map[string]bool{
 // (where it sends its token, and the token or client secret it uses: a
 // writer's INFISICAL_TOKEN made a nested client read the writer's secrets).
 var codePrefixes = []string{"LD_", "DYLD_", "BASH_FUNC_", "GIT_CONFIG", "CGO_", "PIP_", "NPM_CONFIG_", "AWS_ENDPOINT_URL",
-	"LOCKBOX_", "INFISICAL_"}
+	"LOCKBOX_", "INFISICAL_", "LUA_INIT"}
 
 // codeSuffixes name the commands programs run by a variable of their own:
 // MANPAGER, PSQL_PAGER, SYSTEMD_PAGER, GIT_SEQUENCE_EDITOR, SUDO_EDITOR,

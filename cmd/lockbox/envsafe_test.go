@@ -23,7 +23,8 @@ func TestEnvRefusal(t *testing.T) {
 		// The second CLI audit's: each ran a command, sent a nested client's token elsewhere or replaced it.
 		"GIT_SEQUENCE_EDITOR", "MANPAGER", "PSQL_PAGER", "SYSTEMD_PAGER", "SUDO_ASKPASS", "SUDO_EDITOR", "FCEDIT", "SHELL",
 		"http_proxy", "HTTP_PROXY", "ALL_PROXY", "INFISICAL_TOKEN", "INFISICAL_UNIVERSAL_AUTH_CLIENT_SECRET",
-		"LOCKBOX_UNIVERSAL_AUTH_CLIENT_ID", "LOCKBOX_TOKEN", "KUBECONFIG", "DOCKER_HOST", "OPENSSL_CONF", "SSLKEYLOGFILE"} {
+		"LOCKBOX_UNIVERSAL_AUTH_CLIENT_ID", "LOCKBOX_TOKEN", "KUBECONFIG", "DOCKER_HOST", "OPENSSL_CONF", "SSLKEYLOGFILE",
+		"VIMINIT", "LUA_INIT_5_4", "RUSTC_WRAPPER", "JAVA_OPTS", "MAVEN_OPTS", "ERL_AFLAGS", "PSQLRC", "VAULT_ADDR"} {
 		if envRefusal(k, "x", false, nil) == "" {
 			t.Errorf("%s is let into a child's environment", k)
 		}
