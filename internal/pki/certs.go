@@ -240,7 +240,12 @@ func (s *Service) sign(ctx context.Context, actor authz.Actor, ca CA, tmpl *Temp
 		KeyUsage: x509KeyUsage(l.keyUsages), ExtKeyUsage: x509ExtKeyUsage(l.extKUs), BasicConstraintsValid: true,
 		DNSNames: l.sans.dns, IPAddresses: l.sans.ips, EmailAddresses: l.sans.emails, URIs: l.sans.uris}
 	s.issuerLinks(t, ca.ID)
+	release, err := rsaSignSlot(ctx, signer)
+	if err != nil {
+		return Issued{}, err
+	}
 	der, err := x509.CreateCertificate(rand.Reader, t, cac, pub, signer)
+	release()
 	if err != nil {
 		return Issued{}, errs.Internalf(err, "sign certificate")
 	}
@@ -486,6 +491,11 @@ func (s *Service) signCRL(ctx context.Context, ca CA, revoked []Revoked, number 
 		}
 		entries = append(entries, x509.RevocationListEntry{SerialNumber: n, RevocationTime: c.At, ReasonCode: c.Reason})
 	}
+	release, err := rsaSignSlot(ctx, signer)
+	if err != nil {
+		return CRL{}, err
+	}
+	defer release()
 	crl := CRL{CAID: ca.ID, Number: number, ThisUpdate: now, NextUpdate: now.Add(CRLLifetime)}
 	if crl.NextUpdate.After(cac.NotAfter) && cac.NotAfter.After(now) {
 		crl.NextUpdate = cac.NotAfter

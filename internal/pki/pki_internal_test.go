@@ -2,9 +2,11 @@ package pki
 
 import (
 	"context"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"fmt"
@@ -191,5 +193,44 @@ func TestAGlobIsCompiledOncePerRequest(t *testing.T) {
 	}
 	if len(c) != 2 {
 		t.Fatalf("%d compiled patterns for two, over 100 names", len(c))
+	}
+}
+
+// An issued certificate or a CRL signed with an RSA key larger than 2048
+// bits holds a slot of signPool (keygen.Signatures); with every slot taken
+// it is refused with a 429, while ECDSA and RSA-2048 keys sign without one.
+func TestRSASignaturesHoldASlot(t *testing.T) {
+	pool := keygen.NewPool(1, 50*time.Millisecond)
+	pool0 := signPool
+	signPool = pool
+	t.Cleanup(func() { signPool = pool0 })
+	big, err := rsa.GenerateKey(rand.Reader, 3072)
+	if err != nil {
+		t.Fatal(err)
+	}
+	small, _ := rsa.GenerateKey(rand.Reader, 2048)
+	ec, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	held, err := pool.Acquire(context.Background(), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rsaSignSlot(context.Background(), big); !errs.Is(err, errs.RateLimited) {
+		t.Fatalf("RSA-3072 with every slot taken: %v, want RateLimited", err)
+	}
+	for name, k := range map[string]crypto.Signer{"RSA-2048": small, "P-256": ec} {
+		release, err := rsaSignSlot(context.Background(), k)
+		if err != nil {
+			t.Fatalf("%s waited for a slot: %v", name, err)
+		}
+		release()
+	}
+	held()
+	release, err := rsaSignSlot(context.Background(), big)
+	if err != nil {
+		t.Fatalf("RSA-3072 with a free slot: %v", err)
+	}
+	release()
+	if pool.InUse() != 0 {
+		t.Fatalf("%d slots still held", pool.InUse())
 	}
 }

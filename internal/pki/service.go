@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
@@ -40,6 +41,20 @@ const (
 	CRLLifetime = 7 * 24 * time.Hour
 	CRLRefresh  = 24 * time.Hour
 )
+
+// rsaSignSlot holds a slot of keygen.Signatures for a signature with an RSA
+// key larger than 2048 bits (an RSA-4096 signature is ~13 ms of a core, and
+// a member may have certificates issued, or a CRL signed, in a loop); other
+// keys sign without one. release gives the slot back.
+func rsaSignSlot(ctx context.Context, signer crypto.Signer) (release func(), err error) {
+	if k, ok := signer.Public().(*rsa.PublicKey); ok && k.N.BitLen() > 2048 {
+		return signPool.Acquire(ctx, "signatures")
+	}
+	return func() {}, nil
+}
+
+// signPool bounds RSA signatures made at once (keygen.Signatures).
+var signPool = keygen.Signatures
 
 // genPool bounds the key generations running at once, with those of the
 // other services (package keygen).
