@@ -49,22 +49,7 @@ var orgSubjects = map[string]struct {
 // bounded as a project role's is (ParseRules): a 975 KB role of 1,700
 // $glob rules made every listing of the organization's roles take half a
 // second and 213 MiB.
-func ParseOrgRules(raw []byte) ([]Rule, error) {
-	if len(raw) > MaxRulesBytes {
-		return nil, errs.Invalidf("permissions are at most %d bytes of JSON", MaxRulesBytes)
-	}
-	rules, err := parseOrgRules(raw)
-	if err != nil {
-		return nil, err
-	}
-	if len(rules) > MaxRules {
-		return nil, errs.Invalidf("permissions hold at most %d rules", MaxRules)
-	}
-	if _, n := globs(rules); n > MaxGlobBytes {
-		return nil, errs.Invalidf("the $glob patterns of permissions are at most %d bytes together (%d here)", MaxGlobBytes, n)
-	}
-	return rules, nil
-}
+func ParseOrgRules(raw []byte) ([]Rule, error) { return parseBounded(raw, parseOrgRules) }
 
 // parseOrgRules is ParseOrgRules without the bounds: a role stored before
 // them is read as it is, never refused.

@@ -384,18 +384,9 @@ const (
 // its cached permissions are dropped (any write), so a 1 MiB role held a
 // hundred times over cost seconds and gigabytes per request.
 func ParseRules(raw []byte) ([]Rule, error) {
-	if len(raw) > MaxRulesBytes {
-		return nil, errs.Invalidf("permissions are at most %d bytes of JSON", MaxRulesBytes)
-	}
-	rules, err := parseRules(raw)
+	rules, err := parseBounded(raw, parseRules)
 	if err != nil {
 		return nil, err
-	}
-	if len(rules) > MaxRules {
-		return nil, errs.Invalidf("permissions hold at most %d rules", MaxRules)
-	}
-	if _, n := globs(rules); n > MaxGlobBytes {
-		return nil, errs.Invalidf("the $glob patterns of permissions are at most %d bytes together (%d here)", MaxGlobBytes, n)
 	}
 	for i, r := range rules {
 		for _, o := range r.Conditions["secretPath"] {
@@ -409,6 +400,25 @@ func ParseRules(raw []byte) ([]Rule, error) {
 				}
 			}
 		}
+	}
+	return rules, nil
+}
+
+// parseBounded parses raw with parse, holding the list to MaxRulesBytes,
+// MaxRules and MaxGlobBytes (project and organization roles alike).
+func parseBounded(raw []byte, parse func([]byte) ([]Rule, error)) ([]Rule, error) {
+	if len(raw) > MaxRulesBytes {
+		return nil, errs.Invalidf("permissions are at most %d bytes of JSON", MaxRulesBytes)
+	}
+	rules, err := parse(raw)
+	if err != nil {
+		return nil, err
+	}
+	if len(rules) > MaxRules {
+		return nil, errs.Invalidf("permissions hold at most %d rules", MaxRules)
+	}
+	if _, n := globs(rules); n > MaxGlobBytes {
+		return nil, errs.Invalidf("the $glob patterns of permissions are at most %d bytes together (%d here)", MaxGlobBytes, n)
 	}
 	return rules, nil
 }

@@ -17,17 +17,25 @@ import (
 	"github.com/lockbox-dev/lockbox/internal/store/storetest"
 )
 
+// seedConnection makes a fresh project and an app connection of its
+// organization to rotate through.
+func seedConnection(t testing.TB, db *store.DB) (projectID, orgID string, conn appconn.Connection) {
+	t.Helper()
+	pid, _ := seedSecrets(t, db)
+	org := orgOf(t, db, pid)
+	conn = appconn.Connection{ID: store.NewID(), OrgID: org, App: "postgres", Method: "username-and-password", Name: "c-" + pid[:8], Version: 1,
+		CreatedAt: time.Now(), UpdatedAt: time.Now()}
+	if err := db.CreateAppConnection(context.Background(), conn, []byte{1}, audit.Event{OrgID: org, Type: "t"}); err != nil {
+		t.Fatal(err)
+	}
+	return pid, org, conn
+}
+
 // seedRotations makes n auto rotations in a fresh project, all due at due.
 func seedRotations(t testing.TB, db *store.DB, n int, due time.Time) []string {
 	t.Helper()
 	ctx := context.Background()
-	pid, _ := seedSecrets(t, db)
-	org := orgOf(t, db, pid)
-	conn := appconn.Connection{ID: store.NewID(), OrgID: org, App: "postgres", Method: "username-and-password", Name: "c-" + pid[:8], Version: 1,
-		CreatedAt: time.Now(), UpdatedAt: time.Now()}
-	if err := db.CreateAppConnection(ctx, conn, []byte{1}, audit.Event{OrgID: org, Type: "t"}); err != nil {
-		t.Fatal(err)
-	}
+	pid, org, conn := seedConnection(t, db)
 	var ids []string
 	for i := range n {
 		st := rotation.State{Rotation: rotation.Rotation{ID: store.NewID(), OrgID: org, ProjectID: pid, ConnectionID: conn.ID,

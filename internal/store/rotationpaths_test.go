@@ -5,7 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lockbox-dev/lockbox/internal/appconn"
 	"github.com/lockbox-dev/lockbox/internal/audit"
 	"github.com/lockbox-dev/lockbox/internal/rotation"
 	"github.com/lockbox-dev/lockbox/internal/store"
@@ -23,13 +22,7 @@ func TestMigrationNormalisesRotationPaths(t *testing.T) {
 		t.Run(string(d), func(t *testing.T) {
 			db := storetest.Open(t, d)
 			ctx := context.Background()
-			pid, _ := seedSecrets(t, db)
-			org := orgOf(t, db, pid)
-			conn := appconn.Connection{ID: store.NewID(), OrgID: org, App: "postgres", Method: "username-and-password", Name: "c-" + pid[:8], Version: 1,
-				CreatedAt: time.Now(), UpdatedAt: time.Now()}
-			if err := db.CreateAppConnection(ctx, conn, []byte{1}, audit.Event{OrgID: org, Type: "t"}); err != nil {
-				t.Fatal(err)
-			}
+			pid, org, conn := seedConnection(t, db)
 			type row struct{ path, name, wantPath, wantName string }
 			rows := []row{
 				{"/prod", "r", "/prod", "r"},
