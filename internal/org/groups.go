@@ -13,6 +13,7 @@ import (
 	"github.com/lockbox-dev/lockbox/internal/audit"
 	"github.com/lockbox-dev/lockbox/internal/authz"
 	"github.com/lockbox-dev/lockbox/internal/errs"
+	"github.com/lockbox-dev/lockbox/internal/project"
 )
 
 // Group is a set of an organization's users and machine identities. Its
@@ -412,6 +413,16 @@ func (s *Groups) Delete(ctx context.Context, actor authz.Actor, id string) (Grou
 // group needs what the actor holds for good, a temporary one what it holds
 // until that role ends; taking out or deleting needs only what it holds now.
 func (s *Groups) mayManage(ctx context.Context, actor authz.Actor, set authz.Set, mine string, g Group, lasting bool) (*GrantsSeen, error) {
+	grants, err := s.mayManageGrants(ctx, actor, set, mine, g, lasting)
+	if err != nil {
+		return nil, err
+	}
+	return &grants.Seen, nil
+}
+
+// mayManageGrants is mayManage, returning the group's project grants it
+// checked (mayTake weighs the same ones).
+func (s *Groups) mayManageGrants(ctx context.Context, actor authz.Actor, set authz.Set, mine string, g Group, lasting bool) (*GroupGrants, error) {
 	if err := mayHold(ctx, s.authz, actor, set, mine, g.RoleSlug()); err != nil {
 		return nil, err
 	}
@@ -420,7 +431,7 @@ func (s *Groups) mayManage(ctx context.Context, actor authz.Actor, set authz.Set
 		return nil, err
 	}
 	if mine == "admin" {
-		return &grants.Seen, nil // organization admins hold the admin role in every project
+		return &grants, nil // organization admins hold the admin role in every project
 	}
 	ids := make([]string, 0, len(grants.ByProject))
 	for id := range grants.ByProject {
@@ -448,7 +459,7 @@ func (s *Groups) mayManage(ctx context.Context, actor authz.Actor, set authz.Set
 			}
 		}
 	}
-	return &grants.Seen, nil
+	return &grants, nil
 }
 
 // mayTake refuses to put taker in a group that holds, in some project, a
@@ -458,7 +469,7 @@ func (s *Groups) mayManage(ctx context.Context, actor authz.Actor, set authz.Set
 // editor put a project admin in a group denying prod and locked it out of
 // prod. As a deny privilege or a denying role given directly
 // (project.Memberships.checkGrantRoles).
-func (s *Groups) mayTake(ctx context.Context, actor authz.Actor, mine string, g Group, taker authz.Actor) error {
+func (s *Groups) mayTake(ctx context.Context, actor authz.Actor, mine string, g Group, grants *GroupGrants, taker authz.Actor) error {
 	if mine == "admin" {
 		return nil
 	}
@@ -479,10 +490,6 @@ func (s *Groups) mayTake(ctx context.Context, actor authz.Actor, mine string, g 
 			return boundaryError("add to group '%s': its organization role denies what the member holds and you do not", g.Slug)
 		}
 	}
-	grants, err := s.store.GroupProjectGrants(ctx, g.ID)
-	if err != nil {
-		return err
-	}
 	for pid, gs := range grants.ByProject {
 		theirs, err := authz.GrantsSet(gs)
 		if err != nil {
@@ -498,17 +505,12 @@ func (s *Groups) mayTake(ctx context.Context, actor authz.Actor, mine string, g 
 		if err != nil {
 			return err
 		}
-		held, err := s.authz.HeldFromNow(ctx, taker, pid)
-		if errs.Is(err, errs.Forbidden) {
-			continue // not in force in the organization (invited, deactivated): holding nothing now
-		}
+		ok, err := project.CoversTaker(ctx, s.authz, ours, taker, pid)
 		if err != nil {
 			return err
 		}
-		for _, h := range held {
-			if !ours.CoversUntil(h, time.Time{}) {
-				return boundaryError("add to group '%s': its project roles deny what the member holds and you do not", g.Slug)
-			}
+		if !ok {
+			return boundaryError("add to group '%s': its project roles deny what the member holds and you do not", g.Slug)
 		}
 	}
 	return nil
@@ -579,13 +581,13 @@ func (s *Groups) Identities(ctx context.Context, actor authz.Actor, id string, f
 
 // member loads a group for a membership change, checked as mayManage
 // (adding someone when adding is true), with what the check saw.
-func (s *Groups) member(ctx context.Context, actor authz.Actor, id string, adding bool) (Group, *GrantsSeen, string, error) {
+func (s *Groups) member(ctx context.Context, actor authz.Actor, id string, adding bool) (Group, *GroupGrants, string, error) {
 	set, mine, g, err := s.load(ctx, actor, authz.ActEdit, id)
 	if err != nil {
 		return Group{}, nil, "", err
 	}
-	seen, err := s.mayManage(ctx, actor, set, mine, g, adding)
-	return g, seen, mine, err
+	grants, err := s.mayManageGrants(ctx, actor, set, mine, g, adding)
+	return g, grants, mine, err
 }
 
 func (s *Groups) user(ctx context.Context, orgID, username string) (GroupUser, error) {
@@ -613,7 +615,7 @@ func (s *Groups) mappedBySSO(ctx context.Context, orgID, what string) error {
 
 // AddUser puts a user of the organization (by username or email) in a group.
 func (s *Groups) AddUser(ctx context.Context, actor authz.Actor, id, username string) (GroupUser, Group, error) {
-	g, seen, mine, err := s.member(ctx, actor, id, true)
+	g, grants, mine, err := s.member(ctx, actor, id, true)
 	if err != nil {
 		return GroupUser{}, Group{}, err
 	}
@@ -624,11 +626,11 @@ func (s *Groups) AddUser(ctx context.Context, actor authz.Actor, id, username st
 	if err != nil {
 		return GroupUser{}, Group{}, err
 	}
-	if err := s.mayTake(ctx, actor, mine, g, authz.Actor{Kind: authz.ActorUser, ID: u.ID, OrgID: g.OrgID}); err != nil {
+	if err := s.mayTake(ctx, actor, mine, g, grants, authz.Actor{Kind: authz.ActorUser, ID: u.ID, OrgID: g.OrgID}); err != nil {
 		return GroupUser{}, Group{}, err
 	}
 	ev := audit.New(actor, "add-user-to-group", map[string]any{"groupId": g.ID, "groupName": g.Name, "userId": u.ID, "username": u.Username})
-	if err := s.store.AddGroupMember(ctx, g.ID, authz.ActorUser, u.ID, seen, ev); err != nil {
+	if err := s.store.AddGroupMember(ctx, g.ID, authz.ActorUser, u.ID, &grants.Seen, ev); err != nil {
 		if errs.Is(err, errs.Conflict) && !errors.Is(err, ErrGroupRolesChanged) {
 			return GroupUser{}, Group{}, errs.BadRequest("User %s is already part of the group", u.Username)
 		}
@@ -639,7 +641,7 @@ func (s *Groups) AddUser(ctx context.Context, actor authz.Actor, id, username st
 
 // RemoveUser takes a user out of a group.
 func (s *Groups) RemoveUser(ctx context.Context, actor authz.Actor, id, username string) (GroupUser, Group, error) {
-	g, seen, _, err := s.member(ctx, actor, id, false)
+	g, grants, _, err := s.member(ctx, actor, id, false)
 	if err != nil {
 		return GroupUser{}, Group{}, err
 	}
@@ -651,7 +653,7 @@ func (s *Groups) RemoveUser(ctx context.Context, actor authz.Actor, id, username
 		return GroupUser{}, Group{}, err
 	}
 	ev := audit.New(actor, "remove-user-from-group", map[string]any{"groupId": g.ID, "groupName": g.Name, "userId": u.ID, "username": u.Username})
-	if err := s.store.RemoveGroupMember(ctx, g.ID, authz.ActorUser, u.ID, seen, ev); err != nil {
+	if err := s.store.RemoveGroupMember(ctx, g.ID, authz.ActorUser, u.ID, &grants.Seen, ev); err != nil {
 		if errs.Is(err, errs.NotFound) {
 			return GroupUser{}, Group{}, errs.BadRequest("User %s is not part of the group", u.Username)
 		}
@@ -674,18 +676,18 @@ func (s *Groups) identity(ctx context.Context, orgID, identityID string) error {
 
 // AddIdentity puts a machine identity of the organization in a group.
 func (s *Groups) AddIdentity(ctx context.Context, actor authz.Actor, id, identityID string) (Group, error) {
-	g, seen, mine, err := s.member(ctx, actor, id, true)
+	g, grants, mine, err := s.member(ctx, actor, id, true)
 	if err != nil {
 		return Group{}, err
 	}
 	if err := s.identity(ctx, g.OrgID, identityID); err != nil {
 		return Group{}, err
 	}
-	if err := s.mayTake(ctx, actor, mine, g, authz.Actor{Kind: authz.ActorIdentity, ID: identityID, OrgID: g.OrgID}); err != nil {
+	if err := s.mayTake(ctx, actor, mine, g, grants, authz.Actor{Kind: authz.ActorIdentity, ID: identityID, OrgID: g.OrgID}); err != nil {
 		return Group{}, err
 	}
 	ev := audit.New(actor, "add-identity-to-group", map[string]any{"groupId": g.ID, "groupName": g.Name, "identityId": identityID})
-	if err := s.store.AddGroupMember(ctx, g.ID, authz.ActorIdentity, identityID, seen, ev); err != nil {
+	if err := s.store.AddGroupMember(ctx, g.ID, authz.ActorIdentity, identityID, &grants.Seen, ev); err != nil {
 		if errs.Is(err, errs.Conflict) && !errors.Is(err, ErrGroupRolesChanged) {
 			return Group{}, errs.BadRequest("Identity %s is already part of the group", identityID)
 		}
@@ -696,7 +698,7 @@ func (s *Groups) AddIdentity(ctx context.Context, actor authz.Actor, id, identit
 
 // RemoveIdentity takes a machine identity out of a group.
 func (s *Groups) RemoveIdentity(ctx context.Context, actor authz.Actor, id, identityID string) (Group, error) {
-	g, seen, _, err := s.member(ctx, actor, id, false)
+	g, grants, _, err := s.member(ctx, actor, id, false)
 	if err != nil {
 		return Group{}, err
 	}
@@ -704,7 +706,7 @@ func (s *Groups) RemoveIdentity(ctx context.Context, actor authz.Actor, id, iden
 		return Group{}, err
 	}
 	ev := audit.New(actor, "remove-identity-from-group", map[string]any{"groupId": g.ID, "groupName": g.Name, "identityId": identityID})
-	if err := s.store.RemoveGroupMember(ctx, g.ID, authz.ActorIdentity, identityID, seen, ev); err != nil {
+	if err := s.store.RemoveGroupMember(ctx, g.ID, authz.ActorIdentity, identityID, &grants.Seen, ev); err != nil {
 		if errs.Is(err, errs.NotFound) {
 			return Group{}, errs.BadRequest("Identity %s is not part of the group", identityID)
 		}

@@ -312,20 +312,37 @@ func (m *Memberships) checkTakers(ctx context.Context, perms authz.Set, projectI
 		return nil
 	}
 	for _, t := range takers {
-		sets, err := m.authz.HeldFromNow(ctx, t, projectID)
-		if errs.Is(err, errs.Forbidden) {
-			continue // not in force in the organization (invited, deactivated): holding nothing now
-		}
+		ok, err := CoversTaker(ctx, m.authz, perms, t, projectID)
 		if err != nil {
 			return err
 		}
-		for _, held := range sets {
-			if !perms.CoversUntil(held, time.Time{}) {
-				return boundaryError("%s: a role that denies would take from a member who holds permissions you do not have", what)
-			}
+		if !ok {
+			return boundaryError("%s: a role that denies would take from a member who holds permissions you do not have", what)
 		}
 	}
 	return nil
+}
+
+// CoversTaker reports whether perms holds for good everything target
+// holds in projectID from now on: the rule for taking from target (a role
+// or group that denies). A principal not in force in the organization
+// (invited, deactivated) holds nothing.
+func CoversTaker(ctx context.Context, az interface {
+	HeldFromNow(ctx context.Context, target authz.Actor, projectID string) ([]authz.Set, error)
+}, perms authz.Set, target authz.Actor, projectID string) (bool, error) {
+	sets, err := az.HeldFromNow(ctx, target, projectID)
+	if errs.Is(err, errs.Forbidden) {
+		return true, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	for _, held := range sets {
+		if !perms.CoversUntil(held, time.Time{}) {
+			return false, nil
+		}
+	}
+	return true, nil
 }
 
 // sameGrant reports whether o gives what r gives for the same window.
