@@ -44,6 +44,8 @@ func TestConcurrentBlindUpdates(t *testing.T) {
 		e := apptest.Bootstrapped(t, d)
 		p := createProject(t, e, e.Token, map[string]any{"projectName": "contention"})
 		s := putSecret(t, e, e.Token, p.ID, "dev", "/", "HOT", "v0")
+		// Keep every version, not the default 10, to see each write.
+		e.Must(t, 200, "PUT", "/api/v1/workspace/"+p.Slug+"/version-limit", e.Token, map[string]any{"pitVersionLimit": 100})
 
 		const n = 16
 		values := make([]string, n)

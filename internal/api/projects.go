@@ -32,6 +32,7 @@ func (s *Server) projectRoutes(m *routeMux) {
 	m.Handle("PATCH /api/v1/workspace/{projectId}", s.authed(s.workspaceUpdate))
 	m.Handle("DELETE /api/v1/workspace/{projectId}", s.authed(s.workspaceDelete))
 	m.Handle("PUT /api/v1/workspace/{projectSlug}/audit-logs-retention", s.authed(s.projectAuditLogsRetention))
+	m.Handle("PUT /api/v1/workspace/{projectSlug}/version-limit", s.authed(s.projectVersionLimit))
 
 	for _, base := range []string{"/api/v1/projects/{projectId}/environments", "/api/v1/workspace/{projectId}/environments"} {
 		m.Handle("POST "+base, s.authed(s.envCreate))
@@ -69,6 +70,7 @@ type wireProject struct {
 	HasDeleteProtection    bool         `json:"hasDeleteProtection"`
 	KmsSecretManagerKeyID  *string      `json:"kmsSecretManagerKeyId"`
 	AuditLogsRetentionDays *int         `json:"auditLogsRetentionDays"`
+	PitVersionLimit        int          `json:"pitVersionLimit"`
 	Environments           []wireEnvRef `json:"environments"`
 	CreatedAt              string       `json:"createdAt"`
 	UpdatedAt              string       `json:"updatedAt"`
@@ -81,7 +83,7 @@ func toWireProject(p project.Project) wireProject {
 	}
 	return wireProject{ID: p.ID, LegacyID: p.ID, Name: p.Name, Slug: p.Slug, Description: p.Description, Type: p.Type,
 		OrgID: p.OrgID, Version: p.Version, AutoCapitalization: p.AutoCapitalization, HasDeleteProtection: p.HasDeleteProtection,
-		AuditLogsRetentionDays: retentionDays(p), Environments: envs, CreatedAt: rfc3339(p.CreatedAt), UpdatedAt: rfc3339(p.UpdatedAt)}
+		AuditLogsRetentionDays: retentionDays(p), PitVersionLimit: p.PitVersionLimit, Environments: envs, CreatedAt: rfc3339(p.CreatedAt), UpdatedAt: rfc3339(p.UpdatedAt)}
 }
 
 // retentionDays is a project's audit log retention, null when unset.
@@ -299,6 +301,28 @@ func (s *Server) projectAuditLogsRetention(w http.ResponseWriter, r *http.Reques
 		Message   string      `json:"message"`
 		Workspace wireProject `json:"workspace"`
 	}{"Successfully updated project's audit logs retention period", toWireProject(p)})
+}
+
+// projectVersionLimit sets how many versions of each secret the project
+// keeps, answered as {message, workspace}.
+func (s *Server) projectVersionLimit(w http.ResponseWriter, r *http.Request) error {
+	var req struct {
+		PitVersionLimit *int `json:"pitVersionLimit"`
+	}
+	if err := s.decode(r, &req); err != nil {
+		return err
+	}
+	if req.PitVersionLimit == nil {
+		return field("pitVersionLimit", "Required")
+	}
+	p, err := s.svc.Projects.SetVersionLimit(r.Context(), actorFrom(r.Context()), r.PathValue("projectSlug"), *req.PitVersionLimit)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, struct {
+		Message   string      `json:"message"`
+		Workspace wireProject `json:"workspace"`
+	}{"Successfully changed workspace version limit", toWireProject(p)})
 }
 
 func (s *Server) projectDeleteBySlug(w http.ResponseWriter, r *http.Request) error {

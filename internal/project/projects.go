@@ -27,9 +27,12 @@ type Project struct {
 	HasDeleteProtection bool
 	Version             int
 	// AuditLogsRetentionDays is the project's audit log retention setting,
-	// 0 when unset. It is stored and returned; nothing prunes by it yet.
+	// 0 when unset; the store's hourly purge applies it.
 	AuditLogsRetentionDays int
-	Environments           []Environment
+	// PitVersionLimit is how many versions of each secret the project keeps
+	// (DefaultPitVersionLimit unless set, 1 to MaxPitVersionLimit).
+	PitVersionLimit int
+	Environments    []Environment
 	// Roles are custom roles, and Members identity memberships, created
 	// together with the project (from a template); CreateProject writes
 	// them, reads leave them empty.
@@ -110,7 +113,8 @@ func (s *Service) CreateProject(ctx context.Context, actor authz.Actor, req NewP
 	}
 	now := s.now().UTC().Truncate(time.Microsecond)
 	p := Project{ID: newID(), OrgID: actor.OrgID, Name: name, Slug: slug, Description: strings.TrimSpace(req.Description),
-		Type: typ, HasDeleteProtection: req.HasDeleteProtection, Version: 3, CreatedAt: now, UpdatedAt: now}
+		Type: typ, HasDeleteProtection: req.HasDeleteProtection, Version: 3, PitVersionLimit: DefaultPitVersionLimit,
+		CreatedAt: now, UpdatedAt: now}
 	if tmpl != nil {
 		for _, e := range tmpl.Environments {
 			p.Environments = append(p.Environments, Environment{ID: newID(), ProjectID: p.ID, Name: e.Name, Slug: e.Slug,
@@ -369,6 +373,30 @@ func (s *Service) Delete(ctx context.Context, actor authz.Actor, id string) (Pro
 	}
 	s.keys.Forget(keyring.Project(p.ID))
 	return p, nil
+}
+
+// DefaultPitVersionLimit and MaxPitVersionLimit are Infisical's default and
+// bound of the versions kept per secret.
+const (
+	DefaultPitVersionLimit = 10
+	MaxPitVersionLimit     = 100
+)
+
+// SetVersionLimit sets how many versions of each secret the project with
+// slug keeps, 1 to MaxPitVersionLimit; lowering it removes the older
+// versions at once. It needs edit on the project's settings.
+func (s *Service) SetVersionLimit(ctx context.Context, actor authz.Actor, slug string, limit int) (Project, error) {
+	if limit < 1 || limit > MaxPitVersionLimit {
+		return Project{}, invalidField("pitVersionLimit", "pitVersionLimit must be 1 to %d", MaxPitVersionLimit)
+	}
+	id, err := s.IDBySlug(ctx, actor, slug)
+	if err != nil {
+		return Project{}, err
+	}
+	return s.write(ctx, actor, id, authz.SubSettings, func(p *Project) (audit.Event, error) {
+		p.PitVersionLimit = limit
+		return audit.New(actor, "update-project-version-limit", map[string]any{"projectId": p.ID, "pitVersionLimit": limit}).InProject(p.ID, p.Name), nil
+	})
 }
 
 // MaxAuditLogsRetentionDays bounds a project's audit log retention setting.

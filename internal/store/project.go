@@ -17,22 +17,25 @@ import (
 var _ project.Store = (*DB)(nil)
 
 const projectCols = `id, org_id, name, slug, description, type, auto_capitalization, has_delete_protection, version,
-	audit_logs_retention_days, created_at, updated_at`
+	audit_logs_retention_days, pit_version_limit, created_at, updated_at`
 
 func scanProject(sc interface{ Scan(...any) error }) (project.Project, error) {
 	var p project.Project
 	err := sc.Scan(&p.ID, &p.OrgID, &p.Name, &p.Slug, &p.Description, &p.Type, &p.AutoCapitalization, &p.HasDeleteProtection,
-		&p.Version, &p.AuditLogsRetentionDays, timeCol{&p.CreatedAt}, timeCol{&p.UpdatedAt})
+		&p.Version, &p.AuditLogsRetentionDays, &p.PitVersionLimit, timeCol{&p.CreatedAt}, timeCol{&p.UpdatedAt})
 	return p, err
 }
 
 // CreateProject writes a project with its environments, root folders, data
 // key, the creator's admin membership and the audit event, in one transaction.
 func (db *DB) CreateProject(ctx context.Context, p project.Project, dataKey []byte, rootKeyID string, creator authz.Actor, ev audit.Event) error {
+	if p.PitVersionLimit < 1 {
+		p.PitVersionLimit = project.DefaultPitVersionLimit
+	}
 	return db.Transact(ctx, func(tx *Tx) error {
-		_, err := tx.exec(ctx, `INSERT INTO projects (`+projectCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		_, err := tx.exec(ctx, `INSERT INTO projects (`+projectCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			p.ID, p.OrgID, p.Name, p.Slug, p.Description, p.Type, p.AutoCapitalization, p.HasDeleteProtection, p.Version,
-			p.AuditLogsRetentionDays, ts(p.CreatedAt), ts(p.UpdatedAt))
+			p.AuditLogsRetentionDays, p.PitVersionLimit, ts(p.CreatedAt), ts(p.UpdatedAt))
 		if err != nil {
 			return dbErr(err, "insert project")
 		}
@@ -164,20 +167,33 @@ func staleIfNone(res sql.Result, err error, op string) error {
 	return nil
 }
 
-// UpdateProject writes a project's settings. A change of its audit
+// UpdateProject writes a project's settings; a lower pitVersionLimit prunes
+// the project's secret versions beyond it. A change of its audit
 // retention is stamped with the transaction's time, the time of the
 // change's own audit event, which the retention (applied to events written
 // after it) therefore does not reach.
 func (db *DB) UpdateProject(ctx context.Context, p project.Project, prev time.Time, ev audit.Event) error {
 	return db.Transact(ctx, func(tx *Tx) error {
+		var limit int
+		if err := tx.queryRow(ctx, `SELECT pit_version_limit FROM projects WHERE id = ?`, p.ID).Scan(&limit); err != nil {
+			return dbErr(err, "UpdateProject")
+		}
+		if p.PitVersionLimit < 1 {
+			p.PitVersionLimit = limit // a Project not read from the store
+		}
 		res, err := tx.exec(ctx, `UPDATE projects SET name = ?, slug = ?, description = ?, auto_capitalization = ?,
 			has_delete_protection = ?, audit_logs_retention_days = ?,
 			audit_logs_retention_since = CASE WHEN audit_logs_retention_days <> ? THEN ? ELSE audit_logs_retention_since END,
-			updated_at = ? WHERE id = ? AND updated_at = ?`,
+			pit_version_limit = ?, updated_at = ? WHERE id = ? AND updated_at = ?`,
 			p.Name, p.Slug, p.Description, p.AutoCapitalization, p.HasDeleteProtection, p.AuditLogsRetentionDays,
-			p.AuditLogsRetentionDays, ts(tx.Now), ts(p.UpdatedAt), p.ID, ts(prev))
+			p.AuditLogsRetentionDays, ts(tx.Now), p.PitVersionLimit, ts(p.UpdatedAt), p.ID, ts(prev))
 		if err := staleIfNone(res, err, "UpdateProject"); err != nil {
 			return err
+		}
+		if p.PitVersionLimit < limit {
+			if err := tx.prunePitVersions(ctx, p.ID); err != nil {
+				return err
+			}
 		}
 		return tx.insertAudit(ctx, ev)
 	})

@@ -141,7 +141,24 @@ func (tx *Tx) insertSecretVersion(ctx context.Context, s secret.Sealed, actorTyp
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		newID(), s.ID, s.Version, s.Key, s.Value, s.Comment, s.SkipMultiline, nonNil(s.Metadata), nonNil(s.ReminderNote),
 		s.ReminderRepeatDays, recipientsJSON(s.ReminderRecipients), actorType, actorID, ts(s.UpdatedAt))
-	return dbErr(err, "insert secret version")
+	if err != nil || s.Version == 1 {
+		return dbErr(err, "insert secret version")
+	}
+	// Keep the project's pitVersionLimit newest versions (at least 1): an
+	// indexed range of (secret_id, version), so a secret written again and
+	// again holds a bounded history instead of a copy per write.
+	_, err = tx.exec(ctx, `DELETE FROM secret_versions WHERE secret_id = ?
+		AND version <= ? - (SELECT pit_version_limit FROM projects WHERE id = ?)`, s.ID, s.Version, s.ProjectID)
+	return dbErr(err, "prune secret versions")
+}
+
+// prunePitVersions removes the versions of projectID's secrets older than
+// its pitVersionLimit newest, after the limit was lowered.
+func (tx *Tx) prunePitVersions(ctx context.Context, projectID string) error {
+	_, err := tx.exec(ctx, `DELETE FROM secret_versions WHERE secret_id IN (SELECT id FROM secrets WHERE project_id = ?)
+		AND version <= (SELECT s.version FROM secrets s WHERE s.id = secret_versions.secret_id)
+			- (SELECT pit_version_limit FROM projects WHERE id = ?)`, projectID, projectID)
+	return dbErr(err, "prune secret versions")
 }
 
 // CreateSecrets writes new secrets with their first history rows, all or none.
