@@ -651,6 +651,17 @@ func TestLoginMappingsNeedTheRightToEditCAs(t *testing.T) {
 		{"loginUser": "deploy", "allowedPrincipals": map[string]any{"usernames": []string{devID}}}}})
 	assertError(t, e.Do(t, "PATCH", "/api/v1/ssh/hosts/"+h.ID, dev, map[string]any{"userCertTtl": "3650d"}), 403, "PermissionBoundaryError")
 	e.Must(t, 200, "PATCH", "/api/v1/ssh/hosts/"+h.ID, dev, map[string]any{"alias": "renamed"})
+	// Nor through a host group's mappings: a host with none of its own, in a
+	// group that maps the dev user, gives the same certificates.
+	var z sshHostOut
+	e.Must(t, 200, "POST", "/api/v1/ssh/hosts", dev, map[string]any{"projectId": p.ID, "hostname": "z.dev.example.com",
+		"userSshCaId": ca.ID, "hostSshCaId": ca.ID}).Decode(t, &z)
+	var g sshGroupOut
+	e.Must(t, 200, "POST", "/api/v1/ssh/host-groups", e.Token, map[string]any{"projectId": p.ID, "name": "devs",
+		"loginMappings": []map[string]any{{"loginUser": "deploy", "allowedPrincipals": map[string]any{"usernames": []string{devID}}}}}).Decode(t, &g)
+	e.Must(t, 200, "POST", "/api/v1/ssh/host-groups/"+g.ID+"/hosts/"+z.ID, e.Token, nil)
+	assertError(t, e.Do(t, "PATCH", "/api/v1/ssh/hosts/"+z.ID, dev, map[string]any{"userCertTtl": "3650d"}), 403, "PermissionBoundaryError")
+	e.Must(t, 200, "POST", "/api/v1/ssh/hosts/"+z.ID+"/issue-user-cert", dev, map[string]any{"loginUser": "deploy"})
 	// With the right to edit CAs, the same mapping is allowed.
 	e.Must(t, 200, "PATCH", "/api/v1/projects/"+p.ID+"/roles/"+role.Role.ID, e.Token, map[string]any{
 		"permissions": []map[string]any{{"subject": "ssh-hosts", "action": []string{"read", "create", "edit"},

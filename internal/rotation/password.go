@@ -82,6 +82,11 @@ func (p PasswordRequirements) check() error {
 		if n < 0 {
 			return errs.Fieldf(f+".required."+name, "%s count must be non-negative", strings.ToUpper(name[:1])+name[1:])
 		}
+		if n > p.Length {
+			// Each count bounded first, so that their sum cannot wrap
+			// (two of 2^63-1 and a 3 summed to 1 and Generate spun).
+			return errs.Fieldf(f+".required", "Sum of required characters cannot exceed the total length")
+		}
 	}
 	if p.Digits+p.Lowercase+p.Uppercase+p.Symbols == 0 {
 		return errs.Fieldf(f+".required", "At least one character type must be required")
@@ -120,7 +125,7 @@ func (p PasswordRequirements) Generate() string {
 	for _, c := range p.classes() {
 		if c.n > 0 && c.chars != "" {
 			pool += c.chars
-			for range c.n {
+			for range min(c.n, p.Length) { // check() bounds c.n; a stored value is not trusted to
 				out = append(out, c.chars[randN(len(c.chars))])
 			}
 		}

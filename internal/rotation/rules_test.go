@@ -84,6 +84,11 @@ func TestPasswordRequirements(t *testing.T) {
 		{`{"length":10}`, "required"},
 		{`{"required":{"digits":1,"lowercase":1,"uppercase":1,"symbols":1}}`, "length is required"},
 		{`"long"`, "must be an object"},
+		// Counts whose sum wraps to 1 (it spun in Generate, never answering).
+		{`{"length":48,"required":{"digits":9223372036854775807,"lowercase":9223372036854775807,"uppercase":3,"symbols":0}}`,
+			"Sum of required characters cannot exceed the total length"},
+		{`{"length":48,"required":{"digits":4611686018427387904,"lowercase":4611686018427387904,"uppercase":4611686018427387904,"symbols":4611686018427387905}}`,
+			"Sum of required characters cannot exceed the total length"},
 	}
 	for _, b := range bad {
 		_, err := parsePasswordRequirements(json.RawMessage(b.in))

@@ -359,7 +359,7 @@ func (s *Service) updateHost(ctx context.Context, actor authz.Actor, id string, 
 	if err := p.Check(authz.ActEdit, authz.SubSshHosts, hostFields(h.Hostname)); err != nil {
 		return Host{}, err
 	}
-	if h.UserCertTTL != ttl && len(h.LoginMappings) > 0 {
+	if h.UserCertTTL != ttl && len(h.LoginMappings)+len(h.Inherited) > 0 {
 		if err := checkGrantsCertificates(p); err != nil {
 			return Host{}, err
 		}
