@@ -2,7 +2,6 @@ package secret
 
 import (
 	"context"
-	"path"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -99,8 +98,9 @@ func (s *Service) Watch(ctx context.Context, actor authz.Actor, projectID string
 	}
 	var cur atomic.Pointer[authz.Set]
 	cur.Store(&perms)
+	globs := &globMemo{rules: rules}
 	sub, err := s.feed.Subscribe(ctx, projectID, func(ev events.Event) bool {
-		return ev.ProjectID == projectID && watchMatch(*cur.Load(), rules, ev)
+		return ev.ProjectID == projectID && watchMatch(*cur.Load(), rules, globs.matching(ev.Path), ev)
 	})
 	if err != nil {
 		e := errs.Unavailablef("Event subscriptions are unavailable right now; retry")
@@ -159,9 +159,11 @@ func (s *Service) watchPerms(ctx context.Context, actor authz.Actor, projectID s
 	return perms, nil
 }
 
-func watchMatch(perms authz.Set, rules []WatchRule, ev events.Event) bool {
-	for _, r := range rules {
-		if r.Type != ev.Type || (r.Env != "" && r.Env != ev.Env) || (r.Path != "" && !globMatch(r.Path, ev.Path)) {
+// watchMatch reports whether ev is one the stream registered for (globs
+// holds a bit for each rule whose path matches ev's) and may see.
+func watchMatch(perms authz.Set, rules []WatchRule, globs uint16, ev events.Event) bool {
+	for i, r := range rules {
+		if r.Type != ev.Type || (r.Env != "" && r.Env != ev.Env) || globs&(1<<i) == 0 {
 			continue
 		}
 		f := &authz.Fields{Environment: ev.Env, SecretPath: ev.Path, SecretName: ev.Key, SecretTags: ev.Tags}
@@ -169,6 +171,32 @@ func watchMatch(perms authz.Set, rules []WatchRule, ev events.Event) bool {
 			perms.Can(authz.ActDescribeSecret, authz.SubSecrets, f)
 	}
 	return false
+}
+
+// globMemo remembers which of a stream's rules' globs match the folder
+// paths it saw lately, so that a write of many secrets to one folder is
+// matched once, not once a secret. Only the stream's goroutine uses it.
+type globMemo struct {
+	rules []WatchRule // at most 10
+	seen  map[string]uint16
+}
+
+// matching has a bit set for each rule whose glob matches p.
+func (m *globMemo) matching(p string) uint16 {
+	if b, ok := m.seen[p]; ok {
+		return b
+	}
+	if m.seen == nil || len(m.seen) >= 1024 {
+		m.seen = make(map[string]uint16)
+	}
+	var b uint16
+	for i, r := range m.rules {
+		if r.Path == "" || globMatch(r.Path, p) {
+			b |= 1 << i
+		}
+	}
+	m.seen[p] = b
+	return b
 }
 
 // normalizeGlob cleans a folder path whose segments may be "*", "**" or
@@ -230,27 +258,63 @@ func splitPath(p string) []string {
 }
 
 // segMatch reports whether the glob segments g match the path segments p.
-// m[i][j] says whether g[i:] matches p[j:]; filling it from the end makes the
-// work len(g)×len(p) whatever the number of "**" (trying every split of each
-// "**" recursively was exponential in them, under the broker's lock).
 func segMatch(g, p []string) bool {
+	ok, _ := segMatchCount(g, p)
+	return ok
+}
+
+// segMatchCount is segMatch, also counting the segments it compared.
+// m[i][j] says whether g[i:] matches p[j:]; filling it from the end makes the
+// work at most len(g)×len(p) whatever the number of "**" (trying every split
+// of each "**" recursively was exponential in them, under the broker's
+// lock). A segment is compared only where the rest of the glob matches the
+// rest of the path, so a glob that cannot match ends in one pass over its
+// last segment, and each comparison is linear (starMatch): a stream's
+// globs cost little per event however they are written.
+func segMatchCount(g, p []string) (bool, int) {
 	m := make([][]bool, len(g)+1)
 	for i := range m {
 		m[i] = make([]bool, len(p)+1)
 	}
 	m[len(g)][len(p)] = true
+	n := 0
 	for i := len(g) - 1; i >= 0; i-- {
 		for j := len(p); j >= 0; j-- {
 			switch {
 			case g[i] == "**":
 				m[i][j] = m[i+1][j] || (j < len(p) && m[i][j+1])
-			case j < len(p):
-				ok, _ := path.Match(g[i], p[j])
-				m[i][j] = ok && m[i+1][j+1]
+			case j < len(p) && m[i+1][j+1]:
+				n++
+				m[i][j] = starMatch(g[i], p[j])
 			}
 		}
 	}
-	return m[0][0]
+	return m[0][0], n
+}
+
+// starMatch reports whether a folder name matches a glob segment, whose only
+// wildcard is "*" (folder names are letters, digits, "-" and "_"). The
+// literal pieces between stars are found leftmost in turn, which is exact
+// when "*" is the only wildcard, in time linear in the two lengths
+// (path.Match's retries of each piece at every offset cost their product).
+func starMatch(pattern, name string) bool {
+	pieces := strings.Split(pattern, "*")
+	if len(pieces) == 1 {
+		return pattern == name
+	}
+	first, last := pieces[0], pieces[len(pieces)-1]
+	if len(name) < len(first)+len(last) || !strings.HasPrefix(name, first) || !strings.HasSuffix(name, last) {
+		return false
+	}
+	rest := name[len(first) : len(name)-len(last)]
+	for _, piece := range pieces[1 : len(pieces)-1] {
+		k := strings.Index(rest, piece)
+		if k < 0 {
+			return false
+		}
+		rest = rest[k+len(piece):]
+	}
+	return true
 }
 
 // publish announces committed changes to shared secrets (personal overrides
