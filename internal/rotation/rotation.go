@@ -402,16 +402,18 @@ const (
 // rewrite every other, the connection's own included.
 //
 // A category other than the data types' (redisDataCategories), and every
-// command (allcommands, +@all), is allowed only when followed by -@admin
-// and -@dangerous, as dynamic secrets' Redis default has it: @slow holds
-// ACL and CONFIG, @write FLUSHALL, @connection CLIENT KILL.
+// command (allcommands, +@all), is allowed only when followed by -@admin,
+// -@dangerous and -@scripting, as dynamic secrets' Redis default has it:
+// @slow holds ACL and CONFIG, @write FLUSHALL, @connection CLIENT KILL, and
+// @write and @slow FUNCTION LOAD REPLACE, DELETE and FLUSH (a function
+// loaded over another user's runs with the rights of whoever calls it).
 //
 // A scope holds at most MaxScopeRules rules and MaxScopeBytes bytes: Redis
 // applies one ACL SETUSER in time that grows faster than its key patterns
 // (32,000 took 7 s, the server answering nobody meanwhile).
 func checkScope(scope string) error {
 	broad := ""
-	var noAdmin, noDangerous bool
+	var noAdmin, noDangerous, noScripting bool
 	toks := strings.Fields(scope)
 	if len(scope) > MaxScopeBytes || len(toks) > MaxScopeRules {
 		return errs.Fieldf("parameters.permissionScope", "parameters.permissionScope may hold at most %d rules and %d bytes", MaxScopeRules, MaxScopeBytes)
@@ -424,19 +426,21 @@ func checkScope(scope string) error {
 		}
 		switch {
 		case low == "allcommands" || strings.HasPrefix(low, "+@") && !redisDataCategories[low[2:]]:
-			broad, noAdmin, noDangerous = tok, false, false
+			broad, noAdmin, noDangerous, noScripting = tok, false, false, false
 			continue
 		case low == "-@admin":
 			noAdmin = true
 		case low == "-@dangerous":
 			noDangerous = true
+		case low == "-@scripting":
+			noScripting = true
 		}
 		if adminCommand(low) {
 			return errs.Fieldf("parameters.permissionScope", "parameters.permissionScope cannot give administration commands (not %q)", tok)
 		}
 	}
-	if broad != "" && !(noAdmin && noDangerous) {
-		return errs.Fieldf("parameters.permissionScope", "parameters.permissionScope cannot give administration commands: follow %q with -@admin -@dangerous", broad)
+	if broad != "" && !(noAdmin && noDangerous && noScripting) {
+		return errs.Fieldf("parameters.permissionScope", "parameters.permissionScope cannot give administration commands: follow %q with -@admin -@dangerous -@scripting", broad)
 	}
 	return nil
 }

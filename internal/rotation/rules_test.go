@@ -130,6 +130,9 @@ func TestParametersAreChecked(t *testing.T) {
 		{"redis-credentials", `{"permissionScope":"~* +@connection"}`, "parameters.permissionScope"},
 		{"redis-credentials", `{"permissionScope":"~* +@write"}`, "parameters.permissionScope"},
 		{"redis-credentials", `{"permissionScope":"~* +@all -@admin -@dangerous +@slow"}`, "parameters.permissionScope"},
+		// FUNCTION LOAD REPLACE is @write and @slow, not @admin or @dangerous.
+		{"redis-credentials", `{"permissionScope":"~own:* +@all -@admin -@dangerous"}`, "parameters.permissionScope"},
+		{"redis-credentials", `{"permissionScope":"~own:* +@write -@admin -@dangerous"}`, "parameters.permissionScope"},
 		{"redis-credentials", `{"permissionScope":"~* (+@all ~*)"}`, "parameters.permissionScope"},
 		{"redis-credentials", `{"permissionScope":"~* (+acl)"}`, "parameters.permissionScope"},
 		{"redis-credentials", `{"permissionScope":"~* +flushdb"}`, "parameters.permissionScope"},
@@ -165,7 +168,7 @@ func TestParametersAreChecked(t *testing.T) {
 	if err != nil || p.Username1 != "cache-1" || p.Username2 != "cache-2" {
 		t.Fatalf("redis defaults %+v %v", p, err)
 	}
-	for _, ok := range []string{strings.Join(many[:MaxScopeRules], " "), "~* &* +@all -@admin -@dangerous", "~* +@write +@slow -@dangerous -@admin", "~app:* +@read +@hash +client|setname"} {
+	for _, ok := range []string{strings.Join(many[:MaxScopeRules], " "), "~* &* +@all -@admin -@dangerous -@scripting", "~* +@write +@slow -@dangerous -@scripting -@admin", "~app:* +@read +@hash +client|setname"} {
 		if _, err := parseParameters("redis-credentials", "cache", json.RawMessage(`{"permissionScope":"`+ok+`"}`)); err != nil {
 			t.Fatalf("scope %q: %v", ok, err)
 		}

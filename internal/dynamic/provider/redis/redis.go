@@ -57,7 +57,7 @@ var Inputs = []provider.Input{
 // @dangerous command: with ACL SETUSER it could make a user that outlives
 // the lease, with CONFIG or DEBUG take over the server.
 const (
-	DefaultCreation   = "ACL SETUSER {{username}} on >{{password}} ~* &* +@all -@admin -@dangerous"
+	DefaultCreation   = "ACL SETUSER {{username}} on >{{password}} ~* &* +@all -@admin -@dangerous -@scripting"
 	DefaultRevocation = "ACL DELUSER {{username}}"
 )
 

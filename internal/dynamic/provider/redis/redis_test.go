@@ -256,7 +256,10 @@ func TestDefaultRulesExcludeAdminCommands(t *testing.T) {
 		t.Fatalf("an ordinary command: %v", err)
 	}
 	c.Del(ctx, "lbx-test-"+user)
-	for _, cmd := range [][]any{{"ACL", "SETUSER", user + "x", "on", ">p", "+@all"}, {"CONFIG", "GET", "maxmemory"}, {"KEYS", "lbx-nothing-*"}} {
+	// Nor may it load, replace or delete functions, which run with the
+	// rights of whoever calls them (harmless forms: each fails otherwise).
+	for _, cmd := range [][]any{{"ACL", "SETUSER", user + "x", "on", ">p", "+@all"}, {"CONFIG", "GET", "maxmemory"}, {"KEYS", "lbx-nothing-*"},
+		{"FUNCTION", "LOAD", "REPLACE", "not a library"}, {"FUNCTION", "DELETE", "lbx_no_such_library"}, {"SCRIPT", "KILL"}} {
 		if err := c.Do(ctx, cmd...).Err(); err == nil || !strings.Contains(err.Error(), "NOPERM") {
 			t.Errorf("%v: %v, want NOPERM", cmd[0], err)
 		}
