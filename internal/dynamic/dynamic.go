@@ -975,9 +975,23 @@ func (s *Service) dropPending(ctx context.Context, sec Secret) error {
 	for i, c := range cleanups {
 		names[i], ids[i] = c.Username, c.LeaseID
 	}
-	if err := s.dropUsers(ctx, sec.ID, names); err != nil {
+	failed, err := s.dropUsers(ctx, sec.ID, names)
+	if err != nil {
+		notDropped := make(map[string]bool, len(failed))
+		for _, u := range failed {
+			notDropped[u] = true
+		}
+		var dropped []string
+		for i, id := range ids {
+			if !notDropped[names[i]] {
+				dropped = append(dropped, id)
+			}
+		}
+		if ferr := s.store.FinishCleanups(ctx, dropped, true, "", time.Time{}); ferr != nil {
+			return ferr
+		}
 		return errs.BadRequest("Failed to drop %d disabled users of revoked leases (%s); retry, or delete with isForced",
-			len(names), truncate(s.shown(ctx, "drop users", err), 250))
+			len(failed), truncate(s.shown(ctx, "drop users", err), 250))
 	}
 	return s.store.FinishCleanups(ctx, ids, true, "", time.Time{})
 }

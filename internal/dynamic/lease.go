@@ -431,37 +431,58 @@ const dropBatch = 200
 
 // dropUsers removes users of a dynamic secret that were disabled (the second
 // phase of a revocation), dropBatch at a time. Users already gone are skipped.
-func (s *Service) dropUsers(ctx context.Context, dsID string, names []string) error {
+// It returns the users it could not drop (nil when it dropped them all) and
+// the last error. A batch the target refuses, though it answered, is tried
+// again one user at a time, so that one user that cannot be dropped (a
+// lessee can make objects depend on its role) holds back no other.
+func (s *Service) dropUsers(ctx context.Context, dsID string, names []string) ([]string, error) {
 	ss, err := s.store.DynamicSecretByID(ctx, dsID)
 	if err != nil {
-		return err
+		return names, err
 	}
 	sec, err := s.open(ctx, ss, "", "")
 	if err != nil {
-		return err
+		return names, err
 	}
 	p, err := s.provider(sec)
 	if err != nil {
-		return err
+		return names, err
 	}
-	br, batched := p.(provider.BatchRevoker)
-	for chunk := range slices.Chunk(names, dropBatch) {
+	drop := func(users []string) error {
 		pctx, cancel := context.WithTimeout(s.dialCtx(ctx, p), ProviderTimeout)
-		if batched {
-			err = br.RevokeMany(pctx, chunk)
-		} else {
-			for _, u := range chunk {
-				if err = p.Revoke(pctx, provider.RevokeRequest{Username: u}); err != nil {
-					break
+		defer cancel()
+		if br, ok := p.(provider.BatchRevoker); ok {
+			return br.RevokeMany(pctx, users)
+		}
+		for _, u := range users {
+			if err := p.Revoke(pctx, provider.RevokeRequest{Username: u}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	var failed []string
+	var last error
+	for i, chunk := 0, []string(nil); i < len(names); i += len(chunk) {
+		chunk = names[i:min(i+dropBatch, len(names))]
+		err := drop(chunk)
+		if err == nil {
+			continue
+		}
+		last = err
+		if len(chunk) == 1 || errors.Is(err, provider.ErrUnreachable) || ctx.Err() != nil {
+			return append(failed, names[i:]...), err
+		}
+		for _, u := range chunk {
+			if err := drop([]string{u}); err != nil {
+				failed, last = append(failed, u), err
+				if errors.Is(err, provider.ErrUnreachable) || ctx.Err() != nil {
+					return append(failed, names[i+slices.Index(chunk, u)+1:]...), err
 				}
 			}
 		}
-		cancel()
-		if err != nil {
-			return err
-		}
 	}
-	return nil
+	return failed, last
 }
 
 // backoff is the wait before retry n: 1s, 2s, 4s ... capped at 5 minutes.

@@ -270,13 +270,29 @@ func (w *Worker) dismantle(ctx context.Context) int {
 		attempts = max(attempts, c.Attempts)
 	}
 	dsID := cs[0].DynamicSecretID
-	err = s.dropUsers(ctx, dsID, names)
+	failed, err := s.dropUsers(ctx, dsID, names)
+	notDropped := make(map[string]bool, len(failed))
+	for _, u := range failed {
+		notDropped[u] = true
+	}
+	var dropped, kept []string
+	for i, id := range ids {
+		if notDropped[names[i]] {
+			kept = append(kept, id)
+		} else {
+			dropped = append(dropped, id)
+		}
+	}
 	details := ""
 	if err != nil {
 		details = truncate(err.Error(), 250) + " - retrying automatically"
-		w.log.Warn("dropping disabled users failed", "dynamicSecret", dsID, "users", len(names), "attempt", attempts+1, "err", details)
+		w.log.Warn("dropping disabled users failed", "dynamicSecret", dsID, "users", len(failed), "of", len(names), "attempt", attempts+1, "err", details)
 	}
-	if ferr := s.store.FinishCleanups(context.WithoutCancel(ctx), ids, err == nil, details, s.now().UTC().Add(backoff(attempts+1))); ferr != nil {
+	wctx := context.WithoutCancel(ctx)
+	if ferr := s.store.FinishCleanups(wctx, dropped, true, "", time.Time{}); ferr != nil {
+		w.log.Error("lease worker: record cleanups", "dynamicSecret", dsID, "err", ferr.Error())
+	}
+	if ferr := s.store.FinishCleanups(wctx, kept, false, details, s.now().UTC().Add(backoff(attempts+1))); ferr != nil {
 		w.log.Error("lease worker: record cleanups", "dynamicSecret", dsID, "err", ferr.Error())
 	}
 	return len(cs)

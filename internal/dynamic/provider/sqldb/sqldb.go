@@ -407,6 +407,9 @@ func (s *SQL) Revoke(ctx context.Context, req provider.RevokeRequest) error {
 		if err := s.DisableMany(ctx, []string{req.Username}); err != nil {
 			return err
 		}
+		if err := s.dropOwnedElsewhere(ctx, []string{req.Username}); err != nil {
+			return err
+		}
 	}
 	if err := s.exec(ctx, "drop user", stmt); err != nil {
 		if ok, xerr := s.exists(ctx, req.Username); xerr == nil && !ok {
@@ -477,6 +480,11 @@ func (s *SQL) RevokeMany(ctx context.Context, usernames []string) error {
 		}
 		s.killMySQLSessions(ctx, usernames)
 		return nil
+	}
+	if s.cfg.RevocationStatement == defaults["postgres"][1] {
+		if err := s.dropOwnedElsewhere(ctx, usernames); err != nil {
+			return err
+		}
 	}
 	// On PostgreSQL the users are looked up in the transaction that drops
 	// them, which is tried again whole if a concurrent drop of the same
@@ -560,7 +568,17 @@ func (s *SQL) DisableMany(ctx context.Context, usernames []string) error {
 		return nil
 	}
 	slices.Sort(present)
+	// A lessee may change its own password in a transaction it leaves
+	// open, holding its pg_authid row: the ALTER below would wait on it for
+	// the whole provider timeout, then the next retry, for as long as the
+	// lessee liked, its session going on. Its sessions end first, so that
+	// the lock goes with them (the ALTER, queued on it, is next), and the
+	// ALTER waits at most pgLockTimeout.
+	if err := terminate(ctx, db, present); err != nil {
+		return describe("end sessions", err)
+	}
 	var stmts strings.Builder
+	stmts.WriteString("SET LOCAL lock_timeout = '" + pgLockTimeout + "';\n")
 	for _, u := range present {
 		// Not serialised: this updates the roles' own pg_authid rows only,
 		// never an object's ACL, so it cannot collide with a GRANT.
@@ -571,6 +589,65 @@ func (s *SQL) DisableMany(ctx context.Context, usernames []string) error {
 	}
 	if err := terminate(ctx, db, present); err != nil {
 		return describe("end sessions", err)
+	}
+	return nil
+}
+
+// pgLockTimeout bounds how long a disable waits for a role's row.
+const pgLockTimeout = "5s"
+
+// pgOtherDatabases lists the databases other than the one connected to in
+// which the listed roles own objects or hold privileges or default
+// privileges (pg_shdepend; privileges on shared objects are dbid 0 and
+// dropped from any database).
+const pgOtherDatabases = `SELECT DISTINCT d.datname FROM pg_shdepend sd
+	JOIN pg_database d ON d.oid = sd.dbid
+	JOIN pg_roles r ON r.oid = sd.refobjid
+	WHERE sd.refclassid = 'pg_authid'::regclass AND r.rolname = ANY($1) AND d.datname <> current_database()
+	ORDER BY 1`
+
+// MaxOtherDatabases bounds the other databases one drop visits; beyond it
+// the drop fails (and is retried) rather than connect to a thousand.
+const MaxOtherDatabases = 32
+
+// dropOwnedElsewhere runs DROP OWNED BY for the listed roles in every other
+// database of the server where they own something or hold a privilege,
+// connecting there as the configured admin. DROP OWNED acts in the current
+// database only: a lessee that ran ALTER DEFAULT PRIVILEGES (which needs no
+// right) in another database it may connect to made its role, and every
+// role dropped in the same batch, impossible to drop.
+func (s *SQL) dropOwnedElsewhere(ctx context.Context, usernames []string) error {
+	db, release, err := s.open(ctx)
+	if err != nil {
+		return describe("look up users", err)
+	}
+	dbs, err := column(db.QueryContext(ctx, pgOtherDatabases, usernames))
+	release()
+	if err != nil {
+		return describe("look up users' other databases", err)
+	}
+	if len(dbs) > MaxOtherDatabases {
+		return fmt.Errorf("drop users: they hold objects or privileges in %d other databases, more than %d", len(dbs), MaxOtherDatabases)
+	}
+	for _, name := range dbs {
+		other := *s
+		other.cfg.Database = name
+		odb, release, err := other.open(ctx)
+		if err != nil {
+			return describe("drop users' objects in another database", err)
+		}
+		err = other.serialised(ctx, true, func() error {
+			present, err := other.presentPG(ctx, odb, usernames)
+			if err != nil || len(present) == 0 {
+				return err
+			}
+			_, err = odb.ExecContext(ctx, "DROP OWNED BY "+pgList(present))
+			return err
+		})
+		release()
+		if err != nil {
+			return describe("drop users' objects in another database", err)
+		}
 	}
 	return nil
 }
