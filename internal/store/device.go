@@ -73,9 +73,10 @@ func (db *DB) TakeDeviceLogin(ctx context.Context, codeHash string, now time.Tim
 	if d.Status == identity.DevicePending {
 		return d, nil
 	}
-	// Decided rows never change again: the DELETE alone decides which of
-	// two polls collects it.
-	res, err := db.execQuiet(ctx, `DELETE FROM device_logins WHERE device_code_hash = ?`, codeHash)
+	// The DELETE decides which of two polls collects it, and that the
+	// decision read is still the row's: an approval is turned into a denial
+	// when the user's sessions end (endUserSessions).
+	res, err := db.execQuiet(ctx, `DELETE FROM device_logins WHERE device_code_hash = ? AND status = ?`, codeHash, d.Status)
 	if err != nil {
 		return identity.DeviceLogin{}, dbErr(err, "take device login")
 	}

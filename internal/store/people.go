@@ -9,6 +9,7 @@ import (
 
 	"github.com/lockbox-dev/lockbox/internal/audit"
 	"github.com/lockbox-dev/lockbox/internal/errs"
+	"github.com/lockbox-dev/lockbox/internal/identity"
 	"github.com/lockbox-dev/lockbox/internal/org"
 	"github.com/lockbox-dev/lockbox/internal/project"
 )
@@ -118,7 +119,11 @@ func (tx *Tx) endUserSessions(ctx context.Context, userID, except string) error 
 			return dbErr(err, "end sessions")
 		}
 	}
-	return nil
+	// A device login approved but not yet collected is a session in
+	// waiting: collected after this, it would outlive the end it missed.
+	_, err := tx.exec(ctx, `UPDATE device_logins SET status = ? WHERE user_id = ? AND status = ?`,
+		identity.DeviceDenied, userID, identity.DeviceApproved)
+	return dbErr(err, "end device logins")
 }
 
 // UpdateOrgMember writes a membership's role and active flag if it is
