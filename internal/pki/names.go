@@ -77,14 +77,18 @@ func checkAltNames(in []AltName) (sans, error) {
 			// "::ffff:c0a8:101" is written as 192.168.1.1.
 			a.Value = ip.String()
 		case SANEmail:
+			// ASCII only, as a certificate carries it (an IA5String):
+			// mail.ParseAddress takes UTF-8 and x509 then refused to sign.
 			m, err := mail.ParseAddress(a.Value)
-			if err != nil || m.Address != a.Value {
+			if err != nil || m.Address != a.Value || !ascii(a.Value) {
 				return s, bad(a, "e-mail address")
 			}
 			s.emails = append(s.emails, a.Value)
 		case SANURI:
+			// ASCII only: x509 writes a URI escaped, and the record and the
+			// template check would weigh another text than the certificate's.
 			u, err := url.Parse(a.Value)
-			if err != nil || u.Scheme == "" || (u.Host == "" && u.Opaque == "") {
+			if err != nil || u.Scheme == "" || (u.Host == "" && u.Opaque == "") || !ascii(a.Value) {
 				return s, bad(a, "URI")
 			}
 			s.uris = append(s.uris, u)
@@ -329,4 +333,14 @@ func ParseCRLReason(s string) (int, error) {
 	}
 	return 0, errs.Fieldf("revocationReason", "revocationReason must be one of UNSPECIFIED, KEY_COMPROMISE, CA_COMPROMISE, "+
 		"AFFILIATION_CHANGED, SUPERSEDED, CESSATION_OF_OPERATION, CERTIFICATE_HOLD, PRIVILEGE_WITHDRAWN, A_A_COMPROMISE")
+}
+
+// ascii reports whether s holds only ASCII characters.
+func ascii(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
 }

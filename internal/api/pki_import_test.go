@@ -1,0 +1,68 @@
+package api_test
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"testing"
+	"time"
+
+	"github.com/lockbox-dev/lockbox/internal/app/apptest"
+	"github.com/lockbox-dev/lockbox/internal/store"
+)
+
+// TestImportedCACertificateMustSignCRLs: an intermediate's certificate made
+// by an external CA with no keyUsage extension (OpenSSL's v3_ca) is refused:
+// Go signs no CRL with it, so every revocation of the CA answered 200 and
+// was never published, its CRL a 500 for good. The same certificate with
+// keyCertSign and cRLSign is taken, and its CRL is served.
+func TestImportedCACertificateMustSignCRLs(t *testing.T) {
+	e := apptest.Bootstrapped(t, store.SQLite)
+	p := createProject(t, e, e.Token, map[string]any{"projectName": "pki-import"})
+	inter := createCA(t, e, e.Token, map[string]any{"projectId": p.ID, "type": "intermediate", "commonName": "Imported Issuing",
+		"keyAlgorithm": "ec-prime256v1"})
+	var csrOut struct{ CSR string }
+	e.Must(t, 200, "GET", "/api/v1/pki/ca/"+inter.ID+"/csr", e.Token, nil).Decode(t, &csrOut)
+	b, _ := pem.Decode([]byte(csrOut.CSR))
+	csr, err := x509.ParseCertificateRequest(b.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rootKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	rootTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "External Root"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().AddDate(5, 0, 0), IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign, SubjectKeyId: []byte{1, 2, 3, 4}}
+	rootDER, err := x509.CreateCertificate(rand.Reader, rootTmpl, rootTmpl, &rootKey.PublicKey, rootKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, _ := x509.ParseCertificate(rootDER)
+	sign := func(usage x509.KeyUsage, serial int64) string {
+		tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: csr.Subject, NotBefore: time.Now().Add(-time.Hour),
+			NotAfter: time.Now().AddDate(1, 0, 0), IsCA: true, BasicConstraintsValid: true, KeyUsage: usage, SubjectKeyId: []byte{5, 6, 7, 8}}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, root, csr.PublicKey, rootKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+	}
+	chain := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: rootDER}))
+	url := "/api/v1/pki/ca/" + inter.ID + "/import-certificate"
+	for _, usage := range []x509.KeyUsage{0, x509.KeyUsageCertSign, x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature} {
+		assertError(t, e.Do(t, "POST", url, e.Token, map[string]any{"certificate": sign(usage, 2), "certificateChain": chain}),
+			422, "ValidationFailure")
+	}
+	e.Must(t, 200, "POST", url, e.Token, map[string]any{"certificate": sign(x509.KeyUsageCertSign|x509.KeyUsageCRLSign, 3), "certificateChain": chain})
+	if r := e.Do(t, "GET", "/api/v1/pki/ca/"+inter.ID+"/crls", e.Token, nil); r.Status != 200 {
+		t.Fatalf("CRLs of the imported CA: %d %s", r.Status, r.Body)
+	}
+	// A name a certificate cannot carry is the caller's mistake (422), not a 500.
+	for _, alt := range []any{[]map[string]any{{"type": "email", "value": "ä@example.com"}}, "ü@example.com"} {
+		assertError(t, e.Do(t, "POST", "/api/v1/pki/ca/"+inter.ID+"/issue-certificate", e.Token, map[string]any{
+			"commonName": "x", "ttl": "1h", "altNames": alt}), 422, "ValidationFailure")
+	}
+}
