@@ -354,6 +354,27 @@ func TestSSOWithOIDC(t *testing.T) {
 		if carol := orgMembers(t, e)["carol@corp.example"]; carol.RoleSlug != "sso-people" {
 			t.Fatalf("carol %+v", carol)
 		}
+		// The default role is in use while the configuration names it, even
+		// held by nobody: deleting it is refused, renaming it is followed
+		// (else every SSO login of a new member was a 500).
+		var fresh struct{ Role struct{ ID string } }
+		e.Must(t, 200, "POST", "/api/v1/organization/roles", e.Token, map[string]any{"slug": "sso-new", "name": "SSO new",
+			"permissions": []map[string]any{{"subject": "workspace", "action": []string{"read"}}}}).Decode(t, &fresh)
+		e.Must(t, 200, "PATCH", path, e.Token, map[string]any{"orgSlug": slug, "defaultMembershipRole": "sso-new"})
+		assertError(t, e.Do(t, "DELETE", "/api/v1/organization/roles/"+fresh.Role.ID, e.Token, nil), 400, "BadRequest")
+		e.Must(t, 200, "PATCH", "/api/v1/organization/roles/"+fresh.Role.ID, e.Token, map[string]any{"slug": "sso-renamed"})
+		var renamed struct{ DefaultMembershipRole string }
+		e.Must(t, 200, "GET", path+"?orgSlug="+slug, e.Token, nil).Decode(t, &renamed)
+		if renamed.DefaultMembershipRole != "sso-renamed" {
+			t.Fatalf("default role after the rename: %q", renamed.DefaultMembershipRole)
+		}
+		idp.signIn("erin@example.com", true, false)
+		if res, body, _ := ssoLogin(t, e, browser(t), slug); res.StatusCode != http.StatusSeeOther {
+			t.Fatalf("erin: %d %s", res.StatusCode, body)
+		}
+		if erin := orgMembers(t, e)["erin@example.com"]; erin.RoleSlug != "sso-renamed" {
+			t.Fatalf("erin %+v", erin)
+		}
 		// Endpoints given one by one instead of discovered.
 		e.Must(t, 200, "PATCH", path, e.Token, map[string]any{"orgSlug": slug, "configurationType": "custom", "issuer": idp.srv.URL,
 			"authorizationEndpoint": idp.srv.URL + "/authorize", "tokenEndpoint": idp.srv.URL + "/token", "jwksUri": idp.srv.URL + "/keys"})

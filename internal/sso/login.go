@@ -277,7 +277,10 @@ func (s *Service) Finish(ctx context.Context, cb Callback) (Result, error) {
 	}
 	role, customID := c.DefaultRole, ""
 	if !authz.IsBuiltinOrgRole(role) {
-		if customID, err = s.store.CustomOrgRoleID(ctx, c.OrgID, role); err != nil {
+		if customID, err = s.store.CustomOrgRoleID(ctx, c.OrgID, role); errs.Is(err, errs.NotFound) {
+			return Result{}, s.refuse(ctx, c, cb, email, "default role missing",
+				errs.BadRequest("The SSO configuration's default role %s no longer exists; an organization admin must choose another", role))
+		} else if err != nil {
 			return Result{}, errs.Internalf(err, "default role %s of the OIDC configuration", role)
 		}
 		role = "custom"

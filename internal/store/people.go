@@ -343,6 +343,13 @@ func (db *DB) CreateOrgRole(ctx context.Context, r org.Role, permissions string,
 // UpdateOrgRole writes a custom organization role.
 func (db *DB) UpdateOrgRole(ctx context.Context, r org.Role, permissions string, prev time.Time, ev audit.Event) error {
 	return db.Transact(ctx, func(tx *Tx) error {
+		// The SSO configuration names its default role by slug: it follows
+		// a rename (it pointed at nothing, and every SSO login was a 500).
+		if _, err := tx.exec(ctx, `UPDATE oidc_configs SET default_role = ?
+			WHERE org_id = ? AND default_role = (SELECT slug FROM org_roles WHERE id = ? AND org_id = ? AND updated_at = ?)`,
+			r.Slug, r.OrgID, r.ID, r.OrgID, ts(prev)); err != nil {
+			return dbErr(err, "UpdateOrgRole")
+		}
 		res, err := tx.exec(ctx, `UPDATE org_roles SET slug = ?, name = ?, description = ?, permissions = ?, updated_at = ?
 			WHERE id = ? AND org_id = ? AND updated_at = ?`, r.Slug, r.Name, r.Description, permissions, ts(r.UpdatedAt), r.ID, r.OrgID, ts(prev))
 		if err := staleIfNone(res, err, "UpdateOrgRole"); err != nil {
@@ -352,12 +359,14 @@ func (db *DB) UpdateOrgRole(ctx context.Context, r org.Role, permissions string,
 	})
 }
 
-// DeleteOrgRole deletes a custom organization role unless a membership uses it.
+// DeleteOrgRole deletes a custom organization role unless a membership, a
+// group or the SSO configuration (its default role) uses it.
 func (db *DB) DeleteOrgRole(ctx context.Context, r org.Role, ev audit.Event) error {
 	return db.Transact(ctx, func(tx *Tx) error {
 		var n int
 		if err := tx.queryRow(ctx, `SELECT (SELECT COUNT(*) FROM org_memberships WHERE custom_role_id = ?)
-			+ (SELECT COUNT(*) FROM org_groups WHERE custom_role_id = ?)`, r.ID, r.ID).Scan(&n); err != nil {
+			+ (SELECT COUNT(*) FROM org_groups WHERE custom_role_id = ?)
+			+ (SELECT COUNT(*) FROM oidc_configs WHERE org_id = ? AND default_role = ?)`, r.ID, r.ID, r.OrgID, r.Slug).Scan(&n); err != nil {
 			return dbErr(err, "org role in use")
 		}
 		if n > 0 {
