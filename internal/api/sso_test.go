@@ -375,9 +375,16 @@ func TestSSOWithOIDC(t *testing.T) {
 		if erin := orgMembers(t, e)["erin@example.com"]; erin.RoleSlug != "sso-renamed" {
 			t.Fatalf("erin %+v", erin)
 		}
-		// Endpoints given one by one instead of discovered.
-		e.Must(t, 200, "PATCH", path, e.Token, map[string]any{"orgSlug": slug, "configurationType": "custom", "issuer": idp.srv.URL,
-			"authorizationEndpoint": idp.srv.URL + "/authorize", "tokenEndpoint": idp.srv.URL + "/token", "jwksUri": idp.srv.URL + "/keys"})
+		// Endpoints given one by one instead of discovered. Where the client
+		// secret goes changes only with the secret given again: the stored
+		// one would be sent to the new token endpoint.
+		custom := map[string]any{"orgSlug": slug, "configurationType": "custom", "issuer": idp.srv.URL,
+			"authorizationEndpoint": idp.srv.URL + "/authorize", "tokenEndpoint": idp.srv.URL + "/token", "jwksUri": idp.srv.URL + "/keys"}
+		assertError(t, e.Do(t, "PATCH", path, e.Token, custom), 422, "ValidationFailure")
+		assertError(t, e.Do(t, "PATCH", path, e.Token, map[string]any{"orgSlug": slug, "discoveryURL": idp.srv.URL + "/elsewhere"}), 422, "ValidationFailure")
+		custom["clientSecret"] = "s3cret-client"
+		e.Must(t, 200, "PATCH", path, e.Token, custom)
+		assertError(t, e.Do(t, "PATCH", path, e.Token, map[string]any{"orgSlug": slug, "tokenEndpoint": idp.srv.URL + "/other-token"}), 422, "ValidationFailure")
 		assertError(t, e.Do(t, "PATCH", path, e.Token, map[string]any{"orgSlug": slug, "jwksUri": "http://169.254.169.254/keys"}), 400, "BadRequest")
 		idp.signIn("dave@example.com", true, false)
 		if res, body, _ := ssoLogin(t, e, browser(t), slug); res.StatusCode != http.StatusSeeOther {

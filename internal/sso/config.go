@@ -240,6 +240,10 @@ func (s *Service) apply(ctx context.Context, actor authz.Actor, c *Config, ch Co
 			*dst = strings.TrimSpace(*v)
 		}
 	}
+	// Where the client secret is sent: the token endpoint, given or found
+	// through discovery.
+	sentTo := func() [3]string { return [3]string{c.ConfigurationType, c.DiscoveryURL, c.TokenEndpoint} }
+	hadSecret, before := len(c.ClientSecret) > 0, sentTo()
 	set(&c.ConfigurationType, ch.ConfigurationType)
 	set(&c.DiscoveryURL, ch.DiscoveryURL)
 	set(&c.Issuer, ch.Issuer)
@@ -320,7 +324,14 @@ func (s *Service) apply(ctx context.Context, actor authz.Actor, c *Config, ch Co
 			return err
 		}
 	}
-	if ch.ClientSecret != nil && strings.TrimSpace(*ch.ClientSecret) != "" {
+	newSecret := ch.ClientSecret != nil && strings.TrimSpace(*ch.ClientSecret) != ""
+	if hadSecret && !newSecret && sentTo() != before {
+		// As LDAP's bind password and Kubernetes' reviewer token: whoever
+		// may point the configuration elsewhere must know the secret, or
+		// the stored one would be sent to their endpoint.
+		return errs.Fieldf("clientSecret", "clientSecret must be given again when the discovery URL, token endpoint or configuration type changes")
+	}
+	if newSecret {
 		sec := strings.TrimSpace(*ch.ClientSecret)
 		if len(sec) > maxField {
 			return errs.Fieldf("clientSecret", "clientSecret must be at most %d characters", maxField)
