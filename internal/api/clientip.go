@@ -72,7 +72,10 @@ func resolveClientIP(r *http.Request, trusted []netip.Prefix, realIP bool) (ip s
 	if err != nil {
 		return peerHost(r.RemoteAddr), false
 	}
-	peer = peer.Unmap()
+	// Without its zone ("fe80::1%eth0"): a prefix never contains an address
+	// with one, so a link-local client was refused by every trusted-IP list
+	// and a link-local proxy never trusted.
+	peer = peer.Unmap().WithZone("")
 	if !inPrefixes(trusted, peer) {
 		return peer.String(), false
 	}
@@ -104,7 +107,7 @@ func resolveClientIP(r *http.Request, trusted []netip.Prefix, realIP bool) (ip s
 // address it forwards) is a trusted proxy.
 func (s *Server) peerIsTrustedProxy(r *http.Request) bool {
 	peer, err := netip.ParseAddr(peerHost(r.RemoteAddr))
-	return err == nil && inPrefixes(s.trustedProxies, peer.Unmap())
+	return err == nil && inPrefixes(s.trustedProxies, peer.Unmap().WithZone(""))
 }
 
 // parseHop parses one forwarded address: "192.0.2.1", "2001:db8::1",

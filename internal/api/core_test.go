@@ -324,7 +324,7 @@ func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return 
 func TestLogsExplainRefusalsAndDebugQueries(t *testing.T) {
 	var buf syncBuffer
 	e := apptest.Bootstrapped(t, store.SQLite, apptest.Options{Log: &buf, LogLevel: slog.LevelDebug})
-	r := e.Do(t, "GET", "/api/v3/secrets/raw?workspaceId=00000000-0000-0000-0000-000000000000&environment=dev&accessToken=planted-tok&client_secret=planted-cs&secret=planted-s", e.Token, nil)
+	r := e.Do(t, "GET", "/api/v3/secrets/raw?workspaceId=00000000-0000-0000-0000-000000000000&environment=dev&accessToken=planted-tok&client_secret=planted-cs&secret=planted-s&code=planted-code&State=planted-state", e.Token, nil)
 	m := assertError(t, r, 404, "NotFound")
 	logs := buf.String()
 	if !strings.Contains(logs, `"msg":"request refused"`) || !strings.Contains(logs, m["reqId"].(string)) ||

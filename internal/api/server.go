@@ -355,7 +355,9 @@ func (s *Server) withAccessLog(next http.Handler) http.Handler {
 
 // sensitiveParam matches query parameter names, lower-cased without '_' and
 // '-', whose values are never logged.
-var sensitiveParam = lazyre.New(`token|password|secretvalue|clientsecret|credential|key$|^secret$`)
+// An OIDC callback's code and state sign a browser in (replayed with a
+// state cookie set by hand).
+var sensitiveParam = lazyre.New(`token|password|secretvalue|clientsecret|credential|key$|^secret$|^code$|^state$`)
 
 // redactQuery renders a query for the debug log, with sensitive values masked.
 func redactQuery(q url.Values) string {
