@@ -375,8 +375,26 @@ func (w *Web) BeginTOTP(ctx context.Context, actor authz.Actor) (TOTPEnrollment,
 }
 
 // ConfirmTOTP enables the pending seed if code is current and returns ten
-// single-use recovery codes, shown once.
-func (w *Web) ConfirmTOTP(ctx context.Context, actor authz.Actor, code string) ([]string, error) {
+// single-use recovery codes, shown once. A user with a password must give
+// it (ProvePassword, which counts wrong ones against the lockout): a
+// session alone, stolen, turned the factor on, ended the owner's sessions
+// and kept the recovery codes, locking the owner out for good.
+func (w *Web) ConfirmTOTP(ctx context.Context, actor authz.Actor, code, password string) ([]string, error) {
+	u, err := w.svc.store.UserByID(ctx, actor.ID)
+	if err != nil {
+		return nil, err
+	}
+	if u.PasswordHash != "" {
+		if password == "" {
+			return nil, errs.Fieldf("password", "Enter your password to turn on two-factor authentication")
+		}
+		if _, err := w.svc.ProvePassword(ctx, u.Email, password, actor.IP, actor.UserAgent); errs.Is(err, errs.Unauthorized) {
+			// Locked out: not a 401, the session itself is fine.
+			return nil, errs.Forbiddenf("Too many wrong passwords; try again later")
+		} else if err != nil {
+			return nil, err
+		}
+	}
 	t, err := w.store.UserTOTP(ctx, actor.ID)
 	if errs.Is(err, errs.NotFound) || (err == nil && t.Enabled) {
 		return nil, errs.BadRequest("Start two-factor enrolment first")

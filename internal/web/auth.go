@@ -340,7 +340,7 @@ func (h *Handler) totpBegin(w http.ResponseWriter, q *req) error {
 }
 
 func (h *Handler) totpConfirm(w http.ResponseWriter, q *req) error {
-	codes, err := h.svc.Sessions.ConfirmTOTP(q.ctx(), q.actor, q.PostFormValue("code"))
+	codes, err := h.svc.Sessions.ConfirmTOTP(q.ctx(), q.actor, q.PostFormValue("code"), q.PostFormValue("password"))
 	if err != nil {
 		return err
 	}

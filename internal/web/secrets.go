@@ -672,7 +672,8 @@ func (h *Handler) secretVersionDiff(w http.ResponseWriter, q *req) error {
 	// Versions are numbered 1..current with no gap (each write is a
 	// compare-and-set of the next number), newest first: version n and the
 	// one before it are at offset current-n (one more read tolerates a write
-	// since s was read).
+	// since s was read). Those older than the project's pitVersionLimit are
+	// gone: not found, and the oldest kept shows as all new.
 	vs, err := h.svc.Secrets.Versions(q.ctx(), q.actor, s.ID, s.Version-n, 3)
 	if err != nil {
 		return err

@@ -494,14 +494,19 @@ func TestDashboardTOTP(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		mustStatus(t, b.post("/settings/totp/confirm", url.Values{"code": {"000000"}}, nil), 400, "wrong confirm code")
+		mustStatus(t, b.post("/settings/totp/confirm", url.Values{"code": {"000000"}, "password": {e.Password}}, nil), 400, "wrong confirm code")
+		// The session alone does not turn it on: a stolen one would lock the
+		// owner out and keep the recovery codes.
+		mustStatus(t, b.post("/settings/totp/confirm", url.Values{"code": {totpCode(seed, time.Now())}}, nil), 422, "confirm without the password")
+		mustStatus(t, b.post("/settings/totp/confirm", url.Values{"code": {totpCode(seed, time.Now())}, "password": {"wrong password!"}}, nil),
+			400, "confirm with a wrong password")
 		// Sessions taken with the password alone before the second factor
 		// (another browser, the API) end when it is enabled; this one stays.
 		other := newBrowser(t, e.URL)
 		other.mustLogin(e.UserEmail, e.Password)
 		var apiLogin struct{ AccessToken string }
 		e.Must(t, 200, "POST", "/api/v3/auth/login", "", map[string]string{"email": e.UserEmail, "password": e.Password}).Decode(t, &apiLogin)
-		p = b.post("/settings/totp/confirm", url.Values{"code": {totpCode(seed, time.Now())}}, nil)
+		p = b.post("/settings/totp/confirm", url.Values{"code": {totpCode(seed, time.Now())}, "password": {e.Password}}, nil)
 		mustStatus(t, p, 200, "confirm")
 		if p := other.get("/projects"); p.status != 303 || !strings.HasPrefix(p.header.Get("Location"), "/login") {
 			t.Fatalf("another dashboard session after TOTP was enabled: %d %s", p.status, p.header.Get("Location"))
