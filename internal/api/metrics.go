@@ -12,7 +12,9 @@ import (
 
 // metricsHandler serves the registry, behind the metrics token when one is set.
 func (s *Server) metricsHandler() http.Handler {
-	h := promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{})
+	// Scrapes at once are bounded (503 beyond): each reads the database for
+	// the lease gauge, and by default anyone may scrape.
+	h := promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{MaxRequestsInFlight: 4})
 	if s.metricsToken == "" {
 		return h
 	}

@@ -252,3 +252,6 @@ func (db *DB) RedoMigrationForTest(ctx context.Context, version int64) error {
 	_, err = p.ApplyVersion(ctx, version, true)
 	return err
 }
+
+// QCountLeases is the statement CountLeases runs.
+const QCountLeases = qCountLeases
