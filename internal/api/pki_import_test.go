@@ -66,3 +66,39 @@ func TestImportedCACertificateMustSignCRLs(t *testing.T) {
 			"commonName": "x", "ttl": "1h", "altNames": alt}), 422, "ValidationFailure")
 	}
 }
+
+// TestIntermediatesMadeUnderAParentCanBeRevoked: an intermediate created
+// with parentCaId, or renewed by its parent, is recorded as one of the
+// parent's certificates, as sign-intermediate's are: revoking it puts it on
+// the parent's CRL. Before, neither could be revoked by any means.
+func TestIntermediatesMadeUnderAParentCanBeRevoked(t *testing.T) {
+	e := apptest.Bootstrapped(t, store.SQLite)
+	p := createProject(t, e, e.Token, map[string]any{"projectName": "pki-parent"})
+	root := createCA(t, e, e.Token, map[string]any{"projectId": p.ID, "type": "root", "commonName": "Parent Root",
+		"keyAlgorithm": "ec-prime256v1", "notAfter": time.Now().AddDate(5, 0, 0).UTC().Format(time.RFC3339)})
+	inter := createCA(t, e, e.Token, map[string]any{"projectId": p.ID, "type": "intermediate", "commonName": "Child Issuing",
+		"parentCaId": root.ID, "keyAlgorithm": "ec-prime256v1", "notAfter": time.Now().AddDate(1, 0, 0).UTC().Format(time.RFC3339)})
+	var renewed struct{ SerialNumber string }
+	e.Must(t, 200, "POST", "/api/v1/pki/ca/"+inter.ID+"/renew", e.Token, map[string]any{"type": "existing",
+		"notAfter": time.Now().AddDate(2, 0, 0).UTC().Format(time.RFC3339)}).Decode(t, &renewed)
+	if renewed.SerialNumber == "" || renewed.SerialNumber == *inter.SerialNumber {
+		t.Fatalf("renewed serial %q", renewed.SerialNumber)
+	}
+	for _, serial := range []string{*inter.SerialNumber, renewed.SerialNumber} {
+		var got struct {
+			Certificate struct{ CaID, SerialNumber string }
+		}
+		e.Must(t, 200, "GET", "/api/v1/pki/certificates/"+serial, e.Token, nil).Decode(t, &got)
+		if got.Certificate.CaID != root.ID {
+			t.Fatalf("certificate %s recorded under %q, want the parent %s", serial, got.Certificate.CaID, root.ID)
+		}
+		e.Must(t, 200, "POST", "/api/v1/pki/certificates/"+serial+"/revoke", e.Token, map[string]any{"revocationReason": "CA_COMPROMISE"})
+	}
+	var crls []struct{ ID, CRL string }
+	e.Must(t, 200, "GET", "/api/v1/pki/ca/"+root.ID+"/crls", e.Token, nil).Decode(t, &crls)
+	b, _ := pem.Decode([]byte(crls[0].CRL))
+	crl, err := x509.ParseRevocationList(b.Bytes)
+	if err != nil || len(crl.RevokedCertificateEntries) != 2 {
+		t.Fatalf("the parent's CRL lists %+v (%v), want both certificates of the intermediate", crl, err)
+	}
+}

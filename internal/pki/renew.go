@@ -103,6 +103,10 @@ func (s *Service) RenewCA(ctx context.Context, actor authz.Actor, id, typ string
 			return CA{}, err
 		}
 		chain = chainOf(parent)
+		// Recorded before the CA takes it (see CreateCA).
+		if _, err := s.recordCACert(ctx, actor, parent, cert, SerialHex(cert.SerialNumber)); err != nil {
+			return CA{}, err
+		}
 	}
 	prev := CACert{CAID: ca.ID, SerialNumber: ca.SerialNumber, Certificate: ca.Certificate, Chain: ca.Chain,
 		NotBefore: ca.NotBefore, NotAfter: ca.NotAfter, CreatedAt: now}

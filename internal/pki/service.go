@@ -382,6 +382,7 @@ func (s *Service) CreateCA(ctx context.Context, actor authz.Actor, n NewCA) (CA,
 	if ca.SealedKey, err = s.keys.Seal(ctx, keyring.Project(ca.ProjectID), der, CAKeyAD(ca.ID)); err != nil {
 		return CA{}, err
 	}
+	var signed *x509.Certificate // by parent, when there is one
 	switch {
 	case typ == Root:
 		serial, err := newSerial()
@@ -405,12 +406,20 @@ func (s *Service) CreateCA(ctx context.Context, actor authz.Actor, n NewCA) (CA,
 		if err != nil {
 			return CA{}, err
 		}
+		signed = cert
 		ca.Status, ca.Certificate, ca.Chain, ca.SerialNumber = Active, PEMCert(cert.Raw), chainOf(parent), serial
 		ca.NotBefore, ca.NotAfter, ca.ParentCAID, ca.MaxPathLength = cert.NotBefore, cert.NotAfter, parent.ID, pathLenOf(cert)
 	}
 	md := map[string]any{"type": string(typ), "keyAlgorithm": string(alg), "status": string(ca.Status)}
 	if ca.ParentCAID != "" {
 		md["parentCaId"], md["serialNumber"] = ca.ParentCAID, ca.SerialNumber
+	}
+	if signed != nil {
+		// Recorded first: a certificate of the parent that no CA ends up
+		// using can be revoked; one in use but unrecorded could not.
+		if _, err := s.recordCACert(ctx, actor, parent, signed, ca.SerialNumber); err != nil {
+			return CA{}, err
+		}
 	}
 	if err := s.store.CreateCA(ctx, ca, caEvent(actor, "create-certificate-authority", ca, md)); err != nil {
 		return CA{}, err
@@ -673,16 +682,25 @@ func (s *Service) SignIntermediate(ctx context.Context, actor authz.Actor, paren
 	// Recorded as a certificate of the parent, so it can be revoked (and
 	// listed on the parent's CRL) like a leaf: its key is held elsewhere,
 	// and only the CRL can take it back.
+	rec, err := s.recordCACert(ctx, actor, parent, cert, serial)
+	if err != nil {
+		return Issued{}, err
+	}
+	return Issued{CA: parent, Cert: rec, Certificate: PEMCert(cert.Raw), Chain: chainOf(parent), IssuingCA: parent.Certificate, SerialNumber: serial}, nil
+}
+
+// recordCACert records a CA certificate parent signed (sign-intermediate, an
+// intermediate created under it or renewed) as one of parent's
+// certificates: revoking it puts it on parent's CRL, the only way to take a
+// CA certificate back.
+func (s *Service) recordCACert(ctx context.Context, actor authz.Actor, parent CA, cert *x509.Certificate, serial string) (Certificate, error) {
 	now := s.clock()
 	rec := Certificate{ID: uuid.NewString(), ProjectID: parent.ProjectID, CAID: parent.ID, Status: CertActive, SerialNumber: serial,
 		FriendlyName: cert.Subject.CommonName, CommonName: cert.Subject.CommonName, AltNames: []string{},
 		KeyUsages: []string{"key_cert_sign", "crl_sign"}, ExtendedKeyUsages: []string{}, NotBefore: cert.NotBefore.UTC(),
 		NotAfter: cert.NotAfter.UTC(), Certificate: PEMCert(cert.Raw), Chain: chainOf(parent), CreatedAt: now, UpdatedAt: now}
-	if err := s.store.CreateCertificate(ctx, rec, caEvent(actor, "sign-intermediate", parent, map[string]any{"serialNumber": serial,
-		"subject": cert.Subject.String()})); err != nil {
-		return Issued{}, err
-	}
-	return Issued{CA: parent, Cert: rec, Certificate: PEMCert(cert.Raw), Chain: chainOf(parent), IssuingCA: parent.Certificate, SerialNumber: serial}, nil
+	return rec, s.store.CreateCertificate(ctx, rec, caEvent(actor, "sign-intermediate", parent, map[string]any{"serialNumber": serial,
+		"subject": cert.Subject.String()}))
 }
 
 // ImportCertificate installs the certificate an external CA (or a lockbox
