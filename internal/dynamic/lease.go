@@ -482,6 +482,9 @@ func (s *Service) dropUsers(ctx context.Context, dsID string, names []string) ([
 			}
 		}
 	}
+	if len(failed) == 0 {
+		return nil, nil // the batch failed, but one at a time every user went
+	}
 	return failed, last
 }
 

@@ -573,10 +573,8 @@ func (s *SQL) DisableMany(ctx context.Context, usernames []string) error {
 	// the whole provider timeout, then the next retry, for as long as the
 	// lessee liked, its session going on. Its sessions end first, so that
 	// the lock goes with them (the ALTER, queued on it, is next), and the
-	// ALTER waits at most pgLockTimeout.
-	if err := terminate(ctx, db, present); err != nil {
-		return describe("end sessions", err)
-	}
+	// ALTER waits at most pgLockTimeout; a lessee that logged in again and
+	// took the row back in between is ended again, up to three times.
 	var stmts strings.Builder
 	stmts.WriteString("SET LOCAL lock_timeout = '" + pgLockTimeout + "';\n")
 	for _, u := range present {
@@ -584,8 +582,17 @@ func (s *SQL) DisableMany(ctx context.Context, usernames []string) error {
 		// never an object's ACL, so it cannot collide with a GRANT.
 		stmts.WriteString(`ALTER ROLE "` + u + `" WITH NOLOGIN PASSWORD NULL VALID UNTIL '-infinity';` + "\n")
 	}
-	if _, err := db.ExecContext(ctx, stmts.String()); err != nil {
-		return describe("disable users", err)
+	for try := 1; ; try++ {
+		if err := terminate(ctx, db, present); err != nil {
+			return describe("end sessions", err)
+		}
+		_, err := db.ExecContext(ctx, stmts.String())
+		if err == nil {
+			break
+		}
+		if pe, ok := errors.AsType[*pgconn.PgError](err); !ok || pe.Code != "55P03" || try == 3 {
+			return describe("disable users", err)
+		}
 	}
 	if err := terminate(ctx, db, present); err != nil {
 		return describe("end sessions", err)
