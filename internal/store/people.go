@@ -366,7 +366,8 @@ func (db *DB) DeleteOrgRole(ctx context.Context, r org.Role, ev audit.Event) err
 		var n int
 		if err := tx.queryRow(ctx, `SELECT (SELECT COUNT(*) FROM org_memberships WHERE custom_role_id = ?)
 			+ (SELECT COUNT(*) FROM org_groups WHERE custom_role_id = ?)
-			+ (SELECT COUNT(*) FROM oidc_configs WHERE org_id = ? AND default_role = ?)`, r.ID, r.ID, r.OrgID, r.Slug).Scan(&n); err != nil {
+			+ (SELECT COUNT(*) FROM oidc_configs WHERE org_id = ? AND default_role = (SELECT slug FROM org_roles WHERE id = ?))`,
+			r.ID, r.ID, r.OrgID, r.ID).Scan(&n); err != nil {
 			return dbErr(err, "org role in use")
 		}
 		if n > 0 {
