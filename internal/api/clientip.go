@@ -72,10 +72,14 @@ func resolveClientIP(r *http.Request, trusted []netip.Prefix, realIP bool) (ip s
 	if err != nil {
 		return peerHost(r.RemoteAddr), false
 	}
-	// Without its zone ("fe80::1%eth0"): a prefix never contains an address
-	// with one, so a link-local client was refused by every trusted-IP list
-	// and a link-local proxy never trusted.
-	peer = peer.Unmap().WithZone("")
+	// A link-local peer ("fe80::1%eth0") is a client without its zone: no
+	// prefix contains a zoned address, so every trusted-IP list refused
+	// it. It is never a trusted proxy: fe80::1 on one link is not fe80::1
+	// on another, and any host on any attached link could take it.
+	peer = peer.Unmap()
+	if peer.Zone() != "" {
+		return peer.WithZone("").String(), false
+	}
 	if !inPrefixes(trusted, peer) {
 		return peer.String(), false
 	}
@@ -107,7 +111,7 @@ func resolveClientIP(r *http.Request, trusted []netip.Prefix, realIP bool) (ip s
 // address it forwards) is a trusted proxy.
 func (s *Server) peerIsTrustedProxy(r *http.Request) bool {
 	peer, err := netip.ParseAddr(peerHost(r.RemoteAddr))
-	return err == nil && inPrefixes(s.trustedProxies, peer.Unmap().WithZone(""))
+	return err == nil && peer.Zone() == "" && inPrefixes(s.trustedProxies, peer.Unmap())
 }
 
 // parseHop parses one forwarded address: "192.0.2.1", "2001:db8::1",

@@ -86,11 +86,12 @@ func TestResolveClientIP(t *testing.T) {
 		{"x-real-ip is not read by default", "127.0.0.1:5000", trusted, http.Header{"X-Real-Ip": {"192.0.2.5"}}, "127.0.0.1"},
 		{"forwarded-for, not x-real-ip, by default", "127.0.0.1:5000", trusted, http.Header{"X-Forwarded-For": {"192.0.2.1"}, "X-Real-Ip": {"192.0.2.5"}}, "192.0.2.1"},
 		{"mapped peer", "[::ffff:127.0.0.1]:5000", trusted, http.Header{"X-Forwarded-For": {"192.0.2.1"}}, "192.0.2.1"},
-		// A link-local peer's zone is dropped: no prefix contains a zoned
-		// address, so every trusted-IP list refused it and no such proxy was trusted.
+		// A link-local peer's zone is dropped (no prefix contains a zoned
+		// address, so every trusted-IP list refused it), and it is never a
+		// trusted proxy: its address is anyone's on another link.
 		{"zoned peer", "[fe80::1%eth0]:5000", nil, nil, "fe80::1"},
-		{"zoned trusted proxy", "[fe80::1%eth0]:5000", []netip.Prefix{netip.MustParsePrefix("fe80::/10")},
-			http.Header{"X-Forwarded-For": {"192.0.2.1"}}, "192.0.2.1"},
+		{"zoned peer is no proxy", "[fe80::1%eth0]:5000", []netip.Prefix{netip.MustParsePrefix("fe80::/10")},
+			http.Header{"X-Forwarded-For": {"192.0.2.1"}}, "fe80::1"},
 	}
 	// With the proxy's header set to X-Real-IP, that one alone is read: a
 	// client's own X-Forwarded-For, which such a proxy passes on, is not.
