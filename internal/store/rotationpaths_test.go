@@ -73,3 +73,26 @@ func slashes(n int) string {
 	}
 	return string(b)
 }
+
+// TestMigrationKeepsOldProjectsHistory: a project made before projects had
+// a pitVersionLimit kept every version; migration 00035 gives it 100, the
+// most there is, not the new projects' 10, so that its next write does not
+// cut its history to 10.
+func TestMigrationKeepsOldProjectsHistory(t *testing.T) {
+	for _, d := range storetest.Engines {
+		t.Run(string(d), func(t *testing.T) {
+			db := storetest.Open(t, d)
+			ctx := context.Background()
+			pid, _ := seedSecrets(t, db)
+			if p, err := db.ProjectByID(ctx, pid); err != nil || p.PitVersionLimit != 10 {
+				t.Fatalf("a new project keeps %d versions (%v), want 10", p.PitVersionLimit, err)
+			}
+			if err := db.RedoMigrationForTest(ctx, 35); err != nil {
+				t.Fatal(err)
+			}
+			if p, err := db.ProjectByID(ctx, pid); err != nil || p.PitVersionLimit != 100 {
+				t.Fatalf("a project older than the setting keeps %d versions (%v), want 100", p.PitVersionLimit, err)
+			}
+		})
+	}
+}
