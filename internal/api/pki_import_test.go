@@ -15,12 +15,13 @@ import (
 	"github.com/lockbox-dev/lockbox/internal/store"
 )
 
-// TestImportedCACertificateMustSignCRLs: an intermediate's certificate made
-// by an external CA with no keyUsage extension (OpenSSL's v3_ca) is refused:
-// Go signs no CRL with it, so every revocation of the CA answered 200 and
-// was never published, its CRL a 500 for good. The same certificate with
-// keyCertSign and cRLSign is taken, and its CRL is served.
-func TestImportedCACertificateMustSignCRLs(t *testing.T) {
+// TestImportedCACertificateSignsCRLs: an intermediate's certificate made by
+// an external CA with no keyUsage extension (OpenSSL's v3_ca, which allows
+// every usage) is taken and its CRLs are signed: Go signed none with it, so
+// every revocation of the CA answered 200 and was never published, its CRL
+// a 500 for good. One whose keyUsage is there but leaves out keyCertSign
+// or cRLSign is refused.
+func TestImportedCACertificateSignsCRLs(t *testing.T) {
 	e := apptest.Bootstrapped(t, store.SQLite)
 	p := createProject(t, e, e.Token, map[string]any{"projectName": "pki-import"})
 	inter := createCA(t, e, e.Token, map[string]any{"projectId": p.ID, "type": "intermediate", "commonName": "Imported Issuing",
@@ -52,13 +53,20 @@ func TestImportedCACertificateMustSignCRLs(t *testing.T) {
 	}
 	chain := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: rootDER}))
 	url := "/api/v1/pki/ca/" + inter.ID + "/import-certificate"
-	for _, usage := range []x509.KeyUsage{0, x509.KeyUsageCertSign, x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature} {
+	for _, usage := range []x509.KeyUsage{x509.KeyUsageCertSign, x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature} {
 		assertError(t, e.Do(t, "POST", url, e.Token, map[string]any{"certificate": sign(usage, 2), "certificateChain": chain}),
 			422, "ValidationFailure")
 	}
-	e.Must(t, 200, "POST", url, e.Token, map[string]any{"certificate": sign(x509.KeyUsageCertSign|x509.KeyUsageCRLSign, 3), "certificateChain": chain})
-	if r := e.Do(t, "GET", "/api/v1/pki/ca/"+inter.ID+"/crls", e.Token, nil); r.Status != 200 {
-		t.Fatalf("CRLs of the imported CA: %d %s", r.Status, r.Body)
+	e.Must(t, 200, "POST", url, e.Token, map[string]any{"certificate": sign(0, 3), "certificateChain": chain})
+	leaf := issue(t, e, e.Token, inter.ID, map[string]any{"commonName": "svc.example.com", "ttl": "1h"})
+	e.Must(t, 200, "POST", "/api/v1/pki/certificates/"+leaf.SerialNumber+"/revoke", e.Token, map[string]any{"revocationReason": "KEY_COMPROMISE"})
+	r := e.Do(t, "GET", "/api/v1/pki/crl/"+inter.ID+"/der", "", nil)
+	if r.Status != 200 {
+		t.Fatalf("the imported CA's CRL: %d %s", r.Status, r.Body)
+	}
+	crl, err := x509.ParseRevocationList(r.Body)
+	if err != nil || len(crl.RevokedCertificateEntries) != 1 {
+		t.Fatalf("the imported CA's CRL lists %+v (%v), want the revoked certificate", crl, err)
 	}
 	// A name a certificate cannot carry is the caller's mistake (422), not a 500.
 	for _, alt := range []any{[]map[string]any{{"type": "email", "value": "ä@example.com"}}, "ü@example.com"} {

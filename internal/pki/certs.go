@@ -501,11 +501,25 @@ func (s *Service) signCRL(ctx context.Context, ca CA, revoked []Revoked, number 
 		crl.NextUpdate = cac.NotAfter
 	}
 	crl.DER, err = x509.CreateRevocationList(rand.Reader, &x509.RevocationList{Number: big.NewInt(crl.Number),
-		ThisUpdate: crl.ThisUpdate, NextUpdate: crl.NextUpdate, RevokedCertificateEntries: entries}, cac, signer)
+		ThisUpdate: crl.ThisUpdate, NextUpdate: crl.NextUpdate, RevokedCertificateEntries: entries}, crlIssuer(cac), signer)
 	if err != nil {
 		return CRL{}, errs.Internalf(err, "sign CRL")
 	}
 	return crl, nil
+}
+
+// crlIssuer is the CA certificate as CRLs are signed with it. One with no
+// keyUsage extension (an external CA's, imported) may sign CRLs (RFC 5280
+// 4.2.1.3: without the extension every usage is allowed), but Go signs none
+// unless its KeyUsage has cRLSign: every CRL of such a CA failed, a
+// revocation answered 200 and was never published.
+func crlIssuer(c *x509.Certificate) *x509.Certificate {
+	if c.KeyUsage != 0 {
+		return c
+	}
+	cp := *c
+	cp.KeyUsage = x509.KeyUsageCRLSign | x509.KeyUsageCertSign
+	return &cp
 }
 
 // CRL returns a CA's current CRL (DER) to anyone: it names only serial

@@ -740,10 +740,9 @@ func (s *Service) ImportCertificate(ctx context.Context, actor authz.Actor, id, 
 	if !c.IsCA || !c.BasicConstraintsValid {
 		return CA{}, errs.Fieldf("certificate", "The certificate is not a CA certificate")
 	}
-	// Required even with no keyUsage extension at all (OpenSSL's v3_ca makes
-	// such certificates): x509.CreateRevocationList refuses to sign without
-	// cRLSign, so none of the CA's revocations would ever be published.
-	if c.KeyUsage&x509.KeyUsageCertSign == 0 || c.KeyUsage&x509.KeyUsageCRLSign == 0 {
+	// No keyUsage extension at all (OpenSSL's v3_ca) allows every usage
+	// (RFC 5280 4.2.1.3); CRLs are signed as such (crlIssuer).
+	if c.KeyUsage != 0 && (c.KeyUsage&x509.KeyUsageCertSign == 0 || c.KeyUsage&x509.KeyUsageCRLSign == 0) {
 		return CA{}, errs.Fieldf("certificate", "The certificate's key usage must allow signing certificates and CRLs")
 	}
 	if len(c.SubjectKeyId) == 0 {
