@@ -2,6 +2,7 @@ package secret
 
 import (
 	"context"
+	"hash/maphash"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -175,19 +176,29 @@ func watchMatch(perms authz.Set, rules []WatchRule, globs uint16, ev events.Even
 
 // globMemo remembers which of a stream's rules' globs match the folder
 // paths it saw lately, so that a write of many secrets to one folder is
-// matched once, not once a secret. Only the stream's goroutine uses it.
+// matched once, not once a secret. Paths are kept as a keyed 64-bit hash (a
+// path may be 2 KiB: 1,024 of them a stream, 10,000 streams, were 20 GB);
+// two paths colliding (odds of about 2^-64 a pair) would give the later the
+// earlier's answer: an event of a folder the stream may see anyway (the
+// permission check is made for every event), or one missed. Only the
+// stream's goroutine uses it.
 type globMemo struct {
 	rules []WatchRule // at most 10
-	seen  map[string]uint16
+	seed  maphash.Seed
+	seen  map[uint64]uint16
 }
 
 // matching has a bit set for each rule whose glob matches p.
 func (m *globMemo) matching(p string) uint16 {
-	if b, ok := m.seen[p]; ok {
+	if m.seen == nil {
+		m.seed = maphash.MakeSeed()
+	}
+	h := maphash.String(m.seed, p)
+	if b, ok := m.seen[h]; ok {
 		return b
 	}
 	if m.seen == nil || len(m.seen) >= 1024 {
-		m.seen = make(map[string]uint16)
+		m.seen = make(map[uint64]uint16)
 	}
 	var b uint16
 	for i, r := range m.rules {
@@ -195,7 +206,7 @@ func (m *globMemo) matching(p string) uint16 {
 			b |= 1 << i
 		}
 	}
-	m.seen[p] = b
+	m.seen[h] = b
 	return b
 }
 
