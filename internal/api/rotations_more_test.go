@@ -301,6 +301,21 @@ func TestRotationAuthorization(t *testing.T) {
 		if !strings.Contains(string(r.Body), "already rotates") {
 			t.Fatalf("a rotation of A's users from B: %s", r.Body)
 		}
+		// Nor through another connection to the same server: its users are
+		// the server's, whichever connection reaches them.
+		again := createConn(t, e, e.Token, "redis", "cache-again", creds)
+		e.Must(t, 200, "PATCH", "/api/v1/app-connections/redis/"+again, e.Token, map[string]any{"rotationPrincipals": []string{"az-" + sfx + "-*"}})
+		viaAgain := map[string]any{}
+		for k, v := range body2 {
+			viaAgain[k] = v
+		}
+		viaAgain["connectionId"], viaAgain["name"] = again, "via-again"
+		viaAgain["secretsMapping"] = map[string]string{"username": "AGAIN_U", "password": "AGAIN_P"}
+		r = e.Do(t, "POST", "/api/v2/secret-rotations/redis-credentials", pm, viaAgain)
+		assertError(t, r, 400, "BadRequest")
+		if !strings.Contains(string(r.Body), "already rotates") {
+			t.Fatalf("a rotation of A's users through another connection to the server: %s", r.Body)
+		}
 		// Nor a superuser of the server, made by the rotation itself.
 		body2["parameters"] = map[string]string{"permissionScope": "~* +@all", "username1": "az-" + sfx + "-3", "username2": "az-" + sfx + "-4"}
 		assertError(t, e.Do(t, "POST", "/api/v2/secret-rotations/redis-credentials", pm, body2), 422, "ValidationFailure")

@@ -11,6 +11,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"net/netip"
+	"net/url"
 	"regexp"
 	"strings"
 	"time"
@@ -96,6 +97,36 @@ type Connection struct {
 	Version            int
 	CreatedAt          time.Time
 	UpdatedAt          time.Time
+}
+
+// SameTarget reports whether a and b reach the same server: the same app
+// at the same host and port (an LDAP URL's), told apart by name only, so
+// "localhost" and "127.0.0.1" are two. A database server's accounts are the
+// server's, whichever database a connection names.
+func SameTarget(a, b Connection) bool {
+	if a.App != b.App {
+		return false
+	}
+	if a.App == LDAP {
+		ua, erra := url.Parse(strings.TrimSpace(a.Credentials.URL))
+		ub, errb := url.Parse(strings.TrimSpace(b.Credentials.URL))
+		return erra == nil && errb == nil && strings.EqualFold(ua.Hostname(), ub.Hostname()) && ldapPort(ua) == ldapPort(ub)
+	}
+	host := func(c Connection) string {
+		return strings.TrimSuffix(strings.ToLower(strings.TrimSpace(c.Credentials.Host)), ".")
+	}
+	return host(a) == host(b) && a.Credentials.Port == b.Credentials.Port
+}
+
+// ldapPort is an LDAP URL's port, its scheme's when it names none.
+func ldapPort(u *url.URL) string {
+	if p := u.Port(); p != "" {
+		return p
+	}
+	if strings.EqualFold(u.Scheme, "ldaps") {
+		return "636"
+	}
+	return "389"
 }
 
 // HashSealed is the CredentialsHash of sealed credentials.

@@ -48,3 +48,31 @@ func TestListsMatchesWholeNamesAndNeverCrossesADNSeparator(t *testing.T) {
 		}
 	}
 }
+
+// TestSameTarget: connections reach the same server when app, host (any
+// case, a trailing dot) and port are the same, whichever database they
+// name; an LDAP URL's port is its scheme's when left out.
+func TestSameTarget(t *testing.T) {
+	pg := func(host string, port int, db string) appconn.Connection {
+		return appconn.Connection{App: appconn.Postgres, Credentials: appconn.Credentials{Host: host, Port: port, Database: db}}
+	}
+	ldap := func(u string) appconn.Connection {
+		return appconn.Connection{App: appconn.LDAP, Credentials: appconn.Credentials{URL: u}}
+	}
+	for _, c := range []struct {
+		a, b appconn.Connection
+		want bool
+	}{
+		{pg("db.example.com", 5432, "orders"), pg("DB.example.com.", 5432, "billing"), true},
+		{pg("db.example.com", 5432, "orders"), pg("db.example.com", 5433, "orders"), false},
+		{pg("db.example.com", 5432, "orders"), pg("db2.example.com", 5432, "orders"), false},
+		{pg("db.example.com", 3306, "x"), appconn.Connection{App: appconn.MySQL, Credentials: appconn.Credentials{Host: "db.example.com", Port: 3306}}, false},
+		{ldap("ldap://dir.example.com"), ldap("ldap://DIR.example.com:389/"), true},
+		{ldap("ldaps://dir.example.com"), ldap("ldap://dir.example.com"), false},
+		{ldap("ldaps://dir.example.com"), ldap("ldaps://dir.example.com:636"), true},
+	} {
+		if got := appconn.SameTarget(c.a, c.b); got != c.want {
+			t.Errorf("SameTarget(%+v, %+v) = %v, want %v", c.a.Credentials, c.b.Credentials, got, c.want)
+		}
+	}
+}

@@ -149,7 +149,7 @@ type Store interface {
 	// free, when set, is given the connection's rotations as they are in
 	// the transaction that inserts st, serialised with other creates of
 	// rotations of the connection; its error refuses st.
-	CreateRotation(ctx context.Context, st State, ev audit.Event, free func(others []State) error) error
+	CreateRotation(ctx context.Context, st State, ev audit.Event, connIDs []string, free func(others []State) error) error
 	Rotation(ctx context.Context, id string) (State, error)
 	// Rotations lists a project's rotations (typ empty: every type) by name.
 	Rotations(ctx context.Context, projectID, typ string) ([]State, error)
@@ -176,6 +176,8 @@ type Store interface {
 	// RotationsOfConnection lists the rotations using a connection, in
 	// every project.
 	RotationsOfConnection(ctx context.Context, connectionID string) ([]State, error)
+	// AppConnections lists an organization's connections of an app.
+	AppConnections(ctx context.Context, orgID, app string) ([]appconn.Connection, error)
 	// RotatedSecrets maps the secret names the rotations at
 	// projectID/env/path write to their rotation's id.
 	RotatedSecrets(ctx context.Context, projectID, env, path string) (map[string]string, error)
@@ -634,7 +636,11 @@ func (s *Service) Create(ctx context.Context, actor authz.Actor, n New) (Rotatio
 			return Rotation{}, err
 		}
 	}
-	if err := s.principalsFree(ctx, conn, params); err != nil {
+	connIDs, err := s.sameServer(ctx, conn)
+	if err != nil {
+		return Rotation{}, err
+	}
+	if err := s.principalsFree(ctx, conn, connIDs, params); err != nil {
 		return Rotation{}, err
 	}
 	if err := s.mappingFree(ctx, "", n.ProjectID, n.Environment, path, mapping); err != nil {
@@ -647,7 +653,7 @@ func (s *Service) Create(ctx context.Context, actor authz.Actor, n New) (Rotatio
 		Parameters: params, Mapping: mapping, AutoRotate: auto, IntervalDays: n.IntervalDays,
 		RotateAtHours: n.RotateAtHours, RotateAtMinutes: n.RotateAtMinutes, ActiveIndex: 1, Status: Pending,
 		CreatedAt: now, UpdatedAt: now, ConnectionApp: conn.App, ConnectionName: conn.Name}}
-	err = s.store.CreateRotation(ctx, st, s.event(actor, "create-secret-rotation", st.Rotation, nil), func(others []State) error {
+	err = s.store.CreateRotation(ctx, st, s.event(actor, "create-secret-rotation", st.Rotation, nil), connIDs, func(others []State) error {
 		return s.principalsClash(conn, params, others)
 	})
 	if errs.Is(err, errs.Conflict) {
@@ -700,15 +706,37 @@ func listed(conn appconn.Connection, params Parameters, sameDN func(a, b string)
 	return nil
 }
 
-// principalsFree refuses a new rotation of principals another rotation of
-// the same connection already rotates, in whichever project: otherwise a
-// member allowed to use a connection in a project of theirs could take
-// over an account another project's rotation manages (its new password
-// landing in their secrets, the other project's no longer working).
-func (s *Service) principalsFree(ctx context.Context, conn appconn.Connection, params Parameters) error {
-	others, err := s.store.RotationsOfConnection(ctx, conn.ID)
+// sameServer lists conn and the organization's other connections to the
+// same server (appconn.SameTarget), by id: a database's accounts are the
+// server's, whichever database a connection names.
+func (s *Service) sameServer(ctx context.Context, conn appconn.Connection) ([]string, error) {
+	all, err := s.store.AppConnections(ctx, conn.OrgID, conn.App)
 	if err != nil {
-		return err
+		return nil, err
+	}
+	ids := []string{conn.ID}
+	for _, c := range all {
+		if c.ID != conn.ID && appconn.SameTarget(conn, c) {
+			ids = append(ids, c.ID)
+		}
+	}
+	return ids, nil
+}
+
+// principalsFree refuses a new rotation of principals another rotation
+// already rotates on the same server (through conn or another connection
+// to it, connIDs), in whichever project: otherwise a member allowed to use
+// a connection in a project of theirs could take over an account another
+// project's rotation manages (its new password landing in their secrets,
+// the other project's no longer working).
+func (s *Service) principalsFree(ctx context.Context, conn appconn.Connection, connIDs []string, params Parameters) error {
+	var others []State
+	for _, id := range connIDs {
+		rs, err := s.store.RotationsOfConnection(ctx, id)
+		if err != nil {
+			return err
+		}
+		others = append(others, rs...)
 	}
 	return s.principalsClash(conn, params, others)
 }
@@ -725,7 +753,7 @@ func (s *Service) principalsClash(conn appconn.Connection, params Parameters, ot
 		for _, mine := range []string{params.Username1, params.Username2, params.DN} {
 			for _, theirs := range []string{o.Parameters.Username1, o.Parameters.Username2, o.Parameters.DN} {
 				if same(mine, theirs) {
-					return errs.BadRequest("Another secret rotation already rotates %q through this connection", mine)
+					return errs.BadRequest("Another secret rotation already rotates %q on this connection's server", mine)
 				}
 			}
 		}

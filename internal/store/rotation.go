@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -70,20 +71,37 @@ func rotationJSON(v any) string {
 	return string(b)
 }
 
-// CreateRotation stores st with ev. free, when set, is given the
-// connection's other rotations as they are in the transaction, the
-// connection's row locked (PostgreSQL; SQLite has one writer): two creates
-// of rotations of one principal through one connection cannot both pass
-// it.
-func (db *DB) CreateRotation(ctx context.Context, st rotation.State, ev audit.Event, free func(others []rotation.State) error) error {
+// CreateRotation stores st with ev. free, when set, is given the other
+// rotations of the connections connIDs (st's and the others to its server)
+// as they are in the transaction, those connections' rows locked
+// (PostgreSQL, in id order; SQLite has one writer): two creates of
+// rotations of one principal on one server cannot both pass it.
+func (db *DB) CreateRotation(ctx context.Context, st rotation.State, ev audit.Event, connIDs []string, free func(others []rotation.State) error) error {
 	r := st.Rotation
+	ids := slices.Sorted(slices.Values(append([]string{r.ConnectionID}, connIDs...)))
+	ids = slices.Compact(ids)
 	return db.Transact(ctx, func(tx *Tx) error {
 		if free != nil {
-			var id string
-			if err := tx.queryRow(ctx, `SELECT id FROM app_connections WHERE id = ?`+db.forUpdate(), r.ConnectionID).Scan(&id); err != nil {
+			locked, err := tx.query(ctx, `SELECT id FROM app_connections WHERE id IN (`+placeholders(len(ids))+`) ORDER BY id`+db.forUpdate(), withIDs(nil, ids)...)
+			if err != nil {
 				return dbErr(err, "CreateRotation")
 			}
-			rows, err := tx.query(ctx, `SELECT `+rotCols+rotFrom+` WHERE r.connection_id = ?`, r.ConnectionID)
+			own := false
+			for locked.Next() {
+				var id string
+				if err := locked.Scan(&id); err != nil {
+					locked.Close()
+					return dbErr(err, "CreateRotation")
+				}
+				own = own || id == r.ConnectionID
+			}
+			if err := locked.Close(); err != nil {
+				return dbErr(err, "CreateRotation")
+			}
+			if !own {
+				return dbErr(sql.ErrNoRows, "CreateRotation")
+			}
+			rows, err := tx.query(ctx, `SELECT `+rotCols+rotFrom+` WHERE r.connection_id IN (`+placeholders(len(ids))+`)`, withIDs(nil, ids)...)
 			if err != nil {
 				return dbErr(err, "CreateRotation")
 			}

@@ -41,7 +41,7 @@ func seedRotations(t testing.TB, db *store.DB, n int, due time.Time) []string {
 		st := rotation.State{Rotation: rotation.Rotation{ID: store.NewID(), OrgID: org, ProjectID: pid, ConnectionID: conn.ID,
 			Type: "postgres-credentials", Name: "r-" + strconv.Itoa(i), Environment: "e", SecretPath: "/",
 			AutoRotate: true, IntervalDays: 1, ActiveIndex: 1, Status: rotation.Pending, CreatedAt: time.Now(), UpdatedAt: time.Now()}}
-		if err := db.CreateRotation(ctx, st, audit.Event{OrgID: org, Type: "t"}, nil); err != nil {
+		if err := db.CreateRotation(ctx, st, audit.Event{OrgID: org, Type: "t"}, nil, nil); err != nil {
 			t.Fatal(err)
 		}
 		if err := db.ExecForTest(ctx, `UPDATE secret_rotations SET due_at = ? WHERE id = ?`, due.UnixMicro(), st.ID); err != nil {
@@ -273,7 +273,7 @@ func TestRotationCreatesOfOneConnectionSeeEachOther(t *testing.T) {
 					st := rotation.State{Rotation: rotation.Rotation{ID: store.NewID(), OrgID: org, ProjectID: pid, ConnectionID: conn.ID,
 						Type: "postgres-credentials", Name: fmt.Sprintf("race-%d-%d", round, i), Environment: "e", SecretPath: "/",
 						AutoRotate: true, IntervalDays: 1, ActiveIndex: 1, Status: rotation.Pending, CreatedAt: time.Now(), UpdatedAt: time.Now()}}
-					err := db.CreateRotation(ctx, st, audit.Event{OrgID: org, Type: "t"}, func(others []rotation.State) error {
+					err := db.CreateRotation(ctx, st, audit.Event{OrgID: org, Type: "t"}, nil, func(others []rotation.State) error {
 						time.Sleep(20 * time.Millisecond) // both read before either inserts, unless serialised
 						if len(others) > 0 {
 							return errs.BadRequest("taken")
