@@ -92,14 +92,27 @@ func TestRedisRotationDualPhase(t *testing.T) {
 		if login(u3, p3) != nil || c.Get(context.Background(), "other:key").Err() == nil {
 			t.Fatal("the refused run changed the users")
 		}
-		// Deleting with revokeGeneratedCredentials deletes both ACL users
-		// (Infisical's Redis revocation): neither issued password logs in.
+		// Deleting with revokeGeneratedCredentials turns both ACL users off
+		// with no password, and ends their connections: neither issued
+		// password logs in, an open connection is gone, and the users are
+		// kept (one may be a user lockbox did not create; Infisical deletes them).
+		open := goredis.NewClient(&goredis.Options{Addr: "127.0.0.1:6379", Username: u3, Password: p3, DisableIdentity: true, MaxRetries: -1})
+		defer open.Close()
+		if err := open.Ping(context.Background()).Err(); err != nil {
+			t.Fatal(err)
+		}
 		e.Must(t, 200, "DELETE", "/api/v2/secret-rotations/redis-credentials/"+rot.SecretRotation.ID+"?revokeGeneratedCredentials=true", e.Token, nil)
 		if login(u3, p3) == nil || login(u2, p2) == nil {
 			t.Fatal("revoked Redis users still log in")
 		}
-		if n, err := admin.Do(context.Background(), "ACL", "GETUSER", users[0]).Result(); err == nil && n != nil {
-			t.Fatalf("ACL user %s still exists", users[0])
+		if err := open.Ping(context.Background()).Err(); err == nil {
+			t.Fatal("a revoked user's open connection still answers")
+		}
+		for _, u := range users {
+			got, err := admin.Do(context.Background(), "ACL", "GETUSER", u).Result()
+			if err != nil || got == nil || !strings.Contains(fmt.Sprint(got), "off") || strings.Contains(fmt.Sprint(got), " on ") {
+				t.Fatalf("ACL user %s after the revocation: %v (%v), want kept, off", u, got, err)
+			}
 		}
 	})
 }

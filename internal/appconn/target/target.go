@@ -351,8 +351,11 @@ func checkPassword(pw string) error {
 
 // Revoke makes the credentials a rotation issued to user stop working, as
 // Infisical's revokeCredentials does: databases and LDAP get a random
-// password nobody records; a Redis ACL user is deleted. Revoking a user that
-// no longer exists is success.
+// password nobody records; a Redis ACL user is turned off with no password
+// (Infisical deletes it; the user may be one lockbox did not create, listed
+// by the connection's rotationPrincipals, and a revocation takes its
+// credential, not the account). Revoking a user that no longer exists is
+// success.
 func Revoke(ctx context.Context, p appconn.Policy, app string, admin appconn.Credentials, user string) error {
 	if app == appconn.Redis {
 		c, err := RedisClient(ctx, p, admin, "", "")
@@ -363,9 +366,18 @@ func Revoke(ctx context.Context, p appconn.Policy, app string, admin appconn.Cre
 		if err := notRedisSelf(ctx, c, user); err != nil {
 			return err
 		}
-		if err := c.Do(ctx, "ACL", "DELUSER", user).Err(); err != nil {
-			return fmt.Errorf("delete the ACL user %s: %v", user, err)
+		n, err := c.Do(ctx, "ACL", "GETUSER", user).Result()
+		if err != nil && !errors.Is(err, goredis.Nil) {
+			return fmt.Errorf("look up the ACL user %s: %v", user, err)
 		}
+		if err != nil || n == nil {
+			return nil // gone
+		}
+		if err := c.Do(ctx, "ACL", "SETUSER", user, "off", "resetpass").Err(); err != nil {
+			return fmt.Errorf("turn off the ACL user %s: %v", user, err)
+		}
+		// Its open connections go on until they end: kill them.
+		c.Do(ctx, "CLIENT", "KILL", "USER", user)
 		return nil
 	}
 	err := SetPassword(ctx, p, app, admin, "", user, rand.Text()+rand.Text())
