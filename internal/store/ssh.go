@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"time"
 
 	"github.com/lockbox-dev/lockbox/internal/audit"
@@ -334,34 +335,75 @@ func (db *DB) SSHHost(ctx context.Context, id string) (sshca.Host, error) {
 
 // inheritMappings fills hs' Inherited with the login mappings of the groups
 // the hosts are in, reading the memberships that where (on m, the
-// membership, and g, the group) selects with arg.
+// membership, and g, the group) selects with arg. The memberships are read
+// without the mappings; each group the hosts are in is then read and
+// decoded once: an organization's listing read every membership with its
+// group's mappings (up to a megabyte each), a host not in the page
+// included, so any member's list decoded hundreds of megabytes.
 func (db *DB) inheritMappings(ctx context.Context, where string, arg any, hs []sshca.Host) error {
 	idx := make(map[string]int, len(hs))
 	for i := range hs {
 		idx[hs[i].ID] = i
 		hs[i].Inherited = []sshca.LoginMapping{}
 	}
-	rows, err := db.readq(ctx, `SELECT m.ssh_host_id, g.login_mappings FROM ssh_host_group_members m
+	rows, err := db.readq(ctx, `SELECT m.ssh_host_id, g.id FROM ssh_host_group_members m
 		JOIN ssh_host_groups g ON g.id = m.ssh_host_group_id WHERE `+where+` ORDER BY g.name, g.id`, arg)
 	if err != nil {
 		return dbErr(err, "SSH host group mappings")
 	}
-	defer rows.Close()
+	type member struct {
+		host  int
+		group string
+	}
+	var members []member
+	var groups []string
+	seen := map[string]bool{}
 	for rows.Next() {
-		var hostID string
-		var ms []storedMapping
-		if err := rows.Scan(&hostID, jsonCol{&ms}); err != nil {
+		var hostID, groupID string
+		if err := rows.Scan(&hostID, &groupID); err != nil {
+			rows.Close()
 			return dbErr(err, "scan SSH host group mappings")
 		}
-		i, ok := idx[hostID]
-		if !ok {
-			continue
-		}
-		for _, m := range ms {
-			hs[i].Inherited = append(hs[i].Inherited, sshca.LoginMapping{LoginUser: m.LoginUser, Principals: m.Principals})
+		if i, ok := idx[hostID]; ok {
+			members = append(members, member{i, groupID})
+			if !seen[groupID] {
+				seen[groupID] = true
+				groups = append(groups, groupID)
+			}
 		}
 	}
-	return dbErr(rows.Err(), "SSH host group mappings")
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return dbErr(err, "SSH host group mappings")
+	}
+	mappings := make(map[string][]sshca.LoginMapping, len(groups))
+	for chunk := range slices.Chunk(groups, fillChunk) {
+		rows, err := db.readq(ctx, `SELECT id, login_mappings FROM ssh_host_groups WHERE id IN (`+placeholders(len(chunk))+`)`, withIDs(nil, chunk)...)
+		if err != nil {
+			return dbErr(err, "SSH host group mappings")
+		}
+		for rows.Next() {
+			var id string
+			var ms []storedMapping
+			if err := rows.Scan(&id, jsonCol{&ms}); err != nil {
+				rows.Close()
+				return dbErr(err, "scan SSH host group mappings")
+			}
+			out := make([]sshca.LoginMapping, len(ms))
+			for i, m := range ms {
+				out[i] = sshca.LoginMapping{LoginUser: m.LoginUser, Principals: m.Principals}
+			}
+			mappings[id] = out
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return dbErr(err, "SSH host group mappings")
+		}
+	}
+	for _, m := range members { // in the groups' order, as read
+		hs[m.host].Inherited = append(hs[m.host].Inherited, mappings[m.group]...)
+	}
+	return nil
 }
 
 // SSHHosts lists at most limit hosts of a project (projectID set) or of an
