@@ -329,6 +329,13 @@ func TestRotationAuthorization(t *testing.T) {
 		if !strings.Contains(string(r.Body), "already rotates") {
 			t.Fatalf("a rotation of A's users through another connection to the server: %s", r.Body)
 		}
+		// Nor may a connection rotations use be pointed at another server
+		// (it would escape that rule, and strand their principals).
+		r = e.Do(t, "PATCH", "/api/v1/app-connections/redis/"+connID, e.Token, map[string]any{"credentials": map[string]any{"host": "localhost", "port": port, "password": "any"}})
+		assertError(t, r, 400, "BadRequest")
+		if !strings.Contains(string(r.Body), "rotations use this connection") {
+			t.Fatalf("repointing a connection in use: %s", r.Body)
+		}
 		// Nor a superuser of the server, made by the rotation itself.
 		body2["parameters"] = map[string]string{"permissionScope": "~* +@all", "username1": "az-" + sfx + "-3", "username2": "az-" + sfx + "-4"}
 		assertError(t, e.Do(t, "POST", "/api/v2/secret-rotations/redis-credentials", pm, body2), 422, "ValidationFailure")

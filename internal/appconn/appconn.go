@@ -110,12 +110,21 @@ func SameTarget(a, b Connection) bool {
 	if a.App == LDAP {
 		ua, erra := url.Parse(strings.TrimSpace(a.Credentials.URL))
 		ub, errb := url.Parse(strings.TrimSpace(b.Credentials.URL))
-		return erra == nil && errb == nil && strings.EqualFold(ua.Hostname(), ub.Hostname()) && ldapPort(ua) == ldapPort(ub)
+		return erra == nil && errb == nil && canonicalHost(ua.Hostname()) == canonicalHost(ub.Hostname()) && ldapPort(ua) == ldapPort(ub)
 	}
-	host := func(c Connection) string {
-		return strings.TrimSuffix(strings.ToLower(strings.TrimSpace(c.Credentials.Host)), ".")
-	}
+	host := func(c Connection) string { return canonicalHost(c.Credentials.Host) }
 	return host(a) == host(b) && a.Credentials.Port == b.Credentials.Port
+}
+
+// canonicalHost is a host as SameTarget compares it: lower case without a
+// trailing dot, an IP address in one spelling ("::ffff:127.0.0.1" is
+// 127.0.0.1, "0:0::1" is ::1).
+func canonicalHost(h string) string {
+	h = strings.TrimSuffix(strings.ToLower(strings.TrimSpace(h)), ".")
+	if a, err := netip.ParseAddr(strings.Trim(h, "[]")); err == nil {
+		return a.Unmap().WithZone("").String()
+	}
+	return h
 }
 
 // ldapPort is an LDAP URL's port, its scheme's when it names none.

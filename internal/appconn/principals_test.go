@@ -66,6 +66,8 @@ func TestSameTarget(t *testing.T) {
 		{pg("db.example.com", 5432, "orders"), pg("DB.example.com.", 5432, "billing"), true},
 		{pg("db.example.com", 5432, "orders"), pg("db.example.com", 5433, "orders"), false},
 		{pg("db.example.com", 5432, "orders"), pg("db2.example.com", 5432, "orders"), false},
+		{pg("::ffff:127.0.0.1", 5432, "a"), pg("127.0.0.1", 5432, "b"), true},
+		{pg("0:0::1", 5432, "a"), pg("[::1]", 5432, "b"), true},
 		{pg("db.example.com", 3306, "x"), appconn.Connection{App: appconn.MySQL, Credentials: appconn.Credentials{Host: "db.example.com", Port: 3306}}, false},
 		{ldap("ldap://dir.example.com"), ldap("ldap://DIR.example.com:389/"), true},
 		{ldap("ldaps://dir.example.com"), ldap("ldap://dir.example.com"), false},

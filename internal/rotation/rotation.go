@@ -146,10 +146,12 @@ func AD(id, column string) string { return keyring.AD("secret_rotations", column
 // Store is the storage rotations need.
 type Store interface {
 	// CreateRotation stores st; errs.Conflict on a taken name at its path.
-	// free, when set, is given the connection's rotations as they are in
-	// the transaction that inserts st, serialised with other creates of
-	// rotations of the connection; its error refuses st.
-	CreateRotation(ctx context.Context, st State, ev audit.Event, connIDs []string, free func(others []State) error) error
+	// free, when set, is given the rotations on the connection's server
+	// (through it or another connection to the same app, host and port) as
+	// they are in the transaction that inserts st, serialised with other
+	// creates of rotations and changes of connections of the organization's
+	// app; its error refuses st.
+	CreateRotation(ctx context.Context, st State, ev audit.Event, free func(others []State) error) error
 	Rotation(ctx context.Context, id string) (State, error)
 	// Rotations lists a project's rotations (typ empty: every type) by name.
 	Rotations(ctx context.Context, projectID, typ string) ([]State, error)
@@ -628,19 +630,23 @@ func (s *Service) Create(ctx context.Context, actor authz.Actor, n New) (Rotatio
 	if err != nil {
 		return Rotation{}, err
 	}
-	if err := notOwnPrincipal(conn, params, s.target.SameDN); err != nil {
+	server, err := s.sameServer(ctx, conn)
+	if err != nil {
 		return Rotation{}, err
+	}
+	for _, c := range server {
+		// Nor the account of another connection to the server: it would
+		// break that connection and land its password in these secrets.
+		if err := notOwnPrincipal(c, params, s.target.SameDN); err != nil {
+			return Rotation{}, err
+		}
 	}
 	if !anyPrincipal {
 		if err := listed(conn, params, s.target.SameDN); err != nil {
 			return Rotation{}, err
 		}
 	}
-	connIDs, err := s.sameServer(ctx, conn)
-	if err != nil {
-		return Rotation{}, err
-	}
-	if err := s.principalsFree(ctx, conn, connIDs, params); err != nil {
+	if err := s.principalsFree(ctx, conn, server, params); err != nil {
 		return Rotation{}, err
 	}
 	if err := s.mappingFree(ctx, "", n.ProjectID, n.Environment, path, mapping); err != nil {
@@ -653,7 +659,7 @@ func (s *Service) Create(ctx context.Context, actor authz.Actor, n New) (Rotatio
 		Parameters: params, Mapping: mapping, AutoRotate: auto, IntervalDays: n.IntervalDays,
 		RotateAtHours: n.RotateAtHours, RotateAtMinutes: n.RotateAtMinutes, ActiveIndex: 1, Status: Pending,
 		CreatedAt: now, UpdatedAt: now, ConnectionApp: conn.App, ConnectionName: conn.Name}}
-	err = s.store.CreateRotation(ctx, st, s.event(actor, "create-secret-rotation", st.Rotation, nil), connIDs, func(others []State) error {
+	err = s.store.CreateRotation(ctx, st, s.event(actor, "create-secret-rotation", st.Rotation, nil), func(others []State) error {
 		return s.principalsClash(conn, params, others)
 	})
 	if errs.Is(err, errs.Conflict) {
@@ -707,32 +713,33 @@ func listed(conn appconn.Connection, params Parameters, sameDN func(a, b string)
 }
 
 // sameServer lists conn and the organization's other connections to the
-// same server (appconn.SameTarget), by id: a database's accounts are the
-// server's, whichever database a connection names.
-func (s *Service) sameServer(ctx context.Context, conn appconn.Connection) ([]string, error) {
+// same server (appconn.SameTarget): a database's accounts are the server's,
+// whichever database a connection names. The store judges again in the
+// create's transaction.
+func (s *Service) sameServer(ctx context.Context, conn appconn.Connection) ([]appconn.Connection, error) {
 	all, err := s.store.AppConnections(ctx, conn.OrgID, conn.App)
 	if err != nil {
 		return nil, err
 	}
-	ids := []string{conn.ID}
+	out := []appconn.Connection{conn}
 	for _, c := range all {
 		if c.ID != conn.ID && appconn.SameTarget(conn, c) {
-			ids = append(ids, c.ID)
+			out = append(out, c)
 		}
 	}
-	return ids, nil
+	return out, nil
 }
 
 // principalsFree refuses a new rotation of principals another rotation
 // already rotates on the same server (through conn or another connection
-// to it, connIDs), in whichever project: otherwise a member allowed to use
+// to it, server), in whichever project: otherwise a member allowed to use
 // a connection in a project of theirs could take over an account another
 // project's rotation manages (its new password landing in their secrets,
 // the other project's no longer working).
-func (s *Service) principalsFree(ctx context.Context, conn appconn.Connection, connIDs []string, params Parameters) error {
+func (s *Service) principalsFree(ctx context.Context, conn appconn.Connection, server []appconn.Connection, params Parameters) error {
 	var others []State
-	for _, id := range connIDs {
-		rs, err := s.store.RotationsOfConnection(ctx, id)
+	for _, c := range server {
+		rs, err := s.store.RotationsOfConnection(ctx, c.ID)
 		if err != nil {
 			return err
 		}

@@ -95,6 +95,23 @@ func (db *DB) AppConnections(ctx context.Context, orgID, app string) ([]appconn.
 // The row must still be stamped prev (compare-and-set).
 func (db *DB) UpdateAppConnection(ctx context.Context, c appconn.Connection, prev time.Time, sealed []byte, ev audit.Event) error {
 	return db.Transact(ctx, func(tx *Tx) error {
+		// Another server, while rotations use it: their principals are the
+		// old server's, and one-principal-one-rotation is judged per server
+		// when a rotation is made (a repointed connection would let two
+		// rotations manage one account).
+		old, _, err := scanAppConn(tx.queryRow(ctx, `SELECT `+appConnCols+` FROM app_connections WHERE id = ?`+db.forUpdate(), c.ID))
+		if err != nil {
+			return dbErr(err, "UpdateAppConnection")
+		}
+		if !appconn.SameTarget(old, c) {
+			var n int
+			if err := tx.queryRow(ctx, `SELECT COUNT(*) FROM secret_rotations WHERE connection_id = ?`, c.ID).Scan(&n); err != nil {
+				return dbErr(err, "UpdateAppConnection")
+			}
+			if n > 0 {
+				return errs.BadRequest("%d secret rotations use this connection; delete them before pointing it at another server", n)
+			}
+		}
 		res, err := tx.exec(ctx, `UPDATE app_connections SET name = ?, description = ?, config = ?, rotation_principals = ?, credentials = ?, version = ?, updated_at = ?
 			WHERE id = ? AND updated_at = ?`, c.Name, c.Description, appConnConfig(c), appConnPrincipals(c), sealed, c.Version, ts(c.UpdatedAt), c.ID, ts(prev))
 		if err := staleIfNone(res, err, "UpdateAppConnection"); err != nil {

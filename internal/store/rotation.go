@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/lockbox-dev/lockbox/internal/appconn"
 	"github.com/lockbox-dev/lockbox/internal/audit"
 	"github.com/lockbox-dev/lockbox/internal/errs"
 	"github.com/lockbox-dev/lockbox/internal/rotation"
@@ -72,36 +73,46 @@ func rotationJSON(v any) string {
 }
 
 // CreateRotation stores st with ev. free, when set, is given the other
-// rotations of the connections connIDs (st's and the others to its server)
-// as they are in the transaction, those connections' rows locked
-// (PostgreSQL, in id order; SQLite has one writer): two creates of
-// rotations of one principal on one server cannot both pass it.
-func (db *DB) CreateRotation(ctx context.Context, st rotation.State, ev audit.Event, connIDs []string, free func(others []rotation.State) error) error {
+// rotations on st's connection's server (through it or another of the
+// organization's connections to the same app, host and port:
+// appconn.SameTarget) as they are in the transaction, the organization's
+// connections of that app locked (PostgreSQL, in id order; SQLite has one
+// writer): two creates of rotations of one principal on one server cannot
+// both pass it, nor a connection made or repointed to the server meanwhile
+// escape it.
+func (db *DB) CreateRotation(ctx context.Context, st rotation.State, ev audit.Event, free func(others []rotation.State) error) error {
 	r := st.Rotation
-	ids := slices.Sorted(slices.Values(append([]string{r.ConnectionID}, connIDs...)))
-	ids = slices.Compact(ids)
 	return db.Transact(ctx, func(tx *Tx) error {
 		if free != nil {
-			locked, err := tx.query(ctx, `SELECT id FROM app_connections WHERE id IN (`+placeholders(len(ids))+`) ORDER BY id`+db.forUpdate(), withIDs(nil, ids)...)
+			rows, err := tx.query(ctx, `SELECT `+appConnCols+` FROM app_connections
+				WHERE org_id = ? AND app = (SELECT app FROM app_connections WHERE id = ?) ORDER BY id`+db.forUpdate(), r.OrgID, r.ConnectionID)
 			if err != nil {
 				return dbErr(err, "CreateRotation")
 			}
-			own := false
-			for locked.Next() {
-				var id string
-				if err := locked.Scan(&id); err != nil {
-					locked.Close()
+			var conns []appconn.Connection
+			for rows.Next() {
+				c, _, err := scanAppConn(rows)
+				if err != nil {
+					rows.Close()
 					return dbErr(err, "CreateRotation")
 				}
-				own = own || id == r.ConnectionID
+				conns = append(conns, c)
 			}
-			if err := locked.Close(); err != nil {
+			rows.Close()
+			if err := rows.Err(); err != nil {
 				return dbErr(err, "CreateRotation")
 			}
-			if !own {
+			own := slices.IndexFunc(conns, func(c appconn.Connection) bool { return c.ID == r.ConnectionID })
+			if own < 0 {
 				return dbErr(sql.ErrNoRows, "CreateRotation")
 			}
-			rows, err := tx.query(ctx, `SELECT `+rotCols+rotFrom+` WHERE r.connection_id IN (`+placeholders(len(ids))+`)`, withIDs(nil, ids)...)
+			var ids []string
+			for _, c := range conns {
+				if appconn.SameTarget(conns[own], c) {
+					ids = append(ids, c.ID)
+				}
+			}
+			rows, err = tx.query(ctx, `SELECT `+rotCols+rotFrom+` WHERE r.connection_id IN (`+placeholders(len(ids))+`)`, withIDs(nil, ids)...)
 			if err != nil {
 				return dbErr(err, "CreateRotation")
 			}

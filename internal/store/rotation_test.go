@@ -41,7 +41,7 @@ func seedRotations(t testing.TB, db *store.DB, n int, due time.Time) []string {
 		st := rotation.State{Rotation: rotation.Rotation{ID: store.NewID(), OrgID: org, ProjectID: pid, ConnectionID: conn.ID,
 			Type: "postgres-credentials", Name: "r-" + strconv.Itoa(i), Environment: "e", SecretPath: "/",
 			AutoRotate: true, IntervalDays: 1, ActiveIndex: 1, Status: rotation.Pending, CreatedAt: time.Now(), UpdatedAt: time.Now()}}
-		if err := db.CreateRotation(ctx, st, audit.Event{OrgID: org, Type: "t"}, nil, nil); err != nil {
+		if err := db.CreateRotation(ctx, st, audit.Event{OrgID: org, Type: "t"}, nil); err != nil {
 			t.Fatal(err)
 		}
 		if err := db.ExecForTest(ctx, `UPDATE secret_rotations SET due_at = ? WHERE id = ?`, due.UnixMicro(), st.ID); err != nil {
@@ -261,8 +261,9 @@ func TestRotationCreatesOfOneConnectionSeeEachOther(t *testing.T) {
 		pid, _ := seedSecrets(t, db)
 		org := orgOf(t, db, pid)
 		for round := range 6 {
+			// A server of its own each round: rotations are judged per server.
 			conn := appconn.Connection{ID: store.NewID(), OrgID: org, App: "postgres", Method: "username-and-password", Name: "race-" + strconv.Itoa(round), Version: 1,
-				CreatedAt: time.Now(), UpdatedAt: time.Now()}
+				Credentials: appconn.Credentials{Host: "race-" + strconv.Itoa(round) + ".example", Port: 5432}, CreatedAt: time.Now(), UpdatedAt: time.Now()}
 			if err := db.CreateAppConnection(ctx, conn, []byte{1}, audit.Event{OrgID: org, Type: "t"}); err != nil {
 				t.Fatal(err)
 			}
@@ -273,7 +274,7 @@ func TestRotationCreatesOfOneConnectionSeeEachOther(t *testing.T) {
 					st := rotation.State{Rotation: rotation.Rotation{ID: store.NewID(), OrgID: org, ProjectID: pid, ConnectionID: conn.ID,
 						Type: "postgres-credentials", Name: fmt.Sprintf("race-%d-%d", round, i), Environment: "e", SecretPath: "/",
 						AutoRotate: true, IntervalDays: 1, ActiveIndex: 1, Status: rotation.Pending, CreatedAt: time.Now(), UpdatedAt: time.Now()}}
-					err := db.CreateRotation(ctx, st, audit.Event{OrgID: org, Type: "t"}, nil, func(others []rotation.State) error {
+					err := db.CreateRotation(ctx, st, audit.Event{OrgID: org, Type: "t"}, func(others []rotation.State) error {
 						time.Sleep(20 * time.Millisecond) // both read before either inserts, unless serialised
 						if len(others) > 0 {
 							return errs.BadRequest("taken")
@@ -291,6 +292,49 @@ func TestRotationCreatesOfOneConnectionSeeEachOther(t *testing.T) {
 			if n := landed.Load(); n != 1 {
 				t.Fatalf("round %d: %d of two racing creates landed, want 1", round, n)
 			}
+		}
+	})
+}
+
+// TestRotationCreatesSeeTheirServersRotations: a create through one
+// connection is given the rotations made through the organization's other
+// connections to the same server (any database), not those of another
+// server.
+func TestRotationCreatesSeeTheirServersRotations(t *testing.T) {
+	storetest.ForEachEngine(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		pid, _ := seedSecrets(t, db)
+		org := orgOf(t, db, pid)
+		conn := func(name, host, database string) appconn.Connection {
+			c := appconn.Connection{ID: store.NewID(), OrgID: org, App: "postgres", Method: "username-and-password", Name: name, Version: 1,
+				Credentials: appconn.Credentials{Host: host, Port: 5432, Database: database}, CreatedAt: time.Now(), UpdatedAt: time.Now()}
+			if err := db.CreateAppConnection(ctx, c, []byte{1}, audit.Event{OrgID: org, Type: "t"}); err != nil {
+				t.Fatal(err)
+			}
+			return c
+		}
+		orders, billing, elsewhere := conn("orders", "db.example", "orders"), conn("billing", "DB.example.", "billing"), conn("other", "db2.example", "orders")
+		create := func(c appconn.Connection, name string) []rotation.State {
+			var seen []rotation.State
+			st := rotation.State{Rotation: rotation.Rotation{ID: store.NewID(), OrgID: org, ProjectID: pid, ConnectionID: c.ID,
+				Type: "postgres-credentials", Name: name, Environment: "e", SecretPath: "/",
+				AutoRotate: true, IntervalDays: 1, ActiveIndex: 1, Status: rotation.Pending, CreatedAt: time.Now(), UpdatedAt: time.Now()}}
+			if err := db.CreateRotation(ctx, st, audit.Event{OrgID: org, Type: "t"}, func(others []rotation.State) error {
+				seen = others
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			return seen
+		}
+		if seen := create(orders, "first"); len(seen) != 0 {
+			t.Fatalf("the first create saw %d rotations", len(seen))
+		}
+		if seen := create(billing, "second"); len(seen) != 1 || seen[0].Name != "first" {
+			t.Fatalf("a create through another connection to the server saw %+v, want the first rotation", seen)
+		}
+		if seen := create(elsewhere, "third"); len(seen) != 0 {
+			t.Fatalf("a create on another server saw %d rotations", len(seen))
 		}
 	})
 }

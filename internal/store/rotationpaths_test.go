@@ -41,7 +41,7 @@ func TestMigrationNormalisesRotationPaths(t *testing.T) {
 				st := rotation.State{Rotation: rotation.Rotation{ID: store.NewID(), OrgID: org, ProjectID: pid, ConnectionID: conn.ID,
 					Type: "postgres-credentials", Name: r.name, Environment: "e", SecretPath: r.path,
 					AutoRotate: true, IntervalDays: 1, ActiveIndex: 1, Status: rotation.Pending, CreatedAt: time.Now(), UpdatedAt: time.Now()}}
-				if err := db.CreateRotation(ctx, st, audit.Event{OrgID: org, Type: "t"}, nil, nil); err != nil {
+				if err := db.CreateRotation(ctx, st, audit.Event{OrgID: org, Type: "t"}, nil); err != nil {
 					t.Fatal(err)
 				}
 				ids[i] = st.ID

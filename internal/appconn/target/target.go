@@ -351,8 +351,8 @@ func checkPassword(pw string) error {
 
 // Revoke makes the credentials a rotation issued to user stop working, as
 // Infisical's revokeCredentials does: databases and LDAP get a random
-// password nobody records; a Redis ACL user is turned off with no password
-// (Infisical deletes it; the user may be one lockbox did not create, listed
+// password nobody records; a Redis ACL user is reset (off, no password, no
+// keys or commands) and its connections killed (Infisical deletes it; the user may be one lockbox did not create, listed
 // by the connection's rotationPrincipals, and a revocation takes its
 // credential, not the account). Revoking a user that no longer exists is
 // success.
@@ -373,11 +373,15 @@ func Revoke(ctx context.Context, p appconn.Policy, app string, admin appconn.Cre
 		if err != nil || n == nil {
 			return nil // gone
 		}
-		if err := c.Do(ctx, "ACL", "SETUSER", user, "off", "resetpass").Err(); err != nil {
+		// reset: off, no password, no keys, channels or commands, so that a
+		// later rotation of the name gives only its own scope.
+		if err := c.Do(ctx, "ACL", "SETUSER", user, "reset").Err(); err != nil {
 			return fmt.Errorf("turn off the ACL user %s: %v", user, err)
 		}
 		// Its open connections go on until they end: kill them.
-		c.Do(ctx, "CLIENT", "KILL", "USER", user)
+		if err := c.Do(ctx, "CLIENT", "KILL", "USER", user).Err(); err != nil {
+			return fmt.Errorf("end the connections of the ACL user %s: %v", user, err)
+		}
 		return nil
 	}
 	err := SetPassword(ctx, p, app, admin, "", user, rand.Text()+rand.Text())
