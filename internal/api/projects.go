@@ -1,8 +1,11 @@
 package api
 
 import (
+	"context"
+	"encoding/json"
 	"net/http"
 
+	"github.com/lockbox-dev/lockbox/internal/authz"
 	"github.com/lockbox-dev/lockbox/internal/errs"
 	"github.com/lockbox-dev/lockbox/internal/project"
 )
@@ -281,48 +284,44 @@ func (s *Server) workspaceDelete(w http.ResponseWriter, r *http.Request) error {
 	}{toWireProject(p)})
 }
 
-// projectAuditLogsRetention stores the project's audit log retention (it
-// does not prune yet), answered as {message, workspace}.
+// projectAuditLogsRetention stores the project's audit log retention,
+// answered as {message, workspace}.
 func (s *Server) projectAuditLogsRetention(w http.ResponseWriter, r *http.Request) error {
-	var req struct {
-		AuditLogsRetentionDays *int `json:"auditLogsRetentionDays"`
-	}
-	if err := s.decode(r, &req); err != nil {
-		return err
-	}
-	if req.AuditLogsRetentionDays == nil {
-		return field("auditLogsRetentionDays", "Required")
-	}
-	p, err := s.svc.Projects.SetAuditLogsRetention(r.Context(), actorFrom(r.Context()), r.PathValue("projectSlug"), *req.AuditLogsRetentionDays)
-	if err != nil {
-		return err
-	}
-	return writeJSON(w, http.StatusOK, struct {
-		Message   string      `json:"message"`
-		Workspace wireProject `json:"workspace"`
-	}{"Successfully updated project's audit logs retention period", toWireProject(p)})
+	return s.projectNumber(w, r, "auditLogsRetentionDays", "Successfully updated project's audit logs retention period",
+		s.svc.Projects.SetAuditLogsRetention)
 }
 
 // projectVersionLimit sets how many versions of each secret the project
 // keeps, answered as {message, workspace}.
 func (s *Server) projectVersionLimit(w http.ResponseWriter, r *http.Request) error {
-	var req struct {
-		PitVersionLimit *int `json:"pitVersionLimit"`
-	}
+	return s.projectNumber(w, r, "pitVersionLimit", "Successfully changed workspace version limit", s.svc.Projects.SetVersionLimit)
+}
+
+// projectNumber serves a PUT of one number of the project named by slug,
+// {name: n}, set by set, answered as {message, workspace}.
+func (s *Server) projectNumber(w http.ResponseWriter, r *http.Request, name, message string,
+	set func(ctx context.Context, actor authz.Actor, slug string, n int) (project.Project, error)) error {
+	var req map[string]json.RawMessage
 	if err := s.decode(r, &req); err != nil {
 		return err
 	}
-	if req.PitVersionLimit == nil {
-		return field("pitVersionLimit", "Required")
+	var n *int
+	if raw, ok := req[name]; ok {
+		if err := json.Unmarshal(raw, &n); err != nil {
+			return field(name, "Expected number")
+		}
 	}
-	p, err := s.svc.Projects.SetVersionLimit(r.Context(), actorFrom(r.Context()), r.PathValue("projectSlug"), *req.PitVersionLimit)
+	if n == nil {
+		return field(name, "Required")
+	}
+	p, err := set(r.Context(), actorFrom(r.Context()), r.PathValue("projectSlug"), *n)
 	if err != nil {
 		return err
 	}
 	return writeJSON(w, http.StatusOK, struct {
 		Message   string      `json:"message"`
 		Workspace wireProject `json:"workspace"`
-	}{"Successfully changed workspace version limit", toWireProject(p)})
+	}{message, toWireProject(p)})
 }
 
 func (s *Server) projectDeleteBySlug(w http.ResponseWriter, r *http.Request) error {
