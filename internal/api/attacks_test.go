@@ -897,7 +897,8 @@ func TestLargeAnswersAreBounded(t *testing.T) {
 	e.Must(t, 200, "GET", "/api/v3/secrets/raw?"+secretQ(p.ID, "dev", "/ctl")+"&viewSecretValue=false", e.Token, nil)
 	e.Must(t, 200, "GET", "/api/v3/secrets/raw?"+secretQ(p.ID, "dev", "/"), viewer, nil)
 
-	// The same in one secret's versions.
+	// The same in one secret's versions (the project keeps up to 100).
+	e.Must(t, 200, "PUT", "/api/v1/workspace/"+p.Slug+"/version-limit", e.Token, map[string]any{"pitVersionLimit": 100})
 	id := secretID(t, e, p.ID, "dev", "HTML")
 	for range n {
 		e.Must(t, 200, "PATCH", "/api/v3/secrets/raw/HTML", e.Token, map[string]any{"workspaceId": p.ID, "environment": "dev", "secretValue": ctl})

@@ -119,8 +119,9 @@ func flatten(v any) []string {
 }
 
 // TestAForcedRevocationLeavesNoRoleBehind: a lessee whose role cannot be
-// dropped (it owns a table in another database: DROP OWNED runs in the
-// dynamic secret's database only, so DROP ROLE fails) and that forces its
+// dropped (it owns a database, which DROP OWNED leaves, so DROP ROLE fails;
+// a table in another database no longer blocks it, DROP OWNED running
+// there too) and that forces its
 // own revocation gets the lease revoked, as asked, but not a role
 // outliving it: the role is disabled and its sessions ended at once, and
 // its drop is retried as a cleanup until the role is gone. (The lessee
@@ -138,7 +139,7 @@ func TestAForcedRevocationLeavesNoRoleBehind(t *testing.T) {
 	prefix := "fr_" + testsvc.Suffix()
 	blocker := "lockbox_blocker_" + testsvc.Suffix()
 	t.Cleanup(func() {
-		pg.ExecContext(ctx, `DROP TABLE IF EXISTS `+blocker)
+		pg.ExecContext(ctx, `DROP DATABASE IF EXISTS `+blocker+` WITH (FORCE)`)
 		rows, _ := pg.QueryContext(ctx, `SELECT rolname FROM pg_roles WHERE rolname LIKE $1`, prefix+`%`)
 		var names []string
 		for rows != nil && rows.Next() {
@@ -161,7 +162,7 @@ func TestAForcedRevocationLeavesNoRoleBehind(t *testing.T) {
 	}
 	e.Must(t, 200, "POST", "/api/v1/dynamic-secrets/leases", e.Token, sc.body(map[string]any{"dynamicSecretName": "pg"})).Decode(t, &l)
 	user := l.Data["DB_USERNAME"].(string)
-	if _, err := pg.ExecContext(ctx, `CREATE TABLE `+blocker+` (x int); ALTER TABLE `+blocker+` OWNER TO "`+user+`"`); err != nil {
+	if _, err := pg.ExecContext(ctx, `CREATE DATABASE `+blocker+` OWNER "`+user+`"`); err != nil {
 		t.Fatal(err)
 	}
 	lessee, err := sql.Open("pgx", "postgres://"+user+"@127.0.0.1:5432/"+db+"?sslmode=disable")
@@ -194,7 +195,7 @@ func TestAForcedRevocationLeavesNoRoleBehind(t *testing.T) {
 		t.Fatal("the lessee's session outlived its forced revocation")
 	}
 	// Once what kept the drop from succeeding is gone, the cleanup drops it.
-	if _, err := pg.ExecContext(ctx, `DROP TABLE `+blocker); err != nil {
+	if _, err := pg.ExecContext(ctx, `DROP DATABASE `+blocker+` WITH (FORCE)`); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(30 * time.Second)
