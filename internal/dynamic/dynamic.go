@@ -977,16 +977,7 @@ func (s *Service) dropPending(ctx context.Context, sec Secret) error {
 	}
 	failed, err := s.dropUsers(ctx, sec.ID, names)
 	if err != nil {
-		notDropped := make(map[string]bool, len(failed))
-		for _, u := range failed {
-			notDropped[u] = true
-		}
-		var dropped []string
-		for i, id := range ids {
-			if !notDropped[names[i]] {
-				dropped = append(dropped, id)
-			}
-		}
+		dropped, _ := splitDropped(ids, names, failed)
 		if ferr := s.store.FinishCleanups(ctx, dropped, true, "", time.Time{}); ferr != nil {
 			return ferr
 		}

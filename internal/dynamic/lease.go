@@ -488,6 +488,24 @@ func (s *Service) dropUsers(ctx context.Context, dsID string, names []string) ([
 	return failed, last
 }
 
+// splitDropped splits the lease ids of cleanups (ids[i] the lease of
+// names[i]) into those whose users were dropped and those in failed, as
+// dropUsers reports them.
+func splitDropped(ids, names, failed []string) (dropped, kept []string) {
+	notDropped := make(map[string]bool, len(failed))
+	for _, u := range failed {
+		notDropped[u] = true
+	}
+	for i, id := range ids {
+		if notDropped[names[i]] {
+			kept = append(kept, id)
+		} else {
+			dropped = append(dropped, id)
+		}
+	}
+	return dropped, kept
+}
+
 // backoff is the wait before retry n: 1s, 2s, 4s ... capped at 5 minutes.
 func backoff(n int) time.Duration {
 	if n < 1 {

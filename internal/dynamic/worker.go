@@ -271,18 +271,7 @@ func (w *Worker) dismantle(ctx context.Context) int {
 	}
 	dsID := cs[0].DynamicSecretID
 	failed, err := s.dropUsers(ctx, dsID, names)
-	notDropped := make(map[string]bool, len(failed))
-	for _, u := range failed {
-		notDropped[u] = true
-	}
-	var dropped, kept []string
-	for i, id := range ids {
-		if notDropped[names[i]] {
-			kept = append(kept, id)
-		} else {
-			dropped = append(dropped, id)
-		}
-	}
+	dropped, kept := splitDropped(ids, names, failed)
 	details := ""
 	if err != nil {
 		details = truncate(err.Error(), 250) + " - retrying automatically"
