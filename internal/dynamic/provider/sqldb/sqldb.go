@@ -481,7 +481,7 @@ func (s *SQL) RevokeMany(ctx context.Context, usernames []string) error {
 		s.killMySQLSessions(ctx, usernames)
 		return nil
 	}
-	if s.cfg.RevocationStatement == defaults["postgres"][1] {
+	if s.Disables() { // PostgreSQL with the default revocation, as in Revoke
 		if err := s.dropOwnedElsewhere(ctx, usernames); err != nil {
 			return err
 		}
