@@ -329,6 +329,20 @@ func TestRotationAuthorization(t *testing.T) {
 		if !strings.Contains(string(r.Body), "already rotates") {
 			t.Fatalf("a rotation of A's users through another connection to the server: %s", r.Body)
 		}
+		// Nor the account of another connection to the server: it would
+		// break that connection and land its password in B's secrets.
+		connPass := "Pw-" + sfx + sfx
+		if err := admin.Do(context.Background(), "ACL", "SETUSER", "az-"+sfx+"-conn", "on", ">"+connPass, "~*", "&*", "+@all").Err(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { admin.Do(context.Background(), "ACL", "DELUSER", "az-"+sfx+"-conn") })
+		createConn(t, e, e.Token, "redis", "cache-as-conn", map[string]any{"host": host, "port": port, "username": "az-" + sfx + "-conn", "password": connPass})
+		viaAgain["parameters"] = map[string]string{"permissionScope": "+ping", "username1": "az-" + sfx + "-conn", "username2": "az-" + sfx + "-7"}
+		r = e.Do(t, "POST", "/api/v2/secret-rotations/redis-credentials", pm, viaAgain)
+		assertError(t, r, 422, "ValidationFailure")
+		if !strings.Contains(string(r.Body), "own user") {
+			t.Fatalf("a rotation of another same-server connection's account: %s", r.Body)
+		}
 		// Nor may a connection rotations use be pointed at another server
 		// (it would escape that rule, and strand their principals).
 		r = e.Do(t, "PATCH", "/api/v1/app-connections/redis/"+connID, e.Token, map[string]any{"credentials": map[string]any{"host": "localhost", "port": port, "password": "any"}})
