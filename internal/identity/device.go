@@ -55,10 +55,15 @@ type DeviceStore interface {
 	// DecideDeviceLogin records a pending, unexpired login as approved for
 	// userID in orgID, or denied, with ev; errs.NotFound otherwise.
 	DecideDeviceLogin(ctx context.Context, userCode, status, userID, orgID string, now time.Time, ev audit.Event) error
-	// TakeDeviceLogin returns the login of a device code hash, deleting it
-	// unless it is still pending; errs.NotFound when there is none or it
-	// expired.
-	TakeDeviceLogin(ctx context.Context, codeHash string, now time.Time) (DeviceLogin, error)
+	// DeviceLoginByCode returns the login of a device code hash;
+	// errs.NotFound when there is none or it expired at now.
+	DeviceLoginByCode(ctx context.Context, codeHash string, now time.Time) (DeviceLogin, error)
+	// TakeDeviceLogin deletes the login of a device code hash if its
+	// status is still status, and stores sess (nil: none) in the same
+	// transaction: an approval turned into a denial meanwhile (the user's
+	// sessions ended) makes no session. errs.NotFound when it is gone or
+	// its status changed.
+	TakeDeviceLogin(ctx context.Context, codeHash, status string, sess *Session) error
 }
 
 // DeviceStart is what the CLI gets when it starts a device login.
@@ -244,7 +249,8 @@ func (w *Web) PollDeviceLogin(ctx context.Context, deviceCode, ip, ua string) (D
 	if deviceCode == "" || len(deviceCode) > 128 {
 		return DeviceSession{}, errs.Fieldf("deviceCode", "deviceCode is required")
 	}
-	d, err := w.store.TakeDeviceLogin(ctx, deviceCodeHash(deviceCode), w.now().UTC())
+	hash := deviceCodeHash(deviceCode)
+	d, err := w.store.DeviceLoginByCode(ctx, hash, w.now().UTC())
 	if errs.Is(err, errs.NotFound) {
 		return DeviceSession{}, errDeviceExpired
 	}
@@ -255,6 +261,9 @@ func (w *Web) PollDeviceLogin(ctx context.Context, deviceCode, ip, ua string) (D
 	case DevicePending:
 		return DeviceSession{}, errDevicePending
 	case DeviceDenied:
+		if err := w.store.TakeDeviceLogin(ctx, hash, DeviceDenied, nil); err != nil && !errs.Is(err, errs.NotFound) {
+			return DeviceSession{}, err
+		}
 		return DeviceSession{}, errDeviceDenied
 	}
 	u, err := w.svc.store.UserByID(ctx, d.UserID)
@@ -268,10 +277,19 @@ func (w *Web) PollDeviceLogin(ctx context.Context, deviceCode, ip, ua string) (D
 	if !ok {
 		return DeviceSession{}, errDeviceDenied
 	}
-	out := DeviceSession{Email: u.Email, OrgID: o.ID, OrgName: o.Name, ExpiresIn: int(SessionLifetime / time.Second)}
-	if out.Token, err = w.svc.newSession(ctx, d.UserID, d.OrgID); err != nil {
+	sess, token, err := w.svc.prepareSession(ctx, d.UserID, d.OrgID, time.Time{}, "")
+	if err != nil {
 		return DeviceSession{}, err
 	}
+	// The approval is collected and its session stored at once: the user's
+	// sessions ending in between (deactivated, a second factor turned on)
+	// deny the approval, and then no session is made.
+	if err := w.store.TakeDeviceLogin(ctx, hash, DeviceApproved, &sess); errs.Is(err, errs.NotFound) {
+		return DeviceSession{}, errDeviceExpired // another poll took it, or it was denied meanwhile
+	} else if err != nil {
+		return DeviceSession{}, err
+	}
+	out := DeviceSession{Token: token, Email: u.Email, OrgID: o.ID, OrgName: o.Name, ExpiresIn: int(SessionLifetime / time.Second)}
 	actor := authz.Actor{Kind: authz.ActorUser, ID: d.UserID, OrgID: d.OrgID, Name: u.Email, AuthMethod: "device", IP: ip, UserAgent: ua}
 	if err := w.store.AppendAudit(ctx, audit.New(actor, "user-login", map[string]any{"authMethod": "device", "userCode": d.UserCode})); err != nil {
 		return DeviceSession{}, err

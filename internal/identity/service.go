@@ -574,9 +574,22 @@ func (s *Service) newSession(ctx context.Context, userID, orgID string) (string,
 // SessionLifetime from now (zero: no bound), in the family of the login
 // session family (empty: a login's first session).
 func (s *Service) newSessionUntil(ctx context.Context, userID, orgID string, until time.Time, family string) (string, error) {
-	sig, err := s.signer(ctx)
+	sess, token, err := s.prepareSession(ctx, userID, orgID, until, family)
 	if err != nil {
 		return "", err
+	}
+	if err := s.store.CreateSession(ctx, sess); err != nil {
+		return "", err
+	}
+	return token, nil
+}
+
+// prepareSession is newSessionUntil's session and token, not yet stored:
+// the token is good only once the session is.
+func (s *Service) prepareSession(ctx context.Context, userID, orgID string, until time.Time, family string) (Session, string, error) {
+	sig, err := s.signer(ctx)
+	if err != nil {
+		return Session{}, "", err
 	}
 	now := s.now().UTC().Truncate(time.Microsecond)
 	life := SessionLifetime
@@ -584,14 +597,15 @@ func (s *Service) newSessionUntil(ctx context.Context, userID, orgID string, unt
 		life = until.Sub(now)
 	}
 	if life < time.Second { // a JWT's exp counts whole seconds
-		return "", errs.Unauthorizedf("Session is no longer valid")
+		return Session{}, "", errs.Unauthorizedf("Session is no longer valid")
 	}
 	sess := Session{ID: NewID(), UserID: userID, OrgID: orgID, FamilyID: family, CreatedAt: now, ExpiresAt: now.Add(life)}
-	if err := s.store.CreateSession(ctx, sess); err != nil {
-		return "", err
-	}
-	return sig.sign(claims{AuthTokenType: TypeUserAccessToken, UserID: userID, TokenVersionID: sess.ID,
+	token, err := sig.sign(claims{AuthTokenType: TypeUserAccessToken, UserID: userID, TokenVersionID: sess.ID,
 		OrganizationID: orgID, AuthMethod: MethodEmail}, now, life)
+	if err != nil {
+		return Session{}, "", err
+	}
+	return sess, token, nil
 }
 
 // revokeUserSession ends the API session behind a verified user token.

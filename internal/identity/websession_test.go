@@ -175,3 +175,54 @@ func TestDeviceCodeGuessesHoldUnderConcurrency(t *testing.T) {
 		t.Fatalf("100 concurrent wrong codes: %d looked up, %d refused, want at most 10 and the rest refused", n, limited.Load())
 	}
 }
+
+// endingPoll is the real store, ending the user's sessions (a second factor
+// turned on) right after a poll has read an approved device login.
+type endingPoll struct {
+	*store.DB
+	userID string
+}
+
+func (s *endingPoll) DeviceLoginByCode(ctx context.Context, codeHash string, now time.Time) (identity.DeviceLogin, error) {
+	d, err := s.DB.DeviceLoginByCode(ctx, codeHash, now)
+	if err == nil && d.Status == identity.DeviceApproved {
+		if err := s.EnableUserTOTP(ctx, s.userID, "", 1, nil); err != nil {
+			return d, err
+		}
+	}
+	return d, err
+}
+
+// TestADeviceLoginCollectedAsSessionsEndMakesNoSession: a poll that has read
+// an approval when the user's sessions end gets no session (before, it
+// collected the approval and then made a session the end had missed).
+func TestADeviceLoginCollectedAsSessionsEndMakesNoSession(t *testing.T) {
+	for _, d := range storetest.Engines {
+		t.Run(string(d), func(t *testing.T) {
+			ctx := context.Background()
+			db := storetest.Open(t, d)
+			svc := identity.NewService(db, newKeyring(t, db), nil)
+			b, err := svc.Bootstrap(ctx, "a@b.co", "pw-123456", "Acme", "127.0.0.1", "test")
+			if err != nil {
+				t.Fatal(err)
+			}
+			w := identity.NewWeb(svc, &endingPoll{DB: db, userID: b.User.ID}, nil)
+			start, err := w.StartDeviceLogin(ctx, "127.0.0.1", "cli")
+			if err != nil {
+				t.Fatal(err)
+			}
+			user := authz.Actor{Kind: authz.ActorUser, ID: b.User.ID, OrgID: b.Org.ID}
+			if err := w.DecideDeviceLogin(ctx, user, start.UserCode, true); err != nil {
+				t.Fatal(err)
+			}
+			got, err := w.PollDeviceLogin(ctx, start.DeviceCode, "127.0.0.1", "cli")
+			if err == nil {
+				_, verr := svc.Authenticate(ctx, got.Token, "127.0.0.1", "cli")
+				t.Fatalf("a poll collected an approval as the sessions ended: a session (authenticates: %v)", verr)
+			}
+			if errs.KindOf(err) != errs.Invalid {
+				t.Fatalf("the poll: %v; want a 400 (expired or denied)", err)
+			}
+		})
+	}
+}

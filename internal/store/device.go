@@ -59,29 +59,36 @@ func (db *DB) DecideDeviceLogin(ctx context.Context, userCode, status, userID, o
 	})
 }
 
-// TakeDeviceLogin returns a device login, deleting it once decided; the
-// DELETE decides which of two polls collects it.
-func (db *DB) TakeDeviceLogin(ctx context.Context, codeHash string, now time.Time) (identity.DeviceLogin, error) {
-	// A read first: polls of a pending (or unknown) login take no writer.
+// DeviceLoginByCode returns the device login of a code hash unless it expired
+// at now. A read: polls of a pending (or unknown) login take no writer.
+func (db *DB) DeviceLoginByCode(ctx context.Context, codeHash string, now time.Time) (identity.DeviceLogin, error) {
 	d, err := scanDevice(db.readRow(ctx, `SELECT `+deviceCols+` FROM device_logins WHERE device_code_hash = ?`, codeHash))
 	if err != nil {
-		return d, dbErr(err, "TakeDeviceLogin")
+		return d, dbErr(err, "DeviceLoginByCode")
 	}
 	if !d.ExpiresAt.After(now) {
 		return identity.DeviceLogin{}, errs.NotFoundf("device login expired")
 	}
-	if d.Status == identity.DevicePending {
-		return d, nil
-	}
-	// The DELETE decides which of two polls collects it, and that the
-	// decision read is still the row's: an approval is turned into a denial
-	// when the user's sessions end (endUserSessions).
-	res, err := db.execQuiet(ctx, `DELETE FROM device_logins WHERE device_code_hash = ? AND status = ?`, codeHash, d.Status)
-	if err != nil {
-		return identity.DeviceLogin{}, dbErr(err, "take device login")
-	}
-	if n, err := res.RowsAffected(); err != nil || n != 1 {
-		return identity.DeviceLogin{}, errs.NotFoundf("device login already used")
-	}
 	return d, nil
+}
+
+// TakeDeviceLogin deletes a device login still in status and stores sess
+// (nil: none) in the same transaction. The DELETE decides which of two polls
+// collects it, and that the decision read is still the row's: an approval is
+// turned into a denial when the user's sessions end (endUserSessions, which
+// takes the row first, so a session stored here is one it then ends).
+func (db *DB) TakeDeviceLogin(ctx context.Context, codeHash, status string, sess *identity.Session) error {
+	return db.transactQuiet(ctx, func(tx *Tx) error {
+		res, err := tx.exec(ctx, `DELETE FROM device_logins WHERE device_code_hash = ? AND status = ?`, codeHash, status)
+		if err != nil {
+			return dbErr(err, "take device login")
+		}
+		if n, err := res.RowsAffected(); err != nil || n != 1 {
+			return errs.NotFoundf("device login already used")
+		}
+		if sess == nil {
+			return nil
+		}
+		return tx.insertSession(ctx, *sess)
+	})
 }

@@ -296,8 +296,7 @@ func (db *DB) UserByID(ctx context.Context, id string) (identity.User, error) {
 // refused (errs.Unauthorized).
 func (db *DB) CreateSession(ctx context.Context, s identity.Session) error {
 	if s.FamilyID == "" {
-		_, err := db.execQuiet(ctx, `INSERT INTO user_sessions (id, user_id, org_id, family_id, revoked, created_at, expires_at) VALUES (?, ?, ?, ?, FALSE, ?, ?)`,
-			s.ID, s.UserID, nullStr(s.OrgID), s.FamilyID, ts(s.CreatedAt), ts(s.ExpiresAt))
+		_, err := db.execQuiet(ctx, insertSession, s.ID, s.UserID, nullStr(s.OrgID), s.FamilyID, ts(s.CreatedAt), ts(s.ExpiresAt))
 		return dbErr(err, "CreateSession")
 	}
 	return db.transactQuiet(ctx, func(tx *Tx) error {
@@ -309,10 +308,16 @@ func (db *DB) CreateSession(ctx context.Context, s identity.Session) error {
 		} else if err != nil {
 			return err
 		}
-		_, err = tx.exec(ctx, `INSERT INTO user_sessions (id, user_id, org_id, family_id, revoked, created_at, expires_at) VALUES (?, ?, ?, ?, FALSE, ?, ?)`,
-			s.ID, s.UserID, nullStr(s.OrgID), s.FamilyID, ts(s.CreatedAt), ts(s.ExpiresAt))
-		return dbErr(err, "CreateSession")
+		return tx.insertSession(ctx, s)
 	})
+}
+
+const insertSession = `INSERT INTO user_sessions (id, user_id, org_id, family_id, revoked, created_at, expires_at) VALUES (?, ?, ?, ?, FALSE, ?, ?)`
+
+// insertSession stores a new API session.
+func (tx *Tx) insertSession(ctx context.Context, s identity.Session) error {
+	_, err := tx.exec(ctx, insertSession, s.ID, s.UserID, nullStr(s.OrgID), s.FamilyID, ts(s.CreatedAt), ts(s.ExpiresAt))
+	return dbErr(err, "CreateSession")
 }
 
 // RevokeSession ends a user's API session and every session of its family

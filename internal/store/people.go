@@ -113,17 +113,22 @@ func (tx *Tx) endUserSessions(ctx context.Context, userID, except string) error 
 	if userID == "" {
 		return nil
 	}
+	// A device login approved but not yet collected is a session in
+	// waiting: collected after this, it would outlive the end it missed.
+	// Denied first: a collect that holds the row (TakeDeviceLogin) has
+	// stored its session by the time this goes on, and the statements
+	// below end it; one that comes later finds the approval gone.
+	if _, err := tx.exec(ctx, `UPDATE device_logins SET status = ? WHERE user_id = ? AND status = ?`,
+		identity.DeviceDenied, userID, identity.DeviceApproved); err != nil {
+		return dbErr(err, "end device logins")
+	}
 	for range 2 {
 		if _, err := tx.exec(ctx, `UPDATE user_sessions SET revoked = TRUE WHERE user_id = ? AND revoked = FALSE AND id <> ?`,
 			userID, except); err != nil {
 			return dbErr(err, "end sessions")
 		}
 	}
-	// A device login approved but not yet collected is a session in
-	// waiting: collected after this, it would outlive the end it missed.
-	_, err := tx.exec(ctx, `UPDATE device_logins SET status = ? WHERE user_id = ? AND status = ?`,
-		identity.DeviceDenied, userID, identity.DeviceApproved)
-	return dbErr(err, "end device logins")
+	return nil
 }
 
 // UpdateOrgMember writes a membership's role and active flag if it is
