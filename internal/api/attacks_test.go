@@ -821,6 +821,76 @@ func TestAReferenceOneMayNotReadIsRefusedWhetherOrNotItExists(t *testing.T) {
 	}
 }
 
+// TestAWriterMayReferOnlyToWhatItCanRead: a member confined to dev:/app
+// cannot plant ${prod.DB_PASSWORD} in a value there (create, update, batch,
+// rollback), however the reference hides (after a broken cycle, behind a
+// chain of its own secrets, in an older version); before, the write went
+// through and a reader with wider rights (a deployment identity) read the
+// prod password inside the planted value. References it may read, and ones
+// to secrets that do not exist yet where it may read, are written.
+func TestAWriterMayReferOnlyToWhatItCanRead(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, d store.Dialect) {
+		e := apptest.Bootstrapped(t, d)
+		p := createProject(t, e, e.Token, map[string]any{"projectName": "plant"})
+		e.Must(t, 200, "POST", "/api/v1/folders", e.Token, folder(p.ID, "dev", "/", "app"))
+		putSecret(t, e, e.Token, p.ID, "prod", "/", "DB_PASSWORD", "prod-db-pass")
+		putSecret(t, e, e.Token, p.ID, "dev", "/", "SHARED", "${prod.DB_PASSWORD}") // an admin's, readable by the member
+		confined := customRole(t, e, p.ID, "app-only", []map[string]any{{"subject": "secrets", "action": allSecretActions,
+			"conditions": map[string]any{"environment": "dev", "secretPath": map[string]any{"$glob": "/app/**"}}}})
+		e.Must(t, 200, "POST", "/api/v1/folders", e.Token, folder(p.ID, "dev", "/", "lib"))
+		putSecret(t, e, e.Token, p.ID, "dev", "/lib", "VIA", "${dev.SHARED}")
+		reader := customRole(t, e, p.ID, "app-and-lib", []map[string]any{
+			{"subject": "secrets", "action": allSecretActions, "conditions": map[string]any{"environment": "dev", "secretPath": map[string]any{"$glob": "/app/**"}}},
+			{"subject": "secrets", "action": []string{"read", "describeSecret", "readValue"}, "conditions": map[string]any{"environment": "dev", "secretPath": "/lib"}},
+		})
+		at := func(key string, extra map[string]any) map[string]any {
+			m := map[string]any{"workspaceId": p.ID, "environment": "dev", "secretPath": "/app"}
+			maps.Copy(m, extra)
+			return m
+		}
+		planted := []string{
+			"https://x.test/?k=${prod.DB_PASSWORD}",
+			"${prod.NOPE}",               // missing, where it reads nothing: refused all the same
+			"${CYC} ${prod.DB_PASSWORD}", // after a cycle (CYC refers to itself)
+			"${dev.lib.VIA}",             // through a secret it may read, to one it may not
+			"${OWN1} ${dev.lib.VIA}",     // after a chain of its own secrets
+		}
+		putSecret(t, e, confined, p.ID, "dev", "/app", "CYC", "${CYC}")
+		putSecret(t, e, confined, p.ID, "dev", "/app", "OWN1", "${OWN2}")
+		putSecret(t, e, confined, p.ID, "dev", "/app", "OWN2", "plain")
+		putSecret(t, e, confined, p.ID, "dev", "/app", "HOOK", "harmless")
+		for _, v := range planted {
+			assertError(t, e.Do(t, "POST", "/api/v3/secrets/raw/NEW", confined, at("NEW", map[string]any{"secretValue": v})), 403, "PermissionDenied")
+			assertError(t, e.Do(t, "PATCH", "/api/v3/secrets/raw/HOOK", confined, at("HOOK", map[string]any{"secretValue": v})), 403, "PermissionDenied")
+			assertError(t, e.Do(t, "PATCH", "/api/v3/secrets/batch/raw", confined, at("", map[string]any{
+				"secrets": []map[string]any{{"secretKey": "HOOK", "secretValue": v}}})), 403, "PermissionDenied")
+		}
+		// The cycle mended, the admin reads nothing of prod through the
+		// member's values.
+		e.Must(t, 200, "PATCH", "/api/v3/secrets/raw/CYC", confined, at("CYC", map[string]any{"secretValue": "mended"}))
+		r := e.Must(t, 200, "GET", "/api/v3/secrets/raw?expandSecretReferences=true&"+secretQ(p.ID, "dev", "/app"), e.Token, nil)
+		if strings.Contains(string(r.Body), "prod-db-pass") {
+			t.Fatalf("a planted reference resolved for the admin: %.400s", r.Body)
+		}
+		// What it may read, and a secret that is not there yet, it may name.
+		putSecret(t, e, confined, p.ID, "dev", "/app", "OK1", "${OWN1}-${dev.app.LATER}")
+		e.Must(t, 200, "PATCH", "/api/v3/secrets/raw/OK1", reader, at("OK1", map[string]any{"secretValue": "${dev.lib.NOT_YET}"}))
+		// An older value holding such a reference (written by the admin) is
+		// not brought back by the member's rollback.
+		e.Must(t, 200, "PATCH", "/api/v3/secrets/raw/HOOK", e.Token, at("HOOK", map[string]any{"secretValue": "${prod.DB_PASSWORD}"}))
+		e.Must(t, 200, "PATCH", "/api/v3/secrets/raw/HOOK", e.Token, at("HOOK", map[string]any{"secretValue": "harmless again"}))
+		var hook struct{ Secret struct{ ID string } }
+		e.Must(t, 200, "GET", "/api/v3/secrets/raw/HOOK?"+secretQ(p.ID, "dev", "/app"), confined, nil).Decode(t, &hook)
+		rollbackRole := customRole(t, e, p.ID, "app-rollback", []map[string]any{
+			{"subject": "secrets", "action": allSecretActions, "conditions": map[string]any{"environment": "dev", "secretPath": map[string]any{"$glob": "/app/**"}}},
+			{"subject": "secret-rollback", "action": []string{"read", "create"}},
+		})
+		assertError(t, e.Do(t, "POST", "/api/v1/secret/"+hook.Secret.ID+"/secret-versions/2/rollback", rollbackRole, nil), 403, "PermissionDenied")
+		e.Must(t, 200, "POST", "/api/v1/secret/"+hook.Secret.ID+"/secret-versions/1/rollback", rollbackRole, nil)
+		e.Must(t, 200, "POST", "/api/v1/secret/"+hook.Secret.ID+"/secret-versions/2/rollback", e.Token, nil)
+	})
+}
+
 // TestARenameOrRetagKeepsADeleteDenial: a role that may read, create, edit
 // and delete secrets but not delete CRITICAL, nor anything tagged
 // protected, cannot rename CRITICAL or untag a protected secret to delete

@@ -195,6 +195,11 @@ func (s *Service) rollback(ctx context.Context, actor authz.Actor, id string, v 
 	if err := noReveal(perms, before, sec); err != nil {
 		return Secret{}, err
 	}
+	// The old value is written again, by this actor: its references are
+	// checked as a new value's are (someone else may have written them).
+	if err := s.checkExpansion(ctx, s.writeReader(ctx, actor, perms, sec.ProjectID), sec); err != nil {
+		return Secret{}, err
+	}
 	if sec.Key != before.Key {
 		ctx = project.WithMoveGuard(ctx, project.MoveGuard{ProjectID: sl.ProjectID, Seen: seen})
 	}

@@ -80,17 +80,36 @@ type Expander struct {
 	refs     int
 	memo     map[string]memoValue
 	stack    map[string]bool
+	// checking: a cycle or a chain deeper than the limit leaves its
+	// reference as written and the expansion goes on, so that every
+	// reference a value reaches is looked up (and its permission checked).
+	checking bool
+	cuts     int // chains a checking expansion left as written at the depth limit
 }
 
 type memoValue struct {
 	value  string
 	found  bool
 	height int // how many levels of references lie below value
+	// at is the depth value was expanded at, and cut whether a checking
+	// expansion left a chain below it as written there: reached again
+	// nearer the top, it is expanded again, so nothing below is missed.
+	at  int
+	cut bool
 }
 
 // NewExpander returns an expander with the default budget.
 func NewExpander(lookup Lookup) *Expander {
 	return &Expander{lookup: lookup, maxBytes: MaxExpandBytes, maxRefs: MaxExpandRefs}
+}
+
+// Checking makes x look up every reference it can reach, leaving a cycle or
+// a chain deeper than the limit as written instead of failing on it: a
+// write's check that the writer may read what its value refers to must not
+// stop at the first broken reference.
+func (x *Expander) Checking() *Expander {
+	x.checking = true
+	return x
 }
 
 // WithBudget sets the expander's limits (for tests and benchmarks).
@@ -120,6 +139,10 @@ func (x *Expander) expand(ctx context.Context, value, env, path string, depth in
 		return value, 0, nil
 	}
 	if depth >= MaxReferenceDepth {
+		if x.checking {
+			x.cuts++
+			return value, 0, nil
+		}
 		return "", 0, errDepth()
 	}
 	var b strings.Builder
@@ -136,6 +159,9 @@ func (x *Expander) expand(ctx context.Context, value, env, path string, depth in
 		}
 		id := tEnv + ":" + tPath + ":" + r.Key
 		if x.stack[id] {
+			if x.checking {
+				continue // left as written
+			}
 			return "", 0, errs.BadRequest("Secret reference cycle detected at ${%s}", truncate(inner, 128))
 		}
 		x.refs++
@@ -143,6 +169,9 @@ func (x *Expander) expand(ctx context.Context, value, env, path string, depth in
 			return "", 0, errBudget
 		}
 		m, seen := x.memo[id]
+		if seen && m.cut && depth+1 < m.at {
+			seen = false // see memoValue.cut
+		}
 		if !seen {
 			if x.memo == nil {
 				x.memo, x.stack = map[string]memoValue{}, map[string]bool{}
@@ -151,7 +180,7 @@ func (x *Expander) expand(ctx context.Context, value, env, path string, depth in
 			if err != nil {
 				return "", 0, err
 			}
-			h := 0
+			h, cuts := 0, x.cuts
 			if ok {
 				x.stack[id] = true
 				v, h, err = x.expand(ctx, v, tEnv, tPath, depth+1)
@@ -160,9 +189,9 @@ func (x *Expander) expand(ctx context.Context, value, env, path string, depth in
 					return "", 0, err
 				}
 			}
-			m = memoValue{value: v, found: ok, height: h}
+			m = memoValue{value: v, found: ok, height: h, at: depth + 1, cut: x.cuts > cuts}
 			x.memo[id] = m
-		} else if depth+1+m.height > MaxReferenceDepth {
+		} else if depth+1+m.height > MaxReferenceDepth && !x.checking {
 			return "", 0, errDepth() // reached deeper here than where it was first expanded
 		}
 		height = max(height, 1+m.height)

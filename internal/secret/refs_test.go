@@ -177,3 +177,34 @@ func TestExpandHonoursContext(t *testing.T) {
 		t.Fatalf("cancelled request: %v", err)
 	}
 }
+
+// TestCheckingExpansionReachesEveryReference: a checking expansion (a
+// write's) goes past a cycle and the depth limit to look up every reference
+// a value reaches, including below a secret first met at the limit and met
+// again nearer the top, so a forbidden one is found however it hides.
+func TestCheckingExpansionReachesEveryReference(t *testing.T) {
+	s := fakeSecrets{"dev:/:SELF": "${SELF}", "dev:/:S": "${FORBIDDEN}", "dev:/:OK": "fine"}
+	// A0 -> A1 -> ... -> S: S's value is reached at the depth limit.
+	for i := range secret.MaxReferenceDepth - 1 {
+		next := fmt.Sprintf("${A%d}", i+1)
+		if i == secret.MaxReferenceDepth-2 {
+			next = "${S}"
+		}
+		s[fmt.Sprintf("dev:/:A%d", i)] = next
+	}
+	check := func(v string) error {
+		_, err := secret.NewExpander(s.lookup).Checking().Expand(context.Background(), v, "dev", "/")
+		return err
+	}
+	for _, v := range []string{"${SELF} ${FORBIDDEN}", "${A0} ${FORBIDDEN}", "${A0} ${S}", "${OK} ${SELF} ${A0} ${S}"} {
+		if err := check(v); errs.KindOf(err) != errs.Forbidden {
+			t.Errorf("checking %q: %v; want the forbidden reference found", v, err)
+		}
+		if _, err := secret.Expand(context.Background(), v, "dev", "/", s.lookup); err == nil {
+			t.Errorf("a read of %q expanded", v)
+		}
+	}
+	if err := check("${SELF} ${A0} ${OK} ${NOPE}"); err != nil {
+		t.Errorf("a value with a cycle, a deep chain and nothing forbidden: %v", err)
+	}
+}

@@ -317,11 +317,18 @@ func checkValue(v string) error {
 	return nil
 }
 
-// checkExpansion refuses a value whose expansion, as the writer would read it
-// through rd, exceeds what is left of the request's budget (writeChecks):
-// the values one request writes share one budget, as the values one read
-// expands do. Other expansion failures (a reference the writer cannot read,
-// one that does not exist yet) do not stop a write.
+const expandDenied = "Failed to expand one or more secret references: "
+
+// checkExpansion refuses a value that refers to a secret the writer may not
+// read (403; Infisical refuses it too), at any depth of its expansion as the
+// writer would read it through rd, or whose expansion exceeds what is left of
+// the request's budget (writeChecks): the values one request writes share
+// one budget, as the values one read expands do. Otherwise a writer confined
+// to one folder could plant ${prod.DB_PASSWORD} in a value that readers with
+// wider rights (a deployment's identity) then read expanded. A reference to a
+// secret that does not exist yet, a cycle or a chain deeper than the limit
+// does not stop a write (the read reports it), nor the check of the value's
+// other references.
 func (s *Service) checkExpansion(ctx context.Context, rd *reader, sec Secret) error {
 	if !strings.Contains(sec.Value, "${") {
 		return nil
@@ -329,11 +336,17 @@ func (s *Service) checkExpansion(ctx context.Context, rd *reader, sec Secret) er
 	wc := writeChecksOf(ctx)
 	id := sec.FolderID + "/" + sec.Type + "/" + sec.Key
 	bytes, refs := wc.left(id)
-	rd.x = NewExpander(rd.lookup).WithBudget(bytes, refs)
+	rd.x = NewExpander(rd.lookup).WithBudget(bytes, refs).Checking()
 	err := rd.expand(ctx, &sec)
 	wc.charge(id, rd.x.bytes, rd.x.refs)
 	if errors.Is(err, errBudget) {
 		return invalidField("secretValue", "Secret '%s' would expand beyond the limits of %d bytes, %d references or %d folders for the values of one request", sec.Key, MaxExpandBytes, MaxExpandRefs, MaxExpandFolders)
+	}
+	if errs.Is(err, errs.Forbidden) {
+		var e *errs.Error
+		errors.As(err, &e)
+		return errs.Forbiddenf("Secret '%s' may refer only to secrets you can read: %s", sec.Key,
+			strings.TrimPrefix(e.Message, expandDenied)).WithCode("PermissionDenied")
 	}
 	if ctxErr := ctx.Err(); ctxErr != nil {
 		return ctxErr
@@ -618,7 +631,7 @@ func (rd *reader) lookup(ctx context.Context, env, path, key string) (string, bo
 		return "", false, false, nil
 	}
 	denied := func() error {
-		return errs.Forbiddenf("Failed to expand one or more secret references: you cannot read %s in %s:%s", key, env, path).WithCode("PermissionDenied")
+		return errs.Forbiddenf(expandDenied+"you cannot read %s in %s:%s", key, env, path).WithCode("PermissionDenied")
 	}
 	// Refused whether or not the target exists: a reference the caller may
 	// not read must not tell them which secrets and folders exist. With tag
