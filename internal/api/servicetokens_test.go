@@ -319,3 +319,29 @@ func TestCachedServiceTokenEndsOnEveryNode(t *testing.T) {
 		}
 	})
 }
+
+// TestServiceTokenScopesAreBoundedAsRolesAre: a token's scope patterns
+// are held to a role's $glob budget together (before, 100 scopes of 512
+// characters each were accepted: ~16 MB compiled for every token loaded).
+func TestServiceTokenScopesAreBoundedAsRolesAre(t *testing.T) {
+	e := apptest.Bootstrapped(t, store.SQLite)
+	p := createProject(t, e, e.Token, map[string]any{"projectName": "svc-bound"})
+	long := "/" + strings.Repeat("*/", 255)
+	scopes := func(n int, path string) []any {
+		sc := make([]any, n)
+		for i := range sc {
+			sc[i] = map[string]any{"environment": "dev", "secretPath": path}
+		}
+		return sc
+	}
+	create := func(sc []any) apptest.Response {
+		return e.Do(t, "POST", "/api/v2/service-token", e.Token, map[string]any{"name": "ci", "workspaceId": p.ID, "scopes": sc,
+			"expiresIn": 3600, "permissions": []string{"read"}})
+	}
+	assertError(t, create(scopes(5, long)), 422, "ValidationFailure")
+	assertError(t, create(scopes(100, long)), 422, "ValidationFailure")
+	e.Must(t, 200, "POST", "/api/v2/service-token", e.Token, map[string]any{"name": "ci", "workspaceId": p.ID,
+		"scopes": scopes(4, long[:510]), "expiresIn": 3600, "permissions": []string{"read"}})
+	e.Must(t, 200, "POST", "/api/v2/service-token", e.Token, map[string]any{"name": "ci", "workspaceId": p.ID,
+		"scopes": scopes(100, "/app/**"), "expiresIn": 3600, "permissions": []string{"read"}})
+}

@@ -1,8 +1,11 @@
 package authz
 
 import (
+	"fmt"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 )
 
@@ -89,5 +92,39 @@ func TestStoredRulesAreReadAsTheyAre(t *testing.T) {
 	}
 	if !set.Can(ActRead, SubSecrets, &Fields{Environment: "dev", SecretPath: "/prod"}) {
 		t.Fatal("the stored role's read is lost")
+	}
+}
+
+// TestGlobsAreCompiledOnce: a $glob pattern is compiled once however many
+// permission sets and service tokens parse it, and parsed again (a set whose
+// cache entry was dropped) it costs no compilation; before, 100 privileges
+// of long patterns cost each request 0.15 to 0.45 s after any write. The
+// kept patterns stay within their bound.
+func TestGlobsAreCompiledOnce(t *testing.T) {
+	pat := "/" + strings.Repeat("*/", 200) + "x" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	raw := []byte(`[{"subject":"secrets","action":["read"],"conditions":{"secretPath":{"$glob":"` + pat + `"}}}]`)
+	before := globsCompiled.Load()
+	for range 50 {
+		if _, err := ParseRules(raw); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ServiceTokenRules([]TokenScope{{Environment: "dev", SecretPath: pat}}, true, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := globsCompiled.Load() - before; n != 1 {
+		t.Fatalf("one pattern parsed 100 times was compiled %d times; want 1", n)
+	}
+	// Distinct patterns beyond the bound push older ones out.
+	for i := range maxInternedGlobChars/400 + 10 {
+		if _, err := compileGlob(fmt.Sprintf("/%s/%d", strings.Repeat("a", 390), i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	compiledGlobs.Lock()
+	chars := compiledGlobs.chars
+	compiledGlobs.Unlock()
+	if chars > maxInternedGlobChars || chars < maxInternedGlobChars/2 {
+		t.Fatalf("the kept patterns hold %d characters; want at most %d and most of it used", chars, maxInternedGlobChars)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -90,8 +91,22 @@ type ServiceTokens struct {
 type serviceTokenRow struct {
 	t     ServiceToken
 	hash  []byte // the secret's keyed hash; nil if the stored one is not hex (no secret matches)
+	rules *tokenRules
+}
+
+// tokenRules are a service token's rules, built once its secret has matched:
+// a request with a known id and a wrong secret compiles nothing.
+type tokenRules struct {
+	once  sync.Once
 	rules []authz.Rule
-	err   error // the rules' error: a stored token with bad scopes
+	err   error // a stored token with bad scopes
+}
+
+func (r *tokenRules) get(t ServiceToken) ([]authz.Rule, error) {
+	r.once.Do(func() {
+		r.rules, r.err = authz.ServiceTokenRules(t.Scopes, slices.Contains(t.Permissions, PermRead), slices.Contains(t.Permissions, PermWrite))
+	})
+	return r.rules, r.err
 }
 
 // SetCache keeps service tokens in memory in generation g, so that a request
@@ -171,6 +186,7 @@ func (s *ServiceTokens) Create(ctx context.Context, actor authz.Actor, req NewSe
 		}
 	}
 	scopes := make([]authz.TokenScope, len(req.Scopes))
+	globBytes := 0
 	for i, sc := range req.Scopes {
 		env := strings.TrimSpace(sc.Environment)
 		path := strings.TrimSpace(sc.SecretPath)
@@ -187,6 +203,11 @@ func (s *ServiceTokens) Create(ctx context.Context, actor authz.Actor, req NewSe
 			return ServiceToken{}, "", invalidST("scopes", "scope secretPath must start with /")
 		}
 		scopes[i] = authz.TokenScope{Environment: env, SecretPath: path}
+		if globBytes += len(path); globBytes > authz.MaxGlobBytes {
+			// As a role's $glob patterns: each compiles to a regular
+			// expression for every request that loads the token.
+			return ServiceToken{}, "", invalidST("scopes", "the scopes' secretPath patterns are at most %d bytes together", authz.MaxGlobBytes)
+		}
 	}
 	if _, err := authz.ServiceTokenRules(scopes, true, true); err != nil {
 		return ServiceToken{}, "", invalidST("scopes", "scope secretPath is not a valid pattern")
@@ -377,11 +398,10 @@ func (s *ServiceTokens) authenticate(ctx context.Context, tok, ip, userAgent str
 		if err != nil {
 			return serviceTokenRow{}, time.Time{}, err
 		}
-		r := serviceTokenRow{t: t}
+		r := serviceTokenRow{t: t, rules: &tokenRules{}}
 		if h, err := hex.DecodeString(stored); err == nil {
 			r.hash = h
 		}
-		r.rules, r.err = authz.ServiceTokenRules(t.Scopes, slices.Contains(t.Permissions, PermRead), slices.Contains(t.Permissions, PermWrite))
 		var until time.Time
 		if t.ExpiresAt != nil {
 			until = *t.ExpiresAt
@@ -401,8 +421,9 @@ func (s *ServiceTokens) authenticate(ctx context.Context, tok, ip, userAgent str
 	if t.Expired(now) {
 		return authz.Actor{}, errs.Unauthorizedf("Service token has expired")
 	}
-	if row.err != nil {
-		return authz.Actor{}, errs.Internalf(row.err, "stored service token %s has bad scopes", t.ID)
+	rules, err := row.rules.get(t)
+	if err != nil {
+		return authz.Actor{}, errs.Internalf(err, "stored service token %s has bad scopes", t.ID)
 	}
 	// The last use is written with the access tokens' (LastUse), not here.
 	if use {
@@ -410,6 +431,6 @@ func (s *ServiceTokens) authenticate(ctx context.Context, tok, ip, userAgent str
 	}
 	return authz.Actor{Kind: authz.ActorServiceToken, ID: t.ID, OrgID: t.OrgID, Name: t.Name, TokenID: t.ID,
 		AuthMethod: "service-token", IP: ip, UserAgent: userAgent,
-		Service: &authz.ServiceScope{ProjectID: t.ProjectID, Rules: row.rules, Scopes: t.Scopes,
+		Service: &authz.ServiceScope{ProjectID: t.ProjectID, Rules: rules, Scopes: t.Scopes,
 			CreatorKind: authz.ActorKind(t.CreatedByType), CreatorID: t.CreatedBy}}, nil
 }
