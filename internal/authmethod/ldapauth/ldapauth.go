@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"strings"
 	"time"
@@ -235,7 +236,7 @@ func filter(tmpl, username string) string {
 // directory dials one configuration's server.
 type directory struct {
 	env   authmethod.Env
-	addr  string // scheme://host:port
+	addr  string // host:port (the scheme's default port when the URL names none)
 	ldaps bool
 	tls   *tls.Config // ldaps, or StartTLS on ldap:// when a CA is configured
 	cfg   Config
@@ -250,7 +251,11 @@ func dialer(env authmethod.Env, c Config) (*directory, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &directory{env: env, addr: u.Scheme + "://" + u.Host, ldaps: u.Scheme == "ldaps", cfg: c}
+	port := u.Port()
+	if port == "" {
+		port = map[string]string{"ldap": "389", "ldaps": "636"}[u.Scheme]
+	}
+	d := &directory{env: env, addr: net.JoinHostPort(u.Hostname(), port), ldaps: u.Scheme == "ldaps", cfg: c}
 	if d.ldaps || pool != nil {
 		d.tls = &tls.Config{ServerName: u.Hostname(), RootCAs: pool, MinVersion: tls.VersionTLS12}
 	}
@@ -258,21 +263,37 @@ func dialer(env authmethod.Env, c Config) (*directory, error) {
 }
 
 // connect dials the server through the target policy, upgrades with
-// StartTLS when configured and binds as the service account.
+// StartTLS when configured and binds as the service account. The whole
+// connection lives within ctx and opTimeout: the socket's deadline bounds
+// every read and write (go-ldap's StartTLS handshake has none of its own, so
+// a directory that accepted StartTLS and went silent held a login, and its
+// socket, for ever), and ctx ending closes it.
 func (d *directory) connect(ctx context.Context) (*ldap.Conn, error) {
-	opts := []ldap.DialOpt{ldap.DialWithDialer(fetch.Dialer(d.env))}
-	if d.ldaps {
-		opts = append(opts, ldap.DialWithTLSConfig(d.tls))
+	deadline := time.Now().Add(opTimeout)
+	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
+		deadline = dl
 	}
-	conn, err := ldap.DialURL(d.addr, opts...)
+	nc, err := fetch.Dialer(d.env).DialContext(ctx, "tcp", d.addr)
 	if err != nil {
 		return nil, fmt.Errorf("connect: %w", err)
 	}
-	timeout := opTimeout
-	if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) < timeout {
-		timeout = time.Until(deadline)
+	if err := nc.SetDeadline(deadline); err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("connect: %w", err)
 	}
-	conn.SetTimeout(timeout)
+	stop := context.AfterFunc(ctx, func() { nc.Close() })
+	if d.ldaps {
+		tc := tls.Client(nc, d.tls)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			stop()
+			nc.Close()
+			return nil, fmt.Errorf("connect: %w", err)
+		}
+		nc = tc
+	}
+	conn := ldap.NewConn(nc, d.ldaps)
+	conn.Start()
+	conn.SetTimeout(time.Until(deadline))
 	if !d.ldaps && d.tls != nil {
 		if err := conn.StartTLS(d.tls); err != nil {
 			conn.Close()
