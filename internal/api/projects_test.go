@@ -105,6 +105,7 @@ func TestProjectValidation(t *testing.T) {
 		{"bad type", map[string]any{"projectName": "a", "type": "rocket"}, 422},
 		{"name wrong type", `{"projectName": 42}`, 422},
 		{"long name", map[string]any{"projectName": strings.Repeat("n", 65)}, 422},
+		{"long description", map[string]any{"projectName": "a", "projectDescription": strings.Repeat("d", 1025)}, 422},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -113,6 +114,25 @@ func TestProjectValidation(t *testing.T) {
 				t.Fatalf("status %d, want %d: %s", r.Status, c.code, r.Body)
 			}
 		})
+	}
+	// Descriptions are answered in every list: each is at most 1 KiB, on
+	// create and update, for projects, folders and roles (before, a member
+	// made 40 projects of 1 MB and every project list 40 MB).
+	p := createProject(t, e, e.Token, map[string]any{"projectName": "described", "projectDescription": strings.Repeat("d", 1024)})
+	long := strings.Repeat("d", 1025)
+	assertError(t, e.Do(t, "PATCH", "/api/v1/projects/"+p.ID, e.Token, map[string]any{"description": long}), 422, "ValidationFailure")
+	assertError(t, e.Do(t, "POST", "/api/v1/folders", e.Token, map[string]any{"workspaceId": p.ID, "environment": "dev",
+		"path": "/", "name": "f", "description": long}), 422, "ValidationFailure")
+	e.Must(t, 200, "POST", "/api/v1/folders", e.Token, map[string]any{"workspaceId": p.ID, "environment": "dev", "path": "/", "name": "f"})
+	assertError(t, e.Do(t, "PATCH", "/api/v1/folders/f", e.Token, map[string]any{"workspaceId": p.ID, "environment": "dev",
+		"path": "/", "name": "f", "description": long}), 422, "ValidationFailure")
+	for _, path := range []string{"/api/v1/folders", "/api/v2/workspace/" + p.ID + "/roles"} {
+		body := map[string]any{"workspaceId": p.ID, "environment": "dev", "path": "/", "name": "g", "slug": "r", "permissions": []any{}}
+		e.Must(t, 200, "POST", path, e.Token, body)
+		body["description"], body["name"], body["slug"] = long, "h", "s"
+		if m := assertError(t, e.Do(t, "POST", path, e.Token, body), 422, "ValidationFailure"); !strings.Contains(fmt.Sprint(m["message"]), "1024 bytes") {
+			t.Fatalf("POST %s with a long description: %v", path, m["message"])
+		}
 	}
 }
 

@@ -207,7 +207,7 @@ func (s *Service) ListFolders(ctx context.Context, actor authz.Actor, ref Folder
 
 // CreateFolder creates folder name under ref.Path, creating missing parents
 // (a create: Place).
-func (s *Service) CreateFolder(ctx context.Context, actor authz.Actor, ref FolderRef, name, description string) (Folder, error) {
+func (s *Service) CreateFolder(ctx context.Context, actor authz.Actor, ref FolderRef, name, desc string) (Folder, error) {
 	path, err := NormalizePath(ref.Path)
 	if err != nil {
 		return Folder{}, err
@@ -215,14 +215,14 @@ func (s *Service) CreateFolder(ctx context.Context, actor authz.Actor, ref Folde
 	name = strings.TrimSpace(name)
 	var out Folder
 	err = Place(ctx, s.store, ref.ProjectID, func(ctx context.Context) (err error) {
-		out, err = s.createFolder(ctx, actor, ref, path, name, description)
+		out, err = s.createFolder(ctx, actor, ref, path, name, desc)
 		return err
 	})
 	return out, err
 }
 
 // createFolder is one try of CreateFolder.
-func (s *Service) createFolder(ctx context.Context, actor authz.Actor, ref FolderRef, path, name, description string) (Folder, error) {
+func (s *Service) createFolder(ctx context.Context, actor authz.Actor, ref FolderRef, path, name, desc string) (Folder, error) {
 	p, env, perms, err := s.projectEnv(ctx, actor, ref.ProjectID, ref.Env)
 	if err != nil {
 		return Folder{}, err
@@ -233,8 +233,12 @@ func (s *Service) createFolder(ctx context.Context, actor authz.Actor, ref Folde
 	if !ValidFolderName(name) {
 		return Folder{}, invalidField("name", "Folder name must be 1 to 64 letters, digits, - or _")
 	}
+	desc, err = description("description", desc)
+	if err != nil {
+		return Folder{}, err
+	}
 	now := s.now().UTC().Truncate(time.Microsecond)
-	f := Folder{ID: newID(), EnvID: env.ID, Name: name, Description: strings.TrimSpace(description), Version: 1,
+	f := Folder{ID: newID(), EnvID: env.ID, Name: name, Description: desc, Version: 1,
 		Path: JoinPath(path, name), CreatedAt: now, UpdatedAt: now}
 	ev := audit.New(actor, "create-folder", folderMeta(env, f)).InProject(p.ID, p.Name)
 	f, err = s.store.CreateFolder(ctx, env.ID, path, f, ev)
@@ -303,21 +307,21 @@ func (s *Service) target(ctx context.Context, actor authz.Actor, ref FolderRef, 
 
 // UpdateFolder renames a folder (given by id, or by name under ref.Path).
 // The permission is checked on the path that holds the folder.
-func (s *Service) UpdateFolder(ctx context.Context, actor authz.Actor, ref FolderRef, idOrName, newName, description string) (Folder, error) {
+func (s *Service) UpdateFolder(ctx context.Context, actor authz.Actor, ref FolderRef, idOrName, newName, desc string) (Folder, error) {
 	newName = strings.TrimSpace(newName)
 	if !ValidFolderName(newName) {
 		return Folder{}, invalidField("name", "Folder name must be 1 to 64 letters, digits, - or _")
 	}
 	var out Folder
 	err := RetryMoves(ctx, func() (err error) {
-		out, err = s.updateFolder(ctx, actor, ref, idOrName, newName, description)
+		out, err = s.updateFolder(ctx, actor, ref, idOrName, newName, desc)
 		return err
 	})
 	return out, err
 }
 
 // updateFolder is one try of UpdateFolder.
-func (s *Service) updateFolder(ctx context.Context, actor authz.Actor, ref FolderRef, idOrName, newName, description string) (Folder, error) {
+func (s *Service) updateFolder(ctx context.Context, actor authz.Actor, ref FolderRef, idOrName, newName, desc string) (Folder, error) {
 	ctx, seen, serr := BeginMove(ctx, s.store, ref.ProjectID)
 	p, env, f, perms, err := s.target(ctx, actor, ref, idOrName, authz.ActEdit)
 	if err != nil {
@@ -337,8 +341,10 @@ func (s *Service) updateFolder(ctx context.Context, actor authz.Actor, ref Folde
 		}
 	}
 	f.Name, f.Version = newName, f.Version+1
-	if description != "" {
-		f.Description = description
+	if desc != "" {
+		if f.Description, err = description("description", desc); err != nil {
+			return Folder{}, err
+		}
 	}
 	f.Path = JoinPath(parentPath(old), newName)
 	f.UpdatedAt = s.now().UTC().Truncate(time.Microsecond)

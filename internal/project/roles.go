@@ -152,7 +152,11 @@ func (c RoleChange) apply(r *Role) (string, error) {
 		r.Name = n
 	}
 	if c.Description != nil {
-		r.Description = strings.TrimSpace(*c.Description)
+		d, err := description("description", *c.Description)
+		if err != nil {
+			return "", err
+		}
+		r.Description = d
 	}
 	if c.Permissions != nil {
 		rules, err := authz.ParseRules(c.Permissions)
