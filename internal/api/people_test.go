@@ -3,6 +3,7 @@ package api_test
 import (
 	"database/sql"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -709,4 +710,29 @@ func TestANonAdminInviterGetsNoLinkToANewAccount(t *testing.T) {
 	// The admin's invitation of the same address works and shows the link.
 	l := invite(t, e, e.Token, "cto@example.com", "no-access")
 	linkToken(t, l.Link)
+}
+
+// TestRemovingUsersByEmailIsAllOrNothing: removing several users by email
+// removes none when one of them cannot go (the project's last admin);
+// before, those named first were removed and the answer was a 400.
+func TestRemovingUsersByEmailIsAllOrNothing(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, d store.Dialect) {
+		e := apptest.Bootstrapped(t, d)
+		owner, _ := newUser(t, e, "owner@example.com", "admin")
+		newUser(t, e, "bob@example.com", "member")
+		p := createProject(t, e, owner, map[string]any{"projectName": "all-or-nothing"})
+		addProjectUsers(t, e, owner, p.ID, []string{"bob@example.com"}, "member")
+		assertError(t, e.Do(t, "DELETE", "/api/v2/workspace/"+p.ID+"/memberships", owner,
+			map[string]any{"emails": []string{"bob@example.com", "owner@example.com"}}), 400, "BadRequest")
+		var list struct{ Memberships []projectUserOut }
+		e.Must(t, 200, "GET", "/api/v1/projects/"+p.ID+"/memberships", owner, nil).Decode(t, &list)
+		var emails []string
+		for _, m := range list.Memberships {
+			emails = append(emails, m.User.Email)
+		}
+		if !slices.Contains(emails, "bob@example.com") || !slices.Contains(emails, "owner@example.com") {
+			t.Fatalf("members after a refused removal: %v; want bob and owner still", emails)
+		}
+		e.Must(t, 200, "DELETE", "/api/v2/workspace/"+p.ID+"/memberships", owner, map[string]any{"emails": []string{"bob@example.com"}})
+	})
 }

@@ -71,8 +71,19 @@ type MembershipStore interface {
 	// longer expect, the roles the caller's permission check was made on.
 	ReplaceMembershipRoles(ctx context.Context, projectID, membershipID string, expect []string, roles []MembershipRole, ev audit.Event) error
 	DeleteMembership(ctx context.Context, projectID, membershipID string, expect []string, ev audit.Event) error
+	// DeleteMemberships is DeleteMembership for several, in one
+	// transaction: all of them are removed, or none.
+	DeleteMemberships(ctx context.Context, projectID string, dels []MembershipDeletion) error
 	// Privileges are a membership's additional privileges (deleted with it).
 	Privileges(ctx context.Context, membershipID string) ([]Privilege, error)
+}
+
+// MembershipDeletion is one membership to delete: its id, the role ids the
+// caller's check was made on, and its audit event.
+type MembershipDeletion struct {
+	ID     string
+	Expect []string
+	Event  audit.Event
 }
 
 // Memberships manages which identities belong to a project, with which roles.

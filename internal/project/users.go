@@ -335,8 +335,11 @@ func (u *Users) remove(ctx context.Context, actor authz.Actor, p Project, perms 
 	if err := u.m.checkRemoval(ctx, perms, ms.ref(p.ID), "remove the membership", ms.Roles); err != nil {
 		return err
 	}
-	ev := audit.New(actor, "remove-user-from-project", map[string]any{"userId": ms.UserID, "email": ms.Email}).InProject(p.ID, p.Name)
-	return u.store.DeleteMembership(ctx, p.ID, ms.ID, roleIDs(ms.Roles), ev)
+	return u.store.DeleteMembership(ctx, p.ID, ms.ID, roleIDs(ms.Roles), removalEvent(actor, p, ms))
+}
+
+func removalEvent(actor authz.Actor, p Project, ms UserMembership) audit.Event {
+	return audit.New(actor, "remove-user-from-project", map[string]any{"userId": ms.UserID, "email": ms.Email}).InProject(p.ID, p.Name)
 }
 
 // RemoveByLogins ends the memberships of users named by email or username.
@@ -364,10 +367,12 @@ func (u *Users) RemoveByLogins(ctx context.Context, actor authz.Actor, projectID
 		}
 		list = append(list, ms)
 	}
-	for _, ms := range list {
-		if err := u.remove(ctx, actor, p, perms, ms); err != nil {
-			return nil, err
-		}
+	dels := make([]MembershipDeletion, len(list))
+	for i, ms := range list {
+		dels[i] = MembershipDeletion{ID: ms.ID, Expect: roleIDs(ms.Roles), Event: removalEvent(actor, p, ms)}
+	}
+	if err := u.store.DeleteMemberships(ctx, p.ID, dels); err != nil {
+		return nil, err
 	}
 	return list, nil
 }

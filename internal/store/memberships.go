@@ -335,15 +335,26 @@ func (tx *Tx) replaceRoles(ctx context.Context, membershipID string, roles []pro
 
 // DeleteMembership removes a membership and its roles.
 func (db *DB) DeleteMembership(ctx context.Context, projectID, membershipID string, expect []string, ev audit.Event) error {
+	return db.DeleteMemberships(ctx, projectID, []project.MembershipDeletion{{ID: membershipID, Expect: expect, Event: ev}})
+}
+
+// DeleteMemberships deletes memberships of a project in one transaction,
+// each only if its roles are still as expected: all of them, or none.
+func (db *DB) DeleteMemberships(ctx context.Context, projectID string, dels []project.MembershipDeletion) error {
 	return db.Transact(ctx, func(tx *Tx) error {
 		return tx.keepingAdmin(ctx, projectID, func() error {
-			if err := tx.rolesUnchanged(ctx, membershipID, expect); err != nil {
-				return err
+			for _, d := range dels {
+				if err := tx.rolesUnchanged(ctx, d.ID, d.Expect); err != nil {
+					return err
+				}
+				if _, err := tx.exec(ctx, `DELETE FROM project_memberships WHERE id = ?`, d.ID); err != nil {
+					return dbErr(err, "DeleteMembership")
+				}
+				if err := tx.insertAudit(ctx, d.Event); err != nil {
+					return err
+				}
 			}
-			if _, err := tx.exec(ctx, `DELETE FROM project_memberships WHERE id = ?`, membershipID); err != nil {
-				return dbErr(err, "DeleteMembership")
-			}
-			return tx.insertAudit(ctx, ev)
+			return nil
 		})
 	})
 }
