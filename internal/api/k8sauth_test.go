@@ -361,3 +361,32 @@ func TestGoSDKKubernetesAuthLogin(t *testing.T) {
 		}
 	})
 }
+
+// TestATokenSettingsChangeKeepsTheStoredConfiguration: a PATCH of the token
+// settings alone leaves the sealed configuration as stored, so logins in
+// flight go through (before, a configuration with a sealed field, the
+// reviewer JWT here, was sealed again on every PATCH, and a login in flight
+// was refused as if the configuration had changed).
+func TestATokenSettingsChangeKeepsTheStoredConfiguration(t *testing.T) {
+	e := apptest.Bootstrapped(t, store.SQLite)
+	id, _ := e.NewIdentity(t, "k8s-settings", "member")
+	cluster := newFakeCluster(t, testReviewer, clusterTokens())
+	base := "/api/v1/auth/kubernetes-auth/identities/" + id
+	e.Must(t, 200, "POST", base, e.Token, kubernetesConfig(cluster))
+	stored := func() string {
+		c, err := e.DB.AuthConfig(t.Context(), id, "kubernetes-auth")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(c.Config)
+	}
+	before := stored()
+	e.Must(t, 200, "PATCH", base, e.Token, map[string]any{"accessTokenTTL": 3600})
+	if stored() != before {
+		t.Fatal("a PATCH of the token TTL alone sealed the configuration again")
+	}
+	e.Must(t, 200, "PATCH", base, e.Token, map[string]any{"allowedNamespaces": "other"})
+	if stored() == before {
+		t.Fatal("a PATCH of the configuration left it as stored")
+	}
+}

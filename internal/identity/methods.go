@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"reflect"
 	"sync"
 	"time"
 
@@ -242,8 +243,10 @@ func (m *Methods) update(ctx context.Context, actor authz.Actor, method, identit
 	}
 	// An unchanged configuration keeps its stored text: logins in flight
 	// go through unless it changes (LoginWithAuthConfig), and sealing
-	// again would change it.
-	if !bytes.Equal(plain, old) {
+	// again would change it. Compared as JSON values: a configuration
+	// with sealed fields is opened into a map (its keys sorted), while
+	// Configure writes its struct's order.
+	if !sameJSON(plain, old) {
 		if c.Config, err = m.sealConfig(ctx, reg, orgID, c.ID, plain); err != nil {
 			return AuthConfig{}, err
 		}
@@ -518,4 +521,17 @@ func MethodNames() []string {
 		out = append(out, r.Name)
 	}
 	return out
+}
+
+// sameJSON reports whether a and b hold the same JSON value, whatever the
+// order of their objects' keys.
+func sameJSON(a, b []byte) bool {
+	if bytes.Equal(a, b) {
+		return true
+	}
+	var va, vb any
+	if json.Unmarshal(a, &va) != nil || json.Unmarshal(b, &vb) != nil {
+		return false
+	}
+	return reflect.DeepEqual(va, vb)
 }
