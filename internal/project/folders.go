@@ -173,6 +173,12 @@ func (s *Service) ChildFolders(ctx context.Context, folderID string) ([]Folder, 
 	return s.store.ChildFolders(ctx, folderID)
 }
 
+// SubtreeFolders lists every folder below folderID, in no particular
+// order. It checks no permission: callers check their own subject.
+func (s *Service) SubtreeFolders(ctx context.Context, folderID string) ([]Folder, error) {
+	return s.store.SubtreeFolders(ctx, folderID)
+}
+
 func folderMeta(env Environment, f Folder) map[string]any {
 	return map[string]any{"environment": env.Slug, "folderId": f.ID, "folderName": f.Name, "folderPath": f.Path}
 }

@@ -46,6 +46,7 @@ type Store interface {
 	FolderByPath(ctx context.Context, envID, path string) (Folder, error)
 	FolderByID(ctx context.Context, envID, id string) (Folder, error)
 	ChildFolders(ctx context.Context, parentID string) ([]Folder, error)
+	SubtreeFolders(ctx context.Context, rootID string) ([]Folder, error)
 	// CreateFolder creates the folder name under parentPath, creating any
 	// missing folders on parentPath first.
 	CreateFolder(ctx context.Context, envID, parentPath string, f Folder, ev audit.Event) (Folder, error)

@@ -178,13 +178,22 @@ func (s *Service) list(ctx context.Context, actor authz.Actor, scp *Scope, o Rea
 	if missing {
 		folders = nil
 	}
-	if o.Recursive {
+	if o.Recursive && len(folders) == 1 {
+		// The whole subtree in one query, walked breadth first with each
+		// folder's children by name (the order a walk folder by folder
+		// had, one query a folder).
+		below, err := s.folders.SubtreeFolders(ctx, f.ID)
+		if err != nil {
+			return nil, nil, err
+		}
+		kids := make(map[string][]project.Folder)
+		for _, k := range below {
+			kids[k.ParentID] = append(kids[k.ParentID], k)
+		}
 		for i := 0; i < len(folders); i++ {
-			kids, err := s.folders.ChildFolders(ctx, folders[i].folder.ID)
-			if err != nil {
-				return nil, nil, err
-			}
-			for _, k := range kids {
+			ks := kids[folders[i].folder.ID]
+			slices.SortFunc(ks, func(a, b project.Folder) int { return strings.Compare(a.Name, b.Name) })
+			for _, k := range ks {
 				folders = append(folders, folderEntry{k, project.JoinPath(folders[i].path, k.Name)})
 			}
 		}
@@ -195,11 +204,24 @@ func (s *Service) list(ctx context.Context, actor authz.Actor, scp *Scope, o Rea
 	// Every folder's rows first, so that one query loads the tags of all.
 	rows := make([][]Sealed, len(folders))
 	var all []Sealed
-	for i, fe := range folders {
-		if rows[i], err = s.store.FolderSecrets(ctx, fe.folder.ID, userOf(actor)); err != nil {
+	if len(folders) == 1 {
+		if rows[0], err = s.store.FolderSecrets(ctx, folders[0].folder.ID, userOf(actor)); err != nil {
 			return nil, nil, err
 		}
-		all = append(all, rows[i]...)
+		all = rows[0]
+	} else if len(folders) > 1 {
+		ids := make([]string, len(folders))
+		for i, fe := range folders {
+			ids[i] = fe.folder.ID
+		}
+		byFolder, err := s.store.FoldersSecrets(ctx, ids, userOf(actor))
+		if err != nil {
+			return nil, nil, err
+		}
+		for i, fe := range folders {
+			rows[i] = byFolder[fe.folder.ID]
+			all = append(all, rows[i]...)
+		}
 	}
 	tags, err := s.loadTags(ctx, all)
 	if err != nil {

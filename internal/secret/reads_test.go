@@ -28,6 +28,11 @@ func (c *counting) FolderSecrets(ctx context.Context, folderID, userID string) (
 	return c.DB.FolderSecrets(ctx, folderID, userID)
 }
 
+func (c *counting) FoldersSecrets(ctx context.Context, folderIDs []string, userID string) (map[string][]secret.Sealed, error) {
+	c.rowReads.Add(1)
+	return c.DB.FoldersSecrets(ctx, folderIDs, userID)
+}
+
 func (c *counting) SecretTags(ctx context.Context, ids []string) (map[string][]secret.Tag, error) {
 	c.linkReads.Add(1)
 	return c.DB.SecretTags(ctx, ids)
@@ -153,6 +158,51 @@ func TestABatchUpdateReadsTheFolderOnce(t *testing.T) {
 			_, err := svc.UpdateMany(ctx, actor, sc, "", items)
 			if err == nil || !strings.Contains(err.Error(), "would expand beyond") {
 				t.Fatalf("41 references to a 400 KiB value the batch wrote: %v, want beyond the budget", err)
+			}
+		})
+	}
+}
+
+// A recursive listing reads the rows of a whole subtree in one query, not
+// one a folder (21,000 folders made one recursive read 2.7 s on SQLite), and
+// answers each folder's secrets under its own path.
+func TestRecursiveListReadsTheSubtreeAtOnce(t *testing.T) {
+	for _, d := range storetest.Engines {
+		t.Run(string(d), func(t *testing.T) {
+			e := apptest.Bootstrapped(t, d)
+			pid := e.SeedFolder(t, "tree", 1)
+			svc, st, actor := newCounted(e)
+			ctx := context.Background()
+			ps := project.NewService(e.DB, authz.NewResolver(e.DB, nil), e.Keyring, nil)
+			for _, f := range [][2]string{{"/", "a"}, {"/a", "b"}, {"/a/b", "c"}, {"/", "z"}, {"/", "m"}, {"/m", "n"}} {
+				if _, err := ps.CreateFolder(ctx, actor, project.FolderRef{ProjectID: pid, Env: "dev", Path: f[0]}, f[1], ""); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for _, path := range []string{"/a", "/a/b", "/a/b/c", "/z", "/m/n"} {
+				sc := secret.Scope{ProjectID: pid, Env: "dev", Path: path}
+				if _, err := svc.Create(ctx, actor, sc, []secret.New{{Key: "K", Value: "v" + path}}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			st.rowReads.Store(0)
+			res, err := svc.List(ctx, actor, secret.Scope{ProjectID: pid, Env: "dev", Path: "/"}, secret.ReadOptions{Recursive: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n := st.rowReads.Load(); n != 1 {
+				t.Fatalf("a recursive listing of 8 folders read rows %d times; want once", n)
+			}
+			got := map[string]string{}
+			for _, sec := range res.Secrets {
+				if sec.Key == "K" {
+					got[sec.Path] = sec.Value
+				}
+			}
+			for _, path := range []string{"/a", "/a/b", "/a/b/c", "/z", "/m/n"} {
+				if got[path] != "v"+path {
+					t.Fatalf("K at %s: %q; all %v", path, got[path], got)
+				}
 			}
 		})
 	}

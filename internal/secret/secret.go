@@ -97,6 +97,8 @@ type Sealed struct {
 type Store interface {
 	// FolderSecrets lists a folder's shared secrets and, if userID is set, that user's personal ones.
 	FolderSecrets(ctx context.Context, folderID, userID string) ([]Sealed, error)
+	// FoldersSecrets is FolderSecrets of several folders, by folder id.
+	FoldersSecrets(ctx context.Context, folderIDs []string, userID string) (map[string][]Sealed, error)
 	SecretByKey(ctx context.Context, folderID, key, typ, userID string) (Sealed, error)
 	SecretByID(ctx context.Context, id string) (Sealed, error)
 	// SecretVersion returns a secret as it was at version v.
@@ -127,6 +129,8 @@ var ErrStale = errors.New("secret changed since it was read")
 type Folders interface {
 	ResolveFolder(ctx context.Context, projectID, envSlug, path string) (project.Folder, project.Environment, error)
 	ChildFolders(ctx context.Context, folderID string) ([]project.Folder, error)
+	// SubtreeFolders lists every folder below folderID, in any order.
+	SubtreeFolders(ctx context.Context, folderID string) ([]project.Folder, error)
 	IDBySlug(ctx context.Context, actor authz.Actor, slug string) (string, error)
 	FolderLocation(ctx context.Context, folderID string) (project.Folder, project.Environment, error)
 }

@@ -476,6 +476,30 @@ func (db *DB) ChildFolders(ctx context.Context, parentID string) ([]project.Fold
 	return out, dbErr(rows.Err(), "ChildFolders")
 }
 
+// SubtreeFolders lists every folder below rootID (not rootID itself), in
+// no particular order: one recursive query, where a walk read each folder's
+// children with its own.
+func (db *DB) SubtreeFolders(ctx context.Context, rootID string) ([]project.Folder, error) {
+	rows, err := db.readq(ctx, `WITH RECURSIVE sub(id) AS (
+			SELECT id FROM folders WHERE parent_id = ?
+			UNION ALL
+			SELECT f.id FROM folders f JOIN sub ON f.parent_id = sub.id)
+		SELECT `+folderColsOf("f")+` FROM folders f JOIN sub ON f.id = sub.id`, rootID)
+	if err != nil {
+		return nil, dbErr(err, "SubtreeFolders")
+	}
+	defer rows.Close()
+	var out []project.Folder
+	for rows.Next() {
+		f, err := scanFolder(rows)
+		if err != nil {
+			return nil, dbErr(err, "scan folder")
+		}
+		out = append(out, f)
+	}
+	return out, dbErr(rows.Err(), "SubtreeFolders")
+}
+
 func (tx *Tx) insertFolder(ctx context.Context, f project.Folder) error {
 	_, err := tx.exec(ctx, `INSERT INTO folders (id, env_id, parent_id, name, description, version, created_at, updated_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, f.ID, f.EnvID, f.ParentID, f.Name, f.Description, f.Version, ts(f.CreatedAt), ts(f.UpdatedAt))
