@@ -888,6 +888,24 @@ func TestAWriterMayReferOnlyToWhatItCanRead(t *testing.T) {
 		assertError(t, e.Do(t, "POST", "/api/v1/secret/"+hook.Secret.ID+"/secret-versions/2/rollback", rollbackRole, nil), 403, "PermissionDenied")
 		e.Must(t, 200, "POST", "/api/v1/secret/"+hook.Secret.ID+"/secret-versions/1/rollback", rollbackRole, nil)
 		e.Must(t, 200, "POST", "/api/v1/secret/"+hook.Secret.ID+"/secret-versions/2/rollback", e.Token, nil)
+
+		// Renamed, a secret is what references to its new name reach: the
+		// member may not rename the admin's secret that reaches prod to the
+		// name its own value refers to (which did not exist: accepted).
+		putSecret(t, e, confined, p.ID, "dev", "/app", "WAITING", "${dev.app.LATER_NAME}")
+		putSecret(t, e, e.Token, p.ID, "dev", "/app", "CONN", "${prod.DB_PASSWORD}")
+		assertError(t, e.Do(t, "PATCH", "/api/v3/secrets/raw/CONN", confined, at("CONN", map[string]any{"newSecretName": "LATER_NAME"})), 403, "PermissionDenied")
+		e.Must(t, 200, "PATCH", "/api/v3/secrets/raw/OWN2", confined, at("OWN2", map[string]any{"newSecretName": "OWN3"}))
+
+		// A user's personal override does not hide what the shared secret
+		// reaches: the check reads shared secrets, as wider readers do.
+		if d == store.SQLite {
+			user, _ := newUser(t, e, "confined@example.com", "member")
+			addProjectUsers(t, e, e.Token, p.ID, []string{"confined@example.com"}, "app-only")
+			putSecret(t, e, e.Token, p.ID, "dev", "/app", "X", "${prod.DB_PASSWORD}")
+			e.Must(t, 200, "POST", "/api/v3/secrets/raw/X", user, at("X", map[string]any{"secretValue": "harmless", "type": "personal"}))
+			assertError(t, e.Do(t, "POST", "/api/v3/secrets/raw/VIA_X", user, at("VIA_X", map[string]any{"secretValue": "${X}"})), 403, "PermissionDenied")
+		}
 	})
 }
 

@@ -878,6 +878,11 @@ func (s *Service) update(ctx context.Context, actor authz.Actor, perms authz.Set
 			return Secret{}, err
 		}
 		sec.Value = normalizeValue(*c.Value)
+	}
+	// A renamed secret is what references to its new name now reach, so
+	// its value is checked as a new one: the renamer may not point
+	// another's ${dev.app.K} at a value that reaches what it cannot read.
+	if c.Value != nil || renamed {
 		if err := s.checkExpansion(ctx, s.writeReader(ctx, actor, perms, sec.ProjectID), sec); err != nil {
 			return Secret{}, err
 		}

@@ -160,7 +160,8 @@ func (x *Expander) expand(ctx context.Context, value, env, path string, depth in
 		id := tEnv + ":" + tPath + ":" + r.Key
 		if x.stack[id] {
 			if x.checking {
-				continue // left as written
+				x.cuts++ // left as written: what lies beyond was not checked here
+				continue
 			}
 			return "", 0, errs.BadRequest("Secret reference cycle detected at ${%s}", truncate(inner, 128))
 		}
@@ -169,8 +170,12 @@ func (x *Expander) expand(ctx context.Context, value, env, path string, depth in
 			return "", 0, errBudget
 		}
 		m, seen := x.memo[id]
-		if seen && m.cut && depth+1 < m.at {
-			seen = false // see memoValue.cut
+		if seen && m.cut {
+			if depth+1 < m.at {
+				seen = false // see memoValue.cut
+			} else {
+				x.cuts++ // what encloses it was cut too
+			}
 		}
 		if !seen {
 			if x.memo == nil {

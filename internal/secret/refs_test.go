@@ -204,6 +204,20 @@ func TestCheckingExpansionReachesEveryReference(t *testing.T) {
 			t.Errorf("a read of %q expanded", v)
 		}
 	}
+	// A secret whose chain was cut below it, met through a memo entry at
+	// the limit, marks what encloses it as cut too: B0 -> ... -> Y is
+	// expanded again when Y is met nearer the top.
+	for i := range secret.MaxReferenceDepth - 2 {
+		next := fmt.Sprintf("${B%d}", i+1)
+		if i == secret.MaxReferenceDepth-3 {
+			next = "${Y}"
+		}
+		s[fmt.Sprintf("dev:/:B%d", i)] = next
+	}
+	s["dev:/:Y"] = "${S}"
+	if err := check("${A0} ${B0} ${Y}"); errs.KindOf(err) != errs.Forbidden {
+		t.Errorf("a chain cut through a memo entry: %v; want the forbidden reference found", err)
+	}
 	if err := check("${SELF} ${A0} ${OK} ${NOPE}"); err != nil {
 		t.Errorf("a value with a cycle, a deep chain and nothing forbidden: %v", err)
 	}

@@ -329,10 +329,12 @@ const expandDenied = "Failed to expand one or more secret references: "
 // the request's budget (writeChecks): the values one request writes share
 // one budget, as the values one read expands do. Otherwise a writer confined
 // to one folder could plant ${prod.DB_PASSWORD} in a value that readers with
-// wider rights (a deployment's identity) then read expanded. A reference to a
-// secret that does not exist yet, a cycle or a chain deeper than the limit
-// does not stop a write (the read reports it), nor the check of the value's
-// other references.
+// wider rights (a deployment's identity) then read expanded. References
+// resolve to shared secrets, as wider readers see them, never the writer's
+// personal overrides. A reference to a secret that does not exist yet, a
+// cycle or a chain deeper than the limit does not stop a write (the read
+// reports it), nor the check of the value's other references; any other
+// failure of the check refuses the write.
 func (s *Service) checkExpansion(ctx context.Context, rd *reader, sec Secret) error {
 	if !strings.Contains(sec.Value, "${") {
 		return nil
@@ -355,7 +357,10 @@ func (s *Service) checkExpansion(ctx context.Context, rd *reader, sec Secret) er
 	if ctxErr := ctx.Err(); ctxErr != nil {
 		return ctxErr
 	}
-	return nil
+	// Any other failure (what the references open is over the answer's
+	// limit, a database error) refuses the write: the value's remaining
+	// references were not checked.
+	return err
 }
 
 // writeChecks is one request's state for the expansion checks of the
@@ -444,6 +449,7 @@ func (s *Service) writeReader(ctx context.Context, actor authz.Actor, perms auth
 	rd, ok := wc.readers[k]
 	if !ok {
 		rd = s.newReader(actor, perms, projectID)
+		rd.sharedOnly = true
 		wc.readers[k] = rd
 	}
 	return rd
@@ -600,6 +606,10 @@ type reader struct {
 	stale   map[string]map[string]bool   // env:path -> keys written since the folder was cached
 	looked  map[string]bool              // env:path of every folder looked up
 	x       *Expander                    // budget and memo shared by the whole request
+	// sharedOnly: references resolve to shared secrets alone, never the
+	// actor's personal overrides (a write's check: wider readers get the
+	// shared value, so an override must not hide what it reaches).
+	sharedOnly bool
 	// size counts what the request opens against MaxAnswerBytes: the
 	// answer's rows and every folder its references open (nil: not counted).
 	size *answerSize
@@ -666,7 +676,7 @@ func (rd *reader) lookup(ctx context.Context, env, path, key string) (string, bo
 		if err != nil {
 			return "", false, false, err
 		}
-		sealed, err := rd.s.store.FolderSecrets(ctx, f.ID, userOf(rd.actor))
+		sealed, err := rd.s.store.FolderSecrets(ctx, f.ID, rd.user())
 		if err != nil {
 			return "", false, false, err
 		}
@@ -725,10 +735,18 @@ func (rd *reader) lookup(ctx context.Context, env, path, key string) (string, bo
 
 // one reads key in folder f again after the request wrote it: the
 // caller's personal override, else the shared secret.
+// user is the user whose personal overrides the reader sees ("" for none).
+func (rd *reader) user() string {
+	if rd.sharedOnly {
+		return ""
+	}
+	return userOf(rd.actor)
+}
+
 func (rd *reader) one(ctx context.Context, f project.Folder, env, key string) (Secret, bool, error) {
 	var sec Secret
 	var err error = errs.NotFoundf("no personal secret")
-	if user := userOf(rd.actor); user != "" {
+	if user := rd.user(); user != "" {
 		sec, err = rd.s.openByKey(ctx, f, env, key, Personal, user)
 	}
 	if errs.Is(err, errs.NotFound) {

@@ -281,12 +281,13 @@ func (d *directory) connect(ctx context.Context) (*ldap.Conn, error) {
 		nc.Close()
 		return nil, fmt.Errorf("connect: %w", err)
 	}
-	stop := context.AfterFunc(ctx, func() { nc.Close() })
+	raw := nc // nc becomes the TLS connection below; the socket is closed
+	stop := context.AfterFunc(ctx, func() { raw.Close() })
 	if d.ldaps {
 		tc := tls.Client(nc, d.tls)
 		if err := tc.HandshakeContext(ctx); err != nil {
 			stop()
-			nc.Close()
+			raw.Close()
 			return nil, fmt.Errorf("connect: %w", err)
 		}
 		nc = tc
