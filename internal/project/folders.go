@@ -173,8 +173,8 @@ func (s *Service) ChildFolders(ctx context.Context, folderID string) ([]Folder, 
 	return s.store.ChildFolders(ctx, folderID)
 }
 
-// SubtreeFolders lists every folder below folderID, in no particular
-// order. It checks no permission: callers check their own subject.
+// SubtreeFolders lists every folder below folderID, by name (the
+// database's order). It checks no permission: callers check their own subject.
 func (s *Service) SubtreeFolders(ctx context.Context, folderID string) ([]Folder, error) {
 	return s.store.SubtreeFolders(ctx, folderID)
 }

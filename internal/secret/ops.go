@@ -180,9 +180,11 @@ func (s *Service) list(ctx context.Context, actor authz.Actor, scp *Scope, o Rea
 	}
 	if o.Recursive && len(folders) == 1 {
 		// The whole subtree in one query, walked breadth first with each
-		// folder's children by name (the order a walk folder by folder
-		// had, one query a folder).
-		below, err := s.folders.SubtreeFolders(ctx, f.ID)
+		// folder's children by name in the database's order (that of the
+		// walk folder by folder, one query a folder, before: on PostgreSQL
+		// the collation's, which decides which of two same-named keys at
+		// one depth a client keeps).
+		below, err := s.folders.SubtreeFolders(ctx, f.ID) // by name
 		if err != nil {
 			return nil, nil, err
 		}
@@ -191,9 +193,7 @@ func (s *Service) list(ctx context.Context, actor authz.Actor, scp *Scope, o Rea
 			kids[k.ParentID] = append(kids[k.ParentID], k)
 		}
 		for i := 0; i < len(folders); i++ {
-			ks := kids[folders[i].folder.ID]
-			slices.SortFunc(ks, func(a, b project.Folder) int { return strings.Compare(a.Name, b.Name) })
-			for _, k := range ks {
+			for _, k := range kids[folders[i].folder.ID] {
 				folders = append(folders, folderEntry{k, project.JoinPath(folders[i].path, k.Name)})
 			}
 		}
@@ -357,9 +357,14 @@ func answerFits(secs []Secret, imps []ImportedSecrets) error {
 	return nil
 }
 
+// errTooLarge marks tooLarge's error.
+var errTooLarge = errors.New("answer too large")
+
 func tooLarge() error {
-	return errs.BadRequest("The secrets this read would answer with come to more than %d MiB, the most one answer holds: read a narrower path, without recursive or imports, or fewer versions",
+	e := errs.BadRequest("The secrets this read would answer with come to more than %d MiB, the most one answer holds: read a narrower path, without recursive or imports, or fewer versions",
 		MaxAnswerBytes>>20)
+	e.Err = errTooLarge
+	return e
 }
 
 // secretJSON is about what a secret's fields other than its strings

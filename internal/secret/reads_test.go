@@ -204,6 +204,43 @@ func TestRecursiveListReadsTheSubtreeAtOnce(t *testing.T) {
 					t.Fatalf("K at %s: %q; all %v", path, got[path], got)
 				}
 			}
+			// Same-named keys at one depth come in the database's order of
+			// the folders' names (on PostgreSQL its collation's, as the walk
+			// folder by folder had): a client keeps the last.
+			for _, name := range []string{"B", "_c", "Z2"} {
+				if _, err := ps.CreateFolder(ctx, actor, project.FolderRef{ProjectID: pid, Env: "dev", Path: "/"}, name, ""); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := svc.Create(ctx, actor, secret.Scope{ProjectID: pid, Env: "dev", Path: "/" + name}, []secret.New{{Key: "K", Value: name}}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			root, _, err := ps.ResolveFolder(ctx, pid, "dev", "/")
+			if err != nil {
+				t.Fatal(err)
+			}
+			kids, err := e.DB.ChildFolders(ctx, root.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var want, order []string
+			for _, k := range kids {
+				if k.Name != "m" { // holds no K itself
+					want = append(want, "/"+k.Name)
+				}
+			}
+			res, err = svc.List(ctx, actor, secret.Scope{ProjectID: pid, Env: "dev", Path: "/"}, secret.ReadOptions{Recursive: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, sec := range res.Secrets {
+				if sec.Key == "K" && strings.Count(sec.Path, "/") == 1 {
+					order = append(order, sec.Path)
+				}
+			}
+			if !slices.Equal(order, want) {
+				t.Fatalf("K at depth 1 in the order %v; want the folders' order %v", order, want)
+			}
 		})
 	}
 }

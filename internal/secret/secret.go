@@ -129,7 +129,7 @@ var ErrStale = errors.New("secret changed since it was read")
 type Folders interface {
 	ResolveFolder(ctx context.Context, projectID, envSlug, path string) (project.Folder, project.Environment, error)
 	ChildFolders(ctx context.Context, folderID string) ([]project.Folder, error)
-	// SubtreeFolders lists every folder below folderID, in any order.
+	// SubtreeFolders lists every folder below folderID, by name.
 	SubtreeFolders(ctx context.Context, folderID string) ([]project.Folder, error)
 	IDBySlug(ctx context.Context, actor authz.Actor, slug string) (string, error)
 	FolderLocation(ctx context.Context, folderID string) (project.Folder, project.Environment, error)
@@ -356,6 +356,9 @@ func (s *Service) checkExpansion(ctx context.Context, rd *reader, sec Secret) er
 	}
 	if ctxErr := ctx.Err(); ctxErr != nil {
 		return ctxErr
+	}
+	if errors.Is(err, errTooLarge) {
+		return invalidField("secretValue", "The secrets that secret '%s' refers to, with the request's other values, come to more than %d MiB: refer to fewer or smaller secrets", sec.Key, MaxAnswerBytes>>20)
 	}
 	// Any other failure (what the references open is over the answer's
 	// limit, a database error) refuses the write: the value's remaining

@@ -476,15 +476,15 @@ func (db *DB) ChildFolders(ctx context.Context, parentID string) ([]project.Fold
 	return out, dbErr(rows.Err(), "ChildFolders")
 }
 
-// SubtreeFolders lists every folder below rootID (not rootID itself), in
-// no particular order: one recursive query, where a walk read each folder's
-// children with its own.
+// SubtreeFolders lists every folder below rootID (not rootID itself) by
+// name, in the database's order (ChildFolders'): one recursive query, where
+// a walk read each folder's children with its own.
 func (db *DB) SubtreeFolders(ctx context.Context, rootID string) ([]project.Folder, error) {
 	rows, err := db.readq(ctx, `WITH RECURSIVE sub(id) AS (
 			SELECT id FROM folders WHERE parent_id = ?
 			UNION ALL
 			SELECT f.id FROM folders f JOIN sub ON f.parent_id = sub.id)
-		SELECT `+folderColsOf("f")+` FROM folders f JOIN sub ON f.id = sub.id`, rootID)
+		SELECT `+folderColsOf("f")+` FROM folders f JOIN sub ON f.id = sub.id ORDER BY f.name`, rootID)
 	if err != nil {
 		return nil, dbErr(err, "SubtreeFolders")
 	}
