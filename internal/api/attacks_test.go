@@ -1014,17 +1014,25 @@ func TestAnswerCapCountsWhatIsOpened(t *testing.T) {
 	e.Must(t, 200, "POST", "/api/v1/folders", e.Token, folder(p.ID, "dev", "/", "app"))
 	putSecret(t, e, e.Token, p.ID, "dev", "/app", "APP_KEY", "app-value")
 	blob := strings.Repeat("z", 512<<10)
-	for i := range secret.MaxAnswerBytes/len(blob) + 1 {
+	putSecret(t, e, writer, p.ID, "dev", "/team", "BLOB_0", blob)
+	// REF is written while /team is small; the folder grows past the cap afterwards.
+	putSecret(t, e, e.Token, p.ID, "dev", "/app", "REF", "${dev.team.BLOB_0}")
+	for i := 1; i <= secret.MaxAnswerBytes/len(blob); i++ {
 		putSecret(t, e, writer, p.ID, "dev", "/team", fmt.Sprintf("BLOB_%d", i), blob)
 	}
 	var out struct{ Secrets []secretOut }
 	e.Must(t, 200, "GET", "/api/v3/secrets/raw?"+secretQ(p.ID, "dev", "/")+"&recursive=true", reader, nil).Decode(t, &out)
-	if len(out.Secrets) != 1 || out.Secrets[0].SecretKey != "APP_KEY" {
+	if len(out.Secrets) != 2 || out.Secrets[0].SecretPath != "/app" || out.Secrets[1].SecretPath != "/app" {
 		t.Fatalf("the reader of /app lists %+v", out.Secrets)
 	}
 	// The admin lists /team without values; expanding a reference into it opens it whole.
 	e.Must(t, 200, "GET", "/api/v3/secrets/raw?"+secretQ(p.ID, "dev", "/team")+"&viewSecretValue=false", e.Token, nil)
-	putSecret(t, e, e.Token, p.ID, "dev", "/app", "REF", "${dev.team.BLOB_0}")
+	// Written now, the same reference opens more than an answer may: the write-time check refuses it.
+	m := assertError(t, e.Do(t, "POST", "/api/v3/secrets/raw/REF2", e.Token, map[string]any{"workspaceId": p.ID, "environment": "dev",
+		"secretPath": "/app", "secretValue": "${dev.team.BLOB_0}"}), 422, "ValidationFailure")
+	if msg := fmt.Sprint(m["message"]); !strings.Contains(msg, "more than 32 MiB") || strings.Contains(msg, "zzzz") {
+		t.Fatalf("422 message %q", msg)
+	}
 	assertError(t, e.Do(t, "GET", "/api/v3/secrets/raw/REF?"+secretQ(p.ID, "dev", "/app")+"&expandSecretReferences=true", e.Token, nil), 400, "BadRequest")
 	e.Must(t, 200, "GET", "/api/v3/secrets/raw/REF?"+secretQ(p.ID, "dev", "/app")+"&expandSecretReferences=false", e.Token, nil)
 }
