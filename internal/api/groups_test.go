@@ -924,3 +924,75 @@ func TestAnOrgRoleThatDeniesHoldsBesideAGroupsRole(t *testing.T) {
 		t.Fatalf("the role editor lifted the denial: %d", r.Status)
 	}
 }
+
+// TestTakingAwayARoleThatDeniesNeedsWhatItDenies: any set covers one that
+// only denies, so a member who may manage groups took off itself the group
+// that kept it out of prod (removing the group from the project, replacing
+// its roles, leaving it, deleting it) and read prod through its own role.
+// Each of those now needs what the role denies; an admin may.
+func TestTakingAwayARoleThatDeniesNeedsWhatItDenies(t *testing.T) {
+	e := apptest.Bootstrapped(t, store.SQLite)
+	p := createProject(t, e, e.Token, map[string]any{"projectName": "lift-deny"})
+	putSecret(t, e, e.Token, p.ID, "prod", "/", "KEY", "prod-value")
+	e.Must(t, 200, "POST", "/api/v1/projects/"+p.ID+"/roles", e.Token, map[string]any{"slug": "no-prod", "name": "no-prod",
+		"permissions": []map[string]any{{"subject": "secrets", "action": []string{"read", "describeSecret", "readValue"},
+			"inverted": true, "conditions": map[string]any{"environment": "prod"}}}})
+	e.Must(t, 200, "POST", "/api/v1/projects/"+p.ID+"/roles", e.Token, map[string]any{"slug": "group-manager", "name": "group-manager",
+		"permissions": []map[string]any{{"subject": "groups", "action": []string{"read", "create", "edit", "delete"}},
+			{"subject": "identity", "action": []string{"read", "edit"}}}})
+	e.Must(t, 200, "POST", "/api/v1/organization/roles", e.Token, map[string]any{"slug": "group-editor", "name": "group-editor",
+		"permissions": []map[string]any{{"subject": "groups", "action": []string{"read", "edit", "delete"}}}})
+	m, mTok := e.NewIdentity(t, "contractor", "group-editor")
+	addMember(t, e, p.ID, m, map[string]any{"role": "member"}, map[string]any{"role": "group-manager"})
+	g := createGroup(t, e, e.Token, map[string]any{"name": "contractors", "slug": "contractors", "role": "no-access"})
+	e.Must(t, 200, "POST", "/api/v1/groups/"+g.ID+"/machine-identities/"+m, e.Token, nil)
+	addProjectGroup(t, e, e.Token, p.ID, g.Slug, map[string]any{"role": "no-prod"})
+	readProd := func() int {
+		return e.Do(t, "GET", "/api/v3/secrets/raw/KEY?workspaceId="+p.ID+"&environment=prod", mTok, nil).Status
+	}
+	if s := readProd(); s != 403 {
+		t.Fatalf("the group's no-prod does not hold: %d", s)
+	}
+	for _, c := range []struct{ method, path string }{
+		{"DELETE", "/api/v2/workspace/" + p.ID + "/groups/" + g.Slug},
+		{"DELETE", "/api/v1/groups/" + g.ID + "/machine-identities/" + m},
+		{"DELETE", "/api/v1/groups/" + g.ID},
+	} {
+		assertError(t, e.Do(t, c.method, c.path, mTok, nil), 403, "PermissionBoundaryError")
+	}
+	assertError(t, e.Do(t, "PATCH", "/api/v2/workspace/"+p.ID+"/groups/"+g.Slug, mTok,
+		map[string]any{"roles": []map[string]any{{"role": "no-access"}}}), 403, "PermissionBoundaryError")
+	// Renamed, the identity provider's claim would no longer name it.
+	assertError(t, e.Do(t, "PATCH", "/api/v1/groups/"+g.ID, mTok, map[string]any{"name": "renamed"}), 403, "PermissionBoundaryError")
+	if s := readProd(); s != 403 {
+		t.Fatalf("the contractor lifted no-prod: %d", s)
+	}
+	// A direct role that denies, beside a group that grants: the same.
+	e.Must(t, 200, "PATCH", "/api/v1/projects/"+p.ID+"/identity-memberships/"+m, e.Token,
+		map[string]any{"roles": []map[string]any{{"role": "no-prod"}, {"role": "group-manager"}}})
+	readers := createGroup(t, e, e.Token, map[string]any{"name": "readers", "slug": "readers", "role": "no-access"})
+	e.Must(t, 200, "POST", "/api/v1/groups/"+readers.ID+"/machine-identities/"+m, e.Token, nil)
+	addProjectGroup(t, e, e.Token, p.ID, readers.Slug, map[string]any{"role": "viewer"})
+	if s := readProd(); s != 403 {
+		t.Fatalf("the direct no-prod does not hold beside the group's viewer: %d", s)
+	}
+	assertError(t, e.Do(t, "PATCH", "/api/v1/projects/"+p.ID+"/identity-memberships/"+m, mTok,
+		map[string]any{"roles": []map[string]any{{"role": "group-manager"}}}), 403, "PermissionBoundaryError")
+	if s := readProd(); s != 403 {
+		t.Fatalf("the contractor lifted its own no-prod: %d", s)
+	}
+	// An organization role that denies, given to a group: a group editor
+	// may not change it for one that does not.
+	e.Must(t, 200, "POST", "/api/v1/organization/roles", e.Token, map[string]any{"slug": "no-members", "name": "no-members",
+		"permissions": []map[string]any{{"subject": "member", "action": []string{"read"}, "inverted": true}}})
+	deniers := createGroup(t, e, e.Token, map[string]any{"name": "deniers", "slug": "deniers", "role": "no-members"})
+	assertError(t, e.Do(t, "PATCH", "/api/v1/groups/"+deniers.ID, mTok, map[string]any{"role": "no-access"}), 403, "PermissionBoundaryError")
+	// An admin holds what each denies.
+	e.Must(t, 200, "PATCH", "/api/v1/groups/"+deniers.ID, e.Token, map[string]any{"role": "no-access"})
+	e.Must(t, 200, "DELETE", "/api/v2/workspace/"+p.ID+"/groups/"+g.Slug, e.Token, nil)
+	e.Must(t, 200, "PATCH", "/api/v1/projects/"+p.ID+"/identity-memberships/"+m, e.Token,
+		map[string]any{"roles": []map[string]any{{"role": "group-manager"}}})
+	if s := readProd(); s != 200 {
+		t.Fatalf("the admin's removals did not lift no-prod: %d", s)
+	}
+}

@@ -310,8 +310,7 @@ func (r *Resolver) OrgPermissions(ctx context.Context, actor Actor) (Set, error)
 	}
 	// Denying roles last, as in a project: the deny of a member's own role
 	// was lost under a group's role that allows, or not, by their order.
-	OrderRoles(rules)
-	return NewSet(rules...), nil
+	return JoinRoles(rules), nil
 }
 
 // ProjectPermissions returns what the actor may do in a project. A project of
@@ -442,8 +441,7 @@ func grantsSet(grants []Grant) (Set, error) {
 			roles = append(roles, rules)
 		}
 	}
-	OrderRoles(roles)
-	return NewSet(append(roles, privileges...)...), nil
+	return JoinRoles(roles, privileges...), nil
 }
 
 // OrderRoles puts the roles that deny something (hold an inverted rule)
@@ -453,7 +451,8 @@ func grantsSet(grants []Grant) (Set, error) {
 // list it; now a role's denial holds against any other role's grant, as a
 // privilege's does. Roles that deny are ordered among themselves by their
 // rules' text, so that the resolver and the boundary checks, which get
-// them from different places and orders, join them alike.
+// them from different places and orders, join them alike (and JoinRoles
+// keeps each one's denial against the others' grants).
 func OrderRoles(lists [][]Rule) {
 	// key: "" for a role that only allows (their order does not matter),
 	// the rules' text (never empty) for one that denies.

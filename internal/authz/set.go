@@ -505,6 +505,12 @@ func parseRules(raw []byte) ([]Rule, error) {
 type Set struct {
 	rules []Rule
 
+	// vetoes are the ranges of rules of the roles that deny something
+	// (JoinRoles), when there are two or more; tail is where the
+	// privileges that follow the roles begin. See decide.
+	vetoes [][2]int
+	tail   int
+
 	// lasting is what is left of the set once the temporary grants in it
 	// end, the earliest of them at until; nil when none of it is temporary.
 	lasting *Set
@@ -527,6 +533,79 @@ func NewSet(rules ...[]Rule) Set {
 	return Set{rules: all}
 }
 
+// JoinRoles is the set of a member holding roles (each its own list of
+// rules) and then privileges: the roles ordered by OrderRoles, the
+// privileges after them in their order. A role's denial holds against any
+// other role's grant: where two roles deny something, each role's own last
+// matching rule is its verdict, and one role's refusal is not undone by
+// another role's later grant (decide). Privileges, last, still decide over
+// the roles.
+func JoinRoles(roles [][]Rule, privileges ...[]Rule) Set {
+	OrderRoles(roles)
+	var s Set
+	for _, l := range roles {
+		if slices.ContainsFunc(l, func(r Rule) bool { return r.Inverted }) {
+			s.vetoes = append(s.vetoes, [2]int{len(s.rules), len(s.rules) + len(l)})
+		}
+		s.rules = append(s.rules, l...)
+	}
+	s.tail = len(s.rules)
+	for _, l := range privileges {
+		s.rules = append(s.rules, l...)
+	}
+	if len(s.vetoes) < 2 {
+		// One denying role, last among the roles, already decides over
+		// the others by CASL's order.
+		s.vetoes = nil
+	}
+	return s
+}
+
+// decide is CASL's verdict over s's rules, matched by match (the last
+// matching rule decides, and none refuses), with the exception JoinRoles
+// makes for two or more roles that deny: a privilege that matches still
+// decides; otherwise any such role whose own last matching rule denies
+// refuses, and else the last matching rule of the roles decides (which is
+// then one that allows: a denying last match belongs to a role that
+// refuses).
+func (s Set) decide(match func(r *Rule) bool) bool {
+	last := func(lo, hi int) int {
+		for i := hi - 1; i >= lo; i-- {
+			if match(&s.rules[i]) {
+				return i
+			}
+		}
+		return -1
+	}
+	if s.vetoes == nil {
+		i := last(0, len(s.rules))
+		return i >= 0 && !s.rules[i].Inverted
+	}
+	if i := last(s.tail, len(s.rules)); i >= 0 {
+		return !s.rules[i].Inverted
+	}
+	for _, v := range s.vetoes {
+		if i := last(v[0], v[1]); i >= 0 && s.rules[i].Inverted {
+			return false
+		}
+	}
+	i := last(0, s.tail)
+	return i >= 0 && !s.rules[i].Inverted
+}
+
+// Lifted is what taking s away gives back to whoever held it beside other
+// grants: each of its denials, as a grant.
+func (s Set) Lifted() Set {
+	var out []Rule
+	for _, r := range s.rules {
+		if r.Inverted {
+			r.Inverted = false
+			out = append(out, r)
+		}
+	}
+	return Set{rules: out}
+}
+
 // Rules returns the set's rules.
 func (s Set) Rules() []Rule { return slices.Clone(s.rules) }
 
@@ -535,22 +614,15 @@ func (s Set) Rules() []Rule { return slices.Clone(s.rules) }
 // ignored and only unconditional inverted rules deny, as in CASL. Otherwise
 // the last rule that matches the action, subject and f decides.
 func (s Set) Can(action Action, subject Subject, f *Fields) bool {
-	for i := len(s.rules) - 1; i >= 0; i-- {
-		r := &s.rules[i]
+	return s.decide(func(r *Rule) bool {
 		if r.Subject != subject || !slices.Contains(r.Actions, action) {
-			continue
+			return false
 		}
 		if f == nil {
-			if r.Inverted && len(r.Conditions) > 0 {
-				continue
-			}
-			return !r.Inverted
+			return !r.Inverted || len(r.Conditions) == 0
 		}
-		if r.matches(f) {
-			return !r.Inverted
-		}
-	}
-	return false
+		return r.matches(f)
+	})
 }
 
 // CanWithSomeTags reports whether action on subject at f (its secretTags
@@ -559,20 +631,15 @@ func (s Set) Can(action Action, subject Subject, f *Fields) bool {
 // refused whatever the object's tags, which can be said without reading
 // them.
 func (s Set) CanWithSomeTags(action Action, subject Subject, f *Fields) bool {
-	for i := len(s.rules) - 1; i >= 0; i-- {
-		r := &s.rules[i]
+	return s.decide(func(r *Rule) bool {
 		if r.Subject != subject || !slices.Contains(r.Actions, action) {
-			continue
+			return false
 		}
-		_, tagged := r.Conditions["secretTags"]
-		if tagged && r.Inverted {
-			continue
+		if _, tagged := r.Conditions["secretTags"]; tagged && r.Inverted {
+			return false
 		}
-		if r.matchesBut(f, "secretTags") {
-			return !r.Inverted
-		}
-	}
-	return false
+		return r.matchesBut(f, "secretTags")
+	})
 }
 
 // Widens reports whether s allows some action on an object of subject at

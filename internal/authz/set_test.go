@@ -125,6 +125,46 @@ func TestInvertedRuleOrder(t *testing.T) {
 	}
 }
 
+// TestEveryRoleThatDeniesHolds joins two roles that each deny something,
+// given in both orders: one role's refusal is not undone by the other role's
+// grant, whichever comes last; a role's own re-allow still holds within
+// it, and a privilege still decides over the roles.
+func TestEveryRoleThatDeniesHolds(t *testing.T) {
+	// Each grants what the other denies, so whichever is joined last
+	// undoes the other's denial if the last matching rule decides.
+	noProd := `[{"subject":"secrets","action":["read","delete"]},
+		{"subject":"secrets","action":"read","inverted":true,"conditions":{"environment":"prod"}},
+		{"subject":"secrets","action":"read","conditions":{"environment":"prod","secretPath":{"$glob":"/public/**"}}}]`
+	noDelete := `[{"subject":"secrets","action":["read","create","delete"]},
+		{"subject":"secrets","action":"delete","inverted":true}]`
+	prod := &authz.Fields{Environment: "prod", SecretPath: "/db"}
+	public := &authz.Fields{Environment: "prod", SecretPath: "/public/x"}
+	dev := &authz.Fields{Environment: "dev", SecretPath: "/db"}
+	for _, order := range [][2]string{{noProd, noDelete}, {noDelete, noProd}} {
+		s := authz.JoinRoles([][]authz.Rule{mustRules(t, order[0]), mustRules(t, order[1])})
+		if s.Can(authz.ActRead, authz.SubSecrets, prod) {
+			t.Error("one role's grant undid another role's denial of prod")
+		}
+		if s.CanWithSomeTags(authz.ActRead, authz.SubSecrets, prod) {
+			t.Error("CanWithSomeTags: one role's grant undid another role's denial of prod")
+		}
+		if s.Can(authz.ActDelete, authz.SubSecrets, dev) || s.Can(authz.ActDelete, authz.SubSecrets, nil) {
+			t.Error("one role's grant undid another role's denial of delete")
+		}
+		if !s.Can(authz.ActRead, authz.SubSecrets, dev) || !s.Can(authz.ActCreate, authz.SubSecrets, prod) {
+			t.Error("what neither role denies is refused")
+		}
+		if !s.Can(authz.ActRead, authz.SubSecrets, public) {
+			t.Error("a role's own re-allow after its denial no longer holds")
+		}
+		withPrivilege := authz.JoinRoles([][]authz.Rule{mustRules(t, order[0]), mustRules(t, order[1])},
+			mustRules(t, `[{"subject":"secrets","action":"read","conditions":{"environment":"prod"}}]`))
+		if !withPrivilege.Can(authz.ActRead, authz.SubSecrets, prod) {
+			t.Error("a privilege no longer decides over the roles")
+		}
+	}
+}
+
 func TestOperators(t *testing.T) {
 	cases := []struct {
 		name  string

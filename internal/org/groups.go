@@ -365,13 +365,24 @@ func (s *Groups) Update(ctx context.Context, actor authz.Actor, id string, c Gro
 	if g.Slug != oldSlug || g.Name != oldName {
 		// An identity provider's groups claim names groups: renaming one
 		// decides who joins it at their next sign-in.
-		if seen, err = s.mayManage(ctx, actor, set, mine, g, true); err != nil {
+		grants, err := s.mayManageGrants(ctx, actor, set, mine, g, true)
+		if err != nil {
 			return Group{}, err
 		}
+		// ... and who leaves it: whoever the claim names by the old name.
+		if err := s.mayLift(ctx, actor, set, mine, g, grants); err != nil {
+			return Group{}, err
+		}
+		seen = &grants.Seen
 	}
 	if c.Role != nil {
 		if err := mayHold(ctx, s.authz, actor, set, mine, g.RoleSlug()); err != nil {
 			return Group{}, err
+		}
+		if strings.TrimSpace(*c.Role) != g.RoleSlug() {
+			if err := s.mayLiftOrgRole(ctx, actor, set, mine, g); err != nil {
+				return Group{}, err
+			}
 		}
 		if err := s.setRole(ctx, actor, set, mine, *c.Role, &g); err != nil {
 			return Group{}, err
@@ -393,10 +404,14 @@ func (s *Groups) Delete(ctx context.Context, actor authz.Actor, id string) (Grou
 	if err != nil {
 		return Group{}, err
 	}
-	seen, err := s.mayManage(ctx, actor, set, mine, g, false)
+	grants, err := s.mayManageGrants(ctx, actor, set, mine, g, false)
 	if err != nil {
 		return Group{}, err
 	}
+	if err := s.mayLift(ctx, actor, set, mine, g, grants); err != nil {
+		return Group{}, err
+	}
+	seen := &grants.Seen
 	ev := audit.New(actor, "delete-group", map[string]any{"groupId": g.ID, "name": g.Name, "slug": g.Slug})
 	return g, s.store.DeleteGroup(ctx, g, seen, ev)
 }
@@ -460,6 +475,64 @@ func (s *Groups) mayManageGrants(ctx context.Context, actor authz.Actor, set aut
 		}
 	}
 	return &grants, nil
+}
+
+// mayLift refuses to take group g away from its members (taking one out,
+// deleting it, renaming it while an identity provider's groups claim
+// decides who is in it) unless the actor holds what the group's roles
+// deny: its organization role's denials for good, each project role's
+// for as long as that role would have lasted. Any set covers one that
+// only denies, so without this a group editor took itself (or anyone) out
+// of a group denying prod and read prod through its own project role. As
+// taking away a denying role directly (project.Memberships.checkLift).
+func (s *Groups) mayLift(ctx context.Context, actor authz.Actor, set authz.Set, mine string, g Group, grants *GroupGrants) error {
+	if mine == "admin" {
+		return nil // organization admins hold the admin role in every project
+	}
+	if err := s.mayLiftOrgRole(ctx, actor, set, mine, g); err != nil {
+		return err
+	}
+	now := s.now()
+	ids := make([]string, 0, len(grants.ByProject))
+	for id := range grants.ByProject {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	for _, pid := range ids {
+		var ours *authz.Set
+		for _, grant := range grants.ByProject[pid] {
+			if !grant.Until.IsZero() && !grant.Until.After(now) {
+				continue // ended: it denies nothing any more
+			}
+			theirs, err := authz.GrantsSet([]authz.Grant{grant})
+			if err != nil {
+				return err
+			}
+			if !theirs.Denies() {
+				continue
+			}
+			if ours == nil {
+				p, err := s.authz.ProjectPermissions(ctx, actor, pid)
+				if errs.Is(err, errs.Forbidden) || errs.Is(err, errs.NotFound) {
+					return boundaryError("change group '%s': it holds roles in a project you are not a member of", g.Slug)
+				}
+				if err != nil {
+					return err
+				}
+				ours = &p
+			}
+			if !ours.CoversUntil(theirs.Lifted(), grant.Until) {
+				return boundaryError("change group '%s': its project roles deny what you may not do yourself, and this takes them away", g.Slug)
+			}
+		}
+	}
+	return nil
+}
+
+// mayLiftOrgRole is mayLift for group g's organization role alone (its
+// role changing to another).
+func (s *Groups) mayLiftOrgRole(ctx context.Context, actor authz.Actor, set authz.Set, mine string, g Group) error {
+	return mayLift(ctx, s.authz, actor, set, mine, g.RoleSlug())
 }
 
 // mayTake refuses to put taker in a group that holds, in some project, a
@@ -587,6 +660,9 @@ func (s *Groups) member(ctx context.Context, actor authz.Actor, id string, addin
 		return Group{}, nil, "", err
 	}
 	grants, err := s.mayManageGrants(ctx, actor, set, mine, g, adding)
+	if err == nil && !adding {
+		err = s.mayLift(ctx, actor, set, mine, g, grants)
+	}
 	return g, grants, mine, err
 }
 

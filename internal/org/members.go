@@ -164,8 +164,14 @@ func (s *Members) update(ctx context.Context, actor authz.Actor, orgID, membersh
 		return Member{}, err
 	}
 	if c.Role != nil {
+		old := m.RoleSlug()
 		if err := s.resolveRole(ctx, actor, set, mine, *c.Role, &m); err != nil {
 			return Member{}, err
+		}
+		if m.RoleSlug() != old {
+			if err := mayLift(ctx, s.authz, actor, set, mine, old); err != nil {
+				return Member{}, err
+			}
 		}
 	}
 	if c.IsActive != nil {

@@ -184,6 +184,24 @@ func mayHoldMember(ctx context.Context, az Authorizer, actor authz.Actor, set au
 	return nil
 }
 
+// mayLift refuses to take organization role target away from whoever
+// holds it (replacing it with another) unless the actor holds, for good,
+// what it denies: any set covers one that only denies (mayHold), yet
+// taking it away gives its holder back what it denied.
+func mayLift(ctx context.Context, az Authorizer, actor authz.Actor, set authz.Set, mine, target string) error {
+	if mine == "admin" {
+		return nil
+	}
+	ts, err := az.OrgRoleSet(ctx, actor, target)
+	if err != nil {
+		return err
+	}
+	if ts.Denies() && !set.CoversUntil(ts.Lifted(), time.Time{}) {
+		return boundaryError("change role '%s': it denies what you may not do yourself, and this takes it away", target)
+	}
+	return nil
+}
+
 // mayHold reports whether an actor of role mine with permissions set may
 // grant, change or remove a member holding role target: an organization
 // admin may; anyone else only roles whose rules their own cover, and never

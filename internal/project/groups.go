@@ -202,6 +202,9 @@ func (g *Groups) Remove(ctx context.Context, actor authz.Actor, projectID, group
 	if err := g.m.checkBoundary(ctx, perms, p.ID, "remove the group", ms.Roles); err != nil {
 		return GroupMembership{}, err
 	}
+	if err := g.m.checkLift(ctx, perms, p.ID, "remove the group", ms.Roles); err != nil {
+		return GroupMembership{}, err
+	}
 	ev := audit.New(actor, "remove-group-from-project", map[string]any{"groupId": ms.Group.ID, "groupName": ms.Group.Name}).InProject(p.ID, p.Name)
 	return ms, g.store.DeleteProjectGroup(ctx, ms.ID, roleIDs(ms.Roles), ev)
 }

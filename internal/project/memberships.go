@@ -235,8 +235,7 @@ func (m *Memberships) roleSet(ctx context.Context, projectID string, roles []Mem
 		}
 		lists = append(lists, rules)
 	}
-	authz.OrderRoles(lists) // as the resolver orders them
-	return authz.NewSet(lists...), nil
+	return authz.JoinRoles(lists), nil // as the resolver joins them
 }
 
 // checkGrantRoles refuses to hand out roles unless the actor's permissions
@@ -268,6 +267,10 @@ func (m *Memberships) checkGrantRoles(ctx context.Context, perms authz.Set, proj
 		}
 		if !perms.Covers(set) {
 			return boundaryError("%s: the roles that would remain hold privileges you do not have", what)
+		}
+		dropped := slices.DeleteFunc(slices.Clone(had), func(h MembershipRole) bool { return slices.ContainsFunc(roles, h.sameGrant) })
+		if err := m.checkLift(ctx, perms, projectID, what, dropped); err != nil {
+			return err
 		}
 	}
 	for _, r := range roles {
@@ -376,6 +379,34 @@ func (m *Memberships) checkBoundary(ctx context.Context, perms authz.Set, projec
 	return nil
 }
 
+// checkLift refuses to take away roles that deny something (dropped)
+// unless the actor holds what each denies, for as long as the role would
+// have lasted (for good for a permanent one; a temporary role that has
+// ended denies nothing any more). Any set covers one that only denies, so
+// without this a member who may remove groups or members took a deny role
+// off itself, or a group it is in, and read what the role kept from it
+// through its other roles; as deleting a deny privilege (lifted).
+func (m *Memberships) checkLift(ctx context.Context, perms authz.Set, projectID, what string, dropped []MembershipRole) error {
+	now := m.now()
+	for _, r := range dropped {
+		var until time.Time
+		if r.IsTemporary && r.TemporaryAccessEndTime != nil {
+			if !r.TemporaryAccessEndTime.After(now) {
+				continue
+			}
+			until = *r.TemporaryAccessEndTime
+		}
+		set, err := m.roleSet(ctx, projectID, []MembershipRole{r})
+		if err != nil {
+			return err
+		}
+		if set.Denies() && !perms.CoversUntil(set.Lifted(), until) {
+			return boundaryError("%s: it takes away a role that denies what you may not do yourself", what)
+		}
+	}
+	return nil
+}
+
 // checkRemoval is the boundary of ending membership ref: the actor must
 // hold its roles (checkBoundary) and be one who may delete each of its
 // additional privileges (checkGrant on what each gives and takes away, as
@@ -385,6 +416,9 @@ func (m *Memberships) checkBoundary(ctx context.Context, perms authz.Set, projec
 // does not hold.
 func (m *Memberships) checkRemoval(ctx context.Context, perms authz.Set, ref MemberRef, what string, roles []MembershipRole) error {
 	if err := m.checkBoundary(ctx, perms, ref.ProjectID, what, roles); err != nil {
+		return err
+	}
+	if err := m.checkLift(ctx, perms, ref.ProjectID, what, roles); err != nil {
 		return err
 	}
 	pvs, err := m.store.Privileges(ctx, ref.ID)
