@@ -383,6 +383,46 @@ func TestAnImportReadsOnlyWhereItsMakerMaySee(t *testing.T) {
 		if !strings.Contains(string(r.Body), "cannot import itself") {
 			t.Fatalf("an import of its own folder: %s", r.Body)
 		}
+		// A position past the bound is refused: at 2^31-1 every later
+		// import of the folder overflowed PostgreSQL's column (a 500).
+		for _, pos := range []int{2147483647, secret.MaxImportPosition + 1} {
+			assertError(t, e.Do(t, "PATCH", "/api/v1/secret-imports/"+out.SecretImport.ID, tok,
+				mergeMaps(scope, map[string]any{"import": map[string]any{"position": pos}})), 422, "ValidationFailure")
+		}
+		e.Must(t, 200, "PATCH", "/api/v1/secret-imports/"+out.SecretImport.ID, tok,
+			mergeMaps(scope, map[string]any{"import": map[string]any{"position": secret.MaxImportPosition}}))
+		e.Must(t, 200, "POST", "/api/v1/folders", e.Token, folder(p.ID, "dev", "/", "more"))
+		e.Must(t, 200, "POST", "/api/v1/secret-imports", tok, map[string]any{"workspaceId": p.ID, "environment": "dev", "path": "/",
+			"import": map[string]any{"environment": "dev", "path": "/more"}})
+
+		// Describing a folder's secrets is not enough to import them: their
+		// values would reach whoever reads the importing folder with imports.
+		e.Must(t, 200, "POST", "/api/v1/folders", e.Token, folder(p.ID, "staging", "/", "app"))
+		putSecret(t, e, e.Token, p.ID, "prod", "/payments", "DB_PASSWORD", "prod-secret")
+		describer := customRole(t, e, p.ID, "describer", []map[string]any{
+			{"subject": "secrets", "action": []string{"read", "readValue", "describeSecret", "create", "edit"}, "conditions": map[string]any{"environment": "staging"}},
+			{"subject": "secrets", "action": []string{"describeSecret"}, "conditions": map[string]any{"environment": "prod"}},
+			{"subject": "secret-imports", "action": []string{"read", "create", "edit"}},
+		})
+		assertError(t, e.Do(t, "POST", "/api/v1/secret-imports", describer, map[string]any{"workspaceId": p.ID, "environment": "staging",
+			"path": "/app", "import": map[string]any{"environment": "prod", "path": "/payments"}}), 403, "PermissionDenied")
+
+		// A reader of dev alone, listing with imports, is not told where an
+		// import it may read nothing of leads.
+		addImport(t, e, p.ID, "dev", "/shared", "prod", "/payments")
+		var list struct {
+			Imports []struct {
+				Environment, SecretPath, FolderID string
+			}
+		}
+		e.Must(t, 200, "GET", "/api/v3/secrets/raw?workspaceId="+p.ID+"&environment=dev&secretPath=/shared&include_imports=true", tok, nil).Decode(t, &list)
+		if len(list.Imports) != 0 {
+			t.Fatalf("the dev reader is shown the prod import: %+v", list.Imports)
+		}
+		e.Must(t, 200, "GET", "/api/v3/secrets/raw?workspaceId="+p.ID+"&environment=dev&secretPath=/shared&include_imports=true", e.Token, nil).Decode(t, &list)
+		if len(list.Imports) != 1 || list.Imports[0].Environment != "prod" {
+			t.Fatalf("the admin's imports: %+v", list.Imports)
+		}
 	})
 }
 

@@ -72,18 +72,26 @@ func importEvent(actor authz.Actor, typ string, sc Scope, imp Import) audit.Even
 		"importFromEnvironment": imp.EnvSlug, "importFromSecretPath": imp.Path}).InProject(sc.ProjectID, "")
 }
 
-// importSource resolves the folder an import reads, which the caller must
-// be allowed to see secrets in (as in Infisical): before, any importer
-// could point an import at any path, and whether it was a 404 told them
-// which folders exist where they may read nothing. Reads through an import
-// are still checked at its source.
+// MaxImportPosition bounds an import's position: the column is a 32-bit
+// integer on PostgreSQL, and a new import goes after the last one, so an
+// import moved to 2^31-1 made every later create in its folder a 500.
+const MaxImportPosition = 10_000
+
+// importSource resolves the folder an import reads, whose secrets' values
+// the caller must be allowed to read: before, any importer could point an
+// import at any path, and whether it was a 404 told them which folders
+// exist where they may read nothing; and one who could only describe the
+// secrets there could make their values part of a folder that wider
+// readers (a deployment's identity, reading with imports) take into their
+// environment, as a reference to them would (checkExpansion). Reads
+// through an import are still checked at its source.
 func (s *Service) importSource(ctx context.Context, perms authz.Set, projectID, env, path string) (project.Folder, project.Environment, error) {
 	norm, err := project.NormalizePath(path)
 	if err != nil {
 		return project.Folder{}, project.Environment{}, err
 	}
-	if describe, _ := canSee(perms, env, norm, "", nil); !describe {
-		return project.Folder{}, project.Environment{}, errs.PermissionDenied(authz.ActDescribeSecret, authz.SubSecrets)
+	if _, value := canSee(perms, env, norm, "", nil); !value {
+		return project.Folder{}, project.Environment{}, errs.PermissionDenied(authz.ActReadValue, authz.SubSecrets)
 	}
 	return s.folders.ResolveFolder(ctx, projectID, env, norm)
 }
@@ -224,8 +232,8 @@ func (s *Service) UpdateImport(ctx context.Context, actor authz.Actor, sc Scope,
 		}
 		imp.EnvID, imp.EnvSlug, imp.EnvName, imp.Path = tenv.ID, tenv.Slug, tenv.Name, tf.Path
 	}
-	if c.Position < 0 {
-		return Import{}, invalidField("import.position", "position must be positive")
+	if c.Position < 0 || c.Position > MaxImportPosition {
+		return Import{}, invalidField("import.position", "position must be 1 to %d", MaxImportPosition)
 	}
 	if c.Position > 0 {
 		imp.Position = c.Position
@@ -316,7 +324,11 @@ func (s *Service) imported(ctx context.Context, perms authz.Set, projectID, fold
 			}
 			block.Secrets = append(block.Secrets, sec)
 		}
-		out = append(out, block)
+		// A folder the reader may see nothing in is left out: its block
+		// told where the imports one may not read lead (paths, folder ids).
+		if describe, _ := canSee(perms, it.imp.EnvSlug, f.Path, "", nil); describe || len(block.Secrets) > 0 {
+			out = append(out, block)
+		}
 		nested, err := s.store.Imports(ctx, f.ID)
 		if err != nil {
 			return nil, err
