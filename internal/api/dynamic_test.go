@@ -635,3 +635,43 @@ func TestDeletingWhatHoldsDynamicSecretsKeepsLiveLeases(t *testing.T) {
 		}
 	})
 }
+
+// TestALeaseEndsWithTheTemporaryAccessItWasTakenBy: the credential lives
+// on in the target whether or not its lessee's access does, so a lease
+// (or a renewal) that would end after the temporary role it was taken by
+// is refused, unless the lessee may lease there for good.
+func TestALeaseEndsWithTheTemporaryAccessItWasTakenBy(t *testing.T) {
+	e := apptest.Bootstrapped(t, store.SQLite)
+	p := createProject(t, e, e.Token, map[string]any{"projectName": "temporary-lessee"})
+	scope := map[string]any{"projectSlug": p.Slug, "environmentSlug": "dev", "path": "/"}
+	e.Must(t, 200, "POST", "/api/v1/dynamic-secrets", e.Token, mergeMaps(scope, map[string]any{"name": "otp", "defaultTTL": "1h", "maxTTL": "3h",
+		"provider": map[string]any{"type": "totp", "inputs": map[string]any{"configType": "manual", "secret": "GEZDGNBVGY3TQOJQ"}}}))
+	temp, tempTok := e.NewIdentity(t, "for-an-hour", "member")
+	addMember(t, e, p.ID, temp, map[string]any{"role": "member", "isTemporary": true, "temporaryMode": "relative",
+		"temporaryRange": "1h", "temporaryAccessStartTime": time.Now().UTC().Format(time.RFC3339)})
+	lease := func(tok, ttl string) apptest.Response {
+		return e.Do(t, "POST", "/api/v1/dynamic-secrets/leases", tok, mergeMaps(scope, map[string]any{"dynamicSecretName": "otp", "ttl": ttl}))
+	}
+	r := lease(tempTok, "2h")
+	assertError(t, r, 403, "PermissionBoundaryError")
+	if !strings.Contains(string(r.Body), "outlast the temporary access") {
+		t.Fatalf("refusal %s", r.Body)
+	}
+	var l struct{ Lease struct{ ID string } }
+	lease(tempTok, "30m").Decode(t, &l)
+	if l.Lease.ID == "" {
+		t.Fatal("a lease within the access was refused")
+	}
+	renew := func(ttl string) apptest.Response {
+		return e.Do(t, "POST", "/api/v1/dynamic-secrets/leases/"+l.Lease.ID+"/renew", tempTok, mergeMaps(scope, map[string]any{"ttl": ttl}))
+	}
+	assertError(t, renew("1h"), 403, "PermissionBoundaryError")
+	e.Must(t, 200, "POST", "/api/v1/dynamic-secrets/leases/"+l.Lease.ID+"/renew", tempTok, mergeMaps(scope, map[string]any{"ttl": "10m"}))
+	// Leasing for good beside a temporary role: no bound.
+	both, bothTok := e.NewIdentity(t, "member-and-temporary-admin", "member")
+	addMember(t, e, p.ID, both, map[string]any{"role": "member"}, map[string]any{"role": "admin", "isTemporary": true,
+		"temporaryMode": "relative", "temporaryRange": "1h", "temporaryAccessStartTime": time.Now().UTC().Format(time.RFC3339)})
+	if r := lease(bothTok, "2h"); r.Status != 200 {
+		t.Fatalf("a lessee for good was bounded by its temporary role: %d %s", r.Status, r.Body)
+	}
+}

@@ -88,7 +88,7 @@ func (s *Service) CreateLease(ctx context.Context, actor authz.Actor, sc Scope, 
 	if c := bytes.TrimSpace(config); len(c) > 0 && c[0] != '{' && string(c) != "null" {
 		return Lease{}, Secret{}, invalidField("config", "config must be an object")
 	}
-	sec, _, err := s.byName(ctx, actor, sc, name, authz.ActLease)
+	sec, perms, err := s.byName(ctx, actor, sc, name, authz.ActLease)
 	if err != nil {
 		return Lease{}, Secret{}, err
 	}
@@ -103,6 +103,9 @@ func (s *Service) CreateLease(ctx context.Context, actor authz.Actor, sc Scope, 
 		if m, err := ParseTTL(sec.MaxTTL); err == nil && d > m {
 			return Lease{}, Secret{}, errs.BadRequest("TTL cannot be larger than max TTL")
 		}
+	}
+	if err := withinAccess(perms, sec, s.now().Add(d)); err != nil {
+		return Lease{}, Secret{}, err
 	}
 	p, err := s.provider(sec)
 	if err != nil {
@@ -228,29 +231,35 @@ func leaseNotFound(id string) error {
 
 // lease loads a lease of a dynamic secret in the scope's folder.
 func (s *Service) lease(ctx context.Context, actor authz.Actor, sc Scope, id string) (Lease, Secret, error) {
+	l, sec, _, err := s.leaseWith(ctx, actor, sc, id)
+	return l, sec, err
+}
+
+// leaseWith is lease, with the actor's permissions in the project.
+func (s *Service) leaseWith(ctx context.Context, actor authz.Actor, sc Scope, id string) (Lease, Secret, authz.Set, error) {
 	if _, err := uuid.Parse(id); err != nil {
-		return Lease{}, Secret{}, leaseNotFound(id)
+		return Lease{}, Secret{}, authz.Set{}, leaseNotFound(id)
 	}
 	sl, err := s.store.LeaseByID(ctx, id)
 	if errs.Is(err, errs.NotFound) {
-		return Lease{}, Secret{}, leaseNotFound(id)
+		return Lease{}, Secret{}, authz.Set{}, leaseNotFound(id)
 	}
 	if err != nil {
-		return Lease{}, Secret{}, err
+		return Lease{}, Secret{}, authz.Set{}, err
 	}
 	f, env, perms, _, err := s.resolve(ctx, actor, sc)
 	if err != nil {
-		return Lease{}, Secret{}, err
+		return Lease{}, Secret{}, authz.Set{}, err
 	}
 	if err := check(perms, authz.ActLease, env, f); err != nil {
-		return Lease{}, Secret{}, err
+		return Lease{}, Secret{}, authz.Set{}, err
 	}
 	ss, err := s.store.DynamicSecretByID(ctx, sl.DynamicSecretID)
 	if err != nil || ss.FolderID != f.ID {
-		return Lease{}, Secret{}, leaseNotFound(id)
+		return Lease{}, Secret{}, authz.Set{}, leaseNotFound(id)
 	}
 	sec, err := s.open(ctx, ss, env.Slug, f.Path)
-	return sl.Lease, sec, err
+	return sl.Lease, sec, perms, err
 }
 
 // GetLease returns a lease (without its credentials) and its dynamic secret.
@@ -275,11 +284,28 @@ func (s *Service) Leases(ctx context.Context, actor authz.Actor, sc Scope, name 
 	return out, nil
 }
 
+// withinAccess refuses a lease that would end (created or renewed) after
+// the temporary access its actor leases by, unless the actor may lease
+// there for good: the credential lives on in the target whether or not the
+// actor's access does (an hour's access minted a database login for days),
+// as a service token's creator is held to (PermissionBoundaryError).
+func withinAccess(perms authz.Set, sec Secret, end time.Time) error {
+	until, temporary := perms.Temporary()
+	if !temporary || !end.After(until) {
+		return nil
+	}
+	if perms.Lasting().Can(authz.ActLease, authz.SubDynamicSecrets, &authz.Fields{Environment: sec.Env, SecretPath: sec.Path}) {
+		return nil
+	}
+	return errs.Forbiddenf("The lease would outlast the temporary access you hold it by (it ends at %s); choose a shorter TTL",
+		until.UTC().Format(time.RFC3339)).WithCode("PermissionBoundaryError")
+}
+
 // RenewLease extends an active lease as Infisical does: the new expiry is the
 // current one plus ttl (the default TTL when empty), refused when it would
 // pass the lease's creation plus the max TTL. It tells the target too.
 func (s *Service) RenewLease(ctx context.Context, actor authz.Actor, sc Scope, id, ttl string) (Lease, error) {
-	l, sec, err := s.lease(ctx, actor, sc, id)
+	l, sec, perms, err := s.leaseWith(ctx, actor, sc, id)
 	if err != nil {
 		return Lease{}, err
 	}
@@ -303,6 +329,9 @@ func (s *Service) RenewLease(ctx context.Context, actor authz.Actor, sc Scope, i
 		if m, err := ParseTTL(sec.MaxTTL); err == nil && exp.After(l.CreatedAt.Add(m)) {
 			return Lease{}, errs.BadRequest("The requested renewal would exceed the maximum allowed lease duration. Please choose a shorter TTL")
 		}
+	}
+	if err := withinAccess(perms, sec, exp); err != nil {
+		return Lease{}, err
 	}
 	p, err := s.provider(sec)
 	if err != nil {
