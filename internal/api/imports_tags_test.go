@@ -406,6 +406,14 @@ func TestAnImportReadsOnlyWhereItsMakerMaySee(t *testing.T) {
 		})
 		assertError(t, e.Do(t, "POST", "/api/v1/secret-imports", describer, map[string]any{"workspaceId": p.ID, "environment": "staging",
 			"path": "/app", "import": map[string]any{"environment": "prod", "path": "/payments"}}), 403, "PermissionDenied")
+		// Nor is reading all but some names there: the import brings those too.
+		allButDB := customRole(t, e, p.ID, "all-but-db", []map[string]any{
+			{"subject": "secrets", "action": []string{"read", "readValue", "describeSecret", "create", "edit"}},
+			{"subject": "secrets", "action": []string{"read", "readValue"}, "inverted": true, "conditions": map[string]any{"secretName": "DB_PASSWORD"}},
+			{"subject": "secret-imports", "action": []string{"read", "create", "edit"}},
+		})
+		assertError(t, e.Do(t, "POST", "/api/v1/secret-imports", allButDB, map[string]any{"workspaceId": p.ID, "environment": "staging",
+			"path": "/app", "import": map[string]any{"environment": "prod", "path": "/payments"}}), 403, "PermissionDenied")
 
 		// A reader of dev alone, listing with imports, is not told where an
 		// import it may read nothing of leads.

@@ -125,8 +125,8 @@ func TestInvertedRuleOrder(t *testing.T) {
 	}
 }
 
-// TestEveryRoleThatDeniesHolds joins two roles that each deny something,
-// given in both orders: one role's refusal is not undone by the other role's
+// TestEveryRoleThatDeniesHolds joins two roles that each deny something
+// (given in both orders, though JoinRoles sorts them alike): one role's refusal is not undone by the other role's
 // grant, whichever comes last; a role's own re-allow still holds within
 // it, and a privilege still decides over the roles.
 func TestEveryRoleThatDeniesHolds(t *testing.T) {

@@ -137,6 +137,35 @@ func (a *Admin) checkGrant(ctx context.Context, actor authz.Actor, role string) 
 	return withinRole(ctx, a.authz, actor, role, boundaryError())
 }
 
+// checkLift refuses to take role away from an identity unless the actor
+// holds, for good, what it denies: any set covers a role that only denies
+// (withinRole), yet replacing it gives back what it denied (through the
+// identity's groups' roles), and an identity could lift its own.
+func (a *Admin) checkLift(ctx context.Context, actor authz.Actor, role string) error {
+	mine, err := a.authz.OrgRole(ctx, actor)
+	if err != nil {
+		return err
+	}
+	if mine == "admin" {
+		return nil
+	}
+	target, err := a.authz.OrgRoleSet(ctx, actor, role)
+	if err != nil {
+		return err
+	}
+	if !target.Denies() {
+		return nil
+	}
+	perms, err := a.authz.OrgPermissions(ctx, actor)
+	if err != nil {
+		return err
+	}
+	if !perms.CoversUntil(target.Lifted(), time.Time{}) {
+		return errs.Forbiddenf("change role '%s': it denies what you may not do yourself, and this takes it away", role).WithCode("PermissionBoundaryError")
+	}
+	return nil
+}
+
 // withinRole is the boundary itself: nil for an organization admin, refuse
 // for role admin, else refuse unless the actor holds everything role allows.
 func withinRole(ctx context.Context, az Authorizer, actor authz.Actor, role string, refuse error) error {
@@ -405,6 +434,9 @@ func (a *Admin) update(ctx context.Context, actor authz.Actor, id string, u Iden
 			if err := a.checkGrant(ctx, actor, r); err != nil {
 				return OrgIdentity{}, err
 			}
+		}
+		if err := a.checkLift(ctx, actor, slug); err != nil {
+			return OrgIdentity{}, err
 		}
 		slug = *u.Role
 	}

@@ -370,8 +370,12 @@ func (s *Groups) Update(ctx context.Context, actor authz.Actor, id string, c Gro
 			return Group{}, err
 		}
 		// ... and who leaves it: whoever the claim names by the old name.
-		if err := s.mayLift(ctx, actor, set, mine, g, grants); err != nil {
+		if on, err := s.store.SSOManagesGroups(ctx, g.OrgID); err != nil {
 			return Group{}, err
+		} else if on {
+			if err := s.mayLift(ctx, actor, set, mine, g, grants); err != nil {
+				return Group{}, err
+			}
 		}
 		seen = &grants.Seen
 	}

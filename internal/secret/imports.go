@@ -77,8 +77,8 @@ func importEvent(actor authz.Actor, typ string, sc Scope, imp Import) audit.Even
 // import moved to 2^31-1 made every later create in its folder a 500.
 const MaxImportPosition = 10_000
 
-// importSource resolves the folder an import reads, whose secrets' values
-// the caller must be allowed to read: before, any importer could point an
+// importSource resolves the folder an import reads, all of whose secrets'
+// values the caller must be allowed to read: before, any importer could point an
 // import at any path, and whether it was a 404 told them which folders
 // exist where they may read nothing; and one who could only describe the
 // secrets there could make their values part of a folder that wider
@@ -90,7 +90,12 @@ func (s *Service) importSource(ctx context.Context, perms authz.Set, projectID, 
 	if err != nil {
 		return project.Folder{}, project.Environment{}, err
 	}
-	if _, value := canSee(perms, env, norm, "", nil); !value {
+	// Every secret there, whatever its name or tags: a denial of some
+	// names or tags within the folder would not hold for what the import
+	// brings.
+	where := authz.Conditions{"environment": {{Op: "$eq", Value: env}}, "secretPath": {{Op: "$eq", Value: norm}}}
+	reading := []authz.Action{authz.ActRead, authz.ActReadValue}
+	if !perms.AllowsThroughout(authz.SubSecrets, reading, reading, where) {
 		return project.Folder{}, project.Environment{}, errs.PermissionDenied(authz.ActReadValue, authz.SubSecrets)
 	}
 	return s.folders.ResolveFolder(ctx, projectID, env, norm)
@@ -136,6 +141,7 @@ func (s *Service) createImport(ctx context.Context, actor authz.Actor, sc Scope,
 	for _, e := range existing {
 		imp.Position = max(imp.Position, e.Position+1)
 	}
+	imp.Position = min(imp.Position, MaxImportPosition)
 	sc.Env, sc.Path = env.Slug, f.Path
 	if err := s.store.CreateImport(ctx, imp, importEvent(actor, "create-secret-import", sc, imp)); err != nil {
 		if errs.Is(err, errs.Conflict) && !errors.Is(err, project.ErrMoved) {
