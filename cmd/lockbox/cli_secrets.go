@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/lockbox-dev/lockbox/internal/client"
+	"github.com/lockbox-dev/lockbox/internal/dotenv"
 	"github.com/lockbox-dev/lockbox/internal/lazyre"
 )
 
@@ -298,7 +299,7 @@ func unhex(c byte) byte {
 // parseDotenv reads a .env file: KEY=VALUE lines, optional "export ",
 // # comments, single-quoted values taken literally (a quote inside is
 // written as the shell does: close, backslash-quote, reopen), double-quoted values with \n \t \r \" \\ \$ escapes,
-// both possibly spanning lines, bash's $'...' (as dotenvQuote writes a value
+// both possibly spanning lines, bash's $'...' (as dotenv.Quote writes a value
 // with a quote, backslash or carriage return), and unquoted values up to a
 // " #" comment.
 func parseDotenv(s string) ([]pair, error) {
@@ -361,7 +362,7 @@ func parseDotenv(s string) ([]pair, error) {
 				break
 			}
 		case strings.HasPrefix(s[cur:], "$'"):
-			// bash's ANSI-C quoting, as dotenvQuote writes a value with a
+			// bash's ANSI-C quoting, as dotenv.Quote writes a value with a
 			// line break and a quote.
 			cur += 2
 			for {
@@ -456,52 +457,6 @@ func parseDotenv(s string) ([]pair, error) {
 	return out, nil
 }
 
-// dotenvQuote writes a value the shell and dotenv readers take back: in
-// single quotes when it holds no quote, backslash or carriage return (a
-// multi-line value, a PEM key, keeps its lines), else on one line in bash's
-// $'...' (\n, \', \\ and \xHH escapes). python-dotenv reads \' inside
-// single quotes as a quote, so 'x\' ran on into the next value, and a
-// quote closed, escaped and reopened (as a shell writes one) made it give
-// up on the line: either way it then read the lines of a multi-line value
-// as variables of their own (a writer's way to set API_URL or LD_PRELOAD
-// for a reader of the file). On one line, a dotenv reader gets the escaped text, and nothing
-// more; bash and secrets set --file read it back exactly.
-//
-// A control character other than a line break or a tab (an escape
-// sequence, a C1 control) also makes the value $'...': in single quotes it
-// reached the terminal of whoever printed the export.
-func dotenvQuote(v string) string {
-	if !strings.ContainsAny(v, "'\\\r") && strings.IndexFunc(v, func(r rune) bool { return r != '\n' && isControl(r) }) < 0 {
-		return "'" + v + "'"
-	}
-	var b strings.Builder
-	b.WriteString("$'")
-	for i := 0; i < len(v); i++ {
-		switch c := v[i]; c {
-		case '\\', '\'':
-			b.WriteByte('\\')
-			b.WriteByte(c)
-		case '\n':
-			b.WriteString(`\n`)
-		case '\r':
-			b.WriteString(`\r`)
-		case '\t':
-			b.WriteString(`\t`)
-		default:
-			if c < 0x20 || c == 0x7f {
-				fmt.Fprintf(&b, `\x%02x`, c)
-			} else if c == 0xc2 && i+1 < len(v) && v[i+1] >= 0x80 && v[i+1] <= 0x9f { // a C1 control, U+0080-U+009F
-				fmt.Fprintf(&b, `\x%02x\x%02x`, c, v[i+1])
-				i++
-			} else {
-				b.WriteByte(c)
-			}
-		}
-	}
-	b.WriteByte('\'')
-	return b.String()
-}
-
 // yamlSafe escapes, in a JSON string, the characters a YAML double-quoted
 // scalar does not take as they are: DEL, the C1 controls and U+FEFF.
 func yamlSafe(b []byte) string {
@@ -520,7 +475,7 @@ func writeExport(w io.Writer, format string, keys []string, vals map[string]stri
 	switch format {
 	case "dotenv":
 		for _, k := range keys {
-			if _, err := fmt.Fprintf(w, "%s=%s\n", k, dotenvQuote(vals[k])); err != nil {
+			if _, err := fmt.Fprintf(w, "%s=%s\n", k, dotenv.Quote(vals[k])); err != nil {
 				return err
 			}
 		}

@@ -3,103 +3,22 @@ package main
 import (
 	"fmt"
 	"io"
-	"slices"
-	"strings"
+
+	"github.com/lockbox-dev/lockbox/internal/dotenv"
 )
 
-// codeVars are environment variables that make a shell, the dynamic loader
-// or an interpreter run code or load libraries the variable names, or that
-// send a nested lockbox or infisical client's credentials to another
-// server. A secret of such a name, which any writer of the folder (or of a
-// folder it imports) can create, would run their code on the machine of
-// whoever runs `lockbox run` or sources an export; they are left out unless
-// allowed by name (--allow-env). The list is of the well-known ones, not
-// every program's.
-var codeVars = map[string]bool{
-	// Shells (prompts and mail checks expand $(...) in an interactive one).
-	"BASH_ENV": true, "ENV": true, "SHELLOPTS": true, "BASHOPTS": true, "PS0": true, "PS1": true, "PS2": true,
-	"PS3": true, "PS4": true, "PROMPT_COMMAND": true, "PROMPT": true, "PROMPT2": true, "PROMPT3": true, "PROMPT4": true,
-	"RPROMPT": true, "RPROMPT2": true, "RPS1": true, "RPS2": true, "MAIL": true, "MAILPATH": true, "MAILCHECK": true,
-	"IFS": true, "PATH": true, "ZDOTDIR": true, "CDPATH": true, "HOME": true, "XDG_CONFIG_HOME": true,
-	// Programs that run a command a variable names.
-	"PAGER": true, "GIT_PAGER": true, "EDITOR": true, "VISUAL": true, "GIT_EDITOR": true, "BROWSER": true,
-	"GIT_ASKPASS": true, "SSH_ASKPASS": true, "GIT_SSH": true, "GIT_SSH_COMMAND": true, "GIT_EXEC_PATH": true,
-	"GIT_PROXY_COMMAND": true, "GIT_EXTERNAL_DIFF": true, "GIT_TEMPLATE_DIR": true, "LESSOPEN": true,
-	"LESSCLOSE": true, "MAKEFLAGS": true, "MFLAGS": true, "GNUMAKEFLAGS": true, "CC": true, "CXX": true,
-	"SHELL": true, "FCEDIT": true, "KUBECONFIG": true, "OPENSSL_CONF": true, "OPENSSL_ENGINES": true,
-	"VIMINIT": true, "EXINIT": true, "PSQLRC": true, "R_PROFILE": true, "R_PROFILE_USER": true, "VAULT_ADDR": true,
-	"RUSTC": true, "RUSTC_WRAPPER": true, "RUSTC_WORKSPACE_WRAPPER": true, "CARGO_BUILD_RUSTC_WRAPPER": true,
-	"JAVA_OPTS": true, "MAVEN_OPTS": true, "GRADLE_OPTS": true, "ERL_AFLAGS": true, "ERL_ZFLAGS": true, "ERL_FLAGS": true,
-	"DOCKER_HOST": true, "DOCKER_CONTEXT": true, "DOCKER_CONFIG": true, "DOCKER_TLS_VERIFY": true, "DOCKER_CERT_PATH": true,
-	// Interpreters and runtimes.
-	"NODE_OPTIONS": true, "NODE_PATH": true, "PYTHONSTARTUP": true, "PYTHONPATH": true, "PYTHONHOME": true,
-	"PYTHONWARNINGS": true, "PYTHONBREAKPOINT": true, "PYTHONUSERBASE": true, "PYTHONEXECUTABLE": true,
-	"PERL5OPT": true, "PERL5LIB": true, "PERLLIB": true, "PERL5DB": true, "RUBYOPT": true, "RUBYLIB": true,
-	"GEM_HOME": true, "GEM_PATH": true, "BUNDLE_GEMFILE": true,
-	"JAVA_TOOL_OPTIONS": true, "_JAVA_OPTIONS": true, "JDK_JAVA_OPTIONS": true, "CLASSPATH": true,
-	"DOTNET_STARTUP_HOOKS": true, "PHPRC": true, "PHP_INI_SCAN_DIR": true, "GCONV_PATH": true,
-	// Where tools fetch code from (a module proxy, a package index).
-	"GOPROXY": true, "GOSUMDB": true, "GONOSUMDB": true, "GONOSUMCHECK": true, "GOINSECURE": true, "GOFLAGS": true,
-	"GOTOOLCHAIN": true, "GOENV": true, "GONOPROXY": true, "GOPRIVATE": true,
-	// What a client trusts for TLS: with a proxy, the child's HTTPS and its credentials.
-	"NODE_TLS_REJECT_UNAUTHORIZED": true, "NODE_EXTRA_CA_CERTS": true, "GIT_SSL_NO_VERIFY": true, "GIT_SSL_CAINFO": true,
-	"SSL_CERT_FILE": true, "SSL_CERT_DIR": true, "REQUESTS_CA_BUNDLE": true, "CURL_CA_BUNDLE": true,
-	// Where TLS session keys are written (any reader of that file reads the child's HTTPS).
-	"SSLKEYLOGFILE": true,
-	// Proxies that see plain HTTP whole (an http:// API URL's token):
-	// HTTPS_PROXY sees only a tunnel's host, and stays a secret's to set.
-	"HTTP_PROXY": true, "ALL_PROXY": true,
-}
-
-// codePrefixes are families of such variables: the loaders', bash's
-// exported functions, git's configuration from the environment
-// (GIT_CONFIG_COUNT, GIT_CONFIG_KEY_0=core.sshCommand, ...), cgo's compiler
-// flags, pip's and npm's settings (index, registry, scripts), the AWS
-// SDKs' endpoints, and a nested lockbox or infisical client's own settings
-// (where it sends its token, and the token or client secret it uses: a
-// writer's INFISICAL_TOKEN made a nested client read the writer's secrets).
-var codePrefixes = []string{"LD_", "DYLD_", "BASH_FUNC_", "GIT_CONFIG", "CGO_", "PIP_", "NPM_CONFIG_", "AWS_ENDPOINT_URL",
-	"LOCKBOX_", "INFISICAL_", "LUA_INIT"}
-
-// codeSuffixes name the commands programs run by a variable of their own:
-// MANPAGER, PSQL_PAGER, SYSTEMD_PAGER, GIT_SEQUENCE_EDITOR, SUDO_EDITOR,
-// SUDO_ASKPASS, ...
-var codeSuffixes = []string{"PAGER", "EDITOR", "ASKPASS"}
-
 // envRefusal says why a secret key (with its value) is not put into an
-// environment or a dotenv file, or "" if it is. shell asks also that the
-// key be a shell name, for a file that is sourced.
+// environment or a dotenv file, or "" if it is (dotenv.Refusal; a name that
+// makes programs run code passes when allowed by --allow-env).
 func envRefusal(key, value string, shell bool, allow map[string]bool) string {
-	switch {
-	case key == "" || strings.ContainsAny(key, "=\x00"):
-		return "it is not an environment variable name"
-	case strings.ContainsRune(value, 0):
-		return "its value holds a NUL byte, which no environment can carry"
-	case shell && !isDotenvName(key):
-		return "its name holds characters other than letters, digits, _ . and -, so sourcing it would run it"
-	}
-	if allow[key] {
-		return ""
-	}
-	up := strings.ToUpper(key)
-	if codeVars[up] || slices.ContainsFunc(codePrefixes, func(p string) bool { return strings.HasPrefix(up, p) }) ||
-		slices.ContainsFunc(codeSuffixes, func(p string) bool { return strings.HasSuffix(up, p) }) {
-		return fmt.Sprintf("it makes programs run code or load libraries (--allow-env %s sets it)", key)
-	}
-	return ""
-}
-
-// isDotenvName reports whether k is harmless as the start of a line a
-// shell sources: letters, digits, _ . and -. A name that is not a shell
-// variable (A.B, my-key) makes the line a command named "A.B=value",
-// found nowhere; docker's --env-file and dotenv readers take such names.
-func isDotenvName(k string) bool {
-	for _, r := range k {
-		if !(r == '_' || r == '.' || r == '-' || r >= 'A' && r <= 'Z' || r >= 'a' && r <= 'z' || r >= '0' && r <= '9') {
-			return false
+	why, code := dotenv.Refusal(key, value, shell)
+	if code {
+		if allow[key] {
+			return ""
 		}
+		return fmt.Sprintf("%s (--allow-env %s sets it)", why, key)
 	}
-	return k != ""
+	return why
 }
 
 // envSafe returns the keys envRefusal lets through, in order, and warns on

@@ -1,8 +1,14 @@
 package web_test
 
 import (
+	"fmt"
+	"net/http"
 	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -53,7 +59,7 @@ func TestDashboardProjectManagement(t *testing.T) {
 		}
 		dl := admin.get(base + "/secrets/download?env=dev&path=/app")
 		mustStatus(t, dl, 200, "download")
-		if dl.body != "DB_URL=postgres://db/app\n" || !strings.Contains(dl.header.Get("Content-Disposition"), `filename="dev.env"`) {
+		if dl.body != "DB_URL='postgres://db/app'\n" || !strings.Contains(dl.header.Get("Content-Disposition"), `filename="dev.env"`) {
 			t.Fatalf("download: %q %q", dl.body, dl.header.Get("Content-Disposition"))
 		}
 		fp := admin.get(base + "/secrets?path=/app")
@@ -296,5 +302,86 @@ func TestDashboardRowEditorSharesOneExpansionBudget(t *testing.T) {
 	}
 	for _, env := range envs {
 		mustStatus(t, admin.post(base+"/secrets/row", url.Values{"path": {"/"}, "key": {"HEAVY"}, "value." + env: {heavy}}, nil), 303, "heavy in "+env+" alone")
+	}
+}
+
+// TestADownloadedDotenvRunsNothingWhenSourced: a writer of one folder plants
+// values and keys that a shell runs when the dashboard's .env download is
+// sourced (set -a; . ./dev.env, as the CLI's docs have it); sourced by
+// bash, the file runs none of them, gives back each kept value exactly and
+// names what it left out.
+func TestADownloadedDotenvRunsNothingWhenSourced(t *testing.T) {
+	bash, err := exec.LookPath("bash")
+	if err != nil {
+		t.Fatalf("bash: %v", err)
+	}
+	e := apptest.Bootstrapped(t, store.SQLite)
+	admin := newBrowser(t, e.URL)
+	admin.mustLogin(e.UserEmail, e.Password)
+	pid := createProject(t, admin, "sourced")
+	base := "/projects/" + pid
+	values := map[string]string{
+		"SUBST":     "$(touch pwned-subst)",
+		"BACKQUOTE": "`touch pwned-backquote`",
+		"BRACES":    "x;{touch,pwned-braces}",
+		"QUOTES":    `it's "quoted" \ and $HOME`,
+		"LINES":     "line one\nline two\r\n\x1b[31m",
+		"PLAIN":     "postgres://db/app",
+	}
+	left := map[string]string{"BASH_ENV": "./pwned.sh", "$(touch${IFS}pwned-key)": "x", "LD_PRELOAD": "evil.so"}
+	for k, v := range values {
+		mustStatus(t, admin.post(base+"/secrets", url.Values{"env": {"dev"}, "path": {"/"}, "key": {k}, "value": {v}}, nil), 303, "secret "+k)
+	}
+	for k, v := range left {
+		mustStatus(t, admin.post(base+"/secrets", url.Values{"env": {"dev"}, "path": {"/"}, "key": {k}, "value": {v}}, nil), 303, "secret "+k)
+	}
+	dl := admin.get(base + "/secrets/download?env=dev&path=/")
+	mustStatus(t, dl, 200, "download")
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "dev.env"), []byte(dl.body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	keys := make([]string, 0, len(values))
+	for k := range values {
+		keys = append(keys, k)
+	}
+	var script strings.Builder
+	script.WriteString("set -a; . ./dev.env; set +a\n")
+	for _, k := range keys {
+		fmt.Fprintf(&script, "printf '%%s\\0' \"$%s\"\n", k)
+	}
+	cmd := exec.Command(bash, "--norc", "--noprofile", "-c", script.String())
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("sourcing the download: %v\n%s\n%s", err, out, dl.body)
+	}
+	got := strings.Split(string(out), "\x00")
+	for i, k := range keys {
+		if i >= len(got) || got[i] != values[k] {
+			t.Errorf("%s sourced as %q, want %q", k, got[min(i, len(got)-1)], values[k])
+		}
+	}
+	entries, _ := os.ReadDir(dir)
+	for _, en := range entries {
+		if strings.HasPrefix(en.Name(), "pwned") {
+			t.Errorf("sourcing the download ran a command: %s exists\n%s", en.Name(), dl.body)
+		}
+	}
+	for k := range left {
+		if !strings.Contains(dl.body, "# left out "+strconv.QuoteToASCII(k)+": ") {
+			t.Errorf("%s is not named as left out:\n%s", k, dl.body)
+		}
+	}
+	// Another site's link carries the session cookie (SameSite=Lax): it
+	// reads nothing.
+	for _, path := range []string{base + "/secrets/download?env=dev&path=/", base + "/secret/value?env=dev&path=/&key=PLAIN"} {
+		for site, want := range map[string]int{"cross-site": 403, "same-site": 403, "same-origin": 200, "none": 200} {
+			req, _ := http.NewRequest("GET", e.URL+path, nil)
+			req.Header.Set("Sec-Fetch-Site", site)
+			if p := admin.do(req); p.status != want {
+				t.Errorf("%s from %s: %d, want %d", path, site, p.status, want)
+			}
+		}
 	}
 }

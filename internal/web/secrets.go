@@ -16,6 +16,7 @@ import (
 	"sync"
 
 	"github.com/lockbox-dev/lockbox/internal/authz"
+	"github.com/lockbox-dev/lockbox/internal/dotenv"
 	"github.com/lockbox-dev/lockbox/internal/errs"
 	"github.com/lockbox-dev/lockbox/internal/project"
 	"github.com/lockbox-dev/lockbox/internal/secret"
@@ -485,30 +486,49 @@ func (h *Handler) secretImport(w http.ResponseWriter, q *req) error {
 	return nil
 }
 
-// dotenvValue quotes a value when it needs it.
-func dotenvValue(v string) string {
-	if v == "" || strings.ContainsAny(v, " \t\n\"'#=$`\\") {
-		return strconv.Quote(v)
+// fromTheDashboard refuses a GET that reads secrets when the browser says
+// another site asked for it (Sec-Fetch-Site): the session cookie is
+// SameSite=Lax, so a link or a navigation from any site carried it, and
+// saved prod.env in the victim's downloads, or read a value, each an
+// audited read in the victim's name. A typed address ("none") and clients
+// that send no such header are served.
+func fromTheDashboard(q *req) error {
+	if site := q.Header.Get("Sec-Fetch-Site"); site != "" && site != "same-origin" && site != "none" {
+		return errs.Forbiddenf("Secrets are read here only from the dashboard's own pages")
 	}
-	return v
+	return nil
 }
 
+// secretDownload answers the folder's shared secrets as a dotenv file,
+// written as the CLI's export writes one (dotenv.Quote: single quotes, or
+// bash's $'...'), since such a file is sourced: double quotes left $(...)
+// and backquotes to the shell, and a value with none of a few characters
+// went unquoted (brace expansion ran x;{curl,...}|sh). Keys a shell would
+// run, or that make programs run code (BASH_ENV, LD_PRELOAD, ...), are left
+// out, each named in a comment at the top.
 func (h *Handler) secretDownload(w http.ResponseWriter, q *req) error {
+	if err := fromTheDashboard(q); err != nil {
+		return err
+	}
 	sc := scopeOf(q)
 	res, err := h.svc.Secrets.List(q.ctx(), q.actor, sc, secret.ReadOptions{})
 	if err != nil {
 		return err
 	}
-	var b strings.Builder
+	var head, body strings.Builder
 	for _, s := range res.Secrets {
 		if s.ValueHidden || s.Type == "personal" {
 			continue
 		}
-		fmt.Fprintf(&b, "%s=%s\n", s.Key, dotenvValue(s.Value))
+		if why, _ := dotenv.Refusal(s.Key, s.Value, true); why != "" {
+			fmt.Fprintf(&head, "# left out %s: %s\n", strconv.QuoteToASCII(s.Key), why)
+			continue
+		}
+		fmt.Fprintf(&body, "%s=%s\n", s.Key, dotenv.Quote(s.Value))
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", sc.Env+".env"))
-	w.Write([]byte(b.String()))
+	w.Write([]byte(head.String() + body.String()))
 	return nil
 }
 
@@ -540,6 +560,9 @@ func (h *Handler) secretPage(w http.ResponseWriter, q *req) error {
 // secretValue answers the reveal button: the value as text, read (and
 // audited) on demand.
 func (h *Handler) secretValue(w http.ResponseWriter, q *req) error {
+	if err := fromTheDashboard(q); err != nil {
+		return err
+	}
 	s, err := h.svc.Secrets.Get(q.ctx(), q.actor, scopeOf(q), q.FormValue("key"),
 		secret.GetOptions{ReadOptions: secret.ReadOptions{Expand: q.FormValue("resolve") == "1"}})
 	if err != nil {
