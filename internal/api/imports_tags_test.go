@@ -210,6 +210,17 @@ func TestListETagAndReadAudit(t *testing.T) {
 	if len(evs.AuditLogs) != 1 || evs.AuditLogs[0].Event.Metadata["secretKey"] != "A" {
 		t.Fatalf("get-secret events %+v", evs)
 	}
+
+	// A listing with imports names the imported folders it answered from.
+	e.Must(t, 200, "POST", "/api/v1/folders", e.Token, folder(p.ID, "prod", "/", "payments"))
+	putSecret(t, e, e.Token, p.ID, "prod", "/payments", "DB", "x")
+	addImport(t, e, p.ID, "dev", "/", "prod", "/payments")
+	e.Must(t, 200, "GET", path+"&include_imports=true", e.Token, nil)
+	e.Must(t, 200, "GET", "/api/v1/organization/audit-logs?eventType=get-secrets&projectId="+p.ID+"&limit=1", e.Token, nil).Decode(t, &evs)
+	imps := fmt.Sprint(evs.AuditLogs[0].Event.Metadata["imports"])
+	if !strings.Contains(imps, "environment:prod") || !strings.Contains(imps, "secretPath:/payments") || !strings.Contains(imps, "numberOfSecrets:1") {
+		t.Fatalf("the read through the import is not recorded: %+v", evs.AuditLogs[0].Event.Metadata)
+	}
 }
 
 // Terraform's tag resource uses the /workspace/ routes and reads the tag

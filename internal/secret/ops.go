@@ -153,11 +153,30 @@ func (s *Service) List(ctx context.Context, actor authz.Actor, sc Scope, o ReadO
 	if err != nil {
 		return Result{}, err
 	}
-	ev := audit.New(actor, "get-secrets", map[string]any{"environment": sc.Env, "secretPath": sc.Path, "numberOfSecrets": len(c.res.Secrets)}).InProject(c.projectID, "")
+	md := map[string]any{"environment": sc.Env, "secretPath": sc.Path, "numberOfSecrets": len(c.res.Secrets)}
+	if imps := importsRead(c.res.Imports); imps != nil {
+		md["imports"] = imps
+	}
+	ev := audit.New(actor, "get-secrets", md).InProject(c.projectID, "")
 	if err := s.store.AppendAudit(ctx, ev); err != nil {
 		return Result{}, err
 	}
 	return c.res, nil
+}
+
+// importsRead names, for a read's audit event, the imported folders whose
+// secrets it answered and how many of each: a read of prod:/payments
+// through an import was recorded against the importing folder alone, so a
+// search for who read prod:/payments missed it (lockbox; Infisical records
+// the importing folder only).
+func importsRead(imps []ImportedSecrets) []map[string]any {
+	var out []map[string]any
+	for _, im := range imps {
+		if len(im.Secrets) > 0 {
+			out = append(out, map[string]any{"environment": im.Env, "secretPath": im.Path, "numberOfSecrets": len(im.Secrets)})
+		}
+	}
+	return out
 }
 
 func (s *Service) list(ctx context.Context, actor authz.Actor, scp *Scope, o ReadOptions) ([]Secret, []ImportedSecrets, error) {
