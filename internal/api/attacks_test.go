@@ -905,6 +905,15 @@ func TestAWriterMayReferOnlyToWhatItCanRead(t *testing.T) {
 			putSecret(t, e, e.Token, p.ID, "dev", "/app", "X", "${prod.DB_PASSWORD}")
 			e.Must(t, 200, "POST", "/api/v3/secrets/raw/X", user, at("X", map[string]any{"secretValue": "harmless", "type": "personal"}))
 			assertError(t, e.Do(t, "POST", "/api/v3/secrets/raw/VIA_X", user, at("VIA_X", map[string]any{"secretValue": "${X}"})), 403, "PermissionDenied")
+			// A personal value is read by its owner alone, through the
+			// owner's override: it may name X.
+			e.Must(t, 200, "POST", "/api/v3/secrets/raw/MINE", user, at("MINE", map[string]any{"secretValue": "mine"}))
+			e.Must(t, 200, "POST", "/api/v3/secrets/raw/MINE", user, at("MINE", map[string]any{"secretValue": "${X}", "type": "personal"}))
+			var mine struct{ Secret struct{ SecretValue string } }
+			e.Must(t, 200, "GET", "/api/v3/secrets/raw/MINE?type=personal&expandSecretReferences=true&"+secretQ(p.ID, "dev", "/app"), user, nil).Decode(t, &mine)
+			if mine.Secret.SecretValue != "harmless" {
+				t.Fatalf("the owner reads its personal value as %q", mine.Secret.SecretValue)
+			}
 		}
 	})
 }

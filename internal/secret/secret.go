@@ -331,13 +331,21 @@ const expandDenied = "Failed to expand one or more secret references: "
 // to one folder could plant ${prod.DB_PASSWORD} in a value that readers with
 // wider rights (a deployment's identity) then read expanded. References
 // resolve to shared secrets, as wider readers see them, never the writer's
-// personal overrides. A reference to a secret that does not exist yet, a
+// personal overrides (but a personal value's, which its owner alone reads,
+// resolve as the owner reads them). A reference to a secret that does not exist yet, a
 // cycle or a chain deeper than the limit does not stop a write (the read
 // reports it), nor the check of the value's other references; any other
 // failure of the check refuses the write.
 func (s *Service) checkExpansion(ctx context.Context, rd *reader, sec Secret) error {
 	if !strings.Contains(sec.Value, "${") {
 		return nil
+	}
+	if sec.Type == Personal && rd.sharedOnly {
+		// A personal value is read by its owner alone, through the
+		// owner's own overrides: checked as the owner reads it (a shared
+		// secret the owner may not read, behind an override it may, refused
+		// a personal reference to the override).
+		rd = s.ownerReader(ctx, rd)
 	}
 	wc := writeChecksOf(ctx)
 	id := sec.FolderID + "/" + sec.Type + "/" + sec.Key
@@ -453,6 +461,19 @@ func (s *Service) writeReader(ctx context.Context, actor authz.Actor, perms auth
 	if !ok {
 		rd = s.newReader(actor, perms, projectID)
 		rd.sharedOnly = true
+		wc.readers[k] = rd
+	}
+	return rd
+}
+
+// ownerReader is writeReader's counterpart for a personal value's check:
+// the same actor, permissions and project, with the actor's overrides.
+func (s *Service) ownerReader(ctx context.Context, shared *reader) *reader {
+	wc := writeChecksOf(ctx)
+	k := string(shared.actor.Kind) + ":" + shared.actor.ID + ":" + shared.project + ":own"
+	rd, ok := wc.readers[k]
+	if !ok {
+		rd = s.newReader(shared.actor, shared.perms, shared.project)
 		wc.readers[k] = rd
 	}
 	return rd
