@@ -19,7 +19,6 @@ import (
 
 	"github.com/lockbox-dev/lockbox/internal/client"
 	"github.com/lockbox-dev/lockbox/internal/dotenv"
-	"github.com/lockbox-dev/lockbox/internal/lazyre"
 )
 
 func pathEscape(s string) string { return url.PathEscape(s) }
@@ -278,181 +277,15 @@ func pairsFrom(args []string, file string, stdin io.Reader) ([]pair, error) {
 	return out, nil
 }
 
-var envKey = lazyre.New(`^[A-Za-z_][A-Za-z0-9_.\-]*$`)
-
-// cEscapes are the one-character escapes of bash's $'...' quoting.
-var cEscapes = map[byte]byte{'n': '\n', 'r': '\r', 't': '\t', 'a': '\a', 'b': '\b', 'e': 0x1b, 'E': 0x1b, 'f': '\f', 'v': '\v',
-	'\\': '\\', '\'': '\'', '"': '"', '?': '?'}
-
-func isHex(c byte) bool { return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F' }
-
-func unhex(c byte) byte {
-	switch {
-	case c >= 'a':
-		return c - 'a' + 10
-	case c >= 'A':
-		return c - 'A' + 10
-	}
-	return c - '0'
-}
-
-// parseDotenv reads a .env file: KEY=VALUE lines, optional "export ",
-// # comments, single-quoted values taken literally (a quote inside is
-// written as the shell does: close, backslash-quote, reopen), double-quoted values with \n \t \r \" \\ \$ escapes,
-// both possibly spanning lines, bash's $'...' (as dotenv.Quote writes a value
-// with a quote, backslash or carriage return), and unquoted values up to a
-// " #" comment.
+// parseDotenv reads a .env file (dotenv.Parse).
 func parseDotenv(s string) ([]pair, error) {
-	s = strings.ReplaceAll(s, "\r\n", "\n")
-	var out []pair
-	pos, line := 0, 1
-	fail := func(format string, a ...any) ([]pair, error) {
-		return nil, fmt.Errorf("line %d: %s", line, fmt.Sprintf(format, a...))
+	ps, err := dotenv.Parse(s)
+	if err != nil {
+		return nil, err
 	}
-	for pos < len(s) {
-		end := strings.IndexByte(s[pos:], '\n')
-		if end < 0 {
-			end = len(s) - pos
-		}
-		raw := s[pos : pos+end]
-		t := strings.TrimSpace(raw)
-		if t == "" || strings.HasPrefix(t, "#") {
-			pos += end + 1
-			line++
-			continue
-		}
-		lead := len(raw) - len(strings.TrimLeft(raw, " \t"))
-		cur := pos + lead
-		if strings.HasPrefix(s[cur:], "export ") {
-			cur += len("export ")
-		}
-		eq := strings.IndexByte(s[cur:pos+end], '=')
-		if eq <= 0 {
-			return fail("not KEY=VALUE")
-		}
-		key := strings.TrimSpace(s[cur : cur+eq])
-		if !envKey().MatchString(key) {
-			// Not quoted: a line that is not a key is often a piece of a
-			// multi-line value left unquoted (a PEM key), which must not
-			// reach a log.
-			return fail("not a valid key (letters, digits, _ . -, not starting with a digit)")
-		}
-		cur += eq + 1
-		for cur < len(s) && (s[cur] == ' ' || s[cur] == '\t') {
-			cur++
-		}
-		var val strings.Builder
-		startLine := line
-		switch {
-		case cur < len(s) && s[cur] == '\'':
-			for {
-				close := strings.IndexByte(s[cur+1:], '\'')
-				if close < 0 {
-					line = startLine
-					return fail("unterminated single quote")
-				}
-				val.WriteString(s[cur+1 : cur+1+close])
-				cur += 1 + close // at the closing quote
-				if strings.HasPrefix(s[cur:], `'\''`) {
-					val.WriteByte('\'')
-					cur += 3 // at the reopening quote
-					continue
-				}
-				cur++
-				break
-			}
-		case strings.HasPrefix(s[cur:], "$'"):
-			// bash's ANSI-C quoting, as dotenv.Quote writes a value with a
-			// line break and a quote.
-			cur += 2
-			for {
-				if cur >= len(s) {
-					line = startLine
-					return fail("unterminated $' quote")
-				}
-				ch := s[cur]
-				cur++
-				if ch == '\'' {
-					break
-				}
-				if ch != '\\' || cur >= len(s) {
-					val.WriteByte(ch)
-					continue
-				}
-				e := s[cur]
-				cur++
-				if r, ok := cEscapes[e]; ok {
-					val.WriteByte(r)
-					continue
-				}
-				if e == 'x' {
-					n, v := 0, byte(0)
-					for ; n < 2 && cur < len(s) && isHex(s[cur]); n, cur = n+1, cur+1 {
-						v = v<<4 | unhex(s[cur])
-					}
-					if n > 0 {
-						val.WriteByte(v)
-						continue
-					}
-				}
-				val.WriteByte('\\')
-				val.WriteByte(e)
-			}
-		case cur < len(s) && s[cur] == '"':
-			cur++
-			for {
-				if cur >= len(s) {
-					line = startLine
-					return fail("unterminated double quote")
-				}
-				ch := s[cur]
-				if ch == '"' {
-					cur++
-					break
-				}
-				if ch == '\\' && cur+1 < len(s) {
-					cur++
-					switch e := s[cur]; e {
-					case 'n':
-						val.WriteByte('\n')
-					case 't':
-						val.WriteByte('\t')
-					case 'r':
-						val.WriteByte('\r')
-					case '\n': // line continuation
-					default:
-						val.WriteByte(e)
-					}
-					cur++
-					continue
-				}
-				val.WriteByte(ch)
-				cur++
-			}
-		default:
-			stop := strings.IndexByte(s[cur:], '\n')
-			if stop < 0 {
-				stop = len(s) - cur
-			}
-			v := s[cur : cur+stop]
-			if j := strings.Index(v, " #"); j >= 0 {
-				v = v[:j]
-			}
-			val.WriteString(strings.TrimSpace(v))
-			cur += stop
-		}
-		// The rest of the physical line may only hold a comment.
-		stop := strings.IndexByte(s[cur:], '\n')
-		if stop < 0 {
-			stop = len(s) - cur
-		}
-		line += strings.Count(s[pos:cur], "\n")
-		if t := strings.TrimSpace(s[cur : cur+stop]); t != "" && !strings.HasPrefix(t, "#") {
-			return fail("unexpected text after the value (quote a value with spaces or #)")
-		}
-		out = append(out, pair{key, val.String()})
-		pos = cur + stop + 1
-		line++
+	out := make([]pair, len(ps))
+	for i, p := range ps {
+		out[i] = pair{p.Key, p.Value}
 	}
 	return out, nil
 }

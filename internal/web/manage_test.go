@@ -324,11 +324,15 @@ func TestADownloadedDotenvRunsNothingWhenSourced(t *testing.T) {
 		"SUBST":     "$(touch pwned-subst)",
 		"BACKQUOTE": "`touch pwned-backquote`",
 		"BRACES":    "x;{touch,pwned-braces}",
-		"QUOTES":    `it's "quoted" \ and $HOME`,
-		"LINES":     "line one\nline two\r\n\x1b[31m",
+		"DOUBLE":    `"quoted" and $HOME # not a comment`,
+		"PEM":       "-----BEGIN KEY-----\nAPI_URL=https://evil.example\n-----END KEY-----",
 		"PLAIN":     "postgres://db/app",
 	}
-	left := map[string]string{"BASH_ENV": "./pwned.sh", "$(touch${IFS}pwned-key)": "x", "LD_PRELOAD": "evil.so"}
+	// Single quotes cannot hold a quote or a backslash for every reader
+	// (bash's $'...' does not exist in dash, where a quote in it left the
+	// rest of the file to run): such values are left out, named.
+	left := map[string]string{"BASH_ENV": "./pwned.sh", "$(touch${IFS}pwned-key)": "x", "LD_PRELOAD": "evil.so",
+		"QUOTE": "it's", "BACKSLASH": `a\`, "CONTROL": "x\r\x1b[31m"}
 	for k, v := range values {
 		mustStatus(t, admin.post(base+"/secrets", url.Values{"env": {"dev"}, "path": {"/"}, "key": {k}, "value": {v}}, nil), 303, "secret "+k)
 	}
@@ -350,17 +354,36 @@ func TestADownloadedDotenvRunsNothingWhenSourced(t *testing.T) {
 	for _, k := range keys {
 		fmt.Fprintf(&script, "printf '%%s\\0' \"$%s\"\n", k)
 	}
-	cmd := exec.Command(bash, "--norc", "--noprofile", "-c", script.String())
-	cmd.Dir = dir
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("sourcing the download: %v\n%s\n%s", err, out, dl.body)
+	shells := [][]string{{bash, "--norc", "--noprofile", "-c"}}
+	if dash, err := exec.LookPath("dash"); err == nil {
+		shells = append(shells, []string{dash, "-c"})
 	}
-	got := strings.Split(string(out), "\x00")
-	for i, k := range keys {
-		if i >= len(got) || got[i] != values[k] {
-			t.Errorf("%s sourced as %q, want %q", k, got[min(i, len(got)-1)], values[k])
+	for _, sh := range shells {
+		cmd := exec.Command(sh[0], append(sh[1:], script.String())...)
+		cmd.Dir = dir
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s sourcing the download: %v\n%s\n%s", sh[0], err, out, dl.body)
 		}
+		got := strings.Split(string(out), "\x00")
+		for i, k := range keys {
+			if i >= len(got) || got[i] != values[k] {
+				t.Errorf("%s: %s sourced as %q, want %q", sh[0], k, got[min(i, len(got)-1)], values[k])
+			}
+		}
+	}
+	// Pasted back into another environment, the download gives the same
+	// values (line by line, the PEM's middle line became API_URL).
+	mustStatus(t, admin.post(base+"/secrets/import", url.Values{"env": {"staging"}, "path": {"/"}, "dotenv": {dl.body}}, nil), 303, "paste the download")
+	for k, v := range values {
+		var got struct{ Secret struct{ SecretValue string } }
+		e.Must(t, 200, "GET", "/api/v3/secrets/raw/"+k+"?workspaceId="+pid+"&environment=staging", e.Token, nil).Decode(t, &got)
+		if got.Secret.SecretValue != v {
+			t.Errorf("%s pasted back as %q, want %q", k, got.Secret.SecretValue, v)
+		}
+	}
+	if r := e.Do(t, "GET", "/api/v3/secrets/raw/API_URL?workspaceId="+pid+"&environment=staging", e.Token, nil); r.Status != 404 {
+		t.Errorf("a line of a value was pasted as a secret of its own: %d", r.Status)
 	}
 	entries, _ := os.ReadDir(dir)
 	for _, en := range entries {
@@ -375,7 +398,8 @@ func TestADownloadedDotenvRunsNothingWhenSourced(t *testing.T) {
 	}
 	// Another site's link carries the session cookie (SameSite=Lax): it
 	// reads nothing.
-	for _, path := range []string{base + "/secrets/download?env=dev&path=/", base + "/secret/value?env=dev&path=/&key=PLAIN"} {
+	for _, path := range []string{base + "/secrets/download?env=dev&path=/", base + "/secret/value?env=dev&path=/&key=PLAIN",
+		base + "/secret/version?env=dev&path=/&key=PLAIN&version=1"} {
 		for site, want := range map[string]int{"cross-site": 403, "same-site": 403, "same-origin": 200, "none": 200} {
 			req, _ := http.NewRequest("GET", e.URL+path, nil)
 			req.Header.Set("Sec-Fetch-Site", site)

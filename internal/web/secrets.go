@@ -1,7 +1,6 @@
 package web
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"html"
@@ -429,44 +428,26 @@ func inEnvironment(err error, env string) error {
 	return err
 }
 
-// parseDotenv reads KEY=VALUE lines; blank lines and # comments are
-// skipped, "export " is allowed, and matching quotes around a value are
-// removed ("\n" in double quotes is a newline). A key set twice takes its
-// last value, as a shell sourcing the file would (the batch update names
-// each secret once).
+// parseDotenv reads a .env file as the CLI does (dotenv.Parse: quotes
+// spanning lines, bash's $'...', comments), so that a download pasted back
+// reads as it was written: line by line, a value's later lines were read as
+// secrets of their own. A key set twice takes its last value, as a shell
+// sourcing the file would (the batch update names each secret once).
 func parseDotenv(text string) ([]secret.BatchItem, error) {
+	ps, err := dotenv.Parse(text)
+	if err != nil {
+		return nil, errs.Invalidf("%s", err.Error())
+	}
 	var out []secret.BatchItem
 	at := map[string]int{}
-	sc := bufio.NewScanner(strings.NewReader(text))
-	sc.Buffer(make([]byte, 0, 64*1024), maxFormBytes)
-	n := 0
-	for sc.Scan() {
-		n++
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		line = strings.TrimPrefix(line, "export ")
-		k, v, ok := strings.Cut(line, "=")
-		k = strings.TrimSpace(k)
-		if !ok || k == "" {
-			return nil, errs.Invalidf("line %d is not KEY=VALUE", n)
-		}
-		v = strings.TrimSpace(v)
-		if len(v) >= 2 && (v[0] == '"' || v[0] == '\'') && v[len(v)-1] == v[0] {
-			if v[0] == '"' {
-				v = strings.ReplaceAll(v[1:len(v)-1], `\n`, "\n")
-			} else {
-				v = v[1 : len(v)-1]
-			}
-		}
-		val := v
-		if i, ok := at[k]; ok {
+	for _, p := range ps {
+		val := p.Value
+		if i, ok := at[p.Key]; ok {
 			out[i].Value = &val
 			continue
 		}
-		at[k] = len(out)
-		out = append(out, secret.BatchItem{Key: k, Change: secret.Change{Value: &val}})
+		at[p.Key] = len(out)
+		out = append(out, secret.BatchItem{Key: p.Key, Change: secret.Change{Value: &val}})
 	}
 	if len(out) == 0 {
 		return nil, errs.Invalidf("no KEY=VALUE lines found")
@@ -500,12 +481,13 @@ func fromTheDashboard(q *req) error {
 }
 
 // secretDownload answers the folder's shared secrets as a dotenv file,
-// written as the CLI's export writes one (dotenv.Quote: single quotes, or
-// bash's $'...'), since such a file is sourced: double quotes left $(...)
-// and backquotes to the shell, and a value with none of a few characters
-// went unquoted (brace expansion ran x;{curl,...}|sh). Keys a shell would
-// run, or that make programs run code (BASH_ENV, LD_PRELOAD, ...), are left
-// out, each named in a comment at the top.
+// each value in single quotes, since such a file is sourced: double quotes
+// left $(...) and backquotes to the shell, and a value with none of a few
+// characters went unquoted (brace expansion ran x;{curl,...}|sh). Keys a
+// shell would run, or that make programs run code (BASH_ENV, LD_PRELOAD,
+// ...), and values single quotes cannot hold for every reader (a quote, a
+// backslash, a control character: bash's $'...' does not exist in dash),
+// are left out, each named in a comment at the top.
 func (h *Handler) secretDownload(w http.ResponseWriter, q *req) error {
 	if err := fromTheDashboard(q); err != nil {
 		return err
@@ -520,7 +502,11 @@ func (h *Handler) secretDownload(w http.ResponseWriter, q *req) error {
 		if s.ValueHidden || s.Type == "personal" {
 			continue
 		}
-		if why, _ := dotenv.Refusal(s.Key, s.Value, true); why != "" {
+		why, _ := dotenv.Refusal(s.Key, s.Value, true)
+		if why == "" && !dotenv.SingleQuoted(s.Value) {
+			why = "its value holds a quote, a backslash or a control character, which no quoting writes for every shell and dotenv reader alike; reveal it here or read it with the CLI"
+		}
+		if why != "" {
 			fmt.Fprintf(&head, "# left out %s: %s\n", strconv.QuoteToASCII(s.Key), why)
 			continue
 		}
@@ -681,6 +667,9 @@ const historyPage = 100
 // text, each marked "+" (added), "-" (removed) or " " against the version
 // before it.
 func (h *Handler) secretVersionDiff(w http.ResponseWriter, q *req) error {
+	if err := fromTheDashboard(q); err != nil {
+		return err
+	}
 	n, err := strconv.Atoi(q.FormValue("version"))
 	if err != nil {
 		return errs.BadRequest("version must be a number")
