@@ -181,9 +181,9 @@ func TestListETagAndReadAudit(t *testing.T) {
 
 	// The Go SDK turns the 304 into NotModifiedError.
 	clientID := uaSetup(t, e, map[string]any{})
-	secret, _ := newSecret(t, e, map[string]any{})
+	clientSecret, _ := newSecret(t, e, map[string]any{})
 	sdk := newSDK(t, e)
-	if _, err := sdk.Auth().UniversalAuthLogin(clientID, secret); err != nil {
+	if _, err := sdk.Auth().UniversalAuthLogin(clientID, clientSecret); err != nil {
 		t.Fatal(err)
 	}
 	res, err := sdk.Secrets().ListSecrets(infisical.ListSecretsOptions{ProjectID: p.ID, Environment: "dev"})
@@ -220,6 +220,28 @@ func TestListETagAndReadAudit(t *testing.T) {
 	imps := fmt.Sprint(evs.AuditLogs[0].Event.Metadata["imports"])
 	if !strings.Contains(imps, "environment:prod") || !strings.Contains(imps, "secretPath:/payments") || !strings.Contains(imps, "numberOfSecrets:1") {
 		t.Fatalf("the read through the import is not recorded: %+v", evs.AuditLogs[0].Event.Metadata)
+	}
+	// At most secret.MaxAuditedImports of them are named; the rest counted.
+	for i := range secret.MaxAuditedImports + 2 {
+		name := fmt.Sprintf("f%02d", i)
+		e.Must(t, 200, "POST", "/api/v1/folders", e.Token, folder(p.ID, "prod", "/", name))
+		putSecret(t, e, e.Token, p.ID, "prod", "/"+name, "K", "v")
+		addImport(t, e, p.ID, "dev", "/", "prod", "/"+name)
+	}
+	e.Must(t, 200, "GET", path+"&include_imports=true", e.Token, nil)
+	var capped struct {
+		AuditLogs []struct {
+			Event struct {
+				Metadata struct {
+					Imports        []map[string]any
+					ImportsOmitted int
+				}
+			}
+		}
+	}
+	e.Must(t, 200, "GET", "/api/v1/organization/audit-logs?eventType=get-secrets&projectId="+p.ID+"&limit=1", e.Token, nil).Decode(t, &capped)
+	if md := capped.AuditLogs[0].Event.Metadata; len(md.Imports) != secret.MaxAuditedImports || md.ImportsOmitted != 3 {
+		t.Fatalf("%d imports named, %d omitted; want %d and 3", len(md.Imports), md.ImportsOmitted, secret.MaxAuditedImports)
 	}
 }
 

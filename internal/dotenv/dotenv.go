@@ -96,6 +96,19 @@ func Refusal(key, value string, shell bool) (why string, code bool) {
 	return "", false
 }
 
+// IsShellName reports whether k is a shell variable's name: letters,
+// digits and _, not starting with a digit. A sourced line whose name is not
+// one is run as a command, and the shell's "not found" error prints the
+// value with it.
+func IsShellName(k string) bool {
+	for i, r := range k {
+		if !(r == '_' || r >= 'A' && r <= 'Z' || r >= 'a' && r <= 'z' || i > 0 && r >= '0' && r <= '9') {
+			return false
+		}
+	}
+	return k != ""
+}
+
 // IsName reports whether k is harmless as the start of a line a
 // shell sources: letters, digits, _ . and -. A name that is not a shell
 // variable (A.B, my-key) makes the line a command named "A.B=value",
@@ -112,9 +125,10 @@ func IsName(k string) bool {
 // SingleQuoted reports whether Quote writes v in single quotes: it holds
 // no quote, backslash, carriage return or control character but a line
 // break or a tab. Such a value reads back exactly in every shell (POSIX sh
-// and dash included) and dotenv reader; the other form, bash's $'...',
-// does not exist in dash, where a quote in it left the rest of the file to
-// be run as code.
+// and dash included) and in Node's dotenv; python-dotenv (and
+// dotenv-expand) still fill in a ${NAME} in it from their environment. The
+// other form, bash's $'...', does not exist in dash, where a quote in it
+// left the rest of the file to be run as code.
 func SingleQuoted(v string) bool {
 	return !strings.ContainsAny(v, "'\\\r") && strings.IndexFunc(v, func(r rune) bool { return r != '\n' && isControl(r) }) < 0
 }

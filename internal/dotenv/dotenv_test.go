@@ -29,3 +29,11 @@ func TestQuoteReadsBackAndHidesLineEndsFromNode(t *testing.T) {
 		}
 	}
 }
+
+func TestIsShellName(t *testing.T) {
+	for k, want := range map[string]bool{"A": true, "_x1": true, "DB_URL": true, "1ABC": false, "my-key": false, "a.b": false, "": false, "é": false} {
+		if got := dotenv.IsShellName(k); got != want {
+			t.Errorf("IsShellName(%q) = %v, want %v", k, got, want)
+		}
+	}
+}

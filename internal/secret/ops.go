@@ -154,8 +154,11 @@ func (s *Service) List(ctx context.Context, actor authz.Actor, sc Scope, o ReadO
 		return Result{}, err
 	}
 	md := map[string]any{"environment": sc.Env, "secretPath": sc.Path, "numberOfSecrets": len(c.res.Secrets)}
-	if imps := importsRead(c.res.Imports); imps != nil {
+	if imps, omitted := importsRead(c.res.Imports); imps != nil {
 		md["imports"] = imps
+		if omitted > 0 {
+			md["importsOmitted"] = omitted
+		}
 	}
 	ev := audit.New(actor, "get-secrets", md).InProject(c.projectID, "")
 	if err := s.store.AppendAudit(ctx, ev); err != nil {
@@ -169,15 +172,25 @@ func (s *Service) List(ctx context.Context, actor authz.Actor, sc Scope, o ReadO
 // through an import was recorded against the importing folder alone, so a
 // search for who read prod:/payments missed it (lockbox; Infisical records
 // the importing folder only).
-func importsRead(imps []ImportedSecrets) []map[string]any {
-	var out []map[string]any
+func importsRead(imps []ImportedSecrets) (out []map[string]any, omitted int) {
 	for _, im := range imps {
-		if len(im.Secrets) > 0 {
-			out = append(out, map[string]any{"environment": im.Env, "secretPath": im.Path, "numberOfSecrets": len(im.Secrets)})
+		if len(im.Secrets) == 0 {
+			continue
 		}
+		if len(out) == MaxAuditedImports {
+			omitted++
+			continue
+		}
+		out = append(out, map[string]any{"environment": im.Env, "secretPath": im.Path, "numberOfSecrets": len(im.Secrets)})
 	}
-	return out
+	return out, omitted
 }
+
+// MaxAuditedImports bounds the imported folders one read's audit event
+// names (the rest are counted, importsOmitted): a read follows up to
+// MaxImportFolders of them, each path up to a few KiB, and the event is
+// written on every read.
+const MaxAuditedImports = 10
 
 func (s *Service) list(ctx context.Context, actor authz.Actor, scp *Scope, o ReadOptions) ([]Secret, []ImportedSecrets, error) {
 	sc := *scp

@@ -474,6 +474,9 @@ func (s *Service) ownerReader(ctx context.Context, shared *reader) *reader {
 	rd, ok := wc.readers[k]
 	if !ok {
 		rd = s.newReader(shared.actor, shared.perms, shared.project)
+		// One request's limits on what it opens and the folders it looks
+		// up hold for both readers together.
+		rd.size, rd.looked = shared.size, shared.looked
 		wc.readers[k] = rd
 	}
 	return rd

@@ -332,7 +332,7 @@ func TestADownloadedDotenvRunsNothingWhenSourced(t *testing.T) {
 	// (bash's $'...' does not exist in dash, where a quote in it left the
 	// rest of the file to run): such values are left out, named.
 	left := map[string]string{"BASH_ENV": "./pwned.sh", "$(touch${IFS}pwned-key)": "x", "LD_PRELOAD": "evil.so",
-		"QUOTE": "it's", "BACKSLASH": `a\`, "CONTROL": "x\r\x1b[31m"}
+		"QUOTE": "it's", "BACKSLASH": `a\`, "CONTROL": "x\r\x1b[31m", "my-key": "hunter2", "1ABC": "s3cr3t"}
 	for k, v := range values {
 		mustStatus(t, admin.post(base+"/secrets", url.Values{"env": {"dev"}, "path": {"/"}, "key": {k}, "value": {v}}, nil), 303, "secret "+k)
 	}

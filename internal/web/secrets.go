@@ -503,6 +503,9 @@ func (h *Handler) secretDownload(w http.ResponseWriter, q *req) error {
 			continue
 		}
 		why, _ := dotenv.Refusal(s.Key, s.Value, true)
+		if why == "" && !dotenv.IsShellName(s.Key) {
+			why = "its name is not a shell variable's (letters, digits and _, not starting with a digit): sourced, the line would be run as a command and its value printed in the error"
+		}
 		if why == "" && !dotenv.SingleQuoted(s.Value) {
 			why = "its value holds a quote, a backslash or a control character, which no quoting writes for every shell and dotenv reader alike; reveal it here or read it with the CLI"
 		}
