@@ -47,6 +47,16 @@ func BackupSQLite(ctx context.Context, dir, out string) (info BackupInfo, err er
 	if fi, err := os.Stat(src); err != nil || !fi.Mode().IsRegular() {
 		return info, fmt.Errorf("no lockbox database at %s", src)
 	}
+	// The snapshot is written beside out, where SQLite reopens it by name
+	// (and its -wal or -journal): another user who may write that directory
+	// could swap the file for a link of theirs, and read every row, or plant
+	// a -wal that SQLite replays into the copy. A sticky directory (/tmp)
+	// keeps others from replacing or removing our files.
+	if fi, err := os.Stat(filepath.Dir(out)); err != nil {
+		return info, fmt.Errorf("backup directory: %w", err)
+	} else if fi.Mode().Perm()&0o022 != 0 && fi.Mode()&fs.ModeSticky == 0 {
+		return info, fmt.Errorf("%s is writable by other users (mode %04o) and not sticky: chmod go-w it (or +t), or back up into a directory of your own", filepath.Dir(out), fi.Mode().Perm())
+	}
 	// Reserve out, so that nothing else is overwritten; the snapshot is
 	// written beside it and renamed over the reservation once checked.
 	f, err := os.OpenFile(out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)

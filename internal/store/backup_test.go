@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -126,6 +127,24 @@ func TestBackupSQLiteRefusals(t *testing.T) {
 	}
 	if _, err := store.BackupSQLite(ctx, dir, filepath.Join(t.TempDir(), "missing", "b")); err == nil {
 		t.Fatal("backup into a missing directory succeeded")
+	}
+	// Into a directory others may write and not sticky: another user could
+	// swap the copy SQLite reopens by name, or plant its -wal.
+	shared := t.TempDir()
+	if err := os.Chmod(shared, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.BackupSQLite(ctx, dir, filepath.Join(shared, "b")); err == nil || !strings.Contains(err.Error(), "writable by other users") {
+		t.Fatalf("backup into a shared directory: %v", err)
+	}
+	if entries, _ := os.ReadDir(shared); len(entries) != 0 {
+		t.Fatalf("the refused backup left %d files", len(entries))
+	}
+	if err := os.Chmod(shared, 0o777|fs.ModeSticky); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.BackupSQLite(ctx, dir, filepath.Join(shared, "b")); err != nil {
+		t.Fatalf("backup into a sticky shared directory: %v", err)
 	}
 }
 
