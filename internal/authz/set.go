@@ -593,17 +593,19 @@ func (s Set) decide(match func(r *Rule) bool) bool {
 	return i >= 0 && !s.rules[i].Inverted
 }
 
-// Lifted is what taking s away gives back to whoever held it beside other
-// grants: each of its denials, as a grant.
-func (s Set) Lifted() Set {
-	var out []Rule
-	for _, r := range s.rules {
+// CoversLift reports whether s holds, until end (zero: for good), what
+// taking taken away gives back to whoever held it beside other grants:
+// each of its denials, as a grant. Any set covers one that only denies, so
+// this is the rule for removing a role that denies.
+func (s Set) CoversLift(taken Set, end time.Time) bool {
+	var given []Rule
+	for _, r := range taken.rules {
 		if r.Inverted {
 			r.Inverted = false
-			out = append(out, r)
+			given = append(given, r)
 		}
 	}
-	return Set{rules: out}
+	return len(given) == 0 || s.CoversUntil(Set{rules: given}, end)
 }
 
 // Rules returns the set's rules.

@@ -160,7 +160,7 @@ func (a *Admin) checkLift(ctx context.Context, actor authz.Actor, role string) e
 	if err != nil {
 		return err
 	}
-	if !perms.CoversUntil(target.Lifted(), time.Time{}) {
+	if !perms.CoversLift(target, time.Time{}) {
 		return errs.Forbiddenf("change role '%s': it denies what you may not do yourself, and this takes it away", role).WithCode("PermissionBoundaryError")
 	}
 	return nil

@@ -525,7 +525,7 @@ func (s *Groups) mayLift(ctx context.Context, actor authz.Actor, set authz.Set, 
 				}
 				ours = &p
 			}
-			if !ours.CoversUntil(theirs.Lifted(), grant.Until) {
+			if !ours.CoversLift(theirs, grant.Until) {
 				return boundaryError("change group '%s': its project roles deny what you may not do yourself, and this takes them away", g.Slug)
 			}
 		}

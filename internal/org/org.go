@@ -196,7 +196,7 @@ func mayLift(ctx context.Context, az Authorizer, actor authz.Actor, set authz.Se
 	if err != nil {
 		return err
 	}
-	if ts.Denies() && !set.CoversUntil(ts.Lifted(), time.Time{}) {
+	if !set.CoversLift(ts, time.Time{}) {
 		return boundaryError("change role '%s': it denies what you may not do yourself, and this takes it away", target)
 	}
 	return nil

@@ -400,7 +400,7 @@ func (m *Memberships) checkLift(ctx context.Context, perms authz.Set, projectID,
 		if err != nil {
 			return err
 		}
-		if set.Denies() && !perms.CoversUntil(set.Lifted(), until) {
+		if !perms.CoversLift(set, until) {
 			return boundaryError("%s: it takes away a role that denies what you may not do yourself", what)
 		}
 	}
