@@ -211,6 +211,13 @@ func TestForwardedForFromTrustedProxy(t *testing.T) {
 			t.Fatalf("access token from a trusted client IP: %d %s", r.Status, r.Body)
 		}
 		assertError(t, e.Do(t, "GET", "/api/v1/identities/details", out.AccessToken, nil), 403, "ForbiddenError")
+		// Nor is it renewed from where it may not be used; from where it may, it is.
+		renew := map[string]string{"accessToken": out.AccessToken}
+		assertError(t, e.Do(t, "POST", "/api/v1/auth/token/renew", "", renew), 403, "ForbiddenError")
+		assertError(t, doWith(t, e, xff("198.51.100.1"), "POST", "/api/v1/auth/token/renew", "", renew), 403, "ForbiddenError")
+		if r := doWith(t, e, xff("192.0.2.10"), "POST", "/api/v1/auth/token/renew", "", renew); r.Status != 200 {
+			t.Fatalf("renewal from a trusted client IP: %d %s", r.Status, r.Body)
+		}
 		if ips := loginIPs(t, e); len(ips) != 1 || ips[0] != "192.0.2.10" {
 			t.Fatalf("audit ipAddress %v, want [192.0.2.10]", ips)
 		}

@@ -23,7 +23,7 @@ func (s *Server) tokenRenew(w http.ResponseWriter, r *http.Request) error {
 	if req.AccessToken == "" {
 		return field("accessToken", "Required")
 	}
-	res, err := s.svc.Tokens.Renew(r.Context(), req.AccessToken)
+	res, err := s.svc.Tokens.Renew(r.Context(), req.AccessToken, clientIP(r))
 	if err != nil {
 		return err
 	}

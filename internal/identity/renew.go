@@ -52,8 +52,10 @@ func (s *Service) parseIdentityToken(ctx context.Context, tok string, now time.T
 // Renew issues a new JWT for the same token record, starting a new TTL. It
 // never runs past the max TTL: near the end it issues a shorter token, and
 // after it, none. A token that no longer authenticates (revoked, its uses
-// spent, past its TTL) is not renewed.
-func (tk *Tokens) Renew(ctx context.Context, tok string) (LoginResult, error) {
+// spent, past its TTL) is not renewed, nor is one presented from an address
+// outside its trusted IPs: where it may not be used it may not be kept alive.
+// (Revoking is allowed from anywhere: it only takes access away.)
+func (tk *Tokens) Renew(ctx context.Context, tok, ip string) (LoginResult, error) {
 	s, st := tk.svc, tk.store
 	now := s.now().UTC().Truncate(time.Microsecond)
 	c, err := s.parseIdentityToken(ctx, tok, now)
@@ -66,6 +68,9 @@ func (tk *Tokens) Renew(ctx context.Context, tok string) (LoginResult, error) {
 	}
 	if err != nil {
 		return LoginResult{}, err
+	}
+	if !IPAllowed(t.TrustedIPs, ip) {
+		return LoginResult{}, errs.Forbiddenf("You are not allowed to access this resource from the current IP address")
 	}
 	if t.Exhausted() {
 		return LoginResult{}, errs.Unauthorizedf("Unable to renew because access token usage limit reached")
