@@ -12,6 +12,7 @@ import (
 	"github.com/lockbox-dev/lockbox/internal/audit"
 	"github.com/lockbox-dev/lockbox/internal/authz"
 	"github.com/lockbox-dev/lockbox/internal/errs"
+	"github.com/lockbox-dev/lockbox/internal/mail"
 	"github.com/lockbox-dev/lockbox/internal/org"
 	"github.com/lockbox-dev/lockbox/internal/store"
 )
@@ -1011,4 +1012,68 @@ func TestTakingAwayARoleThatDeniesNeedsWhatItDenies(t *testing.T) {
 	if s := readProd(); s != 200 {
 		t.Fatalf("the admin's removals did not lift no-prod: %d", s)
 	}
+}
+
+// TestReactivatingAMemberNeedsWhatTheyHoldInProjects: a deactivated member
+// holds nothing, and reactivating them gives back every project role they
+// kept, so a member manager who is no admin may reactivate only someone
+// who will hold no more in any project than the manager does there; a
+// project role held through a group counts too. An organization admin may.
+func TestReactivatingAMemberNeedsWhatTheyHoldInProjects(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, d store.Dialect) {
+		e := apptest.Bootstrapped(t, d)
+		e.Must(t, 200, "POST", "/api/v1/organization/roles", e.Token, map[string]any{"slug": "member-manager", "name": "Member manager",
+			"permissions": []map[string]any{{"subject": "member", "action": []string{"read", "edit"}}}})
+		_, mgr := e.NewIdentity(t, "member-manager", "member-manager")
+		_, victim := newUser(t, e, "victim@example.com", "no-access")
+		p := createProject(t, e, e.Token, map[string]any{"projectName": "reactivation"})
+		path := "/api/v2/organizations/" + e.OrgID + "/memberships/" + victim
+		// In no project: deactivated and back by the manager.
+		e.Must(t, 200, "PATCH", path, mgr, map[string]any{"isActive": false})
+		e.Must(t, 200, "PATCH", path, mgr, map[string]any{"isActive": true})
+
+		// A project admin: deactivated by an admin, not brought back by the
+		// manager, who is in no project (nor by the same change with a role).
+		addProjectUsers(t, e, e.Token, p.ID, []string{"victim@example.com"}, "admin")
+		e.Must(t, 200, "PATCH", path, e.Token, map[string]any{"isActive": false})
+		assertError(t, e.Do(t, "PATCH", path, mgr, map[string]any{"isActive": true}), 403, "PermissionBoundaryError")
+		assertError(t, e.Do(t, "PATCH", path, mgr, map[string]any{"isActive": true, "role": "no-access"}), 403, "PermissionBoundaryError")
+		// Other changes to the deactivated member stay the manager's to make.
+		e.Must(t, 200, "PATCH", path, mgr, map[string]any{"isActive": false})
+		var got struct{ Membership struct{ IsActive bool } }
+		e.Must(t, 200, "GET", path, e.Token, nil).Decode(t, &got)
+		if got.Membership.IsActive {
+			t.Fatal("a refused reactivation reactivated the member")
+		}
+
+		// Removed from the project but in it through a group: still no.
+		e.Must(t, 200, "DELETE", "/api/v2/workspace/"+p.ID+"/memberships", e.Token, map[string]any{"emails": []string{"victim@example.com"}})
+		g := createGroup(t, e, e.Token, map[string]any{"name": "project-admins", "role": "no-access"})
+		e.Must(t, 200, "POST", "/api/v1/groups/"+g.ID+"/users/victim@example.com", e.Token, nil)
+		if pg := addProjectGroup(t, e, e.Token, p.ID, g.ID, map[string]any{"role": "admin"}); len(pg.Roles) != 1 || pg.Roles[0].Role != "admin" {
+			t.Fatalf("group in the project %+v", pg)
+		}
+		assertError(t, e.Do(t, "PATCH", path, mgr, map[string]any{"isActive": true}), 403, "PermissionBoundaryError")
+		// An organization admin may.
+		e.Must(t, 200, "PATCH", path, e.Token, map[string]any{"isActive": true})
+	})
+	// Inviting a deactivated invitee again makes it active: the same rule.
+	// (With a mailer, so that a non-admin may invite again at all; the mail
+	// fails and the invitation stands.)
+	m, err := mail.Parse("smtp://127.0.0.1:1?from=lockbox@example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := apptest.Bootstrapped(t, store.SQLite, apptest.Options{Mailer: m, SelfSiteURL: true})
+	e.Must(t, 200, "POST", "/api/v1/organization/roles", e.Token, map[string]any{"slug": "inviter", "name": "Inviter",
+		"permissions": []map[string]any{{"subject": "member", "action": []string{"read", "create", "edit"}}}})
+	_, mgr := e.NewIdentity(t, "inviter", "inviter")
+	p := createProject(t, e, e.Token, map[string]any{"projectName": "invited-admin"})
+	l := invite(t, e, e.Token, "ivy@example.com", "no-access")
+	invite(t, e, mgr, "ivy@example.com", "no-access") // active and in no project: fine
+	addProjectUsers(t, e, e.Token, p.ID, []string{"ivy@example.com"}, "admin")
+	e.Must(t, 200, "PATCH", "/api/v2/organizations/"+e.OrgID+"/memberships/"+l.MembershipID, e.Token, map[string]any{"isActive": false})
+	assertError(t, e.Do(t, "POST", "/api/v1/invite-org/signup", mgr,
+		map[string]any{"inviteeEmails": []string{"ivy@example.com"}, "organizationId": e.OrgID, "organizationRoleSlug": "no-access"}), 403, "PermissionBoundaryError")
+	invite(t, e, e.Token, "ivy@example.com", "no-access")
 }

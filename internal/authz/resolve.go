@@ -207,6 +207,24 @@ type PrincipalProjects interface {
 // organization who is in no project could otherwise mint a login for a
 // project admin identity and read the project's secrets.
 func (r *Resolver) CoversProjects(ctx context.Context, actor Actor, target Actor) error {
+	return r.coversProjects(ctx, actor, target, "give a credential to", func(p string) ([]Set, error) {
+		return r.HeldFromNow(ctx, target, p)
+	})
+}
+
+// CoversReactivation is CoversProjects for bringing back a deactivated
+// member whose organization role will be role: a deactivated principal
+// holds nothing, and reactivating it gives back every project role it kept,
+// so whoever does it must hold what it will hold there (an organization
+// member manager who is in no project would otherwise hand a project admin
+// role back to a member an admin took it from).
+func (r *Resolver) CoversReactivation(ctx context.Context, actor Actor, target Actor, role string) error {
+	return r.coversProjects(ctx, actor, target, "reactivate", func(p string) ([]Set, error) {
+		return r.heldFromNow(ctx, target, role, p)
+	})
+}
+
+func (r *Resolver) coversProjects(ctx context.Context, actor Actor, target Actor, what string, heldIn func(p string) ([]Set, error)) error {
 	m, err := r.orgMember(ctx, actor)
 	if err != nil {
 		return err
@@ -223,7 +241,7 @@ func (r *Resolver) CoversProjects(ctx context.Context, actor Actor, target Actor
 		return err
 	}
 	for _, p := range projects {
-		held, err := r.HeldFromNow(ctx, target, p)
+		held, err := heldIn(p)
 		if err != nil {
 			return err
 		}
@@ -236,7 +254,7 @@ func (r *Resolver) CoversProjects(ctx context.Context, actor Actor, target Actor
 		}
 		for _, theirs := range held {
 			if err != nil || !mine.CoversUntil(theirs, time.Time{}) {
-				return errs.Forbiddenf("Failed to give a credential to a principal that holds more in project %s than you do", p).WithCode("PermissionBoundaryError")
+				return errs.Forbiddenf("Failed to %s a principal that holds more in project %s than you do", what, p).WithCode("PermissionBoundaryError")
 			}
 		}
 	}
@@ -257,6 +275,11 @@ func (r *Resolver) HeldFromNow(ctx context.Context, target Actor, p string) ([]S
 	if err != nil {
 		return nil, err
 	}
+	return r.heldFromNow(ctx, target, role, p)
+}
+
+// heldFromNow is HeldFromNow for a target whose organization role is role.
+func (r *Resolver) heldFromNow(ctx context.Context, target Actor, role, p string) ([]Set, error) {
 	if role == "admin" {
 		return []Set{projectAdminSet()}, nil
 	}

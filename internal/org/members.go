@@ -138,7 +138,8 @@ type MemberChange struct {
 
 // Update changes a member's role or deactivates (reactivates) them. The
 // actor must hold every privilege of the member's current and new role, and
-// cannot change their own membership.
+// cannot change their own membership; reactivating needs the actor to hold
+// what the member will hold in each of its projects again.
 //
 // It writes only the membership as it read it, and otherwise reads and
 // applies the change again (project.RetryStale): a role change from an old read
@@ -175,6 +176,14 @@ func (s *Members) update(ctx context.Context, actor authz.Actor, orgID, membersh
 		}
 	}
 	if c.IsActive != nil {
+		if *c.IsActive && !m.IsActive {
+			// Back in force, the member holds again every project role it
+			// kept: the org role checks above do not cover those.
+			target := authz.Actor{Kind: authz.ActorUser, ID: m.UserID, OrgID: orgID}
+			if err := s.authz.CoversReactivation(ctx, actor, target, m.RoleSlug()); err != nil {
+				return Member{}, err
+			}
+		}
 		m.IsActive = *c.IsActive
 	}
 	ev := audit.New(actor, "update-user-org-membership", map[string]any{"userId": m.UserID, "email": m.Email,
@@ -378,6 +387,14 @@ func (s *Members) Invite(ctx context.Context, actor authz.Actor, req InviteReque
 				// changing a member does.
 				if err := mayHoldMember(ctx, s.authz, actor, set, mine, u.ID, m.RoleSlug()); err != nil {
 					return nil, err
+				}
+				// It also makes a deactivated invitation active again, with
+				// the project roles it kept.
+				if !m.IsActive {
+					target := authz.Actor{Kind: authz.ActorUser, ID: u.ID, OrgID: req.OrgID}
+					if err := s.authz.CoversReactivation(ctx, actor, target, proto.RoleSlug()); err != nil {
+						return nil, err
+					}
 				}
 			}
 			if u.PasswordHash == "" && s.Mailer == nil {

@@ -129,6 +129,10 @@ type Authorizer interface {
 	// HeldOrgRoles is what a principal of the actor's organization holds:
 	// its own role own and its groups' roles.
 	HeldOrgRoles(ctx context.Context, actor authz.Actor, kind authz.ActorKind, id, own string) ([]string, error)
+	// CoversReactivation refuses an actor who is not an organization admin
+	// unless it holds, in every project target is a member of, what target
+	// will hold there once reactivated with organization role role.
+	CoversReactivation(ctx context.Context, actor authz.Actor, target authz.Actor, role string) error
 }
 
 func newID() string { return uuid.Must(uuid.NewV7()).String() }
