@@ -1004,6 +1004,22 @@ func TestTakingAwayARoleThatDeniesNeedsWhatItDenies(t *testing.T) {
 	_, ieTok := e.NewIdentity(t, "identity-editor-holder", "identity-editor")
 	lifting(e.Do(t, "PATCH", "/api/v1/identities/"+denied, ieTok, map[string]any{"role": "no-access"}))
 	e.Must(t, 200, "PATCH", "/api/v1/identities/"+denied, e.Token, map[string]any{"role": "no-access"})
+	// A user's organization role, likewise: a member editor who may not
+	// read identities cannot take away a role that denies reading them.
+	e.Must(t, 200, "POST", "/api/v1/organization/roles", e.Token, map[string]any{"slug": "no-identities", "name": "no-identities",
+		"permissions": []map[string]any{{"subject": "identity", "action": []string{"read"}, "inverted": true}}})
+	e.Must(t, 200, "POST", "/api/v1/organization/roles", e.Token, map[string]any{"slug": "member-editor", "name": "member-editor",
+		"permissions": []map[string]any{{"subject": "member", "action": []string{"read", "edit"}}}})
+	_, userMembership := newUser(t, e, "denied-identities@example.com", "no-identities")
+	_, meTok := e.NewIdentity(t, "member-editor-holder", "member-editor")
+	userPath := "/api/v2/organizations/" + e.OrgID + "/memberships/" + userMembership
+	lifting(e.Do(t, "PATCH", userPath, meTok, map[string]any{"role": "no-access"}))
+	var um struct{ Membership struct{ Role string } }
+	e.Must(t, 200, "GET", userPath, e.Token, nil).Decode(t, &um)
+	if um.Membership.Role == "no-access" {
+		t.Fatalf("a refused role change changed the role: %+v", um.Membership)
+	}
+	e.Must(t, 200, "PATCH", userPath, e.Token, map[string]any{"role": "no-access"})
 	// An admin holds what each denies.
 	e.Must(t, 200, "PATCH", "/api/v1/groups/"+deniers.ID, e.Token, map[string]any{"role": "no-access"})
 	e.Must(t, 200, "DELETE", "/api/v2/workspace/"+p.ID+"/groups/"+g.Slug, e.Token, nil)
