@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+
+	"github.com/lockbox-dev/lockbox/internal/durable"
 )
 
 // throughOK reports whether a target at path that is not a regular file,
@@ -78,12 +80,7 @@ func writeFileAtomic(path string, perm os.FileMode, write func(io.Writer) error)
 	if err := os.Rename(tmp.Name(), path); err != nil {
 		return err
 	}
-	d, err := os.Open(filepath.Dir(path))
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return durable.SyncDir(filepath.Dir(path))
 }
 
 // writeBytes is a write function for writeFileAtomic that writes b.

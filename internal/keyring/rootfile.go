@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/lockbox-dev/lockbox/internal/durable"
 )
 
 // RootKeyFile is the name of the generated root key inside the data directory.
@@ -92,10 +94,5 @@ func WriteRootKeyFile(dir string, key []byte) error {
 	}
 	// The rename itself must be durable: after a crash, a database beside
 	// no root.key made the next start generate another key and refuse to run.
-	d, err := os.Open(filepath.Dir(path))
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return durable.SyncDir(filepath.Dir(path))
 }

@@ -17,6 +17,7 @@ import (
 
 	"modernc.org/sqlite"
 
+	"github.com/lockbox-dev/lockbox/internal/durable"
 	"github.com/lockbox-dev/lockbox/internal/keyring"
 )
 
@@ -94,7 +95,7 @@ func BackupSQLite(ctx context.Context, dir, out string) (info BackupInfo, err er
 	if err := os.Rename(tmp.Name(), out); err != nil {
 		return info, fmt.Errorf("rename backup file: %w", err)
 	}
-	return info, syncDir(filepath.Dir(out))
+	return info, durable.SyncDir(filepath.Dir(out))
 }
 
 // copySQLite copies the database at src into the empty file dst in one
@@ -303,7 +304,7 @@ func RestoreSQLite(ctx context.Context, from, dir string, check func(BackupInfo)
 			return info, fmt.Errorf("restore: %w", err)
 		}
 	}
-	return info, syncDir(dir)
+	return info, durable.SyncDir(dir)
 }
 
 // copyFile copies from into f, syncs and closes f.
@@ -390,19 +391,6 @@ func syncFile(path string) error {
 		return err
 	}
 	return f.Close()
-}
-
-// syncDir makes a rename or link in dir durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	return nil
 }
 
 // ownDir reports whether fi, a directory, belongs to the user running this.
