@@ -226,8 +226,12 @@ func TestStuckBatchStaysClaimed(t *testing.T) {
 			waiting := func() int { return waitingOnRoles(t, admin, dbs[0]) }
 			waitUntil(t, "the lease's disable waiting", func() bool { return waiting() == 1 })
 			for end := time.Now().Add(3 * claim); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
-				if n := waiting(); n != 1 {
-					t.Fatalf("%d statements waiting on the lease's role, want 1: another node took the lease", n)
+				// Two would be both nodes at it. None is a moment between
+				// tries: the disable gives up after pgLockTimeout (5 s, within
+				// this window) and is tried again; under load that gap
+				// lasted long enough for a sample to land in it.
+				if n := waiting(); n > 1 {
+					t.Fatalf("%d statements waiting on the lease's role, want at most 1: another node took the lease", n)
 				}
 				if got := s.status(t, id); got.Status != dynamic.Revoking || !got.DueAt.After(time.Now()) {
 					t.Fatalf("while its disable waits, the lease is %s, claimed until %v", got.Status, got.DueAt)
