@@ -1073,9 +1073,9 @@ func TestReactivatingAMemberNeedsWhatTheyHoldInProjects(t *testing.T) {
 		// An organization admin may.
 		e.Must(t, 200, "PATCH", path, e.Token, map[string]any{"isActive": true})
 	})
-	// Inviting a deactivated invitee again makes it active: the same rule.
-	// (With a mailer, so that a non-admin may invite again at all; the mail
-	// fails and the invitation stands.)
+	// Inviting a deactivated invitee again does not make it active, so a
+	// non-admin may. (With a mailer, so that a non-admin may invite again
+	// at all; the mail fails and the invitation stands.)
 	m, err := mail.Parse("smtp://127.0.0.1:1?from=lockbox@example.com")
 	if err != nil {
 		t.Fatal(err)
@@ -1089,7 +1089,11 @@ func TestReactivatingAMemberNeedsWhatTheyHoldInProjects(t *testing.T) {
 	invite(t, e, mgr, "ivy@example.com", "no-access") // active and in no project: fine
 	addProjectUsers(t, e, e.Token, p.ID, []string{"ivy@example.com"}, "admin")
 	e.Must(t, 200, "PATCH", "/api/v2/organizations/"+e.OrgID+"/memberships/"+l.MembershipID, e.Token, map[string]any{"isActive": false})
-	assertError(t, e.Do(t, "POST", "/api/v1/invite-org/signup", mgr,
-		map[string]any{"inviteeEmails": []string{"ivy@example.com"}, "organizationId": e.OrgID, "organizationRoleSlug": "no-access"}), 403, "PermissionBoundaryError")
-	invite(t, e, e.Token, "ivy@example.com", "no-access")
+	invite(t, e, mgr, "ivy@example.com", "no-access")
+	var ivy struct{ Membership struct{ IsActive bool } }
+	e.Must(t, 200, "GET", "/api/v2/organizations/"+e.OrgID+"/memberships/"+l.MembershipID, e.Token, nil).Decode(t, &ivy)
+	if ivy.Membership.IsActive {
+		t.Fatal("inviting a deactivated invitee again reactivated them")
+	}
+	assertError(t, e.Do(t, "PATCH", "/api/v2/organizations/"+e.OrgID+"/memberships/"+l.MembershipID, mgr, map[string]any{"isActive": true}), 403, "PermissionBoundaryError")
 }

@@ -254,7 +254,8 @@ func (r *Resolver) coversProjects(ctx context.Context, actor Actor, target Actor
 		}
 		for _, theirs := range held {
 			if err != nil || !mine.CoversUntil(theirs, time.Time{}) {
-				return errs.Forbiddenf("Failed to %s a principal that holds more in project %s than you do", what, p).WithCode("PermissionBoundaryError")
+				// No project id: the caller may not be in the project.
+				return errs.Forbiddenf("Failed to %s a principal that holds more in one of its projects than you do", what).WithCode("PermissionBoundaryError")
 			}
 		}
 	}
@@ -305,7 +306,7 @@ func (r *Resolver) heldFromNow(ctx context.Context, target Actor, role, p string
 		}
 		at = next
 	}
-	return nil, errs.Forbiddenf("Failed to give a credential to a principal whose access in project %s changes more than %d times", p, maxWindows).WithCode("PermissionBoundaryError")
+	return nil, errs.Forbiddenf("Failed to weigh what a principal holds: its access in one of its projects changes more than %d times", maxWindows).WithCode("PermissionBoundaryError")
 }
 
 // OrgPermissions returns what the actor may do in its organization: what

@@ -388,14 +388,6 @@ func (s *Members) Invite(ctx context.Context, actor authz.Actor, req InviteReque
 				if err := mayHoldMember(ctx, s.authz, actor, set, mine, u.ID, m.RoleSlug()); err != nil {
 					return nil, err
 				}
-				// It also makes a deactivated invitation active again, with
-				// the project roles it kept.
-				if !m.IsActive {
-					target := authz.Actor{Kind: authz.ActorUser, ID: u.ID, OrgID: req.OrgID}
-					if err := s.authz.CoversReactivation(ctx, actor, target, proto.RoleSlug()); err != nil {
-						return nil, err
-					}
-				}
 			}
 			if u.PasswordHash == "" && s.Mailer == nil {
 				// The link will be shown, and it sets the password of an
