@@ -69,9 +69,6 @@ func (tk *Tokens) Renew(ctx context.Context, tok, ip string) (LoginResult, error
 	if err != nil {
 		return LoginResult{}, err
 	}
-	if !IPAllowed(t.TrustedIPs, ip) {
-		return LoginResult{}, errs.Forbiddenf("You are not allowed to access this resource from the current IP address")
-	}
 	if t.Exhausted() {
 		return LoginResult{}, errs.Unauthorizedf("Unable to renew because access token usage limit reached")
 	}
@@ -83,6 +80,9 @@ func (tk *Tokens) Renew(ctx context.Context, tok, ip string) (LoginResult, error
 	}
 	if end, ok := t.maxEnd(); ok && !now.Before(end) {
 		return LoginResult{}, errs.Unauthorizedf("Failed to renew MI access token due to Max TTL expiration")
+	}
+	if !IPAllowed(t.TrustedIPs, ip) {
+		return LoginResult{}, errs.Forbiddenf("You are not allowed to access this resource from the current IP address")
 	}
 	ok, err := st.RenewAccessToken(ctx, t.ID, now)
 	if err != nil {
