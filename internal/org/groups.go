@@ -596,9 +596,11 @@ func (s *Groups) mayTake(ctx context.Context, actor authz.Actor, mine string, g 
 // Manageable tells a page which changes to group id to offer: Members,
 // whether the actor may change its members, rename or delete it (edit or
 // delete permission aside: the checks mayManage makes, for good); Users,
-// whether users may be added or removed by hand (not while SSO maps them).
+// whether users may be added or removed by hand (not while SSO maps them);
+// Remove, whether members may be taken out and the group deleted, which
+// also takes away what its roles deny (mayLift).
 // It decides nothing: each change is checked again when made.
-type Manageable struct{ Members, Users bool }
+type Manageable struct{ Members, Users, Remove bool }
 
 // Manageable reports what the actor may change of group id (see the type).
 func (s *Groups) Manageable(ctx context.Context, actor authz.Actor, id string) (Manageable, error) {
@@ -606,15 +608,19 @@ func (s *Groups) Manageable(ctx context.Context, actor authz.Actor, id string) (
 	if err != nil {
 		return Manageable{}, err
 	}
-	_, err = s.mayManage(ctx, actor, set, mine, g, true)
+	grants, err := s.mayManageGrants(ctx, actor, set, mine, g, true)
 	if errs.Is(err, errs.Forbidden) {
 		return Manageable{}, nil
 	}
 	if err != nil {
 		return Manageable{}, err
 	}
+	lift := s.mayLift(ctx, actor, set, mine, g, grants)
+	if lift != nil && !errs.Is(lift, errs.Forbidden) {
+		return Manageable{}, lift
+	}
 	on, err := s.store.SSOManagesGroups(ctx, g.OrgID)
-	return Manageable{Members: true, Users: !on}, err
+	return Manageable{Members: true, Users: !on, Remove: lift == nil}, err
 }
 
 // Users lists the organization's users with whether each is in the group.

@@ -214,6 +214,36 @@ func TestDashboardGroupBeyondTheUser(t *testing.T) {
 			t.Errorf("a group created with no role is not no-access: %.2000s", page.body)
 		}
 		mustStatus(t, k.post(helpers+"/users", url.Values{"username": {"keeper@example.com"}}, nil), 303, "the keeper joins their group")
+
+		// A group whose role denies what the keeper may not do: members may
+		// be added, but taking one out or deleting the group would take the
+		// denial away, so neither is offered (and both are refused).
+		mustStatus(t, admin.post("/org/roles", url.Values{"name": {"No identities"}, "slug": {"no-identities"},
+			"advanced": {`[{"subject":"identity","action":["read"],"inverted":true}]`}}, nil), 303, "denying org role")
+		p = admin.post("/org/groups", url.Values{"name": {"Deniers"}, "role": {"no-identities"}}, nil)
+		mustStatus(t, p, 303, "denying group")
+		deniers := p.header.Get("Location")
+		mustStatus(t, admin.post(deniers+"/users", url.Values{"username": {e.UserEmail}}, nil), 303, "a member of the denying group")
+		page = k.get(deniers)
+		if !strings.Contains(page.body, `id="add-group-user"`) {
+			t.Errorf("the keeper is not offered adding to a group whose role only denies: %.2000s", page.body)
+		}
+		for _, ctl := range []string{`id="delete-group"`, `/remove"`} {
+			if strings.Contains(page.body, ctl) {
+				t.Errorf("the keeper is offered %s on a group that denies what they may not do", ctl)
+			}
+		}
+		for _, f := range []struct {
+			path string
+			form url.Values
+		}{{deniers + "/users/remove", url.Values{"username": {e.UserEmail}}}, {deniers + "/delete", nil}} {
+			if p := k.post(f.path, f.form, nil); p.status != http.StatusForbidden {
+				t.Errorf("keeper POST %s: %d, want 403", f.path, p.status)
+			}
+		}
+		if page := admin.get(deniers); !strings.Contains(page.body, `id="delete-group"`) || !strings.Contains(page.body, `/remove"`) {
+			t.Errorf("the admin is not offered removal on the denying group: %.2000s", page.body)
+		}
 	})
 }
 
