@@ -598,9 +598,12 @@ func (s *Groups) mayTake(ctx context.Context, actor authz.Actor, mine string, g 
 // delete permission aside: the checks mayManage makes, for good); Users,
 // whether users may be added or removed by hand (not while SSO maps them);
 // Remove, whether members may be taken out and the group deleted, which
-// also takes away what its roles deny (mayLift).
+// also takes away what its roles deny (mayLift); Role, whether its
+// organization role may be changed (which takes that role's denials away);
+// Rename, whether it may be renamed (while SSO maps members by group name,
+// a rename takes them out: Remove's check).
 // It decides nothing: each change is checked again when made.
-type Manageable struct{ Members, Users, Remove bool }
+type Manageable struct{ Members, Users, Remove, Role, Rename bool }
 
 // Manageable reports what the actor may change of group id (see the type).
 func (s *Groups) Manageable(ctx context.Context, actor authz.Actor, id string) (Manageable, error) {
@@ -619,8 +622,12 @@ func (s *Groups) Manageable(ctx context.Context, actor authz.Actor, id string) (
 	if lift != nil && !errs.Is(lift, errs.Forbidden) {
 		return Manageable{}, lift
 	}
+	role := s.mayLiftOrgRole(ctx, actor, set, mine, g)
+	if role != nil && !errs.Is(role, errs.Forbidden) {
+		return Manageable{}, role
+	}
 	on, err := s.store.SSOManagesGroups(ctx, g.OrgID)
-	return Manageable{Members: true, Users: !on, Remove: lift == nil}, err
+	return Manageable{Members: true, Users: !on, Remove: lift == nil, Role: role == nil, Rename: !on || lift == nil}, err
 }
 
 // Users lists the organization's users with whether each is in the group.

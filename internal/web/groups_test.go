@@ -228,20 +228,25 @@ func TestDashboardGroupBeyondTheUser(t *testing.T) {
 		if !strings.Contains(page.body, `id="add-group-user"`) {
 			t.Errorf("the keeper is not offered adding to a group whose role only denies: %.2000s", page.body)
 		}
-		for _, ctl := range []string{`id="delete-group"`, `/remove"`} {
+		if !strings.Contains(page.body, `id="edit-group-name"`) {
+			t.Errorf("the keeper is not offered renaming a group SSO does not fill: %.2000s", page.body)
+		}
+		for _, ctl := range []string{`id="delete-group"`, `/remove"`, `id="edit-group-role"`} {
 			if strings.Contains(page.body, ctl) {
 				t.Errorf("the keeper is offered %s on a group that denies what they may not do", ctl)
 			}
 		}
+		mustStatus(t, k.post(deniers, url.Values{"name": {"Deniers renamed"}}, nil), 303, "the keeper renames the denying group")
 		for _, f := range []struct {
 			path string
 			form url.Values
-		}{{deniers + "/users/remove", url.Values{"username": {e.UserEmail}}}, {deniers + "/delete", nil}} {
+		}{{deniers + "/users/remove", url.Values{"username": {e.UserEmail}}}, {deniers + "/delete", nil}, {deniers, url.Values{"role": {"no-access"}}}} {
 			if p := k.post(f.path, f.form, nil); p.status != http.StatusForbidden {
 				t.Errorf("keeper POST %s: %d, want 403", f.path, p.status)
 			}
 		}
-		if page := admin.get(deniers); !strings.Contains(page.body, `id="delete-group"`) || !strings.Contains(page.body, `/remove"`) {
+		if page := admin.get(deniers); !strings.Contains(page.body, `id="delete-group"`) || !strings.Contains(page.body, `/remove"`) ||
+			!strings.Contains(page.body, `id="edit-group-role"`) {
 			t.Errorf("the admin is not offered removal on the denying group: %.2000s", page.body)
 		}
 	})
