@@ -420,7 +420,7 @@ func (s *Groups) Delete(ctx context.Context, actor authz.Actor, id string) (Grou
 	return g, s.store.DeleteGroup(ctx, g, seen, ev)
 }
 
-// mayManage refuses a change of who is in a group (or of the group as a
+// mayManageGrants refuses a change of who is in a group (or of the group as a
 // whole) unless the actor holds the group's organization role and, in
 // every project the group is in, every privilege of the group's roles
 // there: adding a member to a group grants them those roles. It returns
@@ -431,16 +431,9 @@ func (s *Groups) Delete(ctx context.Context, actor authz.Actor, id string) (Grou
 // Adding (lasting true) is for good, so a permanent project role of the
 // group needs what the actor holds for good, a temporary one what it holds
 // until that role ends; taking out or deleting needs only what it holds now.
-func (s *Groups) mayManage(ctx context.Context, actor authz.Actor, set authz.Set, mine string, g Group, lasting bool) (*GrantsSeen, error) {
-	grants, err := s.mayManageGrants(ctx, actor, set, mine, g, lasting)
-	if err != nil {
-		return nil, err
-	}
-	return &grants.Seen, nil
-}
-
-// mayManageGrants is mayManage, returning the group's project grants it
-// checked (mayTake weighs the same ones).
+//
+// It returns the group's project grants it checked (mayTake weighs the
+// same ones; their Seen is what the store compares).
 func (s *Groups) mayManageGrants(ctx context.Context, actor authz.Actor, set authz.Set, mine string, g Group, lasting bool) (*GroupGrants, error) {
 	if err := mayHold(ctx, s.authz, actor, set, mine, g.RoleSlug()); err != nil {
 		return nil, err
@@ -595,7 +588,7 @@ func (s *Groups) mayTake(ctx context.Context, actor authz.Actor, mine string, g 
 
 // Manageable tells a page which changes to group id to offer: Members,
 // whether the actor may change its members, rename or delete it (edit or
-// delete permission aside: the checks mayManage makes, for good); Users,
+// delete permission aside: the checks mayManageGrants makes, for good); Users,
 // whether users may be added or removed by hand (not while SSO maps them);
 // Remove, whether members may be taken out and the group deleted, which
 // also takes away what its roles deny (mayLift); Role, whether its
