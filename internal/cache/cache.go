@@ -200,6 +200,26 @@ type Map[K comparable, V any] struct {
 	gen   uint64
 	m     map[K]entry[V]
 	bytes int
+
+	fmu     sync.Mutex
+	flights map[flightKey[K]]*flight[V] // Load's reads in progress
+}
+
+// flightKey names one read of Load: a key read under one generation.
+type flightKey[K comparable] struct {
+	k     K
+	stamp uint64
+}
+
+// flight is a read of Load that concurrent Loads of the same key and
+// generation wait for instead of reading the database again.
+type flight[V any] struct {
+	done    chan struct{}
+	waiters int // Loads waiting (tests)
+	v       V
+	until   time.Time
+	err     error
+	alone   bool // the reader's own request ended it (cancelled, panicked): each waiter reads for itself
 }
 
 type entry[V any] struct {
@@ -315,6 +335,13 @@ func (m *Map[K, V]) Len() int {
 // loads in turn (a listing built from a permission set that holds a
 // temporary role), so that what is built from them expires with them; Load
 // reports its own value's deadline to an enclosing Load the same way.
+//
+// Concurrent misses of k in one generation share one call of fn, its value
+// or its error (after a change every request of a node misses at once: one
+// database read, not one per request). A Load never shares a read made in
+// an older generation than its own, so sharing hides no change from it; a
+// read ended by its own request's cancellation is not shared either: the
+// waiters read for themselves.
 func Load[K comparable, V any](ctx context.Context, m *Map[K, V], k K, now time.Time, fn func(ctx context.Context) (V, time.Time, error)) (V, error) {
 	outer, _ := ctx.Value(boundKey{}).(*bound)
 	if v, until, ok := m.get(ctx, k, now); ok {
@@ -322,17 +349,60 @@ func Load[K comparable, V any](ctx context.Context, m *Map[K, V], k K, now time.
 		return v, nil
 	}
 	stamp, ok := m.Stamp(ctx)
+	if !ok {
+		v, _, err := read(ctx, m, 0, k, now, fn, outer)
+		return v, err
+	}
+	fk := flightKey[K]{k, stamp}
+	m.fmu.Lock()
+	if f := m.flights[fk]; f != nil {
+		f.waiters++
+		m.fmu.Unlock()
+		select {
+		case <-f.done:
+		case <-ctx.Done():
+			var zero V
+			return zero, ctx.Err()
+		}
+		if !f.alone && (f.until.IsZero() || now.Before(f.until)) {
+			outer.lower(f.until)
+			return f.v, f.err
+		}
+		v, _, err := read(ctx, m, stamp, k, now, fn, outer)
+		return v, err
+	}
+	f := &flight[V]{done: make(chan struct{}), alone: true}
+	if m.flights == nil {
+		m.flights = map[flightKey[K]]*flight[V]{}
+	}
+	m.flights[fk] = f
+	m.fmu.Unlock()
+	defer func() {
+		m.fmu.Lock()
+		delete(m.flights, fk)
+		m.fmu.Unlock()
+		close(f.done)
+	}()
+	v, until, err := read(ctx, m, stamp, k, now, fn, outer)
+	f.v, f.until, f.err = v, until, err
+	f.alone = err != nil && ctx.Err() != nil
+	return v, err
+}
+
+// read calls fn for Load and stores its value under stamp (0: not kept).
+// It returns the value's deadline: the earliest of the values fn used.
+func read[K comparable, V any](ctx context.Context, m *Map[K, V], stamp uint64, k K, now time.Time, fn func(ctx context.Context) (V, time.Time, error), outer *bound) (V, time.Time, error) {
 	b := &bound{}
 	v, until, err := fn(context.WithValue(ctx, boundKey{}, b))
 	if err != nil {
-		return v, err
+		return v, time.Time{}, err
 	}
 	b.lower(until)
 	outer.lower(b.until)
-	if ok && (b.until.IsZero() || now.Before(b.until)) {
+	if stamp != 0 && (b.until.IsZero() || now.Before(b.until)) {
 		m.Put(stamp, k, v, b.until)
 	}
-	return v, nil
+	return v, b.until, nil
 }
 
 type boundKey struct{}

@@ -328,3 +328,221 @@ func TestResyncSeesChangesSinceBegin(t *testing.T) {
 		t.Fatalf("Resync without the counter = %d; want a read", v)
 	}
 }
+
+// waiting returns how many Loads wait for the read of k under stamp.
+func waiting[K comparable, V any](m *Map[K, V], k K, stamp uint64) int {
+	m.fmu.Lock()
+	defer m.fmu.Unlock()
+	if f := m.flights[flightKey[K]{k, stamp}]; f != nil {
+		return f.waiters
+	}
+	return -1
+}
+
+// waiters polls until n Loads wait for the read of k under stamp.
+func waiters[K comparable, V any](t *testing.T, m *Map[K, V], k K, stamp uint64, n int) {
+	t.Helper()
+	waitFor(t, func() bool { return waiting(m, k, stamp) == n })
+}
+
+func TestConcurrentMissesShareOneRead(t *testing.T) {
+	g := New(&counter{})
+	m := NewMap[string, int](g, 10)
+	now := time.Now()
+	deadline := now.Add(time.Minute)
+	var reads atomic.Int32
+	release := make(chan struct{})
+	fn := func(context.Context) (int, time.Time, error) {
+		reads.Add(1)
+		<-release
+		return 42, deadline, nil
+	}
+	const n = 8
+	type got struct {
+		v     int
+		until time.Time
+		err   error
+	}
+	out := make(chan got, n)
+	for i := 0; i < n; i++ {
+		go func() {
+			// Each Load runs inside an enclosing one, to see the deadline reach it.
+			var until time.Time
+			ctx := begin(t, g)
+			b := &bound{}
+			v, err := Load(context.WithValue(ctx, boundKey{}, b), m, "k", now, fn)
+			until = b.until
+			out <- got{v, until, err}
+		}()
+		if i == 0 {
+			for reads.Load() == 0 {
+				time.Sleep(time.Millisecond)
+			}
+		}
+	}
+	stamp, _ := m.Stamp(begin(t, g))
+	waiters(t, m, "k", stamp, n-1)
+	close(release)
+	for i := 0; i < n; i++ {
+		r := <-out
+		if r.err != nil || r.v != 42 || !r.until.Equal(deadline) {
+			t.Fatalf("Load = %d, until %v, %v; want 42 until %v", r.v, r.until, r.err, deadline)
+		}
+	}
+	if r := reads.Load(); r != 1 {
+		t.Fatalf("%d reads for %d concurrent misses; want 1", r, n)
+	}
+	if waiting(m, "k", stamp) != -1 {
+		t.Fatal("the finished read is still listed")
+	}
+	// Errors are shared by the Loads waiting for them, and not kept.
+	m2 := NewMap[string, int](g, 10)
+	reads.Store(0)
+	release = make(chan struct{})
+	boom := errors.New("boom")
+	errs := make(chan error, 2)
+	efn := func(context.Context) (int, time.Time, error) { reads.Add(1); <-release; return 0, time.Time{}, boom }
+	go func() { _, err := Load(begin(t, g), m2, "k", now, efn); errs <- err }()
+	for reads.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	go func() { _, err := Load(begin(t, g), m2, "k", now, efn); errs <- err }()
+	waiters(t, m2, "k", stamp, 1)
+	close(release)
+	for i := 0; i < 2; i++ {
+		if err := <-errs; err != boom {
+			t.Fatalf("Load = %v; want the shared error", err)
+		}
+	}
+	if reads.Load() != 1 {
+		t.Fatalf("%d reads; want 1", reads.Load())
+	}
+	if _, ok := m2.Get(begin(t, g), "k", now); ok {
+		t.Fatal("an error was kept")
+	}
+}
+
+func TestALoadNeverSharesAnOlderRead(t *testing.T) {
+	src := &counter{}
+	g := New(src)
+	m := NewMap[string, int](g, 10)
+	now := time.Now()
+	var reads atomic.Int32
+	release := make(chan struct{})
+	fn := func(context.Context) (int, time.Time, error) {
+		n := reads.Add(1)
+		if n == 1 {
+			<-release // the first read is slow: it began before the change
+		}
+		return int(n), time.Time{}, nil
+	}
+	first := make(chan int, 1)
+	go func() {
+		v, _ := Load(begin(t, g), m, "k", now, fn)
+		first <- v
+	}()
+	for reads.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	src.n.Add(1) // a change commits while the first read is in progress
+	second := make(chan int, 1)
+	go func() {
+		v, _ := Load(begin(t, g), m, "k", now, fn)
+		second <- v
+	}()
+	select {
+	case v := <-second:
+		if v != 2 {
+			t.Fatalf("Load begun after the change = %d; want its own read (2)", v)
+		}
+	case <-time.After(10 * time.Second):
+		close(release)
+		t.Fatalf("Load begun after the change waits for the read begun before it (then got %d)", <-second)
+	}
+	close(release)
+	if v := <-first; v != 1 {
+		t.Fatalf("first Load = %d; want 1", v)
+	}
+	// Unsynced contexts neither join nor lead a shared read.
+	release2 := make(chan struct{})
+	var calls atomic.Int32
+	slow := func(context.Context) (int, time.Time, error) { calls.Add(1); <-release2; return 9, time.Time{}, nil }
+	done := make(chan struct{})
+	go func() { Load(begin(t, g), m, "u", now, slow); close(done) }()
+	for calls.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	quick := func(context.Context) (int, time.Time, error) { calls.Add(1); return 8, time.Time{}, nil }
+	if v, _ := Load(Unsynced(begin(t, g)), m, "u", now, quick); v != 8 {
+		t.Fatalf("unsynced Load = %d; want its own read", v)
+	}
+	close(release2)
+	<-done
+}
+
+func TestAReadEndedByItsRequestIsNotShared(t *testing.T) {
+	g := New(&counter{})
+	m := NewMap[string, int](g, 10)
+	now := time.Now()
+	var reads atomic.Int32
+	started := make(chan struct{})
+	fn := func(ctx context.Context) (int, time.Time, error) {
+		if reads.Add(1) == 1 {
+			close(started)
+			<-ctx.Done() // the first request goes away mid-read
+			return 0, time.Time{}, ctx.Err()
+		}
+		return 5, time.Time{}, nil
+	}
+	lctx, cancel := context.WithCancel(begin(t, g))
+	lead := make(chan error, 1)
+	go func() { _, err := Load(lctx, m, "k", now, fn); lead <- err }()
+	<-started
+	wctx := begin(t, g)
+	stamp, _ := m.Stamp(wctx)
+	got := make(chan int, 1)
+	go func() {
+		v, err := Load(wctx, m, "k", now, fn)
+		if err != nil {
+			t.Error(err)
+		}
+		got <- v
+	}()
+	waiters(t, m, "k", stamp, 1)
+	cancel()
+	if err := <-lead; !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled Load = %v", err)
+	}
+	if v := <-got; v != 5 {
+		t.Fatalf("waiting Load = %d; want its own read after the first request ended", v)
+	}
+	// A read that panics frees its waiters to read for themselves.
+	reads.Store(0)
+	m2 := NewMap[string, int](g, 10)
+	in := make(chan struct{})
+	out := make(chan struct{})
+	pfn := func(context.Context) (int, time.Time, error) {
+		if reads.Add(1) == 1 {
+			close(in)
+			<-out
+			panic("read failed")
+		}
+		return 6, time.Time{}, nil
+	}
+	go func() {
+		defer func() { recover() }()
+		Load(begin(t, g), m2, "k", now, pfn)
+	}()
+	<-in
+	go func() { v, _ := Load(begin(t, g), m2, "k", now, pfn); got <- v }()
+	waiters(t, m2, "k", stamp, 1)
+	close(out)
+	select {
+	case v := <-got:
+		if v != 6 {
+			t.Fatalf("Load after a panicked read = %d; want 6", v)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a Load waits for a read that panicked")
+	}
+}
