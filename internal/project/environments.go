@@ -46,8 +46,14 @@ type EnvironmentChange struct {
 const MaxEnvironmentPosition = 10_000
 
 // MaxEnvironments bounds a project's environments: every read of a
-// project loads them all. Concurrent creates may pass it by a few.
+// project loads them all. CreateEnvironment checks it on what it read; the
+// store counts again under a lock of the project, for concurrent creates.
 const MaxEnvironments = 100
+
+// TooManyEnvironments is the refusal of an environment past MaxEnvironments.
+func TooManyEnvironments() error {
+	return errs.BadRequest("A project has at most %d environments", MaxEnvironments)
+}
 
 func (c EnvironmentChange) apply(env *Environment) error {
 	if c.Name != nil {
@@ -85,7 +91,7 @@ func (s *Service) CreateEnvironment(ctx context.Context, actor authz.Actor, proj
 		return Environment{}, invalidField("slug", "Required")
 	}
 	if len(p.Environments) >= MaxEnvironments {
-		return Environment{}, errs.BadRequest("A project has at most %d environments", MaxEnvironments)
+		return Environment{}, TooManyEnvironments()
 	}
 	now := s.now().UTC().Truncate(time.Microsecond)
 	env := Environment{ID: newID(), ProjectID: p.ID, Position: len(p.Environments) + 1, CreatedAt: now, UpdatedAt: now}

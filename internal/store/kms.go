@@ -29,13 +29,9 @@ func scanKMSKey(sc interface{ Scan(...any) error }) (kms.Key, error) {
 // other (12 at once took a project of 999 keys to 1,004).
 func (db *DB) CreateKMSKey(ctx context.Context, k kms.Key, v kms.SealedVersion, ev audit.Event) error {
 	return db.Transact(ctx, func(tx *Tx) error {
-		var pid string
-		if err := tx.queryRow(ctx, `SELECT id FROM projects WHERE id = ?`+tx.db.forUpdate(), k.ProjectID).Scan(&pid); err != nil {
-			return dbErr(err, "lock the project of a KMS key")
-		}
-		var n int
-		if err := tx.queryRow(ctx, `SELECT COUNT(*) FROM kms_keys WHERE project_id = ?`, k.ProjectID).Scan(&n); err != nil {
-			return dbErr(err, "count KMS keys")
+		n, err := tx.countUnder(ctx, "projects", "kms_keys", "project_id", k.ProjectID)
+		if err != nil {
+			return err
 		}
 		if n >= kms.MaxKeysPerProject {
 			return errs.BadRequest("The project has %d KMS keys, the most it may have; delete one first", n)

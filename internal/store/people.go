@@ -330,9 +330,9 @@ func (db *DB) OrgRoleBySlug(ctx context.Context, orgID, slug string) (org.Role, 
 // CreateOrgRole stores a custom organization role.
 func (db *DB) CreateOrgRole(ctx context.Context, r org.Role, permissions string, ev audit.Event) error {
 	return db.Transact(ctx, func(tx *Tx) error {
-		var n int
-		if err := tx.queryRow(ctx, `SELECT COUNT(*) FROM org_roles WHERE org_id = ?`, r.OrgID).Scan(&n); err != nil {
-			return dbErr(err, "count organization roles")
+		n, err := tx.countUnder(ctx, "orgs", "org_roles", "org_id", r.OrgID)
+		if err != nil {
+			return err
 		}
 		if n >= org.MaxRoles {
 			return errs.BadRequest("An organization has at most %d custom roles; delete one first", org.MaxRoles)

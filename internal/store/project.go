@@ -236,6 +236,13 @@ func (db *DB) DeleteProject(ctx context.Context, id string, ev audit.Event) erro
 // CreateEnvironment adds an environment with its root folder.
 func (db *DB) CreateEnvironment(ctx context.Context, env project.Environment, ev audit.Event) error {
 	return db.Transact(ctx, func(tx *Tx) error {
+		n, err := tx.countUnder(ctx, "projects", "environments", "project_id", env.ProjectID)
+		if err != nil {
+			return err
+		}
+		if n >= project.MaxEnvironments {
+			return project.TooManyEnvironments()
+		}
 		if err := tx.insertEnvironment(ctx, env); err != nil {
 			return err
 		}

@@ -29,9 +29,9 @@ func scanRole(sc interface{ Scan(...any) error }) (project.Role, error) {
 // CreateProjectRole stores a custom role.
 func (db *DB) CreateProjectRole(ctx context.Context, r project.Role, permissions string, ev audit.Event) error {
 	return db.Transact(ctx, func(tx *Tx) error {
-		var n int
-		if err := tx.queryRow(ctx, `SELECT COUNT(*) FROM project_roles WHERE project_id = ?`, r.ProjectID).Scan(&n); err != nil {
-			return dbErr(err, "count project roles")
+		n, err := tx.countUnder(ctx, "projects", "project_roles", "project_id", r.ProjectID)
+		if err != nil {
+			return err
 		}
 		if n >= project.MaxRoles {
 			return errs.BadRequest("A project has at most %d custom roles; delete one first", project.MaxRoles)

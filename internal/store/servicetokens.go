@@ -58,9 +58,9 @@ func (db *DB) CreateServiceToken(ctx context.Context, t identity.ServiceToken, h
 		return err
 	}
 	return db.Transact(ctx, func(tx *Tx) error {
-		var n int
-		if err := tx.queryRow(ctx, `SELECT COUNT(*) FROM service_tokens WHERE project_id = ?`, t.ProjectID).Scan(&n); err != nil {
-			return dbErr(err, "count service tokens")
+		n, err := tx.countUnder(ctx, "projects", "service_tokens", "project_id", t.ProjectID)
+		if err != nil {
+			return err
 		}
 		if n >= identity.MaxServiceTokens {
 			return errs.BadRequest("A project has at most %d service tokens; delete one first", identity.MaxServiceTokens)

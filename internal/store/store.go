@@ -553,3 +553,18 @@ func (db *DB) forUpdate() string {
 	}
 	return ""
 }
+
+// countUnder locks the row id of owner (projects or orgs; on PostgreSQL,
+// SQLite's one writer needs none) and counts the rows of table whose col is
+// id, so that concurrent creates at a bound see each other (unlocked, twelve
+// at once all counted the same rows and all inserted). errs.NotFound when
+// the owner is gone.
+func (tx *Tx) countUnder(ctx context.Context, owner, table, col, id string) (int, error) {
+	var got string
+	if err := tx.queryRow(ctx, `SELECT id FROM `+owner+` WHERE id = ?`+tx.db.forUpdate(), id).Scan(&got); err != nil {
+		return 0, dbErr(err, "lock "+owner)
+	}
+	var n int
+	err := tx.queryRow(ctx, `SELECT COUNT(*) FROM `+table+` WHERE `+col+` = ?`, id).Scan(&n)
+	return n, dbErr(err, "count "+table)
+}
