@@ -341,7 +341,9 @@ func (m *Map[K, V]) Len() int {
 // database read, not one per request). A Load never shares a read made in
 // an older generation than its own, so sharing hides no change from it; a
 // read ended by its own request's cancellation is not shared either: the
-// waiters read for themselves.
+// waiters read for themselves. So fn must not Load its own key, nor a key
+// whose fn Loads fn's (a cycle between maps): that would wait for itself.
+// Today's loaders nest one way only (a listing's fn loads permission sets).
 func Load[K comparable, V any](ctx context.Context, m *Map[K, V], k K, now time.Time, fn func(ctx context.Context) (V, time.Time, error)) (V, error) {
 	outer, _ := ctx.Value(boundKey{}).(*bound)
 	if v, until, ok := m.get(ctx, k, now); ok {
