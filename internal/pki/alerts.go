@@ -172,7 +172,7 @@ func (s *Service) CreateAlert(ctx context.Context, actor authz.Actor, in AlertIn
 	if n, err := s.store.CountAlerts(ctx, projectID); err != nil {
 		return Alert{}, err
 	} else if n >= MaxAlerts {
-		return Alert{}, errs.BadRequest("The project has %d PKI alerts, the most it may have; delete one first", n)
+		return Alert{}, TooManyAlerts(n)
 	}
 	// First looked at a day on, as Infisical's daily run: due at once, an
 	// alert deleted and made again mailed its recipients (any addresses)

@@ -119,7 +119,7 @@ func (s *Service) CreateCollection(ctx context.Context, actor authz.Actor, proje
 	if n, err := s.store.CountCollections(ctx, projectID); err != nil {
 		return Collection{}, err
 	} else if n >= MaxCollections {
-		return Collection{}, errs.BadRequest("The project has %d PKI collections, the most it may have; delete one first", n)
+		return Collection{}, TooManyCollections(n)
 	}
 	now := s.clock()
 	c := Collection{ID: uuid.NewString(), ProjectID: projectID, Name: name, Description: description, CreatedAt: now, UpdatedAt: now}
@@ -211,7 +211,7 @@ func (s *Service) AddCollectionItem(ctx context.Context, actor authz.Actor, coll
 	if n, err := s.store.CountCollectionItems(ctx, c.ID); err != nil {
 		return CollectionItem{}, err
 	} else if n >= MaxItemsPerCollection {
-		return CollectionItem{}, errs.BadRequest("The collection holds %d items, the most it may; remove one first", n)
+		return CollectionItem{}, TooManyItems(n)
 	}
 	err = s.store.AddCollectionItem(ctx, it, collectionEvent(actor, "add-pki-collection-item", c,
 		map[string]any{"pkiCollectionItemId": it.ID, "type": typ, "itemId": it.ItemID}))

@@ -348,7 +348,7 @@ func (s *Service) CreateCA(ctx context.Context, actor authz.Actor, n NewCA) (CA,
 	if cas, err := s.store.CAs(ctx, n.ProjectID); err != nil {
 		return CA{}, err
 	} else if len(cas) >= MaxCAsPerProject {
-		return CA{}, errs.BadRequest("The project has %d CAs, the most it may have; delete one first", len(cas))
+		return CA{}, TooManyCAs(len(cas))
 	}
 	now := s.clock()
 	notBefore, notAfter := now, now.Add(defaultCALifetime)

@@ -117,7 +117,7 @@ func (s *Service) CreateTemplate(ctx context.Context, actor authz.Actor, in Temp
 		return Template{}, err
 	}
 	if len(ts) >= MaxTemplates {
-		return Template{}, errs.BadRequest("The project has %d certificate templates, the most it may have", len(ts))
+		return Template{}, TooManyTemplates(len(ts))
 	}
 	now := s.clock()
 	t.ID, t.ProjectID, t.CAID, t.CreatedAt, t.UpdatedAt = uuid.NewString(), ca.ProjectID, ca.ID, now, now

@@ -104,7 +104,7 @@ func (s *Service) CreateHostGroup(ctx context.Context, actor authz.Actor, in Hos
 	if gs, err := s.store.SSHHostGroups(ctx, pid); err != nil {
 		return HostGroup{}, err
 	} else if len(gs) >= MaxHostGroupsPerProject {
-		return HostGroup{}, errs.BadRequest("The project has %d SSH host groups, the most it may have", len(gs))
+		return HostGroup{}, TooManyHostGroups(len(gs))
 	}
 	err = s.store.CreateSSHHostGroup(ctx, g, groupEvent(actor, "create-ssh-host-group", g, true))
 	if errs.Is(err, errs.Conflict) {

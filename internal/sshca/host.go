@@ -208,7 +208,7 @@ func (s *Service) CreateHost(ctx context.Context, actor authz.Actor, in HostInpu
 	if hs, err := s.store.SSHHosts(ctx, actor.OrgID, pid, MaxHostsPerProject); err != nil {
 		return Host{}, err
 	} else if len(hs) >= MaxHostsPerProject {
-		return Host{}, errs.BadRequest("The project has %d SSH hosts, the most it may have", len(hs))
+		return Host{}, TooManyHosts(len(hs))
 	}
 	err = s.store.CreateSSHHost(ctx, h, hostEvent(actor, "create-ssh-host", h, true))
 	if errs.Is(err, errs.Conflict) {

@@ -329,7 +329,7 @@ func (s *Service) CreateCA(ctx context.Context, actor authz.Actor, n NewCA) (CA,
 	if cas, err := s.store.SSHCAs(ctx, pid); err != nil {
 		return CA{}, err
 	} else if len(cas) >= MaxCAsPerProject {
-		return CA{}, errs.BadRequest("The project has %d SSH CAs, the most it may have; delete one first", len(cas))
+		return CA{}, TooManyCAs(len(cas))
 	}
 	ca, sealed, err := s.newCA(ctx, actor.OrgID, pid, name, alg)
 	if err != nil {

@@ -156,7 +156,7 @@ func (s *Service) CreateTemplate(ctx context.Context, actor authz.Actor, in Temp
 	if ts, err := s.store.SSHTemplates(ctx, ca.ProjectID, ""); err != nil {
 		return Template{}, err
 	} else if len(ts) >= MaxTemplatesPerProject {
-		return Template{}, errs.BadRequest("The project has %d SSH certificate templates, the most it may have", len(ts))
+		return Template{}, TooManyTemplates(len(ts))
 	}
 	err = s.store.CreateSSHTemplate(ctx, t, templateEvent(actor, "create-ssh-certificate-template", t, true))
 	if errs.Is(err, errs.Conflict) {

@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -11,17 +12,22 @@ import (
 	"github.com/lockbox-dev/lockbox/internal/errs"
 	"github.com/lockbox-dev/lockbox/internal/identity"
 	"github.com/lockbox-dev/lockbox/internal/org"
+	"github.com/lockbox-dev/lockbox/internal/pki"
 	"github.com/lockbox-dev/lockbox/internal/project"
+	"github.com/lockbox-dev/lockbox/internal/sshca"
 	"github.com/lockbox-dev/lockbox/internal/store"
 	"github.com/lockbox-dev/lockbox/internal/store/storetest"
 )
 
 // TestCapsHoldUnderConcurrentCreates: a project one short of its bound of
-// custom roles, service tokens or environments, and an organization one
-// short of its custom roles, get exactly one more from twelve creates at
-// once. Each count ran in the insert's transaction but without a lock: on
-// PostgreSQL concurrent transactions counted the same rows and all
-// inserted (as KMS keys did, TestKMSKeyCapHoldsUnderConcurrentCreates).
+// custom roles, service tokens, environments, PKI CAs, certificate
+// templates, collections or alerts, SSH CAs, templates, hosts or host
+// groups, a collection one short of its items and an organization one short
+// of its custom roles get exactly one more from twelve creates at once.
+// Counted without a lock (roles, service tokens: on PostgreSQL concurrent
+// transactions counted the same rows and all inserted) or by the service
+// outside the insert's transaction (the rest, on both engines), 3 to 12
+// landed (as KMS keys did, TestKMSKeyCapHoldsUnderConcurrentCreates).
 func TestCapsHoldUnderConcurrentCreates(t *testing.T) {
 	const racers = 12
 	cases := []struct {
@@ -30,6 +36,79 @@ func TestCapsHoldUnderConcurrentCreates(t *testing.T) {
 		seed   string // inserts max-1 rows; ? is the project (or org) id, n the recursive counter
 		create func(ctx context.Context, db *store.DB, pid, org string, i int) error
 	}{
+		{"PKI CAs", pki.MaxCAsPerProject,
+			`INSERT INTO pki_cas (id, org_id, project_id, ca_type, status, dn, key_algorithm, private_key, created_at, updated_at)
+				SELECT 'ca-' || i || '-' || ?, ?, ` + "'" + `{p}', 'root', 'active', 'CN=x', 'RSA_2048', ?, 0, 0 FROM n WHERE i < ` + fmt.Sprint(pki.MaxCAsPerProject-(racers+1)), /* seedIssuers made racers+1 */
+			func(ctx context.Context, db *store.DB, pid, org string, i int) error {
+				now := time.Now()
+				return db.CreateCA(ctx, pki.CA{ID: store.NewID(), OrgID: org, ProjectID: pid, Type: "root", Status: "active", DN: "CN=r",
+					KeyAlgorithm: "RSA_2048", SealedKey: []byte{1}, CreatedAt: now, UpdatedAt: now}, audit.Event{OrgID: org, Type: "t"})
+			}},
+		{"PKI templates", pki.MaxTemplates,
+			`INSERT INTO pki_certificate_templates (id, project_id, ca_id, name, common_name, subject_alternative_name, ttl, created_at, updated_at)
+				SELECT 't-' || i || '-' || ?, ?, '{ca}', 'tpl-' || i, '*', '*', '1h', 0, 0 FROM n`,
+			func(ctx context.Context, db *store.DB, pid, org string, i int) error {
+				now := time.Now()
+				return db.CreateTemplate(ctx, pki.Template{ID: store.NewID(), ProjectID: pid, CAID: caOf(pid), Name: fmt.Sprintf("racer-%d", i),
+					CommonName: "*", SubjectAlternativeName: "*", TTL: "1h", CreatedAt: now, UpdatedAt: now}, audit.Event{OrgID: org, Type: "t"})
+			}},
+		{"PKI collections", pki.MaxCollections,
+			`INSERT INTO pki_collections (id, project_id, name, created_at, updated_at) SELECT 'c-' || i || '-' || ?, ?, 'col-' || i, 0, 0 FROM n WHERE i < ` + fmt.Sprint(pki.MaxCollections-1), /* seedIssuers made one */
+			func(ctx context.Context, db *store.DB, pid, org string, i int) error {
+				now := time.Now()
+				return db.CreateCollection(ctx, pki.Collection{ID: store.NewID(), ProjectID: pid, Name: fmt.Sprintf("racer-%d", i),
+					CreatedAt: now, UpdatedAt: now}, audit.Event{OrgID: org, Type: "t"})
+			}},
+		{"PKI collection items", pki.MaxItemsPerCollection,
+			// Seeded items name nothing (both NULL), so that they need no CAs.
+			`INSERT INTO pki_collection_items (id, collection_id, ca_id, cert_id, created_at, updated_at)
+				SELECT 'i-' || i || '-' || ?, '{col}', NULL, NULL, 0, 0 FROM n WHERE ? <> ''`,
+			func(ctx context.Context, db *store.DB, pid, org string, i int) error {
+				now := time.Now()
+				return db.AddCollectionItem(ctx, pki.CollectionItem{ID: store.NewID(), CollectionID: colOf(pid), Type: pki.ItemCA,
+					ItemID: fmt.Sprintf("%s-racer-%d", caOf(pid), i), CreatedAt: now, UpdatedAt: now}, audit.Event{OrgID: org, Type: "t"})
+			}},
+		{"PKI alerts", pki.MaxAlerts,
+			`INSERT INTO pki_alerts (id, project_id, collection_id, name, alert_before_days, recipient_emails, due_at, created_at, updated_at)
+				SELECT 'a-' || i || '-' || ?, ?, '{col}', 'alert-' || i, 1, 'a@example.com', 0, 0, 0 FROM n`,
+			func(ctx context.Context, db *store.DB, pid, org string, i int) error {
+				now := time.Now()
+				return db.CreateAlert(ctx, pki.Alert{ID: store.NewID(), ProjectID: pid, CollectionID: colOf(pid), Name: fmt.Sprintf("racer-%d", i),
+					AlertBeforeDays: 1, Emails: []string{"a@example.com"}, DueAt: now, CreatedAt: now, UpdatedAt: now}, audit.Event{OrgID: org, Type: "t"})
+			}},
+		{"SSH CAs", sshca.MaxCAsPerProject,
+			`INSERT INTO ssh_cas (id, org_id, project_id, friendly_name, key_algorithm, status, public_key, private_key, created_at, updated_at)
+				SELECT 'sca-' || i || '-' || ?, ?, '{p}', 'ca-' || i, 'ED25519', 'active', 'k', ?, 0, 0 FROM n WHERE i < ` + fmt.Sprint(sshca.MaxCAsPerProject-1), /* seedIssuers made one */
+			func(ctx context.Context, db *store.DB, pid, org string, i int) error {
+				now := time.Now()
+				return db.CreateSSHCA(ctx, sshca.CA{ID: store.NewID(), OrgID: org, ProjectID: pid, FriendlyName: fmt.Sprintf("racer-%d", i),
+					KeyAlgorithm: "ED25519", Status: "active", PublicKey: "k", CreatedAt: now, UpdatedAt: now}, []byte{1}, audit.Event{OrgID: org, Type: "t"})
+			}},
+		{"SSH templates", sshca.MaxTemplatesPerProject,
+			`INSERT INTO ssh_certificate_templates (id, project_id, ssh_ca_id, name, status, ttl, max_ttl, allowed_users, allowed_hosts,
+				allow_user_certs, allow_host_certs, allow_custom_key_ids, extensions, critical_options, created_at, updated_at)
+				SELECT 'st-' || i || '-' || ?, ?, '{sca}', 'tpl-' || i, 'active', '1h', '1h', '[]', '[]', TRUE, FALSE, FALSE, '{}', '{}', 0, 0 FROM n`,
+			func(ctx context.Context, db *store.DB, pid, org string, i int) error {
+				now := time.Now()
+				return db.CreateSSHTemplate(ctx, sshca.Template{ID: store.NewID(), ProjectID: pid, CAID: sshCAOf(pid), Name: fmt.Sprintf("racer-%d", i),
+					Status: "active", TTL: "1h", MaxTTL: "1h", AllowUserCerts: true, CreatedAt: now, UpdatedAt: now}, audit.Event{OrgID: org, Type: "t"})
+			}},
+		{"SSH hosts", sshca.MaxHostsPerProject,
+			`INSERT INTO ssh_hosts (id, org_id, project_id, hostname, user_cert_ttl, host_cert_ttl, user_ssh_ca_id, host_ssh_ca_id, login_mappings, created_at, updated_at)
+				SELECT 'h-' || i || '-' || ?, ?, '{p}', 'host-' || i || '.example', '1h', '1h', '{sca}', '{sca}', '[]', 0, 0 FROM n`,
+			func(ctx context.Context, db *store.DB, pid, org string, i int) error {
+				now := time.Now()
+				return db.CreateSSHHost(ctx, sshca.Host{ID: store.NewID(), OrgID: org, ProjectID: pid, Hostname: fmt.Sprintf("racer-%d.example", i),
+					UserCertTTL: "1h", HostCertTTL: "1h", UserCAID: sshCAOf(pid), HostCAID: sshCAOf(pid), CreatedAt: now, UpdatedAt: now}, audit.Event{OrgID: org, Type: "t"})
+			}},
+		{"SSH host groups", sshca.MaxHostGroupsPerProject,
+			`INSERT INTO ssh_host_groups (id, org_id, project_id, name, login_mappings, created_at, updated_at)
+				SELECT 'g-' || i || '-' || ?, ?, '{p}', 'group-' || i, '[]', 0, 0 FROM n`,
+			func(ctx context.Context, db *store.DB, pid, org string, i int) error {
+				now := time.Now()
+				return db.CreateSSHHostGroup(ctx, sshca.HostGroup{ID: store.NewID(), OrgID: org, ProjectID: pid, Name: fmt.Sprintf("racer-%d", i),
+					CreatedAt: now, UpdatedAt: now}, audit.Event{OrgID: org, Type: "t"})
+			}},
 		{"project roles", project.MaxRoles,
 			`INSERT INTO project_roles (id, project_id, slug, name, description, permissions, created_at, updated_at)
 				SELECT 'r-' || i || '-' || ?, ?, 'role-' || i, 'r', '', '[]', 0, 0 FROM n`,
@@ -70,8 +149,14 @@ func TestCapsHoldUnderConcurrentCreates(t *testing.T) {
 				ctx := context.Background()
 				pid, _, _ := seedProject(t, db) // the org has the project's id
 				owner := pid
-				q := fmt.Sprintf(`WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < %d) `, c.max-1) + c.seed
-				if err := db.ExecForTest(ctx, q, owner, owner); err != nil {
+				seedIssuers(t, db, pid, racers)
+				seed := strings.NewReplacer("{p}", pid, "{ca}", caOf(pid), "{col}", colOf(pid), "{sca}", sshCAOf(pid)).Replace(c.seed)
+				q := fmt.Sprintf(`WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < %d) `, c.max-1) + seed
+				args := []any{owner, owner}
+				if strings.Count(seed, "?") == 3 {
+					args = append(args, []byte{0}) // a private key
+				}
+				if err := db.ExecForTest(ctx, q, args...); err != nil {
 					t.Fatal(err)
 				}
 				var wg sync.WaitGroup
@@ -96,4 +181,43 @@ func TestCapsHoldUnderConcurrentCreates(t *testing.T) {
 			})
 		}
 	})
+}
+
+// The PKI CA, collection and SSH CA that seedIssuers makes in a project
+// (the project id is unique per test).
+func caOf(pid string) string    { return pid + "-ca" }
+func colOf(pid string) string   { return pid + "-col" }
+func sshCAOf(pid string) string { return pid + "-sca" }
+
+// seedIssuers makes a PKI CA (and n more, caOf(pid)-racer-i, one for each
+// racing collection item), a collection and an SSH CA in project pid, whose
+// organization has its id. They count towards no bound but their own: the
+// PKI and SSH CA cases seed from them on.
+func seedIssuers(t *testing.T, db *store.DB, pid string, n int) {
+	t.Helper()
+	ctx := context.Background()
+	ca := `INSERT INTO pki_cas (id, org_id, project_id, ca_type, status, dn, key_algorithm, private_key, created_at, updated_at)
+		VALUES (?, ?, ?, 'root', 'active', 'CN=x', 'RSA_2048', '', 0, 0)`
+	ids := []string{caOf(pid)}
+	for i := range n {
+		ids = append(ids, fmt.Sprintf("%s-racer-%d", caOf(pid), i))
+	}
+	for _, id := range ids {
+		if err := db.ExecForTest(ctx, ca, id, pid, pid); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, q := range []string{
+		`INSERT INTO pki_collections (id, project_id, name, created_at, updated_at) VALUES ('` + colOf(pid) + `', ?, 'seeded', 0, 0)`,
+		`INSERT INTO ssh_cas (id, org_id, project_id, friendly_name, key_algorithm, status, public_key, private_key, created_at, updated_at)
+			VALUES ('` + sshCAOf(pid) + `', ?, ?, 'seeded', 'ED25519', 'active', 'k', '', 0, 0)`,
+	} {
+		args := []any{pid}
+		if strings.Count(q, "?") == 2 {
+			args = append(args, pid)
+		}
+		if err := db.ExecForTest(ctx, q, args...); err != nil {
+			t.Fatal(err)
+		}
+	}
 }

@@ -36,6 +36,9 @@ func scanCA(sc interface{ Scan(...any) error }) (pki.CA, error) {
 // CreateCA stores a CA with ev.
 func (db *DB) CreateCA(ctx context.Context, c pki.CA, ev audit.Event) error {
 	return db.Transact(ctx, func(tx *Tx) error {
+		if err := tx.bounded(ctx, "projects", "pki_cas", "project_id", c.ProjectID, pki.MaxCAsPerProject, pki.TooManyCAs); err != nil {
+			return err
+		}
 		if _, err := tx.exec(ctx, `INSERT INTO pki_cas (`+pkiCACols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			c.ID, c.OrgID, c.ProjectID, string(c.Type), string(c.Status), c.FriendlyName, c.Subject.CommonName, c.Subject.Organization,
 			c.Subject.OU, c.Subject.Country, c.Subject.Province, c.Subject.Locality, c.DN, string(c.KeyAlgorithm), c.MaxPathLength,
@@ -317,6 +320,9 @@ func scanTemplate(sc interface{ Scan(...any) error }) (pki.Template, error) {
 // CreateTemplate stores a template with ev; errs.Conflict on a taken name.
 func (db *DB) CreateTemplate(ctx context.Context, t pki.Template, ev audit.Event) error {
 	return db.Transact(ctx, func(tx *Tx) error {
+		if err := tx.bounded(ctx, "projects", "pki_certificate_templates", "project_id", t.ProjectID, pki.MaxTemplates, pki.TooManyTemplates); err != nil {
+			return err
+		}
 		if _, err := tx.exec(ctx, `INSERT INTO pki_certificate_templates (`+pkiTemplateCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			t.ID, t.ProjectID, t.CAID, t.Name, t.CommonName, t.SubjectAlternativeName, t.TTL, strings.Join(t.KeyUsages, ","),
 			strings.Join(t.ExtendedKeyUsages, ","), ts(t.CreatedAt), ts(t.UpdatedAt)); err != nil {

@@ -69,6 +69,9 @@ func scanCollection(sc interface{ Scan(...any) error }) (pki.Collection, error) 
 // CreateCollection stores a collection with ev.
 func (db *DB) CreateCollection(ctx context.Context, c pki.Collection, ev audit.Event) error {
 	return db.Transact(ctx, func(tx *Tx) error {
+		if err := tx.bounded(ctx, "projects", "pki_collections", "project_id", c.ProjectID, pki.MaxCollections, pki.TooManyCollections); err != nil {
+			return err
+		}
 		if _, err := tx.exec(ctx, `INSERT INTO pki_collections (`+pkiCollectionCols+`) VALUES (?, ?, ?, ?, ?, ?)`,
 			c.ID, c.ProjectID, c.Name, c.Description, ts(c.CreatedAt), ts(c.UpdatedAt)); err != nil {
 			return dbErr(err, "CreateCollection")
@@ -194,6 +197,9 @@ func (db *DB) AddCollectionItem(ctx context.Context, it pki.CollectionItem, ev a
 		certID = it.ItemID
 	}
 	return db.Transact(ctx, func(tx *Tx) error {
+		if err := tx.bounded(ctx, "pki_collections", "pki_collection_items", "collection_id", it.CollectionID, pki.MaxItemsPerCollection, pki.TooManyItems); err != nil {
+			return err
+		}
 		if _, err := tx.exec(ctx, `INSERT INTO pki_collection_items (id, collection_id, ca_id, cert_id, created_at, updated_at)
 			VALUES (?, ?, ?, ?, ?, ?)`, it.ID, it.CollectionID, caID, certID, ts(it.CreatedAt), ts(it.UpdatedAt)); err != nil {
 			return dbErr(err, "AddCollectionItem")
@@ -266,6 +272,9 @@ func scanAlert(sc interface{ Scan(...any) error }) (pki.Alert, error) {
 // CreateAlert stores an alert with ev.
 func (db *DB) CreateAlert(ctx context.Context, a pki.Alert, ev audit.Event) error {
 	return db.Transact(ctx, func(tx *Tx) error {
+		if err := tx.bounded(ctx, "projects", "pki_alerts", "project_id", a.ProjectID, pki.MaxAlerts, pki.TooManyAlerts); err != nil {
+			return err
+		}
 		if _, err := tx.exec(ctx, `INSERT INTO pki_alerts (id, project_id, collection_id, name, alert_before_days, recipient_emails,
 			due_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			a.ID, a.ProjectID, a.CollectionID, a.Name, a.AlertBeforeDays, strings.Join(a.Emails, ","), ts(a.DueAt),

@@ -53,6 +53,9 @@ func scanSSHCA(sc interface{ Scan(...any) error }) (sshca.CA, error) {
 // CreateSSHCA stores a CA with its sealed private key and ev.
 func (db *DB) CreateSSHCA(ctx context.Context, ca sshca.CA, sealedKey []byte, ev audit.Event) error {
 	return db.Transact(ctx, func(tx *Tx) error {
+		if err := tx.bounded(ctx, "projects", "ssh_cas", "project_id", ca.ProjectID, sshca.MaxCAsPerProject, sshca.TooManyCAs); err != nil {
+			return err
+		}
 		if _, err := tx.exec(ctx, `INSERT INTO ssh_cas (`+sshCACols+`, private_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			ca.ID, ca.OrgID, ca.ProjectID, ca.FriendlyName, string(ca.KeyAlgorithm), ca.Status, ca.PublicKey,
 			ts(ca.CreatedAt), ts(ca.UpdatedAt), sealedKey); err != nil {
@@ -147,6 +150,9 @@ func scanSSHTemplate(sc interface{ Scan(...any) error }) (sshca.Template, error)
 // CreateSSHTemplate stores a template with ev; errs.Conflict on a taken name.
 func (db *DB) CreateSSHTemplate(ctx context.Context, t sshca.Template, ev audit.Event) error {
 	return db.Transact(ctx, func(tx *Tx) error {
+		if err := tx.bounded(ctx, "projects", "ssh_certificate_templates", "project_id", t.ProjectID, sshca.MaxTemplatesPerProject, sshca.TooManyTemplates); err != nil {
+			return err
+		}
 		if _, err := tx.exec(ctx, `INSERT INTO ssh_certificate_templates (`+sshTemplateCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			t.ID, t.ProjectID, t.CAID, t.Name, t.Status, t.TTL, t.MaxTTL, jsonText(t.AllowedUsers), jsonText(t.AllowedHosts),
 			t.AllowUserCerts, t.AllowHostCerts, t.AllowCustomKeyIDs, jsonText(t.Extensions), jsonText(t.CriticalOptions),
@@ -311,6 +317,9 @@ func scanSSHHost(sc interface{ Scan(...any) error }) (sshca.Host, error) {
 // CreateSSHHost stores a host with ev; errs.Conflict on a taken hostname.
 func (db *DB) CreateSSHHost(ctx context.Context, h sshca.Host, ev audit.Event) error {
 	return db.Transact(ctx, func(tx *Tx) error {
+		if err := tx.bounded(ctx, "projects", "ssh_hosts", "project_id", h.ProjectID, sshca.MaxHostsPerProject, sshca.TooManyHosts); err != nil {
+			return err
+		}
 		if _, err := tx.exec(ctx, `INSERT INTO ssh_hosts (`+sshHostCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			h.ID, h.OrgID, h.ProjectID, h.Hostname, h.Alias, h.UserCertTTL, h.HostCertTTL, h.UserCAID, h.HostCAID,
 			mappingsText(h.LoginMappings), ts(h.CreatedAt), ts(h.UpdatedAt)); err != nil {
@@ -607,6 +616,9 @@ func scanSSHGroup(sc interface{ Scan(...any) error }) (sshca.HostGroup, error) {
 // organization has.
 func (db *DB) CreateSSHHostGroup(ctx context.Context, g sshca.HostGroup, ev audit.Event) error {
 	return db.Transact(ctx, func(tx *Tx) error {
+		if err := tx.bounded(ctx, "projects", "ssh_host_groups", "project_id", g.ProjectID, sshca.MaxHostGroupsPerProject, sshca.TooManyHostGroups); err != nil {
+			return err
+		}
 		if _, err := tx.exec(ctx, `INSERT INTO ssh_host_groups (`+sshGroupCols+`) VALUES (?, ?, ?, ?, ?, ?, ?)`,
 			g.ID, g.OrgID, g.ProjectID, g.Name, mappingsText(g.LoginMappings), ts(g.CreatedAt), ts(g.UpdatedAt)); err != nil {
 			return dbErr(err, "CreateSSHHostGroup")

@@ -560,11 +560,28 @@ func (db *DB) forUpdate() string {
 // at once all counted the same rows and all inserted). errs.NotFound when
 // the owner is gone.
 func (tx *Tx) countUnder(ctx context.Context, owner, table, col, id string) (int, error) {
+	lock := "" // FOR NO KEY UPDATE: creators wait for each other, inserts that only reference the row do not
+	if tx.db.dialect == Postgres {
+		lock = " FOR NO KEY UPDATE"
+	}
 	var got string
-	if err := tx.queryRow(ctx, `SELECT id FROM `+owner+` WHERE id = ?`+tx.db.forUpdate(), id).Scan(&got); err != nil {
+	if err := tx.queryRow(ctx, `SELECT id FROM `+owner+` WHERE id = ?`+lock, id).Scan(&got); err != nil {
 		return 0, dbErr(err, "lock "+owner)
 	}
 	var n int
 	err := tx.queryRow(ctx, `SELECT COUNT(*) FROM `+table+` WHERE `+col+` = ?`, id).Scan(&n)
 	return n, dbErr(err, "count "+table)
+}
+
+// bounded returns refuse(n) when owner's row id has n >= max rows in table
+// (counted under its lock, countUnder).
+func (tx *Tx) bounded(ctx context.Context, owner, table, col, id string, max int, refuse func(n int) error) error {
+	n, err := tx.countUnder(ctx, owner, table, col, id)
+	if err != nil {
+		return err
+	}
+	if n >= max {
+		return refuse(n)
+	}
+	return nil
 }
