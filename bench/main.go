@@ -9,6 +9,7 @@
 //	go run ./bench -scenario pki-issue -c 8 -d 10s -db sqlite
 //	go run ./bench -scenario ssh-sign -ssh-ca RSA_2048 -c 16 -d 10s -db sqlite
 //	go run ./bench -scenario dashboard -secrets 1000 -c 4 -d 10s -db postgres
+//	go run ./bench -scenario flush -d 5s -dir /var/lib/lockbox   # what a durable commit costs on that disk
 package main
 
 import (
@@ -59,6 +60,16 @@ type result struct {
 	DroppedS float64 `json:"droppedSeconds,omitempty"`
 }
 
+// flushResult is what one way of making 4 KiB durable costs.
+type flushResult struct {
+	Mode      string  `json:"mode"`
+	Flushes   int     `json:"flushes"`
+	PerSecond float64 `json:"perSecond"`
+	P50us     float64 `json:"p50us"`
+	P99us     float64 `json:"p99us"`
+	CPUus     float64 `json:"cpuPerFlushUs"` // the machine's: every process and the kernel
+}
+
 // The bootstrap user of a server the bench starts or sets up.
 const (
 	benchEmail    = "bench@example.com"
@@ -73,7 +84,7 @@ func main() {
 }
 
 func run() error {
-	scenario := flag.String("scenario", "login", "login, jwt-login, secrets-list, secret-get, ceiling, secret-create, kms-encrypt, kms-decrypt, kms-sign, kms-verify, pki-issue, ssh-sign, dashboard, mixed, lease-create, revoke-lag, delete-leases or startup")
+	scenario := flag.String("scenario", "login", "login, jwt-login, secrets-list, secret-get, ceiling, secret-create, kms-encrypt, kms-decrypt, kms-sign, kms-verify, pki-issue, ssh-sign, dashboard, mixed, lease-create, revoke-lag, delete-leases, startup or flush")
 	sshCA := flag.String("ssh-ca", "ED25519", "ssh-sign: the CA's key algorithm (ED25519, EC_prime256v1, EC_secp384r1, RSA_2048, RSA_4096)")
 	kmsRSA := flag.Bool("rsa", false, "kms-sign, kms-verify: an RSA_4096 key (RSASSA_PSS_SHA_256) instead of ECC_NIST_P256 (ECDSA_SHA_256)")
 	leases := flag.Int("leases", 10000, "lease rows (revoke-lag, startup)")
@@ -92,6 +103,7 @@ func run() error {
 	asJSON := flag.Bool("json", false, "print JSON instead of a table")
 	target := flag.String("url", "", "target this server instead of starting one (login, secrets-list, secret-get, ceiling, secret-create, mixed)")
 	token := flag.String("token", "", "admin token for -url (default: bootstrap the server)")
+	flushDir := flag.String("dir", os.TempDir(), "flush: a directory on the disk to measure (that of the data dir)")
 	rounds := flag.Int("rounds", 1, "mixed: rounds of -d each; server goroutines and memory are read after each")
 	restart := flag.String("restart", "", "mixed: restart the server half-way through round 1 with SIGTERM (term) or SIGKILL (kill)")
 	flag.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the measured run to this file (login, secrets-list, secret-get, ceiling, secret-create: "+
@@ -121,6 +133,19 @@ func run() error {
 		fmt.Printf("%-12s %-8s %7s %7s %9s %9s %9s %9s %9s %10s\n", "scenario", "db", "targets", "leases", "revoked/s", "p50 ms", "p95 ms", "p99 ms", "max ms", "dropped ms")
 		fmt.Printf("%-12s %-8s %7d %7d %9.0f %9.1f %9.1f %9.1f %9.1f %10.1f\n", res.Scenario, res.Database, res.Secrets, res.Requests,
 			res.PerSecond, res.P50ms, res.P95ms, res.P99ms, res.Seconds*1000, res.DroppedS*1000)
+		return nil
+	case "flush":
+		rs, err := runFlush(*flushDir, *dur)
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			return json.NewEncoder(os.Stdout).Encode(rs)
+		}
+		fmt.Printf("%-10s %8s %10s %9s %9s %12s\n", "flush", "flushes", "flushes/s", "p50 µs", "p99 µs", "cpu µs/flush")
+		for _, r := range rs {
+			fmt.Printf("%-10s %8d %10.0f %9.0f %9.0f %12.0f\n", r.Mode, r.Flushes, r.PerSecond, r.P50us, r.P99us, r.CPUus)
+		}
 		return nil
 	case "startup":
 		res, err := runStartup(*leases, *db)
