@@ -348,6 +348,15 @@ func (tx *Tx) insertGroupMember(ctx context.Context, groupID string, kind authz.
 	user, ident := memberID, ""
 	if kind == authz.ActorIdentity {
 		user, ident = "", memberID
+	} else {
+		// A user must still be in the group's organization (holdOrgMember).
+		var orgID string
+		if err := tx.queryRow(ctx, `SELECT org_id FROM org_groups WHERE id = ?`, groupID).Scan(&orgID); err != nil {
+			return dbErr(err, "group's organization")
+		}
+		if err := tx.holdOrgMember(ctx, orgID, user); err != nil {
+			return err
+		}
 	}
 	_, err := tx.exec(ctx, `INSERT INTO group_members (id, group_id, user_id, identity_id, created_at) VALUES (?, ?, ?, ?, ?)`,
 		newID(), groupID, nullStr(user), nullStr(ident), ts(tx.Now))

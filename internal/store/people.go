@@ -158,10 +158,32 @@ func (db *DB) UpdateOrgMember(ctx context.Context, m org.Member, ev audit.Event)
 	})
 }
 
+// holdOrgMember locks userID's membership of orgID against its removal
+// until the transaction ends (PostgreSQL; SQLite has one writer), for a
+// write that adds to it (a project membership, a group membership):
+// DeleteOrgMember locks the row first, so a removal either waits for that
+// write and then takes what it added with it, or commits first and is seen
+// here. errs.NotFound without a membership.
+func (tx *Tx) holdOrgMember(ctx context.Context, orgID, userID string) error {
+	var id string
+	err := tx.queryRow(ctx, `SELECT id FROM org_memberships WHERE org_id = ? AND user_id = ?`+tx.db.forShare(), orgID, userID).Scan(&id)
+	if errs.Is(dbErr(err, "org membership"), errs.NotFound) {
+		return errs.NotFoundf("User %s is not a member of the organization", userID)
+	}
+	return dbErr(err, "org membership")
+}
+
 // DeleteOrgMember removes a user from an organization and its projects.
+// The membership's row is locked first, so that a project or group
+// membership being added (holdOrgMember) is either seen and removed too or
+// refused.
 func (db *DB) DeleteOrgMember(ctx context.Context, m org.Member, ev audit.Event) error {
 	return db.Transact(ctx, func(tx *Tx) error {
 		return tx.keepingOrgAdmin(ctx, m.OrgID, func() error {
+			var id string
+			if err := tx.queryRow(ctx, `SELECT id FROM org_memberships WHERE id = ? AND org_id = ?`+tx.db.forUpdate(), m.ID, m.OrgID).Scan(&id); err != nil {
+				return dbErr(err, "lock org membership")
+			}
 			if _, err := tx.exec(ctx, `DELETE FROM project_memberships WHERE user_id = ? AND project_id IN (SELECT id FROM projects WHERE org_id = ?)`,
 				m.UserID, m.OrgID); err != nil {
 				return dbErr(err, "delete project memberships")
@@ -513,11 +535,22 @@ func (db *DB) UserMemberships(ctx context.Context, projectID string) ([]project.
 }
 
 // AddUserMemberships adds users to a project, skipping those already members.
+// Each must be a member of the project's organization, held so until the
+// transaction ends (holdOrgMember): the service checked on what it read,
+// and a removal from the organization committed since would otherwise leave
+// a project membership behind, to come back with a later invitation.
 func (db *DB) AddUserMemberships(ctx context.Context, projectID string, userIDs []string, rolesOf func() []project.MembershipRole, ev audit.Event) ([]project.UserMembership, error) {
 	var ids []string
 	err := db.Transact(ctx, func(tx *Tx) error {
 		ids = ids[:0]
+		var orgID string
+		if err := tx.queryRow(ctx, `SELECT org_id FROM projects WHERE id = ?`, projectID).Scan(&orgID); err != nil {
+			return dbErr(err, "project's organization")
+		}
 		for _, uid := range userIDs {
+			if err := tx.holdOrgMember(ctx, orgID, uid); err != nil {
+				return err
+			}
 			var n int
 			if err := tx.queryRow(ctx, `SELECT COUNT(*) FROM project_memberships WHERE project_id = ? AND user_id = ?`, projectID, uid).Scan(&n); err != nil {
 				return dbErr(err, "existing membership")
