@@ -778,10 +778,18 @@ func (s *Service) mappingFree(ctx context.Context, self, projectID, env, path st
 	}
 	for _, k := range []string{m.Username, m.DN, m.Password} {
 		if id, ok := owners[k]; ok && k != "" && id != self {
-			return errs.BadRequest("The secret %q is already written by another secret rotation", k)
+			return MappingTaken(k)
 		}
 	}
 	return nil
+}
+
+// MappingTaken refuses a mapping that names a secret another rotation at
+// the same place writes. The service checks on what it read; the store
+// checks again under a lock of the project, for concurrent creates and
+// updates.
+func MappingTaken(secret string) error {
+	return errs.BadRequest("The secret %q is already written by another secret rotation", secret)
 }
 
 func (s *Service) load(ctx context.Context, actor authz.Actor, typ, id, action string) (State, error) {

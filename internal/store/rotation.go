@@ -83,6 +83,9 @@ func rotationJSON(v any) string {
 func (db *DB) CreateRotation(ctx context.Context, st rotation.State, ev audit.Event, free func(others []rotation.State) error) error {
 	r := st.Rotation
 	return db.Transact(ctx, func(tx *Tx) error {
+		if err := tx.mappingFree(ctx, r); err != nil {
+			return err
+		}
 		if free != nil {
 			rows, err := tx.query(ctx, `SELECT `+appConnCols+` FROM app_connections
 				WHERE org_id = ? AND app = (SELECT app FROM app_connections WHERE id = ?) ORDER BY id`+db.forUpdate(), r.OrgID, r.ConnectionID)
@@ -183,6 +186,9 @@ func scanRotations(rows *sql.Rows, op string) ([]rotation.State, error) {
 // UpdateRotation writes r's settings and due time with ev.
 func (db *DB) UpdateRotation(ctx context.Context, r rotation.Rotation, dueAt *time.Time, ev audit.Event) error {
 	return db.Transact(ctx, func(tx *Tx) error {
+		if err := tx.mappingFree(ctx, r); err != nil {
+			return err
+		}
 		res, err := tx.exec(ctx, `UPDATE secret_rotations SET name = ?, description = ?, secrets_mapping = ?, auto_rotate = ?,
 			rotation_interval = ?, rotate_at_hours = ?, rotate_at_minutes = ?, next_rotation_at = ?, due_at = ?, updated_at = ? WHERE id = ?`,
 			r.Name, r.Description, rotationJSON(rotMapping(r.Mapping)), r.AutoRotate, r.IntervalDays, r.RotateAtHours, r.RotateAtMinutes,
@@ -321,8 +327,40 @@ func (db *DB) FinishRotation(ctx context.Context, id, claim string, o rotation.O
 // the rotation's id (the unique index on project, environment, path and
 // name finds them).
 func (db *DB) RotatedSecrets(ctx context.Context, projectID, env, path string) (map[string]string, error) {
-	rows, err := db.readq(ctx, `SELECT id, secrets_mapping FROM secret_rotations WHERE project_id = ? AND environment = ? AND secret_path = ?`,
-		projectID, env, path)
+	return rotatedSecrets(db.readq(ctx, qRotatedSecrets, projectID, env, path))
+}
+
+const qRotatedSecrets = `SELECT id, secrets_mapping FROM secret_rotations WHERE project_id = ? AND environment = ? AND secret_path = ?`
+
+// mappingFree refuses r's mapping if another rotation at its place writes
+// one of its secrets (rotation.MappingTaken), counted under a lock of the
+// project's row (PostgreSQL; SQLite has one writer): the service checked
+// on what it read, and two creates or updates naming one secret both
+// passed that check, leaving two rotations to write it.
+func (tx *Tx) mappingFree(ctx context.Context, r rotation.Rotation) error {
+	lock := ""
+	if tx.db.dialect == Postgres {
+		lock = " FOR NO KEY UPDATE"
+	}
+	var id string
+	if err := tx.queryRow(ctx, `SELECT id FROM projects WHERE id = ?`+lock, r.ProjectID).Scan(&id); err != nil {
+		return dbErr(err, "lock project")
+	}
+	owners, err := rotatedSecrets(tx.query(ctx, qRotatedSecrets, r.ProjectID, r.Environment, r.SecretPath))
+	if err != nil {
+		return err
+	}
+	for _, k := range []string{r.Mapping.Username, r.Mapping.DN, r.Mapping.Password} {
+		if owner, ok := owners[k]; ok && k != "" && owner != r.ID {
+			return rotation.MappingTaken(k)
+		}
+	}
+	return nil
+}
+
+// rotatedSecrets maps the secret names of rows (id, secrets_mapping) to
+// their rotation's id.
+func rotatedSecrets(rows *sql.Rows, err error) (map[string]string, error) {
 	if err != nil {
 		return nil, dbErr(err, "RotatedSecrets")
 	}

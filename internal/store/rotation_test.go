@@ -338,3 +338,65 @@ func TestRotationCreatesSeeTheirServersRotations(t *testing.T) {
 		}
 	})
 }
+
+// TestTwoRotationsNeverWriteOneSecret: the service checks that no other
+// rotation at the place writes a secret of the mapping on what it read;
+// the store checks again under a lock of the project, so of twelve creates
+// naming one secret at once exactly one lands, and neither a create nor an
+// update can take a secret another rotation writes (two rotations writing
+// one secret: the second's runs are refused, after it may have changed the
+// password on the server).
+func TestTwoRotationsNeverWriteOneSecret(t *testing.T) {
+	storetest.ForEachEngine(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		pid, org, conn := seedConnection(t, db)
+		mk := func(name string, m rotation.Mapping) rotation.State {
+			return rotation.State{Rotation: rotation.Rotation{ID: store.NewID(), OrgID: org, ProjectID: pid, ConnectionID: conn.ID,
+				Type: "postgres-credentials", Name: name, Environment: "e", SecretPath: "/", Mapping: m,
+				AutoRotate: true, IntervalDays: 1, ActiveIndex: 1, Status: rotation.Pending, CreatedAt: time.Now(), UpdatedAt: time.Now()}}
+		}
+		ev := audit.Event{OrgID: org, Type: "t"}
+		for round := range 5 {
+			var wg sync.WaitGroup
+			var landed atomic.Int32
+			start := make(chan struct{})
+			for i := range 12 {
+				wg.Go(func() {
+					st := mk(fmt.Sprintf("racer-%d-%d", round, i), rotation.Mapping{Username: fmt.Sprintf("USER_%d_%d", round, i), Password: fmt.Sprintf("DB_PASSWORD_%d", round)})
+					<-start
+					err := db.CreateRotation(ctx, st, ev, nil)
+					if err == nil {
+						landed.Add(1)
+					} else if !errs.Is(err, errs.Invalid) {
+						t.Errorf("create: %v", err)
+					}
+				})
+			}
+			close(start)
+			wg.Wait()
+			if n := landed.Load(); n != 1 {
+				t.Fatalf("round %d: %d of twelve creates writing one secret landed, want 1", round, n)
+			}
+		}
+		other := mk("other", rotation.Mapping{Username: "OTHER_USER", Password: "OTHER_PASSWORD"})
+		if err := db.CreateRotation(ctx, other, ev, nil); err != nil {
+			t.Fatal(err)
+		}
+		taking := other.Rotation
+		taking.Mapping.Password = "DB_PASSWORD_0"
+		if err := db.UpdateRotation(ctx, taking, nil, ev); !errs.Is(err, errs.Invalid) {
+			t.Fatalf("an update taking another rotation's secret: %v, want a 400", err)
+		}
+		keeping := other.Rotation
+		keeping.Description = "still its own secrets"
+		if err := db.UpdateRotation(ctx, keeping, nil, ev); err != nil {
+			t.Fatalf("an update keeping its own secrets: %v", err)
+		}
+		// Another place may use the name.
+		elsewhere := mk("elsewhere", rotation.Mapping{Username: "U", Password: "DB_PASSWORD_0"})
+		elsewhere.SecretPath = "/other"
+		if err := db.CreateRotation(ctx, elsewhere, ev, nil); err != nil {
+			t.Fatalf("the same secret name at another path: %v", err)
+		}
+	})
+}
