@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/mail"
@@ -195,11 +196,26 @@ func (s *Members) update(ctx context.Context, actor authz.Actor, orgID, membersh
 }
 
 // Remove ends a user's membership of the organization and of its projects.
+// It removes the membership only as it read and checked it, and otherwise
+// reads and checks it again (project.RetryStale): a member promoted since
+// the check is removed only by who may remove a member of the new role.
 func (s *Members) Remove(ctx context.Context, actor authz.Actor, orgID, membershipID string) (Member, error) {
 	set, mine, err := perms(ctx, s.authz, actor, orgID, authz.ActDelete, authz.SubMember)
 	if err != nil {
 		return Member{}, err
 	}
+	return project.RetryStale(ctx, "membership", func() (Member, error) {
+		m, err := s.removable(ctx, actor, set, mine, orgID, membershipID)
+		if err != nil {
+			return Member{}, err
+		}
+		return m, s.store.DeleteOrgMember(ctx, m, removeEvent(actor, m))
+	})
+}
+
+// removable reads a membership and checks that actor (holding set, mine)
+// may remove it.
+func (s *Members) removable(ctx context.Context, actor authz.Actor, set authz.Set, mine string, orgID, membershipID string) (Member, error) {
 	m, err := s.load(ctx, orgID, membershipID)
 	if err != nil {
 		return Member{}, err
@@ -210,8 +226,11 @@ func (s *Members) Remove(ctx context.Context, actor authz.Actor, orgID, membersh
 	if err := mayHoldMember(ctx, s.authz, actor, set, mine, m.UserID, m.RoleSlug()); err != nil {
 		return Member{}, err
 	}
-	ev := audit.New(actor, "remove-user-from-org", map[string]any{"userId": m.UserID, "email": m.Email})
-	return m, s.store.DeleteOrgMember(ctx, m, ev)
+	return m, nil
+}
+
+func removeEvent(actor authz.Actor, m Member) audit.Event {
+	return audit.New(actor, "remove-user-from-org", map[string]any{"userId": m.UserID, "email": m.Email})
 }
 
 // RemoveMany removes several members of the organization, checking each as
@@ -226,23 +245,29 @@ func (s *Members) RemoveMany(ctx context.Context, actor authz.Actor, orgID strin
 	}
 	var list []Member
 	for _, id := range membershipIDs {
-		m, err := s.load(ctx, orgID, id)
+		m, err := s.removable(ctx, actor, set, mine, orgID, id)
 		if err != nil {
-			return nil, err
-		}
-		if actor.Kind == authz.ActorUser && m.UserID == actor.ID {
-			return nil, errs.BadRequest("You cannot remove your own organization membership")
-		}
-		if err := mayHoldMember(ctx, s.authz, actor, set, mine, m.UserID, m.RoleSlug()); err != nil {
 			return nil, err
 		}
 		list = append(list, m)
 	}
-	for _, m := range list {
-		ev := audit.New(actor, "remove-user-from-org", map[string]any{"userId": m.UserID, "email": m.Email})
-		if err := s.store.DeleteOrgMember(ctx, m, ev); err != nil {
+	for i := range list {
+		m := list[i]
+		done, err := project.RetryStale(ctx, "membership", func() (Member, error) {
+			err := s.store.DeleteOrgMember(ctx, m, removeEvent(actor, m))
+			if errors.Is(err, project.ErrStale) {
+				// Changed since it was checked: read and check it again for the next try.
+				if m, err = s.removable(ctx, actor, set, mine, orgID, m.ID); err != nil {
+					return Member{}, err
+				}
+				return Member{}, project.ErrStale
+			}
+			return m, err
+		})
+		if err != nil {
 			return nil, err
 		}
+		list[i] = done
 	}
 	return list, nil
 }

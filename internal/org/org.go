@@ -95,7 +95,8 @@ type Store interface {
 	// without an active admin.
 	UpdateOrgMember(ctx context.Context, m Member, ev audit.Event) error
 	// DeleteOrgMember removes the membership and the user's memberships of
-	// the organization's projects, with the same refusal.
+	// the organization's projects, with the same refusal, if the membership
+	// is still as read (project.ErrStale otherwise).
 	DeleteOrgMember(ctx context.Context, m Member, ev audit.Event) error
 	UserByEmail(ctx context.Context, email string) (identity.User, error)
 	// Invite writes the user (when new), the invited membership (when the

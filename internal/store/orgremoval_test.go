@@ -2,8 +2,10 @@ package store_test
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/lockbox-dev/lockbox/internal/audit"
 	"github.com/lockbox-dev/lockbox/internal/authz"
@@ -74,7 +76,7 @@ func TestAddingToAProjectOrGroupNeedsTheOrgMembership(t *testing.T) {
 			uid, mid := seedOrgUser(t, db, pid, true)
 			var wg sync.WaitGroup
 			wg.Go(func() {
-				if err := db.DeleteOrgMember(ctx, org.Member{ID: mid, OrgID: pid, UserID: uid}, ev); err != nil {
+				if err := db.DeleteOrgMember(ctx, org.Member{ID: mid, OrgID: pid, UserID: uid, UpdatedAt: time.UnixMicro(0)}, ev); err != nil {
 					t.Errorf("round %d: remove: %v", round, err)
 				}
 			})
@@ -97,6 +99,40 @@ func TestAddingToAProjectOrGroupNeedsTheOrgMembership(t *testing.T) {
 			if left != 0 {
 				t.Fatalf("round %d: %d project or group memberships left after the removal from the organization", round, left)
 			}
+		}
+	})
+}
+
+// TestRemovingAMemberChangedSinceItWasReadIsStale: the service checks that
+// its caller may remove a member of the role it read; a removal of a
+// membership changed since (a promotion) is refused as stale, for the
+// service to read and check it again, and removes nothing.
+func TestRemovingAMemberChangedSinceItWasReadIsStale(t *testing.T) {
+	storetest.ForEachEngine(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		pid, _, _ := seedProject(t, db)
+		uid, mid := seedOrgUser(t, db, pid, true) // updated at 0
+		ev := audit.Event{OrgID: pid, Type: "t"}
+		read := org.Member{ID: mid, OrgID: pid, UserID: uid, UpdatedAt: time.UnixMicro(0)}
+		_, other := seedOrgUser(t, db, pid, true) // an admin who stays
+		if err := db.ExecForTest(ctx, `UPDATE org_memberships SET role = 'admin' WHERE id = ?`, other); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.ExecForTest(ctx, `UPDATE org_memberships SET role = 'admin', updated_at = 7 WHERE id = ?`, mid); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.DeleteOrgMember(ctx, read, ev); !errors.Is(err, project.ErrStale) {
+			t.Fatalf("removing a membership changed since it was read: %v, want stale", err)
+		}
+		if countRows(t, db, `SELECT id FROM org_memberships WHERE id = ?`, mid) != 1 {
+			t.Fatal("the stale removal removed the membership")
+		}
+		read.UpdatedAt = time.UnixMicro(7)
+		if err := db.DeleteOrgMember(ctx, read, ev); err != nil {
+			t.Fatalf("removing it as it is: %v", err)
+		}
+		if err := db.DeleteOrgMember(ctx, read, ev); !errs.Is(err, errs.NotFound) {
+			t.Fatalf("removing it again: %v, want not found", err)
 		}
 	})
 }

@@ -173,16 +173,22 @@ func (tx *Tx) holdOrgMember(ctx context.Context, orgID, userID string) error {
 	return dbErr(err, "org membership")
 }
 
-// DeleteOrgMember removes a user from an organization and its projects.
-// The membership's row is locked first, so that a project or group
-// membership being added (holdOrgMember) is either seen and removed too or
-// refused.
+// DeleteOrgMember removes a user from an organization and its projects,
+// if the membership is still as read (updated at m.UpdatedAt; otherwise
+// project.ErrStale, or errs.NotFound when it is gone): the service checked
+// the caller may remove a member of its role, and a promotion committed
+// since must be checked again. The membership's row is locked first, so
+// that a project or group membership being added (holdOrgMember) is either
+// seen and removed too or refused.
 func (db *DB) DeleteOrgMember(ctx context.Context, m org.Member, ev audit.Event) error {
 	return db.Transact(ctx, func(tx *Tx) error {
 		return tx.keepingOrgAdmin(ctx, m.OrgID, func() error {
-			var id string
-			if err := tx.queryRow(ctx, `SELECT id FROM org_memberships WHERE id = ? AND org_id = ?`+tx.db.forUpdate(), m.ID, m.OrgID).Scan(&id); err != nil {
+			var at int64
+			if err := tx.queryRow(ctx, `SELECT updated_at FROM org_memberships WHERE id = ? AND org_id = ?`+tx.db.forUpdate(), m.ID, m.OrgID).Scan(&at); err != nil {
 				return dbErr(err, "lock org membership")
+			}
+			if at != m.UpdatedAt.UnixMicro() {
+				return project.ErrStale
 			}
 			if _, err := tx.exec(ctx, `DELETE FROM project_memberships WHERE user_id = ? AND project_id IN (SELECT id FROM projects WHERE org_id = ?)`,
 				m.UserID, m.OrgID); err != nil {
