@@ -73,7 +73,7 @@ type AdminStore interface {
 	// last updated at prev; project.ErrStale if another change came first, or it is
 	// gone.
 	UpdateIdentity(ctx context.Context, i Identity, role OrgRoleRef, metadata []Metadata, prev time.Time, ev audit.Event) error
-	DeleteIdentity(ctx context.Context, id string, ev audit.Event) error
+	DeleteIdentity(ctx context.Context, id string, prev time.Time, ev audit.Event) error
 
 	TokenAuth(ctx context.Context, identityID string) (TokenAuth, error)
 	CreateTokenAuth(ctx context.Context, ta TokenAuth, ev audit.Event) error
@@ -459,8 +459,16 @@ func (a *Admin) update(ctx context.Context, actor authz.Actor, id string, u Iden
 }
 
 // Delete removes an identity; its memberships and tokens go with it, so its
-// tokens stop working at once. Delete protection and deleting oneself are refused.
+// tokens stop working at once. Delete protection and deleting oneself are
+// refused. The identity is deleted only as it was read and checked; one
+// changed since (protection turned on, promoted to admin) is read and
+// checked again (project.RetryStale).
 func (a *Admin) Delete(ctx context.Context, actor authz.Actor, id string) (OrgIdentity, error) {
+	return project.RetryStale(ctx, "identity", func() (OrgIdentity, error) { return a.delete(ctx, actor, id) })
+}
+
+// delete is one try of Delete.
+func (a *Admin) delete(ctx context.Context, actor authz.Actor, id string) (OrgIdentity, error) {
 	oi, err := a.get(ctx, actor, id, authz.ActDelete)
 	if err != nil {
 		return OrgIdentity{}, err
@@ -477,7 +485,7 @@ func (a *Admin) Delete(ctx context.Context, actor authz.Actor, id string) (OrgId
 		}
 	}
 	ev := audit.New(actor, "delete-identity", map[string]any{"identityId": oi.ID, "name": oi.Name})
-	if err := a.store.DeleteIdentity(ctx, oi.ID, ev); errs.Is(err, errs.NotFound) {
+	if err := a.store.DeleteIdentity(ctx, oi.ID, oi.UpdatedAt, ev); errs.Is(err, errs.NotFound) {
 		return OrgIdentity{}, identityNotFound(oi.ID) // deleted since it was read
 	} else if err != nil {
 		return OrgIdentity{}, err

@@ -9,6 +9,7 @@ import (
 	"github.com/lockbox-dev/lockbox/internal/audit"
 	"github.com/lockbox-dev/lockbox/internal/errs"
 	"github.com/lockbox-dev/lockbox/internal/identity"
+	"github.com/lockbox-dev/lockbox/internal/project"
 )
 
 var _ identity.AdminStore = (*DB)(nil)
@@ -212,12 +213,18 @@ func (tx *Tx) updateIdentity(ctx context.Context, i identity.Identity, role iden
 
 // DeleteIdentity deletes an identity; memberships and tokens cascade. It
 // refuses to leave its organization without an active admin, as a user's
-// removal does.
-func (db *DB) DeleteIdentity(ctx context.Context, id string, ev audit.Event) error {
+// removal does, and deletes the identity only as read, updated at prev
+// (project.ErrStale otherwise): delete protection turned on or a promotion
+// to admin since the service's check is checked again.
+func (db *DB) DeleteIdentity(ctx context.Context, id string, prev time.Time, ev audit.Event) error {
 	return db.Transact(ctx, func(tx *Tx) error {
 		var orgID string
-		if err := tx.queryRow(ctx, `SELECT org_id FROM identities WHERE id = ?`, id).Scan(&orgID); err != nil {
+		var at int64
+		if err := tx.queryRow(ctx, `SELECT org_id, updated_at FROM identities WHERE id = ?`+tx.db.forUpdate(), id).Scan(&orgID, &at); err != nil {
 			return dbErr(err, "DeleteIdentity")
+		}
+		if at != prev.UnixMicro() {
+			return project.ErrStale // its delete protection or role may have changed since it was checked
 		}
 		return tx.keepingOrgAdmin(ctx, orgID, func() error {
 			if _, err := tx.exec(ctx, `DELETE FROM project_membership_roles WHERE membership_id IN

@@ -424,7 +424,7 @@ func TestLastAdminIdentityStays(t *testing.T) {
 		if err := db.UpdateIdentity(ctx, demoted, identity.OrgRoleRef{Role: "member"}, nil, read.UpdatedAt, ev); !errs.Is(err, errs.Invalid) {
 			t.Fatalf("demoting the last admin: %v", err)
 		}
-		if err := db.DeleteIdentity(ctx, ident, ev); !errs.Is(err, errs.Invalid) {
+		if err := db.DeleteIdentity(ctx, ident, read.UpdatedAt, ev); !errs.Is(err, errs.Invalid) {
 			t.Fatalf("deleting the last admin: %v", err)
 		}
 		if got, err := db.OrgIdentity(ctx, org, ident); err != nil || got.Role != "admin" {
@@ -434,7 +434,10 @@ func TestLastAdminIdentityStays(t *testing.T) {
 		if err := db.UpdateIdentity(ctx, demoted, identity.OrgRoleRef{Role: "member"}, nil, read.UpdatedAt, ev); err != nil {
 			t.Fatalf("demoting an admin beside another: %v", err)
 		}
-		if err := db.DeleteIdentity(ctx, ident, ev); err != nil {
+		if err := db.DeleteIdentity(ctx, ident, read.UpdatedAt, ev); !errors.Is(err, project.ErrStale) {
+			t.Fatalf("deleting an identity changed since it was read (demoted): %v, want stale", err)
+		}
+		if err := db.DeleteIdentity(ctx, ident, demoted.UpdatedAt, ev); err != nil {
 			t.Fatalf("deleting a member: %v", err)
 		}
 	})
