@@ -378,9 +378,12 @@ func (db *DB) UpdateOrgRole(ctx context.Context, r org.Role, permissions string,
 	return db.Transact(ctx, func(tx *Tx) error {
 		// The SSO configuration names its default role by slug: it follows
 		// a rename (it pointed at nothing, and every SSO login was a 500).
-		if _, err := tx.exec(ctx, `UPDATE oidc_configs SET default_role = ?
+		// Its updated_at moves too, so that a change of the configuration
+		// read before the rename is stale (it would write the old slug back).
+		now := tx.Now.UTC().UnixMicro()
+		if _, err := tx.exec(ctx, `UPDATE oidc_configs SET default_role = ?, updated_at = CASE WHEN updated_at < ? THEN ? ELSE updated_at + 1 END
 			WHERE org_id = ? AND default_role = (SELECT slug FROM org_roles WHERE id = ? AND org_id = ? AND updated_at = ?)`,
-			r.Slug, r.OrgID, r.ID, r.OrgID, ts(prev)); err != nil {
+			r.Slug, now, now, r.OrgID, r.ID, r.OrgID, ts(prev)); err != nil {
 			return dbErr(err, "UpdateOrgRole")
 		}
 		res, err := tx.exec(ctx, `UPDATE org_roles SET slug = ?, name = ?, description = ?, permissions = ?, updated_at = ?
@@ -396,6 +399,12 @@ func (db *DB) UpdateOrgRole(ctx context.Context, r org.Role, permissions string,
 // group or the SSO configuration (its default role) uses it.
 func (db *DB) DeleteOrgRole(ctx context.Context, r org.Role, ev audit.Event) error {
 	return db.Transact(ctx, func(tx *Tx) error {
+		// Locked first: a configuration naming it as its default role
+		// (holdDefaultRole) is either counted below or refused.
+		var id string
+		if err := tx.queryRow(ctx, `SELECT id FROM org_roles WHERE id = ? AND org_id = ?`+tx.db.forUpdate(), r.ID, r.OrgID).Scan(&id); err != nil {
+			return dbErr(err, "lock org role")
+		}
 		var n int
 		if err := tx.queryRow(ctx, `SELECT (SELECT COUNT(*) FROM org_memberships WHERE custom_role_id = ?)
 			+ (SELECT COUNT(*) FROM org_groups WHERE custom_role_id = ?)

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/lockbox-dev/lockbox/internal/audit"
+	"github.com/lockbox-dev/lockbox/internal/authz"
 	"github.com/lockbox-dev/lockbox/internal/errs"
 	"github.com/lockbox-dev/lockbox/internal/identity"
 	"github.com/lockbox-dev/lockbox/internal/org"
@@ -44,6 +45,9 @@ func (db *DB) OIDCConfig(ctx context.Context, orgID string) (sso.Config, error) 
 // CreateOIDCConfig stores an organization's configuration; errs.Conflict if it has one.
 func (db *DB) CreateOIDCConfig(ctx context.Context, c sso.Config, ev audit.Event) error {
 	return db.Transact(ctx, func(tx *Tx) error {
+		if err := tx.holdDefaultRole(ctx, c.OrgID, c.DefaultRole); err != nil {
+			return err
+		}
 		_, err := tx.exec(ctx, `INSERT INTO oidc_configs (`+oidcConfigCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			c.ID, c.OrgID, c.ConfigurationType, c.DiscoveryURL, c.Issuer, c.AuthorizationEndpoint, c.TokenEndpoint, c.JwksURI,
 			c.UserinfoEndpoint, c.ClientID, c.ClientSecret, c.AllowedEmailDomains, c.DefaultRole, c.IsActive, ts(c.CreatedAt), ts(c.UpdatedAt),
@@ -62,6 +66,9 @@ func (db *DB) CreateOIDCConfig(ctx context.Context, c sso.Config, ev audit.Event
 // as read at prev (project.ErrStale otherwise).
 func (db *DB) UpdateOIDCConfig(ctx context.Context, c sso.Config, prev time.Time, ev audit.Event) error {
 	return db.Transact(ctx, func(tx *Tx) error {
+		if err := tx.holdDefaultRole(ctx, c.OrgID, c.DefaultRole); err != nil {
+			return err
+		}
 		res, err := tx.exec(ctx, `UPDATE oidc_configs SET configuration_type = ?, discovery_url = ?, issuer = ?, authorization_endpoint = ?,
 			token_endpoint = ?, jwks_uri = ?, userinfo_endpoint = ?, client_id = ?, client_secret = ?, allowed_email_domains = ?,
 			default_role = ?, is_active = ?, manage_group_memberships = ?, updated_at = ? WHERE id = ? AND updated_at = ?`,
@@ -179,4 +186,23 @@ func (db *DB) ProvisionSSOUser(ctx context.Context, orgID string, u identity.Use
 		return tx.insertAudit(ctx, ev)
 	})
 	return u, created, err
+}
+
+// holdDefaultRole checks that slug, the configuration's default role, is
+// built in or a custom role of org, and holds that role against deletion
+// until the transaction ends (FOR SHARE on PostgreSQL; DeleteOrgRole locks
+// the role first, so it either sees the configuration naming it or this
+// write sees the role gone). The service checked on what it read; a role
+// deleted since left every SSO sign-up refused, and one made later under
+// the slug would be handed to new users.
+func (tx *Tx) holdDefaultRole(ctx context.Context, orgID, slug string) error {
+	if authz.IsBuiltinOrgRole(slug) {
+		return nil
+	}
+	var id string
+	err := tx.queryRow(ctx, `SELECT id FROM org_roles WHERE org_id = ? AND slug = ?`+tx.db.forShare(), orgID, slug).Scan(&id)
+	if errs.Is(dbErr(err, "default role"), errs.NotFound) {
+		return errs.Fieldf("defaultMembershipRole", "defaultMembershipRole names no role of this organization")
+	}
+	return dbErr(err, "default role")
 }
