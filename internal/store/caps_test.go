@@ -11,6 +11,7 @@ import (
 	"github.com/lockbox-dev/lockbox/internal/audit"
 	"github.com/lockbox-dev/lockbox/internal/errs"
 	"github.com/lockbox-dev/lockbox/internal/identity"
+	"github.com/lockbox-dev/lockbox/internal/kms"
 	"github.com/lockbox-dev/lockbox/internal/org"
 	"github.com/lockbox-dev/lockbox/internal/pki"
 	"github.com/lockbox-dev/lockbox/internal/project"
@@ -27,7 +28,8 @@ import (
 // Counted without a lock (roles, service tokens: on PostgreSQL concurrent
 // transactions counted the same rows and all inserted) or by the service
 // outside the insert's transaction (the rest, on both engines), 3 to 12
-// landed (as KMS keys did, TestKMSKeyCapHoldsUnderConcurrentCreates).
+// landed. KMS keys were the first found (the service's count ran outside
+// the insert's transaction: 12 creates took a project of 999 keys to 1,004).
 func TestCapsHoldUnderConcurrentCreates(t *testing.T) {
 	const racers = 12
 	cases := []struct {
@@ -36,6 +38,16 @@ func TestCapsHoldUnderConcurrentCreates(t *testing.T) {
 		seed   string // inserts max-1 rows; ? is the project (or org) id, n the recursive counter
 		create func(ctx context.Context, db *store.DB, pid, org string, i int) error
 	}{
+		{"KMS keys", kms.MaxKeysPerProject,
+			`INSERT INTO kms_keys (id, org_id, project_id, name, description, key_usage, algorithm, is_disabled, version, created_at, updated_at)
+				SELECT 'k-' || i || '-' || ?, ?, '{p}', 'seeded-' || i, '', 'encrypt-decrypt', 'aes-256-gcm', FALSE, 1, 0, 0 FROM n`,
+			func(ctx context.Context, db *store.DB, pid, org string, i int) error {
+				now := time.Now()
+				k := kms.Key{ID: store.NewID(), OrgID: org, ProjectID: pid, Name: fmt.Sprintf("racer-%d", i), Usage: "encrypt-decrypt",
+					Algorithm: "aes-256-gcm", Version: 1, CreatedAt: now, UpdatedAt: now}
+				return db.CreateKMSKey(ctx, k, kms.SealedVersion{KeyID: k.ID, Version: 1, Material: []byte{1}, CreatedAt: now},
+					audit.Event{OrgID: org, Type: "t"})
+			}},
 		{"PKI CAs", pki.MaxCAsPerProject,
 			`INSERT INTO pki_cas (id, org_id, project_id, ca_type, status, dn, key_algorithm, private_key, created_at, updated_at)
 				SELECT 'ca-' || i || '-' || ?, ?, ` + "'" + `{p}', 'root', 'active', 'CN=x', 'RSA_2048', ?, 0, 0 FROM n WHERE i < ` + fmt.Sprint(pki.MaxCAsPerProject-(racers+1)), /* seedIssuers made racers+1 */
