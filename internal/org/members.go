@@ -255,6 +255,9 @@ func (s *Members) RemoveMany(ctx context.Context, actor authz.Actor, orgID strin
 		m := list[i]
 		done, err := project.RetryStale(ctx, "membership", func() (Member, error) {
 			err := s.store.DeleteOrgMember(ctx, m, removeEvent(actor, m))
+			if errs.Is(err, errs.NotFound) {
+				return m, nil // removed meanwhile by another request
+			}
 			if errors.Is(err, project.ErrStale) {
 				// Changed since it was checked: read and check it again for the next try.
 				if m, err = s.removable(ctx, actor, set, mine, orgID, m.ID); err != nil {

@@ -385,12 +385,8 @@ func (db *DB) RemoveGroupMember(ctx context.Context, groupID string, kind authz.
 // organization's groups.
 func (db *DB) SetUserGroups(ctx context.Context, orgID, userID string, groupIDs []string, evs func(added, removed []string) []audit.Event) error {
 	return db.Transact(ctx, func(tx *Tx) error {
-		var n int
-		if err := tx.queryRow(ctx, `SELECT COUNT(*) FROM org_memberships WHERE org_id = ? AND user_id = ?`, orgID, userID).Scan(&n); err != nil {
-			return dbErr(err, "org membership")
-		}
-		if n == 0 {
-			return errs.NotFoundf("User %s is not a member of the organization", userID)
+		if err := tx.holdOrgMember(ctx, orgID, userID); err != nil {
+			return err
 		}
 		rows, err := tx.query(ctx, `SELECT gm.group_id FROM group_members gm JOIN org_groups g ON g.id = gm.group_id
 			WHERE gm.user_id = ? AND g.org_id = ?`, userID, orgID)

@@ -219,14 +219,27 @@ func (tx *Tx) updateIdentity(ctx context.Context, i identity.Identity, role iden
 func (db *DB) DeleteIdentity(ctx context.Context, id string, prev time.Time, ev audit.Event) error {
 	return db.Transact(ctx, func(tx *Tx) error {
 		var orgID string
-		var at int64
-		if err := tx.queryRow(ctx, `SELECT org_id, updated_at FROM identities WHERE id = ?`+tx.db.forUpdate(), id).Scan(&orgID, &at); err != nil {
+		if err := tx.queryRow(ctx, `SELECT org_id FROM identities WHERE id = ?`, id).Scan(&orgID); err != nil {
 			return dbErr(err, "DeleteIdentity")
 		}
-		if at != prev.UnixMicro() {
-			return project.ErrStale // its delete protection or role may have changed since it was checked
-		}
+		// The organization's row first (keepingOrgAdmin), then the
+		// identity's, as UpdateIdentity takes them: the other order
+		// deadlocked a deletion racing an update of the identity.
 		return tx.keepingOrgAdmin(ctx, orgID, func() error {
+			// FOR NO KEY UPDATE: an update of the identity waits, a login
+			// inserting a token that references it does not (it holds its
+			// client secret's row, which the deletion's cascade needs).
+			lock := ""
+			if tx.db.dialect == Postgres {
+				lock = " FOR NO KEY UPDATE"
+			}
+			var at int64
+			if err := tx.queryRow(ctx, `SELECT updated_at FROM identities WHERE id = ?`+lock, id).Scan(&at); err != nil {
+				return dbErr(err, "DeleteIdentity")
+			}
+			if at != prev.UnixMicro() {
+				return project.ErrStale // its delete protection or role may have changed since it was checked
+			}
 			if _, err := tx.exec(ctx, `DELETE FROM project_membership_roles WHERE membership_id IN
 				(SELECT id FROM project_memberships WHERE identity_id = ?)`, id); err != nil {
 				return dbErr(err, "delete membership roles")

@@ -60,6 +60,9 @@ func (db *DB) CreateProject(ctx context.Context, p project.Project, dataKey []by
 		userID, identityID := "", creator.ID
 		if creator.Kind == authz.ActorUser {
 			userID, identityID = creator.ID, ""
+			if err := tx.holdOrgMember(ctx, p.OrgID, userID); err != nil {
+				return err
+			}
 		}
 		if _, err := tx.insertProjectMembership(ctx, p.ID, userID, identityID, []project.MembershipRole{{Role: "admin"}}); err != nil {
 			return err

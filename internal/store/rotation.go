@@ -186,8 +186,16 @@ func scanRotations(rows *sql.Rows, op string) ([]rotation.State, error) {
 // UpdateRotation writes r's settings and due time with ev.
 func (db *DB) UpdateRotation(ctx context.Context, r rotation.Rotation, dueAt *time.Time, ev audit.Event) error {
 	return db.Transact(ctx, func(tx *Tx) error {
-		if err := tx.mappingFree(ctx, r); err != nil {
-			return err
+		// A remapping is checked (mappingFree); other settings are not held
+		// up by what the rotation already writes.
+		var stored string
+		if err := tx.queryRow(ctx, `SELECT secrets_mapping FROM secret_rotations WHERE id = ?`, r.ID).Scan(&stored); err != nil {
+			return dbErr(err, "UpdateRotation")
+		}
+		if stored != rotationJSON(rotMapping(r.Mapping)) {
+			if err := tx.mappingFree(ctx, r); err != nil {
+				return err
+			}
 		}
 		res, err := tx.exec(ctx, `UPDATE secret_rotations SET name = ?, description = ?, secrets_mapping = ?, auto_rotate = ?,
 			rotation_interval = ?, rotate_at_hours = ?, rotate_at_minutes = ?, next_rotation_at = ?, due_at = ?, updated_at = ? WHERE id = ?`,
