@@ -451,13 +451,7 @@ func (db *DB) SetUserGroups(ctx context.Context, orgID, userID string, groupIDs 
 // change. FOR NO KEY UPDATE: inserting a member (whose foreign key takes a
 // key-share lock on the row) is not held up by it.
 func (tx *Tx) lockGroup(ctx context.Context, groupID string) error {
-	lock := ""
-	if tx.db.dialect == Postgres {
-		lock = " FOR NO KEY UPDATE"
-	}
-	var id string
-	err := tx.queryRow(ctx, `SELECT id FROM org_groups WHERE id = ?`+lock, groupID).Scan(&id)
-	return dbErr(err, "lock group")
+	return tx.lockRow(ctx, "org_groups", groupID)
 }
 
 // groupUnchanged locks the group and reports org.ErrGroupRolesChanged

@@ -229,12 +229,8 @@ func (db *DB) DeleteIdentity(ctx context.Context, id string, prev time.Time, ev 
 			// FOR NO KEY UPDATE: an update of the identity waits, a login
 			// inserting a token that references it does not (it holds its
 			// client secret's row, which the deletion's cascade needs).
-			lock := ""
-			if tx.db.dialect == Postgres {
-				lock = " FOR NO KEY UPDATE"
-			}
 			var at int64
-			if err := tx.queryRow(ctx, `SELECT updated_at FROM identities WHERE id = ?`+lock, id).Scan(&at); err != nil {
+			if err := tx.queryRow(ctx, `SELECT updated_at FROM identities WHERE id = ?`+tx.db.forNoKeyUpdate(), id).Scan(&at); err != nil {
 				return dbErr(err, "DeleteIdentity")
 			}
 			if at != prev.UnixMicro() {

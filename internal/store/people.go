@@ -69,13 +69,8 @@ func (db *DB) OrgMemberByUser(ctx context.Context, orgID, userID string) (org.Me
 // identity or project), which FOR UPDATE would hold up for the whole
 // change (an identity's deletion deletes all its tokens).
 func (tx *Tx) keepingOrgAdmin(ctx context.Context, orgID string, change func() error) error {
-	lock := ""
-	if tx.db.dialect == Postgres {
-		lock = " FOR NO KEY UPDATE"
-	}
-	var id string
-	if err := tx.queryRow(ctx, `SELECT id FROM orgs WHERE id = ?`+lock, orgID).Scan(&id); err != nil {
-		return dbErr(err, "lock org")
+	if err := tx.lockRow(ctx, "orgs", orgID); err != nil {
+		return err
 	}
 	count := func() (int, error) {
 		var n int

@@ -554,19 +554,33 @@ func (db *DB) forUpdate() string {
 	return ""
 }
 
-// countUnder locks the row id of owner (projects or orgs; on PostgreSQL,
-// SQLite's one writer needs none) and counts the rows of table whose col is
-// id, so that concurrent creates at a bound see each other (unlocked, twelve
-// at once all counted the same rows and all inserted). errs.NotFound when
-// the owner is gone.
-func (tx *Tx) countUnder(ctx context.Context, owner, table, col, id string) (int, error) {
-	lock := "" // FOR NO KEY UPDATE: creators wait for each other, inserts that only reference the row do not
-	if tx.db.dialect == Postgres {
-		lock = " FOR NO KEY UPDATE"
+// forNoKeyUpdate locks the rows a PostgreSQL statement reads against other
+// writers of them (and FOR UPDATE, FOR SHARE) until the transaction ends,
+// but not against inserts that only reference them (a foreign key's KEY
+// SHARE): changes that must see each other wait, a login's token or a new
+// project's row does not. SQLite's one writer needs none.
+func (db *DB) forNoKeyUpdate() string {
+	if db.dialect == Postgres {
+		return " FOR NO KEY UPDATE"
 	}
+	return ""
+}
+
+// lockRow locks the row id of table (forNoKeyUpdate); errs.NotFound when it
+// is gone.
+func (tx *Tx) lockRow(ctx context.Context, table, id string) error {
 	var got string
-	if err := tx.queryRow(ctx, `SELECT id FROM `+owner+` WHERE id = ?`+lock, id).Scan(&got); err != nil {
-		return 0, dbErr(err, "lock "+owner)
+	err := tx.queryRow(ctx, `SELECT id FROM `+table+` WHERE id = ?`+tx.db.forNoKeyUpdate(), id).Scan(&got)
+	return dbErr(err, "lock "+table)
+}
+
+// countUnder locks the row id of owner (lockRow) and counts the rows of
+// table whose col is id, so that concurrent creates at a bound see each
+// other (unlocked, twelve at once all counted the same rows and all
+// inserted). errs.NotFound when the owner is gone.
+func (tx *Tx) countUnder(ctx context.Context, owner, table, col, id string) (int, error) {
+	if err := tx.lockRow(ctx, owner, id); err != nil {
+		return 0, err
 	}
 	var n int
 	err := tx.queryRow(ctx, `SELECT COUNT(*) FROM `+table+` WHERE `+col+` = ?`, id).Scan(&n)
