@@ -67,6 +67,9 @@ func TestAddingToAProjectOrGroupNeedsTheOrgMembership(t *testing.T) {
 		if err := db.AddGroupMember(ctx, groupID, authz.ActorUser, outsider, nil, ev); !errs.Is(err, errs.NotFound) {
 			t.Fatalf("adding a user outside the organization to a group: %v, want not found", err)
 		}
+		if err := db.SetUserGroups(ctx, pid, outsider, []string{groupID}, func(added, removed []string) []audit.Event { return nil }); !errs.Is(err, errs.NotFound) {
+			t.Fatalf("setting the groups of a user outside the organization: %v, want not found", err)
+		}
 		if n := countRows(t, db, `SELECT id FROM project_memberships WHERE user_id = ?`, outsider) +
 			countRows(t, db, `SELECT id FROM group_members WHERE user_id = ?`, outsider); n != 0 {
 			t.Fatalf("%d memberships written for a user outside the organization", n)

@@ -346,22 +346,23 @@ const qRotatedSecrets = `SELECT id, secrets_mapping FROM secret_rotations WHERE 
 // on what it read, and two creates or updates naming one secret both
 // passed that check, leaving two rotations to write it.
 func (tx *Tx) mappingFree(ctx context.Context, r rotation.Rotation) error {
-	lock := ""
-	if tx.db.dialect == Postgres {
-		lock = " FOR NO KEY UPDATE"
-	}
-	var id string
-	if err := tx.queryRow(ctx, `SELECT id FROM projects WHERE id = ?`+lock, r.ProjectID).Scan(&id); err != nil {
-		return dbErr(err, "lock project")
-	}
-	owners, err := rotatedSecrets(tx.query(ctx, qRotatedSecrets, r.ProjectID, r.Environment, r.SecretPath))
-	if err != nil {
+	if err := tx.lockRow(ctx, "projects", r.ProjectID); err != nil {
 		return err
 	}
-	for _, k := range []string{r.Mapping.Username, r.Mapping.DN, r.Mapping.Password} {
-		if owner, ok := owners[k]; ok && k != "" && owner != r.ID {
-			return rotation.MappingTaken(k)
+	// Every other writer of a name counts (a name-to-owner map keeps one
+	// of two rotations that already share it, maybe r itself).
+	mine := []string{r.Mapping.Username, r.Mapping.DN, r.Mapping.Password}
+	taken := ""
+	rows, err := tx.query(ctx, qRotatedSecrets, r.ProjectID, r.Environment, r.SecretPath)
+	if err := eachRotatedSecret(rows, err, func(id, secret string) {
+		if id != r.ID && taken == "" && slices.Contains(mine, secret) {
+			taken = secret
 		}
+	}); err != nil {
+		return err
+	}
+	if taken != "" {
+		return rotation.MappingTaken(taken)
 	}
 	return nil
 }
@@ -369,30 +370,42 @@ func (tx *Tx) mappingFree(ctx context.Context, r rotation.Rotation) error {
 // rotatedSecrets maps the secret names of rows (id, secrets_mapping) to
 // their rotation's id.
 func rotatedSecrets(rows *sql.Rows, err error) (map[string]string, error) {
-	if err != nil {
-		return nil, dbErr(err, "RotatedSecrets")
-	}
-	defer rows.Close()
 	var out map[string]string
-	for rows.Next() {
-		var id, mapping string
-		if err := rows.Scan(&id, &mapping); err != nil {
-			return nil, dbErr(err, "RotatedSecrets")
-		}
-		var m rotMapping
-		if err := json.Unmarshal([]byte(mapping), &m); err != nil {
-			return nil, errs.Internalf(err, "decode rotation mapping")
-		}
+	err = eachRotatedSecret(rows, err, func(id, secret string) {
 		if out == nil {
 			out = map[string]string{}
 		}
+		out[secret] = id
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// eachRotatedSecret calls fn with each secret name of rows (id,
+// secrets_mapping) and its rotation's id.
+func eachRotatedSecret(rows *sql.Rows, err error, fn func(id, secret string)) error {
+	if err != nil {
+		return dbErr(err, "RotatedSecrets")
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id, mapping string
+		if err := rows.Scan(&id, &mapping); err != nil {
+			return dbErr(err, "RotatedSecrets")
+		}
+		var m rotMapping
+		if err := json.Unmarshal([]byte(mapping), &m); err != nil {
+			return errs.Internalf(err, "decode rotation mapping")
+		}
 		for _, k := range []string{m.Username, m.DN, m.Password} {
 			if k != "" {
-				out[k] = id
+				fn(id, k)
 			}
 		}
 	}
-	return out, dbErr(rows.Err(), "RotatedSecrets")
+	return dbErr(rows.Err(), "RotatedSecrets")
 }
 
 // ReleaseRotation ends a claim no run used, making the rotation due at

@@ -392,6 +392,21 @@ func TestTwoRotationsNeverWriteOneSecret(t *testing.T) {
 		if err := db.UpdateRotation(ctx, keeping, nil, ev); err != nil {
 			t.Fatalf("an update keeping its own secrets: %v", err)
 		}
+		// Two rotations that already write one secret (made before this
+		// check) can still have other settings changed.
+		twin := mk("twin", rotation.Mapping{Username: "TWIN_USER", Password: "OTHER_PASSWORD"})
+		twin.SecretPath = "/twin"
+		if err := db.CreateRotation(ctx, twin, ev, nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.ExecForTest(ctx, `UPDATE secret_rotations SET secret_path = '/' WHERE id = ?`, twin.ID); err != nil {
+			t.Fatal(err)
+		}
+		renamed := twin.Rotation
+		renamed.SecretPath, renamed.Name = "/", "twin-renamed"
+		if err := db.UpdateRotation(ctx, renamed, nil, ev); err != nil {
+			t.Fatalf("renaming a rotation that shares a secret made before the check: %v", err)
+		}
 		// Another place may use the name.
 		elsewhere := mk("elsewhere", rotation.Mapping{Username: "U", Password: "DB_PASSWORD_0"})
 		elsewhere.SecretPath = "/other"
