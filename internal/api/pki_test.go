@@ -873,18 +873,18 @@ func TestACertificateIsStoredOnlyUnderAnActiveCA(t *testing.T) {
 				Principals: []string{"deploy"}, KeyID: "k", NotBefore: now, NotAfter: now.Add(time.Hour), CreatedAt: now}
 		}
 		ev := audit.Event{Type: "issue-cert", OrgID: e.OrgID}
-		if err := e.DB.CreateCertificate(ctx, cert("0a01"), ev); err != nil {
+		if err := e.DB.CreateCertificate(ctx, cert("0a01"), pki.Basis{}, ev); err != nil {
 			t.Fatalf("a certificate of an active CA: %v", err)
 		}
-		if err := e.DB.RecordSSHCert(ctx, sshCert("101"), ev); err != nil {
+		if err := e.DB.RecordSSHCert(ctx, sshCert("101"), sshca.Basis{}, ev); err != nil {
 			t.Fatalf("an SSH certificate of an active CA: %v", err)
 		}
 		e.Must(t, 200, "PATCH", "/api/v1/pki/ca/"+ca.ID, e.Token, map[string]any{"status": "disabled"})
 		e.Must(t, 200, "PATCH", "/api/v1/ssh/ca/"+ssh.ID, e.Token, map[string]any{"status": "disabled"})
-		if err := e.DB.CreateCertificate(ctx, cert("0a02"), ev); !errs.Is(err, errs.Invalid) {
+		if err := e.DB.CreateCertificate(ctx, cert("0a02"), pki.Basis{}, ev); !errs.Is(err, errs.Invalid) {
 			t.Fatalf("a certificate of a disabled CA: %v", err)
 		}
-		if err := e.DB.RecordSSHCert(ctx, sshCert("102"), ev); !errs.Is(err, errs.Invalid) {
+		if err := e.DB.RecordSSHCert(ctx, sshCert("102"), sshca.Basis{}, ev); !errs.Is(err, errs.Invalid) {
 			t.Fatalf("an SSH certificate of a disabled CA: %v", err)
 		}
 		if _, err := e.DB.CertificateBySerial(ctx, "0a02"); !errs.Is(err, errs.NotFound) {

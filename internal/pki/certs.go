@@ -17,6 +17,7 @@ import (
 	"github.com/lockbox-dev/lockbox/internal/authz"
 	"github.com/lockbox-dev/lockbox/internal/errs"
 	"github.com/lockbox-dev/lockbox/internal/keyring"
+	"github.com/lockbox-dev/lockbox/internal/project"
 )
 
 // IssueRequest is what Issue and Sign need. CAID or TemplateID names the
@@ -178,11 +179,7 @@ func (s *Service) Issue(ctx context.Context, actor authz.Actor, r IssueRequest) 
 	if err != nil {
 		return Issued{}, err
 	}
-	ca, tmpl, err := s.resolve(ctx, actor, r)
-	if err != nil {
-		return Issued{}, err
-	}
-	l, err := s.checkLeaf(ca, tmpl, r)
+	c, err := s.checked(ctx, actor, r)
 	if err != nil {
 		return Issued{}, err
 	}
@@ -195,7 +192,42 @@ func (s *Service) Issue(ctx context.Context, actor authz.Actor, r IssueRequest) 
 		return Issued{}, errs.Internalf(err, "marshal key")
 	}
 	defer clear(der)
-	return s.sign(ctx, actor, ca, tmpl, r, l, key.Public(), der, "issue-cert")
+	return s.signChecked(ctx, actor, r, c, key.Public(), der, "issue-cert")
+}
+
+// check is a request checked against its CA and template as they were read.
+type check struct {
+	ca   CA
+	tmpl *Template
+	leaf leaf
+}
+
+func (s *Service) checked(ctx context.Context, actor authz.Actor, r IssueRequest) (check, error) {
+	ca, tmpl, err := s.resolve(ctx, actor, r)
+	if err != nil {
+		return check{}, err
+	}
+	l, err := s.checkLeaf(ca, tmpl, r)
+	return check{ca: ca, tmpl: tmpl, leaf: l}, err
+}
+
+// signChecked signs and stores the certificate c describes. If the CA's
+// rules or the template changed after c was checked (the store refuses
+// with project.ErrStale), the request is checked again as they now are,
+// then signed again for the same key, or refused.
+func (s *Service) signChecked(ctx context.Context, actor authz.Actor, r IssueRequest, c check, pub crypto.PublicKey,
+	keyDER []byte, evType string) (Issued, error) {
+	first := true
+	return project.RetryStale(ctx, "certificate template", func() (Issued, error) {
+		if !first {
+			var err error
+			if c, err = s.checked(ctx, actor, r); err != nil {
+				return Issued{}, err
+			}
+		}
+		first = false
+		return s.sign(ctx, actor, c.ca, c.tmpl, r, c.leaf, pub, keyDER, evType)
+	})
 }
 
 // Sign signs a certificate for a CSR's key. The request's commonName and
@@ -211,15 +243,11 @@ func (s *Service) Sign(ctx context.Context, actor authz.Actor, r IssueRequest) (
 	if r.AltNames == nil {
 		r.AltNames = csrAltNames(csr.DNSNames, csr.EmailAddresses, csr.IPAddresses, csr.URIs)
 	}
-	ca, tmpl, err := s.resolve(ctx, actor, r)
+	c, err := s.checked(ctx, actor, r)
 	if err != nil {
 		return Issued{}, err
 	}
-	l, err := s.checkLeaf(ca, tmpl, r)
-	if err != nil {
-		return Issued{}, err
-	}
-	return s.sign(ctx, actor, ca, tmpl, r, l, csr.PublicKey, nil, "sign-cert")
+	return s.signChecked(ctx, actor, r, c, csr.PublicKey, nil, "sign-cert")
 }
 
 func (s *Service) sign(ctx context.Context, actor authz.Actor, ca CA, tmpl *Template, r IssueRequest, l leaf,
@@ -273,7 +301,11 @@ func (s *Service) sign(ctx context.Context, actor authz.Actor, ca CA, tmpl *Temp
 	if c.TemplateID != "" {
 		md["certificateTemplateId"] = c.TemplateID
 	}
-	if err := s.store.CreateCertificate(ctx, c, caEvent(actor, evType, ca, md)); err != nil {
+	b := Basis{BareCA: tmpl == nil}
+	if tmpl != nil {
+		b.TemplateAt = tmpl.UpdatedAt
+	}
+	if err := s.store.CreateCertificate(ctx, c, b, caEvent(actor, evType, ca, md)); err != nil {
 		return Issued{}, err
 	}
 	out := Issued{CA: ca, Cert: c, Certificate: c.Certificate, Chain: c.Chain, IssuingCA: ca.Certificate, SerialNumber: c.SerialNumber}

@@ -167,7 +167,10 @@ type Store interface {
 	// (Rev) and has a lower number; errs.Conflict otherwise.
 	SetCACRL(ctx context.Context, crl CRL) error
 
-	CreateCertificate(ctx context.Context, c Certificate, ev audit.Event) error
+	// CreateCertificate stores c with ev if its CA is still active (a 400
+	// otherwise) and what the issuance was checked against still holds
+	// (project.ErrStale otherwise): see Basis.
+	CreateCertificate(ctx context.Context, c Certificate, b Basis, ev audit.Event) error
 	CertificateBySerial(ctx context.Context, serial string) (Certificate, error)
 	// Certificates returns a page of a project's certificates, newest first, and the total.
 	Certificates(ctx context.Context, projectID string, offset, limit int) ([]Certificate, int, error)
@@ -247,4 +250,17 @@ type Store interface {
 // Authorizer resolves an actor's permissions in a project.
 type Authorizer interface {
 	ProjectPermissions(ctx context.Context, actor authz.Actor, projectID string) (authz.Set, error)
+}
+
+// Basis is what an issuance was checked against, confirmed again in the
+// transaction that stores the certificate: between the check and the
+// store lie a key generation and a signature (seconds for an RSA key under
+// load), and an admin may change the rules meanwhile.
+type Basis struct {
+	// BareCA: issued by caId alone, which the CA must still allow (its
+	// "require template" off).
+	BareCA bool
+	// TemplateAt is the UpdatedAt of the certificate's template
+	// (Certificate.TemplateID) as checked; the template must still be so.
+	TemplateAt time.Time
 }

@@ -699,7 +699,7 @@ func (s *Service) recordCACert(ctx context.Context, actor authz.Actor, parent CA
 		FriendlyName: cert.Subject.CommonName, CommonName: cert.Subject.CommonName, AltNames: []string{},
 		KeyUsages: []string{"key_cert_sign", "crl_sign"}, ExtendedKeyUsages: []string{}, NotBefore: cert.NotBefore.UTC(),
 		NotAfter: cert.NotAfter.UTC(), Certificate: PEMCert(cert.Raw), Chain: chainOf(parent), CreatedAt: now, UpdatedAt: now}
-	return rec, s.store.CreateCertificate(ctx, rec, caEvent(actor, "sign-intermediate", parent, map[string]any{"serialNumber": serial,
+	return rec, s.store.CreateCertificate(ctx, rec, Basis{}, caEvent(actor, "sign-intermediate", parent, map[string]any{"serialNumber": serial,
 		"subject": cert.Subject.String()}))
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/lockbox-dev/lockbox/internal/audit"
 	"github.com/lockbox-dev/lockbox/internal/authz"
 	"github.com/lockbox-dev/lockbox/internal/errs"
+	"github.com/lockbox-dev/lockbox/internal/project"
 )
 
 // CertRequest asks for a certificate through a template.
@@ -42,11 +43,12 @@ func (s *Service) Sign(ctx context.Context, actor authz.Actor, r CertRequest) (I
 	if err != nil {
 		return Issued{}, err
 	}
-	p, err := s.prepare(ctx, actor, r)
+	prep := func() (prepared, error) { return s.prepare(ctx, actor, r) }
+	p, err := prep()
 	if err != nil {
 		return Issued{}, err
 	}
-	return s.sign(ctx, actor, p, key, "sign-ssh-key", nil)
+	return s.signChecked(ctx, actor, prep, p, key, "sign-ssh-key", nil)
 }
 
 // Issue makes a key pair and a certificate for it through a template; the
@@ -56,11 +58,12 @@ func (s *Service) Issue(ctx context.Context, actor authz.Actor, r CertRequest) (
 	if err != nil {
 		return Issued{}, err
 	}
-	p, err := s.prepare(ctx, actor, r)
+	prep := func() (prepared, error) { return s.prepare(ctx, actor, r) }
+	p, err := prep()
 	if err != nil {
 		return Issued{}, err
 	}
-	return s.issueWithKey(ctx, actor, p, alg, "issue-ssh-creds", map[string]any{"keyAlgorithm": string(alg)})
+	return s.issueWithKey(ctx, actor, prep, p, alg, "issue-ssh-creds", map[string]any{"keyAlgorithm": string(alg)})
 }
 
 // prepared is a checked request: what to sign and with which CA.
@@ -69,6 +72,7 @@ type prepared struct {
 	signer  ssh.Signer
 	tpl     Template // zero for host-issued certificates
 	hostID  string
+	hostAt  time.Time // the host's UpdatedAt as checked
 	spec    CertSpec
 	ttl     time.Duration
 	auditMD map[string]any
@@ -150,8 +154,10 @@ func (s *Service) prepare(ctx context.Context, actor authz.Actor, r CertRequest)
 		auditMD: map[string]any{"certificateTemplateId": tpl.ID}}, nil
 }
 
-// issueWithKey generates a key pair of alg and signs its public key.
-func (s *Service) issueWithKey(ctx context.Context, actor authz.Actor, p prepared, alg Algorithm, evType string, md map[string]any) (Issued, error) {
+// issueWithKey generates a key pair of alg and signs its public key
+// (signChecked).
+func (s *Service) issueWithKey(ctx context.Context, actor authz.Actor, prep func() (prepared, error), p prepared, alg Algorithm,
+	evType string, md map[string]any) (Issued, error) {
 	k, err := s.generate(ctx, alg)
 	if err != nil {
 		return Issued{}, err
@@ -164,12 +170,31 @@ func (s *Service) issueWithKey(ctx context.Context, actor authz.Actor, p prepare
 	if err != nil {
 		return Issued{}, errs.Internalf(err, "encode private key")
 	}
-	out, err := s.sign(ctx, actor, p, pub, evType, md)
+	out, err := s.signChecked(ctx, actor, prep, p, pub, evType, md)
 	if err != nil {
 		return Issued{}, err
 	}
 	out.PrivateKey, out.PublicKey, out.KeyAlg = string(priv), authorizedKey(pub), alg
 	return out, nil
+}
+
+// signChecked signs key as p, prepared by prep, describes. If the template
+// or host p was checked against changed before the record was stored (the
+// store refuses with project.ErrStale), prep checks the request again as
+// they now are and the key is signed again, or the request refused.
+func (s *Service) signChecked(ctx context.Context, actor authz.Actor, prep func() (prepared, error), p prepared, key ssh.PublicKey,
+	evType string, md map[string]any) (Issued, error) {
+	first := true
+	return project.RetryStale(ctx, "SSH certificate template or host", func() (Issued, error) {
+		if !first {
+			var err error
+			if p, err = prep(); err != nil {
+				return Issued{}, err
+			}
+		}
+		first = false
+		return s.sign(ctx, actor, p, key, evType, md)
+	})
 }
 
 // sign makes, records and audits the certificate p describes for key. A
@@ -196,7 +221,7 @@ func (s *Service) sign(ctx context.Context, actor authz.Actor, p prepared, key s
 		for k, v := range md {
 			ev[k] = v
 		}
-		err = s.store.RecordSSHCert(ctx, rec, audit.New(actor, evType, ev).InProject(p.ca.ProjectID, ""))
+		err = s.store.RecordSSHCert(ctx, rec, Basis{TemplateAt: p.tpl.UpdatedAt, HostAt: p.hostAt}, audit.New(actor, evType, ev).InProject(p.ca.ProjectID, ""))
 		if errs.Is(err, errs.Conflict) && attempt < 3 {
 			continue
 		}

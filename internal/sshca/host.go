@@ -418,19 +418,28 @@ func (s *Service) IssueHostUserCert(ctx context.Context, actor authz.Actor, id, 
 	if _, err := s.perms(ctx, actor, h.ProjectID, func() error { return hostNotFound(id) }, true); err != nil {
 		return Host{}, Issued{}, err
 	}
-	if !h.mayLogIn(actor, loginUser) {
-		return Host{}, Issued{}, errs.Forbiddenf("You are not allowed to login as %s on this host", clip(loginUser))
+	prep := func() (prepared, error) {
+		if !h.mayLogIn(actor, loginUser) {
+			return prepared{}, errs.Forbiddenf("You are not allowed to login as %s on this host", clip(loginUser))
+		}
+		ttl, err := parseTTL("userCertTtl", h.UserCertTTL)
+		if err != nil {
+			return prepared{}, errs.Internalf(err, "host %s user TTL", h.ID)
+		}
+		return s.hostPrepared(ctx, h, h.UserCAID, CertSpec{Type: UserCert, KeyID: string(actor.Kind) + "-" + actor.ID,
+			Principals: []string{loginUser}, Extensions: DefaultExtensions()}, ttl)
 	}
-	ttl, err := parseTTL("userCertTtl", h.UserCertTTL)
-	if err != nil {
-		return Host{}, Issued{}, errs.Internalf(err, "host %s user TTL", h.ID)
-	}
-	p, err := s.hostPrepared(ctx, h, h.UserCAID, CertSpec{Type: UserCert, KeyID: string(actor.Kind) + "-" + actor.ID,
-		Principals: []string{loginUser}, Extensions: DefaultExtensions()}, ttl)
+	p, err := prep()
 	if err != nil {
 		return Host{}, Issued{}, err
 	}
-	out, err := s.issueWithKey(ctx, actor, p, ED25519, "issue-ssh-host-user-cert", map[string]any{"loginUser": loginUser})
+	again := func() (prepared, error) { // the host as it is now
+		if h, err = s.host(ctx, id); err != nil {
+			return prepared{}, err
+		}
+		return prep()
+	}
+	out, err := s.issueWithKey(ctx, actor, again, p, ED25519, "issue-ssh-host-user-cert", map[string]any{"loginUser": loginUser})
 	return h, out, err
 }
 
@@ -440,19 +449,23 @@ func (s *Service) IssueHostHostCert(ctx context.Context, actor authz.Actor, id, 
 	if err != nil {
 		return Host{}, Issued{}, err
 	}
-	h, _, err := s.authorizedHost(ctx, actor, id, authz.ActIssueHostCert)
+	var h Host
+	prep := func() (prepared, error) {
+		var err error
+		if h, _, err = s.authorizedHost(ctx, actor, id, authz.ActIssueHostCert); err != nil {
+			return prepared{}, err
+		}
+		ttl, err := parseTTL("hostCertTtl", h.HostCertTTL)
+		if err != nil {
+			return prepared{}, errs.Internalf(err, "host %s host TTL", h.ID)
+		}
+		return s.hostPrepared(ctx, h, h.HostCAID, CertSpec{Type: HostCert, KeyID: "host-" + h.ID, Principals: []string{h.Hostname}}, ttl)
+	}
+	p, err := prep()
 	if err != nil {
 		return Host{}, Issued{}, err
 	}
-	ttl, err := parseTTL("hostCertTtl", h.HostCertTTL)
-	if err != nil {
-		return Host{}, Issued{}, errs.Internalf(err, "host %s host TTL", h.ID)
-	}
-	p, err := s.hostPrepared(ctx, h, h.HostCAID, CertSpec{Type: HostCert, KeyID: "host-" + h.ID, Principals: []string{h.Hostname}}, ttl)
-	if err != nil {
-		return Host{}, Issued{}, err
-	}
-	out, err := s.sign(ctx, actor, p, key, "issue-ssh-host-host-cert", nil)
+	out, err := s.signChecked(ctx, actor, prep, p, key, "issue-ssh-host-host-cert", nil)
 	return h, out, err
 }
 
@@ -461,7 +474,7 @@ func (s *Service) hostPrepared(ctx context.Context, h Host, caID string, spec Ce
 	if err != nil {
 		return prepared{}, err
 	}
-	return prepared{ca: ca, signer: signer, hostID: h.ID, spec: spec, ttl: ttl,
+	return prepared{ca: ca, signer: signer, hostID: h.ID, hostAt: h.UpdatedAt, spec: spec, ttl: ttl,
 		auditMD: map[string]any{"sshHostId": h.ID, "hostname": h.Hostname}}, nil
 }
 

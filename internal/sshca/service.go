@@ -67,6 +67,15 @@ type Template struct {
 }
 
 // Cert records one issued certificate (not its key, nor the certificate itself).
+// Basis is what an issuance was checked against, confirmed again in the
+// transaction that records the certificate: between the check and the
+// record lie a key generation and a signature, and an admin may disable or
+// narrow a template, or change a host's login mappings, meanwhile.
+type Basis struct {
+	TemplateAt time.Time // UpdatedAt of the certificate's template as checked (Cert.TemplateID)
+	HostAt     time.Time // UpdatedAt of the certificate's host as checked (Cert.HostID)
+}
+
 type Cert struct {
 	ID         string
 	ProjectID  string
@@ -107,8 +116,10 @@ type Store interface {
 	DeleteSSHTemplate(ctx context.Context, id string, ev audit.Event) error
 
 	// RecordSSHCert stores an issued certificate's record with its audit
-	// event; errs.Conflict if the CA already issued its serial.
-	RecordSSHCert(ctx context.Context, c Cert, ev audit.Event) error
+	// event; errs.Conflict if the CA already issued its serial, a 400 if
+	// the CA is no longer active, project.ErrStale if what the issuance
+	// was checked against changed (see Basis).
+	RecordSSHCert(ctx context.Context, c Cert, b Basis, ev audit.Event) error
 	// SSHCerts returns a page of a project's records, newest first, and the total.
 	SSHCerts(ctx context.Context, projectID string, offset, limit int) ([]Cert, int, error)
 

@@ -10,6 +10,7 @@ import (
 	"github.com/lockbox-dev/lockbox/internal/audit"
 	"github.com/lockbox-dev/lockbox/internal/errs"
 	"github.com/lockbox-dev/lockbox/internal/pki"
+	"github.com/lockbox-dev/lockbox/internal/project"
 )
 
 var _ pki.Store = (*DB)(nil)
@@ -184,11 +185,29 @@ func scanCert(sc interface{ Scan(...any) error }) (pki.Certificate, error) {
 // CreateCertificate stores an issued certificate with ev, if its CA is
 // still active (held FOR SHARE until the insert is in on PostgreSQL): an
 // issuance that waited for a key-generation slot while the CA was disabled
-// is refused (a 400), not stored and answered.
-func (db *DB) CreateCertificate(ctx context.Context, c pki.Certificate, ev audit.Event) error {
+// is refused (a 400), not stored and answered. What else it was checked
+// against (b) must hold too: a bare-caId issuance needs the CA still not to
+// require a template, one through a template needs the template unchanged
+// (also held FOR SHARE); project.ErrStale otherwise, for the service to
+// check the request again.
+func (db *DB) CreateCertificate(ctx context.Context, c pki.Certificate, b pki.Basis, ev audit.Event) error {
 	return db.Transact(ctx, func(tx *Tx) error {
 		if err := tx.caActive(ctx, "pki_cas", c.CAID); err != nil {
 			return err
+		}
+		if b.BareCA {
+			var required bool
+			if err := tx.queryRow(ctx, `SELECT require_template_for_issuance FROM pki_cas WHERE id = ?`, c.CAID).Scan(&required); err != nil {
+				return dbErr(err, "CA issuance rule")
+			}
+			if required {
+				return project.ErrStale
+			}
+		}
+		if c.TemplateID != "" {
+			if err := tx.unchangedSince(ctx, "pki_certificate_templates", c.TemplateID, b.TemplateAt); err != nil {
+				return err
+			}
 		}
 		if _, err := tx.exec(ctx, `INSERT INTO pki_certificates (`+pkiCertCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			c.ID, c.ProjectID, c.CAID, c.TemplateID, c.Status, c.SerialNumber, c.FriendlyName, c.CommonName,
@@ -382,6 +401,19 @@ func (db *DB) DeleteTemplate(ctx context.Context, id string, ev audit.Event) err
 		}
 		return tx.insertAudit(ctx, ev)
 	})
+}
+
+// unchangedSince holds the row of table with id FOR SHARE on PostgreSQL
+// until the transaction ends and reports project.ErrStale unless its
+// updated_at is still at (also when it is gone): a write checked against
+// the row as read at at commits before any change to it, or not at all.
+func (tx *Tx) unchangedSince(ctx context.Context, table, id string, at time.Time) error {
+	var n int
+	err := tx.queryRow(ctx, `SELECT 1 FROM `+table+` WHERE id = ? AND updated_at = ?`+tx.db.forShare(), id, ts(at)).Scan(&n)
+	if errors.Is(err, sql.ErrNoRows) {
+		return project.ErrStale
+	}
+	return dbErr(err, "unchanged since")
 }
 
 // caActive refuses (a 400) unless the CA of table (pki_cas or

@@ -28,7 +28,7 @@ func TestPKIListsCarryNoPrivateKey(t *testing.T) {
 			}
 			cert := pki.Certificate{ID: store.NewID(), ProjectID: pid, CAID: ca.ID, Status: pki.CertActive, SerialNumber: "0a",
 				NotBefore: now, NotAfter: now.Add(time.Hour), SealedKey: []byte("sealed-leaf"), CreatedAt: now, UpdatedAt: now}
-			if err := db.CreateCertificate(ctx, cert, ev); err != nil {
+			if err := db.CreateCertificate(ctx, cert, pki.Basis{}, ev); err != nil {
 				t.Fatal(err)
 			}
 			if got, err := db.CA(ctx, ca.ID); err != nil || string(got.SealedKey) != "sealed-ca" {

@@ -245,13 +245,25 @@ func scanSSHCert(sc interface{ Scan(...any) error }) (sshca.Cert, error) {
 }
 
 // RecordSSHCert stores an issued certificate's record with ev, if its CA is
-// still active (caActive; a 400 otherwise); errs.Conflict if its CA
-// already issued the serial. No cache holds certificate records,
-// so issuing one leaves every node's caches alone.
-func (db *DB) RecordSSHCert(ctx context.Context, c sshca.Cert, ev audit.Event) error {
+// still active (caActive; a 400 otherwise) and its template and host are
+// as b says they were checked (unchangedSince; project.ErrStale
+// otherwise); errs.Conflict if its CA already issued the serial. No cache
+// holds certificate records, so issuing one leaves every node's caches
+// alone.
+func (db *DB) RecordSSHCert(ctx context.Context, c sshca.Cert, b sshca.Basis, ev audit.Event) error {
 	return db.transactQuiet(ctx, func(tx *Tx) error {
 		if err := tx.caActive(ctx, "ssh_cas", c.CAID); err != nil {
 			return err
+		}
+		if c.TemplateID != "" {
+			if err := tx.unchangedSince(ctx, "ssh_certificate_templates", c.TemplateID, b.TemplateAt); err != nil {
+				return err
+			}
+		}
+		if c.HostID != "" {
+			if err := tx.unchangedSince(ctx, "ssh_hosts", c.HostID, b.HostAt); err != nil {
+				return err
+			}
 		}
 		if _, err := tx.exec(ctx, `INSERT INTO ssh_certificates (`+sshCertCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			c.ID, c.ProjectID, c.CAID, nullStr(c.TemplateID), nullStr(c.HostID), c.Serial, string(c.Type), jsonText(c.Principals), c.KeyID,

@@ -48,7 +48,7 @@ func TestSSHStore(t *testing.T) {
 			}
 			rec := func(serial string, at time.Time) error {
 				return db.RecordSSHCert(ctx, sshca.Cert{ID: store.NewID(), ProjectID: pid, CAID: ca.ID, TemplateID: tpl.ID, Serial: serial,
-					Type: sshca.UserCert, Principals: []string{"alice"}, KeyID: "k", NotBefore: at, NotAfter: at.Add(time.Hour), CreatedAt: at}, ev)
+					Type: sshca.UserCert, Principals: []string{"alice"}, KeyID: "k", NotBefore: at, NotAfter: at.Add(time.Hour), CreatedAt: at}, sshca.Basis{TemplateAt: tpl.UpdatedAt}, ev)
 			}
 			if err := rec("42", now); err != nil {
 				t.Fatal(err)
@@ -195,7 +195,7 @@ func TestSSHStoreConfigGroupsRevocation(t *testing.T) {
 			rec := func(serial string, notAfter time.Time) sshca.Cert {
 				c := sshca.Cert{ID: store.NewID(), ProjectID: pid, CAID: u.CA.ID, Serial: serial, Type: sshca.UserCert, Principals: []string{"a"},
 					KeyID: "k", NotBefore: now.Add(-2 * time.Hour), NotAfter: notAfter, CreatedAt: now}
-				if err := db.RecordSSHCert(ctx, c, ev); err != nil {
+				if err := db.RecordSSHCert(ctx, c, sshca.Basis{}, ev); err != nil {
 					t.Fatal(err)
 				}
 				return c
