@@ -237,6 +237,19 @@ func (u *UA) Remove(ctx context.Context, actor authz.Actor, identityID string) (
 	return ua, u.store.DeleteUniversalAuth(ctx, ident.ID, ev)
 }
 
+// MaxClientSecrets bounds an identity's client secrets that can still log
+// in (not revoked, expired or used up): the list returns them all. The
+// store counts them under a lock of the identity's Universal Auth
+// configuration, marking the dead ones revoked first, so rotating secrets
+// never runs into it.
+const MaxClientSecrets = 1000
+
+// TooManyClientSecrets is the refusal of a client secret past
+// MaxClientSecrets.
+func TooManyClientSecrets() error {
+	return errs.BadRequest("An identity has at most %d client secrets that can log in; revoke one first", MaxClientSecrets)
+}
+
 // NewClientSecret makes a client secret; its plaintext is returned only here.
 func (u *UA) NewClientSecret(ctx context.Context, actor authz.Actor, identityID, description string, numUsesLimit, ttl int64) (string, ClientSecret, error) {
 	ident, ua, err := u.config(ctx, actor, identityID, authz.ActCreate)

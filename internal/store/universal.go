@@ -141,9 +141,31 @@ func scanCS(sc interface{ Scan(...any) error }) (identity.ClientSecret, error) {
 	return c, err
 }
 
-// CreateClientSecret stores a secret's keyed hash.
+// CreateClientSecret stores a secret's keyed hash, unless its
+// configuration has identity.MaxClientSecrets that can log in (counted
+// under a lock of the configuration's row, so concurrent creates do not
+// pass the bound). Those that cannot (expired or used up) are marked
+// revoked first, as a login finds them: they neither count nor are listed,
+// and their tokens live on as before.
 func (db *DB) CreateClientSecret(ctx context.Context, cs identity.ClientSecret, hash string, ev audit.Event) error {
 	return db.Transact(ctx, func(tx *Tx) error {
+		if err := tx.lockRow(ctx, "identity_universal_auths", cs.IdentityUAID); err != nil {
+			return err
+		}
+		if _, err := tx.exec(ctx, `UPDATE identity_ua_client_secrets SET revoked = TRUE, updated_at = ?
+			WHERE identity_ua_id = ? AND revoked = FALSE
+			AND (num_uses_limit > 0 AND num_uses >= num_uses_limit OR ttl > 0 AND created_at + ttl * 1000000 <= ?)`,
+			ts(tx.Now), cs.IdentityUAID, ts(tx.Now)); err != nil {
+			return dbErr(err, "revoke dead client secrets")
+		}
+		var n int
+		if err := tx.queryRow(ctx, `SELECT COUNT(*) FROM identity_ua_client_secrets WHERE identity_ua_id = ? AND revoked = FALSE`,
+			cs.IdentityUAID).Scan(&n); err != nil {
+			return dbErr(err, "count client secrets")
+		}
+		if n >= identity.MaxClientSecrets {
+			return identity.TooManyClientSecrets()
+		}
 		_, err := tx.exec(ctx, `INSERT INTO identity_ua_client_secrets (id, identity_ua_id, description, secret_hash, prefix,
 			num_uses, num_uses_limit, ttl, revoked, created_at, updated_at) VALUES (?, ?, ?, ?, ?, 0, ?, ?, FALSE, ?, ?)`,
 			cs.ID, cs.IdentityUAID, cs.Description, hash, cs.Prefix, cs.NumUsesLimit, cs.TTL, ts(cs.CreatedAt), ts(cs.UpdatedAt))
@@ -154,9 +176,12 @@ func (db *DB) CreateClientSecret(ctx context.Context, cs identity.ClientSecret, 
 	})
 }
 
-// ClientSecrets lists a configuration's secrets, newest first.
+// ClientSecrets lists a configuration's secrets not revoked, newest first
+// (at most identity.MaxClientSecrets and those that died since the last
+// create).
 func (db *DB) ClientSecrets(ctx context.Context, uaID string) ([]identity.ClientSecret, error) {
-	rows, err := db.readq(ctx, `SELECT `+csCols+` FROM identity_ua_client_secrets WHERE identity_ua_id = ? ORDER BY created_at DESC, id DESC`, uaID)
+	rows, err := db.readq(ctx, `SELECT `+csCols+` FROM identity_ua_client_secrets WHERE identity_ua_id = ? AND revoked = FALSE
+		ORDER BY created_at DESC, id DESC`, uaID)
 	if err != nil {
 		return nil, dbErr(err, "ClientSecrets")
 	}
