@@ -96,7 +96,8 @@ type UAStore interface {
 	// token issued through it.
 	DeleteUniversalAuth(ctx context.Context, identityID string, ev audit.Event) error
 	CreateClientSecret(ctx context.Context, cs ClientSecret, hash string, ev audit.Event) error
-	ClientSecrets(ctx context.Context, uaID string) ([]ClientSecret, error)
+	// ClientSecrets lists the secrets that can log in at now, newest first.
+	ClientSecrets(ctx context.Context, uaID string, now time.Time) ([]ClientSecret, error)
 	ClientSecretByID(ctx context.Context, uaID, id string) (ClientSecret, error)
 	// RevokeClientSecret marks the secret revoked and revokes its tokens.
 	RevokeClientSecret(ctx context.Context, uaID, id string, ev audit.Event) (ClientSecret, error)

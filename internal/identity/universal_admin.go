@@ -240,8 +240,8 @@ func (u *UA) Remove(ctx context.Context, actor authz.Actor, identityID string) (
 // MaxClientSecrets bounds an identity's client secrets that can still log
 // in (not revoked, expired or used up): the list returns them all. The
 // store counts them under a lock of the identity's Universal Auth
-// configuration, marking the dead ones revoked first, so rotating secrets
-// never runs into it.
+// configuration; those that can no longer log in do not count, so
+// rotating secrets never runs into it.
 const MaxClientSecrets = 1000
 
 // TooManyClientSecrets is the refusal of a client secret past
@@ -289,19 +289,8 @@ func (u *UA) ClientSecrets(ctx context.Context, actor authz.Actor, identityID st
 	if err := checkIdentity(ctx, u.authz, actor, authz.ActGetToken, ident.ID); err != nil {
 		return nil, err
 	}
-	all, err := u.store.ClientSecrets(ctx, ua.ID)
-	if err != nil {
-		return nil, err
-	}
-	now := u.now()
-	out := all[:0]
-	for _, cs := range all {
-		// Expired and exhausted secrets are computed on read, not revoked lazily.
-		if !cs.Revoked && !cs.Expired(now) && !cs.Exhausted() {
-			out = append(out, cs)
-		}
-	}
-	return out, nil
+	// Expired and used-up secrets are left out as of now, not revoked lazily.
+	return u.store.ClientSecrets(ctx, ua.ID, u.now())
 }
 
 // ClientSecret returns one client secret.

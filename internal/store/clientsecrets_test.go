@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/lockbox-dev/lockbox/internal/errs"
 	"github.com/lockbox-dev/lockbox/internal/identity"
@@ -17,14 +18,15 @@ import (
 // identity.MaxClientSecrets client secrets that can log in; the list
 // returned them all, revoked ones included, and creates had no bound.
 // Twelve creates at once one short of the bound get exactly one more;
-// secrets that can no longer log in (expired, used up) are marked revoked
-// by a create and count for nothing, so rotating never hits the bound; the
-// list holds only secrets not revoked; revoking one makes room.
+// secrets that can no longer log in (expired, used up, revoked) count for
+// nothing, so rotating never hits the bound, and are not listed, but are
+// left as they are (a login with an expired one is told so); revoking one
+// makes room.
 func TestClientSecretsAreBounded(t *testing.T) {
 	const racers, dead = 12, 4
 	storetest.ForEachEngine(t, func(t *testing.T, db *store.DB) {
 		ctx := context.Background()
-		ua, _, actor := uaFixture(t, db, false)
+		ua, clientID, actor := uaFixture(t, db, false)
 		_, first, err := ua.NewClientSecret(ctx, actor, actor.ID, "first", 0, 0)
 		if err != nil {
 			t.Fatal(err)
@@ -81,23 +83,27 @@ func TestClientSecretsAreBounded(t *testing.T) {
 				t.Fatalf("a secret that cannot log in is listed: %s", cs.ID)
 			}
 		}
+		// Dead secrets are left as they are: not revoked (a login with one
+		// is told why it failed, and is not counted as a guess).
 		for _, kind := range []string{"expired", "usedup"} {
 			cs, err := ua.ClientSecret(ctx, actor, actor.ID, first.ID+"-"+kind+"-1")
-			if err != nil || !cs.Revoked {
+			if err != nil || cs.Revoked {
 				t.Fatalf("a dead (%s) secret after a create: revoked %v, %v", kind, cs.Revoked, err)
 			}
 		}
-		// What the list returns comes from the store's own filter, not only the service's.
-		stored, err := db.ClientSecrets(ctx, first.IdentityUAID)
-		if err != nil || len(stored) != identity.MaxClientSecrets {
-			t.Fatalf("the store lists %d, want %d (%v)", len(stored), identity.MaxClientSecrets, err)
-		}
-
+		// Revoking one makes room; a secret that expires makes room too.
 		if _, err := ua.RevokeClientSecret(ctx, actor, actor.ID, first.ID); err != nil {
 			t.Fatal(err)
 		}
-		// No dead secret left to mark (whose row locks alone would queue the
-		// creates): the configuration's lock keeps the bound.
-		race(t, "after a revocation made room")
+		short, shortCS, err := ua.NewClientSecret(ctx, actor, actor.ID, "expires in a second", 0, 1)
+		if err != nil {
+			t.Fatalf("a create after a revocation made room: %v", err)
+		}
+		time.Sleep(time.Until(shortCS.CreatedAt.Add(1100 * time.Millisecond)))
+		if _, err := ua.Login(ctx, clientID, short, "", "127.0.0.1", "test"); !errs.Is(err, errs.Unauthorized) ||
+			!strings.Contains(err.Error(), "expired client secret") {
+			t.Fatalf("a login with an expired secret after creates: %v", err)
+		}
+		race(t, "after a secret expired")
 	})
 }

@@ -141,26 +141,24 @@ func scanCS(sc interface{ Scan(...any) error }) (identity.ClientSecret, error) {
 	return c, err
 }
 
+// liveSecret is true of a client secret that can still log in at the
+// time given as its one argument (not revoked, expired or used up): the
+// login's own conditions.
+const liveSecret = `revoked = FALSE AND (num_uses_limit = 0 OR num_uses < num_uses_limit) AND (ttl = 0 OR created_at + ttl * 1000000 > ?)`
+
 // CreateClientSecret stores a secret's keyed hash, unless its
-// configuration has identity.MaxClientSecrets that can log in (counted
-// under a lock of the configuration's row, so concurrent creates do not
-// pass the bound). Those that cannot (expired or used up) are marked
-// revoked first, as a login finds them: they neither count nor are listed,
-// and their tokens live on as before.
+// configuration has identity.MaxClientSecrets that can log in, counted
+// under a lock of the configuration's row so that concurrent creates do
+// not pass the bound. Secrets that expired or were used up count for
+// nothing (and stay as they are: a login with one is told why it failed).
 func (db *DB) CreateClientSecret(ctx context.Context, cs identity.ClientSecret, hash string, ev audit.Event) error {
 	return db.Transact(ctx, func(tx *Tx) error {
 		if err := tx.lockRow(ctx, "identity_universal_auths", cs.IdentityUAID); err != nil {
 			return err
 		}
-		if _, err := tx.exec(ctx, `UPDATE identity_ua_client_secrets SET revoked = TRUE, updated_at = ?
-			WHERE identity_ua_id = ? AND revoked = FALSE
-			AND (num_uses_limit > 0 AND num_uses >= num_uses_limit OR ttl > 0 AND created_at + ttl * 1000000 <= ?)`,
-			ts(tx.Now), cs.IdentityUAID, ts(tx.Now)); err != nil {
-			return dbErr(err, "revoke dead client secrets")
-		}
 		var n int
-		if err := tx.queryRow(ctx, `SELECT COUNT(*) FROM identity_ua_client_secrets WHERE identity_ua_id = ? AND revoked = FALSE`,
-			cs.IdentityUAID).Scan(&n); err != nil {
+		if err := tx.queryRow(ctx, `SELECT COUNT(*) FROM identity_ua_client_secrets WHERE identity_ua_id = ? AND `+liveSecret,
+			cs.IdentityUAID, ts(tx.Now)).Scan(&n); err != nil {
 			return dbErr(err, "count client secrets")
 		}
 		if n >= identity.MaxClientSecrets {
@@ -176,12 +174,13 @@ func (db *DB) CreateClientSecret(ctx context.Context, cs identity.ClientSecret, 
 	})
 }
 
-// ClientSecrets lists a configuration's secrets not revoked, newest first
-// (at most identity.MaxClientSecrets and those that died since the last
-// create).
-func (db *DB) ClientSecrets(ctx context.Context, uaID string) ([]identity.ClientSecret, error) {
-	rows, err := db.readq(ctx, `SELECT `+csCols+` FROM identity_ua_client_secrets WHERE identity_ua_id = ? AND revoked = FALSE
-		ORDER BY created_at DESC, id DESC`, uaID)
+// ClientSecrets lists a configuration's secrets that can log in at now,
+// newest first: at most identity.MaxClientSecrets, and those past it only
+// if they were created before the bound (the list read every secret ever
+// made, revoked, expired and used up included).
+func (db *DB) ClientSecrets(ctx context.Context, uaID string, now time.Time) ([]identity.ClientSecret, error) {
+	rows, err := db.readq(ctx, `SELECT `+csCols+` FROM identity_ua_client_secrets WHERE identity_ua_id = ? AND `+liveSecret+`
+		ORDER BY created_at DESC, id DESC`, uaID, ts(now))
 	if err != nil {
 		return nil, dbErr(err, "ClientSecrets")
 	}
