@@ -8,6 +8,7 @@ import (
 	"github.com/lockbox-dev/lockbox/internal/app/apptest"
 	"github.com/lockbox-dev/lockbox/internal/audit"
 	"github.com/lockbox-dev/lockbox/internal/authz"
+	"github.com/lockbox-dev/lockbox/internal/cache"
 	"github.com/lockbox-dev/lockbox/internal/errs"
 	"github.com/lockbox-dev/lockbox/internal/pki"
 	"github.com/lockbox-dev/lockbox/internal/sshca"
@@ -55,6 +56,18 @@ func TestAnIssuanceFollowsRulesChangedWhileItRan(t *testing.T) {
 		st := &meanwhile{DB: e.DB}
 		az := authz.NewResolver(e.DB, nil)
 		pkis, sshs := pki.NewService(st, az, e.Keyring, nil), sshca.NewService(st, az, e.Keyring, nil)
+		// The SSH service caches templates in a generation of its own, as on
+		// another node: the server's writes reach it only when a context is
+		// synchronised again (cache.Gen.Begin).
+		gen := cache.New(e.DB)
+		sshs.SetCache(gen)
+		synced := func() context.Context {
+			ctx, err := gen.Begin(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return ctx
+		}
 		refused := func(err error, kind errs.Kind, text string) {
 			t.Helper()
 			if !errs.Is(err, kind) || !strings.Contains(err.Error(), text) {
@@ -107,8 +120,19 @@ func TestAnIssuanceFollowsRulesChangedWhileItRan(t *testing.T) {
 		st.change = func() {
 			e.Must(t, 200, "PATCH", "/api/v1/ssh/certificate-templates/"+stpl.ID, e.Token, map[string]any{"status": "disabled"})
 		}
-		_, err = sshs.Issue(ctx, admin, sshca.CertRequest{TemplateID: stpl.ID, Principals: []string{"deploy"}})
+		_, err = sshs.Issue(synced(), admin, sshca.CertRequest{TemplateID: stpl.ID, Principals: []string{"deploy"}})
 		refused(err, errs.Invalid, "is disabled")
+		// One that still allows it is seen on the retry though the template
+		// was cached when the request began (the retry's reads are
+		// synchronised again): issued, not refused as changing.
+		stpl2 := createSSHTemplate(t, e, e.Token, map[string]any{"sshCaId": sca.ID, "name": "basis2", "allowedUsers": []string{"*"}})
+		st.change = func() {
+			e.Must(t, 200, "PATCH", "/api/v1/ssh/certificate-templates/"+stpl2.ID, e.Token, map[string]any{"maxTTL": "2h"})
+		}
+		if out, err := sshs.Issue(synced(), admin, sshca.CertRequest{TemplateID: stpl2.ID, Principals: []string{"deploy"}}); err != nil ||
+			st.change != nil || out.Cert.TemplateID != stpl2.ID {
+			t.Fatalf("an SSH certificate a change still allows, the template cached: %+v, %v", out.Cert, err)
+		}
 
 		// A host whose login mapping for the caller is taken away, then one
 		// changed in a way that still lets the caller in.
@@ -122,8 +146,8 @@ func TestAnIssuanceFollowsRulesChangedWhileItRan(t *testing.T) {
 		}
 		_, _, err = sshs.IssueHostUserCert(ctx, admin, host.ID, "deploy")
 		refused(err, errs.Forbidden, "not allowed to login as deploy")
-		if _, n, err := e.DB.SSHCerts(ctx, p.ID, 0, 100); err != nil || n != 0 {
-			t.Fatalf("%d SSH certificates stored after the refusals (%v)", n, err)
+		if _, n, err := e.DB.SSHCerts(ctx, p.ID, 0, 100); err != nil || n != 1 {
+			t.Fatalf("%d SSH certificates stored after the refusals, want 1 (%v)", n, err)
 		}
 		e.Must(t, 200, "PATCH", "/api/v1/ssh/hosts/"+host.ID, e.Token, map[string]any{"loginMappings": []map[string]any{
 			{"loginUser": "deploy", "allowedPrincipals": map[string]any{"usernames": []string{e.IdentityID}}}}})
@@ -133,8 +157,8 @@ func TestAnIssuanceFollowsRulesChangedWhileItRan(t *testing.T) {
 		if _, issued, err := sshs.IssueHostUserCert(ctx, admin, host.ID, "deploy"); err != nil || st.change != nil || issued.Cert.HostID != host.ID {
 			t.Fatalf("a host user certificate a change still allows: %+v, %v", issued.Cert, err)
 		}
-		if _, n, err := e.DB.SSHCerts(ctx, p.ID, 0, 100); err != nil || n != 1 {
-			t.Fatalf("%d SSH certificates stored, want 1 (%v)", n, err)
+		if _, n, err := e.DB.SSHCerts(ctx, p.ID, 0, 100); err != nil || n != 2 {
+			t.Fatalf("%d SSH certificates stored, want 2 (%v)", n, err)
 		}
 	})
 }

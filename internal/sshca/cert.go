@@ -10,6 +10,7 @@ import (
 
 	"github.com/lockbox-dev/lockbox/internal/audit"
 	"github.com/lockbox-dev/lockbox/internal/authz"
+	"github.com/lockbox-dev/lockbox/internal/cache"
 	"github.com/lockbox-dev/lockbox/internal/errs"
 	"github.com/lockbox-dev/lockbox/internal/project"
 )
@@ -43,8 +44,8 @@ func (s *Service) Sign(ctx context.Context, actor authz.Actor, r CertRequest) (I
 	if err != nil {
 		return Issued{}, err
 	}
-	prep := func() (prepared, error) { return s.prepare(ctx, actor, r) }
-	p, err := prep()
+	prep := func(ctx context.Context) (prepared, error) { return s.prepare(ctx, actor, r) }
+	p, err := prep(ctx)
 	if err != nil {
 		return Issued{}, err
 	}
@@ -58,8 +59,8 @@ func (s *Service) Issue(ctx context.Context, actor authz.Actor, r CertRequest) (
 	if err != nil {
 		return Issued{}, err
 	}
-	prep := func() (prepared, error) { return s.prepare(ctx, actor, r) }
-	p, err := prep()
+	prep := func(ctx context.Context) (prepared, error) { return s.prepare(ctx, actor, r) }
+	p, err := prep(ctx)
 	if err != nil {
 		return Issued{}, err
 	}
@@ -156,7 +157,7 @@ func (s *Service) prepare(ctx context.Context, actor authz.Actor, r CertRequest)
 
 // issueWithKey generates a key pair of alg and signs its public key
 // (signChecked).
-func (s *Service) issueWithKey(ctx context.Context, actor authz.Actor, prep func() (prepared, error), p prepared, alg Algorithm,
+func (s *Service) issueWithKey(ctx context.Context, actor authz.Actor, prep func(context.Context) (prepared, error), p prepared, alg Algorithm,
 	evType string, md map[string]any) (Issued, error) {
 	k, err := s.generate(ctx, alg)
 	if err != nil {
@@ -181,14 +182,16 @@ func (s *Service) issueWithKey(ctx context.Context, actor authz.Actor, prep func
 // signChecked signs key as p, prepared by prep, describes. If the template
 // or host p was checked against changed before the record was stored (the
 // store refuses with project.ErrStale), prep checks the request again as
-// they now are and the key is signed again, or the request refused.
-func (s *Service) signChecked(ctx context.Context, actor authz.Actor, prep func() (prepared, error), p prepared, key ssh.PublicKey,
+// they now are (its reads synchronised with the database anew, so that a
+// cached template reflects the change, wherever it was made) and the key
+// is signed again, or the request refused.
+func (s *Service) signChecked(ctx context.Context, actor authz.Actor, prep func(context.Context) (prepared, error), p prepared, key ssh.PublicKey,
 	evType string, md map[string]any) (Issued, error) {
 	first := true
 	return project.RetryStale(ctx, "SSH certificate template or host", func() (Issued, error) {
 		if !first {
 			var err error
-			if p, err = prep(); err != nil {
+			if p, err = prep(cache.Resync(ctx)); err != nil {
 				return Issued{}, err
 			}
 		}

@@ -411,14 +411,15 @@ func (s *Service) IssueHostUserCert(ctx context.Context, actor authz.Actor, id, 
 	if loginUser == "" {
 		return Host{}, Issued{}, errs.Fieldf("loginUser", "loginUser is required")
 	}
-	h, err := s.host(ctx, id)
-	if err != nil {
-		return Host{}, Issued{}, err
-	}
-	if _, err := s.perms(ctx, actor, h.ProjectID, func() error { return hostNotFound(id) }, true); err != nil {
-		return Host{}, Issued{}, err
-	}
-	prep := func() (prepared, error) {
+	var h Host
+	prep := func(ctx context.Context) (prepared, error) {
+		var err error
+		if h, err = s.host(ctx, id); err != nil {
+			return prepared{}, err
+		}
+		if _, err := s.perms(ctx, actor, h.ProjectID, func() error { return hostNotFound(id) }, true); err != nil {
+			return prepared{}, err
+		}
 		if !h.mayLogIn(actor, loginUser) {
 			return prepared{}, errs.Forbiddenf("You are not allowed to login as %s on this host", clip(loginUser))
 		}
@@ -429,17 +430,11 @@ func (s *Service) IssueHostUserCert(ctx context.Context, actor authz.Actor, id, 
 		return s.hostPrepared(ctx, h, h.UserCAID, CertSpec{Type: UserCert, KeyID: string(actor.Kind) + "-" + actor.ID,
 			Principals: []string{loginUser}, Extensions: DefaultExtensions()}, ttl)
 	}
-	p, err := prep()
+	p, err := prep(ctx)
 	if err != nil {
 		return Host{}, Issued{}, err
 	}
-	again := func() (prepared, error) { // the host as it is now
-		if h, err = s.host(ctx, id); err != nil {
-			return prepared{}, err
-		}
-		return prep()
-	}
-	out, err := s.issueWithKey(ctx, actor, again, p, ED25519, "issue-ssh-host-user-cert", map[string]any{"loginUser": loginUser})
+	out, err := s.issueWithKey(ctx, actor, prep, p, ED25519, "issue-ssh-host-user-cert", map[string]any{"loginUser": loginUser})
 	return h, out, err
 }
 
@@ -450,7 +445,7 @@ func (s *Service) IssueHostHostCert(ctx context.Context, actor authz.Actor, id, 
 		return Host{}, Issued{}, err
 	}
 	var h Host
-	prep := func() (prepared, error) {
+	prep := func(ctx context.Context) (prepared, error) {
 		var err error
 		if h, _, err = s.authorizedHost(ctx, actor, id, authz.ActIssueHostCert); err != nil {
 			return prepared{}, err
@@ -461,7 +456,7 @@ func (s *Service) IssueHostHostCert(ctx context.Context, actor authz.Actor, id, 
 		}
 		return s.hostPrepared(ctx, h, h.HostCAID, CertSpec{Type: HostCert, KeyID: "host-" + h.ID, Principals: []string{h.Hostname}}, ttl)
 	}
-	p, err := prep()
+	p, err := prep(ctx)
 	if err != nil {
 		return Host{}, Issued{}, err
 	}
