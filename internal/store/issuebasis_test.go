@@ -3,10 +3,13 @@ package store_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/lockbox-dev/lockbox/internal/audit"
+	"github.com/lockbox-dev/lockbox/internal/errs"
 	"github.com/lockbox-dev/lockbox/internal/pki"
 	"github.com/lockbox-dev/lockbox/internal/project"
 	"github.com/lockbox-dev/lockbox/internal/sshca"
@@ -149,4 +152,72 @@ func TestAnIssuanceIsStoredOnlyAsChecked(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestDeletingACAWhileItIssues: an issuance's transaction holds the CA, then
+// the template; deleting the CA (PKI or SSH) took the templates first, then
+// the CA, and
+// on PostgreSQL the two deadlocked (found by review; storetest fails a test
+// whose database saw a deadlock). Each round either stores the certificate
+// before the CA goes or refuses it, and the delete always succeeds.
+func TestDeletingACAWhileItIssues(t *testing.T) {
+	storetest.ForEachEngine(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		pid, _ := seedSecrets(t, db)
+		ev := audit.Event{Type: "test", ActorType: "platform", OrgID: orgOf(t, db, pid)}
+		now := time.Now().UTC().Truncate(time.Second)
+		for round := range 40 {
+			ca := pki.CA{ID: store.NewID(), OrgID: ev.OrgID, ProjectID: pid, Type: pki.Root, Status: pki.Active, KeyAlgorithm: pki.ECP256,
+				NotBefore: now, NotAfter: now.Add(time.Hour), SealedKey: []byte("sealed"), CreatedAt: now, UpdatedAt: now}
+			tpl := pki.Template{ID: store.NewID(), ProjectID: pid, CAID: ca.ID, Name: fmt.Sprint("t", round), CommonName: "*",
+				SubjectAlternativeName: "*", TTL: "1h", KeyUsages: []string{}, ExtendedKeyUsages: []string{}, CreatedAt: now, UpdatedAt: now}
+			if err := db.CreateCA(ctx, ca, ev); err != nil {
+				t.Fatal(err)
+			}
+			if err := db.CreateTemplate(ctx, tpl, ev); err != nil {
+				t.Fatal(err)
+			}
+			var wg sync.WaitGroup
+			var issued, deleted error
+			wg.Go(func() {
+				issued = db.CreateCertificate(ctx, pki.Certificate{ID: store.NewID(), ProjectID: pid, CAID: ca.ID, TemplateID: tpl.ID,
+					Status: pki.CertActive, SerialNumber: fmt.Sprintf("%x", round+1), CommonName: "x", NotBefore: now,
+					NotAfter: now.Add(time.Hour), CreatedAt: now, UpdatedAt: now}, pki.Basis{TemplateAt: now}, ev)
+			})
+			wg.Go(func() { deleted = db.DeleteCA(ctx, ca.ID, ev) })
+			wg.Wait()
+			if deleted != nil {
+				t.Fatalf("round %d: the delete: %v", round, deleted)
+			}
+			if issued != nil && !errs.Is(issued, errs.Invalid) && !errors.Is(issued, project.ErrStale) {
+				t.Fatalf("round %d: the issuance: %v", round, issued)
+			}
+
+			// The same for an SSH CA.
+			sca := sshca.CA{ID: store.NewID(), OrgID: ev.OrgID, ProjectID: pid, FriendlyName: "ssh", KeyAlgorithm: sshca.ED25519,
+				Status: sshca.Active, PublicKey: "ssh-ed25519 AAAA", CreatedAt: now, UpdatedAt: now}
+			if err := db.CreateSSHCA(ctx, sca, []byte("sealed"), ev); err != nil {
+				t.Fatal(err)
+			}
+			stpl := sshca.Template{ID: store.NewID(), ProjectID: pid, CAID: sca.ID, Name: fmt.Sprint("s", round), Status: sshca.Active,
+				TTL: "1h", MaxTTL: "2h", AllowedUsers: []string{"*"}, AllowedHosts: []string{}, AllowUserCerts: true,
+				Extensions: map[string]string{}, CriticalOptions: map[string]string{}, CreatedAt: now, UpdatedAt: now}
+			if err := db.CreateSSHTemplate(ctx, stpl, ev); err != nil {
+				t.Fatal(err)
+			}
+			wg.Go(func() {
+				issued = db.RecordSSHCert(ctx, sshca.Cert{ID: store.NewID(), ProjectID: pid, CAID: sca.ID, TemplateID: stpl.ID,
+					Serial: fmt.Sprint(round + 1), Type: sshca.UserCert, Principals: []string{"a"}, KeyID: "k", NotBefore: now,
+					NotAfter: now.Add(time.Hour), CreatedAt: now}, sshca.Basis{TemplateAt: now}, ev)
+			})
+			wg.Go(func() { deleted = db.DeleteSSHCA(ctx, sca.ID, ev) })
+			wg.Wait()
+			if deleted != nil {
+				t.Fatalf("round %d: the SSH CA's delete: %v", round, deleted)
+			}
+			if issued != nil && !errs.Is(issued, errs.Invalid) && !errors.Is(issued, project.ErrStale) {
+				t.Fatalf("round %d: the SSH issuance: %v", round, issued)
+			}
+		}
+	})
 }

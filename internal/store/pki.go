@@ -112,9 +112,14 @@ func (db *DB) UpdateCASettings(ctx context.Context, c pki.CA, from pki.CAStatus,
 	})
 }
 
-// DeleteCA deletes a CA, its certificates and its templates with ev.
+// DeleteCA deletes a CA, its certificates and its templates with ev. The
+// CA's row is locked first, as an issuance's transaction takes it (then
+// the template's): deleting the templates first deadlocked with one.
 func (db *DB) DeleteCA(ctx context.Context, id string, ev audit.Event) error {
 	return db.Transact(ctx, func(tx *Tx) error {
+		if err := tx.lockForDelete(ctx, "pki_cas", id); err != nil {
+			return err
+		}
 		for _, q := range []string{`DELETE FROM pki_certificates WHERE ca_id = ?`, `DELETE FROM pki_certificate_templates WHERE ca_id = ?`} {
 			if _, err := tx.exec(ctx, q, id); err != nil {
 				return dbErr(err, "DeleteCA")
@@ -401,6 +406,14 @@ func (db *DB) DeleteTemplate(ctx context.Context, id string, ev audit.Event) err
 		}
 		return tx.insertAudit(ctx, ev)
 	})
+}
+
+// lockForDelete locks the row id of table FOR UPDATE on PostgreSQL before
+// a delete removes what hangs from it; errs.NotFound when it is gone.
+func (tx *Tx) lockForDelete(ctx context.Context, table, id string) error {
+	var got string
+	err := tx.queryRow(ctx, `SELECT id FROM `+table+` WHERE id = ?`+tx.db.forUpdate(), id).Scan(&got)
+	return dbErr(err, "lock "+table)
 }
 
 // unchangedSince holds the row of table with id FOR SHARE on PostgreSQL

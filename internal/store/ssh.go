@@ -113,6 +113,10 @@ func (db *DB) UpdateSSHCA(ctx context.Context, ca sshca.CA, prev time.Time, ev a
 // errs.Conflict while a host uses it.
 func (db *DB) DeleteSSHCA(ctx context.Context, id string, ev audit.Event) error {
 	return db.Transact(ctx, func(tx *Tx) error {
+		// The CA first, as an issuance's transaction takes it (DeleteCA).
+		if err := tx.lockForDelete(ctx, "ssh_cas", id); err != nil {
+			return err
+		}
 		var n int
 		if err := tx.queryRow(ctx, `SELECT COUNT(*) FROM ssh_hosts WHERE user_ssh_ca_id = ? OR host_ssh_ca_id = ?`, id, id).Scan(&n); err != nil {
 			return dbErr(err, "DeleteSSHCA")

@@ -8,9 +8,11 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net/url"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -81,11 +83,51 @@ func RequirePG(t testing.TB) string {
 		t.Skipf("storetest: skipping (set CI=true to fail instead): %v", err)
 	}
 	t.Cleanup(func() {
+		if n, err := deadlocks(u); err != nil {
+			t.Errorf("storetest: count deadlocks: %v", err)
+		} else if n > 0 {
+			t.Errorf("storetest: %d deadlock(s) in this test's database: two transactions locked the same rows in opposite "+
+				"orders (the store retries them, so this is slow rather than wrong; the server log names the statements)", n)
+		}
 		if err := drop(); err != nil {
 			t.Errorf("storetest: drop database: %v", err)
 		}
 	})
 	return u
+}
+
+// deadlocks returns the deadlocks PostgreSQL detected in the database at
+// dbURL, once the test's connections to it have closed (a backend reports
+// its statistics when it exits; those still open after 3 s are counted as
+// far as they have reported).
+func deadlocks(dbURL string) (int64, error) {
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		return 0, err
+	}
+	name := strings.TrimPrefix(u.Path, "/")
+	db, err := sql.Open("pgx", PGAdminURL())
+	if err != nil {
+		return 0, err
+	}
+	defer db.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for end := time.Now().Add(3 * time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+		var open int
+		if err := db.QueryRowContext(ctx, `SELECT count(*) FROM pg_stat_activity WHERE datname = $1`, name).Scan(&open); err != nil {
+			return 0, err
+		}
+		if open == 0 {
+			break
+		}
+	}
+	var n sql.NullInt64
+	err = db.QueryRowContext(ctx, `SELECT deadlocks FROM pg_stat_database WHERE datname = $1`, name).Scan(&n)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	return n.Int64, err
 }
 
 // Options returns store options for a fresh database of the given engine.
