@@ -21,7 +21,7 @@ import (
 // what its issuance was checked against still holds in the transaction
 // that stores it: a bare-caId issuance needs the CA still not to require a
 // template, one through a template (PKI or SSH) the template as read, one
-// for an SSH host the host as read. Otherwise project.ErrStale and nothing
+// for an SSH host the host as read, its host groups' mappings included. Otherwise project.ErrStale and nothing
 // stored. A CA signing an intermediate (no basis) is not held to the rule.
 func TestAnIssuanceIsStoredOnlyAsChecked(t *testing.T) {
 	for _, d := range storetest.Engines {
@@ -146,6 +146,39 @@ func TestAnIssuanceIsStoredOnlyAsChecked(t *testing.T) {
 			}
 			if err := record("", host.ID, sshca.Basis{HostAt: now}); !errors.Is(err, project.ErrStale) {
 				t.Fatalf("SSH for a host changed since: %v, want ErrStale", err)
+			}
+			// The host's inherited mappings: a group's change, or its
+			// deletion, moves its hosts' stamp.
+			host, err := db.SSHHost(ctx, host.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			g := sshca.HostGroup{ID: store.NewID(), OrgID: ev.OrgID, ProjectID: pid, Name: "g", LoginMappings: []sshca.LoginMapping{
+				{LoginUser: "deploy", Principals: []string{"a"}}}, CreatedAt: later, UpdatedAt: later}
+			if err := db.CreateSSHHostGroup(ctx, g, ev); err != nil {
+				t.Fatal(err)
+			}
+			joined := later.Add(time.Second)
+			if err := db.AddSSHHostGroupMember(ctx, sshca.Membership{GroupID: g.ID, HostID: host.ID, GroupPrev: later, HostPrev: host.UpdatedAt,
+				At: joined}, ev); err != nil {
+				t.Fatal(err)
+			}
+			g.LoginMappings, g.UpdatedAt = []sshca.LoginMapping{}, joined.Add(time.Second)
+			if err := db.UpdateSSHHostGroup(ctx, g, joined, ev); err != nil {
+				t.Fatal(err)
+			}
+			if err := record("", host.ID, sshca.Basis{HostAt: joined}); !errors.Is(err, project.ErrStale) {
+				t.Fatalf("SSH for a host whose group's mappings changed since: %v, want ErrStale", err)
+			}
+			h2, err := db.SSHHost(ctx, host.ID)
+			if err != nil || !h2.UpdatedAt.After(joined) {
+				t.Fatalf("the host's stamp after its group changed: %v (was %v), %v", h2.UpdatedAt, joined, err)
+			}
+			if err := db.DeleteSSHHostGroup(ctx, g.ID, ev); err != nil {
+				t.Fatal(err)
+			}
+			if err := record("", host.ID, sshca.Basis{HostAt: h2.UpdatedAt}); !errors.Is(err, project.ErrStale) {
+				t.Fatalf("SSH for a host whose group was deleted since: %v, want ErrStale", err)
 			}
 			if _, total, err := db.SSHCerts(ctx, pid, 0, 100); err != nil || total != 2 {
 				t.Fatalf("%d SSH certificates stored, want 2 (%v)", total, err)

@@ -683,13 +683,33 @@ func (db *DB) UpdateSSHHostGroup(ctx context.Context, g sshca.HostGroup, prev ti
 		if err := staleIfNone(res, err, "UpdateSSHHostGroup"); err != nil {
 			return err
 		}
+		if err := tx.touchGroupHosts(ctx, g.ID); err != nil {
+			return err
+		}
 		return tx.insertAudit(ctx, ev)
 	})
 }
 
-// DeleteSSHHostGroup deletes a group and its memberships with ev.
+// touchGroupHosts moves the updated_at of the hosts in group groupID past
+// what it was: their inherited login mappings change, and a host user
+// certificate checked against the old ones (sshca.Basis.HostAt) must not be
+// stored. Taken after the group's row, as a membership change takes them.
+func (tx *Tx) touchGroupHosts(ctx context.Context, groupID string) error {
+	_, err := tx.exec(ctx, `UPDATE ssh_hosts SET updated_at = CASE WHEN updated_at >= ? THEN updated_at + 1 ELSE ? END
+		WHERE id IN (SELECT ssh_host_id FROM ssh_host_group_members WHERE ssh_host_group_id = ?)`, ts(tx.Now), ts(tx.Now), groupID)
+	return dbErr(err, "touch the group's hosts")
+}
+
+// DeleteSSHHostGroup deletes a group and its memberships with ev; the
+// group's row first, then its hosts' (touchGroupHosts).
 func (db *DB) DeleteSSHHostGroup(ctx context.Context, id string, ev audit.Event) error {
 	return db.Transact(ctx, func(tx *Tx) error {
+		if err := tx.lockForDelete(ctx, "ssh_host_groups", id); err != nil {
+			return err
+		}
+		if err := tx.touchGroupHosts(ctx, id); err != nil {
+			return err
+		}
 		if _, err := tx.exec(ctx, `DELETE FROM ssh_host_group_members WHERE ssh_host_group_id = ?`, id); err != nil {
 			return dbErr(err, "DeleteSSHHostGroup")
 		}
