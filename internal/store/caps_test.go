@@ -171,28 +171,37 @@ func TestCapsHoldUnderConcurrentCreates(t *testing.T) {
 				if err := db.ExecForTest(ctx, q, args...); err != nil {
 					t.Fatal(err)
 				}
-				var wg sync.WaitGroup
-				errc := make(chan error, racers)
-				for i := range racers {
-					wg.Go(func() { errc <- c.create(ctx, db, pid, owner, i) })
-				}
-				wg.Wait()
-				close(errc)
-				ok := 0
-				for err := range errc {
-					switch {
-					case err == nil:
-						ok++
-					case !errs.Is(err, errs.Invalid):
-						t.Fatalf("a create failed otherwise: %v", err)
-					}
-				}
+				ok := landed(t, racers, func(i int) error { return c.create(ctx, db, pid, owner, i) },
+					func(err error) bool { return errs.Is(err, errs.Invalid) })
 				if ok != 1 {
 					t.Fatalf("%d creates landed at the bound, want 1", ok)
 				}
 			})
 		}
 	})
+}
+
+// landed runs create(0..racers-1) at once and returns how many succeeded;
+// an error refused does not accept fails the test.
+func landed(t *testing.T, racers int, create func(i int) error, refused func(error) bool) int {
+	t.Helper()
+	var wg sync.WaitGroup
+	errc := make(chan error, racers)
+	for i := range racers {
+		wg.Go(func() { errc <- create(i) })
+	}
+	wg.Wait()
+	close(errc)
+	ok := 0
+	for err := range errc {
+		switch {
+		case err == nil:
+			ok++
+		case !refused(err):
+			t.Fatalf("a create failed otherwise: %v", err)
+		}
+	}
+	return ok
 }
 
 // The PKI CA, collection and SSH CA that seedIssuers makes in a project

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -44,25 +43,12 @@ func TestClientSecretsAreBounded(t *testing.T) {
 		}
 		race := func(t *testing.T, when string) {
 			t.Helper()
-			var wg sync.WaitGroup
-			errc := make(chan error, racers)
-			for i := range racers {
-				wg.Go(func() {
-					_, _, err := ua.NewClientSecret(ctx, actor, actor.ID, fmt.Sprint("racer ", i), 0, 0)
-					errc <- err
-				})
-			}
-			wg.Wait()
-			close(errc)
-			ok := 0
-			for err := range errc {
-				switch {
-				case err == nil:
-					ok++
-				case !errs.Is(err, errs.Invalid) || !strings.Contains(err.Error(), "at most 1000 client secrets"):
-					t.Fatalf("a create failed otherwise: %v", err)
-				}
-			}
+			ok := landed(t, racers, func(i int) error {
+				_, _, err := ua.NewClientSecret(ctx, actor, actor.ID, fmt.Sprint("racer ", i), 0, 0)
+				return err
+			}, func(err error) bool {
+				return errs.Is(err, errs.Invalid) && strings.Contains(err.Error(), "at most 1000 client secrets")
+			})
 			if ok != 1 {
 				t.Fatalf("%s: %d of %d creates landed, want 1", when, ok, racers)
 			}
