@@ -163,8 +163,16 @@ func TestAnIssuanceIsStoredOnlyAsChecked(t *testing.T) {
 				At: joined}, ev); err != nil {
 				t.Fatal(err)
 			}
-			g.LoginMappings, g.UpdatedAt = []sshca.LoginMapping{}, joined.Add(time.Second)
+			// A rename leaves the hosts alone.
+			g.Name, g.UpdatedAt = "renamed", joined.Add(time.Second)
 			if err := db.UpdateSSHHostGroup(ctx, g, joined, ev); err != nil {
+				t.Fatal(err)
+			}
+			if err := record("", host.ID, sshca.Basis{HostAt: joined}); err != nil {
+				t.Fatalf("SSH for a host whose group was only renamed: %v", err)
+			}
+			g.LoginMappings, g.UpdatedAt = []sshca.LoginMapping{}, joined.Add(2*time.Second)
+			if err := db.UpdateSSHHostGroup(ctx, g, joined.Add(time.Second), ev); err != nil {
 				t.Fatal(err)
 			}
 			if err := record("", host.ID, sshca.Basis{HostAt: joined}); !errors.Is(err, project.ErrStale) {
@@ -180,8 +188,8 @@ func TestAnIssuanceIsStoredOnlyAsChecked(t *testing.T) {
 			if err := record("", host.ID, sshca.Basis{HostAt: h2.UpdatedAt}); !errors.Is(err, project.ErrStale) {
 				t.Fatalf("SSH for a host whose group was deleted since: %v, want ErrStale", err)
 			}
-			if _, total, err := db.SSHCerts(ctx, pid, 0, 100); err != nil || total != 2 {
-				t.Fatalf("%d SSH certificates stored, want 2 (%v)", total, err)
+			if _, total, err := db.SSHCerts(ctx, pid, 0, 100); err != nil || total != 3 {
+				t.Fatalf("%d SSH certificates stored, want 3 (%v)", total, err)
 			}
 		})
 	}
@@ -251,6 +259,70 @@ func TestDeletingACAWhileItIssues(t *testing.T) {
 			if issued != nil && !errs.Is(issued, errs.Invalid) && !errors.Is(issued, project.ErrStale) {
 				t.Fatalf("round %d: the SSH issuance: %v", round, issued)
 			}
+		}
+	})
+}
+
+// TestGroupChangesSharingHostsDoNotDeadlock: a group's mapping change moves
+// its hosts' stamps. One UPDATE locked them in its plan's order (the
+// membership index for a small group, the table's order for a large one),
+// so on PostgreSQL a large group's change and a small one's sharing hosts
+// deadlocked (found by review: 26 in 60 rounds); the hosts are now locked
+// in id order first. storetest fails the test on any deadlock.
+func TestGroupChangesSharingHostsDoNotDeadlock(t *testing.T) {
+	const hosts, rounds = 3000, 30
+	storetest.ForEachEngine(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		pid, _, _ := seedProject(t, db) // the org has the project's id
+		seedIssuers(t, db, pid, 0)
+		ev := audit.Event{Type: "test", ActorType: "platform", OrgID: pid}
+		seed := fmt.Sprintf(`WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < %d)
+			INSERT INTO ssh_hosts (id, org_id, project_id, hostname, alias, user_cert_ttl, host_cert_ttl, user_ssh_ca_id, host_ssh_ca_id,
+				login_mappings, created_at, updated_at)
+			SELECT 'h-' || i, ?, ?, 'host-' || i || '.example.com', '', '8h', '8h', ?, ?, '[]', 1, 1 FROM n`, hosts)
+		if err := db.ExecForTest(ctx, seed, pid, pid, sshCAOf(pid), sshCAOf(pid)); err != nil {
+			t.Fatal(err)
+		}
+		groups := []string{"big", "small-a", "small-b"}
+		for _, g := range groups {
+			if err := db.ExecForTest(ctx, `INSERT INTO ssh_host_groups (id, org_id, project_id, name, login_mappings, created_at, updated_at)
+				VALUES (? || ?, ?, ?, ?, '[]', 1, 1)`, pid, g, pid, pid, g); err != nil {
+				t.Fatal(err)
+			}
+		}
+		member := `INSERT INTO ssh_host_group_members (ssh_host_group_id, ssh_host_id, created_at) SELECT ? || ?, id, 1 FROM ssh_hosts WHERE `
+		for _, m := range []struct{ group, where string }{
+			{"big", "project_id = ?"},
+			{"small-a", "project_id = ? AND id IN ('h-7', 'h-1500', 'h-2999', 'h-42')"},
+			{"small-b", "project_id = ? AND id IN ('h-2999', 'h-42', 'h-7', 'h-2000')"},
+		} {
+			if err := db.ExecForTest(ctx, member+m.where, pid, m.group, pid); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if db.Dialect() == store.Postgres {
+			if err := db.ExecForTest(ctx, `ANALYZE`); err != nil {
+				t.Fatal(err)
+			}
+		}
+		at := time.Now().UTC().Truncate(time.Microsecond)
+		for round := range rounds {
+			var wg sync.WaitGroup
+			for gi, name := range groups {
+				wg.Go(func() {
+					prev := time.UnixMicro(1).UTC()
+					if round > 0 {
+						prev = at.Add(time.Duration((round-1)*len(groups)+gi) * time.Microsecond)
+					}
+					g := sshca.HostGroup{ID: pid + name, OrgID: pid, ProjectID: pid, Name: name,
+						LoginMappings: []sshca.LoginMapping{{LoginUser: fmt.Sprint("u", round), Principals: []string{"p"}}},
+						UpdatedAt:     at.Add(time.Duration(round*len(groups)+gi) * time.Microsecond)}
+					if err := db.UpdateSSHHostGroup(ctx, g, prev, ev); err != nil {
+						t.Errorf("round %d, group %s: %v", round, name, err)
+					}
+				})
+			}
+			wg.Wait()
 		}
 	})
 }

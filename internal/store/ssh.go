@@ -2,12 +2,15 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
+	"errors"
 	"slices"
 	"time"
 
 	"github.com/lockbox-dev/lockbox/internal/audit"
 	"github.com/lockbox-dev/lockbox/internal/errs"
+	"github.com/lockbox-dev/lockbox/internal/project"
 	"github.com/lockbox-dev/lockbox/internal/sshca"
 )
 
@@ -678,13 +681,23 @@ func (db *DB) SSHHostGroups(ctx context.Context, projectID string) ([]sshca.Host
 // still as read at prev (project.ErrStale otherwise).
 func (db *DB) UpdateSSHHostGroup(ctx context.Context, g sshca.HostGroup, prev time.Time, ev audit.Event) error {
 	return db.Transact(ctx, func(tx *Tx) error {
+		var before string
+		if err := tx.queryRow(ctx, `SELECT login_mappings FROM ssh_host_groups WHERE id = ?`, g.ID).Scan(&before); err != nil {
+			if errors.Is(err, sql.ErrNoRows) {
+				return project.ErrStale
+			}
+			return dbErr(err, "UpdateSSHHostGroup")
+		}
+		after := mappingsText(g.LoginMappings)
 		res, err := tx.exec(ctx, `UPDATE ssh_host_groups SET name = ?, login_mappings = ?, updated_at = ? WHERE id = ? AND updated_at = ?`,
-			g.Name, mappingsText(g.LoginMappings), ts(g.UpdatedAt), g.ID, ts(prev))
+			g.Name, after, ts(g.UpdatedAt), g.ID, ts(prev))
 		if err := staleIfNone(res, err, "UpdateSSHHostGroup"); err != nil {
 			return err
 		}
-		if err := tx.touchGroupHosts(ctx, g.ID); err != nil {
-			return err
+		if after != before { // a rename leaves the hosts alone
+			if err := tx.touchGroupHosts(ctx, g.ID); err != nil {
+				return err
+			}
 		}
 		return tx.insertAudit(ctx, ev)
 	})
@@ -695,6 +708,15 @@ func (db *DB) UpdateSSHHostGroup(ctx context.Context, g sshca.HostGroup, prev ti
 // certificate checked against the old ones (sshca.Basis.HostAt) must not be
 // stored. Taken after the group's row, as a membership change takes them.
 func (tx *Tx) touchGroupHosts(ctx context.Context, groupID string) error {
+	if tx.db.dialect == Postgres {
+		// In id order first: one UPDATE locks rows in its plan's order (the
+		// membership index for a small group, the table's order for a large
+		// one), and two group changes sharing hosts deadlocked.
+		if _, err := tx.exec(ctx, `SELECT id FROM ssh_hosts WHERE id IN
+			(SELECT ssh_host_id FROM ssh_host_group_members WHERE ssh_host_group_id = ?) ORDER BY id FOR NO KEY UPDATE`, groupID); err != nil {
+			return dbErr(err, "lock the group's hosts")
+		}
+	}
 	_, err := tx.exec(ctx, `UPDATE ssh_hosts SET updated_at = CASE WHEN updated_at >= ? THEN updated_at + 1 ELSE ? END
 		WHERE id IN (SELECT ssh_host_id FROM ssh_host_group_members WHERE ssh_host_group_id = ?)`, ts(tx.Now), ts(tx.Now), groupID)
 	return dbErr(err, "touch the group's hosts")
