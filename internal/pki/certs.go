@@ -217,17 +217,8 @@ func (s *Service) checked(ctx context.Context, actor authz.Actor, r IssueRequest
 // then signed again for the same key, or refused.
 func (s *Service) signChecked(ctx context.Context, actor authz.Actor, r IssueRequest, c check, pub crypto.PublicKey,
 	keyDER []byte, evType string) (Issued, error) {
-	first := true
-	return project.RetryStale(ctx, "certificate template", func() (Issued, error) {
-		if !first {
-			var err error
-			if c, err = s.checked(ctx, actor, r); err != nil {
-				return Issued{}, err
-			}
-		}
-		first = false
-		return s.sign(ctx, actor, c.ca, c.tmpl, r, c.leaf, pub, keyDER, evType)
-	})
+	return project.RetryChecked(ctx, "certificate template", c, func() (check, error) { return s.checked(ctx, actor, r) },
+		func(c check) (Issued, error) { return s.sign(ctx, actor, c.ca, c.tmpl, r, c.leaf, pub, keyDER, evType) })
 }
 
 // Sign signs a certificate for a CSR's key. The request's commonName and

@@ -625,6 +625,25 @@ func RetryStale[T any](ctx context.Context, what string, try func() (T, error)) 
 	return out, nil
 }
 
+// RetryChecked runs do with c, a request checked before, as RetryStale
+// runs try; when do reports ErrStale (what c was checked against changed
+// before do's write), check makes c again from things as they now are, or
+// refuses, and do runs again with it.
+func RetryChecked[C, T any](ctx context.Context, what string, c C, check func() (C, error), do func(C) (T, error)) (T, error) {
+	first := true
+	return RetryStale(ctx, what, func() (T, error) {
+		if !first {
+			var err error
+			if c, err = check(); err != nil {
+				var zero T
+				return zero, err
+			}
+		}
+		first = false
+		return do(c)
+	})
+}
+
 // MoveGuard makes a move (a rename of a folder, an environment's slug or a
 // tag, the deletion of a folder, an environment or a tag, a secret renamed
 // or retagged) conditional: it is written only if the project's count of

@@ -187,17 +187,8 @@ func (s *Service) issueWithKey(ctx context.Context, actor authz.Actor, prep func
 // is signed again, or the request refused.
 func (s *Service) signChecked(ctx context.Context, actor authz.Actor, prep func(context.Context) (prepared, error), p prepared, key ssh.PublicKey,
 	evType string, md map[string]any) (Issued, error) {
-	first := true
-	return project.RetryStale(ctx, "SSH certificate template or host", func() (Issued, error) {
-		if !first {
-			var err error
-			if p, err = prep(cache.Resync(ctx)); err != nil {
-				return Issued{}, err
-			}
-		}
-		first = false
-		return s.sign(ctx, actor, p, key, evType, md)
-	})
+	return project.RetryChecked(ctx, "SSH certificate template or host", p, func() (prepared, error) { return prep(cache.Resync(ctx)) },
+		func(p prepared) (Issued, error) { return s.sign(ctx, actor, p, key, evType, md) })
 }
 
 // sign makes, records and audits the certificate p describes for key. A

@@ -408,14 +408,6 @@ func (db *DB) DeleteTemplate(ctx context.Context, id string, ev audit.Event) err
 	})
 }
 
-// lockForDelete locks the row id of table FOR UPDATE on PostgreSQL before
-// a delete removes what hangs from it; errs.NotFound when it is gone.
-func (tx *Tx) lockForDelete(ctx context.Context, table, id string) error {
-	var got string
-	err := tx.queryRow(ctx, `SELECT id FROM `+table+` WHERE id = ?`+tx.db.forUpdate(), id).Scan(&got)
-	return dbErr(err, "lock "+table)
-}
-
 // unchangedSince holds the row of table with id FOR SHARE on PostgreSQL
 // until the transaction ends and reports project.ErrStale unless its
 // updated_at is still at (also when it is gone): a write checked against

@@ -10,7 +10,6 @@ import (
 
 	"github.com/lockbox-dev/lockbox/internal/audit"
 	"github.com/lockbox-dev/lockbox/internal/errs"
-	"github.com/lockbox-dev/lockbox/internal/project"
 	"github.com/lockbox-dev/lockbox/internal/sshca"
 )
 
@@ -681,11 +680,9 @@ func (db *DB) SSHHostGroups(ctx context.Context, projectID string) ([]sshca.Host
 // still as read at prev (project.ErrStale otherwise).
 func (db *DB) UpdateSSHHostGroup(ctx context.Context, g sshca.HostGroup, prev time.Time, ev audit.Event) error {
 	return db.Transact(ctx, func(tx *Tx) error {
-		var before string
-		if err := tx.queryRow(ctx, `SELECT login_mappings FROM ssh_host_groups WHERE id = ?`, g.ID).Scan(&before); err != nil {
-			if errors.Is(err, sql.ErrNoRows) {
-				return project.ErrStale
-			}
+		var before string // none when the group is gone: the update below is then stale
+		err := tx.queryRow(ctx, `SELECT login_mappings FROM ssh_host_groups WHERE id = ?`, g.ID).Scan(&before)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return dbErr(err, "UpdateSSHHostGroup")
 		}
 		after := mappingsText(g.LoginMappings)

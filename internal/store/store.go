@@ -569,8 +569,18 @@ func (db *DB) forNoKeyUpdate() string {
 // lockRow locks the row id of table (forNoKeyUpdate); errs.NotFound when it
 // is gone.
 func (tx *Tx) lockRow(ctx context.Context, table, id string) error {
+	return tx.lockRowWith(ctx, table, id, tx.db.forNoKeyUpdate())
+}
+
+// lockForDelete locks the row id of table FOR UPDATE on PostgreSQL before
+// a delete removes what hangs from it; errs.NotFound when it is gone.
+func (tx *Tx) lockForDelete(ctx context.Context, table, id string) error {
+	return tx.lockRowWith(ctx, table, id, tx.db.forUpdate())
+}
+
+func (tx *Tx) lockRowWith(ctx context.Context, table, id, clause string) error {
 	var got string
-	err := tx.queryRow(ctx, `SELECT id FROM `+table+` WHERE id = ?`+tx.db.forNoKeyUpdate(), id).Scan(&got)
+	err := tx.queryRow(ctx, `SELECT id FROM `+table+` WHERE id = ?`+clause, id).Scan(&got)
 	return dbErr(err, "lock "+table)
 }
 
