@@ -65,6 +65,18 @@ func NormalizePath(p string) (string, error) {
 	return "/" + strings.Join(segs, "/"), nil
 }
 
+// MaxFoldersPerEnvironment bounds the folders of one environment, its root
+// included: a recursive read loads every folder below its path, and deleting
+// a folder or the environment takes all below it in one transaction. The
+// store counts them under a lock of the environment, missing parents
+// included, so concurrent creates do not pass it.
+const MaxFoldersPerEnvironment = 10_000
+
+// TooManyFolders is the refusal of a folder past MaxFoldersPerEnvironment.
+func TooManyFolders() error {
+	return errs.BadRequest("An environment has at most %d folders", MaxFoldersPerEnvironment)
+}
+
 // Segments splits a normalised path into folder names; "/" has none.
 func Segments(path string) []string {
 	if path == "/" {

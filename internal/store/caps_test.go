@@ -21,7 +21,7 @@ import (
 )
 
 // TestCapsHoldUnderConcurrentCreates: a project one short of its bound of
-// custom roles, service tokens, environments, PKI CAs, certificate
+// custom roles, service tokens, environments, folders (of an environment), PKI CAs, certificate
 // templates, collections or alerts, SSH CAs, templates, hosts or host
 // groups, a collection one short of its items and an organization one short
 // of its custom roles get exactly one more from twelve creates at once.
@@ -32,6 +32,7 @@ import (
 // the insert's transaction: 12 creates took a project of 999 keys to 1,004).
 func TestCapsHoldUnderConcurrentCreates(t *testing.T) {
 	const racers = 12
+	envOf := map[string]string{} // project → the environment seedProject made; written before each race
 	cases := []struct {
 		name   string
 		max    int
@@ -146,6 +147,15 @@ func TestCapsHoldUnderConcurrentCreates(t *testing.T) {
 				return db.CreateEnvironment(ctx, project.Environment{ID: store.NewID(), ProjectID: pid, Name: "racer", Slug: fmt.Sprintf("racer-%d", i),
 					Position: 1000 + i, CreatedAt: now, UpdatedAt: now}, audit.Event{OrgID: pid, Type: "t"})
 			}},
+		{"folders", project.MaxFoldersPerEnvironment,
+			// seedProject made the environment's root: max-2 more, under it.
+			`INSERT INTO folders (id, env_id, parent_id, name, version, created_at, updated_at)
+				SELECT 'f-' || i || '-' || ?, '{e}', '{root}', 'f-' || i, 1, 0, 0 FROM n WHERE ? <> '' AND i < ` + fmt.Sprint(project.MaxFoldersPerEnvironment-1),
+			func(ctx context.Context, db *store.DB, pid, _ string, i int) error {
+				env := envOf[pid]
+				_, err := db.CreateFolder(ctx, env, "/", newFolder(env, fmt.Sprintf("racer-%d", i)), audit.Event{OrgID: pid, Type: "t"})
+				return err
+			}},
 		{"organization roles", org.MaxRoles,
 			`INSERT INTO org_roles (id, org_id, slug, name, description, permissions, created_at, updated_at)
 				SELECT 'o-' || i || '-' || ?, ?, 'role-' || i, 'r', '', '[]', 0, 0 FROM n`,
@@ -159,10 +169,11 @@ func TestCapsHoldUnderConcurrentCreates(t *testing.T) {
 		for _, c := range cases {
 			t.Run(c.name, func(t *testing.T) {
 				ctx := context.Background()
-				pid, _, _ := seedProject(t, db) // the org has the project's id
+				pid, env, root := seedProject(t, db) // the org has the project's id
 				owner := pid
+				envOf[pid] = env
 				seedIssuers(t, db, pid, racers)
-				seed := strings.NewReplacer("{p}", pid, "{ca}", caOf(pid), "{col}", colOf(pid), "{sca}", sshCAOf(pid)).Replace(c.seed)
+				seed := strings.NewReplacer("{p}", pid, "{e}", env, "{root}", root, "{ca}", caOf(pid), "{col}", colOf(pid), "{sca}", sshCAOf(pid)).Replace(c.seed)
 				q := fmt.Sprintf(`WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < %d) `, c.max-1) + seed
 				args := []any{owner, owner}
 				if strings.Count(seed, "?") == 3 {
@@ -241,4 +252,38 @@ func seedIssuers(t *testing.T, db *store.DB, pid string, n int) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// TestFoldersCountTheParentsTheyCreate: a folder created under a path that
+// does not exist yet creates its missing parents too, and every one of them
+// counts toward project.MaxFoldersPerEnvironment: two short of the bound,
+// /a/b/c (three folders) is refused whole, /a/b (two) lands, and then
+// nothing more does.
+func TestFoldersCountTheParentsTheyCreate(t *testing.T) {
+	storetest.ForEachEngine(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		pid, env, root := seedProject(t, db)
+		q := fmt.Sprintf(`WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < %d)
+			INSERT INTO folders (id, env_id, parent_id, name, version, created_at, updated_at)
+			SELECT 'f-' || i || '-' || ?, ?, ?, 'f-' || i, 1, 0, 0 FROM n`, project.MaxFoldersPerEnvironment-3)
+		if err := db.ExecForTest(ctx, q, pid, env, root); err != nil {
+			t.Fatal(err)
+		}
+		create := func(parent, name string) error {
+			_, err := db.CreateFolder(ctx, env, parent, newFolder(env, name), audit.Event{OrgID: pid, Type: "t"})
+			return err
+		}
+		if err := create("/a/b", "c"); !errs.Is(err, errs.Invalid) {
+			t.Fatalf("three folders two short of the bound: %v, want a refusal", err)
+		}
+		if _, err := db.FolderByPath(ctx, env, "/a"); !errs.Is(err, errs.NotFound) {
+			t.Fatalf("a refused create left its parent behind: %v", err)
+		}
+		if err := create("/a", "b"); err != nil {
+			t.Fatalf("two folders two short of the bound: %v", err)
+		}
+		if err := create("/a", "c"); !errs.Is(err, errs.Invalid) {
+			t.Fatalf("a folder at the bound: %v, want a refusal", err)
+		}
+	})
 }

@@ -523,11 +523,19 @@ func (db *DB) CreateFolder(ctx context.Context, envID, parentPath string, f proj
 		if err := tx.guardMoves(ctx); err != nil {
 			return err
 		}
+		have, err := tx.countUnder(ctx, "environments", "folders", "env_id", envID)
+		if err != nil {
+			return err
+		}
 		parent, n, err := walk(ctx, tx.walker(), envID, parentPath)
 		if err != nil {
 			return err
 		}
-		for _, name := range project.Segments(parentPath)[n:] {
+		missing := project.Segments(parentPath)[n:]
+		if have+len(missing)+1 > project.MaxFoldersPerEnvironment {
+			return project.TooManyFolders()
+		}
+		for _, name := range missing {
 			mid := project.Folder{ID: newID(), EnvID: envID, ParentID: parent.ID, Name: name, Version: 1,
 				Path: project.JoinPath(parent.Path, name), CreatedAt: tx.Now, UpdatedAt: tx.Now}
 			if err := tx.insertFolder(ctx, mid); err != nil {
