@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/lockbox-dev/lockbox/internal/app/apptest"
+	"github.com/lockbox-dev/lockbox/internal/identity"
 	"github.com/lockbox-dev/lockbox/internal/store"
 )
 
@@ -558,4 +559,30 @@ func TestUniversalAuthRoutesHideWhichIdentitiesExist(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestClientSecretsPastTheBoundAre400: over HTTP, the client secret past
+// identity.MaxClientSecrets that can log in is a 400 naming the bound (not
+// a 5xx, and nothing stored: the list still holds the bound), and one more
+// can be made once one is revoked.
+func TestClientSecretsPastTheBoundAre400(t *testing.T) {
+	e := apptest.Bootstrapped(t, store.SQLite)
+	uaSetup(t, e, map[string]any{})
+	base := "/api/v1/auth/universal-auth/identities/" + e.IdentityID + "/client-secrets"
+	var list struct{ ClientSecretData []map[string]any }
+	e.Must(t, 200, "GET", base, e.Token, nil).Decode(t, &list)
+	var last string
+	for i := len(list.ClientSecretData); i < identity.MaxClientSecrets; i++ {
+		_, last = newSecret(t, e, map[string]any{"description": fmt.Sprint("s", i)})
+	}
+	r := assertError(t, e.Do(t, "POST", base, e.Token, map[string]any{"description": "one more"}), 400, "BadRequest")
+	if !strings.Contains(fmt.Sprint(r["message"]), fmt.Sprint("at most ", identity.MaxClientSecrets)) {
+		t.Fatalf("the refusal: %v", r)
+	}
+	e.Must(t, 200, "GET", base, e.Token, nil).Decode(t, &list)
+	if len(list.ClientSecretData) != identity.MaxClientSecrets {
+		t.Fatalf("%d client secrets listed after the refusal, want %d", len(list.ClientSecretData), identity.MaxClientSecrets)
+	}
+	e.Must(t, 200, "POST", base+"/"+last+"/revoke", e.Token, nil)
+	newSecret(t, e, map[string]any{"description": "after a revocation"})
 }
