@@ -2,8 +2,18 @@ package api_test
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"slices"
 	"strings"
 	"testing"
+
+	"golang.org/x/crypto/ssh"
 
 	"github.com/lockbox-dev/lockbox/internal/app/apptest"
 	"github.com/lockbox-dev/lockbox/internal/audit"
@@ -114,6 +124,21 @@ func TestAnIssuanceFollowsRulesChangedWhileItRan(t *testing.T) {
 		}
 		certs(1)
 
+		// A CSR signed through a template narrowed meanwhile (Sign checks
+		// as Issue does, with the client's key).
+		csrKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		csrDER, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "c.other.com"}}, csrKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		csrPEM := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: csrDER}))
+		st.change = func() {
+			e.Must(t, 200, "PATCH", "/api/v1/pki/certificate-templates/"+tid, e.Token, map[string]any{"commonName": "*.third.com"})
+		}
+		_, err = pkis.Sign(ctx, admin, pki.IssueRequest{TemplateID: tid, CSR: csrPEM})
+		refused(err, errs.Invalid, "not allowed by the certificate template's policy")
+		certs(1)
+
 		// SSH: a template disabled.
 		sca := createSSHCA(t, e, e.Token, p.ID, "ED25519")
 		stpl := createSSHTemplate(t, e, e.Token, map[string]any{"sshCaId": sca.ID, "name": "basis", "allowedUsers": []string{"*"}})
@@ -159,6 +184,31 @@ func TestAnIssuanceFollowsRulesChangedWhileItRan(t *testing.T) {
 		}
 		if _, n, err := e.DB.SSHCerts(ctx, p.ID, 0, 100); err != nil || n != 2 {
 			t.Fatalf("%d SSH certificates stored, want 2 (%v)", n, err)
+		}
+
+		// A host renamed while its host certificate was signed: the
+		// certificate names the host as it now is, not as first read.
+		hostPub, _, _ := ed25519.GenerateKey(rand.Reader)
+		sshPub, err := ssh.NewPublicKey(hostPub)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st.change = func() {
+			e.Must(t, 200, "PATCH", "/api/v1/ssh/hosts/"+host.ID, e.Token, map[string]any{"hostname": "moved.example.com"})
+		}
+		_, issued, err := sshs.IssueHostHostCert(ctx, admin, host.ID, string(ssh.MarshalAuthorizedKey(sshPub)))
+		if err != nil || st.change != nil {
+			t.Fatalf("a host certificate across a rename: %v", err)
+		}
+		if !slices.Equal(issued.Cert.Principals, []string{"moved.example.com"}) {
+			t.Fatalf("the host certificate names %v, want the host's new name", issued.Cert.Principals)
+		}
+		parsed, _, _, _, err := ssh.ParseAuthorizedKey([]byte(issued.SignedKey))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c, ok := parsed.(*ssh.Certificate); !ok || !slices.Equal(c.ValidPrincipals, []string{"moved.example.com"}) {
+			t.Fatalf("the signed host certificate: %#v", parsed)
 		}
 	})
 }
