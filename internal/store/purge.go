@@ -23,7 +23,7 @@ const purgeBatch = 1000
 
 // Purged counts the rows one purge deleted.
 type Purged struct {
-	AccessTokens, Sessions, AuditEvents int
+	AccessTokens, ClientSecrets, Sessions, AuditEvents int
 	// AuditRead is how many audit events the purge of the projects' own
 	// retention read to find the ones it deleted: a measure of its work.
 	AuditRead int
@@ -45,8 +45,20 @@ const qDeadAccessTokens = `SELECT id FROM identity_access_tokens WHERE id > ? AN
 	OR (access_token_max_ttl > 0 AND access_token_period = 0 AND created_at + access_token_max_ttl * 1000000 < ?)
 	) ORDER BY id LIMIT ?`
 
+// qDeadClientSecrets selects, in id order after an id, Universal Auth
+// client secrets that can no longer log in and died before a cut
+// (microseconds): revoked, or their uses spent, before the cut; past their
+// TTL before it. As Infisical's daily clean-up deletes them (it keeps no
+// grace); a login with one is then refused as with any unknown secret.
+const qDeadClientSecrets = `SELECT id FROM identity_ua_client_secrets WHERE id > ? AND (
+	(revoked = TRUE AND updated_at < ?)
+	OR (num_uses_limit > 0 AND num_uses >= num_uses_limit AND COALESCE(last_used_at, updated_at) < ?)
+	OR (ttl > 0 AND created_at + ttl * 1000000 < ?)
+	) ORDER BY id LIMIT ?`
+
 // Purge deletes what no request can use any more and the audit events past
-// their retention, as of now: access tokens dead for PurgeGrace, sessions
+// their retention, as of now: access tokens and client secrets dead for
+// PurgeGrace, sessions
 // (API and dashboard) expired for PurgeGrace, and audit events past their
 // retention. A project's auditLogsRetentionDays applies to its events
 // written since it was set (as Infisical stamps an event's expiry when it
@@ -61,6 +73,9 @@ func (db *DB) Purge(ctx context.Context, now time.Time, auditDays int) (Purged, 
 	var err error
 	if p.AccessTokens, err = db.purge(ctx, "identity_access_tokens", qDeadAccessTokens, true,
 		cut, cut, identity.MaxTokenAge.Microseconds(), cut, cut, cut); err != nil {
+		return p, err
+	}
+	if p.ClientSecrets, err = db.purge(ctx, "identity_ua_client_secrets", qDeadClientSecrets, true, cut, cut, cut); err != nil {
 		return p, err
 	}
 	if p.Sessions, err = db.purge(ctx, "user_sessions", `SELECT id FROM user_sessions WHERE id > ? AND expires_at < ? ORDER BY id LIMIT ?`, true, cut); err != nil {
@@ -300,8 +315,8 @@ func (db *DB) RunPurge(ctx context.Context, auditDays int, log *slog.Logger) {
 		if err != nil && ctx.Err() == nil {
 			log.Error("purge", "err", err.Error())
 		}
-		if p.AccessTokens+p.Sessions+p.AuditEvents > 0 {
-			log.Info("purged", "accessTokens", p.AccessTokens, "sessions", p.Sessions, "auditEvents", p.AuditEvents)
+		if p.AccessTokens+p.ClientSecrets+p.Sessions+p.AuditEvents > 0 {
+			log.Info("purged", "accessTokens", p.AccessTokens, "clientSecrets", p.ClientSecrets, "sessions", p.Sessions, "auditEvents", p.AuditEvents)
 		}
 	}
 }

@@ -14,7 +14,8 @@ import (
 
 // TestPurgeDeletesOnlyWhatIsDead: a purge deletes access tokens that can
 // neither authenticate nor be renewed (revoked, used up, past their TTL or
-// max TTL, their JWT expired) once they have been so for store.PurgeGrace,
+// max TTL, their JWT expired) and client secrets that cannot log in
+// (revoked, used up, past their TTL) once they have been so for store.PurgeGrace,
 // sessions expired as long, and audit events past their retention: a
 // project's applies to its events written since it was set, capped by the
 // server's, which applies to every event. It keeps every token that can
@@ -77,6 +78,32 @@ func TestPurgeDeletesOnlyWhatIsDead(t *testing.T) {
 				VALUES (?, ?, 'universal-auth', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 				id, ident, k.ttl, k.maxTTL, k.period, k.uses, k.usesLimit, opt(k.renewed), opt(k.used), k.revoked, us(k.created), us(k.upd))
 		}
+		// Client secrets: dead once revoked, used up or past their TTL, and
+		// deleted once dead for the grace (Infisical's daily clean-up).
+		ua := store.NewID()
+		exec(`INSERT INTO identity_universal_auths (id, identity_id, client_id, access_token_ttl, access_token_max_ttl,
+			access_token_num_uses_limit, access_token_period, client_secret_trusted_ips, access_token_trusted_ips, lockout_enabled,
+			lockout_threshold, lockout_duration_seconds, lockout_counter_reset_seconds, created_at, updated_at)
+			VALUES (?, ?, ?, 0, 0, 0, 0, '[]', '[]', FALSE, 3, 300, 30, 0, 0)`, ua, ident, ua)
+		secrets := []tok{
+			{name: "live", created: -300 * day, upd: -300 * day},
+			{name: "ttl left", created: -3 * day, upd: -3 * day, ttl: 86400 * 4},
+			{name: "ttl ran out 2 days ago", created: -3 * day, upd: -3 * day, ttl: 86400, dead: true},
+			{name: "ttl ran out an hour ago (grace)", created: -2*day + hour, upd: -2 * day, ttl: 86400},
+			{name: "revoked 2 days ago", created: -3 * day, upd: -2 * day, revoked: true, dead: true},
+			{name: "revoked an hour ago (grace)", created: -3 * day, upd: -hour, revoked: true},
+			{name: "used up 2 days ago", created: -3 * day, used: -2 * day, upd: -3 * day, uses: 5, usesLimit: 5, dead: true},
+			{name: "used up an hour ago (grace)", created: -3 * day, used: -hour, upd: -3 * day, uses: 5, usesLimit: 5},
+			{name: "uses left", created: -3 * day, used: -2 * day, upd: -3 * day, uses: 4, usesLimit: 5},
+		}
+		secretIDs := map[string]string{}
+		for _, k := range secrets {
+			id := store.NewID()
+			secretIDs[id] = k.name
+			exec(`INSERT INTO identity_ua_client_secrets (id, identity_ua_id, secret_hash, prefix, num_uses, num_uses_limit, ttl, revoked,
+				last_used_at, created_at, updated_at) VALUES (?, ?, ?, 'p', ?, ?, ?, ?, ?, ?, ?)`,
+				id, ua, id, k.uses, k.usesLimit, k.ttl, k.revoked, opt(k.used), us(k.created), us(k.upd))
+		}
 		sessions := map[string]time.Duration{store.NewID(): -2 * day, store.NewID(): -hour, store.NewID(): day}
 		for id, exp := range sessions {
 			exec(`INSERT INTO user_sessions (id, user_id, org_id, revoked, created_at, expires_at) VALUES (?, ?, ?, FALSE, ?, ?)`,
@@ -115,31 +142,44 @@ func TestPurgeDeletesOnlyWhatIsDead(t *testing.T) {
 			slices.Sort(out)
 			return out
 		}
+		wantSecrets := 0
 		check := func(auditDays int, wantTokens, wantSessions, wantEvents int) {
 			t.Helper()
 			p, err := db.Purge(ctx, now, auditDays)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if p.AccessTokens != wantTokens || p.Sessions != wantSessions || p.AuditEvents != wantEvents {
-				t.Fatalf("purge (audit days %d) deleted %+v, want %d tokens, %d sessions, %d events", auditDays, p, wantTokens, wantSessions, wantEvents)
+			if p.AccessTokens != wantTokens || p.ClientSecrets != wantSecrets || p.Sessions != wantSessions || p.AuditEvents != wantEvents {
+				t.Fatalf("purge (audit days %d) deleted %+v, want %d tokens, %d client secrets, %d sessions, %d events",
+					auditDays, p, wantTokens, wantSecrets, wantSessions, wantEvents)
 			}
 		}
-		dead := 0
-		for _, k := range toks {
-			if k.dead {
-				dead++
+		deadOf := func(ks []tok) int {
+			n := 0
+			for _, k := range ks {
+				if k.dead {
+					n++
+				}
 			}
+			return n
 		}
+		dead := deadOf(toks)
 		// The short project's event of 2 days (its retention was set 5 days
 		// ago, so the 10-day-old one predates it); the long project's of 101;
 		// the legacy project's of 2 days.
+		wantSecrets = deadOf(secrets)
 		check(0, dead, 1, 3)
-		kept := left("identity_access_tokens")
-		for id, name := range ids {
-			dead := slices.ContainsFunc(toks, func(k tok) bool { return k.name == name && k.dead })
-			if _, found := slices.BinarySearch(kept, id); found == dead {
-				t.Errorf("token %q kept: %v", name, found)
+		wantSecrets = 0
+		for table, rows := range map[string]struct {
+			ids  map[string]string
+			toks []tok
+		}{"identity_access_tokens": {ids, toks}, "identity_ua_client_secrets": {secretIDs, secrets}} {
+			kept := left(table)
+			for id, name := range rows.ids {
+				dead := slices.ContainsFunc(rows.toks, func(k tok) bool { return k.name == name && k.dead })
+				if _, found := slices.BinarySearch(kept, id); found == dead {
+					t.Errorf("%s: %q kept: %v", table, name, found)
+				}
 			}
 		}
 		for id, exp := range sessions {
