@@ -719,12 +719,17 @@ func (db *DB) DeleteProjectGroup(ctx context.Context, membershipID string, expec
 	})
 }
 
-// groupRolesUnchanged locks the group (lockGroup) and the group
-// membership, and reports a Conflict unless its role ids are expect.
+// groupRolesUnchanged holds the membership's project (holdProject: its
+// deletion takes the membership's roles, then the membership), locks the
+// group (lockGroup) and the group membership, and reports a Conflict
+// unless its role ids are expect.
 func (tx *Tx) groupRolesUnchanged(ctx context.Context, membershipID string, expect []string) error {
-	var groupID string
-	if err := tx.queryRow(ctx, `SELECT group_id FROM project_group_memberships WHERE id = ?`, membershipID).Scan(&groupID); err != nil {
+	var groupID, projectID string
+	if err := tx.queryRow(ctx, `SELECT group_id, project_id FROM project_group_memberships WHERE id = ?`, membershipID).Scan(&groupID, &projectID); err != nil {
 		return dbErr(err, "group membership")
+	}
+	if err := tx.holdProject(ctx, projectID); err != nil {
+		return err
 	}
 	if err := tx.lockGroup(ctx, groupID); err != nil {
 		return err

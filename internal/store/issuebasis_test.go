@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/lockbox-dev/lockbox/internal/errs"
 	"github.com/lockbox-dev/lockbox/internal/pki"
 	"github.com/lockbox-dev/lockbox/internal/project"
+	"github.com/lockbox-dev/lockbox/internal/secret"
 	"github.com/lockbox-dev/lockbox/internal/sshca"
 	"github.com/lockbox-dev/lockbox/internal/store"
 	"github.com/lockbox-dev/lockbox/internal/store/storetest"
@@ -322,6 +324,125 @@ func TestGroupChangesSharingHostsDoNotDeadlock(t *testing.T) {
 					}
 				})
 			}
+			wg.Wait()
+		}
+	})
+}
+
+// TestDeletingAProjectWhileItsRowsChange: deleting a project locks
+// it, then its rows as its cascades delete them (hosts before host groups,
+// CAs before the certificates and settings that name them). On PostgreSQL,
+// writes that took those rows the other way round deadlocked with it: a
+// host group's change (the group, then its hosts), the record of an issued
+// certificate (its CA and host held, then the project, by the insert's
+// foreign key), a change of the project's SSH settings (the settings row,
+// then a CA), an import's creation (its folder, then its source
+// environment, by the insert's foreign keys; the deletion takes
+// environments first), a certificate's revocation (the certificate, then its
+// CA) and a group membership's removal (the membership, then its roles, which
+// the deletion takes first); found by review, reproduced in psql. The
+// deletion now locks the project's host groups and then its hosts before the
+// cascades, a revocation takes the CA first, and the others hold the project
+// first (holdProject; a create's move guard). storetest fails the test on
+// any deadlock.
+func TestDeletingAProjectWhileItsRowsChange(t *testing.T) {
+	const hosts, rounds = 1000, 24
+	storetest.ForEachEngine(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		for round := range rounds {
+			pid, env, root := seedProject(t, db) // the org has the project's id
+			seedIssuers(t, db, pid, 0)
+			ev := audit.Event{Type: "test", ActorType: "platform", OrgID: pid}
+			for _, q := range []string{
+				fmt.Sprintf(`WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < %d)
+					INSERT INTO ssh_hosts (id, org_id, project_id, hostname, alias, user_cert_ttl, host_cert_ttl, user_ssh_ca_id, host_ssh_ca_id,
+						login_mappings, created_at, updated_at)
+					SELECT ?1 || '-h-' || i, ?1, ?1, 'host-' || i || '.example.com', '', '8h', '8h', ?1 || '-sca', ?1 || '-sca', '[]', 1, 1 FROM n`, hosts),
+				`INSERT INTO ssh_host_groups (id, org_id, project_id, name, login_mappings, created_at, updated_at)
+					VALUES (?1 || '-g', ?1, ?1, 'g', '[]', 1, 1)`,
+				`INSERT INTO ssh_host_group_members (ssh_host_group_id, ssh_host_id, created_at) SELECT ?1 || '-g', id, 1 FROM ssh_hosts WHERE project_id = ?1`,
+				`INSERT INTO ssh_cas (id, org_id, project_id, friendly_name, key_algorithm, status, public_key, private_key, created_at, updated_at)
+					VALUES (?1 || '-sca2', ?1, ?1, 'second', 'ED25519', 'active', 'k', '', 0, 0)`,
+				`INSERT INTO project_ssh_configs (id, project_id, default_user_ssh_ca_id, default_host_ssh_ca_id, created_at, updated_at)
+					VALUES (?1 || '-cfg', ?1, ?1 || '-sca', ?1 || '-sca', 0, 0)`,
+				`INSERT INTO pki_certificates (id, project_id, ca_id, status, serial_number, common_name, not_before, not_after, certificate, created_at, updated_at)
+					VALUES (?1 || '-cert', ?1, ?1 || '-ca', 'active', ?1 || '-02', 'c', 0, 0, '', 0, 0)`,
+				`INSERT INTO org_groups (id, org_id, name, slug, role, created_at, updated_at) VALUES (?1 || '-og', ?1, 'og', 'og', 'no-access', 0, 0)`,
+				`INSERT INTO project_group_memberships (id, project_id, group_id, created_at, updated_at) VALUES (?1 || '-pgm', ?1, ?1 || '-og', 0, 0)`,
+				`INSERT INTO project_group_membership_roles (id, membership_id, role, created_at, updated_at) VALUES (?1 || '-pgr', ?1 || '-pgm', 'viewer', 0, 0)`,
+			} {
+				if err := db.ExecForTest(ctx, strings.ReplaceAll(q, "?1", "'"+pid+"'")); err != nil { // pid: an id we made
+					t.Fatal(err)
+				}
+			}
+			at := time.UnixMicro(1).UTC()
+			now := time.Now().UTC().Truncate(time.Microsecond)
+			gone := func(err error) bool {
+				return err == nil || errs.Is(err, errs.NotFound) || errors.Is(err, project.ErrStale) || errs.Is(err, errs.Invalid)
+			}
+			// The others start within the deletion's cascades: a little
+			// later each round.
+			wait := func() { time.Sleep(time.Duration(round%8) * time.Millisecond) }
+			var wg sync.WaitGroup
+			wg.Go(func() {
+				if err := db.DeleteProject(ctx, pid, ev); err != nil {
+					t.Errorf("round %d: DeleteProject: %v", round, err)
+				}
+			})
+			wg.Go(func() {
+				wait()
+				g := sshca.HostGroup{ID: pid + "-g", OrgID: pid, ProjectID: pid, Name: "g",
+					LoginMappings: []sshca.LoginMapping{{LoginUser: "u", Principals: []string{"p"}}}, UpdatedAt: now}
+				if err := db.UpdateSSHHostGroup(ctx, g, at, ev); !gone(err) {
+					t.Errorf("round %d: UpdateSSHHostGroup: %v", round, err)
+				}
+			})
+			wg.Go(func() {
+				wait()
+				c := sshca.Cert{ID: store.NewID(), ProjectID: pid, CAID: sshCAOf(pid), HostID: pid + "-h-" + fmt.Sprint(hosts), Serial: "1",
+					Type: sshca.UserCert, Principals: []string{"u"}, KeyID: "k", NotBefore: now, NotAfter: now.Add(time.Hour), CreatedAt: now}
+				if err := db.RecordSSHCert(ctx, c, sshca.Basis{HostAt: at}, ev); !gone(err) {
+					t.Errorf("round %d: RecordSSHCert: %v", round, err)
+				}
+			})
+			wg.Go(func() {
+				wait()
+				c := pki.Certificate{ID: store.NewID(), ProjectID: pid, CAID: caOf(pid), Status: "active", SerialNumber: pid + "-01",
+					CommonName: "a", NotBefore: now, NotAfter: now.Add(time.Hour), CreatedAt: now, UpdatedAt: now}
+				if err := db.CreateCertificate(ctx, c, pki.Basis{}, ev); !gone(err) {
+					t.Errorf("round %d: CreateCertificate: %v", round, err)
+				}
+			})
+			wg.Go(func() {
+				wait()
+				c := sshca.Config{ID: pid + "-cfg", ProjectID: pid, DefaultUserCAID: pid + "-sca2", DefaultHostCAID: pid + "-sca2",
+					CreatedAt: now, UpdatedAt: now}
+				if err := db.PutSSHConfig(ctx, c, ev); !gone(err) {
+					t.Errorf("round %d: PutSSHConfig: %v", round, err)
+				}
+			})
+			wg.Go(func() {
+				wait()
+				// An import references its folder, then its source
+				// environment; the deletion takes environments first.
+				place := project.WithMoveGuard(ctx, project.MoveGuard{ProjectID: pid, Place: true})
+				im := secret.Import{ID: store.NewID(), FolderID: root, EnvID: env, Path: "/x", Position: 1, Version: 1, CreatedAt: now, UpdatedAt: now}
+				if err := db.CreateImport(place, im, ev); !gone(err) {
+					t.Errorf("round %d: CreateImport: %v", round, err)
+				}
+			})
+			wg.Go(func() {
+				wait()
+				if err := db.RevokeCertificate(ctx, pid+"-cert", caOf(pid), now, 0, ev); !gone(err) && !errs.Is(err, errs.Conflict) {
+					t.Errorf("round %d: RevokeCertificate: %v", round, err)
+				}
+			})
+			wg.Go(func() {
+				wait()
+				if err := db.DeleteProjectGroup(ctx, pid+"-pgm", []string{pid + "-pgr"}, ev); !gone(err) {
+					t.Errorf("round %d: DeleteProjectGroup: %v", round, err)
+				}
+			})
 			wg.Wait()
 		}
 	})

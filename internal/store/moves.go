@@ -40,7 +40,11 @@ func (tx *Tx) guardMoves(ctx context.Context) error {
 	}
 	if g.Place {
 		var n int64
-		if err := tx.queryRow(ctx, `SELECT moves FROM projects WHERE id = ?`, g.ProjectID).Scan(&n); err != nil {
+		// Held against the project's deletion as well (holdProject): a
+		// create then references rows of the project (an import its folder
+		// and its source environment), which DeleteProject's cascades lock
+		// in an order of their own, after the project.
+		if err := tx.queryRow(ctx, `SELECT moves FROM projects WHERE id = ?`+tx.db.forKeyShare(), g.ProjectID).Scan(&n); err != nil {
 			return dbErr(err, "guard moves")
 		}
 		if n != g.Seen {

@@ -197,6 +197,9 @@ func scanCert(sc interface{ Scan(...any) error }) (pki.Certificate, error) {
 // check the request again.
 func (db *DB) CreateCertificate(ctx context.Context, c pki.Certificate, b pki.Basis, ev audit.Event) error {
 	return db.Transact(ctx, func(tx *Tx) error {
+		if err := tx.holdProject(ctx, c.ProjectID); err != nil {
+			return err
+		}
 		if err := tx.caActive(ctx, "pki_cas", c.CAID); err != nil {
 			return err
 		}
@@ -285,16 +288,21 @@ func (db *DB) RevokedEntries(ctx context.Context, caID string, expiredBefore tim
 // RevokeCertificate marks an active certificate revoked with ev.
 func (db *DB) RevokeCertificate(ctx context.Context, id, caID string, at time.Time, reason int, ev audit.Event) error {
 	return db.Transact(ctx, func(tx *Tx) error {
-		res, err := tx.exec(ctx, `UPDATE pki_certificates SET status = ?, revoked_at = ?, revocation_reason = ?, updated_at = ?
-			WHERE id = ? AND status = ?`, pki.CertRevoked, ts(at), reason, ts(at), id, pki.CertActive)
+		// The CA first, then its certificate, as deleting the CA or its
+		// project takes them (the other way round deadlocked with both).
+		res, err := tx.exec(ctx, `UPDATE pki_cas SET revocation_rev = revocation_rev + 1 WHERE id = ?`, caID)
 		if err != nil {
+			return dbErr(err, "count revocation")
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return dbErr(errNoRows, "RevokeCertificate")
+		}
+		if res, err = tx.exec(ctx, `UPDATE pki_certificates SET status = ?, revoked_at = ?, revocation_reason = ?, updated_at = ?
+			WHERE id = ? AND status = ?`, pki.CertRevoked, ts(at), reason, ts(at), id, pki.CertActive); err != nil {
 			return dbErr(err, "RevokeCertificate")
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
 			return &errs.Error{Kind: errs.Conflict, Message: "certificate revoked already"}
-		}
-		if _, err := tx.exec(ctx, `UPDATE pki_cas SET revocation_rev = revocation_rev + 1 WHERE id = ?`, caID); err != nil {
-			return dbErr(err, "count revocation")
 		}
 		return tx.insertAudit(ctx, ev)
 	})

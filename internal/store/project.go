@@ -217,6 +217,17 @@ func (db *DB) DeleteProject(ctx context.Context, id string, ev audit.Event) erro
 		if err := tx.dropDynamicSecrets(ctx, `project_id = ?`, id); err != nil {
 			return err
 		}
+		// The cascades delete hosts before host groups, each in its plan's
+		// order; a group's change locks the group, then its hosts in id
+		// order (touchGroupHosts). Both are locked that way first.
+		for _, table := range []string{"ssh_host_groups", "ssh_hosts"} {
+			if db.dialect != Postgres {
+				break // one writer
+			}
+			if _, err := tx.exec(ctx, `SELECT id FROM `+table+` WHERE project_id = ? ORDER BY id FOR UPDATE`, id); err != nil {
+				return dbErr(err, "lock "+table)
+			}
+		}
 		// Membership roles reference custom roles without cascade; remove them first.
 		if _, err := tx.exec(ctx, `DELETE FROM project_membership_roles WHERE membership_id IN
 			(SELECT id FROM project_memberships WHERE project_id = ?)`, id); err != nil {

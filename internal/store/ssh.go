@@ -258,6 +258,9 @@ func scanSSHCert(sc interface{ Scan(...any) error }) (sshca.Cert, error) {
 // alone.
 func (db *DB) RecordSSHCert(ctx context.Context, c sshca.Cert, b sshca.Basis, ev audit.Event) error {
 	return db.transactQuiet(ctx, func(tx *Tx) error {
+		if err := tx.holdProject(ctx, c.ProjectID); err != nil {
+			return err
+		}
 		if err := tx.caActive(ctx, "ssh_cas", c.CAID); err != nil {
 			return err
 		}
@@ -581,6 +584,9 @@ func (db *DB) SSHConfig(ctx context.Context, projectID string) (sshca.Config, er
 // PutSSHConfig creates or replaces a project's SSH settings, with ev.
 func (db *DB) PutSSHConfig(ctx context.Context, c sshca.Config, ev audit.Event) error {
 	return db.Transact(ctx, func(tx *Tx) error {
+		if err := tx.holdProject(ctx, c.ProjectID); err != nil {
+			return err
+		}
 		res, err := tx.exec(ctx, `UPDATE project_ssh_configs SET default_user_ssh_ca_id = ?, default_host_ssh_ca_id = ?, updated_at = ?
 			WHERE project_id = ?`, nullStr(c.DefaultUserCAID), nullStr(c.DefaultHostCAID), ts(c.UpdatedAt), c.ProjectID)
 		if err != nil {

@@ -547,6 +547,15 @@ func (db *DB) forShare() string {
 	return ""
 }
 
+// forKeyShare holds the rows a PostgreSQL statement reads against deletion
+// and key changes only, as a foreign key check does.
+func (db *DB) forKeyShare() string {
+	if db.dialect == Postgres {
+		return " FOR KEY SHARE"
+	}
+	return ""
+}
+
 func (db *DB) forUpdate() string {
 	if db.dialect == Postgres {
 		return " FOR UPDATE"
@@ -582,6 +591,16 @@ func (tx *Tx) lockRowWith(ctx context.Context, table, id, clause string) error {
 	var got string
 	err := tx.queryRow(ctx, `SELECT id FROM `+table+` WHERE id = ?`+clause, id).Scan(&got)
 	return dbErr(err, "lock "+table)
+}
+
+// holdProject holds project id against its deletion (FOR KEY SHARE, what
+// an insert's foreign key check takes) before a write locks rows of the
+// project: DeleteProject locks the project, then the rows its cascades
+// delete, so a write that locked such a row (a CA, a host, its SSH
+// settings) and then referenced the project deadlocked with it.
+// errs.NotFound when the project is gone.
+func (tx *Tx) holdProject(ctx context.Context, id string) error {
+	return tx.lockRowWith(ctx, "projects", id, tx.db.forKeyShare())
 }
 
 // countUnder locks the row id of owner (lockRow) and counts the rows of
