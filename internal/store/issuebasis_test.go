@@ -11,6 +11,7 @@ import (
 
 	"github.com/lockbox-dev/lockbox/internal/audit"
 	"github.com/lockbox-dev/lockbox/internal/errs"
+	"github.com/lockbox-dev/lockbox/internal/org"
 	"github.com/lockbox-dev/lockbox/internal/pki"
 	"github.com/lockbox-dev/lockbox/internal/project"
 	"github.com/lockbox-dev/lockbox/internal/secret"
@@ -340,11 +341,16 @@ func TestGroupChangesSharingHostsDoNotDeadlock(t *testing.T) {
 // environment, by the insert's foreign keys; the deletion takes
 // environments first), a certificate's revocation (the certificate, then its
 // CA) and a group membership's removal (the membership, then its roles, which
-// the deletion takes first); found by review, reproduced in psql. The
-// deletion now locks the project's host groups and then its hosts before the
-// cascades, a revocation takes the CA first, and the others hold the project
-// first (holdProject; a create's move guard). storetest fails the test on
-// any deadlock.
+// the deletion takes first); found by review, reproduced in psql. Then, by a
+// second review: a KMS key's deletion (its versions, then the key), a
+// collection item's addition (the collection, then a CA), a template moved
+// to another CA, an alert to another collection, an import to another
+// environment, and an organization member's removal (its project
+// memberships, then their roles). The deletion now locks the project's host
+// groups and then its hosts before the cascades; a revocation takes the CA
+// first, a key deletion the key, a member's removal the roles; the others
+// hold the project first (holdProject; a create's move guard). storetest
+// fails the test on any deadlock.
 func TestDeletingAProjectWhileItsRowsChange(t *testing.T) {
 	const hosts, rounds = 1000, 24
 	storetest.ForEachEngine(t, func(t *testing.T, db *store.DB) {
@@ -370,8 +376,25 @@ func TestDeletingAProjectWhileItsRowsChange(t *testing.T) {
 				`INSERT INTO org_groups (id, org_id, name, slug, role, created_at, updated_at) VALUES (?1 || '-og', ?1, 'og', 'og', 'no-access', 0, 0)`,
 				`INSERT INTO project_group_memberships (id, project_id, group_id, created_at, updated_at) VALUES (?1 || '-pgm', ?1, ?1 || '-og', 0, 0)`,
 				`INSERT INTO project_group_membership_roles (id, membership_id, role, created_at, updated_at) VALUES (?1 || '-pgr', ?1 || '-pgm', 'viewer', 0, 0)`,
+				`INSERT INTO kms_keys (id, org_id, project_id, name, description, key_usage, algorithm, is_disabled, version, created_at, updated_at)
+					VALUES (?1 || '-key', ?1, ?1, 'k', '', 'encrypt-decrypt', 'aes-256-gcm', FALSE, 1, 0, 0)`,
+				`INSERT INTO kms_key_versions (key_id, version, material, created_at) VALUES (?1 || '-key', 1, 'm', 0)`,
+				`INSERT INTO pki_cas (id, org_id, project_id, ca_type, status, dn, key_algorithm, private_key, created_at, updated_at)
+					VALUES (?1 || '-ca2', ?1, ?1, 'root', 'active', 'CN=y', 'RSA_2048', '', 0, 0)`,
+				`INSERT INTO pki_certificate_templates (id, project_id, ca_id, name, common_name, subject_alternative_name, ttl, created_at, updated_at)
+					VALUES (?1 || '-tpl', ?1, ?1 || '-ca', 'tpl', '*', '*', '1h', 0, 0)`,
+				`INSERT INTO pki_collections (id, project_id, name, created_at, updated_at) VALUES (?1 || '-col2', ?1, 'second', 0, 0)`,
+				`INSERT INTO pki_alerts (id, project_id, collection_id, name, alert_before_days, recipient_emails, due_at, created_at, updated_at)
+					VALUES (?1 || '-alert', ?1, ?1 || '-col', 'alert', 1, 'a@example.com', 0, 0, 0)`,
+				`INSERT INTO environments (id, project_id, name, slug, position, created_at, updated_at) VALUES (?1 || '-env2', ?1, 'e2', 'e2', 2, 0, 0)`,
+				`INSERT INTO secret_imports (id, folder_id, import_env_id, import_path, position, version, created_at, updated_at)
+					VALUES (?1 || '-imp', '{root}', '{env}', '/', 1, 1, 0, 0)`,
+				`INSERT INTO users (id, email, username, password_hash, created_at, updated_at) VALUES (?1 || '-u', ?1 || '@example.com', ?1, 'x', 0, 0)`,
+				`INSERT INTO org_memberships (id, org_id, user_id, role, created_at, updated_at) VALUES (?1 || '-om', ?1, ?1 || '-u', 'member', 0, 0)`,
+				`INSERT INTO project_memberships (id, project_id, user_id, created_at, updated_at) VALUES (?1 || '-pm', ?1, ?1 || '-u', 0, 0)`,
+				`INSERT INTO project_membership_roles (id, membership_id, role, created_at, updated_at) VALUES (?1 || '-pmr', ?1 || '-pm', 'viewer', 0, 0)`,
 			} {
-				if err := db.ExecForTest(ctx, strings.ReplaceAll(q, "?1", "'"+pid+"'")); err != nil { // pid: an id we made
+				if err := db.ExecForTest(ctx, strings.NewReplacer("?1", "'"+pid+"'", "{root}", root, "{env}", env).Replace(q)); err != nil { // pid: an id we made
 					t.Fatal(err)
 				}
 			}
@@ -441,6 +464,49 @@ func TestDeletingAProjectWhileItsRowsChange(t *testing.T) {
 				wait()
 				if err := db.DeleteProjectGroup(ctx, pid+"-pgm", []string{pid + "-pgr"}, ev); !gone(err) {
 					t.Errorf("round %d: DeleteProjectGroup: %v", round, err)
+				}
+			})
+			wg.Go(func() {
+				wait()
+				if err := db.DeleteKMSKey(ctx, pid+"-key", ev); !gone(err) {
+					t.Errorf("round %d: DeleteKMSKey: %v", round, err)
+				}
+			})
+			wg.Go(func() {
+				wait()
+				it := pki.CollectionItem{ID: store.NewID(), CollectionID: colOf(pid), Type: pki.ItemCA, ItemID: caOf(pid), CreatedAt: now, UpdatedAt: now}
+				if err := db.AddCollectionItem(ctx, it, ev); !gone(err) {
+					t.Errorf("round %d: AddCollectionItem: %v", round, err)
+				}
+			})
+			wg.Go(func() {
+				wait()
+				tp := pki.Template{ID: pid + "-tpl", ProjectID: pid, CAID: pid + "-ca2", Name: "tpl", CommonName: "*", SubjectAlternativeName: "*",
+					TTL: "1h", UpdatedAt: now}
+				if err := db.UpdateTemplate(ctx, tp, time.UnixMicro(0), ev); !gone(err) {
+					t.Errorf("round %d: UpdateTemplate: %v", round, err)
+				}
+			})
+			wg.Go(func() {
+				wait()
+				a := pki.Alert{ID: pid + "-alert", ProjectID: pid, CollectionID: pid + "-col2", Name: "alert", AlertBeforeDays: 1,
+					Emails: []string{"a@example.com"}, UpdatedAt: now}
+				if err := db.UpdateAlert(ctx, a, ev); !gone(err) {
+					t.Errorf("round %d: UpdateAlert: %v", round, err)
+				}
+			})
+			wg.Go(func() {
+				wait()
+				im := secret.Import{ID: pid + "-imp", FolderID: root, EnvID: pid + "-env2", Path: "/", Position: 1, Version: 2, UpdatedAt: now}
+				if err := db.UpdateImport(ctx, im, ev); !gone(err) {
+					t.Errorf("round %d: UpdateImport: %v", round, err)
+				}
+			})
+			wg.Go(func() {
+				wait()
+				m := org.Member{ID: pid + "-om", OrgID: pid, UserID: pid + "-u", UpdatedAt: time.UnixMicro(0)}
+				if err := db.DeleteOrgMember(ctx, m, ev); !gone(err) {
+					t.Errorf("round %d: DeleteOrgMember: %v", round, err)
 				}
 			})
 			wg.Wait()

@@ -120,6 +120,10 @@ func (db *DB) UpdateKMSKey(ctx context.Context, k kms.Key, prev time.Time, ev au
 // DeleteKMSKey deletes a key and its versions' material with ev.
 func (db *DB) DeleteKMSKey(ctx context.Context, id string, ev audit.Event) error {
 	return db.Transact(ctx, func(tx *Tx) error {
+		// The key before its versions, as deleting its project takes them.
+		if err := tx.lockForDelete(ctx, "kms_keys", id); err != nil {
+			return err
+		}
 		if _, err := tx.exec(ctx, `DELETE FROM kms_key_versions WHERE key_id = ?`, id); err != nil {
 			return dbErr(err, "delete KMS key versions")
 		}

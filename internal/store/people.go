@@ -185,6 +185,11 @@ func (db *DB) DeleteOrgMember(ctx context.Context, m org.Member, ev audit.Event)
 			if at != m.UpdatedAt.UnixMicro() {
 				return project.ErrStale
 			}
+			// Their roles first, as deleting a project takes them.
+			if _, err := tx.exec(ctx, `DELETE FROM project_membership_roles WHERE membership_id IN (SELECT id FROM project_memberships
+				WHERE user_id = ? AND project_id IN (SELECT id FROM projects WHERE org_id = ?))`, m.UserID, m.OrgID); err != nil {
+				return dbErr(err, "delete project membership roles")
+			}
 			if _, err := tx.exec(ctx, `DELETE FROM project_memberships WHERE user_id = ? AND project_id IN (SELECT id FROM projects WHERE org_id = ?)`,
 				m.UserID, m.OrgID); err != nil {
 				return dbErr(err, "delete project memberships")

@@ -392,6 +392,9 @@ func (db *DB) Templates(ctx context.Context, projectID string) ([]pki.Template, 
 // (project.ErrStale otherwise); errs.Conflict on a taken name.
 func (db *DB) UpdateTemplate(ctx context.Context, t pki.Template, prev time.Time, ev audit.Event) error {
 	return db.Transact(ctx, func(tx *Tx) error {
+		if err := tx.holdProject(ctx, t.ProjectID); err != nil { // before the template: it may name another CA
+			return err
+		}
 		res, err := tx.exec(ctx, `UPDATE pki_certificate_templates SET ca_id = ?, name = ?, common_name = ?, subject_alternative_name = ?,
 			ttl = ?, key_usages = ?, extended_key_usages = ?, updated_at = ? WHERE id = ? AND updated_at = ?`, t.CAID, t.Name, t.CommonName,
 			t.SubjectAlternativeName, t.TTL, strings.Join(t.KeyUsages, ","), strings.Join(t.ExtendedKeyUsages, ","), ts(t.UpdatedAt), t.ID, ts(prev))

@@ -197,6 +197,14 @@ func (db *DB) AddCollectionItem(ctx context.Context, it pki.CollectionItem, ev a
 		certID = it.ItemID
 	}
 	return db.Transact(ctx, func(tx *Tx) error {
+		// The project first: the item then references a CA or certificate.
+		var projectID string
+		if err := tx.queryRow(ctx, `SELECT project_id FROM pki_collections WHERE id = ?`, it.CollectionID).Scan(&projectID); err != nil {
+			return dbErr(err, "collection")
+		}
+		if err := tx.holdProject(ctx, projectID); err != nil {
+			return err
+		}
 		if err := tx.bounded(ctx, "pki_collections", "pki_collection_items", "collection_id", it.CollectionID, pki.MaxItemsPerCollection, pki.TooManyItems); err != nil {
 			return err
 		}
@@ -317,6 +325,9 @@ func (db *DB) CountAlerts(ctx context.Context, projectID string) (int, error) {
 // UpdateAlert writes an alert's name, collection, days and emails with ev.
 func (db *DB) UpdateAlert(ctx context.Context, a pki.Alert, ev audit.Event) error {
 	return db.Transact(ctx, func(tx *Tx) error {
+		if err := tx.holdProject(ctx, a.ProjectID); err != nil { // before the alert: it may name another collection
+			return err
+		}
 		res, err := tx.exec(ctx, `UPDATE pki_alerts SET name = ?, collection_id = ?, alert_before_days = ?, recipient_emails = ?,
 			updated_at = ? WHERE id = ?`, a.Name, a.CollectionID, a.AlertBeforeDays, strings.Join(a.Emails, ","), ts(a.UpdatedAt), a.ID)
 		if err != nil {

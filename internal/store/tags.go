@@ -227,6 +227,14 @@ func (db *DB) ImportWithID(ctx context.Context, id string) (secret.Import, error
 // UpdateImport writes an import.
 func (db *DB) UpdateImport(ctx context.Context, im secret.Import, ev audit.Event) error {
 	return db.Transact(ctx, func(tx *Tx) error {
+		// The project first: the import may name another environment.
+		var projectID string
+		if err := tx.queryRow(ctx, `SELECT project_id FROM environments WHERE id = ?`, im.EnvID).Scan(&projectID); err != nil {
+			return dbErr(err, "import environment")
+		}
+		if err := tx.holdProject(ctx, projectID); err != nil {
+			return err
+		}
 		if _, err := tx.exec(ctx, `UPDATE secret_imports SET import_env_id = ?, import_path = ?, position = ?, version = ?, updated_at = ? WHERE id = ?`,
 			im.EnvID, im.Path, im.Position, im.Version, ts(im.UpdatedAt), im.ID); err != nil {
 			return dbErr(err, "UpdateImport")
