@@ -346,9 +346,11 @@ func TestGroupChangesSharingHostsDoNotDeadlock(t *testing.T) {
 // collection item's addition (the collection, then a CA), a template moved
 // to another CA, an alert to another collection, an import to another
 // environment, and an organization member's removal (its project
-// memberships, then their roles). The deletion now locks the project's host
+// memberships, then their roles); and by a third, a change of SSH settings
+// against the deletion of the CA it names (the settings row, then the CA). The deletion now locks the project's host
 // groups and then its hosts before the cascades; a revocation takes the CA
-// first, a key deletion the key, a member's removal the roles; the others
+// first, a key deletion the key, a member's removal the roles, a settings
+// change the CAs it names; the others
 // hold the project first (holdProject; a create's move guard). storetest
 // fails the test on any deadlock.
 func TestDeletingAProjectWhileItsRowsChange(t *testing.T) {
@@ -468,6 +470,20 @@ func TestDeletingAProjectWhileItsRowsChange(t *testing.T) {
 			})
 			wg.Go(func() {
 				wait()
+				// The CA the settings change names: it clears settings
+				// that name it, after locking itself.
+				if err := db.DeleteSSHCA(ctx, pid+"-sca2", ev); !gone(err) {
+					t.Errorf("round %d: DeleteSSHCA: %v", round, err)
+				}
+			})
+			wg.Go(func() {
+				wait()
+				if err := db.DeleteCA(ctx, pid+"-ca2", ev); !gone(err) {
+					t.Errorf("round %d: DeleteCA: %v", round, err)
+				}
+			})
+			wg.Go(func() {
+				wait()
 				if err := db.DeleteKMSKey(ctx, pid+"-key", ev); !gone(err) {
 					t.Errorf("round %d: DeleteKMSKey: %v", round, err)
 				}
@@ -507,6 +523,55 @@ func TestDeletingAProjectWhileItsRowsChange(t *testing.T) {
 				m := org.Member{ID: pid + "-om", OrgID: pid, UserID: pid + "-u", UpdatedAt: time.UnixMicro(0)}
 				if err := db.DeleteOrgMember(ctx, m, ev); !gone(err) {
 					t.Errorf("round %d: DeleteOrgMember: %v", round, err)
+				}
+			})
+			wg.Wait()
+		}
+	})
+}
+
+// TestSSHSettingsChangeWhileTheirCAIsDeleted: changing a project's SSH
+// settings that name a CA (to name it as the other default) while that CA
+// is deleted. The change locked the
+// settings row and then (its foreign key check) the CA; the deletion locks
+// the CA and then clears the settings that name it: deadlocks on PostgreSQL
+// (found by review, reproduced in psql). The change now takes the CAs it
+// names first. storetest fails the test on any deadlock.
+func TestSSHSettingsChangeWhileTheirCAIsDeleted(t *testing.T) {
+	const rounds = 150
+	storetest.ForEachEngine(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		pid, _, _ := seedProject(t, db) // the org has the project's id
+		seedIssuers(t, db, pid, 0)
+		ev := audit.Event{Type: "test", ActorType: "platform", OrgID: pid}
+		now := time.Now().UTC().Truncate(time.Microsecond)
+		put := func(user, host string) error {
+			return db.PutSSHConfig(ctx, sshca.Config{ID: pid + "-cfg", ProjectID: pid, DefaultUserCAID: user, DefaultHostCAID: host,
+				CreatedAt: now, UpdatedAt: now}, ev)
+		}
+		if err := put(sshCAOf(pid), sshCAOf(pid)); err != nil {
+			t.Fatal(err)
+		}
+		for round := range rounds {
+			ca := fmt.Sprintf("%s-x%d", pid, round)
+			if err := db.ExecForTest(ctx, `INSERT INTO ssh_cas (id, org_id, project_id, friendly_name, key_algorithm, status, public_key,
+				private_key, created_at, updated_at) VALUES (?, ?, ?, ?, 'ED25519', 'active', 'k', '', 0, 0)`, ca, pid, pid, ca); err != nil {
+				t.Fatal(err)
+			}
+			if err := put(ca, sshCAOf(pid)); err != nil {
+				t.Fatal(err)
+			}
+			var wg sync.WaitGroup
+			wg.Go(func() {
+				time.Sleep(time.Duration(round%10) * 100 * time.Microsecond) // into the deletion's statements
+				// Still naming the CA, in the other column.
+				if err := put(sshCAOf(pid), ca); err != nil && !errs.Is(err, errs.Invalid) {
+					t.Errorf("round %d: PutSSHConfig: %v", round, err)
+				}
+			})
+			wg.Go(func() {
+				if err := db.DeleteSSHCA(ctx, ca, ev); err != nil {
+					t.Errorf("round %d: DeleteSSHCA: %v", round, err)
 				}
 			})
 			wg.Wait()

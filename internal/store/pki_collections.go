@@ -198,11 +198,7 @@ func (db *DB) AddCollectionItem(ctx context.Context, it pki.CollectionItem, ev a
 	}
 	return db.Transact(ctx, func(tx *Tx) error {
 		// The project first: the item then references a CA or certificate.
-		var projectID string
-		if err := tx.queryRow(ctx, `SELECT project_id FROM pki_collections WHERE id = ?`, it.CollectionID).Scan(&projectID); err != nil {
-			return dbErr(err, "collection")
-		}
-		if err := tx.holdProject(ctx, projectID); err != nil {
+		if err := tx.holdProjectOf(ctx, "pki_collections", it.CollectionID); err != nil {
 			return err
 		}
 		if err := tx.bounded(ctx, "pki_collections", "pki_collection_items", "collection_id", it.CollectionID, pki.MaxItemsPerCollection, pki.TooManyItems); err != nil {

@@ -115,7 +115,12 @@ func (db *DB) UpdateSSHCA(ctx context.Context, ca sshca.CA, prev time.Time, ev a
 // errs.Conflict while a host uses it.
 func (db *DB) DeleteSSHCA(ctx context.Context, id string, ev audit.Event) error {
 	return db.Transact(ctx, func(tx *Tx) error {
-		// The CA first, as an issuance's transaction takes it (DeleteCA).
+		// The project (deleting the CA clears the project's SSH settings
+		// that name it, which references the project), then the CA, as an
+		// issuance's transaction takes them (DeleteCA).
+		if err := tx.holdProjectOf(ctx, "ssh_cas", id); err != nil {
+			return err
+		}
 		if err := tx.lockForDelete(ctx, "ssh_cas", id); err != nil {
 			return err
 		}
@@ -586,6 +591,19 @@ func (db *DB) PutSSHConfig(ctx context.Context, c sshca.Config, ev audit.Event) 
 	return db.Transact(ctx, func(tx *Tx) error {
 		if err := tx.holdProject(ctx, c.ProjectID); err != nil {
 			return err
+		}
+		// The CAs it names before the settings row, as deleting a CA takes
+		// them (the CA, then the settings it clears).
+		cas := slices.Compact(slices.Sorted(slices.Values([]string{c.DefaultUserCAID, c.DefaultHostCAID})))
+		for _, id := range cas {
+			if id == "" {
+				continue
+			}
+			if err := tx.lockRowWith(ctx, "ssh_cas", id, tx.db.forKeyShare()); errs.Is(err, errs.NotFound) {
+				return &errs.Error{Kind: errs.Invalid, Message: errReferenceGone, Err: err}
+			} else if err != nil {
+				return err
+			}
 		}
 		res, err := tx.exec(ctx, `UPDATE project_ssh_configs SET default_user_ssh_ca_id = ?, default_host_ssh_ca_id = ?, updated_at = ?
 			WHERE project_id = ?`, nullStr(c.DefaultUserCAID), nullStr(c.DefaultHostCAID), ts(c.UpdatedAt), c.ProjectID)

@@ -603,6 +603,17 @@ func (tx *Tx) holdProject(ctx context.Context, id string) error {
 	return tx.lockRowWith(ctx, "projects", id, tx.db.forKeyShare())
 }
 
+// holdProjectOf holds the project of row id of table (its project_id
+// column): holdProject, for a transaction that knows the row, not the
+// project. errs.NotFound when the row is gone.
+func (tx *Tx) holdProjectOf(ctx context.Context, table, id string) error {
+	var projectID string
+	if err := tx.queryRow(ctx, `SELECT project_id FROM `+table+` WHERE id = ?`, id).Scan(&projectID); err != nil {
+		return dbErr(err, table)
+	}
+	return tx.holdProject(ctx, projectID)
+}
+
 // countUnder locks the row id of owner (lockRow) and counts the rows of
 // table whose col is id, so that concurrent creates at a bound see each
 // other (unlocked, twelve at once all counted the same rows and all

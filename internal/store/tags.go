@@ -4,10 +4,12 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"slices"
 	"strings"
 
 	"github.com/lockbox-dev/lockbox/internal/audit"
+	"github.com/lockbox-dev/lockbox/internal/errs"
 	"github.com/lockbox-dev/lockbox/internal/secret"
 )
 
@@ -229,15 +231,23 @@ func (db *DB) UpdateImport(ctx context.Context, im secret.Import, ev audit.Event
 	return db.Transact(ctx, func(tx *Tx) error {
 		// The project first: the import may name another environment.
 		var projectID string
-		if err := tx.queryRow(ctx, `SELECT project_id FROM environments WHERE id = ?`, im.EnvID).Scan(&projectID); err != nil {
+		err := tx.queryRow(ctx, `SELECT project_id FROM environments WHERE id = ?`, im.EnvID).Scan(&projectID)
+		if errors.Is(err, sql.ErrNoRows) { // deleted meanwhile: as the foreign key would answer
+			return &errs.Error{Kind: errs.Invalid, Message: errReferenceGone, Err: err}
+		}
+		if err != nil {
 			return dbErr(err, "import environment")
 		}
 		if err := tx.holdProject(ctx, projectID); err != nil {
 			return err
 		}
-		if _, err := tx.exec(ctx, `UPDATE secret_imports SET import_env_id = ?, import_path = ?, position = ?, version = ?, updated_at = ? WHERE id = ?`,
-			im.EnvID, im.Path, im.Position, im.Version, ts(im.UpdatedAt), im.ID); err != nil {
+		res, err := tx.exec(ctx, `UPDATE secret_imports SET import_env_id = ?, import_path = ?, position = ?, version = ?, updated_at = ? WHERE id = ?`,
+			im.EnvID, im.Path, im.Position, im.Version, ts(im.UpdatedAt), im.ID)
+		if err != nil {
 			return dbErr(err, "UpdateImport")
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return dbErr(errNoRows, "UpdateImport") // deleted meanwhile
 		}
 		return tx.insertAudit(ctx, ev)
 	})
