@@ -220,12 +220,11 @@ func (db *DB) DeleteProject(ctx context.Context, id string, ev audit.Event) erro
 		// The cascades delete hosts before host groups, each in its plan's
 		// order; a group's change locks the group, then its hosts in id
 		// order (touchGroupHosts). Both are locked that way first.
-		for _, table := range []string{"ssh_host_groups", "ssh_hosts"} {
-			if db.dialect != Postgres {
-				break // one writer
-			}
-			if _, err := tx.exec(ctx, `SELECT id FROM `+table+` WHERE project_id = ? ORDER BY id FOR UPDATE`, id); err != nil {
-				return dbErr(err, "lock "+table)
+		if db.dialect == Postgres { // SQLite has one writer
+			for _, table := range []string{"ssh_host_groups", "ssh_hosts"} {
+				if _, err := tx.exec(ctx, `SELECT id FROM `+table+` WHERE project_id = ? ORDER BY id FOR UPDATE`, id); err != nil {
+					return dbErr(err, "lock "+table)
+				}
 			}
 		}
 		// Membership roles reference custom roles without cascade; remove them first.

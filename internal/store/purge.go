@@ -58,9 +58,8 @@ const qDeadClientSecrets = `SELECT id FROM identity_ua_client_secrets WHERE id >
 
 // Purge deletes what no request can use any more and the audit events past
 // their retention, as of now: access tokens and client secrets dead for
-// PurgeGrace, sessions
-// (API and dashboard) expired for PurgeGrace, and audit events past their
-// retention. A project's auditLogsRetentionDays applies to its events
+// PurgeGrace, sessions (API and dashboard) expired for PurgeGrace, and audit
+// events past their retention. A project's auditLogsRetentionDays applies to its events
 // written since it was set (as Infisical stamps an event's expiry when it
 // is written: shortening it erases nothing written before), capped by
 // auditDays when that is set; auditDays > 0 applies to every event. It reads

@@ -599,10 +599,8 @@ func (db *DB) PutSSHConfig(ctx context.Context, c sshca.Config, ev audit.Event) 
 			if id == "" {
 				continue
 			}
-			if err := tx.lockRowWith(ctx, "ssh_cas", id, tx.db.forKeyShare()); errs.Is(err, errs.NotFound) {
-				return &errs.Error{Kind: errs.Invalid, Message: errReferenceGone, Err: err}
-			} else if err != nil {
-				return err
+			if err := tx.lockRowWith(ctx, "ssh_cas", id, tx.db.forKeyShare()); err != nil {
+				return referenceGone(err)
 			}
 		}
 		res, err := tx.exec(ctx, `UPDATE project_ssh_configs SET default_user_ssh_ca_id = ?, default_host_ssh_ca_id = ?, updated_at = ?

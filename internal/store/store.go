@@ -614,6 +614,16 @@ func (tx *Tx) holdProjectOf(ctx context.Context, table, id string) error {
 	return tx.holdProject(ctx, projectID)
 }
 
+// referenceGone answers errs.NotFound, from a row a write was about to
+// reference (and so held first), as the reference's foreign key would have:
+// a 400 saying it was deleted meanwhile. Other errors pass through.
+func referenceGone(err error) error {
+	if errs.Is(err, errs.NotFound) {
+		return &errs.Error{Kind: errs.Invalid, Message: errReferenceGone, Err: err}
+	}
+	return err
+}
+
 // countUnder locks the row id of owner (lockRow) and counts the rows of
 // table whose col is id, so that concurrent creates at a bound see each
 // other (unlocked, twelve at once all counted the same rows and all

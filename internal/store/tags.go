@@ -4,12 +4,10 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
-	"errors"
 	"slices"
 	"strings"
 
 	"github.com/lockbox-dev/lockbox/internal/audit"
-	"github.com/lockbox-dev/lockbox/internal/errs"
 	"github.com/lockbox-dev/lockbox/internal/secret"
 )
 
@@ -229,17 +227,10 @@ func (db *DB) ImportWithID(ctx context.Context, id string) (secret.Import, error
 // UpdateImport writes an import.
 func (db *DB) UpdateImport(ctx context.Context, im secret.Import, ev audit.Event) error {
 	return db.Transact(ctx, func(tx *Tx) error {
-		// The project first: the import may name another environment.
-		var projectID string
-		err := tx.queryRow(ctx, `SELECT project_id FROM environments WHERE id = ?`, im.EnvID).Scan(&projectID)
-		if errors.Is(err, sql.ErrNoRows) { // deleted meanwhile: as the foreign key would answer
-			return &errs.Error{Kind: errs.Invalid, Message: errReferenceGone, Err: err}
-		}
-		if err != nil {
-			return dbErr(err, "import environment")
-		}
-		if err := tx.holdProject(ctx, projectID); err != nil {
-			return err
+		// The project first (through the environment the import names,
+		// which may be another): a 400 if that was deleted meanwhile.
+		if err := tx.holdProjectOf(ctx, "environments", im.EnvID); err != nil {
+			return referenceGone(err)
 		}
 		res, err := tx.exec(ctx, `UPDATE secret_imports SET import_env_id = ?, import_path = ?, position = ?, version = ?, updated_at = ? WHERE id = ?`,
 			im.EnvID, im.Path, im.Position, im.Version, ts(im.UpdatedAt), im.ID)
