@@ -409,121 +409,89 @@ func TestDeletingAProjectWhileItsRowsChange(t *testing.T) {
 			// later each round.
 			wait := func() { time.Sleep(time.Duration(round%8) * time.Millisecond) }
 			var wg sync.WaitGroup
+			// during runs write once the deletion is under way; it may land
+			// or find its rows gone, but not fail otherwise.
+			during := func(name string, write func() error) {
+				wg.Go(func() {
+					wait()
+					if err := write(); !gone(err) {
+						t.Errorf("round %d: %s: %v", round, name, err)
+					}
+				})
+			}
 			wg.Go(func() {
 				if err := db.DeleteProject(ctx, pid, ev); err != nil {
 					t.Errorf("round %d: DeleteProject: %v", round, err)
 				}
 			})
-			wg.Go(func() {
-				wait()
+			during("UpdateSSHHostGroup", func() error {
 				g := sshca.HostGroup{ID: pid + "-g", OrgID: pid, ProjectID: pid, Name: "g",
 					LoginMappings: []sshca.LoginMapping{{LoginUser: "u", Principals: []string{"p"}}}, UpdatedAt: now}
-				if err := db.UpdateSSHHostGroup(ctx, g, at, ev); !gone(err) {
-					t.Errorf("round %d: UpdateSSHHostGroup: %v", round, err)
-				}
+				return db.UpdateSSHHostGroup(ctx, g, at, ev)
 			})
-			wg.Go(func() {
-				wait()
+			during("RecordSSHCert", func() error {
 				c := sshca.Cert{ID: store.NewID(), ProjectID: pid, CAID: sshCAOf(pid), HostID: pid + "-h-" + fmt.Sprint(hosts), Serial: "1",
 					Type: sshca.UserCert, Principals: []string{"u"}, KeyID: "k", NotBefore: now, NotAfter: now.Add(time.Hour), CreatedAt: now}
-				if err := db.RecordSSHCert(ctx, c, sshca.Basis{HostAt: at}, ev); !gone(err) {
-					t.Errorf("round %d: RecordSSHCert: %v", round, err)
-				}
+				return db.RecordSSHCert(ctx, c, sshca.Basis{HostAt: at}, ev)
 			})
-			wg.Go(func() {
-				wait()
+			during("CreateCertificate", func() error {
 				c := pki.Certificate{ID: store.NewID(), ProjectID: pid, CAID: caOf(pid), Status: "active", SerialNumber: pid + "-01",
 					CommonName: "a", NotBefore: now, NotAfter: now.Add(time.Hour), CreatedAt: now, UpdatedAt: now}
-				if err := db.CreateCertificate(ctx, c, pki.Basis{}, ev); !gone(err) {
-					t.Errorf("round %d: CreateCertificate: %v", round, err)
-				}
+				return db.CreateCertificate(ctx, c, pki.Basis{}, ev)
 			})
-			wg.Go(func() {
-				wait()
+			during("PutSSHConfig", func() error {
 				c := sshca.Config{ID: pid + "-cfg", ProjectID: pid, DefaultUserCAID: pid + "-sca2", DefaultHostCAID: pid + "-sca2",
 					CreatedAt: now, UpdatedAt: now}
-				if err := db.PutSSHConfig(ctx, c, ev); !gone(err) {
-					t.Errorf("round %d: PutSSHConfig: %v", round, err)
-				}
+				return db.PutSSHConfig(ctx, c, ev)
 			})
-			wg.Go(func() {
-				wait()
+			during("CreateImport", func() error {
 				// An import references its folder, then its source
 				// environment; the deletion takes environments first.
 				place := project.WithMoveGuard(ctx, project.MoveGuard{ProjectID: pid, Place: true})
 				im := secret.Import{ID: store.NewID(), FolderID: root, EnvID: env, Path: "/x", Position: 1, Version: 1, CreatedAt: now, UpdatedAt: now}
-				if err := db.CreateImport(place, im, ev); !gone(err) {
-					t.Errorf("round %d: CreateImport: %v", round, err)
-				}
+				return db.CreateImport(place, im, ev)
 			})
-			wg.Go(func() {
-				wait()
-				if err := db.RevokeCertificate(ctx, pid+"-cert", caOf(pid), now, 0, ev); !gone(err) && !errs.Is(err, errs.Conflict) {
-					t.Errorf("round %d: RevokeCertificate: %v", round, err)
+			during("RevokeCertificate", func() error {
+				if err := db.RevokeCertificate(ctx, pid+"-cert", caOf(pid), now, 0, ev); !errs.Is(err, errs.Conflict) { // revoked already: it landed first
+					return err
 				}
+				return nil
 			})
-			wg.Go(func() {
-				wait()
-				if err := db.DeleteProjectGroup(ctx, pid+"-pgm", []string{pid + "-pgr"}, ev); !gone(err) {
-					t.Errorf("round %d: DeleteProjectGroup: %v", round, err)
-				}
+			during("DeleteProjectGroup", func() error {
+				return db.DeleteProjectGroup(ctx, pid+"-pgm", []string{pid + "-pgr"}, ev)
 			})
-			wg.Go(func() {
-				wait()
+			during("DeleteSSHCA", func() error {
 				// The CA the settings change names: it clears settings
 				// that name it, after locking itself.
-				if err := db.DeleteSSHCA(ctx, pid+"-sca2", ev); !gone(err) {
-					t.Errorf("round %d: DeleteSSHCA: %v", round, err)
-				}
+				return db.DeleteSSHCA(ctx, pid+"-sca2", ev)
 			})
-			wg.Go(func() {
-				wait()
-				if err := db.DeleteCA(ctx, pid+"-ca2", ev); !gone(err) {
-					t.Errorf("round %d: DeleteCA: %v", round, err)
-				}
+			during("DeleteCA", func() error {
+				return db.DeleteCA(ctx, pid+"-ca2", ev)
 			})
-			wg.Go(func() {
-				wait()
-				if err := db.DeleteKMSKey(ctx, pid+"-key", ev); !gone(err) {
-					t.Errorf("round %d: DeleteKMSKey: %v", round, err)
-				}
+			during("DeleteKMSKey", func() error {
+				return db.DeleteKMSKey(ctx, pid+"-key", ev)
 			})
-			wg.Go(func() {
-				wait()
+			during("AddCollectionItem", func() error {
 				it := pki.CollectionItem{ID: store.NewID(), CollectionID: colOf(pid), Type: pki.ItemCA, ItemID: caOf(pid), CreatedAt: now, UpdatedAt: now}
-				if err := db.AddCollectionItem(ctx, it, ev); !gone(err) {
-					t.Errorf("round %d: AddCollectionItem: %v", round, err)
-				}
+				return db.AddCollectionItem(ctx, it, ev)
 			})
-			wg.Go(func() {
-				wait()
+			during("UpdateTemplate", func() error {
 				tp := pki.Template{ID: pid + "-tpl", ProjectID: pid, CAID: pid + "-ca2", Name: "tpl", CommonName: "*", SubjectAlternativeName: "*",
 					TTL: "1h", UpdatedAt: now}
-				if err := db.UpdateTemplate(ctx, tp, time.UnixMicro(0), ev); !gone(err) {
-					t.Errorf("round %d: UpdateTemplate: %v", round, err)
-				}
+				return db.UpdateTemplate(ctx, tp, time.UnixMicro(0), ev)
 			})
-			wg.Go(func() {
-				wait()
+			during("UpdateAlert", func() error {
 				a := pki.Alert{ID: pid + "-alert", ProjectID: pid, CollectionID: pid + "-col2", Name: "alert", AlertBeforeDays: 1,
 					Emails: []string{"a@example.com"}, UpdatedAt: now}
-				if err := db.UpdateAlert(ctx, a, ev); !gone(err) {
-					t.Errorf("round %d: UpdateAlert: %v", round, err)
-				}
+				return db.UpdateAlert(ctx, a, ev)
 			})
-			wg.Go(func() {
-				wait()
+			during("UpdateImport", func() error {
 				im := secret.Import{ID: pid + "-imp", FolderID: root, EnvID: pid + "-env2", Path: "/", Position: 1, Version: 2, UpdatedAt: now}
-				if err := db.UpdateImport(ctx, im, ev); !gone(err) {
-					t.Errorf("round %d: UpdateImport: %v", round, err)
-				}
+				return db.UpdateImport(ctx, im, ev)
 			})
-			wg.Go(func() {
-				wait()
+			during("DeleteOrgMember", func() error {
 				m := org.Member{ID: pid + "-om", OrgID: pid, UserID: pid + "-u", UpdatedAt: time.UnixMicro(0)}
-				if err := db.DeleteOrgMember(ctx, m, ev); !gone(err) {
-					t.Errorf("round %d: DeleteOrgMember: %v", round, err)
-				}
+				return db.DeleteOrgMember(ctx, m, ev)
 			})
 			wg.Wait()
 		}
