@@ -546,3 +546,58 @@ func TestSSHSettingsChangeWhileTheirCAIsDeleted(t *testing.T) {
 		}
 	})
 }
+
+// TestUpdateImportAnswersWhatWentMissing: the service checks an import and
+// the environment it is moved to before the store writes it; either may be
+// deleted in between. The store answers as the foreign key would for the
+// environment (400, the import unchanged) and 404 for the import, and
+// writes no audit event for a change it did not make.
+func TestUpdateImportAnswersWhatWentMissing(t *testing.T) {
+	storetest.ForEachEngine(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		pid, env, root := seedProject(t, db)
+		env2, gone := pid+"-env2", pid+"-env3"
+		for _, q := range []string{
+			`INSERT INTO environments (id, project_id, name, slug, position, created_at, updated_at) VALUES (?1 || '-env2', ?1, 'e2', 'e2', 2, 0, 0)`,
+			`INSERT INTO environments (id, project_id, name, slug, position, created_at, updated_at) VALUES (?1 || '-env3', ?1, 'e3', 'e3', 3, 0, 0)`,
+			`INSERT INTO secret_imports (id, folder_id, import_env_id, import_path, position, version, created_at, updated_at)
+				VALUES (?1 || '-imp', '{root}', '{env}', '/', 1, 1, 0, 0)`,
+			`DELETE FROM environments WHERE id = ?1 || '-env3'`, // checked, then deleted
+		} {
+			if err := db.ExecForTest(ctx, strings.NewReplacer("?1", "'"+pid+"'", "{root}", root, "{env}", env).Replace(q)); err != nil { // pid: an id we made
+				t.Fatal(err)
+			}
+		}
+		events := func() int {
+			return len(db.IDsForTest(t, `SELECT id FROM audit_logs WHERE org_id = ?`, pid))
+		}
+		ev := audit.Event{Type: "update-secret-import", ActorType: "platform", OrgID: pid}
+		now := time.Now().UTC().Truncate(time.Microsecond)
+		move := func(id, to string) error {
+			return db.UpdateImport(ctx, secret.Import{ID: id, FolderID: root, EnvID: to, Path: "/", Position: 1, Version: 2, UpdatedAt: now}, ev)
+		}
+
+		if err := move(pid+"-imp", gone); !errs.Is(err, errs.Invalid) {
+			t.Fatalf("to an environment deleted meanwhile: %v, want a 400", err)
+		}
+		if got := db.IDsForTest(t, `SELECT import_env_id FROM secret_imports WHERE id = ?`, pid+"-imp"); len(got) != 1 || got[0] != env {
+			t.Fatalf("import after a refused move names %v, want [%s]", got, env)
+		}
+		if err := move(pid+"-gone", env2); !errs.Is(err, errs.NotFound) {
+			t.Fatalf("an import deleted meanwhile: %v, want a 404", err)
+		}
+		if n := events(); n != 0 {
+			t.Fatalf("%d audit events for changes not made", n)
+		}
+
+		if err := move(pid+"-imp", env2); err != nil {
+			t.Fatal(err)
+		}
+		if got := db.IDsForTest(t, `SELECT import_env_id FROM secret_imports WHERE id = ?`, pid+"-imp"); len(got) != 1 || got[0] != env2 {
+			t.Fatalf("import after a move names %v, want [%s]", got, env2)
+		}
+		if n := events(); n != 1 {
+			t.Fatalf("%d audit events after one move, want 1", n)
+		}
+	})
+}
