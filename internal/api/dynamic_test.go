@@ -422,6 +422,54 @@ func TestLeaseConfigIsBounded(t *testing.T) {
 	}
 }
 
+// TestDynamicSecretMetadataIsBounded: a dynamic secret's metadata comes back
+// whole in every listing of its folder and every lease answer; a create or
+// an update past its bounds is refused and changes nothing (5 secrets of
+// 340,000 empty entries made one listing 37 MB).
+func TestDynamicSecretMetadataIsBounded(t *testing.T) {
+	e := apptest.Bootstrapped(t, store.SQLite)
+	p := createProject(t, e, e.Token, map[string]any{"projectName": "dyn-metadata"})
+	with := dynScope{e: e, slug: p.Slug}.body
+	totp := map[string]any{"type": "totp", "inputs": map[string]any{"configType": "manual", "secret": "GEZDGNBVGY3TQOJQ"}}
+	entries := func(n, valueBytes int) []map[string]string {
+		md := make([]map[string]string, n)
+		for i := range md {
+			md[i] = map[string]string{"key": fmt.Sprintf("k%d", i), "value": strings.Repeat("v", valueBytes)}
+		}
+		return md
+	}
+	tooMuch := map[string]any{
+		"entries":     entries(dynamic.MaxMetadataEntries+1, 0),
+		"empty key":   []map[string]string{{"key": "", "value": "x"}},
+		"long key":    []map[string]string{{"key": strings.Repeat("k", dynamic.MaxMetadataKeyBytes+1), "value": ""}},
+		"long value":  []map[string]string{{"key": "k", "value": strings.Repeat("v", dynamic.MaxMetadataValueBytes+1)}},
+		"total bytes": entries(dynamic.MaxMetadataBytes/dynamic.MaxMetadataValueBytes+1, dynamic.MaxMetadataValueBytes-8),
+		"empty maps":  []map[string]any{{}, {}},
+	}
+	for what, md := range tooMuch {
+		r := e.Do(t, "POST", "/api/v1/dynamic-secrets", e.Token, with(map[string]any{"name": "otp", "defaultTTL": "1h", "provider": totp, "metadata": md}))
+		if r.Status != 422 || !strings.Contains(string(r.Body), "metadata") || strings.Contains(string(r.Body), "vvvv") {
+			t.Fatalf("create with metadata past its bounds (%s): %d %.300s", what, r.Status, r.Body)
+		}
+	}
+	if r := e.Do(t, "GET", "/api/v1/dynamic-secrets/otp?projectSlug="+p.Slug+"&environmentSlug=dev&path=/", e.Token, nil); r.Status != 404 {
+		t.Fatalf("a refused create left a dynamic secret: %d %.300s", r.Status, r.Body)
+	}
+	within := entries(dynamic.MaxMetadataBytes/dynamic.MaxMetadataValueBytes, dynamic.MaxMetadataValueBytes-8)
+	e.Must(t, 200, "POST", "/api/v1/dynamic-secrets", e.Token, with(map[string]any{"name": "otp", "defaultTTL": "1h", "provider": totp, "metadata": within}))
+	for what, md := range tooMuch {
+		r := e.Do(t, "PATCH", "/api/v1/dynamic-secrets/otp", e.Token, with(map[string]any{"data": map[string]any{"metadata": md}}))
+		if r.Status != 422 || !strings.Contains(string(r.Body), "metadata") {
+			t.Fatalf("update with metadata past its bounds (%s): %d %.300s", what, r.Status, r.Body)
+		}
+	}
+	body := string(e.Must(t, 200, "GET", "/api/v1/dynamic-secrets/otp?projectSlug="+p.Slug+"&environmentSlug=dev&path=/", e.Token, nil).Body)
+	if n := strings.Count(body, `"key":"k`); n != len(within) {
+		t.Fatalf("after refused updates the secret has %d metadata entries, want %d as made", n, len(within))
+	}
+	e.Must(t, 200, "PATCH", "/api/v1/dynamic-secrets/otp", e.Token, with(map[string]any{"data": map[string]any{"metadata": entries(dynamic.MaxMetadataEntries, 0)}}))
+}
+
 // TestLeaseLimit: a dynamic secret has at most MaxLeases leases not revoked
 // (Infisical's MAX_LEASE_LIMIT): one more is refused 400 with Infisical's
 // message before the target is touched; a revoked lease frees its place.

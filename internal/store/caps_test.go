@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/lockbox-dev/lockbox/internal/audit"
+	"github.com/lockbox-dev/lockbox/internal/dynamic"
 	"github.com/lockbox-dev/lockbox/internal/errs"
 	"github.com/lockbox-dev/lockbox/internal/identity"
 	"github.com/lockbox-dev/lockbox/internal/kms"
@@ -21,7 +22,8 @@ import (
 )
 
 // TestCapsHoldUnderConcurrentCreates: a project one short of its bound of
-// custom roles, service tokens, environments, folders (of an environment), PKI CAs, certificate
+// custom roles, service tokens, environments, folders (of an environment),
+// dynamic secrets (of a folder), PKI CAs, certificate
 // templates, collections or alerts, SSH CAs, templates, hosts or host
 // groups, a collection one short of its items and an organization one short
 // of its custom roles get exactly one more from twelve creates at once.
@@ -32,7 +34,8 @@ import (
 // the insert's transaction: 12 creates took a project of 999 keys to 1,004).
 func TestCapsHoldUnderConcurrentCreates(t *testing.T) {
 	const racers = 12
-	envOf := map[string]string{} // project → the environment seedProject made; written before each race
+	envOf := map[string]string{}  // project → the environment seedProject made; written before each race
+	rootOf := map[string]string{} // project → that environment's root folder
 	cases := []struct {
 		name   string
 		max    int
@@ -156,6 +159,15 @@ func TestCapsHoldUnderConcurrentCreates(t *testing.T) {
 				_, err := db.CreateFolder(ctx, env, "/", newFolder(env, fmt.Sprintf("racer-%d", i)), audit.Event{OrgID: pid, Type: "t"})
 				return err
 			}},
+		{"dynamic secrets (of a folder)", dynamic.MaxPerFolder,
+			`INSERT INTO dynamic_secrets (id, project_id, folder_id, name, type, inputs, default_ttl, created_at, updated_at)
+				SELECT 'd-' || i || '-' || ?, ?, '{root}', 'ds-' || i, 'totp', ?, '1h', 0, 0 FROM n`,
+			func(ctx context.Context, db *store.DB, pid, org string, i int) error {
+				now := time.Now()
+				return db.CreateDynamicSecret(ctx, dynamic.SealedSecret{Secret: dynamic.Secret{ID: store.NewID(), ProjectID: pid, FolderID: rootOf[pid],
+					Name: fmt.Sprintf("racer-%d", i), Type: "totp", DefaultTTL: "1h", CreatedAt: now, UpdatedAt: now}, SealedInputs: []byte{1}},
+					audit.Event{OrgID: org, Type: "t"})
+			}},
 		{"organization roles", org.MaxRoles,
 			`INSERT INTO org_roles (id, org_id, slug, name, description, permissions, created_at, updated_at)
 				SELECT 'o-' || i || '-' || ?, ?, 'role-' || i, 'r', '', '[]', 0, 0 FROM n`,
@@ -171,7 +183,7 @@ func TestCapsHoldUnderConcurrentCreates(t *testing.T) {
 				ctx := context.Background()
 				pid, env, root := seedProject(t, db) // the org has the project's id
 				owner := pid
-				envOf[pid] = env
+				envOf[pid], rootOf[pid] = env, root
 				seedIssuers(t, db, pid, racers)
 				seed := strings.NewReplacer("{p}", pid, "{e}", env, "{root}", root, "{ca}", caOf(pid), "{col}", colOf(pid), "{sca}", sshCAOf(pid)).Replace(c.seed)
 				q := fmt.Sprintf(`WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < %d) `, c.max-1) + seed

@@ -34,10 +34,14 @@ func metadataJSON(md []dynamic.Metadata) string {
 	return string(b)
 }
 
-// CreateDynamicSecret stores a dynamic secret.
+// CreateDynamicSecret stores a dynamic secret, unless its folder holds
+// dynamic.MaxPerFolder already (counted under the folder's lock: bounded).
 func (db *DB) CreateDynamicSecret(ctx context.Context, s dynamic.SealedSecret, ev audit.Event) error {
 	return db.Transact(ctx, func(tx *Tx) error {
 		if err := tx.guardMoves(ctx); err != nil {
+			return err
+		}
+		if err := tx.bounded(ctx, "folders", "dynamic_secrets", "folder_id", s.FolderID, dynamic.MaxPerFolder, dynamic.TooManyInFolder); err != nil {
 			return err
 		}
 		if _, err := tx.exec(ctx, `INSERT INTO dynamic_secrets (`+dynCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
