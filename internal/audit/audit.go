@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/lockbox-dev/lockbox/internal/authz"
 	"github.com/lockbox-dev/lockbox/internal/errs"
@@ -29,21 +30,46 @@ type Event struct {
 	CreatedAt     time.Time
 }
 
+// Bounds on what a client's request puts in an event: a User-Agent may be
+// as long as the server's header limit (64 KiB), and an organization's audit
+// page of 1,000 events carried them whole (~62 MB a page).
+const (
+	MaxUserAgentBytes = 512
+	MaxIPBytes        = 64
+)
+
+// Clip returns s cut to at most n bytes at a character boundary, as valid
+// UTF-8 (PostgreSQL refuses a row with invalid UTF-8).
+func Clip(s string, n int) string {
+	if !utf8.ValidString(s) {
+		s = strings.ToValidUTF8(s, "\uFFFD")
+	}
+	if len(s) > n {
+		i := n
+		for i > 0 && !utf8.RuneStart(s[i]) {
+			i--
+		}
+		s = s[:i]
+	}
+	return s
+}
+
 // New builds an event of type typ performed by actor in actor's organization.
 // The store assigns ID and CreatedAt.
 func New(actor authz.Actor, typ string, metadata map[string]any) Event {
 	if metadata == nil {
 		metadata = map[string]any{}
 	}
+	ua := Clip(actor.UserAgent, MaxUserAgentBytes)
 	ev := Event{
 		OrgID:         actor.OrgID,
 		ActorType:     string(actor.Kind),
 		ActorID:       actor.ID,
 		Type:          typ,
 		Metadata:      metadata,
-		IP:            actor.IP,
-		UserAgent:     actor.UserAgent,
-		UserAgentType: UserAgentType(actor.UserAgent),
+		IP:            Clip(actor.IP, MaxIPBytes),
+		UserAgent:     ua,
+		UserAgentType: UserAgentType(ua),
 	}
 	switch actor.Kind {
 	case authz.ActorIdentity:

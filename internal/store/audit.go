@@ -34,6 +34,8 @@ func auditArgs(args []any, ev audit.Event, now time.Time) []any {
 	if ev.ID == "" {
 		ev.ID = newID()
 	}
+	// Events not made by audit.New are clipped here too (a no-op for those).
+	ev.UserAgent, ev.IP = audit.Clip(ev.UserAgent, audit.MaxUserAgentBytes), audit.Clip(ev.IP, audit.MaxIPBytes)
 	if ev.UserAgentType == "" {
 		ev.UserAgentType = audit.UserAgentType(ev.UserAgent)
 	}

@@ -5,12 +5,15 @@ import (
 	"database/sql"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/lockbox-dev/lockbox/internal/audit"
+	"github.com/lockbox-dev/lockbox/internal/authz"
 	"github.com/lockbox-dev/lockbox/internal/errs"
 	"github.com/lockbox-dev/lockbox/internal/store"
 	"github.com/lockbox-dev/lockbox/internal/store/storetest"
@@ -278,4 +281,45 @@ func BenchmarkAuditGroup(b *testing.B) {
 			})
 		}
 	}
+}
+
+// TestAuditEventsClipWhatClientsSend: a User-Agent can be as long as the
+// server's header limit (64 KiB), and an audit page of 1,000 events carried
+// each whole (~62 MB). Whether made by audit.New or not, an event keeps at
+// most audit.MaxUserAgentBytes of it (cut at a character boundary) and
+// audit.MaxIPBytes of its address, as valid UTF-8 (PostgreSQL refuses
+// invalid UTF-8: such an event used to fail its request there).
+func TestAuditEventsClipWhatClientsSend(t *testing.T) {
+	storetest.ForEachEngine(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		pid, _, _ := seedProject(t, db)                                                            // the org has the project's id
+		long := strings.Repeat("a", audit.MaxUserAgentBytes-1) + "é" + strings.Repeat("b", 64<<10) // é straddles the bound
+		actor := authz.Actor{Kind: authz.ActorIdentity, ID: "i", OrgID: pid, IP: strings.Repeat("1", 1000), UserAgent: long}
+		raw := audit.Event{OrgID: pid, ActorType: "platform", Type: "raw", UserAgent: "\xffok" + long, IP: actor.IP}
+		for _, ev := range []audit.Event{audit.New(actor, "made", nil), raw} {
+			if err := db.AppendAudit(ctx, ev); err != nil {
+				t.Fatalf("%s: %v", ev.Type, err)
+			}
+		}
+		if err := db.Transact(ctx, func(tx *store.Tx) error { return tx.InsertAuditForTest(ctx, raw) }); err != nil {
+			t.Fatal(err)
+		}
+		uas := db.IDsForTest(t, `SELECT user_agent FROM audit_logs WHERE org_id = ? ORDER BY event_type`, pid)
+		ips := db.IDsForTest(t, `SELECT ip_address FROM audit_logs WHERE org_id = ?`, pid)
+		if len(uas) != 3 || len(ips) != 3 {
+			t.Fatalf("%d events, want 3", len(uas))
+		}
+		want := []string{strings.Repeat("a", audit.MaxUserAgentBytes-1), "\uFFFDok" + strings.Repeat("a", audit.MaxUserAgentBytes-5)}
+		for i, ua := range uas {
+			w := want[min(i, 1)]
+			if ua != w || !utf8.ValidString(ua) {
+				t.Errorf("event %d keeps a User-Agent of %d bytes (%.20q…), want %d bytes (%.20q…)", i, len(ua), ua, len(w), w)
+			}
+		}
+		for _, ip := range ips {
+			if len(ip) != audit.MaxIPBytes {
+				t.Errorf("an event keeps an address of %d bytes, want %d", len(ip), audit.MaxIPBytes)
+			}
+		}
+	})
 }

@@ -125,6 +125,11 @@ func (db *DB) ExecForTest(ctx context.Context, query string, args ...any) error 
 	return err
 }
 
+// InsertAuditForTest appends ev in tx as a change's own event is.
+func (tx *Tx) InsertAuditForTest(ctx context.Context, ev audit.Event) error {
+	return tx.insertAudit(ctx, ev)
+}
+
 // IDsForTest runs a read of one text column.
 func (db *DB) IDsForTest(t testing.TB, query string, args ...any) []string {
 	t.Helper()
