@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"strings"
@@ -1044,4 +1045,25 @@ func TestAnswerCapCountsWhatIsOpened(t *testing.T) {
 	}
 	assertError(t, e.Do(t, "GET", "/api/v3/secrets/raw/REF?"+secretQ(p.ID, "dev", "/app")+"&expandSecretReferences=true", e.Token, nil), 400, "BadRequest")
 	e.Must(t, 200, "GET", "/api/v3/secrets/raw/REF?"+secretQ(p.ID, "dev", "/app")+"&expandSecretReferences=false", e.Token, nil)
+}
+
+// TestRefusalsQuoteABoundedPartOfTheRequest: a refusal that names what the
+// request named (a project id) quoted it whole, in the answer and in the log
+// line of every refusal: a 900 KB workspaceId came back 900 KB.
+func TestRefusalsQuoteABoundedPartOfTheRequest(t *testing.T) {
+	e := apptest.Bootstrapped(t, store.SQLite)
+	long := strings.Repeat("p", 900<<10)
+	for _, r := range []apptest.Response{
+		e.Do(t, "POST", "/api/v2/service-token", e.Token, map[string]any{"name": "w", "workspaceId": long,
+			"scopes": []map[string]any{{"environment": "dev", "secretPath": "/"}}, "permissions": []string{"read"}}),
+		e.Do(t, "GET", "/api/v3/secrets/raw?environment=dev&workspaceId="+long[:60<<10], e.Token, nil),
+	} {
+		var body struct{ Message string }
+		if err := json.Unmarshal(r.Body, &body); err != nil || r.Status != 404 {
+			t.Fatalf("%d %v %.200s", r.Status, err, r.Body)
+		}
+		if !strings.Contains(body.Message, "pppp") || len(body.Message) > 2<<10 {
+			t.Fatalf("a refusal quoting the request is %d bytes: %.200s", len(body.Message), body.Message)
+		}
+	}
 }

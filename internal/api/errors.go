@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/lockbox-dev/lockbox/internal/audit"
 	"github.com/lockbox-dev/lockbox/internal/errs"
 )
 
@@ -45,6 +46,9 @@ var kindStatus = map[errs.Kind]struct {
 	errs.PreconditionFailed: {http.StatusPreconditionFailed, "PreconditionFailed"},
 }
 
+// maxMessageBytes bounds an error message as answered and logged.
+const maxMessageBytes = 2 << 10
+
 // writeError renders err in Infisical's shape. Internal errors are logged with
 // the request id; the client sees a fixed message.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
@@ -61,14 +65,17 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		body.Message = "Something went wrong"
 	} else {
 		e, _ := errors.AsType[*errs.Error](err)
+		// Some messages quote what the request named (a project id); the
+		// request may be up to a megabyte, and its refusal is logged.
+		msg := audit.Clip(e.Message, maxMessageBytes)
 		// A client's message is safe to log (it never carries a secret), and
 		// with the request id it lets a user match a client's failure to a cause.
-		attrs := []any{"reqId", reqID, "route", r.Pattern, "status", ks.status, "error", first(e.Code, ks.name), "message", e.Message}
+		attrs := []any{"reqId", reqID, "route", r.Pattern, "status", ks.status, "error", first(e.Code, ks.name), "message", msg}
 		if e.LogErr && e.Err != nil { // what the client is not told, for the operator
 			attrs = append(attrs, "cause", e.Err.Error())
 		}
 		s.log.InfoContext(r.Context(), "request refused", attrs...)
-		body.Message = e.Message
+		body.Message = msg
 		if e.Code != "" {
 			body.Error = e.Code
 		}
@@ -78,7 +85,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 			if path == nil {
 				path = []string{}
 			}
-			body.Message = []validationIssue{{Code: "custom", Path: path, Message: e.Message}}
+			body.Message = []validationIssue{{Code: "custom", Path: path, Message: msg}}
 			body.Details = nil
 		}
 		if kind == errs.RateLimited {
