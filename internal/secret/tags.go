@@ -260,6 +260,15 @@ func (s *Service) deleteTag(ctx context.Context, actor authz.Actor, projectID, i
 // linked in the write).
 const MaxTagsPerSecret = 100
 
+// MaxTagsPerProject bounds a project's tags: their list is answered whole
+// (each up to ~350 bytes of slug, name and color).
+const MaxTagsPerProject = 1000
+
+// TooManyTags refuses a tag past MaxTagsPerProject.
+func TooManyTags(n int) error {
+	return errs.BadRequest("The project has %d tags, the most it may have; delete one first", n)
+}
+
 // resolveTags checks tag ids belong to the project and returns the tags.
 // A tag named twice is given once (a secret carries a tag or not).
 func (s *Service) resolveTags(ctx context.Context, projectID string, ids []string) ([]Tag, error) {

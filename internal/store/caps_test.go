@@ -16,6 +16,7 @@ import (
 	"github.com/lockbox-dev/lockbox/internal/org"
 	"github.com/lockbox-dev/lockbox/internal/pki"
 	"github.com/lockbox-dev/lockbox/internal/project"
+	"github.com/lockbox-dev/lockbox/internal/secret"
 	"github.com/lockbox-dev/lockbox/internal/sshca"
 	"github.com/lockbox-dev/lockbox/internal/store"
 	"github.com/lockbox-dev/lockbox/internal/store/storetest"
@@ -23,7 +24,7 @@ import (
 
 // TestCapsHoldUnderConcurrentCreates: a project one short of its bound of
 // custom roles, service tokens, environments, folders (of an environment),
-// dynamic secrets (of a folder), PKI CAs, certificate
+// dynamic secrets (of a folder), tags, PKI CAs, certificate
 // templates, collections or alerts, SSH CAs, templates, hosts or host
 // groups, a collection one short of its items and an organization one short
 // of its custom roles get exactly one more from twelve creates at once.
@@ -167,6 +168,14 @@ func TestCapsHoldUnderConcurrentCreates(t *testing.T) {
 				return db.CreateDynamicSecret(ctx, dynamic.SealedSecret{Secret: dynamic.Secret{ID: store.NewID(), ProjectID: pid, FolderID: rootOf[pid],
 					Name: fmt.Sprintf("racer-%d", i), Type: "totp", DefaultTTL: "1h", CreatedAt: now, UpdatedAt: now}, SealedInputs: []byte{1}},
 					audit.Event{OrgID: org, Type: "t"})
+			}},
+		{"tags", secret.MaxTagsPerProject,
+			`INSERT INTO secret_tags (id, project_id, slug, name, color, created_by, created_by_actor_type, created_at, updated_at)
+				SELECT 'tg-' || i || '-' || ?, ?, 'tag-' || i, 't', '', 'x', 'user', 0, 0 FROM n`,
+			func(ctx context.Context, db *store.DB, pid, org string, i int) error {
+				now := time.Now()
+				return db.CreateTag(ctx, secret.Tag{ID: store.NewID(), ProjectID: pid, Slug: fmt.Sprintf("racer-%d", i), Name: "t",
+					CreatedBy: "x", CreatedByActorType: "user", CreatedAt: now, UpdatedAt: now}, audit.Event{OrgID: org, Type: "t"})
 			}},
 		{"organization roles", org.MaxRoles,
 			`INSERT INTO org_roles (id, org_id, slug, name, description, permissions, created_at, updated_at)

@@ -19,9 +19,13 @@ func scanTag(sc interface{ Scan(...any) error }) (secret.Tag, error) {
 	return t, err
 }
 
-// CreateTag stores a tag.
+// CreateTag stores a tag, unless its project has secret.MaxTagsPerProject
+// already (counted under the project's lock: bounded).
 func (db *DB) CreateTag(ctx context.Context, t secret.Tag, ev audit.Event) error {
 	return db.Transact(ctx, func(tx *Tx) error {
+		if err := tx.bounded(ctx, "projects", "secret_tags", "project_id", t.ProjectID, secret.MaxTagsPerProject, secret.TooManyTags); err != nil {
+			return err
+		}
 		if _, err := tx.exec(ctx, `INSERT INTO secret_tags (`+tagCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			t.ID, t.ProjectID, t.Slug, t.Name, t.Color, t.CreatedBy, t.CreatedByActorType, ts(t.CreatedAt), ts(t.UpdatedAt)); err != nil {
 			return dbErr(err, "CreateTag")
