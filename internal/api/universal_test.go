@@ -564,7 +564,8 @@ func TestUniversalAuthRoutesHideWhichIdentitiesExist(t *testing.T) {
 // TestClientSecretsPastTheBoundAre400: over HTTP, the client secret past
 // identity.MaxClientSecrets that can log in is a 400 naming the bound (not
 // a 5xx, and nothing stored: the list still holds the bound), and one more
-// can be made once one is revoked.
+// can be made once one is revoked; a description past
+// identity.MaxClientSecretDescription is a 422 (the list answers every one).
 func TestClientSecretsPastTheBoundAre400(t *testing.T) {
 	e := apptest.Bootstrapped(t, store.SQLite)
 	uaSetup(t, e, map[string]any{})
@@ -575,6 +576,8 @@ func TestClientSecretsPastTheBoundAre400(t *testing.T) {
 	for i := len(list.ClientSecretData); i < identity.MaxClientSecrets; i++ {
 		_, last = newSecret(t, e, map[string]any{"description": fmt.Sprint("s", i)})
 	}
+	long := map[string]any{"description": strings.Repeat("d", identity.MaxClientSecretDescription+1)}
+	assertError(t, e.Do(t, "POST", base, e.Token, long), 422, "ValidationFailure")
 	r := assertError(t, e.Do(t, "POST", base, e.Token, map[string]any{"description": "one more"}), 400, "BadRequest")
 	if !strings.Contains(fmt.Sprint(r["message"]), fmt.Sprint("at most ", identity.MaxClientSecrets)) {
 		t.Fatalf("the refusal: %v", r)
@@ -584,5 +587,6 @@ func TestClientSecretsPastTheBoundAre400(t *testing.T) {
 		t.Fatalf("%d client secrets listed after the refusal, want %d", len(list.ClientSecretData), identity.MaxClientSecrets)
 	}
 	e.Must(t, 200, "POST", base+"/"+last+"/revoke", e.Token, nil)
-	newSecret(t, e, map[string]any{"description": "after a revocation"})
+	assertError(t, e.Do(t, "POST", base, e.Token, long), 422, "ValidationFailure") // not stored either
+	newSecret(t, e, map[string]any{"description": strings.Repeat("d", identity.MaxClientSecretDescription)})
 }

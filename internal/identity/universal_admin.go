@@ -250,6 +250,10 @@ func TooManyClientSecrets() error {
 	return errs.BadRequest("An identity has at most %d client secrets that can log in; revoke one first", MaxClientSecrets)
 }
 
+// MaxClientSecretDescription bounds a client secret's description: an
+// identity's list of up to MaxClientSecrets answers every one.
+const MaxClientSecretDescription = 1 << 10
+
 // NewClientSecret makes a client secret; its plaintext is returned only here.
 func (u *UA) NewClientSecret(ctx context.Context, actor authz.Actor, identityID, description string, numUsesLimit, ttl int64) (string, ClientSecret, error) {
 	ident, ua, err := u.config(ctx, actor, identityID, authz.ActCreate)
@@ -265,13 +269,17 @@ func (u *UA) NewClientSecret(ctx context.Context, actor authz.Actor, identityID,
 	if ttl < 0 || ttl > MaxTTLSeconds {
 		return "", ClientSecret{}, rangeErr("ttl", 0, MaxTTLSeconds)
 	}
+	description = strings.TrimSpace(description)
+	if len(description) > MaxClientSecretDescription {
+		return "", ClientSecret{}, errs.Fieldf("description", "description must be at most %d bytes", MaxClientSecretDescription)
+	}
 	secret := randomHex(32)
 	h, err := u.hash(ctx, secret)
 	if err != nil {
 		return "", ClientSecret{}, err
 	}
 	now := u.now().UTC()
-	cs := ClientSecret{ID: NewID(), IdentityUAID: ua.ID, Description: strings.TrimSpace(description), Prefix: secret[:4],
+	cs := ClientSecret{ID: NewID(), IdentityUAID: ua.ID, Description: description, Prefix: secret[:4],
 		NumUsesLimit: numUsesLimit, TTL: ttl, CreatedAt: now, UpdatedAt: now}
 	ev := audit.New(actor, "create-identity-universal-auth-client-secret", map[string]any{"identityId": ident.ID, "clientSecretId": cs.ID})
 	if err := u.store.CreateClientSecret(ctx, cs, h, ev); err != nil {
