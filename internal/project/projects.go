@@ -64,6 +64,16 @@ type NewProject struct {
 
 func newID() string { return uuid.Must(uuid.NewV7()).String() }
 
+// MaxProjectsPerOrg bounds an organization's projects: any member may
+// create one (the built-in member role can), and an organization admin's
+// project list answers every one with its environments.
+const MaxProjectsPerOrg = 10000
+
+// TooManyProjects refuses a project past MaxProjectsPerOrg.
+func TooManyProjects(n int) error {
+	return errs.BadRequest("The organization has %d projects, the most it may have; delete one first", n)
+}
+
 // MaxDescriptionBytes bounds the description of a project, a folder and a
 // role: lists answer them whole (a member's projects, with 1 MB
 // descriptions, made each project list 40 MB).

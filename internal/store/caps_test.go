@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/lockbox-dev/lockbox/internal/audit"
+	"github.com/lockbox-dev/lockbox/internal/authz"
 	"github.com/lockbox-dev/lockbox/internal/dynamic"
 	"github.com/lockbox-dev/lockbox/internal/errs"
 	"github.com/lockbox-dev/lockbox/internal/identity"
@@ -24,7 +25,7 @@ import (
 
 // TestCapsHoldUnderConcurrentCreates: a project one short of its bound of
 // custom roles, service tokens, environments, folders (of an environment),
-// dynamic secrets (of a folder), tags, PKI CAs, certificate
+// dynamic secrets (of a folder), tags, projects (of an organization), PKI CAs, certificate
 // templates, collections or alerts, SSH CAs, templates, hosts or host
 // groups, a collection one short of its items and an organization one short
 // of its custom roles get exactly one more from twelve creates at once.
@@ -176,6 +177,21 @@ func TestCapsHoldUnderConcurrentCreates(t *testing.T) {
 				now := time.Now()
 				return db.CreateTag(ctx, secret.Tag{ID: store.NewID(), ProjectID: pid, Slug: fmt.Sprintf("racer-%d", i), Name: "t",
 					CreatedBy: "x", CreatedByActorType: "user", CreatedAt: now, UpdatedAt: now}, audit.Event{OrgID: org, Type: "t"})
+			}},
+		{"projects (of an organization)", project.MaxProjectsPerOrg,
+			// seedProject made one project: max-2 more.
+			`INSERT INTO projects (id, org_id, name, slug, type, created_at, updated_at)
+				SELECT 'pr-' || i || '-' || ?, '{p}', 'p', 'sl-' || i || '-' || ?, 'secret-manager', 0, 0 FROM n WHERE i < ` + fmt.Sprint(project.MaxProjectsPerOrg-1),
+			func(ctx context.Context, db *store.DB, _, org string, i int) error {
+				creator := authz.Actor{Kind: authz.ActorIdentity, ID: org + "-creator", OrgID: org}
+				if err := db.ExecForTest(ctx, `INSERT INTO identities (id, org_id, name, created_at, updated_at) VALUES (?, ?, 'c', 0, 0)
+					ON CONFLICT DO NOTHING`, creator.ID, org); err != nil {
+					return err
+				}
+				now := time.Now()
+				id := store.NewID()
+				return db.CreateProject(ctx, project.Project{ID: id, OrgID: org, Name: "racer", Slug: id, Type: "secret-manager",
+					CreatedAt: now, UpdatedAt: now}, []byte{1}, "root", creator, audit.Event{OrgID: org, Type: "t"})
 			}},
 		{"organization roles", org.MaxRoles,
 			`INSERT INTO org_roles (id, org_id, slug, name, description, permissions, created_at, updated_at)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"slices"
 	"strings"
 	"time"
 
@@ -33,6 +34,11 @@ func (db *DB) CreateProject(ctx context.Context, p project.Project, dataKey []by
 		p.PitVersionLimit = project.DefaultPitVersionLimit
 	}
 	return db.Transact(ctx, func(tx *Tx) error {
+		// The organization's row first, as a member's removal takes it
+		// (keepingOrgAdmin) before the membership held below.
+		if err := tx.bounded(ctx, "orgs", "projects", "org_id", p.OrgID, project.MaxProjectsPerOrg, project.TooManyProjects); err != nil {
+			return err
+		}
 		_, err := tx.exec(ctx, `INSERT INTO projects (`+projectCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			p.ID, p.OrgID, p.Name, p.Slug, p.Description, p.Type, p.AutoCapitalization, p.HasDeleteProtection, p.Version,
 			p.AuditLogsRetentionDays, p.PitVersionLimit, ts(p.CreatedAt), ts(p.UpdatedAt))
@@ -138,9 +144,45 @@ func (db *DB) Projects(ctx context.Context, orgID string, memberOnly bool, kind 
 	if err := rows.Err(); err != nil {
 		return nil, dbErr(err, "Projects")
 	}
+	ids := make([]string, len(out))
+	for i, p := range out {
+		ids[i] = p.ID
+	}
+	envs, err := db.environmentsOf(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
 	for i := range out {
-		if out[i].Environments, err = db.Environments(ctx, out[i].ID); err != nil {
-			return nil, err
+		out[i].Environments = envs[out[i].ID]
+		if out[i].Environments == nil {
+			out[i].Environments = []project.Environment{}
+		}
+	}
+	return out, nil
+}
+
+// environmentsOf returns the environments of projects ids by project, each
+// by position, one query per fillChunk projects (a listing of an
+// organization's projects read them a query per project).
+func (db *DB) environmentsOf(ctx context.Context, ids []string) (map[string][]project.Environment, error) {
+	out := map[string][]project.Environment{}
+	for chunk := range slices.Chunk(ids, fillChunk) {
+		rows, err := db.readq(ctx, `SELECT id, project_id, name, slug, position, created_at, updated_at FROM environments
+			WHERE project_id IN (`+placeholders(len(chunk))+`) ORDER BY project_id, position, created_at`, withIDs(nil, chunk)...)
+		if err != nil {
+			return nil, dbErr(err, "Environments")
+		}
+		for rows.Next() {
+			var e project.Environment
+			if err := rows.Scan(&e.ID, &e.ProjectID, &e.Name, &e.Slug, &e.Position, timeCol{&e.CreatedAt}, timeCol{&e.UpdatedAt}); err != nil {
+				rows.Close()
+				return nil, dbErr(err, "scan environment")
+			}
+			out[e.ProjectID] = append(out[e.ProjectID], e)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, dbErr(err, "Environments")
 		}
 	}
 	return out, nil

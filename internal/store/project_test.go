@@ -1,13 +1,16 @@
 package store_test
 
 import (
+	"context"
 	"errors"
+	"reflect"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/lockbox-dev/lockbox/internal/audit"
+	"github.com/lockbox-dev/lockbox/internal/authz"
 	"github.com/lockbox-dev/lockbox/internal/errs"
 	"github.com/lockbox-dev/lockbox/internal/identity"
 	"github.com/lockbox-dev/lockbox/internal/org"
@@ -530,6 +533,46 @@ func TestProjectsHoldBoundedRolesAndServiceTokens(t *testing.T) {
 		}
 		if err := db.CreateProjectRole(ctx, project.Role{ID: store.NewID(), ProjectID: pid, Slug: "one-more", Name: "x", CreatedAt: at, UpdatedAt: at}, `[]`, ev); err != nil {
 			t.Fatalf("a custom role once one was deleted: %v", err)
+		}
+	})
+}
+
+// TestProjectsListEachProjectsEnvironments: an organization's project list
+// reads the environments of all its projects together (it read them a
+// query per project); each project still gets its own, by position, and a
+// project without any an empty list.
+func TestProjectsListEachProjectsEnvironments(t *testing.T) {
+	storetest.ForEachEngine(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		org, env, _ := seedProject(t, db) // the org has the project's id
+		for _, q := range []string{
+			`INSERT INTO projects (id, org_id, name, slug, type, created_at, updated_at) VALUES (?1 || '-b', ?1, 'b', ?1 || '-b', 'secret-manager', 1, 1)`,
+			`INSERT INTO projects (id, org_id, name, slug, type, created_at, updated_at) VALUES (?1 || '-c', ?1, 'c', ?1 || '-c', 'secret-manager', 2, 2)`,
+			`INSERT INTO environments (id, project_id, name, slug, position, created_at, updated_at) VALUES (?1 || '-b2', ?1 || '-b', 'b2', 'b2', 2, 0, 0)`,
+			`INSERT INTO environments (id, project_id, name, slug, position, created_at, updated_at) VALUES (?1 || '-b1', ?1 || '-b', 'b1', 'b1', 1, 0, 0)`,
+			`INSERT INTO environments (id, project_id, name, slug, position, created_at, updated_at) VALUES (?1 || '-a2', ?1, 'a2', 'a2', 0, 0, 0)`,
+		} {
+			if err := db.ExecForTest(ctx, strings.ReplaceAll(q, "?1", "'"+org+"'")); err != nil { // org: an id we made
+				t.Fatal(err)
+			}
+		}
+		ps, err := db.Projects(ctx, org, false, authz.ActorUser, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string][]string{}
+		for _, p := range ps {
+			got[p.ID] = []string{}
+			for _, e := range p.Environments {
+				if e.ProjectID != p.ID {
+					t.Errorf("project %s lists environment %s of %s", p.ID, e.ID, e.ProjectID)
+				}
+				got[p.ID] = append(got[p.ID], e.ID)
+			}
+		}
+		want := map[string][]string{org: {org + "-a2", env}, org + "-b": {org + "-b1", org + "-b2"}, org + "-c": {}}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("environments by project %v, want %v", got, want)
 		}
 	})
 }
