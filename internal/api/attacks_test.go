@@ -1066,4 +1066,23 @@ func TestRefusalsQuoteABoundedPartOfTheRequest(t *testing.T) {
 			t.Fatalf("a refusal quoting the request is %d bytes: %.200s", len(body.Message), body.Message)
 		}
 	}
+	// A 403 also writes a permission-denied event with its message, which
+	// every reader of the organization's audit log gets.
+	if r := e.Do(t, "GET", "/api/v2/organizations/"+long[:60<<10]+"/identity-memberships", e.Token, nil); r.Status != 403 {
+		t.Fatalf("another organization's identities: %d %.200s", r.Status, r.Body)
+	}
+	var evs struct {
+		AuditLogs []struct {
+			Event struct{ Metadata map[string]any }
+		}
+	}
+	e.Must(t, 200, "GET", "/api/v1/organization/audit-logs?eventType=permission-denied", e.Token, nil).Decode(t, &evs)
+	if len(evs.AuditLogs) == 0 {
+		t.Fatal("no permission-denied event")
+	}
+	for _, ev := range evs.AuditLogs {
+		if reason := fmt.Sprint(ev.Event.Metadata["reason"]); len(reason) > audit.MaxReasonBytes || !strings.Contains(reason, "pppp") {
+			t.Fatalf("a permission-denied event keeps a reason of %d bytes: %.200s", len(reason), reason)
+		}
+	}
 }

@@ -150,10 +150,15 @@ func NewService(st Store, az Authorizer, now func() time.Time) *Service {
 	return &Service{store: st, authz: az, now: now}
 }
 
+// MaxReasonBytes bounds the refusal message an event of a refused request
+// keeps: some quote what the request named (an organization id of a 1 MiB
+// body), and every refused request writes one.
+const MaxReasonBytes = 2 << 10
+
 // Denied records that actor was refused action on a route: what it tried,
 // never its body. Reads and writes alike are recorded.
 func (s *Service) Denied(ctx context.Context, actor authz.Actor, method, route, reason string) error {
-	ev := New(actor, "permission-denied", map[string]any{"method": method, "route": route, "reason": reason})
+	ev := New(actor, "permission-denied", map[string]any{"method": method, "route": route, "reason": Clip(reason, MaxReasonBytes)})
 	return s.store.AppendAudit(context.WithoutCancel(ctx), ev)
 }
 

@@ -430,7 +430,7 @@ func (m *Methods) verified(ctx context.Context, reg authmethod.Registration, c A
 func (m *Methods) auditFailure(ctx context.Context, actor authz.Actor, c AuthConfig, check string, attempt int, cause error) {
 	reason := "internal error"
 	if e, ok := errors.AsType[*errs.Error](cause); ok && e.Kind != errs.Internal {
-		reason = e.Message
+		reason = audit.Clip(e.Message, audit.MaxReasonBytes)
 	}
 	md := map[string]any{"identityId": c.IdentityID, "authConfigId": c.ID, "reason": reason}
 	if check != "" {

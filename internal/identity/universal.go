@@ -279,7 +279,7 @@ func (u *UA) auditFailure(ctx context.Context, l UALogin, ip, userAgent string, 
 	ident, ua := l.Identity, l.UA
 	reason := "internal error"
 	if e, ok := errors.AsType[*errs.Error](cause); ok && e.Kind != errs.Internal {
-		reason = e.Message
+		reason = audit.Clip(e.Message, audit.MaxReasonBytes)
 	}
 	actor := authz.Actor{Kind: authz.ActorIdentity, ID: ident.ID, OrgID: ident.OrgID, Name: ident.Name, IP: ip, UserAgent: userAgent}
 	u.store.AppendAudit(ctx, audit.New(actor, "login-identity-universal-auth-failed", map[string]any{"identityId": ident.ID,

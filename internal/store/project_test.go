@@ -562,6 +562,9 @@ func TestProjectsListEachProjectsEnvironments(t *testing.T) {
 		}
 		got := map[string][]string{}
 		for _, p := range ps {
+			if p.Environments == nil {
+				t.Errorf("project %s lists environments as null, want []", p.ID)
+			}
 			got[p.ID] = []string{}
 			for _, e := range p.Environments {
 				if e.ProjectID != p.ID {
