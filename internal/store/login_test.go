@@ -232,7 +232,7 @@ func loginsBehind(t *testing.T, d store.Dialect, o store.Options, db *store.DB, 
 // is committing are committed together, in one transaction (their audit
 // events carry its one time), and the group grants a limited secret's uses
 // exactly, in arrival order; a login whose write fails (PostgreSQL refuses
-// an invalid UTF-8 user agent) fails alone.
+// a user agent with a NUL byte) fails alone.
 func TestLoginsWaitingForACommitShareTheNext(t *testing.T) {
 	for _, d := range storetest.Engines {
 		t.Run(string(d), func(t *testing.T) {
@@ -293,9 +293,9 @@ func TestLoginsWaitingForACommitShareTheNext(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			results = loginsBehind(t, d, o, db, ua, clientID, secret, cs.ID, []string{"good", "bad \xff\xfe", "good"})
+			results = loginsBehind(t, d, o, db, ua, clientID, secret, cs.ID, []string{"good", "bad \x00", "good"})
 			if results[0] != nil || results[2] != nil || errs.KindOf(results[1]) != errs.Invalid {
-				t.Errorf("a group with one invalid UTF-8 user agent: %v, want nil, Invalid, nil", results)
+				t.Errorf("a group with one user agent PostgreSQL refuses (a NUL byte): %v, want nil, Invalid, nil", results)
 			}
 		})
 	}
