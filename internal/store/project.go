@@ -167,14 +167,14 @@ func (db *DB) Projects(ctx context.Context, orgID string, memberOnly bool, kind 
 func (db *DB) environmentsOf(ctx context.Context, ids []string) (map[string][]project.Environment, error) {
 	out := map[string][]project.Environment{}
 	for chunk := range slices.Chunk(ids, fillChunk) {
-		rows, err := db.readq(ctx, `SELECT id, project_id, name, slug, position, created_at, updated_at FROM environments
+		rows, err := db.readq(ctx, `SELECT `+envCols+` FROM environments
 			WHERE project_id IN (`+placeholders(len(chunk))+`) ORDER BY project_id, position, created_at`, withIDs(nil, chunk)...)
 		if err != nil {
 			return nil, dbErr(err, "Environments")
 		}
 		for rows.Next() {
-			var e project.Environment
-			if err := rows.Scan(&e.ID, &e.ProjectID, &e.Name, &e.Slug, &e.Position, timeCol{&e.CreatedAt}, timeCol{&e.UpdatedAt}); err != nil {
+			e, err := scanEnvironment(rows)
+			if err != nil {
 				rows.Close()
 				return nil, dbErr(err, "scan environment")
 			}
@@ -305,8 +305,15 @@ func (db *DB) CreateEnvironment(ctx context.Context, env project.Environment, ev
 	})
 }
 
-const qEnvironments = `SELECT id, project_id, name, slug, position, created_at, updated_at FROM environments
-	WHERE project_id = ? ORDER BY position, created_at`
+const envCols = `id, project_id, name, slug, position, created_at, updated_at`
+
+func scanEnvironment(sc interface{ Scan(...any) error }) (project.Environment, error) {
+	var e project.Environment
+	err := sc.Scan(&e.ID, &e.ProjectID, &e.Name, &e.Slug, &e.Position, timeCol{&e.CreatedAt}, timeCol{&e.UpdatedAt})
+	return e, err
+}
+
+const qEnvironments = `SELECT ` + envCols + ` FROM environments WHERE project_id = ? ORDER BY position, created_at`
 
 // Environments lists a project's environments by position.
 func (db *DB) Environments(ctx context.Context, projectID string) ([]project.Environment, error) {
@@ -317,8 +324,8 @@ func (db *DB) Environments(ctx context.Context, projectID string) ([]project.Env
 	defer rows.Close()
 	out := []project.Environment{}
 	for rows.Next() {
-		var e project.Environment
-		if err := rows.Scan(&e.ID, &e.ProjectID, &e.Name, &e.Slug, &e.Position, timeCol{&e.CreatedAt}, timeCol{&e.UpdatedAt}); err != nil {
+		e, err := scanEnvironment(rows)
+		if err != nil {
 			return nil, dbErr(err, "scan environment")
 		}
 		out = append(out, e)
@@ -328,9 +335,7 @@ func (db *DB) Environments(ctx context.Context, projectID string) ([]project.Env
 
 // EnvironmentByID returns an environment by id alone.
 func (db *DB) EnvironmentByID(ctx context.Context, id string) (project.Environment, error) {
-	var e project.Environment
-	err := db.readRow(ctx, `SELECT id, project_id, name, slug, position, created_at, updated_at FROM environments WHERE id = ?`, id).
-		Scan(&e.ID, &e.ProjectID, &e.Name, &e.Slug, &e.Position, timeCol{&e.CreatedAt}, timeCol{&e.UpdatedAt})
+	e, err := scanEnvironment(db.readRow(ctx, `SELECT `+envCols+` FROM environments WHERE id = ?`, id))
 	return e, dbErr(err, "EnvironmentByID")
 }
 
